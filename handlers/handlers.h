@@ -1,0 +1,25 @@
+/* Every handler, one file per API resource. A handler validates its input, calls the engine and
+ * writes the response; it keeps no state. */
+#ifndef AUGSERVE_HANDLERS_H
+#define AUGSERVE_HANDLERS_H
+
+struct request;
+struct response;
+
+/* system.c */
+void handle_healthz(struct request *req, struct response *resp);
+void handle_readyz(struct request *req, struct response *resp);
+void handle_metrics(struct request *req, struct response *resp);
+void handle_v1_info(struct request *req, struct response *resp);
+
+/* openapi.c */
+void handle_openapi(struct request *req, struct response *resp);
+
+/* static_files.c (server/) */
+void handle_static(struct request *req, struct response *resp);
+
+/* debug.c: mounted only with debug_routes, for tests of the server's own machinery. */
+void handle_debug_sleep(struct request *req, struct response *resp);
+void handle_debug_echo(struct request *req, struct response *resp);
+
+#endif

@@ -1,0 +1,100 @@
+#include "app.h"
+
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "admission.h"
+#include "auth.h"
+#include "handlers.h"
+#include "log.h"
+#include "metrics.h"
+#include "storage.h"
+
+/* The routing table. Health, readiness, metrics, the API description and the UI are public;
+ * everything under /v1 and /v2 needs a key when keys are configured. */
+static const struct route all_routes[] = {
+    {"GET", "/healthz", handle_healthz, ROUTE_PUBLIC, 0},
+    {"GET", "/readyz", handle_readyz, ROUTE_PUBLIC, 0},
+    {"GET", "/metrics", handle_metrics, ROUTE_PUBLIC, 0},
+    {"GET", "/openapi.json", handle_openapi, ROUTE_PUBLIC, 0},
+    {"GET", "/v1", handle_v1_info, 0, 0},
+    /* Debug routes: see app_route_is_debug. */
+    {"POST", "/v1/debug/sleep", handle_debug_sleep, ROUTE_HEAVY, AUTH_SCOPE_ADMIN},
+    {"POST", "/v1/debug/echo", handle_debug_echo, 0, AUTH_SCOPE_ADMIN},
+    /* Last: the web UI, for any GET nothing above matched. */
+    {"GET", "/*", handle_static, ROUTE_PUBLIC, 0},
+};
+
+#define ROUTE_COUNT (sizeof all_routes / sizeof all_routes[0])
+
+const struct route *app_all_routes(size_t *count)
+{
+    *count = ROUTE_COUNT;
+    return all_routes;
+}
+
+int app_route_is_debug(const struct route *route)
+{
+    return strncmp(route->pattern, "/v1/debug/", 10) == 0;
+}
+
+/* The routes in force: the table without the debug routes unless they are enabled. */
+static struct route *mount_routes(const struct config *cfg, size_t *count)
+{
+    struct route *routes = calloc(ROUTE_COUNT, sizeof *routes);
+    if (!routes) return NULL;
+    *count = 0;
+    for (size_t i = 0; i < ROUTE_COUNT; i++)
+        if (cfg->debug_routes || !app_route_is_debug(&all_routes[i]))
+            routes[(*count)++] = all_routes[i];
+    return routes;
+}
+
+int app_open(struct app *app, const struct config *cfg, char *err, size_t err_size)
+{
+    memset(app, 0, sizeof *app);
+    app->cfg = cfg;
+    app->started = time(NULL);
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    app->workers = cfg->workers > 0 ? cfg->workers : (int)(cores > 0 ? cores : 1);
+    char resolved[PATH_MAX];
+    if (realpath(cfg->static_dir, resolved))
+        app->static_root = strdup(resolved);
+    else
+        log_event("warn", "static", "static_dir %s does not exist; the web UI is not served",
+                  cfg->static_dir);
+    struct route *routes = mount_routes(cfg, &app->route_count);
+    app->routes = routes;
+    app->metrics = metrics_create();
+    if (!routes || !app->metrics) {
+        snprintf(err, err_size, "out of memory");
+        goto fail;
+    }
+    app->access_log = access_log_open(cfg->access_log, err, err_size);
+    if (!app->access_log) goto fail;
+    app->storage = storage_open(cfg->data_dir, err, err_size);
+    if (!app->storage) goto fail;
+    app->admission = admission_create(app->workers, cfg->queue);
+    if (!app->admission) {
+        snprintf(err, err_size, "cannot start %d worker threads", app->workers);
+        goto fail;
+    }
+    return 0;
+fail:
+    app_close(app);
+    return -1;
+}
+
+void app_close(struct app *app)
+{
+    admission_destroy(app->admission);
+    storage_close(app->storage);
+    access_log_close(app->access_log);
+    metrics_destroy(app->metrics);
+    free((void *)app->routes);
+    free(app->static_root);
+    memset(app, 0, sizeof *app);
+}

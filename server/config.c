@@ -1,0 +1,766 @@
+/* Settings are described once, in the table below; defaults, the file, the environment, flags,
+ * help and JSON output all walk that table so a new setting is one row, never five edits. */
+#include "config.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+
+#include <jansson.h>
+
+#include "auth.h"
+
+#define ENV_PREFIX "AUGSERVE_"
+/* The caller reads the file path from this variable, so it is no setting of ours. */
+#define ENV_RESERVED "AUGSERVE_CONFIG"
+
+enum setting_type {
+    TYPE_INT,
+    TYPE_INT64,
+    TYPE_BOOL,
+    TYPE_STRING,
+    TYPE_API_KEYS,
+};
+
+struct setting {
+    const char *key;
+    enum setting_type type;
+    size_t offset;
+    int64_t def;         /* numbers and bools */
+    const char *def_str; /* strings, and api_keys as JSON text */
+    int64_t min, max;
+    int secret;
+    /* Extra rule for a string beyond non-empty: NULL when fine, else why not. */
+    const char *(*check)(const char *value);
+    const char *help;
+};
+
+static const char *check_listen(const char *value);
+
+#define OFF(field) offsetof(struct config, field)
+#define INT_SETTING(k, d, lo, hi, h)                                                               \
+    {                                                                                              \
+        .key = #k, .type = TYPE_INT, .offset = OFF(k), .def = (d), .min = (lo), .max = (hi),       \
+        .help = (h)                                                                                \
+    }
+#define INT64_SETTING(k, d, lo, hi, h)                                                             \
+    {                                                                                              \
+        .key = #k, .type = TYPE_INT64, .offset = OFF(k), .def = (d), .min = (lo), .max = (hi),     \
+        .help = (h)                                                                                \
+    }
+#define BOOL_SETTING(k, d, h)                                                                      \
+    {                                                                                              \
+        .key = #k, .type = TYPE_BOOL, .offset = OFF(k), .def = (d), .help = (h)                    \
+    }
+#define STRING_SETTING(k, d, chk, h)                                                               \
+    {                                                                                              \
+        .key = #k, .type = TYPE_STRING, .offset = OFF(k), .def_str = (d), .check = (chk),          \
+        .help = (h)                                                                                \
+    }
+
+static const struct setting settings[] = {
+    STRING_SETTING(listen, "127.0.0.1:8080", check_listen,
+                   "address to listen on, host:port or [ipv6]:port; port 0 picks a free one"),
+    INT_SETTING(io_threads, 2, 1, 256, "threads serving connections"),
+    INT_SETTING(workers, 0, 0, 1024, "concurrent heavy requests; 0 = one per CPU core"),
+    INT_SETTING(queue, 64, 0, 100000, "heavy requests waiting for a worker before 429"),
+    INT_SETTING(connection_limit, 1000, 1, 100000, "open connections at once"),
+    INT_SETTING(connection_timeout_s, 30, 1, 3600, "idle connection timeout in seconds"),
+    INT_SETTING(connection_memory_limit, 131072, 16384, 16777216,
+                "bytes per connection for headers and buffers"),
+    INT64_SETTING(max_body_bytes, 67108864, 1, INT64_C(1099511627776), "request body cap in bytes"),
+    INT_SETTING(max_parts, 64, 1, 10000, "multipart parts cap"),
+    INT_SETTING(shutdown_grace_s, 10, 0, 3600, "seconds in-flight requests get after SIGTERM"),
+    STRING_SETTING(static_dir, "static", NULL, "web UI files served at /"),
+    STRING_SETTING(data_dir, "var", NULL, "embedded store and files"),
+    STRING_SETTING(access_log, "stderr", NULL, "access log: stderr, off or a file path"),
+    BOOL_SETTING(debug_routes, 0, "mount /v1/debug/* (tests only)"),
+    {
+        .key = "api_keys",
+        .type = TYPE_API_KEYS,
+        .offset = OFF(api_keys),
+        .def_str = "[]",
+        .secret = 1,
+        .help = "JSON array of {\"name\", \"sha256\", \"scopes\"}; empty = no auth",
+    },
+};
+
+#define SETTING_COUNT (sizeof settings / sizeof settings[0])
+
+/* Where a value came from, for messages: "config file x.json", "flag --queue", ... */
+struct source {
+    const char *kind;
+    const char *name;
+};
+
+static void set_err(char *err, size_t err_size, const struct source *src, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static void set_err(char *err, size_t err_size, const struct source *src, const char *fmt, ...)
+{
+    if (!err || err_size == 0) return;
+    size_t used = 0;
+    if (src) {
+        int n = snprintf(err, err_size, "%s %s: ", src->kind, src->name);
+        if (n < 0) n = 0;
+        used = (size_t)n < err_size ? (size_t)n : err_size - 1;
+    }
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err + used, err_size - used, fmt, ap);
+    va_end(ap);
+}
+
+static void *field(struct config *cfg, const struct setting *s)
+{
+    return (char *)cfg + s->offset;
+}
+
+static const void *cfield(const struct config *cfg, const struct setting *s)
+{
+    return (const char *)cfg + s->offset;
+}
+
+static const char *check_port(const char *port)
+{
+    size_t len = strlen(port);
+    if (len == 0) return "missing port after ':'";
+    if (len > 5 || strspn(port, "0123456789") != len) return "port must be a number 0..65535";
+    if (atol(port) > 65535) return "port must be a number 0..65535";
+    return NULL;
+}
+
+static const char *check_listen(const char *value)
+{
+    if (value[0] == '[') {
+        const char *close = strchr(value, ']');
+        if (!close) return "missing ']' after IPv6 address";
+        size_t host_len = (size_t)(close - value - 1);
+        if (host_len == 0) return "empty IPv6 address";
+        /* Only the characters of an IPv6 literal, so a typo fails here and not at bind time. */
+        for (const char *p = value + 1; p < close; p++)
+            if (!strchr("0123456789abcdefABCDEF:.", *p)) return "invalid character in IPv6 address";
+        if (close[1] != ':') return "expected :port after ']'";
+        return check_port(close + 2);
+    }
+    const char *colon = strrchr(value, ':');
+    if (!colon) return "expected host:port or [ipv6]:port";
+    if (colon == value) return "empty host";
+    for (const char *p = value; p < colon; p++) {
+        if (*p == ':') return "IPv6 addresses need brackets: [ipv6]:port";
+        if (!strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-_", *p))
+            return "invalid character in host";
+    }
+    return check_port(colon + 1);
+}
+
+static int hex_value(char c)
+{
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+}
+
+int config_parse_sha256_hex(const char *hex, unsigned char out[32])
+{
+    unsigned char tmp[32];
+    if (!hex) return -1;
+    for (size_t i = 0; i < 32; i++) {
+        /* Checking each digit before the next read also stops at a short string's NUL. */
+        int hi = hex_value(hex[2 * i]);
+        if (hi < 0) return -1;
+        int lo = hex_value(hex[2 * i + 1]);
+        if (lo < 0) return -1;
+        tmp[i] = (unsigned char)(hi << 4 | lo);
+    }
+    if (hex[64] != '\0') return -1;
+    memcpy(out, tmp, sizeof tmp);
+    return 0;
+}
+
+static void free_api_keys(struct config_api_key *keys, size_t count)
+{
+    for (size_t i = 0; i < count; i++)
+        free(keys[i].name);
+    free(keys);
+}
+
+static int parse_api_key(json_t *obj, size_t index, struct config_api_key *keys,
+                         const struct setting *s, const struct source *src, char *err,
+                         size_t err_size)
+{
+    if (!json_is_object(obj)) {
+        set_err(err, err_size, src, "\"%s\"[%zu]: expected an object", s->key, index);
+        return -1;
+    }
+    const char *k;
+    json_t *v;
+    json_object_foreach(obj, k, v)
+    {
+        if (strcmp(k, "name") && strcmp(k, "sha256") && strcmp(k, "scopes")) {
+            set_err(err, err_size, src, "\"%s\"[%zu]: unknown key \"%s\"", s->key, index, k);
+            return -1;
+        }
+    }
+
+    json_t *name = json_object_get(obj, "name");
+    if (!json_is_string(name) || json_string_length(name) == 0) {
+        set_err(err, err_size, src, "\"%s\"[%zu]: \"name\" must be a non-empty string", s->key,
+                index);
+        return -1;
+    }
+    /* Names identify keys in logs and metrics, so two keys with one name would be ambiguous. */
+    for (size_t i = 0; i < index; i++) {
+        if (strcmp(keys[i].name, json_string_value(name)) == 0) {
+            set_err(err, err_size, src, "\"%s\"[%zu]: duplicate name \"%s\"", s->key, index,
+                    json_string_value(name));
+            return -1;
+        }
+    }
+
+    struct config_api_key key = {0};
+    json_t *hash = json_object_get(obj, "sha256");
+    if (!json_is_string(hash) || config_parse_sha256_hex(json_string_value(hash), key.sha256)) {
+        set_err(err, err_size, src, "\"%s\"[%zu] (\"%s\"): \"sha256\" must be 64 hex digits",
+                s->key, index, json_string_value(name));
+        return -1;
+    }
+
+    json_t *scopes = json_object_get(obj, "scopes");
+    if (!json_is_array(scopes) || json_array_size(scopes) == 0) {
+        set_err(err, err_size, src,
+                "\"%s\"[%zu] (\"%s\"): \"scopes\" must be a non-empty array of scope names", s->key,
+                index, json_string_value(name));
+        return -1;
+    }
+    size_t i;
+    json_t *scope;
+    json_array_foreach(scopes, i, scope)
+    {
+        unsigned bit = json_is_string(scope) ? auth_scope_from_name(json_string_value(scope)) : 0;
+        if (!bit) {
+            if (json_is_string(scope))
+                set_err(err, err_size, src, "\"%s\"[%zu] (\"%s\"): unknown scope \"%s\"", s->key,
+                        index, json_string_value(name), json_string_value(scope));
+            else
+                set_err(err, err_size, src, "\"%s\"[%zu] (\"%s\"): scopes must be strings", s->key,
+                        index, json_string_value(name));
+            return -1;
+        }
+        key.scopes |= bit;
+    }
+
+    key.name = strdup(json_string_value(name));
+    if (!key.name) {
+        set_err(err, err_size, src, "\"%s\": out of memory", s->key);
+        return -1;
+    }
+    keys[index] = key;
+    return 0;
+}
+
+static int set_api_keys(struct config *cfg, const struct setting *s, json_t *value,
+                        const struct source *src, char *err, size_t err_size)
+{
+    if (!json_is_array(value)) {
+        set_err(err, err_size, src, "\"%s\": expected an array", s->key);
+        return -1;
+    }
+    size_t count = json_array_size(value);
+    struct config_api_key *keys = NULL;
+    if (count > 0) {
+        keys = calloc(count, sizeof *keys);
+        if (!keys) {
+            set_err(err, err_size, src, "\"%s\": out of memory", s->key);
+            return -1;
+        }
+    }
+    for (size_t i = 0; i < count; i++) {
+        if (parse_api_key(json_array_get(value, i), i, keys, s, src, err, err_size)) {
+            free_api_keys(keys, i);
+            return -1;
+        }
+    }
+    /* The key list is the one setting spread over two fields, so its type owns both. */
+    struct config_api_key **slot = field(cfg, s);
+    free_api_keys(*slot, cfg->api_key_count);
+    *slot = keys;
+    cfg->api_key_count = count;
+    return 0;
+}
+
+/* Stores a JSON value into the setting's field, checking type, range and rules. */
+static int set_from_json(struct config *cfg, const struct setting *s, json_t *value,
+                         const struct source *src, char *err, size_t err_size)
+{
+    switch (s->type) {
+    case TYPE_INT:
+    case TYPE_INT64: {
+        if (!json_is_integer(value)) {
+            set_err(err, err_size, src, "\"%s\": expected an integer", s->key);
+            return -1;
+        }
+        json_int_t n = json_integer_value(value);
+        if (n < s->min || n > s->max) {
+            set_err(err, err_size, src, "\"%s\": %lld is out of range [%lld, %lld]", s->key,
+                    (long long)n, (long long)s->min, (long long)s->max);
+            return -1;
+        }
+        if (s->type == TYPE_INT)
+            *(int *)field(cfg, s) = (int)n;
+        else
+            *(int64_t *)field(cfg, s) = (int64_t)n;
+        return 0;
+    }
+    case TYPE_BOOL:
+        if (!json_is_boolean(value)) {
+            set_err(err, err_size, src, "\"%s\": expected true or false", s->key);
+            return -1;
+        }
+        *(int *)field(cfg, s) = json_is_true(value);
+        return 0;
+    case TYPE_STRING: {
+        if (!json_is_string(value)) {
+            set_err(err, err_size, src, "\"%s\": expected a string", s->key);
+            return -1;
+        }
+        const char *str = json_string_value(value);
+        if (str[0] == '\0') {
+            set_err(err, err_size, src, "\"%s\": must not be empty", s->key);
+            return -1;
+        }
+        const char *why = s->check ? s->check(str) : NULL;
+        if (why) {
+            set_err(err, err_size, src, "\"%s\": \"%s\": %s", s->key, str, why);
+            return -1;
+        }
+        char *copy = strdup(str);
+        if (!copy) {
+            set_err(err, err_size, src, "\"%s\": out of memory", s->key);
+            return -1;
+        }
+        char **slot = field(cfg, s);
+        free(*slot);
+        *slot = copy;
+        return 0;
+    }
+    case TYPE_API_KEYS:
+        return set_api_keys(cfg, s, value, src, err, err_size);
+    }
+    set_err(err, err_size, src, "\"%s\": unsupported setting type", s->key);
+    return -1;
+}
+
+/* Whole decimal numbers only: strtoll alone would take spaces, '+', hex prefixes and junk.
+ * Returns 0, -1 for junk or -2 for a number past 64 bits. */
+static int parse_whole(const char *text, long long *out)
+{
+    const char *digits = text[0] == '-' ? text + 1 : text;
+    if (digits[0] == '\0' || strspn(digits, "0123456789") != strlen(digits)) return -1;
+    errno = 0;
+    long long n = strtoll(text, NULL, 10);
+    if (errno == ERANGE) return -2;
+    *out = n;
+    return 0;
+}
+
+static int parse_bool(const char *text, int *out)
+{
+    static const char *const truths[] = {"true", "1", "yes"};
+    static const char *const falsehoods[] = {"false", "0", "no"};
+    for (size_t i = 0; i < 3; i++) {
+        if (strcasecmp(text, truths[i]) == 0) {
+            *out = 1;
+            return 0;
+        }
+        if (strcasecmp(text, falsehoods[i]) == 0) {
+            *out = 0;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+/* Environment and flag values are text; turning them into JSON lets one setter check them all. */
+static int set_from_text(struct config *cfg, const struct setting *s, const char *text,
+                         const struct source *src, char *err, size_t err_size)
+{
+    json_t *value = NULL;
+    switch (s->type) {
+    case TYPE_INT:
+    case TYPE_INT64: {
+        long long n;
+        int rc = parse_whole(text, &n);
+        if (rc) {
+            set_err(err, err_size, src, "\"%s\": \"%s\" is %s", s->key, text,
+                    rc == -2 ? "too large" : "not a whole decimal number");
+            return -1;
+        }
+        value = json_integer(n);
+        break;
+    }
+    case TYPE_BOOL: {
+        int b;
+        if (parse_bool(text, &b)) {
+            set_err(err, err_size, src, "\"%s\": \"%s\" is not a boolean (true/false, 1/0, yes/no)",
+                    s->key, text);
+            return -1;
+        }
+        value = json_boolean(b);
+        break;
+    }
+    case TYPE_STRING:
+        /* json_string refuses invalid UTF-8, which config_to_json could not print later. */
+        value = json_string(text);
+        if (!value) {
+            set_err(err, err_size, src, "\"%s\": value is not valid UTF-8", s->key);
+            return -1;
+        }
+        break;
+    case TYPE_API_KEYS: {
+        json_error_t jerr;
+        value = json_loads(text, JSON_REJECT_DUPLICATES, &jerr);
+        if (!value) {
+            set_err(err, err_size, src, "\"%s\": invalid JSON at line %d, column %d: %s", s->key,
+                    jerr.line, jerr.column, jerr.text);
+            return -1;
+        }
+        break;
+    }
+    }
+    if (!value) {
+        set_err(err, err_size, src, "\"%s\": out of memory", s->key);
+        return -1;
+    }
+    int rc = set_from_json(cfg, s, value, src, err, err_size);
+    json_decref(value);
+    return rc;
+}
+
+static int apply_defaults(struct config *cfg, char *err, size_t err_size)
+{
+    for (size_t i = 0; i < SETTING_COUNT; i++) {
+        const struct setting *s = &settings[i];
+        /* Text defaults go through the checks too, so a bad table row fails every run loudly. */
+        struct source src = {"built-in default", s->key};
+        switch (s->type) {
+        case TYPE_INT:
+            *(int *)field(cfg, s) = (int)s->def;
+            break;
+        case TYPE_INT64:
+            *(int64_t *)field(cfg, s) = s->def;
+            break;
+        case TYPE_BOOL:
+            *(int *)field(cfg, s) = s->def != 0;
+            break;
+        case TYPE_STRING:
+        case TYPE_API_KEYS:
+            if (set_from_text(cfg, s, s->def_str, &src, err, err_size)) return -1;
+            break;
+        }
+    }
+    return 0;
+}
+
+static const struct setting *find_key(const char *key)
+{
+    for (size_t i = 0; i < SETTING_COUNT; i++)
+        if (strcmp(settings[i].key, key) == 0) return &settings[i];
+    return NULL;
+}
+
+static int load_file(struct config *cfg, const char *path, char *err, size_t err_size)
+{
+    struct source src = {"config file", path};
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        set_err(err, err_size, &src, "cannot open: %s", strerror(errno));
+        return -1;
+    }
+    /* A directory opens fine on Linux and would then read as an empty, "invalid" document. */
+    struct stat st;
+    if (fstat(fileno(f), &st) == 0 && S_ISDIR(st.st_mode)) {
+        set_err(err, err_size, &src, "is a directory");
+        fclose(f);
+        return -1;
+    }
+    json_error_t jerr;
+    json_t *root = json_loadf(f, JSON_REJECT_DUPLICATES, &jerr);
+    fclose(f);
+    if (!root) {
+        set_err(err, err_size, &src, "invalid JSON at line %d, column %d: %s", jerr.line,
+                jerr.column, jerr.text);
+        return -1;
+    }
+    if (!json_is_object(root)) {
+        set_err(err, err_size, &src, "top level must be a JSON object");
+        json_decref(root);
+        return -1;
+    }
+    int rc = 0;
+    const char *key;
+    json_t *value;
+    json_object_foreach(root, key, value)
+    {
+        const struct setting *s = find_key(key);
+        if (!s) {
+            /* A misspelt key would otherwise leave its setting at the default unnoticed. */
+            set_err(err, err_size, &src, "unknown key \"%s\"", key);
+            rc = -1;
+        } else {
+            rc = set_from_json(cfg, s, value, &src, err, err_size);
+        }
+        if (rc) break;
+    }
+    json_decref(root);
+    return rc;
+}
+
+/* The variable name of a setting: AUGSERVE_ + upper-case key. */
+static void env_name(const struct setting *s, char *out, size_t size)
+{
+    size_t n = (size_t)snprintf(out, size, "%s", ENV_PREFIX);
+    for (const char *k = s->key; *k && n + 1 < size; k++)
+        out[n++] = (char)(*k >= 'a' && *k <= 'z' ? *k - 'a' + 'A' : *k);
+    out[n < size ? n : size - 1] = '\0';
+}
+
+/* The flag of a setting: -- + key with '_' as '-'. */
+static void flag_name(const struct setting *s, char *out, size_t size)
+{
+    size_t n = (size_t)snprintf(out, size, "--");
+    for (const char *k = s->key; *k && n + 1 < size; k++)
+        out[n++] = *k == '_' ? '-' : *k;
+    out[n < size ? n : size - 1] = '\0';
+}
+
+#define NAME_MAX_LEN 64
+
+static int load_env(struct config *cfg, char *const envp[], char *err, size_t err_size)
+{
+    for (size_t e = 0; envp[e]; e++) {
+        const char *entry = envp[e];
+        const char *eq = strchr(entry, '=');
+        size_t name_len = eq ? (size_t)(eq - entry) : strlen(entry);
+        if (strncmp(entry, ENV_PREFIX, strlen(ENV_PREFIX)) != 0 || !eq) continue;
+        if (name_len == strlen(ENV_RESERVED) && strncmp(entry, ENV_RESERVED, name_len) == 0)
+            continue;
+        const struct setting *s = NULL;
+        char name[NAME_MAX_LEN];
+        for (size_t i = 0; i < SETTING_COUNT && !s; i++) {
+            env_name(&settings[i], name, sizeof name);
+            if (strlen(name) == name_len && strncmp(entry, name, name_len) == 0) s = &settings[i];
+        }
+        if (!s) {
+            /* A misspelt variable would otherwise be silently dropped. */
+            set_err(err, err_size, NULL, "environment variable %.*s: no such setting",
+                    (int)name_len, entry);
+            return -1;
+        }
+        struct source src = {"environment variable", name};
+        if (set_from_text(cfg, s, eq + 1, &src, err, err_size)) return -1;
+    }
+    return 0;
+}
+
+static int load_flags(struct config *cfg, int argc, char *const argv[], char *err, size_t err_size)
+{
+    for (int a = 0; a < argc; a++) {
+        const char *arg = argv[a];
+        if (strncmp(arg, "--", 2) != 0) {
+            set_err(err, err_size, NULL, "unexpected argument \"%s\" (settings are --flags)", arg);
+            return -1;
+        }
+        const char *eq = strchr(arg, '=');
+        size_t name_len = eq ? (size_t)(eq - arg) : strlen(arg);
+        const struct setting *s = NULL;
+        char name[NAME_MAX_LEN];
+        for (size_t i = 0; i < SETTING_COUNT && !s; i++) {
+            flag_name(&settings[i], name, sizeof name);
+            if (strlen(name) == name_len && strncmp(arg, name, name_len) == 0) s = &settings[i];
+        }
+        if (!s) {
+            set_err(err, err_size, NULL, "unknown flag %.*s", (int)name_len, arg);
+            return -1;
+        }
+        struct source src = {"flag", name};
+        const char *value;
+        if (eq) {
+            value = eq + 1;
+        } else {
+            /* "--listen --workers 3" is a forgotten value, not a listen address of "--workers". */
+            if (a + 1 >= argc || strncmp(argv[a + 1], "--", 2) == 0) {
+                set_err(err, err_size, &src, "missing its value");
+                return -1;
+            }
+            value = argv[++a];
+        }
+        if (set_from_text(cfg, s, value, &src, err, err_size)) return -1;
+    }
+    return 0;
+}
+
+int config_load(struct config *cfg, const char *path, char *const envp[], int argc,
+                char *const argv[], char *err, size_t err_size)
+{
+    struct config tmp;
+    memset(&tmp, 0, sizeof tmp);
+    if (err && err_size > 0) err[0] = '\0';
+    /* Built aside and copied at the end, so a failure never leaves a half-loaded cfg. */
+    if (apply_defaults(&tmp, err, err_size) || (path && load_file(&tmp, path, err, err_size)) ||
+        (envp && load_env(&tmp, envp, err, err_size)) ||
+        load_flags(&tmp, argc, argv, err, err_size)) {
+        config_free(&tmp);
+        memset(cfg, 0, sizeof *cfg);
+        return -1;
+    }
+    *cfg = tmp;
+    return 0;
+}
+
+void config_free(struct config *cfg)
+{
+    if (!cfg) return;
+    for (size_t i = 0; i < SETTING_COUNT; i++) {
+        const struct setting *s = &settings[i];
+        if (s->type == TYPE_STRING) {
+            char **slot = field(cfg, s);
+            free(*slot);
+            *slot = NULL;
+        }
+    }
+    free_api_keys(cfg->api_keys, cfg->api_key_count);
+    cfg->api_keys = NULL;
+    cfg->api_key_count = 0;
+}
+
+static json_t *api_keys_to_json(const struct config *cfg, int redact)
+{
+    json_t *arr = json_array();
+    if (!arr) return NULL;
+    for (size_t i = 0; i < cfg->api_key_count; i++) {
+        const struct config_api_key *key = &cfg->api_keys[i];
+        char hex[65];
+        for (size_t b = 0; b < 32; b++)
+            snprintf(hex + 2 * b, 3, "%02x", key->sha256[b]);
+        json_t *scopes = json_array();
+        if (!scopes) goto fail;
+        /* "o" hands scopes to the object, even when packing fails. */
+        json_t *obj = json_pack("{s:s, s:s, s:o}", "name", key->name, "sha256",
+                                redact ? "<redacted>" : hex, "scopes", scopes);
+        if (!obj || json_array_append_new(arr, obj)) goto fail;
+        /* Lowest bit first, which is the documented order augment, infer, jobs, admin. */
+        for (unsigned bit = 1; bit != 0; bit <<= 1) {
+            const char *name = (key->scopes & bit) ? auth_scope_name(bit) : NULL;
+            if (name && json_array_append_new(scopes, json_string(name))) goto fail;
+        }
+    }
+    return arr;
+fail:
+    json_decref(arr);
+    return NULL;
+}
+
+static json_t *setting_to_json(const struct config *cfg, const struct setting *s, int redact)
+{
+    if (redact && s->secret && s->type != TYPE_API_KEYS) return json_string("<redacted>");
+    switch (s->type) {
+    case TYPE_INT:
+        return json_integer(*(const int *)cfield(cfg, s));
+    case TYPE_INT64:
+        return json_integer(*(const int64_t *)cfield(cfg, s));
+    case TYPE_BOOL:
+        return json_boolean(*(const int *)cfield(cfg, s));
+    case TYPE_STRING: {
+        const char *str = *(char *const *)cfield(cfg, s);
+        return str ? json_string(str) : json_null();
+    }
+    case TYPE_API_KEYS:
+        /* Only the hashes are secret; names and scopes are what an operator needs to see. */
+        return api_keys_to_json(cfg, redact && s->secret);
+    }
+    return NULL;
+}
+
+char *config_to_json(const struct config *cfg, int redact)
+{
+    json_t *root = json_object();
+    if (!root) return NULL;
+    for (size_t i = 0; i < SETTING_COUNT; i++) {
+        if (json_object_set_new(root, settings[i].key,
+                                setting_to_json(cfg, &settings[i], redact))) {
+            json_decref(root);
+            return NULL;
+        }
+    }
+    char *text = json_dumps(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+    json_decref(root);
+    if (!text) return NULL;
+    /* A trailing newline makes the output a proper text file, like config/augserve.json. */
+    size_t len = strlen(text);
+    char *out = malloc(len + 2);
+    if (out) {
+        memcpy(out, text, len);
+        out[len] = '\n';
+        out[len + 1] = '\0';
+    }
+    free(text);
+    return out;
+}
+
+static const char *metavar(const struct setting *s)
+{
+    switch (s->type) {
+    case TYPE_INT:
+    case TYPE_INT64:
+        return "N";
+    case TYPE_BOOL:
+        return "BOOL";
+    case TYPE_STRING:
+        return "TEXT";
+    case TYPE_API_KEYS:
+        return "JSON";
+    }
+    return "VALUE";
+}
+
+void config_print_help(FILE *out)
+{
+    char flag[NAME_MAX_LEN + 8], env[NAME_MAX_LEN];
+    int flag_width = 0, env_width = 0;
+    for (size_t i = 0; i < SETTING_COUNT; i++) {
+        const struct setting *s = &settings[i];
+        flag_name(s, flag, sizeof flag);
+        env_name(s, env, sizeof env);
+        int fw = (int)(strlen(flag) + 1 + strlen(metavar(s)));
+        int ew = (int)strlen(env);
+        flag_width = fw > flag_width ? fw : flag_width;
+        env_width = ew > env_width ? ew : env_width;
+    }
+    for (size_t i = 0; i < SETTING_COUNT; i++) {
+        const struct setting *s = &settings[i];
+        char name[NAME_MAX_LEN];
+        flag_name(s, name, sizeof name);
+        snprintf(flag, sizeof flag, "%s %s", name, metavar(s));
+        env_name(s, env, sizeof env);
+        fprintf(out, "  %-*s   %-*s   (default ", flag_width, flag, env_width, env);
+        switch (s->type) {
+        case TYPE_INT:
+        case TYPE_INT64:
+            fprintf(out, "%lld) %s [%lld, %lld]\n", (long long)s->def, s->help, (long long)s->min,
+                    (long long)s->max);
+            break;
+        case TYPE_BOOL:
+            fprintf(out, "%s) %s\n", s->def ? "true" : "false", s->help);
+            break;
+        case TYPE_STRING:
+        case TYPE_API_KEYS:
+            fprintf(out, "%s) %s\n", s->def_str, s->help);
+            break;
+        }
+    }
+}

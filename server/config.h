@@ -1,0 +1,55 @@
+/* Server settings: one table of keys with defaults and ranges, filled from (in rising precedence)
+ * the embedded defaults, a JSON file, AUGSERVE_* environment variables and --flags. */
+#ifndef AUGSERVE_CONFIG_H
+#define AUGSERVE_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+/* One configured API key. Only the SHA-256 of the key is ever held. */
+struct config_api_key {
+    char *name;
+    unsigned char sha256[32];
+    unsigned scopes; /* bitmask of AUTH_SCOPE_* (auth.h) */
+};
+
+struct config {
+    char *listen;                /* "host:port" or "[v6]:port"; port 0 picks a free one */
+    int io_threads;              /* libmicrohttpd thread pool size */
+    int workers;                 /* concurrent heavy requests; 0 = one per CPU core */
+    int queue;                   /* heavy requests waiting for a worker before 429 */
+    int connection_limit;        /* open connections at once */
+    int connection_timeout_s;    /* idle connection timeout */
+    int connection_memory_limit; /* bytes per connection for headers and buffers */
+    int64_t max_body_bytes;      /* request body cap (413 past it) */
+    int max_parts;               /* multipart parts cap (413 past it) */
+    int shutdown_grace_s;        /* time in-flight requests get after SIGTERM */
+    char *static_dir;            /* web UI files served at / */
+    char *data_dir;              /* embedded store and files */
+    char *access_log;            /* "stderr", "off" or a file path */
+    int debug_routes;            /* bool: mount /v1/debug/... (tests only) */
+    struct config_api_key *api_keys;
+    size_t api_key_count;
+};
+
+/* Fills cfg with the defaults, then the JSON file at path (NULL: none), then the variables in envp
+ * (NULL-terminated "NAME=value" strings, as environ), then argv[0..argc), which holds only setting
+ * flags ("--max-body-bytes 10" or "--max-body-bytes=10"). Returns 0, or -1 with a message naming
+ * the key and the source in err; cfg then holds nothing to free. */
+int config_load(struct config *cfg, const char *path, char *const envp[], int argc,
+                char *const argv[], char *err, size_t err_size);
+
+void config_free(struct config *cfg);
+
+/* The effective settings as a JSON document (malloc'd, caller frees). With redact, secret values
+ * (key hashes) are replaced by "<redacted>". */
+char *config_to_json(const struct config *cfg, int redact);
+
+/* One line per setting: flag, environment variable, default and meaning. */
+void config_print_help(FILE *out);
+
+/* Parses a 64-hex-digit SHA-256 into out. Returns 0 or -1. */
+int config_parse_sha256_hex(const char *hex, unsigned char out[32]);
+
+#endif

@@ -1,0 +1,31 @@
+/* Request metrics in Prometheus' text exposition format: counts by route, method and status, and
+ * latency histograms by route and method. Routes are patterns ("/v1/models/{name}"), so the number
+ * of series stays bounded whatever paths clients send. */
+#ifndef AUGSERVE_METRICS_H
+#define AUGSERVE_METRICS_H
+
+struct metrics;
+
+/* Point-in-time values the caller reads when rendering. */
+struct metrics_gauges {
+    long in_flight; /* requests received and not yet answered */
+    int workers_busy;
+    int queue_depth;
+    int workers;
+    long resident_bytes; /* process RSS, -1 if unknown */
+};
+
+struct metrics *metrics_create(void);
+void metrics_destroy(struct metrics *m);
+
+/* Records one answered request. Returns 0, or -1 when memory ran out (the sample is lost). */
+int metrics_observe(struct metrics *m, const char *route, const char *method, int status,
+                    double seconds);
+
+/* The exposition text (malloc'd), or NULL when memory ran out. */
+char *metrics_render(struct metrics *m, const struct metrics_gauges *gauges);
+
+/* Resident set size of this process in bytes, from /proc/self/statm; -1 if unreadable. */
+long metrics_process_rss(void);
+
+#endif

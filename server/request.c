@@ -1,0 +1,42 @@
+#include "request.h"
+
+#include <string.h>
+#include <strings.h>
+
+static const char *kv_find(const struct request_kv *kv, size_t n, const char *name, int ignore_case)
+{
+    for (size_t i = 0; i < n; i++) {
+        int same = ignore_case ? strcasecmp(kv[i].name, name) == 0 : strcmp(kv[i].name, name) == 0;
+        if (same) return kv[i].value;
+    }
+    return NULL;
+}
+
+const char *request_query(const struct request *req, const char *name)
+{
+    return kv_find(req->query, req->query_count, name, 0);
+}
+
+const char *request_header(const struct request *req, const char *name)
+{
+    return kv_find(req->headers, req->header_count, name, 1);
+}
+
+const char *request_param(const struct request *req, const char *name)
+{
+    /* Parameter values point into the path; the HTTP layer stores each one NUL-terminated in
+     * param_values so handlers get plain strings. */
+    size_t len = strlen(name);
+    for (size_t i = 0; i < req->params.count; i++)
+        if (req->params.items[i].name_len == len &&
+            memcmp(req->params.items[i].name, name, len) == 0)
+            return req->param_values[i];
+    return NULL;
+}
+
+const struct request_part *request_part(const struct request *req, const char *name)
+{
+    for (size_t i = 0; i < req->part_count; i++)
+        if (strcmp(req->parts[i].name, name) == 0) return &req->parts[i];
+    return NULL;
+}

@@ -1,0 +1,160 @@
+#include "response.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+void response_init(struct response *resp)
+{
+    memset(resp, 0, sizeof *resp);
+    resp->fd = -1;
+}
+
+void response_clear(struct response *resp)
+{
+    free(resp->body);
+    if (resp->fd >= 0) close(resp->fd);
+    for (size_t i = 0; i < resp->header_count; i++) {
+        free(resp->headers[i].name);
+        free(resp->headers[i].value);
+    }
+    response_init(resp);
+}
+
+void response_bytes(struct response *resp, int status, const char *content_type,
+                    unsigned char *data, size_t size)
+{
+    free(resp->body);
+    resp->status = status;
+    resp->content_type = content_type;
+    resp->body = data;
+    resp->body_size = size;
+    resp->error_code = NULL;
+}
+
+void response_text(struct response *resp, int status, const char *content_type, const char *text,
+                   size_t size)
+{
+    unsigned char *copy = malloc(size ? size : 1);
+    if (!copy) {
+        response_error(resp, 500, "out of memory");
+        return;
+    }
+    memcpy(copy, text, size);
+    response_bytes(resp, status, content_type, copy, size);
+}
+
+void response_json(struct response *resp, int status, json_t *doc)
+{
+    char *text = doc ? json_dumps(doc, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+    json_decref(doc);
+    if (!text) {
+        response_error(resp, 500, "out of memory while writing the response");
+        return;
+    }
+    response_bytes(resp, status, "application/json", (unsigned char *)text, strlen(text));
+}
+
+static void set_error(struct response *resp, int status, const char *code, const char *fmt,
+                      va_list ap)
+{
+    free(resp->body);
+    resp->body = NULL;
+    resp->body_size = 0;
+    resp->status = status;
+    resp->content_type = "application/json";
+    resp->error_code = code;
+    vsnprintf(resp->error_message, sizeof resp->error_message, fmt, ap);
+}
+
+void response_error(struct response *resp, int status, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    set_error(resp, status, error_code_for_status(status), fmt, ap);
+    va_end(ap);
+}
+
+void response_error_code(struct response *resp, int status, const char *code, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    set_error(resp, status, code, fmt, ap);
+    va_end(ap);
+}
+
+void response_header(struct response *resp, const char *name, const char *fmt, ...)
+{
+    if (resp->header_count == RESPONSE_MAX_HEADERS) return;
+    char *value = NULL;
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vasprintf(&value, fmt, ap);
+    va_end(ap);
+    char *name_copy = strdup(name);
+    if (n < 0 || !name_copy) {
+        if (n >= 0) free(value);
+        free(name_copy);
+        return;
+    }
+    resp->headers[resp->header_count].name = name_copy;
+    resp->headers[resp->header_count].value = value;
+    resp->header_count++;
+}
+
+const char *error_code_for_status(int status)
+{
+    switch (status) {
+    case 400:
+        return "bad_request";
+    case 401:
+        return "unauthorized";
+    case 403:
+        return "forbidden";
+    case 404:
+        return "not_found";
+    case 405:
+        return "method_not_allowed";
+    case 408:
+        return "request_timeout";
+    case 413:
+        return "payload_too_large";
+    case 415:
+        return "unsupported_media_type";
+    case 422:
+        return "unprocessable";
+    case 429:
+        return "too_many_requests";
+    case 503:
+        return "unavailable";
+    default:
+        return status >= 500 ? "internal" : "bad_request";
+    }
+}
+
+/* Messages may quote client input; JSON needs valid UTF-8, so anything else becomes '?'. */
+static json_t *json_string_lossy(const char *text)
+{
+    json_t *s = json_string(text);
+    if (s) return s;
+    char *copy = strdup(text);
+    if (!copy) return NULL;
+    for (char *c = copy; *c; c++)
+        if ((unsigned char)*c >= 0x80) *c = '?';
+    s = json_string(copy);
+    free(copy);
+    return s;
+}
+
+char *error_envelope(const char *code, const char *message, const char *request_id)
+{
+    json_t *doc = json_pack("{s:{s:s, s:o*, s:o*}}", "error", "code", code, "message",
+                            json_string_lossy(message), "request_id",
+                            json_string_lossy(request_id ? request_id : ""));
+    if (!doc) return NULL;
+    char *text = json_dumps(doc, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    json_decref(doc);
+    return text;
+}

@@ -1,0 +1,58 @@
+/* What a handler returns: a status, headers and a body in memory or in a file, or an error that
+ * the HTTP layer turns into the one JSON error envelope. */
+#ifndef AUGSERVE_RESPONSE_H
+#define AUGSERVE_RESPONSE_H
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define RESPONSE_MAX_HEADERS 8
+
+struct response_header {
+    char *name;
+    char *value;
+};
+
+struct response {
+    int status;
+    const char *content_type; /* a string literal */
+    unsigned char *body;      /* owned, malloc'd */
+    size_t body_size;
+    int fd; /* a file body when >= 0: owned, closed after sending */
+    uint64_t fd_size;
+    struct response_header headers[RESPONSE_MAX_HEADERS];
+    size_t header_count;
+    const char *error_code; /* set: an error envelope is sent with error_message */
+    char error_message[512];
+};
+
+void response_init(struct response *resp);
+void response_clear(struct response *resp);
+
+/* Serialises doc (the reference is stolen) as application/json. */
+void response_json(struct response *resp, int status, json_t *doc);
+/* Takes ownership of data (malloc'd). */
+void response_bytes(struct response *resp, int status, const char *content_type,
+                    unsigned char *data, size_t size);
+/* A copy of text. */
+void response_text(struct response *resp, int status, const char *content_type, const char *text,
+                   size_t size);
+/* An error envelope with the code that belongs to the status (error_code_for_status). */
+void response_error(struct response *resp, int status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* An error envelope with a more specific code, such as "invalid_policy". */
+void response_error_code(struct response *resp, int status, const char *code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+/* Adds a header (copied); silently ignored past RESPONSE_MAX_HEADERS, which is a programming
+ * error caught by tests. */
+void response_header(struct response *resp, const char *name, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* The machine-readable code for an HTTP error status, e.g. 413 -> "payload_too_large". */
+const char *error_code_for_status(int status);
+
+/* The envelope {"error": {"code", "message", "request_id"}} as a JSON string (malloc'd). */
+char *error_envelope(const char *code, const char *message, const char *request_id);
+
+#endif
