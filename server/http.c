@@ -351,7 +351,8 @@ static enum MHD_Result on_complete(struct exchange *ex)
     if (ex->early_error) return send_response(ex);
     int built = build_request(ex);
     if (built == MULTIPART_MALFORMED)
-        return send_error(ex, 400, "malformed multipart/form-data body: it ends inside a part");
+        return send_error(ex, 400,
+                          "malformed multipart/form-data body: no part, or it ends inside one");
     if (built != 0) return send_error(ex, 503, "out of memory while reading the request");
     if (!(ex->route->flags & ROUTE_HEAVY)) {
         run_handler(ex);

@@ -115,6 +115,9 @@ enum multipart_status multipart_end(struct multipart *mp, struct request_part **
     if (MHD_destroy_post_processor(mp->pp) != MHD_YES && mp->status == MULTIPART_OK)
         mp->status = MULTIPART_MALFORMED;
     mp->pp = NULL;
+    /* The post processor skips anything before the first boundary as a preamble, so a body with
+     * no boundary at all would pass as zero parts; RFC 2046 requires at least one part. */
+    if (mp->status == MULTIPART_OK && mp->count == 0) mp->status = MULTIPART_MALFORMED;
     enum multipart_status status = mp->status;
     if (status == MULTIPART_OK) {
         *parts = mp->parts;

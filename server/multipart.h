@@ -25,7 +25,8 @@ struct multipart *multipart_begin(struct MHD_Connection *conn, size_t max_parts)
 enum multipart_status multipart_feed(struct multipart *mp, const char *data, size_t size);
 
 /* Ends the body and hands the parts over to the caller (free them with multipart_free_parts).
- * Frees mp in every case. A body that ends mid-part is MULTIPART_MALFORMED. */
+ * Frees mp in every case. A body without any part, or one that ends mid-part, is
+ * MULTIPART_MALFORMED. */
 enum multipart_status multipart_end(struct multipart *mp, struct request_part **parts,
                                     size_t *count);
 

@@ -50,6 +50,7 @@ static int method_matches(const struct route *r, const char *method)
 
 static void allow_add(char *allow, size_t allow_size, const char *method)
 {
+    if (allow_size == 0) return; /* the caller wants no list: allow is not even terminated */
     size_t len = strlen(allow), mlen = strlen(method);
     /* Already listed? Methods are whole words separated by ", ". */
     for (const char *hit = strstr(allow, method); hit; hit = strstr(hit + 1, method)) {

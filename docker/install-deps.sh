@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# The one list of Debian 12 packages augserve needs, used by the README, CI and the Dockerfile.
+#   docker/install-deps.sh            build, test and run (developers, CI, the build stage)
+#   docker/install-deps.sh --runtime  run only (the runtime stage of the image)
+# Idempotent: installs only what is missing, and fails loudly when apt does.
+set -euo pipefail
+
+build_packages=(
+  build-essential cmake pkg-config clang-format
+  libmicrohttpd-dev   # HTTP server
+  libjansson-dev      # JSON
+  libssl-dev          # SHA-256, constant-time compare, random keys
+  libsqlite3-dev      # embedded store
+  libcmocka-dev       # unit tests
+  libcurl4-openssl-dev # integration tests' HTTP client
+  ca-certificates curl
+)
+runtime_packages=(
+  libmicrohttpd12 libjansson4 libssl3 libsqlite3-0
+  ca-certificates curl # curl: the image's HEALTHCHECK
+)
+
+case "${1:-}" in
+  "") packages=("${build_packages[@]}") ;;
+  --runtime) packages=("${runtime_packages[@]}") ;;
+  *) echo "usage: $0 [--runtime]" >&2; exit 2 ;;
+esac
+
+missing=()
+for p in "${packages[@]}"; do
+  status=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
+  [[ "$status" == "install ok installed" ]] || missing+=("$p")
+done
+if [[ ${#missing[@]} -eq 0 ]]; then
+  echo "install-deps: all ${#packages[@]} packages present"
+  exit 0
+fi
+
+sudo=""
+if [[ $(id -u) -ne 0 ]]; then
+  command -v sudo >/dev/null || { echo "install-deps: run as root or install sudo" >&2; exit 1; }
+  sudo="sudo"
+fi
+echo "install-deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -q
+$sudo apt-get install -y -q --no-install-recommends "${missing[@]}"
