@@ -23,9 +23,8 @@ void log_format_time(char *buf, size_t size)
     struct tm tm;
     clock_gettime(CLOCK_REALTIME, &now);
     gmtime_r(&now.tv_sec, &tm);
-    char seconds[24];
-    strftime(seconds, sizeof seconds, "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(buf, size, "%s.%03ldZ", seconds, now.tv_nsec / 1000000);
+    size_t used = strftime(buf, size, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(buf + used, size - used, ".%03dZ", (int)(now.tv_nsec / 1000000) % 1000);
 }
 
 /* Writes doc as one line and frees it. */

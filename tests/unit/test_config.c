@@ -401,10 +401,10 @@ static void test_bool(void **state)
         assert_int_equal(cfg.debug_routes, good[i].value);
         config_free(&cfg);
     }
-    static const char *const bad[] = {"maybe", "", "2", "on", "truee", " true"};
+    static const char bad[][8] = {"maybe", "", "2", "on", "truee", " true"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         expect_flag_error("--debug-routes", bad[i], "flag --debug-routes", "not a boolean");
-        char var[64];
+        char var[128];
         snprintf(var, sizeof var, "AUGSERVE_DEBUG_ROUTES=%s", bad[i]);
         char *env[] = {var, NULL};
         expect_error(NULL, env, 0, NULL, "AUGSERVE_DEBUG_ROUTES", "not a boolean");
