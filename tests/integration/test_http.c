@@ -16,7 +16,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <jansson.h>
 
@@ -986,6 +991,100 @@ static void test_shutdown_grace_expires(void **state)
     harness_pass(state);
 }
 
+/* Opens a keep-alive connection to the server, with a 5 s receive timeout. */
+static int open_connection(const struct server *srv)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(fd >= 0);
+    struct timeval timeout = {.tv_sec = 5};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
+    struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons((uint16_t)srv->port)};
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(connect(fd, (struct sockaddr *)&addr, sizeof addr), 0);
+    return fd;
+}
+
+/* Sends a GET on fd and reads one response whose body is JSON (so it ends with '}'), into buf. */
+static void raw_get(int fd, const char *path, char *buf, size_t size)
+{
+    char request[256];
+    int n = snprintf(request, sizeof request, "GET %s HTTP/1.1\r\nHost: t\r\n\r\n", path);
+    assert_int_equal(send(fd, request, (size_t)n, MSG_NOSIGNAL), n);
+    size_t used = 0;
+    while (used + 1 < size) {
+        ssize_t got = recv(fd, buf + used, size - 1 - used, 0);
+        if (got <= 0) break;
+        used += (size_t)got;
+        buf[used] = '\0';
+        const char *body = strstr(buf, "\r\n\r\n");
+        if (body && used > 0 && buf[used - 1] == '}') break;
+    }
+    buf[used] = '\0';
+}
+
+/* A request that arrives on a connection opened before SIGTERM is answered 503 with
+ * "Connection: close", while the request in flight still finishes. */
+static void test_shutdown_refuses_on_open_connections(void **state)
+{
+    struct server *srv =
+        harness_start(state, "{\"shutdown_grace_s\":10,\"workers\":1,\"debug_routes\":true}");
+    int fd = open_connection(srv);
+    char buf[4096];
+    raw_get(fd, "/healthz", buf, sizeof buf);
+    assert_contains(buf, "HTTP/1.1 200");
+
+    struct http_request sleep_req = {.method = "POST", .path = "/v1/debug/sleep?ms=1500"};
+    struct http_async *inflight = http_async_start(srv, &sleep_req);
+    double busy = -1;
+    if (metrics_wait(srv, "augserve_workers_busy", 1, 5000, &busy) != 1)
+        fail_msg("workers_busy is %g, expected 1", busy);
+    assert_int_equal(kill(srv->pid, SIGTERM), 0);
+    /* The listening socket closes when the server has taken the signal. */
+    double deadline = harness_now() + 5;
+    while (tcp_connect_errno(srv->port) == 0 && harness_now() < deadline)
+        usleep(10000);
+
+    raw_get(fd, "/healthz", buf, sizeof buf);
+    assert_contains(buf, "HTTP/1.1 503");
+    assert_contains(buf, "Connection: close");
+    assert_contains(buf, "\"code\":\"unavailable\"");
+    close(fd);
+
+    struct http_response r;
+    http_async_join(inflight, &r);
+    assert_int_equal(r.status, 200);
+    http_response_free(&r);
+    assert_int_equal(server_stop(srv, 0, 5000), 0);
+    if (!exited_zero(srv)) fail_msg("exit status 0x%x, expected 0", srv->wait_status);
+    harness_pass(state);
+}
+
+/* A second signal ends the grace period at once. */
+static void test_shutdown_second_signal(void **state)
+{
+    struct server *srv =
+        harness_start(state, "{\"shutdown_grace_s\":30,\"workers\":1,\"debug_routes\":true}");
+    struct http_request sleep_req = {.method = "POST", .path = "/v1/debug/sleep?ms=20000"};
+    struct http_async *inflight = http_async_start(srv, &sleep_req);
+    double busy = -1;
+    if (metrics_wait(srv, "augserve_workers_busy", 1, 5000, &busy) != 1)
+        fail_msg("workers_busy is %g, expected 1", busy);
+    double signalled = harness_now();
+    assert_int_equal(kill(srv->pid, SIGTERM), 0);
+    double deadline = harness_now() + 5;
+    while (tcp_connect_errno(srv->port) == 0 && harness_now() < deadline)
+        usleep(10000);
+    assert_int_equal(kill(srv->pid, SIGINT), 0);
+    if (server_stop(srv, 0, 5000) != 0) fail_msg("the server still ran 5 s after a second signal");
+    if (harness_now() - signalled > 10) fail_msg("the second signal did not end the grace period");
+    if (!exited_zero(srv)) fail_msg("exit status 0x%x, expected 0", srv->wait_status);
+    struct http_response r;
+    http_async_join(inflight, &r);
+    assert_int_not_equal(r.status, 200);
+    http_response_free(&r);
+    harness_pass(state);
+}
+
 /* ---- 12. Command line ------------------------------------------------------------------------ */
 
 static void test_print_config_redacts(void **state)
@@ -1070,6 +1169,8 @@ int main(int argc, char **argv)
         TEST(test_access_log),
         TEST(test_graceful_shutdown),
         TEST(test_shutdown_grace_expires),
+        TEST(test_shutdown_refuses_on_open_connections),
+        TEST(test_shutdown_second_signal),
         TEST(test_print_config_redacts),
         TEST(test_config_errors),
     };
