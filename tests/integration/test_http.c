@@ -1085,6 +1085,58 @@ static void test_shutdown_second_signal(void **state)
     harness_pass(state);
 }
 
+/* Headers past connection_memory_limit are refused by libmicrohttpd itself (431, its own HTML
+ * body: it answers before any handler runs), and the server goes on serving. */
+static void test_connection_memory_limit(void **state)
+{
+    struct server *srv = harness_start(state, "{\"connection_memory_limit\":16384}");
+    static char header[20000];
+    memcpy(header, "X-Big: ", 7);
+    memset(header + 7, 'a', sizeof header - 8);
+    const char *headers[] = {header, NULL};
+    struct http_request req = {.path = "/healthz", .headers = headers};
+    struct http_response r;
+    http_send(srv, &req, &r);
+    assert_int_equal(r.status, 431);
+    http_response_free(&r);
+    http_get(srv, "/healthz", &r);
+    assert_int_equal(r.status, 200);
+    http_response_free(&r);
+    harness_pass(state);
+}
+
+/* Past connection_limit, a new connection is closed without an answer; once one closes, the
+ * next is served. */
+static void test_connection_limit(void **state)
+{
+    struct server *srv = harness_start(state, "{\"connection_limit\":2,\"io_threads\":1}");
+    int first = open_connection(srv), second = open_connection(srv);
+    char buf[4096];
+    raw_get(first, "/healthz", buf, sizeof buf);
+    assert_contains(buf, "HTTP/1.1 200");
+    raw_get(second, "/healthz", buf, sizeof buf);
+    assert_contains(buf, "HTTP/1.1 200");
+
+    struct http_response r;
+    http_get(srv, "/healthz", &r);
+    assert_int_equal(r.status, 0);
+    assert_int_not_equal(r.curl_code, CURLE_OK);
+    http_response_free(&r);
+
+    close(first);
+    double deadline = harness_now() + 5;
+    long status = 0;
+    while (status != 200 && harness_now() < deadline) {
+        http_get(srv, "/healthz", &r);
+        status = r.status;
+        http_response_free(&r);
+        if (status != 200) usleep(20000);
+    }
+    assert_int_equal(status, 200);
+    close(second);
+    harness_pass(state);
+}
+
 /* ---- 12. Command line ------------------------------------------------------------------------ */
 
 static void test_print_config_redacts(void **state)
@@ -1171,6 +1223,8 @@ int main(int argc, char **argv)
         TEST(test_shutdown_grace_expires),
         TEST(test_shutdown_refuses_on_open_connections),
         TEST(test_shutdown_second_signal),
+        TEST(test_connection_memory_limit),
+        TEST(test_connection_limit),
         TEST(test_print_config_redacts),
         TEST(test_config_errors),
     };
