@@ -11,12 +11,15 @@ build_packages=(
   libjansson-dev      # JSON
   libssl-dev          # SHA-256, constant-time compare, random keys
   libsqlite3-dev      # embedded store
+  libturbojpeg0-dev   # JPEG fast path
+  libspng-dev         # PNG fast path
+  libvips-dev         # every other format, EXIF/ICC, large images, resizing
   libcmocka-dev       # unit tests
   libcurl4-openssl-dev # integration tests' HTTP client
   ca-certificates curl
 )
 runtime_packages=(
-  libmicrohttpd12 libjansson4 libssl3 libsqlite3-0
+  libmicrohttpd12 libjansson4 libssl3 libsqlite3-0 libturbojpeg0 libspng0 libvips42
   ca-certificates curl # curl: the image's HEALTHCHECK
 )
 

@@ -15,6 +15,17 @@ void handle_v1_info(struct request *req, struct response *resp);
 /* openapi.c */
 void handle_openapi(struct request *req, struct response *resp);
 
+/* augment.c */
+void handle_augment(struct request *req, struct response *resp);
+
+/* ops.c */
+void handle_ops(struct request *req, struct response *resp);
+
+/* policies.c */
+void handle_policies(struct request *req, struct response *resp);
+void handle_policy_get(struct request *req, struct response *resp);
+void handle_policy_validate(struct request *req, struct response *resp);
+
 /* static_files.c (server/) */
 void handle_static(struct request *req, struct response *resp);
 

@@ -8,6 +8,7 @@
 
 #include "admission.h"
 #include "auth.h"
+#include "codec.h"
 #include "handlers.h"
 #include "log.h"
 #include "metrics.h"
@@ -21,6 +22,11 @@ static const struct route all_routes[] = {
     {"GET", "/metrics", handle_metrics, ROUTE_PUBLIC, 0},
     {"GET", "/openapi.json", handle_openapi, ROUTE_PUBLIC, 0},
     {"GET", "/v1", handle_v1_info, 0, 0},
+    {"POST", "/v1/augment", handle_augment, ROUTE_HEAVY, AUTH_SCOPE_AUGMENT},
+    {"GET", "/v1/ops", handle_ops, 0, 0},
+    {"GET", "/v1/policies", handle_policies, 0, 0},
+    {"GET", "/v1/policies/{name}", handle_policy_get, 0, 0},
+    {"POST", "/v1/policies/validate", handle_policy_validate, 0, 0},
     /* Debug routes: see app_route_is_debug. */
     {"POST", "/v1/debug/sleep", handle_debug_sleep, ROUTE_HEAVY, AUTH_SCOPE_ADMIN},
     {"POST", "/v1/debug/echo", handle_debug_echo, 0, AUTH_SCOPE_ADMIN},
@@ -71,6 +77,11 @@ int app_open(struct app *app, const struct config *cfg, char *err, size_t err_si
     app->metrics = metrics_create();
     if (!routes || !app->metrics) {
         snprintf(err, err_size, "out of memory");
+        goto fail;
+    }
+    struct eng_error engine_err = {0};
+    if (img_codec_init(&engine_err) != 0) {
+        snprintf(err, err_size, "image codecs: %s", engine_err.message);
         goto fail;
     }
     app->access_log = access_log_open(cfg->access_log, err, err_size);

@@ -25,6 +25,10 @@ struct config {
     int64_t max_body_bytes;      /* request body cap (413 past it) */
     int max_parts;               /* multipart parts cap (413 past it) */
     int shutdown_grace_s;        /* time in-flight requests get after SIGTERM */
+    int64_t max_pixels;          /* decoded image area cap, checked from the header */
+    int max_dimension;           /* decoded image side cap */
+    int max_inputs;              /* images in one augment request */
+    int max_samples;             /* samples per image in one augment request */
     char *static_dir;            /* web UI files served at / */
     char *data_dir;              /* embedded store and files */
     char *access_log;            /* "stderr", "off" or a file path */

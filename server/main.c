@@ -12,6 +12,7 @@
 
 #include "app.h"
 #include "auth.h"
+#include "cli.h"
 #include "config.h"
 #include "http.h"
 #include "log.h"
@@ -23,6 +24,8 @@ static void print_usage(FILE *out)
     fprintf(out, "usage: augserve [--config FILE] [SETTING FLAGS...]   start the server\n"
                  "       augserve --print-config [--config FILE] [SETTING FLAGS...]\n"
                  "       augserve keygen [--name NAME] [--scopes augment,infer,jobs,admin]\n"
+                 "       augserve augment -p POLICY [-s SEED] [-n SAMPLES] [-o PATTERN] IN...\n"
+                 "       augserve bench augment -p POLICY [--size PIXELS] [--seconds S]\n"
                  "       augserve --help | --version\n"
                  "\n"
                  "Settings come from (later wins): built-in defaults, the JSON file given by\n"
@@ -167,6 +170,8 @@ static int run_server(const struct config *cfg)
 int main(int argc, char **argv)
 {
     if (argc >= 2 && strcmp(argv[1], "keygen") == 0) return run_keygen(argc - 2, argv + 2);
+    if (argc >= 2 && strcmp(argv[1], "augment") == 0) return cli_augment(argc - 2, argv + 2);
+    if (argc >= 2 && strcmp(argv[1], "bench") == 0) return cli_bench(argc - 2, argv + 2);
 
     const char *config_path = getenv("AUGSERVE_CONFIG");
     int print_config = 0;

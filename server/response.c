@@ -1,5 +1,7 @@
 #include "response.h"
 
+#include "error.h"
+
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -157,4 +159,29 @@ char *error_envelope(const char *code, const char *message, const char *request_
     char *text = json_dumps(doc, JSON_COMPACT | JSON_PRESERVE_ORDER);
     json_decref(doc);
     return text;
+}
+
+void response_engine_error(struct response *resp, const struct eng_error *err)
+{
+    switch (err->code) {
+    case ENG_INVALID:
+        response_error(resp, 422, "%s", err->message);
+        break;
+    case ENG_UNDECODABLE:
+        response_error_code(resp, 422, "undecodable", "%s", err->message);
+        break;
+    case ENG_UNSUPPORTED:
+        response_error(resp, 415, "%s", err->message);
+        break;
+    case ENG_TOO_LARGE:
+        response_error(resp, 413, "%s", err->message);
+        break;
+    case ENG_NO_MEMORY:
+        response_error(resp, 503, "%s", err->message);
+        break;
+    case ENG_OK:
+    case ENG_INTERNAL:
+        response_error(resp, 500, "%s", err->message[0] ? err->message : "internal error");
+        break;
+    }
 }

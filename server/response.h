@@ -49,6 +49,11 @@ void response_error_code(struct response *resp, int status, const char *code, co
 void response_header(struct response *resp, const char *name, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+struct eng_error;
+/* The one mapping from engine error codes to statuses: invalid input and undecodable data 422,
+ * unsupported formats 415, limits 413, memory 503, anything else 500. */
+void response_engine_error(struct response *resp, const struct eng_error *err);
+
 /* The machine-readable code for an HTTP error status, e.g. 413 -> "payload_too_large". */
 const char *error_code_for_status(int status);
 

@@ -790,3 +790,17 @@ void sha256_hex(const void *data, size_t size, char out[65])
     for (int i = 0; i < 32; i++)
         snprintf(out + 2 * i, 3, "%02x", digest[i]);
 }
+
+const char *json_str(json_t *obj, const char *key)
+{
+    const char *s = json_string_value(json_object_get(obj, key));
+    if (!s) fail_msg("no string \"%s\" in the response", key);
+    return s;
+}
+
+json_int_t json_int(json_t *obj, const char *key)
+{
+    json_t *v = json_object_get(obj, key);
+    if (!json_is_integer(v)) fail_msg("no integer \"%s\" in the response", key);
+    return json_integer_value(v);
+}

@@ -197,6 +197,38 @@ int metrics_sample(const char *text, const char *series, double *value);
 int metrics_wait(const struct server *srv, const char *series, double value, int timeout_ms,
                  double *last);
 
+/* ---- Assertions ------------------------------------------------------------------------------
+ */
+
+#define assert_contains(haystack, needle)                                                          \
+    do {                                                                                           \
+        const char *h_ = (haystack), *n_ = (needle);                                               \
+        if (!h_ || !strstr(h_, n_))                                                                \
+            fail_msg("%s:%d: \"%.600s\" does not contain \"%s\"", __FILE__, __LINE__,              \
+                     h_ ? h_ : "(null)", n_);                                                      \
+    } while (0)
+
+#define assert_not_contains(haystack, needle)                                                      \
+    do {                                                                                           \
+        const char *h_ = (haystack), *n_ = (needle);                                               \
+        if (h_ && strstr(h_, n_))                                                                  \
+            fail_msg("%s:%d: \"%.600s\" contains \"%s\"", __FILE__, __LINE__, h_, n_);             \
+    } while (0)
+
+/* Fails unless the request got a whole response with this status. */
+#define assert_status(resp, expected)                                                              \
+    do {                                                                                           \
+        const struct http_response *r_ = (resp);                                                   \
+        if (r_->curl_code != CURLE_OK || r_->status != (expected))                                 \
+            fail_msg("%s:%d: expected status %d, got %ld (curl: %s); body: %.500s", __FILE__,      \
+                     __LINE__, (int)(expected), r_->status, r_->curl_code ? r_->curl_error : "ok", \
+                     r_->body ? r_->body : "");                                                    \
+    } while (0)
+
+/* A string / integer member of a JSON object; fails the test when absent or of another type. */
+const char *json_str(json_t *obj, const char *key);
+json_int_t json_int(json_t *obj, const char *key);
+
 /* SHA-256 of data as 64 lowercase hex digits. */
 void sha256_hex(const void *data, size_t size, char out[65]);
 

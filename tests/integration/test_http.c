@@ -27,47 +27,8 @@
 
 #include "harness.h"
 
-#define assert_contains(haystack, needle)                                                          \
-    do {                                                                                           \
-        const char *h_ = (haystack), *n_ = (needle);                                               \
-        if (!h_ || !strstr(h_, n_))                                                                \
-            fail_msg("%s:%d: \"%.600s\" does not contain \"%s\"", __FILE__, __LINE__,              \
-                     h_ ? h_ : "(null)", n_);                                                      \
-    } while (0)
-
-#define assert_not_contains(haystack, needle)                                                      \
-    do {                                                                                           \
-        const char *h_ = (haystack), *n_ = (needle);                                               \
-        if (h_ && strstr(h_, n_))                                                                  \
-            fail_msg("%s:%d: \"%.600s\" contains \"%s\"", __FILE__, __LINE__, h_, n_);             \
-    } while (0)
-
-/* Fails unless the request got a whole response with this status. */
-#define assert_status(resp, expected)                                                              \
-    do {                                                                                           \
-        const struct http_response *r_ = (resp);                                                   \
-        if (r_->curl_code != CURLE_OK || r_->status != (expected))                                 \
-            fail_msg("%s:%d: expected status %d, got %ld (curl: %s); body: %.500s", __FILE__,      \
-                     __LINE__, (int)(expected), r_->status, r_->curl_code ? r_->curl_error : "ok", \
-                     r_->body ? r_->body : "");                                                    \
-    } while (0)
-
 #define HEALTHZ_COUNT                                                                              \
     "augserve_http_requests_total{route=\"/healthz\",method=\"GET\",status=\"200\"}"
-
-static const char *json_str(json_t *obj, const char *key)
-{
-    const char *s = json_string_value(json_object_get(obj, key));
-    if (!s) fail_msg("no string \"%s\" in the response", key);
-    return s;
-}
-
-static json_int_t json_int(json_t *obj, const char *key)
-{
-    json_t *v = json_object_get(obj, key);
-    if (!json_is_integer(v)) fail_msg("no integer \"%s\" in the response", key);
-    return json_integer_value(v);
-}
 
 /* Deterministic bytes, including CR, LF and '-' so that multipart boundaries are stressed. */
 static unsigned char *pattern_bytes(size_t size, unsigned seed)

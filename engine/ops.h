@@ -1,0 +1,98 @@
+/* The op registry: one descriptor per op drives validation, GET /v1/ops, level mapping, traces
+ * and execution. Adding an op means one descriptor and one kernel. */
+#ifndef AUGSERVE_ENGINE_OPS_H
+#define AUGSERVE_ENGINE_OPS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "error.h"
+#include "image.h"
+#include "rng.h"
+
+#define OP_MAX_ARGS 6
+
+enum op_arg_kind {
+    OP_ARG_NUMBER,  /* a real number in [min, max] */
+    OP_ARG_INTEGER, /* a whole number in [min, max] */
+    OP_ARG_ENUM,    /* one of choices; the value is its index */
+};
+
+struct op_arg_desc {
+    const char *name;
+    enum op_arg_kind kind;
+    double min, max, def;
+    const char *const *choices; /* OP_ARG_ENUM: NULL-terminated */
+    const char *unit;
+    const char *help;
+};
+
+/* How a magnitude m becomes the op's argument, as torchvision's _apply_op does. */
+enum op_level_map {
+    LEVEL_NONE,         /* the op takes no magnitude */
+    LEVEL_VALUE,        /* arg = m */
+    LEVEL_ONE_PLUS,     /* arg = 1 + m (enhance factors) */
+    LEVEL_TRUNCATE,     /* arg = (int)m, toward zero (translations) */
+    LEVEL_BITS_REMOVED, /* arg = 8 - round_half_even(m) (posterize) */
+};
+
+/* What the range of m is measured in. */
+enum op_level_scale {
+    SCALE_ABSOLUTE,
+    SCALE_WIDTH,  /* lo and hi are fractions of the image width */
+    SCALE_HEIGHT, /* ... of the height */
+};
+
+/* A level in [0, 1] picks m in [lo, hi] of the op's documented range (the one RandAugment uses);
+ * a policy may give its own range. */
+struct op_level_desc {
+    int arg; /* index of the argument the level sets */
+    enum op_level_map map;
+    enum op_level_scale scale;
+    double lo, hi;
+    int signed_by_default; /* a random sign applies unless the node says otherwise */
+};
+
+struct op_call;
+
+enum op_takes {
+    OP_TAKES_FILL = 1u << 0,          /* "fill": the value of uncovered pixels */
+    OP_TAKES_INTERPOLATION = 1u << 1, /* "interpolation": nearest or bilinear */
+};
+#define OP_GEOMETRIC (OP_TAKES_FILL | OP_TAKES_INTERPOLATION)
+/* A colour op: on RGBA it sees only the RGB channels and alpha is kept, since PIL (the reference)
+ * refuses or mistreats alpha in most of them. */
+#define OP_COLOR (1u << 2)
+
+struct op_desc {
+    const char *name;
+    const char *help;
+    unsigned takes; /* OP_TAKES_*: the policy keys beyond the op's own arguments */
+    const struct op_arg_desc *args;
+    int arg_count;
+    struct op_level_desc level;
+    /* A new image, or NULL with err. noise: the op application's own stream, for ops that draw
+     * per-pixel randomness; every other random choice is already in call->args. */
+    struct img *(*apply)(const struct img *in, const struct op_call *call, struct rng *noise,
+                         struct eng_error *err);
+};
+
+/* One concrete op application: what a trace lists. */
+struct op_call {
+    const struct op_desc *op;
+    double args[OP_MAX_ARGS];
+    int fill_given;    /* fill was set by the policy */
+    uint8_t fill[4];   /* per channel */
+    int interpolation; /* 0 nearest, 1 bilinear */
+};
+
+/* Runs call on in: call->op->apply, with alpha set aside for colour ops. */
+struct img *op_apply(const struct op_call *call, const struct img *in, struct rng *noise,
+                     struct eng_error *err);
+
+const struct op_desc *op_table(size_t *count);
+const struct op_desc *op_find(const char *name);
+/* Index of an argument by name, or -1. */
+int op_arg_index(const struct op_desc *op, const char *name);
+
+#endif

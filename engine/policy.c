@@ -1,0 +1,1113 @@
+#include "policy.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ops.h"
+#include "presets.h"
+#include "rng.h"
+
+/* Bounds that keep a hostile document from costing more than a small one. */
+#define MAX_DEPTH         32
+#define MAX_NODES         4096
+#define MAX_REPEAT        16
+#define MAX_TRACE_OPS     1024
+#define MAX_BINS          1000
+#define PROBABILITY_SLACK 1e-6
+
+enum node_kind { NODE_OP, NODE_SEQ, NODE_CHOICE, NODE_PROB, NODE_REPEAT, NODE_MIX, NODE_DAG };
+
+/* How an op node's magnitude is chosen. */
+enum level_kind {
+    LEVEL_UNSET,      /* raw arguments only */
+    LEVEL_FIXED,      /* level in [0, 1] */
+    LEVEL_BIN,        /* bin of bins, as torch.linspace(lo, hi, bins)[bin] */
+    LEVEL_RANDOM_BIN, /* a uniformly drawn bin of bins (TrivialAugment) */
+};
+
+struct dag_edge {
+    int to;
+    double p;
+    struct node *node;
+};
+
+struct dag_vertex {
+    char *name;
+    struct dag_edge *edges;
+    int edge_count;
+};
+
+struct node {
+    enum node_kind kind;
+    /* NODE_OP */
+    struct op_call call; /* raw arguments, with defaults filled in */
+    enum level_kind level_kind;
+    double level;
+    int bin, bins;
+    double lo, hi;             /* the magnitude range, the op's own unless the node gives one */
+    enum op_level_scale scale; /* a range given by the node is in the argument's own unit */
+    int random_sign;
+    /* NODE_SEQ, NODE_CHOICE, NODE_MIX */
+    struct node **kids;
+    int kid_count;
+    double *weights; /* NODE_CHOICE: normalised cumulative weights */
+    /* NODE_PROB, NODE_REPEAT: kids[0] is the node */
+    double p;
+    int repeat;
+    double alpha; /* NODE_MIX */
+    /* NODE_DAG */
+    struct dag_vertex *vertices;
+    int vertex_count, start;
+};
+
+struct policy {
+    struct node *root;
+    json_t *doc; /* the compiled document, presets expanded */
+};
+
+struct trace_item {
+    int is_mix;
+    struct op_call call;
+    /* mix: out = (1 - m) x + m sum(weights[i] branches[i](x)) */
+    double m;
+    double *weights;
+    struct trace *branches;
+    int branch_count;
+};
+
+struct trace {
+    struct trace_item *items;
+    size_t count, capacity;
+};
+
+/* ---- Parsing -------------------------------------------------------------------------------- */
+
+struct parser {
+    char path[512]; /* JSON pointer of the node being parsed */
+    int nodes;
+    struct eng_error *err;
+};
+
+static int fail_at(struct parser *ps, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static int fail_at(struct parser *ps, const char *fmt, ...)
+{
+    char what[400];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(what, sizeof what, fmt, ap);
+    va_end(ap);
+    return eng_fail(ps->err, ENG_INVALID, "%s: %s", ps->path[0] ? ps->path : "/", what);
+}
+
+/* Appends "/name" to the pointer; returns the old length for path_pop. */
+static size_t path_push(struct parser *ps, const char *name)
+{
+    size_t len = strlen(ps->path);
+    snprintf(ps->path + len, sizeof ps->path - len, "/%s", name);
+    return len;
+}
+
+static size_t path_push_index(struct parser *ps, size_t index)
+{
+    char text[24];
+    snprintf(text, sizeof text, "%zu", index);
+    return path_push(ps, text);
+}
+
+static void path_pop(struct parser *ps, size_t len)
+{
+    ps->path[len] = '\0';
+}
+
+static void node_free(struct node *n);
+
+static void dag_free(struct node *n)
+{
+    for (int v = 0; v < n->vertex_count; v++) {
+        for (int e = 0; e < n->vertices[v].edge_count; e++)
+            node_free(n->vertices[v].edges[e].node);
+        free(n->vertices[v].edges);
+        free(n->vertices[v].name);
+    }
+    free(n->vertices);
+}
+
+static void node_free(struct node *n)
+{
+    if (!n) return;
+    for (int i = 0; i < n->kid_count; i++)
+        node_free(n->kids[i]);
+    free(n->kids);
+    free(n->weights);
+    dag_free(n);
+    free(n);
+}
+
+static struct node *node_new(struct parser *ps, enum node_kind kind)
+{
+    if (++ps->nodes > MAX_NODES) {
+        fail_at(ps, "the policy has more than %d nodes", MAX_NODES);
+        return NULL;
+    }
+    struct node *n = calloc(1, sizeof *n);
+    if (!n) {
+        eng_fail(ps->err, ENG_NO_MEMORY, "out of memory while parsing the policy");
+        return NULL;
+    }
+    n->kind = kind;
+    return n;
+}
+
+static struct node *parse_node(struct parser *ps, const json_t *doc, int depth);
+
+static int parse_number(struct parser *ps, const json_t *v, const char *key, double min, double max,
+                        double *out)
+{
+    size_t mark = path_push(ps, key);
+    int rc = -1;
+    if (!json_is_number(v))
+        fail_at(ps, "must be a number");
+    else if (!(json_number_value(v) >= min && json_number_value(v) <= max))
+        fail_at(ps, "must be in [%g, %g]", min, max);
+    else {
+        *out = json_number_value(v);
+        rc = 0;
+    }
+    path_pop(ps, mark);
+    return rc;
+}
+
+/* A list of child nodes under key. */
+static int parse_kids(struct parser *ps, struct node *n, const json_t *list, const char *key,
+                      int depth)
+{
+    size_t mark = path_push(ps, key);
+    if (!json_is_array(list) || json_array_size(list) == 0) {
+        fail_at(ps, "must be a non-empty array of nodes");
+        path_pop(ps, mark);
+        return -1;
+    }
+    n->kid_count = 0;
+    n->kids = calloc(json_array_size(list), sizeof *n->kids);
+    if (!n->kids) {
+        path_pop(ps, mark);
+        return eng_fail(ps->err, ENG_NO_MEMORY, "out of memory while parsing the policy");
+    }
+    for (size_t i = 0; i < json_array_size(list); i++) {
+        size_t item = path_push_index(ps, i);
+        struct node *kid = parse_node(ps, json_array_get(list, i), depth + 1);
+        path_pop(ps, item);
+        if (!kid) {
+            path_pop(ps, mark);
+            return -1;
+        }
+        n->kids[n->kid_count++] = kid;
+    }
+    path_pop(ps, mark);
+    return 0;
+}
+
+/* Keys of obj must all be in allowed (NULL-terminated). */
+static int check_keys(struct parser *ps, const json_t *obj, const char *const *allowed,
+                      const struct op_desc *op)
+{
+    const char *key;
+    json_t *value;
+    json_object_foreach((json_t *)obj, key, value)
+    {
+        int known = op && op_arg_index(op, key) >= 0;
+        for (const char *const *a = allowed; !known && *a; a++)
+            known = strcmp(key, *a) == 0;
+        if (!known) {
+            size_t mark = path_push(ps, key);
+            fail_at(ps, "unknown key%s", op ? " for this op" : "");
+            path_pop(ps, mark);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static int parse_fill(struct parser *ps, const json_t *v, struct op_call *call)
+{
+    size_t mark = path_push(ps, "fill");
+    int rc = 0;
+    if (json_is_number(v)) {
+        double f = json_number_value(v);
+        if (!(f >= 0 && f <= 255)) rc = fail_at(ps, "must be in [0, 255]");
+        for (int c = 0; c < 4; c++)
+            call->fill[c] = (uint8_t)lround(f);
+    } else if (json_is_array(v) && json_array_size(v) >= 1 && json_array_size(v) <= 4) {
+        for (size_t c = 0; c < 4 && rc == 0; c++) {
+            const json_t *item = json_array_get(v, c < json_array_size(v) ? c : 0);
+            double f = json_number_value(item);
+            if (!json_is_number(item) || !(f >= 0 && f <= 255))
+                rc = fail_at(ps, "must be a number or 1 to 4 numbers in [0, 255]");
+            else
+                call->fill[c] = (uint8_t)lround(f);
+        }
+    } else {
+        rc = fail_at(ps, "must be a number or 1 to 4 numbers in [0, 255]");
+    }
+    call->fill_given = 1;
+    path_pop(ps, mark);
+    return rc;
+}
+
+static int parse_level(struct parser *ps, struct node *n, const json_t *v)
+{
+    size_t mark = path_push(ps, "level");
+    int rc = 0;
+    if (json_is_number(v)) {
+        n->level_kind = LEVEL_FIXED;
+        n->level = json_number_value(v);
+        if (!(n->level >= 0 && n->level <= 1)) rc = fail_at(ps, "must be in [0, 1]");
+    } else if (json_is_object(v)) {
+        static const char *const keys[] = {"bin", "bins", NULL};
+        json_t *bins = json_object_get(v, "bins"), *bin = json_object_get(v, "bin");
+        if (check_keys(ps, v, keys, NULL) != 0)
+            rc = -1;
+        else if (!json_is_integer(bins) || json_integer_value(bins) < 2 ||
+                 json_integer_value(bins) > MAX_BINS)
+            rc = fail_at(ps, "\"bins\" must be a whole number in [2, %d]", MAX_BINS);
+        else if (bin && (!json_is_integer(bin) || json_integer_value(bin) < 0 ||
+                         json_integer_value(bin) >= json_integer_value(bins)))
+            rc = fail_at(ps, "\"bin\" must be a whole number in [0, bins - 1]");
+        else {
+            n->bins = (int)json_integer_value(bins);
+            n->bin = bin ? (int)json_integer_value(bin) : -1;
+            n->level_kind = bin ? LEVEL_BIN : LEVEL_RANDOM_BIN;
+        }
+    } else {
+        rc =
+            fail_at(ps, "must be a number in [0, 1] or {\"bins\": N} or {\"bin\": B, \"bins\": N}");
+    }
+    path_pop(ps, mark);
+    return rc;
+}
+
+static struct node *parse_op(struct parser *ps, const json_t *doc)
+{
+    const char *name = json_string_value(json_object_get(doc, "op"));
+    const struct op_desc *op = name ? op_find(name) : NULL;
+    if (!op) {
+        size_t mark = path_push(ps, "op");
+        fail_at(ps, name ? "unknown op \"%s\" (GET /v1/ops lists them)" : "must be an op name%s",
+                name ? name : "");
+        path_pop(ps, mark);
+        return NULL;
+    }
+    /* Common keys, then the ones the op takes; check_keys also accepts the op's arguments. */
+    const char *keys[8] = {"op", "level", "random_sign", "range"};
+    int key_count = 4;
+    if (op->takes & OP_TAKES_FILL) keys[key_count++] = "fill";
+    if (op->takes & OP_TAKES_INTERPOLATION) keys[key_count++] = "interpolation";
+    keys[key_count] = NULL;
+    if (check_keys(ps, doc, keys, op) != 0) return NULL;
+    struct node *n = node_new(ps, NODE_OP);
+    if (!n) return NULL;
+    n->call.op = op;
+    for (int i = 0; i < op->arg_count; i++) {
+        const struct op_arg_desc *a = &op->args[i];
+        n->call.args[i] = a->def;
+        json_t *v = json_object_get(doc, a->name);
+        if (!v) continue;
+        size_t mark = path_push(ps, a->name);
+        int bad = 0;
+        if (a->kind == OP_ARG_ENUM) {
+            int found = -1;
+            for (int c = 0; json_is_string(v) && a->choices[c]; c++)
+                if (strcmp(a->choices[c], json_string_value(v)) == 0) found = c;
+            if (found < 0)
+                bad = fail_at(ps, "must be one of the op's choices (GET /v1/ops lists them)");
+            n->call.args[i] = found;
+        } else if (!json_is_number(v) || (a->kind == OP_ARG_INTEGER &&
+                                          json_number_value(v) != floor(json_number_value(v)))) {
+            bad =
+                fail_at(ps, "must be a %s", a->kind == OP_ARG_INTEGER ? "whole number" : "number");
+        } else if (!(json_number_value(v) >= a->min && json_number_value(v) <= a->max)) {
+            bad = fail_at(ps, "must be in [%g, %g]", a->min, a->max);
+        } else {
+            n->call.args[i] = json_number_value(v);
+        }
+        path_pop(ps, mark);
+        if (bad) goto fail;
+    }
+    n->lo = op->level.lo;
+    n->hi = op->level.hi;
+    n->scale = op->level.scale;
+    n->random_sign = op->level.signed_by_default;
+    json_t *level = json_object_get(doc, "level");
+    if (level) {
+        if (op->level.map == LEVEL_NONE) {
+            size_t mark = path_push(ps, "level");
+            fail_at(ps, "%s takes no level", op->name);
+            path_pop(ps, mark);
+            goto fail;
+        }
+        if (parse_level(ps, n, level) != 0) goto fail;
+        if (json_object_get(doc, op->args[op->level.arg].name)) {
+            fail_at(ps, "give either \"level\" or \"%s\", not both", op->args[op->level.arg].name);
+            goto fail;
+        }
+    }
+    json_t *range = json_object_get(doc, "range");
+    if (range) {
+        size_t mark = path_push(ps, "range");
+        int ok = json_is_array(range) && json_array_size(range) == 2 &&
+                 json_is_number(json_array_get(range, 0)) &&
+                 json_is_number(json_array_get(range, 1)) && op->level.map != LEVEL_NONE;
+        if (ok) {
+            n->lo = json_number_value(json_array_get(range, 0));
+            n->hi = json_number_value(json_array_get(range, 1));
+            n->scale = SCALE_ABSOLUTE;
+            ok = isfinite(n->lo) && isfinite(n->hi);
+        }
+        if (!ok) fail_at(ps, "must be [lo, hi], the magnitude range a level maps onto");
+        path_pop(ps, mark);
+        if (!ok) goto fail;
+    }
+    json_t *sign = json_object_get(doc, "random_sign");
+    if (sign) {
+        if (!json_is_boolean(sign)) {
+            size_t mark = path_push(ps, "random_sign");
+            fail_at(ps, "must be true or false");
+            path_pop(ps, mark);
+            goto fail;
+        }
+        n->random_sign = json_is_true(sign);
+    }
+    json_t *fill = json_object_get(doc, "fill");
+    if (fill && parse_fill(ps, fill, &n->call) != 0) goto fail;
+    json_t *interp = json_object_get(doc, "interpolation");
+    if (interp) {
+        const char *text = json_string_value(interp);
+        if (!text || (strcmp(text, "nearest") != 0 && strcmp(text, "bilinear") != 0)) {
+            size_t mark = path_push(ps, "interpolation");
+            fail_at(ps, "must be \"nearest\" or \"bilinear\"");
+            path_pop(ps, mark);
+            goto fail;
+        }
+        n->call.interpolation = strcmp(text, "bilinear") == 0;
+    }
+    return n;
+fail:
+    node_free(n);
+    return NULL;
+}
+
+static struct node *parse_choice(struct parser *ps, const json_t *doc, int depth)
+{
+    static const char *const keys[] = {"choice", "weights", NULL};
+    if (check_keys(ps, doc, keys, NULL) != 0) return NULL;
+    struct node *n = node_new(ps, NODE_CHOICE);
+    if (!n || parse_kids(ps, n, json_object_get(doc, "choice"), "choice", depth) != 0) goto fail;
+    n->weights = malloc((size_t)n->kid_count * sizeof *n->weights);
+    if (!n->weights) {
+        eng_fail(ps->err, ENG_NO_MEMORY, "out of memory while parsing the policy");
+        goto fail;
+    }
+    json_t *weights = json_object_get(doc, "weights");
+    double total = 0;
+    size_t mark = path_push(ps, "weights");
+    if (weights && (!json_is_array(weights) || json_array_size(weights) != (size_t)n->kid_count)) {
+        fail_at(ps, "must hold one number per choice (%d)", n->kid_count);
+        path_pop(ps, mark);
+        goto fail;
+    }
+    for (int i = 0; i < n->kid_count; i++) {
+        double w = 1.0;
+        if (weights) {
+            json_t *item = json_array_get(weights, (size_t)i);
+            w = json_number_value(item);
+            if (!json_is_number(item) || !(w >= 0 && isfinite(w))) {
+                fail_at(ps, "must be non-negative numbers");
+                path_pop(ps, mark);
+                goto fail;
+            }
+        }
+        total += w;
+        n->weights[i] = total;
+    }
+    if (!(total > 0)) {
+        fail_at(ps, "must not all be zero");
+        path_pop(ps, mark);
+        goto fail;
+    }
+    path_pop(ps, mark);
+    for (int i = 0; i < n->kid_count; i++)
+        n->weights[i] /= total;
+    return n;
+fail:
+    node_free(n);
+    return NULL;
+}
+
+/* {"p": 0.5, "do": node} and {"repeat": 3, "do": node} */
+static struct node *parse_wrapper(struct parser *ps, const json_t *doc, int depth, int is_repeat)
+{
+    static const char *const prob_keys[] = {"p", "do", NULL}, *const repeat_keys[] = {"repeat",
+                                                                                      "do", NULL};
+    if (check_keys(ps, doc, is_repeat ? repeat_keys : prob_keys, NULL) != 0) return NULL;
+    struct node *n = node_new(ps, is_repeat ? NODE_REPEAT : NODE_PROB);
+    if (!n) return NULL;
+    double value;
+    if (is_repeat) {
+        json_t *r = json_object_get(doc, "repeat");
+        if (!json_is_integer(r) || json_integer_value(r) < 0 ||
+            json_integer_value(r) > MAX_REPEAT) {
+            size_t mark = path_push(ps, "repeat");
+            fail_at(ps, "must be a whole number in [0, %d]", MAX_REPEAT);
+            path_pop(ps, mark);
+            goto fail;
+        }
+        n->repeat = (int)json_integer_value(r);
+    } else {
+        if (parse_number(ps, json_object_get(doc, "p"), "p", 0, 1, &value) != 0) goto fail;
+        n->p = value;
+    }
+    json_t *inner = json_object_get(doc, "do");
+    size_t mark = path_push(ps, "do");
+    if (!inner) fail_at(ps, "is missing: the node to apply");
+    n->kids = calloc(1, sizeof *n->kids);
+    if (inner && n->kids) {
+        n->kids[0] = parse_node(ps, inner, depth + 1);
+        n->kid_count = n->kids[0] != NULL;
+    } else if (inner) {
+        eng_fail(ps->err, ENG_NO_MEMORY, "out of memory while parsing the policy");
+    }
+    path_pop(ps, mark);
+    if (n->kid_count != 1) goto fail;
+    return n;
+fail:
+    node_free(n);
+    return NULL;
+}
+
+static struct node *parse_mix(struct parser *ps, const json_t *doc, int depth)
+{
+    static const char *const keys[] = {"mix", "alpha", NULL};
+    if (check_keys(ps, doc, keys, NULL) != 0) return NULL;
+    struct node *n = node_new(ps, NODE_MIX);
+    if (!n || parse_kids(ps, n, json_object_get(doc, "mix"), "mix", depth) != 0) goto fail;
+    n->alpha = 1.0;
+    json_t *alpha = json_object_get(doc, "alpha");
+    if (alpha && parse_number(ps, alpha, "alpha", 1e-3, 1e3, &n->alpha) != 0) goto fail;
+    return n;
+fail:
+    node_free(n);
+    return NULL;
+}
+
+static int vertex_index(struct node *n, const char *name, int create)
+{
+    for (int v = 0; v < n->vertex_count; v++)
+        if (strcmp(n->vertices[v].name, name) == 0) return v;
+    if (!create) return -1;
+    struct dag_vertex *grown = realloc(n->vertices, (size_t)(n->vertex_count + 1) * sizeof *grown);
+    if (!grown) return -2;
+    n->vertices = grown;
+    memset(&grown[n->vertex_count], 0, sizeof grown[0]);
+    grown[n->vertex_count].name = strdup(name);
+    if (!grown[n->vertex_count].name) return -2;
+    return n->vertex_count++;
+}
+
+/* Depth-first search for a cycle through v; state: 0 unseen, 1 on the stack, 2 done. */
+static int has_cycle(const struct node *n, int v, char *state)
+{
+    state[v] = 1;
+    for (int e = 0; e < n->vertices[v].edge_count; e++) {
+        int to = n->vertices[v].edges[e].to;
+        if (state[to] == 1 || (state[to] == 0 && has_cycle(n, to, state))) return 1;
+    }
+    state[v] = 2;
+    return 0;
+}
+
+static struct node *parse_dag(struct parser *ps, const json_t *doc, int depth)
+{
+    static const char *const keys[] = {"dag", NULL}, *const dag_keys[] = {"start", "edges", NULL},
+                             *const edge_keys[] = {"from", "to", "p", "do", NULL};
+    if (check_keys(ps, doc, keys, NULL) != 0) return NULL;
+    json_t *dag = json_object_get(doc, "dag");
+    size_t mark = path_push(ps, "dag");
+    struct node *n = NULL;
+    if (!json_is_object(dag)) {
+        fail_at(ps, "must be {\"start\": vertex, \"edges\": [...]}");
+        goto fail;
+    }
+    if (check_keys(ps, dag, dag_keys, NULL) != 0) goto fail;
+    const char *start = json_string_value(json_object_get(dag, "start"));
+    json_t *edges = json_object_get(dag, "edges");
+    if (!start) {
+        fail_at(ps, "\"start\" must name a vertex");
+        goto fail;
+    }
+    if (!json_is_array(edges)) {
+        fail_at(ps, "\"edges\" must be an array");
+        goto fail;
+    }
+    if (!(n = node_new(ps, NODE_DAG))) goto fail;
+    if ((n->start = vertex_index(n, start, 1)) < 0) goto no_memory;
+    size_t edges_mark = path_push(ps, "edges");
+    for (size_t i = 0; i < json_array_size(edges); i++) {
+        json_t *edge = json_array_get(edges, i);
+        size_t item = path_push_index(ps, i);
+        const char *from = json_string_value(json_object_get(edge, "from"));
+        const char *to = json_string_value(json_object_get(edge, "to"));
+        double p;
+        if (!json_is_object(edge)) {
+            fail_at(ps, "must be {\"from\", \"to\", \"p\", \"do\"}");
+            goto fail;
+        }
+        if (check_keys(ps, edge, edge_keys, NULL) != 0) goto fail;
+        if (!from || !to) {
+            fail_at(ps, "needs \"from\" and \"to\" vertex names");
+            goto fail;
+        }
+        if (parse_number(ps, json_object_get(edge, "p"), "p", 0, 1, &p) != 0) goto fail;
+        int f = vertex_index(n, from, 1), t = vertex_index(n, to, 1);
+        if (f < 0 || t < 0) goto no_memory;
+        struct dag_vertex *vf = &n->vertices[f];
+        struct dag_edge *grown = realloc(vf->edges, (size_t)(vf->edge_count + 1) * sizeof *grown);
+        if (!grown) goto no_memory;
+        vf->edges = grown;
+        struct dag_edge *e = &grown[vf->edge_count++];
+        e->to = t;
+        e->p = p;
+        e->node = NULL;
+        json_t *inner = json_object_get(edge, "do");
+        if (inner) {
+            size_t do_mark = path_push(ps, "do");
+            e->node = parse_node(ps, inner, depth + 1);
+            path_pop(ps, do_mark);
+            if (!e->node) goto fail;
+        }
+        path_pop(ps, item);
+    }
+    path_pop(ps, edges_mark);
+    char *state = calloc((size_t)n->vertex_count, 1);
+    if (!state) goto no_memory;
+    int cyclic = 0;
+    for (int v = 0; v < n->vertex_count && !cyclic; v++)
+        if (state[v] == 0) cyclic = has_cycle(n, v, state);
+    free(state);
+    if (cyclic) {
+        fail_at(ps, "the edges form a cycle; a policy graph must be acyclic");
+        goto fail;
+    }
+    for (int v = 0; v < n->vertex_count; v++) {
+        double sum = 0;
+        for (int e = 0; e < n->vertices[v].edge_count; e++)
+            sum += n->vertices[v].edges[e].p;
+        if (n->vertices[v].edge_count > 0 && fabs(sum - 1.0) > PROBABILITY_SLACK) {
+            fail_at(ps, "the edges out of vertex \"%s\" have probabilities summing to %g, not 1",
+                    n->vertices[v].name, sum);
+            goto fail;
+        }
+    }
+    path_pop(ps, mark);
+    return n;
+no_memory:
+    eng_fail(ps->err, ENG_NO_MEMORY, "out of memory while parsing the policy");
+fail:
+    path_pop(ps, mark);
+    node_free(n);
+    return NULL;
+}
+
+static struct node *parse_preset(struct parser *ps, const json_t *doc, int depth)
+{
+    json_t *expanded = preset_expand(doc, ps->err);
+    if (!expanded) {
+        char message[sizeof ps->err->message];
+        memcpy(message, ps->err->message, sizeof message);
+        eng_fail(ps->err, ps->err->code, "%s: %s", ps->path[0] ? ps->path : "/", message);
+        return NULL;
+    }
+    struct node *n = parse_node(ps, expanded, depth + 1);
+    json_decref(expanded);
+    return n;
+}
+
+static struct node *parse_node(struct parser *ps, const json_t *doc, int depth)
+{
+    if (depth > MAX_DEPTH) {
+        fail_at(ps, "nodes nest deeper than %d levels", MAX_DEPTH);
+        return NULL;
+    }
+    if (json_is_string(doc)) return parse_preset(ps, doc, depth);
+    if (!json_is_object(doc)) {
+        fail_at(ps, "must be a node: an object with op, seq, choice, p, repeat, mix, dag or "
+                    "preset, or a preset name");
+        return NULL;
+    }
+    if (json_object_get(doc, "op")) return parse_op(ps, doc);
+    if (json_object_get(doc, "seq")) {
+        static const char *const keys[] = {"seq", NULL};
+        if (check_keys(ps, doc, keys, NULL) != 0) return NULL;
+        struct node *n = node_new(ps, NODE_SEQ);
+        if (n && parse_kids(ps, n, json_object_get(doc, "seq"), "seq", depth) == 0) return n;
+        node_free(n);
+        return NULL;
+    }
+    if (json_object_get(doc, "choice")) return parse_choice(ps, doc, depth);
+    if (json_object_get(doc, "repeat")) return parse_wrapper(ps, doc, depth, 1);
+    if (json_object_get(doc, "p")) return parse_wrapper(ps, doc, depth, 0);
+    if (json_object_get(doc, "mix")) return parse_mix(ps, doc, depth);
+    if (json_object_get(doc, "dag")) return parse_dag(ps, doc, depth);
+    if (json_object_get(doc, "preset")) return parse_preset(ps, doc, depth);
+    fail_at(ps, "must have one of op, seq, choice, p, repeat, mix, dag, preset");
+    return NULL;
+}
+
+/* The document with presets expanded, for GET /v1/policies/{name} and echoing. */
+static json_t *expand_document(const json_t *doc, struct eng_error *err)
+{
+    if (json_is_string(doc) || (json_is_object(doc) && json_object_get(doc, "preset"))) {
+        json_t *expanded = preset_expand(doc, err);
+        if (!expanded) return NULL;
+        json_t *deeper = expand_document(expanded, err);
+        json_decref(expanded);
+        return deeper;
+    }
+    json_t *copy = json_deep_copy(doc);
+    if (!copy) {
+        eng_fail(err, ENG_NO_MEMORY, "out of memory");
+        return NULL;
+    }
+    /* Children may be presets too. */
+    const char *key;
+    json_t *value;
+    json_object_foreach(copy, key, value)
+    {
+        if (strcmp(key, "do") == 0 ||
+            (json_is_array(value) && strcmp(key, "weights") != 0 && strcmp(key, "range") != 0 &&
+             strcmp(key, "fill") != 0 && strcmp(key, "edges") != 0)) {
+            for (size_t i = 0; json_is_array(value) && i < json_array_size(value); i++) {
+                json_t *child = expand_document(json_array_get(value, i), err);
+                if (!child) goto fail;
+                json_array_set_new(value, i, child);
+            }
+            if (json_is_object(value)) {
+                json_t *child = expand_document(value, err);
+                if (!child) goto fail;
+                json_object_set_new(copy, key, child);
+            }
+        }
+    }
+    return copy;
+fail:
+    json_decref(copy);
+    return NULL;
+}
+
+struct policy *policy_parse(const json_t *doc, struct eng_error *err)
+{
+    struct parser ps = {.path = "", .err = err};
+    err->code = ENG_OK;
+    struct policy *p = calloc(1, sizeof *p);
+    if (!p) {
+        eng_fail(err, ENG_NO_MEMORY, "out of memory while parsing the policy");
+        return NULL;
+    }
+    p->root = parse_node(&ps, doc, 0);
+    if (p->root) p->doc = expand_document(doc, err);
+    if (!p->root || !p->doc) {
+        policy_free(p);
+        return NULL;
+    }
+    return p;
+}
+
+struct policy *policy_parse_text(const char *text, struct eng_error *err)
+{
+    json_error_t jerr;
+    json_t *doc = json_loads(text, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, &jerr);
+    if (!doc) {
+        /* Not JSON: a bare preset name such as randaugment, or a timm-style string. */
+        if (strspn(text, "abcdefghijklmnopqrstuvwxyz0123456789-_.") == strlen(text) && *text)
+            doc = json_string(text);
+        if (!doc) {
+            eng_fail(err, ENG_INVALID,
+                     "policy: not JSON (line %d, column %d: %s) nor a preset name", jerr.line,
+                     jerr.column, jerr.text);
+            return NULL;
+        }
+    }
+    struct policy *p = policy_parse(doc, err);
+    json_decref(doc);
+    return p;
+}
+
+void policy_free(struct policy *p)
+{
+    if (!p) return;
+    node_free(p->root);
+    json_decref(p->doc);
+    free(p);
+}
+
+json_t *policy_to_json(const struct policy *p)
+{
+    return json_incref(p->doc);
+}
+
+/* ---- Sampling ------------------------------------------------------------------------------- */
+
+/* torch.linspace(start, end, steps)[i] in float32, the magnitudes torchvision's presets use, as
+ * PyTorch 1.13's CPU kernel computes it (AVX2 build): the first half counts up from start and
+ * the second half down from end, each point a fused multiply-add, except inside 8-wide vectors
+ * (taken two at a time while 16 points remain), where points follow their vector's first point
+ * by a plain product and sum. Verified against torch.linspace for many ranges and step counts. */
+static double linspace_f32(double start_d, double end_d, int steps, int i)
+{
+    enum { LANES = 8 };
+    const float start = (float)start_d, end = (float)end_d;
+    const float step = (end - start) / (float)(steps - 1);
+    const int half = steps / 2;
+    int vector_end = steps / (2 * LANES) * (2 * LANES);
+    int base_index = i < vector_end ? i / LANES * LANES : i;
+    float base = base_index < half ? fmaf(step, (float)base_index, start)
+                                   : fmaf(-step, (float)(steps - base_index - 1), end);
+    if (base_index == i) return base;
+    float offset = (float)(i - base_index) * step; /* rounded on its own: no contraction */
+    return (double)(base + offset);
+}
+
+static void trace_item_free(struct trace_item *it);
+
+static int trace_push(struct trace *t, struct trace_item *it, struct eng_error *err)
+{
+    if (t->count == t->capacity) {
+        size_t capacity = t->capacity ? t->capacity * 2 : 8;
+        struct trace_item *grown = realloc(t->items, capacity * sizeof *grown);
+        if (!grown) {
+            trace_item_free(it);
+            return eng_fail(err, ENG_NO_MEMORY, "out of memory while sampling");
+        }
+        t->items = grown;
+        t->capacity = capacity;
+    }
+    t->items[t->count++] = *it;
+    return 0;
+}
+
+struct sampler {
+    struct rng rng;
+    int width, height;
+    size_t ops; /* op applications so far, across mix branches */
+    struct eng_error *err;
+};
+
+static int sample_node(struct sampler *s, const struct node *n, struct trace *out);
+
+static int sample_op(struct sampler *s, const struct node *n, struct trace *out)
+{
+    if (++s->ops > MAX_TRACE_OPS)
+        return eng_fail(s->err, ENG_TOO_LARGE, "the policy applies more than %d ops to one sample",
+                        MAX_TRACE_OPS);
+    struct trace_item it = {.call = n->call};
+    const struct op_level_desc *lv = &n->call.op->level;
+    if (n->level_kind != LEVEL_UNSET) {
+        double lo = n->lo, hi = n->hi;
+        if (n->scale == SCALE_WIDTH) lo *= s->width, hi *= s->width;
+        if (n->scale == SCALE_HEIGHT) lo *= s->height, hi *= s->height;
+        double m;
+        if (n->level_kind == LEVEL_FIXED) {
+            m = lo + n->level * (hi - lo);
+        } else {
+            int bin =
+                n->level_kind == LEVEL_BIN ? n->bin : (int)rng_below(&s->rng, (uint32_t)n->bins);
+            m = linspace_f32(lo, hi, n->bins, bin);
+        }
+        /* A sign is drawn for signed ops even when m is 0, as torchvision does. */
+        if (n->random_sign && rng_below(&s->rng, 2)) m = -m;
+        double arg = m;
+        switch (lv->map) {
+        case LEVEL_ONE_PLUS:
+            arg = 1.0 + m;
+            break;
+        case LEVEL_TRUNCATE:
+            arg = trunc(m);
+            break;
+        case LEVEL_BITS_REMOVED:
+            arg = 8.0 - nearbyint(m);
+            break; /* FE_TONEAREST: half to even */
+        case LEVEL_VALUE:
+        case LEVEL_NONE:
+            break;
+        }
+        const struct op_arg_desc *a = &n->call.op->args[lv->arg];
+        it.call.args[lv->arg] = arg < a->min ? a->min : arg > a->max ? a->max : arg;
+    }
+    return trace_push(out, &it, s->err);
+}
+
+static int sample_dag(struct sampler *s, const struct node *n, struct trace *out)
+{
+    int v = n->start;
+    /* Acyclic, so every walk ends within vertex_count steps. */
+    for (int steps = 0; steps < n->vertex_count && n->vertices[v].edge_count > 0; steps++) {
+        const struct dag_vertex *vx = &n->vertices[v];
+        double u = rng_uniform(&s->rng), cumulative = 0;
+        int pick = vx->edge_count - 1;
+        for (int e = 0; e < vx->edge_count; e++) {
+            cumulative += vx->edges[e].p;
+            if (u < cumulative) {
+                pick = e;
+                break;
+            }
+        }
+        if (vx->edges[pick].node && sample_node(s, vx->edges[pick].node, out) != 0) return -1;
+        v = vx->edges[pick].to;
+    }
+    return 0;
+}
+
+static int sample_mix(struct sampler *s, const struct node *n, struct trace *out)
+{
+    struct trace_item it = {.is_mix = 1, .branch_count = n->kid_count};
+    it.weights = calloc((size_t)n->kid_count, sizeof *it.weights);
+    it.branches = calloc((size_t)n->kid_count, sizeof *it.branches);
+    if (!it.weights || !it.branches) {
+        trace_item_free(&it);
+        return eng_fail(s->err, ENG_NO_MEMORY, "out of memory while sampling");
+    }
+    rng_dirichlet(&s->rng, n->alpha, n->kid_count, it.weights);
+    it.m = rng_beta(&s->rng, n->alpha, n->alpha);
+    for (int i = 0; i < n->kid_count; i++)
+        if (sample_node(s, n->kids[i], &it.branches[i]) != 0) {
+            trace_item_free(&it);
+            return -1;
+        }
+    return trace_push(out, &it, s->err);
+}
+
+static int sample_node(struct sampler *s, const struct node *n, struct trace *out)
+{
+    switch (n->kind) {
+    case NODE_OP:
+        return sample_op(s, n, out);
+    case NODE_SEQ:
+        for (int i = 0; i < n->kid_count; i++)
+            if (sample_node(s, n->kids[i], out) != 0) return -1;
+        return 0;
+    case NODE_CHOICE: {
+        double u = rng_uniform(&s->rng);
+        int pick = n->kid_count - 1;
+        for (int i = 0; i < n->kid_count; i++)
+            if (u < n->weights[i]) {
+                pick = i;
+                break;
+            }
+        return sample_node(s, n->kids[pick], out);
+    }
+    case NODE_PROB:
+        /* Applied when u < p: p = 1 always, p = 0 never. */
+        return rng_uniform(&s->rng) < n->p ? sample_node(s, n->kids[0], out) : 0;
+    case NODE_REPEAT:
+        for (int i = 0; i < n->repeat; i++)
+            if (sample_node(s, n->kids[0], out) != 0) return -1;
+        return 0;
+    case NODE_MIX:
+        return sample_mix(s, n, out);
+    case NODE_DAG:
+        return sample_dag(s, n, out);
+    }
+    return eng_fail(s->err, ENG_INTERNAL, "unknown node kind %d", (int)n->kind);
+}
+
+struct trace *policy_sample(const struct policy *p, uint64_t seed, uint32_t input, uint32_t sample,
+                            int width, int height, struct eng_error *err)
+{
+    struct trace *t = calloc(1, sizeof *t);
+    if (!t) {
+        eng_fail(err, ENG_NO_MEMORY, "out of memory while sampling");
+        return NULL;
+    }
+    struct sampler s = {.width = width, .height = height, .err = err};
+    rng_init(&s.rng, seed, input, sample, RNG_STREAM_POLICY);
+    if (sample_node(&s, p->root, t) != 0) {
+        trace_free(t);
+        return NULL;
+    }
+    return t;
+}
+
+/* ---- Execution ------------------------------------------------------------------------------ */
+
+static void trace_clear(struct trace *t)
+{
+    for (size_t i = 0; i < t->count; i++)
+        trace_item_free(&t->items[i]);
+    free(t->items);
+    memset(t, 0, sizeof *t);
+}
+
+static void trace_item_free(struct trace_item *it)
+{
+    for (int i = 0; it->branches && i < it->branch_count; i++)
+        trace_clear(&it->branches[i]);
+    free(it->branches);
+    free(it->weights);
+}
+
+void trace_free(struct trace *t)
+{
+    if (!t) return;
+    trace_clear(t);
+    free(t);
+}
+
+struct executor {
+    uint64_t seed;
+    uint32_t input, sample;
+    uint32_t op_index; /* numbers op applications in trace order, for their noise streams */
+    struct eng_error *err;
+};
+
+static struct img *execute(struct executor *ex, const struct trace *t, const struct img *in);
+
+/* AugMix's blend, computed in float and truncated to uint8 as torchvision's tensor path does. All
+ * branches keep the input's size, since mix branches hold only size-preserving ops. */
+static struct img *execute_mix(struct executor *ex, const struct trace_item *it,
+                               const struct img *in)
+{
+    size_t samples = (size_t)in->width * (size_t)in->channels * (size_t)in->height;
+    float *acc = malloc(samples * sizeof *acc);
+    struct img *out = img_new(in->width, in->height, in->channels, ex->err);
+    if (!acc || !out) {
+        free(acc);
+        img_free(out);
+        eng_fail(ex->err, ENG_NO_MEMORY, "out of memory for a mix");
+        return NULL;
+    }
+    float keep = (float)(1.0 - it->m);
+    for (int y = 0; y < in->height; y++) {
+        const uint8_t *row = img_row(in, y);
+        float *a = acc + (size_t)y * in->width * in->channels;
+        for (int x = 0; x < in->width * in->channels; x++)
+            a[x] = keep * row[x];
+    }
+    for (int b = 0; b < it->branch_count; b++) {
+        struct img *branch = execute(ex, &it->branches[b], in);
+        if (!branch) goto fail;
+        if (branch->width != in->width || branch->height != in->height ||
+            branch->channels != in->channels) {
+            img_free(branch);
+            eng_fail(ex->err, ENG_INVALID,
+                     "a mix branch changed the image size; mix branches may "
+                     "only hold ops that keep it");
+            goto fail;
+        }
+        float w = (float)(it->m * it->weights[b]);
+        for (int y = 0; y < in->height; y++) {
+            const uint8_t *row = img_row(branch, y);
+            float *a = acc + (size_t)y * in->width * in->channels;
+            for (int x = 0; x < in->width * in->channels; x++)
+                a[x] += w * row[x];
+        }
+        img_free(branch);
+    }
+    for (int y = 0; y < in->height; y++) {
+        uint8_t *row = img_row(out, y);
+        const float *a = acc + (size_t)y * in->width * in->channels;
+        for (int x = 0; x < in->width * in->channels; x++)
+            row[x] = a[x] <= 0 ? 0 : a[x] >= 255 ? 255 : (uint8_t)a[x];
+    }
+    free(acc);
+    return out;
+fail:
+    free(acc);
+    img_free(out);
+    return NULL;
+}
+
+static struct img *execute(struct executor *ex, const struct trace *t, const struct img *in)
+{
+    struct img *current = img_clone(in, ex->err);
+    for (size_t i = 0; current && i < t->count; i++) {
+        const struct trace_item *it = &t->items[i];
+        struct img *next;
+        if (it->is_mix) {
+            next = execute_mix(ex, it, current);
+        } else {
+            struct rng noise;
+            rng_init(&noise, ex->seed, ex->input, ex->sample, RNG_STREAM_OP(ex->op_index));
+            ex->op_index++;
+            next = op_apply(&it->call, current, &noise, ex->err);
+        }
+        img_free(current);
+        current = next;
+    }
+    return current;
+}
+
+struct img *trace_apply(const struct trace *t, const struct img *in, uint64_t seed, uint32_t input,
+                        uint32_t sample, struct eng_error *err)
+{
+    struct executor ex = {.seed = seed, .input = input, .sample = sample, .err = err};
+    return execute(&ex, t, in);
+}
+
+/* ---- Traces as JSON ------------------------------------------------------------------------- */
+
+static json_t *call_to_json(const struct op_call *call)
+{
+    const struct op_desc *op = call->op;
+    json_t *o = json_pack("{s:s}", "op", op->name);
+    for (int i = 0; o && i < op->arg_count; i++) {
+        const struct op_arg_desc *a = &op->args[i];
+        json_t *v = a->kind == OP_ARG_ENUM      ? json_string(a->choices[(int)call->args[i]])
+                    : a->kind == OP_ARG_INTEGER ? json_integer((json_int_t)call->args[i])
+                                                : json_real(call->args[i]);
+        json_object_set_new(o, a->name, v);
+    }
+    if (o && (op->takes & OP_TAKES_INTERPOLATION))
+        json_object_set_new(o, "interpolation",
+                            json_string(call->interpolation ? "bilinear" : "nearest"));
+    if (o && (op->takes & OP_TAKES_FILL)) {
+        if (call->fill_given)
+            json_object_set_new(
+                o, "fill",
+                json_pack("[i,i,i,i]", call->fill[0], call->fill[1], call->fill[2], call->fill[3]));
+    }
+    return o;
+}
+
+json_t *trace_to_json(const struct trace *t)
+{
+    json_t *list = json_array();
+    for (size_t i = 0; list && i < t->count; i++) {
+        const struct trace_item *it = &t->items[i];
+        if (!it->is_mix) {
+            json_array_append_new(list, call_to_json(&it->call));
+            continue;
+        }
+        json_t *weights = json_array(), *branches = json_array();
+        for (int b = 0; b < it->branch_count; b++) {
+            json_array_append_new(weights, json_real(it->weights[b]));
+            json_array_append_new(branches, trace_to_json(&it->branches[b]));
+        }
+        json_array_append_new(list, json_pack("{s:{s:f, s:o, s:o}}", "mix", "m", it->m, "weights",
+                                              weights, "branches", branches));
+    }
+    return list;
+}
+
+size_t trace_op_count(const struct trace *t)
+{
+    size_t count = 0;
+    for (size_t i = 0; i < t->count; i++) {
+        if (!t->items[i].is_mix) count++;
+        for (int b = 0; t->items[i].is_mix && b < t->items[i].branch_count; b++)
+            count += trace_op_count(&t->items[i].branches[b]);
+    }
+    return count;
+}

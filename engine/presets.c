@@ -1,0 +1,293 @@
+#include "presets.h"
+
+#include <string.h>
+
+#include "ops.h"
+
+/* ---- Tables (torchvision 0.14, transforms/autoaugment.py) ----------------------------------- */
+
+struct sub_op {
+    const char *op;
+    double p;
+    int bin; /* of 10; -1 for ops without magnitude */
+};
+
+struct sub_policy {
+    struct sub_op first, second;
+};
+
+/* Cubuk et al. 2019, as torchvision lists them. */
+static const struct sub_policy autoaugment_imagenet[] = {
+    {{"Posterize", 0.4, 8}, {"Rotate", 0.6, 9}},
+    {{"Solarize", 0.6, 5}, {"AutoContrast", 0.6, -1}},
+    {{"Equalize", 0.8, -1}, {"Equalize", 0.6, -1}},
+    {{"Posterize", 0.6, 7}, {"Posterize", 0.6, 6}},
+    {{"Equalize", 0.4, -1}, {"Solarize", 0.2, 4}},
+    {{"Equalize", 0.4, -1}, {"Rotate", 0.8, 8}},
+    {{"Solarize", 0.6, 3}, {"Equalize", 0.6, -1}},
+    {{"Posterize", 0.8, 5}, {"Equalize", 1.0, -1}},
+    {{"Rotate", 0.2, 3}, {"Solarize", 0.6, 8}},
+    {{"Equalize", 0.6, -1}, {"Posterize", 0.4, 6}},
+    {{"Rotate", 0.8, 8}, {"Color", 0.4, 0}},
+    {{"Rotate", 0.4, 9}, {"Equalize", 0.6, -1}},
+    {{"Equalize", 0.0, -1}, {"Equalize", 0.8, -1}},
+    {{"Invert", 0.6, -1}, {"Equalize", 1.0, -1}},
+    {{"Color", 0.6, 4}, {"Contrast", 1.0, 8}},
+    {{"Rotate", 0.8, 8}, {"Color", 1.0, 2}},
+    {{"Color", 0.8, 8}, {"Solarize", 0.8, 7}},
+    {{"Sharpness", 0.4, 7}, {"Invert", 0.6, -1}},
+    {{"ShearX", 0.6, 5}, {"Equalize", 1.0, -1}},
+    {{"Color", 0.4, 0}, {"Equalize", 0.6, -1}},
+    {{"Equalize", 0.4, -1}, {"Solarize", 0.2, 4}},
+    {{"Solarize", 0.6, 5}, {"AutoContrast", 0.6, -1}},
+    {{"Invert", 0.6, -1}, {"Equalize", 1.0, -1}},
+    {{"Color", 0.6, 4}, {"Contrast", 1.0, 8}},
+    {{"Equalize", 0.8, -1}, {"Equalize", 0.6, -1}},
+};
+
+static const struct sub_policy autoaugment_cifar10[] = {
+    {{"Invert", 0.1, -1}, {"Contrast", 0.2, 6}},
+    {{"Rotate", 0.7, 2}, {"TranslateX", 0.3, 9}},
+    {{"Sharpness", 0.8, 1}, {"Sharpness", 0.9, 3}},
+    {{"ShearY", 0.5, 8}, {"TranslateY", 0.7, 9}},
+    {{"AutoContrast", 0.5, -1}, {"Equalize", 0.9, -1}},
+    {{"ShearY", 0.2, 7}, {"Posterize", 0.3, 7}},
+    {{"Color", 0.4, 3}, {"Brightness", 0.6, 7}},
+    {{"Sharpness", 0.3, 9}, {"Brightness", 0.7, 9}},
+    {{"Equalize", 0.6, -1}, {"Equalize", 0.5, -1}},
+    {{"Contrast", 0.6, 7}, {"Sharpness", 0.6, 5}},
+    {{"Color", 0.7, 7}, {"TranslateX", 0.5, 8}},
+    {{"Equalize", 0.3, -1}, {"AutoContrast", 0.4, -1}},
+    {{"TranslateY", 0.4, 3}, {"Sharpness", 0.2, 6}},
+    {{"Brightness", 0.9, 6}, {"Color", 0.2, 8}},
+    {{"Solarize", 0.5, 2}, {"Invert", 0.0, -1}},
+    {{"Equalize", 0.2, -1}, {"AutoContrast", 0.6, -1}},
+    {{"Equalize", 0.2, -1}, {"Equalize", 0.6, -1}},
+    {{"Color", 0.9, 9}, {"Equalize", 0.6, -1}},
+    {{"AutoContrast", 0.8, -1}, {"Solarize", 0.2, 8}},
+    {{"Brightness", 0.1, 3}, {"Color", 0.7, 0}},
+    {{"Solarize", 0.4, 5}, {"AutoContrast", 0.9, -1}},
+    {{"TranslateY", 0.9, 9}, {"TranslateY", 0.7, 9}},
+    {{"AutoContrast", 0.9, -1}, {"Solarize", 0.8, 3}},
+    {{"Equalize", 0.8, -1}, {"Invert", 0.1, -1}},
+    {{"TranslateY", 0.7, 9}, {"AutoContrast", 0.9, -1}},
+};
+
+static const struct sub_policy autoaugment_svhn[] = {
+    {{"ShearX", 0.9, 4}, {"Invert", 0.2, -1}},
+    {{"ShearY", 0.9, 8}, {"Invert", 0.7, -1}},
+    {{"Equalize", 0.6, -1}, {"Solarize", 0.6, 6}},
+    {{"Invert", 0.9, -1}, {"Equalize", 0.6, -1}},
+    {{"Equalize", 0.6, -1}, {"Rotate", 0.9, 3}},
+    {{"ShearX", 0.9, 4}, {"AutoContrast", 0.8, -1}},
+    {{"ShearY", 0.9, 8}, {"Invert", 0.4, -1}},
+    {{"ShearY", 0.9, 5}, {"Solarize", 0.2, 6}},
+    {{"Invert", 0.9, -1}, {"AutoContrast", 0.8, -1}},
+    {{"Equalize", 0.6, -1}, {"Rotate", 0.9, 3}},
+    {{"ShearX", 0.9, 4}, {"Solarize", 0.3, 3}},
+    {{"ShearY", 0.8, 8}, {"Invert", 0.7, -1}},
+    {{"Equalize", 0.9, -1}, {"TranslateY", 0.6, 6}},
+    {{"Invert", 0.9, -1}, {"Equalize", 0.6, -1}},
+    {{"Contrast", 0.3, 3}, {"Rotate", 0.8, 4}},
+    {{"Invert", 0.8, -1}, {"TranslateY", 0.0, 2}},
+    {{"ShearY", 0.7, 6}, {"Solarize", 0.4, 8}},
+    {{"Invert", 0.6, -1}, {"Rotate", 0.8, 4}},
+    {{"ShearY", 0.3, 7}, {"TranslateX", 0.9, 3}},
+    {{"ShearX", 0.1, 6}, {"Invert", 0.6, -1}},
+    {{"Solarize", 0.7, 2}, {"TranslateY", 0.6, 7}},
+    {{"ShearY", 0.8, 4}, {"Invert", 0.8, -1}},
+    {{"ShearX", 0.7, 9}, {"TranslateY", 0.8, 3}},
+    {{"ShearY", 0.8, 5}, {"AutoContrast", 0.7, -1}},
+    {{"ShearX", 0.7, 2}, {"Invert", 0.1, -1}},
+};
+
+/* RandAugment's 14 ops in torchvision's order, magnitudes in the ops' documented ranges. */
+static const char *const randaugment_ops[] = {
+    "Identity", "ShearX",   "ShearY",    "TranslateX", "TranslateY", "Rotate",       "Brightness",
+    "Color",    "Contrast", "Sharpness", "Posterize",  "Solarize",   "AutoContrast", "Equalize",
+};
+
+/* TrivialAugmentWide (Mueller and Hutter 2021): the same ops with wider magnitude ranges. */
+static const struct {
+    const char *op;
+    double lo, hi; /* -1, -1: no magnitude */
+} trivialaugment_wide_ops[] = {
+    {"Identity", -1, -1},     {"ShearX", 0, 0.99},   {"ShearY", 0, 0.99},
+    {"TranslateX", 0, 32},    {"TranslateY", 0, 32}, {"Rotate", 0, 135},
+    {"Brightness", 0, 0.99},  {"Color", 0, 0.99},    {"Contrast", 0, 0.99},
+    {"Sharpness", 0, 0.99},   {"Posterize", 0, 6},   {"Solarize", 255, 0},
+    {"AutoContrast", -1, -1}, {"Equalize", -1, -1},
+};
+
+static const struct preset_info presets[] = {
+    {"randaugment", "RandAugment (Cubuk et al. 2020), torchvision's: n ops (default 2) drawn "
+                    "uniformly from 14, each at magnitude bin m (default 9) of bins (default 31)"},
+    {"trivialaugment-wide", "TrivialAugmentWide (Mueller and Hutter 2021): one op of 14, at a "
+                            "uniformly drawn bin of bins (default 31), wide ranges"},
+    {"autoaugment-imagenet", "AutoAugment's ImageNet policy (Cubuk et al. 2019): one of 25 "
+                             "sub-policies of two ops, each applied with its probability"},
+    {"autoaugment-cifar10", "AutoAugment's CIFAR-10 policy: one of 25 sub-policies"},
+    {"autoaugment-svhn", "AutoAugment's SVHN policy: one of 25 sub-policies"},
+};
+
+const struct preset_info *preset_list(size_t *count)
+{
+    *count = sizeof presets / sizeof presets[0];
+    return presets;
+}
+
+/* Parameters every preset takes, passed on to its geometric ops. */
+struct common {
+    json_t *interpolation, *fill;
+};
+
+static json_t *op_node(const char *name, const struct common *c)
+{
+    json_t *node = json_pack("{s:s}", "op", name);
+    const struct op_desc *op = op_find(name);
+    if (node && op && c->interpolation && (op->takes & OP_TAKES_INTERPOLATION))
+        json_object_set(node, "interpolation", c->interpolation);
+    if (node && op && c->fill && (op->takes & OP_TAKES_FILL))
+        json_object_set(node, "fill", c->fill);
+    return node;
+}
+
+/* Sets a bin-of-bins level on node (random bin when bin < 0). */
+static void set_level(json_t *node, int bin, int bins)
+{
+    json_t *level = bin >= 0 ? json_pack("{s:i, s:i}", "bin", bin, "bins", bins)
+                             : json_pack("{s:i}", "bins", bins);
+    json_object_set_new(node, "level", level);
+}
+
+static json_t *build_randaugment(int n, int m, int bins, const struct common *c)
+{
+    json_t *choice = json_array();
+    for (size_t i = 0; i < sizeof randaugment_ops / sizeof randaugment_ops[0]; i++) {
+        json_t *node = op_node(randaugment_ops[i], c);
+        const struct op_desc *op = op_find(randaugment_ops[i]);
+        if (op && op->level.map != LEVEL_NONE) set_level(node, m, bins);
+        json_array_append_new(choice, node);
+    }
+    return json_pack("{s:i, s:{s:o}}", "repeat", n, "do", "choice", choice);
+}
+
+static json_t *build_trivialaugment(int bins, const struct common *c)
+{
+    json_t *choice = json_array();
+    for (size_t i = 0; i < sizeof trivialaugment_wide_ops / sizeof trivialaugment_wide_ops[0];
+         i++) {
+        json_t *node = op_node(trivialaugment_wide_ops[i].op, c);
+        if (trivialaugment_wide_ops[i].lo >= 0) {
+            set_level(node, -1, bins);
+            json_object_set_new(
+                node, "range",
+                json_pack("[f, f]", trivialaugment_wide_ops[i].lo, trivialaugment_wide_ops[i].hi));
+        }
+        json_array_append_new(choice, node);
+    }
+    return json_pack("{s:o}", "choice", choice);
+}
+
+static json_t *sub_op_node(const struct sub_op *s, const struct common *c)
+{
+    json_t *node = op_node(s->op, c);
+    if (s->bin >= 0) set_level(node, s->bin, 10);
+    return json_pack("{s:f, s:o}", "p", s->p, "do", node);
+}
+
+static json_t *build_autoaugment(const struct sub_policy *table, size_t count,
+                                 const struct common *c)
+{
+    json_t *choice = json_array();
+    for (size_t i = 0; i < count; i++)
+        json_array_append_new(choice,
+                              json_pack("{s:[o, o]}", "seq", sub_op_node(&table[i].first, c),
+                                        sub_op_node(&table[i].second, c)));
+    return json_pack("{s:o}", "choice", choice);
+}
+
+/* An integer parameter in [min, max], def when absent. */
+static int int_param(const json_t *params, const char *name, int def, int min, int max, int *out,
+                     struct eng_error *err)
+{
+    json_t *v = params ? json_object_get(params, name) : NULL;
+    if (!v) {
+        *out = def;
+        return 0;
+    }
+    if (!json_is_integer(v) || json_integer_value(v) < min || json_integer_value(v) > max)
+        return eng_fail(err, ENG_INVALID,
+                        "preset parameter \"%s\" must be a whole number in [%d, %d]", name, min,
+                        max);
+    *out = (int)json_integer_value(v);
+    return 0;
+}
+
+static int check_params(const json_t *params, const char *const *allowed, struct eng_error *err)
+{
+    const char *key;
+    json_t *value;
+    if (!params) return 0;
+    json_object_foreach((json_t *)params, key, value)
+    {
+        int known = 0;
+        for (const char *const *a = allowed; *a && !known; a++)
+            known = strcmp(key, *a) == 0;
+        if (!known) return eng_fail(err, ENG_INVALID, "unknown preset parameter \"%s\"", key);
+    }
+    return 0;
+}
+
+json_t *preset_expand(const json_t *doc, struct eng_error *err)
+{
+    const json_t *params = json_is_object(doc) ? doc : NULL;
+    const char *name = json_is_string(doc) ? json_string_value(doc)
+                                           : json_string_value(json_object_get(doc, "preset"));
+    if (!name) {
+        eng_fail(err, ENG_INVALID, "\"preset\" must name a preset (GET /v1/policies lists them)");
+        return NULL;
+    }
+    struct common c = {NULL, NULL};
+    if (params) {
+        c.interpolation = json_object_get(params, "interpolation");
+        c.fill = json_object_get(params, "fill");
+    }
+    json_t *built = NULL;
+    if (strcmp(name, "randaugment") == 0) {
+        static const char *const allowed[] = {"preset",        "n",    "m", "bins",
+                                              "interpolation", "fill", NULL};
+        int n = 0, m = 0, bins = 0;
+        if (check_params(params, allowed, err) ||
+            int_param(params, "bins", 31, 2, 1000, &bins, err) ||
+            int_param(params, "n", 2, 0, 16, &n, err) ||
+            int_param(params, "m", 9, 0, bins - 1, &m, err))
+            return NULL;
+        built = build_randaugment(n, m, bins, &c);
+    } else if (strcmp(name, "trivialaugment-wide") == 0) {
+        static const char *const allowed[] = {"preset", "bins", "interpolation", "fill", NULL};
+        int bins = 0;
+        if (check_params(params, allowed, err) ||
+            int_param(params, "bins", 31, 2, 1000, &bins, err))
+            return NULL;
+        built = build_trivialaugment(bins, &c);
+    } else if (strncmp(name, "autoaugment-", 12) == 0) {
+        static const char *const allowed[] = {"preset", "interpolation", "fill", NULL};
+        if (check_params(params, allowed, err)) return NULL;
+        const char *which = name + 12;
+        if (strcmp(which, "imagenet") == 0)
+            built =
+                build_autoaugment(autoaugment_imagenet,
+                                  sizeof autoaugment_imagenet / sizeof autoaugment_imagenet[0], &c);
+        else if (strcmp(which, "cifar10") == 0)
+            built =
+                build_autoaugment(autoaugment_cifar10,
+                                  sizeof autoaugment_cifar10 / sizeof autoaugment_cifar10[0], &c);
+        else if (strcmp(which, "svhn") == 0)
+            built = build_autoaugment(autoaugment_svhn,
+                                      sizeof autoaugment_svhn / sizeof autoaugment_svhn[0], &c);
+    }
+    if (!built)
+        eng_fail(err, ENG_INVALID, "unknown preset \"%s\" (GET /v1/policies lists them)", name);
+    return built;
+}

@@ -1,0 +1,353 @@
+/* POST /v1/augment, GET /v1/ops and the policy routes, against the real binary. Input images are
+ * made here with the engine's own encoder; what comes back is decoded with it too. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <limits.h>
+#include <openssl/evp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "codec.h"
+#include "harness.h"
+
+#define AUGMENT_CONFIG "{\"max_samples\": 4, \"max_inputs\": 2, \"max_pixels\": 100000}"
+
+/* A 48x40 RGB image with a gradient and a square, as PNG (malloc'd). */
+static void *make_png(int width, int height, size_t *size)
+{
+    struct img *im = img_new(width, height, 3, NULL);
+    assert_non_null(im);
+    for (int y = 0; y < height; y++)
+        for (int x = 0; x < width; x++) {
+            uint8_t *p = img_row(im, y) + 3 * x;
+            int inside = x > width / 4 && x < width / 2 && y > height / 4 && y < height / 2;
+            p[0] = (uint8_t)(x * 255 / width);
+            p[1] = (uint8_t)(y * 255 / height);
+            p[2] = inside ? 250 : 30;
+        }
+    void *png = NULL;
+    struct eng_error err = {0};
+    if (img_encode(im, IMG_PNG, 90, &png, size, &err) != 0) fail_msg("encode: %s", err.message);
+    img_free(im);
+    return png;
+}
+
+static struct img *decode(const void *data, size_t size)
+{
+    struct img_limits limits = {100000000, 65535};
+    struct img_info info;
+    struct eng_error err = {0};
+    struct img *im = img_decode(data, size, &limits, &info, &err);
+    if (!im) fail_msg("the response image does not decode: %s", err.message);
+    return im;
+}
+
+static unsigned char *unbase64(const char *text, size_t *size)
+{
+    size_t len = strlen(text);
+    unsigned char *out = malloc(len / 4 * 3 + 1);
+    assert_non_null(out);
+    int n = EVP_DecodeBlock(out, (const unsigned char *)text, (int)len);
+    assert_true(n >= 0);
+    *size = (size_t)n - (len >= 1 && text[len - 1] == '=') - (len >= 2 && text[len - 2] == '=');
+    return out;
+}
+
+static void post_image(const struct server *srv, const char *path, const void *png, size_t size,
+                       const char *accept, struct http_response *r)
+{
+    const char *headers[] = {"Content-Type: image/png", accept, NULL};
+    struct http_request req = {.path = path, .headers = headers, .body = png, .body_size = size};
+    http_send(srv, &req, r);
+}
+
+static void test_single_image_bytes(void **state)
+{
+    struct server *srv = harness_start(state, AUGMENT_CONFIG);
+    size_t size;
+    void *png = make_png(48, 40, &size);
+    struct http_response a, b;
+    post_image(srv, "/v1/augment?policy=randaugment&seed=42", png, size, "Accept: image/png", &a);
+    assert_status(&a, 200);
+    assert_string_equal(http_header(&a, "Content-Type"), "image/png");
+    assert_string_equal(http_header(&a, "X-Augment-Seed"), "42");
+    json_t *trace = json_loads(http_header(&a, "X-Augment-Trace"), 0, NULL);
+    assert_non_null(trace);
+    assert_int_equal(json_array_size(trace), 2); /* RandAugment's n = 2 */
+    json_decref(trace);
+    struct img *out = decode(a.body, a.body_size);
+    assert_int_equal(out->width, 48);
+    assert_int_equal(out->height, 40);
+    img_free(out);
+    /* The same seed gives the same bytes. */
+    post_image(srv, "/v1/augment?policy=randaugment&seed=42", png, size, "Accept: image/png", &b);
+    assert_status(&b, 200);
+    assert_int_equal(a.body_size, b.body_size);
+    assert_memory_equal(a.body, b.body, a.body_size);
+    http_response_free(&a);
+    http_response_free(&b);
+    free(png);
+    harness_pass(state);
+}
+
+static void test_json_samples_and_inputs(void **state)
+{
+    struct server *srv = harness_start(state, AUGMENT_CONFIG);
+    size_t size0, size1;
+    void *png0 = make_png(48, 40, &size0), *png1 = make_png(30, 20, &size1);
+    struct http_part parts[] = {
+        {.name = "image",
+         .filename = "a.png",
+         .content_type = "image/png",
+         .data = png0,
+         .size = size0},
+        {.name = "image",
+         .filename = "b.png",
+         .content_type = "image/png",
+         .data = png1,
+         .size = size1},
+        {.name = "policy",
+         .data = "{\"seq\": [{\"op\": \"FlipLR\"}, {\"op\": \"Invert\"}]}",
+         .size = strlen("{\"seq\": [{\"op\": \"FlipLR\"}, {\"op\": \"Invert\"}]}")},
+        {.name = "samples", .data = "3", .size = 1},
+        {.name = "seed", .data = "7", .size = 1},
+    };
+    struct http_request req = {.path = "/v1/augment", .parts = parts, .part_count = 5};
+    struct http_response r;
+    http_send(srv, &req, &r);
+    assert_status(&r, 200);
+    json_t *doc = http_json(&r);
+    assert_int_equal(json_int(doc, "seed"), 7);
+    json_t *results = json_object_get(doc, "results");
+    assert_int_equal(json_array_size(results), 6);
+    struct img *in0 = decode(png0, size0);
+    for (size_t i = 0; i < 6; i++) {
+        json_t *res = json_array_get(results, i);
+        assert_int_equal(json_int(res, "input"), (json_int_t)(i / 3));
+        assert_int_equal(json_int(res, "sample"), (json_int_t)(i % 3));
+        assert_string_equal(json_str(res, "content_type"), "image/png");
+        size_t size;
+        unsigned char *bytes = unbase64(json_str(res, "data"), &size);
+        struct img *out = decode(bytes, size);
+        free(bytes);
+        assert_int_equal(out->width, json_int(res, "width"));
+        assert_int_equal(json_array_size(json_object_get(res, "trace")), 2);
+        if (i == 0) {
+            /* FlipLR then Invert, checked against the input pixel by pixel. */
+            for (int y = 0; y < in0->height; y++)
+                for (int x = 0; x < in0->width; x++)
+                    for (int c = 0; c < 3; c++)
+                        assert_int_equal(img_row(out, y)[3 * x + c],
+                                         255 - img_row(in0, y)[3 * (in0->width - 1 - x) + c]);
+        }
+        img_free(out);
+    }
+    img_free(in0);
+    json_decref(doc);
+    http_response_free(&r);
+    free(png0);
+    free(png1);
+    harness_pass(state);
+}
+
+static void test_bad_requests(void **state)
+{
+    struct server *srv = harness_start(state, AUGMENT_CONFIG);
+    size_t size;
+    void *png = make_png(48, 40, &size);
+    struct http_response r;
+    post_image(srv,
+               "/v1/"
+               "augment?policy=%7B%22seq%22%3A%5B%7B%22op%22%3A%22Rotate%22%2C%22degrees%22%3A999%"
+               "7D%5D%7D",
+               png, size, NULL, &r);
+    assert_error_envelope(&r, 422, "invalid_policy");
+    assert_contains(r.body, "/seq/0/degrees: must be in [-360, 360]");
+    http_response_free(&r);
+    post_image(srv, "/v1/augment", png, size, NULL, &r);
+    assert_error_envelope(&r, 422, "unprocessable");
+    assert_contains(r.body, "policy: missing");
+    http_response_free(&r);
+    post_image(srv, "/v1/augment?policy=randaugment&samples=5", png, size, NULL, &r);
+    assert_error_envelope(&r, 422, "unprocessable");
+    http_response_free(&r);
+    post_image(srv, "/v1/augment?policy=randaugment&seed=-1", png, size, NULL, &r);
+    assert_error_envelope(&r, 422, "unprocessable");
+    http_response_free(&r);
+    post_image(srv, "/v1/augment?policy=randaugment&format=gif", png, size, NULL, &r);
+    assert_error_envelope(&r, 422, "unprocessable");
+    http_response_free(&r);
+    /* Half a PNG, garbage, the wrong media type, an image past max_pixels. */
+    post_image(srv, "/v1/augment?policy=randaugment", png, size / 2, NULL, &r);
+    assert_error_envelope(&r, 422, "undecodable");
+    http_response_free(&r);
+    post_image(srv, "/v1/augment?policy=randaugment", "not an image at all", 19, NULL, &r);
+    assert_error_envelope(&r, 415, "unsupported_media_type");
+    http_response_free(&r);
+    const char *text_headers[] = {"Content-Type: text/plain", NULL};
+    struct http_request text_req = {.path = "/v1/augment?policy=randaugment",
+                                    .headers = text_headers,
+                                    .body = "hello",
+                                    .body_size = 5};
+    http_send(srv, &text_req, &r);
+    assert_error_envelope(&r, 415, "unsupported_media_type");
+    http_response_free(&r);
+    size_t big_size;
+    void *big = make_png(400, 300, &big_size); /* 120000 pixels > 100000 */
+    post_image(srv, "/v1/augment?policy=randaugment", big, big_size, NULL, &r);
+    assert_error_envelope(&r, 413, "payload_too_large");
+    http_response_free(&r);
+    free(big);
+    /* Three images when max_inputs is 2. */
+    struct http_part parts[] = {
+        {.name = "image", .filename = "a.png", .data = png, .size = size},
+        {.name = "image", .filename = "b.png", .data = png, .size = size},
+        {.name = "image", .filename = "c.png", .data = png, .size = size},
+        {.name = "policy", .data = "randaugment", .size = 11},
+    };
+    struct http_request req = {.path = "/v1/augment", .parts = parts, .part_count = 4};
+    http_send(srv, &req, &r);
+    assert_error_envelope(&r, 422, "unprocessable");
+    assert_contains(r.body, "max_inputs");
+    http_response_free(&r);
+    free(png);
+    harness_pass(state);
+}
+
+static void test_ops_and_policies(void **state)
+{
+    struct server *srv = harness_start(state, NULL);
+    struct http_response r;
+    http_get(srv, "/v1/ops", &r);
+    assert_status(&r, 200);
+    json_t *doc = http_json(&r);
+    json_t *op;
+    size_t i;
+    int found_rotate = 0;
+    json_array_foreach(json_object_get(doc, "ops"), i, op)
+    {
+        if (strcmp(json_str(op, "name"), "Rotate") != 0) continue;
+        found_rotate = 1;
+        json_t *level = json_object_get(op, "level");
+        assert_string_equal(json_str(level, "arg"), "degrees");
+        assert_true(json_number_value(json_array_get(json_object_get(level, "range"), 1)) == 30);
+        assert_true(json_is_true(json_object_get(op, "fill")));
+    }
+    assert_true(found_rotate);
+    json_decref(doc);
+    http_response_free(&r);
+
+    http_get(srv, "/v1/policies", &r);
+    assert_status(&r, 200);
+    assert_contains(r.body, "\"randaugment\"");
+    assert_contains(r.body, "\"autoaugment-imagenet\"");
+    http_response_free(&r);
+    http_get(srv, "/v1/policies/randaugment", &r);
+    assert_status(&r, 200);
+    doc = http_json(&r);
+    assert_int_equal(json_int(json_object_get(doc, "policy"), "repeat"), 2);
+    json_decref(doc);
+    http_response_free(&r);
+    http_get(srv, "/v1/policies/nope", &r);
+    assert_error_envelope(&r, 404, "not_found");
+    http_response_free(&r);
+
+    const char *bad = "{\"choice\": [{\"op\": \"Invert\"}, {\"op\": \"Nope\"}]}";
+    struct http_request req = {
+        .path = "/v1/policies/validate", .body = bad, .body_size = strlen(bad)};
+    http_send(srv, &req, &r);
+    assert_error_envelope(&r, 422, "invalid_policy");
+    assert_contains(r.body, "/choice/1/op: unknown op");
+    http_response_free(&r);
+    const char *good = "{\"preset\": \"randaugment\", \"n\": 1, \"m\": 5}";
+    req.body = good;
+    req.body_size = strlen(good);
+    http_send(srv, &req, &r);
+    assert_status(&r, 200);
+    doc = http_json(&r);
+    assert_true(json_is_true(json_object_get(doc, "valid")));
+    json_decref(doc);
+    http_response_free(&r);
+    harness_pass(state);
+}
+
+/* The CLI runs the same engine: for the same seed its file equals the server's response. */
+static void test_cli_matches_server(void **state)
+{
+    struct server *srv = harness_start(state, AUGMENT_CONFIG);
+    size_t size;
+    void *png = make_png(48, 40, &size);
+    char in_path[PATH_MAX], pattern[PATH_MAX], out_path[PATH_MAX];
+    snprintf(in_path, sizeof in_path, "%s/input.png", srv->dir);
+    snprintf(pattern, sizeof pattern, "%s/{name}-{sample}.{ext}", srv->dir);
+    snprintf(out_path, sizeof out_path, "%s/input-1.png", srv->dir);
+    FILE *f = fopen(in_path, "wb");
+    assert_non_null(f);
+    assert_int_equal(fwrite(png, 1, size, f), size);
+    fclose(f);
+    char *out, *err;
+    const char *args[] = {
+        "augment", "-p", "trivialaugment-wide", "-s", "99", "-n", "2", "-o", pattern,
+        in_path,   NULL};
+    int status = harness_run_binary(args, &out, &err);
+    if (status != 0) fail_msg("augserve augment exited %d: %s", status, err);
+    assert_contains(out, "{\"seed\":99}");
+    assert_contains(out, "input-1.png");
+    free(out);
+    free(err);
+
+    struct http_part parts[] = {
+        {.name = "image", .filename = "input.png", .data = png, .size = size},
+        {.name = "policy", .data = "trivialaugment-wide", .size = 19},
+        {.name = "seed", .data = "99", .size = 2},
+        {.name = "samples", .data = "2", .size = 1},
+    };
+    struct http_request req = {.path = "/v1/augment", .parts = parts, .part_count = 4};
+    struct http_response r;
+    http_send(srv, &req, &r);
+    assert_status(&r, 200);
+    json_t *doc = http_json(&r);
+    size_t got_size;
+    unsigned char *got =
+        unbase64(json_str(json_array_get(json_object_get(doc, "results"), 1), "data"), &got_size);
+    f = fopen(out_path, "rb");
+    assert_non_null(f);
+    unsigned char *file = malloc(got_size + 1);
+    size_t file_size = fread(file, 1, got_size + 1, f);
+    fclose(f);
+    assert_int_equal(file_size, got_size);
+    assert_memory_equal(file, got, got_size);
+    free(file);
+    free(got);
+    json_decref(doc);
+    http_response_free(&r);
+    free(png);
+    harness_pass(state);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 3) {
+        fprintf(stderr, "usage: %s AUGSERVE_BINARY SOURCE_DIR\n", argv[0]);
+        return 2;
+    }
+    harness_init(argv[1], argv[2]);
+    struct eng_error err = {0};
+    if (img_codec_init(&err) != 0) {
+        fprintf(stderr, "codec init: %s\n", err.message);
+        return 1;
+    }
+#define TEST(f) cmocka_unit_test_setup_teardown(f, harness_setup, harness_teardown)
+    const struct CMUnitTest tests[] = {
+        TEST(test_single_image_bytes), TEST(test_json_samples_and_inputs), TEST(test_bad_requests),
+        TEST(test_ops_and_policies),   TEST(test_cli_matches_server),
+    };
+    int failed = cmocka_run_group_tests_name("augment", tests, NULL, NULL);
+    curl_global_cleanup();
+    return failed;
+}

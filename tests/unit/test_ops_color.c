@@ -1,0 +1,340 @@
+/* Unit tests of engine/ops_color.c. argv[1]: the parity fixtures folder; every case of
+ * color/manifest.json (written by tests/parity/gen_color.py from torchvision and Pillow) must
+ * come out pixel for pixel identical. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <float.h>
+#include <limits.h>
+#include <math.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "fixture.h"
+#include "ops_color.h"
+
+static char color_dir[4096];
+
+static struct img *run_op(const char *op, const json_t *args, const struct img *in,
+                          struct eng_error *err)
+{
+    double factor = json_number_value(json_object_get(args, "factor"));
+    if (!strcmp(op, "invert")) return img_invert(in, err);
+    if (!strcmp(op, "posterize"))
+        return img_posterize(in, (int)json_integer_value(json_object_get(args, "bits")), err);
+    if (!strcmp(op, "solarize"))
+        return img_solarize(in, json_number_value(json_object_get(args, "threshold")), err);
+    if (!strcmp(op, "solarize_add"))
+        return img_solarize_add(in, (int)json_integer_value(json_object_get(args, "addition")),
+                                (int)json_integer_value(json_object_get(args, "threshold")), err);
+    if (!strcmp(op, "brightness")) return img_brightness(in, factor, err);
+    if (!strcmp(op, "color")) return img_color(in, factor, err);
+    if (!strcmp(op, "contrast")) return img_contrast(in, factor, err);
+    if (!strcmp(op, "sharpness")) return img_sharpness(in, factor, err);
+    if (!strcmp(op, "autocontrast")) return img_autocontrast(in, err);
+    if (!strcmp(op, "equalize")) return img_equalize(in, err);
+    if (!strcmp(op, "grayscale"))
+        return img_grayscale(in, (int)json_integer_value(json_object_get(args, "keep_channels")),
+                             err);
+    fail_msg("manifest names an unknown op \"%s\"", op);
+    return NULL;
+}
+
+/* Returns whether the case held, printing what went wrong when not. */
+static bool check_case(const json_t *c)
+{
+    const char *op = json_string_value(json_object_get(c, "op"));
+    const char *input = json_string_value(json_object_get(c, "input"));
+    const json_t *args = json_object_get(c, "args");
+    const json_t *expected = json_object_get(c, "expected");
+    assert_non_null(op);
+    assert_non_null(input);
+    char *args_text = json_dumps(args, JSON_COMPACT | JSON_SORT_KEYS | JSON_REAL_PRECISION(10));
+    struct img *in = fixture_load(color_dir, input);
+    assert_non_null(in);
+    struct eng_error err = {0};
+    struct img *out = run_op(op, args, in, &err);
+    bool ok;
+    if (json_is_null(expected)) {
+        ok = !out && err.code == ENG_UNSUPPORTED;
+        if (!ok)
+            print_error("%s %s on %s: want ENG_UNSUPPORTED as the reference raises (%s), got %s\n",
+                        op, args_text, input, json_string_value(json_object_get(c, "raises")),
+                        out ? "an image" : err.message);
+    } else {
+        struct img *want = fixture_load(color_dir, json_string_value(expected));
+        assert_non_null(want);
+        int max_diff = 0;
+        long diff = out ? fixture_diff(out, want, 0, &max_diff) : -1;
+        ok = diff == 0;
+        if (!out)
+            print_error("%s %s on %s: failed: %s\n", op, args_text, input, err.message);
+        else if (diff < 0)
+            print_error("%s %s on %s: %dx%dx%d, want %dx%dx%d\n", op, args_text, input, out->width,
+                        out->height, out->channels, want->width, want->height, want->channels);
+        else if (diff > 0)
+            print_error("%s %s on %s: %ld pixels differ from %s, by up to %d\n", op, args_text,
+                        input, diff, json_string_value(expected), max_diff);
+        img_free(want);
+    }
+    img_free(out);
+    img_free(in);
+    free(args_text);
+    return ok;
+}
+
+static void test_parity(void **state)
+{
+    char path[4200];
+    snprintf(path, sizeof path, "%s/manifest.json", color_dir);
+    json_error_t jerr;
+    json_t *manifest = json_load_file(path, 0, &jerr);
+    if (!manifest) fail_msg("%s: %s", path, jerr.text);
+    const json_t *cases = json_object_get(manifest, "cases");
+    assert_true(json_array_size(cases) > 0);
+    size_t i, failed = 0;
+    const json_t *c;
+    json_array_foreach(cases, i, c) failed += !check_case(c);
+    if (failed) fail_msg("%zu of %zu parity cases differ", failed, json_array_size(cases));
+    json_decref(manifest);
+}
+
+/* Pillow's ImagingBlend, whose float arithmetic ops_color.c replaces with integers. */
+static uint8_t pillow_blend(int s, int v, float f)
+{
+    float t = (float)s + f * (float)(v - s);
+    return t <= 0.0f ? 0 : t >= 255.0f ? 255 : (uint8_t)t;
+}
+
+/* An L image holding every value once, padded with 0 or 255 until ImageEnhance.Contrast's
+ * mean gray is mean: with it, img_contrast blends every (mean, value) pair. */
+static struct img *with_mean(int mean)
+{
+    int filler = mean < 128 ? 0 : 255;
+    uint64_t sum = 255 * 256 / 2, count = 256;
+    while ((2 * sum + count) / (2 * count) != (uint64_t)mean) {
+        sum += filler;
+        count++;
+    }
+    struct img *im = img_new((int)count, 1, 1, NULL);
+    assert_non_null(im);
+    for (int x = 0; x < (int)count; x++)
+        im->data[x] = (uint8_t)(x < 256 ? x : filler);
+    return im;
+}
+
+/* Every (degenerate, value) pair at factors whose float products with small integers fall just
+ * short of an integer, which exercises the carry of the integer blend, at the extremes, and
+ * along a sweep. */
+static void test_blend_equals_pillow_formula(void **state)
+{
+    double factors[100] = {0,    1e-30, 1e-8,     2.98e-8, 5.9604645e-8, 1e-7, 0.1, 0.3, 1.0 / 3,
+                           0.7,  0.9,   0.999999, 1,       1.0000001,    1.1,  1.9, 2,   3.3,
+                           7.77, 100.7, 1e6,      FLT_MAX};
+    for (int i = 22; i < 100; i++)
+        factors[i] = (i - 22) / 19.0 + (i % 7) * 1e-9;
+    for (int mean = 0; mean < 256; mean++) {
+        struct img *im = with_mean(mean);
+        for (int i = 0; i < 100; i++) {
+            struct eng_error err = {0};
+            struct img *out = img_contrast(im, factors[i], &err);
+            assert_non_null(out);
+            for (int v = 0; v < 256; v++) {
+                uint8_t want = pillow_blend(mean, v, (float)factors[i]);
+                if (out->data[v] != want)
+                    fail_msg("factor %.9g: mean %d, value %d gives %d, Pillow %d", factors[i], mean,
+                             v, out->data[v], want);
+            }
+            img_free(out);
+        }
+        img_free(im);
+    }
+}
+
+static struct img *pattern(int width, int height, int channels, size_t pad)
+{
+    struct img *im = img_new(width, height, channels, NULL);
+    assert_non_null(im);
+    if (pad) {
+        im->stride += pad;
+        free(im->data);
+        im->data = malloc(im->stride * (size_t)height);
+        assert_non_null(im->data);
+        memset(im->data, 0xa5, im->stride * (size_t)height);
+    }
+    for (int y = 0; y < height; y++)
+        for (int x = 0; x < width * channels; x++)
+            img_row(im, y)[x] = (uint8_t)(x * 37 + y * 11 + (x * y) % 13);
+    return im;
+}
+
+static struct img *run_each(int i, const struct img *in, struct eng_error *err)
+{
+    switch (i) {
+    case 0:
+        return img_invert(in, err);
+    case 1:
+        return img_posterize(in, 3, err);
+    case 2:
+        return img_solarize(in, 100, err);
+    case 3:
+        return img_solarize_add(in, 40, 128, err);
+    case 4:
+        return img_brightness(in, 1.3, err);
+    case 5:
+        return img_color(in, 1.7, err);
+    case 6:
+        return img_contrast(in, 0.6, err);
+    case 7:
+        return img_sharpness(in, 1.9, err);
+    case 8:
+        return img_autocontrast(in, err);
+    case 9:
+        return img_equalize(in, err);
+    case 10:
+        return img_grayscale(in, 0, err);
+    default:
+        return img_grayscale(in, 1, err);
+    }
+}
+#define OP_COUNT 12
+
+/* The fixtures are contiguous; rows with padding after them must give the same pixels, and no op
+ * may write to its input. */
+static void test_strided_input_untouched(void **state)
+{
+    int channels[] = {1, 3, 4};
+    for (int c = 0; c < 3; c++) {
+        struct img *flat = pattern(37, 23, channels[c], 0);
+        struct img *padded = pattern(37, 23, channels[c], 13);
+        uint8_t *before = malloc(padded->stride * 23);
+        assert_non_null(before);
+        memcpy(before, padded->data, padded->stride * 23);
+        for (int i = 0; i < OP_COUNT; i++) {
+            struct eng_error err = {0};
+            struct img *a = run_each(i, flat, &err);
+            struct img *b = run_each(i, padded, &err);
+            assert_true((a == NULL) == (b == NULL));
+            if (a) {
+                assert_int_equal(b->stride, (size_t)b->width * (size_t)b->channels);
+                assert_int_equal(fixture_diff(a, b, 0, NULL), 0);
+            }
+            assert_memory_equal(before, padded->data, padded->stride * 23);
+            img_free(a);
+            img_free(b);
+        }
+        free(before);
+        img_free(flat);
+        img_free(padded);
+    }
+}
+
+static void test_bad_input(void **state)
+{
+    struct img *rgb = pattern(4, 4, 3, 0), *rgba = pattern(4, 4, 4, 0);
+    for (int i = 0; i < OP_COUNT; i++) {
+        struct eng_error err = {0};
+        assert_null(run_each(i, NULL, &err));
+        assert_int_equal(err.code, ENG_INVALID);
+        assert_null(run_each(i, NULL, NULL));
+    }
+    struct img bad = *rgb;
+    bad.channels = 2;
+    struct eng_error err = {0};
+    assert_null(img_invert(&bad, &err));
+    assert_int_equal(err.code, ENG_INVALID);
+
+    int bits[] = {-1, 9, INT_MIN, INT_MAX};
+    for (int i = 0; i < 4; i++) {
+        err.code = ENG_OK;
+        assert_null(img_posterize(rgb, bits[i], &err));
+        assert_int_equal(err.code, ENG_INVALID);
+        assert_null(img_posterize(rgb, bits[i], NULL));
+    }
+    double factors[] = {-0.1, -1e-300, NAN, INFINITY, 1e39};
+    struct img *(*enhance[])(const struct img *, double, struct eng_error *) = {
+        img_brightness, img_color, img_contrast, img_sharpness};
+    for (int i = 0; i < 5; i++) {
+        for (int k = 0; k < 4; k++) {
+            err.code = ENG_OK;
+            assert_null(enhance[k](rgb, factors[i], &err));
+            assert_int_equal(err.code, ENG_INVALID);
+            assert_non_null(strstr(err.message, "factor"));
+        }
+    }
+    err.code = ENG_OK;
+    assert_null(img_solarize(rgb, NAN, &err));
+    assert_int_equal(err.code, ENG_INVALID);
+    err.code = ENG_OK;
+    assert_null(img_grayscale(rgb, 2, &err));
+    assert_int_equal(err.code, ENG_INVALID);
+
+    /* Pillow refuses RGBA for the ImageOps tables, torchvision a 4-channel grayscale. */
+    for (int i = 0; i < OP_COUNT; i++) {
+        err.code = ENG_OK;
+        struct img *out = run_each(i, rgba, &err);
+        bool refused = i <= 2 || i == 8 || i == 9 || i == 11;
+        if (refused) {
+            assert_null(out);
+            assert_int_equal(err.code, ENG_UNSUPPORTED);
+            assert_non_null(strstr(err.message, "RGBA"));
+        } else {
+            assert_non_null(out);
+        }
+        img_free(out);
+    }
+    img_free(rgb);
+    img_free(rgba);
+}
+
+/* Arguments at the edges of their types: no overflow, and the obvious images. */
+static void test_extreme_arguments(void **state)
+{
+    struct img *im = pattern(16, 16, 3, 0);
+    struct eng_error err = {0};
+    struct img *out = img_solarize_add(im, INT_MAX, INT_MAX, &err);
+    assert_non_null(out);
+    for (int i = 0; i < 16 * 16 * 3; i++)
+        assert_int_equal(out->data[i], 255);
+    img_free(out);
+    out = img_solarize_add(im, INT_MIN, 256, &err);
+    assert_non_null(out);
+    for (int i = 0; i < 16 * 16 * 3; i++)
+        assert_int_equal(out->data[i], 0);
+    img_free(out);
+    out = img_solarize(im, -INFINITY, &err);
+    assert_non_null(out);
+    for (int i = 0; i < 16 * 16 * 3; i++)
+        assert_int_equal(out->data[i], 255 - im->data[i]);
+    img_free(out);
+    out = img_brightness(im, FLT_MAX, &err);
+    assert_non_null(out);
+    for (int i = 0; i < 16 * 16 * 3; i++)
+        assert_int_equal(out->data[i], im->data[i] ? 255 : 0);
+    img_free(out);
+    img_free(im);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        fprintf(stderr, "usage: %s FIXTURES_DIR\n", argv[0]);
+        return 2;
+    }
+    snprintf(color_dir, sizeof color_dir, "%s/color", argv[1]);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_parity),
+        cmocka_unit_test(test_blend_equals_pillow_formula),
+        cmocka_unit_test(test_strided_input_untouched),
+        cmocka_unit_test(test_bad_input),
+        cmocka_unit_test(test_extreme_arguments),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,484 @@
+/* The policy graph: parsing with JSON-pointer errors, sampling semantics and frequencies, and the
+ * presets against torchvision's tables (fixtures/presets/presets.json, from gen_presets.py). */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "policy.h"
+
+static const char *fixtures_dir;
+
+static struct policy *parse_ok(const char *text)
+{
+    struct eng_error err = {0};
+    struct policy *p = policy_parse_text(text, &err);
+    if (!p) fail_msg("%s: %s", text, err.message);
+    return p;
+}
+
+static void expect_invalid(const char *text, const char *message)
+{
+    struct eng_error err = {0};
+    struct policy *p = policy_parse_text(text, &err);
+    if (p) fail_msg("accepted: %s", text);
+    assert_int_equal(err.code, ENG_INVALID);
+    if (!strstr(err.message, message))
+        fail_msg("%s\n  gave: %s\n  expected to contain: %s", text, err.message, message);
+}
+
+static void test_errors_name_the_node(void **state)
+{
+    expect_invalid("{\"seq\": [{\"op\": \"Identity\"}, {\"op\": \"Rotate\", \"degrees\": 500}]}",
+                   "/seq/1/degrees: must be in [-360, 360]");
+    expect_invalid("{\"op\": \"Spin\"}", "/op: unknown op \"Spin\"");
+    expect_invalid("{\"op\": \"Invert\", \"degrees\": 3}", "/degrees: unknown key");
+    expect_invalid("{\"op\": \"Invert\", \"level\": 0.5}", "/level: Invert takes no level");
+    expect_invalid("{\"op\": \"Rotate\", \"level\": 1.5}", "/level: must be in [0, 1]");
+    expect_invalid("{\"op\": \"Rotate\", \"level\": {\"bin\": 31, \"bins\": 31}}", "\"bin\" must");
+    expect_invalid("{\"op\": \"Posterize\", \"bits\": 2.5}", "/bits: must be a whole number");
+    expect_invalid("{\"op\": \"Invert\", \"fill\": 3}", "/fill: unknown key");
+    expect_invalid("{\"op\": \"Rotate\", \"fill\": [1, 2, 300]}", "/fill: must be");
+    expect_invalid("{\"choice\": [{\"op\": \"Invert\"}], \"weights\": [1, 2]}",
+                   "/weights: must hold one number per choice (1)");
+    expect_invalid("{\"choice\": []}", "/choice: must be a non-empty array");
+    expect_invalid("{\"p\": 1.5, \"do\": {\"op\": \"Invert\"}}", "/p: must be in [0, 1]");
+    expect_invalid("{\"p\": 0.5}", "/do: is missing");
+    expect_invalid("{\"repeat\": 17, \"do\": {\"op\": \"Invert\"}}", "/repeat: must be");
+    expect_invalid("{\"mix\": [{\"op\": \"Invert\"}], \"alpha\": 0}", "/alpha: must be in");
+    expect_invalid("{\"seq\": [{\"p\": 0.5, \"do\": {\"seq\": [{\"op\": \"X\"}]}}]}",
+                   "/seq/0/do/seq/0/op: unknown op");
+    expect_invalid(
+        "{\"dag\": {\"start\": \"a\", \"edges\": [{\"from\": \"a\", \"to\": \"b\", \"p\": "
+        "1}, {\"from\": \"b\", \"to\": \"a\", \"p\": 1}]}}",
+        "/dag: the edges form a cycle");
+    expect_invalid(
+        "{\"dag\": {\"start\": \"a\", \"edges\": [{\"from\": \"a\", \"to\": \"b\", \"p\": "
+        "0.5}, {\"from\": \"a\", \"to\": \"c\", \"p\": 0.4}]}}",
+        "vertex \"a\" have probabilities summing to 0.9, not 1");
+    expect_invalid(
+        "{\"dag\": {\"start\": \"a\", \"edges\": [{\"from\": \"a\", \"to\": \"b\", \"p\": "
+        "1, \"do\": {\"op\": \"Rotate\", \"degrees\": \"x\"}}]}}",
+        "/dag/edges/0/do/degrees: must be a number");
+    expect_invalid("{\"preset\": \"randaugment\", \"m\": 31}",
+                   "\"m\" must be a whole number in [0, 30]");
+    expect_invalid("{\"preset\": \"nope\"}", "unknown preset \"nope\"");
+    expect_invalid("[1, 2]", "must be a node");
+    expect_invalid("{\"nothing\": 1}", "must have one of");
+    /* Nesting deeper than the limit, and a repeat product past the trace cap. */
+    char deep[2048] = "";
+    for (int i = 0; i < 40; i++)
+        strcat(deep, "{\"seq\": [");
+    strcat(deep, "{\"op\": \"Invert\"}");
+    for (int i = 0; i < 40; i++)
+        strcat(deep, "]}");
+    expect_invalid(deep, "deeper than");
+}
+
+static void test_trace_cap(void **state)
+{
+    struct policy *p =
+        parse_ok("{\"repeat\": 16, \"do\": {\"repeat\": 16, \"do\": {\"repeat\": 16, "
+                 "\"do\": {\"op\": \"Invert\"}}}}");
+    struct eng_error err = {0};
+    struct trace *t = policy_sample(p, 1, 0, 0, 10, 10, &err);
+    assert_null(t);
+    assert_int_equal(err.code, ENG_TOO_LARGE);
+    policy_free(p);
+}
+
+static json_t *sample_json(const struct policy *p, uint64_t seed, uint32_t input, uint32_t sample,
+                           int width, int height)
+{
+    struct eng_error err = {0};
+    struct trace *t = policy_sample(p, seed, input, sample, width, height, &err);
+    if (!t) fail_msg("sampling failed: %s", err.message);
+    json_t *j = trace_to_json(t);
+    trace_free(t);
+    return j;
+}
+
+static void test_determinism(void **state)
+{
+    struct policy *p = parse_ok("randaugment");
+    int differing = 0;
+    for (uint32_t s = 0; s < 50; s++) {
+        json_t *a = sample_json(p, 77, 3, s, 64, 48), *b = sample_json(p, 77, 3, s, 64, 48);
+        json_t *other = sample_json(p, 77, 3, s + 1000, 64, 48);
+        assert_true(json_equal(a, b));
+        differing += !json_equal(a, other);
+        json_decref(a);
+        json_decref(b);
+        json_decref(other);
+    }
+    /* Two RandAugment draws coincide with probability about 1/196 per op pair and sign. */
+    assert_true(differing >= 45);
+    policy_free(p);
+}
+
+/* Counts how often each choice is taken; checks the frequencies against the weights. */
+static void test_choice_and_probability(void **state)
+{
+    struct policy *p = parse_ok("{\"choice\": [{\"op\": \"Invert\"}, {\"op\": \"FlipLR\"}, "
+                                "{\"op\": \"FlipUD\"}], \"weights\": [1, 2, 5]}");
+    enum { N = 16000 };
+    long counts[3] = {0};
+    for (uint32_t s = 0; s < N; s++) {
+        json_t *t = sample_json(p, 5, 0, s, 8, 8);
+        assert_int_equal(json_array_size(t), 1);
+        const char *op = json_string_value(json_object_get(json_array_get(t, 0), "op"));
+        counts[strcmp(op, "Invert") == 0 ? 0 : strcmp(op, "FlipLR") == 0 ? 1 : 2]++;
+        json_decref(t);
+    }
+    double expected[3] = {N / 8.0, 2 * N / 8.0, 5 * N / 8.0}, x2 = 0;
+    for (int i = 0; i < 3; i++)
+        x2 += (counts[i] - expected[i]) * (counts[i] - expected[i]) / expected[i];
+    assert_true(x2 < 13.82); /* 2 degrees of freedom, p = 0.001 */
+    policy_free(p);
+
+    p = parse_ok("{\"p\": 0.3, \"do\": {\"op\": \"Invert\"}}");
+    long applied = 0;
+    for (uint32_t s = 0; s < N; s++) {
+        json_t *t = sample_json(p, 6, 0, s, 8, 8);
+        applied += json_array_size(t);
+        json_decref(t);
+    }
+    assert_true(fabs(applied - 0.3 * N) < 5 * sqrt(N * 0.3 * 0.7));
+    policy_free(p);
+
+    p = parse_ok("{\"seq\": [{\"p\": 0, \"do\": {\"op\": \"Invert\"}}, {\"p\": 1, \"do\": "
+                 "{\"repeat\": 3, \"do\": {\"op\": \"FlipLR\"}}}]}");
+    json_t *t = sample_json(p, 7, 0, 0, 8, 8);
+    assert_int_equal(json_array_size(t), 3);
+    json_decref(t);
+    policy_free(p);
+}
+
+static void test_dag_walk(void **state)
+{
+    /* a -> b (0.25, Invert) -> end (FlipUD); a -> end (0.75, FlipLR) */
+    struct policy *p =
+        parse_ok("{\"dag\": {\"start\": \"a\", \"edges\": ["
+                 "{\"from\": \"a\", \"to\": \"b\", \"p\": 0.25, \"do\": {\"op\": \"Invert\"}},"
+                 "{\"from\": \"a\", \"to\": \"end\", \"p\": 0.75, \"do\": {\"op\": \"FlipLR\"}},"
+                 "{\"from\": \"b\", \"to\": \"end\", \"p\": 1, \"do\": {\"op\": \"FlipUD\"}}]}}");
+    enum { N = 8000 };
+    long through_b = 0;
+    for (uint32_t s = 0; s < N; s++) {
+        json_t *t = sample_json(p, 8, 0, s, 8, 8);
+        const char *first = json_string_value(json_object_get(json_array_get(t, 0), "op"));
+        if (strcmp(first, "Invert") == 0) {
+            through_b++;
+            assert_int_equal(json_array_size(t), 2);
+            assert_string_equal(json_string_value(json_object_get(json_array_get(t, 1), "op")),
+                                "FlipUD");
+        } else {
+            assert_int_equal(json_array_size(t), 1);
+            assert_string_equal(first, "FlipLR");
+        }
+        json_decref(t);
+    }
+    assert_true(fabs(through_b - 0.25 * N) < 5 * sqrt(N * 0.25 * 0.75));
+    policy_free(p);
+}
+
+static void test_mix(void **state)
+{
+    struct policy *p = parse_ok("{\"mix\": [{\"op\": \"Invert\"}, {\"seq\": [{\"op\": \"FlipLR\"}, "
+                                "{\"op\": \"FlipUD\"}]}], \"alpha\": 1}");
+    double m_sum = 0;
+    enum { N = 4000 };
+    for (uint32_t s = 0; s < N; s++) {
+        json_t *t = sample_json(p, 9, 0, s, 8, 8);
+        json_t *mix = json_object_get(json_array_get(t, 0), "mix");
+        double m = json_real_value(json_object_get(mix, "m"));
+        json_t *w = json_object_get(mix, "weights");
+        assert_true(m >= 0 && m <= 1);
+        assert_true(fabs(json_real_value(json_array_get(w, 0)) +
+                         json_real_value(json_array_get(w, 1)) - 1) < 1e-12);
+        assert_int_equal(json_array_size(json_array_get(json_object_get(mix, "branches"), 1)), 2);
+        m_sum += m;
+        json_decref(t);
+    }
+    /* Beta(1, 1) is uniform: mean 1/2, variance 1/12. */
+    assert_true(fabs(m_sum / N - 0.5) < 5 * sqrt(1.0 / 12 / N));
+    policy_free(p);
+}
+
+/* AugMix's blend on pixels: (1 - m) x + m (w0 Invert(x) + w1 FlipLR(x)), accumulated in float
+ * and truncated as torchvision's tensor path does. */
+static void test_mix_pixels(void **state)
+{
+    struct policy *p =
+        parse_ok("{\"mix\": [{\"op\": \"Invert\"}, {\"op\": \"FlipLR\"}], \"alpha\": 0.7}");
+    struct img *in = img_new(5, 3, 3, NULL);
+    assert_non_null(in);
+    for (int y = 0; y < 3; y++)
+        for (int x = 0; x < 15; x++)
+            img_row(in, y)[x] = (uint8_t)(17 * x + 40 * y + 3);
+    struct eng_error err = {0};
+    for (uint32_t s = 0; s < 20; s++) {
+        struct trace *t = policy_sample(p, 21, 0, s, 5, 3, &err);
+        assert_non_null(t);
+        json_t *j = trace_to_json(t);
+        json_t *mix = json_object_get(json_array_get(j, 0), "mix");
+        float m = (float)json_real_value(json_object_get(mix, "m"));
+        json_t *w = json_object_get(mix, "weights");
+        float w0 = (float)(json_real_value(json_object_get(mix, "m")) *
+                           json_real_value(json_array_get(w, 0)));
+        float w1 = (float)(json_real_value(json_object_get(mix, "m")) *
+                           json_real_value(json_array_get(w, 1)));
+        struct img *out = trace_apply(t, in, 21, 0, s, &err);
+        assert_non_null(out);
+        for (int y = 0; y < 3; y++)
+            for (int x = 0; x < 5; x++)
+                for (int c = 0; c < 3; c++) {
+                    float v = (float)(1.0 - json_real_value(json_object_get(mix, "m"))) *
+                                  img_row(in, y)[3 * x + c] +
+                              w0 * (255 - img_row(in, y)[3 * x + c]);
+                    v += w1 * img_row(in, y)[3 * (4 - x) + c];
+                    int expected = v <= 0 ? 0 : v >= 255 ? 255 : (int)v;
+                    assert_int_equal(img_row(out, y)[3 * x + c], expected);
+                }
+        (void)m;
+        img_free(out);
+        json_decref(j);
+        trace_free(t);
+    }
+    img_free(in);
+    policy_free(p);
+}
+
+/* Colour ops see RGB only on RGBA images; alpha comes through unchanged. */
+static void test_color_ops_keep_alpha(void **state)
+{
+    struct img *in = img_new(4, 2, 4, NULL);
+    assert_non_null(in);
+    for (int y = 0; y < 2; y++)
+        for (int x = 0; x < 16; x++)
+            img_row(in, y)[x] = (uint8_t)(31 * x + 7 * y);
+    static const char *const policies[] = {"{\"op\": \"Invert\"}", "{\"op\": \"Grayscale\"}",
+                                           "{\"op\": \"Posterize\", \"bits\": 2}"};
+    for (size_t i = 0; i < 3; i++) {
+        struct policy *p = parse_ok(policies[i]);
+        struct eng_error err = {0};
+        struct trace *t = policy_sample(p, 1, 0, 0, 4, 2, &err);
+        struct img *out = t ? trace_apply(t, in, 1, 0, 0, &err) : NULL;
+        if (!out) fail_msg("%s: %s", policies[i], err.message);
+        assert_int_equal(out->channels, 4);
+        for (int y = 0; y < 2; y++)
+            for (int x = 0; x < 4; x++) {
+                const uint8_t *a = img_row(in, y) + 4 * x, *b = img_row(out, y) + 4 * x;
+                assert_int_equal(b[3], a[3]);
+                int gray = (a[0] * 19595 + a[1] * 38470 + a[2] * 7471 + 0x8000) >> 16;
+                for (int c = 0; c < 3; c++) {
+                    int expected = i == 0 ? 255 - a[c] : i == 1 ? gray : a[c] & 0xc0;
+                    assert_int_equal(b[c], expected);
+                }
+            }
+        img_free(out);
+        trace_free(t);
+        policy_free(p);
+    }
+    img_free(in);
+}
+
+/* ---- Presets against torchvision ------------------------------------------------------------ */
+
+static json_t *load_presets(void)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/presets/presets.json", fixtures_dir);
+    json_error_t jerr;
+    json_t *doc = json_load_file(path, 0, &jerr);
+    if (!doc) fail_msg("%s: %s", path, jerr.text);
+    return doc;
+}
+
+/* The argument an op received in a trace entry (the one argument a level sets). */
+static double trace_arg(json_t *entry, const char *op)
+{
+    const char *key = strcmp(op, "Posterize") == 0       ? "bits"
+                      : strcmp(op, "Solarize") == 0      ? "threshold"
+                      : strcmp(op, "Rotate") == 0        ? "degrees"
+                      : strncmp(op, "Translate", 9) == 0 ? "pixels"
+                                                         : "factor";
+    return json_number_value(json_object_get(entry, key));
+}
+
+/* Whether value is what torchvision passes for this op at bin, with either sign when signed. */
+static int matches(json_t *space, const char *op, int bin, double value)
+{
+    json_t *entry = json_object_get(space, op);
+    double expected =
+        json_number_value(json_array_get(json_object_get(entry, "args"), (size_t)bin));
+    if (value == expected) return 1;
+    if (!json_is_true(json_object_get(entry, "signed"))) return 0;
+    /* The sign applies to the magnitude before _apply_op's 1 + m or int(m). */
+    int one_plus = strcmp(op, "Brightness") == 0 || strcmp(op, "Color") == 0 ||
+                   strcmp(op, "Contrast") == 0 || strcmp(op, "Sharpness") == 0;
+    return one_plus ? value == 2.0 - expected : value == -expected;
+}
+
+static int op_has_args(json_t *space, const char *op)
+{
+    return json_is_array(json_object_get(json_object_get(space, op), "args"));
+}
+
+static void test_randaugment_magnitudes(void **state)
+{
+    json_t *fx = load_presets();
+    json_t *ra = json_object_get(fx, "randaugment");
+    json_t *space = json_object_get(ra, "space");
+    int width = (int)json_integer_value(json_object_get(fx, "width"));
+    int height = (int)json_integer_value(json_object_get(fx, "height"));
+    for (int m = 0; m < 31; m++) {
+        char text[96];
+        snprintf(text, sizeof text, "{\"preset\": \"randaugment\", \"n\": 1, \"m\": %d}", m);
+        struct policy *p = parse_ok(text);
+        int seen[14] = {0};
+        for (uint32_t s = 0; s < 400; s++) {
+            json_t *t = sample_json(p, 11, 0, s, width, height);
+            json_t *entry = json_array_get(t, 0);
+            const char *op = json_string_value(json_object_get(entry, "op"));
+            size_t index = 0;
+            json_t *name;
+            json_array_foreach(json_object_get(ra, "ops"), index,
+                               name) if (strcmp(json_string_value(name), op) == 0) seen[index] = 1;
+            if (op_has_args(space, op) && !matches(space, op, m, trace_arg(entry, op)))
+                fail_msg("randaugment m=%d: %s got %.17g", m, op, trace_arg(entry, op));
+            json_decref(t);
+        }
+        for (int i = 0; i < 14; i++)
+            if (!seen[i]) fail_msg("randaugment m=%d never drew op %d", m, i);
+        policy_free(p);
+    }
+    json_decref(fx);
+}
+
+static void test_trivialaugment_magnitudes(void **state)
+{
+    json_t *fx = load_presets();
+    json_t *space = json_object_get(json_object_get(fx, "trivialaugment-wide"), "space");
+    struct policy *p = parse_ok("trivialaugment-wide");
+    static int seen[14][31];
+    const char *names[14];
+    int name_count = 0;
+    for (uint32_t s = 0; s < 30000; s++) {
+        json_t *t = sample_json(p, 12, 0, s, 57, 41);
+        json_t *entry = json_array_get(t, 0);
+        const char *op = json_string_value(json_object_get(entry, "op"));
+        int index = -1;
+        for (int i = 0; i < name_count; i++)
+            if (strcmp(names[i], op) == 0) index = i;
+        if (index < 0) {
+            index = name_count++;
+            names[index] = strdup(op);
+        }
+        if (op_has_args(space, op)) {
+            int bin = -1;
+            for (int b = 0; b < 31 && bin < 0; b++)
+                if (matches(space, op, b, trace_arg(entry, op))) bin = b;
+            if (bin < 0) fail_msg("trivialaugment: %s got %.17g", op, trace_arg(entry, op));
+            seen[index][bin] = 1;
+        }
+        json_decref(t);
+    }
+    assert_int_equal(name_count, 14);
+    for (int i = 0; i < name_count; i++) {
+        if (op_has_args(space, names[i]))
+            for (int b = 0; b < 31; b++) {
+                /* Bins whose value repeats (Posterize) map onto the first of them. */
+                json_t *args = json_object_get(json_object_get(space, names[i]), "args");
+                int first = b;
+                while (first > 0 && json_number_value(json_array_get(args, (size_t)first - 1)) ==
+                                        json_number_value(json_array_get(args, (size_t)b)))
+                    first--;
+                if (!seen[i][first]) fail_msg("trivialaugment: %s bin %d never drawn", names[i], b);
+            }
+        free((void *)names[i]);
+    }
+    policy_free(p);
+    json_decref(fx);
+}
+
+static void test_autoaugment_tables(void **state)
+{
+    json_t *fx = load_presets();
+    static const char *const names[] = {"autoaugment-imagenet", "autoaugment-cifar10",
+                                        "autoaugment-svhn"};
+    for (size_t n = 0; n < 3; n++) {
+        json_t *ref = json_object_get(fx, names[n]);
+        json_t *space = json_object_get(ref, "space");
+        json_t *policies = json_object_get(ref, "policies");
+        struct policy *p = parse_ok(names[n]);
+        json_t *doc = policy_to_json(p);
+        json_t *choice = json_object_get(doc, "choice");
+        assert_int_equal(json_array_size(choice), json_array_size(policies));
+        for (size_t i = 0; i < json_array_size(policies); i++) {
+            json_t *seq = json_object_get(json_array_get(choice, i), "seq");
+            for (size_t k = 0; k < 2; k++) {
+                json_t *want = json_array_get(json_array_get(policies, i), k);
+                json_t *got = json_array_get(seq, k);
+                json_t *op = json_object_get(got, "do");
+                assert_string_equal(json_string_value(json_object_get(op, "op")),
+                                    json_string_value(json_array_get(want, 0)));
+                assert_true(json_number_value(json_object_get(got, "p")) ==
+                            json_number_value(json_array_get(want, 1)));
+                json_t *bin = json_array_get(want, 2);
+                json_t *level = json_object_get(op, "level");
+                if (json_is_null(bin)) {
+                    assert_null(level);
+                } else {
+                    assert_int_equal(json_integer_value(json_object_get(level, "bin")),
+                                     json_integer_value(bin));
+                    assert_int_equal(json_integer_value(json_object_get(level, "bins")), 10);
+                }
+            }
+        }
+        /* The magnitudes that reach the ops are torchvision's. */
+        for (uint32_t s = 0; s < 3000; s++) {
+            json_t *t = sample_json(p, 13, 0, s, 57, 41);
+            size_t i;
+            json_t *entry;
+            json_array_foreach(t, i, entry)
+            {
+                const char *op = json_string_value(json_object_get(entry, "op"));
+                if (!op_has_args(space, op)) continue;
+                int found = 0;
+                for (int b = 0; b < 10 && !found; b++)
+                    found = matches(space, op, b, trace_arg(entry, op));
+                if (!found) fail_msg("%s: %s got %.17g", names[n], op, trace_arg(entry, op));
+            }
+            json_decref(t);
+        }
+        json_decref(doc);
+        policy_free(p);
+    }
+    json_decref(fx);
+}
+
+int main(int argc, char **argv)
+{
+    fixtures_dir = argc > 1 ? argv[1] : "tests/parity/fixtures";
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_errors_name_the_node),
+        cmocka_unit_test(test_trace_cap),
+        cmocka_unit_test(test_determinism),
+        cmocka_unit_test(test_choice_and_probability),
+        cmocka_unit_test(test_dag_walk),
+        cmocka_unit_test(test_mix),
+        cmocka_unit_test(test_mix_pixels),
+        cmocka_unit_test(test_color_ops_keep_alpha),
+        cmocka_unit_test(test_randaugment_magnitudes),
+        cmocka_unit_test(test_trivialaugment_magnitudes),
+        cmocka_unit_test(test_autoaugment_tables),
+    };
+    return cmocka_run_group_tests_name("policy", tests, NULL, NULL);
+}
