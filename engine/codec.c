@@ -711,7 +711,9 @@ static uint8_t *jpeg_icc(const struct jpeg_meta *m, size_t *len)
         if (!m->icc_chunk[i]) return NULL;
         total += m->icc_chunk_len[i];
     }
-    uint8_t *icc = malloc(total ? total : 1);
+    if (total < 132) return NULL; /* shorter than an ICC header and tag count */
+    /* calloc, not malloc: GCC cannot see that the chunks fill it all. */
+    uint8_t *icc = calloc(1, total);
     if (!icc) return NULL;
     size_t at = 0;
     for (int i = 1; i <= m->icc_count; i++) {

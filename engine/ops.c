@@ -160,6 +160,103 @@ static struct img *apply_pad(const struct img *in, const struct op_call *c, stru
                    (enum img_pad_mode)(int)c->args[4], c->fill, c->fill_given, err);
 }
 
+/* ---- Random crops: the box is drawn at sampling time, as torchvision's get_params ---------- */
+
+/* Python's round(): half to even (the default rounding mode). */
+static int round_half_even(double v)
+{
+    return (int)nearbyint(v);
+}
+
+/* RandomResizedCrop args: 0 height, 1 width (output), 2-3 scale, 4-5 ratio; drawn: 6 top, 7 left,
+ * 8 crop height, 9 crop width. */
+static int draw_resized_crop(struct op_call *c, struct rng *rng, int width, int height,
+                             struct eng_error *err)
+{
+    double *a = c->args;
+    if (a[2] > a[3] || a[4] > a[5])
+        return eng_fail(err, ENG_INVALID, "RandomResizedCrop: scale and ratio must be [min, max]");
+    double area = (double)width * height, log_lo = log(a[4]), log_hi = log(a[5]);
+    for (int attempt = 0; attempt < 10; attempt++) {
+        double target = area * (a[2] + (a[3] - a[2]) * rng_uniform(rng));
+        double aspect = exp(log_lo + (log_hi - log_lo) * rng_uniform(rng));
+        int w = round_half_even(sqrt(target * aspect)), h = round_half_even(sqrt(target / aspect));
+        if (w > 0 && w <= width && h > 0 && h <= height) {
+            a[6] = rng_below(rng, (uint32_t)(height - h + 1));
+            a[7] = rng_below(rng, (uint32_t)(width - w + 1));
+            a[8] = h;
+            a[9] = w;
+            return 0;
+        }
+    }
+    /* Ten misses: the centre crop with the nearest allowed ratio. */
+    double in_ratio = (double)width / height;
+    int w = width, h = height;
+    if (in_ratio < a[4])
+        h = round_half_even(w / a[4]);
+    else if (in_ratio > a[5])
+        w = round_half_even(h * a[5]);
+    a[6] = (height - h) / 2;
+    a[7] = (width - w) / 2;
+    a[8] = h;
+    a[9] = w;
+    return 0;
+}
+
+static void size_from_args(const struct op_call *c, int *width, int *height)
+{
+    *height = (int)c->args[0];
+    *width = (int)c->args[1];
+}
+
+static void padded_size(const struct op_call *c, int *width, int *height)
+{
+    *width += (int)c->args[0] + (int)c->args[2];
+    *height += (int)c->args[1] + (int)c->args[3];
+}
+
+static struct img *apply_resized_crop(const struct img *in, const struct op_call *c,
+                                      struct rng *noise, struct eng_error *err)
+{
+    const double *a = c->args;
+    return img_resized_crop(in, (int)a[6], (int)a[7], (int)a[8], (int)a[9], (int)a[0], (int)a[1],
+                            interp_of(c), err);
+}
+
+/* RandomCrop args: 0 height, 1 width (0: the input's), 2 padding, 3 padding_fraction, 4 mode;
+ * drawn: 5 pad (the padding applied), 6 top, 7 left, in the padded image. */
+static int draw_random_crop(struct op_call *c, struct rng *rng, int width, int height,
+                            struct eng_error *err)
+{
+    double *a = c->args;
+    int pad = (int)a[2] + (int)(a[3] * (width < height ? width : height));
+    int h = a[0] > 0 ? (int)a[0] : height, w = a[1] > 0 ? (int)a[1] : width;
+    if (h > height + 2 * pad || w > width + 2 * pad)
+        return eng_fail(err, ENG_INVALID, "RandomCrop: %dx%d is larger than the padded %dx%d image",
+                        w, h, width + 2 * pad, height + 2 * pad);
+    a[0] = h;
+    a[1] = w;
+    a[5] = pad;
+    a[6] = rng_below(rng, (uint32_t)(height + 2 * pad - h + 1));
+    a[7] = rng_below(rng, (uint32_t)(width + 2 * pad - w + 1));
+    return 0;
+}
+
+static struct img *apply_random_crop(const struct img *in, const struct op_call *c,
+                                     struct rng *noise, struct eng_error *err)
+{
+    const double *a = c->args;
+    int pad = (int)a[5];
+    struct img *padded = pad > 0 ? img_pad(in, pad, pad, pad, pad, (enum img_pad_mode)(int)a[4],
+                                           c->fill, c->fill_given, err)
+                                 : NULL;
+    if (pad > 0 && !padded) return NULL;
+    struct img *out =
+        img_crop(padded ? padded : in, (int)a[6], (int)a[7], (int)a[0], (int)a[1], err);
+    img_free(padded);
+    return out;
+}
+
 /* ---- The table ------------------------------------------------------------------------------ */
 
 #define FACTOR_ARG(help)                                                                           \
@@ -187,6 +284,26 @@ static const struct op_arg_desc translate_args[] = {
 static const struct op_arg_desc size_args[] = {
     {"height", OP_ARG_INTEGER, 1, 65535, 224, NULL, "pixels", "output height"},
     {"width", OP_ARG_INTEGER, 1, 65535, 224, NULL, "pixels", "output width"}};
+static const struct op_arg_desc resized_crop_args[] = {
+    {"height", OP_ARG_INTEGER, 1, 65535, 224, NULL, "pixels", "output height"},
+    {"width", OP_ARG_INTEGER, 1, 65535, 224, NULL, "pixels", "output width"},
+    {"scale_min", OP_ARG_NUMBER, 0, 1, 0.08, NULL, "", "crop area range, as a share of the image"},
+    {"scale_max", OP_ARG_NUMBER, 0, 1, 1, NULL, "", ""},
+    {"ratio_min", OP_ARG_NUMBER, 0.01, 100, 3.0 / 4.0, NULL, "", "crop aspect ratio range, w / h"},
+    {"ratio_max", OP_ARG_NUMBER, 0.01, 100, 4.0 / 3.0, NULL, "", ""},
+    {"top", OP_ARG_INTEGER, 0, 65535, 0, NULL, "pixels", "drawn", 1},
+    {"left", OP_ARG_INTEGER, 0, 65535, 0, NULL, "pixels", "drawn", 1},
+    {"crop_height", OP_ARG_INTEGER, 0, 65535, 0, NULL, "pixels", "drawn", 1},
+    {"crop_width", OP_ARG_INTEGER, 0, 65535, 0, NULL, "pixels", "drawn", 1}};
+static const struct op_arg_desc random_crop_args[] = {
+    {"height", OP_ARG_INTEGER, 0, 65535, 0, NULL, "pixels", "0: the input's"},
+    {"width", OP_ARG_INTEGER, 0, 65535, 0, NULL, "pixels", "0: the input's"},
+    {"padding", OP_ARG_INTEGER, 0, 4096, 0, NULL, "pixels", "added to every side first"},
+    {"padding_fraction", OP_ARG_NUMBER, 0, 1, 0, NULL, "", "more padding: int(f * shorter side)"},
+    {"mode", OP_ARG_ENUM, 0, 3, 0, pad_modes, "", "constant (fill), edge, reflect, symmetric"},
+    {"pad", OP_ARG_INTEGER, 0, 65535, 0, NULL, "pixels", "drawn: the padding applied", 1},
+    {"top", OP_ARG_INTEGER, 0, 65535, 0, NULL, "pixels", "drawn", 1},
+    {"left", OP_ARG_INTEGER, 0, 65535, 0, NULL, "pixels", "drawn", 1}};
 static const struct op_arg_desc pad_args[] = {
     {"left", OP_ARG_INTEGER, 0, 4096, 0, NULL, "pixels", ""},
     {"top", OP_ARG_INTEGER, 0, 4096, 0, NULL, "pixels", ""},
@@ -266,10 +383,15 @@ static const struct op_desc ops[] = {
     {"FlipLR", "mirror left-right", 0, NO_ARGS, NO_LEVEL, apply_flip_lr},
     {"FlipUD", "mirror top-bottom", 0, NO_ARGS, NO_LEVEL, apply_flip_ud},
     {"CenterCrop", "the centre height x width, zero-padded when larger", 0, ARGS(size_args),
-     NO_LEVEL, apply_center_crop},
+     NO_LEVEL, apply_center_crop, NULL, size_from_args},
     {"Resize", "resize to height x width (PIL's antialiased filters)", OP_TAKES_INTERPOLATION,
-     ARGS(size_args), NO_LEVEL, apply_resize},
-    {"Pad", "pad each side", OP_TAKES_FILL, ARGS(pad_args), NO_LEVEL, apply_pad},
+     ARGS(size_args), NO_LEVEL, apply_resize, NULL, size_from_args},
+    {"Pad", "pad each side", OP_TAKES_FILL, ARGS(pad_args), NO_LEVEL, apply_pad, NULL, padded_size},
+    {"RandomResizedCrop", "torchvision's: a random box by area share and aspect ratio, resized",
+     OP_TAKES_INTERPOLATION, ARGS(resized_crop_args), NO_LEVEL, apply_resized_crop,
+     draw_resized_crop, size_from_args},
+    {"RandomCrop", "pad, then crop a random box (FixMatch's weak translate)", OP_TAKES_FILL,
+     ARGS(random_crop_args), NO_LEVEL, apply_random_crop, draw_random_crop, size_from_args},
 };
 
 /* Copies channel c of in into a new single-channel image, or the other channels (all but c). */

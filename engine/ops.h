@@ -10,7 +10,7 @@
 #include "image.h"
 #include "rng.h"
 
-#define OP_MAX_ARGS 6
+#define OP_MAX_ARGS 12
 
 enum op_arg_kind {
     OP_ARG_NUMBER,  /* a real number in [min, max] */
@@ -25,6 +25,8 @@ struct op_arg_desc {
     const char *const *choices; /* OP_ARG_ENUM: NULL-terminated */
     const char *unit;
     const char *help;
+    int drawn; /* chosen at random when the policy is sampled (a crop box): traces show it, policies
+                  cannot set it */
 };
 
 /* How a magnitude m becomes the op's argument, as torchvision's _apply_op does. */
@@ -75,6 +77,12 @@ struct op_desc {
      * per-pixel randomness; every other random choice is already in call->args. */
     struct img *(*apply)(const struct img *in, const struct op_call *call, struct rng *noise,
                          struct eng_error *err);
+    /* Optional. Draws the drawn arguments for an image of width x height from the policy's
+     * stream at sampling time; -1 with err when the arguments cannot fit the image. */
+    int (*draw)(struct op_call *call, struct rng *rng, int width, int height,
+                struct eng_error *err);
+    /* Optional. The output size for an input of *width x *height, for ops that change it. */
+    void (*output_size)(const struct op_call *call, int *width, int *height);
 };
 
 /* One concrete op application: what a trace lists. */

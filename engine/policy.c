@@ -47,6 +47,7 @@ struct node {
     enum level_kind level_kind;
     double level;
     int bin, bins;
+    int below;                 /* LEVEL_RANDOM_BIN: bins drawn from [0, below) */
     double lo, hi;             /* the magnitude range, the op's own unless the node gives one */
     enum op_level_scale scale; /* a range given by the node is in the argument's own unit */
     int random_sign;
@@ -267,8 +268,9 @@ static int parse_level(struct parser *ps, struct node *n, const json_t *v)
         n->level = json_number_value(v);
         if (!(n->level >= 0 && n->level <= 1)) rc = fail_at(ps, "must be in [0, 1]");
     } else if (json_is_object(v)) {
-        static const char *const keys[] = {"bin", "bins", NULL};
+        static const char *const keys[] = {"bin", "bins", "below", NULL};
         json_t *bins = json_object_get(v, "bins"), *bin = json_object_get(v, "bin");
+        json_t *below = json_object_get(v, "below");
         if (check_keys(ps, v, keys, NULL) != 0)
             rc = -1;
         else if (!json_is_integer(bins) || json_integer_value(bins) < 2 ||
@@ -277,14 +279,18 @@ static int parse_level(struct parser *ps, struct node *n, const json_t *v)
         else if (bin && (!json_is_integer(bin) || json_integer_value(bin) < 0 ||
                          json_integer_value(bin) >= json_integer_value(bins)))
             rc = fail_at(ps, "\"bin\" must be a whole number in [0, bins - 1]");
+        else if (below && (bin || !json_is_integer(below) || json_integer_value(below) < 1 ||
+                           json_integer_value(below) > json_integer_value(bins)))
+            rc = fail_at(ps, "\"below\" must be a whole number in [1, bins], without \"bin\"");
         else {
             n->bins = (int)json_integer_value(bins);
             n->bin = bin ? (int)json_integer_value(bin) : -1;
+            n->below = below ? (int)json_integer_value(below) : n->bins;
             n->level_kind = bin ? LEVEL_BIN : LEVEL_RANDOM_BIN;
         }
     } else {
-        rc =
-            fail_at(ps, "must be a number in [0, 1] or {\"bins\": N} or {\"bin\": B, \"bins\": N}");
+        rc = fail_at(ps, "must be a number in [0, 1], {\"bin\": B, \"bins\": N} or {\"bins\": "
+                         "N} (a random bin, optionally \"below\": K)");
     }
     path_pop(ps, mark);
     return rc;
@@ -302,8 +308,8 @@ static struct node *parse_op(struct parser *ps, const json_t *doc)
         return NULL;
     }
     /* Common keys, then the ones the op takes; check_keys also accepts the op's arguments. */
-    const char *keys[8] = {"op", "level", "random_sign", "range"};
-    int key_count = 4;
+    const char *keys[8] = {"op", "level", "random_sign", "range", "range_of"};
+    int key_count = 5;
     if (op->takes & OP_TAKES_FILL) keys[key_count++] = "fill";
     if (op->takes & OP_TAKES_INTERPOLATION) keys[key_count++] = "interpolation";
     keys[key_count] = NULL;
@@ -318,7 +324,9 @@ static struct node *parse_op(struct parser *ps, const json_t *doc)
         if (!v) continue;
         size_t mark = path_push(ps, a->name);
         int bad = 0;
-        if (a->kind == OP_ARG_ENUM) {
+        if (a->drawn) {
+            bad = fail_at(ps, "is drawn at random when the policy runs; it cannot be set");
+        } else if (a->kind == OP_ARG_ENUM) {
             int found = -1;
             for (int c = 0; json_is_string(v) && a->choices[c]; c++)
                 if (strcmp(a->choices[c], json_string_value(v)) == 0) found = c;
@@ -368,6 +376,18 @@ static struct node *parse_op(struct parser *ps, const json_t *doc)
             ok = isfinite(n->lo) && isfinite(n->hi);
         }
         if (!ok) fail_at(ps, "must be [lo, hi], the magnitude range a level maps onto");
+        path_pop(ps, mark);
+        if (!ok) goto fail;
+    }
+    json_t *range_of = json_object_get(doc, "range_of");
+    if (range_of) {
+        const char *side = json_string_value(range_of);
+        size_t mark = path_push(ps, "range_of");
+        int ok = range && side && (strcmp(side, "width") == 0 || strcmp(side, "height") == 0);
+        if (ok)
+            n->scale = strcmp(side, "width") == 0 ? SCALE_WIDTH : SCALE_HEIGHT;
+        else
+            fail_at(ps, "must be \"width\" or \"height\", with \"range\" in shares of it");
         path_pop(ps, mark);
         if (!ok) goto fail;
     }
@@ -823,7 +843,7 @@ static int sample_op(struct sampler *s, const struct node *n, struct trace *out)
             m = lo + n->level * (hi - lo);
         } else {
             int bin =
-                n->level_kind == LEVEL_BIN ? n->bin : (int)rng_below(&s->rng, (uint32_t)n->bins);
+                n->level_kind == LEVEL_BIN ? n->bin : (int)rng_below(&s->rng, (uint32_t)n->below);
             m = linspace_f32(lo, hi, n->bins, bin);
         }
         /* A sign is drawn for signed ops even when m is 0, as torchvision does. */
@@ -846,6 +866,9 @@ static int sample_op(struct sampler *s, const struct node *n, struct trace *out)
         const struct op_arg_desc *a = &n->call.op->args[lv->arg];
         it.call.args[lv->arg] = arg < a->min ? a->min : arg > a->max ? a->max : arg;
     }
+    const struct op_desc *op = n->call.op;
+    if (op->draw && op->draw(&it.call, &s->rng, s->width, s->height, s->err) != 0) return -1;
+    if (op->output_size) op->output_size(&it.call, &s->width, &s->height);
     return trace_push(out, &it, s->err);
 }
 
@@ -881,11 +904,19 @@ static int sample_mix(struct sampler *s, const struct node *n, struct trace *out
     }
     rng_dirichlet(&s->rng, n->alpha, n->kid_count, it.weights);
     it.m = rng_beta(&s->rng, n->alpha, n->alpha);
-    for (int i = 0; i < n->kid_count; i++)
+    int width = s->width, height = s->height;
+    for (int i = 0; i < n->kid_count; i++) {
         if (sample_node(s, n->kids[i], &it.branches[i]) != 0) {
             trace_item_free(&it);
             return -1;
         }
+        if (s->width != width || s->height != height) {
+            trace_item_free(&it);
+            return eng_fail(s->err, ENG_INVALID,
+                            "a mix branch changes the image size; mix branches may only hold "
+                            "ops that keep it");
+        }
+    }
     return trace_push(out, &it, s->err);
 }
 

@@ -119,6 +119,28 @@ static const struct {
     {"AutoContrast", -1, -1}, {"Equalize", -1, -1},
 };
 
+/* AugMix (Hendrycks et al. 2020) as torchvision's AugMix: magnitude ranges over 10 bins. */
+static const struct {
+    const char *op;
+    double lo, hi;    /* -1, -1: no magnitude */
+    const char *of;   /* the range is a share of this side, or NULL */
+    int all_ops_only; /* only with all_ops */
+} augmix_ops[] = {
+    {"ShearX", 0, 0.3, NULL, 0},
+    {"ShearY", 0, 0.3, NULL, 0},
+    {"TranslateX", 0, 1.0 / 3.0, "width", 0},
+    {"TranslateY", 0, 1.0 / 3.0, "height", 0},
+    {"Rotate", 0, 30, NULL, 0},
+    {"Posterize", 4, 8, NULL, 0},
+    {"Solarize", 255, 0, NULL, 0},
+    {"AutoContrast", -1, -1, NULL, 0},
+    {"Equalize", -1, -1, NULL, 0},
+    {"Brightness", 0, 0.9, NULL, 1},
+    {"Color", 0, 0.9, NULL, 1},
+    {"Contrast", 0, 0.9, NULL, 1},
+    {"Sharpness", 0, 0.9, NULL, 1},
+};
+
 static const struct preset_info presets[] = {
     {"randaugment", "RandAugment (Cubuk et al. 2020), torchvision's: n ops (default 2) drawn "
                     "uniformly from 14, each at magnitude bin m (default 9) of bins (default 31)"},
@@ -128,6 +150,12 @@ static const struct preset_info presets[] = {
                              "sub-policies of two ops, each applied with its probability"},
     {"autoaugment-cifar10", "AutoAugment's CIFAR-10 policy: one of 25 sub-policies"},
     {"autoaugment-svhn", "AutoAugment's SVHN policy: one of 25 sub-policies"},
+    {"augmix", "AugMix (Hendrycks et al. 2020), torchvision's: width (default 3) chains of depth "
+               "(1-3 at random by default) ops, each at a random bin below severity (default 3) "
+               "of 10, blended with Dirichlet(alpha) weights and a Beta(alpha, alpha) skip "
+               "(alpha default 1); all_ops (default true) adds the colour ops"},
+    {"fixmatch-weak", "FixMatch's weak augmentation (Sohn et al. 2020): a random horizontal flip, "
+                      "then a random crop after 12.5% reflect padding"},
 };
 
 const struct preset_info *preset_list(size_t *count)
@@ -207,6 +235,48 @@ static json_t *build_autoaugment(const struct sub_policy *table, size_t count,
     return json_pack("{s:o}", "choice", choice);
 }
 
+static json_t *build_augmix(int severity, int width, int depth, double alpha, int all_ops,
+                            const struct common *c)
+{
+    json_t *ops = json_array();
+    for (size_t i = 0; i < sizeof augmix_ops / sizeof augmix_ops[0]; i++) {
+        if (augmix_ops[i].all_ops_only && !all_ops) continue;
+        json_t *node = op_node(augmix_ops[i].op, c);
+        if (augmix_ops[i].lo >= 0) {
+            json_object_set_new(node, "level",
+                                json_pack("{s:i, s:i}", "bins", 10, "below", severity));
+            json_object_set_new(node, "range",
+                                json_pack("[f, f]", augmix_ops[i].lo, augmix_ops[i].hi));
+            if (augmix_ops[i].of)
+                json_object_set_new(node, "range_of", json_string(augmix_ops[i].of));
+        }
+        json_array_append_new(ops, node);
+    }
+    json_t *chain_op = json_pack("{s:o}", "choice", ops);
+    json_t *chain;
+    if (depth > 0) {
+        chain = json_pack("{s:i, s:o}", "repeat", depth, "do", chain_op);
+    } else {
+        /* Stochastic depth: 1, 2 or 3 ops, equally likely. */
+        chain = json_pack("{s:[{s:i, s:O}, {s:i, s:O}, {s:i, s:O}]}", "choice", "repeat", 1, "do",
+                          chain_op, "repeat", 2, "do", chain_op, "repeat", 3, "do", chain_op);
+        json_decref(chain_op);
+    }
+    json_t *branches = json_array();
+    for (int i = 0; i < width; i++)
+        json_array_append(branches, chain);
+    json_decref(chain);
+    return json_pack("{s:o, s:f}", "mix", branches, "alpha", alpha);
+}
+
+static json_t *build_fixmatch_weak(const struct common *c)
+{
+    json_t *crop = op_node("RandomCrop", c);
+    json_object_set_new(crop, "padding_fraction", json_real(0.125));
+    json_object_set_new(crop, "mode", json_string("reflect"));
+    return json_pack("{s:[{s:f, s:{s:s}}, o]}", "seq", "p", 0.5, "do", "op", "FlipLR", crop);
+}
+
 /* An integer parameter in [min, max], def when absent. */
 static int int_param(const json_t *params, const char *name, int def, int min, int max, int *out,
                      struct eng_error *err)
@@ -271,6 +341,34 @@ json_t *preset_expand(const json_t *doc, struct eng_error *err)
             int_param(params, "bins", 31, 2, 1000, &bins, err))
             return NULL;
         built = build_trivialaugment(bins, &c);
+    } else if (strcmp(name, "augmix") == 0) {
+        static const char *const allowed[] = {"preset",  "severity",      "width", "depth", "alpha",
+                                              "all_ops", "interpolation", "fill",  NULL};
+        int severity = 0, width = 0, depth = 0;
+        double alpha = 1.0;
+        json_t *alpha_v = params ? json_object_get(params, "alpha") : NULL;
+        json_t *all_ops_v = params ? json_object_get(params, "all_ops") : NULL;
+        if (check_params(params, allowed, err) ||
+            int_param(params, "severity", 3, 1, 10, &severity, err) ||
+            int_param(params, "width", 3, 1, 16, &width, err) ||
+            int_param(params, "depth", -1, -1, 16, &depth, err))
+            return NULL;
+        if (alpha_v && (!json_is_number(alpha_v) || !(json_number_value(alpha_v) >= 1e-3 &&
+                                                      json_number_value(alpha_v) <= 1e3))) {
+            eng_fail(err, ENG_INVALID, "preset parameter \"alpha\" must be in [0.001, 1000]");
+            return NULL;
+        }
+        if (alpha_v) alpha = json_number_value(alpha_v);
+        if (all_ops_v && !json_is_boolean(all_ops_v)) {
+            eng_fail(err, ENG_INVALID, "preset parameter \"all_ops\" must be true or false");
+            return NULL;
+        }
+        built = build_augmix(severity, width, depth == 0 ? -1 : depth, alpha,
+                             !all_ops_v || json_is_true(all_ops_v), &c);
+    } else if (strcmp(name, "fixmatch-weak") == 0) {
+        static const char *const allowed[] = {"preset", "fill", NULL};
+        if (check_params(params, allowed, err)) return NULL;
+        built = build_fixmatch_weak(&c);
     } else if (strncmp(name, "autoaugment-", 12) == 0) {
         static const char *const allowed[] = {"preset", "interpolation", "fill", NULL};
         if (check_params(params, allowed, err)) return NULL;

@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """Writes fixtures/presets/presets.json from torchvision 0.14 (Debian's python3-torchvision):
-the AutoAugment sub-policy tables, and for RandAugment (31 bins), AutoAugment (10 bins) and
-TrivialAugmentWide (31 bins) the argument every op receives at every magnitude bin, after the
+the AutoAugment sub-policy tables, and for RandAugment (31 bins), AutoAugment (10 bins),
+TrivialAugmentWide (31 bins) and AugMix (10 bins) the argument every op receives at every magnitude bin, after the
 transformation _apply_op makes (1 + m for enhance factors, int(m) for translations), for a
 W x H image. test_policy checks the presets against it entry by entry.
 
@@ -10,8 +10,8 @@ Run from the repository root:  /usr/bin/python3 tests/parity/gen_presets.py
 import json
 import os
 
-from torchvision.transforms.autoaugment import (AutoAugment, AutoAugmentPolicy, RandAugment,
-                                                TrivialAugmentWide)
+from torchvision.transforms.autoaugment import (AugMix, AutoAugment, AutoAugmentPolicy,
+                                                RandAugment, TrivialAugmentWide)
 
 OUT = os.path.join(os.path.dirname(__file__), "fixtures", "presets", "presets.json")
 WIDTH, HEIGHT = 57, 41  # odd sizes, so translation ranges are not round numbers
@@ -53,6 +53,9 @@ def main():
             "space": space(aa._augmentation_space(10, (HEIGHT, WIDTH))),
             "policies": [[[op, p, bin] for (op, p, bin) in sub] for sub in aa.policies],
         }
+    am = AugMix()
+    doc["augmix"] = {"bins": am._PARAMETER_MAX, "severity": am.severity,
+                     "space": space(am._augmentation_space(am._PARAMETER_MAX, (HEIGHT, WIDTH)))}
     os.makedirs(os.path.dirname(OUT), exist_ok=True)
     with open(OUT, "w") as f:
         json.dump(doc, f, indent=1)

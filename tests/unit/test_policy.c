@@ -289,6 +289,76 @@ static void test_color_ops_keep_alpha(void **state)
     img_free(in);
 }
 
+static double arg_of(json_t *entry, const char *name)
+{
+    json_t *v = json_object_get(entry, name);
+    if (!json_is_number(v)) fail_msg("trace entry lacks %s", name);
+    return json_number_value(v);
+}
+
+/* Boxes as torchvision's RandomResizedCrop.get_params draws them; sizes flow to later ops. */
+static void test_random_resized_crop(void **state)
+{
+    struct policy *p = parse_ok("{\"seq\": [{\"op\": \"RandomResizedCrop\", \"height\": 10, "
+                                "\"width\": 20}, {\"op\": \"TranslateX\", \"level\": 1, "
+                                "\"random_sign\": false}]}");
+    for (uint32_t s = 0; s < 2000; s++) {
+        json_t *t = sample_json(p, 31, 0, s, 57, 41);
+        json_t *crop = json_array_get(t, 0);
+        double top = arg_of(crop, "top"), left = arg_of(crop, "left");
+        double h = arg_of(crop, "crop_height"), w = arg_of(crop, "crop_width");
+        assert_true(top >= 0 && left >= 0 && h >= 1 && w >= 1);
+        assert_true(top + h <= 41 && left + w <= 57);
+        /* Rounding moves area and ratio a little off their ranges; a pixel per side at most. */
+        assert_true((w + 1) * (h + 1) >= 0.08 * 57 * 41);
+        assert_true((w - 1) / (h + 1) <= 4.0 / 3.0 && (w + 1) / (h - 1 > 0 ? h - 1 : 1) >= 0.75);
+        /* TranslateX's level scales with the width the crop produced: trunc(150/331 * 20). */
+        assert_true(arg_of(json_array_get(t, 1), "pixels") == 9);
+        json_decref(t);
+    }
+    policy_free(p);
+    /* No attempt fits a 2:1 crop of the whole area in a square: the fallback centre crop keeps
+     * the width and takes round(w / 2) rows. */
+    p = parse_ok("{\"op\": \"RandomResizedCrop\", \"scale_min\": 1, \"ratio_min\": 2, "
+                 "\"ratio_max\": 2}");
+    json_t *t = sample_json(p, 32, 0, 0, 33, 33);
+    json_t *crop = json_array_get(t, 0);
+    assert_true(arg_of(crop, "crop_width") == 33 && arg_of(crop, "crop_height") == 16);
+    assert_true(arg_of(crop, "top") == 8 && arg_of(crop, "left") == 0);
+    json_decref(t);
+    policy_free(p);
+    expect_invalid("{\"op\": \"RandomResizedCrop\", \"top\": 3}", "/top: is drawn at random");
+}
+
+/* FixMatch's weak translate: reflect-pad by 4 then a uniform 32x32 crop: offsets in [0, 8]. */
+static void test_random_crop(void **state)
+{
+    struct policy *p = parse_ok("{\"op\": \"RandomCrop\", \"padding_fraction\": 0.125, "
+                                "\"mode\": \"reflect\"}");
+    enum { N = 9000 };
+    long counts[9] = {0};
+    for (uint32_t s = 0; s < N; s++) {
+        json_t *t = sample_json(p, 33, 0, s, 32, 32);
+        json_t *crop = json_array_get(t, 0);
+        assert_true(arg_of(crop, "pad") == 4);
+        assert_true(arg_of(crop, "height") == 32 && arg_of(crop, "width") == 32);
+        int top = (int)arg_of(crop, "top");
+        assert_true(top >= 0 && top <= 8);
+        counts[top]++;
+        json_decref(t);
+    }
+    double x2 = 0;
+    for (int i = 0; i < 9; i++)
+        x2 += (counts[i] - N / 9.0) * (counts[i] - N / 9.0) / (N / 9.0);
+    assert_true(x2 < 26.12); /* 8 degrees of freedom, p = 0.001 */
+    policy_free(p);
+    p = parse_ok("{\"op\": \"RandomCrop\", \"height\": 50, \"width\": 10}");
+    struct eng_error err = {0};
+    assert_null(policy_sample(p, 1, 0, 0, 32, 32, &err));
+    assert_int_equal(err.code, ENG_INVALID);
+    policy_free(p);
+}
+
 /* ---- Presets against torchvision ------------------------------------------------------------ */
 
 static json_t *load_presets(void)
@@ -408,6 +478,59 @@ static void test_trivialaugment_magnitudes(void **state)
     json_decref(fx);
 }
 
+/* Every op AugMix applies gets one of torchvision's magnitudes for a bin below the severity. */
+static void collect_augmix_ops(json_t *trace, json_t *space, int severity, int *ops_seen)
+{
+    size_t i;
+    json_t *entry;
+    json_array_foreach(trace, i, entry)
+    {
+        json_t *mix = json_object_get(entry, "mix");
+        if (mix) {
+            size_t b;
+            json_t *branch;
+            json_array_foreach(json_object_get(mix, "branches"), b, branch)
+                collect_augmix_ops(branch, space, severity, ops_seen);
+            continue;
+        }
+        const char *op = json_string_value(json_object_get(entry, "op"));
+        if (!json_object_get(space, op)) fail_msg("augmix applied %s, not in its space", op);
+        (*ops_seen)++;
+        if (!op_has_args(space, op)) continue;
+        int found = 0;
+        for (int bin = 0; bin < severity && !found; bin++)
+            found = matches(space, op, bin, trace_arg(entry, op));
+        if (!found) fail_msg("augmix: %s got %.17g", op, trace_arg(entry, op));
+    }
+}
+
+static void test_augmix_magnitudes(void **state)
+{
+    json_t *fx = load_presets();
+    json_t *ref = json_object_get(fx, "augmix");
+    json_t *space = json_object_get(ref, "space");
+    int severity = (int)json_integer_value(json_object_get(ref, "severity"));
+    struct policy *p = parse_ok("augmix");
+    int ops_seen = 0;
+    for (uint32_t s = 0; s < 2000; s++) {
+        json_t *t = sample_json(p, 14, 0, s, 57, 41);
+        assert_int_equal(json_array_size(t), 1);
+        /* Three chains of one to three ops each. */
+        json_t *branches =
+            json_object_get(json_object_get(json_array_get(t, 0), "mix"), "branches");
+        assert_int_equal(json_array_size(branches), 3);
+        for (size_t b = 0; b < 3; b++) {
+            size_t depth = json_array_size(json_array_get(branches, b));
+            assert_true(depth >= 1 && depth <= 3);
+        }
+        collect_augmix_ops(t, space, severity, &ops_seen);
+        json_decref(t);
+    }
+    assert_true(ops_seen > 2000 * 3);
+    policy_free(p);
+    json_decref(fx);
+}
+
 static void test_autoaugment_tables(void **state)
 {
     json_t *fx = load_presets();
@@ -476,9 +599,12 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_mix),
         cmocka_unit_test(test_mix_pixels),
         cmocka_unit_test(test_color_ops_keep_alpha),
+        cmocka_unit_test(test_random_resized_crop),
+        cmocka_unit_test(test_random_crop),
         cmocka_unit_test(test_randaugment_magnitudes),
         cmocka_unit_test(test_trivialaugment_magnitudes),
         cmocka_unit_test(test_autoaugment_tables),
+        cmocka_unit_test(test_augmix_magnitudes),
     };
     return cmocka_run_group_tests_name("policy", tests, NULL, NULL);
 }
