@@ -9,6 +9,7 @@
 
 #include "app.h"
 #include "codec.h"
+#include "parallel.h"
 #include "handlers.h"
 #include "policy.h"
 #include "request.h"
@@ -160,25 +161,53 @@ static enum img_format output_format(const struct options *o, const struct img_i
     return fmt;
 }
 
-/* One sample of one input: sample, apply, encode. */
-static int run_sample(const struct options *o, const struct input *in, uint32_t input_index,
-                      uint32_t sample_index, void **encoded, size_t *encoded_size, json_t **trace,
-                      struct img **result, struct eng_error *err)
+/* One sample of one input, produced on any thread. */
+struct sample_result {
+    void *encoded;
+    size_t encoded_size;
+    json_t *trace;
+    int width, height;
+    enum img_format format;
+    int failed;
+    struct eng_error err;
+};
+
+struct batch {
+    const struct options *o;
+    struct input *inputs;
+    const struct img_limits *limits;
+    struct sample_result *results; /* input-major: [input * samples + sample] */
+    struct eng_error *decode_errors;
+};
+
+static void decode_input(void *ctx, size_t i)
 {
-    struct trace *t = policy_sample(o->policy, o->seed, input_index, sample_index, in->image->width,
-                                    in->image->height, err);
-    if (!t) return -1;
-    struct img *out = trace_apply(t, in->image, o->seed, input_index, sample_index, err);
-    *trace = trace_to_json(t);
+    struct batch *b = ctx;
+    struct input *in = &b->inputs[i];
+    in->image = img_decode(in->data, in->size, b->limits, &in->info, &b->decode_errors[i]);
+}
+
+/* Sample, apply, encode. */
+static void run_sample(void *ctx, size_t index)
+{
+    struct batch *b = ctx;
+    const struct options *o = b->o;
+    uint32_t input = (uint32_t)(index / o->samples), sample = (uint32_t)(index % o->samples);
+    const struct input *in = &b->inputs[input];
+    struct sample_result *r = &b->results[index];
+    struct trace *t = policy_sample(o->policy, o->seed, input, sample, in->image->width,
+                                    in->image->height, &r->err);
+    struct img *out = t ? trace_apply(t, in->image, o->seed, input, sample, &r->err) : NULL;
+    r->format = output_format(o, &in->info);
+    if (t) r->trace = trace_to_json(t);
     trace_free(t);
-    if (!out) return -1;
-    if (img_encode(out, output_format(o, &in->info), (int)o->quality, encoded, encoded_size, err) !=
-        0) {
-        img_free(out);
-        return -1;
+    r->failed = !out || img_encode(out, r->format, (int)o->quality, &r->encoded, &r->encoded_size,
+                                   &r->err) != 0;
+    if (out) {
+        r->width = out->width;
+        r->height = out->height;
     }
-    *result = out;
-    return 0;
+    img_free(out);
 }
 
 static int wants_image(const struct request *req)
@@ -194,69 +223,73 @@ void handle_augment(struct request *req, struct response *resp)
     struct input *inputs = calloc((size_t)cfg->max_inputs, sizeof *inputs);
     int count = 0;
     json_t *results = NULL;
+    struct img_limits limits = {(uint64_t)cfg->max_pixels, cfg->max_dimension};
+    struct batch b = {.o = &o, .inputs = inputs, .limits = &limits};
+    size_t jobs = 0;
     if (!inputs) {
         response_error(resp, 503, "out of memory");
         return;
     }
     if (collect_inputs(req, resp, inputs, cfg->max_inputs, &count) != 0) goto done;
     if (read_options(req, resp, &o) != 0) goto done;
-    struct img_limits limits = {(uint64_t)cfg->max_pixels, cfg->max_dimension};
+    jobs = (size_t)count * o.samples;
+    b.results = calloc(jobs, sizeof *b.results);
+    b.decode_errors = calloc((size_t)count, sizeof *b.decode_errors);
+    if (!b.results || !b.decode_errors) {
+        response_error(resp, 503, "out of memory");
+        goto done;
+    }
+    /* Inputs and samples are independent: spread them over as many threads as workers. */
+    parallel_for((size_t)count, req->app->workers, decode_input, &b);
     for (int i = 0; i < count; i++) {
-        struct eng_error err = {0};
-        inputs[i].image =
-            img_decode(inputs[i].data, inputs[i].size, &limits, &inputs[i].info, &err);
-        if (!inputs[i].image) {
-            /* Name the input, keeping the engine's status. */
-            char message[sizeof err.message + 32];
-            snprintf(message, sizeof message, "image %d: %s", i, err.message);
-            memcpy(err.message, message, sizeof err.message - 1);
-            err.message[sizeof err.message - 1] = '\0';
-            response_engine_error(resp, &err);
+        if (inputs[i].image) continue;
+        /* Name the input, keeping the engine's status. */
+        struct eng_error *err = &b.decode_errors[i];
+        char message[sizeof err->message + 32];
+        snprintf(message, sizeof message, "image %d: %s", i, err->message);
+        memcpy(err->message, message, sizeof err->message - 1);
+        err->message[sizeof err->message - 1] = '\0';
+        response_engine_error(resp, err);
+        goto done;
+    }
+    parallel_for(jobs, req->app->workers, run_sample, &b);
+    for (size_t j = 0; j < jobs; j++)
+        if (b.results[j].failed) {
+            response_engine_error(resp, &b.results[j].err);
             goto done;
         }
+    if (count == 1 && o.samples == 1 && wants_image(req)) {
+        struct sample_result *r = &b.results[0];
+        char *trace_text = json_dumps(r->trace, JSON_COMPACT | JSON_ENSURE_ASCII);
+        response_bytes(resp, 200, img_format_mime(r->format), r->encoded, r->encoded_size);
+        r->encoded = NULL;
+        response_header(resp, "X-Augment-Seed", "%llu", o.seed);
+        if (trace_text) response_header(resp, "X-Augment-Trace", "%s", trace_text);
+        free(trace_text);
+        goto done;
     }
-    int single = count == 1 && o.samples == 1 && wants_image(req);
     results = json_array();
-    for (int i = 0; i < count && results; i++) {
-        for (uint32_t s = 0; s < o.samples; s++) {
-            void *encoded = NULL;
-            size_t encoded_size = 0;
-            json_t *trace = NULL;
-            struct img *out = NULL;
-            struct eng_error err = {0};
-            enum img_format fmt = output_format(&o, &inputs[i].info);
-            if (run_sample(&o, &inputs[i], (uint32_t)i, s, &encoded, &encoded_size, &trace, &out,
-                           &err) != 0) {
-                json_decref(trace);
-                response_engine_error(resp, &err);
-                goto done;
-            }
-            if (single) {
-                char *trace_text = json_dumps(trace, JSON_COMPACT | JSON_ENSURE_ASCII);
-                response_bytes(resp, 200, img_format_mime(fmt), encoded, encoded_size);
-                response_header(resp, "X-Augment-Seed", "%llu", o.seed);
-                if (trace_text) response_header(resp, "X-Augment-Trace", "%s", trace_text);
-                free(trace_text);
-                json_decref(trace);
-                img_free(out);
-                goto done;
-            }
-            char *data = base64(encoded, encoded_size);
-            free(encoded);
-            json_array_append_new(results,
-                                  json_pack("{s:i, s:i, s:s, s:i, s:i, s:s*, s:o}", "input", i,
-                                            "sample", (int)s, "content_type", img_format_mime(fmt),
-                                            "width", out->width, "height", out->height, "data",
-                                            data, "trace", trace));
-            free(data);
-            img_free(out);
-        }
+    for (size_t j = 0; j < jobs && results; j++) {
+        struct sample_result *r = &b.results[j];
+        char *data = base64(r->encoded, r->encoded_size);
+        json_array_append_new(
+            results,
+            json_pack("{s:i, s:i, s:s, s:i, s:i, s:s*, s:O}", "input", (int)(j / o.samples),
+                      "sample", (int)(j % o.samples), "content_type", img_format_mime(r->format),
+                      "width", r->width, "height", r->height, "data", data, "trace", r->trace));
+        free(data);
     }
     response_json(resp, 200,
                   json_pack("{s:I, s:o}", "seed", (json_int_t)o.seed, "results", results));
     results = NULL;
 done:
     json_decref(results);
+    for (size_t j = 0; b.results && j < jobs; j++) {
+        free(b.results[j].encoded);
+        json_decref(b.results[j].trace);
+    }
+    free(b.results);
+    free(b.decode_errors);
     for (int i = 0; i < count; i++)
         img_free(inputs[i].image);
     free(inputs);

@@ -276,6 +276,43 @@ static void test_ops_and_policies(void **state)
     harness_pass(state);
 }
 
+/* Inputs and samples run in parallel; the results cannot depend on how many threads ran them. */
+static void test_same_results_any_worker_count(void **state)
+{
+    size_t size0, size1;
+    void *png0 = make_png(48, 40, &size0), *png1 = make_png(33, 21, &size1);
+    struct http_part parts[] = {
+        {.name = "image", .filename = "a.png", .data = png0, .size = size0},
+        {.name = "image", .filename = "b.png", .data = png1, .size = size1},
+        {.name = "policy", .data = "augmix", .size = 6},
+        {.name = "samples", .data = "4", .size = 1},
+        {.name = "seed", .data = "1234", .size = 4},
+    };
+    struct http_request req = {.path = "/v1/augment", .parts = parts, .part_count = 5};
+    json_t *first = NULL;
+    static const char *const configs[] = {"{\"workers\": 1, \"max_samples\": 4}",
+                                          "{\"workers\": 4, \"max_samples\": 4}"};
+    for (int c = 0; c < 2; c++) {
+        struct server *srv = harness_start(state, configs[c]);
+        struct http_response r;
+        http_send(srv, &req, &r);
+        assert_status(&r, 200);
+        json_t *doc = http_json(&r);
+        assert_int_equal(json_array_size(json_object_get(doc, "results")), 8);
+        if (!first)
+            first = doc;
+        else {
+            assert_true(json_equal(first, doc));
+            json_decref(doc);
+        }
+        http_response_free(&r);
+    }
+    json_decref(first);
+    free(png0);
+    free(png1);
+    harness_pass(state);
+}
+
 /* The CLI runs the same engine: for the same seed its file equals the server's response. */
 static void test_cli_matches_server(void **state)
 {
@@ -344,8 +381,9 @@ int main(int argc, char **argv)
     }
 #define TEST(f) cmocka_unit_test_setup_teardown(f, harness_setup, harness_teardown)
     const struct CMUnitTest tests[] = {
-        TEST(test_single_image_bytes), TEST(test_json_samples_and_inputs), TEST(test_bad_requests),
-        TEST(test_ops_and_policies),   TEST(test_cli_matches_server),
+        TEST(test_single_image_bytes), TEST(test_json_samples_and_inputs),
+        TEST(test_bad_requests),       TEST(test_ops_and_policies),
+        TEST(test_cli_matches_server), TEST(test_same_results_any_worker_count),
     };
     int failed = cmocka_run_group_tests_name("augment", tests, NULL, NULL);
     curl_global_cleanup();
