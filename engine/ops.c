@@ -8,6 +8,7 @@
 
 #include "ops_color.h"
 #include "ops_geometry.h"
+#include "ops_noise.h"
 
 static const char *const pad_modes[] = {"constant", "edge", "reflect", "symmetric", NULL};
 
@@ -257,6 +258,156 @@ static struct img *apply_random_crop(const struct img *in, const struct op_call 
     return out;
 }
 
+/* ---- Erasing and noise: boxes, centres, frequencies and signs are drawn at sampling -------- */
+
+static const uint8_t no_fill[4] = {0, 0, 0, 0};
+
+/* The side of a square: size pixels, or a share of the shorter image side when size is 0. */
+static int square_side(double size, double fraction, int width, int height)
+{
+    return size > 0 ? (int)size : (int)(fraction * (width < height ? width : height));
+}
+
+/* Cutout and PatchGaussian: a uniformly random centre, as the references' randint(h), randint(w).
+ * args[first] and args[first + 1] receive cx, cy; args[first + 2] the side. */
+static void draw_centre(double *a, int first, struct rng *rng, int width, int height)
+{
+    a[first] = rng_below(rng, (uint32_t)width);
+    a[first + 1] = rng_below(rng, (uint32_t)height);
+    a[first + 2] = square_side(a[0], a[1], width, height);
+}
+
+/* Cutout args: 0 size, 1 size_fraction; drawn 2 cx, 3 cy, 4 side. */
+static int draw_cutout(struct op_call *c, struct rng *rng, int width, int height,
+                       struct eng_error *err)
+{
+    draw_centre(c->args, 2, rng, width, height);
+    return 0;
+}
+
+static struct img *apply_cutout(const struct img *in, const struct op_call *c, struct rng *noise,
+                                struct eng_error *err)
+{
+    return img_cutout(in, (int)c->args[2], (int)c->args[3], (int)c->args[4],
+                      c->fill_given ? c->fill : no_fill, err);
+}
+
+/* PatchGaussian args: 0 size, 1 size_fraction, 2 sigma; drawn 3 cx, 4 cy, 5 side. */
+static int draw_patch(struct op_call *c, struct rng *rng, int width, int height,
+                      struct eng_error *err)
+{
+    draw_centre(c->args, 3, rng, width, height);
+    return 0;
+}
+
+static struct img *apply_patch_gaussian(const struct img *in, const struct op_call *c,
+                                        struct rng *noise, struct eng_error *err)
+{
+    return img_patch_gaussian(in, (int)c->args[3], (int)c->args[4], (int)c->args[5], c->args[2],
+                              noise, err);
+}
+
+static struct img *apply_gaussian_noise(const struct img *in, const struct op_call *c,
+                                        struct rng *noise, struct eng_error *err)
+{
+    return img_gaussian_noise(in, c->args[0], noise, err);
+}
+
+/* RandomErasing args: 0-1 scale, 2-3 ratio, 4 value, 5 mode; drawn 6 top, 7 left, 8 height,
+ * 9 width (0 when ten attempts missed: the image stays as it is, as in torchvision). */
+static int draw_erasing(struct op_call *c, struct rng *rng, int width, int height,
+                        struct eng_error *err)
+{
+    double *a = c->args;
+    if (a[0] > a[1] || a[2] > a[3])
+        return eng_fail(err, ENG_INVALID, "RandomErasing: scale and ratio must be [min, max]");
+    double area = (double)width * height, log_lo = log(a[2]), log_hi = log(a[3]);
+    a[6] = a[7] = a[8] = a[9] = 0;
+    for (int attempt = 0; attempt < 10; attempt++) {
+        double target = area * (a[0] + (a[1] - a[0]) * rng_uniform(rng));
+        double aspect = exp(log_lo + (log_hi - log_lo) * rng_uniform(rng));
+        int h = round_half_even(sqrt(target * aspect)), w = round_half_even(sqrt(target / aspect));
+        if (!(h < height && w < width)) continue;
+        a[6] = rng_below(rng, (uint32_t)(height - h + 1));
+        a[7] = rng_below(rng, (uint32_t)(width - w + 1));
+        a[8] = h;
+        a[9] = w;
+        break;
+    }
+    return 0;
+}
+
+static struct img *apply_erasing(const struct img *in, const struct op_call *c, struct rng *noise,
+                                 struct eng_error *err)
+{
+    const double *a = c->args;
+    uint8_t value[4];
+    memset(value, (int)a[4], sizeof value);
+    return img_erase(in, (int)a[6], (int)a[7], (int)a[8], (int)a[9], value, (int)a[5] == 1, noise,
+                     err);
+}
+
+/* FourierNoise args: 0 i, 1 j (-1: drawn with probability proportional to 1 / |k|), 2 eps;
+ * drawn 3-5 a sign per channel. */
+static int draw_fourier(struct op_call *c, struct rng *rng, int width, int height,
+                        struct eng_error *err)
+{
+    double *a = c->args;
+    if ((a[0] < 0) != (a[1] < 0))
+        return eng_fail(err, ENG_INVALID, "FourierNoise: give both i and j, or neither");
+    if (a[0] < 0) {
+        if (width * height < 2)
+            return eng_fail(err, ENG_INVALID, "FourierNoise: a 1x1 image has no frequency but 0");
+        /* |k| over the centred spectrum, DC left out. */
+        double total = 0;
+        for (int i = 0; i < height; i++)
+            for (int j = 0; j < width; j++) {
+                int ki = i <= height / 2 ? i : height - i, kj = j <= width / 2 ? j : width - j;
+                if (i || j) total += 1.0 / sqrt((double)ki * ki + (double)kj * kj);
+            }
+        double u = rng_uniform(rng) * total, cumulative = 0;
+        a[0] = height - 1;
+        a[1] = width - 1;
+        for (int i = 0; i < height && cumulative <= u; i++)
+            for (int j = 0; j < width; j++) {
+                int ki = i <= height / 2 ? i : height - i, kj = j <= width / 2 ? j : width - j;
+                if (!(i || j)) continue;
+                cumulative += 1.0 / sqrt((double)ki * ki + (double)kj * kj);
+                if (cumulative > u) {
+                    a[0] = i;
+                    a[1] = j;
+                    break;
+                }
+            }
+    }
+    for (int ch = 0; ch < 3; ch++)
+        a[3 + ch] = rng_below(rng, 2) ? 1 : -1;
+    return 0;
+}
+
+static struct img *apply_fourier(const struct img *in, const struct op_call *c, struct rng *noise,
+                                 struct eng_error *err)
+{
+    const int sign[3] = {(int)c->args[3], (int)c->args[4], (int)c->args[5]};
+    return img_fourier_noise(in, (int)c->args[0], (int)c->args[1], c->args[2], sign, err);
+}
+
+/* GaussianBlur args: 0 sigma, 1 kernel_size (0: 2 ceil(3 sigma) + 1, cut to fit the image). */
+static struct img *apply_blur(const struct img *in, const struct op_call *c, struct rng *noise,
+                              struct eng_error *err)
+{
+    double sigma = c->args[0];
+    int size = (int)c->args[1];
+    if (size == 0) {
+        size = 2 * (int)ceil(3 * sigma) + 1;
+        int shorter = in->width < in->height ? in->width : in->height;
+        /* torchvision needs size / 2 below both sides. */
+        if (size / 2 >= shorter) size = 2 * (shorter - 1) + 1;
+    }
+    if (sigma <= 0) return img_clone(in, err);
+    return img_gaussian_blur(in, size, sigma, sigma, err);
+}
+
 /* ---- The table ------------------------------------------------------------------------------ */
 
 #define FACTOR_ARG(help)                                                                           \
@@ -304,6 +455,43 @@ static const struct op_arg_desc random_crop_args[] = {
     {"pad", OP_ARG_INTEGER, 0, 65535, 0, NULL, "pixels", "drawn: the padding applied", 1},
     {"top", OP_ARG_INTEGER, 0, 65535, 0, NULL, "pixels", "drawn", 1},
     {"left", OP_ARG_INTEGER, 0, 65535, 0, NULL, "pixels", "drawn", 1}};
+static const char *const erase_modes[] = {"constant", "random", NULL};
+static const struct op_arg_desc cutout_args[] = {
+    {"size", OP_ARG_INTEGER, 0, 65535, 0, NULL, "pixels", "side of the square; 0: size_fraction"},
+    {"size_fraction", OP_ARG_NUMBER, 0, 1, 0.5, NULL, "", "side as a share of the shorter side"},
+    {"cx", OP_ARG_INTEGER, 0, 65535, 0, NULL, "pixels", "drawn: the centre", 1},
+    {"cy", OP_ARG_INTEGER, 0, 65535, 0, NULL, "pixels", "drawn", 1},
+    {"side", OP_ARG_INTEGER, 0, 65535, 0, NULL, "pixels", "drawn: the side used", 1}};
+static const struct op_arg_desc patch_args[] = {
+    {"size", OP_ARG_INTEGER, 0, 65535, 0, NULL, "pixels", "side of the patch; 0: size_fraction"},
+    {"size_fraction", OP_ARG_NUMBER, 0, 1, 0.5, NULL, "", "side as a share of the shorter side"},
+    {"sigma", OP_ARG_NUMBER, 0, 10, 0.5, NULL, "", "noise deviation on the [0, 1] scale"},
+    {"cx", OP_ARG_INTEGER, 0, 65535, 0, NULL, "pixels", "drawn: the centre", 1},
+    {"cy", OP_ARG_INTEGER, 0, 65535, 0, NULL, "pixels", "drawn", 1},
+    {"side", OP_ARG_INTEGER, 0, 65535, 0, NULL, "pixels", "drawn: the side used", 1}};
+static const struct op_arg_desc noise_args[] = {
+    {"sigma", OP_ARG_NUMBER, 0, 10, 0.1, NULL, "", "noise deviation on the [0, 1] scale"}};
+static const struct op_arg_desc erasing_args[] = {
+    {"scale_min", OP_ARG_NUMBER, 0, 1, 0.02, NULL, "", "erased area range, share of the image"},
+    {"scale_max", OP_ARG_NUMBER, 0, 1, 0.33, NULL, "", ""},
+    {"ratio_min", OP_ARG_NUMBER, 0.01, 100, 0.3, NULL, "", "aspect ratio range, h / w"},
+    {"ratio_max", OP_ARG_NUMBER, 0.01, 100, 3.3, NULL, "", ""},
+    {"value", OP_ARG_INTEGER, 0, 255, 0, NULL, "level", "the constant"},
+    {"mode", OP_ARG_ENUM, 0, 1, 0, erase_modes, "", "constant value, or random bytes"},
+    {"top", OP_ARG_INTEGER, 0, 65535, 0, NULL, "pixels", "drawn", 1},
+    {"left", OP_ARG_INTEGER, 0, 65535, 0, NULL, "pixels", "drawn", 1},
+    {"height", OP_ARG_INTEGER, 0, 65535, 0, NULL, "pixels", "drawn (0: no box fitted)", 1},
+    {"width", OP_ARG_INTEGER, 0, 65535, 0, NULL, "pixels", "drawn", 1}};
+static const struct op_arg_desc fourier_args[] = {
+    {"i", OP_ARG_INTEGER, -1, 65535, -1, NULL, "", "vertical frequency; -1: drawn by 1 / |k|"},
+    {"j", OP_ARG_INTEGER, -1, 65535, -1, NULL, "", "horizontal frequency; -1: drawn"},
+    {"eps", OP_ARG_NUMBER, 0, 1000, 4, NULL, "", "L2 norm of the added basis image, [0, 1] scale"},
+    {"sign_0", OP_ARG_INTEGER, -1, 1, 1, NULL, "", "drawn: sign for channel 0", 1},
+    {"sign_1", OP_ARG_INTEGER, -1, 1, 1, NULL, "", "drawn", 1},
+    {"sign_2", OP_ARG_INTEGER, -1, 1, 1, NULL, "", "drawn", 1}};
+static const struct op_arg_desc blur_args[] = {
+    {"sigma", OP_ARG_NUMBER, 0, 10, 1, NULL, "pixels", "0: unchanged"},
+    {"kernel_size", OP_ARG_INTEGER, 0, 63, 0, NULL, "pixels", "odd; 0: 2 ceil(3 sigma) + 1"}};
 static const struct op_arg_desc pad_args[] = {
     {"left", OP_ARG_INTEGER, 0, 4096, 0, NULL, "pixels", ""},
     {"top", OP_ARG_INTEGER, 0, 4096, 0, NULL, "pixels", ""},
@@ -390,6 +578,31 @@ static const struct op_desc ops[] = {
     {"RandomResizedCrop", "torchvision's: a random box by area share and aspect ratio, resized",
      OP_TAKES_INTERPOLATION, ARGS(resized_crop_args), NO_LEVEL, apply_resized_crop,
      draw_resized_crop, size_from_args},
+    {"Cutout", "a square of fill at a random centre (DeVries and Taylor 2017)", OP_TAKES_FILL,
+     ARGS(cutout_args), NO_LEVEL, apply_cutout, draw_cutout},
+    {"RandomErasing", "torchvision's: a random box by area share and aspect ratio, erased", 0,
+     ARGS(erasing_args), NO_LEVEL, apply_erasing, draw_erasing},
+    {"GaussianNoise",
+     "N(0, sigma^2) on the [0, 1] image, clipped",
+     0,
+     ARGS(noise_args),
+     {0, LEVEL_VALUE, SCALE_ABSOLUTE, 0, 0.1, 0},
+     apply_gaussian_noise},
+    {"PatchGaussian", "Gaussian noise inside a square at a random centre (Lopes et al. 2019)", 0,
+     ARGS(patch_args), NO_LEVEL, apply_patch_gaussian, draw_patch},
+    {"FourierNoise",
+     "a Fourier basis image of norm eps, random sign per channel (Yin et al. 2019)",
+     0,
+     ARGS(fourier_args),
+     {2, LEVEL_VALUE, SCALE_ABSOLUTE, 0, 8, 0},
+     apply_fourier,
+     draw_fourier},
+    {"GaussianBlur",
+     "torchvision's F.gaussian_blur",
+     0,
+     ARGS(blur_args),
+     {0, LEVEL_VALUE, SCALE_ABSOLUTE, 0, 2, 0},
+     apply_blur},
     {"RandomCrop", "pad, then crop a random box (FixMatch's weak translate)", OP_TAKES_FILL,
      ARGS(random_crop_args), NO_LEVEL, apply_random_crop, draw_random_crop, size_from_args},
 };

@@ -154,6 +154,15 @@ static const struct preset_info presets[] = {
                "(1-3 at random by default) ops, each at a random bin below severity (default 3) "
                "of 10, blended with Dirichlet(alpha) weights and a Beta(alpha, alpha) skip "
                "(alpha default 1); all_ops (default true) adds the colour ops"},
+    {"cutout", "Cutout (DeVries and Taylor 2017): a square of fill (default 0) with side "
+               "size_fraction (default 0.5) of the shorter side, or size pixels, at a random "
+               "centre"},
+    {"patch-gaussian", "Patch Gaussian (Lopes et al. 2019): Gaussian noise of sigma (default "
+                       "0.5) on the [0, 1] image inside a square of side size_fraction (default "
+                       "0.5) or size pixels, at a random centre"},
+    {"fixmatch-strong", "FixMatch's strong augmentation (Sohn et al. 2020): RandAugment's 14 ops, "
+                        "two drawn per sample, each at a uniformly random magnitude bin of 31, "
+                        "then Cutout of half the shorter side filled with gray 127"},
     {"fixmatch-weak", "FixMatch's weak augmentation (Sohn et al. 2020): a random horizontal flip, "
                       "then a random crop after 12.5% reflect padding"},
 };
@@ -277,6 +286,28 @@ static json_t *build_fixmatch_weak(const struct common *c)
     return json_pack("{s:[{s:f, s:{s:s}}, o]}", "seq", "p", 0.5, "do", "op", "FlipLR", crop);
 }
 
+/* Copies the named number parameters (if given) into node. */
+static void copy_params(json_t *node, const json_t *params, const char *const *names)
+{
+    for (const char *const *n = names; *n; n++) {
+        json_t *v = params ? json_object_get(params, *n) : NULL;
+        if (v) json_object_set(node, *n, v);
+    }
+}
+
+static json_t *build_fixmatch_strong(const struct common *c)
+{
+    json_t *choice = json_array();
+    for (size_t i = 0; i < sizeof randaugment_ops / sizeof randaugment_ops[0]; i++) {
+        json_t *node = op_node(randaugment_ops[i], c);
+        const struct op_desc *op = op_find(randaugment_ops[i]);
+        if (op && op->level.map != LEVEL_NONE) set_level(node, -1, 31);
+        json_array_append_new(choice, node);
+    }
+    return json_pack("{s:[{s:i, s:{s:o}}, {s:s, s:f, s:i}]}", "seq", "repeat", 2, "do", "choice",
+                     choice, "op", "Cutout", "size_fraction", 0.5, "fill", 127);
+}
+
 /* An integer parameter in [min, max], def when absent. */
 static int int_param(const json_t *params, const char *name, int def, int min, int max, int *out,
                      struct eng_error *err)
@@ -365,6 +396,20 @@ json_t *preset_expand(const json_t *doc, struct eng_error *err)
         }
         built = build_augmix(severity, width, depth == 0 ? -1 : depth, alpha,
                              !all_ops_v || json_is_true(all_ops_v), &c);
+    } else if (strcmp(name, "cutout") == 0 || strcmp(name, "patch-gaussian") == 0) {
+        static const char *const cutout_allowed[] = {"preset", "size", "size_fraction", "fill",
+                                                     NULL};
+        static const char *const patch_allowed[] = {"preset", "size", "size_fraction", "sigma",
+                                                    NULL};
+        int cutout = strcmp(name, "cutout") == 0;
+        if (check_params(params, cutout ? cutout_allowed : patch_allowed, err)) return NULL;
+        /* The op validates the values, and names them, when the document is parsed. */
+        built = json_pack("{s:s}", "op", cutout ? "Cutout" : "PatchGaussian");
+        copy_params(built, params, (cutout ? cutout_allowed : patch_allowed) + 1);
+    } else if (strcmp(name, "fixmatch-strong") == 0) {
+        static const char *const allowed[] = {"preset", "interpolation", "fill", NULL};
+        if (check_params(params, allowed, err)) return NULL;
+        built = build_fixmatch_strong(&c);
     } else if (strcmp(name, "fixmatch-weak") == 0) {
         static const char *const allowed[] = {"preset", "fill", NULL};
         if (check_params(params, allowed, err)) return NULL;

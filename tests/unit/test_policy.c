@@ -359,6 +359,94 @@ static void test_random_crop(void **state)
     policy_free(p);
 }
 
+/* Cutout's centre is uniform over the image; its side a share of the shorter side. */
+static void test_cutout_and_erasing_draws(void **state)
+{
+    struct policy *p = parse_ok("cutout");
+    enum { N = 7000 };
+    long columns[7] = {0};
+    for (uint32_t s = 0; s < N; s++) {
+        json_t *t = sample_json(p, 41, 0, s, 7, 5);
+        json_t *c = json_array_get(t, 0);
+        int cx = (int)arg_of(c, "cx"), cy = (int)arg_of(c, "cy");
+        assert_true(cx >= 0 && cx < 7 && cy >= 0 && cy < 5);
+        assert_true(arg_of(c, "side") == 2); /* int(0.5 * 5) */
+        columns[cx]++;
+        json_decref(t);
+    }
+    double x2 = 0;
+    for (int i = 0; i < 7; i++)
+        x2 += (columns[i] - N / 7.0) * (columns[i] - N / 7.0) / (N / 7.0);
+    assert_true(x2 < 22.46); /* 6 degrees of freedom, p = 0.001 */
+    policy_free(p);
+    expect_invalid("{\"preset\": \"cutout\", \"size_fraction\": 2}",
+                   "/size_fraction: must be in [0, 1]");
+
+    p = parse_ok("{\"op\": \"RandomErasing\"}");
+    int fitted = 0;
+    for (uint32_t s = 0; s < 2000; s++) {
+        json_t *t = sample_json(p, 42, 0, s, 40, 30);
+        json_t *e = json_array_get(t, 0);
+        double h = arg_of(e, "height"), w = arg_of(e, "width");
+        double top = arg_of(e, "top"), left = arg_of(e, "left");
+        if (h > 0) {
+            fitted++;
+            assert_true(h < 30 && w < 40 && top + h <= 30 && left + w <= 40);
+            /* Rounding moves the area a little; a pixel per side at most. */
+            assert_true((h + 1) * (w + 1) >= 0.02 * 1200 && (h - 1) * (w - 1) <= 0.33 * 1200);
+        } else {
+            assert_true(top == 0 && left == 0 && w == 0);
+        }
+        json_decref(t);
+    }
+    assert_true(fitted > 1900);
+    policy_free(p);
+}
+
+/* Frequencies are drawn with probability proportional to 1 / |k|, DC excluded; signs are fair. */
+static void test_fourier_draws(void **state)
+{
+    const int H = 6, W = 8;
+    double total = 0;
+    for (int i = 0; i < H; i++)
+        for (int j = 0; j < W; j++) {
+            int ki = i <= H / 2 ? i : H - i, kj = j <= W / 2 ? j : W - j;
+            if (i || j) total += 1 / sqrt((double)ki * ki + (double)kj * kj);
+        }
+    struct policy *p = parse_ok("{\"op\": \"FourierNoise\", \"eps\": 1}");
+    enum { N = 20000 };
+    long lowest = 0, positive = 0;
+    for (uint32_t s = 0; s < N; s++) {
+        json_t *t = sample_json(p, 43, 0, s, W, H);
+        json_t *f = json_array_get(t, 0);
+        int i = (int)arg_of(f, "i"), j = (int)arg_of(f, "j");
+        assert_true(i >= 0 && i < H && j >= 0 && j < W && (i || j));
+        lowest += i == 1 && j == 0;
+        positive += arg_of(f, "sign_1") > 0;
+        json_decref(t);
+    }
+    double p10 = 1 / total;
+    assert_true(fabs(lowest - p10 * N) < 5 * sqrt(N * p10 * (1 - p10)));
+    assert_true(fabs(positive - 0.5 * N) < 5 * sqrt(N * 0.25));
+    policy_free(p);
+    expect_invalid("{\"op\": \"FourierNoise\", \"sign_0\": 1}", "/sign_0: is drawn at random");
+}
+
+static void test_fixmatch_strong(void **state)
+{
+    struct policy *p = parse_ok("fixmatch-strong");
+    for (uint32_t s = 0; s < 200; s++) {
+        json_t *t = sample_json(p, 44, 0, s, 32, 32);
+        assert_int_equal(json_array_size(t), 3);
+        json_t *cut = json_array_get(t, 2);
+        assert_string_equal(json_string_value(json_object_get(cut, "op")), "Cutout");
+        assert_true(arg_of(cut, "side") == 16);
+        assert_int_equal(json_integer_value(json_array_get(json_object_get(cut, "fill"), 0)), 127);
+        json_decref(t);
+    }
+    policy_free(p);
+}
+
 /* ---- Presets against torchvision ------------------------------------------------------------ */
 
 static json_t *load_presets(void)
@@ -601,6 +689,9 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_color_ops_keep_alpha),
         cmocka_unit_test(test_random_resized_crop),
         cmocka_unit_test(test_random_crop),
+        cmocka_unit_test(test_cutout_and_erasing_draws),
+        cmocka_unit_test(test_fourier_draws),
+        cmocka_unit_test(test_fixmatch_strong),
         cmocka_unit_test(test_randaugment_magnitudes),
         cmocka_unit_test(test_trivialaugment_magnitudes),
         cmocka_unit_test(test_autoaugment_tables),

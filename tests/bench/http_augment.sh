@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# HTTP overhead: wrk posts a 224 px JPEG to POST /v1/augment (RandAugment) at concurrency 16
+# against the Release server, and the CLI benchmark runs the same pipeline without HTTP, once per
+# core. Prints both, and the share of throughput HTTP costs.
+#   tests/bench/http_augment.sh [SECONDS]     (needs wrk and a Release build in build/)
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+seconds=${1:-10}
+cores=$(nproc)
+work=$(mktemp -d)
+trap 'kill "$server" 2>/dev/null || true; rm -rf "$work"' EXIT
+
+/usr/bin/python3 - "$work/input.jpg" <<'PY'
+import sys
+from PIL import Image
+try:
+    from skimage import data
+    image = Image.fromarray(data.astronaut())
+except ImportError:
+    image = Image.radial_gradient("L").convert("RGB")
+image.resize((224, 224), Image.BILINEAR).save(sys.argv[1], quality=90)
+PY
+
+build/augserve --listen 127.0.0.1:0 --workers "$cores" --access-log off \
+  --data-dir "$work/var" --static-dir "$work" 2> "$work/server.log" &
+server=$!
+for _ in $(seq 100); do
+  port=$(grep -o '"on port [0-9]*' "$work/server.log" | grep -o '[0-9]*$' || true)
+  [[ -n "$port" ]] && break
+  sleep 0.1
+done
+[[ -n "$port" ]] || { cat "$work/server.log"; exit 1; }
+
+echo "== HTTP: wrk -t2 -c16 -d${seconds}s, POST /v1/augment?policy=randaugment, 224 px JPEG"
+AUGSERVE_BENCH_IMAGE="$work/input.jpg" wrk -t2 -c16 -d"${seconds}s" --latency \
+  -s tests/bench/http_augment.lua "http://127.0.0.1:$port" | tee "$work/wrk.txt"
+
+echo "== CLI: the same pipeline, one process per core"
+cli_pids=()
+for n in $(seq "$cores"); do
+  build/augserve bench augment -p randaugment --size 224 --seconds "$seconds" \
+    --image "$work/input.jpg" > "$work/cli.$n.json" &
+  cli_pids+=($!)
+done
+wait "${cli_pids[@]}"
+cli=$(cat "$work"/cli.*.json | /usr/bin/python3 -c \
+  'import json,sys; print(sum(json.loads(l)["images_per_second"] for l in sys.stdin))')
+http=$(awk '/Requests\/sec/ {print $2}' "$work/wrk.txt")
+echo "CLI total: $cli images/s on $cores cores"
+/usr/bin/python3 -c "h=$http; c=$cli; print(f'HTTP: {h:.1f} req/s = {100*h/c:.1f}% of the CLI; HTTP costs {100*(1-h/c):.1f}%')"
