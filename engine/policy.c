@@ -1,7 +1,9 @@
 #include "policy.h"
 
 #include <math.h>
+#include <pthread.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -66,7 +68,8 @@ struct node {
 
 struct policy {
     struct node *root;
-    json_t *doc; /* the compiled document, presets expanded */
+    json_t *doc;     /* the compiled document, presets expanded */
+    atomic_int refs; /* policy_free drops one; a cache holds one per entry */
 };
 
 struct trace_item {
@@ -736,6 +739,7 @@ struct policy *policy_parse(const json_t *doc, struct eng_error *err)
         eng_fail(err, ENG_NO_MEMORY, "out of memory while parsing the policy");
         return NULL;
     }
+    atomic_init(&p->refs, 1);
     p->root = parse_node(&ps, doc, 0);
     if (p->root) p->doc = expand_document(doc, err);
     if (!p->root || !p->doc) {
@@ -767,10 +771,89 @@ struct policy *policy_parse_text(const char *text, struct eng_error *err)
 
 void policy_free(struct policy *p)
 {
-    if (!p) return;
+    if (!p || atomic_fetch_sub(&p->refs, 1) > 1) return;
     node_free(p->root);
     json_decref(p->doc);
     free(p);
+}
+
+/* ---- The cache ----------------------------------------------------------------------------- */
+
+/* Texts longer than this are parsed every time, so the cache's memory stays bounded. */
+#define CACHE_MAX_TEXT 4096
+
+struct cache_entry {
+    char *text;
+    struct policy *policy;
+    unsigned long last_use;
+};
+
+struct policy_cache {
+    pthread_mutex_t lock;
+    struct cache_entry *entries;
+    size_t capacity;
+    unsigned long clock;
+};
+
+struct policy_cache *policy_cache_new(size_t capacity)
+{
+    struct policy_cache *c = calloc(1, sizeof *c);
+    if (!c) return NULL;
+    c->entries = calloc(capacity ? capacity : 1, sizeof *c->entries);
+    if (!c->entries) {
+        free(c);
+        return NULL;
+    }
+    c->capacity = capacity ? capacity : 1;
+    pthread_mutex_init(&c->lock, NULL);
+    return c;
+}
+
+void policy_cache_free(struct policy_cache *c)
+{
+    if (!c) return;
+    for (size_t i = 0; i < c->capacity; i++) {
+        free(c->entries[i].text);
+        policy_free(c->entries[i].policy);
+    }
+    free(c->entries);
+    pthread_mutex_destroy(&c->lock);
+    free(c);
+}
+
+struct policy *policy_cache_parse(struct policy_cache *c, const char *text, struct eng_error *err)
+{
+    int cacheable = strlen(text) <= CACHE_MAX_TEXT;
+    if (cacheable) {
+        pthread_mutex_lock(&c->lock);
+        for (size_t i = 0; i < c->capacity; i++) {
+            struct cache_entry *e = &c->entries[i];
+            if (e->text && strcmp(e->text, text) == 0) {
+                e->last_use = ++c->clock;
+                atomic_fetch_add(&e->policy->refs, 1);
+                pthread_mutex_unlock(&c->lock);
+                return e->policy;
+            }
+        }
+        pthread_mutex_unlock(&c->lock);
+    }
+    /* Parsed outside the lock: two threads may parse the same text, and one copy is kept. */
+    struct policy *p = policy_parse_text(text, err);
+    char *copy = p && cacheable ? strdup(text) : NULL;
+    if (!copy) return p;
+    pthread_mutex_lock(&c->lock);
+    struct cache_entry *victim = &c->entries[0];
+    for (size_t i = 0; i < c->capacity; i++)
+        if (!c->entries[i].text || c->entries[i].last_use < victim->last_use)
+            victim = &c->entries[i];
+    free(victim->text);
+    policy_free(victim->policy);
+    victim->text = copy;
+    victim->policy = p;
+    victim->last_use = ++c->clock;
+    atomic_fetch_add(&p->refs, 1);
+    pthread_mutex_unlock(&c->lock);
+    return p;
 }
 
 json_t *policy_to_json(const struct policy *p)

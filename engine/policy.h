@@ -21,7 +21,16 @@ struct trace;
 struct policy *policy_parse(const json_t *doc, struct eng_error *err);
 /* The same from text: JSON, or a bare preset name. */
 struct policy *policy_parse_text(const char *text, struct eng_error *err);
+/* Releases a reference: parsed and cached policies are reference-counted. */
 void policy_free(struct policy *p);
+
+/* Parsed policies by their exact text, for a server that sees the same few policies again and
+ * again; the least recently used entry makes room. Safe from any thread. */
+struct policy_cache;
+struct policy_cache *policy_cache_new(size_t capacity);
+/* policy_parse_text through the cache; the result is a reference, released with policy_free. */
+struct policy *policy_cache_parse(struct policy_cache *c, const char *text, struct eng_error *err);
+void policy_cache_free(struct policy_cache *c);
 
 /* The compiled graph as a document (presets expanded); the caller owns the reference. */
 json_t *policy_to_json(const struct policy *p);

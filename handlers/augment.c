@@ -110,7 +110,7 @@ static int read_options(struct request *req, struct response *resp, struct optio
         return -1;
     }
     struct eng_error err = {0};
-    o->policy = policy_parse_text(text, &err);
+    o->policy = policy_cache_parse(req->app->policies, text, &err);
     if (!o->policy) {
         response_error_code(resp, 422, "invalid_policy", "policy%s", err.message);
         return -1;

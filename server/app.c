@@ -12,6 +12,7 @@
 #include "handlers.h"
 #include "log.h"
 #include "metrics.h"
+#include "policy.h"
 #include "storage.h"
 
 /* The routing table. Health, readiness, metrics, the API description and the UI are public;
@@ -75,7 +76,8 @@ int app_open(struct app *app, const struct config *cfg, char *err, size_t err_si
     struct route *routes = mount_routes(cfg, &app->route_count);
     app->routes = routes;
     app->metrics = metrics_create();
-    if (!routes || !app->metrics) {
+    app->policies = policy_cache_new(64);
+    if (!routes || !app->metrics || !app->policies) {
         snprintf(err, err_size, "out of memory");
         goto fail;
     }
@@ -105,6 +107,7 @@ void app_close(struct app *app)
     storage_close(app->storage);
     access_log_close(app->access_log);
     metrics_destroy(app->metrics);
+    policy_cache_free(app->policies);
     free((void *)app->routes);
     free(app->static_root);
     memset(app, 0, sizeof *app);

@@ -13,6 +13,7 @@ struct admission;
 struct metrics;
 struct access_log;
 struct storage;
+struct policy_cache;
 
 struct app {
     const struct config *cfg;
@@ -20,9 +21,10 @@ struct app {
     struct metrics *metrics;
     struct access_log *access_log;
     struct storage *storage;
-    char *static_root;          /* realpath of cfg->static_dir, or NULL if it does not exist */
-    int workers;                /* effective worker count (cfg->workers resolved) */
-    const struct route *routes; /* the routing table in force */
+    struct policy_cache *policies; /* parsed policies by text */
+    char *static_root;             /* realpath of cfg->static_dir, or NULL if it does not exist */
+    int workers;                   /* effective worker count (cfg->workers resolved) */
+    const struct route *routes;    /* the routing table in force */
     size_t route_count;
     atomic_int shutting_down; /* set on SIGTERM: new requests get 503 */
     atomic_long in_flight;    /* requests received and not yet answered */

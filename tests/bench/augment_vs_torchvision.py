@@ -21,6 +21,7 @@ POLICIES = {
     "randaugment": lambda: T.RandAugment(num_ops=2, magnitude=9),
     "autoaugment-imagenet": lambda: T.AutoAugment(T.AutoAugmentPolicy.IMAGENET),
     "trivialaugment-wide": lambda: T.TrivialAugmentWide(),
+    "augmix": lambda: T.AugMix(),
 }
 
 

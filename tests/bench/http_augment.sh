@@ -25,15 +25,22 @@ build/augserve --listen 127.0.0.1:0 --workers "$cores" --access-log off \
   --data-dir "$work/var" --static-dir "$work" 2> "$work/server.log" &
 server=$!
 for _ in $(seq 100); do
-  port=$(grep -o '"on port [0-9]*' "$work/server.log" | grep -o '[0-9]*$' || true)
+  port=$(grep -o 'on port [0-9]*' "$work/server.log" | grep -o '[0-9]*$' || true)
   [[ -n "$port" ]] && break
   sleep 0.1
 done
 [[ -n "$port" ]] || { cat "$work/server.log"; exit 1; }
 
+# CPU seconds the server has used: wrk shares these cores, so throughput per server CPU second is
+# the fair comparison with the CLI.
+server_cpu() {
+  awk -v hz="$(getconf CLK_TCK)" '{print ($14 + $15) / hz}' "/proc/$server/stat"
+}
 echo "== HTTP: wrk -t2 -c16 -d${seconds}s, POST /v1/augment?policy=randaugment, 224 px JPEG"
+cpu_before=$(server_cpu)
 AUGSERVE_BENCH_IMAGE="$work/input.jpg" wrk -t2 -c16 -d"${seconds}s" --latency \
   -s tests/bench/http_augment.lua "http://127.0.0.1:$port" | tee "$work/wrk.txt"
+cpu_after=$(server_cpu)
 
 echo "== CLI: the same pipeline, one process per core"
 cli_pids=()
@@ -47,4 +54,12 @@ cli=$(cat "$work"/cli.*.json | /usr/bin/python3 -c \
   'import json,sys; print(sum(json.loads(l)["images_per_second"] for l in sys.stdin))')
 http=$(awk '/Requests\/sec/ {print $2}' "$work/wrk.txt")
 echo "CLI total: $cli images/s on $cores cores"
-/usr/bin/python3 -c "h=$http; c=$cli; print(f'HTTP: {h:.1f} req/s = {100*h/c:.1f}% of the CLI; HTTP costs {100*(1-h/c):.1f}%')"
+/usr/bin/python3 - "$http" "$cli" "$cores" "$seconds" "$cpu_before" "$cpu_after" <<'PY'
+import sys
+http, cli, cores, seconds, before, after = map(float, sys.argv[1:])
+per_cpu_http = http * seconds / (after - before)
+per_cpu_cli = cli / cores
+print(f"wall clock: HTTP {http:.1f} req/s, {100 * http / cli:.1f}% of the CLI (wrk shares the cores)")
+print(f"per CPU second: HTTP {per_cpu_http:.1f} req, CLI {per_cpu_cli:.1f} images: "
+      f"HTTP costs {100 * (1 - per_cpu_http / per_cpu_cli):.1f}%")
+PY

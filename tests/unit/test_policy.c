@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "policy.h"
+#include "presets.h"
 
 static const char *fixtures_dir;
 
@@ -447,6 +448,57 @@ static void test_fixmatch_strong(void **state)
     policy_free(p);
 }
 
+/* The cache hands out references to one parsed policy per text; evicted policies stay usable
+ * for as long as someone holds them (AddressSanitizer checks the frees). */
+static void test_policy_cache(void **state)
+{
+    struct policy_cache *c = policy_cache_new(2);
+    assert_non_null(c);
+    struct eng_error err = {0};
+    struct policy *a = policy_cache_parse(c, "randaugment", &err);
+    struct policy *again = policy_cache_parse(c, "randaugment", &err);
+    assert_non_null(a);
+    assert_ptr_equal(a, again);
+    struct policy *b = policy_cache_parse(c, "augmix", &err);
+    struct policy *d = policy_cache_parse(c, "{\"op\": \"Invert\"}", &err); /* evicts one */
+    assert_non_null(b);
+    assert_non_null(d);
+    json_t *t = sample_json(a, 1, 0, 0, 16, 16); /* a is still valid */
+    assert_int_equal(json_array_size(t), 2);
+    json_decref(t);
+    assert_null(policy_cache_parse(c, "{\"op\": \"Nope\"}", &err));
+    assert_int_equal(err.code, ENG_INVALID);
+    policy_free(a);
+    policy_free(again);
+    policy_free(b);
+    policy_free(d);
+    policy_cache_free(c);
+}
+
+/* config/policy.schema.json lists exactly the presets the engine has. */
+static void test_schema_lists_presets(void **state)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/../../../config/policy.schema.json", fixtures_dir);
+    json_error_t jerr;
+    json_t *schema = json_load_file(path, 0, &jerr);
+    if (!schema) fail_msg("%s: %s", path, jerr.text);
+    json_t *names =
+        json_object_get(json_object_get(json_object_get(schema, "$defs"), "presetName"), "enum");
+    size_t count;
+    const struct preset_info *presets = preset_list(&count);
+    assert_int_equal(json_array_size(names), count);
+    for (size_t i = 0; i < count; i++) {
+        int listed = 0;
+        for (size_t k = 0; k < json_array_size(names); k++)
+            listed |= strcmp(json_string_value(json_array_get(names, k)), presets[i].name) == 0;
+        if (!listed) fail_msg("preset %s is missing from %s", presets[i].name, path);
+        struct policy *p = parse_ok(presets[i].name);
+        policy_free(p);
+    }
+    json_decref(schema);
+}
+
 /* ---- Presets against torchvision ------------------------------------------------------------ */
 
 static json_t *load_presets(void)
@@ -692,6 +744,8 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_cutout_and_erasing_draws),
         cmocka_unit_test(test_fourier_draws),
         cmocka_unit_test(test_fixmatch_strong),
+        cmocka_unit_test(test_policy_cache),
+        cmocka_unit_test(test_schema_lists_presets),
         cmocka_unit_test(test_randaugment_magnitudes),
         cmocka_unit_test(test_trivialaugment_magnitudes),
         cmocka_unit_test(test_autoaugment_tables),
