@@ -20,7 +20,20 @@
 #define MAX_BINS          1000
 #define PROBABILITY_SLACK 1e-6
 
-enum node_kind { NODE_OP, NODE_SEQ, NODE_CHOICE, NODE_PROB, NODE_REPEAT, NODE_MIX, NODE_DAG };
+enum node_kind {
+    NODE_OP,
+    NODE_SEQ,
+    NODE_CHOICE,
+    NODE_PROB,
+    NODE_REPEAT,
+    NODE_MIX,
+    NODE_DAG,
+    NODE_VIEWS, /* only at the root: several outputs per sample */
+};
+
+/* Each view samples and applies from its own streams: view v uses stream numbers from
+ * v * VIEW_STREAMS on, so view 0 of any policy draws exactly what a one-view policy does. */
+#define VIEW_STREAMS (1u << 20)
 
 /* How an op node's magnitude is chosen. */
 enum level_kind {
@@ -68,6 +81,8 @@ struct node {
 
 struct policy {
     struct node *root;
+    struct node **views; /* the root's views, or the root alone */
+    int view_count;
     json_t *doc;     /* the compiled document, presets expanded */
     atomic_int refs; /* policy_free drops one; a cache holds one per entry */
 };
@@ -85,12 +100,14 @@ struct trace_item {
 struct trace {
     struct trace_item *items;
     size_t count, capacity;
+    uint32_t view;
 };
 
 /* ---- Parsing -------------------------------------------------------------------------------- */
 
 struct parser {
     char path[512]; /* JSON pointer of the node being parsed */
+    int at_root;    /* the next node parsed is the root (views are allowed there only) */
     int nodes;
     struct eng_error *err;
 };
@@ -644,7 +661,7 @@ fail:
     return NULL;
 }
 
-static struct node *parse_preset(struct parser *ps, const json_t *doc, int depth)
+static struct node *parse_preset(struct parser *ps, const json_t *doc, int depth, int root)
 {
     json_t *expanded = preset_expand(doc, ps->err);
     if (!expanded) {
@@ -653,6 +670,7 @@ static struct node *parse_preset(struct parser *ps, const json_t *doc, int depth
         eng_fail(ps->err, ps->err->code, "%s: %s", ps->path[0] ? ps->path : "/", message);
         return NULL;
     }
+    ps->at_root = root; /* a preset at the root may expand to views */
     struct node *n = parse_node(ps, expanded, depth + 1);
     json_decref(expanded);
     return n;
@@ -664,7 +682,9 @@ static struct node *parse_node(struct parser *ps, const json_t *doc, int depth)
         fail_at(ps, "nodes nest deeper than %d levels", MAX_DEPTH);
         return NULL;
     }
-    if (json_is_string(doc)) return parse_preset(ps, doc, depth);
+    int root = ps->at_root;
+    ps->at_root = 0;
+    if (json_is_string(doc)) return parse_preset(ps, doc, depth, root);
     if (!json_is_object(doc)) {
         fail_at(ps, "must be a node: an object with op, seq, choice, p, repeat, mix, dag or "
                     "preset, or a preset name");
@@ -684,8 +704,20 @@ static struct node *parse_node(struct parser *ps, const json_t *doc, int depth)
     if (json_object_get(doc, "p")) return parse_wrapper(ps, doc, depth, 0);
     if (json_object_get(doc, "mix")) return parse_mix(ps, doc, depth);
     if (json_object_get(doc, "dag")) return parse_dag(ps, doc, depth);
-    if (json_object_get(doc, "preset")) return parse_preset(ps, doc, depth);
-    fail_at(ps, "must have one of op, seq, choice, p, repeat, mix, dag, preset");
+    if (json_object_get(doc, "preset")) return parse_preset(ps, doc, depth, root);
+    if (json_object_get(doc, "views")) {
+        static const char *const keys[] = {"views", NULL};
+        if (!root) {
+            fail_at(ps, "\"views\" may only be the whole policy");
+            return NULL;
+        }
+        if (check_keys(ps, doc, keys, NULL) != 0) return NULL;
+        struct node *n = node_new(ps, NODE_VIEWS);
+        if (n && parse_kids(ps, n, json_object_get(doc, "views"), "views", depth) == 0) return n;
+        node_free(n);
+        return NULL;
+    }
+    fail_at(ps, "must have one of op, seq, choice, p, repeat, mix, dag, preset, views");
     return NULL;
 }
 
@@ -732,7 +764,7 @@ fail:
 
 struct policy *policy_parse(const json_t *doc, struct eng_error *err)
 {
-    struct parser ps = {.path = "", .err = err};
+    struct parser ps = {.path = "", .at_root = 1, .err = err};
     err->code = ENG_OK;
     struct policy *p = calloc(1, sizeof *p);
     if (!p) {
@@ -741,6 +773,13 @@ struct policy *policy_parse(const json_t *doc, struct eng_error *err)
     }
     atomic_init(&p->refs, 1);
     p->root = parse_node(&ps, doc, 0);
+    if (p->root && p->root->kind == NODE_VIEWS) {
+        p->views = p->root->kids;
+        p->view_count = p->root->kid_count;
+    } else if (p->root) {
+        p->views = &p->root;
+        p->view_count = 1;
+    }
     if (p->root) p->doc = expand_document(doc, err);
     if (!p->root || !p->doc) {
         policy_free(p);
@@ -1033,21 +1072,40 @@ static int sample_node(struct sampler *s, const struct node *n, struct trace *ou
         return sample_mix(s, n, out);
     case NODE_DAG:
         return sample_dag(s, n, out);
+    case NODE_VIEWS:
+        break; /* only at the root, where policy_sample_view picks one */
     }
     return eng_fail(s->err, ENG_INTERNAL, "unknown node kind %d", (int)n->kind);
+}
+
+int policy_view_count(const struct policy *p)
+{
+    return p->view_count;
 }
 
 struct trace *policy_sample(const struct policy *p, uint64_t seed, uint32_t input, uint32_t sample,
                             int width, int height, struct eng_error *err)
 {
+    return policy_sample_view(p, seed, input, sample, 0, width, height, err);
+}
+
+struct trace *policy_sample_view(const struct policy *p, uint64_t seed, uint32_t input,
+                                 uint32_t sample, uint32_t view, int width, int height,
+                                 struct eng_error *err)
+{
+    if (view >= (uint32_t)p->view_count) {
+        eng_fail(err, ENG_INVALID, "the policy has %d views, not %u", p->view_count, view + 1);
+        return NULL;
+    }
     struct trace *t = calloc(1, sizeof *t);
     if (!t) {
         eng_fail(err, ENG_NO_MEMORY, "out of memory while sampling");
         return NULL;
     }
+    t->view = view;
     struct sampler s = {.width = width, .height = height, .err = err};
-    rng_init(&s.rng, seed, input, sample, RNG_STREAM_POLICY);
-    if (sample_node(&s, p->root, t) != 0) {
+    rng_init(&s.rng, seed, input, sample, view * VIEW_STREAMS + RNG_STREAM_POLICY);
+    if (sample_node(&s, p->views[view], t) != 0) {
         trace_free(t);
         return NULL;
     }
@@ -1081,7 +1139,7 @@ void trace_free(struct trace *t)
 
 struct executor {
     uint64_t seed;
-    uint32_t input, sample;
+    uint32_t input, sample, view;
     uint32_t op_index; /* numbers op applications in trace order, for their noise streams */
     struct eng_error *err;
 };
@@ -1153,7 +1211,8 @@ static struct img *execute(struct executor *ex, const struct trace *t, const str
             next = execute_mix(ex, it, current);
         } else {
             struct rng noise;
-            rng_init(&noise, ex->seed, ex->input, ex->sample, RNG_STREAM_OP(ex->op_index));
+            rng_init(&noise, ex->seed, ex->input, ex->sample,
+                     ex->view * VIEW_STREAMS + RNG_STREAM_OP(ex->op_index));
             ex->op_index++;
             next = op_apply(&it->call, current, &noise, ex->err);
         }
@@ -1166,7 +1225,8 @@ static struct img *execute(struct executor *ex, const struct trace *t, const str
 struct img *trace_apply(const struct trace *t, const struct img *in, uint64_t seed, uint32_t input,
                         uint32_t sample, struct eng_error *err)
 {
-    struct executor ex = {.seed = seed, .input = input, .sample = sample, .err = err};
+    struct executor ex = {
+        .seed = seed, .input = input, .sample = sample, .view = t->view, .err = err};
     return execute(&ex, t, in);
 }
 

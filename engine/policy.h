@@ -35,9 +35,17 @@ void policy_cache_free(struct policy_cache *c);
 /* The compiled graph as a document (presets expanded); the caller owns the reference. */
 json_t *policy_to_json(const struct policy *p);
 
-/* Walks the graph for one sample of an input image of the given size. */
+/* Walks the graph (its first view) for one sample of an input image of the given size. */
 struct trace *policy_sample(const struct policy *p, uint64_t seed, uint32_t input, uint32_t sample,
                             int width, int height, struct eng_error *err);
+
+/* A policy whose root is {"views": [node, ...]} gives several outputs per sample (AugMix's JSD
+ * mode: the clean image and two augmented views); every other policy has one view. */
+int policy_view_count(const struct policy *p);
+/* policy_sample for view `view` (< policy_view_count): each view draws from its own streams. */
+struct trace *policy_sample_view(const struct policy *p, uint64_t seed, uint32_t input,
+                                 uint32_t sample, uint32_t view, int width, int height,
+                                 struct eng_error *err);
 
 /* Applies the trace; returns a new image (the input is not modified). The seed coordinates feed
  * the per-op noise streams. */

@@ -153,7 +153,8 @@ static const struct preset_info presets[] = {
     {"augmix", "AugMix (Hendrycks et al. 2020), torchvision's: width (default 3) chains of depth "
                "(1-3 at random by default) ops, each at a random bin below severity (default 3) "
                "of 10, blended with Dirichlet(alpha) weights and a Beta(alpha, alpha) skip "
-               "(alpha default 1); all_ops (default true) adds the colour ops"},
+               "(alpha default 1); all_ops (default true) adds the colour ops; jsd (default false) "
+               "gives three views per sample: the clean image and two AugMix images"},
     {"cutout", "Cutout (DeVries and Taylor 2017): a square of fill (default 0) with side "
                "size_fraction (default 0.5) of the shorter side, or size pixels, at a random "
                "centre"},
@@ -373,8 +374,9 @@ json_t *preset_expand(const json_t *doc, struct eng_error *err)
             return NULL;
         built = build_trivialaugment(bins, &c);
     } else if (strcmp(name, "augmix") == 0) {
-        static const char *const allowed[] = {"preset",  "severity",      "width", "depth", "alpha",
-                                              "all_ops", "interpolation", "fill",  NULL};
+        static const char *const allowed[] = {"preset", "severity", "width", "depth",
+                                              "alpha",  "all_ops",  "jsd",   "interpolation",
+                                              "fill",   NULL};
         int severity = 0, width = 0, depth = 0;
         double alpha = 1.0;
         json_t *alpha_v = params ? json_object_get(params, "alpha") : NULL;
@@ -394,8 +396,16 @@ json_t *preset_expand(const json_t *doc, struct eng_error *err)
             eng_fail(err, ENG_INVALID, "preset parameter \"all_ops\" must be true or false");
             return NULL;
         }
+        json_t *jsd = params ? json_object_get(params, "jsd") : NULL;
+        if (jsd && !json_is_boolean(jsd)) {
+            eng_fail(err, ENG_INVALID, "preset parameter \"jsd\" must be true or false");
+            return NULL;
+        }
         built = build_augmix(severity, width, depth == 0 ? -1 : depth, alpha,
                              !all_ops_v || json_is_true(all_ops_v), &c);
+        /* The Jensen-Shannon consistency loss wants the clean image and two augmented views. */
+        if (built && json_is_true(jsd))
+            built = json_pack("{s:[{s:s}, O, o]}", "views", "op", "Identity", built, built);
     } else if (strcmp(name, "cutout") == 0 || strcmp(name, "patch-gaussian") == 0) {
         static const char *const cutout_allowed[] = {"preset", "size", "size_fraction", "fill",
                                                      NULL};

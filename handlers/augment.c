@@ -176,7 +176,8 @@ struct batch {
     const struct options *o;
     struct input *inputs;
     const struct img_limits *limits;
-    struct sample_result *results; /* input-major: [input * samples + sample] */
+    int views;                     /* outputs per sample (AugMix's JSD mode: 3) */
+    struct sample_result *results; /* [(input * samples + sample) * views + view] */
     struct eng_error *decode_errors;
 };
 
@@ -192,11 +193,14 @@ static void run_sample(void *ctx, size_t index)
 {
     struct batch *b = ctx;
     const struct options *o = b->o;
-    uint32_t input = (uint32_t)(index / o->samples), sample = (uint32_t)(index % o->samples);
+    uint32_t view = (uint32_t)(index % (size_t)b->views);
+    size_t sample_index = index / (size_t)b->views;
+    uint32_t input = (uint32_t)(sample_index / o->samples);
+    uint32_t sample = (uint32_t)(sample_index % o->samples);
     const struct input *in = &b->inputs[input];
     struct sample_result *r = &b->results[index];
-    struct trace *t = policy_sample(o->policy, o->seed, input, sample, in->image->width,
-                                    in->image->height, &r->err);
+    struct trace *t = policy_sample_view(o->policy, o->seed, input, sample, view, in->image->width,
+                                         in->image->height, &r->err);
     struct img *out = t ? trace_apply(t, in->image, o->seed, input, sample, &r->err) : NULL;
     r->format = output_format(o, &in->info);
     if (t) r->trace = trace_to_json(t);
@@ -232,7 +236,8 @@ void handle_augment(struct request *req, struct response *resp)
     }
     if (collect_inputs(req, resp, inputs, cfg->max_inputs, &count) != 0) goto done;
     if (read_options(req, resp, &o) != 0) goto done;
-    jobs = (size_t)count * o.samples;
+    b.views = policy_view_count(o.policy);
+    jobs = (size_t)count * o.samples * (size_t)b.views;
     b.results = calloc(jobs, sizeof *b.results);
     b.decode_errors = calloc((size_t)count, sizeof *b.decode_errors);
     if (!b.results || !b.decode_errors) {
@@ -258,7 +263,7 @@ void handle_augment(struct request *req, struct response *resp)
             response_engine_error(resp, &b.results[j].err);
             goto done;
         }
-    if (count == 1 && o.samples == 1 && wants_image(req)) {
+    if (count == 1 && o.samples == 1 && b.views == 1 && wants_image(req)) {
         struct sample_result *r = &b.results[0];
         char *trace_text = json_dumps(r->trace, JSON_COMPACT | JSON_ENSURE_ASCII);
         response_bytes(resp, 200, img_format_mime(r->format), r->encoded, r->encoded_size);
@@ -272,11 +277,14 @@ void handle_augment(struct request *req, struct response *resp)
     for (size_t j = 0; j < jobs && results; j++) {
         struct sample_result *r = &b.results[j];
         char *data = base64(r->encoded, r->encoded_size);
-        json_array_append_new(
-            results,
-            json_pack("{s:i, s:i, s:s, s:i, s:i, s:s*, s:O}", "input", (int)(j / o.samples),
-                      "sample", (int)(j % o.samples), "content_type", img_format_mime(r->format),
-                      "width", r->width, "height", r->height, "data", data, "trace", r->trace));
+        size_t sample_index = j / (size_t)b.views;
+        json_t *item = json_pack(
+            "{s:i, s:i, s:s, s:i, s:i, s:s*, s:O}", "input", (int)(sample_index / o.samples),
+            "sample", (int)(sample_index % o.samples), "content_type", img_format_mime(r->format),
+            "width", r->width, "height", r->height, "data", data, "trace", r->trace);
+        if (item && b.views > 1)
+            json_object_set_new(item, "view", json_integer((json_int_t)(j % (size_t)b.views)));
+        json_array_append_new(results, item);
         free(data);
     }
     response_json(resp, 200,

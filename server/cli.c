@@ -56,9 +56,10 @@ static int write_file(const char *path, const void *data, size_t size)
     return fclose(f) == 0 && ok ? 0 : -1;
 }
 
-/* Replaces {name} (the input's file name without extension), {input}, {sample} and {ext}. */
+/* Replaces {name} (the input's file name without extension), {input}, {sample}, {view} and
+ * {ext}. */
 static void expand_pattern(const char *pattern, const char *input_path, int input, int sample,
-                           const char *ext, char *out, size_t out_size)
+                           int view, const char *ext, char *out, size_t out_size)
 {
     char copy[4096];
     snprintf(copy, sizeof copy, "%s", input_path);
@@ -78,6 +79,8 @@ static void expand_pattern(const char *pattern, const char *input_path, int inpu
             snprintf(number, sizeof number, "%d", input), value = number, skip = 7;
         else if (strncmp(p, "{sample}", 8) == 0)
             snprintf(number, sizeof number, "%d", sample), value = number, skip = 8;
+        else if (strncmp(p, "{view}", 6) == 0)
+            snprintf(number, sizeof number, "%d", view), value = number, skip = 6;
         if (value) {
             used += (size_t)snprintf(out + used, out_size - used, "%s", value);
             if (used >= out_size) used = out_size - 1;
@@ -106,7 +109,7 @@ static void augment_usage(FILE *out)
 
 int cli_augment(int argc, char **argv)
 {
-    const char *policy_text = NULL, *pattern = "{name}-{sample}.{ext}", *format = "same";
+    const char *policy_text = NULL, *pattern = NULL, *format = "same";
     unsigned long long seed = 0, samples = 1, quality = 90;
     int have_seed = 0, first_input = argc;
     for (int i = 0; i < argc; i++) {
@@ -158,6 +161,14 @@ int cli_augment(int argc, char **argv)
     if (img_codec_init(&err) != 0) return fprintf(stderr, "augserve: %s\n", err.message), 1;
     struct policy *policy = policy_parse_text(policy_text, &err);
     if (!policy) return fprintf(stderr, "augserve: policy%s\n", err.message), 2;
+    int views = policy_view_count(policy);
+    if (!pattern) pattern = views > 1 ? "{name}-{sample}-{view}.{ext}" : "{name}-{sample}.{ext}";
+    if (views > 1 && !strstr(pattern, "{view}")) {
+        fprintf(stderr, "augserve: the policy gives %d views per sample: put {view} in -o\n",
+                views);
+        policy_free(policy);
+        return 2;
+    }
     if (!have_seed && RAND_bytes((unsigned char *)&seed, sizeof seed) == 1) seed &= MAX_SEED;
     printf("{\"seed\":%llu}\n", seed);
     int status = 0;
@@ -185,14 +196,15 @@ int cli_augment(int argc, char **argv)
         else if (img_format_from_name(info.format, &fmt) != 0)
             fmt = IMG_PNG;
         uint32_t input = (uint32_t)(in - first_input);
-        for (uint32_t s = 0; s < samples && status == 0; s++) {
+        for (uint32_t k = 0; k < samples * (uint32_t)views && status == 0; k++) {
+            uint32_t s = k / (uint32_t)views, view = k % (uint32_t)views;
             struct trace *t =
-                policy_sample(policy, seed, input, s, image->width, image->height, &err);
+                policy_sample_view(policy, seed, input, s, view, image->width, image->height, &err);
             struct img *out = t ? trace_apply(t, image, seed, input, s, &err) : NULL;
             void *encoded = NULL;
             size_t encoded_size = 0;
             char path[4096];
-            expand_pattern(pattern, argv[in], (int)input, (int)s, format_ext(fmt), path,
+            expand_pattern(pattern, argv[in], (int)input, (int)s, (int)view, format_ext(fmt), path,
                            sizeof path);
             if (!out || img_encode(out, fmt, (int)quality, &encoded, &encoded_size, &err) != 0) {
                 fprintf(stderr, "augserve: %s: %s\n", argv[in], err.message);
@@ -201,8 +213,9 @@ int cli_augment(int argc, char **argv)
                 fprintf(stderr, "augserve: %s: %s\n", path, strerror(errno));
                 status = 1;
             } else {
-                json_t *line = json_pack("{s:s, s:i, s:i, s:o}", "output", path, "input",
-                                         (int)input, "sample", (int)s, "trace", trace_to_json(t));
+                json_t *line =
+                    json_pack("{s:s, s:i, s:i, s:i, s:o}", "output", path, "input", (int)input,
+                              "sample", (int)s, "view", (int)view, "trace", trace_to_json(t));
                 char *text = line ? json_dumps(line, JSON_COMPACT) : NULL;
                 if (text) printf("%s\n", text);
                 free(text);

@@ -313,6 +313,42 @@ static void test_same_results_any_worker_count(void **state)
     harness_pass(state);
 }
 
+/* AugMix's JSD mode returns three views per sample: the clean image first. */
+static void test_jsd_views(void **state)
+{
+    struct server *srv = harness_start(state, AUGMENT_CONFIG);
+    size_t size;
+    void *png = make_png(48, 40, &size);
+    struct http_response r;
+    post_image(
+        srv,
+        "/v1/augment?samples=2&seed=3&policy=%7B%22preset%22%3A%22augmix%22%2C%22jsd%22%3Atrue%7D",
+        png, size, "Accept: image/png", &r);
+    assert_status(&r, 200);
+    json_t *doc = http_json(&r);
+    json_t *results = json_object_get(doc, "results");
+    assert_int_equal(json_array_size(results), 6);
+    struct img *in = decode(png, size);
+    for (size_t i = 0; i < 6; i++) {
+        json_t *res = json_array_get(results, i);
+        assert_int_equal(json_int(res, "sample"), (json_int_t)(i / 3));
+        assert_int_equal(json_int(res, "view"), (json_int_t)(i % 3));
+        if (i % 3 == 0) {
+            size_t bytes_size;
+            unsigned char *bytes = unbase64(json_str(res, "data"), &bytes_size);
+            struct img *out = decode(bytes, bytes_size);
+            free(bytes);
+            assert_memory_equal(out->data, in->data, (size_t)in->height * in->stride);
+            img_free(out);
+        }
+    }
+    img_free(in);
+    json_decref(doc);
+    http_response_free(&r);
+    free(png);
+    harness_pass(state);
+}
+
 /* The CLI runs the same engine: for the same seed its file equals the server's response. */
 static void test_cli_matches_server(void **state)
 {
@@ -384,6 +420,7 @@ int main(int argc, char **argv)
         TEST(test_single_image_bytes), TEST(test_json_samples_and_inputs),
         TEST(test_bad_requests),       TEST(test_ops_and_policies),
         TEST(test_cli_matches_server), TEST(test_same_results_any_worker_count),
+        TEST(test_jsd_views),
     };
     int failed = cmocka_run_group_tests_name("augment", tests, NULL, NULL);
     curl_global_cleanup();

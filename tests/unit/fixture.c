@@ -58,3 +58,82 @@ long fixture_diff(const struct img *a, const struct img *b, int tolerance, int *
     if (max_diff) *max_diff = largest;
     return count;
 }
+
+/* Whether one case holds; prints what went wrong when not. */
+static int check_case(const char *dir, const json_t *c, fixture_op_fn run, enum eng_code refused)
+{
+    const char *op = json_string_value(json_object_get(c, "op"));
+    const char *input = json_string_value(json_object_get(c, "input"));
+    const json_t *args = json_object_get(c, "args"), *expected = json_object_get(c, "expected");
+    const char *name = json_string_value(json_object_get(c, "name"));
+    long budget = (long)json_integer_value(json_object_get(c, "budget_pixels"));
+    char *args_text = json_dumps(args, JSON_COMPACT | JSON_SORT_KEYS | JSON_REAL_PRECISION(10));
+    char label[512];
+    snprintf(label, sizeof label, "%s", name ? name : "");
+    if (!name)
+        snprintf(label, sizeof label, "%s %s on %s", op ? op : "?", args_text ? args_text : "",
+                 input ? input : "?");
+    free(args_text);
+    struct img *in = op && input ? fixture_load(dir, input) : NULL;
+    struct img *before = in ? img_clone(in, NULL) : NULL;
+    if (!before) {
+        fprintf(stderr, "%s: malformed case or input\n", label);
+        img_free(in);
+        return 0;
+    }
+    struct eng_error err = {0};
+    struct img *out = run(op, args, in, &err);
+    int ok = 1;
+    if (json_is_null(expected)) {
+        ok = !out && err.code == refused;
+        if (!ok)
+            fprintf(stderr, "%s: the reference refuses this (%s), but the op %s\n", label,
+                    json_string_value(json_object_get(c, "raises")),
+                    out ? "returned an image" : err.message);
+    } else {
+        struct img *want = fixture_load(dir, json_string_value(expected));
+        int max_diff = 0;
+        long diff = out && want ? fixture_diff(out, want, 0, &max_diff) : -2;
+        ok = diff >= 0 && diff <= budget;
+        if (!out)
+            fprintf(stderr, "%s: failed: %s\n", label, err.message);
+        else if (!want)
+            fprintf(stderr, "%s: no expected image\n", label);
+        else if (diff < 0)
+            fprintf(stderr, "%s: got %dx%dx%d, want %dx%dx%d\n", label, out->width, out->height,
+                    out->channels, want->width, want->height, want->channels);
+        else if (!ok)
+            fprintf(stderr, "%s: %ld pixels differ (budget %ld), by up to %d\n", label, diff,
+                    budget, max_diff);
+        img_free(want);
+    }
+    if (fixture_diff(in, before, 0, NULL) != 0) {
+        fprintf(stderr, "%s: the input image was modified\n", label);
+        ok = 0;
+    }
+    img_free(out);
+    img_free(before);
+    img_free(in);
+    return ok;
+}
+
+size_t fixture_check_manifest(const char *dir, fixture_op_fn run, enum eng_code refused,
+                              size_t *total)
+{
+    char path[4200];
+    snprintf(path, sizeof path, "%s/manifest.json", dir);
+    json_error_t jerr;
+    json_t *manifest = json_load_file(path, 0, &jerr);
+    *total = 0;
+    if (!manifest) {
+        fprintf(stderr, "%s: %s (line %d)\n", path, jerr.text, jerr.line);
+        return 1;
+    }
+    const json_t *cases = json_object_get(manifest, "cases");
+    size_t i, failed = 0;
+    const json_t *c;
+    json_array_foreach(cases, i, c) failed += !check_case(dir, c, run, refused);
+    *total = json_array_size(cases);
+    json_decref(manifest);
+    return failed;
+}

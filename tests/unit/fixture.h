@@ -4,6 +4,9 @@
 #ifndef AUGSERVE_TEST_FIXTURE_H
 #define AUGSERVE_TEST_FIXTURE_H
 
+#include <jansson.h>
+#include <stddef.h>
+
 #include "image.h"
 
 /* Loads dir/name; NULL (with a message on stderr) when missing or malformed. */
@@ -12,5 +15,18 @@ struct img *fixture_load(const char *dir, const char *name);
 /* Counts pixels (not samples) where a and b differ by more than tolerance in any channel; -1 when
  * their sizes or channel counts differ. max_diff (may be NULL) gets the largest difference. */
 long fixture_diff(const struct img *a, const struct img *b, int tolerance, int *max_diff);
+
+/* Runs an op on an input image per the test's own argument conventions. */
+typedef struct img *(*fixture_op_fn)(const char *op, const json_t *args, const struct img *in,
+                                     struct eng_error *err);
+
+/* Checks every case of dir/manifest.json: {"cases": [{"op", "args", "input", "expected", and
+ * optionally "name", "budget_pixels" (pixels allowed to differ, default 0) and "raises"}]}.
+ * "expected": null means the reference refuses the case, and the op must fail with refused.
+ * Every case must also leave its input untouched. Mismatches are printed to stderr. Returns the
+ * number of failed cases and sets *total; a manifest that cannot be read counts as one failure
+ * of zero cases. */
+size_t fixture_check_manifest(const char *dir, fixture_op_fn run, enum eng_code refused,
+                              size_t *total);
 
 #endif

@@ -120,77 +120,11 @@ static bool same_pixels(const struct img *a, const struct img *b)
     return fixture_diff(a, b, 0, NULL) == 0;
 }
 
-/* Returns whether the case held, printing what went wrong when not. */
-static bool check_case(const json_t *c)
-{
-    const char *name = json_string_value(json_object_get(c, "name"));
-    const char *op = json_string_value(json_object_get(c, "op"));
-    const char *input = json_string_value(json_object_get(c, "input"));
-    const char *expected_file = json_string_value(json_object_get(c, "expected"));
-    const json_t *args = json_object_get(c, "args");
-    const json_t *budget = json_object_get(c, "budget_pixels");
-    assert_non_null(name);
-    assert_non_null(op);
-    assert_non_null(input);
-    assert_non_null(expected_file);
-    assert_true(json_is_integer(budget));
-    struct img *in = fixture_load(geometry_dir, input);
-    struct img *expected = fixture_load(geometry_dir, expected_file);
-    struct img *before = in ? img_clone(in, NULL) : NULL;
-    assert_non_null(in);
-    assert_non_null(expected);
-    assert_non_null(before);
-
-    struct eng_error err = {0};
-    struct img *out = run_op(op, args, in, &err);
-    bool ok = true;
-    if (!out) {
-        fprintf(stderr, "%s: failed: %s\n", name, err.message);
-        ok = false;
-    } else {
-        int max_diff = 0;
-        long diff = fixture_diff(out, expected, 0, &max_diff);
-        if (diff < 0) {
-            fprintf(stderr, "%s: got %dx%dx%d, expected %dx%dx%d\n", name, out->width, out->height,
-                    out->channels, expected->width, expected->height, expected->channels);
-            ok = false;
-        } else if (diff > json_integer_value(budget)) {
-            fprintf(stderr, "%s: %ld pixels differ (budget %lld), by up to %d\n", name, diff,
-                    (long long)json_integer_value(budget), max_diff);
-            ok = false;
-        }
-    }
-    if (!same_pixels(in, before)) {
-        fprintf(stderr, "%s: the input image was modified\n", name);
-        ok = false;
-    }
-    img_free(out);
-    img_free(before);
-    img_free(expected);
-    img_free(in);
-    return ok;
-}
-
-static json_t *load_manifest(void)
-{
-    char path[4200];
-    snprintf(path, sizeof path, "%s/manifest.json", geometry_dir);
-    json_error_t jerr;
-    json_t *manifest = json_load_file(path, 0, &jerr);
-    if (!manifest) fail_msg("%s: %s (line %d)", path, jerr.text, jerr.line);
-    return manifest;
-}
-
 static void test_parity(void **state)
 {
-    json_t *manifest = load_manifest();
-    const json_t *cases = json_object_get(manifest, "cases");
-    assert_true(json_array_size(cases) > 100);
-    size_t i, failed = 0;
-    const json_t *c;
-    json_array_foreach(cases, i, c) failed += !check_case(c);
-    if (failed) fail_msg("%zu of %zu parity cases failed", failed, json_array_size(cases));
-    json_decref(manifest);
+    size_t total, failed = fixture_check_manifest(geometry_dir, run_op, ENG_INVALID, &total);
+    assert_true(total > 100);
+    if (failed) fail_msg("%zu of %zu parity cases failed", failed, total);
 }
 
 /* A copy of src whose rows are padded apart (stride > width * channels) with junk bytes. */

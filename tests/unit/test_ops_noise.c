@@ -94,49 +94,6 @@ static struct img *run_op(const char *op, const json_t *args, const struct img *
     return NULL;
 }
 
-/* Returns whether the case held, printing what went wrong when not. */
-static bool check_case(const json_t *c)
-{
-    const char *op = json_string_value(json_object_get(c, "op"));
-    const char *input = json_string_value(json_object_get(c, "input"));
-    const json_t *args = json_object_get(c, "args");
-    const json_t *expected = json_object_get(c, "expected");
-    assert_non_null(op);
-    assert_non_null(input);
-    char *args_text = json_dumps(args, JSON_COMPACT | JSON_SORT_KEYS | JSON_REAL_PRECISION(10));
-    struct img *in = fixture_load(noise_dir, input);
-    assert_non_null(in);
-    struct eng_error err = {0};
-    struct img *out = run_op(op, args, in, &err);
-    bool ok;
-    if (json_is_null(expected)) {
-        ok = !out && err.code == ENG_INVALID;
-        if (!ok)
-            print_error("%s %s on %s: want ENG_INVALID as the reference raises (%s), got %s\n", op,
-                        args_text, input, json_string_value(json_object_get(c, "raises")),
-                        out ? "an image" : err.message);
-    } else {
-        struct img *want = fixture_load(noise_dir, json_string_value(expected));
-        assert_non_null(want);
-        int max_diff = 0;
-        long diff = out ? fixture_diff(out, want, 0, &max_diff) : -1;
-        ok = diff == 0;
-        if (!out)
-            print_error("%s %s on %s: failed: %s\n", op, args_text, input, err.message);
-        else if (diff < 0)
-            print_error("%s %s on %s: %dx%dx%d, want %dx%dx%d\n", op, args_text, input, out->width,
-                        out->height, out->channels, want->width, want->height, want->channels);
-        else if (diff > 0)
-            print_error("%s %s on %s: %ld pixels differ from %s, by up to %d\n", op, args_text,
-                        input, diff, json_string_value(expected), max_diff);
-        img_free(want);
-    }
-    img_free(out);
-    img_free(in);
-    free(args_text);
-    return ok;
-}
-
 static json_t *load_manifest(void)
 {
     char path[4200];
@@ -149,14 +106,9 @@ static json_t *load_manifest(void)
 
 static void test_parity(void **state)
 {
-    json_t *manifest = load_manifest();
-    const json_t *cases = json_object_get(manifest, "cases");
-    assert_true(json_array_size(cases) > 0);
-    size_t i, failed = 0;
-    const json_t *c;
-    json_array_foreach(cases, i, c) failed += !check_case(c);
-    if (failed) fail_msg("%zu of %zu parity cases differ", failed, json_array_size(cases));
-    json_decref(manifest);
+    size_t total, failed = fixture_check_manifest(noise_dir, run_op, ENG_INVALID, &total);
+    assert_true(total > 0);
+    if (failed) fail_msg("%zu of %zu parity cases failed", failed, total);
 }
 
 /* torch's float32 kernels, stored as their symmetric first halves. */

@@ -499,6 +499,45 @@ static void test_schema_lists_presets(void **state)
     json_decref(schema);
 }
 
+/* AugMix's JSD mode: three views per sample, the clean image and two independent AugMix draws. */
+static void test_views(void **state)
+{
+    struct policy *p = parse_ok("{\"preset\": \"augmix\", \"jsd\": true}");
+    assert_int_equal(policy_view_count(p), 3);
+    struct eng_error err = {0};
+    int differing = 0;
+    for (uint32_t s = 0; s < 20; s++) {
+        json_t *v[3];
+        for (uint32_t k = 0; k < 3; k++) {
+            struct trace *t = policy_sample_view(p, 5, 0, s, k, 16, 16, &err);
+            assert_non_null(t);
+            v[k] = trace_to_json(t);
+            trace_free(t);
+        }
+        assert_string_equal(json_string_value(json_object_get(json_array_get(v[0], 0), "op")),
+                            "Identity");
+        assert_non_null(json_object_get(json_array_get(v[1], 0), "mix"));
+        differing += !json_equal(v[1], v[2]);
+        for (int k = 0; k < 3; k++)
+            json_decref(v[k]);
+    }
+    assert_int_equal(differing, 20);
+    assert_null(policy_sample_view(p, 5, 0, 0, 3, 16, 16, &err));
+    policy_free(p);
+    /* A one-view policy's view 0 is policy_sample. */
+    p = parse_ok("randaugment");
+    assert_int_equal(policy_view_count(p), 1);
+    struct trace *a = policy_sample_view(p, 6, 1, 2, 0, 16, 16, &err);
+    json_t *ja = trace_to_json(a), *jb = sample_json(p, 6, 1, 2, 16, 16);
+    assert_true(json_equal(ja, jb));
+    json_decref(ja);
+    json_decref(jb);
+    trace_free(a);
+    policy_free(p);
+    expect_invalid("{\"seq\": [{\"views\": [{\"op\": \"Invert\"}]}]}",
+                   "/seq/0: \"views\" may only be the whole policy");
+}
+
 /* ---- Presets against torchvision ------------------------------------------------------------ */
 
 static json_t *load_presets(void)
@@ -746,6 +785,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_fixmatch_strong),
         cmocka_unit_test(test_policy_cache),
         cmocka_unit_test(test_schema_lists_presets),
+        cmocka_unit_test(test_views),
         cmocka_unit_test(test_randaugment_magnitudes),
         cmocka_unit_test(test_trivialaugment_magnitudes),
         cmocka_unit_test(test_autoaugment_tables),
