@@ -130,6 +130,26 @@ static struct img *apply_translate_y(const struct img *in, const struct op_call 
     return img_translate_y(in, c->args[0], interp_of(c), c->fill, c->fill_given, err);
 }
 
+/* A fractional shift, as timm's TranslateXRel / TranslateYRel make with PIL's affine transform. */
+static struct img *apply_shift(const struct img *in, const struct op_call *c, double dx, double dy,
+                               struct eng_error *err)
+{
+    return img_affine(in, 0, dx, dy, 1, 0, 0, false, 0, 0, interp_of(c), c->fill, c->fill_given,
+                      err);
+}
+
+static struct img *apply_translate_x_rel(const struct img *in, const struct op_call *c,
+                                         struct rng *noise, struct eng_error *err)
+{
+    return apply_shift(in, c, c->args[0], 0, err);
+}
+
+static struct img *apply_translate_y_rel(const struct img *in, const struct op_call *c,
+                                         struct rng *noise, struct eng_error *err)
+{
+    return apply_shift(in, c, 0, c->args[0], err);
+}
+
 static struct img *apply_flip_lr(const struct img *in, const struct op_call *c, struct rng *noise,
                                  struct eng_error *err)
 {
@@ -432,6 +452,8 @@ static const struct op_arg_desc shear_args[] = {
     {"factor", OP_ARG_NUMBER, -1, 1, 0, NULL, "", "shear factor m: x' = x + m y (ShearX)"}};
 static const struct op_arg_desc translate_args[] = {
     {"pixels", OP_ARG_NUMBER, -65535, 65535, 0, NULL, "pixels", "truncated toward zero"}};
+static const struct op_arg_desc shift_args[] = {
+    {"pixels", OP_ARG_NUMBER, -65535, 65535, 0, NULL, "pixels", "positive: right (or down)"}};
 static const struct op_arg_desc size_args[] = {
     {"height", OP_ARG_INTEGER, 1, 65535, 224, NULL, "pixels", "output height"},
     {"width", OP_ARG_INTEGER, 1, 65535, 224, NULL, "pixels", "output width"}};
@@ -568,6 +590,18 @@ static const struct op_desc ops[] = {
      ARGS(translate_args),
      {0, LEVEL_TRUNCATE, SCALE_HEIGHT, 0, 150.0 / 331.0, 1},
      apply_translate_y},
+    {"TranslateXRel",
+     "fractional horizontal shift (timm's); level range 0 to 0.45 of the width",
+     OP_GEOMETRIC,
+     ARGS(shift_args),
+     {0, LEVEL_VALUE, SCALE_WIDTH, 0, 0.45, 1},
+     apply_translate_x_rel},
+    {"TranslateYRel",
+     "fractional vertical shift (timm's); level range 0 to 0.45 of the height",
+     OP_GEOMETRIC,
+     ARGS(shift_args),
+     {0, LEVEL_VALUE, SCALE_HEIGHT, 0, 0.45, 1},
+     apply_translate_y_rel},
     {"FlipLR", "mirror left-right", 0, NO_ARGS, NO_LEVEL, apply_flip_lr},
     {"FlipUD", "mirror top-bottom", 0, NO_ARGS, NO_LEVEL, apply_flip_ud},
     {"CenterCrop", "the centre height x width, zero-padded when larger", 0, ARGS(size_args),

@@ -41,6 +41,7 @@ enum level_kind {
     LEVEL_FIXED,      /* level in [0, 1] */
     LEVEL_BIN,        /* bin of bins, as torch.linspace(lo, hi, bins)[bin] */
     LEVEL_RANDOM_BIN, /* a uniformly drawn bin of bins (TrivialAugment) */
+    LEVEL_MAGNITUDE,  /* timm's: magnitude / of, with optional noise, clipped to [0, max] */
 };
 
 struct dag_edge {
@@ -62,7 +63,14 @@ struct node {
     enum level_kind level_kind;
     double level;
     int bin, bins;
-    int below;                 /* LEVEL_RANDOM_BIN: bins drawn from [0, below) */
+    int below; /* LEVEL_RANDOM_BIN: bins drawn from [0, below) */
+    /* LEVEL_MAGNITUDE */
+    double magnitude, magnitude_std, magnitude_max, magnitude_of;
+    int magnitude_uniform;
+    /* How m becomes the argument: offset + scale * rounding(m); the op's own unless the node
+     * gives "map". */
+    double map_offset, map_scale;
+    enum { ROUND_NONE, ROUND_TRUNC, ROUND_EVEN } map_round;
     double lo, hi;             /* the magnitude range, the op's own unless the node gives one */
     enum op_level_scale scale; /* a range given by the node is in the argument's own unit */
     int random_sign;
@@ -279,6 +287,68 @@ static int parse_fill(struct parser *ps, const json_t *v, struct op_call *call)
     return rc;
 }
 
+/* {"magnitude": 9, "std": 0.5, "uniform": false, "max": 10, "of": 10}: timm's AugmentOp. The
+ * level is the magnitude, plus N(0, std^2) noise or drawn from U(0, magnitude) when uniform,
+ * clipped to [0, max], divided by of; above 1 when max > of, as in timm. */
+static int parse_magnitude(struct parser *ps, struct node *n, const json_t *v)
+{
+    static const char *const keys[] = {"magnitude", "std", "uniform", "max", "of", NULL};
+    if (check_keys(ps, v, keys, NULL) != 0) return -1;
+    n->magnitude_std = 0;
+    n->magnitude_max = n->magnitude_of = 10;
+    json_t *std = json_object_get(v, "std"), *max = json_object_get(v, "max");
+    json_t *of = json_object_get(v, "of"), *uniform = json_object_get(v, "uniform");
+    if (parse_number(ps, json_object_get(v, "magnitude"), "magnitude", 0, 1000, &n->magnitude) ||
+        (std && parse_number(ps, std, "std", 0, 1000, &n->magnitude_std)) ||
+        (max && parse_number(ps, max, "max", 0, 1000, &n->magnitude_max)) ||
+        (of && parse_number(ps, of, "of", 1e-3, 1000, &n->magnitude_of)))
+        return -1;
+    if (uniform && !json_is_boolean(uniform))
+        return fail_at(ps, "\"uniform\" must be true or false");
+    n->magnitude_uniform = json_is_true(uniform);
+    n->level_kind = LEVEL_MAGNITUDE;
+    return 0;
+}
+
+/* "map": {"offset": a, "scale": b, "round": "none" | "trunc" | "even"}: arg = a + b round(m). */
+static int parse_map(struct parser *ps, struct node *n, const json_t *v)
+{
+    static const char *const keys[] = {"offset", "scale", "round", NULL};
+    size_t mark = path_push(ps, "map");
+    int rc = -1;
+    json_t *offset = json_object_get(v, "offset"), *scale = json_object_get(v, "scale");
+    const char *round = json_string_value(json_object_get(v, "round"));
+    n->map_offset = 0;
+    n->map_scale = 1;
+    n->map_round = ROUND_NONE;
+    if (!json_is_object(v))
+        fail_at(ps, "must be {\"offset\", \"scale\", \"round\"}");
+    else if (check_keys(ps, v, keys, NULL) == 0 &&
+             !(offset && parse_number(ps, offset, "offset", -1e6, 1e6, &n->map_offset)) &&
+             !(scale && parse_number(ps, scale, "scale", -1e6, 1e6, &n->map_scale))) {
+        if (!round || strcmp(round, "none") == 0)
+            rc = 0;
+        else if (strcmp(round, "trunc") == 0)
+            n->map_round = ROUND_TRUNC, rc = 0;
+        else if (strcmp(round, "even") == 0)
+            n->map_round = ROUND_EVEN, rc = 0;
+        else
+            fail_at(ps, "\"round\" must be none, trunc or even");
+    }
+    path_pop(ps, mark);
+    return rc;
+}
+
+/* The op's own mapping, as an offset, a scale and a rounding. */
+static void default_map(struct node *n, enum op_level_map map)
+{
+    n->map_offset = map == LEVEL_ONE_PLUS ? 1 : map == LEVEL_BITS_REMOVED ? 8 : 0;
+    n->map_scale = map == LEVEL_BITS_REMOVED ? -1 : 1;
+    n->map_round = map == LEVEL_TRUNCATE       ? ROUND_TRUNC
+                   : map == LEVEL_BITS_REMOVED ? ROUND_EVEN
+                                               : ROUND_NONE;
+}
+
 static int parse_level(struct parser *ps, struct node *n, const json_t *v)
 {
     size_t mark = path_push(ps, "level");
@@ -287,6 +357,8 @@ static int parse_level(struct parser *ps, struct node *n, const json_t *v)
         n->level_kind = LEVEL_FIXED;
         n->level = json_number_value(v);
         if (!(n->level >= 0 && n->level <= 1)) rc = fail_at(ps, "must be in [0, 1]");
+    } else if (json_is_object(v) && json_object_get(v, "magnitude")) {
+        rc = parse_magnitude(ps, n, v);
     } else if (json_is_object(v)) {
         static const char *const keys[] = {"bin", "bins", "below", NULL};
         json_t *bins = json_object_get(v, "bins"), *bin = json_object_get(v, "bin");
@@ -309,8 +381,8 @@ static int parse_level(struct parser *ps, struct node *n, const json_t *v)
             n->level_kind = bin ? LEVEL_BIN : LEVEL_RANDOM_BIN;
         }
     } else {
-        rc = fail_at(ps, "must be a number in [0, 1], {\"bin\": B, \"bins\": N} or {\"bins\": "
-                         "N} (a random bin, optionally \"below\": K)");
+        rc = fail_at(ps, "must be a number in [0, 1], {\"bin\": B, \"bins\": N}, {\"bins\": "
+                         "N} (a random bin, optionally \"below\": K) or {\"magnitude\": M}");
     }
     path_pop(ps, mark);
     return rc;
@@ -328,8 +400,8 @@ static struct node *parse_op(struct parser *ps, const json_t *doc)
         return NULL;
     }
     /* Common keys, then the ones the op takes; check_keys also accepts the op's arguments. */
-    const char *keys[8] = {"op", "level", "random_sign", "range", "range_of"};
-    int key_count = 5;
+    const char *keys[10] = {"op", "level", "random_sign", "range", "range_of", "map"};
+    int key_count = 6;
     if (op->takes & OP_TAKES_FILL) keys[key_count++] = "fill";
     if (op->takes & OP_TAKES_INTERPOLATION) keys[key_count++] = "interpolation";
     keys[key_count] = NULL;
@@ -368,6 +440,16 @@ static struct node *parse_op(struct parser *ps, const json_t *doc)
     n->lo = op->level.lo;
     n->hi = op->level.hi;
     n->scale = op->level.scale;
+    default_map(n, op->level.map);
+    json_t *map = json_object_get(doc, "map");
+    if (map && (op->level.map == LEVEL_NONE || parse_map(ps, n, map) != 0)) {
+        if (op->level.map == LEVEL_NONE) {
+            size_t mark = path_push(ps, "map");
+            fail_at(ps, "%s takes no level", op->name);
+            path_pop(ps, mark);
+        }
+        goto fail;
+    }
     n->random_sign = op->level.signed_by_default;
     json_t *level = json_object_get(doc, "level");
     if (level) {
@@ -963,6 +1045,14 @@ static int sample_op(struct sampler *s, const struct node *n, struct trace *out)
         double m;
         if (n->level_kind == LEVEL_FIXED) {
             m = lo + n->level * (hi - lo);
+        } else if (n->level_kind == LEVEL_MAGNITUDE) {
+            double mag = n->magnitude;
+            if (n->magnitude_uniform)
+                mag = n->magnitude * rng_uniform(&s->rng);
+            else if (n->magnitude_std > 0)
+                mag = n->magnitude + n->magnitude_std * rng_normal(&s->rng);
+            mag = mag < 0 ? 0 : mag > n->magnitude_max ? n->magnitude_max : mag;
+            m = lo + mag / n->magnitude_of * (hi - lo);
         } else {
             int bin =
                 n->level_kind == LEVEL_BIN ? n->bin : (int)rng_below(&s->rng, (uint32_t)n->below);
@@ -970,21 +1060,10 @@ static int sample_op(struct sampler *s, const struct node *n, struct trace *out)
         }
         /* A sign is drawn for signed ops even when m is 0, as torchvision does. */
         if (n->random_sign && rng_below(&s->rng, 2)) m = -m;
-        double arg = m;
-        switch (lv->map) {
-        case LEVEL_ONE_PLUS:
-            arg = 1.0 + m;
-            break;
-        case LEVEL_TRUNCATE:
-            arg = trunc(m);
-            break;
-        case LEVEL_BITS_REMOVED:
-            arg = 8.0 - nearbyint(m);
-            break; /* FE_TONEAREST: half to even */
-        case LEVEL_VALUE:
-        case LEVEL_NONE:
-            break;
-        }
+        double rounded = n->map_round == ROUND_TRUNC  ? trunc(m)
+                         : n->map_round == ROUND_EVEN ? nearbyint(m) /* half to even */
+                                                      : m;
+        double arg = n->map_offset + n->map_scale * rounded;
         const struct op_arg_desc *a = &n->call.op->args[lv->arg];
         it.call.args[lv->arg] = arg < a->min ? a->min : arg > a->max ? a->max : arg;
     }

@@ -1,5 +1,8 @@
 #include "presets.h"
 
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "ops.h"
@@ -141,6 +144,62 @@ static const struct {
     {"Sharpness", 0, 0.9, NULL, 1},
 };
 
+/* timm's RandAugment ("rand-m9-n2-mstd0.5-inc1"; Wightman, pytorch-image-models,
+ * timm/data/auto_augment.py): the ops, and how a level L = magnitude / 10 becomes each argument. */
+struct timm_op {
+    const char *name; /* the timm name */
+    const char *op;   /* ours */
+    double lo, hi;    /* m = lo + L (hi - lo); -1, -1: no level */
+    double offset, scale;
+    const char *round; /* arg = offset + scale round(m) */
+    int signed_level;
+};
+
+static const struct timm_op timm_ops[] = {
+    {"AutoContrast", "AutoContrast", -1, -1, 0, 1, "none", 0},
+    {"Equalize", "Equalize", -1, -1, 0, 1, "none", 0},
+    {"Invert", "Invert", -1, -1, 0, 1, "none", 0},
+    {"Rotate", "Rotate", 0, 30, 0, 1, "none", 1},
+    {"Posterize", "Posterize", 0, 4, 0, 1, "trunc", 0},
+    {"PosterizeIncreasing", "Posterize", 0, 4, 4, -1, "trunc", 0},
+    {"Solarize", "Solarize", 0, 256, 0, 1, "trunc", 0},
+    {"SolarizeIncreasing", "Solarize", 0, 256, 256, -1, "trunc", 0},
+    {"SolarizeAdd", "SolarizeAdd", 0, 110, 0, 1, "trunc", 0},
+    {"Color", "Color", 0.1, 1.9, 0, 1, "none", 0},
+    {"Contrast", "Contrast", 0.1, 1.9, 0, 1, "none", 0},
+    {"Brightness", "Brightness", 0.1, 1.9, 0, 1, "none", 0},
+    {"Sharpness", "Sharpness", 0.1, 1.9, 0, 1, "none", 0},
+    {"ColorIncreasing", "Color", 0, 0.9, 1, 1, "none", 1},
+    {"ContrastIncreasing", "Contrast", 0, 0.9, 1, 1, "none", 1},
+    {"BrightnessIncreasing", "Brightness", 0, 0.9, 1, 1, "none", 1},
+    {"SharpnessIncreasing", "Sharpness", 0, 0.9, 1, 1, "none", 1},
+    {"ShearX", "ShearX", 0, 0.3, 0, 1, "none", 1},
+    {"ShearY", "ShearY", 0, 0.3, 0, 1, "none", 1},
+    {"TranslateXRel", "TranslateXRel", -1, -1, 0, 1, "none", 1},
+    {"TranslateYRel", "TranslateYRel", -1, -1, 0, 1, "none", 1},
+};
+
+/* timm's _RAND_TRANSFORMS and _RAND_INCREASING_TRANSFORMS, in their order. */
+static const char *const timm_rand_ops[] = {
+    "AutoContrast", "Equalize",    "Invert", "Rotate",        "Posterize",
+    "Solarize",     "SolarizeAdd", "Color",  "Contrast",      "Brightness",
+    "Sharpness",    "ShearX",      "ShearY", "TranslateXRel", "TranslateYRel"};
+static const char *const timm_rand_increasing_ops[] = {"AutoContrast",
+                                                       "Equalize",
+                                                       "Invert",
+                                                       "Rotate",
+                                                       "PosterizeIncreasing",
+                                                       "SolarizeIncreasing",
+                                                       "SolarizeAdd",
+                                                       "ColorIncreasing",
+                                                       "ContrastIncreasing",
+                                                       "BrightnessIncreasing",
+                                                       "SharpnessIncreasing",
+                                                       "ShearX",
+                                                       "ShearY",
+                                                       "TranslateXRel",
+                                                       "TranslateYRel"};
+
 static const struct preset_info presets[] = {
     {"randaugment", "RandAugment (Cubuk et al. 2020), torchvision's: n ops (default 2) drawn "
                     "uniformly from 14, each at magnitude bin m (default 9) of bins (default 31)"},
@@ -164,6 +223,12 @@ static const struct preset_info presets[] = {
     {"fixmatch-strong", "FixMatch's strong augmentation (Sohn et al. 2020): RandAugment's 14 ops, "
                         "two drawn per sample, each at a uniformly random magnitude bin of 31, "
                         "then Cutout of half the shorter side filled with gray 127"},
+    {"rand-m9-n2-mstd0.5-inc1", "timm's RandAugment grammar (Cubuk et al. 2020 as "
+                                "pytorch-image-models implements it): rand, then sections m "
+                                "(magnitude of 10, default 10), n (ops, 2), mstd (magnitude "
+                                "noise std; above 100: uniform), mmax (clip, 10), p (per-op "
+                                "probability, 0.5), inc (increasing ops; any value turns it on, "
+                                "as in timm)"},
     {"fixmatch-weak", "FixMatch's weak augmentation (Sohn et al. 2020): a random horizontal flip, "
                       "then a random crop after 12.5% reflect padding"},
 };
@@ -309,6 +374,101 @@ static json_t *build_fixmatch_strong(const struct common *c)
                      choice, "op", "Cutout", "size_fraction", 0.5, "fill", 127);
 }
 
+static const struct timm_op *timm_find(const char *name)
+{
+    for (size_t i = 0; i < sizeof timm_ops / sizeof timm_ops[0]; i++)
+        if (strcmp(timm_ops[i].name, name) == 0) return &timm_ops[i];
+    return NULL;
+}
+
+/* Parses the digits-led value of a section into out; -1 when it is not a whole number (or a
+ * number at all, when integer is 0). */
+static int timm_value(const char *text, int integer, double *out)
+{
+    char *end;
+    errno = 0;
+    double v = integer ? (double)strtol(text, &end, 10) : strtod(text, &end);
+    if (*text == '\0' || *end != '\0' || errno || !isfinite(v)) return -1;
+    *out = v;
+    return 0;
+}
+
+/* "rand-m9-n2-mstd0.5-inc1" -> its graph: n times one of 15 ops, each applied with p. */
+static json_t *build_timm_rand(const char *config, const struct common *c, struct eng_error *err)
+{
+    double magnitude = 10, layers = 2, std = 0, max = 10, p = 0.5;
+    int increasing = 0;
+    char *copy = strdup(config);
+    if (!copy) {
+        eng_fail(err, ENG_NO_MEMORY, "out of memory");
+        return NULL;
+    }
+    char *save = NULL;
+    strtok_r(copy, "-", &save); /* "rand" */
+    for (char *section = strtok_r(NULL, "-", &save); section;
+         section = strtok_r(NULL, "-", &save)) {
+        size_t key_len = strcspn(section, "0123456789");
+        const char *value = section + key_len;
+        double v;
+        int ok = 0;
+        if (key_len == 1 && section[0] == 'm')
+            ok = timm_value(value, 1, &magnitude) == 0;
+        else if (key_len == 1 && section[0] == 'n')
+            ok = timm_value(value, 1, &layers) == 0;
+        else if (key_len == 4 && strncmp(section, "mstd", 4) == 0)
+            ok = timm_value(value, 0, &std) == 0;
+        else if (key_len == 4 && strncmp(section, "mmax", 4) == 0)
+            ok = timm_value(value, 1, &max) == 0;
+        else if (key_len == 1 && section[0] == 'p')
+            ok = timm_value(value, 0, &p) == 0;
+        else if (key_len == 3 && strncmp(section, "inc", 3) == 0) {
+            /* timm takes bool() of the text: any value, "inc0" too, turns it on. */
+            ok = *value != '\0' && timm_value(value, 0, &v) == 0;
+            increasing = 1;
+        }
+        if (!ok) {
+            eng_fail(err, ENG_INVALID,
+                     "timm RandAugment \"%s\": section \"%s\" is not one of m<int>, n<int>, "
+                     "mstd<number>, mmax<int>, p<number>, inc<number>",
+                     config, section);
+            free(copy);
+            return NULL;
+        }
+    }
+    free(copy);
+    if (magnitude < 0 || magnitude > 1000 || layers < 0 || layers > 16 || std < 0 || max < 0 ||
+        max > 1000 || p < 0 || p > 1) {
+        eng_fail(err, ENG_INVALID,
+                 "timm RandAugment \"%s\": needs m in [0, 1000], n in [0, 16], mstd >= 0, mmax in "
+                 "[0, 1000], p in [0, 1]",
+                 config);
+        return NULL;
+    }
+    const char *const *names = increasing ? timm_rand_increasing_ops : timm_rand_ops;
+    json_t *choice = json_array();
+    /* mmax0 means no limit in timm (its "or" falls back to 10). */
+    double upper = max > 0 ? max : 10;
+    for (size_t i = 0; i < 15; i++) {
+        const struct timm_op *t = timm_find(names[i]);
+        json_t *node = op_node(t->op, c);
+        if (t->lo >= 0 || strncmp(t->name, "Translate", 9) == 0) {
+            json_t *level = json_pack("{s:f, s:f, s:f}", "magnitude", magnitude, "max", upper,
+                                      "std", std > 100 ? 0 : std);
+            if (std > 100) json_object_set_new(level, "uniform", json_true());
+            json_object_set_new(node, "level", level);
+            json_object_set_new(node, "random_sign", json_boolean(t->signed_level));
+        }
+        if (t->lo >= 0) {
+            json_object_set_new(node, "range", json_pack("[f, f]", t->lo, t->hi));
+            json_object_set_new(node, "map",
+                                json_pack("{s:f, s:f, s:s}", "offset", t->offset, "scale", t->scale,
+                                          "round", t->round));
+        }
+        json_array_append_new(choice, json_pack("{s:f, s:o}", "p", p, "do", node));
+    }
+    return json_pack("{s:i, s:{s:o}}", "repeat", (int)layers, "do", "choice", choice);
+}
+
 /* An integer parameter in [min, max], def when absent. */
 static int int_param(const json_t *params, const char *name, int def, int min, int max, int *out,
                      struct eng_error *err)
@@ -420,6 +580,19 @@ json_t *preset_expand(const json_t *doc, struct eng_error *err)
         static const char *const allowed[] = {"preset", "interpolation", "fill", NULL};
         if (check_params(params, allowed, err)) return NULL;
         built = build_fixmatch_strong(&c);
+    } else if (strncmp(name, "rand-", 5) == 0 || strcmp(name, "rand") == 0) {
+        static const char *const allowed[] = {"preset", "interpolation", "fill", NULL};
+        if (check_params(params, allowed, err)) return NULL;
+        /* timm's defaults: its hparams' img_mean fill, and bilinear (timm picks bilinear or
+         * bicubic at random; there is no bicubic kernel here). */
+        struct common timm = c;
+        json_t *gray = json_integer(128), *bilinear = json_string("bilinear");
+        if (!timm.fill) timm.fill = gray;
+        if (!timm.interpolation) timm.interpolation = bilinear;
+        built = build_timm_rand(name, &timm, err);
+        json_decref(gray);
+        json_decref(bilinear);
+        if (!built) return NULL;
     } else if (strcmp(name, "fixmatch-weak") == 0) {
         static const char *const allowed[] = {"preset", "fill", NULL};
         if (check_params(params, allowed, err)) return NULL;

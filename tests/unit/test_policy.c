@@ -483,8 +483,9 @@ static void test_schema_lists_presets(void **state)
     json_error_t jerr;
     json_t *schema = json_load_file(path, 0, &jerr);
     if (!schema) fail_msg("%s: %s", path, jerr.text);
+    json_t *preset_name = json_object_get(json_object_get(schema, "$defs"), "presetName");
     json_t *names =
-        json_object_get(json_object_get(json_object_get(schema, "$defs"), "presetName"), "enum");
+        json_object_get(json_array_get(json_object_get(preset_name, "anyOf"), 0), "enum");
     size_t count;
     const struct preset_info *presets = preset_list(&count);
     assert_int_equal(json_array_size(names), count);
@@ -536,6 +537,98 @@ static void test_views(void **state)
     policy_free(p);
     expect_invalid("{\"seq\": [{\"views\": [{\"op\": \"Invert\"}]}]}",
                    "/seq/0: \"views\" may only be the whole policy");
+}
+
+/* timm's RandAugment grammar. Expected arguments are timm's level functions worked by hand at
+ * L = 0.9 (timm/data/auto_augment.py): rotate L*30, shear L*0.3, translate L*0.45 of the side,
+ * enhance L*1.8 + 0.1 or 1 +- L*0.9 (increasing), posterize int(L*4) or 4 - int(L*4), solarize
+ * int(L*256) or 256 - that, solarize_add int(L*110). */
+static int timm_arg_ok(const char *op, json_t *e, int increasing, int width, int height)
+{
+    double rotate = 27, shear = 0.27, tx = 0.405 * width, ty = 0.405 * height;
+    if (!strcmp(op, "AutoContrast") || !strcmp(op, "Equalize") || !strcmp(op, "Invert")) return 1;
+    if (!strcmp(op, "Rotate")) return fabs(arg_of(e, "degrees")) == rotate;
+    if (!strncmp(op, "Shear", 5)) return fabs(arg_of(e, "factor")) == shear;
+    if (!strcmp(op, "TranslateXRel")) return fabs(fabs(arg_of(e, "pixels")) - tx) < 1e-9;
+    if (!strcmp(op, "TranslateYRel")) return fabs(fabs(arg_of(e, "pixels")) - ty) < 1e-9;
+    if (!strcmp(op, "Posterize")) return arg_of(e, "bits") == (increasing ? 1 : 3);
+    if (!strcmp(op, "Solarize")) return arg_of(e, "threshold") == (increasing ? 26 : 230);
+    if (!strcmp(op, "SolarizeAdd"))
+        return arg_of(e, "addition") == 99 && arg_of(e, "threshold") == 128;
+    double f = arg_of(e, "factor");
+    return increasing ? fabs(fabs(f - 1) - 0.81) < 1e-9 : fabs(f - 1.72) < 1e-9;
+}
+
+static void test_timm_rand(void **state)
+{
+    for (int increasing = 0; increasing < 2; increasing++) {
+        struct policy *p =
+            parse_ok(increasing ? "rand-m9-n1-mstd0-p1-inc1" : "rand-m9-n1-mstd0-p1");
+        char seen[16][32];
+        int kinds = 0;
+        for (uint32_t s = 0; s < 1500; s++) {
+            json_t *t = sample_json(p, 51, 0, s, 57, 41);
+            assert_int_equal(json_array_size(t), 1);
+            json_t *e = json_array_get(t, 0);
+            const char *op = json_string_value(json_object_get(e, "op"));
+            if (!timm_arg_ok(op, e, increasing, 57, 41))
+                fail_msg("timm %s: %s has the wrong argument", increasing ? "inc" : "", op);
+            int known = 0;
+            for (int k = 0; k < kinds; k++)
+                known |= strcmp(seen[k], op) == 0;
+            if (!known && kinds < 16) snprintf(seen[kinds++], sizeof seen[0], "%s", op);
+            json_decref(t);
+        }
+        /* 15 ops. */
+        assert_int_equal(kinds, 15);
+        policy_free(p);
+    }
+    /* Magnitude noise, clipped to [0, 10]; uniform above mstd 100; mmax lifts the clip. */
+    static const struct {
+        const char *config;
+        double mean, tolerance, max;
+    } noisy[] = {
+        /* 3 E[min(X, 10)] for X ~ N(9, 0.5^2): 3 (9 - 0.5 (phi(2) - 2 (1 - Phi(2)))). */
+        {"{\"preset\": \"rand-m9-n1-mstd0.5-p1\"}", 26.987, 0.25, 30},
+        {"rand-m9-n1-mstd101-p1", 13.5, 1.25, 27},
+        {"rand-m15-n1-mstd0-p1", 30, 1e-9, 30},
+        {"rand-m15-n1-mstd0-p1-mmax20", 45, 1e-9, 45},
+    };
+    for (size_t k = 0; k < sizeof noisy / sizeof noisy[0]; k++) {
+        struct policy *p = parse_ok(noisy[k].config);
+        double sum = 0;
+        int count = 0;
+        /* About 1000 rotations: tolerances are 5 standard errors. */
+        for (uint32_t s = 0; s < 15000; s++) {
+            json_t *t = sample_json(p, 52, 0, s, 32, 32);
+            json_t *e = json_array_get(t, 0);
+            if (!strcmp(json_string_value(json_object_get(e, "op")), "Rotate")) {
+                double deg = fabs(arg_of(e, "degrees"));
+                assert_true(deg <= noisy[k].max + 1e-9);
+                sum += deg;
+                count++;
+            }
+            json_decref(t);
+        }
+        assert_true(count > 200);
+        if (fabs(sum / count - noisy[k].mean) > noisy[k].tolerance)
+            fail_msg("%s: mean rotation %g, expected %g", noisy[k].config, sum / count,
+                     noisy[k].mean);
+        policy_free(p);
+    }
+    /* p: each of n ops applies with probability p. */
+    struct policy *p = parse_ok("rand-m9-n2-p0.5");
+    long ops = 0;
+    for (uint32_t s = 0; s < 4000; s++) {
+        json_t *t = sample_json(p, 53, 0, s, 32, 32);
+        ops += json_array_size(t);
+        json_decref(t);
+    }
+    assert_true(fabs(ops - 4000.0) < 5 * sqrt(8000 * 0.25));
+    policy_free(p);
+    expect_invalid("rand-m9-q2", "section \"q2\" is not one of");
+    expect_invalid("rand-m9.5", "section \"m9.5\"");
+    expect_invalid("rand-p1.5", "p in [0, 1]");
 }
 
 /* ---- Presets against torchvision ------------------------------------------------------------ */
@@ -786,6 +879,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_policy_cache),
         cmocka_unit_test(test_schema_lists_presets),
         cmocka_unit_test(test_views),
+        cmocka_unit_test(test_timm_rand),
         cmocka_unit_test(test_randaugment_magnitudes),
         cmocka_unit_test(test_trivialaugment_magnitudes),
         cmocka_unit_test(test_autoaugment_tables),
