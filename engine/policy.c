@@ -1282,7 +1282,8 @@ fail:
 
 static struct img *execute(struct executor *ex, const struct trace *t, const struct img *in)
 {
-    struct img *current = img_clone(in, ex->err);
+    /* Ops never modify their input, so the first one reads the caller's image directly. */
+    const struct img *current = in;
     for (size_t i = 0; current && i < t->count; i++) {
         const struct trace_item *it = &t->items[i];
         struct img *next;
@@ -1295,10 +1296,10 @@ static struct img *execute(struct executor *ex, const struct trace *t, const str
             ex->op_index++;
             next = op_apply(&it->call, current, &noise, ex->err);
         }
-        img_free(current);
+        if (current != in) img_free((struct img *)current);
         current = next;
     }
-    return current;
+    return current == in ? img_clone(in, ex->err) : (struct img *)current;
 }
 
 struct img *trace_apply(const struct trace *t, const struct img *in, uint64_t seed, uint32_t input,

@@ -1,14 +1,17 @@
 #!/usr/bin/python3
 """Images per second, one thread, for augserve's engine and torchvision on the same pipeline:
 JPEG decode -> policy -> JPEG q90 encode, at 224 and 512 px. Prints one line per policy and size
-with both figures and their ratio. Needs Debian's python3-torchvision and a built augserve.
+with both figures and their ratio, each the median of --rounds alternating runs (a shared machine
+drifts by 10-20% between runs). Needs Debian's python3-torchvision and a built augserve.
 
-    /usr/bin/python3 tests/bench/augment_vs_torchvision.py [--augserve build/augserve] [--seconds 5]
+    /usr/bin/python3 tests/bench/augment_vs_torchvision.py [--augserve build/augserve]
+        [--seconds 5] [--rounds 3]
 """
 import argparse
 import io
 import json
 import os
+import statistics
 import subprocess
 import tempfile
 import time
@@ -51,6 +54,7 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--augserve", default="build/augserve")
     parser.add_argument("--seconds", type=float, default=5)
+    parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
     torch.set_num_threads(1)
     with tempfile.TemporaryDirectory() as tmp:
@@ -62,11 +66,14 @@ def main():
             with open(path, "wb") as f:
                 f.write(jpeg)
             for policy in POLICIES:
-                ours = json.loads(subprocess.run(
-                    [args.augserve, "bench", "augment", "-p", policy, "--size", str(size),
-                     "--seconds", str(args.seconds), "--image", path],
-                    check=True, capture_output=True, text=True).stdout)["images_per_second"]
-                theirs = torchvision_rate(policy, jpeg, args.seconds)
+                ours_runs, theirs_runs = [], []
+                for _ in range(args.rounds):
+                    ours_runs.append(json.loads(subprocess.run(
+                        [args.augserve, "bench", "augment", "-p", policy, "--size", str(size),
+                         "--seconds", str(args.seconds), "--image", path],
+                        check=True, capture_output=True, text=True).stdout)["images_per_second"])
+                    theirs_runs.append(torchvision_rate(policy, jpeg, args.seconds))
+                ours, theirs = statistics.median(ours_runs), statistics.median(theirs_runs)
                 print(f"{policy:22s} {size:4d} px  augserve {ours:8.1f} img/s  "
                       f"torchvision {theirs:8.1f} img/s  ratio {ours / theirs:5.2f}")
 

@@ -704,6 +704,30 @@ static void test_randaugment_magnitudes(void **state)
     json_decref(fx);
 }
 
+/* RandAugment draws each of its 14 ops with equal chance. */
+static void test_randaugment_op_frequencies(void **state)
+{
+    json_t *fx = load_presets();
+    json_t *ops = json_object_get(json_object_get(fx, "randaugment"), "ops");
+    struct policy *p = parse_ok("{\"preset\": \"randaugment\", \"n\": 1}");
+    enum { N = 14000 };
+    long counts[14] = {0};
+    for (uint32_t s = 0; s < N; s++) {
+        json_t *t = sample_json(p, 15, 0, s, 32, 32);
+        const char *op = json_string_value(json_object_get(json_array_get(t, 0), "op"));
+        size_t i;
+        json_t *name;
+        json_array_foreach(ops, i, name) if (!strcmp(json_string_value(name), op)) counts[i]++;
+        json_decref(t);
+    }
+    double x2 = 0, expected = N / 14.0;
+    for (int i = 0; i < 14; i++)
+        x2 += (counts[i] - expected) * (counts[i] - expected) / expected;
+    assert_true(x2 < 34.53); /* 13 degrees of freedom, p = 0.001 */
+    policy_free(p);
+    json_decref(fx);
+}
+
 static void test_trivialaugment_magnitudes(void **state)
 {
     json_t *fx = load_presets();
@@ -881,6 +905,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_views),
         cmocka_unit_test(test_timm_rand),
         cmocka_unit_test(test_randaugment_magnitudes),
+        cmocka_unit_test(test_randaugment_op_frequencies),
         cmocka_unit_test(test_trivialaugment_magnitudes),
         cmocka_unit_test(test_autoaugment_tables),
         cmocka_unit_test(test_augmix_magnitudes),
