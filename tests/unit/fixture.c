@@ -137,3 +137,24 @@ size_t fixture_check_manifest(const char *dir, fixture_op_fn run, enum eng_code 
     json_decref(manifest);
     return failed;
 }
+
+struct img *fixture_pattern(int width, int height, int channels, size_t pad)
+{
+    struct img *im = img_new(width, height, channels, NULL);
+    if (!im) return NULL;
+    if (pad) {
+        uint8_t *data = malloc((im->stride + pad) * (size_t)height);
+        if (!data) {
+            img_free(im);
+            return NULL;
+        }
+        free(im->data);
+        im->data = data;
+        im->stride += pad;
+        memset(im->data, 0xa5, im->stride * (size_t)height);
+    }
+    for (int y = 0; y < height; y++)
+        for (int x = 0; x < width * channels; x++)
+            img_row(im, y)[x] = (uint8_t)(x * 37 + y * 11 + (x * y) % 13);
+    return im;
+}

@@ -16,6 +16,11 @@ struct img *fixture_load(const char *dir, const char *name);
  * their sizes or channel counts differ. max_diff (may be NULL) gets the largest difference. */
 long fixture_diff(const struct img *a, const struct img *b, int tolerance, int *max_diff);
 
+/* A deterministic test image with every row different; with pad > 0 its rows are pad bytes
+ * further apart than their content, the gap filled with 0xa5, to catch ops that ignore the
+ * stride. NULL when memory runs out. */
+struct img *fixture_pattern(int width, int height, int channels, size_t pad);
+
 /* Runs an op on an input image per the test's own argument conventions. */
 typedef struct img *(*fixture_op_fn)(const char *op, const json_t *args, const struct img *in,
                                      struct eng_error *err);

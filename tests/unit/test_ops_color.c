@@ -106,23 +106,6 @@ static void test_blend_equals_pillow_formula(void **state)
     }
 }
 
-static struct img *pattern(int width, int height, int channels, size_t pad)
-{
-    struct img *im = img_new(width, height, channels, NULL);
-    assert_non_null(im);
-    if (pad) {
-        im->stride += pad;
-        free(im->data);
-        im->data = malloc(im->stride * (size_t)height);
-        assert_non_null(im->data);
-        memset(im->data, 0xa5, im->stride * (size_t)height);
-    }
-    for (int y = 0; y < height; y++)
-        for (int x = 0; x < width * channels; x++)
-            img_row(im, y)[x] = (uint8_t)(x * 37 + y * 11 + (x * y) % 13);
-    return im;
-}
-
 static struct img *run_each(int i, const struct img *in, struct eng_error *err)
 {
     switch (i) {
@@ -160,8 +143,8 @@ static void test_strided_input_untouched(void **state)
 {
     int channels[] = {1, 3, 4};
     for (int c = 0; c < 3; c++) {
-        struct img *flat = pattern(37, 23, channels[c], 0);
-        struct img *padded = pattern(37, 23, channels[c], 13);
+        struct img *flat = fixture_pattern(37, 23, channels[c], 0);
+        struct img *padded = fixture_pattern(37, 23, channels[c], 13);
         uint8_t *before = malloc(padded->stride * 23);
         assert_non_null(before);
         memcpy(before, padded->data, padded->stride * 23);
@@ -186,7 +169,7 @@ static void test_strided_input_untouched(void **state)
 
 static void test_bad_input(void **state)
 {
-    struct img *rgb = pattern(4, 4, 3, 0), *rgba = pattern(4, 4, 4, 0);
+    struct img *rgb = fixture_pattern(4, 4, 3, 0), *rgba = fixture_pattern(4, 4, 4, 0);
     for (int i = 0; i < OP_COUNT; i++) {
         struct eng_error err = {0};
         assert_null(run_each(i, NULL, &err));
@@ -245,7 +228,7 @@ static void test_bad_input(void **state)
 /* Arguments at the edges of their types: no overflow, and the obvious images. */
 static void test_extreme_arguments(void **state)
 {
-    struct img *im = pattern(16, 16, 3, 0);
+    struct img *im = fixture_pattern(16, 16, 3, 0);
     struct eng_error err = {0};
     struct img *out = img_solarize_add(im, INT_MAX, INT_MAX, &err);
     assert_non_null(out);

@@ -141,23 +141,6 @@ static void test_kernels(void **state)
     json_decref(manifest);
 }
 
-static struct img *pattern(int width, int height, int channels, size_t pad)
-{
-    struct img *im = img_new(width, height, channels, NULL);
-    assert_non_null(im);
-    if (pad) {
-        im->stride += pad;
-        free(im->data);
-        im->data = malloc(im->stride * (size_t)height);
-        assert_non_null(im->data);
-        memset(im->data, 0xa5, im->stride * (size_t)height);
-    }
-    for (int y = 0; y < height; y++)
-        for (int x = 0; x < width * channels; x++)
-            img_row(im, y)[x] = (uint8_t)(x * 37 + y * 11 + (x * y) % 13);
-    return im;
-}
-
 static struct img *flat(int width, int height, int channels, uint8_t v)
 {
     struct img *im = img_new(width, height, channels, NULL);
@@ -186,7 +169,7 @@ static void test_zero_noise_changes_nothing(void **state)
 {
     int channels[] = {1, 3, 4};
     for (int i = 0; i < 3; i++) {
-        struct img *in = pattern(37, 23, channels[i], 0);
+        struct img *in = fixture_pattern(37, 23, channels[i], 0);
         struct rng r;
         rng_init(&r, 5, 0, 0, 1);
         struct img *a = img_gaussian_noise(in, 0.0, &r, NULL);
@@ -285,7 +268,7 @@ static void test_noise_moments(void **state)
 
 static void test_same_stream_same_output(void **state)
 {
-    struct img *in = pattern(31, 17, 3, 0);
+    struct img *in = fixture_pattern(31, 17, 3, 0);
     struct rng a, b, other;
     rng_init(&a, 123, 4, 5, 6);
     b = a;
@@ -429,7 +412,7 @@ static void test_blur_structure(void **state)
     int channels[] = {1, 3, 4};
     for (int i = 0; i < 3; i++) {
         struct img *in = flat(20, 12, channels[i], 201);
-        struct img *pat = pattern(20, 12, channels[i], 0);
+        struct img *pat = fixture_pattern(20, 12, channels[i], 0);
         int sizes[] = {1, 3, 9, 23};
         for (int k = 0; k < 4; k++) {
             struct eng_error err = {0};
@@ -478,8 +461,8 @@ static void test_strided_input_untouched(void **state)
 {
     int channels[] = {1, 3, 4};
     for (int c = 0; c < 3; c++) {
-        struct img *contiguous = pattern(37, 23, channels[c], 0);
-        struct img *padded = pattern(37, 23, channels[c], 13);
+        struct img *contiguous = fixture_pattern(37, 23, channels[c], 0);
+        struct img *padded = fixture_pattern(37, 23, channels[c], 13);
         uint8_t *before = malloc(padded->stride * 23);
         assert_non_null(before);
         memcpy(before, padded->data, padded->stride * 23);
@@ -516,7 +499,7 @@ static void expect_invalid(struct img *out, const struct eng_error *err, const c
 
 static void test_bad_arguments(void **state)
 {
-    struct img *im = pattern(16, 12, 3, 0);
+    struct img *im = fixture_pattern(16, 12, 3, 0);
     const uint8_t v[4] = {0};
     const int sign[3] = {1, 1, 1}, zero_sign[3] = {1, 0, 1}, two_sign[3] = {2, 1, 1};
     struct rng r;
@@ -582,7 +565,7 @@ static void test_bad_arguments(void **state)
 /* Boxes given with extreme coordinates clip without overflow. */
 static void test_extreme_boxes(void **state)
 {
-    struct img *im = pattern(9, 7, 3, 0);
+    struct img *im = fixture_pattern(9, 7, 3, 0);
     const uint8_t v[4] = {255, 255, 255, 255};
     struct rng r;
     rng_init(&r, 3, 0, 0, 1);
