@@ -1,6 +1,10 @@
 #include "http.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
 #include <ctype.h>
 #include <microhttpd.h>
 #include <netdb.h>
@@ -25,9 +29,16 @@
 
 #define REQUEST_ID_MAX 128
 
+/* We accept connections ourselves and hand them to libmicrohttpd (MHD_add_connection): stopping
+ * to accept is then closing our own socket. libmicrohttpd's MHD_quiesce_daemon races with its
+ * epoll workers over removing the listening socket and can abort the process (0.9.75). */
 struct http_server {
     struct MHD_Daemon *daemon;
     struct app *app;
+    int listen_fd;
+    int stop_pipe[2]; /* written to end the accept thread */
+    pthread_t acceptor;
+    int accepting; /* the accept thread runs */
 };
 
 /* One request's life, from its headers to the end of its response. */
@@ -469,6 +480,50 @@ static int resolve_listen(const char *listen, struct sockaddr_storage *addr, cha
     return 0;
 }
 
+/* Hands each accepted connection to a libmicrohttpd worker until stop_pipe is written. */
+static void *accept_loop(void *arg)
+{
+    struct http_server *srv = arg;
+    struct pollfd fds[2] = {{.fd = srv->listen_fd, .events = POLLIN},
+                            {.fd = srv->stop_pipe[0], .events = POLLIN}};
+    for (;;) {
+        if (poll(fds, 2, -1) < 0) {
+            if (errno == EINTR) continue;
+            log_event("error", "accept", "poll failed: %s", strerror(errno));
+            return NULL;
+        }
+        if (fds[1].revents) return NULL;
+        struct sockaddr_storage addr;
+        socklen_t len = sizeof addr;
+        int fd = accept4(srv->listen_fd, (struct sockaddr *)&addr, &len, SOCK_CLOEXEC);
+        if (fd < 0) {
+            /* The client gave up, or descriptors ran out for a moment: keep serving. */
+            if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
+                log_event("warn", "accept", "accept failed: %s", strerror(errno));
+            if (errno == EMFILE || errno == ENFILE) poll(NULL, 0, 10);
+            continue;
+        }
+        /* At connection_limit libmicrohttpd refuses it and closes the socket. */
+        MHD_add_connection(srv->daemon, fd, (struct sockaddr *)&addr, len);
+    }
+}
+
+static int open_listener(const struct sockaddr_storage *addr, char *err, size_t err_size,
+                         const char *listen_text)
+{
+    socklen_t len =
+        addr->ss_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
+    int fd = socket(addr->ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    int on = 1;
+    if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on) != 0 ||
+        bind(fd, (const struct sockaddr *)addr, len) != 0 || listen(fd, SOMAXCONN) != 0) {
+        snprintf(err, err_size, "listen: cannot listen on %s: %s", listen_text, strerror(errno));
+        if (fd >= 0) close(fd);
+        return -1;
+    }
+    return fd;
+}
+
 struct http_server *http_start(struct app *app, char *err, size_t err_size)
 {
     const struct config *cfg = app->cfg;
@@ -480,43 +535,70 @@ struct http_server *http_start(struct app *app, char *err, size_t err_size)
         return NULL;
     }
     srv->app = app;
+    srv->stop_pipe[0] = srv->stop_pipe[1] = -1;
+    srv->listen_fd = open_listener(&addr, err, err_size, cfg->listen);
+    if (srv->listen_fd < 0) goto fail;
+    if (pipe2(srv->stop_pipe, O_CLOEXEC) != 0) {
+        snprintf(err, err_size, "pipe: %s", strerror(errno));
+        goto fail;
+    }
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
-                     MHD_USE_ERROR_LOG;
-    if (addr.ss_family == AF_INET6) flags |= MHD_USE_IPv6;
+                     MHD_USE_ERROR_LOG | MHD_USE_NO_LISTEN_SOCKET;
     srv->daemon = MHD_start_daemon(
         flags, 0, NULL, NULL, on_request, app,
         /* The logger comes first so that no message goes to libmicrohttpd's own. */
-        MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL, MHD_OPTION_SOCK_ADDR,
-        (struct sockaddr *)&addr, MHD_OPTION_THREAD_POOL_SIZE, (unsigned)cfg->io_threads,
-        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)cfg->connection_timeout_s,
-        MHD_OPTION_CONNECTION_LIMIT, (unsigned)cfg->connection_limit,
-        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)cfg->connection_memory_limit,
-        MHD_OPTION_NOTIFY_COMPLETED, on_completed, app, MHD_OPTION_LISTENING_ADDRESS_REUSE, 1u,
+        MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL, MHD_OPTION_THREAD_POOL_SIZE,
+        (unsigned)cfg->io_threads, MHD_OPTION_CONNECTION_TIMEOUT,
+        (unsigned)cfg->connection_timeout_s, MHD_OPTION_CONNECTION_LIMIT,
+        (unsigned)cfg->connection_limit, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+        (size_t)cfg->connection_memory_limit, MHD_OPTION_NOTIFY_COMPLETED, on_completed, app,
         MHD_OPTION_END);
     if (!srv->daemon) {
-        snprintf(err, err_size, "listen: cannot listen on %s (address in use or not available)",
-                 cfg->listen);
-        free(srv);
-        return NULL;
+        snprintf(err, err_size, "cannot start the HTTP daemon");
+        goto fail;
     }
+    if (pthread_create(&srv->acceptor, NULL, accept_loop, srv) != 0) {
+        snprintf(err, err_size, "cannot start the accept thread");
+        goto fail;
+    }
+    srv->accepting = 1;
     return srv;
+fail:
+    if (srv->daemon) MHD_stop_daemon(srv->daemon);
+    if (srv->listen_fd >= 0) close(srv->listen_fd);
+    if (srv->stop_pipe[0] >= 0) close(srv->stop_pipe[0]);
+    if (srv->stop_pipe[1] >= 0) close(srv->stop_pipe[1]);
+    free(srv);
+    return NULL;
 }
 
 int http_port(struct http_server *srv)
 {
-    const union MHD_DaemonInfo *info = MHD_get_daemon_info(srv->daemon, MHD_DAEMON_INFO_BIND_PORT);
-    return info ? info->port : -1;
+    struct sockaddr_storage addr;
+    socklen_t len = sizeof addr;
+    if (getsockname(srv->listen_fd, (struct sockaddr *)&addr, &len) != 0) return -1;
+    return ntohs(addr.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&addr)->sin6_port
+                                            : ((struct sockaddr_in *)&addr)->sin_port);
 }
 
 void http_quiesce(struct http_server *srv)
 {
-    MHD_socket fd = MHD_quiesce_daemon(srv->daemon);
-    if (fd != MHD_INVALID_SOCKET) close(fd);
+    if (!srv->accepting) return;
+    char byte = 'q';
+    while (write(srv->stop_pipe[1], &byte, 1) < 0 && errno == EINTR) {
+    }
+    pthread_join(srv->acceptor, NULL);
+    srv->accepting = 0;
+    close(srv->listen_fd);
+    srv->listen_fd = -1;
 }
 
 void http_stop(struct http_server *srv)
 {
     if (!srv) return;
+    http_quiesce(srv);
     MHD_stop_daemon(srv->daemon);
+    close(srv->stop_pipe[0]);
+    close(srv->stop_pipe[1]);
     free(srv);
 }
