@@ -14,12 +14,15 @@ build_packages=(
   libturbojpeg0-dev   # JPEG fast path
   libspng-dev         # PNG fast path
   libvips-dev         # every other format, EXIF/ICC, large images, resizing
+  libprotobuf-c-dev protobuf-c-compiler # ONNX model files
   libcmocka-dev       # unit tests
   libcurl4-openssl-dev # integration tests' HTTP client
+  libonnx-testdata    # real ONNX models for the model-file tests
   ca-certificates curl
 )
 runtime_packages=(
   libmicrohttpd12 libjansson4 libssl3 libsqlite3-0 libturbojpeg0 libspng0 libvips42
+  libprotobuf-c1
   ca-certificates curl # curl: the image's HEALTHCHECK
 )
 

@@ -1,0 +1,115 @@
+/* The neural-network graph IR: tensors (name, shape, dtype, data) and nodes (op type, inputs,
+ * outputs, attributes), read from and written to ONNX. A graph is immutable once read; every
+ * pointer an accessor returns is owned by the graph and lives as long as it. */
+#ifndef AUGSERVE_ENGINE_NN_H
+#define AUGSERVE_ENGINE_NN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "error.h"
+
+#define NN_MAX_RANK  8
+#define NN_MAX_NODES 100000
+#define NN_MAX_BYTES ((size_t)2 << 30) /* protobuf's own limit on a message */
+
+/* Element types, numbered as ONNX's TensorProto.DataType. */
+enum nn_dtype {
+    NN_UNDEFINED = 0,
+    NN_FLOAT = 1,
+    NN_UINT8 = 2,
+    NN_INT8 = 3,
+    NN_INT32 = 6,
+    NN_INT64 = 7,
+    NN_BOOL = 9,
+    NN_DOUBLE = 11,
+};
+
+/* Bytes per element; 0 for NN_UNDEFINED and any type this IR does not hold. */
+size_t nn_dtype_size(enum nn_dtype dtype);
+
+struct nn_tensor_info {
+    const char *name;
+    enum nn_dtype dtype;       /* NN_UNDEFINED when the model does not say */
+    int rank;                  /* -1 when the shape is unknown */
+    int64_t dims[NN_MAX_RANK]; /* -1 for a symbolic or unknown dimension */
+};
+
+/* A constant: an initializer or a tensor attribute. */
+struct nn_tensor {
+    struct nn_tensor_info info; /* rank >= 0, every dim >= 0 */
+    size_t count;               /* elements: the product of the dims (1 for a scalar) */
+    const void *data; /* count elements of info.dtype, contiguous, host order; NULL if count is 0 */
+};
+
+/* Attribute kinds, numbered as ONNX's AttributeProto.AttributeType. */
+enum nn_attr_type {
+    NN_ATTR_FLOAT = 1,
+    NN_ATTR_INT = 2,
+    NN_ATTR_STRING = 3,
+    NN_ATTR_TENSOR = 4,
+    NN_ATTR_FLOATS = 6,
+    NN_ATTR_INTS = 7,
+    NN_ATTR_STRINGS = 8,
+};
+
+struct nn_attr {
+    const char *name;
+    enum nn_attr_type type;
+    float f;
+    int64_t i;
+    const char *s;      /* NUL-terminated */
+    struct nn_tensor t; /* NN_ATTR_TENSOR */
+    size_t count;       /* elements of floats, ints or strings */
+    const float *floats;
+    const int64_t *ints;
+    const char *const *strings;
+};
+
+struct nn_node {
+    const char *name; /* "" when the model gives none */
+    const char *op_type;
+    const char *domain; /* "" for the default ONNX domain */
+    size_t n_inputs, n_outputs, n_attrs;
+    const char *const *inputs; /* "" marks an omitted optional input */
+    const char *const *outputs;
+    const struct nn_attr *attrs;
+};
+
+struct nn_graph;
+
+/* Parses an ONNX ModelProto. Corrupt protobuf is ENG_UNDECODABLE; a model past NN_MAX_BYTES or
+ * NN_MAX_NODES is ENG_TOO_LARGE; shapes and data that disagree are ENG_INVALID; element or
+ * attribute types this IR does not hold are ENG_UNSUPPORTED. Messages name the tensor or node. */
+struct nn_graph *nn_graph_read(const void *data, size_t size, struct eng_error *err);
+struct nn_graph *nn_graph_read_file(const char *path, struct eng_error *err);
+
+/* Serialises g as an ONNX ModelProto into *out (malloc'd, *size bytes). Tensors are written as
+ * little-endian raw_data, so reading the bytes back gives an identical graph. */
+int nn_graph_write(const struct nn_graph *g, void **out, size_t *size, struct eng_error *err);
+void nn_graph_free(struct nn_graph *g);
+
+int64_t nn_graph_ir_version(const struct nn_graph *g);
+/* The opset imported for the default ONNX domain ("" or "ai.onnx"); -1 when none is. */
+int64_t nn_graph_opset(const struct nn_graph *g);
+
+/* Model inputs exclude graph inputs that are initializers (older exporters list weights there). */
+size_t nn_graph_input_count(const struct nn_graph *g);
+const struct nn_tensor_info *nn_graph_input(const struct nn_graph *g, size_t i);
+size_t nn_graph_output_count(const struct nn_graph *g);
+const struct nn_tensor_info *nn_graph_output(const struct nn_graph *g, size_t i);
+
+/* Nodes in the model's order, which ONNX requires to be topological. */
+size_t nn_graph_node_count(const struct nn_graph *g);
+const struct nn_node *nn_graph_node(const struct nn_graph *g, size_t i);
+/* NULL when the node has no attribute of that name. */
+const struct nn_attr *nn_node_attr(const struct nn_node *node, const char *name);
+
+size_t nn_graph_initializer_count(const struct nn_graph *g);
+const struct nn_tensor *nn_graph_initializer_at(const struct nn_graph *g, size_t i);
+/* NULL when no initializer has that name. */
+const struct nn_tensor *nn_graph_initializer(const struct nn_graph *g, const char *name);
+/* t's data as floats; NULL unless t is NN_FLOAT. */
+const float *nn_tensor_floats(const struct nn_tensor *t);
+
+#endif
