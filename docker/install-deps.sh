@@ -15,6 +15,7 @@ build_packages=(
   libspng-dev         # PNG fast path
   libvips-dev         # every other format, EXIF/ICC, large images, resizing
   libprotobuf-c-dev protobuf-c-compiler # ONNX model files
+  libdnnl-dev         # neural-network executor (oneDNN)
   libcmocka-dev       # unit tests
   libcurl4-openssl-dev # integration tests' HTTP client
   libonnx-testdata    # real ONNX models for the model-file tests
@@ -22,7 +23,7 @@ build_packages=(
 )
 runtime_packages=(
   libmicrohttpd12 libjansson4 libssl3 libsqlite3-0 libturbojpeg0 libspng0 libvips42
-  libprotobuf-c1
+  libprotobuf-c1 libdnnl2
   ca-certificates curl # curl: the image's HEALTHCHECK
 )
 

@@ -112,4 +112,27 @@ const struct nn_tensor *nn_graph_initializer(const struct nn_graph *g, const cha
 /* t's data as floats; NULL unless t is NN_FLOAT. */
 const float *nn_tensor_floats(const struct nn_tensor *t);
 
+/* The executor: a graph compiled for fixed input shapes into oneDNN primitives on the CPU, float32
+ * only, plain (row-major) layouts. The graph must outlive the plan (output names point into it). */
+struct nn_plan;
+
+/* input_shapes[i] is the full shape of model input i (nn_graph_input order; n_inputs must be
+ * nn_graph_input_count). An op or attribute the executor does not handle is ENG_UNSUPPORTED naming
+ * the node and op_type; shapes that do not fit together are ENG_INVALID; a oneDNN failure is
+ * ENG_INTERNAL naming the call. */
+struct nn_plan *nn_plan_compile(const struct nn_graph *g, const struct nn_tensor_info *input_shapes,
+                                size_t n_inputs, struct eng_error *err);
+size_t nn_plan_output_count(const struct nn_plan *p);
+/* inputs[i] holds input i's elements, row-major. On success outputs[k] (malloc'd; the caller frees
+ * it) holds model output k and output_info[k] its name and shape; both arrays have
+ * nn_plan_output_count entries. A plan runs one call at a time. */
+int nn_plan_run(struct nn_plan *p, const float *const *inputs, float **outputs,
+                struct nn_tensor_info *output_info, struct eng_error *err);
+void nn_plan_free(struct nn_plan *p);
+
+/* Parses a serialised float TensorProto (the .pb files of ONNX's test data) into *data (malloc'd,
+ * the caller frees it) and *info (name NULL). */
+int nn_tensor_read_pb(const void *buf, size_t size, float **data, struct nn_tensor_info *info,
+                      struct eng_error *err);
+
 #endif

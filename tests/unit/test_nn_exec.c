@@ -1,0 +1,411 @@
+/* The executor against ONNX's backend node tests as Debian's libonnx-testdata ships them: each
+ * model runs on test_data_set_0's inputs and must match its outputs within
+ * max(1e-5, 1e-4 * |expected|).
+ * argv[1]: libonnx-testdata's data folder; every test is skipped when it is missing. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "nn.h"
+#include "onnx.pb-c.h"
+
+#define MAX_IO 8
+
+/* The hand-built model of test_conv_relu_reshape: x [1, 2, 5, 5] -> Conv (group 2, 4 output
+ * channels, 3x3, pads 1) -> Relu -> Reshape to [0, -1]. */
+#define CR_C 2
+#define CR_M 4
+#define CR_H 5
+
+static const char *testdata_dir;
+
+static int is_dir(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+static void *read_whole(const char *path, size_t *size)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    void *buf = NULL;
+    long len;
+    if (fseek(f, 0, SEEK_END) == 0 && (len = ftell(f)) >= 0 && fseek(f, 0, SEEK_SET) == 0) {
+        buf = malloc((size_t)len + 1);
+        if (buf && fread(buf, 1, (size_t)len, f) != (size_t)len) {
+            free(buf);
+            buf = NULL;
+        }
+        *size = (size_t)len;
+    }
+    fclose(f);
+    return buf;
+}
+
+/* A .pb tensor, or NULL when the file does not exist. */
+static float *load_pb(const char *path, struct nn_tensor_info *info)
+{
+    size_t size;
+    void *buf = read_whole(path, &size);
+    if (!buf) return NULL;
+    float *data;
+    struct eng_error err = {0};
+    int rc = nn_tensor_read_pb(buf, size, &data, info, &err);
+    free(buf);
+    if (rc) fail_msg("%s: %s", path, err.message);
+    return data;
+}
+
+/* Loads node test `name`, or returns NULL when the data folder is missing (the test is then
+ * skipped); a missing model in a present folder fails. */
+static struct nn_graph *load_model(const char *name)
+{
+    if (!is_dir(testdata_dir)) return NULL;
+    char path[1024];
+    snprintf(path, sizeof path, "%s/node/%s/model.onnx", testdata_dir, name);
+    struct eng_error err = {0};
+    struct nn_graph *g = nn_graph_read_file(path, &err);
+    if (!g) fail_msg("%s: %s", path, err.message);
+    return g;
+}
+
+static void run_node_test(void **state)
+{
+    const char *name = *state;
+    struct nn_graph *g = load_model(name);
+    if (!g) {
+        print_message("%s: %s is missing, skipped\n", name, testdata_dir);
+        skip();
+    }
+    char path[1200];
+    size_t n_in = nn_graph_input_count(g);
+    assert_true(n_in <= MAX_IO);
+    struct nn_tensor_info shapes[MAX_IO];
+    float *inputs[MAX_IO];
+    for (size_t i = 0; i < n_in; i++) {
+        snprintf(path, sizeof path, "%s/node/%s/test_data_set_0/input_%zu.pb", testdata_dir, name,
+                 i);
+        inputs[i] = load_pb(path, &shapes[i]);
+        if (!inputs[i]) fail_msg("%s is missing", path);
+        shapes[i].name = nn_graph_input(g, i)->name;
+    }
+
+    struct eng_error err = {0};
+    struct nn_plan *p = nn_plan_compile(g, shapes, n_in, &err);
+    if (!p) fail_msg("%s: compile: %s", name, err.message);
+    size_t n_out = nn_plan_output_count(p);
+    assert_true(n_out >= 1 && n_out <= MAX_IO);
+    float *outputs[MAX_IO];
+    struct nn_tensor_info out_info[MAX_IO];
+    if (nn_plan_run(p, (const float *const *)inputs, outputs, out_info, &err))
+        fail_msg("%s: run: %s", name, err.message);
+
+    double max_err = 0;
+    for (size_t k = 0; k < n_out; k++) {
+        struct nn_tensor_info want;
+        snprintf(path, sizeof path, "%s/node/%s/test_data_set_0/output_%zu.pb", testdata_dir, name,
+                 k);
+        float *expected = load_pb(path, &want);
+        if (!expected) fail_msg("%s is missing", path);
+        assert_string_equal(out_info[k].name, nn_graph_output(g, k)->name);
+        assert_int_equal(out_info[k].rank, want.rank);
+        size_t count = 1;
+        for (int d = 0; d < want.rank; d++) {
+            assert_int_equal(out_info[k].dims[d], want.dims[d]);
+            count *= (size_t)want.dims[d];
+        }
+        for (size_t e = 0; e < count; e++) {
+            double diff = fabs((double)outputs[k][e] - expected[e]);
+            double tol = fmax(1e-5, 1e-4 * fabs(expected[e]));
+            if (diff > max_err) max_err = diff;
+            if (diff > tol)
+                fail_msg("%s: output %zu element %zu is %.9g, expected %.9g", name, k, e,
+                         (double)outputs[k][e], (double)expected[e]);
+        }
+        free(expected);
+        free(outputs[k]);
+    }
+    print_message("%-45s max error %.3g\n", name, max_err);
+    nn_plan_free(p);
+    for (size_t i = 0; i < n_in; i++)
+        free(inputs[i]);
+    nn_graph_free(g);
+}
+
+/* Compiling a model with an op the executor lacks is refused, naming the op. */
+static void test_unsupported_op(void **state)
+{
+    struct nn_graph *g = load_model("test_lstm_defaults");
+    if (!g) skip();
+    struct nn_tensor_info shapes[MAX_IO];
+    size_t n_in = nn_graph_input_count(g);
+    assert_true(n_in <= MAX_IO);
+    for (size_t i = 0; i < n_in; i++)
+        shapes[i] = *nn_graph_input(g, i);
+    struct eng_error err = {0};
+    assert_null(nn_plan_compile(g, shapes, n_in, &err));
+    assert_int_equal(err.code, ENG_UNSUPPORTED);
+    assert_non_null(strstr(err.message, "LSTM"));
+    nn_graph_free(g);
+}
+
+static Onnx__TensorProto float_tensor(const char *name, size_t n_dims, int64_t *dims, float *data,
+                                      size_t count)
+{
+    Onnx__TensorProto t = ONNX__TENSOR_PROTO__INIT;
+    t.name = (char *)name;
+    t.n_dims = n_dims;
+    t.dims = dims;
+    t.has_data_type = 1;
+    t.data_type = NN_FLOAT;
+    t.n_float_data = count;
+    t.float_data = data;
+    return t;
+}
+
+/* Serialises the Conv -> Relu -> Reshape model (opset 13); *size bytes, malloc'd. */
+static void *build_conv_relu_reshape(const float *w, const float *b, int64_t groups, size_t *size)
+{
+    int64_t w_dims[] = {CR_M, CR_C / 2, 3, 3}, b_dims[] = {CR_M}, s_dims[] = {2};
+    int64_t shape[] = {0, -1}, pads[] = {1, 1, 1, 1};
+    Onnx__TensorProto tw = float_tensor("W", 4, w_dims, (float *)w, CR_M * CR_C / 2 * 9);
+    Onnx__TensorProto tb = float_tensor("B", 1, b_dims, (float *)b, CR_M);
+    Onnx__TensorProto ts = ONNX__TENSOR_PROTO__INIT;
+    ts.name = "shape";
+    ts.n_dims = 1;
+    ts.dims = s_dims;
+    ts.has_data_type = 1;
+    ts.data_type = NN_INT64;
+    ts.n_int64_data = 2;
+    ts.int64_data = shape;
+    Onnx__TensorProto *inits[] = {&tw, &tb, &ts};
+
+    Onnx__AttributeProto group = ONNX__ATTRIBUTE_PROTO__INIT, apads = ONNX__ATTRIBUTE_PROTO__INIT;
+    group.name = "group";
+    group.has_type = 1;
+    group.type = ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INT;
+    group.has_i = 1;
+    group.i = groups;
+    apads.name = "pads";
+    apads.has_type = 1;
+    apads.type = ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INTS;
+    apads.n_ints = 4;
+    apads.ints = pads;
+    Onnx__AttributeProto *conv_attrs[] = {&group, &apads};
+
+    char *conv_in[] = {"x", "W", "B"}, *conv_out[] = {"c"}, *relu_out[] = {"r"};
+    char *reshape_in[] = {"r", "shape"}, *reshape_out[] = {"y"};
+    Onnx__NodeProto conv = ONNX__NODE_PROTO__INIT, relu = ONNX__NODE_PROTO__INIT,
+                    reshape = ONNX__NODE_PROTO__INIT;
+    conv.op_type = "Conv";
+    conv.n_input = 3;
+    conv.input = conv_in;
+    conv.n_output = 1;
+    conv.output = conv_out;
+    conv.n_attribute = 2;
+    conv.attribute = conv_attrs;
+    relu.op_type = "Relu";
+    relu.n_input = 1;
+    relu.input = conv_out;
+    relu.n_output = 1;
+    relu.output = relu_out;
+    reshape.op_type = "Reshape";
+    reshape.n_input = 2;
+    reshape.input = reshape_in;
+    reshape.n_output = 1;
+    reshape.output = reshape_out;
+    Onnx__NodeProto *nodes[] = {&conv, &relu, &reshape};
+
+    Onnx__ValueInfoProto x = ONNX__VALUE_INFO_PROTO__INIT, y = ONNX__VALUE_INFO_PROTO__INIT;
+    x.name = "x";
+    y.name = "y";
+    Onnx__ValueInfoProto *inputs[] = {&x}, *outputs[] = {&y};
+    Onnx__GraphProto graph = ONNX__GRAPH_PROTO__INIT;
+    graph.name = "conv_relu_reshape";
+    graph.n_node = 3;
+    graph.node = nodes;
+    graph.n_initializer = 3;
+    graph.initializer = inits;
+    graph.n_input = 1;
+    graph.input = inputs;
+    graph.n_output = 1;
+    graph.output = outputs;
+    Onnx__OperatorSetIdProto opset = ONNX__OPERATOR_SET_ID_PROTO__INIT;
+    opset.domain = "";
+    opset.has_version = 1;
+    opset.version = 13;
+    Onnx__OperatorSetIdProto *opsets[] = {&opset};
+    Onnx__ModelProto model = ONNX__MODEL_PROTO__INIT;
+    model.has_ir_version = 1;
+    model.ir_version = 8;
+    model.graph = &graph;
+    model.n_opset_import = 1;
+    model.opset_import = opsets;
+
+    *size = onnx__model_proto__get_packed_size(&model);
+    uint8_t *buf = malloc(*size);
+    assert_non_null(buf);
+    assert_int_equal(onnx__model_proto__pack(&model, buf), *size);
+    return buf;
+}
+
+/* A grouped Conv with a Relu fused into it and a Reshape by a constant shape, against a direct
+ * evaluation: the node tests have neither groups, a Conv feeding a Relu, nor a constant shape. */
+static void test_conv_relu_reshape(void **state)
+{
+    float x[CR_C * CR_H * CR_H], w[CR_M * CR_C / 2 * 9], b[CR_M];
+    /* Small integers of both signs, so every sum is exact and the Relu clips some of them. */
+    for (size_t k = 0; k < sizeof x / sizeof *x; k++)
+        x[k] = (float)((int)(k * 7 % 11) - 5);
+    for (size_t k = 0; k < sizeof w / sizeof *w; k++)
+        w[k] = (float)((int)(k * 5 % 7) - 3);
+    for (size_t k = 0; k < CR_M; k++)
+        b[k] = (float)k - 1.5f;
+    size_t size;
+    void *model = build_conv_relu_reshape(w, b, 2, &size);
+    struct eng_error err = {0};
+    struct nn_graph *g = nn_graph_read(model, size, &err);
+    free(model);
+    if (!g) fail_msg("%s", err.message);
+    struct nn_tensor_info shape = {
+        .name = "x", .dtype = NN_FLOAT, .rank = 4, .dims = {1, CR_C, CR_H, CR_H}};
+    struct nn_plan *p = nn_plan_compile(g, &shape, 1, &err);
+    if (!p) fail_msg("%s", err.message);
+    const float *inputs[] = {x};
+    float *out;
+    struct nn_tensor_info info;
+    if (nn_plan_run(p, inputs, &out, &info, &err)) fail_msg("%s", err.message);
+    assert_string_equal(info.name, "y");
+    assert_int_equal(info.rank, 2);
+    assert_int_equal(info.dims[0], 1);
+    assert_int_equal(info.dims[1], CR_M * CR_H * CR_H);
+
+    int per_group = CR_M / 2;
+    for (int m = 0; m < CR_M; m++) {
+        int c = m / per_group; /* one input channel per group */
+        for (int i = 0; i < CR_H; i++)
+            for (int j = 0; j < CR_H; j++) {
+                float sum = b[m];
+                for (int u = 0; u < 3; u++)
+                    for (int v = 0; v < 3; v++) {
+                        int yy = i + u - 1, xx = j + v - 1;
+                        if (yy >= 0 && yy < CR_H && xx >= 0 && xx < CR_H)
+                            sum += w[m * 9 + u * 3 + v] * x[(c * CR_H + yy) * CR_H + xx];
+                    }
+                assert_true(out[(m * CR_H + i) * CR_H + j] == (sum > 0 ? sum : 0));
+            }
+    }
+    free(out);
+    nn_plan_free(p);
+    nn_graph_free(g);
+}
+
+/* Weights that do not fit the group count are refused once compiling is under way (so the
+ * partly built plan is released: the sanitizer build checks that). */
+static void test_conv_bad_group(void **state)
+{
+    float w[CR_M * CR_C / 2 * 9] = {0}, b[CR_M] = {0};
+    size_t size;
+    void *model = build_conv_relu_reshape(w, b, 3, &size);
+    struct eng_error err = {0};
+    struct nn_graph *g = nn_graph_read(model, size, &err);
+    free(model);
+    if (!g) fail_msg("%s", err.message);
+    struct nn_tensor_info shape = {.name = "x", .rank = 4, .dims = {1, CR_C, CR_H, CR_H}};
+    assert_null(nn_plan_compile(g, &shape, 1, &err));
+    assert_int_equal(err.code, ENG_INVALID);
+    assert_non_null(strstr(err.message, "Conv"));
+    nn_graph_free(g);
+}
+
+/* A shape that contradicts the model's declared input is refused. */
+static void test_wrong_shape(void **state)
+{
+    struct nn_graph *g = load_model("test_relu");
+    if (!g) skip();
+    struct nn_tensor_info shape = *nn_graph_input(g, 0);
+    shape.dims[0] += 1;
+    struct eng_error err = {0};
+    assert_null(nn_plan_compile(g, &shape, 1, &err));
+    assert_int_equal(err.code, ENG_INVALID);
+    assert_null(nn_plan_compile(g, &shape, 0, &err));
+    assert_int_equal(err.code, ENG_INVALID);
+    nn_graph_free(g);
+}
+
+static void test_bad_pb(void **state)
+{
+    float *data;
+    struct nn_tensor_info info;
+    struct eng_error err = {0};
+    static const unsigned char junk[] = {0xff, 0xff, 0xff};
+    assert_int_equal(nn_tensor_read_pb(junk, sizeof junk, &data, &info, &err), -1);
+    assert_int_equal(err.code, ENG_UNDECODABLE);
+    /* dims = [2] (field 1), data_type = 1 (field 2), one float in float_data (field 4). */
+    static const unsigned char short_data[] = {0x08, 0x02, 0x10, 0x01, 0x25, 0, 0, 0x80, 0x3f};
+    assert_int_equal(nn_tensor_read_pb(short_data, sizeof short_data, &data, &info, &err), -1);
+    assert_int_equal(err.code, ENG_INVALID);
+}
+
+/* Named after the model, so cmocka reports which one failed. */
+#define NODE_TEST(name)                                                                            \
+    {                                                                                              \
+        name, run_node_test, NULL, NULL, (void *)(name)                                            \
+    }
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        fprintf(stderr, "usage: %s TESTDATA_DIR\n", argv[0]);
+        return 2;
+    }
+    testdata_dir = argv[1];
+    if (!is_dir(testdata_dir))
+        fprintf(stderr, "%s is missing: the model tests are skipped\n", testdata_dir);
+    const struct CMUnitTest tests[] = {
+        NODE_TEST("test_basic_conv_with_padding"),
+        NODE_TEST("test_basic_conv_without_padding"),
+        NODE_TEST("test_conv_with_strides_padding"),
+        NODE_TEST("test_conv_with_strides_no_padding"),
+        NODE_TEST("test_conv_with_strides_and_asymmetric_padding"),
+        NODE_TEST("test_conv_with_autopad_same"),
+        NODE_TEST("test_relu"),
+        NODE_TEST("test_maxpool_2d_default"),
+        NODE_TEST("test_maxpool_2d_pads"),
+        NODE_TEST("test_maxpool_2d_strides"),
+        NODE_TEST("test_maxpool_2d_ceil"),
+        NODE_TEST("test_averagepool_2d_default"),
+        NODE_TEST("test_averagepool_2d_pads"),
+        NODE_TEST("test_averagepool_2d_pads_count_include_pad"),
+        NODE_TEST("test_globalaveragepool"),
+        NODE_TEST("test_globalaveragepool_precomputed"),
+        NODE_TEST("test_gemm_default_no_bias"),
+        NODE_TEST("test_gemm_default_single_elem_vector_bias"),
+        NODE_TEST("test_gemm_all_attributes"),
+        NODE_TEST("test_add"),
+        NODE_TEST("test_add_bcast"),
+        NODE_TEST("test_mul"),
+        NODE_TEST("test_mul_bcast"),
+        NODE_TEST("test_batchnorm_example"),
+        NODE_TEST("test_batchnorm_epsilon"),
+        NODE_TEST("test_softmax_axis_1"),
+        NODE_TEST("test_softmax_example"),
+        NODE_TEST("test_flatten_axis1"),
+        NODE_TEST("test_concat_2d_axis_1"),
+        cmocka_unit_test(test_conv_relu_reshape),
+        cmocka_unit_test(test_conv_bad_group),
+        cmocka_unit_test(test_unsupported_op),
+        cmocka_unit_test(test_wrong_shape),
+        cmocka_unit_test(test_bad_pb),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
