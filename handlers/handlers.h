@@ -26,6 +26,14 @@ void handle_policies(struct request *req, struct response *resp);
 void handle_policy_get(struct request *req, struct response *resp);
 void handle_policy_validate(struct request *req, struct response *resp);
 
+/* kserve.c: the KServe Open Inference Protocol v2 (REST, JSON tensors, FP32). */
+void handle_v2_info(struct request *req, struct response *resp);
+void handle_v2_live(struct request *req, struct response *resp);
+void handle_v2_ready(struct request *req, struct response *resp);
+void handle_v2_model(struct request *req, struct response *resp);
+void handle_v2_model_ready(struct request *req, struct response *resp);
+void handle_v2_infer(struct request *req, struct response *resp);
+
 /* static_files.c (server/) */
 void handle_static(struct request *req, struct response *resp);
 

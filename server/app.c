@@ -12,6 +12,7 @@
 #include "handlers.h"
 #include "log.h"
 #include "metrics.h"
+#include "models.h"
 #include "policy.h"
 #include "storage.h"
 
@@ -28,6 +29,12 @@ static const struct route all_routes[] = {
     {"GET", "/v1/policies", handle_policies, 0, 0},
     {"GET", "/v1/policies/{name}", handle_policy_get, 0, 0},
     {"POST", "/v1/policies/validate", handle_policy_validate, 0, 0},
+    {"GET", "/v2", handle_v2_info, 0, 0},
+    {"GET", "/v2/health/live", handle_v2_live, 0, 0},
+    {"GET", "/v2/health/ready", handle_v2_ready, 0, 0},
+    {"GET", "/v2/models/{model}", handle_v2_model, 0, AUTH_SCOPE_INFER},
+    {"GET", "/v2/models/{model}/ready", handle_v2_model_ready, 0, AUTH_SCOPE_INFER},
+    {"POST", "/v2/models/{model}/infer", handle_v2_infer, ROUTE_HEAVY, AUTH_SCOPE_INFER},
     /* Debug routes: see app_route_is_debug. */
     {"POST", "/v1/debug/sleep", handle_debug_sleep, ROUTE_HEAVY, AUTH_SCOPE_ADMIN},
     {"POST", "/v1/debug/echo", handle_debug_echo, 0, AUTH_SCOPE_ADMIN},
@@ -90,6 +97,8 @@ int app_open(struct app *app, const struct config *cfg, char *err, size_t err_si
     if (!app->access_log) goto fail;
     app->storage = storage_open(cfg->data_dir, err, err_size);
     if (!app->storage) goto fail;
+    app->models = models_open(cfg->models_dir, err, err_size);
+    if (!app->models) goto fail;
     app->admission = admission_create(app->workers, cfg->queue);
     if (!app->admission) {
         snprintf(err, err_size, "cannot start %d worker threads", app->workers);
@@ -105,6 +114,7 @@ void app_close(struct app *app)
 {
     admission_destroy(app->admission);
     storage_close(app->storage);
+    models_close(app->models);
     access_log_close(app->access_log);
     metrics_destroy(app->metrics);
     policy_cache_free(app->policies);

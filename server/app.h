@@ -14,6 +14,7 @@ struct metrics;
 struct access_log;
 struct storage;
 struct policy_cache;
+struct models;
 
 struct app {
     const struct config *cfg;
@@ -22,6 +23,7 @@ struct app {
     struct access_log *access_log;
     struct storage *storage;
     struct policy_cache *policies; /* parsed policies by text */
+    struct models *models;         /* the model repository of cfg->models_dir */
     char *static_root;             /* realpath of cfg->static_dir, or NULL if it does not exist */
     int workers;                   /* effective worker count (cfg->workers resolved) */
     const struct route *routes;    /* the routing table in force */

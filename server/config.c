@@ -81,6 +81,8 @@ static const struct setting settings[] = {
     INT_SETTING(max_samples, 32, 1, 1024, "samples per image in one augment request"),
     STRING_SETTING(static_dir, "static", NULL, "web UI files served at /"),
     STRING_SETTING(data_dir, "var", NULL, "embedded store and files"),
+    STRING_SETTING(models_dir, "models", NULL,
+                   "model repository: <name>/model.onnx (+ config.json) per model"),
     STRING_SETTING(access_log, "stderr", NULL, "access log: stderr, off or a file path"),
     BOOL_SETTING(debug_routes, 0, "mount /v1/debug/* (tests only)"),
     {

@@ -31,6 +31,7 @@ struct config {
     int max_samples;             /* samples per image in one augment request */
     char *static_dir;            /* web UI files served at / */
     char *data_dir;              /* embedded store and files */
+    char *models_dir;            /* model repository: <name>/model.onnx */
     char *access_log;            /* "stderr", "off" or a file path */
     int debug_routes;            /* bool: mount /v1/debug/... (tests only) */
     struct config_api_key *api_keys;
