@@ -125,7 +125,11 @@ struct nn_plan *nn_plan_compile(const struct nn_graph *g, const struct nn_tensor
 size_t nn_plan_output_count(const struct nn_plan *p);
 /* inputs[i] holds input i's elements, row-major. On success outputs[k] (malloc'd; the caller frees
  * it) holds model output k and output_info[k] its name and shape; both arrays have
- * nn_plan_output_count entries. A plan runs one call at a time. */
+ * nn_plan_output_count entries.
+ * Threads: a plan may run on any thread, not only the one that compiled it, and be freed on any
+ * thread; it owns its buffers and oneDNN scratchpad, so it keeps no per-thread state. But runs of
+ * one plan share those buffers: they must not overlap, so callers serialise them (e.g. one mutex
+ * per plan). Different plans, even of the same graph, may run concurrently. */
 int nn_plan_run(struct nn_plan *p, const float *const *inputs, float **outputs,
                 struct nn_tensor_info *output_info, struct eng_error *err);
 void nn_plan_free(struct nn_plan *p);

@@ -10,8 +10,8 @@
 
 #include "onnx.pb-c.h"
 
-/* Largest argument list of one primitive: Concat's sources plus its destination. */
-#define MAX_ARGS 64
+/* Largest argument list of one primitive: Concat's sources, its destination and the scratchpad. */
+#define MAX_ARGS 65
 
 struct value {
     const char *name;
@@ -36,6 +36,8 @@ struct step {
     dnnl_exec_arg_t args[MAX_ARGS];
     int has_fill;
     struct gemm_fill fill;
+    dnnl_memory_desc_t scratch_md; /* the scratchpad the primitive needs; scratch_size 0: none */
+    size_t scratch_size;
 };
 
 struct nn_plan {
@@ -48,6 +50,10 @@ struct nn_plan {
     size_t n_steps;
     size_t n_inputs, n_outputs;
     int *input_ids, *output_ids;
+    /* Every primitive uses dnnl_scratchpad_mode_user and gets this buffer (the largest any step
+     * needs) as DNNL_ARG_SCRATCHPAD, so nothing of a run lives in oneDNN's per-thread state. */
+    void *scratch;
+    size_t scratch_size;
 };
 
 static int no_memory(struct eng_error *err)
@@ -207,15 +213,42 @@ static int add_arg(struct nn_plan *p, struct step *s, int arg, int id, const dnn
     return 0;
 }
 
-/* Creates the primitive from an op descriptor (or an existing primitive descriptor when op_desc
- * is NULL), consuming pd. */
+/* *out: a copy of attr (NULL: default attributes) with the scratchpad mode set to user, so the
+ * plan provides the scratchpad (see struct nn_plan). The caller destroys *out. */
+static int user_scratchpad_attr(const_dnnl_primitive_attr_t attr, dnnl_primitive_attr_t *out,
+                                const struct nn_node *node, struct eng_error *err)
+{
+    *out = NULL;
+    dnnl_status_t st =
+        attr ? dnnl_primitive_attr_clone(out, attr) : dnnl_primitive_attr_create(out);
+    if (st == dnnl_success)
+        st = dnnl_primitive_attr_set_scratchpad_mode(*out, dnnl_scratchpad_mode_user);
+    if (st != dnnl_success && *out) {
+        dnnl_primitive_attr_destroy(*out);
+        *out = NULL;
+    }
+    return dnnl_check(st, "dnnl scratchpad attribute setup", node, err);
+}
+
+/* Creates the primitive from an op descriptor (or an existing primitive descriptor, made with
+ * user_scratchpad_attr's attributes, when op_desc is NULL), consuming pd, and records the
+ * scratchpad it needs. */
 static int make_prim(struct nn_plan *p, struct step *s, const_dnnl_op_desc_t op_desc,
                      const_dnnl_primitive_attr_t attr, dnnl_primitive_desc_t pd,
                      struct eng_error *err)
 {
-    if (op_desc && dnnl_check(dnnl_primitive_desc_create(&pd, op_desc, attr, p->engine, NULL),
-                              "dnnl_primitive_desc_create", s->node, err))
-        return -1;
+    if (op_desc) {
+        dnnl_primitive_attr_t user;
+        if (user_scratchpad_attr(attr, &user, s->node, err)) return -1;
+        dnnl_status_t st = dnnl_primitive_desc_create(&pd, op_desc, user, p->engine, NULL);
+        dnnl_primitive_attr_destroy(user);
+        if (dnnl_check(st, "dnnl_primitive_desc_create", s->node, err)) return -1;
+    }
+    const dnnl_memory_desc_t *md = dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
+    if (md && (s->scratch_size = dnnl_memory_desc_get_size(md))) {
+        s->scratch_md = *md;
+        if (s->scratch_size > p->scratch_size) p->scratch_size = s->scratch_size;
+    }
     dnnl_status_t st = dnnl_primitive_create(&s->prim, pd);
     dnnl_primitive_desc_destroy(pd);
     return dnnl_check(st, "dnnl_primitive_create", s->node, err);
@@ -608,7 +641,7 @@ static int compile_concat(struct nn_plan *p, struct step *s, struct eng_error *e
 {
     const struct nn_node *node = s->node;
     int n = (int)node->n_inputs;
-    if (n < 1 || n > MAX_ARGS - 1) return unsupported(node, "1 to 63 inputs are supported", err);
+    if (n < 1 || n > MAX_ARGS - 2) return unsupported(node, "1 to 63 inputs are supported", err);
     int ids[MAX_ARGS];
     for (int k = 0; k < n; k++)
         if ((ids[k] = input_value(p, node, (size_t)k, err)) < 0) return -1;
@@ -631,9 +664,12 @@ static int compile_concat(struct nn_plan *p, struct step *s, struct eng_error *e
     for (int k = 0; k < n; k++)
         if (value_md(p, ids[k], &mds[k], node, err)) return -1;
     dnnl_primitive_desc_t pd;
-    if (value_md(p, yi, &y_md, node, err) ||
-        dnnl_check(dnnl_concat_primitive_desc_create(&pd, &y_md, n, axis, mds, NULL, p->engine),
-                   "dnnl_concat_primitive_desc_create", node, err) ||
+    dnnl_primitive_attr_t user;
+    if (value_md(p, yi, &y_md, node, err) || user_scratchpad_attr(NULL, &user, node, err))
+        return -1;
+    dnnl_status_t st = dnnl_concat_primitive_desc_create(&pd, &y_md, n, axis, mds, user, p->engine);
+    dnnl_primitive_attr_destroy(user);
+    if (dnnl_check(st, "dnnl_concat_primitive_desc_create", node, err) ||
         make_prim(p, s, NULL, NULL, pd, err))
         return -1;
     for (int k = 0; k < n; k++)
@@ -878,6 +914,25 @@ struct nn_plan *nn_plan_compile(const struct nn_graph *g, const struct nn_tensor
         }
         p->output_ids[k] = id;
     }
+    if (p->scratch_size) {
+        /* 64-byte aligned, as oneDNN's own allocations; aligned_alloc wants a multiple of it. */
+        p->scratch = aligned_alloc(64, (p->scratch_size + 63) / 64 * 64);
+        if (!p->scratch) {
+            no_memory(err);
+            goto fail;
+        }
+    }
+    for (size_t i = 0; i < p->n_steps; i++) {
+        struct step *s = &p->steps[i];
+        if (!s->scratch_size) continue;
+        dnnl_memory_t m;
+        if (dnnl_check(dnnl_memory_create(&m, &s->scratch_md, p->engine, p->scratch),
+                       "dnnl_memory_create", s->node, err))
+            goto fail;
+        s->args[s->nargs].arg = DNNL_ARG_SCRATCHPAD;
+        s->args[s->nargs].memory = m;
+        s->nargs++;
+    }
     return p;
 fail:
     nn_plan_free(p);
@@ -942,6 +997,7 @@ void nn_plan_free(struct nn_plan *p)
     }
     for (size_t i = 0; i < p->n_values; i++)
         if (p->values[i].owned) free(p->values[i].buf);
+    free(p->scratch);
     if (p->stream) dnnl_stream_destroy(p->stream);
     if (p->engine) dnnl_engine_destroy(p->engine);
     free(p->values);

@@ -3,6 +3,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <jansson.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,11 +11,25 @@
 
 #include "log.h"
 
+/* Plans cached per model, one per input shape seen, at most MAX_PLANS; past that a request
+ * compiles a plan for itself. */
+#define MAX_PLANS 16
+
+struct cached_plan {
+    struct nn_tensor_info *shapes; /* nn_graph_input_count entries; names unused */
+    struct nn_plan *plan;
+    pthread_mutex_t run_lock; /* a plan runs one call at a time (nn.h) */
+    struct cached_plan *next;
+};
+
 struct model {
     char *name;
     struct nn_graph *graph; /* NULL: unavailable */
     char *reason;
     long max_batch;
+    pthread_mutex_t plans_lock; /* guards plans and n_plans */
+    struct cached_plan *plans;
+    size_t n_plans;
 };
 
 struct models {
@@ -99,6 +114,7 @@ struct models *models_open(const char *dir, char *err, size_t err_size)
         if (!grown) goto oom;
         ms->items = grown;
         memset(&ms->items[ms->count], 0, sizeof ms->items[0]);
+        pthread_mutex_init(&ms->items[ms->count].plans_lock, NULL);
         /* Counted before loading so that close frees whatever the load got to. */
         ms->count++;
         if (load_model(&ms->items[ms->count - 1], dir, entry->d_name) != 0) goto oom;
@@ -117,6 +133,14 @@ void models_close(struct models *ms)
     if (!ms) return;
     for (size_t i = 0; i < ms->count; i++) {
         struct model *m = &ms->items[i];
+        for (struct cached_plan *c = m->plans, *next; c; c = next) {
+            next = c->next;
+            nn_plan_free(c->plan);
+            pthread_mutex_destroy(&c->run_lock);
+            free(c->shapes);
+            free(c);
+        }
+        pthread_mutex_destroy(&m->plans_lock);
         nn_graph_free(m->graph);
         free(m->name);
         free(m->reason);
@@ -152,15 +176,69 @@ long model_max_batch(const struct model *m)
     return m->max_batch;
 }
 
-/* A plan is compiled per request, on the thread that runs it, and freed there, never cached: a
- * cached plan run on another worker thread crashed inside oneDNN, and plans freed at shutdown by
- * the main thread left oneDNN allocations of the worker threads leaked (LeakSanitizer). Both fit
- * oneDNN's default scratchpad mode, which keeps a scratchpad per creating thread; caching needs
- * the executor to own its scratchpad (dnnl_scratchpad_mode_user) first. */
+static int same_shapes(const struct nn_tensor_info *a, const struct nn_tensor_info *b, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (a[i].rank != b[i].rank) return 0;
+        for (int d = 0; d < a[i].rank; d++)
+            if (a[i].dims[d] != b[i].dims[d]) return 0;
+    }
+    return 1;
+}
+
+/* The cached plan for these shapes, compiling and caching it on first use. NULL with *failed set
+ * (and err) when compiling fails; NULL with *failed 0 when the cache is full or memory for an
+ * entry runs out, so the caller compiles an uncached plan. Compiling happens under plans_lock, so
+ * concurrent first requests for one shape compile it once. */
+static struct cached_plan *cached_plan(struct model *m, const struct nn_tensor_info *shapes,
+                                       int *failed, struct eng_error *err)
+{
+    *failed = 0;
+    size_t n = nn_graph_input_count(m->graph);
+    pthread_mutex_lock(&m->plans_lock);
+    struct cached_plan *c = m->plans;
+    while (c && !same_shapes(c->shapes, shapes, n))
+        c = c->next;
+    if (!c && m->n_plans < MAX_PLANS && (c = calloc(1, sizeof *c))) {
+        c->shapes = malloc((n ? n : 1) * sizeof *c->shapes);
+        if (c->shapes) {
+            memcpy(c->shapes, shapes, n * sizeof *shapes);
+            c->plan = nn_plan_compile(m->graph, shapes, n, err);
+            *failed = !c->plan;
+        }
+        if (c->plan) {
+            pthread_mutex_init(&c->run_lock, NULL);
+            c->next = m->plans;
+            m->plans = c;
+            m->n_plans++;
+        } else {
+            free(c->shapes);
+            free(c);
+            c = NULL;
+        }
+    }
+    pthread_mutex_unlock(&m->plans_lock);
+    return c;
+}
+
+/* Plans are cached per (model, input shapes) and freed at shutdown; a cached plan may run on any
+ * worker thread because the executor owns its scratchpad (dnnl_scratchpad_mode_user; oneDNN's
+ * default per-thread library scratchpad crashed when a plan ran on a thread other than the one
+ * that compiled it). Runs of one plan are serialised by its run_lock, as nn.h asks; requests for
+ * different shapes or models run in parallel. */
 int model_infer(struct model *m, const float *const *inputs, const struct nn_tensor_info *shapes,
                 float **outputs, struct nn_tensor_info *output_info, struct eng_error *err)
 {
     if (!m->graph) return eng_fail(err, ENG_INVALID, "model %s is unavailable", m->name);
+    int failed;
+    struct cached_plan *c = cached_plan(m, shapes, &failed, err);
+    if (c) {
+        pthread_mutex_lock(&c->run_lock);
+        int rc = nn_plan_run(c->plan, inputs, outputs, output_info, err);
+        pthread_mutex_unlock(&c->run_lock);
+        return rc;
+    }
+    if (failed) return -1;
     struct nn_plan *plan = nn_plan_compile(m->graph, shapes, nn_graph_input_count(m->graph), err);
     if (!plan) return -1;
     int rc = nn_plan_run(plan, inputs, outputs, output_info, err);

@@ -9,6 +9,7 @@
 #include <cmocka.h>
 
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -356,6 +357,118 @@ static void test_bad_pb(void **state)
     assert_int_equal(err.code, ENG_INVALID);
 }
 
+/* A plan compiled on the main thread and run from other threads: each run's outputs are checked
+ * against the expected ones; a thread reports its first mismatch in msg (cmocka's checks may only
+ * fail on the main thread). */
+#define THREAD_RUNS 20
+
+struct shared_plan {
+    struct nn_plan *plan;
+    const float *const *inputs;
+    const float *expected;
+    size_t count;
+    pthread_mutex_t *lock; /* NULL: runs without one */
+};
+
+struct run_job {
+    struct shared_plan *sp;
+    char msg[300];
+};
+
+static void *run_thread(void *arg)
+{
+    struct run_job *job = arg;
+    struct shared_plan *sp = job->sp;
+    for (int r = 0; r < THREAD_RUNS && !job->msg[0]; r++) {
+        float *out = NULL;
+        struct nn_tensor_info info;
+        struct eng_error err = {0};
+        if (sp->lock) pthread_mutex_lock(sp->lock);
+        int rc = nn_plan_run(sp->plan, sp->inputs, &out, &info, &err);
+        if (sp->lock) pthread_mutex_unlock(sp->lock);
+        if (rc) {
+            snprintf(job->msg, sizeof job->msg, "run %d: %.250s", r, err.message);
+            break;
+        }
+        for (size_t e = 0; e < sp->count; e++)
+            if (fabs((double)out[e] - sp->expected[e]) > fmax(1e-5, 1e-4 * fabs(sp->expected[e]))) {
+                snprintf(job->msg, sizeof job->msg, "run %d: element %zu is %.9g, expected %.9g", r,
+                         e, (double)out[e], (double)sp->expected[e]);
+                break;
+            }
+        free(out);
+    }
+    return NULL;
+}
+
+/* Runs sp from n new threads, one after another (sequential) or all at once. */
+static void run_on_threads(struct shared_plan *sp, int n, int sequential)
+{
+    pthread_t threads[4];
+    struct run_job jobs[4];
+    assert_true(n <= 4);
+    for (int t = 0; t < n; t++) {
+        jobs[t].sp = sp;
+        jobs[t].msg[0] = '\0';
+        assert_int_equal(pthread_create(&threads[t], NULL, run_thread, &jobs[t]), 0);
+        if (sequential) assert_int_equal(pthread_join(threads[t], NULL), 0);
+    }
+    for (int t = 0; !sequential && t < n; t++)
+        assert_int_equal(pthread_join(threads[t], NULL), 0);
+    for (int t = 0; t < n; t++)
+        if (jobs[t].msg[0]) fail_msg("thread %d: %s", t, jobs[t].msg);
+}
+
+/* A plan compiled on this thread runs on others: sequentially, then from several threads at once,
+ * one run at a time (serialised by the caller's mutex, as nn.h asks). */
+static void test_run_on_other_threads(void **state)
+{
+    const char *name = "test_conv_with_strides_padding";
+    struct nn_graph *g = load_model(name);
+    if (!g) skip();
+    char path[1200];
+    struct nn_tensor_info shapes[MAX_IO], want;
+    float *inputs[MAX_IO];
+    size_t n_in = nn_graph_input_count(g);
+    assert_true(n_in <= MAX_IO);
+    for (size_t i = 0; i < n_in; i++) {
+        snprintf(path, sizeof path, "%s/node/%s/test_data_set_0/input_%zu.pb", testdata_dir, name,
+                 i);
+        inputs[i] = load_pb(path, &shapes[i]);
+        if (!inputs[i]) fail_msg("%s is missing", path);
+        shapes[i].name = nn_graph_input(g, i)->name;
+    }
+    snprintf(path, sizeof path, "%s/node/%s/test_data_set_0/output_0.pb", testdata_dir, name);
+    float *expected = load_pb(path, &want);
+    if (!expected) fail_msg("%s is missing", path);
+    struct eng_error err = {0};
+    struct nn_plan *p = nn_plan_compile(g, shapes, n_in, &err);
+    if (!p) fail_msg("%s", err.message);
+    assert_int_equal(nn_plan_output_count(p), 1);
+
+    pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+    struct shared_plan sp = {
+        .plan = p, .inputs = (const float *const *)inputs, .expected = expected, .count = 1};
+    for (int d = 0; d < want.rank; d++)
+        sp.count *= (size_t)want.dims[d];
+    run_on_threads(&sp, 2, 1);
+    sp.lock = &lock;
+    run_on_threads(&sp, 4, 0);
+
+    /* And once more here, after the other threads have ended. */
+    float *out;
+    struct nn_tensor_info info;
+    if (nn_plan_run(p, sp.inputs, &out, &info, &err)) fail_msg("%s", err.message);
+    for (size_t e = 0; e < sp.count; e++)
+        assert_true(fabs((double)out[e] - expected[e]) <= fmax(1e-5, 1e-4 * fabs(expected[e])));
+    free(out);
+    nn_plan_free(p);
+    for (size_t i = 0; i < n_in; i++)
+        free(inputs[i]);
+    free(expected);
+    nn_graph_free(g);
+}
+
 /* Named after the model, so cmocka reports which one failed. */
 #define NODE_TEST(name)                                                                            \
     {                                                                                              \
@@ -406,6 +519,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_unsupported_op),
         cmocka_unit_test(test_wrong_shape),
         cmocka_unit_test(test_bad_pb),
+        cmocka_unit_test(test_run_on_other_threads),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
