@@ -11,6 +11,9 @@
 #include "error.h"
 #include "image.h"
 
+/* Seeds stay below 2^53 so that JavaScript clients read them back exactly. */
+#define POLICY_MAX_SEED 9007199254740991ull
+
 /* A validated graph; immutable once parsed, so threads may share it. */
 struct policy;
 /* The concrete op applications of one sample. */

@@ -15,9 +15,6 @@
 #include "request.h"
 #include "response.h"
 
-/* Seeds stay below 2^53 so that JavaScript clients read them back exactly. */
-#define MAX_SEED 9007199254740991ull
-
 struct input {
     const unsigned char *data;
     size_t size;
@@ -116,8 +113,8 @@ static int read_options(struct request *req, struct response *resp, struct optio
         return -1;
     }
     const char *seed = param(req, "seed");
-    if (seed && parse_whole(seed, 0, MAX_SEED, &o->seed) != 0) {
-        response_error(resp, 422, "seed: must be a whole number in [0, %llu]", MAX_SEED);
+    if (seed && parse_whole(seed, 0, POLICY_MAX_SEED, &o->seed) != 0) {
+        response_error(resp, 422, "seed: must be a whole number in [0, %llu]", POLICY_MAX_SEED);
         return -1;
     }
     if (!seed) {
@@ -125,7 +122,7 @@ static int read_options(struct request *req, struct response *resp, struct optio
             response_error(resp, 500, "the random generator failed");
             return -1;
         }
-        o->seed &= MAX_SEED;
+        o->seed &= POLICY_MAX_SEED;
     }
     const char *samples = param(req, "samples");
     o->samples = 1;

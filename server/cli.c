@@ -16,8 +16,6 @@
 #include "ops_geometry.h"
 #include "policy.h"
 
-#define MAX_SEED 9007199254740991ull
-
 static int read_file(const char *path, unsigned char **data, size_t *size)
 {
     FILE *f = fopen(path, "rb");
@@ -133,7 +131,7 @@ int cli_augment(int argc, char **argv)
         else if (strcmp(a, "-s") == 0) {
             seed = strtoull(value, &end, 10);
             have_seed = 1;
-            if (*end || seed > MAX_SEED)
+            if (*end || seed > POLICY_MAX_SEED)
                 return fprintf(stderr, "-s: a whole number in [0, 2^53)\n"), 2;
         } else if (strcmp(a, "-n") == 0) {
             samples = strtoull(value, &end, 10);
@@ -169,7 +167,7 @@ int cli_augment(int argc, char **argv)
         policy_free(policy);
         return 2;
     }
-    if (!have_seed && RAND_bytes((unsigned char *)&seed, sizeof seed) == 1) seed &= MAX_SEED;
+    if (!have_seed && RAND_bytes((unsigned char *)&seed, sizeof seed) == 1) seed &= POLICY_MAX_SEED;
     printf("{\"seed\":%llu}\n", seed);
     int status = 0;
     struct img_limits limits = {UINT64_MAX, 65535};

@@ -1,4 +1,5 @@
 #include "log.h"
+#include "response.h"
 
 #include <errno.h>
 #include <jansson.h>
@@ -41,21 +42,6 @@ static void write_line(FILE *out, pthread_mutex_t *lock, json_t *doc)
     free(line);
 }
 
-/* Client-supplied text (paths, request ids) may be any bytes; keep the line valid JSON. */
-static json_t *lossy_string(const char *text)
-{
-    if (!text) return json_null();
-    json_t *s = json_string(text);
-    if (s) return s;
-    char *copy = strdup(text);
-    if (!copy) return json_null();
-    for (char *c = copy; *c; c++)
-        if ((unsigned char)*c >= 0x80) *c = '?';
-    s = json_string(copy);
-    free(copy);
-    return s ? s : json_null();
-}
-
 struct access_log *access_log_open(const char *target, char *err, size_t err_size)
 {
     struct access_log *log = calloc(1, sizeof *log);
@@ -85,11 +71,11 @@ void access_log_write(struct access_log *log, const struct access_entry *e)
     char time_text[32];
     log_format_time(time_text, sizeof time_text);
     json_t *doc =
-        json_pack("{s:s, s:o, s:o, s:o, s:i, s:I, s:f, s:o, s:o}", "time", time_text, "request_id",
-                  lossy_string(e->request_id), "method", lossy_string(e->method), "path",
-                  lossy_string(e->path), "status", e->status, "bytes", (json_int_t)e->bytes,
-                  "duration_ms", e->duration_s * 1000.0, "client", lossy_string(e->client), "key",
-                  lossy_string(e->key_name));
+        json_pack("{s:s, s:o?, s:o?, s:o?, s:i, s:I, s:f, s:o?, s:o?}", "time", time_text,
+                  "request_id", json_string_lossy(e->request_id), "method",
+                  json_string_lossy(e->method), "path", json_string_lossy(e->path), "status",
+                  e->status, "bytes", (json_int_t)e->bytes, "duration_ms", e->duration_s * 1000.0,
+                  "client", json_string_lossy(e->client), "key", json_string_lossy(e->key_name));
     /* stderr is shared with server events, so it takes their lock. */
     write_line(log->out, log->out == stderr ? &stderr_lock : &log->lock, doc);
 }
@@ -111,7 +97,7 @@ void log_event(const char *level, const char *event, const char *fmt, ...)
     va_end(ap);
     char time_text[32];
     log_format_time(time_text, sizeof time_text);
-    json_t *doc = json_pack("{s:s, s:s, s:s, s:o}", "time", time_text, "level", level, "event",
-                            event, "message", lossy_string(message));
+    json_t *doc = json_pack("{s:s, s:s, s:s, s:o?}", "time", time_text, "level", level, "event",
+                            event, "message", json_string_lossy(message));
     write_line(stderr, &stderr_lock, doc);
 }

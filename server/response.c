@@ -136,9 +136,9 @@ const char *error_code_for_status(int status)
     }
 }
 
-/* Messages may quote client input; JSON needs valid UTF-8, so anything else becomes '?'. */
-static json_t *json_string_lossy(const char *text)
+json_t *json_string_lossy(const char *text)
 {
+    if (!text) return NULL;
     json_t *s = json_string(text);
     if (s) return s;
     char *copy = strdup(text);

@@ -57,6 +57,10 @@ void response_engine_error(struct response *resp, const struct eng_error *err);
 /* The machine-readable code for an HTTP error status, e.g. 413 -> "payload_too_large". */
 const char *error_code_for_status(int status);
 
+/* Client text (paths, ids, messages that quote input) as a JSON string: JSON needs valid UTF-8,
+ * so other bytes become '?'. NULL for NULL text or when memory runs out. */
+json_t *json_string_lossy(const char *text);
+
 /* The envelope {"error": {"code", "message", "request_id"}} as a JSON string (malloc'd). */
 char *error_envelope(const char *code, const char *message, const char *request_id);
 
