@@ -123,13 +123,14 @@ struct nn_plan;
 struct nn_plan *nn_plan_compile(const struct nn_graph *g, const struct nn_tensor_info *input_shapes,
                                 size_t n_inputs, struct eng_error *err);
 size_t nn_plan_output_count(const struct nn_plan *p);
-/* inputs[i] holds input i's elements, row-major. On success outputs[k] (malloc'd; the caller frees
- * it) holds model output k and output_info[k] its name and shape; both arrays have
- * nn_plan_output_count entries.
- * Threads: a plan may run on any thread, not only the one that compiled it, and be freed on any
- * thread; it owns its buffers and oneDNN scratchpad, so it keeps no per-thread state. But runs of
- * one plan share those buffers: they must not overlap, so callers serialise them (e.g. one mutex
- * per plan). Different plans, even of the same graph, may run concurrently. */
+/* inputs[i] holds input i's elements, row-major, as floats whatever the input's declared type
+ * (float, uint8 or int64: the caller converts; a Cast to float in the model is then a no-op). On
+ * success outputs[k] (malloc'd; the caller frees it) holds model output k and output_info[k] its
+ * name and shape; both arrays have nn_plan_output_count entries. Threads: a plan may run on any
+ * thread, not only the one that compiled it, and be freed on any thread; it owns its buffers and
+ * oneDNN scratchpad, so it keeps no per-thread state. But runs of one plan share those buffers:
+ * they must not overlap, so callers serialise them (e.g. one mutex per plan). Different plans, even
+ * of the same graph, may run concurrently. */
 int nn_plan_run(struct nn_plan *p, const float *const *inputs, float **outputs,
                 struct nn_tensor_info *output_info, struct eng_error *err);
 void nn_plan_free(struct nn_plan *p);

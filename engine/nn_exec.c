@@ -713,6 +713,10 @@ static int compile_view(struct nn_plan *p, const struct nn_node *node, struct en
 {
     if (!strcmp(node->op_type, "Dropout") && node->n_outputs > 1 && node->outputs[1][0])
         return unsupported(node, "the mask output is not supported", err);
+    /* Values are float inside the plan (integer inputs arrive converted), so a cast to float is a
+     * view; a cast to anything else would change the numbers. */
+    if (!strcmp(node->op_type, "Cast") && attr_int(node, "to", 0) != NN_FLOAT)
+        return unsupported(node, "only a cast to float (to=1) is supported", err);
     int xi = input_value(p, node, 0, err);
     if (xi < 0) return -1;
     struct value x = p->values[xi];
@@ -778,6 +782,7 @@ static const struct {
     {"Reshape", OP_VIEW},
     {"Identity", OP_VIEW},
     {"Dropout", OP_VIEW},
+    {"Cast", OP_VIEW},
 };
 
 static enum op_kind op_kind(const struct nn_node *node)
@@ -855,7 +860,7 @@ struct nn_plan *nn_plan_compile(const struct nn_graph *g, const struct nn_tensor
             unsupported(node,
                         "this op is not supported; supported: Conv, Relu, MaxPool, AveragePool, "
                         "GlobalAveragePool, Gemm, Add, Mul, BatchNormalization, Softmax, Concat, "
-                        "Flatten, Reshape, Identity, Dropout (default domain)",
+                        "Flatten, Reshape, Identity, Dropout, Cast (default domain)",
                         err);
             return NULL;
         }
@@ -882,10 +887,10 @@ struct nn_plan *nn_plan_compile(const struct nn_graph *g, const struct nn_tensor
 
     for (size_t i = 0; i < n_inputs; i++) {
         const struct nn_tensor_info *model = nn_graph_input(g, i), *given = &input_shapes[i];
-        if (model->dtype != NN_FLOAT && model->dtype != NN_UNDEFINED) {
+        if (model->dtype != NN_FLOAT && model->dtype != NN_UNDEFINED && model->dtype != NN_UINT8 &&
+            model->dtype != NN_INT64) {
             eng_fail(err, ENG_UNSUPPORTED,
-                     "input '%s' has data_type %d; only 1 (float) is "
-                     "supported",
+                     "input '%s' has data_type %d; supported: 1 (float), 2 (uint8), 7 (int64)",
                      model->name, (int)model->dtype);
             goto fail;
         }

@@ -32,6 +32,9 @@ struct config {
     char *static_dir;            /* web UI files served at / */
     char *data_dir;              /* embedded store and files */
     char *models_dir;            /* model repository: <name>/model.onnx */
+    int64_t max_model_bytes;     /* ONNX file cap, at start-up and for uploads */
+    int64_t max_tensor_elements; /* elements in one inference input tensor */
+    int nn_threads;              /* threads one inference uses; 0 = one per CPU core */
     char *access_log;            /* "stderr", "off" or a file path */
     int debug_routes;            /* bool: mount /v1/debug/... (tests only) */
     struct config_api_key *api_keys;

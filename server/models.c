@@ -245,3 +245,52 @@ int model_infer(struct model *m, const float *const *inputs, const struct nn_ten
     nn_plan_free(plan);
     return rc;
 }
+
+/* Placeholders until the model configuration lands: no references are counted yet (models are
+ * only freed at shutdown), and no model has preprocessing or labels. */
+struct model *models_acquire(struct models *ms, const char *name)
+{
+    return models_find(ms, name);
+}
+
+void model_release(struct model *m)
+{
+    (void)m;
+}
+
+const struct model_preprocess *model_preprocess(const struct model *m)
+{
+    (void)m;
+    return NULL;
+}
+
+size_t model_image_input(const struct model *m)
+{
+    (void)m;
+    return 0;
+}
+
+size_t model_scores_output(const struct model *m)
+{
+    (void)m;
+    return 0;
+}
+
+int model_scores_are_probabilities(const struct model *m)
+{
+    (void)m;
+    return 0;
+}
+
+size_t model_label_count(const struct model *m)
+{
+    (void)m;
+    return 0;
+}
+
+const char *model_label(const struct model *m, size_t i)
+{
+    (void)m;
+    (void)i;
+    return NULL;
+}
