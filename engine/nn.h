@@ -113,15 +113,31 @@ const struct nn_tensor *nn_graph_initializer(const struct nn_graph *g, const cha
 const float *nn_tensor_floats(const struct nn_tensor *t);
 
 /* The executor: a graph compiled for fixed input shapes into oneDNN primitives on the CPU, float32
- * only, plain (row-major) layouts. The graph must outlive the plan (output names point into it). */
+ * inside. BatchNormalization after a Conv is folded into its weights; activations, and a residual
+ * Add, become the producing primitive's post-ops; layouts are oneDNN's blocked ones between
+ * layers, with reorders only where an op needs row-major data. The graph must outlive the plan
+ * (names point into it). */
 struct nn_plan;
+
+struct nn_plan_options {
+    /* Intermediate values to return after the model's outputs, by name (e.g. the activations a
+     * perceptual metric reads). A tapped value is never fused away. */
+    const char *const *taps;
+    size_t n_taps;
+    int threads; /* threads each run uses (OpenMP); 0 = the OpenMP default, one per core */
+};
 
 /* input_shapes[i] is the full shape of model input i (nn_graph_input order; n_inputs must be
  * nn_graph_input_count). An op or attribute the executor does not handle is ENG_UNSUPPORTED naming
  * the node and op_type; shapes that do not fit together are ENG_INVALID; a oneDNN failure is
- * ENG_INTERNAL naming the call. */
+ * ENG_INTERNAL naming the call. options may be NULL. */
+struct nn_plan *nn_plan_compile_with(const struct nn_graph *g,
+                                     const struct nn_tensor_info *input_shapes, size_t n_inputs,
+                                     const struct nn_plan_options *options, struct eng_error *err);
+/* nn_plan_compile_with without options. */
 struct nn_plan *nn_plan_compile(const struct nn_graph *g, const struct nn_tensor_info *input_shapes,
                                 size_t n_inputs, struct eng_error *err);
+/* The model's outputs, then the taps. */
 size_t nn_plan_output_count(const struct nn_plan *p);
 /* inputs[i] holds input i's elements, row-major, as floats whatever the input's declared type
  * (float, uint8 or int64: the caller converts; a Cast to float in the model is then a no-op). On

@@ -18,6 +18,10 @@ void handle_openapi(struct request *req, struct response *resp);
 /* augment.c */
 void handle_augment(struct request *req, struct response *resp);
 
+/* predict.c: image classification with a model of the repository (server/models.h). */
+void handle_predict(struct request *req, struct response *resp);
+void handle_pseudo_label(struct request *req, struct response *resp);
+
 /* ops.c */
 void handle_ops(struct request *req, struct response *resp);
 
@@ -33,6 +37,12 @@ void handle_v2_ready(struct request *req, struct response *resp);
 void handle_v2_model(struct request *req, struct response *resp);
 void handle_v2_model_ready(struct request *req, struct response *resp);
 void handle_v2_infer(struct request *req, struct response *resp);
+
+/* models.c: the model repository (GET, POST and DELETE /v1/models). */
+void handle_models_list(struct request *req, struct response *resp);
+void handle_model_get(struct request *req, struct response *resp);
+void handle_model_upload(struct request *req, struct response *resp);
+void handle_model_delete(struct request *req, struct response *resp);
 
 /* static_files.c (server/) */
 void handle_static(struct request *req, struct response *resp);

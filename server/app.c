@@ -25,10 +25,17 @@ static const struct route all_routes[] = {
     {"GET", "/openapi.json", handle_openapi, ROUTE_PUBLIC, 0},
     {"GET", "/v1", handle_v1_info, 0, 0},
     {"POST", "/v1/augment", handle_augment, ROUTE_HEAVY, AUTH_SCOPE_AUGMENT},
+    {"POST", "/v1/predict", handle_predict, ROUTE_HEAVY, AUTH_SCOPE_INFER},
+    {"POST", "/v1/pseudo-label", handle_pseudo_label, ROUTE_HEAVY, AUTH_SCOPE_INFER},
     {"GET", "/v1/ops", handle_ops, 0, 0},
     {"GET", "/v1/policies", handle_policies, 0, 0},
     {"GET", "/v1/policies/{name}", handle_policy_get, 0, 0},
     {"POST", "/v1/policies/validate", handle_policy_validate, 0, 0},
+    {"GET", "/v1/models", handle_models_list, 0, AUTH_SCOPE_INFER},
+    {"GET", "/v1/models/{name}", handle_model_get, 0, AUTH_SCOPE_INFER},
+    /* Heavy: an upload is parsed and compiled before it is listed. */
+    {"POST", "/v1/models", handle_model_upload, ROUTE_HEAVY, AUTH_SCOPE_ADMIN},
+    {"DELETE", "/v1/models/{name}", handle_model_delete, 0, AUTH_SCOPE_ADMIN},
     {"GET", "/v2", handle_v2_info, 0, 0},
     {"GET", "/v2/health/live", handle_v2_live, 0, 0},
     {"GET", "/v2/health/ready", handle_v2_ready, 0, 0},
@@ -97,7 +104,7 @@ int app_open(struct app *app, const struct config *cfg, char *err, size_t err_si
     if (!app->access_log) goto fail;
     app->storage = storage_open(cfg->data_dir, err, err_size);
     if (!app->storage) goto fail;
-    app->models = models_open(cfg->models_dir, err, err_size);
+    app->models = models_open_limited(cfg->models_dir, cfg->max_model_bytes, err, err_size);
     if (!app->models) goto fail;
     app->admission = admission_create(app->workers, cfg->queue);
     if (!app->admission) {

@@ -4,6 +4,7 @@
 #include "cli.h"
 
 #include <errno.h>
+#include <sys/stat.h>
 #include <jansson.h>
 #include <libgen.h>
 #include <openssl/rand.h>
@@ -13,6 +14,7 @@
 #include <time.h>
 
 #include "codec.h"
+#include "nn.h"
 #include "ops_geometry.h"
 #include "policy.h"
 
@@ -262,11 +264,148 @@ static void bench_usage(FILE *out)
             "usage: augserve bench augment -p POLICY [--size PIXELS] [--seconds S] "
             "[--image FILE]\n"
             "One thread: JPEG decode -> policy -> JPEG q90 encode, on a SIZE x SIZE image.\n"
-            "Prints {\"policy\", \"size\", \"images\", \"seconds\", \"images_per_second\"}.\n");
+            "Prints {\"policy\", \"size\", \"images\", \"seconds\", \"images_per_second\"}.\n"
+            "usage: augserve bench infer --model DIR|FILE [--batch B] [--seconds S] "
+            "[--threads T]\n"
+            "Runs the ONNX model (DIR/model.onnx) on random inputs of batch B (default 1) with T\n"
+            "threads (default: one per core). Symbolic dims other than the batch must be fixed\n"
+            "in the model. Prints {\"model\", \"batch\", \"threads\", \"runs\", \"seconds\",\n"
+            "\"latency_ms\" (median), \"images_per_second\"}.\n");
+}
+
+static int compare_doubles(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* Runs plan on inputs until seconds pass (at least 3 runs after one warm-up run) and prints the
+ * median latency and the throughput. */
+static int bench_plan(struct nn_plan *plan, const float *const *inputs, const char *model,
+                      int batch, int threads, double seconds)
+{
+    size_t n_out = nn_plan_output_count(plan);
+    float **outputs = calloc(n_out ? n_out : 1, sizeof *outputs);
+    struct nn_tensor_info *info = calloc(n_out ? n_out : 1, sizeof *info);
+    size_t cap = 1024, runs = 0;
+    double *latency = malloc(cap * sizeof *latency);
+    struct eng_error err = {0};
+    int status = outputs && info && latency ? 0 : 1;
+    double start = 0, elapsed = 0;
+    for (long warm = -1; status == 0 && (warm < 0 || elapsed < seconds || runs < 3); warm++) {
+        double t0 = now_seconds();
+        if (nn_plan_run(plan, inputs, outputs, info, &err) != 0) {
+            fprintf(stderr, "augserve: %s\n", err.message);
+            status = 1;
+        }
+        for (size_t k = 0; k < n_out && outputs; k++) {
+            free(outputs[k]);
+            outputs[k] = NULL;
+        }
+        double t1 = now_seconds();
+        if (warm < 0) {
+            start = t1;
+            continue;
+        }
+        if (runs == cap) {
+            double *grown = realloc(latency, 2 * cap * sizeof *latency);
+            if (!grown) break;
+            latency = grown;
+            cap *= 2;
+        }
+        latency[runs++] = t1 - t0;
+        elapsed = t1 - start;
+    }
+    if (status == 0 && runs) {
+        qsort(latency, runs, sizeof *latency, compare_doubles);
+        json_t *line = json_pack("{s:s, s:i, s:i, s:I, s:f, s:f, s:f}", "model", model, "batch",
+                                 batch, "threads", threads, "runs", (json_int_t)runs, "seconds",
+                                 elapsed, "latency_ms", latency[runs / 2] * 1000,
+                                 "images_per_second", (double)runs * batch / elapsed);
+        char *text = line ? json_dumps(line, JSON_COMPACT | JSON_REAL_PRECISION(6)) : NULL;
+        if (text) printf("%s\n", text);
+        free(text);
+        json_decref(line);
+    }
+    free(latency);
+    free(info);
+    free(outputs);
+    return status;
+}
+
+static int bench_infer(int argc, char **argv)
+{
+    const char *model = NULL;
+    int batch = 1, threads = 0;
+    double seconds = 5;
+    for (int i = 1; i < argc; i += 2) {
+        const char *value = i + 1 < argc ? argv[i + 1] : NULL;
+        if (value && strcmp(argv[i], "--model") == 0)
+            model = value;
+        else if (value && strcmp(argv[i], "--batch") == 0)
+            batch = atoi(value);
+        else if (value && strcmp(argv[i], "--seconds") == 0)
+            seconds = atof(value);
+        else if (value && strcmp(argv[i], "--threads") == 0)
+            threads = atoi(value);
+        else
+            return bench_usage(stderr), 2;
+    }
+    if (!model || batch < 1 || batch > 4096 || threads < 0 || !(seconds > 0 && seconds <= 3600))
+        return bench_usage(stderr), 2;
+    struct stat st;
+    char *path = NULL;
+    if (stat(model, &st) == 0 && S_ISDIR(st.st_mode) ? asprintf(&path, "%s/model.onnx", model) < 0
+                                                     : !(path = strdup(model)))
+        return fprintf(stderr, "augserve: out of memory\n"), 1;
+    struct eng_error err = {0};
+    struct nn_graph *g = nn_graph_read_file(path, &err);
+    free(path);
+    if (!g) return fprintf(stderr, "augserve: %s: %s\n", model, err.message), 1;
+    size_t n_in = nn_graph_input_count(g);
+    struct nn_tensor_info *shapes = calloc(n_in ? n_in : 1, sizeof *shapes);
+    float **inputs = calloc(n_in ? n_in : 1, sizeof *inputs);
+    int status = shapes && inputs ? 0 : 1;
+    uint32_t noise = 12345;
+    for (size_t i = 0; status == 0 && i < n_in; i++) {
+        shapes[i] = *nn_graph_input(g, i);
+        for (int d = 0; d < shapes[i].rank; d++)
+            if (shapes[i].dims[d] < 0 || d == 0) shapes[i].dims[d] = d == 0 ? batch : -1;
+        size_t count = 1;
+        for (int d = 0; d < shapes[i].rank && status == 0; d++)
+            if (shapes[i].dims[d] < 0) {
+                fprintf(stderr, "augserve: input '%s' has a symbolic dim %d\n", shapes[i].name, d);
+                status = 2;
+            } else {
+                count *= (size_t)shapes[i].dims[d];
+            }
+        if (status == 0 && !(inputs[i] = malloc((count ? count : 1) * sizeof(float)))) status = 1;
+        for (size_t k = 0; status == 0 && k < count; k++) {
+            noise = noise * 1103515245u + 12345u;
+            inputs[i][k] = (float)((noise >> 8) & 0xffff) / 32768.0f - 1.0f;
+        }
+    }
+    struct nn_plan_options options = {.threads = threads};
+    struct nn_plan *plan =
+        status == 0 ? nn_plan_compile_with(g, shapes, n_in, &options, &err) : NULL;
+    if (status == 0 && !plan) {
+        fprintf(stderr, "augserve: %s: %s\n", model, err.message);
+        status = 1;
+    }
+    if (plan)
+        status = bench_plan(plan, (const float *const *)inputs, model, batch, threads, seconds);
+    nn_plan_free(plan);
+    for (size_t i = 0; inputs && i < n_in; i++)
+        free(inputs[i]);
+    free(inputs);
+    free(shapes);
+    nn_graph_free(g);
+    return status;
 }
 
 int cli_bench(int argc, char **argv)
 {
+    if (argc >= 1 && strcmp(argv[0], "infer") == 0) return bench_infer(argc, argv);
     if (argc < 1 || strcmp(argv[0], "augment") != 0) {
         bench_usage(stderr);
         return 2;

@@ -1,6 +1,8 @@
-/* The model repository: every <models_dir>/<name>/model.onnx, read once at start-up. A model that
- * does not load stays listed as unavailable with its reason, so one bad file never stops the
- * server. Models are immutable once read, so any thread may use them. */
+/* The model repository: every <models_dir>/<name>/model.onnx (+ config.json), read at start-up,
+ * added (POST /v1/models) and removed (DELETE) while the server runs. A model that does not load
+ * stays listed as unavailable with its reason, so one bad file never stops the server. A model is
+ * immutable once read, so any thread may use it; the list is guarded by a lock and every model is
+ * reference-counted, so a removed model lives until its last user releases it. */
 #ifndef AUGSERVE_MODELS_H
 #define AUGSERVE_MODELS_H
 
@@ -13,11 +15,53 @@ struct models;
 struct model;
 
 /* Scans dir; a missing dir gives an empty repository. Returns NULL only when memory runs out (err
- * filled). */
+ * filled). models_open sets no size limit; with models_open_limited a model.onnx past
+ * max_model_bytes is unavailable, and uploads past it are refused. */
 struct models *models_open(const char *dir, char *err, size_t err_size);
+struct models *models_open_limited(const char *dir, long long max_model_bytes, char *err,
+                                   size_t err_size);
+/* Frees the repository and drops its references; models still acquired are freed on release. */
 void models_close(struct models *ms);
 
-/* NULL when no model has that name. */
+/* Whether name may name a model: [A-Za-z0-9_.-], 1 to 64 characters, not starting with '.'. */
+int models_valid_name(const char *name);
+
+/* Every model, sorted by name, each with a reference taken. Returns NULL with *count 0 for an
+ * empty repository or when memory runs out (*count is then (size_t)-1). Free the list with
+ * models_list_free, which releases the references. */
+struct model **models_list(struct models *ms, size_t *count);
+void models_list_free(struct model **list, size_t count);
+
+/* The files of an upload (POST /v1/models). config and labels may be absent (NULL, 0). The labels
+ * are written under the file name config.json's "labels" gives. */
+struct model_upload {
+    const void *onnx;
+    size_t onnx_size;
+    const void *config;
+    size_t config_size;
+    const void *labels;
+    size_t labels_size;
+};
+enum models_add_status {
+    MODELS_ADDED,
+    MODELS_EXISTS,    /* a model or folder of that name exists: 409 */
+    MODELS_TOO_LARGE, /* model.onnx past max_model_bytes: 413 */
+    MODELS_REJECTED,  /* bad name, ONNX, config or labels; unsupported ops: 422, why says */
+    MODELS_FAILED,    /* I/O or memory: why says */
+};
+/* Validates and loads the upload as model name, writes it under the repository's folder through a
+ * temporary folder renamed into place (so a crash never leaves half a model), and lists it. On
+ * MODELS_ADDED *added holds the model with a reference taken. Anything else leaves nothing on
+ * disk and why filled. */
+enum models_add_status models_add(struct models *ms, const char *name,
+                                  const struct model_upload *upload, struct model **added,
+                                  char *why, size_t why_size);
+/* Unlists the model and removes its folder. Requests holding a reference finish with it. Returns
+ * 0, 1 when there is no such model, -1 with why filled when the folder cannot be moved. */
+int models_remove(struct models *ms, const char *name, char *why, size_t why_size);
+
+/* NULL when no model has that name. Takes no reference, so the model may be freed by a concurrent
+ * models_remove: new code uses models_acquire. */
 struct model *models_find(const struct models *ms, const char *name);
 /* The model of that name with a reference taken, or NULL; every acquire is paired with one
  * model_release. A model deleted meanwhile (DELETE /v1/models/{name}) stays valid until its last
@@ -59,9 +103,26 @@ const char *model_reason(const struct model *m);
 /* config.json's max_batch: the largest first dimension an input may have; 0 = no limit. */
 long model_max_batch(const struct model *m);
 
+/* config.json's dynamic_batching.max_delay_us, or -1 when calls are not batched (no
+ * dynamic_batching, or outputs that do not have the batch as first dimension). */
+long model_batch_delay_us(const struct model *m);
+/* Counts since the model was loaded: model_infer calls and executions of the network. With dynamic
+ * batching, executions fall below calls. */
+struct model_stats {
+    unsigned long long requests, executions;
+};
+struct model_stats model_stats(const struct model *m);
+
+/* The Open Inference Protocol's name of an element type ("FP32", "INT64", ...); types a model does
+ * not declare run as FP32. */
+const char *models_datatype_name(enum nn_dtype dtype);
+
 /* Runs a loaded model. inputs[i] and shapes[i] are model input i (nn_graph_input order), shapes
- * full and fixed. On success outputs[k] (malloc'd, the caller frees them) and output_info[k]
- * hold model output k; both arrays need nn_graph_output_count entries. Errors are the engine's. */
+ * full and fixed. With config.json's dynamic_batching, concurrent calls whose shapes agree but for
+ * the first (batch) dimension run as one batch of at most max_batch, gathered for at most
+ * max_delay_us after the first; each caller gets its own rows of every output. On success
+ * outputs[k] (malloc'd, the caller frees them) and output_info[k] hold model output k; both arrays
+ * need nn_graph_output_count entries. Errors are the engine's. */
 int model_infer(struct model *m, const float *const *inputs, const struct nn_tensor_info *shapes,
                 float **outputs, struct nn_tensor_info *output_info, struct eng_error *err);
 

@@ -1,0 +1,811 @@
+/* The model repository's API (/v1/models) against the real binary: listing, upload, deletion,
+ * their errors, and dynamic batching. The models are written here with protobuf-c: a small
+ * classifier whose outputs are computed by hand below, independently of the server's executor. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <dirent.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "harness.h"
+#include "nn.h"
+#include "onnx.pb-c.h"
+
+/* The model: x [N,3,2,2] -> Flatten -> Gemm (W [3,12], b [3], transB) -> activation -> scores
+ * [N,3]. With "Relu" every op is supported; "Tanh" is not. */
+#define ROW     12
+#define CLASSES 3
+
+static float weight(int k, int j)
+{
+    return 0.05f * (float)(k + 1) * (float)(j % 5 - 2);
+}
+
+static float bias(int k)
+{
+    return 0.1f * (float)(k - 1);
+}
+
+/* Input element j of row n: small distinct values, some negative so the Relu matters. */
+static float input_value(int n, int j)
+{
+    return 0.1f * (float)((n * 13 + j * 7) % 11 - 5);
+}
+
+/* scores[n][k] = relu(sum_j W[k][j] x[n][j] + b[k]) in double. */
+static double expected_score(int n, int k)
+{
+    double sum = bias(k);
+    for (int j = 0; j < ROW; j++)
+        sum += (double)weight(k, j) * (double)input_value(n, j);
+    return sum > 0 ? sum : 0;
+}
+
+/* A ValueInfoProto with a float tensor type; a dim < 0 is the symbolic "N". */
+struct value_info {
+    Onnx__ValueInfoProto info;
+    Onnx__TypeProto type;
+    Onnx__TypeProto__Tensor tensor;
+    Onnx__TensorShapeProto shape;
+    Onnx__TensorShapeProto__Dimension dims[4];
+    Onnx__TensorShapeProto__Dimension *dim_ptrs[4];
+};
+
+static void value_info_init(struct value_info *v, char *name, int rank, const int64_t *dims)
+{
+    Onnx__ValueInfoProto info = ONNX__VALUE_INFO_PROTO__INIT;
+    Onnx__TypeProto type = ONNX__TYPE_PROTO__INIT;
+    Onnx__TypeProto__Tensor tensor = ONNX__TYPE_PROTO__TENSOR__INIT;
+    Onnx__TensorShapeProto shape = ONNX__TENSOR_SHAPE_PROTO__INIT;
+    v->info = info;
+    v->type = type;
+    v->tensor = tensor;
+    v->shape = shape;
+    for (int d = 0; d < rank; d++) {
+        Onnx__TensorShapeProto__Dimension dim = ONNX__TENSOR_SHAPE_PROTO__DIMENSION__INIT;
+        v->dims[d] = dim;
+        if (dims[d] < 0) {
+            v->dims[d].value_case = ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_PARAM;
+            v->dims[d].dim_param = "N";
+        } else {
+            v->dims[d].value_case = ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_VALUE;
+            v->dims[d].dim_value = dims[d];
+        }
+        v->dim_ptrs[d] = &v->dims[d];
+    }
+    v->shape.n_dim = (size_t)rank;
+    v->shape.dim = v->dim_ptrs;
+    v->tensor.has_elem_type = 1;
+    v->tensor.elem_type = NN_FLOAT;
+    v->tensor.shape = &v->shape;
+    v->type.value_case = ONNX__TYPE_PROTO__VALUE_TENSOR_TYPE;
+    v->type.tensor_type = &v->tensor;
+    v->info.name = name;
+    v->info.type = &v->type;
+}
+
+static Onnx__TensorProto float_tensor(char *name, size_t rank, int64_t *dims, float *data,
+                                      size_t count)
+{
+    Onnx__TensorProto t = ONNX__TENSOR_PROTO__INIT;
+    t.name = name;
+    t.n_dims = rank;
+    t.dims = dims;
+    t.has_data_type = 1;
+    t.data_type = NN_FLOAT;
+    t.n_float_data = count;
+    t.float_data = data;
+    return t;
+}
+
+static void node_init(Onnx__NodeProto *node, char *op_type, size_t n_in, char **in, char **out)
+{
+    Onnx__NodeProto init = ONNX__NODE_PROTO__INIT;
+    *node = init;
+    node->op_type = op_type;
+    node->n_input = n_in;
+    node->input = in;
+    node->n_output = 1;
+    node->output = out;
+}
+
+/* The serialised model (malloc'd, *size bytes) with the given activation op. */
+static void *build_model(char *activation, size_t *size)
+{
+    float w[CLASSES * ROW], b[CLASSES];
+    for (int k = 0; k < CLASSES; k++) {
+        b[k] = bias(k);
+        for (int j = 0; j < ROW; j++)
+            w[k * ROW + j] = weight(k, j);
+    }
+    int64_t w_dims[] = {CLASSES, ROW}, b_dims[] = {CLASSES};
+    Onnx__TensorProto tw = float_tensor("W", 2, w_dims, w, CLASSES * ROW);
+    Onnx__TensorProto tb = float_tensor("b", 1, b_dims, b, CLASSES);
+    Onnx__TensorProto *inits[] = {&tw, &tb};
+    Onnx__AttributeProto trans = ONNX__ATTRIBUTE_PROTO__INIT;
+    trans.name = "transB";
+    trans.has_type = 1;
+    trans.type = ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INT;
+    trans.has_i = 1;
+    trans.i = 1;
+    Onnx__AttributeProto *gemm_attrs[] = {&trans};
+    char *x[] = {"x"}, *flat[] = {"flat"}, *gemm_in[] = {"flat", "W", "b"}, *gemm_out[] = {"g"};
+    char *scores[] = {"scores"};
+    Onnx__NodeProto nodes[3];
+    node_init(&nodes[0], "Flatten", 1, x, flat);
+    node_init(&nodes[1], "Gemm", 3, gemm_in, gemm_out);
+    nodes[1].n_attribute = 1;
+    nodes[1].attribute = gemm_attrs;
+    node_init(&nodes[2], activation, 1, gemm_out, scores);
+    Onnx__NodeProto *node_ptrs[] = {&nodes[0], &nodes[1], &nodes[2]};
+    struct value_info in, out;
+    value_info_init(&in, "x", 4, (int64_t[]){-1, 3, 2, 2});
+    value_info_init(&out, "scores", 2, (int64_t[]){-1, CLASSES});
+    Onnx__ValueInfoProto *inputs[] = {&in.info}, *outputs[] = {&out.info};
+    Onnx__GraphProto graph = ONNX__GRAPH_PROTO__INIT;
+    graph.name = "classifier";
+    graph.n_node = 3;
+    graph.node = node_ptrs;
+    graph.n_initializer = 2;
+    graph.initializer = inits;
+    graph.n_input = 1;
+    graph.input = inputs;
+    graph.n_output = 1;
+    graph.output = outputs;
+    Onnx__OperatorSetIdProto opset = ONNX__OPERATOR_SET_ID_PROTO__INIT;
+    opset.domain = "";
+    opset.has_version = 1;
+    opset.version = 13;
+    Onnx__OperatorSetIdProto *opsets[] = {&opset};
+    Onnx__ModelProto model = ONNX__MODEL_PROTO__INIT;
+    model.has_ir_version = 1;
+    model.ir_version = 8;
+    model.graph = &graph;
+    model.n_opset_import = 1;
+    model.opset_import = opsets;
+    *size = onnx__model_proto__get_packed_size(&model);
+    uint8_t *buf = malloc(*size);
+    assert_non_null(buf);
+    assert_int_equal(onnx__model_proto__pack(&model, buf), *size);
+    return buf;
+}
+
+/* ---- The repository on disk ------------------------------------------------------------------ */
+
+static char repo_dir[64];
+
+static void write_bytes(const char *path, const void *data, size_t size)
+{
+    FILE *f = fopen(path, "wb");
+    if (!f || fwrite(data, 1, size, f) != size || fclose(f) != 0) fail_msg("cannot write %s", path);
+}
+
+/* repo_dir/name/file. */
+static void write_model_file(const char *name, const char *file, const void *data, size_t size)
+{
+    char path[PATH_MAX];
+    snprintf(path, sizeof path, "%s/%s", repo_dir, name);
+    mkdir(path, 0755);
+    snprintf(path, sizeof path, "%s/%s/%s", repo_dir, name, file);
+    write_bytes(path, data, size);
+}
+
+static void write_model(const char *name, char *activation, const char *config)
+{
+    size_t size;
+    void *onnx = build_model(activation, &size);
+    write_model_file(name, "model.onnx", onnx, size);
+    free(onnx);
+    if (config) write_model_file(name, "config.json", config, strlen(config));
+}
+
+static void make_repository(void)
+{
+    snprintf(repo_dir, sizeof repo_dir, "/tmp/models-api-XXXXXX");
+    if (!mkdtemp(repo_dir)) fail_msg("mkdtemp failed");
+}
+
+static void remove_repository(void)
+{
+    char command[128];
+    snprintf(command, sizeof command, "rm -rf '%s'", repo_dir);
+    if (system(command) != 0) fail_msg("cannot remove %s", repo_dir);
+}
+
+/* The names in repo_dir, dot-entries included, sorted and joined by spaces. */
+static void list_dir(char *out, size_t size)
+{
+    struct dirent **entries;
+    int n = scandir(repo_dir, &entries, NULL, alphasort);
+    if (n < 0) fail_msg("cannot list %s", repo_dir);
+    out[0] = '\0';
+    for (int i = 0; i < n; i++) {
+        if (strcmp(entries[i]->d_name, ".") && strcmp(entries[i]->d_name, ".."))
+            snprintf(out + strlen(out), size - strlen(out), "%s ", entries[i]->d_name);
+        free(entries[i]);
+    }
+    free(entries);
+}
+
+/* A server on repo_dir with extra settings (JSON members, or ""). */
+static struct server *start(void **state, const char *extra)
+{
+    char config[4096];
+    snprintf(config, sizeof config, "{\"models_dir\": \"%s\"%s%s}", repo_dir, extra[0] ? ", " : "",
+             extra);
+    return harness_start(state, config);
+}
+
+/* ---- Requests -------------------------------------------------------------------------------- */
+
+#define PRE_CONFIG                                                                                 \
+    "{\"max_batch\": 8, \"preprocess\": {\"resize\": 2, \"crop\": 2, \"mean\": [0.5, 0.5, 0.5], "  \
+    "\"std\": [0.25, 0.25, 0.25]}, \"labels\": \"labels.txt\"}"
+#define LABELS "cat\ndog\nbird\n"
+
+/* POST /v1/models with parts model (onnx, size), config and labels (NULL: left out) and the
+ * name field (NULL: left out); key NULL sends no Authorization. */
+static void upload(const struct server *srv, const char *path, const char *name, const void *onnx,
+                   size_t size, const char *config, const char *labels, const char *key,
+                   struct http_response *r)
+{
+    struct http_part parts[4];
+    size_t n = 0;
+    if (onnx) parts[n++] = (struct http_part){"model", "model.onnx", NULL, onnx, size};
+    if (config)
+        parts[n++] = (struct http_part){"config", "config.json", NULL, config, strlen(config)};
+    if (labels)
+        parts[n++] = (struct http_part){"labels", "labels.txt", NULL, labels, strlen(labels)};
+    if (name) parts[n++] = (struct http_part){"name", NULL, NULL, name, strlen(name)};
+    char auth[200];
+    snprintf(auth, sizeof auth, "Authorization: Bearer %s", key ? key : "");
+    const char *headers[] = {auth, NULL};
+    struct http_request req = {
+        .path = path, .parts = parts, .part_count = n, .headers = key ? headers : NULL};
+    http_send(srv, &req, r);
+}
+
+static void upload_model(const struct server *srv, const char *name, const char *config,
+                         const char *labels, struct http_response *r)
+{
+    size_t size;
+    void *onnx = build_model("Relu", &size);
+    upload(srv, "/v1/models", name, onnx, size, config, labels, NULL, r);
+    free(onnx);
+}
+
+static long delete_model(const struct server *srv, const char *name, const char *key)
+{
+    char path[128], auth[200];
+    snprintf(path, sizeof path, "/v1/models/%s", name);
+    snprintf(auth, sizeof auth, "Authorization: Bearer %s", key ? key : "");
+    const char *headers[] = {auth, NULL};
+    struct http_request req = {.method = "DELETE", .path = path, .headers = key ? headers : NULL};
+    struct http_response r;
+    http_send(srv, &req, &r);
+    long status = r.status;
+    if (status == 204) assert_int_equal(r.body_size, 0);
+    http_response_free(&r);
+    return status;
+}
+
+/* The /v2 infer body for rows first..first+rows-1 of the hand-made inputs. */
+static char *infer_body(int first, int rows)
+{
+    json_t *data = json_array();
+    for (int n = first; n < first + rows; n++)
+        for (int j = 0; j < ROW; j++)
+            json_array_append_new(data, json_real(input_value(n, j)));
+    json_t *doc = json_pack("{s:[{s:s, s:[i, i, i, i], s:s, s:o}]}", "inputs", "name", "x", "shape",
+                            rows, 3, 2, 2, "datatype", "FP32", "data", data);
+    char *body = json_dumps(doc, JSON_COMPACT);
+    json_decref(doc);
+    assert_non_null(body);
+    return body;
+}
+
+static struct http_request infer_request(const char *path, const char *body)
+{
+    static const char *headers[] = {"Content-Type: application/json", NULL};
+    return (struct http_request){
+        .path = path, .headers = headers, .body = body, .body_size = strlen(body)};
+}
+
+/* Fails unless r is the infer response for rows first..first+rows-1, within 1e-5. */
+static void check_scores(const struct http_response *r, int first, int rows)
+{
+    assert_status(r, 200);
+    json_t *doc = http_json(r);
+    json_t *out = json_array_get(json_object_get(doc, "outputs"), 0);
+    assert_string_equal(json_str(out, "name"), "scores");
+    json_t *shape = json_object_get(out, "shape");
+    assert_int_equal(json_integer_value(json_array_get(shape, 0)), rows);
+    assert_int_equal(json_integer_value(json_array_get(shape, 1)), CLASSES);
+    json_t *data = json_object_get(out, "data");
+    assert_int_equal(json_array_size(data), (size_t)(rows * CLASSES));
+    for (int n = 0; n < rows; n++)
+        for (int k = 0; k < CLASSES; k++) {
+            double got = json_number_value(json_array_get(data, (size_t)(n * CLASSES + k)));
+            if (fabs(got - expected_score(first + n, k)) > 1e-5)
+                fail_msg("row %d class %d: got %.8g, expected %.8g", first + n, k, got,
+                         expected_score(first + n, k));
+        }
+    json_decref(doc);
+}
+
+static void infer(const struct server *srv, const char *model, int first, int rows)
+{
+    char path[128];
+    snprintf(path, sizeof path, "/v2/models/%s/infer", model);
+    char *body = infer_body(first, rows);
+    struct http_request req = infer_request(path, body);
+    struct http_response r;
+    http_send(srv, &req, &r);
+    check_scores(&r, first, rows);
+    http_response_free(&r);
+    free(body);
+}
+
+/* GET path as JSON, expecting status. */
+static json_t *get_json(const struct server *srv, const char *path, long status)
+{
+    struct http_response r;
+    http_get(srv, path, &r);
+    assert_status(&r, status);
+    json_t *doc = http_json(&r);
+    http_response_free(&r);
+    return doc;
+}
+
+/* ---- Tests ----------------------------------------------------------------------------------- */
+
+/* The description of a ready model with PRE_CONFIG and LABELS. */
+static void check_ready_description(json_t *m, const char *name)
+{
+    assert_string_equal(json_str(m, "name"), name);
+    assert_string_equal(json_str(m, "status"), "ready");
+    assert_true(json_is_null(json_object_get(m, "reason")));
+    json_t *want_inputs = json_loads(
+        "[{\"name\": \"x\", \"datatype\": \"FP32\", \"shape\": [-1, 3, 2, 2]}]", 0, NULL);
+    json_t *want_outputs =
+        json_loads("[{\"name\": \"scores\", \"datatype\": \"FP32\", \"shape\": [-1, 3]}]", 0, NULL);
+    assert_true(json_equal(json_object_get(m, "inputs"), want_inputs));
+    assert_true(json_equal(json_object_get(m, "outputs"), want_outputs));
+    json_decref(want_inputs);
+    json_decref(want_outputs);
+    assert_int_equal(json_int(m, "max_batch"), 8);
+    assert_true(json_is_true(json_object_get(m, "preprocess")));
+    assert_int_equal(json_int(m, "label_count"), 3);
+}
+
+/* Fails unless the unavailable model m has a reason holding text, and no tensors. */
+static void check_unavailable(json_t *m, const char *name, const char *text)
+{
+    assert_string_equal(json_str(m, "name"), name);
+    assert_string_equal(json_str(m, "status"), "unavailable");
+    assert_contains(json_str(m, "reason"), text);
+    assert_int_equal(json_array_size(json_object_get(m, "inputs")), 0);
+}
+
+static void test_list_and_get(void **state)
+{
+    make_repository();
+    write_model("good", "Relu", PRE_CONFIG);
+    write_model_file("good", "labels.txt", LABELS, strlen(LABELS));
+    write_model_file("broken", "model.onnx", "garbage", 7);
+    write_model("badconfig", "Relu", "{\"max_batch\": 2, \"colour\": true}");
+    write_model("unsupported", "Tanh", NULL);
+    write_model("plain", "Relu", NULL);
+    struct server *srv = start(state, "");
+    json_t *doc = get_json(srv, "/v1/models", 200);
+    json_t *models = json_object_get(doc, "models");
+    assert_int_equal(json_array_size(models), 5);
+    check_unavailable(json_array_get(models, 0), "badconfig", "config.json: colour: unknown field");
+    check_unavailable(json_array_get(models, 1), "broken", "model.onnx");
+    check_ready_description(json_array_get(models, 2), "good");
+    json_t *plain = json_array_get(models, 3);
+    assert_string_equal(json_str(plain, "status"), "ready");
+    assert_int_equal(json_int(plain, "max_batch"), 0);
+    assert_true(json_is_false(json_object_get(plain, "preprocess")));
+    assert_int_equal(json_int(plain, "label_count"), 0);
+    check_unavailable(json_array_get(models, 4), "unsupported", "Tanh");
+    /* One model alone is described as in the list. */
+    json_t *one = get_json(srv, "/v1/models/good", 200);
+    assert_true(json_equal(one, json_array_get(models, 2)));
+    json_decref(one);
+    json_decref(doc);
+    struct http_response r;
+    http_get(srv, "/v1/models/nope", &r);
+    assert_error_envelope(&r, 404, "not_found");
+    http_response_free(&r);
+    /* The server serves the good models regardless of the bad ones. */
+    infer(srv, "good", 0, 2);
+    remove_repository();
+    harness_pass(state);
+}
+
+/* Every config.json field is validated, with a message naming it. */
+static void test_config_errors(void **state)
+{
+    static const struct {
+        const char *config, *message;
+    } cases[] = {
+        {"[1]", "config.json: must be a JSON object"},
+        {"{\"max_batch\": -1}", "config.json: max_batch: must be an integer"},
+        {"{\"input\": \"y\"}", "config.json: input: must name one of the model's inputs"},
+        {"{\"output\": 3}", "config.json: output: must name one of the model's outputs"},
+        {"{\"output_kind\": \"odds\"}", "config.json: output_kind: must be \"logits\" or"},
+        {"{\"layout\": \"CHW\"}", "config.json: layout: must be \"NCHW\" or \"NHWC\""},
+        {"{\"layout\": \"NHWC\", \"preprocess\": {}}", "input x needs a 4-dimensional NHWC shape"},
+        {"{\"preprocess\": {\"resize\": 0}}", "config.json: preprocess.resize: must be an integer"},
+        {"{\"preprocess\": {\"crop\": [2]}}",
+         "config.json: preprocess.crop: must be an integer or"},
+        {"{\"preprocess\": {\"interpolation\": \"cubic\"}}", "preprocess.interpolation: must be"},
+        {"{\"preprocess\": {\"scale\": 0}}", "config.json: preprocess.scale: must be a number > 0"},
+        {"{\"preprocess\": {\"mean\": [0, 0]}}", "config.json: preprocess.mean: must be an array"},
+        {"{\"preprocess\": {\"std\": [1, 0, 1]}}",
+         "config.json: preprocess.std[1]: must be a number > 0"},
+        {"{\"preprocess\": {\"channel_order\": \"GBR\"}}", "preprocess.channel_order: must be"},
+        {"{\"preprocess\": {\"size\": 3}}", "config.json: preprocess.size: unknown field"},
+        {"{\"labels\": \"../labels.txt\"}", "config.json: labels: must be the name of a file"},
+        {"{\"labels\": \"missing.txt\"}", "config.json: labels: missing.txt is not a readable"},
+        {"{\"dynamic_batching\": {}}", "config.json: dynamic_batching: needs max_batch >= 1"},
+        {"{\"max_batch\": 2, \"dynamic_batching\": {\"max_delay_us\": -5}}",
+         "dynamic_batching.max_delay_us: must be an integer"},
+        {"{\"max_batch\": 2, \"dynamic_batching\": {\"delay\": 5}}",
+         "config.json: dynamic_batching.delay: unknown field"},
+        {"{\"max_batch\": 1,}", "config.json: line 1"},
+    };
+    make_repository();
+    char name[16];
+    size_t n = sizeof cases / sizeof cases[0];
+    for (size_t i = 0; i < n; i++) {
+        snprintf(name, sizeof name, "case%02zu", i);
+        write_model(name, "Relu", cases[i].config);
+    }
+    /* Labels that disagree with the scores output's 3 classes. */
+    write_model("twolabels", "Relu", "{\"labels\": \"labels.txt\"}");
+    write_model_file("twolabels", "labels.txt", "a\nb\n", 4);
+    /* A labels file that is a symlink (here to a file outside the folder) is refused. */
+    write_model("symlink", "Relu", "{\"labels\": \"labels.txt\"}");
+    write_model_file("twolabels", "../outside.txt", LABELS, strlen(LABELS));
+    char target[PATH_MAX], link_path[PATH_MAX];
+    snprintf(target, sizeof target, "%s/twolabels/../outside.txt", repo_dir);
+    snprintf(link_path, sizeof link_path, "%s/symlink/labels.txt", repo_dir);
+    if (symlink(target, link_path) != 0) fail_msg("symlink failed");
+    struct server *srv = start(state, "");
+    for (size_t i = 0; i < n; i++) {
+        char path[64];
+        snprintf(path, sizeof path, "/v1/models/case%02zu", i);
+        json_t *m = get_json(srv, path, 200);
+        snprintf(name, sizeof name, "case%02zu", i);
+        check_unavailable(m, name, cases[i].message);
+        json_decref(m);
+    }
+    json_t *m = get_json(srv, "/v1/models/twolabels", 200);
+    check_unavailable(m, "twolabels", "labels.txt holds 2 labels; output scores has 3 classes");
+    json_decref(m);
+    m = get_json(srv, "/v1/models/symlink", 200);
+    check_unavailable(m, "symlink", "labels: labels.txt is not a readable file");
+    json_decref(m);
+    remove_repository();
+    harness_pass(state);
+}
+
+static void test_upload_and_infer(void **state)
+{
+    make_repository();
+    struct server *srv = start(state, "");
+    struct http_response r;
+    upload_model(srv, "uploaded", PRE_CONFIG, LABELS, &r);
+    assert_status(&r, 201);
+    json_t *doc = http_json(&r);
+    check_ready_description(doc, "uploaded");
+    json_decref(doc);
+    http_response_free(&r);
+    /* The folder is in place, whole, with nothing else left behind. */
+    char listing[1024];
+    list_dir(listing, sizeof listing);
+    assert_string_equal(listing, "uploaded ");
+    char path[PATH_MAX];
+    snprintf(path, sizeof path, "%s/uploaded/labels.txt", repo_dir);
+    struct stat st;
+    assert_int_equal(stat(path, &st), 0);
+    assert_int_equal(st.st_size, strlen(LABELS));
+    infer(srv, "uploaded", 3, 2);
+    /* The name may come from the query instead, and config and labels are optional. */
+    size_t size;
+    void *onnx = build_model("Relu", &size);
+    upload(srv, "/v1/models?name=bare", NULL, onnx, size, NULL, NULL, NULL, &r);
+    free(onnx);
+    assert_status(&r, 201);
+    http_response_free(&r);
+    infer(srv, "bare", 0, 1);
+    doc = get_json(srv, "/v1/models", 200);
+    assert_int_equal(json_array_size(json_object_get(doc, "models")), 2);
+    json_decref(doc);
+    remove_repository();
+    harness_pass(state);
+}
+
+/* Fails unless the upload is refused with status and code, its message holding text. */
+static void check_refused(struct http_response *r, long status, const char *code, const char *text)
+{
+    assert_error_envelope(r, status, code);
+    json_t *doc = http_json(r);
+    assert_contains(json_str(json_object_get(doc, "error"), "message"), text);
+    json_decref(doc);
+    http_response_free(r);
+}
+
+#define A10 "aaaaaaaaaa"
+
+static void test_upload_errors(void **state)
+{
+    make_repository();
+    write_model("existing", "Relu", NULL);
+    struct server *srv = start(state, "");
+    struct http_response r;
+    upload_model(srv, "existing", NULL, NULL, &r);
+    check_refused(&r, 409, "conflict", "a model named existing exists");
+
+    size_t size;
+    void *onnx = build_model("Relu", &size);
+    upload(srv, "/v1/models", "garbage", "garbage", 7, NULL, NULL, NULL, &r);
+    check_refused(&r, 422, "invalid_model", "model.onnx");
+    upload(srv, "/v1/models", "truncated", onnx, size / 2, NULL, NULL, NULL, &r);
+    check_refused(&r, 422, "invalid_model", "model.onnx");
+    upload(srv, "/v1/models", "badconfig", onnx, size, "{\"preprocess\": {\"mean\": [1]}}", NULL,
+           NULL, &r);
+    check_refused(&r, 422, "invalid_model", "config.json: preprocess.mean: must be an array");
+    upload(srv, "/v1/models", "escape", onnx, size, "{\"labels\": \"../escape.txt\"}", LABELS, NULL,
+           &r);
+    check_refused(&r, 422, "invalid_model", "labels: config.json's \"labels\" must name");
+    upload(srv, "/v1/models", "nolabels", onnx, size, "{\"labels\": \"labels.txt\"}", NULL, NULL,
+           &r);
+    check_refused(&r, 422, "invalid_model", "labels: labels.txt is not a readable file");
+    upload(srv, "/v1/models", "unnamedlabels", onnx, size, NULL, LABELS, NULL, &r);
+    check_refused(&r, 422, "invalid_model", "labels: config.json's \"labels\" must name");
+    static const char *const bad_names[] = {"",    ".hidden",   "a/b",
+                                            "a b", "x\xc3\xa9", A10 A10 A10 A10 A10 A10 "aaaaa"};
+    for (size_t i = 0; i < sizeof bad_names / sizeof bad_names[0]; i++) {
+        upload(srv, "/v1/models", bad_names[i], onnx, size, NULL, NULL, NULL, &r);
+        check_refused(&r, 422, "invalid_model", "name: must be 1 to 64 characters");
+    }
+    upload(srv, "/v1/models", NULL, onnx, size, NULL, NULL, NULL, &r);
+    check_refused(&r, 422, "invalid_model", "name: required");
+    upload(srv, "/v1/models", "nomodel", NULL, 0, "{}", NULL, NULL, &r);
+    check_refused(&r, 422, "invalid_model", "model: required");
+    free(onnx);
+    /* An unsupported op is found at upload, naming the node's op. */
+    onnx = build_model("Tanh", &size);
+    upload(srv, "/v1/models", "tanh", onnx, size, NULL, NULL, NULL, &r);
+    check_refused(&r, 422, "invalid_model", "Tanh");
+    free(onnx);
+    /* Not multipart at all. */
+    struct http_request req = infer_request("/v1/models", "{}");
+    http_send(srv, &req, &r);
+    assert_error_envelope(&r, 415, "unsupported_media_type");
+    http_response_free(&r);
+    /* Nothing of the refused uploads is on disk or listed. */
+    char listing[1024];
+    list_dir(listing, sizeof listing);
+    assert_string_equal(listing, "existing ");
+    json_t *doc = get_json(srv, "/v1/models", 200);
+    assert_int_equal(json_array_size(json_object_get(doc, "models")), 1);
+    json_decref(doc);
+    remove_repository();
+    harness_pass(state);
+}
+
+/* A model file past max_model_bytes is unavailable at start-up, and a 413 on upload. */
+static void test_max_model_bytes(void **state)
+{
+    make_repository();
+    write_model("big", "Relu", NULL);
+    size_t size;
+    void *onnx = build_model("Relu", &size);
+    char extra[64];
+    snprintf(extra, sizeof extra, "\"max_model_bytes\": %zu", size - 1);
+    struct server *srv = start(state, extra);
+    json_t *m = get_json(srv, "/v1/models/big", 200);
+    char reason[128];
+    snprintf(reason, sizeof reason, "model.onnx is %zu bytes; max_model_bytes is %zu", size,
+             size - 1);
+    check_unavailable(m, "big", reason);
+    json_decref(m);
+    struct http_response r;
+    upload(srv, "/v1/models", "bigger", onnx, size, NULL, NULL, NULL, &r);
+    check_refused(&r, 413, "payload_too_large", "max_model_bytes");
+    free(onnx);
+    char listing[1024];
+    list_dir(listing, sizeof listing);
+    assert_string_equal(listing, "big ");
+    remove_repository();
+    harness_pass(state);
+}
+
+static void test_delete(void **state)
+{
+    make_repository();
+    write_model("doomed", "Relu", NULL);
+    write_model_file("broken", "model.onnx", "garbage", 7);
+    struct server *srv = start(state, "");
+    assert_int_equal(delete_model(srv, "doomed", NULL), 204);
+    assert_int_equal(delete_model(srv, "doomed", NULL), 404);
+    assert_int_equal(delete_model(srv, "broken", NULL), 204);
+    json_t *doc = get_json(srv, "/v1/models/doomed", 404);
+    json_decref(doc);
+    char listing[1024];
+    list_dir(listing, sizeof listing);
+    assert_string_equal(listing, "");
+    /* The name is free again. */
+    struct http_response r;
+    upload_model(srv, "doomed", NULL, NULL, &r);
+    assert_status(&r, 201);
+    http_response_free(&r);
+    infer(srv, "doomed", 1, 1);
+    remove_repository();
+    harness_pass(state);
+}
+
+/* Waits (5 s at most) until the model at path counts that many inference calls. */
+static void wait_for_requests(const struct server *srv, const char *path, json_int_t count)
+{
+    for (double end = harness_now() + 5; harness_now() < end; usleep(20 * 1000)) {
+        json_t *m = get_json(srv, path, 200);
+        json_int_t seen = json_int(json_object_get(m, "stats"), "requests");
+        json_decref(m);
+        if (seen == count) return;
+    }
+    fail_msg("%s never counted %lld requests", path, (long long)count);
+}
+
+/* A request that is running keeps its model when it is deleted: the model gathers calls for
+ * 1.5 s, so the DELETE lands while the request waits in model_infer. */
+static void test_delete_in_flight(void **state)
+{
+    make_repository();
+    write_model("slow", "Relu",
+                "{\"max_batch\": 8, \"dynamic_batching\": {\"max_delay_us\": 1500000}}");
+    struct server *srv = start(state, "");
+    char *body = infer_body(2, 1);
+    struct http_request req = infer_request("/v2/models/slow/infer", body);
+    struct http_async *running = http_async_start(srv, &req);
+    wait_for_requests(srv, "/v1/models/slow", 1);
+    assert_int_equal(delete_model(srv, "slow", NULL), 204);
+    assert_false(http_async_done(running));
+    json_t *doc = get_json(srv, "/v1/models/slow", 404);
+    json_decref(doc);
+    struct http_response r;
+    http_async_join(running, &r);
+    check_scores(&r, 2, 1);
+    http_response_free(&r);
+    free(body);
+    char listing[1024];
+    list_dir(listing, sizeof listing);
+    assert_string_equal(listing, "");
+    remove_repository();
+    harness_pass(state);
+}
+
+/* Concurrent requests are run as one batch, and each gets exactly its own rows. */
+static void test_dynamic_batching(void **state)
+{
+    enum { CALLS = 4 };
+    make_repository();
+    /* A 5 s delay: the batch runs as soon as it is full, long before. */
+    write_model("batched", "Relu",
+                "{\"max_batch\": 5, \"dynamic_batching\": {\"max_delay_us\": 5000000}}");
+    struct server *srv = start(state, "\"workers\": 4");
+    /* Rows 0, 1-2, 3 and 4: 5 rows in all, the batch's limit. */
+    static const int first[CALLS] = {0, 1, 3, 4}, rows[CALLS] = {1, 2, 1, 1};
+    char *bodies[CALLS];
+    struct http_request reqs[CALLS];
+    struct http_async *running[CALLS];
+    double started = harness_now();
+    for (int i = 0; i < CALLS; i++) {
+        bodies[i] = infer_body(first[i], rows[i]);
+        reqs[i] = infer_request("/v2/models/batched/infer", bodies[i]);
+        running[i] = http_async_start(srv, &reqs[i]);
+    }
+    for (int i = 0; i < CALLS; i++) {
+        struct http_response r;
+        http_async_join(running[i], &r);
+        check_scores(&r, first[i], rows[i]);
+        http_response_free(&r);
+        free(bodies[i]);
+    }
+    assert_true(harness_now() - started < 4.0);
+    json_t *m = get_json(srv, "/v1/models/batched", 200);
+    json_t *stats = json_object_get(m, "stats");
+    assert_int_equal(json_int(stats, "requests"), CALLS);
+    assert_int_equal(json_int(stats, "executions"), 1);
+    assert_int_equal(json_int(json_object_get(m, "dynamic_batching"), "max_delay_us"), 5000000);
+    json_decref(m);
+    remove_repository();
+    harness_pass(state);
+}
+
+static json_t *keygen(const char *name, const char *scopes, char key[128])
+{
+    char *out, *err;
+    const char *args[] = {"keygen", "--name", name, "--scopes", scopes, NULL};
+    if (harness_run_binary(args, &out, &err) != 0) fail_msg("keygen: %s", err);
+    json_t *entry = NULL;
+    key[0] = '\0';
+    for (char *line = strtok(out, "\n"); line; line = strtok(NULL, "\n")) {
+        if (strncmp(line, "key: ", 5) == 0) snprintf(key, 128, "%s", line + 5);
+        if (line[0] == '{') entry = json_loads(line, 0, NULL);
+    }
+    assert_non_null(entry);
+    free(out);
+    free(err);
+    return entry;
+}
+
+/* Listing needs infer; uploading and deleting need admin. */
+static void test_scopes(void **state)
+{
+    make_repository();
+    write_model("m", "Relu", NULL);
+    char infer_key[128], admin_key[128];
+    json_t *keys =
+        json_pack("[o, o]", keygen("i", "infer", infer_key), keygen("a", "admin", admin_key));
+    char *list = json_dumps(keys, JSON_COMPACT);
+    json_decref(keys);
+    char extra[2048];
+    snprintf(extra, sizeof extra, "\"api_keys\": %s", list);
+    free(list);
+    struct server *srv = start(state, extra);
+    size_t size;
+    void *onnx = build_model("Relu", &size);
+    struct http_response r;
+    upload(srv, "/v1/models", "new", onnx, size, NULL, NULL, NULL, &r);
+    assert_error_envelope(&r, 401, "unauthorized");
+    http_response_free(&r);
+    upload(srv, "/v1/models", "new", onnx, size, NULL, NULL, infer_key, &r);
+    assert_error_envelope(&r, 403, "forbidden");
+    http_response_free(&r);
+    assert_int_equal(delete_model(srv, "m", infer_key), 403);
+    upload(srv, "/v1/models", "new", onnx, size, NULL, NULL, admin_key, &r);
+    assert_status(&r, 201);
+    http_response_free(&r);
+    free(onnx);
+    char auth[200];
+    snprintf(auth, sizeof auth, "Authorization: Bearer %s", infer_key);
+    const char *headers[] = {auth, NULL};
+    struct http_request req = {.path = "/v1/models", .headers = headers};
+    http_send(srv, &req, &r);
+    assert_status(&r, 200);
+    http_response_free(&r);
+    assert_int_equal(delete_model(srv, "m", admin_key), 204);
+    remove_repository();
+    harness_pass(state);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 3) {
+        fprintf(stderr, "usage: %s AUGSERVE_BINARY SOURCE_DIR\n", argv[0]);
+        return 2;
+    }
+    harness_init(argv[1], argv[2]);
+#define TEST(f) cmocka_unit_test_setup_teardown(f, harness_setup, harness_teardown)
+    const struct CMUnitTest tests[] = {
+        TEST(test_list_and_get),     TEST(test_config_errors),    TEST(test_upload_and_infer),
+        TEST(test_upload_errors),    TEST(test_max_model_bytes),  TEST(test_delete),
+        TEST(test_delete_in_flight), TEST(test_dynamic_batching), TEST(test_scopes),
+    };
+    int failed = cmocka_run_group_tests_name("models", tests, NULL, NULL);
+    curl_global_cleanup();
+    return failed;
+}
