@@ -124,6 +124,12 @@ struct nn_plan_options {
      * perceptual metric reads). A tapped value is never fused away. */
     const char *const *taps;
     size_t n_taps;
+    /* Graph inputs fixed when the plan is built, matched by name: parameters a model takes as
+     * inputs (Reshape's shape, Pad's pads, Clip's bounds) become constants, as static shapes
+     * need. Their entries in nn_plan_run's inputs are ignored (may be NULL). Float or int64; the
+     * data is copied. */
+    const struct nn_tensor *frozen;
+    size_t n_frozen;
     int threads; /* threads each run uses (OpenMP); 0 = the OpenMP default, one per core */
 };
 
@@ -151,9 +157,9 @@ int nn_plan_run(struct nn_plan *p, const float *const *inputs, float **outputs,
                 struct nn_tensor_info *output_info, struct eng_error *err);
 void nn_plan_free(struct nn_plan *p);
 
-/* Parses a serialised float TensorProto (the .pb files of ONNX's test data) into *data (malloc'd,
- * the caller frees it) and *info (name NULL). */
-int nn_tensor_read_pb(const void *buf, size_t size, float **data, struct nn_tensor_info *info,
+/* Parses a serialised float or int64 TensorProto (the .pb files of ONNX's test data) into *data
+ * (malloc'd, the caller frees it; info->dtype says which) and *info (name NULL). */
+int nn_tensor_read_pb(const void *buf, size_t size, void **data, struct nn_tensor_info *info,
                       struct eng_error *err);
 
 #endif

@@ -83,41 +83,56 @@ static int fold_shape(struct nn_plan *p, const struct nn_node *node, struct eng_
     return emit(p, node, NN_INT64, 1, &n, p->values[id].dims + start, err);
 }
 
+int nn_gather_dims(const struct nn_plan *p, const struct nn_node *node, const struct value *d,
+                   const struct value *ix, int *axis, int *rank, int64_t *dims,
+                   struct eng_error *err)
+{
+    if (!ix->is_const || ix->dtype != NN_INT64)
+        return nn_unsupported(node, "indices must be an int64 constant", err);
+    if ((*axis = nn_norm_axis(node, nn_attr_int(node, "axis", 0), d->rank, 0, err)) < 0) return -1;
+    if (d->rank + ix->rank - 1 > NN_MAX_RANK)
+        return nn_invalid(node, "the result's rank is too high", err);
+    const int64_t *idx = ix->data;
+    for (size_t j = 0; j < ix->count; j++)
+        if (idx[j] < -d->dims[*axis] || idx[j] >= d->dims[*axis])
+            return nn_invalid(node, "an index is out of range", err);
+    *rank = 0;
+    for (int k = 0; k < *axis; k++)
+        dims[(*rank)++] = d->dims[k];
+    for (int k = 0; k < ix->rank; k++)
+        dims[(*rank)++] = ix->dims[k];
+    for (int k = *axis + 1; k < d->rank; k++)
+        dims[(*rank)++] = d->dims[k];
+    (void)p;
+    return 0;
+}
+
+void nn_gather_rows(const void *data, size_t elem, const struct value *d, int axis,
+                    const struct value *ix, void *out)
+{
+    size_t outer = nn_dims_count(axis, d->dims);
+    size_t row = nn_dims_count(d->rank - axis - 1, d->dims + axis + 1) * elem;
+    const int64_t *idx = ix->data;
+    for (size_t o = 0; o < outer; o++)
+        for (size_t j = 0; j < ix->count; j++) {
+            int64_t k = idx[j] < 0 ? idx[j] + d->dims[axis] : idx[j];
+            memcpy((char *)out + (o * ix->count + j) * row,
+                   (const char *)data + (o * (size_t)d->dims[axis] + (size_t)k) * row, row);
+        }
+}
+
 static int fold_gather(struct nn_plan *p, const struct nn_node *node, struct eng_error *err)
 {
     int di, ii, c;
     if ((c = const_input(p, node, 0, &di, err)) <= 0) return c;
-    if ((c = const_input(p, node, 1, &ii, err)) <= 0) return c;
+    if ((ii = nn_input(p, node, 1, err)) < 0) return -1;
     struct value d = p->values[di], ix = p->values[ii];
-    if (ix.dtype != NN_INT64) return nn_unsupported(node, "indices must be int64", err);
-    int axis = nn_norm_axis(node, nn_attr_int(node, "axis", 0), d.rank, 0, err);
-    if (axis < 0) return -1;
-    if (d.rank + ix.rank - 1 > NN_MAX_RANK)
-        return nn_invalid(node, "the result's rank is too high", err);
+    int axis, rank;
     int64_t dims[NN_MAX_RANK];
-    int rank = 0;
-    for (int k = 0; k < axis; k++)
-        dims[rank++] = d.dims[k];
-    for (int k = 0; k < ix.rank; k++)
-        dims[rank++] = ix.dims[k];
-    for (int k = axis + 1; k < d.rank; k++)
-        dims[rank++] = d.dims[k];
-    size_t outer = nn_dims_count(axis, d.dims),
-           inner = nn_dims_count(d.rank - axis - 1, d.dims + axis + 1);
-    size_t es = elem_size(d.dtype), row = inner * es;
-    char *out = malloc(outer * ix.count * row + 1);
+    if (nn_gather_dims(p, node, &d, &ix, &axis, &rank, dims, err)) return -1;
+    char *out = malloc(nn_dims_count(rank, dims) * elem_size(d.dtype) + 1);
     if (!out) return nn_no_memory(err);
-    const int64_t *idx = ix.data;
-    for (size_t o = 0; o < outer; o++)
-        for (size_t j = 0; j < ix.count; j++) {
-            int64_t k = idx[j] < 0 ? idx[j] + d.dims[axis] : idx[j];
-            if (k < 0 || k >= d.dims[axis]) {
-                free(out);
-                return nn_invalid(node, "an index is out of range", err);
-            }
-            memcpy(out + (o * ix.count + j) * row,
-                   (const char *)d.data + (o * (size_t)d.dims[axis] + (size_t)k) * row, row);
-        }
+    nn_gather_rows(d.data, elem_size(d.dtype), &d, axis, &ix, out);
     return nn_constant(p, node->outputs[0], d.dtype, rank, dims, out, 1, err) < 0 ? -1 : 1;
 }
 

@@ -65,7 +65,7 @@ size_t nn_dims_count(int rank, const int64_t *dims)
 int nn_norm_axis(const struct nn_node *node, int64_t axis, int rank, int inclusive,
                  struct eng_error *err)
 {
-    if (axis < 0) axis += rank + (inclusive ? 1 : 0);
+    if (axis < 0) axis += rank;
     if (axis < 0 || axis > rank - !inclusive) return nn_invalid(node, "axis is out of range", err);
     return (int)axis;
 }
@@ -429,11 +429,42 @@ int nn_to_plain(struct nn_plan *p, int id, struct eng_error *err)
     return out;
 }
 
-/* The graph inputs, as plain activations the run copies the caller's floats into. */
-static int add_inputs(struct nn_plan *p, const struct nn_tensor_info *given, struct eng_error *err)
+/* A frozen input: a constant holding a copy of the caller's tensor. */
+static int freeze_input(struct nn_plan *p, const struct nn_tensor_info *model,
+                        const struct nn_tensor *t, struct eng_error *err)
+{
+    if (t->info.dtype != NN_FLOAT && t->info.dtype != NN_INT64)
+        return eng_fail(err, ENG_UNSUPPORTED,
+                        "frozen input '%s': only float and int64 are supported", model->name);
+    size_t bytes = t->count * nn_dtype_size(t->info.dtype);
+    void *copy = malloc(bytes ? bytes : 1);
+    if (!copy) return nn_no_memory(err);
+    if (bytes) memcpy(copy, t->data, bytes);
+    return nn_constant(p, model->name, t->info.dtype, t->info.rank, t->info.dims, copy, 1, err) < 0
+               ? -1
+               : 0;
+}
+
+static const struct nn_tensor *frozen_input(const struct nn_plan_options *options, const char *name)
+{
+    for (size_t k = 0; k < options->n_frozen; k++)
+        if (!strcmp(options->frozen[k].info.name, name)) return &options->frozen[k];
+    return NULL;
+}
+
+/* The graph inputs: frozen ones become constants (input id -1), the others plain activations
+ * that each run copies the caller's floats into. */
+static int add_inputs(struct nn_plan *p, const struct nn_tensor_info *given,
+                      const struct nn_plan_options *options, struct eng_error *err)
 {
     for (size_t i = 0; i < p->n_inputs; i++) {
         const struct nn_tensor_info *model = nn_graph_input(p->g, i);
+        const struct nn_tensor *frozen = frozen_input(options, model->name);
+        p->input_ids[i] = -1;
+        if (frozen) {
+            if (freeze_input(p, model, frozen, err)) return -1;
+            continue;
+        }
         if (model->dtype != NN_FLOAT && model->dtype != NN_UNDEFINED && model->dtype != NN_UINT8 &&
             model->dtype != NN_INT64)
             return eng_fail(err, ENG_UNSUPPORTED,
@@ -446,16 +477,26 @@ static int add_inputs(struct nn_plan *p, const struct nn_tensor_info *given, str
             bad = given[i].dims[d] <= 0 ||
                   (model->rank >= 0 && model->dims[d] >= 0 && model->dims[d] != given[i].dims[d]);
         if (bad)
-            return eng_fail(
-                err, ENG_INVALID,
-                "input '%s': the shape given does not fit the model's (or has a zero dim: empty "
-                "tensors are not supported)",
-                model->name);
+            return eng_fail(err, ENG_INVALID,
+                            "input '%s': the shape given does not fit the model's (or has a zero "
+                            "dim: empty tensors are not supported)",
+                            model->name);
         int id = nn_activation(p, model->name, given[i].rank, given[i].dims, NULL, err);
         if (id < 0) return -1;
         p->input_ids[i] = id;
     }
     return 0;
+}
+
+/* An integer constant as floats: outputs are float (a model may output its shape arithmetic). */
+static int float_copy(struct nn_plan *p, int id, struct eng_error *err)
+{
+    struct value v = p->values[id];
+    float *f = malloc((v.count ? v.count : 1) * sizeof *f);
+    if (!f) return nn_no_memory(err);
+    for (size_t i = 0; i < v.count; i++)
+        f[i] = (float)((const int64_t *)v.data)[i];
+    return nn_constant(p, v.name, NN_FLOAT, v.rank, v.dims, f, 1, err);
 }
 
 /* The outputs and taps, in plain layout; a value produced in a blocked layout gets a final
@@ -467,9 +508,9 @@ static int bind_outputs(struct nn_plan *p, struct eng_error *err)
         if (id < 0)
             return eng_fail(err, ENG_INVALID, "output '%s' is not produced by any node",
                             p->output_names[k]);
-        if (p->values[id].is_const && p->values[id].dtype != NN_FLOAT)
-            return eng_fail(err, ENG_UNSUPPORTED, "output '%s' is an integer constant",
-                            p->output_names[k]);
+        if (p->values[id].is_const && p->values[id].dtype != NN_FLOAT &&
+            (id = float_copy(p, id, err)) < 0)
+            return -1;
         if ((id = nn_to_plain(p, id, err)) < 0) return -1;
         p->values[id].last_use = NN_PINNED;
         if (p->values[id].slot >= 0) p->slots[p->values[id].slot].last_use = NN_PINNED;
@@ -520,6 +561,33 @@ static int materialize(struct nn_plan *p, struct eng_error *err)
     return 0;
 }
 
+/* Every op is checked before compiling, so an unsupported model is refused whatever the shapes,
+ * with each unsupported op type named once. */
+static int refuse_unsupported(const struct nn_graph *g, struct eng_error *err)
+{
+    enum { MAX_NAMED = 16 };
+    const struct nn_node *named[MAX_NAMED];
+    size_t n_named = 0, n_missing = 0;
+    char list[400] = "";
+    for (size_t i = 0; i < nn_graph_node_count(g); i++) {
+        const struct nn_node *node = nn_graph_node(g, i);
+        if (nn_op_supported(node)) continue;
+        n_missing++;
+        size_t k = 0;
+        while (k < n_named &&
+               (strcmp(named[k]->op_type, node->op_type) || strcmp(named[k]->domain, node->domain)))
+            k++;
+        if (k < n_named || n_named == MAX_NAMED) continue;
+        named[n_named++] = node;
+        size_t used = strlen(list);
+        snprintf(list + used, sizeof list - used, "%s%s%s%s", used ? ", " : "", node->domain,
+                 node->domain[0] ? "." : "", node->op_type);
+    }
+    if (!n_missing) return 0;
+    return eng_fail(err, ENG_UNSUPPORTED, "unsupported ops: %s (%zu nodes); supported: %s", list,
+                    n_missing, nn_supported_ops);
+}
+
 static void set_threads(int threads)
 {
     if (threads > 0) omp_set_num_threads(threads);
@@ -542,17 +610,7 @@ struct nn_plan *nn_plan_compile_with(const struct nn_graph *g,
                  nn_graph_input_count(g));
         return NULL;
     }
-    /* Every op is checked first, so an unsupported model is refused whatever the shapes. */
-    for (size_t i = 0; i < nn_graph_node_count(g); i++) {
-        const struct nn_node *node = nn_graph_node(g, i);
-        if (!nn_op_supported(node)) {
-            char what[1024];
-            snprintf(what, sizeof what, "this op is not supported; supported: %s",
-                     nn_supported_ops);
-            nn_unsupported(node, what, err);
-            return NULL;
-        }
-    }
+    if (refuse_unsupported(g, err)) return NULL;
     struct nn_plan *p = calloc(1, sizeof *p);
     if (!p) {
         nn_no_memory(err);
@@ -583,7 +641,7 @@ struct nn_plan *nn_plan_compile_with(const struct nn_graph *g,
                       "dnnl_stream_create", NULL, err))
         goto fail;
     p->node = 0;
-    if (add_inputs(p, input_shapes, err)) goto fail;
+    if (add_inputs(p, input_shapes, options, err)) goto fail;
     for (size_t i = 0; i < nn_graph_node_count(g); i++) {
         p->node = (int)i;
         if (!p->fused[i]) {
@@ -610,6 +668,7 @@ int nn_plan_run(struct nn_plan *p, const float *const *inputs, float **outputs,
 {
     set_threads(p->threads);
     for (size_t i = 0; i < p->n_inputs; i++) {
+        if (p->input_ids[i] < 0) continue; /* frozen */
         const struct value *v = &p->values[p->input_ids[i]];
         if (v->count) memcpy(value_ptr(p, v), inputs[i], v->count * sizeof(float));
     }
@@ -674,7 +733,7 @@ void nn_plan_free(struct nn_plan *p)
     free(p);
 }
 
-int nn_tensor_read_pb(const void *buf, size_t size, float **data, struct nn_tensor_info *info,
+int nn_tensor_read_pb(const void *buf, size_t size, void **data, struct nn_tensor_info *info,
                       struct eng_error *err)
 {
     Onnx__TensorProto *tp = onnx__tensor_proto__unpack(NULL, size, buf);
@@ -683,8 +742,8 @@ int nn_tensor_read_pb(const void *buf, size_t size, float **data, struct nn_tens
     size_t count = 1;
     *data = NULL;
     memset(info, 0, sizeof *info);
-    if (!tp->has_data_type || tp->data_type != NN_FLOAT) {
-        eng_fail(err, ENG_UNSUPPORTED, "data_type %d; only 1 (float) is supported",
+    if (!tp->has_data_type || (tp->data_type != NN_FLOAT && tp->data_type != NN_INT64)) {
+        eng_fail(err, ENG_UNSUPPORTED, "data_type %d; supported: 1 (float), 7 (int64)",
                  (int)tp->data_type);
         goto done;
     }
@@ -692,11 +751,12 @@ int nn_tensor_read_pb(const void *buf, size_t size, float **data, struct nn_tens
         eng_fail(err, ENG_INVALID, "rank %zu; at most %d is supported", tp->n_dims, NN_MAX_RANK);
         goto done;
     }
-    info->dtype = NN_FLOAT;
+    info->dtype = (enum nn_dtype)tp->data_type;
     info->rank = (int)tp->n_dims;
+    size_t elem = nn_dtype_size(info->dtype);
     for (size_t d = 0; d < tp->n_dims; d++) {
         if (tp->dims[d] < 0 || __builtin_mul_overflow(count, (size_t)tp->dims[d], &count) ||
-            count > NN_MAX_BYTES / sizeof(float)) {
+            count > NN_MAX_BYTES / elem) {
             eng_fail(err, ENG_INVALID, "dim %zu = %lld is negative or too large", d,
                      (long long)tp->dims[d]);
             goto done;
@@ -704,8 +764,12 @@ int nn_tensor_read_pb(const void *buf, size_t size, float **data, struct nn_tens
         info->dims[d] = tp->dims[d];
     }
     /* raw_data is little-endian, as on every host this builds for (as in nn_ir.c). */
-    size_t have = tp->has_raw_data ? tp->raw_data.len : tp->n_float_data * sizeof(float);
-    if (have != count * sizeof(float)) {
+    const void *typed =
+        info->dtype == NN_FLOAT ? (const void *)tp->float_data : (const void *)tp->int64_data;
+    size_t have = tp->has_raw_data          ? tp->raw_data.len
+                  : info->dtype == NN_FLOAT ? tp->n_float_data * elem
+                                            : tp->n_int64_data * elem;
+    if (have != count * elem) {
         eng_fail(err, ENG_INVALID, "%zu data bytes for %zu elements", have, count);
         goto done;
     }
@@ -714,10 +778,7 @@ int nn_tensor_read_pb(const void *buf, size_t size, float **data, struct nn_tens
         nn_no_memory(err);
         goto done;
     }
-    if (have)
-        memcpy(*data,
-               tp->has_raw_data ? (const void *)tp->raw_data.data : (const void *)tp->float_data,
-               have);
+    if (have) memcpy(*data, tp->has_raw_data ? (const void *)tp->raw_data.data : typed, have);
     rc = 0;
 done:
     onnx__tensor_proto__free_unpacked(tp, NULL);

@@ -14,7 +14,7 @@ const char nn_supported_ops[] =
     "Conv, BatchNormalization, Relu, LeakyRelu, Clip, Sigmoid, HardSigmoid, HardSwish, MaxPool, "
     "AveragePool, GlobalAveragePool, GlobalMaxPool, Gemm, MatMul, Add, Mul, Concat, Flatten, "
     "Reshape, Transpose, Dropout, Identity, Cast, Softmax, LRN, Pad, Constant, Shape, Gather, "
-    "Squeeze, Unsqueeze (default domain; Gather, Shape and Cast on constants)";
+    "Squeeze, Unsqueeze (default domain; Gather with constant indices; Cast to float)";
 
 /* ---- activations ---- */
 
@@ -1048,9 +1048,29 @@ static int compile_view(struct nn_plan *p, const struct nn_node *node, struct en
     return nn_alias(p, xi, node->outputs[0], rank, out, NULL, err) < 0 ? -1 : 0;
 }
 
+static void run_gather(const struct nn_plan *p, const struct step *s)
+{
+    nn_gather_rows(nn_value_data(p, s->in), sizeof(float), &p->values[s->in], (int)s->params[0],
+                   &p->values[s->params[1]], nn_value_data(p, s->out));
+}
+
+/* Gather of an activation along constant indices (shape arithmetic on constants is folded). */
 static int compile_gather(struct nn_plan *p, const struct nn_node *node, struct eng_error *err)
 {
-    return nn_unsupported(node, "Gather is supported on constants only (shape arithmetic)", err);
+    int xi = nn_input(p, node, 0, err), ii = xi < 0 ? -1 : nn_input(p, node, 1, err);
+    if (ii < 0 || (xi = nn_to_plain(p, xi, err)) < 0) return -1;
+    int axis, rank;
+    int64_t dims[NN_MAX_RANK];
+    if (nn_gather_dims(p, node, &p->values[xi], &p->values[ii], &axis, &rank, dims, err)) return -1;
+    int yi = nn_activation(p, node->outputs[0], rank, dims, NULL, err);
+    struct step *s = yi < 0 ? NULL : nn_step(p, err);
+    if (!s) return -1;
+    s->host = run_gather;
+    s->in = xi;
+    s->out = yi;
+    s->params[0] = axis;
+    s->params[1] = ii;
+    return 0;
 }
 
 typedef int (*compile_fn)(struct nn_plan *p, const struct nn_node *node, struct eng_error *err);

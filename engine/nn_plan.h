@@ -176,6 +176,13 @@ int nn_fold_constant(struct nn_plan *p, const struct nn_node *node, struct eng_e
  * inputs must be constants). */
 int nn_reshape_dims(struct nn_plan *p, const struct nn_node *node, const struct value *x, int *rank,
                     int64_t *out, struct eng_error *err);
+/* Gather's output shape and normalised axis (indices must be an int64 constant, checked in
+ * range), and the copy itself, elem bytes per element. */
+int nn_gather_dims(const struct nn_plan *p, const struct nn_node *node, const struct value *d,
+                   const struct value *ix, int *axis, int *rank, int64_t *dims,
+                   struct eng_error *err);
+void nn_gather_rows(const void *data, size_t elem, const struct value *d, int axis,
+                    const struct value *ix, void *out);
 int nn_squeeze_dims(struct nn_plan *p, const struct nn_node *node, const struct value *x, int *rank,
                     int64_t *out, struct eng_error *err);
 

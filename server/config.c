@@ -87,7 +87,8 @@ static const struct setting settings[] = {
                   "ONNX model file cap in bytes, for start-up and uploads"),
     INT64_SETTING(max_tensor_elements, 67108864, 1, INT64_C(4294967296),
                   "elements in one inference input tensor"),
-    INT_SETTING(nn_threads, 0, 0, 1024, "threads one inference uses; 0 = one per CPU core"),
+    INT_SETTING(nn_threads, 0, 0, 1024,
+                "threads one inference uses; 0 = CPU cores / workers (at least 1)"),
     STRING_SETTING(access_log, "stderr", NULL, "access log: stderr, off or a file path"),
     BOOL_SETTING(debug_routes, 0, "mount /v1/debug/* (tests only)"),
     {

@@ -55,6 +55,7 @@ struct batch {
 
 struct model {
     char *name;
+    int threads;            /* each run's threads (nn_plan_options) */
     struct nn_graph *graph; /* NULL: unavailable */
     char *reason;
     long max_batch;
@@ -83,6 +84,7 @@ struct models {
     size_t count;
     char *dir;
     long long max_model_bytes; /* 0: no limit */
+    int threads;               /* each run's threads; 0: OpenMP's default */
 };
 
 /* ---- Configuration ---------------------------------------------------------------------------
@@ -490,10 +492,12 @@ static int load_files(struct model *m, const char *folder, long long max_bytes, 
 
 /* The model in folder, named name; one that cannot serve holds its reason and no graph. NULL only
  * when memory runs out. */
-static struct model *model_load(const char *folder, const char *name, long long max_bytes)
+static struct model *model_load(const char *folder, const char *name, long long max_bytes,
+                                int threads)
 {
     struct model *m = model_new(name);
     if (!m) return NULL;
+    m->threads = threads;
     char why[600];
     if (load_files(m, folder, max_bytes, why, sizeof why) == 0) return m;
     m->reason = strdup(why);
@@ -552,7 +556,7 @@ static int scan(struct models *ms)
         if (entry->d_name[0] == '.' || join(folder, ms->dir, entry->d_name) != 0 ||
             join(path, folder, "model.onnx") != 0 || stat(path, &st) != 0)
             continue;
-        struct model *m = model_load(folder, entry->d_name, ms->max_model_bytes);
+        struct model *m = model_load(folder, entry->d_name, ms->max_model_bytes, ms->threads);
         if (!m || append(ms, m) != 0) {
             if (m) model_free(m);
             rc = -1;
@@ -562,8 +566,8 @@ static int scan(struct models *ms)
     return rc;
 }
 
-struct models *models_open_limited(const char *dir, long long max_model_bytes, char *err,
-                                   size_t err_size)
+struct models *models_open_limited(const char *dir, long long max_model_bytes, int threads,
+                                   char *err, size_t err_size)
 {
     struct models *ms = calloc(1, sizeof *ms);
     if (ms) ms->dir = strdup(dir);
@@ -574,6 +578,7 @@ struct models *models_open_limited(const char *dir, long long max_model_bytes, c
     }
     pthread_rwlock_init(&ms->lock, NULL);
     ms->max_model_bytes = max_model_bytes;
+    ms->threads = threads;
     if (scan(ms) != 0) {
         models_close(ms);
         snprintf(err, err_size, "out of memory while loading models from %s", dir);
@@ -584,7 +589,7 @@ struct models *models_open_limited(const char *dir, long long max_model_bytes, c
 
 struct models *models_open(const char *dir, char *err, size_t err_size)
 {
-    return models_open_limited(dir, 0, err, err_size);
+    return models_open_limited(dir, 0, 0, err, err_size);
 }
 
 void models_close(struct models *ms)
@@ -756,7 +761,7 @@ static enum models_add_status publish(struct models *ms, const char *tmp, struct
 static enum models_add_status load_upload(struct models *ms, const char *tmp, const char *name,
                                           struct model **added, char *why, size_t size)
 {
-    struct model *m = model_load(tmp, name, ms->max_model_bytes);
+    struct model *m = model_load(tmp, name, ms->max_model_bytes, ms->threads);
     if (!m) {
         refuse(why, size, "out of memory");
         return MODELS_FAILED;
@@ -865,6 +870,13 @@ static int same_shapes(const struct nn_tensor_info *a, const struct nn_tensor_in
     return 1;
 }
 
+static struct nn_plan *compile(const struct model *m, const struct nn_tensor_info *shapes,
+                               struct eng_error *err)
+{
+    struct nn_plan_options options = {.threads = m->threads};
+    return nn_plan_compile_with(m->graph, shapes, nn_graph_input_count(m->graph), &options, err);
+}
+
 /* The cached plan for these shapes, compiling and caching it on first use. NULL with *failed set
  * (and err) when compiling fails; NULL with *failed 0 when the cache is full or memory for an
  * entry runs out, so the caller compiles an uncached plan. Compiling happens under plans_lock, so
@@ -882,7 +894,7 @@ static struct cached_plan *cached_plan(struct model *m, const struct nn_tensor_i
         c->shapes = malloc((n ? n : 1) * sizeof *c->shapes);
         if (c->shapes) {
             memcpy(c->shapes, shapes, n * sizeof *shapes);
-            c->plan = nn_plan_compile(m->graph, shapes, n, err);
+            c->plan = compile(m, shapes, err);
             *failed = !c->plan;
         }
         if (c->plan) {
@@ -918,7 +930,7 @@ static int execute(struct model *m, const float *const *inputs, const struct nn_
         return rc;
     }
     if (failed) return -1;
-    struct nn_plan *plan = nn_plan_compile(m->graph, shapes, nn_graph_input_count(m->graph), err);
+    struct nn_plan *plan = compile(m, shapes, err);
     if (!plan) return -1;
     int rc = nn_plan_run(plan, inputs, outputs, output_info, err);
     nn_plan_free(plan);

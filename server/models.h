@@ -16,10 +16,11 @@ struct model;
 
 /* Scans dir; a missing dir gives an empty repository. Returns NULL only when memory runs out (err
  * filled). models_open sets no size limit; with models_open_limited a model.onnx past
- * max_model_bytes is unavailable, and uploads past it are refused. */
+ * max_model_bytes is unavailable, and uploads past it are refused, and each run of a model uses
+ * `threads` threads (0: OpenMP's default, one per core). */
 struct models *models_open(const char *dir, char *err, size_t err_size);
-struct models *models_open_limited(const char *dir, long long max_model_bytes, char *err,
-                                   size_t err_size);
+struct models *models_open_limited(const char *dir, long long max_model_bytes, int threads,
+                                   char *err, size_t err_size);
 /* Frees the repository and drops its references; models still acquired are freed on release. */
 void models_close(struct models *ms);
 

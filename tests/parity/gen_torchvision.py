@@ -29,7 +29,30 @@ CASES = [
     ("mobilenet_v3_small", "mobilenet_v3_small", 17, 1, {}),
     ("efficientnet_b0", "efficientnet_b0", 16, 1, {}),
     ("resnet50", "resnet50", 17, 1, {}),
+    # torch.onnx writes y.view(y.size(0), -1) as Shape -> Gather -> Unsqueeze -> Concat -> Reshape,
+    # the shape arithmetic the executor folds at compile time; opset 11 also writes its
+    # Unsqueeze axes as an attribute, 13 as an input.
+    ("viewnet_11", "viewnet", 11, 3, {}),
+    ("viewnet_13", "viewnet", 13, 3, {}),
 ]
+
+
+def viewnet():
+    import torch
+
+    class ViewNet(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = torch.nn.Conv2d(3, 8, 3, stride=2, padding=1)
+            self.bn = torch.nn.BatchNorm2d(8)
+            self.pool = torch.nn.MaxPool2d(2)
+            self.fc = torch.nn.Linear(8 * 56 * 56, 10)
+
+        def forward(self, x):
+            y = self.pool(torch.relu(self.bn(self.conv(x))))
+            return self.fc(y.view(y.size(0), -1))
+
+    return ViewNet()
 
 
 def randomize_batchnorm(model, gen):
@@ -48,7 +71,7 @@ def export_case(out_dir, name, ctor, opset, batch, options):
     import torchvision
     torch.manual_seed(1234)
     gen = torch.Generator().manual_seed(4321)
-    model = getattr(torchvision.models, ctor)().eval()
+    model = (viewnet() if ctor == "viewnet" else getattr(torchvision.models, ctor)()).eval()
     randomize_batchnorm(model, gen)
     x = torch.rand(batch, 3, 224, 224, generator=gen) * 2 - 1
     # ResNets also check a tap: the activation after layer1, as a perceptual metric reads it.
