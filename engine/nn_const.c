@@ -236,6 +236,24 @@ static int fold_view(struct nn_plan *p, const struct nn_node *node, struct eng_e
     return nn_alias(p, id, node->outputs[0], rank, dims, NULL, err) < 0 ? -1 : 1;
 }
 
+int nn_concat_dims(const struct nn_plan *p, const struct nn_node *node, const int *ids, int n,
+                   int *axis, int64_t *out, struct eng_error *err)
+{
+    const struct value *x0 = &p->values[ids[0]];
+    if (!nn_node_attr(node, "axis")) return nn_invalid(node, "axis is required", err);
+    if ((*axis = nn_norm_axis(node, nn_attr_int(node, "axis", 0), x0->rank, 0, err)) < 0) return -1;
+    memcpy(out, x0->dims, (size_t)x0->rank * sizeof *out);
+    out[*axis] = 0;
+    for (int k = 0; k < n; k++) {
+        const struct value *v = &p->values[ids[k]];
+        for (int d = 0; d < x0->rank; d++)
+            if (v->rank != x0->rank || (d != *axis && v->dims[d] != x0->dims[d]))
+                return nn_invalid(node, "the inputs differ outside the concat axis", err);
+        out[*axis] += v->dims[*axis];
+    }
+    return 0;
+}
+
 static int fold_concat(struct nn_plan *p, const struct nn_node *node, struct eng_error *err)
 {
     int ids[64];
@@ -245,19 +263,12 @@ static int fold_concat(struct nn_plan *p, const struct nn_node *node, struct eng
         if (c <= 0) return c;
     }
     struct value x0 = p->values[ids[0]];
-    int axis = nn_norm_axis(node, nn_attr_int(node, "axis", 0), x0.rank, 0, err);
-    if (axis < 0) return -1;
+    int axis;
     int64_t dims[NN_MAX_RANK];
-    memcpy(dims, x0.dims, sizeof dims);
-    dims[axis] = 0;
-    for (size_t k = 0; k < node->n_inputs; k++) {
-        const struct value *v = &p->values[ids[k]];
-        for (int d = 0; d < x0.rank; d++)
-            if (v->rank != x0.rank || v->dtype != x0.dtype ||
-                (d != axis && v->dims[d] != x0.dims[d]))
-                return nn_invalid(node, "the inputs differ outside the concat axis", err);
-        dims[axis] += v->dims[axis];
-    }
+    if (nn_concat_dims(p, node, ids, (int)node->n_inputs, &axis, dims, err)) return -1;
+    for (size_t k = 0; k < node->n_inputs; k++)
+        if (p->values[ids[k]].dtype != x0.dtype)
+            return nn_invalid(node, "the inputs' element types differ", err);
     size_t outer = nn_dims_count(axis, x0.dims), es = elem_size(x0.dtype);
     size_t inner = nn_dims_count(x0.rank - axis - 1, x0.dims + axis + 1) * es;
     char *out = malloc(nn_dims_count(x0.rank, dims) * es + 1), *at = out;

@@ -858,19 +858,11 @@ static int compile_concat(struct nn_plan *p, const struct nn_node *node, struct 
     for (int k = 0; k < n; k++)
         if ((ids[k] = nn_input(p, node, (size_t)k, err)) < 0) return -1;
     struct value x0 = p->values[ids[0]];
-    int axis = nn_norm_axis(node, nn_attr_int(node, "axis", 1), x0.rank, 0, err);
-    if (axis < 0) return -1;
+    int axis;
     int64_t out[NN_MAX_RANK];
-    memcpy(out, x0.dims, sizeof out);
-    out[axis] = 0;
-    for (int k = 0; k < n; k++) {
-        const struct value *v = &p->values[ids[k]];
-        for (int d = 0; d < x0.rank; d++)
-            if (v->rank != x0.rank || (d != axis && v->dims[d] != x0.dims[d]))
-                return nn_invalid(node, "the inputs differ outside the concat axis", err);
-        out[axis] += v->dims[axis];
-        mds[k] = v->md;
-    }
+    if (nn_concat_dims(p, node, ids, n, &axis, out, err)) return -1;
+    for (int k = 0; k < n; k++)
+        mds[k] = p->values[ids[k]].md;
     dnnl_primitive_desc_t pd;
     struct eng_error first = {0};
     int plain = 0;

@@ -183,6 +183,9 @@ int nn_gather_dims(const struct nn_plan *p, const struct nn_node *node, const st
                    struct eng_error *err);
 void nn_gather_rows(const void *data, size_t elem, const struct value *d, int axis,
                     const struct value *ix, void *out);
+/* Concat's output shape and normalised axis over the values ids[0..n). */
+int nn_concat_dims(const struct nn_plan *p, const struct nn_node *node, const int *ids, int n,
+                   int *axis, int64_t *out, struct eng_error *err);
 int nn_squeeze_dims(struct nn_plan *p, const struct nn_node *node, const struct value *x, int *rank,
                     int64_t *out, struct eng_error *err);
 

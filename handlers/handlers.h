@@ -30,7 +30,7 @@ void handle_policies(struct request *req, struct response *resp);
 void handle_policy_get(struct request *req, struct response *resp);
 void handle_policy_validate(struct request *req, struct response *resp);
 
-/* kserve.c: the KServe Open Inference Protocol v2 (REST, JSON tensors, FP32). */
+/* kserve.c: the KServe Open Inference Protocol v2 (REST; JSON and binary tensors). */
 void handle_v2_info(struct request *req, struct response *resp);
 void handle_v2_live(struct request *req, struct response *resp);
 void handle_v2_ready(struct request *req, struct response *resp);

@@ -76,34 +76,13 @@ static struct model *path_model(struct request *req, struct response *resp)
     return m;
 }
 
-/* The protocol's tensor datatype names for the element types the IR holds. */
-static const char *datatype_name(enum nn_dtype dtype)
-{
-    switch (dtype) {
-    case NN_UINT8:
-        return "UINT8";
-    case NN_INT8:
-        return "INT8";
-    case NN_INT32:
-        return "INT32";
-    case NN_INT64:
-        return "INT64";
-    case NN_BOOL:
-        return "BOOL";
-    case NN_DOUBLE:
-        return "FP64";
-    default:
-        return "FP32"; /* NN_FLOAT, and undeclared types, which the executor runs as FP32 */
-    }
-}
-
 static json_t *tensor_metadata(const struct nn_tensor_info *info)
 {
     json_t *shape = json_array();
     for (int d = 0; shape && d < info->rank; d++)
         json_array_append_new(shape, json_integer(info->dims[d]));
-    return json_pack("{s:s, s:s, s:o*}", "name", info->name, "datatype", datatype_name(info->dtype),
-                     "shape", shape);
+    return json_pack("{s:s, s:s, s:o*}", "name", info->name, "datatype",
+                     models_datatype_name(info->dtype), "shape", shape);
 }
 
 void handle_v2_model(struct request *req, struct response *resp)
@@ -411,7 +390,7 @@ static int read_input(struct infer *in, json_t *tensor, struct response *resp)
         return -1;
     }
     const struct datatype *t = find_datatype(datatype);
-    const char *want = datatype_name(nn_graph_input(in->g, idx)->dtype);
+    const char *want = models_datatype_name(nn_graph_input(in->g, idx)->dtype);
     if (!t) {
         v2_error(resp, 400, "input %s: datatype %s is not supported; FP32, UINT8 and INT64 are",
                  name, datatype);

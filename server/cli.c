@@ -273,6 +273,15 @@ static void bench_usage(FILE *out)
             "\"latency_ms\" (median), \"images_per_second\"}.\n");
 }
 
+/* Prints a benchmark's result as one compact JSON line and frees it. */
+static void print_line(json_t *line)
+{
+    char *text = line ? json_dumps(line, JSON_COMPACT | JSON_REAL_PRECISION(6)) : NULL;
+    if (text) printf("%s\n", text);
+    free(text);
+    json_decref(line);
+}
+
 static int compare_doubles(const void *a, const void *b)
 {
     double x = *(const double *)a, y = *(const double *)b;
@@ -322,10 +331,7 @@ static int bench_plan(struct nn_plan *plan, const float *const *inputs, const ch
                                  batch, "threads", threads, "runs", (json_int_t)runs, "seconds",
                                  elapsed, "latency_ms", latency[runs / 2] * 1000,
                                  "images_per_second", (double)runs * batch / elapsed);
-        char *text = line ? json_dumps(line, JSON_COMPACT | JSON_REAL_PRECISION(6)) : NULL;
-        if (text) printf("%s\n", text);
-        free(text);
-        json_decref(line);
+        print_line(line);
     }
     free(latency);
     free(info);
@@ -494,10 +500,7 @@ int cli_bench(int argc, char **argv)
         json_t *line = json_pack("{s:s, s:i, s:I, s:f, s:f}", "policy", policy_text, "size", size,
                                  "images", (json_int_t)images, "seconds", elapsed,
                                  "images_per_second", images / elapsed);
-        char *text = line ? json_dumps(line, JSON_COMPACT | JSON_REAL_PRECISION(6)) : NULL;
-        if (text) printf("%s\n", text);
-        free(text);
-        json_decref(line);
+        print_line(line);
     }
     free(jpeg);
     policy_free(policy);

@@ -77,7 +77,7 @@ static const struct setting settings[] = {
     INT64_SETTING(max_pixels, 40000000, 1, INT64_C(1000000000),
                   "decoded image area cap in pixels, checked before decoding"),
     INT_SETTING(max_dimension, 16384, 1, 65535, "decoded image width and height cap in pixels"),
-    INT_SETTING(max_inputs, 16, 1, 1024, "images in one augment request"),
+    INT_SETTING(max_inputs, 16, 1, 1024, "images in one augment, predict or pseudo-label request"),
     INT_SETTING(max_samples, 32, 1, 1024, "samples per image in one augment request"),
     STRING_SETTING(static_dir, "static", NULL, "web UI files served at /"),
     STRING_SETTING(data_dir, "var", NULL, "embedded store and files"),

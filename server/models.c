@@ -1157,7 +1157,7 @@ const char *models_datatype_name(enum nn_dtype dtype)
     case NN_DOUBLE:
         return "FP64";
     default:
-        return "FP32";
+        return "FP32"; /* NN_FLOAT, and undeclared types, which the executor runs as FP32 */
     }
 }
 
