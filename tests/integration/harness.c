@@ -128,6 +128,39 @@ static void remove_tree(const char *dir)
     if (dir[0]) nftw(dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
 
+char *harness_read_file(const char *path, size_t *size)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) fail_msg("cannot open %s", path);
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *data = malloc((size_t)n + 1);
+    assert_non_null(data);
+    assert_int_equal(fread(data, 1, (size_t)n, f), (size_t)n);
+    fclose(f);
+    data[n] = '\0';
+    *size = (size_t)n;
+    return data;
+}
+
+char *harness_read_source_file(const char *relative, size_t *size)
+{
+    char path[PATH_MAX];
+    join_path(path, source_path, relative);
+    return harness_read_file(path, size);
+}
+
+json_t *harness_load_source_json(const char *relative)
+{
+    char path[PATH_MAX];
+    join_path(path, source_path, relative);
+    json_error_t error;
+    json_t *doc = json_load_file(path, 0, &error);
+    if (!doc) fail_msg("%s: %s", path, error.text);
+    return doc;
+}
+
 /* ---- Servers ----------------------------------------------------------------------------------
  */
 
@@ -400,6 +433,9 @@ struct harness_ctx {
     int passed;
 };
 
+/* The running test's model repository (harness_setup_models), or "". */
+static char models_dir[64];
+
 int harness_setup(void **state)
 {
     struct harness_ctx *ctx = calloc(1, sizeof *ctx);
@@ -426,6 +462,29 @@ struct server *harness_start(void **state, const char *extra_json)
     ctx_add(state, srv);
     launch(srv, 0);
     return srv;
+}
+
+int harness_setup_models(void **state)
+{
+    snprintf(models_dir, sizeof models_dir, "/tmp/augserve-models-XXXXXX");
+    if (!mkdtemp(models_dir)) {
+        models_dir[0] = '\0';
+        return -1;
+    }
+    return harness_setup(state);
+}
+
+const char *harness_models_dir(void)
+{
+    return models_dir;
+}
+
+struct server *harness_start_with_models(void **state, const char *extra)
+{
+    char config[4096];
+    snprintf(config, sizeof config, "{\"models_dir\": \"%s\"%s%s}", models_dir,
+             extra[0] ? ", " : "", extra);
+    return harness_start(state, config);
 }
 
 struct server *harness_prepare(void **state, const char *extra_json)
@@ -466,6 +525,8 @@ int harness_teardown(void **state)
     }
     free(ctx);
     *state = NULL;
+    remove_tree(models_dir);
+    models_dir[0] = '\0';
     return rc;
 }
 
@@ -489,6 +550,38 @@ int harness_run_binary(const char *const args[], char **out, char **err)
     remove_tree(dir);
     if (!proc.exited || !WIFEXITED(proc.wait_status)) return -1;
     return WEXITSTATUS(proc.wait_status);
+}
+
+json_t *harness_keygen(const char *name, const char *scopes, char key[128])
+{
+    char *out, *err;
+    const char *args[] = {"keygen", "--name", name, "--scopes", scopes, NULL};
+    int status = harness_run_binary(args, &out, &err);
+    if (status != 0) fail_msg("keygen exited %d: %s", status, err);
+    json_t *entry = NULL;
+    key[0] = '\0';
+    for (char *line = strtok(out, "\n"); line; line = strtok(NULL, "\n")) {
+        if (strncmp(line, "key: ", 5) == 0) snprintf(key, 128, "%s", line + 5);
+        if (line[0] == '{') entry = json_loads(line, 0, NULL);
+    }
+    assert_non_null(entry);
+    assert_true(key[0] != '\0');
+    free(out);
+    free(err);
+    return entry;
+}
+
+int harness_main(int argc, char **argv, const char *name, const struct CMUnitTest *tests,
+                 size_t count)
+{
+    if (argc < 3) {
+        fprintf(stderr, "usage: %s AUGSERVE_BINARY SOURCE_DIR\n", argv[0]);
+        return 2;
+    }
+    harness_init(argv[1], argv[2]);
+    int failed = _cmocka_run_group_tests(name, tests, count, NULL, NULL);
+    curl_global_cleanup();
+    return failed;
 }
 
 /* ---- HTTP -------------------------------------------------------------------------------------
@@ -629,6 +722,24 @@ CURLcode http_get(const struct server *srv, const char *path, struct http_respon
 {
     struct http_request req = {.path = path};
     return http_send(srv, &req, resp);
+}
+
+CURLcode http_post(const struct server *srv, const char *path, const char *content_type,
+                   const void *body, size_t size, struct http_response *resp)
+{
+    char header[256];
+    snprintf(header, sizeof header, "Content-Type: %s", content_type);
+    const char *headers[] = {header, NULL};
+    struct http_request req = {.path = path, .headers = headers, .body = body, .body_size = size};
+    return http_send(srv, &req, resp);
+}
+
+void http_get_expect(const struct server *srv, const char *path, long status)
+{
+    struct http_response r;
+    http_get(srv, path, &r);
+    assert_status(&r, status);
+    http_response_free(&r);
 }
 
 void http_response_free(struct http_response *resp)

@@ -27,6 +27,19 @@
 #include <stddef.h>
 #include <sys/types.h>
 
+struct CMUnitTest;
+
+/* The whole main() of an integration test program: argv[1] is the binary under test and argv[2]
+ * the source tree (usage and 2 without them); harness_init, then runs the tests as group name and
+ * returns cmocka's count of failures. */
+int harness_main(int argc, char **argv, const char *name, const struct CMUnitTest *tests,
+                 size_t count);
+/* A test entry of such a table, with the harness's setup and teardown. */
+#define HARNESS_TEST(f) cmocka_unit_test_setup_teardown(f, harness_setup, harness_teardown)
+/* One with a model repository (harness_setup_models). */
+#define HARNESS_MODELS_TEST(f)                                                                     \
+    cmocka_unit_test_setup_teardown(f, harness_setup_models, harness_teardown)
+
 /* Once, from main: the binary under test and the source tree. Initialises libcurl and ignores
  * SIGPIPE (a server closing on us must not kill the test program). */
 void harness_init(const char *binary, const char *source_dir);
@@ -35,6 +48,17 @@ const char *harness_source_dir(void);
 
 /* Seconds on the monotonic clock. */
 double harness_now(void);
+
+/* ---- Files ------------------------------------------------------------------------------------
+ */
+
+/* The whole file (malloc'd and NUL-terminated; *size bytes before the NUL); fails the test when
+ * it cannot be read. */
+char *harness_read_file(const char *path, size_t *size);
+/* A file of the source tree, by its path relative to it: its bytes, as harness_read_file, or its
+ * JSON (the caller owns it; fails the test unless it parses). */
+char *harness_read_source_file(const char *relative, size_t *size);
+json_t *harness_load_source_json(const char *relative);
 
 /* ---- Servers ----------------------------------------------------------------------------------
  */
@@ -92,6 +116,13 @@ int harness_setup(void **state);
 int harness_teardown(void **state);
 /* server_start, with the server registered for the teardown. */
 struct server *harness_start(void **state, const char *extra_json);
+/* A setup for tests with a model repository: harness_setup, and a fresh empty folder (the
+ * repository) that harness_teardown removes once the test's servers have stopped. */
+int harness_setup_models(void **state);
+/* That folder's path, for the running test. */
+const char *harness_models_dir(void);
+/* harness_start on that repository, with extra settings (a JSON object's members, or ""). */
+struct server *harness_start_with_models(void **state, const char *extra);
 /* server_prepare, registered likewise (for tests that run the binary themselves). */
 struct server *harness_prepare(void **state, const char *extra_json);
 /* Marks the test as having reached its end; without it, the teardown prints servers' stderr. */
@@ -101,6 +132,10 @@ void harness_pass(void **state);
  * collects stdout and stderr (malloc'd). Returns the exit status, or -1 if it was killed by a
  * signal or ran past 10 s. */
 int harness_run_binary(const char *const args[], char **out, char **err);
+
+/* Runs `augserve keygen --name name --scopes scopes`, which must succeed: writes the key into key
+ * and returns its "api_keys" entry (the caller owns it). */
+json_t *harness_keygen(const char *name, const char *scopes, char key[128]);
 
 /* ---- HTTP -------------------------------------------------------------------------------------
  */
@@ -155,7 +190,12 @@ struct http_response {
 CURLcode http_send(const struct server *srv, const struct http_request *req,
                    struct http_response *resp);
 CURLcode http_get(const struct server *srv, const char *path, struct http_response *resp);
+/* POSTs size bytes of body with the header "Content-Type: content_type". */
+CURLcode http_post(const struct server *srv, const char *path, const char *content_type,
+                   const void *body, size_t size, struct http_response *resp);
 void http_response_free(struct http_response *resp);
+/* GETs path and fails the test unless a whole response with this status arrived. */
+void http_get_expect(const struct server *srv, const char *path, long status);
 
 /* The value of a response header (case-insensitive name), or NULL. */
 const char *http_header(const struct http_response *resp, const char *name);

@@ -405,24 +405,16 @@ static void test_cli_matches_server(void **state)
 
 int main(int argc, char **argv)
 {
-    if (argc < 3) {
-        fprintf(stderr, "usage: %s AUGSERVE_BINARY SOURCE_DIR\n", argv[0]);
-        return 2;
-    }
-    harness_init(argv[1], argv[2]);
     struct eng_error err = {0};
     if (img_codec_init(&err) != 0) {
         fprintf(stderr, "codec init: %s\n", err.message);
         return 1;
     }
-#define TEST(f) cmocka_unit_test_setup_teardown(f, harness_setup, harness_teardown)
     const struct CMUnitTest tests[] = {
-        TEST(test_single_image_bytes), TEST(test_json_samples_and_inputs),
-        TEST(test_bad_requests),       TEST(test_ops_and_policies),
-        TEST(test_cli_matches_server), TEST(test_same_results_any_worker_count),
-        TEST(test_jsd_views),
+        HARNESS_TEST(test_single_image_bytes), HARNESS_TEST(test_json_samples_and_inputs),
+        HARNESS_TEST(test_bad_requests),       HARNESS_TEST(test_ops_and_policies),
+        HARNESS_TEST(test_cli_matches_server), HARNESS_TEST(test_same_results_any_worker_count),
+        HARNESS_TEST(test_jsd_views),
     };
-    int failed = cmocka_run_group_tests_name("augment", tests, NULL, NULL);
-    curl_global_cleanup();
-    return failed;
+    return harness_main(argc, argv, "augment", tests, sizeof tests / sizeof tests[0]);
 }

@@ -88,9 +88,7 @@ static void test_metrics(void **state)
     struct server *srv = harness_start(state, NULL);
     struct http_response r;
 
-    http_get(srv, "/healthz", &r);
-    assert_status(&r, 200);
-    http_response_free(&r);
+    http_get_expect(srv, "/healthz", 200);
     /* The count is taken when the server has finished with the request, which may be a moment
      * after the client has the response: poll for it. */
     double first = -1;
@@ -117,9 +115,7 @@ static void test_metrics(void **state)
     http_response_free(&r);
 
     /* One more call: the count goes up by exactly one (metrics_wait fails past it). */
-    http_get(srv, "/healthz", &r);
-    assert_status(&r, 200);
-    http_response_free(&r);
+    http_get_expect(srv, "/healthz", 200);
     double second = -1;
     if (metrics_wait(srv, HEALTHZ_COUNT, first + 1, 5000, &second) != 1)
         fail_msg("healthz count: %g after one more call, expected %g", second, first + 1);
@@ -322,9 +318,7 @@ static void test_body_cap_content_length(void **state)
     if (r.elapsed_s > 2.0) fail_msg("the 413 took %.2f s", r.elapsed_s);
     http_response_free(&r);
 
-    http_get(srv, "/healthz", &r);
-    assert_status(&r, 200);
-    http_response_free(&r);
+    http_get_expect(srv, "/healthz", 200);
     free(data);
     harness_pass(state);
 }
@@ -366,9 +360,7 @@ static void test_body_cap_huge_declared(void **state)
         fail_msg("the client was made to send %zu body bytes before the 413", reader.delivered);
     http_response_free(&r);
 
-    http_get(srv, "/healthz", &r);
-    assert_status(&r, 200);
-    http_response_free(&r);
+    http_get_expect(srv, "/healthz", 200);
     harness_pass(state);
 }
 
@@ -403,9 +395,7 @@ static void test_body_cap_chunked(void **state)
     json_decref(doc);
     http_response_free(&r);
 
-    http_get(srv, "/healthz", &r);
-    assert_status(&r, 200);
-    http_response_free(&r);
+    http_get_expect(srv, "/healthz", 200);
     harness_pass(state);
 }
 
@@ -487,9 +477,7 @@ static void test_multipart_too_many_parts(void **state)
     assert_error_envelope(&r, 413, "payload_too_large");
     http_response_free(&r);
 
-    http_get(srv, "/healthz", &r);
-    assert_status(&r, 200);
-    http_response_free(&r);
+    http_get_expect(srv, "/healthz", 200);
     harness_pass(state);
 }
 
@@ -559,22 +547,10 @@ struct generated_key {
 
 static void keygen(const char *name, const char *scopes, struct generated_key *out)
 {
-    char *stdout_text, *stderr_text;
-    const char *args[] = {"keygen", "--name", name, "--scopes", scopes, NULL};
-    int status = harness_run_binary(args, &stdout_text, &stderr_text);
-    if (status != 0) fail_msg("keygen exited %d: %s", status, stderr_text);
-    out->key[0] = '\0';
-    out->entry = NULL;
-    for (char *line = strtok(stdout_text, "\n"); line; line = strtok(NULL, "\n")) {
-        if (strncmp(line, "key: ", 5) == 0) snprintf(out->key, sizeof out->key, "%s", line + 5);
-        if (line[0] == '{') out->entry = json_loads(line, 0, NULL);
-    }
+    out->entry = harness_keygen(name, scopes, out->key);
     assert_true(strlen(out->key) >= 32);
-    assert_non_null(out->entry);
     assert_string_equal(json_str(out->entry, "name"), name);
     assert_int_equal(strlen(json_str(out->entry, "sha256")), 64);
-    free(stdout_text);
-    free(stderr_text);
 }
 
 static long status_with_key(const struct server *srv, const char *method, const char *path,
@@ -1154,42 +1130,33 @@ static void test_config_errors(void **state)
     harness_pass(state);
 }
 
-#define TEST(f) cmocka_unit_test_setup_teardown(f, harness_setup, harness_teardown)
-
 int main(int argc, char **argv)
 {
-    if (argc != 3) {
-        fprintf(stderr, "usage: %s <path to augserve> <source dir>\n", argv[0]);
-        return 2;
-    }
-    harness_init(argv[1], argv[2]);
     const struct CMUnitTest tests[] = {
-        TEST(test_health),
-        TEST(test_metrics),
-        TEST(test_v1_info),
-        TEST(test_not_found_and_method),
-        TEST(test_request_id),
-        TEST(test_body_cap_content_length),
-        TEST(test_body_cap_huge_declared),
-        TEST(test_body_cap_chunked),
-        TEST(test_multipart_echo),
-        TEST(test_multipart_too_many_parts),
-        TEST(test_multipart_malformed),
-        TEST(test_auth),
-        TEST(test_admission_429),
-        TEST(test_static_files),
-        TEST(test_static_traversal),
-        TEST(test_access_log),
-        TEST(test_graceful_shutdown),
-        TEST(test_shutdown_grace_expires),
-        TEST(test_shutdown_refuses_on_open_connections),
-        TEST(test_shutdown_second_signal),
-        TEST(test_connection_memory_limit),
-        TEST(test_connection_limit),
-        TEST(test_print_config_redacts),
-        TEST(test_config_errors),
+        HARNESS_TEST(test_health),
+        HARNESS_TEST(test_metrics),
+        HARNESS_TEST(test_v1_info),
+        HARNESS_TEST(test_not_found_and_method),
+        HARNESS_TEST(test_request_id),
+        HARNESS_TEST(test_body_cap_content_length),
+        HARNESS_TEST(test_body_cap_huge_declared),
+        HARNESS_TEST(test_body_cap_chunked),
+        HARNESS_TEST(test_multipart_echo),
+        HARNESS_TEST(test_multipart_too_many_parts),
+        HARNESS_TEST(test_multipart_malformed),
+        HARNESS_TEST(test_auth),
+        HARNESS_TEST(test_admission_429),
+        HARNESS_TEST(test_static_files),
+        HARNESS_TEST(test_static_traversal),
+        HARNESS_TEST(test_access_log),
+        HARNESS_TEST(test_graceful_shutdown),
+        HARNESS_TEST(test_shutdown_grace_expires),
+        HARNESS_TEST(test_shutdown_refuses_on_open_connections),
+        HARNESS_TEST(test_shutdown_second_signal),
+        HARNESS_TEST(test_connection_memory_limit),
+        HARNESS_TEST(test_connection_limit),
+        HARNESS_TEST(test_print_config_redacts),
+        HARNESS_TEST(test_config_errors),
     };
-    int failed = cmocka_run_group_tests_name("http", tests, NULL, NULL);
-    curl_global_cleanup();
-    return failed;
+    return harness_main(argc, argv, "http", tests, sizeof tests / sizeof tests[0]);
 }

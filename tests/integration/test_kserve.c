@@ -21,13 +21,10 @@
 static const char *const fixture_models[] = {"tiny", "pixels", "counts", "untyped", "mymodel"};
 #define N_MODELS (sizeof fixture_models / sizeof *fixture_models)
 
-/* A fresh repository per test: the fixture models and broken (garbage bytes). */
-static char repo_dir[64];
-
+/* Fills the test's repository: the fixture models and broken (garbage bytes). */
 static void make_repository(void)
 {
-    snprintf(repo_dir, sizeof repo_dir, "/tmp/kserve-models-XXXXXX");
-    if (!mkdtemp(repo_dir)) fail_msg("mkdtemp failed");
+    const char *repo_dir = harness_models_dir();
     char command[PATH_MAX * 2];
     for (size_t i = 0; i < N_MODELS; i++) {
         snprintf(command, sizeof command, "cp -r '%s/tests/parity/fixtures/models/%s' '%s/'",
@@ -39,33 +36,20 @@ static void make_repository(void)
     if (system(command) != 0) fail_msg("cannot make the model repository: %s", command);
 }
 
-static void remove_repository(void)
-{
-    char command[128];
-    snprintf(command, sizeof command, "rm -rf '%s'", repo_dir);
-    if (system(command) != 0) fail_msg("cannot remove %s", repo_dir);
-}
-
-/* Starts a server on the repository, with extra settings (a JSON object's members, or ""). */
+/* Starts a server on the test's repository, filled, with extra settings (a JSON object's members,
+ * or ""). */
 static struct server *start(void **state, const char *extra)
 {
     make_repository();
-    char config[1024];
-    snprintf(config, sizeof config, "{\"models_dir\": \"%s\"%s%s}", repo_dir, extra[0] ? ", " : "",
-             extra);
-    return harness_start(state, config);
+    return harness_start_with_models(state, extra);
 }
 
 /* The expectation gen_models.py wrote for a model. */
 static json_t *expected(const char *model)
 {
     char path[PATH_MAX];
-    snprintf(path, sizeof path, "%s/tests/parity/fixtures/models/%s_expected.json",
-             harness_source_dir(), model);
-    json_error_t error;
-    json_t *doc = json_load_file(path, 0, &error);
-    if (!doc) fail_msg("%s: %s", path, error.text);
-    return doc;
+    snprintf(path, sizeof path, "tests/parity/fixtures/models/%s_expected.json", model);
+    return harness_load_source_json(path);
 }
 
 /* Posts body; header_length, when not NULL, is sent as Inference-Header-Content-Length. */
@@ -333,7 +317,6 @@ static void test_server_and_metadata(void **state)
     check_v2_error(&r, 404, "nope");
     http_get(srv, "/v2/models/nope/ready", &r);
     check_v2_error(&r, 404, "nope");
-    remove_repository();
     harness_pass(state);
 }
 
@@ -362,7 +345,6 @@ static void test_infer_every_model(void **state)
         }
         json_decref(exp);
     }
-    remove_repository();
     harness_pass(state);
 }
 
@@ -430,7 +412,6 @@ static void test_outputs(void **state)
     }
     json_decref(body);
     json_decref(exp);
-    remove_repository();
     harness_pass(state);
 }
 
@@ -474,7 +455,6 @@ static void test_not_finite(void **state)
     json_decref(body);
     free(bin);
     json_decref(exp);
-    remove_repository();
     harness_pass(state);
 }
 
@@ -589,10 +569,7 @@ static void test_infer_errors(void **state)
 #undef U8
 #undef I
     /* The server still answers after every refusal. */
-    http_get(srv, "/v2/health/live", &r);
-    assert_status(&r, 200);
-    http_response_free(&r);
-    remove_repository();
+    http_get_expect(srv, "/v2/health/live", 200);
     harness_pass(state);
 }
 
@@ -648,7 +625,6 @@ static void test_binary_errors(void **state)
     /* A header length that cuts the JSON short. */
     post_raw(srv, "/v2/models/counts/infer", json, (size_t)n, "10", &r);
     check_v2_error(&r, 400, "JSON");
-    remove_repository();
     harness_pass(state);
 }
 
@@ -682,7 +658,6 @@ static void test_tensor_limit(void **state)
     json_decref(doc);
     json_decref(body);
     http_response_free(&r);
-    remove_repository();
     harness_pass(state);
 }
 
@@ -694,18 +669,6 @@ struct curl_result {
     unsigned char *body;
     size_t body_size;
 };
-
-static char *read_file(const char *path, size_t *size)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) fail_msg("cannot open %s", path);
-    char *data = malloc(1 << 20);
-    assert_non_null(data);
-    *size = fread(data, 1, (1 << 20) - 1, f);
-    data[*size] = '\0';
-    fclose(f);
-    return data;
-}
 
 /* Sends body to path with the curl tool (its --data-binary) and the extra header (or NULL). */
 static void run_curl(const struct server *srv, const char *path, const void *body, size_t size,
@@ -727,11 +690,11 @@ static void run_curl(const struct server *srv, const char *path, const void *bod
     char file[128];
     size_t n;
     snprintf(file, sizeof file, "%s/headers", dir);
-    char *headers = read_file(file, &n);
+    char *headers = harness_read_file(file, &n);
     snprintf(out->headers, sizeof out->headers, "%s", headers);
     free(headers);
     snprintf(file, sizeof file, "%s/body", dir);
-    out->body = (unsigned char *)read_file(file, &out->body_size);
+    out->body = (unsigned char *)harness_read_file(file, &out->body_size);
     out->status = strtol(strchr(out->headers, ' ') ? strchr(out->headers, ' ') : "0", NULL, 10);
     snprintf(command, sizeof command, "rm -rf '%s'", dir);
     if (system(command) != 0) fail_msg("cannot remove %s", dir);
@@ -865,27 +828,7 @@ static void test_curl_tool(void **state)
     assert_contains((const char *)c.body, "only 2 bytes of binary data remain");
     free(c.body);
     json_decref(exp);
-    remove_repository();
     harness_pass(state);
-}
-
-/* Makes a key with scopes; returns its config entry and writes the key. */
-static json_t *keygen(const char *name, const char *scopes, char key[128])
-{
-    char *out, *err;
-    const char *args[] = {"keygen", "--name", name, "--scopes", scopes, NULL};
-    if (harness_run_binary(args, &out, &err) != 0) fail_msg("keygen: %s", err);
-    json_t *entry = NULL;
-    key[0] = '\0';
-    for (char *line = strtok(out, "\n"); line; line = strtok(NULL, "\n")) {
-        if (strncmp(line, "key: ", 5) == 0) snprintf(key, 128, "%s", line + 5);
-        if (line[0] == '{') entry = json_loads(line, 0, NULL);
-    }
-    assert_non_null(entry);
-    assert_true(key[0] != '\0');
-    free(out);
-    free(err);
-    return entry;
 }
 
 static long infer_with_key(const struct server *srv, const char *key, const char *path)
@@ -906,8 +849,8 @@ static long infer_with_key(const struct server *srv, const char *key, const char
 static void test_keys(void **state)
 {
     char augment_key[128], infer_key[128];
-    json_t *augment = keygen("a", "augment", augment_key);
-    json_t *infer = keygen("i", "infer", infer_key);
+    json_t *augment = harness_keygen("a", "augment", augment_key);
+    json_t *infer = harness_keygen("i", "infer", infer_key);
     json_t *keys = json_pack("[o, o]", augment, infer);
     char *list = json_dumps(keys, JSON_COMPACT);
     char extra[2048];
@@ -919,28 +862,22 @@ static void test_keys(void **state)
     assert_int_equal(infer_with_key(srv, augment_key, "/v2/models/tiny/infer"), 403);
     /* The infer key gets through to the handler, which refuses the missing input. */
     assert_int_equal(infer_with_key(srv, infer_key, "/v2/models/tiny/infer"), 400);
-    struct http_response r;
-    http_get(srv, "/v2/health/live", &r);
-    assert_status(&r, 401);
-    http_response_free(&r);
-    remove_repository();
+    http_get_expect(srv, "/v2/health/live", 401);
     harness_pass(state);
 }
 
 int main(int argc, char **argv)
 {
-    if (argc < 3) {
-        fprintf(stderr, "usage: %s AUGSERVE_BINARY SOURCE_DIR\n", argv[0]);
-        return 2;
-    }
-    harness_init(argv[1], argv[2]);
-#define TEST(f) cmocka_unit_test_setup_teardown(f, harness_setup, harness_teardown)
     const struct CMUnitTest tests[] = {
-        TEST(test_server_and_metadata), TEST(test_infer_every_model), TEST(test_outputs),
-        TEST(test_not_finite),          TEST(test_infer_errors),      TEST(test_binary_errors),
-        TEST(test_tensor_limit),        TEST(test_curl_tool),         TEST(test_keys),
+        HARNESS_MODELS_TEST(test_server_and_metadata),
+        HARNESS_MODELS_TEST(test_infer_every_model),
+        HARNESS_MODELS_TEST(test_outputs),
+        HARNESS_MODELS_TEST(test_not_finite),
+        HARNESS_MODELS_TEST(test_infer_errors),
+        HARNESS_MODELS_TEST(test_binary_errors),
+        HARNESS_MODELS_TEST(test_tensor_limit),
+        HARNESS_MODELS_TEST(test_curl_tool),
+        HARNESS_MODELS_TEST(test_keys),
     };
-    int failed = cmocka_run_group_tests_name("kserve", tests, NULL, NULL);
-    curl_global_cleanup();
-    return failed;
+    return harness_main(argc, argv, "kserve", tests, sizeof tests / sizeof tests[0]);
 }

@@ -17,7 +17,7 @@
 
 #include "harness.h"
 #include "nn.h"
-#include "onnx.pb-c.h"
+#include "onnx_build.h"
 
 /* The model: x [N,3,2,2] -> Flatten -> Gemm (W [3,12], b [3], transB) -> activation -> scores
  * [N,3]. With "Relu" every op is supported; "Tanh" is not. */
@@ -92,31 +92,6 @@ static void value_info_init(struct value_info *v, char *name, int rank, const in
     v->info.type = &v->type;
 }
 
-static Onnx__TensorProto float_tensor(char *name, size_t rank, int64_t *dims, float *data,
-                                      size_t count)
-{
-    Onnx__TensorProto t = ONNX__TENSOR_PROTO__INIT;
-    t.name = name;
-    t.n_dims = rank;
-    t.dims = dims;
-    t.has_data_type = 1;
-    t.data_type = NN_FLOAT;
-    t.n_float_data = count;
-    t.float_data = data;
-    return t;
-}
-
-static void node_init(Onnx__NodeProto *node, char *op_type, size_t n_in, char **in, char **out)
-{
-    Onnx__NodeProto init = ONNX__NODE_PROTO__INIT;
-    *node = init;
-    node->op_type = op_type;
-    node->n_input = n_in;
-    node->input = in;
-    node->n_output = 1;
-    node->output = out;
-}
-
 /* The serialised model (malloc'd, *size bytes) with the given activation op. */
 static void *build_model(char *activation, size_t *size)
 {
@@ -127,60 +102,29 @@ static void *build_model(char *activation, size_t *size)
             w[k * ROW + j] = weight(k, j);
     }
     int64_t w_dims[] = {CLASSES, ROW}, b_dims[] = {CLASSES};
-    Onnx__TensorProto tw = float_tensor("W", 2, w_dims, w, CLASSES * ROW);
-    Onnx__TensorProto tb = float_tensor("b", 1, b_dims, b, CLASSES);
+    Onnx__TensorProto tw = onnx_float_tensor("W", 2, w_dims, w, CLASSES * ROW);
+    Onnx__TensorProto tb = onnx_float_tensor("b", 1, b_dims, b, CLASSES);
     Onnx__TensorProto *inits[] = {&tw, &tb};
-    Onnx__AttributeProto trans = ONNX__ATTRIBUTE_PROTO__INIT;
-    trans.name = "transB";
-    trans.has_type = 1;
-    trans.type = ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INT;
-    trans.has_i = 1;
-    trans.i = 1;
+    Onnx__AttributeProto trans = onnx_int_attr("transB", 1);
     Onnx__AttributeProto *gemm_attrs[] = {&trans};
     char *x[] = {"x"}, *flat[] = {"flat"}, *gemm_in[] = {"flat", "W", "b"}, *gemm_out[] = {"g"};
     char *scores[] = {"scores"};
     Onnx__NodeProto nodes[3];
-    node_init(&nodes[0], "Flatten", 1, x, flat);
-    node_init(&nodes[1], "Gemm", 3, gemm_in, gemm_out);
+    onnx_node_init(&nodes[0], "Flatten", 1, x, flat);
+    onnx_node_init(&nodes[1], "Gemm", 3, gemm_in, gemm_out);
     nodes[1].n_attribute = 1;
     nodes[1].attribute = gemm_attrs;
-    node_init(&nodes[2], activation, 1, gemm_out, scores);
+    onnx_node_init(&nodes[2], activation, 1, gemm_out, scores);
     Onnx__NodeProto *node_ptrs[] = {&nodes[0], &nodes[1], &nodes[2]};
     struct value_info in, out;
     value_info_init(&in, "x", 4, (int64_t[]){-1, 3, 2, 2});
     value_info_init(&out, "scores", 2, (int64_t[]){-1, CLASSES});
     Onnx__ValueInfoProto *inputs[] = {&in.info}, *outputs[] = {&out.info};
-    Onnx__GraphProto graph = ONNX__GRAPH_PROTO__INIT;
-    graph.name = "classifier";
-    graph.n_node = 3;
-    graph.node = node_ptrs;
-    graph.n_initializer = 2;
-    graph.initializer = inits;
-    graph.n_input = 1;
-    graph.input = inputs;
-    graph.n_output = 1;
-    graph.output = outputs;
-    Onnx__OperatorSetIdProto opset = ONNX__OPERATOR_SET_ID_PROTO__INIT;
-    opset.domain = "";
-    opset.has_version = 1;
-    opset.version = 13;
-    Onnx__OperatorSetIdProto *opsets[] = {&opset};
-    Onnx__ModelProto model = ONNX__MODEL_PROTO__INIT;
-    model.has_ir_version = 1;
-    model.ir_version = 8;
-    model.graph = &graph;
-    model.n_opset_import = 1;
-    model.opset_import = opsets;
-    *size = onnx__model_proto__get_packed_size(&model);
-    uint8_t *buf = malloc(*size);
-    assert_non_null(buf);
-    assert_int_equal(onnx__model_proto__pack(&model, buf), *size);
-    return buf;
+    Onnx__GraphProto graph = onnx_graph("classifier", 3, node_ptrs, 2, inits, inputs, outputs);
+    return onnx_pack_model(&graph, size);
 }
 
 /* ---- The repository on disk ------------------------------------------------------------------ */
-
-static char repo_dir[64];
 
 static void write_bytes(const char *path, const void *data, size_t size)
 {
@@ -188,13 +132,13 @@ static void write_bytes(const char *path, const void *data, size_t size)
     if (!f || fwrite(data, 1, size, f) != size || fclose(f) != 0) fail_msg("cannot write %s", path);
 }
 
-/* repo_dir/name/file. */
+/* The test's repository/name/file. */
 static void write_model_file(const char *name, const char *file, const void *data, size_t size)
 {
     char path[PATH_MAX];
-    snprintf(path, sizeof path, "%s/%s", repo_dir, name);
+    snprintf(path, sizeof path, "%s/%s", harness_models_dir(), name);
     mkdir(path, 0755);
-    snprintf(path, sizeof path, "%s/%s/%s", repo_dir, name, file);
+    snprintf(path, sizeof path, "%s/%s/%s", harness_models_dir(), name, file);
     write_bytes(path, data, size);
 }
 
@@ -207,25 +151,12 @@ static void write_model(const char *name, char *activation, const char *config)
     if (config) write_model_file(name, "config.json", config, strlen(config));
 }
 
-static void make_repository(void)
-{
-    snprintf(repo_dir, sizeof repo_dir, "/tmp/models-api-XXXXXX");
-    if (!mkdtemp(repo_dir)) fail_msg("mkdtemp failed");
-}
-
-static void remove_repository(void)
-{
-    char command[128];
-    snprintf(command, sizeof command, "rm -rf '%s'", repo_dir);
-    if (system(command) != 0) fail_msg("cannot remove %s", repo_dir);
-}
-
-/* The names in repo_dir, dot-entries included, sorted and joined by spaces. */
+/* The names in the test's repository, dot-entries included, sorted and joined by spaces. */
 static void list_dir(char *out, size_t size)
 {
     struct dirent **entries;
-    int n = scandir(repo_dir, &entries, NULL, alphasort);
-    if (n < 0) fail_msg("cannot list %s", repo_dir);
+    int n = scandir(harness_models_dir(), &entries, NULL, alphasort);
+    if (n < 0) fail_msg("cannot list %s", harness_models_dir());
     out[0] = '\0';
     for (int i = 0; i < n; i++) {
         if (strcmp(entries[i]->d_name, ".") && strcmp(entries[i]->d_name, ".."))
@@ -233,15 +164,6 @@ static void list_dir(char *out, size_t size)
         free(entries[i]);
     }
     free(entries);
-}
-
-/* A server on repo_dir with extra settings (JSON members, or ""). */
-static struct server *start(void **state, const char *extra)
-{
-    char config[4096];
-    snprintf(config, sizeof config, "{\"models_dir\": \"%s\"%s%s}", repo_dir, extra[0] ? ", " : "",
-             extra);
-    return harness_start(state, config);
 }
 
 /* ---- Requests -------------------------------------------------------------------------------- */
@@ -397,14 +319,13 @@ static void check_unavailable(json_t *m, const char *name, const char *text)
 
 static void test_list_and_get(void **state)
 {
-    make_repository();
     write_model("good", "Relu", PRE_CONFIG);
     write_model_file("good", "labels.txt", LABELS, strlen(LABELS));
     write_model_file("broken", "model.onnx", "garbage", 7);
     write_model("badconfig", "Relu", "{\"max_batch\": 2, \"colour\": true}");
     write_model("unsupported", "Tanh", NULL);
     write_model("plain", "Relu", NULL);
-    struct server *srv = start(state, "");
+    struct server *srv = harness_start_with_models(state, "");
     json_t *doc = get_json(srv, "/v1/models", 200);
     json_t *models = json_object_get(doc, "models");
     assert_int_equal(json_array_size(models), 5);
@@ -428,7 +349,6 @@ static void test_list_and_get(void **state)
     http_response_free(&r);
     /* The server serves the good models regardless of the bad ones. */
     infer(srv, "good", 0, 2);
-    remove_repository();
     harness_pass(state);
 }
 
@@ -464,7 +384,6 @@ static void test_config_errors(void **state)
          "config.json: dynamic_batching.delay: unknown field"},
         {"{\"max_batch\": 1,}", "config.json: line 1"},
     };
-    make_repository();
     char name[16];
     size_t n = sizeof cases / sizeof cases[0];
     for (size_t i = 0; i < n; i++) {
@@ -478,10 +397,10 @@ static void test_config_errors(void **state)
     write_model("symlink", "Relu", "{\"labels\": \"labels.txt\"}");
     write_model_file("twolabels", "../outside.txt", LABELS, strlen(LABELS));
     char target[PATH_MAX], link_path[PATH_MAX];
-    snprintf(target, sizeof target, "%s/twolabels/../outside.txt", repo_dir);
-    snprintf(link_path, sizeof link_path, "%s/symlink/labels.txt", repo_dir);
+    snprintf(target, sizeof target, "%s/twolabels/../outside.txt", harness_models_dir());
+    snprintf(link_path, sizeof link_path, "%s/symlink/labels.txt", harness_models_dir());
     if (symlink(target, link_path) != 0) fail_msg("symlink failed");
-    struct server *srv = start(state, "");
+    struct server *srv = harness_start_with_models(state, "");
     for (size_t i = 0; i < n; i++) {
         char path[64];
         snprintf(path, sizeof path, "/v1/models/case%02zu", i);
@@ -496,14 +415,12 @@ static void test_config_errors(void **state)
     m = get_json(srv, "/v1/models/symlink", 200);
     check_unavailable(m, "symlink", "labels: labels.txt is not a readable file");
     json_decref(m);
-    remove_repository();
     harness_pass(state);
 }
 
 static void test_upload_and_infer(void **state)
 {
-    make_repository();
-    struct server *srv = start(state, "");
+    struct server *srv = harness_start_with_models(state, "");
     struct http_response r;
     upload_model(srv, "uploaded", PRE_CONFIG, LABELS, &r);
     assert_status(&r, 201);
@@ -516,7 +433,7 @@ static void test_upload_and_infer(void **state)
     list_dir(listing, sizeof listing);
     assert_string_equal(listing, "uploaded ");
     char path[PATH_MAX];
-    snprintf(path, sizeof path, "%s/uploaded/labels.txt", repo_dir);
+    snprintf(path, sizeof path, "%s/uploaded/labels.txt", harness_models_dir());
     struct stat st;
     assert_int_equal(stat(path, &st), 0);
     assert_int_equal(st.st_size, strlen(LABELS));
@@ -532,7 +449,6 @@ static void test_upload_and_infer(void **state)
     doc = get_json(srv, "/v1/models", 200);
     assert_int_equal(json_array_size(json_object_get(doc, "models")), 2);
     json_decref(doc);
-    remove_repository();
     harness_pass(state);
 }
 
@@ -550,9 +466,8 @@ static void check_refused(struct http_response *r, long status, const char *code
 
 static void test_upload_errors(void **state)
 {
-    make_repository();
     write_model("existing", "Relu", NULL);
-    struct server *srv = start(state, "");
+    struct server *srv = harness_start_with_models(state, "");
     struct http_response r;
     upload_model(srv, "existing", NULL, NULL, &r);
     check_refused(&r, 409, "conflict", "a model named existing exists");
@@ -602,20 +517,18 @@ static void test_upload_errors(void **state)
     json_t *doc = get_json(srv, "/v1/models", 200);
     assert_int_equal(json_array_size(json_object_get(doc, "models")), 1);
     json_decref(doc);
-    remove_repository();
     harness_pass(state);
 }
 
 /* A model file past max_model_bytes is unavailable at start-up, and a 413 on upload. */
 static void test_max_model_bytes(void **state)
 {
-    make_repository();
     write_model("big", "Relu", NULL);
     size_t size;
     void *onnx = build_model("Relu", &size);
     char extra[64];
     snprintf(extra, sizeof extra, "\"max_model_bytes\": %zu", size - 1);
-    struct server *srv = start(state, extra);
+    struct server *srv = harness_start_with_models(state, extra);
     json_t *m = get_json(srv, "/v1/models/big", 200);
     char reason[128];
     snprintf(reason, sizeof reason, "model.onnx is %zu bytes; max_model_bytes is %zu", size,
@@ -629,16 +542,14 @@ static void test_max_model_bytes(void **state)
     char listing[1024];
     list_dir(listing, sizeof listing);
     assert_string_equal(listing, "big ");
-    remove_repository();
     harness_pass(state);
 }
 
 static void test_delete(void **state)
 {
-    make_repository();
     write_model("doomed", "Relu", NULL);
     write_model_file("broken", "model.onnx", "garbage", 7);
-    struct server *srv = start(state, "");
+    struct server *srv = harness_start_with_models(state, "");
     assert_int_equal(delete_model(srv, "doomed", NULL), 204);
     assert_int_equal(delete_model(srv, "doomed", NULL), 404);
     assert_int_equal(delete_model(srv, "broken", NULL), 204);
@@ -653,7 +564,6 @@ static void test_delete(void **state)
     assert_status(&r, 201);
     http_response_free(&r);
     infer(srv, "doomed", 1, 1);
-    remove_repository();
     harness_pass(state);
 }
 
@@ -673,10 +583,9 @@ static void wait_for_requests(const struct server *srv, const char *path, json_i
  * 1.5 s, so the DELETE lands while the request waits in model_infer. */
 static void test_delete_in_flight(void **state)
 {
-    make_repository();
     write_model("slow", "Relu",
                 "{\"max_batch\": 8, \"dynamic_batching\": {\"max_delay_us\": 1500000}}");
-    struct server *srv = start(state, "");
+    struct server *srv = harness_start_with_models(state, "");
     char *body = infer_body(2, 1);
     struct http_request req = infer_request("/v2/models/slow/infer", body);
     struct http_async *running = http_async_start(srv, &req);
@@ -693,7 +602,6 @@ static void test_delete_in_flight(void **state)
     char listing[1024];
     list_dir(listing, sizeof listing);
     assert_string_equal(listing, "");
-    remove_repository();
     harness_pass(state);
 }
 
@@ -701,11 +609,10 @@ static void test_delete_in_flight(void **state)
 static void test_dynamic_batching(void **state)
 {
     enum { CALLS = 4 };
-    make_repository();
     /* A 5 s delay: the batch runs as soon as it is full, long before. */
     write_model("batched", "Relu",
                 "{\"max_batch\": 5, \"dynamic_batching\": {\"max_delay_us\": 5000000}}");
-    struct server *srv = start(state, "\"workers\": 4");
+    struct server *srv = harness_start_with_models(state, "\"workers\": 4");
     /* Rows 0, 1-2, 3 and 4: 5 rows in all, the batch's limit. */
     static const int first[CALLS] = {0, 1, 3, 4}, rows[CALLS] = {1, 2, 1, 1};
     char *bodies[CALLS];
@@ -731,41 +638,22 @@ static void test_dynamic_batching(void **state)
     assert_int_equal(json_int(stats, "executions"), 1);
     assert_int_equal(json_int(json_object_get(m, "dynamic_batching"), "max_delay_us"), 5000000);
     json_decref(m);
-    remove_repository();
     harness_pass(state);
-}
-
-static json_t *keygen(const char *name, const char *scopes, char key[128])
-{
-    char *out, *err;
-    const char *args[] = {"keygen", "--name", name, "--scopes", scopes, NULL};
-    if (harness_run_binary(args, &out, &err) != 0) fail_msg("keygen: %s", err);
-    json_t *entry = NULL;
-    key[0] = '\0';
-    for (char *line = strtok(out, "\n"); line; line = strtok(NULL, "\n")) {
-        if (strncmp(line, "key: ", 5) == 0) snprintf(key, 128, "%s", line + 5);
-        if (line[0] == '{') entry = json_loads(line, 0, NULL);
-    }
-    assert_non_null(entry);
-    free(out);
-    free(err);
-    return entry;
 }
 
 /* Listing needs infer; uploading and deleting need admin. */
 static void test_scopes(void **state)
 {
-    make_repository();
     write_model("m", "Relu", NULL);
     char infer_key[128], admin_key[128];
-    json_t *keys =
-        json_pack("[o, o]", keygen("i", "infer", infer_key), keygen("a", "admin", admin_key));
+    json_t *keys = json_pack("[o, o]", harness_keygen("i", "infer", infer_key),
+                             harness_keygen("a", "admin", admin_key));
     char *list = json_dumps(keys, JSON_COMPACT);
     json_decref(keys);
     char extra[2048];
     snprintf(extra, sizeof extra, "\"api_keys\": %s", list);
     free(list);
-    struct server *srv = start(state, extra);
+    struct server *srv = harness_start_with_models(state, extra);
     size_t size;
     void *onnx = build_model("Relu", &size);
     struct http_response r;
@@ -788,24 +676,17 @@ static void test_scopes(void **state)
     assert_status(&r, 200);
     http_response_free(&r);
     assert_int_equal(delete_model(srv, "m", admin_key), 204);
-    remove_repository();
     harness_pass(state);
 }
 
 int main(int argc, char **argv)
 {
-    if (argc < 3) {
-        fprintf(stderr, "usage: %s AUGSERVE_BINARY SOURCE_DIR\n", argv[0]);
-        return 2;
-    }
-    harness_init(argv[1], argv[2]);
-#define TEST(f) cmocka_unit_test_setup_teardown(f, harness_setup, harness_teardown)
     const struct CMUnitTest tests[] = {
-        TEST(test_list_and_get),     TEST(test_config_errors),    TEST(test_upload_and_infer),
-        TEST(test_upload_errors),    TEST(test_max_model_bytes),  TEST(test_delete),
-        TEST(test_delete_in_flight), TEST(test_dynamic_batching), TEST(test_scopes),
+        HARNESS_MODELS_TEST(test_list_and_get),     HARNESS_MODELS_TEST(test_config_errors),
+        HARNESS_MODELS_TEST(test_upload_and_infer), HARNESS_MODELS_TEST(test_upload_errors),
+        HARNESS_MODELS_TEST(test_max_model_bytes),  HARNESS_MODELS_TEST(test_delete),
+        HARNESS_MODELS_TEST(test_delete_in_flight), HARNESS_MODELS_TEST(test_dynamic_batching),
+        HARNESS_MODELS_TEST(test_scopes),
     };
-    int failed = cmocka_run_group_tests_name("models", tests, NULL, NULL);
-    curl_global_cleanup();
-    return failed;
+    return harness_main(argc, argv, "models", tests, sizeof tests / sizeof tests[0]);
 }

@@ -19,14 +19,11 @@
 
 static const char *const labels[] = {"apple", "banana", "cherry", "date", "elderberry"};
 
-/* A fresh repository per test: the three fixture models; broken (garbage bytes); plain (tiny-cnn
+/* Fills the test's repository: the three fixture models; broken (garbage bytes); plain (tiny-cnn
  * without its config.json, so without preprocessing). */
-static char repo_dir[64];
-
 static void make_repository(void)
 {
-    snprintf(repo_dir, sizeof repo_dir, "/tmp/predict-models-XXXXXX");
-    if (!mkdtemp(repo_dir)) fail_msg("mkdtemp failed");
+    const char *repo_dir = harness_models_dir();
     char command[PATH_MAX * 3];
     snprintf(command, sizeof command,
              "cd '%s/tests/parity/fixtures/predict' && cp -r tiny-cnn tiny-linear three-class "
@@ -36,49 +33,12 @@ static void make_repository(void)
     if (system(command) != 0) fail_msg("cannot make the model repository: %s", command);
 }
 
-static void remove_repository(void)
-{
-    char command[128];
-    snprintf(command, sizeof command, "rm -rf '%s'", repo_dir);
-    if (system(command) != 0) fail_msg("cannot remove %s", repo_dir);
-}
-
-/* Starts a server on a fresh repository, with extra settings (a JSON object's members, or ""). */
+/* Starts a server on the test's repository, filled, with extra settings (a JSON object's members,
+ * or ""). */
 static struct server *start(void **state, const char *extra)
 {
     make_repository();
-    char config[1024];
-    snprintf(config, sizeof config, "{\"models_dir\": \"%s\"%s%s}", repo_dir, extra[0] ? ", " : "",
-             extra);
-    return harness_start(state, config);
-}
-
-static char *read_source_file(const char *relative, size_t *size)
-{
-    char path[PATH_MAX];
-    snprintf(path, sizeof path, "%s/%s", harness_source_dir(), relative);
-    FILE *f = fopen(path, "rb");
-    if (!f) fail_msg("cannot open %s", path);
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *data = malloc((size_t)n + 1);
-    assert_non_null(data);
-    assert_int_equal(fread(data, 1, (size_t)n, f), (size_t)n);
-    fclose(f);
-    data[n] = '\0';
-    *size = (size_t)n;
-    return data;
-}
-
-static json_t *load_json(const char *relative)
-{
-    char path[PATH_MAX];
-    snprintf(path, sizeof path, "%s/%s", harness_source_dir(), relative);
-    json_error_t error;
-    json_t *doc = json_load_file(path, 0, &error);
-    if (!doc) fail_msg("%s: %s", path, error.text);
-    return doc;
+    return harness_start_with_models(state, extra);
 }
 
 /* The two fixture images, in expected.json's order. */
@@ -89,8 +49,8 @@ struct images {
 
 static void load_images(struct images *im)
 {
-    im->data[0] = read_source_file("tests/parity/fixtures/predict/photo.png", &im->size[0]);
-    im->data[1] = read_source_file("tests/parity/fixtures/predict/gray.png", &im->size[1]);
+    im->data[0] = harness_read_source_file("tests/parity/fixtures/predict/photo.png", &im->size[0]);
+    im->data[1] = harness_read_source_file("tests/parity/fixtures/predict/gray.png", &im->size[1]);
 }
 
 static void free_images(struct images *im)
@@ -112,16 +72,6 @@ static void post_images(const struct server *srv, const char *path, const struct
     for (; fields && fields[0]; fields += 2)
         parts[n++] = (struct http_part){fields[0], NULL, NULL, fields[1], strlen(fields[1])};
     struct http_request req = {.path = path, .parts = parts, .part_count = n};
-    http_send(srv, &req, r);
-}
-
-static void post_body(const struct server *srv, const char *path, const char *content_type,
-                      const void *body, size_t size, struct http_response *r)
-{
-    char header[128];
-    snprintf(header, sizeof header, "Content-Type: %s", content_type);
-    const char *headers[] = {header, NULL};
-    struct http_request req = {.path = path, .headers = headers, .body = body, .body_size = size};
     http_send(srv, &req, r);
 }
 
@@ -166,7 +116,7 @@ static void assert_predictions(json_t *result, json_t *expected, size_t k, int h
 static void test_predict_parity(void **state)
 {
     struct server *srv = start(state, "");
-    json_t *exp = load_json("tests/parity/fixtures/predict/expected.json");
+    json_t *exp = harness_load_source_json("tests/parity/fixtures/predict/expected.json");
     json_t *models = json_object_get(exp, "models");
     struct images im;
     load_images(&im);
@@ -190,7 +140,7 @@ static void test_predict_parity(void **state)
     /* NHWC, BGR, nearest, a non-square crop, probabilities out and no labels; the raw body and
      * the default top_k (5). */
     for (int i = 0; i < 2; i++) {
-        post_body(srv, "/v1/predict?model=tiny-linear", "image/png", im.data[i], im.size[i], &r);
+        http_post(srv, "/v1/predict?model=tiny-linear", "image/png", im.data[i], im.size[i], &r);
         assert_status(&r, 200);
         doc = http_json(&r);
         const char *image = json_string_value(json_array_get(json_object_get(exp, "images"), i));
@@ -210,7 +160,6 @@ static void test_predict_parity(void **state)
     http_response_free(&r);
     free_images(&im);
     json_decref(exp);
-    remove_repository();
     harness_pass(state);
 }
 
@@ -220,7 +169,7 @@ static void expect_error(const struct server *srv, const struct images *im, cons
                          long status, const char *code, const char *names)
 {
     struct http_response r;
-    post_body(srv, path, "image/png", im->data[1], im->size[1], &r);
+    http_post(srv, path, "image/png", im->data[1], im->size[1], &r);
     assert_error_envelope(&r, status, code);
     assert_contains(r.body, names);
     http_response_free(&r);
@@ -239,10 +188,10 @@ static void test_predict_errors(void **state)
     expect_error(srv, &im, "/v1/predict?model=tiny-cnn&top_k=6", 422, "unprocessable", "top_k");
     expect_error(srv, &im, "/v1/predict?model=tiny-cnn&top_k=x", 422, "unprocessable", "top_k");
     struct http_response r;
-    post_body(srv, "/v1/predict?model=tiny-cnn", "text/plain", "hello", 5, &r);
+    http_post(srv, "/v1/predict?model=tiny-cnn", "text/plain", "hello", 5, &r);
     assert_error_envelope(&r, 415, "unsupported_media_type");
     http_response_free(&r);
-    post_body(srv, "/v1/predict?model=tiny-cnn", "image/png", "hello", 5, &r);
+    http_post(srv, "/v1/predict?model=tiny-cnn", "image/png", "hello", 5, &r);
     assert_error_envelope(&r, 415, "unsupported_media_type");
     http_response_free(&r);
     post_images(srv, "/v1/predict?model=tiny-cnn", &im, 0, (const char *const[]){"x", "y", NULL},
@@ -260,7 +209,6 @@ static void test_predict_errors(void **state)
     assert_contains(r.body, "image 0");
     http_response_free(&r);
     free_images(&im);
-    remove_repository();
     harness_pass(state);
 }
 
@@ -268,7 +216,7 @@ static void test_predict_errors(void **state)
 static void test_pseudo_label_parity(void **state)
 {
     struct server *srv = start(state, "");
-    json_t *exp = load_json("tests/parity/fixtures/predict/expected.json");
+    json_t *exp = harness_load_source_json("tests/parity/fixtures/predict/expected.json");
     struct images im;
     load_images(&im);
     struct http_response r;
@@ -313,7 +261,7 @@ static void test_pseudo_label_parity(void **state)
     json_decref(doc);
     http_response_free(&r);
     /* A threshold below the photo's confidence (0.384) accepts it. */
-    post_body(srv, "/v1/pseudo-label?model=tiny-cnn&model=tiny-linear&views=1&threshold=0.3",
+    http_post(srv, "/v1/pseudo-label?model=tiny-cnn&model=tiny-linear&views=1&threshold=0.3",
               "image/png", im.data[0], im.size[0], &r);
     assert_status(&r, 200);
     doc = http_json(&r);
@@ -323,7 +271,6 @@ static void test_pseudo_label_parity(void **state)
     http_response_free(&r);
     free_images(&im);
     json_decref(exp);
-    remove_repository();
     harness_pass(state);
 }
 
@@ -356,14 +303,13 @@ static void test_pseudo_label_views(void **state)
     http_response_free(&a);
     http_response_free(&b);
     /* Without a seed one is drawn and returned. */
-    post_body(srv, "/v1/pseudo-label?model=tiny-cnn", "image/png", im.data[1], im.size[1], &a);
+    http_post(srv, "/v1/pseudo-label?model=tiny-cnn", "image/png", im.data[1], im.size[1], &a);
     assert_status(&a, 200);
     doc = http_json(&a);
     assert_true(json_is_integer(json_object_get(doc, "seed")));
     json_decref(doc);
     http_response_free(&a);
     free_images(&im);
-    remove_repository();
     harness_pass(state);
 }
 
@@ -401,7 +347,6 @@ static void test_pseudo_label_errors(void **state)
                  "model=a&model=a",
                  422, "unprocessable", "model");
     free_images(&im);
-    remove_repository();
     harness_pass(state);
 }
 
@@ -409,13 +354,13 @@ static void test_pseudo_label_errors(void **state)
  * "$schema" and "$id". */
 static void test_schemas_match_openapi(void **state)
 {
-    json_t *openapi = load_json("config/openapi.json");
+    json_t *openapi = harness_load_source_json("config/openapi.json");
     json_t *schemas = json_object_get(json_object_get(openapi, "components"), "schemas");
     static const char *const pairs[][2] = {
         {"config/predict.schema.json", "PredictResponse"},
         {"config/pseudo-label.schema.json", "PseudoLabelResponse"}};
     for (size_t i = 0; i < 2; i++) {
-        json_t *file = load_json(pairs[i][0]);
+        json_t *file = harness_load_source_json(pairs[i][0]);
         json_object_del(file, "$schema");
         json_object_del(file, "$id");
         if (!json_equal(file, json_object_get(schemas, pairs[i][1])))
@@ -427,18 +372,10 @@ static void test_schemas_match_openapi(void **state)
 
 int main(int argc, char **argv)
 {
-    if (argc < 3) {
-        fprintf(stderr, "usage: %s AUGSERVE_BINARY SOURCE_DIR\n", argv[0]);
-        return 2;
-    }
-    harness_init(argv[1], argv[2]);
-#define TEST(f) cmocka_unit_test_setup_teardown(f, harness_setup, harness_teardown)
     const struct CMUnitTest tests[] = {
-        TEST(test_predict_parity),      TEST(test_predict_errors),
-        TEST(test_pseudo_label_parity), TEST(test_pseudo_label_views),
-        TEST(test_pseudo_label_errors), cmocka_unit_test(test_schemas_match_openapi),
+        HARNESS_MODELS_TEST(test_predict_parity),      HARNESS_MODELS_TEST(test_predict_errors),
+        HARNESS_MODELS_TEST(test_pseudo_label_parity), HARNESS_MODELS_TEST(test_pseudo_label_views),
+        HARNESS_MODELS_TEST(test_pseudo_label_errors), cmocka_unit_test(test_schemas_match_openapi),
     };
-    int failed = cmocka_run_group_tests_name("predict", tests, NULL, NULL);
-    curl_global_cleanup();
-    return failed;
+    return harness_main(argc, argv, "predict", tests, sizeof tests / sizeof tests[0]);
 }

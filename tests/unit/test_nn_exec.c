@@ -23,7 +23,7 @@
 #include <sys/stat.h>
 
 #include "nn.h"
-#include "onnx.pb-c.h"
+#include "onnx_build.h"
 
 #define MAX_IO 8
 
@@ -86,6 +86,18 @@ static struct nn_graph *load_model(const char *name)
     return g;
 }
 
+/* Input or output (kind) number i of node test `name`'s test_data_set_0; a missing file fails. */
+static void *load_test_data(const char *name, const char *kind, size_t i,
+                            struct nn_tensor_info *info)
+{
+    char path[1200];
+    snprintf(path, sizeof path, "%s/node/%s/test_data_set_0/%s_%zu.pb", testdata_dir, name, kind,
+             i);
+    void *data = load_pb(path, info);
+    if (!data) fail_msg("%s is missing", path);
+    return data;
+}
+
 static size_t nn_dims_count_of(const struct nn_tensor_info *info)
 {
     size_t count = 1;
@@ -110,17 +122,13 @@ static void run_node_test(void **state)
         print_message("%s: %s is missing, skipped\n", name, testdata_dir);
         skip();
     }
-    char path[1200];
     size_t n_in = nn_graph_input_count(g), n_frozen = 0;
     assert_true(n_in <= MAX_IO);
     struct nn_tensor_info shapes[MAX_IO];
     struct nn_tensor frozen[MAX_IO];
     void *inputs[MAX_IO];
     for (size_t i = 0; i < n_in; i++) {
-        snprintf(path, sizeof path, "%s/node/%s/test_data_set_0/input_%zu.pb", testdata_dir, name,
-                 i);
-        inputs[i] = load_pb(path, &shapes[i]);
-        if (!inputs[i]) fail_msg("%s is missing", path);
+        inputs[i] = load_test_data(name, "input", i, &shapes[i]);
         shapes[i].name = nn_graph_input(g, i)->name;
         if (shapes[i].dtype == NN_INT64 || shapes[i].rank == 0)
             frozen[n_frozen++] =
@@ -141,10 +149,7 @@ static void run_node_test(void **state)
     double max_err = 0;
     for (size_t k = 0; k < n_out; k++) {
         struct nn_tensor_info want;
-        snprintf(path, sizeof path, "%s/node/%s/test_data_set_0/output_%zu.pb", testdata_dir, name,
-                 k);
-        void *expected = load_pb(path, &want);
-        if (!expected) fail_msg("%s is missing", path);
+        void *expected = load_test_data(name, "output", k, &want);
         assert_string_equal(out_info[k].name, nn_graph_output(g, k)->name);
         assert_int_equal(out_info[k].rank, want.rank);
         size_t count = 1;
@@ -188,104 +193,36 @@ static void test_unsupported_op(void **state)
     nn_graph_free(g);
 }
 
-static Onnx__TensorProto float_tensor(const char *name, size_t n_dims, int64_t *dims, float *data,
-                                      size_t count)
-{
-    Onnx__TensorProto t = ONNX__TENSOR_PROTO__INIT;
-    t.name = (char *)name;
-    t.n_dims = n_dims;
-    t.dims = dims;
-    t.has_data_type = 1;
-    t.data_type = NN_FLOAT;
-    t.n_float_data = count;
-    t.float_data = data;
-    return t;
-}
-
 /* Serialises the Conv -> Relu -> Reshape model (opset 13); *size bytes, malloc'd. */
 static void *build_conv_relu_reshape(const float *w, const float *b, int64_t groups, size_t *size)
 {
     int64_t w_dims[] = {CR_M, CR_C / 2, 3, 3}, b_dims[] = {CR_M}, s_dims[] = {2};
     int64_t shape[] = {0, -1}, pads[] = {1, 1, 1, 1};
-    Onnx__TensorProto tw = float_tensor("W", 4, w_dims, (float *)w, CR_M * CR_C / 2 * 9);
-    Onnx__TensorProto tb = float_tensor("B", 1, b_dims, (float *)b, CR_M);
-    Onnx__TensorProto ts = ONNX__TENSOR_PROTO__INIT;
-    ts.name = "shape";
-    ts.n_dims = 1;
-    ts.dims = s_dims;
-    ts.has_data_type = 1;
-    ts.data_type = NN_INT64;
-    ts.n_int64_data = 2;
-    ts.int64_data = shape;
+    Onnx__TensorProto tw = onnx_float_tensor("W", 4, w_dims, (float *)w, CR_M * CR_C / 2 * 9);
+    Onnx__TensorProto tb = onnx_float_tensor("B", 1, b_dims, (float *)b, CR_M);
+    Onnx__TensorProto ts = onnx_int64_tensor("shape", 1, s_dims, shape, 2);
     Onnx__TensorProto *inits[] = {&tw, &tb, &ts};
 
-    Onnx__AttributeProto group = ONNX__ATTRIBUTE_PROTO__INIT, apads = ONNX__ATTRIBUTE_PROTO__INIT;
-    group.name = "group";
-    group.has_type = 1;
-    group.type = ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INT;
-    group.has_i = 1;
-    group.i = groups;
-    apads.name = "pads";
-    apads.has_type = 1;
-    apads.type = ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INTS;
-    apads.n_ints = 4;
-    apads.ints = pads;
+    Onnx__AttributeProto group = onnx_int_attr("group", groups);
+    Onnx__AttributeProto apads = onnx_ints_attr("pads", 4, pads);
     Onnx__AttributeProto *conv_attrs[] = {&group, &apads};
 
     char *conv_in[] = {"x", "W", "B"}, *conv_out[] = {"c"}, *relu_out[] = {"r"};
     char *reshape_in[] = {"r", "shape"}, *reshape_out[] = {"y"};
-    Onnx__NodeProto conv = ONNX__NODE_PROTO__INIT, relu = ONNX__NODE_PROTO__INIT,
-                    reshape = ONNX__NODE_PROTO__INIT;
-    conv.op_type = "Conv";
-    conv.n_input = 3;
-    conv.input = conv_in;
-    conv.n_output = 1;
-    conv.output = conv_out;
+    Onnx__NodeProto conv, relu, reshape;
+    onnx_node_init(&conv, "Conv", 3, conv_in, conv_out);
     conv.n_attribute = 2;
     conv.attribute = conv_attrs;
-    relu.op_type = "Relu";
-    relu.n_input = 1;
-    relu.input = conv_out;
-    relu.n_output = 1;
-    relu.output = relu_out;
-    reshape.op_type = "Reshape";
-    reshape.n_input = 2;
-    reshape.input = reshape_in;
-    reshape.n_output = 1;
-    reshape.output = reshape_out;
+    onnx_node_init(&relu, "Relu", 1, conv_out, relu_out);
+    onnx_node_init(&reshape, "Reshape", 2, reshape_in, reshape_out);
     Onnx__NodeProto *nodes[] = {&conv, &relu, &reshape};
 
     Onnx__ValueInfoProto x = ONNX__VALUE_INFO_PROTO__INIT, y = ONNX__VALUE_INFO_PROTO__INIT;
     x.name = "x";
     y.name = "y";
     Onnx__ValueInfoProto *inputs[] = {&x}, *outputs[] = {&y};
-    Onnx__GraphProto graph = ONNX__GRAPH_PROTO__INIT;
-    graph.name = "conv_relu_reshape";
-    graph.n_node = 3;
-    graph.node = nodes;
-    graph.n_initializer = 3;
-    graph.initializer = inits;
-    graph.n_input = 1;
-    graph.input = inputs;
-    graph.n_output = 1;
-    graph.output = outputs;
-    Onnx__OperatorSetIdProto opset = ONNX__OPERATOR_SET_ID_PROTO__INIT;
-    opset.domain = "";
-    opset.has_version = 1;
-    opset.version = 13;
-    Onnx__OperatorSetIdProto *opsets[] = {&opset};
-    Onnx__ModelProto model = ONNX__MODEL_PROTO__INIT;
-    model.has_ir_version = 1;
-    model.ir_version = 8;
-    model.graph = &graph;
-    model.n_opset_import = 1;
-    model.opset_import = opsets;
-
-    *size = onnx__model_proto__get_packed_size(&model);
-    uint8_t *buf = malloc(*size);
-    assert_non_null(buf);
-    assert_int_equal(onnx__model_proto__pack(&model, buf), *size);
-    return buf;
+    Onnx__GraphProto graph = onnx_graph("conv_relu_reshape", 3, nodes, 3, inits, inputs, outputs);
+    return onnx_pack_model(&graph, size);
 }
 
 /* A grouped Conv with a Relu fused into it and a Reshape by a constant shape, against a direct
@@ -455,21 +392,15 @@ static void test_run_on_other_threads(void **state)
     const char *name = "test_conv_with_strides_padding";
     struct nn_graph *g = load_model(name);
     if (!g) skip();
-    char path[1200];
     struct nn_tensor_info shapes[MAX_IO], want;
     float *inputs[MAX_IO];
     size_t n_in = nn_graph_input_count(g);
     assert_true(n_in <= MAX_IO);
     for (size_t i = 0; i < n_in; i++) {
-        snprintf(path, sizeof path, "%s/node/%s/test_data_set_0/input_%zu.pb", testdata_dir, name,
-                 i);
-        inputs[i] = load_pb(path, &shapes[i]);
-        if (!inputs[i]) fail_msg("%s is missing", path);
+        inputs[i] = load_test_data(name, "input", i, &shapes[i]);
         shapes[i].name = nn_graph_input(g, i)->name;
     }
-    snprintf(path, sizeof path, "%s/node/%s/test_data_set_0/output_0.pb", testdata_dir, name);
-    float *expected = load_pb(path, &want);
-    if (!expected) fail_msg("%s is missing", path);
+    float *expected = load_test_data(name, "output", 0, &want);
     struct eng_error err = {0};
     struct nn_plan *p = nn_plan_compile(g, shapes, n_in, &err);
     if (!p) fail_msg("%s", err.message);

@@ -1,0 +1,107 @@
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdlib.h>
+
+#include "nn.h"
+#include "onnx_build.h"
+
+Onnx__TensorProto onnx_float_tensor(char *name, size_t n_dims, int64_t *dims, float *data,
+                                    size_t count)
+{
+    Onnx__TensorProto t = ONNX__TENSOR_PROTO__INIT;
+    t.name = name;
+    t.n_dims = n_dims;
+    t.dims = dims;
+    t.has_data_type = 1;
+    t.data_type = NN_FLOAT;
+    t.n_float_data = count;
+    t.float_data = data;
+    return t;
+}
+
+Onnx__TensorProto onnx_int64_tensor(char *name, size_t n_dims, int64_t *dims, int64_t *data,
+                                    size_t count)
+{
+    Onnx__TensorProto t = onnx_float_tensor(name, n_dims, dims, NULL, 0);
+    t.data_type = NN_INT64;
+    t.n_int64_data = count;
+    t.int64_data = data;
+    return t;
+}
+
+static Onnx__AttributeProto attr(char *name, Onnx__AttributeProto__AttributeType type)
+{
+    Onnx__AttributeProto a = ONNX__ATTRIBUTE_PROTO__INIT;
+    a.name = name;
+    a.has_type = 1;
+    a.type = type;
+    return a;
+}
+
+Onnx__AttributeProto onnx_int_attr(char *name, int64_t value)
+{
+    Onnx__AttributeProto a = attr(name, ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INT);
+    a.has_i = 1;
+    a.i = value;
+    return a;
+}
+
+Onnx__AttributeProto onnx_ints_attr(char *name, size_t n, int64_t *values)
+{
+    Onnx__AttributeProto a = attr(name, ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INTS);
+    a.n_ints = n;
+    a.ints = values;
+    return a;
+}
+
+void onnx_node_init(Onnx__NodeProto *node, char *op_type, size_t n_in, char **in, char **out)
+{
+    Onnx__NodeProto init = ONNX__NODE_PROTO__INIT;
+    *node = init;
+    node->op_type = op_type;
+    node->n_input = n_in;
+    node->input = in;
+    node->n_output = 1;
+    node->output = out;
+}
+
+Onnx__GraphProto onnx_graph(char *name, size_t n_node, Onnx__NodeProto **nodes,
+                            size_t n_initializer, Onnx__TensorProto **initializers,
+                            Onnx__ValueInfoProto **input, Onnx__ValueInfoProto **output)
+{
+    Onnx__GraphProto graph = ONNX__GRAPH_PROTO__INIT;
+    graph.name = name;
+    graph.n_node = n_node;
+    graph.node = nodes;
+    graph.n_initializer = n_initializer;
+    graph.initializer = initializers;
+    graph.n_input = 1;
+    graph.input = input;
+    graph.n_output = 1;
+    graph.output = output;
+    return graph;
+}
+
+void *onnx_pack_model(Onnx__GraphProto *graph, size_t *size)
+{
+    Onnx__OperatorSetIdProto opset = ONNX__OPERATOR_SET_ID_PROTO__INIT;
+    opset.domain = "";
+    opset.has_version = 1;
+    opset.version = 13;
+    Onnx__OperatorSetIdProto *opsets[] = {&opset};
+    Onnx__ModelProto model = ONNX__MODEL_PROTO__INIT;
+    model.has_ir_version = 1;
+    model.ir_version = 8;
+    model.graph = graph;
+    model.n_opset_import = 1;
+    model.opset_import = opsets;
+    *size = onnx__model_proto__get_packed_size(&model);
+    uint8_t *buf = malloc(*size);
+    assert_non_null(buf);
+    assert_int_equal(onnx__model_proto__pack(&model, buf), *size);
+    return buf;
+}
