@@ -16,6 +16,11 @@ build_packages=(
   libvips-dev         # every other format, EXIF/ICC, large images, resizing
   libprotobuf-c-dev protobuf-c-compiler # ONNX model files
   libdnnl-dev         # neural-network executor (oneDNN)
+  libsndfile1-dev     # audio decoding and encoding (WAV, AIFF, FLAC, Ogg Opus)
+  libvorbis-dev       # Ogg Vorbis decoding (libvorbisfile)
+  libmpg123-dev       # MP3 decoding
+  libsoxr-dev         # audio resampling
+  libfftw3-dev        # STFT for log-mel features
   libcmocka-dev       # unit tests
   libcurl4-openssl-dev # integration tests' HTTP client
   libonnx-testdata    # real ONNX models for the model-file tests
@@ -23,7 +28,7 @@ build_packages=(
 )
 runtime_packages=(
   libmicrohttpd12 libjansson4 libssl3 libsqlite3-0 libturbojpeg0 libspng0 libvips42
-  libprotobuf-c1 libdnnl2
+  libprotobuf-c1 libdnnl2 libsndfile1 libvorbisfile3 libmpg123-0 libsoxr0 libfftw3-single3
   ca-certificates curl # curl: the image's HEALTHCHECK
 )
 

@@ -1,5 +1,6 @@
 #include "policy.h"
 
+#include <limits.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -9,8 +10,10 @@
 #include <string.h>
 
 #include "ops.h"
+#include "ops_audio.h"
 #include "presets.h"
 #include "rng.h"
+#include "targets.h"
 
 /* Bounds that keep a hostile document from costing more than a small one. */
 #define MAX_DEPTH         32
@@ -71,7 +74,8 @@ struct node {
      * gives "map". */
     double map_offset, map_scale;
     enum { ROUND_NONE, ROUND_TRUNC, ROUND_EVEN } map_round;
-    double lo, hi;             /* the magnitude range, the op's own unless the node gives one */
+    double map_min; /* the argument is at least this (-inf unless the node's map gives "min") */
+    double lo, hi;  /* the magnitude range, the op's own unless the node gives one */
     enum op_level_scale scale; /* a range given by the node is in the argument's own unit */
     int random_sign;
     /* NODE_SEQ, NODE_CHOICE, NODE_MIX */
@@ -85,12 +89,17 @@ struct node {
     /* NODE_DAG */
     struct dag_vertex *vertices;
     int vertex_count, start;
+    /* NODE_OP: its JSON pointer, for messages about where it sits */
+    char *pointer;
+    /* One op of each domain in the subtree (NULL: none), so a refusal can name both ops */
+    const struct node *image, *wave, *spec;
 };
 
 struct policy {
     struct node *root;
     struct node **views; /* the root's views, or the root alone */
     int view_count;
+    unsigned domain; /* POLICY_* bits */
     json_t *doc;     /* the compiled document, presets expanded */
     atomic_int refs; /* policy_free drops one; a cache holds one per entry */
 };
@@ -173,6 +182,7 @@ static void node_free(struct node *n)
     free(n->kids);
     free(n->weights);
     dag_free(n);
+    free(n->pointer);
     free(n);
 }
 
@@ -310,22 +320,26 @@ static int parse_magnitude(struct parser *ps, struct node *n, const json_t *v)
     return 0;
 }
 
-/* "map": {"offset": a, "scale": b, "round": "none" | "trunc" | "even"}: arg = a + b round(m). */
+/* "map": {"offset": a, "scale": b, "round": "none" | "trunc" | "even", "min": c}:
+ * arg = max(a + b round(m), c). */
 static int parse_map(struct parser *ps, struct node *n, const json_t *v)
 {
-    static const char *const keys[] = {"offset", "scale", "round", NULL};
+    static const char *const keys[] = {"offset", "scale", "round", "min", NULL};
     size_t mark = path_push(ps, "map");
     int rc = -1;
     json_t *offset = json_object_get(v, "offset"), *scale = json_object_get(v, "scale");
+    json_t *min = json_object_get(v, "min");
     const char *round = json_string_value(json_object_get(v, "round"));
     n->map_offset = 0;
     n->map_scale = 1;
     n->map_round = ROUND_NONE;
+    n->map_min = -INFINITY;
     if (!json_is_object(v))
         fail_at(ps, "must be {\"offset\", \"scale\", \"round\"}");
     else if (check_keys(ps, v, keys, NULL) == 0 &&
              !(offset && parse_number(ps, offset, "offset", -1e6, 1e6, &n->map_offset)) &&
-             !(scale && parse_number(ps, scale, "scale", -1e6, 1e6, &n->map_scale))) {
+             !(scale && parse_number(ps, scale, "scale", -1e6, 1e6, &n->map_scale)) &&
+             !(min && parse_number(ps, min, "min", -1e6, 1e6, &n->map_min))) {
         if (!round || strcmp(round, "none") == 0)
             rc = 0;
         else if (strcmp(round, "trunc") == 0)
@@ -344,6 +358,7 @@ static void default_map(struct node *n, enum op_level_map map)
 {
     n->map_offset = map == LEVEL_ONE_PLUS ? 1 : map == LEVEL_BITS_REMOVED ? 8 : 0;
     n->map_scale = map == LEVEL_BITS_REMOVED ? -1 : 1;
+    n->map_min = -INFINITY;
     n->map_round = map == LEVEL_TRUNCATE       ? ROUND_TRUNC
                    : map == LEVEL_BITS_REMOVED ? ROUND_EVEN
                                                : ROUND_NONE;
@@ -409,6 +424,10 @@ static struct node *parse_op(struct parser *ps, const json_t *doc)
     struct node *n = node_new(ps, NODE_OP);
     if (!n) return NULL;
     n->call.op = op;
+    if (!(n->pointer = strdup(ps->path))) {
+        eng_fail(ps->err, ENG_NO_MEMORY, "out of memory while parsing the policy");
+        goto fail;
+    }
     for (int i = 0; i < op->arg_count; i++) {
         const struct op_arg_desc *a = &op->args[i];
         n->call.args[i] = a->def;
@@ -758,7 +777,7 @@ static struct node *parse_preset(struct parser *ps, const json_t *doc, int depth
     return n;
 }
 
-static struct node *parse_node(struct parser *ps, const json_t *doc, int depth)
+static struct node *parse_kind(struct parser *ps, const json_t *doc, int depth)
 {
     if (depth > MAX_DEPTH) {
         fail_at(ps, "nodes nest deeper than %d levels", MAX_DEPTH);
@@ -801,6 +820,116 @@ static struct node *parse_node(struct parser *ps, const json_t *doc, int depth)
     }
     fail_at(ps, "must have one of op, seq, choice, p, repeat, mix, dag, preset, views");
     return NULL;
+}
+
+/* ---- Domains: images, or audio with waveform ops before spectrogram ops --------------------- */
+
+static void take_domains(struct node *n, const struct node *kid)
+{
+    if (!kid) return;
+    if (!n->image) n->image = kid->image;
+    if (!n->wave) n->wave = kid->wave;
+    if (!n->spec) n->spec = kid->spec;
+}
+
+static const char *pointer_of(const struct node *op)
+{
+    return op->pointer[0] ? op->pointer : "/";
+}
+
+static int order_error(struct parser *ps, const struct node *wave, const struct node *spec,
+                       const char *how)
+{
+    return eng_fail(ps->err, ENG_INVALID,
+                    "%s: %s is a waveform op and %s after the spectrogram op %s at %s; waveform "
+                    "ops must come before the features, spectrogram ops after them",
+                    pointer_of(wave), wave->call.op->name, how, spec->call.op->name,
+                    pointer_of(spec));
+}
+
+/* A seq runs its kids in order: no waveform op in a kid after a spectrogram op in an earlier one
+ * (each kid's own order was checked when it was parsed). */
+static int seq_order(struct parser *ps, const struct node *n)
+{
+    const struct node *spec = NULL;
+    for (int i = 0; i < n->kid_count; i++) {
+        if (spec && n->kids[i]->wave) return order_error(ps, n->kids[i]->wave, spec, "can run");
+        if (!spec) spec = n->kids[i]->spec;
+    }
+    return 0;
+}
+
+/* A DAG runs the ops along one path from its start: no waveform op on an edge that some path
+ * reaches after an edge holding a spectrogram op. spec_into[v] is such an op on a path into v;
+ * relaxing every edge vertex_count times settles every path of an acyclic graph. */
+static int dag_order(struct parser *ps, const struct node *n)
+{
+    const struct node **spec_into = calloc((size_t)n->vertex_count, sizeof *spec_into);
+    if (!spec_into) return eng_fail(ps->err, ENG_NO_MEMORY, "out of memory for the policy");
+    int rc = 0;
+    for (int round = 0; round < n->vertex_count && rc == 0; round++)
+        for (int v = 0; v < n->vertex_count && rc == 0; v++)
+            for (int e = 0; e < n->vertices[v].edge_count && rc == 0; e++) {
+                const struct dag_edge *edge = &n->vertices[v].edges[e];
+                const struct node *spec = spec_into[v];
+                if (spec && edge->node && edge->node->wave)
+                    rc = order_error(ps, edge->node->wave, spec, "can run");
+                if (!spec && edge->node) spec = edge->node->spec;
+                if (spec && !spec_into[edge->to]) spec_into[edge->to] = spec;
+            }
+    free(spec_into);
+    return rc;
+}
+
+/* Fills n's domains from its ops and refuses what cannot run: an audio op next to an image op,
+ * audio ops in a mix (it blends images), and a waveform op that can run after a spectrogram op,
+ * since the features sit between the two. */
+static int check_domains(struct parser *ps, struct node *n)
+{
+    const struct node *audio;
+    int rc = 0;
+    switch (n->kind) {
+    case NODE_OP:
+        if (n->call.op->domain == OP_DOMAIN_WAVEFORM) n->wave = n;
+        if (n->call.op->domain == OP_DOMAIN_SPECTROGRAM) n->spec = n;
+        if (n->call.op->domain == OP_DOMAIN_IMAGE) n->image = n;
+        return 0;
+    case NODE_DAG:
+        for (int v = 0; v < n->vertex_count; v++)
+            for (int e = 0; e < n->vertices[v].edge_count; e++)
+                take_domains(n, n->vertices[v].edges[e].node);
+        rc = dag_order(ps, n);
+        break;
+    default:
+        for (int i = 0; i < n->kid_count; i++)
+            take_domains(n, n->kids[i]);
+        if (n->kind == NODE_SEQ) rc = seq_order(ps, n);
+        if (n->kind == NODE_REPEAT && n->repeat > 1 && n->wave && n->spec)
+            rc = order_error(ps, n->wave, n->spec, "repeats");
+        break;
+    }
+    audio = n->wave ? n->wave : n->spec;
+    if (rc == 0 && audio && n->kind == NODE_MIX)
+        rc = fail_at(ps, "mix blends images; %s at %s is an audio op", audio->call.op->name,
+                     pointer_of(audio));
+    if (rc == 0 && audio && n->image)
+        rc = eng_fail(ps->err, ENG_INVALID,
+                      "%s: %s is a %s op and %s at %s an image op; a policy is for images or for "
+                      "audio, not both",
+                      pointer_of(audio), audio->call.op->name,
+                      op_domain_name(audio->call.op->domain), n->image->call.op->name,
+                      pointer_of(n->image));
+    return rc;
+}
+
+static struct node *parse_node(struct parser *ps, const json_t *doc, int depth)
+{
+    struct node *n = parse_kind(ps, doc, depth);
+    if (n && check_domains(ps, n) != 0) {
+        node_free(n);
+        return NULL;
+    }
+    return n;
 }
 
 /* The document with presets expanded, for GET /v1/policies/{name} and echoing. */
@@ -855,6 +984,9 @@ struct policy *policy_parse(const json_t *doc, struct eng_error *err)
     }
     atomic_init(&p->refs, 1);
     p->root = parse_node(&ps, doc, 0);
+    if (p->root)
+        p->domain = (p->root->image ? POLICY_IMAGE : 0) | (p->root->wave ? POLICY_WAVEFORM : 0) |
+                    (p->root->spec ? POLICY_SPECTROGRAM : 0);
     if (p->root && p->root->kind == NODE_VIEWS) {
         p->views = p->root->kids;
         p->view_count = p->root->kid_count;
@@ -876,7 +1008,9 @@ struct policy *policy_parse_text(const char *text, struct eng_error *err)
     json_t *doc = json_loads(text, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, &jerr);
     if (!doc) {
         /* Not JSON: a bare preset name such as randaugment, or a timm-style string. */
-        if (strspn(text, "abcdefghijklmnopqrstuvwxyz0123456789-_.") == strlen(text) && *text)
+        if (strspn(text, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.") ==
+                strlen(text) &&
+            *text)
             doc = json_string(text);
         if (!doc) {
             eng_fail(err, ENG_INVALID,
@@ -1024,18 +1158,64 @@ static int trace_push(struct trace *t, struct trace_item *it, struct eng_error *
 
 struct sampler {
     struct rng rng;
-    int width, height;
-    size_t ops; /* op applications so far, across mix branches */
+    int width, height;   /* audio: samples x 1, then frames x bins from the first spectrogram op */
+    enum op_domain axis; /* what width and height measure */
+    const struct audio_framing *framing; /* audio: how samples become frames */
+    int max_width;                       /* audio: the longest a waveform may become */
+    size_t ops;                          /* op applications so far, across mix branches */
     struct eng_error *err;
 };
 
 static int sample_node(struct sampler *s, const struct node *n, struct trace *out);
 
+int audio_framing_frames(const struct audio_framing *f, size_t length)
+{
+    size_t frames = f->center ? 1 + length / (size_t)f->hop_length
+                    : length < (size_t)f->n_fft
+                        ? 0
+                        : 1 + (length - (size_t)f->n_fft) / (size_t)f->hop_length;
+    return frames > INT_MAX ? INT_MAX : (int)frames;
+}
+
+/* The first spectrogram op of an audio sample: from here on the sizes are the features'. */
+static int enter_features(struct sampler *s)
+{
+    if (!s->framing)
+        return eng_fail(s->err, ENG_INVALID,
+                        "the policy has spectrogram ops: sampling it needs the features' framing");
+    s->width = audio_framing_frames(s->framing, (size_t)s->width);
+    s->height = s->framing->bins;
+    s->axis = OP_DOMAIN_SPECTROGRAM;
+    return 0;
+}
+
+/* Pushes the op's applications (one, or its count's), each with its own draws. */
+static int sample_applications(struct sampler *s, const struct trace_item *it, struct trace *out)
+{
+    const struct op_desc *op = it->call.op;
+    int times = op->count ? op->count(&it->call, s->width, s->height) : 1;
+    for (int i = 0; i < times; i++) {
+        if (++s->ops > MAX_TRACE_OPS)
+            return eng_fail(s->err, ENG_TOO_LARGE,
+                            "the policy applies more than %d ops to one sample", MAX_TRACE_OPS);
+        struct trace_item each = *it;
+        if (op->draw && op->draw(&each.call, &s->rng, s->width, s->height, s->err) != 0) return -1;
+        if (op->output_size) op->output_size(&each.call, &s->width, &s->height);
+        if (trace_push(out, &each, s->err) != 0) return -1;
+    }
+    if (s->axis == OP_DOMAIN_WAVEFORM && s->width > s->max_width)
+        return eng_fail(s->err, ENG_TOO_LARGE,
+                        "%s makes the waveform %d samples long; a policy may at most quadruple "
+                        "its length",
+                        op->name, s->width);
+    return 0;
+}
+
 static int sample_op(struct sampler *s, const struct node *n, struct trace *out)
 {
-    if (++s->ops > MAX_TRACE_OPS)
-        return eng_fail(s->err, ENG_TOO_LARGE, "the policy applies more than %d ops to one sample",
-                        MAX_TRACE_OPS);
+    if (n->call.op->domain == OP_DOMAIN_SPECTROGRAM && s->axis == OP_DOMAIN_WAVEFORM &&
+        enter_features(s) != 0)
+        return -1;
     struct trace_item it = {.call = n->call};
     const struct op_level_desc *lv = &n->call.op->level;
     if (n->level_kind != LEVEL_UNSET) {
@@ -1063,14 +1243,11 @@ static int sample_op(struct sampler *s, const struct node *n, struct trace *out)
         double rounded = n->map_round == ROUND_TRUNC  ? trunc(m)
                          : n->map_round == ROUND_EVEN ? nearbyint(m) /* half to even */
                                                       : m;
-        double arg = n->map_offset + n->map_scale * rounded;
+        double arg = fmax(n->map_offset + n->map_scale * rounded, n->map_min);
         const struct op_arg_desc *a = &n->call.op->args[lv->arg];
         it.call.args[lv->arg] = arg < a->min ? a->min : arg > a->max ? a->max : arg;
     }
-    const struct op_desc *op = n->call.op;
-    if (op->draw && op->draw(&it.call, &s->rng, s->width, s->height, s->err) != 0) return -1;
-    if (op->output_size) op->output_size(&it.call, &s->width, &s->height);
-    return trace_push(out, &it, s->err);
+    return sample_applications(s, &it, out);
 }
 
 static int sample_dag(struct sampler *s, const struct node *n, struct trace *out)
@@ -1168,27 +1345,76 @@ struct trace *policy_sample(const struct policy *p, uint64_t seed, uint32_t inpu
     return policy_sample_view(p, seed, input, sample, 0, width, height, err);
 }
 
-struct trace *policy_sample_view(const struct policy *p, uint64_t seed, uint32_t input,
-                                 uint32_t sample, uint32_t view, int width, int height,
-                                 struct eng_error *err)
+unsigned policy_domain(const struct policy *p)
+{
+    return p->domain;
+}
+
+/* Walks view `view` with the sampler s (sizes set, stream not yet). */
+static struct trace *sample_view(const struct policy *p, uint64_t seed, uint32_t input,
+                                 uint32_t sample, uint32_t view, struct sampler *s)
 {
     if (view >= (uint32_t)p->view_count) {
-        eng_fail(err, ENG_INVALID, "the policy has %d views, not %u", p->view_count, view + 1);
+        eng_fail(s->err, ENG_INVALID, "the policy has %d views, not %u", p->view_count, view + 1);
         return NULL;
     }
     struct trace *t = calloc(1, sizeof *t);
     if (!t) {
-        eng_fail(err, ENG_NO_MEMORY, "out of memory while sampling");
+        eng_fail(s->err, ENG_NO_MEMORY, "out of memory while sampling");
         return NULL;
     }
     t->view = view;
-    struct sampler s = {.width = width, .height = height, .err = err};
-    rng_init(&s.rng, seed, input, sample, view * VIEW_STREAMS + RNG_STREAM_POLICY);
-    if (sample_node(&s, p->views[view], t) != 0) {
+    rng_init(&s->rng, seed, input, sample, view * VIEW_STREAMS + RNG_STREAM_POLICY);
+    if (sample_node(s, p->views[view], t) != 0) {
         trace_free(t);
         return NULL;
     }
     return t;
+}
+
+struct trace *policy_sample_view(const struct policy *p, uint64_t seed, uint32_t input,
+                                 uint32_t sample, uint32_t view, int width, int height,
+                                 struct eng_error *err)
+{
+    const struct node *audio = p->root->wave ? p->root->wave : p->root->spec;
+    if (audio) {
+        eng_fail(err, ENG_INVALID,
+                 "the policy is for audio (%s is a %s op); it cannot run on an image",
+                 audio->call.op->name, op_domain_name(audio->call.op->domain));
+        return NULL;
+    }
+    struct sampler s = {.width = width, .height = height, .axis = OP_DOMAIN_IMAGE, .err = err};
+    return sample_view(p, seed, input, sample, view, &s);
+}
+
+struct trace *policy_sample_audio(const struct policy *p, uint64_t seed, uint32_t input,
+                                  uint32_t sample, uint32_t view, size_t length,
+                                  const struct audio_framing *framing, struct eng_error *err)
+{
+    if (p->root->image) {
+        eng_fail(err, ENG_INVALID,
+                 "the policy is for images (%s is an image op); it cannot run on audio",
+                 p->root->image->call.op->name);
+        return NULL;
+    }
+    if (framing && (framing->hop_length < 1 || framing->n_fft < 1 || framing->bins < 1)) {
+        eng_fail(err, ENG_INVALID,
+                 "framing: hop_length (%d), n_fft (%d) and bins (%d) must be at least 1",
+                 framing->hop_length, framing->n_fft, framing->bins);
+        return NULL;
+    }
+    if (length > INT_MAX / 4) {
+        eng_fail(err, ENG_TOO_LARGE, "the waveform has %zu samples; policies take at most %d",
+                 length, INT_MAX / 4);
+        return NULL;
+    }
+    struct sampler s = {.width = (int)length,
+                        .height = 1,
+                        .axis = OP_DOMAIN_WAVEFORM,
+                        .framing = framing,
+                        .max_width = 4 * (int)length,
+                        .err = err};
+    return sample_view(p, seed, input, sample, view, &s);
 }
 
 /* ---- Execution ------------------------------------------------------------------------------ */
@@ -1219,9 +1445,20 @@ void trace_free(struct trace *t)
 struct executor {
     uint64_t seed;
     uint32_t input, sample, view;
-    uint32_t op_index; /* numbers op applications in trace order, for their noise streams */
+    uint32_t op_index;       /* numbers op applications in trace order, for their noise streams */
+    struct targets *targets; /* carried along with the pixels, or NULL */
     struct eng_error *err;
 };
+
+/* Moves the targets as call moved the pixels from in to out; point ops leave them. */
+static int map_targets(struct executor *ex, const struct op_call *call, const struct img *in,
+                       const struct img *out)
+{
+    double m[6];
+    if (!ex->targets || !call->op->map_targets) return 0;
+    call->op->map_targets(call, in->width, in->height, m);
+    return targets_apply_affine(ex->targets, m, out->width, out->height, NULL, ex->err);
+}
 
 static struct img *execute(struct executor *ex, const struct trace *t, const struct img *in);
 
@@ -1294,7 +1531,13 @@ static struct img *execute(struct executor *ex, const struct trace *t, const str
             rng_init(&noise, ex->seed, ex->input, ex->sample,
                      ex->view * VIEW_STREAMS + RNG_STREAM_OP(ex->op_index));
             ex->op_index++;
-            next = op_apply(&it->call, current, &noise, ex->err);
+            const struct targets *held = ex->targets;
+            next = op_apply(&it->call, current, held ? held->boxes : NULL, held ? held->count : 0,
+                            &noise, ex->err);
+            if (next && map_targets(ex, &it->call, current, next) != 0) {
+                img_free(next);
+                next = NULL;
+            }
         }
         if (current != in) img_free((struct img *)current);
         current = next;
@@ -1308,6 +1551,85 @@ struct img *trace_apply(const struct trace *t, const struct img *in, uint64_t se
     struct executor ex = {
         .seed = seed, .input = input, .sample = sample, .view = t->view, .err = err};
     return execute(&ex, t, in);
+}
+
+static const char mix_refusal[] =
+    "AugMix's mix blends the image with differently transformed copies of itself, so no one "
+    "transform carries boxes, masks and keypoints; use a policy without mix for targets";
+
+struct img *trace_apply_targets(const struct trace *t, const struct img *in,
+                                struct targets *targets, const struct targets_filter *filter,
+                                uint64_t seed, uint32_t input, uint32_t sample,
+                                struct eng_error *err)
+{
+    for (size_t i = 0; i < t->count; i++)
+        if (t->items[i].is_mix) return eng_fail(err, ENG_INVALID, "%s", mix_refusal), NULL;
+    if (targets->width != in->width || targets->height != in->height)
+        return eng_fail(err, ENG_INVALID, "the targets are for a %dx%d image, not %dx%d",
+                        targets->width, targets->height, in->width, in->height),
+               NULL;
+    struct executor ex = {.seed = seed,
+                          .input = input,
+                          .sample = sample,
+                          .view = t->view,
+                          .targets = targets,
+                          .err = err};
+    struct img *out = execute(&ex, t, in);
+    if (out && filter) targets_filter(targets, filter);
+    return out;
+}
+
+/* Whether a mix node sits anywhere under n. */
+static int has_mix(const struct node *n)
+{
+    if (!n) return 0;
+    if (n->kind == NODE_MIX) return 1;
+    for (int i = 0; i < n->kid_count; i++)
+        if (has_mix(n->kids[i])) return 1;
+    for (int v = 0; v < n->vertex_count; v++)
+        for (int e = 0; e < n->vertices[v].edge_count; e++)
+            if (has_mix(n->vertices[v].edges[e].node)) return 1;
+    return 0;
+}
+
+int policy_maps_targets(const struct policy *p, struct eng_error *err)
+{
+    return has_mix(p->root) ? eng_fail(err, ENG_INVALID, "%s", mix_refusal) : 0;
+}
+
+static const struct audio_bank no_clips;
+
+struct audio *trace_apply_wave(const struct trace *t, const struct audio *in,
+                               const struct audio_bank *bank, uint64_t seed, uint32_t input,
+                               uint32_t sample, struct eng_error *err)
+{
+    const struct audio *current = in;
+    for (size_t i = 0; current && i < t->count; i++) {
+        const struct op_call *call = &t->items[i].call;
+        if (t->items[i].is_mix || call->op->domain != OP_DOMAIN_WAVEFORM) continue;
+        /* Audio traces hold no mixes, so item i is op application i, as execute numbers them. */
+        struct rng noise;
+        rng_init(&noise, seed, input, sample, t->view * VIEW_STREAMS + RNG_STREAM_OP(i));
+        struct audio *next =
+            call->op->apply_wave(current, call, bank ? bank : &no_clips, &noise, err);
+        if (current != in) audio_free((struct audio *)current);
+        current = next;
+    }
+    return current == in ? wave_clone(in, err) : (struct audio *)current;
+}
+
+struct audio_spec *trace_apply_spec(const struct trace *t, const struct audio_spec *in,
+                                    struct eng_error *err)
+{
+    const struct audio_spec *current = in;
+    for (size_t i = 0; current && i < t->count; i++) {
+        const struct op_call *call = &t->items[i].call;
+        if (t->items[i].is_mix || call->op->domain != OP_DOMAIN_SPECTROGRAM) continue;
+        struct audio_spec *next = call->op->apply_spec(current, call, err);
+        if (current != in) audio_spec_free((struct audio_spec *)current);
+        current = next;
+    }
+    return current == in ? spec_clone(in, err) : (struct audio_spec *)current;
 }
 
 /* ---- Traces as JSON ------------------------------------------------------------------------- */

@@ -200,6 +200,161 @@ static const char *const timm_rand_increasing_ops[] = {"AutoContrast",
                                                        "TranslateXRel",
                                                        "TranslateYRel"};
 
+/* ---- Detection (Zoph et al. 2019; the TPU repository's detection/utils/autoaugment_utils.py) ---
+ */
+
+/* One entry of a sub-policy: the reference's (operation, probability, level of 10). */
+struct det_entry {
+    const char *op;
+    double p;
+    int level;
+};
+
+/* Sub-policies of two or three entries, applied in order. */
+struct det_sub_policy {
+    struct det_entry entries[3];
+};
+
+struct det_policy {
+    const char *name;
+    const struct det_sub_policy *subs;
+    size_t count;
+};
+
+/* policy_v0: the paper's five sub-policies. */
+static const struct det_sub_policy detection_v0[] = {
+    {{{"TranslateX_BBox", 0.6, 4}, {"Equalize", 0.8, 10}}},
+    {{{"TranslateY_Only_BBoxes", 0.2, 2}, {"Cutout", 0.8, 8}}},
+    {{{"Sharpness", 0.0, 8}, {"ShearX_BBox", 0.4, 0}}},
+    {{{"ShearY_BBox", 1.0, 2}, {"TranslateY_Only_BBoxes", 0.6, 6}}},
+    {{{"Rotate_BBox", 0.6, 10}, {"Color", 1.0, 6}}},
+};
+
+static const struct det_sub_policy detection_v1[] = {
+    {{{"TranslateX_BBox", 0.6, 4}, {"Equalize", 0.8, 10}}},
+    {{{"TranslateY_Only_BBoxes", 0.2, 2}, {"Cutout", 0.8, 8}}},
+    {{{"Sharpness", 0.0, 8}, {"ShearX_BBox", 0.4, 0}}},
+    {{{"ShearY_BBox", 1.0, 2}, {"TranslateY_Only_BBoxes", 0.6, 6}}},
+    {{{"Rotate_BBox", 0.6, 10}, {"Color", 1.0, 6}}},
+    {{{"Color", 0.0, 0}, {"ShearX_Only_BBoxes", 0.8, 4}}},
+    {{{"ShearY_Only_BBoxes", 0.8, 2}, {"Flip_Only_BBoxes", 0.0, 10}}},
+    {{{"Equalize", 0.6, 10}, {"TranslateX_BBox", 0.2, 2}}},
+    {{{"Color", 1.0, 10}, {"TranslateY_Only_BBoxes", 0.4, 6}}},
+    {{{"Rotate_BBox", 0.8, 10}, {"Contrast", 0.0, 10}}},
+    {{{"Cutout", 0.2, 2}, {"Brightness", 0.8, 10}}},
+    {{{"Color", 1.0, 6}, {"Equalize", 1.0, 2}}},
+    {{{"Cutout_Only_BBoxes", 0.4, 6}, {"TranslateY_Only_BBoxes", 0.8, 2}}},
+    {{{"Color", 0.2, 8}, {"Rotate_BBox", 0.8, 10}}},
+    {{{"Sharpness", 0.4, 4}, {"TranslateY_Only_BBoxes", 0.0, 4}}},
+    {{{"Sharpness", 1.0, 4}, {"SolarizeAdd", 0.4, 4}}},
+    {{{"Rotate_BBox", 1.0, 8}, {"Sharpness", 0.2, 8}}},
+    {{{"ShearY_BBox", 0.6, 10}, {"Equalize_Only_BBoxes", 0.6, 8}}},
+    {{{"ShearX_BBox", 0.2, 6}, {"TranslateY_Only_BBoxes", 0.2, 10}}},
+    {{{"SolarizeAdd", 0.6, 8}, {"Brightness", 0.8, 10}}},
+};
+
+static const struct det_sub_policy detection_v2[] = {
+    {{{"Color", 0.0, 6}, {"Cutout", 0.6, 8}, {"Sharpness", 0.4, 8}}},
+    {{{"Rotate_BBox", 0.4, 8}, {"Sharpness", 0.4, 2}, {"Rotate_BBox", 0.8, 10}}},
+    {{{"TranslateY_BBox", 1.0, 8}, {"AutoContrast", 0.8, 2}}},
+    {{{"AutoContrast", 0.4, 6}, {"ShearX_BBox", 0.8, 8}, {"Brightness", 0.0, 10}}},
+    {{{"SolarizeAdd", 0.2, 6}, {"Contrast", 0.0, 10}, {"AutoContrast", 0.6, 0}}},
+    {{{"Cutout", 0.2, 0}, {"Solarize", 0.8, 8}, {"Color", 1.0, 4}}},
+    {{{"TranslateY_BBox", 0.0, 4}, {"Equalize", 0.6, 8}, {"Solarize", 0.0, 10}}},
+    {{{"TranslateY_BBox", 0.2, 2}, {"ShearY_BBox", 0.8, 8}, {"Rotate_BBox", 0.8, 8}}},
+    {{{"Cutout", 0.8, 8}, {"Brightness", 0.8, 8}, {"Cutout", 0.2, 2}}},
+    {{{"Color", 0.8, 4}, {"TranslateY_BBox", 1.0, 6}, {"Rotate_BBox", 0.6, 6}}},
+    {{{"Rotate_BBox", 0.6, 10}, {"BBox_Cutout", 1.0, 4}, {"Cutout", 0.2, 8}}},
+    {{{"Rotate_BBox", 0.0, 0}, {"Equalize", 0.6, 6}, {"ShearY_BBox", 0.6, 8}}},
+    {{{"Brightness", 0.8, 8}, {"AutoContrast", 0.4, 2}, {"Brightness", 0.2, 2}}},
+    {{{"TranslateY_BBox", 0.4, 8}, {"Solarize", 0.4, 6}, {"SolarizeAdd", 0.2, 10}}},
+    {{{"Contrast", 1.0, 10}, {"SolarizeAdd", 0.2, 8}, {"Equalize", 0.2, 4}}},
+};
+
+static const struct det_sub_policy detection_v3[] = {
+    {{{"Posterize", 0.8, 2}, {"TranslateX_BBox", 1.0, 8}}},
+    {{{"BBox_Cutout", 0.2, 10}, {"Sharpness", 1.0, 8}}},
+    {{{"Rotate_BBox", 0.6, 8}, {"Rotate_BBox", 0.8, 10}}},
+    {{{"Equalize", 0.8, 10}, {"AutoContrast", 0.2, 10}}},
+    {{{"SolarizeAdd", 0.2, 2}, {"TranslateY_BBox", 0.2, 8}}},
+    {{{"Sharpness", 0.0, 2}, {"Color", 0.4, 8}}},
+    {{{"Equalize", 1.0, 8}, {"TranslateY_BBox", 1.0, 8}}},
+    {{{"Posterize", 0.6, 2}, {"Rotate_BBox", 0.0, 10}}},
+    {{{"AutoContrast", 0.6, 0}, {"Rotate_BBox", 1.0, 6}}},
+    {{{"Equalize", 0.0, 4}, {"Cutout", 0.8, 10}}},
+    {{{"Brightness", 1.0, 2}, {"TranslateY_BBox", 1.0, 6}}},
+    {{{"Contrast", 0.0, 2}, {"ShearY_BBox", 0.8, 0}}},
+    {{{"AutoContrast", 0.8, 10}, {"Contrast", 0.2, 10}}},
+    {{{"Rotate_BBox", 1.0, 10}, {"Cutout", 1.0, 10}}},
+    {{{"SolarizeAdd", 0.8, 6}, {"Equalize", 0.8, 8}}},
+};
+
+#define DET_POLICY(name, table)                                                                    \
+    {                                                                                              \
+        name, table, sizeof table / sizeof table[0]                                                \
+    }
+static const struct det_policy detection_policies[] = {
+    DET_POLICY("detection-v0", detection_v0),
+    DET_POLICY("detection-v1", detection_v1),
+    DET_POLICY("detection-v2", detection_v2),
+    DET_POLICY("detection-v3", detection_v3),
+};
+
+/* The reference's level_to_arg for the ops the registry shares with classification policies:
+ * arg = max(offset + round((level / 10) * hi), min), unsigned. The box ops' own level ranges are
+ * the reference's already (ops.c). */
+static const struct {
+    const char *op;
+    double hi, offset;
+    const char *round;
+    double min; /* -1: none */
+} det_shared_levels[] = {
+    {"Posterize", 4, 0, "trunc", 1}, /* int(level/10 * 4) bits; TF clamps the 8 - 0 shift to 7 */
+    {"Solarize", 256, 0, "trunc", -1},    {"SolarizeAdd", 110, 0, "trunc", -1},
+    {"Color", 1.8, 0.1, "none", -1},      {"Contrast", 1.8, 0.1, "none", -1},
+    {"Brightness", 1.8, 0.1, "none", -1}, {"Sharpness", 1.8, 0.1, "none", -1},
+};
+
+/* ---- Audio ---------------------------------------------------------------------------------- */
+
+/* SpecAugment's hand-made policies (Park et al. 2019, Table 1): a time warp of W, mF frequency
+ * masks of at most F bins, mT time masks of at most T frames and at most p of the frames. */
+struct specaugment_policy {
+    const char *name;
+    int W, F, mF, T;
+    double p;
+    int mT;
+};
+
+static const struct specaugment_policy specaugment_policies[] = {
+    {"specaugment-LB", 80, 27, 1, 100, 1.0, 1},
+    {"specaugment-LD", 80, 27, 2, 100, 1.0, 2},
+    {"specaugment-SM", 40, 15, 2, 70, 0.2, 2},
+    {"specaugment-SS", 40, 27, 2, 70, 0.2, 2},
+};
+
+/* An example graph in the style of G-Augment (Wang et al. 2022, "G-Augment: Searching for the
+ * meta-structure of data augmentation policies for ASR"): a DAG whose paths run waveform ops,
+ * then spectrogram ops. Its values are illustrative, not a searched policy. */
+static const char gaugment_example[] =
+    "{\"dag\": {\"start\": \"wave\", \"edges\": ["
+    "{\"from\": \"wave\", \"to\": \"speed\", \"p\": 0.5, \"do\": {\"op\": \"Noise\", \"level\": "
+    "{\"bins\": 21}, \"range\": [30, 10]}},"
+    "{\"from\": \"wave\", \"to\": \"speed\", \"p\": 0.3, \"do\": {\"op\": \"Gain\", \"level\": "
+    "0.5}},"
+    "{\"from\": \"wave\", \"to\": \"speed\", \"p\": 0.2},"
+    "{\"from\": \"speed\", \"to\": \"features\", \"p\": 0.6, \"do\": {\"op\": \"Speed\", "
+    "\"level\": {\"bins\": 3}}},"
+    "{\"from\": \"speed\", \"to\": \"features\", \"p\": 0.4},"
+    "{\"from\": \"features\", \"to\": \"masked\", \"p\": 0.5, \"do\": {\"seq\": [{\"op\": "
+    "\"TimeWarp\", \"W\": 40}, {\"op\": \"FrequencyMask\", \"F\": 27, \"count\": 2}]}},"
+    "{\"from\": \"features\", \"to\": \"masked\", \"p\": 0.5, \"do\": {\"op\": "
+    "\"FrequencyMask\", \"F\": 15, \"count\": 2}},"
+    "{\"from\": \"masked\", \"to\": \"end\", \"p\": 0.7, \"do\": {\"op\": \"TimeMask\", \"T\": "
+    "40, \"p\": 0.2, \"count\": 2}},"
+    "{\"from\": \"masked\", \"to\": \"end\", \"p\": 0.3, \"do\": {\"op\": "
+    "\"AdaptiveTimeMask\"}}]}}";
+
 static const struct preset_info presets[] = {
     {"randaugment", "RandAugment (Cubuk et al. 2020), torchvision's: n ops (default 2) drawn "
                     "uniformly from 14, each at magnitude bin m (default 9) of bins (default 31)"},
@@ -231,6 +386,26 @@ static const struct preset_info presets[] = {
                                 "as in timm)"},
     {"fixmatch-weak", "FixMatch's weak augmentation (Sohn et al. 2020): a random horizontal flip, "
                       "then a random crop after 12.5% reflect padding"},
+    {"specaugment-LB", "SpecAugment LB (Park et al. 2019): TimeWarp W 80, 1 FrequencyMask F 27, "
+                       "1 TimeMask T 100 p 1.0; value (zero, default, or mean) fills the masks"},
+    {"specaugment-LD", "SpecAugment LD: TimeWarp W 80, 2 FrequencyMasks F 27, 2 TimeMasks T 100 "
+                       "p 1.0; value (zero or mean)"},
+    {"specaugment-SM", "SpecAugment SM: TimeWarp W 40, 2 FrequencyMasks F 15, 2 TimeMasks T 70 "
+                       "p 0.2; value (zero or mean)"},
+    {"specaugment-SS", "SpecAugment SS: TimeWarp W 40, 2 FrequencyMasks F 27, 2 TimeMasks T 70 "
+                       "p 0.2; value (zero or mean)"},
+    {"multistyle", "Multistyle training: Speed 0.9, 1.0 or 1.1 (Ko et al. 2015), a synthetic "
+                   "room with rt60 0.1 to 0.9 s, then noise at 0 to 30 dB SNR (the ranges of Kim "
+                   "et al. 2017's room simulator), each uniform over its steps; white, pink or "
+                   "brown noise, or with noise_clips n > 0 one of the request's first n clips"},
+    {"gaugment-example", "An example graph in G-Augment's style (Wang et al. 2022): a DAG of "
+                         "noise or gain, speed, then warps and masks; illustrative values"},
+    {"detection-v0", "The detection AutoAugment policy of Zoph et al. 2019 (policy_v0 of the TPU "
+                     "reference): one of 5 sub-policies of two box-aware or colour ops, levels "
+                     "of 10, fill 128; boxes, masks and keypoints follow"},
+    {"detection-v1", "The TPU reference's policy_v1: 20 sub-policies (v0's first)"},
+    {"detection-v2", "The TPU reference's policy_v2: 15 sub-policies of three ops"},
+    {"detection-v3", "The TPU reference's policy_v3: 15 sub-policies of two ops"},
 };
 
 const struct preset_info *preset_list(size_t *count)
@@ -374,6 +549,44 @@ static json_t *build_fixmatch_strong(const struct common *c)
                      choice, "op", "Cutout", "size_fraction", 0.5, "fill", 127);
 }
 
+static json_t *build_specaugment(const struct specaugment_policy *s, const char *value)
+{
+    return json_pack("{s:[{s:s, s:i}, {s:s, s:i, s:i, s:s}, {s:s, s:i, s:f, s:i, s:s}]}", "seq",
+                     "op", "TimeWarp", "W", s->W, "op", "FrequencyMask", "F", s->F, "count", s->mF,
+                     "value", value, "op", "TimeMask", "T", s->T, "p", s->p, "count", s->mT,
+                     "value", value);
+}
+
+/* A uniformly drawn step of [lo, hi] in bins steps, as the level of op node. */
+static json_t *stepped(json_t *node, int bins, double lo, double hi)
+{
+    json_object_set_new(node, "level", json_pack("{s:i}", "bins", bins));
+    json_object_set_new(node, "range", json_pack("[f, f]", lo, hi));
+    return node;
+}
+
+static json_t *build_multistyle(int noise_clips)
+{
+    static const char *const colours[] = {"white", "pink", "brown"};
+    json_t *noises = json_array();
+    for (int i = 0; i < (noise_clips ? noise_clips : 3); i++) {
+        json_t *node = noise_clips ? json_pack("{s:s, s:i}", "op", "NoiseClip", "clip", i)
+                                   : json_pack("{s:s, s:s}", "op", "Noise", "colour", colours[i]);
+        json_array_append_new(noises, stepped(node, 31, 30, 0));
+    }
+    return json_pack("{s:[{s:[{s:s, s:f}, {s:s, s:f}, {s:s, s:f}]}, o, {s:o}]}", "seq", "choice",
+                     "op", "Speed", "factor", 0.9, "op", "Speed", "factor", 1.0, "op", "Speed",
+                     "factor", 1.1, stepped(json_pack("{s:s}", "op", "Reverb"), 9, 0.1, 0.9),
+                     "choice", noises);
+}
+
+static const struct specaugment_policy *specaugment_find(const char *name)
+{
+    for (size_t i = 0; i < sizeof specaugment_policies / sizeof specaugment_policies[0]; i++)
+        if (strcmp(specaugment_policies[i].name, name) == 0) return &specaugment_policies[i];
+    return NULL;
+}
+
 static const struct timm_op *timm_find(const char *name)
 {
     for (size_t i = 0; i < sizeof timm_ops / sizeof timm_ops[0]; i++)
@@ -467,6 +680,60 @@ static json_t *build_timm_rand(const char *config, const struct common *c, struc
         json_array_append_new(choice, json_pack("{s:f, s:o}", "p", p, "do", node));
     }
     return json_pack("{s:i, s:{s:o}}", "repeat", (int)layers, "do", "choice", choice);
+}
+
+/* The reference's Cutout: a square of side 2 int(level/10 * 100), its cutout_const. */
+static int det_cutout_side(int level)
+{
+    return 2 * (int)(level / 10.0 * 100);
+}
+
+/* One entry as a node: op nodes at the reference's level {"magnitude": level} (of 10), wrapped in
+ * {"p"}; the *_Only_BBoxes ops take the probability themselves, per box. */
+static json_t *det_entry_node(const struct det_entry *e, const struct common *c)
+{
+    json_t *node = op_node(e->op, c);
+    const struct op_desc *op = op_find(e->op);
+    if (strcmp(e->op, "Cutout") == 0) {
+        json_object_set_new(node, "size", json_integer(det_cutout_side(e->level)));
+        json_object_set_new(node, "size_fraction", json_integer(0));
+    } else if (op && op->level.map != LEVEL_NONE) {
+        json_object_set_new(node, "level", json_pack("{s:i}", "magnitude", e->level));
+    }
+    for (size_t i = 0; i < sizeof det_shared_levels / sizeof det_shared_levels[0]; i++) {
+        if (strcmp(det_shared_levels[i].op, e->op) != 0) continue;
+        json_t *map = json_pack("{s:f, s:s}", "offset", det_shared_levels[i].offset, "round",
+                                det_shared_levels[i].round);
+        if (det_shared_levels[i].min >= 0)
+            json_object_set_new(map, "min", json_real(det_shared_levels[i].min));
+        json_object_set_new(node, "range", json_pack("[i, f]", 0, det_shared_levels[i].hi));
+        json_object_set_new(node, "map", map);
+        json_object_set_new(node, "random_sign", json_false());
+    }
+    if (strstr(e->op, "_Only_BBoxes")) {
+        json_object_set_new(node, "prob", json_real(e->p));
+        return node;
+    }
+    return json_pack("{s:f, s:o}", "p", e->p, "do", node);
+}
+
+static json_t *build_detection(const struct det_policy *d, const struct common *c)
+{
+    json_t *choice = json_array();
+    for (size_t i = 0; i < d->count; i++) {
+        json_t *seq = json_array();
+        for (int k = 0; k < 3 && d->subs[i].entries[k].op; k++)
+            json_array_append_new(seq, det_entry_node(&d->subs[i].entries[k], c));
+        json_array_append_new(choice, json_pack("{s:o}", "seq", seq));
+    }
+    return json_pack("{s:o}", "choice", choice);
+}
+
+static const struct det_policy *detection_find(const char *name)
+{
+    for (size_t i = 0; i < sizeof detection_policies / sizeof detection_policies[0]; i++)
+        if (strcmp(detection_policies[i].name, name) == 0) return &detection_policies[i];
+    return NULL;
 }
 
 /* An integer parameter in [min, max], def when absent. */
@@ -597,6 +864,37 @@ json_t *preset_expand(const json_t *doc, struct eng_error *err)
         static const char *const allowed[] = {"preset", "fill", NULL};
         if (check_params(params, allowed, err)) return NULL;
         built = build_fixmatch_weak(&c);
+    } else if (specaugment_find(name)) {
+        static const char *const allowed[] = {"preset", "value", NULL};
+        json_t *value = params ? json_object_get(params, "value") : NULL;
+        if (check_params(params, allowed, err)) return NULL;
+        if (value && !json_is_string(value)) {
+            eng_fail(err, ENG_INVALID, "preset parameter \"value\" must be \"zero\" or \"mean\"");
+            return NULL;
+        }
+        /* The mask ops check the value when the document is parsed. */
+        built =
+            build_specaugment(specaugment_find(name), value ? json_string_value(value) : "zero");
+    } else if (strcmp(name, "multistyle") == 0) {
+        static const char *const allowed[] = {"preset", "noise_clips", NULL};
+        int noise_clips = 0;
+        if (check_params(params, allowed, err) ||
+            int_param(params, "noise_clips", 0, 0, 64, &noise_clips, err))
+            return NULL;
+        built = build_multistyle(noise_clips);
+    } else if (strcmp(name, "gaugment-example") == 0) {
+        static const char *const allowed[] = {"preset", NULL};
+        if (check_params(params, allowed, err)) return NULL;
+        built = json_loads(gaugment_example, 0, NULL);
+    } else if (detection_find(name)) {
+        static const char *const allowed[] = {"preset", "interpolation", "fill", NULL};
+        if (check_params(params, allowed, err)) return NULL;
+        /* The reference's replace value, gray 128, unless the document gives its own fill. */
+        struct common det = c;
+        json_t *gray = json_integer(128);
+        if (!det.fill) det.fill = gray;
+        built = build_detection(detection_find(name), &det);
+        json_decref(gray);
     } else if (strncmp(name, "autoaugment-", 12) == 0) {
         static const char *const allowed[] = {"preset", "interpolation", "fill", NULL};
         if (check_params(params, allowed, err)) return NULL;

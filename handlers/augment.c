@@ -1,7 +1,6 @@
 /* POST /v1/augment: decode each input, sample the policy per (input, sample),
  * apply, encode. */
 #include <jansson.h>
-#include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,13 +15,6 @@
 #include "request.h"
 #include "response.h"
 
-static char *base64(const void *data, size_t size)
-{
-    char *out = malloc(4 * ((size + 2) / 3) + 1);
-    if (out) EVP_EncodeBlock((unsigned char *)out, data, (int)size);
-    return out;
-}
-
 struct options {
     struct policy *policy;
     unsigned long long seed;
@@ -33,29 +25,9 @@ struct options {
 
 static int read_options(struct request *req, struct response *resp, struct options *o)
 {
-    const struct config *cfg = req->app->cfg;
-    const char *text = input_param(req, "policy");
-    if (!text || !*text) {
-        response_error(resp, 422,
-                       "policy: missing; give a preset name (GET /v1/policies) or a "
-                       "policy document");
+    if (input_policy(req, resp, &o->policy) != 0 || input_seed(req, resp, &o->seed) != 0 ||
+        input_samples(req, resp, &o->samples) != 0)
         return -1;
-    }
-    struct eng_error err = {0};
-    o->policy = policy_cache_parse(req->app->policies, text, &err);
-    if (!o->policy) {
-        response_error_code(resp, 422, "invalid_policy", "policy%s", err.message);
-        return -1;
-    }
-    if (input_seed(req, resp, &o->seed) != 0) return -1;
-    const char *samples = input_param(req, "samples");
-    o->samples = 1;
-    if (samples &&
-        input_parse_whole(samples, 1, (unsigned long long)cfg->max_samples, &o->samples)) {
-        response_error(resp, 422, "samples: must be a whole number in [1, %d] (max_samples)",
-                       cfg->max_samples);
-        return -1;
-    }
     const char *quality = input_param(req, "quality");
     o->quality = 90;
     if (quality && input_parse_whole(quality, 1, 100, &o->quality) != 0) {
@@ -88,6 +60,7 @@ struct sample_result {
     void *encoded;
     size_t encoded_size;
     json_t *trace;
+    json_t *targets; /* the sample's moved targets, or NULL */
     int width, height;
     enum img_format format;
     int failed;
@@ -99,7 +72,29 @@ struct batch {
     struct input_image *inputs;
     int views;                     /* outputs per sample (AugMix's JSD mode: 3) */
     struct sample_result *results; /* [(input * samples + sample) * views + view] */
+    struct input_targets *targets; /* per input; NULL when the request has none */
+    struct targets_filter filter;
 };
+
+/* The trace on the input's pixels, and on a copy of its targets when it has some. */
+static struct img *apply_trace(const struct batch *b, const struct trace *t, uint32_t input,
+                               uint32_t sample, struct sample_result *r)
+{
+    const struct options *o = b->o;
+    const struct img *image = b->inputs[input].image;
+    const struct input_targets *given = b->targets ? &b->targets[input] : NULL;
+    if (!given || !given->targets) return trace_apply(t, image, o->seed, input, sample, &r->err);
+    struct targets *moved = targets_clone(given->targets, &r->err);
+    struct img *out =
+        moved ? trace_apply_targets(t, image, moved, &b->filter, o->seed, input, sample, &r->err)
+              : NULL;
+    if (out && !(r->targets = input_targets_json(given, moved, &r->err))) {
+        img_free(out);
+        out = NULL;
+    }
+    targets_free(moved);
+    return out;
+}
 
 /* Sample, apply, encode. */
 static void run_sample(void *ctx, size_t index)
@@ -114,7 +109,7 @@ static void run_sample(void *ctx, size_t index)
     struct sample_result *r = &b->results[index];
     struct trace *t = policy_sample_view(o->policy, o->seed, input, sample, view, in->image->width,
                                          in->image->height, &r->err);
-    struct img *out = t ? trace_apply(t, in->image, o->seed, input, sample, &r->err) : NULL;
+    struct img *out = t ? apply_trace(b, t, input, sample, r) : NULL;
     r->format = output_format(o, &in->info);
     if (t) r->trace = trace_to_json(t);
     trace_free(t);
@@ -125,6 +120,30 @@ static void run_sample(void *ctx, size_t index)
         r->height = out->height;
     }
     img_free(out);
+}
+
+/* The inputs' targets and filters, when the request has any; the policy must be able to move
+ * them. */
+static int read_targets(struct request *req, struct response *resp, struct batch *b, int count)
+{
+    struct eng_error err = {0};
+    int any = 0;
+    if (!(b->targets = calloc((size_t)count, sizeof *b->targets)))
+        return response_error(resp, 503, "out of memory"), -1;
+    if (input_targets_read(req, resp, b->inputs, count, b->targets) != 0 ||
+        input_targets_filter(req, resp, &b->filter) != 0)
+        return -1;
+    for (int i = 0; i < count; i++)
+        any |= b->targets[i].targets != NULL;
+    if (any && policy_maps_targets(b->o->policy, &err) != 0) {
+        response_error_code(resp, 422, "invalid_policy", "policy: %s", err.message);
+        return -1;
+    }
+    if (!any) {
+        free(b->targets);
+        b->targets = NULL;
+    }
+    return 0;
 }
 
 static int wants_image(const struct request *req)
@@ -155,7 +174,9 @@ void handle_augment(struct request *req, struct response *resp)
         response_error(resp, 503, "out of memory");
         goto done;
     }
-    if (input_decode_images(req, resp, inputs, count) != 0) goto done;
+    if (input_decode_images(req, resp, inputs, count) != 0 ||
+        read_targets(req, resp, &b, count) != 0)
+        goto done;
     /* Samples are independent: spread them over as many threads as workers. */
     parallel_for(jobs, req->app->workers, run_sample, &b);
     for (size_t j = 0; j < jobs; j++)
@@ -163,7 +184,8 @@ void handle_augment(struct request *req, struct response *resp)
             response_engine_error(resp, &b.results[j].err);
             goto done;
         }
-    if (count == 1 && o.samples == 1 && b.views == 1 && wants_image(req)) {
+    /* Targets only travel in JSON. */
+    if (count == 1 && o.samples == 1 && b.views == 1 && !b.targets && wants_image(req)) {
         struct sample_result *r = &b.results[0];
         char *trace_text = json_dumps(r->trace, JSON_COMPACT | JSON_ENSURE_ASCII);
         response_bytes(resp, 200, img_format_mime(r->format), r->encoded, r->encoded_size);
@@ -176,12 +198,13 @@ void handle_augment(struct request *req, struct response *resp)
     results = json_array();
     for (size_t j = 0; j < jobs && results; j++) {
         struct sample_result *r = &b.results[j];
-        char *data = base64(r->encoded, r->encoded_size);
+        char *data = input_base64(r->encoded, r->encoded_size);
         size_t sample_index = j / (size_t)b.views;
         json_t *item = json_pack(
             "{s:i, s:i, s:s, s:i, s:i, s:s*, s:O}", "input", (int)(sample_index / o.samples),
             "sample", (int)(sample_index % o.samples), "content_type", img_format_mime(r->format),
             "width", r->width, "height", r->height, "data", data, "trace", r->trace);
+        if (item && r->targets) json_object_set(item, "targets", r->targets);
         if (item && b.views > 1)
             json_object_set_new(item, "view", json_integer((json_int_t)(j % (size_t)b.views)));
         json_array_append_new(results, item);
@@ -195,7 +218,10 @@ done:
     for (size_t j = 0; b.results && j < jobs; j++) {
         free(b.results[j].encoded);
         json_decref(b.results[j].trace);
+        json_decref(b.results[j].targets);
     }
+    input_targets_free(b.targets, count);
+    free(b.targets);
     free(b.results);
     input_free_images(inputs, count);
     free(inputs);

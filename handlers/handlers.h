@@ -3,6 +3,9 @@
 #ifndef AUGSERVE_HANDLERS_H
 #define AUGSERVE_HANDLERS_H
 
+struct eng_error;
+struct img;
+struct model;
 struct request;
 struct response;
 
@@ -18,9 +21,27 @@ void handle_openapi(struct request *req, struct response *resp);
 /* augment.c */
 void handle_augment(struct request *req, struct response *resp);
 
+/* augment_audio.c: audio policies on clips, giving waveforms, log-mel features or their image. */
+void handle_augment_audio(struct request *req, struct response *resp);
+
+/* copy_paste.c: Simple Copy-Paste of one image's objects onto another. */
+void handle_copy_paste(struct request *req, struct response *resp);
+
 /* predict.c: image classification with a model of the repository (server/models.h). */
 void handle_predict(struct request *req, struct response *resp);
 void handle_pseudo_label(struct request *req, struct response *resp);
+
+/* similarity.c: SSIM, MS-SSIM, PSNR, L2 and LPIPS between images (engine/metric.h). */
+void handle_similarity(struct request *req, struct response *resp);
+void handle_similarity_batch(struct request *req, struct response *resp);
+void handle_similarity_2afc(struct request *req, struct response *resp);
+/* LPIPS with model m (its perceptual config) for n_pairs pairs of images[pairs[2k]] and
+ * images[pairs[2k + 1]]: every image, all of one size, through the network in batches of the
+ * model's max_batch (all at once without one). maps, when not NULL, holds n_pairs buffers of
+ * height * width floats for the spatial maps. Shared with `augserve eval-2afc` and `bench
+ * similarity`, so they measure what the server runs. */
+int similarity_lpips(struct model *m, struct img *const *images, int n_images, const int *pairs,
+                     int n_pairs, double *distances, float **maps, struct eng_error *err);
 
 /* ops.c */
 void handle_ops(struct request *req, struct response *resp);

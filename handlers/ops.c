@@ -1,5 +1,6 @@
-/* GET /v1/ops: every op with its arguments, ranges, defaults and level mapping, straight from the
- * registry, so the UI's sliders and the validation never disagree. */
+/* GET /v1/ops: every op with its domain, arguments, ranges, defaults and level mapping, straight
+ * from the registry, so the UI's sliders and the validation never disagree. ?domain=image lists
+ * the image ops, audio the waveform and spectrogram ops, all (the default) every op. */
 #include <jansson.h>
 #include <string.h>
 
@@ -41,6 +42,7 @@ static json_t *arg_json(const struct op_arg_desc *a)
         json_pack("{s:s, s:s, s:f, s:f, s:s, s:s}", "name", a->name, "type", kind_name(a->kind),
                   "min", a->min, "max", a->max, "unit", a->unit, "help", a->help);
     if (!o) return NULL;
+    if (a->drawn) json_object_set_new(o, "drawn", json_true());
     if (a->kind == OP_ARG_ENUM) {
         json_t *choices = json_array();
         for (int c = 0; a->choices[c]; c++)
@@ -66,23 +68,32 @@ static json_t *op_json(const struct op_desc *op)
                           "range", op->level.lo, op->level.hi, "scale", scale_name(op->level.scale),
                           "maps_to", map_name(op->level.map), "random_sign",
                           op->level.signed_by_default);
-    return json_pack("{s:s, s:s, s:s, s:o, s:o, s:b, s:b}", "name", op->name, "domain", "image",
-                     "help", op->help, "args", args, "level", level, "fill",
-                     (op->takes & OP_TAKES_FILL) != 0, "interpolation",
+    return json_pack("{s:s, s:s, s:s, s:o, s:o, s:b, s:b}", "name", op->name, "domain",
+                     op_domain_name(op->domain), "help", op->help, "args", args, "level", level,
+                     "fill", (op->takes & OP_TAKES_FILL) != 0, "interpolation",
                      (op->takes & OP_TAKES_INTERPOLATION) != 0);
+}
+
+/* Whether op belongs to the ?domain= filter: "image", "audio" or "all". */
+static int in_domain(const struct op_desc *op, const char *domain)
+{
+    if (strcmp(domain, "all") == 0) return 1;
+    return (op->domain == OP_DOMAIN_IMAGE) == (strcmp(domain, "image") == 0);
 }
 
 void handle_ops(struct request *req, struct response *resp)
 {
     const char *domain = request_query(req, "domain");
-    if (domain && strcmp(domain, "image") != 0) {
-        response_error(resp, 422, "domain: must be image");
+    if (!domain) domain = "all";
+    if (strcmp(domain, "image") != 0 && strcmp(domain, "audio") != 0 &&
+        strcmp(domain, "all") != 0) {
+        response_error(resp, 422, "domain: must be image, audio or all");
         return;
     }
     size_t count;
     const struct op_desc *ops = op_table(&count);
     json_t *list = json_array();
     for (size_t i = 0; i < count; i++)
-        json_array_append_new(list, op_json(&ops[i]));
+        if (in_domain(&ops[i], domain)) json_array_append_new(list, op_json(&ops[i]));
     response_json(resp, 200, json_pack("{s:o}", "ops", list));
 }

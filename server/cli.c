@@ -1,9 +1,13 @@
-/* Command-line tools on the engine, for scripts: `augserve augment` and `augserve bench augment`.
- * They call the same engine functions as POST /v1/augment, so the benchmark measures what the
+/* Command-line tools on the engine, for scripts: `augserve augment`, `augserve augment-audio` and
+ * `augserve bench augment|infer|audio`. They call the same functions as POST /v1/augment and
+ * /v1/augment/audio (the audio ones through handlers/input.h), so the benchmarks measure what the
  * server runs. */
 #include "cli.h"
 
+#include <dirent.h>
 #include <errno.h>
+#include <limits.h>
+#include <math.h>
 #include <sys/stat.h>
 #include <jansson.h>
 #include <libgen.h>
@@ -13,10 +17,16 @@
 #include <string.h>
 #include <time.h>
 
+#include "audio.h"
 #include "codec.h"
+#include "handlers.h"
+#include "input.h"
+#include "metric.h"
+#include "models.h"
 #include "nn.h"
 #include "ops_geometry.h"
 #include "policy.h"
+#include "targets.h"
 
 static int read_file(const char *path, unsigned char **data, size_t *size)
 {
@@ -97,6 +107,45 @@ static const char *format_ext(enum img_format fmt)
     return fmt == IMG_JPEG ? "jpg" : fmt == IMG_WEBP ? "webp" : "png";
 }
 
+/* -s SEED: 0, or 2 after saying why. */
+static int parse_seed(const char *value, unsigned long long *seed)
+{
+    char *end;
+    *seed = strtoull(value, &end, 10);
+    if (*value >= '0' && *value <= '9' && !*end && *seed <= POLICY_MAX_SEED) return 0;
+    fprintf(stderr, "-s: a whole number in [0, 2^53)\n");
+    return 2;
+}
+
+/* -n SAMPLES: 0, or 2 after saying why. */
+static int parse_samples(const char *value, unsigned long long *samples)
+{
+    char *end;
+    *samples = strtoull(value, &end, 10);
+    if (*value >= '0' && *value <= '9' && !*end && *samples >= 1 && *samples <= 100000) return 0;
+    fprintf(stderr, "-n: 1 to 100000\n");
+    return 2;
+}
+
+/* A random seed below 2^53 when none was given, announced first as the image CLI does. */
+static unsigned long long announce_seed(int have_seed, unsigned long long seed)
+{
+    if (!have_seed && RAND_bytes((unsigned char *)&seed, sizeof seed) == 1) seed &= POLICY_MAX_SEED;
+    printf("{\"seed\":%llu}\n", seed);
+    return seed;
+}
+
+/* Prints one output's JSON line: its path, coordinates and trace. */
+static void print_output(const char *path, int input, int sample, int view, const struct trace *t)
+{
+    json_t *line = json_pack("{s:s, s:i, s:i, s:i, s:o}", "output", path, "input", input, "sample",
+                             sample, "view", view, "trace", trace_to_json(t));
+    char *text = line ? json_dumps(line, JSON_COMPACT) : NULL;
+    if (text) printf("%s\n", text);
+    free(text);
+    json_decref(line);
+}
+
 static void augment_usage(FILE *out)
 {
     fprintf(out,
@@ -131,14 +180,10 @@ int cli_augment(int argc, char **argv)
         else if (strcmp(a, "-f") == 0)
             format = value;
         else if (strcmp(a, "-s") == 0) {
-            seed = strtoull(value, &end, 10);
+            if (parse_seed(value, &seed) != 0) return 2;
             have_seed = 1;
-            if (*end || seed > POLICY_MAX_SEED)
-                return fprintf(stderr, "-s: a whole number in [0, 2^53)\n"), 2;
         } else if (strcmp(a, "-n") == 0) {
-            samples = strtoull(value, &end, 10);
-            if (*end || samples < 1 || samples > 100000)
-                return fprintf(stderr, "-n: 1 to 100000\n"), 2;
+            if (parse_samples(value, &samples) != 0) return 2;
         } else if (strcmp(a, "-q") == 0) {
             quality = strtoull(value, &end, 10);
             if (*end || quality < 1 || quality > 100) return fprintf(stderr, "-q: 1 to 100\n"), 2;
@@ -169,8 +214,7 @@ int cli_augment(int argc, char **argv)
         policy_free(policy);
         return 2;
     }
-    if (!have_seed && RAND_bytes((unsigned char *)&seed, sizeof seed) == 1) seed &= POLICY_MAX_SEED;
-    printf("{\"seed\":%llu}\n", seed);
+    seed = announce_seed(have_seed, seed);
     int status = 0;
     struct img_limits limits = {UINT64_MAX, 65535};
     for (int in = first_input; in < argc && status == 0; in++) {
@@ -213,13 +257,7 @@ int cli_augment(int argc, char **argv)
                 fprintf(stderr, "augserve: %s: %s\n", path, strerror(errno));
                 status = 1;
             } else {
-                json_t *line =
-                    json_pack("{s:s, s:i, s:i, s:i, s:o}", "output", path, "input", (int)input,
-                              "sample", (int)s, "view", (int)view, "trace", trace_to_json(t));
-                char *text = line ? json_dumps(line, JSON_COMPACT) : NULL;
-                if (text) printf("%s\n", text);
-                free(text);
-                json_decref(line);
+                print_output(path, (int)input, (int)s, (int)view, t);
             }
             free(encoded);
             img_free(out);
@@ -262,15 +300,28 @@ static void bench_usage(FILE *out)
 {
     fprintf(out,
             "usage: augserve bench augment -p POLICY [--size PIXELS] [--seconds S] "
-            "[--image FILE]\n"
-            "One thread: JPEG decode -> policy -> JPEG q90 encode, on a SIZE x SIZE image.\n"
-            "Prints {\"policy\", \"size\", \"images\", \"seconds\", \"images_per_second\"}.\n"
+            "[--image FILE] [--boxes N]\n"
+            "One thread: JPEG decode -> policy -> JPEG q90 encode, on a SIZE x SIZE image; with\n"
+            "N boxes (a grid of them) the policy also moves them (trace_apply_targets).\n"
+            "Prints {\"policy\", \"size\", \"boxes\", \"images\", \"seconds\", "
+            "\"images_per_second\"}.\n"
             "usage: augserve bench infer --model DIR|FILE [--batch B] [--seconds S] "
             "[--threads T]\n"
             "Runs the ONNX model (DIR/model.onnx) on random inputs of batch B (default 1) with T\n"
             "threads (default: one per core). Symbolic dims other than the batch must be fixed\n"
             "in the model. Prints {\"model\", \"batch\", \"threads\", \"runs\", \"seconds\",\n"
-            "\"latency_ms\" (median), \"images_per_second\"}.\n");
+            "\"latency_ms\" (median), \"images_per_second\"}.\n"
+            "usage: augserve bench similarity --model DIR [--size PIXELS] [--batch B] "
+            "[--seconds S]\n"
+            "                                 [--threads T]\n"
+            "LPIPS through the model folder's perceptual config on B pairs (default 32) of\n"
+            "SIZE x SIZE synthetic images (default 64), all 2B images in one batch. Prints\n"
+            "{\"model\", \"size\", \"batch\", \"threads\", \"runs\", \"seconds\", "
+            "\"pairs_per_second\"}.\n"
+            "usage: augserve bench audio -p POLICY [--seconds S] [--audio FILE]\n"
+            "One thread: decode the clip (default: a synthetic 7 s speech-like 16 kHz WAV) to\n"
+            "16 kHz -> 80-mel log features -> policy -> float32 .npy. Prints {\"policy\",\n"
+            "\"clip_seconds\", \"runs\", \"seconds\", \"audio_seconds_per_second\"}.\n");
 }
 
 /* Prints a benchmark's result as one compact JSON line and frees it. */
@@ -409,15 +460,677 @@ static int bench_infer(int argc, char **argv)
     return status;
 }
 
+/* ---- Audio ---------------------------------------------------------------------------------- */
+
+/* The CLI takes no limit from a server config: a day of audio. */
+#define CLI_MAX_AUDIO_SECONDS 86400.0
+#define CLI_MAX_CLIPS         64
+
+struct audio_args {
+    const char *policy, *pattern, *format;
+    unsigned long long seed, samples;
+    int have_seed, first_input;
+    const char *noises[CLI_MAX_CLIPS], *rirs[CLI_MAX_CLIPS];
+    int noise_count, rir_count;
+    struct audio_mel_config mel;
+};
+
+static void augment_audio_usage(FILE *out)
+{
+    fprintf(out,
+            "usage: augserve augment-audio -p POLICY [-s SEED] [-n SAMPLES]\n"
+            "                              [-f wav|flac|features|png] [-o PATTERN]\n"
+            "                              [--noise FILE]... [--rir FILE]... [--MEL-FIELD V]... "
+            "IN...\n"
+            "Mel fields as /v1/augment/audio takes them, with dashes: --sample-rate, --n-fft,\n"
+            "--win-length, --hop-length, --n-mels, --f-min, --f-max, --power, --mel-scale,\n"
+            "--norm, --center, --log-offset. -f defaults to features (float32 .npy).\n"
+            "PATTERN may hold {name}, {input}, {sample}, {view} and {ext}; default "
+            "\"{name}-{sample}.{ext}\".\n"
+            "Prints one JSON line per output: its path and the trace.\n");
+}
+
+/* Adds path to a list of at most CLI_MAX_CLIPS: 0, or 2 after saying why. */
+static int add_clip_path(const char *flag, const char *path, const char **list, int *count)
+{
+    if (*count == CLI_MAX_CLIPS)
+        return fprintf(stderr, "%s: at most %d files\n", flag, CLI_MAX_CLIPS), 2;
+    list[(*count)++] = path;
+    return 0;
+}
+
+/* --n-mels 64 and the other front-end flags: 0, 1 when flag is none of them, 2 after saying
+ * why the value is bad. */
+static int parse_mel_flag(struct audio_mel_config *mel, const char *flag, const char *value)
+{
+    char name[32], why[128];
+    if (strncmp(flag, "--", 2) != 0 || strlen(flag + 2) >= sizeof name) return 1;
+    snprintf(name, sizeof name, "%s", flag + 2);
+    for (char *c = name; *c; c++)
+        if (*c == '-') *c = '_';
+    int known = 0;
+    for (const char *const *f = input_mel_fields; *f && !known; f++)
+        known = strcmp(*f, name) == 0;
+    if (!known) return 1;
+    if (input_mel_field(mel, name, value, why, sizeof why) == 0) return 0;
+    fprintf(stderr, "augserve: %s\n", why);
+    return 2;
+}
+
+/* One option of augment-audio and its value: 0, or 2 (usage printed or the reason said). */
+static int parse_audio_arg(struct audio_args *a, const char *flag, const char *value)
+{
+    int mel = parse_mel_flag(&a->mel, flag, value);
+    if (mel != 1) return mel;
+    if (strcmp(flag, "-p") == 0)
+        a->policy = value;
+    else if (strcmp(flag, "-o") == 0)
+        a->pattern = value;
+    else if (strcmp(flag, "-f") == 0)
+        a->format = value;
+    else if (strcmp(flag, "-s") == 0)
+        return a->have_seed = 1, parse_seed(value, &a->seed);
+    else if (strcmp(flag, "-n") == 0)
+        return parse_samples(value, &a->samples);
+    else if (strcmp(flag, "--noise") == 0)
+        return add_clip_path(flag, value, a->noises, &a->noise_count);
+    else if (strcmp(flag, "--rir") == 0)
+        return add_clip_path(flag, value, a->rirs, &a->rir_count);
+    else
+        return augment_audio_usage(stderr), 2;
+    return 0;
+}
+
+static int parse_audio_args(int argc, char **argv, struct audio_args *a)
+{
+    *a = (struct audio_args){.format = "features", .samples = 1, .first_input = argc};
+    a->mel = input_mel_start();
+    for (int i = 0; i < argc; i += 2) {
+        if (argv[i][0] != '-') {
+            a->first_input = i;
+            break;
+        }
+        if (i + 1 == argc) return augment_audio_usage(stderr), 2;
+        int rc = parse_audio_arg(a, argv[i], argv[i + 1]);
+        if (rc != 0) return rc;
+    }
+    input_mel_resolve(&a->mel);
+    if (!a->policy || a->first_input == argc) return augment_audio_usage(stderr), 2;
+    return 0;
+}
+
+/* Reads and decodes the file at path to rate Hz; NULL after saying why. */
+static struct audio *load_clip(const char *path, int rate)
+{
+    unsigned char *data;
+    size_t size;
+    if (read_file(path, &data, &size) != 0) {
+        fprintf(stderr, "augserve: %s: %s\n", path, strerror(errno));
+        return NULL;
+    }
+    struct audio_decode_options opt = {rate, CLI_MAX_AUDIO_SECONDS};
+    struct eng_error err = {0};
+    struct audio *clip = audio_decode(data, size, &opt, NULL, &err);
+    free(data);
+    if (!clip) fprintf(stderr, "augserve: %s: %s\n", path, err.message);
+    return clip;
+}
+
+/* Loads count files into clips; -1 after saying why (the loaded ones stay to be freed). */
+static int load_clips(const char *const *paths, int count, int rate, struct audio **clips)
+{
+    for (int i = 0; i < count; i++)
+        if (!(clips[i] = load_clip(paths[i], rate))) return -1;
+    return 0;
+}
+
+/* Every sample and view of the input clip read from path_in, written where the pattern says. */
+static int augment_clip(const struct audio_args *a, const struct policy *p,
+                        const struct audio_mel *mel, const struct audio_bank *bank,
+                        enum input_audio_format fmt, int input, const char *path_in,
+                        const struct audio *clip)
+{
+    uint32_t views = (uint32_t)policy_view_count(p);
+    int status = 0;
+    for (uint32_t k = 0; k < a->samples * views && status == 0; k++) {
+        uint32_t s = k / views, view = k % views;
+        struct input_audio_sample out;
+        struct eng_error err = {0};
+        void *encoded = NULL;
+        size_t size = 0;
+        char path[4096];
+        expand_pattern(a->pattern, path_in, input, (int)s, (int)view, input_audio_format_ext(fmt),
+                       path, sizeof path);
+        if (input_audio_run(p, mel, bank, clip, a->seed, (uint32_t)input, s, view,
+                            !input_audio_format_is_wave(fmt), &out, &err) != 0) {
+            fprintf(stderr, "augserve: %s: %s\n", path_in, err.message);
+            return 1;
+        }
+        if (input_audio_encode(&out, fmt, &encoded, &size, &err) != 0) {
+            fprintf(stderr, "augserve: %s: %s\n", path_in, err.message);
+            status = 1;
+        } else if (write_file(path, encoded, size) != 0) {
+            fprintf(stderr, "augserve: %s: %s\n", path, strerror(errno));
+            status = 1;
+        } else {
+            print_output(path, input, (int)s, (int)view, out.trace);
+        }
+        free(encoded);
+        input_audio_sample_free(&out);
+    }
+    return status;
+}
+
+/* The policy, checked against the output format; NULL after saying why. */
+static struct policy *audio_policy(const char *text, enum input_audio_format fmt)
+{
+    struct eng_error err = {0};
+    struct policy *p = policy_parse_text(text, &err);
+    if (!p) {
+        fprintf(stderr, "augserve: policy%s\n", err.message);
+        return NULL;
+    }
+    if (input_audio_format_is_wave(fmt) && (policy_domain(p) & POLICY_SPECTROGRAM)) {
+        fprintf(stderr,
+                "augserve: -f %s: the policy has spectrogram ops, which change the "
+                "features and not the waveform; use -f features or png\n",
+                input_audio_format_name(fmt));
+        policy_free(p);
+        return NULL;
+    }
+    return p;
+}
+
+int cli_augment_audio(int argc, char **argv)
+{
+    struct audio_args a;
+    int status = parse_audio_args(argc, argv, &a);
+    enum input_audio_format fmt;
+    if (status != 0) return status;
+    if (input_audio_format_from_name(a.format, &fmt) != 0)
+        return fprintf(stderr, "-f: wav, flac, features or png\n"), 2;
+    if (!a.pattern) a.pattern = "{name}-{sample}.{ext}";
+    struct eng_error err = {0};
+    struct audio_mel *mel = audio_mel_new(&a.mel, &err);
+    if (!mel) return fprintf(stderr, "augserve: %s\n", err.message), 2;
+    struct policy *p = audio_policy(a.policy, fmt);
+    struct audio *bank_clips[2 * CLI_MAX_CLIPS] = {0};
+    int rate = a.mel.sample_rate;
+    status = p ? 0 : 2;
+    if (status == 0 && (load_clips(a.noises, a.noise_count, rate, bank_clips) != 0 ||
+                        load_clips(a.rirs, a.rir_count, rate, bank_clips + a.noise_count) != 0))
+        status = 1;
+    struct audio_bank bank = {(const struct audio *const *)bank_clips, (size_t)a.noise_count,
+                              (const struct audio *const *)bank_clips + a.noise_count,
+                              (size_t)a.rir_count};
+    if (status == 0) a.seed = announce_seed(a.have_seed, a.seed);
+    for (int in = a.first_input; in < argc && status == 0; in++) {
+        struct audio *clip = load_clip(argv[in], rate);
+        status =
+            clip ? augment_clip(&a, p, mel, &bank, fmt, in - a.first_input, argv[in], clip) : 1;
+        audio_free(clip);
+    }
+    for (int i = 0; i < a.noise_count + a.rir_count; i++)
+        audio_free(bank_clips[i]);
+    policy_free(p);
+    audio_mel_free(mel);
+    return status;
+}
+
+/* A speech-like clip of seconds at rate: a voiced source whose pitch glides between 100 and
+ * 180 Hz, its harmonics shaped by three moving formants, in syllables of about 250 ms with
+ * pauses and noise bursts between them, so the features vary as they do on speech. */
+static struct audio *synthetic_speech(double seconds, int rate, struct eng_error *err)
+{
+    struct audio *a = audio_new((size_t)(seconds * rate), rate, err);
+    uint32_t noise = 12345;
+    double phase = 0;
+    for (size_t i = 0; a && i < a->length; i++) {
+        double t = (double)i / rate, syllable = fmod(t, 0.25) / 0.25;
+        double f0 = 140 + 40 * sin(2 * M_PI * 0.7 * t);
+        phase += 2 * M_PI * f0 / rate;
+        double voiced = 0;
+        for (int h = 1; h * f0 < rate / 2.0 && h <= 40; h++) {
+            double f = h * f0, gain = 0;
+            static const double formants[3] = {500, 1500, 2500};
+            for (int k = 0; k < 3; k++) {
+                double centre = formants[k] * (1 + 0.2 * sin(2 * M_PI * (0.5 + k) * t));
+                gain += exp(-(f - centre) * (f - centre) / (2 * 150.0 * 150.0));
+            }
+            voiced += gain * sin(h * phase) / h;
+        }
+        noise = noise * 1103515245u + 12345u;
+        double hiss = ((double)(noise >> 16 & 0x7fff) / 16384.0 - 1.0) * 0.05;
+        double envelope = syllable < 0.7 ? sin(M_PI * syllable / 0.7) : 0;
+        a->samples[i] = (float)(0.3 * envelope * voiced + (syllable >= 0.8 ? hiss : 0.002 * hiss));
+    }
+    return a;
+}
+
+/* The benchmark's input: the file's bytes, or the synthetic clip as 16-bit WAV. */
+static int bench_audio_input(const char *path, void **data, size_t *size)
+{
+    if (path) {
+        if (read_file(path, (unsigned char **)data, size) == 0) return 0;
+        return fprintf(stderr, "augserve: %s: %s\n", path, strerror(errno)), 1;
+    }
+    struct eng_error err = {0};
+    struct audio *clip = synthetic_speech(7.0, AUDIO_DEFAULT_RATE, &err);
+    int rc = clip ? audio_encode(clip, AUDIO_WAV_PCM16, data, size, &err) : -1;
+    audio_free(clip);
+    if (rc != 0) fprintf(stderr, "augserve: %s\n", err.message);
+    return rc != 0;
+}
+
+/* One run of what the server does for output=features: decode, features, policy, float32 .npy.
+ * Returns the clip's duration in seconds, or -1 after saying why. */
+static double bench_audio_once(const void *wav, size_t size, const struct policy *p,
+                               const struct audio_mel *mel, uint32_t run)
+{
+    struct audio_decode_options opt = {AUDIO_DEFAULT_RATE, CLI_MAX_AUDIO_SECONDS};
+    struct eng_error err = {0};
+    struct audio *clip = audio_decode(wav, size, &opt, NULL, &err);
+    struct input_audio_sample out = {0};
+    void *npy = NULL;
+    size_t npy_size;
+    double seconds = -1;
+    if (clip && input_audio_run(p, mel, NULL, clip, 1, 0, run, 0, 1, &out, &err) == 0 &&
+        input_npy_f32(out.features->data, out.features->frames, out.features->bins, &npy, &npy_size,
+                      &err) == 0)
+        seconds = (double)clip->length / clip->rate;
+    else
+        fprintf(stderr, "augserve: %s\n", err.message);
+    free(npy);
+    input_audio_sample_free(&out);
+    audio_free(clip);
+    return seconds;
+}
+
+static int bench_audio(int argc, char **argv)
+{
+    const char *policy_text = NULL, *audio_path = NULL;
+    double seconds = 5;
+    for (int i = 1; i < argc; i += 2) {
+        const char *value = i + 1 < argc ? argv[i + 1] : NULL;
+        if (value && strcmp(argv[i], "-p") == 0)
+            policy_text = value;
+        else if (value && strcmp(argv[i], "--seconds") == 0)
+            seconds = atof(value);
+        else if (value && strcmp(argv[i], "--audio") == 0)
+            audio_path = value;
+        else
+            return bench_usage(stderr), 2;
+    }
+    if (!policy_text || !(seconds > 0 && seconds <= 3600)) return bench_usage(stderr), 2;
+    struct eng_error err = {0};
+    struct policy *p = policy_parse_text(policy_text, &err);
+    if (!p) return fprintf(stderr, "augserve: policy%s\n", err.message), 2;
+    struct audio_mel_config cfg = audio_mel_defaults();
+    struct audio_mel *mel = audio_mel_new(&cfg, &err);
+    void *wav = NULL;
+    size_t size = 0;
+    int status = mel ? bench_audio_input(audio_path, &wav, &size) : 1;
+    double audio_seconds = 0, clip_seconds = 0, start = now_seconds(), elapsed = 0;
+    uint32_t runs = 0;
+    while (status == 0 && elapsed < seconds) {
+        clip_seconds = bench_audio_once(wav, size, p, mel, runs++);
+        status = clip_seconds < 0;
+        audio_seconds += clip_seconds;
+        elapsed = now_seconds() - start;
+    }
+    if (status == 0)
+        print_line(json_pack("{s:s, s:f, s:I, s:f, s:f}", "policy", policy_text, "clip_seconds",
+                             clip_seconds, "runs", (json_int_t)runs, "seconds", elapsed,
+                             "audio_seconds_per_second", audio_seconds / elapsed));
+    free(wav);
+    audio_mel_free(mel);
+    policy_free(p);
+    return status;
+}
+
+/* ---- Similarity ------------------------------------------------------------------------------ */
+
+/* The model of folder path (its parent is opened as the repository) with a perceptual config: a
+ * reference, or NULL after saying why. *repo must be closed after the release. */
+static struct model *open_perceptual(const char *path, int threads, struct models **repo)
+{
+    char *copy = strdup(path), *copy2 = strdup(path), err[256];
+    *repo = copy && copy2 ? models_open_limited(dirname(copy), 0, threads, err, sizeof err) : NULL;
+    struct model *m = *repo ? models_acquire(*repo, basename(copy2)) : NULL;
+    if (!m)
+        fprintf(stderr, "augserve: %s: no model folder (model.onnx and config.json) there\n", path);
+    else if (!model_perceptual(m))
+        fprintf(stderr, "augserve: %s: no perceptual config: %s\n", path,
+                model_reason(m)              ? model_reason(m)
+                : model_perceptual_reason(m) ? model_perceptual_reason(m)
+                                             : "config.json has no \"perceptual\" section");
+    free(copy);
+    free(copy2);
+    if (m && model_perceptual(m)) return m;
+    model_release(m);
+    models_close(*repo);
+    *repo = NULL;
+    return NULL;
+}
+
+/* batch pairs of size x size images: a synthetic photograph against a copy with its own grain. */
+static int bench_pairs(int size, int batch, struct img **images, struct eng_error *err)
+{
+    for (int i = 0; i < 2 * batch; i++) {
+        if (!(images[i] = synthetic_image(size, err))) return -1;
+        uint32_t noise = 777u * (uint32_t)(i + 1);
+        for (int y = 0; i % 2 && y < size; y++)
+            for (int x = 0; x < 3 * size; x++) {
+                noise = noise * 1103515245u + 12345u;
+                int v = img_row(images[i], y)[x] + (int)((noise >> 16) % 31) - 15;
+                img_row(images[i], y)[x] = (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : v);
+            }
+    }
+    return 0;
+}
+
+/* Runs LPIPS on the pairs until seconds pass (at least 3 runs after a warm-up) and prints the
+ * throughput. */
+static int bench_lpips(struct model *m, struct img *const *images, int batch, double seconds,
+                       json_t *line)
+{
+    int *pairs = malloc(2 * (size_t)batch * sizeof *pairs);
+    double *d = malloc((size_t)batch * sizeof *d), start = 0, elapsed = 0;
+    struct eng_error err = {0};
+    long runs = 0;
+    int status = pairs && d ? 0 : 1;
+    for (int i = 0; status == 0 && i < 2 * batch; i++)
+        pairs[i] = i;
+    for (long warm = -1; status == 0 && (warm < 0 || elapsed < seconds || runs < 3); warm++) {
+        if (similarity_lpips(m, images, 2 * batch, pairs, batch, d, NULL, &err) != 0) {
+            fprintf(stderr, "augserve: %s\n", err.message);
+            status = 1;
+        }
+        if (warm < 0) start = now_seconds();
+        runs += warm >= 0;
+        elapsed = now_seconds() - start;
+    }
+    if (status == 0) {
+        json_object_set_new(line, "runs", json_integer(runs));
+        json_object_set_new(line, "seconds", json_real(elapsed));
+        json_object_set_new(line, "pairs_per_second", json_real((double)runs * batch / elapsed));
+        print_line(json_incref(line));
+    }
+    free(pairs);
+    free(d);
+    return status;
+}
+
+static int bench_similarity(int argc, char **argv)
+{
+    const char *model = NULL;
+    int size = 64, batch = 32, threads = 0;
+    double seconds = 5;
+    for (int i = 1; i < argc; i += 2) {
+        const char *value = i + 1 < argc ? argv[i + 1] : NULL;
+        if (value && strcmp(argv[i], "--model") == 0)
+            model = value;
+        else if (value && strcmp(argv[i], "--size") == 0)
+            size = atoi(value);
+        else if (value && strcmp(argv[i], "--batch") == 0)
+            batch = atoi(value);
+        else if (value && strcmp(argv[i], "--seconds") == 0)
+            seconds = atof(value);
+        else if (value && strcmp(argv[i], "--threads") == 0)
+            threads = atoi(value);
+        else
+            return bench_usage(stderr), 2;
+    }
+    if (!model || size < 8 || size > 4096 || batch < 1 || batch > 1024 || threads < 0 ||
+        !(seconds > 0 && seconds <= 3600))
+        return bench_usage(stderr), 2;
+    struct models *repo;
+    struct model *m = open_perceptual(model, threads, &repo);
+    if (!m) return 1;
+    struct img **images = calloc(2 * (size_t)batch, sizeof *images);
+    struct eng_error err = {0};
+    int status = images && bench_pairs(size, batch, images, &err) == 0 ? 0 : 1;
+    if (status) fprintf(stderr, "augserve: %s\n", images ? err.message : "out of memory");
+    json_t *line = json_pack("{s:s, s:i, s:i, s:i}", "model", model, "size", size, "batch", batch,
+                             "threads", threads);
+    if (status == 0) status = line ? bench_lpips(m, images, batch, seconds, line) : 1;
+    json_decref(line);
+    for (int i = 0; images && i < 2 * batch; i++)
+        img_free(images[i]);
+    free(images);
+    model_release(m);
+    models_close(repo);
+    return status;
+}
+
+/* ---- eval-2afc ------------------------------------------------------------------------------- */
+
+#define EVAL_CHUNK 32 /* triplets through the network at once */
+
+struct eval {
+    enum { EVAL_LPIPS, EVAL_SSIM, EVAL_MS_SSIM, EVAL_PSNR, EVAL_L2 } metric;
+    struct model *model; /* for EVAL_LPIPS */
+    double sum;          /* of every folder's triplet scores */
+    size_t count;
+};
+
+static void eval_usage(FILE *out)
+{
+    fprintf(out,
+            "usage: augserve eval-2afc --dataset DIR --metric lpips:MODEL|ssim|ms_ssim|psnr|l2 "
+            "[--threads T]\n"
+            "Scores the metric on BAPPS 2AFC triplets: DIR holds ref/, p0/, p1/, judge/, or\n"
+            "subfolders that do (as 2afc/val/*). MODEL is a model folder with a perceptual\n"
+            "config. Prints {\"folder\", \"triplets\", \"score\"} per folder, then\n"
+            "{\"metric\", \"triplets\", \"score\"} over all triplets.\n");
+}
+
+static struct img *load_image(const char *path, struct eng_error *err)
+{
+    unsigned char *data;
+    size_t size;
+    if (read_file(path, &data, &size) != 0) {
+        eng_fail(err, ENG_UNDECODABLE, "%s: %s", path, strerror(errno));
+        return NULL;
+    }
+    struct img *im = img_decode(data, size, NULL, NULL, err);
+    free(data);
+    if (!im) {
+        char why[sizeof err->message];
+        snprintf(why, sizeof why, "%s", err->message);
+        eng_fail(err, err->code, "%s: %s", path, why);
+    }
+    return im;
+}
+
+/* A pixel metric as a distance: smaller is closer. */
+static int pixel_distance(const struct eval *e, const struct img *a, const struct img *b, double *d,
+                          struct eng_error *err)
+{
+    double v = 0;
+    int rc = e->metric == EVAL_SSIM      ? metric_ssim(a, b, METRIC_RGB, &v, err)
+             : e->metric == EVAL_MS_SSIM ? metric_ms_ssim(a, b, METRIC_RGB, &v, err)
+                                         : metric_mse(a, b, METRIC_RGB, &v, err);
+    *d = e->metric == EVAL_PSNR ? -metric_psnr(v) : e->metric == EVAL_L2 ? v : 1 - v;
+    return rc;
+}
+
+/* d0 and d1 of triplets [start, start + n): images[3k..3k+2] are ref, p0, p1. */
+static int chunk_distances(const struct eval *e, struct img **images, int n, double *d0, double *d1,
+                           struct eng_error *err)
+{
+    if (e->metric != EVAL_LPIPS) {
+        for (int k = 0; k < n; k++)
+            if (pixel_distance(e, images[3 * k], images[3 * k + 1], &d0[k], err) ||
+                pixel_distance(e, images[3 * k], images[3 * k + 2], &d1[k], err))
+                return -1;
+        return 0;
+    }
+    int pairs[4 * EVAL_CHUNK];
+    double d[2 * EVAL_CHUNK];
+    for (int k = 0; k < n; k++) {
+        int pair[4] = {3 * k, 3 * k + 1, 3 * k, 3 * k + 2};
+        memcpy(pairs + 4 * k, pair, sizeof pair);
+    }
+    if (similarity_lpips(e->model, images, 3 * n, pairs, 2 * n, d, NULL, err)) return -1;
+    for (int k = 0; k < n; k++) {
+        d0[k] = d[2 * k];
+        d1[k] = d[2 * k + 1];
+    }
+    return 0;
+}
+
+/* Loads the triplets [start, start + n) of b, all of one size: -1 (err) otherwise. */
+static int load_chunk(const struct metric_bapps *b, size_t start, int n, struct img **images,
+                      struct eng_error *err)
+{
+    for (int k = 0; k < n; k++) {
+        const char *paths[3] = {b->ref[start + k], b->p0[start + k], b->p1[start + k]};
+        for (int r = 0; r < 3; r++) {
+            struct img *im = images[3 * k + r] = load_image(paths[r], err);
+            if (!im) return -1;
+            if (im->width != images[0]->width || im->height != images[0]->height)
+                return eng_fail(err, ENG_INVALID, "%s is %dx%d, %s is %dx%d: the sizes differ",
+                                paths[r], im->width, im->height, b->ref[start], images[0]->width,
+                                images[0]->height);
+        }
+    }
+    return 0;
+}
+
+/* Scores one folder and prints its line. */
+static int eval_folder(struct eval *e, const char *dir, const char *label)
+{
+    struct metric_bapps b;
+    struct eng_error err = {0};
+    if (metric_bapps_read(dir, &b, &err)) return fprintf(stderr, "augserve: %s\n", err.message), 1;
+    double *d0 = calloc(b.count + 1, sizeof *d0), *d1 = calloc(b.count + 1, sizeof *d1);
+    int rc = d0 && d1 ? 0 : eng_fail(&err, ENG_NO_MEMORY, "out of memory");
+    for (size_t start = 0; rc == 0 && start < b.count; start += EVAL_CHUNK) {
+        int n = b.count - start < EVAL_CHUNK ? (int)(b.count - start) : EVAL_CHUNK;
+        struct img *images[3 * EVAL_CHUNK] = {0};
+        rc = load_chunk(&b, start, n, images, &err);
+        if (rc == 0) rc = chunk_distances(e, images, n, d0 + start, d1 + start, &err);
+        for (int i = 0; i < 3 * n; i++)
+            img_free(images[i]);
+    }
+    if (rc == 0) {
+        double score = metric_2afc(d0, d1, b.h, b.count);
+        e->sum += score * (double)b.count;
+        e->count += b.count;
+        print_line(json_pack("{s:s, s:I, s:f}", "folder", label, "triplets", (json_int_t)b.count,
+                             "score", score));
+    } else {
+        fprintf(stderr, "augserve: %s\n", err.message);
+    }
+    free(d0);
+    free(d1);
+    metric_bapps_free(&b);
+    return rc ? 1 : 0;
+}
+
+/* dir itself when it holds ref/, else each subfolder that does, in name order. */
+static int eval_dataset(struct eval *e, const char *dir)
+{
+    char path[PATH_MAX];
+    struct stat st;
+    snprintf(path, sizeof path, "%s/ref", dir);
+    if (stat(path, &st) == 0) return eval_folder(e, dir, ".");
+    struct dirent **entries;
+    int n = scandir(dir, &entries, NULL, alphasort), status = n < 0 ? 1 : 0;
+    if (n < 0) fprintf(stderr, "augserve: %s: %s\n", dir, strerror(errno));
+    for (int i = 0; i < n; i++) {
+        snprintf(path, sizeof path, "%s/%s/ref", dir, entries[i]->d_name);
+        if (status == 0 && entries[i]->d_name[0] != '.' && stat(path, &st) == 0) {
+            snprintf(path, sizeof path, "%s/%s", dir, entries[i]->d_name);
+            status = eval_folder(e, path, entries[i]->d_name);
+        }
+        free(entries[i]);
+    }
+    free(entries);
+    if (status == 0 && e->count == 0) {
+        fprintf(stderr, "augserve: %s: no ref/, p0/, p1/, judge/ folders\n", dir);
+        status = 1;
+    }
+    return status;
+}
+
+int cli_eval_2afc(int argc, char **argv)
+{
+    static const char *const names[] = {"lpips", "ssim", "ms_ssim", "psnr", "l2"};
+    const char *dataset = NULL, *metric = NULL;
+    int threads = 0;
+    for (int i = 0; i < argc; i += 2) {
+        const char *value = i + 1 < argc ? argv[i + 1] : NULL;
+        if (value && strcmp(argv[i], "--dataset") == 0)
+            dataset = value;
+        else if (value && strcmp(argv[i], "--metric") == 0)
+            metric = value;
+        else if (value && strcmp(argv[i], "--threads") == 0)
+            threads = atoi(value);
+        else
+            return eval_usage(stderr), 2;
+    }
+    struct eval e = {0};
+    size_t k = 0;
+    while (metric && k < 5 && strcmp(metric, names[k]) != 0 &&
+           !(k == 0 && strncmp(metric, "lpips:", 6) == 0))
+        k++;
+    if (!dataset || !metric || k == 5 || (k == 0 && strlen(metric) <= 6) || threads < 0)
+        return eval_usage(stderr), 2;
+    e.metric = (int)k;
+    struct models *repo = NULL;
+    if (k == 0 && !(e.model = open_perceptual(metric + 6, threads, &repo))) return 1;
+    struct eng_error err = {0};
+    int status = img_codec_init(&err) == 0 ? eval_dataset(&e, dataset) : 1;
+    if (err.code) fprintf(stderr, "augserve: %s\n", err.message);
+    if (status == 0)
+        print_line(json_pack("{s:s, s:I, s:f}", "metric", metric, "triplets", (json_int_t)e.count,
+                             "score", e.sum / (double)e.count));
+    model_release(e.model);
+    models_close(repo);
+    return status;
+}
+
+/* n boxes in a grid over a width x height image, for the targets path of bench augment. */
+static struct targets *bench_boxes(int n, int width, int height, struct eng_error *err)
+{
+    struct targets *t = targets_new(width, height, (size_t)n, 0, err);
+    const int columns = (int)ceil(sqrt(n));
+    const double cw = (double)width / columns, ch = (double)height / columns;
+    for (int i = 0; t && i < n; i++) {
+        const double x = (i % columns) * cw, y = (double)(i / columns) * ch;
+        const double v[4] = {x + cw / 4, y + ch / 4, x + cw * 0.75, y + ch * 0.75};
+        if (targets_add(t, v, 4, BOX_PASCAL_VOC, i, NULL, i, err) != 0) {
+            targets_free(t);
+            t = NULL;
+        }
+    }
+    return t;
+}
+
+/* One benchmark sample: the trace on in, and on n fresh grid boxes when n > 0. */
+static struct img *bench_apply(const struct trace *t, const struct img *in, int boxes,
+                               uint32_t sample, struct eng_error *err)
+{
+    if (boxes == 0) return trace_apply(t, in, 1, 0, sample, err);
+    struct targets *moved = bench_boxes(boxes, in->width, in->height, err);
+    struct img *out = moved ? trace_apply_targets(t, in, moved, NULL, 1, 0, sample, err) : NULL;
+    targets_free(moved);
+    return out;
+}
+
 int cli_bench(int argc, char **argv)
 {
+    if (argc >= 1 && strcmp(argv[0], "similarity") == 0) return bench_similarity(argc, argv);
     if (argc >= 1 && strcmp(argv[0], "infer") == 0) return bench_infer(argc, argv);
+    if (argc >= 1 && strcmp(argv[0], "audio") == 0) return bench_audio(argc, argv);
     if (argc < 1 || strcmp(argv[0], "augment") != 0) {
         bench_usage(stderr);
         return 2;
     }
     const char *policy_text = NULL, *image_path = NULL;
-    int size = 224;
+    int size = 224, boxes = 0;
     double seconds = 5;
     for (int i = 1; i < argc; i++) {
         const char *value = i + 1 < argc ? argv[i + 1] : NULL;
@@ -433,13 +1146,16 @@ int cli_bench(int argc, char **argv)
             seconds = atof(value);
         else if (strcmp(argv[i], "--image") == 0)
             image_path = value;
+        else if (strcmp(argv[i], "--boxes") == 0)
+            boxes = atoi(value);
         else {
             bench_usage(stderr);
             return 2;
         }
         i++;
     }
-    if (!policy_text || size < 8 || size > 8192 || !(seconds > 0 && seconds <= 3600)) {
+    if (!policy_text || size < 8 || size > 8192 || !(seconds > 0 && seconds <= 3600) || boxes < 0 ||
+        boxes > 1000) {
         bench_usage(stderr);
         return 2;
     }
@@ -482,7 +1198,7 @@ int cli_bench(int argc, char **argv)
         struct img *in = img_decode(jpeg, jpeg_size, &limits, &info, &err);
         struct trace *t =
             in ? policy_sample(policy, 1, 0, (uint32_t)images, in->width, in->height, &err) : NULL;
-        struct img *out = t ? trace_apply(t, in, 1, 0, (uint32_t)images, &err) : NULL;
+        struct img *out = t ? bench_apply(t, in, boxes, (uint32_t)images, &err) : NULL;
         void *encoded = NULL;
         size_t encoded_size;
         if (!out || img_encode(out, IMG_JPEG, 90, &encoded, &encoded_size, &err) != 0) {
@@ -497,9 +1213,9 @@ int cli_bench(int argc, char **argv)
         elapsed = now_seconds() - start;
     }
     if (status == 0) {
-        json_t *line = json_pack("{s:s, s:i, s:I, s:f, s:f}", "policy", policy_text, "size", size,
-                                 "images", (json_int_t)images, "seconds", elapsed,
-                                 "images_per_second", images / elapsed);
+        json_t *line = json_pack("{s:s, s:i, s:i, s:I, s:f, s:f}", "policy", policy_text, "size",
+                                 size, "boxes", boxes, "images", (json_int_t)images, "seconds",
+                                 elapsed, "images_per_second", images / elapsed);
         print_line(line);
     }
     free(jpeg);

@@ -6,8 +6,17 @@
 /* augserve augment -p POLICY [-s SEED] [-n SAMPLES] [-f FORMAT] [-q QUALITY] [-o PATTERN] IN... */
 int cli_augment(int argc, char **argv);
 
+/* augserve augment-audio -p POLICY [-s SEED] [-n SAMPLES] [-f wav|flac|features|png]
+ *                        [-o PATTERN] [--noise FILE]... [--rir FILE]... [--MEL-FIELD V]... IN... */
+int cli_augment_audio(int argc, char **argv);
+
 /* augserve bench augment -p POLICY [--size PIXELS] [--seconds S] [--image FILE]
- * augserve bench infer --model DIR|FILE [--batch B] [--seconds S] [--threads T] */
+ * augserve bench infer --model DIR|FILE [--batch B] [--seconds S] [--threads T]
+ * augserve bench audio -p POLICY [--seconds S] [--audio FILE]
+ * augserve bench similarity --model DIR [--size PIXELS] [--batch B] [--seconds S] [--threads T] */
 int cli_bench(int argc, char **argv);
+
+/* augserve eval-2afc --dataset DIR --metric lpips:MODEL|ssim|ms_ssim|psnr|l2 [--threads T] */
+int cli_eval_2afc(int argc, char **argv);
 
 #endif

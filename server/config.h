@@ -29,6 +29,8 @@ struct config {
     int max_dimension;           /* decoded image side cap */
     int max_inputs;              /* images in one augment request */
     int max_samples;             /* samples per image in one augment request */
+    int max_targets;             /* objects (boxes, masks) per image in one request */
+    int max_audio_seconds;       /* decoded clip duration cap, from the header when it says */
     char *static_dir;            /* web UI files served at / */
     char *data_dir;              /* embedded store and files */
     char *models_dir;            /* model repository: <name>/model.onnx */

@@ -26,7 +26,12 @@ static void print_usage(FILE *out)
                  "       augserve --print-config [--config FILE] [SETTING FLAGS...]\n"
                  "       augserve keygen [--name NAME] [--scopes augment,infer,jobs,admin]\n"
                  "       augserve augment -p POLICY [-s SEED] [-n SAMPLES] [-o PATTERN] IN...\n"
+                 "       augserve augment-audio -p POLICY [-s SEED] [-n SAMPLES] [-f FORMAT]\n"
+                 "                              [-o PATTERN] [--noise FILE]... IN...\n"
                  "       augserve bench augment -p POLICY [--size PIXELS] [--seconds S]\n"
+                 "       augserve bench audio -p POLICY [--seconds S] [--audio FILE]\n"
+                 "       augserve bench similarity --model DIR [--size PIXELS] [--batch B]\n"
+                 "       augserve eval-2afc --dataset DIR --metric lpips:MODEL|ssim|psnr\n"
                  "       augserve --help | --version\n"
                  "\n"
                  "Settings come from (later wins): built-in defaults, the JSON file given by\n"
@@ -184,7 +189,10 @@ int main(int argc, char **argv)
     tune_allocator();
     if (argc >= 2 && strcmp(argv[1], "keygen") == 0) return run_keygen(argc - 2, argv + 2);
     if (argc >= 2 && strcmp(argv[1], "augment") == 0) return cli_augment(argc - 2, argv + 2);
+    if (argc >= 2 && strcmp(argv[1], "augment-audio") == 0)
+        return cli_augment_audio(argc - 2, argv + 2);
     if (argc >= 2 && strcmp(argv[1], "bench") == 0) return cli_bench(argc - 2, argv + 2);
+    if (argc >= 2 && strcmp(argv[1], "eval-2afc") == 0) return cli_eval_2afc(argc - 2, argv + 2);
 
     const char *config_path = getenv("AUGSERVE_CONFIG");
     int print_config = 0;

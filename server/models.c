@@ -6,6 +6,7 @@
 #include <ftw.h>
 #include <jansson.h>
 #include <limits.h>
+#include <math.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -18,6 +19,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "metric.h"
 
 /* Plans cached per model, one per input shape seen, at most MAX_PLANS; past that a request
  * compiles a plan for itself. */
@@ -31,6 +33,7 @@ struct cached_plan {
     struct nn_tensor_info *shapes; /* nn_graph_input_count entries; names unused */
     struct nn_plan *plan;
     pthread_mutex_t run_lock; /* a plan runs one call at a time (nn.h) */
+    int tapped;               /* returns the perceptual taps after the outputs */
     struct cached_plan *next;
 };
 
@@ -63,7 +66,14 @@ struct model {
     int probabilities;
     int has_preprocess;
     struct model_preprocess preprocess;
-    char *label_text; /* the labels file, its newlines replaced by NULs */
+    json_t *perceptual_config; /* config.json's "perceptual", until load_perceptual applies it */
+    int has_perceptual;        /* it loaded: perceptual is served */
+    struct model_perceptual perceptual; /* points into the three arrays below */
+    char **tap_names;
+    float **lin; /* per tap: the weights, or NULL for "lin": false */
+    int *channels;
+    char *perceptual_reason; /* why the section did not load */
+    char *label_text;        /* the labels file, its newlines replaced by NULs */
     char **labels;
     size_t label_count;
     long delay_us;       /* dynamic_batching.max_delay_us; -1: none */
@@ -338,9 +348,9 @@ static int parse_batching(struct model *m, json_t *obj, char *why, size_t size)
 /* Applies config.json (doc) to m, whose graph is loaded. */
 static int apply_config(struct model *m, json_t *doc, const char *folder, char *why, size_t size)
 {
-    static const char *const fields[] = {"input",     "output",           "output_kind",
-                                         "layout",    "preprocess",       "labels",
-                                         "max_batch", "dynamic_batching", NULL};
+    static const char *const fields[] = {"input",      "output", "output_kind", "layout",
+                                         "preprocess", "labels", "max_batch",   "dynamic_batching",
+                                         "perceptual", NULL};
     if (!json_is_object(doc)) return refuse(why, size, "config.json: must be a JSON object");
     const struct nn_graph *g = m->graph;
     json_t *pre = json_object_get(doc, "preprocess"), *labels = json_object_get(doc, "labels");
@@ -371,7 +381,244 @@ static int apply_config(struct model *m, json_t *doc, const char *folder, char *
         if (read_labels(m, folder, file, why, size) || check_label_count(m, file, why, size))
             return -1;
     }
+    m->perceptual_config = json_incref(json_object_get(doc, "perceptual"));
     return batching ? parse_batching(m, batching, why, size) : 0;
+}
+
+static struct nn_plan *compile(const struct model *m, const struct nn_tensor_info *shapes,
+                               int tapped, struct eng_error *err);
+
+/* ---- Perceptual config -----------------------------------------------------------------------
+ * config.json's "perceptual" makes the model a backbone for LPIPS: {"taps": [value names], "lin":
+ * [one weights file per tap] or false, "shift": [3 numbers], "scale": [3 numbers]}. Checking it
+ * needs the graph to run, so it is applied after the rest has loaded; a section that does not
+ * load leaves the model serving everything else, and its reason is kept for the similarity API. */
+
+#define MAX_TAPS       32
+#define PROBE_MAX_SIDE 256 /* the largest image side tried when looking for the smallest */
+
+static const float lpips_shift[3] = {-0.030f, -0.088f, -0.188f};
+static const float lpips_scale[3] = {0.458f, 0.448f, 0.450f};
+
+static void free_perceptual(struct model *m)
+{
+    for (size_t k = 0; k < m->perceptual.n_taps; k++) {
+        if (m->tap_names) free(m->tap_names[k]);
+        if (m->lin) free(m->lin[k]);
+    }
+    free(m->tap_names);
+    free(m->lin);
+    free(m->channels);
+    json_decref(m->perceptual_config);
+    free(m->perceptual_reason);
+}
+
+/* Whether a node of g writes a value of that name. */
+static int produced(const struct nn_graph *g, const char *name)
+{
+    for (size_t i = 0; i < nn_graph_node_count(g); i++) {
+        const struct nn_node *node = nn_graph_node(g, i);
+        for (size_t k = 0; k < node->n_outputs; k++)
+            if (strcmp(node->outputs[k], name) == 0) return 1;
+    }
+    return 0;
+}
+
+/* LPIPS feeds any image size: one NCHW input of 3 channels, height and width symbolic. */
+static int check_backbone_input(const struct model *m, char *why, size_t size)
+{
+    const struct nn_graph *g = m->graph;
+    const struct nn_tensor_info *in = nn_graph_input_count(g) == 1 ? nn_graph_input(g, 0) : NULL;
+    if (!in || in->rank != 4 || (in->dims[1] != 3 && in->dims[1] >= 0) || in->dims[2] >= 0 ||
+        in->dims[3] >= 0)
+        return refuse(why, size,
+                      "config.json: perceptual: the model needs exactly one input, NCHW with 3 "
+                      "channels and a symbolic height and width (dynamic_axes in "
+                      "torch.onnx.export)");
+    return 0;
+}
+
+/* "taps": every name must be a value of the graph; the unknown ones are listed together. */
+static int parse_taps(struct model *m, json_t *taps, char *why, size_t size)
+{
+    size_t n = json_array_size(taps);
+    if (!json_is_array(taps) || n < 1 || n > MAX_TAPS)
+        return refuse(why, size,
+                      "config.json: perceptual.taps: must be an array of 1 to %d value names",
+                      MAX_TAPS);
+    if (!(m->tap_names = calloc(n, sizeof *m->tap_names)))
+        return refuse(why, size, "out of memory");
+    m->perceptual.n_taps = n;
+    char unknown[400] = "";
+    size_t used = 0;
+    for (size_t k = 0; k < n; k++) {
+        const char *name = json_string_value(json_array_get(taps, k));
+        if (!name)
+            return refuse(why, size, "config.json: perceptual.taps[%zu]: must be a string", k);
+        if (!(m->tap_names[k] = strdup(name))) return refuse(why, size, "out of memory");
+        if (!produced(m->graph, name) && used < sizeof unknown)
+            used += (size_t)snprintf(unknown + used, sizeof unknown - used, "%s%s",
+                                     used ? ", " : "", name);
+    }
+    if (used)
+        return refuse(why, size, "config.json: perceptual.taps: the model has no values named %s",
+                      unknown);
+    m->perceptual.taps = (const char *const *)m->tap_names;
+    return 0;
+}
+
+/* Runs the backbone with its taps on one black side x side image: 0 when it compiles and every
+ * tap is a non-empty [1, C, h, w], with channels[k] its C. */
+static int probe(struct model *m, int side, int *channels, struct eng_error *err)
+{
+    struct nn_tensor_info shape = {.dtype = NN_FLOAT, .rank = 4, .dims = {1, 3, side, side}};
+    size_t n_out = nn_graph_output_count(m->graph), total = n_out + m->perceptual.n_taps;
+    float *input = calloc((size_t)3 * (size_t)side * (size_t)side, sizeof *input);
+    float **outputs = calloc(total, sizeof *outputs);
+    struct nn_tensor_info *info = calloc(total, sizeof *info);
+    struct nn_plan *plan = NULL;
+    int rc = input && outputs && info ? 0 : eng_fail(err, ENG_NO_MEMORY, "out of memory");
+    if (rc == 0 && !(plan = compile(m, &shape, 1, err))) rc = -1;
+    if (rc == 0) rc = nn_plan_run(plan, (const float *const *)&input, outputs, info, err);
+    for (size_t k = n_out; rc == 0 && k < total; k++) {
+        const struct nn_tensor_info *t = &info[k];
+        if (t->rank != 4 || t->dims[1] < 1 || t->dims[2] < 1 || t->dims[3] < 1)
+            rc = eng_fail(err, ENG_INVALID, "tap %s is not a non-empty [N, C, H, W] tensor",
+                          m->tap_names[k - n_out]);
+        else
+            channels[k - n_out] = (int)t->dims[1];
+    }
+    for (size_t k = 0; outputs && k < total; k++)
+        free(outputs[k]);
+    nn_plan_free(plan);
+    free(outputs);
+    free(info);
+    free(input);
+    return rc;
+}
+
+/* The smallest side of a square image every tap has a non-empty output for, by bisection: a plan
+ * that does not compile or an empty tap means too small. Non-square images need both sides at
+ * least this, since a backbone's layers treat height and width alike. */
+static int find_min_side(struct model *m, char *why, size_t size)
+{
+    struct eng_error err = {0};
+    if (probe(m, PROBE_MAX_SIDE, m->channels, &err) != 0)
+        return refuse(why, size, "perceptual: the taps do not run on a %dx%d image: %s",
+                      PROBE_MAX_SIDE, PROBE_MAX_SIDE, err.message);
+    int lo = 1, hi = PROBE_MAX_SIDE;
+    while (lo < hi) {
+        int mid = lo + (hi - lo) / 2;
+        if (probe(m, mid, m->channels, &err) == 0)
+            hi = mid;
+        else
+            lo = mid + 1;
+    }
+    m->perceptual.min_side = hi;
+    return 0;
+}
+
+/* One tap's weights from a file in the model's folder: .npy (float32 or float64, any shape, such
+ * as the (1, C, 1, 1) of the lpips checkpoints' lin layers) or .json (an array of numbers). */
+static int read_weights(const char *folder, const char *file, double **values, size_t *count,
+                        char *why, size_t size)
+{
+    char path[PATH_MAX];
+    size_t len = strlen(file);
+    int npy = len > 4 && strcmp(file + len - 4, ".npy") == 0;
+    int js = len > 5 && strcmp(file + len - 5, ".json") == 0;
+    if (!valid_labels_name(file) || (!npy && !js) || join(path, folder, file) != 0)
+        return refuse(why, size, "%s: must name a .npy or .json file in the model's folder", file);
+    if (npy) {
+        struct eng_error err = {0};
+        return metric_npy_read_file(path, values, count, &err)
+                   ? refuse(why, size, "%s", err.message)
+                   : 0;
+    }
+    json_error_t error;
+    json_t *doc = json_load_file(path, 0, &error);
+    *count = json_array_size(doc);
+    *values = malloc((*count ? *count : 1) * sizeof **values);
+    int rc = json_is_array(doc) && *values ? 0 : -1;
+    for (size_t c = 0; rc == 0 && c < *count; c++) {
+        json_t *v = json_array_get(doc, c);
+        (*values)[c] = json_number_value(v);
+        if (!json_is_number(v)) rc = -1;
+    }
+    json_decref(doc);
+    return rc ? refuse(why, size, "%s: must be a JSON array of numbers", file) : 0;
+}
+
+/* Tap k's weights: one per channel, each finite and >= 0 (LPIPS is a sum of non-negative terms;
+ * a negative weight would let it go below 0). */
+static int load_lin(struct model *m, size_t k, const char *folder, const char *file, char *why,
+                    size_t size)
+{
+    char inner[500];
+    double *values = NULL;
+    size_t count = 0;
+    int rc = read_weights(folder, file, &values, &count, inner, sizeof inner);
+    if (rc == 0 && count != (size_t)m->channels[k])
+        rc = refuse(inner, sizeof inner, "%s holds %zu weights; tap %s has %d channels", file,
+                    count, m->tap_names[k], m->channels[k]);
+    for (size_t c = 0; rc == 0 && c < count; c++)
+        if (!(values[c] >= 0) || !isfinite(values[c]))
+            rc = refuse(inner, sizeof inner,
+                        "%s: weight %zu is %g; linear weights must be finite and >= 0", file, c,
+                        values[c]);
+    if (rc == 0 && !(m->lin[k] = malloc(count * sizeof *m->lin[k])))
+        rc = refuse(inner, sizeof inner, "out of memory");
+    for (size_t c = 0; rc == 0 && c < count; c++)
+        m->lin[k][c] = (float)values[c];
+    free(values);
+    return rc ? refuse(why, size, "config.json: perceptual.lin[%zu]: %s", k, inner) : 0;
+}
+
+/* "lin": false (every weight 1, the "baseline" LPIPS) or one weights file per tap. */
+static int parse_lin(struct model *m, json_t *lin, const char *folder, char *why, size_t size)
+{
+    size_t n = m->perceptual.n_taps;
+    if (json_is_false(lin)) return 0;
+    if (!json_is_array(lin) || json_array_size(lin) != n)
+        return refuse(why, size,
+                      "config.json: perceptual.lin: must be false or an array of %zu file names, "
+                      "one per tap",
+                      n);
+    for (size_t k = 0; k < n; k++) {
+        const char *file = json_string_value(json_array_get(lin, k));
+        if (!file)
+            return refuse(why, size, "config.json: perceptual.lin[%zu]: must be a file name", k);
+        if (load_lin(m, k, folder, file, why, size)) return -1;
+    }
+    return 0;
+}
+
+static int apply_perceptual(struct model *m, json_t *cfg, const char *folder, char *why,
+                            size_t size)
+{
+    static const char *const fields[] = {"taps", "lin", "shift", "scale", NULL};
+    struct model_perceptual *p = &m->perceptual;
+    memcpy(p->shift, lpips_shift, sizeof p->shift);
+    memcpy(p->scale, lpips_scale, sizeof p->scale);
+    if (!json_is_object(cfg))
+        return refuse(why, size, "config.json: perceptual: must be an object");
+    json_t *lin = json_object_get(cfg, "lin");
+    if (check_fields(cfg, "perceptual.", fields, why, size) ||
+        get_triple(cfg, "shift", "perceptual.shift", 0, p->shift, why, size) ||
+        get_triple(cfg, "scale", "perceptual.scale", 1, p->scale, why, size) ||
+        check_backbone_input(m, why, size) ||
+        parse_taps(m, json_object_get(cfg, "taps"), why, size))
+        return -1;
+    if (!lin)
+        return refuse(why, size,
+                      "config.json: perceptual.lin: required: false, or one weights file per tap");
+    m->channels = calloc(p->n_taps, sizeof *m->channels);
+    m->lin = calloc(p->n_taps, sizeof *m->lin);
+    if (!m->channels || !m->lin) return refuse(why, size, "out of memory");
+    if (find_min_side(m, why, size) || parse_lin(m, lin, folder, why, size)) return -1;
+    p->channels = m->channels;
+    p->weights = (const float *const *)m->lin;
+    return 0;
 }
 
 /* ---- Loading --------------------------------------------------------------------------------- */
@@ -393,6 +640,7 @@ static void model_free(struct model *m)
     free(m->label_text);
     free(m->name);
     free(m->reason);
+    free_perceptual(m);
     free(m);
 }
 
@@ -425,7 +673,8 @@ static struct model *model_new(const char *name)
 }
 
 static struct cached_plan *cached_plan(struct model *m, const struct nn_tensor_info *shapes,
-                                       int *failed, struct eng_error *err);
+                                       int tapped, int *failed, struct eng_error *err);
+static void load_perceptual(struct model *m, const char *folder);
 
 /* Calls batch only when inputs and outputs all have the batch as their first dimension (declared
  * dynamic, so each call's rows can be concatenated and the results split again). */
@@ -456,7 +705,7 @@ static int compile_batch_of_one(struct model *m, char *why, size_t size)
     }
     struct eng_error err = {0};
     int failed = 0;
-    if (known) cached_plan(m, shapes, &failed, &err);
+    if (known) cached_plan(m, shapes, 0, &failed, &err);
     free(shapes);
     return failed ? refuse(why, size, "model.onnx: %s", err.message) : 0;
 }
@@ -499,7 +748,10 @@ static struct model *model_load(const char *folder, const char *name, long long 
     if (!m) return NULL;
     m->threads = threads;
     char why[600];
-    if (load_files(m, folder, max_bytes, why, sizeof why) == 0) return m;
+    if (load_files(m, folder, max_bytes, why, sizeof why) == 0) {
+        load_perceptual(m, folder);
+        return m;
+    }
     m->reason = strdup(why);
     nn_graph_free(m->graph);
     m->graph = NULL;
@@ -870,10 +1122,15 @@ static int same_shapes(const struct nn_tensor_info *a, const struct nn_tensor_in
     return 1;
 }
 
+/* A plan for these shapes; tapped adds the perceptual taps after the outputs. */
 static struct nn_plan *compile(const struct model *m, const struct nn_tensor_info *shapes,
-                               struct eng_error *err)
+                               int tapped, struct eng_error *err)
 {
     struct nn_plan_options options = {.threads = m->threads};
+    if (tapped) {
+        options.taps = m->perceptual.taps;
+        options.n_taps = m->perceptual.n_taps;
+    }
     return nn_plan_compile_with(m->graph, shapes, nn_graph_input_count(m->graph), &options, err);
 }
 
@@ -882,19 +1139,20 @@ static struct nn_plan *compile(const struct model *m, const struct nn_tensor_inf
  * entry runs out, so the caller compiles an uncached plan. Compiling happens under plans_lock, so
  * concurrent first requests for one shape compile it once. */
 static struct cached_plan *cached_plan(struct model *m, const struct nn_tensor_info *shapes,
-                                       int *failed, struct eng_error *err)
+                                       int tapped, int *failed, struct eng_error *err)
 {
     *failed = 0;
     size_t n = nn_graph_input_count(m->graph);
     pthread_mutex_lock(&m->plans_lock);
     struct cached_plan *c = m->plans;
-    while (c && !same_shapes(c->shapes, shapes, n, 0))
+    while (c && (c->tapped != tapped || !same_shapes(c->shapes, shapes, n, 0)))
         c = c->next;
     if (!c && m->n_plans < MAX_PLANS && (c = calloc(1, sizeof *c))) {
         c->shapes = malloc((n ? n : 1) * sizeof *c->shapes);
         if (c->shapes) {
             memcpy(c->shapes, shapes, n * sizeof *shapes);
-            c->plan = compile(m, shapes, err);
+            c->plan = compile(m, shapes, tapped, err);
+            c->tapped = tapped;
             *failed = !c->plan;
         }
         if (c->plan) {
@@ -917,12 +1175,13 @@ static struct cached_plan *cached_plan(struct model *m, const struct nn_tensor_i
  * (dnnl_scratchpad_mode_user; oneDNN's default per-thread library scratchpad crashed when a plan
  * ran on a thread other than the one that compiled it). Runs of one plan are serialised by its
  * run_lock, as nn.h asks; requests for different shapes or models run in parallel. */
-static int execute(struct model *m, const float *const *inputs, const struct nn_tensor_info *shapes,
-                   float **outputs, struct nn_tensor_info *output_info, struct eng_error *err)
+static int execute_plan(struct model *m, int tapped, const float *const *inputs,
+                        const struct nn_tensor_info *shapes, float **outputs,
+                        struct nn_tensor_info *output_info, struct eng_error *err)
 {
     atomic_fetch_add(&m->executions, 1);
     int failed;
-    struct cached_plan *c = cached_plan(m, shapes, &failed, err);
+    struct cached_plan *c = cached_plan(m, shapes, tapped, &failed, err);
     if (c) {
         pthread_mutex_lock(&c->run_lock);
         int rc = nn_plan_run(c->plan, inputs, outputs, output_info, err);
@@ -930,11 +1189,18 @@ static int execute(struct model *m, const float *const *inputs, const struct nn_
         return rc;
     }
     if (failed) return -1;
-    struct nn_plan *plan = compile(m, shapes, err);
+    struct nn_plan *plan = compile(m, shapes, tapped, err);
     if (!plan) return -1;
     int rc = nn_plan_run(plan, inputs, outputs, output_info, err);
     nn_plan_free(plan);
     return rc;
+}
+
+/* One execution without taps: what model_infer runs. */
+static int execute(struct model *m, const float *const *inputs, const struct nn_tensor_info *shapes,
+                   float **outputs, struct nn_tensor_info *output_info, struct eng_error *err)
+{
+    return execute_plan(m, 0, inputs, shapes, outputs, output_info, err);
 }
 
 static int execute_call(struct model *m, struct call *c)
@@ -1161,6 +1427,44 @@ const char *models_datatype_name(enum nn_dtype dtype)
     }
 }
 
+/* Applies the "perceptual" section kept from config.json, once the model has loaded. */
+static void load_perceptual(struct model *m, const char *folder)
+{
+    json_t *cfg = m->perceptual_config;
+    if (!cfg) return;
+    char why[600];
+    if (apply_perceptual(m, cfg, folder, why, sizeof why) == 0) {
+        m->has_perceptual = 1;
+    } else {
+        m->perceptual_reason = strdup(why);
+        log_event("warn", "perceptual_unavailable", "model %s: %s", m->name, why);
+    }
+    json_decref(cfg);
+    m->perceptual_config = NULL;
+}
+
+int model_features(struct model *m, const float *input, const struct nn_tensor_info *shape,
+                   float **taps, struct nn_tensor_info *tap_info, struct eng_error *err)
+{
+    if (!m->has_perceptual)
+        return eng_fail(err, ENG_INVALID, "model %s has no perceptual config", m->name);
+    size_t n_out = nn_graph_output_count(m->graph), n = m->perceptual.n_taps;
+    float **outputs = calloc(n_out + n, sizeof *outputs);
+    struct nn_tensor_info *info = calloc(n_out + n, sizeof *info);
+    atomic_fetch_add(&m->requests, 1);
+    int rc = outputs && info ? execute_plan(m, 1, &input, shape, outputs, info, err)
+                             : eng_fail(err, ENG_NO_MEMORY, "out of memory for %zu taps", n);
+    for (size_t k = 0; rc == 0 && k < n_out; k++)
+        free(outputs[k]);
+    if (rc == 0) {
+        memcpy(taps, outputs + n_out, n * sizeof *taps);
+        memcpy(tap_info, info + n_out, n * sizeof *tap_info);
+    }
+    free(outputs);
+    free(info);
+    return rc;
+}
+
 /* ---- Accessors ------------------------------------------------------------------------------- */
 
 const char *model_name(const struct model *m)
@@ -1221,4 +1525,14 @@ long model_batch_delay_us(const struct model *m)
 struct model_stats model_stats(const struct model *m)
 {
     return (struct model_stats){atomic_load(&m->requests), atomic_load(&m->executions)};
+}
+
+const struct model_perceptual *model_perceptual(const struct model *m)
+{
+    return m->has_perceptual ? &m->perceptual : NULL;
+}
+
+const char *model_perceptual_reason(const struct model *m)
+{
+    return m->perceptual_reason;
 }

@@ -96,6 +96,28 @@ size_t model_label_count(const struct model *m);
 /* NULL for i past the labels. */
 const char *model_label(const struct model *m, size_t i);
 
+/* config.json's "perceptual": the model as an LPIPS backbone. Its one input takes [N, 3, H, W]
+ * images scaled as metric_lpips_input does with shift and scale; the taps are the values LPIPS
+ * compares. */
+struct model_perceptual {
+    size_t n_taps;
+    const char *const *taps;     /* ONNX value names, checked against the graph at load */
+    const int *channels;         /* per tap */
+    const float *const *weights; /* per tap, channels[k] weights >= 0; NULL for "lin": false */
+    float shift[3], scale[3];    /* default LPIPS v0.1's */
+    int min_side;                /* the smallest height and width every tap is non-empty for */
+};
+/* NULL when the model has no perceptual section or it did not load. */
+const struct model_perceptual *model_perceptual(const struct model *m);
+/* Why the section did not load (unknown taps, a negative weight...); NULL when it did or there is
+ * none. */
+const char *model_perceptual_reason(const struct model *m);
+/* Runs the backbone on input (shape [N, 3, H, W]) and gives its taps: taps[k] (malloc'd, the
+ * caller frees them) and tap_info[k] for each of the n_taps. Plans are cached with the model's
+ * others; no dynamic batching (callers batch their own images). */
+int model_features(struct model *m, const float *input, const struct nn_tensor_info *shape,
+                   float **taps, struct nn_tensor_info *tap_info, struct eng_error *err);
+
 const char *model_name(const struct model *m);
 /* The graph of a loaded model; NULL when it is unavailable. */
 const struct nn_graph *model_graph(const struct model *m);

@@ -7,6 +7,7 @@
 #include <cmocka.h>
 
 #include <limits.h>
+#include <math.h>
 #include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -403,6 +404,205 @@ static void test_cli_matches_server(void **state)
     harness_pass(state);
 }
 
+/* ---- Targets ------------------------------------------------------------------------------- */
+
+/* A width x height greyscale PNG mask, 255 on [x1, x2) x [y1, y2) (malloc'd). */
+static void *make_mask(int width, int height, int x1, int y1, int x2, int y2, size_t *size)
+{
+    struct img *m = img_new(width, height, 1, NULL);
+    assert_non_null(m);
+    for (int y = 0; y < height; y++)
+        for (int x = 0; x < width; x++)
+            img_row(m, y)[x] = x >= x1 && x < x2 && y >= y1 && y < y2 ? 255 : 0;
+    void *png = NULL;
+    struct eng_error err = {0};
+    if (img_encode(m, IMG_PNG, 90, &png, size, &err) != 0) fail_msg("encode: %s", err.message);
+    img_free(m);
+    return png;
+}
+
+/* POSTs one 48x40 image with policy, targets (may be NULL), extra fields "name=value" (may be
+ * NULL) and up to two masks. */
+static void post_targets(const struct server *srv, const char *policy, const char *targets,
+                         const char *field, const void *const *masks, const size_t *mask_sizes,
+                         int mask_count, struct http_response *r)
+{
+    size_t size;
+    void *png = make_png(48, 40, &size);
+    struct http_part parts[8] = {
+        {.name = "image",
+         .filename = "a.png",
+         .content_type = "image/png",
+         .data = png,
+         .size = size},
+        {.name = "policy", .data = policy, .size = strlen(policy)},
+        {.name = "seed", .data = "5", .size = 1},
+    };
+    size_t n = 3;
+    char name[64] = "";
+    if (targets)
+        parts[n++] =
+            (struct http_part){.name = "targets", .data = targets, .size = strlen(targets)};
+    if (field) {
+        const char *eq = strchr(field, '=');
+        snprintf(name, sizeof name, "%.*s", (int)(eq - field), field);
+        parts[n++] = (struct http_part){.name = name, .data = eq + 1, .size = strlen(eq + 1)};
+    }
+    for (int i = 0; i < mask_count; i++)
+        parts[n++] = (struct http_part){.name = "mask_0",
+                                        .filename = "m.png",
+                                        .content_type = "image/png",
+                                        .data = masks[i],
+                                        .size = mask_sizes[i]};
+    struct http_request req = {.path = "/v1/augment", .parts = parts, .part_count = n};
+    http_send(srv, &req, r);
+    free(png);
+}
+
+/* Boxes (coco), labels, keypoints and masks through FlipLR: each comes back mirrored, in the
+ * request's format, next to its sample; the masks' extents are the boxes. */
+static void test_targets_follow_the_image(void **state)
+{
+    struct server *srv = harness_start(state, AUGMENT_CONFIG);
+    size_t sizes[2];
+    const void *masks[2] = {make_mask(48, 40, 10, 5, 20, 15, &sizes[0]),
+                            make_mask(48, 40, 30, 20, 46, 38, &sizes[1])};
+    struct http_response r;
+    post_targets(srv, "{\"op\": \"FlipLR\"}",
+                 "{\"boxes\": [[10, 5, 10, 10], [30, 20, 16, 18]], \"box_format\": \"coco\", "
+                 "\"labels\": [\"car\", {\"id\": 2}], \"keypoints\": [[12, 8], [47.5, 0]]}",
+                 NULL, masks, sizes, 2, &r);
+    assert_status(&r, 200);
+    json_t *doc = http_json(&r);
+    json_t *t = json_object_get(json_array_get(json_object_get(doc, "results"), 0), "targets");
+    assert_string_equal(json_str(t, "box_format"), "coco");
+    json_t *objects = json_object_get(t, "objects");
+    assert_int_equal(json_array_size(objects), 2);
+    /* x -> 48 - x: [10, 20) becomes [28, 38), [30, 46) becomes [2, 18). */
+    const double want[2][4] = {{28, 5, 10, 10}, {2, 20, 16, 18}};
+    for (size_t i = 0; i < 2; i++) {
+        json_t *o = json_array_get(objects, i);
+        assert_int_equal(json_int(o, "index"), (json_int_t)i);
+        for (size_t k = 0; k < 4; k++)
+            assert_true(json_number_value(json_array_get(json_object_get(o, "box"), k)) ==
+                        want[i][k]);
+        size_t size;
+        unsigned char *bytes = unbase64(json_str(o, "mask"), &size);
+        struct img *m = decode(bytes, size);
+        int x1 = m->width, x2 = -1;
+        for (int y = 0; y < m->height; y++)
+            for (int x = 0; x < m->width; x++)
+                if (img_row(m, y)[x]) x1 = x < x1 ? x : x1, x2 = x > x2 ? x : x2;
+        assert_int_equal(x1, (int)want[i][0]);
+        assert_int_equal(x2 + 1, (int)(want[i][0] + want[i][2]));
+        img_free(m);
+        free(bytes);
+    }
+    assert_string_equal(json_str(json_array_get(objects, 0), "label"), "car");
+    assert_int_equal(json_int(json_object_get(json_array_get(objects, 1), "label"), "id"), 2);
+    json_t *k = json_object_get(t, "keypoints");
+    assert_true(json_number_value(json_object_get(json_array_get(k, 0), "x")) == 36);
+    assert_true(json_number_value(json_object_get(json_array_get(k, 1), "x")) == 0.5);
+    assert_true(json_is_true(json_object_get(json_array_get(k, 1), "visible")));
+    json_decref(doc);
+    http_response_free(&r);
+
+    /* A shift right by 30 leaves box 0 whole and 3.6 of box 1's 19.2 columns: min_visibility drops
+     * it, reported by its index. */
+    post_targets(srv, "{\"op\": \"TranslateX\", \"pixels\": 30}",
+                 "{\"boxes\": [[0.1, 0.1, 0.3, 0.3], [0.3, 0.5, 0.7, 0.9]], \"box_format\": "
+                 "\"albumentations\"}",
+                 "min_visibility=0.5", NULL, NULL, 0, &r);
+    assert_status(&r, 200);
+    doc = http_json(&r);
+    t = json_object_get(json_array_get(json_object_get(doc, "results"), 0), "targets");
+    assert_int_equal(json_array_size(json_object_get(t, "objects")), 1);
+    json_t *box = json_object_get(json_array_get(json_object_get(t, "objects"), 0), "box");
+    /* [4.8, 4, 14.4, 12] + 30 = [34.8, 4, 44.4, 12], normalised. */
+    assert_true(fabs(json_number_value(json_array_get(box, 0)) - 34.8 / 48) < 1e-12);
+    assert_true(fabs(json_number_value(json_array_get(box, 2)) - 44.4 / 48) < 1e-12);
+    json_t *dropped = json_array_get(json_object_get(t, "dropped"), 0);
+    assert_int_equal(json_int(dropped, "index"), 1);
+    assert_string_equal(json_str(dropped, "reason"), "min_visibility");
+    json_decref(doc);
+    http_response_free(&r);
+
+    /* Detection presets run with targets; normalised boxes stay inside [0, 1]. */
+    post_targets(srv, "detection-v2",
+                 "{\"boxes\": [[0.5, 0.5, 1, 1], [0.4, 0.6, 0.4, 0.6]], \"box_format\": \"yolo\"}",
+                 "samples=4", NULL, NULL, 0, &r);
+    assert_status(&r, 200);
+    doc = http_json(&r);
+    for (size_t i = 0; i < 4; i++) {
+        t = json_object_get(json_array_get(json_object_get(doc, "results"), i), "targets");
+        objects = json_object_get(t, "objects");
+        for (size_t o = 0; o < json_array_size(objects); o++)
+            for (size_t v = 0; v < 4; v++) {
+                const double x = json_number_value(
+                    json_array_get(json_object_get(json_array_get(objects, o), "box"), v));
+                assert_true(x >= 0 && x <= 1);
+            }
+    }
+    json_decref(doc);
+    http_response_free(&r);
+    free((void *)masks[0]);
+    free((void *)masks[1]);
+    harness_pass(state);
+}
+
+/* Every bad input is a 422 naming what is wrong, and where. */
+static void test_targets_bad_inputs(void **state)
+{
+    struct server *srv = harness_start(state, "{\"max_targets\": 3}");
+    static const struct {
+        const char *targets, *field, *message;
+    } cases[] = {
+        {"{\"boxes\": [[1, 1, 5, 5], [40, 30, 50, 39]]}", NULL, "boxes[1]"},
+        {"{\"boxes\": [[1, 1, 5, 5], [40, 30, 50, 39]]}", NULL, "reaches outside the 48x40"},
+        {"{\"boxes\": [[10, 10, 5, 20]]}", NULL, "boxes[0]: [10, 10, 5, 20] is inverted"},
+        {"{\"boxes\": [[1, 1, null, 5]]}", NULL, "boxes[0]: value 2 is not a finite number"},
+        {"{\"boxes\": [[1, 1, 5]]}", NULL, "boxes[0]: has 3 values"},
+        {"{\"boxes\": [[0.5, 0.5, 0.9, 1.2]], \"box_format\": \"yolo\"}", NULL, "boxes[0]"},
+        {"{\"boxes\": [[1, 1, 5, 5]], \"box_format\": \"xywh\"}", NULL, "box_format"},
+        {"{\"boxes\": [[1, 1, 5, 5], [1, 1, 5, 5], [1, 1, 5, 5], [1, 1, 5, 5]]}", NULL,
+         "max_targets"},
+        {"{\"keypoints\": [[1, 1], [2, 2], [3, 3], [4, 4]]}", NULL, "max_targets"},
+        {"{\"keypoints\": [[1, 100]]}", NULL, "keypoints[0]"},
+        {"{\"boxes\": [[1, 1, 5, 5]], \"labels\": [\"a\", \"b\"]}", NULL, "disagree"},
+        {"{\"boxes\": [[1, 1, 5, 5]], \"colour\": 1}", NULL, "unknown key colour"},
+        {"{\"boxes\": [[1, 1, 5, 5]]}", "min_visibility=2", "min_visibility"},
+        {"[{\"boxes\": []}, {\"boxes\": []}]", NULL, "2 documents for 1 images"},
+        {"{\"boxes\": [[1, 1, 5, 5]", NULL, "targets: not JSON"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        struct http_response r;
+        post_targets(srv, "randaugment", cases[i].targets, cases[i].field, NULL, NULL, 0, &r);
+        assert_error_envelope(&r, 422, "unprocessable");
+        assert_contains(r.body, cases[i].message);
+        http_response_free(&r);
+    }
+    /* A mask of another size, a colour mask, and a mix policy with targets. */
+    size_t sizes[1], rgb_size;
+    const void *small[1] = {make_mask(20, 10, 0, 0, 5, 5, &sizes[0])};
+    const void *rgb[1] = {make_png(48, 40, &rgb_size)};
+    struct http_response r;
+    post_targets(srv, "randaugment", "{\"boxes\": [[1, 1, 5, 5]]}", NULL, small, sizes, 1, &r);
+    assert_error_envelope(&r, 422, "unprocessable");
+    assert_contains(r.body, "masks[0]: 20x10 differs from the image's 48x40");
+    http_response_free(&r);
+    post_targets(srv, "randaugment", NULL, NULL, rgb, &rgb_size, 1, &r);
+    assert_error_envelope(&r, 422, "unprocessable");
+    assert_contains(r.body, "mask_0[0]: has 3 channels");
+    http_response_free(&r);
+    post_targets(srv, "augmix", "{\"boxes\": [[1, 1, 5, 5]]}", NULL, NULL, NULL, 0, &r);
+    assert_error_envelope(&r, 422, "invalid_policy");
+    assert_contains(r.body, "mix");
+    http_response_free(&r);
+    free((void *)small[0]);
+    free((void *)rgb[0]);
+    harness_pass(state);
+}
+
 int main(int argc, char **argv)
 {
     struct eng_error err = {0};
@@ -414,7 +614,8 @@ int main(int argc, char **argv)
         HARNESS_TEST(test_single_image_bytes), HARNESS_TEST(test_json_samples_and_inputs),
         HARNESS_TEST(test_bad_requests),       HARNESS_TEST(test_ops_and_policies),
         HARNESS_TEST(test_cli_matches_server), HARNESS_TEST(test_same_results_any_worker_count),
-        HARNESS_TEST(test_jsd_views),
+        HARNESS_TEST(test_jsd_views),          HARNESS_TEST(test_targets_follow_the_image),
+        HARNESS_TEST(test_targets_bad_inputs),
     };
     return harness_main(argc, argv, "augment", tests, sizeof tests / sizeof tests[0]);
 }

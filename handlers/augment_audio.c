@@ -1,0 +1,320 @@
+/* POST /v1/augment/audio: decode each clip (and the noise clips and impulse responses the policy
+ * may use), sample the policy per (clip, sample), run its waveform ops, the log-mel front end and
+ * its spectrogram ops, and encode what the client asked for. */
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "app.h"
+#include "handlers.h"
+#include "input.h"
+#include "parallel.h"
+#include "policy.h"
+#include "request.h"
+#include "response.h"
+
+/* What output=json carries per result: the waveform (when no spectrogram op could change what
+ * it means), the features and their picture. */
+static const enum input_audio_format json_formats[] = {INPUT_AUDIO_WAV, INPUT_AUDIO_FEATURES,
+                                                       INPUT_AUDIO_PNG};
+#define JSON_FORMATS (sizeof json_formats / sizeof json_formats[0])
+
+struct options {
+    struct policy *policy;
+    unsigned long long seed, samples;
+    int json; /* output=json; else format */
+    enum input_audio_format format;
+    struct audio_mel *mel;
+};
+
+/* The mel front end from the request's fields, each optional. */
+static int read_mel(struct request *req, struct response *resp, struct options *o)
+{
+    struct audio_mel_config cfg = input_mel_start();
+    char why[128];
+    for (const char *const *name = input_mel_fields; *name; name++) {
+        const char *text = input_param(req, *name);
+        if (text && input_mel_field(&cfg, *name, text, why, sizeof why) != 0) {
+            response_error(resp, 422, "%s", why);
+            return -1;
+        }
+    }
+    input_mel_resolve(&cfg);
+    struct eng_error err = {0};
+    o->mel = audio_mel_new(&cfg, &err);
+    if (!o->mel) {
+        response_engine_error(resp, &err);
+        return -1;
+    }
+    return 0;
+}
+
+static int read_output(struct request *req, struct response *resp, struct options *o)
+{
+    const char *output = input_param(req, "output");
+    o->json = !output || strcmp(output, "json") == 0;
+    if (!o->json && input_audio_format_from_name(output, &o->format) != 0) {
+        response_error(resp, 422, "output: must be wav, flac, features, png or json");
+        return -1;
+    }
+    unsigned domain = policy_domain(o->policy);
+    if (domain & POLICY_IMAGE) {
+        response_error_code(resp, 422, "invalid_policy",
+                            "policy: it holds image ops; /v1/augment/audio runs audio ops "
+                            "(GET /v1/ops?domain=audio)");
+        return -1;
+    }
+    if (!o->json && input_audio_format_is_wave(o->format) && (domain & POLICY_SPECTROGRAM)) {
+        response_error(resp, 422,
+                       "output %s: the policy has spectrogram ops, which change the log-mel "
+                       "features and not the waveform; ask for output=features, png or json",
+                       output);
+        return -1;
+    }
+    return 0;
+}
+
+static int read_options(struct request *req, struct response *resp, struct options *o)
+{
+    if (input_policy(req, resp, &o->policy) != 0 || input_seed(req, resp, &o->seed) != 0 ||
+        input_samples(req, resp, &o->samples) != 0 || read_output(req, resp, o) != 0)
+        return -1;
+    return read_mel(req, resp, o);
+}
+
+/* The clips of a request: the inputs, the noise clips and the impulse responses. */
+struct clips {
+    struct input_clip *inputs, *noises, *rirs;
+    int input_count, noise_count, rir_count;
+    const struct audio **bank_clips; /* noises then rirs, as the bank points into them */
+    struct audio_bank bank;
+};
+
+static int collect_part_clips(struct request *req, struct response *resp, const char *name,
+                              struct input_clip *clips, int max, int *count)
+{
+    struct input_bytes *bytes = calloc((size_t)max, sizeof *bytes);
+    if (!bytes) {
+        response_error(resp, 503, "out of memory");
+        return -1;
+    }
+    int rc = strcmp(name, "audio") == 0 ? input_collect(req, resp, name, bytes, max, count)
+                                        : input_parts(req, resp, name, bytes, max, count);
+    for (int i = 0; rc == 0 && i < *count; i++)
+        clips[i].bytes = bytes[i];
+    free(bytes);
+    return rc;
+}
+
+static int read_clips(struct request *req, struct response *resp, const struct options *o,
+                      struct clips *c)
+{
+    const struct config *cfg = req->app->cfg;
+    size_t max = (size_t)cfg->max_inputs;
+    c->inputs = calloc(max, sizeof *c->inputs);
+    c->noises = calloc(max, sizeof *c->noises);
+    c->rirs = calloc(max, sizeof *c->rirs);
+    c->bank_clips = calloc(2 * max, sizeof *c->bank_clips);
+    if (!c->inputs || !c->noises || !c->rirs || !c->bank_clips) {
+        response_error(resp, 503, "out of memory");
+        return -1;
+    }
+    struct audio_decode_options opt = {audio_mel_config(o->mel)->sample_rate,
+                                       cfg->max_audio_seconds};
+    if (collect_part_clips(req, resp, "audio", c->inputs, cfg->max_inputs, &c->input_count) ||
+        collect_part_clips(req, resp, "noise", c->noises, cfg->max_inputs, &c->noise_count) ||
+        collect_part_clips(req, resp, "rir", c->rirs, cfg->max_inputs, &c->rir_count) ||
+        input_decode_clips(req, resp, "audio", c->inputs, c->input_count, &opt) ||
+        input_decode_clips(req, resp, "noise", c->noises, c->noise_count, &opt) ||
+        input_decode_clips(req, resp, "rir", c->rirs, c->rir_count, &opt))
+        return -1;
+    for (int i = 0; i < c->noise_count; i++)
+        c->bank_clips[i] = c->noises[i].clip;
+    for (int i = 0; i < c->rir_count; i++)
+        c->bank_clips[c->noise_count + i] = c->rirs[i].clip;
+    c->bank = (struct audio_bank){c->bank_clips, (size_t)c->noise_count,
+                                  c->bank_clips + c->noise_count, (size_t)c->rir_count};
+    return 0;
+}
+
+static void free_clips(struct clips *c)
+{
+    if (c->inputs) input_free_clips(c->inputs, c->input_count);
+    if (c->noises) input_free_clips(c->noises, c->noise_count);
+    if (c->rirs) input_free_clips(c->rirs, c->rir_count);
+    free(c->inputs);
+    free(c->noises);
+    free(c->rirs);
+    free(c->bank_clips);
+}
+
+/* One (clip, sample, view), produced on any thread. encoded[k] is json_formats[k] for JSON
+ * output, else encoded[0] is the asked format. */
+struct sample_result {
+    void *encoded[JSON_FORMATS];
+    size_t encoded_size[JSON_FORMATS];
+    json_t *trace;
+    size_t length;
+    int frames, mels;
+    int failed;
+    struct eng_error err;
+};
+
+struct batch {
+    const struct options *o;
+    const struct clips *clips;
+    int views;
+    struct sample_result *results; /* [(input * samples + sample) * views + view] */
+};
+
+/* Encodes s into r as the options ask. */
+static int encode_result(const struct options *o, const struct input_audio_sample *s,
+                         struct sample_result *r)
+{
+    if (!o->json)
+        return input_audio_encode(s, o->format, &r->encoded[0], &r->encoded_size[0], &r->err);
+    int wave_ok = !(policy_domain(o->policy) & POLICY_SPECTROGRAM);
+    for (size_t k = 0; k < JSON_FORMATS; k++) {
+        if (input_audio_format_is_wave(json_formats[k]) && !wave_ok) continue;
+        if (input_audio_encode(s, json_formats[k], &r->encoded[k], &r->encoded_size[k], &r->err))
+            return -1;
+    }
+    return 0;
+}
+
+static void run_sample(void *ctx, size_t index)
+{
+    struct batch *b = ctx;
+    const struct options *o = b->o;
+    uint32_t view = (uint32_t)(index % (size_t)b->views);
+    size_t sample_index = index / (size_t)b->views;
+    uint32_t input = (uint32_t)(sample_index / o->samples);
+    uint32_t sample = (uint32_t)(sample_index % o->samples);
+    struct sample_result *r = &b->results[index];
+    int features = o->json || !input_audio_format_is_wave(o->format);
+    struct input_audio_sample s;
+    if (input_audio_run(o->policy, o->mel, &b->clips->bank, b->clips->inputs[input].clip, o->seed,
+                        input, sample, view, features, &s, &r->err) != 0) {
+        r->failed = 1;
+        return;
+    }
+    r->trace = trace_to_json(s.trace);
+    r->length = s.wave->length;
+    if (s.features) {
+        r->frames = s.features->frames;
+        r->mels = s.features->bins;
+    }
+    r->failed = encode_result(o, &s, r) != 0;
+    input_audio_sample_free(&s);
+}
+
+/* The result's base64 fields: "content_type" and "data", or for JSON output one per format
+ * ("wav" null when the policy has spectrogram ops). */
+static int add_data(json_t *item, const struct options *o, const struct sample_result *r)
+{
+    size_t count = o->json ? JSON_FORMATS : 1;
+    for (size_t k = 0; k < count; k++) {
+        char *data = r->encoded[k] ? input_base64(r->encoded[k], r->encoded_size[k]) : NULL;
+        if (r->encoded[k] && !data) return -1;
+        const char *key = o->json ? input_audio_format_name(json_formats[k]) : "data";
+        json_object_set_new(item, key, data ? json_string(data) : json_null());
+        free(data);
+    }
+    if (!o->json)
+        json_object_set_new(item, "content_type", json_string(input_audio_format_mime(o->format)));
+    return 0;
+}
+
+static json_t *result_json(const struct batch *b, size_t j)
+{
+    const struct options *o = b->o;
+    const struct sample_result *r = &b->results[j];
+    size_t sample_index = j / (size_t)b->views;
+    json_t *item =
+        json_pack("{s:i, s:i, s:i, s:I}", "input", (int)(sample_index / o->samples), "sample",
+                  (int)(sample_index % o->samples), "sample_rate",
+                  audio_mel_config(o->mel)->sample_rate, "length", (json_int_t)r->length);
+    if (!item) return NULL;
+    if (b->views > 1)
+        json_object_set_new(item, "view", json_integer((json_int_t)(j % (size_t)b->views)));
+    if (r->frames) {
+        json_object_set_new(item, "frames", json_integer(r->frames));
+        json_object_set_new(item, "mels", json_integer(r->mels));
+    }
+    if (add_data(item, o, r) != 0) {
+        json_decref(item);
+        return NULL;
+    }
+    json_object_set(item, "trace", r->trace);
+    return item;
+}
+
+/* One clip, one sample, one view and a single output format: the bytes themselves. */
+static void respond_bytes(struct response *resp, const struct options *o, struct sample_result *r)
+{
+    char *trace_text = json_dumps(r->trace, JSON_COMPACT | JSON_ENSURE_ASCII);
+    response_bytes(resp, 200, input_audio_format_mime(o->format), r->encoded[0],
+                   r->encoded_size[0]);
+    r->encoded[0] = NULL;
+    response_header(resp, "X-Augment-Seed", "%llu", o->seed);
+    if (trace_text) response_header(resp, "X-Augment-Trace", "%s", trace_text);
+    free(trace_text);
+}
+
+static void respond_json(struct response *resp, const struct batch *b, size_t jobs)
+{
+    json_t *results = json_array();
+    for (size_t j = 0; j < jobs && results; j++) {
+        json_t *item = result_json(b, j);
+        if (!item || json_array_append_new(results, item) != 0) {
+            json_decref(results);
+            results = NULL;
+        }
+    }
+    if (!results) {
+        response_error(resp, 503, "out of memory while writing the response");
+        return;
+    }
+    response_json(resp, 200,
+                  json_pack("{s:I, s:s, s:o}", "seed", (json_int_t)b->o->seed, "output",
+                            b->o->json ? "json" : input_audio_format_name(b->o->format), "results",
+                            results));
+}
+
+void handle_augment_audio(struct request *req, struct response *resp)
+{
+    struct options o = {0};
+    struct clips c = {0};
+    struct batch b = {.o = &o, .clips = &c};
+    size_t jobs = 0;
+    if (read_options(req, resp, &o) != 0 || read_clips(req, resp, &o, &c) != 0) goto done;
+    b.views = policy_view_count(o.policy);
+    jobs = (size_t)c.input_count * o.samples * (size_t)b.views;
+    b.results = calloc(jobs, sizeof *b.results);
+    if (!b.results) {
+        response_error(resp, 503, "out of memory");
+        goto done;
+    }
+    /* Samples are independent: spread them over as many threads as workers. */
+    parallel_for(jobs, req->app->workers, run_sample, &b);
+    for (size_t j = 0; j < jobs; j++)
+        if (b.results[j].failed) {
+            response_engine_error(resp, &b.results[j].err);
+            goto done;
+        }
+    if (jobs == 1 && !o.json)
+        respond_bytes(resp, &o, &b.results[0]);
+    else
+        respond_json(resp, &b, jobs);
+done:
+    for (size_t j = 0; b.results && j < jobs; j++) {
+        for (size_t k = 0; k < JSON_FORMATS; k++)
+            free(b.results[j].encoded[k]);
+        json_decref(b.results[j].trace);
+    }
+    free(b.results);
+    free_clips(&c);
+    audio_mel_free(o.mel);
+    policy_free(o.policy);
+}
