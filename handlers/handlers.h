@@ -35,13 +35,6 @@ void handle_pseudo_label(struct request *req, struct response *resp);
 void handle_similarity(struct request *req, struct response *resp);
 void handle_similarity_batch(struct request *req, struct response *resp);
 void handle_similarity_2afc(struct request *req, struct response *resp);
-/* LPIPS with model m (its perceptual config) for n_pairs pairs of images[pairs[2k]] and
- * images[pairs[2k + 1]]: every image, all of one size, through the network in batches of the
- * model's max_batch (all at once without one). maps, when not NULL, holds n_pairs buffers of
- * height * width floats for the spatial maps. Shared with `augserve eval-2afc` and `bench
- * similarity`, so they measure what the server runs. */
-int similarity_lpips(struct model *m, struct img *const *images, int n_images, const int *pairs,
-                     int n_pairs, double *distances, float **maps, struct eng_error *err);
 
 /* ops.c */
 void handle_ops(struct request *req, struct response *resp);

@@ -19,7 +19,7 @@
 
 #include "audio.h"
 #include "codec.h"
-#include "handlers.h"
+#include "perceptual.h"
 #include "input.h"
 #include "metric.h"
 #include "models.h"
@@ -842,7 +842,7 @@ static int bench_lpips(struct model *m, struct img *const *images, int batch, do
     for (int i = 0; status == 0 && i < 2 * batch; i++)
         pairs[i] = i;
     for (long warm = -1; status == 0 && (warm < 0 || elapsed < seconds || runs < 3); warm++) {
-        if (similarity_lpips(m, images, 2 * batch, pairs, batch, d, NULL, &err) != 0) {
+        if (perceptual_lpips(m, images, 2 * batch, pairs, batch, d, NULL, &err) != 0) {
             fprintf(stderr, "augserve: %s\n", err.message);
             status = 1;
         }
@@ -972,7 +972,7 @@ static int chunk_distances(const struct eval *e, struct img **images, int n, dou
         int pair[4] = {3 * k, 3 * k + 1, 3 * k, 3 * k + 2};
         memcpy(pairs + 4 * k, pair, sizeof pair);
     }
-    if (similarity_lpips(e->model, images, 3 * n, pairs, 2 * n, d, NULL, err)) return -1;
+    if (perceptual_lpips(e->model, images, 3 * n, pairs, 2 * n, d, NULL, err)) return -1;
     for (int k = 0; k < n; k++) {
         d0[k] = d[2 * k];
         d1[k] = d[2 * k + 1];
