@@ -5,14 +5,21 @@
 
 #include "metric.h"
 
-/* Tap k of n images, grown to hold the rows of another chunk. */
-static int append_rows(struct metric_tensor *t, float **owned, const float *rows,
+/* Tap k of n images, grown to hold the rows of another chunk. The first chunk's rows are adopted
+ * as they are (*rows becomes NULL): with no max_batch there is only one chunk, and its taps are
+ * not copied again. */
+static int append_rows(struct metric_tensor *t, float **owned, float **rows,
                        const struct nn_tensor_info *info, int count, struct eng_error *err)
 {
     size_t row = (size_t)info->dims[1] * (size_t)info->dims[2] * (size_t)info->dims[3];
-    float *grown = realloc(*owned, ((size_t)t->n + (size_t)count) * row * sizeof *grown);
-    if (!grown) return eng_fail(err, ENG_NO_MEMORY, "out of memory for the taps");
-    memcpy(grown + (size_t)t->n * row, rows, (size_t)count * row * sizeof *grown);
+    float *grown = *rows;
+    if (*owned) {
+        grown = realloc(*owned, ((size_t)t->n + (size_t)count) * row * sizeof *grown);
+        if (!grown) return eng_fail(err, ENG_NO_MEMORY, "out of memory for the taps");
+        memcpy(grown + (size_t)t->n * row, *rows, (size_t)count * row * sizeof *grown);
+    } else {
+        *rows = NULL;
+    }
     *owned = grown;
     *t = (struct metric_tensor){grown, t->n + count, (int)info->dims[1], (int)info->dims[2],
                                 (int)info->dims[3]};
@@ -37,7 +44,7 @@ static int run_chunk(struct model *m, struct img *const *images, int start, int 
     struct nn_tensor_info shape = {.dtype = NN_FLOAT, .rank = 4, .dims = {count, 3, h, w}};
     if (rc == 0) rc = model_features(m, input, &shape, taps, info, err);
     for (size_t k = 0; rc == 0 && k < p->n_taps; k++)
-        rc = append_rows(&layers[k], &owned[k], taps[k], &info[k], count, err);
+        rc = append_rows(&layers[k], &owned[k], &taps[k], &info[k], count, err);
     for (size_t k = 0; taps && k < p->n_taps; k++)
         free(taps[k]);
     free(taps);
