@@ -16,6 +16,24 @@ struct multipart {
     enum multipart_status status;
 };
 
+static int same_text(const char *a, const char *b)
+{
+    return a == b || (a && b && strcmp(a, b) == 0);
+}
+
+/* Whether a callback at offset 0 repeats the announcement of the part just opened rather than
+ * starting another: libmicrohttpd's post processor (0.9.75) may report a field with no data
+ * when a body chunk ends right after the field's headers, and then report it again, at offset
+ * 0, with its value (seen with node's fetch, which sends each part in its own write). A field
+ * that is really empty followed by one of the same name therefore reads as one field. */
+static int repeats_open_part(const struct multipart *mp, const char *key, const char *filename)
+{
+    if (mp->count == 0) return 0;
+    const struct request_part *part = &mp->parts[mp->count - 1];
+    return part->size == 0 && same_text(part->name, key ? key : "") &&
+           same_text(part->filename, filename);
+}
+
 static char *strdup_or_null(const char *s)
 {
     return s ? strdup(s) : NULL;
@@ -78,7 +96,9 @@ static enum MHD_Result on_data(void *cls, enum MHD_ValueKind kind, const char *k
 {
     struct multipart *mp = cls;
     /* Offset 0 opens a new part; the post processor reports each part's bytes in order. */
-    if (off == 0 && start_part(mp, key, filename, content_type) != 0) return MHD_NO;
+    if (off == 0 && !repeats_open_part(mp, key, filename) &&
+        start_part(mp, key, filename, content_type) != 0)
+        return MHD_NO;
     if (mp->count == 0) {
         mp->status = MULTIPART_MALFORMED;
         return MHD_NO;
