@@ -24,6 +24,7 @@ build_packages=(
   libcmocka-dev       # unit tests
   libcurl4-openssl-dev # integration tests' HTTP client
   libonnx-testdata    # real ONNX models for the model-file tests
+  chromium nodejs     # the web UI's browser tests (tests/browser: playwright-core drives chromium)
   ca-certificates curl
 )
 runtime_packages=(
@@ -43,6 +44,12 @@ for p in "${packages[@]}"; do
   status=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
   [[ "$status" == "install ok installed" ]] || missing+=("$p")
 done
+# npm: Debian's own package, unless the installed nodejs already brings the command (NodeSource's
+# nodejs bundles npm and conflicts with Debian's npm package).
+if [[ -z "${1:-}" ]] && ! command -v npm >/dev/null && ! dpkg-query -W -f='${Status}' npm 2>/dev/null |
+  grep -q "install ok installed"; then
+  missing+=(npm)
+fi
 if [[ ${#missing[@]} -eq 0 ]]; then
   echo "install-deps: all ${#packages[@]} packages present"
   exit 0

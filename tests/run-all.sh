@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds augserve and runs every test twice: a Release build with -Werror, then a build under
-# AddressSanitizer and UndefinedBehaviorSanitizer. Exits non-zero on the first failure.
+# AddressSanitizer and UndefinedBehaviorSanitizer; the browser tests of the web UI run once, on
+# the Release build. Exits non-zero on the first failure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 jobs=$(nproc)
@@ -8,6 +9,12 @@ jobs=$(nproc)
 cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DAUGSERVE_WERROR=ON
 cmake --build build -j"$jobs"
 ctest --test-dir build --output-on-failure
+
+# The web UI in a real Chromium against the Release binary; screenshots land in build/. Once, not
+# again under the sanitizers: the browser tests check the pages, and the routes they call are
+# already run under ASan/UBSan by the integration tests.
+(cd tests/browser && npm ci --no-audit --no-fund)
+node tests/browser/run.mjs build/augserve build
 
 cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DAUGSERVE_WERROR=ON \
   -DAUGSERVE_SANITIZE=address,undefined

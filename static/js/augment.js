@@ -1,0 +1,130 @@
+// The Augment page: images in, a preset or a policy (op list or JSON), samples out with their
+// traces; same seed again, downloads and copy-as-curl.
+import { api, curlCommand, isAudioPreset, listOps, listPresets, toForm } from './api.js';
+import {
+  $, base64ToBlob, copyText, dataUrl, downloadBlob, dropZone, el, initShell, policyPicker,
+  showError, thumbnails, withBusy,
+} from './ui.js';
+
+const form = $('#controls');
+const status = $('#status');
+const output = $('#output');
+const results = $('#results');
+let files = [];
+let lastSeed = null;
+let picker = null;
+
+function fields(seed) {
+  return {
+    image: files,
+    policy: picker.value(),
+    samples: $('#samples').value,
+    seed: seed ?? $('#seed').value,
+    format: $('#format').value,
+  };
+}
+
+function traceText(trace) {
+  if (!trace || trace.length === 0) return 'no op applied';
+  return trace.map((step) => {
+    const { op, ...args } = step;
+    const list = Object.entries(args).map(([k, v]) => `${k}=${typeof v === 'number' ? +v.toFixed(4) : JSON.stringify(v)}`);
+    return `${op}(${list.join(', ')})`;
+  }).join('\n');
+}
+
+function render(doc) {
+  const groups = files.map((file, input) => {
+    const items = doc.results.filter((r) => r.input === input);
+    return el('div', { class: 'input-row' },
+      el('h3', { text: `Image ${input + 1}: ${file.name}` }),
+      el('div', { class: 'grid' },
+        el('figure', { class: 'original' },
+          el('img', { src: URL.createObjectURL(file), alt: `input ${input + 1}` }),
+          el('figcaption', { text: 'input' })),
+        items.map((r) => {
+          const traceId = `trace-${r.input}-${r.sample}-${r.view ?? 0}`;
+          const name = `sample ${r.sample + 1}${r.view !== undefined ? ` view ${r.view}` : ''}`;
+          const ext = r.content_type.split('/')[1];
+          return el('figure', { class: 'sample', tabindex: 0, 'aria-describedby': traceId,
+            dataset: { input: r.input, sample: r.sample } },
+          el('img', { src: dataUrl(r.content_type, r.data), alt: `${name} of image ${input + 1}`,
+            width: r.width, height: r.height }),
+          el('pre', { class: 'trace', id: traceId, text: traceText(r.trace) }),
+          el('figcaption', {}, el('span', { text: `${name} · ${r.width}×${r.height}` }),
+            el('button', { type: 'button', class: 'small', text: 'Download',
+              'aria-label': `Download ${name} of image ${input + 1}`,
+              onclick: () => downloadBlob(base64ToBlob(r.data, r.content_type),
+                `${file.name.replace(/\.[^.]*$/, '')}-seed${doc.seed}-${r.sample}${r.view !== undefined ? `-v${r.view}` : ''}.${ext}`) })));
+        })));
+  });
+  output.dataset.runs = Number(output.dataset.runs || 0) + 1;
+  output.replaceChildren(el('p', { class: 'hint', id: 'seed-used', dataset: { seed: doc.seed } },
+    `Seed ${doc.seed}: the same seed, images and policy give the same samples.`), ...groups);
+}
+
+async function run(seed) {
+  if (files.length === 0) {
+    showError(new Error('Choose at least one image first.'));
+    $('#images').focus();
+    return;
+  }
+  const button = seed === undefined ? $('#run') : $('#again');
+  const doc = await withBusy(button, results, status, 'Augmenting', () =>
+    api('/v1/augment', { method: 'POST', body: toForm(fields(seed)) }));
+  if (!doc) return;
+  lastSeed = doc.seed;
+  $('#again').disabled = false;
+  render(doc);
+}
+
+async function start() {
+  await initShell();
+  dropZone($('#image-drop'), $('#images'), (chosen) => {
+    files = chosen;
+    thumbnails($('#image-thumbs'), files);
+  });
+  form.addEventListener('submit', (event) => { event.preventDefault(); run(); });
+  $('#again').addEventListener('click', () => {
+    $('#seed').value = lastSeed;
+    run(lastSeed);
+  });
+  $('#copy-curl').addEventListener('click', (event) =>
+    copyText(curlCommand('/v1/augment', fields()), event.currentTarget));
+  $('#download-policy').addEventListener('click', async (event) => {
+    let doc = null;
+    if (picker.mode === 'preset') {
+      doc = await withBusy(event.currentTarget, null, status, 'Fetching the preset', () =>
+        api(`/v1/policies/${encodeURIComponent(picker.presetName())}`).then((d) => d.policy));
+    } else {
+      try {
+        doc = JSON.parse(picker.value());
+      } catch (err) {
+        showError(new Error(`The policy is not JSON: ${err.message}`));
+      }
+    }
+    if (doc) {
+      downloadBlob(new Blob([JSON.stringify(doc, null, 2)], { type: 'application/json' }),
+        `${picker.mode === 'preset' ? picker.presetName() : 'policy'}.json`);
+    }
+  });
+  try {
+    const [presets, imageOps] = await Promise.all([listPresets(), listOps('image')]);
+    picker = policyPicker(form, {
+      presets: presets.filter((p) => !isAudioPreset(p.name)),
+      ops: imageOps,
+      defaultPreset: 'randaugment',
+      defaultDoc: { seq: [{ op: 'Rotate', level: 0.5 }] },
+    });
+    $('#preset-to-json').addEventListener('click', () => {
+      picker.editor.set({ preset: picker.presetName() });
+      picker.setMode('json');
+      $('#policy-json').focus();
+    });
+  } catch (err) {
+    showError(err);
+  }
+  document.body.dataset.ready = 'true';
+}
+
+start();

@@ -1,0 +1,356 @@
+// The web UI's browser tests: the real server on a loopback port, Debian's chromium driven
+// headless by playwright-core, every page exercised and screenshotted.
+//
+//   node tests/browser/run.mjs BUILD/augserve OUT_DIR
+//
+// Screenshots (desktop 1280 px and 360 px wide) go to OUT_DIR/ui-screenshots. Exits non-zero on
+// the first failure, and when chromium is missing: docker/install-deps.sh installs it, so a
+// machine without it is misconfigured, not a reason to skip.
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+import { tinyPerceptualConfig, tinyPerceptualModel } from './onnx.mjs';
+
+const CHROMIUM = process.env.AUGSERVE_CHROMIUM || '/usr/bin/chromium';
+const source = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+const fixtures = path.join(source, 'tests/parity/fixtures');
+const [binary, outArg] = process.argv.slice(2);
+if (!binary || !outArg) {
+  console.error('usage: node tests/browser/run.mjs AUGSERVE_BINARY OUT_DIR');
+  process.exit(2);
+}
+if (!fs.existsSync(CHROMIUM)) {
+  console.error(`browser tests: ${CHROMIUM} is missing; install Debian's chromium (docker/install-deps.sh does)`);
+  process.exit(1);
+}
+const shots = path.join(path.resolve(outArg), 'ui-screenshots');
+fs.mkdirSync(shots, { recursive: true });
+
+function assert(condition, message) {
+  if (!condition) throw new Error(`assertion failed: ${message}`);
+}
+
+// ---- The server -------------------------------------------------------------------------------
+
+const work = fs.mkdtempSync(path.join(os.tmpdir(), 'augserve-ui-'));
+fs.mkdirSync(path.join(work, 'data'));
+fs.mkdirSync(path.join(work, 'models/lpips-tiny'), { recursive: true });
+fs.cpSync(path.join(fixtures, 'predict/tiny-cnn'), path.join(work, 'models/tiny-cnn'), { recursive: true });
+fs.writeFileSync(path.join(work, 'models/lpips-tiny/model.onnx'), tinyPerceptualModel());
+fs.writeFileSync(path.join(work, 'models/lpips-tiny/config.json'), JSON.stringify(tinyPerceptualConfig));
+
+function startServer() {
+  const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('AUGSERVE_')));
+  const child = spawn(binary, ['--listen', '127.0.0.1:0', '--data-dir', path.join(work, 'data'),
+    '--models-dir', path.join(work, 'models'), '--static-dir', path.join(source, 'static'),
+    '--access-log', 'off', '--workers', '2'], { env, stdio: ['ignore', 'inherit', 'pipe'] });
+  return new Promise((resolve, reject) => {
+    let log = '';
+    const timer = setTimeout(() => reject(new Error(`the server did not start in 15 s:\n${log}`)), 15000);
+    child.on('exit', (code) => reject(new Error(`the server exited with ${code}:\n${log}`)));
+    child.stderr.on('data', (chunk) => {
+      log += chunk;
+      for (const line of log.split('\n')) {
+        try {
+          const event = JSON.parse(line);
+          const port = event.event === 'listening' && /on port (\d+)/.exec(event.message);
+          if (port) {
+            clearTimeout(timer);
+            resolve({ child, base: `http://127.0.0.1:${port[1]}` });
+          }
+        } catch {
+          // a partial line
+        }
+      }
+    });
+  });
+}
+
+// ---- Helpers run in the page ------------------------------------------------------------------
+
+// A digest of an <img>'s decoded pixels, read back through a canvas.
+function pixelDigest(img) {
+  const canvas = document.createElement('canvas');
+  canvas.width = img.naturalWidth;
+  canvas.height = img.naturalHeight;
+  const ctx = canvas.getContext('2d');
+  ctx.drawImage(img, 0, 0);
+  const data = ctx.getImageData(0, 0, canvas.width, canvas.height).data;
+  let h = 2166136261;
+  for (const byte of data) h = Math.imul(h ^ byte, 16777619) >>> 0;
+  return `${canvas.width}x${canvas.height}:${h.toString(16)}`;
+}
+
+async function samplePixels(page) {
+  await page.waitForFunction(() => [...document.querySelectorAll('figure.sample img, figure.original img')]
+    .every((img) => img.complete && img.naturalWidth > 0));
+  return {
+    input: await page.locator('figure.original img').first().evaluate(pixelDigest),
+    samples: await page.locator('figure.sample img').evaluateAll((imgs, fn) =>
+      imgs.map((img) => new Function(`return (${fn})`)()(img)), pixelDigest.toString()),
+  };
+}
+
+// ---- The tests ----------------------------------------------------------------------------------
+
+const PAGES = ['index.html', 'boxes.html', 'audio.html', 'similarity.html', 'models.html'];
+const tests = [];
+const test = (name, fn, options = {}) => tests.push({ name, fn, options });
+
+test('every page loads without console errors, desktop and 360 px', async ({ open }) => {
+  for (const width of [1280, 360]) {
+    for (const name of PAGES) {
+      const page = await open(name, width);
+      assert(await page.locator('nav a[aria-current="page"]').count() === 1, `${name}: the current page is marked`);
+      assert(await page.locator('#banner').isHidden(), `${name}: no error banner`);
+      const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+      assert(overflow <= 0, `${name} at ${width} px: the page is ${overflow} px wider than the window`);
+      await page.close();
+    }
+  }
+});
+
+test('augment: a preset gives the requested samples, unlike the input, and the same seed repeats them', async ({ open, shoot }) => {
+  const page = await open('index.html');
+  await page.setInputFiles('#images', path.join(fixtures, 'predict/photo.png'));
+  await page.selectOption('#preset', 'trivialaugment-wide');
+  await page.fill('#samples', '5');
+  await page.click('#run');
+  await page.waitForSelector('figure.sample');
+  const first = await samplePixels(page);
+  assert(first.samples.length === 5, `5 samples shown, got ${first.samples.length}`);
+  const changed = first.samples.filter((d) => d !== first.input).length;
+  assert(changed >= 4, `at least 4 of 5 samples differ from the input, ${changed} do`);
+  const seed = await page.locator('#seed-used').getAttribute('data-seed');
+  await page.hover('figure.sample');
+  assert(await page.locator('figure.sample .trace').first().isVisible(), 'the trace shows on hover');
+  await shoot(page, 'augment');
+
+  const runs = () => page.$eval('#output', (o) => Number(o.dataset.runs));
+  assert(await runs() === 1, 'one run rendered');
+  await page.click('#again');
+  await page.waitForFunction(() => document.querySelector('#output').dataset.runs === '2');
+  assert(await page.locator('#seed-used').getAttribute('data-seed') === seed, 'the same seed was used');
+  const again = await samplePixels(page);
+  assert(JSON.stringify(again.samples) === JSON.stringify(first.samples), 'the same seed gives the same pixels');
+
+  await page.fill('#seed', String(Number(seed) + 1));
+  await page.click('#run');
+  await page.waitForFunction(() => document.querySelector('#output').dataset.runs === '3');
+  const other = await samplePixels(page);
+  assert(JSON.stringify(other.samples) !== JSON.stringify(first.samples), 'another seed gives other pixels');
+  await shoot(page, 'augment', 360);
+  await page.close();
+});
+
+test('augment: the op list builds a valid policy; a broken policy names its node', async ({ open }) => {
+  const page = await open('index.html');
+  await page.check('input[name="mode"][value="ops"]');
+  await page.waitForSelector('.op-row');
+  await page.waitForFunction(() => document.querySelector('#policy-status').dataset.state === 'valid');
+  assert((await page.inputValue('#policy-json')).includes('"seq"'), 'the op list is mirrored as JSON');
+
+  await page.fill('#policy-json', JSON.stringify({ seq: [{ op: 'Rotate', degrees: 10 }, { op: 'Rotate', degrees: 999 }] }, null, 2));
+  await page.waitForFunction(() => document.querySelector('#policy-status').dataset.state === 'invalid');
+  const pointer = await page.locator('#policy-status').getAttribute('data-pointer');
+  const text = await page.locator('#policy-status').textContent();
+  assert(pointer === '/seq/1/degrees', `the error points at /seq/1/degrees, not ${pointer}`);
+  assert(text.includes('/seq/1/degrees') && text.includes('[-360, 360]'), `the message names the node: ${text}`);
+  await page.click('#policy-status button');
+  const selected = await page.$eval('#policy-json', (t) => t.value.slice(t.selectionStart, t.selectionEnd));
+  assert(selected === '999', `"Show node" selects the bad value, selected ${JSON.stringify(selected)}`);
+  assert(await page.getAttribute('#policy-json', 'aria-invalid') === 'true', 'the editor is marked invalid');
+
+  // Sent anyway, the API's 422 lands in the error banner.
+  await page.setInputFiles('#images', path.join(fixtures, 'predict/photo.png'));
+  await page.click('#run');
+  await page.waitForSelector('#banner:not([hidden])');
+  const banner = await page.locator('#banner').textContent();
+  assert(banner.includes('invalid_policy') && banner.includes('/seq/1/degrees'), `the banner shows the envelope: ${banner}`);
+  await page.close();
+}, { allowErrors: /422/ });
+
+test('boxes: drawn and pasted boxes come back moved on every sample', async ({ open, shoot }) => {
+  const page = await open('boxes.html');
+  await page.setInputFiles('#image', path.join(fixtures, 'predict/photo.png'));
+  await page.waitForSelector('#stage img');
+  const stage = await page.locator('#stage').boundingBox();
+  await page.mouse.move(stage.x + stage.width * 0.1, stage.y + stage.height * 0.1);
+  await page.mouse.down();
+  await page.mouse.move(stage.x + stage.width * 0.45, stage.y + stage.height * 0.5, { steps: 4 });
+  await page.mouse.up();
+  assert(await page.locator('#stage .box').count() === 1, 'dragging draws a box');
+  const drawn = JSON.parse(await page.inputValue('#boxes-json'));
+  await page.fill('#boxes-json', JSON.stringify([...drawn, [35, 10, 55, 40]]));
+  await page.click('#apply-boxes');
+  assert(await page.locator('#stage .box').count() === 2, 'pasted boxes are drawn');
+  await page.check('#send-masks');
+  await page.selectOption('#preset', 'detection-v0');
+  await page.fill('#seed', '11');
+  await page.fill('#samples', '4');
+  await page.click('#run');
+  await page.waitForSelector('figure.sample');
+  const counts = await page.locator('figure.sample').evaluateAll((fs) => fs.map((f) => [Number(f.dataset.boxes), f.querySelectorAll('.box').length]));
+  assert(counts.length === 4, `4 samples, got ${counts.length}`);
+  assert(counts.every(([n, shown]) => n === shown), 'every returned box is drawn');
+  assert(counts.some(([n]) => n > 0), 'some boxes survive');
+  assert(await page.locator('figure.sample canvas.mask').count() > 0, 'the returned masks are drawn');
+  await shoot(page, 'boxes');
+  await shoot(page, 'boxes', 360);
+  await page.close();
+});
+
+test('audio: a clip gives the original and augmented spectrograms side by side', async ({ open, shoot }) => {
+  const page = await open('audio.html');
+  await page.setInputFiles('#audio', path.join(fixtures, 'audio/speech.wav'));
+  await page.selectOption('#preset', 'specaugment-LD');
+  await page.fill('#seed', '7');
+  await page.click('#run');
+  await page.waitForSelector('figure.spectrogram');
+  await page.waitForFunction(() => [...document.querySelectorAll('figure.spectrogram img')].every((i) => i.complete && i.naturalWidth > 0));
+  const figures = await page.locator('figure.spectrogram img').evaluateAll((imgs) => imgs.map((i) => [i.naturalWidth, i.naturalHeight]));
+  assert(figures.length === 2, `two spectrograms, got ${figures.length}`);
+  assert(figures.every(([w, h]) => w === 101 && h === 80), `101 frames x 80 mels each: ${JSON.stringify(figures)}`);
+  const digests = await page.locator('figure.spectrogram img').evaluateAll((imgs, fn) =>
+    imgs.map((img) => new Function(`return (${fn})`)()(img)), pixelDigest.toString());
+  assert(digests[0] !== digests[1], 'SpecAugment changes the spectrogram');
+  assert(await page.locator('figure.spectrogram audio').count() === 1, 'the original plays; SpecAugment leaves no waveform');
+  await shoot(page, 'audio');
+
+  await page.check('input[name="mode"][value="json"]');
+  await page.fill('#policy-json', JSON.stringify({ seq: [{ op: 'Gain', db: -6 }] }));
+  await page.waitForFunction(() => document.querySelector('#policy-status').dataset.state === 'valid');
+  await page.click('#run');
+  await page.waitForFunction(() => document.querySelectorAll('figure.spectrogram audio').length === 2);
+  await shoot(page, 'audio', 360);
+  await page.close();
+});
+
+test('similarity: every metric and the LPIPS map as a heatmap', async ({ open, shoot, base }) => {
+  // Two 256x192 images, large enough for MS-SSIM, made by the server itself.
+  const photo = fs.readFileSync(path.join(fixtures, 'predict/photo.png'));
+  const make = async (policy) => {
+    const form = new FormData();
+    form.append('image', new Blob([photo], { type: 'image/png' }), 'photo.png');
+    form.append('policy', JSON.stringify(policy));
+    form.append('format', 'png');
+    const r = await fetch(`${base}/v1/augment`, { method: 'POST', body: form, headers: { Accept: 'image/png' } });
+    assert(r.ok, `making a fixture: ${r.status} ${r.ok ? "" : await r.text()}`);
+    return Buffer.from(await r.arrayBuffer());
+  };
+  const resize = { op: 'Resize', height: 192, width: 256, interpolation: 'bilinear' };
+  const a = await make(resize);
+  const b = await make({ seq: [resize, { op: 'GaussianBlur', sigma: 2 }] });
+  const page = await open('similarity.html');
+  await page.setInputFiles('#image-a', { name: 'a.png', mimeType: 'image/png', buffer: a });
+  await page.setInputFiles('#image-b', { name: 'b.png', mimeType: 'image/png', buffer: b });
+  await page.click('#run');
+  await page.waitForSelector('#metrics table');
+  for (const metric of ['lpips', 'ssim', 'ms_ssim', 'psnr', 'l2']) {
+    const value = await page.locator(`tr[data-metric="${metric}"] td.num`).textContent();
+    assert(Number.isFinite(Number(value)), `${metric} has a value: ${value}`);
+  }
+  await page.waitForSelector('#overlay canvas.heat');
+  const lit = await page.$eval('#overlay canvas.heat', (c) => {
+    const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+    let n = 0;
+    for (let i = 3; i < d.length; i += 4) n += d[i] > 0;
+    return n;
+  });
+  assert(lit > 0, 'the heatmap has visible pixels');
+  await shoot(page, 'similarity');
+  await shoot(page, 'similarity', 360);
+  await page.close();
+});
+
+test('models: the repository is listed, predict and pseudo-label show bars', async ({ open, shoot }) => {
+  const page = await open('models.html');
+  await page.waitForSelector('tr[data-model="tiny-cnn"]');
+  assert(await page.locator('tr[data-model="lpips-tiny"]').count() === 1, 'every model is listed');
+  await page.setInputFiles('#images', [path.join(fixtures, 'predict/photo.png'), path.join(fixtures, 'predict/gray.png')]);
+  await page.fill('#top-k', '3');
+  await page.click('#run');
+  await page.waitForSelector('figure.prediction');
+  const perImage = await page.locator('figure.prediction').evaluateAll((fs) => fs.map((f) => f.querySelectorAll('.bars li').length));
+  assert(JSON.stringify(perImage) === '[3,3]', `3 bars per image, got ${JSON.stringify(perImage)}`);
+  const labels = await page.locator('figure.prediction .bars .label').allTextContents();
+  assert(labels.every((l) => ['apple', 'banana', 'cherry', 'date', 'elderberry'].includes(l)), `labels from labels.txt: ${labels}`);
+  const widths = await page.locator('figure.prediction').first().locator('.fill').evaluateAll((fs) => fs.map((f) => f.getBoundingClientRect().width));
+  assert(widths[0] > 0 && widths[0] >= widths[1] && widths[1] >= widths[2], `bars ordered by probability: ${widths}`);
+  await shoot(page, 'models');
+
+  await page.check('input[name="task"][value="pseudo-label"]');
+  await page.fill('#seed', '5');
+  await page.click('#run');
+  await page.waitForSelector('figure.prediction .badge');
+  await shoot(page, 'models', 360);
+  await page.close();
+});
+
+test('keyboard: Tab reaches the controls with a visible focus ring', async ({ open }) => {
+  const page = await open('index.html');
+  await page.keyboard.press('Tab');
+  assert(await page.evaluate(() => document.activeElement.className) === 'skip', 'the first Tab reaches the skip link');
+  for (let i = 0; i < 3; i++) await page.keyboard.press('Tab');
+  const outline = await page.evaluate(() => getComputedStyle(document.activeElement).outlineStyle);
+  assert(outline !== 'none', `the focused element has an outline (${outline})`);
+  await page.close();
+});
+
+// ---- Running them -------------------------------------------------------------------------------
+
+const userData = fs.mkdtempSync(path.join(os.tmpdir(), 'augserve-chromium-'));
+let server = null;
+let context = null;
+let failed = 0;
+try {
+  server = await startServer();
+  context = await chromium.launchPersistentContext(userData, {
+    executablePath: CHROMIUM,
+    headless: true,
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking',
+      '--disable-component-update', '--disable-sync', '--no-first-run'],
+  });
+  for (const { name, fn, options } of tests) {
+    const errors = [];
+    const open = async (file, width = 1280) => {
+      const page = await context.newPage();
+      await page.setViewportSize({ width, height: width < 600 ? 740 : 900 });
+      page.on('console', (m) => { if (m.type() === 'error') errors.push(`console: ${m.text()}`); });
+      page.on('pageerror', (e) => errors.push(`page error: ${e.message}`));
+      await page.goto(`${server.base}/${file}`);
+      await page.waitForSelector('body[data-ready="true"]', { timeout: 10000 });
+      return page;
+    };
+    const shoot = async (page, label, width = 1280) => {
+      await page.setViewportSize({ width, height: width < 600 ? 740 : 900 });
+      await page.screenshot({ path: path.join(shots, `${label}-${width}.png`), fullPage: true });
+    };
+    const started = Date.now();
+    try {
+      await fn({ open, shoot, base: server.base });
+      const unexpected = errors.filter((e) => !(options.allowErrors && options.allowErrors.test(e)));
+      assert(unexpected.length === 0, `no console errors:\n  ${unexpected.join('\n  ')}`);
+      console.log(`ok   ${name} (${Date.now() - started} ms)`);
+    } catch (err) {
+      failed++;
+      console.log(`FAIL ${name}\n     ${err.message}`);
+    }
+  }
+} catch (err) {
+  failed++;
+  console.log(`FAIL setting up: ${err.stack || err.message}`);
+} finally {
+  await context?.close();
+  if (server) {
+    server.child.removeAllListeners('exit');
+    server.child.kill('SIGTERM');
+  }
+  fs.rmSync(userData, { recursive: true, force: true });
+  fs.rmSync(work, { recursive: true, force: true });
+}
+console.log(failed ? `${failed} of ${tests.length} browser tests failed` : `all ${tests.length} browser tests passed; screenshots in ${shots}`);
+process.exit(failed ? 1 : 0);
