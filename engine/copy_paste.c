@@ -9,9 +9,6 @@
 #include "ops_geometry.h"
 #include "ops_noise.h"
 
-/* Larger sigmas blur the alpha past anything useful and cost kernel_size^2 per pixel. */
-#define MAX_BLEND_SIGMA 50.0
-
 static int check_params(const struct copy_paste_params *p, struct eng_error *err)
 {
     if (!isfinite(p->scale_lo) || !isfinite(p->scale_hi) || !(p->scale_lo > 0) ||
@@ -22,9 +19,9 @@ static int check_params(const struct copy_paste_params *p, struct eng_error *err
     if (!(p->hflip_prob >= 0 && p->hflip_prob <= 1))
         return eng_fail(err, ENG_INVALID, "flip_p: %g is not a probability in [0, 1]",
                         p->hflip_prob);
-    if (!(p->blend_sigma >= 0 && p->blend_sigma <= MAX_BLEND_SIGMA))
+    if (!(p->blend_sigma >= 0 && p->blend_sigma <= COPY_PASTE_MAX_BLEND_SIGMA))
         return eng_fail(err, ENG_INVALID, "blend_sigma: %g is not in [0, %g]", p->blend_sigma,
-                        MAX_BLEND_SIGMA);
+                        COPY_PASTE_MAX_BLEND_SIGMA);
     if (p->min_area < 0)
         return eng_fail(err, ENG_INVALID, "min_area: %ld is negative", p->min_area);
     if (p->out_width < 0 || p->out_height < 0)
@@ -128,16 +125,24 @@ static void side_free(struct side *s)
     targets_free(s->targets);
 }
 
-static int jitter(const char *which, const struct img *in, const struct targets *t,
-                  const struct copy_paste_params *p, int channels, int out_w, int out_h,
-                  struct rng *rng, struct copy_paste_jitter *j, struct side *s,
-                  struct eng_error *err)
+/* One image's draws, in the reference's order, and the bound on its resized size. */
+static int draw_side(const char *which, const struct copy_paste_params *p, int width, int height,
+                     int out_w, int out_h, struct rng *rng, struct copy_paste_jitter *j,
+                     struct eng_error *err)
 {
-    draw_jitter(p, in->width, in->height, out_w, out_h, rng, j);
+    draw_jitter(p, width, height, out_w, out_h, rng, j);
     if (p->max_pixels && (uint64_t)j->width * (uint64_t)j->height > p->max_pixels)
         return eng_fail(err, ENG_TOO_LARGE,
                         "%s: the jittering's scale %g makes it %dx%d, past %llu pixels", which,
                         j->scale, j->width, j->height, (unsigned long long)p->max_pixels);
+    return 0;
+}
+
+/* One image and its targets jittered as drawn. */
+static int jitter(const struct img *in, const struct targets *t, const struct copy_paste_params *p,
+                  int channels, int out_w, int out_h, const struct copy_paste_jitter *j,
+                  struct side *s, struct eng_error *err)
+{
     struct img *converted = with_channels(in, channels, err);
     if (!converted) return -1;
     s->image = jitter_image(converted, j, p->fill, out_w, out_h, err);
@@ -146,13 +151,14 @@ static int jitter(const char *which, const struct img *in, const struct targets 
     return s->image && s->targets ? 0 : -1;
 }
 
-/* torchvision's choice: n draws from [0, n), duplicates removed. */
+/* torchvision's choice: n draws from [0, n), duplicates removed; without rng, all n (the drawn
+ * path, whose src holds the chosen objects alone). */
 static bool *choose(size_t n, struct rng *rng, struct eng_error *err)
 {
     bool *chosen = calloc(n + 1, sizeof *chosen);
     if (!chosen) return eng_fail(err, ENG_NO_MEMORY, "out of memory for the choice"), NULL;
     for (size_t i = 0; i < n; i++)
-        chosen[rng_below(rng, (uint32_t)n)] = true;
+        chosen[rng ? rng_below(rng, (uint32_t)n) : i] = true;
     return chosen;
 }
 
@@ -235,10 +241,14 @@ static int keep_or_drop(struct copy_paste_result *r, struct targets *t, size_t i
     return targets_add_mask(r->targets, mask, t->ids[i], (int)i, err);
 }
 
-/* The output objects: dst's (cut by the union), then the chosen ones of src. */
-static int merge(struct copy_paste_result *r, struct side *d, struct side *s, const bool *chosen,
-                 const struct img *u, long min_area, struct eng_error *err)
+/* The output objects: what dst_targets had dropped already, then dst's (cut by the union), then
+ * the chosen ones of src. */
+static int merge(struct copy_paste_result *r, const struct targets *earlier, struct side *d,
+                 struct side *s, const bool *chosen, const struct img *u, long min_area,
+                 struct eng_error *err)
 {
+    for (size_t i = 0; i < earlier->dropped_count; i++)
+        record_drop(r, earlier->dropped[i].id, false, earlier->dropped[i].reason);
     for (size_t i = 0; i < d->targets->dropped_count; i++)
         record_drop(r, d->targets->dropped[i].id, false, d->targets->dropped[i].reason);
     for (size_t i = 0; i < d->targets->count; i++) {
@@ -252,30 +262,37 @@ static int merge(struct copy_paste_result *r, struct side *d, struct side *s, co
     return 0;
 }
 
-static int alloc_result(struct copy_paste_result *r, size_t capacity, int out_w, int out_h,
+/* The result's arrays: every object of both sides, and whatever dst had dropped before (its
+ * objects are each kept or dropped once, so its capacity covers both), and dst's keypoints as
+ * the jittering left them. */
+static int alloc_result(struct copy_paste_result *r, const struct side *d, const struct side *s,
                         struct eng_error *err)
 {
-    r->targets = targets_new(out_w, out_h, capacity, 0, err);
+    const struct targets *dt = d->targets;
+    const size_t capacity = dt->capacity + s->targets->capacity;
+    r->targets = targets_new(dt->width, dt->height, capacity, dt->keypoint_capacity, err);
     r->from_src = calloc(capacity + 1, 1);
     r->dropped_from_src = calloc(capacity + 1, 1);
     if (!r->targets) return -1;
     if (!r->from_src || !r->dropped_from_src)
         return eng_fail(err, ENG_NO_MEMORY, "out of memory for the result");
+    memcpy(r->targets->keypoints, dt->keypoints, dt->keypoint_count * sizeof *dt->keypoints);
+    memcpy(r->targets->keypoint_ids, dt->keypoint_ids,
+           dt->keypoint_count * sizeof *dt->keypoint_ids);
+    r->targets->keypoint_count = dt->keypoint_count;
     return 0;
 }
 
-/* Steps 2-4 on the jittered sides. */
-static int paste(struct side *d, struct side *s, const struct copy_paste_params *p, struct rng *rng,
-                 struct copy_paste_result *r, struct eng_error *err)
+/* Steps 3-4 on the jittered sides, with src's chosen objects. */
+static int paste(const struct targets *earlier, struct side *d, struct side *s, const bool *chosen,
+                 const struct copy_paste_params *p, struct copy_paste_result *r,
+                 struct eng_error *err)
 {
-    bool *chosen = choose(s->targets->count, rng, err);
-    struct img *u = chosen ? paste_union(s->targets, chosen, err) : NULL;
+    struct img *u = paste_union(s->targets, chosen, err);
     struct img *alpha = u ? blend_alpha(u, p->blend_sigma, err) : NULL;
     int rc = -1;
-    if (alpha &&
-        alloc_result(r, d->targets->capacity + s->targets->capacity, d->image->width,
-                     d->image->height, err) == 0 &&
-        merge(r, d, s, chosen, u, p->min_area, err) == 0) {
+    if (alpha && alloc_result(r, d, s, err) == 0 &&
+        merge(r, earlier, d, s, chosen, u, p->min_area, err) == 0) {
         blend(d->image, s->image, alpha);
         r->image = d->image;
         d->image = NULL;
@@ -283,7 +300,47 @@ static int paste(struct side *d, struct side *s, const struct copy_paste_params 
     }
     img_free(alpha);
     img_free(u);
+    return rc;
+}
+
+/* The output's size and channel count. */
+struct frame {
+    int width, height, channels;
+};
+
+static int check_all(const struct img *dst, const struct targets *dst_targets,
+                     const struct img *src, const struct targets *src_targets,
+                     const struct copy_paste_params *params, struct frame *f, struct eng_error *err)
+{
+    if (check_params(params, err) || check_input("image a", dst, dst_targets, err) ||
+        check_input("image b", src, src_targets, err))
+        return -1;
+    f->width = params->out_width ? params->out_width : dst->width;
+    f->height = params->out_height ? params->out_height : dst->height;
+    f->channels = dst->channels > src->channels ? dst->channels : src->channels;
+    return 0;
+}
+
+/* Jitters both sides as drawn, then pastes src's objects that chosen (NULL: torchvision's choice
+ * from rng among those the jittering left) marks. */
+static int run(const struct img *dst, const struct targets *dst_targets, const struct img *src,
+               const struct targets *src_targets, const struct copy_paste_params *params,
+               const struct frame *f, struct rng *rng, struct copy_paste_result *out,
+               struct eng_error *err)
+{
+    struct side d = {0}, s = {0};
+    bool *chosen = NULL;
+    int rc = -1;
+    if (jitter(dst, dst_targets, params, f->channels, f->width, f->height, &out->jitter[0], &d,
+               err) == 0 &&
+        jitter(src, src_targets, params, f->channels, f->width, f->height, &out->jitter[1], &s,
+               err) == 0 &&
+        (chosen = choose(s.targets->count, rng, err)))
+        rc = paste(dst_targets, &d, &s, chosen, params, out, err);
     free(chosen);
+    side_free(&d);
+    side_free(&s);
+    if (rc != 0) copy_paste_result_free(out);
     return rc;
 }
 
@@ -291,24 +348,85 @@ int copy_paste(const struct img *dst, const struct targets *dst_targets, const s
                const struct targets *src_targets, const struct copy_paste_params *params,
                struct rng *rng, struct copy_paste_result *out, struct eng_error *err)
 {
+    struct frame f;
     memset(out, 0, sizeof *out);
-    if (check_params(params, err) || check_input("image a", dst, dst_targets, err) ||
-        check_input("image b", src, src_targets, err))
+    if (check_all(dst, dst_targets, src, src_targets, params, &f, err) != 0 ||
+        draw_side("image a", params, dst->width, dst->height, f.width, f.height, rng,
+                  &out->jitter[0], err) != 0 ||
+        draw_side("image b", params, src->width, src->height, f.width, f.height, rng,
+                  &out->jitter[1], err) != 0)
         return -1;
-    const int out_w = params->out_width ? params->out_width : dst->width;
-    const int out_h = params->out_height ? params->out_height : dst->height;
-    const int channels = dst->channels > src->channels ? dst->channels : src->channels;
-    struct side d = {0}, s = {0};
-    int rc = -1;
-    if (jitter("image a", dst, dst_targets, params, channels, out_w, out_h, rng, &out->jitter[0],
-               &d, err) == 0 &&
-        jitter("image b", src, src_targets, params, channels, out_w, out_h, rng, &out->jitter[1],
-               &s, err) == 0)
-        rc = paste(&d, &s, params, rng, out, err);
-    side_free(&d);
-    side_free(&s);
-    if (rc != 0) copy_paste_result_free(out);
+    return run(dst, dst_targets, src, src_targets, params, &f, rng, out, err);
+}
+
+int copy_paste_draw(const struct copy_paste_params *params, int dst_w, int dst_h, int src_w,
+                    int src_h, size_t src_count, struct rng *rng, struct copy_paste_draws *out,
+                    struct eng_error *err)
+{
+    const int out_w = params->out_width ? params->out_width : dst_w;
+    const int out_h = params->out_height ? params->out_height : dst_h;
+    memset(out, 0, sizeof *out);
+    if (check_params(params, err) != 0 ||
+        draw_side("image a", params, dst_w, dst_h, out_w, out_h, rng, &out->jitter[0], err) ||
+        draw_side("image b", params, src_w, src_h, out_w, out_h, rng, &out->jitter[1], err))
+        return -1;
+    bool *chosen = choose(src_count, rng, err);
+    out->chosen = chosen ? calloc(src_count + 1, sizeof *out->chosen) : NULL;
+    if (chosen && !out->chosen) eng_fail(err, ENG_NO_MEMORY, "out of memory for the choice");
+    for (size_t i = 0; out->chosen && i < src_count; i++)
+        if (chosen[i]) out->chosen[out->chosen_count++] = (int)i;
+    free(chosen);
+    return out->chosen ? 0 : -1;
+}
+
+void copy_paste_draws_free(struct copy_paste_draws *d)
+{
+    free(d->chosen);
+    memset(d, 0, sizeof *d);
+}
+
+/* src's objects at the chosen positions, ids kept: all that copy_paste_drawn pastes. */
+static struct targets *chosen_objects(const struct targets *t, const struct copy_paste_draws *d,
+                                      struct eng_error *err)
+{
+    struct targets *s = targets_new(t->width, t->height, d->chosen_count, 0, err);
+    for (size_t k = 0; s && k < d->chosen_count; k++) {
+        const int i = d->chosen[k];
+        if (i < 0 || (size_t)i >= t->count) {
+            eng_fail(err, ENG_INVALID, "image b: object %d was chosen; it has %zu", i, t->count);
+            targets_free(s);
+            return NULL;
+        }
+        struct img *mask = img_clone(t->masks[i], err);
+        if (!mask || targets_add_mask(s, mask, t->ids[i], i, err) != 0) {
+            targets_free(s);
+            return NULL;
+        }
+    }
+    return s;
+}
+
+int copy_paste_drawn(const struct img *dst, const struct targets *dst_targets,
+                     const struct img *src, const struct targets *src_targets,
+                     const struct copy_paste_params *params, const struct copy_paste_draws *draws,
+                     struct copy_paste_result *out, struct eng_error *err)
+{
+    struct frame f;
+    memset(out, 0, sizeof *out);
+    if (check_all(dst, dst_targets, src, src_targets, params, &f, err) != 0) return -1;
+    struct targets *chosen = chosen_objects(src_targets, draws, err);
+    if (!chosen) return -1;
+    out->jitter[0] = draws->jitter[0];
+    out->jitter[1] = draws->jitter[1];
+    const int rc = run(dst, dst_targets, src, chosen, params, &f, NULL, out, err);
+    targets_free(chosen);
     return rc;
+}
+
+json_t *copy_paste_jitter_json(const struct copy_paste_jitter *j)
+{
+    return json_pack("{s:f, s:i, s:i, s:i, s:i, s:b}", "scale", j->scale, "width", j->width,
+                     "height", j->height, "top", j->top, "left", j->left, "flipped", j->flipped);
 }
 
 void copy_paste_result_free(struct copy_paste_result *r)

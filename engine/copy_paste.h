@@ -15,10 +15,15 @@
  *    no pixel left (occluded, or cropped away) or fewer than min_area pixels are dropped.
  *
  * Unlike the reference, pasted boxes are recomputed from their masks as well, and boxes are the
- * masks' pixel extent (a one-pixel mask is a 1x1 box, not a degenerate one). */
+ * masks' pixel extent (a one-pixel mask is a 1x1 box, not a degenerate one).
+ *
+ * dst's keypoints follow its jittering (pasting leaves them visible), and what dst_targets had
+ * already dropped stays listed first in the result's dropped list, so a paste can sit in the
+ * middle of a policy. */
 #ifndef AUGSERVE_ENGINE_COPY_PASTE_H
 #define AUGSERVE_ENGINE_COPY_PASTE_H
 
+#include <jansson.h>
 #include <stdint.h>
 
 #include "error.h"
@@ -31,6 +36,8 @@
 #define COPY_PASTE_SSJ_HI 1.25
 #define COPY_PASTE_LSJ_LO 0.1
 #define COPY_PASTE_LSJ_HI 2.0
+/* Larger sigmas blur the alpha past anything useful and cost kernel_size^2 per pixel. */
+#define COPY_PASTE_MAX_BLEND_SIGMA 50.0
 
 struct copy_paste_params {
     double scale_lo, scale_hi; /* 0 < lo <= hi */
@@ -49,6 +56,9 @@ struct copy_paste_jitter {
     int top, left;     /* the crop's origin in the resized image (0 when padded) */
     int flipped;
 };
+
+/* {"scale", "width", "height", "top", "left", "flipped"}; the caller owns the reference. */
+json_t *copy_paste_jitter_json(const struct copy_paste_jitter *j);
 
 struct copy_paste_result {
     struct img *image;
@@ -71,5 +81,30 @@ int copy_paste(const struct img *dst, const struct targets *dst_targets, const s
                struct rng *rng, struct copy_paste_result *out, struct eng_error *err);
 
 void copy_paste_result_free(struct copy_paste_result *r);
+
+/* Every draw of one paste, made before any pixel is touched: the policy graph's CopyPaste node
+ * makes them when it samples, so its trace shows them. */
+struct copy_paste_draws {
+    struct copy_paste_jitter jitter[2]; /* dst, src */
+    int *chosen;                        /* src's chosen objects, by position, ascending */
+    size_t chosen_count;
+};
+
+/* The draws for a dst_w x dst_h dst and a src_w x src_h src holding src_count objects, in
+ * copy_paste's order (dst's jitter, src's, then the choice). The choice is among all src_count
+ * objects, where copy_paste chooses among those the jittering leaves: sampling cannot see the
+ * masks, and a chosen object that the jittering crops away is dropped (outside) instead. 0, or -1
+ * with err (a jittered size past max_pixels; no memory). */
+int copy_paste_draw(const struct copy_paste_params *params, int dst_w, int dst_h, int src_w,
+                    int src_h, size_t src_count, struct rng *rng, struct copy_paste_draws *out,
+                    struct eng_error *err);
+void copy_paste_draws_free(struct copy_paste_draws *d);
+
+/* copy_paste with its draws made (copy_paste_draw's for these images): pastes the chosen objects
+ * of src that the jittering leaves. */
+int copy_paste_drawn(const struct img *dst, const struct targets *dst_targets,
+                     const struct img *src, const struct targets *src_targets,
+                     const struct copy_paste_params *params, const struct copy_paste_draws *draws,
+                     struct copy_paste_result *out, struct eng_error *err);
 
 #endif

@@ -1296,7 +1296,8 @@ static const struct op_desc ops[] = {
      .domain = OP_DOMAIN_WAVEFORM,
      .apply_wave = apply_noise_clip},
     {.name = "Speed",
-     .help = "speed perturbation by linear-interpolation resampling: length / factor, pitch moves",
+     .help = "speed perturbation by resampling with libsoxr (band-limited): length / factor, pitch "
+             "moves",
      AUDIO_ARGS(speed_args),
      .level = {0, LEVEL_ONE_PLUS, SCALE_ABSOLUTE, 0, 0.1, 1},
      .output_size = speed_size,

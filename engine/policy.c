@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "copy_paste.h"
 #include "ops.h"
 #include "ops_audio.h"
 #include "presets.h"
@@ -21,6 +22,7 @@
 #define MAX_REPEAT        16
 #define MAX_TRACE_OPS     1024
 #define MAX_BINS          1000
+#define MAX_DAG_VERTICES  1024
 #define PROBABILITY_SLACK 1e-6
 
 enum node_kind {
@@ -31,7 +33,8 @@ enum node_kind {
     NODE_REPEAT,
     NODE_MIX,
     NODE_DAG,
-    NODE_VIEWS, /* only at the root: several outputs per sample */
+    NODE_VIEWS,      /* only at the root: several outputs per sample */
+    NODE_COPY_PASTE, /* {"op": "CopyPaste", ...}: pastes from another input (policy.h) */
 };
 
 /* Each view samples and applies from its own streams: view v uses stream numbers from
@@ -89,7 +92,9 @@ struct node {
     /* NODE_DAG */
     struct dag_vertex *vertices;
     int vertex_count, start;
-    /* NODE_OP: its JSON pointer, for messages about where it sits */
+    /* NODE_COPY_PASTE: the paste's parameters; its call names the pseudo-op for messages */
+    struct copy_paste_params paste;
+    /* NODE_OP, NODE_COPY_PASTE: its JSON pointer, for messages about where it sits */
     char *pointer;
     /* One op of each domain in the subtree (NULL: none), so a refusal can name both ops */
     const struct node *image, *wave, *spec;
@@ -99,14 +104,23 @@ struct policy {
     struct node *root;
     struct node **views; /* the root's views, or the root alone */
     int view_count;
-    unsigned domain; /* POLICY_* bits */
-    json_t *doc;     /* the compiled document, presets expanded */
-    atomic_int refs; /* policy_free drops one; a cache holds one per entry */
+    unsigned domain;          /* POLICY_* bits */
+    const struct node *paste; /* a CopyPaste node, or NULL: the inputs must suit it */
+    json_t *doc;              /* the compiled document, presets expanded */
+    atomic_int refs;          /* policy_free drops one; a cache holds one per entry */
+};
+
+/* A sampled CopyPaste: from which input, and every draw. */
+struct paste_item {
+    struct copy_paste_params params;
+    uint32_t source;
+    struct copy_paste_draws draws;
 };
 
 struct trace_item {
     int is_mix;
     struct op_call call;
+    struct paste_item *paste; /* a CopyPaste (call names it), or NULL */
     /* mix: out = (1 - m) x + m sum(weights[i] branches[i](x)) */
     double m;
     double *weights;
@@ -403,6 +417,67 @@ static int parse_level(struct parser *ps, struct node *n, const json_t *v)
     return rc;
 }
 
+/* The pseudo-op that CopyPaste nodes and trace items name, for messages and traces; it is no
+ * registry op (policy.h says why). */
+static const struct op_desc copy_paste_op = {.name = "CopyPaste", .domain = OP_DOMAIN_IMAGE};
+
+/* "jitter": "lsj" (the default), "ssj" or [lo, hi] with 0 < lo <= hi <= 2: past LSJ's largest
+ * scale the resized copy would hold more than 4 times the image's pixels. */
+static int parse_jitter(struct parser *ps, const json_t *v, struct copy_paste_params *p)
+{
+    const char *name = json_string_value(v);
+    size_t mark = path_push(ps, "jitter");
+    int rc = 0;
+    p->scale_lo = COPY_PASTE_LSJ_LO, p->scale_hi = COPY_PASTE_LSJ_HI;
+    if (name && strcmp(name, "ssj") == 0) {
+        p->scale_lo = COPY_PASTE_SSJ_LO, p->scale_hi = COPY_PASTE_SSJ_HI;
+    } else if (json_is_array(v) && json_array_size(v) == 2 &&
+               json_is_number(json_array_get(v, 0)) && json_is_number(json_array_get(v, 1))) {
+        p->scale_lo = json_number_value(json_array_get(v, 0));
+        p->scale_hi = json_number_value(json_array_get(v, 1));
+        if (!(p->scale_lo > 0 && p->scale_lo <= p->scale_hi && p->scale_hi <= COPY_PASTE_LSJ_HI))
+            rc = fail_at(ps, "[%g, %g] must be a range with 0 < lo <= hi <= %g", p->scale_lo,
+                         p->scale_hi, COPY_PASTE_LSJ_HI);
+    } else if (v && !(name && strcmp(name, "lsj") == 0)) {
+        rc = fail_at(ps, "must be \"lsj\", \"ssj\" or [lo, hi]");
+    }
+    path_pop(ps, mark);
+    return rc;
+}
+
+/* {"op": "CopyPaste", "jitter", "flip_p", "blend_sigma", "min_area", "fill"}: the defaults are
+ * /v1/augment/copy-paste's (LSJ, flip 0.5, hard edges, torchvision's LSJ fill). */
+static struct node *parse_copy_paste(struct parser *ps, const json_t *doc)
+{
+    static const char *const keys[] = {"op",       "jitter", "flip_p", "blend_sigma",
+                                       "min_area", "fill",   NULL};
+    if (check_keys(ps, doc, keys, NULL) != 0) return NULL;
+    struct node *n = node_new(ps, NODE_COPY_PASTE);
+    if (!n) return NULL;
+    n->call.op = &copy_paste_op;
+    struct copy_paste_params *p = &n->paste;
+    *p = (struct copy_paste_params){.hflip_prob = 0.5, .fill = {123, 117, 104, 255}};
+    const json_t *flip = json_object_get(doc, "flip_p"),
+                 *sigma = json_object_get(doc, "blend_sigma");
+    const json_t *area = json_object_get(doc, "min_area"), *fill = json_object_get(doc, "fill");
+    double min_area = 0;
+    if (!(n->pointer = strdup(ps->path)))
+        eng_fail(ps->err, ENG_NO_MEMORY, "out of memory while parsing the policy");
+    else if (parse_jitter(ps, json_object_get(doc, "jitter"), p) == 0 &&
+             !(flip && parse_number(ps, flip, "flip_p", 0, 1, &p->hflip_prob)) &&
+             !(sigma && parse_number(ps, sigma, "blend_sigma", 0, COPY_PASTE_MAX_BLEND_SIGMA,
+                                     &p->blend_sigma)) &&
+             !(area && parse_number(ps, area, "min_area", 0, 1e12, &min_area)) &&
+             !(fill && parse_fill(ps, fill, &n->call))) {
+        /* Areas are whole pixel counts: area < 2.5 is area < 3. */
+        p->min_area = (long)ceil(min_area);
+        if (n->call.fill_given) memcpy(p->fill, n->call.fill, sizeof p->fill);
+        return n;
+    }
+    node_free(n);
+    return NULL;
+}
+
 static struct node *parse_op(struct parser *ps, const json_t *doc)
 {
     const char *name = json_string_value(json_object_get(doc, "op"));
@@ -658,6 +733,14 @@ static int vertex_index(struct node *n, const char *name, int create)
     return n->vertex_count++;
 }
 
+/* A zeroed array of one element of size bytes per vertex, or NULL. The count is checked against
+ * its bound again here, so that the allocation's size is bounded where it is made. */
+static void *vertex_array(const struct node *n, size_t size)
+{
+    if (n->vertex_count < 1 || n->vertex_count > MAX_DAG_VERTICES) return NULL;
+    return calloc((size_t)n->vertex_count, size);
+}
+
 /* Depth-first search for a cycle through v; state: 0 unseen, 1 on the stack, 2 done. */
 static int has_cycle(const struct node *n, int v, char *state)
 {
@@ -714,6 +797,10 @@ static struct node *parse_dag(struct parser *ps, const json_t *doc, int depth)
         if (parse_number(ps, json_object_get(edge, "p"), "p", 0, 1, &p) != 0) goto fail;
         int f = vertex_index(n, from, 1), t = vertex_index(n, to, 1);
         if (f < 0 || t < 0) goto no_memory;
+        if (n->vertex_count > MAX_DAG_VERTICES) {
+            fail_at(ps, "the graph has more than %d vertices", MAX_DAG_VERTICES);
+            goto fail;
+        }
         struct dag_vertex *vf = &n->vertices[f];
         struct dag_edge *grown = realloc(vf->edges, (size_t)(vf->edge_count + 1) * sizeof *grown);
         if (!grown) goto no_memory;
@@ -732,7 +819,7 @@ static struct node *parse_dag(struct parser *ps, const json_t *doc, int depth)
         path_pop(ps, item);
     }
     path_pop(ps, edges_mark);
-    char *state = calloc((size_t)n->vertex_count, 1);
+    char *state = vertex_array(n, 1);
     if (!state) goto no_memory;
     int cyclic = 0;
     for (int v = 0; v < n->vertex_count && !cyclic; v++)
@@ -791,6 +878,8 @@ static struct node *parse_kind(struct parser *ps, const json_t *doc, int depth)
                     "preset, or a preset name");
         return NULL;
     }
+    const char *op = json_string_value(json_object_get(doc, "op"));
+    if (op && strcmp(op, copy_paste_op.name) == 0) return parse_copy_paste(ps, doc);
     if (json_object_get(doc, "op")) return parse_op(ps, doc);
     if (json_object_get(doc, "seq")) {
         static const char *const keys[] = {"seq", NULL};
@@ -864,7 +953,7 @@ static int seq_order(struct parser *ps, const struct node *n)
  * relaxing every edge vertex_count times settles every path of an acyclic graph. */
 static int dag_order(struct parser *ps, const struct node *n)
 {
-    const struct node **spec_into = calloc((size_t)n->vertex_count, sizeof *spec_into);
+    const struct node **spec_into = vertex_array(n, sizeof *spec_into);
     if (!spec_into) return eng_fail(ps->err, ENG_NO_MEMORY, "out of memory for the policy");
     int rc = 0;
     for (int round = 0; round < n->vertex_count && rc == 0; round++)
@@ -894,6 +983,9 @@ static int check_domains(struct parser *ps, struct node *n)
         if (n->call.op->domain == OP_DOMAIN_SPECTROGRAM) n->spec = n;
         if (n->call.op->domain == OP_DOMAIN_IMAGE) n->image = n;
         return 0;
+    case NODE_COPY_PASTE:
+        n->image = n;
+        return 0;
     case NODE_DAG:
         for (int v = 0; v < n->vertex_count; v++)
             for (int e = 0; e < n->vertices[v].edge_count; e++)
@@ -920,6 +1012,18 @@ static int check_domains(struct parser *ps, struct node *n)
                       op_domain_name(audio->call.op->domain), n->image->call.op->name,
                       pointer_of(n->image));
     return rc;
+}
+
+/* The first node of kind under n (n included), or NULL. */
+static const struct node *find_kind(const struct node *n, enum node_kind kind)
+{
+    const struct node *found = n && n->kind == kind ? n : NULL;
+    for (int i = 0; n && !found && i < n->kid_count; i++)
+        found = find_kind(n->kids[i], kind);
+    for (int v = 0; n && !found && v < n->vertex_count; v++)
+        for (int e = 0; !found && e < n->vertices[v].edge_count; e++)
+            found = find_kind(n->vertices[v].edges[e].node, kind);
+    return found;
 }
 
 static struct node *parse_node(struct parser *ps, const json_t *doc, int depth)
@@ -987,6 +1091,7 @@ struct policy *policy_parse(const json_t *doc, struct eng_error *err)
     if (p->root)
         p->domain = (p->root->image ? POLICY_IMAGE : 0) | (p->root->wave ? POLICY_WAVEFORM : 0) |
                     (p->root->spec ? POLICY_SPECTROGRAM : 0);
+    p->paste = find_kind(p->root, NODE_COPY_PASTE);
     if (p->root && p->root->kind == NODE_VIEWS) {
         p->views = p->root->kids;
         p->view_count = p->root->kid_count;
@@ -1163,6 +1268,8 @@ struct sampler {
     const struct audio_framing *framing; /* audio: how samples become frames */
     int max_width;                       /* audio: the longest a waveform may become */
     size_t ops;                          /* op applications so far, across mix branches */
+    const struct policy_inputs *inputs;  /* images: the request's, for CopyPaste (may be NULL) */
+    uint32_t input;                      /* the one sampled for */
     struct eng_error *err;
 };
 
@@ -1189,15 +1296,22 @@ static int enter_features(struct sampler *s)
     return 0;
 }
 
+/* Counts one more op application of the sample against the bound. */
+static int count_application(struct sampler *s)
+{
+    if (++s->ops > MAX_TRACE_OPS)
+        return eng_fail(s->err, ENG_TOO_LARGE, "the policy applies more than %d ops to one sample",
+                        MAX_TRACE_OPS);
+    return 0;
+}
+
 /* Pushes the op's applications (one, or its count's), each with its own draws. */
 static int sample_applications(struct sampler *s, const struct trace_item *it, struct trace *out)
 {
     const struct op_desc *op = it->call.op;
     int times = op->count ? op->count(&it->call, s->width, s->height) : 1;
     for (int i = 0; i < times; i++) {
-        if (++s->ops > MAX_TRACE_OPS)
-            return eng_fail(s->err, ENG_TOO_LARGE,
-                            "the policy applies more than %d ops to one sample", MAX_TRACE_OPS);
+        if (count_application(s) != 0) return -1;
         struct trace_item each = *it;
         if (op->draw && op->draw(&each.call, &s->rng, s->width, s->height, s->err) != 0) return -1;
         if (op->output_size) op->output_size(&each.call, &s->width, &s->height);
@@ -1248,6 +1362,27 @@ static int sample_op(struct sampler *s, const struct node *n, struct trace *out)
         it.call.args[lv->arg] = arg < a->min ? a->min : arg > a->max ? a->max : arg;
     }
     return sample_applications(s, &it, out);
+}
+
+/* Draws the source among the other inputs, then the paste's own draws against its size and
+ * object count (check_inputs made sure there are other inputs, each with targets). The output
+ * keeps the image's size. */
+static int sample_paste(struct sampler *s, const struct node *n, struct trace *out)
+{
+    if (count_application(s) != 0) return -1;
+    struct trace_item it = {.call = n->call, .paste = calloc(1, sizeof *it.paste)};
+    if (!it.paste) return eng_fail(s->err, ENG_NO_MEMORY, "out of memory while sampling");
+    struct paste_item *pi = it.paste;
+    const uint32_t other = rng_below(&s->rng, s->inputs->count - 1);
+    pi->source = other + (other >= s->input);
+    pi->params = n->paste;
+    const struct img *src = s->inputs->images[pi->source];
+    if (copy_paste_draw(&n->paste, s->width, s->height, src->width, src->height,
+                        s->inputs->targets[pi->source]->count, &s->rng, &pi->draws, s->err) != 0) {
+        trace_item_free(&it);
+        return -1;
+    }
+    return trace_push(out, &it, s->err);
 }
 
 static int sample_dag(struct sampler *s, const struct node *n, struct trace *out)
@@ -1328,6 +1463,8 @@ static int sample_node(struct sampler *s, const struct node *n, struct trace *ou
         return sample_mix(s, n, out);
     case NODE_DAG:
         return sample_dag(s, n, out);
+    case NODE_COPY_PASTE:
+        return sample_paste(s, n, out);
     case NODE_VIEWS:
         break; /* only at the root, where policy_sample_view picks one */
     }
@@ -1372,9 +1509,34 @@ static struct trace *sample_view(const struct policy *p, uint64_t seed, uint32_t
     return t;
 }
 
-struct trace *policy_sample_view(const struct policy *p, uint64_t seed, uint32_t input,
-                                 uint32_t sample, uint32_t view, int width, int height,
-                                 struct eng_error *err)
+/* The request suits the policy's CopyPaste node, if it has one, whether or not a sample reaches
+ * it: other inputs to paste from, each with a mask per object. */
+static int check_inputs(const struct policy *p, const struct policy_inputs *in,
+                        struct eng_error *err)
+{
+    if (!p->paste) return 0;
+    if (!in || in->count < 2)
+        return eng_fail(err, ENG_INVALID,
+                        "%s: CopyPaste pastes objects from another input of the request, and "
+                        "there is only one",
+                        pointer_of(p->paste));
+    for (uint32_t i = 0; i < in->count; i++) {
+        const struct targets *t = in->targets ? in->targets[i] : NULL;
+        if (!in->images[i]) return eng_fail(err, ENG_INVALID, "input %u has no image", i);
+        if (!t || (t->count > 0 && !t->masks))
+            return eng_fail(err, ENG_INVALID,
+                            "%s: CopyPaste pastes objects by their instance masks, and input %u "
+                            "has %s; every input needs a mask per object",
+                            pointer_of(p->paste), i, t ? "boxes without masks" : "no targets");
+    }
+    return 0;
+}
+
+/* Walks view `view` for input `input` (of inputs, when given) of width x height. */
+static struct trace *sample_image(const struct policy *p, uint64_t seed,
+                                  const struct policy_inputs *inputs, uint32_t input,
+                                  uint32_t sample, uint32_t view, int width, int height,
+                                  struct eng_error *err)
 {
     const struct node *audio = p->root->wave ? p->root->wave : p->root->spec;
     if (audio) {
@@ -1383,8 +1545,41 @@ struct trace *policy_sample_view(const struct policy *p, uint64_t seed, uint32_t
                  audio->call.op->name, op_domain_name(audio->call.op->domain));
         return NULL;
     }
-    struct sampler s = {.width = width, .height = height, .axis = OP_DOMAIN_IMAGE, .err = err};
+    if (check_inputs(p, inputs, err) != 0) return NULL;
+    struct sampler s = {.width = width,
+                        .height = height,
+                        .axis = OP_DOMAIN_IMAGE,
+                        .inputs = inputs,
+                        .input = input,
+                        .err = err};
     return sample_view(p, seed, input, sample, view, &s);
+}
+
+struct trace *policy_sample_view(const struct policy *p, uint64_t seed, uint32_t input,
+                                 uint32_t sample, uint32_t view, int width, int height,
+                                 struct eng_error *err)
+{
+    return sample_image(p, seed, NULL, input, sample, view, width, height, err);
+}
+
+/* Input `input` of inputs, or NULL with err. */
+static const struct img *input_image(const struct policy_inputs *inputs, uint32_t input,
+                                     struct eng_error *err)
+{
+    if (!inputs || input >= inputs->count || !inputs->images[input])
+        return eng_fail(err, ENG_INVALID, "input %u: the request has %u inputs", input,
+                        inputs ? inputs->count : 0),
+               NULL;
+    return inputs->images[input];
+}
+
+struct trace *policy_sample_inputs(const struct policy *p, uint64_t seed,
+                                   const struct policy_inputs *inputs, uint32_t input,
+                                   uint32_t sample, uint32_t view, struct eng_error *err)
+{
+    const struct img *in = input_image(inputs, input, err);
+    return in ? sample_image(p, seed, inputs, input, sample, view, in->width, in->height, err)
+              : NULL;
 }
 
 struct trace *policy_sample_audio(const struct policy *p, uint64_t seed, uint32_t input,
@@ -1433,6 +1628,8 @@ static void trace_item_free(struct trace_item *it)
         trace_clear(&it->branches[i]);
     free(it->branches);
     free(it->weights);
+    if (it->paste) copy_paste_draws_free(&it->paste->draws);
+    free(it->paste);
 }
 
 void trace_free(struct trace *t)
@@ -1447,6 +1644,8 @@ struct executor {
     uint32_t input, sample, view;
     uint32_t op_index;       /* numbers op applications in trace order, for their noise streams */
     struct targets *targets; /* carried along with the pixels, or NULL */
+    const struct policy_inputs *inputs; /* what CopyPaste pastes from, or NULL */
+    struct policy_origins *origins;     /* where pasted objects came from (with inputs) */
     struct eng_error *err;
 };
 
@@ -1517,6 +1716,60 @@ fail:
     return NULL;
 }
 
+/* Replaces *id, an object's id in input `input`, by a new origin id (policy.h). */
+static int origin_id(struct policy_origins *o, uint32_t input, int *id, struct eng_error *err)
+{
+    if (o->count >= (size_t)INT_MAX)
+        return eng_fail(err, ENG_TOO_LARGE, "more than %d pasted objects", INT_MAX);
+    struct policy_origin *grown = realloc(o->items, (o->count + 1) * sizeof *grown);
+    if (!grown) return eng_fail(err, ENG_NO_MEMORY, "out of memory for the pasted objects");
+    o->items = grown;
+    grown[o->count] = (struct policy_origin){input, *id};
+    *id = -1 - (int)o->count++;
+    return 0;
+}
+
+/* Gives the result's objects from the source, kept and dropped, their origin ids. */
+static int name_origins(struct executor *ex, uint32_t source, struct copy_paste_result *r)
+{
+    struct targets *t = r->targets;
+    for (size_t i = 0; i < t->count; i++)
+        if (r->from_src[i] && origin_id(ex->origins, source, &t->ids[i], ex->err) != 0) return -1;
+    for (size_t i = 0; i < t->dropped_count; i++)
+        if (r->dropped_from_src[i] &&
+            origin_id(ex->origins, source, &t->dropped[i].id, ex->err) != 0)
+            return -1;
+    return 0;
+}
+
+/* Pastes from the item's source onto in and ex's targets, which become the result's. */
+static struct img *execute_paste(struct executor *ex, const struct paste_item *pi,
+                                 const struct img *in)
+{
+    const struct policy_inputs *inputs = ex->inputs;
+    ex->op_index++;
+    if (!ex->targets || !ex->origins || !inputs || pi->source >= inputs->count ||
+        !inputs->targets || !inputs->targets[pi->source])
+        return eng_fail(ex->err, ENG_INVALID,
+                        "CopyPaste needs the request's inputs and their targets "
+                        "(trace_apply_inputs)"),
+               NULL;
+    struct copy_paste_result r;
+    if (copy_paste_drawn(in, ex->targets, inputs->images[pi->source], inputs->targets[pi->source],
+                         &pi->params, &pi->draws, &r, ex->err) != 0)
+        return NULL;
+    struct img *out = NULL;
+    if (name_origins(ex, pi->source, &r) == 0) {
+        const struct targets held = *ex->targets;
+        *ex->targets = *r.targets;
+        *r.targets = held; /* freed with the result */
+        out = r.image;
+        r.image = NULL;
+    }
+    copy_paste_result_free(&r);
+    return out;
+}
+
 static struct img *execute(struct executor *ex, const struct trace *t, const struct img *in)
 {
     /* Ops never modify their input, so the first one reads the caller's image directly. */
@@ -1526,6 +1779,8 @@ static struct img *execute(struct executor *ex, const struct trace *t, const str
         struct img *next;
         if (it->is_mix) {
             next = execute_mix(ex, it, current);
+        } else if (it->paste) {
+            next = execute_paste(ex, it->paste, current);
         } else {
             struct rng noise;
             rng_init(&noise, ex->seed, ex->input, ex->sample,
@@ -1557,44 +1812,57 @@ static const char mix_refusal[] =
     "AugMix's mix blends the image with differently transformed copies of itself, so no one "
     "transform carries boxes, masks and keypoints; use a policy without mix for targets";
 
+/* trace_apply_targets with ex set up but for its targets. */
+static struct img *execute_targets(struct executor *ex, const struct trace *t, const struct img *in,
+                                   struct targets *targets, const struct targets_filter *filter)
+{
+    for (size_t i = 0; i < t->count; i++)
+        if (t->items[i].is_mix) return eng_fail(ex->err, ENG_INVALID, "%s", mix_refusal), NULL;
+    if (targets->width != in->width || targets->height != in->height)
+        return eng_fail(ex->err, ENG_INVALID, "the targets are for a %dx%d image, not %dx%d",
+                        targets->width, targets->height, in->width, in->height),
+               NULL;
+    ex->targets = targets;
+    struct img *out = execute(ex, t, in);
+    if (out && filter) targets_filter(targets, filter);
+    return out;
+}
+
 struct img *trace_apply_targets(const struct trace *t, const struct img *in,
                                 struct targets *targets, const struct targets_filter *filter,
                                 uint64_t seed, uint32_t input, uint32_t sample,
                                 struct eng_error *err)
 {
-    for (size_t i = 0; i < t->count; i++)
-        if (t->items[i].is_mix) return eng_fail(err, ENG_INVALID, "%s", mix_refusal), NULL;
-    if (targets->width != in->width || targets->height != in->height)
-        return eng_fail(err, ENG_INVALID, "the targets are for a %dx%d image, not %dx%d",
-                        targets->width, targets->height, in->width, in->height),
-               NULL;
+    struct executor ex = {
+        .seed = seed, .input = input, .sample = sample, .view = t->view, .err = err};
+    return execute_targets(&ex, t, in, targets, filter);
+}
+
+struct img *trace_apply_inputs(const struct trace *t, const struct policy_inputs *inputs,
+                               uint32_t input, struct targets *targets,
+                               const struct targets_filter *filter, struct policy_origins *origins,
+                               uint64_t seed, uint32_t sample, struct eng_error *err)
+{
+    const struct img *in = input_image(inputs, input, err);
     struct executor ex = {.seed = seed,
                           .input = input,
                           .sample = sample,
                           .view = t->view,
-                          .targets = targets,
+                          .inputs = inputs,
+                          .origins = origins,
                           .err = err};
-    struct img *out = execute(&ex, t, in);
-    if (out && filter) targets_filter(targets, filter);
-    return out;
+    return in ? execute_targets(&ex, t, in, targets, filter) : NULL;
 }
 
-/* Whether a mix node sits anywhere under n. */
-static int has_mix(const struct node *n)
+void policy_origins_free(struct policy_origins *o)
 {
-    if (!n) return 0;
-    if (n->kind == NODE_MIX) return 1;
-    for (int i = 0; i < n->kid_count; i++)
-        if (has_mix(n->kids[i])) return 1;
-    for (int v = 0; v < n->vertex_count; v++)
-        for (int e = 0; e < n->vertices[v].edge_count; e++)
-            if (has_mix(n->vertices[v].edges[e].node)) return 1;
-    return 0;
+    free(o->items);
+    memset(o, 0, sizeof *o);
 }
 
 int policy_maps_targets(const struct policy *p, struct eng_error *err)
 {
-    return has_mix(p->root) ? eng_fail(err, ENG_INVALID, "%s", mix_refusal) : 0;
+    return find_kind(p->root, NODE_MIX) ? eng_fail(err, ENG_INVALID, "%s", mix_refusal) : 0;
 }
 
 static const struct audio_bank no_clips;
@@ -1634,6 +1902,15 @@ struct audio_spec *trace_apply_spec(const struct trace *t, const struct audio_sp
 
 /* ---- Traces as JSON ------------------------------------------------------------------------- */
 
+/* "fill" when the policy set it. */
+static void set_fill(json_t *o, const struct op_call *call)
+{
+    if (call->fill_given)
+        json_object_set_new(
+            o, "fill",
+            json_pack("[i,i,i,i]", call->fill[0], call->fill[1], call->fill[2], call->fill[3]));
+}
+
 static json_t *call_to_json(const struct op_call *call)
 {
     const struct op_desc *op = call->op;
@@ -1648,12 +1925,27 @@ static json_t *call_to_json(const struct op_call *call)
     if (o && (op->takes & OP_TAKES_INTERPOLATION))
         json_object_set_new(o, "interpolation",
                             json_string(call->interpolation ? "bilinear" : "nearest"));
-    if (o && (op->takes & OP_TAKES_FILL)) {
-        if (call->fill_given)
-            json_object_set_new(
-                o, "fill",
-                json_pack("[i,i,i,i]", call->fill[0], call->fill[1], call->fill[2], call->fill[3]));
-    }
+    if (o && (op->takes & OP_TAKES_FILL)) set_fill(o, call);
+    return o;
+}
+
+/* A CopyPaste's parameters and draws: {"op", "jitter": [lo, hi], "flip_p", "blend_sigma",
+ * "min_area", "fill" (when given), "source": input, "objects": [its chosen objects],
+ * "jittered": {"destination": {...}, "source": {...}}}. */
+static json_t *paste_to_json(const struct trace_item *it)
+{
+    const struct paste_item *pi = it->paste;
+    const struct copy_paste_params *p = &pi->params;
+    json_t *objects = json_array();
+    for (size_t i = 0; objects && i < pi->draws.chosen_count; i++)
+        json_array_append_new(objects, json_integer(pi->draws.chosen[i]));
+    json_t *o = json_pack("{s:s, s:[f, f], s:f, s:f, s:I, s:i, s:o, s:{s:o, s:o}}", "op",
+                          it->call.op->name, "jitter", p->scale_lo, p->scale_hi, "flip_p",
+                          p->hflip_prob, "blend_sigma", p->blend_sigma, "min_area",
+                          (json_int_t)p->min_area, "source", (int)pi->source, "objects", objects,
+                          "jittered", "destination", copy_paste_jitter_json(&pi->draws.jitter[0]),
+                          "source", copy_paste_jitter_json(&pi->draws.jitter[1]));
+    if (o) set_fill(o, &it->call);
     return o;
 }
 
@@ -1663,7 +1955,7 @@ json_t *trace_to_json(const struct trace *t)
     for (size_t i = 0; list && i < t->count; i++) {
         const struct trace_item *it = &t->items[i];
         if (!it->is_mix) {
-            json_array_append_new(list, call_to_json(&it->call));
+            json_array_append_new(list, it->paste ? paste_to_json(it) : call_to_json(&it->call));
             continue;
         }
         json_t *weights = json_array(), *branches = json_array();

@@ -88,6 +88,52 @@ struct img *trace_apply_targets(const struct trace *t, const struct img *in,
  * image with differently transformed copies of itself, so no one transform maps the targets. */
 int policy_maps_targets(const struct policy *p, struct eng_error *err);
 
+/* ---- Batches: CopyPaste ---------------------------------------------------------------------
+ * {"op": "CopyPaste", "jitter": "lsj" | "ssj" | [lo, hi], "flip_p": 0.5, "blend_sigma": 0,
+ * "min_area": 0, "fill": ...} pastes objects from another input of the same request onto the
+ * image (engine/copy_paste.h, with the image at that point of the policy as dst): the source is
+ * drawn uniformly among the other inputs, and both jitterings and the chosen objects are drawn
+ * with it when the policy is sampled, so the trace shows them. The source is the other input as
+ * posted, not augmented, and sampling sees its size and object count. Every input needs targets
+ * with a mask per object (or no objects). The node is no registry op: it reads the request's
+ * other inputs, which one image's op cannot. */
+
+/* The inputs of one request: each one's image as posted and its targets (targets NULL: none has
+ * any; targets[i] NULL: input i has none). */
+struct policy_inputs {
+    uint32_t count;
+    const struct img *const *images;
+    const struct targets *const *targets;
+};
+
+/* Where a pasted object came from: its input and its id there. */
+struct policy_origin {
+    uint32_t input;
+    int id;
+};
+
+/* Pasted objects get negative ids in the moved targets: id -1 - k is items[k]. */
+struct policy_origins {
+    struct policy_origin *items;
+    size_t count;
+};
+void policy_origins_free(struct policy_origins *o);
+
+/* policy_sample_view for input `input` of inputs (its image's size). Without CopyPaste, the same
+ * trace as policy_sample_view; with it, an error when the request has one input or an input
+ * lacks masks, whether or not this sample reaches the node. */
+struct trace *policy_sample_inputs(const struct policy *p, uint64_t seed,
+                                   const struct policy_inputs *inputs, uint32_t input,
+                                   uint32_t sample, uint32_t view, struct eng_error *err);
+
+/* trace_apply_targets on input `input` of inputs, whose other inputs the trace's CopyPaste items
+ * paste from; targets is the moved copy of the input's own, and origins (empty at first) says
+ * where the pasted ones came from. */
+struct img *trace_apply_inputs(const struct trace *t, const struct policy_inputs *inputs,
+                               uint32_t input, struct targets *targets,
+                               const struct targets_filter *filter, struct policy_origins *origins,
+                               uint64_t seed, uint32_t sample, struct eng_error *err);
+
 /* How the features turn samples into frames, which sampling needs for the spectrogram ops' draws
  * (their width is the frame count, their height the bins), as torchaudio's Spectrogram frames:
  * center: 1 + length / hop_length; otherwise 1 + (length - n_fft) / hop_length, or 0 when

@@ -10,7 +10,6 @@
 #include "codec.h"
 #include "handlers.h"
 #include "input.h"
-#include "parallel.h"
 #include "policy.h"
 #include "request.h"
 #include "response.h"
@@ -74,6 +73,11 @@ struct batch {
     struct sample_result *results; /* [(input * samples + sample) * views + view] */
     struct input_targets *targets; /* per input; NULL when the request has none */
     struct targets_filter filter;
+    /* The images and targets as posted, which CopyPaste pastes from; images and sets hold its
+     * arrays. */
+    struct policy_inputs all;
+    const struct img **images;
+    const struct targets **sets;
 };
 
 /* The trace on the input's pixels, and on a copy of its targets when it has some. */
@@ -81,18 +85,20 @@ static struct img *apply_trace(const struct batch *b, const struct trace *t, uin
                                uint32_t sample, struct sample_result *r)
 {
     const struct options *o = b->o;
-    const struct img *image = b->inputs[input].image;
     const struct input_targets *given = b->targets ? &b->targets[input] : NULL;
-    if (!given || !given->targets) return trace_apply(t, image, o->seed, input, sample, &r->err);
+    if (!given || !given->targets)
+        return trace_apply(t, b->inputs[input].image, o->seed, input, sample, &r->err);
+    struct policy_origins origins = {0};
     struct targets *moved = targets_clone(given->targets, &r->err);
-    struct img *out =
-        moved ? trace_apply_targets(t, image, moved, &b->filter, o->seed, input, sample, &r->err)
-              : NULL;
-    if (out && !(r->targets = input_targets_json(given, moved, &r->err))) {
+    struct img *out = moved ? trace_apply_inputs(t, &b->all, input, moved, &b->filter, &origins,
+                                                 o->seed, sample, &r->err)
+                            : NULL;
+    if (out && !(r->targets = input_targets_json(b->targets, input, moved, &origins, &r->err))) {
         img_free(out);
         out = NULL;
     }
     targets_free(moved);
+    policy_origins_free(&origins);
     return out;
 }
 
@@ -101,15 +107,12 @@ static void run_sample(void *ctx, size_t index)
 {
     struct batch *b = ctx;
     const struct options *o = b->o;
-    uint32_t view = (uint32_t)(index % (size_t)b->views);
-    size_t sample_index = index / (size_t)b->views;
-    uint32_t input = (uint32_t)(sample_index / o->samples);
-    uint32_t sample = (uint32_t)(sample_index % o->samples);
-    const struct input_image *in = &b->inputs[input];
+    const struct input_job job = input_job_at(index, o->samples, b->views);
+    const struct input_image *in = &b->inputs[job.input];
     struct sample_result *r = &b->results[index];
-    struct trace *t = policy_sample_view(o->policy, o->seed, input, sample, view, in->image->width,
-                                         in->image->height, &r->err);
-    struct img *out = t ? apply_trace(b, t, input, sample, r) : NULL;
+    struct trace *t =
+        policy_sample_inputs(o->policy, o->seed, &b->all, job.input, job.sample, job.view, &r->err);
+    struct img *out = t ? apply_trace(b, t, job.input, job.sample, r) : NULL;
     r->format = output_format(o, &in->info);
     if (t) r->trace = trace_to_json(t);
     trace_free(t);
@@ -120,6 +123,13 @@ static void run_sample(void *ctx, size_t index)
         r->height = out->height;
     }
     img_free(out);
+}
+
+/* Sample index's error, or NULL when it succeeded. */
+static const struct eng_error *sample_failure(void *ctx, size_t index)
+{
+    const struct batch *b = ctx;
+    return b->results[index].failed ? &b->results[index].err : NULL;
 }
 
 /* The inputs' targets and filters, when the request has any; the policy must be able to move
@@ -143,6 +153,20 @@ static int read_targets(struct request *req, struct response *resp, struct batch
         free(b->targets);
         b->targets = NULL;
     }
+    return 0;
+}
+
+/* b->all from the decoded inputs and their targets. */
+static int gather_inputs(struct response *resp, struct batch *b, int count)
+{
+    b->images = calloc((size_t)count, sizeof *b->images);
+    b->sets = calloc((size_t)count, sizeof *b->sets);
+    if (!b->images || !b->sets) return response_error(resp, 503, "out of memory"), -1;
+    for (int i = 0; i < count; i++) {
+        b->images[i] = b->inputs[i].image;
+        b->sets[i] = b->targets ? b->targets[i].targets : NULL;
+    }
+    b->all = (struct policy_inputs){(uint32_t)count, b->images, b->targets ? b->sets : NULL};
     return 0;
 }
 
@@ -175,15 +199,9 @@ void handle_augment(struct request *req, struct response *resp)
         goto done;
     }
     if (input_decode_images(req, resp, inputs, count) != 0 ||
-        read_targets(req, resp, &b, count) != 0)
+        read_targets(req, resp, &b, count) != 0 || gather_inputs(resp, &b, count) != 0)
         goto done;
-    /* Samples are independent: spread them over as many threads as workers. */
-    parallel_for(jobs, req->app->workers, run_sample, &b);
-    for (size_t j = 0; j < jobs; j++)
-        if (b.results[j].failed) {
-            response_engine_error(resp, &b.results[j].err);
-            goto done;
-        }
+    if (input_run_jobs(req, resp, jobs, run_sample, sample_failure, &b) != 0) goto done;
     /* Targets only travel in JSON. */
     if (count == 1 && o.samples == 1 && b.views == 1 && !b.targets && wants_image(req)) {
         struct sample_result *r = &b.results[0];
@@ -199,14 +217,13 @@ void handle_augment(struct request *req, struct response *resp)
     for (size_t j = 0; j < jobs && results; j++) {
         struct sample_result *r = &b.results[j];
         char *data = input_base64(r->encoded, r->encoded_size);
-        size_t sample_index = j / (size_t)b.views;
-        json_t *item = json_pack(
-            "{s:i, s:i, s:s, s:i, s:i, s:s*, s:O}", "input", (int)(sample_index / o.samples),
-            "sample", (int)(sample_index % o.samples), "content_type", img_format_mime(r->format),
-            "width", r->width, "height", r->height, "data", data, "trace", r->trace);
+        const struct input_job job = input_job_at(j, o.samples, b.views);
+        json_t *item =
+            json_pack("{s:i, s:i, s:s, s:i, s:i, s:s*, s:O}", "input", (int)job.input, "sample",
+                      (int)job.sample, "content_type", img_format_mime(r->format), "width",
+                      r->width, "height", r->height, "data", data, "trace", r->trace);
         if (item && r->targets) json_object_set(item, "targets", r->targets);
-        if (item && b.views > 1)
-            json_object_set_new(item, "view", json_integer((json_int_t)(j % (size_t)b.views)));
+        if (item && b.views > 1) json_object_set_new(item, "view", json_integer(job.view));
         json_array_append_new(results, item);
         free(data);
     }
@@ -222,6 +239,8 @@ done:
     }
     input_targets_free(b.targets, count);
     free(b.targets);
+    free(b.images);
+    free(b.sets);
     free(b.results);
     input_free_images(inputs, count);
     free(inputs);

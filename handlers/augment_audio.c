@@ -7,41 +7,40 @@
 #include <string.h>
 
 #include "app.h"
+#include "audio_pipeline.h"
 #include "handlers.h"
 #include "input.h"
-#include "parallel.h"
 #include "policy.h"
 #include "request.h"
 #include "response.h"
 
 /* What output=json carries per result: the waveform (when no spectrogram op could change what
  * it means), the features and their picture. */
-static const enum input_audio_format json_formats[] = {INPUT_AUDIO_WAV, INPUT_AUDIO_FEATURES,
-                                                       INPUT_AUDIO_PNG};
+static const enum audio_output json_formats[] = {AUDIO_OUTPUT_WAV, AUDIO_OUTPUT_FEATURES,
+                                                 AUDIO_OUTPUT_PNG};
 #define JSON_FORMATS (sizeof json_formats / sizeof json_formats[0])
 
 struct options {
     struct policy *policy;
     unsigned long long seed, samples;
     int json; /* output=json; else format */
-    enum input_audio_format format;
+    enum audio_output format;
     struct audio_mel *mel;
 };
 
 /* The mel front end from the request's fields, each optional. */
 static int read_mel(struct request *req, struct response *resp, struct options *o)
 {
-    struct audio_mel_config cfg = input_mel_start();
-    char why[128];
-    for (const char *const *name = input_mel_fields; *name; name++) {
+    struct audio_mel_config cfg = audio_mel_settings_start();
+    struct eng_error err = {0};
+    for (const char *const *name = audio_mel_settings; *name; name++) {
         const char *text = input_param(req, *name);
-        if (text && input_mel_field(&cfg, *name, text, why, sizeof why) != 0) {
-            response_error(resp, 422, "%s", why);
+        if (text && audio_mel_setting_parse(&cfg, *name, text, &err) != 0) {
+            response_error(resp, 422, "%s", err.message);
             return -1;
         }
     }
-    input_mel_resolve(&cfg);
-    struct eng_error err = {0};
+    audio_mel_settings_resolve(&cfg);
     o->mel = audio_mel_new(&cfg, &err);
     if (!o->mel) {
         response_engine_error(resp, &err);
@@ -54,7 +53,7 @@ static int read_output(struct request *req, struct response *resp, struct option
 {
     const char *output = input_param(req, "output");
     o->json = !output || strcmp(output, "json") == 0;
-    if (!o->json && input_audio_format_from_name(output, &o->format) != 0) {
+    if (!o->json && audio_output_from_name(output, &o->format) != 0) {
         response_error(resp, 422, "output: must be wav, flac, features, png or json");
         return -1;
     }
@@ -65,7 +64,7 @@ static int read_output(struct request *req, struct response *resp, struct option
                             "(GET /v1/ops?domain=audio)");
         return -1;
     }
-    if (!o->json && input_audio_format_is_wave(o->format) && (domain & POLICY_SPECTROGRAM)) {
+    if (!o->json && audio_output_is_wave(o->format) && (domain & POLICY_SPECTROGRAM)) {
         response_error(resp, 422,
                        "output %s: the policy has spectrogram ops, which change the log-mel "
                        "features and not the waveform; ask for output=features, png or json",
@@ -169,15 +168,15 @@ struct batch {
 };
 
 /* Encodes s into r as the options ask. */
-static int encode_result(const struct options *o, const struct input_audio_sample *s,
+static int encode_result(const struct options *o, const struct audio_sample *s,
                          struct sample_result *r)
 {
     if (!o->json)
-        return input_audio_encode(s, o->format, &r->encoded[0], &r->encoded_size[0], &r->err);
+        return audio_sample_encode(s, o->format, &r->encoded[0], &r->encoded_size[0], &r->err);
     int wave_ok = !(policy_domain(o->policy) & POLICY_SPECTROGRAM);
     for (size_t k = 0; k < JSON_FORMATS; k++) {
-        if (input_audio_format_is_wave(json_formats[k]) && !wave_ok) continue;
-        if (input_audio_encode(s, json_formats[k], &r->encoded[k], &r->encoded_size[k], &r->err))
+        if (audio_output_is_wave(json_formats[k]) && !wave_ok) continue;
+        if (audio_sample_encode(s, json_formats[k], &r->encoded[k], &r->encoded_size[k], &r->err))
             return -1;
     }
     return 0;
@@ -187,15 +186,13 @@ static void run_sample(void *ctx, size_t index)
 {
     struct batch *b = ctx;
     const struct options *o = b->o;
-    uint32_t view = (uint32_t)(index % (size_t)b->views);
-    size_t sample_index = index / (size_t)b->views;
-    uint32_t input = (uint32_t)(sample_index / o->samples);
-    uint32_t sample = (uint32_t)(sample_index % o->samples);
+    const struct input_job job = input_job_at(index, o->samples, b->views);
+    const struct audio_pipeline pipeline = {o->policy, o->mel, &b->clips->bank, o->seed};
     struct sample_result *r = &b->results[index];
-    int features = o->json || !input_audio_format_is_wave(o->format);
-    struct input_audio_sample s;
-    if (input_audio_run(o->policy, o->mel, &b->clips->bank, b->clips->inputs[input].clip, o->seed,
-                        input, sample, view, features, &s, &r->err) != 0) {
+    bool features = o->json || !audio_output_is_wave(o->format);
+    struct audio_sample s;
+    if (audio_pipeline_run(&pipeline, b->clips->inputs[job.input].clip, job.input, job.sample,
+                           job.view, features, &s, &r->err) != 0) {
         r->failed = 1;
         return;
     }
@@ -206,7 +203,13 @@ static void run_sample(void *ctx, size_t index)
         r->mels = s.features->bins;
     }
     r->failed = encode_result(o, &s, r) != 0;
-    input_audio_sample_free(&s);
+    audio_sample_free(&s);
+}
+
+static const struct eng_error *sample_failure(void *ctx, size_t index)
+{
+    const struct sample_result *r = &((const struct batch *)ctx)->results[index];
+    return r->failed ? &r->err : NULL;
 }
 
 /* The result's base64 fields: "content_type" and "data", or for JSON output one per format
@@ -217,12 +220,12 @@ static int add_data(json_t *item, const struct options *o, const struct sample_r
     for (size_t k = 0; k < count; k++) {
         char *data = r->encoded[k] ? input_base64(r->encoded[k], r->encoded_size[k]) : NULL;
         if (r->encoded[k] && !data) return -1;
-        const char *key = o->json ? input_audio_format_name(json_formats[k]) : "data";
+        const char *key = o->json ? audio_output_name(json_formats[k]) : "data";
         json_object_set_new(item, key, data ? json_string(data) : json_null());
         free(data);
     }
     if (!o->json)
-        json_object_set_new(item, "content_type", json_string(input_audio_format_mime(o->format)));
+        json_object_set_new(item, "content_type", json_string(audio_output_mime(o->format)));
     return 0;
 }
 
@@ -230,14 +233,12 @@ static json_t *result_json(const struct batch *b, size_t j)
 {
     const struct options *o = b->o;
     const struct sample_result *r = &b->results[j];
-    size_t sample_index = j / (size_t)b->views;
-    json_t *item =
-        json_pack("{s:i, s:i, s:i, s:I}", "input", (int)(sample_index / o->samples), "sample",
-                  (int)(sample_index % o->samples), "sample_rate",
-                  audio_mel_config(o->mel)->sample_rate, "length", (json_int_t)r->length);
+    const struct input_job job = input_job_at(j, o->samples, b->views);
+    json_t *item = json_pack("{s:i, s:i, s:i, s:I}", "input", (int)job.input, "sample",
+                             (int)job.sample, "sample_rate", audio_mel_config(o->mel)->sample_rate,
+                             "length", (json_int_t)r->length);
     if (!item) return NULL;
-    if (b->views > 1)
-        json_object_set_new(item, "view", json_integer((json_int_t)(j % (size_t)b->views)));
+    if (b->views > 1) json_object_set_new(item, "view", json_integer((json_int_t)job.view));
     if (r->frames) {
         json_object_set_new(item, "frames", json_integer(r->frames));
         json_object_set_new(item, "mels", json_integer(r->mels));
@@ -254,8 +255,7 @@ static json_t *result_json(const struct batch *b, size_t j)
 static void respond_bytes(struct response *resp, const struct options *o, struct sample_result *r)
 {
     char *trace_text = json_dumps(r->trace, JSON_COMPACT | JSON_ENSURE_ASCII);
-    response_bytes(resp, 200, input_audio_format_mime(o->format), r->encoded[0],
-                   r->encoded_size[0]);
+    response_bytes(resp, 200, audio_output_mime(o->format), r->encoded[0], r->encoded_size[0]);
     r->encoded[0] = NULL;
     response_header(resp, "X-Augment-Seed", "%llu", o->seed);
     if (trace_text) response_header(resp, "X-Augment-Trace", "%s", trace_text);
@@ -278,7 +278,7 @@ static void respond_json(struct response *resp, const struct batch *b, size_t jo
     }
     response_json(resp, 200,
                   json_pack("{s:I, s:s, s:o}", "seed", (json_int_t)b->o->seed, "output",
-                            b->o->json ? "json" : input_audio_format_name(b->o->format), "results",
+                            b->o->json ? "json" : audio_output_name(b->o->format), "results",
                             results));
 }
 
@@ -296,13 +296,7 @@ void handle_augment_audio(struct request *req, struct response *resp)
         response_error(resp, 503, "out of memory");
         goto done;
     }
-    /* Samples are independent: spread them over as many threads as workers. */
-    parallel_for(jobs, req->app->workers, run_sample, &b);
-    for (size_t j = 0; j < jobs; j++)
-        if (b.results[j].failed) {
-            response_engine_error(resp, &b.results[j].err);
-            goto done;
-        }
+    if (input_run_jobs(req, resp, jobs, run_sample, sample_failure, &b) != 0) goto done;
     if (jobs == 1 && !o.json)
         respond_bytes(resp, &o, &b.results[0]);
     else

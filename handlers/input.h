@@ -1,11 +1,7 @@
 /* What the augment and inference handlers (/v1/augment, /v1/augment/audio, /v1/predict,
  * /v1/pseudo-label) read from a request: their parameters, from multipart form fields or the
  * query, and their images or clips, from multipart parts or the raw body. Each function that takes
- * a response and can fail writes the error response itself and returns -1.
- *
- * The audio section also holds what /v1/augment/audio and the CLI (augserve augment-audio, bench
- * audio) share, so both run the same code: one sample's pipeline and the encodings of its
- * results. */
+ * a response and can fail writes the error response itself and returns -1. */
 #ifndef AUGSERVE_INPUT_H
 #define AUGSERVE_INPUT_H
 
@@ -51,8 +47,25 @@ int input_policy(struct request *req, struct response *resp, struct policy **pol
 /* The "samples" parameter: 1 to max_samples, default 1. */
 int input_samples(const struct request *req, struct response *resp, unsigned long long *samples);
 
+/* Where job `index` of a batch of inputs x samples x views lies: jobs are numbered
+ * (input * samples + sample) * views + view, so results come back in that order. */
+struct input_job {
+    uint32_t input, sample, view;
+};
+struct input_job input_job_at(size_t index, unsigned long long samples, int views);
+
+/* Runs run(ctx, j) for the jobs j in [0, jobs) on the app's workers, then answers the first that
+ * failed: failure(ctx, j) is job j's error, NULL when it succeeded. 0, or -1. */
+int input_run_jobs(struct request *req, struct response *resp, size_t jobs,
+                   void (*run)(void *ctx, size_t j),
+                   const struct eng_error *(*failure)(void *ctx, size_t j), void *ctx);
+
 /* Base64 of size bytes (malloc'd, NUL-terminated); NULL when memory runs out. */
 char *input_base64(const void *data, size_t size);
+
+/* im encoded as fmt (quality for the lossy ones), as a base64 JSON string; NULL with err. */
+json_t *input_image_base64(const struct img *im, enum img_format fmt, int quality,
+                           struct eng_error *err);
 
 /* The multipart parts named name, at most max (max_inputs; 422 past it), into out[0..*count). */
 int input_parts(const struct request *req, struct response *resp, const char *name,
@@ -93,63 +106,6 @@ int input_decode_clips(struct request *req, struct response *resp, const char *w
 /* Frees the decoded clips. */
 void input_free_clips(struct input_clip *clips, int count);
 
-/* The mel front end's settings by name, as torchaudio.transforms.MelSpectrogram calls them:
- * sample_rate, n_fft, win_length, hop_length, n_mels, f_min, f_max, power, mel_scale (htk,
- * slaney), norm (none, slaney), center (true, false), log_offset. NULL-terminated. */
-extern const char *const input_mel_fields[];
-
-/* Sets the setting name of cfg from text. 0; -1 with why ("n_mels: must be a whole number") when
- * text is no value of its type (audio_mel_new checks the ranges, naming the field too). Call
- * input_mel_resolve once every field is set. */
-int input_mel_field(struct audio_mel_config *cfg, const char *name, const char *text, char *why,
-                    size_t why_size);
-
-/* The defaults, with win_length following n_fft unless it is set (torchaudio's rule). */
-struct audio_mel_config input_mel_start(void);
-void input_mel_resolve(struct audio_mel_config *cfg);
-
-/* How a front end frames a clip, for policy_sample_audio. */
-struct audio_framing input_mel_framing(const struct audio_mel *mel);
-
-/* One sample of a clip through an audio policy: the trace, the waveform after its waveform ops
- * and, with features, the log-mel features after its spectrogram ops. 0, or -1 with err and
- * nothing to free. */
-struct input_audio_sample {
-    struct trace *trace;
-    struct audio *wave;
-    struct audio_spec *features; /* NULL without features */
-};
-int input_audio_run(const struct policy *p, const struct audio_mel *mel,
-                    const struct audio_bank *bank, const struct audio *clip, uint64_t seed,
-                    uint32_t input, uint32_t sample, uint32_t view, int features,
-                    struct input_audio_sample *out, struct eng_error *err);
-void input_audio_sample_free(struct input_audio_sample *s);
-
-/* What one result of an audio sample can be encoded as. */
-enum input_audio_format {
-    INPUT_AUDIO_WAV,      /* the waveform, WAV 16-bit PCM */
-    INPUT_AUDIO_FLAC,     /* the waveform, FLAC 16-bit */
-    INPUT_AUDIO_FEATURES, /* the features, float32 .npy, frames x mels */
-    INPUT_AUDIO_PNG, /* the features as an image (viridis), frames wide, low mels at the bottom */
-};
-/* "wav", "flac", "features", "png": 0, or -1 for another name. */
-int input_audio_format_from_name(const char *name, enum input_audio_format *fmt);
-const char *input_audio_format_name(enum input_audio_format fmt);
-const char *input_audio_format_mime(enum input_audio_format fmt);
-/* The file extension: "wav", "flac", "npy", "png". */
-const char *input_audio_format_ext(enum input_audio_format fmt);
-/* Whether the format is of the waveform (so it cannot carry spectrogram ops). */
-int input_audio_format_is_wave(enum input_audio_format fmt);
-
-/* Encodes s's waveform or features as fmt: 0 with *out (malloc'd) and *size, or -1 with err. */
-int input_audio_encode(const struct input_audio_sample *s, enum input_audio_format fmt, void **out,
-                       size_t *size, struct eng_error *err);
-
-/* A float32 matrix as NumPy's .npy (format 1.0): the header dict padded with spaces to a multiple
- * of 64 bytes and ended by a newline, then the rows. */
-int input_npy_f32(const float *data, int rows, int cols, void **out, size_t *size,
-                  struct eng_error *err);
-
 /* ---- Detection targets ---------------------------------------------------------------------- */
 
 /* One input's targets, as /v1/augment reads them: the `targets` field (a JSON object, or an array
@@ -169,6 +125,25 @@ struct input_targets {
  * budget; the decoder's status for a mask that is no image. */
 int input_targets_read(struct request *req, struct response *resp, const struct input_image *images,
                        int count, struct input_targets *out);
+
+/* How one input's targets are named, in the request and in messages. */
+struct input_target_names {
+    const char *targets; /* its document, in messages: "targets: image 0", "targets_a" */
+    const char *masks;   /* its mask parts, also in messages: "mask_0", "mask_a" */
+    const char *alias;   /* another name of its mask parts ("mask" for image 0), or NULL */
+    int keypoints;       /* the document may hold keypoints */
+    uint64_t mask_area;  /* pixels a mask may come to hold when more than its image's (copy-paste
+                            jitters b's masks to a's size); 0: none */
+};
+
+/* One input's targets, as input_targets_read reads each: doc (its document, or NULL) and the
+ * mask parts names gives, checked against image; label_maps for mask_type=labels. */
+int input_targets_read_one(struct request *req, struct response *resp, const struct img *image,
+                           const json_t *doc, const struct input_target_names *names,
+                           int label_maps, struct input_targets *out);
+
+/* The mask_type parameter: instances (the default) or labels (*label_maps set). */
+int input_mask_type(const struct request *req, struct response *resp, int *label_maps);
 void input_targets_free(struct input_targets *t, int count);
 
 /* The filters min_area, min_visibility, min_width and min_height (request parameters; 0 when
@@ -176,10 +151,11 @@ void input_targets_free(struct input_targets *t, int count);
 int input_targets_filter(const struct request *req, struct response *resp,
                          struct targets_filter *filter);
 
-/* One sample's targets t (moved from in's) as JSON: {"box_format", "objects": [{"index", "box",
- * "label", "mask" (PNG, base64)}], "dropped": [{"index", "reason"}], "keypoints": [{"index", "x",
- * "y", "visible"}]}; NULL with err. */
-json_t *input_targets_json(const struct input_targets *in, const struct targets *t,
-                           struct eng_error *err);
+/* One sample's targets t (moved from all[input]'s) as JSON: {"box_format", "objects": [{"index",
+ * "box", "label", "mask" (PNG, base64)}], "dropped": [{"index", "reason"}], "keypoints":
+ * [{"index", "x", "y", "visible"}]}; objects a CopyPaste brought from another input (origins)
+ * carry "input", and "index" and "label" are theirs there. NULL with err. */
+json_t *input_targets_json(const struct input_targets *all, uint32_t input, const struct targets *t,
+                           const struct policy_origins *origins, struct eng_error *err);
 
 #endif

@@ -1,7 +1,7 @@
-/* Command-line tools on the engine, for scripts: `augserve augment`, `augserve augment-audio` and
- * `augserve bench augment|infer|audio`. They call the same functions as POST /v1/augment and
- * /v1/augment/audio (the audio ones through handlers/input.h), so the benchmarks measure what the
- * server runs. */
+/* Command-line tools on the engine, for scripts: `augserve augment`, `augserve augment-audio`,
+ * `augserve bench augment|infer|audio|similarity` and `augserve eval-2afc`. They call the same
+ * engine functions as the handlers (the audio ones through engine/audio_pipeline.h), so the
+ * benchmarks measure what the server runs. */
 #include "cli.h"
 
 #include <dirent.h>
@@ -18,9 +18,9 @@
 #include <time.h>
 
 #include "audio.h"
+#include "audio_pipeline.h"
 #include "codec.h"
 #include "perceptual.h"
-#include "input.h"
 #include "metric.h"
 #include "models.h"
 #include "nn.h"
@@ -28,10 +28,11 @@
 #include "policy.h"
 #include "targets.h"
 
-static int read_file(const char *path, unsigned char **data, size_t *size)
+/* The bytes of the file at path (malloc'd): 0, or -1 with err naming the path and the reason. */
+static int read_file(const char *path, void **data, size_t *size, struct eng_error *err)
 {
     FILE *f = fopen(path, "rb");
-    if (!f) return -1;
+    if (!f) return eng_fail(err, ENG_UNDECODABLE, "%s: %s", path, strerror(errno));
     size_t capacity = 1 << 16, used = 0;
     unsigned char *buf = malloc(capacity);
     while (buf) {
@@ -47,15 +48,37 @@ static int read_file(const char *path, unsigned char **data, size_t *size)
         buf = grown;
         capacity *= 2;
     }
-    int failed = ferror(f) || !buf;
+    int failed = ferror(f) || !buf, why = errno; /* before fclose can change it */
     fclose(f);
     if (failed) {
         free(buf);
-        return -1;
+        return eng_fail(err, ENG_UNDECODABLE, "%s: %s", path, strerror(why));
     }
     *data = buf;
     *size = used;
     return 0;
+}
+
+/* Puts "what: " in front of err's message. */
+static void name_error(struct eng_error *err, const char *what)
+{
+    char why[sizeof err->message];
+    snprintf(why, sizeof why, "%s", err->message);
+    eng_fail(err, err->code, "%s: %s", what, why);
+}
+
+/* The file at path decoded as an image within limits (NULL: the defaults); info may be NULL.
+ * NULL with err naming the path. */
+static struct img *load_image(const char *path, const struct img_limits *limits,
+                              struct img_info *info, struct eng_error *err)
+{
+    void *data;
+    size_t size;
+    if (read_file(path, &data, &size, err) != 0) return NULL;
+    struct img *im = img_decode(data, size, limits, info, err);
+    free(data);
+    if (!im) name_error(err, path);
+    return im;
 }
 
 static int write_file(const char *path, const void *data, size_t size)
@@ -146,6 +169,92 @@ static void print_output(const char *path, int input, int sample, int view, cons
     json_decref(line);
 }
 
+/* What augment and augment-audio share: -p POLICY, -o PATTERN, -f FORMAT, -s SEED and
+ * -n SAMPLES, then the inputs, argv[first_input..]. */
+struct run_args {
+    const char *policy, *pattern, *format;
+    unsigned long long seed, samples;
+    int have_seed, first_input;
+};
+
+/* A command's own flags: 0, 1 when flag is none of them, 2 after saying why the value is bad. */
+typedef int (*extra_flag_fn)(void *ctx, const char *flag, const char *value);
+
+/* One of the shared flags: as extra_flag_fn. */
+static int parse_run_flag(struct run_args *a, const char *flag, const char *value)
+{
+    if (strcmp(flag, "-p") == 0)
+        a->policy = value;
+    else if (strcmp(flag, "-o") == 0)
+        a->pattern = value;
+    else if (strcmp(flag, "-f") == 0)
+        a->format = value;
+    else if (strcmp(flag, "-s") == 0)
+        return a->have_seed = 1, parse_seed(value, &a->seed);
+    else if (strcmp(flag, "-n") == 0)
+        return parse_samples(value, &a->samples);
+    else
+        return 1;
+    return 0;
+}
+
+/* Reads flag-value pairs up to the first argument that is no flag, the first input, through
+ * parse_run_flag and then extra (with ctx). A policy and an input are required. 0, or 2 after
+ * printing usage or saying why. */
+static int parse_run_args(int argc, char **argv, struct run_args *a, extra_flag_fn extra, void *ctx,
+                          void (*usage)(FILE *))
+{
+    a->first_input = argc;
+    for (int i = 0; i < argc; i += 2) {
+        if (argv[i][0] != '-') {
+            a->first_input = i;
+            break;
+        }
+        if (i + 1 == argc) return usage(stderr), 2;
+        int rc = parse_run_flag(a, argv[i], argv[i + 1]);
+        if (rc == 1) rc = extra(ctx, argv[i], argv[i + 1]);
+        if (rc == 1) return usage(stderr), 2;
+        if (rc != 0) return rc;
+    }
+    if (!a->policy || a->first_input == argc) return usage(stderr), 2;
+    return 0;
+}
+
+/* Makes output (sample, view) of one input: its bytes (malloc'd) and its trace, which the
+ * caller frees even on failure. 0, or -1 with err. */
+typedef int (*produce_fn)(void *ctx, uint32_t sample, uint32_t view, void **data, size_t *size,
+                          struct trace **t, struct eng_error *err);
+
+/* Every sample and view of input number `input`, read from path_in: each made by produce (with
+ * ctx), written where a->pattern says and announced by its JSON line. 0, or 1 after saying
+ * why. */
+static int write_samples(const struct run_args *a, int views, int input, const char *path_in,
+                         const char *ext, produce_fn produce, void *ctx)
+{
+    int status = 0;
+    for (uint32_t k = 0; k < a->samples * (uint32_t)views && status == 0; k++) {
+        uint32_t s = k / (uint32_t)views, view = k % (uint32_t)views;
+        struct eng_error err = {0};
+        struct trace *t = NULL;
+        void *data = NULL;
+        size_t size = 0;
+        char path[4096];
+        expand_pattern(a->pattern, path_in, input, (int)s, (int)view, ext, path, sizeof path);
+        if (produce(ctx, s, view, &data, &size, &t, &err) != 0) {
+            fprintf(stderr, "augserve: %s: %s\n", path_in, err.message);
+            status = 1;
+        } else if (write_file(path, data, size) != 0) {
+            fprintf(stderr, "augserve: %s: %s\n", path, strerror(errno));
+            status = 1;
+        } else {
+            print_output(path, input, (int)s, (int)view, t);
+        }
+        free(data);
+        trace_free(t);
+    }
+    return status;
+}
+
 static void augment_usage(FILE *out)
 {
     fprintf(out,
@@ -156,115 +265,96 @@ static void augment_usage(FILE *out)
             "Prints one JSON line per output: its path and the trace.\n");
 }
 
+/* augment's own flag, -q QUALITY (1 to 100): as extra_flag_fn. */
+static int parse_quality_flag(void *ctx, const char *flag, const char *value)
+{
+    unsigned long long *quality = ctx;
+    char *end;
+    if (strcmp(flag, "-q") != 0) return 1;
+    *quality = strtoull(value, &end, 10);
+    if (*end || *quality < 1 || *quality > 100) return fprintf(stderr, "-q: 1 to 100\n"), 2;
+    return 0;
+}
+
+/* One input image of augment, for write_samples. */
+struct image_job {
+    const struct policy *policy;
+    const struct img *image;
+    enum img_format fmt;
+    int quality;
+    uint64_t seed;
+    uint32_t input;
+};
+
+static int produce_image(void *ctx, uint32_t sample, uint32_t view, void **data, size_t *size,
+                         struct trace **t, struct eng_error *err)
+{
+    const struct image_job *j = ctx;
+    *t = policy_sample_view(j->policy, j->seed, j->input, sample, view, j->image->width,
+                            j->image->height, err);
+    struct img *out = *t ? trace_apply(*t, j->image, j->seed, j->input, sample, err) : NULL;
+    int rc = out ? img_encode(out, j->fmt, j->quality, data, size, err) : -1;
+    img_free(out);
+    return rc;
+}
+
+/* The policy's outputs for each input of argv[a->first_input..argc). */
+static int augment_images(const struct run_args *a, int argc, char **argv,
+                          const struct policy *policy, int views, const enum img_format *fixed,
+                          int quality)
+{
+    const struct img_limits limits = {UINT64_MAX, 65535};
+    int status = 0;
+    for (int in = a->first_input; in < argc && status == 0; in++) {
+        struct eng_error err = {0};
+        struct img_info info;
+        struct img *image = load_image(argv[in], &limits, &info, &err);
+        if (!image) return fprintf(stderr, "augserve: %s\n", err.message), 1;
+        struct image_job job = {.policy = policy,
+                                .image = image,
+                                .fmt = IMG_PNG,
+                                .quality = quality,
+                                .seed = a->seed,
+                                .input = (uint32_t)(in - a->first_input)};
+        /* Without -f, each output keeps its input's format where it can be written. */
+        if (fixed)
+            job.fmt = *fixed;
+        else if (img_format_from_name(info.format, &job.fmt) != 0)
+            job.fmt = IMG_PNG;
+        status = write_samples(a, views, (int)job.input, argv[in], format_ext(job.fmt),
+                               produce_image, &job);
+        img_free(image);
+    }
+    return status;
+}
+
 int cli_augment(int argc, char **argv)
 {
-    const char *policy_text = NULL, *pattern = NULL, *format = "same";
-    unsigned long long seed = 0, samples = 1, quality = 90;
-    int have_seed = 0, first_input = argc;
-    for (int i = 0; i < argc; i++) {
-        const char *a = argv[i];
-        const char *value = i + 1 < argc ? argv[i + 1] : NULL;
-        char *end = NULL;
-        if (a[0] != '-') {
-            first_input = i;
-            break;
-        }
-        if (!value) {
-            augment_usage(stderr);
-            return 2;
-        }
-        if (strcmp(a, "-p") == 0)
-            policy_text = value;
-        else if (strcmp(a, "-o") == 0)
-            pattern = value;
-        else if (strcmp(a, "-f") == 0)
-            format = value;
-        else if (strcmp(a, "-s") == 0) {
-            if (parse_seed(value, &seed) != 0) return 2;
-            have_seed = 1;
-        } else if (strcmp(a, "-n") == 0) {
-            if (parse_samples(value, &samples) != 0) return 2;
-        } else if (strcmp(a, "-q") == 0) {
-            quality = strtoull(value, &end, 10);
-            if (*end || quality < 1 || quality > 100) return fprintf(stderr, "-q: 1 to 100\n"), 2;
-        } else {
-            augment_usage(stderr);
-            return 2;
-        }
-        i++;
-    }
-    if (!policy_text || first_input == argc) {
-        augment_usage(stderr);
-        return 2;
-    }
+    struct run_args a = {.format = "same", .samples = 1};
+    unsigned long long quality = 90;
+    int status = parse_run_args(argc, argv, &a, parse_quality_flag, &quality, augment_usage);
+    if (status != 0) return status;
     enum img_format fixed;
-    if (strcmp(format, "same") != 0 && img_format_from_name(format, &fixed) != 0) {
+    const int same = strcmp(a.format, "same") == 0;
+    if (!same && img_format_from_name(a.format, &fixed) != 0) {
         fprintf(stderr, "-f: jpeg, png, webp or same\n");
         return 2;
     }
     struct eng_error err = {0};
     if (img_codec_init(&err) != 0) return fprintf(stderr, "augserve: %s\n", err.message), 1;
-    struct policy *policy = policy_parse_text(policy_text, &err);
+    struct policy *policy = policy_parse_text(a.policy, &err);
     if (!policy) return fprintf(stderr, "augserve: policy%s\n", err.message), 2;
     int views = policy_view_count(policy);
-    if (!pattern) pattern = views > 1 ? "{name}-{sample}-{view}.{ext}" : "{name}-{sample}.{ext}";
-    if (views > 1 && !strstr(pattern, "{view}")) {
+    if (!a.pattern)
+        a.pattern = views > 1 ? "{name}-{sample}-{view}.{ext}" : "{name}-{sample}.{ext}";
+    if (views > 1 && !strstr(a.pattern, "{view}")) {
         fprintf(stderr, "augserve: the policy gives %d views per sample: put {view} in -o\n",
                 views);
         policy_free(policy);
         return 2;
     }
-    seed = announce_seed(have_seed, seed);
-    int status = 0;
-    struct img_limits limits = {UINT64_MAX, 65535};
-    for (int in = first_input; in < argc && status == 0; in++) {
-        unsigned char *data;
-        size_t size;
-        struct img_info info;
-        struct img *image = NULL;
-        if (read_file(argv[in], &data, &size) != 0) {
-            fprintf(stderr, "augserve: %s: %s\n", argv[in], strerror(errno));
-            status = 1;
-            break;
-        }
-        image = img_decode(data, size, &limits, &info, &err);
-        free(data);
-        if (!image) {
-            fprintf(stderr, "augserve: %s: %s\n", argv[in], err.message);
-            status = 1;
-            break;
-        }
-        enum img_format fmt = IMG_PNG;
-        if (strcmp(format, "same") != 0)
-            fmt = fixed;
-        else if (img_format_from_name(info.format, &fmt) != 0)
-            fmt = IMG_PNG;
-        uint32_t input = (uint32_t)(in - first_input);
-        for (uint32_t k = 0; k < samples * (uint32_t)views && status == 0; k++) {
-            uint32_t s = k / (uint32_t)views, view = k % (uint32_t)views;
-            struct trace *t =
-                policy_sample_view(policy, seed, input, s, view, image->width, image->height, &err);
-            struct img *out = t ? trace_apply(t, image, seed, input, s, &err) : NULL;
-            void *encoded = NULL;
-            size_t encoded_size = 0;
-            char path[4096];
-            expand_pattern(pattern, argv[in], (int)input, (int)s, (int)view, format_ext(fmt), path,
-                           sizeof path);
-            if (!out || img_encode(out, fmt, (int)quality, &encoded, &encoded_size, &err) != 0) {
-                fprintf(stderr, "augserve: %s: %s\n", argv[in], err.message);
-                status = 1;
-            } else if (write_file(path, encoded, encoded_size) != 0) {
-                fprintf(stderr, "augserve: %s: %s\n", path, strerror(errno));
-                status = 1;
-            } else {
-                print_output(path, (int)input, (int)s, (int)view, t);
-            }
-            free(encoded);
-            img_free(out);
-            trace_free(t);
-        }
-        img_free(image);
-    }
+    a.seed = announce_seed(a.have_seed, a.seed);
+    status = augment_images(&a, argc, argv, policy, views, same ? NULL : &fixed, (int)quality);
     policy_free(policy);
     return status;
 }
@@ -294,6 +384,34 @@ static struct img *synthetic_image(int size, struct eng_error *err)
                 img_row(im, y)[3 * x + c] = (uint8_t)(v[c] < 0 ? 0 : v[c] > 255 ? 255 : v[c]);
         }
     return im;
+}
+
+/* A "--name value" flag of the bench and eval commands, and where its value goes. */
+struct flag {
+    const char *name;
+    enum { FLAG_TEXT, FLAG_INT, FLAG_REAL } kind;
+    void *value; /* const char **, int * or double * */
+};
+#define FLAG_COUNT(flags) (sizeof(flags) / sizeof(flags)[0])
+
+/* Reads flag-value pairs, each flag one of flags[0..n): 0, or -1 for another flag or a flag
+ * without a value (the caller prints its usage). Numbers convert as atoi and atof do: the caller
+ * checks the ranges. */
+static int parse_flags(int argc, char **argv, const struct flag *flags, size_t n)
+{
+    for (int i = 0; i < argc; i += 2) {
+        size_t k = 0;
+        while (k < n && strcmp(argv[i], flags[k].name) != 0)
+            k++;
+        if (k == n || i + 1 == argc) return -1;
+        if (flags[k].kind == FLAG_TEXT)
+            *(const char **)flags[k].value = argv[i + 1];
+        else if (flags[k].kind == FLAG_INT)
+            *(int *)flags[k].value = atoi(argv[i + 1]);
+        else
+            *(double *)flags[k].value = atof(argv[i + 1]);
+    }
+    return 0;
 }
 
 static void bench_usage(FILE *out)
@@ -331,6 +449,17 @@ static void print_line(json_t *line)
     if (text) printf("%s\n", text);
     free(text);
     json_decref(line);
+}
+
+/* Runs once(ctx, run) for run = 0, 1, ... until seconds have passed: 0 with the runs and the
+ * time they took, or 1 when a run fails (it said why). */
+static int bench_repeat(double seconds, int (*once)(void *ctx, uint32_t run), void *ctx, long *runs,
+                        double *elapsed)
+{
+    double start = now_seconds();
+    for (*runs = 0, *elapsed = 0; *elapsed < seconds; *elapsed = now_seconds() - start)
+        if (once(ctx, (uint32_t)(*runs)++) != 0) return 1;
+    return 0;
 }
 
 static int compare_doubles(const void *a, const void *b)
@@ -395,20 +524,12 @@ static int bench_infer(int argc, char **argv)
     const char *model = NULL;
     int batch = 1, threads = 0;
     double seconds = 5;
-    for (int i = 1; i < argc; i += 2) {
-        const char *value = i + 1 < argc ? argv[i + 1] : NULL;
-        if (value && strcmp(argv[i], "--model") == 0)
-            model = value;
-        else if (value && strcmp(argv[i], "--batch") == 0)
-            batch = atoi(value);
-        else if (value && strcmp(argv[i], "--seconds") == 0)
-            seconds = atof(value);
-        else if (value && strcmp(argv[i], "--threads") == 0)
-            threads = atoi(value);
-        else
-            return bench_usage(stderr), 2;
-    }
-    if (!model || batch < 1 || batch > 4096 || threads < 0 || !(seconds > 0 && seconds <= 3600))
+    const struct flag flags[] = {{"--model", FLAG_TEXT, &model},
+                                 {"--batch", FLAG_INT, &batch},
+                                 {"--seconds", FLAG_REAL, &seconds},
+                                 {"--threads", FLAG_INT, &threads}};
+    if (parse_flags(argc - 1, argv + 1, flags, FLAG_COUNT(flags)) != 0 || !model || batch < 1 ||
+        batch > 4096 || threads < 0 || !(seconds > 0 && seconds <= 3600))
         return bench_usage(stderr), 2;
     struct stat st;
     char *path = NULL;
@@ -466,10 +587,9 @@ static int bench_infer(int argc, char **argv)
 #define CLI_MAX_AUDIO_SECONDS 86400.0
 #define CLI_MAX_CLIPS         64
 
+/* augment-audio's arguments: the shared ones, and its own. */
 struct audio_args {
-    const char *policy, *pattern, *format;
-    unsigned long long seed, samples;
-    int have_seed, first_input;
+    struct run_args run;
     const char *noises[CLI_MAX_CLIPS], *rirs[CLI_MAX_CLIPS];
     int noise_count, rir_count;
     struct audio_mel_config mel;
@@ -503,126 +623,80 @@ static int add_clip_path(const char *flag, const char *path, const char **list, 
  * why the value is bad. */
 static int parse_mel_flag(struct audio_mel_config *mel, const char *flag, const char *value)
 {
-    char name[32], why[128];
+    char name[32];
     if (strncmp(flag, "--", 2) != 0 || strlen(flag + 2) >= sizeof name) return 1;
     snprintf(name, sizeof name, "%s", flag + 2);
     for (char *c = name; *c; c++)
         if (*c == '-') *c = '_';
     int known = 0;
-    for (const char *const *f = input_mel_fields; *f && !known; f++)
+    for (const char *const *f = audio_mel_settings; *f && !known; f++)
         known = strcmp(*f, name) == 0;
     if (!known) return 1;
-    if (input_mel_field(mel, name, value, why, sizeof why) == 0) return 0;
-    fprintf(stderr, "augserve: %s\n", why);
+    struct eng_error err = {0};
+    if (audio_mel_setting_parse(mel, name, value, &err) == 0) return 0;
+    fprintf(stderr, "augserve: %s\n", err.message);
     return 2;
 }
 
-/* One option of augment-audio and its value: 0, or 2 (usage printed or the reason said). */
-static int parse_audio_arg(struct audio_args *a, const char *flag, const char *value)
+/* augment-audio's own flags, the front end's, --noise and --rir: as extra_flag_fn. */
+static int parse_audio_flag(void *ctx, const char *flag, const char *value)
 {
+    struct audio_args *a = ctx;
     int mel = parse_mel_flag(&a->mel, flag, value);
     if (mel != 1) return mel;
-    if (strcmp(flag, "-p") == 0)
-        a->policy = value;
-    else if (strcmp(flag, "-o") == 0)
-        a->pattern = value;
-    else if (strcmp(flag, "-f") == 0)
-        a->format = value;
-    else if (strcmp(flag, "-s") == 0)
-        return a->have_seed = 1, parse_seed(value, &a->seed);
-    else if (strcmp(flag, "-n") == 0)
-        return parse_samples(value, &a->samples);
-    else if (strcmp(flag, "--noise") == 0)
-        return add_clip_path(flag, value, a->noises, &a->noise_count);
-    else if (strcmp(flag, "--rir") == 0)
-        return add_clip_path(flag, value, a->rirs, &a->rir_count);
-    else
-        return augment_audio_usage(stderr), 2;
-    return 0;
+    if (strcmp(flag, "--noise") == 0) return add_clip_path(flag, value, a->noises, &a->noise_count);
+    if (strcmp(flag, "--rir") == 0) return add_clip_path(flag, value, a->rirs, &a->rir_count);
+    return 1;
 }
 
-static int parse_audio_args(int argc, char **argv, struct audio_args *a)
+/* The file at path decoded to rate Hz; NULL with err naming the path. */
+static struct audio *load_clip(const char *path, int rate, struct eng_error *err)
 {
-    *a = (struct audio_args){.format = "features", .samples = 1, .first_input = argc};
-    a->mel = input_mel_start();
-    for (int i = 0; i < argc; i += 2) {
-        if (argv[i][0] != '-') {
-            a->first_input = i;
-            break;
-        }
-        if (i + 1 == argc) return augment_audio_usage(stderr), 2;
-        int rc = parse_audio_arg(a, argv[i], argv[i + 1]);
-        if (rc != 0) return rc;
-    }
-    input_mel_resolve(&a->mel);
-    if (!a->policy || a->first_input == argc) return augment_audio_usage(stderr), 2;
-    return 0;
-}
-
-/* Reads and decodes the file at path to rate Hz; NULL after saying why. */
-static struct audio *load_clip(const char *path, int rate)
-{
-    unsigned char *data;
+    void *data;
     size_t size;
-    if (read_file(path, &data, &size) != 0) {
-        fprintf(stderr, "augserve: %s: %s\n", path, strerror(errno));
-        return NULL;
-    }
-    struct audio_decode_options opt = {rate, CLI_MAX_AUDIO_SECONDS};
-    struct eng_error err = {0};
-    struct audio *clip = audio_decode(data, size, &opt, NULL, &err);
+    if (read_file(path, &data, &size, err) != 0) return NULL;
+    const struct audio_decode_options opt = {rate, CLI_MAX_AUDIO_SECONDS};
+    struct audio *clip = audio_decode(data, size, &opt, NULL, err);
     free(data);
-    if (!clip) fprintf(stderr, "augserve: %s: %s\n", path, err.message);
+    if (!clip) name_error(err, path);
     return clip;
 }
 
 /* Loads count files into clips; -1 after saying why (the loaded ones stay to be freed). */
 static int load_clips(const char *const *paths, int count, int rate, struct audio **clips)
 {
+    struct eng_error err = {0};
     for (int i = 0; i < count; i++)
-        if (!(clips[i] = load_clip(paths[i], rate))) return -1;
+        if (!(clips[i] = load_clip(paths[i], rate, &err)))
+            return fprintf(stderr, "augserve: %s\n", err.message), -1;
     return 0;
 }
 
-/* Every sample and view of the input clip read from path_in, written where the pattern says. */
-static int augment_clip(const struct audio_args *a, const struct policy *p,
-                        const struct audio_mel *mel, const struct audio_bank *bank,
-                        enum input_audio_format fmt, int input, const char *path_in,
-                        const struct audio *clip)
+/* One input clip of augment-audio, for write_samples. */
+struct clip_job {
+    const struct audio_pipeline *pipeline;
+    const struct audio *clip;
+    enum audio_output output;
+    uint32_t input;
+};
+
+static int produce_clip(void *ctx, uint32_t sample, uint32_t view, void **data, size_t *size,
+                        struct trace **t, struct eng_error *err)
 {
-    uint32_t views = (uint32_t)policy_view_count(p);
-    int status = 0;
-    for (uint32_t k = 0; k < a->samples * views && status == 0; k++) {
-        uint32_t s = k / views, view = k % views;
-        struct input_audio_sample out;
-        struct eng_error err = {0};
-        void *encoded = NULL;
-        size_t size = 0;
-        char path[4096];
-        expand_pattern(a->pattern, path_in, input, (int)s, (int)view, input_audio_format_ext(fmt),
-                       path, sizeof path);
-        if (input_audio_run(p, mel, bank, clip, a->seed, (uint32_t)input, s, view,
-                            !input_audio_format_is_wave(fmt), &out, &err) != 0) {
-            fprintf(stderr, "augserve: %s: %s\n", path_in, err.message);
-            return 1;
-        }
-        if (input_audio_encode(&out, fmt, &encoded, &size, &err) != 0) {
-            fprintf(stderr, "augserve: %s: %s\n", path_in, err.message);
-            status = 1;
-        } else if (write_file(path, encoded, size) != 0) {
-            fprintf(stderr, "augserve: %s: %s\n", path, strerror(errno));
-            status = 1;
-        } else {
-            print_output(path, input, (int)s, (int)view, out.trace);
-        }
-        free(encoded);
-        input_audio_sample_free(&out);
-    }
-    return status;
+    const struct clip_job *j = ctx;
+    struct audio_sample s;
+    if (audio_pipeline_run(j->pipeline, j->clip, j->input, sample, view,
+                           !audio_output_is_wave(j->output), &s, err) != 0)
+        return -1;
+    int rc = audio_sample_encode(&s, j->output, data, size, err);
+    *t = s.trace; /* the caller's now */
+    s.trace = NULL;
+    audio_sample_free(&s);
+    return rc;
 }
 
-/* The policy, checked against the output format; NULL after saying why. */
-static struct policy *audio_policy(const char *text, enum input_audio_format fmt)
+/* The policy, checked against the output; NULL after saying why. */
+static struct policy *audio_policy(const char *text, enum audio_output output)
 {
     struct eng_error err = {0};
     struct policy *p = policy_parse_text(text, &err);
@@ -630,30 +704,51 @@ static struct policy *audio_policy(const char *text, enum input_audio_format fmt
         fprintf(stderr, "augserve: policy%s\n", err.message);
         return NULL;
     }
-    if (input_audio_format_is_wave(fmt) && (policy_domain(p) & POLICY_SPECTROGRAM)) {
+    if (audio_output_is_wave(output) && (policy_domain(p) & POLICY_SPECTROGRAM)) {
         fprintf(stderr,
                 "augserve: -f %s: the policy has spectrogram ops, which change the "
                 "features and not the waveform; use -f features or png\n",
-                input_audio_format_name(fmt));
+                audio_output_name(output));
         policy_free(p);
         return NULL;
     }
     return p;
 }
 
+/* The pipeline's outputs for each input of argv[a->first_input..argc), at the front end's
+ * rate. */
+static int augment_clips(const struct run_args *a, int argc, char **argv,
+                         const struct audio_pipeline *pipeline, enum audio_output output)
+{
+    const int rate = audio_mel_config(pipeline->mel)->sample_rate;
+    const int views = policy_view_count(pipeline->policy);
+    int status = 0;
+    for (int in = a->first_input; in < argc && status == 0; in++) {
+        struct audio *clip = NULL;
+        if (load_clips((const char *const *)&argv[in], 1, rate, &clip) != 0) return 1;
+        struct clip_job job = {pipeline, clip, output, (uint32_t)(in - a->first_input)};
+        status = write_samples(a, views, (int)job.input, argv[in], audio_output_ext(output),
+                               produce_clip, &job);
+        audio_free(clip);
+    }
+    return status;
+}
+
 int cli_augment_audio(int argc, char **argv)
 {
-    struct audio_args a;
-    int status = parse_audio_args(argc, argv, &a);
-    enum input_audio_format fmt;
+    struct audio_args a = {.run = {.format = "features", .samples = 1}};
+    a.mel = audio_mel_settings_start();
+    int status = parse_run_args(argc, argv, &a.run, parse_audio_flag, &a, augment_audio_usage);
+    enum audio_output output;
     if (status != 0) return status;
-    if (input_audio_format_from_name(a.format, &fmt) != 0)
+    audio_mel_settings_resolve(&a.mel);
+    if (audio_output_from_name(a.run.format, &output) != 0)
         return fprintf(stderr, "-f: wav, flac, features or png\n"), 2;
-    if (!a.pattern) a.pattern = "{name}-{sample}.{ext}";
+    if (!a.run.pattern) a.run.pattern = "{name}-{sample}.{ext}";
     struct eng_error err = {0};
     struct audio_mel *mel = audio_mel_new(&a.mel, &err);
     if (!mel) return fprintf(stderr, "augserve: %s\n", err.message), 2;
-    struct policy *p = audio_policy(a.policy, fmt);
+    struct policy *p = audio_policy(a.run.policy, output);
     struct audio *bank_clips[2 * CLI_MAX_CLIPS] = {0};
     int rate = a.mel.sample_rate;
     status = p ? 0 : 2;
@@ -663,12 +758,10 @@ int cli_augment_audio(int argc, char **argv)
     struct audio_bank bank = {(const struct audio *const *)bank_clips, (size_t)a.noise_count,
                               (const struct audio *const *)bank_clips + a.noise_count,
                               (size_t)a.rir_count};
-    if (status == 0) a.seed = announce_seed(a.have_seed, a.seed);
-    for (int in = a.first_input; in < argc && status == 0; in++) {
-        struct audio *clip = load_clip(argv[in], rate);
-        status =
-            clip ? augment_clip(&a, p, mel, &bank, fmt, in - a.first_input, argv[in], clip) : 1;
-        audio_free(clip);
+    if (status == 0) {
+        a.run.seed = announce_seed(a.run.have_seed, a.run.seed);
+        const struct audio_pipeline pipeline = {p, mel, &bank, a.run.seed};
+        status = augment_clips(&a.run, argc, argv, &pipeline, output);
     }
     for (int i = 0; i < a.noise_count + a.rir_count; i++)
         audio_free(bank_clips[i]);
@@ -707,81 +800,83 @@ static struct audio *synthetic_speech(double seconds, int rate, struct eng_error
     return a;
 }
 
-/* The benchmark's input: the file's bytes, or the synthetic clip as 16-bit WAV. */
+/* The benchmark's input: the file's bytes, or the synthetic clip as 16-bit WAV. 0, or 1 after
+ * saying why. */
 static int bench_audio_input(const char *path, void **data, size_t *size)
 {
-    if (path) {
-        if (read_file(path, (unsigned char **)data, size) == 0) return 0;
-        return fprintf(stderr, "augserve: %s: %s\n", path, strerror(errno)), 1;
-    }
     struct eng_error err = {0};
-    struct audio *clip = synthetic_speech(7.0, AUDIO_DEFAULT_RATE, &err);
-    int rc = clip ? audio_encode(clip, AUDIO_WAV_PCM16, data, size, &err) : -1;
-    audio_free(clip);
+    int rc;
+    if (path) {
+        rc = read_file(path, data, size, &err);
+    } else {
+        struct audio *clip = synthetic_speech(7.0, AUDIO_DEFAULT_RATE, &err);
+        rc = clip ? audio_encode(clip, AUDIO_WAV_PCM16, data, size, &err) : -1;
+        audio_free(clip);
+    }
     if (rc != 0) fprintf(stderr, "augserve: %s\n", err.message);
     return rc != 0;
 }
 
-/* One run of what the server does for output=features: decode, features, policy, float32 .npy.
- * Returns the clip's duration in seconds, or -1 after saying why. */
-static double bench_audio_once(const void *wav, size_t size, const struct policy *p,
-                               const struct audio_mel *mel, uint32_t run)
+/* One bench audio run: what the server does for output=features. */
+struct audio_run {
+    const struct audio_pipeline *pipeline;
+    const void *wav;
+    size_t size;
+    double clip_seconds, audio_seconds; /* the clip's duration; the sum over the runs */
+};
+
+/* Decode, features, policy, float32 .npy; 0, or -1 after saying why. */
+static int bench_audio_once(void *ctx, uint32_t run)
 {
-    struct audio_decode_options opt = {AUDIO_DEFAULT_RATE, CLI_MAX_AUDIO_SECONDS};
+    struct audio_run *b = ctx;
+    const struct audio_decode_options opt = {AUDIO_DEFAULT_RATE, CLI_MAX_AUDIO_SECONDS};
     struct eng_error err = {0};
-    struct audio *clip = audio_decode(wav, size, &opt, NULL, &err);
-    struct input_audio_sample out = {0};
+    struct audio *clip = audio_decode(b->wav, b->size, &opt, NULL, &err);
+    struct audio_sample out = {0};
     void *npy = NULL;
     size_t npy_size;
-    double seconds = -1;
-    if (clip && input_audio_run(p, mel, NULL, clip, 1, 0, run, 0, 1, &out, &err) == 0 &&
-        input_npy_f32(out.features->data, out.features->frames, out.features->bins, &npy, &npy_size,
-                      &err) == 0)
-        seconds = (double)clip->length / clip->rate;
-    else
+    int rc = -1;
+    if (clip && audio_pipeline_run(b->pipeline, clip, 0, run, 0, true, &out, &err) == 0 &&
+        audio_sample_encode(&out, AUDIO_OUTPUT_FEATURES, &npy, &npy_size, &err) == 0) {
+        b->clip_seconds = (double)clip->length / clip->rate;
+        b->audio_seconds += b->clip_seconds;
+        rc = 0;
+    } else {
         fprintf(stderr, "augserve: %s\n", err.message);
+    }
     free(npy);
-    input_audio_sample_free(&out);
+    audio_sample_free(&out);
     audio_free(clip);
-    return seconds;
+    return rc;
 }
 
 static int bench_audio(int argc, char **argv)
 {
     const char *policy_text = NULL, *audio_path = NULL;
     double seconds = 5;
-    for (int i = 1; i < argc; i += 2) {
-        const char *value = i + 1 < argc ? argv[i + 1] : NULL;
-        if (value && strcmp(argv[i], "-p") == 0)
-            policy_text = value;
-        else if (value && strcmp(argv[i], "--seconds") == 0)
-            seconds = atof(value);
-        else if (value && strcmp(argv[i], "--audio") == 0)
-            audio_path = value;
-        else
-            return bench_usage(stderr), 2;
-    }
-    if (!policy_text || !(seconds > 0 && seconds <= 3600)) return bench_usage(stderr), 2;
+    const struct flag flags[] = {{"-p", FLAG_TEXT, &policy_text},
+                                 {"--seconds", FLAG_REAL, &seconds},
+                                 {"--audio", FLAG_TEXT, &audio_path}};
+    if (parse_flags(argc - 1, argv + 1, flags, FLAG_COUNT(flags)) != 0 || !policy_text ||
+        !(seconds > 0 && seconds <= 3600))
+        return bench_usage(stderr), 2;
     struct eng_error err = {0};
     struct policy *p = policy_parse_text(policy_text, &err);
     if (!p) return fprintf(stderr, "augserve: policy%s\n", err.message), 2;
     struct audio_mel_config cfg = audio_mel_defaults();
     struct audio_mel *mel = audio_mel_new(&cfg, &err);
+    const struct audio_pipeline pipeline = {p, mel, NULL, 1};
+    struct audio_run b = {&pipeline, NULL, 0, 0, 0};
     void *wav = NULL;
-    size_t size = 0;
-    int status = mel ? bench_audio_input(audio_path, &wav, &size) : 1;
-    double audio_seconds = 0, clip_seconds = 0, start = now_seconds(), elapsed = 0;
-    uint32_t runs = 0;
-    while (status == 0 && elapsed < seconds) {
-        clip_seconds = bench_audio_once(wav, size, p, mel, runs++);
-        status = clip_seconds < 0;
-        audio_seconds += clip_seconds;
-        elapsed = now_seconds() - start;
-    }
+    long runs = 0;
+    double elapsed = 0;
+    int status = mel ? bench_audio_input(audio_path, &wav, &b.size) : 1;
+    b.wav = wav;
+    if (status == 0) status = bench_repeat(seconds, bench_audio_once, &b, &runs, &elapsed);
     if (status == 0)
         print_line(json_pack("{s:s, s:f, s:I, s:f, s:f}", "policy", policy_text, "clip_seconds",
-                             clip_seconds, "runs", (json_int_t)runs, "seconds", elapsed,
-                             "audio_seconds_per_second", audio_seconds / elapsed));
+                             b.clip_seconds, "runs", (json_int_t)runs, "seconds", elapsed,
+                             "audio_seconds_per_second", b.audio_seconds / elapsed));
     free(wav);
     audio_mel_free(mel);
     policy_free(p);
@@ -866,22 +961,13 @@ static int bench_similarity(int argc, char **argv)
     const char *model = NULL;
     int size = 64, batch = 32, threads = 0;
     double seconds = 5;
-    for (int i = 1; i < argc; i += 2) {
-        const char *value = i + 1 < argc ? argv[i + 1] : NULL;
-        if (value && strcmp(argv[i], "--model") == 0)
-            model = value;
-        else if (value && strcmp(argv[i], "--size") == 0)
-            size = atoi(value);
-        else if (value && strcmp(argv[i], "--batch") == 0)
-            batch = atoi(value);
-        else if (value && strcmp(argv[i], "--seconds") == 0)
-            seconds = atof(value);
-        else if (value && strcmp(argv[i], "--threads") == 0)
-            threads = atoi(value);
-        else
-            return bench_usage(stderr), 2;
-    }
-    if (!model || size < 8 || size > 4096 || batch < 1 || batch > 1024 || threads < 0 ||
+    const struct flag flags[] = {{"--model", FLAG_TEXT, &model},
+                                 {"--size", FLAG_INT, &size},
+                                 {"--batch", FLAG_INT, &batch},
+                                 {"--seconds", FLAG_REAL, &seconds},
+                                 {"--threads", FLAG_INT, &threads}};
+    if (parse_flags(argc - 1, argv + 1, flags, FLAG_COUNT(flags)) != 0 || !model || size < 8 ||
+        size > 4096 || batch < 1 || batch > 1024 || threads < 0 ||
         !(seconds > 0 && seconds <= 3600))
         return bench_usage(stderr), 2;
     struct models *repo;
@@ -923,24 +1009,6 @@ static void eval_usage(FILE *out)
             "subfolders that do (as 2afc/val/*). MODEL is a model folder with a perceptual\n"
             "config. Prints {\"folder\", \"triplets\", \"score\"} per folder, then\n"
             "{\"metric\", \"triplets\", \"score\"} over all triplets.\n");
-}
-
-static struct img *load_image(const char *path, struct eng_error *err)
-{
-    unsigned char *data;
-    size_t size;
-    if (read_file(path, &data, &size) != 0) {
-        eng_fail(err, ENG_UNDECODABLE, "%s: %s", path, strerror(errno));
-        return NULL;
-    }
-    struct img *im = img_decode(data, size, NULL, NULL, err);
-    free(data);
-    if (!im) {
-        char why[sizeof err->message];
-        snprintf(why, sizeof why, "%s", err->message);
-        eng_fail(err, err->code, "%s: %s", path, why);
-    }
-    return im;
 }
 
 /* A pixel metric as a distance: smaller is closer. */
@@ -987,7 +1055,7 @@ static int load_chunk(const struct metric_bapps *b, size_t start, int n, struct 
     for (int k = 0; k < n; k++) {
         const char *paths[3] = {b->ref[start + k], b->p0[start + k], b->p1[start + k]};
         for (int r = 0; r < 3; r++) {
-            struct img *im = images[3 * k + r] = load_image(paths[r], err);
+            struct img *im = images[3 * k + r] = load_image(paths[r], NULL, NULL, err);
             if (!im) return -1;
             if (im->width != images[0]->width || im->height != images[0]->height)
                 return eng_fail(err, ENG_INVALID, "%s is %dx%d, %s is %dx%d: the sizes differ",
@@ -1036,7 +1104,7 @@ static int eval_dataset(struct eval *e, const char *dir)
     struct stat st;
     snprintf(path, sizeof path, "%s/ref", dir);
     if (stat(path, &st) == 0) return eval_folder(e, dir, ".");
-    struct dirent **entries;
+    struct dirent **entries = NULL; /* scandir leaves it as it is when it fails */
     int n = scandir(dir, &entries, NULL, alphasort), status = n < 0 ? 1 : 0;
     if (n < 0) fprintf(stderr, "augserve: %s: %s\n", dir, strerror(errno));
     for (int i = 0; i < n; i++) {
@@ -1060,17 +1128,10 @@ int cli_eval_2afc(int argc, char **argv)
     static const char *const names[] = {"lpips", "ssim", "ms_ssim", "psnr", "l2"};
     const char *dataset = NULL, *metric = NULL;
     int threads = 0;
-    for (int i = 0; i < argc; i += 2) {
-        const char *value = i + 1 < argc ? argv[i + 1] : NULL;
-        if (value && strcmp(argv[i], "--dataset") == 0)
-            dataset = value;
-        else if (value && strcmp(argv[i], "--metric") == 0)
-            metric = value;
-        else if (value && strcmp(argv[i], "--threads") == 0)
-            threads = atoi(value);
-        else
-            return eval_usage(stderr), 2;
-    }
+    const struct flag flags[] = {{"--dataset", FLAG_TEXT, &dataset},
+                                 {"--metric", FLAG_TEXT, &metric},
+                                 {"--threads", FLAG_INT, &threads}};
+    if (parse_flags(argc, argv, flags, FLAG_COUNT(flags)) != 0) return eval_usage(stderr), 2;
     struct eval e = {0};
     size_t k = 0;
     while (metric && k < 5 && strcmp(metric, names[k]) != 0 &&
@@ -1120,105 +1181,92 @@ static struct img *bench_apply(const struct trace *t, const struct img *in, int 
     return out;
 }
 
-int cli_bench(int argc, char **argv)
+/* bench augment's source: the image file resized to size x size, or the synthetic one, as
+ * JPEG q90 (malloc'd). 0, or 1 after saying why. */
+static int bench_source_jpeg(const char *path, int size, void **jpeg, size_t *jpeg_size)
 {
-    if (argc >= 1 && strcmp(argv[0], "similarity") == 0) return bench_similarity(argc, argv);
-    if (argc >= 1 && strcmp(argv[0], "infer") == 0) return bench_infer(argc, argv);
-    if (argc >= 1 && strcmp(argv[0], "audio") == 0) return bench_audio(argc, argv);
-    if (argc < 1 || strcmp(argv[0], "augment") != 0) {
-        bench_usage(stderr);
-        return 2;
-    }
-    const char *policy_text = NULL, *image_path = NULL;
-    int size = 224, boxes = 0;
-    double seconds = 5;
-    for (int i = 1; i < argc; i++) {
-        const char *value = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!value) {
-            bench_usage(stderr);
-            return 2;
-        }
-        if (strcmp(argv[i], "-p") == 0)
-            policy_text = value;
-        else if (strcmp(argv[i], "--size") == 0)
-            size = atoi(value);
-        else if (strcmp(argv[i], "--seconds") == 0)
-            seconds = atof(value);
-        else if (strcmp(argv[i], "--image") == 0)
-            image_path = value;
-        else if (strcmp(argv[i], "--boxes") == 0)
-            boxes = atoi(value);
-        else {
-            bench_usage(stderr);
-            return 2;
-        }
-        i++;
-    }
-    if (!policy_text || size < 8 || size > 8192 || !(seconds > 0 && seconds <= 3600) || boxes < 0 ||
-        boxes > 1000) {
-        bench_usage(stderr);
-        return 2;
-    }
+    const struct img_limits limits = {UINT64_MAX, 65535};
     struct eng_error err = {0};
-    if (img_codec_init(&err) != 0) return fprintf(stderr, "augserve: %s\n", err.message), 1;
-    struct policy *policy = policy_parse_text(policy_text, &err);
-    if (!policy) return fprintf(stderr, "augserve: policy%s\n", err.message), 2;
     struct img *source = NULL;
-    struct img_limits limits = {UINT64_MAX, 65535};
-    if (image_path) {
-        unsigned char *data;
-        size_t data_size;
-        struct img_info info;
-        if (read_file(image_path, &data, &data_size) != 0) {
-            fprintf(stderr, "augserve: %s: %s\n", image_path, strerror(errno));
-            policy_free(policy);
-            return 1;
-        }
-        struct img *decoded = img_decode(data, data_size, &limits, &info, &err);
-        free(data);
+    if (path) {
+        struct img *decoded = load_image(path, &limits, NULL, &err);
         source = decoded ? img_resize(decoded, size, size, IMG_BILINEAR, &err) : NULL;
         img_free(decoded);
     } else {
         source = synthetic_image(size, &err);
     }
-    void *jpeg = NULL;
-    size_t jpeg_size = 0;
-    if (!source || img_encode(source, IMG_JPEG, 90, &jpeg, &jpeg_size, &err) != 0) {
-        fprintf(stderr, "augserve: %s\n", err.message);
-        img_free(source);
-        policy_free(policy);
-        return 1;
-    }
+    int rc = source ? img_encode(source, IMG_JPEG, 90, jpeg, jpeg_size, &err) : -1;
+    if (rc != 0) fprintf(stderr, "augserve: %s\n", err.message);
     img_free(source);
+    return rc != 0;
+}
+
+/* One bench augment run: decode, policy (moving the boxes), encode. */
+struct augment_run {
+    const struct policy *policy;
+    const void *jpeg;
+    size_t jpeg_size;
+    int boxes;
+};
+
+static int bench_augment_once(void *ctx, uint32_t run)
+{
+    const struct augment_run *b = ctx;
+    const struct img_limits limits = {UINT64_MAX, 65535};
+    struct eng_error err = {0};
+    struct img *in = img_decode(b->jpeg, b->jpeg_size, &limits, NULL, &err);
+    struct trace *t = in ? policy_sample(b->policy, 1, 0, run, in->width, in->height, &err) : NULL;
+    struct img *out = t ? bench_apply(t, in, b->boxes, run, &err) : NULL;
+    void *encoded = NULL;
+    size_t encoded_size;
+    int rc = out ? img_encode(out, IMG_JPEG, 90, &encoded, &encoded_size, &err) : -1;
+    if (rc != 0) fprintf(stderr, "augserve: %s\n", err.message);
+    free(encoded);
+    img_free(out);
+    trace_free(t);
+    img_free(in);
+    return rc;
+}
+
+static int bench_augment(int argc, char **argv)
+{
+    const char *policy_text = NULL, *image_path = NULL;
+    int size = 224, boxes = 0;
+    double seconds = 5;
+    const struct flag flags[] = {{"-p", FLAG_TEXT, &policy_text},
+                                 {"--size", FLAG_INT, &size},
+                                 {"--seconds", FLAG_REAL, &seconds},
+                                 {"--image", FLAG_TEXT, &image_path},
+                                 {"--boxes", FLAG_INT, &boxes}};
+    if (parse_flags(argc - 1, argv + 1, flags, FLAG_COUNT(flags)) != 0 || !policy_text ||
+        size < 8 || size > 8192 || !(seconds > 0 && seconds <= 3600) || boxes < 0 || boxes > 1000)
+        return bench_usage(stderr), 2;
+    struct eng_error err = {0};
+    if (img_codec_init(&err) != 0) return fprintf(stderr, "augserve: %s\n", err.message), 1;
+    struct policy *policy = policy_parse_text(policy_text, &err);
+    if (!policy) return fprintf(stderr, "augserve: policy%s\n", err.message), 2;
+    void *jpeg = NULL;
+    struct augment_run b = {policy, NULL, 0, boxes};
     long images = 0;
-    int status = 0;
-    double start = now_seconds(), elapsed = 0;
-    while (elapsed < seconds && status == 0) {
-        struct img_info info;
-        struct img *in = img_decode(jpeg, jpeg_size, &limits, &info, &err);
-        struct trace *t =
-            in ? policy_sample(policy, 1, 0, (uint32_t)images, in->width, in->height, &err) : NULL;
-        struct img *out = t ? bench_apply(t, in, boxes, (uint32_t)images, &err) : NULL;
-        void *encoded = NULL;
-        size_t encoded_size;
-        if (!out || img_encode(out, IMG_JPEG, 90, &encoded, &encoded_size, &err) != 0) {
-            fprintf(stderr, "augserve: %s\n", err.message);
-            status = 1;
-        }
-        free(encoded);
-        img_free(out);
-        trace_free(t);
-        img_free(in);
-        images++;
-        elapsed = now_seconds() - start;
-    }
-    if (status == 0) {
-        json_t *line = json_pack("{s:s, s:i, s:i, s:I, s:f, s:f}", "policy", policy_text, "size",
-                                 size, "boxes", boxes, "images", (json_int_t)images, "seconds",
-                                 elapsed, "images_per_second", images / elapsed);
-        print_line(line);
-    }
+    double elapsed = 0;
+    int status = bench_source_jpeg(image_path, size, &jpeg, &b.jpeg_size);
+    b.jpeg = jpeg;
+    if (status == 0) status = bench_repeat(seconds, bench_augment_once, &b, &images, &elapsed);
+    if (status == 0)
+        print_line(json_pack("{s:s, s:i, s:i, s:I, s:f, s:f}", "policy", policy_text, "size", size,
+                             "boxes", boxes, "images", (json_int_t)images, "seconds", elapsed,
+                             "images_per_second", images / elapsed));
     free(jpeg);
     policy_free(policy);
     return status;
+}
+
+int cli_bench(int argc, char **argv)
+{
+    if (argc >= 1 && strcmp(argv[0], "similarity") == 0) return bench_similarity(argc, argv);
+    if (argc >= 1 && strcmp(argv[0], "infer") == 0) return bench_infer(argc, argv);
+    if (argc >= 1 && strcmp(argv[0], "audio") == 0) return bench_audio(argc, argv);
+    if (argc >= 1 && strcmp(argv[0], "augment") == 0) return bench_augment(argc, argv);
+    bench_usage(stderr);
+    return 2;
 }

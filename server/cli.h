@@ -10,7 +10,7 @@ int cli_augment(int argc, char **argv);
  *                        [-o PATTERN] [--noise FILE]... [--rir FILE]... [--MEL-FIELD V]... IN... */
 int cli_augment_audio(int argc, char **argv);
 
-/* augserve bench augment -p POLICY [--size PIXELS] [--seconds S] [--image FILE]
+/* augserve bench augment -p POLICY [--size PIXELS] [--seconds S] [--image FILE] [--boxes N]
  * augserve bench infer --model DIR|FILE [--batch B] [--seconds S] [--threads T]
  * augserve bench audio -p POLICY [--seconds S] [--audio FILE]
  * augserve bench similarity --model DIR [--size PIXELS] [--batch B] [--seconds S] [--threads T] */

@@ -603,6 +603,110 @@ static void test_targets_bad_inputs(void **state)
     harness_pass(state);
 }
 
+/* A 48x40 grey PNG (malloc'd). */
+static void *grey_png(uint8_t value, size_t *size)
+{
+    struct img *im = img_new(48, 40, 3, NULL);
+    assert_non_null(im);
+    memset(im->data, value, im->stride * (size_t)im->height);
+    void *png = NULL;
+    struct eng_error err = {0};
+    if (img_encode(im, IMG_PNG, 90, &png, size, &err) != 0) fail_msg("encode: %s", err.message);
+    img_free(im);
+    return png;
+}
+
+/* Two inputs with one mask each and {"op": "CopyPaste"} without jittering: each result holds its
+ * own object and the other input's, named by input, index and label, and image 0 shows image 1's
+ * grey exactly on the pasted mask. masks_1 0 gives input 1 a box without a mask. */
+static void post_copy_paste(const struct server *srv, int inputs, int masks_1,
+                            struct http_response *r)
+{
+    static const char policy[] = "{\"op\": \"CopyPaste\", \"jitter\": [1, 1], \"flip_p\": 0}";
+    const char *targets = masks_1 ? "[{\"labels\": [\"car\"]}, {\"labels\": [\"dog\"]}]"
+                                  : "[{\"labels\": [\"car\"]}, {\"boxes\": [[20, 10, 40, 30]], "
+                                    "\"labels\": [\"dog\"]}]";
+    size_t sizes[4];
+    void *bytes[4] = {grey_png(10, &sizes[0]), grey_png(200, &sizes[1]),
+                      make_mask(48, 40, 5, 5, 15, 15, &sizes[2]),
+                      make_mask(48, 40, 20, 10, 40, 30, &sizes[3])};
+    struct http_part parts[8] = {
+        {.name = "policy", .data = policy, .size = sizeof policy - 1},
+        {.name = "seed", .data = "5", .size = 1},
+        {.name = "format", .data = "png", .size = 3},
+    };
+    size_t n = 3;
+    static const char *const names[] = {"image", "image", "mask_0", "mask_1"};
+    for (int i = 0; i < 4; i++)
+        if ((i != 1 || inputs > 1) && (i != 3 || masks_1))
+            parts[n++] = (struct http_part){.name = names[i],
+                                            .filename = "x.png",
+                                            .content_type = "image/png",
+                                            .data = bytes[i],
+                                            .size = sizes[i]};
+    if (inputs > 1)
+        parts[n++] =
+            (struct http_part){.name = "targets", .data = targets, .size = strlen(targets)};
+    struct http_request req = {.path = "/v1/augment", .parts = parts, .part_count = n};
+    http_send(srv, &req, r);
+    for (int i = 0; i < 4; i++)
+        free(bytes[i]);
+}
+
+/* One object of a result: its index, origin input (-1: its own), label and pascal_voc box. */
+static void check_pasted(json_t *o, int index, int input, const char *label, const double box[4])
+{
+    assert_int_equal(json_int(o, "index"), index);
+    json_t *from = json_object_get(o, "input");
+    assert_int_equal(from ? json_integer_value(from) : -1, input);
+    assert_string_equal(json_str(o, "label"), label);
+    for (size_t k = 0; k < 4; k++)
+        assert_true(json_number_value(json_array_get(json_object_get(o, "box"), k)) == box[k]);
+}
+
+static void test_copy_paste_node(void **state)
+{
+    struct server *srv = harness_start(state, AUGMENT_CONFIG);
+    struct http_response r;
+    post_copy_paste(srv, 2, 1, &r);
+    assert_status(&r, 200);
+    json_t *doc = http_json(&r), *results = json_object_get(doc, "results");
+    const double car[4] = {5, 5, 15, 15}, dog[4] = {20, 10, 40, 30};
+    json_t *objects =
+        json_object_get(json_object_get(json_array_get(results, 0), "targets"), "objects");
+    assert_int_equal(json_array_size(objects), 2);
+    check_pasted(json_array_get(objects, 0), 0, -1, "car", car);
+    check_pasted(json_array_get(objects, 1), 0, 1, "dog", dog);
+    objects = json_object_get(json_object_get(json_array_get(results, 1), "targets"), "objects");
+    check_pasted(json_array_get(objects, 0), 0, -1, "dog", dog);
+    check_pasted(json_array_get(objects, 1), 0, 0, "car", car);
+    json_t *paste = json_array_get(json_object_get(json_array_get(results, 0), "trace"), 0);
+    assert_string_equal(json_str(paste, "op"), "CopyPaste");
+    assert_int_equal(json_int(paste, "source"), 1);
+    size_t size;
+    unsigned char *png = unbase64(json_str(json_array_get(results, 0), "data"), &size);
+    struct img *out = decode(png, size);
+    for (int y = 0; y < 40; y++)
+        for (int x = 0; x < 48; x++) {
+            const int inside = x >= 20 && x < 40 && y >= 10 && y < 30;
+            assert_int_equal(img_row(out, y)[3 * x], inside ? 200 : 10);
+        }
+    img_free(out);
+    free(png);
+    json_decref(doc);
+    http_response_free(&r);
+    /* Without masks on every input, or without another input: 422, saying why. */
+    post_copy_paste(srv, 2, 0, &r);
+    assert_error_envelope(&r, 422, "unprocessable");
+    assert_contains(r.body, "input 1 has boxes without masks");
+    http_response_free(&r);
+    post_copy_paste(srv, 1, 1, &r);
+    assert_error_envelope(&r, 422, "unprocessable");
+    assert_contains(r.body, "from another input of the request, and there is only one");
+    http_response_free(&r);
+    harness_pass(state);
+}
+
 int main(int argc, char **argv)
 {
     struct eng_error err = {0};
@@ -615,7 +719,7 @@ int main(int argc, char **argv)
         HARNESS_TEST(test_bad_requests),       HARNESS_TEST(test_ops_and_policies),
         HARNESS_TEST(test_cli_matches_server), HARNESS_TEST(test_same_results_any_worker_count),
         HARNESS_TEST(test_jsd_views),          HARNESS_TEST(test_targets_follow_the_image),
-        HARNESS_TEST(test_targets_bad_inputs),
+        HARNESS_TEST(test_targets_bad_inputs), HARNESS_TEST(test_copy_paste_node),
     };
     return harness_main(argc, argv, "augment", tests, sizeof tests / sizeof tests[0]);
 }

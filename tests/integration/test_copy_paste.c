@@ -270,6 +270,17 @@ static void test_same_seed_same_result(void **state)
     harness_pass(state);
 }
 
+/* Posts f; expects status and code, with needle (may be NULL) in the message. */
+static void expect_post(const struct server *srv, const struct form *f, long status,
+                        const char *code, const char *needle)
+{
+    struct http_response r;
+    post(srv, f, &r);
+    assert_error_envelope(&r, status, code);
+    if (needle) assert_contains(r.body, needle);
+    http_response_free(&r);
+}
+
 /* The scene with one part or field replaced; expects status and code with needle in the
  * message. */
 static void expect_error(const struct server *srv, size_t masks_a, const char *targets_a,
@@ -280,11 +291,7 @@ static void expect_error(const struct server *srv, size_t masks_a, const char *t
     add_scene(&f, masks_a);
     if (targets_a) add_field(&f, "targets_a", targets_a);
     if (extra_name) add_field(&f, extra_name, extra);
-    struct http_response r;
-    post(srv, &f, &r);
-    assert_error_envelope(&r, status, code);
-    assert_contains(r.body, needle);
-    http_response_free(&r);
+    expect_post(srv, &f, status, code, needle);
     form_free(&f);
 }
 
@@ -292,7 +299,7 @@ static void test_bad_boxes(void **state)
 {
     struct server *srv = harness_start(state, NULL);
     expect_error(srv, 3, "{\"boxes\": [[0, 10, 20, 30], [30, 30, 41, 34], [12, 12, 18, 18]]}", NULL,
-                 NULL, 422, "unprocessable", "image_a: boxes[1]: [30, 30, 41, 34]");
+                 NULL, 422, "unprocessable", "targets_a: boxes[1]: [30, 30, 41, 34]");
     expect_error(srv, 3, "{\"boxes\": [[0, 10, 20, 30], [30, 30, 34, 34], [18, 12, 12, 18]]}", NULL,
                  NULL, 422, "unprocessable", "boxes[2]: [18, 12, 12, 18] is inverted");
     expect_error(srv, 3, "{\"boxes\": [[0, 10, \"x\", 30], [30, 30, 34, 34], [12, 12, 18, 18]]}",
@@ -306,7 +313,7 @@ static void test_bad_boxes(void **state)
     expect_error(srv, 3, "{\"box_format\": \"xywh\"}", NULL, NULL, 422, "unprocessable",
                  "box_format");
     expect_error(srv, 3, "{\"boxes\": [[0, 10, 20, 30]]}", NULL, NULL, 422, "unprocessable",
-                 "1 boxes and 3 labels for 3 masks");
+                 "targets_a: 1 boxes, 3 masks and 1 labels disagree");
     expect_error(srv, 3, "{\"boxes\": [[0, 10, 20, 30]], \"extra\": 1}", NULL, NULL, 422,
                  "unprocessable", "unknown key");
     expect_error(srv, 3, "not json", NULL, NULL, 422, "unprocessable", "targets_a: not a JSON");
@@ -318,58 +325,38 @@ static void test_bad_masks_and_images(void **state)
     struct server *srv = harness_start(state, "{\"max_targets\": 2}");
     /* Three masks for a, max_targets 2. */
     expect_error(srv, 3, NULL, NULL, NULL, 422, "unprocessable", "max_targets is 2");
-    struct http_response r;
     /* A mask of another size. */
     struct form f = {0};
     add_scene(&f, 1);
     add_png(&f, "mask_a", solid(20, 40, 1, 255));
-    post(srv, &f, &r);
-    assert_error_envelope(&r, 422, "unprocessable");
-    assert_contains(r.body, "masks[1]: 20x40 differs from the image's 40x40");
-    http_response_free(&r);
+    expect_post(srv, &f, 422, "unprocessable", "masks[1]: 20x40 differs from the image's 40x40");
     form_free(&f);
     /* Masks that are no image, or half of one; a colour mask. */
     f = (struct form){0};
     add_scene(&f, 1);
     add_bytes(&f, "mask_a", "garbage!", 8);
-    post(srv, &f, &r);
-    assert_error_envelope(&r, 415, "unsupported_media_type");
-    assert_contains(r.body, "mask_a[1]");
-    http_response_free(&r);
+    expect_post(srv, &f, 415, "unsupported_media_type", "mask_a[1]");
     f.parts[f.count - 1] = f.parts[2]; /* the first mask_a PNG, cut short */
     f.parts[f.count - 1].size /= 2;
-    post(srv, &f, &r);
-    assert_error_envelope(&r, 422, "undecodable");
-    assert_contains(r.body, "mask_a[1]");
-    http_response_free(&r);
+    expect_post(srv, &f, 422, "undecodable", "mask_a[1]");
     form_free(&f);
     f = (struct form){0};
     add_scene(&f, 1);
     add_png(&f, "mask_a", solid(40, 40, 3, 255));
-    post(srv, &f, &r);
-    assert_error_envelope(&r, 422, "unprocessable");
-    assert_contains(r.body, "mask_a[1]: has 3 channels");
-    http_response_free(&r);
+    expect_post(srv, &f, 422, "unprocessable", "mask_a[1]: has 3 channels");
     form_free(&f);
     /* Images: garbage, half a PNG, none. */
     f = (struct form){0};
     add_scene(&f, 1);
     f.parts[0].data = "not an image at all";
     f.parts[0].size = 19;
-    post(srv, &f, &r);
-    assert_error_envelope(&r, 415, "unsupported_media_type");
-    http_response_free(&r);
+    expect_post(srv, &f, 415, "unsupported_media_type", NULL);
     f.parts[0] = f.parts[1];
     f.parts[0].name = "image_a";
     f.parts[0].size /= 2;
-    post(srv, &f, &r);
-    assert_error_envelope(&r, 422, "undecodable");
-    http_response_free(&r);
+    expect_post(srv, &f, 422, "undecodable", NULL);
     f.parts[1].name = "image_c";
-    post(srv, &f, &r);
-    assert_error_envelope(&r, 422, "unprocessable");
-    assert_contains(r.body, "image_b: send exactly one image part");
-    http_response_free(&r);
+    expect_post(srv, &f, 422, "unprocessable", "image_b: send exactly one image part");
     form_free(&f);
     /* Parameters. */
     expect_error(srv, 1, NULL, "jitter", "huge", 422, "unprocessable", "jitter");
@@ -392,11 +379,8 @@ static void test_memory_bounds(void **state)
         img_row(labels, i)[i] = (uint8_t)(i + 1);
     add_png(&f, "mask_a", labels);
     add_field(&f, "mask_type", "labels");
-    struct http_response r;
-    post(srv, &f, &r);
-    assert_error_envelope(&r, 413, "payload_too_large");
-    assert_contains(r.body, "mask_a: 17 masks of 40x40 are past 16 x max_pixels");
-    http_response_free(&r);
+    expect_post(srv, &f, 413, "payload_too_large",
+                "mask_a: 17 masks of 40x40 are past 16 x max_pixels");
     form_free(&f);
     expect_error(srv, 1, NULL, "jitter", "[3, 3]", 413, "payload_too_large",
                  "image a: the jittering's scale 3 makes it 120x120, past 6400 pixels");

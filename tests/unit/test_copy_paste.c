@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "copy_paste.h"
+#include "policy.h"
 
 /* A solid image. */
 static struct img *solid(int width, int height, int channels, uint8_t value)
@@ -323,6 +324,161 @@ static void test_bad_input(void **state)
     scene_free(&s);
 }
 
+/* ---- The CopyPaste graph node (policy.h) ---------------------------------------------------- */
+
+static struct policy *parse_policy(const char *text)
+{
+    struct eng_error err = {0};
+    struct policy *p = policy_parse_text(text, &err);
+    if (!p) fail_msg("%s: %s", text, err.message);
+    return p;
+}
+
+/* The scene as a request's two inputs, b's object painted 200 on its left half and 100 on its
+ * right, so a mirrored paste would show. */
+struct batch {
+    struct scene s;
+    const struct img *images[3];
+    const struct targets *sets[3];
+    struct policy_inputs inputs;
+};
+
+static void batch_init(struct batch *b)
+{
+    b->s = scene();
+    for (int y = 10; y < 30; y++)
+        memset(img_row(b->s.b, y) + 3 * 20, 100, 3 * 10);
+    b->images[0] = b->s.a, b->images[1] = b->s.b;
+    b->sets[0] = b->s.ta, b->sets[1] = b->s.tb;
+    b->inputs = (struct policy_inputs){2, b->images, b->sets};
+}
+
+/* Samples and applies text for input 0; out gets the moved targets, origins the pasted ones'. */
+static struct img *run_node(const char *text, const struct policy_inputs *in, struct targets **out,
+                            struct policy_origins *origins, json_t **trace)
+{
+    struct policy *p = parse_policy(text);
+    struct eng_error err = {0};
+    struct trace *t = policy_sample_inputs(p, 3, in, 0, 0, 0, &err);
+    if (!t) fail_msg("sample: %s", err.message);
+    *out = targets_clone(in->targets[0], NULL);
+    struct img *im = trace_apply_inputs(t, in, 0, *out, NULL, origins, 3, 0, &err);
+    if (!im) fail_msg("apply: %s", err.message);
+    *trace = trace_to_json(t);
+    trace_free(t);
+    policy_free(p);
+    return im;
+}
+
+/* After a FlipLR of input 0, input 1's object lands exactly on [10, 30)^2 as posted (not mirrored,
+ * not augmented): a0, mirrored to [20, 40), keeps its right half; a1 moves to [6, 10); a2 is
+ * occluded; the pasted object's id names input 1, object 0. The trace shows every draw. */
+static void test_node_pastes_from_other_input(void **state)
+{
+    struct batch b;
+    batch_init(&b);
+    struct targets *t;
+    struct policy_origins origins = {0};
+    json_t *trace;
+    struct img *im = run_node("{\"seq\": [{\"op\": \"FlipLR\"}, {\"op\": \"CopyPaste\", "
+                              "\"jitter\": [1, 1], \"flip_p\": 0}]}",
+                              &b.inputs, &t, &origins, &trace);
+    for (int y = 0; y < 40; y++)
+        for (int x = 0; x < 40; x++) {
+            const int inside = x >= 10 && x < 30 && y >= 10 && y < 30;
+            const int want = !inside ? 10 : x < 20 ? 200 : 100;
+            if (px(im, x, y, 0) != want) fail_msg("pixel (%d, %d) is %d", x, y, px(im, x, y, 0));
+        }
+    assert_int_equal(t->count, 3);
+    const int ids[] = {0, 1, -1};
+    const struct target_box boxes[] = {{30, 10, 40, 30}, {6, 30, 10, 34}, {10, 10, 30, 30}};
+    const long areas[] = {200, 16, 400};
+    for (size_t i = 0; i < 3; i++) {
+        const struct target_box *x = &t->boxes[i];
+        assert_int_equal(t->ids[i], ids[i]);
+        assert_true(x->x1 == boxes[i].x1 && x->y1 == boxes[i].y1 && x->x2 == boxes[i].x2 &&
+                    x->y2 == boxes[i].y2);
+        assert_int_equal(targets_mask_area(t->masks[i]), areas[i]);
+    }
+    assert_int_equal(t->dropped_count, 1);
+    assert_int_equal(t->dropped[0].id, 2);
+    assert_int_equal(t->dropped[0].reason, TARGET_DROP_OCCLUDED);
+    assert_int_equal(origins.count, 1);
+    assert_int_equal(origins.items[0].input, 1);
+    assert_int_equal(origins.items[0].id, 0);
+    json_t *paste = json_array_get(trace, 1);
+    assert_string_equal(json_string_value(json_object_get(paste, "op")), "CopyPaste");
+    assert_int_equal(json_integer_value(json_object_get(paste, "source")), 1);
+    assert_int_equal(json_array_size(json_object_get(paste, "objects")), 1);
+    json_t *drawn = json_object_get(json_object_get(paste, "jittered"), "source");
+    assert_int_equal(json_integer_value(json_object_get(drawn, "width")), 40);
+    assert_true(json_is_false(json_object_get(drawn, "flipped")));
+    json_decref(trace);
+    policy_origins_free(&origins);
+    targets_free(t);
+    img_free(im);
+    scene_free(&b.s);
+}
+
+/* The source is drawn uniformly among the other inputs, never the input itself. */
+static void test_node_draws_another_input(void **state)
+{
+    struct batch b;
+    batch_init(&b);
+    b.images[2] = b.s.a, b.sets[2] = b.s.ta;
+    b.inputs.count = 3;
+    struct policy *p = parse_policy("{\"op\": \"CopyPaste\"}");
+    int seen[3] = {0};
+    for (uint64_t seed = 0; seed < 200; seed++) {
+        struct eng_error err = {0};
+        struct trace *t = policy_sample_inputs(p, seed, &b.inputs, 1, 0, 0, &err);
+        if (!t) fail_msg("sample: %s", err.message);
+        json_t *trace = trace_to_json(t);
+        seen[json_integer_value(json_object_get(json_array_get(trace, 0), "source"))]++;
+        json_decref(trace);
+        trace_free(t);
+    }
+    assert_int_equal(seen[1], 0);
+    assert_true(seen[0] > 70 && seen[2] > 70);
+    policy_free(p);
+    scene_free(&b.s);
+}
+
+/* One input, or an input without masks: refused whether or not the sample reaches the node. */
+static void test_node_refusals(void **state)
+{
+    struct batch b;
+    batch_init(&b);
+    struct policy *p = parse_policy("{\"p\": 0, \"do\": {\"op\": \"CopyPaste\"}}");
+    struct eng_error err = {0};
+    b.inputs.count = 1;
+    assert_null(policy_sample_inputs(p, 1, &b.inputs, 0, 0, 0, &err));
+    assert_string_equal(err.message, "/do: CopyPaste pastes objects from another input of the "
+                                     "request, and there is only one");
+    assert_null(policy_sample(p, 1, 0, 0, 40, 40, &err));
+    struct targets *boxes = targets_new(40, 40, 1, 0, NULL);
+    const double v[4] = {1, 1, 5, 5};
+    assert_int_equal(targets_add(boxes, v, 4, BOX_PASCAL_VOC, 0, NULL, 0, NULL), 0);
+    b.inputs.count = 2;
+    b.sets[1] = boxes;
+    assert_null(policy_sample_inputs(p, 1, &b.inputs, 0, 0, 0, &err));
+    assert_non_null(strstr(err.message, "input 1 has boxes without masks"));
+    b.inputs.targets = NULL;
+    assert_null(policy_sample_inputs(p, 1, &b.inputs, 0, 0, 0, &err));
+    assert_non_null(strstr(err.message, "input 0 has no targets"));
+    policy_free(p);
+    static const char *const bad[] = {"{\"op\": \"CopyPaste\", \"jitter\": [1, 3]}",
+                                      "{\"op\": \"CopyPaste\", \"jitter\": \"huge\"}",
+                                      "{\"op\": \"CopyPaste\", \"flip_p\": 2}",
+                                      "{\"op\": \"CopyPaste\", \"degrees\": 2}"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        assert_null(policy_parse_text(bad[i], &err));
+        assert_int_equal(err.code, ENG_INVALID);
+    }
+    targets_free(boxes);
+    scene_free(&b.s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -332,6 +488,9 @@ int main(void)
         cmocka_unit_test(test_blending_and_channels),
         cmocka_unit_test(test_deterministic_by_seed),
         cmocka_unit_test(test_bad_input),
+        cmocka_unit_test(test_node_pastes_from_other_input),
+        cmocka_unit_test(test_node_draws_another_input),
+        cmocka_unit_test(test_node_refusals),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
