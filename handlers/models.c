@@ -34,6 +34,20 @@ static json_t *tensors_json(const struct nn_graph *g, size_t (*count)(const stru
     return list;
 }
 
+/* The LPIPS section: null without one, else whether it loaded, why not, and what it taps. */
+static json_t *perceptual_json(const struct model *m)
+{
+    const struct model_perceptual *p = model_perceptual(m);
+    const char *why = model_perceptual_reason(m);
+    if (!p && !why) return json_null();
+    if (!p) return json_pack("{s:s, s:s}", "status", "unavailable", "reason", why);
+    json_t *taps = json_array();
+    for (size_t k = 0; taps && k < p->n_taps; k++)
+        json_array_append_new(taps, json_string(p->taps[k]));
+    return json_pack("{s:s, s:o*, s:b, s:i}", "status", "ready", "taps", taps, "lin",
+                     p->weights != NULL, "min_side", p->min_side);
+}
+
 /* A model as GET /v1/models/{name} describes it; NULL when memory runs out. */
 static json_t *model_json(const struct model *m)
 {
@@ -42,14 +56,15 @@ static json_t *model_json(const struct model *m)
     long delay = model_batch_delay_us(m);
     json_t *batching =
         delay >= 0 ? json_pack("{s:i}", "max_delay_us", (json_int_t)delay) : json_null();
-    return json_pack(
-        "{s:s, s:s, s:s?, s:o*, s:o*, s:I, s:b, s:I, s:o*, s:{s:I, s:I}}", "name", model_name(m),
-        "status", g ? "ready" : "unavailable", "reason", model_reason(m), "inputs",
-        tensors_json(g, nn_graph_input_count, nn_graph_input), "outputs",
-        tensors_json(g, nn_graph_output_count, nn_graph_output), "max_batch",
-        (json_int_t)model_max_batch(m), "preprocess", model_preprocess(m) != NULL, "label_count",
-        (json_int_t)model_label_count(m), "dynamic_batching", batching, "stats", "requests",
-        (json_int_t)stats.requests, "executions", (json_int_t)stats.executions);
+    return json_pack("{s:s, s:s, s:s?, s:o*, s:o*, s:I, s:b, s:I, s:o*, s:o*, s:{s:I, s:I}}",
+                     "name", model_name(m), "status", g ? "ready" : "unavailable", "reason",
+                     model_reason(m), "inputs",
+                     tensors_json(g, nn_graph_input_count, nn_graph_input), "outputs",
+                     tensors_json(g, nn_graph_output_count, nn_graph_output), "max_batch",
+                     (json_int_t)model_max_batch(m), "preprocess", model_preprocess(m) != NULL,
+                     "label_count", (json_int_t)model_label_count(m), "dynamic_batching", batching,
+                     "perceptual", perceptual_json(m), "stats", "requests",
+                     (json_int_t)stats.requests, "executions", (json_int_t)stats.executions);
 }
 
 /* Answers with the model's description. */

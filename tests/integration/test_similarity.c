@@ -210,10 +210,37 @@ static void test_lpips_matches_pytorch(void **state)
     harness_pass(state);
 }
 
+/* GET /v1/models/{name}'s "perceptual": the taps when the section loaded, the reason when not. */
+static json_t *perceptual_of(const struct server *srv, const char *model)
+{
+    char path[128];
+    snprintf(path, sizeof path, "/v1/models/%s", model);
+    struct http_response r;
+    http_get(srv, path, &r);
+    assert_status(&r, 200);
+    json_t *doc = http_json(&r), *p = json_incref(json_object_get(doc, "perceptual"));
+    json_decref(doc);
+    http_response_free(&r);
+    return p;
+}
+
 static void test_bad_input(void **state)
 {
     skip_without_fixtures();
     struct server *srv = start_with_models(state);
+    json_t *p = perceptual_of(srv, "alex");
+    assert_string_equal(json_str(p, "status"), "ready");
+    assert_int_equal(json_array_size(json_object_get(p, "taps")), 5);
+    assert_true(json_is_true(json_object_get(p, "lin")));
+    json_decref(p);
+    p = perceptual_of(srv, "badtaps");
+    assert_string_equal(json_str(p, "status"), "unavailable");
+    assert_contains(json_str(p, "reason"), "nope1");
+    assert_contains(json_str(p, "reason"), "nope4");
+    json_decref(p);
+    p = perceptual_of(srv, "negative");
+    assert_string_equal(json_str(p, "status"), "unavailable");
+    json_decref(p);
     struct http_response r;
     const char *mismatched[] = {"pair0_a.png", "pair1_b.png"};
     post_parts(srv, "/v1/similarity", ab, mismatched, 2, NULL, 422, &r);
