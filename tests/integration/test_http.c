@@ -152,6 +152,17 @@ static void test_v1_info(void **state)
     assert_int_equal(json_int(limits, "max_body_bytes"), 123457);
     assert_int_equal(json_int(limits, "max_parts"), 7);
     assert_true(json_is_false(json_object_get(doc, "auth_required")));
+    /* Every engine module the server is built with is listed, so a client can tell what it
+     * may call. */
+    static const char *const modules[] = {"image", "targets", "audio", "nn", "metrics"};
+    json_t *features = json_object_get(doc, "features");
+    for (size_t i = 0; i < sizeof modules / sizeof modules[0]; i++) {
+        size_t k;
+        json_t *f;
+        int found = 0;
+        json_array_foreach(features, k, f) found |= !strcmp(json_string_value(f), modules[i]);
+        if (!found) fail_msg("features lacks %s", modules[i]);
+    }
     json_decref(doc);
     http_response_free(&r);
     free(out);
