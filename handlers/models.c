@@ -194,5 +194,5 @@ void handle_model_delete(struct request *req, struct response *resp)
     else if (rc != 0)
         response_error(resp, 500, "%s", why);
     else
-        response_text(resp, 204, "application/json", "", 0);
+        response_text(resp, 204, NULL, "", 0); /* no body, so no Content-Type */
 }

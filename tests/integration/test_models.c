@@ -214,7 +214,10 @@ static long delete_model(const struct server *srv, const char *name, const char 
     struct http_response r;
     http_send(srv, &req, &r);
     long status = r.status;
-    if (status == 204) assert_int_equal(r.body_size, 0);
+    if (status == 204) {
+        assert_int_equal(r.body_size, 0);
+        assert_null(http_header(&r, "Content-Type"));
+    }
     http_response_free(&r);
     return status;
 }
