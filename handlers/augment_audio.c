@@ -282,6 +282,25 @@ static void respond_json(struct response *resp, const struct batch *b, size_t jo
                             results));
 }
 
+/* The augmented audio a request asks for (every clip's seconds, times samples and views) is
+ * capped at max_audio_seconds like one clip, so a request of many long clips and many samples
+ * cannot make the server hold hours of output. 413 past it. */
+static int check_total_seconds(const struct request *req, struct response *resp,
+                               const struct clips *c, const struct options *o, int views)
+{
+    double seconds = 0;
+    for (int i = 0; i < c->input_count; i++)
+        seconds += (double)c->inputs[i].clip->length / c->inputs[i].clip->rate;
+    double total = seconds * (double)o->samples * views;
+    double max = req->app->cfg->max_audio_seconds;
+    if (total <= max) return 0;
+    response_error(resp, 413,
+                   "the request asks for %.1f s of augmented audio (%.1f s of clips x %llu "
+                   "samples x %d views); max_audio_seconds is %g",
+                   total, seconds, o->samples, views, max);
+    return -1;
+}
+
 void handle_augment_audio(struct request *req, struct response *resp)
 {
     struct options o = {0};
@@ -290,6 +309,7 @@ void handle_augment_audio(struct request *req, struct response *resp)
     size_t jobs = 0;
     if (read_options(req, resp, &o) != 0 || read_clips(req, resp, &o, &c) != 0) goto done;
     b.views = policy_view_count(o.policy);
+    if (check_total_seconds(req, resp, &c, &o, b.views) != 0) goto done;
     jobs = (size_t)c.input_count * o.samples * (size_t)b.views;
     b.results = calloc(jobs, sizeof *b.results);
     if (!b.results) {

@@ -81,7 +81,8 @@ static const struct setting settings[] = {
     INT_SETTING(max_samples, 32, 1, 1024, "samples per image in one augment request"),
     INT_SETTING(max_targets, 1000, 1, 100000, "objects (boxes, masks) per image in one request"),
     INT_SETTING(max_audio_seconds, 600, 1, 86400,
-                "longest audio clip (input, noise or impulse response) in seconds"),
+                "longest audio clip (input, noise or impulse response), and most augmented audio "
+                "per request, in seconds"),
     STRING_SETTING(static_dir, "static", NULL, "web UI files served at /"),
     STRING_SETTING(data_dir, "var", NULL, "embedded store and files"),
     STRING_SETTING(models_dir, "models", NULL,

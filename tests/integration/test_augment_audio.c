@@ -377,6 +377,16 @@ static void test_bad_audio(void **state)
     void *three = speech_3s(&size);
     expect_error(srv, path, three, size, 413, "payload_too_large", "audio 0");
     free(three);
+    /* One second of audio: two samples of it are within the 2 s cap, three are not. */
+    void *second = wav_by_hand(1, 1, 16000, 16000, 0.1f, &size);
+    struct http_response ok;
+    post_audio(srv, "/v1/augment/audio?policy=specaugment-LB&output=json&samples=2", second, size,
+               &ok);
+    assert_status(&ok, 200);
+    http_response_free(&ok);
+    expect_error(srv, "/v1/augment/audio?policy=specaugment-LB&output=json&samples=3", second, size,
+                 413, "payload_too_large", "3.0 s of augmented audio");
+    free(second);
     void *slow = wav_by_hand(1, 1, 500, 100, 0.1f, &size);
     expect_error(srv, path, slow, size, 422, "unprocessable", "500");
     free(slow);
