@@ -12,6 +12,15 @@ static size_t elem_size(enum nn_dtype dtype)
     return dtype == NN_INT64 ? sizeof(int64_t) : sizeof(float);
 }
 
+/* v as int64 in *out: 0, or -1 when v is NaN or past int64's range, where C's conversion is
+ * undefined (a model's float constants are the client's to choose). */
+static int to_int64(double v, int64_t *out)
+{
+    if (!(v >= -0x1p63 && v < 0x1p63)) return -1;
+    *out = (int64_t)v;
+    return 0;
+}
+
 /* 1 when input k is a constant (*id set), 0 when it is an activation, -1 with err. */
 static int const_input(struct nn_plan *p, const struct nn_node *node, size_t k, int *id,
                        struct eng_error *err)
@@ -20,15 +29,19 @@ static int const_input(struct nn_plan *p, const struct nn_node *node, size_t k, 
     return p->values[*id].is_const;
 }
 
-/* The elements of a constant as int64, whatever its type; NULL (err) if it holds more than max. */
+/* The elements of a constant as int64, whatever its type; -1 (err) if it holds more than max or
+ * a float past int64's range. */
 static int ints_of(const struct nn_plan *p, const struct nn_node *node, int id, int64_t *out,
                    size_t max, size_t *n, struct eng_error *err)
 {
     const struct value *v = &p->values[id];
     if (v->count > max) return nn_invalid(node, "a shape or axes input has too many elements", err);
-    for (size_t i = 0; i < v->count; i++)
-        out[i] = v->dtype == NN_INT64 ? ((const int64_t *)v->data)[i]
-                                      : (int64_t)((const float *)v->data)[i];
+    for (size_t i = 0; i < v->count; i++) {
+        if (v->dtype == NN_INT64)
+            out[i] = ((const int64_t *)v->data)[i];
+        else if (to_int64(((const float *)v->data)[i], &out[i]))
+            return nn_invalid(node, "a shape or axes value is out of int64's range", err);
+    }
     *n = v->count;
     return 0;
 }
@@ -206,10 +219,8 @@ int nn_reshape_dims(struct nn_plan *p, const struct nn_node *node, const struct 
         out[d] = shape[d] == 0 && !allowzero ? (d < (size_t)x->rank ? x->dims[d] : -2) : shape[d];
         if (out[d] == -1 && infer < 0)
             infer = (int)d;
-        else if (out[d] < 0)
+        else if (out[d] < 0 || __builtin_mul_overflow(known, (size_t)out[d], &known))
             return nn_invalid(node, "the shape has a bad dim", err);
-        else
-            known *= (size_t)out[d];
     }
     if (infer >= 0) {
         if (!known || x->count % known)
@@ -296,10 +307,15 @@ static int fold_cast(struct nn_plan *p, const struct nn_node *node, struct eng_e
     for (size_t i = 0; i < x.count; i++) {
         double v = x.dtype == NN_INT64 ? (double)((const int64_t *)x.data)[i]
                                        : (double)((const float *)x.data)[i];
-        if (to == NN_FLOAT)
+        if (to == NN_FLOAT) {
             ((float *)out)[i] = (float)v;
-        else
-            ((int64_t *)out)[i] = (int64_t)v;
+        } else if (x.dtype == NN_INT64) {
+            /* Not through double, which rounds INT64_MAX (Slice's "to the end") out of range. */
+            ((int64_t *)out)[i] = ((const int64_t *)x.data)[i];
+        } else if (to_int64(v, &((int64_t *)out)[i])) {
+            free(out);
+            return nn_invalid(node, "a value is out of int64's range", err);
+        }
     }
     return nn_constant(p, node->outputs[0], (enum nn_dtype)to, x.rank, x.dims, out, 1, err) < 0 ? -1
                                                                                                 : 1;

@@ -58,7 +58,7 @@ size_t nn_dims_count(int rank, const int64_t *dims)
 {
     size_t count = 1;
     for (int d = 0; d < rank; d++)
-        count *= (size_t)dims[d];
+        if (dims[d] < 0 || __builtin_mul_overflow(count, (size_t)dims[d], &count)) return SIZE_MAX;
     return count;
 }
 
@@ -130,7 +130,9 @@ static int new_value(struct nn_plan *p, const char *name, int rank, const int64_
     memset(v, 0, sizeof *v);
     v->name = name;
     v->rank = rank;
-    memcpy(v->dims, dims, (size_t)rank * sizeof *dims);
+    /* A scalar's dims may be NULL (Transpose of a rank-0 value passes none), and memcpy must not
+     * see a null pointer even for 0 bytes. */
+    if (rank > 0) memcpy(v->dims, dims, (size_t)rank * sizeof *dims);
     v->count = nn_dims_count(rank, dims);
     v->slot = -1;
     v->plain_copy = -1;
@@ -202,6 +204,12 @@ int nn_activation(struct nn_plan *p, const char *name, int rank, const int64_t *
     int id = new_value(p, name, rank, dims, err);
     if (id < 0) return -1;
     struct value *v = &p->values[id];
+    /* Shapes computed from a model's constants (Pad's pads, Reshape's shape) can be absurd; no
+     * activation may be larger than a model file may be. */
+    if (v->count > NN_MAX_BYTES / sizeof(float))
+        return eng_fail(err, ENG_TOO_LARGE,
+                        "value '%s' would hold more than %zu elements, the most supported", name,
+                        NN_MAX_BYTES / sizeof(float));
     if (md)
         v->md = *md;
     else if (nn_plain_md(&v->md, rank, dims, NULL, err))
@@ -645,7 +653,13 @@ struct nn_plan *nn_plan_compile_with(const struct nn_graph *g,
     for (size_t i = 0; i < nn_graph_node_count(g); i++) {
         p->node = (int)i;
         if (!p->fused[i]) {
-            int folded = nn_fold_constant(p, nn_graph_node(g, i), err);
+            const struct nn_node *node = nn_graph_node(g, i);
+            /* Folding and compiling both name their result after the first output. */
+            if (node->n_outputs < 1 || !node->outputs[0][0]) {
+                nn_invalid(node, "no output", err);
+                goto fail;
+            }
+            int folded = nn_fold_constant(p, node, err);
             if (folded < 0 || (!folded && nn_compile_node(p, err))) goto fail;
         }
         release_slots(p, (int)i);

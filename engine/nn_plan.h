@@ -162,7 +162,8 @@ int nn_sole_reader(const struct nn_plan *p, const char *name);
 /* last_use for a value of that name made now. */
 int nn_last_use(const struct nn_plan *p, const char *name);
 
-/* nn_ops.c: compiles node p->node (and the nodes it fuses, marking them in p->fused). */
+/* nn_ops.c: compiles node p->node, which has a named first output (and the nodes it fuses,
+ * marking them in p->fused). */
 int nn_compile_node(struct nn_plan *p, struct eng_error *err);
 /* Whether the executor handles this node's op (checked for every node before compiling). */
 int nn_op_supported(const struct nn_node *node);

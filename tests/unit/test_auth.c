@@ -93,7 +93,7 @@ static void test_empty_token(void **state)
 static void test_unknown_key(void **state)
 {
     const char *tokens[] = {"Bearer abd", "Bearer ab",   "Bearer abcd",
-                            "Bearer ABC", "Bearer abc ", "Bearer " SHA256_ABC};
+                            "Bearer ABC", "Bearer abc ", ("Bearer " SHA256_ABC)};
     for (size_t i = 0; i < sizeof tokens / sizeof tokens[0]; i++) {
         const char *name = "stale";
         enum auth_result r = auth_check(keyed(state), tokens[i], 0, &name);

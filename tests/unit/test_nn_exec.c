@@ -294,6 +294,176 @@ static void test_conv_bad_group(void **state)
     nn_graph_free(g);
 }
 
+/* A Transpose of a scalar is the scalar: its output is an alias with no dims, which compiling
+ * once copied from a null pointer (found by tests/fuzz/fuzz_onnx; UBSan caught it). */
+static void test_transpose_scalar(void **state)
+{
+    char *in[] = {"x"}, *out[] = {"y"};
+    Onnx__NodeProto transpose;
+    onnx_node_init(&transpose, "Transpose", 1, in, out);
+    Onnx__NodeProto *nodes[] = {&transpose};
+    Onnx__ValueInfoProto x = ONNX__VALUE_INFO_PROTO__INIT, y = ONNX__VALUE_INFO_PROTO__INIT;
+    x.name = "x";
+    y.name = "y";
+    Onnx__ValueInfoProto *inputs[] = {&x}, *outputs[] = {&y};
+    Onnx__GraphProto graph = onnx_graph("transpose_scalar", 1, nodes, 0, NULL, inputs, outputs);
+    size_t size;
+    void *model = onnx_pack_model(&graph, &size);
+    struct eng_error err = {0};
+    struct nn_graph *g = nn_graph_read(model, size, &err);
+    free(model);
+    if (!g) fail_msg("%s", err.message);
+    struct nn_tensor_info shape = {.name = "x", .dtype = NN_FLOAT, .rank = 0};
+    struct nn_plan *p = nn_plan_compile(g, &shape, 1, &err);
+    if (!p) fail_msg("%s", err.message);
+    const float value = 2.5f;
+    const float *inputs_data[] = {&value};
+    float *result;
+    struct nn_tensor_info info;
+    if (nn_plan_run(p, inputs_data, &result, &info, &err)) fail_msg("%s", err.message);
+    assert_int_equal(info.rank, 0);
+    assert_true(result[0] == value);
+    free(result);
+    nn_plan_free(p);
+    nn_graph_free(g);
+}
+
+/* A node without outputs is refused, also one that reads only constants, which is folded
+ * rather than compiled: folding once named its result after a missing output (found by
+ * tests/fuzz/fuzz_onnx). */
+static void test_constant_node_without_output(void **state)
+{
+    int64_t w_dims[] = {2};
+    float w[] = {1, 2};
+    Onnx__TensorProto tw = onnx_float_tensor("W", 1, w_dims, w, 2);
+    Onnx__TensorProto *inits[] = {&tw};
+    char *in[] = {"W"}, *out[] = {"unused"}, *relu_in[] = {"x"}, *relu_out[] = {"y"};
+    Onnx__NodeProto identity, relu;
+    onnx_node_init(&identity, "Identity", 1, in, out);
+    identity.n_output = 0;
+    onnx_node_init(&relu, "Relu", 1, relu_in, relu_out);
+    Onnx__NodeProto *nodes[] = {&identity, &relu};
+    Onnx__ValueInfoProto x = ONNX__VALUE_INFO_PROTO__INIT, y = ONNX__VALUE_INFO_PROTO__INIT;
+    x.name = "x";
+    y.name = "y";
+    Onnx__ValueInfoProto *inputs[] = {&x}, *outputs[] = {&y};
+    Onnx__GraphProto graph = onnx_graph("no_output", 2, nodes, 1, inits, inputs, outputs);
+    size_t size;
+    void *model = onnx_pack_model(&graph, &size);
+    struct eng_error err = {0};
+    struct nn_graph *g = nn_graph_read(model, size, &err);
+    free(model);
+    if (!g) fail_msg("%s", err.message);
+    struct nn_tensor_info shape = {.name = "x", .dtype = NN_FLOAT, .rank = 1, .dims = {2}};
+    assert_null(nn_plan_compile(g, &shape, 1, &err));
+    assert_int_equal(err.code, ENG_INVALID);
+    assert_non_null(strstr(err.message, "no output"));
+    nn_graph_free(g);
+}
+
+/* Compiles y = Relu(x) with a node op(W) before it, W a float initializer of one value, and
+ * returns the error's code (ENG_OK when it compiles). */
+static enum eng_code compile_with_float_constant(char *op, float value, struct eng_error *err)
+{
+    int64_t w_dims[] = {1};
+    Onnx__TensorProto tw = onnx_float_tensor("W", 1, w_dims, &value, 1);
+    Onnx__TensorProto *inits[] = {&tw};
+    Onnx__AttributeProto to = onnx_int_attr("to", NN_INT64);
+    Onnx__AttributeProto *attrs[] = {&to};
+    char *in[] = {"x", "W"}, *out[] = {"c"}, *relu_in[] = {"c"}, *relu_out[] = {"y"};
+    Onnx__NodeProto node, relu;
+    const int cast = !strcmp(op, "Cast");
+    /* Cast reads W alone; Reshape reads W as x's new shape. */
+    onnx_node_init(&node, op, cast ? 1 : 2, cast ? in + 1 : in, out);
+    if (cast) {
+        node.n_attribute = 1;
+        node.attribute = attrs;
+        relu_in[0] = "x";
+    }
+    onnx_node_init(&relu, "Relu", 1, relu_in, relu_out);
+    Onnx__NodeProto *nodes[] = {&node, &relu};
+    Onnx__ValueInfoProto x = ONNX__VALUE_INFO_PROTO__INIT, y = ONNX__VALUE_INFO_PROTO__INIT;
+    x.name = "x";
+    y.name = "y";
+    Onnx__ValueInfoProto *inputs[] = {&x}, *outputs[] = {&y};
+    Onnx__GraphProto graph = onnx_graph("float_constant", 2, nodes, 1, inits, inputs, outputs);
+    size_t size;
+    void *model = onnx_pack_model(&graph, &size);
+    struct nn_graph *g = nn_graph_read(model, size, err);
+    free(model);
+    if (!g) fail_msg("%s", err->message);
+    struct nn_tensor_info shape = {.name = "x", .dtype = NN_FLOAT, .rank = 1, .dims = {2}};
+    struct nn_plan *p = nn_plan_compile(g, &shape, 1, err);
+    nn_plan_free(p);
+    nn_graph_free(g);
+    return p ? ENG_OK : err->code;
+}
+
+/* A float shape or a float cast to int64 past int64's range is refused rather than converted,
+ * which C leaves undefined (found by tests/fuzz/fuzz_onnx; UBSan caught it). */
+static void test_float_constant_out_of_int64(void **state)
+{
+    struct eng_error err = {0};
+    assert_int_equal(compile_with_float_constant("Reshape", 3e20f, &err), ENG_INVALID);
+    assert_non_null(strstr(err.message, "int64's range"));
+    assert_int_equal(compile_with_float_constant("Reshape", NAN, &err), ENG_INVALID);
+    assert_int_equal(compile_with_float_constant("Cast", -1e30f, &err), ENG_INVALID);
+    assert_non_null(strstr(err.message, "int64's range"));
+    assert_int_equal(compile_with_float_constant("Reshape", 2.0f, &err), ENG_OK);
+    assert_int_equal(compile_with_float_constant("Cast", 1e18f, &err), ENG_OK);
+}
+
+/* Compiles node test `name` with its data input at its declared shape, input 1 frozen to the
+ * int64 values given and any later (scalar) input frozen to 0; returns the error code. */
+static int compile_with_frozen_ints(const char *name, const int64_t *values, int64_t n,
+                                    struct eng_error *err)
+{
+    struct nn_graph *g = load_model(name);
+    if (!g) skip();
+    size_t n_in = nn_graph_input_count(g);
+    assert_true(n_in >= 2 && n_in <= MAX_IO);
+    static const float zero = 0;
+    struct nn_tensor_info shapes[MAX_IO];
+    struct nn_tensor frozen[MAX_IO];
+    for (size_t i = 0; i < n_in; i++) {
+        shapes[i] = *nn_graph_input(g, i);
+        frozen[i] =
+            (struct nn_tensor){.info = {.name = shapes[i].name, .dtype = NN_FLOAT, .rank = 0},
+                               .count = 1,
+                               .data = &zero};
+    }
+    frozen[1] = (struct nn_tensor){
+        .info = {.name = shapes[1].name, .dtype = NN_INT64, .rank = 1, .dims = {n}},
+        .count = (size_t)n,
+        .data = values};
+    struct nn_plan_options options = {.frozen = frozen + 1, .n_frozen = n_in - 1};
+    *err = (struct eng_error){0};
+    struct nn_plan *p = nn_plan_compile_with(g, shapes, n_in, &options, err);
+    nn_plan_free(p);
+    nn_graph_free(g);
+    return p ? ENG_OK : err->code;
+}
+
+/* Shapes that a model's constants make absurd are refused before anything is allocated: a
+ * Reshape whose dims multiply past 2^64, and pads that would make an activation larger than a
+ * model may be. */
+static void test_absurd_shapes(void **state)
+{
+    struct eng_error err;
+    const int64_t wrap[] = {INT64_C(4611686018427387905), 4, 6}; /* (2^62 + 1) * 24 wraps */
+    assert_int_equal(compile_with_frozen_ints("test_reshape_reordered_all_dims", wrap, 3, &err),
+                     ENG_INVALID);
+    const int64_t fits[] = {4, 2, 3};
+    assert_int_equal(compile_with_frozen_ints("test_reshape_reordered_all_dims", fits, 3, &err),
+                     ENG_OK);
+    /* test_constant_pad: x [1, 3, 4, 5]; pads [begin..., end...]. */
+    const int64_t huge[] = {0, 0, INT64_C(1) << 40, 0, 0, 0, 0, 0};
+    assert_int_equal(compile_with_frozen_ints("test_constant_pad", huge, 8, &err), ENG_TOO_LARGE);
+    assert_non_null(strstr(err.message, "elements"));
+    const int64_t some[] = {0, 0, 1, 2, 0, 0, 3, 4};
+    assert_int_equal(compile_with_frozen_ints("test_constant_pad", some, 8, &err), ENG_OK);
+}
+
 /* A shape that contradicts the model's declared input is refused. */
 static void test_wrong_shape(void **state)
 {
@@ -600,6 +770,10 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_conv_bad_group),
         cmocka_unit_test(test_unsupported_op),
         cmocka_unit_test(test_wrong_shape),
+        cmocka_unit_test(test_transpose_scalar),
+        cmocka_unit_test(test_constant_node_without_output),
+        cmocka_unit_test(test_float_constant_out_of_int64),
+        cmocka_unit_test(test_absurd_shapes),
         cmocka_unit_test(test_bad_pb),
         cmocka_unit_test(test_run_on_other_threads),
     };

@@ -97,8 +97,8 @@ static void test_domain_refusals(void **state)
     const char *fine[] = {
         "{\"seq\": [{\"op\": \"Gain\"}, {\"op\": \"TimeMask\"}, {\"op\": \"FrequencyMask\"}]}",
         "{\"repeat\": 1, \"do\": {\"seq\": [{\"op\": \"Gain\"}, {\"op\": \"TimeMask\"}]}}",
-        "{\"seq\": [{\"choice\": [{\"op\": \"Gain\"}, {\"op\": \"Speed\"}]}, {\"op\": "
-        "\"TimeMask\"}]}",
+        ("{\"seq\": [{\"choice\": [{\"op\": \"Gain\"}, {\"op\": \"Speed\"}]}, {\"op\": "
+         "\"TimeMask\"}]}"),
         "gaugment-example",
         "multistyle",
         "specaugment-SM",
