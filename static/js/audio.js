@@ -3,7 +3,8 @@
 // the policy leaves a waveform.
 import { api, curlCommand, isAudioPreset, listOps, listPresets, toForm } from './api.js';
 import {
-  $, base64ToBlob, copyText, dataUrl, dropZone, el, initShell, policyPicker, showError, withBusy,
+  $, base64ToBlob, copyText, dataUrl, dropZone, el, initShell, policyFields, policyPicker, required,
+  samplingFields, showError, withBusy,
 } from './ui.js';
 
 const form = $('#controls');
@@ -14,6 +15,8 @@ const ORIGINAL = { op: 'Gain', db: 0 };
 let clip = null;
 let picker = null;
 let recorder = null;
+policyFields({ jsonLabel: 'Graph (JSON)' });
+samplingFields();
 
 function setClip(file) {
   clip = file;
@@ -90,11 +93,7 @@ function panel(title, result, note) {
 }
 
 async function run() {
-  if (!clip) {
-    showError(new Error('Choose or record a clip first.'));
-    $('#audio').focus();
-    return;
-  }
+  if (!required(clip, 'Choose or record a clip first.', $('#audio'))) return;
   const docs = await withBusy($('#run'), $('#results'), $('#status'), 'Augmenting the clip', () =>
     Promise.all([
       api('/v1/augment/audio', { method: 'POST', body: toForm(fields(ORIGINAL)) }),

@@ -2,17 +2,17 @@
 // traces; same seed again, downloads and copy-as-curl.
 import { api, curlCommand, isAudioPreset, listOps, listPresets, toForm } from './api.js';
 import {
-  $, base64ToBlob, copyText, dataUrl, downloadBlob, dropZone, el, initShell, policyPicker,
-  showError, thumbnails, withBusy,
+  $, base64ToBlob, copyText, dataUrl, downloadBlob, dropZone, el, initShell, policyFields, policyPicker,
+  required, samplingFields, seededRuns, showError, thumbnails, withBusy,
 } from './ui.js';
 
 const form = $('#controls');
 const status = $('#status');
 const output = $('#output');
-const results = $('#results');
 let files = [];
-let lastSeed = null;
 let picker = null;
+policyFields({ toJson: true });
+samplingFields({ samples: true });
 
 function fields(seed) {
   return {
@@ -63,31 +63,16 @@ function render(doc) {
     `Seed ${doc.seed}: the same seed, images and policy give the same samples.`), ...groups);
 }
 
-async function run(seed) {
-  if (files.length === 0) {
-    showError(new Error('Choose at least one image first.'));
-    $('#images').focus();
-    return;
-  }
-  const button = seed === undefined ? $('#run') : $('#again');
-  const doc = await withBusy(button, results, status, 'Augmenting', () =>
-    api('/v1/augment', { method: 'POST', body: toForm(fields(seed)) }));
-  if (!doc) return;
-  lastSeed = doc.seed;
-  $('#again').disabled = false;
-  render(doc);
-}
-
 async function start() {
   await initShell();
   dropZone($('#image-drop'), $('#images'), (chosen) => {
     files = chosen;
     thumbnails($('#image-thumbs'), files);
   });
-  form.addEventListener('submit', (event) => { event.preventDefault(); run(); });
-  $('#again').addEventListener('click', () => {
-    $('#seed').value = lastSeed;
-    run(lastSeed);
+  seededRuns('Augmenting', {
+    ready: () => required(files.length > 0, 'Choose at least one image first.', $('#images')),
+    request: (seed) => api('/v1/augment', { method: 'POST', body: toForm(fields(seed)) }),
+    render,
   });
   $('#copy-curl').addEventListener('click', (event) =>
     copyText(curlCommand('/v1/augment', fields()), event.currentTarget));

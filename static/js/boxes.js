@@ -3,7 +3,7 @@
 import { api, curlCommand, isAudioPreset, listPresets, toForm } from './api.js';
 import {
   $, COLOURS, copyText, dataUrl, dropZone, el, fillPresets, greyPng, initShell, loadImage,
-  showError, withBusy,
+  required, samplingFields, seededRuns, showError,
 } from './ui.js';
 
 const stage = $('#stage');
@@ -14,7 +14,7 @@ const presetSelect = $('#preset');
 let file = null;
 let image = null; // the loaded <img>, for its natural size
 let boxes = []; // [{box: [x1, y1, x2, y2], label}]
-let lastSeed = null;
+samplingFields({ samples: true });
 
 const colour = (i) => COLOURS[i % COLOURS.length];
 const round1 = (v) => Math.round(v * 10) / 10;
@@ -167,21 +167,6 @@ function render(doc) {
   }));
 }
 
-async function run(seed) {
-  if (!file) {
-    showError(new Error('Choose an image first.'));
-    $('#image').focus();
-    return;
-  }
-  const button = seed === undefined ? $('#run') : $('#again');
-  const doc = await withBusy(button, $('#results'), $('#status'), 'Augmenting with boxes', async () =>
-    api('/v1/augment', { method: 'POST', body: toForm(await fields(seed)) }));
-  if (!doc) return;
-  lastSeed = doc.seed;
-  $('#again').disabled = false;
-  render(doc);
-}
-
 async function start() {
   await initShell();
   dropZone($('#image-drop'), $('#image'), async ([chosen]) => {
@@ -204,8 +189,11 @@ async function start() {
   enableDrawing();
   $('#apply-boxes').addEventListener('click', applyJson);
   $('#clear-boxes').addEventListener('click', () => { boxes = []; syncJson(); drawBoxes(); });
-  $('#controls').addEventListener('submit', (event) => { event.preventDefault(); run(); });
-  $('#again').addEventListener('click', () => { $('#seed').value = lastSeed; run(lastSeed); });
+  seededRuns('Augmenting with boxes', {
+    ready: () => required(file, 'Choose an image first.', $('#image')),
+    request: async (seed) => api('/v1/augment', { method: 'POST', body: toForm(await fields(seed)) }),
+    render,
+  });
   $('#copy-curl').addEventListener('click', async (event) => {
     const button = event.currentTarget;
     copyText(curlCommand('/v1/augment', await fields()), button);

@@ -33,10 +33,17 @@ const PAGES = [
   ['models', 'models.html', 'Models'],
 ];
 
-// Builds the header (navigation and the API-key form) and the footer, and asks GET /v1 what
-// the server is and whether it wants keys. Resolves to the server info, or null.
+// Builds what every page shares around its <main id="main">: the skip link, the header
+// (navigation and the API-key form), the error banner (after the lead paragraph) and the
+// footer; then asks GET /v1 what the server is and whether it wants keys. Resolves to the
+// server info, or null.
 export async function initShell() {
   const current = document.body.dataset.page;
+  const main = $('#main');
+  document.body.prepend(el('a', { class: 'skip', href: '#main', text: 'Skip to the content' }),
+    el('header', { class: 'site-header', id: 'site-header' }));
+  ($('.lead', main) || $('h1', main)).after(el('div', { id: 'banner', class: 'banner', role: 'alert', hidden: true }));
+  main.after(el('footer', { class: 'site-footer', id: 'site-footer' }));
   const keyInput = el('input', { type: 'password', id: 'api-key', autocomplete: 'off',
     placeholder: 'API key', 'aria-describedby': 'key-hint' });
   const keyForm = el('form', { class: 'key-form', id: 'key-form', hidden: true,
@@ -536,7 +543,63 @@ export async function greyPng(width, height, pixels) {
 
 export const COLOURS = ['#e3342f', '#3490dc', '#38c172', '#f6993f', '#9561e2', '#f66d9b', '#4dc0b5', '#ffed4a'];
 
+// ---- Shared form parts ------------------------------------------------------------------------
+
+// The seed field (and, with samples, the sample count) at the start of the #sampling row.
+export function samplingFields({ samples = false } = {}) {
+  const field = (id, label, attrs) => el('div', {},
+    el('label', { for: id, text: label }), el('input', { type: 'number', id, ...attrs }));
+  $('#sampling').prepend(field('seed', 'Seed', { min: 0, step: 1, placeholder: 'random' }),
+    samples && field('samples', 'Samples', { min: 1, max: 32, value: 4 }));
+}
+
+// Shows why a run cannot start (in the banner) and focuses the input to fix; false then.
+export function required(ok, message, input) {
+  if (ok) return true;
+  showError(new Error(message));
+  input.focus();
+  return false;
+}
+
+// The #run and "Same seed again" (#again) buttons of the #controls form: request(seed) runs
+// with the button busy; on an answer, #again reruns with its seed and render(doc) shows it.
+// ready() says whether a run can start.
+export function seededRuns(label, { ready, request, render }) {
+  let lastSeed = null;
+  async function run(seed) {
+    if (!ready()) return;
+    const button = seed === undefined ? $('#run') : $('#again');
+    const doc = await withBusy(button, $('#results'), $('#status'), label, () => request(seed));
+    if (!doc) return;
+    lastSeed = doc.seed;
+    $('#again').disabled = false;
+    render(doc);
+  }
+  $('#controls').addEventListener('submit', (event) => { event.preventDefault(); run(); });
+  $('#again').addEventListener('click', () => { $('#seed').value = lastSeed; run(lastSeed); });
+}
+
 // ---- Policy picker --------------------------------------------------------------------------
+
+// The controls of the policy fieldset (#policy) that policyPicker works with; jsonLabel names
+// the JSON mode, toJson adds the "Edit as JSON" button (#preset-to-json) under the preset.
+export function policyFields({ jsonLabel = 'JSON', toJson = false } = {}) {
+  const radio = (value, text) => el('label', { class: 'inline' },
+    el('input', { type: 'radio', name: 'mode', value, checked: value === 'preset' }), ` ${text}`);
+  $('#policy').append(
+    el('div', { role: 'radiogroup', 'aria-label': 'How to give the policy' },
+      radio('preset', 'Preset'), radio('ops', 'Op list'), radio('json', jsonLabel)),
+    el('div', { id: 'mode-preset' },
+      el('label', { for: 'preset', text: 'Preset' }), el('select', { id: 'preset' }),
+      el('p', { class: 'hint', id: 'preset-help' }),
+      toJson && el('button', { type: 'button', class: 'small', id: 'preset-to-json', text: 'Edit as JSON' })),
+    el('div', { id: 'mode-ops', hidden: true }, el('div', { id: 'op-rows' }),
+      el('button', { type: 'button', class: 'small', id: 'add-op', text: 'Add an op' })),
+    el('div', { id: 'mode-json', hidden: true },
+      el('label', { for: 'policy-json', text: 'Policy document' }),
+      el('textarea', { id: 'policy-json', spellcheck: 'false', 'aria-describedby': 'policy-status' }),
+      el('p', { class: 'hint', id: 'policy-status', 'aria-live': 'polite' })));
+}
 
 // The policy fieldset shared by the Augment and Audio pages: radio buttons choose a preset
 // (#preset), an op list (#op-rows, #add-op) or a JSON document (#policy-json, validated live).

@@ -23,10 +23,11 @@ OUT_DIR/expected.json lists the image pairs (PNG files) and, per pair, the LPIPS
 The output is a few MB, so ctest writes it into the build folder; re-running with the same script
 is a no-op. Without torch or skimage it writes a manifest saying why, and the tests skip.
 """
-import hashlib
 import json
 import os
 import sys
+
+import generated
 
 SHIFT = [-0.030, -0.088, -0.188]
 SCALE = [0.458, 0.448, 0.450]
@@ -166,30 +167,16 @@ def make_images(gen, width, height):
 
 def main():
     out_dir = sys.argv[1] if len(sys.argv) > 1 else "lpips-fixtures"
-    os.makedirs(out_dir, exist_ok=True)
-    manifest_path = os.path.join(out_dir, "expected.json")
-    with open(__file__, "rb") as f:
-        version = hashlib.sha256(f.read()).hexdigest()
-    try:
-        with open(manifest_path) as f:
-            if json.load(f).get("version") == version:
-                return
-    except (OSError, ValueError):
-        pass
-    try:
-        import numpy as np
-        import onnx  # noqa: F401
-        import torch
-        import torchvision  # noqa: F401
-        from PIL import Image
-        from skimage.metrics import structural_similarity
-    except ImportError as e:
-        with open(manifest_path, "w") as f:
-            json.dump({"version": version, "skipped": "a Python package is missing: " + str(e),
-                       "pairs": []}, f)
+    started = generated.start(__file__, out_dir, "expected.json", "pairs",
+                              ["numpy", "onnx", "torch", "torchvision", "PIL.Image",
+                               "skimage.metrics"], "a Python package is missing: ")
+    if not started:
         return
-    import warnings
-    warnings.filterwarnings("ignore")
+    manifest_path, version = started
+    import numpy as np
+    import torch
+    from PIL import Image
+    from skimage.metrics import structural_similarity
     nets = {name: export_backbone(out_dir, name, ctor, taps) for name, ctor, taps in BACKBONES}
     rng = np.random.default_rng(7)
     pairs = []

@@ -12,10 +12,11 @@ python3-torchvision; without them it writes a manifest saying why, and the test 
 OUT_DIR/manifest.json lists each case: the model file, the opset, the input and expected output
 files (raw little-endian float32) and their shapes. Re-running with the same script is a no-op.
 """
-import hashlib
 import json
 import os
 import sys
+
+import generated
 
 # name, torchvision constructor, opset, batch, export options
 CASES = [
@@ -104,26 +105,11 @@ def export_case(out_dir, name, ctor, opset, batch, options):
 
 def main():
     out_dir = sys.argv[1] if len(sys.argv) > 1 else "torchvision-models"
-    os.makedirs(out_dir, exist_ok=True)
-    manifest_path = os.path.join(out_dir, "manifest.json")
-    with open(__file__, "rb") as f:
-        version = hashlib.sha256(f.read()).hexdigest()
-    try:
-        with open(manifest_path) as f:
-            if json.load(f).get("version") == version:
-                return
-    except (OSError, ValueError):
-        pass
-    try:
-        import torch  # noqa: F401
-        import torchvision  # noqa: F401
-    except ImportError as e:
-        with open(manifest_path, "w") as f:
-            json.dump({"version": version, "skipped": "python3-torch or python3-torchvision is "
-                       "missing: " + str(e), "cases": []}, f)
+    started = generated.start(__file__, out_dir, "manifest.json", "cases", ["torch", "torchvision"],
+                              "python3-torch or python3-torchvision is missing: ")
+    if not started:
         return
-    import warnings
-    warnings.filterwarnings("ignore")
+    manifest_path, version = started
     cases = [export_case(out_dir, *case) for case in CASES]
     with open(manifest_path, "w") as f:
         json.dump({"version": version, "cases": cases}, f, indent=1)

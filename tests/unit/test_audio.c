@@ -21,6 +21,7 @@
 #include <sndfile.h>
 
 #include "audio.h"
+#include "testutil.h"
 
 static char audio_dir[4096];
 
@@ -32,27 +33,9 @@ static char audio_dir[4096];
 #define MEL_RTOL  1e-4
 #define MEL_FLOOR 1e-6
 
-struct blob {
-    unsigned char *data;
-    size_t size;
-};
-
 static struct blob load(const char *name)
 {
-    char path[4200];
-    snprintf(path, sizeof path, "%s/%s", audio_dir, name);
-    FILE *f = fopen(path, "rb");
-    if (!f) fail_msg("cannot open %s", path);
-    fseek(f, 0, SEEK_END);
-    long size = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    assert_true(size >= 0);
-    struct blob b = {malloc((size_t)size + 1), 0};
-    assert_non_null(b.data);
-    b.size = fread(b.data, 1, (size_t)size, f);
-    fclose(f);
-    assert_int_equal(b.size, (size_t)size);
-    return b;
+    return tu_read_file(audio_dir, name);
 }
 
 static float *load_f32(const char *name, size_t count)
@@ -64,12 +47,7 @@ static float *load_f32(const char *name, size_t count)
 
 static json_t *manifest(void)
 {
-    char path[4200];
-    snprintf(path, sizeof path, "%s/manifest.json", audio_dir);
-    json_error_t jerr;
-    json_t *m = json_load_file(path, 0, &jerr);
-    if (!m) fail_msg("%s: %s", path, jerr.text);
-    return m;
+    return tu_load_json(audio_dir, "manifest.json");
 }
 
 static struct audio *decode_ok(const struct blob *b, int rate, struct audio_info *info)

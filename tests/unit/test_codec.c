@@ -18,31 +18,13 @@
 
 #include "codec.h"
 #include "fixture.h"
+#include "testutil.h"
 
 static char codec_dir[4096];
 
-struct blob {
-    uint8_t *data;
-    size_t size;
-};
-
 static struct blob load(const char *name)
 {
-    char path[4200];
-    snprintf(path, sizeof path, "%s/%s", codec_dir, name);
-    struct blob b = {NULL, 0};
-    FILE *f = fopen(path, "rb");
-    if (!f) fail_msg("cannot open %s", path);
-    fseek(f, 0, SEEK_END);
-    long size = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    assert_true(size >= 0);
-    b.data = malloc((size_t)size + 1);
-    assert_non_null(b.data);
-    b.size = fread(b.data, 1, (size_t)size, f);
-    fclose(f);
-    assert_int_equal(b.size, (size_t)size);
-    return b;
+    return tu_read_file(codec_dir, name);
 }
 
 static struct img *decode_ok(const struct blob *b, struct img_info *info)

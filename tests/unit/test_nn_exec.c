@@ -193,8 +193,27 @@ static void test_unsupported_op(void **state)
     nn_graph_free(g);
 }
 
-/* Serialises the Conv -> Relu -> Reshape model (opset 13); *size bytes, malloc'd. */
-static void *build_conv_relu_reshape(const float *w, const float *b, int64_t groups, size_t *size)
+/* The graph of nodes (and initializers) from input "x" to output "y", serialised and read back
+ * as the executor reads a model file; fails the test when it is refused. */
+static struct nn_graph *graph_x_to_y(char *name, size_t n_node, Onnx__NodeProto **nodes,
+                                     size_t n_init, Onnx__TensorProto **inits)
+{
+    Onnx__ValueInfoProto x = ONNX__VALUE_INFO_PROTO__INIT, y = ONNX__VALUE_INFO_PROTO__INIT;
+    x.name = "x";
+    y.name = "y";
+    Onnx__ValueInfoProto *inputs[] = {&x}, *outputs[] = {&y};
+    Onnx__GraphProto graph = onnx_graph(name, n_node, nodes, n_init, inits, inputs, outputs);
+    size_t size;
+    void *model = onnx_pack_model(&graph, &size);
+    struct eng_error err = {0};
+    struct nn_graph *g = nn_graph_read(model, size, &err);
+    free(model);
+    if (!g) fail_msg("%s", err.message);
+    return g;
+}
+
+/* The Conv -> Relu -> Reshape model (opset 13), read. */
+static struct nn_graph *build_conv_relu_reshape(const float *w, const float *b, int64_t groups)
 {
     int64_t w_dims[] = {CR_M, CR_C / 2, 3, 3}, b_dims[] = {CR_M}, s_dims[] = {2};
     int64_t shape[] = {0, -1}, pads[] = {1, 1, 1, 1};
@@ -217,12 +236,7 @@ static void *build_conv_relu_reshape(const float *w, const float *b, int64_t gro
     onnx_node_init(&reshape, "Reshape", 2, reshape_in, reshape_out);
     Onnx__NodeProto *nodes[] = {&conv, &relu, &reshape};
 
-    Onnx__ValueInfoProto x = ONNX__VALUE_INFO_PROTO__INIT, y = ONNX__VALUE_INFO_PROTO__INIT;
-    x.name = "x";
-    y.name = "y";
-    Onnx__ValueInfoProto *inputs[] = {&x}, *outputs[] = {&y};
-    Onnx__GraphProto graph = onnx_graph("conv_relu_reshape", 3, nodes, 3, inits, inputs, outputs);
-    return onnx_pack_model(&graph, size);
+    return graph_x_to_y("conv_relu_reshape", 3, nodes, 3, inits);
 }
 
 /* A grouped Conv with a Relu fused into it and a Reshape by a constant shape, against a direct
@@ -237,12 +251,8 @@ static void test_conv_relu_reshape(void **state)
         w[k] = (float)((int)(k * 5 % 7) - 3);
     for (size_t k = 0; k < CR_M; k++)
         b[k] = (float)k - 1.5f;
-    size_t size;
-    void *model = build_conv_relu_reshape(w, b, 2, &size);
+    struct nn_graph *g = build_conv_relu_reshape(w, b, 2);
     struct eng_error err = {0};
-    struct nn_graph *g = nn_graph_read(model, size, &err);
-    free(model);
-    if (!g) fail_msg("%s", err.message);
     struct nn_tensor_info shape = {
         .name = "x", .dtype = NN_FLOAT, .rank = 4, .dims = {1, CR_C, CR_H, CR_H}};
     struct nn_plan *p = nn_plan_compile(g, &shape, 1, &err);
@@ -281,12 +291,8 @@ static void test_conv_relu_reshape(void **state)
 static void test_conv_bad_group(void **state)
 {
     float w[CR_M * CR_C / 2 * 9] = {0}, b[CR_M] = {0};
-    size_t size;
-    void *model = build_conv_relu_reshape(w, b, 3, &size);
+    struct nn_graph *g = build_conv_relu_reshape(w, b, 3);
     struct eng_error err = {0};
-    struct nn_graph *g = nn_graph_read(model, size, &err);
-    free(model);
-    if (!g) fail_msg("%s", err.message);
     struct nn_tensor_info shape = {.name = "x", .rank = 4, .dims = {1, CR_C, CR_H, CR_H}};
     assert_null(nn_plan_compile(g, &shape, 1, &err));
     assert_int_equal(err.code, ENG_INVALID);
@@ -302,17 +308,8 @@ static void test_transpose_scalar(void **state)
     Onnx__NodeProto transpose;
     onnx_node_init(&transpose, "Transpose", 1, in, out);
     Onnx__NodeProto *nodes[] = {&transpose};
-    Onnx__ValueInfoProto x = ONNX__VALUE_INFO_PROTO__INIT, y = ONNX__VALUE_INFO_PROTO__INIT;
-    x.name = "x";
-    y.name = "y";
-    Onnx__ValueInfoProto *inputs[] = {&x}, *outputs[] = {&y};
-    Onnx__GraphProto graph = onnx_graph("transpose_scalar", 1, nodes, 0, NULL, inputs, outputs);
-    size_t size;
-    void *model = onnx_pack_model(&graph, &size);
+    struct nn_graph *g = graph_x_to_y("transpose_scalar", 1, nodes, 0, NULL);
     struct eng_error err = {0};
-    struct nn_graph *g = nn_graph_read(model, size, &err);
-    free(model);
-    if (!g) fail_msg("%s", err.message);
     struct nn_tensor_info shape = {.name = "x", .dtype = NN_FLOAT, .rank = 0};
     struct nn_plan *p = nn_plan_compile(g, &shape, 1, &err);
     if (!p) fail_msg("%s", err.message);
@@ -343,17 +340,8 @@ static void test_constant_node_without_output(void **state)
     identity.n_output = 0;
     onnx_node_init(&relu, "Relu", 1, relu_in, relu_out);
     Onnx__NodeProto *nodes[] = {&identity, &relu};
-    Onnx__ValueInfoProto x = ONNX__VALUE_INFO_PROTO__INIT, y = ONNX__VALUE_INFO_PROTO__INIT;
-    x.name = "x";
-    y.name = "y";
-    Onnx__ValueInfoProto *inputs[] = {&x}, *outputs[] = {&y};
-    Onnx__GraphProto graph = onnx_graph("no_output", 2, nodes, 1, inits, inputs, outputs);
-    size_t size;
-    void *model = onnx_pack_model(&graph, &size);
+    struct nn_graph *g = graph_x_to_y("no_output", 2, nodes, 1, inits);
     struct eng_error err = {0};
-    struct nn_graph *g = nn_graph_read(model, size, &err);
-    free(model);
-    if (!g) fail_msg("%s", err.message);
     struct nn_tensor_info shape = {.name = "x", .dtype = NN_FLOAT, .rank = 1, .dims = {2}};
     assert_null(nn_plan_compile(g, &shape, 1, &err));
     assert_int_equal(err.code, ENG_INVALID);
@@ -382,16 +370,7 @@ static enum eng_code compile_with_float_constant(char *op, float value, struct e
     }
     onnx_node_init(&relu, "Relu", 1, relu_in, relu_out);
     Onnx__NodeProto *nodes[] = {&node, &relu};
-    Onnx__ValueInfoProto x = ONNX__VALUE_INFO_PROTO__INIT, y = ONNX__VALUE_INFO_PROTO__INIT;
-    x.name = "x";
-    y.name = "y";
-    Onnx__ValueInfoProto *inputs[] = {&x}, *outputs[] = {&y};
-    Onnx__GraphProto graph = onnx_graph("float_constant", 2, nodes, 1, inits, inputs, outputs);
-    size_t size;
-    void *model = onnx_pack_model(&graph, &size);
-    struct nn_graph *g = nn_graph_read(model, size, err);
-    free(model);
-    if (!g) fail_msg("%s", err->message);
+    struct nn_graph *g = graph_x_to_y("float_constant", 2, nodes, 1, inits);
     struct nn_tensor_info shape = {.name = "x", .dtype = NN_FLOAT, .rank = 1, .dims = {2}};
     struct nn_plan *p = nn_plan_compile(g, &shape, 1, err);
     nn_plan_free(p);

@@ -13,65 +13,53 @@
 
 #include "policy.h"
 #include "presets.h"
+#include "testutil.h"
 
 static const char *fixtures_dir;
 
-static struct policy *parse_ok(const char *text)
-{
-    struct eng_error err = {0};
-    struct policy *p = policy_parse_text(text, &err);
-    if (!p) fail_msg("%s: %s", text, err.message);
-    return p;
-}
-
-static void expect_invalid(const char *text, const char *message)
-{
-    struct eng_error err = {0};
-    struct policy *p = policy_parse_text(text, &err);
-    if (p) fail_msg("accepted: %s", text);
-    assert_int_equal(err.code, ENG_INVALID);
-    if (!strstr(err.message, message))
-        fail_msg("%s\n  gave: %s\n  expected to contain: %s", text, err.message, message);
-}
-
 static void test_errors_name_the_node(void **state)
 {
-    expect_invalid("{\"seq\": [{\"op\": \"Identity\"}, {\"op\": \"Rotate\", \"degrees\": 500}]}",
-                   "/seq/1/degrees: must be in [-360, 360]");
-    expect_invalid("{\"op\": \"Spin\"}", "/op: unknown op \"Spin\"");
-    expect_invalid("{\"op\": \"Invert\", \"degrees\": 3}", "/degrees: unknown key");
-    expect_invalid("{\"op\": \"Invert\", \"level\": 0.5}", "/level: Invert takes no level");
-    expect_invalid("{\"op\": \"Rotate\", \"level\": 1.5}", "/level: must be in [0, 1]");
-    expect_invalid("{\"op\": \"Rotate\", \"level\": {\"bin\": 31, \"bins\": 31}}", "\"bin\" must");
-    expect_invalid("{\"op\": \"Posterize\", \"bits\": 2.5}", "/bits: must be a whole number");
-    expect_invalid("{\"op\": \"Invert\", \"fill\": 3}", "/fill: unknown key");
-    expect_invalid("{\"op\": \"Rotate\", \"fill\": [1, 2, 300]}", "/fill: must be");
-    expect_invalid("{\"choice\": [{\"op\": \"Invert\"}], \"weights\": [1, 2]}",
-                   "/weights: must hold one number per choice (1)");
-    expect_invalid("{\"choice\": []}", "/choice: must be a non-empty array");
-    expect_invalid("{\"p\": 1.5, \"do\": {\"op\": \"Invert\"}}", "/p: must be in [0, 1]");
-    expect_invalid("{\"p\": 0.5}", "/do: is missing");
-    expect_invalid("{\"repeat\": 17, \"do\": {\"op\": \"Invert\"}}", "/repeat: must be");
-    expect_invalid("{\"mix\": [{\"op\": \"Invert\"}], \"alpha\": 0}", "/alpha: must be in");
-    expect_invalid("{\"seq\": [{\"p\": 0.5, \"do\": {\"seq\": [{\"op\": \"X\"}]}}]}",
-                   "/seq/0/do/seq/0/op: unknown op");
-    expect_invalid(
+    tu_expect_policy_invalid(
+        "{\"seq\": [{\"op\": \"Identity\"}, {\"op\": \"Rotate\", \"degrees\": 500}]}",
+        "/seq/1/degrees: must be in [-360, 360]");
+    tu_expect_policy_invalid("{\"op\": \"Spin\"}", "/op: unknown op \"Spin\"");
+    tu_expect_policy_invalid("{\"op\": \"Invert\", \"degrees\": 3}", "/degrees: unknown key");
+    tu_expect_policy_invalid("{\"op\": \"Invert\", \"level\": 0.5}",
+                             "/level: Invert takes no level");
+    tu_expect_policy_invalid("{\"op\": \"Rotate\", \"level\": 1.5}", "/level: must be in [0, 1]");
+    tu_expect_policy_invalid("{\"op\": \"Rotate\", \"level\": {\"bin\": 31, \"bins\": 31}}",
+                             "\"bin\" must");
+    tu_expect_policy_invalid("{\"op\": \"Posterize\", \"bits\": 2.5}",
+                             "/bits: must be a whole number");
+    tu_expect_policy_invalid("{\"op\": \"Invert\", \"fill\": 3}", "/fill: unknown key");
+    tu_expect_policy_invalid("{\"op\": \"Rotate\", \"fill\": [1, 2, 300]}", "/fill: must be");
+    tu_expect_policy_invalid("{\"choice\": [{\"op\": \"Invert\"}], \"weights\": [1, 2]}",
+                             "/weights: must hold one number per choice (1)");
+    tu_expect_policy_invalid("{\"choice\": []}", "/choice: must be a non-empty array");
+    tu_expect_policy_invalid("{\"p\": 1.5, \"do\": {\"op\": \"Invert\"}}", "/p: must be in [0, 1]");
+    tu_expect_policy_invalid("{\"p\": 0.5}", "/do: is missing");
+    tu_expect_policy_invalid("{\"repeat\": 17, \"do\": {\"op\": \"Invert\"}}", "/repeat: must be");
+    tu_expect_policy_invalid("{\"mix\": [{\"op\": \"Invert\"}], \"alpha\": 0}",
+                             "/alpha: must be in");
+    tu_expect_policy_invalid("{\"seq\": [{\"p\": 0.5, \"do\": {\"seq\": [{\"op\": \"X\"}]}}]}",
+                             "/seq/0/do/seq/0/op: unknown op");
+    tu_expect_policy_invalid(
         "{\"dag\": {\"start\": \"a\", \"edges\": [{\"from\": \"a\", \"to\": \"b\", \"p\": "
         "1}, {\"from\": \"b\", \"to\": \"a\", \"p\": 1}]}}",
         "/dag: the edges form a cycle");
-    expect_invalid(
+    tu_expect_policy_invalid(
         "{\"dag\": {\"start\": \"a\", \"edges\": [{\"from\": \"a\", \"to\": \"b\", \"p\": "
         "0.5}, {\"from\": \"a\", \"to\": \"c\", \"p\": 0.4}]}}",
         "vertex \"a\" have probabilities summing to 0.9, not 1");
-    expect_invalid(
+    tu_expect_policy_invalid(
         "{\"dag\": {\"start\": \"a\", \"edges\": [{\"from\": \"a\", \"to\": \"b\", \"p\": "
         "1, \"do\": {\"op\": \"Rotate\", \"degrees\": \"x\"}}]}}",
         "/dag/edges/0/do/degrees: must be a number");
-    expect_invalid("{\"preset\": \"randaugment\", \"m\": 31}",
-                   "\"m\" must be a whole number in [0, 30]");
-    expect_invalid("{\"preset\": \"nope\"}", "unknown preset \"nope\"");
-    expect_invalid("[1, 2]", "must be a node");
-    expect_invalid("{\"nothing\": 1}", "must have one of");
+    tu_expect_policy_invalid("{\"preset\": \"randaugment\", \"m\": 31}",
+                             "\"m\" must be a whole number in [0, 30]");
+    tu_expect_policy_invalid("{\"preset\": \"nope\"}", "unknown preset \"nope\"");
+    tu_expect_policy_invalid("[1, 2]", "must be a node");
+    tu_expect_policy_invalid("{\"nothing\": 1}", "must have one of");
     /* Nesting deeper than the limit, and a repeat product past the trace cap. */
     char deep[2048] = "";
     for (int i = 0; i < 40; i++)
@@ -79,14 +67,14 @@ static void test_errors_name_the_node(void **state)
     strcat(deep, "{\"op\": \"Invert\"}");
     for (int i = 0; i < 40; i++)
         strcat(deep, "]}");
-    expect_invalid(deep, "deeper than");
+    tu_expect_policy_invalid(deep, "deeper than");
 }
 
 static void test_trace_cap(void **state)
 {
     struct policy *p =
-        parse_ok("{\"repeat\": 16, \"do\": {\"repeat\": 16, \"do\": {\"repeat\": 16, "
-                 "\"do\": {\"op\": \"Invert\"}}}}");
+        tu_parse_policy("{\"repeat\": 16, \"do\": {\"repeat\": 16, \"do\": {\"repeat\": 16, "
+                        "\"do\": {\"op\": \"Invert\"}}}}");
     struct eng_error err = {0};
     struct trace *t = policy_sample(p, 1, 0, 0, 10, 10, &err);
     assert_null(t);
@@ -107,7 +95,7 @@ static json_t *sample_json(const struct policy *p, uint64_t seed, uint32_t input
 
 static void test_determinism(void **state)
 {
-    struct policy *p = parse_ok("randaugment");
+    struct policy *p = tu_parse_policy("randaugment");
     int differing = 0;
     for (uint32_t s = 0; s < 50; s++) {
         json_t *a = sample_json(p, 77, 3, s, 64, 48), *b = sample_json(p, 77, 3, s, 64, 48);
@@ -126,8 +114,8 @@ static void test_determinism(void **state)
 /* Counts how often each choice is taken; checks the frequencies against the weights. */
 static void test_choice_and_probability(void **state)
 {
-    struct policy *p = parse_ok("{\"choice\": [{\"op\": \"Invert\"}, {\"op\": \"FlipLR\"}, "
-                                "{\"op\": \"FlipUD\"}], \"weights\": [1, 2, 5]}");
+    struct policy *p = tu_parse_policy("{\"choice\": [{\"op\": \"Invert\"}, {\"op\": \"FlipLR\"}, "
+                                       "{\"op\": \"FlipUD\"}], \"weights\": [1, 2, 5]}");
     enum { N = 16000 };
     long counts[3] = {0};
     for (uint32_t s = 0; s < N; s++) {
@@ -143,7 +131,7 @@ static void test_choice_and_probability(void **state)
     assert_true(x2 < 13.82); /* 2 degrees of freedom, p = 0.001 */
     policy_free(p);
 
-    p = parse_ok("{\"p\": 0.3, \"do\": {\"op\": \"Invert\"}}");
+    p = tu_parse_policy("{\"p\": 0.3, \"do\": {\"op\": \"Invert\"}}");
     long applied = 0;
     for (uint32_t s = 0; s < N; s++) {
         json_t *t = sample_json(p, 6, 0, s, 8, 8);
@@ -153,8 +141,8 @@ static void test_choice_and_probability(void **state)
     assert_true(fabs(applied - 0.3 * N) < 5 * sqrt(N * 0.3 * 0.7));
     policy_free(p);
 
-    p = parse_ok("{\"seq\": [{\"p\": 0, \"do\": {\"op\": \"Invert\"}}, {\"p\": 1, \"do\": "
-                 "{\"repeat\": 3, \"do\": {\"op\": \"FlipLR\"}}}]}");
+    p = tu_parse_policy("{\"seq\": [{\"p\": 0, \"do\": {\"op\": \"Invert\"}}, {\"p\": 1, \"do\": "
+                        "{\"repeat\": 3, \"do\": {\"op\": \"FlipLR\"}}}]}");
     json_t *t = sample_json(p, 7, 0, 0, 8, 8);
     assert_int_equal(json_array_size(t), 3);
     json_decref(t);
@@ -164,11 +152,11 @@ static void test_choice_and_probability(void **state)
 static void test_dag_walk(void **state)
 {
     /* a -> b (0.25, Invert) -> end (FlipUD); a -> end (0.75, FlipLR) */
-    struct policy *p =
-        parse_ok("{\"dag\": {\"start\": \"a\", \"edges\": ["
-                 "{\"from\": \"a\", \"to\": \"b\", \"p\": 0.25, \"do\": {\"op\": \"Invert\"}},"
-                 "{\"from\": \"a\", \"to\": \"end\", \"p\": 0.75, \"do\": {\"op\": \"FlipLR\"}},"
-                 "{\"from\": \"b\", \"to\": \"end\", \"p\": 1, \"do\": {\"op\": \"FlipUD\"}}]}}");
+    struct policy *p = tu_parse_policy(
+        "{\"dag\": {\"start\": \"a\", \"edges\": ["
+        "{\"from\": \"a\", \"to\": \"b\", \"p\": 0.25, \"do\": {\"op\": \"Invert\"}},"
+        "{\"from\": \"a\", \"to\": \"end\", \"p\": 0.75, \"do\": {\"op\": \"FlipLR\"}},"
+        "{\"from\": \"b\", \"to\": \"end\", \"p\": 1, \"do\": {\"op\": \"FlipUD\"}}]}}");
     enum { N = 8000 };
     long through_b = 0;
     for (uint32_t s = 0; s < N; s++) {
@@ -191,8 +179,9 @@ static void test_dag_walk(void **state)
 
 static void test_mix(void **state)
 {
-    struct policy *p = parse_ok("{\"mix\": [{\"op\": \"Invert\"}, {\"seq\": [{\"op\": \"FlipLR\"}, "
-                                "{\"op\": \"FlipUD\"}]}], \"alpha\": 1}");
+    struct policy *p =
+        tu_parse_policy("{\"mix\": [{\"op\": \"Invert\"}, {\"seq\": [{\"op\": \"FlipLR\"}, "
+                        "{\"op\": \"FlipUD\"}]}], \"alpha\": 1}");
     double m_sum = 0;
     enum { N = 4000 };
     for (uint32_t s = 0; s < N; s++) {
@@ -217,7 +206,7 @@ static void test_mix(void **state)
 static void test_mix_pixels(void **state)
 {
     struct policy *p =
-        parse_ok("{\"mix\": [{\"op\": \"Invert\"}, {\"op\": \"FlipLR\"}], \"alpha\": 0.7}");
+        tu_parse_policy("{\"mix\": [{\"op\": \"Invert\"}, {\"op\": \"FlipLR\"}], \"alpha\": 0.7}");
     struct img *in = img_new(5, 3, 3, NULL);
     assert_non_null(in);
     for (int y = 0; y < 3; y++)
@@ -267,7 +256,7 @@ static void test_color_ops_keep_alpha(void **state)
     static const char *const policies[] = {"{\"op\": \"Invert\"}", "{\"op\": \"Grayscale\"}",
                                            "{\"op\": \"Posterize\", \"bits\": 2}"};
     for (size_t i = 0; i < 3; i++) {
-        struct policy *p = parse_ok(policies[i]);
+        struct policy *p = tu_parse_policy(policies[i]);
         struct eng_error err = {0};
         struct trace *t = policy_sample(p, 1, 0, 0, 4, 2, &err);
         struct img *out = t ? trace_apply(t, in, 1, 0, 0, &err) : NULL;
@@ -300,9 +289,9 @@ static double arg_of(json_t *entry, const char *name)
 /* Boxes as torchvision's RandomResizedCrop.get_params draws them; sizes flow to later ops. */
 static void test_random_resized_crop(void **state)
 {
-    struct policy *p = parse_ok("{\"seq\": [{\"op\": \"RandomResizedCrop\", \"height\": 10, "
-                                "\"width\": 20}, {\"op\": \"TranslateX\", \"level\": 1, "
-                                "\"random_sign\": false}]}");
+    struct policy *p = tu_parse_policy("{\"seq\": [{\"op\": \"RandomResizedCrop\", \"height\": 10, "
+                                       "\"width\": 20}, {\"op\": \"TranslateX\", \"level\": 1, "
+                                       "\"random_sign\": false}]}");
     for (uint32_t s = 0; s < 2000; s++) {
         json_t *t = sample_json(p, 31, 0, s, 57, 41);
         json_t *crop = json_array_get(t, 0);
@@ -320,22 +309,23 @@ static void test_random_resized_crop(void **state)
     policy_free(p);
     /* No attempt fits a 2:1 crop of the whole area in a square: the fallback centre crop keeps
      * the width and takes round(w / 2) rows. */
-    p = parse_ok("{\"op\": \"RandomResizedCrop\", \"scale_min\": 1, \"ratio_min\": 2, "
-                 "\"ratio_max\": 2}");
+    p = tu_parse_policy("{\"op\": \"RandomResizedCrop\", \"scale_min\": 1, \"ratio_min\": 2, "
+                        "\"ratio_max\": 2}");
     json_t *t = sample_json(p, 32, 0, 0, 33, 33);
     json_t *crop = json_array_get(t, 0);
     assert_true(arg_of(crop, "crop_width") == 33 && arg_of(crop, "crop_height") == 16);
     assert_true(arg_of(crop, "top") == 8 && arg_of(crop, "left") == 0);
     json_decref(t);
     policy_free(p);
-    expect_invalid("{\"op\": \"RandomResizedCrop\", \"top\": 3}", "/top: is drawn at random");
+    tu_expect_policy_invalid("{\"op\": \"RandomResizedCrop\", \"top\": 3}",
+                             "/top: is drawn at random");
 }
 
 /* FixMatch's weak translate: reflect-pad by 4 then a uniform 32x32 crop: offsets in [0, 8]. */
 static void test_random_crop(void **state)
 {
-    struct policy *p = parse_ok("{\"op\": \"RandomCrop\", \"padding_fraction\": 0.125, "
-                                "\"mode\": \"reflect\"}");
+    struct policy *p = tu_parse_policy("{\"op\": \"RandomCrop\", \"padding_fraction\": 0.125, "
+                                       "\"mode\": \"reflect\"}");
     enum { N = 9000 };
     long counts[9] = {0};
     for (uint32_t s = 0; s < N; s++) {
@@ -353,7 +343,7 @@ static void test_random_crop(void **state)
         x2 += (counts[i] - N / 9.0) * (counts[i] - N / 9.0) / (N / 9.0);
     assert_true(x2 < 26.12); /* 8 degrees of freedom, p = 0.001 */
     policy_free(p);
-    p = parse_ok("{\"op\": \"RandomCrop\", \"height\": 50, \"width\": 10}");
+    p = tu_parse_policy("{\"op\": \"RandomCrop\", \"height\": 50, \"width\": 10}");
     struct eng_error err = {0};
     assert_null(policy_sample(p, 1, 0, 0, 32, 32, &err));
     assert_int_equal(err.code, ENG_INVALID);
@@ -363,7 +353,7 @@ static void test_random_crop(void **state)
 /* Cutout's centre is uniform over the image; its side a share of the shorter side. */
 static void test_cutout_and_erasing_draws(void **state)
 {
-    struct policy *p = parse_ok("cutout");
+    struct policy *p = tu_parse_policy("cutout");
     enum { N = 7000 };
     long columns[7] = {0};
     for (uint32_t s = 0; s < N; s++) {
@@ -380,10 +370,10 @@ static void test_cutout_and_erasing_draws(void **state)
         x2 += (columns[i] - N / 7.0) * (columns[i] - N / 7.0) / (N / 7.0);
     assert_true(x2 < 22.46); /* 6 degrees of freedom, p = 0.001 */
     policy_free(p);
-    expect_invalid("{\"preset\": \"cutout\", \"size_fraction\": 2}",
-                   "/size_fraction: must be in [0, 1]");
+    tu_expect_policy_invalid("{\"preset\": \"cutout\", \"size_fraction\": 2}",
+                             "/size_fraction: must be in [0, 1]");
 
-    p = parse_ok("{\"op\": \"RandomErasing\"}");
+    p = tu_parse_policy("{\"op\": \"RandomErasing\"}");
     int fitted = 0;
     for (uint32_t s = 0; s < 2000; s++) {
         json_t *t = sample_json(p, 42, 0, s, 40, 30);
@@ -414,7 +404,7 @@ static void test_fourier_draws(void **state)
             int ki = i <= H / 2 ? i : H - i, kj = j <= W / 2 ? j : W - j;
             if (i || j) total += 1 / sqrt((double)ki * ki + (double)kj * kj);
         }
-    struct policy *p = parse_ok("{\"op\": \"FourierNoise\", \"eps\": 1}");
+    struct policy *p = tu_parse_policy("{\"op\": \"FourierNoise\", \"eps\": 1}");
     enum { N = 20000 };
     long lowest = 0, positive = 0;
     for (uint32_t s = 0; s < N; s++) {
@@ -430,12 +420,13 @@ static void test_fourier_draws(void **state)
     assert_true(fabs(lowest - p10 * N) < 5 * sqrt(N * p10 * (1 - p10)));
     assert_true(fabs(positive - 0.5 * N) < 5 * sqrt(N * 0.25));
     policy_free(p);
-    expect_invalid("{\"op\": \"FourierNoise\", \"sign_0\": 1}", "/sign_0: is drawn at random");
+    tu_expect_policy_invalid("{\"op\": \"FourierNoise\", \"sign_0\": 1}",
+                             "/sign_0: is drawn at random");
 }
 
 static void test_fixmatch_strong(void **state)
 {
-    struct policy *p = parse_ok("fixmatch-strong");
+    struct policy *p = tu_parse_policy("fixmatch-strong");
     for (uint32_t s = 0; s < 200; s++) {
         json_t *t = sample_json(p, 44, 0, s, 32, 32);
         assert_int_equal(json_array_size(t), 3);
@@ -478,11 +469,7 @@ static void test_policy_cache(void **state)
 /* config/policy.schema.json lists exactly the presets the engine has. */
 static void test_schema_lists_presets(void **state)
 {
-    char path[4096];
-    snprintf(path, sizeof path, "%s/../../../config/policy.schema.json", fixtures_dir);
-    json_error_t jerr;
-    json_t *schema = json_load_file(path, 0, &jerr);
-    if (!schema) fail_msg("%s: %s", path, jerr.text);
+    json_t *schema = tu_load_json(fixtures_dir, "../../../config/policy.schema.json");
     json_t *preset_name = json_object_get(json_object_get(schema, "$defs"), "presetName");
     json_t *names =
         json_object_get(json_array_get(json_object_get(preset_name, "anyOf"), 0), "enum");
@@ -493,8 +480,9 @@ static void test_schema_lists_presets(void **state)
         int listed = 0;
         for (size_t k = 0; k < json_array_size(names); k++)
             listed |= strcmp(json_string_value(json_array_get(names, k)), presets[i].name) == 0;
-        if (!listed) fail_msg("preset %s is missing from %s", presets[i].name, path);
-        struct policy *p = parse_ok(presets[i].name);
+        if (!listed)
+            fail_msg("preset %s is missing from config/policy.schema.json", presets[i].name);
+        struct policy *p = tu_parse_policy(presets[i].name);
         policy_free(p);
     }
     json_decref(schema);
@@ -503,7 +491,7 @@ static void test_schema_lists_presets(void **state)
 /* AugMix's JSD mode: three views per sample, the clean image and two independent AugMix draws. */
 static void test_views(void **state)
 {
-    struct policy *p = parse_ok("{\"preset\": \"augmix\", \"jsd\": true}");
+    struct policy *p = tu_parse_policy("{\"preset\": \"augmix\", \"jsd\": true}");
     assert_int_equal(policy_view_count(p), 3);
     struct eng_error err = {0};
     int differing = 0;
@@ -526,7 +514,7 @@ static void test_views(void **state)
     assert_null(policy_sample_view(p, 5, 0, 0, 3, 16, 16, &err));
     policy_free(p);
     /* A one-view policy's view 0 is policy_sample. */
-    p = parse_ok("randaugment");
+    p = tu_parse_policy("randaugment");
     assert_int_equal(policy_view_count(p), 1);
     struct trace *a = policy_sample_view(p, 6, 1, 2, 0, 16, 16, &err);
     json_t *ja = trace_to_json(a), *jb = sample_json(p, 6, 1, 2, 16, 16);
@@ -535,8 +523,8 @@ static void test_views(void **state)
     json_decref(jb);
     trace_free(a);
     policy_free(p);
-    expect_invalid("{\"seq\": [{\"views\": [{\"op\": \"Invert\"}]}]}",
-                   "/seq/0: \"views\" may only be the whole policy");
+    tu_expect_policy_invalid("{\"seq\": [{\"views\": [{\"op\": \"Invert\"}]}]}",
+                             "/seq/0: \"views\" may only be the whole policy");
 }
 
 /* timm's RandAugment grammar. Expected arguments are timm's level functions worked by hand at
@@ -563,7 +551,7 @@ static void test_timm_rand(void **state)
 {
     for (int increasing = 0; increasing < 2; increasing++) {
         struct policy *p =
-            parse_ok(increasing ? "rand-m9-n1-mstd0-p1-inc1" : "rand-m9-n1-mstd0-p1");
+            tu_parse_policy(increasing ? "rand-m9-n1-mstd0-p1-inc1" : "rand-m9-n1-mstd0-p1");
         char seen[16][32];
         int kinds = 0;
         for (uint32_t s = 0; s < 1500; s++) {
@@ -595,7 +583,7 @@ static void test_timm_rand(void **state)
         {"rand-m15-n1-mstd0-p1-mmax20", 45, 1e-9, 45},
     };
     for (size_t k = 0; k < sizeof noisy / sizeof noisy[0]; k++) {
-        struct policy *p = parse_ok(noisy[k].config);
+        struct policy *p = tu_parse_policy(noisy[k].config);
         double sum = 0;
         int count = 0;
         /* About 1000 rotations: tolerances are 5 standard errors. */
@@ -617,7 +605,7 @@ static void test_timm_rand(void **state)
         policy_free(p);
     }
     /* p: each of n ops applies with probability p. */
-    struct policy *p = parse_ok("rand-m9-n2-p0.5");
+    struct policy *p = tu_parse_policy("rand-m9-n2-p0.5");
     long ops = 0;
     for (uint32_t s = 0; s < 4000; s++) {
         json_t *t = sample_json(p, 53, 0, s, 32, 32);
@@ -626,21 +614,16 @@ static void test_timm_rand(void **state)
     }
     assert_true(fabs(ops - 4000.0) < 5 * sqrt(8000 * 0.25));
     policy_free(p);
-    expect_invalid("rand-m9-q2", "section \"q2\" is not one of");
-    expect_invalid("rand-m9.5", "section \"m9.5\"");
-    expect_invalid("rand-p1.5", "p in [0, 1]");
+    tu_expect_policy_invalid("rand-m9-q2", "section \"q2\" is not one of");
+    tu_expect_policy_invalid("rand-m9.5", "section \"m9.5\"");
+    tu_expect_policy_invalid("rand-p1.5", "p in [0, 1]");
 }
 
 /* ---- Presets against torchvision ------------------------------------------------------------ */
 
 static json_t *load_presets(void)
 {
-    char path[4096];
-    snprintf(path, sizeof path, "%s/presets/presets.json", fixtures_dir);
-    json_error_t jerr;
-    json_t *doc = json_load_file(path, 0, &jerr);
-    if (!doc) fail_msg("%s: %s", path, jerr.text);
-    return doc;
+    return tu_load_json(fixtures_dir, "presets/presets.json");
 }
 
 /* The argument an op received in a trace entry (the one argument a level sets). */
@@ -683,7 +666,7 @@ static void test_randaugment_magnitudes(void **state)
     for (int m = 0; m < 31; m++) {
         char text[96];
         snprintf(text, sizeof text, "{\"preset\": \"randaugment\", \"n\": 1, \"m\": %d}", m);
-        struct policy *p = parse_ok(text);
+        struct policy *p = tu_parse_policy(text);
         int seen[14] = {0};
         for (uint32_t s = 0; s < 400; s++) {
             json_t *t = sample_json(p, 11, 0, s, width, height);
@@ -709,7 +692,7 @@ static void test_randaugment_op_frequencies(void **state)
 {
     json_t *fx = load_presets();
     json_t *ops = json_object_get(json_object_get(fx, "randaugment"), "ops");
-    struct policy *p = parse_ok("{\"preset\": \"randaugment\", \"n\": 1}");
+    struct policy *p = tu_parse_policy("{\"preset\": \"randaugment\", \"n\": 1}");
     enum { N = 14000 };
     long counts[14] = {0};
     for (uint32_t s = 0; s < N; s++) {
@@ -732,7 +715,7 @@ static void test_trivialaugment_magnitudes(void **state)
 {
     json_t *fx = load_presets();
     json_t *space = json_object_get(json_object_get(fx, "trivialaugment-wide"), "space");
-    struct policy *p = parse_ok("trivialaugment-wide");
+    struct policy *p = tu_parse_policy("trivialaugment-wide");
     static int seen[14][31];
     const char *names[14];
     int name_count = 0;
@@ -806,7 +789,7 @@ static void test_augmix_magnitudes(void **state)
     json_t *ref = json_object_get(fx, "augmix");
     json_t *space = json_object_get(ref, "space");
     int severity = (int)json_integer_value(json_object_get(ref, "severity"));
-    struct policy *p = parse_ok("augmix");
+    struct policy *p = tu_parse_policy("augmix");
     int ops_seen = 0;
     for (uint32_t s = 0; s < 2000; s++) {
         json_t *t = sample_json(p, 14, 0, s, 57, 41);
@@ -836,7 +819,7 @@ static void test_autoaugment_tables(void **state)
         json_t *ref = json_object_get(fx, names[n]);
         json_t *space = json_object_get(ref, "space");
         json_t *policies = json_object_get(ref, "policies");
-        struct policy *p = parse_ok(names[n]);
+        struct policy *p = tu_parse_policy(names[n]);
         json_t *doc = policy_to_json(p);
         json_t *choice = json_object_get(doc, "choice");
         assert_int_equal(json_array_size(choice), json_array_size(policies));

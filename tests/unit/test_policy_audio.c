@@ -16,29 +16,12 @@
 #include "ops.h"
 #include "policy.h"
 #include "presets.h"
+#include "testutil.h"
 
 static const char *fixtures_dir;
 
 /* 16 kHz features: 400-sample window, 160-sample hop, centred, 80 mels. */
 static const struct audio_framing asr = {400, 160, 1, 80};
-
-static struct policy *parse_ok(const char *text)
-{
-    struct eng_error err = {0};
-    struct policy *p = policy_parse_text(text, &err);
-    if (!p) fail_msg("%s: %s", text, err.message);
-    return p;
-}
-
-static void expect_invalid(const char *text, const char *message)
-{
-    struct eng_error err = {0};
-    struct policy *p = policy_parse_text(text, &err);
-    if (p) fail_msg("accepted: %s", text);
-    assert_int_equal(err.code, ENG_INVALID);
-    if (!strstr(err.message, message))
-        fail_msg("%s\n  gave: %s\n  expected to contain: %s", text, err.message, message);
-}
 
 static json_t *audio_trace(const struct policy *p, uint64_t seed, uint32_t sample, size_t length)
 {
@@ -62,35 +45,41 @@ static const char *entry_op(const json_t *entry)
 
 static void test_domain_refusals(void **state)
 {
-    expect_invalid("{\"seq\": [{\"op\": \"TimeMask\"}, {\"op\": \"Gain\", \"db\": 3}]}",
-                   "/seq/1: Gain is a waveform op and can run after the spectrogram op TimeMask "
-                   "at /seq/0");
-    expect_invalid("{\"seq\": [{\"choice\": [{\"op\": \"Gain\"}, {\"op\": \"FrequencyMask\"}]}, "
-                   "{\"p\": 0.5, \"do\": {\"op\": \"Noise\"}}]}",
-                   "/seq/1/do: Noise is a waveform op and can run after the spectrogram op "
-                   "FrequencyMask at /seq/0/choice/1");
-    expect_invalid(
+    tu_expect_policy_invalid(
+        "{\"seq\": [{\"op\": \"TimeMask\"}, {\"op\": \"Gain\", \"db\": 3}]}",
+        "/seq/1: Gain is a waveform op and can run after the spectrogram op TimeMask "
+        "at /seq/0");
+    tu_expect_policy_invalid(
+        "{\"seq\": [{\"choice\": [{\"op\": \"Gain\"}, {\"op\": \"FrequencyMask\"}]}, "
+        "{\"p\": 0.5, \"do\": {\"op\": \"Noise\"}}]}",
+        "/seq/1/do: Noise is a waveform op and can run after the spectrogram op "
+        "FrequencyMask at /seq/0/choice/1");
+    tu_expect_policy_invalid(
         "{\"repeat\": 2, \"do\": {\"seq\": [{\"op\": \"Gain\"}, {\"op\": \"TimeMask\"}]}}",
         "/do/seq/0: Gain is a waveform op and repeats after the spectrogram op "
         "TimeMask at /do/seq/1");
-    expect_invalid("{\"dag\": {\"start\": \"a\", \"edges\": ["
-                   "{\"from\": \"a\", \"to\": \"b\", \"p\": 0.5, \"do\": {\"op\": \"TimeWarp\"}},"
-                   "{\"from\": \"a\", \"to\": \"b\", \"p\": 0.5},"
-                   "{\"from\": \"b\", \"to\": \"c\", \"p\": 1, \"do\": {\"op\": \"Speed\"}}]}}",
-                   "/dag/edges/2/do: Speed is a waveform op and can run after the spectrogram op "
-                   "TimeWarp at /dag/edges/0/do");
-    expect_invalid("{\"seq\": [{\"op\": \"Rotate\"}, {\"op\": \"Gain\"}]}",
-                   "/seq/1: Gain is a waveform op and Rotate at /seq/0 an image op");
-    expect_invalid("{\"choice\": [{\"op\": \"TimeMask\"}, {\"op\": \"Invert\"}]}",
-                   "/choice/0: TimeMask is a spectrogram op and Invert at /choice/1 an image op");
-    expect_invalid("{\"mix\": [{\"op\": \"Gain\"}]}",
-                   "/: mix blends images; Gain at /mix/0 is an audio op");
-    expect_invalid("{\"op\": \"TimeMask\", \"start\": 3}",
-                   "/start: is drawn at random when the policy runs");
-    expect_invalid("{\"op\": \"FrequencyMask\", \"value\": \"max\"}", "/value: must be one of");
-    expect_invalid("{\"preset\": \"specaugment-LD\", \"value\": 2}",
-                   "\"value\" must be \"zero\" or \"mean\"");
-    expect_invalid("{\"preset\": \"multistyle\", \"noise_clips\": 65}", "\"noise_clips\" must");
+    tu_expect_policy_invalid(
+        "{\"dag\": {\"start\": \"a\", \"edges\": ["
+        "{\"from\": \"a\", \"to\": \"b\", \"p\": 0.5, \"do\": {\"op\": \"TimeWarp\"}},"
+        "{\"from\": \"a\", \"to\": \"b\", \"p\": 0.5},"
+        "{\"from\": \"b\", \"to\": \"c\", \"p\": 1, \"do\": {\"op\": \"Speed\"}}]}}",
+        "/dag/edges/2/do: Speed is a waveform op and can run after the spectrogram op "
+        "TimeWarp at /dag/edges/0/do");
+    tu_expect_policy_invalid("{\"seq\": [{\"op\": \"Rotate\"}, {\"op\": \"Gain\"}]}",
+                             "/seq/1: Gain is a waveform op and Rotate at /seq/0 an image op");
+    tu_expect_policy_invalid(
+        "{\"choice\": [{\"op\": \"TimeMask\"}, {\"op\": \"Invert\"}]}",
+        "/choice/0: TimeMask is a spectrogram op and Invert at /choice/1 an image op");
+    tu_expect_policy_invalid("{\"mix\": [{\"op\": \"Gain\"}]}",
+                             "/: mix blends images; Gain at /mix/0 is an audio op");
+    tu_expect_policy_invalid("{\"op\": \"TimeMask\", \"start\": 3}",
+                             "/start: is drawn at random when the policy runs");
+    tu_expect_policy_invalid("{\"op\": \"FrequencyMask\", \"value\": \"max\"}",
+                             "/value: must be one of");
+    tu_expect_policy_invalid("{\"preset\": \"specaugment-LD\", \"value\": 2}",
+                             "\"value\" must be \"zero\" or \"mean\"");
+    tu_expect_policy_invalid("{\"preset\": \"multistyle\", \"noise_clips\": 65}",
+                             "\"noise_clips\" must");
 
     /* Waveform ops first, then spectrogram ops, along every path: accepted. A one-pass repeat of
      * both is fine too. */
@@ -104,7 +93,7 @@ static void test_domain_refusals(void **state)
         "specaugment-SM",
     };
     for (size_t i = 0; i < sizeof fine / sizeof fine[0]; i++)
-        policy_free(parse_ok(fine[i]));
+        policy_free(tu_parse_policy(fine[i]));
 }
 
 static void test_policy_domain(void **state)
@@ -124,7 +113,7 @@ static void test_policy_domain(void **state)
          0},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        struct policy *p = parse_ok(cases[i].text);
+        struct policy *p = tu_parse_policy(cases[i].text);
         if (policy_domain(p) != cases[i].domain)
             fail_msg("%s: domain %u, expected %u", cases[i].text, policy_domain(p),
                      cases[i].domain);
@@ -149,7 +138,8 @@ static void test_policy_domain(void **state)
 static void test_sampling_refusals(void **state)
 {
     struct eng_error err = {0};
-    struct policy *audio = parse_ok("specaugment-LB"), *image = parse_ok("randaugment");
+    struct policy *audio = tu_parse_policy("specaugment-LB"),
+                  *image = tu_parse_policy("randaugment");
     assert_null(policy_sample(audio, 1, 0, 0, 32, 32, &err));
     assert_int_equal(err.code, ENG_INVALID);
     assert_non_null(strstr(err.message, "the policy is for audio (TimeWarp is a spectrogram op)"));
@@ -161,7 +151,8 @@ static void test_sampling_refusals(void **state)
     assert_null(policy_sample_audio(audio, 1, 0, 0, 0, 16000, &bad, &err));
     assert_non_null(strstr(err.message, "hop_length (0)"));
     /* Four Speed 0.5 ops would make the waveform 16 times longer. */
-    struct policy *slow = parse_ok("{\"repeat\": 4, \"do\": {\"op\": \"Speed\", \"factor\": 0.5}}");
+    struct policy *slow =
+        tu_parse_policy("{\"repeat\": 4, \"do\": {\"op\": \"Speed\", \"factor\": 0.5}}");
     assert_null(policy_sample_audio(slow, 1, 0, 0, 0, 1000, NULL, &err));
     assert_int_equal(err.code, ENG_TOO_LARGE);
     policy_free(slow);
@@ -184,7 +175,7 @@ static void test_sizes_follow_the_ops(void **state)
              "{\"seq\": [{\"op\": \"Speed\", \"factor\": 2}, %s, {\"op\": \"FrequencyMask\", "
              "\"level\": 1, \"range\": [0, 1], \"range_of\": \"height\"}]}",
              whole_axis);
-    struct policy *p = parse_ok(text), *plain = parse_ok(whole_axis);
+    struct policy *p = tu_parse_policy(text), *plain = tu_parse_policy(whole_axis);
     json_t *t = audio_trace(p, 3, 0, 16000), *u = audio_trace(plain, 3, 0, 16000);
     assert_int_equal(json_array_size(t), 3);
     assert_int_equal(entry_int(json_array_get(t, 1), "T"), 51); /* 1 + 8000 / 160 */
@@ -200,8 +191,8 @@ static void test_mask_counts_and_draws(void **state)
 {
     /* Adaptive: min(max_count, floor(0.04 * 501)) = 20 masks of at most floor(0.04 * 501) = 20
      * frames on 5 s (80000 samples: 501 frames); a cap of 5 gives 5. */
-    struct policy *adaptive = parse_ok("{\"op\": \"AdaptiveTimeMask\"}");
-    struct policy *capped = parse_ok("{\"op\": \"AdaptiveTimeMask\", \"max_count\": 5}");
+    struct policy *adaptive = tu_parse_policy("{\"op\": \"AdaptiveTimeMask\"}");
+    struct policy *capped = tu_parse_policy("{\"op\": \"AdaptiveTimeMask\", \"max_count\": 5}");
     json_t *t = audio_trace(adaptive, 1, 0, 80000), *c = audio_trace(capped, 1, 0, 80000);
     assert_int_equal(json_array_size(t), 20);
     assert_int_equal(json_array_size(c), 5);
@@ -221,7 +212,7 @@ static void test_mask_counts_and_draws(void **state)
 
     /* TimeMask T = 10 on 101 frames: width = floor(U(0, 10)), so each of 0..9 about a tenth of
      * the time, and the mask always inside the frames. */
-    struct policy *p = parse_ok("{\"op\": \"TimeMask\", \"T\": 10, \"count\": 3}");
+    struct policy *p = tu_parse_policy("{\"op\": \"TimeMask\", \"T\": 10, \"count\": 3}");
     int seen[10] = {0}, draws = 0;
     for (uint32_t s = 0; s < 400; s++) {
         json_t *trace = audio_trace(p, 11, s, 16000);
@@ -256,7 +247,7 @@ static void test_specaugment_presets(void **state)
         {"specaugment-SS", 40, 27, 2, 70, 0.2, 2},
     };
     for (size_t i = 0; i < sizeof published / sizeof published[0]; i++) {
-        struct policy *p = parse_ok(published[i].name);
+        struct policy *p = tu_parse_policy(published[i].name);
         json_t *doc = policy_to_json(p);
         json_t *seq = json_object_get(doc, "seq");
         assert_int_equal(json_array_size(seq), 3);
@@ -284,7 +275,7 @@ static void test_specaugment_presets(void **state)
         json_decref(trace);
         policy_free(p);
     }
-    struct policy *mean = parse_ok("{\"preset\": \"specaugment-SS\", \"value\": \"mean\"}");
+    struct policy *mean = tu_parse_policy("{\"preset\": \"specaugment-SS\", \"value\": \"mean\"}");
     json_t *trace = audio_trace(mean, 7, 0, 48000);
     assert_string_equal(json_string_value(json_object_get(json_array_get(trace, 1), "value")),
                         "mean");
@@ -296,7 +287,7 @@ static void test_specaugment_presets(void **state)
  * nothing when frames - W <= W. */
 static void test_time_warp_draws(void **state)
 {
-    struct policy *p = parse_ok("{\"op\": \"TimeWarp\", \"W\": 40}");
+    struct policy *p = tu_parse_policy("{\"op\": \"TimeWarp\", \"W\": 40}");
     for (uint32_t s = 0; s < 200; s++) {
         json_t *t = audio_trace(p, 2, s, 16000); /* 101 frames */
         json_t *e = json_array_get(t, 0);
@@ -335,7 +326,7 @@ static void *sample_in_thread(void *arg)
 
 static void test_determinism_across_threads(void **state)
 {
-    struct policy *p = parse_ok("gaugment-example");
+    struct policy *p = tu_parse_policy("gaugment-example");
     struct thread_job jobs[4];
     pthread_t threads[4];
     /* Threads sample overlapping ranges in parallel; every (seed, input, sample) must give the
@@ -380,10 +371,10 @@ static struct audio *tone(size_t n, int rate)
  * same every time), spectrogram ops mask exactly what the trace says. */
 static void test_apply_wave_then_spec(void **state)
 {
-    struct policy *p =
-        parse_ok("{\"seq\": [{\"op\": \"Gain\", \"db\": 6}, {\"op\": \"Noise\", \"snr_db\": 20}, "
-                 "{\"op\": \"FrequencyMask\", \"F\": 27, \"count\": 2}, {\"op\": \"TimeMask\", "
-                 "\"T\": 20, \"value\": \"mean\"}]}");
+    struct policy *p = tu_parse_policy(
+        "{\"seq\": [{\"op\": \"Gain\", \"db\": 6}, {\"op\": \"Noise\", \"snr_db\": 20}, "
+        "{\"op\": \"FrequencyMask\", \"F\": 27, \"count\": 2}, {\"op\": \"TimeMask\", "
+        "\"T\": 20, \"value\": \"mean\"}]}");
     struct eng_error err = {0};
     struct audio *in = tone(16000, 16000);
     struct trace *t = policy_sample_audio(p, 4, 0, 0, 0, in->length, &asr, &err);
@@ -440,7 +431,7 @@ static void test_apply_wave_then_spec(void **state)
 
 static void test_bank(void **state)
 {
-    struct policy *p = parse_ok("{\"preset\": \"multistyle\", \"noise_clips\": 2}");
+    struct policy *p = tu_parse_policy("{\"preset\": \"multistyle\", \"noise_clips\": 2}");
     struct eng_error err = {0};
     struct audio *in = tone(8000, 16000), *n0 = tone(3000, 16000), *n1 = tone(5000, 16000);
     const struct audio *noises[2] = {n0, n1};
@@ -476,7 +467,7 @@ static void test_bank(void **state)
     }
     assert_true(clips_seen[0] > 5 && clips_seen[1] > 5);
     /* A user impulse response from the bank. */
-    struct policy *room = parse_ok("{\"op\": \"Reverb\", \"rir\": 0}");
+    struct policy *room = tu_parse_policy("{\"op\": \"Reverb\", \"rir\": 0}");
     struct trace *t = policy_sample_audio(room, 1, 0, 0, 0, in->length, NULL, &err);
     struct audio *out = trace_apply_wave(t, in, &bank, 1, 0, 0, &err);
     assert_non_null(out);
@@ -502,11 +493,7 @@ static void test_bank(void **state)
 /* config/policy.schema.json lists exactly the registry's ops. */
 static void test_schema_lists_ops(void **state)
 {
-    char path[4096];
-    snprintf(path, sizeof path, "%s/../../../config/policy.schema.json", fixtures_dir);
-    json_error_t jerr;
-    json_t *schema = json_load_file(path, 0, &jerr);
-    if (!schema) fail_msg("%s: %s", path, jerr.text);
+    json_t *schema = tu_load_json(fixtures_dir, "../../../config/policy.schema.json");
     json_t *names = json_object_get(
         json_object_get(
             json_object_get(json_object_get(json_object_get(schema, "$defs"), "op"), "properties"),
@@ -519,7 +506,7 @@ static void test_schema_lists_ops(void **state)
         int listed = 0;
         for (size_t k = 0; k < json_array_size(names); k++)
             listed |= strcmp(json_string_value(json_array_get(names, k)), ops[i].name) == 0;
-        if (!listed) fail_msg("op %s is missing from %s", ops[i].name, path);
+        if (!listed) fail_msg("op %s is missing from config/policy.schema.json", ops[i].name);
     }
     json_decref(schema);
 }

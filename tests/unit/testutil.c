@@ -1,0 +1,59 @@
+#include "testutil.h"
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "policy.h"
+
+struct blob tu_read_file(const char *dir, const char *name)
+{
+    char path[4200];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    FILE *f = fopen(path, "rb");
+    if (!f) fail_msg("cannot open %s", path);
+    fseek(f, 0, SEEK_END);
+    long size = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    assert_true(size >= 0);
+    struct blob b = {malloc((size_t)size + 1), 0};
+    assert_non_null(b.data);
+    b.size = fread(b.data, 1, (size_t)size, f);
+    fclose(f);
+    assert_int_equal(b.size, (size_t)size);
+    return b;
+}
+
+json_t *tu_load_json(const char *dir, const char *name)
+{
+    char path[4200];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    json_error_t jerr;
+    json_t *doc = json_load_file(path, 0, &jerr);
+    if (!doc) fail_msg("%s: %s", path, jerr.text);
+    return doc;
+}
+
+struct policy *tu_parse_policy(const char *text)
+{
+    struct eng_error err = {0};
+    struct policy *p = policy_parse_text(text, &err);
+    if (!p) fail_msg("%s: %s", text, err.message);
+    return p;
+}
+
+void tu_expect_policy_invalid(const char *text, const char *message)
+{
+    struct eng_error err = {0};
+    struct policy *p = policy_parse_text(text, &err);
+    if (p) fail_msg("accepted: %s", text);
+    assert_int_equal(err.code, ENG_INVALID);
+    if (!strstr(err.message, message))
+        fail_msg("%s\n  gave: %s\n  expected to contain: %s", text, err.message, message);
+}
