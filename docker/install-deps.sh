@@ -24,6 +24,9 @@ build_packages=(
   libcmocka-dev       # unit tests
   libcurl4-openssl-dev # integration tests' HTTP client
   libonnx-testdata    # real ONNX models for the model-file tests
+  # The reference implementations parity tests generate their large fixtures with at test time
+  # (tests/parity/gen_torchvision.py, gen_lpips.py); without them those tests skip.
+  python3-torchvision python3-torchaudio python3-onnx python3-skimage
   chromium nodejs     # the web UI's browser tests (tests/browser: playwright-core drives chromium)
   ca-certificates curl
 )
