@@ -108,7 +108,7 @@ int nn_sole_reader(const struct nn_plan *p, const char *name)
     return reads == 1 ? reader : -1;
 }
 
-static int find_value(const struct nn_plan *p, const char *name)
+int nn_find_value(const struct nn_plan *p, const char *name)
 {
     for (size_t i = p->n_values; i-- > 0;)
         if (!strcmp(p->values[i].name, name)) return (int)i;
@@ -266,7 +266,7 @@ static int fold_later_constant(struct nn_plan *p, const char *name, struct eng_e
             continue;
         if (nn_fold_constant(p, n, err) < 0) return -2;
         p->fused[i] = 1;
-        return find_value(p, name);
+        return nn_find_value(p, name);
     }
     return -1;
 }
@@ -279,7 +279,7 @@ int nn_input(struct nn_plan *p, const struct nn_node *node, size_t k, struct eng
         return nn_invalid(node, msg, err);
     }
     const char *name = node->inputs[k];
-    int id = find_value(p, name);
+    int id = nn_find_value(p, name);
     if (id >= 0) return id;
     const struct nn_tensor *t = nn_graph_initializer(p->g, name);
     if (!t && (id = fold_later_constant(p, name, err)) != -1) return id;
@@ -512,7 +512,7 @@ static int float_copy(struct nn_plan *p, int id, struct eng_error *err)
 static int bind_outputs(struct nn_plan *p, struct eng_error *err)
 {
     for (size_t k = 0; k < p->n_outputs; k++) {
-        int id = find_value(p, p->output_names[k]);
+        int id = nn_find_value(p, p->output_names[k]);
         if (id < 0)
             return eng_fail(err, ENG_INVALID, "output '%s' is not produced by any node",
                             p->output_names[k]);

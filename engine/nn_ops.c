@@ -101,13 +101,6 @@ static int can_accumulate_into(const struct nn_plan *p, int id, int k, int rank,
     return 1;
 }
 
-static int find_activation_value(const struct nn_plan *p, const char *name)
-{
-    for (size_t i = p->n_values; i-- > 0;)
-        if (!strcmp(p->values[i].name, name)) return p->values[i].is_const ? -1 : (int)i;
-    return -1;
-}
-
 /* Follows name's chain of sole readers while they can be post-ops of its producer; a nonzero
  * first_sum starts the chain with a sum post-op of that scale (Gemm's beta * C). The caller
  * destroys f->ops. */
@@ -138,7 +131,7 @@ static int fuse_readers(struct nn_plan *p, const char *name, int allow_sum, floa
                    reader->n_inputs == 2) {
             const char *other_name =
                 strcmp(reader->inputs[0], f->out_name) ? reader->inputs[0] : reader->inputs[1];
-            int other = find_activation_value(p, other_name);
+            int other = nn_find_value(p, other_name);
             if (other < 0 || !can_accumulate_into(p, other, k, rank, dims)) return 0;
             f->sum_value = other;
             st = dnnl_post_ops_append_sum(f->ops, 1.0f);
@@ -902,8 +895,9 @@ static int compile_transpose(struct nn_plan *p, const struct nn_node *node, stru
     const int64_t *perm = nn_attr_ints(node, "perm", &n_perm);
     if (perm && n_perm != (size_t)x.rank)
         return nn_invalid(node, "perm must have one entry per dim", err);
+    if (x.rank == 0) return nn_alias(p, xi, node->outputs[0], 0, NULL, NULL, err) < 0 ? -1 : 0;
     dnnl_dims_t out, strides, in_strides;
-    in_strides[x.rank ? x.rank - 1 : 0] = 1;
+    in_strides[x.rank - 1] = 1;
     for (int d = x.rank - 1; d > 0; d--)
         in_strides[d - 1] = in_strides[d] * x.dims[d];
     unsigned char seen[NN_MAX_RANK] = {0};
@@ -916,7 +910,6 @@ static int compile_transpose(struct nn_plan *p, const struct nn_node *node, stru
         strides[d] = in_strides[from];
     }
     dnnl_memory_desc_t view;
-    if (x.rank == 0) return nn_alias(p, xi, node->outputs[0], 0, NULL, NULL, err) < 0 ? -1 : 0;
     if (nn_dnnl_check(dnnl_memory_desc_init_by_strides(&view, x.rank, out, dnnl_f32, strides),
                       "dnnl_memory_desc_init_by_strides", node, err))
         return -1;
@@ -999,7 +992,7 @@ static int compile_pad(struct nn_plan *p, const struct nn_node *node, struct eng
     int64_t out[NN_MAX_RANK];
     for (int d = 0; d < x.rank; d++) {
         out[d] = x.dims[d] + pads[d] + pads[x.rank + d];
-        int64_t most = pm == PAD_REFLECT ? x.dims[d] - 1 : pm == PAD_EDGE ? INT64_MAX : INT64_MAX;
+        int64_t most = pm == PAD_REFLECT ? x.dims[d] - 1 : INT64_MAX;
         if (out[d] < 0 || (pm != PAD_CONSTANT && x.dims[d] == 0 && out[d] > 0) || pads[d] > most ||
             pads[x.rank + d] > most)
             return nn_invalid(node, "the pads do not fit the input and mode", err);

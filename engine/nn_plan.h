@@ -112,6 +112,8 @@ size_t nn_dims_count(int rank, const int64_t *dims);
 int nn_norm_axis(const struct nn_node *node, int64_t axis, int rank, int inclusive,
                  struct eng_error *err);
 
+/* The latest value of that name (activation or constant), or -1. */
+int nn_find_value(const struct nn_plan *p, const char *name);
 /* The value a node's k-th input names (loading an initializer on first use); -1 with err. */
 int nn_input(struct nn_plan *p, const struct nn_node *node, size_t k, struct eng_error *err);
 /* Whether the node has a non-empty k-th input. */
