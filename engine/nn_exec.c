@@ -342,14 +342,34 @@ int nn_user_scratchpad_attr(const_dnnl_primitive_attr_t attr, dnnl_primitive_att
     return nn_dnnl_check(st, "dnnl scratchpad attribute setup", node, err);
 }
 
-int nn_prim_desc(struct nn_plan *p, const struct nn_node *node, const_dnnl_op_desc_t op_desc,
-                 const_dnnl_primitive_attr_t attr, dnnl_primitive_desc_t *pd, struct eng_error *err)
+/* dnnl_primitive_desc_create with the plan's scratchpad mode: -1 with err set when the attribute
+ * cannot be made, else 0 and oneDNN's status. */
+static int create_prim_desc(struct nn_plan *p, const struct nn_node *node,
+                            const_dnnl_op_desc_t op_desc, const_dnnl_primitive_attr_t attr,
+                            dnnl_primitive_desc_t *pd, dnnl_status_t *st, struct eng_error *err)
 {
     dnnl_primitive_attr_t user;
     if (nn_user_scratchpad_attr(attr, &user, node, err)) return -1;
-    dnnl_status_t st = dnnl_primitive_desc_create(pd, op_desc, user, p->engine, NULL);
+    *st = dnnl_primitive_desc_create(pd, op_desc, user, p->engine, NULL);
     dnnl_primitive_attr_destroy(user);
+    return 0;
+}
+
+int nn_prim_desc(struct nn_plan *p, const struct nn_node *node, const_dnnl_op_desc_t op_desc,
+                 const_dnnl_primitive_attr_t attr, dnnl_primitive_desc_t *pd, struct eng_error *err)
+{
+    dnnl_status_t st;
+    if (create_prim_desc(p, node, op_desc, attr, pd, &st, err)) return -1;
     return nn_dnnl_check(st, "dnnl_primitive_desc_create", node, err);
+}
+
+int nn_try_prim_desc(struct nn_plan *p, const struct nn_node *node, const_dnnl_op_desc_t op_desc,
+                     const_dnnl_primitive_attr_t attr, dnnl_primitive_desc_t *pd,
+                     struct eng_error *err)
+{
+    dnnl_status_t st;
+    if (create_prim_desc(p, node, op_desc, attr, pd, &st, err)) return -1;
+    return st == dnnl_success;
 }
 
 int nn_make_prim(struct nn_plan *p, struct step *s, const_dnnl_op_desc_t op_desc,
@@ -626,6 +646,7 @@ struct nn_plan *nn_plan_compile_with(const struct nn_graph *g,
     }
     p->g = g;
     p->threads = options->threads;
+    p->direct_convolution = options->direct_convolution;
     p->n_inputs = n_inputs;
     size_t n_graph_outputs = nn_graph_output_count(g);
     p->n_outputs = n_graph_outputs + options->n_taps;

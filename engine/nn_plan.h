@@ -79,6 +79,7 @@ struct nn_plan {
     dnnl_engine_t engine;
     dnnl_stream_t stream;
     int threads;
+    bool direct_convolution; /* nn_plan_options' */
     struct value *values;
     size_t n_values, cap_values;
     struct step *steps;
@@ -155,6 +156,11 @@ int nn_make_prim(struct nn_plan *p, struct step *s, const_dnnl_op_desc_t op_desc
 int nn_prim_desc(struct nn_plan *p, const struct nn_node *node, const_dnnl_op_desc_t op_desc,
                  const_dnnl_primitive_attr_t attr, dnnl_primitive_desc_t *pd,
                  struct eng_error *err);
+/* nn_prim_desc for an alternative that oneDNN may not have: 1 with *pd made, 0 when oneDNN has no
+ * implementation of it (err untouched), -1 with err set. */
+int nn_try_prim_desc(struct nn_plan *p, const struct nn_node *node, const_dnnl_op_desc_t op_desc,
+                     const_dnnl_primitive_attr_t attr, dnnl_primitive_desc_t *pd,
+                     struct eng_error *err);
 int nn_user_scratchpad_attr(const_dnnl_primitive_attr_t attr, dnnl_primitive_attr_t *out,
                             const struct nn_node *node, struct eng_error *err);
 

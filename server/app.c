@@ -111,10 +111,12 @@ int app_open(struct app *app, const struct config *cfg, char *err, size_t err_si
     if (!app->storage) goto fail;
     /* By default the inferences running at once (one per worker) share the cores, so none waits
      * on an OpenMP barrier whose other threads another inference has descheduled. */
-    int nn_threads = cfg->nn_threads > 0 ? cfg->nn_threads
-                                         : (int)(cores > app->workers ? cores / app->workers : 1);
-    app->models =
-        models_open_limited(cfg->models_dir, cfg->max_model_bytes, nn_threads, err, err_size);
+    struct models_settings models = {
+        .max_model_bytes = cfg->max_model_bytes,
+        .threads = cfg->nn_threads > 0 ? cfg->nn_threads
+                                       : (int)(cores > app->workers ? cores / app->workers : 1),
+        .direct_convolution = !cfg->nn_winograd};
+    app->models = models_open(cfg->models_dir, &models, err, err_size);
     if (!app->models) goto fail;
     app->admission = admission_create(app->workers, cfg->queue);
     if (!app->admission) {

@@ -890,7 +890,8 @@ static int bench_audio(int argc, char **argv)
 static struct model *open_perceptual(const char *path, int threads, struct models **repo)
 {
     char *copy = strdup(path), *copy2 = strdup(path), err[256];
-    *repo = copy && copy2 ? models_open_limited(dirname(copy), 0, threads, err, sizeof err) : NULL;
+    struct models_settings settings = {.threads = threads};
+    *repo = copy && copy2 ? models_open(dirname(copy), &settings, err, sizeof err) : NULL;
     struct model *m = *repo ? models_acquire(*repo, basename(copy2)) : NULL;
     if (!m)
         fprintf(stderr, "augserve: %s: no model folder (model.onnx and config.json) there\n", path);

@@ -58,8 +58,8 @@ struct batch {
 
 struct model {
     char *name;
-    int threads;            /* each run's threads (nn_plan_options) */
-    struct nn_graph *graph; /* NULL: unavailable */
+    struct models_settings settings; /* the repository's, copied: a model may outlive it */
+    struct nn_graph *graph;          /* NULL: unavailable */
     char *reason;
     long max_batch;
     size_t image_input, scores_output;
@@ -93,8 +93,7 @@ struct models {
     struct model **items;
     size_t count;
     char *dir;
-    long long max_model_bytes; /* 0: no limit */
-    int threads;               /* each run's threads; 0: OpenMP's default */
+    struct models_settings settings;
 };
 
 /* ---- Configuration ---------------------------------------------------------------------------
@@ -741,14 +740,14 @@ static int load_files(struct model *m, const char *folder, long long max_bytes, 
 
 /* The model in folder, named name; one that cannot serve holds its reason and no graph. NULL only
  * when memory runs out. */
-static struct model *model_load(const char *folder, const char *name, long long max_bytes,
-                                int threads)
+static struct model *model_load(const char *folder, const char *name,
+                                const struct models_settings *settings)
 {
     struct model *m = model_new(name);
     if (!m) return NULL;
-    m->threads = threads;
+    m->settings = *settings;
     char why[600];
-    if (load_files(m, folder, max_bytes, why, sizeof why) == 0) {
+    if (load_files(m, folder, settings->max_model_bytes, why, sizeof why) == 0) {
         load_perceptual(m, folder);
         return m;
     }
@@ -808,7 +807,7 @@ static int scan(struct models *ms)
         if (entry->d_name[0] == '.' || join(folder, ms->dir, entry->d_name) != 0 ||
             join(path, folder, "model.onnx") != 0 || stat(path, &st) != 0)
             continue;
-        struct model *m = model_load(folder, entry->d_name, ms->max_model_bytes, ms->threads);
+        struct model *m = model_load(folder, entry->d_name, &ms->settings);
         if (!m || append(ms, m) != 0) {
             if (m) model_free(m);
             rc = -1;
@@ -818,8 +817,8 @@ static int scan(struct models *ms)
     return rc;
 }
 
-struct models *models_open_limited(const char *dir, long long max_model_bytes, int threads,
-                                   char *err, size_t err_size)
+struct models *models_open(const char *dir, const struct models_settings *settings, char *err,
+                           size_t err_size)
 {
     struct models *ms = calloc(1, sizeof *ms);
     if (ms) ms->dir = strdup(dir);
@@ -829,19 +828,13 @@ struct models *models_open_limited(const char *dir, long long max_model_bytes, i
         return NULL;
     }
     pthread_rwlock_init(&ms->lock, NULL);
-    ms->max_model_bytes = max_model_bytes;
-    ms->threads = threads;
+    if (settings) ms->settings = *settings;
     if (scan(ms) != 0) {
         models_close(ms);
         snprintf(err, err_size, "out of memory while loading models from %s", dir);
         return NULL;
     }
     return ms;
-}
-
-struct models *models_open(const char *dir, char *err, size_t err_size)
-{
-    return models_open_limited(dir, 0, 0, err, err_size);
 }
 
 void models_close(struct models *ms)
@@ -1013,7 +1006,7 @@ static enum models_add_status publish(struct models *ms, const char *tmp, struct
 static enum models_add_status load_upload(struct models *ms, const char *tmp, const char *name,
                                           struct model **added, char *why, size_t size)
 {
-    struct model *m = model_load(tmp, name, ms->max_model_bytes, ms->threads);
+    struct model *m = model_load(tmp, name, &ms->settings);
     if (!m) {
         refuse(why, size, "out of memory");
         return MODELS_FAILED;
@@ -1053,9 +1046,10 @@ enum models_add_status models_add(struct models *ms, const char *name,
                MAX_NAME_LENGTH);
         return MODELS_REJECTED;
     }
-    if (ms->max_model_bytes > 0 && upload->onnx_size > (unsigned long long)ms->max_model_bytes) {
+    if (ms->settings.max_model_bytes > 0 &&
+        upload->onnx_size > (unsigned long long)ms->settings.max_model_bytes) {
         refuse(why, why_size, "model: the file is %zu bytes; max_model_bytes is %lld",
-               upload->onnx_size, ms->max_model_bytes);
+               upload->onnx_size, ms->settings.max_model_bytes);
         return MODELS_TOO_LARGE;
     }
     if (listed(ms, name)) {
@@ -1126,7 +1120,8 @@ static int same_shapes(const struct nn_tensor_info *a, const struct nn_tensor_in
 static struct nn_plan *compile(const struct model *m, const struct nn_tensor_info *shapes,
                                int tapped, struct eng_error *err)
 {
-    struct nn_plan_options options = {.threads = m->threads};
+    struct nn_plan_options options = {.threads = m->settings.threads,
+                                      .direct_convolution = m->settings.direct_convolution};
     if (tapped) {
         options.taps = m->perceptual.taps;
         options.n_taps = m->perceptual.n_taps;

@@ -8,19 +8,26 @@
 
 #include <stddef.h>
 
+#include <stdbool.h>
+
 #include "error.h"
 #include "nn.h"
 
 struct models;
 struct model;
 
+/* How a repository loads and runs its models; all zero: no size limit, OpenMP's threads, Winograd
+ * where it applies. */
+struct models_settings {
+    long long max_model_bytes; /* a larger model.onnx is unavailable, and its upload refused */
+    int threads;               /* each run's threads; 0: OpenMP's default, one per core */
+    bool direct_convolution;   /* nn_plan_options' */
+};
+
 /* Scans dir; a missing dir gives an empty repository. Returns NULL only when memory runs out (err
- * filled). models_open sets no size limit; with models_open_limited a model.onnx past
- * max_model_bytes is unavailable, and uploads past it are refused, and each run of a model uses
- * `threads` threads (0: OpenMP's default, one per core). */
-struct models *models_open(const char *dir, char *err, size_t err_size);
-struct models *models_open_limited(const char *dir, long long max_model_bytes, int threads,
-                                   char *err, size_t err_size);
+ * filled). settings may be NULL (all zero). */
+struct models *models_open(const char *dir, const struct models_settings *settings, char *err,
+                           size_t err_size);
 /* Frees the repository and drops its references; models still acquired are freed on release. */
 void models_close(struct models *ms);
 

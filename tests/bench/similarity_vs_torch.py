@@ -17,13 +17,16 @@ import importlib.util
 import json
 import os
 import subprocess
+import sys
 import tempfile
 import time
 
 
 def load_gen_lpips():
     here = os.path.dirname(os.path.abspath(__file__))
-    path = os.path.join(here, "..", "parity", "gen_lpips.py")
+    parity = os.path.join(here, "..", "parity")
+    sys.path.insert(0, parity)  # gen_lpips imports its neighbour generated.py
+    path = os.path.join(parity, "gen_lpips.py")
     spec = importlib.util.spec_from_file_location("gen_lpips", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

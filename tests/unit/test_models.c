@@ -144,7 +144,7 @@ static double run_concurrently(struct call *calls, size_t n)
 static struct models *open_repo(void)
 {
     char err[256];
-    struct models *ms = models_open(repo, err, sizeof err);
+    struct models *ms = models_open(repo, NULL, err, sizeof err);
     if (!ms) fail_msg("models_open: %s", err);
     return ms;
 }
