@@ -70,13 +70,16 @@ struct metric_tensor {
 void metric_lpips_input(const struct img *im, const float shift[3], const float scale[3],
                         float *out);
 
-/* LPIPS between images i and j of the batch the n_layers tensors hold. weights[k] has
- * layers[k].c entries, or is NULL for all 1. With map (not NULL), also the spatial distance: each
- * layer's map upsampled bilinearly (align_corners=False) to height x width and summed, row-major.
- * ENG_INVALID when i or j is past the batch or a layer is empty. */
-int metric_lpips(const struct metric_tensor *layers, const float *const *weights, size_t n_layers,
-                 int i, int j, double *distance, int height, int width, float *map,
-                 struct eng_error *err);
+/* LPIPS between images pairs[2k] and pairs[2k + 1] of the batch the n_layers tensors hold, into
+ * distances[k], for k < n_pairs, on up to `threads` threads (0: OpenMP's default). weights[k] has
+ * layers[k].c entries, or is NULL for all 1. With maps (not NULL; maps[k] holds height x width
+ * floats), also each pair's spatial distance: each layer's map upsampled bilinearly
+ * (align_corners=False) to height x width and summed, row-major. ENG_INVALID when an index is
+ * past the batch or a layer is empty. */
+int metric_lpips_pairs(const struct metric_tensor *layers, const float *const *weights,
+                       size_t n_layers, const int *pairs, int n_pairs, double *distances,
+                       int height, int width, float *const *maps, int threads,
+                       struct eng_error *err);
 
 /* ---- 2AFC -------------------------------------------------------------------------------------
  * Two-alternative forced choice: for triplets (ref, p0, p1) where a share h of people judged p1

@@ -1482,6 +1482,11 @@ long model_max_batch(const struct model *m)
     return m->max_batch;
 }
 
+int model_threads(const struct model *m)
+{
+    return m->settings.threads;
+}
+
 const struct model_preprocess *model_preprocess(const struct model *m)
 {
     return m->has_preprocess ? &m->preprocess : NULL;

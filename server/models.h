@@ -132,6 +132,8 @@ const struct nn_graph *model_graph(const struct model *m);
 const char *model_reason(const struct model *m);
 /* config.json's max_batch: the largest first dimension an input may have; 0 = no limit. */
 long model_max_batch(const struct model *m);
+/* The threads each run of the model uses (models_settings'); 0: OpenMP's default. */
+int model_threads(const struct model *m);
 
 /* config.json's dynamic_batching.max_delay_us, or -1 when calls are not batched (no
  * dynamic_batching, or outputs that do not have the batch as first dimension). */

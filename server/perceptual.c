@@ -67,9 +67,9 @@ int perceptual_lpips(struct model *m, struct img *const *images, int n_images, c
         rc = run_chunk(m, images, start, n_images - start < chunk ? n_images - start : chunk,
                        layers, owned, err);
     int h = images[0]->height, w = images[0]->width;
-    for (int k = 0; rc == 0 && k < n_pairs; k++)
-        rc = metric_lpips(layers, p->weights, p->n_taps, pairs[2 * k], pairs[2 * k + 1],
-                          &distances[k], h, w, maps ? maps[k] : NULL, err);
+    if (rc == 0)
+        rc = metric_lpips_pairs(layers, p->weights, p->n_taps, pairs, n_pairs, distances, h, w,
+                                maps, model_threads(m), err);
     for (size_t k = 0; owned && k < p->n_taps; k++)
         free(owned[k]);
     free(owned);

@@ -286,9 +286,10 @@ static void check_pair(const struct backbone *b, json_t *pair, json_t *expected)
     float *map = malloc((size_t)w * h * sizeof *map);
     double d;
     struct eng_error err = {0};
-    assert_int_equal(metric_lpips(tensors, (const float *const *)b->weights, b->n_taps, 0, 1, &d, h,
-                                  w, map, &err),
-                     0);
+    const float *const *weights = (const float *const *)b->weights;
+    assert_int_equal(
+        metric_lpips_pairs(tensors, weights, b->n_taps, (int[]){0, 1}, 1, &d, h, w, &map, 1, &err),
+        0);
     double want = json_real_value(json_object_get(expected, "distance"));
     if (fabs(d - want) > LPIPS_TOLERANCE) fail_msg("LPIPS %.9f, PyTorch %.9f", d, want);
     double *ref;
@@ -301,16 +302,15 @@ static void check_pair(const struct backbone *b, json_t *pair, json_t *expected)
     for (size_t i = 0; i < count; i++)
         worst = fmax(worst, fabs(map[i] - ref[i]));
     if (worst > LPIPS_TOLERANCE) fail_msg("spatial LPIPS is %.3g from PyTorch's", worst);
-    /* The same pair the other way round, and an image against itself. */
-    double back, self;
-    assert_int_equal(metric_lpips(tensors, (const float *const *)b->weights, b->n_taps, 1, 0, &back,
-                                  h, w, NULL, &err),
+    /* On two threads: the same pair again (the same bits), the other way round, and an image
+     * against itself. */
+    double again[3];
+    assert_int_equal(metric_lpips_pairs(tensors, weights, b->n_taps, (int[]){0, 1, 1, 0, 1, 1}, 3,
+                                        again, h, w, NULL, 2, &err),
                      0);
-    assert_true(fabs(back - d) < 1e-12);
-    assert_int_equal(metric_lpips(tensors, (const float *const *)b->weights, b->n_taps, 1, 1, &self,
-                                  h, w, NULL, &err),
-                     0);
-    assert_true(self == 0);
+    assert_true(again[0] == d);
+    assert_true(fabs(again[1] - d) < 1e-12);
+    assert_true(again[2] == 0);
     for (size_t k = 0; k < b->n_taps; k++)
         free((float *)tensors[k].data);
     free(ref);
@@ -343,10 +343,15 @@ static void test_lpips_refuses_bad_indices(void **state)
     const float *weights[1] = {NULL};
     double d;
     struct eng_error err = {0};
-    assert_int_equal(metric_lpips(&t, weights, 1, 0, 2, &d, 4, 4, NULL, &err), -1);
+    assert_int_equal(metric_lpips_pairs(&t, weights, 1, (int[]){0, 2}, 1, &d, 4, 4, NULL, 1, &err),
+                     -1);
+    assert_int_equal(err.code, ENG_INVALID);
+    assert_int_equal(metric_lpips_pairs(&t, weights, 1, (int[]){-1, 0}, 1, &d, 4, 4, NULL, 1, &err),
+                     -1);
     assert_int_equal(err.code, ENG_INVALID);
     /* All-zero features normalise to 0 (the eps keeps the division finite). */
-    assert_int_equal(metric_lpips(&t, weights, 1, 0, 1, &d, 4, 4, NULL, &err), 0);
+    assert_int_equal(metric_lpips_pairs(&t, weights, 1, (int[]){0, 1}, 1, &d, 4, 4, NULL, 1, &err),
+                     0);
     assert_true(d == 0);
 }
 
@@ -475,8 +480,12 @@ static void test_2afc_synthetic(void **state)
             struct metric_tensor t[16];
             run_taps(&alex, im, 3, t);
             const float *const *w = (const float *const *)alex.weights;
-            assert_int_equal(metric_lpips(t, w, alex.n_taps, 0, 1, &d0[k], 0, 0, NULL, &err), 0);
-            assert_int_equal(metric_lpips(t, w, alex.n_taps, 0, 2, &d1[k], 0, 0, NULL, &err), 0);
+            double d[2];
+            assert_int_equal(metric_lpips_pairs(t, w, alex.n_taps, (int[]){0, 1, 0, 2}, 2, d, 0, 0,
+                                                NULL, 1, &err),
+                             0);
+            d0[k] = d[0];
+            d1[k] = d[1];
             for (int i = 0; i < 3; i++)
                 img_free(im[i]);
             for (size_t l = 0; l < alex.n_taps; l++)
