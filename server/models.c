@@ -789,8 +789,39 @@ static int append(struct models *ms, struct model *m)
     return 0;
 }
 
+static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    return remove(path);
+}
+
+/* Removes a folder and everything in it, without following symlinks. */
+static int remove_tree(const char *path)
+{
+    return nftw(path, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+/* Uploads and removals leave their dot-folders behind only when the process died mid-way. One
+ * a day old is such a leftover even where several servers share models_dir; younger ones may
+ * belong to another server's upload in progress, so they stay. */
+#define LEFTOVER_AGE_S (24 * 3600)
+
+static void remove_leftover(const char *dir, const char *leaf)
+{
+    char path[PATH_MAX];
+    struct stat st;
+    if ((strncmp(leaf, ".upload-", 8) != 0 && strncmp(leaf, ".deleted-", 9) != 0) ||
+        join(path, dir, leaf) != 0 || lstat(path, &st) != 0 || !S_ISDIR(st.st_mode) ||
+        time(NULL) - st.st_mtime < LEFTOVER_AGE_S)
+        return;
+    if (remove_tree(path) == 0)
+        log_event("info", "models", "removed %s, left by an upload or removal that did not finish",
+                  path);
+    else
+        log_event("warn", "models", "cannot remove %s: %s", path, strerror(errno));
+}
+
 /* Loads every <dir>/<name>/model.onnx. Folders starting with '.' (uploads and deletions in
- * progress) are skipped. */
+ * progress) are skipped, and removed once they are old leftovers. */
 static int scan(struct models *ms)
 {
     DIR *d = opendir(ms->dir);
@@ -804,6 +835,7 @@ static int scan(struct models *ms)
     struct stat st;
     int rc = 0;
     while (rc == 0 && (entry = readdir(d))) {
+        if (entry->d_name[0] == '.') remove_leftover(ms->dir, entry->d_name);
         if (entry->d_name[0] == '.' || join(folder, ms->dir, entry->d_name) != 0 ||
             join(path, folder, "model.onnx") != 0 || stat(path, &st) != 0)
             continue;
@@ -909,17 +941,6 @@ void models_list_free(struct model **list, size_t count)
     for (size_t i = 0; list && i < count; i++)
         model_release(list[i]);
     free(list);
-}
-
-static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    return remove(path);
-}
-
-/* Removes a folder and everything in it, without following symlinks. */
-static int remove_tree(const char *path)
-{
-    return nftw(path, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
 
 /* Writes one uploaded file, flushed to disk so the rename publishes whole files only. */

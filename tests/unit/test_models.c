@@ -149,6 +149,32 @@ static struct models *open_repo(void)
     return ms;
 }
 
+/* A dot-folder an upload or removal left a day ago is removed at start-up; a younger one (another
+ * server's upload in progress, in a shared models_dir) and other dot-folders stay. */
+static void test_old_leftovers_removed(void **state)
+{
+    add_model("kept", NULL);
+    shell("mkdir -p '%s/.upload-a-123456/x' '%s/.deleted-b-654321' '%s/.upload-c-111111' "
+          "'%s/.cache' && touch -d '2 days ago' '%s/.upload-a-123456' '%s/.deleted-b-654321' "
+          "'%s/.cache'",
+          repo, repo, repo, repo, repo, repo, repo);
+    struct models *ms = open_repo();
+    char path[256];
+    struct stat st;
+    const char *gone[] = {".upload-a-123456", ".deleted-b-654321"};
+    const char *stay[] = {".upload-c-111111", ".cache", "kept/model.onnx"};
+    for (size_t i = 0; i < 2; i++) {
+        snprintf(path, sizeof path, "%s/%s", repo, gone[i]);
+        assert_int_equal(stat(path, &st), -1);
+    }
+    for (size_t i = 0; i < 3; i++) {
+        snprintf(path, sizeof path, "%s/%s", repo, stay[i]);
+        assert_int_equal(stat(path, &st), 0);
+    }
+    assert_non_null(models_find(ms, "kept"));
+    models_close(ms);
+}
+
 /* Calls that fit together run as one batch, which closes as soon as it is full. */
 static void test_batch_gathers_until_full(void **state)
 {
@@ -296,6 +322,7 @@ int main(int argc, char **argv)
     }
     fixture = argv[1];
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_old_leftovers_removed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_batch_gathers_until_full, setup, teardown),
         cmocka_unit_test_setup_teardown(test_batch_too_large_waits, setup, teardown),
         cmocka_unit_test_setup_teardown(test_config_accessors, setup, teardown),
