@@ -117,8 +117,12 @@ static void test_json_samples_and_inputs(void **state)
          .size = strlen("{\"seq\": [{\"op\": \"FlipLR\"}, {\"op\": \"Invert\"}]}")},
         {.name = "samples", .data = "3", .size = 1},
         {.name = "seed", .data = "7", .size = 1},
+        {.name = "seed", .data = "9", .size = 1},
     };
-    struct http_request req = {.path = "/v1/augment", .parts = parts, .part_count = 5};
+    /* The form field wins over the query parameter (3 samples, not 1), and the first of two
+     * fields wins (seed 7), as the README says. */
+    struct http_request req = {
+        .path = "/v1/augment?samples=1&seed=8", .parts = parts, .part_count = 6};
     struct http_response r;
     http_send(srv, &req, &r);
     assert_status(&r, 200);
