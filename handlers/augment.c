@@ -10,6 +10,7 @@
 #include "codec.h"
 #include "handlers.h"
 #include "input.h"
+#include "json_text.h"
 #include "policy.h"
 #include "request.h"
 #include "response.h"
@@ -205,7 +206,7 @@ void handle_augment(struct request *req, struct response *resp)
     /* Targets only travel in JSON. */
     if (count == 1 && o.samples == 1 && b.views == 1 && !b.targets && wants_image(req)) {
         struct sample_result *r = &b.results[0];
-        char *trace_text = json_dumps(r->trace, JSON_COMPACT | JSON_ENSURE_ASCII);
+        char *trace_text = json_text(r->trace, JSON_COMPACT | JSON_ENSURE_ASCII);
         response_bytes(resp, 200, img_format_mime(r->format), r->encoded, r->encoded_size);
         r->encoded = NULL;
         response_header(resp, "X-Augment-Seed", "%llu", o.seed);

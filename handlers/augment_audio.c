@@ -10,6 +10,7 @@
 #include "audio_pipeline.h"
 #include "handlers.h"
 #include "input.h"
+#include "json_text.h"
 #include "policy.h"
 #include "request.h"
 #include "response.h"
@@ -254,7 +255,7 @@ static json_t *result_json(const struct batch *b, size_t j)
 /* One clip, one sample, one view and a single output format: the bytes themselves. */
 static void respond_bytes(struct response *resp, const struct options *o, struct sample_result *r)
 {
-    char *trace_text = json_dumps(r->trace, JSON_COMPACT | JSON_ENSURE_ASCII);
+    char *trace_text = json_text(r->trace, JSON_COMPACT | JSON_ENSURE_ASCII);
     response_bytes(resp, 200, audio_output_mime(o->format), r->encoded[0], r->encoded_size[0]);
     r->encoded[0] = NULL;
     response_header(resp, "X-Augment-Seed", "%llu", o->seed);

@@ -14,6 +14,7 @@
 #include "app.h"
 #include "engine.h"
 #include "handlers.h"
+#include "json_text.h"
 #include "models.h"
 #include "nn.h"
 #include "request.h"
@@ -534,7 +535,7 @@ static void respond(const struct infer *in, json_t *id, struct response *resp)
         response_json(resp, 200, doc);
         return;
     }
-    char *text = doc ? json_dumps(doc, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+    char *text = doc ? json_text(doc, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
     json_decref(doc);
     size_t length = text ? strlen(text) : 0;
     unsigned char *body = text ? malloc(length + binary_size) : NULL;

@@ -20,6 +20,7 @@
 #include "audio.h"
 #include "audio_pipeline.h"
 #include "codec.h"
+#include "json_text.h"
 #include "perceptual.h"
 #include "metric.h"
 #include "models.h"
@@ -163,7 +164,7 @@ static void print_output(const char *path, int input, int sample, int view, cons
 {
     json_t *line = json_pack("{s:s, s:i, s:i, s:i, s:o}", "output", path, "input", input, "sample",
                              sample, "view", view, "trace", trace_to_json(t));
-    char *text = line ? json_dumps(line, JSON_COMPACT) : NULL;
+    char *text = line ? json_text(line, JSON_COMPACT) : NULL;
     if (text) printf("%s\n", text);
     free(text);
     json_decref(line);

@@ -1,6 +1,7 @@
 #include "response.h"
 
 #include "error.h"
+#include "json_text.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -50,7 +51,7 @@ void response_text(struct response *resp, int status, const char *content_type, 
 
 void response_json(struct response *resp, int status, json_t *doc)
 {
-    char *text = doc ? json_dumps(doc, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+    char *text = doc ? json_text(doc, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
     json_decref(doc);
     if (!text) {
         response_error(resp, 500, "out of memory while writing the response");
@@ -156,7 +157,7 @@ char *error_envelope(const char *code, const char *message, const char *request_
                             json_string_lossy(message), "request_id",
                             json_string_lossy(request_id ? request_id : ""));
     if (!doc) return NULL;
-    char *text = json_dumps(doc, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    char *text = json_text(doc, JSON_COMPACT | JSON_PRESERVE_ORDER);
     json_decref(doc);
     return text;
 }
