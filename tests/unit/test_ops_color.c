@@ -167,6 +167,35 @@ static void test_strided_input_untouched(void **state)
     }
 }
 
+/* The AVX-512 code (where the CPU has it) against the portable code, at every width up to 70
+ * (the vector tails) and a few heights, strides and channel counts. */
+static void test_vector_matches_portable(void **state)
+{
+    const char *forced = getenv("AUGSERVE_NO_AVX512");
+    if (forced) skip(); /* both would be the portable code */
+    int channels[] = {1, 3, 4}, heights[] = {1, 2, 3, 5};
+    for (int w = 1; w <= 70; w++)
+        for (int c = 0; c < 3; c++)
+            for (int h = 0; h < 4; h++) {
+                struct img *in = fixture_pattern(w, heights[h], channels[c], (size_t)(w % 3) * 5);
+                assert_non_null(in);
+                for (int i = 0; i < OP_COUNT; i++) {
+                    struct eng_error err = {0};
+                    struct img *vector = run_each(i, in, &err);
+                    setenv("AUGSERVE_NO_AVX512", "1", 1);
+                    struct img *portable = run_each(i, in, &err);
+                    unsetenv("AUGSERVE_NO_AVX512");
+                    assert_true((vector == NULL) == (portable == NULL));
+                    if (vector && fixture_diff(vector, portable, 0, NULL) != 0)
+                        fail_msg("op %d differs at %dx%d with %d channels", i, w, heights[h],
+                                 channels[c]);
+                    img_free(vector);
+                    img_free(portable);
+                }
+                img_free(in);
+            }
+}
+
 static void test_bad_input(void **state)
 {
     struct img *rgb = fixture_pattern(4, 4, 3, 0), *rgba = fixture_pattern(4, 4, 4, 0);
@@ -264,6 +293,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_parity),
         cmocka_unit_test(test_blend_equals_pillow_formula),
         cmocka_unit_test(test_strided_input_untouched),
+        cmocka_unit_test(test_vector_matches_portable),
         cmocka_unit_test(test_bad_input),
         cmocka_unit_test(test_extreme_arguments),
     };
