@@ -64,11 +64,12 @@ struct metric_tensor {
     int n, c, h, w;
 };
 
-/* The network input for an image (3 channels, or 1 taken as R = G = B; alpha dropped): x = pixel
- * / 127.5 - 1 in [-1, 1], then (x - shift[c]) / scale[c] per channel, written planar (CHW, 3 *
- * height * width floats) at out. */
-void metric_lpips_input(const struct img *im, const float shift[3], const float scale[3],
-                        float *out);
+/* The network input for count images of one size (3 channels, or 1 taken as R = G = B; alpha
+ * dropped): x = pixel / 127.5 - 1 in [-1, 1], then (x - shift[c]) / scale[c] per channel, each
+ * image written planar (CHW, 3 * height * width floats) after the previous one at out, on up to
+ * `threads` threads (0: OpenMP's default). */
+void metric_lpips_inputs(struct img *const *images, int count, const float shift[3],
+                         const float scale[3], float *out, int threads);
 
 /* LPIPS between images pairs[2k] and pairs[2k + 1] of the batch the n_layers tensors hold, into
  * distances[k], for k < n_pairs, on up to `threads` threads (0: OpenMP's default). weights[k] has

@@ -132,9 +132,12 @@ struct nn_plan_options {
     const struct nn_tensor *frozen;
     size_t n_frozen;
     int threads; /* threads each run uses (OpenMP); 0 = the OpenMP default, one per core */
-    /* false (default): 3x3 stride-1 convolutions with at least 64 channels on each side use
-     * Winograd's algorithm where oneDNN has it for this CPU (up to 1.5x faster; its results differ
-     * from the direct algorithm's by about 1e-6 relative). true: every convolution is direct. */
+    /* false (default): the algorithm of each convolution follows its shape: Winograd's for 3x3
+     * stride-1 ones with at least 64 channels on each side where oneDNN has it for this CPU (up
+     * to 1.5x faster), matrix products over the batch that skip the padding taps for output maps
+     * of at most 3x3 in batches of 4 or more (1.5x on LPIPS's AlexNet at 64 px); results differ
+     * from the direct algorithm's by about 1e-6 relative. true: oneDNN's direct algorithm for
+     * every convolution. */
     bool direct_convolution;
 };
 

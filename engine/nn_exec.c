@@ -710,7 +710,7 @@ int nn_plan_run(struct nn_plan *p, const float *const *inputs, float **outputs,
     for (size_t i = 0; i < p->n_steps; i++) {
         struct step *s = &p->steps[i];
         if (s->host) {
-            s->host(p, s);
+            if (s->host(p, s)) return nn_no_memory(err);
             continue;
         }
         if (nn_dnnl_check(dnnl_primitive_execute(s->prim, p->stream, s->nexec, s->exec),

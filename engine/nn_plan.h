@@ -49,7 +49,8 @@ struct arg {
 };
 
 struct step;
-typedef void (*host_fn)(const struct nn_plan *p, const struct step *s);
+/* 0, or -1 when oneDNN failed (out of memory). */
+typedef int (*host_fn)(const struct nn_plan *p, const struct step *s);
 
 struct step {
     const struct nn_node *node;

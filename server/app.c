@@ -115,7 +115,7 @@ int app_open(struct app *app, const struct config *cfg, char *err, size_t err_si
         .max_model_bytes = cfg->max_model_bytes,
         .threads = cfg->nn_threads > 0 ? cfg->nn_threads
                                        : (int)(cores > app->workers ? cores / app->workers : 1),
-        .direct_convolution = !cfg->nn_winograd};
+        .direct_convolution = cfg->nn_direct_convolution};
     app->models = models_open(cfg->models_dir, &models, err, err_size);
     if (!app->models) goto fail;
     app->admission = admission_create(app->workers, cfg->queue);

@@ -93,8 +93,8 @@ static const struct setting settings[] = {
                   "elements in one inference input tensor"),
     INT_SETTING(nn_threads, 0, 0, 1024,
                 "threads one inference uses; 0 = CPU cores / workers (at least 1)"),
-    BOOL_SETTING(nn_winograd, 1,
-                 "Winograd for 3x3 convolutions with 64+ channels each side (faster; ~1e-6 rel.)"),
+    BOOL_SETTING(nn_direct_convolution, 0,
+                 "every convolution in oneDNN's direct algorithm (slower; no shape-chosen ones)"),
     STRING_SETTING(access_log, "stderr", NULL, "access log: stderr, off or a file path"),
     BOOL_SETTING(debug_routes, 0, "mount /v1/debug/* (tests only)"),
     {

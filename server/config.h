@@ -37,7 +37,7 @@ struct config {
     int64_t max_model_bytes;     /* ONNX file cap, at start-up and for uploads */
     int64_t max_tensor_elements; /* elements in one inference input tensor */
     int nn_threads;              /* threads one inference uses; 0 = one per CPU core */
-    int nn_winograd;             /* Winograd for the 3x3 convolutions it speeds up */
+    int nn_direct_convolution;   /* bool: no Winograd or small-map products */
     char *access_log;            /* "stderr", "off" or a file path */
     int debug_routes;            /* bool: mount /v1/debug/... (tests only) */
     struct config_api_key *api_keys;

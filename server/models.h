@@ -104,7 +104,7 @@ size_t model_label_count(const struct model *m);
 const char *model_label(const struct model *m, size_t i);
 
 /* config.json's "perceptual": the model as an LPIPS backbone. Its one input takes [N, 3, H, W]
- * images scaled as metric_lpips_input does with shift and scale; the taps are the values LPIPS
+ * images scaled as metric_lpips_inputs does with shift and scale; the taps are the values LPIPS
  * compares. */
 struct model_perceptual {
     size_t n_taps;

@@ -39,8 +39,8 @@ static int run_chunk(struct model *m, struct img *const *images, int start, int 
     int rc = input && taps && info
                  ? 0
                  : eng_fail(err, ENG_NO_MEMORY, "out of memory for %d images", count);
-    for (int i = 0; rc == 0 && i < count; i++)
-        metric_lpips_input(images[start + i], p->shift, p->scale, input + (size_t)i * per_image);
+    if (rc == 0)
+        metric_lpips_inputs(images + start, count, p->shift, p->scale, input, model_threads(m));
     struct nn_tensor_info shape = {.dtype = NN_FLOAT, .rank = 4, .dims = {count, 3, h, w}};
     if (rc == 0) rc = model_features(m, input, &shape, taps, info, err);
     for (size_t k = 0; rc == 0 && k < p->n_taps; k++)

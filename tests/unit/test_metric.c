@@ -253,8 +253,7 @@ static void run_taps(const struct backbone *b, struct img *const *images, int n,
     int w = images[0]->width, h = images[0]->height;
     size_t per = (size_t)3 * w * h;
     float *input = malloc((size_t)n * per * sizeof *input);
-    for (int i = 0; i < n; i++)
-        metric_lpips_input(images[i], shift, scale, input + i * per);
+    metric_lpips_inputs(images, n, shift, scale, input, 2);
     struct nn_tensor_info shape = {.dtype = NN_FLOAT, .rank = 4, .dims = {n, 3, h, w}};
     struct nn_plan_options options = {.taps = b->taps, .n_taps = b->n_taps};
     struct eng_error err = {0};

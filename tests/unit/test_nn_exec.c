@@ -286,74 +286,109 @@ static void test_conv_relu_reshape(void **state)
     nn_graph_free(g);
 }
 
-/* Winograd's algorithm (the default for a 3x3 convolution with 64 channels each side, where
- * oneDNN has it) and the direct one both agree with a direct evaluation in double. */
-#define WG_C 64
-#define WG_H 9
-static void test_conv_winograd_and_direct(void **state)
+/* Fills n floats with a fixed sequence in [-1, 1). */
+static void fill_uniform(float *v, size_t n, uint64_t *seed)
 {
-    static float x[2 * WG_C * WG_H * WG_H], w[WG_C * WG_C * 9], b[WG_C];
+    for (size_t k = 0; k < n; k++) {
+        *seed = *seed * 6364136223846793005u + 1442695040888963407u;
+        v[k] = (float)((double)(*seed >> 40) / (double)(1u << 23) - 1.0);
+    }
+}
+
+/* A 3x3 Conv (padding 1, bias) with 64 channels in and out on a batch of `batch` size x size
+ * maps at `stride`, against a direct evaluation in double, with and without direct_convolution:
+ * the algorithms the executor picks by shape (direct, Winograd, the small-map products) must all
+ * agree with it. */
+#define CONV_C 64
+static void check_conv(int batch, int size, int stride)
+{
+    int out = (size + 2 - 3) / stride + 1;
+    size_t nx = (size_t)batch * CONV_C * (size_t)(size * size), nw = CONV_C * CONV_C * 9;
+    size_t ny = (size_t)batch * CONV_C * (size_t)(out * out);
+    float *x = malloc(nx * sizeof *x), *w = malloc(nw * sizeof *w), b[CONV_C];
+    double *want = malloc(ny * sizeof *want);
+    assert_true(x && w && want);
     uint64_t seed = 12345;
-    float *all[] = {x, w, b};
-    size_t counts[] = {sizeof x / sizeof *x, sizeof w / sizeof *w, WG_C};
-    for (int a = 0; a < 3; a++)
-        for (size_t k = 0; k < counts[a]; k++) {
-            seed = seed * 6364136223846793005u + 1442695040888963407u;
-            all[a][k] = (float)((double)(seed >> 40) / (double)(1u << 23) - 1.0); /* [-1, 1) */
-        }
-    int64_t w_dims[] = {WG_C, WG_C, 3, 3}, b_dims[] = {WG_C}, pads[] = {1, 1, 1, 1};
-    Onnx__TensorProto tw = onnx_float_tensor("W", 4, w_dims, w, counts[1]);
-    Onnx__TensorProto tb = onnx_float_tensor("B", 1, b_dims, b, WG_C);
+    fill_uniform(x, nx, &seed);
+    fill_uniform(w, nw, &seed);
+    fill_uniform(b, CONV_C, &seed);
+    int64_t w_dims[] = {CONV_C, CONV_C, 3, 3}, b_dims[] = {CONV_C}, pads[] = {1, 1, 1, 1};
+    int64_t steps[] = {stride, stride};
+    Onnx__TensorProto tw = onnx_float_tensor("W", 4, w_dims, w, nw);
+    Onnx__TensorProto tb = onnx_float_tensor("B", 1, b_dims, b, CONV_C);
     Onnx__TensorProto *inits[] = {&tw, &tb};
     Onnx__AttributeProto apads = onnx_ints_attr("pads", 4, pads);
-    Onnx__AttributeProto *attrs[] = {&apads};
+    Onnx__AttributeProto astrides = onnx_ints_attr("strides", 2, steps);
+    Onnx__AttributeProto *attrs[] = {&apads, &astrides};
     char *conv_in[] = {"x", "W", "B"}, *conv_out[] = {"y"};
     Onnx__NodeProto conv;
     onnx_node_init(&conv, "Conv", 3, conv_in, conv_out);
-    conv.n_attribute = 1;
+    conv.n_attribute = 2;
     conv.attribute = attrs;
     Onnx__NodeProto *nodes[] = {&conv};
     struct nn_graph *g = graph_x_to_y("conv3x3", 1, nodes, 2, inits);
 
-    static double want[2 * WG_C * WG_H * WG_H];
     double largest = 0;
-    for (int n = 0; n < 2; n++)
-        for (int m = 0; m < WG_C; m++)
-            for (int i = 0; i < WG_H; i++)
-                for (int j = 0; j < WG_H; j++) {
+    for (int n = 0; n < batch; n++)
+        for (int m = 0; m < CONV_C; m++)
+            for (int i = 0; i < out; i++)
+                for (int j = 0; j < out; j++) {
                     double sum = b[m];
-                    for (int c = 0; c < WG_C; c++)
+                    for (int c = 0; c < CONV_C; c++)
                         for (int u = 0; u < 3; u++)
                             for (int v = 0; v < 3; v++) {
-                                int yy = i + u - 1, xx = j + v - 1;
-                                if (yy >= 0 && yy < WG_H && xx >= 0 && xx < WG_H)
-                                    sum += (double)w[((m * WG_C + c) * 3 + u) * 3 + v] *
-                                           x[((n * WG_C + c) * WG_H + yy) * WG_H + xx];
+                                int yy = i * stride + u - 1, xx = j * stride + v - 1;
+                                if (yy >= 0 && yy < size && xx >= 0 && xx < size)
+                                    sum += (double)w[((m * CONV_C + c) * 3 + u) * 3 + v] *
+                                           x[((size_t)(n * CONV_C + c) * size + yy) * size + xx];
                             }
-                    want[((n * WG_C + m) * WG_H + i) * WG_H + j] = sum;
-                    if (fabs(sum) > largest) largest = fabs(sum);
+                    want[((size_t)(n * CONV_C + m) * out + i) * out + j] = sum;
+                    largest = fmax(largest, fabs(sum));
                 }
     for (int direct = 0; direct <= 1; direct++) {
         struct nn_plan_options options = {.direct_convolution = direct};
         struct nn_tensor_info shape = {
-            .name = "x", .dtype = NN_FLOAT, .rank = 4, .dims = {2, WG_C, WG_H, WG_H}};
+            .name = "x", .dtype = NN_FLOAT, .rank = 4, .dims = {batch, CONV_C, size, size}};
         struct eng_error err = {0};
         struct nn_plan *p = nn_plan_compile_with(g, &shape, 1, &options, &err);
         if (!p) fail_msg("%s", err.message);
         const float *inputs[] = {x};
-        float *out;
+        float *y;
         struct nn_tensor_info info;
-        if (nn_plan_run(p, inputs, &out, &info, &err)) fail_msg("%s", err.message);
+        if (nn_plan_run(p, inputs, &y, &info, &err)) fail_msg("%s", err.message);
+        assert_int_equal(info.dims[2], out);
         double worst = 0;
-        for (size_t k = 0; k < sizeof want / sizeof *want; k++)
-            worst = fmax(worst, fabs(out[k] - want[k]));
-        print_message("direct_convolution %d: max |diff| %.3g (largest |value| %.3g)\n", direct,
-                      worst, largest);
+        for (size_t k = 0; k < ny; k++)
+            worst = fmax(worst, fabs(y[k] - want[k]));
+        print_message("batch %d, %dx%d maps, stride %d, direct_convolution %d: max |diff| %.3g "
+                      "(largest |value| %.3g)\n",
+                      batch, size, size, stride, direct, worst, largest);
         assert_true(worst <= 3e-6 * largest);
-        free(out);
+        free(y);
         nn_plan_free(p);
     }
     nn_graph_free(g);
+    free(x);
+    free(w);
+    free(want);
+}
+
+/* 9x9 maps: Winograd where oneDNN has it; 3x3 maps in a batch of 3, too few for the small-map
+ * products. */
+static void test_conv_winograd(void **state)
+{
+    check_conv(2, 9, 1);
+    check_conv(3, 3, 1);
+}
+
+/* Maps of at most 3x3 in batches of 4 or more: the small-map products, with stride 1 (a product per
+ * output row), stride 2 (one per position) and a single position (one tap is inside). */
+static void test_conv_small_maps(void **state)
+{
+    check_conv(16, 3, 1);
+    check_conv(16, 5, 2);
+    check_conv(17, 1, 1);
+    check_conv(16, 2, 1);
 }
 
 /* Weights that do not fit the group count are refused once compiling is under way (so the
@@ -816,7 +851,8 @@ int main(int argc, char **argv)
         NODE_TEST("test_unsqueeze_two_axes"),
         NODE_TEST("test_unsqueeze_unsorted_axes"),
         cmocka_unit_test(test_conv_relu_reshape),
-        cmocka_unit_test(test_conv_winograd_and_direct),
+        cmocka_unit_test(test_conv_winograd),
+        cmocka_unit_test(test_conv_small_maps),
         cmocka_unit_test(test_conv_bad_group),
         cmocka_unit_test(test_unsupported_op),
         cmocka_unit_test(test_wrong_shape),
