@@ -4,6 +4,7 @@
  * residual Add into post-ops. */
 #include <float.h>
 #include <math.h>
+#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -353,20 +354,19 @@ static int position_major_md(dnnl_memory_desc_t *md, const int64_t *dims,
 
 /* params: N, C, H, W (input), M, OH, OW (output), KH, KW, stride h/w, pad top/left; in/out the
  * activations, and params[13], params[14] the weights ([KH][KW][C][M]) and bias (or -1). */
-static int run_small_map_conv(const struct nn_plan *p, const struct step *s)
+/* Output channels [first, last) of a small-map convolution: the bias, then a product per kernel
+ * tap and output row. */
+static int small_map_channels(const int64_t *q, const float *x, const float *weights,
+                              const float *bias, float *y, int64_t first, int64_t last)
 {
-    const int64_t *q = s->params;
     int64_t n = q[0], c = q[1], h = q[2], w = q[3], m = q[4], oh = q[5], ow = q[6];
     int64_t kh = q[7], kw = q[8], sh = q[9], sw = q[10], pt = q[11], pl = q[12];
-    const float *x = nn_value_data(p, s->in), *weights = p->values[q[13]].data;
-    const float *bias = q[14] >= 0 ? p->values[q[14]].data : NULL;
-    float *y = nn_value_data(p, s->out);
     for (int64_t row = 0; row < oh * ow * n; row++)
-        for (int64_t k = 0; k < m; k++)
+        for (int64_t k = first; k < last; k++)
             y[row * m + k] = bias ? bias[k] : 0.0f;
     for (int64_t ky = 0; ky < kh; ky++)
         for (int64_t kx = 0; kx < kw; kx++) {
-            const float *tap = weights + (ky * kw + kx) * c * m;
+            const float *tap = weights + (ky * kw + kx) * c * m + first;
             for (int64_t oy = 0; oy < oh; oy++) {
                 int64_t iy = oy * sh - pt + ky;
                 if (iy < 0 || iy >= h) continue;
@@ -377,15 +377,38 @@ static int run_small_map_conv(const struct nn_plan *p, const struct step *s)
                     if (ix < 0 || ix >= w) continue;
                     while (sw == 1 && ox + run < ow && ix + run < w)
                         run++;
-                    dnnl_status_t st =
-                        dnnl_sgemm('N', 'N', run * n, m, c, 1.0f, x + (iy * w + ix) * n * c, c, tap,
-                                   m, 1.0f, y + (oy * ow + ox) * n * m, m);
+                    dnnl_status_t st = dnnl_sgemm('N', 'N', run * n, last - first, c, 1.0f,
+                                                  x + (iy * w + ix) * n * c, c, tap, m, 1.0f,
+                                                  y + (oy * ow + ox) * n * m + first, m);
                     if (st != dnnl_success) return -1;
                     ox += run - 1;
                 }
             }
         }
     return 0;
+}
+
+/* The threads split the output channels, each running its products on its own (oneDNN's gemm
+ * is sequential inside a parallel region): one fork and join per convolution rather than one
+ * per product, which left the other threads spinning between the small products. */
+static int run_small_map_conv(const struct nn_plan *p, const struct step *s)
+{
+    const int64_t *q = s->params;
+    const float *x = nn_value_data(p, s->in), *weights = p->values[q[13]].data;
+    const float *bias = q[14] >= 0 ? p->values[q[14]].data : NULL;
+    float *y = nn_value_data(p, s->out);
+    int64_t m = q[4];
+    int failed = 0;
+#pragma omp parallel reduction(| : failed)
+    {
+        /* Slices of 16 channels, a vector's width, dealt out evenly. */
+        int64_t threads = omp_get_num_threads(), t = omp_get_thread_num();
+        int64_t slices = (m + 15) / 16;
+        int64_t first = slices * t / threads * 16, last = slices * (t + 1) / threads * 16;
+        if (last > m) last = m;
+        if (first < last) failed |= small_map_channels(q, x, weights, bias, y, first, last);
+    }
+    return failed ? -1 : 0;
 }
 
 static int compile_small_map_conv(struct nn_plan *p, const struct nn_node *node, const char *name,
