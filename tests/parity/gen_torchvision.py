@@ -18,7 +18,7 @@ import sys
 
 import generated
 
-# name, torchvision constructor, opset, batch, export options
+# name, torchvision constructor, opset, batch, export options[, image size (default 224)]
 CASES = [
     ("alexnet", "alexnet", 11, 1, {}),
     ("resnet18", "resnet18", 13, 2, {}),
@@ -30,6 +30,9 @@ CASES = [
     ("mobilenet_v3_small", "mobilenet_v3_small", 17, 1, {}),
     ("efficientnet_b0", "efficientnet_b0", 16, 1, {}),
     ("resnet50", "resnet50", 17, 1, {}),
+    # At 64 px the last stage's maps are 2x2, and with 6 images the executor runs those
+    # convolutions (3x3, and the 1x1 stride-2 shortcut) as its small-map products.
+    ("resnet18_64", "resnet18", 13, 6, {}, 64),
     # torch.onnx writes y.view(y.size(0), -1) as Shape -> Gather -> Unsqueeze -> Concat -> Reshape,
     # the shape arithmetic the executor folds at compile time; opset 11 also writes its
     # Unsqueeze axes as an attribute, 13 as an input.
@@ -67,14 +70,14 @@ def randomize_batchnorm(model, gen):
             m.running_var = torch.rand(c, generator=gen) + 0.5
 
 
-def export_case(out_dir, name, ctor, opset, batch, options):
+def export_case(out_dir, name, ctor, opset, batch, options, size=224):
     import torch
     import torchvision
     torch.manual_seed(1234)
     gen = torch.Generator().manual_seed(4321)
     model = (viewnet() if ctor == "viewnet" else getattr(torchvision.models, ctor)()).eval()
     randomize_batchnorm(model, gen)
-    x = torch.rand(batch, 3, 224, 224, generator=gen) * 2 - 1
+    x = torch.rand(batch, 3, size, size, generator=gen) * 2 - 1
     # ResNets also check a tap: the activation after layer1, as a perceptual metric reads it.
     tapped = {}
     def keep_layer1(module, inputs, output):

@@ -180,8 +180,8 @@ int main(int argc, char **argv)
     const struct CMUnitTest tests[] = {
         MODEL("alexnet"),         MODEL("resnet18"),     MODEL("resnet18_bn"),
         MODEL("squeezenet1_1"),   MODEL("mobilenet_v2"), MODEL("mobilenet_v3_small"),
-        MODEL("efficientnet_b0"), MODEL("resnet50"),     MODEL("viewnet_11"),
-        MODEL("viewnet_13"),
+        MODEL("efficientnet_b0"), MODEL("resnet50"),     MODEL("resnet18_64"),
+        MODEL("viewnet_11"),      MODEL("viewnet_13"),
     };
     int failed = cmocka_run_group_tests(tests, NULL, NULL);
     json_decref(manifest);
