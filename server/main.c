@@ -17,6 +17,7 @@
 #include "config.h"
 #include "http.h"
 #include "log.h"
+#include "models.h"
 
 extern char **environ;
 
@@ -110,12 +111,23 @@ static int run_keygen(int argc, char **argv)
     return 0;
 }
 
-/* Waits for SIGTERM or SIGINT, then lets in-flight requests finish for up to shutdown_grace_s.
- * Returns whether they all did. */
-static int serve_until_signal(struct app *app, struct http_server *srv, const sigset_t *stop)
+/* SIGHUP: the models in models_dir are read again (models_rescan). */
+static void rescan_models(struct app *app)
 {
-    int sig;
-    while (sigwait(stop, &sig) != 0) {
+    struct models_rescan r = models_rescan(app->models);
+    log_event("info", "models_rescan", "SIGHUP: %d models added, %d reloaded, %d dropped", r.added,
+              r.reloaded, r.dropped);
+}
+
+/* Waits for SIGTERM or SIGINT (rescanning the models on each SIGHUP meanwhile), then lets
+ * in-flight requests finish for up to shutdown_grace_s. Returns whether they all did. */
+static int serve_until_signal(struct app *app, struct http_server *srv, const sigset_t *signals)
+{
+    int sig = 0;
+    for (;;) {
+        if (sigwait(signals, &sig) != 0) continue;
+        if (sig != SIGHUP) break;
+        rescan_models(app);
     }
     atomic_store(&app->shutting_down, 1);
     http_quiesce(srv);
@@ -131,19 +143,21 @@ static int serve_until_signal(struct app *app, struct http_server *srv, const si
         if (now.tv_sec > deadline.tv_sec ||
             (now.tv_sec == deadline.tv_sec && now.tv_nsec >= deadline.tv_nsec))
             return 0;
-        /* A second signal means: stop now. */
-        if (sigtimedwait(stop, NULL, &tick) > 0) return 0;
+        /* A second SIGTERM or SIGINT means: stop now. */
+        int again = sigtimedwait(signals, NULL, &tick);
+        if (again > 0 && again != SIGHUP) return 0;
     }
 }
 
 static int run_server(const struct config *cfg)
 {
     /* Every thread started from here on inherits the blocked signals; only sigwait sees them. */
-    sigset_t stop;
-    sigemptyset(&stop);
-    sigaddset(&stop, SIGTERM);
-    sigaddset(&stop, SIGINT);
-    pthread_sigmask(SIG_BLOCK, &stop, NULL);
+    sigset_t signals;
+    sigemptyset(&signals);
+    sigaddset(&signals, SIGTERM);
+    sigaddset(&signals, SIGINT);
+    sigaddset(&signals, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &signals, NULL);
     signal(SIGPIPE, SIG_IGN);
 
     char err[512];
@@ -160,7 +174,7 @@ static int run_server(const struct config *cfg)
     }
     log_event("info", "listening", "augserve %s on port %d (listen %s, %d workers, queue %d)",
               AUGSERVE_VERSION, http_port(srv), cfg->listen, app.workers, cfg->queue);
-    if (!serve_until_signal(&app, srv, &stop)) {
+    if (!serve_until_signal(&app, srv, &signals)) {
         /* Workers may still hold connections, so nothing can be freed safely: leave at once. */
         log_event("warn", "shutdown", "%ld requests still in flight after %d s; exiting",
                   atomic_load(&app.in_flight), cfg->shutdown_grace_s);

@@ -59,6 +59,7 @@ struct batch {
 struct model {
     char *name;
     struct models_settings settings; /* the repository's, copied: a model may outlive it */
+    uint64_t files;                  /* folder_signature when it was loaded */
     struct nn_graph *graph;          /* NULL: unavailable */
     char *reason;
     long max_batch;
@@ -738,6 +739,33 @@ static int load_files(struct model *m, const char *folder, long long max_bytes, 
     return compile_batch_of_one(m, why, size);
 }
 
+/* What the files directly in folder are (names, sizes, modification times, inodes), summed so that
+ * the order readdir gives them in does not matter: a copy over model.onnx or an edit of
+ * config.json changes it. 0 when the folder cannot be read. */
+static uint64_t folder_signature(const char *folder)
+{
+    DIR *d = opendir(folder);
+    if (!d) return 0;
+    uint64_t sum = 0;
+    struct dirent *entry;
+    char path[PATH_MAX];
+    struct stat st;
+    while ((entry = readdir(d))) {
+        if (join(path, folder, entry->d_name) != 0 || stat(path, &st) != 0 || !S_ISREG(st.st_mode))
+            continue;
+        uint64_t h = 1469598103934665603u; /* FNV-1a */
+        for (const char *c = entry->d_name; *c; c++)
+            h = (h ^ (unsigned char)*c) * 1099511628211u;
+        uint64_t facts[] = {(uint64_t)st.st_size, (uint64_t)st.st_mtim.tv_sec,
+                            (uint64_t)st.st_mtim.tv_nsec, (uint64_t)st.st_ino};
+        for (size_t i = 0; i < sizeof facts / sizeof *facts; i++)
+            h = (h ^ facts[i]) * 1099511628211u;
+        sum += h;
+    }
+    closedir(d);
+    return sum;
+}
+
 /* The model in folder, named name; one that cannot serve holds its reason and no graph. NULL only
  * when memory runs out. */
 static struct model *model_load(const char *folder, const char *name,
@@ -746,6 +774,7 @@ static struct model *model_load(const char *folder, const char *name,
     struct model *m = model_new(name);
     if (!m) return NULL;
     m->settings = *settings;
+    m->files = folder_signature(folder);
     char why[600];
     if (load_files(m, folder, settings->max_model_bytes, why, sizeof why) == 0) {
         load_perceptual(m, folder);
@@ -1122,6 +1151,98 @@ int models_remove(struct models *ms, const char *name, char *why, size_t why_siz
         log_event("warn", "models", "cannot remove %s: %s", trash, strerror(errno));
     model_release(m);
     return 0;
+}
+
+/* Serves a freshly loaded model m under its name: added when the name is not listed, replacing
+ * `old` when that is still the one listed. Returns what m replaced (the caller releases it), m
+ * itself when it was not taken, or NULL after adding it. */
+static struct model *swap_in(struct models *ms, struct model *old, struct model *m)
+{
+    pthread_rwlock_wrlock(&ms->lock);
+    size_t i = find_index(ms, m->name);
+    struct model *out = m;
+    if (i < ms->count && ms->items[i] == old) {
+        ms->items[i] = m;
+        out = old;
+    } else if (i == ms->count && !old && append(ms, m) == 0) {
+        out = NULL;
+    }
+    pthread_rwlock_unlock(&ms->lock);
+    return out;
+}
+
+/* Stops serving m when it is still listed and its folder is gone. Returns whether it did. */
+static int drop_if_gone(struct models *ms, struct model *m, const char *folder)
+{
+    struct stat st;
+    int dropped = 0;
+    pthread_rwlock_wrlock(&ms->lock);
+    size_t i = find_index(ms, m->name);
+    if (i < ms->count && ms->items[i] == m && lstat(folder, &st) != 0) {
+        memmove(&ms->items[i], &ms->items[i + 1], (ms->count - i - 1) * sizeof *ms->items);
+        ms->count--;
+        dropped = 1;
+    }
+    pthread_rwlock_unlock(&ms->lock);
+    if (dropped) model_release(m);
+    return dropped;
+}
+
+/* One listed model: dropped when its folder is gone, reloaded when its files changed. */
+static void rescan_listed(struct models *ms, struct model *m, struct models_rescan *counts)
+{
+    char folder[PATH_MAX];
+    if (join(folder, ms->dir, m->name) != 0) return;
+    if (drop_if_gone(ms, m, folder)) {
+        counts->dropped++;
+        return;
+    }
+    if (folder_signature(folder) == m->files) return;
+    struct model *fresh = model_load(folder, m->name, &ms->settings);
+    if (!fresh) return;
+    struct model *out = swap_in(ms, m, fresh);
+    if (out == m) counts->reloaded++;
+    model_release(out);
+}
+
+/* One folder of models_dir that is not listed: loaded and listed. */
+static void rescan_new(struct models *ms, const char *name, struct models_rescan *counts)
+{
+    char folder[PATH_MAX], path[PATH_MAX];
+    struct stat st;
+    if (!models_valid_name(name) || join(folder, ms->dir, name) != 0 ||
+        join(path, folder, "model.onnx") != 0 || stat(path, &st) != 0)
+        return;
+    struct model *m = model_load(folder, name, &ms->settings);
+    if (!m) return;
+    struct model *out = swap_in(ms, NULL, m);
+    if (!out) counts->added++;
+    model_release(out);
+}
+
+struct models_rescan models_rescan(struct models *ms)
+{
+    struct models_rescan counts = {0};
+    size_t n;
+    struct model **list = models_list(ms, &n);
+    for (size_t i = 0; i < n; i++)
+        rescan_listed(ms, list[i], &counts);
+    models_list_free(list, n);
+    DIR *d = opendir(ms->dir);
+    struct dirent *entry;
+    while (d && (entry = readdir(d))) {
+        if (entry->d_name[0] == '.') {
+            remove_leftover(ms->dir, entry->d_name);
+            continue;
+        }
+        struct model *listed_now = models_acquire(ms, entry->d_name);
+        if (listed_now)
+            model_release(listed_now);
+        else
+            rescan_new(ms, entry->d_name, &counts);
+    }
+    if (d) closedir(d);
+    return counts;
 }
 
 /* ---- Inference ------------------------------------------------------------------------------- */

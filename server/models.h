@@ -68,6 +68,16 @@ enum models_add_status models_add(struct models *ms, const char *name,
  * 0, 1 when there is no such model, -1 with why filled when the folder cannot be moved. */
 int models_remove(struct models *ms, const char *name, char *why, size_t why_size);
 
+/* What models_rescan changed. */
+struct models_rescan {
+    int added, reloaded, dropped;
+};
+/* Brings the served models in line with the folders in models_dir (on SIGHUP): a new folder with
+ * a model.onnx is loaded and served, a served model whose files changed (names, sizes, times) is
+ * loaded again and replaces it, and one whose folder is gone stops being served. Requests holding
+ * a replaced or dropped model finish with it. Dot-folders a dead process left a day ago go. */
+struct models_rescan models_rescan(struct models *ms);
+
 /* NULL when no model has that name. Takes no reference, so the model may be freed by a concurrent
  * models_remove: new code uses models_acquire. */
 struct model *models_find(const struct models *ms, const char *name);

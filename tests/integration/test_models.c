@@ -9,6 +9,7 @@
 
 #include <dirent.h>
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -570,6 +571,42 @@ static void test_delete(void **state)
     harness_pass(state);
 }
 
+/* Waits (5 s at most) until the server's stderr holds text. */
+static void wait_for_log(const struct server *srv, const char *text)
+{
+    for (double end = harness_now() + 5; harness_now() < end; usleep(20 * 1000)) {
+        char *log = server_stderr(srv);
+        int found = log && strstr(log, text);
+        free(log);
+        if (found) return;
+    }
+    fail_msg("the server never logged \"%s\"", text);
+}
+
+/* SIGHUP reads models_dir again: a folder copied in is served, a removed one is not, and a fixed
+ * broken one loads; the server keeps running. */
+static void test_sighup_rescans(void **state)
+{
+    write_model("gone", "Relu", NULL);
+    write_model_file("fixed", "model.onnx", "garbage", 7);
+    struct server *srv = harness_start_with_models(state, "");
+    write_model("copied", "Relu", NULL);
+    char path[PATH_MAX];
+    snprintf(path, sizeof path, "rm -r '%s/gone'", harness_models_dir());
+    assert_int_equal(system(path), 0);
+    write_model("fixed", "Relu", NULL);
+    assert_int_equal(kill(srv->pid, SIGHUP), 0);
+    wait_for_log(srv, "1 models added, 1 reloaded, 1 dropped");
+    json_t *gone = get_json(srv, "/v1/models/gone", 404);
+    json_decref(gone);
+    json_t *fixed = get_json(srv, "/v1/models/fixed", 200);
+    assert_string_equal(json_str(fixed, "status"), "ready");
+    json_decref(fixed);
+    infer(srv, "copied", 1, 1);
+    infer(srv, "fixed", 1, 1);
+    harness_pass(state);
+}
+
 /* Waits (5 s at most) until the model at path counts that many inference calls. */
 static void wait_for_requests(const struct server *srv, const char *path, json_int_t count)
 {
@@ -689,7 +726,7 @@ int main(int argc, char **argv)
         HARNESS_MODELS_TEST(test_upload_and_infer), HARNESS_MODELS_TEST(test_upload_errors),
         HARNESS_MODELS_TEST(test_max_model_bytes),  HARNESS_MODELS_TEST(test_delete),
         HARNESS_MODELS_TEST(test_delete_in_flight), HARNESS_MODELS_TEST(test_dynamic_batching),
-        HARNESS_MODELS_TEST(test_scopes),
+        HARNESS_MODELS_TEST(test_scopes),           HARNESS_MODELS_TEST(test_sighup_rescans),
     };
     return harness_main(argc, argv, "models", tests, sizeof tests / sizeof tests[0]);
 }

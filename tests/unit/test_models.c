@@ -175,6 +175,34 @@ static void test_old_leftovers_removed(void **state)
     models_close(ms);
 }
 
+/* A rescan serves a folder copied in, reloads a model whose config changed (a reference to the old
+ * one stays usable), drops one whose folder went, and then finds nothing more to do. */
+static void test_rescan(void **state)
+{
+    add_model("changed", NULL);
+    add_model("gone", NULL);
+    add_model("same", "{\"max_batch\": 2}");
+    struct models *ms = open_repo();
+    struct model *before = models_acquire(ms, "changed"), *same = models_find(ms, "same");
+    assert_int_equal(model_max_batch(before), 0);
+    add_model("new", NULL);
+    shell("rm -r '%s/gone' && printf '{\"max_batch\": 5}' > '%s/changed/config.json'", repo, repo);
+    struct models_rescan r = models_rescan(ms);
+    assert_int_equal(r.added, 1);
+    assert_int_equal(r.reloaded, 1);
+    assert_int_equal(r.dropped, 1);
+    assert_non_null(models_find(ms, "new"));
+    assert_null(models_find(ms, "gone"));
+    assert_ptr_equal(models_find(ms, "same"), same);
+    assert_int_equal(model_max_batch(models_find(ms, "changed")), 5);
+    assert_int_equal(model_max_batch(before), 0);
+    assert_string_equal(model_name(before), "changed");
+    model_release(before);
+    r = models_rescan(ms);
+    assert_int_equal(r.added + r.reloaded + r.dropped, 0);
+    models_close(ms);
+}
+
 /* Calls that fit together run as one batch, which closes as soon as it is full. */
 static void test_batch_gathers_until_full(void **state)
 {
@@ -323,6 +351,7 @@ int main(int argc, char **argv)
     fixture = argv[1];
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_old_leftovers_removed, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rescan, setup, teardown),
         cmocka_unit_test_setup_teardown(test_batch_gathers_until_full, setup, teardown),
         cmocka_unit_test_setup_teardown(test_batch_too_large_waits, setup, teardown),
         cmocka_unit_test_setup_teardown(test_config_accessors, setup, teardown),
