@@ -163,6 +163,12 @@ size_t nn_plan_output_count(const struct nn_plan *p);
  * of the same graph, may run concurrently. */
 int nn_plan_run(struct nn_plan *p, const float *const *inputs, float **outputs,
                 struct nn_tensor_info *output_info, struct eng_error *err);
+/* nn_plan_run without copying the outputs out: outputs[k] points into the plan's own memory and
+ * stays valid until the plan runs again or is freed, which the caller's lock must prevent while
+ * it reads them. For outputs read once and at once (a perceptual metric's taps: megabytes a
+ * batch). */
+int nn_plan_run_borrowed(struct nn_plan *p, const float *const *inputs, const float **outputs,
+                         struct nn_tensor_info *output_info, struct eng_error *err);
 void nn_plan_free(struct nn_plan *p);
 
 /* Parses a serialised float or int64 TensorProto (the .pb files of ONNX's test data) into *data

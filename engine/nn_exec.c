@@ -698,8 +698,8 @@ size_t nn_plan_output_count(const struct nn_plan *p)
     return p->n_outputs;
 }
 
-int nn_plan_run(struct nn_plan *p, const float *const *inputs, float **outputs,
-                struct nn_tensor_info *output_info, struct eng_error *err)
+int nn_plan_run_borrowed(struct nn_plan *p, const float *const *inputs, const float **outputs,
+                         struct nn_tensor_info *output_info, struct eng_error *err)
 {
     set_threads(p->threads);
     for (size_t i = 0; i < p->n_inputs; i++) {
@@ -720,20 +720,35 @@ int nn_plan_run(struct nn_plan *p, const float *const *inputs, float **outputs,
     if (nn_dnnl_check(dnnl_stream_wait(p->stream), "dnnl_stream_wait", NULL, err)) return -1;
     for (size_t k = 0; k < p->n_outputs; k++) {
         const struct value *v = &p->values[p->output_ids[k]];
-        outputs[k] = malloc((v->count ? v->count : 1) * sizeof(float));
-        if (!outputs[k]) {
-            while (k-- > 0) {
-                free(outputs[k]);
-                outputs[k] = NULL;
-            }
-            return nn_no_memory(err);
-        }
-        memcpy(outputs[k], value_ptr(p, v), v->count * sizeof(float));
+        outputs[k] = value_ptr(p, v);
         output_info[k] =
             (struct nn_tensor_info){.name = p->output_names[k], .dtype = NN_FLOAT, .rank = v->rank};
         memcpy(output_info[k].dims, v->dims, (size_t)v->rank * sizeof *v->dims);
     }
     return 0;
+}
+
+int nn_plan_run(struct nn_plan *p, const float *const *inputs, float **outputs,
+                struct nn_tensor_info *output_info, struct eng_error *err)
+{
+    const float **in_plan = calloc(p->n_outputs + 1, sizeof *in_plan);
+    if (!in_plan) return nn_no_memory(err);
+    int rc = nn_plan_run_borrowed(p, inputs, in_plan, output_info, err);
+    for (size_t k = 0; rc == 0 && k < p->n_outputs; k++) {
+        size_t count = nn_dims_count(output_info[k].rank, output_info[k].dims);
+        outputs[k] = malloc((count ? count : 1) * sizeof(float));
+        if (!outputs[k]) {
+            while (k-- > 0) {
+                free(outputs[k]);
+                outputs[k] = NULL;
+            }
+            rc = nn_no_memory(err);
+            break;
+        }
+        memcpy(outputs[k], in_plan[k], count * sizeof(float));
+    }
+    free(in_plan);
+    return rc;
 }
 
 float *nn_value_data(const struct nn_plan *p, int id)

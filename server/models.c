@@ -1580,25 +1580,43 @@ static void load_perceptual(struct model *m, const char *folder)
     m->perceptual_config = NULL;
 }
 
-int model_features(struct model *m, const float *input, const struct nn_tensor_info *shape,
-                   float **taps, struct nn_tensor_info *tap_info, struct eng_error *err)
+/* Runs plan on input with its taps in place, and hands them to fn. */
+static int visit_taps(struct model *m, struct nn_plan *plan, const float *input, model_taps_fn fn,
+                      void *ctx, struct eng_error *err)
+{
+    size_t n_out = nn_plan_output_count(plan);
+    const float **outputs = calloc(n_out, sizeof *outputs);
+    struct nn_tensor_info *info = calloc(n_out, sizeof *info);
+    size_t first = n_out - m->perceptual.n_taps;
+    int rc = outputs && info ? nn_plan_run_borrowed(plan, &input, outputs, info, err)
+                             : eng_fail(err, ENG_NO_MEMORY, "out of memory for the taps");
+    if (rc == 0) rc = fn(ctx, outputs + first, info + first, err);
+    free(outputs);
+    free(info);
+    return rc;
+}
+
+int model_features_visit(struct model *m, const float *input, const struct nn_tensor_info *shape,
+                         model_taps_fn fn, void *ctx, struct eng_error *err)
 {
     if (!m->has_perceptual)
         return eng_fail(err, ENG_INVALID, "model %s has no perceptual config", m->name);
-    size_t n_out = nn_graph_output_count(m->graph), n = m->perceptual.n_taps;
-    float **outputs = calloc(n_out + n, sizeof *outputs);
-    struct nn_tensor_info *info = calloc(n_out + n, sizeof *info);
     atomic_fetch_add(&m->requests, 1);
-    int rc = outputs && info ? execute_plan(m, 1, &input, shape, outputs, info, err)
-                             : eng_fail(err, ENG_NO_MEMORY, "out of memory for %zu taps", n);
-    for (size_t k = 0; rc == 0 && k < n_out; k++)
-        free(outputs[k]);
-    if (rc == 0) {
-        memcpy(taps, outputs + n_out, n * sizeof *taps);
-        memcpy(tap_info, info + n_out, n * sizeof *tap_info);
+    atomic_fetch_add(&m->executions, 1);
+    int failed;
+    struct cached_plan *c = cached_plan(m, shape, 1, &failed, err);
+    if (c) {
+        /* Held while fn reads the taps: they are the plan's memory until its next run. */
+        pthread_mutex_lock(&c->run_lock);
+        int rc = visit_taps(m, c->plan, input, fn, ctx, err);
+        pthread_mutex_unlock(&c->run_lock);
+        return rc;
     }
-    free(outputs);
-    free(info);
+    if (failed) return -1;
+    struct nn_plan *plan = compile(m, shape, 1, err);
+    if (!plan) return -1;
+    int rc = visit_taps(m, plan, input, fn, ctx, err);
+    nn_plan_free(plan);
     return rc;
 }
 

@@ -129,11 +129,16 @@ const struct model_perceptual *model_perceptual(const struct model *m);
 /* Why the section did not load (unknown taps, a negative weight...); NULL when it did or there is
  * none. */
 const char *model_perceptual_reason(const struct model *m);
-/* Runs the backbone on input (shape [N, 3, H, W]) and gives its taps: taps[k] (malloc'd, the
- * caller frees them) and tap_info[k] for each of the n_taps. Plans are cached with the model's
- * others; no dynamic batching (callers batch their own images). */
-int model_features(struct model *m, const float *input, const struct nn_tensor_info *shape,
-                   float **taps, struct nn_tensor_info *tap_info, struct eng_error *err);
+/* Gets the taps of model_features_visit: taps[k] and info[k] for each of the n_taps, in the plan's
+ * memory (valid during the call only). 0, or -1 with err set, which model_features_visit
+ * returns. */
+typedef int (*model_taps_fn)(void *ctx, const float *const *taps, const struct nn_tensor_info *info,
+                             struct eng_error *err);
+/* Runs the backbone on input (shape [N, 3, H, W]) and hands its taps to fn while they are in the
+ * plan's memory, uncopied (megabytes a batch); runs of the same plan wait meanwhile. Plans are
+ * cached with the model's others; no dynamic batching (callers batch their own images). */
+int model_features_visit(struct model *m, const float *input, const struct nn_tensor_info *shape,
+                         model_taps_fn fn, void *ctx, struct eng_error *err);
 
 const char *model_name(const struct model *m);
 /* The graph of a loaded model; NULL when it is unavailable. */

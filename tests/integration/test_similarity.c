@@ -65,10 +65,19 @@ static void add_model(const char *name, const char *as, const char *key, json_t 
 }
 
 /* The repository: alex and squeeze as generated; baseline (lin false); badtaps (two names the
- * graph lacks); negative (a negative weight in its first layer). */
+ * graph lacks); negative (a negative weight in its first layer); chunked (alex run two images at
+ * a time: max_batch 2). */
 static struct server *start_with_models(void **state)
 {
     add_model("alex", "alex", NULL, NULL);
+    add_model("alex", "chunked", NULL, NULL);
+    char chunked[PATH_MAX];
+    snprintf(chunked, sizeof chunked, "%s/chunked/config.json", harness_models_dir());
+    json_t *chunked_config = json_load_file(chunked, 0, NULL);
+    assert_non_null(chunked_config);
+    json_object_set_new(chunked_config, "max_batch", json_integer(2));
+    assert_int_equal(json_dump_file(chunked_config, chunked, 0), 0);
+    json_decref(chunked_config);
     add_model("squeeze", "squeeze", NULL, NULL);
     add_model("alex", "baseline", "lin", json_false());
     add_model("alex", "badtaps", "taps",
@@ -299,6 +308,7 @@ static void test_batch(void **state)
     const char *roles[] = {"a", "b", "a", "b", "a", "b"};
     const char *files[] = {"pair0_a.png", "pair0_b.png", "pair1_a.png",
                            "pair1_b.png", "pair0_b.png", "pair0_a.png"};
+    /* Pairs of mixed sizes go through the network a run of one size at a time. */
     const char *fields[] = {"model", "squeeze", "metrics", "lpips,psnr", NULL};
     struct http_response r;
     json_t *doc = post_parts(srv, "/v1/similarity/batch", roles, files, 6, fields, 200, &r);
@@ -312,6 +322,26 @@ static void test_batch(void **state)
     }
     json_decref(doc);
     http_response_free(&r);
+    /* Three pairs of one size: alex runs the six images in one batch (the metric reading the
+     * taps in place), chunked in three batches of two (the taps copied out); both give
+     * PyTorch's distance, the same the other way round, and 0 for an image with itself. */
+    const char *same[] = {"pair0_a.png", "pair0_b.png", "pair0_b.png",
+                          "pair0_a.png", "pair0_a.png", "pair0_a.png"};
+    const char *models[] = {"alex", "chunked"};
+    for (size_t m = 0; m < 2; m++) {
+        const char *alex_fields[] = {"model", models[m], "metrics", "lpips", NULL};
+        doc = post_parts(srv, "/v1/similarity/batch", roles, same, 6, alex_fields, 200, &r);
+        results = json_object_get(doc, "results");
+        assert_int_equal(json_array_size(results), 3);
+        for (size_t k = 0; k < 3; k++) {
+            double d = json_real_value(json_object_get(json_array_get(results, k), "lpips"));
+            double want = k < 2 ? lpips_of(0, "alex") : 0;
+            if (fabs(d - want) > LPIPS_TOLERANCE)
+                fail_msg("%s, pair %zu: %.8f, expected %.8f", models[m], k, d, want);
+        }
+        json_decref(doc);
+        http_response_free(&r);
+    }
     harness_pass(state);
 }
 
