@@ -352,10 +352,8 @@ static int position_major_md(dnnl_memory_desc_t *md, const int64_t *dims,
                          "dnnl_memory_desc_init_by_strides", node, err);
 }
 
-/* params: N, C, H, W (input), M, OH, OW (output), KH, KW, stride h/w, pad top/left; in/out the
- * activations, and params[13], params[14] the weights ([KH][KW][C][M]) and bias (or -1). */
-/* Output channels [first, last) of a small-map convolution: the bias, then a product per kernel
- * tap and output row. */
+/* Output channels [first, last) of a small-map convolution (q: run_small_map_conv's params): the
+ * bias, then a product per kernel tap and output row. */
 static int small_map_channels(const int64_t *q, const float *x, const float *weights,
                               const float *bias, float *y, int64_t first, int64_t last)
 {
@@ -388,9 +386,11 @@ static int small_map_channels(const int64_t *q, const float *x, const float *wei
     return 0;
 }
 
-/* The threads split the output channels, each running its products on its own (oneDNN's gemm
- * is sequential inside a parallel region): one fork and join per convolution rather than one
- * per product, which left the other threads spinning between the small products. */
+/* params: N, C, H, W (input), M, OH, OW (output), KH, KW, stride h/w, pad top/left, then the
+ * weights' value ([KH][KW][C][M]) and the bias' (or -1); in and out are the activations. The
+ * threads split the output channels, each running its products on its own (oneDNN's gemm is
+ * sequential inside a parallel region): one fork and join per convolution rather than one per
+ * product, which left the other threads spinning between the small products. */
 static int run_small_map_conv(const struct nn_plan *p, const struct step *s)
 {
     const int64_t *q = s->params;
@@ -416,27 +416,28 @@ static int compile_small_map_conv(struct nn_plan *p, const struct nn_node *node,
                                   const dnnl_dims_t strides, const dnnl_dims_t pl,
                                   struct eng_error *err)
 {
-    const struct value *w = &p->values[wi];
+    /* Copies: adding values below may move p->values. */
+    const int64_t *xd = p->values[xi].dims, *kd = p->values[wi].dims;
+    int64_t params[] = {xd[0], xd[1],      xd[2],      xd[3], out[1], out[2], out[3], kd[2],
+                        kd[3], strides[0], strides[1], pl[0], pl[1],  -1,     bi};
     dnnl_memory_desc_t x_md, y_md, w_md;
     /* The weights as [KH][KW][C][M]: the same tensor, M innermost. */
-    dnnl_dims_t wd = {w->dims[0], w->dims[1], w->dims[2], w->dims[3]};
-    dnnl_dims_t ws = {1, w->dims[0], w->dims[3] * w->dims[1] * w->dims[0], w->dims[1] * w->dims[0]};
-    if (position_major_md(&x_md, p->values[xi].dims, node, err) ||
-        position_major_md(&y_md, out, node, err) ||
+    dnnl_dims_t wd = {kd[0], kd[1], kd[2], kd[3]};
+    dnnl_dims_t ws = {1, kd[0], kd[3] * kd[1] * kd[0], kd[1] * kd[0]};
+    if (position_major_md(&x_md, xd, node, err) || position_major_md(&y_md, out, node, err) ||
         nn_dnnl_check(dnnl_memory_desc_init_by_strides(&w_md, 4, wd, dnnl_f32, ws),
                       "dnnl_memory_desc_init_by_strides", node, err))
         return -1;
     int yi;
     struct step *s;
-    const int64_t *xd = p->values[xi].dims, *kd = w->dims;
     if ((xi = nn_to_layout(p, xi, &x_md, err)) < 0 || (wi = nn_to_layout(p, wi, &w_md, err)) < 0 ||
         (yi = nn_activation(p, name, 4, out, &y_md, err)) < 0 || !(s = nn_step(p, err)))
         return -1;
     s->host = run_small_map_conv;
     s->in = xi;
     s->out = yi;
-    int64_t params[] = {xd[0], xd[1],      xd[2],      xd[3], out[1], out[2], out[3], kd[2],
-                        kd[3], strides[0], strides[1], pl[0], pl[1],  wi,     bi};
+    params[13] = wi;
+    _Static_assert(sizeof params <= sizeof s->params, "a step holds the small-map parameters");
     memcpy(s->params, params, sizeof params);
     return 0;
 }
