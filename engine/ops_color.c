@@ -74,11 +74,11 @@ static inline void map_row(const uint8_t *in, uint8_t *out, int width, int c,
 }
 
 #if defined(__x86_64__)
-/* AUGSERVE_NO_AVX512 (set to anything) keeps the portable code, so the tests hold both to the
+/* AUGENGINE_NO_AVX512 (set to anything) keeps the portable code, so the tests hold both to the
  * same fixtures on a CPU that has AVX-512. */
 static int have_avx512(void)
 {
-    return !getenv("AUGSERVE_NO_AVX512") && __builtin_cpu_supports("avx512bw") &&
+    return !getenv("AUGENGINE_NO_AVX512") && __builtin_cpu_supports("avx512bw") &&
            __builtin_cpu_supports("avx512vbmi");
 }
 

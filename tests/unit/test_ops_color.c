@@ -171,7 +171,7 @@ static void test_strided_input_untouched(void **state)
  * (the vector tails) and a few heights, strides and channel counts. */
 static void test_vector_matches_portable(void **state)
 {
-    const char *forced = getenv("AUGSERVE_NO_AVX512");
+    const char *forced = getenv("AUGENGINE_NO_AVX512");
     if (forced) skip(); /* both would be the portable code */
     int channels[] = {1, 3, 4}, heights[] = {1, 2, 3, 5};
     for (int w = 1; w <= 70; w++)
@@ -182,9 +182,9 @@ static void test_vector_matches_portable(void **state)
                 for (int i = 0; i < OP_COUNT; i++) {
                     struct eng_error err = {0};
                     struct img *vector = run_each(i, in, &err);
-                    setenv("AUGSERVE_NO_AVX512", "1", 1);
+                    setenv("AUGENGINE_NO_AVX512", "1", 1);
                     struct img *portable = run_each(i, in, &err);
-                    unsetenv("AUGSERVE_NO_AVX512");
+                    unsetenv("AUGENGINE_NO_AVX512");
                     assert_true((vector == NULL) == (portable == NULL));
                     if (vector && fixture_diff(vector, portable, 0, NULL) != 0)
                         fail_msg("op %d differs at %dx%d with %d channels", i, w, heights[h],
