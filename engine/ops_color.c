@@ -5,12 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#if defined(__x86_64__)
-#include <immintrin.h>
-/* The build targets baseline x86-64, so the AVX-512 code is compiled for its own target and
- * chosen at run time; the portable code stays for every other CPU. */
-#define AVX512 __attribute__((target("avx512f,avx512bw,avx512vbmi")))
-#endif
+#include "cpu.h"
 
 /* The integer forms below give exactly what Pillow's float arithmetic gives; the facts they rest
  * on are asserted against Pillow by tests/parity/gen_color.py whenever the fixtures are made. */
@@ -74,14 +69,6 @@ static inline void map_row(const uint8_t *in, uint8_t *out, int width, int c,
 }
 
 #if defined(__x86_64__)
-/* AUGENGINE_NO_AVX512 (set to anything) keeps the portable code, so the tests hold both to the
- * same fixtures on a CPU that has AVX-512. */
-static int have_avx512(void)
-{
-    return !getenv("AUGENGINE_NO_AVX512") && __builtin_cpu_supports("avx512bw") &&
-           __builtin_cpu_supports("avx512vbmi");
-}
-
 /* A 256-entry lookup of 64 bytes: vpermi2b indexes 128 entries by the low 7 bits, and bit 7
  * picks which half's result to keep. */
 AVX512 static inline __m512i lookup64(const __m512i t[4], __m512i v)
@@ -150,7 +137,7 @@ static int map_vector(const struct img *src, struct img *dst, int period,
                       const uint8_t *const lut[4])
 {
 #if defined(__x86_64__)
-    if (have_avx512()) {
+    if (cpu_avx512()) {
         map_avx512(src, dst, period, lut);
         return 1;
     }
@@ -407,7 +394,7 @@ static uint64_t luma_sum(const struct img *src)
 {
     int c = src->channels;
 #if defined(__x86_64__)
-    if (c != 1 && have_avx512()) return luma_sum_avx512(src);
+    if (c != 1 && cpu_avx512()) return luma_sum_avx512(src);
 #endif
     uint64_t sum = 0;
     for (int y = 0; y < src->height; y++) {
@@ -502,7 +489,7 @@ struct img *img_color(const struct img *src, double factor, struct eng_error *er
     /* An L image's degenerate, its own grayscale, is itself. */
     if (src->channels == 1) return img_clone(src, err);
 #if defined(__x86_64__)
-    if (have_avx512()) {
+    if (cpu_avx512()) {
         struct img *dst = img_new(src->width, src->height, src->channels, err);
         if (dst) color_avx512(src, dst, (float)factor);
         return dst;
@@ -595,7 +582,7 @@ static int sharpen_rows(const struct img *src, struct img *dst, uint16_t *col, d
 {
     int c = src->channels;
 #if defined(__x86_64__)
-    if (have_avx512()) {
+    if (cpu_avx512()) {
         sharpen_avx512(src, dst, col, (float)factor);
         return 0;
     }
@@ -728,7 +715,7 @@ static void channel_ranges(const struct img *src, uint8_t lo[3], uint8_t hi[3])
     memset(lo, 255, 3);
     memset(hi, 0, 3);
 #if defined(__x86_64__)
-    if (have_avx512()) {
+    if (cpu_avx512()) {
         ranges_avx512(src, lo, hi);
         return;
     }

@@ -19,6 +19,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cpu.h"
+
 #define ALWAYS_INLINE inline __attribute__((always_inline))
 
 /* CPython's math.radians / math.degrees multiply by these precomputed constants. */
@@ -206,18 +208,30 @@ static bool fits_fixed(const double a[6], int x, int y)
     return fabs(x * a[0] + y * a[1] + a[2]) < 32768.0 && fabs(x * a[3] + y * a[4] + a[5]) < 32768.0;
 }
 
+/* affine_fixed's 16.16 fixed-point steps: a0/a3 per column, a1/a4 per row, and a2/a5 at the
+ * centre of the first pixel. */
+struct fixed_steps {
+    uint32_t a0, a1, a2, a3, a4, a5;
+};
+
+static struct fixed_steps fixed_steps(const double a[6])
+{
+#define FIX(v) ((uint32_t)(int64_t)floor((v)*65536.0 + 0.5))
+    return (struct fixed_steps){FIX(a[0]), FIX(a[1]), FIX(a[2] + a[0] * 0.5 + a[1] * 0.5),
+                                FIX(a[3]), FIX(a[4]), FIX(a[5] + a[3] * 0.5 + a[4] * 0.5)};
+#undef FIX
+}
+
 /* affine_fixed: PIL steps 16.16 fixed-point coordinates, so its nearest pixel can differ from
  * floor() of the exact position; we step the same integers. Accumulators are uint32_t so they
  * wrap exactly as PIL's int does, without undefined behaviour. */
 static ALWAYS_INLINE void fixed_affine_ch(const struct img *in, struct img *out, const double a[6],
                                           const uint8_t *fill, int ch)
 {
-#define FIX(v) ((uint32_t)(int64_t)floor((v)*65536.0 + 0.5))
-    uint32_t a0 = FIX(a[0]), a1 = FIX(a[1]), a3 = FIX(a[3]), a4 = FIX(a[4]);
-    uint32_t a2 = FIX(a[2] + a[0] * 0.5 + a[1] * 0.5);
-    uint32_t a5 = FIX(a[5] + a[3] * 0.5 + a[4] * 0.5);
-#undef FIX
+    const struct fixed_steps st = fixed_steps(a);
     /* Locals, because byte stores may alias anything reached through a pointer. */
+    const uint32_t a0 = st.a0, a1 = st.a1, a3 = st.a3, a4 = st.a4;
+    uint32_t a2 = st.a2, a5 = st.a5;
     const unsigned w = (unsigned)in->width, h = (unsigned)in->height;
     const int out_w = out->width;
     const uint8_t *const src = in->data;
@@ -235,6 +249,103 @@ static ALWAYS_INLINE void fixed_affine_ch(const struct img *in, struct img *out,
                 put_px(d, f, ch);
         }
     }
+}
+
+#if defined(__x86_64__)
+/* What every row of fixed_affine_avx512 needs: the source and its bounds, the last offset a
+ * 4-byte load may start at without reading past the source, the fill as a word, and the byte
+ * order that packs the low ch bytes of 16 words. */
+struct fixed_source {
+    const uint8_t *data;
+    __m512i w, h, stride, last, fill, pack;
+};
+
+/* One row of affine_fixed, 16 pixels at a time: each in-bounds pixel is the low ch bytes of a
+ * gathered 32-bit word, and the other lanes keep the fill. A pixel within the source's last 3
+ * bytes is loaded from the last whole word and shifted down into place. */
+AVX512 static ALWAYS_INLINE void fixed_row_avx512(const struct fixed_source *s, uint8_t *d,
+                                                  int out_w, uint32_t xx0, uint32_t yy0,
+                                                  uint32_t a0, uint32_t a3, int ch)
+{
+    const __m512i lane = _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
+    /* Multiplying wraps as adding a0 lane times does, so the lanes match PIL's stepping. */
+    __m512i xx = _mm512_add_epi32(_mm512_set1_epi32((int)xx0),
+                                  _mm512_mullo_epi32(lane, _mm512_set1_epi32((int)a0)));
+    __m512i yy = _mm512_add_epi32(_mm512_set1_epi32((int)yy0),
+                                  _mm512_mullo_epi32(lane, _mm512_set1_epi32((int)a3)));
+    const __m512i dx = _mm512_set1_epi32((int)(a0 * 16)), dy = _mm512_set1_epi32((int)(a3 * 16));
+    for (int x = 0; x < out_w;
+         x += 16, xx = _mm512_add_epi32(xx, dx), yy = _mm512_add_epi32(yy, dy)) {
+        __m512i xin = _mm512_srai_epi32(xx, 16), yin = _mm512_srai_epi32(yy, 16);
+        __mmask16 inside = _mm512_cmplt_epu32_mask(xin, s->w) & _mm512_cmplt_epu32_mask(yin, s->h);
+        __m512i at = _mm512_add_epi32(_mm512_mullo_epi32(yin, s->stride),
+                                      _mm512_mullo_epi32(xin, _mm512_set1_epi32(ch)));
+        __m512i px;
+        if (ch == 4) {
+            px = _mm512_mask_i32gather_epi32(s->fill, inside, at, s->data, 1);
+        } else {
+            __m512i from = _mm512_min_epu32(at, s->last);
+            px = _mm512_mask_i32gather_epi32(s->fill, inside, from, s->data, 1);
+            __m512i shift = _mm512_slli_epi32(_mm512_sub_epi32(at, from), 3);
+            px = _mm512_mask_srlv_epi32(s->fill, inside, px, shift);
+        }
+        int bytes = (out_w - x < 16 ? out_w - x : 16) * ch;
+        _mm512_mask_storeu_epi8(d + (size_t)x * ch, ~(__mmask64)0 >> (64 - bytes),
+                                _mm512_permutexvar_epi8(s->pack, px));
+    }
+}
+
+/* size: the bytes from the source's first pixel to just past its last one. */
+AVX512 static void fixed_affine_avx512(const struct img *in, struct img *out,
+                                       const struct fixed_steps *st, const uint8_t fill[4],
+                                       size_t size)
+{
+    const int ch = in->channels;
+    uint8_t pack[64] = {0};
+    for (int i = 0; i < 16 * ch; i++)
+        pack[i] = (uint8_t)(i / ch * 4 + i % ch);
+    const struct fixed_source s = {
+        in->data,
+        _mm512_set1_epi32(in->width),
+        _mm512_set1_epi32(in->height),
+        _mm512_set1_epi32((int)in->stride),
+        _mm512_set1_epi32((int)(size - 4)),
+        _mm512_set1_epi32((int)((uint32_t)fill[0] | (uint32_t)fill[1] << 8 |
+                                (uint32_t)fill[2] << 16 | (uint32_t)fill[3] << 24)),
+        _mm512_loadu_si512(pack),
+    };
+    uint32_t a2 = st->a2, a5 = st->a5;
+    /* A constant ch per call lets the compiler drop the shift for whole words. */
+    for (int y = 0; y < out->height; y++, a2 += st->a1, a5 += st->a4) {
+        uint8_t *d = img_row(out, y);
+        switch (ch) {
+        case 1:
+            fixed_row_avx512(&s, d, out->width, a2, a5, st->a0, st->a3, 1);
+            break;
+        case 3:
+            fixed_row_avx512(&s, d, out->width, a2, a5, st->a0, st->a3, 3);
+            break;
+        default:
+            fixed_row_avx512(&s, d, out->width, a2, a5, st->a0, st->a3, 4);
+        }
+    }
+}
+#endif
+
+/* affine_fixed with the vector code, when this CPU has it and every source offset fits in 31
+ * bits (and a source has a whole word to load); 0 when the caller must do it. */
+static int fixed_affine_vector(const struct img *in, struct img *out, const double a[6],
+                               const uint8_t fill[4])
+{
+#if defined(__x86_64__)
+    size_t size = (size_t)(in->height - 1) * in->stride + (size_t)in->width * (size_t)in->channels;
+    if (size >= 4 && size <= INT32_MAX && in->stride <= INT32_MAX && cpu_avx512()) {
+        const struct fixed_steps st = fixed_steps(a);
+        fixed_affine_avx512(in, out, &st, fill, size);
+        return 1;
+    }
+#endif
+    return 0;
 }
 
 /* ImagingTransformAffine's floating-point fallback, used when a corner maps beyond +-32768. Note
@@ -350,7 +461,8 @@ static int nearest_affine(const struct img *in, struct img *out, const double a[
         free(xintab);
     } else if (fits_fixed(a, 0, 0) && fits_fixed(a, out->width, out->height) &&
                fits_fixed(a, 0, out->height) && fits_fixed(a, out->width, 0)) {
-        BY_CHANNELS(fixed_affine_ch, ch, in, out, a, fill);
+        if (!fixed_affine_vector(in, out, a, fill))
+            BY_CHANNELS(fixed_affine_ch, ch, in, out, a, fill);
     } else {
         BY_CHANNELS(float_affine_ch, ch, in, out, a, fill);
     }

@@ -213,6 +213,56 @@ static void test_strided_input(void **state)
     }
 }
 
+/* The nearest-neighbour warps that step PIL's fixed point, over matrices that keep most pixels
+ * inside, push most outside or step by fractions of a pixel. */
+static struct img *run_warp(int i, const struct img *in, const uint8_t fill[4])
+{
+    static const double angles[] = {1.0, -7.5, 27.0, 45.0, 89.9, 90.0, -135.3, 181.0, 300.0};
+    static const double factors[] = {0.02, -0.3, 0.999, 1.7, -4.0, 30.0};
+    static const double moves[] = {0.5, -3.7, 12.25, -40.0, 1000.5};
+    const int na = sizeof angles / sizeof *angles, nf = sizeof factors / sizeof *factors;
+    const int nm = sizeof moves / sizeof *moves;
+    if (i < na) return img_rotate(in, angles[i], IMG_NEAREST, fill, true, NULL);
+    i -= na;
+    if (i < nf) return img_shear_x(in, factors[i], IMG_NEAREST, fill, true, NULL);
+    i -= nf;
+    if (i < nf) return img_shear_y(in, factors[i], IMG_NEAREST, NULL, false, NULL);
+    i -= nf;
+    if (i < nm * na)
+        return img_affine(in, angles[i % na], moves[i / na], -moves[i % nm], 0.3 + i % 4,
+                          5.0 * (i % 3), -3.0 * (i % 5), false, 0, 0, IMG_NEAREST, fill, true,
+                          NULL);
+    return NULL;
+}
+
+/* The AVX-512 warp against the portable one, byte for byte, at every width up to past four
+ * vectors, several heights, each channel count, padded strides and the image's last bytes. */
+static void test_vector_warp_matches_portable(void **state)
+{
+    if (getenv("AUGENGINE_NO_AVX512")) skip(); /* both would be the portable code */
+    const int channels[] = {1, 3, 4}, heights[] = {1, 2, 3, 5};
+    const uint8_t fill[4] = {201, 202, 203, 204};
+    for (int w = 1; w <= 70; w++)
+        for (int c = 0; c < 3; c++)
+            for (int h = 0; h < 4; h++) {
+                struct img *in = fixture_pattern(w, heights[h], channels[c], (size_t)(w % 3) * 5);
+                assert_non_null(in);
+                struct img *vector;
+                for (int i = 0; (vector = run_warp(i, in, fill)) != NULL; i++) {
+                    setenv("AUGENGINE_NO_AVX512", "1", 1);
+                    struct img *portable = run_warp(i, in, fill);
+                    unsetenv("AUGENGINE_NO_AVX512");
+                    assert_non_null(portable);
+                    if (!same_pixels(vector, portable))
+                        fail_msg("warp %d differs at %dx%d with %d channels", i, w, heights[h],
+                                 channels[c]);
+                    img_free(vector);
+                    img_free(portable);
+                }
+                img_free(in);
+            }
+}
+
 /* Every op on a bad argument: NULL with the code set, and no crash when err is NULL. */
 #define EXPECT_INVALID(call)                                                                       \
     do {                                                                                           \
@@ -341,6 +391,7 @@ int main(int argc, char **argv)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_parity),
         cmocka_unit_test(test_strided_input),
+        cmocka_unit_test(test_vector_warp_matches_portable),
         cmocka_unit_test(test_bad_input),
         cmocka_unit_test(test_extreme_arguments),
     };
