@@ -265,6 +265,12 @@ double metric_psnr(double mse)
 
 /* ---- LPIPS ----------------------------------------------------------------------------------- */
 
+/* The threads of a parallel loop: `threads`, or OpenMP's default for 0. */
+static int team(int threads)
+{
+    return threads > 0 ? threads : omp_get_max_threads();
+}
+
 void metric_lpips_inputs(struct img *const *images, int count, const float shift[3],
                          const float scale[3], float *out, int threads)
 {
@@ -274,7 +280,7 @@ void metric_lpips_inputs(struct img *const *images, int count, const float shift
     for (int c = 0; c < 3; c++)
         for (int v = 0; v < 256; v++)
             table[c][v] = (float)((v / 127.5 - 1 - shift[c]) / scale[c]);
-#pragma omp parallel for num_threads(threads > 0 ? threads : omp_get_max_threads())
+#pragma omp parallel for num_threads(team(threads))
     for (int i = 0; i < count; i++) {
         const struct img *im = images[i];
         size_t area = (size_t)im->width * (size_t)im->height;
@@ -391,12 +397,10 @@ int metric_lpips_pairs(const struct metric_tensor *layers, const float *const *w
     int failed = 0;
     /* Pairs are independent, and each is computed whole by one thread, so the results do not
      * depend on the thread count. */
-#pragma omp parallel for schedule(dynamic) reduction(|                                             \
-                                                     : failed)                                     \
-    num_threads(threads > 0 ? threads : omp_get_max_threads())
+#pragma omp parallel for schedule(dynamic) reduction(+ : failed) num_threads(team(threads))
     for (int k = 0; k < n_pairs; k++)
-        failed |= lpips_pair(layers, weights, n_layers, pairs[2 * k], pairs[2 * k + 1],
-                             &distances[k], height, width, maps ? maps[k] : NULL);
+        failed += lpips_pair(layers, weights, n_layers, pairs[2 * k], pairs[2 * k + 1],
+                             &distances[k], height, width, maps ? maps[k] : NULL) != 0;
     return failed ? eng_fail(err, ENG_NO_MEMORY, "out of memory for LPIPS") : 0;
 }
 

@@ -849,9 +849,48 @@ static void remove_leftover(const char *dir, const char *leaf)
         log_event("warn", "models", "cannot remove %s: %s", path, strerror(errno));
 }
 
-/* Loads every <dir>/<name>/model.onnx. Folders starting with '.' (uploads and deletions in
- * progress) are skipped, and removed once they are old leftovers. */
-static int scan(struct models *ms)
+static size_t find_index(const struct models *ms, const char *name)
+{
+    size_t i = 0;
+    while (i < ms->count && strcmp(ms->items[i]->name, name) != 0)
+        i++;
+    return i;
+}
+
+/* Whether a model of that name is listed (checked again when publishing; this spares the work). */
+static int listed(struct models *ms, const char *name)
+{
+    pthread_rwlock_rdlock(&ms->lock);
+    int found = find_index(ms, name) < ms->count;
+    pthread_rwlock_unlock(&ms->lock);
+    return found;
+}
+
+/* Loads and lists <dir>/<name>/model.onnx unless name is listed already (counting it in *added).
+ * -1 only when memory runs out. */
+static int add_folder(struct models *ms, const char *name, int *added)
+{
+    char folder[PATH_MAX], path[PATH_MAX];
+    struct stat st;
+    if (join(folder, ms->dir, name) != 0 || join(path, folder, "model.onnx") != 0 ||
+        stat(path, &st) != 0 || listed(ms, name))
+        return 0;
+    struct model *m = model_load(folder, name, &ms->settings);
+    if (!m) return -1;
+    pthread_rwlock_wrlock(&ms->lock);
+    int rc = find_index(ms, name) < ms->count ? 1 : append(ms, m);
+    pthread_rwlock_unlock(&ms->lock);
+    if (rc == 0)
+        (*added)++;
+    else
+        model_release(m);
+    return rc < 0 ? -1 : 0;
+}
+
+/* Lists every folder of models_dir with a model.onnx that is not listed yet. Folders starting
+ * with '.' (uploads and deletions in progress) are skipped, and removed once they are old
+ * leftovers. -1 only when memory runs out. */
+static int add_unlisted(struct models *ms, int *added)
 {
     DIR *d = opendir(ms->dir);
     if (!d) {
@@ -860,19 +899,12 @@ static int scan(struct models *ms)
         return 0;
     }
     struct dirent *entry;
-    char folder[PATH_MAX], path[PATH_MAX];
-    struct stat st;
     int rc = 0;
     while (rc == 0 && (entry = readdir(d))) {
-        if (entry->d_name[0] == '.') remove_leftover(ms->dir, entry->d_name);
-        if (entry->d_name[0] == '.' || join(folder, ms->dir, entry->d_name) != 0 ||
-            join(path, folder, "model.onnx") != 0 || stat(path, &st) != 0)
-            continue;
-        struct model *m = model_load(folder, entry->d_name, &ms->settings);
-        if (!m || append(ms, m) != 0) {
-            if (m) model_free(m);
-            rc = -1;
-        }
+        if (entry->d_name[0] == '.')
+            remove_leftover(ms->dir, entry->d_name);
+        else
+            rc = add_folder(ms, entry->d_name, added);
     }
     closedir(d);
     return rc;
@@ -890,7 +922,8 @@ struct models *models_open(const char *dir, const struct models_settings *settin
     }
     pthread_rwlock_init(&ms->lock, NULL);
     if (settings) ms->settings = *settings;
-    if (scan(ms) != 0) {
+    int added = 0;
+    if (add_unlisted(ms, &added) != 0) {
         models_close(ms);
         snprintf(err, err_size, "out of memory while loading models from %s", dir);
         return NULL;
@@ -910,14 +943,6 @@ void models_close(struct models *ms)
 }
 
 /* The index of the model named name, or count; the caller holds the lock. */
-static size_t find_index(const struct models *ms, const char *name)
-{
-    size_t i = 0;
-    while (i < ms->count && strcmp(ms->items[i]->name, name) != 0)
-        i++;
-    return i;
-}
-
 struct model *models_find(const struct models *ms, const char *name)
 {
     if (!ms) return NULL;
@@ -1075,15 +1100,6 @@ static enum models_add_status load_upload(struct models *ms, const char *tmp, co
     return MODELS_ADDED;
 }
 
-/* Whether a model of that name is listed (checked again when publishing; this spares the work). */
-static int listed(struct models *ms, const char *name)
-{
-    pthread_rwlock_rdlock(&ms->lock);
-    int found = find_index(ms, name) < ms->count;
-    pthread_rwlock_unlock(&ms->lock);
-    return found;
-}
-
 enum models_add_status models_add(struct models *ms, const char *name,
                                   const struct model_upload *upload, struct model **added,
                                   char *why, size_t why_size)
@@ -1153,22 +1169,16 @@ int models_remove(struct models *ms, const char *name, char *why, size_t why_siz
     return 0;
 }
 
-/* Serves a freshly loaded model m under its name: added when the name is not listed, replacing
- * `old` when that is still the one listed. Returns what m replaced (the caller releases it), m
- * itself when it was not taken, or NULL after adding it. */
-static struct model *swap_in(struct models *ms, struct model *old, struct model *m)
+/* Serves the freshly loaded model fresh in place of old when old is still the one listed.
+ * Returns whether it did; the caller releases whichever is left over. */
+static int replace(struct models *ms, struct model *old, struct model *fresh)
 {
     pthread_rwlock_wrlock(&ms->lock);
-    size_t i = find_index(ms, m->name);
-    struct model *out = m;
-    if (i < ms->count && ms->items[i] == old) {
-        ms->items[i] = m;
-        out = old;
-    } else if (i == ms->count && !old && append(ms, m) == 0) {
-        out = NULL;
-    }
+    size_t i = find_index(ms, old->name);
+    int replaced = i < ms->count && ms->items[i] == old;
+    if (replaced) ms->items[i] = fresh;
     pthread_rwlock_unlock(&ms->lock);
-    return out;
+    return replaced;
 }
 
 /* Stops serving m when it is still listed and its folder is gone. Returns whether it did. */
@@ -1200,24 +1210,9 @@ static void rescan_listed(struct models *ms, struct model *m, struct models_resc
     if (folder_signature(folder) == m->files) return;
     struct model *fresh = model_load(folder, m->name, &ms->settings);
     if (!fresh) return;
-    struct model *out = swap_in(ms, m, fresh);
-    if (out == m) counts->reloaded++;
-    model_release(out);
-}
-
-/* One folder of models_dir that is not listed: loaded and listed. */
-static void rescan_new(struct models *ms, const char *name, struct models_rescan *counts)
-{
-    char folder[PATH_MAX], path[PATH_MAX];
-    struct stat st;
-    if (!models_valid_name(name) || join(folder, ms->dir, name) != 0 ||
-        join(path, folder, "model.onnx") != 0 || stat(path, &st) != 0)
-        return;
-    struct model *m = model_load(folder, name, &ms->settings);
-    if (!m) return;
-    struct model *out = swap_in(ms, NULL, m);
-    if (!out) counts->added++;
-    model_release(out);
+    int replaced = replace(ms, m, fresh);
+    counts->reloaded += replaced;
+    model_release(replaced ? m : fresh);
 }
 
 struct models_rescan models_rescan(struct models *ms)
@@ -1228,20 +1223,7 @@ struct models_rescan models_rescan(struct models *ms)
     for (size_t i = 0; i < n; i++)
         rescan_listed(ms, list[i], &counts);
     models_list_free(list, n);
-    DIR *d = opendir(ms->dir);
-    struct dirent *entry;
-    while (d && (entry = readdir(d))) {
-        if (entry->d_name[0] == '.') {
-            remove_leftover(ms->dir, entry->d_name);
-            continue;
-        }
-        struct model *listed_now = models_acquire(ms, entry->d_name);
-        if (listed_now)
-            model_release(listed_now);
-        else
-            rescan_new(ms, entry->d_name, &counts);
-    }
-    if (d) closedir(d);
+    add_unlisted(ms, &counts.added); /* out of memory: the rest waits for the next rescan */
     return counts;
 }
 
@@ -1312,32 +1294,49 @@ static struct cached_plan *cached_plan(struct model *m, const struct nn_tensor_i
  * (dnnl_scratchpad_mode_user; oneDNN's default per-thread library scratchpad crashed when a plan
  * ran on a thread other than the one that compiled it). Runs of one plan are serialised by its
  * run_lock, as nn.h asks; requests for different shapes or models run in parallel. */
-static int execute_plan(struct model *m, int tapped, const float *const *inputs,
-                        const struct nn_tensor_info *shapes, float **outputs,
-                        struct nn_tensor_info *output_info, struct eng_error *err)
+typedef int (*plan_fn)(struct nn_plan *plan, void *arg, struct eng_error *err);
+
+/* Runs fn on the plan for these shapes (with the perceptual taps when tapped): the cached one,
+ * under its run lock, so whatever fn reads of the plan's memory stays put; or, when the cache is
+ * full, one compiled for this call. */
+static int with_plan(struct model *m, const struct nn_tensor_info *shapes, int tapped, plan_fn fn,
+                     void *arg, struct eng_error *err)
 {
     atomic_fetch_add(&m->executions, 1);
     int failed;
     struct cached_plan *c = cached_plan(m, shapes, tapped, &failed, err);
     if (c) {
         pthread_mutex_lock(&c->run_lock);
-        int rc = nn_plan_run(c->plan, inputs, outputs, output_info, err);
+        int rc = fn(c->plan, arg, err);
         pthread_mutex_unlock(&c->run_lock);
         return rc;
     }
     if (failed) return -1;
     struct nn_plan *plan = compile(m, shapes, tapped, err);
     if (!plan) return -1;
-    int rc = nn_plan_run(plan, inputs, outputs, output_info, err);
+    int rc = fn(plan, arg, err);
     nn_plan_free(plan);
     return rc;
 }
 
 /* One execution without taps: what model_infer runs. */
+struct execution {
+    const float *const *inputs;
+    float **outputs;
+    struct nn_tensor_info *output_info;
+};
+
+static int run_copying(struct nn_plan *plan, void *arg, struct eng_error *err)
+{
+    struct execution *e = arg;
+    return nn_plan_run(plan, e->inputs, e->outputs, e->output_info, err);
+}
+
 static int execute(struct model *m, const float *const *inputs, const struct nn_tensor_info *shapes,
                    float **outputs, struct nn_tensor_info *output_info, struct eng_error *err)
 {
-    return execute_plan(m, 0, inputs, shapes, outputs, output_info, err);
+    struct execution e = {inputs, outputs, output_info};
+    return with_plan(m, shapes, 0, run_copying, &e, err);
 }
 
 static int execute_call(struct model *m, struct call *c)
@@ -1580,17 +1579,24 @@ static void load_perceptual(struct model *m, const char *folder)
     m->perceptual_config = NULL;
 }
 
-/* Runs plan on input with its taps in place, and hands them to fn. */
-static int visit_taps(struct model *m, struct nn_plan *plan, const float *input, model_taps_fn fn,
-                      void *ctx, struct eng_error *err)
+struct tap_visit {
+    const struct model *m;
+    const float *input;
+    model_taps_fn fn;
+    void *ctx;
+};
+
+/* Runs the plan on the input with the taps left in place, and hands them to the visitor. */
+static int visit_taps(struct nn_plan *plan, void *arg, struct eng_error *err)
 {
+    const struct tap_visit *v = arg;
     size_t n_out = nn_plan_output_count(plan);
     const float **outputs = calloc(n_out, sizeof *outputs);
     struct nn_tensor_info *info = calloc(n_out, sizeof *info);
-    size_t first = n_out - m->perceptual.n_taps;
-    int rc = outputs && info ? nn_plan_run_borrowed(plan, &input, outputs, info, err)
+    size_t first = n_out - v->m->perceptual.n_taps;
+    int rc = outputs && info ? nn_plan_run_borrowed(plan, &v->input, outputs, info, err)
                              : eng_fail(err, ENG_NO_MEMORY, "out of memory for the taps");
-    if (rc == 0) rc = fn(ctx, outputs + first, info + first, err);
+    if (rc == 0) rc = v->fn(v->ctx, outputs + first, info + first, err);
     free(outputs);
     free(info);
     return rc;
@@ -1602,22 +1608,8 @@ int model_features_visit(struct model *m, const float *input, const struct nn_te
     if (!m->has_perceptual)
         return eng_fail(err, ENG_INVALID, "model %s has no perceptual config", m->name);
     atomic_fetch_add(&m->requests, 1);
-    atomic_fetch_add(&m->executions, 1);
-    int failed;
-    struct cached_plan *c = cached_plan(m, shape, 1, &failed, err);
-    if (c) {
-        /* Held while fn reads the taps: they are the plan's memory until its next run. */
-        pthread_mutex_lock(&c->run_lock);
-        int rc = visit_taps(m, c->plan, input, fn, ctx, err);
-        pthread_mutex_unlock(&c->run_lock);
-        return rc;
-    }
-    if (failed) return -1;
-    struct nn_plan *plan = compile(m, shape, 1, err);
-    if (!plan) return -1;
-    int rc = visit_taps(m, plan, input, fn, ctx, err);
-    nn_plan_free(plan);
-    return rc;
+    struct tap_visit v = {m, input, fn, ctx};
+    return with_plan(m, shape, 1, visit_taps, &v, err);
 }
 
 /* ---- Accessors ------------------------------------------------------------------------------- */

@@ -29,6 +29,13 @@ static int run_metric(const struct lpips_job *job, const struct metric_tensor *l
                               model_threads(job->m), err);
 }
 
+/* n images' tap of shape info (its first dimension aside) at data. */
+static struct metric_tensor tensor_of(const float *data, int n, const struct nn_tensor_info *info)
+{
+    return (struct metric_tensor){data, n, (int)info->dims[1], (int)info->dims[2],
+                                  (int)info->dims[3]};
+}
+
 /* A chunk's taps k, appended to those of the chunks before. */
 static int append_rows(struct metric_tensor *t, float **owned, const float *rows,
                        const struct nn_tensor_info *info, int count, struct eng_error *err)
@@ -38,8 +45,7 @@ static int append_rows(struct metric_tensor *t, float **owned, const float *rows
     if (!grown) return eng_fail(err, ENG_NO_MEMORY, "out of memory for the taps");
     memcpy(grown + (size_t)t->n * row, rows, (size_t)count * row * sizeof *grown);
     *owned = grown;
-    *t = (struct metric_tensor){grown, t->n + count, (int)info->dims[1], (int)info->dims[2],
-                                (int)info->dims[3]};
+    *t = tensor_of(grown, t->n + count, info);
     return 0;
 }
 
@@ -52,10 +58,9 @@ static int take_taps(void *ctx, const float *const *taps, const struct nn_tensor
             if (append_rows(&job->layers[k], &job->owned[k], taps[k], &info[k], job->chunk_images,
                             err))
                 return -1;
-            continue;
+        } else {
+            job->layers[k] = tensor_of(taps[k], (int)info[k].dims[0], &info[k]);
         }
-        job->layers[k] = (struct metric_tensor){taps[k], (int)info[k].dims[0], (int)info[k].dims[1],
-                                                (int)info[k].dims[2], (int)info[k].dims[3]};
     }
     return job->whole ? run_metric(job, job->layers, err) : 0;
 }
