@@ -7,11 +7,11 @@
 #include <strings.h>
 
 #include "app.h"
-#include "codec.h"
+#include "image/codec.h"
 #include "handlers.h"
 #include "input.h"
 #include "json_text.h"
-#include "policy.h"
+#include "policy/policy.h"
 #include "request.h"
 #include "response.h"
 

@@ -7,11 +7,11 @@
 #include <string.h>
 
 #include "app.h"
-#include "audio_pipeline.h"
+#include "policy/audio_pipeline.h"
 #include "handlers.h"
 #include "input.h"
 #include "json_text.h"
-#include "policy.h"
+#include "policy/policy.h"
 #include "request.h"
 #include "response.h"
 

@@ -10,8 +10,8 @@
 #include <string.h>
 
 #include "app.h"
-#include "codec.h"
-#include "copy_paste.h"
+#include "image/codec.h"
+#include "image/copy_paste.h"
 #include "handlers.h"
 #include "input.h"
 #include "request.h"

@@ -9,8 +9,8 @@
 #include <strings.h>
 
 #include "app.h"
-#include "parallel.h"
-#include "policy.h"
+#include "core/parallel.h"
+#include "policy/policy.h"
 #include "request.h"
 #include "response.h"
 

@@ -8,11 +8,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "audio.h"
-#include "codec.h"
-#include "ops.h"
-#include "policy.h"
-#include "targets.h"
+#include "audio/audio.h"
+#include "image/codec.h"
+#include "policy/ops.h"
+#include "policy/policy.h"
+#include "image/targets.h"
 
 struct request;
 struct response;

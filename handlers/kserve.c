@@ -12,11 +12,11 @@
 #include <string.h>
 
 #include "app.h"
-#include "engine.h"
+#include "core/engine.h"
 #include "handlers.h"
 #include "json_text.h"
 #include "models.h"
-#include "nn.h"
+#include "nn/nn.h"
 #include "request.h"
 #include "response.h"
 

@@ -8,7 +8,7 @@
 #include "app.h"
 #include "handlers.h"
 #include "models.h"
-#include "nn.h"
+#include "nn/nn.h"
 #include "request.h"
 #include "response.h"
 

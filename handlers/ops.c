@@ -5,7 +5,7 @@
 #include <string.h>
 
 #include "handlers.h"
-#include "ops.h"
+#include "policy/ops.h"
 #include "request.h"
 #include "response.h"
 

@@ -3,8 +3,8 @@
 #include <string.h>
 
 #include "handlers.h"
-#include "policy.h"
-#include "presets.h"
+#include "policy/policy.h"
+#include "policy/presets.h"
 #include "request.h"
 #include "response.h"
 

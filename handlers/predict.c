@@ -11,9 +11,9 @@
 #include "handlers.h"
 #include "input.h"
 #include "models.h"
-#include "nn.h"
-#include "nn_classify.h"
-#include "policy.h"
+#include "nn/nn.h"
+#include "classify/classify.h"
+#include "policy/policy.h"
 #include "request.h"
 #include "response.h"
 

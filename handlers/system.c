@@ -5,7 +5,7 @@
 
 #include "admission.h"
 #include "app.h"
-#include "engine.h"
+#include "core/engine.h"
 #include "handlers.h"
 #include "metrics.h"
 #include "request.h"

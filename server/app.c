@@ -8,12 +8,12 @@
 
 #include "admission.h"
 #include "auth.h"
-#include "codec.h"
+#include "image/codec.h"
 #include "handlers.h"
 #include "log.h"
 #include "metrics.h"
 #include "models.h"
-#include "policy.h"
+#include "policy/policy.h"
 #include "storage.h"
 
 /* The routing table. Health, readiness, metrics, the API description and the UI are public;

@@ -17,17 +17,17 @@
 #include <string.h>
 #include <time.h>
 
-#include "audio.h"
-#include "audio_pipeline.h"
-#include "codec.h"
+#include "audio/audio.h"
+#include "policy/audio_pipeline.h"
+#include "image/codec.h"
 #include "json_text.h"
 #include "perceptual.h"
-#include "metric.h"
+#include "metrics/metric.h"
 #include "models.h"
-#include "nn.h"
-#include "ops_geometry.h"
-#include "policy.h"
-#include "targets.h"
+#include "nn/nn.h"
+#include "image/geometry.h"
+#include "policy/policy.h"
+#include "image/targets.h"
 
 /* The bytes of the file at path (malloc'd): 0, or -1 with err naming the path and the reason. */
 static int read_file(const char *path, void **data, size_t *size, struct eng_error *err)

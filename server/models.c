@@ -19,7 +19,7 @@
 #include <unistd.h>
 
 #include "log.h"
-#include "metric.h"
+#include "metrics/metric.h"
 
 /* Plans cached per model, one per input shape seen, at most MAX_PLANS; past that a request
  * compiles a plan for itself. */

@@ -10,8 +10,8 @@
 
 #include <stdbool.h>
 
-#include "error.h"
-#include "nn.h"
+#include "core/error.h"
+#include "nn/nn.h"
 
 struct models;
 struct model;

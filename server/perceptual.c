@@ -3,7 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "metric.h"
+#include "metrics/metric.h"
 
 /* One perceptual_lpips call. */
 struct lpips_job {

@@ -4,8 +4,8 @@
 #ifndef AUGSERVE_PERCEPTUAL_H
 #define AUGSERVE_PERCEPTUAL_H
 
-#include "error.h"
-#include "image.h"
+#include "core/error.h"
+#include "core/img.h"
 #include "models.h"
 
 /* LPIPS with model m (its perceptual config) for n_pairs pairs of images[pairs[2k]] and

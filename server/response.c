@@ -1,6 +1,6 @@
 #include "response.h"
 
-#include "error.h"
+#include "core/error.h"
 #include "json_text.h"
 
 #include <stdarg.h>

@@ -5,7 +5,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 
-#include "nn.h"
+#include "nn/nn.h"
 
 /* Inputs past this many elements are skipped: a declared shape is the client's to choose, and
  * the fuzzer is after the reader and the executor's logic, not the allocator's limits. */

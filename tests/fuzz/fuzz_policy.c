@@ -8,10 +8,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "audio_pipeline.h"
-#include "codec.h"
-#include "ops.h"
-#include "policy.h"
+#include "policy/audio_pipeline.h"
+#include "image/codec.h"
+#include "policy/ops.h"
+#include "policy/policy.h"
 
 static void run_image(const struct policy *p)
 {

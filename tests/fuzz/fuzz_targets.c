@@ -8,8 +8,8 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "image.h"
-#include "targets.h"
+#include "core/img.h"
+#include "image/targets.h"
 
 #define MAX_SIDE    64
 #define MAX_OBJECTS 8

@@ -13,7 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "codec.h"
+#include "image/codec.h"
 #include "harness.h"
 
 #define AUGMENT_CONFIG "{\"max_samples\": 4, \"max_inputs\": 2, \"max_pixels\": 100000}"

@@ -14,10 +14,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "audio.h"
-#include "codec.h"
+#include "audio/audio.h"
+#include "image/codec.h"
 #include "harness.h"
-#include "policy.h"
+#include "policy/policy.h"
 
 #define SPEECH "tests/parity/fixtures/audio/speech.wav"
 

@@ -13,7 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "codec.h"
+#include "image/codec.h"
 #include "harness.h"
 
 #define PATH "/v1/augment/copy-paste"

@@ -17,7 +17,7 @@
 #include <unistd.h>
 
 #include "harness.h"
-#include "nn.h"
+#include "nn/nn.h"
 #include "onnx_build.h"
 
 /* The model: x [N,3,2,2] -> Flatten -> Gemm (W [3,12], b [3], transB) -> activation -> scores

@@ -15,7 +15,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "codec.h"
+#include "image/codec.h"
 #include "harness.h"
 
 #define LPIPS_TOLERANCE 1e-5

@@ -7,7 +7,7 @@
 #include <jansson.h>
 #include <stddef.h>
 
-#include "image.h"
+#include "core/img.h"
 
 /* Loads dir/name; NULL (with a message on stderr) when missing or malformed. */
 struct img *fixture_load(const char *dir, const char *name);

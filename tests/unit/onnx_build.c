@@ -6,7 +6,7 @@
 
 #include <stdlib.h>
 
-#include "nn.h"
+#include "nn/nn.h"
 #include "onnx_build.h"
 
 Onnx__TensorProto onnx_float_tensor(char *name, size_t n_dims, int64_t *dims, float *data,

@@ -20,7 +20,7 @@
 #include <jansson.h>
 #include <sndfile.h>
 
-#include "audio.h"
+#include "audio/audio.h"
 #include "testutil.h"
 
 static char audio_dir[4096];

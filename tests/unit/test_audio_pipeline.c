@@ -12,8 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "audio_pipeline.h"
-#include "codec.h"
+#include "policy/audio_pipeline.h"
+#include "image/codec.h"
 
 /* viridis' ends: the lowest value and the highest. */
 static const uint8_t dark[3] = {68, 1, 84}, bright[3] = {253, 231, 37};

@@ -11,9 +11,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "image.h"
-#include "nn_classify.h"
-#include "policy.h"
+#include "core/img.h"
+#include "classify/classify.h"
+#include "policy/policy.h"
 
 #define assert_near(a, b, tol)                                                                     \
     do {                                                                                           \

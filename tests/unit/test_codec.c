@@ -16,7 +16,7 @@
 
 #include <vips/vips.h>
 
-#include "codec.h"
+#include "image/codec.h"
 #include "fixture.h"
 #include "testutil.h"
 

@@ -12,8 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "copy_paste.h"
-#include "policy.h"
+#include "image/copy_paste.h"
+#include "policy/policy.h"
 
 /* A solid image. */
 static struct img *solid(int width, int height, int channels, uint8_t value)

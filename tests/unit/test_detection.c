@@ -14,11 +14,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "ops.h"
-#include "ops_color.h"
-#include "ops_detection.h"
-#include "policy.h"
-#include "targets.h"
+#include "policy/ops.h"
+#include "image/color.h"
+#include "image/detection.h"
+#include "policy/policy.h"
+#include "image/targets.h"
 
 #define W 64
 #define H 48

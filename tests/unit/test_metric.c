@@ -16,9 +16,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "codec.h"
-#include "metric.h"
-#include "nn.h"
+#include "image/codec.h"
+#include "metrics/metric.h"
+#include "nn/nn.h"
 
 #define SSIM_TOLERANCE  1e-4
 #define LPIPS_TOLERANCE 1e-5

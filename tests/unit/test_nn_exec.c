@@ -22,7 +22,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "nn.h"
+#include "nn/nn.h"
 #include "onnx_build.h"
 
 #define MAX_IO 8

@@ -15,7 +15,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "nn.h"
+#include "nn/nn.h"
 
 /* Written on every run so a developer can check it with `gen_onnx.py --check`. */
 #define ROUNDTRIP_PATH "/tmp/nn_ir_roundtrip.onnx"

@@ -16,7 +16,7 @@
 
 #include <jansson.h>
 
-#include "ops_audio.h"
+#include "audio/ops_audio.h"
 
 static char manifest_path[4096];
 

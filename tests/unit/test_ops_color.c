@@ -18,7 +18,7 @@
 #include <jansson.h>
 
 #include "fixture.h"
-#include "ops_color.h"
+#include "image/color.h"
 
 static char color_dir[4096];
 

@@ -17,7 +17,7 @@
 #include <jansson.h>
 
 #include "fixture.h"
-#include "ops_geometry.h"
+#include "image/geometry.h"
 
 static char geometry_dir[4096];
 

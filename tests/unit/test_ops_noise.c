@@ -19,7 +19,7 @@
 #include <jansson.h>
 
 #include "fixture.h"
-#include "ops_noise.h"
+#include "image/noise.h"
 
 static char noise_dir[4096];
 

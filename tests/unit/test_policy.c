@@ -11,8 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "policy.h"
-#include "presets.h"
+#include "policy/policy.h"
+#include "policy/presets.h"
 #include "testutil.h"
 
 static const char *fixtures_dir;

@@ -13,9 +13,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "ops.h"
-#include "policy.h"
-#include "presets.h"
+#include "policy/ops.h"
+#include "policy/policy.h"
+#include "policy/presets.h"
 #include "testutil.h"
 
 static const char *fixtures_dir;

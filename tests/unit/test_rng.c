@@ -9,7 +9,7 @@
 #include <math.h>
 #include <stdio.h>
 
-#include "rng.h"
+#include "core/rng.h"
 
 /* Random123 tests/kat_vectors, the "philox4x32 10" lines: counter, key, expected output. */
 static void test_known_answers(void **state)

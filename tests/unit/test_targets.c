@@ -13,8 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "ops_geometry.h"
-#include "targets.h"
+#include "image/geometry.h"
+#include "image/targets.h"
 
 #define EPS 1e-9
 

@@ -1,0 +1,202 @@
+/* The executor's internals, shared by its files and by nothing else: nn_exec.c (the plan: values,
+ * memory, steps, running), nn_ops.c (one compile function per ONNX op) and nn_const.c (shape
+ * arithmetic folded at compile time).
+ *
+ * How a plan is built. Nodes compile in the model's (topological) order. Each value is either a
+ * constant, held by the plan (initializers, Constant nodes, and the integer tensors of shape
+ * arithmetic, which static shapes make known at compile time), or an activation, which lives in
+ * a slot of one arena in whatever layout the primitive that wrote it chose: convolutions pick
+ * oneDNN's blocked layouts, and the ops after them keep those, so reorders happen only where an
+ * op needs the plain row-major form (Flatten, Gemm, the model's outputs). A slot is reused once
+ * every value in it has been read for the last time, which keeps a plan's memory near the
+ * largest pair of live activations rather than their sum. Memory objects are created only after
+ * the arena's size is known. */
+#ifndef AUGSERVE_ENGINE_NN_PLAN_H
+#define AUGSERVE_ENGINE_NN_PLAN_H
+
+#include <limits.h>
+#include <oneapi/dnnl/dnnl.h>
+
+#include "nn/nn.h"
+
+/* last_use of a value that must survive the run: a model output or a tap. */
+#define NN_PINNED INT_MAX
+
+struct value {
+    const char *name;
+    int rank;
+    int64_t dims[NN_MAX_RANK];
+    size_t count;
+    /* Constants: dtype NN_FLOAT or NN_INT64, data owned by the plan when owned is set, else the
+     * graph's initializer. */
+    int is_const;
+    enum nn_dtype dtype;
+    void *data;
+    int owned;
+    /* Activations (float): the arena slot and the layout. */
+    int slot;
+    dnnl_memory_desc_t md;
+    int plain_copy; /* a plain-layout copy already made for an earlier reader; -1: none */
+    int last_use;   /* index of the last node that reads the value, or NN_PINNED */
+};
+
+/* An argument of a step, resolved to a oneDNN memory object once the arena exists. md may view
+ * the value's bytes differently from value.md (a transposed Gemm operand, grouped weights). */
+struct arg {
+    int arg;
+    int value;
+    dnnl_memory_desc_t md;
+};
+
+struct step;
+/* 0, or -1 when oneDNN failed (out of memory). */
+typedef int (*host_fn)(const struct nn_plan *p, const struct step *s);
+
+struct step {
+    const struct nn_node *node;
+    dnnl_primitive_t prim; /* NULL for a step run by host code */
+    host_fn host;
+    struct arg *args;
+    int nargs;
+    dnnl_exec_arg_t *exec; /* nargs (+1 for the scratchpad) entries, filled after planning */
+    int nexec;
+    dnnl_memory_desc_t scratch_md;
+    size_t scratch_size; /* 0: no scratchpad */
+    /* Host steps' operands and parameters. */
+    int in, out;
+    int64_t params[2 * NN_MAX_RANK + 4];
+    float fvalue;
+};
+
+struct slot {
+    size_t size;
+    int last_use; /* the latest last_use of the values placed in it */
+    int busy;
+    size_t offset; /* in the arena, set after planning */
+};
+
+struct nn_plan {
+    const struct nn_graph *g;
+    dnnl_engine_t engine;
+    dnnl_stream_t stream;
+    int threads;
+    bool direct_convolution; /* nn_plan_options' */
+    struct value *values;
+    size_t n_values, cap_values;
+    struct step *steps;
+    size_t n_steps, cap_steps;
+    struct slot *slots;
+    size_t n_slots, cap_slots;
+    char *arena;
+    size_t n_inputs, n_outputs; /* n_outputs counts the taps too */
+    int *input_ids, *output_ids;
+    const char *const *output_names;
+    unsigned char *fused; /* per node: compiled as part of an earlier node's primitive */
+    int node;             /* the node compiling now */
+    /* Every primitive uses dnnl_scratchpad_mode_user and gets this buffer (the largest any step
+     * needs) as DNNL_ARG_SCRATCHPAD, so nothing of a run lives in oneDNN's per-thread state. */
+    void *scratch;
+    size_t scratch_size;
+};
+
+/* Errors, naming the node. */
+int nn_no_memory(struct eng_error *err);
+int nn_dnnl_check(dnnl_status_t st, const char *call, const struct nn_node *node,
+                  struct eng_error *err);
+int nn_unsupported(const struct nn_node *node, const char *what, struct eng_error *err);
+int nn_invalid(const struct nn_node *node, const char *what, struct eng_error *err);
+
+int64_t nn_attr_int(const struct nn_node *node, const char *name, int64_t dflt);
+float nn_attr_float(const struct nn_node *node, const char *name, float dflt);
+const int64_t *nn_attr_ints(const struct nn_node *node, const char *name, size_t *n);
+size_t nn_dims_count(int rank, const int64_t *dims);
+/* axis in [-rank, rank) (or [-rank, rank] when inclusive) made non-negative; -1 with err. */
+int nn_norm_axis(const struct nn_node *node, int64_t axis, int rank, int inclusive,
+                 struct eng_error *err);
+
+/* The latest value of that name (activation or constant), or -1. */
+int nn_find_value(const struct nn_plan *p, const char *name);
+/* The value a node's k-th input names (loading an initializer on first use); -1 with err. */
+int nn_input(struct nn_plan *p, const struct nn_node *node, size_t k, struct eng_error *err);
+/* Whether the node has a non-empty k-th input. */
+int nn_has_input(const struct nn_node *node, size_t k);
+/* A new activation named name with layout md (NULL: plain) in a fresh slot; -1 with err. */
+int nn_activation(struct nn_plan *p, const char *name, int rank, const int64_t *dims,
+                  const dnnl_memory_desc_t *md, struct eng_error *err);
+/* A new value sharing value src's slot (or constant data) under another name, shape and layout
+ * (md NULL: plain). The caller makes sure the bytes mean the same thing. */
+int nn_alias(struct nn_plan *p, int src, const char *name, int rank, const int64_t *dims,
+             const dnnl_memory_desc_t *md, struct eng_error *err);
+/* A new constant; data is adopted (freed with the plan) when owned. */
+int nn_constant(struct nn_plan *p, const char *name, enum nn_dtype dtype, int rank,
+                const int64_t *dims, void *data, int owned, struct eng_error *err);
+/* Where value id's elements are during a run (host steps read and write through this). */
+float *nn_value_data(const struct nn_plan *p, int id);
+/* Value id in the layout want: id itself when it already is, else a reordered copy (activations
+ * get a reorder step; constants are reordered now). */
+int nn_to_layout(struct nn_plan *p, int id, const dnnl_memory_desc_t *want, struct eng_error *err);
+/* Value id in the plain row-major layout (a cached copy when it is not). */
+int nn_to_plain(struct nn_plan *p, int id, struct eng_error *err);
+/* A dense row-major descriptor; rank 0 is described as one element. */
+int nn_plain_md(dnnl_memory_desc_t *md, int rank, const int64_t *dims, const struct nn_node *node,
+                struct eng_error *err);
+int nn_is_plain(const struct value *v);
+
+/* A new step for the node compiling now; NULL with err. The pointer is valid until the next
+ * nn_step call. */
+struct step *nn_step(struct nn_plan *p, struct eng_error *err);
+int nn_add_arg(struct step *s, int arg, int value, const dnnl_memory_desc_t *md,
+               struct eng_error *err);
+/* Creates s's primitive from an op descriptor with attributes attr (NULL: defaults), or from
+ * the primitive descriptor pd (made with nn_user_scratchpad_attr's attributes) when op_desc is
+ * NULL, consuming pd. */
+int nn_make_prim(struct nn_plan *p, struct step *s, const_dnnl_op_desc_t op_desc,
+                 const_dnnl_primitive_attr_t attr, dnnl_primitive_desc_t pd, struct eng_error *err);
+/* The primitive descriptor for op_desc, attr, to query layouts before committing to them;
+ * the caller passes it to nn_make_prim or destroys it. */
+int nn_prim_desc(struct nn_plan *p, const struct nn_node *node, const_dnnl_op_desc_t op_desc,
+                 const_dnnl_primitive_attr_t attr, dnnl_primitive_desc_t *pd,
+                 struct eng_error *err);
+/* nn_prim_desc for an alternative that oneDNN may not have: 1 with *pd made, 0 when oneDNN has no
+ * implementation of it (err untouched), -1 with err set. */
+int nn_try_prim_desc(struct nn_plan *p, const struct nn_node *node, const_dnnl_op_desc_t op_desc,
+                     const_dnnl_primitive_attr_t attr, dnnl_primitive_desc_t *pd,
+                     struct eng_error *err);
+int nn_user_scratchpad_attr(const_dnnl_primitive_attr_t attr, dnnl_primitive_attr_t *out,
+                            const struct nn_node *node, struct eng_error *err);
+
+/* The node index of the only reader of value name when there is exactly one and the value is
+ * not pinned, so the producer can absorb that reader; -1 otherwise. */
+int nn_sole_reader(const struct nn_plan *p, const char *name);
+/* last_use for a value of that name made now. */
+int nn_last_use(const struct nn_plan *p, const char *name);
+
+/* nn_ops.c: compiles node p->node, which has a named first output (and the nodes it fuses,
+ * marking them in p->fused). */
+int nn_compile_node(struct nn_plan *p, struct eng_error *err);
+/* Whether the executor handles this node's op (checked for every node before compiling). */
+int nn_op_supported(const struct nn_node *node);
+extern const char nn_supported_ops[];
+
+/* nn_const.c: the node computes constants from constants (shape arithmetic); returns 1 when it
+ * did (its outputs are now constants), 0 when the node has a runtime input and must be
+ * compiled, -1 with err. */
+int nn_fold_constant(struct nn_plan *p, const struct nn_node *node, struct eng_error *err);
+/* The output shape of Reshape, Flatten, Squeeze or Unsqueeze applied to x (their shape and axes
+ * inputs must be constants). */
+int nn_reshape_dims(struct nn_plan *p, const struct nn_node *node, const struct value *x, int *rank,
+                    int64_t *out, struct eng_error *err);
+/* Gather's output shape and normalised axis (indices must be an int64 constant, checked in
+ * range), and the copy itself, elem bytes per element. */
+int nn_gather_dims(const struct nn_plan *p, const struct nn_node *node, const struct value *d,
+                   const struct value *ix, int *axis, int *rank, int64_t *dims,
+                   struct eng_error *err);
+void nn_gather_rows(const void *data, size_t elem, const struct value *d, int axis,
+                    const struct value *ix, void *out);
+/* Concat's output shape and normalised axis over the values ids[0..n). */
+int nn_concat_dims(const struct nn_plan *p, const struct nn_node *node, const int *ids, int n,
+                   int *axis, int64_t *out, struct eng_error *err);
+int nn_squeeze_dims(struct nn_plan *p, const struct nn_node *node, const struct value *x, int *rank,
+                    int64_t *out, struct eng_error *err);
+
+#endif

@@ -1,0 +1,179 @@
+/* The neural-network graph IR: tensors (name, shape, dtype, data) and nodes (op type, inputs,
+ * outputs, attributes), read from and written to ONNX. A graph is immutable once read; every
+ * pointer an accessor returns is owned by the graph and lives as long as it. */
+#ifndef AUGSERVE_ENGINE_NN_H
+#define AUGSERVE_ENGINE_NN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/error.h"
+
+#define NN_MAX_RANK  8
+#define NN_MAX_NODES 100000
+#define NN_MAX_BYTES ((size_t)2 << 30) /* protobuf's own limit on a message */
+
+/* Element types, numbered as ONNX's TensorProto.DataType. */
+enum nn_dtype {
+    NN_UNDEFINED = 0,
+    NN_FLOAT = 1,
+    NN_UINT8 = 2,
+    NN_INT8 = 3,
+    NN_INT32 = 6,
+    NN_INT64 = 7,
+    NN_BOOL = 9,
+    NN_DOUBLE = 11,
+};
+
+/* Bytes per element; 0 for NN_UNDEFINED and any type this IR does not hold. */
+size_t nn_dtype_size(enum nn_dtype dtype);
+
+struct nn_tensor_info {
+    const char *name;
+    enum nn_dtype dtype;       /* NN_UNDEFINED when the model does not say */
+    int rank;                  /* -1 when the shape is unknown */
+    int64_t dims[NN_MAX_RANK]; /* -1 for a symbolic or unknown dimension */
+};
+
+/* A constant: an initializer or a tensor attribute. */
+struct nn_tensor {
+    struct nn_tensor_info info; /* rank >= 0, every dim >= 0 */
+    size_t count;               /* elements: the product of the dims (1 for a scalar) */
+    const void *data; /* count elements of info.dtype, contiguous, host order; NULL if count is 0 */
+};
+
+/* Attribute kinds, numbered as ONNX's AttributeProto.AttributeType. */
+enum nn_attr_type {
+    NN_ATTR_FLOAT = 1,
+    NN_ATTR_INT = 2,
+    NN_ATTR_STRING = 3,
+    NN_ATTR_TENSOR = 4,
+    NN_ATTR_FLOATS = 6,
+    NN_ATTR_INTS = 7,
+    NN_ATTR_STRINGS = 8,
+};
+
+struct nn_attr {
+    const char *name;
+    enum nn_attr_type type;
+    float f;
+    int64_t i;
+    const char *s;      /* NUL-terminated */
+    struct nn_tensor t; /* NN_ATTR_TENSOR */
+    size_t count;       /* elements of floats, ints or strings */
+    const float *floats;
+    const int64_t *ints;
+    const char *const *strings;
+};
+
+struct nn_node {
+    const char *name; /* "" when the model gives none */
+    const char *op_type;
+    const char *domain; /* "" for the default ONNX domain */
+    size_t n_inputs, n_outputs, n_attrs;
+    const char *const *inputs; /* "" marks an omitted optional input */
+    const char *const *outputs;
+    const struct nn_attr *attrs;
+};
+
+struct nn_graph;
+
+/* Parses an ONNX ModelProto. Corrupt protobuf is ENG_UNDECODABLE; a model past NN_MAX_BYTES or
+ * NN_MAX_NODES is ENG_TOO_LARGE; shapes and data that disagree are ENG_INVALID; element or
+ * attribute types this IR does not hold are ENG_UNSUPPORTED. Messages name the tensor or node. */
+struct nn_graph *nn_graph_read(const void *data, size_t size, struct eng_error *err);
+struct nn_graph *nn_graph_read_file(const char *path, struct eng_error *err);
+
+/* Serialises g as an ONNX ModelProto into *out (malloc'd, *size bytes). Tensors are written as
+ * little-endian raw_data, so reading the bytes back gives an identical graph. */
+int nn_graph_write(const struct nn_graph *g, void **out, size_t *size, struct eng_error *err);
+void nn_graph_free(struct nn_graph *g);
+
+int64_t nn_graph_ir_version(const struct nn_graph *g);
+/* The opset imported for the default ONNX domain ("" or "ai.onnx"); -1 when none is. */
+int64_t nn_graph_opset(const struct nn_graph *g);
+
+/* Model inputs exclude graph inputs that are initializers (older exporters list weights there). */
+size_t nn_graph_input_count(const struct nn_graph *g);
+const struct nn_tensor_info *nn_graph_input(const struct nn_graph *g, size_t i);
+size_t nn_graph_output_count(const struct nn_graph *g);
+const struct nn_tensor_info *nn_graph_output(const struct nn_graph *g, size_t i);
+
+/* Nodes in the model's order, which ONNX requires to be topological. */
+size_t nn_graph_node_count(const struct nn_graph *g);
+const struct nn_node *nn_graph_node(const struct nn_graph *g, size_t i);
+/* NULL when the node has no attribute of that name. */
+const struct nn_attr *nn_node_attr(const struct nn_node *node, const char *name);
+
+size_t nn_graph_initializer_count(const struct nn_graph *g);
+const struct nn_tensor *nn_graph_initializer_at(const struct nn_graph *g, size_t i);
+/* NULL when no initializer has that name. */
+const struct nn_tensor *nn_graph_initializer(const struct nn_graph *g, const char *name);
+/* t's data as floats; NULL unless t is NN_FLOAT. */
+const float *nn_tensor_floats(const struct nn_tensor *t);
+
+/* The executor: a graph compiled for fixed input shapes into oneDNN primitives on the CPU, float32
+ * inside. BatchNormalization after a Conv is folded into its weights; activations, and a residual
+ * Add, become the producing primitive's post-ops; layouts are oneDNN's blocked ones between
+ * layers, with reorders only where an op needs row-major data. The graph must outlive the plan
+ * (names point into it). */
+struct nn_plan;
+
+struct nn_plan_options {
+    /* Intermediate values to return after the model's outputs, by name (e.g. the activations a
+     * perceptual metric reads). A tapped value is never fused away. */
+    const char *const *taps;
+    size_t n_taps;
+    /* Graph inputs fixed when the plan is built, matched by name: parameters a model takes as
+     * inputs (Reshape's shape, Pad's pads, Clip's bounds) become constants, as static shapes
+     * need. Their entries in nn_plan_run's inputs are ignored (may be NULL). Float or int64; the
+     * data is copied. */
+    const struct nn_tensor *frozen;
+    size_t n_frozen;
+    int threads; /* threads each run uses (OpenMP); 0 = the OpenMP default, one per core */
+    /* false (default): the algorithm of each convolution follows its shape: Winograd's for 3x3
+     * stride-1 ones with at least 64 channels on each side where oneDNN has it for this CPU (up
+     * to 1.5x faster), matrix products over the batch that skip the padding taps for output maps
+     * of at most 3x3 in batches of 4 or more (1.5x on LPIPS's AlexNet at 64 px); results differ
+     * from the direct algorithm's by about 1e-6 relative. true: oneDNN's direct algorithm for
+     * every convolution. */
+    bool direct_convolution;
+};
+
+/* input_shapes[i] is the full shape of model input i (nn_graph_input order; n_inputs must be
+ * nn_graph_input_count). An op or attribute the executor does not handle is ENG_UNSUPPORTED naming
+ * the node and op_type; shapes that do not fit together are ENG_INVALID; a oneDNN failure is
+ * ENG_INTERNAL naming the call. options may be NULL. */
+struct nn_plan *nn_plan_compile_with(const struct nn_graph *g,
+                                     const struct nn_tensor_info *input_shapes, size_t n_inputs,
+                                     const struct nn_plan_options *options, struct eng_error *err);
+/* nn_plan_compile_with without options. */
+struct nn_plan *nn_plan_compile(const struct nn_graph *g, const struct nn_tensor_info *input_shapes,
+                                size_t n_inputs, struct eng_error *err);
+/* The model's outputs, then the taps. */
+size_t nn_plan_output_count(const struct nn_plan *p);
+/* inputs[i] holds input i's elements, row-major, as floats whatever the input's declared type
+ * (float, uint8 or int64: the caller converts; a Cast to float in the model is then a no-op). On
+ * success outputs[k] (malloc'd; the caller frees it) holds model output k and output_info[k] its
+ * name and shape; both arrays have nn_plan_output_count entries. Threads: a plan may run on any
+ * thread, not only the one that compiled it, and be freed on any thread; it owns its buffers and
+ * oneDNN scratchpad, so it keeps no per-thread state. But runs of one plan share those buffers:
+ * they must not overlap, so callers serialise them (e.g. one mutex per plan). Different plans, even
+ * of the same graph, may run concurrently. */
+int nn_plan_run(struct nn_plan *p, const float *const *inputs, float **outputs,
+                struct nn_tensor_info *output_info, struct eng_error *err);
+/* nn_plan_run without copying the outputs out: outputs[k] points into the plan's own memory and
+ * stays valid until the plan runs again or is freed, which the caller's lock must prevent while
+ * it reads them. For outputs read once and at once (a perceptual metric's taps: megabytes a
+ * batch). */
+int nn_plan_run_borrowed(struct nn_plan *p, const float *const *inputs, const float **outputs,
+                         struct nn_tensor_info *output_info, struct eng_error *err);
+void nn_plan_free(struct nn_plan *p);
+
+/* Parses a serialised float or int64 TensorProto (the .pb files of ONNX's test data) into *data
+ * (malloc'd, the caller frees it; info->dtype says which) and *info (name NULL). */
+int nn_tensor_read_pb(const void *buf, size_t size, void **data, struct nn_tensor_info *info,
+                      struct eng_error *err);
+
+#endif

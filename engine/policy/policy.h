@@ -1,0 +1,174 @@
+/* Policies: JSON documents that parse into one graph model (op, seq, choice, p, repeat, mix, dag;
+ * presets are documents too). Running one has two steps: sample (walk the graph with the sample's
+ * random stream, deciding every coin flip, branch and argument, which gives a trace), then
+ * execute (apply the trace to the pixels or samples). The draws never depend on pixel or sample
+ * values.
+ *
+ * A policy is for images or for audio. An audio policy runs its waveform ops, then (outside the
+ * policy) the features turn the waveform into a frames x mels spectrogram, then its spectrogram
+ * ops: parsing refuses a waveform op that could run after a spectrogram op. */
+#ifndef AUGSERVE_ENGINE_POLICY_H
+#define AUGSERVE_ENGINE_POLICY_H
+
+#include <jansson.h>
+#include <stdint.h>
+
+#include "audio/audio.h"
+#include "core/error.h"
+#include "core/img.h"
+#include "policy/ops.h"
+
+/* Seeds stay below 2^53 so that JavaScript clients read them back exactly. */
+#define POLICY_MAX_SEED 9007199254740991ull
+
+/* A validated graph; immutable once parsed, so threads may share it. */
+struct policy;
+/* The concrete op applications of one sample. */
+struct trace;
+
+/* Parses a policy document: a JSON node, or a string naming a preset ("randaugment").
+ * Errors name the JSON pointer of the bad node: "/seq/1/degrees: must be in [-180, 180]". */
+struct policy *policy_parse(const json_t *doc, struct eng_error *err);
+/* The same from text: JSON, or a bare preset name. */
+struct policy *policy_parse_text(const char *text, struct eng_error *err);
+/* Releases a reference: parsed and cached policies are reference-counted. */
+void policy_free(struct policy *p);
+
+/* Parsed policies by their exact text, for a server that sees the same few policies again and
+ * again; the least recently used entry makes room. Safe from any thread. */
+struct policy_cache;
+struct policy_cache *policy_cache_new(size_t capacity);
+/* policy_parse_text through the cache; the result is a reference, released with policy_free. */
+struct policy *policy_cache_parse(struct policy_cache *c, const char *text, struct eng_error *err);
+void policy_cache_free(struct policy_cache *c);
+
+/* The compiled graph as a document (presets expanded); the caller owns the reference. */
+json_t *policy_to_json(const struct policy *p);
+
+/* Which ops the policy holds: a set of these bits; 0 for a policy without ops. Image policies run
+ * through policy_sample and trace_apply, audio ones through policy_sample_audio, trace_apply_wave
+ * and trace_apply_spec; each refuses the other kind. */
+#define POLICY_IMAGE       (1u << OP_DOMAIN_IMAGE)
+#define POLICY_WAVEFORM    (1u << OP_DOMAIN_WAVEFORM)
+#define POLICY_SPECTROGRAM (1u << OP_DOMAIN_SPECTROGRAM)
+unsigned policy_domain(const struct policy *p);
+
+/* Walks the graph (its first view) for one sample of an input image of the given size. */
+struct trace *policy_sample(const struct policy *p, uint64_t seed, uint32_t input, uint32_t sample,
+                            int width, int height, struct eng_error *err);
+
+/* A policy whose root is {"views": [node, ...]} gives several outputs per sample (AugMix's JSD
+ * mode: the clean image and two augmented views); every other policy has one view. */
+int policy_view_count(const struct policy *p);
+/* policy_sample for view `view` (< policy_view_count): each view draws from its own streams. */
+struct trace *policy_sample_view(const struct policy *p, uint64_t seed, uint32_t input,
+                                 uint32_t sample, uint32_t view, int width, int height,
+                                 struct eng_error *err);
+
+/* Applies the trace; returns a new image (the input is not modified). The seed coordinates feed
+ * the per-op noise streams. */
+struct img *trace_apply(const struct trace *t, const struct img *in, uint64_t seed, uint32_t input,
+                        uint32_t sample, struct eng_error *err);
+
+struct targets;
+struct targets_filter;
+
+/* trace_apply for an image and its targets together (targets.h): each op's pixels, then its
+ * map_targets moves the targets (boxes by their corners, clipped; masks warped; keypoints
+ * exactly, flagged invisible outside), with the boxes of that moment handed to the detection
+ * ops that read them. Objects left with no area are dropped on the way; filter (NULL: none)
+ * applies at the end. targets, for an image of in's size, is updated in place, and may be partly
+ * moved on failure. A trace with a mix is refused (see policy_maps_targets). */
+struct img *trace_apply_targets(const struct trace *t, const struct img *in,
+                                struct targets *targets, const struct targets_filter *filter,
+                                uint64_t seed, uint32_t input, uint32_t sample,
+                                struct eng_error *err);
+
+/* 0 when the policy can carry targets; -1 with err for a policy holding a mix, which blends the
+ * image with differently transformed copies of itself, so no one transform maps the targets. */
+int policy_maps_targets(const struct policy *p, struct eng_error *err);
+
+/* ---- Batches: CopyPaste ---------------------------------------------------------------------
+ * {"op": "CopyPaste", "jitter": "lsj" | "ssj" | [lo, hi], "flip_p": 0.5, "blend_sigma": 0,
+ * "min_area": 0, "fill": ...} pastes objects from another input of the same request onto the
+ * image (engine/copy_paste.h, with the image at that point of the policy as dst): the source is
+ * drawn uniformly among the other inputs, and both jitterings and the chosen objects are drawn
+ * with it when the policy is sampled, so the trace shows them. The source is the other input as
+ * posted, not augmented, and sampling sees its size and object count. Every input needs targets
+ * with a mask per object (or no objects). The node is no registry op: it reads the request's
+ * other inputs, which one image's op cannot. */
+
+/* The inputs of one request: each one's image as posted and its targets (targets NULL: none has
+ * any; targets[i] NULL: input i has none). */
+struct policy_inputs {
+    uint32_t count;
+    const struct img *const *images;
+    const struct targets *const *targets;
+};
+
+/* Where a pasted object came from: its input and its id there. */
+struct policy_origin {
+    uint32_t input;
+    int id;
+};
+
+/* Pasted objects get negative ids in the moved targets: id -1 - k is items[k]. */
+struct policy_origins {
+    struct policy_origin *items;
+    size_t count;
+};
+void policy_origins_free(struct policy_origins *o);
+
+/* policy_sample_view for input `input` of inputs (its image's size). Without CopyPaste, the same
+ * trace as policy_sample_view; with it, an error when the request has one input or an input
+ * lacks masks, whether or not this sample reaches the node. */
+struct trace *policy_sample_inputs(const struct policy *p, uint64_t seed,
+                                   const struct policy_inputs *inputs, uint32_t input,
+                                   uint32_t sample, uint32_t view, struct eng_error *err);
+
+/* trace_apply_targets on input `input` of inputs, whose other inputs the trace's CopyPaste items
+ * paste from; targets is the moved copy of the input's own, and origins (empty at first) says
+ * where the pasted ones came from. */
+struct img *trace_apply_inputs(const struct trace *t, const struct policy_inputs *inputs,
+                               uint32_t input, struct targets *targets,
+                               const struct targets_filter *filter, struct policy_origins *origins,
+                               uint64_t seed, uint32_t sample, struct eng_error *err);
+
+/* How the features turn samples into frames, which sampling needs for the spectrogram ops' draws
+ * (their width is the frame count, their height the bins), as torchaudio's Spectrogram frames:
+ * center: 1 + length / hop_length; otherwise 1 + (length - n_fft) / hop_length, or 0 when
+ * length < n_fft. In samples at the waveform's rate, so sampling needs no rate. */
+struct audio_framing {
+    int n_fft, hop_length;
+    int center;
+    int bins; /* mel bins */
+};
+int audio_framing_frames(const struct audio_framing *f, size_t length);
+
+/* Walks view `view` for one sample of a waveform of length samples. The sizes follow the ops:
+ * waveform ops see the length (Speed changes it), spectrogram ops the frames the features will
+ * give for the length at that point, and bins. framing may be NULL for policies without
+ * spectrogram ops. A waveform may grow to at most 4 x length. */
+struct trace *policy_sample_audio(const struct policy *p, uint64_t seed, uint32_t input,
+                                  uint32_t sample, uint32_t view, size_t length,
+                                  const struct audio_framing *framing, struct eng_error *err);
+
+/* The trace's waveform ops on in (not modified), a new waveform; bank holds the request's noise
+ * clips and impulse responses (NULL: none). Op application i draws its noise from stream
+ * RNG_STREAM_OP(i) of the seed coordinates, as trace_apply. */
+struct audio *trace_apply_wave(const struct trace *t, const struct audio *in,
+                               const struct audio_bank *bank, uint64_t seed, uint32_t input,
+                               uint32_t sample, struct eng_error *err);
+/* The trace's spectrogram ops on in (not modified), the features of trace_apply_wave's output:
+ * a new spectrogram. Their random choices are all in the trace. */
+struct audio_spec *trace_apply_spec(const struct trace *t, const struct audio_spec *in,
+                                    struct eng_error *err);
+
+/* [{"op": "Rotate", "degrees": 9.0, ...}, {"mix": {"m": ..., "weights": [...], "branches":
+ * [[...], ...]}}]; the caller owns the reference. */
+json_t *trace_to_json(const struct trace *t);
+/* Number of op applications, mix branches included. */
+size_t trace_op_count(const struct trace *t);
+void trace_free(struct trace *t);
+
+#endif
