@@ -29,13 +29,13 @@
 struct classifier {
     struct model *m; /* a reference, released by close_classifier */
     const char *name;
-    struct nn_preprocess pp;
+    struct classify_preprocess pp;
 };
 
 /* The engine's form of the model's transform. */
-static struct nn_preprocess engine_preprocess(const struct model_preprocess *p)
+static struct classify_preprocess engine_preprocess(const struct model_preprocess *p)
 {
-    struct nn_preprocess pp = {
+    struct classify_preprocess pp = {
         .resize = p->resize,
         .crop_height = p->crop_height,
         .crop_width = p->crop_width,
@@ -91,7 +91,7 @@ static void close_classifier(struct classifier *c)
 }
 
 /* The model input's shape for n images of height x width. */
-static struct nn_tensor_info input_shape(const struct nn_preprocess *pp, size_t n, int height,
+static struct nn_tensor_info input_shape(const struct classify_preprocess *pp, size_t n, int height,
                                          int width)
 {
     struct nn_tensor_info shape = {.dtype = NN_FLOAT, .rank = 4};
@@ -169,8 +169,8 @@ static int run_model(struct response *resp, const struct classifier *c, const fl
         }
         int rc = *probs ? 0 : eng_fail(&err, ENG_NO_MEMORY, "out of memory for %zu classes", row);
         for (size_t r = 0; rc == 0 && r < count; r++)
-            rc = nn_probabilities(scores + r * row, row, are_probabilities,
-                                  *probs + (start + r) * row, &err);
+            rc = classify_probabilities(scores + r * row, row, are_probabilities,
+                                        *probs + (start + r) * row, &err);
         free(scores);
         if (rc != 0) {
             response_engine_error(resp, &err);
@@ -204,7 +204,7 @@ struct prediction {
 static json_t *top_k_json(const struct classifier *c, const float *probs, size_t classes,
                           size_t *top, size_t k)
 {
-    nn_topk(probs, classes, k, top);
+    classify_topk(probs, classes, k, top);
     json_t *items = json_array();
     for (size_t i = 0; i < k; i++)
         json_array_append_new(items,
@@ -221,8 +221,8 @@ static float *predict_inputs(struct request *req, struct response *resp, const s
     size_t total = 0;
     struct eng_error err = {0};
     for (int i = 0; i < count; i++) {
-        if (nn_preprocess_size(&c->pp, images[i].image->width, images[i].image->height,
-                               &pred[i].height, &pred[i].width, &err) != 0) {
+        if (classify_preprocess_size(&c->pp, images[i].image->width, images[i].image->height,
+                                     &pred[i].height, &pred[i].width, &err) != 0) {
             response_engine_error(resp, &err);
             return NULL;
         }
@@ -233,8 +233,8 @@ static float *predict_inputs(struct request *req, struct response *resp, const s
     float *data = malloc(total * sizeof *data);
     if (!data) response_error(resp, 503, "out of memory");
     for (int i = 0; data && i < count; i++)
-        if (nn_image_tensor(images[i].image, &c->pp, NULL, 0, (uint32_t)i, 1, data + pred[i].offset,
-                            &err) != 0) {
+        if (classify_image_tensor(images[i].image, &c->pp, NULL, 0, (uint32_t)i, 1,
+                                  data + pred[i].offset, &err) != 0) {
             response_engine_error(resp, &err);
             free(data);
             data = NULL;
@@ -386,7 +386,7 @@ static int classify_views(struct request *req, struct response *resp, const stru
 {
     int height, width;
     struct eng_error err = {0};
-    if (nn_preprocess_size(&c->pp, im->width, im->height, &height, &width, &err) != 0) {
+    if (classify_preprocess_size(&c->pp, im->width, im->height, &height, &width, &err) != 0) {
         response_engine_error(resp, &err);
         return -1;
     }
@@ -396,8 +396,8 @@ static int classify_views(struct request *req, struct response *resp, const stru
     int rc = -1;
     if (!data)
         response_error(resp, 503, "out of memory");
-    else if (nn_image_tensor(im, &c->pp, weak, o->seed, (uint32_t)input, (int)o->views, data,
-                             &err) != 0)
+    else if (classify_image_tensor(im, &c->pp, weak, o->seed, (uint32_t)input, (int)o->views, data,
+                                   &err) != 0)
         response_engine_error(resp, &err);
     else
         rc = run_model(resp, c, data, (size_t)o->views, height, width, probs, classes);
@@ -407,7 +407,8 @@ static int classify_views(struct request *req, struct response *resp, const stru
 
 /* Sets a vote's "index", "label", "confidence" and "agreement" on obj; the label from the first of
  * n models that has one. */
-static void add_vote(json_t *obj, const struct classifier *cs, size_t n, const struct nn_vote *v)
+static void add_vote(json_t *obj, const struct classifier *cs, size_t n,
+                     const struct classify_vote *v)
 {
     json_object_set_new(obj, "index", json_integer((json_int_t)v->label));
     json_object_set_new(obj, "label", label_json(cs, n, v->label));
@@ -416,8 +417,8 @@ static void add_vote(json_t *obj, const struct classifier *cs, size_t n, const s
 }
 
 static json_t *pseudo_label_json(const struct classifier *cs, const struct pseudo_options *o,
-                                 int input, const struct nn_pseudo_label *pl,
-                                 const struct nn_vote *votes)
+                                 int input, const struct classify_pseudo_label *pl,
+                                 const struct classify_vote *votes)
 {
     json_t *item = json_pack("{s:i}", "input", input), *models = json_array();
     add_vote(item, cs, o->n_models, &pl->vote);
@@ -462,11 +463,11 @@ static json_t *label_image(struct request *req, struct response *resp, const str
         free(probs);
         if (!grid || n != classes) goto done;
     }
-    struct nn_pseudo_label pl;
-    struct nn_vote votes[MAX_MODELS];
+    struct classify_pseudo_label pl;
+    struct classify_vote votes[MAX_MODELS];
     struct eng_error err = {0};
-    if (nn_pseudo_label(grid, o->n_models, (size_t)o->views, classes, o->threshold, &pl, votes,
-                        &err) != 0)
+    if (classify_pseudo_label(grid, o->n_models, (size_t)o->views, classes, o->threshold, &pl,
+                              votes, &err) != 0)
         response_engine_error(resp, &err);
     else
         item = pseudo_label_json(cs, o, input, &pl, votes);

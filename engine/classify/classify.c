@@ -12,7 +12,7 @@
  * any pixel work rather than failing inside img_resize. */
 #define MAX_SIDE 65535
 
-static int check_preprocess(const struct nn_preprocess *pp, struct eng_error *err)
+static int check_preprocess(const struct classify_preprocess *pp, struct eng_error *err)
 {
     if (pp->channels != 1 && pp->channels != 3)
         return eng_fail(err, ENG_INVALID, "preprocess: channels %d is not 1 or 3", pp->channels);
@@ -33,8 +33,8 @@ static int check_preprocess(const struct nn_preprocess *pp, struct eng_error *er
 /* torchvision's _compute_resized_output_size for Resize(int): the shorter side becomes resize and
  * the longer int(resize * long / short); the product is exact and the division rounds once, as
  * Python's does. */
-static int resized_size(const struct nn_preprocess *pp, int width, int height, int *out_height,
-                        int *out_width, struct eng_error *err)
+static int resized_size(const struct classify_preprocess *pp, int width, int height,
+                        int *out_height, int *out_width, struct eng_error *err)
 {
     *out_width = width;
     *out_height = height;
@@ -52,8 +52,8 @@ static int resized_size(const struct nn_preprocess *pp, int width, int height, i
     return 0;
 }
 
-int nn_preprocess_size(const struct nn_preprocess *pp, int width, int height, int *out_height,
-                       int *out_width, struct eng_error *err)
+int classify_preprocess_size(const struct classify_preprocess *pp, int width, int height,
+                             int *out_height, int *out_width, struct eng_error *err)
 {
     if (check_preprocess(pp, err)) return -1;
     if (width < 1 || height < 1)
@@ -100,7 +100,7 @@ static struct img *next_stage(struct img *previous, struct img *next)
 }
 
 /* Convert, Resize, CenterCrop: the transform's pixel part, before the weak views. */
-static struct img *transform(const struct img *in, const struct nn_preprocess *pp,
+static struct img *transform(const struct img *in, const struct classify_preprocess *pp,
                              struct eng_error *err)
 {
     int height, width;
@@ -115,7 +115,7 @@ static struct img *transform(const struct img *in, const struct nn_preprocess *p
 }
 
 /* ToTensor then Normalize, in float as torch computes them, into the transform's layout. */
-static void to_tensor(const struct img *im, const struct nn_preprocess *pp, float *out)
+static void to_tensor(const struct img *im, const struct classify_preprocess *pp, float *out)
 {
     int c = im->channels;
     size_t plane = (size_t)im->width * (size_t)im->height;
@@ -149,11 +149,12 @@ static struct img *weak_view(const struct img *base, const struct policy *weak, 
     return out;
 }
 
-int nn_image_tensor(const struct img *in, const struct nn_preprocess *pp, const struct policy *weak,
-                    uint64_t seed, uint32_t input, int views, float *out, struct eng_error *err)
+int classify_image_tensor(const struct img *in, const struct classify_preprocess *pp,
+                          const struct policy *weak, uint64_t seed, uint32_t input, int views,
+                          float *out, struct eng_error *err)
 {
     int height, width;
-    if (nn_preprocess_size(pp, in->width, in->height, &height, &width, err)) return -1;
+    if (classify_preprocess_size(pp, in->width, in->height, &height, &width, err)) return -1;
     if (views < 1 || (views > 1 && !weak))
         return eng_fail(err, ENG_INVALID, "views %d needs a weak policy past the first", views);
     struct img *base = transform(in, pp, err);
@@ -171,7 +172,7 @@ int nn_image_tensor(const struct img *in, const struct nn_preprocess *pp, const 
     return rc;
 }
 
-void nn_softmax(const float *x, size_t n, float *out)
+void classify_softmax(const float *x, size_t n, float *out)
 {
     float max = x[0];
     for (size_t i = 1; i < n; i++)
@@ -183,8 +184,8 @@ void nn_softmax(const float *x, size_t n, float *out)
         out[i] = (float)(exp((double)x[i] - (double)max) / sum);
 }
 
-int nn_probabilities(const float *scores, size_t n, int are_probabilities, float *out,
-                     struct eng_error *err)
+int classify_probabilities(const float *scores, size_t n, int are_probabilities, float *out,
+                           struct eng_error *err)
 {
     for (size_t i = 0; i < n; i++)
         if (!isfinite(scores[i]))
@@ -193,7 +194,7 @@ int nn_probabilities(const float *scores, size_t n, int are_probabilities, float
     if (are_probabilities)
         memmove(out, scores, n * sizeof *out);
     else
-        nn_softmax(scores, n, out);
+        classify_softmax(scores, n, out);
     return 0;
 }
 
@@ -220,7 +221,7 @@ static void sift_down(const float *scores, size_t *heap, size_t n, size_t i)
 
 /* A heap of the k best seen so far, its worst on top, in out itself: O(n log k) and no memory.
  * Popping the worst to the end then leaves out sorted best first. */
-void nn_topk(const float *scores, size_t n, size_t k, size_t *out)
+void classify_topk(const float *scores, size_t n, size_t k, size_t *out)
 {
     for (size_t i = 0; i < k; i++)
         out[i] = i;
@@ -240,7 +241,8 @@ void nn_topk(const float *scores, size_t n, size_t k, size_t *out)
 }
 
 /* The vote of the mean of rows[0..n) of `classes` probabilities; mean gets that mean. */
-static void vote(const float *rows, size_t n, size_t classes, float *mean, struct nn_vote *out)
+static void vote(const float *rows, size_t n, size_t classes, float *mean,
+                 struct classify_vote *out)
 {
     for (size_t c = 0; c < classes; c++) {
         double sum = 0;
@@ -248,12 +250,12 @@ static void vote(const float *rows, size_t n, size_t classes, float *mean, struc
             sum += rows[r * classes + c];
         mean[c] = (float)(sum / (double)n);
     }
-    nn_topk(mean, classes, 1, &out->label);
+    classify_topk(mean, classes, 1, &out->label);
     out->confidence = mean[out->label];
     size_t agreeing = 0;
     for (size_t r = 0; r < n; r++) {
         size_t top;
-        nn_topk(rows + r * classes, classes, 1, &top);
+        classify_topk(rows + r * classes, classes, 1, &top);
         agreeing += top == out->label;
     }
     out->agreement = (double)agreeing / (double)n;
@@ -267,9 +269,9 @@ static double entropy(const float *p, size_t n)
     return h;
 }
 
-int nn_pseudo_label(const float *probs, size_t models, size_t views, size_t classes,
-                    double threshold, struct nn_pseudo_label *out, struct nn_vote *per_model,
-                    struct eng_error *err)
+int classify_pseudo_label(const float *probs, size_t models, size_t views, size_t classes,
+                          double threshold, struct classify_pseudo_label *out,
+                          struct classify_vote *per_model, struct eng_error *err)
 {
     if (models == 0 || views == 0 || classes == 0)
         return eng_fail(err, ENG_INVALID, "pseudo-label of %zu models x %zu views x %zu classes",

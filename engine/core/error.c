@@ -13,3 +13,8 @@ int eng_fail(struct eng_error *err, enum eng_code code, const char *fmt, ...)
     va_end(ap);
     return -1;
 }
+
+int eng_no_memory(struct eng_error *err)
+{
+    return eng_fail(err, ENG_NO_MEMORY, "out of memory");
+}

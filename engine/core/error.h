@@ -23,4 +23,7 @@ struct eng_error {
 int eng_fail(struct eng_error *err, enum eng_code code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+/* eng_fail with ENG_NO_MEMORY and "out of memory": the one message for a failed allocation. */
+int eng_no_memory(struct eng_error *err);
+
 #endif
