@@ -6,6 +6,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "core/parse.h"
 #include "app.h"
 #include "image/codec.h"
 #include "handlers.h"
@@ -30,7 +31,7 @@ static int read_options(struct request *req, struct response *resp, struct optio
         return -1;
     const char *quality = input_param(req, "quality");
     o->quality = 90;
-    if (quality && input_parse_whole(quality, 1, 100, &o->quality) != 0) {
+    if (quality && parse_whole(quality, 1, 100, &o->quality) != 0) {
         response_error(resp, 422, "quality: must be a whole number in [1, 100]");
         return -1;
     }

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/parse.h"
 #include "app.h"
 #include "image/codec.h"
 #include "image/copy_paste.h"
@@ -32,17 +33,6 @@ struct options {
 };
 
 /* ---- Parameters ---------------------------------------------------------------------------- */
-
-/* The whole of text as a finite number in [lo, hi]: 0, or -1. */
-static int parse_real(const char *text, double lo, double hi, double *out)
-{
-    char *end;
-    if (!text || !*text) return -1;
-    const double v = strtod(text, &end);
-    if (*end != '\0' || !isfinite(v) || v < lo || v > hi) return -1;
-    *out = v;
-    return 0;
-}
 
 /* jitter: "ssj", "lsj" or a JSON range [lo, hi]. */
 static int read_jitter(const char *text, struct copy_paste_params *p)
@@ -90,14 +80,13 @@ static int read_options(struct request *req, struct response *resp, struct optio
         response_error(resp, 422, "blend_sigma: must be a number in [0, 50] (0: hard edges)");
         return -1;
     }
-    if ((text = input_param(req, "min_area")) &&
-        input_parse_whole(text, 0, 1000000000, &min_area) != 0) {
+    if ((text = input_param(req, "min_area")) && parse_whole(text, 0, 1000000000, &min_area) != 0) {
         response_error(resp, 422, "min_area: must be a whole number of pixels");
         return -1;
     }
     p->min_area = (long)min_area;
     o->quality = 90;
-    if ((text = input_param(req, "quality")) && input_parse_whole(text, 1, 100, &o->quality)) {
+    if ((text = input_param(req, "quality")) && parse_whole(text, 1, 100, &o->quality)) {
         response_error(resp, 422, "quality: must be a whole number in [1, 100]");
         return -1;
     }

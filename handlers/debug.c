@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <time.h>
 
+#include "core/parse.h"
 #include "handlers.h"
 #include "request.h"
 #include "response.h"
@@ -15,15 +16,14 @@
 
 void handle_debug_sleep(struct request *req, struct response *resp)
 {
-    const char *text = request_query(req, "ms");
-    char *end = NULL;
-    long ms = text ? strtol(text, &end, 10) : -1;
-    if (!text || *text == '\0' || *end != '\0' || ms < 0 || ms > MAX_SLEEP_MS) {
+    unsigned long long ms;
+    if (parse_whole(request_query(req, "ms"), 0, MAX_SLEEP_MS, &ms) != PARSE_OK) {
         response_error(resp, 422, "ms: must be a whole number of milliseconds in [0, %d]",
                        MAX_SLEEP_MS);
         return;
     }
-    struct timespec pause = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L};
+    struct timespec pause = {.tv_sec = (time_t)(ms / 1000),
+                             .tv_nsec = (long)(ms % 1000) * 1000000L};
     while (nanosleep(&pause, &pause) != 0) {
     }
     response_json(resp, 200, json_pack("{s:i}", "slept_ms", (int)ms));

@@ -1,3 +1,4 @@
+#include "core/parse.h"
 #include "input.h"
 
 #include <math.h>
@@ -21,21 +22,10 @@ const char *input_param(const struct request *req, const char *name)
     return request_query(req, name);
 }
 
-int input_parse_whole(const char *text, unsigned long long min, unsigned long long max,
-                      unsigned long long *out)
-{
-    if (!text || *text < '0' || *text > '9') return -1;
-    char *end;
-    unsigned long long v = strtoull(text, &end, 10);
-    if (*end != '\0' || v < min || v > max) return -1;
-    *out = v;
-    return 0;
-}
-
 int input_seed(const struct request *req, struct response *resp, unsigned long long *seed)
 {
     const char *text = input_param(req, "seed");
-    if (text && input_parse_whole(text, 0, POLICY_MAX_SEED, seed) != 0) {
+    if (text && parse_whole(text, 0, POLICY_MAX_SEED, seed) != 0) {
         response_error(resp, 422, "seed: must be a whole number in [0, %llu]", POLICY_MAX_SEED);
         return -1;
     }
@@ -72,7 +62,7 @@ int input_samples(const struct request *req, struct response *resp, unsigned lon
     const struct config *cfg = req->app->cfg;
     const char *text = input_param(req, "samples");
     *samples = 1;
-    if (text && input_parse_whole(text, 1, (unsigned long long)cfg->max_samples, samples) != 0) {
+    if (text && parse_whole(text, 1, (unsigned long long)cfg->max_samples, samples) != 0) {
         response_error(resp, 422, "samples: must be a whole number in [1, %d] (max_samples)",
                        cfg->max_samples);
         return -1;
@@ -283,16 +273,6 @@ void input_free_clips(struct input_clip *clips, int count)
 }
 
 /* ---- Detection targets ---------------------------------------------------------------------- */
-
-/* A finite number, the whole of text: 0, or -1. */
-static int parse_real(const char *text, double *out)
-{
-    char *end;
-    double v = strtod(text, &end);
-    if (end == text || *end != '\0' || !isfinite(v)) return -1;
-    *out = v;
-    return 0;
-}
 
 /* The pixels all masks of one image may hold at once, in multiples of max_pixels. */
 #define TARGET_MASK_BUDGET 16
@@ -592,7 +572,7 @@ int input_targets_filter(const struct request *req, struct response *resp,
     for (int i = 0; i < 4; i++) {
         const char *text = input_param(req, names[i]);
         const double max = i == 1 ? 1 : 1e12;
-        if (text && (parse_real(text, fields[i]) != 0 || !(*fields[i] >= 0 && *fields[i] <= max)))
+        if (text && parse_real(text, 0, max, fields[i]) != PARSE_OK)
             return response_error(resp, 422, "%s: must be a number in [0, %g]", names[i], max), -1;
     }
     return 0;

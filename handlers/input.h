@@ -33,10 +33,6 @@ struct input_image {
 /* A request parameter: a multipart form field, else a query parameter; NULL when absent. */
 const char *input_param(const struct request *req, const char *name);
 
-/* Parses a whole decimal number in [min, max]: 0, or -1 for anything else. */
-int input_parse_whole(const char *text, unsigned long long min, unsigned long long max,
-                      unsigned long long *out);
-
 /* The "seed" parameter (0 to POLICY_MAX_SEED), or a random seed when it is absent. */
 int input_seed(const struct request *req, struct response *resp, unsigned long long *seed);
 

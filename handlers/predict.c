@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/parse.h"
 #include "app.h"
 #include "handlers.h"
 #include "input.h"
@@ -296,7 +297,7 @@ void handle_predict(struct request *req, struct response *resp)
         response_error(resp, 422, "model: missing; name a model of models_dir");
         goto done;
     }
-    if (top_k && input_parse_whole(top_k, 1, SIZE_MAX, &k) != 0) {
+    if (top_k && parse_whole(top_k, 1, SIZE_MAX, &k) != 0) {
         response_error(resp, 422, "top_k: must be a whole number from 1 to the model's classes");
         goto done;
     }
@@ -372,7 +373,7 @@ static int read_pseudo_options(struct request *req, struct response *resp, struc
         return -1;
     }
     o->views = DEFAULT_VIEWS;
-    if (views && input_parse_whole(views, 1, MAX_VIEWS, &o->views) != 0) {
+    if (views && parse_whole(views, 1, MAX_VIEWS, &o->views) != 0) {
         response_error(resp, 422, "views: must be a whole number in [1, %d]", MAX_VIEWS);
         return -1;
     }

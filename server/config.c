@@ -1,8 +1,10 @@
 /* Settings are described once, in the table below; defaults, the file, the environment, flags,
  * help and JSON output all walk that table so a new setting is one row, never five edits. */
+#include "core/parse.h"
 #include "config.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -374,19 +376,6 @@ static int set_from_json(struct config *cfg, const struct setting *s, json_t *va
     return -1;
 }
 
-/* Whole decimal numbers only: strtoll alone would take spaces, '+', hex prefixes and junk.
- * Returns 0, -1 for junk or -2 for a number past 64 bits. */
-static int parse_whole(const char *text, long long *out)
-{
-    const char *digits = text[0] == '-' ? text + 1 : text;
-    if (digits[0] == '\0' || strspn(digits, "0123456789") != strlen(digits)) return -1;
-    errno = 0;
-    long long n = strtoll(text, NULL, 10);
-    if (errno == ERANGE) return -2;
-    *out = n;
-    return 0;
-}
-
 static int parse_bool(const char *text, int *out)
 {
     static const char *const truths[] = {"true", "1", "yes"};
@@ -413,10 +402,10 @@ static int set_from_text(struct config *cfg, const struct setting *s, const char
     case TYPE_INT:
     case TYPE_INT64: {
         long long n;
-        int rc = parse_whole(text, &n);
-        if (rc) {
+        enum parse_result rc = parse_signed(text, LLONG_MIN, LLONG_MAX, &n);
+        if (rc != PARSE_OK) {
             set_err(err, err_size, src, "\"%s\": \"%s\" is %s", s->key, text,
-                    rc == -2 ? "too large" : "not a whole decimal number");
+                    rc == PARSE_RANGE ? "too large" : "not a whole decimal number");
             return -1;
         }
         value = json_integer(n);
