@@ -2,9 +2,15 @@
  * transform that turns a decoded image into the model's input (torchvision's Resize(resize) ->
  * CenterCrop(crop) -> ToTensor -> Normalize(mean, std) on a PIL image, with the image ops that are
  * parity-tested against it), and the arithmetic on the class scores: softmax, top-k, and the
- * pseudo-label vote of several models over several views of an image. */
-#ifndef AUGSERVE_ENGINE_CLASSIFY_H
-#define AUGSERVE_ENGINE_CLASSIFY_H
+ * pseudo-label vote of several models over several views of an image.
+ *
+ * The area sits above policy (a pseudo-label's weak views are a policy) and image (the
+ * transform's ops). It runs no network: the server runs the model (nn/, through its model
+ * repository) on the tensors made here and hands the scores back. Every function is
+ * thread-safe and writes into memory the caller gives; what it allocates is scratch, freed
+ * before it returns. */
+#ifndef AUGSERVE_ENGINE_CLASSIFY_CLASSIFY_H
+#define AUGSERVE_ENGINE_CLASSIFY_CLASSIFY_H
 
 #include <stddef.h>
 #include <stdint.h>

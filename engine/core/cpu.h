@@ -1,8 +1,8 @@
 /* Which vector code this CPU may run. The build targets baseline x86-64, so vector code is
  * compiled for its own target (the AVX512 attribute below) and chosen at run time, with portable
  * C kept for every other CPU. */
-#ifndef AUGSERVE_ENGINE_CPU_H
-#define AUGSERVE_ENGINE_CPU_H
+#ifndef AUGSERVE_ENGINE_CORE_CPU_H
+#define AUGSERVE_ENGINE_CORE_CPU_H
 
 #if defined(__x86_64__)
 #include <immintrin.h>

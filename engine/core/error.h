@@ -1,8 +1,8 @@
 /* Errors from the engine: a code the caller maps to its own terms (the server to HTTP statuses)
  * and a message that names the offending input and what would have been accepted. The engine
  * never prints. */
-#ifndef AUGSERVE_ENGINE_ERROR_H
-#define AUGSERVE_ENGINE_ERROR_H
+#ifndef AUGSERVE_ENGINE_CORE_ERROR_H
+#define AUGSERVE_ENGINE_CORE_ERROR_H
 
 enum eng_code {
     ENG_OK = 0,

@@ -1,7 +1,7 @@
 /* Decoded images: 8-bit samples, interleaved rows (HWC), 1 channel (L), 3 (RGB) or 4 (RGBA).
  * Ops read one image and write a new one; alpha is carried through geometric ops. */
-#ifndef AUGSERVE_ENGINE_IMAGE_H
-#define AUGSERVE_ENGINE_IMAGE_H
+#ifndef AUGSERVE_ENGINE_CORE_IMG_H
+#define AUGSERVE_ENGINE_CORE_IMG_H
 
 #include <stddef.h>
 #include <stdint.h>

@@ -1,8 +1,8 @@
 /* A small parallel for: runs fn(ctx, i) for i in [0, n) on up to `threads` threads (the caller's
  * included), each taking the next index as it frees up. For independent work items, such as the
  * samples of one augment request. */
-#ifndef AUGSERVE_ENGINE_PARALLEL_H
-#define AUGSERVE_ENGINE_PARALLEL_H
+#ifndef AUGSERVE_ENGINE_CORE_PARALLEL_H
+#define AUGSERVE_ENGINE_CORE_PARALLEL_H
 
 #include <stddef.h>
 

@@ -1,8 +1,8 @@
 /* Counter-based random numbers (Philox4x32-10, Salmon et al., SC'11). A stream is keyed by the
  * request's seed and addressed by (input index, sample index, stream), so a sample's draws never
  * depend on thread count, batch order or process: the same coordinates give the same numbers. */
-#ifndef AUGSERVE_ENGINE_RNG_H
-#define AUGSERVE_ENGINE_RNG_H
+#ifndef AUGSERVE_ENGINE_CORE_RNG_H
+#define AUGSERVE_ENGINE_CORE_RNG_H
 
 #include <stdint.h>
 

@@ -1,4 +1,17 @@
-/* Image decoding and encoding for untrusted uploads.
+/* The image area: codecs (this file), the pixel ops that run between a decode and an encode
+ * (color.h, geometry.h, noise.h, and detection.h's box-aware kernels), the detection targets that
+ * follow geometric ops (targets.h), and Simple Copy-Paste (copy_paste.h). The op registry that
+ * names these ops for policies is policy/ops.h, one area up.
+ *
+ * Invariants of every image function: images are core/img.h buffers; an op reads its input and
+ * returns a new image (the input is never modified), or NULL with the error set and nothing to
+ * free; where a reference defines an op (torchvision on PIL images, the papers' code) the result
+ * is bit-exact with it, and a fixture script under tests/parity proves it; any random choice is
+ * made by the caller and passed in as arguments or as an rng stream; every function is
+ * thread-safe and allocates only what it returns. Symbols are img_* (as the buffer's), except
+ * targets_*, copy_paste_* and detection_*, which name their files.
+ *
+ * Image decoding and encoding for untrusted uploads.
  *
  * The format is sniffed from the data's magic bytes; a client's Content-Type is never consulted.
  * JPEG (TurboJPEG) and PNG (libspng) take a fast path that decodes straight into the img buffer;
@@ -13,8 +26,8 @@
  * profile that is not sRGB is converted to sRGB.
  *
  * All functions are thread-safe. */
-#ifndef AUGSERVE_ENGINE_CODEC_H
-#define AUGSERVE_ENGINE_CODEC_H
+#ifndef AUGSERVE_ENGINE_IMAGE_CODEC_H
+#define AUGSERVE_ENGINE_IMAGE_CODEC_H
 
 #include <stddef.h>
 #include <stdint.h>

@@ -10,8 +10,8 @@
  *   colour channels are not premultiplied. color leaves an L image as it is.
  * - solarize_add: L and RGB; timm returns other modes unchanged, so RGBA comes back as a copy.
  * Bad arguments (and a NULL or malformed image) fail with ENG_INVALID. */
-#ifndef AUGSERVE_ENGINE_OPS_COLOR_H
-#define AUGSERVE_ENGINE_OPS_COLOR_H
+#ifndef AUGSERVE_ENGINE_IMAGE_COLOR_H
+#define AUGSERVE_ENGINE_IMAGE_COLOR_H
 
 #include "core/img.h"
 

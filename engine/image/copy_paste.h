@@ -20,8 +20,8 @@
  * dst's keypoints follow its jittering (pasting leaves them visible), and what dst_targets had
  * already dropped stays listed first in the result's dropped list, so a paste can sit in the
  * middle of a policy. */
-#ifndef AUGSERVE_ENGINE_COPY_PASTE_H
-#define AUGSERVE_ENGINE_COPY_PASTE_H
+#ifndef AUGSERVE_ENGINE_IMAGE_COPY_PASTE_H
+#define AUGSERVE_ENGINE_IMAGE_COPY_PASTE_H
 
 #include <jansson.h>
 #include <stdint.h>

@@ -7,8 +7,8 @@
  * The pixels of a box are the ones it covers: columns floor(x1) to ceil(x2) - 1, rows likewise.
  * The reference converts normalised corners with int() and takes int(width * x_max) itself as the
  * last column, one past the box; here a box never reaches a pixel outside it. */
-#ifndef AUGSERVE_ENGINE_OPS_DETECTION_H
-#define AUGSERVE_ENGINE_OPS_DETECTION_H
+#ifndef AUGSERVE_ENGINE_IMAGE_DETECTION_H
+#define AUGSERVE_ENGINE_IMAGE_DETECTION_H
 
 #include <stdbool.h>
 #include <stddef.h>

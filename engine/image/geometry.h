@@ -9,8 +9,8 @@
  * fill=None. A scalar torchvision fill v is {v, v, v, v}, alpha included. As in PIL, RGBA with
  * bilinear interpolation works on premultiplied alpha, so there the fill comes out
  * un-premultiplied: (100, 50, 255, 128) gives (199, 99, 255, 128). */
-#ifndef AUGSERVE_ENGINE_OPS_GEOMETRY_H
-#define AUGSERVE_ENGINE_OPS_GEOMETRY_H
+#ifndef AUGSERVE_ENGINE_IMAGE_GEOMETRY_H
+#define AUGSERVE_ENGINE_IMAGE_GEOMETRY_H
 
 #include <stdbool.h>
 #include <stdint.h>

@@ -16,8 +16,8 @@
  * add -> clamp(0, 1) -> to_pil_image gives, as to_pil_image converts with mul(255).byte(): it
  * truncates, so zero-mean noise lowers the mean by about half a level. v / 255 * 255 gives v back
  * for every v, so n = 0 changes nothing. */
-#ifndef AUGSERVE_ENGINE_OPS_NOISE_H
-#define AUGSERVE_ENGINE_OPS_NOISE_H
+#ifndef AUGSERVE_ENGINE_IMAGE_NOISE_H
+#define AUGSERVE_ENGINE_IMAGE_NOISE_H
 
 #include <stdint.h>
 

@@ -8,8 +8,8 @@
  * Every object (box and/or mask) and every keypoint carries an id: the caller's index for it (in
  * the request), which survives transforms and filters, so the server can attach any JSON label
  * and report what was dropped by its original position. */
-#ifndef AUGSERVE_ENGINE_TARGETS_H
-#define AUGSERVE_ENGINE_TARGETS_H
+#ifndef AUGSERVE_ENGINE_IMAGE_TARGETS_H
+#define AUGSERVE_ENGINE_IMAGE_TARGETS_H
 
 #include <stdbool.h>
 #include <stddef.h>

@@ -1,15 +1,18 @@
 /* Image similarity metrics: SSIM and MS-SSIM, PSNR and MSE on pixels; LPIPS from the tapped
  * features of a network; the 2AFC score of a metric against human judgements and the BAPPS
- * folder layout those come in. (Named metric.h: server/metrics.h is the Prometheus registry, and
- * both folders are on the server's include path.)
+ * folder layout those come in.
+ *
+ * The area runs no network: for LPIPS the server runs the backbone (its model repository,
+ * server/perceptual.c) and hands the tapped features here, so metrics depends on core alone.
+ * Every function is thread-safe.
  *
  * Pixel metrics compare two images of the same size on "planes" of doubles: the colour channels
  * (a greyscale image against a colour one counts as R = G = B; alpha is dropped) or the luma,
  * L = (R * 19595 + G * 38470 + B * 7471 + 0x8000) >> 16, exactly Pillow's convert("L"), so a
  * client can reproduce a score with skimage on PIL images. Multi-plane scores are the mean over
  * planes, as skimage's channel_axis gives. */
-#ifndef AUGSERVE_ENGINE_METRIC_H
-#define AUGSERVE_ENGINE_METRIC_H
+#ifndef AUGSERVE_ENGINE_METRICS_METRIC_H
+#define AUGSERVE_ENGINE_METRICS_METRIC_H
 
 #include <stddef.h>
 
