@@ -141,7 +141,7 @@ static int read_targets(struct request *req, struct response *resp, struct batch
     struct eng_error err = {0};
     int any = 0;
     if (!(b->targets = calloc((size_t)count, sizeof *b->targets)))
-        return response_error(resp, 503, "out of memory"), -1;
+        return response_no_memory(resp, NULL), -1;
     if (input_targets_read(req, resp, b->inputs, count, b->targets) != 0 ||
         input_targets_filter(req, resp, &b->filter) != 0)
         return -1;
@@ -163,7 +163,7 @@ static int gather_inputs(struct response *resp, struct batch *b, int count)
 {
     b->images = calloc((size_t)count, sizeof *b->images);
     b->sets = calloc((size_t)count, sizeof *b->sets);
-    if (!b->images || !b->sets) return response_error(resp, 503, "out of memory"), -1;
+    if (!b->images || !b->sets) return response_no_memory(resp, NULL), -1;
     for (int i = 0; i < count; i++) {
         b->images[i] = b->inputs[i].image;
         b->sets[i] = b->targets ? b->targets[i].targets : NULL;
@@ -188,7 +188,7 @@ void handle_augment(struct request *req, struct response *resp)
     struct batch b = {.o = &o, .inputs = inputs};
     size_t jobs = 0;
     if (!inputs) {
-        response_error(resp, 503, "out of memory");
+        response_no_memory(resp, NULL);
         return;
     }
     if (input_collect_images(req, resp, inputs, cfg->max_inputs, &count) != 0) goto done;
@@ -197,7 +197,7 @@ void handle_augment(struct request *req, struct response *resp)
     jobs = (size_t)count * o.samples * (size_t)b.views;
     b.results = calloc(jobs, sizeof *b.results);
     if (!b.results) {
-        response_error(resp, 503, "out of memory");
+        response_no_memory(resp, NULL);
         goto done;
     }
     if (input_decode_images(req, resp, inputs, count) != 0 ||

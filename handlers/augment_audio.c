@@ -96,7 +96,7 @@ static int collect_part_clips(struct request *req, struct response *resp, const 
 {
     struct input_bytes *bytes = calloc((size_t)max, sizeof *bytes);
     if (!bytes) {
-        response_error(resp, 503, "out of memory");
+        response_no_memory(resp, NULL);
         return -1;
     }
     int rc = strcmp(name, "audio") == 0 ? input_collect(req, resp, name, bytes, max, count)
@@ -117,7 +117,7 @@ static int read_clips(struct request *req, struct response *resp, const struct o
     c->rirs = calloc(max, sizeof *c->rirs);
     c->bank_clips = calloc(2 * max, sizeof *c->bank_clips);
     if (!c->inputs || !c->noises || !c->rirs || !c->bank_clips) {
-        response_error(resp, 503, "out of memory");
+        response_no_memory(resp, NULL);
         return -1;
     }
     struct audio_decode_options opt = {audio_mel_config(o->mel)->sample_rate,
@@ -274,7 +274,7 @@ static void respond_json(struct response *resp, const struct batch *b, size_t jo
         }
     }
     if (!results) {
-        response_error(resp, 503, "out of memory while writing the response");
+        response_no_memory(resp, "while writing the response");
         return;
     }
     response_json(resp, 200,
@@ -314,7 +314,7 @@ void handle_augment_audio(struct request *req, struct response *resp)
     jobs = (size_t)c.input_count * o.samples * (size_t)b.views;
     b.results = calloc(jobs, sizeof *b.results);
     if (!b.results) {
-        response_error(resp, 503, "out of memory");
+        response_no_memory(resp, NULL);
         goto done;
     }
     if (input_run_jobs(req, resp, jobs, run_sample, sample_failure, &b) != 0) goto done;

@@ -152,7 +152,7 @@ int input_collect_images(struct request *req, struct response *resp, struct inpu
 {
     struct input_bytes *bytes = calloc((size_t)max, sizeof *bytes);
     if (!bytes) {
-        response_error(resp, 503, "out of memory");
+        response_no_memory(resp, NULL);
         return -1;
     }
     int rc = input_collect(req, resp, "image", bytes, max, count);
@@ -205,7 +205,7 @@ static int decode_all(struct request *req, struct response *resp, const char *wh
 {
     struct decoding d = {decode, items, calloc((size_t)count + 1, sizeof *d.errors)};
     if (!d.errors) {
-        response_error(resp, 503, "out of memory");
+        response_no_memory(resp, NULL);
         return -1;
     }
     parallel_for((size_t)count, req->app->workers, decode_item, &d);
@@ -375,7 +375,7 @@ static int read_target_masks(const struct request *req, struct response *resp,
                               max),
                -1;
     if (!(p->masks = calloc(count + 1, sizeof *p->masks)))
-        return response_error(resp, 503, "out of memory"), -1;
+        return response_no_memory(resp, NULL), -1;
     for (size_t k = 0; k < req->part_count; k++) {
         if (!is_mask_of(req->parts[k].name, names)) continue;
         struct eng_error err = {0};
@@ -408,7 +408,7 @@ static int split_target_label_map(struct response *resp, const struct input_targ
                -1;
     struct eng_error err = {0};
     struct img **masks = calloc(count + 1, sizeof *masks);
-    if (!masks) return response_error(resp, 503, "out of memory"), -1;
+    if (!masks) return response_no_memory(resp, NULL), -1;
     if (targets_masks_from_label_map(map, (int)count, masks, &err) != 0) {
         free(masks);
         return fail_prefixed(resp, names->masks, &err);

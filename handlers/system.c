@@ -45,7 +45,7 @@ void handle_metrics(struct request *req, struct response *resp)
     admission_counts(app->admission, &gauges.workers_busy, &gauges.queue_depth);
     char *text = metrics_render(app->metrics, &gauges);
     if (!text) {
-        response_error(resp, 500, "out of memory while rendering metrics");
+        response_no_memory(resp, "while rendering metrics");
         return;
     }
     response_bytes(resp, 200, "text/plain; version=0.0.4; charset=utf-8", (unsigned char *)text,

@@ -117,22 +117,22 @@ struct source {
     const char *name;
 };
 
-static void set_err(char *err, size_t err_size, const struct source *src, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
+/* Fails with code and a message that starts with where the value came from (src may be NULL). */
+static void set_err(struct eng_error *err, enum eng_code code, const struct source *src,
+                    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 
-static void set_err(char *err, size_t err_size, const struct source *src, const char *fmt, ...)
+static void set_err(struct eng_error *err, enum eng_code code, const struct source *src,
+                    const char *fmt, ...)
 {
-    if (!err || err_size == 0) return;
-    size_t used = 0;
-    if (src) {
-        int n = snprintf(err, err_size, "%s %s: ", src->kind, src->name);
-        if (n < 0) n = 0;
-        used = (size_t)n < err_size ? (size_t)n : err_size - 1;
-    }
+    char what[sizeof err->message];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(err + used, err_size - used, fmt, ap);
+    vsnprintf(what, sizeof what, fmt, ap);
     va_end(ap);
+    if (src)
+        eng_fail(err, code, "%s %s: %s", src->kind, src->name, what);
+    else
+        eng_fail(err, code, "%s", what);
 }
 
 static void *field(struct config *cfg, const struct setting *s)
@@ -211,11 +211,10 @@ static void free_api_keys(struct config_api_key *keys, size_t count)
 }
 
 static int parse_api_key(json_t *obj, size_t index, struct config_api_key *keys,
-                         const struct setting *s, const struct source *src, char *err,
-                         size_t err_size)
+                         const struct setting *s, const struct source *src, struct eng_error *err)
 {
     if (!json_is_object(obj)) {
-        set_err(err, err_size, src, "\"%s\"[%zu]: expected an object", s->key, index);
+        set_err(err, ENG_INVALID, src, "\"%s\"[%zu]: expected an object", s->key, index);
         return -1;
     }
     const char *k;
@@ -223,21 +222,21 @@ static int parse_api_key(json_t *obj, size_t index, struct config_api_key *keys,
     json_object_foreach(obj, k, v)
     {
         if (strcmp(k, "name") && strcmp(k, "sha256") && strcmp(k, "scopes")) {
-            set_err(err, err_size, src, "\"%s\"[%zu]: unknown key \"%s\"", s->key, index, k);
+            set_err(err, ENG_INVALID, src, "\"%s\"[%zu]: unknown key \"%s\"", s->key, index, k);
             return -1;
         }
     }
 
     json_t *name = json_object_get(obj, "name");
     if (!json_is_string(name) || json_string_length(name) == 0) {
-        set_err(err, err_size, src, "\"%s\"[%zu]: \"name\" must be a non-empty string", s->key,
+        set_err(err, ENG_INVALID, src, "\"%s\"[%zu]: \"name\" must be a non-empty string", s->key,
                 index);
         return -1;
     }
     /* Names identify keys in logs and metrics, so two keys with one name would be ambiguous. */
     for (size_t i = 0; i < index; i++) {
         if (strcmp(keys[i].name, json_string_value(name)) == 0) {
-            set_err(err, err_size, src, "\"%s\"[%zu]: duplicate name \"%s\"", s->key, index,
+            set_err(err, ENG_INVALID, src, "\"%s\"[%zu]: duplicate name \"%s\"", s->key, index,
                     json_string_value(name));
             return -1;
         }
@@ -246,14 +245,14 @@ static int parse_api_key(json_t *obj, size_t index, struct config_api_key *keys,
     struct config_api_key key = {0};
     json_t *hash = json_object_get(obj, "sha256");
     if (!json_is_string(hash) || config_parse_sha256_hex(json_string_value(hash), key.sha256)) {
-        set_err(err, err_size, src, "\"%s\"[%zu] (\"%s\"): \"sha256\" must be 64 hex digits",
+        set_err(err, ENG_INVALID, src, "\"%s\"[%zu] (\"%s\"): \"sha256\" must be 64 hex digits",
                 s->key, index, json_string_value(name));
         return -1;
     }
 
     json_t *scopes = json_object_get(obj, "scopes");
     if (!json_is_array(scopes) || json_array_size(scopes) == 0) {
-        set_err(err, err_size, src,
+        set_err(err, ENG_INVALID, src,
                 "\"%s\"[%zu] (\"%s\"): \"scopes\" must be a non-empty array of scope names", s->key,
                 index, json_string_value(name));
         return -1;
@@ -265,11 +264,11 @@ static int parse_api_key(json_t *obj, size_t index, struct config_api_key *keys,
         unsigned bit = json_is_string(scope) ? auth_scope_from_name(json_string_value(scope)) : 0;
         if (!bit) {
             if (json_is_string(scope))
-                set_err(err, err_size, src, "\"%s\"[%zu] (\"%s\"): unknown scope \"%s\"", s->key,
+                set_err(err, ENG_INVALID, src, "\"%s\"[%zu] (\"%s\"): unknown scope \"%s\"", s->key,
                         index, json_string_value(name), json_string_value(scope));
             else
-                set_err(err, err_size, src, "\"%s\"[%zu] (\"%s\"): scopes must be strings", s->key,
-                        index, json_string_value(name));
+                set_err(err, ENG_INVALID, src, "\"%s\"[%zu] (\"%s\"): scopes must be strings",
+                        s->key, index, json_string_value(name));
             return -1;
         }
         key.scopes |= bit;
@@ -277,7 +276,7 @@ static int parse_api_key(json_t *obj, size_t index, struct config_api_key *keys,
 
     key.name = strdup(json_string_value(name));
     if (!key.name) {
-        set_err(err, err_size, src, "\"%s\": out of memory", s->key);
+        set_err(err, ENG_NO_MEMORY, src, "\"%s\": out of memory", s->key);
         return -1;
     }
     keys[index] = key;
@@ -285,10 +284,10 @@ static int parse_api_key(json_t *obj, size_t index, struct config_api_key *keys,
 }
 
 static int set_api_keys(struct config *cfg, const struct setting *s, json_t *value,
-                        const struct source *src, char *err, size_t err_size)
+                        const struct source *src, struct eng_error *err)
 {
     if (!json_is_array(value)) {
-        set_err(err, err_size, src, "\"%s\": expected an array", s->key);
+        set_err(err, ENG_INVALID, src, "\"%s\": expected an array", s->key);
         return -1;
     }
     size_t count = json_array_size(value);
@@ -296,12 +295,12 @@ static int set_api_keys(struct config *cfg, const struct setting *s, json_t *val
     if (count > 0) {
         keys = calloc(count, sizeof *keys);
         if (!keys) {
-            set_err(err, err_size, src, "\"%s\": out of memory", s->key);
+            set_err(err, ENG_NO_MEMORY, src, "\"%s\": out of memory", s->key);
             return -1;
         }
     }
     for (size_t i = 0; i < count; i++) {
-        if (parse_api_key(json_array_get(value, i), i, keys, s, src, err, err_size)) {
+        if (parse_api_key(json_array_get(value, i), i, keys, s, src, err)) {
             free_api_keys(keys, i);
             return -1;
         }
@@ -316,18 +315,18 @@ static int set_api_keys(struct config *cfg, const struct setting *s, json_t *val
 
 /* Stores a JSON value into the setting's field, checking type, range and rules. */
 static int set_from_json(struct config *cfg, const struct setting *s, json_t *value,
-                         const struct source *src, char *err, size_t err_size)
+                         const struct source *src, struct eng_error *err)
 {
     switch (s->type) {
     case TYPE_INT:
     case TYPE_INT64: {
         if (!json_is_integer(value)) {
-            set_err(err, err_size, src, "\"%s\": expected an integer", s->key);
+            set_err(err, ENG_INVALID, src, "\"%s\": expected an integer", s->key);
             return -1;
         }
         json_int_t n = json_integer_value(value);
         if (n < s->min || n > s->max) {
-            set_err(err, err_size, src, "\"%s\": %lld is out of range [%lld, %lld]", s->key,
+            set_err(err, ENG_INVALID, src, "\"%s\": %lld is out of range [%lld, %lld]", s->key,
                     (long long)n, (long long)s->min, (long long)s->max);
             return -1;
         }
@@ -339,29 +338,29 @@ static int set_from_json(struct config *cfg, const struct setting *s, json_t *va
     }
     case TYPE_BOOL:
         if (!json_is_boolean(value)) {
-            set_err(err, err_size, src, "\"%s\": expected true or false", s->key);
+            set_err(err, ENG_INVALID, src, "\"%s\": expected true or false", s->key);
             return -1;
         }
         *(int *)field(cfg, s) = json_is_true(value);
         return 0;
     case TYPE_STRING: {
         if (!json_is_string(value)) {
-            set_err(err, err_size, src, "\"%s\": expected a string", s->key);
+            set_err(err, ENG_INVALID, src, "\"%s\": expected a string", s->key);
             return -1;
         }
         const char *str = json_string_value(value);
         if (str[0] == '\0') {
-            set_err(err, err_size, src, "\"%s\": must not be empty", s->key);
+            set_err(err, ENG_INVALID, src, "\"%s\": must not be empty", s->key);
             return -1;
         }
         const char *why = s->check ? s->check(str) : NULL;
         if (why) {
-            set_err(err, err_size, src, "\"%s\": \"%s\": %s", s->key, str, why);
+            set_err(err, ENG_INVALID, src, "\"%s\": \"%s\": %s", s->key, str, why);
             return -1;
         }
         char *copy = strdup(str);
         if (!copy) {
-            set_err(err, err_size, src, "\"%s\": out of memory", s->key);
+            set_err(err, ENG_NO_MEMORY, src, "\"%s\": out of memory", s->key);
             return -1;
         }
         char **slot = field(cfg, s);
@@ -370,9 +369,9 @@ static int set_from_json(struct config *cfg, const struct setting *s, json_t *va
         return 0;
     }
     case TYPE_API_KEYS:
-        return set_api_keys(cfg, s, value, src, err, err_size);
+        return set_api_keys(cfg, s, value, src, err);
     }
-    set_err(err, err_size, src, "\"%s\": unsupported setting type", s->key);
+    set_err(err, ENG_INVALID, src, "\"%s\": unsupported setting type", s->key);
     return -1;
 }
 
@@ -395,7 +394,7 @@ static int parse_bool(const char *text, int *out)
 
 /* Environment and flag values are text; turning them into JSON lets one setter check them all. */
 static int set_from_text(struct config *cfg, const struct setting *s, const char *text,
-                         const struct source *src, char *err, size_t err_size)
+                         const struct source *src, struct eng_error *err)
 {
     json_t *value = NULL;
     switch (s->type) {
@@ -404,7 +403,7 @@ static int set_from_text(struct config *cfg, const struct setting *s, const char
         long long n;
         enum parse_result rc = parse_signed(text, LLONG_MIN, LLONG_MAX, &n);
         if (rc != PARSE_OK) {
-            set_err(err, err_size, src, "\"%s\": \"%s\" is %s", s->key, text,
+            set_err(err, ENG_INVALID, src, "\"%s\": \"%s\" is %s", s->key, text,
                     rc == PARSE_RANGE ? "too large" : "not a whole decimal number");
             return -1;
         }
@@ -414,8 +413,8 @@ static int set_from_text(struct config *cfg, const struct setting *s, const char
     case TYPE_BOOL: {
         int b;
         if (parse_bool(text, &b)) {
-            set_err(err, err_size, src, "\"%s\": \"%s\" is not a boolean (true/false, 1/0, yes/no)",
-                    s->key, text);
+            set_err(err, ENG_INVALID, src,
+                    "\"%s\": \"%s\" is not a boolean (true/false, 1/0, yes/no)", s->key, text);
             return -1;
         }
         value = json_boolean(b);
@@ -425,7 +424,7 @@ static int set_from_text(struct config *cfg, const struct setting *s, const char
         /* json_string refuses invalid UTF-8, which config_to_json could not print later. */
         value = json_string(text);
         if (!value) {
-            set_err(err, err_size, src, "\"%s\": value is not valid UTF-8", s->key);
+            set_err(err, ENG_INVALID, src, "\"%s\": value is not valid UTF-8", s->key);
             return -1;
         }
         break;
@@ -433,7 +432,7 @@ static int set_from_text(struct config *cfg, const struct setting *s, const char
         json_error_t jerr;
         value = json_loads(text, JSON_REJECT_DUPLICATES, &jerr);
         if (!value) {
-            set_err(err, err_size, src, "\"%s\": invalid JSON at line %d, column %d: %s", s->key,
+            set_err(err, ENG_INVALID, src, "\"%s\": invalid JSON at line %d, column %d: %s", s->key,
                     jerr.line, jerr.column, jerr.text);
             return -1;
         }
@@ -441,15 +440,15 @@ static int set_from_text(struct config *cfg, const struct setting *s, const char
     }
     }
     if (!value) {
-        set_err(err, err_size, src, "\"%s\": out of memory", s->key);
+        set_err(err, ENG_NO_MEMORY, src, "\"%s\": out of memory", s->key);
         return -1;
     }
-    int rc = set_from_json(cfg, s, value, src, err, err_size);
+    int rc = set_from_json(cfg, s, value, src, err);
     json_decref(value);
     return rc;
 }
 
-static int apply_defaults(struct config *cfg, char *err, size_t err_size)
+static int apply_defaults(struct config *cfg, struct eng_error *err)
 {
     for (size_t i = 0; i < SETTING_COUNT; i++) {
         const struct setting *s = &settings[i];
@@ -467,7 +466,7 @@ static int apply_defaults(struct config *cfg, char *err, size_t err_size)
             break;
         case TYPE_STRING:
         case TYPE_API_KEYS:
-            if (set_from_text(cfg, s, s->def_str, &src, err, err_size)) return -1;
+            if (set_from_text(cfg, s, s->def_str, &src, err)) return -1;
             break;
         }
     }
@@ -481,18 +480,18 @@ static const struct setting *find_key(const char *key)
     return NULL;
 }
 
-static int load_file(struct config *cfg, const char *path, char *err, size_t err_size)
+static int load_file(struct config *cfg, const char *path, struct eng_error *err)
 {
     struct source src = {"config file", path};
     FILE *f = fopen(path, "r");
     if (!f) {
-        set_err(err, err_size, &src, "cannot open: %s", strerror(errno));
+        set_err(err, ENG_INVALID, &src, "cannot open: %s", strerror(errno));
         return -1;
     }
     /* A directory opens fine on Linux and would then read as an empty, "invalid" document. */
     struct stat st;
     if (fstat(fileno(f), &st) == 0 && S_ISDIR(st.st_mode)) {
-        set_err(err, err_size, &src, "is a directory");
+        set_err(err, ENG_INVALID, &src, "is a directory");
         fclose(f);
         return -1;
     }
@@ -500,12 +499,12 @@ static int load_file(struct config *cfg, const char *path, char *err, size_t err
     json_t *root = json_loadf(f, JSON_REJECT_DUPLICATES, &jerr);
     fclose(f);
     if (!root) {
-        set_err(err, err_size, &src, "invalid JSON at line %d, column %d: %s", jerr.line,
+        set_err(err, ENG_INVALID, &src, "invalid JSON at line %d, column %d: %s", jerr.line,
                 jerr.column, jerr.text);
         return -1;
     }
     if (!json_is_object(root)) {
-        set_err(err, err_size, &src, "top level must be a JSON object");
+        set_err(err, ENG_INVALID, &src, "top level must be a JSON object");
         json_decref(root);
         return -1;
     }
@@ -517,10 +516,10 @@ static int load_file(struct config *cfg, const char *path, char *err, size_t err
         const struct setting *s = find_key(key);
         if (!s) {
             /* A misspelt key would otherwise leave its setting at the default unnoticed. */
-            set_err(err, err_size, &src, "unknown key \"%s\"", key);
+            set_err(err, ENG_INVALID, &src, "unknown key \"%s\"", key);
             rc = -1;
         } else {
-            rc = set_from_json(cfg, s, value, &src, err, err_size);
+            rc = set_from_json(cfg, s, value, &src, err);
         }
         if (rc) break;
     }
@@ -548,7 +547,7 @@ static void flag_name(const struct setting *s, char *out, size_t size)
 
 #define NAME_MAX_LEN 64
 
-static int load_env(struct config *cfg, char *const envp[], char *err, size_t err_size)
+static int load_env(struct config *cfg, char *const envp[], struct eng_error *err)
 {
     for (size_t e = 0; envp[e]; e++) {
         const char *entry = envp[e];
@@ -565,22 +564,23 @@ static int load_env(struct config *cfg, char *const envp[], char *err, size_t er
         }
         if (!s) {
             /* A misspelt variable would otherwise be silently dropped. */
-            set_err(err, err_size, NULL, "environment variable %.*s: no such setting",
+            set_err(err, ENG_INVALID, NULL, "environment variable %.*s: no such setting",
                     (int)name_len, entry);
             return -1;
         }
         struct source src = {"environment variable", name};
-        if (set_from_text(cfg, s, eq + 1, &src, err, err_size)) return -1;
+        if (set_from_text(cfg, s, eq + 1, &src, err)) return -1;
     }
     return 0;
 }
 
-static int load_flags(struct config *cfg, int argc, char *const argv[], char *err, size_t err_size)
+static int load_flags(struct config *cfg, int argc, char *const argv[], struct eng_error *err)
 {
     for (int a = 0; a < argc; a++) {
         const char *arg = argv[a];
         if (strncmp(arg, "--", 2) != 0) {
-            set_err(err, err_size, NULL, "unexpected argument \"%s\" (settings are --flags)", arg);
+            set_err(err, ENG_INVALID, NULL, "unexpected argument \"%s\" (settings are --flags)",
+                    arg);
             return -1;
         }
         const char *eq = strchr(arg, '=');
@@ -592,7 +592,7 @@ static int load_flags(struct config *cfg, int argc, char *const argv[], char *er
             if (strlen(name) == name_len && strncmp(arg, name, name_len) == 0) s = &settings[i];
         }
         if (!s) {
-            set_err(err, err_size, NULL, "unknown flag %.*s", (int)name_len, arg);
+            set_err(err, ENG_INVALID, NULL, "unknown flag %.*s", (int)name_len, arg);
             return -1;
         }
         struct source src = {"flag", name};
@@ -602,26 +602,24 @@ static int load_flags(struct config *cfg, int argc, char *const argv[], char *er
         } else {
             /* "--listen --workers 3" is a forgotten value, not a listen address of "--workers". */
             if (a + 1 >= argc || strncmp(argv[a + 1], "--", 2) == 0) {
-                set_err(err, err_size, &src, "missing its value");
+                set_err(err, ENG_INVALID, &src, "missing its value");
                 return -1;
             }
             value = argv[++a];
         }
-        if (set_from_text(cfg, s, value, &src, err, err_size)) return -1;
+        if (set_from_text(cfg, s, value, &src, err)) return -1;
     }
     return 0;
 }
 
 int config_load(struct config *cfg, const char *path, char *const envp[], int argc,
-                char *const argv[], char *err, size_t err_size)
+                char *const argv[], struct eng_error *err)
 {
     struct config tmp;
     memset(&tmp, 0, sizeof tmp);
-    if (err && err_size > 0) err[0] = '\0';
     /* Built aside and copied at the end, so a failure never leaves a half-loaded cfg. */
-    if (apply_defaults(&tmp, err, err_size) || (path && load_file(&tmp, path, err, err_size)) ||
-        (envp && load_env(&tmp, envp, err, err_size)) ||
-        load_flags(&tmp, argc, argv, err, err_size)) {
+    if (apply_defaults(&tmp, err) || (path && load_file(&tmp, path, err)) ||
+        (envp && load_env(&tmp, envp, err)) || load_flags(&tmp, argc, argv, err)) {
         config_free(&tmp);
         memset(cfg, 0, sizeof *cfg);
         return -1;

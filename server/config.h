@@ -7,6 +7,8 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "core/error.h"
+
 /* One configured API key. Only the SHA-256 of the key is ever held. */
 struct config_api_key {
     char *name;
@@ -46,10 +48,10 @@ struct config {
 
 /* Fills cfg with the defaults, then the JSON file at path (NULL: none), then the variables in envp
  * (NULL-terminated "NAME=value" strings, as environ), then argv[0..argc), which holds only setting
- * flags ("--max-body-bytes 10" or "--max-body-bytes=10"). Returns 0, or -1 with a message naming
- * the key and the source in err; cfg then holds nothing to free. */
+ * flags ("--max-body-bytes 10" or "--max-body-bytes=10"). Returns 0, or -1 with err (ENG_INVALID
+ * naming the key and the source, ENG_NO_MEMORY); cfg then holds nothing to free. */
 int config_load(struct config *cfg, const char *path, char *const envp[], int argc,
-                char *const argv[], char *err, size_t err_size);
+                char *const argv[], struct eng_error *err);
 
 void config_free(struct config *cfg);
 

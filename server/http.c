@@ -279,7 +279,7 @@ static enum MHD_Result on_body_data(struct exchange *ex, const char *data, size_
             response_error(&ex->resp, 400, "malformed multipart/form-data body");
             break;
         case MULTIPART_NO_MEMORY:
-            response_error(&ex->resp, 503, "out of memory while reading the body");
+            response_no_memory(&ex->resp, "while reading the body");
             break;
         }
         ex->early_error = 1;
@@ -293,7 +293,7 @@ static enum MHD_Result on_body_data(struct exchange *ex, const char *data, size_
         if (capacity > (size_t)cfg->max_body_bytes) capacity = total;
         unsigned char *grown = realloc(ex->body, capacity);
         if (!grown) {
-            response_error(&ex->resp, 503, "out of memory while reading the body");
+            response_no_memory(&ex->resp, "while reading the body");
             ex->early_error = 1;
             return MHD_YES;
         }
@@ -364,7 +364,9 @@ static enum MHD_Result on_complete(struct exchange *ex)
     if (built == MULTIPART_MALFORMED)
         return send_error(ex, 400,
                           "malformed multipart/form-data body: no part, or it ends inside one");
-    if (built != 0) return send_error(ex, 503, "out of memory while reading the request");
+    if (built != 0)
+        return send_error(ex, response_status_for(ENG_NO_MEMORY),
+                          "out of memory while reading the request");
     if (!(ex->route->flags & ROUTE_HEAVY)) {
         run_handler(ex);
         return send_response(ex);

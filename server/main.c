@@ -238,11 +238,11 @@ int main(int argc, char **argv)
         }
     }
     struct config cfg;
-    char err[512];
-    int loaded = config_load(&cfg, config_path, environ, setting_count, settings, err, sizeof err);
+    struct eng_error err;
+    int loaded = config_load(&cfg, config_path, environ, setting_count, settings, &err);
     free(settings);
     if (loaded != 0) {
-        fprintf(stderr, "augserve: %s\n(augserve --help lists the settings)\n", err);
+        fprintf(stderr, "augserve: %s\n(augserve --help lists the settings)\n", err.message);
         return 2;
     }
     int status = 0;

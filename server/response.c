@@ -42,7 +42,7 @@ void response_text(struct response *resp, int status, const char *content_type, 
 {
     unsigned char *copy = malloc(size ? size : 1);
     if (!copy) {
-        response_error(resp, 500, "out of memory");
+        response_no_memory(resp, NULL);
         return;
     }
     memcpy(copy, text, size);
@@ -54,7 +54,7 @@ void response_json(struct response *resp, int status, json_t *doc)
     char *text = doc ? json_text(doc, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
     json_decref(doc);
     if (!text) {
-        response_error(resp, 500, "out of memory while writing the response");
+        response_no_memory(resp, "while writing the response");
         return;
     }
     response_bytes(resp, status, "application/json", (unsigned char *)text, strlen(text));
@@ -162,27 +162,38 @@ char *error_envelope(const char *code, const char *message, const char *request_
     return text;
 }
 
-void response_engine_error(struct response *resp, const struct eng_error *err)
+int response_status_for(enum eng_code code)
 {
-    switch (err->code) {
+    switch (code) {
     case ENG_INVALID:
-        response_error(resp, 422, "%s", err->message);
-        break;
     case ENG_UNDECODABLE:
-        response_error_code(resp, 422, "undecodable", "%s", err->message);
-        break;
+        return 422;
     case ENG_UNSUPPORTED:
-        response_error(resp, 415, "%s", err->message);
-        break;
+        return 415;
     case ENG_TOO_LARGE:
-        response_error(resp, 413, "%s", err->message);
-        break;
+        return 413;
     case ENG_NO_MEMORY:
-        response_error(resp, 503, "%s", err->message);
-        break;
+        return 503;
     case ENG_OK:
     case ENG_INTERNAL:
-        response_error(resp, 500, "%s", err->message[0] ? err->message : "internal error");
         break;
     }
+    return 500;
+}
+
+void response_engine_error(struct response *resp, const struct eng_error *err)
+{
+    int status = response_status_for(err->code);
+    if (err->code == ENG_UNDECODABLE)
+        response_error_code(resp, status, "undecodable", "%s", err->message);
+    else
+        response_error(resp, status, "%s", err->message[0] ? err->message : "internal error");
+}
+
+void response_no_memory(struct response *resp, const char *doing)
+{
+    if (doing)
+        response_error(resp, response_status_for(ENG_NO_MEMORY), "out of memory %s", doing);
+    else
+        response_error(resp, response_status_for(ENG_NO_MEMORY), "out of memory");
 }

@@ -7,6 +7,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/error.h"
+
 #define RESPONSE_MAX_HEADERS 8
 
 struct response_header {
@@ -49,10 +51,15 @@ void response_error_code(struct response *resp, int status, const char *code, co
 void response_header(struct response *resp, const char *name, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
-struct eng_error;
 /* The one mapping from engine error codes to statuses: invalid input and undecodable data 422,
  * unsupported formats 415, limits 413, memory 503, anything else 500. */
+int response_status_for(enum eng_code code);
+/* An error envelope for err, with the status response_status_for gives (and the code
+ * "undecodable" for undecodable data). */
 void response_engine_error(struct response *resp, const struct eng_error *err);
+/* "out of memory", or "out of memory <doing>" ("while writing the response"), with the status of
+ * ENG_NO_MEMORY: what every handler answers when an allocation fails. */
+void response_no_memory(struct response *resp, const char *doing);
 
 /* The machine-readable code for an HTTP error status, e.g. 413 -> "payload_too_large". */
 const char *error_code_for_status(int status);

@@ -95,7 +95,7 @@ void handle_static(struct request *req, struct response *resp)
     char *joined = NULL;
     int index = path[strlen(path) - 1] == '/';
     if (asprintf(&joined, "%s%s%s", root, path, index ? "index.html" : "") < 0) {
-        response_error(resp, 500, "out of memory");
+        response_no_memory(resp, NULL);
         return;
     }
     char resolved[PATH_MAX];

@@ -64,11 +64,11 @@ static char *read_all(const char *path)
 
 /* Loads with a temporary file holding file_text (NULL: no file). */
 static int load(struct config *cfg, const char *file_text, char *const envp[], int argc,
-                char *const argv[], char *err)
+                char *const argv[], struct eng_error *err)
 {
     char path[64];
     if (file_text) write_temp(path, file_text);
-    int rc = config_load(cfg, file_text ? path : NULL, envp, argc, argv, err, ERR_SIZE);
+    int rc = config_load(cfg, file_text ? path : NULL, envp, argc, argv, err);
     if (file_text) unlink(path);
     return rc;
 }
@@ -76,8 +76,8 @@ static int load(struct config *cfg, const char *file_text, char *const envp[], i
 static void expect_ok(struct config *cfg, const char *file_text, char *const envp[], int argc,
                       char *const argv[])
 {
-    char err[ERR_SIZE];
-    if (load(cfg, file_text, envp, argc, argv, err)) fail_msg("unexpected error: %s", err);
+    struct eng_error err;
+    if (load(cfg, file_text, envp, argc, argv, &err)) fail_msg("unexpected error: %s", err.message);
 }
 
 /* Asserts the load fails, leaves cfg empty and says each of needle1 and needle2 (if not NULL). */
@@ -85,13 +85,13 @@ static void expect_error(const char *file_text, char *const envp[], int argc, ch
                          const char *needle1, const char *needle2)
 {
     struct config cfg, zero;
-    char err[ERR_SIZE];
+    struct eng_error err;
     memset(&cfg, 0xab, sizeof cfg);
     memset(&zero, 0, sizeof zero);
-    assert_int_equal(load(&cfg, file_text, envp, argc, argv, err), -1);
+    assert_int_equal(load(&cfg, file_text, envp, argc, argv, &err), -1);
     assert_memory_equal(&cfg, &zero, sizeof cfg);
-    assert_contains(err, needle1);
-    if (needle2) assert_contains(err, needle2);
+    assert_contains(err.message, needle1);
+    if (needle2) assert_contains(err.message, needle2);
 }
 
 static void expect_file_error(const char *file_text, const char *needle1, const char *needle2)
@@ -234,13 +234,14 @@ static void test_flags_override_env(void **state)
 static void test_unknown_file_key(void **state)
 {
     (void)state;
-    char path[64], err[ERR_SIZE], want[ERR_SIZE];
+    char path[64], want[ERR_SIZE];
+    struct eng_error err;
     struct config cfg;
     write_temp(path, "{\"queue\": 1, \"max_bodybytes\": 5}");
-    assert_int_equal(config_load(&cfg, path, NULL, 0, NULL, err, sizeof err), -1);
+    assert_int_equal(config_load(&cfg, path, NULL, 0, NULL, &err), -1);
     unlink(path);
     snprintf(want, sizeof want, "config file %s: unknown key \"max_bodybytes\"", path);
-    assert_string_equal(err, want);
+    assert_string_equal(err.message, want);
 }
 
 static void test_unknown_flag(void **state)
@@ -421,13 +422,12 @@ static void test_invalid_json(void **state)
     expect_file_error("{\"queue\": 1, \"queue\": 2}", "duplicate", NULL);
     expect_file_error("[]", "top level must be a JSON object", NULL);
 
-    char err[ERR_SIZE];
+    struct eng_error err;
     struct config cfg;
-    assert_int_equal(
-        config_load(&cfg, "/nonexistent/augserve.json", NULL, 0, NULL, err, sizeof err), -1);
-    assert_contains(err, "config file /nonexistent/augserve.json: cannot open");
-    assert_int_equal(config_load(&cfg, "/tmp", NULL, 0, NULL, err, sizeof err), -1);
-    assert_contains(err, "config file /tmp: is a directory");
+    assert_int_equal(config_load(&cfg, "/nonexistent/augserve.json", NULL, 0, NULL, &err), -1);
+    assert_contains(err.message, "config file /nonexistent/augserve.json: cannot open");
+    assert_int_equal(config_load(&cfg, "/tmp", NULL, 0, NULL, &err), -1);
+    assert_contains(err.message, "config file /tmp: is a directory");
 }
 
 static void test_listen(void **state)
@@ -635,13 +635,17 @@ static void test_error_leaves_nothing(void **state)
     config_free(&cfg);
     config_free(NULL);
 
-    /* A small error buffer truncates the message rather than overflowing. */
-    char small[8];
-    memset(small, 'x', sizeof small);
-    char *bad[] = {"--no-such-flag"};
-    assert_int_equal(config_load(&cfg, NULL, NULL, 1, bad, small, sizeof small), -1);
-    assert_int_equal(strlen(small), sizeof small - 1);
-    assert_int_equal(config_load(&cfg, NULL, NULL, 1, bad, NULL, 0), -1);
+    /* A message longer than the error's buffer is cut rather than overflowing it, and a caller
+     * that wants no message may pass NULL. */
+    struct eng_error err;
+    char flag[2 * sizeof err.message];
+    memset(flag, 'x', sizeof flag - 1);
+    memcpy(flag, "--", 2);
+    flag[sizeof flag - 1] = '\0';
+    char *bad[] = {flag};
+    assert_int_equal(config_load(&cfg, NULL, NULL, 1, bad, &err), -1);
+    assert_int_equal(strlen(err.message), sizeof err.message - 1);
+    assert_int_equal(config_load(&cfg, NULL, NULL, 1, bad, NULL), -1);
 }
 
 static void test_sha256_hex(void **state)
