@@ -1,6 +1,13 @@
-/* The executor's internals, shared by its files and by nothing else: nn_exec.c (the plan: values,
- * memory, steps, running), nn_ops.c (one compile function per ONNX op) and nn_const.c (shape
- * arithmetic folded at compile time).
+/* The executor's internals, private to engine/nn (the augengine_nn library): a plan's data and the
+ * API that builds one. Compilation calls flow one way, each file calling only those to its right:
+ *
+ *   plan.c -> ops.c, fold.c -> shape.c -> build.c -> node.c -> ir.c
+ *
+ * plan.c compiles a graph node by node (and runs the plan); each node is folded by fold.c (shape
+ * arithmetic on constants) or compiled by ops.c (one compile function per ONNX op), which never
+ * call each other. Below them are the helpers, a general API for building a plan that a training
+ * plan will reuse: shape.c (the output shapes of the shape ops), build.c (values, slots, steps,
+ * primitives, layouts) and node.c (attributes, and errors naming a node). ir.c is the graph IR.
  *
  * How a plan is built. Nodes compile in the model's (topological) order. Each value is either a
  * constant, held by the plan (initializers, Constant nodes, and the integer tensors of shape
@@ -11,8 +18,12 @@
  * every value in it has been read for the last time, which keeps a plan's memory near the
  * largest pair of live activations rather than their sum. Memory objects are created only after
  * the arena's size is known. */
-#ifndef AUGSERVE_ENGINE_NN_PLAN_H
-#define AUGSERVE_ENGINE_NN_PLAN_H
+#ifndef AUGSERVE_ENGINE_NN_INTERNAL_H
+#define AUGSERVE_ENGINE_NN_INTERNAL_H
+
+#ifndef AUGENGINE_NN_INTERNAL
+#error "nn/internal.h is private to engine/nn; include nn/nn.h"
+#endif
 
 #include <limits.h>
 #include <oneapi/dnnl/dnnl.h>
@@ -22,7 +33,7 @@
 /* last_use of a value that must survive the run: a model output or a tap. */
 #define NN_PINNED INT_MAX
 
-struct value {
+struct nn_value {
     const char *name;
     int rank;
     int64_t dims[NN_MAX_RANK];
@@ -41,22 +52,22 @@ struct value {
 };
 
 /* An argument of a step, resolved to a oneDNN memory object once the arena exists. md may view
- * the value's bytes differently from value.md (a transposed Gemm operand, grouped weights). */
-struct arg {
+ * the value's bytes differently from nn_value.md (a transposed Gemm operand, grouped weights). */
+struct nn_arg {
     int arg;
     int value;
     dnnl_memory_desc_t md;
 };
 
-struct step;
+struct nn_step;
 /* 0, or -1 when oneDNN failed (out of memory). */
-typedef int (*host_fn)(const struct nn_plan *p, const struct step *s);
+typedef int (*nn_host_fn)(const struct nn_plan *p, const struct nn_step *s);
 
-struct step {
+struct nn_step {
     const struct nn_node *node;
     dnnl_primitive_t prim; /* NULL for a step run by host code */
-    host_fn host;
-    struct arg *args;
+    nn_host_fn host;
+    struct nn_arg *args;
     int nargs;
     dnnl_exec_arg_t *exec; /* nargs (+1 for the scratchpad) entries, filled after planning */
     int nexec;
@@ -68,7 +79,7 @@ struct step {
     float fvalue;
 };
 
-struct slot {
+struct nn_slot {
     size_t size;
     int last_use; /* the latest last_use of the values placed in it */
     int busy;
@@ -81,11 +92,11 @@ struct nn_plan {
     dnnl_stream_t stream;
     int threads;
     bool direct_convolution; /* nn_plan_options' */
-    struct value *values;
+    struct nn_value *values;
     size_t n_values, cap_values;
-    struct step *steps;
+    struct nn_step *steps;
     size_t n_steps, cap_steps;
-    struct slot *slots;
+    struct nn_slot *slots;
     size_t n_slots, cap_slots;
     char *arena;
     size_t n_inputs, n_outputs; /* n_outputs counts the taps too */
@@ -99,27 +110,52 @@ struct nn_plan {
     size_t scratch_size;
 };
 
+/* The run loop's helpers, inline there as they were when plan.c defined them. */
+
+/* Where v's elements are during a run: its slot of the arena, or a constant's own data. */
+static inline void *nn_value_bytes(const struct nn_plan *p, const struct nn_value *v)
+{
+    return v->slot >= 0 ? p->arena + p->slots[v->slot].offset : v->data;
+}
+
+/* 0 when oneDNN's call succeeded, else -1 with err naming the call and the node (if any). */
+static inline int nn_dnnl_check(dnnl_status_t st, const char *call, const struct nn_node *node,
+                                struct eng_error *err)
+{
+    if (st == dnnl_success) return 0;
+    return eng_fail(err, ENG_INTERNAL, "node '%s' (%s): %s failed with oneDNN status %d",
+                    node ? node->name : "", node ? node->op_type : "-", call, (int)st);
+}
+
+/* The product of the dims; SIZE_MAX when one is negative or it overflows. */
+static inline size_t nn_dims_count(int rank, const int64_t *dims)
+{
+    size_t count = 1;
+    for (int d = 0; d < rank; d++)
+        if (dims[d] < 0 || __builtin_mul_overflow(count, (size_t)dims[d], &count)) return SIZE_MAX;
+    return count;
+}
+
+/* ---- node.c: what a node says ---- */
+
 /* Errors, naming the node. */
-int nn_no_memory(struct eng_error *err);
-int nn_dnnl_check(dnnl_status_t st, const char *call, const struct nn_node *node,
-                  struct eng_error *err);
 int nn_unsupported(const struct nn_node *node, const char *what, struct eng_error *err);
 int nn_invalid(const struct nn_node *node, const char *what, struct eng_error *err);
 
 int64_t nn_attr_int(const struct nn_node *node, const char *name, int64_t dflt);
 float nn_attr_float(const struct nn_node *node, const char *name, float dflt);
 const int64_t *nn_attr_ints(const struct nn_node *node, const char *name, size_t *n);
-size_t nn_dims_count(int rank, const int64_t *dims);
+/* Whether the node has a non-empty k-th input. */
+int nn_has_input(const struct nn_node *node, size_t k);
 /* axis in [-rank, rank) (or [-rank, rank] when inclusive) made non-negative; -1 with err. */
 int nn_norm_axis(const struct nn_node *node, int64_t axis, int rank, int inclusive,
                  struct eng_error *err);
 
+/* ---- build.c: building a plan ---- */
+
+/* Values and slots. */
 /* The latest value of that name (activation or constant), or -1. */
 int nn_find_value(const struct nn_plan *p, const char *name);
-/* The value a node's k-th input names (loading an initializer on first use); -1 with err. */
-int nn_input(struct nn_plan *p, const struct nn_node *node, size_t k, struct eng_error *err);
-/* Whether the node has a non-empty k-th input. */
-int nn_has_input(const struct nn_node *node, size_t k);
 /* A new activation named name with layout md (NULL: plain) in a fresh slot; -1 with err. */
 int nn_activation(struct nn_plan *p, const char *name, int rank, const int64_t *dims,
                   const dnnl_memory_desc_t *md, struct eng_error *err);
@@ -127,31 +163,40 @@ int nn_activation(struct nn_plan *p, const char *name, int rank, const int64_t *
  * (md NULL: plain). The caller makes sure the bytes mean the same thing. */
 int nn_alias(struct nn_plan *p, int src, const char *name, int rank, const int64_t *dims,
              const dnnl_memory_desc_t *md, struct eng_error *err);
+/* Where value id's elements are during a run (host steps read and write through this). */
+float *nn_value_data(const struct nn_plan *p, int id);
+/* The node index of the only reader of value name when there is exactly one and the value is
+ * not pinned, so the producer can absorb that reader; -1 otherwise. */
+int nn_sole_reader(const struct nn_plan *p, const char *name);
+/* last_use for a value of that name made now. */
+int nn_last_use(const struct nn_plan *p, const char *name);
+/* Frees the slots whose values have all been read for the last time by node `node`. */
+void nn_release_slots(struct nn_plan *p, int node);
+
+/* Constants and inputs. */
 /* A new constant; data is adopted (freed with the plan) when owned. */
 int nn_constant(struct nn_plan *p, const char *name, enum nn_dtype dtype, int rank,
                 const int64_t *dims, void *data, int owned, struct eng_error *err);
-/* Where value id's elements are during a run (host steps read and write through this). */
-float *nn_value_data(const struct nn_plan *p, int id);
-/* Value id in the layout want: id itself when it already is, else a reordered copy (activations
- * get a reorder step; constants are reordered now). */
-int nn_to_layout(struct nn_plan *p, int id, const dnnl_memory_desc_t *want, struct eng_error *err);
-/* Value id in the plain row-major layout (a cached copy when it is not). */
-int nn_to_plain(struct nn_plan *p, int id, struct eng_error *err);
-/* A dense row-major descriptor; rank 0 is described as one element. */
-int nn_plain_md(dnnl_memory_desc_t *md, int rank, const int64_t *dims, const struct nn_node *node,
-                struct eng_error *err);
-int nn_is_plain(const struct value *v);
+/* A new constant holding a copy of data (float or int64). */
+int nn_constant_copy(struct nn_plan *p, const char *name, enum nn_dtype dtype, int rank,
+                     const int64_t *dims, const void *data, struct eng_error *err);
+/* The value of a Constant node, as a new constant named after its output; -1 with err. */
+int nn_constant_node(struct nn_plan *p, const struct nn_node *node, struct eng_error *err);
+/* The value a node's k-th input names (loading an initializer, or a later Constant node that a
+ * fused reader needs, on first use); -1 with err. */
+int nn_input(struct nn_plan *p, const struct nn_node *node, size_t k, struct eng_error *err);
+/* nn_input into *id: 1 when it is a constant, 0 when it is an activation, -1 with err. */
+int nn_const_input(struct nn_plan *p, const struct nn_node *node, size_t k, int *id,
+                   struct eng_error *err);
 
+/* Steps and primitives. */
 /* A new step for the node compiling now; NULL with err. The pointer is valid until the next
- * nn_step call. */
-struct step *nn_step(struct nn_plan *p, struct eng_error *err);
-int nn_add_arg(struct step *s, int arg, int value, const dnnl_memory_desc_t *md,
+ * nn_add_step call. */
+struct nn_step *nn_add_step(struct nn_plan *p, struct eng_error *err);
+int nn_add_arg(struct nn_step *s, int arg, int value, const dnnl_memory_desc_t *md,
                struct eng_error *err);
-/* Creates s's primitive from an op descriptor with attributes attr (NULL: defaults), or from
- * the primitive descriptor pd (made with nn_user_scratchpad_attr's attributes) when op_desc is
- * NULL, consuming pd. */
-int nn_make_prim(struct nn_plan *p, struct step *s, const_dnnl_op_desc_t op_desc,
-                 const_dnnl_primitive_attr_t attr, dnnl_primitive_desc_t pd, struct eng_error *err);
+int nn_user_scratchpad_attr(const_dnnl_primitive_attr_t attr, dnnl_primitive_attr_t *out,
+                            const struct nn_node *node, struct eng_error *err);
 /* The primitive descriptor for op_desc, attr, to query layouts before committing to them;
  * the caller passes it to nn_make_prim or destroys it. */
 int nn_prim_desc(struct nn_plan *p, const struct nn_node *node, const_dnnl_op_desc_t op_desc,
@@ -162,41 +207,57 @@ int nn_prim_desc(struct nn_plan *p, const struct nn_node *node, const_dnnl_op_de
 int nn_try_prim_desc(struct nn_plan *p, const struct nn_node *node, const_dnnl_op_desc_t op_desc,
                      const_dnnl_primitive_attr_t attr, dnnl_primitive_desc_t *pd,
                      struct eng_error *err);
-int nn_user_scratchpad_attr(const_dnnl_primitive_attr_t attr, dnnl_primitive_attr_t *out,
-                            const struct nn_node *node, struct eng_error *err);
+/* Creates s's primitive from an op descriptor with attributes attr (NULL: defaults), or from
+ * the primitive descriptor pd (made with nn_user_scratchpad_attr's attributes) when op_desc is
+ * NULL, consuming pd. */
+int nn_make_prim(struct nn_plan *p, struct nn_step *s, const_dnnl_op_desc_t op_desc,
+                 const_dnnl_primitive_attr_t attr, dnnl_primitive_desc_t pd, struct eng_error *err);
 
-/* The node index of the only reader of value name when there is exactly one and the value is
- * not pinned, so the producer can absorb that reader; -1 otherwise. */
-int nn_sole_reader(const struct nn_plan *p, const char *name);
-/* last_use for a value of that name made now. */
-int nn_last_use(const struct nn_plan *p, const char *name);
+/* Layouts. */
+/* A dense row-major descriptor; rank 0 is described as one element. */
+int nn_plain_md(dnnl_memory_desc_t *md, int rank, const int64_t *dims, const struct nn_node *node,
+                struct eng_error *err);
+int nn_is_plain(const struct nn_value *v);
+/* Value id in the layout want: id itself when it already is, else a reordered copy (activations
+ * get a reorder step; constants are reordered now). */
+int nn_to_layout(struct nn_plan *p, int id, const dnnl_memory_desc_t *want, struct eng_error *err);
+/* Value id in the plain row-major layout (a cached copy when it is not). */
+int nn_to_plain(struct nn_plan *p, int id, struct eng_error *err);
 
-/* nn_ops.c: compiles node p->node, which has a named first output (and the nodes it fuses,
- * marking them in p->fused). */
+/* ---- shape.c: the output shapes of the shape ops ---- */
+
+/* The output shape of Reshape, Flatten, Squeeze or Unsqueeze applied to x (their shape and axes
+ * inputs must be constants). */
+int nn_reshape_dims(struct nn_plan *p, const struct nn_node *node, const struct nn_value *x,
+                    int *rank, int64_t *out, struct eng_error *err);
+int nn_squeeze_dims(struct nn_plan *p, const struct nn_node *node, const struct nn_value *x,
+                    int *rank, int64_t *out, struct eng_error *err);
+/* Gather's output shape and normalised axis (indices must be an int64 constant, checked in
+ * range), and the copy itself, elem bytes per element. */
+int nn_gather_dims(const struct nn_plan *p, const struct nn_node *node, const struct nn_value *d,
+                   const struct nn_value *ix, int *axis, int *rank, int64_t *dims,
+                   struct eng_error *err);
+void nn_gather_rows(const void *data, size_t elem, const struct nn_value *d, int axis,
+                    const struct nn_value *ix, void *out);
+/* Concat's output shape and normalised axis over the values ids[0..n). */
+int nn_concat_dims(const struct nn_plan *p, const struct nn_node *node, const int *ids, int n,
+                   int *axis, int64_t *out, struct eng_error *err);
+/* v as int64 in *out: 0, or -1 when v is NaN or past int64's range, where C's conversion is
+ * undefined (a model's float constants are the client's to choose). */
+int nn_to_int64(double v, int64_t *out);
+
+/* ---- ops.c and fold.c, for plan.c ---- */
+
+/* ops.c: compiles node p->node, which has a named first output (and the nodes it fuses, marking
+ * them in p->fused). */
 int nn_compile_node(struct nn_plan *p, struct eng_error *err);
 /* Whether the executor handles this node's op (checked for every node before compiling). */
 int nn_op_supported(const struct nn_node *node);
 extern const char nn_supported_ops[];
 
-/* nn_const.c: the node computes constants from constants (shape arithmetic); returns 1 when it
- * did (its outputs are now constants), 0 when the node has a runtime input and must be
- * compiled, -1 with err. */
+/* fold.c: the node computes constants from constants (shape arithmetic); returns 1 when it did
+ * (its outputs are now constants), 0 when the node has a runtime input and must be compiled, -1
+ * with err. */
 int nn_fold_constant(struct nn_plan *p, const struct nn_node *node, struct eng_error *err);
-/* The output shape of Reshape, Flatten, Squeeze or Unsqueeze applied to x (their shape and axes
- * inputs must be constants). */
-int nn_reshape_dims(struct nn_plan *p, const struct nn_node *node, const struct value *x, int *rank,
-                    int64_t *out, struct eng_error *err);
-/* Gather's output shape and normalised axis (indices must be an int64 constant, checked in
- * range), and the copy itself, elem bytes per element. */
-int nn_gather_dims(const struct nn_plan *p, const struct nn_node *node, const struct value *d,
-                   const struct value *ix, int *axis, int *rank, int64_t *dims,
-                   struct eng_error *err);
-void nn_gather_rows(const void *data, size_t elem, const struct value *d, int axis,
-                    const struct value *ix, void *out);
-/* Concat's output shape and normalised axis over the values ids[0..n). */
-int nn_concat_dims(const struct nn_plan *p, const struct nn_node *node, const int *ids, int n,
-                   int *axis, int64_t *out, struct eng_error *err);
-int nn_squeeze_dims(struct nn_plan *p, const struct nn_node *node, const struct value *x, int *rank,
-                    int64_t *out, struct eng_error *err);
 
 #endif

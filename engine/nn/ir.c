@@ -1,6 +1,6 @@
-/* The graph IR and its ONNX reader and writer, on protobuf-c bindings generated from
- * engine/onnx.proto. Everything a graph owns lives in one arena, so a half-read graph is freed in
- * one call on any error path. */
+/* The graph IR and its ONNX reader and writer (and the reader of single TensorProto files), on
+ * protobuf-c bindings generated from engine/nn/onnx.proto. Everything a graph owns lives in one
+ * arena, so a half-read graph is freed in one call on any error path. */
 #include "nn/nn.h"
 
 #include <errno.h>
@@ -15,7 +15,7 @@
 /* Tensor data is copied between raw_data (little-endian by the ONNX spec) and host arrays with
  * memcpy. */
 #if __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
-#error "nn_ir.c assumes a little-endian host"
+#error "nn/ir.c assumes a little-endian host"
 #endif
 
 struct arena_block {
@@ -75,7 +75,7 @@ static void arena_free(struct arena *a)
 
 /* A value (graph input, output or intermediate) and the names of its symbolic dims, which the
  * public info only marks -1 but the writer must keep. */
-struct nn_value {
+struct nn_value_info {
     struct nn_tensor_info info;
     const char *dim_param[NN_MAX_RANK];
 };
@@ -94,9 +94,9 @@ struct nn_graph {
     struct nn_node *nodes;
     struct nn_tensor *inits;
     const struct nn_tensor **inits_sorted; /* by name, for lookups */
-    struct nn_value *graph_inputs;         /* as in the model, initializers included */
+    struct nn_value_info *graph_inputs;    /* as in the model, initializers included */
     size_t *inputs;                        /* indices into graph_inputs of the model inputs */
-    struct nn_value *outputs, *value_info;
+    struct nn_value_info *outputs, *value_info;
 };
 
 size_t nn_dtype_size(enum nn_dtype dtype)
@@ -242,7 +242,7 @@ static int read_tensor(struct nn_graph *g, const Onnx__TensorProto *tp, const ch
 
 /* kind and index name the value in errors ("graph input 2"). */
 static int read_value(struct nn_graph *g, const Onnx__ValueInfoProto *vp, const char *kind,
-                      size_t index, struct nn_value *v, struct eng_error *err)
+                      size_t index, struct nn_value_info *v, struct eng_error *err)
 {
     memset(v, 0, sizeof *v);
     if (!vp->name || !vp->name[0])
@@ -281,7 +281,7 @@ static int read_value(struct nn_graph *g, const Onnx__ValueInfoProto *vp, const 
 }
 
 static int read_values(struct nn_graph *g, Onnx__ValueInfoProto *const *src, size_t n,
-                       const char *kind, struct nn_value **out, struct eng_error *err)
+                       const char *kind, struct nn_value_info **out, struct eng_error *err)
 {
     *out = arena_array(&g->arena, n, sizeof **out);
     if (n && !*out) return no_memory(err);
@@ -520,6 +520,58 @@ struct nn_graph *nn_graph_read_file(const char *path, struct eng_error *err)
     return g;
 }
 
+int nn_tensor_read_pb(const void *buf, size_t size, void **data, struct nn_tensor_info *info,
+                      struct eng_error *err)
+{
+    Onnx__TensorProto *tp = onnx__tensor_proto__unpack(NULL, size, buf);
+    if (!tp) return eng_fail(err, ENG_UNDECODABLE, "not a TensorProto");
+    int rc = -1;
+    size_t count = 1;
+    *data = NULL;
+    memset(info, 0, sizeof *info);
+    if (!tp->has_data_type || (tp->data_type != NN_FLOAT && tp->data_type != NN_INT64)) {
+        eng_fail(err, ENG_UNSUPPORTED, "data_type %d; supported: 1 (float), 7 (int64)",
+                 (int)tp->data_type);
+        goto done;
+    }
+    if (tp->n_dims > NN_MAX_RANK) {
+        eng_fail(err, ENG_INVALID, "rank %zu; at most %d is supported", tp->n_dims, NN_MAX_RANK);
+        goto done;
+    }
+    info->dtype = (enum nn_dtype)tp->data_type;
+    info->rank = (int)tp->n_dims;
+    size_t elem = nn_dtype_size(info->dtype);
+    for (size_t d = 0; d < tp->n_dims; d++) {
+        if (tp->dims[d] < 0 || __builtin_mul_overflow(count, (size_t)tp->dims[d], &count) ||
+            count > NN_MAX_BYTES / elem) {
+            eng_fail(err, ENG_INVALID, "dim %zu = %lld is negative or too large", d,
+                     (long long)tp->dims[d]);
+            goto done;
+        }
+        info->dims[d] = tp->dims[d];
+    }
+    /* raw_data is little-endian, as the host is. */
+    const void *typed =
+        info->dtype == NN_FLOAT ? (const void *)tp->float_data : (const void *)tp->int64_data;
+    size_t have = tp->has_raw_data          ? tp->raw_data.len
+                  : info->dtype == NN_FLOAT ? tp->n_float_data * elem
+                                            : tp->n_int64_data * elem;
+    if (have != count * elem) {
+        eng_fail(err, ENG_INVALID, "%zu data bytes for %zu elements", have, count);
+        goto done;
+    }
+    *data = malloc(count ? have : 1);
+    if (!*data) {
+        eng_no_memory(err);
+        goto done;
+    }
+    if (have) memcpy(*data, tp->has_raw_data ? (const void *)tp->raw_data.data : typed, have);
+    rc = 0;
+done:
+    onnx__tensor_proto__free_unpacked(tp, NULL);
+    return rc;
+}
+
 void nn_graph_free(struct nn_graph *g)
 {
     if (!g) return;
@@ -547,7 +599,7 @@ static Onnx__TensorProto *write_tensor(struct arena *a, const struct nn_tensor *
     return tp;
 }
 
-static Onnx__ValueInfoProto **write_values(struct arena *a, const struct nn_value *v, size_t n)
+static Onnx__ValueInfoProto **write_values(struct arena *a, const struct nn_value_info *v, size_t n)
 {
     Onnx__ValueInfoProto **out = arena_array(a, n ? n : 1, sizeof *out);
     for (size_t i = 0; out && i < n; i++) {

@@ -1,6 +1,25 @@
-/* The neural-network graph IR: tensors (name, shape, dtype, data) and nodes (op type, inputs,
- * outputs, attributes), read from and written to ONNX. A graph is immutable once read; every
- * pointer an accessor returns is owned by the graph and lives as long as it. */
+/* nn: neural networks on the CPU. This area owns the graph IR (tensors: name, shape, dtype, data;
+ * nodes: op type, inputs, outputs, attributes), reading and writing it as ONNX, and the executor,
+ * which compiles a graph for fixed input shapes into a plan of oneDNN primitives (and a few host
+ * steps) and runs that plan.
+ *
+ * Memory. A graph is immutable once read; every pointer an accessor returns is owned by the graph
+ * and lives as long as it. A plan points into its graph (names, initializers used in place), so
+ * the graph must outlive it; everything else a plan owns: the constants it made, one arena for all
+ * activations, one oneDNN scratchpad, its primitives. A plan caches what compiling decided for its
+ * shapes (folded shape arithmetic and BatchNormalization, fused activations, reordered weights,
+ * layouts): other input shapes need another plan.
+ *
+ * Threads. A plan keeps no per-thread state: it runs and is freed on any thread, but its runs
+ * share its buffers and must not overlap. Different plans, even of one graph, may run at once.
+ *
+ * Refusals. Compiling checks every node first and refuses a model with any op it does not handle
+ * (ENG_UNSUPPORTED, naming them all), then shapes that do not fit (ENG_INVALID) and activations
+ * past NN_MAX_BYTES (ENG_TOO_LARGE); a run of a plan fails only when memory or oneDNN does.
+ *
+ * Compilation flows one way: the plan (plan.c) -> op compilers (ops.c), folding (fold.c) ->
+ * helpers (shape.c, build.c, node.c) -> the IR (ir.c). nn/internal.h, private to this library,
+ * holds the plan's structures and the helpers' API. */
 #ifndef AUGSERVE_ENGINE_NN_H
 #define AUGSERVE_ENGINE_NN_H
 
@@ -84,6 +103,11 @@ struct nn_graph;
  * attribute types this IR does not hold are ENG_UNSUPPORTED. Messages name the tensor or node. */
 struct nn_graph *nn_graph_read(const void *data, size_t size, struct eng_error *err);
 struct nn_graph *nn_graph_read_file(const char *path, struct eng_error *err);
+
+/* Parses a serialised float or int64 TensorProto (the .pb files of ONNX's test data) into *data
+ * (malloc'd, the caller frees it; info->dtype says which) and *info (name NULL). */
+int nn_tensor_read_pb(const void *buf, size_t size, void **data, struct nn_tensor_info *info,
+                      struct eng_error *err);
 
 /* Serialises g as an ONNX ModelProto into *out (malloc'd, *size bytes). Tensors are written as
  * little-endian raw_data, so reading the bytes back gives an identical graph. */
@@ -170,10 +194,5 @@ int nn_plan_run(struct nn_plan *p, const float *const *inputs, float **outputs,
 int nn_plan_run_borrowed(struct nn_plan *p, const float *const *inputs, const float **outputs,
                          struct nn_tensor_info *output_info, struct eng_error *err);
 void nn_plan_free(struct nn_plan *p);
-
-/* Parses a serialised float or int64 TensorProto (the .pb files of ONNX's test data) into *data
- * (malloc'd, the caller frees it; info->dtype says which) and *info (name NULL). */
-int nn_tensor_read_pb(const void *buf, size_t size, void **data, struct nn_tensor_info *info,
-                      struct eng_error *err);
 
 #endif

@@ -34,7 +34,7 @@ static int clip_bound(struct nn_plan *p, const struct nn_node *node, size_t k, c
     if (!nn_has_input(node, k)) return 0;
     int id = nn_input(p, node, k, err);
     if (id < 0) return -1;
-    const struct value *v = &p->values[id];
+    const struct nn_value *v = &p->values[id];
     if (!v->is_const || v->dtype != NN_FLOAT || v->count != 1)
         return nn_unsupported(node, "min and max must be constant float scalars", err);
     *out = *(const float *)v->data;
@@ -90,7 +90,7 @@ struct fusion {
 static int can_accumulate_into(const struct nn_plan *p, int id, int k, int rank,
                                const int64_t *dims)
 {
-    const struct value *v = &p->values[id];
+    const struct nn_value *v = &p->values[id];
     if (v->is_const || v->last_use != k || v->rank != rank ||
         memcmp(v->dims, dims, (size_t)rank * sizeof *dims) || p->slots[v->slot].last_use > k)
         return 0;
@@ -223,7 +223,7 @@ static int window(const struct nn_node *node, int64_t in, int64_t k, int64_t str
 /* Spatial window attributes shared by Conv and pooling. k: the kernel (from the weights or the
  * kernel_shape attribute). Fills the output's spatial dims and oneDNN's strides, dilations (zero
  * based) and paddings. */
-static int windows(const struct nn_node *node, const struct value *x, const int64_t *k,
+static int windows(const struct nn_node *node, const struct nn_value *x, const int64_t *k,
                    int ceil_mode, int64_t *out_dims, dnnl_dims_t strides, dnnl_dims_t dil,
                    dnnl_dims_t pl, dnnl_dims_t pr, struct eng_error *err)
 {
@@ -245,7 +245,8 @@ static int windows(const struct nn_node *node, const struct value *x, const int6
     return 0;
 }
 
-static int check_spatial(const struct nn_node *node, const struct value *x, struct eng_error *err)
+static int check_spatial(const struct nn_node *node, const struct nn_value *x,
+                         struct eng_error *err)
 {
     if (x->rank < 3 || x->rank > 5)
         return nn_unsupported(node, "the input must have 1 to 3 spatial dims (rank 3 to 5)", err);
@@ -292,14 +293,14 @@ static const char *fold_batchnorm(struct nn_plan *p, const struct nn_node *conv,
         par[j - 1] = t->data;
     }
     float eps = nn_attr_float(bn, "epsilon", 1e-5f);
-    const struct value *w = &p->values[*wi];
+    const struct nn_value *w = &p->values[*wi];
     size_t per = w->count / (size_t)oc;
     float *nw = malloc(w->count * sizeof *nw), *nb = malloc((size_t)oc * sizeof *nb);
     if (!nw || !nb) {
         free(nw);
         free(nb);
         *failed = 1;
-        nn_no_memory(err);
+        eng_no_memory(err);
         return NULL;
     }
     const float *wd = w->data, *bd = *bi >= 0 ? p->values[*bi].data : NULL;
@@ -311,7 +312,7 @@ static const char *fold_batchnorm(struct nn_plan *p, const struct nn_node *conv,
             nw[(size_t)c * per + j] = (float)(wd[(size_t)c * per + j] * scale);
         nb[c] = (float)(((bd ? bd[c] : 0.0) - par[2][c]) * scale + par[1][c]);
     }
-    struct value wv = p->values[*wi];
+    struct nn_value wv = p->values[*wi];
     *wi = nn_constant(p, wv.name, NN_FLOAT, wv.rank, wv.dims, nw, 1, err);
     *bi = *wi < 0 ? -1 : nn_constant(p, bn->inputs[2], NN_FLOAT, 1, &oc, nb, 1, err);
     if (*wi < 0 || *bi < 0) {
@@ -333,8 +334,9 @@ static const char *fold_batchnorm(struct nn_plan *p, const struct nn_node *conv,
 #define SMALL_MAP_POSITIONS 9
 #define SMALL_MAP_MIN_BATCH 4
 
-static bool wants_small_map(const struct nn_plan *p, const struct value *x, const struct value *w,
-                            int64_t group, const int64_t *out, const dnnl_dims_t dil)
+static bool wants_small_map(const struct nn_plan *p, const struct nn_value *x,
+                            const struct nn_value *w, int64_t group, const int64_t *out,
+                            const dnnl_dims_t dil)
 {
     return !p->direct_convolution && x->rank == 4 && group == 1 && dil[0] == 0 && dil[1] == 0 &&
            out[2] * out[3] <= SMALL_MAP_POSITIONS && x->dims[0] >= SMALL_MAP_MIN_BATCH &&
@@ -391,7 +393,7 @@ static int small_map_channels(const int64_t *q, const float *x, const float *wei
  * threads split the output channels, each running its products on its own (oneDNN's gemm is
  * sequential inside a parallel region): one fork and join per convolution rather than one per
  * product, which left the other threads spinning between the small products. */
-static int run_small_map_conv(const struct nn_plan *p, const struct step *s)
+static int run_small_map_conv(const struct nn_plan *p, const struct nn_step *s)
 {
     const int64_t *q = s->params;
     const float *x = nn_value_data(p, s->in), *weights = p->values[q[13]].data;
@@ -429,9 +431,9 @@ static int compile_small_map_conv(struct nn_plan *p, const struct nn_node *node,
                       "dnnl_memory_desc_init_by_strides", node, err))
         return -1;
     int yi;
-    struct step *s;
+    struct nn_step *s;
     if ((xi = nn_to_layout(p, xi, &x_md, err)) < 0 || (wi = nn_to_layout(p, wi, &w_md, err)) < 0 ||
-        (yi = nn_activation(p, name, 4, out, &y_md, err)) < 0 || !(s = nn_step(p, err)))
+        (yi = nn_activation(p, name, 4, out, &y_md, err)) < 0 || !(s = nn_add_step(p, err)))
         return -1;
     s->host = run_small_map_conv;
     s->in = xi;
@@ -446,7 +448,7 @@ static int compile_small_map_conv(struct nn_plan *p, const struct nn_node *node,
  * least 64 channels on each side its transforms cost less than that saves: ResNet-18 runs 1.5x
  * faster, and AlexNet's 3x3 layers at LPIPS's 64 px 1.2x; at SqueezeNet's 16 to 48 input channels
  * it was no faster. Its rounding differs from the direct algorithm's by about 1e-6 relative. */
-static bool wants_winograd(const struct nn_plan *p, const struct value *w, int64_t group,
+static bool wants_winograd(const struct nn_plan *p, const struct nn_value *w, int64_t group,
                            const dnnl_dims_t strides, const dnnl_dims_t dil)
 {
     return !p->direct_convolution && w->rank == 4 && group == 1 && w->dims[0] >= 64 &&
@@ -461,7 +463,7 @@ static int compile_conv(struct nn_plan *p, const struct nn_node *node, struct en
     int bi = -1;
     if (nn_has_input(node, 2) && (bi = plain_float_input(p, node, 2, err)) < 0) return -1;
     if (check_spatial(node, &p->values[xi], err)) return -1;
-    struct value x = p->values[xi], w = p->values[wi];
+    struct nn_value x = p->values[xi], w = p->values[wi];
     int64_t group = nn_attr_int(node, "group", 1);
     if (w.rank != x.rank || group < 1 || w.dims[0] % group || x.dims[1] != w.dims[1] * group)
         return nn_invalid(node, "the weights do not fit the input and group", err);
@@ -523,9 +525,9 @@ static int compile_conv(struct nn_plan *p, const struct nn_node *node, struct en
     w_md = *query_md(pd, dnnl_query_weights_md);
     y_md = *query_md(pd, dnnl_query_dst_md);
     int yi;
-    struct step *s;
+    struct nn_step *s;
     if ((xi = nn_to_layout(p, xi, &x_md, err)) < 0 || (wi = nn_to_layout(p, wi, &w_md, err)) < 0 ||
-        (yi = fusion_output(p, &f, x.rank, out, &y_md, err)) < 0 || !(s = nn_step(p, err))) {
+        (yi = fusion_output(p, &f, x.rank, out, &y_md, err)) < 0 || !(s = nn_add_step(p, err))) {
         dnnl_primitive_desc_destroy(pd);
         return -1;
     }
@@ -547,7 +549,7 @@ static int src_dst_step(struct nn_plan *p, const_dnnl_op_desc_t op_desc,
                         const_dnnl_primitive_attr_t attr, int xi, int yi,
                         const dnnl_memory_desc_t *md, struct eng_error *err)
 {
-    struct step *s = nn_step(p, err);
+    struct nn_step *s = nn_add_step(p, err);
     if (!s || nn_make_prim(p, s, op_desc, attr, NULL, err) ||
         nn_add_arg(s, DNNL_ARG_SRC, xi, md, err))
         return -1;
@@ -559,7 +561,7 @@ static int compile_activation(struct nn_plan *p, const struct nn_node *node, str
     struct eltwise e;
     int xi = nn_input(p, node, 0, err);
     if (xi < 0 || activation_of(p, node, &e, err) < 0) return -1;
-    struct value x = p->values[xi];
+    struct nn_value x = p->values[xi];
     int yi = nn_activation(p, node->outputs[0], x.rank, x.dims, &x.md, err);
     if (yi < 0) return -1;
     /* The second operation (HardSigmoid's clip) runs in place on the output. */
@@ -585,7 +587,7 @@ static int compile_pool(struct nn_plan *p, const struct nn_node *node, struct en
         return nn_unsupported(node, "storage_order 1 is not supported", err);
     int xi = nn_input(p, node, 0, err);
     if (xi < 0 || check_spatial(node, &p->values[xi], err)) return -1;
-    struct value x = p->values[xi];
+    struct nn_value x = p->values[xi];
     int ns = x.rank - 2;
     dnnl_dims_t k, strides, dil, pl, pr;
     int64_t out[NN_MAX_RANK] = {x.dims[0], x.dims[1]};
@@ -620,7 +622,7 @@ static int compile_pool(struct nn_plan *p, const struct nn_node *node, struct en
         return -1;
     y_md = *query_md(pd, dnnl_query_dst_md);
     int yi = nn_activation(p, node->outputs[0], x.rank, out, &y_md, err);
-    struct step *s = yi < 0 ? NULL : nn_step(p, err);
+    struct nn_step *s = yi < 0 ? NULL : nn_add_step(p, err);
     if (!s) {
         dnnl_primitive_desc_destroy(pd);
         return -1;
@@ -637,7 +639,7 @@ static int compile_lrn(struct nn_plan *p, const struct nn_node *node, struct eng
         return nn_unsupported(node, "size must be odd (oneDNN's window is symmetric)", err);
     int xi = nn_input(p, node, 0, err);
     if (xi < 0) return -1;
-    struct value x = p->values[xi];
+    struct nn_value x = p->values[xi];
     if (x.rank < 3) return nn_invalid(node, "the input must be [N, C, spatial...]", err);
     int yi = nn_activation(p, node->outputs[0], x.rank, x.dims, &x.md, err);
     dnnl_lrn_desc_t desc;
@@ -660,7 +662,7 @@ static int compile_batchnorm(struct nn_plan *p, const struct nn_node *node, stru
     if ((ids[0] = nn_input(p, node, 0, err)) < 0) return -1;
     for (size_t k = 1; k < 5; k++)
         if ((ids[k] = plain_float_input(p, node, k, err)) < 0) return -1;
-    struct value x = p->values[ids[0]];
+    struct nn_value x = p->values[ids[0]];
     if (x.rank < 2) return nn_invalid(node, "the input must have a channel dim", err);
     for (int k = 1; k < 5; k++)
         if (p->values[ids[k]].rank != 1 || p->values[ids[k]].dims[0] != x.dims[1])
@@ -668,14 +670,14 @@ static int compile_batchnorm(struct nn_plan *p, const struct nn_node *node, stru
                               err);
     int yi = nn_activation(p, node->outputs[0], x.rank, x.dims, &x.md, err);
     dnnl_batch_normalization_desc_t desc;
-    struct step *s;
+    struct nn_step *s;
     if (yi < 0 ||
         nn_dnnl_check(dnnl_batch_normalization_forward_desc_init(
                           &desc, dnnl_forward_inference, &x.md,
                           nn_attr_float(node, "epsilon", 1e-5f),
                           dnnl_use_global_stats | dnnl_use_scale | dnnl_use_shift),
                       "dnnl_batch_normalization_forward_desc_init", node, err) ||
-        !(s = nn_step(p, err)) || nn_make_prim(p, s, &desc, NULL, NULL, err))
+        !(s = nn_add_step(p, err)) || nn_make_prim(p, s, &desc, NULL, NULL, err))
         return -1;
     static const int args[5] = {DNNL_ARG_SRC, DNNL_ARG_SCALE, DNNL_ARG_SHIFT, DNNL_ARG_MEAN,
                                 DNNL_ARG_VARIANCE};
@@ -687,7 +689,7 @@ static int compile_batchnorm(struct nn_plan *p, const struct nn_node *node, stru
 /* ---- Add and Mul ---- */
 
 /* Right-aligns v's dims to rank (leading 1s), as numpy broadcasting does. */
-static void aligned_dims(const struct value *v, int rank, int64_t *dims)
+static void aligned_dims(const struct nn_value *v, int rank, int64_t *dims)
 {
     for (int d = 0; d < rank; d++)
         dims[d] = d < rank - v->rank ? 1 : v->dims[d - (rank - v->rank)];
@@ -762,10 +764,11 @@ static int compile_binary(struct nn_plan *p, const struct nn_node *node, struct 
     dnnl_post_ops_destroy(f.ops);
     if (rc) return -1;
     int yi;
-    struct step *s;
+    struct nn_step *s;
     if ((ai = nn_to_layout(p, ai, &a_md, err)) < 0 ||
         (bi = b_native ? nn_to_layout(p, bi, &b_md, err) : nn_to_plain(p, bi, err)) < 0 ||
-        (yi = nn_activation(p, f.out_name, rank, out, &a_md, err)) < 0 || !(s = nn_step(p, err))) {
+        (yi = nn_activation(p, f.out_name, rank, out, &a_md, err)) < 0 ||
+        !(s = nn_add_step(p, err))) {
         dnnl_primitive_desc_destroy(pd);
         return -1;
     }
@@ -778,7 +781,7 @@ static int compile_binary(struct nn_plan *p, const struct nn_node *node, struct 
 /* ---- Gemm and MatMul ---- */
 
 /* Broadcast-copies C into Y [m, n] before the matmul, whose sum post-op then adds beta * C. */
-static int run_gemm_fill(const struct nn_plan *p, const struct step *s)
+static int run_gemm_fill(const struct nn_plan *p, const struct nn_step *s)
 {
     const float *c = nn_value_data(p, s->in);
     float *y = nn_value_data(p, s->out);
@@ -825,8 +828,8 @@ static int matmul_step(struct nn_plan *p, const struct nn_node *node, const stru
     dnnl_primitive_attr_destroy(attr);
     if (rc) return -1;
     want = *query_md(pd, dnnl_query_weights_md);
-    struct step *s;
-    if ((bi = nn_to_layout(p, bi, &want, err)) < 0 || !(s = nn_step(p, err))) {
+    struct nn_step *s;
+    if ((bi = nn_to_layout(p, bi, &want, err)) < 0 || !(s = nn_add_step(p, err))) {
         dnnl_primitive_desc_destroy(pd);
         return -1;
     }
@@ -858,7 +861,7 @@ static int compile_gemm(struct nn_plan *p, const struct nn_node *node, struct en
     if (nn_has_input(node, 2) &&
         ((ci = nn_input(p, node, 2, err)) < 0 || (ci = nn_to_plain(p, ci, err)) < 0))
         return -1;
-    struct value a = p->values[ai], b = p->values[bi];
+    struct nn_value a = p->values[ai], b = p->values[bi];
     int ta = nn_attr_int(node, "transA", 0) != 0, tb = nn_attr_int(node, "transB", 0) != 0;
     float alpha = nn_attr_float(node, "alpha", 1.0f), beta = nn_attr_float(node, "beta", 1.0f);
     if (a.rank != 2 || b.rank != 2) return nn_invalid(node, "A and B must be 2-D", err);
@@ -866,7 +869,7 @@ static int compile_gemm(struct nn_plan *p, const struct nn_node *node, struct en
     if (b.dims[tb] != k) return nn_invalid(node, "the inner dims of A and B differ", err);
     int64_t out[2] = {m, n}, cm = 1, cn = 1;
     if (ci >= 0 && beta != 0.0f) {
-        const struct value *c = &p->values[ci];
+        const struct nn_value *c = &p->values[ci];
         if (c->rank > 2) return nn_invalid(node, "C must have rank <= 2", err);
         cm = c->rank == 2 ? c->dims[0] : 1;
         cn = c->rank >= 1 ? c->dims[c->rank - 1] : 1;
@@ -887,7 +890,7 @@ static int compile_gemm(struct nn_plan *p, const struct nn_node *node, struct en
              nn_plain_md(&y_md, 2, out, node, err) ||
              (yi = nn_activation(p, f.out_name, 2, out, &y_md, err)) < 0;
     if (!rc && fill) {
-        struct step *s = nn_step(p, err);
+        struct nn_step *s = nn_add_step(p, err);
         if (!s)
             rc = -1;
         else {
@@ -911,13 +914,13 @@ static int compile_matmul(struct nn_plan *p, const struct nn_node *node, struct 
     int ai = nn_input(p, node, 0, err), bi = ai < 0 ? -1 : nn_input(p, node, 1, err);
     if (bi < 0 || (ai = nn_to_plain(p, ai, err)) < 0 || (bi = nn_to_plain(p, bi, err)) < 0)
         return -1;
-    struct value a = p->values[ai], b = p->values[bi];
+    struct nn_value a = p->values[ai], b = p->values[bi];
     if (a.rank < 1 || b.rank < 1) return nn_invalid(node, "the inputs must have rank >= 1", err);
     int64_t ad[NN_MAX_RANK], bd[NN_MAX_RANK], yd[NN_MAX_RANK], out[NN_MAX_RANK];
     int ar = a.rank == 1 ? 2 : a.rank, br = b.rank == 1 ? 2 : b.rank;
     int rank = ar > br ? ar : br;
     if (rank > DNNL_MAX_NDIMS) return nn_unsupported(node, "the rank is too high", err);
-    struct value a2 = a, b2 = b;
+    struct nn_value a2 = a, b2 = b;
     if (a.rank == 1) a2.rank = 2, a2.dims[0] = 1, a2.dims[1] = a.dims[0];
     if (b.rank == 1) b2.rank = 2, b2.dims[0] = b.dims[0], b2.dims[1] = 1;
     aligned_dims(&a2, rank, ad);
@@ -953,7 +956,7 @@ static int compile_softmax(struct nn_plan *p, const struct nn_node *node, struct
 {
     int xi = nn_input(p, node, 0, err);
     if (xi < 0 || (xi = nn_to_plain(p, xi, err)) < 0) return -1;
-    struct value x = p->values[xi];
+    struct nn_value x = p->values[xi];
     int v13 = nn_graph_opset(p->g) >= 13;
     int axis = nn_norm_axis(node, nn_attr_int(node, "axis", v13 ? -1 : 1), x.rank, 0, err);
     if (axis < 0) return -1;
@@ -993,7 +996,7 @@ static int compile_concat(struct nn_plan *p, const struct nn_node *node, struct 
     dnnl_memory_desc_t mds[MAX_INPUTS], y_md;
     for (int k = 0; k < n; k++)
         if ((ids[k] = nn_input(p, node, (size_t)k, err)) < 0) return -1;
-    struct value x0 = p->values[ids[0]];
+    struct nn_value x0 = p->values[ids[0]];
     int axis;
     int64_t out[NN_MAX_RANK];
     if (nn_concat_dims(p, node, ids, n, &axis, out, err)) return -1;
@@ -1013,12 +1016,12 @@ static int compile_concat(struct nn_plan *p, const struct nn_node *node, struct 
     }
     y_md = *query_md(pd, dnnl_query_dst_md);
     int yi = -1;
-    struct step *s = NULL;
+    struct nn_step *s = NULL;
     int rc = 0;
     for (int k = 0; k < n && !rc; k++)
         rc = plain && (ids[k] = nn_to_plain(p, ids[k], err)) < 0;
     if (rc || (yi = nn_activation(p, node->outputs[0], x0.rank, out, &y_md, err)) < 0 ||
-        !(s = nn_step(p, err))) {
+        !(s = nn_add_step(p, err))) {
         dnnl_primitive_desc_destroy(pd);
         return -1;
     }
@@ -1033,7 +1036,7 @@ static int compile_transpose(struct nn_plan *p, const struct nn_node *node, stru
 {
     int xi = nn_input(p, node, 0, err);
     if (xi < 0 || (xi = nn_to_plain(p, xi, err)) < 0) return -1;
-    struct value x = p->values[xi];
+    struct nn_value x = p->values[xi];
     size_t n_perm;
     const int64_t *perm = nn_attr_ints(node, "perm", &n_perm);
     if (perm && n_perm != (size_t)x.rank)
@@ -1071,9 +1074,9 @@ static int compile_transpose(struct nn_plan *p, const struct nn_node *node, stru
 enum pad_mode { PAD_CONSTANT, PAD_REFLECT, PAD_EDGE };
 
 /* Pad on plain data, one output element at a time: rare in image models, so kept simple. */
-static int run_pad(const struct nn_plan *p, const struct step *s)
+static int run_pad(const struct nn_plan *p, const struct nn_step *s)
 {
-    const struct value *x = &p->values[s->in], *y = &p->values[s->out];
+    const struct nn_value *x = &p->values[s->in], *y = &p->values[s->out];
     const float *src = nn_value_data(p, s->in);
     float *dst = nn_value_data(p, s->out);
     int rank = x->rank;
@@ -1113,7 +1116,7 @@ static int compile_pad(struct nn_plan *p, const struct nn_node *node, struct eng
     if ((int)pm < 0) return nn_unsupported(node, "mode must be constant, reflect or edge", err);
     int xi = nn_input(p, node, 0, err);
     if (xi < 0 || (xi = nn_to_plain(p, xi, err)) < 0) return -1;
-    struct value x = p->values[xi];
+    struct nn_value x = p->values[xi];
     int64_t pads[2 * NN_MAX_RANK];
     size_t n = 0;
     const int64_t *attr = nn_attr_ints(node, "pads", &n);
@@ -1123,7 +1126,7 @@ static int compile_pad(struct nn_plan *p, const struct nn_node *node, struct eng
         if (!nn_has_input(node, k)) continue;
         int id = nn_input(p, node, k, err);
         if (id < 0) return -1;
-        const struct value *v = &p->values[id];
+        const struct nn_value *v = &p->values[id];
         if (!v->is_const) return nn_unsupported(node, "pads and value must be constants", err);
         if (k == 2 && (v->dtype != NN_FLOAT || v->count != 1))
             return nn_unsupported(node, "constant_value must be a float scalar", err);
@@ -1142,7 +1145,7 @@ static int compile_pad(struct nn_plan *p, const struct nn_node *node, struct eng
             return nn_invalid(node, "the pads do not fit the input and mode", err);
     }
     int yi = nn_activation(p, node->outputs[0], x.rank, out, NULL, err);
-    struct step *s = yi < 0 ? NULL : nn_step(p, err);
+    struct nn_step *s = yi < 0 ? NULL : nn_add_step(p, err);
     if (!s) return -1;
     s->host = run_pad;
     s->in = xi;
@@ -1166,18 +1169,18 @@ static int compile_view(struct nn_plan *p, const struct nn_node *node, struct en
     if (xi < 0) return -1;
     int same = !strcmp(op, "Identity") || !strcmp(op, "Dropout") || !strcmp(op, "Cast");
     if (same) {
-        struct value x = p->values[xi];
+        struct nn_value x = p->values[xi];
         return nn_alias(p, xi, node->outputs[0], x.rank, x.dims, &x.md, err) < 0 ? -1 : 0;
     }
     if ((xi = nn_to_plain(p, xi, err)) < 0) return -1;
-    struct value x = p->values[xi];
+    struct nn_value x = p->values[xi];
     int rank;
     int64_t out[NN_MAX_RANK];
     if (nn_reshape_dims(p, node, &x, &rank, out, err)) return -1;
     return nn_alias(p, xi, node->outputs[0], rank, out, NULL, err) < 0 ? -1 : 0;
 }
 
-static int run_gather(const struct nn_plan *p, const struct step *s)
+static int run_gather(const struct nn_plan *p, const struct nn_step *s)
 {
     nn_gather_rows(nn_value_data(p, s->in), sizeof(float), &p->values[s->in], (int)s->params[0],
                    &p->values[s->params[1]], nn_value_data(p, s->out));
@@ -1193,7 +1196,7 @@ static int compile_gather(struct nn_plan *p, const struct nn_node *node, struct 
     int64_t dims[NN_MAX_RANK];
     if (nn_gather_dims(p, node, &p->values[xi], &p->values[ii], &axis, &rank, dims, err)) return -1;
     int yi = nn_activation(p, node->outputs[0], rank, dims, NULL, err);
-    struct step *s = yi < 0 ? NULL : nn_step(p, err);
+    struct nn_step *s = yi < 0 ? NULL : nn_add_step(p, err);
     if (!s) return -1;
     s->host = run_gather;
     s->in = xi;
@@ -1238,7 +1241,7 @@ static const struct {
     {"Dropout", compile_view},
     {"Cast", compile_view},
     {"Gather", compile_gather},
-    /* Always folded (nn_const.c): their inputs' values or shapes are known at compile time. */
+    /* Always folded (fold.c): their inputs' values or shapes are known at compile time. */
     {"Constant", NULL},
     {"Shape", NULL},
 };
