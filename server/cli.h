@@ -1,4 +1,5 @@
-/* The command-line tools beside the server. Each takes the arguments after its name and returns
+/* The command-line tools beside the server, one file per family: cli_augment.c, cli_bench.c,
+ * cli_eval.c (cli.c holds what they share). Each takes the arguments after its name and returns
  * the process exit status (2 for usage errors). */
 #ifndef AUGSERVE_CLI_H
 #define AUGSERVE_CLI_H
