@@ -132,20 +132,20 @@ static const char *upload_name(const struct request *req, char **copy)
 
 /* The status of each failure of models_add. */
 static void respond_add_failure(struct response *resp, enum models_add_status status,
-                                const char *why)
+                                const struct eng_error *err)
 {
     switch (status) {
     case MODELS_EXISTS:
-        response_error_code(resp, 409, "conflict", "%s", why);
+        response_error_code(resp, 409, "conflict", "%s", err->message);
         break;
     case MODELS_TOO_LARGE:
-        response_error(resp, 413, "%s", why);
+        response_error(resp, 413, "%s", err->message);
         break;
     case MODELS_REJECTED:
-        response_error_code(resp, 422, "invalid_model", "%s", why);
+        response_error_code(resp, 422, "invalid_model", "%s", err->message);
         break;
     default:
-        response_error(resp, 500, "%s", why);
+        response_error(resp, 500, "%s", err->message);
         break;
     }
 }
@@ -173,11 +173,11 @@ void handle_model_upload(struct request *req, struct response *resp)
         return;
     }
     struct model *m = NULL;
-    char why[600];
-    enum models_add_status status = models_add(req->app->models, name, &up, &m, why, sizeof why);
+    struct eng_error err = {0};
+    enum models_add_status status = models_add(req->app->models, name, &up, &m, &err);
     free(copy);
     if (status != MODELS_ADDED) {
-        respond_add_failure(resp, status, why);
+        respond_add_failure(resp, status, &err);
         return;
     }
     respond_model(resp, 201, m);
@@ -187,12 +187,12 @@ void handle_model_upload(struct request *req, struct response *resp)
 void handle_model_delete(struct request *req, struct response *resp)
 {
     const char *name = request_param(req, "name");
-    char why[600];
-    int rc = models_remove(req->app->models, name, why, sizeof why);
+    struct eng_error err = {0};
+    int rc = models_remove(req->app->models, name, &err);
     if (rc == 1)
         response_error(resp, 404, "unknown model: %s", name);
     else if (rc != 0)
-        response_error(resp, 500, "%s", why);
+        response_error(resp, 500, "%s", err.message);
     else
         response_text(resp, 204, NULL, "", 0); /* no body, so no Content-Type */
 }

@@ -30,26 +30,8 @@
 struct classifier {
     struct model *m; /* a reference, released by close_classifier */
     const char *name;
-    struct classify_preprocess pp;
+    const struct classify_preprocess *pp; /* the model's, valid while m is held */
 };
-
-/* The engine's form of the model's transform. */
-static struct classify_preprocess engine_preprocess(const struct model_preprocess *p)
-{
-    struct classify_preprocess pp = {
-        .resize = p->resize,
-        .crop_height = p->crop_height,
-        .crop_width = p->crop_width,
-        .bilinear = p->bilinear,
-        .scale = p->scale,
-        .bgr = p->bgr,
-        .nhwc = p->nhwc,
-        .channels = p->channels,
-    };
-    memcpy(pp.mean, p->mean, sizeof pp.mean);
-    memcpy(pp.std, p->std, sizeof pp.std);
-    return pp;
-}
 
 /* Takes a reference on the named model when it can classify images; else writes why not: 404
  * for no such model, 422 for one that did not load, has no preprocessing or needs more inputs
@@ -63,7 +45,7 @@ static int open_classifier(struct request *req, struct response *resp, const cha
         response_error(resp, 404, "model %s: no such model", name);
         return -1;
     }
-    const struct model_preprocess *pp = model_preprocess(c->m);
+    const struct classify_preprocess *pp = model_preprocess(c->m);
     if (model_reason(c->m))
         response_error(resp, 422, "model %s is unavailable: %s", name, model_reason(c->m));
     else if (!pp)
@@ -77,7 +59,7 @@ static int open_classifier(struct request *req, struct response *resp, const cha
                        "image can classify images",
                        name, nn_graph_input_count(model_graph(c->m)));
     else {
-        c->pp = engine_preprocess(pp);
+        c->pp = pp;
         return 0;
     }
     model_release(c->m);
@@ -119,7 +101,7 @@ static int check_elements(struct request *req, struct response *resp, const stru
 static int infer_batch(struct response *resp, const struct classifier *c, const float *data,
                        size_t batch, int height, int width, float **scores, size_t *classes)
 {
-    struct nn_tensor_info shape = input_shape(&c->pp, batch, height, width);
+    struct nn_tensor_info shape = input_shape(c->pp, batch, height, width);
     size_t n_out = nn_graph_output_count(model_graph(c->m)), k = model_scores_output(c->m);
     float **outputs = calloc(n_out, sizeof *outputs);
     struct nn_tensor_info *info = calloc(n_out, sizeof *info);
@@ -153,7 +135,7 @@ static int infer_batch(struct response *resp, const struct classifier *c, const 
 static int run_model(struct response *resp, const struct classifier *c, const float *data, size_t n,
                      int height, int width, float **probs, size_t *classes)
 {
-    size_t per_input = (size_t)c->pp.channels * (size_t)height * (size_t)width;
+    size_t per_input = (size_t)c->pp->channels * (size_t)height * (size_t)width;
     long max_batch = model_max_batch(c->m);
     size_t batch = max_batch > 0 && (size_t)max_batch < n ? (size_t)max_batch : n;
     int are_probabilities = model_scores_are_probabilities(c->m);
@@ -222,19 +204,19 @@ static float *predict_inputs(struct request *req, struct response *resp, const s
     size_t total = 0;
     struct eng_error err = {0};
     for (int i = 0; i < count; i++) {
-        if (classify_preprocess_size(&c->pp, images[i].image->width, images[i].image->height,
+        if (classify_preprocess_size(c->pp, images[i].image->width, images[i].image->height,
                                      &pred[i].height, &pred[i].width, &err) != 0) {
             response_engine_error(resp, &err);
             return NULL;
         }
         pred[i].offset = total;
-        total += (size_t)c->pp.channels * (size_t)pred[i].height * (size_t)pred[i].width;
+        total += (size_t)c->pp->channels * (size_t)pred[i].height * (size_t)pred[i].width;
     }
     if (check_elements(req, resp, c, total) != 0) return NULL;
     float *data = malloc(total * sizeof *data);
     if (!data) response_error(resp, 503, "out of memory");
     for (int i = 0; data && i < count; i++)
-        if (classify_image_tensor(images[i].image, &c->pp, NULL, 0, (uint32_t)i, 1,
+        if (classify_image_tensor(images[i].image, c->pp, NULL, 0, (uint32_t)i, 1,
                                   data + pred[i].offset, &err) != 0) {
             response_engine_error(resp, &err);
             free(data);
@@ -387,17 +369,17 @@ static int classify_views(struct request *req, struct response *resp, const stru
 {
     int height, width;
     struct eng_error err = {0};
-    if (classify_preprocess_size(&c->pp, im->width, im->height, &height, &width, &err) != 0) {
+    if (classify_preprocess_size(c->pp, im->width, im->height, &height, &width, &err) != 0) {
         response_engine_error(resp, &err);
         return -1;
     }
-    size_t elements = (size_t)o->views * (size_t)c->pp.channels * (size_t)height * (size_t)width;
+    size_t elements = (size_t)o->views * (size_t)c->pp->channels * (size_t)height * (size_t)width;
     if (check_elements(req, resp, c, elements) != 0) return -1;
     float *data = malloc(elements * sizeof *data);
     int rc = -1;
     if (!data)
         response_error(resp, 503, "out of memory");
-    else if (classify_image_tensor(im, &c->pp, weak, o->seed, (uint32_t)input, (int)o->views, data,
+    else if (classify_image_tensor(im, c->pp, weak, o->seed, (uint32_t)input, (int)o->views, data,
                                    &err) != 0)
         response_engine_error(resp, &err);
     else

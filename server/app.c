@@ -116,8 +116,11 @@ int app_open(struct app *app, const struct config *cfg, char *err, size_t err_si
         .threads = cfg->nn_threads > 0 ? cfg->nn_threads
                                        : (int)(cores > app->workers ? cores / app->workers : 1),
         .direct_convolution = cfg->nn_direct_convolution};
-    app->models = models_open(cfg->models_dir, &models, err, err_size);
-    if (!app->models) goto fail;
+    app->models = models_open(cfg->models_dir, &models, &engine_err);
+    if (!app->models) {
+        snprintf(err, err_size, "%s", engine_err.message);
+        goto fail;
+    }
     app->admission = admission_create(app->workers, cfg->queue);
     if (!app->admission) {
         snprintf(err, err_size, "cannot start %d worker threads", app->workers);

@@ -1,8 +1,27 @@
-/* The model repository: every <models_dir>/<name>/model.onnx (+ config.json), read at start-up,
- * added (POST /v1/models) and removed (DELETE) while the server runs. A model that does not load
- * stays listed as unavailable with its reason, so one bad file never stops the server. A model is
- * immutable once read, so any thread may use it; the list is guarded by a lock and every model is
- * reference-counted, so a removed model lives until its last user releases it. */
+/* The model repository.
+ *
+ * A repository owns the folders of models_dir and the models served from them: every
+ * <models_dir>/<name>/model.onnx, with its config.json and the files config.json names. They are
+ * read at start-up, added (POST /v1/models) and removed (DELETE /v1/models/{name}) while the server
+ * runs, and brought in line with the folders again on SIGHUP (models_rescan). Its invariants:
+ *
+ *   - One listed model per name, each from the folder of that name. An upload is written into a
+ *     dot-folder renamed into place once it loads, and a removal moves the folder aside before
+ *     deleting it, so a crash leaves at most a dot-folder, which scans skip and delete once it is
+ *     a day old.
+ *   - A model that does not load stays listed as unavailable with its reason, so one bad file
+ *     never stops the server.
+ *   - What a model was loaded with never changes, so any thread may use it: files changed on disk
+ *     load as a new model that replaces the old one in the list. The list is guarded by a lock,
+ *     and every model is reference-counted (the list holds one, each models_acquire another), so
+ *     a model replaced or removed lives until its last user releases it.
+ *   - A model caches the plan compiled for each input shape it has run (up to 16, then a plan per
+ *     call), freed with the model. Runs of one plan wait for each other; runs of different shapes
+ *     or models go in parallel.
+ *   - With config.json's dynamic_batching, concurrent model_infer calls on one model whose shapes
+ *     agree but for the batch are gathered for up to max_delay_us into one run; each caller gets
+ *     its own rows of the outputs.
+ */
 #ifndef AUGSERVE_MODELS_H
 #define AUGSERVE_MODELS_H
 
@@ -10,6 +29,7 @@
 
 #include <stdbool.h>
 
+#include "classify/classify.h"
 #include "core/error.h"
 #include "nn/nn.h"
 
@@ -24,10 +44,10 @@ struct models_settings {
     bool direct_convolution;   /* nn_plan_options' */
 };
 
-/* Scans dir; a missing dir gives an empty repository. Returns NULL only when memory runs out (err
- * filled). settings may be NULL (all zero). */
-struct models *models_open(const char *dir, const struct models_settings *settings, char *err,
-                           size_t err_size);
+/* Scans dir; a missing dir gives an empty repository. Returns NULL only when memory runs out
+ * (ENG_NO_MEMORY). settings may be NULL (all zero). */
+struct models *models_open(const char *dir, const struct models_settings *settings,
+                           struct eng_error *err);
 /* Frees the repository and drops its references; models still acquired are freed on release. */
 void models_close(struct models *ms);
 
@@ -54,19 +74,20 @@ enum models_add_status {
     MODELS_ADDED,
     MODELS_EXISTS,    /* a model or folder of that name exists: 409 */
     MODELS_TOO_LARGE, /* model.onnx past max_model_bytes: 413 */
-    MODELS_REJECTED,  /* bad name, ONNX, config or labels; unsupported ops: 422, why says */
-    MODELS_FAILED,    /* I/O or memory: why says */
+    MODELS_REJECTED,  /* bad name, ONNX, config or labels; unsupported ops: 422 */
+    MODELS_FAILED,    /* I/O or memory: 500 */
 };
 /* Validates and loads the upload as model name, writes it under the repository's folder through a
  * temporary folder renamed into place (so a crash never leaves half a model), and lists it. On
  * MODELS_ADDED *added holds the model with a reference taken. Anything else leaves nothing on
- * disk and why filled. */
+ * disk, and err says why (ENG_INVALID, ENG_TOO_LARGE, ENG_NO_MEMORY, ENG_INTERNAL for I/O). */
 enum models_add_status models_add(struct models *ms, const char *name,
                                   const struct model_upload *upload, struct model **added,
-                                  char *why, size_t why_size);
+                                  struct eng_error *err);
 /* Unlists the model and removes its folder. Requests holding a reference finish with it. Returns
- * 0, 1 when there is no such model, -1 with why filled when the folder cannot be moved. */
-int models_remove(struct models *ms, const char *name, char *why, size_t why_size);
+ * 0, 1 when there is no such model, -1 with err set (ENG_INTERNAL) when the folder cannot be
+ * moved. */
+int models_remove(struct models *ms, const char *name, struct eng_error *err);
 
 /* What models_rescan changed. */
 struct models_rescan {
@@ -78,9 +99,6 @@ struct models_rescan {
  * a replaced or dropped model finish with it. Dot-folders a dead process left a day ago go. */
 struct models_rescan models_rescan(struct models *ms);
 
-/* NULL when no model has that name. Takes no reference, so the model may be freed by a concurrent
- * models_remove: new code uses models_acquire. */
-struct model *models_find(const struct models *ms, const char *name);
 /* The model of that name with a reference taken, or NULL; every acquire is paired with one
  * model_release. A model deleted meanwhile (DELETE /v1/models/{name}) stays valid until its last
  * reference is released. */
@@ -88,23 +106,12 @@ struct model *models_acquire(struct models *ms, const char *name);
 void model_release(struct model *m);
 
 /* How /v1/predict and /v1/pseudo-label turn an image into the model's image input, from
- * config.json's "preprocess": torchvision's evaluation transform, Resize(resize) ->
- * CenterCrop(crop) -> ToTensor (pixel * scale) -> Normalize(mean, std). */
-struct model_preprocess {
-    int resize;                  /* shorter side in pixels; 0 = no resize */
-    int crop_height, crop_width; /* centre crop; 0 = none */
-    int bilinear;                /* resize interpolation: 1 bilinear (default), 0 nearest */
-    float scale;                 /* default 1/255 */
-    float mean[3], std[3];       /* defaults 0 and 1 */
-    int bgr;                     /* "channel_order": "BGR" */
-    int nhwc;                    /* "layout": "NHWC"; default NCHW */
-    int channels;                /* 1 or 3, from the image input's shape */
-};
-/* NULL when config.json has no "preprocess": the model then serves /v2 only. */
-const struct model_preprocess *model_preprocess(const struct model *m);
-/* The input images feed and the output read as class scores (config "input" and "output"; by
- * default the first). */
-size_t model_image_input(const struct model *m);
+ * config.json's "preprocess" (resize, crop, interpolation (default bilinear), scale (default
+ * 1/255), mean and std (defaults 0 and 1), channel_order) and "layout" (default NCHW); channels
+ * is the image input's C. NULL when config.json has no "preprocess": the model then serves /v2
+ * only. */
+const struct classify_preprocess *model_preprocess(const struct model *m);
+/* The output read as class scores (config "output"; by default the first). */
 size_t model_scores_output(const struct model *m);
 /* config "output_kind": "probabilities" (1) or "logits" (0, the default: softmax is applied). */
 int model_scores_are_probabilities(const struct model *m);

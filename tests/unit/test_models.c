@@ -143,9 +143,9 @@ static double run_concurrently(struct call *calls, size_t n)
 
 static struct models *open_repo(void)
 {
-    char err[256];
-    struct models *ms = models_open(repo, NULL, err, sizeof err);
-    if (!ms) fail_msg("models_open: %s", err);
+    struct eng_error err = {0};
+    struct models *ms = models_open(repo, NULL, &err);
+    if (!ms) fail_msg("models_open: %s", err.message);
     return ms;
 }
 
@@ -171,7 +171,9 @@ static void test_old_leftovers_removed(void **state)
         snprintf(path, sizeof path, "%s/%s", repo, stay[i]);
         assert_int_equal(stat(path, &st), 0);
     }
-    assert_non_null(models_find(ms, "kept"));
+    struct model *kept = models_acquire(ms, "kept");
+    assert_non_null(kept);
+    model_release(kept);
     models_close(ms);
 }
 
@@ -183,7 +185,7 @@ static void test_rescan(void **state)
     add_model("gone", NULL);
     add_model("same", "{\"max_batch\": 2}");
     struct models *ms = open_repo();
-    struct model *before = models_acquire(ms, "changed"), *same = models_find(ms, "same");
+    struct model *before = models_acquire(ms, "changed"), *same = models_acquire(ms, "same");
     assert_int_equal(model_max_batch(before), 0);
     add_model("new", NULL);
     shell("rm -r '%s/gone' && printf '{\"max_batch\": 5}' > '%s/changed/config.json'", repo, repo);
@@ -191,15 +193,21 @@ static void test_rescan(void **state)
     assert_int_equal(r.added, 1);
     assert_int_equal(r.reloaded, 1);
     assert_int_equal(r.dropped, 1);
-    assert_non_null(models_find(ms, "new"));
-    assert_null(models_find(ms, "gone"));
-    assert_ptr_equal(models_find(ms, "same"), same);
-    assert_int_equal(model_max_batch(models_find(ms, "changed")), 5);
+    struct model *added = models_acquire(ms, "new"), *gone = models_acquire(ms, "gone"),
+                 *same_now = models_acquire(ms, "same"), *changed = models_acquire(ms, "changed");
+    assert_non_null(added);
+    assert_null(gone);
+    assert_ptr_equal(same_now, same);
+    assert_int_equal(model_max_batch(changed), 5);
+    model_release(added);
+    model_release(same_now);
+    model_release(changed);
     assert_int_equal(model_max_batch(before), 0);
     assert_string_equal(model_name(before), "changed");
     model_release(before);
     r = models_rescan(ms);
     assert_int_equal(r.added + r.reloaded + r.dropped, 0);
+    model_release(same);
     models_close(ms);
 }
 
@@ -209,7 +217,7 @@ static void test_batch_gathers_until_full(void **state)
     add_model("solo", NULL);
     add_model("batched", "{\"max_batch\": 4, \"dynamic_batching\": {\"max_delay_us\": 5000000}}");
     struct models *ms = open_repo();
-    struct model *solo = models_find(ms, "solo"), *batched = models_find(ms, "batched");
+    struct model *solo = models_acquire(ms, "solo"), *batched = models_acquire(ms, "batched");
     assert_int_equal(model_batch_delay_us(batched), 5000000);
     assert_int_equal(model_batch_delay_us(solo), -1);
     struct call calls[] = {{batched, 0, 1, 0, {0}, {{0}}, 0},
@@ -224,6 +232,8 @@ static void test_batch_gathers_until_full(void **state)
     struct model_stats stats = model_stats(batched);
     assert_int_equal(stats.requests, 3);
     assert_int_equal(stats.executions, 1);
+    model_release(solo);
+    model_release(batched);
     models_close(ms);
 }
 
@@ -234,7 +244,7 @@ static void test_batch_too_large_waits(void **state)
     add_model("solo", NULL);
     add_model("batched", "{\"max_batch\": 4, \"dynamic_batching\": {\"max_delay_us\": 300000}}");
     struct models *ms = open_repo();
-    struct model *solo = models_find(ms, "solo"), *batched = models_find(ms, "batched");
+    struct model *solo = models_acquire(ms, "solo"), *batched = models_acquire(ms, "batched");
     /* 3 rows open the batch; 2 rows come 50 ms later and do not fit. */
     struct call calls[] = {{batched, 0, 3, 0, {0}, {{0}}, 0}, {batched, 3, 2, 0.05, {0}, {{0}}, 0}};
     double took = run_concurrently(calls, 2);
@@ -252,6 +262,8 @@ static void test_batch_too_large_waits(void **state)
     check_alone(solo, &full);
     free_call(&full);
     assert_int_equal(model_stats(batched).executions, 3);
+    model_release(solo);
+    model_release(batched);
     models_close(ms);
 }
 
@@ -268,7 +280,6 @@ static void test_config_accessors(void **state)
     struct model *m = models_acquire(ms, "configured");
     assert_non_null(m);
     assert_null(model_reason(m));
-    assert_int_equal(model_image_input(m), 0);
     assert_string_equal(nn_graph_output(model_graph(m), model_scores_output(m))->name, "features");
     assert_int_equal(model_scores_are_probabilities(m), 1);
     assert_int_equal(model_max_batch(m), 3);
@@ -276,7 +287,7 @@ static void test_config_accessors(void **state)
     assert_string_equal(model_label(m, 0), "left");
     assert_string_equal(model_label(m, 1), "right");
     assert_null(model_label(m, 2));
-    const struct model_preprocess *p = model_preprocess(m);
+    const struct classify_preprocess *p = model_preprocess(m);
     assert_non_null(p);
     assert_int_equal(p->resize, 5);
     assert_int_equal(p->crop_height, 4);
@@ -304,7 +315,8 @@ static void test_preprocess_defaults(void **state)
 {
     add_model("pre", "{\"preprocess\": {}}");
     struct models *ms = open_repo();
-    const struct model_preprocess *p = model_preprocess(models_find(ms, "pre"));
+    struct model *m = models_acquire(ms, "pre");
+    const struct classify_preprocess *p = model_preprocess(m);
     assert_non_null(p);
     assert_int_equal(p->resize, 0);
     assert_int_equal(p->crop_height, 0);
@@ -313,6 +325,7 @@ static void test_preprocess_defaults(void **state)
     assert_true(p->mean[0] == 0 && p->mean[2] == 0 && p->std[0] == 1 && p->std[2] == 1);
     assert_int_equal(p->bgr, 0);
     assert_int_equal(p->channels, 3);
+    model_release(m);
     models_close(ms);
 }
 
@@ -324,11 +337,10 @@ static void test_reference_outlives_removal(void **state)
     struct models *ms = open_repo();
     struct model *m = models_acquire(ms, "held");
     assert_non_null(m);
-    char why[256];
-    assert_int_equal(models_remove(ms, "held", why, sizeof why), 0);
+    struct eng_error err = {0};
+    assert_int_equal(models_remove(ms, "held", &err), 0);
     assert_null(models_acquire(ms, "held"));
-    assert_null(models_find(ms, "held"));
-    assert_int_equal(models_remove(ms, "held", why, sizeof why), 1);
+    assert_int_equal(models_remove(ms, "held", &err), 1);
     struct stat st;
     char path[PATH_MAX];
     snprintf(path, sizeof path, "%s/held", repo);
