@@ -130,9 +130,9 @@ int cli_parse_flags(int argc, char **argv, const struct cli_flag *flags, size_t 
 
 struct model *cli_open_perceptual(const char *path, int threads, struct models **repo)
 {
-    char *copy = strdup(path), *copy2 = strdup(path), err[256];
+    char *copy = strdup(path), *copy2 = strdup(path);
     struct models_settings settings = {.threads = threads};
-    *repo = copy && copy2 ? models_open(dirname(copy), &settings, err, sizeof err) : NULL;
+    *repo = copy && copy2 ? models_open(dirname(copy), &settings, NULL) : NULL;
     struct model *m = *repo ? models_acquire(*repo, basename(copy2)) : NULL;
     if (!m)
         fprintf(stderr, "augserve: %s: no model folder (model.onnx and config.json) there\n", path);
