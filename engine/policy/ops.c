@@ -8,7 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "audio/ops_audio.h"
+#include "audio/spec.h"
+#include "audio/wave.h"
 #include "image/color.h"
 #include "image/detection.h"
 #include "image/geometry.h"

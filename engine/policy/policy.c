@@ -11,7 +11,8 @@
 
 #include "image/copy_paste.h"
 #include "policy/ops.h"
-#include "audio/ops_audio.h"
+#include "audio/spec.h"
+#include "audio/wave.h"
 #include "policy/presets.h"
 #include "core/rng.h"
 #include "image/targets.h"
