@@ -1,7 +1,7 @@
 /* Published policies as documents of the policy graph: every preset compiles to the same nodes a
  * user could write, so GET /v1/policies/{name} can show exactly what runs. */
-#ifndef AUGSERVE_ENGINE_PRESETS_H
-#define AUGSERVE_ENGINE_PRESETS_H
+#ifndef AUGSERVE_ENGINE_POLICY_PRESETS_H
+#define AUGSERVE_ENGINE_POLICY_PRESETS_H
 
 #include <jansson.h>
 #include <stddef.h>
