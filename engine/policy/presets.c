@@ -548,6 +548,13 @@ static int timm_value(const char *text, int integer, double *out)
     return 0;
 }
 
+/* doc, or NULL with err when building it ran out of memory. */
+static json_t *or_no_memory(json_t *doc, struct eng_error *err)
+{
+    if (!doc) eng_no_memory(err);
+    return doc;
+}
+
 /* "rand-m9-n2-mstd0.5-inc1" -> its graph: n times one of 15 ops, each applied with p. */
 static json_t *build_timm_rand(const char *config, const struct common *c, struct eng_error *err)
 {
@@ -621,7 +628,8 @@ static json_t *build_timm_rand(const char *config, const struct common *c, struc
         }
         json_array_append_new(choice, json_pack("{s:f, s:o}", "p", p, "do", node));
     }
-    return json_pack("{s:i, s:{s:o}}", "repeat", (int)layers, "do", "choice", choice);
+    return or_no_memory(json_pack("{s:i, s:{s:o}}", "repeat", (int)layers, "do", "choice", choice),
+                        err);
 }
 
 /* The reference's Cutout: a square of side 2 int(level/10 * 100), its cutout_const. */
@@ -707,13 +715,6 @@ static struct common common_of(const json_t *params)
         c.fill = json_object_get(params, "fill");
     }
     return c;
-}
-
-/* doc, or NULL with err when building it ran out of memory. */
-static json_t *or_no_memory(json_t *doc, struct eng_error *err)
-{
-    if (!doc) eng_no_memory(err);
-    return doc;
 }
 
 /* ---- Expansions: a preset's parameters into its document ------------------------------------ */
