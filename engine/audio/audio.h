@@ -160,6 +160,18 @@ const struct audio_mel_config *audio_mel_config(const struct audio_mel *m);
 struct audio_spec *audio_mel_compute(const struct audio_mel *m, const struct audio *a,
                                      struct eng_error *err);
 
+/* How the features turn samples into frames, which sampling a policy needs for the spectrogram
+ * ops' draws (their width is the frame count, their height the bins), as torchaudio's
+ * Spectrogram frames: center: 1 + length / hop_length; otherwise 1 + (length - n_fft) /
+ * hop_length, or 0 when length < n_fft. In samples at the waveform's rate, so sampling needs no
+ * rate. */
+struct audio_framing {
+    int n_fft, hop_length;
+    int center;
+    int bins; /* mel bins */
+};
+int audio_framing_frames(const struct audio_framing *f, size_t length);
+
 /* ------------------------------------------------------------------------------------------ */
 /* The front end's settings by name (mel_settings.c)                                          */
 

@@ -148,21 +148,10 @@ struct img *trace_apply_inputs(const struct trace *t, const struct policy_inputs
                                const struct targets_filter *filter, struct policy_origins *origins,
                                uint64_t seed, uint32_t sample, struct eng_error *err);
 
-/* How the features turn samples into frames, which sampling needs for the spectrogram ops' draws
- * (their width is the frame count, their height the bins), as torchaudio's Spectrogram frames:
- * center: 1 + length / hop_length; otherwise 1 + (length - n_fft) / hop_length, or 0 when
- * length < n_fft. In samples at the waveform's rate, so sampling needs no rate. */
-struct audio_framing {
-    int n_fft, hop_length;
-    int center;
-    int bins; /* mel bins */
-};
-int audio_framing_frames(const struct audio_framing *f, size_t length);
-
 /* Walks view `view` for one sample of a waveform of length samples. The sizes follow the ops:
  * waveform ops see the length (Speed changes it), spectrogram ops the frames the features will
- * give for the length at that point, and bins. framing may be NULL for policies without
- * spectrogram ops. A waveform may grow to at most 4 x length. */
+ * give for the length at that point (framing, audio/audio.h's), and bins. framing may be NULL for
+ * policies without spectrogram ops. A waveform may grow to at most 4 x length. */
 struct trace *policy_sample_audio(const struct policy *p, uint64_t seed, uint32_t input,
                                   uint32_t sample, uint32_t view, size_t length,
                                   const struct audio_framing *framing, struct eng_error *err);

@@ -48,15 +48,6 @@ struct sampler {
 
 static int sample_node(struct sampler *s, const struct node *n, struct trace *out);
 
-int audio_framing_frames(const struct audio_framing *f, size_t length)
-{
-    size_t frames = f->center ? 1 + length / (size_t)f->hop_length
-                    : length < (size_t)f->n_fft
-                        ? 0
-                        : 1 + (length - (size_t)f->n_fft) / (size_t)f->hop_length;
-    return frames > INT_MAX ? INT_MAX : (int)frames;
-}
-
 /* The first spectrogram op of an audio sample: from here on the sizes are the features'. */
 static int enter_features(struct sampler *s)
 {
