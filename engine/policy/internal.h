@@ -130,7 +130,7 @@ struct trace {
     uint32_t view;
 };
 
-/* ---- Shared by the files (each defined where its own file says) ----------------------------- */
+/* ---- Shared by the files (each defined in the file its comment names) ------------------------ */
 
 /* parse.c: the first node of kind under n (n included), or NULL. */
 const struct node *policy_find_node(const struct node *n, enum node_kind kind);
