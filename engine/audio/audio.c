@@ -898,15 +898,3 @@ int audio_encode(const struct audio *a, enum audio_format fmt, void **out, size_
     *out_size = m.size;
     return 0;
 }
-
-const char *audio_format_mime(enum audio_format fmt)
-{
-    switch (fmt) {
-    case AUDIO_WAV_PCM16:
-    case AUDIO_WAV_FLOAT:
-        return "audio/wav";
-    case AUDIO_FLAC:
-        return "audio/flac";
-    }
-    return NULL;
-}

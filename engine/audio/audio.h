@@ -1,9 +1,23 @@
-/* Audio: waveforms (mono float32 at one sample rate) and log-mel features (frames x mels), the
- * two things audio ops work on. Decoding goes through libsndfile, libvorbisfile and libmpg123,
- * encoding through libsndfile, resampling through libsoxr, features through FFTW3 (audio.c,
- * audio_features.c). */
-#ifndef AUGSERVE_ENGINE_AUDIO_H
-#define AUGSERVE_ENGINE_AUDIO_H
+/* The audio area: waveforms (mono float32 at one sample rate) and log-mel features (frames x
+ * mels), the two things audio ops work on, and all that is done to them without a policy:
+ *
+ *   audio.c         decoding (libsndfile, libvorbisfile, libmpg123), mixdown, resampling
+ *                   (libsoxr), encoding (libsndfile)
+ *   features.c      the log-mel front end, as torchaudio's MelSpectrogram (FFTW3)
+ *   mel_settings.c  the front end's settings by name, read from text
+ *   wave.c, spec.c  the op kernels on waveforms (wave_*) and on spectrograms (spec_*)
+ *   output.c        a sample's outputs: names, MIME types, the .npy writer, the viridis picture
+ *
+ * Invariants. A function never modifies its input: it returns a new clip, spectrogram or buffer,
+ * which the caller owns (audio_free, audio_spec_free, free), or NULL (-1) with err naming the
+ * bad input. Nothing here draws at random by itself: a kernel that needs noise reads the stream
+ * it is handed, and every other choice (mask boxes, warp points) arrives as an argument, drawn
+ * when the policy was sampled, so the same arguments give the same samples. Every function is
+ * thread-safe; an audio_mel is built once and shared read-only. Nothing prints or knows HTTP.
+ * The area includes core/ only: the op registry and the pipeline that runs policies are in
+ * policy/, above it. */
+#ifndef AUGSERVE_ENGINE_AUDIO_AUDIO_H
+#define AUGSERVE_ENGINE_AUDIO_AUDIO_H
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -99,11 +113,8 @@ enum audio_format {
 int audio_encode(const struct audio *a, enum audio_format fmt, void **out, size_t *out_size,
                  struct eng_error *err);
 
-/* "audio/wav" or "audio/flac"; NULL for a value outside the enum. */
-const char *audio_format_mime(enum audio_format fmt);
-
 /* ------------------------------------------------------------------------------------------ */
-/* Log-mel features (audio_features.c)                                                        */
+/* Log-mel features (features.c)                                                              */
 
 enum audio_mel_scale { AUDIO_MEL_HTK, AUDIO_MEL_SLANEY };
 enum audio_mel_norm { AUDIO_MEL_NORM_NONE, AUDIO_MEL_NORM_SLANEY };
@@ -148,5 +159,39 @@ const struct audio_mel_config *audio_mel_config(const struct audio_mel *m);
  * own scratch once per call, never per frame. */
 struct audio_spec *audio_mel_compute(const struct audio_mel *m, const struct audio *a,
                                      struct eng_error *err);
+
+/* How the features turn samples into frames, which sampling a policy needs for the spectrogram
+ * ops' draws (their width is the frame count, their height the bins), as torchaudio's
+ * Spectrogram frames: center: 1 + length / hop_length; otherwise 1 + (length - n_fft) /
+ * hop_length, or 0 when length < n_fft. In samples at the waveform's rate, so sampling needs no
+ * rate. */
+struct audio_framing {
+    int n_fft, hop_length;
+    int center;
+    int bins; /* mel bins */
+};
+int audio_framing_frames(const struct audio_framing *f, size_t length);
+
+/* ------------------------------------------------------------------------------------------ */
+/* The front end's settings by name (mel_settings.c)                                          */
+
+/* torchaudio.transforms.MelSpectrogram's names for them: sample_rate, n_fft, win_length,
+ * hop_length, n_mels, f_min, f_max, power, mel_scale (htk, slaney), norm (none, slaney), center
+ * (true, false), log_offset. NULL-terminated. */
+extern const char *const audio_mel_settings[];
+
+/* audio_mel_defaults with win_length unset, so that it follows n_fft unless it is set
+ * (torchaudio's rule). Set fields with audio_mel_setting_parse, then call
+ * audio_mel_settings_resolve once before audio_mel_new. */
+struct audio_mel_config audio_mel_settings_start(void);
+
+/* Sets the setting name of cfg from text. 0, or -1 with err (ENG_INVALID: "n_mels: must be a
+ * whole number") when name is no setting or text no value of its type (core/parse.h's whole or
+ * real numbers); audio_mel_new checks the ranges, naming the field too. */
+int audio_mel_setting_parse(struct audio_mel_config *cfg, const char *name, const char *text,
+                            struct eng_error *err);
+
+/* Gives an unset win_length the value of n_fft. */
+void audio_mel_settings_resolve(struct audio_mel_config *cfg);
 
 #endif

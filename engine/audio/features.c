@@ -313,6 +313,15 @@ static int frame_count(const struct audio_mel *m, size_t length, struct eng_erro
     return (int)frames;
 }
 
+int audio_framing_frames(const struct audio_framing *f, size_t length)
+{
+    size_t frames = f->center ? 1 + length / (size_t)f->hop_length
+                    : length < (size_t)f->n_fft
+                        ? 0
+                        : 1 + (length - (size_t)f->n_fft) / (size_t)f->hop_length;
+    return frames > INT_MAX ? INT_MAX : (int)frames;
+}
+
 static int scratch_init(struct scratch *s, const struct audio_mel *m, struct eng_error *err)
 {
     s->frame = fftwf_malloc((size_t)m->cfg.n_fft * sizeof(float));

@@ -1,7 +1,7 @@
 /* The op registry: one descriptor per op, image or audio, drives validation, GET /v1/ops, level
  * mapping, traces and execution. Adding an op means one descriptor and one kernel. */
-#ifndef AUGSERVE_ENGINE_OPS_H
-#define AUGSERVE_ENGINE_OPS_H
+#ifndef AUGSERVE_ENGINE_POLICY_OPS_H
+#define AUGSERVE_ENGINE_POLICY_OPS_H
 
 #include <stddef.h>
 #include <stdint.h>

@@ -1,14 +1,28 @@
-/* Policies: JSON documents that parse into one graph model (op, seq, choice, p, repeat, mix, dag;
- * presets are documents too). Running one has two steps: sample (walk the graph with the sample's
- * random stream, deciding every coin flip, branch and argument, which gives a trace), then
- * execute (apply the trace to the pixels or samples). The draws never depend on pixel or sample
- * values.
+/* The policy area: what augments a sample, as data.
+ *
+ *   ops.c             the op registry (policy/ops.h): one descriptor per image or audio op
+ *   parse.c           documents (JSON, or a preset's name) into one graph model: op, seq, choice,
+ *                     p, repeat, mix, dag, views, CopyPaste; domain.c checks what each part is for
+ *   presets.c         published policies as documents of that model (policy/presets.h)
+ *   sample.c          sampling: a walk of the graph deciding every coin flip, branch and argument
+ *   execute.c         execution: a trace applied to pixels and targets, or to audio
+ *   trace.c, cache.c  a trace's memory and JSON; parsed policies by their text
+ *   audio_pipeline.c  one clip through an audio policy (policy/audio_pipeline.h)
+ *
+ * Invariants. Running a policy is two steps, sample (which gives a trace) then execute, and the
+ * draws never depend on pixel or sample values: sampling sees sizes only. Every random draw is
+ * keyed by (seed, input, sample, view): the walk reads stream RNG_STREAM_POLICY, op application i
+ * its noise from RNG_STREAM_OP(i), each view its own streams, so outputs depend neither on
+ * threads nor on order. A parsed policy is immutable and reference-counted, a sampled trace
+ * immutable: any number of threads may share either, and the cache locks itself. The caller owns
+ * what a function returns (policy_free, trace_free, img_free, ...); inputs are never modified,
+ * but for the targets that trace_apply_targets and trace_apply_inputs move in place.
  *
  * A policy is for images or for audio. An audio policy runs its waveform ops, then (outside the
  * policy) the features turn the waveform into a frames x mels spectrogram, then its spectrogram
  * ops: parsing refuses a waveform op that could run after a spectrogram op. */
-#ifndef AUGSERVE_ENGINE_POLICY_H
-#define AUGSERVE_ENGINE_POLICY_H
+#ifndef AUGSERVE_ENGINE_POLICY_POLICY_H
+#define AUGSERVE_ENGINE_POLICY_POLICY_H
 
 #include <jansson.h>
 #include <stdint.h>
@@ -91,7 +105,7 @@ int policy_maps_targets(const struct policy *p, struct eng_error *err);
 /* ---- Batches: CopyPaste ---------------------------------------------------------------------
  * {"op": "CopyPaste", "jitter": "lsj" | "ssj" | [lo, hi], "flip_p": 0.5, "blend_sigma": 0,
  * "min_area": 0, "fill": ...} pastes objects from another input of the same request onto the
- * image (engine/copy_paste.h, with the image at that point of the policy as dst): the source is
+ * image (image/copy_paste.h, with the image at that point of the policy as dst): the source is
  * drawn uniformly among the other inputs, and both jitterings and the chosen objects are drawn
  * with it when the policy is sampled, so the trace shows them. The source is the other input as
  * posted, not augmented, and sampling sees its size and object count. Every input needs targets
@@ -134,21 +148,10 @@ struct img *trace_apply_inputs(const struct trace *t, const struct policy_inputs
                                const struct targets_filter *filter, struct policy_origins *origins,
                                uint64_t seed, uint32_t sample, struct eng_error *err);
 
-/* How the features turn samples into frames, which sampling needs for the spectrogram ops' draws
- * (their width is the frame count, their height the bins), as torchaudio's Spectrogram frames:
- * center: 1 + length / hop_length; otherwise 1 + (length - n_fft) / hop_length, or 0 when
- * length < n_fft. In samples at the waveform's rate, so sampling needs no rate. */
-struct audio_framing {
-    int n_fft, hop_length;
-    int center;
-    int bins; /* mel bins */
-};
-int audio_framing_frames(const struct audio_framing *f, size_t length);
-
 /* Walks view `view` for one sample of a waveform of length samples. The sizes follow the ops:
  * waveform ops see the length (Speed changes it), spectrogram ops the frames the features will
- * give for the length at that point, and bins. framing may be NULL for policies without
- * spectrogram ops. A waveform may grow to at most 4 x length. */
+ * give for the length at that point (framing, audio/audio.h's), and bins. framing may be NULL for
+ * policies without spectrogram ops. A waveform may grow to at most 4 x length. */
 struct trace *policy_sample_audio(const struct policy *p, uint64_t seed, uint32_t input,
                                   uint32_t sample, uint32_t view, size_t length,
                                   const struct audio_framing *framing, struct eng_error *err);

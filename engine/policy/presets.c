@@ -1,11 +1,20 @@
+/* Presets: published policies as documents of the policy graph, one table entry each (its name,
+ * help, parameters and expansion), which GET /v1/policies lists and preset_expand reads. */
 #include "policy/presets.h"
 
-#include <errno.h>
-#include <math.h>
+#include <float.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/parse.h"
 #include "policy/ops.h"
+
+/* A table and its length, for the presets whose entries share one expansion. */
+#define COUNTED(table)                                                                             \
+    {                                                                                              \
+        table, sizeof table / sizeof table[0]                                                      \
+    }
 
 /* ---- Tables (torchvision 0.14, transforms/autoaugment.py) ----------------------------------- */
 
@@ -103,6 +112,16 @@ static const struct sub_policy autoaugment_svhn[] = {
     {{"ShearY", 0.8, 5}, {"AutoContrast", 0.7, -1}},
     {{"ShearX", 0.7, 2}, {"Invert", 0.1, -1}},
 };
+
+/* An AutoAugment preset's data: its sub-policies. */
+struct sub_policies {
+    const struct sub_policy *items;
+    size_t count;
+};
+
+static const struct sub_policies autoaugment_imagenet_policy = COUNTED(autoaugment_imagenet);
+static const struct sub_policies autoaugment_cifar10_policy = COUNTED(autoaugment_cifar10);
+static const struct sub_policies autoaugment_svhn_policy = COUNTED(autoaugment_svhn);
 
 /* RandAugment's 14 ops in torchvision's order, magnitudes in the ops' documented ranges. */
 static const char *const randaugment_ops[] = {
@@ -215,8 +234,8 @@ struct det_sub_policy {
     struct det_entry entries[3];
 };
 
+/* A detection preset's data: its sub-policies. */
 struct det_policy {
-    const char *name;
     const struct det_sub_policy *subs;
     size_t count;
 };
@@ -289,16 +308,10 @@ static const struct det_sub_policy detection_v3[] = {
     {{{"SolarizeAdd", 0.8, 6}, {"Equalize", 0.8, 8}}},
 };
 
-#define DET_POLICY(name, table)                                                                    \
-    {                                                                                              \
-        name, table, sizeof table / sizeof table[0]                                                \
-    }
-static const struct det_policy detection_policies[] = {
-    DET_POLICY("detection-v0", detection_v0),
-    DET_POLICY("detection-v1", detection_v1),
-    DET_POLICY("detection-v2", detection_v2),
-    DET_POLICY("detection-v3", detection_v3),
-};
+static const struct det_policy detection_v0_policy = COUNTED(detection_v0);
+static const struct det_policy detection_v1_policy = COUNTED(detection_v1);
+static const struct det_policy detection_v2_policy = COUNTED(detection_v2);
+static const struct det_policy detection_v3_policy = COUNTED(detection_v3);
 
 /* The reference's level_to_arg for the ops the registry shares with classification policies:
  * arg = max(offset + round((level / 10) * hi), min), unsigned. The box ops' own level ranges are
@@ -320,18 +333,15 @@ static const struct {
 /* SpecAugment's hand-made policies (Park et al. 2019, Table 1): a time warp of W, mF frequency
  * masks of at most F bins, mT time masks of at most T frames and at most p of the frames. */
 struct specaugment_policy {
-    const char *name;
     int W, F, mF, T;
     double p;
     int mT;
 };
 
-static const struct specaugment_policy specaugment_policies[] = {
-    {"specaugment-LB", 80, 27, 1, 100, 1.0, 1},
-    {"specaugment-LD", 80, 27, 2, 100, 1.0, 2},
-    {"specaugment-SM", 40, 15, 2, 70, 0.2, 2},
-    {"specaugment-SS", 40, 27, 2, 70, 0.2, 2},
-};
+static const struct specaugment_policy specaugment_lb = {80, 27, 1, 100, 1.0, 1};
+static const struct specaugment_policy specaugment_ld = {80, 27, 2, 100, 1.0, 2};
+static const struct specaugment_policy specaugment_sm = {40, 15, 2, 70, 0.2, 2};
+static const struct specaugment_policy specaugment_ss = {40, 27, 2, 70, 0.2, 2};
 
 /* An example graph in the style of G-Augment (Wang et al. 2022, "G-Augment: Searching for the
  * meta-structure of data augmentation policies for ASR"): a DAG whose paths run waveform ops,
@@ -354,65 +364,6 @@ static const char gaugment_example[] =
     "40, \"p\": 0.2, \"count\": 2}},"
     "{\"from\": \"masked\", \"to\": \"end\", \"p\": 0.3, \"do\": {\"op\": "
     "\"AdaptiveTimeMask\"}}]}}";
-
-static const struct preset_info presets[] = {
-    {"randaugment", "RandAugment (Cubuk et al. 2020), torchvision's: n ops (default 2) drawn "
-                    "uniformly from 14, each at magnitude bin m (default 9) of bins (default 31)"},
-    {"trivialaugment-wide", "TrivialAugmentWide (Mueller and Hutter 2021): one op of 14, at a "
-                            "uniformly drawn bin of bins (default 31), wide ranges"},
-    {"autoaugment-imagenet", "AutoAugment's ImageNet policy (Cubuk et al. 2019): one of 25 "
-                             "sub-policies of two ops, each applied with its probability"},
-    {"autoaugment-cifar10", "AutoAugment's CIFAR-10 policy: one of 25 sub-policies"},
-    {"autoaugment-svhn", "AutoAugment's SVHN policy: one of 25 sub-policies"},
-    {"augmix", "AugMix (Hendrycks et al. 2020), torchvision's: width (default 3) chains of depth "
-               "(1-3 at random by default) ops, each at a random bin below severity (default 3) "
-               "of 10, blended with Dirichlet(alpha) weights and a Beta(alpha, alpha) skip "
-               "(alpha default 1); all_ops (default true) adds the colour ops; jsd (default false) "
-               "gives three views per sample: the clean image and two AugMix images"},
-    {"cutout", "Cutout (DeVries and Taylor 2017): a square of fill (default 0) with side "
-               "size_fraction (default 0.5) of the shorter side, or size pixels, at a random "
-               "centre"},
-    {"patch-gaussian", "Patch Gaussian (Lopes et al. 2019): Gaussian noise of sigma (default "
-                       "0.5) on the [0, 1] image inside a square of side size_fraction (default "
-                       "0.5) or size pixels, at a random centre"},
-    {"fixmatch-strong", "FixMatch's strong augmentation (Sohn et al. 2020): RandAugment's 14 ops, "
-                        "two drawn per sample, each at a uniformly random magnitude bin of 31, "
-                        "then Cutout of half the shorter side filled with gray 127"},
-    {"rand-m9-n2-mstd0.5-inc1", "timm's RandAugment grammar (Cubuk et al. 2020 as "
-                                "pytorch-image-models implements it): rand, then sections m "
-                                "(magnitude of 10, default 10), n (ops, 2), mstd (magnitude "
-                                "noise std; above 100: uniform), mmax (clip, 10), p (per-op "
-                                "probability, 0.5), inc (increasing ops; any value turns it on, "
-                                "as in timm)"},
-    {"fixmatch-weak", "FixMatch's weak augmentation (Sohn et al. 2020): a random horizontal flip, "
-                      "then a random crop after 12.5% reflect padding"},
-    {"specaugment-LB", "SpecAugment LB (Park et al. 2019): TimeWarp W 80, 1 FrequencyMask F 27, "
-                       "1 TimeMask T 100 p 1.0; value (zero, default, or mean) fills the masks"},
-    {"specaugment-LD", "SpecAugment LD: TimeWarp W 80, 2 FrequencyMasks F 27, 2 TimeMasks T 100 "
-                       "p 1.0; value (zero or mean)"},
-    {"specaugment-SM", "SpecAugment SM: TimeWarp W 40, 2 FrequencyMasks F 15, 2 TimeMasks T 70 "
-                       "p 0.2; value (zero or mean)"},
-    {"specaugment-SS", "SpecAugment SS: TimeWarp W 40, 2 FrequencyMasks F 27, 2 TimeMasks T 70 "
-                       "p 0.2; value (zero or mean)"},
-    {"multistyle", "Multistyle training: Speed 0.9, 1.0 or 1.1 (Ko et al. 2015), a synthetic "
-                   "room with rt60 0.1 to 0.9 s, then noise at 0 to 30 dB SNR (the ranges of Kim "
-                   "et al. 2017's room simulator), each uniform over its steps; white, pink or "
-                   "brown noise, or with noise_clips n > 0 one of the request's first n clips"},
-    {"gaugment-example", "An example graph in G-Augment's style (Wang et al. 2022): a DAG of "
-                         "noise or gain, speed, then warps and masks; illustrative values"},
-    {"detection-v0", "The detection AutoAugment policy of Zoph et al. 2019 (policy_v0 of the TPU "
-                     "reference): one of 5 sub-policies of two box-aware or colour ops, levels "
-                     "of 10, fill 128; boxes, masks and keypoints follow"},
-    {"detection-v1", "The TPU reference's policy_v1: 20 sub-policies (v0's first)"},
-    {"detection-v2", "The TPU reference's policy_v2: 15 sub-policies of three ops"},
-    {"detection-v3", "The TPU reference's policy_v3: 15 sub-policies of two ops"},
-};
-
-const struct preset_info *preset_list(size_t *count)
-{
-    *count = sizeof presets / sizeof presets[0];
-    return presets;
-}
 
 /* Parameters every preset takes, passed on to its geometric ops. */
 struct common {
@@ -474,14 +425,13 @@ static json_t *sub_op_node(const struct sub_op *s, const struct common *c)
     return json_pack("{s:f, s:o}", "p", s->p, "do", node);
 }
 
-static json_t *build_autoaugment(const struct sub_policy *table, size_t count,
-                                 const struct common *c)
+static json_t *build_autoaugment(const struct sub_policies *table, const struct common *c)
 {
     json_t *choice = json_array();
-    for (size_t i = 0; i < count; i++)
+    for (size_t i = 0; i < table->count; i++)
         json_array_append_new(choice,
-                              json_pack("{s:[o, o]}", "seq", sub_op_node(&table[i].first, c),
-                                        sub_op_node(&table[i].second, c)));
+                              json_pack("{s:[o, o]}", "seq", sub_op_node(&table->items[i].first, c),
+                                        sub_op_node(&table->items[i].second, c)));
     return json_pack("{s:o}", "choice", choice);
 }
 
@@ -580,13 +530,6 @@ static json_t *build_multistyle(int noise_clips)
                      "choice", noises);
 }
 
-static const struct specaugment_policy *specaugment_find(const char *name)
-{
-    for (size_t i = 0; i < sizeof specaugment_policies / sizeof specaugment_policies[0]; i++)
-        if (strcmp(specaugment_policies[i].name, name) == 0) return &specaugment_policies[i];
-    return NULL;
-}
-
 static const struct timm_op *timm_find(const char *name)
 {
     for (size_t i = 0; i < sizeof timm_ops / sizeof timm_ops[0]; i++)
@@ -594,16 +537,22 @@ static const struct timm_op *timm_find(const char *name)
     return NULL;
 }
 
-/* Parses the digits-led value of a section into out; -1 when it is not a whole number (or a
- * number at all, when integer is 0). */
+/* Parses the digits-led value of a section into out; -1 when it is not a whole number (up to
+ * LONG_MAX, the bound timm's strings were read to) or, when integer is 0, a finite number. */
 static int timm_value(const char *text, int integer, double *out)
 {
-    char *end;
-    errno = 0;
-    double v = integer ? (double)strtol(text, &end, 10) : strtod(text, &end);
-    if (*text == '\0' || *end != '\0' || errno || !isfinite(v)) return -1;
-    *out = v;
+    unsigned long long whole;
+    if (!integer) return parse_real(text, -DBL_MAX, DBL_MAX, out) == PARSE_OK ? 0 : -1;
+    if (parse_whole(text, 0, LONG_MAX, &whole) != PARSE_OK) return -1;
+    *out = (double)whole;
     return 0;
+}
+
+/* doc, or NULL with err when building it ran out of memory. */
+static json_t *or_no_memory(json_t *doc, struct eng_error *err)
+{
+    if (!doc) eng_no_memory(err);
+    return doc;
 }
 
 /* "rand-m9-n2-mstd0.5-inc1" -> its graph: n times one of 15 ops, each applied with p. */
@@ -679,7 +628,8 @@ static json_t *build_timm_rand(const char *config, const struct common *c, struc
         }
         json_array_append_new(choice, json_pack("{s:f, s:o}", "p", p, "do", node));
     }
-    return json_pack("{s:i, s:{s:o}}", "repeat", (int)layers, "do", "choice", choice);
+    return or_no_memory(json_pack("{s:i, s:{s:o}}", "repeat", (int)layers, "do", "choice", choice),
+                        err);
 }
 
 /* The reference's Cutout: a square of side 2 int(level/10 * 100), its cutout_const. */
@@ -729,13 +679,6 @@ static json_t *build_detection(const struct det_policy *d, const struct common *
     return json_pack("{s:o}", "choice", choice);
 }
 
-static const struct det_policy *detection_find(const char *name)
-{
-    for (size_t i = 0; i < sizeof detection_policies / sizeof detection_policies[0]; i++)
-        if (strcmp(detection_policies[i].name, name) == 0) return &detection_policies[i];
-    return NULL;
-}
-
 /* An integer parameter in [min, max], def when absent. */
 static int int_param(const json_t *params, const char *name, int def, int min, int max, int *out,
                      struct eng_error *err)
@@ -753,6 +696,330 @@ static int int_param(const json_t *params, const char *name, int def, int min, i
     return 0;
 }
 
+/* A boolean parameter, def when absent. */
+static int bool_param(const json_t *params, const char *name, int def, int *out,
+                      struct eng_error *err)
+{
+    json_t *v = params ? json_object_get(params, name) : NULL;
+    if (v && !json_is_boolean(v))
+        return eng_fail(err, ENG_INVALID, "preset parameter \"%s\" must be true or false", name);
+    *out = v ? json_is_true(v) : def;
+    return 0;
+}
+
+static struct common common_of(const json_t *params)
+{
+    struct common c = {NULL, NULL};
+    if (params) {
+        c.interpolation = json_object_get(params, "interpolation");
+        c.fill = json_object_get(params, "fill");
+    }
+    return c;
+}
+
+/* ---- Expansions: a preset's parameters into its document ------------------------------------ */
+
+static json_t *expand_randaugment(const struct preset_info *preset, const char *name,
+                                  const json_t *params, struct eng_error *err)
+{
+    int n = 0, m = 0, bins = 0;
+    if (int_param(params, "bins", 31, 2, 1000, &bins, err) ||
+        int_param(params, "n", 2, 0, 16, &n, err) ||
+        int_param(params, "m", 9, 0, bins - 1, &m, err))
+        return NULL;
+    struct common c = common_of(params);
+    return or_no_memory(build_randaugment(n, m, bins, &c), err);
+}
+
+static json_t *expand_trivialaugment(const struct preset_info *preset, const char *name,
+                                     const json_t *params, struct eng_error *err)
+{
+    int bins = 0;
+    if (int_param(params, "bins", 31, 2, 1000, &bins, err)) return NULL;
+    struct common c = common_of(params);
+    return or_no_memory(build_trivialaugment(bins, &c), err);
+}
+
+/* data: the struct sub_policies. */
+static json_t *expand_autoaugment(const struct preset_info *preset, const char *name,
+                                  const json_t *params, struct eng_error *err)
+{
+    struct common c = common_of(params);
+    return or_no_memory(build_autoaugment(preset->data, &c), err);
+}
+
+static json_t *expand_augmix(const struct preset_info *preset, const char *name,
+                             const json_t *params, struct eng_error *err)
+{
+    int severity = 0, width = 0, depth = 0, all_ops = 1, jsd = 0;
+    double alpha = 1.0;
+    json_t *alpha_v = params ? json_object_get(params, "alpha") : NULL;
+    if (int_param(params, "severity", 3, 1, 10, &severity, err) ||
+        int_param(params, "width", 3, 1, 16, &width, err) ||
+        int_param(params, "depth", -1, -1, 16, &depth, err))
+        return NULL;
+    if (alpha_v && (!json_is_number(alpha_v) ||
+                    !(json_number_value(alpha_v) >= 1e-3 && json_number_value(alpha_v) <= 1e3))) {
+        eng_fail(err, ENG_INVALID, "preset parameter \"alpha\" must be in [0.001, 1000]");
+        return NULL;
+    }
+    if (alpha_v) alpha = json_number_value(alpha_v);
+    if (bool_param(params, "all_ops", 1, &all_ops, err) || bool_param(params, "jsd", 0, &jsd, err))
+        return NULL;
+    struct common c = common_of(params);
+    json_t *built = build_augmix(severity, width, depth == 0 ? -1 : depth, alpha, all_ops, &c);
+    /* The Jensen-Shannon consistency loss wants the clean image and two augmented views. */
+    if (built && jsd)
+        built = json_pack("{s:[{s:s}, O, o]}", "views", "op", "Identity", built, built);
+    return or_no_memory(built, err);
+}
+
+/* data: the op's name. The op validates the parameters, and names them, when the document is
+ * parsed. */
+static json_t *expand_op(const struct preset_info *preset, const char *name, const json_t *params,
+                         struct eng_error *err)
+{
+    json_t *built = json_pack("{s:s}", "op", (const char *)preset->data);
+    copy_params(built, params, preset->parameters);
+    return or_no_memory(built, err);
+}
+
+static json_t *expand_fixmatch_strong(const struct preset_info *preset, const char *name,
+                                      const json_t *params, struct eng_error *err)
+{
+    struct common c = common_of(params);
+    return or_no_memory(build_fixmatch_strong(&c), err);
+}
+
+static json_t *expand_fixmatch_weak(const struct preset_info *preset, const char *name,
+                                    const json_t *params, struct eng_error *err)
+{
+    struct common c = common_of(params);
+    return or_no_memory(build_fixmatch_weak(&c), err);
+}
+
+/* name: timm's string, "rand-m9-n2-mstd0.5-inc1" or any other of its grammar. */
+static json_t *expand_timm(const struct preset_info *preset, const char *name, const json_t *params,
+                           struct eng_error *err)
+{
+    /* timm's defaults: its hparams' img_mean fill, and bilinear (timm picks bilinear or bicubic
+     * at random; there is no bicubic kernel here). */
+    struct common timm = common_of(params);
+    json_t *gray = json_integer(128), *bilinear = json_string("bilinear");
+    if (!timm.fill) timm.fill = gray;
+    if (!timm.interpolation) timm.interpolation = bilinear;
+    json_t *built = build_timm_rand(name, &timm, err);
+    json_decref(gray);
+    json_decref(bilinear);
+    return built;
+}
+
+/* data: the struct specaugment_policy. */
+static json_t *expand_specaugment(const struct preset_info *preset, const char *name,
+                                  const json_t *params, struct eng_error *err)
+{
+    json_t *value = params ? json_object_get(params, "value") : NULL;
+    if (value && !json_is_string(value)) {
+        eng_fail(err, ENG_INVALID, "preset parameter \"value\" must be \"zero\" or \"mean\"");
+        return NULL;
+    }
+    /* The mask ops check the value when the document is parsed. */
+    return or_no_memory(build_specaugment(preset->data, value ? json_string_value(value) : "zero"),
+                        err);
+}
+
+static json_t *expand_multistyle(const struct preset_info *preset, const char *name,
+                                 const json_t *params, struct eng_error *err)
+{
+    int noise_clips = 0;
+    if (int_param(params, "noise_clips", 0, 0, 64, &noise_clips, err)) return NULL;
+    return or_no_memory(build_multistyle(noise_clips), err);
+}
+
+/* data: the document, as JSON text. */
+static json_t *expand_text(const struct preset_info *preset, const char *name, const json_t *params,
+                           struct eng_error *err)
+{
+    return or_no_memory(json_loads(preset->data, 0, NULL), err);
+}
+
+/* data: the struct det_policy. */
+static json_t *expand_detection(const struct preset_info *preset, const char *name,
+                                const json_t *params, struct eng_error *err)
+{
+    /* The reference's replace value, gray 128, unless the document gives its own fill. */
+    struct common det = common_of(params);
+    json_t *gray = json_integer(128);
+    if (!det.fill) det.fill = gray;
+    json_t *built = build_detection(preset->data, &det);
+    json_decref(gray);
+    return or_no_memory(built, err);
+}
+
+/* ---- The table ------------------------------------------------------------------------------ */
+
+static const char *const image_parameters[] = {"interpolation", "fill", NULL};
+static const char *const randaugment_parameters[] = {"n",    "m", "bins", "interpolation",
+                                                     "fill", NULL};
+static const char *const trivialaugment_parameters[] = {"bins", "interpolation", "fill", NULL};
+static const char *const augmix_parameters[] = {
+    "severity", "width", "depth", "alpha", "all_ops", "jsd", "interpolation", "fill", NULL};
+static const char *const cutout_parameters[] = {"size", "size_fraction", "fill", NULL};
+static const char *const patch_parameters[] = {"size", "size_fraction", "sigma", NULL};
+static const char *const fill_parameters[] = {"fill", NULL};
+static const char *const specaugment_parameters[] = {"value", NULL};
+static const char *const multistyle_parameters[] = {"noise_clips", NULL};
+static const char *const no_parameters[] = {NULL};
+
+static const struct preset_info presets[] = {
+    {.name = "randaugment",
+     .help = "RandAugment (Cubuk et al. 2020), torchvision's: n ops (default 2) drawn uniformly "
+             "from 14, each at magnitude bin m (default 9) of bins (default 31)",
+     .parameters = randaugment_parameters,
+     .expand = expand_randaugment},
+    {.name = "trivialaugment-wide",
+     .help = "TrivialAugmentWide (Mueller and Hutter 2021): one op of 14, at a uniformly drawn "
+             "bin of bins (default 31), wide ranges",
+     .parameters = trivialaugment_parameters,
+     .expand = expand_trivialaugment},
+    {.name = "autoaugment-imagenet",
+     .help = "AutoAugment's ImageNet policy (Cubuk et al. 2019): one of 25 sub-policies of two "
+             "ops, each applied with its probability",
+     .parameters = image_parameters,
+     .expand = expand_autoaugment,
+     .data = &autoaugment_imagenet_policy},
+    {.name = "autoaugment-cifar10",
+     .help = "AutoAugment's CIFAR-10 policy: one of 25 sub-policies",
+     .parameters = image_parameters,
+     .expand = expand_autoaugment,
+     .data = &autoaugment_cifar10_policy},
+    {.name = "autoaugment-svhn",
+     .help = "AutoAugment's SVHN policy: one of 25 sub-policies",
+     .parameters = image_parameters,
+     .expand = expand_autoaugment,
+     .data = &autoaugment_svhn_policy},
+    {.name = "augmix",
+     .help = "AugMix (Hendrycks et al. 2020), torchvision's: width (default 3) chains of depth "
+             "(1-3 at random by default) ops, each at a random bin below severity (default 3) of "
+             "10, blended with Dirichlet(alpha) weights and a Beta(alpha, alpha) skip (alpha "
+             "default 1); all_ops (default true) adds the colour ops; jsd (default false) gives "
+             "three views per sample: the clean image and two AugMix images",
+     .parameters = augmix_parameters,
+     .expand = expand_augmix},
+    {.name = "cutout",
+     .help = "Cutout (DeVries and Taylor 2017): a square of fill (default 0) with side "
+             "size_fraction (default 0.5) of the shorter side, or size pixels, at a random centre",
+     .parameters = cutout_parameters,
+     .expand = expand_op,
+     .data = "Cutout"},
+    {.name = "patch-gaussian",
+     .help = "Patch Gaussian (Lopes et al. 2019): Gaussian noise of sigma (default 0.5) on the "
+             "[0, 1] image inside a square of side size_fraction (default 0.5) or size pixels, at "
+             "a random centre",
+     .parameters = patch_parameters,
+     .expand = expand_op,
+     .data = "PatchGaussian"},
+    {.name = "fixmatch-strong",
+     .help = "FixMatch's strong augmentation (Sohn et al. 2020): RandAugment's 14 ops, two drawn "
+             "per sample, each at a uniformly random magnitude bin of 31, then Cutout of half the "
+             "shorter side filled with gray 127",
+     .parameters = image_parameters,
+     .expand = expand_fixmatch_strong},
+    {.name = "rand-m9-n2-mstd0.5-inc1",
+     .help = "timm's RandAugment grammar (Cubuk et al. 2020 as pytorch-image-models implements "
+             "it): rand, then sections m (magnitude of 10, default 10), n (ops, 2), mstd "
+             "(magnitude noise std; above 100: uniform), mmax (clip, 10), p (per-op probability, "
+             "0.5), inc (increasing ops; any value turns it on, as in timm)",
+     .parameters = image_parameters,
+     .expand = expand_timm,
+     .prefix = "rand"},
+    {.name = "fixmatch-weak",
+     .help = "FixMatch's weak augmentation (Sohn et al. 2020): a random horizontal flip, then a "
+             "random crop after 12.5% reflect padding",
+     .parameters = fill_parameters,
+     .expand = expand_fixmatch_weak},
+    {.name = "specaugment-LB",
+     .help = "SpecAugment LB (Park et al. 2019): TimeWarp W 80, 1 FrequencyMask F 27, 1 TimeMask "
+             "T 100 p 1.0; value (zero, default, or mean) fills the masks",
+     .parameters = specaugment_parameters,
+     .expand = expand_specaugment,
+     .data = &specaugment_lb},
+    {.name = "specaugment-LD",
+     .help = "SpecAugment LD: TimeWarp W 80, 2 FrequencyMasks F 27, 2 TimeMasks T 100 p 1.0; "
+             "value (zero or mean)",
+     .parameters = specaugment_parameters,
+     .expand = expand_specaugment,
+     .data = &specaugment_ld},
+    {.name = "specaugment-SM",
+     .help = "SpecAugment SM: TimeWarp W 40, 2 FrequencyMasks F 15, 2 TimeMasks T 70 p 0.2; value "
+             "(zero or mean)",
+     .parameters = specaugment_parameters,
+     .expand = expand_specaugment,
+     .data = &specaugment_sm},
+    {.name = "specaugment-SS",
+     .help = "SpecAugment SS: TimeWarp W 40, 2 FrequencyMasks F 27, 2 TimeMasks T 70 p 0.2; value "
+             "(zero or mean)",
+     .parameters = specaugment_parameters,
+     .expand = expand_specaugment,
+     .data = &specaugment_ss},
+    {.name = "multistyle",
+     .help = "Multistyle training: Speed 0.9, 1.0 or 1.1 (Ko et al. 2015), a synthetic room with "
+             "rt60 0.1 to 0.9 s, then noise at 0 to 30 dB SNR (the ranges of Kim et al. 2017's "
+             "room simulator), each uniform over its steps; white, pink or brown noise, or with "
+             "noise_clips n > 0 one of the request's first n clips",
+     .parameters = multistyle_parameters,
+     .expand = expand_multistyle},
+    {.name = "gaugment-example",
+     .help = "An example graph in G-Augment's style (Wang et al. 2022): a DAG of noise or gain, "
+             "speed, then warps and masks; illustrative values",
+     .parameters = no_parameters,
+     .expand = expand_text,
+     .data = gaugment_example},
+    {.name = "detection-v0",
+     .help = "The detection AutoAugment policy of Zoph et al. 2019 (policy_v0 of the TPU "
+             "reference): one of 5 sub-policies of two box-aware or colour ops, levels of 10, "
+             "fill 128; boxes, masks and keypoints follow",
+     .parameters = image_parameters,
+     .expand = expand_detection,
+     .data = &detection_v0_policy},
+    {.name = "detection-v1",
+     .help = "The TPU reference's policy_v1: 20 sub-policies (v0's first)",
+     .parameters = image_parameters,
+     .expand = expand_detection,
+     .data = &detection_v1_policy},
+    {.name = "detection-v2",
+     .help = "The TPU reference's policy_v2: 15 sub-policies of three ops",
+     .parameters = image_parameters,
+     .expand = expand_detection,
+     .data = &detection_v2_policy},
+    {.name = "detection-v3",
+     .help = "The TPU reference's policy_v3: 15 sub-policies of two ops",
+     .parameters = image_parameters,
+     .expand = expand_detection,
+     .data = &detection_v3_policy},
+};
+
+const struct preset_info *preset_list(size_t *count)
+{
+    *count = sizeof presets / sizeof presets[0];
+    return presets;
+}
+
+/* The entry that expands name: its own, or the one whose prefix name is, alone or followed by
+ * '-' and more. */
+static const struct preset_info *preset_find(const char *name)
+{
+    for (size_t i = 0; i < sizeof presets / sizeof presets[0]; i++) {
+        const char *prefix = presets[i].prefix;
+        size_t length = prefix ? strlen(prefix) : 0;
+        if (strcmp(presets[i].name, name) == 0 || (prefix && strncmp(name, prefix, length) == 0 &&
+                                                   (name[length] == '\0' || name[length] == '-')))
+            return &presets[i];
+    }
+    return NULL;
+}
+
+/* The parameters, when given, hold "preset" and keys of allowed only. */
 static int check_params(const json_t *params, const char *const *allowed, struct eng_error *err)
 {
     const char *key;
@@ -760,7 +1027,7 @@ static int check_params(const json_t *params, const char *const *allowed, struct
     if (!params) return 0;
     json_object_foreach((json_t *)params, key, value)
     {
-        int known = 0;
+        int known = strcmp(key, "preset") == 0;
         for (const char *const *a = allowed; *a && !known; a++)
             known = strcmp(key, *a) == 0;
         if (!known) return eng_fail(err, ENG_INVALID, "unknown preset parameter \"%s\"", key);
@@ -777,141 +1044,11 @@ json_t *preset_expand(const json_t *doc, struct eng_error *err)
         eng_fail(err, ENG_INVALID, "\"preset\" must name a preset (GET /v1/policies lists them)");
         return NULL;
     }
-    struct common c = {NULL, NULL};
-    if (params) {
-        c.interpolation = json_object_get(params, "interpolation");
-        c.fill = json_object_get(params, "fill");
-    }
-    json_t *built = NULL;
-    if (strcmp(name, "randaugment") == 0) {
-        static const char *const allowed[] = {"preset",        "n",    "m", "bins",
-                                              "interpolation", "fill", NULL};
-        int n = 0, m = 0, bins = 0;
-        if (check_params(params, allowed, err) ||
-            int_param(params, "bins", 31, 2, 1000, &bins, err) ||
-            int_param(params, "n", 2, 0, 16, &n, err) ||
-            int_param(params, "m", 9, 0, bins - 1, &m, err))
-            return NULL;
-        built = build_randaugment(n, m, bins, &c);
-    } else if (strcmp(name, "trivialaugment-wide") == 0) {
-        static const char *const allowed[] = {"preset", "bins", "interpolation", "fill", NULL};
-        int bins = 0;
-        if (check_params(params, allowed, err) ||
-            int_param(params, "bins", 31, 2, 1000, &bins, err))
-            return NULL;
-        built = build_trivialaugment(bins, &c);
-    } else if (strcmp(name, "augmix") == 0) {
-        static const char *const allowed[] = {"preset", "severity", "width", "depth",
-                                              "alpha",  "all_ops",  "jsd",   "interpolation",
-                                              "fill",   NULL};
-        int severity = 0, width = 0, depth = 0;
-        double alpha = 1.0;
-        json_t *alpha_v = params ? json_object_get(params, "alpha") : NULL;
-        json_t *all_ops_v = params ? json_object_get(params, "all_ops") : NULL;
-        if (check_params(params, allowed, err) ||
-            int_param(params, "severity", 3, 1, 10, &severity, err) ||
-            int_param(params, "width", 3, 1, 16, &width, err) ||
-            int_param(params, "depth", -1, -1, 16, &depth, err))
-            return NULL;
-        if (alpha_v && (!json_is_number(alpha_v) || !(json_number_value(alpha_v) >= 1e-3 &&
-                                                      json_number_value(alpha_v) <= 1e3))) {
-            eng_fail(err, ENG_INVALID, "preset parameter \"alpha\" must be in [0.001, 1000]");
-            return NULL;
-        }
-        if (alpha_v) alpha = json_number_value(alpha_v);
-        if (all_ops_v && !json_is_boolean(all_ops_v)) {
-            eng_fail(err, ENG_INVALID, "preset parameter \"all_ops\" must be true or false");
-            return NULL;
-        }
-        json_t *jsd = params ? json_object_get(params, "jsd") : NULL;
-        if (jsd && !json_is_boolean(jsd)) {
-            eng_fail(err, ENG_INVALID, "preset parameter \"jsd\" must be true or false");
-            return NULL;
-        }
-        built = build_augmix(severity, width, depth == 0 ? -1 : depth, alpha,
-                             !all_ops_v || json_is_true(all_ops_v), &c);
-        /* The Jensen-Shannon consistency loss wants the clean image and two augmented views. */
-        if (built && json_is_true(jsd))
-            built = json_pack("{s:[{s:s}, O, o]}", "views", "op", "Identity", built, built);
-    } else if (strcmp(name, "cutout") == 0 || strcmp(name, "patch-gaussian") == 0) {
-        static const char *const cutout_allowed[] = {"preset", "size", "size_fraction", "fill",
-                                                     NULL};
-        static const char *const patch_allowed[] = {"preset", "size", "size_fraction", "sigma",
-                                                    NULL};
-        int cutout = strcmp(name, "cutout") == 0;
-        if (check_params(params, cutout ? cutout_allowed : patch_allowed, err)) return NULL;
-        /* The op validates the values, and names them, when the document is parsed. */
-        built = json_pack("{s:s}", "op", cutout ? "Cutout" : "PatchGaussian");
-        copy_params(built, params, (cutout ? cutout_allowed : patch_allowed) + 1);
-    } else if (strcmp(name, "fixmatch-strong") == 0) {
-        static const char *const allowed[] = {"preset", "interpolation", "fill", NULL};
-        if (check_params(params, allowed, err)) return NULL;
-        built = build_fixmatch_strong(&c);
-    } else if (strncmp(name, "rand-", 5) == 0 || strcmp(name, "rand") == 0) {
-        static const char *const allowed[] = {"preset", "interpolation", "fill", NULL};
-        if (check_params(params, allowed, err)) return NULL;
-        /* timm's defaults: its hparams' img_mean fill, and bilinear (timm picks bilinear or
-         * bicubic at random; there is no bicubic kernel here). */
-        struct common timm = c;
-        json_t *gray = json_integer(128), *bilinear = json_string("bilinear");
-        if (!timm.fill) timm.fill = gray;
-        if (!timm.interpolation) timm.interpolation = bilinear;
-        built = build_timm_rand(name, &timm, err);
-        json_decref(gray);
-        json_decref(bilinear);
-        if (!built) return NULL;
-    } else if (strcmp(name, "fixmatch-weak") == 0) {
-        static const char *const allowed[] = {"preset", "fill", NULL};
-        if (check_params(params, allowed, err)) return NULL;
-        built = build_fixmatch_weak(&c);
-    } else if (specaugment_find(name)) {
-        static const char *const allowed[] = {"preset", "value", NULL};
-        json_t *value = params ? json_object_get(params, "value") : NULL;
-        if (check_params(params, allowed, err)) return NULL;
-        if (value && !json_is_string(value)) {
-            eng_fail(err, ENG_INVALID, "preset parameter \"value\" must be \"zero\" or \"mean\"");
-            return NULL;
-        }
-        /* The mask ops check the value when the document is parsed. */
-        built =
-            build_specaugment(specaugment_find(name), value ? json_string_value(value) : "zero");
-    } else if (strcmp(name, "multistyle") == 0) {
-        static const char *const allowed[] = {"preset", "noise_clips", NULL};
-        int noise_clips = 0;
-        if (check_params(params, allowed, err) ||
-            int_param(params, "noise_clips", 0, 0, 64, &noise_clips, err))
-            return NULL;
-        built = build_multistyle(noise_clips);
-    } else if (strcmp(name, "gaugment-example") == 0) {
-        static const char *const allowed[] = {"preset", NULL};
-        if (check_params(params, allowed, err)) return NULL;
-        built = json_loads(gaugment_example, 0, NULL);
-    } else if (detection_find(name)) {
-        static const char *const allowed[] = {"preset", "interpolation", "fill", NULL};
-        if (check_params(params, allowed, err)) return NULL;
-        /* The reference's replace value, gray 128, unless the document gives its own fill. */
-        struct common det = c;
-        json_t *gray = json_integer(128);
-        if (!det.fill) det.fill = gray;
-        built = build_detection(detection_find(name), &det);
-        json_decref(gray);
-    } else if (strncmp(name, "autoaugment-", 12) == 0) {
-        static const char *const allowed[] = {"preset", "interpolation", "fill", NULL};
-        if (check_params(params, allowed, err)) return NULL;
-        const char *which = name + 12;
-        if (strcmp(which, "imagenet") == 0)
-            built =
-                build_autoaugment(autoaugment_imagenet,
-                                  sizeof autoaugment_imagenet / sizeof autoaugment_imagenet[0], &c);
-        else if (strcmp(which, "cifar10") == 0)
-            built =
-                build_autoaugment(autoaugment_cifar10,
-                                  sizeof autoaugment_cifar10 / sizeof autoaugment_cifar10[0], &c);
-        else if (strcmp(which, "svhn") == 0)
-            built = build_autoaugment(autoaugment_svhn,
-                                      sizeof autoaugment_svhn / sizeof autoaugment_svhn[0], &c);
-    }
-    if (!built)
+    const struct preset_info *preset = preset_find(name);
+    if (!preset) {
         eng_fail(err, ENG_INVALID, "unknown preset \"%s\" (GET /v1/policies lists them)", name);
-    return built;
+        return NULL;
+    }
+    if (check_params(params, preset->parameters, err) != 0) return NULL;
+    return preset->expand(preset, name, params, err);
 }

@@ -21,6 +21,7 @@
 #include <sndfile.h>
 
 #include "audio/audio.h"
+#include "audio/output.h"
 #include "testutil.h"
 
 static char audio_dir[4096];
@@ -794,7 +795,7 @@ static void test_encode_round_trip(void **state)
         audio_free(back);
         free(out);
     }
-    assert_string_equal(audio_format_mime(AUDIO_FLAC), "audio/flac");
+    assert_string_equal(audio_output_mime(AUDIO_OUTPUT_FLAC), "audio/flac");
     audio_free(a);
     free(b.data);
 }

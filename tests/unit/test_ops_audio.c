@@ -16,7 +16,8 @@
 
 #include <jansson.h>
 
-#include "audio/ops_audio.h"
+#include "audio/spec.h"
+#include "audio/wave.h"
 
 static char manifest_path[4096];
 
