@@ -1,7 +1,8 @@
 /* The KServe Open Inference Protocol v2, REST: JSON tensors of FP32, UINT8 and INT64, and Triton's
  * binary tensor data extension (raw little-endian tensor bytes after the JSON, both ways). The
- * protocol's errors are {"error": "<message>"}, not the server's envelope, so every error here is
- * written as that body directly (v2_error) instead of through response_error. */
+ * protocol's errors are {"error": "<message>"}, not the server's envelope: each handler that can
+ * fail first marks its response RESPONSE_ERRORS_KSERVE, and the usual response_error calls then
+ * write that body. */
 #include <float.h>
 #include <jansson.h>
 #include <math.h>
@@ -22,19 +23,6 @@
 
 #define HEADER_LENGTH "Inference-Header-Content-Length"
 
-static void v2_error(struct response *resp, int status, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void v2_error(struct response *resp, int status, const char *fmt, ...)
-{
-    char message[600];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(message, sizeof message, fmt, ap);
-    va_end(ap);
-    response_json(resp, status, json_pack("{s:s}", "error", message));
-}
-
 void handle_v2_info(struct request *req, struct response *resp)
 {
     (void)req;
@@ -51,8 +39,9 @@ void handle_v2_live(struct request *req, struct response *resp)
 
 void handle_v2_ready(struct request *req, struct response *resp)
 {
+    resp->errors = RESPONSE_ERRORS_KSERVE;
     if (atomic_load(&req->app->shutting_down)) {
-        v2_error(resp, 503, "the server is shutting down");
+        response_error(resp, 503, "the server is shutting down");
         return;
     }
     response_json(resp, 200, json_object());
@@ -63,14 +52,15 @@ void handle_v2_ready(struct request *req, struct response *resp)
  * for a model that is not ready). The reference keeps a model deleted meanwhile valid. */
 static struct model *path_model(struct request *req, struct response *resp)
 {
+    resp->errors = RESPONSE_ERRORS_KSERVE;
     const char *name = request_param(req, "model");
     struct model *m = name ? models_acquire(req->app->models, name) : NULL;
     if (!m) {
-        v2_error(resp, 404, "unknown model: %s", name ? name : "");
+        response_error(resp, 404, "unknown model: %s", name ? name : "");
         return NULL;
     }
     if (!model_graph(m)) {
-        v2_error(resp, 400, "model %s is unavailable: %s", name, model_reason(m));
+        response_error(resp, 400, "model %s is unavailable: %s", name, model_reason(m));
         model_release(m);
         return NULL;
     }
@@ -237,8 +227,8 @@ static int read_shape(struct infer *in, size_t idx, json_t *shape, int64_t *coun
     struct nn_tensor_info *got = &in->shapes[idx];
     char want_text[192], got_text[192];
     if (json_array_size(shape) > NN_MAX_RANK) {
-        v2_error(resp, 400, "input %s: shape has %zu dimensions; at most %d are supported",
-                 want->name, json_array_size(shape), NN_MAX_RANK);
+        response_error(resp, 400, "input %s: shape has %zu dimensions; at most %d are supported",
+                       want->name, json_array_size(shape), NN_MAX_RANK);
         return -1;
     }
     *got = *want;
@@ -246,7 +236,7 @@ static int read_shape(struct infer *in, size_t idx, json_t *shape, int64_t *coun
     for (int d = 0; d < got->rank; d++) {
         json_t *dim = json_array_get(shape, (size_t)d);
         if (!json_is_integer(dim) || json_integer_value(dim) < 0) {
-            v2_error(resp, 400, "input %s: shape must hold integers >= 0", want->name);
+            response_error(resp, 400, "input %s: shape must hold integers >= 0", want->name);
             return -1;
         }
         got->dims[d] = json_integer_value(dim);
@@ -255,48 +245,48 @@ static int read_shape(struct infer *in, size_t idx, json_t *shape, int64_t *coun
     for (int d = 0; fits && want->rank >= 0 && d < got->rank; d++)
         fits = want->dims[d] < 0 || want->dims[d] == got->dims[d];
     if (!fits) {
-        v2_error(resp, 400, "input %s: shape %s does not fit the model's %s", want->name,
-                 shape_text(got->dims, got->rank, got_text),
-                 shape_text(want->dims, want->rank, want_text));
+        response_error(resp, 400, "input %s: shape %s does not fit the model's %s", want->name,
+                       shape_text(got->dims, got->rank, got_text),
+                       shape_text(want->dims, want->rank, want_text));
         return -1;
     }
     if (model_max_batch(in->m) > 0 && got->rank > 0 && got->dims[0] > model_max_batch(in->m)) {
-        v2_error(resp, 400, "input %s: batch %lld is past the model's max_batch %ld", want->name,
-                 (long long)got->dims[0], model_max_batch(in->m));
+        response_error(resp, 400, "input %s: batch %lld is past the model's max_batch %ld",
+                       want->name, (long long)got->dims[0], model_max_batch(in->m));
         return -1;
     }
     *count = element_count(got, in->max_elements);
     if (*count < 0) {
-        v2_error(resp, 413, "input %s: shape %s is past max_tensor_elements (%lld elements)",
-                 want->name, shape_text(got->dims, got->rank, got_text),
-                 (long long)in->max_elements);
+        response_error(resp, 413, "input %s: shape %s is past max_tensor_elements (%lld elements)",
+                       want->name, shape_text(got->dims, got->rank, got_text),
+                       (long long)in->max_elements);
         return -1;
     }
     /* The executor divides by dimensions: an empty tensor would crash it. */
     if (*count == 0) {
-        v2_error(resp, 400, "input %s: shape %s holds no elements", want->name,
-                 shape_text(got->dims, got->rank, got_text));
+        response_error(resp, 400, "input %s: shape %s holds no elements", want->name,
+                       shape_text(got->dims, got->rank, got_text));
         return -1;
     }
     return 0;
 }
 
 /* Reads data nested as the shape says from depth on: an array of dims[depth] entries above the
- * last dimension, an element at it. out NULL only checks. Returns 0, or -1 with why filled. The
+ * last dimension, an element at it. out NULL only checks. Returns 0, or -1 with err set. The
  * recursion is at most NN_MAX_RANK deep. */
 static int read_nested(json_t *v, const struct nn_tensor_info *shape, int depth,
-                       const struct datatype *t, float *out, size_t *at, char *why, size_t size)
+                       const struct datatype *t, float *out, size_t *at, struct eng_error *err)
 {
     if (depth == shape->rank) {
         if (json_element(t, v, out ? &out[*at] : NULL) != 0) {
-            snprintf(why, size, "element %zu is not %s", *at, t->values);
+            eng_fail(err, ENG_INVALID, "element %zu is not %s", *at, t->values);
             return -1;
         }
         (*at)++;
         return 0;
     }
     if (!json_is_array(v) || json_array_size(v) != (size_t)shape->dims[depth]) {
-        snprintf(why, size,
+        eng_fail(err, ENG_INVALID,
                  "data's nesting disagrees with the shape: a level-%d entry holds %zu values, the "
                  "shape says %lld",
                  depth, json_is_array(v) ? json_array_size(v) : 1, (long long)shape->dims[depth]);
@@ -306,23 +296,23 @@ static int read_nested(json_t *v, const struct nn_tensor_info *shape, int depth,
     json_t *e;
     json_array_foreach(v, i, e)
     {
-        if (read_nested(e, shape, depth + 1, t, out, at, why, size) != 0) return -1;
+        if (read_nested(e, shape, depth + 1, t, out, at, err) != 0) return -1;
     }
     return 0;
 }
 
 /* Reads "data", row-major, flat or nested as the shape (it is nested when its first entry is an
- * array), into out (count floats), or only checks it when out is NULL. Returns 0, or -1 with why
- * filled. */
+ * array), into out (count floats), or only checks it when out is NULL. Returns 0, or -1 with err
+ * set. */
 static int read_data(json_t *data, const struct nn_tensor_info *shape, int64_t count,
-                     const struct datatype *t, float *out, char *why, size_t size)
+                     const struct datatype *t, float *out, struct eng_error *err)
 {
     size_t at = 0;
     if (shape->rank >= 2 && json_is_array(json_array_get(data, 0)))
-        return read_nested(data, shape, 0, t, out, &at, why, size);
+        return read_nested(data, shape, 0, t, out, &at, err);
     if (json_array_size(data) != (size_t)count) {
         char text[192];
-        snprintf(why, size, "shape %s needs %lld elements, data has %zu",
+        eng_fail(err, ENG_INVALID, "shape %s needs %lld elements, data has %zu",
                  shape_text(shape->dims, shape->rank, text), (long long)count,
                  json_array_size(data));
         return -1;
@@ -331,7 +321,7 @@ static int read_data(json_t *data, const struct nn_tensor_info *shape, int64_t c
     json_array_foreach(data, at, v)
     {
         if (json_element(t, v, out ? &out[at] : NULL) != 0) {
-            snprintf(why, size, "element %zu is not %s", at, t->values);
+            eng_fail(err, ENG_INVALID, "element %zu is not %s", at, t->values);
             return -1;
         }
     }
@@ -346,16 +336,17 @@ static int read_binary(struct infer *in, const char *name, json_t *size, int64_t
     uint64_t need = (uint64_t)count * t->size;
     if (!json_is_integer(size) || json_integer_value(size) < 0 ||
         (uint64_t)json_integer_value(size) != need) {
-        v2_error(resp, 400,
-                 "input %s: binary_data_size must be %llu (%lld %s elements of %zu bytes)", name,
-                 (unsigned long long)need, (long long)count, t->name, t->size);
+        response_error(resp, 400,
+                       "input %s: binary_data_size must be %llu (%lld %s elements of %zu bytes)",
+                       name, (unsigned long long)need, (long long)count, t->name, t->size);
         return -1;
     }
     if (need > in->binary_size) {
-        v2_error(resp, 400,
-                 "input %s: binary_data_size is %llu but only %zu bytes of binary data remain "
-                 "after the %s JSON header",
-                 name, (unsigned long long)need, in->binary_size, HEADER_LENGTH);
+        response_error(
+            resp, 400,
+            "input %s: binary_data_size is %llu but only %zu bytes of binary data remain "
+            "after the %s JSON header",
+            name, (unsigned long long)need, in->binary_size, HEADER_LENGTH);
         return -1;
     }
     for (int64_t e = 0; e < count; e++)
@@ -374,50 +365,51 @@ static int read_input(struct infer *in, json_t *tensor, struct response *resp)
     json_t *binary = json_object_get(json_object_get(tensor, "parameters"), "binary_data_size");
     if (!name || !json_is_array(shape) || !datatype || (data && !json_is_array(data)) ||
         !data == !binary) {
-        v2_error(resp, 400,
-                 "every input needs name, shape, datatype, and either data (an array) or "
-                 "parameters.binary_data_size");
+        response_error(resp, 400,
+                       "every input needs name, shape, datatype, and either data (an array) or "
+                       "parameters.binary_data_size");
         return -1;
     }
     size_t idx = 0;
     while (idx < in->n_inputs && strcmp(nn_graph_input(in->g, idx)->name, name) != 0)
         idx++;
     if (idx == in->n_inputs) {
-        v2_error(resp, 400, "unknown input %s of model %s", name, model_name(in->m));
+        response_error(resp, 400, "unknown input %s of model %s", name, model_name(in->m));
         return -1;
     }
     if (in->inputs[idx]) {
-        v2_error(resp, 400, "input %s is given twice", name);
+        response_error(resp, 400, "input %s is given twice", name);
         return -1;
     }
     const struct datatype *t = find_datatype(datatype);
     const char *want = models_datatype_name(nn_graph_input(in->g, idx)->dtype);
     if (!t) {
-        v2_error(resp, 400, "input %s: datatype %s is not supported; FP32, UINT8 and INT64 are",
-                 name, datatype);
+        response_error(resp, 400,
+                       "input %s: datatype %s is not supported; FP32, UINT8 and INT64 are", name,
+                       datatype);
         return -1;
     }
     if (strcmp(t->name, want) != 0) {
-        v2_error(resp, 400, "input %s: datatype %s does not match the model's %s", name, datatype,
-                 want);
+        response_error(resp, 400, "input %s: datatype %s does not match the model's %s", name,
+                       datatype, want);
         return -1;
     }
     int64_t count;
     if (read_shape(in, idx, shape, &count, resp) != 0) return -1;
-    char why[300];
+    struct eng_error err;
     /* JSON data is checked before the allocation, binary data by its size, so nothing is allocated
      * for more elements than the body holds. */
-    if (data && read_data(data, &in->shapes[idx], count, t, NULL, why, sizeof why) != 0) {
-        v2_error(resp, 400, "input %s: %s", name, why);
+    if (data && read_data(data, &in->shapes[idx], count, t, NULL, &err) != 0) {
+        response_error(resp, 400, "input %s: %s", name, err.message);
         return -1;
     }
     in->inputs[idx] = malloc((size_t)count * sizeof(float));
     if (!in->inputs[idx]) {
-        v2_error(resp, 503, "out of memory");
+        response_no_memory(resp, NULL);
         return -1;
     }
     if (binary) return read_binary(in, name, binary, count, t, in->inputs[idx], resp);
-    return read_data(data, &in->shapes[idx], count, t, in->inputs[idx], why, sizeof why);
+    return read_data(data, &in->shapes[idx], count, t, in->inputs[idx], &err);
 }
 
 /* A boolean parameter: *out stays as it is when absent. Returns -1 when it is not a boolean. */
@@ -438,7 +430,7 @@ static int choose_outputs(struct infer *in, json_t *body, struct response *resp)
     json_t *wanted = json_object_get(body, "outputs");
     int binary_all = 0;
     if (bool_parameter(body, "binary_data_output", &binary_all) != 0) {
-        v2_error(resp, 400, "parameters.binary_data_output must be a boolean");
+        response_error(resp, 400, "parameters.binary_data_output must be a boolean");
         return -1;
     }
     for (size_t k = 0; k < in->n_outputs; k++)
@@ -452,13 +444,13 @@ static int choose_outputs(struct infer *in, json_t *body, struct response *resp)
         while (name && k < in->n_outputs && strcmp(nn_graph_output(in->g, k)->name, name) != 0)
             k++;
         if (!name || k == in->n_outputs) {
-            v2_error(resp, 400, "unknown output %s of model %s", name ? name : "(no name)",
-                     model_name(in->m));
+            response_error(resp, 400, "unknown output %s of model %s", name ? name : "(no name)",
+                           model_name(in->m));
             return -1;
         }
         int binary = binary_all;
         if (bool_parameter(tensor, "binary_data", &binary) != 0) {
-            v2_error(resp, 400, "output %s: parameters.binary_data must be a boolean", name);
+            response_error(resp, 400, "output %s: parameters.binary_data must be a boolean", name);
             return -1;
         }
         in->returned[k] = binary ? RETURN_BINARY : RETURN_JSON;
@@ -541,7 +533,7 @@ static void respond(const struct infer *in, json_t *id, struct response *resp)
     unsigned char *body = text ? malloc(length + binary_size) : NULL;
     if (!body) {
         free(text);
-        v2_error(resp, 503, "out of memory while writing the response");
+        response_no_memory(resp, "while writing the response");
         return;
     }
     memcpy(body, text, length);
@@ -552,7 +544,7 @@ static void respond(const struct infer *in, json_t *id, struct response *resp)
     return;
 oom:
     json_decref(outputs);
-    v2_error(resp, 503, "out of memory while writing the response");
+    response_no_memory(resp, "while writing the response");
 }
 
 static void infer(struct response *resp, json_t *body, struct infer *in)
@@ -561,9 +553,9 @@ static void infer(struct response *resp, json_t *body, struct infer *in)
     json_t *id = json_object_get(body, "id");
     if (!json_is_array(inputs) || (wanted && !json_is_array(wanted)) ||
         (id && !json_is_string(id))) {
-        v2_error(resp, 400,
-                 "the body needs \"inputs\" (an array); \"outputs\" is an array and "
-                 "\"id\" a string when given");
+        response_error(resp, 400,
+                       "the body needs \"inputs\" (an array); \"outputs\" is an array and "
+                       "\"id\" a string when given");
         return;
     }
     in->g = model_graph(in->m);
@@ -575,7 +567,7 @@ static void infer(struct response *resp, json_t *body, struct infer *in)
     in->output_info = calloc(in->n_outputs + 1, sizeof *in->output_info);
     in->returned = calloc(in->n_outputs + 1, sizeof *in->returned);
     if (!in->inputs || !in->shapes || !in->outputs || !in->output_info || !in->returned) {
-        v2_error(resp, 503, "out of memory");
+        response_no_memory(resp, NULL);
         return;
     }
     if (choose_outputs(in, body, resp) != 0) return;
@@ -587,21 +579,20 @@ static void infer(struct response *resp, json_t *body, struct infer *in)
     }
     for (i = 0; i < in->n_inputs; i++)
         if (!in->inputs[i]) {
-            v2_error(resp, 400, "missing input %s", nn_graph_input(in->g, i)->name);
+            response_error(resp, 400, "missing input %s", nn_graph_input(in->g, i)->name);
             return;
         }
     if (in->binary_size) {
-        v2_error(resp, 400,
-                 "the body holds %zu bytes of binary data past what the inputs' "
-                 "binary_data_size take",
-                 in->binary_size);
+        response_error(resp, 400,
+                       "the body holds %zu bytes of binary data past what the inputs' "
+                       "binary_data_size take",
+                       in->binary_size);
         return;
     }
     struct eng_error err = {0};
     if (model_infer(in->m, (const float *const *)in->inputs, in->shapes, in->outputs,
                     in->output_info, &err) != 0) {
-        int client = err.code == ENG_INVALID || err.code == ENG_UNSUPPORTED;
-        v2_error(resp, client ? 400 : err.code == ENG_NO_MEMORY ? 503 : 500, "%s", err.message);
+        response_engine_error(resp, &err);
         return;
     }
     respond(in, id, resp);
@@ -618,12 +609,12 @@ static int header_length(const struct request *req, size_t *length, struct respo
     char *end;
     unsigned long long n = strtoull(value, &end, 10);
     if (value[0] < '0' || value[0] > '9' || *end != '\0') {
-        v2_error(resp, 400, "%s must be a number of bytes, not \"%s\"", HEADER_LENGTH, value);
+        response_error(resp, 400, "%s must be a number of bytes, not \"%s\"", HEADER_LENGTH, value);
         return -1;
     }
     if (n > req->body_size) {
-        v2_error(resp, 400, "%s is %s but the body has %zu bytes", HEADER_LENGTH, value,
-                 req->body_size);
+        response_error(resp, 400, "%s is %s but the body has %zu bytes", HEADER_LENGTH, value,
+                       req->body_size);
         return -1;
     }
     *length = (size_t)n;
@@ -643,7 +634,7 @@ void handle_v2_infer(struct request *req, struct response *resp)
         json_error_t error;
         body = json_loadb((const char *)req->body, length, JSON_REJECT_DUPLICATES, &error);
         if (!json_is_object(body))
-            v2_error(resp, 400, "the body is not a JSON object: %s", body ? "" : error.text);
+            response_error(resp, 400, "the body is not a JSON object: %s", body ? "" : error.text);
         else
             infer(resp, body, &in);
     }

@@ -79,7 +79,7 @@ static struct route *mount_routes(const struct config *cfg, size_t *count)
     return routes;
 }
 
-int app_open(struct app *app, const struct config *cfg, char *err, size_t err_size)
+int app_open(struct app *app, const struct config *cfg, struct eng_error *err)
 {
     memset(app, 0, sizeof *app);
     app->cfg = cfg;
@@ -97,17 +97,17 @@ int app_open(struct app *app, const struct config *cfg, char *err, size_t err_si
     app->metrics = metrics_create();
     app->policies = policy_cache_new(64);
     if (!routes || !app->metrics || !app->policies) {
-        snprintf(err, err_size, "out of memory");
+        eng_no_memory(err);
         goto fail;
     }
-    struct eng_error engine_err = {0};
-    if (img_codec_init(&engine_err) != 0) {
-        snprintf(err, err_size, "image codecs: %s", engine_err.message);
+    struct eng_error codec_err;
+    if (img_codec_init(&codec_err) != 0) {
+        eng_fail(err, codec_err.code, "image codecs: %s", codec_err.message);
         goto fail;
     }
-    app->access_log = access_log_open(cfg->access_log, err, err_size);
+    app->access_log = access_log_open(cfg->access_log, err);
     if (!app->access_log) goto fail;
-    app->storage = storage_open(cfg->data_dir, err, err_size);
+    app->storage = storage_open(cfg->data_dir, err);
     if (!app->storage) goto fail;
     /* By default the inferences running at once (one per worker) share the cores, so none waits
      * on an OpenMP barrier whose other threads another inference has descheduled. */
@@ -116,14 +116,11 @@ int app_open(struct app *app, const struct config *cfg, char *err, size_t err_si
         .threads = cfg->nn_threads > 0 ? cfg->nn_threads
                                        : (int)(cores > app->workers ? cores / app->workers : 1),
         .direct_convolution = cfg->nn_direct_convolution};
-    app->models = models_open(cfg->models_dir, &models, &engine_err);
-    if (!app->models) {
-        snprintf(err, err_size, "%s", engine_err.message);
-        goto fail;
-    }
+    app->models = models_open(cfg->models_dir, &models, err);
+    if (!app->models) goto fail;
     app->admission = admission_create(app->workers, cfg->queue);
     if (!app->admission) {
-        snprintf(err, err_size, "cannot start %d worker threads", app->workers);
+        eng_fail(err, ENG_INTERNAL, "cannot start %d worker threads", app->workers);
         goto fail;
     }
     return 0;

@@ -7,6 +7,7 @@
 #include <time.h>
 
 #include "config.h"
+#include "core/error.h"
 #include "router.h"
 
 struct admission;
@@ -39,7 +40,7 @@ const struct route *app_all_routes(size_t *count);
 int app_route_is_debug(const struct route *route);
 
 /* Opens everything but the HTTP daemon. Returns 0, or -1 with err filled (app left empty). */
-int app_open(struct app *app, const struct config *cfg, char *err, size_t err_size);
+int app_open(struct app *app, const struct config *cfg, struct eng_error *err);
 void app_close(struct app *app);
 
 #endif

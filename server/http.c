@@ -141,7 +141,7 @@ static enum MHD_Result send_response(struct exchange *ex)
     struct response *r = &ex->resp;
     struct MHD_Response *mhd;
     if (r->error_code) {
-        char *envelope = error_envelope(r->error_code, r->error_message, ex->request_id);
+        char *envelope = response_error_body(r, ex->request_id);
         if (!envelope) return MHD_NO;
         ex->bytes_for_log = strlen(envelope);
         mhd = MHD_create_response_from_buffer(strlen(envelope), envelope, MHD_RESPMEM_MUST_FREE);
@@ -452,14 +452,13 @@ static void on_mhd_log(void *cls, const char *fmt, va_list ap)
 }
 
 /* "host:port" or "[v6]:port" to a socket address. */
-static int resolve_listen(const char *listen, struct sockaddr_storage *addr, char *err,
-                          size_t err_size)
+static int resolve_listen(const char *listen, struct sockaddr_storage *addr, struct eng_error *err)
 {
     char host[256];
     const char *colon = strrchr(listen, ':');
     size_t host_len = colon ? (size_t)(colon - listen) : 0;
     if (!colon || host_len == 0 || host_len >= sizeof host) {
-        snprintf(err, err_size, "listen: \"%s\" is not host:port", listen);
+        eng_fail(err, ENG_INTERNAL, "listen: \"%s\" is not host:port", listen);
         return -1;
     }
     memcpy(host, listen, host_len);
@@ -473,7 +472,7 @@ static int resolve_listen(const char *listen, struct sockaddr_storage *addr, cha
     struct addrinfo *found = NULL;
     int rc = getaddrinfo(host, colon + 1, &hints, &found);
     if (rc != 0) {
-        snprintf(err, err_size, "listen: cannot resolve \"%s\": %s", host, gai_strerror(rc));
+        eng_fail(err, ENG_INTERNAL, "listen: cannot resolve \"%s\": %s", host, gai_strerror(rc));
         return -1;
     }
     memset(addr, 0, sizeof *addr);
@@ -510,7 +509,7 @@ static void *accept_loop(void *arg)
     }
 }
 
-static int open_listener(const struct sockaddr_storage *addr, char *err, size_t err_size,
+static int open_listener(const struct sockaddr_storage *addr, struct eng_error *err,
                          const char *listen_text)
 {
     socklen_t len =
@@ -519,29 +518,30 @@ static int open_listener(const struct sockaddr_storage *addr, char *err, size_t 
     int on = 1;
     if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on) != 0 ||
         bind(fd, (const struct sockaddr *)addr, len) != 0 || listen(fd, SOMAXCONN) != 0) {
-        snprintf(err, err_size, "listen: cannot listen on %s: %s", listen_text, strerror(errno));
+        eng_fail(err, ENG_INTERNAL, "listen: cannot listen on %s: %s", listen_text,
+                 strerror(errno));
         if (fd >= 0) close(fd);
         return -1;
     }
     return fd;
 }
 
-struct http_server *http_start(struct app *app, char *err, size_t err_size)
+struct http_server *http_start(struct app *app, struct eng_error *err)
 {
     const struct config *cfg = app->cfg;
     struct sockaddr_storage addr;
-    if (resolve_listen(cfg->listen, &addr, err, err_size) != 0) return NULL;
+    if (resolve_listen(cfg->listen, &addr, err) != 0) return NULL;
     struct http_server *srv = calloc(1, sizeof *srv);
     if (!srv) {
-        snprintf(err, err_size, "out of memory");
+        eng_no_memory(err);
         return NULL;
     }
     srv->app = app;
     srv->stop_pipe[0] = srv->stop_pipe[1] = -1;
-    srv->listen_fd = open_listener(&addr, err, err_size, cfg->listen);
+    srv->listen_fd = open_listener(&addr, err, cfg->listen);
     if (srv->listen_fd < 0) goto fail;
     if (pipe2(srv->stop_pipe, O_CLOEXEC) != 0) {
-        snprintf(err, err_size, "pipe: %s", strerror(errno));
+        eng_fail(err, ENG_INTERNAL, "pipe: %s", strerror(errno));
         goto fail;
     }
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
@@ -556,11 +556,11 @@ struct http_server *http_start(struct app *app, char *err, size_t err_size)
         (size_t)cfg->connection_memory_limit, MHD_OPTION_NOTIFY_COMPLETED, on_completed, app,
         MHD_OPTION_END);
     if (!srv->daemon) {
-        snprintf(err, err_size, "cannot start the HTTP daemon");
+        eng_fail(err, ENG_INTERNAL, "cannot start the HTTP daemon");
         goto fail;
     }
     if (pthread_create(&srv->acceptor, NULL, accept_loop, srv) != 0) {
-        snprintf(err, err_size, "cannot start the accept thread");
+        eng_fail(err, ENG_INTERNAL, "cannot start the accept thread");
         goto fail;
     }
     srv->accepting = 1;

@@ -6,11 +6,13 @@
 
 #include <stddef.h>
 
+#include "core/error.h"
+
 struct app;
 struct http_server;
 
 /* Starts listening on app->cfg->listen. NULL with err filled on failure. */
-struct http_server *http_start(struct app *app, char *err, size_t err_size);
+struct http_server *http_start(struct app *app, struct eng_error *err);
 
 /* The bound port (useful with port 0). */
 int http_port(struct http_server *srv);

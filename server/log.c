@@ -42,11 +42,11 @@ static void write_line(FILE *out, pthread_mutex_t *lock, json_t *doc)
     free(line);
 }
 
-struct access_log *access_log_open(const char *target, char *err, size_t err_size)
+struct access_log *access_log_open(const char *target, struct eng_error *err)
 {
     struct access_log *log = calloc(1, sizeof *log);
     if (!log) {
-        snprintf(err, err_size, "out of memory");
+        eng_no_memory(err);
         return NULL;
     }
     pthread_mutex_init(&log->lock, NULL);
@@ -55,7 +55,7 @@ struct access_log *access_log_open(const char *target, char *err, size_t err_siz
     } else if (strcmp(target, "off") != 0) {
         log->out = fopen(target, "a");
         if (!log->out) {
-            snprintf(err, err_size, "access_log: cannot open %s: %s", target, strerror(errno));
+            eng_fail(err, ENG_INTERNAL, "access_log: cannot open %s: %s", target, strerror(errno));
             pthread_mutex_destroy(&log->lock);
             free(log);
             return NULL;

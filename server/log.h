@@ -5,6 +5,8 @@
 
 #include <stddef.h>
 
+#include "core/error.h"
+
 struct access_log;
 
 struct access_entry {
@@ -19,7 +21,7 @@ struct access_entry {
 };
 
 /* target: "stderr", "off" or a file path (appended to). NULL with err filled on failure. */
-struct access_log *access_log_open(const char *target, char *err, size_t err_size);
+struct access_log *access_log_open(const char *target, struct eng_error *err);
 void access_log_write(struct access_log *log, const struct access_entry *entry);
 void access_log_close(struct access_log *log);
 

@@ -161,15 +161,15 @@ static int run_server(const struct config *cfg)
     pthread_sigmask(SIG_BLOCK, &signals, NULL);
     signal(SIGPIPE, SIG_IGN);
 
-    char err[512];
+    struct eng_error err;
     struct app app;
-    if (app_open(&app, cfg, err, sizeof err) != 0) {
-        log_event("error", "start", "%s", err);
+    if (app_open(&app, cfg, &err) != 0) {
+        log_event("error", "start", "%s", err.message);
         return 1;
     }
-    struct http_server *srv = http_start(&app, err, sizeof err);
+    struct http_server *srv = http_start(&app, &err);
     if (!srv) {
-        log_event("error", "start", "%s", err);
+        log_event("error", "start", "%s", err.message);
         app_close(&app);
         return 1;
     }

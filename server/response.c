@@ -151,11 +151,14 @@ json_t *json_string_lossy(const char *text)
     return s;
 }
 
-char *error_envelope(const char *code, const char *message, const char *request_id)
+char *response_error_body(const struct response *resp, const char *request_id)
 {
-    json_t *doc = json_pack("{s:{s:s, s:o*, s:o*}}", "error", "code", code, "message",
-                            json_string_lossy(message), "request_id",
-                            json_string_lossy(request_id ? request_id : ""));
+    json_t *message = json_string_lossy(resp->error_message);
+    json_t *doc =
+        resp->errors == RESPONSE_ERRORS_KSERVE
+            ? json_pack("{s:o*}", "error", message)
+            : json_pack("{s:{s:s, s:o*, s:o*}}", "error", "code", resp->error_code, "message",
+                        message, "request_id", json_string_lossy(request_id ? request_id : ""));
     if (!doc) return NULL;
     char *text = json_text(doc, JSON_COMPACT | JSON_PRESERVE_ORDER);
     json_decref(doc);
@@ -184,6 +187,7 @@ int response_status_for(enum eng_code code)
 void response_engine_error(struct response *resp, const struct eng_error *err)
 {
     int status = response_status_for(err->code);
+    if (resp->errors == RESPONSE_ERRORS_KSERVE && (status == 415 || status == 422)) status = 400;
     if (err->code == ENG_UNDECODABLE)
         response_error_code(resp, status, "undecodable", "%s", err->message);
     else

@@ -16,6 +16,13 @@ struct response_header {
     char *value;
 };
 
+/* Whose error bodies a response writes: the server's envelope {"error": {"code", "message",
+ * "request_id"}}, or KServe's Open Inference Protocol's {"error": "<message>"}. */
+enum response_errors {
+    RESPONSE_ERRORS_AUGSERVE,
+    RESPONSE_ERRORS_KSERVE,
+};
+
 struct response {
     int status;
     const char *content_type; /* a string literal */
@@ -25,8 +32,9 @@ struct response {
     uint64_t fd_size;
     struct response_header headers[RESPONSE_MAX_HEADERS];
     size_t header_count;
-    const char *error_code; /* set: an error envelope is sent with error_message */
+    const char *error_code; /* set: an error body is sent with error_message */
     char error_message[512];
+    enum response_errors errors; /* how that body is written (a handler sets it first) */
 };
 
 void response_init(struct response *resp);
@@ -54,8 +62,9 @@ void response_header(struct response *resp, const char *name, const char *fmt, .
 /* The one mapping from engine error codes to statuses: invalid input and undecodable data 422,
  * unsupported formats 415, limits 413, memory 503, anything else 500. */
 int response_status_for(enum eng_code code);
-/* An error envelope for err, with the status response_status_for gives (and the code
- * "undecodable" for undecodable data). */
+/* An error for err, with the status response_status_for gives (and the code "undecodable" for
+ * undecodable data). Under KServe's protocol a request the server cannot serve is 400, not 415
+ * or 422; limits, memory and the server's own failures keep their status. */
 void response_engine_error(struct response *resp, const struct eng_error *err);
 /* "out of memory", or "out of memory <doing>" ("while writing the response"), with the status of
  * ENG_NO_MEMORY: what every handler answers when an allocation fails. */
@@ -68,7 +77,8 @@ const char *error_code_for_status(int status);
  * so other bytes become '?'. NULL for NULL text or when memory runs out. */
 json_t *json_string_lossy(const char *text);
 
-/* The envelope {"error": {"code", "message", "request_id"}} as a JSON string (malloc'd). */
-char *error_envelope(const char *code, const char *message, const char *request_id);
+/* The body of resp's error as a JSON string (malloc'd): the envelope {"error": {"code", "message",
+ * "request_id"}}, or {"error": "<message>"} under KServe's protocol. NULL when memory runs out. */
+char *response_error_body(const struct response *resp, const char *request_id);
 
 #endif

@@ -16,11 +16,11 @@ struct storage {
 };
 
 /* mkdir -p */
-static int make_dirs(const char *path, char *err, size_t err_size)
+static int make_dirs(const char *path, struct eng_error *err)
 {
     char *copy = strdup(path);
     if (!copy) {
-        snprintf(err, err_size, "out of memory");
+        eng_no_memory(err);
         return -1;
     }
     for (char *slash = copy + 1;; slash++) {
@@ -28,7 +28,7 @@ static int make_dirs(const char *path, char *err, size_t err_size)
         if (saved != '/' && saved != '\0') continue;
         *slash = '\0';
         if (mkdir(copy, 0750) != 0 && errno != EEXIST) {
-            snprintf(err, err_size, "data_dir: cannot create %s: %s", copy, strerror(errno));
+            eng_fail(err, ENG_INTERNAL, "data_dir: cannot create %s: %s", copy, strerror(errno));
             free(copy);
             return -1;
         }
@@ -38,19 +38,19 @@ static int make_dirs(const char *path, char *err, size_t err_size)
     free(copy);
     struct stat st;
     if (stat(path, &st) != 0 || !S_ISDIR(st.st_mode)) {
-        snprintf(err, err_size, "data_dir: %s is not a directory", path);
+        eng_fail(err, ENG_INTERNAL, "data_dir: %s is not a directory", path);
         return -1;
     }
     return 0;
 }
 
-struct storage *storage_open(const char *data_dir, char *err, size_t err_size)
+struct storage *storage_open(const char *data_dir, struct eng_error *err)
 {
-    if (make_dirs(data_dir, err, err_size) != 0) return NULL;
+    if (make_dirs(data_dir, err) != 0) return NULL;
     struct storage *st = calloc(1, sizeof *st);
     char *path = NULL;
     if (!st || asprintf(&path, "%s/augserve.db", data_dir) < 0) {
-        snprintf(err, err_size, "out of memory");
+        eng_no_memory(err);
         free(st);
         return NULL;
     }
@@ -67,7 +67,7 @@ struct storage *storage_open(const char *data_dir, char *err, size_t err_size)
                           NULL, NULL, &sql_err);
     }
     if (rc != SQLITE_OK) {
-        snprintf(err, err_size, "storage: cannot open %s: %s", path,
+        eng_fail(err, ENG_INTERNAL, "storage: cannot open %s: %s", path,
                  sql_err ? sql_err : sqlite3_errmsg(st->db));
         sqlite3_free(sql_err);
         sqlite3_close(st->db);

@@ -5,11 +5,13 @@
 
 #include <stddef.h>
 
+#include "core/error.h"
+
 struct storage;
 
 /* Creates data_dir (and parents) if needed and opens data_dir/augserve.db, creating the schema.
  * NULL with err filled on failure. */
-struct storage *storage_open(const char *data_dir, char *err, size_t err_size);
+struct storage *storage_open(const char *data_dir, struct eng_error *err);
 
 /* 0 when the database answers a query, -1 otherwise. Safe from any thread. */
 int storage_ping(struct storage *st);
