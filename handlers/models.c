@@ -130,26 +130,6 @@ static const char *upload_name(const struct request *req, char **copy)
     return *copy;
 }
 
-/* The status of each failure of models_add. */
-static void respond_add_failure(struct response *resp, enum models_add_status status,
-                                const struct eng_error *err)
-{
-    switch (status) {
-    case MODELS_EXISTS:
-        response_error_code(resp, 409, "conflict", "%s", err->message);
-        break;
-    case MODELS_TOO_LARGE:
-        response_error(resp, 413, "%s", err->message);
-        break;
-    case MODELS_REJECTED:
-        response_error_code(resp, 422, "invalid_model", "%s", err->message);
-        break;
-    default:
-        response_error(resp, 500, "%s", err->message);
-        break;
-    }
-}
-
 void handle_model_upload(struct request *req, struct response *resp)
 {
     if (!req->parts) {
@@ -174,10 +154,16 @@ void handle_model_upload(struct request *req, struct response *resp)
     }
     struct model *m = NULL;
     struct eng_error err = {0};
-    enum models_add_status status = models_add(req->app->models, name, &up, &m, &err);
+    int rc = models_add(req->app->models, name, &up, &m, &err);
     free(copy);
-    if (status != MODELS_ADDED) {
-        respond_add_failure(resp, status, &err);
+    if (rc != 0) {
+        /* A rejected model has an error code of its own, so a client can tell it from a bad
+         * request. */
+        if (err.code == ENG_INVALID)
+            response_error_code(resp, response_status_for(err.code), "invalid_model", "%s",
+                                err.message);
+        else
+            response_engine_error(resp, &err);
         return;
     }
     respond_model(resp, 201, m);
@@ -188,11 +174,8 @@ void handle_model_delete(struct request *req, struct response *resp)
 {
     const char *name = request_param(req, "name");
     struct eng_error err = {0};
-    int rc = models_remove(req->app->models, name, &err);
-    if (rc == 1)
-        response_error(resp, 404, "unknown model: %s", name);
-    else if (rc != 0)
-        response_error(resp, 500, "%s", err.message);
+    if (models_remove(req->app->models, name, &err) != 0)
+        response_engine_error(resp, &err);
     else
         response_text(resp, 204, NULL, "", 0); /* no body, so no Content-Type */
 }

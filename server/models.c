@@ -243,46 +243,44 @@ static char *labels_file_name(const struct model_upload *up)
 }
 
 /* Writes the upload's files into folder. */
-static enum models_add_status write_upload(const char *folder, const struct model_upload *up,
-                                           struct eng_error *err)
+static int write_upload(const char *folder, const struct model_upload *up, struct eng_error *err)
 {
     if (write_file(folder, "model.onnx", up->onnx, up->onnx_size, err) ||
         (up->config && write_file(folder, "config.json", up->config, up->config_size, err)))
-        return MODELS_FAILED;
-    if (!up->labels) return MODELS_ADDED;
+        return -1;
+    if (!up->labels) return 0;
     char *file = labels_file_name(up);
     if (!file) {
         eng_fail(err, ENG_INVALID, "labels: config.json's \"labels\" must name the labels file");
-        return MODELS_REJECTED;
+        return -1;
     }
     int rc = write_file(folder, file, up->labels, up->labels_size, err);
     free(file);
-    return rc ? MODELS_FAILED : MODELS_ADDED;
+    return rc ? -1 : 0;
 }
 
 /* Renames the loaded upload's folder to its name and lists m, under the write lock, so two uploads
  * of one name cannot both succeed. */
-static enum models_add_status publish(struct models *ms, const char *tmp, struct model *m,
-                                      struct eng_error *err)
+static int publish(struct models *ms, const char *tmp, struct model *m, struct eng_error *err)
 {
     char final[PATH_MAX];
     struct stat st;
     if (model_path_join(final, ms->dir, m->name) != 0) {
         eng_fail(err, ENG_INTERNAL, "models_dir %s: %s", ms->dir, strerror(errno));
-        return MODELS_FAILED;
+        return -1;
     }
-    enum models_add_status status = MODELS_ADDED;
+    int status = 0;
     pthread_rwlock_wrlock(&ms->lock);
     if (find_index(ms, m->name) < ms->count || lstat(final, &st) == 0) {
-        eng_fail(err, ENG_INVALID, "a model named %s exists", m->name);
-        status = MODELS_EXISTS;
+        eng_fail(err, ENG_CONFLICT, "a model named %s exists", m->name);
+        status = -1;
     } else if (append(ms, m) != 0) {
         eng_no_memory(err);
-        status = MODELS_FAILED;
+        status = -1;
     } else if (rename(tmp, final) != 0) {
         eng_fail(err, ENG_INTERNAL, "cannot move the model into %s: %s", final, strerror(errno));
         ms->count--;
-        status = MODELS_FAILED;
+        status = -1;
     } else {
         atomic_fetch_add(&m->refs, 1); /* the caller's, besides the repository's */
     }
@@ -292,31 +290,30 @@ static enum models_add_status publish(struct models *ms, const char *tmp, struct
 
 /* Loads the written upload and lists it; the reason of a model that cannot serve is the
  * rejection. */
-static enum models_add_status load_upload(struct models *ms, const char *tmp, const char *name,
-                                          struct model **added, struct eng_error *err)
+static int load_upload(struct models *ms, const char *tmp, const char *name, struct model **added,
+                       struct eng_error *err)
 {
     struct model *m = model_load(tmp, name, &ms->settings);
     if (!m) {
         eng_no_memory(err);
-        return MODELS_FAILED;
+        return -1;
     }
     if (m->reason) {
         eng_fail(err, ENG_INVALID, "%s", m->reason);
         model_release(m);
-        return MODELS_REJECTED;
+        return -1;
     }
-    enum models_add_status status = publish(ms, tmp, m, err);
-    if (status != MODELS_ADDED) {
+    int status = publish(ms, tmp, m, err);
+    if (status != 0) {
         model_release(m);
         return status;
     }
     *added = m;
-    return MODELS_ADDED;
+    return 0;
 }
 
-enum models_add_status models_add(struct models *ms, const char *name,
-                                  const struct model_upload *upload, struct model **added,
-                                  struct eng_error *err)
+int models_add(struct models *ms, const char *name, const struct model_upload *upload,
+               struct model **added, struct eng_error *err)
 {
     *added = NULL;
     if (!models_valid_name(name)) {
@@ -324,17 +321,17 @@ enum models_add_status models_add(struct models *ms, const char *name,
                  "name: must be 1 to %d characters of A-Z, a-z, 0-9, '_', '.' and '-', not "
                  "starting with '.'",
                  MAX_NAME_LENGTH);
-        return MODELS_REJECTED;
+        return -1;
     }
     if (ms->settings.max_model_bytes > 0 &&
         upload->onnx_size > (unsigned long long)ms->settings.max_model_bytes) {
         eng_fail(err, ENG_TOO_LARGE, "model: the file is %zu bytes; max_model_bytes is %lld",
                  upload->onnx_size, ms->settings.max_model_bytes);
-        return MODELS_TOO_LARGE;
+        return -1;
     }
     if (listed(ms, name)) {
-        eng_fail(err, ENG_INVALID, "a model named %s exists", name);
-        return MODELS_EXISTS;
+        eng_fail(err, ENG_CONFLICT, "a model named %s exists", name);
+        return -1;
     }
     char leaf[MAX_NAME_LENGTH + 32], tmp[PATH_MAX];
     snprintf(leaf, sizeof leaf, ".upload-%s-XXXXXX", name);
@@ -342,11 +339,11 @@ enum models_add_status models_add(struct models *ms, const char *name,
         model_path_join(tmp, ms->dir, leaf) != 0 || !mkdtemp(tmp)) {
         eng_fail(err, ENG_INTERNAL, "cannot make a folder in models_dir %s: %s", ms->dir,
                  strerror(errno));
-        return MODELS_FAILED;
+        return -1;
     }
-    enum models_add_status status = write_upload(tmp, upload, err);
-    if (status == MODELS_ADDED) status = load_upload(ms, tmp, name, added, err);
-    if (status != MODELS_ADDED && remove_tree(tmp) != 0)
+    int status = write_upload(tmp, upload, err);
+    if (status == 0) status = load_upload(ms, tmp, name, added, err);
+    if (status != 0 && remove_tree(tmp) != 0)
         log_event("warn", "models", "cannot remove %s: %s", tmp, strerror(errno));
     return status;
 }
@@ -363,7 +360,7 @@ int models_remove(struct models *ms, const char *name, struct eng_error *err)
     size_t i = find_index(ms, name);
     if (i == ms->count) {
         pthread_rwlock_unlock(&ms->lock);
-        return 1;
+        return eng_fail(err, ENG_NOT_FOUND, "unknown model: %s", name);
     }
     /* Moved aside first (a rename onto the empty temporary folder), so the name is free on disk at
      * once and a crash mid-removal leaves only a dot-folder the next scan skips. */

@@ -70,23 +70,17 @@ struct model_upload {
     const void *labels;
     size_t labels_size;
 };
-enum models_add_status {
-    MODELS_ADDED,
-    MODELS_EXISTS,    /* a model or folder of that name exists: 409 */
-    MODELS_TOO_LARGE, /* model.onnx past max_model_bytes: 413 */
-    MODELS_REJECTED,  /* bad name, ONNX, config or labels; unsupported ops: 422 */
-    MODELS_FAILED,    /* I/O or memory: 500 */
-};
 /* Validates and loads the upload as model name, writes it under the repository's folder through a
- * temporary folder renamed into place (so a crash never leaves half a model), and lists it. On
- * MODELS_ADDED *added holds the model with a reference taken. Anything else leaves nothing on
- * disk, and err says why (ENG_INVALID, ENG_TOO_LARGE, ENG_NO_MEMORY, ENG_INTERNAL for I/O). */
-enum models_add_status models_add(struct models *ms, const char *name,
-                                  const struct model_upload *upload, struct model **added,
-                                  struct eng_error *err);
+ * temporary folder renamed into place (so a crash never leaves half a model), and lists it.
+ * Returns 0 with *added holding the model and a reference taken, or -1 with nothing left on disk
+ * and err saying why: ENG_CONFLICT (a model or folder of that name exists), ENG_TOO_LARGE
+ * (model.onnx past max_model_bytes), ENG_INVALID (a bad name, ONNX file, config or labels, or
+ * ops the executor lacks: the model is rejected), ENG_NO_MEMORY, ENG_INTERNAL (I/O). */
+int models_add(struct models *ms, const char *name, const struct model_upload *upload,
+               struct model **added, struct eng_error *err);
 /* Unlists the model and removes its folder. Requests holding a reference finish with it. Returns
- * 0, 1 when there is no such model, -1 with err set (ENG_INTERNAL) when the folder cannot be
- * moved. */
+ * 0, or -1 with err set: ENG_NOT_FOUND when there is no such model, ENG_INTERNAL when the folder
+ * cannot be moved. */
 int models_remove(struct models *ms, const char *name, struct eng_error *err);
 
 /* What models_rescan changed. */

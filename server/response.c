@@ -122,6 +122,8 @@ const char *error_code_for_status(int status)
         return "method_not_allowed";
     case 408:
         return "request_timeout";
+    case 409:
+        return "conflict";
     case 413:
         return "payload_too_large";
     case 415:
@@ -175,6 +177,10 @@ int response_status_for(enum eng_code code)
         return 415;
     case ENG_TOO_LARGE:
         return 413;
+    case ENG_NOT_FOUND:
+        return 404;
+    case ENG_CONFLICT:
+        return 409;
     case ENG_NO_MEMORY:
         return 503;
     case ENG_OK:

@@ -10,6 +10,8 @@ enum eng_code {
     ENG_UNDECODABLE, /* corrupt or truncated data */
     ENG_UNSUPPORTED, /* a format or feature this build does not handle */
     ENG_TOO_LARGE,   /* past a configured limit */
+    ENG_NOT_FOUND,   /* what a name refers to is not there (a model, a dataset, a job) */
+    ENG_CONFLICT,    /* the name is taken, or the thing is in a state that forbids the change */
     ENG_NO_MEMORY,
     ENG_INTERNAL,
 };

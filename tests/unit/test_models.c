@@ -340,7 +340,8 @@ static void test_reference_outlives_removal(void **state)
     struct eng_error err = {0};
     assert_int_equal(models_remove(ms, "held", &err), 0);
     assert_null(models_acquire(ms, "held"));
-    assert_int_equal(models_remove(ms, "held", &err), 1);
+    assert_int_equal(models_remove(ms, "held", &err), -1);
+    assert_int_equal(err.code, ENG_NOT_FOUND);
     struct stat st;
     char path[PATH_MAX];
     snprintf(path, sizeof path, "%s/held", repo);

@@ -36,6 +36,10 @@ static const char *code_name(enum eng_code code)
         return "UNSUPPORTED";
     case ENG_TOO_LARGE:
         return "TOO_LARGE";
+    case ENG_NOT_FOUND:
+        return "NOT_FOUND";
+    case ENG_CONFLICT:
+        return "CONFLICT";
     case ENG_NO_MEMORY:
         return "NO_MEMORY";
     case ENG_INTERNAL:
