@@ -74,7 +74,7 @@ static void respond_model(struct response *resp, int status, const struct model 
     if (doc)
         response_json(resp, status, doc);
     else
-        response_error(resp, 503, "out of memory while describing model %s", model_name(m));
+        response_no_memory(resp, "while describing the model");
 }
 
 void handle_models_list(struct request *req, struct response *resp)
@@ -82,7 +82,7 @@ void handle_models_list(struct request *req, struct response *resp)
     size_t count;
     struct model **list = models_list(req->app->models, &count);
     if (count == (size_t)-1) {
-        response_error(resp, 503, "out of memory while listing models");
+        response_no_memory(resp, "while listing models");
         return;
     }
     json_t *models = json_array();
@@ -95,7 +95,7 @@ void handle_models_list(struct request *req, struct response *resp)
     if (models)
         response_json(resp, 200, json_pack("{s:o}", "models", models));
     else
-        response_error(resp, 503, "out of memory while listing models");
+        response_no_memory(resp, "while listing models");
 }
 
 void handle_model_get(struct request *req, struct response *resp)

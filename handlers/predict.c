@@ -214,7 +214,7 @@ static float *predict_inputs(struct request *req, struct response *resp, const s
     }
     if (check_elements(req, resp, c, total) != 0) return NULL;
     float *data = malloc(total * sizeof *data);
-    if (!data) response_error(resp, 503, "out of memory");
+    if (!data) response_no_memory(resp, NULL);
     for (int i = 0; data && i < count; i++)
         if (classify_image_tensor(images[i].image, c->pp, NULL, 0, (uint32_t)i, 1,
                                   data + pred[i].offset, &err) != 0) {
@@ -245,7 +245,7 @@ static int predict_all(struct response *resp, const struct classifier *c, const 
             response_error(resp, 422, "top_k: %zu is more than the %zu classes of model %s", k,
                            classes, c->name);
         else if (!(top = malloc(k * sizeof *top)))
-            response_error(resp, 503, "out of memory");
+            response_no_memory(resp, NULL);
         for (int i = start; top && i < end; i++)
             json_array_append_new(
                 results,
@@ -271,7 +271,7 @@ void handle_predict(struct request *req, struct response *resp)
     const char *name = input_param(req, "model"), *top_k = input_param(req, "top_k");
     unsigned long long k = 0;
     if (!images || !pred || !results) {
-        response_error(resp, 503, "out of memory");
+        response_no_memory(resp, NULL);
         goto done;
     }
     /* The cheap checks first: a request that fails them costs no decoding. */
@@ -378,7 +378,7 @@ static int classify_views(struct request *req, struct response *resp, const stru
     float *data = malloc(elements * sizeof *data);
     int rc = -1;
     if (!data)
-        response_error(resp, 503, "out of memory");
+        response_no_memory(resp, NULL);
     else if (classify_image_tensor(im, c->pp, weak, o->seed, (uint32_t)input, (int)o->views, data,
                                    &err) != 0)
         response_engine_error(resp, &err);
@@ -435,7 +435,7 @@ static json_t *label_image(struct request *req, struct response *resp, const str
             grid = malloc(o->n_models * per_model * sizeof *grid);
         }
         if (!grid)
-            response_error(resp, 503, "out of memory");
+            response_no_memory(resp, NULL);
         else if (n != classes)
             response_error(resp, 422,
                            "models %s and %s have different class counts (%zu and %zu); the "
@@ -470,7 +470,7 @@ void handle_pseudo_label(struct request *req, struct response *resp)
     json_t *results = json_array(), *names = json_array();
     int count = 0;
     if (!images || !results || !names) {
-        response_error(resp, 503, "out of memory");
+        response_no_memory(resp, NULL);
         goto done;
     }
     if (read_pseudo_options(req, resp, &o) != 0) goto done;

@@ -179,7 +179,7 @@ static int json_images(struct request *req, json_t *doc, struct response *resp, 
     size_t n = (size_t)im->n_groups * (size_t)im->n_roles;
     im->items = calloc(n, sizeof *im->items);
     *owned = calloc(n, sizeof **owned);
-    if (!im->items || !*owned) return response_error(resp, 503, "out of memory"), -1;
+    if (!im->items || !*owned) return response_no_memory(resp, NULL), -1;
     for (int g = 0; g < im->n_groups; g++) {
         char where[32] = "";
         if (many) snprintf(where, sizeof where, "pairs[%d].", g);
@@ -197,7 +197,7 @@ static int part_images(struct request *req, struct response *resp, int many, str
 {
     int max = many ? req->app->cfg->max_inputs : 1, counts[MAX_ROLES];
     struct input_bytes *bytes = calloc((size_t)MAX_ROLES * (size_t)max, sizeof *bytes);
-    if (!bytes) return response_error(resp, 503, "out of memory"), -1;
+    if (!bytes) return response_no_memory(resp, NULL), -1;
     int rc = 0;
     for (int r = 0; r < im->n_roles && rc == 0; r++) {
         rc = input_parts(req, resp, im->roles[r], bytes + r * max, max, &counts[r]);
@@ -211,7 +211,7 @@ static int part_images(struct request *req, struct response *resp, int many, str
     im->n_groups = rc == 0 ? counts[0] : 0;
     im->items =
         rc == 0 ? calloc((size_t)im->n_groups * (size_t)im->n_roles, sizeof *im->items) : NULL;
-    if (rc == 0 && !im->items) rc = -1, response_error(resp, 503, "out of memory");
+    if (rc == 0 && !im->items) rc = -1, response_no_memory(resp, NULL);
     for (int g = 0; rc == 0 && g < im->n_groups; g++)
         for (int r = 0; r < im->n_roles; r++) {
             struct input_image *item = &im->items[g * im->n_roles + r];
@@ -493,7 +493,7 @@ static int begin(struct request *req, struct response *resp, int many, const cha
     s->model = NULL;
     s->doc = NULL;
     s->skipped = json_object();
-    if (!s->skipped) return response_error(resp, 503, "out of memory"), -1;
+    if (!s->skipped) return response_no_memory(resp, NULL), -1;
     if (read_request(req, resp, many, &s->opt, im, owned, &s->doc)) return -1;
     if (!(s->opt.metrics & 1u << M_LPIPS)) return 0;
     s->model = perceptual_model(req, resp, s->opt.model);
@@ -531,7 +531,7 @@ void handle_similarity(struct request *req, struct response *resp)
         struct img *images[2] = {im.items[0].image, im.items[1].image};
         static const int pair[2] = {0, 1};
         if (!metrics)
-            response_error(resp, 503, "out of memory");
+            response_no_memory(resp, NULL);
         else if (score_pairs(req, resp, &s, images, 2, pair, 1, &metrics) == 0) {
             json_t *doc = json_pack("{s:O}", "metrics", metrics);
             json_t *map = json_object_get(metrics, "map");
@@ -554,7 +554,7 @@ static int score_batch(struct request *req, struct response *resp, struct scorin
 {
     struct img **images = calloc((size_t)im->n_groups * 2, sizeof *images);
     int *pairs = calloc((size_t)im->n_groups * 2, sizeof *pairs);
-    int rc = images && pairs ? 0 : (response_error(resp, 503, "out of memory"), -1);
+    int rc = images && pairs ? 0 : (response_no_memory(resp, NULL), -1);
     for (int start = 0, end = 0; rc == 0 && start < im->n_groups; start = end) {
         const struct img *first = im->items[2 * start].image;
         for (end = start; end < im->n_groups && im->items[2 * end].image->width == first->width &&
@@ -580,10 +580,10 @@ void handle_similarity_batch(struct request *req, struct response *resp)
     unsigned char **owned;
     if (begin(req, resp, 1, pair_roles, 2, &s, &im, &owned) == 0) {
         json_t **results = calloc((size_t)im.n_groups, sizeof *results), *list = json_array();
-        int rc = results && list ? 0 : (response_error(resp, 503, "out of memory"), -1);
+        int rc = results && list ? 0 : (response_no_memory(resp, NULL), -1);
         for (int k = 0; rc == 0 && k < im.n_groups; k++)
             if (!(results[k] = json_object()) || json_array_append_new(list, results[k]))
-                rc = -1, response_error(resp, 503, "out of memory");
+                rc = -1, response_no_memory(resp, NULL);
         if (rc == 0 && score_batch(req, resp, &s, &im, results) == 0) {
             json_t *doc = json_pack("{s:O}", "results", list);
             response_json(resp, 200, finish(&s, doc));
@@ -623,7 +623,7 @@ void handle_similarity_2afc(struct request *req, struct response *resp)
         static const int pairs[4] = {0, 1, 0, 2};
         json_t *results[2] = {json_object(), json_object()}, *verdict = json_object();
         if (!results[0] || !results[1] || !verdict)
-            response_error(resp, 503, "out of memory");
+            response_no_memory(resp, NULL);
         else if (score_pairs(req, resp, &s, images, 3, pairs, 2, results) == 0) {
             const char *key;
             json_t *v;
