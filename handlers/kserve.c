@@ -5,6 +5,7 @@
  * write that body. */
 #include <float.h>
 #include <jansson.h>
+#include <limits.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -14,6 +15,7 @@
 
 #include "app.h"
 #include "core/engine.h"
+#include "core/parse.h"
 #include "handlers.h"
 #include "json_text.h"
 #include "models.h"
@@ -606,13 +608,13 @@ static int header_length(const struct request *req, size_t *length, struct respo
     const char *value = request_header(req, HEADER_LENGTH);
     *length = req->body_size;
     if (!value) return 0;
-    char *end;
-    unsigned long long n = strtoull(value, &end, 10);
-    if (value[0] < '0' || value[0] > '9' || *end != '\0') {
+    unsigned long long n;
+    enum parse_result rc = parse_whole(value, 0, ULLONG_MAX, &n);
+    if (rc == PARSE_NOT_A_NUMBER) {
         response_error(resp, 400, "%s must be a number of bytes, not \"%s\"", HEADER_LENGTH, value);
         return -1;
     }
-    if (n > req->body_size) {
+    if (rc == PARSE_RANGE || n > req->body_size) {
         response_error(resp, 400, "%s is %s but the body has %zu bytes", HEADER_LENGTH, value,
                        req->body_size);
         return -1;

@@ -334,23 +334,12 @@ static int read_model_names(const struct request *req, struct response *resp,
     return -1;
 }
 
-/* A real number in [0, 1], written as digits (no signs, spaces, inf or nan). */
-static int parse_unit(const char *text, double *out)
-{
-    if (!text || ((*text < '0' || *text > '9') && *text != '.')) return -1;
-    char *end;
-    double v = strtod(text, &end);
-    if (*end != '\0' || !(v >= 0 && v <= 1)) return -1;
-    *out = v;
-    return 0;
-}
-
 static int read_pseudo_options(struct request *req, struct response *resp, struct pseudo_options *o)
 {
     if (read_model_names(req, resp, o) != 0) return -1;
     const char *threshold = input_param(req, "threshold"), *views = input_param(req, "views");
     o->threshold = DEFAULT_THRESHOLD;
-    if (threshold && parse_unit(threshold, &o->threshold) != 0) {
+    if (threshold && parse_real(threshold, 0, 1, &o->threshold) != PARSE_OK) {
         response_error(resp, 422, "threshold: must be a number in [0, 1]");
         return -1;
     }

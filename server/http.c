@@ -21,6 +21,7 @@
 #include "admission.h"
 #include "app.h"
 #include "auth.h"
+#include "core/parse.h"
 #include "log.h"
 #include "metrics.h"
 #include "multipart.h"
@@ -235,12 +236,13 @@ static enum MHD_Result on_headers(struct exchange *ex)
     }
     const char *length = MHD_lookup_connection_value(ex->conn, MHD_HEADER_KIND, "Content-Length");
     if (length) {
-        char *end;
-        unsigned long long declared = strtoull(length, &end, 10);
-        if (declared > (unsigned long long)cfg->max_body_bytes)
-            return send_error(ex, 413, "the body is %llu bytes; max_body_bytes is %lld", declared,
+        unsigned long long declared;
+        enum parse_result rc =
+            parse_whole(length, 0, (unsigned long long)cfg->max_body_bytes, &declared);
+        if (rc == PARSE_RANGE)
+            return send_error(ex, 413, "the body is %s bytes; max_body_bytes is %lld", length,
                               (long long)cfg->max_body_bytes);
-        if (*end == '\0' && declared > 0) ex->body_capacity = (size_t)declared;
+        if (rc == PARSE_OK && declared > 0) ex->body_capacity = (size_t)declared;
     }
     const char *type = MHD_lookup_connection_value(ex->conn, MHD_HEADER_KIND, "Content-Type");
     if (content_type_is(type, "multipart/form-data")) {
