@@ -169,15 +169,15 @@ struct batch {
 };
 
 /* Encodes s into r as the options ask. */
-static int encode_result(const struct options *o, const struct audio_sample *s,
+static int encode_result(const struct options *o, const struct audio_pipeline_sample *s,
                          struct sample_result *r)
 {
     if (!o->json)
-        return audio_sample_encode(s, o->format, &r->encoded[0], &r->encoded_size[0], &r->err);
+        return audio_pipeline_encode(s, o->format, &r->encoded[0], &r->encoded_size[0], &r->err);
     int wave_ok = !(policy_domain(o->policy) & POLICY_SPECTROGRAM);
     for (size_t k = 0; k < JSON_FORMATS; k++) {
         if (audio_output_is_wave(json_formats[k]) && !wave_ok) continue;
-        if (audio_sample_encode(s, json_formats[k], &r->encoded[k], &r->encoded_size[k], &r->err))
+        if (audio_pipeline_encode(s, json_formats[k], &r->encoded[k], &r->encoded_size[k], &r->err))
             return -1;
     }
     return 0;
@@ -191,7 +191,7 @@ static void run_sample(void *ctx, size_t index)
     const struct audio_pipeline pipeline = {o->policy, o->mel, &b->clips->bank, o->seed};
     struct sample_result *r = &b->results[index];
     bool features = o->json || !audio_output_is_wave(o->format);
-    struct audio_sample s;
+    struct audio_pipeline_sample s;
     if (audio_pipeline_run(&pipeline, b->clips->inputs[job.input].clip, job.input, job.sample,
                            job.view, features, &s, &r->err) != 0) {
         r->failed = 1;
@@ -204,7 +204,7 @@ static void run_sample(void *ctx, size_t index)
         r->mels = s.features->bins;
     }
     r->failed = encode_result(o, &s, r) != 0;
-    audio_sample_free(&s);
+    audio_pipeline_sample_free(&s);
 }
 
 static const struct eng_error *sample_failure(void *ctx, size_t index)

@@ -371,14 +371,14 @@ static int produce_clip(void *ctx, uint32_t sample, uint32_t view, void **data, 
                         struct trace **t, struct eng_error *err)
 {
     const struct clip_job *j = ctx;
-    struct audio_sample s;
+    struct audio_pipeline_sample s;
     if (audio_pipeline_run(j->pipeline, j->clip, j->input, sample, view,
                            !audio_output_is_wave(j->output), &s, err) != 0)
         return -1;
-    int rc = audio_sample_encode(&s, j->output, data, size, err);
+    int rc = audio_pipeline_encode(&s, j->output, data, size, err);
     *t = s.trace; /* the caller's now */
     s.trace = NULL;
-    audio_sample_free(&s);
+    audio_pipeline_sample_free(&s);
     return rc;
 }
 

@@ -408,12 +408,12 @@ static int bench_audio_once(void *ctx, uint32_t run)
     const struct audio_decode_options opt = {AUDIO_DEFAULT_RATE, CLI_MAX_AUDIO_SECONDS};
     struct eng_error err = {0};
     struct audio *clip = audio_decode(b->wav, b->size, &opt, NULL, &err);
-    struct audio_sample out = {0};
+    struct audio_pipeline_sample out = {0};
     void *npy = NULL;
     size_t npy_size;
     int rc = -1;
     if (clip && audio_pipeline_run(b->pipeline, clip, 0, run, 0, true, &out, &err) == 0 &&
-        audio_sample_encode(&out, AUDIO_OUTPUT_FEATURES, &npy, &npy_size, &err) == 0) {
+        audio_pipeline_encode(&out, AUDIO_OUTPUT_FEATURES, &npy, &npy_size, &err) == 0) {
         b->clip_seconds = (double)clip->length / clip->rate;
         b->audio_seconds += b->clip_seconds;
         rc = 0;
@@ -421,7 +421,7 @@ static int bench_audio_once(void *ctx, uint32_t run)
         fprintf(stderr, "augserve: %s\n", err.message);
     }
     free(npy);
-    audio_sample_free(&out);
+    audio_pipeline_sample_free(&out);
     audio_free(clip);
     return rc;
 }

@@ -7,17 +7,18 @@
 
 #include "image/geometry.h"
 
-bool det_box_region(const struct target_box *b, int width, int height, struct det_region *r)
+bool detection_box_region(const struct target_box *b, int width, int height,
+                          struct detection_region *r)
 {
     const double x1 = fmax(floor(b->x1), 0), y1 = fmax(floor(b->y1), 0);
     const double x2 = fmin(ceil(b->x2), width), y2 = fmin(ceil(b->y2), height);
     if (!(x2 > x1 && y2 > y1)) return false;
-    *r = (struct det_region){(int)x1, (int)y1, (int)x2, (int)y2};
+    *r = (struct detection_region){(int)x1, (int)y1, (int)x2, (int)y2};
     return true;
 }
 
 /* Writes src over dst's region r (same channel count, src the region's size). */
-static void paste(struct img *dst, const struct img *src, const struct det_region *r)
+static void paste(struct img *dst, const struct img *src, const struct detection_region *r)
 {
     const size_t bytes = (size_t)(r->x2 - r->x1) * (size_t)dst->channels;
     for (int y = r->y1; y < r->y2; y++)
@@ -26,7 +27,7 @@ static void paste(struct img *dst, const struct img *src, const struct det_regio
 }
 
 /* Runs op on region r of im, in place. */
-static int augment_region(struct img *im, const struct det_region *r, det_crop_op op,
+static int augment_region(struct img *im, const struct detection_region *r, detection_crop_op op,
                           const void *ctx, struct rng *noise, struct eng_error *err)
 {
     struct img *crop = img_crop(im, r->y1, r->x1, r->y2 - r->y1, r->x2 - r->x1, err);
@@ -43,9 +44,9 @@ static int augment_region(struct img *im, const struct det_region *r, det_crop_o
     return rc;
 }
 
-struct img *det_only_boxes(const struct img *in, const struct target_box *boxes, size_t count,
-                           double prob, det_crop_op op, const void *ctx, struct rng *noise,
-                           struct eng_error *err)
+struct img *detection_only_boxes(const struct img *in, const struct target_box *boxes, size_t count,
+                                 double prob, detection_crop_op op, const void *ctx,
+                                 struct rng *noise, struct eng_error *err)
 {
     struct img *out = img_clone(in, err);
     size_t *order = malloc((count + 1) * sizeof *order);
@@ -63,9 +64,9 @@ struct img *det_only_boxes(const struct img *in, const struct target_box *boxes,
         order[j] = swap;
     }
     for (size_t k = 0; k < count; k++) {
-        struct det_region r;
+        struct detection_region r;
         if (!(rng_uniform(noise) < prob)) continue;
-        if (!det_box_region(&boxes[order[k]], in->width, in->height, &r)) continue;
+        if (!detection_box_region(&boxes[order[k]], in->width, in->height, &r)) continue;
         if (augment_region(out, &r, op, ctx, noise, err) != 0) {
             img_free(out);
             out = NULL;
@@ -83,15 +84,15 @@ static int half_side(double pad_fraction, int side)
     return (int)(pad_fraction * (side / 2.0));
 }
 
-struct img *det_bbox_cutout(const struct img *in, const struct target_box *boxes, size_t count,
-                            double pad_fraction, const uint8_t fill[4], struct rng *noise,
-                            struct eng_error *err)
+struct img *detection_bbox_cutout(const struct img *in, const struct target_box *boxes,
+                                  size_t count, double pad_fraction, const uint8_t fill[4],
+                                  struct rng *noise, struct eng_error *err)
 {
     struct img *out = img_clone(in, err);
-    struct det_region r;
+    struct detection_region r;
     if (!out || count == 0) return out;
     const struct target_box *chosen = &boxes[rng_below(noise, (uint32_t)count)];
-    if (!det_box_region(chosen, in->width, in->height, &r)) return out;
+    if (!detection_box_region(chosen, in->width, in->height, &r)) return out;
     const int cy = r.y1 + (int)rng_below(noise, (uint32_t)(r.y2 - r.y1));
     const int cx = r.x1 + (int)rng_below(noise, (uint32_t)(r.x2 - r.x1));
     const int half_h = half_side(pad_fraction, r.y2 - r.y1);

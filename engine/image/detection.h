@@ -20,17 +20,18 @@
 #include "image/targets.h"
 
 /* Pixels [x1, x2) x [y1, y2). */
-struct det_region {
+struct detection_region {
     int x1, y1, x2, y2;
 };
 
 /* The pixels box b covers in a width x height image; false when it covers none. */
-bool det_box_region(const struct target_box *b, int width, int height, struct det_region *r);
+bool detection_box_region(const struct target_box *b, int width, int height,
+                          struct detection_region *r);
 
 /* What an *_Only_BBoxes op does to the pixels of one box: a new image of the crop's size, or NULL
  * with err. ctx is the caller's. */
-typedef struct img *(*det_crop_op)(const struct img *crop, const void *ctx, struct rng *noise,
-                                   struct eng_error *err);
+typedef struct img *(*detection_crop_op)(const struct img *crop, const void *ctx, struct rng *noise,
+                                         struct eng_error *err);
 
 /* The reference's _apply_multi_bbox_augmentation: the boxes in a random order, each in turn with
  * probability prob, its pixels cut from the current image, run through op and put back, so later
@@ -38,17 +39,17 @@ typedef struct img *(*det_crop_op)(const struct img *crop, const void *ctx, stru
  * (a Fisher-Yates shuffle: for i = count - 1 down to 1, rng_below(i + 1) picks the box swapped
  * into place i), then for each box in that order one rng_uniform (the box is augmented when it is
  * below prob), followed by whatever op draws for it. */
-struct img *det_only_boxes(const struct img *in, const struct target_box *boxes, size_t count,
-                           double prob, det_crop_op op, const void *ctx, struct rng *noise,
-                           struct eng_error *err);
+struct img *detection_only_boxes(const struct img *in, const struct target_box *boxes, size_t count,
+                                 double prob, detection_crop_op op, const void *ctx,
+                                 struct rng *noise, struct eng_error *err);
 
 /* The reference's bbox_cutout: one box drawn uniformly (rng_below(count)), a centre drawn among
  * its pixels (the row, then the column, each rng_below), and a rectangle of half-sides
  * trunc(pad_fraction * box_height / 2) and trunc(pad_fraction * box_width / 2) about it,
  * [cy - half_h, cy + half_h) x [cx - half_w, cx + half_w) clipped to the image, set to fill in
  * the colour channels. The image unchanged without boxes. */
-struct img *det_bbox_cutout(const struct img *in, const struct target_box *boxes, size_t count,
-                            double pad_fraction, const uint8_t fill[4], struct rng *noise,
-                            struct eng_error *err);
+struct img *detection_bbox_cutout(const struct img *in, const struct target_box *boxes,
+                                  size_t count, double pad_fraction, const uint8_t fill[4],
+                                  struct rng *noise, struct eng_error *err);
 
 #endif

@@ -14,7 +14,7 @@ static struct audio_framing mel_framing(const struct audio_mel *mel)
     return (struct audio_framing){c->n_fft, c->hop_length, c->center, c->n_mels};
 }
 
-void audio_sample_free(struct audio_sample *s)
+void audio_pipeline_sample_free(struct audio_pipeline_sample *s)
 {
     trace_free(s->trace);
     audio_free(s->wave);
@@ -23,8 +23,8 @@ void audio_sample_free(struct audio_sample *s)
 }
 
 int audio_pipeline_run(const struct audio_pipeline *pl, const struct audio *clip, uint32_t input,
-                       uint32_t sample, uint32_t view, bool features, struct audio_sample *out,
-                       struct eng_error *err)
+                       uint32_t sample, uint32_t view, bool features,
+                       struct audio_pipeline_sample *out, struct eng_error *err)
 {
     struct audio_framing framing = mel_framing(pl->mel);
     memset(out, 0, sizeof *out);
@@ -38,14 +38,14 @@ int audio_pipeline_run(const struct audio_pipeline *pl, const struct audio *clip
         audio_spec_free(plain);
     }
     if (out->wave && (!features || out->features)) return 0;
-    audio_sample_free(out);
+    audio_pipeline_sample_free(out);
     return -1;
 }
 
 /* ---- Outputs -------------------------------------------------------------------------------- */
 
-int audio_sample_encode(const struct audio_sample *s, enum audio_output out, void **data,
-                        size_t *size, struct eng_error *err)
+int audio_pipeline_encode(const struct audio_pipeline_sample *s, enum audio_output out, void **data,
+                          size_t *size, struct eng_error *err)
 {
     *data = NULL;
     if (audio_output_is_wave(out))

@@ -34,8 +34,8 @@ struct audio_pipeline {
     uint64_t seed;
 };
 
-/* The results of one sample; audio_sample_free frees them. */
-struct audio_sample {
+/* The results of one sample; audio_pipeline_sample_free frees them. */
+struct audio_pipeline_sample {
     struct trace *trace;
     struct audio *wave;          /* after the waveform ops */
     struct audio_spec *features; /* after the spectrogram ops; NULL when not asked for */
@@ -47,15 +47,15 @@ struct audio_sample {
  * not run, and the waveform is what it is with them. 0, or -1 with err and out holding nothing
  * to free. */
 int audio_pipeline_run(const struct audio_pipeline *pl, const struct audio *clip, uint32_t input,
-                       uint32_t sample, uint32_t view, bool features, struct audio_sample *out,
-                       struct eng_error *err);
-void audio_sample_free(struct audio_sample *s);
+                       uint32_t sample, uint32_t view, bool features,
+                       struct audio_pipeline_sample *out, struct eng_error *err);
+void audio_pipeline_sample_free(struct audio_pipeline_sample *s);
 
 /* ---- Outputs -------------------------------------------------------------------------------- */
 
 /* Encodes s's waveform or features as out. 0 with *data (malloc'd) and *size, or -1 with err
  * (ENG_INTERNAL when a features output is asked of a sample run without them). */
-int audio_sample_encode(const struct audio_sample *s, enum audio_output out, void **data,
-                        size_t *size, struct eng_error *err);
+int audio_pipeline_encode(const struct audio_pipeline_sample *s, enum audio_output out, void **data,
+                          size_t *size, struct eng_error *err);
 
 #endif

@@ -811,7 +811,7 @@ static struct img *apply_bbox_cutout(const struct img *in, const struct op_call 
                                      const struct target_box *boxes, size_t count,
                                      struct rng *noise, struct eng_error *err)
 {
-    return det_bbox_cutout(in, boxes, count, c->args[0], replace_fill(c), noise, err);
+    return detection_bbox_cutout(in, boxes, count, c->args[0], replace_fill(c), noise, err);
 }
 
 /* An *_Only_BBoxes op's inner call: a whole-image op of the registry on one box's pixels. */
@@ -831,7 +831,7 @@ static struct img *only_boxes(const struct img *in, const struct op_call *c, con
     if (!(call.op = op_find(inner)))
         return eng_fail(err, ENG_INTERNAL, "%s: no op %s", c->op->name, inner), NULL;
     memmove(call.args, c->args + 1, sizeof call.args - sizeof call.args[0]);
-    return det_only_boxes(in, boxes, count, c->args[0] / 3, run_inner, &call, noise, err);
+    return detection_only_boxes(in, boxes, count, c->args[0] / 3, run_inner, &call, noise, err);
 }
 
 #define ONLY_BOXES(fn, inner)                                                                      \
@@ -865,7 +865,7 @@ static struct img *apply_cutout_only(const struct img *in, const struct op_call 
                                      const struct target_box *boxes, size_t count,
                                      struct rng *noise, struct eng_error *err)
 {
-    return det_only_boxes(in, boxes, count, c->args[0] / 3, cutout_in_box, c, noise, err);
+    return detection_only_boxes(in, boxes, count, c->args[0] / 3, cutout_in_box, c, noise, err);
 }
 
 /* ---- The table ------------------------------------------------------------------------------ */

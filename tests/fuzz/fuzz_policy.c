@@ -61,10 +61,10 @@ static void run_audio(const struct policy *p)
     const struct audio_pipeline pl = {p, mel, &bank, 1};
     for (uint32_t view = 0; view < (uint32_t)policy_view_count(p); view++) {
         struct eng_error err = {0};
-        struct audio_sample s;
+        struct audio_pipeline_sample s;
         if (audio_pipeline_run(&pl, clip, 0, 0, view, true, &s, &err) != 0) continue;
         json_decref(trace_to_json(s.trace));
-        audio_sample_free(&s);
+        audio_pipeline_sample_free(&s);
     }
 }
 

@@ -102,7 +102,7 @@ static void test_png_orientation(void **state)
     (void)state;
     struct eng_error err = {0};
     const int frames = 7, bins = 4;
-    struct audio_sample s = {0};
+    struct audio_pipeline_sample s = {0};
     s.features = audio_spec_new(frames, bins, &err);
     assert_non_null(s.features);
     for (int t = 0; t < frames; t++)
@@ -110,7 +110,7 @@ static void test_png_orientation(void **state)
             s.features->data[t * bins + b] = (float)b;
     void *png = NULL;
     size_t size = 0;
-    assert_int_equal(audio_sample_encode(&s, AUDIO_OUTPUT_PNG, &png, &size, &err), 0);
+    assert_int_equal(audio_pipeline_encode(&s, AUDIO_OUTPUT_PNG, &png, &size, &err), 0);
     struct img *im = img_decode(png, size, NULL, NULL, &err);
     assert_non_null(im);
     assert_int_equal(im->width, frames);
@@ -122,7 +122,7 @@ static void test_png_orientation(void **state)
     }
     img_free(im);
     free(png);
-    audio_sample_free(&s);
+    audio_pipeline_sample_free(&s);
 }
 
 /* A pipeline of the default front end with the policy, and the clip it runs on; owns all. */
@@ -153,7 +153,7 @@ static void test_run_is_its_steps(void **state)
     (void)state;
     struct eng_error err = {0};
     struct rig r = rig_new("specaugment-LD", 7, tone());
-    struct audio_sample out;
+    struct audio_pipeline_sample out;
     assert_int_equal(audio_pipeline_run(&r.pl, r.clip, 1, 2, 0, true, &out, &err), 0);
 
     const struct audio_mel_config *c = audio_mel_config(r.pl.mel);
@@ -182,7 +182,7 @@ static void test_run_is_its_steps(void **state)
     audio_spec_free(plain);
     audio_free(wave);
     trace_free(t);
-    audio_sample_free(&out);
+    audio_pipeline_sample_free(&out);
     rig_free(&r);
 }
 
@@ -192,20 +192,20 @@ static void test_run_without_features(void **state)
     (void)state;
     struct eng_error err = {0};
     struct rig r = rig_new("{\"op\": \"Gain\", \"db\": -6}", 3, tone());
-    struct audio_sample out;
+    struct audio_pipeline_sample out;
     assert_int_equal(audio_pipeline_run(&r.pl, r.clip, 0, 0, 0, false, &out, &err), 0);
     assert_null(out.features);
     assert_int_equal(out.wave->length, r.clip->length);
     assert_float_equal(out.wave->samples[100], r.clip->samples[100] * pow(10, -6 / 20.0), 1e-6);
     void *data = NULL;
     size_t size = 0;
-    assert_int_equal(audio_sample_encode(&out, AUDIO_OUTPUT_FEATURES, &data, &size, &err), -1);
+    assert_int_equal(audio_pipeline_encode(&out, AUDIO_OUTPUT_FEATURES, &data, &size, &err), -1);
     assert_int_equal(err.code, ENG_INTERNAL);
     assert_null(data);
-    assert_int_equal(audio_sample_encode(&out, AUDIO_OUTPUT_WAV, &data, &size, &err), 0);
+    assert_int_equal(audio_pipeline_encode(&out, AUDIO_OUTPUT_WAV, &data, &size, &err), 0);
     assert_memory_equal(data, "RIFF", 4);
     free(data);
-    audio_sample_free(&out);
+    audio_pipeline_sample_free(&out);
     rig_free(&r);
 }
 
@@ -216,7 +216,7 @@ static void test_run_failure(void **state)
     struct eng_error err = {0};
     struct rig r = rig_new("specaugment-LB", 1, audio_new(8000, 8000, &err));
     assert_non_null(r.clip);
-    struct audio_sample out;
+    struct audio_pipeline_sample out;
     assert_int_equal(audio_pipeline_run(&r.pl, r.clip, 0, 0, 0, true, &out, &err), -1);
     assert_int_equal(err.code, ENG_INVALID);
     assert_null(out.trace);

@@ -55,25 +55,25 @@ static struct op_call call_of(const char *name, int n, ...)
     return c;
 }
 
-static int inside(const struct det_region *r, int x, int y)
+static int inside(const struct detection_region *r, int x, int y)
 {
     return x >= r->x1 && x < r->x2 && y >= r->y1 && y < r->y2;
 }
 
 static void test_box_regions(void **state)
 {
-    struct det_region r;
+    struct detection_region r;
     const struct target_box a = {2.5, 3.2, 7.0, 9.9}, edge = {60.5, 40, 64, 48},
                             sliver = {5, 5, 5, 9};
-    assert_true(det_box_region(&a, W, H, &r));
+    assert_true(detection_box_region(&a, W, H, &r));
     assert_int_equal(r.x1, 2), assert_int_equal(r.x2, 7);
     assert_int_equal(r.y1, 3), assert_int_equal(r.y2, 10);
-    assert_true(det_box_region(&edge, W, H, &r));
+    assert_true(detection_box_region(&edge, W, H, &r));
     assert_int_equal(r.x1, 60), assert_int_equal(r.x2, 64), assert_int_equal(r.y2, 48);
-    assert_false(det_box_region(&sliver, W, H, &r));
+    assert_false(detection_box_region(&sliver, W, H, &r));
 }
 
-/* Replays det_only_boxes' draws: which of count boxes are augmented, in the order applied. */
+/* Replays detection_only_boxes' draws: which of count boxes are augmented, in the order applied. */
 static void replay_choice(struct rng *noise, size_t count, double prob, int *chosen)
 {
     size_t order[8];
@@ -108,9 +108,9 @@ static void test_only_boxes_choice_and_pixels(void **state)
         replay_choice(&replay, 3, 1.0 / 3.0, chosen);
         struct img *out = op_apply(&c, in, boxes, 3, &noise, &err);
         assert_non_null(out);
-        struct det_region r[3];
+        struct detection_region r[3];
         for (int b = 0; b < 3; b++) {
-            assert_true(det_box_region(&boxes[b], W, H, &r[b]));
+            assert_true(detection_box_region(&boxes[b], W, H, &r[b]));
             augmented += chosen[b];
         }
         for (int y = 0; y < H; y++)
