@@ -6,10 +6,10 @@
 #include <string.h>
 #include <strings.h>
 
-#include "core/parse.h"
 #include "app.h"
-#include "image/codec.h"
+#include "core/parse.h"
 #include "handlers.h"
+#include "image/codec.h"
 #include "input.h"
 #include "json_text.h"
 #include "policy/policy.h"

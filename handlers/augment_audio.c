@@ -7,10 +7,10 @@
 #include <string.h>
 
 #include "app.h"
-#include "policy/audio_pipeline.h"
 #include "handlers.h"
 #include "input.h"
 #include "json_text.h"
+#include "policy/audio_pipeline.h"
 #include "policy/policy.h"
 #include "request.h"
 #include "response.h"

@@ -1,5 +1,5 @@
 /* POST /v1/augment/copy-paste: two images with instance masks; b's objects are pasted onto a
- * (engine/copy_paste.h). Multipart parts: image_a, image_b; mask_a, mask_b (PNG, one part per
+ * (engine/image/copy_paste.h). Multipart parts: image_a, image_b; mask_a, mask_b (PNG, one part per
  * object in order, or one label map each with mask_type=labels); targets_a, targets_b (JSON:
  * boxes, box_format, labels); fields jitter, flip_p, blend_sigma, min_area, seed, format,
  * quality. */
@@ -9,11 +9,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/parse.h"
 #include "app.h"
+#include "core/parse.h"
+#include "handlers.h"
 #include "image/codec.h"
 #include "image/copy_paste.h"
-#include "handlers.h"
 #include "input.h"
 #include "request.h"
 #include "response.h"

@@ -31,7 +31,7 @@ void handle_copy_paste(struct request *req, struct response *resp);
 void handle_predict(struct request *req, struct response *resp);
 void handle_pseudo_label(struct request *req, struct response *resp);
 
-/* similarity.c: SSIM, MS-SSIM, PSNR, L2 and LPIPS between images (engine/metric.h). */
+/* similarity.c: SSIM, MS-SSIM, PSNR, L2 and LPIPS between images (engine/metrics/metric.h). */
 void handle_similarity(struct request *req, struct response *resp);
 void handle_similarity_batch(struct request *req, struct response *resp);
 void handle_similarity_2afc(struct request *req, struct response *resp);

@@ -1,4 +1,3 @@
-#include "core/parse.h"
 #include "input.h"
 
 #include <math.h>
@@ -11,6 +10,7 @@
 
 #include "app.h"
 #include "core/parallel.h"
+#include "core/parse.h"
 #include "policy/policy.h"
 #include "request.h"
 #include "response.h"

@@ -10,9 +10,9 @@
 
 #include "audio/audio.h"
 #include "image/codec.h"
+#include "image/targets.h"
 #include "policy/ops.h"
 #include "policy/policy.h"
-#include "image/targets.h"
 
 struct request;
 struct response;

@@ -7,13 +7,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/parse.h"
 #include "app.h"
+#include "classify/classify.h"
+#include "core/parse.h"
 #include "handlers.h"
 #include "input.h"
 #include "models.h"
 #include "nn/nn.h"
-#include "classify/classify.h"
 #include "policy/policy.h"
 #include "request.h"
 #include "response.h"

@@ -8,8 +8,8 @@
 
 #include "admission.h"
 #include "auth.h"
-#include "image/codec.h"
 #include "handlers.h"
+#include "image/codec.h"
 #include "log.h"
 #include "metrics.h"
 #include "models.h"

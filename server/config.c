@@ -1,7 +1,7 @@
 /* Settings are described once, in the table below; defaults, the file, the environment, flags,
  * help and JSON output all walk that table so a new setting is one row, never five edits. */
-#include "core/parse.h"
 #include "config.h"
+#include "core/parse.h"
 
 #include <errno.h>
 #include <limits.h>

@@ -143,7 +143,7 @@ void targets_matrix_compose(const double a[6], const double b[6], double m[6]);
 /* The inverse of m: 0, or -1 when m is singular. */
 int targets_matrix_invert(const double m[6], double inv[6]);
 
-/* The forward maps of the geometric ops (engine/ops.c, engine/ops_geometry.c), from their
+/* The forward maps of the geometric ops (engine/policy/ops.c, engine/image/geometry.c), from their
  * arguments and the input's size, following the kernels' conventions exactly: continuous pixel
  * coordinates, rotation about (width / 2, height / 2), shears about the top-left corner as
  * torchvision's F.affine applies them, integer translations truncated. */

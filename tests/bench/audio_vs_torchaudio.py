@@ -27,7 +27,7 @@ import torchaudio
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SPEECH = os.path.join(ROOT, "tests", "parity", "fixtures", "audio", "speech.wav")
 
-# (W, F, mF, T, p, mT) of Park et al. 2019, as engine/presets.c has them.
+# (W, F, mF, T, p, mT) of Park et al. 2019, as engine/policy/presets.c has them.
 PRESETS = {
     "specaugment-LB": (80, 27, 1, 100, 1.0, 1),
     "specaugment-LD": (80, 27, 2, 100, 1.0, 2),

@@ -8,8 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "policy/audio_pipeline.h"
 #include "image/codec.h"
+#include "policy/audio_pipeline.h"
 #include "policy/ops.h"
 #include "policy/policy.h"
 

@@ -13,8 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "image/codec.h"
 #include "harness.h"
+#include "image/codec.h"
 
 #define AUGMENT_CONFIG "{\"max_samples\": 4, \"max_inputs\": 2, \"max_pixels\": 100000}"
 

@@ -15,8 +15,8 @@
 #include <string.h>
 
 #include "audio/audio.h"
-#include "image/codec.h"
 #include "harness.h"
+#include "image/codec.h"
 #include "policy/policy.h"
 
 #define SPEECH "tests/parity/fixtures/audio/speech.wav"

@@ -13,8 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "image/codec.h"
 #include "harness.h"
+#include "image/codec.h"
 
 #define PATH "/v1/augment/copy-paste"
 

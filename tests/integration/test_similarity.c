@@ -15,8 +15,8 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "image/codec.h"
 #include "harness.h"
+#include "image/codec.h"
 
 #define LPIPS_TOLERANCE 1e-5
 #define SSIM_TOLERANCE  1e-4

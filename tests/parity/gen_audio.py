@@ -1,5 +1,5 @@
-"""Parity fixtures for the audio front end (engine/audio.c, engine/audio_features.c), checked by
-tests/unit/test_audio.c.
+"""Parity fixtures for the audio front end (engine/audio/audio.c, engine/audio/features.c),
+checked by tests/unit/test_audio.c.
 
 References:
 - Mel features: torchaudio 0.13 transforms.MelSpectrogram (float32, CPU) on speech.wav, a clip of

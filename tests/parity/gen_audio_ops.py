@@ -1,4 +1,5 @@
-"""Parity fixtures for the audio ops of engine/ops_audio.c, checked by tests/unit/test_ops_audio.c.
+"""Parity fixtures for the audio ops of engine/audio/wave.c and spec.c, checked by
+tests/unit/test_ops_audio.c.
 
 References:
 - masks: torchaudio 0.13's torchaudio.functional.mask_along_axis itself, run on a spectrogram

@@ -1,4 +1,5 @@
-"""Parity fixtures for the colour ops of engine/ops_color.c, checked by tests/unit/test_ops_color.c.
+"""Parity fixtures for the colour ops of engine/image/color.c, checked by
+tests/unit/test_ops_color.c.
 
 The reference is torchvision 0.14's transforms.functional on PIL images (Pillow 9.4); SolarizeAdd,
 which torchvision lacks, follows timm's data/auto_augment.py solarize_add. Re-run from anywhere
@@ -8,7 +9,7 @@ has no torch):
     /usr/bin/python3 tests/parity/gen_color.py
 
 It is deterministic: it empties tests/parity/fixtures/color/ and writes the same AUGF files and
-manifest.json again. Before writing, it checks the integer and float formulas that ops_color.c
+manifest.json again. Before writing, it checks the integer and float formulas that color.c
 relies on against Pillow itself, so a different Pillow fails here rather than in the C tests.
 """
 import json
@@ -106,7 +107,7 @@ def inputs():
 
 
 def check_formulas():
-    """The facts ops_color.c builds on, asserted against Pillow: the grayscale formula for every
+    """The facts color.c builds on, asserted against Pillow: the grayscale formula for every
     colour, the blend for every pair of samples at 310 factors, SMOOTH and the contrast mean on
     samples."""
     v = np.arange(1 << 24, dtype=np.uint32)

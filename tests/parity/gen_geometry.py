@@ -6,7 +6,7 @@ python3-skimage, which the pyenv python3 on PATH lacks):
     /usr/bin/python3 tests/parity/gen_geometry.py
 
 It replaces tests/parity/fixtures/geometry/. tests/unit/test_ops_geometry.c replays every case in
-manifest.json through engine/ops_geometry.c and wants identical pixels: each case's
+manifest.json through engine/image/geometry.c and wants identical pixels: each case's
 "budget_pixels" is the number of pixels allowed to differ, and every case here is exact (0).
 
 Reference: torchvision.transforms.functional on PIL images (what AutoAugment and the transforms

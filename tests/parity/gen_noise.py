@@ -1,4 +1,4 @@
-"""Parity fixtures for the erasing, noise and blur ops of engine/ops_noise.c, checked by
+"""Parity fixtures for the erasing, noise and blur ops of engine/image/noise.c, checked by
 tests/unit/test_ops_noise.c.
 
 References:
@@ -8,12 +8,12 @@ References:
   are clipped to it first: F.erase would slice from the end instead (Python's negative indices).
 - gaussian_noise, patch_gaussian, random erase: the pipeline to_tensor -> add noise -> clamp(0, 1)
   -> to_pil_image, which converts back with mul(255).byte(), i.e. truncation. The noise samples
-  come from the engine's own Philox streams (engine/rng.c, re-implemented below and checked
+  come from the engine's own Philox streams (engine/core/rng.c, re-implemented below and checked
   against Random123's known answers), so these cases pin the arithmetic and the draw order.
 - fourier: Yin et al. 2019's basis: the real part of np.fft.ifft2 of a spectrum that is 1 at
   (i, j) and at (-i, -j), scaled to unit L2 norm, added as eps * sign[c] to channel c.
 - gaussian_blur: torchvision 0.14 F.gaussian_blur on a PIL image (torch 1.13's CPU tensor path).
-  Before writing, this script asserts that torch's conv2d gives exactly what ops_noise.c computes:
+  Before writing, this script asserts that torch's conv2d gives exactly what noise.c computes:
   per output sample, a float32 fused multiply-add over the 2-D kernel in row-major order. The
   1-D kernels torch builds are written to the manifest so the C test can compare its own.
 Alpha: every op leaves an RGBA image's alpha as it is; the references are applied to the colour
@@ -49,7 +49,7 @@ MASK32 = 0xFFFFFFFF
 
 
 class Philox:
-    """engine/rng.c: Philox4x32-10 keyed by the seed, counter (block, input, sample, stream)."""
+    """engine/core/rng.c: Philox4x32-10 keyed by the seed, counter (block, input, sample, stream)."""
 
     def __init__(self, seed, input_index, sample, stream):
         self.key = [seed & MASK32, seed >> 32 & MASK32]
@@ -221,7 +221,7 @@ def fma32(w, p, acc):
 
 
 def check_blur_order(a, kernel_size, sigma_x, sigma_y):
-    """What ops_noise.c relies on: torch's conv2d (oneDNN here) gives, per output sample, the
+    """What noise.c relies on: torch's conv2d (oneDNN here) gives, per output sample, the
     float32 fma chain over the 2-D kernel ky[i] * kx[j] (float32 products) in row-major order
     from 0, on the reflect-padded image; then torch.round (half to even)."""
     t = F.pil_to_tensor(to_pil(a)).float()[None]

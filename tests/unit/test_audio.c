@@ -1,6 +1,6 @@
-/* Unit tests of engine/audio.c and engine/audio_features.c. argv[1]: the parity fixtures folder;
- * the audio files are under its audio/ (written by tests/parity/gen_audio.py). Mel energies are
- * held to torchaudio's MelSpectrogram, decoding to sox's decoders through torchaudio.load;
+/* Unit tests of engine/audio/audio.c and engine/audio/features.c. argv[1]: the parity fixtures
+ * folder; the audio files are under its audio/ (written by tests/parity/gen_audio.py). Mel energies
+ * are held to torchaudio's MelSpectrogram, decoding to sox's decoders through torchaudio.load;
  * resampling, the filterbank and the limits to properties and hand-built files. No leak is
  * suppressed: under ASan, LeakSanitizer checks every malformed and truncated decode. */
 #include <stdarg.h>

@@ -1,4 +1,4 @@
-/* Unit tests of engine/audio_pipeline.c: the .npy bytes against the NPY format 1.0 spec, the
+/* Unit tests of engine/policy/audio_pipeline.c: the .npy bytes against the NPY format 1.0 spec, the
  * spectrogram PNG's size and orientation, a run against the steps it is made of applied by hand,
  * the front end's settings read from text, and the output names. */
 #include <stdarg.h>
@@ -12,8 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "policy/audio_pipeline.h"
 #include "image/codec.h"
+#include "policy/audio_pipeline.h"
 
 /* viridis' ends: the lowest value and the highest. */
 static const uint8_t dark[3] = {68, 1, 84}, bright[3] = {253, 231, 37};

@@ -11,8 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/img.h"
 #include "classify/classify.h"
+#include "core/img.h"
 #include "policy/policy.h"
 
 #define assert_near(a, b, tol)                                                                     \

@@ -16,8 +16,8 @@
 
 #include <vips/vips.h>
 
-#include "image/codec.h"
 #include "fixture.h"
+#include "image/codec.h"
 #include "testutil.h"
 
 static char codec_dir[4096];

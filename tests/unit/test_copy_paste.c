@@ -1,5 +1,5 @@
-/* Unit tests of engine/copy_paste.c on crafted scenes whose outcome is computed by hand: what a
- * pasted square leaves of the objects under it, which objects are dropped and why, provenance,
+/* Unit tests of engine/image/copy_paste.c on crafted scenes whose outcome is computed by hand: what
+ * a pasted square leaves of the objects under it, which objects are dropped and why, provenance,
  * scale jittering's geometry, blending, and determinism by seed. */
 #include <stdarg.h>
 #include <stddef.h>

@@ -1,4 +1,4 @@
-/* The detection ops that work inside boxes (engine/ops_detection.c), against hand-computed
+/* The detection ops that work inside boxes (engine/image/detection.c), against hand-computed
  * geometry and the documented draw order replayed on a copy of the op's noise stream: pixels
  * outside the chosen boxes never change, the chosen ones change as the inner op says, the choice
  * follows prob / 3, BBox_Cutout's rectangle sits where its draws put it, and the whole-image box
@@ -14,11 +14,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "policy/ops.h"
 #include "image/color.h"
 #include "image/detection.h"
-#include "policy/policy.h"
 #include "image/targets.h"
+#include "policy/ops.h"
+#include "policy/policy.h"
 
 #define W 64
 #define H 48

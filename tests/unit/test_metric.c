@@ -1,7 +1,7 @@
-/* Unit tests of engine/metric.c: SSIM against skimage and LPIPS against its PyTorch definition
- * (fixtures that tests/parity/gen_lpips.py writes into the build folder; skipped when it could
- * not), MS-SSIM, PSNR and the 2AFC score against hand-computed cases, and a synthetic 2AFC set
- * every sane metric must score well on, written in the BAPPS layout and read back. */
+/* Unit tests of engine/metrics/metric.c: SSIM against skimage and LPIPS against its PyTorch
+ * definition (fixtures that tests/parity/gen_lpips.py writes into the build folder; skipped when it
+ * could not), MS-SSIM, PSNR and the 2AFC score against hand-computed cases, and a synthetic 2AFC
+ * set every sane metric must score well on, written in the BAPPS layout and read back. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>

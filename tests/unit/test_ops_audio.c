@@ -1,4 +1,4 @@
-/* Unit tests of engine/ops_audio.c. argv[1]: the parity fixtures folder; every case of
+/* Unit tests of engine/audio/wave.c and spec.c. argv[1]: the parity fixtures folder; every case of
  * audio_ops/manifest.json (written by tests/parity/gen_audio_ops.py from torchaudio and torch)
  * must come out the same: masks bit for bit, the time warp and the biquads within 1e-5. The
  * waveform ops are held to their definitions: the SNR measured on the output, the duration and

@@ -1,4 +1,4 @@
-/* Unit tests of engine/ops_color.c. argv[1]: the parity fixtures folder; every case of
+/* Unit tests of engine/image/color.c. argv[1]: the parity fixtures folder; every case of
  * color/manifest.json (written by tests/parity/gen_color.py from torchvision and Pillow) must
  * come out pixel for pixel identical. */
 #include <stdarg.h>
@@ -54,7 +54,7 @@ static void test_parity(void **state)
     if (failed) fail_msg("%zu of %zu parity cases failed", failed, total);
 }
 
-/* Pillow's ImagingBlend, whose float arithmetic ops_color.c replaces with integers. */
+/* Pillow's ImagingBlend, whose float arithmetic color.c replaces with integers. */
 static uint8_t pillow_blend(int s, int v, float f)
 {
     float t = (float)s + f * (float)(v - s);

@@ -1,4 +1,4 @@
-/* Unit tests of engine/ops_geometry.c. argv[1]: the parity fixtures folder; every case of
+/* Unit tests of engine/image/geometry.c. argv[1]: the parity fixtures folder; every case of
  * geometry/manifest.json (written by tests/parity/gen_geometry.py from torchvision 0.14 on Pillow
  * 9.4) must come out with at most its "budget_pixels" differing pixels, which is 0 for all of
  * them. */

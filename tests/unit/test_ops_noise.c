@@ -1,4 +1,4 @@
-/* Unit tests of engine/ops_noise.c. argv[1]: the parity fixtures folder; every case of
+/* Unit tests of engine/image/noise.c. argv[1]: the parity fixtures folder; every case of
  * noise/manifest.json (written by tests/parity/gen_noise.py from the references) must come out
  * pixel for pixel identical, and every 1-D kernel torch built must come out bit for bit. The
  * noise ops are also held to their definitions: structure, statistics and a hand-computed case. */

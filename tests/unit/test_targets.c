@@ -1,6 +1,6 @@
-/* Unit tests of engine/targets.c: box formats against hand-converted values, validation messages,
- * every geometric op's forward map against hand-computed boxes and keypoints, and against the
- * op's own pixel kernel (a rectangle mask warped by the kernel has the transformed box as its
+/* Unit tests of engine/image/targets.c: box formats against hand-converted values, validation
+ * messages, every geometric op's forward map against hand-computed boxes and keypoints, and against
+ * the op's own pixel kernel (a rectangle mask warped by the kernel has the transformed box as its
  * extent, within the one pixel the enclosing box may round by), filters, and masks. */
 #include <stdarg.h>
 #include <stddef.h>

@@ -16,9 +16,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "image/targets.h"
 #include "policy/ops.h"
 #include "policy/policy.h"
-#include "image/targets.h"
 
 #define EPS 1e-9
 #define W   40
