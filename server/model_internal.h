@@ -12,7 +12,7 @@
 #ifndef AUGSERVE_MODEL_INTERNAL_H
 #define AUGSERVE_MODEL_INTERNAL_H
 
-#ifndef AUGSERVER_MODELS_INTERNAL
+#ifndef AUGSERVE_MODELS_INTERNAL
 #error "model_internal.h is private to server/model*.c: use models.h"
 #endif
 
