@@ -118,11 +118,6 @@ size_t nn_dtype_size(enum nn_dtype dtype)
     return 0;
 }
 
-static int no_memory(struct eng_error *err)
-{
-    return eng_fail(err, ENG_NO_MEMORY, "out of memory reading the ONNX model");
-}
-
 /* A NUL-terminated copy of len bytes in the arena. */
 static const char *copy_bytes(struct arena *a, const char *s, size_t len)
 {
@@ -145,7 +140,7 @@ static const char *copy_attr_bytes(struct arena *a, const ProtobufCBinaryData *b
         return NULL;
     }
     const char *s = copy_bytes(a, (const char *)b->data, b->len);
-    if (!s) no_memory(err);
+    if (!s) eng_no_memory(err);
     return s;
 }
 
@@ -169,7 +164,7 @@ static int read_tensor(struct nn_graph *g, const Onnx__TensorProto *tp, const ch
 {
     memset(t, 0, sizeof *t);
     t->info.name = copy_str(&g->arena, tp->name);
-    if (!t->info.name) return no_memory(err);
+    if (!t->info.name) return eng_no_memory(err);
     if (!tp->has_data_type || tp->data_type == NN_UNDEFINED)
         return eng_fail(err, ENG_INVALID, "%s has no data_type", what);
     size_t esize = nn_dtype_size((enum nn_dtype)tp->data_type);
@@ -217,7 +212,7 @@ static int read_tensor(struct nn_graph *g, const Onnx__TensorProto *tp, const ch
     if (!count) return 0;
 
     unsigned char *data = arena_alloc(&g->arena, bytes);
-    if (!data) return no_memory(err);
+    if (!data) return eng_no_memory(err);
     if (tp->has_raw_data)
         memcpy(data, tp->raw_data.data, bytes);
     else if (t->info.dtype == NN_FLOAT)
@@ -248,7 +243,7 @@ static int read_value(struct nn_graph *g, const Onnx__ValueInfoProto *vp, const 
     if (!vp->name || !vp->name[0])
         return eng_fail(err, ENG_INVALID, "%s %zu has no name", kind, index);
     v->info.name = copy_str(&g->arena, vp->name);
-    if (!v->info.name) return no_memory(err);
+    if (!v->info.name) return eng_no_memory(err);
     v->info.rank = -1;
     /* Values of other kinds (sequences, maps) leave the type unknown: nothing here runs them. */
     if (!vp->type || vp->type->value_case != ONNX__TYPE_PROTO__VALUE_TENSOR_TYPE) return 0;
@@ -274,7 +269,7 @@ static int read_value(struct nn_graph *g, const Onnx__ValueInfoProto *vp, const 
             v->info.dims[d] = dim->dim_value;
         } else if (dim->value_case == ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_PARAM) {
             v->dim_param[d] = copy_str(&g->arena, dim->dim_param);
-            if (!v->dim_param[d]) return no_memory(err);
+            if (!v->dim_param[d]) return eng_no_memory(err);
         }
     }
     return 0;
@@ -284,7 +279,7 @@ static int read_values(struct nn_graph *g, Onnx__ValueInfoProto *const *src, siz
                        const char *kind, struct nn_value_info **out, struct eng_error *err)
 {
     *out = arena_array(&g->arena, n, sizeof **out);
-    if (n && !*out) return no_memory(err);
+    if (n && !*out) return eng_no_memory(err);
     for (size_t i = 0; i < n; i++)
         if (read_value(g, src[i], kind, i, &(*out)[i], err)) return -1;
     return 0;
@@ -299,7 +294,7 @@ static int read_attr(struct nn_graph *g, const Onnx__AttributeProto *ap, const c
     if (!ap->name || !ap->name[0])
         return eng_fail(err, ENG_INVALID, "node '%s' (%s) has an attribute with no name", node, op);
     at->name = copy_str(&g->arena, ap->name);
-    if (!at->name) return no_memory(err);
+    if (!at->name) return eng_no_memory(err);
     if (!ap->has_type)
         return eng_fail(err, ENG_INVALID, "%s has no type (required since IR version 2)", what);
     at->type = (enum nn_attr_type)ap->type;
@@ -318,7 +313,7 @@ static int read_attr(struct nn_graph *g, const Onnx__AttributeProto *ap, const c
         return read_tensor(g, ap->t, what, &at->t, err);
     case ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__FLOATS: {
         float *f = arena_array(&g->arena, ap->n_floats, sizeof *f);
-        if (ap->n_floats && !f) return no_memory(err);
+        if (ap->n_floats && !f) return eng_no_memory(err);
         if (ap->n_floats) memcpy(f, ap->floats, ap->n_floats * sizeof *f);
         at->floats = f;
         at->count = ap->n_floats;
@@ -326,7 +321,7 @@ static int read_attr(struct nn_graph *g, const Onnx__AttributeProto *ap, const c
     }
     case ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INTS: {
         int64_t *v = arena_array(&g->arena, ap->n_ints, sizeof *v);
-        if (ap->n_ints && !v) return no_memory(err);
+        if (ap->n_ints && !v) return eng_no_memory(err);
         if (ap->n_ints) memcpy(v, ap->ints, ap->n_ints * sizeof *v);
         at->ints = v;
         at->count = ap->n_ints;
@@ -334,7 +329,7 @@ static int read_attr(struct nn_graph *g, const Onnx__AttributeProto *ap, const c
     }
     case ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__STRINGS: {
         const char **s = arena_array(&g->arena, ap->n_strings, sizeof *s);
-        if (ap->n_strings && !s) return no_memory(err);
+        if (ap->n_strings && !s) return eng_no_memory(err);
         for (size_t k = 0; k < ap->n_strings; k++)
             if (!(s[k] = copy_attr_bytes(&g->arena, &ap->strings[k], what, err))) return -1;
         at->strings = s;
@@ -371,7 +366,7 @@ static int read_node(struct nn_graph *g, const Onnx__NodeProto *np, size_t index
     struct nn_attr *attrs = arena_array(&g->arena, np->n_attribute, sizeof *attrs);
     if (!node->name || !node->op_type || !node->domain || !node->inputs || !node->outputs ||
         (np->n_attribute && !attrs))
-        return no_memory(err);
+        return eng_no_memory(err);
     node->n_inputs = np->n_input;
     node->n_outputs = np->n_output;
     node->n_attrs = np->n_attribute;
@@ -416,26 +411,26 @@ static int read_graph(struct nn_graph *g, const Onnx__ModelProto *mp, struct eng
     g->name = gp->name ? copy_str(&g->arena, gp->name) : NULL;
     if ((mp->producer_name && !g->producer_name) ||
         (mp->producer_version && !g->producer_version) || (gp->name && !g->name))
-        return no_memory(err);
+        return eng_no_memory(err);
 
     g->opsets = arena_array(&g->arena, mp->n_opset_import, sizeof *g->opsets);
-    if (mp->n_opset_import && !g->opsets) return no_memory(err);
+    if (mp->n_opset_import && !g->opsets) return eng_no_memory(err);
     g->n_opsets = mp->n_opset_import;
     for (size_t i = 0; i < mp->n_opset_import; i++) {
         g->opsets[i].domain = copy_str(&g->arena, mp->opset_import[i]->domain);
-        if (!g->opsets[i].domain) return no_memory(err);
+        if (!g->opsets[i].domain) return eng_no_memory(err);
         g->opsets[i].version = mp->opset_import[i]->version;
     }
 
     g->nodes = arena_array(&g->arena, gp->n_node, sizeof *g->nodes);
-    if (gp->n_node && !g->nodes) return no_memory(err);
+    if (gp->n_node && !g->nodes) return eng_no_memory(err);
     g->n_nodes = gp->n_node;
     for (size_t i = 0; i < gp->n_node; i++)
         if (read_node(g, gp->node[i], i, &g->nodes[i], err)) return -1;
 
     g->inits = arena_array(&g->arena, gp->n_initializer, sizeof *g->inits);
     g->inits_sorted = arena_array(&g->arena, gp->n_initializer, sizeof *g->inits_sorted);
-    if (gp->n_initializer && (!g->inits || !g->inits_sorted)) return no_memory(err);
+    if (gp->n_initializer && (!g->inits || !g->inits_sorted)) return eng_no_memory(err);
     g->n_inits = gp->n_initializer;
     for (size_t i = 0; i < gp->n_initializer; i++) {
         char what[300];
@@ -454,7 +449,7 @@ static int read_graph(struct nn_graph *g, const Onnx__ModelProto *mp, struct eng
     g->n_outputs = gp->n_output;
     g->n_value_info = gp->n_value_info;
     g->inputs = arena_array(&g->arena, gp->n_input, sizeof *g->inputs);
-    if (gp->n_input && !g->inputs) return no_memory(err);
+    if (gp->n_input && !g->inputs) return eng_no_memory(err);
     for (size_t i = 0; i < gp->n_input; i++)
         if (!find_init(g, g->graph_inputs[i].info.name)) g->inputs[g->n_inputs++] = i;
     return 0;
@@ -473,7 +468,7 @@ struct nn_graph *nn_graph_read(const void *data, size_t size, struct eng_error *
         return NULL;
     }
     struct nn_graph *g = calloc(1, sizeof *g);
-    int rc = g ? read_graph(g, mp, err) : no_memory(err);
+    int rc = g ? read_graph(g, mp, err) : eng_no_memory(err);
     onnx__model_proto__free_unpacked(mp, NULL);
     if (rc) {
         nn_graph_free(g);
@@ -504,7 +499,7 @@ struct nn_graph *nn_graph_read_file(const char *path, struct eng_error *err)
     size_t size = (size_t)st.st_size;
     void *buf = malloc(size ? size : 1);
     if (!buf) {
-        no_memory(err);
+        eng_no_memory(err);
         fclose(f);
         return NULL;
     }
