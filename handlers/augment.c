@@ -56,8 +56,9 @@ static enum img_format output_format(const struct options *o, const struct img_i
     return fmt;
 }
 
-/* One sample of one input, produced on any thread. */
+/* One sample of one input: its trace, sampled first, then its output, produced on any thread. */
 struct sample_result {
+    struct trace *sampled;
     void *encoded;
     size_t encoded_size;
     json_t *trace;
@@ -104,7 +105,28 @@ static struct img *apply_trace(const struct batch *b, const struct trace *t, uin
     return out;
 }
 
-/* Sample, apply, encode. */
+/* Samples every job's trace before any pixel is touched, and refuses the request when one of them
+ * would make an image past max_pixels or all of them together ask for more than max_work. */
+static int sample_traces(struct request *req, struct response *resp, struct batch *b, size_t jobs)
+{
+    const struct options *o = b->o;
+    double work = 0;
+    for (size_t j = 0; j < jobs; j++) {
+        const struct input_job job = input_job_at(j, o->samples, b->views);
+        const struct img *in = b->inputs[job.input].image;
+        struct sample_result *r = &b->results[j];
+        r->sampled = policy_sample_inputs(o->policy, o->seed, &b->all, job.input, job.sample,
+                                          job.view, &r->err);
+        if (!r->sampled) return response_engine_error(resp, &r->err), -1;
+        if (input_check_trace(req, resp, r->sampled, job.input, &work) != 0) return -1;
+        work += (double)in->width * in->height; /* the encoding, about one op's worth */
+    }
+    return input_check_work(req, resp, work,
+                            "send fewer or smaller images, ask for fewer samples, or use a policy "
+                            "with fewer ops");
+}
+
+/* Apply the sampled trace, encode. */
 static void run_sample(void *ctx, size_t index)
 {
     struct batch *b = ctx;
@@ -112,12 +134,9 @@ static void run_sample(void *ctx, size_t index)
     const struct input_job job = input_job_at(index, o->samples, b->views);
     const struct input_image *in = &b->inputs[job.input];
     struct sample_result *r = &b->results[index];
-    struct trace *t =
-        policy_sample_inputs(o->policy, o->seed, &b->all, job.input, job.sample, job.view, &r->err);
-    struct img *out = t ? apply_trace(b, t, job.input, job.sample, r) : NULL;
+    struct img *out = apply_trace(b, r->sampled, job.input, job.sample, r);
     r->format = output_format(o, &in->info);
-    if (t) r->trace = trace_to_json(t);
-    trace_free(t);
+    r->trace = trace_to_json(r->sampled);
     r->failed = !out || img_encode(out, r->format, (int)o->quality, &r->encoded, &r->encoded_size,
                                    &r->err) != 0;
     if (out) {
@@ -203,7 +222,9 @@ void handle_augment(struct request *req, struct response *resp)
     if (input_decode_images(req, resp, inputs, count) != 0 ||
         read_targets(req, resp, &b, count) != 0 || gather_inputs(resp, &b, count) != 0)
         goto done;
-    if (input_run_jobs(req, resp, jobs, run_sample, sample_failure, &b) != 0) goto done;
+    if (sample_traces(req, resp, &b, jobs) != 0 ||
+        input_run_jobs(req, resp, jobs, run_sample, sample_failure, &b) != 0)
+        goto done;
     /* Targets only travel in JSON. */
     if (count == 1 && o.samples == 1 && b.views == 1 && !b.targets && wants_image(req)) {
         struct sample_result *r = &b.results[0];
@@ -235,6 +256,7 @@ void handle_augment(struct request *req, struct response *resp)
 done:
     json_decref(results);
     for (size_t j = 0; b.results && j < jobs; j++) {
+        trace_free(b.results[j].sampled);
         free(b.results[j].encoded);
         json_decref(b.results[j].trace);
         json_decref(b.results[j].targets);

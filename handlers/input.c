@@ -78,6 +78,33 @@ struct input_job input_job_at(size_t index, unsigned long long samples, int view
                               (uint32_t)(index % (size_t)views)};
 }
 
+int input_check_work(const struct request *req, struct response *resp, double work,
+                     const char *reduce)
+{
+    const long long max = (long long)req->app->cfg->max_work;
+    if (work <= (double)max) return 0;
+    response_error(resp, 413,
+                   "the request asks for about %.3g op-pixels of work; max_work is %lld: %s", work,
+                   max, reduce);
+    return -1;
+}
+
+int input_check_trace(const struct request *req, struct response *resp, const struct trace *t,
+                      uint32_t input, double *work)
+{
+    const long long max = (long long)req->app->cfg->max_pixels;
+    struct trace_cost c = trace_cost(t);
+    if (c.peak > (double)max) {
+        response_error(resp, 413,
+                       "%s would make a %dx%d result (%.0f pixels) from input %u; max_pixels is "
+                       "%lld",
+                       c.peak_op, c.peak_width, c.peak_height, c.peak, (unsigned)input, max);
+        return -1;
+    }
+    *work += c.work;
+    return 0;
+}
+
 int input_run_jobs(struct request *req, struct response *resp, size_t jobs,
                    void (*run)(void *ctx, size_t j),
                    const struct eng_error *(*failure)(void *ctx, size_t j), void *ctx)

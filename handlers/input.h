@@ -50,6 +50,18 @@ struct input_job {
 };
 struct input_job input_job_at(size_t index, unsigned long long samples, int views);
 
+/* The work budget, checked before any op runs. 413 when work (op-pixels, see max_work) passes
+ * max_work, with the figure, the limit and `reduce` (what the client can ask for less of). 0, or
+ * -1 with the error written. */
+int input_check_work(const struct request *req, struct response *resp, double work,
+                     const char *reduce);
+
+/* The memory budget of a sampled trace: 413 when an op of it would make an image (or waveform,
+ * or spectrogram) of more than max_pixels pixels (values), naming the op, its size and the input.
+ * Else adds the trace's work (trace_cost) to *work and returns 0. */
+int input_check_trace(const struct request *req, struct response *resp, const struct trace *t,
+                      uint32_t input, double *work);
+
 /* Runs run(ctx, j) for the jobs j in [0, jobs) on the app's workers, then answers the first that
  * failed: failure(ctx, j) is job j's error, NULL when it succeeded. 0, or -1. */
 int input_run_jobs(struct request *req, struct response *resp, size_t jobs,

@@ -85,6 +85,13 @@ static const struct setting settings[] = {
     INT_SETTING(max_audio_seconds, 600, 1, 86400,
                 "longest audio clip (input, noise or impulse response), and most augmented audio "
                 "per request, in seconds"),
+    INT64_SETTING(max_work, INT64_C(20000000000), 1, INT64_C(1000000000000000),
+                  "estimated work one request may ask for, in op-pixels (one op on one pixel or "
+                  "audio value; inference: 100 FLOPs), checked before any op runs"),
+    INT_SETTING(request_timeout_s, 60, 1, 86400,
+                "seconds a heavy request may run before its work stops (503)"),
+    INT64_SETTING(max_response_bytes, 134217728, 1, INT64_C(1099511627776),
+                  "response body cap in bytes"),
     STRING_SETTING(static_dir, "static", NULL, "web UI files served at /"),
     STRING_SETTING(data_dir, "var", NULL, "embedded store and files"),
     STRING_SETTING(models_dir, "models", NULL,

@@ -33,6 +33,9 @@ struct config {
     int max_samples;             /* samples per image in one augment request */
     int max_targets;             /* objects (boxes, masks) per image in one request */
     int max_audio_seconds;       /* decoded clip duration cap, from the header when it says */
+    int64_t max_work;            /* a request's estimated work, in op-pixels */
+    int request_timeout_s;       /* a heavy request's deadline */
+    int64_t max_response_bytes;  /* response body cap */
     char *static_dir;            /* web UI files served at / */
     char *data_dir;              /* embedded store and files */
     char *models_dir;            /* model repository: <name>/model.onnx */

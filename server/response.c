@@ -181,6 +181,7 @@ int response_status_for(enum eng_code code)
         return 404;
     case ENG_CONFLICT:
         return 409;
+    case ENG_CANCELLED:
     case ENG_NO_MEMORY:
         return 503;
     case ENG_OK:
@@ -198,6 +199,8 @@ void response_engine_error(struct response *resp, const struct eng_error *err)
         response_error_code(resp, status, "undecodable", "%s", err->message);
     else
         response_error(resp, status, "%s", err->message[0] ? err->message : "internal error");
+    /* Work stopped at its deadline may well fit when the server is less busy. */
+    if (err->code == ENG_CANCELLED) response_header(resp, "Retry-After", "1");
 }
 
 void response_no_memory(struct response *resp, const char *doing)

@@ -60,12 +60,13 @@ void response_header(struct response *resp, const char *name, const char *fmt, .
     __attribute__((format(printf, 3, 4)));
 
 /* The one mapping from engine error codes to statuses: invalid input and undecodable data 422,
- * unsupported formats 415, limits 413, not found 404, conflicts 409, memory 503, anything else
- * 500. */
+ * unsupported formats 415, limits 413, not found 404, conflicts 409, memory and work stopped at
+ * its deadline 503, anything else 500. */
 int response_status_for(enum eng_code code);
 /* An error for err, with the status response_status_for gives (and the code "undecodable" for
- * undecodable data). Under KServe's protocol a request the server cannot serve is 400, not 415
- * or 422; limits, memory and the server's own failures keep their status. */
+ * undecodable data, Retry-After for cancelled work). Under KServe's protocol a request the server
+ * cannot serve is 400, not 415 or 422; limits, memory and the server's own failures keep their
+ * status. */
 void response_engine_error(struct response *resp, const struct eng_error *err);
 /* "out of memory", or "out of memory <doing>" ("while writing the response"), with the status of
  * ENG_NO_MEMORY: what every handler answers when an allocation fails. */

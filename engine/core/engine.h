@@ -12,6 +12,7 @@
  *   img.h       the image buffer: 8-bit, interleaved, 1, 3 or 4 channels
  *   rng.h       Philox4x32-10 streams keyed by (seed, input, sample): no global generator
  *   parallel.h  a parallel for over independent items
+ *   cancel.h    stopping long work early (a deadline, a client gone)
  *   cpu.h       which vector code this CPU may run
  *   parse.h     numbers from text, for every parameter, config value and flag
  *   engine.h    the library's version and the areas it was built with

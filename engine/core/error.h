@@ -12,6 +12,7 @@ enum eng_code {
     ENG_TOO_LARGE,   /* past a configured limit */
     ENG_NOT_FOUND,   /* what a name refers to is not there (a model, a dataset, a job) */
     ENG_CONFLICT,    /* the name is taken, or the thing is in a state that forbids the change */
+    ENG_CANCELLED,   /* stopped early: past its deadline, or nobody waits for it (core/cancel.h) */
     ENG_NO_MEMORY,
     ENG_INTERNAL,
 };

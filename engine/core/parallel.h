@@ -6,7 +6,8 @@
 
 #include <stddef.h>
 
-/* Returns once every index ran. If threads cannot be started, the caller runs the rest itself. */
+/* Returns once every index ran. If threads cannot be started, the caller runs the rest itself.
+ * The threads it starts have the caller's cancellation check installed (core/cancel.h). */
 void parallel_for(size_t n, int threads, void (*fn)(void *ctx, size_t i), void *ctx);
 
 #endif

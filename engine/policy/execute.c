@@ -10,6 +10,7 @@
 
 #include "audio/spec.h"
 #include "audio/wave.h"
+#include "core/cancel.h"
 #include "core/rng.h"
 #include "image/targets.h"
 
@@ -151,7 +152,9 @@ static struct img *execute(struct executor *ex, const struct trace *t, const str
     for (size_t i = 0; current && i < t->count; i++) {
         const struct trace_item *it = &t->items[i];
         struct img *next;
-        if (it->is_mix) {
+        if (eng_cancel_poll(ex->err) != 0) {
+            next = NULL;
+        } else if (it->is_mix) {
             next = execute_mix(ex, it, current);
         } else if (it->paste) {
             next = execute_paste(ex, it->paste, current);
@@ -253,7 +256,9 @@ struct audio *trace_apply_wave(const struct trace *t, const struct audio *in,
         struct rng noise;
         rng_init(&noise, seed, input, sample, t->view * VIEW_STREAMS + RNG_STREAM_OP(i));
         struct audio *next =
-            call->op->apply_wave(current, call, bank ? bank : &no_clips, &noise, err);
+            eng_cancel_poll(err) != 0
+                ? NULL
+                : call->op->apply_wave(current, call, bank ? bank : &no_clips, &noise, err);
         if (current != in) audio_free((struct audio *)current);
         current = next;
     }
@@ -267,7 +272,8 @@ struct audio_spec *trace_apply_spec(const struct trace *t, const struct audio_sp
     for (size_t i = 0; current && i < t->count; i++) {
         const struct op_call *call = &t->items[i].call;
         if (t->items[i].is_mix || call->op->domain != OP_DOMAIN_SPECTROGRAM) continue;
-        struct audio_spec *next = call->op->apply_spec(current, call, err);
+        struct audio_spec *next =
+            eng_cancel_poll(err) != 0 ? NULL : call->op->apply_spec(current, call, err);
         if (current != in) audio_spec_free((struct audio_spec *)current);
         current = next;
     }

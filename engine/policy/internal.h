@@ -116,6 +116,9 @@ struct paste_item {
 struct trace_item {
     int is_mix;
     struct op_call call;
+    /* The size the item leaves (pixels; audio: samples x 1, or frames x bins), as sampling saw it,
+     * so trace_cost knows what executing it makes before any pixel is touched. */
+    int width, height;
     struct paste_item *paste; /* a CopyPaste (call names it), or NULL */
     /* mix: out = (1 - m) x + m sum(weights[i] branches[i](x)) */
     double m;

@@ -172,6 +172,19 @@ struct audio_spec *trace_apply_spec(const struct trace *t, const struct audio_sp
 json_t *trace_to_json(const struct trace *t);
 /* Number of op applications, mix branches included. */
 size_t trace_op_count(const struct trace *t);
+
+/* What executing a trace will cost, known from the sizes its sampling saw, so that a request can
+ * be refused before any pixel or sample is touched. */
+struct trace_cost {
+    /* Every op application's output size summed (pixels; for audio, samples, and then values of
+     * the spectrogram), plus per mix a blend of the image with each branch. */
+    double work;
+    /* The largest output of any op, its size, and the op (NULL for a trace without ops). */
+    double peak;
+    int peak_width, peak_height;
+    const char *peak_op;
+};
+struct trace_cost trace_cost(const struct trace *t);
 void trace_free(struct trace *t);
 
 #endif

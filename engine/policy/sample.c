@@ -79,6 +79,8 @@ static int sample_applications(struct sampler *s, const struct trace_item *it, s
         struct trace_item each = *it;
         if (op->draw && op->draw(&each.call, &s->rng, s->width, s->height, s->err) != 0) return -1;
         if (op->output_size) op->output_size(&each.call, &s->width, &s->height);
+        each.width = s->width;
+        each.height = s->height;
         if (trace_push(out, &each, s->err) != 0) return -1;
     }
     if (s->axis == OP_DOMAIN_WAVEFORM && s->width > s->max_width)
@@ -134,7 +136,10 @@ static int sample_op(struct sampler *s, const struct node *n, struct trace *out)
 static int sample_paste(struct sampler *s, const struct node *n, struct trace *out)
 {
     if (count_application(s) != 0) return -1;
-    struct trace_item it = {.call = n->call, .paste = calloc(1, sizeof *it.paste)};
+    struct trace_item it = {.call = n->call,
+                            .width = s->width,
+                            .height = s->height,
+                            .paste = calloc(1, sizeof *it.paste)};
     if (!it.paste) return eng_fail(s->err, ENG_NO_MEMORY, "out of memory while sampling");
     struct paste_item *pi = it.paste;
     const uint32_t other = rng_below(&s->rng, s->inputs->count - 1);
@@ -172,7 +177,8 @@ static int sample_dag(struct sampler *s, const struct node *n, struct trace *out
 
 static int sample_mix(struct sampler *s, const struct node *n, struct trace *out)
 {
-    struct trace_item it = {.is_mix = 1, .branch_count = n->kid_count};
+    struct trace_item it = {
+        .is_mix = 1, .width = s->width, .height = s->height, .branch_count = n->kid_count};
     it.weights = calloc((size_t)n->kid_count, sizeof *it.weights);
     it.branches = calloc((size_t)n->kid_count, sizeof *it.branches);
     if (!it.weights || !it.branches) {

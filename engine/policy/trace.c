@@ -115,6 +115,32 @@ json_t *trace_to_json(const struct trace *t)
     return list;
 }
 
+/* Adds t's cost to *c: each op's output, and per mix its branches plus a blend of the image with
+ * each branch. */
+static void add_cost(const struct trace *t, struct trace_cost *c)
+{
+    for (size_t i = 0; i < t->count; i++) {
+        const struct trace_item *it = &t->items[i];
+        double size = (double)it->width * (double)it->height;
+        c->work += it->is_mix ? size * (it->branch_count + 1) : size;
+        for (int b = 0; it->is_mix && b < it->branch_count; b++)
+            add_cost(&it->branches[b], c);
+        if (!it->is_mix && size > c->peak) {
+            c->peak = size;
+            c->peak_width = it->width;
+            c->peak_height = it->height;
+            c->peak_op = it->call.op->name;
+        }
+    }
+}
+
+struct trace_cost trace_cost(const struct trace *t)
+{
+    struct trace_cost c = {0};
+    add_cost(t, &c);
+    return c;
+}
+
 size_t trace_op_count(const struct trace *t)
 {
     size_t count = 0;

@@ -40,6 +40,8 @@ static const char *code_name(enum eng_code code)
         return "NOT_FOUND";
     case ENG_CONFLICT:
         return "CONFLICT";
+    case ENG_CANCELLED:
+        return "CANCELLED";
     case ENG_NO_MEMORY:
         return "NO_MEMORY";
     case ENG_INTERNAL:
