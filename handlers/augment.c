@@ -236,6 +236,13 @@ void handle_augment(struct request *req, struct response *resp)
         free(trace_text);
         goto done;
     }
+    double bytes = 0;
+    for (size_t j = 0; j < jobs; j++)
+        bytes += 4.0 * ((double)b.results[j].encoded_size + 2) / 3 + 256;
+    if (input_check_response(req, resp, bytes,
+                             "ask for fewer inputs or samples, smaller images, or a lossy format "
+                             "at a lower quality") != 0)
+        goto done;
     results = json_array();
     for (size_t j = 0; j < jobs && results; j++) {
         struct sample_result *r = &b.results[j];

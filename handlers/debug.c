@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <time.h>
 
+#include "core/cancel.h"
 #include "core/parse.h"
 #include "handlers.h"
 #include "request.h"
@@ -22,9 +23,17 @@ void handle_debug_sleep(struct request *req, struct response *resp)
                        MAX_SLEEP_MS);
         return;
     }
-    struct timespec pause = {.tv_sec = (time_t)(ms / 1000),
-                             .tv_nsec = (long)(ms % 1000) * 1000000L};
-    while (nanosleep(&pause, &pause) != 0) {
+    /* A millisecond at a time, as heavy work stops between its ops: the request's deadline and
+     * its client are watched the same way. */
+    struct eng_error err;
+    for (unsigned long long slept = 0; slept < ms; slept++) {
+        if (eng_cancel_poll(&err) != 0) {
+            response_engine_error(resp, &err);
+            return;
+        }
+        struct timespec pause = {.tv_sec = 0, .tv_nsec = 1000000L};
+        while (nanosleep(&pause, &pause) != 0) {
+        }
     }
     response_json(resp, 200, json_pack("{s:i}", "slept_ms", (int)ms));
 }

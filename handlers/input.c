@@ -89,6 +89,17 @@ int input_check_work(const struct request *req, struct response *resp, double wo
     return -1;
 }
 
+int input_check_response(const struct request *req, struct response *resp, double bytes,
+                         const char *reduce)
+{
+    const long long max = (long long)req->app->cfg->max_response_bytes;
+    if (bytes <= (double)max) return 0;
+    response_error(resp, 413,
+                   "the response would be about %.0f bytes; max_response_bytes is %lld: %s", bytes,
+                   max, reduce);
+    return -1;
+}
+
 int input_check_trace(const struct request *req, struct response *resp, const struct trace *t,
                       uint32_t input, double *work)
 {

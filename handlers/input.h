@@ -62,6 +62,11 @@ int input_check_work(const struct request *req, struct response *resp, double wo
 int input_check_trace(const struct request *req, struct response *resp, const struct trace *t,
                       uint32_t input, double *work);
 
+/* The response budget, checked before a response of about `bytes` is built: 413 past
+ * max_response_bytes, saying what to reduce. 0, or -1 with the error written. */
+int input_check_response(const struct request *req, struct response *resp, double bytes,
+                         const char *reduce);
+
 /* Runs run(ctx, j) for the jobs j in [0, jobs) on the app's workers, then answers the first that
  * failed: failure(ctx, j) is job j's error, NULL when it succeeded. 0, or -1. */
 int input_run_jobs(struct request *req, struct response *resp, size_t jobs,

@@ -27,6 +27,7 @@
 #include "multipart.h"
 #include "request.h"
 #include "response.h"
+#include "watch.h"
 
 #define REQUEST_ID_MAX 128
 
@@ -64,6 +65,7 @@ struct exchange {
     int answered;       /* a response is queued */
     int status_for_log; /* what the access log and metrics record */
     unsigned long long bytes_for_log;
+    struct request_watch watch; /* a heavy request's deadline and client */
 };
 
 static double seconds_since(const struct timespec *start)
@@ -357,6 +359,19 @@ static void run_handler(void *arg)
     if (ex->route->flags & ROUTE_HEAVY) MHD_resume_connection(ex->conn);
 }
 
+/* A heavy request on a worker: its work stops at its deadline or when its client goes. */
+static void run_heavy(void *arg)
+{
+    struct exchange *ex = arg;
+    const union MHD_ConnectionInfo *info =
+        MHD_get_connection_info(ex->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+    watch_start(&ex->watch, &ex->start, ex->app->cfg->request_timeout_s,
+                info ? info->connect_fd : -1);
+    eng_cancel_install(&ex->watch.cancel);
+    run_handler(ex);
+    eng_cancel_install(NULL);
+}
+
 /* The body has ended: run the handler here or on a worker. */
 static enum MHD_Result on_complete(struct exchange *ex)
 {
@@ -376,7 +391,7 @@ static enum MHD_Result on_complete(struct exchange *ex)
     /* Suspend before handing over, so the worker's resume always finds a suspended connection. */
     MHD_suspend_connection(ex->conn);
     ex->dispatched = 1;
-    if (admission_submit(ex->app->admission, run_handler, ex) != 0) {
+    if (admission_submit(ex->app->admission, run_heavy, ex) != 0) {
         response_header(&ex->resp, "Retry-After", "1");
         response_error(&ex->resp, 429,
                        "the server is at capacity (%d workers busy, queue full); "
@@ -398,6 +413,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         clock_gettime(CLOCK_MONOTONIC, &ex->start);
         response_init(&ex->resp);
         ex->app = cls;
+        ex->resp.max_body = (unsigned long long)ex->app->cfg->max_response_bytes;
         ex->conn = conn;
         ex->path = strdup(url);
         ex->method = strdup(method);

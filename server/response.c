@@ -29,6 +29,14 @@ void response_clear(struct response *resp)
 void response_bytes(struct response *resp, int status, const char *content_type,
                     unsigned char *data, size_t size)
 {
+    if (resp->max_body && size > resp->max_body) {
+        free(data);
+        response_error(resp, 413,
+                       "the response would be %zu bytes; max_response_bytes is %llu: ask for "
+                       "fewer inputs or samples, or smaller outputs",
+                       size, resp->max_body);
+        return;
+    }
     free(resp->body);
     resp->status = status;
     resp->content_type = content_type;

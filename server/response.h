@@ -35,6 +35,9 @@ struct response {
     const char *error_code; /* set: an error body is sent with error_message */
     char error_message[512];
     enum response_errors errors; /* how that body is written (a handler sets it first) */
+    /* The largest body the response may carry (max_response_bytes; 0: no cap): a larger one is
+     * replaced by a 413 naming the setting. File bodies are not capped. */
+    unsigned long long max_body;
 };
 
 void response_init(struct response *resp);
@@ -42,7 +45,7 @@ void response_clear(struct response *resp);
 
 /* Serialises doc (the reference is stolen) as application/json. */
 void response_json(struct response *resp, int status, json_t *doc);
-/* Takes ownership of data (malloc'd). */
+/* Takes ownership of data (malloc'd). A body past resp->max_body becomes a 413. */
 void response_bytes(struct response *resp, int status, const char *content_type,
                     unsigned char *data, size_t size);
 /* A copy of text. */
