@@ -152,6 +152,7 @@ static void free_clips(struct clips *c)
 /* One (clip, sample, view), produced on any thread. encoded[k] is json_formats[k] for JSON
  * output, else encoded[0] is the asked format. */
 struct sample_result {
+    struct trace *sampled; /* before it runs */
     void *encoded[JSON_FORMATS];
     size_t encoded_size[JSON_FORMATS];
     json_t *trace;
@@ -183,6 +184,64 @@ static int encode_result(const struct options *o, const struct audio_pipeline_sa
     return 0;
 }
 
+static bool wants_features(const struct options *o)
+{
+    return o->json || !audio_output_is_wave(o->format);
+}
+
+static const char response_reduce[] = "ask for fewer clips or samples, one output instead of "
+                                      "json, fewer mels or a longer hop_length";
+
+/* The fewest bytes a sample's outputs can take in the response, known before it runs: its .npy
+ * features (4 bytes a value) and its WAV (2 bytes a sample), base64 in JSON; PNG and FLAC
+ * compress, so they count nothing here. */
+static double least_output_bytes(const struct options *o, const struct audio_pipeline_cost *c)
+{
+    double bytes = 0;
+    if (o->json || o->format == AUDIO_OUTPUT_FEATURES) bytes += 4 * c->values;
+    if ((o->json && !(policy_domain(o->policy) & POLICY_SPECTROGRAM)) ||
+        (!o->json && o->format == AUDIO_OUTPUT_WAV))
+        bytes += 2 * (double)c->length;
+    return o->json ? bytes * 4 / 3 : bytes;
+}
+
+/* Samples every job's trace before any sample is touched, and refuses the request when one of
+ * them would make features past max_pixels values or all of them together ask for more than
+ * max_work. */
+static int sample_traces(struct request *req, struct response *resp, struct batch *b, size_t jobs)
+{
+    const struct options *o = b->o;
+    const struct audio_pipeline pipeline = {o->policy, o->mel, &b->clips->bank, o->seed};
+    const long long max_values = (long long)req->app->cfg->max_pixels;
+    double work = 0, bytes = 0;
+    for (size_t j = 0; j < jobs; j++) {
+        const struct input_job job = input_job_at(j, o->samples, b->views);
+        const struct audio *clip = b->clips->inputs[job.input].clip;
+        struct sample_result *r = &b->results[j];
+        r->sampled = audio_pipeline_sample_trace(&pipeline, clip->length, job.input, job.sample,
+                                                 job.view, &r->err);
+        if (!r->sampled) return response_engine_error(resp, &r->err), -1;
+        struct audio_pipeline_cost c =
+            audio_pipeline_cost(&pipeline, r->sampled, clip->length, wants_features(o));
+        if (c.values > (double)max_values) {
+            response_error(resp, 413,
+                           "audio %u: its features would be %d frames x %d mels (%.0f values); "
+                           "max_pixels is %lld: raise hop_length, lower n_mels or send a "
+                           "shorter clip",
+                           (unsigned)job.input, c.frames, audio_mel_config(o->mel)->n_mels,
+                           c.values, max_values);
+            return -1;
+        }
+        work += c.work;
+        bytes += least_output_bytes(o, &c);
+    }
+    if (input_check_work(req, resp, work,
+                         "send fewer or shorter clips, ask for fewer samples, or use a policy "
+                         "with fewer ops") != 0)
+        return -1;
+    return input_check_response(req, resp, bytes, response_reduce);
+}
+
 static void run_sample(void *ctx, size_t index)
 {
     struct batch *b = ctx;
@@ -190,10 +249,11 @@ static void run_sample(void *ctx, size_t index)
     const struct input_job job = input_job_at(index, o->samples, b->views);
     const struct audio_pipeline pipeline = {o->policy, o->mel, &b->clips->bank, o->seed};
     struct sample_result *r = &b->results[index];
-    bool features = o->json || !audio_output_is_wave(o->format);
     struct audio_pipeline_sample s;
-    if (audio_pipeline_run(&pipeline, b->clips->inputs[job.input].clip, job.input, job.sample,
-                           job.view, features, &s, &r->err) != 0) {
+    struct trace *sampled = r->sampled;
+    r->sampled = NULL; /* the run takes it over */
+    if (audio_pipeline_run_trace(&pipeline, b->clips->inputs[job.input].clip, sampled, job.input,
+                                 job.sample, wants_features(o), &s, &r->err) != 0) {
         r->failed = 1;
         return;
     }
@@ -283,6 +343,17 @@ static void respond_json(struct response *resp, const struct batch *b, size_t jo
                             results));
 }
 
+/* The response's size from the encoded outputs (base64 in JSON), before it is built. */
+static int check_response(const struct request *req, struct response *resp, const struct batch *b,
+                          size_t jobs)
+{
+    double bytes = 0;
+    for (size_t j = 0; j < jobs; j++)
+        for (size_t k = 0; k < JSON_FORMATS; k++)
+            bytes += 4.0 * ((double)b->results[j].encoded_size[k] + 2) / 3 + 64;
+    return input_check_response(req, resp, bytes, response_reduce);
+}
+
 /* The augmented audio a request asks for (every clip's seconds, times samples and views) is
  * capped at max_audio_seconds like one clip, so a request of many long clips and many samples
  * cannot make the server hold hours of output. 413 past it. */
@@ -317,13 +388,17 @@ void handle_augment_audio(struct request *req, struct response *resp)
         response_no_memory(resp, NULL);
         goto done;
     }
-    if (input_run_jobs(req, resp, jobs, run_sample, sample_failure, &b) != 0) goto done;
+    if (sample_traces(req, resp, &b, jobs) != 0 ||
+        input_run_jobs(req, resp, jobs, run_sample, sample_failure, &b) != 0 ||
+        check_response(req, resp, &b, jobs) != 0)
+        goto done;
     if (jobs == 1 && !o.json)
         respond_bytes(resp, &o, &b.results[0]);
     else
         respond_json(resp, &b, jobs);
 done:
     for (size_t j = 0; b.results && j < jobs; j++) {
+        trace_free(b.results[j].sampled);
         for (size_t k = 0; k < JSON_FORMATS; k++)
             free(b.results[j].encoded[k]);
         json_decref(b.results[j].trace);

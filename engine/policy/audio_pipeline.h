@@ -51,6 +51,28 @@ int audio_pipeline_run(const struct audio_pipeline *pl, const struct audio *clip
                        struct audio_pipeline_sample *out, struct eng_error *err);
 void audio_pipeline_sample_free(struct audio_pipeline_sample *s);
 
+/* audio_pipeline_run in two steps, so a caller can weigh every sample's cost before running any:
+ * the trace of sample (input, sample, view) of a clip `length` samples long (the caller frees
+ * it), or NULL with err; */
+struct trace *audio_pipeline_sample_trace(const struct audio_pipeline *pl, size_t length,
+                                          uint32_t input, uint32_t sample, uint32_t view,
+                                          struct eng_error *err);
+/* then the run of that trace, which takes it over (out->trace; freed on failure too; a NULL trace
+ * fails with err as it stands). */
+int audio_pipeline_run_trace(const struct audio_pipeline *pl, const struct audio *clip,
+                             struct trace *trace, uint32_t input, uint32_t sample, bool features,
+                             struct audio_pipeline_sample *out, struct eng_error *err);
+
+/* What running a sampled trace on a clip `length` samples long will cost, from sizes alone. */
+struct audio_pipeline_cost {
+    double work;   /* trace_cost's work, the features' FFTs and filterbank, the output */
+    size_t length; /* the waveform's, after the waveform ops */
+    int frames;    /* of the features (0 without them) */
+    double values; /* the features' frames x mels */
+};
+struct audio_pipeline_cost audio_pipeline_cost(const struct audio_pipeline *pl,
+                                               const struct trace *t, size_t length, bool features);
+
 /* ---- Outputs -------------------------------------------------------------------------------- */
 
 /* Encodes s's waveform or features as out. 0 with *data (malloc'd) and *size, or -1 with err
