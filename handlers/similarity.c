@@ -484,6 +484,44 @@ static int score_pairs(struct request *req, struct response *resp, struct scorin
     return rc;
 }
 
+/* Op-pixels of work per pixel and plane, as max_work counts them: SSIM filters five maps in two
+ * passes of 11 taps; MS-SSIM does that at five scales of a quarter of the pixels each; the MSE
+ * reads each sample once. */
+#define SSIM_WORK    10.0
+#define MS_SSIM_WORK 13.3
+#define MSE_WORK     1.0
+
+/* The pixel metrics' budgets, before any pair is scored: each pair's working set against
+ * max_request_memory (metrics run one pair at a time) and the request's work against max_work.
+ * Every group's first image is compared with each of the others. */
+static int check_budget(const struct request *req, struct response *resp, const struct scoring *s,
+                        const struct images *im)
+{
+    const unsigned m = s->opt.metrics;
+    const int ssim = (m & (1u << M_SSIM | 1u << M_MS_SSIM)) != 0;
+    const int mse = (m & (1u << M_PSNR | 1u << M_L2)) != 0;
+    const double per_plane = (m & 1u << M_SSIM ? SSIM_WORK : 0) +
+                             (m & 1u << M_MS_SSIM ? MS_SSIM_WORK : 0) + (mse ? MSE_WORK : 0);
+    const long long max_bytes = (long long)req->app->cfg->max_request_memory;
+    double work = 0;
+    for (int g = 0; g < im->n_groups; g++)
+        for (int r = 1; r < im->n_roles; r++) {
+            const struct img *a = im->items[g * im->n_roles].image;
+            const struct img *b = im->items[g * im->n_roles + r].image;
+            double bytes = ssim || mse ? metric_working_bytes(a, b, s->opt.planes, ssim) : 0;
+            if (bytes > (double)max_bytes) {
+                response_error(resp, 413,
+                               "%s on two %dx%d images needs about %.0f bytes of memory; "
+                               "max_request_memory is %lld: send smaller images, resize them, or "
+                               "ask for psnr or l2 only",
+                               ssim ? "ssim" : "psnr", a->width, a->height, bytes, max_bytes);
+                return -1;
+            }
+            work += per_plane * a->width * a->height * (s->opt.planes == METRIC_LUMA ? 1 : 3);
+        }
+    return input_check_work(req, resp, work, "send fewer or smaller pairs, or fewer metrics");
+}
+
 /* The request's images, options and model, or -1 with the response written. */
 static int begin(struct request *req, struct response *resp, int many, const char *const *roles,
                  int n_roles, struct scoring *s, struct images *im, unsigned char ***owned)
@@ -494,7 +532,9 @@ static int begin(struct request *req, struct response *resp, int many, const cha
     s->doc = NULL;
     s->skipped = json_object();
     if (!s->skipped) return response_no_memory(resp, NULL), -1;
-    if (read_request(req, resp, many, &s->opt, im, owned, &s->doc)) return -1;
+    if (read_request(req, resp, many, &s->opt, im, owned, &s->doc) ||
+        check_budget(req, resp, s, im))
+        return -1;
     if (!(s->opt.metrics & 1u << M_LPIPS)) return 0;
     s->model = perceptual_model(req, resp, s->opt.model);
     return s->model || !s->opt.model ? 0 : -1;

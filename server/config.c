@@ -92,6 +92,8 @@ static const struct setting settings[] = {
                 "seconds a heavy request may run before its work stops (503)"),
     INT64_SETTING(max_response_bytes, 134217728, 1, INT64_C(1099511627776),
                   "response body cap in bytes"),
+    INT64_SETTING(max_request_memory, INT64_C(2147483648), 1048576, INT64_C(1099511627776),
+                  "working memory one request may plan for, in bytes (SSIM's maps, say)"),
     STRING_SETTING(static_dir, "static", NULL, "web UI files served at /"),
     STRING_SETTING(data_dir, "var", NULL, "embedded store and files"),
     STRING_SETTING(models_dir, "models", NULL,

@@ -36,6 +36,7 @@ struct config {
     int64_t max_work;            /* a request's estimated work, in op-pixels */
     int request_timeout_s;       /* a heavy request's deadline */
     int64_t max_response_bytes;  /* response body cap */
+    int64_t max_request_memory;  /* a request's planned working memory */
     char *static_dir;            /* web UI files served at / */
     char *data_dir;              /* embedded store and files */
     char *models_dir;            /* model repository: <name>/model.onnx */

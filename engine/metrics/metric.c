@@ -77,6 +77,18 @@ static int plane_count(const struct img *a, const struct img *b, enum metric_pla
     return mode == METRIC_LUMA || (a->channels < 3 && b->channels < 3) ? 1 : 3;
 }
 
+/* The doubles ssim_plane holds per pixel: the two filtered means, the three filtered products, a
+ * product and the filter's intermediate. */
+#define SSIM_MAPS 7
+
+double metric_working_bytes(const struct img *a, const struct img *b, enum metric_planes planes,
+                            int ssim)
+{
+    double area = (double)a->width * (double)a->height;
+    double doubles = 2.0 * plane_count(a, b, planes) + (ssim ? SSIM_MAPS : 0);
+    return area * doubles * sizeof(double);
+}
+
 /* Both images' planes, after checking their sizes. */
 static int both_planes(const struct img *a, const struct img *b, enum metric_planes mode,
                        int min_side, const char *metric, struct planes *pa, struct planes *pb,
@@ -144,7 +156,7 @@ static int ssim_plane(const double *x, const double *y, int w, int h, struct ssi
                       struct eng_error *err)
 {
     size_t area = (size_t)w * (size_t)h;
-    double *buf = malloc(7 * area * sizeof *buf);
+    double *buf = malloc(SSIM_MAPS * area * sizeof *buf);
     if (!buf) return eng_fail(err, ENG_NO_MEMORY, "out of memory for SSIM of %dx%d", w, h);
     double *ux = buf, *uy = ux + area, *uxx = uy + area, *uyy = uxx + area, *uxy = uyy + area;
     double *prod = uxy + area, *tmp = prod + area, k[SSIM_TAPS];

@@ -54,6 +54,12 @@ int metric_mse(const struct img *a, const struct img *b, enum metric_planes plan
 /* 10 log10(255^2 / mse): +inf for identical images (mse 0). */
 double metric_psnr(double mse);
 
+/* The most memory metric_ssim and metric_ms_ssim (ssim nonzero) or metric_mse hold at once for a
+ * pair of a and b, in bytes: both images' planes in double, and SSIM's seven filtered maps of a
+ * plane. A caller refuses a pair past its budget with this before scoring it. */
+double metric_working_bytes(const struct img *a, const struct img *b, enum metric_planes planes,
+                            int ssim);
+
 /* ---- LPIPS ------------------------------------------------------------------------------------
  * Zhang et al. 2018, as the lpips package (v0.1) computes it: per tapped layer, each spatial
  * feature vector is unit-normalised over channels (x / (sqrt(sum x^2) + 1e-10)), the squared
