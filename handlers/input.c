@@ -11,6 +11,7 @@
 #include "app.h"
 #include "core/parallel.h"
 #include "core/parse.h"
+#include "models.h"
 #include "policy/policy.h"
 #include "request.h"
 #include "response.h"
@@ -98,6 +99,20 @@ int input_check_response(const struct request *req, struct response *resp, doubl
                    "the response would be about %.0f bytes; max_response_bytes is %lld: %s", bytes,
                    max, reduce);
     return -1;
+}
+
+/* An op-pixel of inference: oneDNN runs about a hundred FLOPs in the time an image op spends on a
+ * pixel. */
+#define FLOPS_PER_OP_PIXEL 100.0
+
+int input_add_inference_work(struct response *resp, struct model *m,
+                             const struct nn_tensor_info *shapes, double times, double *work)
+{
+    struct eng_error err = {0};
+    double flops;
+    if (model_flops(m, shapes, &flops, &err) != 0) return response_engine_error(resp, &err), -1;
+    *work += times * flops / FLOPS_PER_OP_PIXEL;
+    return 0;
 }
 
 int input_check_trace(const struct request *req, struct response *resp, const struct trace *t,

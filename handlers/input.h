@@ -67,6 +67,14 @@ int input_check_trace(const struct request *req, struct response *resp, const st
 int input_check_response(const struct request *req, struct response *resp, double bytes,
                          const char *reduce);
 
+struct model;
+struct nn_tensor_info;
+/* Adds to *work what `times` runs of model m on inputs of these shapes cost (model_flops, at 100
+ * FLOPs an op-pixel), compiling and caching its plan for them; 0, or -1 with the error written
+ * (413 when the plan's activations pass max_request_memory). */
+int input_add_inference_work(struct response *resp, struct model *m,
+                             const struct nn_tensor_info *shapes, double times, double *work);
+
 /* Runs run(ctx, j) for the jobs j in [0, jobs) on the app's workers, then answers the first that
  * failed: failure(ctx, j) is job j's error, NULL when it succeeded. 0, or -1. */
 int input_run_jobs(struct request *req, struct response *resp, size_t jobs,

@@ -17,6 +17,7 @@
 #include "core/engine.h"
 #include "core/parse.h"
 #include "handlers.h"
+#include "input.h"
 #include "json_text.h"
 #include "models.h"
 #include "nn/nn.h"
@@ -549,7 +550,7 @@ oom:
     response_no_memory(resp, "while writing the response");
 }
 
-static void infer(struct response *resp, json_t *body, struct infer *in)
+static void infer(const struct request *req, struct response *resp, json_t *body, struct infer *in)
 {
     json_t *inputs = json_object_get(body, "inputs"), *wanted = json_object_get(body, "outputs");
     json_t *id = json_object_get(body, "id");
@@ -591,6 +592,10 @@ static void infer(struct response *resp, json_t *body, struct infer *in)
                        in->binary_size);
         return;
     }
+    double work = 0;
+    if (input_add_inference_work(resp, in->m, in->shapes, 1, &work) != 0 ||
+        input_check_work(req, resp, work, "send smaller or fewer inputs") != 0)
+        return;
     struct eng_error err = {0};
     if (model_infer(in->m, (const float *const *)in->inputs, in->shapes, in->outputs,
                     in->output_info, &err) != 0) {
@@ -638,7 +643,7 @@ void handle_v2_infer(struct request *req, struct response *resp)
         if (!json_is_object(body))
             response_error(resp, 400, "the body is not a JSON object: %s", body ? "" : error.text);
         else
-            infer(resp, body, &in);
+            infer(req, resp, body, &in);
     }
     infer_free(&in);
     json_decref(body);

@@ -96,6 +96,30 @@ static int check_elements(struct request *req, struct response *resp, const stru
     return -1;
 }
 
+/* The work budget, before any image reaches a model: each of the n models on `views` views of
+ * every image, costed from the plan for the image's input shape (compiled now, and cached for the
+ * run). A view's weak policy counts as one op on the model's input. */
+static int check_work(struct request *req, struct response *resp, const struct classifier *cs,
+                      size_t n, const struct input_image *images, int count,
+                      unsigned long long views)
+{
+    double work = 0;
+    struct eng_error err = {0};
+    for (size_t j = 0; j < n; j++)
+        for (int i = 0; i < count; i++) {
+            int height, width;
+            if (classify_preprocess_size(cs[j].pp, images[i].image->width, images[i].image->height,
+                                         &height, &width, &err) != 0)
+                return response_engine_error(resp, &err), -1;
+            struct nn_tensor_info shape = input_shape(cs[j].pp, 1, height, width);
+            if (input_add_inference_work(resp, cs[j].m, &shape, (double)views, &work) != 0)
+                return -1;
+            work += (double)views * height * width;
+        }
+    return input_check_work(req, resp, work,
+                            "send fewer or smaller images, or ask for fewer views");
+}
+
 /* One model_infer on `batch` inputs at data: *scores gets the scores output (malloc'd) as batch
  * rows of *classes. */
 static int infer_batch(struct response *resp, const struct classifier *c, const float *data,
@@ -285,7 +309,8 @@ void handle_predict(struct request *req, struct response *resp)
     }
     if (open_classifier(req, resp, name, &c) != 0 ||
         input_collect_images(req, resp, images, cfg->max_inputs, &count) != 0 ||
-        input_decode_images(req, resp, images, count) != 0)
+        input_decode_images(req, resp, images, count) != 0 ||
+        check_work(req, resp, &c, 1, images, count, 1) != 0)
         goto done;
     data = predict_inputs(req, resp, &c, images, count, pred);
     if (!data || predict_all(resp, &c, data, pred, count, (size_t)k, results) != 0) goto done;
@@ -472,7 +497,8 @@ void handle_pseudo_label(struct request *req, struct response *resp)
         goto done;
     }
     if (input_collect_images(req, resp, images, cfg->max_inputs, &count) != 0 ||
-        input_decode_images(req, resp, images, count) != 0)
+        input_decode_images(req, resp, images, count) != 0 ||
+        check_work(req, resp, cs, o.n_models, images, count, o.views) != 0)
         goto done;
     for (int i = 0; i < count; i++) {
         json_t *item = label_image(req, resp, cs, &o, weak, images[i].image, i);

@@ -115,7 +115,8 @@ int app_open(struct app *app, const struct config *cfg, struct eng_error *err)
         .max_model_bytes = cfg->max_model_bytes,
         .threads = cfg->nn_threads > 0 ? cfg->nn_threads
                                        : (int)(cores > app->workers ? cores / app->workers : 1),
-        .direct_convolution = cfg->nn_direct_convolution};
+        .direct_convolution = cfg->nn_direct_convolution,
+        .max_plan_bytes = (size_t)cfg->max_request_memory};
     app->models = models_open(cfg->models_dir, &models, err);
     if (!app->models) goto fail;
     app->admission = admission_create(app->workers, cfg->queue);

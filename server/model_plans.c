@@ -33,7 +33,8 @@ struct nn_plan *model_compile(const struct model *m, const struct nn_tensor_info
                               int tapped, struct eng_error *err)
 {
     struct nn_plan_options options = {.threads = m->settings.threads,
-                                      .direct_convolution = m->settings.direct_convolution};
+                                      .direct_convolution = m->settings.direct_convolution,
+                                      .max_bytes = m->settings.max_plan_bytes};
     if (tapped) {
         options.taps = m->perceptual.taps;
         options.n_taps = m->perceptual.n_taps;
@@ -105,6 +106,24 @@ static int with_plan(struct model *m, const struct nn_tensor_info *shapes, int t
     int rc = fn(plan, arg, err);
     nn_plan_free(plan);
     return rc;
+}
+
+int model_flops(struct model *m, const struct nn_tensor_info *shapes, double *flops,
+                struct eng_error *err)
+{
+    int failed;
+    struct cached_plan *c = cached_plan(m, shapes, 0, &failed, err);
+    if (c) {
+        /* Set when the plan was compiled and never changed after: no run lock needed. */
+        *flops = nn_plan_flops(c->plan);
+        return 0;
+    }
+    if (failed) return -1;
+    struct nn_plan *plan = model_compile(m, shapes, 0, err);
+    if (!plan) return -1;
+    *flops = nn_plan_flops(plan);
+    nn_plan_free(plan);
+    return 0;
 }
 
 /* One execution without taps: what model_infer runs. */

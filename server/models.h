@@ -42,6 +42,7 @@ struct models_settings {
     long long max_model_bytes; /* a larger model.onnx is unavailable, and its upload refused */
     int threads;               /* each run's threads; 0: OpenMP's default, one per core */
     bool direct_convolution;   /* nn_plan_options' */
+    size_t max_plan_bytes;     /* nn_plan_options' max_bytes: a plan's activations, 0 no cap */
 };
 
 /* Scans dir; a missing dir gives an empty repository. Returns NULL only when memory runs out
@@ -164,6 +165,11 @@ struct model_stats model_stats(const struct model *m);
 /* The Open Inference Protocol's name of an element type ("FP32", "INT64", ...); types a model does
  * not declare run as FP32. */
 const char *models_datatype_name(enum nn_dtype dtype);
+
+/* The FLOPs one run on inputs of these shapes costs (nn_plan_flops), from the plan compiled for
+ * them, which is cached for the run that follows. 0, or -1 with err (the compile's). */
+int model_flops(struct model *m, const struct nn_tensor_info *shapes, double *flops,
+                struct eng_error *err);
 
 /* Runs a loaded model. inputs[i] and shapes[i] are model input i (nn_graph_input order), shapes
  * full and fixed. With config.json's dynamic_batching, concurrent calls whose shapes agree but for

@@ -108,6 +108,8 @@ struct nn_plan {
      * needs) as DNNL_ARG_SCRATCHPAD, so nothing of a run lives in oneDNN's per-thread state. */
     void *scratch;
     size_t scratch_size;
+    size_t max_bytes; /* nn_plan_options' */
+    double flops;     /* nn_plan_flops: the op compilers add theirs */
 };
 
 /* The run loop's helpers, inline there as they were when plan.c defined them. */

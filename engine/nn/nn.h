@@ -163,6 +163,10 @@ struct nn_plan_options {
      * from the direct algorithm's by about 1e-6 relative. true: oneDNN's direct algorithm for
      * every convolution. */
     bool direct_convolution;
+    /* The most bytes the plan's activations and scratchpad may take (0: no cap): past it the
+     * compile fails with ENG_TOO_LARGE before they are allocated, so an input shape cannot make
+     * a model hold gigabytes. */
+    size_t max_bytes;
 };
 
 /* input_shapes[i] is the full shape of model input i (nn_graph_input order; n_inputs must be
@@ -177,6 +181,9 @@ struct nn_plan *nn_plan_compile(const struct nn_graph *g, const struct nn_tensor
                                 size_t n_inputs, struct eng_error *err);
 /* The model's outputs, then the taps. */
 size_t nn_plan_output_count(const struct nn_plan *p);
+/* The floating-point operations one run of the plan costs, counting a multiply-add as two, in
+ * its convolutions, Gemms and MatMuls (what dominates; the other ops are not counted). */
+double nn_plan_flops(const struct nn_plan *p);
 /* inputs[i] holds input i's elements, row-major, as floats whatever the input's declared type
  * (float, uint8 or int64: the caller converts; a Cast to float in the model is then a no-op). On
  * success outputs[k] (malloc'd; the caller frees it) holds model output k and output_info[k] its

@@ -477,6 +477,10 @@ static int compile_conv(struct nn_plan *p, const struct nn_node *node, struct en
     int64_t out[NN_MAX_RANK] = {x.dims[0], w.dims[0]};
     dnnl_dims_t strides, dil, pl, pr;
     if (windows(node, &x, w.dims + 2, 0, out, strides, dil, pl, pr, err)) return -1;
+    /* Each output element is a dot product over its group's channels and the kernel. */
+    double macs =
+        (double)nn_dims_count(x.rank, out) * (double)nn_dims_count(w.rank - 1, w.dims + 1);
+    p->flops += 2 * macs;
 
     int failed;
     const char *name = fold_batchnorm(p, node, &wi, &bi, err, &failed);
@@ -867,6 +871,7 @@ static int compile_gemm(struct nn_plan *p, const struct nn_node *node, struct en
     if (a.rank != 2 || b.rank != 2) return nn_invalid(node, "A and B must be 2-D", err);
     int64_t m = a.dims[ta], k = a.dims[!ta], n = b.dims[!tb];
     if (b.dims[tb] != k) return nn_invalid(node, "the inner dims of A and B differ", err);
+    p->flops += 2.0 * (double)m * (double)n * (double)k;
     int64_t out[2] = {m, n}, cm = 1, cn = 1;
     if (ci >= 0 && beta != 0.0f) {
         const struct nn_value *c = &p->values[ci];
@@ -936,6 +941,7 @@ static int compile_matmul(struct nn_plan *p, const struct nn_node *node, struct 
     yd[rank - 1] = bd[rank - 1];
     if (a.rank > 1) out[n_out++] = yd[rank - 2];
     if (b.rank > 1) out[n_out++] = yd[rank - 1];
+    p->flops += 2.0 * (double)nn_dims_count(rank, yd) * (double)ad[rank - 1];
     struct fusion f;
     dnnl_memory_desc_t a_md, b_md, y_md;
     int yi = -1;

@@ -102,6 +102,11 @@ static int materialize(struct nn_plan *p, struct eng_error *err)
         p->slots[i].offset = total;
         total += (p->slots[i].size + 63) / 64 * 64;
     }
+    if (p->max_bytes && total + p->scratch_size > p->max_bytes)
+        return eng_fail(err, ENG_TOO_LARGE,
+                        "the model's activations for these input shapes take %zu bytes; the limit "
+                        "is %zu",
+                        total + p->scratch_size, p->max_bytes);
     /* 64-byte aligned, as oneDNN's own allocations; aligned_alloc wants a multiple of it. */
     p->arena = aligned_alloc(64, total ? total : 64);
     if (p->scratch_size) p->scratch = aligned_alloc(64, (p->scratch_size + 63) / 64 * 64);
@@ -189,6 +194,7 @@ struct nn_plan *nn_plan_compile_with(const struct nn_graph *g,
     p->g = g;
     p->threads = options->threads;
     p->direct_convolution = options->direct_convolution;
+    p->max_bytes = options->max_bytes;
     p->n_inputs = n_inputs;
     size_t n_graph_outputs = nn_graph_output_count(g);
     p->n_outputs = n_graph_outputs + options->n_taps;
@@ -238,6 +244,11 @@ fail:
 size_t nn_plan_output_count(const struct nn_plan *p)
 {
     return p->n_outputs;
+}
+
+double nn_plan_flops(const struct nn_plan *p)
+{
+    return p->flops;
 }
 
 int nn_plan_run_borrowed(struct nn_plan *p, const float *const *inputs, const float **outputs,
