@@ -321,6 +321,23 @@ static void check_pair(const struct backbone *b, json_t *pair, json_t *expected)
     img_free(images[1]);
 }
 
+/* The working set a pair of 100x100 images needs, counted from what the metrics allocate: both
+ * images' planes in double (3 planes for colour, 1 for luma or two greyscale images) and, for
+ * SSIM, seven maps of one plane. */
+static void test_working_bytes(void **state)
+{
+    struct eng_error err = {0};
+    struct img *rgb = img_new(100, 100, 3, &err), *grey = img_new(100, 100, 1, &err);
+    const double area = 100 * 100;
+    assert_true(metric_working_bytes(rgb, rgb, METRIC_RGB, 1) == area * (2 * 3 + 7) * 8);
+    assert_true(metric_working_bytes(rgb, rgb, METRIC_LUMA, 1) == area * (2 * 1 + 7) * 8);
+    assert_true(metric_working_bytes(rgb, rgb, METRIC_RGB, 0) == area * 2 * 3 * 8);
+    assert_true(metric_working_bytes(grey, grey, METRIC_RGB, 1) == area * (2 * 1 + 7) * 8);
+    assert_true(metric_working_bytes(grey, rgb, METRIC_RGB, 0) == area * 2 * 3 * 8);
+    img_free(rgb);
+    img_free(grey);
+}
+
 static void test_lpips_matches_pytorch(void **state)
 {
     json_t *doc = manifest();
@@ -549,6 +566,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_constant_images),
         cmocka_unit_test(test_anticorrelated),
         cmocka_unit_test(test_bad_sizes),
+        cmocka_unit_test(test_working_bytes),
         cmocka_unit_test(test_lpips_matches_pytorch),
         cmocka_unit_test(test_lpips_refuses_bad_indices),
         cmocka_unit_test(test_2afc_formula),

@@ -286,6 +286,37 @@ static void test_conv_relu_reshape(void **state)
     nn_graph_free(g);
 }
 
+/* What a plan costs, counted by hand: the grouped Conv of build_conv_relu_reshape makes 4 x 5 x 5
+ * outputs per image, each a dot product over its group's one channel and the 3x3 kernel, so 900
+ * multiply-adds (1800 FLOPs) an image; the Relu and the Reshape count nothing. A cap on the
+ * plan's memory refuses it before anything is allocated. */
+static void test_plan_cost(void **state)
+{
+    float w[CR_M * CR_C / 2 * 9] = {0}, b[CR_M] = {0};
+    struct nn_graph *g = build_conv_relu_reshape(w, b, 2);
+    struct eng_error err = {0};
+    for (int64_t batch = 1; batch <= 3; batch += 2) {
+        struct nn_tensor_info shape = {
+            .name = "x", .dtype = NN_FLOAT, .rank = 4, .dims = {batch, CR_C, CR_H, CR_H}};
+        struct nn_plan *p = nn_plan_compile(g, &shape, 1, &err);
+        if (!p) fail_msg("%s", err.message);
+        assert_true(nn_plan_flops(p) == 1800.0 * (double)batch);
+        nn_plan_free(p);
+    }
+    struct nn_tensor_info shape = {
+        .name = "x", .dtype = NN_FLOAT, .rank = 4, .dims = {1, CR_C, CR_H, CR_H}};
+    /* The input alone is 2 x 5 x 5 floats (200 bytes), so 64 bytes cannot hold the plan. */
+    struct nn_plan_options small = {.max_bytes = 64};
+    assert_null(nn_plan_compile_with(g, &shape, 1, &small, &err));
+    assert_int_equal(err.code, ENG_TOO_LARGE);
+    assert_non_null(strstr(err.message, "the limit is 64"));
+    struct nn_plan_options roomy = {.max_bytes = 1 << 20};
+    struct nn_plan *p = nn_plan_compile_with(g, &shape, 1, &roomy, &err);
+    if (!p) fail_msg("%s", err.message);
+    nn_plan_free(p);
+    nn_graph_free(g);
+}
+
 /* Fills n floats with a fixed sequence in [-1, 1). */
 static void fill_uniform(float *v, size_t n, uint64_t *seed)
 {
@@ -851,6 +882,7 @@ int main(int argc, char **argv)
         NODE_TEST("test_unsqueeze_two_axes"),
         NODE_TEST("test_unsqueeze_unsorted_axes"),
         cmocka_unit_test(test_conv_relu_reshape),
+        cmocka_unit_test(test_plan_cost),
         cmocka_unit_test(test_conv_winograd),
         cmocka_unit_test(test_conv_small_maps),
         cmocka_unit_test(test_conv_bad_group),

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/cancel.h"
 #include "policy/policy.h"
 #include "policy/presets.h"
 #include "testutil.h"
@@ -79,6 +80,91 @@ static void test_trace_cap(void **state)
     struct trace *t = policy_sample(p, 1, 0, 0, 10, 10, &err);
     assert_null(t);
     assert_int_equal(err.code, ENG_TOO_LARGE);
+    policy_free(p);
+}
+
+/* What a trace costs, from the sizes its sampling saw: each op's output summed, the largest
+ * output and who makes it, against hand-computed sizes. */
+static void test_trace_cost(void **state)
+{
+    struct eng_error err = {0};
+    /* 10x10 -> Resize 20x30 (600) -> Rotate keeps it (600) -> CenterCrop 5x4 (20). */
+    struct policy *p = tu_parse_policy(
+        "{\"seq\": [{\"op\": \"Resize\", \"height\": 20, \"width\": 30}, {\"op\": "
+        "\"Rotate\", \"degrees\": 5}, {\"op\": \"CenterCrop\", \"height\": 4, \"width\": 5}]}");
+    struct trace *t = policy_sample(p, 1, 0, 0, 10, 10, &err);
+    assert_non_null(t);
+    struct trace_cost c = trace_cost(t);
+    assert_true(c.work == 600 + 600 + 20);
+    assert_true(c.peak == 600);
+    assert_int_equal(c.peak_width, 30);
+    assert_int_equal(c.peak_height, 20);
+    assert_string_equal(c.peak_op, "Resize");
+    trace_free(t);
+    policy_free(p);
+
+    /* A crop that grows a 1x1 image: the trace says so before any pixel exists. */
+    p = tu_parse_policy("{\"op\": \"CenterCrop\", \"height\": 16384, \"width\": 16384}");
+    t = policy_sample(p, 1, 0, 0, 1, 1, &err);
+    c = trace_cost(t);
+    assert_true(c.peak == 16384.0 * 16384.0);
+    assert_string_equal(c.peak_op, "CenterCrop");
+    trace_free(t);
+    policy_free(p);
+
+    /* A mix on 8x8: its branches' ops (Invert 64; FlipLR and FlipUD 64 each) and a blend of the
+     * image with each of the two branches plus the result (3 x 64). */
+    p = tu_parse_policy("{\"mix\": [{\"op\": \"Invert\"}, {\"seq\": [{\"op\": \"FlipLR\"}, "
+                        "{\"op\": \"FlipUD\"}]}], \"alpha\": 1}");
+    t = policy_sample(p, 1, 0, 0, 8, 8, &err);
+    c = trace_cost(t);
+    assert_true(c.work == 3 * 64 + 3 * 64);
+    assert_true(c.peak == 64);
+    trace_free(t);
+    policy_free(p);
+
+    /* No op applied at all: no work, no peak. */
+    p = tu_parse_policy("{\"p\": 0, \"do\": {\"op\": \"Invert\"}}");
+    t = policy_sample(p, 1, 0, 0, 8, 8, &err);
+    c = trace_cost(t);
+    assert_true(c.work == 0 && c.peak == 0);
+    assert_null(c.peak_op);
+    trace_free(t);
+    policy_free(p);
+}
+
+/* A check that lets `left` polls pass, then stops the work. */
+static int stop_after(void *ctx, struct eng_error *err)
+{
+    int *left = ctx;
+    if ((*left)-- > 0) return 0;
+    return eng_fail(err, ENG_CANCELLED, "stopped by the test");
+}
+
+/* Execution asks the installed check before each op: stopped after two of five ops, it fails
+ * with the check's error; with no check installed the same trace runs to its end. */
+static void test_execution_stops_between_ops(void **state)
+{
+    struct policy *p = tu_parse_policy("{\"repeat\": 5, \"do\": {\"op\": \"Invert\"}}");
+    struct eng_error err = {0};
+    struct trace *t = policy_sample(p, 1, 0, 0, 4, 4, &err);
+    struct img *in = img_new(4, 4, 3, &err);
+    memset(in->data, 10, in->stride * 4);
+    int left = 2;
+    struct eng_cancel stop = {stop_after, &left};
+    eng_cancel_install(&stop);
+    struct img *out = trace_apply(t, in, 1, 0, 0, &err);
+    eng_cancel_install(NULL);
+    assert_null(out);
+    assert_int_equal(err.code, ENG_CANCELLED);
+    assert_string_equal(err.message, "stopped by the test");
+    assert_int_equal(left, -1); /* two ops ran, the third poll stopped it */
+    out = trace_apply(t, in, 1, 0, 0, &err);
+    assert_non_null(out);
+    assert_int_equal(out->data[0], 255 - 10); /* an odd number of inversions */
+    img_free(out);
+    img_free(in);
+    trace_free(t);
     policy_free(p);
 }
 
@@ -872,6 +958,8 @@ int main(int argc, char **argv)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_errors_name_the_node),
         cmocka_unit_test(test_trace_cap),
+        cmocka_unit_test(test_trace_cost),
+        cmocka_unit_test(test_execution_stops_between_ops),
         cmocka_unit_test(test_determinism),
         cmocka_unit_test(test_choice_and_probability),
         cmocka_unit_test(test_dag_walk),
