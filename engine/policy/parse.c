@@ -910,6 +910,11 @@ struct policy *policy_parse_text(const char *text, struct eng_error *err)
     return p;
 }
 
+const char *policy_error_prefix(const struct eng_error *err)
+{
+    return err->message[0] == '/' ? "policy" : "";
+}
+
 void policy_free(struct policy *p)
 {
     if (!p || atomic_fetch_sub(&p->refs, 1) > 1) return;
