@@ -55,6 +55,12 @@ static void test_errors_name_the_node(void **state)
         "{\"dag\": {\"start\": \"a\", \"edges\": [{\"from\": \"a\", \"to\": \"b\", \"p\": "
         "1, \"do\": {\"op\": \"Rotate\", \"degrees\": \"x\"}}]}}",
         "/dag/edges/0/do/degrees: must be a number");
+    /* A start that no edge names, among edges or with none. */
+    tu_expect_policy_invalid(
+        "{\"dag\": {\"start\": \"s\", \"edges\": [{\"from\": \"a\", \"to\": \"b\", \"p\": 1}]}}",
+        "/dag/start: \"s\" is not a vertex of the graph: no edge goes from or to it");
+    tu_expect_policy_invalid("{\"dag\": {\"start\": \"a\", \"edges\": []}}",
+                             "/dag/start: \"a\" is not a vertex of the graph");
     tu_expect_policy_invalid("{\"preset\": \"randaugment\", \"m\": 31}",
                              "\"m\" must be a whole number in [0, 30]");
     tu_expect_policy_invalid("{\"preset\": \"nope\"}", "unknown preset \"nope\"");
