@@ -623,6 +623,12 @@ static void test_timm_rand(void **state)
     tu_expect_policy_invalid("rand-m9-q2", "section \"q2\" is not one of");
     tu_expect_policy_invalid("rand-m9.5", "section \"m9.5\"");
     tu_expect_policy_invalid("rand-p1.5", "p in [0, 1]");
+    /* Sections timm skips: one without digits, and empty ones (all of them, one between two, one
+     * at the end). */
+    tu_expect_policy_invalid("rand-m9-foo", "section \"foo\" is not one of");
+    tu_expect_policy_invalid("rand-----", "timm RandAugment \"rand-----\": an empty section");
+    tu_expect_policy_invalid("rand-m9--n2", "\"rand-m9--n2\": an empty section");
+    tu_expect_policy_invalid("rand-m9-", "\"rand-m9-\": an empty section");
 }
 
 /* ---- Presets against torchvision ------------------------------------------------------------ */
