@@ -52,10 +52,20 @@ int input_policy(struct request *req, struct response *resp, struct policy **pol
     struct eng_error err = {0};
     *policy = policy_cache_parse(req->app->policies, text, &err);
     if (!*policy) {
-        response_error_code(resp, 422, "invalid_policy", "policy%s", err.message);
+        input_policy_error(resp, &err);
         return -1;
     }
     return 0;
+}
+
+void input_policy_error(struct response *resp, const struct eng_error *err)
+{
+    if (err->code != ENG_INVALID) {
+        response_engine_error(resp, err);
+        return;
+    }
+    response_error_code(resp, 422, "invalid_policy", "%s%s", policy_error_prefix(err),
+                        err->message);
 }
 
 int input_samples(const struct request *req, struct response *resp, unsigned long long *samples)

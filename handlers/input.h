@@ -39,6 +39,9 @@ int input_seed(const struct request *req, struct response *resp, unsigned long l
 /* The "policy" parameter (required), parsed through the app's cache: a reference the caller
  * releases with policy_free. 422 (invalid_policy) naming the bad node. */
 int input_policy(struct request *req, struct response *resp, struct policy **policy);
+/* The answer to a policy that did not parse: 422 (invalid_policy) with the message as
+ * policy_error_prefix shows it ("policy/seq/1: ..."), or err's own status when memory ran out. */
+void input_policy_error(struct response *resp, const struct eng_error *err);
 
 /* The "samples" parameter: 1 to max_samples, default 1. */
 int input_samples(const struct request *req, struct response *resp, unsigned long long *samples);

@@ -44,8 +44,9 @@ static json_t *perceptual_json(const struct model *m)
     json_t *taps = json_array();
     for (size_t k = 0; taps && k < p->n_taps; k++)
         json_array_append_new(taps, json_string(p->taps[k]));
+    /* "lin" is false or a file per tap, so the first tap's weights say which. */
     return json_pack("{s:s, s:o*, s:b, s:i}", "status", "ready", "taps", taps, "lin",
-                     p->weights != NULL, "min_side", p->min_side);
+                     p->weights[0] != NULL, "min_side", p->min_side);
 }
 
 /* A model as GET /v1/models/{name} describes it; NULL when memory runs out. */

@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "handlers.h"
+#include "input.h"
 #include "policy/policy.h"
 #include "policy/presets.h"
 #include "request.h"
@@ -24,7 +25,7 @@ static void respond_compiled(struct response *resp, struct policy *p, const stru
                              const char *name)
 {
     if (!p) {
-        response_error_code(resp, 422, "invalid_policy", "policy%s", err->message);
+        input_policy_error(resp, err);
         return;
     }
     json_t *doc = policy_to_json(p);

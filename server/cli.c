@@ -85,9 +85,7 @@ struct policy *cli_parse_policy(const char *text)
 {
     struct eng_error err = {0};
     struct policy *p = policy_parse_text(text, &err);
-    /* Most of policy_parse's errors start with the JSON pointer of the bad node ("/seq/1: ..."),
-     * which reads as a path under "policy"; the others (text that is no JSON) say so already. */
-    if (!p) fprintf(stderr, "augserve: %s%s\n", err.message[0] == '/' ? "policy" : "", err.message);
+    if (!p) fprintf(stderr, "augserve: %s%s\n", policy_error_prefix(&err), err.message);
     return p;
 }
 

@@ -115,9 +115,24 @@ static struct histogram_series *find_histogram(struct metrics *m, const char *ro
     return h;
 }
 
+/* RFC 9110's methods and PATCH (RFC 5789): the names a label may hold. Methods are
+ * case-sensitive, as the router matches them. */
+static const char *const known_methods[] = {"GET",     "HEAD",    "POST",  "PUT",  "DELETE",
+                                            "CONNECT", "OPTIONS", "TRACE", "PATCH"};
+
+/* A client may send any token as its method: one outside the known set is counted as "other",
+ * so that no request can add a series. */
+static const char *method_label(const char *method)
+{
+    for (size_t i = 0; method && i < sizeof known_methods / sizeof known_methods[0]; i++)
+        if (strcmp(method, known_methods[i]) == 0) return known_methods[i];
+    return "other";
+}
+
 int metrics_observe(struct metrics *m, const char *route, const char *method, int status,
                     double seconds)
 {
+    method = method_label(method);
     pthread_mutex_lock(&m->lock);
     struct counter_series *c = find_counter(m, route, method, status);
     struct histogram_series *h = c ? find_histogram(m, route, method) : NULL;
@@ -136,7 +151,7 @@ int metrics_observe(struct metrics *m, const char *route, const char *method, in
 }
 
 /* Label values are route patterns and method names: no quotes, backslashes or newlines can
- * occur in them (the router only knows fixed patterns and methods come from a closed set), but
+ * occur in them (the router only knows fixed patterns, and method_label's names are fixed), but
  * escape anyway so a future label cannot break the format. */
 static void write_label(FILE *out, const char *value)
 {

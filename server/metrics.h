@@ -1,6 +1,8 @@
 /* Request metrics in Prometheus' text exposition format: counts by route, method and status, and
- * latency histograms by route and method. Routes are patterns ("/v1/models/{name}"), so the number
- * of series stays bounded whatever paths clients send. */
+ * latency histograms by route and method. Every label comes from a closed set, so the number of
+ * series stays bounded whatever clients send: routes are the route table's patterns
+ * ("/v1/models/{name}"; the web UI's catch-all is one too) or "unmatched", methods are HTTP's
+ * standard ones or "other", statuses are those the server answers. */
 #ifndef AUGSERVE_METRICS_H
 #define AUGSERVE_METRICS_H
 
@@ -18,7 +20,10 @@ struct metrics_gauges {
 struct metrics *metrics_create(void);
 void metrics_destroy(struct metrics *m);
 
-/* Records one answered request. Returns 0, or -1 when memory ran out (the sample is lost). */
+/* Records one answered request. route: a route table pattern or "unmatched", never the path the
+ * client sent; method: as the client sent it (NULL when unknown), counted as "other" unless it is
+ * one of GET, HEAD, POST, PUT, DELETE, CONNECT, OPTIONS, TRACE and PATCH. Returns 0, or -1 when
+ * memory ran out (the sample is lost). */
 int metrics_observe(struct metrics *m, const char *route, const char *method, int status,
                     double seconds);
 

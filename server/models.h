@@ -122,7 +122,7 @@ struct model_perceptual {
     size_t n_taps;
     const char *const *taps;     /* ONNX value names, checked against the graph at load */
     const int *channels;         /* per tap */
-    const float *const *weights; /* per tap, channels[k] weights >= 0; NULL for "lin": false */
+    const float *const *weights; /* per tap, channels[k] weights >= 0; each NULL for lin false */
     float shift[3], scale[3];    /* default LPIPS v0.1's */
     int min_side;                /* the smallest height and width every tap is non-empty for */
 };

@@ -657,6 +657,7 @@ static struct node *parse_dag(struct parser *ps, const json_t *doc, int depth)
     }
     if (!(n = node_new(ps, NODE_DAG))) goto fail;
     if ((n->start = vertex_index(n, start, 1)) < 0) goto no_memory;
+    int start_on_edge = 0;
     size_t edges_mark = path_push(ps, "edges");
     for (size_t i = 0; i < json_array_size(edges); i++) {
         json_t *edge = json_array_get(edges, i);
@@ -676,6 +677,7 @@ static struct node *parse_dag(struct parser *ps, const json_t *doc, int depth)
         if (parse_number(ps, json_object_get(edge, "p"), "p", 0, 1, &p) != 0) goto fail;
         int f = vertex_index(n, from, 1), t = vertex_index(n, to, 1);
         if (f < 0 || t < 0) goto no_memory;
+        start_on_edge |= f == n->start || t == n->start;
         if (n->vertex_count > MAX_DAG_VERTICES) {
             policy_fail_at(ps, "the graph has more than %d vertices", MAX_DAG_VERTICES);
             goto fail;
@@ -698,6 +700,14 @@ static struct node *parse_dag(struct parser *ps, const json_t *doc, int depth)
         path_pop(ps, item);
     }
     path_pop(ps, edges_mark);
+    /* The graph's vertices are the ends of its edges: a start on none is a typo, and the walk
+     * would apply nothing. */
+    if (!start_on_edge) {
+        path_push(ps, "start");
+        policy_fail_at(ps, "\"%s\" is not a vertex of the graph: no edge goes from or to it",
+                       start);
+        goto fail;
+    }
     char *state = policy_dag_array(n, 1);
     if (!state) goto no_memory;
     int cyclic = 0;
@@ -908,6 +918,11 @@ struct policy *policy_parse_text(const char *text, struct eng_error *err)
     struct policy *p = policy_parse(doc, err);
     json_decref(doc);
     return p;
+}
+
+const char *policy_error_prefix(const struct eng_error *err)
+{
+    return err->message[0] == '/' ? "policy" : "";
 }
 
 void policy_free(struct policy *p)

@@ -45,6 +45,10 @@ struct trace;
 struct policy *policy_parse(const json_t *doc, struct eng_error *err);
 /* The same from text: JSON, or a bare preset name. */
 struct policy *policy_parse_text(const char *text, struct eng_error *err);
+/* What goes before a parse error's message when it is shown: "policy" when the message starts
+ * with the bad node's pointer ("/seq/1: ..." reads "policy/seq/1: ..."), "" when it says what it
+ * is about already ("policy: not JSON ...", "out of memory while parsing the policy"). */
+const char *policy_error_prefix(const struct eng_error *err);
 /* Releases a reference: parsed and cached policies are reference-counted. */
 void policy_free(struct policy *p);
 

@@ -565,10 +565,19 @@ static json_t *build_timm_rand(const char *config, const struct common *c, struc
         eng_fail(err, ENG_NO_MEMORY, "out of memory");
         return NULL;
     }
-    char *save = NULL;
-    strtok_r(copy, "-", &save); /* "rand" */
-    for (char *section = strtok_r(NULL, "-", &save); section;
-         section = strtok_r(NULL, "-", &save)) {
+    /* strsep, unlike strtok, yields the empty sections of "rand--m9" or "rand-m9-". timm skips
+     * them, with any section that holds no digit; both are refused here as the typos they are. */
+    char *rest = copy;
+    strsep(&rest, "-"); /* "rand" */
+    for (char *section; (section = strsep(&rest, "-"));) {
+        if (!*section) {
+            eng_fail(err, ENG_INVALID,
+                     "timm RandAugment \"%s\": an empty section; sections are separated by one "
+                     "\"-\"",
+                     config);
+            free(copy);
+            return NULL;
+        }
         size_t key_len = strcspn(section, "0123456789");
         const char *value = section + key_len;
         double v;

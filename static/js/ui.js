@@ -549,8 +549,9 @@ export const COLOURS = ['#e3342f', '#3490dc', '#38c172', '#f6993f', '#9561e2', '
 export function samplingFields({ samples = false } = {}) {
   const field = (id, label, attrs) => el('div', {},
     el('label', { for: id, text: label }), el('input', { type: 'number', id, ...attrs }));
-  $('#sampling').prepend(field('seed', 'Seed', { min: 0, step: 1, placeholder: 'random' }),
-    samples && field('samples', 'Samples', { min: 1, max: 32, value: 4 }));
+  const fields = [field('seed', 'Seed', { min: 0, step: 1, placeholder: 'random' })];
+  if (samples) fields.push(field('samples', 'Samples', { min: 1, max: 32, value: 4 }));
+  $('#sampling').prepend(...fields);
 }
 
 // Shows why a run cannot start (in the banner) and focuses the input to fix; false then.

@@ -113,6 +113,24 @@ test('every page loads without console errors, desktop and 360 px', async ({ ope
   }
 });
 
+// A JavaScript value written as text where an element or a string belonged (`cond && el(...)`
+// passed to append, a missing field interpolated): the words no label of the UI uses.
+const STRAY_WORDS = /\b(false|true|undefined|null|NaN)\b/g;
+
+async function assertNoStrayWords(page, where) {
+  const text = await page.evaluate(() => document.body.innerText);
+  const stray = text.match(STRAY_WORDS);
+  assert(!stray, `${where}: the page shows ${JSON.stringify(stray)} as text`);
+}
+
+test('no page shows a stray false, true, undefined, null or NaN', async ({ open }) => {
+  for (const name of PAGES) {
+    const page = await open(name);
+    await assertNoStrayWords(page, name);
+    await page.close();
+  }
+});
+
 test('augment: a preset gives the requested samples, unlike the input, and the same seed repeats them', async ({ open, shoot }) => {
   const page = await open('index.html');
   await page.setInputFiles('#images', path.join(fixtures, 'predict/photo.png'));
@@ -143,6 +161,7 @@ test('augment: a preset gives the requested samples, unlike the input, and the s
   const other = await samplePixels(page);
   assert(JSON.stringify(other.samples) !== JSON.stringify(first.samples), 'another seed gives other pixels');
   await shoot(page, 'augment', 360);
+  await assertNoStrayWords(page, 'index.html with samples');
   await page.close();
 });
 
@@ -200,6 +219,7 @@ test('boxes: drawn and pasted boxes come back moved on every sample', async ({ o
   assert(await page.locator('figure.sample canvas.mask').count() > 0, 'the returned masks are drawn');
   await shoot(page, 'boxes');
   await shoot(page, 'boxes', 360);
+  await assertNoStrayWords(page, 'boxes.html with samples');
   await page.close();
 });
 
@@ -226,6 +246,7 @@ test('audio: a clip gives the original and augmented spectrograms side by side',
   await page.click('#run');
   await page.waitForFunction(() => document.querySelectorAll('figure.spectrogram audio').length === 2);
   await shoot(page, 'audio', 360);
+  await assertNoStrayWords(page, 'audio.html with spectrograms');
   await page.close();
 });
 
@@ -263,6 +284,7 @@ test('similarity: every metric and the LPIPS map as a heatmap', async ({ open, s
   assert(lit > 0, 'the heatmap has visible pixels');
   await shoot(page, 'similarity');
   await shoot(page, 'similarity', 360);
+  await assertNoStrayWords(page, 'similarity.html with scores');
   await page.close();
 });
 
@@ -287,6 +309,7 @@ test('models: the repository is listed, predict and pseudo-label show bars', asy
   await page.click('#run');
   await page.waitForSelector('figure.prediction .badge');
   await shoot(page, 'models', 360);
+  await assertNoStrayWords(page, 'models.html with predictions');
   await page.close();
 });
 

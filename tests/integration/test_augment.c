@@ -160,6 +160,16 @@ static void test_json_samples_and_inputs(void **state)
     harness_pass(state);
 }
 
+/* The message of an error envelope (malloc'd). */
+static char *error_message(const struct http_response *r)
+{
+    json_t *doc = http_json(r);
+    char *message = strdup(json_str(json_object_get(doc, "error"), "message"));
+    assert_non_null(message);
+    json_decref(doc);
+    return message;
+}
+
 static void test_bad_requests(void **state)
 {
     struct server *srv = harness_start(state, AUGMENT_CONFIG);
@@ -172,7 +182,18 @@ static void test_bad_requests(void **state)
                "7D%5D%7D",
                png, size, NULL, &r);
     assert_error_envelope(&r, 422, "invalid_policy");
-    assert_contains(r.body, "/seq/0/degrees: must be in [-360, 360]");
+    char *message = error_message(&r);
+    assert_string_equal(message, "policy/seq/0/degrees: must be in [-360, 360]");
+    free(message);
+    http_response_free(&r);
+    /* Text that is neither JSON nor a preset name: the message says "policy" once. */
+    post_image(srv, "/v1/augment?policy=%7B%22seq%22%3A%5B", png, size, NULL, &r);
+    assert_error_envelope(&r, 422, "invalid_policy");
+    message = error_message(&r);
+    if (strncmp(message, "policy: not JSON (line 1, column ", 33) != 0 ||
+        !strstr(message, ") nor a preset name"))
+        fail_msg("the message for a policy that is not JSON: \"%s\"", message);
+    free(message);
     http_response_free(&r);
     post_image(srv, "/v1/augment", png, size, NULL, &r);
     assert_error_envelope(&r, 422, "unprocessable");

@@ -1141,11 +1141,183 @@ static void test_config_errors(void **state)
     harness_pass(state);
 }
 
+/* ---- 13. Bounded metrics --------------------------------------------------------------------- */
+
+/* Sends "method path" on the keep-alive connection *fd and reads its whole response (headers, then
+ * Content-Length bytes of body); reconnects once when the server had closed the connection.
+ * Returns the status. */
+static int raw_exchange(const struct server *srv, int *fd, const char *method, const char *path)
+{
+    char request[512], buf[8192];
+    int n = snprintf(request, sizeof request, "%s %s HTTP/1.1\r\nHost: t\r\n\r\n", method, path);
+    assert_true(n > 0 && (size_t)n < sizeof request);
+    for (int attempt = 0; attempt < 2; attempt++) {
+        if (attempt) {
+            close(*fd);
+            *fd = open_connection(srv);
+        }
+        if (send(*fd, request, (size_t)n, MSG_NOSIGNAL) != n) continue;
+        size_t used = 0;
+        const char *end = NULL;
+        ssize_t got = 1;
+        while (!end && used + 1 < sizeof buf &&
+               (got = recv(*fd, buf + used, sizeof buf - 1 - used, 0)) > 0) {
+            used += (size_t)got;
+            buf[used] = '\0';
+            end = strstr(buf, "\r\n\r\n");
+        }
+        if (!end) {
+            if (used == 0) continue; /* closed before answering: the connection had timed out */
+            fail_msg("%s %s: no whole header in \"%.200s\"", method, path, buf);
+        }
+        int status = 0;
+        assert_int_equal(sscanf(buf, "HTTP/1.1 %d", &status), 1);
+        const char *length = strcasestr(buf, "\r\nContent-Length:");
+        assert_true(length && length < end);
+        size_t body = strtoul(length + 17, NULL, 10), have = used - (size_t)(end + 4 - buf);
+        while (have < body && (got = recv(*fd, buf, sizeof buf, 0)) > 0)
+            have += (size_t)got;
+        assert_int_equal(have, body);
+        return status;
+    }
+    fail_msg("%s %s: the server closed the connection twice", method, path);
+    return 0;
+}
+
+/* A method no server knows, distinct for each i: a token of letters, digits, '-' and '_'. */
+static void random_method(unsigned i, unsigned *x, char *out, size_t size)
+{
+    static const char token[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    int len = snprintf(out, size, "Z%u", i);
+    *x = *x * 1103515245u + 12345u;
+    int target = len + 4 + (int)((*x >> 16) % 60);
+    for (; len < target && (size_t)len + 1 < size; len++) {
+        *x = *x * 1103515245u + 12345u;
+        out[len] = token[(*x >> 16) % (sizeof token - 1)];
+    }
+    out[len] = '\0';
+}
+
+#define FLOOD_KINDS  5
+#define UI_404_COUNT "augserve_http_requests_total{route=\"/*\",method=\"GET\",status=\"404\"}"
+#define OTHER_404_COUNT                                                                            \
+    "augserve_http_requests_total{route=\"unmatched\",method=\"other\",status=\"404\"}"
+
+/* How many of the first n requests of a flood are of this kind. */
+static double flood_count(unsigned n, unsigned kind)
+{
+    return n / FLOOD_KINDS + (n % FLOOD_KINDS > kind);
+}
+
+/* Request i of a flood: its kind is i % FLOOD_KINDS, and every kind ends in one series (route,
+ * method, status) whatever its random parts: a random method on a random path (unmatched, other,
+ * 404), on a known path (unmatched, other, 405); GET of a random path (the web UI's catch-all
+ * route, GET, 404), of a model that does not exist ("/v1/models/{name}", GET, 404, or 401 with
+ * keys); PUT, which no route takes, on a random path with a query (unmatched, PUT, 404). */
+static int flood_one(const struct server *srv, int *fd, unsigned i, unsigned *x)
+{
+    char method[80], path[160];
+    random_method(i, x, method, sizeof method);
+    *x = *x * 1103515245u + 12345u;
+    unsigned r = *x >> 8;
+    switch (i % FLOOD_KINDS) {
+    case 0:
+        snprintf(path, sizeof path, "/%x/p%u", r, i);
+        return raw_exchange(srv, fd, method, path);
+    case 1:
+        return raw_exchange(srv, fd, method, i % 2 ? "/healthz" : "/v1/models/m");
+    case 2:
+        snprintf(path, sizeof path, "/ui-%x-%u.html", r, i);
+        return raw_exchange(srv, fd, "GET", path);
+    case 3:
+        snprintf(path, sizeof path, "/v1/models/m%x-%u", r, i);
+        return raw_exchange(srv, fd, "GET", path);
+    default:
+        snprintf(path, sizeof path, "/%u/%x?q=%x", i, r, r ^ i);
+        return raw_exchange(srv, fd, "PUT", path);
+    }
+}
+
+/* Lines of the request counter's and latency histogram's families: one per series for the
+ * counter, 14 buckets, +Inf, _sum and _count per series for the histogram. */
+static size_t series_lines(const struct server *srv)
+{
+    struct http_response r;
+    http_get(srv, "/metrics", &r);
+    assert_status(&r, 200);
+    size_t n = 0;
+    for (const char *line = r.body; *line; line = strchr(line, '\n') + 1) {
+        if (strncmp(line, "augserve_http_requests_total{", 29) == 0 ||
+            strncmp(line, "augserve_http_request_duration_seconds_", 39) == 0)
+            n++;
+        if (!strchr(line, '\n')) break;
+    }
+    http_response_free(&r);
+    return n;
+}
+
+/* Sends requests [first, first + count) of the flood over 4 keep-alive connections and waits
+ * until the server has counted them all (its count of one kind is exact). */
+static void flood(const struct server *srv, unsigned first, unsigned count, unsigned *x,
+                  int with_keys)
+{
+    static const long expected[FLOOD_KINDS] = {404, 405, 404, 404, 404};
+    int fds[4];
+    for (int c = 0; c < 4; c++)
+        fds[c] = open_connection(srv);
+    for (unsigned i = first; i < first + count; i++) {
+        long want = i % FLOOD_KINDS == 3 && with_keys ? 401 : expected[i % FLOOD_KINDS];
+        int status = flood_one(srv, &fds[i % 4], i, x);
+        if (status != want)
+            fail_msg("request %u (kind %u): %d, expected %ld", i, i % FLOOD_KINDS, status, want);
+    }
+    for (int c = 0; c < 4; c++)
+        close(fds[c]);
+    if (metrics_wait(srv, UI_404_COUNT, flood_count(first + count, 2), 10000, NULL) != 1)
+        fail_msg("the flood's GETs of random paths were not all counted");
+}
+
+/* 10,000 requests with distinct random methods and paths add no series: as many as after a
+ * warm-up of 100 requests of the same kinds. */
+static void check_bounded_series(void **state, const char *settings, int with_keys)
+{
+    struct server *srv = harness_start(state, settings);
+    unsigned x = 2024;
+    flood(srv, 0, 100, &x, with_keys);
+    size_t warm = series_lines(srv);
+    flood(srv, 100, 10000, &x, with_keys);
+    assert_int_equal(series_lines(srv), warm);
+    /* Every random method was counted, as "other". */
+    double other = -1;
+    if (metrics_wait(srv, OTHER_404_COUNT, flood_count(10100, 0), 5000, &other) != 1)
+        fail_msg("random methods on random paths: %g, expected %g", other, flood_count(10100, 0));
+    harness_pass(state);
+}
+
+static void test_metrics_bounded(void **state)
+{
+    check_bounded_series(state, NULL, 0);
+}
+
+static void test_metrics_bounded_with_keys(void **state)
+{
+    struct generated_key key;
+    keygen("k", "infer", &key);
+    json_t *settings = json_pack("{s:[O]}", "api_keys", key.entry);
+    char *extra = json_dumps(settings, JSON_COMPACT);
+    check_bounded_series(state, extra, 1);
+    free(extra);
+    json_decref(settings);
+    json_decref(key.entry);
+}
+
 int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
         HARNESS_TEST(test_health),
         HARNESS_TEST(test_metrics),
+        HARNESS_TEST(test_metrics_bounded),
+        HARNESS_TEST(test_metrics_bounded_with_keys),
         HARNESS_TEST(test_v1_info),
         HARNESS_TEST(test_not_found_and_method),
         HARNESS_TEST(test_request_id),

@@ -719,6 +719,58 @@ static void test_scopes(void **state)
     harness_pass(state);
 }
 
+/* An LPIPS backbone: x [N, 3, H, W] -> Relu -> r -> Relu -> y, tapped at r. */
+static void *build_backbone(size_t *size)
+{
+    char *x[] = {"x"}, *r[] = {"r"}, *y[] = {"y"};
+    Onnx__NodeProto nodes[2];
+    onnx_node_init(&nodes[0], "Relu", 1, x, r);
+    onnx_node_init(&nodes[1], "Relu", 1, r, y);
+    Onnx__NodeProto *node_ptrs[] = {&nodes[0], &nodes[1]};
+    struct value_info in, out;
+    value_info_init(&in, "x", 4, (int64_t[]){-1, 3, -1, -1});
+    value_info_init(&out, "y", 4, (int64_t[]){-1, 3, -1, -1});
+    Onnx__ValueInfoProto *inputs[] = {&in.info}, *outputs[] = {&out.info};
+    Onnx__GraphProto graph = onnx_graph("backbone", 2, node_ptrs, 0, NULL, inputs, outputs);
+    return onnx_pack_model(&graph, size);
+}
+
+/* The perceptual section reports "lin" as config.json gives it: false, or weights files. */
+static void test_perceptual_lin(void **state)
+{
+    static const char *const models[][3] = {
+        {"unweighted", "{\"perceptual\": {\"taps\": [\"r\"], \"lin\": false}}", "false"},
+        {"weighted", "{\"perceptual\": {\"taps\": [\"r\"], \"lin\": [\"lin.json\"]}}", "true"},
+    };
+    size_t size;
+    void *onnx = build_backbone(&size);
+    for (size_t i = 0; i < 2; i++) {
+        write_model_file(models[i][0], "model.onnx", onnx, size);
+        write_model_file(models[i][0], "config.json", models[i][1], strlen(models[i][1]));
+    }
+    free(onnx);
+    write_model_file("weighted", "lin.json", "[0.5, 1, 2]", 11);
+    struct server *srv = harness_start_with_models(state, "");
+    for (size_t i = 0; i < 2; i++) {
+        char path[64], want_text[128];
+        snprintf(path, sizeof path, "/v1/models/%s", models[i][0]);
+        /* A Relu has an output for a 1x1 image. */
+        snprintf(want_text, sizeof want_text,
+                 "{\"status\": \"ready\", \"taps\": [\"r\"], \"lin\": %s, \"min_side\": 1}",
+                 models[i][2]);
+        json_t *doc = get_json(srv, path, 200), *want = json_loads(want_text, 0, NULL);
+        assert_non_null(want);
+        json_t *got = json_object_get(doc, "perceptual");
+        if (!json_equal(got, want)) {
+            char *text = json_dumps(got, JSON_COMPACT);
+            fail_msg("%s: perceptual is %s, expected %s", models[i][0], text, want_text);
+        }
+        json_decref(want);
+        json_decref(doc);
+    }
+    harness_pass(state);
+}
+
 int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
@@ -727,6 +779,7 @@ int main(int argc, char **argv)
         HARNESS_MODELS_TEST(test_max_model_bytes),  HARNESS_MODELS_TEST(test_delete),
         HARNESS_MODELS_TEST(test_delete_in_flight), HARNESS_MODELS_TEST(test_dynamic_batching),
         HARNESS_MODELS_TEST(test_scopes),           HARNESS_MODELS_TEST(test_sighup_rescans),
+        HARNESS_MODELS_TEST(test_perceptual_lin),
     };
     return harness_main(argc, argv, "models", tests, sizeof tests / sizeof tests[0]);
 }

@@ -361,6 +361,53 @@ static void test_label_escaping(void **state)
     metrics_destroy(m);
 }
 
+/* Methods outside HTTP's standard set, whatever their text, share the one label "other": a
+ * thousand distinct ones, a long one, a lowercase "get" (methods are case-sensitive), an empty
+ * one and none at all add one counter and one histogram series, next to the standard methods'. */
+static void test_method_labels(void **state)
+{
+    struct metrics *m = metrics_create();
+    assert_non_null(m);
+    static const char *const standard[] = {"GET",     "HEAD",    "POST",  "PUT",  "DELETE",
+                                           "CONNECT", "OPTIONS", "TRACE", "PATCH"};
+    const size_t n_standard = sizeof standard / sizeof standard[0];
+    for (size_t i = 0; i < n_standard; i++)
+        assert_int_equal(metrics_observe(m, "unmatched", standard[i], 404, 0.001), 0);
+    char method[4097];
+    unsigned x = 12345;
+    for (int i = 0; i < 1000; i++) {
+        int len = snprintf(method, sizeof method, "M%d", i);
+        for (; len < 4 + i % 40; len++) {
+            x = x * 1103515245u + 12345u;
+            method[len] = (char)('A' + (x >> 16) % 26);
+        }
+        method[len] = '\0';
+        assert_int_equal(metrics_observe(m, "unmatched", method, 404, 0.001), 0);
+    }
+    memset(method, 'Q', sizeof method - 1);
+    method[sizeof method - 1] = '\0';
+    assert_int_equal(metrics_observe(m, "unmatched", method, 404, 0.001), 0);
+    assert_int_equal(metrics_observe(m, "unmatched", "get", 404, 0.001), 0);
+    assert_int_equal(metrics_observe(m, "unmatched", "", 404, 0.001), 0);
+    assert_int_equal(metrics_observe(m, "unmatched", NULL, 404, 0.001), 0);
+
+    struct lines l = render(m, &zero_gauges);
+    assert_well_formed(&l);
+    assert_int_equal(count_prefixed(&l, COUNTER "{"), n_standard + 1);
+    assert_int_equal(count_prefixed(&l, HIST "_count{"), n_standard + 1);
+    for (size_t i = 0; i < n_standard; i++) {
+        char series[128];
+        snprintf(series, sizeof series,
+                 COUNTER "{route=\"unmatched\",method=\"%s\",status=\"404\"}", standard[i]);
+        assert_int_equal(sample_count(&l, series), 1);
+    }
+    assert_int_equal(
+        sample_count(&l, COUNTER "{route=\"unmatched\",method=\"other\",status=\"404\"}"), 1004);
+    assert_int_equal(sample_count(&l, HIST "_count{route=\"unmatched\",method=\"other\"}"), 1004);
+    free_lines(&l);
+    metrics_destroy(m);
+}
+
 #define THREADS        4
 #define OBS_PER_THREAD 2000
 
@@ -416,13 +463,10 @@ static void test_process_rss(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_empty),
-        cmocka_unit_test(test_counters),
-        cmocka_unit_test(test_histogram),
-        cmocka_unit_test(test_bucket_bound_inclusive),
-        cmocka_unit_test(test_gauges),
-        cmocka_unit_test(test_label_escaping),
-        cmocka_unit_test(test_concurrent_observe),
+        cmocka_unit_test(test_empty),         cmocka_unit_test(test_counters),
+        cmocka_unit_test(test_histogram),     cmocka_unit_test(test_bucket_bound_inclusive),
+        cmocka_unit_test(test_gauges),        cmocka_unit_test(test_label_escaping),
+        cmocka_unit_test(test_method_labels), cmocka_unit_test(test_concurrent_observe),
         cmocka_unit_test(test_process_rss),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -56,6 +56,12 @@ static void test_errors_name_the_node(void **state)
         "{\"dag\": {\"start\": \"a\", \"edges\": [{\"from\": \"a\", \"to\": \"b\", \"p\": "
         "1, \"do\": {\"op\": \"Rotate\", \"degrees\": \"x\"}}]}}",
         "/dag/edges/0/do/degrees: must be a number");
+    /* A start that no edge names, among edges or with none. */
+    tu_expect_policy_invalid(
+        "{\"dag\": {\"start\": \"s\", \"edges\": [{\"from\": \"a\", \"to\": \"b\", \"p\": 1}]}}",
+        "/dag/start: \"s\" is not a vertex of the graph: no edge goes from or to it");
+    tu_expect_policy_invalid("{\"dag\": {\"start\": \"a\", \"edges\": []}}",
+                             "/dag/start: \"a\" is not a vertex of the graph");
     tu_expect_policy_invalid("{\"preset\": \"randaugment\", \"m\": 31}",
                              "\"m\" must be a whole number in [0, 30]");
     tu_expect_policy_invalid("{\"preset\": \"nope\"}", "unknown preset \"nope\"");
@@ -703,6 +709,12 @@ static void test_timm_rand(void **state)
     tu_expect_policy_invalid("rand-m9-q2", "section \"q2\" is not one of");
     tu_expect_policy_invalid("rand-m9.5", "section \"m9.5\"");
     tu_expect_policy_invalid("rand-p1.5", "p in [0, 1]");
+    /* Sections timm skips: one without digits, and empty ones (all of them, one between two, one
+     * at the end). */
+    tu_expect_policy_invalid("rand-m9-foo", "section \"foo\" is not one of");
+    tu_expect_policy_invalid("rand-----", "timm RandAugment \"rand-----\": an empty section");
+    tu_expect_policy_invalid("rand-m9--n2", "\"rand-m9--n2\": an empty section");
+    tu_expect_policy_invalid("rand-m9-", "\"rand-m9-\": an empty section");
 }
 
 /* ---- Presets against torchvision ------------------------------------------------------------ */
