@@ -152,8 +152,8 @@ static void test_response_past_max_response_bytes(void **state)
     void *png = flat_png(64, 64, 200, &size);
     struct http_response r;
     post_fields(srv, "/v1/augment", "image", png, size,
-                (const char *const[]){"policy", "{\"op\":\"GaussianNoise\",\"sigma\":0.5}", "samples",
-                                      "4", "format", "png", NULL},
+                (const char *const[]){"policy", "{\"op\":\"GaussianNoise\",\"sigma\":0.5}",
+                                      "samples", "4", "format", "png", NULL},
                 0, &r);
     assert_error_envelope(&r, 413, "payload_too_large");
     assert_contains(r.body, "max_response_bytes is 4000");
