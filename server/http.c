@@ -368,8 +368,15 @@ static void run_heavy(void *arg)
     watch_start(&ex->watch, &ex->start, ex->app->cfg->request_timeout_s,
                 info ? info->connect_fd : -1);
     eng_cancel_install(&ex->watch.cancel);
-    run_handler(ex);
+    struct metrics *metrics = ex->app->metrics;
+    ex->route->handler(&ex->req, &ex->resp);
+    /* Read before the connection resumes, after which the exchange may be gone. */
+    enum watch_stop stop = watch_stopped(&ex->watch);
+    MHD_resume_connection(ex->conn);
     eng_cancel_install(NULL);
+    if (stop != WATCH_RUNNING)
+        metrics_count_stop(metrics, stop == WATCH_DEADLINE ? METRICS_STOP_DEADLINE
+                                                           : METRICS_STOP_CLIENT_CLOSED);
 }
 
 /* The body has ended: run the handler here or on a worker. */

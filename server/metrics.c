@@ -31,7 +31,17 @@ struct metrics {
     size_t counter_count, counter_capacity;
     struct histogram_series *histograms;
     size_t histogram_count, histogram_capacity;
+    unsigned long long stops[METRICS_STOP_REASONS];
 };
+
+static const char *const stop_reasons[METRICS_STOP_REASONS] = {"deadline", "client_closed"};
+
+void metrics_count_stop(struct metrics *m, enum metrics_stop reason)
+{
+    pthread_mutex_lock(&m->lock);
+    m->stops[reason]++;
+    pthread_mutex_unlock(&m->lock);
+}
 
 struct metrics *metrics_create(void)
 {
@@ -212,6 +222,12 @@ char *metrics_render(struct metrics *m, const struct metrics_gauges *g)
         write_series_labels(out, h->route, h->method);
         fprintf(out, "} %llu\n", h->count);
     }
+    fputs("# HELP augserve_requests_stopped_total Heavy requests whose work stopped early.\n"
+          "# TYPE augserve_requests_stopped_total counter\n",
+          out);
+    for (int r = 0; r < METRICS_STOP_REASONS; r++)
+        fprintf(out, "augserve_requests_stopped_total{reason=\"%s\"} %llu\n", stop_reasons[r],
+                m->stops[r]);
     pthread_mutex_unlock(&m->lock);
     fprintf(out,
             "# HELP augserve_http_requests_in_flight Requests received and not yet answered.\n"

@@ -27,6 +27,15 @@ void metrics_destroy(struct metrics *m);
 int metrics_observe(struct metrics *m, const char *route, const char *method, int status,
                     double seconds);
 
+/* Why a heavy request's work was stopped early (server/watch.h). */
+enum metrics_stop {
+    METRICS_STOP_DEADLINE,      /* request_timeout_s passed */
+    METRICS_STOP_CLIENT_CLOSED, /* its client closed the connection */
+    METRICS_STOP_REASONS,
+};
+/* Counts one request whose work stopped early, in augserve_requests_stopped_total{reason}. */
+void metrics_count_stop(struct metrics *m, enum metrics_stop reason);
+
 /* The exposition text (malloc'd), or NULL when memory ran out. */
 char *metrics_render(struct metrics *m, const struct metrics_gauges *gauges);
 

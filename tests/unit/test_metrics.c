@@ -266,6 +266,28 @@ static size_t check_histogram(const struct lines *l, const char *route, const ch
     return finite;
 }
 
+/* Requests whose work stopped early, by reason: both series from the start, at 0. */
+static void test_stops(void **state)
+{
+    struct metrics *m = metrics_create();
+    assert_non_null(m);
+    struct lines l = render(m, &zero_gauges);
+    assert_well_formed(&l);
+    assert_line(&l, "# TYPE augserve_requests_stopped_total counter");
+    assert_line(&l, "augserve_requests_stopped_total{reason=\"deadline\"} 0");
+    assert_line(&l, "augserve_requests_stopped_total{reason=\"client_closed\"} 0");
+    free_lines(&l);
+    metrics_count_stop(m, METRICS_STOP_CLIENT_CLOSED);
+    metrics_count_stop(m, METRICS_STOP_CLIENT_CLOSED);
+    metrics_count_stop(m, METRICS_STOP_DEADLINE);
+    l = render(m, &zero_gauges);
+    assert_well_formed(&l);
+    assert_line(&l, "augserve_requests_stopped_total{reason=\"deadline\"} 1");
+    assert_line(&l, "augserve_requests_stopped_total{reason=\"client_closed\"} 2");
+    free_lines(&l);
+    metrics_destroy(m);
+}
+
 static void test_histogram(void **state)
 {
     struct metrics *m = metrics_create();
@@ -463,10 +485,15 @@ static void test_process_rss(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_empty),         cmocka_unit_test(test_counters),
-        cmocka_unit_test(test_histogram),     cmocka_unit_test(test_bucket_bound_inclusive),
-        cmocka_unit_test(test_gauges),        cmocka_unit_test(test_label_escaping),
-        cmocka_unit_test(test_method_labels), cmocka_unit_test(test_concurrent_observe),
+        cmocka_unit_test(test_empty),
+        cmocka_unit_test(test_counters),
+        cmocka_unit_test(test_stops),
+        cmocka_unit_test(test_histogram),
+        cmocka_unit_test(test_bucket_bound_inclusive),
+        cmocka_unit_test(test_gauges),
+        cmocka_unit_test(test_label_escaping),
+        cmocka_unit_test(test_method_labels),
+        cmocka_unit_test(test_concurrent_observe),
         cmocka_unit_test(test_process_rss),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
