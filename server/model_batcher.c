@@ -8,6 +8,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "core/cancel.h"
 #include "log.h"
 #include "model_internal.h"
 
@@ -126,7 +127,12 @@ static void execute_batch(struct model *m, const struct batch *b)
     int rc = inputs && outputs && shapes && info
                  ? concatenate(m, b, inputs, shapes, &err)
                  : eng_fail(&err, ENG_NO_MEMORY, "out of memory batching %s", m->name);
+    /* The batch answers other requests too, so the leader's deadline or departure must not stop
+     * it: it runs to its end, as one call would. */
+    const struct eng_cancel *leader = eng_cancel_installed();
+    eng_cancel_install(NULL);
     if (rc == 0) rc = model_execute(m, (const float *const *)inputs, shapes, outputs, info, &err);
+    eng_cancel_install(leader);
     if (rc == 0 && splittable(n_out, info, b->rows)) {
         split(n_out, b, outputs, info);
     } else if (rc == 0) {

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/cancel.h"
 #include "nn/internal.h"
 
 /* A frozen input: a constant holding a copy of the caller's tensor. */
@@ -262,6 +263,7 @@ int nn_plan_run_borrowed(struct nn_plan *p, const float *const *inputs, const fl
     }
     for (size_t i = 0; i < p->n_steps; i++) {
         struct nn_step *s = &p->steps[i];
+        if (eng_cancel_poll(err) != 0) return -1;
         if (s->host) {
             if (s->host(p, s)) return eng_no_memory(err);
             continue;

@@ -22,6 +22,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "core/cancel.h"
 #include "nn/nn.h"
 #include "onnx_build.h"
 
@@ -313,6 +314,37 @@ static void test_plan_cost(void **state)
     struct nn_plan_options roomy = {.max_bytes = 1 << 20};
     struct nn_plan *p = nn_plan_compile_with(g, &shape, 1, &roomy, &err);
     if (!p) fail_msg("%s", err.message);
+    nn_plan_free(p);
+    nn_graph_free(g);
+}
+
+static int stop_now(void *ctx, struct eng_error *err)
+{
+    return eng_fail(err, ENG_CANCELLED, "stopped by the test");
+}
+
+/* A run asks the installed cancellation check between its steps: told to stop, it fails with the
+ * check's error; with the check removed, the same plan runs. */
+static void test_run_stops_when_cancelled(void **state)
+{
+    float x[CR_C * CR_H * CR_H] = {0}, w[CR_M * CR_C / 2 * 9] = {0}, b[CR_M] = {0};
+    struct nn_graph *g = build_conv_relu_reshape(w, b, 2);
+    struct eng_error err = {0};
+    struct nn_tensor_info shape = {
+        .name = "x", .dtype = NN_FLOAT, .rank = 4, .dims = {1, CR_C, CR_H, CR_H}};
+    struct nn_plan *p = nn_plan_compile(g, &shape, 1, &err);
+    if (!p) fail_msg("%s", err.message);
+    const float *inputs[] = {x};
+    float *out = NULL;
+    struct nn_tensor_info info;
+    struct eng_cancel stop = {stop_now, NULL};
+    eng_cancel_install(&stop);
+    assert_int_equal(nn_plan_run(p, inputs, &out, &info, &err), -1);
+    eng_cancel_install(NULL);
+    assert_int_equal(err.code, ENG_CANCELLED);
+    assert_null(out);
+    if (nn_plan_run(p, inputs, &out, &info, &err)) fail_msg("%s", err.message);
+    free(out);
     nn_plan_free(p);
     nn_graph_free(g);
 }
@@ -883,6 +915,7 @@ int main(int argc, char **argv)
         NODE_TEST("test_unsqueeze_unsorted_axes"),
         cmocka_unit_test(test_conv_relu_reshape),
         cmocka_unit_test(test_plan_cost),
+        cmocka_unit_test(test_run_stops_when_cancelled),
         cmocka_unit_test(test_conv_winograd),
         cmocka_unit_test(test_conv_small_maps),
         cmocka_unit_test(test_conv_bad_group),
