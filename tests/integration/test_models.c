@@ -571,8 +571,9 @@ static void test_delete(void **state)
     harness_pass(state);
 }
 
-/* Names no model may have never reach the file system. The issue's input: DELETE of a name of
- * some 4,090 characters or more answered 500 "File name too long" with the models folder's path. */
+/* Names no model may have never reach the file system. The issue's inputs: DELETE of a name of
+ * some 4,090 characters or more answered 500 "File name too long" with the models folder's path;
+ * DELETE of tiny%00x deleted tiny. */
 static void test_delete_odd_names(void **state)
 {
     write_model("tiny", "Relu", NULL);
@@ -591,6 +592,12 @@ static void test_delete_odd_names(void **state)
         assert_not_contains(r.body, harness_models_dir());
         http_response_free(&r);
     }
+    struct http_request nul = {.method = "DELETE", .path = "/v1/models/tiny%00x"};
+    struct http_response r;
+    http_send(srv, &nul, &r);
+    assert_error_envelope(&r, 400, "bad_request");
+    assert_contains(r.body, "%00");
+    http_response_free(&r);
     json_decref(get_json(srv, "/v1/models/tiny", 200));
     char listing[1024];
     list_dir(listing, sizeof listing);
