@@ -28,6 +28,11 @@
 #include "request.h"
 #include "response.h"
 
+/* libmicrohttpd builds a response's head in the connection's memory pool and, when it does not
+ * fit, closes the connection without a word. A header value longer than this is left out, and
+ * "<name>-Truncated: true" sent in its place. */
+#define HEADER_VALUE_MAX 8192
+
 /* We accept connections ourselves and hand them to libmicrohttpd (MHD_add_connection): stopping
  * to accept is then closing our own socket. libmicrohttpd's MHD_quiesce_daemon races with its
  * epoll workers over removing the listening socket and can abort the process (0.9.75). */
@@ -132,6 +137,17 @@ static void exchange_free(struct exchange *ex)
     free(ex);
 }
 
+static void add_header(struct MHD_Response *mhd, const char *name, const char *value)
+{
+    if (strlen(value) <= HEADER_VALUE_MAX) {
+        MHD_add_response_header(mhd, name, value);
+        return;
+    }
+    char truncated[128];
+    snprintf(truncated, sizeof truncated, "%s-Truncated", name);
+    MHD_add_response_header(mhd, truncated, "true");
+}
+
 /* Queues ex->resp (or its error envelope) on the connection. */
 static enum MHD_Result send_response(struct exchange *ex)
 {
@@ -159,7 +175,7 @@ static enum MHD_Result send_response(struct exchange *ex)
     MHD_add_response_header(mhd, "X-Request-Id", ex->request_id);
     MHD_add_response_header(mhd, "X-Content-Type-Options", "nosniff");
     for (size_t i = 0; i < r->header_count; i++)
-        MHD_add_response_header(mhd, r->headers[i].name, r->headers[i].value);
+        add_header(mhd, r->headers[i].name, r->headers[i].value);
     if (atomic_load(&ex->app->shutting_down)) MHD_add_response_header(mhd, "Connection", "close");
     enum MHD_Result ok = MHD_queue_response(ex->conn, (unsigned)r->status, mhd);
     MHD_destroy_response(mhd);
