@@ -24,6 +24,11 @@ struct config {
     int connection_limit;        /* open connections at once */
     int connection_timeout_s;    /* idle connection timeout */
     int connection_memory_limit; /* bytes per connection for headers and buffers */
+    int max_uri_bytes;           /* request target cap (414 past it) */
+    int header_timeout_s;        /* a request's line and headers, from its first byte; 0: none */
+    int body_timeout_s;          /* a request's body, once its headers are in; 0: none */
+    /* open connections from one client address; 0: no limit */
+    int max_connections_per_client;
     int64_t max_body_bytes;      /* request body cap (413 past it) */
     int max_parts;               /* multipart parts cap (413 past it) */
     int shutdown_grace_s;        /* time in-flight requests get after SIGTERM */

@@ -8,7 +8,6 @@
 #include <ctype.h>
 #include <microhttpd.h>
 #include <netdb.h>
-#include <openssl/rand.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,6 +21,7 @@
 #include "app.h"
 #include "auth.h"
 #include "core/parse.h"
+#include "deadlines.h"
 #include "log.h"
 #include "metrics.h"
 #include "multipart.h"
@@ -29,7 +29,10 @@
 #include "response.h"
 #include "watch.h"
 
-#define REQUEST_ID_MAX 128
+/* libmicrohttpd builds a response's head in the connection's memory pool and, when it does not
+ * fit, closes the connection without a word. A header value longer than this is left out, and
+ * "<name>-Truncated: true" sent in its place. */
+#define HEADER_VALUE_MAX 8192
 
 /* We accept connections ourselves and hand them to libmicrohttpd (MHD_add_connection): stopping
  * to accept is then closing our own socket. libmicrohttpd's MHD_quiesce_daemon races with its
@@ -41,12 +44,18 @@ struct http_server {
     int stop_pipe[2]; /* written to end the accept thread */
     pthread_t acceptor;
     int accepting; /* the accept thread runs */
+    struct deadlines *deadlines;
 };
 
-/* One request's life, from its headers to the end of its response. */
+/* One request's life, from its request line to the end of its response. */
 struct exchange {
     struct app *app;
     struct MHD_Connection *conn;
+    struct deadlines *deadlines;
+    struct deadlines_conn *deadline; /* the connection's; NULL: it has none */
+    enum router_target target;       /* the request target as sent */
+    char *query;                     /* the query string, undecoded; NULL when none */
+    int started;                     /* its headers are in: the handler was called */
     struct request req;
     struct response resp;
     const struct route *route;
@@ -90,16 +99,7 @@ static void choose_request_id(struct exchange *ex)
             return;
         }
     }
-    unsigned char random[12];
-    if (RAND_bytes(random, sizeof random) != 1) {
-        /* Uniqueness matters more than unpredictability here. */
-        static atomic_ulong fallback;
-        snprintf(ex->request_id, sizeof ex->request_id, "r%lx-%lu", (unsigned long)time(NULL),
-                 atomic_fetch_add(&fallback, 1));
-        return;
-    }
-    for (size_t i = 0; i < sizeof random; i++)
-        snprintf(ex->request_id + 2 * i, 3, "%02x", random[i]);
+    request_new_id(ex->request_id);
 }
 
 static void read_client_address(struct exchange *ex)
@@ -124,6 +124,7 @@ static void exchange_free(struct exchange *ex)
         free(ex->req.query[i].value);
     }
     free(ex->req.query);
+    free(ex->query);
     for (size_t i = 0; i < ex->req.header_count; i++) {
         free(ex->req.headers[i].name);
         free(ex->req.headers[i].value);
@@ -136,6 +137,17 @@ static void exchange_free(struct exchange *ex)
     free(ex->path);
     free(ex->method);
     free(ex);
+}
+
+static void add_header(struct MHD_Response *mhd, const char *name, const char *value)
+{
+    if (strlen(value) <= HEADER_VALUE_MAX) {
+        MHD_add_response_header(mhd, name, value);
+        return;
+    }
+    char truncated[128];
+    snprintf(truncated, sizeof truncated, "%s-Truncated", name);
+    MHD_add_response_header(mhd, truncated, "true");
 }
 
 /* Queues ex->resp (or its error envelope) on the connection. */
@@ -165,12 +177,13 @@ static enum MHD_Result send_response(struct exchange *ex)
     MHD_add_response_header(mhd, "X-Request-Id", ex->request_id);
     MHD_add_response_header(mhd, "X-Content-Type-Options", "nosniff");
     for (size_t i = 0; i < r->header_count; i++)
-        MHD_add_response_header(mhd, r->headers[i].name, r->headers[i].value);
+        add_header(mhd, r->headers[i].name, r->headers[i].value);
     if (atomic_load(&ex->app->shutting_down)) MHD_add_response_header(mhd, "Connection", "close");
     enum MHD_Result ok = MHD_queue_response(ex->conn, (unsigned)r->status, mhd);
     MHD_destroy_response(mhd);
     ex->answered = ok == MHD_YES;
     ex->status_for_log = r->status;
+    deadlines_enter(ex->deadlines, ex->deadline, DEADLINES_BUSY, NULL);
     return ok;
 }
 
@@ -195,15 +208,72 @@ static int content_type_is(const char *value, const char *type)
            (value[len] == '\0' || value[len] == ';' || value[len] == ' ');
 }
 
+struct framing {
+    unsigned hosts;
+    const char *length; /* the first Content-Length */
+    int lengths_differ;
+    int encoded; /* a Transfer-Encoding is present */
+};
+
+static enum MHD_Result scan_framing(void *cls, enum MHD_ValueKind kind, const char *key,
+                                    const char *value)
+{
+    struct framing *f = cls;
+    value = value ? value : "";
+    if (strcasecmp(key, "Host") == 0)
+        f->hosts++;
+    else if (strcasecmp(key, "Transfer-Encoding") == 0)
+        f->encoded = 1;
+    else if (strcasecmp(key, "Content-Length") == 0 && !f->length)
+        f->length = value;
+    else if (strcasecmp(key, "Content-Length") == 0)
+        f->lengths_differ |= strcmp(f->length, value) != 0;
+    return MHD_YES;
+}
+
+/* What breaks RFC 9112's rules on a request's framing and Host, or NULL. A proxy in front of us
+ * that read two different Content-Lengths, or one beside a Transfer-Encoding, another way than
+ * libmicrohttpd would let a client smuggle a request past it; HTTP/1.1 needs exactly one Host. */
+static const char *framing_error(struct MHD_Connection *conn, const char *version)
+{
+    struct framing f = {0};
+    MHD_get_connection_values(conn, MHD_HEADER_KIND, scan_framing, &f);
+    if (f.lengths_differ) return "the request has two different Content-Length headers";
+    if (f.length && f.encoded) return "the request has both Content-Length and Transfer-Encoding";
+    if (f.hosts > 1) return "the request has more than one Host header";
+    if (f.hosts == 0 && strcmp(version, MHD_HTTP_VERSION_1_1) == 0)
+        return "an HTTP/1.1 request needs a Host header";
+    return NULL;
+}
+
 /* Checks everything that can be checked from the headers alone, so that a request which is going
  * to be refused is refused before its body is read. */
-static enum MHD_Result on_headers(struct exchange *ex)
+static enum MHD_Result on_headers(struct exchange *ex, const char *version)
 {
     struct app *app = ex->app;
     const struct config *cfg = app->cfg;
     if (atomic_load(&app->shutting_down)) {
         response_header(&ex->resp, "Retry-After", "1");
         return send_error(ex, 503, "the server is shutting down");
+    }
+    switch (ex->target) {
+    case ROUTER_TARGET_OK:
+        break;
+    case ROUTER_TARGET_TOO_LONG:
+        return send_error(ex, 414,
+                          "the request target (path and query) is longer than "
+                          "max_uri_bytes (%d bytes)",
+                          cfg->max_uri_bytes);
+    case ROUTER_TARGET_NUL:
+        return send_error(ex, 400,
+                          "the request target holds %%00, a NUL byte, which no path or "
+                          "parameter may hold");
+    }
+    const char *framing = framing_error(ex->conn, version);
+    if (framing) {
+        /* Where this request's body ends is unclear, so nothing after it can be read. */
+        response_header(&ex->resp, "Connection", "close");
+        return send_error(ex, 400, "%s", framing);
     }
     char allow[64];
     switch (router_match(app->routes, app->route_count, ex->method, ex->path, &ex->route,
@@ -309,19 +379,29 @@ static enum MHD_Result on_body_data(struct exchange *ex, const char *data, size_
     return MHD_YES;
 }
 
-static enum MHD_Result copy_kv(void *cls, enum MHD_ValueKind kind, const char *key,
-                               const char *value)
+/* Appends a copy of name and value; -1 when memory runs out. */
+static int kv_append(struct request_kv **items, size_t *count, const char *name, const char *value)
 {
-    struct exchange *ex = cls;
-    struct request_kv **items = kind == MHD_HEADER_KIND ? &ex->req.headers : &ex->req.query;
-    size_t *count = kind == MHD_HEADER_KIND ? &ex->req.header_count : &ex->req.query_count;
     struct request_kv *grown = realloc(*items, (*count + 1) * sizeof *grown);
-    if (!grown) return MHD_NO;
+    if (!grown) return -1;
     *items = grown;
-    grown[*count].name = strdup(key);
+    grown[*count].name = strdup(name);
     grown[*count].value = strdup(value ? value : "");
     (*count)++;
-    return grown[*count - 1].name && grown[*count - 1].value ? MHD_YES : MHD_NO;
+    return grown[*count - 1].name && grown[*count - 1].value ? 0 : -1;
+}
+
+static enum MHD_Result copy_header(void *cls, enum MHD_ValueKind kind, const char *key,
+                                   const char *value)
+{
+    struct request *req = cls;
+    return kv_append(&req->headers, &req->header_count, key, value) == 0 ? MHD_YES : MHD_NO;
+}
+
+static int copy_query(void *arg, const char *name, const char *value)
+{
+    struct request *req = arg;
+    return kv_append(&req->query, &req->query_count, name, value);
 }
 
 /* Fills ex->req with what the handler needs, copied out of the connection. */
@@ -332,11 +412,9 @@ static int build_request(struct exchange *ex)
     req->method = ex->method;
     req->path = ex->path;
     req->request_id = ex->request_id;
-    int headers = MHD_get_connection_values(ex->conn, MHD_HEADER_KIND, copy_kv, ex);
-    int query = MHD_get_connection_values(ex->conn, MHD_GET_ARGUMENT_KIND, copy_kv, ex);
-    if (headers < 0 || query < 0 || (size_t)headers != req->header_count ||
-        (size_t)query != req->query_count)
-        return -1;
+    int headers = MHD_get_connection_values(ex->conn, MHD_HEADER_KIND, copy_header, req);
+    if (headers < 0 || (size_t)headers != req->header_count) return -1;
+    if (ex->query && router_parse_query(ex->query, copy_query, req) != 0) return -1;
     for (size_t i = 0; i < req->params.count; i++) {
         req->param_values[i] = strndup(req->params.items[i].value, req->params.items[i].value_len);
         if (!req->param_values[i]) return -1;
@@ -368,20 +446,21 @@ static void run_heavy(void *arg)
     watch_start(&ex->watch, &ex->start, ex->app->cfg->request_timeout_s,
                 info ? info->connect_fd : -1);
     eng_cancel_install(&ex->watch.cancel);
-    struct metrics *metrics = ex->app->metrics;
     ex->route->handler(&ex->req, &ex->resp);
-    /* Read before the connection resumes, after which the exchange may be gone. */
+    /* Counted before the connection resumes: the client may read /metrics as soon as it has its
+     * answer, and the exchange may be gone after. */
     enum watch_stop stop = watch_stopped(&ex->watch);
+    if (stop != WATCH_RUNNING)
+        metrics_count_stop(ex->app->metrics, stop == WATCH_DEADLINE ? METRICS_STOP_DEADLINE
+                                                                    : METRICS_STOP_CLIENT_CLOSED);
     MHD_resume_connection(ex->conn);
     eng_cancel_install(NULL);
-    if (stop != WATCH_RUNNING)
-        metrics_count_stop(metrics, stop == WATCH_DEADLINE ? METRICS_STOP_DEADLINE
-                                                           : METRICS_STOP_CLIENT_CLOSED);
 }
 
 /* The body has ended: run the handler here or on a worker. */
 static enum MHD_Result on_complete(struct exchange *ex)
 {
+    deadlines_enter(ex->deadlines, ex->deadline, DEADLINES_BUSY, NULL);
     if (ex->dispatched) return send_response(ex); /* back from a worker */
     if (ex->early_error) return send_response(ex);
     int built = build_request(ex);
@@ -409,28 +488,62 @@ static enum MHD_Result on_complete(struct exchange *ex)
     return MHD_YES;
 }
 
+/* The connection's deadlines, which on_connection gave it. */
+static struct deadlines_conn *connection_deadline(struct MHD_Connection *conn)
+{
+    const union MHD_ConnectionInfo *info =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    return info ? info->socket_context : NULL;
+}
+
+/* A request line has come in: the exchange begins here, with the target as the client sent it,
+ * before libmicrohttpd decodes anything. libmicrohttpd would store each query parameter in the
+ * connection's memory pool, and 0.9.75 meets a pool too small for them (2,000 parameters in 16
+ * KB) with a 431 it never sends, holding the connection until it times out. So it is given no
+ * parameters: its copy of the target ends at the '?', and router_parse_query reads ours. */
+static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
+{
+    struct http_server *srv = cls;
+    struct deadlines_conn *deadline = connection_deadline(conn);
+    deadlines_enter(srv->deadlines, deadline, DEADLINES_HEADERS, NULL);
+    struct exchange *ex = calloc(1, sizeof *ex);
+    char *query = strchr(uri, '?');
+    if (ex) {
+        clock_gettime(CLOCK_MONOTONIC, &ex->start);
+        response_init(&ex->resp);
+        ex->app = srv->app;
+        ex->resp.max_body = (unsigned long long)ex->app->cfg->max_response_bytes;
+        ex->conn = conn;
+        ex->deadlines = srv->deadlines;
+        ex->deadline = deadline;
+        ex->status_for_log = 499; /* the client went away before an answer, as nginx counts it */
+        ex->target = router_check_target(uri, (size_t)srv->app->cfg->max_uri_bytes);
+        if (query && ex->target == ROUTER_TARGET_OK && !(ex->query = strdup(query + 1))) {
+            free(ex);
+            ex = NULL;
+        }
+    }
+    /* The callback's text is the connection's own buffer, which libmicrohttpd parses next. */
+    if (query) query[1] = '\0';
+    return ex;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
                                   const char *method, const char *version, const char *upload_data,
                                   size_t *upload_data_size, void **con_cls)
 {
     struct exchange *ex = *con_cls;
-    if (!ex) {
-        ex = calloc(1, sizeof *ex);
-        if (!ex) return MHD_NO;
-        clock_gettime(CLOCK_MONOTONIC, &ex->start);
-        response_init(&ex->resp);
-        ex->app = cls;
-        ex->resp.max_body = (unsigned long long)ex->app->cfg->max_response_bytes;
-        ex->conn = conn;
+    if (!ex) return MHD_NO; /* on_uri ran out of memory */
+    if (!ex->started) {
+        ex->started = 1;
         ex->path = strdup(url);
         ex->method = strdup(method);
-        ex->status_for_log = 499; /* the client went away before an answer, as nginx counts it */
-        *con_cls = ex;
         atomic_fetch_add(&ex->app->in_flight, 1);
         if (!ex->path || !ex->method) return MHD_NO;
         choose_request_id(ex);
         read_client_address(ex);
-        return on_headers(ex);
+        deadlines_enter(ex->deadlines, ex->deadline, DEADLINES_BODY, ex->request_id);
+        return on_headers(ex, version);
     }
     if (*upload_data_size > 0) {
         size_t size = *upload_data_size;
@@ -445,6 +558,21 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 {
     struct exchange *ex = *con_cls;
     if (!ex) return;
+    *con_cls = NULL;
+    size_t sent;
+    int timed_out = deadlines_timed_out(ex->deadlines, ex->deadline, &sent);
+    deadlines_enter(ex->deadlines, ex->deadline, DEADLINES_WAITING, NULL);
+    /* libmicrohttpd refused it before its headers were in (a 431 of its own), or it timed out
+     * there: no request to log. */
+    if (!ex->started) {
+        exchange_free(ex);
+        return;
+    }
+    if (timed_out) {
+        ex->status_for_log = 408;
+        ex->bytes_for_log = sent;
+        ex->answered = 1;
+    }
     struct app *app = cls;
     double seconds = seconds_since(&ex->start);
     const char *route = ex->route ? ex->route->pattern : "unmatched";
@@ -463,7 +591,22 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     access_log_write(app->access_log, &entry);
     atomic_fetch_sub(&app->in_flight, 1);
     exchange_free(ex);
-    *con_cls = NULL;
+}
+
+/* Connections come and go: each gets its deadlines (its socket context) for its lifetime. */
+static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+                          enum MHD_ConnectionNotificationCode code)
+{
+    struct http_server *srv = cls;
+    if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+        const union MHD_ConnectionInfo *info =
+            MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+        *socket_context = info ? deadlines_open(srv->deadlines, info->connect_fd) : NULL;
+        return;
+    }
+    /* Before libmicrohttpd closes the socket, whose number may then be reused at once. */
+    deadlines_close(srv->deadlines, *socket_context);
+    *socket_context = NULL;
 }
 
 static void on_mhd_log(void *cls, const char *fmt, va_list ap)
@@ -506,19 +649,29 @@ static int resolve_listen(const char *listen, struct sockaddr_storage *addr, str
     return 0;
 }
 
-/* Hands each accepted connection to a libmicrohttpd worker until stop_pipe is written. */
+/* Hands each accepted connection to a libmicrohttpd worker until stop_pipe is written, and checks
+ * the connections' deadlines between times (so they are no longer enforced once the server stops
+ * accepting: the shutdown grace bounds what is left). */
 static void *accept_loop(void *arg)
 {
     struct http_server *srv = arg;
     struct pollfd fds[2] = {{.fd = srv->listen_fd, .events = POLLIN},
                             {.fd = srv->stop_pipe[0], .events = POLLIN}};
+    struct timespec checked;
+    clock_gettime(CLOCK_MONOTONIC, &checked);
     for (;;) {
-        if (poll(fds, 2, -1) < 0) {
+        int ready = poll(fds, 2, DEADLINES_CHECK_MS);
+        if (seconds_since(&checked) * 1000 >= DEADLINES_CHECK_MS) {
+            deadlines_check(srv->deadlines);
+            clock_gettime(CLOCK_MONOTONIC, &checked);
+        }
+        if (ready < 0) {
             if (errno == EINTR) continue;
             log_event("error", "accept", "poll failed: %s", strerror(errno));
             return NULL;
         }
         if (fds[1].revents) return NULL;
+        if (ready == 0) continue;
         struct sockaddr_storage addr;
         socklen_t len = sizeof addr;
         int fd = accept4(srv->listen_fd, (struct sockaddr *)&addr, &len, SOCK_CLOEXEC);
@@ -529,7 +682,8 @@ static void *accept_loop(void *arg)
             if (errno == EMFILE || errno == ENFILE) poll(NULL, 0, 10);
             continue;
         }
-        /* At connection_limit libmicrohttpd refuses it and closes the socket. */
+        /* At connection_limit, or max_connections_per_client from its address, libmicrohttpd
+         * refuses it and closes the socket. */
         MHD_add_connection(srv->daemon, fd, (struct sockaddr *)&addr, len);
     }
 }
@@ -563,6 +717,12 @@ struct http_server *http_start(struct app *app, struct eng_error *err)
     }
     srv->app = app;
     srv->stop_pipe[0] = srv->stop_pipe[1] = -1;
+    srv->deadlines = deadlines_new(cfg->header_timeout_s, cfg->body_timeout_s);
+    if (!srv->deadlines) {
+        free(srv);
+        eng_no_memory(err);
+        return NULL;
+    }
     srv->listen_fd = open_listener(&addr, err, cfg->listen);
     if (srv->listen_fd < 0) goto fail;
     if (pipe2(srv->stop_pipe, O_CLOEXEC) != 0) {
@@ -578,7 +738,9 @@ struct http_server *http_start(struct app *app, struct eng_error *err)
         (unsigned)cfg->io_threads, MHD_OPTION_CONNECTION_TIMEOUT,
         (unsigned)cfg->connection_timeout_s, MHD_OPTION_CONNECTION_LIMIT,
         (unsigned)cfg->connection_limit, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
-        (size_t)cfg->connection_memory_limit, MHD_OPTION_NOTIFY_COMPLETED, on_completed, app,
+        (size_t)cfg->connection_memory_limit, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+        (unsigned)cfg->max_connections_per_client, MHD_OPTION_NOTIFY_COMPLETED, on_completed, app,
+        MHD_OPTION_NOTIFY_CONNECTION, on_connection, srv, MHD_OPTION_URI_LOG_CALLBACK, on_uri, srv,
         MHD_OPTION_END);
     if (!srv->daemon) {
         eng_fail(err, ENG_INTERNAL, "cannot start the HTTP daemon");
@@ -595,6 +757,7 @@ fail:
     if (srv->listen_fd >= 0) close(srv->listen_fd);
     if (srv->stop_pipe[0] >= 0) close(srv->stop_pipe[0]);
     if (srv->stop_pipe[1] >= 0) close(srv->stop_pipe[1]);
+    deadlines_free(srv->deadlines);
     free(srv);
     return NULL;
 }
@@ -627,5 +790,6 @@ void http_stop(struct http_server *srv)
     MHD_stop_daemon(srv->daemon);
     close(srv->stop_pipe[0]);
     close(srv->stop_pipe[1]);
+    deadlines_free(srv->deadlines);
     free(srv);
 }

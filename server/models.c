@@ -351,6 +351,9 @@ int models_add(struct models *ms, const char *name, const struct model_upload *u
 int models_remove(struct models *ms, const char *name, struct eng_error *err)
 {
     char leaf[MAX_NAME_LENGTH + 32], folder[PATH_MAX], trash[PATH_MAX];
+    /* No model has such a name, and it must not reach the file system: one too long for it
+     * would fail there as a server error. */
+    if (!models_valid_name(name)) return eng_fail(err, ENG_NOT_FOUND, "unknown model: %s", name);
     snprintf(leaf, sizeof leaf, ".deleted-%.*s-XXXXXX", MAX_NAME_LENGTH, name);
     if (model_path_join(folder, ms->dir, name) != 0 || model_path_join(trash, ms->dir, leaf) != 0) {
         eng_fail(err, ENG_INTERNAL, "models_dir %s: %s", ms->dir, strerror(errno));

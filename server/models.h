@@ -80,8 +80,8 @@ struct model_upload {
 int models_add(struct models *ms, const char *name, const struct model_upload *upload,
                struct model **added, struct eng_error *err);
 /* Unlists the model and removes its folder. Requests holding a reference finish with it. Returns
- * 0, or -1 with err set: ENG_NOT_FOUND when there is no such model, ENG_INTERNAL when the folder
- * cannot be moved. */
+ * 0, or -1 with err set: ENG_NOT_FOUND when there is no such model (a name models_valid_name
+ * refuses never reaches the disk), ENG_INTERNAL when the folder cannot be moved. */
 int models_remove(struct models *ms, const char *name, struct eng_error *err);
 
 /* What models_rescan changed. */

@@ -1,7 +1,25 @@
 #include "request.h"
 
+#include <openssl/rand.h>
+#include <stdatomic.h>
+#include <stdio.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
+
+void request_new_id(char out[REQUEST_ID_MAX + 1])
+{
+    unsigned char random[12];
+    if (RAND_bytes(random, sizeof random) != 1) {
+        /* Uniqueness matters more than unpredictability here. */
+        static atomic_ulong fallback;
+        snprintf(out, REQUEST_ID_MAX + 1, "r%lx-%lu", (unsigned long)time(NULL),
+                 atomic_fetch_add(&fallback, 1));
+        return;
+    }
+    for (size_t i = 0; i < sizeof random; i++)
+        snprintf(out + 2 * i, 3, "%02x", random[i]);
+}
 
 static const char *kv_find(const struct request_kv *kv, size_t n, const char *name, int ignore_case)
 {

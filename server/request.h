@@ -9,6 +9,9 @@
 
 struct app;
 
+/* The longest request id: a client's X-Request-Id is echoed up to this length. */
+#define REQUEST_ID_MAX 128
+
 struct request_kv {
     char *name;
     char *value;
@@ -41,6 +44,9 @@ struct request {
     struct request_part *parts;
     size_t part_count;
 };
+
+/* A new request id (hex digits) into out. */
+void request_new_id(char out[REQUEST_ID_MAX + 1]);
 
 /* Lookups return NULL when absent. Header names compare case-insensitively. */
 const char *request_query(const struct request *req, const char *name);

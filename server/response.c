@@ -134,6 +134,8 @@ const char *error_code_for_status(int status)
         return "conflict";
     case 413:
         return "payload_too_large";
+    case 414:
+        return "uri_too_long";
     case 415:
         return "unsupported_media_type";
     case 422:

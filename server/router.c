@@ -3,6 +3,61 @@
 #include <stdio.h>
 #include <string.h>
 
+enum router_target router_check_target(const char *target, size_t max_bytes)
+{
+    if (strlen(target) > max_bytes) return ROUTER_TARGET_TOO_LONG;
+    /* A '%' is no hex digit, so no earlier escape can swallow this one: each "%00" is a NUL. */
+    if (strstr(target, "%00")) return ROUTER_TARGET_NUL;
+    return ROUTER_TARGET_OK;
+}
+
+static int hex_digit(char c)
+{
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+}
+
+/* Decodes s in place, as libmicrohttpd decodes query parameters: '+' is a space, %HH a byte. */
+static void decode_component(char *s)
+{
+    char *out = s;
+    for (const char *in = s; *in; out++) {
+        int hi = in[0] == '%' ? hex_digit(in[1]) : -1;
+        int lo = hi >= 0 ? hex_digit(in[2]) : -1;
+        if (lo >= 0) {
+            *out = (char)(hi << 4 | lo);
+            in += 3;
+        } else {
+            *out = *in == '+' ? ' ' : *in;
+            in++;
+        }
+    }
+    *out = '\0';
+}
+
+int router_parse_query(char *query, int (*add)(void *arg, const char *name, const char *value),
+                       void *arg)
+{
+    for (char *item = query; item;) {
+        char *next = strchr(item, '&');
+        if (next) *next++ = '\0';
+        if (*item) {
+            char *equals = strchr(item, '=');
+            if (equals) {
+                *equals = '\0';
+                decode_component(equals + 1);
+            }
+            decode_component(item);
+            int rc = add(arg, item, equals ? equals + 1 : "");
+            if (rc != 0) return rc;
+        }
+        item = next;
+    }
+    return 0;
+}
+
 /* Length of the segment starting at s (up to '/' or the end). */
 static size_t segment_len(const char *s)
 {

@@ -43,6 +43,22 @@ enum router_status {
     ROUTER_METHOD_NOT_ALLOWED, /* allow holds e.g. "GET, HEAD" */
 };
 
+/* The request target (path and query) as the client sent it, before anything decodes it. */
+enum router_target {
+    ROUTER_TARGET_OK,
+    ROUTER_TARGET_TOO_LONG, /* over the cap: 414 */
+    ROUTER_TARGET_NUL,      /* holds "%00", which decodes to a NUL and would cut the text short */
+};
+
+enum router_target router_check_target(const char *target, size_t max_bytes);
+
+/* Splits a query string ("a=1&b=x+y%21", without the '?') into its parameters in order, decoding
+ * '+' and %HH in place (a '%' without two hex digits stays as it is), and calls add for each. A
+ * parameter without '=' has the value ""; empty ones ("a&&b") are skipped. Returns 0, or the first
+ * nonzero value add returns, which stops it. */
+int router_parse_query(char *query, int (*add)(void *arg, const char *name, const char *value),
+                       void *arg);
+
 /* Matches method and path (decoded, no query) against routes[0..n). HEAD matches GET routes.
  * On ROUTER_FOUND, *found is the route and params are filled. */
 enum router_status router_match(const struct route *routes, size_t n, const char *method,

@@ -130,7 +130,7 @@ void harness_pass(void **state);
 
 /* Runs the binary with args (NULL-terminated, without argv[0]), stdin from /dev/null, and
  * collects stdout and stderr (malloc'd). Returns the exit status, or -1 if it was killed by a
- * signal or ran past 10 s. */
+ * signal or ran past 60 s (a guard against hangs: loaded machines run sanitized builds slowly). */
 int harness_run_binary(const char *const args[], char **out, char **err);
 
 /* Runs `augserve keygen --name name --scopes scopes`, which must succeed: writes the key into key

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "harness.h"
 #include "image/codec.h"
@@ -732,6 +733,81 @@ static void test_copy_paste_node(void **state)
     harness_pass(state);
 }
 
+/* The issue's input: 1024 RandomResizedCrop ops with Accept: image/jpeg gave an empty reply (the
+ * trace did not fit libmicrohttpd's buffer for the response head), though the access log said 200.
+ * The image is answered, the trace left to JSON. */
+static void test_big_trace(void **state)
+{
+    struct server *srv = harness_start(state, AUGMENT_CONFIG);
+    size_t size;
+    void *png = make_png(48, 40, &size);
+    static const char step[] = "{\"op\":\"RandomResizedCrop\",\"height\":32,\"width\":32}";
+    static char policy[sizeof step * 1024 + 32];
+    size_t used = (size_t)snprintf(policy, sizeof policy, "{\"seq\":[");
+    for (int i = 0; i < 1024; i++)
+        used += (size_t)snprintf(policy + used, sizeof policy - used, "%s%s", i ? "," : "", step);
+    snprintf(policy + used, sizeof policy - used, "]}");
+    struct http_part parts[] = {
+        {.name = "image", .filename = "in.png", .data = png, .size = size},
+        {.name = "policy", .data = policy, .size = strlen(policy)},
+    };
+    const char *as_image[] = {"Accept: image/jpeg", "X-Request-Id: big-trace", NULL};
+    struct http_request req = {.path = "/v1/augment?seed=5&format=jpeg",
+                               .headers = as_image,
+                               .parts = parts,
+                               .part_count = 2};
+    struct http_response image;
+    http_send(srv, &req, &image);
+    assert_status(&image, 200);
+    assert_string_equal(http_header(&image, "Content-Type"), "image/jpeg");
+    assert_string_equal(http_header(&image, "X-Augment-Seed"), "5");
+    assert_null(http_header(&image, "X-Augment-Trace"));
+    assert_string_equal(http_header(&image, "X-Augment-Trace-Truncated"), "true");
+    struct img *out = decode(image.body, image.body_size);
+    assert_int_equal(out->width, 32);
+    assert_int_equal(out->height, 32);
+    img_free(out);
+
+    /* JSON has the whole trace, and the same image. */
+    const char *as_json[] = {"Accept: application/json", NULL};
+    req.headers = as_json;
+    struct http_response r;
+    http_send(srv, &req, &r);
+    assert_status(&r, 200);
+    json_t *doc = http_json(&r);
+    json_t *result = json_array_get(json_object_get(doc, "results"), 0);
+    assert_int_equal(json_array_size(json_object_get(result, "trace")), 1024);
+    size_t bytes_size;
+    unsigned char *bytes = unbase64(json_str(result, "data"), &bytes_size);
+    assert_int_equal(bytes_size, image.body_size);
+    assert_memory_equal(bytes, image.body, bytes_size);
+    free(bytes);
+    json_decref(doc);
+    http_response_free(&r);
+
+    /* The access log holds what was sent. */
+    char expected[128];
+    snprintf(expected, sizeof expected, "\"status\":200,\"bytes\":%zu,", image.body_size);
+    double deadline = harness_now() + 5;
+    char *log = NULL;
+    for (;;) {
+        size_t log_size;
+        log = harness_read_file(srv->access_log_path, &log_size);
+        if (strstr(log, "\"request_id\":\"big-trace\"") || harness_now() > deadline) break;
+        free(log);
+        usleep(10000);
+    }
+    const char *line = strstr(log, "\"request_id\":\"big-trace\"");
+    if (!line) fail_msg("no access log line for big-trace: %s", log);
+    const char *end = strchr(line, '\n');
+    if (!end || !memmem(line, (size_t)(end - line), expected, strlen(expected)))
+        fail_msg("access log line %.300s lacks %s", line, expected);
+    free(log);
+    http_response_free(&image);
+    free(png);
+    harness_pass(state);
+}
+
 int main(int argc, char **argv)
 {
     struct eng_error err = {0};
@@ -745,6 +821,7 @@ int main(int argc, char **argv)
         HARNESS_TEST(test_cli_matches_server), HARNESS_TEST(test_same_results_any_worker_count),
         HARNESS_TEST(test_jsd_views),          HARNESS_TEST(test_targets_follow_the_image),
         HARNESS_TEST(test_targets_bad_inputs), HARNESS_TEST(test_copy_paste_node),
+        HARNESS_TEST(test_big_trace),
     };
     return harness_main(argc, argv, "augment", tests, sizeof tests / sizeof tests[0]);
 }

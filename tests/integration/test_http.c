@@ -18,6 +18,7 @@
 #include <string.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <sys/wait.h>
@@ -1085,7 +1086,297 @@ static void test_connection_limit(void **state)
     harness_pass(state);
 }
 
-/* ---- 12. Command line ------------------------------------------------------------------------ */
+/* ---- 12. Edges of the protocol (issue 14) ---------------------------------------------------- */
+
+/* Reads what the server sends on fd until it closes the connection or 5 s pass (open_connection's
+ * receive timeout). NUL-terminated, malloc'd. */
+static char *read_to_close(int fd)
+{
+    size_t size = 0, cap = 4096;
+    char *text = malloc(cap);
+    assert_non_null(text);
+    for (;;) {
+        ssize_t got = recv(fd, text + size, cap - 1 - size, 0);
+        if (got <= 0) break;
+        size += (size_t)got;
+        if (size + 1 == cap) {
+            char *grown = realloc(text, cap *= 2);
+            assert_non_null(grown);
+            text = grown;
+        }
+    }
+    text[size] = '\0';
+    return text;
+}
+
+/* Sends request on a new connection and returns everything the server answered (malloc'd). */
+static char *raw_exchange(const struct server *srv, const char *request)
+{
+    int fd = open_connection(srv);
+    size_t len = strlen(request);
+    assert_int_equal(send(fd, request, len, MSG_NOSIGNAL), (ssize_t)len);
+    char *answer = read_to_close(fd);
+    close(fd);
+    return answer;
+}
+
+/* How many responses an answer holds: status lines, at its start or a line's. */
+static int responses_in(const char *answer)
+{
+    int n = 0;
+    for (const char *at = strstr(answer, "HTTP/1."); at; at = strstr(at + 1, "HTTP/1."))
+        n += at == answer || at[-1] == '\n';
+    return n;
+}
+
+/* The issue's input: /v1/ops with 2,000 query parameters, 16 KB (malloc'd). prefix starts it. */
+static char *many_parameters(const char *prefix)
+{
+    size_t cap = strlen(prefix) + 2000 * 8 + 1, used = strlen(prefix);
+    char *target = malloc(cap);
+    assert_non_null(target);
+    memcpy(target, prefix, used + 1);
+    for (int i = 0; i < 2000; i++)
+        used += (size_t)snprintf(target + used, cap - used, "&p%04d=v", i);
+    assert_true(used >= 16000);
+    return target;
+}
+
+/* It got no answer for 30 s, then an empty reply (a 431 libmicrohttpd logged but never sent). */
+static void test_query_too_long(void **state)
+{
+    struct server *srv = harness_start(state, NULL);
+    char *target = many_parameters("/v1/ops?domain=image");
+    char request[20000];
+    snprintf(request, sizeof request, "GET %s HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+             target);
+    char *answer = raw_exchange(srv, request);
+    assert_true(strncmp(answer, "HTTP/1.1 414 ", 13) == 0);
+    assert_contains(answer, "\"code\":\"uri_too_long\"");
+    assert_contains(answer, "max_uri_bytes (8192 bytes)");
+    free(answer);
+
+    /* Within max_uri_bytes the same parameters are served, and read: only image ops come back. */
+    struct server *roomy = harness_start(state, "{\"max_uri_bytes\":32768}");
+    struct http_response r;
+    http_get(roomy, target, &r);
+    assert_status(&r, 200);
+    json_t *doc = http_json(&r);
+    size_t i;
+    json_t *op;
+    assert_true(json_array_size(json_object_get(doc, "ops")) > 0);
+    json_array_foreach(json_object_get(doc, "ops"), i, op)
+        assert_string_equal(json_str(op, "domain"), "image");
+    json_decref(doc);
+    http_response_free(&r);
+    free(target);
+
+    /* The cap counts the target as sent: 300 bytes pass, 301 do not. */
+    struct server *tight = harness_start(state, "{\"max_uri_bytes\":300}");
+    char path[302];
+    snprintf(path, sizeof path, "/v1/ops?domain=audio&pad=");
+    memset(path + strlen(path), 'x', 300 - strlen(path));
+    path[300] = '\0';
+    http_get_expect(tight, path, 200);
+    strcat(path, "x");
+    http_get(tight, path, &r);
+    assert_error_envelope(&r, 414, "uri_too_long");
+    http_response_free(&r);
+    harness_pass(state);
+}
+
+/* %00 cut the path short: /index.html%00.js served index.html and /v1/ops%00x answered 200. */
+static void test_nul_in_target(void **state)
+{
+    struct server *srv = harness_start(state, NULL);
+    const char *targets[] = {"/index.html%00.js", "/v1/ops%00x", "/v1/ops?domain=image%00x"};
+    for (size_t i = 0; i < sizeof targets / sizeof targets[0]; i++) {
+        struct http_response r;
+        http_get(srv, targets[i], &r);
+        assert_error_envelope(&r, 400, "bad_request");
+        assert_contains(r.body, "%00");
+        assert_not_contains(r.body, "index page");
+        http_response_free(&r);
+    }
+    /* "%2500" is the text "%00", no NUL: the parameter arrives whole, and is no domain. */
+    struct http_response r;
+    http_get(srv, "/v1/ops?domain=image%2500", &r);
+    assert_error_envelope(&r, 422, "unprocessable");
+    assert_contains(r.body, "domain");
+    http_response_free(&r);
+    harness_pass(state);
+}
+
+/* Two different Content-Lengths and a missing Host on HTTP/1.1 were accepted; RFC 9112 says 400. */
+static void test_framing(void **state)
+{
+    struct server *srv = harness_start(state, "{\"debug_routes\":true}");
+    /* Framed by the second length, the body would hold a second request: it must never run. */
+    char *answer = raw_exchange(srv, "POST /v1/debug/echo HTTP/1.1\r\nHost: t\r\n"
+                                     "Content-Length: 3\r\nContent-Length: 40\r\n\r\n"
+                                     "abcGET /healthz HTTP/1.1\r\nHost: t\r\n\r\n");
+    assert_true(strncmp(answer, "HTTP/1.1 400 ", 13) == 0);
+    assert_contains(answer, "two different Content-Length headers");
+    assert_contains(answer, "Connection: close");
+    assert_int_equal(responses_in(answer), 1);
+    free(answer);
+
+    struct {
+        const char *request, *status, *text;
+    } cases[] = {
+        {"POST /v1/debug/echo HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n"
+         "Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+         "HTTP/1.1 400 ", "both Content-Length and Transfer-Encoding"},
+        {"GET /healthz HTTP/1.1\r\nConnection: close\r\n\r\n", "HTTP/1.1 400 ",
+         "needs a Host header"},
+        {"GET /healthz HTTP/1.1\r\nHost: a\r\nHost: b\r\nConnection: close\r\n\r\n",
+         "HTTP/1.1 400 ", "more than one Host header"},
+        /* The same length twice is one length (RFC 9110 allows it); HTTP/1.0 needs no Host. */
+        {"POST /v1/debug/echo HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\nContent-Length: 5\r\n"
+         "Connection: close\r\n\r\nhello",
+         "HTTP/1.1 200 ", "\"body_size\":5"},
+        {"GET /healthz HTTP/1.0\r\n\r\n", "HTTP/1.1 200 ", "\"status\":\"ok\""},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        answer = raw_exchange(srv, cases[i].request);
+        if (strncmp(answer, cases[i].status, strlen(cases[i].status)) != 0)
+            fail_msg("case %zu: expected %s, got: %.300s", i, cases[i].status, answer);
+        assert_contains(answer, cases[i].text);
+        assert_int_equal(responses_in(answer), 1);
+        free(answer);
+    }
+    harness_pass(state);
+}
+
+struct trickled {
+    char *answer; /* malloc'd */
+    double seconds;
+};
+
+/* Sends first on a new connection, then one byte of drip every 300 ms (well within
+ * connection_timeout_s, so only a deadline can end it) until the server answers; the answer is
+ * read to the connection's close. Fails the test when nothing comes within 8 s. */
+static struct trickled trickle(const struct server *srv, const char *first, const char *drip)
+{
+    int fd = open_connection(srv);
+    double start = harness_now();
+    assert_int_equal(send(fd, first, strlen(first), MSG_NOSIGNAL), (ssize_t)strlen(first));
+    for (size_t i = 0; harness_now() - start < 8.0; i++) {
+        struct pollfd readable = {.fd = fd, .events = POLLIN};
+        if (poll(&readable, 1, 300) > 0) {
+            struct trickled t = {read_to_close(fd), harness_now() - start};
+            close(fd);
+            return t;
+        }
+        if (drip[i] == '\0') fail_msg("the drip ran out before any answer");
+        send(fd, drip + i, 1, MSG_NOSIGNAL);
+    }
+    fail_msg("no answer 8 s into a trickled request");
+    return (struct trickled){0};
+}
+
+static void assert_timeout_answer(const struct trickled *t, const char *setting)
+{
+    if (strncmp(t->answer, "HTTP/1.1 408 ", 13) != 0) fail_msg("not a 408: %.300s", t->answer);
+    assert_contains(t->answer, "Connection: close");
+    assert_contains(t->answer, "\"code\":\"request_timeout\"");
+    assert_contains(t->answer, setting);
+    /* Never before the deadline, which runs from the first byte the server saw. */
+    if (t->seconds < 1.0) fail_msg("a 408 after %.2f s, before the 1 s deadline", t->seconds);
+}
+
+/* A client sending one byte every few seconds kept a connection open for ever. */
+static void test_header_timeout(void **state)
+{
+    struct server *srv = harness_start(state, "{\"header_timeout_s\":1}");
+    const char *slow_header = "X-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+    struct trickled t = trickle(srv, "GET /healthz HTTP/1.1\r\nHost: t\r\n", slow_header);
+    assert_timeout_answer(&t, "header_timeout_s (1 s)");
+    free(t.answer);
+    /* The request line itself, trickled. */
+    t = trickle(srv, "G", "ET /healthz HTTP/1.1\r\nHost: t\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaa");
+    assert_timeout_answer(&t, "header_timeout_s (1 s)");
+    free(t.answer);
+
+    /* Idle connections are connection_timeout_s's business: one that waits longer than the
+     * deadline before its first request, and between requests, is served. */
+    int fd = open_connection(srv);
+    char buf[4096];
+    usleep(1500 * 1000);
+    raw_get(fd, "/healthz", buf, sizeof buf);
+    assert_contains(buf, "HTTP/1.1 200");
+    usleep(1500 * 1000);
+    raw_get(fd, "/healthz", buf, sizeof buf);
+    assert_contains(buf, "HTTP/1.1 200");
+    close(fd);
+    harness_pass(state);
+}
+
+static void test_body_timeout(void **state)
+{
+    struct server *srv = harness_start(state, "{\"body_timeout_s\":1,\"debug_routes\":true}");
+    char body[101];
+    memset(body, 'b', 100);
+    body[100] = '\0';
+    struct trickled t =
+        trickle(srv,
+                "POST /v1/debug/echo HTTP/1.1\r\nHost: t\r\nX-Request-Id: slow-1\r\n"
+                "Content-Length: 100\r\n\r\n",
+                body);
+    assert_timeout_answer(&t, "body_timeout_s (1 s)");
+    assert_contains(t.answer, "X-Request-Id: slow-1");
+    assert_contains(t.answer, "\"request_id\":\"slow-1\"");
+    free(t.answer);
+    /* The access log records the 408 that was sent. */
+    json_t *lines = read_access_log(srv, 1);
+    assert_int_equal(json_array_size(lines), 1);
+    json_t *entry = json_array_get(lines, 0);
+    assert_string_equal(json_str(entry, "request_id"), "slow-1");
+    assert_int_equal(json_int(entry, "status"), 408);
+    json_decref(lines);
+    http_get_expect(srv, "/healthz", 200);
+    harness_pass(state);
+}
+
+/* connection_limit clients sending a byte now and then locked everyone else out: one address now
+ * holds max_connections_per_client connections at most. */
+static void test_connections_per_client(void **state)
+{
+    struct server *srv = harness_start(state, "{\"max_connections_per_client\":3}");
+    int fds[3];
+    char buf[4096];
+    for (int i = 0; i < 3; i++) {
+        fds[i] = open_connection(srv);
+        raw_get(fds[i], "/healthz", buf, sizeof buf);
+        assert_contains(buf, "HTTP/1.1 200");
+    }
+    /* The fourth is closed unanswered... */
+    char *answer = raw_exchange(srv, "GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n");
+    assert_string_equal(answer, "");
+    free(answer);
+    /* ...while the three go on being served. */
+    for (int i = 0; i < 3; i++) {
+        raw_get(fds[i], "/healthz", buf, sizeof buf);
+        assert_contains(buf, "HTTP/1.1 200");
+    }
+    /* Once one closes, a new one is taken. */
+    close(fds[0]);
+    double deadline = harness_now() + 5;
+    long status = 0;
+    while (status != 200 && harness_now() < deadline) {
+        struct http_response r;
+        http_get(srv, "/healthz", &r);
+        status = r.status;
+        http_response_free(&r);
+        if (status != 200) usleep(20000);
+    }
+    assert_int_equal(status, 200);
+    close(fds[1]);
+    close(fds[2]);
+    harness_pass(state);
+}
+
+/* ---- 13. Command line ------------------------------------------------------------------------ */
 
 static void test_print_config_redacts(void **state)
 {
@@ -1146,7 +1437,8 @@ static void test_config_errors(void **state)
 /* Sends "method path" on the keep-alive connection *fd and reads its whole response (headers, then
  * Content-Length bytes of body); reconnects once when the server had closed the connection.
  * Returns the status. */
-static int raw_exchange(const struct server *srv, int *fd, const char *method, const char *path)
+static int keepalive_exchange(const struct server *srv, int *fd, const char *method,
+                              const char *path)
 {
     char request[512], buf[8192];
     int n = snprintf(request, sizeof request, "%s %s HTTP/1.1\r\nHost: t\r\n\r\n", method, path);
@@ -1223,18 +1515,18 @@ static int flood_one(const struct server *srv, int *fd, unsigned i, unsigned *x)
     switch (i % FLOOD_KINDS) {
     case 0:
         snprintf(path, sizeof path, "/%x/p%u", r, i);
-        return raw_exchange(srv, fd, method, path);
+        return keepalive_exchange(srv, fd, method, path);
     case 1:
-        return raw_exchange(srv, fd, method, i % 2 ? "/healthz" : "/v1/models/m");
+        return keepalive_exchange(srv, fd, method, i % 2 ? "/healthz" : "/v1/models/m");
     case 2:
         snprintf(path, sizeof path, "/ui-%x-%u.html", r, i);
-        return raw_exchange(srv, fd, "GET", path);
+        return keepalive_exchange(srv, fd, "GET", path);
     case 3:
         snprintf(path, sizeof path, "/v1/models/m%x-%u", r, i);
-        return raw_exchange(srv, fd, "GET", path);
+        return keepalive_exchange(srv, fd, "GET", path);
     default:
         snprintf(path, sizeof path, "/%u/%x?q=%x", i, r, r ^ i);
-        return raw_exchange(srv, fd, "PUT", path);
+        return keepalive_exchange(srv, fd, "PUT", path);
     }
 }
 
@@ -1338,6 +1630,12 @@ int main(int argc, char **argv)
         HARNESS_TEST(test_shutdown_second_signal),
         HARNESS_TEST(test_connection_memory_limit),
         HARNESS_TEST(test_connection_limit),
+        HARNESS_TEST(test_query_too_long),
+        HARNESS_TEST(test_nul_in_target),
+        HARNESS_TEST(test_framing),
+        HARNESS_TEST(test_header_timeout),
+        HARNESS_TEST(test_body_timeout),
+        HARNESS_TEST(test_connections_per_client),
         HARNESS_TEST(test_print_config_redacts),
         HARNESS_TEST(test_config_errors),
     };

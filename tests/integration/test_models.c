@@ -571,6 +571,40 @@ static void test_delete(void **state)
     harness_pass(state);
 }
 
+/* Names no model may have never reach the file system. The issue's inputs: DELETE of a name of
+ * some 4,090 characters or more answered 500 "File name too long" with the models folder's path;
+ * DELETE of tiny%00x deleted tiny. */
+static void test_delete_odd_names(void **state)
+{
+    write_model("tiny", "Relu", NULL);
+    struct server *srv = harness_start_with_models(state, "");
+    static char path[5200];
+    int n = snprintf(path, sizeof path, "/v1/models/");
+    memset(path + n, 'a', 5000);
+    path[n + 5000] = '\0';
+    const char *methods[] = {"DELETE", "GET"};
+    for (size_t i = 0; i < 2; i++) {
+        struct http_request req = {.method = methods[i], .path = path};
+        struct http_response r;
+        http_send(srv, &req, &r);
+        assert_error_envelope(&r, 404, "not_found");
+        assert_contains(r.body, "unknown model: aaaa");
+        assert_not_contains(r.body, harness_models_dir());
+        http_response_free(&r);
+    }
+    struct http_request nul = {.method = "DELETE", .path = "/v1/models/tiny%00x"};
+    struct http_response r;
+    http_send(srv, &nul, &r);
+    assert_error_envelope(&r, 400, "bad_request");
+    assert_contains(r.body, "%00");
+    http_response_free(&r);
+    json_decref(get_json(srv, "/v1/models/tiny", 200));
+    char listing[1024];
+    list_dir(listing, sizeof listing);
+    assert_string_equal(listing, "tiny ");
+    harness_pass(state);
+}
+
 /* Waits (5 s at most) until the server's stderr holds text. */
 static void wait_for_log(const struct server *srv, const char *text)
 {
@@ -779,7 +813,7 @@ int main(int argc, char **argv)
         HARNESS_MODELS_TEST(test_max_model_bytes),  HARNESS_MODELS_TEST(test_delete),
         HARNESS_MODELS_TEST(test_delete_in_flight), HARNESS_MODELS_TEST(test_dynamic_batching),
         HARNESS_MODELS_TEST(test_scopes),           HARNESS_MODELS_TEST(test_sighup_rescans),
-        HARNESS_MODELS_TEST(test_perceptual_lin),
+        HARNESS_MODELS_TEST(test_perceptual_lin),   HARNESS_MODELS_TEST(test_delete_odd_names),
     };
     return harness_main(argc, argv, "models", tests, sizeof tests / sizeof tests[0]);
 }

@@ -114,7 +114,11 @@ static void assert_defaults(const struct config *c)
     assert_int_equal(c->queue, 64);
     assert_int_equal(c->connection_limit, 1000);
     assert_int_equal(c->connection_timeout_s, 30);
+    assert_int_equal(c->header_timeout_s, 10);
+    assert_int_equal(c->body_timeout_s, 120);
+    assert_int_equal(c->max_connections_per_client, 64);
     assert_int_equal(c->connection_memory_limit, 131072);
+    assert_int_equal(c->max_uri_bytes, 8192);
     assert_true(c->max_body_bytes == 67108864);
     assert_int_equal(c->max_parts, 64);
     assert_int_equal(c->shutdown_grace_s, 10);
@@ -134,7 +138,11 @@ static void assert_same_config(const struct config *a, const struct config *b)
     assert_int_equal(a->queue, b->queue);
     assert_int_equal(a->connection_limit, b->connection_limit);
     assert_int_equal(a->connection_timeout_s, b->connection_timeout_s);
+    assert_int_equal(a->header_timeout_s, b->header_timeout_s);
+    assert_int_equal(a->body_timeout_s, b->body_timeout_s);
+    assert_int_equal(a->max_connections_per_client, b->max_connections_per_client);
     assert_int_equal(a->connection_memory_limit, b->connection_memory_limit);
+    assert_int_equal(a->max_uri_bytes, b->max_uri_bytes);
     assert_true(a->max_body_bytes == b->max_body_bytes);
     assert_int_equal(a->max_parts, b->max_parts);
     assert_int_equal(a->shutdown_grace_s, b->shutdown_grace_s);
@@ -318,7 +326,11 @@ static void test_range(void **state)
         {"queue", 0, 100000},
         {"connection_limit", 1, 100000},
         {"connection_timeout_s", 1, 3600},
+        {"header_timeout_s", 0, 3600},
+        {"body_timeout_s", 0, 86400},
+        {"max_connections_per_client", 0, 100000},
         {"connection_memory_limit", 16384, 16777216},
+        {"max_uri_bytes", 256, 1048576},
         {"max_body_bytes", 1, 1099511627776LL},
         {"max_parts", 1, 10000},
         {"shutdown_grace_s", 0, 3600},

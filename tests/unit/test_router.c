@@ -1,4 +1,5 @@
-/* Unit tests of server/router.c: router_match against small hand-written tables. */
+/* Unit tests of server/router.c: router_match against small hand-written tables, and the request
+ * target's checks and query parsing against hand-written targets. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -435,6 +436,112 @@ static void test_max_params(void **state)
     assert_string_equal(allow, "");
 }
 
+/* ---- The request target ---------------------------------------------------------------------- */
+
+static void test_target_length(void **state)
+{
+    (void)state;
+    char target[301];
+    memset(target, 'a', 300);
+    target[0] = '/';
+    target[300] = '\0';
+    /* The cap counts the bytes as sent, escapes undecoded. */
+    assert_int_equal(router_check_target(target, 300), ROUTER_TARGET_OK);
+    assert_int_equal(router_check_target(target, 299), ROUTER_TARGET_TOO_LONG);
+    /* The input: 2,000 query parameters, 16 KB. */
+    static char many[20000];
+    size_t used = (size_t)snprintf(many, sizeof many, "/v1/ops?");
+    for (int i = 0; i < 2000; i++)
+        used += (size_t)snprintf(many + used, sizeof many - used, "%sp%04d=v", i ? "&" : "", i);
+    assert_true(used >= 16000);
+    assert_int_equal(router_check_target(many, 8192), ROUTER_TARGET_TOO_LONG);
+    assert_int_equal(router_check_target(many, used), ROUTER_TARGET_OK);
+}
+
+static void test_target_nul(void **state)
+{
+    (void)state;
+    /* The inputs, and %00 in a query parameter, which would be cut short just as well. */
+    const char *nul[] = {"/index.html%00.js",
+                         "/v1/ops%00x",
+                         "/v1/models/tiny%00x",
+                         "/v1/ops?domain=image%00x",
+                         "/%00",
+                         "/a%%00",
+                         "/a%2%00"};
+    for (size_t i = 0; i < COUNT(nul); i++)
+        if (router_check_target(nul[i], 8192) != ROUTER_TARGET_NUL)
+            fail_msg("%s: not refused", nul[i]);
+    /* No NUL: "%2500" decodes to the text "%00", "%0" and "%0g" are no escapes, "%01" is 1. */
+    const char *fine[] = {"/a%2500", "/a%0", "/a%0g", "/a%01", "/a?b=%20%0a"};
+    for (size_t i = 0; i < COUNT(fine); i++)
+        if (router_check_target(fine[i], 8192) != ROUTER_TARGET_OK)
+            fail_msg("%s: refused", fine[i]);
+}
+
+struct collected {
+    char names[8][32], values[8][32];
+    size_t count;
+    size_t stop_at; /* 1-based: add returns 7 for this parameter; 0: never */
+};
+
+static int collect(void *arg, const char *name, const char *value)
+{
+    struct collected *c = arg;
+    assert_true(c->count < 8);
+    snprintf(c->names[c->count], sizeof c->names[0], "%s", name);
+    snprintf(c->values[c->count], sizeof c->values[0], "%s", value);
+    c->count++;
+    return c->count == c->stop_at ? 7 : 0;
+}
+
+static void parse_query(const char *query, struct collected *c)
+{
+    char copy[256];
+    snprintf(copy, sizeof copy, "%s", query);
+    size_t stop_at = c->stop_at;
+    memset(c, 0, sizeof *c);
+    c->stop_at = stop_at;
+    router_parse_query(copy, collect, c);
+}
+
+/* Parses query and checks its parameters against want: (name, value) pairs, in order. */
+static void expect_query(const char *query, const char *const (*want)[2], size_t n)
+{
+    struct collected c = {0};
+    parse_query(query, &c);
+    if (c.count != n) fail_msg("%s: %zu parameters, expected %zu", query, c.count, n);
+    for (size_t i = 0; i < n; i++) {
+        assert_string_equal(c.names[i], want[i][0]);
+        assert_string_equal(c.values[i], want[i][1]);
+    }
+}
+
+static void test_query(void **state)
+{
+    (void)state;
+    /* '+' is a space and %HH a byte, in names and values; '=' splits at the first one. */
+    static const char *const decoded[][2] = {{"a", "1"}, {"b", "x y!"}, {"c=", "d=e"}, {"Ab", "~"}};
+    expect_query("a=1&b=x+y%21&c%3D=d=e&%41%62=%7e", decoded, COUNT(decoded));
+    /* No '=': an empty value. Empty parameters are skipped; repeats are kept, in order. */
+    static const char *const repeated[][2] = {{"flag", ""}, {"x", ""}, {"x", "2"}};
+    expect_query("flag&&x=&x=2&", repeated, COUNT(repeated));
+    /* A '%' without two hex digits stays as it is; "%2B" is a '+', not a space. */
+    static const char *const kept[][2] = {{"p", "100%"}, {"q", "%zz%4"}, {"r", "+"}};
+    expect_query("p=100%&q=%zz%4&r=%2B", kept, COUNT(kept));
+    expect_query("", NULL, 0);
+}
+
+static void test_query_stops(void **state)
+{
+    (void)state;
+    struct collected c = {.stop_at = 2};
+    char query[] = "a=1&b=2&c=3";
+    assert_int_equal(router_parse_query(query, collect, &c), 7);
+    assert_int_equal(c.count, 2);
+    assert_string_equal(c.names[1], "b");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -455,6 +562,10 @@ int main(void)
         cmocka_unit_test(test_wildcard_after_others),
         cmocka_unit_test(test_wildcard_never_405),
         cmocka_unit_test(test_max_params),
+        cmocka_unit_test(test_target_length),
+        cmocka_unit_test(test_target_nul),
+        cmocka_unit_test(test_query),
+        cmocka_unit_test(test_query_stops),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
