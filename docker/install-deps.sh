@@ -28,6 +28,9 @@ build_packages=(
   # (tests/parity/gen_torchvision.py, gen_lpips.py); without them those tests skip.
   python3-torchvision python3-torchaudio python3-onnx python3-skimage
   chromium nodejs     # the web UI's browser tests (tests/browser: playwright-core drives chromium)
+  # The fuzz targets (tests/fuzz): clang, its libFuzzer and sanitizer runtimes (only recommended by
+  # clang, so named here), clang's OpenMP headers for the engine, llvm-symbolizer for stack traces.
+  clang libclang-rt-dev libomp-dev llvm
   ca-certificates curl
 )
 runtime_packages=(

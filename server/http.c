@@ -117,7 +117,7 @@ static void read_client_address(struct exchange *ex)
 
 static void exchange_free(struct exchange *ex)
 {
-    multipart_abort(ex->multipart);
+    multipart_free(ex->multipart);
     multipart_free_parts(ex->req.parts, ex->req.part_count);
     for (size_t i = 0; i < ex->req.query_count; i++) {
         free(ex->req.query[i].name);
@@ -318,14 +318,40 @@ static enum MHD_Result on_headers(struct exchange *ex, const char *version)
     }
     const char *type = MHD_lookup_connection_value(ex->conn, MHD_HEADER_KIND, "Content-Type");
     if (content_type_is(type, "multipart/form-data")) {
-        ex->multipart = multipart_begin(ex->conn, (size_t)cfg->max_parts);
-        if (!ex->multipart)
+        switch (multipart_begin(type, (size_t)cfg->max_parts, &ex->multipart)) {
+        case MULTIPART_OK:
+            break;
+        case MULTIPART_NO_MEMORY:
+            response_no_memory(&ex->resp, "while reading the headers");
+            return send_response(ex);
+        default:
             return send_error(ex, 400,
-                              "malformed multipart/form-data: the Content-Type header "
-                              "needs a boundary");
+                              "malformed multipart/form-data: the Content-Type header needs one "
+                              "boundary parameter of 1 to 70 characters (RFC 2046, section "
+                              "5.1.1)");
+        }
         ex->body_capacity = 0;
     }
     return MHD_YES;
+}
+
+/* The answer to a multipart body the parser refused, in its words. */
+static void refuse_multipart(struct exchange *ex, enum multipart_status status)
+{
+    const char *why = multipart_error(ex->multipart);
+    switch (status) {
+    case MULTIPART_MALFORMED:
+    case MULTIPART_NESTED:
+        response_error(&ex->resp, 400, "%s", why);
+        break;
+    case MULTIPART_TOO_MANY_PARTS:
+        response_error(&ex->resp, 413, "%s", why);
+        break;
+    case MULTIPART_OK:
+    case MULTIPART_NO_MEMORY:
+        response_no_memory(&ex->resp, "while reading the body");
+        break;
+    }
 }
 
 /* Takes the next piece of the body. Returns MHD_NO only to drop the connection. */
@@ -342,20 +368,9 @@ static enum MHD_Result on_body_data(struct exchange *ex, const char *data, size_
     }
     if (ex->multipart) {
         ex->body_size = total; /* counted for the cap; the parser keeps the bytes */
-        switch (multipart_feed(ex->multipart, data, size)) {
-        case MULTIPART_OK:
-            return MHD_YES;
-        case MULTIPART_TOO_MANY_PARTS:
-            response_error(&ex->resp, 413, "more than max_parts (%d) multipart parts",
-                           cfg->max_parts);
-            break;
-        case MULTIPART_MALFORMED:
-            response_error(&ex->resp, 400, "malformed multipart/form-data body");
-            break;
-        case MULTIPART_NO_MEMORY:
-            response_no_memory(&ex->resp, "while reading the body");
-            break;
-        }
+        enum multipart_status status = multipart_feed(ex->multipart, data, size);
+        if (status == MULTIPART_OK) return MHD_YES;
+        refuse_multipart(ex, status);
         ex->early_error = 1;
         return MHD_YES;
     }
@@ -420,8 +435,8 @@ static int build_request(struct exchange *ex)
         if (!req->param_values[i]) return -1;
     }
     if (ex->multipart) {
+        /* On failure the parser stays for on_complete's message; exchange_free frees it. */
         enum multipart_status status = multipart_end(ex->multipart, &req->parts, &req->part_count);
-        ex->multipart = NULL;
         if (status != MULTIPART_OK) return (int)status;
     } else {
         req->body = ex->body;
@@ -464,9 +479,10 @@ static enum MHD_Result on_complete(struct exchange *ex)
     if (ex->dispatched) return send_response(ex); /* back from a worker */
     if (ex->early_error) return send_response(ex);
     int built = build_request(ex);
-    if (built == MULTIPART_MALFORMED)
-        return send_error(ex, 400,
-                          "malformed multipart/form-data body: no part, or it ends inside one");
+    if (built > 0) {
+        refuse_multipart(ex, (enum multipart_status)built);
+        return send_response(ex);
+    }
     if (built != 0)
         return send_error(ex, response_status_for(ENG_NO_MEMORY),
                           "out of memory while reading the request");

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds augserve and runs every test twice: a Release build with -Werror, then a build under
 # AddressSanitizer and UndefinedBehaviorSanitizer; the browser tests of the web UI run once, on
-# the Release build. Exits non-zero on the first failure.
+# the Release build; then every fuzz target runs for 30 s. Exits non-zero on the first failure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 jobs=$(nproc)
@@ -21,3 +21,10 @@ cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DAUGSERVE_WERROR=ON \
 cmake --build build-asan -j"$jobs"
 ASAN_OPTIONS=detect_leaks=1:strict_string_checks=1 UBSAN_OPTIONS=print_stacktrace=1 \
   ctest --test-dir build-asan --output-on-failure
+
+# Every libFuzzer target (clang, ASan, UBSan) for 30 s with leak detection, on a scratch copy of
+# its seeds; a crash, leak or timeout fails the run with the input printed as hex.
+cmake -S . -B build-fuzz -DCMAKE_C_COMPILER=clang -DAUGSERVE_WERROR=ON -DAUGSERVE_FUZZ=ON \
+  -DAUGSERVE_SANITIZE=address,undefined -DBUILD_TESTING=OFF
+cmake --build build-fuzz -j"$jobs" --target fuzzers
+tests/fuzz/run.sh build-fuzz 30

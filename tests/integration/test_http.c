@@ -550,6 +550,67 @@ static void test_multipart_malformed(void **state)
     harness_pass(state);
 }
 
+/* Issue 14: a multipart/mixed part inside the form (RFC 7578 §4.3 deprecates it) made the fields
+ * after it arrive mislabelled, a policy read as an image. It is a 400 that says why; the same form
+ * with the image as a plain file part reads each field under its own name. */
+static void test_multipart_nested(void **state)
+{
+    struct server *srv = harness_start(state, MULTIPART_CONFIG);
+    const char *headers[] = {"Content-Type: multipart/form-data; boundary=outer", NULL};
+    static const char seed[] = "--outer\r\n"
+                               "Content-Disposition: form-data; name=\"seed\"\r\n"
+                               "\r\n"
+                               "3\r\n";
+    static const char nested[] = "--outer\r\n"
+                                 "Content-Disposition: form-data; name=\"image\"\r\n"
+                                 "Content-Type: multipart/mixed; boundary=inner\r\n"
+                                 "\r\n"
+                                 "--inner\r\n"
+                                 "Content-Disposition: file; filename=\"a.png\"\r\n"
+                                 "Content-Type: image/png\r\n"
+                                 "\r\n"
+                                 "not really a PNG\r\n"
+                                 "--inner--\r\n";
+    static const char plain[] = "--outer\r\n"
+                                "Content-Disposition: form-data; name=\"image\"; "
+                                "filename=\"a.png\"\r\n"
+                                "Content-Type: image/png\r\n"
+                                "\r\n"
+                                "not really a PNG\r\n";
+    static const char policy[] = "--outer\r\n"
+                                 "Content-Disposition: form-data; name=\"policy\"\r\n"
+                                 "\r\n"
+                                 "randaugment\r\n"
+                                 "--outer--\r\n";
+    char body[1024];
+    snprintf(body, sizeof body, "%s%s%s", seed, nested, policy);
+    struct http_request req = {
+        .path = "/v1/debug/echo", .headers = headers, .body = body, .body_size = strlen(body)};
+    struct http_response r;
+    http_send(srv, &req, &r);
+    assert_error_envelope(&r, 400, "bad_request");
+    json_t *doc = http_json(&r);
+    assert_contains(json_str(json_object_get(doc, "error"), "message"),
+                    "nested multipart: part 2 ");
+    json_decref(doc);
+    http_response_free(&r);
+
+    snprintf(body, sizeof body, "%s%s%s", seed, plain, policy);
+    req.body_size = strlen(body);
+    http_send(srv, &req, &r);
+    assert_status(&r, 200);
+    doc = http_json(&r);
+    json_t *parts = json_object_get(doc, "parts");
+    assert_int_equal(json_array_size(parts), 3);
+    assert_part(json_array_get(parts, 0), "seed", NULL, "3", 1);
+    assert_part(json_array_get(parts, 1), "image", "a.png", "not really a PNG", 16);
+    assert_part(json_array_get(parts, 2), "policy", NULL, "randaugment", 11);
+    assert_true(json_is_null(json_object_get(json_array_get(parts, 2), "content_type")));
+    json_decref(doc);
+    http_response_free(&r);
+    harness_pass(state);
+}
+
 /* ---- 7. API keys ----------------------------------------------------------------------------- */
 
 struct generated_key {
@@ -1619,6 +1680,7 @@ int main(int argc, char **argv)
         HARNESS_TEST(test_multipart_echo),
         HARNESS_TEST(test_multipart_too_many_parts),
         HARNESS_TEST(test_multipart_malformed),
+        HARNESS_TEST(test_multipart_nested),
         HARNESS_TEST(test_auth),
         HARNESS_TEST(test_admission_429),
         HARNESS_TEST(test_static_files),
