@@ -16,8 +16,9 @@ build_packages=(
   libvips-dev         # every other format, EXIF/ICC, large images, resizing
   libprotobuf-c-dev protobuf-c-compiler # ONNX model files
   libdnnl-dev         # neural-network executor (oneDNN)
-  libsndfile1-dev     # audio decoding and encoding (WAV, AIFF, FLAC, Ogg Opus)
+  libsndfile1-dev     # audio decoding and encoding (WAV, AIFF, FLAC; not Ogg: see libopusfile)
   libvorbis-dev       # Ogg Vorbis decoding (libvorbisfile)
+  libopusfile-dev     # Ogg Opus decoding: libsndfile's Ogg reader leaks on crafted streams
   libmpg123-dev       # MP3 decoding
   libsoxr-dev         # audio resampling
   libfftw3-dev        # STFT for log-mel features
@@ -35,7 +36,7 @@ build_packages=(
 )
 runtime_packages=(
   libmicrohttpd12 libjansson4 libssl3 libsqlite3-0 libturbojpeg0 libspng0 libvips42
-  libprotobuf-c1 libdnnl2 libsndfile1 libvorbisfile3 libmpg123-0 libsoxr0 libfftw3-single3
+  libprotobuf-c1 libdnnl2 libsndfile1 libvorbisfile3 libopusfile0 libmpg123-0 libsoxr0 libfftw3-single3
   ca-certificates curl # curl: the image's HEALTHCHECK
 )
 

@@ -7,14 +7,17 @@
 #include <string.h>
 
 #include <mpg123.h>
+#include <opusfile.h>
 #include <sndfile.h>
 #include <soxr.h>
 /* vorbisfile.h otherwise defines stdio callbacks this file does not use. */
 #define OV_EXCLUDE_STATIC_CALLBACKS
 #include <vorbis/vorbisfile.h>
 
+#include "audio/ogg_probe.h"
+
 /* Samples (not frames) decoded at a time: bounded memory whatever the channel count (libsndfile
- * allows up to 1024, Vorbis 255). */
+ * allows up to 1024, Vorbis and Opus 255). */
 #define CHUNK_SAMPLES 65536
 
 /* audio_resample_ratio's bounds: a speed change of 100x either way. */
@@ -234,7 +237,8 @@ struct audio *audio_resample_ratio(const struct audio *a, double ratio, struct e
 
 /* ------------------------------------------------------------------------------------------ */
 /* Memory as a file, through libsndfile's virtual I/O (and the Vorbis and MPEG sources'
- * callbacks): a read-only view for decoding, a growing buffer for encoding.                  */
+ * callbacks; libopusfile reads memory itself): a read-only view for decoding, a growing buffer
+ * for encoding.                                                                              */
 
 struct memfile {
     unsigned char *data;
@@ -321,9 +325,12 @@ static SNDFILE *open_virtual(struct memfile *m, int mode, SF_INFO *info, const c
 /* ------------------------------------------------------------------------------------------ */
 /* Decoding sources: each reads the upload from memory through one library and hands out chunks
  * of samples; the decoder above them (limits, NaN check, mixdown, resampling) is the same for
- * every format. libsndfile reads WAV, AIFF, FLAC and Ogg Opus; Ogg Vorbis and MP3 go to their
- * libraries directly, because through libsndfile 1.2.0 a malformed Vorbis file leaks 5.7 KB on
- * every failed open and libmpg123 prints notes about damaged MP3s to stderr.                 */
+ * every format. libsndfile reads WAV, AIFF and FLAC. Ogg never reaches it: through libsndfile
+ * 1.2.0 a malformed Vorbis file leaks 5.7 KB on every failed open, and so does a crafted file
+ * whose first page says Opus and whose next holds a Vorbis header, so the Ogg pages are read
+ * first (ogg_probe.c) and pure Vorbis goes to libvorbisfile, pure Opus to libopusfile. MP3 goes
+ * to libmpg123 directly, which libsndfile cannot keep from printing notes about damaged files
+ * to stderr.                                                                                 */
 
 struct source {
     int channels, rate;
@@ -340,6 +347,11 @@ struct source {
     union {
         SNDFILE *snd;
         OggVorbis_File ov;
+        struct {
+            OggOpusFile *file;         /* the link being read */
+            const unsigned char *data; /* the Ogg data, after any ID3v2 tag */
+            size_t size, end;          /* its length; where the link being read ends */
+        } opus;
         mpg123_handle *mh;
     } lib;
     int link; /* Vorbis: the logical bitstream being read */
@@ -348,7 +360,7 @@ struct source {
 /* Fills s from its upload (s->mem), or returns -1 with err set having released what it took. */
 typedef int (*source_open_fn)(struct source *s, struct eng_error *err);
 
-/* libsndfile: WAV, AIFF, FLAC, Ogg Opus. -------------------------------------------------- */
+/* libsndfile: WAV, AIFF, FLAC. ------------------------------------------------------------ */
 
 static const char *format_name(int format)
 {
@@ -361,8 +373,6 @@ static const char *format_name(int format)
         return "aiff";
     case SF_FORMAT_FLAC:
         return "flac";
-    case SF_FORMAT_OGG:
-        return "ogg";
     default:
         return "other";
     }
@@ -377,7 +387,6 @@ static const char *encoding_name(int format)
         {SF_FORMAT_PCM_S8, "pcm8"},   {SF_FORMAT_PCM_U8, "pcm8"},  {SF_FORMAT_PCM_16, "pcm16"},
         {SF_FORMAT_PCM_24, "pcm24"},  {SF_FORMAT_PCM_32, "pcm32"}, {SF_FORMAT_FLOAT, "float"},
         {SF_FORMAT_DOUBLE, "double"}, {SF_FORMAT_ULAW, "ulaw"},    {SF_FORMAT_ALAW, "alaw"},
-        {SF_FORMAT_OPUS, "opus"},
     };
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
         if ((format & SF_FORMAT_SUBMASK) == names[i].subtype) return names[i].name;
@@ -414,15 +423,6 @@ static int sndfile_open(struct source *s, struct eng_error *err)
     s->read = sndfile_read;
     s->close = sndfile_close;
     return 0;
-}
-
-/* Whether the first packet of the Ogg stream at p starts with magic: -1 when the data ends
- * before it tells, as the first page's 27-byte header and segment table come before it. */
-static int ogg_first_packet_is(const unsigned char *p, size_t n, const char *magic, size_t len)
-{
-    size_t packet = n > 26 ? 27 + (size_t)p[26] : n;
-    if (n < packet + len) return -1;
-    return memcmp(p + packet, magic, len) == 0;
 }
 
 /* The bytes an ID3v2 tag at p takes (its 10-byte header, a size in 7-bit bytes, a footer when
@@ -517,14 +517,8 @@ static int vorbis_open(struct source *s, struct eng_error *err)
      * ov_open_callbacks releases what it allocated itself. */
     static const ov_callbacks io = {vorbis_io_read, NULL, NULL, NULL};
     int rc = ov_open_callbacks(&s->mem, &s->lib.ov, NULL, 0, io);
-    if (rc != 0) {
-        /* libvorbisfile calls truncated Vorbis "not Vorbis" too: the first packet tells. */
-        size_t tag = id3v2_length(s->mem.data, s->mem.size);
-        if (ogg_first_packet_is(s->mem.data + tag, s->mem.size - tag, "\x01vorbis", 7) == 0)
-            return eng_fail(err, ENG_UNSUPPORTED, "the Ogg stream is neither Vorbis nor Opus; %s",
-                            ACCEPTED);
+    if (rc != 0)
         return eng_fail(err, ENG_UNDECODABLE, "the audio cannot be decoded: %s", vorbis_reason(rc));
-    }
     const vorbis_info *vi = ov_info(&s->lib.ov, -1); /* the first link's */
     s->channels = vi->channels;
     s->rate = vi->rate > INT_MAX ? INT_MAX : (int)vi->rate; /* check_rate refuses it then */
@@ -535,6 +529,125 @@ static int vorbis_open(struct source *s, struct eng_error *err)
     s->read = vorbis_read;
     s->close = vorbis_close;
     return 0;
+}
+
+/* libopusfile: Ogg Opus. ------------------------------------------------------------------ */
+
+static const char *opus_reason(int code)
+{
+    switch (code) {
+    case OP_ENOTFORMAT:
+        return "no Opus headers where the stream begins";
+    case OP_EBADHEADER:
+        return "invalid Opus header";
+    case OP_EVERSION:
+        return "unknown Opus version";
+    case OP_EIMPL:
+        return "the stream uses an Opus feature libopusfile lacks, such as a channel mapping";
+    case OP_EBADLINK:
+    case OP_EBADTIMESTAMP:
+        return "invalid granule positions in the Ogg stream";
+    case OP_EFAULT:
+        return "libopusfile ran out of memory or failed inside";
+    default:
+        return "damaged or truncated Ogg Opus data";
+    }
+}
+
+/* Opens the link of a chain that begins at start, up to where the next begins. libopusfile
+ * opens a whole chain itself, but 0.12 leaks the comment header of a later link whose audio is
+ * missing or badly timestamped (op_bisect_forward_serialno, when op_find_initial_pcm_offset
+ * fails), and read as a stream it leaks one when a link is empty. Given one link at a time,
+ * with no other stream beginning in the data it sees, it opens only the link it was given and
+ * frees it on failure. */
+static int opus_open_link(struct source *s, size_t start, struct eng_error *err)
+{
+    size_t end = ogg_probe_stream_at(s->lib.opus.data, s->lib.opus.size, start + 1);
+    int rc = 0;
+    OggOpusFile *file = op_open_memory(s->lib.opus.data + start, end - start, &rc);
+    if (!file)
+        return eng_fail(err, ENG_UNDECODABLE, "the audio cannot be decoded: %s", opus_reason(rc));
+    int channels = op_channel_count(file, 0);
+    if (s->lib.opus.file && channels != s->channels) {
+        op_free(file);
+        return eng_fail(err, ENG_UNSUPPORTED,
+                        "a chained Ogg Opus stream changes from %d channels to %d; send each "
+                        "part on its own",
+                        s->channels, channels);
+    }
+    op_free(s->lib.opus.file);
+    s->lib.opus.file = file;
+    s->lib.opus.end = end;
+    s->channels = channels;
+    return 0;
+}
+
+/* Interleaved samples at 48 kHz, the one rate Opus decodes at, with the header's output gain
+ * applied; at the end of a link, on into the next. */
+static long opus_read(struct source *s, float *chunk, size_t max_frames, struct eng_error *err)
+{
+    for (;;) {
+        /* At most CHUNK_SAMPLES samples: an int. */
+        int got =
+            op_read_float(s->lib.opus.file, chunk, (int)(max_frames * (size_t)s->channels), NULL);
+        /* A hole is a lost or damaged page: decoding goes on after it, as players do. */
+        if (got == OP_HOLE) continue;
+        if (got < 0) return eng_fail(err, ENG_UNDECODABLE, "%s", opus_reason(got));
+        if (got > 0 || s->lib.opus.end == s->lib.opus.size) return got;
+        if (opus_open_link(s, s->lib.opus.end, err) != 0) return -1;
+    }
+}
+
+static void opus_close(struct source *s)
+{
+    op_free(s->lib.opus.file);
+}
+
+/* data: the Ogg data, after any ID3v2 tag. Opened from memory, libopusfile seeks, and gives a
+ * single link's length from its last granule position, so max_seconds is checked from the
+ * header; a chain's length is only known at its end, so the read loop enforces it then. */
+static int opus_open(struct source *s, const unsigned char *data, size_t size, size_t streams,
+                     struct eng_error *err)
+{
+    s->lib.opus.data = data;
+    s->lib.opus.size = size;
+    s->lib.opus.file = NULL;
+    if (opus_open_link(s, ogg_probe_stream_at(data, size, 0), err) != 0) return -1;
+    ogg_int64_t total = op_pcm_total(s->lib.opus.file, -1);
+    s->rate = 48000;
+    s->frames = streams == 1 && total > 0 ? total : -1;
+    s->format = "ogg";
+    s->encoding = "opus";
+    s->read = opus_read;
+    s->close = opus_close;
+    return 0;
+}
+
+/* Ogg: what every stream in the file holds (ogg_probe.c) picks the library, so neither meets a
+ * stream it was not made for and libsndfile none at all. A file mixing Opus and Vorbis, or with
+ * any other stream (FLAC, Speex, video), is refused before a library reads it. */
+static int ogg_open(struct source *s, struct eng_error *err)
+{
+    size_t tag = id3v2_length(s->mem.data, s->mem.size);
+    const unsigned char *p = s->mem.data + tag;
+    size_t n = s->mem.size - tag;
+    struct ogg_probe probe;
+    ogg_probe_scan(p, n, &probe);
+    if (probe.overrun)
+        return eng_fail(err, ENG_UNDECODABLE,
+                        "the audio cannot be decoded: it is mostly false Ogg page starts");
+    if (probe.other > 0)
+        return eng_fail(err, ENG_UNSUPPORTED,
+                        "the Ogg file holds a stream that is neither Vorbis nor Opus (%s); %s",
+                        probe.other_name, ACCEPTED);
+    if (probe.opus > 0 && probe.vorbis > 0)
+        return eng_fail(err, ENG_UNSUPPORTED,
+                        "the Ogg file mixes Opus and Vorbis streams; send one codec per file");
+    if (probe.opus > 0) return opus_open(s, p, n, probe.opus, err);
+    if (probe.vorbis > 0) return vorbis_open(s, err);
+    return eng_fail(err, ENG_UNDECODABLE, "the audio cannot be decoded: %s",
+                    probe.pages > 0 ? "no Ogg stream begins in it"
+                                    : "no whole Ogg page with a right CRC in it");
 }
 
 /* libmpg123: MPEG audio layers I to III. --------------------------------------------------- */
@@ -675,9 +788,7 @@ static source_open_fn pick_format(const unsigned char *p, size_t n)
     if (n >= 12 && memcmp(p, "FORM", 4) == 0)
         return memcmp(p + 8, "AIFF", 4) == 0 || memcmp(p + 8, "AIFC", 4) == 0 ? sndfile_open : NULL;
     if (n >= 4 && memcmp(p, "fLaC", 4) == 0) return sndfile_open;
-    /* Opus stays on libsndfile: it neither leaks nor prints on malformed or truncated data. */
-    if (n >= 4 && memcmp(p, "OggS", 4) == 0)
-        return ogg_first_packet_is(p, n, "OpusHead", 8) == 1 ? sndfile_open : vorbis_open;
+    if (n >= 4 && memcmp(p, "OggS", 4) == 0) return ogg_open;
     return is_mpeg_frame(p, n) ? mpeg_open : NULL;
 }
 

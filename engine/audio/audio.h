@@ -1,8 +1,10 @@
 /* The audio area: waveforms (mono float32 at one sample rate) and log-mel features (frames x
  * mels), the two things audio ops work on, and all that is done to them without a policy:
  *
- *   audio.c         decoding (libsndfile, libvorbisfile, libmpg123), mixdown, resampling
- *                   (libsoxr), encoding (libsndfile)
+ *   audio.c         decoding (libsndfile, libvorbisfile, libopusfile, libmpg123), mixdown,
+ *                   resampling (libsoxr), encoding (libsndfile)
+ *   ogg_probe.c     what an Ogg file's streams hold, read from its pages, which picks the
+ *                   library (private to the area)
  *   features.c      the log-mel front end, as torchaudio's MelSpectrogram (FFTW3)
  *   mel_settings.c  the front end's settings by name, read from text
  *   wave.c, spec.c  the op kernels on waveforms (wave_*) and on spectrograms (spec_*)
@@ -67,16 +69,20 @@ struct audio_info {
     size_t frames; /* samples per channel decoded */
 };
 
-/* Decodes data (size bytes) from memory: WAV (RIFF, RIFX, RF64, WAVEX), AIFF, FLAC and Ogg Opus
- * through libsndfile, Ogg Vorbis through libvorbisfile, MPEG audio (MP3, also MP1/MP2) through
- * libmpg123; an ID3v2 tag in front is skipped. None of them leaks or prints on malformed input.
+/* Decodes data (size bytes) from memory: WAV (RIFF, RIFX, RF64, WAVEX), AIFF and FLAC through
+ * libsndfile, Ogg Vorbis through libvorbisfile, Ogg Opus through libopusfile (at 48 kHz), MPEG
+ * audio (MP3, also MP1/MP2) through libmpg123; an ID3v2 tag in front is skipped. An Ogg file goes
+ * to a library only when every stream in it is Vorbis, or every one Opus. None of them leaks or
+ * prints on malformed input.
  * The channels are averaged into one and the result is resampled with libsoxr (high quality) to
  * opt->rate, streaming, so memory holds the output only. opt and info may be NULL; info is
  * filled only on success. Returns a new clip, or NULL with err set:
  *   ENG_UNSUPPORTED  empty input, a format outside the list above, an encoding libsndfile
- *                    cannot read, an Ogg stream neither Vorbis nor Opus, or a chained Ogg
- *                    Vorbis or MPEG stream whose channel count or rate changes;
- *   ENG_UNDECODABLE  corrupt or truncated data, with the library's reason;
+ *                    cannot read, an Ogg stream neither Vorbis nor Opus, Opus and Vorbis in one
+ *                    Ogg file, or a chained Ogg or MPEG stream whose channel count or rate
+ *                    changes;
+ *   ENG_UNDECODABLE  corrupt or truncated data, with the library's reason (Ogg data with no
+ *                    whole page, or no stream beginning, included);
  *   ENG_TOO_LARGE    longer than max_seconds (from the header when it says, before decoding);
  *   ENG_INVALID      a source rate outside [AUDIO_MIN_RATE, AUDIO_MAX_RATE], no samples, a NaN
  *                    or infinite sample (refused rather than zeroed: it means the file is

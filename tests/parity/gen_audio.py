@@ -11,19 +11,24 @@ References:
   torchaudio's sox_io backend as WAV 16-bit, 24-bit and float, FLAC and Ogg/Vorbis, plus a
   3-channel WAV; the expected mono waveform is torchaudio.load(file).mean(0) (sox's decoders,
   not libsndfile's), raw float32.
+- Ogg Opus: the same two tones sampled at 48 kHz (the one rate Opus decodes at), encoded by the
+  reference encoder, opusenc (Debian's opus-tools), as stereo_opus.ogg. The expected waveform is
+  FFmpeg's decode through torchaudio.io.StreamReader: FFmpeg's own Ogg demuxer and Opus decoder,
+  neither libopusfile nor libopus, which the C side uses.
 - MP3: sox here cannot write MP3, so mono.mp3 (1 s of 440 Hz at 16 kHz) is written through
   libsndfile's own LAME encoder via ctypes; the test checks its properties (rate, length, pitch)
   rather than samples.
 Resampling has no fixture: torchaudio.functional.resample is a different filter from libsoxr's,
 so the test checks properties instead (duration, a sine's frequency, its energy).
 
-Re-run with Debian's Python, which has torch and torchaudio (the python3 on PATH has not):
+Re-run with Debian's Python, which has torch and torchaudio (the python3 on PATH has not), with
+espeak-ng, opus-tools and libsox-fmt-base (sox's FLAC and Vorbis writers) installed:
 
     /usr/bin/python3 tests/parity/gen_audio.py
 
 It empties tests/parity/fixtures/audio/ and writes everything again. The espeak-ng voice and
-Vorbis encoder make speech.wav and stereo.ogg depend on the installed versions; the expected
-files are always regenerated with them, so the fixtures stay consistent.
+Vorbis and Opus encoders make speech.wav, stereo.ogg and stereo_opus.ogg depend on the installed
+versions; the expected files are always regenerated with them, so the fixtures stay consistent.
 """
 import ctypes
 import ctypes.util
@@ -37,12 +42,14 @@ import tempfile
 import numpy as np
 import torch
 import torchaudio
+from torchaudio.io import StreamReader
 
 OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures", "audio")
 SPEECH_TEXT = "Open the pod bay doors, please."
 SPEECH_SECONDS = 1.0
 CLIP_RATE = 22050
 CLIP_SECONDS = 0.1
+OPUS_RATE = 48000
 # Relative errors are measured against max(|expected|, floor * the clip's largest power value)
 # (for power 1, floor ** 0.5 of the largest magnitude): FFT rounding is absolute, about float
 # epsilon times the frame's energy, so bins far below the loudest carry a large relative error
@@ -98,11 +105,41 @@ def mel_cases(wave):
     return cases
 
 
-def make_clips():
-    t = torch.arange(int(CLIP_RATE * CLIP_SECONDS), dtype=torch.float64) / CLIP_RATE
+def tones(rate):
+    """The stereo clip: 440 Hz left, 1 kHz right, at different amplitudes."""
+    t = torch.arange(int(rate * CLIP_SECONDS), dtype=torch.float64) / rate
     left = 0.5 * torch.sin(2 * math.pi * 440 * t)
     right = 0.25 * torch.sin(2 * math.pi * 1000 * t)
-    stereo = torch.stack([left, right]).float()
+    return t, torch.stack([left, right]).float()
+
+
+def write_opus(path, wave):
+    """opusenc (fixed serial number, so the file is the same every run) from a float WAV."""
+    with tempfile.TemporaryDirectory() as tmp:
+        wav = os.path.join(tmp, "in.wav")
+        torchaudio.save(wav, wave, OPUS_RATE, encoding="PCM_F", bits_per_sample=32)
+        subprocess.run(["opusenc", "--quiet", "--serial", "1", "--bitrate", "64", wav, path],
+                       check=True)
+
+
+def ffmpeg_load(path):
+    """FFmpeg's decode of path: channels x frames, and the rate."""
+    reader = StreamReader(path)
+    reader.add_basic_audio_stream(frames_per_chunk=-1)
+    wave = torch.cat([chunk[0] for chunk in reader.stream()]).T
+    return wave, int(reader.get_src_stream_info(0).sample_rate)
+
+
+def clip_case(name, loaded, rate):
+    """Writes loaded's channel mean as name's expected waveform; the manifest's entry."""
+    expected = os.path.splitext(name)[0] + "." + name.rsplit(".", 1)[1] + ".f32"
+    write_f32(expected, loaded.mean(0).numpy())
+    return {"input": name, "rate": rate, "channels": loaded.shape[0],
+            "frames": loaded.shape[1], "expected": expected}
+
+
+def make_clips():
+    t, stereo = tones(CLIP_RATE)
     third = 0.125 * torch.sin(2 * math.pi * 3000 * t).float()
     files = [
         ("stereo_pcm16.wav", stereo, dict(encoding="PCM_S", bits_per_sample=16)),
@@ -117,11 +154,10 @@ def make_clips():
     for name, wave, kwargs in files:
         path = os.path.join(OUT, name)
         torchaudio.save(path, wave, CLIP_RATE, **kwargs)
-        loaded, rate = torchaudio.load(path)
-        expected = os.path.splitext(name)[0] + "." + name.rsplit(".", 1)[1] + ".f32"
-        write_f32(expected, loaded.mean(0).numpy())
-        clips.append({"input": name, "rate": rate, "channels": loaded.shape[0],
-                      "frames": loaded.shape[1], "expected": expected})
+        clips.append(clip_case(name, *torchaudio.load(path)))
+    opus = os.path.join(OUT, "stereo_opus.ogg")
+    write_opus(opus, tones(OPUS_RATE)[1])
+    clips.append(clip_case("stereo_opus.ogg", *ffmpeg_load(opus)))
     return clips
 
 
