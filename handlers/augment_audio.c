@@ -21,6 +21,10 @@ static const enum audio_output json_formats[] = {AUDIO_OUTPUT_WAV, AUDIO_OUTPUT_
                                                  AUDIO_OUTPUT_PNG};
 #define JSON_FORMATS (sizeof json_formats / sizeof json_formats[0])
 
+/* Audio held at once is counted in samples at the output rate, up to max_audio_seconds of it at
+ * 48 kHz: a higher sample_rate (up to 384 kHz) takes fewer seconds. */
+#define MAX_SAMPLES_PER_SECOND 48000
+
 struct options {
     struct policy *policy;
     unsigned long long seed, samples;
@@ -121,7 +125,8 @@ static int read_clips(struct request *req, struct response *resp, const struct o
         return -1;
     }
     struct audio_decode_options opt = {audio_mel_config(o->mel)->sample_rate,
-                                       cfg->max_audio_seconds};
+                                       cfg->max_audio_seconds,
+                                       (int64_t)cfg->max_audio_seconds * MAX_SAMPLES_PER_SECOND};
     if (collect_part_clips(req, resp, "audio", c->inputs, cfg->max_inputs, &c->input_count) ||
         collect_part_clips(req, resp, "noise", c->noises, cfg->max_inputs, &c->noise_count) ||
         collect_part_clips(req, resp, "rir", c->rirs, cfg->max_inputs, &c->rir_count) ||
@@ -356,7 +361,9 @@ static int check_response(const struct request *req, struct response *resp, cons
 
 /* The augmented audio a request asks for (every clip's seconds, times samples and views) is
  * capped at max_audio_seconds like one clip, so a request of many long clips and many samples
- * cannot make the server hold hours of output. 413 past it. */
+ * cannot make the server hold hours of output; and, as the decoder caps one clip, at
+ * max_audio_seconds x 48 kHz samples at the output rate, so a high sample_rate cannot either.
+ * 413 past it. */
 static int check_total_seconds(const struct request *req, struct response *resp,
                                const struct clips *c, const struct options *o, int views)
 {
@@ -365,12 +372,23 @@ static int check_total_seconds(const struct request *req, struct response *resp,
         seconds += (double)c->inputs[i].clip->length / c->inputs[i].clip->rate;
     double total = seconds * (double)o->samples * views;
     double max = req->app->cfg->max_audio_seconds;
-    if (total <= max) return 0;
-    response_error(resp, 413,
-                   "the request asks for %.1f s of augmented audio (%.1f s of clips x %llu "
-                   "samples x %d views); max_audio_seconds is %g",
-                   total, seconds, o->samples, views, max);
-    return -1;
+    const int rate = audio_mel_config(o->mel)->sample_rate;
+    if (total > max) {
+        response_error(resp, 413,
+                       "the request asks for %.1f s of augmented audio (%.1f s of clips x %llu "
+                       "samples x %d views); max_audio_seconds is %g",
+                       total, seconds, o->samples, views, max);
+        return -1;
+    }
+    if (total * rate > max * MAX_SAMPLES_PER_SECOND) {
+        response_error(resp, 413,
+                       "the request asks for %.0f samples of augmented audio at sample_rate %d; "
+                       "at most max_audio_seconds x %d (%.0f): lower sample_rate, or ask for "
+                       "fewer clips or samples",
+                       total * rate, rate, MAX_SAMPLES_PER_SECOND, max * MAX_SAMPLES_PER_SECOND);
+        return -1;
+    }
+    return 0;
 }
 
 void handle_augment_audio(struct request *req, struct response *resp)

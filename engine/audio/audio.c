@@ -838,29 +838,43 @@ static int fail_unknown(const unsigned char *p, size_t n, struct eng_error *err)
                     hex, ACCEPTED);
 }
 
+struct decoder {
+    struct source *src;
+    int rate;           /* the output's */
+    int64_t max_frames; /* of the source: the tighter of the two limits below */
+    double max_seconds;
+    int64_t max_samples; /* at the output rate; 0: none */
+    int64_t total;       /* frames decoded */
+    float *chunk;        /* CHUNK_SAMPLES samples */
+    struct sink sink;
+};
+
+/* Fails for a clip of `frames` source frames past the limits, naming the one it passes. */
+static int too_long(const struct decoder *d, int64_t frames, struct eng_error *err)
+{
+    const struct source *s = d->src;
+    double seconds = (double)frames / s->rate;
+    if (seconds > d->max_seconds)
+        return eng_fail(err, ENG_TOO_LARGE, "the audio is %.1f s long; the limit is %g s", seconds,
+                        d->max_seconds);
+    return eng_fail(err, ENG_TOO_LARGE,
+                    "the audio is %.1f s long: %.0f samples at %d Hz, past the limit of %lld "
+                    "samples; a lower sample rate or a shorter clip fits",
+                    seconds, seconds * d->rate, d->rate, (long long)d->max_samples);
+}
+
 /* The limits the header allows checking before any sample is decoded. The header's frame count
  * may be missing: the read loop enforces max_frames as well. */
-static int check_header(const struct source *s, int64_t max_frames, double max_seconds,
-                        struct eng_error *err)
+static int check_header(const struct decoder *d, struct eng_error *err)
 {
+    const struct source *s = d->src;
     /* libsndfile refuses 0 channels when opening; the read loop divides by the count. */
     if (s->channels <= 0)
         return eng_fail(err, ENG_INVALID, "the audio has %d channels", s->channels);
     if (check_rate("the audio's sample rate", s->rate, err) != 0) return -1;
-    if (s->frames > max_frames)
-        return eng_fail(err, ENG_TOO_LARGE, "the audio is %.1f s long; the limit is %g s",
-                        (double)s->frames / s->rate, max_seconds);
+    if (s->frames > d->max_frames) return too_long(d, s->frames, err);
     return 0;
 }
-
-struct decoder {
-    struct source *src;
-    int64_t max_frames;
-    double max_seconds;
-    int64_t total; /* frames decoded */
-    float *chunk;  /* CHUNK_SAMPLES samples */
-    struct sink sink;
-};
 
 /* Reads the whole source through the sink, mono, checking every sample and the length. */
 static int decode_samples(struct decoder *d, struct eng_error *err)
@@ -875,9 +889,7 @@ static int decode_samples(struct decoder *d, struct eng_error *err)
             return eng_fail(err, why.code, "the audio cannot be decoded after %lld samples: %s",
                             (long long)d->total, why.message);
         if (got == 0) break;
-        if (d->total + got > d->max_frames)
-            return eng_fail(err, ENG_TOO_LARGE, "the audio is longer than the limit of %g s",
-                            d->max_seconds);
+        if (d->total + got > d->max_frames) return too_long(d, d->total + got, err);
         if (!s->mono) audio_mixdown(d->chunk, (size_t)got, s->channels, d->chunk);
         size_t bad = first_nonfinite(d->chunk, (size_t)got);
         if (bad < (size_t)got)
@@ -892,11 +904,16 @@ static int decode_samples(struct decoder *d, struct eng_error *err)
     return 0;
 }
 
-static struct audio *decode_opened(struct decoder *d, int rate, struct eng_error *err)
+static struct audio *decode_opened(struct decoder *d, struct eng_error *err)
 {
     const struct source *s = d->src;
+    const int rate = d->rate;
     d->max_frames = (int64_t)floor(d->max_seconds * s->rate);
-    if (check_header(s, d->max_frames, d->max_seconds, err) != 0) return NULL;
+    if (d->max_samples > 0) {
+        int64_t by_samples = (int64_t)floor((double)d->max_samples * s->rate / rate);
+        if (by_samples < d->max_frames) d->max_frames = by_samples;
+    }
+    if (check_header(d, err) != 0) return NULL;
     d->chunk = malloc(CHUNK_SAMPLES * sizeof(float));
     if (!d->chunk) {
         eng_fail(err, ENG_NO_MEMORY, "out of memory for decoding");
@@ -930,8 +947,11 @@ struct audio *audio_decode(const void *data, size_t size, const struct audio_dec
     }
     struct source src = {.mem = {.data = (unsigned char *)data, .size = size}};
     if (open(&src, err) != 0) return NULL;
-    struct decoder d = {.src = &src, .max_seconds = max_seconds};
-    struct audio *a = decode_opened(&d, rate, err);
+    struct decoder d = {.src = &src,
+                        .rate = rate,
+                        .max_seconds = max_seconds,
+                        .max_samples = opt ? opt->max_samples : 0};
+    struct audio *a = decode_opened(&d, err);
     if (a && info) {
         *info = (struct audio_info){
             .channels = src.channels, .rate = src.rate, .frames = (size_t)d.total};

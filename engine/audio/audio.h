@@ -54,10 +54,13 @@ void audio_spec_free(struct audio_spec *s);
 #define AUDIO_DEFAULT_MAX_SECONDS 600.0
 
 /* What a decode produces and accepts. A field of 0 takes the default above: rate is the output
- * sample rate (the clip is resampled to it), max_seconds the longest clip accepted. */
+ * sample rate (the clip is resampled to it), max_seconds the longest clip accepted. max_samples
+ * (0: none) caps the clip's samples at the output rate, so a high rate cannot turn a long clip
+ * into gigabytes. */
 struct audio_decode_options {
     int rate;
     double max_seconds;
+    int64_t max_samples;
 };
 
 /* What the upload was, before mixdown and resampling. */
@@ -83,7 +86,8 @@ struct audio_info {
  *                    changes;
  *   ENG_UNDECODABLE  corrupt or truncated data, with the library's reason (Ogg data with no
  *                    whole page, or no stream beginning, included);
- *   ENG_TOO_LARGE    longer than max_seconds (from the header when it says, before decoding);
+ *   ENG_TOO_LARGE    longer than max_seconds, or more than max_samples at the output rate (from
+ *                    the header when it says, before decoding);
  *   ENG_INVALID      a source rate outside [AUDIO_MIN_RATE, AUDIO_MAX_RATE], no samples, a NaN
  *                    or infinite sample (refused rather than zeroed: it means the file is
  *                    broken, and a silent repair would hide that), or bad options;

@@ -225,6 +225,32 @@ static void test_audio_features(void **state)
     harness_pass(state);
 }
 
+/* A 600 s clip at 1 kHz asked for at sample_rate 384000 once answered 460 MB: at the output rate
+ * it would be 230,400,000 samples, past max_audio_seconds x 48 kHz, refused from the header. */
+static void test_audio_sample_rate(void **state)
+{
+    struct server *srv = harness_start(state, "{}");
+    size_t size;
+    void *wav = tone_wav(600, 1000, &size);
+    struct http_response r;
+    post_fields(srv, "/v1/augment/audio", "audio", wav, size,
+                (const char *const[]){"policy", "{\"op\":\"Gain\",\"db\":1}", "sample_rate",
+                                      "384000", "output", "features", NULL},
+                60000, &r);
+    assert_error_envelope(&r, 413, "payload_too_large");
+    assert_contains(r.body, "230400000 samples at 384000 Hz, past the limit of 28800000 samples");
+    http_response_free(&r);
+    /* At 16 kHz the same clip is within both limits (9,600,000 samples). */
+    post_fields(
+        srv, "/v1/augment/audio", "audio", wav, size,
+        (const char *const[]){"policy", "{\"op\":\"Gain\",\"db\":1}", "output", "flac", NULL},
+        60000, &r);
+    assert_status(&r, 200);
+    http_response_free(&r);
+    free(wav);
+    harness_pass(state);
+}
+
 /* SSIM of two 6000x6000 PNGs (105 KB each) once peaked at 3.9 GB: its working set is weighed
  * against max_request_memory before any map is allocated. */
 static void test_similarity_memory(void **state)
@@ -293,6 +319,7 @@ int main(int argc, char **argv)
         HARNESS_TEST(test_disconnect_frees_the_worker),
         HARNESS_TEST(test_response_past_max_response_bytes),
         HARNESS_TEST(test_audio_features),
+        HARNESS_TEST(test_audio_sample_rate),
         HARNESS_TEST(test_similarity_memory),
         HARNESS_MODELS_TEST(test_inference_work),
     };
