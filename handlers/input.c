@@ -89,26 +89,29 @@ struct input_job input_job_at(size_t index, unsigned long long samples, int view
                               (uint32_t)(index % (size_t)views)};
 }
 
+/* 413 when amount passes the setting's value max: "<what> (about <amount> <unit>); <setting> is
+ * <max>: <reduce>". */
+static int within(struct response *resp, double amount, long long max, const char *what,
+                  const char *unit, const char *setting, const char *reduce)
+{
+    if (amount <= (double)max) return 0;
+    response_error(resp, 413, "%s (about %.4g %s); %s is %lld: %s", what, amount, unit, setting,
+                   max, reduce);
+    return -1;
+}
+
 int input_check_work(const struct request *req, struct response *resp, double work,
                      const char *reduce)
 {
-    const long long max = (long long)req->app->cfg->max_work;
-    if (work <= (double)max) return 0;
-    response_error(resp, 413,
-                   "the request asks for about %.3g op-pixels of work; max_work is %lld: %s", work,
-                   max, reduce);
-    return -1;
+    return within(resp, work, (long long)req->app->cfg->max_work,
+                  "the request asks for too much work", "op-pixels", "max_work", reduce);
 }
 
 int input_check_response(const struct request *req, struct response *resp, double bytes,
                          const char *reduce)
 {
-    const long long max = (long long)req->app->cfg->max_response_bytes;
-    if (bytes <= (double)max) return 0;
-    response_error(resp, 413,
-                   "the response would be about %.0f bytes; max_response_bytes is %lld: %s", bytes,
-                   max, reduce);
-    return -1;
+    return within(resp, bytes, (long long)req->app->cfg->max_response_bytes,
+                  "the response would be too large", "bytes", "max_response_bytes", reduce);
 }
 
 /* An op-pixel of inference: oneDNN runs about a hundred FLOPs in the time an image op spends on a
