@@ -182,7 +182,8 @@ static enum MHD_Result send_response(struct exchange *ex)
     enum MHD_Result ok = MHD_queue_response(ex->conn, (unsigned)r->status, mhd);
     MHD_destroy_response(mhd);
     ex->answered = ok == MHD_YES;
-    ex->status_for_log = r->status;
+    /* A client that closed the connection while its work ran gets nothing, as nginx counts it. */
+    ex->status_for_log = watch_stopped(&ex->watch) == WATCH_CLIENT_CLOSED ? 499 : r->status;
     deadlines_enter(ex->deadlines, ex->deadline, DEADLINES_BUSY, NULL);
     return ok;
 }
