@@ -45,16 +45,9 @@ if [[ -f build/lpips-fixtures/models/alex/model.onnx ]]; then
   lpips=--lpips
 fi
 
-build/augserve --listen 127.0.0.1:0 --access-log off --debug-routes false \
-  --models-dir "$work/models" --data-dir "$work/var" --static-dir static 2> "$work/server.log" &
-server=$!
-port=
-for _ in $(seq 100); do
-  port=$(grep -o 'on port [0-9]*' "$work/server.log" | grep -o '[0-9]*$' || true)
-  [[ -n "$port" ]] && break
-  sleep 0.1
-done
-[[ -n "$port" ]] || { cat "$work/server.log"; exit 1; }
+source tests/bench/server.sh
+start_server "$work/server.log" --access-log off --debug-routes false \
+  --models-dir "$work/models" --data-dir "$work/var" --static-dir static
 base="http://127.0.0.1:$port"
 
 etag=$(curl -sfI "$base/" | tr -d '\r' | awk -F': ' 'tolower($1) == "etag" {print $2}')
