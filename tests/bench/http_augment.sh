@@ -21,15 +21,9 @@ except ImportError:
 image.resize((224, 224), Image.BILINEAR).save(sys.argv[1], quality=90)
 PY
 
-build/augserve --listen 127.0.0.1:0 --workers "$cores" --access-log off \
-  --data-dir "$work/var" --static-dir "$work" 2> "$work/server.log" &
-server=$!
-for _ in $(seq 100); do
-  port=$(grep -o 'on port [0-9]*' "$work/server.log" | grep -o '[0-9]*$' || true)
-  [[ -n "$port" ]] && break
-  sleep 0.1
-done
-[[ -n "$port" ]] || { cat "$work/server.log"; exit 1; }
+source tests/bench/server.sh
+start_server "$work/server.log" --workers "$cores" --access-log off --data-dir "$work/var" \
+  --static-dir "$work"
 
 # CPU seconds the server has used: wrk shares these cores, so throughput per server CPU second is
 # the fair comparison with the CLI.
