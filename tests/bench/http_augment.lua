@@ -8,12 +8,23 @@ file:close()
 wrk.headers["Content-Type"] = "image/jpeg"
 wrk.headers["Accept"] = "image/jpeg"
 
--- Count answers that are not 200, so a run full of errors cannot pass for a fast one.
-local failures = 0
+-- Count answers that are not 200, so a run full of errors cannot pass for a fast one. Each wrk
+-- thread has a Lua state of its own: response() counts in its thread, and done(), in the main
+-- state, reads every thread's count back through the handles setup() kept.
+local threads = {}
+function setup(thread)
+  threads[#threads + 1] = thread
+end
+
+failures = 0
 function response(status, headers, body)
   if status ~= 200 then failures = failures + 1 end
 end
 
 function done(summary, latency, requests)
-  io.write(string.format("non-200 responses: %d\n", failures))
+  local total = 0
+  for _, thread in ipairs(threads) do
+    total = total + thread:get("failures")
+  end
+  io.write(string.format("non-200 responses: %d\n", total))
 end
