@@ -34,17 +34,17 @@ static void *make_png(int width, int height, size_t *size)
         }
     void *png = NULL;
     struct eng_error err = {0};
-    if (img_encode(im, IMG_PNG, 90, &png, size, &err) != 0) fail_msg("encode: %s", err.message);
+    if (img_encode(im, IMG_PNG, 90, NULL, &png, size, &err) != 0)
+        fail_msg("encode: %s", err.message);
     img_free(im);
     return png;
 }
 
 static struct img *decode(const void *data, size_t size)
 {
-    struct img_limits limits = {100000000, 65535};
-    struct img_info info;
+    const struct img_decode_options opt = {100000000, 65535, IMG_COLOR_KEEP};
     struct eng_error err = {0};
-    struct img *im = img_decode(data, size, &limits, &info, &err);
+    struct img *im = img_decode(data, size, &opt, NULL, &err);
     if (!im) fail_msg("the response image does not decode: %s", err.message);
     return im;
 }
@@ -442,7 +442,8 @@ static void *make_mask(int width, int height, int x1, int y1, int x2, int y2, si
             img_row(m, y)[x] = x >= x1 && x < x2 && y >= y1 && y < y2 ? 255 : 0;
     void *png = NULL;
     struct eng_error err = {0};
-    if (img_encode(m, IMG_PNG, 90, &png, size, &err) != 0) fail_msg("encode: %s", err.message);
+    if (img_encode(m, IMG_PNG, 90, NULL, &png, size, &err) != 0)
+        fail_msg("encode: %s", err.message);
     img_free(m);
     return png;
 }
@@ -637,7 +638,8 @@ static void *grey_png(uint8_t value, size_t *size)
     memset(im->data, value, im->stride * (size_t)im->height);
     void *png = NULL;
     struct eng_error err = {0};
-    if (img_encode(im, IMG_PNG, 90, &png, size, &err) != 0) fail_msg("encode: %s", err.message);
+    if (img_encode(im, IMG_PNG, 90, NULL, &png, size, &err) != 0)
+        fail_msg("encode: %s", err.message);
     img_free(im);
     return png;
 }

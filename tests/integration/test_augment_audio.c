@@ -256,9 +256,9 @@ static void test_waveform_outputs(void **state)
 /* A PNG as an image, checked to be frames wide and mels high. */
 static void check_png(const void *data, size_t size, int frames, int mels)
 {
-    struct img_limits limits = {100000000, 65535};
+    const struct img_decode_options opt = {100000000, 65535, IMG_COLOR_KEEP};
     struct eng_error err = {0};
-    struct img *im = img_decode(data, size, &limits, NULL, &err);
+    struct img *im = img_decode(data, size, &opt, NULL, &err);
     if (!im) fail_msg("the PNG does not decode: %s", err.message);
     assert_int_equal(im->width, frames);
     assert_int_equal(im->height, mels);
