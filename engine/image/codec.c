@@ -612,10 +612,10 @@ static int vips_load(enum kind kind, const uint8_t *p, size_t n, VipsImage **out
 }
 
 /* libvips' pixels as Pillow has them: 8-bit sRGB or greyscale (B_W), with alpha when there is one,
- * from 16-bit, Lab and such (CMYK without a usable profile: libvips' fallback profile). *grey and
- * *alpha say what came out. */
-static int vips_to_8bit(VipsImage *x, VipsImage **t, VipsImage **out, bool *grey, bool *alpha,
-                        struct eng_error *err, const char *what)
+ * from 16-bit, Lab and such (16-bit CMYK through libvips' fallback profile). t holds the steps'
+ * images (3 of them); *grey and *alpha say what came out. */
+static int vips_to_8bit(const char *what, VipsImage *x, VipsImage **t, VipsImage **out, bool *grey,
+                        bool *alpha, struct eng_error *err)
 {
     *alpha = vips_image_hasalpha(x);
     *grey = x->Bands - (*alpha ? 1 : 0) == 1 && !*alpha;
@@ -692,7 +692,7 @@ static int decode_vips(enum kind kind, const uint8_t *p, size_t n, const struct 
     bool cmyk = x->Bands == 4 && x->BandFmt == VIPS_FORMAT_UCHAR &&
                 vips_image_get_interpretation(x) == VIPS_INTERPRETATION_CMYK;
     bool grey = false, alpha = false;
-    if (!cmyk && vips_to_8bit(x, t + 2, &x, &grey, &alpha, err, what)) goto done;
+    if (!cmyk && vips_to_8bit(what, x, t + 2, &x, &grey, &alpha, err)) goto done;
     im = img_new(x->Xsize, x->Ysize, cmyk ? 4 : grey ? 1 : alpha ? 4 : 3, err);
     if (!im) goto done;
     if (vips_sink_disc(x, sink_rows, im)) {

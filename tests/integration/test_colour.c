@@ -9,7 +9,6 @@
 #include <cmocka.h>
 
 #include <limits.h>
-#include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,8 +25,11 @@ struct file {
     size_t size;
 };
 
-static struct file source_file(const char *relative)
+/* A file of the codec fixtures. */
+static struct file codec_file(const char *name)
 {
+    char relative[256];
+    snprintf(relative, sizeof relative, CODEC "%s", name);
     struct file f;
     f.data = harness_read_source_file(relative, &f.size);
     return f;
@@ -50,9 +52,7 @@ static void assert_profile(const struct img_info *info, const char *name, const 
         if (info->icc.data) fail_msg("%s: carries a %zu-byte profile", what, info->icc.size);
         return;
     }
-    char path[256];
-    snprintf(path, sizeof path, CODEC "%s", name);
-    struct file want = source_file(path);
+    struct file want = codec_file(name);
     if (info->icc.size != want.size || memcmp(info->icc.data, want.data, want.size) != 0)
         fail_msg("%s: carries a %zu-byte profile, not %s (%zu bytes)", what, info->icc.size, name,
                  want.size);
@@ -87,9 +87,7 @@ static void test_ops_keep_stored_values(void **state)
     json_t *c;
     json_array_foreach(json_object_get(manifest, "cases"), i, c)
     {
-        char path[256];
-        snprintf(path, sizeof path, CODEC "%s", json_str(c, "input"));
-        struct file input = source_file(path);
+        struct file input = codec_file(json_str(c, "input"));
         char *policy = json_dumps(json_object_get(c, "policy"), JSON_COMPACT);
         struct http_response r;
         augment(srv, &input, (const char *const[]){"policy", policy, "format", "png", NULL}, &r);
@@ -116,17 +114,6 @@ static void test_ops_keep_stored_values(void **state)
     harness_pass(state);
 }
 
-static unsigned char *unbase64(const char *text, size_t *size)
-{
-    size_t len = strlen(text);
-    unsigned char *out = malloc(len / 4 * 3 + 1);
-    assert_non_null(out);
-    int n = EVP_DecodeBlock(out, (const unsigned char *)text, (int)len);
-    assert_true(n >= 0);
-    *size = (size_t)n - (len >= 1 && text[len - 1] == '=') - (len >= 2 && text[len - 2] == '=');
-    return out;
-}
-
 /* The profile goes into every format that holds one, as the raw answer and in JSON; greyscale
  * keeps its greyscale profile. */
 static void test_profile_in_every_format(void **state)
@@ -147,9 +134,7 @@ static void test_profile_in_every_format(void **state)
         {"png_rgb.png", "same", "image/png", NULL},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        char path[256];
-        snprintf(path, sizeof path, CODEC "%s", cases[i].file);
-        struct file input = source_file(path);
+        struct file input = codec_file(cases[i].file);
         struct http_response r;
         augment(srv, &input,
                 (const char *const[]){"policy", "{\"op\": \"FlipLR\"}", "format", cases[i].format,
@@ -165,7 +150,7 @@ static void test_profile_in_every_format(void **state)
         free(input.data);
     }
     /* Every sample of the JSON answer carries it too. */
-    struct file input = source_file(CODEC "png_icc_p3.png");
+    struct file input = codec_file("png_icc_p3.png");
     struct http_part parts[] = {{"image", "a.png", NULL, input.data, input.size},
                                 {"policy", NULL, NULL, "randaugment", 11},
                                 {"samples", NULL, NULL, "2", 1}};
@@ -178,7 +163,7 @@ static void test_profile_in_every_format(void **state)
     assert_int_equal(json_array_size(results), 2);
     for (size_t k = 0; k < 2; k++) {
         size_t size;
-        unsigned char *png = unbase64(json_str(json_array_get(results, k), "data"), &size);
+        unsigned char *png = harness_unbase64(json_str(json_array_get(results, k), "data"), &size);
         struct img_info info;
         img_free(decode_response(png, size, &info));
         assert_profile(&info, "p3.icc", "a JSON sample");
@@ -199,9 +184,7 @@ static void test_srgb(void **state)
     struct server *srv = harness_start(state, NULL);
     static const char *const files[] = {"jpeg_icc_adobe.jpg", "png_icc_p3.png", "png_rgb.png"};
     for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
-        char path[256];
-        snprintf(path, sizeof path, CODEC "%s", files[i]);
-        struct file input = source_file(path);
+        struct file input = codec_file(files[i]);
         struct http_response r;
         augment(srv, &input,
                 (const char *const[]){"policy", "{\"op\": \"Identity\"}", "format", "png", "color",
@@ -233,7 +216,7 @@ static void test_srgb(void **state)
 static void test_bad_color(void **state)
 {
     struct server *srv = harness_start(state, NULL);
-    struct file input = source_file(CODEC "png_icc_p3.png");
+    struct file input = codec_file("png_icc_p3.png");
     struct http_response r;
     augment(srv, &input, (const char *const[]){"policy", "randaugment", "color", "SRGB", NULL}, &r);
     assert_error_envelope(&r, 422, "unprocessable");
@@ -270,8 +253,8 @@ static void test_bad_color(void **state)
 static void test_copy_paste_carries_a_profile(void **state)
 {
     struct server *srv = harness_start(state, NULL);
-    struct file a = source_file(CODEC "png_icc_adobe.png"), b = source_file(CODEC "png_rgb.png");
-    struct file mask = source_file(CODEC "png_l.png");
+    struct file a = codec_file("png_icc_adobe.png"), b = codec_file("png_rgb.png");
+    struct file mask = codec_file("png_l.png");
     for (int srgb = 0; srgb < 2; srgb++) {
         struct http_part parts[] = {{"image_a", "a.png", NULL, a.data, a.size},
                                     {"image_b", "b.png", NULL, b.data, b.size},
@@ -287,7 +270,7 @@ static void test_copy_paste_carries_a_profile(void **state)
         json_t *doc = http_json(&r);
         assert_string_equal(json_str(doc, "content_type"), "image/png");
         size_t size;
-        unsigned char *png = unbase64(json_str(doc, "data"), &size);
+        unsigned char *png = harness_unbase64(json_str(doc, "data"), &size);
         struct img_info info;
         img_free(decode_response(png, size, &info));
         assert_profile(&info, srgb ? NULL : "adobe.icc", "copy-paste");
@@ -307,7 +290,7 @@ static void test_copy_paste_carries_a_profile(void **state)
 static void test_similarity(void **state)
 {
     struct server *srv = harness_start(state, NULL);
-    struct file a = source_file(CODEC "png_icc_adobe.png"), b = source_file(CODEC "png_rgb.png");
+    struct file a = codec_file("png_icc_adobe.png"), b = codec_file("png_rgb.png");
     for (int srgb = 0; srgb < 2; srgb++) {
         struct http_part parts[] = {{"a", "a.png", NULL, a.data, a.size},
                                     {"b", "b.png", NULL, b.data, b.size},

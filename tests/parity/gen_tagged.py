@@ -18,7 +18,6 @@ Re-run with Debian's Python, which has torch, torchvision, Pillow and skimage:
 It is deterministic: it empties tests/parity/fixtures/tagged/ and writes the same AUGF files and
 manifest.json again.
 """
-import json
 import os
 import sys
 
@@ -106,11 +105,7 @@ def main():
         "reference": {"torchvision": torchvision.__version__, "Pillow": PIL.__version__},
         "cases": cases,
     }
-    with open(os.path.join(OUT, "manifest.json"), "w") as f:
-        json.dump(manifest, f, indent=1)
-        f.write("\n")
-    size = sum(os.path.getsize(os.path.join(OUT, n)) for n in os.listdir(OUT))
-    print(f"{len(cases)} cases, {len(os.listdir(OUT))} files, {size} bytes in {OUT}")
+    augf.write_manifest(OUT, manifest)
 
 
 if __name__ == "__main__":
