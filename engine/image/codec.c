@@ -1273,7 +1273,7 @@ static int jpeg_add_icc(unsigned char **buf, unsigned long *len, const struct im
 {
     size_t markers = (icc->size + ICC_MARKER_DATA - 1) / ICC_MARKER_DATA;
     if (markers > ICC_MARKER_MAX)
-        return eng_fail(err, ENG_UNSUPPORTED,
+        return eng_fail(err, ENG_INVALID,
                         "the ICC profile (%zu bytes) is larger than JPEG can hold (%d bytes); ask "
                         "for PNG or WebP, or convert to sRGB",
                         icc->size, ICC_MARKER_MAX * ICC_MARKER_DATA);

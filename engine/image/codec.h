@@ -117,7 +117,7 @@ struct img *img_decode(const void *data, size_t size, const struct img_decode_op
  * it. icc (may be NULL or empty) is written as the file's ICC profile, as Pillow writes one (JPEG:
  * APP2 markers after the JFIF header; PNG: an iCCP chunk; WebP: an ICCP chunk), when it fits what
  * the file stores: a greyscale profile on a greyscale JPEG or PNG, an RGB one on colour; another
- * is left out. ENG_UNSUPPORTED for a profile past what JPEG's markers hold (16707345 bytes). On
+ * is left out. ENG_INVALID for a profile past what JPEG's markers hold (16707345 bytes). On
  * success *out is a malloc'd buffer the caller frees with free(), *out_size its length, and 0 is
  * returned; otherwise -1 with err set and *out NULL. */
 int img_encode(const struct img *im, enum img_format fmt, int quality,

@@ -727,7 +727,7 @@ static void test_jpeg_icc_markers(void **state)
     memcpy(huge, adobe.data, adobe.size);
     icc = (struct img_profile){huge, too_big};
     assert_int_equal(img_encode(im, IMG_JPEG, 90, &icc, &buf, &size, &err), -1);
-    assert_int_equal(err.code, ENG_UNSUPPORTED);
+    assert_int_equal(err.code, ENG_INVALID);
     assert_null(buf);
     assert_non_null(strstr(err.message, "16707345"));
     free(huge);
