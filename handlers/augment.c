@@ -22,12 +22,14 @@ struct options {
     unsigned long long samples;
     unsigned long long quality;
     const char *format; /* "same" or a format name */
+    enum img_color color;
 };
 
 static int read_options(struct request *req, struct response *resp, struct options *o)
 {
     if (input_policy(req, resp, &o->policy) != 0 || input_seed(req, resp, &o->seed) != 0 ||
-        input_samples(req, resp, &o->samples) != 0)
+        input_samples(req, resp, &o->samples) != 0 ||
+        input_color(resp, input_param(req, "color"), &o->color) != 0)
         return -1;
     const char *quality = input_param(req, "quality");
     o->quality = 90;
@@ -137,8 +139,9 @@ static void run_sample(void *ctx, size_t index)
     struct img *out = apply_trace(b, r->sampled, job.input, job.sample, r);
     r->format = output_format(o, &in->info);
     r->trace = trace_to_json(r->sampled);
-    r->failed = !out || img_encode(out, r->format, (int)o->quality, &r->encoded, &r->encoded_size,
-                                   &r->err) != 0;
+    /* The output is in the input's colour space: it carries the input's profile, if any. */
+    r->failed = !out || img_encode(out, r->format, (int)o->quality, &in->info.icc, &r->encoded,
+                                   &r->encoded_size, &r->err) != 0;
     if (out) {
         r->width = out->width;
         r->height = out->height;
@@ -219,7 +222,7 @@ void handle_augment(struct request *req, struct response *resp)
         response_no_memory(resp, NULL);
         goto done;
     }
-    if (input_decode_images(req, resp, inputs, count) != 0 ||
+    if (input_decode_images(req, resp, inputs, count, o.color) != 0 ||
         read_targets(req, resp, &b, count) != 0 || gather_inputs(resp, &b, count) != 0)
         goto done;
     if (sample_traces(req, resp, &b, jobs) != 0 ||

@@ -2,7 +2,7 @@
  * (engine/image/copy_paste.h). Multipart parts: image_a, image_b; mask_a, mask_b (PNG, one part per
  * object in order, or one label map each with mask_type=labels); targets_a, targets_b (JSON:
  * boxes, box_format, labels); fields jitter, flip_p, blend_sigma, min_area, seed, format,
- * quality. */
+ * quality, color. */
 #include <jansson.h>
 #include <math.h>
 #include <stdio.h>
@@ -30,6 +30,7 @@ struct options {
     unsigned long long seed, quality;
     const char *format; /* "same" or a format name */
     int label_maps;     /* mask_type=labels */
+    enum img_color color;
 };
 
 /* ---- Parameters ---------------------------------------------------------------------------- */
@@ -97,6 +98,7 @@ static int read_options(struct request *req, struct response *resp, struct optio
         response_error(resp, 422, "format: must be jpeg, png, webp or same");
         return -1;
     }
+    if (input_color(resp, input_param(req, "color"), &o->color) != 0) return -1;
     return input_mask_type(req, resp, &o->label_maps) != 0 ? -1 : input_seed(req, resp, &o->seed);
 }
 
@@ -156,7 +158,7 @@ static json_t *object_json(const struct copy_paste_result *r, size_t i, const st
     const struct side *s = &sides[r->from_src[i]];
     double v[4];
     targets_box_to(&t->boxes[i], fmt, t->width, t->height, v);
-    json_t *mask = input_image_base64(t->masks[i], IMG_PNG, 90, err);
+    json_t *mask = input_image_base64(t->masks[i], IMG_PNG, 90, NULL, err);
     if (!mask) return NULL;
     json_t *o = json_pack("{s:s, s:i, s:[f, f, f, f], s:I, s:o}", "source", s->name, "index",
                           t->ids[i], "box", v[0], v[1], v[2], v[3], "area",
@@ -190,7 +192,8 @@ static json_t *result_json(const struct copy_paste_result *r, const struct side 
     /* Boxes go back in a's format, else b's. */
     const enum box_format box_fmt =
         sides[0].doc ? sides[0].targets.format : sides[1].targets.format;
-    json_t *data = input_image_base64(r->image, fmt, (int)o->quality, err);
+    /* The result is image a's pixels with b's pasted in as stored: it carries a's profile. */
+    json_t *data = input_image_base64(r->image, fmt, (int)o->quality, &info->icc, err);
     json_t *objects = json_array();
     for (size_t i = 0; data && objects && i < r->targets->count; i++) {
         json_t *obj = object_json(r, i, sides, box_fmt, err);
@@ -221,7 +224,7 @@ void handle_copy_paste(struct request *req, struct response *resp)
     struct eng_error err = {0};
     if (collect_image(req, resp, "image_a", &images[0]) != 0 ||
         collect_image(req, resp, "image_b", &images[1]) != 0 || read_options(req, resp, &o) != 0 ||
-        input_decode_images(req, resp, images, 2) != 0 ||
+        input_decode_images(req, resp, images, 2, o.color) != 0 ||
         read_side(req, resp, &sides[0], images[0].image, images[0].image, o.label_maps) != 0 ||
         read_side(req, resp, &sides[1], images[1].image, images[0].image, o.label_maps) != 0)
         goto done;

@@ -282,32 +282,43 @@ static int decode_all(struct request *req, struct response *resp, const char *wh
     return rc;
 }
 
+int input_color(struct response *resp, const char *text, enum img_color *color)
+{
+    if (!text || img_color_from_name(text, color) == 0) return 0;
+    response_error(resp, 422,
+                   "color: must be keep (the pixel values as stored, as Pillow reads them) or srgb "
+                   "(converted to sRGB from the image's ICC profile)");
+    return -1;
+}
+
 struct image_decoding {
     struct input_image *images;
-    const struct img_limits *limits;
+    const struct img_decode_options *opt;
 };
 
 static int decode_image(void *items, size_t i, struct eng_error *err)
 {
     struct image_decoding *d = items;
     struct input_image *in = &d->images[i];
-    in->image = img_decode(in->data, in->size, d->limits, &in->info, err);
+    in->image = img_decode(in->data, in->size, d->opt, &in->info, err);
     return in->image ? 0 : -1;
 }
 
 int input_decode_images(struct request *req, struct response *resp, struct input_image *images,
-                        int count)
+                        int count, enum img_color color)
 {
     const struct config *cfg = req->app->cfg;
-    struct img_limits limits = {(uint64_t)cfg->max_pixels, cfg->max_dimension};
-    struct image_decoding d = {images, &limits};
+    const struct img_decode_options opt = {(uint64_t)cfg->max_pixels, cfg->max_dimension, color};
+    struct image_decoding d = {images, &opt};
     return decode_all(req, resp, "image", count, decode_image, &d);
 }
 
 void input_free_images(struct input_image *images, int count)
 {
-    for (int i = 0; i < count; i++)
+    for (int i = 0; i < count; i++) {
         img_free(images[i].image);
+        img_info_clear(&images[i].info);
+    }
 }
 
 /* ---- Audio ---------------------------------------------------------------------------------- */
@@ -410,8 +421,9 @@ static struct img *decode_target_mask(const struct request *req, const struct re
                                       struct eng_error *err)
 {
     const struct config *cfg = req->app->cfg;
-    const struct img_limits limits = {(uint64_t)cfg->max_pixels, cfg->max_dimension};
-    struct img *mask = img_decode(part->data, part->size, &limits, NULL, err);
+    const struct img_decode_options opt = {(uint64_t)cfg->max_pixels, cfg->max_dimension,
+                                           IMG_COLOR_KEEP};
+    struct img *mask = img_decode(part->data, part->size, &opt, NULL, err);
     if (mask && mask->channels != 1) {
         eng_fail(err, ENG_INVALID, "has %d channels; send 8-bit greyscale PNG", mask->channels);
         img_free(mask);
@@ -645,11 +657,11 @@ int input_targets_filter(const struct request *req, struct response *resp,
 }
 
 json_t *input_image_base64(const struct img *im, enum img_format fmt, int quality,
-                           struct eng_error *err)
+                           const struct img_profile *icc, struct eng_error *err)
 {
     void *bytes = NULL;
     size_t size = 0;
-    if (img_encode(im, fmt, quality, &bytes, &size, err) != 0) return NULL;
+    if (img_encode(im, fmt, quality, icc, &bytes, &size, err) != 0) return NULL;
     char *text = input_base64(bytes, size);
     free(bytes);
     json_t *s = text ? json_string(text) : NULL;
@@ -683,7 +695,7 @@ static json_t *object_json(const struct input_targets *all, uint32_t input, cons
     json_t *o = with_identity(json_object(), all, input, t->ids[i], origins);
     if (o) json_object_set_new(o, "box", json_pack("[f, f, f, f]", v[0], v[1], v[2], v[3]));
     if (o && t->masks) {
-        json_t *mask = input_image_base64(t->masks[i], IMG_PNG, 90, err);
+        json_t *mask = input_image_base64(t->masks[i], IMG_PNG, 90, NULL, err);
         if (!mask) {
             json_decref(o);
             return NULL;

@@ -87,9 +87,10 @@ int input_run_jobs(struct request *req, struct response *resp, size_t jobs,
 /* Base64 of size bytes (malloc'd, NUL-terminated); NULL when memory runs out. */
 char *input_base64(const void *data, size_t size);
 
-/* im encoded as fmt (quality for the lossy ones), as a base64 JSON string; NULL with err. */
+/* im encoded as fmt (quality for the lossy ones) with the ICC profile icc (may be NULL), as a
+ * base64 JSON string; NULL with err. */
 json_t *input_image_base64(const struct img *im, enum img_format fmt, int quality,
-                           struct eng_error *err);
+                           const struct img_profile *icc, struct eng_error *err);
 
 /* The multipart parts named name, at most max (max_inputs; 422 past it), into out[0..*count). */
 int input_parts(const struct request *req, struct response *resp, const char *name,
@@ -105,12 +106,17 @@ int input_collect(const struct request *req, struct response *resp, const char *
 int input_collect_images(struct request *req, struct response *resp, struct input_image *images,
                          int max, int *count);
 
-/* Decodes every image, in parallel on the app's workers, against max_pixels and max_dimension.
- * The error names the image and keeps the decoder's status (415, 422, 413). */
-int input_decode_images(struct request *req, struct response *resp, struct input_image *images,
-                        int count);
+/* The "color" parameter's text (NULL when absent: *color keeps the caller's default): keep or
+ * srgb, else 422 naming both. */
+int input_color(struct response *resp, const char *text, enum img_color *color);
 
-/* Frees the decoded images. */
+/* Decodes every image, in parallel on the app's workers, against max_pixels and max_dimension,
+ * their colours as color says (the profiles kept land in each image's info). The error names the
+ * image and keeps the decoder's status (415, 422, 413). */
+int input_decode_images(struct request *req, struct response *resp, struct input_image *images,
+                        int count, enum img_color color);
+
+/* Frees the decoded images and their profiles. */
 void input_free_images(struct input_image *images, int count);
 
 /* ---- Audio ---------------------------------------------------------------------------------- */

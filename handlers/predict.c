@@ -307,9 +307,12 @@ void handle_predict(struct request *req, struct response *resp)
         response_error(resp, 422, "top_k: must be a whole number from 1 to the model's classes");
         goto done;
     }
-    if (open_classifier(req, resp, name, &c) != 0 ||
+    if (open_classifier(req, resp, name, &c) != 0) goto done;
+    /* The model's own colour handling unless the request says otherwise. */
+    enum img_color color = c.pp->color;
+    if (input_color(resp, input_param(req, "color"), &color) != 0 ||
         input_collect_images(req, resp, images, cfg->max_inputs, &count) != 0 ||
-        input_decode_images(req, resp, images, count) != 0 ||
+        input_decode_images(req, resp, images, count, color) != 0 ||
         check_work(req, resp, &c, 1, images, count, 1) != 0)
         goto done;
     data = predict_inputs(req, resp, &c, images, count, pred);
@@ -374,6 +377,26 @@ static int read_pseudo_options(struct request *req, struct response *resp, struc
         return -1;
     }
     return input_seed(req, resp, &o->seed);
+}
+
+/* How the images are decoded: the "color" parameter, else the models' preprocess.color, which
+ * must then agree (each model was trained on its own, and one decoding serves them all). */
+static int pseudo_label_color(struct request *req, struct response *resp,
+                              const struct classifier *cs, size_t n, enum img_color *color)
+{
+    const char *text = input_param(req, "color");
+    *color = cs[0].pp->color;
+    if (text) return input_color(resp, text, color);
+    for (size_t j = 1; j < n; j++)
+        if (cs[j].pp->color != *color) {
+            response_error(resp, 422,
+                           "color: models %s and %s decode colours differently (preprocess.color "
+                           "%s and %s); give color=keep or color=srgb for all of them",
+                           cs[0].name, cs[j].name, img_color_name(*color),
+                           img_color_name(cs[j].pp->color));
+            return -1;
+        }
+    return 0;
 }
 
 /* Model c's probabilities for the views of one image: *probs gets views rows of *classes. */
@@ -496,8 +519,10 @@ void handle_pseudo_label(struct request *req, struct response *resp)
         response_engine_error(resp, &err);
         goto done;
     }
-    if (input_collect_images(req, resp, images, cfg->max_inputs, &count) != 0 ||
-        input_decode_images(req, resp, images, count) != 0 ||
+    enum img_color color;
+    if (pseudo_label_color(req, resp, cs, o.n_models, &color) != 0 ||
+        input_collect_images(req, resp, images, cfg->max_inputs, &count) != 0 ||
+        input_decode_images(req, resp, images, count, color) != 0 ||
         check_work(req, resp, cs, o.n_models, images, count, o.views) != 0)
         goto done;
     for (int i = 0; i < count; i++) {

@@ -32,6 +32,7 @@ struct options {
     const char *model;
     int spatial, resize;
     enum metric_planes planes;
+    enum img_color color;
 };
 
 /* A request's images: groups (pairs or triplets) of n_roles, row-major. */
@@ -117,7 +118,8 @@ static int parse_options(const struct request *req, json_t *doc, struct response
     opt->model = param(req, doc, "model");
     if (parse_metrics(req, doc, resp, opt) ||
         parse_bool(resp, "spatial", param(req, doc, "spatial"), &opt->spatial) ||
-        parse_bool(resp, "resize", param(req, doc, "resize"), &opt->resize))
+        parse_bool(resp, "resize", param(req, doc, "resize"), &opt->resize) ||
+        input_color(resp, param(req, doc, "color"), &opt->color))
         return -1;
     if (channels && strcmp(channels, "luma") == 0)
         opt->planes = METRIC_LUMA;
@@ -231,15 +233,16 @@ static void image_name(const struct images *im, int k, int many, char *out, size
         snprintf(out, size, "%s", im->roles[k]);
 }
 
-/* Decodes every image against max_pixels and max_dimension. */
-static int decode_images(struct request *req, struct response *resp, int many, struct images *im)
+/* Decodes every image against max_pixels and max_dimension, its colours as color says; no
+ * profile is kept, since no image is sent back. */
+static int decode_images(struct request *req, struct response *resp, int many, enum img_color color,
+                         struct images *im)
 {
     const struct config *cfg = req->app->cfg;
-    struct img_limits limits = {(uint64_t)cfg->max_pixels, cfg->max_dimension};
+    const struct img_decode_options opt = {(uint64_t)cfg->max_pixels, cfg->max_dimension, color};
     for (int k = 0; k < im->n_groups * im->n_roles; k++) {
         struct eng_error err = {0};
-        im->items[k].image =
-            img_decode(im->items[k].data, im->items[k].size, &limits, &im->items[k].info, &err);
+        im->items[k].image = img_decode(im->items[k].data, im->items[k].size, &opt, NULL, &err);
         if (!im->items[k].image) {
             char name[48];
             image_name(im, k, many, name, sizeof name);
@@ -304,7 +307,7 @@ static int read_request(struct request *req, struct response *resp, int many, st
     int rc = parse_options(req, doc, resp, opt);
     if (rc == 0)
         rc = doc ? json_images(req, doc, resp, many, im, owned) : part_images(req, resp, many, im);
-    if (rc == 0) rc = decode_images(req, resp, many, im);
+    if (rc == 0) rc = decode_images(req, resp, many, opt->color, im);
     return rc == 0 ? match_sizes(resp, opt, many, im) : -1;
 }
 
@@ -420,7 +423,7 @@ static int map_png(const float *map, int w, int h, json_t *obj, struct eng_error
             img_row(im, y)[x] = (uint8_t)(max > 0 ? lrintf(255 * map[(size_t)y * w + x] / max) : 0);
     void *png = NULL;
     size_t size;
-    int rc = img_encode(im, IMG_PNG, 0, &png, &size, err);
+    int rc = img_encode(im, IMG_PNG, 0, NULL, &png, &size, err);
     img_free(im);
     char *b64 = rc == 0 ? input_base64(png, size) : NULL;
     free(png);

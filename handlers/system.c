@@ -6,6 +6,7 @@
 #include "admission.h"
 #include "app.h"
 #include "core/engine.h"
+#include "image/codec.h"
 #include "handlers.h"
 #include "metrics.h"
 #include "request.h"
@@ -63,9 +64,10 @@ void handle_v1_info(struct request *req, struct response *resp)
     if (cfg->api_key_count) json_array_append_new(features, json_string("api_keys"));
     if (cfg->debug_routes) json_array_append_new(features, json_string("debug_routes"));
     response_json(resp, 200,
-                  json_pack("{s:s, s:s, s:o, s:{s:I, s:i, s:i, s:i}, s:b}", "name", "augserve",
-                            "version", engine_version(), "features", features, "limits",
+                  json_pack("{s:s, s:s, s:o, s:{s:I, s:i, s:i, s:i}, s:{s:s}, s:b}", "name",
+                            "augserve", "version", engine_version(), "features", features, "limits",
                             "max_body_bytes", (json_int_t)cfg->max_body_bytes, "max_parts",
                             cfg->max_parts, "workers", app->workers, "queue", cfg->queue,
-                            "auth_required", cfg->api_key_count > 0));
+                            "defaults", "color", img_color_name(IMG_COLOR_KEEP), "auth_required",
+                            cfg->api_key_count > 0));
 }

@@ -17,7 +17,7 @@
 
 #include "core/parse.h"
 
-const struct img_limits cli_image_limits = {UINT64_MAX, 65535};
+const struct img_decode_options cli_image_options = {UINT64_MAX, 65535, IMG_COLOR_KEEP};
 
 int cli_read_file(const char *path, void **data, size_t *size, struct eng_error *err)
 {
@@ -57,13 +57,13 @@ static void name_error(struct eng_error *err, const char *what)
     eng_fail(err, err->code, "%s: %s", what, why);
 }
 
-struct img *cli_load_image(const char *path, const struct img_limits *limits, struct img_info *info,
-                           struct eng_error *err)
+struct img *cli_load_image(const char *path, const struct img_decode_options *opt,
+                           struct img_info *info, struct eng_error *err)
 {
     void *data;
     size_t size;
     if (cli_read_file(path, &data, &size, err) != 0) return NULL;
-    struct img *im = img_decode(data, size, limits, info, err);
+    struct img *im = img_decode(data, size, opt, info, err);
     free(data);
     if (!im) name_error(err, path);
     return im;

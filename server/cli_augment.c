@@ -188,23 +188,37 @@ static void augment_usage(FILE *out)
 {
     fprintf(out,
             "usage: augserve augment -p POLICY [-s SEED] [-n SAMPLES] [-f jpeg|png|webp|same]\n"
-            "                        [-q QUALITY] [-o PATTERN] IN...\n"
+            "                        [-q QUALITY] [--color keep|srgb] [-o PATTERN] IN...\n"
             "PATTERN may hold {name}, {input}, {sample} and {ext}; default "
             "\"{name}-{sample}.{ext}\".\n"
+            "--color keep (the default) keeps the stored pixel values and writes the input's ICC\n"
+            "profile into the outputs; srgb converts to sRGB and writes none.\n"
             "Prints one JSON line per output: its path and the trace.\n");
 }
 
-/* augment's own flag, -q QUALITY (1 to 100): as extra_flag_fn. */
-static int parse_quality_flag(void *ctx, const char *flag, const char *value)
+/* augment's own flags. */
+struct image_flags {
+    unsigned long long quality;
+    enum img_color color;
+};
+
+/* -q QUALITY (1 to 100) and --color keep|srgb: as extra_flag_fn. */
+static int parse_image_flag(void *ctx, const char *flag, const char *value)
 {
-    if (strcmp(flag, "-q") != 0) return 1;
-    return parse_whole_flag(value, 1, 100, "-q: 1 to 100", ctx);
+    struct image_flags *f = ctx;
+    if (strcmp(flag, "-q") == 0)
+        return parse_whole_flag(value, 1, 100, "-q: 1 to 100", &f->quality);
+    if (strcmp(flag, "--color") != 0) return 1;
+    if (img_color_from_name(value, &f->color) == 0) return 0;
+    fprintf(stderr, "--color: keep or srgb\n");
+    return 2;
 }
 
 /* One input image of augment, for write_samples. */
 struct image_job {
     const struct policy *policy;
     const struct img *image;
+    const struct img_profile *icc; /* the input's, written into every output */
     enum img_format fmt;
     int quality;
     uint64_t seed;
@@ -218,7 +232,7 @@ static int produce_image(void *ctx, uint32_t sample, uint32_t view, void **data,
     *t = policy_sample_view(j->policy, j->seed, j->input, sample, view, j->image->width,
                             j->image->height, err);
     struct img *out = *t ? trace_apply(*t, j->image, j->seed, j->input, sample, err) : NULL;
-    int rc = out ? img_encode(out, j->fmt, j->quality, data, size, err) : -1;
+    int rc = out ? img_encode(out, j->fmt, j->quality, j->icc, data, size, err) : -1;
     img_free(out);
     return rc;
 }
@@ -226,18 +240,21 @@ static int produce_image(void *ctx, uint32_t sample, uint32_t view, void **data,
 /* The policy's outputs for each input of argv[a->first_input..argc). */
 static int augment_images(const struct run_args *a, int argc, char **argv,
                           const struct policy *policy, int views, const enum img_format *fixed,
-                          int quality)
+                          const struct image_flags *flags)
 {
+    struct img_decode_options opt = cli_image_options;
+    opt.color = flags->color;
     int status = 0;
     for (int in = a->first_input; in < argc && status == 0; in++) {
         struct eng_error err = {0};
         struct img_info info;
-        struct img *image = cli_load_image(argv[in], &cli_image_limits, &info, &err);
+        struct img *image = cli_load_image(argv[in], &opt, &info, &err);
         if (!image) return fprintf(stderr, "augserve: %s\n", err.message), 1;
         struct image_job job = {.policy = policy,
                                 .image = image,
+                                .icc = &info.icc,
                                 .fmt = IMG_PNG,
-                                .quality = quality,
+                                .quality = (int)flags->quality,
                                 .seed = a->seed,
                                 .input = (uint32_t)(in - a->first_input)};
         /* Without -f, each output keeps its input's format where it can be written. */
@@ -248,6 +265,7 @@ static int augment_images(const struct run_args *a, int argc, char **argv,
         status = write_samples(a, views, (int)job.input, argv[in], format_ext(job.fmt),
                                produce_image, &job);
         img_free(image);
+        img_info_clear(&info);
     }
     return status;
 }
@@ -255,8 +273,8 @@ static int augment_images(const struct run_args *a, int argc, char **argv,
 int cli_augment(int argc, char **argv)
 {
     struct run_args a = {.format = "same", .samples = 1};
-    unsigned long long quality = 90;
-    int status = parse_run_args(argc, argv, &a, parse_quality_flag, &quality, augment_usage);
+    struct image_flags flags = {90, IMG_COLOR_KEEP};
+    int status = parse_run_args(argc, argv, &a, parse_image_flag, &flags, augment_usage);
     if (status != 0) return status;
     enum img_format fixed;
     const int same = strcmp(a.format, "same") == 0;
@@ -278,7 +296,7 @@ int cli_augment(int argc, char **argv)
         return 2;
     }
     a.seed = announce_seed(a.have_seed, a.seed);
-    status = augment_images(&a, argc, argv, policy, views, same ? NULL : &fixed, (int)quality);
+    status = augment_images(&a, argc, argv, policy, views, same ? NULL : &fixed, &flags);
     policy_free(policy);
     return status;
 }

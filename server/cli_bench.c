@@ -153,13 +153,13 @@ static int bench_source_jpeg(const char *path, int size, void **jpeg, size_t *jp
     struct eng_error err = {0};
     struct img *source = NULL;
     if (path) {
-        struct img *decoded = cli_load_image(path, &cli_image_limits, NULL, &err);
+        struct img *decoded = cli_load_image(path, &cli_image_options, NULL, &err);
         source = decoded ? img_resize(decoded, size, size, IMG_BILINEAR, &err) : NULL;
         img_free(decoded);
     } else {
         source = synthetic_image(size, &err);
     }
-    int rc = source ? img_encode(source, IMG_JPEG, 90, jpeg, jpeg_size, &err) : -1;
+    int rc = source ? img_encode(source, IMG_JPEG, 90, NULL, jpeg, jpeg_size, &err) : -1;
     if (rc != 0) fprintf(stderr, "augserve: %s\n", err.message);
     img_free(source);
     return rc != 0;
@@ -177,12 +177,12 @@ static int bench_augment_once(void *ctx, uint32_t run)
 {
     const struct augment_run *b = ctx;
     struct eng_error err = {0};
-    struct img *in = img_decode(b->jpeg, b->jpeg_size, &cli_image_limits, NULL, &err);
+    struct img *in = img_decode(b->jpeg, b->jpeg_size, &cli_image_options, NULL, &err);
     struct trace *t = in ? policy_sample(b->policy, 1, 0, run, in->width, in->height, &err) : NULL;
     struct img *out = t ? bench_apply(t, in, b->boxes, run, &err) : NULL;
     void *encoded = NULL;
     size_t encoded_size;
-    int rc = out ? img_encode(out, IMG_JPEG, 90, &encoded, &encoded_size, &err) : -1;
+    int rc = out ? img_encode(out, IMG_JPEG, 90, NULL, &encoded, &encoded_size, &err) : -1;
     if (rc != 0) fprintf(stderr, "augserve: %s\n", err.message);
     free(encoded);
     img_free(out);

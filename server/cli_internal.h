@@ -19,17 +19,17 @@
 #include "policy/policy.h"
 
 /* The CLI takes no limit from a server config: a day of audio; images of any pixel count, up to
- * 65535 a side. */
+ * 65535 a side, their colours as stored. */
 #define CLI_MAX_AUDIO_SECONDS 86400.0
-extern const struct img_limits cli_image_limits;
+extern const struct img_decode_options cli_image_options;
 
 /* The bytes of the file at path (malloc'd): 0, or -1 with err naming the path and the reason. */
 int cli_read_file(const char *path, void **data, size_t *size, struct eng_error *err);
 
-/* The file at path decoded as an image within limits (NULL: the defaults); info may be NULL.
- * NULL with err naming the path. */
-struct img *cli_load_image(const char *path, const struct img_limits *limits, struct img_info *info,
-                           struct eng_error *err);
+/* The file at path decoded as an image as opt says (NULL: the defaults); info may be NULL (else
+ * the caller clears it: img_info_clear). NULL with err naming the path. */
+struct img *cli_load_image(const char *path, const struct img_decode_options *opt,
+                           struct img_info *info, struct eng_error *err);
 
 /* The file at path decoded to rate Hz; NULL with err naming the path. */
 struct audio *cli_load_clip(const char *path, int rate, struct eng_error *err);

@@ -116,11 +116,22 @@ static int get_crop(json_t *obj, struct classify_preprocess *p, struct eng_error
     return 0;
 }
 
+/* "color": keep (the default) or srgb. */
+static int get_color(json_t *obj, struct classify_preprocess *p, struct eng_error *err)
+{
+    json_t *v = json_object_get(obj, "color");
+    if (!v || img_color_from_name(json_string_value(v), &p->color) == 0) return 0;
+    return eng_fail(err, ENG_INVALID,
+                    "config.json: preprocess.color: must be \"keep\" (the pixel values as stored, "
+                    "as Pillow reads them) or \"srgb\" (converted to sRGB from the image's ICC "
+                    "profile)");
+}
+
 /* "preprocess"; channels comes later, from the image input's shape. */
 static int parse_preprocess(json_t *obj, struct classify_preprocess *p, struct eng_error *err)
 {
-    static const char *const fields[] = {"resize", "crop", "interpolation", "scale",
-                                         "mean",   "std",  "channel_order", NULL};
+    static const char *const fields[] = {
+        "resize", "crop", "interpolation", "scale", "mean", "std", "channel_order", "color", NULL};
     *p = (struct classify_preprocess){.bilinear = 1, .scale = 1.0f / 255, .std = {1, 1, 1}};
     if (!json_is_object(obj))
         return eng_fail(err, ENG_INVALID, "config.json: preprocess: must be an object");
@@ -133,7 +144,8 @@ static int parse_preprocess(json_t *obj, struct classify_preprocess *p, struct e
                    &p->bilinear, err) ||
         model_config_get_triple(obj, "mean", "preprocess.mean", 0, p->mean, err) ||
         model_config_get_triple(obj, "std", "preprocess.std", 1, p->std, err) ||
-        get_switch(obj, "channel_order", "preprocess.channel_order", "RGB", "BGR", &p->bgr, err))
+        get_switch(obj, "channel_order", "preprocess.channel_order", "RGB", "BGR", &p->bgr, err) ||
+        get_color(obj, p, err))
         return -1;
     if (scale && (!json_is_number(scale) || json_number_value(scale) <= 0))
         return eng_fail(err, ENG_INVALID, "config.json: preprocess.scale: must be a number > 0");

@@ -102,9 +102,9 @@ void model_release(struct model *m);
 
 /* How /v1/predict and /v1/pseudo-label turn an image into the model's image input, from
  * config.json's "preprocess" (resize, crop, interpolation (default bilinear), scale (default
- * 1/255), mean and std (defaults 0 and 1), channel_order) and "layout" (default NCHW); channels
- * is the image input's C. NULL when config.json has no "preprocess": the model then serves /v2
- * only. */
+ * 1/255), mean and std (defaults 0 and 1), channel_order, color (default keep)) and "layout"
+ * (default NCHW); channels is the image input's C. NULL when config.json has no "preprocess": the
+ * model then serves /v2 only. */
 const struct classify_preprocess *model_preprocess(const struct model *m);
 /* The output read as class scores (config "output"; by default the first). */
 size_t model_scores_output(const struct model *m);

@@ -17,6 +17,7 @@
 
 #include "core/error.h"
 #include "core/img.h"
+#include "image/codec.h"
 
 struct policy;
 
@@ -30,6 +31,9 @@ struct classify_preprocess {
     int bgr;                     /* the model takes BGR: channel 0 is blue */
     int nhwc;                    /* the tensor is [H][W][C], else [C][H][W] */
     int channels;                /* 1 (the image's luma) or 3 */
+    /* How the image's colours are to be decoded, as the model was trained: the caller decodes
+     * with it; the transform itself takes the decoded pixels. */
+    enum img_color color;
 };
 
 /* The height and width of the tensor the transform makes from a width x height image. -1 with

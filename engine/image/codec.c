@@ -39,10 +39,11 @@ struct limits {
     uint64_t max_side;
 };
 
-/* What the fast paths learn before decoding and hand on to the shared finishing steps. */
+/* What the decoders hand on to the shared finishing steps. */
 struct decoded {
     struct img *im;
     int orientation;
+    struct img_profile icc; /* the embedded profile, when the pixels were not converted from it */
 };
 
 static uint16_t be16(const uint8_t *p)
@@ -65,7 +66,7 @@ static uint32_t le32(const uint8_t *p)
     return (uint32_t)p[3] << 24 | (uint32_t)p[2] << 16 | (uint32_t)p[1] << 8 | p[0];
 }
 
-static struct limits effective_limits(const struct img_limits *lim)
+static struct limits effective_limits(const struct img_decode_options *lim)
 {
     struct limits l = {IMG_DEFAULT_MAX_PIXELS, IMG_DEFAULT_MAX_DIMENSION};
     if (lim && lim->max_pixels > 0) l.max_pixels = lim->max_pixels;
@@ -328,16 +329,63 @@ static bool icc_is_srgb(const uint8_t *icc, size_t n)
     return true;
 }
 
-/* What to do with a profile attached to pixels of colour space `space` ("RGB ", "GRAY",
- * "CMYK"). Greyscale stays greyscale (Pillow never converts either); a profile that does not fit
- * the pixels or does not parse is ignored, as browsers do. */
+/* Whether a profile's header is sound and describes pixels of colour space `space` ("RGB ",
+ * "GRAY", "CMYK"). */
+static bool icc_is_for(const uint8_t *icc, size_t n, const char *space)
+{
+    return icc && n >= 132 && be32(icc) <= n && memcmp(icc + 36, "acsp", 4) == 0 &&
+           memcmp(icc + 16, space, 4) == 0;
+}
+
+/* The colour space of an image's pixels: greyscale for one channel, else RGB (alpha has none). */
+static const char *icc_space_of_channels(int channels)
+{
+    return channels == 1 ? "GRAY" : "RGB ";
+}
+
+/* What IMG_COLOR_SRGB does with a profile attached to pixels of colour space `space`.
+ * Greyscale stays greyscale (Pillow never converts either); a profile that does not fit the
+ * pixels or does not parse is ignored, as browsers do. */
 static enum icc_action icc_decide(const uint8_t *icc, size_t n, const char *space)
 {
-    if (!icc || n < 132 || be32(icc) > n || memcmp(icc + 36, "acsp", 4) != 0) return ICC_IGNORE;
-    if (memcmp(icc + 16, space, 4) != 0) return ICC_IGNORE;
+    if (!icc_is_for(icc, n, space)) return ICC_IGNORE;
     if (memcmp(space, "GRAY", 4) == 0) return ICC_IGNORE;
     if (memcmp(space, "RGB ", 4) == 0 && icc_is_srgb(icc, n)) return ICC_IGNORE;
     return ICC_CONVERT;
+}
+
+/* A copy of a decoder's profile bytes into out, which the caller frees. 0, or -1 with err. */
+static int icc_copy(struct img_profile *out, const void *icc, size_t n, struct eng_error *err)
+{
+    if (!(out->data = malloc(n)))
+        return eng_fail(err, ENG_NO_MEMORY, "out of memory for a %zu-byte ICC profile", n);
+    memcpy(out->data, icc, n);
+    out->size = n;
+    return 0;
+}
+
+/* Pillow's CMYK to RGB (Convert.c cmyk2rgb): R = (255 - K) - C * (255 - K) / 255, rounded as
+ * its MULDIV255. Adobe files store the samples inverted. In place, 4 channels down to 3. */
+static void cmyk_to_rgb(struct img *im, bool inverted)
+{
+    size_t count = (size_t)im->width * (size_t)im->height;
+    uint8_t *d = im->data;
+    const uint8_t *s = im->data;
+    int flip = inverted ? 255 : 0;
+    for (size_t i = 0; i < count; i++, s += 4, d += 3) {
+        int c = s[0] ^ flip, m = s[1] ^ flip, y = s[2] ^ flip, k = s[3] ^ flip;
+        int nk = 255 - k, t;
+        t = c * nk + 128;
+        d[0] = (uint8_t)(nk - (((t >> 8) + t) >> 8));
+        t = m * nk + 128;
+        d[1] = (uint8_t)(nk - (((t >> 8) + t) >> 8));
+        t = y * nk + 128;
+        d[2] = (uint8_t)(nk - (((t >> 8) + t) >> 8));
+    }
+    im->channels = 3;
+    im->stride = (size_t)im->width * 3;
+    uint8_t *smaller = realloc(im->data, count * 3);
+    if (smaller) im->data = smaller;
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -526,6 +574,10 @@ static const char *icc_space_of(VipsImage *x)
         return "GRAY";
     case VIPS_INTERPRETATION_CMYK:
         return "CMYK";
+    case VIPS_INTERPRETATION_LAB:
+    case VIPS_INTERPRETATION_LABQ:
+    case VIPS_INTERPRETATION_LABS:
+        return "Lab ";
     default:
         return "RGB ";
     }
@@ -559,10 +611,42 @@ static int vips_load(enum kind kind, const uint8_t *p, size_t n, VipsImage **out
     }
 }
 
-/* The general path: any format libvips reads safely, and JPEG/PNG whose ICC profile needs a
- * conversion. Loading reads only the header; pixels are decoded by the sink at the end. */
+/* libvips' pixels as Pillow has them: 8-bit sRGB or greyscale (B_W), with alpha when there is one,
+ * from 16-bit, Lab and such (16-bit CMYK through libvips' fallback profile). t holds the steps'
+ * images (3 of them); *grey and *alpha say what came out. */
+static int vips_to_8bit(const char *what, VipsImage *x, VipsImage **t, VipsImage **out, bool *grey,
+                        bool *alpha, struct eng_error *err)
+{
+    *alpha = vips_image_hasalpha(x);
+    *grey = x->Bands - (*alpha ? 1 : 0) == 1 && !*alpha;
+    VipsInterpretation target = *grey ? VIPS_INTERPRETATION_B_W : VIPS_INTERPRETATION_sRGB;
+    if (vips_image_get_interpretation(x) != target || x->BandFmt != VIPS_FORMAT_UCHAR) {
+        if (vips_colourspace(x, &t[0], target, NULL)) return vips_fail(err, ENG_UNDECODABLE, what);
+        x = t[0];
+    }
+    if (x->BandFmt != VIPS_FORMAT_UCHAR) {
+        if (vips_cast_uchar(x, &t[1], NULL)) return vips_fail(err, ENG_UNDECODABLE, what);
+        x = t[1];
+    }
+    int want = *grey ? 1 : *alpha ? 4 : 3;
+    if (x->Bands > want) {
+        if (vips_extract_band(x, &t[2], 0, "n", want, NULL))
+            return vips_fail(err, ENG_UNDECODABLE, what);
+        x = t[2];
+    }
+    if (x->Bands != want)
+        return eng_fail(err, ENG_UNSUPPORTED, "%s image with %d bands is not supported", what,
+                        x->Bands);
+    *out = x;
+    return 0;
+}
+
+/* The general path: any format libvips reads safely, and JPEG/PNG whose ICC profile
+ * IMG_COLOR_SRGB converts. Loading reads only the header; pixels are decoded by the sink at the
+ * end. */
 static int decode_vips(enum kind kind, const uint8_t *p, size_t n, const struct limits *lim,
-                       struct img_info *info, struct decoded *out, struct eng_error *err)
+                       enum img_color color, struct img_info *info, struct decoded *out,
+                       struct eng_error *err)
 {
     if (img_codec_init(err)) return -1;
     const char *what = kind_labels[kind];
@@ -570,7 +654,8 @@ static int decode_vips(enum kind kind, const uint8_t *p, size_t n, const struct 
         return eng_fail(err, ENG_UNSUPPORTED, "%s images are not supported by this build", what);
 
     VipsImage *scope = vips_image_new();
-    VipsImage **t = (VipsImage **)vips_object_local_array(VIPS_OBJECT(scope), 6);
+    VipsImage **t = (VipsImage **)vips_object_local_array(VIPS_OBJECT(scope), 5);
+    struct img *im = NULL;
     int rc = -1;
     if (vips_load(kind, p, n, &t[0])) {
         vips_fail(err, ENG_UNDECODABLE, what);
@@ -589,59 +674,39 @@ static int decode_vips(enum kind kind, const uint8_t *p, size_t n, const struct 
     const void *icc = NULL;
     size_t icc_len = 0;
     if (vips_image_get_typeof(x, VIPS_META_ICC_NAME) &&
-        !vips_image_get_blob(x, VIPS_META_ICC_NAME, &icc, &icc_len) &&
-        icc_decide(icc, icc_len, icc_space_of(x)) == ICC_CONVERT) {
+        vips_image_get_blob(x, VIPS_META_ICC_NAME, &icc, &icc_len) != 0)
+        icc = NULL, icc_len = 0;
+    if (color == IMG_COLOR_SRGB && icc_decide(icc, icc_len, icc_space_of(x)) == ICC_CONVERT) {
         /* Relative colorimetric, libvips' default; 8-bit out. */
         if (vips_icc_transform(x, &t[1], "srgb", "embedded", TRUE, NULL)) {
             vips_fail(err, ENG_UNDECODABLE, what);
             goto done;
         }
         x = t[1];
-    }
-
-    bool alpha = vips_image_hasalpha(x);
-    bool grey = x->Bands - (alpha ? 1 : 0) == 1 && !alpha;
-    VipsInterpretation target = grey ? VIPS_INTERPRETATION_B_W : VIPS_INTERPRETATION_sRGB;
-    /* 16-bit, CMYK (without a usable profile: libvips' fallback profile), Lab and such. */
-    if (vips_image_get_interpretation(x) != target || x->BandFmt != VIPS_FORMAT_UCHAR) {
-        if (vips_colourspace(x, &t[2], target, NULL)) {
-            vips_fail(err, ENG_UNDECODABLE, what);
-            goto done;
-        }
-        x = t[2];
-    }
-    if (x->BandFmt != VIPS_FORMAT_UCHAR) {
-        if (vips_cast_uchar(x, &t[3], NULL)) {
-            vips_fail(err, ENG_UNDECODABLE, what);
-            goto done;
-        }
-        x = t[3];
-    }
-    int want = grey ? 1 : alpha ? 4 : 3;
-    if (x->Bands > want) {
-        if (vips_extract_band(x, &t[4], 0, "n", want, NULL)) {
-            vips_fail(err, ENG_UNDECODABLE, what);
-            goto done;
-        }
-        x = t[4];
-    }
-    if (x->Bands != want) {
-        eng_fail(err, ENG_UNSUPPORTED, "%s image with %d bands is not supported", what, x->Bands);
+    } else if (icc && icc_copy(&out->icc, icc, icc_len, err)) {
         goto done;
     }
 
-    struct img *im = img_new(x->Xsize, x->Ysize, want, err);
+    /* 8-bit CMYK left as it is stored becomes RGB by Pillow's formula, as in the JPEG path
+     * (libvips has already undone Adobe's inversion); the rest through libvips. */
+    bool cmyk = x->Bands == 4 && x->BandFmt == VIPS_FORMAT_UCHAR &&
+                vips_image_get_interpretation(x) == VIPS_INTERPRETATION_CMYK;
+    bool grey = false, alpha = false;
+    if (!cmyk && vips_to_8bit(what, x, t + 2, &x, &grey, &alpha, err)) goto done;
+    im = img_new(x->Xsize, x->Ysize, cmyk ? 4 : grey ? 1 : alpha ? 4 : 3, err);
     if (!im) goto done;
     if (vips_sink_disc(x, sink_rows, im)) {
-        img_free(im);
         vips_fail(err, ENG_UNDECODABLE, what);
         goto done;
     }
+    if (cmyk) cmyk_to_rgb(im, false);
     out->im = im;
     out->orientation = orientation;
+    im = NULL;
     rc = 0;
     vips_discard_errors();
 done:
+    img_free(im);
     g_object_unref(scope);
     return rc;
 }
@@ -738,32 +803,8 @@ static bool jpeg_has_eoi(const uint8_t *p, size_t n, size_t sos)
     return false;
 }
 
-/* Pillow's CMYK to RGB (Convert.c cmyk2rgb): R = (255 - K) - C * (255 - K) / 255, rounded as
- * its MULDIV255. Adobe files store the samples inverted. In place, 4 channels down to 3. */
-static void cmyk_to_rgb(struct img *im, bool inverted)
-{
-    size_t count = (size_t)im->width * (size_t)im->height;
-    uint8_t *d = im->data;
-    const uint8_t *s = im->data;
-    int flip = inverted ? 255 : 0;
-    for (size_t i = 0; i < count; i++, s += 4, d += 3) {
-        int c = s[0] ^ flip, m = s[1] ^ flip, y = s[2] ^ flip, k = s[3] ^ flip;
-        int nk = 255 - k, t;
-        t = c * nk + 128;
-        d[0] = (uint8_t)(nk - (((t >> 8) + t) >> 8));
-        t = m * nk + 128;
-        d[1] = (uint8_t)(nk - (((t >> 8) + t) >> 8));
-        t = y * nk + 128;
-        d[2] = (uint8_t)(nk - (((t >> 8) + t) >> 8));
-    }
-    im->channels = 3;
-    im->stride = (size_t)im->width * 3;
-    uint8_t *smaller = realloc(im->data, count * 3);
-    if (smaller) im->data = smaller;
-}
-
-static int decode_jpeg(const uint8_t *p, size_t n, const struct limits *lim, struct img_info *info,
-                       struct decoded *out, struct eng_error *err)
+static int decode_jpeg(const uint8_t *p, size_t n, const struct limits *lim, enum img_color color,
+                       struct img_info *info, struct decoded *out, struct eng_error *err)
 {
     /* One handle per call: creating one costs about a microsecond, and it keeps threads and
      * error states apart without thread-local cleanup. */
@@ -795,9 +836,9 @@ static int decode_jpeg(const uint8_t *p, size_t n, const struct limits *lim, str
     size_t icc_len = 0;
     icc = jpeg_icc(m, &icc_len);
     const char *icc_space = cmyk ? "CMYK" : space == TJCS_GRAY ? "GRAY" : "RGB ";
-    if (icc && icc_decide(icc, icc_len, icc_space) == ICC_CONVERT) {
+    if (color == IMG_COLOR_SRGB && icc_decide(icc, icc_len, icc_space) == ICC_CONVERT) {
         /* Colour management is libvips' job; TurboJPEG has none. */
-        rc = decode_vips(K_JPEG, p, n, lim, info, out, err);
+        rc = decode_vips(K_JPEG, p, n, lim, color, info, out, err);
         goto done;
     }
 
@@ -828,7 +869,9 @@ static int decode_jpeg(const uint8_t *p, size_t n, const struct limits *lim, str
     info->frames = 1;
     out->orientation = m->exif ? exif_orientation(m->exif, m->exif_len) : 1;
     out->im = im;
+    out->icc = (struct img_profile){icc, icc_len};
     im = NULL;
+    icc = NULL;
     rc = 0;
 done:
     img_free(im);
@@ -886,8 +929,8 @@ static int png_frames(const uint8_t *p, size_t n)
     return 1;
 }
 
-static int decode_png(const uint8_t *p, size_t n, const struct limits *lim, struct img_info *info,
-                      struct decoded *out, struct eng_error *err)
+static int decode_png(const uint8_t *p, size_t n, const struct limits *lim, enum img_color color,
+                      struct img_info *info, struct decoded *out, struct eng_error *err)
 {
     /* The signature is 8 bytes and IHDR must come first: its size is read here, before libspng
      * allocates anything, so a bomb is refused with the sizes in the message. */
@@ -920,13 +963,15 @@ static int decode_png(const uint8_t *p, size_t n, const struct limits *lim, stru
     bool grey_type = ihdr.color_type == SPNG_COLOR_TYPE_GRAYSCALE ||
                      ihdr.color_type == SPNG_COLOR_TYPE_GRAYSCALE_ALPHA;
 
+    /* An sRGB chunk says sRGB whatever an iCCP chunk says (PNG 1.2, 4.2.2.4). */
     uint8_t srgb_intent;
     struct spng_iccp iccp;
-    if (spng_get_srgb(ctx, &srgb_intent) != 0 && spng_get_iccp(ctx, &iccp) == 0 &&
+    bool has_icc = spng_get_srgb(ctx, &srgb_intent) != 0 && spng_get_iccp(ctx, &iccp) == 0;
+    if (has_icc && color == IMG_COLOR_SRGB &&
         icc_decide((const uint8_t *)iccp.profile, iccp.profile_len, grey_type ? "GRAY" : "RGB ") ==
             ICC_CONVERT) {
         spng_ctx_free(ctx);
-        return decode_vips(K_PNG, p, n, lim, info, out, err);
+        return decode_vips(K_PNG, p, n, lim, color, info, out, err);
     }
 
     bool alpha = ihdr.color_type == SPNG_COLOR_TYPE_GRAYSCALE_ALPHA ||
@@ -959,6 +1004,7 @@ static int decode_png(const uint8_t *p, size_t n, const struct limits *lim, stru
     out->orientation = spng_get_exif(ctx, &exif) == 0
                            ? exif_orientation((const uint8_t *)exif.data, exif.length)
                            : 1;
+    if (has_icc && icc_copy(&out->icc, iccp.profile, iccp.profile_len, err)) goto done;
     info->orig_width = (int)w;
     info->orig_height = (int)h;
     info->had_alpha = alpha;
@@ -1148,7 +1194,14 @@ static int decode_bmp(const uint8_t *p, size_t n, const struct limits *lim, stru
 /* ------------------------------------------------------------------------------------------ */
 /* Decode                                                                                     */
 
-struct img *img_decode(const void *data, size_t size, const struct img_limits *lim,
+void img_info_clear(struct img_info *info)
+{
+    if (!info) return;
+    free(info->icc.data);
+    info->icc = (struct img_profile){NULL, 0};
+}
+
+struct img *img_decode(const void *data, size_t size, const struct img_decode_options *opt,
                        struct img_info *info, struct eng_error *err)
 {
     if (!data && size > 0) {
@@ -1161,30 +1214,39 @@ struct img *img_decode(const void *data, size_t size, const struct img_limits *l
         fail_unknown(p, size, err);
         return NULL;
     }
-    struct limits l = effective_limits(lim);
+    struct limits l = effective_limits(opt);
+    enum img_color color = opt ? opt->color : IMG_COLOR_KEEP;
     struct img_info got = {0};
-    struct decoded out = {NULL, 1};
+    struct decoded out = {NULL, 1, {NULL, 0}};
     int rc;
     switch (kind) {
     case K_JPEG:
-        rc = decode_jpeg(p, size, &l, &got, &out, err);
+        rc = decode_jpeg(p, size, &l, color, &got, &out, err);
         break;
     case K_PNG:
-        rc = decode_png(p, size, &l, &got, &out, err);
+        rc = decode_png(p, size, &l, color, &got, &out, err);
         break;
     case K_BMP:
         rc = decode_bmp(p, size, &l, &got, &out, err);
         break;
     default:
-        rc = decode_vips(kind, p, size, &l, &got, &out, err);
+        rc = decode_vips(kind, p, size, &l, color, &got, &out, err);
         break;
     }
-    if (rc) return NULL;
-    if (apply_orientation(&out.im, out.orientation, err)) {
-        img_free(out.im);
+    if (rc || apply_orientation(&out.im, out.orientation, err)) {
+        if (!rc) img_free(out.im);
+        free(out.icc.data);
         return NULL;
     }
+    /* The profile goes on only where it describes the pixels as decoded, and never after a
+     * conversion to sRGB: sRGB is what a file without one means. */
+    if (!info || color != IMG_COLOR_KEEP ||
+        !icc_is_for(out.icc.data, out.icc.size, icc_space_of_channels(out.im->channels))) {
+        free(out.icc.data);
+        out.icc = (struct img_profile){NULL, 0};
+    }
     if (info) {
+        got.icc = out.icc;
         *info = got;
         snprintf(info->format, sizeof info->format, "%s", kind_names[kind]);
         info->orientation = out.orientation;
@@ -1196,8 +1258,60 @@ struct img *img_decode(const void *data, size_t size, const struct img_limits *l
 /* ------------------------------------------------------------------------------------------ */
 /* Encode                                                                                     */
 
-static int encode_jpeg(const struct img *im, int quality, void **out, size_t *out_size,
-                       struct eng_error *err)
+/* JPEG holds an ICC profile in APP2 "ICC_PROFILE" markers: a 14-byte header (the name, then the
+ * marker's number from 1 and the count) and up to 65519 bytes of the profile each, at most 255
+ * of them (ICC.1, annex B.4). */
+#define ICC_MARKER_HEADER 14
+#define ICC_MARKER_DATA   65519
+#define ICC_MARKER_MAX    255
+
+/* Inserts icc's APP2 markers into the JPEG (*buf, *len), where libjpeg's jpeg_write_icc_profile
+ * and Pillow put them: after the JFIF APP0 segment TurboJPEG writes first. *buf is replaced by
+ * a new malloc'd buffer; on failure it is left as it was. */
+static int jpeg_add_icc(unsigned char **buf, unsigned long *len, const struct img_profile *icc,
+                        struct eng_error *err)
+{
+    size_t markers = (icc->size + ICC_MARKER_DATA - 1) / ICC_MARKER_DATA;
+    if (markers > ICC_MARKER_MAX)
+        return eng_fail(err, ENG_INVALID,
+                        "the ICC profile (%zu bytes) is larger than JPEG can hold (%d bytes); ask "
+                        "for PNG or WebP, or convert to sRGB",
+                        icc->size, ICC_MARKER_MAX * ICC_MARKER_DATA);
+    const unsigned char *in = *buf;
+    size_t at = 2; /* after SOI */
+    if (*len >= 6 && in[2] == 0xFF && in[3] == 0xE0 && 4u + be16(in + 4) <= *len)
+        at = 4u + be16(in + 4);
+    size_t extra = markers * (4 + ICC_MARKER_HEADER) + icc->size;
+    unsigned char *grown = malloc(*len + extra);
+    if (!grown)
+        return eng_fail(err, ENG_NO_MEMORY, "out of memory for a %lu-byte JPEG", *len + extra);
+    memcpy(grown, in, at);
+    unsigned char *q = grown + at;
+    for (size_t i = 0; i < markers; i++) {
+        size_t from = i * ICC_MARKER_DATA, chunk = icc->size - from;
+        if (chunk > ICC_MARKER_DATA) chunk = ICC_MARKER_DATA;
+        size_t seg = 2 + ICC_MARKER_HEADER + chunk;
+        q[0] = 0xFF, q[1] = 0xE2, q[2] = (uint8_t)(seg >> 8), q[3] = (uint8_t)seg;
+        memcpy(q + 4, "ICC_PROFILE", 12);
+        q[16] = (uint8_t)(i + 1), q[17] = (uint8_t)markers;
+        memcpy(q + 18, icc->data + from, chunk);
+        q += 2 + seg;
+    }
+    memcpy(q, in + at, *len - at);
+    free(*buf);
+    *buf = grown;
+    *len += extra;
+    return 0;
+}
+
+/* Whether the profile goes into a file storing `channels` channels (alpha has no colour). */
+static bool icc_goes_with(const struct img_profile *icc, int channels)
+{
+    return icc && icc_is_for(icc->data, icc->size, icc_space_of_channels(channels));
+}
+
+static int encode_jpeg(const struct img *im, int quality, const struct img_profile *icc, void **out,
+                       size_t *out_size, struct eng_error *err)
 {
     int samp = im->channels == 1 ? TJSAMP_GRAY : TJSAMP_420;
     /* RGBX: TurboJPEG skips the fourth byte, so alpha is dropped without a copy. */
@@ -1226,13 +1340,22 @@ static int encode_jpeg(const struct img *im, int quality, void **out, size_t *ou
         return -1;
     }
     tjDestroy(tj);
-    unsigned char *fitted = realloc(buf, len);
-    *out = fitted ? fitted : buf;
+    if (icc_goes_with(icc, im->channels)) {
+        if (jpeg_add_icc(&buf, &len, icc, err)) {
+            free(buf);
+            return -1;
+        }
+    } else {
+        unsigned char *fitted = realloc(buf, len);
+        if (fitted) buf = fitted;
+    }
+    *out = buf;
     *out_size = len;
     return 0;
 }
 
-static int encode_png(const struct img *im, void **out, size_t *out_size, struct eng_error *err)
+static int encode_png(const struct img *im, const struct img_profile *icc, void **out,
+                      size_t *out_size, struct eng_error *err)
 {
     /* Explicit malloc-family allocators: the buffer libspng hands over must be free()-able. */
     struct spng_alloc alloc = {malloc, realloc, calloc, free};
@@ -1246,9 +1369,16 @@ static int encode_png(const struct img *im, void **out, size_t *out_size, struct
                              .bit_depth = 8,
                              .color_type = type};
     size_t row_bytes = (size_t)im->width * (size_t)im->channels;
-    int e;
+    /* Pillow's name for the profile; libspng compresses it. */
+    struct spng_iccp iccp = {.profile_name = "ICC Profile"};
+    int e = 0;
+    if (icc_goes_with(icc, im->channels)) {
+        iccp.profile_len = icc->size;
+        iccp.profile = (char *)icc->data;
+        e = spng_set_iccp(ctx, &iccp);
+    }
     /* zlib level 6 as Pillow; libspng picks a filter per row (all five tried, min-sum). */
-    if ((e = spng_set_option(ctx, SPNG_ENCODE_TO_BUFFER, 1)) ||
+    if (e || (e = spng_set_option(ctx, SPNG_ENCODE_TO_BUFFER, 1)) ||
         (e = spng_set_option(ctx, SPNG_IMG_COMPRESSION_LEVEL, 6)) ||
         (e = spng_set_ihdr(ctx, &ihdr)) ||
         (e = spng_encode_image(ctx, NULL, 0, SPNG_FMT_PNG,
@@ -1271,8 +1401,8 @@ fail:
     return eng_fail(err, ENG_INTERNAL, "PNG encoding: %s", spng_strerror(e));
 }
 
-static int encode_webp(const struct img *im, int quality, void **out, size_t *out_size,
-                       struct eng_error *err)
+static int encode_webp(const struct img *im, int quality, const struct img_profile *icc, void **out,
+                       size_t *out_size, struct eng_error *err)
 {
     if (img_codec_init(err)) return -1;
     size_t row_bytes = (size_t)im->width * (size_t)im->channels;
@@ -1288,12 +1418,20 @@ static int encode_webp(const struct img *im, int quality, void **out, size_t *ou
     void *buf = NULL;
     size_t len = 0;
     int rc = -1;
+    /* WebP has no greyscale: libwebp stores colour, so only an RGB profile fits, on colour. */
+    bool with_icc = src->channels != 1 && icc_goes_with(icc, src->channels);
     t[0] = vips_image_new_from_memory(src->data, row_bytes * (size_t)src->height, src->width,
                                       src->height, src->channels, VIPS_FORMAT_UCHAR);
     if (!t[0] ||
         vips_copy(t[0], &t[1], "interpretation",
-                  src->channels == 1 ? VIPS_INTERPRETATION_B_W : VIPS_INTERPRETATION_sRGB, NULL) ||
-        vips_webpsave_buffer(t[1], &buf, &len, "Q", quality, "strip", TRUE, NULL)) {
+                  src->channels == 1 ? VIPS_INTERPRETATION_B_W : VIPS_INTERPRETATION_sRGB, NULL)) {
+        vips_fail(err, ENG_INTERNAL, "WebP encoding");
+        goto done;
+    }
+    /* An image made from memory has no metadata but what is set here, so not stripping writes
+     * the profile alone. */
+    if (with_icc) vips_image_set_blob_copy(t[1], VIPS_META_ICC_NAME, icc->data, icc->size);
+    if (vips_webpsave_buffer(t[1], &buf, &len, "Q", quality, "strip", !with_icc, NULL)) {
         vips_fail(err, ENG_INTERNAL, "WebP encoding");
         goto done;
     }
@@ -1313,8 +1451,8 @@ done:
     return rc;
 }
 
-int img_encode(const struct img *im, enum img_format fmt, int quality, void **out, size_t *out_size,
-               struct eng_error *err)
+int img_encode(const struct img *im, enum img_format fmt, int quality,
+               const struct img_profile *icc, void **out, size_t *out_size, struct eng_error *err)
 {
     if (!out || !out_size) return eng_fail(err, ENG_INVALID, "no output buffer given");
     *out = NULL;
@@ -1327,11 +1465,11 @@ int img_encode(const struct img *im, enum img_format fmt, int quality, void **ou
         return eng_fail(err, ENG_INVALID, "quality %d is out of range; use 1 to 100", quality);
     switch (fmt) {
     case IMG_JPEG:
-        return encode_jpeg(im, quality, out, out_size, err);
+        return encode_jpeg(im, quality, icc, out, out_size, err);
     case IMG_PNG:
-        return encode_png(im, out, out_size, err);
+        return encode_png(im, icc, out, out_size, err);
     case IMG_WEBP:
-        return encode_webp(im, quality, out, out_size, err);
+        return encode_webp(im, quality, icc, out, out_size, err);
     }
     return eng_fail(err, ENG_INVALID, "unknown output format %d", (int)fmt);
 }
@@ -1362,4 +1500,21 @@ int img_format_from_name(const char *name, enum img_format *fmt)
             return 0;
         }
     return -1;
+}
+
+const char *img_color_name(enum img_color color)
+{
+    return color == IMG_COLOR_SRGB ? "srgb" : "keep";
+}
+
+int img_color_from_name(const char *name, enum img_color *color)
+{
+    if (!name) return -1;
+    if (strcmp(name, "keep") == 0)
+        *color = IMG_COLOR_KEEP;
+    else if (strcmp(name, "srgb") == 0)
+        *color = IMG_COLOR_SRGB;
+    else
+        return -1;
+    return 0;
 }

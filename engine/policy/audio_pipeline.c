@@ -88,7 +88,7 @@ int audio_pipeline_encode(const struct audio_pipeline_sample *s, enum audio_outp
         return audio_npy_f32(s->features->data, s->features->frames, s->features->bins, data, size,
                              err);
     struct img *im = audio_output_viridis(s->features, err);
-    int rc = im ? img_encode(im, IMG_PNG, 90, data, size, err) : -1;
+    int rc = im ? img_encode(im, IMG_PNG, 90, NULL, data, size, err) : -1;
     img_free(im);
     return rc;
 }

@@ -21,6 +21,7 @@ function fields(seed) {
     samples: $('#samples').value,
     seed: seed ?? $('#seed').value,
     format: $('#format').value,
+    color: $('#color').value,
   };
 }
 

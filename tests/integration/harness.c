@@ -923,3 +923,15 @@ json_int_t json_int(json_t *obj, const char *key)
     if (!json_is_integer(v)) fail_msg("no integer \"%s\" in the response", key);
     return json_integer_value(v);
 }
+
+unsigned char *harness_unbase64(const char *text, size_t *size)
+{
+    size_t len = strlen(text);
+    unsigned char *out = malloc(len / 4 * 3 + 1);
+    assert_non_null(out);
+    int n = EVP_DecodeBlock(out, (const unsigned char *)text, (int)len);
+    if (n < 0) fail_msg("not base64: %.60s", text);
+    /* EVP_DecodeBlock counts the padding's zero bytes. */
+    *size = (size_t)n - (len >= 1 && text[len - 1] == '=') - (len >= 2 && text[len - 2] == '=');
+    return out;
+}

@@ -269,6 +269,9 @@ int metrics_wait(const struct server *srv, const char *series, double value, int
 const char *json_str(json_t *obj, const char *key);
 json_int_t json_int(json_t *obj, const char *key);
 
+/* The bytes base64 text holds (malloc'd, *size of them); fails the test when it is not base64. */
+unsigned char *harness_unbase64(const char *text, size_t *size);
+
 /* SHA-256 of data as 64 lowercase hex digits. */
 void sha256_hex(const void *data, size_t size, char out[65]);
 

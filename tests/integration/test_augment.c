@@ -8,7 +8,6 @@
 
 #include <limits.h>
 #include <math.h>
-#include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,30 +33,19 @@ static void *make_png(int width, int height, size_t *size)
         }
     void *png = NULL;
     struct eng_error err = {0};
-    if (img_encode(im, IMG_PNG, 90, &png, size, &err) != 0) fail_msg("encode: %s", err.message);
+    if (img_encode(im, IMG_PNG, 90, NULL, &png, size, &err) != 0)
+        fail_msg("encode: %s", err.message);
     img_free(im);
     return png;
 }
 
 static struct img *decode(const void *data, size_t size)
 {
-    struct img_limits limits = {100000000, 65535};
-    struct img_info info;
+    const struct img_decode_options opt = {100000000, 65535, IMG_COLOR_KEEP};
     struct eng_error err = {0};
-    struct img *im = img_decode(data, size, &limits, &info, &err);
+    struct img *im = img_decode(data, size, &opt, NULL, &err);
     if (!im) fail_msg("the response image does not decode: %s", err.message);
     return im;
-}
-
-static unsigned char *unbase64(const char *text, size_t *size)
-{
-    size_t len = strlen(text);
-    unsigned char *out = malloc(len / 4 * 3 + 1);
-    assert_non_null(out);
-    int n = EVP_DecodeBlock(out, (const unsigned char *)text, (int)len);
-    assert_true(n >= 0);
-    *size = (size_t)n - (len >= 1 && text[len - 1] == '=') - (len >= 2 && text[len - 2] == '=');
-    return out;
 }
 
 static void post_image(const struct server *srv, const char *path, const void *png, size_t size,
@@ -138,7 +126,7 @@ static void test_json_samples_and_inputs(void **state)
         assert_int_equal(json_int(res, "sample"), (json_int_t)(i % 3));
         assert_string_equal(json_str(res, "content_type"), "image/png");
         size_t size;
-        unsigned char *bytes = unbase64(json_str(res, "data"), &size);
+        unsigned char *bytes = harness_unbase64(json_str(res, "data"), &size);
         struct img *out = decode(bytes, size);
         free(bytes);
         assert_int_equal(out->width, json_int(res, "width"));
@@ -362,7 +350,7 @@ static void test_jsd_views(void **state)
         assert_int_equal(json_int(res, "view"), (json_int_t)(i % 3));
         if (i % 3 == 0) {
             size_t bytes_size;
-            unsigned char *bytes = unbase64(json_str(res, "data"), &bytes_size);
+            unsigned char *bytes = harness_unbase64(json_str(res, "data"), &bytes_size);
             struct img *out = decode(bytes, bytes_size);
             free(bytes);
             assert_memory_equal(out->data, in->data, (size_t)in->height * in->stride);
@@ -413,8 +401,8 @@ static void test_cli_matches_server(void **state)
     assert_status(&r, 200);
     json_t *doc = http_json(&r);
     size_t got_size;
-    unsigned char *got =
-        unbase64(json_str(json_array_get(json_object_get(doc, "results"), 1), "data"), &got_size);
+    unsigned char *got = harness_unbase64(
+        json_str(json_array_get(json_object_get(doc, "results"), 1), "data"), &got_size);
     f = fopen(out_path, "rb");
     assert_non_null(f);
     unsigned char *file = malloc(got_size + 1);
@@ -442,7 +430,8 @@ static void *make_mask(int width, int height, int x1, int y1, int x2, int y2, si
             img_row(m, y)[x] = x >= x1 && x < x2 && y >= y1 && y < y2 ? 255 : 0;
     void *png = NULL;
     struct eng_error err = {0};
-    if (img_encode(m, IMG_PNG, 90, &png, size, &err) != 0) fail_msg("encode: %s", err.message);
+    if (img_encode(m, IMG_PNG, 90, NULL, &png, size, &err) != 0)
+        fail_msg("encode: %s", err.message);
     img_free(m);
     return png;
 }
@@ -513,7 +502,7 @@ static void test_targets_follow_the_image(void **state)
             assert_true(json_number_value(json_array_get(json_object_get(o, "box"), k)) ==
                         want[i][k]);
         size_t size;
-        unsigned char *bytes = unbase64(json_str(o, "mask"), &size);
+        unsigned char *bytes = harness_unbase64(json_str(o, "mask"), &size);
         struct img *m = decode(bytes, size);
         int x1 = m->width, x2 = -1;
         for (int y = 0; y < m->height; y++)
@@ -637,7 +626,8 @@ static void *grey_png(uint8_t value, size_t *size)
     memset(im->data, value, im->stride * (size_t)im->height);
     void *png = NULL;
     struct eng_error err = {0};
-    if (img_encode(im, IMG_PNG, 90, &png, size, &err) != 0) fail_msg("encode: %s", err.message);
+    if (img_encode(im, IMG_PNG, 90, NULL, &png, size, &err) != 0)
+        fail_msg("encode: %s", err.message);
     img_free(im);
     return png;
 }
@@ -710,7 +700,7 @@ static void test_copy_paste_node(void **state)
     assert_string_equal(json_str(paste, "op"), "CopyPaste");
     assert_int_equal(json_int(paste, "source"), 1);
     size_t size;
-    unsigned char *png = unbase64(json_str(json_array_get(results, 0), "data"), &size);
+    unsigned char *png = harness_unbase64(json_str(json_array_get(results, 0), "data"), &size);
     struct img *out = decode(png, size);
     for (int y = 0; y < 40; y++)
         for (int x = 0; x < 48; x++) {
@@ -778,7 +768,7 @@ static void test_big_trace(void **state)
     json_t *result = json_array_get(json_object_get(doc, "results"), 0);
     assert_int_equal(json_array_size(json_object_get(result, "trace")), 1024);
     size_t bytes_size;
-    unsigned char *bytes = unbase64(json_str(result, "data"), &bytes_size);
+    unsigned char *bytes = harness_unbase64(json_str(result, "data"), &bytes_size);
     assert_int_equal(bytes_size, image.body_size);
     assert_memory_equal(bytes, image.body, bytes_size);
     free(bytes);

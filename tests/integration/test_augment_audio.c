@@ -9,7 +9,6 @@
 #include <cmocka.h>
 
 #include <math.h>
-#include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -85,17 +84,6 @@ static void with_policy(char *out, size_t size, const char *path, const char *po
     assert_non_null(escaped);
     snprintf(out, size, "%spolicy=%s", path, escaped);
     curl_free(escaped);
-}
-
-static unsigned char *unbase64(const char *text, size_t *size)
-{
-    size_t len = strlen(text);
-    unsigned char *out = malloc(len / 4 * 3 + 1);
-    assert_non_null(out);
-    int n = EVP_DecodeBlock(out, (const unsigned char *)text, (int)len);
-    assert_true(n >= 0);
-    *size = (size_t)n - (len >= 1 && text[len - 1] == '=') - (len >= 2 && text[len - 2] == '=');
-    return out;
 }
 
 /* Checks an .npy v1.0 file of float32 frames x mels and returns its data (inside npy). */
@@ -256,9 +244,9 @@ static void test_waveform_outputs(void **state)
 /* A PNG as an image, checked to be frames wide and mels high. */
 static void check_png(const void *data, size_t size, int frames, int mels)
 {
-    struct img_limits limits = {100000000, 65535};
+    const struct img_decode_options opt = {100000000, 65535, IMG_COLOR_KEEP};
     struct eng_error err = {0};
-    struct img *im = img_decode(data, size, &limits, NULL, &err);
+    struct img *im = img_decode(data, size, &opt, NULL, &err);
     if (!im) fail_msg("the PNG does not decode: %s", err.message);
     assert_int_equal(im->width, frames);
     assert_int_equal(im->height, mels);
@@ -285,7 +273,7 @@ static void test_png(void **state)
 /* A field of a JSON result, base64-decoded (the caller frees it). */
 static unsigned char *result_bytes(json_t *result, const char *key, size_t *size)
 {
-    return unbase64(json_str(result, key), size);
+    return harness_unbase64(json_str(result, key), size);
 }
 
 static void test_json_with_noise_clips(void **state)

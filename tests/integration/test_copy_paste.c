@@ -49,7 +49,8 @@ static void add_png(struct form *f, const char *name, struct img *im)
     void *png = NULL;
     size_t size = 0;
     struct eng_error err = {0};
-    if (img_encode(im, IMG_PNG, 90, &png, &size, &err) != 0) fail_msg("encode: %s", err.message);
+    if (img_encode(im, IMG_PNG, 90, NULL, &png, &size, &err) != 0)
+        fail_msg("encode: %s", err.message);
     img_free(im);
     f->owned[f->count] = png;
     f->parts[f->count++] = (struct http_part){
@@ -116,9 +117,9 @@ static struct img *decode_base64(const char *text)
     assert_true(n >= 0);
     size_t size =
         (size_t)n - (len >= 1 && text[len - 1] == '=') - (len >= 2 && text[len - 2] == '=');
-    struct img_limits limits = {100000000, 65535};
+    const struct img_decode_options opt = {100000000, 65535, IMG_COLOR_KEEP};
     struct eng_error err = {0};
-    struct img *im = img_decode(bytes, size, &limits, NULL, &err);
+    struct img *im = img_decode(bytes, size, &opt, NULL, &err);
     free(bytes);
     if (!im) fail_msg("a returned image does not decode: %s", err.message);
     return im;

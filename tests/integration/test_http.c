@@ -153,6 +153,8 @@ static void test_v1_info(void **state)
     assert_int_equal(json_int(limits, "max_body_bytes"), 123457);
     assert_int_equal(json_int(limits, "max_parts"), 7);
     assert_true(json_is_false(json_object_get(doc, "auth_required")));
+    /* Images keep their stored pixel values unless a request asks for sRGB. */
+    assert_string_equal(json_str(json_object_get(doc, "defaults"), "color"), "keep");
     /* Every engine module the server is built with is listed, so a client can tell what it
      * may call. */
     static const char *const modules[] = {"image", "targets", "audio", "nn", "metrics"};

@@ -25,7 +25,8 @@ static void *flat_png(int width, int height, uint8_t value, size_t *size)
     if (!im) fail_msg("%s", err.message);
     memset(im->data, value, im->stride * (size_t)height);
     void *png = NULL;
-    if (img_encode(im, IMG_PNG, 90, &png, size, &err) != 0) fail_msg("encode: %s", err.message);
+    if (img_encode(im, IMG_PNG, 90, NULL, &png, size, &err) != 0)
+        fail_msg("encode: %s", err.message);
     img_free(im);
     return png;
 }

@@ -1,6 +1,7 @@
 /* POST /v1/predict and POST /v1/pseudo-label against the real binary, with a model repository of
  * the classifiers tests/parity/gen_predict.py builds. Expected probabilities come from that
- * script's torchvision transforms and torch, not from our engine. */
+ * script's torchvision transforms and torch, not from our engine; the engine's codec only makes
+ * the sRGB twin of the tagged photo. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -14,12 +15,13 @@
 #include <unistd.h>
 
 #include "harness.h"
+#include "image/codec.h"
 
 #define TOLERANCE 1e-4
 
 static const char *const labels[] = {"apple", "banana", "cherry", "date", "elderberry"};
 
-/* Fills the test's repository: the three fixture models; broken (garbage bytes); plain (tiny-cnn
+/* Fills the test's repository: the four fixture models; broken (garbage bytes); plain (tiny-cnn
  * without its config.json, so without preprocessing). */
 static void make_repository(void)
 {
@@ -27,7 +29,8 @@ static void make_repository(void)
     char command[PATH_MAX * 3];
     snprintf(command, sizeof command,
              "cd '%s/tests/parity/fixtures/predict' && cp -r tiny-cnn tiny-linear three-class "
-             "'%s/' && mkdir '%s/broken' '%s/plain' && printf garbage > '%s/broken/model.onnx' && "
+             "tiny-cnn-srgb '%s/' && mkdir '%s/broken' '%s/plain' && "
+             "printf garbage > '%s/broken/model.onnx' && "
              "cp tiny-cnn/model.onnx '%s/plain/'",
              harness_source_dir(), repo_dir, repo_dir, repo_dir, repo_dir, repo_dir);
     if (system(command) != 0) fail_msg("cannot make the model repository: %s", command);
@@ -160,6 +163,115 @@ static void test_predict_parity(void **state)
     http_response_free(&r);
     free_images(&im);
     json_decref(exp);
+    harness_pass(state);
+}
+
+/* The "results" of a 200 answer to the image posted raw (content_type) to path (the caller owns
+ * them). */
+static json_t *results_of(const struct server *srv, const char *path, const char *content_type,
+                          const void *data, size_t size)
+{
+    struct http_response r;
+    http_post(srv, path, content_type, data, size, &r);
+    assert_status(&r, 200);
+    json_t *doc = http_json(&r);
+    json_t *results = json_incref(json_object_get(doc, "results"));
+    json_decref(doc);
+    http_response_free(&r);
+    return results;
+}
+
+/* A photo with an Adobe RGB profile, as cameras write: classified from the values stored, as
+ * torchvision classifies Pillow's decode of it, by one model and by a pseudo-label ensemble. */
+static void test_predict_tagged_photo(void **state)
+{
+    struct server *srv = start(state, "");
+    json_t *exp = harness_load_source_json("tests/parity/fixtures/predict/expected.json");
+    assert_string_equal(json_string_value(json_array_get(json_object_get(exp, "images"), 2)),
+                        "rocket.jpg");
+    size_t size;
+    char *jpeg = harness_read_source_file("tests/parity/fixtures/predict/rocket.jpg", &size);
+    static const char *const models[] = {"tiny-cnn", "tiny-linear"};
+    for (size_t m = 0; m < 2; m++) {
+        char path[64];
+        snprintf(path, sizeof path, "/v1/predict?model=%s", models[m]);
+        json_t *results = results_of(srv, path, "image/jpeg", jpeg, size);
+        json_t *want = json_object_get(json_object_get(json_object_get(exp, "models"), models[m]),
+                                       "rocket.jpg");
+        assert_predictions(json_array_get(results, 0), want, 5, m == 0);
+        json_decref(results);
+    }
+    json_t *results = results_of(srv, "/v1/pseudo-label?model=tiny-cnn&model=tiny-linear&views=1",
+                                 "image/jpeg", jpeg, size);
+    json_t *got = json_array_get(results, 0);
+    json_t *want = json_object_get(json_object_get(exp, "pseudo_label"), "rocket.jpg");
+    assert_int_equal(json_int(got, "index"), json_int(want, "index"));
+    assert_true(fabs(json_num(got, "confidence") - json_num(want, "confidence")) < TOLERANCE);
+    assert_true(fabs(json_num(got, "entropy") - json_num(want, "entropy")) < TOLERANCE);
+    json_decref(results);
+    free(jpeg);
+    json_decref(exp);
+    harness_pass(state);
+}
+
+/* color=srgb classifies the photo converted to sRGB: the same answer as the converted pixels
+ * sent as a PNG without a profile. A model whose preprocess says "srgb" does so by default, and a
+ * request's color overrides the model's either way. */
+static void test_predict_color(void **state)
+{
+    struct server *srv = start(state, "");
+    size_t size, png_size;
+    char *jpeg = harness_read_source_file("tests/parity/fixtures/predict/rocket.jpg", &size);
+    const struct img_decode_options srgb = {0, 0, IMG_COLOR_SRGB};
+    struct eng_error err = {0};
+    struct img *converted = img_decode(jpeg, size, &srgb, NULL, &err);
+    assert_non_null(converted);
+    void *png = NULL;
+    assert_int_equal(img_encode(converted, IMG_PNG, 0, NULL, &png, &png_size, &err), 0);
+    img_free(converted);
+
+    json_t *kept = results_of(srv, "/v1/predict?model=tiny-cnn", "image/jpeg", jpeg, size);
+    json_t *as_srgb = results_of(srv, "/v1/predict?model=tiny-cnn", "image/png", png, png_size);
+    assert_false(json_equal(kept, as_srgb));
+    static const struct {
+        const char *path;
+        int srgb;
+    } cases[] = {
+        {"/v1/predict?model=tiny-cnn&color=srgb", 1},
+        {"/v1/predict?model=tiny-cnn-srgb", 1},
+        {"/v1/predict?model=tiny-cnn-srgb&color=keep", 0},
+        {"/v1/predict?model=tiny-cnn&color=keep", 0},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        json_t *results = results_of(srv, cases[i].path, "image/jpeg", jpeg, size);
+        if (!json_equal(results, cases[i].srgb ? as_srgb : kept))
+            fail_msg("%s: not the answer to the %s", cases[i].path,
+                     cases[i].srgb ? "converted pixels" : "stored values");
+        json_decref(results);
+    }
+    struct http_response r;
+    http_post(srv, "/v1/predict?model=tiny-cnn&color=adobe", "image/jpeg", jpeg, size, &r);
+    assert_error_envelope(&r, 422, "unprocessable");
+    assert_contains(r.body, "color: must be keep");
+    http_response_free(&r);
+    /* An ensemble decodes once: its models must agree, or the request must choose. */
+    http_post(srv, "/v1/pseudo-label?model=tiny-cnn&model=tiny-cnn-srgb", "image/jpeg", jpeg, size,
+              &r);
+    assert_error_envelope(&r, 422, "unprocessable");
+    assert_contains(r.body, "models tiny-cnn and tiny-cnn-srgb decode colours differently");
+    http_response_free(&r);
+    json_t *results =
+        results_of(srv, "/v1/pseudo-label?model=tiny-cnn&model=tiny-cnn-srgb&color=srgb&views=1",
+                   "image/jpeg", jpeg, size);
+    json_t *votes = json_object_get(json_array_get(results, 0), "models");
+    /* Both models are tiny-cnn, on the same converted pixels: the same vote. */
+    assert_true(json_equal(json_object_get(json_array_get(votes, 0), "confidence"),
+                           json_object_get(json_array_get(votes, 1), "confidence")));
+    json_decref(results);
+    json_decref(as_srgb);
+    json_decref(kept);
+    free(png);
+    free(jpeg);
     harness_pass(state);
 }
 
@@ -373,9 +485,14 @@ static void test_schemas_match_openapi(void **state)
 int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
-        HARNESS_MODELS_TEST(test_predict_parity),      HARNESS_MODELS_TEST(test_predict_errors),
-        HARNESS_MODELS_TEST(test_pseudo_label_parity), HARNESS_MODELS_TEST(test_pseudo_label_views),
-        HARNESS_MODELS_TEST(test_pseudo_label_errors), cmocka_unit_test(test_schemas_match_openapi),
+        HARNESS_MODELS_TEST(test_predict_parity),
+        HARNESS_MODELS_TEST(test_predict_tagged_photo),
+        HARNESS_MODELS_TEST(test_predict_color),
+        HARNESS_MODELS_TEST(test_predict_errors),
+        HARNESS_MODELS_TEST(test_pseudo_label_parity),
+        HARNESS_MODELS_TEST(test_pseudo_label_views),
+        HARNESS_MODELS_TEST(test_pseudo_label_errors),
+        cmocka_unit_test(test_schemas_match_openapi),
     };
     return harness_main(argc, argv, "predict", tests, sizeof tests / sizeof tests[0]);
 }

@@ -263,7 +263,7 @@ static void test_bad_input(void **state)
     memset(tiny->data, 90, tiny->stride * 12);
     void *png;
     size_t size;
-    assert_int_equal(img_encode(tiny, IMG_PNG, 0, &png, &size, NULL), 0);
+    assert_int_equal(img_encode(tiny, IMG_PNG, 0, NULL, &png, &size, NULL), 0);
     img_free(tiny);
     struct http_part parts[] = {{"a", "a.png", "image/png", png, size},
                                 {"b", "b.png", "image/png", png, size},

@@ -1,4 +1,7 @@
-"""Reads and writes the AUGF fixture format of tests/unit/fixture.h, and loads reference images."""
+"""Reads and writes the AUGF fixture format of tests/unit/fixture.h, and loads reference images;
+writes the manifest.json of a folder of op cases."""
+import json
+import os
 import struct
 
 import numpy as np
@@ -21,3 +24,12 @@ def read(path):
         assert head[:4] == b"AUGF", path
         w, h, c = struct.unpack("<III", head[4:])
         return np.frombuffer(f.read(), dtype=np.uint8).reshape(h, w, c)
+
+
+def write_manifest(out, manifest):
+    """out/manifest.json (tests/unit/fixture.h's format), then a line saying what out holds."""
+    with open(os.path.join(out, "manifest.json"), "w") as f:
+        json.dump(manifest, f, indent=1)
+        f.write("\n")
+    size = sum(os.path.getsize(os.path.join(out, n)) for n in os.listdir(out))
+    print(f"{len(manifest['cases'])} cases, {len(os.listdir(out))} files, {size} bytes in {out}")

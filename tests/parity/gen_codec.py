@@ -8,8 +8,14 @@ Run with Debian's Python, which has Pillow 9.4 (the reference):
 out_dir defaults to tests/parity/fixtures/codec. The output is deterministic.
 
 Where augserve deliberately differs from Pillow, the expected array says so in a comment:
-16-bit greyscale keeps the high byte (Pillow's convert("L") clips), and embedded ICC profiles that
-are not sRGB are converted to sRGB (Pillow ignores them; the expected pixels come from ImageCms).
+16-bit greyscale keeps the high byte (Pillow's convert("L") clips).
+
+Embedded ICC profiles: augserve keeps the stored values as Pillow does (color=keep), so the
+expected arrays of the tagged files (*_icc_*) are Pillow's decodes too, and the profiles they
+carry are written beside them (adobe.icc, p3.icc, srgb.icc, gray.icc) for the C tests to compare
+with what the decoder hands on. Their conversion to sRGB (color=srgb) is checked against libvips'
+own icc_transform by tests/unit/test_codec.c; the files NAME-srgb.augf hold ImageCms's (lcms, 8-bit)
+conversion as a second, independent reference, a few levels off libvips' float pipeline.
 """
 import io
 import os
@@ -98,8 +104,9 @@ def bmp_565_top_down(rgb):
     return head + info + masks + rows
 
 
-# --- A non-sRGB ICC profile (v2 matrix/TRC), written from the published Adobe RGB (1998) numbers
-# so the fixtures need no profile file from elsewhere ------------------------------------------
+# --- ICC profiles (v2), written from the published numbers so the fixtures need no profile file
+# from elsewhere: Adobe RGB (1998) and Display P3 (matrix/TRC), a gamma 2.2 greyscale one, and a
+# small CMYK one (a lut16 table) ------------------------------------------------------------------
 
 def s15(v):
     return struct.pack(">i", int(round(v * 65536)))
@@ -116,19 +123,8 @@ def desc_tag(text):
             struct.pack(">HB", 0, 0) + b"\0" * 67)
 
 
-def adobe_like_profile():
-    gamma = b"curv\0\0\0\0" + struct.pack(">IH", 1, 563) + b"\0\0"  # 563/256 = 2.199
-    tags = [
-        (b"desc", desc_tag("augserve test: Adobe RGB (1998) primaries")),
-        (b"cprt", b"text\0\0\0\0" + b"No copyright, test data\0"),
-        (b"wtpt", xyz_tag(0.96420, 1.0, 0.82491)),
-        (b"rXYZ", xyz_tag(0.60974, 0.31111, 0.01947)),
-        (b"gXYZ", xyz_tag(0.20528, 0.62567, 0.06087)),
-        (b"bXYZ", xyz_tag(0.14919, 0.06322, 0.74457)),
-        (b"rTRC", gamma),
-        (b"gTRC", gamma),
-        (b"bTRC", gamma),
-    ]
+def profile(device_class, space, pcs, tags):
+    """A v2.1 profile: the 128-byte header, the tag table, the tags (each padded to 4 bytes)."""
     table = b""
     body = b""
     offset = 128 + 4 + 12 * len(tags)
@@ -137,20 +133,92 @@ def adobe_like_profile():
         table += sig + struct.pack(">II", offset + len(body), len(data))
         body += data
     size = offset + len(body)
-    header = (struct.pack(">I", size) + b"\0\0\0\0" + struct.pack(">I", 0x02100000) + b"mntr" +
-              b"RGB XYZ " + b"\0" * 12 + b"acsp" + b"\0" * 24 + struct.pack(">I", 0) +
-              s15(0.9642) + s15(1.0) + s15(0.8249) + b"\0" * 48)
+    header = (struct.pack(">I", size) + b"\0\0\0\0" + struct.pack(">I", 0x02100000) +
+              device_class + space + pcs + b"\0" * 12 + b"acsp" + b"\0" * 24 +
+              struct.pack(">I", 0) + s15(0.9642) + s15(1.0) + s15(0.8249) + b"\0" * 48)
     assert len(header) == 128
     return header + struct.pack(">I", len(tags)) + table + body
 
 
+D50 = (0.96420, 1.0, 0.82491)
+
+
+def matrix_profile(name, colorants, trc):
+    """An RGB display profile: colorants are the D50-adapted XYZ of red, green and blue."""
+    tags = [(b"desc", desc_tag("augserve test: " + name)),
+            (b"cprt", b"text\0\0\0\0" + b"No copyright, test data\0"),
+            (b"wtpt", xyz_tag(*D50))]
+    tags += [(sig, xyz_tag(*xyz)) for sig, xyz in zip((b"rXYZ", b"gXYZ", b"bXYZ"), colorants)]
+    tags += [(sig, trc) for sig in (b"rTRC", b"gTRC", b"bTRC")]
+    return profile(b"mntr", b"RGB ", b"XYZ ", tags)
+
+
+def adobe_like_profile():
+    gamma = b"curv\0\0\0\0" + struct.pack(">IH", 1, 563) + b"\0\0"  # 563/256 = 2.199
+    return matrix_profile("Adobe RGB (1998) primaries", [(0.60974, 0.31111, 0.01947),
+                                                         (0.20528, 0.62567, 0.06087),
+                                                         (0.14919, 0.06322, 0.74457)], gamma)
+
+
+def display_p3_profile():
+    """DCI-P3 primaries with D65 white (Bradford-adapted to D50) and the sRGB tone curve, as
+    Apple's Display P3, the colour space of phone photos."""
+    x = np.arange(1024) / 1023
+    srgb = np.where(x <= 0.04045, x / 12.92, ((x + 0.055) / 1.055) ** 2.4)
+    curve = b"curv\0\0\0\0" + struct.pack(">I", 1024) + np.round(srgb * 65535).astype(">u2").tobytes()
+    return matrix_profile("Display P3", [(0.51512, 0.24120, -0.00105),
+                                         (0.29198, 0.69225, 0.04189),
+                                         (0.15710, 0.06657, 0.78407)], curve)
+
+
+def gray_profile():
+    gamma = b"curv\0\0\0\0" + struct.pack(">IH", 1, 563) + b"\0\0"
+    return profile(b"mntr", b"GRAY", b"XYZ ", [
+        (b"desc", desc_tag("augserve test: gray gamma 2.2")),
+        (b"cprt", b"text\0\0\0\0" + b"No copyright, test data\0"),
+        (b"wtpt", xyz_tag(*D50)),
+        (b"kTRC", gamma)])
+
+
+def cmyk_profile(grid=5):
+    """CMYK to Lab through a lut16 table of `grid` points a side (fine enough that lcms's and
+    libvips' interpolations agree): each point's Lab is that of the RGB Pillow's convert("RGB")
+    makes of it, a little redder, so the conversion shows."""
+    points = []
+    for cmyk in np.ndindex(grid, grid, grid, grid):  # the first channel varies slowest
+        c, m, y, k = (v / (grid - 1) for v in cmyk)
+        rgb = np.array([(1 - c) * (1 - k), (1 - m) * (1 - k), (1 - y) * (1 - k)]) * 255
+        points.append(np.clip(np.round(rgb) + [25, 0, 0], 0, 255).astype(np.uint8))
+    lab = ImageCms.applyTransform(
+        Image.fromarray(np.array(points, np.uint8).reshape(1, -1, 3)),
+        ImageCms.buildTransform(ImageCms.createProfile("sRGB"), ImageCms.createProfile("LAB"),
+                                "RGB", "LAB"))
+    lab = np.asarray(lab).reshape(-1, 3)
+    # v2 16-bit Lab: L 0..100 as 0..0xFF00, a and b -128..127.996 as 0..0xFFFF (0 at 0x8000);
+    # Pillow's 8-bit LAB has L * 255 / 100 and a, b as signed bytes.
+    a, b = (lab[:, i].view(np.int8).astype(np.float64) for i in (1, 2))
+    clut = np.stack([lab[:, 0] / 255 * 0xFF00, (a + 128) * 256, (b + 128) * 256], -1)
+    identity = np.array([0, 65535], ">u2").tobytes()
+    lut = (b"mft2\0\0\0\0" + bytes([4, 3, grid, 0]) +
+           b"".join(s15(v) for v in (1, 0, 0, 0, 1, 0, 0, 0, 1)) + struct.pack(">HH", 2, 2) +
+           identity * 4 + np.round(clut).astype(">u2").tobytes() + identity * 3)
+    return profile(b"prtr", b"CMYK", b"Lab ", [
+        (b"desc", desc_tag("augserve test: CMYK")),
+        (b"cprt", b"text\0\0\0\0" + b"No copyright, test data\0"),
+        (b"wtpt", xyz_tag(*D50)),
+        # One table for every intent: libvips refuses a profile without its intent's.
+        (b"A2B0", lut),
+        (b"A2B1", lut),
+        (b"A2B2", lut)])
+
+
 def to_srgb(im, icc):
     """What a colour-managed decoder shows: the embedded profile to sRGB, relative colorimetric
-    (libvips' default intent)."""
+    (libvips' default intent). im is in the profile's colour space (RGB or CMYK)."""
     src = ImageCms.ImageCmsProfile(io.BytesIO(icc))
     dst = ImageCms.createProfile("sRGB")
     return ImageCms.profileToProfile(im, src, dst, renderingIntent=ImageCms.Intent.RELATIVE_COLORIMETRIC,
-                                     outputMode=im.mode)
+                                     inPlace=False, outputMode="RGB")
 
 
 def main():
@@ -190,16 +258,44 @@ def main():
         exif[0x0112] = orientation
         data = save(rgb, "JPEG", quality=90, exif=exif.tobytes())
         emit("jpeg_exif%d.jpg" % orientation, data, ours(ImageOps.exif_transpose(decode(data))))
-    icc = adobe_like_profile()
-    data = save(rgb, "JPEG", quality=90, icc_profile=icc)
-    emit("jpeg_icc_adobe.jpg", data, np.asarray(to_srgb(decode(data), icc)))
+    # Tagged files: Pillow's decode is the expectation (the profile is left alone); the profiles
+    # are written out for the C tests, and ImageCms's conversion to sRGB as NAME-srgb.augf.
+    profiles = {"adobe": adobe_like_profile(), "p3": display_p3_profile(), "gray": gray_profile(),
+                "cmyk": cmyk_profile()}
     # lcms stamps the creation time (and an MD5 ID over it): zero both for a stable fixture.
     srgb_icc = bytearray(ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes())
     srgb_icc[24:36] = bytes(12)
     srgb_icc[84:100] = bytes(16)
-    srgb_icc = bytes(srgb_icc)
-    data = save(rgb, "JPEG", quality=90, icc_profile=srgb_icc)
+    profiles["srgb"] = bytes(srgb_icc)
+    for name, icc in profiles.items():
+        with open(os.path.join(out, name + ".icc"), "wb") as f:
+            f.write(icc)
+
+    def emit_tagged(name, data, icc):
+        im = decode(data)
+        assert im.info["icc_profile"] == icc, name
+        emit(name, data, ours(im))
+        augf.write(os.path.join(out, name.rsplit(".", 1)[0] + "-srgb.augf"),
+                   np.asarray(to_srgb(im, icc)))
+
+    for name in ("adobe", "p3"):
+        emit_tagged("jpeg_icc_%s.jpg" % name, save(rgb, "JPEG", quality=90,
+                                                   icc_profile=profiles[name]), profiles[name])
+        emit_tagged("png_icc_%s.png" % name, save(rgb, "PNG", icc_profile=profiles[name]),
+                    profiles[name])
+    data = save(rgb, "JPEG", quality=90, icc_profile=profiles["srgb"])
     emit("jpeg_icc_srgb.jpg", data, ours(decode(data)))  # sRGB: nothing to convert
+    data = save(gray, "PNG", icc_profile=profiles["gray"])
+    emit("png_icc_gray.png", data, ours(decode(data)))  # greyscale stays greyscale
+    # CMYK with K, so Pillow's formula is exercised (convert("CMYK") gives K = 0): Adobe's
+    # inverted JPEG, with a CMYK profile that convert("RGB") ignores, and a plain TIFF.
+    y, x = np.mgrid[0:H, 0:W]
+    cmyk = Image.fromarray(np.stack([x * 6, y * 8, (x + y) * 3, (x * y) % 200], -1)
+                           .astype(np.uint8), "CMYK")
+    emit_tagged("jpeg_cmyk_icc.jpg", save(cmyk, "JPEG", quality=90, icc_profile=profiles["cmyk"]),
+                profiles["cmyk"])
+    emit("tiff_cmyk.tif", save(cmyk, "TIFF", compression="tiff_deflate"),
+         ours(decode(save(cmyk, "TIFF", compression="tiff_deflate"))))
 
     # PNG: lossless, so the expected pixels are exact.
     emit("png_rgb.png", save(rgb, "PNG"), pattern())
@@ -218,8 +314,6 @@ def main():
     exif[0x0112] = 6
     data = save(rgb, "PNG", exif=exif.tobytes())
     emit("png_exif6.png", data, ours(ImageOps.exif_transpose(decode(data))))
-    data = save(rgb, "PNG", icc_profile=icc)
-    emit("png_icc_adobe.png", data, np.asarray(to_srgb(decode(data), icc)))
 
     # 16-bit: Pillow reads RGB as the high byte of each sample ("RGB;16B"); for greyscale it
     # gives "I;16", and augserve keeps the high byte there too (convert("L") would clip).

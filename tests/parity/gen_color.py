@@ -12,7 +12,6 @@ It is deterministic: it empties tests/parity/fixtures/color/ and writes the same
 manifest.json again. Before writing, it checks the integer and float formulas that color.c
 relies on against Pillow itself, so a different Pillow fails here rather than in the C tests.
 """
-import json
 import os
 
 import numpy as np
@@ -190,11 +189,7 @@ def main():
         "reference": {"torchvision": torchvision.__version__, "Pillow": PIL.__version__},
         "cases": cases,
     }
-    with open(os.path.join(OUT, "manifest.json"), "w") as f:
-        json.dump(manifest, f, indent=1)
-        f.write("\n")
-    size = sum(os.path.getsize(os.path.join(OUT, n)) for n in os.listdir(OUT))
-    print(f"{len(cases)} cases, {len(os.listdir(OUT))} files, {size} bytes in {OUT}")
+    augf.write_manifest(OUT, manifest)
 
 
 if __name__ == "__main__":

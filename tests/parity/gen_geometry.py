@@ -13,7 +13,6 @@ Reference: torchvision.transforms.functional on PIL images (what AutoAugment and
 call), with ShearX/ShearY/TranslateX/TranslateY spelled as torchvision's autoaugment._apply_op
 spells them.
 """
-import json
 import math
 import os
 import shutil
@@ -254,11 +253,7 @@ def main():
             "expected": f"{name}.augf",
             "budget_pixels": 0,
         })
-    with open(os.path.join(OUT, "manifest.json"), "w") as f:
-        json.dump(manifest, f, indent=1)
-        f.write("\n")
-    total = sum(os.path.getsize(os.path.join(OUT, n)) for n in os.listdir(OUT))
-    print(f"{len(manifest['cases'])} cases, {len(os.listdir(OUT))} files, {total} bytes in {OUT}")
+    augf.write_manifest(OUT, manifest)
 
 
 if __name__ == "__main__":

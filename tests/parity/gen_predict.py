@@ -9,14 +9,21 @@ evaluation transform and torch give for them (expected.json).
   ToTensor -> BGR -> Normalize((0.4, 0.5, 0.6), (0.25, 0.2, 0.5)) -> HWC -> Flatten ->
   Gemm(144->5) -> Softmax. A linear map of the raw pixels, so any layout or channel mix-up shows.
 - three-class: 3 classes (for the class-count check of /v1/pseudo-label).
+- tiny-cnn-srgb: tiny-cnn with "color": "srgb" in its preprocess (images converted to sRGB from
+  their ICC profile first); the test holds it to tiny-cnn on the converted image, so it has no
+  probabilities here.
 
-The images are PNG (lossless, so decoding is exact): photo.png (RGB, 61x47, landscape) and
-gray.png (L, 33x50, portrait; classifiers take convert("RGB")).
+The images: photo.png (RGB, 61x47, landscape) and gray.png (L, 33x50, portrait; classifiers take
+convert("RGB")), lossless; and rocket.jpg, a tagged photo: skimage's rocket (a JPEG with an Adobe
+RGB (1998) profile, as cameras write) made 64x43 by Pillow and saved with its profile, quality 90.
+Its probabilities are those of the values stored, which is what Pillow, and so torchvision, reads
+(the profile is ignored), and what augserve decodes by default (the same libjpeg-turbo, exactly).
 
 Run with Debian's Python, which has torch, torchvision and onnx:
     /usr/bin/python3 tests/parity/gen_predict.py [out_dir]
 out_dir defaults to tests/parity/fixtures/predict. The output is deterministic.
 """
+import io
 import json
 import os
 import sys
@@ -26,13 +33,14 @@ import onnx
 import torch
 import torch.nn.functional as F
 from onnx import TensorProto, helper, numpy_helper
+import skimage.data
 from PIL import Image
 from torchvision import transforms as T
 
 IMAGENET_MEAN = [0.485, 0.456, 0.406]
 IMAGENET_STD = [0.229, 0.224, 0.225]
 LABELS = ["apple", "banana", "cherry", "date", "elderberry"]
-IMAGES = ["photo.png", "gray.png"]
+IMAGES = ["photo.png", "gray.png", "rocket.jpg"]
 
 
 def make_model(name, nodes, x_shape, out_name, weights):
@@ -114,15 +122,29 @@ def three_class():
     return make_model("three-class", nodes, ["N", 3, 4, 4], "logits", w), config, None
 
 
+def tiny_cnn_srgb():
+    model, config, _ = tiny_cnn()
+    config = dict(config, preprocess=dict(config["preprocess"], color="srgb"))
+    return model, config, None
+
+
 def images():
-    """A smooth colour field with texture (so resizing matters) and a grey portrait."""
+    """A smooth colour field with texture (so resizing matters), a grey portrait, and the encoded
+    bytes of a tagged photo."""
     rng = np.random.default_rng(5)
     y, x = np.mgrid[0:47, 0:61]
     rgb = np.stack([x * 4, y * 5, (x + y) * 2], axis=-1) + rng.integers(0, 60, (47, 61, 3))
     photo = Image.fromarray(np.clip(rgb, 0, 255).astype(np.uint8), "RGB")
     y, x = np.mgrid[0:50, 0:33]
     grey = (x * 7 + y * 3 + rng.integers(0, 40, (50, 33))) % 256
-    return {"photo.png": photo, "gray.png": Image.fromarray(grey.astype(np.uint8), "L")}
+    rocket = Image.open(os.path.join(os.path.dirname(skimage.data.__file__), "rocket.jpg"))
+    icc = rocket.info["icc_profile"]
+    assert b"Adobe RGB (1998)" in icc
+    buf = io.BytesIO()
+    rocket.resize((64, 43), Image.Resampling.LANCZOS).save(buf, "JPEG", quality=90,
+                                                           icc_profile=icc)
+    return {"photo.png": photo, "gray.png": Image.fromarray(grey.astype(np.uint8), "L"),
+            "rocket.jpg": buf.getvalue()}
 
 
 def ranked(probs):
@@ -150,11 +172,17 @@ def main():
     torch.set_num_threads(1)
     os.makedirs(out_dir, exist_ok=True)
     pictures = images()
-    for name, image in pictures.items():
-        image.save(os.path.join(out_dir, name))
+    for name, image in list(pictures.items()):
+        if isinstance(image, bytes):  # written as encoded; classified as Pillow decodes it
+            with open(os.path.join(out_dir, name), "wb") as f:
+                f.write(image)
+            pictures[name] = Image.open(io.BytesIO(image))
+            pictures[name].load()
+        else:
+            image.save(os.path.join(out_dir, name))
     expected = {"images": IMAGES, "models": {}}
     for name, build in (("tiny-cnn", tiny_cnn), ("tiny-linear", tiny_linear),
-                        ("three-class", three_class)):
+                        ("three-class", three_class), ("tiny-cnn-srgb", tiny_cnn_srgb)):
         model, config, forward = build()
         folder = os.path.join(out_dir, name)
         os.makedirs(folder, exist_ok=True)

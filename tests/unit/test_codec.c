@@ -35,8 +35,8 @@ static struct img *decode_ok(const struct blob *b, struct img_info *info)
     return im;
 }
 
-static enum eng_code decode_code(const void *data, size_t size, const struct img_limits *lim,
-                                 struct eng_error *err)
+static enum eng_code decode_code(const void *data, size_t size,
+                                 const struct img_decode_options *lim, struct eng_error *err)
 {
     *err = (struct eng_error){0};
     struct img *im = img_decode(data, size, lim, NULL, err);
@@ -59,9 +59,26 @@ static double mean_abs_diff(const struct img *a, const struct img *b)
     return sum / ((double)a->width * a->height * a->channels);
 }
 
-/* Decodes name and compares with stem.augf (Pillow's pixels) within tolerance. */
+/* Whether a profile handed on holds the bytes of the fixture profile icc_name (NULL: none). */
+static void assert_profile(const struct img_profile *got, const char *icc_name, const char *what)
+{
+    if (!icc_name) {
+        if (got->data || got->size)
+            fail_msg("%s: a %zu-byte profile came back where none should", what, got->size);
+        return;
+    }
+    struct blob want = load(icc_name);
+    if (!got->data || got->size != want.size || memcmp(got->data, want.data, want.size) != 0)
+        fail_msg("%s: the profile is %zu bytes, not %s's %zu", what, got->size, icc_name,
+                 want.size);
+    free(want.data);
+}
+
+/* Decodes name (the default options: colours as stored) and compares with stem.augf (Pillow's
+ * pixels) within tolerance; the profile handed on must be the fixture profile icc (NULL:
+ * none). */
 static void check_parity(const char *name, int tolerance, const char *format, int channels,
-                         int orientation, int frames)
+                         int orientation, int frames, const char *icc)
 {
     char expected_name[256];
     snprintf(expected_name, sizeof expected_name, "%.*s.augf", (int)(strrchr(name, '.') - name),
@@ -69,6 +86,7 @@ static void check_parity(const char *name, int tolerance, const char *format, in
     struct blob b = load(name);
     struct img_info info;
     struct img *im = decode_ok(&b, &info);
+    assert_profile(&info.icc, icc, name);
     struct img *want = fixture_load(codec_dir, expected_name);
     assert_non_null(want);
     int max_diff = 0;
@@ -88,6 +106,8 @@ static void check_parity(const char *name, int tolerance, const char *format, in
     bool swapped = orientation >= 5;
     assert_int_equal(info.orig_width, swapped ? im->height : im->width);
     assert_int_equal(info.orig_height, swapped ? im->width : im->height);
+    img_info_clear(&info);
+    assert_null(info.icc.data);
     img_free(want);
     img_free(im);
     free(b.data);
@@ -99,74 +119,152 @@ static void check_parity(const char *name, int tolerance, const char *format, in
  * Pillow: the pixels come out identical (tolerance 0 holds; see the printed differences). */
 static void test_jpeg_parity(void **state)
 {
-    check_parity("jpeg_baseline.jpg", 0, "jpeg", 3, 1, 1);
-    check_parity("jpeg_progressive.jpg", 0, "jpeg", 3, 1, 1);
-    check_parity("jpeg_gray.jpg", 0, "jpeg", 1, 1, 1);
+    check_parity("jpeg_baseline.jpg", 0, "jpeg", 3, 1, 1, NULL);
+    check_parity("jpeg_progressive.jpg", 0, "jpeg", 3, 1, 1, NULL);
+    check_parity("jpeg_gray.jpg", 0, "jpeg", 1, 1, 1, NULL);
     /* Adobe CMYK, inverted, converted with Pillow's formula. */
-    check_parity("jpeg_cmyk.jpg", 0, "jpeg", 3, 1, 1);
-    /* An embedded sRGB profile changes nothing. */
-    check_parity("jpeg_icc_srgb.jpg", 0, "jpeg", 3, 1, 1);
+    check_parity("jpeg_cmyk.jpg", 0, "jpeg", 3, 1, 1, NULL);
 }
 
 static void test_exif_orientation(void **state)
 {
-    check_parity("jpeg_exif3.jpg", 0, "jpeg", 3, 3, 1);
-    check_parity("jpeg_exif6.jpg", 0, "jpeg", 3, 6, 1);
-    check_parity("jpeg_exif8.jpg", 0, "jpeg", 3, 8, 1);
-    check_parity("png_exif6.png", 0, "png", 3, 6, 1);
-    check_parity("tiff_exif6.tif", 0, "tiff", 3, 6, 1);
+    check_parity("jpeg_exif3.jpg", 0, "jpeg", 3, 3, 1, NULL);
+    check_parity("jpeg_exif6.jpg", 0, "jpeg", 3, 6, 1, NULL);
+    check_parity("jpeg_exif8.jpg", 0, "jpeg", 3, 8, 1, NULL);
+    check_parity("png_exif6.png", 0, "png", 3, 6, 1, NULL);
+    check_parity("tiff_exif6.tif", 0, "tiff", 3, 6, 1, NULL);
 }
 
 static void test_png_parity(void **state)
 {
-    check_parity("png_rgb.png", 0, "png", 3, 1, 1);
-    check_parity("png_rgba.png", 0, "png", 4, 1, 1);
-    check_parity("png_l.png", 0, "png", 1, 1, 1);
-    check_parity("png_la.png", 0, "png", 4, 1, 1);
-    check_parity("png_palette_trns.png", 0, "png", 4, 1, 1);
-    check_parity("png_l_trns.png", 0, "png", 4, 1, 1);
-    check_parity("png_rgb16.png", 0, "png", 3, 1, 1);
-    check_parity("png_gray16.png", 0, "png", 1, 1, 1);
-    check_parity("png_gray4.png", 0, "png", 1, 1, 1);
+    check_parity("png_rgb.png", 0, "png", 3, 1, 1, NULL);
+    check_parity("png_rgba.png", 0, "png", 4, 1, 1, NULL);
+    check_parity("png_l.png", 0, "png", 1, 1, 1, NULL);
+    check_parity("png_la.png", 0, "png", 4, 1, 1, NULL);
+    check_parity("png_palette_trns.png", 0, "png", 4, 1, 1, NULL);
+    check_parity("png_l_trns.png", 0, "png", 4, 1, 1, NULL);
+    check_parity("png_rgb16.png", 0, "png", 3, 1, 1, NULL);
+    check_parity("png_gray16.png", 0, "png", 1, 1, 1, NULL);
+    check_parity("png_gray4.png", 0, "png", 1, 1, 1, NULL);
 }
 
 static void test_vips_formats_parity(void **state)
 {
-    check_parity("webp_lossless.webp", 0, "webp", 4, 1, 1);
+    check_parity("webp_lossless.webp", 0, "webp", 4, 1, 1, NULL);
     /* Same libwebp as Pillow, same default (fancy) upsampling. */
-    check_parity("webp_lossy.webp", 0, "webp", 3, 1, 1);
+    check_parity("webp_lossy.webp", 0, "webp", 3, 1, 1, NULL);
     /* Frame 0 of two. */
-    check_parity("gif_anim.gif", 0, "gif", 3, 1, 2);
-    check_parity("tiff_rgb.tif", 0, "tiff", 3, 1, 1);
+    check_parity("gif_anim.gif", 0, "gif", 3, 1, 2, NULL);
+    check_parity("tiff_rgb.tif", 0, "tiff", 3, 1, 1, NULL);
 }
 
 static void test_bmp_parity(void **state)
 {
-    check_parity("bmp_rgb24.bmp", 0, "bmp", 3, 1, 1);
-    check_parity("bmp_pal8.bmp", 0, "bmp", 3, 1, 1);
-    check_parity("bmp_gray8.bmp", 0, "bmp", 1, 1, 1);
-    check_parity("bmp_1bit.bmp", 0, "bmp", 1, 1, 1);
-    check_parity("bmp_32.bmp", 0, "bmp", 3, 1, 1);
-    check_parity("bmp_565.bmp", 0, "bmp", 3, 1, 1);
+    check_parity("bmp_rgb24.bmp", 0, "bmp", 3, 1, 1, NULL);
+    check_parity("bmp_pal8.bmp", 0, "bmp", 3, 1, 1, NULL);
+    check_parity("bmp_gray8.bmp", 0, "bmp", 1, 1, 1, NULL);
+    check_parity("bmp_1bit.bmp", 0, "bmp", 1, 1, 1, NULL);
+    check_parity("bmp_32.bmp", 0, "bmp", 3, 1, 1, NULL);
+    check_parity("bmp_565.bmp", 0, "bmp", 3, 1, 1, NULL);
 }
 
-/* A profile with Adobe RGB primaries is converted to sRGB; the reference is Pillow's ImageCms
- * (8-bit lcms transform) while libvips transforms through float Lab, so allow a few levels. */
-static void test_icc_conversion(void **state)
+/* Tagged files keep their stored values, bit for bit Pillow's, and hand their profile on byte
+ * for byte: Adobe RGB and Display P3 in JPEG and PNG, sRGB, and greyscale. A CMYK file's pixels
+ * become RGB by Pillow's formula, whatever its profile says, and the CMYK profile, which no longer
+ * describes them, is not handed on. */
+static void test_icc_kept(void **state)
 {
-    check_parity("jpeg_icc_adobe.jpg", 3, "jpeg", 3, 1, 1);
-    check_parity("png_icc_adobe.png", 3, "png", 3, 1, 1);
+    check_parity("jpeg_icc_adobe.jpg", 0, "jpeg", 3, 1, 1, "adobe.icc");
+    check_parity("jpeg_icc_p3.jpg", 0, "jpeg", 3, 1, 1, "p3.icc");
+    check_parity("png_icc_adobe.png", 0, "png", 3, 1, 1, "adobe.icc");
+    check_parity("png_icc_p3.png", 0, "png", 3, 1, 1, "p3.icc");
+    check_parity("jpeg_icc_srgb.jpg", 0, "jpeg", 3, 1, 1, "srgb.icc");
+    check_parity("png_icc_gray.png", 0, "png", 1, 1, 1, "gray.icc");
+    check_parity("jpeg_cmyk_icc.jpg", 0, "jpeg", 3, 1, 1, NULL);
+    /* libvips' path: 8-bit CMYK by the same formula, not through its fallback profile. */
+    check_parity("tiff_cmyk.tif", 0, "tiff", 3, 1, 1, NULL);
+}
 
-    /* And the conversion really happened: the same pixels without the profile differ. */
-    struct blob a = load("jpeg_icc_adobe.jpg"), b = load("jpeg_baseline.jpg");
-    struct img *converted = decode_ok(&a, NULL), *plain = decode_ok(&b, NULL);
-    int max_diff = 0;
-    assert_true(fixture_diff(converted, plain, 8, &max_diff) > 100);
-    assert_true(max_diff > 20);
-    img_free(converted);
-    img_free(plain);
-    free(a.data);
-    free(b.data);
+static struct img *decode_as(const struct blob *b, enum img_color color, struct img_info *info)
+{
+    const struct img_decode_options opt = {0, 0, color};
+    struct eng_error err = {0};
+    struct img *im = img_decode(b->data, b->size, &opt, info, &err);
+    if (!im) fail_msg("decode failed (%d): %s", err.code, err.message);
+    return im;
+}
+
+/* libvips' own conversion of a file to sRGB (what `vips icc_transform IN OUT srgb --embedded`
+ * does), made here apart from the codec: the reference color=srgb is held to. */
+static struct img *vips_srgb(const struct blob *b)
+{
+    VipsImage *in = vips_image_new_from_buffer(b->data, b->size, "", NULL), *out = NULL;
+    if (!in || vips_icc_transform(in, &out, "srgb", "embedded", TRUE, NULL))
+        fail_msg("libvips: %s", vips_error_buffer());
+    size_t size;
+    uint8_t *pixels = vips_image_write_to_memory(out, &size);
+    assert_non_null(pixels);
+    assert_int_equal(out->BandFmt, VIPS_FORMAT_UCHAR);
+    struct img *im = img_new(out->Xsize, out->Ysize, out->Bands, NULL);
+    assert_non_null(im);
+    assert_int_equal(size, im->stride * (size_t)im->height);
+    memcpy(im->data, pixels, size);
+    g_free(pixels);
+    g_object_unref(out);
+    g_object_unref(in);
+    return im;
+}
+
+/* color=srgb: within a level of libvips' icc_transform run here on the file, within 2 of
+ * ImageCms's transform (stem-srgb.augf, from gen_codec.py: lcms's 8-bit pipeline against libvips'
+ * float one), far from the stored values, and without a profile. */
+static void test_icc_to_srgb(void **state)
+{
+    static const char *const names[] = {"jpeg_icc_adobe.jpg", "jpeg_icc_p3.jpg",
+                                        "png_icc_adobe.png", "png_icc_p3.png", "jpeg_cmyk_icc.jpg"};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        struct blob b = load(names[i]);
+        struct img_info info;
+        struct img *im = decode_as(&b, IMG_COLOR_SRGB, &info), *keep = decode_ok(&b, NULL);
+        struct img *vips = vips_srgb(&b);
+        char lcms_name[64];
+        snprintf(lcms_name, sizeof lcms_name, "%.*s-srgb.augf",
+                 (int)(strrchr(names[i], '.') - names[i]), names[i]);
+        struct img *lcms = fixture_load(codec_dir, lcms_name);
+        assert_non_null(lcms);
+        int vips_diff = 0, lcms_diff = 0, keep_diff = 0;
+        assert_int_equal(fixture_diff(im, vips, 1, &vips_diff), 0);
+        assert_int_equal(fixture_diff(im, lcms, 2, &lcms_diff), 0);
+        assert_true(fixture_diff(im, keep, 8, &keep_diff) > 100);
+        print_message("%-20s srgb: largest difference from libvips %d, ImageCms %d, the stored "
+                      "values %d\n",
+                      names[i], vips_diff, lcms_diff, keep_diff);
+        assert_profile(&info.icc, NULL, names[i]);
+        img_free(lcms);
+        img_free(vips);
+        img_free(keep);
+        img_free(im);
+        free(b.data);
+    }
+}
+
+/* color=srgb leaves alone what has nothing to convert: no profile (an image without one is the
+ * same under both settings), an sRGB profile, a greyscale one; it hands no profile on. */
+static void test_srgb_without_conversion(void **state)
+{
+    static const char *const names[] = {
+        "jpeg_baseline.jpg", "png_rgba.png",     "jpeg_cmyk.jpg",  "tiff_cmyk.tif",
+        "jpeg_icc_srgb.jpg", "png_icc_gray.png", "webp_lossy.webp"};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        struct blob b = load(names[i]);
+        struct img_info info;
+        struct img *srgb = decode_as(&b, IMG_COLOR_SRGB, &info), *keep = decode_ok(&b, NULL);
+        if (fixture_diff(srgb, keep, 0, NULL) != 0) fail_msg("%s: srgb changed it", names[i]);
+        assert_profile(&info.icc, NULL, names[i]);
+        img_free(srgb);
+        img_free(keep);
+        free(b.data);
+    }
 }
 
 /* HEIF and AVIF made at run time by libvips, when its libheif has the encoders. */
@@ -392,7 +490,7 @@ static void test_limits_exact(void **state)
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
         struct blob b = load(names[i]);
         struct eng_error err;
-        struct img_limits at = {1200, 40}, over_pixels = {1199, 40}, over_side = {1200, 39};
+        struct img_decode_options at = {1200, 40}, over_pixels = {1199, 40}, over_side = {1200, 39};
         if (decode_code(b.data, b.size, &at, &err) != ENG_OK)
             fail_msg("%s at the limit: %s", names[i], err.message);
         assert_int_equal(decode_code(b.data, b.size, &over_pixels, &err), ENG_TOO_LARGE);
@@ -432,7 +530,7 @@ static struct img *round_trip(const struct img *im, enum img_format fmt, int qua
 {
     void *buf = NULL;
     struct eng_error err;
-    if (img_encode(im, fmt, quality, &buf, size, &err)) fail_msg("encode: %s", err.message);
+    if (img_encode(im, fmt, quality, NULL, &buf, size, &err)) fail_msg("encode: %s", err.message);
     assert_non_null(buf);
     struct img *back = img_decode(buf, *size, NULL, NULL, &err);
     if (!back) fail_msg("decode of our own output: %s", err.message);
@@ -465,7 +563,7 @@ static void test_jpeg_encode_matches_pillow(void **state)
     void *buf = NULL;
     size_t size = 0;
     struct eng_error err;
-    assert_int_equal(img_encode(im, IMG_JPEG, 90, &buf, &size, &err), 0);
+    assert_int_equal(img_encode(im, IMG_JPEG, 90, NULL, &buf, &size, &err), 0);
     assert_int_equal(size, pil.size);
     assert_memory_equal(buf, pil.data, size);
     free(buf);
@@ -525,21 +623,134 @@ static void test_webp_round_trip(void **state)
     }
 }
 
+/* Pillow writes a tagged JPEG from the same pixels, quality and profile: the very same bytes
+ * come out, so the APP2 markers sit where libjpeg's jpeg_write_icc_profile puts them. */
+static void test_jpeg_icc_matches_pillow(void **state)
+{
+    static const char *const pairs[][2] = {{"jpeg_icc_adobe.jpg", "adobe.icc"},
+                                           {"jpeg_icc_p3.jpg", "p3.icc"},
+                                           {"jpeg_icc_srgb.jpg", "srgb.icc"}};
+    struct blob png = load("png_rgb.png");
+    struct img *im = decode_ok(&png, NULL);
+    for (size_t i = 0; i < sizeof pairs / sizeof pairs[0]; i++) {
+        struct blob pil = load(pairs[i][0]), icc = load(pairs[i][1]);
+        const struct img_profile profile = {icc.data, icc.size};
+        void *buf = NULL;
+        size_t size = 0;
+        struct eng_error err;
+        assert_int_equal(img_encode(im, IMG_JPEG, 90, &profile, &buf, &size, &err), 0);
+        if (size != pil.size || memcmp(buf, pil.data, size) != 0)
+            fail_msg("%s: %zu bytes differ from Pillow's %zu", pairs[i][0], size, pil.size);
+        free(buf);
+        free(pil.data);
+        free(icc.data);
+    }
+    img_free(im);
+    free(png.data);
+}
+
+/* encode then decode hands back the profile, byte for byte, in every format, for colour and
+ * greyscale; a profile that does not describe what the file stores is left out. */
+static void test_icc_round_trip(void **state)
+{
+    struct blob adobe = load("adobe.icc"), gray = load("gray.icc");
+    const struct img_profile rgb_icc = {adobe.data, adobe.size}, gray_icc = {gray.data, gray.size};
+    static const enum img_format formats[] = {IMG_JPEG, IMG_PNG, IMG_WEBP};
+    for (size_t f = 0; f < 3; f++)
+        for (int c = 1; c <= 4; c++) {
+            if (c == 2) continue;
+            struct img *im = synthetic(48, 32, c, c == 3 ? 5 : 0);
+            /* WebP stores colour even for greyscale: only an RGB profile fits there. */
+            const int colour_file = c > 1 || formats[f] == IMG_WEBP;
+            const struct img_profile *fits = c > 1 ? &rgb_icc : &gray_icc;
+            const struct img_profile *other = c > 1 ? &gray_icc : &rgb_icc;
+            for (int k = 0; k < 2; k++) {
+                void *buf = NULL;
+                size_t size = 0;
+                struct eng_error err;
+                if (img_encode(im, formats[f], 90, k ? other : fits, &buf, &size, &err))
+                    fail_msg("encode: %s", err.message);
+                struct img_info info;
+                struct img *back = decode_ok(&(struct blob){buf, size}, &info);
+                char what[64];
+                snprintf(what, sizeof what, "format %d, %d channels, %s profile", (int)formats[f],
+                         c, k ? "another" : "its");
+                const char *want = k || (c == 1 && colour_file) ? NULL
+                                   : c > 1                      ? "adobe.icc"
+                                                                : "gray.icc";
+                assert_profile(&info.icc, want, what);
+                img_info_clear(&info);
+                img_free(back);
+                free(buf);
+            }
+            img_free(im);
+        }
+    free(adobe.data);
+    free(gray.data);
+}
+
+/* A profile longer than one APP2 marker takes several, numbered in order, and reads back whole;
+ * one past 255 markers cannot be written into a JPEG at all. */
+static void test_jpeg_icc_markers(void **state)
+{
+    struct blob adobe = load("adobe.icc");
+    const size_t big = 3 * 65519 + 100;
+    uint8_t *bytes = calloc(1, big);
+    assert_non_null(bytes);
+    memcpy(bytes, adobe.data, adobe.size); /* its header and tags, then zeros */
+    for (size_t i = adobe.size; i < big; i++)
+        bytes[i] = (uint8_t)(i * 7);
+    struct img_profile icc = {bytes, big};
+    struct img *im = synthetic(16, 16, 3, 0);
+    void *buf = NULL;
+    size_t size = 0, markers = 0;
+    struct eng_error err;
+    assert_int_equal(img_encode(im, IMG_JPEG, 90, &icc, &buf, &size, &err), 0);
+    const uint8_t *p = buf;
+    for (size_t i = 2; i + 4 < size && p[i] == 0xFF && p[i + 1] != 0xDA;
+         i += 2 + ((size_t)p[i + 2] << 8 | p[i + 3]))
+        if (p[i + 1] == 0xE2 && memcmp(p + i + 4, "ICC_PROFILE", 12) == 0) {
+            assert_int_equal(p[i + 16], ++markers);
+            assert_int_equal(p[i + 17], 4);
+        }
+    assert_int_equal(markers, 4);
+    struct img_info info;
+    img_free(decode_ok(&(struct blob){buf, size}, &info));
+    assert_int_equal(info.icc.size, big);
+    assert_memory_equal(info.icc.data, bytes, big);
+    img_info_clear(&info);
+    free(buf);
+
+    const size_t too_big = (size_t)255 * 65519 + 1;
+    uint8_t *huge = calloc(1, too_big);
+    assert_non_null(huge);
+    memcpy(huge, adobe.data, adobe.size);
+    icc = (struct img_profile){huge, too_big};
+    assert_int_equal(img_encode(im, IMG_JPEG, 90, &icc, &buf, &size, &err), -1);
+    assert_int_equal(err.code, ENG_INVALID);
+    assert_null(buf);
+    assert_non_null(strstr(err.message, "16707345"));
+    free(huge);
+    img_free(im);
+    free(bytes);
+    free(adobe.data);
+}
+
 static void test_encode_errors(void **state)
 {
     struct img *im = synthetic(8, 8, 3, 0);
     void *buf = (void *)1;
     size_t size = 1;
     struct eng_error err;
-    assert_int_equal(img_encode(im, IMG_JPEG, 0, &buf, &size, &err), -1);
+    assert_int_equal(img_encode(im, IMG_JPEG, 0, NULL, &buf, &size, &err), -1);
     assert_int_equal(err.code, ENG_INVALID);
     assert_null(buf);
-    assert_int_equal(img_encode(im, IMG_WEBP, 101, &buf, &size, &err), -1);
+    assert_int_equal(img_encode(im, IMG_WEBP, 101, NULL, &buf, &size, &err), -1);
     assert_int_equal(err.code, ENG_INVALID);
-    assert_int_equal(img_encode(im, (enum img_format)42, 90, &buf, &size, &err), -1);
+    assert_int_equal(img_encode(im, (enum img_format)42, 90, NULL, &buf, &size, &err), -1);
     assert_int_equal(err.code, ENG_INVALID);
     im->channels = 2;
-    assert_int_equal(img_encode(im, IMG_PNG, 90, &buf, &size, &err), -1);
+    assert_int_equal(img_encode(im, IMG_PNG, 90, NULL, &buf, &size, &err), -1);
     assert_int_equal(err.code, ENG_INVALID);
     img_free(im);
 }
@@ -629,7 +840,7 @@ static void test_decode_timing(void **state)
         void *buf;
         size_t size;
         struct eng_error err;
-        assert_int_equal(img_encode(im, kinds[k].fmt, 90, &buf, &size, &err), 0);
+        assert_int_equal(img_encode(im, kinds[k].fmt, 90, NULL, &buf, &size, &err), 0);
         int rounds = 300;
         double best = 1e9;
         for (int r = 0; r < 3; r++) {
@@ -672,7 +883,9 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_png_parity),
         cmocka_unit_test(test_vips_formats_parity),
         cmocka_unit_test(test_bmp_parity),
-        cmocka_unit_test(test_icc_conversion),
+        cmocka_unit_test(test_icc_kept),
+        cmocka_unit_test(test_icc_to_srgb),
+        cmocka_unit_test(test_srgb_without_conversion),
         cmocka_unit_test(test_heif),
         cmocka_unit_test(test_empty_and_garbage),
         cmocka_unit_test(test_truncated),
@@ -685,6 +898,9 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_jpeg_encode_matches_pillow),
         cmocka_unit_test(test_jpeg_round_trip),
         cmocka_unit_test(test_webp_round_trip),
+        cmocka_unit_test(test_jpeg_icc_matches_pillow),
+        cmocka_unit_test(test_icc_round_trip),
+        cmocka_unit_test(test_jpeg_icc_markers),
         cmocka_unit_test(test_encode_errors),
         cmocka_unit_test(test_format_names),
         cmocka_unit_test(test_threads),

@@ -419,7 +419,7 @@ static void write_png(const char *dir, const char *sub, int k, const struct img 
     void *png;
     size_t size;
     struct eng_error err = {0};
-    assert_int_equal(img_encode(im, IMG_PNG, 0, &png, &size, &err), 0);
+    assert_int_equal(img_encode(im, IMG_PNG, 0, NULL, &png, &size, &err), 0);
     FILE *f = fopen(path, "wb");
     assert_non_null(f);
     fwrite(png, 1, size, f);

@@ -273,7 +273,8 @@ static void test_config_accessors(void **state)
               "{\"input\": \"x\", \"output\": \"features\", \"output_kind\": \"probabilities\", "
               "\"layout\": \"NCHW\", \"max_batch\": 3, \"labels\": \"names.txt\", \"preprocess\": "
               "{\"resize\": 5, \"crop\": [4, 3], \"interpolation\": \"nearest\", \"scale\": 0.5, "
-              "\"mean\": [0.1, 0.2, 0.3], \"std\": [1, 2, 4], \"channel_order\": \"BGR\"}}");
+              "\"mean\": [0.1, 0.2, 0.3], \"std\": [1, 2, 4], \"channel_order\": \"BGR\", "
+              "\"color\": \"srgb\"}}");
     shell("printf 'left\\r\\nright\\n' > '%s/configured/names.txt'", repo);
     add_model("defaults", NULL);
     struct models *ms = open_repo();
@@ -299,6 +300,7 @@ static void test_config_accessors(void **state)
     assert_int_equal(p->bgr, 1);
     assert_int_equal(p->nhwc, 0);
     assert_int_equal(p->channels, 3);
+    assert_int_equal(p->color, IMG_COLOR_SRGB);
     model_release(m);
     m = models_acquire(ms, "defaults");
     assert_null(model_preprocess(m));
@@ -310,7 +312,8 @@ static void test_config_accessors(void **state)
     models_close(ms);
 }
 
-/* The default preprocessing: bilinear, 1/255, mean 0, std 1, RGB, no resize or crop. */
+/* The default preprocessing: bilinear, 1/255, mean 0, std 1, RGB, no resize or crop, colours
+ * as stored. */
 static void test_preprocess_defaults(void **state)
 {
     add_model("pre", "{\"preprocess\": {}}");
@@ -325,6 +328,7 @@ static void test_preprocess_defaults(void **state)
     assert_true(p->mean[0] == 0 && p->mean[2] == 0 && p->std[0] == 1 && p->std[2] == 1);
     assert_int_equal(p->bgr, 0);
     assert_int_equal(p->channels, 3);
+    assert_int_equal(p->color, IMG_COLOR_KEEP);
     model_release(m);
     models_close(ms);
 }
