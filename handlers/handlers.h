@@ -5,6 +5,7 @@
 
 struct eng_error;
 struct img;
+struct job;
 struct model;
 struct request;
 struct response;
@@ -60,6 +61,21 @@ void handle_model_delete(struct request *req, struct response *resp);
 
 /* static_files.c (server/) */
 void handle_static(struct request *req, struct response *resp);
+/* The Content-Type for a file name's extension (application/octet-stream when unknown). */
+const char *static_content_type(const char *path);
+
+/* jobs.c: the job system's API (server/jobs.h). */
+void handle_jobs_create(struct request *req, struct response *resp);
+void handle_jobs_list(struct request *req, struct response *resp);
+void handle_job_get(struct request *req, struct response *resp);
+void handle_job_cancel(struct request *req, struct response *resp);
+void handle_job_artifacts(struct request *req, struct response *resp);
+void handle_job_artifact(struct request *req, struct response *resp);
+/* The job of the path's {id} into *job, when req's key may see it: 0, or -1 with the answer
+ * written (404 for another key's job too, which is not told apart from none). */
+int job_of_request(struct request *req, struct response *resp, struct job *job);
+/* job_events.c: a job's events as Server-Sent Events. */
+void handle_job_events(struct request *req, struct response *resp);
 
 /* debug.c: mounted only with debug_routes, for tests of the server's own machinery. */
 void handle_debug_sleep(struct request *req, struct response *resp);

@@ -10,6 +10,7 @@
 #include "auth.h"
 #include "handlers.h"
 #include "image/codec.h"
+#include "jobs.h"
 #include "log.h"
 #include "metrics.h"
 #include "models.h"
@@ -41,6 +42,15 @@ static const struct route all_routes[] = {
     /* Heavy: an upload is parsed and compiled before it is listed. */
     {"POST", "/v1/models", handle_model_upload, ROUTE_HEAVY, AUTH_SCOPE_ADMIN},
     {"DELETE", "/v1/models/{name}", handle_model_delete, 0, AUTH_SCOPE_ADMIN},
+    /* Jobs: creating and cancelling need the jobs scope; a key sees its own jobs (admin: all). */
+    {"POST", "/v1/jobs", handle_jobs_create, 0, AUTH_SCOPE_JOBS},
+    {"GET", "/v1/jobs", handle_jobs_list, 0, 0},
+    {"GET", "/v1/jobs/{id}", handle_job_get, 0, 0},
+    {"DELETE", "/v1/jobs/{id}", handle_job_cancel, 0, AUTH_SCOPE_JOBS},
+    /* A stream: it sleeps between events and holds no worker (server/streams.c). */
+    {"GET", "/v1/jobs/{id}/events", handle_job_events, 0, 0},
+    {"GET", "/v1/jobs/{id}/artifacts", handle_job_artifacts, 0, 0},
+    {"GET", "/v1/jobs/{id}/artifacts/{name}", handle_job_artifact, 0, 0},
     {"GET", "/v2", handle_v2_info, 0, 0},
     {"GET", "/v2/health/live", handle_v2_live, 0, 0},
     {"GET", "/v2/health/ready", handle_v2_ready, 0, 0},
@@ -119,6 +129,8 @@ int app_open(struct app *app, const struct config *cfg, struct eng_error *err)
         .max_plan_bytes = (size_t)cfg->max_request_memory};
     app->models = models_open(cfg->models_dir, &models, err);
     if (!app->models) goto fail;
+    app->jobs = jobs_start(app, err);
+    if (!app->jobs) goto fail;
     app->admission = admission_create(app->workers, cfg->queue);
     if (!app->admission) {
         eng_fail(err, ENG_INTERNAL, "cannot start %d worker threads", app->workers);
@@ -133,6 +145,7 @@ fail:
 void app_close(struct app *app)
 {
     admission_destroy(app->admission);
+    jobs_close(app->jobs);
     storage_close(app->storage);
     models_close(app->models);
     access_log_close(app->access_log);

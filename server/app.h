@@ -16,6 +16,7 @@ struct access_log;
 struct storage;
 struct policy_cache;
 struct models;
+struct jobs;
 
 struct app {
     const struct config *cfg;
@@ -25,6 +26,7 @@ struct app {
     struct storage *storage;
     struct policy_cache *policies; /* parsed policies by text */
     struct models *models;         /* the model repository of cfg->models_dir */
+    struct jobs *jobs;             /* the job runners (jobs.h) */
     char *static_root;             /* realpath of cfg->static_dir, or NULL if it does not exist */
     int workers;                   /* effective worker count (cfg->workers resolved) */
     const struct route *routes;    /* the routing table in force */

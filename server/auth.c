@@ -64,6 +64,14 @@ enum auth_result auth_check(const struct config *cfg, const char *authorization,
     return AUTH_OK;
 }
 
+unsigned auth_key_scopes(const struct config *cfg, const char *key_name)
+{
+    if (cfg->api_key_count == 0) return ~0u;
+    for (size_t i = 0; i < cfg->api_key_count; i++)
+        if (cfg->api_keys[i].name == key_name) return cfg->api_keys[i].scopes;
+    return 0;
+}
+
 int auth_generate_key(char key[64], char sha256_hex[65])
 {
     static const char alphabet[] =

@@ -32,6 +32,10 @@ enum auth_result {
 enum auth_result auth_check(const struct config *cfg, const char *authorization, unsigned scope,
                             const char **key_name);
 
+/* The scopes of the key auth_check matched, given its *key_name (compared by address); every scope
+ * when no keys are configured, where everything is open. */
+unsigned auth_key_scopes(const struct config *cfg, const char *key_name);
+
 /* A new random key (43 base64url characters from 32 random bytes) and its SHA-256 as 64 hex
  * digits. Returns 0, or -1 when the random generator fails. */
 int auth_generate_key(char key[64], char sha256_hex[65]);

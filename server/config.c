@@ -115,6 +115,14 @@ static const struct setting settings[] = {
                 "threads one inference uses; 0 = CPU cores / workers (at least 1)"),
     BOOL_SETTING(nn_direct_convolution, 0,
                  "every convolution in oneDNN's direct algorithm (slower; no shape-chosen ones)"),
+    INT_SETTING(job_workers, 1, 0, 256,
+                "jobs running at once, each on a runner thread apart from the request workers; 0 "
+                "= jobs are queued and not run"),
+    INT_SETTING(job_threads, 0, 0, 1024,
+                "threads one job's engine work uses; 0 = CPU cores / job_workers (at least 1)"),
+    INT_SETTING(job_max_attempts, 3, 1, 1000,
+                "starts after which a job found running at start-up (the server died under it) "
+                "is left interrupted instead of queued again"),
     STRING_SETTING(access_log, "stderr", NULL, "access log: stderr, off or a file path"),
     BOOL_SETTING(debug_routes, 0, "mount /v1/debug/* (tests only)"),
     {

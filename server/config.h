@@ -49,6 +49,9 @@ struct config {
     int64_t max_tensor_elements; /* elements in one inference input tensor */
     int nn_threads;              /* threads one inference uses; 0 = one per CPU core */
     int nn_direct_convolution;   /* bool: no Winograd or small-map products */
+    int job_workers;             /* job runner threads; 0: jobs only queue */
+    int job_threads;             /* threads one job's engine work uses; 0 = cores / job_workers */
+    int job_max_attempts;        /* starts before a job found running at start-up stays stopped */
     char *access_log;            /* "stderr", "off" or a file path */
     int debug_routes;            /* bool: mount /v1/debug/... (tests only) */
     struct config_api_key *api_keys;

@@ -27,6 +27,7 @@
 #include "multipart.h"
 #include "request.h"
 #include "response.h"
+#include "streams.h"
 #include "watch.h"
 
 /* libmicrohttpd builds a response's head in the connection's memory pool and, when it does not
@@ -45,6 +46,7 @@ struct http_server {
     pthread_t acceptor;
     int accepting; /* the accept thread runs */
     struct deadlines *deadlines;
+    struct streams *streams; /* streamed responses asleep between their pieces */
 };
 
 /* One request's life, from its request line to the end of its response. */
@@ -52,6 +54,7 @@ struct exchange {
     struct app *app;
     struct MHD_Connection *conn;
     struct deadlines *deadlines;
+    struct streams *streams;
     struct deadlines_conn *deadline; /* the connection's; NULL: it has none */
     enum router_target target;       /* the request target as sent */
     char *query;                     /* the query string, undecoded; NULL when none */
@@ -161,6 +164,10 @@ static enum MHD_Result send_response(struct exchange *ex)
         ex->bytes_for_log = strlen(envelope);
         mhd = MHD_create_response_from_buffer(strlen(envelope), envelope, MHD_RESPMEM_MUST_FREE);
         if (!mhd) free(envelope);
+    } else if (r->stream.read) {
+        const union MHD_ConnectionInfo *info =
+            MHD_get_connection_info(ex->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+        mhd = streams_response(ex->streams, ex->conn, info ? info->connect_fd : -1, &r->stream);
     } else if (r->fd >= 0) {
         ex->bytes_for_log = r->fd_size;
         mhd = MHD_create_response_from_fd64(r->fd_size, r->fd);
@@ -532,6 +539,7 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
         ex->resp.max_body = (unsigned long long)ex->app->cfg->max_response_bytes;
         ex->conn = conn;
         ex->deadlines = srv->deadlines;
+        ex->streams = srv->streams;
         ex->deadline = deadline;
         ex->status_for_log = 499; /* the client went away before an answer, as nginx counts it */
         ex->target = router_check_target(uri, (size_t)srv->app->cfg->max_uri_bytes);
@@ -733,12 +741,17 @@ struct http_server *http_start(struct app *app, struct eng_error *err)
         return NULL;
     }
     srv->app = app;
-    srv->stop_pipe[0] = srv->stop_pipe[1] = -1;
+    srv->stop_pipe[0] = srv->stop_pipe[1] = srv->listen_fd = -1;
     srv->deadlines = deadlines_new(cfg->header_timeout_s, cfg->body_timeout_s);
     if (!srv->deadlines) {
         free(srv);
         eng_no_memory(err);
         return NULL;
+    }
+    srv->streams = streams_start();
+    if (!srv->streams) {
+        eng_fail(err, ENG_INTERNAL, "cannot start the streams thread");
+        goto fail;
     }
     srv->listen_fd = open_listener(&addr, err, cfg->listen);
     if (srv->listen_fd < 0) goto fail;
@@ -774,6 +787,7 @@ fail:
     if (srv->listen_fd >= 0) close(srv->listen_fd);
     if (srv->stop_pipe[0] >= 0) close(srv->stop_pipe[0]);
     if (srv->stop_pipe[1] >= 0) close(srv->stop_pipe[1]);
+    streams_stop(srv->streams);
     deadlines_free(srv->deadlines);
     free(srv);
     return NULL;
@@ -804,6 +818,7 @@ void http_stop(struct http_server *srv)
 {
     if (!srv) return;
     http_quiesce(srv);
+    streams_stop(srv->streams);
     MHD_stop_daemon(srv->daemon);
     close(srv->stop_pipe[0]);
     close(srv->stop_pipe[1]);

@@ -18,14 +18,20 @@ struct access_log {
 
 static pthread_mutex_t stderr_lock = PTHREAD_MUTEX_INITIALIZER;
 
+void log_format_time_ms(int64_t ms, char *buf, size_t size)
+{
+    struct tm tm;
+    time_t seconds = (time_t)(ms / 1000);
+    gmtime_r(&seconds, &tm);
+    size_t used = strftime(buf, size, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(buf + used, size - used, ".%03dZ", (int)(ms % 1000));
+}
+
 void log_format_time(char *buf, size_t size)
 {
     struct timespec now;
-    struct tm tm;
     clock_gettime(CLOCK_REALTIME, &now);
-    gmtime_r(&now.tv_sec, &tm);
-    size_t used = strftime(buf, size, "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(buf + used, size - used, ".%03dZ", (int)(now.tv_nsec / 1000000) % 1000);
+    log_format_time_ms((int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000, buf, size);
 }
 
 /* Writes doc as one line and frees it. */

@@ -4,6 +4,7 @@
 #define AUGSERVE_LOG_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "core/error.h"
 
@@ -29,7 +30,9 @@ void access_log_close(struct access_log *log);
 void log_event(const char *level, const char *event, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
-/* UTC time as RFC 3339 with milliseconds into buf (at least 32 bytes). */
+/* UTC time as RFC 3339 with milliseconds into buf (at least 32 bytes): now, or ms since the
+ * epoch. */
 void log_format_time(char *buf, size_t size);
+void log_format_time_ms(int64_t ms, char *buf, size_t size);
 
 #endif

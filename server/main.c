@@ -17,6 +17,7 @@
 #include "config.h"
 #include "http.h"
 #include "image/codec.h"
+#include "jobs.h"
 #include "log.h"
 #include "models.h"
 
@@ -132,6 +133,9 @@ static int serve_until_signal(struct app *app, struct http_server *srv, const si
     }
     atomic_store(&app->shutting_down, 1);
     http_quiesce(srv);
+    /* Running jobs stop at their next check and go back to the queue, to resume at the next
+     * start, while the requests in flight finish. */
+    jobs_stop(app->jobs);
     log_event("info", "shutdown", "signal %d: no new connections; %ld requests in flight", sig,
               atomic_load(&app->in_flight));
     struct timespec now, deadline;

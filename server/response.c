@@ -15,8 +15,15 @@ void response_init(struct response *resp)
     resp->fd = -1;
 }
 
+static void drop_stream(struct response *resp)
+{
+    if (resp->stream.free) resp->stream.free(resp->stream.ctx);
+    memset(&resp->stream, 0, sizeof resp->stream);
+}
+
 void response_clear(struct response *resp)
 {
+    drop_stream(resp);
     free(resp->body);
     if (resp->fd >= 0) close(resp->fd);
     for (size_t i = 0; i < resp->header_count; i++) {
@@ -45,6 +52,14 @@ void response_bytes(struct response *resp, int status, const char *content_type,
     resp->error_code = NULL;
 }
 
+void response_stream(struct response *resp, int status, const char *content_type,
+                     const struct response_stream *stream)
+{
+    response_bytes(resp, status, content_type, NULL, 0);
+    drop_stream(resp);
+    resp->stream = *stream;
+}
+
 void response_text(struct response *resp, int status, const char *content_type, const char *text,
                    size_t size)
 {
@@ -71,6 +86,7 @@ void response_json(struct response *resp, int status, json_t *doc)
 static void set_error(struct response *resp, int status, const char *code, const char *fmt,
                       va_list ap)
 {
+    drop_stream(resp);
     free(resp->body);
     resp->body = NULL;
     resp->body_size = 0;

@@ -23,6 +23,19 @@ enum response_errors {
     RESPONSE_ERRORS_KSERVE,
 };
 
+/* A body made as it goes (Server-Sent Events), for a light route: between pieces the connection
+ * sleeps and holds no thread (server/streams.c). */
+struct response_stream {
+    /* On a connection thread: copies up to max bytes of what is ready into buf and returns how
+     * many; 0 when nothing is ready (the connection then sleeps), -1 at the end of the body. */
+    long (*read)(void *ctx, char *buf, size_t max);
+    /* On the streams thread, a few times a second while the connection sleeps: gathers what is
+     * new; nonzero once read has something to give, or the end. */
+    int (*poll)(void *ctx);
+    void (*free)(void *ctx);
+    void *ctx;
+};
+
 struct response {
     int status;
     const char *content_type; /* a string literal */
@@ -30,6 +43,7 @@ struct response {
     size_t body_size;
     int fd; /* a file body when >= 0: owned, closed after sending */
     uint64_t fd_size;
+    struct response_stream stream; /* a streamed body when stream.read is set: owned */
     struct response_header headers[RESPONSE_MAX_HEADERS];
     size_t header_count;
     const char *error_code; /* set: an error body is sent with error_message */
@@ -48,6 +62,10 @@ void response_json(struct response *resp, int status, json_t *doc);
 /* Takes ownership of data (malloc'd). A body past resp->max_body becomes a 413. */
 void response_bytes(struct response *resp, int status, const char *content_type,
                     unsigned char *data, size_t size);
+/* Takes over stream (its free runs when the response is done with it, or at once when the
+ * response is replaced). */
+void response_stream(struct response *resp, int status, const char *content_type,
+                     const struct response_stream *stream);
 /* A copy of text. */
 void response_text(struct response *resp, int status, const char *content_type, const char *text,
                    size_t size);

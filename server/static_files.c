@@ -24,6 +24,8 @@ static const struct {
     {".js", "text/javascript; charset=utf-8"},
     {".mjs", "text/javascript; charset=utf-8"},
     {".json", "application/json"},
+    {".jsonl", "application/jsonl"},
+    {".csv", "text/csv; charset=utf-8"},
     {".svg", "image/svg+xml"},
     {".png", "image/png"},
     {".jpg", "image/jpeg"},
@@ -35,7 +37,7 @@ static const struct {
     {".wasm", "application/wasm"},
 };
 
-static const char *content_type_for(const char *path)
+const char *static_content_type(const char *path)
 {
     const char *dot = strrchr(path, '.');
     if (dot && !strchr(dot, '/'))
@@ -121,7 +123,7 @@ void handle_static(struct request *req, struct response *resp)
         return;
     }
     resp->status = 200;
-    resp->content_type = content_type_for(resolved);
+    resp->content_type = static_content_type(resolved);
     resp->fd = fd;
     resp->fd_size = (uint64_t)st.st_size;
 }

@@ -1,22 +1,75 @@
 #include "storage.h"
 
 #include <errno.h>
-#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
-#define SCHEMA_VERSION 1
-#define STRINGIFY_(x)  #x
-#define STRINGIFY(x)   STRINGIFY_(x)
+#include "storage_internal.h"
 
-struct storage {
-    sqlite3 *db; /* opened SQLITE_OPEN_FULLMUTEX: usable from every thread */
+/* The schema, as the migrations that build it: migrations[v - 1] takes a database from version
+ * v - 1 to v. A new table or column is a new entry at the end; an entry never changes once
+ * released, since databases in the field ran it as it was. */
+static const char *const migrations[] = {
+    /* 1: the meta table alone (storage_open creates it before any migration runs). */
+    "",
+    /* 2: jobs and their events (job_store.h). seq orders jobs by creation; an event's id is
+     * global and only grows (AUTOINCREMENT never reuses one), so a client's Last-Event-ID stays
+     * meaningful. Times are milliseconds since the epoch. */
+    "CREATE TABLE jobs ("
+    " seq INTEGER PRIMARY KEY AUTOINCREMENT,"
+    " id TEXT NOT NULL UNIQUE,"
+    " kind TEXT NOT NULL,"
+    " params TEXT NOT NULL,"
+    " owner TEXT,"
+    " parent TEXT REFERENCES jobs(id),"
+    " state TEXT NOT NULL,"
+    " progress REAL NOT NULL DEFAULT 0,"
+    " phase TEXT,"
+    " result TEXT,"
+    " error TEXT,"
+    " attempts INTEGER NOT NULL DEFAULT 0,"
+    " cancel_requested INTEGER NOT NULL DEFAULT 0,"
+    " checkpoint TEXT,"
+    " created_ms INTEGER NOT NULL,"
+    " started_ms INTEGER,"
+    " finished_ms INTEGER);"
+    "CREATE INDEX jobs_by_state ON jobs(state, seq);"
+    "CREATE INDEX jobs_by_owner ON jobs(owner, seq);"
+    "CREATE INDEX jobs_by_parent ON jobs(parent);"
+    "CREATE TABLE job_events ("
+    " id INTEGER PRIMARY KEY AUTOINCREMENT,"
+    " job TEXT NOT NULL REFERENCES jobs(id) ON DELETE CASCADE,"
+    " time_ms INTEGER NOT NULL,"
+    " type TEXT NOT NULL,"
+    " data TEXT NOT NULL);"
+    "CREATE INDEX job_events_by_job ON job_events(job, id);",
 };
 
-/* mkdir -p */
-static int make_dirs(const char *path, struct eng_error *err)
+#define SCHEMA_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
+
+int storage_schema_version(void)
+{
+    return SCHEMA_VERSION;
+}
+
+int storage_fail(struct storage *st, struct eng_error *err, const char *doing)
+{
+    return eng_fail(err, ENG_INTERNAL, "storage: %s: %s", doing, sqlite3_errmsg(st->db));
+}
+
+int storage_exec(struct storage *st, const char *sql, struct eng_error *err, const char *doing)
+{
+    char *sql_err = NULL;
+    if (sqlite3_exec(st->db, sql, NULL, NULL, &sql_err) == SQLITE_OK) return 0;
+    eng_fail(err, ENG_INTERNAL, "storage: %s: %s", doing,
+             sql_err ? sql_err : sqlite3_errmsg(st->db));
+    sqlite3_free(sql_err);
+    return -1;
+}
+
+int storage_make_dirs(const char *path, struct eng_error *err)
 {
     char *copy = strdup(path);
     if (!copy) {
@@ -28,7 +81,7 @@ static int make_dirs(const char *path, struct eng_error *err)
         if (saved != '/' && saved != '\0') continue;
         *slash = '\0';
         if (mkdir(copy, 0750) != 0 && errno != EEXIST) {
-            eng_fail(err, ENG_INTERNAL, "data_dir: cannot create %s: %s", copy, strerror(errno));
+            eng_fail(err, ENG_INTERNAL, "cannot create the folder %s: %s", copy, strerror(errno));
             free(copy);
             return -1;
         }
@@ -38,15 +91,59 @@ static int make_dirs(const char *path, struct eng_error *err)
     free(copy);
     struct stat st;
     if (stat(path, &st) != 0 || !S_ISDIR(st.st_mode)) {
-        eng_fail(err, ENG_INTERNAL, "data_dir: %s is not a directory", path);
+        eng_fail(err, ENG_INTERNAL, "%s is not a folder", path);
         return -1;
     }
     return 0;
 }
 
+/* meta.schema_version: 0 when the database is new, -1 on error. */
+static int read_schema_version(struct storage *st)
+{
+    sqlite3_stmt *stmt = NULL;
+    int version = -1;
+    if (sqlite3_prepare_v2(st->db, "SELECT value FROM meta WHERE key = 'schema_version'", -1, &stmt,
+                           NULL) != SQLITE_OK)
+        return -1;
+    int rc = sqlite3_step(stmt);
+    if (rc == SQLITE_ROW)
+        version = sqlite3_column_int(stmt, 0);
+    else if (rc == SQLITE_DONE)
+        version = 0;
+    sqlite3_finalize(stmt);
+    return version;
+}
+
+/* Runs the migrations the database has not seen, in one transaction: a failure leaves it as it
+ * was. */
+static int migrate(struct storage *st, const char *path, struct eng_error *err)
+{
+    if (storage_exec(st, "BEGIN IMMEDIATE", err, "starting the migration") != 0) return -1;
+    int version = read_schema_version(st);
+    if (version < 0) {
+        storage_fail(st, err, "reading meta.schema_version");
+    } else if (version > SCHEMA_VERSION) {
+        eng_fail(err, ENG_INTERNAL,
+                 "storage: %s has schema version %d, newer than this augserve's %d: run the "
+                 "augserve that wrote it, or another data_dir",
+                 path, version, SCHEMA_VERSION);
+    } else {
+        for (; version < SCHEMA_VERSION; version++)
+            if (storage_exec(st, migrations[version], err, "migrating the schema") != 0) break;
+        char set[96];
+        snprintf(set, sizeof set, "INSERT OR REPLACE INTO meta VALUES ('schema_version', '%d')",
+                 version);
+        if (version == SCHEMA_VERSION && storage_exec(st, set, err, "migrating the schema") == 0 &&
+            storage_exec(st, "COMMIT", err, "committing the migration") == 0)
+            return 0;
+    }
+    sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
+    return -1;
+}
+
 struct storage *storage_open(const char *data_dir, struct eng_error *err)
 {
-    if (make_dirs(data_dir, err) != 0) return NULL;
+    if (storage_make_dirs(data_dir, err) != 0) return NULL;
     struct storage *st = calloc(1, sizeof *st);
     char *path = NULL;
     if (!st || asprintf(&path, "%s/augserve.db", data_dir) < 0) {
@@ -54,48 +151,44 @@ struct storage *storage_open(const char *data_dir, struct eng_error *err)
         free(st);
         return NULL;
     }
+    pthread_mutex_init(&st->lock, NULL);
     int rc = sqlite3_open_v2(
         path, &st->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX, NULL);
-    char *sql_err = NULL;
-    if (rc == SQLITE_OK) {
-        sqlite3_busy_timeout(st->db, 5000);
-        rc = sqlite3_exec(st->db,
-                          "PRAGMA journal_mode=WAL;"
-                          "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);"
-                          "INSERT OR IGNORE INTO meta VALUES ('schema_version', '" STRINGIFY(
-                              SCHEMA_VERSION) "');",
-                          NULL, NULL, &sql_err);
-    }
     if (rc != SQLITE_OK) {
         eng_fail(err, ENG_INTERNAL, "storage: cannot open %s: %s", path,
-                 sql_err ? sql_err : sqlite3_errmsg(st->db));
-        sqlite3_free(sql_err);
-        sqlite3_close(st->db);
-        free(path);
-        free(st);
-        return NULL;
+                 st->db ? sqlite3_errmsg(st->db) : "out of memory");
+        goto fail;
     }
+    sqlite3_busy_timeout(st->db, 5000);
+    /* WAL with synchronous=NORMAL: a commit survives the process dying (kill -9: the kernel has
+     * the write), and only a power cut may lose the last ones, for a commit without an fsync,
+     * which jobs checkpointing every batch need. */
+    if (storage_exec(st,
+                     "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;"
+                     "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);",
+                     err, "opening the database") != 0 ||
+        migrate(st, path, err) != 0)
+        goto fail;
     free(path);
     return st;
-}
-
-static int read_schema_version(void *out, int columns, char **values, char **names)
-{
-    *(int *)out = columns == 1 && values[0] ? atoi(values[0]) : -1;
-    return 0;
+fail:
+    free(path);
+    storage_close(st);
+    return NULL;
 }
 
 int storage_ping(struct storage *st)
 {
-    int version = -1;
-    int rc = sqlite3_exec(st->db, "SELECT value FROM meta WHERE key = 'schema_version'",
-                          read_schema_version, &version, NULL);
-    return rc == SQLITE_OK && version == SCHEMA_VERSION ? 0 : -1;
+    pthread_mutex_lock(&st->lock);
+    int version = read_schema_version(st);
+    pthread_mutex_unlock(&st->lock);
+    return version == SCHEMA_VERSION ? 0 : -1;
 }
 
 void storage_close(struct storage *st)
 {
     if (!st) return;
     sqlite3_close(st->db);
+    pthread_mutex_destroy(&st->lock);
     free(st);
 }

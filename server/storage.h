@@ -1,5 +1,7 @@
-/* The embedded store: one SQLite database under data_dir, opened at start-up. Later resources
- * (jobs, models, searches) keep their records here. */
+/* The embedded store: one SQLite database under data_dir, opened at start-up. Resources keep their
+ * records here through their own interfaces (job_store.h for jobs); no SQL leaves server/storage.c
+ * and the store's own files (storage_internal.h), so another backend can stand behind the same
+ * functions. */
 #ifndef AUGSERVE_STORAGE_H
 #define AUGSERVE_STORAGE_H
 
@@ -9,13 +11,20 @@
 
 struct storage;
 
-/* Creates data_dir (and parents) if needed and opens data_dir/augserve.db, creating the schema.
- * NULL with err filled on failure. */
+/* Creates data_dir (and parents) if needed and opens data_dir/augserve.db, bringing its schema up
+ * to this build's version (meta.schema_version) one migration at a time, in one transaction. A
+ * database written by a newer build is refused. NULL with err filled on failure. */
 struct storage *storage_open(const char *data_dir, struct eng_error *err);
+
+/* The schema version this build writes. */
+int storage_schema_version(void);
 
 /* 0 when the database answers a query, -1 otherwise. Safe from any thread. */
 int storage_ping(struct storage *st);
 
 void storage_close(struct storage *st);
+
+/* mkdir -p, for the store's files under data_dir (mode 0750): 0, or -1 with err. */
+int storage_make_dirs(const char *path, struct eng_error *err);
 
 #endif

@@ -14,10 +14,7 @@ static int64_t now_ns(void)
     return (int64_t)now.tv_sec * 1000000000 + now.tv_nsec;
 }
 
-/* Whether the peer has closed or reset the connection. A request's bytes were all read before
- * the work started, so anything readable now is a pipelined request (still there) or the end of
- * the stream (gone). */
-static int client_closed(int fd)
+int watch_client_closed(int fd)
 {
     char byte;
     ssize_t n = recv(fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
@@ -34,7 +31,7 @@ static int check(void *ctx, struct eng_error *err)
     if (stopped == WATCH_RUNNING && now >= w->deadline_ns) stopped = WATCH_DEADLINE;
     if (stopped == WATCH_RUNNING && w->fd >= 0 && now >= atomic_load(&w->next_probe_ns)) {
         atomic_store(&w->next_probe_ns, now + PROBE_INTERVAL_NS);
-        if (client_closed(w->fd)) stopped = WATCH_CLIENT_CLOSED;
+        if (watch_client_closed(w->fd)) stopped = WATCH_CLIENT_CLOSED;
     }
     if (stopped == WATCH_RUNNING) return 0;
     atomic_store(&w->stopped, stopped);

@@ -29,6 +29,11 @@ struct request_watch {
 /* Starts watching: deadline timeout_s after start (CLOCK_MONOTONIC), client on socket fd. */
 void watch_start(struct request_watch *w, const struct timespec *start, int timeout_s, int fd);
 
+/* Whether the peer has closed or reset the connection on socket fd. A request's bytes were all
+ * read before its work started, so anything readable now is a pipelined request (still there) or
+ * the end of the stream (gone). */
+int watch_client_closed(int fd);
+
 /* Why the work stopped (WATCH_RUNNING when it did not). */
 enum watch_stop watch_stopped(const struct request_watch *w);
 

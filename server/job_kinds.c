@@ -1,0 +1,38 @@
+/* The table of job kinds. A new kind is a file with its descriptor (job_kind.h) and one line
+ * here. */
+#include <stdio.h>
+#include <string.h>
+
+#include "job_kind.h"
+
+extern const struct job_kind job_kind_count;
+
+static const struct job_kind *const kinds[] = {
+    &job_kind_count,
+};
+
+#define KIND_COUNT (sizeof kinds / sizeof kinds[0])
+
+static int in_force(const struct job_kind *kind, int debug)
+{
+    return debug || !(kind->flags & JOB_KIND_DEBUG);
+}
+
+const struct job_kind *job_kind_find(const char *name, int debug)
+{
+    for (size_t i = 0; name && i < KIND_COUNT; i++)
+        if (in_force(kinds[i], debug) && strcmp(kinds[i]->name, name) == 0) return kinds[i];
+    return NULL;
+}
+
+const char *job_kind_names(int debug, char *out, size_t size)
+{
+    size_t used = 0;
+    out[0] = '\0';
+    for (size_t i = 0; i < KIND_COUNT && used < size; i++)
+        if (in_force(kinds[i], debug))
+            used +=
+                (size_t)snprintf(out + used, size - used, "%s%s", used ? ", " : "", kinds[i]->name);
+    if (!used) snprintf(out, size, "none");
+    return out;
+}

@@ -1,0 +1,42 @@
+/* Reading a job's params (job_kind.h): the same words for the same mistakes in every kind. */
+#include <stdio.h>
+#include <string.h>
+
+#include "job_kind.h"
+
+int job_params_known(const json_t *params, const char *const names[], struct eng_error *err)
+{
+    const char *key;
+    const json_t *value;
+    json_object_foreach((json_t *)params, key, value)
+    {
+        size_t i = 0;
+        while (names[i] && strcmp(names[i], key) != 0)
+            i++;
+        if (!names[i]) {
+            char list[256] = "";
+            for (size_t k = 0, used = 0; names[k] && used < sizeof list; k++)
+                used += (size_t)snprintf(list + used, sizeof list - used, "%s%s", k ? ", " : "",
+                                         names[k]);
+            return eng_fail(err, ENG_INVALID, "params.%.100s: unknown parameter; known: %s", key,
+                            list);
+        }
+    }
+    return 0;
+}
+
+int job_param_int(const json_t *params, const char *name, int required, long long def,
+                  long long min, long long max, long long *out, struct eng_error *err)
+{
+    const json_t *value = json_object_get(params, name);
+    if (!value && !required) {
+        *out = def;
+        return 0;
+    }
+    if (!json_is_integer(value) || json_integer_value(value) < min ||
+        json_integer_value(value) > max)
+        return eng_fail(err, ENG_INVALID, "params.%s: %s a whole number in [%lld, %lld]", name,
+                        value ? "must be" : "required:", min, max);
+    *out = json_integer_value(value);
+    return 0;
+}

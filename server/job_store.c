@@ -1,0 +1,642 @@
+/* The jobs of job_store.h in SQLite. Each function takes the store's lock for its whole run
+ * (storage_internal.h), and those that write do so in one BEGIN IMMEDIATE transaction, so a state
+ * change and its event land together or not at all. */
+#include "job_store.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "json_text.h"
+#include "storage_internal.h"
+
+static const char *const state_names[] = {
+    [JOB_QUEUED] = "queued", [JOB_RUNNING] = "running",     [JOB_SUCCEEDED] = "succeeded",
+    [JOB_FAILED] = "failed", [JOB_CANCELLED] = "cancelled", [JOB_INTERRUPTED] = "interrupted",
+};
+#define STATE_COUNT (sizeof state_names / sizeof state_names[0])
+
+static const char *const event_names[] = {
+    [JOB_EVENT_STATE] = "state",
+    [JOB_EVENT_PROGRESS] = "progress",
+    [JOB_EVENT_LOG] = "log",
+    [JOB_EVENT_METRIC] = "metric",
+};
+#define EVENT_TYPE_COUNT (sizeof event_names / sizeof event_names[0])
+
+const char *job_state_name(enum job_state state)
+{
+    return (size_t)state < STATE_COUNT ? state_names[state] : "unknown";
+}
+
+int job_state_from_name(const char *name)
+{
+    for (size_t i = 0; name && i < STATE_COUNT; i++)
+        if (strcmp(name, state_names[i]) == 0) return (int)i;
+    return -1;
+}
+
+int job_state_is_final(enum job_state state)
+{
+    return state != JOB_QUEUED && state != JOB_RUNNING;
+}
+
+const char *job_event_type_name(enum job_event_type type)
+{
+    return (size_t)type < EVENT_TYPE_COUNT ? event_names[type] : "unknown";
+}
+
+static int event_type_from_name(const char *name)
+{
+    for (size_t i = 0; name && i < EVENT_TYPE_COUNT; i++)
+        if (strcmp(name, event_names[i]) == 0) return (int)i;
+    return -1;
+}
+
+void job_clear(struct job *job)
+{
+    free(job->kind);
+    json_decref(job->params);
+    free(job->owner);
+    free(job->parent);
+    free(job->phase);
+    json_decref(job->result);
+    free(job->error);
+    memset(job, 0, sizeof *job);
+}
+
+void job_events_free(struct job_event *events, size_t count)
+{
+    for (size_t i = 0; i < count; i++)
+        free(events[i].data);
+    free(events);
+}
+
+static int64_t now_ms(void)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    return (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
+}
+
+/* ---- Statements ------------------------------------------------------------------------------ */
+
+/* Binds NULL for a NULL text. */
+static int bind_text(sqlite3_stmt *stmt, int index, const char *text)
+{
+    return text ? sqlite3_bind_text(stmt, index, text, -1, SQLITE_TRANSIENT)
+                : sqlite3_bind_null(stmt, index);
+}
+
+/* Binds a JSON value's text (NULL for no value); ENG_NO_MEMORY when it cannot be written. */
+static int bind_json(sqlite3_stmt *stmt, int index, const json_t *value, struct eng_error *err)
+{
+    if (!value) return sqlite3_bind_null(stmt, index) == SQLITE_OK ? 0 : eng_no_memory(err);
+    char *text = json_text(value, JSON_COMPACT | JSON_ENCODE_ANY | JSON_PRESERVE_ORDER);
+    if (!text) return eng_no_memory(err);
+    int rc = sqlite3_bind_text(stmt, index, text, -1, free);
+    return rc == SQLITE_OK ? 0 : eng_no_memory(err);
+}
+
+static sqlite3_stmt *prepare(struct storage *st, const char *sql, struct eng_error *err)
+{
+    sqlite3_stmt *stmt = NULL;
+    if (sqlite3_prepare_v2(st->db, sql, -1, &stmt, NULL) != SQLITE_OK) {
+        storage_fail(st, err, "preparing a statement");
+        return NULL;
+    }
+    return stmt;
+}
+
+/* Steps a statement that returns no rows to its end and finalizes it. */
+static int run(struct storage *st, sqlite3_stmt *stmt, struct eng_error *err, const char *doing)
+{
+    int rc = sqlite3_step(stmt);
+    if (rc != SQLITE_DONE) storage_fail(st, err, doing);
+    sqlite3_finalize(stmt);
+    return rc == SQLITE_DONE ? 0 : -1;
+}
+
+static int begin(struct storage *st, struct eng_error *err)
+{
+    pthread_mutex_lock(&st->lock);
+    if (storage_exec(st, "BEGIN IMMEDIATE", err, "starting a transaction") == 0) return 0;
+    pthread_mutex_unlock(&st->lock);
+    return -1;
+}
+
+/* Commits when ok is 0, else rolls back; unlocks; returns ok (or -1 when the commit fails). */
+static int end(struct storage *st, int ok, struct eng_error *err)
+{
+    if (ok == 0 && storage_exec(st, "COMMIT", err, "committing") != 0) ok = -1;
+    if (ok != 0) sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
+    pthread_mutex_unlock(&st->lock);
+    return ok;
+}
+
+static int add_event(struct storage *st, const char *id, enum job_event_type type,
+                     const json_t *data, struct eng_error *err)
+{
+    sqlite3_stmt *stmt =
+        prepare(st, "INSERT INTO job_events (job, time_ms, type, data) VALUES (?, ?, ?, ?)", err);
+    if (!stmt) return -1;
+    bind_text(stmt, 1, id);
+    sqlite3_bind_int64(stmt, 2, now_ms());
+    bind_text(stmt, 3, job_event_type_name(type));
+    if (bind_json(stmt, 4, data, err) != 0) {
+        sqlite3_finalize(stmt);
+        return -1;
+    }
+    return run(st, stmt, err, "recording an event");
+}
+
+/* A state event: {"state": state} and, when given, "reason" and "error". */
+static int add_state_event(struct storage *st, const char *id, enum job_state state,
+                           const char *reason, const char *error, struct eng_error *err)
+{
+    json_t *data = json_pack("{s:s}", "state", job_state_name(state));
+    if (data && reason) json_object_set_new(data, "reason", json_string(reason));
+    if (data && error) json_object_set_new(data, "error", json_string(error));
+    if (!data) return eng_no_memory(err);
+    int rc = add_event(st, id, JOB_EVENT_STATE, data, err);
+    json_decref(data);
+    return rc;
+}
+
+/* ---- Records --------------------------------------------------------------------------------- */
+
+#define JOB_COLUMNS                                                                                \
+    "id, kind, params, owner, parent, state, progress, phase, result, error, attempts, "           \
+    "cancel_requested, created_ms, started_ms, finished_ms"
+
+static char *column_text(sqlite3_stmt *stmt, int column, int *failed)
+{
+    const unsigned char *text = sqlite3_column_text(stmt, column);
+    if (!text) return NULL;
+    char *copy = strdup((const char *)text);
+    if (!copy) *failed = 1;
+    return copy;
+}
+
+static json_t *column_json(sqlite3_stmt *stmt, int column, int *failed)
+{
+    const unsigned char *text = sqlite3_column_text(stmt, column);
+    if (!text) return NULL;
+    json_t *value = json_loads((const char *)text, JSON_DECODE_ANY, NULL);
+    if (!value) *failed = 1;
+    return value;
+}
+
+/* A row of JOB_COLUMNS into *job. */
+static int read_job(sqlite3_stmt *stmt, struct job *job, struct eng_error *err)
+{
+    memset(job, 0, sizeof *job);
+    int failed = 0;
+    snprintf(job->id, sizeof job->id, "%s", (const char *)sqlite3_column_text(stmt, 0));
+    job->kind = column_text(stmt, 1, &failed);
+    job->params = column_json(stmt, 2, &failed);
+    job->owner = column_text(stmt, 3, &failed);
+    job->parent = column_text(stmt, 4, &failed);
+    int state = job_state_from_name((const char *)sqlite3_column_text(stmt, 5));
+    job->progress = sqlite3_column_double(stmt, 6);
+    job->phase = column_text(stmt, 7, &failed);
+    job->result = column_json(stmt, 8, &failed);
+    job->error = column_text(stmt, 9, &failed);
+    job->attempts = sqlite3_column_int(stmt, 10);
+    job->cancel_requested = sqlite3_column_int(stmt, 11);
+    job->created_ms = sqlite3_column_int64(stmt, 12);
+    job->started_ms = sqlite3_column_int64(stmt, 13);
+    job->finished_ms = sqlite3_column_int64(stmt, 14);
+    if (failed || state < 0 || !job->kind || !job->params) {
+        job_clear(job);
+        return eng_fail(err, ENG_INTERNAL, "storage: a job record does not read back");
+    }
+    job->state = (enum job_state)state;
+    return 0;
+}
+
+/* The job with this id, under the lock. */
+static int get_locked(struct storage *st, const char *id, struct job *out, struct eng_error *err)
+{
+    sqlite3_stmt *stmt = prepare(st, "SELECT " JOB_COLUMNS " FROM jobs WHERE id = ?", err);
+    if (!stmt) return -1;
+    bind_text(stmt, 1, id);
+    int rc = sqlite3_step(stmt);
+    int ok = -1;
+    if (rc == SQLITE_ROW)
+        ok = read_job(stmt, out, err);
+    else if (rc == SQLITE_DONE)
+        eng_fail(err, ENG_NOT_FOUND, "no such job: %s", id);
+    else
+        storage_fail(st, err, "reading a job");
+    sqlite3_finalize(stmt);
+    return ok;
+}
+
+int job_store_get(struct storage *st, const char *id, struct job *out, struct eng_error *err)
+{
+    pthread_mutex_lock(&st->lock);
+    int rc = get_locked(st, id, out, err);
+    pthread_mutex_unlock(&st->lock);
+    return rc;
+}
+
+int job_store_create(struct storage *st, const struct job *spec, struct eng_error *err)
+{
+    if (begin(st, err) != 0) return -1;
+    int rc = -1;
+    sqlite3_stmt *stmt = NULL;
+    if (spec->parent) {
+        struct job parent;
+        if (get_locked(st, spec->parent, &parent, err) != 0) return end(st, -1, err);
+        job_clear(&parent);
+    }
+    stmt = prepare(st,
+                   "INSERT INTO jobs (id, kind, params, owner, parent, state, created_ms) "
+                   "VALUES (?, ?, ?, ?, ?, 'queued', ?)",
+                   err);
+    if (stmt) {
+        bind_text(stmt, 1, spec->id);
+        bind_text(stmt, 2, spec->kind);
+        bind_text(stmt, 4, spec->owner);
+        bind_text(stmt, 5, spec->parent);
+        sqlite3_bind_int64(stmt, 6, now_ms());
+        if (bind_json(stmt, 3, spec->params, err) == 0) {
+            int step = sqlite3_step(stmt);
+            if (step == SQLITE_DONE)
+                rc = 0;
+            else if (sqlite3_extended_errcode(st->db) == SQLITE_CONSTRAINT_UNIQUE)
+                eng_fail(err, ENG_CONFLICT, "a job with the id %s exists", spec->id);
+            else
+                storage_fail(st, err, "creating a job");
+        }
+        sqlite3_finalize(stmt);
+    }
+    if (rc == 0) rc = add_state_event(st, spec->id, JOB_QUEUED, NULL, NULL, err);
+    return end(st, rc, err);
+}
+
+int job_store_list(struct storage *st, const struct job_filter *f, struct job **jobs, size_t *count,
+                   struct eng_error *err)
+{
+    *jobs = NULL;
+    *count = 0;
+    pthread_mutex_lock(&st->lock);
+    /* A NULL parameter matches everything, so one statement serves every filter. */
+    sqlite3_stmt *stmt = prepare(st,
+                                 "SELECT " JOB_COLUMNS " FROM jobs"
+                                 " WHERE (?1 IS NULL OR state = ?1) AND (?2 IS NULL OR kind = ?2)"
+                                 " AND (?3 IS NULL OR owner = ?3)"
+                                 " AND (?4 IS NULL OR seq < (SELECT seq FROM jobs WHERE id = ?4))"
+                                 " ORDER BY seq DESC LIMIT ?5",
+                                 err);
+    int rc = stmt ? 0 : -1;
+    if (stmt && f->after) {
+        /* An unknown cursor would match nothing; say so instead. */
+        struct job after;
+        rc = get_locked(st, f->after, &after, err);
+        if (rc == 0) job_clear(&after);
+    }
+    if (rc == 0) {
+        bind_text(stmt, 1, f->state >= 0 ? job_state_name((enum job_state)f->state) : NULL);
+        bind_text(stmt, 2, f->kind);
+        bind_text(stmt, 3, f->owner);
+        bind_text(stmt, 4, f->after);
+        sqlite3_bind_int64(stmt, 5, (sqlite3_int64)f->limit);
+        *jobs = calloc(f->limit ? f->limit : 1, sizeof **jobs);
+        if (!*jobs) rc = eng_no_memory(err);
+    }
+    while (rc == 0) {
+        int step = sqlite3_step(stmt);
+        if (step == SQLITE_DONE) break;
+        if (step != SQLITE_ROW)
+            rc = storage_fail(st, err, "listing jobs");
+        else if (read_job(stmt, &(*jobs)[*count], err) != 0)
+            rc = -1;
+        else
+            (*count)++;
+    }
+    sqlite3_finalize(stmt);
+    pthread_mutex_unlock(&st->lock);
+    if (rc != 0) {
+        for (size_t i = 0; i < *count; i++)
+            job_clear(&(*jobs)[i]);
+        free(*jobs);
+        *jobs = NULL;
+        *count = 0;
+    }
+    return rc;
+}
+
+int job_store_claim(struct storage *st, struct job *out, struct eng_error *err)
+{
+    if (begin(st, err) != 0) return -1;
+    sqlite3_stmt *stmt = prepare(st,
+                                 "UPDATE jobs SET state = 'running', attempts = attempts + 1,"
+                                 " started_ms = ?, cancel_requested = 0"
+                                 " WHERE seq = (SELECT seq FROM jobs WHERE state = 'queued'"
+                                 " ORDER BY seq LIMIT 1) RETURNING id",
+                                 err);
+    if (!stmt) return end(st, -1, err);
+    sqlite3_bind_int64(stmt, 1, now_ms());
+    char id[JOB_ID_SIZE] = "";
+    int step = sqlite3_step(stmt);
+    if (step == SQLITE_ROW) {
+        snprintf(id, sizeof id, "%s", (const char *)sqlite3_column_text(stmt, 0));
+        step = sqlite3_step(stmt);
+    }
+    sqlite3_finalize(stmt);
+    if (step != SQLITE_DONE) return end(st, storage_fail(st, err, "claiming a job"), err);
+    if (!id[0]) return end(st, 0, err);
+    int rc = get_locked(st, id, out, err);
+    if (rc == 0) {
+        json_t *data = json_pack("{s:s, s:i}", "state", "running", "attempt", out->attempts);
+        rc = data ? add_event(st, id, JOB_EVENT_STATE, data, err) : eng_no_memory(err);
+        json_decref(data);
+        if (rc != 0) job_clear(out);
+    }
+    return end(st, rc, err) == 0 ? 1 : -1;
+}
+
+/* Sets a running job's progress and phase (and checkpoint when set_checkpoint), with a progress
+ * event when asked; ENG_CONFLICT when the job is not running. */
+static int record_progress(struct storage *st, const char *id, double fraction, const char *phase,
+                           int set_checkpoint, const json_t *checkpoint, int event,
+                           struct eng_error *err)
+{
+    if (begin(st, err) != 0) return -1;
+    sqlite3_stmt *stmt = prepare(st,
+                                 "UPDATE jobs SET progress = ?1, phase = ?2,"
+                                 " checkpoint = CASE WHEN ?3 THEN ?4 ELSE checkpoint END"
+                                 " WHERE id = ?5 AND state = 'running'",
+                                 err);
+    if (!stmt) return end(st, -1, err);
+    sqlite3_bind_double(stmt, 1, fraction);
+    bind_text(stmt, 2, phase);
+    sqlite3_bind_int(stmt, 3, set_checkpoint);
+    bind_text(stmt, 5, id);
+    if (bind_json(stmt, 4, checkpoint, err) != 0) {
+        sqlite3_finalize(stmt);
+        return end(st, -1, err);
+    }
+    int rc = run(st, stmt, err, "recording progress");
+    if (rc == 0 && sqlite3_changes(st->db) == 0)
+        rc = eng_fail(err, ENG_CONFLICT, "job %s is not running", id);
+    if (rc == 0 && event) {
+        json_t *data = json_pack("{s:f, s:s?}", "fraction", fraction, "phase", phase);
+        rc = data ? add_event(st, id, JOB_EVENT_PROGRESS, data, err) : eng_no_memory(err);
+        json_decref(data);
+    }
+    return end(st, rc, err);
+}
+
+int job_store_progress(struct storage *st, const char *id, double fraction, const char *phase,
+                       int event, struct eng_error *err)
+{
+    return record_progress(st, id, fraction, phase, 0, NULL, event, err);
+}
+
+int job_store_event(struct storage *st, const char *id, enum job_event_type type,
+                    const json_t *data, struct eng_error *err)
+{
+    if (begin(st, err) != 0) return -1;
+    return end(st, add_event(st, id, type, data, err), err);
+}
+
+int job_store_checkpoint(struct storage *st, const char *id, const json_t *checkpoint,
+                         double fraction, const char *phase, int event, struct eng_error *err)
+{
+    return record_progress(st, id, fraction, phase, 1, checkpoint, event, err);
+}
+
+int job_store_checkpoint_load(struct storage *st, const char *id, json_t **out,
+                              struct eng_error *err)
+{
+    *out = NULL;
+    pthread_mutex_lock(&st->lock);
+    sqlite3_stmt *stmt = prepare(st, "SELECT checkpoint FROM jobs WHERE id = ?", err);
+    int rc = -1;
+    if (stmt) {
+        bind_text(stmt, 1, id);
+        int step = sqlite3_step(stmt);
+        int failed = 0;
+        if (step == SQLITE_ROW) {
+            *out = column_json(stmt, 0, &failed);
+            rc = failed ? eng_fail(err, ENG_INTERNAL,
+                                   "storage: job %s's checkpoint does not "
+                                   "read back",
+                                   id)
+                        : 0;
+        } else if (step == SQLITE_DONE) {
+            eng_fail(err, ENG_NOT_FOUND, "no such job: %s", id);
+        } else {
+            storage_fail(st, err, "reading a checkpoint");
+        }
+        sqlite3_finalize(stmt);
+    }
+    pthread_mutex_unlock(&st->lock);
+    return rc;
+}
+
+/* Sets a job's state (and finished time for a final one), when it is in state `from`; with
+ * ENG_CONFLICT otherwise. result and error are written as given (NULL clears). */
+static int move(struct storage *st, const char *id, enum job_state from, enum job_state to,
+                const json_t *result, const char *error, struct eng_error *err)
+{
+    sqlite3_stmt *stmt =
+        prepare(st,
+                "UPDATE jobs SET state = ?, result = ?, error = ?, finished_ms = ?,"
+                " progress = CASE WHEN ? THEN 1 ELSE progress END"
+                " WHERE id = ? AND state = ?",
+                err);
+    if (!stmt) return -1;
+    bind_text(stmt, 1, job_state_name(to));
+    if (bind_json(stmt, 2, result, err) != 0) {
+        sqlite3_finalize(stmt);
+        return -1;
+    }
+    bind_text(stmt, 3, error);
+    if (job_state_is_final(to))
+        sqlite3_bind_int64(stmt, 4, now_ms());
+    else
+        sqlite3_bind_null(stmt, 4);
+    sqlite3_bind_int(stmt, 5, to == JOB_SUCCEEDED);
+    bind_text(stmt, 6, id);
+    bind_text(stmt, 7, job_state_name(from));
+    if (run(st, stmt, err, "changing a job's state") != 0) return -1;
+    if (sqlite3_changes(st->db) == 0)
+        return eng_fail(err, ENG_CONFLICT, "job %s is not %s", id, job_state_name(from));
+    return 0;
+}
+
+int job_store_finish(struct storage *st, const char *id, enum job_state state, const json_t *result,
+                     const char *error, struct eng_error *err)
+{
+    if (!job_state_is_final(state) || state == JOB_INTERRUPTED)
+        return eng_fail(err, ENG_INTERNAL, "a job cannot finish as %s", job_state_name(state));
+    if (begin(st, err) != 0) return -1;
+    int rc = move(st, id, JOB_RUNNING, state, state == JOB_SUCCEEDED ? result : NULL,
+                  state == JOB_FAILED ? error : NULL, err);
+    if (rc == 0) rc = add_state_event(st, id, state, NULL, state == JOB_FAILED ? error : NULL, err);
+    return end(st, rc, err);
+}
+
+/* A running job through interrupted (with its event) to queued, or left interrupted when error
+ * is given. */
+static int interrupt(struct storage *st, const char *id, const char *reason, const char *error,
+                     struct eng_error *err)
+{
+    if (error)
+        return move(st, id, JOB_RUNNING, JOB_INTERRUPTED, NULL, error, err) ||
+               add_state_event(st, id, JOB_INTERRUPTED, reason, error, err);
+    return move(st, id, JOB_RUNNING, JOB_QUEUED, NULL, NULL, err) ||
+           add_state_event(st, id, JOB_INTERRUPTED, reason, NULL, err) ||
+           add_state_event(st, id, JOB_QUEUED, NULL, NULL, err);
+}
+
+int job_store_requeue(struct storage *st, const char *id, const char *reason, struct eng_error *err)
+{
+    if (begin(st, err) != 0) return -1;
+    return end(st, interrupt(st, id, reason, NULL, err) ? -1 : 0, err);
+}
+
+int job_store_cancel(struct storage *st, const char *id, enum job_state *state,
+                     struct eng_error *err)
+{
+    if (begin(st, err) != 0) return -1;
+    struct job job;
+    int rc = get_locked(st, id, &job, err);
+    if (rc != 0) return end(st, -1, err);
+    *state = job.state;
+    if (job.state == JOB_QUEUED) {
+        rc =
+            move(st, id, JOB_QUEUED, JOB_CANCELLED, NULL, NULL, err) ||
+                    add_state_event(st, id, JOB_CANCELLED, "cancelled before it started", NULL, err)
+                ? -1
+                : 0;
+        *state = JOB_CANCELLED;
+    } else if (job.state == JOB_RUNNING) {
+        sqlite3_stmt *stmt = prepare(st, "UPDATE jobs SET cancel_requested = 1 WHERE id = ?", err);
+        if (stmt) bind_text(stmt, 1, id);
+        rc = stmt ? run(st, stmt, err, "cancelling a job") : -1;
+    } else if (job.state != JOB_CANCELLED) {
+        rc = eng_fail(err, ENG_CONFLICT, "job %s has already ended: it %s", id,
+                      job.state == JOB_INTERRUPTED ? "was interrupted for good"
+                                                   : job_state_name(job.state));
+    }
+    job_clear(&job);
+    return end(st, rc, err);
+}
+
+int job_store_cancel_requested(struct storage *st, const char *id, struct eng_error *err)
+{
+    pthread_mutex_lock(&st->lock);
+    sqlite3_stmt *stmt = prepare(st, "SELECT cancel_requested FROM jobs WHERE id = ?", err);
+    int rc = -1;
+    if (stmt) {
+        bind_text(stmt, 1, id);
+        int step = sqlite3_step(stmt);
+        if (step == SQLITE_ROW)
+            rc = sqlite3_column_int(stmt, 0) != 0;
+        else if (step == SQLITE_DONE)
+            eng_fail(err, ENG_NOT_FOUND, "no such job: %s", id);
+        else
+            storage_fail(st, err, "reading a job's cancel flag");
+        sqlite3_finalize(stmt);
+    }
+    pthread_mutex_unlock(&st->lock);
+    return rc;
+}
+
+int job_store_recover(struct storage *st, int max_attempts, size_t *requeued, size_t *abandoned,
+                      struct eng_error *err)
+{
+    *requeued = *abandoned = 0;
+    if (begin(st, err) != 0) return -1;
+    sqlite3_stmt *stmt =
+        prepare(st, "SELECT id, attempts FROM jobs WHERE state = 'running' ORDER BY seq", err);
+    if (!stmt) return end(st, -1, err);
+    /* Read them all first: the updates below would disturb the running SELECT. */
+    struct {
+        char id[JOB_ID_SIZE];
+        int attempts;
+    } *found = NULL;
+    size_t count = 0;
+    int rc = 0, step;
+    while ((step = sqlite3_step(stmt)) == SQLITE_ROW) {
+        void *grown = realloc(found, (count + 1) * sizeof *found);
+        if (!grown) {
+            rc = eng_no_memory(err);
+            break;
+        }
+        found = grown;
+        snprintf(found[count].id, JOB_ID_SIZE, "%s", (const char *)sqlite3_column_text(stmt, 0));
+        found[count++].attempts = sqlite3_column_int(stmt, 1);
+    }
+    if (rc == 0 && step != SQLITE_DONE) rc = storage_fail(st, err, "finding running jobs");
+    sqlite3_finalize(stmt);
+    static const char reason[] = "the server stopped while the job ran (a crash or a kill)";
+    for (size_t i = 0; rc == 0 && i < count; i++) {
+        char error[160];
+        int give_up = found[i].attempts >= max_attempts;
+        snprintf(error, sizeof error,
+                 "the job was running each of the %d times the server stopped unexpectedly; it is "
+                 "not started again",
+                 found[i].attempts);
+        rc = interrupt(st, found[i].id, reason, give_up ? error : NULL, err) ? -1 : 0;
+        (*(give_up ? abandoned : requeued))++;
+    }
+    free(found);
+    return end(st, rc, err);
+}
+
+int job_store_events(struct storage *st, const char *id, int64_t after, size_t limit,
+                     struct job_event **events, size_t *count, struct eng_error *err)
+{
+    *events = NULL;
+    *count = 0;
+    pthread_mutex_lock(&st->lock);
+    sqlite3_stmt *stmt = prepare(st,
+                                 "SELECT id, time_ms, type, data FROM job_events"
+                                 " WHERE job = ? AND id > ? ORDER BY id LIMIT ?",
+                                 err);
+    int rc = stmt ? 0 : -1;
+    if (rc == 0) {
+        bind_text(stmt, 1, id);
+        sqlite3_bind_int64(stmt, 2, after);
+        sqlite3_bind_int64(stmt, 3, (sqlite3_int64)limit);
+        *events = calloc(limit ? limit : 1, sizeof **events);
+        if (!*events) rc = eng_no_memory(err);
+    }
+    while (rc == 0) {
+        int step = sqlite3_step(stmt);
+        if (step == SQLITE_DONE) break;
+        if (step != SQLITE_ROW) {
+            rc = storage_fail(st, err, "reading events");
+            break;
+        }
+        struct job_event *e = &(*events)[*count];
+        int type = event_type_from_name((const char *)sqlite3_column_text(stmt, 2));
+        int failed = 0;
+        e->id = sqlite3_column_int64(stmt, 0);
+        e->time_ms = sqlite3_column_int64(stmt, 1);
+        e->data = column_text(stmt, 3, &failed);
+        if (failed || type < 0 || !e->data) {
+            free(e->data);
+            rc = failed ? eng_no_memory(err)
+                        : eng_fail(err, ENG_INTERNAL, "storage: an event does not read back");
+            break;
+        }
+        e->type = (enum job_event_type)type;
+        (*count)++;
+    }
+    sqlite3_finalize(stmt);
+    pthread_mutex_unlock(&st->lock);
+    if (rc != 0) {
+        job_events_free(*events, *count);
+        *events = NULL;
+        *count = 0;
+    }
+    return rc;
+}

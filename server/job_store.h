@@ -1,0 +1,159 @@
+/* Jobs in the embedded store: their records, their state changes, their checkpoints and their
+ * append-only events. Every function is one atomic operation of the store, safe from any thread,
+ * and no caller sees SQL: a PostgreSQL backend implements the same functions (job_store_claim as
+ * UPDATE ... WHERE id = (SELECT ... FOR UPDATE SKIP LOCKED), with a lease that
+ * job_store_recover's start-up sweep becomes the expiry of).
+ *
+ * A job's life, every change of state recorded as a "state" event in the same transaction:
+ *
+ *   queued --claim--> running --finish--> succeeded | failed | cancelled
+ *     |                  |  \--requeue (the server stops)--> queued
+ *     |                  \--recover (found running at start-up: the process died)--> interrupted
+ *     |                                      --> queued again, or left interrupted after
+ *     |                                          max_attempts starts
+ *     \--cancel--> cancelled
+ *
+ * succeeded, failed, cancelled and interrupted are final. */
+#ifndef AUGSERVE_JOB_STORE_H
+#define AUGSERVE_JOB_STORE_H
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/error.h"
+
+struct storage;
+
+enum job_state {
+    JOB_QUEUED,
+    JOB_RUNNING,
+    JOB_SUCCEEDED,
+    JOB_FAILED,
+    JOB_CANCELLED,
+    JOB_INTERRUPTED,
+};
+
+/* "queued", ...; and back (-1 for an unknown name). */
+const char *job_state_name(enum job_state state);
+int job_state_from_name(const char *name);
+/* Whether a job in this state will never change again. */
+int job_state_is_final(enum job_state state);
+
+/* A job id: 24 lowercase hex digits. */
+#define JOB_ID_SIZE 25
+
+struct job {
+    char id[JOB_ID_SIZE];
+    char *kind;
+    json_t *params;
+    char *owner;  /* the API key's name, or NULL */
+    char *parent; /* the job that made this one (a search's trial), or NULL */
+    enum job_state state;
+    double progress; /* 0 to 1 */
+    char *phase;     /* what the job is doing, or NULL */
+    json_t *result;  /* once succeeded; NULL before */
+    char *error;     /* once failed (or interrupted for good); NULL otherwise */
+    int attempts;    /* times a runner has started it */
+    int cancel_requested;
+    int64_t created_ms, started_ms, finished_ms; /* since the epoch; 0: not yet */
+};
+
+/* Frees what a job record holds and zeroes it. */
+void job_clear(struct job *job);
+
+enum job_event_type {
+    JOB_EVENT_STATE,    /* {"state", ...}: "attempt" when running, "error" when failed, "reason" */
+    JOB_EVENT_PROGRESS, /* {"fraction", "phase"} */
+    JOB_EVENT_LOG,      /* {"message"} */
+    JOB_EVENT_METRIC,   /* {"name", "value", "step"} */
+};
+
+/* "state", "progress", "log", "metric". */
+const char *job_event_type_name(enum job_event_type type);
+
+struct job_event {
+    int64_t id; /* global, increasing: later events have larger ids */
+    int64_t time_ms;
+    enum job_event_type type;
+    char *data; /* a JSON object's text */
+};
+
+void job_events_free(struct job_event *events, size_t count);
+
+/* A new queued job: spec's id, kind, params, owner and parent; its state, times and progress are
+ * the store's. ENG_CONFLICT when the id is taken, ENG_NOT_FOUND when the parent is unknown. */
+int job_store_create(struct storage *st, const struct job *spec, struct eng_error *err);
+
+/* The job with this id into *out (job_clear it). ENG_NOT_FOUND when there is none. */
+int job_store_get(struct storage *st, const char *id, struct job *out, struct eng_error *err);
+
+struct job_filter {
+    int state;         /* an enum job_state, or -1 for any */
+    const char *kind;  /* NULL: any */
+    const char *owner; /* NULL: anyone's */
+    const char *after; /* a job id: only jobs created before it (the next page); NULL: from the
+                          newest */
+    size_t limit;
+};
+
+/* Jobs matching f, newest first, at most f->limit, into a new array (job_clear each, then free
+ * it). ENG_NOT_FOUND when f->after names no job. */
+int job_store_list(struct storage *st, const struct job_filter *f, struct job **jobs, size_t *count,
+                   struct eng_error *err);
+
+/* Moves the oldest queued job to running (attempts + 1, started now, its cancel flag cleared)
+ * and fills *out with it: 1, or 0 when none is queued, -1 with err. Two runners never claim the
+ * same job. */
+int job_store_claim(struct storage *st, struct job *out, struct eng_error *err);
+
+/* A running job's progress; with event, also a progress event. */
+int job_store_progress(struct storage *st, const char *id, double fraction, const char *phase,
+                       int event, struct eng_error *err);
+
+/* Appends an event (data: a JSON object) to a job. */
+int job_store_event(struct storage *st, const char *id, enum job_event_type type,
+                    const json_t *data, struct eng_error *err);
+
+/* Replaces a running job's checkpoint (a JSON value) and its progress, as job_store_progress does,
+ * in one transaction: what a restart resumes from. */
+int job_store_checkpoint(struct storage *st, const char *id, const json_t *checkpoint,
+                         double fraction, const char *phase, int event, struct eng_error *err);
+
+/* The job's last checkpoint into *out (NULL when it has none). */
+int job_store_checkpoint_load(struct storage *st, const char *id, json_t **out,
+                              struct eng_error *err);
+
+/* Ends a running job: JOB_SUCCEEDED with result (progress becomes 1), JOB_FAILED with error,
+ * or JOB_CANCELLED. ENG_CONFLICT when the job is not running. */
+int job_store_finish(struct storage *st, const char *id, enum job_state state, const json_t *result,
+                     const char *error, struct eng_error *err);
+
+/* A running job that this server stops (it shuts down) goes back to the queue with its
+ * checkpoint: an "interrupted" state event saying why, then a "queued" one. */
+int job_store_requeue(struct storage *st, const char *id, const char *reason,
+                      struct eng_error *err);
+
+/* Cancels a job: a queued one at once, a running one by setting its cancel flag, which its runner
+ * reads (job_store_cancel_requested). *state is the job's state after the call; a job already
+ * cancelled stays so. ENG_CONFLICT when it has ended otherwise, ENG_NOT_FOUND. */
+int job_store_cancel(struct storage *st, const char *id, enum job_state *state,
+                     struct eng_error *err);
+
+/* Whether the job's cancel flag is set: 1, 0, or -1 with err. */
+int job_store_cancel_requested(struct storage *st, const char *id, struct eng_error *err);
+
+/* At start-up, before any runner: every job left running died with the process. Each becomes
+ * interrupted (a state event with the reason) and is queued again, unless it has been started
+ * max_attempts times already (a job that brings the server down would otherwise do so on every
+ * start): that one stays interrupted, with an error saying so. Counts go to *requeued and
+ * *abandoned. */
+int job_store_recover(struct storage *st, int max_attempts, size_t *requeued, size_t *abandoned,
+                      struct eng_error *err);
+
+/* The job's events with ids above after, oldest first, at most limit, into a new array
+ * (job_events_free it). */
+int job_store_events(struct storage *st, const char *id, int64_t after, size_t limit,
+                     struct job_event **events, size_t *count, struct eng_error *err);
+
+#endif

@@ -1,0 +1,475 @@
+/* Runners and the job context. Each runner thread claims the oldest queued job from the store,
+ * runs its kind with a context (struct job_ctx) that records progress, events and checkpoints in
+ * the store, and records how it ended. Runners wake when a job is submitted, and look at the
+ * store every few seconds anyway (a claim that failed, a job queued by another process). */
+#include "jobs.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <openssl/rand.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "app.h"
+#include "core/cancel.h"
+#include "job_kind.h"
+#include "log.h"
+#include "response.h"
+#include "storage.h"
+
+/* How often an idle runner looks at the store without being woken. */
+#define IDLE_POLL_S 2
+/* How often a running job's cancel flag is read from the store: a cancel takes at most this long
+ * (plus the kind's time between checks) to stop the job. */
+#define CANCEL_POLL_NS 200000000LL
+/* Progress events at most this often (a change of phase is recorded at once). */
+#define PROGRESS_EVENT_NS 250000000LL
+/* A log line's length in an event. */
+#define LOG_MAX 1000
+
+struct jobs {
+    struct app *app;
+    pthread_mutex_t lock;
+    pthread_cond_t wake;
+    unsigned long generation; /* bumped by each submission */
+    int stopping;
+    int busy;
+    atomic_int stop_flag; /* stopping, for the jobs' cancellation checks */
+    pthread_t *threads;
+    int runner_count;
+    int threads_per_job;
+};
+
+enum job_stop {
+    STOP_NONE,
+    STOP_CANCELLED, /* DELETE /v1/jobs/{id} */
+    STOP_SHUTDOWN,  /* the server stops */
+};
+
+struct job_ctx {
+    struct jobs *jobs;
+    const struct job *job;
+    json_t *restored;
+    struct eng_cancel cancel; /* installed on the runner thread: job_ctx_cancelled */
+    _Atomic int64_t next_poll_ns;
+    atomic_int stop; /* an enum job_stop, once seen */
+    int64_t last_progress_ns;
+    char *last_phase;
+    char artifacts[PATH_MAX];
+    int artifacts_made;
+};
+
+static int64_t monotonic_ns(void)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (int64_t)now.tv_sec * 1000000000 + now.tv_nsec;
+}
+
+int jobs_artifacts_path(const struct app *app, const char *id, char *out, size_t size)
+{
+    int n = snprintf(out, size, "%s/jobs/%s/artifacts", app->cfg->data_dir, id);
+    return n >= 0 && (size_t)n < size ? 0 : -1;
+}
+
+/* ---- The context ----------------------------------------------------------------------------- */
+
+const char *job_ctx_id(const struct job_ctx *ctx)
+{
+    return ctx->job->id;
+}
+
+struct app *job_ctx_app(const struct job_ctx *ctx)
+{
+    return ctx->jobs->app;
+}
+
+int job_ctx_attempt(const struct job_ctx *ctx)
+{
+    return ctx->job->attempts;
+}
+
+int job_ctx_threads(const struct job_ctx *ctx)
+{
+    return ctx->jobs->threads_per_job;
+}
+
+const json_t *job_ctx_restored(const struct job_ctx *ctx)
+{
+    return ctx->restored;
+}
+
+/* Whether a progress event is due: the phase changed, or PROGRESS_EVENT_NS have passed. Notes it
+ * as sent when it is. */
+static int progress_event_due(struct job_ctx *ctx, const char *phase)
+{
+    int64_t now = monotonic_ns();
+    int changed = (phase == NULL) != (ctx->last_phase == NULL) ||
+                  (phase && strcmp(phase, ctx->last_phase) != 0);
+    if (!changed && now - ctx->last_progress_ns < PROGRESS_EVENT_NS) return 0;
+    if (changed) {
+        free(ctx->last_phase);
+        ctx->last_phase = phase ? strdup(phase) : NULL;
+    }
+    ctx->last_progress_ns = now;
+    return 1;
+}
+
+static double clamp_fraction(double fraction)
+{
+    return fraction > 1 ? 1 : fraction >= 0 ? fraction : 0;
+}
+
+int job_ctx_checkpoint(struct job_ctx *ctx, const json_t *state, double fraction, const char *phase,
+                       struct eng_error *err)
+{
+    return job_store_checkpoint(ctx->jobs->app->storage, ctx->job->id, state,
+                                clamp_fraction(fraction), phase, progress_event_due(ctx, phase),
+                                err);
+}
+
+void job_ctx_progress(struct job_ctx *ctx, double fraction, const char *phase)
+{
+    int event = progress_event_due(ctx, phase);
+    struct eng_error err;
+    /* Without an event, the record would change unseen by the streams: nothing is written. */
+    if (event && job_store_progress(ctx->jobs->app->storage, ctx->job->id, clamp_fraction(fraction),
+                                    phase, 1, &err) != 0)
+        log_event("warn", "job", "job %s: %s", ctx->job->id, err.message);
+}
+
+/* Appends an event; a store that fails here is logged, and the job goes on. */
+static void add_event(struct job_ctx *ctx, enum job_event_type type, json_t *data)
+{
+    struct eng_error err;
+    if (!data)
+        eng_no_memory(&err);
+    else if (job_store_event(ctx->jobs->app->storage, ctx->job->id, type, data, &err) == 0)
+        err.code = ENG_OK;
+    if (!data || err.code != ENG_OK)
+        log_event("warn", "job", "job %s: cannot record a %s event: %s", ctx->job->id,
+                  job_event_type_name(type), err.message);
+    json_decref(data);
+}
+
+void job_ctx_log(struct job_ctx *ctx, const char *fmt, ...)
+{
+    char line[LOG_MAX + 1];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    add_event(ctx, JOB_EVENT_LOG, json_pack("{s:o}", "message", json_string_lossy(line)));
+}
+
+void job_ctx_metric(struct job_ctx *ctx, const char *name, double value, long step)
+{
+    add_event(ctx, JOB_EVENT_METRIC,
+              json_pack("{s:s, s:f, s:I}", "name", name, "value", value, "step", (json_int_t)step));
+}
+
+/* Sees whether the job should stop: the server stopping, or (every CANCEL_POLL_NS) its cancel
+ * flag in the store. Thread-safe: the threads of a parallel_for share it. */
+static enum job_stop poll_stop(struct job_ctx *ctx)
+{
+    int stop = atomic_load(&ctx->stop);
+    if (stop == STOP_NONE && atomic_load(&ctx->jobs->stop_flag)) stop = STOP_SHUTDOWN;
+    int64_t now = monotonic_ns();
+    int64_t next = atomic_load(&ctx->next_poll_ns);
+    if (stop == STOP_NONE && now >= next &&
+        atomic_compare_exchange_strong(&ctx->next_poll_ns, &next, now + CANCEL_POLL_NS)) {
+        struct eng_error err;
+        /* A store that cannot answer does not stop the job: the next poll asks again. */
+        if (job_store_cancel_requested(ctx->jobs->app->storage, ctx->job->id, &err) == 1)
+            stop = STOP_CANCELLED;
+    }
+    if (stop != STOP_NONE) atomic_store(&ctx->stop, stop);
+    return (enum job_stop)stop;
+}
+
+int job_ctx_cancelled(struct job_ctx *ctx, struct eng_error *err)
+{
+    switch (poll_stop(ctx)) {
+    case STOP_NONE:
+        return 0;
+    case STOP_CANCELLED:
+        return eng_fail(err, ENG_CANCELLED, "the job was cancelled");
+    case STOP_SHUTDOWN:
+        break;
+    }
+    return eng_fail(err, ENG_CANCELLED,
+                    "the server is stopping; the job resumes at its next start");
+}
+
+static int cancel_check(void *ctx, struct eng_error *err)
+{
+    return job_ctx_cancelled(ctx, err);
+}
+
+int job_artifact_name_ok(const char *name)
+{
+    size_t len = strlen(name);
+    if (len == 0 || len > 128 || name[0] == '.') return 0;
+    return strspn(name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") == len;
+}
+
+const char *job_ctx_artifacts(struct job_ctx *ctx, struct eng_error *err)
+{
+    if (!ctx->artifacts_made) {
+        if (jobs_artifacts_path(ctx->jobs->app, ctx->job->id, ctx->artifacts,
+                                sizeof ctx->artifacts) != 0) {
+            eng_fail(err, ENG_INTERNAL, "data_dir is too long for a job's folder");
+            return NULL;
+        }
+        if (storage_make_dirs(ctx->artifacts, err) != 0) return NULL;
+        ctx->artifacts_made = 1;
+    }
+    return ctx->artifacts;
+}
+
+FILE *job_ctx_artifact_resume(struct job_ctx *ctx, const char *name, long length,
+                              struct eng_error *err)
+{
+    const char *folder = job_ctx_artifacts(ctx, err);
+    if (!folder) return NULL;
+    char path[PATH_MAX];
+    if (!job_artifact_name_ok(name) || length < 0 ||
+        snprintf(path, sizeof path, "%s/%s", folder, name) >= (int)sizeof path) {
+        eng_fail(err, ENG_INTERNAL, "artifact %s: not a valid name or length", name);
+        return NULL;
+    }
+    int fd = open(path, O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0640);
+    struct stat st;
+    FILE *f = NULL;
+    if (fd < 0 || fstat(fd, &st) != 0) {
+        eng_fail(err, ENG_INTERNAL, "artifact %s: %s", name, strerror(errno));
+    } else if (st.st_size < length) {
+        /* The checkpoint counts bytes the file lost: resuming would leave a hole. */
+        eng_fail(err, ENG_INTERNAL,
+                 "artifact %s holds %lld bytes, fewer than the %ld its checkpoint counts", name,
+                 (long long)st.st_size, length);
+    } else if (ftruncate(fd, length) != 0 || lseek(fd, 0, SEEK_END) < 0 || !(f = fdopen(fd, "a"))) {
+        eng_fail(err, ENG_INTERNAL, "artifact %s: %s", name, strerror(errno));
+    }
+    if (!f && fd >= 0) close(fd);
+    return f;
+}
+
+/* ---- Runners --------------------------------------------------------------------------------- */
+
+/* Runs a claimed job to its end and records how it ended. */
+static void run_job(struct jobs *jobs, const struct job *job)
+{
+    struct storage *st = jobs->app->storage;
+    struct job_ctx ctx = {.jobs = jobs, .job = job, .cancel = {cancel_check, &ctx}};
+    atomic_init(&ctx.next_poll_ns, 0);
+    atomic_init(&ctx.stop, STOP_NONE);
+    const struct job_kind *kind = job_kind_find(job->kind, jobs->app->cfg->debug_routes);
+    struct eng_error err = {0};
+    json_t *result = NULL;
+    int rc = -1;
+    char names[256];
+    if (!kind)
+        eng_fail(&err, ENG_INVALID, "this server has no job kind %s (kinds: %s)", job->kind,
+                 job_kind_names(jobs->app->cfg->debug_routes, names, sizeof names));
+    else if (job_store_checkpoint_load(st, job->id, &ctx.restored, &err) == 0) {
+        log_event("info", "job", "job %s (%s) starts, attempt %d%s", job->id, job->kind,
+                  job->attempts, ctx.restored ? ", from its checkpoint" : "");
+        eng_cancel_install(&ctx.cancel);
+        rc = kind->run(&ctx, job->params, &result, &err);
+        eng_cancel_install(NULL);
+        if (rc == 0 && !json_is_object(result))
+            rc = eng_fail(&err, ENG_INTERNAL, "job kind %s gave no result", job->kind);
+    }
+    enum job_stop stop = (enum job_stop)atomic_load(&ctx.stop);
+    struct eng_error store_err;
+    int stored;
+    if (rc == 0)
+        stored = job_store_finish(st, job->id, JOB_SUCCEEDED, result, NULL, &store_err);
+    else if (stop == STOP_SHUTDOWN)
+        stored = job_store_requeue(
+            st, job->id, "the server stopped; the job resumes at its next start", &store_err);
+    else if (stop == STOP_CANCELLED)
+        stored = job_store_finish(st, job->id, JOB_CANCELLED, NULL, NULL, &store_err);
+    else
+        stored = job_store_finish(st, job->id, JOB_FAILED, NULL, err.message, &store_err);
+    if (stored != 0)
+        log_event("error", "job", "job %s: cannot record its end: %s", job->id, store_err.message);
+    else
+        log_event("info", "job", "job %s (%s) %s%s%s", job->id, job->kind,
+                  rc == 0                  ? "succeeded"
+                  : stop == STOP_SHUTDOWN  ? "stopped; queued again"
+                  : stop == STOP_CANCELLED ? "cancelled"
+                                           : "failed",
+                  rc != 0 && stop == STOP_NONE ? ": " : "",
+                  rc != 0 && stop == STOP_NONE ? err.message : "");
+    json_decref(result);
+    json_decref(ctx.restored);
+    free(ctx.last_phase);
+}
+
+/* Claims and runs jobs until none is queued; 0, or -1 when the store failed. */
+static int drain(struct jobs *jobs)
+{
+    for (;;) {
+        if (atomic_load(&jobs->stop_flag)) return 0;
+        struct job job;
+        struct eng_error err;
+        int claimed = job_store_claim(jobs->app->storage, &job, &err);
+        if (claimed <= 0) {
+            if (claimed < 0) log_event("error", "job", "cannot claim a job: %s", err.message);
+            return claimed;
+        }
+        pthread_mutex_lock(&jobs->lock);
+        jobs->busy++;
+        pthread_mutex_unlock(&jobs->lock);
+        run_job(jobs, &job);
+        job_clear(&job);
+        pthread_mutex_lock(&jobs->lock);
+        jobs->busy--;
+        pthread_mutex_unlock(&jobs->lock);
+    }
+}
+
+static void *runner_main(void *arg)
+{
+    struct jobs *jobs = arg;
+    pthread_mutex_lock(&jobs->lock);
+    unsigned long seen = jobs->generation - 1; /* look at the store at once */
+    while (!jobs->stopping) {
+        if (seen == jobs->generation) {
+            struct timespec until;
+            clock_gettime(CLOCK_REALTIME, &until);
+            until.tv_sec += IDLE_POLL_S;
+            pthread_cond_timedwait(&jobs->wake, &jobs->lock, &until);
+            if (jobs->stopping) break;
+        }
+        seen = jobs->generation;
+        pthread_mutex_unlock(&jobs->lock);
+        drain(jobs);
+        pthread_mutex_lock(&jobs->lock);
+    }
+    pthread_mutex_unlock(&jobs->lock);
+    return NULL;
+}
+
+struct jobs *jobs_start(struct app *app, struct eng_error *err)
+{
+    const struct config *cfg = app->cfg;
+    size_t requeued, abandoned;
+    if (job_store_recover(app->storage, cfg->job_max_attempts, &requeued, &abandoned, err) != 0)
+        return NULL;
+    if (requeued || abandoned)
+        log_event("warn", "jobs",
+                  "%zu jobs were running when the server last stopped: %zu queued again, %zu "
+                  "started %d times already and left interrupted",
+                  requeued + abandoned, requeued, abandoned, cfg->job_max_attempts);
+    struct jobs *jobs = calloc(1, sizeof *jobs);
+    if (!jobs || !(jobs->threads = calloc((size_t)cfg->job_workers + 1, sizeof *jobs->threads))) {
+        free(jobs);
+        eng_no_memory(err);
+        return NULL;
+    }
+    jobs->app = app;
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    int runners = cfg->job_workers > 0 ? cfg->job_workers : 1;
+    jobs->threads_per_job =
+        cfg->job_threads > 0 ? cfg->job_threads : (int)(cores > runners ? cores / runners : 1);
+    pthread_mutex_init(&jobs->lock, NULL);
+    pthread_cond_init(&jobs->wake, NULL);
+    atomic_init(&jobs->stop_flag, 0);
+    /* Runners leave signal handling to the main thread. */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    for (; jobs->runner_count < cfg->job_workers; jobs->runner_count++)
+        if (pthread_create(&jobs->threads[jobs->runner_count], NULL, runner_main, jobs) != 0) break;
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (jobs->runner_count < cfg->job_workers) {
+        eng_fail(err, ENG_INTERNAL, "cannot start %d job runner threads", cfg->job_workers);
+        jobs_close(jobs);
+        return NULL;
+    }
+    return jobs;
+}
+
+void jobs_stop(struct jobs *jobs)
+{
+    if (!jobs) return;
+    pthread_mutex_lock(&jobs->lock);
+    int was = jobs->stopping;
+    jobs->stopping = 1;
+    atomic_store(&jobs->stop_flag, 1);
+    pthread_cond_broadcast(&jobs->wake);
+    pthread_mutex_unlock(&jobs->lock);
+    if (was) return;
+    for (int i = 0; i < jobs->runner_count; i++)
+        pthread_join(jobs->threads[i], NULL);
+}
+
+void jobs_close(struct jobs *jobs)
+{
+    if (!jobs) return;
+    jobs_stop(jobs);
+    pthread_cond_destroy(&jobs->wake);
+    pthread_mutex_destroy(&jobs->lock);
+    free(jobs->threads);
+    free(jobs);
+}
+
+void jobs_counts(struct jobs *jobs, int *busy, int *runners)
+{
+    pthread_mutex_lock(&jobs->lock);
+    *busy = jobs->busy;
+    *runners = jobs->runner_count;
+    pthread_mutex_unlock(&jobs->lock);
+}
+
+/* 24 random hex digits. */
+static int new_id(char id[JOB_ID_SIZE], struct eng_error *err)
+{
+    unsigned char random[(JOB_ID_SIZE - 1) / 2];
+    if (RAND_bytes(random, sizeof random) != 1)
+        return eng_fail(err, ENG_INTERNAL, "the random generator failed");
+    for (size_t i = 0; i < sizeof random; i++)
+        snprintf(id + 2 * i, 3, "%02x", random[i]);
+    return 0;
+}
+
+int jobs_submit(struct jobs *jobs, const char *kind_name, json_t *params, const char *owner,
+                struct job *out, struct eng_error *err)
+{
+    const struct app *app = jobs->app;
+    const struct job_kind *kind = job_kind_find(kind_name, app->cfg->debug_routes);
+    char names[256];
+    if (!kind)
+        return eng_fail(err, ENG_INVALID, "kind: no job kind \"%s\"; kinds: %s", kind_name,
+                        job_kind_names(app->cfg->debug_routes, names, sizeof names));
+    json_t *empty = params ? NULL : json_object();
+    if (!params && !empty) return eng_no_memory(err);
+    struct job spec = {
+        .kind = (char *)kind_name, .params = params ? params : empty, .owner = (char *)owner};
+    int rc = -1;
+    if (!json_is_object(spec.params))
+        eng_fail(err, ENG_INVALID, "params: must be an object");
+    else if (kind->validate(app, spec.params, err) == 0 && new_id(spec.id, err) == 0 &&
+             job_store_create(app->storage, &spec, err) == 0)
+        rc = job_store_get(app->storage, spec.id, out, err);
+    json_decref(empty);
+    if (rc != 0) return -1;
+    pthread_mutex_lock(&jobs->lock);
+    jobs->generation++;
+    pthread_cond_signal(&jobs->wake);
+    pthread_mutex_unlock(&jobs->lock);
+    return 0;
+}

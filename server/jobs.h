@@ -1,0 +1,39 @@
+/* The job system at run time: the runner pool that claims queued jobs from the store and runs them
+ * with their kind (job_kind.h), apart from the request workers (admission.h), and the submission
+ * of new jobs. The records themselves live in the store (job_store.h), so any number of readers
+ * (GET /v1/jobs, the event streams) need nothing from here. */
+#ifndef AUGSERVE_JOBS_H
+#define AUGSERVE_JOBS_H
+
+#include <jansson.h>
+#include <stddef.h>
+
+#include "core/error.h"
+#include "job_store.h"
+
+struct app;
+struct jobs;
+
+/* At start-up, once the store is open: recovers the jobs a dead process left running
+ * (job_store_recover) and starts cfg->job_workers runner threads. NULL with err. */
+struct jobs *jobs_start(struct app *app, struct eng_error *err);
+
+/* Stops the runners: a running job stops at its next check and goes back to the queue with its
+ * checkpoint, to resume at the next start. Returns once every runner has. Safe to call twice. */
+void jobs_stop(struct jobs *jobs);
+/* jobs_stop, then frees jobs (NULL: nothing). */
+void jobs_close(struct jobs *jobs);
+
+/* Queues a job of kind with params (a JSON object; NULL: {}) for owner (NULL: none), once its
+ * kind has validated them, and wakes a runner; *out is the new record. ENG_INVALID naming "kind"
+ * for an unknown kind, or the kind's validation error. */
+int jobs_submit(struct jobs *jobs, const char *kind, json_t *params, const char *owner,
+                struct job *out, struct eng_error *err);
+
+/* Runners running a job now, and runners in all. */
+void jobs_counts(struct jobs *jobs, int *busy, int *runners);
+
+/* data_dir/jobs/<id>/artifacts into out: 0, or -1 when it does not fit. */
+int jobs_artifacts_path(const struct app *app, const char *id, char *out, size_t size);
+
+#endif
