@@ -1,0 +1,517 @@
+/* Unit tests of the job store (server/job_store.c) on a database in a fresh temporary folder:
+ * a job's life and its events, the order runners claim jobs in, reading events after an id, what
+ * a start-up finds of jobs a dead process left running, cancelling, listing, and the schema's
+ * migration from version 1. Each expectation is the state machine of job_store.h. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "job_store.h"
+#include "storage.h"
+
+struct fixture {
+    char dir[64];
+    struct storage *st;
+};
+
+static int setup(void **state)
+{
+    struct fixture *f = calloc(1, sizeof *f);
+    snprintf(f->dir, sizeof f->dir, "/tmp/augserve-jobstore-XXXXXX");
+    if (!mkdtemp(f->dir)) return -1;
+    struct eng_error err;
+    f->st = storage_open(f->dir, &err);
+    if (!f->st) {
+        fprintf(stderr, "storage_open: %s\n", err.message);
+        return -1;
+    }
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct fixture *f = *state;
+    storage_close(f->st);
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", f->dir);
+    if (system(cmd) != 0) return -1;
+    free(f);
+    return 0;
+}
+
+/* Creates a queued job with id "0000...<n>" of kind, params {"n": n}, owner. */
+static void create(struct storage *st, int n, const char *kind, const char *owner)
+{
+    struct job spec = {.kind = (char *)kind, .owner = (char *)owner};
+    snprintf(spec.id, sizeof spec.id, "%024d", n);
+    spec.params = json_pack("{s:i}", "n", n);
+    struct eng_error err;
+    if (job_store_create(st, &spec, &err) != 0) fail_msg("create %d: %s", n, err.message);
+    json_decref(spec.params);
+}
+
+static const char *id_of(int n)
+{
+    static char ids[8][JOB_ID_SIZE];
+    char *id = ids[n % 8];
+    snprintf(id, JOB_ID_SIZE, "%024d", n);
+    return id;
+}
+
+static struct job get(struct storage *st, int n)
+{
+    struct job job;
+    struct eng_error err;
+    if (job_store_get(st, id_of(n), &job, &err) != 0) fail_msg("get %d: %s", n, err.message);
+    return job;
+}
+
+/* Claims one job, which must be job n. */
+static void claim_expect(struct storage *st, int n)
+{
+    struct job job;
+    struct eng_error err;
+    int rc = job_store_claim(st, &job, &err);
+    if (rc != 1) fail_msg("claim: %d (%s), expected job %d", rc, rc < 0 ? err.message : "", n);
+    assert_string_equal(job.id, id_of(n));
+    assert_int_equal(job.state, JOB_RUNNING);
+    job_clear(&job);
+}
+
+/* The job's events after `after` as "type data" lines joined by '|'. */
+static char *events_text(struct storage *st, int n, int64_t after, int64_t *last)
+{
+    struct job_event *events;
+    size_t count;
+    struct eng_error err;
+    if (job_store_events(st, id_of(n), after, 100, &events, &count, &err) != 0)
+        fail_msg("events: %s", err.message);
+    static char text[4096];
+    size_t used = 0;
+    text[0] = '\0';
+    for (size_t i = 0; i < count; i++) {
+        if (i > 0) assert_true(events[i].id > events[i - 1].id);
+        used += (size_t)snprintf(text + used, sizeof text - used, "%s%s %s", i ? "|" : "",
+                                 job_event_type_name(events[i].type), events[i].data);
+        if (last) *last = events[i].id;
+    }
+    job_events_free(events, count);
+    return text;
+}
+
+static void test_lifecycle(void **state)
+{
+    struct storage *st = ((struct fixture *)*state)->st;
+    create(st, 1, "count", "alice");
+    struct job job = get(st, 1);
+    assert_int_equal(job.state, JOB_QUEUED);
+    assert_int_equal(job.attempts, 0);
+    assert_string_equal(job.kind, "count");
+    assert_string_equal(job.owner, "alice");
+    assert_null(job.parent);
+    assert_int_equal(json_integer_value(json_object_get(job.params, "n")), 1);
+    assert_true(job.created_ms > 0);
+    assert_int_equal(job.started_ms, 0);
+    job_clear(&job);
+
+    claim_expect(st, 1);
+    struct eng_error err;
+    assert_int_equal(job_store_progress(st, id_of(1), 0.25, "warming", 1, &err), 0);
+    json_t *saved = json_pack("{s:i}", "done", 3);
+    assert_int_equal(job_store_checkpoint(st, id_of(1), saved, 0.5, "counting", 0, &err), 0);
+    json_decref(saved);
+    json_t *loaded = NULL;
+    assert_int_equal(job_store_checkpoint_load(st, id_of(1), &loaded, &err), 0);
+    assert_int_equal(json_integer_value(json_object_get(loaded, "done")), 3);
+    json_decref(loaded);
+    job = get(st, 1);
+    assert_int_equal(job.state, JOB_RUNNING);
+    assert_int_equal(job.attempts, 1);
+    assert_true(job.started_ms >= job.created_ms);
+    assert_true(job.progress == 0.5);
+    assert_string_equal(job.phase, "counting");
+    job_clear(&job);
+
+    json_t *result = json_pack("{s:i}", "total", 6);
+    assert_int_equal(job_store_finish(st, id_of(1), JOB_SUCCEEDED, result, NULL, &err), 0);
+    /* A job ends once. */
+    assert_int_equal(job_store_finish(st, id_of(1), JOB_FAILED, NULL, "late", &err), -1);
+    assert_int_equal(err.code, ENG_CONFLICT);
+    json_decref(result);
+    job = get(st, 1);
+    assert_int_equal(job.state, JOB_SUCCEEDED);
+    assert_true(job.progress == 1.0);
+    assert_int_equal(json_integer_value(json_object_get(job.result, "total")), 6);
+    assert_null(job.error);
+    assert_true(job.finished_ms >= job.started_ms);
+    job_clear(&job);
+    /* Progress and checkpoints of a job that is not running are refused. */
+    assert_int_equal(job_store_progress(st, id_of(1), 0.9, NULL, 1, &err), -1);
+    assert_int_equal(err.code, ENG_CONFLICT);
+    assert_string_equal(events_text(st, 1, 0, NULL),
+                        "state {\"state\":\"queued\"}|"
+                        "state {\"state\":\"running\",\"attempt\":1}|"
+                        "progress {\"fraction\":0.25,\"phase\":\"warming\"}|"
+                        "state {\"state\":\"succeeded\"}");
+}
+
+static void test_failed_keeps_error(void **state)
+{
+    struct storage *st = ((struct fixture *)*state)->st;
+    create(st, 1, "count", NULL);
+    claim_expect(st, 1);
+    struct eng_error err;
+    assert_int_equal(job_store_finish(st, id_of(1), JOB_FAILED, NULL, "unit 3 failed", &err), 0);
+    struct job job = get(st, 1);
+    assert_int_equal(job.state, JOB_FAILED);
+    assert_string_equal(job.error, "unit 3 failed");
+    assert_null(job.result);
+    assert_null(job.owner);
+    job_clear(&job);
+    int64_t last = 0;
+    events_text(st, 1, 0, &last);
+    assert_string_equal(events_text(st, 1, last - 1, NULL),
+                        "state {\"state\":\"failed\",\"error\":\"unit 3 failed\"}");
+}
+
+static void test_claim_order(void **state)
+{
+    struct storage *st = ((struct fixture *)*state)->st;
+    /* Created in the same millisecond, most likely: creation order decides, not the clock. */
+    create(st, 3, "count", NULL);
+    create(st, 1, "count", NULL);
+    create(st, 2, "count", NULL);
+    claim_expect(st, 3);
+    claim_expect(st, 1);
+    claim_expect(st, 2);
+    struct job job;
+    struct eng_error err;
+    assert_int_equal(job_store_claim(st, &job, &err), 0);
+}
+
+struct claimer {
+    struct storage *st;
+    int claimed[64];
+    int count;
+};
+
+static void *claim_all(void *arg)
+{
+    struct claimer *c = arg;
+    struct job job;
+    struct eng_error err;
+    while (job_store_claim(c->st, &job, &err) == 1) {
+        c->claimed[c->count++] = atoi(job.id);
+        job_clear(&job);
+    }
+    return NULL;
+}
+
+static void test_concurrent_claims_take_each_job_once(void **state)
+{
+    struct storage *st = ((struct fixture *)*state)->st;
+    for (int n = 0; n < 64; n++)
+        create(st, n, "count", NULL);
+    struct claimer a = {.st = st}, b = {.st = st};
+    pthread_t ta, tb;
+    pthread_create(&ta, NULL, claim_all, &a);
+    pthread_create(&tb, NULL, claim_all, &b);
+    pthread_join(ta, NULL);
+    pthread_join(tb, NULL);
+    int seen[64] = {0};
+    for (int i = 0; i < a.count; i++)
+        seen[a.claimed[i]]++;
+    for (int i = 0; i < b.count; i++)
+        seen[b.claimed[i]]++;
+    assert_int_equal(a.count + b.count, 64);
+    for (int n = 0; n < 64; n++)
+        assert_int_equal(seen[n], 1);
+}
+
+static void test_events_after_an_id(void **state)
+{
+    struct storage *st = ((struct fixture *)*state)->st;
+    create(st, 1, "count", NULL);
+    create(st, 2, "count", NULL); /* its events interleave with job 1's ids */
+    claim_expect(st, 1);
+    struct eng_error err;
+    for (int i = 1; i <= 5; i++) {
+        json_t *data = json_pack("{s:s, s:f, s:i}", "name", "loss", "value", i / 4.0, "step", i);
+        assert_int_equal(job_store_event(st, id_of(1), JOB_EVENT_METRIC, data, &err), 0);
+        assert_int_equal(job_store_event(st, id_of(2), JOB_EVENT_LOG, data, &err), 0);
+        json_decref(data);
+    }
+    struct job_event *events;
+    size_t count;
+    assert_int_equal(job_store_events(st, id_of(1), 0, 100, &events, &count, &err), 0);
+    assert_int_equal(count, 7); /* queued, running, 5 metrics */
+    int64_t third = events[2].id;
+    job_events_free(events, count);
+    /* After the first metric: exactly the four later ones, in order. */
+    assert_string_equal(events_text(st, 1, third, NULL),
+                        "metric {\"name\":\"loss\",\"value\":0.5,\"step\":2}|"
+                        "metric {\"name\":\"loss\",\"value\":0.75,\"step\":3}|"
+                        "metric {\"name\":\"loss\",\"value\":1.0,\"step\":4}|"
+                        "metric {\"name\":\"loss\",\"value\":1.25,\"step\":5}");
+    assert_int_equal(job_store_events(st, id_of(1), third, 2, &events, &count, &err), 0);
+    assert_int_equal(count, 2);
+    job_events_free(events, count);
+    int64_t last = 0;
+    events_text(st, 1, 0, &last);
+    assert_string_equal(events_text(st, 1, last, NULL), "");
+}
+
+static void test_recover_requeues_then_gives_up(void **state)
+{
+    struct storage *st = ((struct fixture *)*state)->st;
+    create(st, 1, "count", NULL);
+    create(st, 2, "count", NULL);
+    claim_expect(st, 1);
+    json_t *saved = json_pack("{s:i}", "done", 7);
+    struct eng_error err;
+    assert_int_equal(job_store_checkpoint(st, id_of(1), saved, 0.7, "counting", 0, &err), 0);
+    json_decref(saved);
+    int64_t before = 0;
+    events_text(st, 1, 0, &before);
+
+    /* The process died with job 1 running; job 2 was still queued. */
+    size_t requeued, abandoned;
+    assert_int_equal(job_store_recover(st, 2, &requeued, &abandoned, &err), 0);
+    assert_int_equal(requeued, 1);
+    assert_int_equal(abandoned, 0);
+    struct job job = get(st, 1);
+    assert_int_equal(job.state, JOB_QUEUED);
+    assert_int_equal(job.attempts, 1);
+    assert_int_equal(job.finished_ms, 0);
+    job_clear(&job);
+    assert_string_equal(events_text(st, 1, before, NULL),
+                        "state {\"state\":\"interrupted\",\"reason\":\"the server stopped while "
+                        "the job ran (a crash or a kill)\"}|state {\"state\":\"queued\"}");
+    /* Its checkpoint stays for the next start, which is job 1 again: it was queued first. */
+    claim_expect(st, 1);
+    json_t *loaded = NULL;
+    assert_int_equal(job_store_checkpoint_load(st, id_of(1), &loaded, &err), 0);
+    assert_int_equal(json_integer_value(json_object_get(loaded, "done")), 7);
+    json_decref(loaded);
+    job = get(st, 1);
+    assert_int_equal(job.attempts, 2);
+    job_clear(&job);
+
+    /* Died again: two starts of max_attempts 2 are used up, so it stays interrupted. */
+    assert_int_equal(job_store_recover(st, 2, &requeued, &abandoned, &err), 0);
+    assert_int_equal(requeued, 0);
+    assert_int_equal(abandoned, 1);
+    job = get(st, 1);
+    assert_int_equal(job.state, JOB_INTERRUPTED);
+    assert_true(job_state_is_final(job.state));
+    assert_non_null(strstr(job.error, "2 times"));
+    assert_true(job.finished_ms > 0);
+    job_clear(&job);
+    claim_expect(st, 2);
+}
+
+static void test_requeue_on_shutdown(void **state)
+{
+    struct storage *st = ((struct fixture *)*state)->st;
+    create(st, 1, "count", NULL);
+    claim_expect(st, 1);
+    int64_t before = 0;
+    events_text(st, 1, 0, &before);
+    struct eng_error err;
+    assert_int_equal(job_store_requeue(st, id_of(1), "stopping", &err), 0);
+    assert_string_equal(events_text(st, 1, before, NULL),
+                        "state {\"state\":\"interrupted\",\"reason\":\"stopping\"}|"
+                        "state {\"state\":\"queued\"}");
+    /* Only a running job can be requeued. */
+    assert_int_equal(job_store_requeue(st, id_of(1), "again", &err), -1);
+    assert_int_equal(err.code, ENG_CONFLICT);
+}
+
+static void test_cancel(void **state)
+{
+    struct storage *st = ((struct fixture *)*state)->st;
+    create(st, 1, "count", NULL);
+    create(st, 2, "count", NULL);
+    create(st, 3, "count", NULL);
+    enum job_state after;
+    struct eng_error err;
+    /* Queued: cancelled at once, and never claimed. */
+    assert_int_equal(job_store_cancel(st, id_of(1), &after, &err), 0);
+    assert_int_equal(after, JOB_CANCELLED);
+    assert_int_equal(job_store_cancel(st, id_of(1), &after, &err), 0); /* again: no change */
+    assert_int_equal(after, JOB_CANCELLED);
+    claim_expect(st, 2);
+    /* Running: flagged, still running until its runner sees it. */
+    assert_int_equal(job_store_cancel_requested(st, id_of(2), &err), 0);
+    assert_int_equal(job_store_cancel(st, id_of(2), &after, &err), 0);
+    assert_int_equal(after, JOB_RUNNING);
+    assert_int_equal(job_store_cancel_requested(st, id_of(2), &err), 1);
+    struct job job = get(st, 2);
+    assert_int_equal(job.state, JOB_RUNNING);
+    assert_int_equal(job.cancel_requested, 1);
+    job_clear(&job);
+    assert_int_equal(job_store_finish(st, id_of(2), JOB_CANCELLED, NULL, NULL, &err), 0);
+    /* Ended otherwise: a conflict. */
+    claim_expect(st, 3);
+    assert_int_equal(job_store_finish(st, id_of(3), JOB_SUCCEEDED, NULL, NULL, &err), 0);
+    assert_int_equal(job_store_cancel(st, id_of(3), &after, &err), -1);
+    assert_int_equal(err.code, ENG_CONFLICT);
+    assert_int_equal(job_store_cancel(st, id_of(4), &after, &err), -1);
+    assert_int_equal(err.code, ENG_NOT_FOUND);
+}
+
+/* The ids of a list, as "n,n,n". */
+static char *list_text(struct storage *st, struct job_filter f)
+{
+    struct job *jobs;
+    size_t count;
+    struct eng_error err;
+    if (job_store_list(st, &f, &jobs, &count, &err) != 0) fail_msg("list: %s", err.message);
+    static char text[256];
+    size_t used = 0;
+    text[0] = '\0';
+    for (size_t i = 0; i < count; i++) {
+        used += (size_t)snprintf(text + used, sizeof text - used, "%s%d", i ? "," : "",
+                                 atoi(jobs[i].id));
+        job_clear(&jobs[i]);
+    }
+    free(jobs);
+    return text;
+}
+
+static void test_list_filters_and_pages(void **state)
+{
+    struct storage *st = ((struct fixture *)*state)->st;
+    create(st, 1, "count", "alice");
+    create(st, 2, "other", "bob");
+    create(st, 3, "count", "bob");
+    create(st, 4, "count", "alice");
+    claim_expect(st, 1);
+    struct job_filter all = {.state = -1, .limit = 10};
+    assert_string_equal(list_text(st, all), "4,3,2,1");
+    struct job_filter f = all;
+    f.state = JOB_RUNNING;
+    assert_string_equal(list_text(st, f), "1");
+    f = all;
+    f.kind = "count";
+    assert_string_equal(list_text(st, f), "4,3,1");
+    f.owner = "bob";
+    assert_string_equal(list_text(st, f), "3");
+    f = all;
+    f.limit = 2;
+    assert_string_equal(list_text(st, f), "4,3");
+    f.after = id_of(3);
+    assert_string_equal(list_text(st, f), "2,1");
+    f.after = id_of(1);
+    assert_string_equal(list_text(st, f), "");
+    f.after = id_of(9);
+    struct job *jobs;
+    size_t count;
+    struct eng_error err;
+    assert_int_equal(job_store_list(st, &f, &jobs, &count, &err), -1);
+    assert_int_equal(err.code, ENG_NOT_FOUND);
+}
+
+static void test_parent_must_exist(void **state)
+{
+    struct storage *st = ((struct fixture *)*state)->st;
+    create(st, 1, "search", NULL);
+    struct job child = {.kind = "count", .parent = (char *)id_of(1)};
+    memcpy(child.id, id_of(2), JOB_ID_SIZE);
+    child.params = json_object();
+    struct eng_error err;
+    assert_int_equal(job_store_create(st, &child, &err), 0);
+    struct job job = get(st, 2);
+    assert_string_equal(job.parent, id_of(1));
+    job_clear(&job);
+    child.parent = (char *)id_of(7);
+    memcpy(child.id, id_of(3), JOB_ID_SIZE);
+    assert_int_equal(job_store_create(st, &child, &err), -1);
+    assert_int_equal(err.code, ENG_NOT_FOUND);
+    /* Ids are unique. */
+    child.parent = NULL;
+    assert_int_equal(job_store_create(st, &child, &err), 0);
+    assert_int_equal(job_store_create(st, &child, &err), -1);
+    assert_int_equal(err.code, ENG_CONFLICT);
+    json_decref(child.params);
+}
+
+/* Writes a database as version 1 left it (meta alone) into dir, with the version given. */
+static void write_old_database(const char *dir, const char *version)
+{
+    char path[128], sql[160];
+    snprintf(path, sizeof path, "%s/augserve.db", dir);
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    snprintf(sql, sizeof sql,
+             "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT);"
+             "INSERT INTO meta VALUES ('schema_version', '%s');",
+             version);
+    assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+}
+
+static void test_migrates_version_1(void **state)
+{
+    struct fixture *f = *state;
+    char dir[128];
+    snprintf(dir, sizeof dir, "%s/old", f->dir);
+    assert_int_equal(mkdir(dir, 0700), 0);
+    write_old_database(dir, "1");
+    struct eng_error err;
+    struct storage *st = storage_open(dir, &err);
+    if (!st) fail_msg("storage_open: %s", err.message);
+    assert_int_equal(storage_ping(st), 0);
+    create(st, 1, "count", NULL);
+    storage_close(st);
+    /* Opened again, it is not migrated twice and keeps the job. */
+    st = storage_open(dir, &err);
+    assert_non_null(st);
+    struct job job = get(st, 1);
+    job_clear(&job);
+    storage_close(st);
+    assert_true(storage_schema_version() >= 2);
+}
+
+static void test_refuses_a_newer_schema(void **state)
+{
+    struct fixture *f = *state;
+    char dir[128];
+    snprintf(dir, sizeof dir, "%s/new", f->dir);
+    assert_int_equal(mkdir(dir, 0700), 0);
+    write_old_database(dir, "999");
+    struct eng_error err;
+    assert_null(storage_open(dir, &err));
+    assert_non_null(strstr(err.message, "schema version 999"));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_lifecycle, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_failed_keeps_error, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_claim_order, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_concurrent_claims_take_each_job_once, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_events_after_an_id, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_recover_requeues_then_gives_up, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_requeue_on_shutdown, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cancel, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_list_filters_and_pages, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_parent_must_exist, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_migrates_version_1, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_refuses_a_newer_schema, setup, teardown),
+    };
+    return cmocka_run_group_tests_name("job_store", tests, NULL, NULL);
+}
