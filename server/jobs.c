@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -34,6 +35,8 @@
 #define CANCEL_POLL_NS 200000000LL
 /* Progress events at most this often (a change of phase is recorded at once). */
 #define PROGRESS_EVENT_NS 250000000LL
+/* The nice value of runner threads (see runner_main). */
+#define JOB_NICE 10
 /* A log line's length in an event. */
 #define LOG_MAX 1000
 
@@ -344,6 +347,10 @@ static int drain(struct jobs *jobs)
 static void *runner_main(void *arg)
 {
     struct jobs *jobs = arg;
+    /* Jobs yield the cores to requests: a lower priority for this thread and the threads it
+     * starts (Linux keeps a nice value per thread, and a new thread takes its creator's). Raising
+     * one's own nice value needs no privilege; should it fail, the job runs at the usual one. */
+    setpriority(PRIO_PROCESS, (id_t)gettid(), JOB_NICE);
     pthread_mutex_lock(&jobs->lock);
     unsigned long seen = jobs->generation - 1; /* look at the store at once */
     while (!jobs->stopping) {

@@ -27,4 +27,5 @@ function done(summary, latency, requests)
     total = total + thread:get("failures")
   end
   io.write(string.format("non-200 responses: %d\n", total))
+  io.write(string.format("p99 latency: %.2f ms\n", latency:percentile(99.0) / 1000))
 end

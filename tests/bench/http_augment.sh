@@ -1,10 +1,18 @@
 #!/usr/bin/env bash
 # HTTP overhead: wrk posts a 224 px JPEG to POST /v1/augment (RandAugment) at concurrency 16
 # against the Release server, and the CLI benchmark runs the same pipeline without HTTP, once per
-# core. Prints both, and the share of throughput HTTP costs.
-#   tests/bench/http_augment.sh [SECONDS]     (needs wrk and a Release build in build/)
+# core. Prints both, and the share of throughput HTTP costs. With --with-job, wrk runs a second
+# time while a job runs on the server's job runner (the debug kind count, checkpointing as fast as
+# it can: one core busy with the store), and /v1/augment's p99 latency is printed without and with
+# it.
+#   tests/bench/http_augment.sh [--with-job] [SECONDS]     (needs wrk and a Release build in build/)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+with_job=0
+if [[ "${1:-}" == "--with-job" ]]; then
+  with_job=1
+  shift
+fi
 seconds=${1:-10}
 cores=$(nproc)
 work=$(mktemp -d)
@@ -23,7 +31,7 @@ PY
 
 source tests/bench/server.sh
 start_server "$work/server.log" --workers "$cores" --access-log off --data-dir "$work/var" \
-  --static-dir "$work"
+  --static-dir "$work" --debug-routes "$([[ $with_job == 1 ]] && echo true || echo false)"
 
 # CPU seconds the server has used: wrk shares these cores, so throughput per server CPU second is
 # the fair comparison with the CLI.
@@ -35,6 +43,21 @@ cpu_before=$(server_cpu)
 AUGSERVE_BENCH_IMAGE="$work/input.jpg" wrk -t2 -c16 -d"${seconds}s" --latency \
   -s tests/bench/http_augment.lua "http://127.0.0.1:$port" | tee "$work/wrk.txt"
 cpu_after=$(server_cpu)
+
+if [[ $with_job == 1 ]]; then
+  echo "== HTTP while a job runs: the same wrk run, the debug count job on the job runner"
+  job=$(curl -sS -H 'Content-Type: application/json' \
+    -d '{"kind": "count", "params": {"units": 100000}}' "http://127.0.0.1:$port/v1/jobs" |
+    /usr/bin/python3 -c 'import json, sys; print(json.load(sys.stdin)["id"])')
+  AUGSERVE_BENCH_IMAGE="$work/input.jpg" wrk -t2 -c16 -d"${seconds}s" --latency \
+    -s tests/bench/http_augment.lua "http://127.0.0.1:$port" | tee "$work/wrk-job.txt"
+  state=$(curl -sS "http://127.0.0.1:$port/v1/jobs/$job" |
+    /usr/bin/python3 -c 'import json, sys; d = json.load(sys.stdin); print(d["state"], d["progress"]["fraction"])')
+  curl -sS -o /dev/null -X DELETE "http://127.0.0.1:$port/v1/jobs/$job"
+  echo "the job was $state (state, fraction done) when wrk ended"
+  echo "p99 of POST /v1/augment: $(awk '/p99 latency/ {print $3}' "$work/wrk.txt") ms without a" \
+    "job, $(awk '/p99 latency/ {print $3}' "$work/wrk-job.txt") ms with one running"
+fi
 
 echo "== CLI: the same pipeline, one process per core"
 cli_pids=()

@@ -332,6 +332,7 @@ STANDALONE = {
     ("POST", "/v1/pseudo-label"): "pseudo-label.schema.json",
     ("POST", "/v1/augment/audio"): "augment-audio.schema.json",
     ("POST", "/v1/augment/copy-paste"): "copy-paste.schema.json",
+    ("GET", "/v1/jobs/{id}"): "job.schema.json",
 }
 
 
