@@ -7,6 +7,7 @@
 #include "app.h"
 #include "core/engine.h"
 #include "image/codec.h"
+#include "jobs.h"
 #include "handlers.h"
 #include "metrics.h"
 #include "request.h"
@@ -44,6 +45,7 @@ void handle_metrics(struct request *req, struct response *resp)
         .resident_bytes = metrics_process_rss(),
     };
     admission_counts(app->admission, &gauges.workers_busy, &gauges.queue_depth);
+    jobs_counts(app->jobs, &gauges.job_runners_busy, &gauges.job_runners);
     char *text = metrics_render(app->metrics, &gauges);
     if (!text) {
         response_no_memory(resp, "while rendering metrics");

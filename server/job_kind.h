@@ -71,6 +71,9 @@ int job_param_int(const json_t *params, const char *name, int required, long lon
 
 /* ---- The context: what a running job may ask of the server --------------------------------- */
 
+/* Every function below is for the runner thread that called run, but job_ctx_cancelled, which
+ * any thread of the job may call (the threads of a parallel_for). */
+
 const char *job_ctx_id(const struct job_ctx *ctx);
 struct app *job_ctx_app(const struct job_ctx *ctx);
 /* Which start this is: 1, then 2 after an interruption, ... */

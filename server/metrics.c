@@ -241,8 +241,15 @@ char *metrics_render(struct metrics *m, const struct metrics_gauges *g)
             "augserve_workers_busy %d\n"
             "# HELP augserve_queue_depth Heavy requests waiting for a worker.\n"
             "# TYPE augserve_queue_depth gauge\n"
-            "augserve_queue_depth %d\n",
-            g->in_flight, g->workers, g->workers_busy, g->queue_depth);
+            "augserve_queue_depth %d\n"
+            "# HELP augserve_job_runners Job runner threads (job_workers).\n"
+            "# TYPE augserve_job_runners gauge\n"
+            "augserve_job_runners %d\n"
+            "# HELP augserve_job_runners_busy Job runners running a job.\n"
+            "# TYPE augserve_job_runners_busy gauge\n"
+            "augserve_job_runners_busy %d\n",
+            g->in_flight, g->workers, g->workers_busy, g->queue_depth, g->job_runners,
+            g->job_runners_busy);
     if (g->resident_bytes >= 0)
         fprintf(out,
                 "# HELP process_resident_memory_bytes Resident memory size in bytes.\n"

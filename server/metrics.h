@@ -14,7 +14,9 @@ struct metrics_gauges {
     int workers_busy;
     int queue_depth;
     int workers;
-    long resident_bytes; /* process RSS, -1 if unknown */
+    int job_runners;      /* job_workers */
+    int job_runners_busy; /* runners running a job */
+    long resident_bytes;  /* process RSS, -1 if unknown */
 };
 
 struct metrics *metrics_create(void);

@@ -128,6 +128,7 @@ struct sse {
     const struct server *srv;
     char path[128];
     char last_event_id[32]; /* "" for none */
+    int hang_up_after;      /* events after which the client closes the connection; 0: never */
     long status;
     char content_type[64];
     struct sse_event events[SSE_MAX_EVENTS];
@@ -183,7 +184,8 @@ static size_t sse_write(char *data, size_t size, size_t nmemb, void *arg)
         else if (s->line_len + 1 < sizeof s->line)
             s->line[s->line_len++] = data[i];
     }
-    return size * nmemb;
+    /* Anything but the size read makes curl close the connection. */
+    return s->hang_up_after && atomic_load(&s->count) >= s->hang_up_after ? 0 : size * nmemb;
 }
 
 static void *sse_main(void *arg)
@@ -211,10 +213,14 @@ static void *sse_main(void *arg)
     return NULL;
 }
 
-static struct sse *sse_open(const struct server *srv, const char *id, long long last_event_id)
+/* Reads the stream from after last_event_id (-1: none sent); the client hangs up after
+ * hang_up_after events (0: never). */
+static struct sse *sse_start(const struct server *srv, const char *id, long long last_event_id,
+                             int hang_up_after)
 {
     struct sse *s = calloc(1, sizeof *s);
     s->srv = srv;
+    s->hang_up_after = hang_up_after;
     snprintf(s->path, sizeof s->path, "/v1/jobs/%s/events", id);
     if (last_event_id >= 0)
         snprintf(s->last_event_id, sizeof s->last_event_id, "%lld", last_event_id);
@@ -222,6 +228,11 @@ static struct sse *sse_open(const struct server *srv, const char *id, long long 
     atomic_init(&s->comments, 0);
     pthread_create(&s->thread, NULL, sse_main, s);
     return s;
+}
+
+static struct sse *sse_open(const struct server *srv, const char *id, long long last_event_id)
+{
+    return sse_start(srv, id, last_event_id, 0);
 }
 
 /* Waits until the stream has `events` events and `comments` comments. */
@@ -556,6 +567,39 @@ static void test_events_live(void **state)
     harness_pass(state);
 }
 
+/* A client that hangs up while its stream sleeps: the server notices (the stream no longer counts
+ * in flight) though no event comes that it would fail to write. */
+static void test_events_client_hangs_up(void **state)
+{
+    struct server *srv = harness_start(state, "{\"debug_routes\": true, \"job_workers\": 0}");
+    char id[32];
+    json_decref(submit_count(srv, "{\"units\": 1}", NULL, id));
+    const char *in_flight = "augserve_http_requests_in_flight";
+    /* While it is open, /metrics counts the stream and itself. */
+    struct sse *s = sse_open(srv, id, -1);
+    sse_wait(s, 1, 0);
+    assert_int_equal(metrics_wait(srv, in_flight, 2, 10000, NULL), 1);
+    struct http_response r;
+    char path[64];
+    snprintf(path, sizeof path, "/v1/jobs/%s", id);
+    send_as(srv, "DELETE", path, NULL, NULL, &r);
+    http_response_free(&r);
+    sse_join(s);
+    sse_free(s);
+    assert_int_equal(metrics_wait(srv, in_flight, 1, 10000, NULL), 1);
+
+    char other[32];
+    json_decref(submit_count(srv, "{\"units\": 1}", NULL, other));
+    s = sse_start(srv, other, -1, 1);
+    pthread_join(s->thread, NULL);
+    assert_int_equal(s->code, CURLE_WRITE_ERROR);
+    double last = -1;
+    if (metrics_wait(srv, in_flight, 1, 10000, &last) != 1)
+        fail_msg("the stream of a client that hung up is still in flight (%g)", last);
+    sse_free(s);
+    harness_pass(state);
+}
+
 struct generated_key {
     char key[128];
     json_t *entry;
@@ -814,6 +858,7 @@ int main(int argc, char **argv)
         HARNESS_TEST(test_failed_job),
         HARNESS_TEST(test_events_replay_and_resume),
         HARNESS_TEST(test_events_live),
+        HARNESS_TEST(test_events_client_hangs_up),
         HARNESS_TEST(test_scopes),
         HARNESS_TEST(test_artifacts),
         HARNESS_TEST(test_kill9_then_resume),

@@ -345,6 +345,8 @@ static void test_gauges(void **state)
                                .workers_busy = 2,
                                .queue_depth = 3,
                                .workers = 4,
+                               .job_runners = 5,
+                               .job_runners_busy = 1,
                                .resident_bytes = 123456789};
     struct lines l = render(m, &g);
     assert_well_formed(&l);
@@ -356,6 +358,10 @@ static void test_gauges(void **state)
     assert_line(&l, "augserve_workers_busy 2");
     assert_line(&l, "# TYPE augserve_queue_depth gauge");
     assert_line(&l, "augserve_queue_depth 3");
+    assert_line(&l, "# TYPE augserve_job_runners gauge");
+    assert_line(&l, "augserve_job_runners 5");
+    assert_line(&l, "# TYPE augserve_job_runners_busy gauge");
+    assert_line(&l, "augserve_job_runners_busy 1");
     assert_line(&l, "# TYPE process_resident_memory_bytes gauge");
     assert_line(&l, "process_resident_memory_bytes 123456789");
     free_lines(&l);
