@@ -16,6 +16,21 @@
 #include "request.h"
 #include "response.h"
 
+json_t *input_json_body(const struct request *req, struct response *resp, const char *expected)
+{
+    if (!req->body || req->body_size == 0) {
+        response_error(resp, 422, "send %s as the body", expected);
+        return NULL;
+    }
+    json_error_t jerr;
+    json_t *doc = json_loadb((const char *)req->body, req->body_size,
+                             JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, &jerr);
+    if (!doc)
+        response_error(resp, 400, "the body is not JSON: line %d, column %d: %s", jerr.line,
+                       jerr.column, jerr.text);
+    return doc;
+}
+
 const char *input_param(const struct request *req, const char *name)
 {
     const struct request_part *part = request_part(req, name);

@@ -1,6 +1,7 @@
-/* What the augment and inference handlers (/v1/augment, /v1/augment/audio, /v1/predict,
- * /v1/pseudo-label) read from a request: their parameters, from multipart form fields or the
- * query, and their images or clips, from multipart parts or the raw body. Each function that takes
+/* What the handlers read from a request: JSON bodies (/v1/policies/validate, /v1/jobs), and for
+ * the augment and inference handlers (/v1/augment, /v1/augment/audio, /v1/predict,
+ * /v1/pseudo-label) their parameters, from multipart form fields or the query, and their images
+ * or clips, from multipart parts or the raw body. Each function that takes
  * a response and can fail writes the error response itself and returns -1. */
 #ifndef AUGSERVE_INPUT_H
 #define AUGSERVE_INPUT_H
@@ -29,6 +30,11 @@ struct input_image {
     struct img *image; /* once decoded */
     struct img_info info;
 };
+
+/* The body as JSON (any value; the caller owns it), or NULL with the answer written: 422 asking
+ * to "send <expected> as the body" when there is none, 400 naming the line and column when it
+ * does not parse. */
+json_t *input_json_body(const struct request *req, struct response *resp, const char *expected);
 
 /* A request parameter: a multipart form field, else a query parameter; NULL when absent. */
 const char *input_param(const struct request *req, const char *name);

@@ -17,6 +17,7 @@
 #include "auth.h"
 #include "core/parse.h"
 #include "handlers.h"
+#include "input.h"
 #include "job_kind.h"
 #include "jobs.h"
 #include "log.h"
@@ -105,18 +106,8 @@ static int read_submission(const json_t *doc, const char **kind, json_t **params
 
 void handle_jobs_create(struct request *req, struct response *resp)
 {
-    if (!req->body || req->body_size == 0) {
-        response_error(resp, 422, "send {\"kind\": ..., \"params\": {...}} as the body");
-        return;
-    }
-    json_error_t jerr;
-    json_t *doc = json_loadb((const char *)req->body, req->body_size,
-                             JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, &jerr);
-    if (!doc) {
-        response_error(resp, 400, "the body is not JSON: line %d, column %d: %s", jerr.line,
-                       jerr.column, jerr.text);
-        return;
-    }
+    json_t *doc = input_json_body(req, resp, "{\"kind\": ..., \"params\": {...}}");
+    if (!doc) return;
     const char *kind = NULL;
     json_t *params = NULL;
     struct eng_error err;

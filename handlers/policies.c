@@ -56,18 +56,8 @@ void handle_policy_get(struct request *req, struct response *resp)
 
 void handle_policy_validate(struct request *req, struct response *resp)
 {
-    if (!req->body || req->body_size == 0) {
-        response_error(resp, 422, "send the policy document as the body");
-        return;
-    }
-    json_error_t jerr;
-    json_t *doc = json_loadb((const char *)req->body, req->body_size,
-                             JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, &jerr);
-    if (!doc) {
-        response_error(resp, 400, "the body is not JSON: line %d, column %d: %s", jerr.line,
-                       jerr.column, jerr.text);
-        return;
-    }
+    json_t *doc = input_json_body(req, resp, "the policy document");
+    if (!doc) return;
     struct eng_error err = {0};
     struct policy *p = policy_parse(doc, &err);
     json_decref(doc);

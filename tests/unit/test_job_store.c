@@ -447,10 +447,14 @@ static void test_parent_must_exist(void **state)
     json_decref(child.params);
 }
 
-/* Writes a database as version 1 left it (meta alone) into dir, with the version given. */
-static void write_old_database(const char *dir, const char *version)
+/* Makes the folder root/name (into dir) with a database as version 1 left it (meta alone), with
+ * the version given. */
+static void write_old_database(const char *root, const char *name, const char *version,
+                               char dir[128])
 {
-    char path[128], sql[160];
+    snprintf(dir, 128, "%s/%s", root, name);
+    assert_int_equal(mkdir(dir, 0700), 0);
+    char path[160], sql[160];
     snprintf(path, sizeof path, "%s/augserve.db", dir);
     sqlite3 *db;
     assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
@@ -466,9 +470,7 @@ static void test_migrates_version_1(void **state)
 {
     struct fixture *f = *state;
     char dir[128];
-    snprintf(dir, sizeof dir, "%s/old", f->dir);
-    assert_int_equal(mkdir(dir, 0700), 0);
-    write_old_database(dir, "1");
+    write_old_database(f->dir, "old", "1", dir);
     struct eng_error err;
     struct storage *st = storage_open(dir, &err);
     if (!st) fail_msg("storage_open: %s", err.message);
@@ -488,9 +490,7 @@ static void test_refuses_a_newer_schema(void **state)
 {
     struct fixture *f = *state;
     char dir[128];
-    snprintf(dir, sizeof dir, "%s/new", f->dir);
-    assert_int_equal(mkdir(dir, 0700), 0);
-    write_old_database(dir, "999");
+    write_old_database(f->dir, "new", "999", dir);
     struct eng_error err;
     assert_null(storage_open(dir, &err));
     assert_non_null(strstr(err.message, "schema version 999"));
