@@ -7,6 +7,7 @@
 #include "app.h"
 #include "core/engine.h"
 #include "image/codec.h"
+#include "job_kind.h"
 #include "jobs.h"
 #include "handlers.h"
 #include "metrics.h"
@@ -65,11 +66,17 @@ void handle_v1_info(struct request *req, struct response *resp)
     if (app->static_root) json_array_append_new(features, json_string("web_ui"));
     if (cfg->api_key_count) json_array_append_new(features, json_string("api_keys"));
     if (cfg->debug_routes) json_array_append_new(features, json_string("debug_routes"));
+    json_t *kinds = json_array();
+    const struct job_kind *kind;
+    for (size_t i = 0; (kind = job_kind_at(i, cfg->debug_routes)); i++)
+        json_array_append_new(kinds,
+                              json_pack("{s:s, s:s}", "name", kind->name, "help", kind->help));
     response_json(resp, 200,
-                  json_pack("{s:s, s:s, s:o, s:{s:I, s:i, s:i, s:i}, s:{s:s}, s:b}", "name",
-                            "augserve", "version", engine_version(), "features", features, "limits",
-                            "max_body_bytes", (json_int_t)cfg->max_body_bytes, "max_parts",
-                            cfg->max_parts, "workers", app->workers, "queue", cfg->queue,
-                            "defaults", "color", img_color_name(IMG_COLOR_KEEP), "auth_required",
+                  json_pack("{s:s, s:s, s:o, s:{s:I, s:i, s:i, s:i}, s:{s:s}, s:{s:o, s:i}, s:b}",
+                            "name", "augserve", "version", engine_version(), "features", features,
+                            "limits", "max_body_bytes", (json_int_t)cfg->max_body_bytes,
+                            "max_parts", cfg->max_parts, "workers", app->workers, "queue",
+                            cfg->queue, "defaults", "color", img_color_name(IMG_COLOR_KEEP), "jobs",
+                            "kinds", kinds, "job_workers", cfg->job_workers, "auth_required",
                             cfg->api_key_count > 0));
 }

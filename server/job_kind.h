@@ -56,6 +56,8 @@ struct job_kind {
 
 /* The kind of this name (debug ones only when debug is set), or NULL. */
 const struct job_kind *job_kind_find(const char *name, int debug);
+/* The index-th kind in force (debug ones only when debug is set), or NULL past the last. */
+const struct job_kind *job_kind_at(size_t index, int debug);
 /* The names of the kinds in force, ", "-separated, for messages: into out, which it returns. */
 const char *job_kind_names(int debug, char *out, size_t size);
 

@@ -25,14 +25,20 @@ const struct job_kind *job_kind_find(const char *name, int debug)
     return NULL;
 }
 
+const struct job_kind *job_kind_at(size_t index, int debug)
+{
+    for (size_t i = 0; i < KIND_COUNT; i++)
+        if (in_force(kinds[i], debug) && index-- == 0) return kinds[i];
+    return NULL;
+}
+
 const char *job_kind_names(int debug, char *out, size_t size)
 {
     size_t used = 0;
     out[0] = '\0';
-    for (size_t i = 0; i < KIND_COUNT && used < size; i++)
-        if (in_force(kinds[i], debug))
-            used +=
-                (size_t)snprintf(out + used, size - used, "%s%s", used ? ", " : "", kinds[i]->name);
+    const struct job_kind *kind;
+    for (size_t i = 0; (kind = job_kind_at(i, debug)) && used < size; i++)
+        used += (size_t)snprintf(out + used, size - used, "%s%s", used ? ", " : "", kind->name);
     if (!used) snprintf(out, size, "none");
     return out;
 }
