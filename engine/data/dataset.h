@@ -68,7 +68,7 @@ struct data_import_options {
     uint64_t max_files;       /* files in the source, and images (a CIFAR or idx file holds many) */
     uint32_t max_classes;     /* classes */
     uint64_t max_file_bytes;  /* one file: past it a file is skipped (listed in the report) */
-    uint64_t max_cache_bytes; /* the cache's pixels */
+    uint64_t max_cache_bytes; /* what the import stores: pixels and (while it runs) files */
     struct img_decode_options decode; /* each image's limits and colour handling */
     int threads;                      /* decoding threads (0: 1) */
     /* Called as the import moves on (may be NULL), from the importing thread: fraction in

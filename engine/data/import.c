@@ -113,11 +113,13 @@ static int store(struct import *im, struct import_item *it, const struct img *pi
 {
     const size_t row = (size_t)pixels->width * (size_t)pixels->channels;
     const uint64_t bytes = (uint64_t)row * (uint64_t)pixels->height;
-    it->offset = atomic_fetch_add(&im->pixels_end, cache_aligned(bytes));
-    if (it->offset + bytes > im->o.max_cache_bytes)
+    /* What is stored is the same whatever the timing (flush_chunk), so is this outcome. */
+    const uint64_t stored = cache_aligned(bytes) + (original ? original_size : 0);
+    if (atomic_fetch_add(&im->stored, stored) + stored > im->o.max_cache_bytes)
         return eng_fail(err, ENG_TOO_LARGE,
-                        "%s: the decoded images come to more than %llu bytes (max_cache_bytes)",
+                        "%s: the dataset's images come to more than %llu bytes (max_cache_bytes)",
                         it->file, (unsigned long long)im->o.max_cache_bytes);
+    it->offset = atomic_fetch_add(&im->pixels_end, cache_aligned(bytes));
     it->width = (uint32_t)pixels->width;
     it->height = (uint32_t)pixels->height;
     it->channels = (uint8_t)pixels->channels;
@@ -173,6 +175,7 @@ struct chunk {
     struct import *im;
     struct pending items[CHUNK_FILES];
     size_t count, bytes;
+    int mixed; /* sizes were seen to differ before the chunk began: its images are resized */
 };
 
 /* Decodes one pending file and stores it: the work of one thread. */
@@ -194,13 +197,14 @@ static void decode_one(void *ctx, size_t i)
     note_size(im, (uint32_t)decoded->width, (uint32_t)decoded->height);
     p->item.orig_width = (uint32_t)decoded->width;
     p->item.orig_height = (uint32_t)decoded->height;
-    /* Resized now if sizes are known to differ; a size the resize refuses is left to write.c,
-     * which refuses it whenever it is seen, so the outcome never depends on timing. */
+    /* Resized now if sizes were known to differ before the chunk began (not as its threads find
+     * out, so what is stored never depends on timing); a size the resize refuses is left to
+     * write.c, which refuses it whenever it is seen. */
     uint32_t w, h;
     struct eng_error ignored;
     struct img *resized = NULL;
     int rc = 0;
-    if (atomic_load(&im->mixed) &&
+    if (c->mixed &&
         import_target_size(im, p->item.orig_width, p->item.orig_height, 1, &w, &h, &ignored) == 0 &&
         (w != p->item.orig_width || h != p->item.orig_height) &&
         !(resized = img_resize(decoded, (int)h, (int)w, IMG_BILINEAR, &p->err)))
@@ -214,6 +218,7 @@ static void decode_one(void *ctx, size_t i)
 static int flush_chunk(struct chunk *c, struct eng_error *err)
 {
     struct import *im = c->im;
+    c->mixed = atomic_load(&im->mixed);
     parallel_for(c->count, im->o.threads, decode_one, c);
     int rc = 0;
     for (size_t i = 0; i < c->count; i++) {

@@ -40,6 +40,11 @@ struct source_entry {
  * component, a backslash or a name that is not UTF-8. An empty result is the root itself. */
 int source_normalise(const char *raw, char *out, struct eng_error *err);
 
+/* Whether a name is no dataset's content: a component starting with '.' (".DS_Store", "._x.jpg",
+ * ".git/") or one starting with __MACOSX (the folders of archives made on a Mac). A folder source
+ * never walks into such folders. */
+int source_ignored(const char *path);
+
 /* limits: the import's options with their defaults filled in. */
 struct source *source_open(const char *path, const struct data_import_options *limits,
                            struct eng_error *err);
@@ -162,6 +167,7 @@ struct import {
     char *tmp; /* the temporary folder */
     int pixels_fd, originals_fd;
     _Atomic uint64_t pixels_end, originals_end;
+    _Atomic uint64_t stored;     /* bytes of both, against max_cache_bytes */
     _Atomic uint64_t first_size; /* the first image's width << 32 | height; 0: none yet */
     _Atomic int mixed;           /* images differ in size: all get resized */
     struct import_item *items;

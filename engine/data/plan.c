@@ -55,15 +55,6 @@ static size_t depth_of(const char *path)
     return d;
 }
 
-/* Hidden files (".DS_Store", "._x.jpg", ".git/...") and macOS's __MACOSX folders: no dataset's
- * content, and archives made on a Mac are full of them. */
-static int ignored(const char *path)
-{
-    for (const char *part = path; *part; part += strcspn(part, "/"), part += *part == '/')
-        if (part[0] == '.' || strncmp(part, "__MACOSX/", 9) == 0) return 1;
-    return 0;
-}
-
 /* Whether the first pass reads the file whole: it may describe the others (a manifest is at the
  * root or in the one top-level folder). */
 static int is_meta(const char *path)
@@ -166,7 +157,7 @@ static int list_source(struct source *s, void (*tick)(void *ctx, double position
     struct source_entry e;
     int r;
     while ((r = source_next(s, &e, err)) == 1) {
-        if (ignored(e.name)) continue;
+        if (source_ignored(e.name)) continue;
         if (list_add(l, &e, err)) return -1;
         if (is_meta(e.name) && meta_read(s, l, e.name, err)) return -1;
         if (tick) tick(ctx, source_position(s));

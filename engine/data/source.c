@@ -66,6 +66,13 @@ int source_normalise(const char *raw, char *out, struct eng_error *err)
     return 0;
 }
 
+int source_ignored(const char *path)
+{
+    for (const char *part = path; *part; part += strcspn(part, "/"), part += *part == '/')
+        if (part[0] == '.' || strncmp(part, "__MACOSX", 8) == 0) return 1;
+    return 0;
+}
+
 /* Counts n more bytes of the pass against max_bytes and the ratio; polls now and then. */
 static int count_bytes(struct source *s, uint64_t n, struct eng_error *err)
 {
@@ -110,6 +117,10 @@ static int folder_list(struct source *s, struct eng_error *err)
     for (FTSENT *e; rc == 0 && (e = fts_read(fts));) {
         const char *rel = e->fts_path + root_len + (e->fts_path[root_len] == '/');
         if (e->fts_level == 0 || e->fts_info == FTS_DP) continue;
+        if (source_ignored(e->fts_name)) {
+            if (e->fts_info == FTS_D) fts_set(fts, e, FTS_SKIP); /* never walked, never counted */
+            continue;
+        }
         if (source_normalise(rel, normal, err)) {
             rc = -1;
         } else if (e->fts_info == FTS_SL || e->fts_info == FTS_SLNONE) {
