@@ -163,7 +163,7 @@ static int list_source(struct source *s, void (*tick)(void *ctx, double position
         if (tick) tick(ctx, source_position(s));
     }
     if (r < 0) return -1;
-    qsort(l->files, l->count, sizeof *l->files, compare_listed);
+    if (l->count > 1) qsort(l->files, l->count, sizeof *l->files, compare_listed);
     if (!(l->names = malloc((l->count ? l->count : 1) * sizeof *l->names)))
         return eng_no_memory(err);
     for (size_t i = 0; i < l->count; i++) {

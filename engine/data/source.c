@@ -143,7 +143,8 @@ static int folder_list(struct source *s, struct eng_error *err)
         }
     }
     fts_close(fts);
-    if (rc == 0) qsort(s->files, s->file_count, sizeof *s->files, data_compare_names);
+    if (rc == 0 && s->file_count > 1)
+        qsort(s->files, s->file_count, sizeof *s->files, data_compare_names);
     return rc;
 }
 
