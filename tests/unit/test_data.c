@@ -889,6 +889,11 @@ static void test_folder_links_refused(void **state)
                                        {"c/l.png", NULL, 0, DB_SYMLINK, "/etc/hostname"}};
     db_write_tree(tree, entries, 2);
     import_fails(&s, tree, NULL, ENG_INVALID, "c/l.png: a symbolic link");
+    /* Nothing at all (fuzz_dataset's first find: an empty list sorted). */
+    char empty[1024];
+    snprintf(empty, sizeof empty, "%s/empty", s.src);
+    mkdir(empty, 0755);
+    import_fails(&s, empty, NULL, ENG_INVALID, "no image files in the source");
     import_fails(&s, "/nonexistent/augserve/dataset", NULL, ENG_NOT_FOUND, "No such file");
     free(a);
     scratch_free(&s);
