@@ -140,13 +140,9 @@ static int store(struct import *im, struct import_item *it, const struct img *pi
 
 static int add_item(struct import *im, const struct import_item *it, struct eng_error *err)
 {
-    if (im->count == im->cap) {
-        size_t cap = im->cap ? 2 * im->cap : 1024;
-        struct import_item *grown = realloc(im->items, cap * sizeof *grown);
-        if (!grown) return eng_no_memory(err);
-        im->items = grown;
-        im->cap = cap;
-    }
+    struct import_item *grown = data_grow(im->items, &im->cap, im->count, sizeof *grown, err);
+    if (!grown) return -1;
+    im->items = grown;
     im->items[im->count++] = *it;
     if (im->count > im->o.max_files)
         return eng_fail(err, ENG_TOO_LARGE, "%s: more than %llu images (max_files)", it->file,

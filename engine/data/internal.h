@@ -286,6 +286,9 @@ int split_write(const char *dir, const char *name, const uint32_t *indices, cons
 /* asprintf that sets err on failure: the new string, or NULL. */
 char *data_printf(struct eng_error *err, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
+/* Room for one more item in items (count used of *cap, each size bytes), doubling: items or its
+ * reallocation (*cap updated), or NULL with err when memory runs out (items untouched). */
+void *data_grow(void *items, size_t *cap, size_t count, size_t size, struct eng_error *err);
 /* strcmp for qsort over an array of char *. */
 int data_compare_names(const void *a, const void *b);
 /* Names of files the cache makes (splits, ids): 1-64 letters, digits, '_', '-' or '.', not

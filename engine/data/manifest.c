@@ -95,13 +95,9 @@ static int read_line(struct lines *ls, const json_t *obj, size_t number, const c
         snprintf(why, sizeof why, "%s", err->message);
         return eng_fail(err, ENG_INVALID, "%s: %s", where, why);
     }
-    if (ls->count == ls->cap) {
-        size_t cap = ls->cap ? 2 * ls->cap : 256;
-        struct line *grown = realloc(ls->items, cap * sizeof *grown);
-        if (!grown) return eng_no_memory(err);
-        ls->items = grown;
-        ls->cap = cap;
-    }
+    struct line *grown = data_grow(ls->items, &ls->cap, ls->count, sizeof *grown, err);
+    if (!grown) return -1;
+    ls->items = grown;
     struct line *l = &ls->items[ls->count++];
     memset(l, 0, sizeof *l);
     l->number = number;

@@ -76,13 +76,9 @@ static int is_image_name(const char *path)
 
 static int list_add(struct listing *l, const struct source_entry *e, struct eng_error *err)
 {
-    if (l->count == l->cap) {
-        size_t cap = l->cap ? 2 * l->cap : 256;
-        struct listed *grown = realloc(l->files, cap * sizeof *grown);
-        if (!grown) return eng_no_memory(err);
-        l->files = grown;
-        l->cap = cap;
-    }
+    struct listed *grown = data_grow(l->files, &l->cap, l->count, sizeof *grown, err);
+    if (!grown) return -1;
+    l->files = grown;
     if (!(l->files[l->count].name = strdup(e->name))) return eng_no_memory(err);
     l->files[l->count++].size = e->size;
     return 0;

@@ -131,10 +131,10 @@ static int folder_list(struct source *s, struct eng_error *err)
             if (s->file_count == s->limits.max_files) {
                 rc = eng_fail(err, ENG_TOO_LARGE, "%s: more than %llu files (max_files)", s->path,
                               (unsigned long long)s->limits.max_files);
-            } else if (s->file_count == cap) {
-                char **grown = realloc(s->files, (cap = cap ? 2 * cap : 256) * sizeof *grown);
-                if (!grown) rc = eng_no_memory(err);
+            } else {
+                char **grown = data_grow(s->files, &cap, s->file_count, sizeof *grown, err);
                 if (grown) s->files = grown;
+                rc = grown ? 0 : -1;
             }
             if (rc == 0 && !(s->files[s->file_count] = strdup(normal))) rc = eng_no_memory(err);
             if (rc == 0) s->file_count++;

@@ -79,16 +79,10 @@ static int split_insert(struct dataset *ds, struct data_split *s, struct eng_err
     int rc = 0;
     if (at < ds->split_count && strcmp(ds->splits[at]->name, s->name) == 0)
         rc = eng_fail(err, ENG_CONFLICT, "split '%s' exists already", s->name);
-    if (rc == 0 && ds->split_count == ds->split_cap) {
-        size_t cap = ds->split_cap ? 2 * ds->split_cap : 8;
-        struct data_split **grown = realloc(ds->splits, cap * sizeof *grown);
-        if (grown) {
-            ds->splits = grown;
-            ds->split_cap = cap;
-        } else {
-            rc = eng_no_memory(err);
-        }
-    }
+    struct data_split **grown =
+        rc ? NULL : data_grow(ds->splits, &ds->split_cap, ds->split_count, sizeof *grown, err);
+    if (grown) ds->splits = grown;
+    if (!grown) rc = -1;
     if (rc == 0) {
         memmove(ds->splits + at + 1, ds->splits + at, (ds->split_count - at) * sizeof *ds->splits);
         ds->splits[at] = s;

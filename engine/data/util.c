@@ -76,3 +76,16 @@ int data_name_check(const char *what, const char *name, struct eng_error *err)
                         what, name);
     return 0;
 }
+
+void *data_grow(void *items, size_t *cap, size_t count, size_t size, struct eng_error *err)
+{
+    if (count < *cap) return items;
+    const size_t more = *cap ? 2 * *cap : 64;
+    void *grown = realloc(items, more * size);
+    if (!grown) {
+        eng_no_memory(err);
+        return NULL;
+    }
+    *cap = more;
+    return grown;
+}

@@ -17,6 +17,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "data/dataset.h"
 #include "image/codec.h"
 
 void db_write_archive(const char *path, enum db_archive kind, const struct db_entry *entries,
@@ -186,4 +187,40 @@ size_t db_count_entries(const char *dir)
         n += strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0;
     closedir(d);
     return n;
+}
+
+struct db_dataset db_dataset_make(const struct db_class *classes, size_t n, int width, int height,
+                                  int seed_step)
+{
+    struct db_dataset d = {db_temp_dir(), NULL, NULL};
+    char src[1024], out[1024];
+    snprintf(src, sizeof src, "%s/src", d.root);
+    snprintf(out, sizeof out, "%s/out", d.root);
+    mkdir(out, 0755);
+    int seed = 0;
+    for (size_t c = 0; c < n; c++)
+        for (int k = 0; k < classes[c].count; k++, seed += seed_step) {
+            char name[256];
+            size_t size;
+            void *png = db_png(width, height, 3, seed, &size);
+            snprintf(name, sizeof name, "%s/%03d.png", classes[c].folder, k);
+            const struct db_entry e = {name, png, size, DB_FILE, NULL};
+            db_write_tree(src, &e, 1);
+            free(png);
+        }
+    struct eng_error err = {0};
+    json_t *report = NULL;
+    if (data_import(src, out, "set", NULL, &report, &err)) fail_msg("%s", err.message);
+    json_decref(report);
+    if (asprintf(&d.dir, "%s/set", out) < 0) fail_msg("out of memory");
+    if (!(d.ds = dataset_open(d.dir, &err))) fail_msg("%s", err.message);
+    return d;
+}
+
+void db_dataset_free(struct db_dataset *d)
+{
+    dataset_close(d->ds);
+    db_remove(d->root);
+    free(d->dir);
+    free(d->root);
 }

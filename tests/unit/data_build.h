@@ -47,4 +47,23 @@ size_t db_count_entries(const char *dir);
 /* Writes data to path. */
 void db_write_file(const char *path, const void *data, size_t size);
 
+/* One class folder of a dataset db_import_classes makes: count images under folder. */
+struct db_class {
+    const char *folder; /* "train/cat" */
+    int count;
+};
+
+/* A dataset in a temporary folder of its own: root/out/set, imported from root/src. */
+struct db_dataset {
+    char *root, *dir;
+    struct dataset *ds;
+};
+
+/* Writes images <folder>/<k>.png (k = 000, 001, ...) of each class, image number i (counting
+ * across the classes) being db_png(width, height, 3, i * seed_step), imports them and opens the
+ * dataset. db_dataset_free closes it and removes the folder. */
+struct db_dataset db_dataset_make(const struct db_class *classes, size_t n, int width, int height,
+                                  int seed_step);
+void db_dataset_free(struct db_dataset *d);
+
 #endif

@@ -20,39 +20,17 @@
 /* A dataset of 1x1 images: test/a 2 (indices 0, 1 in name order), then train/a 30, train/b 40,
  * train/c 50 (2-31, 32-71, 72-121). */
 struct fixture {
-    char *root;
-    char dir[1024];
+    struct db_dataset d;
     struct dataset *ds;
 };
 
 static int setup(void **state)
 {
     struct fixture *f = calloc(1, sizeof *f);
-    f->root = db_temp_dir();
-    char src[512], out[512];
-    snprintf(src, sizeof src, "%s/src", f->root);
-    snprintf(out, sizeof out, "%s/out", f->root);
-    mkdir(out, 0755);
-    static const struct {
-        const char *folder;
-        int count;
-    } classes[] = {{"train/a", 30}, {"train/b", 40}, {"train/c", 50}, {"test/a", 2}};
-    for (size_t c = 0, seed = 0; c < 4; c++)
-        for (int k = 0; k < classes[c].count; k++, seed++) {
-            char name[64];
-            size_t size;
-            void *png = db_png(1, 1, 3, (int)seed, &size);
-            snprintf(name, sizeof name, "%s/%03d.png", classes[c].folder, k);
-            const struct db_entry e = {name, png, size, DB_FILE};
-            db_write_tree(src, &e, 1);
-            free(png);
-        }
-    struct eng_error err = {0};
-    json_t *report = NULL;
-    if (data_import(src, out, "set", NULL, &report, &err)) fail_msg("%s", err.message);
-    json_decref(report);
-    snprintf(f->dir, sizeof f->dir, "%s/set", out);
-    if (!(f->ds = dataset_open(f->dir, &err))) fail_msg("%s", err.message);
+    static const struct db_class classes[] = {
+        {"test/a", 2}, {"train/a", 30}, {"train/b", 40}, {"train/c", 50}};
+    f->d = db_dataset_make(classes, sizeof classes / sizeof *classes, 1, 1, 1);
+    f->ds = f->d.ds;
     *state = f;
     return 0;
 }
@@ -60,9 +38,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     struct fixture *f = *state;
-    dataset_close(f->ds);
-    db_remove(f->root);
-    free(f->root);
+    db_dataset_free(&f->d);
     free(f);
     return 0;
 }
@@ -139,7 +115,7 @@ static void test_per_class(void **state)
         assert_int_equal(seen[i], i >= 2);
     /* Saved: a new handle reads both back. */
     struct eng_error err = {0};
-    struct dataset *again = dataset_open(f->dir, &err);
+    struct dataset *again = dataset_open(f->d.dir, &err);
     assert_non_null(again);
     assert_same_split(dataset_split(again, "labeled"), labeled);
     assert_same_split(dataset_split(again, "labeled-rest"), rest);
@@ -283,7 +259,7 @@ static void test_refused(void **state)
     derive_fails(f->ds, spec, ENG_CONFLICT, "split 'test' exists already");
     assert_null(dataset_split(f->ds, "q"));
     char path[2048];
-    snprintf(path, sizeof path, "%s/splits/q.split", f->dir);
+    snprintf(path, sizeof path, "%s/splits/q.split", f->d.dir);
     FILE *file = fopen(path, "rb");
     assert_null(file);
     assert_int_equal(dataset_split_count(f->ds), 2);
@@ -303,7 +279,7 @@ static void test_own_labels(void **state)
     assert_int_equal(data_split_label(f->ds, s, 0), 0);
     assert_int_equal(data_split_label(f->ds, s, 1), 1);
     assert_int_equal(data_split_label(f->ds, s, 2), 2);
-    struct dataset *again = dataset_open(f->dir, &err);
+    struct dataset *again = dataset_open(f->d.dir, &err);
     assert_same_split(dataset_split(again, "pseudo"), s);
     dataset_close(again);
     const uint32_t past[1] = {122}, twice[2] = {4, 4};

@@ -26,8 +26,7 @@
 
 /* A dataset of 8x6 RGB images: test/a 2, train/a 7, train/b 6 (indices 0-1, 2-8, 9-14). */
 struct fixture {
-    char *root;
-    char dir[1024];
+    struct db_dataset d;
     struct dataset *ds;
     struct policy *policy;
 };
@@ -38,31 +37,10 @@ static const struct classify_preprocess pp = {
 static int setup(void **state)
 {
     struct fixture *f = calloc(1, sizeof *f);
-    f->root = db_temp_dir();
-    char src[512], out[512];
-    snprintf(src, sizeof src, "%s/src", f->root);
-    snprintf(out, sizeof out, "%s/out", f->root);
-    mkdir(out, 0755);
-    static const struct {
-        const char *folder;
-        int count;
-    } classes[] = {{"test/a", 2}, {"train/a", 7}, {"train/b", 6}};
-    for (int c = 0, seed = 0; c < 3; c++)
-        for (int k = 0; k < classes[c].count; k++, seed += 40) {
-            char name[64];
-            size_t size;
-            void *png = db_png(8, 6, 3, seed, &size);
-            snprintf(name, sizeof name, "%s/%d.png", classes[c].folder, k);
-            const struct db_entry e = {name, png, size, DB_FILE};
-            db_write_tree(src, &e, 1);
-            free(png);
-        }
+    static const struct db_class classes[] = {{"test/a", 2}, {"train/a", 7}, {"train/b", 6}};
+    f->d = db_dataset_make(classes, sizeof classes / sizeof *classes, 8, 6, 40);
+    f->ds = f->d.ds;
     struct eng_error err = {0};
-    json_t *report = NULL;
-    if (data_import(src, out, "set", NULL, &report, &err)) fail_msg("%s", err.message);
-    json_decref(report);
-    snprintf(f->dir, sizeof f->dir, "%s/set", out);
-    if (!(f->ds = dataset_open(f->dir, &err))) fail_msg("%s", err.message);
     if (!(f->policy = policy_parse_text("randaugment", &err))) fail_msg("%s", err.message);
     *state = f;
     return 0;
@@ -72,9 +50,7 @@ static int teardown(void **state)
 {
     struct fixture *f = *state;
     policy_free(f->policy);
-    dataset_close(f->ds);
-    db_remove(f->root);
-    free(f->root);
+    db_dataset_free(&f->d);
     free(f);
     return 0;
 }
