@@ -22,6 +22,8 @@ build_packages=(
   libmpg123-dev       # MP3 decoding
   libsoxr-dev         # audio resampling
   libfftw3-dev        # STFT for log-mel features
+  libarchive-dev      # dataset archives: reads tar, gzip and zip safely and streams them, so the
+                      # project writes no decompressor of its own
   libcmocka-dev       # unit tests
   libcurl4-openssl-dev # integration tests' HTTP client
   libonnx-testdata    # real ONNX models for the model-file tests
@@ -37,6 +39,7 @@ build_packages=(
 runtime_packages=(
   libmicrohttpd12 libjansson4 libssl3 libsqlite3-0 libturbojpeg0 libspng0 libvips42
   libprotobuf-c1 libdnnl2 libsndfile1 libvorbisfile3 libopusfile0 libmpg123-0 libsoxr0 libfftw3-single3
+  libarchive13 # dataset archives (tar, gzip, zip)
   ca-certificates curl # curl: the image's HEALTHCHECK
 )
 

@@ -1,9 +1,9 @@
 /* Command-line tools on the engine, for scripts: `augserve augment` and `augment-audio`
- * (cli_augment.c), `augserve bench augment|infer|audio|similarity` (cli_bench.c) and
- * `augserve eval-2afc` (cli_eval.c). They call the same engine functions as the handlers (the
- * audio ones through policy/audio_pipeline.h), so the benchmarks measure what the server runs.
- * This file holds what they share (cli_internal.h): reading inputs, the policy, the
- * "--name value" flags, JSON lines and perceptual models. */
+ * (cli_augment.c), `augserve bench augment|infer|audio|similarity|loader` (cli_bench.c),
+ * `augserve eval-2afc` (cli_eval.c) and `augserve dataset` (cli_data.c). They call the same engine
+ * functions as the handlers (the audio ones through policy/audio_pipeline.h), so the benchmarks
+ * measure what the server runs. This file holds what they share (cli_internal.h): reading inputs,
+ * the policy, the "--name value" flags, JSON lines and perceptual models. */
 #include "cli_internal.h"
 
 #include <errno.h>

@@ -1,5 +1,5 @@
-/* `augserve bench augment|infer|audio|similarity`: each runs one of the server's paths in a loop
- * for a number of seconds and prints one JSON line of its throughput. The paths are the
+/* `augserve bench augment|infer|audio|similarity|loader`: each runs one of the server's paths in a
+ * loop for a number of seconds and prints one JSON line of its throughput. The paths are the
  * server's own engine calls, so the figures are the server's; the inputs are synthetic unless
  * a file is given. */
 #include "cli.h"
@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "data/loader.h"
 #include "image/geometry.h"
 #include "image/targets.h"
 #include "nn/nn.h"
@@ -44,7 +45,15 @@ static void bench_usage(FILE *out)
             "usage: augserve bench audio -p POLICY [--seconds S] [--audio FILE]\n"
             "One thread: decode the clip (default: a synthetic 7 s speech-like 16 kHz WAV) to\n"
             "16 kHz -> 80-mel log features -> policy -> float32 .npy. Prints {\"policy\",\n"
-            "\"clip_seconds\", \"runs\", \"seconds\", \"audio_seconds_per_second\"}.\n");
+            "\"clip_seconds\", \"runs\", \"seconds\", \"audio_seconds_per_second\"}.\n"
+            "usage: augserve bench loader --dataset DIR --policy P [--split S] [--batch B]\n"
+            "                             [--threads T] [--seconds S] [--crop N]\n"
+            "The data loader on an imported dataset (augserve dataset import): epochs of the\n"
+            "split (default train, else the first) shuffled, the policy on each image, then\n"
+            "ToTensor and ImageNet's Normalize (a center crop of N first, needed when images\n"
+            "differ in size) into NCHW float batches of B (default 128), on T loader threads\n"
+            "(default 2). Prints {\"dataset\", \"split\", \"policy\", \"batch\", \"threads\",\n"
+            "\"images\", \"seconds\", \"images_per_second\"}.\n");
 }
 
 static double now_seconds(void)
@@ -554,8 +563,88 @@ static int bench_similarity(int argc, char **argv)
     return status;
 }
 
+/* ---- bench loader ---------------------------------------------------------------------------- */
+
+/* One bench loader run: one batch, a new epoch's loader when the last one is spent. */
+struct loader_run {
+    struct data_loader_options options;
+    struct data_loader *loader;
+    long images;
+};
+
+static int loader_once(void *ctx, uint32_t run)
+{
+    struct loader_run *r = ctx;
+    struct eng_error err = {0};
+    struct data_batch b;
+    for (int tries = 0; tries < 2; tries++) {
+        if (!r->loader && !(r->loader = data_loader_new(&r->options, &err))) break;
+        int got = data_loader_next(r->loader, &b, &err);
+        if (got == 1) {
+            r->images += (long)b.size;
+            return 0;
+        }
+        data_loader_free(r->loader);
+        r->loader = NULL;
+        r->options.epoch++;
+        if (got < 0) break;
+    }
+    fprintf(stderr, "augserve: %s\n", err.code ? err.message : "the split is empty");
+    return -1;
+}
+
+static int bench_loader(int argc, char **argv)
+{
+    const char *dir = NULL, *policy_text = NULL, *split_name = NULL;
+    int batch = 128, threads = 2, crop = 0;
+    double seconds = 5;
+    const struct cli_flag flags[] = {
+        {"--dataset", FLAG_TEXT, &dir},     {"--policy", FLAG_TEXT, &policy_text},
+        {"-p", FLAG_TEXT, &policy_text},    {"--split", FLAG_TEXT, &split_name},
+        {"--batch", FLAG_INT, &batch},      {"--threads", FLAG_INT, &threads},
+        {"--seconds", FLAG_REAL, &seconds}, {"--crop", FLAG_INT, &crop}};
+    if (cli_parse_flags(argc - 1, argv + 1, flags, FLAG_COUNT(flags)) != 0 || !dir ||
+        !policy_text || batch < 1 || batch > 65536 || threads < 0 || threads > 256 || crop < 0 ||
+        crop > 65535 || !(seconds > 0 && seconds <= 3600))
+        return bench_usage(stderr), 2;
+    struct eng_error err = {0};
+    struct dataset *ds = dataset_open(dir, &err);
+    if (!ds) return fprintf(stderr, "augserve: %s\n", err.message), 1;
+    const struct data_split *split = dataset_split(ds, split_name ? split_name : "train");
+    if (!split && !split_name) split = dataset_split_at(ds, 0);
+    struct policy *policy = split ? cli_parse_policy(policy_text) : NULL;
+    if (!split) fprintf(stderr, "augserve: %s: no split '%s'\n", dir, split_name);
+    const struct classify_preprocess pp = {.crop_height = crop,
+                                           .crop_width = crop,
+                                           .scale = 1.0f / 255,
+                                           .mean = {0.485f, 0.456f, 0.406f},
+                                           .std = {0.229f, 0.224f, 0.225f},
+                                           .channels = 3};
+    struct loader_run r = {.options = {.dataset = ds,
+                                       .split = split,
+                                       .policy = policy,
+                                       .preprocess = &pp,
+                                       .seed = 1,
+                                       .batch = (size_t)batch,
+                                       .shuffle = 1,
+                                       .threads = threads}};
+    long runs = 0;
+    double elapsed = 0;
+    int status = policy ? bench_repeat(seconds, loader_once, &r, &runs, &elapsed) : 2;
+    if (status == 0)
+        cli_print_line(json_pack("{s:s, s:s, s:s, s:i, s:i, s:I, s:f, s:f}", "dataset", dir,
+                                 "split", split->name, "policy", policy_text, "batch", batch,
+                                 "threads", threads, "images", (json_int_t)r.images, "seconds",
+                                 elapsed, "images_per_second", r.images / elapsed));
+    data_loader_free(r.loader);
+    policy_free(policy);
+    dataset_close(ds);
+    return status;
+}
+
 int cli_bench(int argc, char **argv)
 {
+    if (argc >= 1 && strcmp(argv[0], "loader") == 0) return bench_loader(argc, argv);
     if (argc >= 1 && strcmp(argv[0], "similarity") == 0) return bench_similarity(argc, argv);
     if (argc >= 1 && strcmp(argv[0], "infer") == 0) return bench_infer(argc, argv);
     if (argc >= 1 && strcmp(argv[0], "audio") == 0) return bench_audio(argc, argv);

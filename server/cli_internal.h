@@ -1,6 +1,6 @@
 /* What the command-line tools share, defined in cli.c: reading inputs, parsing the policy and
  * the "--name value" flags, printing a JSON line, opening a perceptual model. Private to
- * cli.c, cli_augment.c, cli_bench.c and cli_eval.c: the CMakeLists defines
+ * cli.c, cli_augment.c, cli_bench.c, cli_eval.c and cli_data.c: the CMakeLists defines
  * AUGSERVE_CLI_INTERNAL for those files only. */
 #ifndef AUGSERVE_CLI_INTERNAL_H
 #define AUGSERVE_CLI_INTERNAL_H

@@ -34,6 +34,9 @@ static void print_usage(FILE *out)
                  "       augserve bench augment -p POLICY [--size PIXELS] [--seconds S]\n"
                  "       augserve bench audio -p POLICY [--seconds S] [--audio FILE]\n"
                  "       augserve bench similarity --model DIR [--size PIXELS] [--batch B]\n"
+                 "       augserve bench loader --dataset DIR --policy P [--batch B] [--threads T]\n"
+                 "       augserve dataset import PATH --out DIR [--name NAME] [--image-size N]\n"
+                 "       augserve dataset show DIR\n"
                  "       augserve eval-2afc --dataset DIR --metric lpips:MODEL|ssim|psnr\n"
                  "       augserve --help | --version\n"
                  "\n"
@@ -215,6 +218,7 @@ int main(int argc, char **argv)
         return cli_augment_audio(argc - 2, argv + 2);
     if (argc >= 2 && strcmp(argv[1], "bench") == 0) return cli_bench(argc - 2, argv + 2);
     if (argc >= 2 && strcmp(argv[1], "eval-2afc") == 0) return cli_eval_2afc(argc - 2, argv + 2);
+    if (argc >= 2 && strcmp(argv[1], "dataset") == 0) return cli_dataset(argc - 2, argv + 2);
 
     const char *config_path = getenv("AUGSERVE_CONFIG");
     int print_config = 0;

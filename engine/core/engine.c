@@ -10,6 +10,7 @@ const char *engine_version(void)
 const char *const *engine_features(void)
 {
     /* Each engine module adds its name here as it lands. */
-    static const char *const features[] = {"image", "targets", "audio", "nn", "metrics", NULL};
+    static const char *const features[] = {"image",   "targets", "audio", "nn",
+                                           "metrics", "data",    NULL};
     return features;
 }

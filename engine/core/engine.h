@@ -4,7 +4,7 @@
  * The engine is one folder per area, each a static library (engine/CMakeLists.txt) that links
  * only the areas below it; style.layers holds every #include to those links:
  *
- *   core <- image, audio <- policy <- classify        core <- nn        core <- metrics
+ *   core <- image, audio <- policy <- classify <- data      core <- nn      core <- metrics
  *
  * core (this folder) is what every area shares, and nothing else:
  *   error.h     the error value every fallible function returns (a code and a message naming

@@ -157,7 +157,7 @@ static void test_v1_info(void **state)
     assert_string_equal(json_str(json_object_get(doc, "defaults"), "color"), "keep");
     /* Every engine module the server is built with is listed, so a client can tell what it
      * may call. */
-    static const char *const modules[] = {"image", "targets", "audio", "nn", "metrics"};
+    static const char *const modules[] = {"image", "targets", "audio", "nn", "metrics", "data"};
     json_t *features = json_object_get(doc, "features");
     for (size_t i = 0; i < sizeof modules / sizeof modules[0]; i++) {
         size_t k;
