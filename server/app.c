@@ -8,6 +8,7 @@
 
 #include "admission.h"
 #include "auth.h"
+#include "datasets.h"
 #include "handlers.h"
 #include "image/codec.h"
 #include "jobs.h"
@@ -129,6 +130,10 @@ int app_open(struct app *app, const struct config *cfg, struct eng_error *err)
         .max_plan_bytes = (size_t)cfg->max_request_memory};
     app->models = models_open(cfg->models_dir, &models, err);
     if (!app->models) goto fail;
+    char datasets[PATH_MAX];
+    snprintf(datasets, sizeof datasets, "%s/datasets", cfg->data_dir);
+    app->datasets = datasets_open(datasets, err);
+    if (!app->datasets) goto fail;
     app->jobs = jobs_start(app, err);
     if (!app->jobs) goto fail;
     app->admission = admission_create(app->workers, cfg->queue);
@@ -146,6 +151,7 @@ void app_close(struct app *app)
 {
     admission_destroy(app->admission);
     jobs_close(app->jobs);
+    datasets_close(app->datasets);
     storage_close(app->storage);
     models_close(app->models);
     access_log_close(app->access_log);

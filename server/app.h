@@ -27,6 +27,7 @@ struct app {
     struct policy_cache *policies; /* parsed policies by text */
     struct models *models;         /* the model repository of cfg->models_dir */
     struct jobs *jobs;             /* the job runners (jobs.h) */
+    struct datasets *datasets;     /* the imported datasets of data_dir/datasets (datasets.h) */
     char *static_root;             /* realpath of cfg->static_dir, or NULL if it does not exist */
     int workers;                   /* effective worker count (cfg->workers resolved) */
     const struct route *routes;    /* the routing table in force */
