@@ -28,6 +28,7 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 
+#include "assert_near.h"
 #include "core/img.h"
 #include "harness.h"
 #include "image/codec.h"
@@ -295,14 +296,6 @@ static double number(json_t *obj, const char *key)
     if (!json_is_number(v)) fail_msg("%s is not a number", key);
     return json_number_value(v);
 }
-
-#define assert_near(a, b, tol)                                                                     \
-    do {                                                                                           \
-        double a_ = (a), b_ = (b);                                                                 \
-        if (!(fabs(a_ - b_) <= (tol)))                                                             \
-            fail_msg("%s:%d: %.9g is not %.9g within %g", __FILE__, __LINE__, a_, b_,              \
-                     (double)(tol));                                                               \
-    } while (0)
 
 /* ---- evaluate -------------------------------------------------------------------------------- */
 
