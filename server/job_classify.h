@@ -33,8 +33,9 @@ struct job_classify {
     const char *model_name, *dataset_id; /* params' strings */
     size_t batch;
     uint64_t seed;
-    /* Dataset class -> model class; -1 for a class the model was not checked against yet (a
-     * model without labels: checked once its class count is known, job_classify_classes). */
+    /* Dataset class -> model class: by name, or the same index for a model without labels
+     * (then checked against the model's class count once the first batch gives it:
+     * job_classify_classes). */
     int32_t *class_map;
     size_t model_classes; /* 0 until known */
 };
