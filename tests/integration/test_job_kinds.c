@@ -212,6 +212,9 @@ static void make_dataset(const struct server *srv, char id[64])
     import_dataset(srv, src, id);
 }
 
+/* Images per class of the larger dataset: enough for a job to run a while at 224x224. */
+#define BIG 300
+
 /* A larger dataset for the kill and cancel tests: per class n images of colours that vary. */
 static void make_big_dataset(const struct server *srv, int n, char id[64])
 {
@@ -442,6 +445,29 @@ static void test_affinity(void **state)
     harness_pass(state);
 }
 
+/* Split `name` of the server's dataset ds as `augserve dataset show` describes it (the caller owns
+ * it), or NULL when there is none; fails the test when the dataset has it twice. */
+static json_t *split_described(const struct server *srv, const char *ds, const char *name)
+{
+    char dir[PATH_MAX + 96];
+    snprintf(dir, sizeof dir, "%s/datasets/%s", srv->data_dir, ds);
+    const char *args[] = {"dataset", "show", dir, NULL};
+    char *text, *errors;
+    assert_int_equal(harness_run_binary(args, &text, &errors), 0);
+    json_t *described = json_loads(text, 0, NULL), *split, *found = NULL;
+    size_t i;
+    json_array_foreach(json_object_get(described, "splits"), i,
+                       split) if (strcmp(json_str(split, "name"), name) == 0)
+    {
+        assert_null(found);
+        found = json_incref(split);
+    }
+    json_decref(described);
+    free(text);
+    free(errors);
+    return found;
+}
+
 /* ---- pseudo-label ---------------------------------------------------------------------------- */
 
 static void test_pseudo_label(void **state)
@@ -488,20 +514,17 @@ static void test_pseudo_label(void **state)
     }
     json_decref(doc);
 
-    /* The split is in the dataset, with the pseudo-labels as its labels. */
-    char dir[PATH_MAX + 96];
-    snprintf(dir, sizeof dir, "%s/datasets/%s", srv->data_dir, ds);
-    const char *args[] = {"dataset", "show", dir, NULL};
-    char *text, *errors;
-    assert_int_equal(harness_run_binary(args, &text, &errors), 0);
-    assert_contains(text, "\"pseudo\"");
-    json_t *described = json_loads(text, 0, NULL);
-    char *splits = json_dumps(json_object_get(described, "splits"), JSON_COMPACT);
-    assert_contains(splits, "\"pseudo\"");
-    free(splits);
-    json_decref(described);
-    free(text);
-    free(errors);
+    /* The split is in the dataset, with the pseudo-labels as its labels: per_class counts in the
+     * dataset's class order (blue, green, red), the model's reversed. */
+    json_t *split = split_described(srv, ds, "pseudo");
+    assert_non_null(split);
+    assert_int_equal(json_int(split, "count"), total);
+    assert_true(json_is_true(json_object_get(split, "labeled")));
+    for (int c = 0; c < CLASSES; c++)
+        assert_int_equal(
+            json_integer_value(json_array_get(json_object_get(split, "per_class"), (size_t)c)),
+            accepted[CLASSES - 1 - c]);
+    json_decref(split);
 
     /* A second job naming the same split is refused before it queues. */
     struct http_response r;
@@ -511,6 +534,41 @@ static void test_pseudo_label(void **state)
     assert_error_envelope(&r, 409, "conflict");
     assert_contains(r.body, "params.as_split");
     http_response_free(&r);
+    harness_pass(state);
+}
+
+/* as_split once: jobs queued behind one that adds the split (job_workers 1) pass validation, as
+ * it is not there yet. At their end, the one that found the same images and labels there goes on
+ * (what a job resumed after adding its split does); the one with another threshold, hence other
+ * images, fails with a conflict. */
+static void test_as_split_once(void **state)
+{
+    struct server *srv = start(state);
+    char ds[64], params[3][256], id[3][32];
+    make_big_dataset(srv, BIG, ds);
+    const double thresholds[3] = {0.6, 0.6, 0.9};
+    for (int i = 0; i < 3; i++) {
+        snprintf(params[i], sizeof params[i],
+                 "{\"model\": \"colour-big\", \"dataset\": \"%s\", \"split\": \"test\", "
+                 "\"batch_size\": 1, \"threshold\": %g, \"as_split\": \"p\"}",
+                 ds, thresholds[i]);
+        submit(srv, "pseudo-label", params[i], id[i]);
+    }
+    json_t *first = job_wait_state(srv, id[0], "succeeded");
+    json_t *same = job_wait_state(srv, id[1], "succeeded");
+    json_t *other = job_wait_state(srv, id[2], "failed");
+    json_int_t images = json_int(json_object_get(first, "result"), "split_images");
+    assert_true(images > 0 && images < CLASSES * BIG);
+    assert_int_equal(json_int(json_object_get(same, "result"), "split_images"), images);
+    assert_contains(json_str(other, "error"), "another split p");
+    json_decref(first);
+    json_decref(same);
+    json_decref(other);
+    /* The dataset has the split once, of the first job's images. */
+    json_t *split = split_described(srv, ds, "p");
+    assert_non_null(split);
+    assert_int_equal(json_int(split, "count"), images);
+    json_decref(split);
     harness_pass(state);
 }
 
@@ -540,9 +598,6 @@ static void wait_progress(const struct server *srv, const char *id, double fract
         job_sleep_ms(5);
     }
 }
-
-/* Images per class of the kill test's dataset: enough for the job to run a while at 224x224. */
-#define BIG 300
 
 /* Runs a job of kind with params (a format with one %s, the dataset) on the big dataset to the
  * end; then the same job again, killed with kill -9 once a fifth is done and resumed by a second
@@ -718,13 +773,10 @@ int main(int argc, char **argv)
     struct eng_error err = {0};
     if (img_codec_init(&err) != 0) return fprintf(stderr, "%s\n", err.message), 1;
     const struct CMUnitTest tests[] = {
-        HARNESS_MODELS_TEST(test_evaluate),
-        HARNESS_MODELS_TEST(test_affinity),
-        HARNESS_MODELS_TEST(test_pseudo_label),
-        HARNESS_MODELS_TEST(test_bad_params),
-        HARNESS_MODELS_TEST(test_cancel),
-        HARNESS_MODELS_TEST(test_kill9_evaluate),
-        HARNESS_MODELS_TEST(test_kill9_pseudo_label),
+        HARNESS_MODELS_TEST(test_evaluate),       HARNESS_MODELS_TEST(test_affinity),
+        HARNESS_MODELS_TEST(test_pseudo_label),   HARNESS_MODELS_TEST(test_bad_params),
+        HARNESS_MODELS_TEST(test_cancel),         HARNESS_MODELS_TEST(test_as_split_once),
+        HARNESS_MODELS_TEST(test_kill9_evaluate), HARNESS_MODELS_TEST(test_kill9_pseudo_label),
         HARNESS_MODELS_TEST(test_kill9_affinity),
     };
     return harness_main(argc, argv, "job_kinds", tests, sizeof tests / sizeof tests[0]);
