@@ -20,6 +20,7 @@
 #include "image/geometry.h"
 #include "input.h"
 #include "job_store.h"
+#include "json_text.h"
 #include "log.h"
 #include "request.h"
 #include "response.h"
@@ -287,19 +288,7 @@ static int read_split_spec(const json_t *doc, struct data_split_spec *spec, stru
         return eng_fail(err, ENG_INVALID,
                         "the body must be a JSON object: {\"name\", \"from\", \"fraction\" | "
                         "\"count\" | \"per_class\", \"stratified\", \"seed\"}");
-    const char *key;
-    const json_t *value;
-    json_object_foreach((json_t *)doc, key, value)
-    {
-        size_t i = 0;
-        while (members[i] && strcmp(members[i], key) != 0)
-            i++;
-        if (!members[i])
-            return eng_fail(err, ENG_INVALID,
-                            "%.100s: unknown member; a split has name, from, fraction, count, "
-                            "per_class, stratified, seed and rest",
-                            key);
-    }
+    if (json_check_members(doc, members, "", "member", err) != 0) return -1;
     memset(spec, 0, sizeof *spec);
     spec->name = json_string_value(json_object_get(doc, "name"));
     spec->from = json_string_value(json_object_get(doc, "from"));
@@ -467,7 +456,10 @@ void handle_dataset_delete(struct request *req, struct response *resp)
     if (record_of_request(req, resp, &r) != 0) return;
     char job[JOB_ID_SIZE];
     struct eng_error err;
-    int used = job_store_dataset_user(app->storage, r.id, job, &err);
+    /* Its import job ends the record just before it ends itself: once the record has ended, that
+     * job's work is done. */
+    const char *except = r.state == DATASET_IMPORTING ? NULL : r.job;
+    int used = job_store_dataset_user(app->storage, r.id, except, job, &err);
     if (used > 0)
         response_error(resp, 409, "dataset %s is in use by job %s (queued or running)", r.id, job);
     else if (used < 0)
