@@ -236,6 +236,11 @@ void handle_datasets_list(struct request *req, struct response *resp)
         json_t *doc = dataset_import_settle(app, &records[i], 0, &err) == 0
                           ? dataset_document(app, &records[i], 0, &err)
                           : NULL;
+        /* A cache that no longer opens (removed or damaged by hand) does not hide the others:
+         * its record is listed with why. */
+        if (!doc && err.code != ENG_NO_MEMORY && err.code != ENG_INTERNAL &&
+            (doc = record_document(app, &records[i])))
+            json_object_set_new(doc, "error", json_string_lossy(err.message));
         rc = doc ? json_array_append_new(list, doc) : -1;
     }
     dataset_records_free(records, count);

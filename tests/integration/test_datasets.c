@@ -828,6 +828,16 @@ static void test_kill9_during_import(void **state)
     assert_int_equal(server_stop(first, SIGKILL, 5000), 0);
     assert_true(WIFSIGNALED(first->wait_status));
 
+    /* What a kill leaves in data_dir/uploads beside the import's own upload: a partial upload
+     * and the upload of a dataset that no longer exists. The next start removes both, and keeps
+     * the one its queued import reads. */
+    char leftover[PATH_MAX + 64];
+    snprintf(leftover, sizeof leftover, "%s/uploads/.partial-AbC123", first->data_dir);
+    db_write_file(leftover, "half", 4);
+    const struct db_entry stale = {"0123456789abcdef01234567/upload", "x", 1, DB_FILE, NULL};
+    snprintf(leftover, sizeof leftover, "%s/uploads", first->data_dir);
+    db_write_tree(leftover, &stale, 1);
+    assert_int_equal(db_count_entries(leftover), 3);
     json_t *restart = json_pack("{s:i, s:s}", "job_threads", 1, "data_dir", first->data_dir);
     char *extra = json_dumps(restart, JSON_COMPACT);
     json_decref(restart);
