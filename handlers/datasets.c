@@ -205,18 +205,19 @@ void handle_datasets_create(struct request *req, struct response *resp)
         return;
     }
     if (read_source(req, resp, &rq) != 0) return;
-    struct dataset_record r;
+    char id[JOB_ID_SIZE], job[JOB_ID_SIZE];
     struct eng_error err;
-    if (dataset_import_submit(req->app, &rq, &r, &err) != 0) {
+    if (dataset_import_submit(req->app, &rq, id, job, &err) != 0) {
         response_engine_error(resp, &err);
         return;
     }
     if (rq.upload) req->upload_path = NULL; /* the import job's now */
-    json_t *doc = json_pack("{s:s, s:s, s:s, s:o}", "id", r.id, "job", r.job, "state",
-                            dataset_state_name(r.state), "name", json_string_lossy(r.name));
-    response_header(resp, "Location", "/v1/datasets/%s", r.id);
+    /* The state when the import was accepted: the job may have ended it already. */
+    json_t *doc =
+        json_pack("{s:s, s:s, s:s, s:o}", "id", id, "job", job, "state",
+                  dataset_state_name(DATASET_IMPORTING), "name", json_string_lossy(rq.name));
+    response_header(resp, "Location", "/v1/datasets/%s", id);
     response_json(resp, 202, doc);
-    dataset_record_clear(&r);
 }
 
 /* ---- GET /v1/datasets, GET /v1/datasets/{id} ------------------------------------------------- */
