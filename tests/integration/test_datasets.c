@@ -269,7 +269,7 @@ static void test_upload_formats(void **state)
     assert_string_equal(json_str(doc, "hash"), kept_hash);
     assert_string_equal(json_str(doc, "same_as"), first);
     json_decref(doc);
-    doc = upload_ready(srv, "name=pets-form", tar, tar_size, "pets.tar", third);
+    doc = upload_ready(srv, "name=pets-form", tar, tar_size, "my pets (1).tar", third);
     check_layout(doc);
     assert_string_equal(json_str(doc, "same_as"), first);
     json_decref(doc);
