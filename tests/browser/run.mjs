@@ -46,7 +46,7 @@ function startServer() {
   const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('AUGSERVE_')));
   const child = spawn(binary, ['--listen', '127.0.0.1:0', '--data-dir', path.join(work, 'data'),
     '--models-dir', path.join(work, 'models'), '--static-dir', path.join(source, 'static'),
-    '--access-log', 'off', '--workers', '2'], { env, stdio: ['ignore', 'inherit', 'pipe'] });
+    '--access-log', 'off', '--workers', '2', '--debug-routes', 'true'], { env, stdio: ['ignore', 'inherit', 'pipe'] });
   return new Promise((resolve, reject) => {
     let log = '';
     const timer = setTimeout(() => reject(new Error(`the server did not start in 15 s:\n${log}`)), 15000);
@@ -96,7 +96,7 @@ async function samplePixels(page) {
 
 // ---- The tests ----------------------------------------------------------------------------------
 
-const PAGES = ['index.html', 'boxes.html', 'audio.html', 'similarity.html', 'models.html'];
+const PAGES = ['index.html', 'boxes.html', 'audio.html', 'similarity.html', 'models.html', 'jobs.html'];
 const tests = [];
 const test = (name, fn, options = {}) => tests.push({ name, fn, options });
 
@@ -310,6 +310,83 @@ test('models: the repository is listed, predict and pseudo-label show bars', asy
   await page.waitForSelector('figure.prediction .badge');
   await shoot(page, 'models', 360);
   await assertNoStrayWords(page, 'models.html with predictions');
+  await page.close();
+});
+
+// Records every value #job-percent shows, with the job's state at that moment, in window.seen.
+function watchProgress() {
+  window.seen = [];
+  new MutationObserver(() => window.seen.push({
+    fraction: Number(document.querySelector('#job-percent').dataset.fraction),
+    state: document.querySelector('#job-view').dataset.state,
+  })).observe(document.querySelector('#job-percent'), { attributes: true, attributeFilter: ['data-fraction'] });
+}
+
+// Starts a job of the debug kind count from the Jobs page's JSON form; resolves to its id.
+async function startCount(page, params) {
+  await page.selectOption('#kind', 'count');
+  await page.fill('#params', JSON.stringify(params));
+  await page.click('#start');
+  await page.waitForFunction(() => /^#[0-9a-f]{24}$/.test(location.hash));
+  return page.evaluate(() => location.hash.slice(1));
+}
+
+test('jobs: a job started from the page is followed live over SSE, with the key, to its result', async ({ open, shoot }) => {
+  const page = await open('jobs.html');
+  // The server has no keys and ignores this one; the page must still send it on every request,
+  // the event stream included, which an EventSource could not.
+  await page.evaluate(() => sessionStorage.setItem('augserve-key', 'key-for-the-test'));
+  await page.reload();
+  await page.waitForSelector('body[data-ready="true"]');
+  const streams = [];
+  page.on('request', (r) => { if (r.url().endsWith('/events')) streams.push(r.headers().authorization); });
+  await page.evaluate(watchProgress);
+  const id = await startCount(page, { units: 5, unit_ms: 300 });
+  await page.waitForSelector('#job-view[data-state="succeeded"]', { timeout: 15000 });
+  assert(streams.length >= 1 && streams.every((h) => h === 'Bearer key-for-the-test'),
+    `the event stream was asked for with the key: ${JSON.stringify(streams)}`);
+  const seen = await page.evaluate(() => window.seen);
+  // count checkpoints after each of its 5 units: progress 0.2 ... 1, at most 4 events a second.
+  const live = seen.filter((s) => s.state === 'running' && s.fraction > 0 && s.fraction < 1);
+  assert(new Set(live.map((s) => s.fraction)).size >= 2, `progress moved while running: ${JSON.stringify(seen)}`);
+  assert(live.every((s) => [0.2, 0.4, 0.6, 0.8].includes(s.fraction)), `fractions are units / 5: ${JSON.stringify(live)}`);
+  assert(await page.textContent('#job-percent') === '100%', 'the bar ends full');
+  const log = await page.locator('#job-log li').allTextContents();
+  for (const state of ['state queued', 'state running: attempt 1', 'state succeeded']) {
+    assert(log.includes(state), `the log shows "${state}": ${JSON.stringify(log)}`);
+  }
+  // The result as a table: 1 + 2 + 3 + 4 + 5.
+  await page.waitForSelector('#job-result tr[data-key="total"]');
+  assert(await page.textContent('#job-result tr[data-key="total"] td') === '15', 'total 15 in the result table');
+  assert(await page.textContent('#job-result tr[data-key="units"] td') === '5', 'units 5 in the result table');
+  assert(await page.locator('#job-metrics td').first().textContent() === 'total', 'the metric is shown');
+  await page.waitForSelector('#job-artifacts [data-artifact="units.csv"]');
+  const [download] = await Promise.all([page.waitForEvent('download'), page.click('[data-artifact="units.csv"]')]);
+  const csv = fs.readFileSync(await download.path(), 'utf8');
+  assert(csv === 'unit,attempt\n1,1\n2,1\n3,1\n4,1\n5,1\n', `units.csv downloads whole: ${JSON.stringify(csv)}`);
+  assert(await page.locator(`#jobs tr[data-job="${id}"][data-state="succeeded"]`).count() === 1, 'the list row follows');
+  await shoot(page, 'jobs');
+  await shoot(page, 'jobs', 360);
+  await assertNoStrayWords(page, 'jobs.html with a result');
+  await page.close();
+});
+
+test('jobs: a long job is cancelled from the page and ends cancelled', async ({ open }) => {
+  const page = await open('jobs.html');
+  await page.evaluate(watchProgress);
+  const id = await startCount(page, { units: 600, unit_ms: 100 });
+  await page.waitForFunction(() => window.seen.some((s) => s.state === 'running' && s.fraction > 0), null, { timeout: 10000 });
+  await page.click('#cancel');
+  await page.waitForSelector('#job-view[data-state="cancelled"]', { timeout: 5000 });
+  assert(await page.isDisabled('#cancel'), 'cancel is disabled once cancelled');
+  const fraction = Number(await page.getAttribute('#job-percent', 'data-fraction'));
+  assert(fraction > 0 && fraction < 0.5, `stopped early: ${fraction}`);
+  const log = await page.locator('#job-log li').allTextContents();
+  assert(log.at(-1) === 'state cancelled', `the log ends with the cancellation: ${JSON.stringify(log)}`);
+  await page.selectOption('#state-filter', 'cancelled');
+  await page.waitForSelector(`#jobs tr[data-job="${id}"]`);
+  assert(await page.locator('#jobs tbody tr').evaluateAll((rows) => rows.every((r) => r.dataset.state === 'cancelled')),
+    'the filter shows cancelled jobs only');
   await page.close();
 });
 
