@@ -10,6 +10,7 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import zlib from 'node:zlib';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
 import { tinyPerceptualConfig, tinyPerceptualModel } from './onnx.mjs';
@@ -94,9 +95,81 @@ async function samplePixels(page) {
   };
 }
 
+// ---- A dataset archive, made here ---------------------------------------------------------------
+
+// CRC-32 as PNG chunks use it (zlib.crc32 is newer than Debian 12's Node.js 18).
+const CRC_TABLE = Array.from({ length: 256 }, (_, n) => {
+  let c = n;
+  for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+  return c >>> 0;
+});
+function crc32(bytes) {
+  let c = 0xffffffff;
+  for (const b of bytes) c = CRC_TABLE[(c ^ b) & 0xff] ^ (c >>> 8);
+  return (c ^ 0xffffffff) >>> 0;
+}
+
+// A width x height RGB PNG of one colour.
+function solidPng(width, height, rgb) {
+  const chunk = (type, data) => {
+    const body = Buffer.concat([Buffer.from(type, 'latin1'), data]);
+    const out = Buffer.alloc(body.length + 8);
+    out.writeUInt32BE(data.length, 0);
+    body.copy(out, 4);
+    out.writeUInt32BE(crc32(body), body.length + 4);
+    return out;
+  };
+  const header = Buffer.alloc(13);
+  header.writeUInt32BE(width, 0);
+  header.writeUInt32BE(height, 4);
+  header.set([8, 2, 0, 0, 0], 8);
+  const row = Buffer.from([0, ...Array.from({ length: width }, () => rgb).flat()]);
+  return Buffer.concat([Buffer.from([137, 80, 78, 71, 13, 10, 26, 10]), chunk('IHDR', header),
+    chunk('IDAT', zlib.deflateSync(Buffer.concat(Array(height).fill(row)))), chunk('IEND', Buffer.alloc(0))]);
+}
+
+// A ustar archive of regular files: [[name, bytes]].
+function tar(files) {
+  const blocks = [];
+  for (const [name, data] of files) {
+    const header = Buffer.alloc(512);
+    const field = (text, offset) => header.write(text, offset, 'latin1');
+    field(name, 0);
+    field('0000644\0', 100);
+    field('0000000\0', 108);
+    field('0000000\0', 116);
+    field(`${data.length.toString(8).padStart(11, '0')}\0`, 124);
+    field('00000000000\0', 136);
+    field('        ', 148);
+    field('0', 156);
+    field('ustar\0' + '00', 257);
+    const sum = header.reduce((a, b) => a + b, 0);
+    field(`${sum.toString(8).padStart(6, '0')}\0 `, 148);
+    blocks.push(header, data, Buffer.alloc((512 - (data.length % 512)) % 512));
+  }
+  return Buffer.concat([...blocks, Buffer.alloc(1024)]);
+}
+
+// pets.tar.gz: pets/{train,test}/{cat,dog}/*.png, 8x8, cats reddish and dogs bluish; train has
+// 3 cats and 2 dogs, test 1 cat and 2 dogs; and one file that is no PNG, which the import skips.
+const PETS = { train: { cat: 3, dog: 2 }, test: { cat: 1, dog: 2 } };
+function petsArchive() {
+  const files = [];
+  for (const [split, classes] of Object.entries(PETS)) {
+    for (const [name, n] of Object.entries(classes)) {
+      for (let i = 0; i < n; i++) {
+        const shade = 40 * i + (split === 'test' ? 20 : 0);
+        files.push([`pets/${split}/${name}/${i}.png`, solidPng(8, 8, name === 'cat' ? [220, shade, shade] : [shade, shade, 220])]);
+      }
+    }
+  }
+  files.push(['pets/train/cat/broken.png', Buffer.from('this is no PNG')]);
+  return zlib.gzipSync(tar(files));
+}
+
 // ---- The tests ----------------------------------------------------------------------------------
 
-const PAGES = ['index.html', 'boxes.html', 'audio.html', 'similarity.html', 'models.html', 'jobs.html'];
+const PAGES = ['index.html', 'boxes.html', 'audio.html', 'similarity.html', 'models.html', 'datasets.html', 'jobs.html'];
 const tests = [];
 const test = (name, fn, options = {}) => tests.push({ name, fn, options });
 
@@ -387,6 +460,74 @@ test('jobs: a long job is cancelled from the page and ends cancelled', async ({ 
   await page.waitForSelector(`#jobs tr[data-job="${id}"]`);
   assert(await page.locator('#jobs tbody tr').evaluateAll((rows) => rows.every((r) => r.dataset.state === 'cancelled')),
     'the filter shows cancelled jobs only');
+  await page.close();
+});
+
+// The class counts table (#counts) as {class: {split: count}}.
+async function classCounts(page) {
+  return page.$eval('#counts', (table) => {
+    const splits = [...table.tHead.rows[0].cells].slice(1).map((c) => c.textContent);
+    return Object.fromEntries([...table.tBodies[0].rows].map((tr) =>
+      [tr.dataset.class, Object.fromEntries(splits.map((s, i) => [s, Number(tr.cells[i + 1].textContent)]))]));
+  });
+}
+
+test('datasets: an archive is uploaded with progress, imported, shown per split, split and deleted', async ({ open, shoot }) => {
+  const page = await open('datasets.html');
+  await page.evaluate(() => {
+    window.uploaded = [];
+    new MutationObserver(() => window.uploaded.push(Number(document.querySelector('#upload-percent').dataset.fraction)))
+      .observe(document.querySelector('#upload-percent'), { attributes: true, attributeFilter: ['data-fraction'] });
+  });
+  await page.setInputFiles('#archive', { name: 'pets.tar.gz', mimeType: 'application/gzip', buffer: petsArchive() });
+  assert(await page.inputValue('#name') === 'pets', 'the name comes from the file');
+  await page.click('#upload');
+  await page.waitForSelector('#import-area[data-state="ready"]', { timeout: 20000 });
+  const uploaded = await page.evaluate(() => window.uploaded);
+  assert(uploaded.at(-1) === 1 && await page.textContent('#upload-percent') === '100%', `the upload reached 100%: ${uploaded}`);
+  assert(uploaded.every((f, i) => i === 0 || f >= uploaded[i - 1]), `upload progress only grows: ${uploaded}`);
+  await page.waitForSelector('#dataset-view[data-state="ready"]');
+  const id = await page.evaluate(() => location.hash.slice(1));
+  assert(await page.locator(`#datasets tr[data-dataset="${id}"][data-state="ready"]`).count() === 1, 'listed as ready');
+
+  const expected = { cat: { test: 1, train: 3 }, dog: { test: 2, train: 2 }, total: { test: 3, train: 5 } };
+  const counts = await classCounts(page);
+  assert(JSON.stringify(counts) === JSON.stringify(expected), `class counts per split: ${JSON.stringify(counts)}`);
+  const skipped = await page.locator('#skipped-files tbody td:first-child').allTextContents();
+  assert(skipped.length === 1 && skipped[0].endsWith('broken.png'), `the broken file is listed as skipped: ${skipped}`);
+
+  await page.selectOption('#image-split', 'train');
+  await page.waitForFunction(() => document.querySelector('#images').dataset.split === 'train' &&
+    [...document.querySelectorAll('#images img')].every((i) => i.complete && i.naturalWidth > 0));
+  const captions = await page.locator('#images figcaption span:first-child').allTextContents();
+  assert(JSON.stringify(captions.sort()) === JSON.stringify(['cat', 'cat', 'cat', 'dog', 'dog']), `train's thumbnails: ${captions}`);
+  const colours = await page.locator('#images img').evaluateAll((imgs) => imgs.map((img) => {
+    const c = document.createElement('canvas');
+    c.width = img.naturalWidth;
+    c.height = img.naturalHeight;
+    c.getContext('2d').drawImage(img, 0, 0);
+    const [r, , b] = c.getContext('2d').getImageData(c.width >> 1, c.height >> 1, 1, 1).data;
+    return [img.closest('figure').querySelector('figcaption span').textContent, r > b ? 'red' : 'blue'];
+  }));
+  assert(colours.every(([label, colour]) => (label === 'cat') === (colour === 'red')), `cats are red, dogs blue: ${JSON.stringify(colours)}`);
+  await shoot(page, 'datasets');
+
+  await page.fill('#split-name', 'few');
+  await page.selectOption('#split-from', 'train');
+  await page.check('input[name="split-by"][value="per_class"]');
+  await page.fill('#split-amount', '1');
+  await page.click('#make-split');
+  await page.waitForSelector('#counts th:text-is("few")');
+  const after = await classCounts(page);
+  assert(after.cat.few === 1 && after.dog.few === 1 && after.total.few === 2, `one image per class: ${JSON.stringify(after)}`);
+  await page.waitForFunction(() => document.querySelector('#images').dataset.split === 'few');
+  assert(await page.locator('#images figure').count() === 2, 'the new split\'s two thumbnails are shown');
+  await shoot(page, 'datasets', 360);
+  await assertNoStrayWords(page, 'datasets.html with a dataset');
+
+  await page.click('#delete');
+  await page.waitForSelector('#dataset-view', { state: 'hidden' });
+  assert(await page.locator(`#datasets tr[data-dataset="${id}"]`).count() === 0, 'gone from the list');
   await page.close();
 });
 
