@@ -73,17 +73,6 @@ static void close_classifier(struct classifier *c)
     c->m = NULL;
 }
 
-/* The model input's shape for n images of height x width. */
-static struct nn_tensor_info input_shape(const struct classify_preprocess *pp, size_t n, int height,
-                                         int width)
-{
-    struct nn_tensor_info shape = {.dtype = NN_FLOAT, .rank = 4};
-    int64_t dims[2][4] = {{(int64_t)n, pp->channels, height, width},
-                          {(int64_t)n, height, width, pp->channels}};
-    memcpy(shape.dims, dims[pp->nhwc ? 1 : 0], sizeof dims[0]);
-    return shape;
-}
-
 /* 413 when a model input of `elements` passes max_tensor_elements. */
 static int check_elements(struct request *req, struct response *resp, const struct classifier *c,
                           size_t elements)
@@ -111,7 +100,7 @@ static int check_work(struct request *req, struct response *resp, const struct c
             if (classify_preprocess_size(cs[j].pp, images[i].image->width, images[i].image->height,
                                          &height, &width, &err) != 0)
                 return response_engine_error(resp, &err), -1;
-            struct nn_tensor_info shape = input_shape(cs[j].pp, 1, height, width);
+            struct nn_tensor_info shape = model_image_shape(cs[j].pp, 1, height, width);
             if (input_add_inference_work(resp, cs[j].m, &shape, (double)views, &work) != 0)
                 return -1;
             work += (double)views * height * width;
@@ -120,74 +109,14 @@ static int check_work(struct request *req, struct response *resp, const struct c
                             "send fewer or smaller images, or ask for fewer views");
 }
 
-/* One model_infer on `batch` inputs at data: *scores gets the scores output (malloc'd) as batch
- * rows of *classes. */
-static int infer_batch(struct response *resp, const struct classifier *c, const float *data,
-                       size_t batch, int height, int width, float **scores, size_t *classes)
-{
-    struct nn_tensor_info shape = input_shape(c->pp, batch, height, width);
-    size_t n_out = nn_graph_output_count(model_graph(c->m)), k = model_scores_output(c->m);
-    float **outputs = calloc(n_out, sizeof *outputs);
-    struct nn_tensor_info *info = calloc(n_out, sizeof *info);
-    struct eng_error err = {0};
-    int rc = -1;
-    if (!outputs || !info)
-        eng_fail(&err, ENG_NO_MEMORY, "out of memory for the outputs of model %s", c->name);
-    else if (model_infer(c->m, &data, &shape, outputs, info, &err) == 0)
-        rc = 0;
-    if (rc == 0) {
-        /* Scores are [batch, classes], or of that size such as [batch, classes, 1, 1]. */
-        *classes = 1;
-        for (int d = 1; d < info[k].rank; d++)
-            *classes *= (size_t)info[k].dims[d];
-        if (info[k].rank < 2 || info[k].dims[0] != (int64_t)batch || *classes == 0)
-            rc = eng_fail(&err, ENG_INVALID,
-                          "model %s: output %s (rank %d) does not hold %zu rows of class scores",
-                          c->name, info[k].name, info[k].rank, batch);
-    }
-    *scores = rc == 0 ? outputs[k] : NULL;
-    for (size_t i = 0; outputs && i < n_out; i++)
-        if (outputs[i] != *scores) free(outputs[i]);
-    free(outputs);
-    free(info);
-    if (rc != 0) response_engine_error(resp, &err);
-    return rc;
-}
-
 /* The class probabilities of n model inputs of one shape at data, back to back: *probs gets
- * n rows of *classes (malloc'd). A batch holds at most the model's max_batch inputs. */
+ * n rows of *classes (malloc'd); the engine's error answered. */
 static int run_model(struct response *resp, const struct classifier *c, const float *data, size_t n,
                      int height, int width, float **probs, size_t *classes)
 {
-    size_t per_input = (size_t)c->pp->channels * (size_t)height * (size_t)width;
-    long max_batch = model_max_batch(c->m);
-    size_t batch = max_batch > 0 && (size_t)max_batch < n ? (size_t)max_batch : n;
-    int are_probabilities = model_scores_are_probabilities(c->m);
     struct eng_error err = {0};
-    *probs = NULL;
-    for (size_t start = 0; start < n; start += batch) {
-        size_t count = n - start < batch ? n - start : batch, row;
-        float *scores;
-        if (infer_batch(resp, c, data + start * per_input, count, height, width, &scores, &row))
-            goto fail;
-        if (!*probs) {
-            *classes = row;
-            *probs = malloc(n * row * sizeof **probs);
-        }
-        int rc = *probs ? 0 : eng_fail(&err, ENG_NO_MEMORY, "out of memory for %zu classes", row);
-        for (size_t r = 0; rc == 0 && r < count; r++)
-            rc = classify_probabilities(scores + r * row, row, are_probabilities,
-                                        *probs + (start + r) * row, &err);
-        free(scores);
-        if (rc != 0) {
-            response_engine_error(resp, &err);
-            goto fail;
-        }
-    }
-    return 0;
-fail:
-    free(*probs);
-    *probs = NULL;
+    if (model_classify(c->m, data, n, height, width, probs, classes, &err) == 0) return 0;
+    response_engine_error(resp, &err);
     return -1;
 }
 

@@ -70,6 +70,9 @@ int job_params_known(const json_t *params, const char *const names[], struct eng
  * ENG_INVALID naming "params.<name>" otherwise. */
 int job_param_int(const json_t *params, const char *name, int required, long long def,
                   long long min, long long max, long long *out, struct eng_error *err);
+/* The number member name (integer or real) in [min, max], likewise. */
+int job_param_real(const json_t *params, const char *name, int required, double def, double min,
+                   double max, double *out, struct eng_error *err);
 
 /* ---- The context: what a running job may ask of the server --------------------------------- */
 

@@ -5,9 +5,13 @@
 
 #include "job_kind.h"
 
-extern const struct job_kind job_kind_count;
+extern const struct job_kind job_kind_count, job_kind_evaluate, job_kind_affinity,
+    job_kind_pseudo_label;
 
 static const struct job_kind *const kinds[] = {
+    &job_kind_evaluate,
+    &job_kind_affinity,
+    &job_kind_pseudo_label,
     &job_kind_count,
 };
 

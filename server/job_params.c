@@ -40,3 +40,19 @@ int job_param_int(const json_t *params, const char *name, int required, long lon
     *out = json_integer_value(value);
     return 0;
 }
+
+int job_param_real(const json_t *params, const char *name, int required, double def, double min,
+                   double max, double *out, struct eng_error *err)
+{
+    const json_t *value = json_object_get(params, name);
+    if (!value && !required) {
+        *out = def;
+        return 0;
+    }
+    double v = json_number_value(value);
+    if (!json_is_number(value) || !(v >= min && v <= max))
+        return eng_fail(err, ENG_INVALID, "params.%s: %s a number in [%g, %g]", name,
+                        value ? "must be" : "required:", min, max);
+    *out = v;
+    return 0;
+}

@@ -180,4 +180,17 @@ int model_flops(struct model *m, const struct nn_tensor_info *shapes, double *fl
 int model_infer(struct model *m, const float *const *inputs, const struct nn_tensor_info *shapes,
                 float **outputs, struct nn_tensor_info *output_info, struct eng_error *err);
 
+/* ---- A model as an image classifier (server/model_classify.c) ------------------------------ */
+
+/* The image input's shape for n inputs of height x width under preprocessing pp. */
+struct nn_tensor_info model_image_shape(const struct classify_preprocess *pp, size_t n, int height,
+                                        int width);
+/* The class probabilities of n inputs at data, back to back, each made by the model's
+ * preprocessing (model_preprocess, which must not be NULL) at height x width: run in batches of
+ * at most max_batch, the scores output read as rows of classes and turned into probabilities
+ * (softmax for logits). *probs gets n rows of *classes (malloc'd). Errors: the engine's, and
+ * ENG_INVALID for an output that holds no rows of class scores or a score that is not finite. */
+int model_classify(struct model *m, const float *data, size_t n, int height, int width,
+                   float **probs, size_t *classes, struct eng_error *err);
+
 #endif

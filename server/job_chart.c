@@ -1,0 +1,95 @@
+/* The job kinds' charts (job_chart.h). */
+#include <math.h>
+#include <string.h>
+
+#include "image/codec.h"
+#include "job_chart.h"
+
+#define W      JOB_CHART_WIDTH
+#define H      JOB_CHART_HEIGHT
+#define M      JOB_CHART_MARGIN
+#define PLOT_W (W - 2 * M)
+#define PLOT_H (H - 2 * M)
+
+static const unsigned char BLACK[3] = {0, 0, 0}, GREY[3] = {170, 170, 170},
+                           BLUE[3] = {66, 110, 200}, RED[3] = {215, 70, 60},
+                           GREEN[3] = {60, 160, 80};
+
+/* Fills the pixels x0 <= x <= x1, y0 <= y <= y1 (in any order), clipped to the image. */
+static void fill(struct img *im, int x0, int y0, int x1, int y1, const unsigned char rgb[3])
+{
+    int t;
+    if (x0 > x1) t = x0, x0 = x1, x1 = t;
+    if (y0 > y1) t = y0, y0 = y1, y1 = t;
+    for (int y = y0 < 0 ? 0 : y0; y <= y1 && y < im->height; y++)
+        for (int x = x0 < 0 ? 0 : x0; x <= x1 && x < im->width; x++)
+            memcpy(img_row(im, y) + 3 * x, rgb, 3);
+}
+
+/* A white canvas with the plot's frame. */
+static struct img *canvas(struct eng_error *err)
+{
+    struct img *im = img_new(W, H, 3, err);
+    if (!im) return NULL;
+    memset(im->data, 255, im->stride * (size_t)H);
+    fill(im, M, M, M, H - M, BLACK);
+    fill(im, M, H - M, W - M, H - M, BLACK);
+    return im;
+}
+
+static int encode(struct img *im, void **png, size_t *size, struct eng_error *err)
+{
+    int rc = img_encode(im, IMG_PNG, 0, NULL, png, size, err);
+    img_free(im);
+    return rc;
+}
+
+/* The plot's y pixel of v in [0, 1]. */
+static int plot_y(double v)
+{
+    return H - M - (int)lround(v * PLOT_H);
+}
+
+int job_chart_reliability(const struct metric_eval *e, void **png, size_t *size,
+                          struct eng_error *err)
+{
+    struct img *im = canvas(err);
+    if (!im) return -1;
+    for (int x = 0; x <= PLOT_W; x++) /* the diagonal, two pixels thick */
+        fill(im, M + x, plot_y((double)x / PLOT_W), M + x, plot_y((double)x / PLOT_W) + 1, GREY);
+    for (size_t b = 0; b < METRIC_ECE_BINS; b++) {
+        if (!e->bin_count[b]) continue;
+        int x0 = M + 1 + (int)(b * PLOT_W / METRIC_ECE_BINS) + 1;
+        int x1 = M + (int)((b + 1) * PLOT_W / METRIC_ECE_BINS) - 1;
+        double accuracy = (double)e->bin_correct[b] / (double)e->bin_count[b];
+        double confidence = e->bin_confidence[b] / (double)e->bin_count[b];
+        fill(im, x0, plot_y(accuracy), x1, H - M - 1, BLUE);
+        if (plot_y(confidence) != plot_y(accuracy))
+            fill(im, x0, plot_y(confidence), x1, plot_y(accuracy), RED);
+    }
+    return encode(im, png, size, err);
+}
+
+int job_chart_bars(const double *mean, const double *std, size_t n, void **png, size_t *size,
+                   struct eng_error *err)
+{
+    struct img *im = canvas(err);
+    if (!im) return -1;
+    double top = 0;
+    for (size_t i = 0; i < n; i++)
+        if (isfinite(mean[i]) && fabs(mean[i]) + std[i] > top) top = fabs(mean[i]) + std[i];
+    if (top == 0) top = 1;
+    int zero = M + PLOT_H / 2;
+    /* The pixel row of value v, +-top at the plot's top and bottom. */
+#define ROW(v) (zero - (int)lround((v) / top * (PLOT_H / 2)))
+    fill(im, M, zero, W - M, zero, GREY);
+    for (size_t i = 0; i < n; i++) {
+        if (!isfinite(mean[i])) continue;
+        int x0 = M + 2 + (int)(i * PLOT_W / n), x1 = M + (int)((i + 1) * PLOT_W / n) - 2;
+        int mid = (x0 + x1) / 2;
+        if (ROW(mean[i]) != zero) fill(im, x0, ROW(mean[i]), x1, zero, mean[i] > 0 ? GREEN : RED);
+        if (std[i] > 0) fill(im, mid, ROW(mean[i] - std[i]), mid, ROW(mean[i] + std[i]), BLACK);
+    }
+#undef ROW
+    return encode(im, png, size, err);
+}

@@ -1,0 +1,29 @@
+/* The charts the evaluation job kinds write as PNG artifacts, drawn by a few lines of raster code
+ * into an RGB image and encoded with the engine's PNG encoder: no plotting library. They carry no
+ * text; the numbers are in the artifacts next to them (CSV, result.json), and the API's README
+ * section says what each axis is. */
+#ifndef AUGSERVE_JOB_CHART_H
+#define AUGSERVE_JOB_CHART_H
+
+#include <stddef.h>
+
+#include "core/error.h"
+#include "metrics/classification.h"
+
+#define JOB_CHART_WIDTH  480
+#define JOB_CHART_HEIGHT 320
+/* The plot's frame inside the image. */
+#define JOB_CHART_MARGIN 20
+
+/* The reliability diagram of Guo et al. 2017: per ECE bin (x, confidence 0 to 1) a blue bar up
+ * to the bin's accuracy, and the gap to the bin's mean confidence in red above or below it; the
+ * diagonal (perfect calibration) in grey. *png malloc'd. */
+int job_chart_reliability(const struct metric_eval *e, void **png, size_t *size,
+                          struct eng_error *err);
+
+/* A bar per value around a zero line (green above, red below), with a black whisker of +-std;
+ * the scale fits the largest |mean| + std. *png malloc'd. */
+int job_chart_bars(const double *mean, const double *std, size_t n, void **png, size_t *size,
+                   struct eng_error *err);
+
+#endif
