@@ -7,10 +7,11 @@ import { $, clearError, copyText, dataTable, downloadBlob, el, formatValue, init
   showError, withBusy } from './ui.js';
 
 const FINAL = ['succeeded', 'failed', 'cancelled', 'interrupted'];
-// The kinds with a form of their own, and the parts of the form each uses.
+// The kinds with a form of their own, and the parts of the form each uses besides the model,
+// dataset and split (server/job_evaluate.c, job_affinity.c, job_pseudo_label.c).
 const FORMS = {
-  evaluate: { policy: true },
-  affinity: { fieldset: '#affinity-fields' },
+  evaluate: { policy: true, seed: true },
+  affinity: { seed: true, fieldset: '#affinity-fields' },
   'pseudo-label': { fieldset: '#pseudo-label-fields' },
 };
 
@@ -21,7 +22,6 @@ let current = null; // {id, job, controller}
 
 const kind = () => $('#kind').value;
 const pct = (f) => `${(100 * f).toFixed(0)}%`;
-const numberOr = (input, fallback) => (input.value === '' ? fallback : Number(input.value));
 
 // ---- The form ---------------------------------------------------------------------------------
 
@@ -30,6 +30,7 @@ function showKindFields() {
   $('#kind-help').textContent = kinds.find((k) => k.name === kind())?.help || '';
   $('#dataset-fields').hidden = !form;
   $('#policy-field').hidden = !form || !form.policy;
+  $('#seed-field').hidden = !form || !form.seed;
   for (const other of Object.values(FORMS)) if (other.fieldset) $(other.fieldset).hidden = other !== form;
   $('#params-field').hidden = Boolean(form);
 }
@@ -71,9 +72,9 @@ function request() {
       throw new Error(`Choose a ${id.slice(1)} first.`);
     }
   }
-  const params = { model: $('#model').value, dataset: $('#dataset').value, split: $('#split').value,
-    seed: numberOr($('#seed'), undefined) };
-  if (name === 'evaluate' && $('#policy').value.trim()) params.policy = policyValue($('#policy').value);
+  const params = { model: $('#model').value, dataset: $('#dataset').value, split: $('#split').value };
+  if (FORMS[name].seed && $('#seed').value !== '') params.seed = Number($('#seed').value);
+  if (FORMS[name].policy && $('#policy').value.trim()) params.policy = policyValue($('#policy').value);
   if (name === 'affinity') {
     const ops = $('input[name="policies-mode"]:checked').value === 'ops';
     params.policies = ops ? 'ops' : jsonField($('#policies'), 'The policies');
