@@ -150,22 +150,29 @@ function tar(files) {
   return Buffer.concat([...blocks, Buffer.alloc(1024)]);
 }
 
-// pets.tar.gz: pets/{train,test}/{cat,dog}/*.png, 8x8, cats reddish and dogs bluish; train has
-// 3 cats and 2 dogs, test 1 cat and 2 dogs; and one file that is no PNG, which the import skips.
-const PETS = { train: { cat: 3, dog: 2 }, test: { cat: 1, dog: 2 } };
-function petsArchive() {
+// A tar.gz of class folders top/<split>/<class>/<n>.png from layout {split: {class: count}}: 8x8
+// PNGs, reddish for the first class and bluish for the second, a shade per image; then extra
+// files [[name, bytes]].
+function folderArchive(top, layout, extra = []) {
   const files = [];
-  for (const [split, classes] of Object.entries(PETS)) {
-    for (const [name, n] of Object.entries(classes)) {
+  const pngs = [];
+  for (const [split, classes] of Object.entries(layout)) {
+    for (const [k, [name, n]] of Object.entries(classes).entries()) {
       for (let i = 0; i < n; i++) {
         const shade = 40 * i + (split === 'test' ? 20 : 0);
-        files.push([`pets/${split}/${name}/${i}.png`, solidPng(8, 8, name === 'cat' ? [220, shade, shade] : [shade, shade, 220])]);
+        const image = solidPng(8, 8, k === 0 ? [220, shade, shade] : [shade, shade, 220]);
+        files.push([`${top}/${split}/${name}/${i}.png`, image]);
+        pngs.push({ split, label: name, image });
       }
     }
   }
-  files.push(['pets/train/cat/broken.png', Buffer.from('this is no PNG')]);
-  return zlib.gzipSync(tar(files));
+  return { archive: zlib.gzipSync(tar([...files, ...extra])), pngs };
 }
+
+// pets.tar.gz: train has 3 cats and 2 dogs, test 1 cat and 2 dogs; and one file that is no PNG,
+// which the import skips.
+const pets = () => folderArchive('pets', { train: { cat: 3, dog: 2 }, test: { cat: 1, dog: 2 } },
+  [['pets/train/cat/broken.png', Buffer.from('this is no PNG')]]);
 
 // ---- The tests ----------------------------------------------------------------------------------
 
@@ -479,7 +486,7 @@ test('datasets: an archive is uploaded with progress, imported, shown per split,
     new MutationObserver(() => window.uploaded.push(Number(document.querySelector('#upload-percent').dataset.fraction)))
       .observe(document.querySelector('#upload-percent'), { attributes: true, attributeFilter: ['data-fraction'] });
   });
-  await page.setInputFiles('#archive', { name: 'pets.tar.gz', mimeType: 'application/gzip', buffer: petsArchive() });
+  await page.setInputFiles('#archive', { name: 'pets.tar.gz', mimeType: 'application/gzip', buffer: pets().archive });
   assert(await page.inputValue('#name') === 'pets', 'the name comes from the file');
   await page.click('#upload');
   await page.waitForSelector('#import-area[data-state="ready"]', { timeout: 20000 });
@@ -530,6 +537,67 @@ test('datasets: an archive is uploaded with progress, imported, shown per split,
   assert(await page.locator(`#datasets tr[data-dataset="${id}"]`).count() === 0, 'gone from the list');
   await page.close();
 });
+
+// A call of the API from the test itself: the parsed answer, or a thrown error with the body.
+async function call(base, route, { method = 'GET', body, type = 'application/json' } = {}) {
+  const r = await fetch(`${base}${route}`, { method, body: typeof body === 'object' && !(body instanceof Buffer) ? JSON.stringify(body) : body,
+    headers: body ? { 'Content-Type': type } : {} });
+  const text = await r.text();
+  if (!r.ok) throw new Error(`${method} ${route}: ${r.status} ${text}`);
+  return text ? JSON.parse(text) : null;
+}
+
+test('jobs: evaluate from its form gives the model\'s accuracy; a dataset a job waits for cannot be deleted', async ({ open, base }) => {
+  // Classes named as tiny-cnn's labels, so the job matches them by name.
+  const fruit = folderArchive('fruit', { test: { apple: 4, banana: 4 } });
+  const imported = await call(base, '/v1/datasets?name=fruit', { method: 'POST', body: fruit.archive, type: 'application/gzip' });
+  let dataset = imported;
+  for (let i = 0; i < 100 && dataset.state === 'importing'; i++) {
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    dataset = await call(base, `/v1/datasets/${imported.id}`);
+  }
+  assert(dataset.state === 'ready', `fruit imported: ${JSON.stringify(dataset)}`);
+  // What /v1/predict says of the same images: the independent expectation of top-1.
+  const form = new FormData();
+  form.append('model', 'tiny-cnn');
+  for (const [i, p] of fruit.pngs.entries()) form.append('image', new Blob([p.image], { type: 'image/png' }), `${i}.png`);
+  const predicted = await (await fetch(`${base}/v1/predict`, { method: 'POST', body: form })).json();
+  const right = predicted.results.filter((r) => r.predictions[0].label === fruit.pngs[r.input].label).length;
+
+  // The one runner busy, so the evaluate job waits, queued, naming the dataset.
+  const blocker = await call(base, '/v1/jobs', { method: 'POST', body: { kind: 'count', params: { units: 600, unit_ms: 100 } } });
+  const page = await open('jobs.html');
+  await page.selectOption('#kind', 'evaluate');
+  await page.selectOption('#model', 'tiny-cnn');
+  await page.selectOption('#dataset', imported.id);
+  await page.selectOption('#split', 'test');
+  await page.click('#start');
+  await page.waitForFunction(() => /^#[0-9a-f]{24}$/.test(location.hash));
+  await page.waitForSelector('#job-view[data-state="queued"]');
+
+  const other = await open(`datasets.html#${imported.id}`);
+  await other.waitForSelector('#dataset-view[data-state="ready"]');
+  await other.click('#delete');
+  await other.waitForSelector('#banner:not([hidden])');
+  const banner = await other.textContent('#banner');
+  assert(banner.includes('409'), `the banner shows the refusal: ${banner}`);
+  assert(await other.isVisible('#dataset-view'), 'the dataset stays shown');
+  await other.close();
+
+  await call(base, `/v1/jobs/${blocker.id}`, { method: 'DELETE' });
+  await page.waitForSelector('#job-view[data-state="succeeded"]', { timeout: 30000 });
+  await page.waitForSelector('#job-result tr[data-key="count"]');
+  assert(await page.textContent('#job-result tr[data-key="count"] td') === '8', 'all 8 images counted');
+  const top1 = Number(await page.textContent('#job-result tr[data-key="top1"] td'));
+  assert(Math.abs(top1 - right / 8) < 1e-3, `top-1 ${top1} is /v1/predict's ${right} of 8`);
+  const perClass = await page.locator('#job-result table[data-result="per_class"] tbody tr').evaluateAll((rows) =>
+    rows.map((r) => [...r.cells].slice(0, 2).map((c) => c.textContent)));
+  assert(JSON.stringify(perClass) === '[["apple","4"],["banana","4"]]', `per-class counts: ${JSON.stringify(perClass)}`);
+  await page.waitForFunction(() => [...document.querySelectorAll('#job-charts img')].some((i) => i.complete && i.naturalWidth > 0));
+  assert(await page.locator('#job-charts figcaption').allTextContents().then((t) => t.includes('reliability.png')), 'the reliability chart is shown');
+  await assertNoStrayWords(page, 'jobs.html with an evaluation');
+  await page.close();
+}, { allowErrors: /409/ });
 
 test('keyboard: Tab reaches the controls with a visible focus ring', async ({ open }) => {
   const page = await open('index.html');
