@@ -97,35 +97,23 @@ async function samplePixels(page) {
 
 // ---- A dataset archive, made here ---------------------------------------------------------------
 
-// CRC-32 as PNG chunks use it (zlib.crc32 is newer than Debian 12's Node.js 18).
-const CRC_TABLE = Array.from({ length: 256 }, (_, n) => {
-  let c = n;
-  for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
-  return c >>> 0;
-});
-function crc32(bytes) {
-  let c = 0xffffffff;
-  for (const b of bytes) c = CRC_TABLE[(c ^ b) & 0xff] ^ (c >>> 8);
-  return (c ^ 0xffffffff) >>> 0;
-}
-
-// A width x height RGB PNG of one colour.
-function solidPng(width, height, rgb) {
-  const chunk = (type, data) => {
-    const body = Buffer.concat([Buffer.from(type, 'latin1'), data]);
-    const out = Buffer.alloc(body.length + 8);
-    out.writeUInt32BE(data.length, 0);
-    body.copy(out, 4);
-    out.writeUInt32BE(crc32(body), body.length + 4);
-    return out;
-  };
-  const header = Buffer.alloc(13);
-  header.writeUInt32BE(width, 0);
-  header.writeUInt32BE(height, 4);
-  header.set([8, 2, 0, 0, 0], 8);
-  const row = Buffer.from([0, ...Array.from({ length: width }, () => rgb).flat()]);
-  return Buffer.concat([Buffer.from([137, 80, 78, 71, 13, 10, 26, 10]), chunk('IHDR', header),
-    chunk('IDAT', zlib.deflateSync(Buffer.concat(Array(height).fill(row)))), chunk('IEND', Buffer.alloc(0))]);
+// A width x height 24-bit BMP of one colour (a format with no checksum to compute).
+function solidBmp(width, height, [r, g, b]) {
+  const stride = (width * 3 + 3) & ~3;
+  const out = Buffer.alloc(54 + stride * height);
+  out.write('BM', 0, 'latin1');
+  out.writeUInt32LE(out.length, 2);
+  out.writeUInt32LE(54, 10);
+  out.writeUInt32LE(40, 14);
+  out.writeInt32LE(width, 18);
+  out.writeInt32LE(height, 22);
+  out.writeUInt16LE(1, 26);
+  out.writeUInt16LE(24, 28);
+  out.writeUInt32LE(stride * height, 34);
+  for (let y = 0; y < height; y++) {
+    for (let x = 0; x < width; x++) out.set([b, g, r], 54 + y * stride + x * 3);
+  }
+  return out;
 }
 
 // A ustar archive of regular files: [[name, bytes]].
@@ -150,23 +138,23 @@ function tar(files) {
   return Buffer.concat([...blocks, Buffer.alloc(1024)]);
 }
 
-// A tar.gz of class folders top/<split>/<class>/<n>.png from layout {split: {class: count}}: 8x8
-// PNGs, reddish for the first class and bluish for the second, a shade per image; then extra
+// A tar.gz of class folders top/<split>/<class>/<n>.bmp from layout {split: {class: count}}: 8x8
+// BMPs, reddish for the first class and bluish for the second, a shade per image; then extra
 // files [[name, bytes]].
 function folderArchive(top, layout, extra = []) {
   const files = [];
-  const pngs = [];
+  const images = [];
   for (const [split, classes] of Object.entries(layout)) {
     for (const [k, [name, n]] of Object.entries(classes).entries()) {
       for (let i = 0; i < n; i++) {
         const shade = 40 * i + (split === 'test' ? 20 : 0);
-        const image = solidPng(8, 8, k === 0 ? [220, shade, shade] : [shade, shade, 220]);
-        files.push([`${top}/${split}/${name}/${i}.png`, image]);
-        pngs.push({ split, label: name, image });
+        const image = solidBmp(8, 8, k === 0 ? [220, shade, shade] : [shade, shade, 220]);
+        files.push([`${top}/${split}/${name}/${i}.bmp`, image]);
+        images.push({ split, label: name, image });
       }
     }
   }
-  return { archive: zlib.gzipSync(tar([...files, ...extra])), pngs };
+  return { archive: zlib.gzipSync(tar([...files, ...extra])), images };
 }
 
 // pets.tar.gz: train has 3 cats and 2 dogs, test 1 cat and 2 dogs; and one file that is no PNG,
@@ -560,9 +548,9 @@ test('jobs: evaluate from its form gives the model\'s accuracy; a dataset a job 
   // What /v1/predict says of the same images: the independent expectation of top-1.
   const form = new FormData();
   form.append('model', 'tiny-cnn');
-  for (const [i, p] of fruit.pngs.entries()) form.append('image', new Blob([p.image], { type: 'image/png' }), `${i}.png`);
+  for (const [i, p] of fruit.images.entries()) form.append('image', new Blob([p.image], { type: 'image/bmp' }), `${i}.bmp`);
   const predicted = await (await fetch(`${base}/v1/predict`, { method: 'POST', body: form })).json();
-  const right = predicted.results.filter((r) => r.predictions[0].label === fruit.pngs[r.input].label).length;
+  const right = predicted.results.filter((r) => r.predictions[0].label === fruit.images[r.input].label).length;
 
   // The one runner busy, so the evaluate job waits, queued, naming the dataset.
   const blocker = await call(base, '/v1/jobs', { method: 'POST', body: { kind: 'count', params: { units: 600, unit_ms: 100 } } });
