@@ -118,7 +118,8 @@ function showDataset(doc) {
     : doc.image_size && `mixed, shorter side resized to ${doc.image_size}`;
   $('#dataset-summary').replaceChildren(keyValueTable({ state: doc.state, images: doc.images,
     classes: (doc.classes || []).length, 'image size': size,
-    format: doc.format, source: doc.source, hash: doc.hash, 'import job': doc.job }));
+    format: doc.format, source: doc.source, origin: doc.origin, created: doc.created, hash: doc.hash,
+    'same content as': doc.same_as, 'import job': doc.job }));
   $('#dataset-error').hidden = !doc.error;
   $('#dataset-error').textContent = doc.error || '';
   $('#class-counts').replaceChildren(doc.splits ? classCounts(doc) : el('p', { class: 'hint', text: 'Not known yet.' }));

@@ -663,9 +663,9 @@ export function dataTable(columns, rows, attrs = {}) {
     el('tbody', {}, rows.map((row) => el('tr', {}, row.map(cell)))));
 }
 
-// A two-column table of an object's members.
+// A two-column table of an object's members; undefined ones are left out.
 export function keyValueTable(object, attrs = {}) {
-  return el('table', attrs, el('tbody', {}, Object.entries(object).map(([k, v]) =>
+  return el('table', attrs, el('tbody', {}, Object.entries(object).filter(([, v]) => v !== undefined).map(([k, v]) =>
     el('tr', { dataset: { key: k } }, el('th', { scope: 'row', text: k }),
       el('td', { class: typeof v === 'number' ? 'num' : null, text: formatValue(v) })))));
 }
