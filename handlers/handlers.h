@@ -74,6 +74,13 @@ void handle_job_artifact(struct request *req, struct response *resp);
 /* The job of the path's {id} into *job, when req's key may see it: 0, or -1 with the answer
  * written (404 for another key's job too, which is not told apart from none). */
 int job_of_request(struct request *req, struct response *resp, struct job *job);
+/* datasets.c: datasets, their imports (jobs), splits and thumbnails (server/dataset_import.h). */
+void handle_datasets_create(struct request *req, struct response *resp);
+void handle_datasets_list(struct request *req, struct response *resp);
+void handle_dataset_get(struct request *req, struct response *resp);
+void handle_dataset_split(struct request *req, struct response *resp);
+void handle_dataset_images(struct request *req, struct response *resp);
+void handle_dataset_delete(struct request *req, struct response *resp);
 /* job_events.c: a job's events as Server-Sent Events. */
 void handle_job_events(struct request *req, struct response *resp);
 

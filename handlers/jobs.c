@@ -104,6 +104,16 @@ static int read_submission(const json_t *doc, const char **kind, json_t **params
     return 0;
 }
 
+/* Refuses the kinds the server queues itself (JOB_KIND_INTERNAL): 0, or -1 with err. */
+static int check_submittable(const struct app *app, const char *kind, struct eng_error *err)
+{
+    const struct job_kind *k = job_kind_find(kind, app->cfg->debug_routes);
+    if (k && (k->flags & JOB_KIND_INTERNAL))
+        return eng_fail(err, ENG_INVALID,
+                        "kind: %s jobs are queued by the server itself (POST /v1/datasets)", kind);
+    return 0;
+}
+
 void handle_jobs_create(struct request *req, struct response *resp)
 {
     json_t *doc = input_json_body(req, resp, "{\"kind\": ..., \"params\": {...}}");
@@ -113,6 +123,7 @@ void handle_jobs_create(struct request *req, struct response *resp)
     struct eng_error err;
     struct job job;
     if (read_submission(doc, &kind, &params, &err) != 0 ||
+        check_submittable(req->app, kind, &err) != 0 ||
         jobs_submit(req->app->jobs, kind, params, req->key_name, &job, &err) != 0) {
         response_engine_error(resp, &err);
     } else {

@@ -8,6 +8,7 @@
 
 #include "admission.h"
 #include "auth.h"
+#include "dataset_import.h"
 #include "datasets.h"
 #include "handlers.h"
 #include "image/codec.h"
@@ -52,6 +53,13 @@ static const struct route all_routes[] = {
     {"GET", "/v1/jobs/{id}/events", handle_job_events, 0, 0},
     {"GET", "/v1/jobs/{id}/artifacts", handle_job_artifacts, 0, 0},
     {"GET", "/v1/jobs/{id}/artifacts/{name}", handle_job_artifact, 0, 0},
+    /* Datasets: an upload streams to a file (ROUTE_UPLOAD); thumbnails are encoded on a worker. */
+    {"POST", "/v1/datasets", handle_datasets_create, ROUTE_UPLOAD, AUTH_SCOPE_JOBS},
+    {"GET", "/v1/datasets", handle_datasets_list, 0, 0},
+    {"GET", "/v1/datasets/{id}", handle_dataset_get, 0, 0},
+    {"DELETE", "/v1/datasets/{id}", handle_dataset_delete, 0, AUTH_SCOPE_JOBS},
+    {"POST", "/v1/datasets/{id}/splits", handle_dataset_split, 0, AUTH_SCOPE_JOBS},
+    {"GET", "/v1/datasets/{id}/images", handle_dataset_images, ROUTE_HEAVY, 0},
     {"GET", "/v2", handle_v2_info, 0, 0},
     {"GET", "/v2/health/live", handle_v2_live, 0, 0},
     {"GET", "/v2/health/ready", handle_v2_ready, 0, 0},
@@ -135,7 +143,7 @@ int app_open(struct app *app, const struct config *cfg, struct eng_error *err)
     app->datasets = datasets_open(datasets, err);
     if (!app->datasets) goto fail;
     app->jobs = jobs_start(app, err);
-    if (!app->jobs) goto fail;
+    if (!app->jobs || dataset_import_recover(app, err) != 0) goto fail;
     app->admission = admission_create(app->workers, cfg->queue);
     if (!app->admission) {
         eng_fail(err, ENG_INTERNAL, "cannot start %d worker threads", app->workers);

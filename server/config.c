@@ -35,6 +35,7 @@ struct setting {
     const char *def_str; /* strings, and api_keys as JSON text */
     int64_t min, max;
     int secret;
+    int may_be_empty; /* a string whose "" means "none" */
     /* Extra rule for a string beyond non-empty: NULL when fine, else why not. */
     const char *(*check)(const char *value);
     const char *help;
@@ -115,6 +116,22 @@ static const struct setting settings[] = {
                 "threads one inference uses; 0 = CPU cores / workers (at least 1)"),
     BOOL_SETTING(nn_direct_convolution, 0,
                  "every convolution in oneDNN's direct algorithm (slower; no shape-chosen ones)"),
+    INT64_SETTING(max_dataset_bytes, INT64_C(4294967296), 1, INT64_C(1099511627776),
+                  "a dataset upload's body cap in bytes (413 past it); it is streamed to disk"),
+    INT64_SETTING(max_dataset_files, 1000000, 1, INT64_C(100000000),
+                  "files in a dataset's source, and images (a CIFAR or idx file holds many)"),
+    INT_SETTING(max_classes, 10000, 1, 1000000, "classes in one dataset"),
+    INT_SETTING(dataset_image_size, 256, 8, 4096,
+                "images of mixed sizes in a dataset get their shorter side resized to this"),
+    {
+        .key = "datasets_dir",
+        .type = TYPE_STRING,
+        .offset = OFF(datasets_dir),
+        .def_str = "",
+        .may_be_empty = 1,
+        .help = "folder whose datasets POST /v1/datasets?path= may import (admin scope); empty = "
+                "none",
+    },
     INT_SETTING(job_workers, 1, 0, 256,
                 "jobs running at once, each on a runner thread apart from the request workers; 0 "
                 "= jobs are queued and not run"),
@@ -375,7 +392,7 @@ static int set_from_json(struct config *cfg, const struct setting *s, json_t *va
             return -1;
         }
         const char *str = json_string_value(value);
-        if (str[0] == '\0') {
+        if (str[0] == '\0' && !s->may_be_empty) {
             set_err(err, ENG_INVALID, src, "\"%s\": must not be empty", s->key);
             return -1;
         }

@@ -49,6 +49,11 @@ struct config {
     int64_t max_tensor_elements; /* elements in one inference input tensor */
     int nn_threads;              /* threads one inference uses; 0 = one per CPU core */
     int nn_direct_convolution;   /* bool: no Winograd or small-map products */
+    int64_t max_dataset_bytes;   /* a dataset upload's body cap (413 past it) */
+    int64_t max_dataset_files;   /* files in a dataset's source, and images */
+    int max_classes;             /* classes in one dataset */
+    int dataset_image_size;      /* mixed-size images' shorter side in a dataset's cache */
+    char *datasets_dir;          /* server-side datasets POST /v1/datasets?path= reads; "": none */
     int job_workers;             /* job runner threads; 0: jobs only queue */
     int job_threads;             /* threads one job's engine work uses; 0 = cores / job_workers */
     int job_max_attempts;        /* starts before a job found running at start-up stays stopped */

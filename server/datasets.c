@@ -1,5 +1,6 @@
 #include "datasets.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <limits.h>
 #include <pthread.h>
@@ -114,4 +115,69 @@ void datasets_release(struct datasets *r, struct dataset *d)
             break;
         }
     pthread_mutex_unlock(&r->lock);
+}
+
+int datasets_remove(struct datasets *r, const char *id, struct eng_error *err)
+{
+    if (!datasets_valid_id(id)) return eng_fail(err, ENG_NOT_FOUND, "unknown dataset: %.80s", id);
+    pthread_mutex_lock(&r->lock);
+    struct entry **link = &r->open;
+    while (*link && strcmp((*link)->id, id) != 0)
+        link = &(*link)->next;
+    struct entry *e = *link;
+    int rc = 0;
+    if (e && e->refs > 0) {
+        rc = eng_fail(err, ENG_CONFLICT, "dataset %s is in use by %d request%s or job%s", id,
+                      e->refs, e->refs == 1 ? "" : "s", e->refs == 1 ? "" : "s");
+    } else {
+        if (e) {
+            *link = e->next;
+            dataset_close(e->dataset);
+            free(e);
+        }
+        /* Under the lock, so no acquire opens the folder while it goes. */
+        rc = data_remove(r->dir, id, err);
+    }
+    pthread_mutex_unlock(&r->lock);
+    return rc;
+}
+
+void datasets_free_ids(char **ids, size_t count)
+{
+    for (size_t i = 0; i < count; i++)
+        free(ids[i]);
+    free(ids);
+}
+
+int datasets_list_ids(struct datasets *r, char ***ids, size_t *count, struct eng_error *err)
+{
+    *ids = NULL;
+    *count = 0;
+    DIR *dir = opendir(r->dir);
+    if (!dir) return eng_fail(err, ENG_INTERNAL, "datasets: %s: %s", r->dir, strerror(errno));
+    size_t capacity = 0;
+    int rc = 0;
+    for (struct dirent *d; rc == 0 && (d = readdir(dir));) {
+        if (!datasets_valid_id(d->d_name)) continue;
+        if (*count == capacity) {
+            capacity = capacity ? 2 * capacity : 16;
+            char **grown = realloc(*ids, capacity * sizeof *grown);
+            if (!grown) {
+                rc = eng_no_memory(err);
+                break;
+            }
+            *ids = grown;
+        }
+        if (!((*ids)[*count] = strdup(d->d_name)))
+            rc = eng_no_memory(err);
+        else
+            (*count)++;
+    }
+    closedir(dir);
+    if (rc != 0) {
+        datasets_free_ids(*ids, *count);
+        *ids = NULL;
+        *count = 0;
+    }
+    return rc;
 }

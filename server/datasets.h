@@ -8,6 +8,8 @@
 #ifndef AUGSERVE_DATASETS_H
 #define AUGSERVE_DATASETS_H
 
+#include <stddef.h>
+
 #include "core/error.h"
 
 struct dataset;
@@ -33,5 +35,15 @@ int datasets_valid_id(const char *id);
 struct dataset *datasets_acquire(struct datasets *r, const char *id, struct eng_error *err);
 /* Drops a reference datasets_acquire took. */
 void datasets_release(struct datasets *r, struct dataset *d);
+
+/* Removes the dataset of this id from disk (data_remove: atomic, by a rename first), once
+ * nothing holds it: ENG_CONFLICT while a request or job has it acquired, ENG_NOT_FOUND when it
+ * has no folder. */
+int datasets_remove(struct datasets *r, const char *id, struct eng_error *err);
+
+/* The ids of the caches in the folder (valid ids only: the temporary folders of imports are
+ * not), into a new array of new strings (datasets_free_ids). */
+int datasets_list_ids(struct datasets *r, char ***ids, size_t *count, struct eng_error *err);
+void datasets_free_ids(char **ids, size_t count);
 
 #endif

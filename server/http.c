@@ -35,6 +35,9 @@
  * "<name>-Truncated: true" sent in its place. */
 #define HEADER_VALUE_MAX 8192
 
+/* The multipart part an upload route streams to its file (ROUTE_UPLOAD). */
+#define UPLOAD_PART "archive"
+
 /* We accept connections ourselves and hand them to libmicrohttpd (MHD_add_connection): stopping
  * to accept is then closing our own socket. libmicrohttpd's MHD_quiesce_daemon races with its
  * epoll workers over removing the listening socket and can abort the process (0.9.75). */
@@ -71,6 +74,10 @@ struct exchange {
     unsigned char *body;
     size_t body_size, body_capacity;
     struct multipart *multipart;
+    /* An upload route's file (ROUTE_UPLOAD): open while the body arrives, removed at the end. */
+    int upload_fd;
+    char *upload_path;
+    unsigned long long upload_bytes;
     /* An answer decided while the body was still arriving; sent once it has ended. */
     int early_error;
     int dispatched;     /* handed to a worker; resp is ready when the connection resumes */
@@ -136,6 +143,12 @@ static void exchange_free(struct exchange *ex)
     for (size_t i = 0; i < ex->req.params.count; i++)
         free(ex->req.param_values[i]);
     response_clear(&ex->resp);
+    if (ex->upload_fd >= 0) close(ex->upload_fd);
+    /* An upload is removed unless its handler kept it: build_request handed it over (req.app
+     * set with it) and the handler took it (upload_path cleared). */
+    const int kept = ex->req.app && !ex->req.upload_path;
+    if (ex->upload_path && !kept) unlink(ex->upload_path);
+    free(ex->upload_path);
     free(ex->body);
     free(ex->path);
     free(ex->method);
@@ -254,6 +267,53 @@ static const char *framing_error(struct MHD_Connection *conn, const char *versio
     return NULL;
 }
 
+/* The body cap of the exchange's route. */
+static unsigned long long body_cap(const struct exchange *ex)
+{
+    const struct config *cfg = ex->app->cfg;
+    return (unsigned long long)(ex->route && (ex->route->flags & ROUTE_UPLOAD)
+                                    ? cfg->max_dataset_bytes
+                                    : cfg->max_body_bytes);
+}
+
+/* Writes a piece of an upload to its file: 0, or -1 with the answer set. */
+static int upload_write(void *arg, const char *data, size_t size)
+{
+    struct exchange *ex = arg;
+    while (size > 0) {
+        ssize_t n = write(ex->upload_fd, data, size);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) {
+            log_event("error", "http", "cannot write the upload %s: %s", ex->upload_path,
+                      strerror(errno));
+            response_error(&ex->resp, 500, "the server cannot store the upload: %s",
+                           strerror(n < 0 ? errno : ENOSPC));
+            return -1;
+        }
+        data += n;
+        size -= (size_t)n;
+        ex->upload_bytes += (unsigned long long)n;
+    }
+    return 0;
+}
+
+/* Opens an upload route's file, data_dir/uploads/.partial-XXXXXX: 0, or -1 with the answer set. */
+static int upload_open(struct exchange *ex)
+{
+    if (asprintf(&ex->upload_path, "%s/uploads/.partial-XXXXXX", ex->app->cfg->data_dir) < 0) {
+        ex->upload_path = NULL;
+        response_no_memory(&ex->resp, "while reading the headers");
+        return -1;
+    }
+    ex->upload_fd = mkostemp(ex->upload_path, O_CLOEXEC);
+    if (ex->upload_fd >= 0) return 0;
+    log_event("error", "http", "cannot create %s: %s", ex->upload_path, strerror(errno));
+    response_error(&ex->resp, 500, "the server cannot store the upload: %s", strerror(errno));
+    free(ex->upload_path);
+    ex->upload_path = NULL;
+    return -1;
+}
+
 /* Checks everything that can be checked from the headers alone, so that a request which is going
  * to be refused is refused before its body is read. */
 static enum MHD_Result on_headers(struct exchange *ex, const char *version)
@@ -314,16 +374,17 @@ static enum MHD_Result on_headers(struct exchange *ex, const char *version)
                               auth_scope_name(ex->route->scope));
         }
     }
+    const int upload = (ex->route->flags & ROUTE_UPLOAD) != 0;
     const char *length = MHD_lookup_connection_value(ex->conn, MHD_HEADER_KIND, "Content-Length");
     if (length) {
         unsigned long long declared;
-        enum parse_result rc =
-            parse_whole(length, 0, (unsigned long long)cfg->max_body_bytes, &declared);
+        enum parse_result rc = parse_whole(length, 0, body_cap(ex), &declared);
         if (rc == PARSE_RANGE)
-            return send_error(ex, 413, "the body is %s bytes; max_body_bytes is %lld", length,
-                              (long long)cfg->max_body_bytes);
-        if (rc == PARSE_OK && declared > 0) ex->body_capacity = (size_t)declared;
+            return send_error(ex, 413, "the body is %s bytes; %s is %llu", length,
+                              upload ? "max_dataset_bytes" : "max_body_bytes", body_cap(ex));
+        if (rc == PARSE_OK && declared > 0 && !upload) ex->body_capacity = (size_t)declared;
     }
+    if (upload && upload_open(ex) != 0) return send_response(ex);
     const char *type = MHD_lookup_connection_value(ex->conn, MHD_HEADER_KIND, "Content-Type");
     if (content_type_is(type, "multipart/form-data")) {
         switch (multipart_begin(type, (size_t)cfg->max_parts, &ex->multipart)) {
@@ -339,6 +400,7 @@ static enum MHD_Result on_headers(struct exchange *ex, const char *version)
                               "5.1.1)");
         }
         ex->body_capacity = 0;
+        if (upload) multipart_stream_part(ex->multipart, UPLOAD_PART, upload_write, ex);
     }
     return MHD_YES;
 }
@@ -355,6 +417,8 @@ static void refuse_multipart(struct exchange *ex, enum multipart_status status)
     case MULTIPART_TOO_MANY_PARTS:
         response_error(&ex->resp, 413, "%s", why);
         break;
+    case MULTIPART_SINK_FAILED:
+        break; /* upload_write has answered */
     case MULTIPART_OK:
     case MULTIPART_NO_MEMORY:
         response_no_memory(&ex->resp, "while reading the body");
@@ -368,18 +432,32 @@ static enum MHD_Result on_body_data(struct exchange *ex, const char *data, size_
     const struct config *cfg = ex->app->cfg;
     if (ex->early_error) return MHD_YES; /* the body of a refused request is skipped */
     size_t total = ex->body_size + size;
-    if (total > (size_t)cfg->max_body_bytes) {
+    if (total > body_cap(ex)) {
         /* Only bodies without Content-Length get here. libmicrohttpd cannot answer before the
-         * body has ended, so drop the connection rather than read on past the cap. */
+         * body has ended, so drop the connection rather than read on past the cap (an upload's
+         * partial file goes with the exchange). */
         ex->status_for_log = 413;
         return MHD_NO;
     }
     if (ex->multipart) {
         ex->body_size = total; /* counted for the cap; the parser keeps the bytes */
         enum multipart_status status = multipart_feed(ex->multipart, data, size);
+        /* Beside an upload's streamed part, what the parser holds in memory keeps the usual cap. */
+        if (status == MULTIPART_OK && total - ex->upload_bytes > (size_t)cfg->max_body_bytes) {
+            response_error(&ex->resp, 413,
+                           "the parts beside \"" UPLOAD_PART "\" are over max_body_bytes (%lld)",
+                           (long long)cfg->max_body_bytes);
+            ex->early_error = 1;
+            return MHD_YES;
+        }
         if (status == MULTIPART_OK) return MHD_YES;
         refuse_multipart(ex, status);
         ex->early_error = 1;
+        return MHD_YES;
+    }
+    if (ex->upload_fd >= 0) {
+        ex->body_size = total;
+        if (upload_write(ex, data, size) != 0) ex->early_error = 1;
         return MHD_YES;
     }
     if (!ex->body || total > ex->body_capacity) {
@@ -432,6 +510,8 @@ static int build_request(struct exchange *ex)
 {
     struct request *req = &ex->req;
     req->app = ex->app;
+    req->upload_path = ex->upload_path;
+    req->upload_size = ex->upload_bytes;
     req->method = ex->method;
     req->path = ex->path;
     req->request_id = ex->request_id;
@@ -446,6 +526,7 @@ static int build_request(struct exchange *ex)
         /* On failure the parser stays for on_complete's message; exchange_free frees it. */
         enum multipart_status status = multipart_end(ex->multipart, &req->parts, &req->part_count);
         if (status != MULTIPART_OK) return (int)status;
+        req->upload_part = ex->upload_path && request_part(req, UPLOAD_PART) != NULL;
     } else {
         req->body = ex->body;
         req->body_size = ex->body_size;
@@ -542,6 +623,7 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
         ex->streams = srv->streams;
         ex->deadline = deadline;
         ex->status_for_log = 499; /* the client went away before an answer, as nginx counts it */
+        ex->upload_fd = -1;
         ex->target = router_check_target(uri, (size_t)srv->app->cfg->max_uri_bytes);
         if (query && ex->target == ROUTER_TARGET_OK && !(ex->query = strdup(query + 1))) {
             free(ex);

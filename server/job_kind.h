@@ -36,6 +36,9 @@ struct job_ctx;
 
 enum job_kind_flags {
     JOB_KIND_DEBUG = 1u << 0, /* only with debug_routes (tests of the job system itself) */
+    /* Queued by the server itself (a dataset import by POST /v1/datasets), never by
+     * POST /v1/jobs, whose handler refuses it. */
+    JOB_KIND_INTERNAL = 1u << 1,
 };
 
 struct job_kind {
@@ -56,9 +59,11 @@ struct job_kind {
 
 /* The kind of this name (debug ones only when debug is set), or NULL. */
 const struct job_kind *job_kind_find(const char *name, int debug);
-/* The index-th kind in force (debug ones only when debug is set), or NULL past the last. */
+/* The index-th kind a client may submit (debug ones only when debug is set, internal ones
+ * never): what GET /v1 lists. NULL past the last. */
 const struct job_kind *job_kind_at(size_t index, int debug);
-/* The names of the kinds in force, ", "-separated, for messages: into out, which it returns. */
+/* The names of the kinds job_kind_at lists, ", "-separated, for messages: into out, which it
+ * returns. */
 const char *job_kind_names(int debug, char *out, size_t size);
 
 /* ---- Reading params in validate and run (server/job_params.c) ------------------------------ */
@@ -106,6 +111,9 @@ void job_ctx_metric(struct job_ctx *ctx, const char *name, double value, long st
  * is installed as the runner thread's engine cancellation check (core/cancel.h), so engine loops
  * the kind calls stop by themselves. */
 int job_ctx_cancelled(struct job_ctx *ctx, struct eng_error *err);
+/* Whether the job was stopped because the server is stopping: it goes back to the queue and runs
+ * again at the next start, so what it would undo on a cancel or a failure must stay. */
+int job_ctx_resumes(struct job_ctx *ctx);
 
 /* The job's artifacts folder (data_dir/jobs/<id>/artifacts), created on first use; files there
  * are listed by GET /v1/jobs/{id}/artifacts. Names: letters, digits, '.', '-', '_', not starting

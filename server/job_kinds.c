@@ -6,13 +6,11 @@
 #include "job_kind.h"
 
 extern const struct job_kind job_kind_count, job_kind_evaluate, job_kind_affinity,
-    job_kind_pseudo_label;
+    job_kind_pseudo_label, job_kind_dataset_import;
 
 static const struct job_kind *const kinds[] = {
-    &job_kind_evaluate,
-    &job_kind_affinity,
-    &job_kind_pseudo_label,
-    &job_kind_count,
+    &job_kind_evaluate, &job_kind_affinity,       &job_kind_pseudo_label,
+    &job_kind_count,    &job_kind_dataset_import,
 };
 
 #define KIND_COUNT (sizeof kinds / sizeof kinds[0])
@@ -32,7 +30,8 @@ const struct job_kind *job_kind_find(const char *name, int debug)
 const struct job_kind *job_kind_at(size_t index, int debug)
 {
     for (size_t i = 0; i < KIND_COUNT; i++)
-        if (in_force(kinds[i], debug) && index-- == 0) return kinds[i];
+        if (in_force(kinds[i], debug) && !(kinds[i]->flags & JOB_KIND_INTERNAL) && index-- == 0)
+            return kinds[i];
     return NULL;
 }
 

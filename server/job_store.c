@@ -73,82 +73,20 @@ void job_events_free(struct job_event *events, size_t count)
     free(events);
 }
 
-static int64_t now_ms(void)
-{
-    struct timespec now;
-    clock_gettime(CLOCK_REALTIME, &now);
-    return (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
-}
-
-/* ---- Statements ------------------------------------------------------------------------------ */
-
-/* Binds NULL for a NULL text. */
-static int bind_text(sqlite3_stmt *stmt, int index, const char *text)
-{
-    return text ? sqlite3_bind_text(stmt, index, text, -1, SQLITE_TRANSIENT)
-                : sqlite3_bind_null(stmt, index);
-}
-
-/* Binds a JSON value's text (NULL for no value); ENG_NO_MEMORY when it cannot be written. */
-static int bind_json(sqlite3_stmt *stmt, int index, const json_t *value, struct eng_error *err)
-{
-    if (!value) return sqlite3_bind_null(stmt, index) == SQLITE_OK ? 0 : eng_no_memory(err);
-    char *text = json_text(value, JSON_COMPACT | JSON_ENCODE_ANY | JSON_PRESERVE_ORDER);
-    if (!text) return eng_no_memory(err);
-    int rc = sqlite3_bind_text(stmt, index, text, -1, free);
-    return rc == SQLITE_OK ? 0 : eng_no_memory(err);
-}
-
-static sqlite3_stmt *prepare(struct storage *st, const char *sql, struct eng_error *err)
-{
-    sqlite3_stmt *stmt = NULL;
-    if (sqlite3_prepare_v2(st->db, sql, -1, &stmt, NULL) != SQLITE_OK) {
-        storage_fail(st, err, "preparing a statement");
-        return NULL;
-    }
-    return stmt;
-}
-
-/* Steps a statement that returns no rows to its end and finalizes it. */
-static int run(struct storage *st, sqlite3_stmt *stmt, struct eng_error *err, const char *doing)
-{
-    int rc = sqlite3_step(stmt);
-    if (rc != SQLITE_DONE) storage_fail(st, err, doing);
-    sqlite3_finalize(stmt);
-    return rc == SQLITE_DONE ? 0 : -1;
-}
-
-static int begin(struct storage *st, struct eng_error *err)
-{
-    pthread_mutex_lock(&st->lock);
-    if (storage_exec(st, "BEGIN IMMEDIATE", err, "starting a transaction") == 0) return 0;
-    pthread_mutex_unlock(&st->lock);
-    return -1;
-}
-
-/* Commits when ok is 0, else rolls back; unlocks; returns ok (or -1 when the commit fails). */
-static int end(struct storage *st, int ok, struct eng_error *err)
-{
-    if (ok == 0 && storage_exec(st, "COMMIT", err, "committing") != 0) ok = -1;
-    if (ok != 0) sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
-    pthread_mutex_unlock(&st->lock);
-    return ok;
-}
-
 static int add_event(struct storage *st, const char *id, enum job_event_type type,
                      const json_t *data, struct eng_error *err)
 {
-    sqlite3_stmt *stmt =
-        prepare(st, "INSERT INTO job_events (job, time_ms, type, data) VALUES (?, ?, ?, ?)", err);
+    sqlite3_stmt *stmt = storage_prepare(
+        st, "INSERT INTO job_events (job, time_ms, type, data) VALUES (?, ?, ?, ?)", err);
     if (!stmt) return -1;
-    bind_text(stmt, 1, id);
-    sqlite3_bind_int64(stmt, 2, now_ms());
-    bind_text(stmt, 3, job_event_type_name(type));
-    if (bind_json(stmt, 4, data, err) != 0) {
+    storage_bind_text(stmt, 1, id);
+    sqlite3_bind_int64(stmt, 2, storage_now_ms());
+    storage_bind_text(stmt, 3, job_event_type_name(type));
+    if (storage_bind_json(stmt, 4, data, err) != 0) {
         sqlite3_finalize(stmt);
         return -1;
     }
-    return run(st, stmt, err, "recording an event");
+    return storage_run(st, stmt, err, "recording an event");
 }
 
 /* A state event: {"state": state} and, when given, "reason" and "error". */
@@ -170,39 +108,21 @@ static int add_state_event(struct storage *st, const char *id, enum job_state st
     "id, kind, params, owner, parent, state, progress, phase, result, error, attempts, "           \
     "cancel_requested, created_ms, started_ms, finished_ms"
 
-static char *column_text(sqlite3_stmt *stmt, int column, int *failed)
-{
-    const unsigned char *text = sqlite3_column_text(stmt, column);
-    if (!text) return NULL;
-    char *copy = strdup((const char *)text);
-    if (!copy) *failed = 1;
-    return copy;
-}
-
-static json_t *column_json(sqlite3_stmt *stmt, int column, int *failed)
-{
-    const unsigned char *text = sqlite3_column_text(stmt, column);
-    if (!text) return NULL;
-    json_t *value = json_loads((const char *)text, JSON_DECODE_ANY, NULL);
-    if (!value) *failed = 1;
-    return value;
-}
-
 /* A row of JOB_COLUMNS into *job. */
 static int read_job(sqlite3_stmt *stmt, struct job *job, struct eng_error *err)
 {
     memset(job, 0, sizeof *job);
     int failed = 0;
     snprintf(job->id, sizeof job->id, "%s", (const char *)sqlite3_column_text(stmt, 0));
-    job->kind = column_text(stmt, 1, &failed);
-    job->params = column_json(stmt, 2, &failed);
-    job->owner = column_text(stmt, 3, &failed);
-    job->parent = column_text(stmt, 4, &failed);
+    job->kind = storage_column_text(stmt, 1, &failed);
+    job->params = storage_column_json(stmt, 2, &failed);
+    job->owner = storage_column_text(stmt, 3, &failed);
+    job->parent = storage_column_text(stmt, 4, &failed);
     int state = job_state_from_name((const char *)sqlite3_column_text(stmt, 5));
     job->progress = sqlite3_column_double(stmt, 6);
-    job->phase = column_text(stmt, 7, &failed);
-    job->result = column_json(stmt, 8, &failed);
-    job->error = column_text(stmt, 9, &failed);
+    job->phase = storage_column_text(stmt, 7, &failed);
+    job->result = storage_column_json(stmt, 8, &failed);
+    job->error = storage_column_text(stmt, 9, &failed);
     job->attempts = sqlite3_column_int(stmt, 10);
     job->cancel_requested = sqlite3_column_int(stmt, 11);
     job->created_ms = sqlite3_column_int64(stmt, 12);
@@ -219,9 +139,9 @@ static int read_job(sqlite3_stmt *stmt, struct job *job, struct eng_error *err)
 /* The job with this id, under the lock. */
 static int get_locked(struct storage *st, const char *id, struct job *out, struct eng_error *err)
 {
-    sqlite3_stmt *stmt = prepare(st, "SELECT " JOB_COLUMNS " FROM jobs WHERE id = ?", err);
+    sqlite3_stmt *stmt = storage_prepare(st, "SELECT " JOB_COLUMNS " FROM jobs WHERE id = ?", err);
     if (!stmt) return -1;
-    bind_text(stmt, 1, id);
+    storage_bind_text(stmt, 1, id);
     int rc = sqlite3_step(stmt);
     int ok = -1;
     if (rc == SQLITE_ROW)
@@ -244,25 +164,25 @@ int job_store_get(struct storage *st, const char *id, struct job *out, struct en
 
 int job_store_create(struct storage *st, const struct job *spec, struct eng_error *err)
 {
-    if (begin(st, err) != 0) return -1;
+    if (storage_begin(st, err) != 0) return -1;
     int rc = -1;
     sqlite3_stmt *stmt = NULL;
     if (spec->parent) {
         struct job parent;
-        if (get_locked(st, spec->parent, &parent, err) != 0) return end(st, -1, err);
+        if (get_locked(st, spec->parent, &parent, err) != 0) return storage_end(st, -1, err);
         job_clear(&parent);
     }
-    stmt = prepare(st,
-                   "INSERT INTO jobs (id, kind, params, owner, parent, state, created_ms) "
-                   "VALUES (?, ?, ?, ?, ?, 'queued', ?)",
-                   err);
+    stmt = storage_prepare(st,
+                           "INSERT INTO jobs (id, kind, params, owner, parent, state, created_ms) "
+                           "VALUES (?, ?, ?, ?, ?, 'queued', ?)",
+                           err);
     if (stmt) {
-        bind_text(stmt, 1, spec->id);
-        bind_text(stmt, 2, spec->kind);
-        bind_text(stmt, 4, spec->owner);
-        bind_text(stmt, 5, spec->parent);
-        sqlite3_bind_int64(stmt, 6, now_ms());
-        if (bind_json(stmt, 3, spec->params, err) == 0) {
+        storage_bind_text(stmt, 1, spec->id);
+        storage_bind_text(stmt, 2, spec->kind);
+        storage_bind_text(stmt, 4, spec->owner);
+        storage_bind_text(stmt, 5, spec->parent);
+        sqlite3_bind_int64(stmt, 6, storage_now_ms());
+        if (storage_bind_json(stmt, 3, spec->params, err) == 0) {
             int step = sqlite3_step(stmt);
             if (step == SQLITE_DONE)
                 rc = 0;
@@ -274,7 +194,7 @@ int job_store_create(struct storage *st, const struct job *spec, struct eng_erro
         sqlite3_finalize(stmt);
     }
     if (rc == 0) rc = add_state_event(st, spec->id, JOB_QUEUED, NULL, NULL, err);
-    return end(st, rc, err);
+    return storage_end(st, rc, err);
 }
 
 int job_store_list(struct storage *st, const struct job_filter *f, struct job **jobs, size_t *count,
@@ -284,13 +204,14 @@ int job_store_list(struct storage *st, const struct job_filter *f, struct job **
     *count = 0;
     pthread_mutex_lock(&st->lock);
     /* A NULL parameter matches everything, so one statement serves every filter. */
-    sqlite3_stmt *stmt = prepare(st,
-                                 "SELECT " JOB_COLUMNS " FROM jobs"
-                                 " WHERE (?1 IS NULL OR state = ?1) AND (?2 IS NULL OR kind = ?2)"
-                                 " AND (?3 IS NULL OR owner = ?3)"
-                                 " AND (?4 IS NULL OR seq < (SELECT seq FROM jobs WHERE id = ?4))"
-                                 " ORDER BY seq DESC LIMIT ?5",
-                                 err);
+    sqlite3_stmt *stmt =
+        storage_prepare(st,
+                        "SELECT " JOB_COLUMNS " FROM jobs"
+                        " WHERE (?1 IS NULL OR state = ?1) AND (?2 IS NULL OR kind = ?2)"
+                        " AND (?3 IS NULL OR owner = ?3)"
+                        " AND (?4 IS NULL OR seq < (SELECT seq FROM jobs WHERE id = ?4))"
+                        " ORDER BY seq DESC LIMIT ?5",
+                        err);
     int rc = stmt ? 0 : -1;
     if (stmt && f->after) {
         /* An unknown cursor would match nothing; say so instead. */
@@ -299,10 +220,10 @@ int job_store_list(struct storage *st, const struct job_filter *f, struct job **
         if (rc == 0) job_clear(&after);
     }
     if (rc == 0) {
-        bind_text(stmt, 1, f->state >= 0 ? job_state_name((enum job_state)f->state) : NULL);
-        bind_text(stmt, 2, f->kind);
-        bind_text(stmt, 3, f->owner);
-        bind_text(stmt, 4, f->after);
+        storage_bind_text(stmt, 1, f->state >= 0 ? job_state_name((enum job_state)f->state) : NULL);
+        storage_bind_text(stmt, 2, f->kind);
+        storage_bind_text(stmt, 3, f->owner);
+        storage_bind_text(stmt, 4, f->after);
         sqlite3_bind_int64(stmt, 5, (sqlite3_int64)f->limit);
         *jobs = calloc(f->limit ? f->limit : 1, sizeof **jobs);
         if (!*jobs) rc = eng_no_memory(err);
@@ -331,15 +252,16 @@ int job_store_list(struct storage *st, const struct job_filter *f, struct job **
 
 int job_store_claim(struct storage *st, struct job *out, struct eng_error *err)
 {
-    if (begin(st, err) != 0) return -1;
-    sqlite3_stmt *stmt = prepare(st,
-                                 "UPDATE jobs SET state = 'running', attempts = attempts + 1,"
-                                 " started_ms = ?, cancel_requested = 0"
-                                 " WHERE seq = (SELECT seq FROM jobs WHERE state = 'queued'"
-                                 " ORDER BY seq LIMIT 1) RETURNING id",
-                                 err);
-    if (!stmt) return end(st, -1, err);
-    sqlite3_bind_int64(stmt, 1, now_ms());
+    if (storage_begin(st, err) != 0) return -1;
+    sqlite3_stmt *stmt =
+        storage_prepare(st,
+                        "UPDATE jobs SET state = 'running', attempts = attempts + 1,"
+                        " started_ms = ?, cancel_requested = 0"
+                        " WHERE seq = (SELECT seq FROM jobs WHERE state = 'queued'"
+                        " ORDER BY seq LIMIT 1) RETURNING id",
+                        err);
+    if (!stmt) return storage_end(st, -1, err);
+    sqlite3_bind_int64(stmt, 1, storage_now_ms());
     char id[JOB_ID_SIZE] = "";
     int step = sqlite3_step(stmt);
     if (step == SQLITE_ROW) {
@@ -347,8 +269,8 @@ int job_store_claim(struct storage *st, struct job *out, struct eng_error *err)
         step = sqlite3_step(stmt);
     }
     sqlite3_finalize(stmt);
-    if (step != SQLITE_DONE) return end(st, storage_fail(st, err, "claiming a job"), err);
-    if (!id[0]) return end(st, 0, err);
+    if (step != SQLITE_DONE) return storage_end(st, storage_fail(st, err, "claiming a job"), err);
+    if (!id[0]) return storage_end(st, 0, err);
     int rc = get_locked(st, id, out, err);
     if (rc == 0) {
         json_t *data = json_pack("{s:s, s:i}", "state", "running", "attempt", out->attempts);
@@ -356,7 +278,7 @@ int job_store_claim(struct storage *st, struct job *out, struct eng_error *err)
         json_decref(data);
         if (rc != 0) job_clear(out);
     }
-    return end(st, rc, err) == 0 ? 1 : -1;
+    return storage_end(st, rc, err) == 0 ? 1 : -1;
 }
 
 /* Sets a running job's progress and phase (and checkpoint when set_checkpoint), with a progress
@@ -365,22 +287,22 @@ static int record_progress(struct storage *st, const char *id, double fraction, 
                            int set_checkpoint, const json_t *checkpoint, int event,
                            struct eng_error *err)
 {
-    if (begin(st, err) != 0) return -1;
-    sqlite3_stmt *stmt = prepare(st,
-                                 "UPDATE jobs SET progress = ?1, phase = ?2,"
-                                 " checkpoint = CASE WHEN ?3 THEN ?4 ELSE checkpoint END"
-                                 " WHERE id = ?5 AND state = 'running'",
-                                 err);
-    if (!stmt) return end(st, -1, err);
+    if (storage_begin(st, err) != 0) return -1;
+    sqlite3_stmt *stmt = storage_prepare(st,
+                                         "UPDATE jobs SET progress = ?1, phase = ?2,"
+                                         " checkpoint = CASE WHEN ?3 THEN ?4 ELSE checkpoint END"
+                                         " WHERE id = ?5 AND state = 'running'",
+                                         err);
+    if (!stmt) return storage_end(st, -1, err);
     sqlite3_bind_double(stmt, 1, fraction);
-    bind_text(stmt, 2, phase);
+    storage_bind_text(stmt, 2, phase);
     sqlite3_bind_int(stmt, 3, set_checkpoint);
-    bind_text(stmt, 5, id);
-    if (bind_json(stmt, 4, checkpoint, err) != 0) {
+    storage_bind_text(stmt, 5, id);
+    if (storage_bind_json(stmt, 4, checkpoint, err) != 0) {
         sqlite3_finalize(stmt);
-        return end(st, -1, err);
+        return storage_end(st, -1, err);
     }
-    int rc = run(st, stmt, err, "recording progress");
+    int rc = storage_run(st, stmt, err, "recording progress");
     if (rc == 0 && sqlite3_changes(st->db) == 0)
         rc = eng_fail(err, ENG_CONFLICT, "job %s is not running", id);
     if (rc == 0 && event) {
@@ -388,7 +310,7 @@ static int record_progress(struct storage *st, const char *id, double fraction, 
         rc = data ? add_event(st, id, JOB_EVENT_PROGRESS, data, err) : eng_no_memory(err);
         json_decref(data);
     }
-    return end(st, rc, err);
+    return storage_end(st, rc, err);
 }
 
 int job_store_progress(struct storage *st, const char *id, double fraction, const char *phase,
@@ -400,8 +322,8 @@ int job_store_progress(struct storage *st, const char *id, double fraction, cons
 int job_store_event(struct storage *st, const char *id, enum job_event_type type,
                     const json_t *data, struct eng_error *err)
 {
-    if (begin(st, err) != 0) return -1;
-    return end(st, add_event(st, id, type, data, err), err);
+    if (storage_begin(st, err) != 0) return -1;
+    return storage_end(st, add_event(st, id, type, data, err), err);
 }
 
 int job_store_checkpoint(struct storage *st, const char *id, const json_t *checkpoint,
@@ -415,14 +337,14 @@ int job_store_checkpoint_load(struct storage *st, const char *id, json_t **out,
 {
     *out = NULL;
     pthread_mutex_lock(&st->lock);
-    sqlite3_stmt *stmt = prepare(st, "SELECT checkpoint FROM jobs WHERE id = ?", err);
+    sqlite3_stmt *stmt = storage_prepare(st, "SELECT checkpoint FROM jobs WHERE id = ?", err);
     int rc = -1;
     if (stmt) {
-        bind_text(stmt, 1, id);
+        storage_bind_text(stmt, 1, id);
         int step = sqlite3_step(stmt);
         int failed = 0;
         if (step == SQLITE_ROW) {
-            *out = column_json(stmt, 0, &failed);
+            *out = storage_column_json(stmt, 0, &failed);
             rc = failed ? eng_fail(err, ENG_INTERNAL,
                                    "storage: job %s's checkpoint does not "
                                    "read back",
@@ -445,26 +367,26 @@ static int move(struct storage *st, const char *id, enum job_state from, enum jo
                 const json_t *result, const char *error, struct eng_error *err)
 {
     sqlite3_stmt *stmt =
-        prepare(st,
-                "UPDATE jobs SET state = ?, result = ?, error = ?, finished_ms = ?,"
-                " progress = CASE WHEN ? THEN 1 ELSE progress END"
-                " WHERE id = ? AND state = ?",
-                err);
+        storage_prepare(st,
+                        "UPDATE jobs SET state = ?, result = ?, error = ?, finished_ms = ?,"
+                        " progress = CASE WHEN ? THEN 1 ELSE progress END"
+                        " WHERE id = ? AND state = ?",
+                        err);
     if (!stmt) return -1;
-    bind_text(stmt, 1, job_state_name(to));
-    if (bind_json(stmt, 2, result, err) != 0) {
+    storage_bind_text(stmt, 1, job_state_name(to));
+    if (storage_bind_json(stmt, 2, result, err) != 0) {
         sqlite3_finalize(stmt);
         return -1;
     }
-    bind_text(stmt, 3, error);
+    storage_bind_text(stmt, 3, error);
     if (job_state_is_final(to))
-        sqlite3_bind_int64(stmt, 4, now_ms());
+        sqlite3_bind_int64(stmt, 4, storage_now_ms());
     else
         sqlite3_bind_null(stmt, 4);
     sqlite3_bind_int(stmt, 5, to == JOB_SUCCEEDED);
-    bind_text(stmt, 6, id);
-    bind_text(stmt, 7, job_state_name(from));
-    if (run(st, stmt, err, "changing a job's state") != 0) return -1;
+    storage_bind_text(stmt, 6, id);
+    storage_bind_text(stmt, 7, job_state_name(from));
+    if (storage_run(st, stmt, err, "changing a job's state") != 0) return -1;
     if (sqlite3_changes(st->db) == 0)
         return eng_fail(err, ENG_CONFLICT, "job %s is not %s", id, job_state_name(from));
     return 0;
@@ -475,11 +397,11 @@ int job_store_finish(struct storage *st, const char *id, enum job_state state, c
 {
     if (!job_state_is_final(state) || state == JOB_INTERRUPTED)
         return eng_fail(err, ENG_INTERNAL, "a job cannot finish as %s", job_state_name(state));
-    if (begin(st, err) != 0) return -1;
+    if (storage_begin(st, err) != 0) return -1;
     int rc = move(st, id, JOB_RUNNING, state, state == JOB_SUCCEEDED ? result : NULL,
                   state == JOB_FAILED ? error : NULL, err);
     if (rc == 0) rc = add_state_event(st, id, state, NULL, state == JOB_FAILED ? error : NULL, err);
-    return end(st, rc, err);
+    return storage_end(st, rc, err);
 }
 
 /* A running job through interrupted (with its event) to queued, or left interrupted when error
@@ -497,17 +419,17 @@ static int interrupt(struct storage *st, const char *id, const char *reason, con
 
 int job_store_requeue(struct storage *st, const char *id, const char *reason, struct eng_error *err)
 {
-    if (begin(st, err) != 0) return -1;
-    return end(st, interrupt(st, id, reason, NULL, err) ? -1 : 0, err);
+    if (storage_begin(st, err) != 0) return -1;
+    return storage_end(st, interrupt(st, id, reason, NULL, err) ? -1 : 0, err);
 }
 
 int job_store_cancel(struct storage *st, const char *id, enum job_state *state,
                      struct eng_error *err)
 {
-    if (begin(st, err) != 0) return -1;
+    if (storage_begin(st, err) != 0) return -1;
     struct job job;
     int rc = get_locked(st, id, &job, err);
-    if (rc != 0) return end(st, -1, err);
+    if (rc != 0) return storage_end(st, -1, err);
     *state = job.state;
     if (job.state == JOB_QUEUED) {
         rc =
@@ -517,25 +439,26 @@ int job_store_cancel(struct storage *st, const char *id, enum job_state *state,
                 : 0;
         *state = JOB_CANCELLED;
     } else if (job.state == JOB_RUNNING) {
-        sqlite3_stmt *stmt = prepare(st, "UPDATE jobs SET cancel_requested = 1 WHERE id = ?", err);
-        if (stmt) bind_text(stmt, 1, id);
-        rc = stmt ? run(st, stmt, err, "cancelling a job") : -1;
+        sqlite3_stmt *stmt =
+            storage_prepare(st, "UPDATE jobs SET cancel_requested = 1 WHERE id = ?", err);
+        if (stmt) storage_bind_text(stmt, 1, id);
+        rc = stmt ? storage_run(st, stmt, err, "cancelling a job") : -1;
     } else if (job.state != JOB_CANCELLED) {
         rc = eng_fail(err, ENG_CONFLICT, "job %s has already ended: it %s", id,
                       job.state == JOB_INTERRUPTED ? "was interrupted for good"
                                                    : job_state_name(job.state));
     }
     job_clear(&job);
-    return end(st, rc, err);
+    return storage_end(st, rc, err);
 }
 
 int job_store_cancel_requested(struct storage *st, const char *id, struct eng_error *err)
 {
     pthread_mutex_lock(&st->lock);
-    sqlite3_stmt *stmt = prepare(st, "SELECT cancel_requested FROM jobs WHERE id = ?", err);
+    sqlite3_stmt *stmt = storage_prepare(st, "SELECT cancel_requested FROM jobs WHERE id = ?", err);
     int rc = -1;
     if (stmt) {
-        bind_text(stmt, 1, id);
+        storage_bind_text(stmt, 1, id);
         int step = sqlite3_step(stmt);
         if (step == SQLITE_ROW)
             rc = sqlite3_column_int(stmt, 0) != 0;
@@ -553,10 +476,10 @@ int job_store_recover(struct storage *st, int max_attempts, size_t *requeued, si
                       struct eng_error *err)
 {
     *requeued = *abandoned = 0;
-    if (begin(st, err) != 0) return -1;
-    sqlite3_stmt *stmt =
-        prepare(st, "SELECT id, attempts FROM jobs WHERE state = 'running' ORDER BY seq", err);
-    if (!stmt) return end(st, -1, err);
+    if (storage_begin(st, err) != 0) return -1;
+    sqlite3_stmt *stmt = storage_prepare(
+        st, "SELECT id, attempts FROM jobs WHERE state = 'running' ORDER BY seq", err);
+    if (!stmt) return storage_end(st, -1, err);
     /* Read them all first: the updates below would disturb the running SELECT. */
     struct {
         char id[JOB_ID_SIZE];
@@ -588,7 +511,32 @@ int job_store_recover(struct storage *st, int max_attempts, size_t *requeued, si
         (*(give_up ? abandoned : requeued))++;
     }
     free(found);
-    return end(st, rc, err);
+    return storage_end(st, rc, err);
+}
+
+int job_store_dataset_user(struct storage *st, const char *dataset, char job[JOB_ID_SIZE],
+                           struct eng_error *err)
+{
+    pthread_mutex_lock(&st->lock);
+    sqlite3_stmt *stmt = storage_prepare(
+        st, "SELECT id, params FROM jobs WHERE state IN ('queued', 'running') ORDER BY seq", err);
+    int rc = stmt ? 0 : -1, step = SQLITE_DONE;
+    while (rc == 0 && (step = sqlite3_step(stmt)) == SQLITE_ROW) {
+        int failed = 0;
+        json_t *params = storage_column_json(stmt, 1, &failed);
+        const char *named = json_string_value(json_object_get(params, "dataset"));
+        if (named && strcmp(named, dataset) == 0) {
+            snprintf(job, JOB_ID_SIZE, "%s", (const char *)sqlite3_column_text(stmt, 0));
+            rc = 1;
+        } else if (failed) {
+            rc = eng_fail(err, ENG_INTERNAL, "storage: a job's params do not read back");
+        }
+        json_decref(params);
+    }
+    if (rc == 0 && step != SQLITE_DONE) rc = storage_fail(st, err, "reading jobs' params");
+    sqlite3_finalize(stmt);
+    pthread_mutex_unlock(&st->lock);
+    return rc;
 }
 
 int job_store_events(struct storage *st, const char *id, int64_t after, size_t limit,
@@ -597,13 +545,13 @@ int job_store_events(struct storage *st, const char *id, int64_t after, size_t l
     *events = NULL;
     *count = 0;
     pthread_mutex_lock(&st->lock);
-    sqlite3_stmt *stmt = prepare(st,
-                                 "SELECT id, time_ms, type, data FROM job_events"
-                                 " WHERE job = ? AND id > ? ORDER BY id LIMIT ?",
-                                 err);
+    sqlite3_stmt *stmt = storage_prepare(st,
+                                         "SELECT id, time_ms, type, data FROM job_events"
+                                         " WHERE job = ? AND id > ? ORDER BY id LIMIT ?",
+                                         err);
     int rc = stmt ? 0 : -1;
     if (rc == 0) {
-        bind_text(stmt, 1, id);
+        storage_bind_text(stmt, 1, id);
         sqlite3_bind_int64(stmt, 2, after);
         sqlite3_bind_int64(stmt, 3, (sqlite3_int64)limit);
         *events = calloc(limit ? limit : 1, sizeof **events);
@@ -621,7 +569,7 @@ int job_store_events(struct storage *st, const char *id, int64_t after, size_t l
         int failed = 0;
         e->id = sqlite3_column_int64(stmt, 0);
         e->time_ms = sqlite3_column_int64(stmt, 1);
-        e->data = column_text(stmt, 3, &failed);
+        e->data = storage_column_text(stmt, 3, &failed);
         if (failed || type < 0 || !e->data) {
             free(e->data);
             rc = failed ? eng_no_memory(err)

@@ -214,6 +214,11 @@ int job_ctx_cancelled(struct job_ctx *ctx, struct eng_error *err)
                     "the server is stopping; the job resumes at its next start");
 }
 
+int job_ctx_resumes(struct job_ctx *ctx)
+{
+    return poll_stop(ctx) == STOP_SHUTDOWN;
+}
+
 static int cancel_check(void *ctx, struct eng_error *err)
 {
     return job_ctx_cancelled(ctx, err);
@@ -442,8 +447,7 @@ void jobs_counts(struct jobs *jobs, int *busy, int *runners)
     pthread_mutex_unlock(&jobs->lock);
 }
 
-/* 24 random hex digits. */
-static int new_id(char id[JOB_ID_SIZE], struct eng_error *err)
+int jobs_new_id(char id[JOB_ID_SIZE], struct eng_error *err)
 {
     unsigned char random[(JOB_ID_SIZE - 1) / 2];
     if (RAND_bytes(random, sizeof random) != 1)
@@ -469,7 +473,7 @@ int jobs_submit(struct jobs *jobs, const char *kind_name, json_t *params, const 
     int rc = -1;
     if (!json_is_object(spec.params))
         eng_fail(err, ENG_INVALID, "params: must be an object");
-    else if (kind->validate(app, spec.params, err) == 0 && new_id(spec.id, err) == 0 &&
+    else if (kind->validate(app, spec.params, err) == 0 && jobs_new_id(spec.id, err) == 0 &&
              job_store_create(app->storage, &spec, err) == 0)
         rc = job_store_get(app->storage, spec.id, out, err);
     json_decref(empty);

@@ -30,6 +30,9 @@ void jobs_close(struct jobs *jobs);
 int jobs_submit(struct jobs *jobs, const char *kind, json_t *params, const char *owner,
                 struct job *out, struct eng_error *err);
 
+/* A new id, 24 random hex digits (jobs' ids; datasets take the same form). */
+int jobs_new_id(char id[JOB_ID_SIZE], struct eng_error *err);
+
 /* Runners running a job now, and runners in all. */
 void jobs_counts(struct jobs *jobs, int *busy, int *runners);
 

@@ -26,8 +26,8 @@
  * - a part whose own Content-Type is a multipart type (multipart/mixed inside form-data, which
  *   RFC 7578 §4.3 deprecates): MULTIPART_NESTED, so no later field is read under its headers;
  * - a part past max_parts: MULTIPART_TOO_MANY_PARTS.
- * Memory is the parts' values (the caller caps the body's size), their names, and one fixed buffer
- * for a part's headers. */
+ * Memory is the parts' values (the caller caps the body's size) but a streamed one's, their names,
+ * and one fixed buffer for a part's headers. */
 #include "multipart.h"
 
 #include <stdarg.h>
@@ -63,6 +63,11 @@ struct multipart {
     struct request_part *parts;
     size_t count, capacity, max_parts;
     size_t current_capacity; /* bytes allocated for parts[count - 1].data */
+    /* The part multipart_stream_part named: its value goes to sink while streaming is set. */
+    const char *stream_name;
+    int (*sink)(void *ctx, const char *data, size_t size);
+    void *sink_ctx;
+    int streaming, streamed;
     char error[256];
 };
 
@@ -205,8 +210,21 @@ enum multipart_status multipart_begin(const char *content_type, size_t max_parts
     return MULTIPART_OK;
 }
 
+void multipart_stream_part(struct multipart *mp, const char *name,
+                           int (*sink)(void *ctx, const char *data, size_t size), void *ctx)
+{
+    mp->stream_name = name;
+    mp->sink = sink;
+    mp->sink_ctx = ctx;
+}
+
 static int append(struct multipart *mp, const char *data, size_t size)
 {
+    if (mp->streaming) {
+        if (size == 0 || mp->sink(mp->sink_ctx, data, size) == 0) return 0;
+        fail(mp, MULTIPART_SINK_FAILED, "part %zu could not be stored", mp->count);
+        return -1;
+    }
     struct request_part *part = &mp->parts[mp->count - 1];
     if (part->size + size + 1 > mp->current_capacity) {
         size_t capacity = mp->current_capacity ? mp->current_capacity : 256;
@@ -255,7 +273,11 @@ static int start_part(struct multipart *mp, struct span name, struct span filena
     mp->current_capacity = 0;
     if (!part->name || (filename.s && !part->filename) || (content_type.s && !part->content_type))
         goto no_memory;
-    return append(mp, "", 0); /* even an empty value is a terminated string */
+    mp->streaming = 0;
+    if (append(mp, "", 0) != 0) return -1; /* even an empty value is a terminated string */
+    if (mp->stream_name && !mp->streamed && strcmp(part->name, mp->stream_name) == 0)
+        mp->streaming = mp->streamed = 1;
+    return 0;
 no_memory:
     fail(mp, MULTIPART_NO_MEMORY, "out of memory");
     return -1;

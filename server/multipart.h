@@ -17,12 +17,20 @@ enum multipart_status {
     MULTIPART_NESTED,         /* a part is itself multipart (RFC 7578 §4.3): 400 */
     MULTIPART_TOO_MANY_PARTS, /* more than max_parts: 413 */
     MULTIPART_NO_MEMORY,
+    MULTIPART_SINK_FAILED, /* the sink of a streamed part refused its bytes (it says why) */
 };
 
 /* Starts parsing a body whose Content-Type header is content_type. MULTIPART_MALFORMED, and no
  * parser, when the header is not multipart/form-data with one usable boundary. */
 enum multipart_status multipart_begin(const char *content_type, size_t max_parts,
                                       struct multipart **mp);
+
+/* Streams the value of the first part named name (a string that outlives mp) to sink as it
+ * arrives instead of holding it, so a file part of any size takes no memory: multipart_end lists
+ * that part with an empty value (size 0). A nonzero return from sink stops the parse with
+ * MULTIPART_SINK_FAILED. Call it before the first multipart_feed. */
+void multipart_stream_part(struct multipart *mp, const char *name,
+                           int (*sink)(void *ctx, const char *data, size_t size), void *ctx);
 
 /* Feeds the next body bytes. After the first failure, later calls do nothing and return it. */
 enum multipart_status multipart_feed(struct multipart *mp, const char *data, size_t size);

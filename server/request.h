@@ -43,6 +43,13 @@ struct request {
     size_t body_size;
     struct request_part *parts;
     size_t part_count;
+    /* A ROUTE_UPLOAD route's body in a file under data_dir/uploads (NULL on other routes):
+     * the raw body, or the multipart part "archive" (listed in parts with an empty value;
+     * upload_part says whether the body had one). The file is removed once the handler returns;
+     * a handler that keeps it renames it and sets upload_path to NULL. */
+    const char *upload_path;
+    unsigned long long upload_size;
+    int upload_part;
 };
 
 /* A new request id (hex digits) into out. */

@@ -14,6 +14,9 @@ typedef void (*handler_fn)(struct request *req, struct response *resp);
 enum route_flags {
     ROUTE_PUBLIC = 1u << 0, /* needs no API key even when keys are configured */
     ROUTE_HEAVY = 1u << 1,  /* runs in the worker pool under admission control */
+    /* The body goes to a file as it arrives (request.h: upload_path), up to max_dataset_bytes
+     * instead of max_body_bytes; from a multipart body, its part "archive" alone. */
+    ROUTE_UPLOAD = 1u << 2,
 };
 
 struct route {

@@ -5,7 +5,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
+#include "json_text.h"
 #include "storage_internal.h"
 
 /* The schema, as the migrations that build it: migrations[v - 1] takes a database from version
@@ -45,6 +47,20 @@ static const char *const migrations[] = {
     " type TEXT NOT NULL,"
     " data TEXT NOT NULL);"
     "CREATE INDEX job_events_by_job ON job_events(job, id);",
+    /* 3: datasets (dataset_store.h): the record of each dataset the server knows, whatever its
+     * state; the cache itself is the folder data_dir/datasets/<id>. */
+    "CREATE TABLE datasets ("
+    " seq INTEGER PRIMARY KEY AUTOINCREMENT,"
+    " id TEXT NOT NULL UNIQUE,"
+    " name TEXT NOT NULL,"
+    " state TEXT NOT NULL,"
+    " job TEXT,"
+    " error TEXT,"
+    " source TEXT NOT NULL,"
+    " hash TEXT,"
+    " owner TEXT,"
+    " created_ms INTEGER NOT NULL);"
+    "CREATE INDEX datasets_by_hash ON datasets(hash, seq);",
 };
 
 #define SCHEMA_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
@@ -67,6 +83,83 @@ int storage_exec(struct storage *st, const char *sql, struct eng_error *err, con
              sql_err ? sql_err : sqlite3_errmsg(st->db));
     sqlite3_free(sql_err);
     return -1;
+}
+
+/* ---- What the store's files share (storage_internal.h) ----------------------------------------
+ */
+
+int64_t storage_now_ms(void)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    return (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
+}
+
+int storage_bind_text(sqlite3_stmt *stmt, int index, const char *text)
+{
+    return text ? sqlite3_bind_text(stmt, index, text, -1, SQLITE_TRANSIENT)
+                : sqlite3_bind_null(stmt, index);
+}
+
+int storage_bind_json(sqlite3_stmt *stmt, int index, const json_t *value, struct eng_error *err)
+{
+    if (!value) return sqlite3_bind_null(stmt, index) == SQLITE_OK ? 0 : eng_no_memory(err);
+    char *text = json_text(value, JSON_COMPACT | JSON_ENCODE_ANY | JSON_PRESERVE_ORDER);
+    if (!text) return eng_no_memory(err);
+    int rc = sqlite3_bind_text(stmt, index, text, -1, free);
+    return rc == SQLITE_OK ? 0 : eng_no_memory(err);
+}
+
+sqlite3_stmt *storage_prepare(struct storage *st, const char *sql, struct eng_error *err)
+{
+    sqlite3_stmt *stmt = NULL;
+    if (sqlite3_prepare_v2(st->db, sql, -1, &stmt, NULL) != SQLITE_OK) {
+        storage_fail(st, err, "preparing a statement");
+        return NULL;
+    }
+    return stmt;
+}
+
+int storage_run(struct storage *st, sqlite3_stmt *stmt, struct eng_error *err, const char *doing)
+{
+    int rc = sqlite3_step(stmt);
+    if (rc != SQLITE_DONE) storage_fail(st, err, doing);
+    sqlite3_finalize(stmt);
+    return rc == SQLITE_DONE ? 0 : -1;
+}
+
+int storage_begin(struct storage *st, struct eng_error *err)
+{
+    pthread_mutex_lock(&st->lock);
+    if (storage_exec(st, "BEGIN IMMEDIATE", err, "starting a transaction") == 0) return 0;
+    pthread_mutex_unlock(&st->lock);
+    return -1;
+}
+
+int storage_end(struct storage *st, int ok, struct eng_error *err)
+{
+    if (ok == 0 && storage_exec(st, "COMMIT", err, "committing") != 0) ok = -1;
+    if (ok != 0) sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
+    pthread_mutex_unlock(&st->lock);
+    return ok;
+}
+
+char *storage_column_text(sqlite3_stmt *stmt, int column, int *failed)
+{
+    const unsigned char *text = sqlite3_column_text(stmt, column);
+    if (!text) return NULL;
+    char *copy = strdup((const char *)text);
+    if (!copy) *failed = 1;
+    return copy;
+}
+
+json_t *storage_column_json(sqlite3_stmt *stmt, int column, int *failed)
+{
+    const unsigned char *text = sqlite3_column_text(stmt, column);
+    if (!text) return NULL;
+    json_t *value = json_loads((const char *)text, JSON_DECODE_ANY, NULL);
+    if (!value) *failed = 1;
+    return value;
 }
 
 int storage_make_dirs(const char *path, struct eng_error *err)

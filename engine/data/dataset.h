@@ -115,6 +115,11 @@ int data_import(const char *source, const char *parent, const char *id,
  * of processes that no longer run). Call it at startup. 0, or -1 with err. */
 int data_import_cleanup(const char *parent, struct eng_error *err);
 
+/* Removes the dataset parent/<id>: renamed first to a temporary name of the imports' (one rename:
+ * the id is gone at once, and what a kill mid-removal leaves is data_import_cleanup's), then
+ * removed. ENG_NOT_FOUND when there is no such folder, ENG_INTERNAL (I/O). */
+int data_remove(const char *parent, const char *id, struct eng_error *err);
+
 /* ---- An imported dataset -------------------------------------------------------------------- */
 
 struct dataset;

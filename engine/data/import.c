@@ -443,3 +443,28 @@ int data_import_cleanup(const char *parent, struct eng_error *err)
     closedir(dir);
     return 0;
 }
+
+int data_remove(const char *parent, const char *id, struct eng_error *err)
+{
+    char *path = data_printf(err, "%s/%s", parent, id);
+    char *aside =
+        path ? data_printf(err, "%s/" TEMP_PREFIX "%ld-XXXXXX", parent, (long)getpid()) : NULL;
+    if (!aside) {
+        free(path);
+        return -1;
+    }
+    int rc = -1;
+    if (!mkdtemp(aside))
+        eng_fail(err, ENG_INTERNAL, "%s: %s", parent, strerror(errno));
+    else if (rename(path, aside) != 0) {
+        eng_fail(err, errno == ENOENT ? ENG_NOT_FOUND : ENG_INTERNAL, "%s: %s", path,
+                 strerror(errno));
+        rmdir(aside);
+    } else {
+        data_remove_tree(aside);
+        rc = 0;
+    }
+    free(path);
+    free(aside);
+    return rc;
+}

@@ -237,7 +237,8 @@ def check_structure(readme, binary):
     settings = json.loads(subprocess.run([binary, "--print-config"], env=env, check=True,
                                          stdout=subprocess.PIPE).stdout)
     for key, value in settings.items():
-        written = value if isinstance(value, str) else json.dumps(value)
+        # An empty text is written "" in the table.
+        written = value if isinstance(value, str) and value else json.dumps(value)
         if key not in rows:
             fail("README: the Configuration table lacks `%s` (default %s)" % (key, written))
         elif rows[key].strip().strip("`") != written:
@@ -333,6 +334,7 @@ STANDALONE = {
     ("POST", "/v1/augment/audio"): "augment-audio.schema.json",
     ("POST", "/v1/augment/copy-paste"): "copy-paste.schema.json",
     ("GET", "/v1/jobs/{id}"): "job.schema.json",
+    ("GET", "/v1/datasets/{id}"): "dataset.schema.json",
 }
 
 

@@ -1,0 +1,60 @@
+/* Datasets as the server keeps them: a record in the store (dataset_store.h) beside each cache
+ * of the registry (datasets.h), and imports run as "dataset-import" jobs (job_dataset_import.c).
+ *
+ * An import is asked for with a source, an upload (POST /v1/datasets streams it to
+ * data_dir/uploads/.partial-*, and it is kept as data_dir/uploads/<id> for the job) or a path
+ * under datasets_dir; it gets a record (importing) and a job, which imports into
+ * data_dir/datasets/<id> and ends the record ready or failed, and removes the upload. A kill
+ * mid-import leaves the job to be queued again at the next start (the import starts over: what
+ * the dead one wrote is data_import_cleanup's), the record importing and the upload in place. */
+#ifndef AUGSERVE_DATASET_IMPORT_H
+#define AUGSERVE_DATASET_IMPORT_H
+
+#include <stddef.h>
+
+#include "core/error.h"
+#include "dataset_store.h"
+
+struct app;
+struct config;
+
+/* What an import reads: an upload's file (upload set: it is moved into data_dir/uploads/<id>, and
+ * on success the caller no longer owns it), or path relative to datasets_dir. */
+struct dataset_import_request {
+    const char *name;
+    const char *upload;
+    const char *path;
+    const char *owner;
+};
+
+/* Makes the record (importing) and queues its import job: *out is the record, with its id and
+ * job. On failure nothing is left (no record, the upload where it was). */
+int dataset_import_submit(struct app *app, const struct dataset_import_request *rq,
+                          struct dataset_record *out, struct eng_error *err);
+
+/* Resolves path (relative to cfg->datasets_dir) into out (of size bytes), a file or folder that is
+ * really under datasets_dir: 0, or -1 with err and *forbidden set when the path is refused as
+ * outside it (absolute, "..", a symlink out, datasets_dir unset) rather than missing. */
+int dataset_import_resolve(const struct config *cfg, const char *path, char *out, size_t size,
+                           int *forbidden, struct eng_error *err);
+
+/* The upload file of dataset id: data_dir/uploads/<id>, into out. */
+void dataset_import_upload_path(const struct app *app, const char *id, char *out, size_t size);
+
+/* An importing record whose job has ended without ending it (cancelled before it ran, or
+ * interrupted for good) or is gone becomes failed, saying so, and its upload is removed; r is
+ * updated. With starting (start-up, when no submission is half-way), a record that never got its
+ * job too. Others are left as they are. 0, or -1 with err. */
+int dataset_import_settle(struct app *app, struct dataset_record *r, int starting,
+                          struct eng_error *err);
+
+/* Gives a ready record to each cache on disk that has none (one `augserve dataset import --out
+ * <data_dir>/datasets` wrote). 0, or -1 with err. */
+int dataset_import_adopt(struct app *app, struct eng_error *err);
+
+/* At start-up, once the job runners have recovered the jobs: makes data_dir/uploads, removes
+ * uploads no import will read (partial ones, those of records not importing), settles every
+ * record, and adopts the caches on disk. 0, or -1 with err. */
+int dataset_import_recover(struct app *app, struct eng_error *err);
+
+#endif
