@@ -16,8 +16,8 @@
 #define JOB_CHART_MARGIN 20
 
 /* The reliability diagram of Guo et al. 2017: per ECE bin (x, confidence 0 to 1) a blue bar up
- * to the bin's accuracy, and the gap to the bin's mean confidence in red above or below it; the
- * diagonal (perfect calibration) in grey. *png malloc'd. */
+ * to the bin's accuracy, and the gap to the bin's mean confidence as a narrower red bar over it
+ * (above or below its top); the diagonal (perfect calibration) in grey. *png malloc'd. */
 int job_chart_reliability(const struct metric_eval *e, void **png, size_t *size,
                           struct eng_error *err);
 

@@ -23,7 +23,7 @@ static const char *const names[] = {"model", "dataset",    "split", "policy",
 
 static int validate(const struct app *app, const json_t *params, struct eng_error *err)
 {
-    struct job_classify jc;
+    struct job_classify jc = {0};
     struct policy *policy = NULL;
     int rc = job_params_known(params, names, err) || job_classify_open(&jc, app, params, 1, err) ||
                      job_classify_policy(json_object_get(params, "policy"), "policy", &policy, err)

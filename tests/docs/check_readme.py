@@ -8,7 +8,8 @@ Exit status 77 (ctest's skip) when LPIPS_MODEL_DIR holds no model.onnx.
 The convention it enforces (README.md, "API" section):
 - every ```sh block of the API section that has a line starting with `curl` is runnable; it runs in
   bash from a scratch folder in which `tests/` is the repository's and `build/augserve` the binary, with `http://127.0.0.1:8080`
-  replaced by the server's address, `$ADMIN_KEY` and `$KEY` set to keys the server accepts;
+  replaced by the server's address, `$ADMIN_KEY` and `$KEY` set to keys the server accepts, and
+  `$DATA_DIR` to the server's data_dir (examples import datasets into its datasets/ folder);
 - every `curl` command there is followed by a comment line `# STATUS [sketch]`: the expected HTTP
   status, then optionally a media type (`# 200 image/jpeg`) or a JSON sketch of the body, which
   may run over further `#  ...` lines and contain `...` and `<placeholders>`;
@@ -389,7 +390,8 @@ def main():
                          % (first_line + offset))
             out = os.path.join(scratch, "out%d" % index)
             os.makedirs(out)
-            env = dict(os.environ, __OUT=out, ADMIN_KEY=ADMIN_KEY, KEY=ADMIN_KEY)
+            env = dict(os.environ, __OUT=out, ADMIN_KEY=ADMIN_KEY, KEY=ADMIN_KEY,
+                       DATA_DIR=os.path.join(scratch, "data"))
             script = PRELUDE + text.replace(BASE_IN_README, base) + "\n"
             run = subprocess.run(["bash", "-c", script], cwd=work, env=env, timeout=60,
                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
@@ -417,6 +419,14 @@ def main():
                     m = re.match(r"([a-z]+/[A-Za-z0-9.+-]+)", sketch)
                     if m and not ctype.startswith(m.group(1)):
                         fail("%s answered %s, the README says %s" % (what, ctype, m.group(1)))
+                # JSON Lines (a job's artifact) are no one document: each line is checked below.
+                if ctype.startswith("application/jsonl"):
+                    for n, text in enumerate(body.decode(errors="replace").splitlines()):
+                        try:
+                            json.loads(text)
+                        except ValueError as e:
+                            fail("%s: line %d is no JSON (%s)" % (what, n + 1, e))
+                    continue
                 if "json" not in ctype or (got == 204 and not body):
                     continue
                 try:

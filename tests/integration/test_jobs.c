@@ -21,32 +21,9 @@
 #include <time.h>
 
 #include "harness.h"
-
-#define WAIT_S 30.0
-
-static void sleep_ms(long ms)
-{
-    struct timespec pause = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L};
-    while (nanosleep(&pause, &pause) != 0) {
-    }
-}
+#include "job_client.h"
 
 /* ---- Requests ------------------------------------------------------------------------------ */
-
-/* Sends method path with an optional JSON body and key; the response in r. */
-static void send_as(const struct server *srv, const char *method, const char *path,
-                    const char *body, const char *key, struct http_response *r)
-{
-    char auth[256];
-    snprintf(auth, sizeof auth, "Authorization: Bearer %s", key ? key : "");
-    const char *headers[] = {"Content-Type: application/json", key ? auth : NULL, NULL};
-    struct http_request req = {.method = method,
-                               .path = path,
-                               .headers = headers,
-                               .body = body,
-                               .body_size = body ? strlen(body) : 0};
-    http_send(srv, &req, r);
-}
 
 /* POSTs a count job and returns its document (status 202 asserted); the id into id. */
 static json_t *submit_count(const struct server *srv, const char *params, const char *key,
@@ -55,7 +32,7 @@ static json_t *submit_count(const struct server *srv, const char *params, const 
     char body[512];
     snprintf(body, sizeof body, "{\"kind\": \"count\", \"params\": %s}", params);
     struct http_response r;
-    send_as(srv, "POST", "/v1/jobs", body, key, &r);
+    job_send(srv, "POST", "/v1/jobs", body, key, &r);
     assert_status(&r, 202);
     json_t *doc = http_json(&r);
     snprintf(id, 32, "%s", json_str(doc, "id"));
@@ -66,49 +43,19 @@ static json_t *submit_count(const struct server *srv, const char *params, const 
     return doc;
 }
 
-static json_t *get_job(const struct server *srv, const char *id, const char *key)
-{
-    char path[64];
-    snprintf(path, sizeof path, "/v1/jobs/%s", id);
-    struct http_response r;
-    send_as(srv, "GET", path, NULL, key, &r);
-    assert_status(&r, 200);
-    json_t *doc = http_json(&r);
-    http_response_free(&r);
-    return doc;
-}
-
-/* Polls the job until its state is `state` (failing after WAIT_S, or when it reaches another
- * final state); its document. */
-static json_t *wait_state(const struct server *srv, const char *id, const char *state)
-{
-    double deadline = harness_now() + WAIT_S;
-    for (;;) {
-        json_t *doc = get_job(srv, id, NULL);
-        const char *now = json_str(doc, "state");
-        if (strcmp(now, state) == 0) return doc;
-        int final = strcmp(now, "queued") != 0 && strcmp(now, "running") != 0;
-        if (final || harness_now() > deadline)
-            fail_msg("job %s is %s (error: %s), not %s", id, now,
-                     json_string_value(json_object_get(doc, "error")), state);
-        json_decref(doc);
-        sleep_ms(20);
-    }
-}
-
 /* Polls until the job has counted at least `units` units (its progress), while it runs. */
 static void wait_units(const struct server *srv, const char *id, int units, int of)
 {
     double deadline = harness_now() + WAIT_S;
     for (;;) {
-        json_t *doc = get_job(srv, id, NULL);
+        json_t *doc = job_get(srv, id, NULL);
         double fraction =
             json_real_value(json_object_get(json_object_get(doc, "progress"), "fraction"));
         int running = strcmp(json_str(doc, "state"), "running") == 0;
         json_decref(doc);
         if (running && fraction * of >= units - 0.5) return;
         if (harness_now() > deadline) fail_msg("job %s never counted %d units", id, units);
-        sleep_ms(10);
+        job_sleep_ms(10);
     }
 }
 
@@ -243,7 +190,7 @@ static void sse_wait(struct sse *s, int events, int comments)
         if (harness_now() > deadline)
             fail_msg("the stream has %d events and %d comments, not %d and %d",
                      atomic_load(&s->count), atomic_load(&s->comments), events, comments);
-        sleep_ms(5);
+        job_sleep_ms(5);
     }
 }
 
@@ -298,7 +245,7 @@ static void test_create_get_list(void **state)
     assert_true(json_is_null(json_object_get(doc, "owner")));
     assert_true(json_is_null(json_object_get(doc, "result")));
     json_decref(doc);
-    doc = wait_state(srv, a, "succeeded");
+    doc = job_wait_state(srv, a, "succeeded");
     json_t *result = json_object_get(doc, "result");
     assert_int_equal(json_int(result, "total"), 1 + 2 + 3);
     assert_int_equal(json_int(result, "resumed_from"), 0);
@@ -309,8 +256,8 @@ static void test_create_get_list(void **state)
     json_decref(doc);
     json_decref(submit_count(srv, "{\"units\": 1}", NULL, b));
     json_decref(submit_count(srv, "{\"units\": 2, \"unit_ms\": 1}", NULL, c));
-    json_decref(wait_state(srv, b, "succeeded"));
-    json_decref(wait_state(srv, c, "succeeded"));
+    json_decref(job_wait_state(srv, b, "succeeded"));
+    json_decref(job_wait_state(srv, c, "succeeded"));
 
     /* Newest first, two a page; the next page starts after the last one shown. */
     struct http_response r;
@@ -363,7 +310,7 @@ static void expect_refusal(const struct server *srv, const char *body, long stat
                            const char *message_start)
 {
     struct http_response r;
-    send_as(srv, "POST", "/v1/jobs", body, NULL, &r);
+    job_send(srv, "POST", "/v1/jobs", body, NULL, &r);
     assert_error_envelope(&r, status, status == 400 ? "bad_request" : "unprocessable");
     json_t *doc = http_json(&r);
     const char *message = json_str(json_object_get(doc, "error"), "message");
@@ -383,7 +330,7 @@ static void test_bad_submissions(void **state)
     expect_refusal(srv, "{\"kind\": \"count\", \"params\": {\"units\": 1, \"unitms\": 5}}", 422,
                    "params.unitms: unknown");
     expect_refusal(srv, "{\"kind\": \"count\", \"params\": [1]}", 422, "params:");
-    expect_refusal(srv, "{\"kind\": \"evaluate\", \"params\": {}}", 422, "kind: no job kind");
+    expect_refusal(srv, "{\"kind\": \"nosuch\", \"params\": {}}", 422, "kind: no job kind");
     expect_refusal(srv, "{\"params\": {}}", 422, "kind: required");
     expect_refusal(srv, "{\"kind\": \"count\", \"priority\": 1}", 422, "priority: unknown");
     expect_refusal(srv, "[\"count\"]", 422, "the body must be a JSON object");
@@ -400,19 +347,22 @@ static void test_bad_submissions(void **state)
     http_get(srv, "/v1", &r);
     doc = http_json(&r);
     json_t *kinds = json_object_get(json_object_get(doc, "jobs"), "kinds");
-    assert_int_equal(json_array_size(kinds), 1);
-    assert_string_equal(json_str(json_array_get(kinds, 0), "name"), "count");
+    const char *const names[] = {"evaluate", "affinity", "pseudo-label", "count"};
+    assert_int_equal(json_array_size(kinds), 4);
+    for (size_t i = 0; i < 4; i++)
+        assert_string_equal(json_str(json_array_get(kinds, i), "name"), names[i]);
     json_decref(doc);
     http_response_free(&r);
     struct server *plain = harness_start(state, "{}");
     http_get(plain, "/v1", &r);
     doc = http_json(&r);
     kinds = json_object_get(json_object_get(doc, "jobs"), "kinds");
-    assert_int_equal(json_array_size(kinds), 0);
+    assert_int_equal(json_array_size(kinds), 3);
+    assert_string_equal(json_str(json_array_get(kinds, 2), "name"), "pseudo-label");
     json_decref(doc);
     http_response_free(&r);
-    send_as(plain, "POST", "/v1/jobs", "{\"kind\": \"count\", \"params\": {\"units\": 1}}", NULL,
-            &r);
+    job_send(plain, "POST", "/v1/jobs", "{\"kind\": \"count\", \"params\": {\"units\": 1}}", NULL,
+             &r);
     assert_error_envelope(&r, 422, "unprocessable");
     assert_contains(r.body, "no job kind");
     http_response_free(&r);
@@ -431,7 +381,7 @@ static void test_cancel(void **state)
     char path[64];
     struct http_response r;
     snprintf(path, sizeof path, "/v1/jobs/%s", queued);
-    send_as(srv, "DELETE", path, NULL, NULL, &r);
+    job_send(srv, "DELETE", path, NULL, NULL, &r);
     assert_status(&r, 200);
     json_t *doc = http_json(&r);
     assert_string_equal(json_str(doc, "state"), "cancelled");
@@ -439,33 +389,33 @@ static void test_cancel(void **state)
     http_response_free(&r);
 
     snprintf(path, sizeof path, "/v1/jobs/%s", running);
-    send_as(srv, "DELETE", path, NULL, NULL, &r);
+    job_send(srv, "DELETE", path, NULL, NULL, &r);
     assert_status(&r, 202);
     doc = http_json(&r);
     assert_string_equal(json_str(doc, "state"), "running");
     assert_true(json_is_true(json_object_get(doc, "cancel_requested")));
     json_decref(doc);
     http_response_free(&r);
-    doc = wait_state(srv, running, "cancelled");
+    doc = job_wait_state(srv, running, "cancelled");
     assert_true(json_is_null(json_object_get(doc, "result")));
     json_decref(doc);
     /* Cancelled again: nothing to do. */
-    send_as(srv, "DELETE", path, NULL, NULL, &r);
+    job_send(srv, "DELETE", path, NULL, NULL, &r);
     assert_status(&r, 200);
     http_response_free(&r);
 
     /* The queued one never started, and the runner is free for the next. */
-    doc = get_job(srv, queued, NULL);
+    doc = job_get(srv, queued, NULL);
     assert_int_equal(json_int(doc, "attempts"), 0);
     assert_true(json_is_null(json_object_get(doc, "started")));
     json_decref(doc);
     json_decref(submit_count(srv, "{\"units\": 2}", NULL, done));
-    json_decref(wait_state(srv, done, "succeeded"));
+    json_decref(job_wait_state(srv, done, "succeeded"));
     snprintf(path, sizeof path, "/v1/jobs/%s", done);
-    send_as(srv, "DELETE", path, NULL, NULL, &r);
+    job_send(srv, "DELETE", path, NULL, NULL, &r);
     assert_error_envelope(&r, 409, "conflict");
     http_response_free(&r);
-    send_as(srv, "DELETE", "/v1/jobs/0123456789abcdef01234567", NULL, NULL, &r);
+    job_send(srv, "DELETE", "/v1/jobs/0123456789abcdef01234567", NULL, NULL, &r);
     assert_error_envelope(&r, 404, "not_found");
     http_response_free(&r);
     harness_pass(state);
@@ -476,7 +426,7 @@ static void test_failed_job(void **state)
     struct server *srv = harness_start(state, "{\"debug_routes\": true}");
     char id[32];
     json_decref(submit_count(srv, "{\"units\": 5, \"fail_at\": 3}", NULL, id));
-    json_t *doc = wait_state(srv, id, "failed");
+    json_t *doc = job_wait_state(srv, id, "failed");
     assert_contains(json_str(doc, "error"), "unit 3 failed");
     json_decref(doc);
     struct sse *s = sse_read(srv, id, -1);
@@ -493,7 +443,7 @@ static void test_events_replay_and_resume(void **state)
     struct server *srv = harness_start(state, "{\"debug_routes\": true}");
     char id[32];
     json_decref(submit_count(srv, "{\"units\": 4}", NULL, id));
-    json_decref(wait_state(srv, id, "succeeded"));
+    json_decref(job_wait_state(srv, id, "succeeded"));
     struct sse *all = sse_read(srv, id, -1);
     assert_int_equal(all->status, 200);
     assert_string_equal(all->content_type, "text/event-stream");
@@ -571,7 +521,7 @@ static void test_events_live(void **state)
     http_response_free(&r);
     char path[64];
     snprintf(path, sizeof path, "/v1/jobs/%s", id);
-    send_as(srv, "DELETE", path, NULL, NULL, &r);
+    job_send(srv, "DELETE", path, NULL, NULL, &r);
     assert_status(&r, 200);
     http_response_free(&r);
     sse_join(s);
@@ -591,7 +541,7 @@ static double wait_in_flight(const struct server *srv, double value)
         if (!metrics_sample(r.body, "augserve_http_requests_in_flight", &seen)) seen = -1;
         http_response_free(&r);
         if (seen == value || harness_now() > deadline) return seen;
-        sleep_ms(20);
+        job_sleep_ms(20);
     }
 }
 
@@ -609,7 +559,7 @@ static void test_events_client_hangs_up(void **state)
     struct http_response r;
     char path[64];
     snprintf(path, sizeof path, "/v1/jobs/%s", id);
-    send_as(srv, "DELETE", path, NULL, NULL, &r);
+    job_send(srv, "DELETE", path, NULL, NULL, &r);
     http_response_free(&r);
     sse_join(s);
     sse_free(s);
@@ -652,41 +602,41 @@ static void test_scopes(void **state)
     snprintf(path, sizeof path, "/v1/jobs/%s", id);
     const char *body = "{\"kind\": \"count\", \"params\": {\"units\": 1}}";
     struct http_response r;
-    send_as(srv, "POST", "/v1/jobs", body, reader.key, &r);
+    job_send(srv, "POST", "/v1/jobs", body, reader.key, &r);
     assert_error_envelope(&r, 403, "forbidden");
     assert_contains(r.body, "jobs");
     http_response_free(&r);
-    send_as(srv, "POST", "/v1/jobs", body, NULL, &r);
+    job_send(srv, "POST", "/v1/jobs", body, NULL, &r);
     assert_error_envelope(&r, 401, "unauthorized");
     http_response_free(&r);
 
     /* The owner and admin see it; other keys do not, not even that it exists. */
-    json_decref(get_job(srv, id, submitter.key));
-    json_decref(get_job(srv, id, boss.key));
-    send_as(srv, "GET", path, NULL, reader.key, &r);
+    json_decref(job_get(srv, id, submitter.key));
+    json_decref(job_get(srv, id, boss.key));
+    job_send(srv, "GET", path, NULL, reader.key, &r);
     assert_error_envelope(&r, 404, "not_found");
     http_response_free(&r);
-    send_as(srv, "DELETE", path, NULL, other.key, &r);
+    job_send(srv, "DELETE", path, NULL, other.key, &r);
     assert_error_envelope(&r, 404, "not_found");
     http_response_free(&r);
-    send_as(srv, "DELETE", path, NULL, reader.key, &r);
+    job_send(srv, "DELETE", path, NULL, reader.key, &r);
     assert_error_envelope(&r, 403, "forbidden");
     http_response_free(&r);
     char events[96];
     snprintf(events, sizeof events, "/v1/jobs/%s/events", id);
-    send_as(srv, "GET", events, NULL, other.key, &r);
+    job_send(srv, "GET", events, NULL, other.key, &r);
     assert_error_envelope(&r, 404, "not_found");
     http_response_free(&r);
     char artifacts[96];
     snprintf(artifacts, sizeof artifacts, "/v1/jobs/%s/artifacts", id);
-    send_as(srv, "GET", artifacts, NULL, other.key, &r);
+    job_send(srv, "GET", artifacts, NULL, other.key, &r);
     assert_error_envelope(&r, 404, "not_found");
     http_response_free(&r);
 
     const char *keys[] = {submitter.key, other.key, boss.key};
     const size_t listed[] = {1, 0, 1};
     for (int k = 0; k < 3; k++) {
-        send_as(srv, "GET", "/v1/jobs", NULL, keys[k], &r);
+        job_send(srv, "GET", "/v1/jobs", NULL, keys[k], &r);
         assert_status(&r, 200);
         doc = http_json(&r);
         assert_int_equal(json_array_size(json_object_get(doc, "jobs")), listed[k]);
@@ -701,7 +651,7 @@ static void test_artifacts(void **state)
     struct server *srv = harness_start(state, "{\"debug_routes\": true}");
     char id[32], path[160];
     json_decref(submit_count(srv, "{\"units\": 3}", NULL, id));
-    json_decref(wait_state(srv, id, "succeeded"));
+    json_decref(job_wait_state(srv, id, "succeeded"));
     struct http_response r;
     snprintf(path, sizeof path, "/v1/jobs/%s/artifacts", id);
     http_get(srv, path, &r);
@@ -748,18 +698,6 @@ static void test_artifacts(void **state)
     harness_pass(state);
 }
 
-/* A server on first's data_dir, with settings (a JSON object's text). */
-static struct server *restart_on(void **state, const struct server *first, const char *settings)
-{
-    json_t *doc = json_loads(settings, 0, NULL);
-    json_object_set_new(doc, "data_dir", json_string(first->data_dir));
-    char *extra = json_dumps(doc, JSON_COMPACT);
-    struct server *srv = harness_start(state, extra);
-    free(extra);
-    json_decref(doc);
-    return srv;
-}
-
 /* units.csv of a job: how often each unit 1..units appears, and which attempt counted it. */
 static void check_units_once(const struct server *srv, const char *id, int units, int resumed)
 {
@@ -797,14 +735,14 @@ static void test_kill9_then_resume(void **state)
     snprintf(params, sizeof params, "{\"units\": %d, \"unit_ms\": 30}", units);
     json_decref(submit_count(first, params, NULL, id));
     wait_units(first, id, 10, units);
-    json_t *doc = get_job(first, id, NULL);
+    json_t *doc = job_get(first, id, NULL);
     double before = json_real_value(json_object_get(json_object_get(doc, "progress"), "fraction"));
     json_decref(doc);
     assert_int_equal(server_stop(first, SIGKILL, 5000), 0);
     assert_true(WIFSIGNALED(first->wait_status));
 
-    struct server *second = restart_on(state, first, "{\"debug_routes\": true}");
-    doc = wait_state(second, id, "succeeded");
+    struct server *second = job_restart_on(state, first, "{\"debug_routes\": true}");
+    doc = job_wait_state(second, id, "succeeded");
     json_t *result = json_object_get(doc, "result");
     int resumed = (int)json_int(result, "resumed_from");
     assert_int_equal(json_int(result, "total"), units * (units + 1) / 2);
@@ -842,8 +780,8 @@ static void test_sigterm_requeues(void **state)
     assert_int_equal(server_stop(first, SIGTERM, 15000), 0);
     assert_true(WIFEXITED(first->wait_status) && WEXITSTATUS(first->wait_status) == 0);
 
-    struct server *second = restart_on(state, first, "{\"debug_routes\": true}");
-    json_t *doc = wait_state(second, id, "succeeded");
+    struct server *second = job_restart_on(state, first, "{\"debug_routes\": true}");
+    json_t *doc = job_wait_state(second, id, "succeeded");
     int resumed = (int)json_int(json_object_get(doc, "result"), "resumed_from");
     assert_true(resumed >= 5);
     assert_int_equal(json_int(json_object_get(doc, "result"), "total"), units * (units + 1) / 2);
@@ -865,8 +803,8 @@ static void test_gives_up_after_max_attempts(void **state)
     wait_units(first, id, 1, 1000);
     assert_int_equal(server_stop(first, SIGKILL, 5000), 0);
     struct server *second =
-        restart_on(state, first, "{\"debug_routes\": true, \"job_max_attempts\": 1}");
-    json_t *doc = get_job(second, id, NULL);
+        job_restart_on(state, first, "{\"debug_routes\": true, \"job_max_attempts\": 1}");
+    json_t *doc = job_get(second, id, NULL);
     assert_string_equal(json_str(doc, "state"), "interrupted");
     assert_contains(json_str(doc, "error"), "not started again");
     assert_int_equal(json_int(doc, "attempts"), 1);

@@ -50,49 +50,6 @@ static double expected_score(int n, int k)
     return sum > 0 ? sum : 0;
 }
 
-/* A ValueInfoProto with a float tensor type; a dim < 0 is the symbolic "N". */
-struct value_info {
-    Onnx__ValueInfoProto info;
-    Onnx__TypeProto type;
-    Onnx__TypeProto__Tensor tensor;
-    Onnx__TensorShapeProto shape;
-    Onnx__TensorShapeProto__Dimension dims[4];
-    Onnx__TensorShapeProto__Dimension *dim_ptrs[4];
-};
-
-static void value_info_init(struct value_info *v, char *name, int rank, const int64_t *dims)
-{
-    Onnx__ValueInfoProto info = ONNX__VALUE_INFO_PROTO__INIT;
-    Onnx__TypeProto type = ONNX__TYPE_PROTO__INIT;
-    Onnx__TypeProto__Tensor tensor = ONNX__TYPE_PROTO__TENSOR__INIT;
-    Onnx__TensorShapeProto shape = ONNX__TENSOR_SHAPE_PROTO__INIT;
-    v->info = info;
-    v->type = type;
-    v->tensor = tensor;
-    v->shape = shape;
-    for (int d = 0; d < rank; d++) {
-        Onnx__TensorShapeProto__Dimension dim = ONNX__TENSOR_SHAPE_PROTO__DIMENSION__INIT;
-        v->dims[d] = dim;
-        if (dims[d] < 0) {
-            v->dims[d].value_case = ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_PARAM;
-            v->dims[d].dim_param = "N";
-        } else {
-            v->dims[d].value_case = ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_VALUE;
-            v->dims[d].dim_value = dims[d];
-        }
-        v->dim_ptrs[d] = &v->dims[d];
-    }
-    v->shape.n_dim = (size_t)rank;
-    v->shape.dim = v->dim_ptrs;
-    v->tensor.has_elem_type = 1;
-    v->tensor.elem_type = NN_FLOAT;
-    v->tensor.shape = &v->shape;
-    v->type.value_case = ONNX__TYPE_PROTO__VALUE_TENSOR_TYPE;
-    v->type.tensor_type = &v->tensor;
-    v->info.name = name;
-    v->info.type = &v->type;
-}
-
 /* The serialised model (malloc'd, *size bytes) with the given activation op. */
 static void *build_model(char *activation, size_t *size)
 {
@@ -117,9 +74,9 @@ static void *build_model(char *activation, size_t *size)
     nodes[1].attribute = gemm_attrs;
     onnx_node_init(&nodes[2], activation, 1, gemm_out, scores);
     Onnx__NodeProto *node_ptrs[] = {&nodes[0], &nodes[1], &nodes[2]};
-    struct value_info in, out;
-    value_info_init(&in, "x", 4, (int64_t[]){-1, 3, 2, 2});
-    value_info_init(&out, "scores", 2, (int64_t[]){-1, CLASSES});
+    struct onnx_value_info in, out;
+    onnx_value_info_init(&in, "x", 4, (int64_t[]){-1, 3, 2, 2});
+    onnx_value_info_init(&out, "scores", 2, (int64_t[]){-1, CLASSES});
     Onnx__ValueInfoProto *inputs[] = {&in.info}, *outputs[] = {&out.info};
     Onnx__GraphProto graph = onnx_graph("classifier", 3, node_ptrs, 2, inits, inputs, outputs);
     return onnx_pack_model(&graph, size);
@@ -764,9 +721,9 @@ static void *build_backbone(size_t *size)
     onnx_node_init(&nodes[0], "Relu", 1, x, r);
     onnx_node_init(&nodes[1], "Relu", 1, r, y);
     Onnx__NodeProto *node_ptrs[] = {&nodes[0], &nodes[1]};
-    struct value_info in, out;
-    value_info_init(&in, "x", 4, (int64_t[]){-1, 3, -1, -1});
-    value_info_init(&out, "y", 4, (int64_t[]){-1, 3, -1, -1});
+    struct onnx_value_info in, out;
+    onnx_value_info_init(&in, "x", 4, (int64_t[]){-1, 3, -1, -1});
+    onnx_value_info_init(&out, "y", 4, (int64_t[]){-1, 3, -1, -1});
     Onnx__ValueInfoProto *inputs[] = {&in.info}, *outputs[] = {&out.info};
     Onnx__GraphProto graph = onnx_graph("backbone", 2, node_ptrs, 0, NULL, inputs, outputs);
     return onnx_pack_model(&graph, size);

@@ -105,3 +105,36 @@ void *onnx_pack_model(Onnx__GraphProto *graph, size_t *size)
     assert_int_equal(onnx__model_proto__pack(&model, buf), *size);
     return buf;
 }
+
+void onnx_value_info_init(struct onnx_value_info *v, char *name, int rank, const int64_t *dims)
+{
+    Onnx__ValueInfoProto info = ONNX__VALUE_INFO_PROTO__INIT;
+    Onnx__TypeProto type = ONNX__TYPE_PROTO__INIT;
+    Onnx__TypeProto__Tensor tensor = ONNX__TYPE_PROTO__TENSOR__INIT;
+    Onnx__TensorShapeProto shape = ONNX__TENSOR_SHAPE_PROTO__INIT;
+    v->info = info;
+    v->type = type;
+    v->tensor = tensor;
+    v->shape = shape;
+    for (int d = 0; d < rank; d++) {
+        Onnx__TensorShapeProto__Dimension dim = ONNX__TENSOR_SHAPE_PROTO__DIMENSION__INIT;
+        v->dims[d] = dim;
+        if (dims[d] < 0) {
+            v->dims[d].value_case = ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_PARAM;
+            v->dims[d].dim_param = "N";
+        } else {
+            v->dims[d].value_case = ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_VALUE;
+            v->dims[d].dim_value = dims[d];
+        }
+        v->dim_ptrs[d] = &v->dims[d];
+    }
+    v->shape.n_dim = (size_t)rank;
+    v->shape.dim = v->dim_ptrs;
+    v->tensor.has_elem_type = 1;
+    v->tensor.elem_type = NN_FLOAT;
+    v->tensor.shape = &v->shape;
+    v->type.value_case = ONNX__TYPE_PROTO__VALUE_TENSOR_TYPE;
+    v->type.tensor_type = &v->tensor;
+    v->info.name = name;
+    v->info.type = &v->type;
+}

@@ -23,6 +23,18 @@ Onnx__AttributeProto onnx_ints_attr(char *name, size_t n, int64_t *values);
 /* A node with n_in inputs, one output and no attributes. */
 void onnx_node_init(Onnx__NodeProto *node, char *op_type, size_t n_in, char **in, char **out);
 
+/* A ValueInfoProto with a float tensor type; a dim < 0 is the symbolic "N". */
+struct onnx_value_info {
+    Onnx__ValueInfoProto info;
+    Onnx__TypeProto type;
+    Onnx__TypeProto__Tensor tensor;
+    Onnx__TensorShapeProto shape;
+    Onnx__TensorShapeProto__Dimension dims[4];
+    Onnx__TensorShapeProto__Dimension *dim_ptrs[4];
+};
+
+void onnx_value_info_init(struct onnx_value_info *v, char *name, int rank, const int64_t *dims);
+
 /* A graph with one input and one output. */
 Onnx__GraphProto onnx_graph(char *name, size_t n_node, Onnx__NodeProto **nodes,
                             size_t n_initializer, Onnx__TensorProto **initializers,

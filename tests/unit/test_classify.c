@@ -11,17 +11,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "assert_near.h"
 #include "classify/classify.h"
 #include "core/img.h"
 #include "policy/policy.h"
-
-#define assert_near(a, b, tol)                                                                     \
-    do {                                                                                           \
-        double a_ = (a), b_ = (b);                                                                 \
-        if (!(fabs(a_ - b_) <= (tol)))                                                             \
-            fail_msg("%s:%d: %.9g is not %.9g within %g", __FILE__, __LINE__, a_, b_,              \
-                     (double)(tol));                                                               \
-    } while (0)
 
 /* ---- softmax and probabilities ----------------------------------------------------------------
  */

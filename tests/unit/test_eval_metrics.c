@@ -10,15 +10,8 @@
 
 #include <math.h>
 
+#include "assert_near.h"
 #include "metrics/classification.h"
-
-#define assert_near(a, b, tol)                                                                     \
-    do {                                                                                           \
-        double a_ = (a), b_ = (b);                                                                 \
-        if (!(fabs(a_ - b_) <= (tol)))                                                             \
-            fail_msg("%s:%d: %.17g is not %.17g within %g", __FILE__, __LINE__, a_, b_,            \
-                     (double)(tol));                                                               \
-    } while (0)
 
 static void test_rank_ties_by_index(void **state)
 {

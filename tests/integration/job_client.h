@@ -1,0 +1,32 @@
+/* What the integration tests of /v1/jobs share: requests with a JSON body and a key, reading a
+ * job, waiting for its state, and restarting the server on the same data_dir (kill -9 tests).
+ * Each fails the running cmocka test when it cannot go on. */
+#ifndef AUGSERVE_TEST_JOB_CLIENT_H
+#define AUGSERVE_TEST_JOB_CLIENT_H
+
+#include <jansson.h>
+
+#include "harness.h"
+
+/* How long a test waits for a job's state or progress. */
+#define WAIT_S 30.0
+
+void job_sleep_ms(long ms);
+
+/* Sends method path with an optional JSON body and key (NULL: no Authorization); the response
+ * in r. */
+void job_send(const struct server *srv, const char *method, const char *path, const char *body,
+              const char *key, struct http_response *r);
+
+/* GET /v1/jobs/{id}, which must answer 200: its document (the caller owns it). */
+json_t *job_get(const struct server *srv, const char *id, const char *key);
+
+/* Polls the job until its state is `state` (failing after WAIT_S, or when it reaches another
+ * final state); its document. */
+json_t *job_wait_state(const struct server *srv, const char *id, const char *state);
+
+/* A server on first's data_dir, with settings (a JSON object's text), registered for the
+ * teardown. */
+struct server *job_restart_on(void **state, const struct server *first, const char *settings);
+
+#endif
