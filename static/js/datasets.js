@@ -61,7 +61,7 @@ async function upload() {
   }
   const final = await api(`/v1/datasets/${doc.id}`).catch((err) => { showError(err); return null; });
   if (!final) return;
-  showImport(final.state, final.state === 'ready' ? 1 : undefined);
+  showImport(final.state, final.state === 'ready' ? 1 : undefined, '');
   $('#import-error').hidden = !final.error;
   $('#import-error').textContent = final.error || '';
   $('#status').textContent = `${final.name}: ${final.state}${final.state === 'ready' ? `, ${final.images} images` : ''}.`;

@@ -232,7 +232,7 @@ async function showEnd(id) {
   $('#stream-status').textContent = '';
   $('#job-result-area').hidden = !job.result;
   $('#job-result').replaceChildren(job.result ? resultView(job.result) : '');
-  await showArtifacts(id);
+  await Promise.all([showArtifacts(id), refreshList()]);
 }
 
 function onEvent(id, { type, data }) {

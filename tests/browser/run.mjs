@@ -515,6 +515,9 @@ test('datasets: an archive is uploaded with progress, imported, shown per split,
   await page.waitForSelector('#counts th:text-is("few")');
   const after = await classCounts(page);
   assert(after.cat.few === 1 && after.dog.few === 1 && after.total.few === 2, `one image per class: ${JSON.stringify(after)}`);
+  // The other 3 of train's 5 become the unlabeled rest.
+  assert(after['(unlabeled)']['few-rest'] === 3 && after.cat['few-rest'] === 0 && after.total['few-rest'] === 3,
+    `the rest, unlabeled: ${JSON.stringify(after)}`);
   await page.waitForFunction(() => document.querySelector('#images').dataset.split === 'few');
   assert(await page.locator('#images figure').count() === 2, 'the new split\'s two thumbnails are shown');
   await shoot(page, 'datasets', 360);
@@ -535,9 +538,10 @@ async function call(base, route, { method = 'GET', body, type = 'application/jso
   return text ? JSON.parse(text) : null;
 }
 
-test('jobs: evaluate from its form gives the model\'s accuracy; a dataset a job waits for cannot be deleted', async ({ open, base }) => {
-  // Classes named as tiny-cnn's labels, so the job matches them by name.
-  const fruit = folderArchive('fruit', { test: { apple: 4, banana: 4 } });
+test('jobs: evaluate from its form gives the model\'s accuracy; a dataset a job waits for cannot be deleted', async ({ open, shoot, base }) => {
+  // Classes named as tiny-cnn's labels, so the job matches them by name: it takes the reddish
+  // images for bananas and the bluish ones for no apple, so some answers are right, some wrong.
+  const fruit = folderArchive('fruit', { test: { banana: 4, apple: 4 } });
   const imported = await call(base, '/v1/datasets?name=fruit', { method: 'POST', body: fruit.archive, type: 'application/gzip' });
   let dataset = imported;
   for (let i = 0; i < 100 && dataset.state === 'importing'; i++) {
@@ -551,6 +555,7 @@ test('jobs: evaluate from its form gives the model\'s accuracy; a dataset a job 
   for (const [i, p] of fruit.images.entries()) form.append('image', new Blob([p.image], { type: 'image/bmp' }), `${i}.bmp`);
   const predicted = await (await fetch(`${base}/v1/predict`, { method: 'POST', body: form })).json();
   const right = predicted.results.filter((r) => r.predictions[0].label === fruit.images[r.input].label).length;
+  assert(right > 0 && right < 8, `/v1/predict gets some but not all of fruit right: ${right} of 8`);
 
   // The one runner busy, so the evaluate job waits, queued, naming the dataset.
   const blocker = await call(base, '/v1/jobs', { method: 'POST', body: { kind: 'count', params: { units: 600, unit_ms: 100 } } });
@@ -583,6 +588,7 @@ test('jobs: evaluate from its form gives the model\'s accuracy; a dataset a job 
   assert(JSON.stringify(perClass) === '[["apple","4"],["banana","4"]]', `per-class counts: ${JSON.stringify(perClass)}`);
   await page.waitForFunction(() => [...document.querySelectorAll('#job-charts img')].some((i) => i.complete && i.naturalWidth > 0));
   assert(await page.locator('#job-charts figcaption').allTextContents().then((t) => t.includes('reliability.png')), 'the reliability chart is shown');
+  await shoot(page, 'jobs-evaluate');
   await assertNoStrayWords(page, 'jobs.html with an evaluation');
   await page.close();
 }, { allowErrors: /409/ });
