@@ -178,20 +178,36 @@ function showMetric({ name, value, step }) {
     [...metrics].map(([n, [v, s]]) => [n, v, s])));
 }
 
-// A job's result as tables: its plain members in one table; a list of records, or an object
-// holding more than plain values, under its own heading.
+const isPlain = (v) => v === null || typeof v !== 'object';
+const isRecord = (v) => v !== null && typeof v === 'object' && !Array.isArray(v);
+
+// A record's members as table cells: {name: value}, a member holding an object of plain values
+// spread as "name mean", "name std"...; a list of plain values as one text.
+function flatten(record) {
+  const out = {};
+  for (const [key, value] of Object.entries(record)) {
+    if (isRecord(value) && Object.values(value).every(isPlain)) {
+      for (const [sub, v] of Object.entries(value)) out[`${key} ${sub}`] = v;
+    } else {
+      out[key] = Array.isArray(value) && value.every(isPlain) ? value.map(formatValue).join(', ') : value;
+    }
+  }
+  return out;
+}
+
+// A job's result as tables: its plain members in one table; a list of records (a row each), or
+// an object holding more than plain values, under its own heading.
 function resultView(result, depth = 0) {
   const plain = {};
   const parts = [];
   for (const [key, value] of Object.entries(result)) {
-    const records = Array.isArray(value) && value.length > 0 &&
-      value.every((v) => v && typeof v === 'object' && !Array.isArray(v));
-    if (records) {
-      const columns = [...new Set(value.flatMap(Object.keys))];
+    if (Array.isArray(value) && value.length > 0 && value.every(isRecord)) {
+      const rows = value.map(flatten);
+      const columns = [...new Set(rows.flatMap(Object.keys))];
       parts.push(el(depth ? 'h5' : 'h4', { text: key }),
-        el('div', { class: 'table-wrap' }, dataTable(columns, value.map((r) => columns.map((c) => r[c])),
+        el('div', { class: 'table-wrap' }, dataTable(columns, rows.map((r) => columns.map((c) => r[c])),
           { dataset: { result: key } })));
-    } else if (value && typeof value === 'object' && !Array.isArray(value) && depth < 2) {
+    } else if (isRecord(value) && depth < 2) {
       parts.push(el(depth ? 'h5' : 'h4', { text: key }), resultView(value, depth + 1));
     } else {
       plain[key] = Array.isArray(value) ? value.map(formatValue).join(', ') : value;

@@ -654,10 +654,11 @@ export function formatValue(v) {
   return String(v);
 }
 
-// A table of rows (arrays of values or nodes) under the column names; numbers align as numbers.
+// A table of rows (arrays of values or nodes) under the column names, each cell marked with its
+// column (data-column); numbers align as numbers.
 export function dataTable(columns, rows, attrs = {}) {
-  const cell = (v) => (v instanceof Node ? el('td', {}, v)
-    : el('td', { class: typeof v === 'number' ? 'num' : null, text: formatValue(v) }));
+  const cell = (v, i) => el('td', { class: typeof v === 'number' ? 'num' : null, dataset: { column: columns[i] },
+    text: v instanceof Node ? null : formatValue(v) }, v instanceof Node ? v : null);
   return el('table', attrs,
     el('thead', {}, el('tr', {}, columns.map((c) => el('th', { scope: 'col', text: c })))),
     el('tbody', {}, rows.map((row) => el('tr', {}, row.map(cell)))));

@@ -538,37 +538,64 @@ async function call(base, route, { method = 'GET', body, type = 'application/jso
   return text ? JSON.parse(text) : null;
 }
 
-test('jobs: evaluate from its form gives the model\'s accuracy; a dataset a job waits for cannot be deleted', async ({ open, shoot, base }) => {
-  // Classes named as tiny-cnn's labels, so the job matches them by name: it takes the reddish
-  // images for bananas and the bluish ones for no apple, so some answers are right, some wrong.
-  const fruit = folderArchive('fruit', { test: { banana: 4, apple: 4 } });
-  const imported = await call(base, '/v1/datasets?name=fruit', { method: 'POST', body: fruit.archive, type: 'application/gzip' });
+// Imports a dataset through the API and waits until it is ready: its document.
+async function importDataset(base, name, archive) {
+  const imported = await call(base, `/v1/datasets?name=${name}`, { method: 'POST', body: archive, type: 'application/gzip' });
   let dataset = imported;
   for (let i = 0; i < 100 && dataset.state === 'importing'; i++) {
     await new Promise((resolve) => setTimeout(resolve, 100));
     dataset = await call(base, `/v1/datasets/${imported.id}`);
   }
-  assert(dataset.state === 'ready', `fruit imported: ${JSON.stringify(dataset)}`);
-  // What /v1/predict says of the same images: the independent expectation of top-1.
+  assert(dataset.state === 'ready', `${name} imported: ${JSON.stringify(dataset)}`);
+  return dataset;
+}
+
+// What /v1/predict says of folderArchive's images (16 at most): each one's top class and its
+// probability, the independent expectation of the job kinds' numbers.
+async function predictTop(base, images) {
+  assert(images.length <= 16, 'one request of max_inputs images');
   const form = new FormData();
   form.append('model', 'tiny-cnn');
-  for (const [i, p] of fruit.images.entries()) form.append('image', new Blob([p.image], { type: 'image/bmp' }), `${i}.bmp`);
+  for (const [i, p] of images.entries()) form.append('image', new Blob([p.image], { type: 'image/bmp' }), `${i}.bmp`);
   const predicted = await (await fetch(`${base}/v1/predict`, { method: 'POST', body: form })).json();
-  const right = predicted.results.filter((r) => r.predictions[0].label === fruit.images[r.input].label).length;
+  return predicted.results.map((r) => ({ truth: images[r.input].label, label: r.predictions[0].label, prob: r.predictions[0].prob }));
+}
+
+// Chooses the model, dataset and split of the Jobs page's form.
+async function chooseData(page, datasetId) {
+  await page.selectOption('#model', 'tiny-cnn');
+  await page.selectOption('#dataset', datasetId);
+  await page.selectOption('#split', 'test');
+}
+
+// Clicks Start and waits for the job to end as `state`; resolves to its id.
+async function startAndWait(page, state) {
+  const before = await page.evaluate(() => location.hash);
+  await page.click('#start');
+  await page.waitForFunction((old) => /^#[0-9a-f]{24}$/.test(location.hash) && location.hash !== old, before);
+  await page.waitForSelector(`#job-view[data-state="${state}"]`, { timeout: 30000 });
+  await page.waitForSelector('#job-result-area:not([hidden])');
+  return page.evaluate(() => location.hash.slice(1));
+}
+
+test('jobs: evaluate from its form gives the model\'s accuracy; a dataset a job waits for cannot be deleted', async ({ open, shoot, base }) => {
+  // Classes named as tiny-cnn's labels, so the job matches them by name: it takes the reddish
+  // images for bananas and the bluish ones for no apple, so some answers are right, some wrong.
+  const fruit = folderArchive('fruit', { test: { banana: 4, apple: 4 } });
+  const dataset = await importDataset(base, 'fruit', fruit.archive);
+  const right = (await predictTop(base, fruit.images)).filter((p) => p.label === p.truth).length;
   assert(right > 0 && right < 8, `/v1/predict gets some but not all of fruit right: ${right} of 8`);
 
   // The one runner busy, so the evaluate job waits, queued, naming the dataset.
   const blocker = await call(base, '/v1/jobs', { method: 'POST', body: { kind: 'count', params: { units: 600, unit_ms: 100 } } });
   const page = await open('jobs.html');
   await page.selectOption('#kind', 'evaluate');
-  await page.selectOption('#model', 'tiny-cnn');
-  await page.selectOption('#dataset', imported.id);
-  await page.selectOption('#split', 'test');
+  await chooseData(page, dataset.id);
   await page.click('#start');
   await page.waitForFunction(() => /^#[0-9a-f]{24}$/.test(location.hash));
   await page.waitForSelector('#job-view[data-state="queued"]');
 
-  const other = await open(`datasets.html#${imported.id}`);
+  const other = await open(`datasets.html#${dataset.id}`);
   await other.waitForSelector('#dataset-view[data-state="ready"]');
   await other.click('#delete');
   await other.waitForSelector('#banner:not([hidden])');
@@ -592,6 +619,52 @@ test('jobs: evaluate from its form gives the model\'s accuracy; a dataset a job 
   await assertNoStrayWords(page, 'jobs.html with an evaluation');
   await page.close();
 }, { allowErrors: /409/ });
+
+test('jobs: affinity of Identity is exactly 0; accepted pseudo-labels become a split', async ({ open, shoot, base }) => {
+  // Every class of tiny-cnn, so that any accepted pseudo-label is one of the dataset's classes.
+  const orchard = folderArchive('orchard', { test: { banana: 2, apple: 2, cherry: 1, date: 1, elderberry: 1 } });
+  const dataset = await importDataset(base, 'orchard', orchard.archive);
+  const predicted = await predictTop(base, orchard.images);
+  const right = predicted.filter((p) => p.label === p.truth).length;
+  assert(right > 0, `/v1/predict gets some of orchard right: ${JSON.stringify(predicted)}`);
+
+  const page = await open('jobs.html');
+  await page.selectOption('#kind', 'affinity');
+  await chooseData(page, dataset.id);
+  await page.fill('#policies', JSON.stringify([{ op: 'Identity' }, { op: 'Invert' }]));
+  await page.fill('#draws', '2');
+  await startAndWait(page, 'succeeded');
+  const clean = Number(await page.textContent('#job-result tr[data-key="clean_accuracy"] td'));
+  assert(Math.abs(clean - right / 7) < 1e-3, `clean accuracy ${clean} is /v1/predict's ${right} of 7`);
+  const identity = await page.locator('#job-result table[data-result="policies"] tbody tr', { hasText: 'Identity' })
+    .evaluate((tr) => Object.fromEntries([...tr.cells].map((c) => [c.dataset.column, c.textContent])));
+  assert(identity['affinity mean'] === '0' && identity['affinity std'] === '0' && identity['ratio mean'] === '1',
+    `Identity moves nothing: ${JSON.stringify(identity)}`);
+  await page.waitForFunction(() => [...document.querySelectorAll('#job-charts img')].some((i) => i.alt.includes('affinity.png') && i.naturalWidth > 0));
+  await shoot(page, 'jobs-affinity');
+  await assertNoStrayWords(page, 'jobs.html with affinities');
+
+  // tiny-cnn is sure of itself on solid colours: a threshold this close to 1 accepts some only.
+  await page.selectOption('#kind', 'pseudo-label');
+  await chooseData(page, dataset.id);
+  await page.fill('#threshold', '0.99999');
+  await page.fill('#as-split', 'pseudo');
+  await startAndWait(page, 'succeeded');
+  const accepted = predicted.filter((p) => p.prob >= 0.99999);
+  assert(accepted.length > 0 && accepted.length < 7, `the threshold splits orchard: ${JSON.stringify(predicted)}`);
+  assert(await page.textContent('#job-result tr[data-key="accepted"] td') === String(accepted.length),
+    `accepted as /v1/predict's confident answers: ${accepted.length}`);
+  await page.close();
+
+  const view = await open(`datasets.html#${dataset.id}`);
+  await view.waitForSelector('#counts th:text-is("pseudo")');
+  const counts = await classCounts(view);
+  for (const label of ['apple', 'banana', 'cherry', 'date', 'elderberry']) {
+    const want = accepted.filter((p) => p.label === label).length;
+    assert(counts[label].pseudo === want, `${label}: ${counts[label].pseudo} in the pseudo split, ${want} predicted confidently`);
+  }
+  await view.close();
+});
 
 test('keyboard: Tab reaches the controls with a visible focus ring', async ({ open }) => {
   const page = await open('index.html');
