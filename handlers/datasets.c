@@ -180,7 +180,19 @@ static int read_source(struct request *req, struct response *resp,
                        "body or a multipart part \"archive\", or give path=");
         return -1;
     }
+    /* The file's name tells a loose CIFAR batch or idx file from an archive. */
+    const struct request_part *part = request_part(req, "archive");
+    const char *file = part && part->filename ? part->filename : request_query(req, "filename");
+    const char *base = file && strrchr(file, '/') ? strrchr(file, '/') + 1 : file;
+    if (base && !dataset_import_file_name_ok(base)) {
+        response_error(resp, 422,
+                       "filename: 1 to 100 letters, digits, '.', '-' or '_', not starting with "
+                       "'.', not \"%.100s\"",
+                       base);
+        return -1;
+    }
     rq->upload = req->upload_path;
+    rq->upload_name = base;
     return 0;
 }
 

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "app.h"
@@ -19,9 +20,43 @@
 #define UPLOADS "uploads"
 #define PARTIAL ".partial-"
 
-void dataset_import_upload_path(const struct app *app, const char *id, char *out, size_t size)
+void dataset_import_upload_dir(const struct app *app, const char *id, char *out, size_t size)
 {
     snprintf(out, size, "%s/" UPLOADS "/%s", app->cfg->data_dir, id);
+}
+
+int dataset_import_file_name_ok(const char *name)
+{
+    size_t n = strlen(name);
+    return n >= 1 && n <= 100 && name[0] != '.' &&
+           strspn(name, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-") == n;
+}
+
+static int ends_with(const char *s, const char *end)
+{
+    size_t n = strlen(s), m = strlen(end);
+    return n >= m && strcmp(s + n - m, end) == 0;
+}
+
+int dataset_import_upload_source(const struct app *app, const char *id, char *out, size_t size,
+                                 struct eng_error *err)
+{
+    char dir_path[PATH_MAX];
+    dataset_import_upload_dir(app, id, dir_path, sizeof dir_path);
+    DIR *dir = opendir(dir_path);
+    struct dirent *d = NULL;
+    while (dir && (d = readdir(dir)) && d->d_name[0] == '.') {
+    }
+    int rc = 0;
+    if (!d)
+        rc = eng_fail(err, ENG_NOT_FOUND, "the upload of dataset %s is gone", id);
+    else if (ends_with(d->d_name, ".bin") || ends_with(d->d_name, "-ubyte") ||
+             ends_with(d->d_name, "-ubyte.gz"))
+        snprintf(out, size, "%s", dir_path);
+    else
+        snprintf(out, size, "%s/%s", dir_path, d->d_name);
+    if (dir) closedir(dir);
+    return rc;
 }
 
 int dataset_import_resolve(const struct config *cfg, const char *path, char *out, size_t size,
@@ -62,7 +97,7 @@ int dataset_import_resolve(const struct config *cfg, const char *path, char *out
 int dataset_import_submit(struct app *app, const struct dataset_import_request *rq,
                           struct dataset_record *out, struct eng_error *err)
 {
-    char id[JOB_ID_SIZE], kept[PATH_MAX];
+    char id[JOB_ID_SIZE], kept[PATH_MAX + 128];
     if (jobs_new_id(id, err) != 0) return -1;
     const struct dataset_record spec = {.id = id,
                                         .name = (char *)rq->name,
@@ -72,17 +107,20 @@ int dataset_import_submit(struct app *app, const struct dataset_import_request *
     if (dataset_store_create(app->storage, &spec, err) != 0) return -1;
     json_t *params = json_pack("{s:s, s:s}", "dataset", id, "name", rq->name);
     if (params && rq->path) json_object_set_new(params, "path", json_string(rq->path));
-    dataset_import_upload_path(app, id, kept, sizeof kept);
+    char folder[PATH_MAX];
+    dataset_import_upload_dir(app, id, folder, sizeof folder);
+    snprintf(kept, sizeof kept, "%s/%s", folder, rq->upload_name ? rq->upload_name : "upload");
     struct job job;
     int rc = -1;
     if (!params)
         eng_no_memory(err);
-    else if (rq->upload && rename(rq->upload, kept) != 0)
+    else if (rq->upload && (mkdir(folder, 0750) != 0 || rename(rq->upload, kept) != 0))
         eng_fail(err, ENG_INTERNAL, "cannot keep the upload: %s", strerror(errno));
     else if (jobs_submit(app->jobs, "dataset-import", params, rq->owner, &job, err) == 0)
         rc = 0;
     else if (rq->upload)
         rename(kept, rq->upload); /* back where the caller will remove it */
+    if (rc != 0 && rq->upload) rmdir(folder);
     json_decref(params);
     struct eng_error ignored;
     if (rc != 0) {
@@ -97,13 +135,25 @@ int dataset_import_submit(struct app *app, const struct dataset_import_request *
     return rc;
 }
 
-/* Removes dataset id's upload, if it has one. */
-static void remove_upload(struct app *app, const char *id)
+/* Removes a folder of data_dir/uploads and the file in it. */
+static void remove_upload_dir(const char *path)
+{
+    DIR *dir = opendir(path);
+    for (struct dirent *d; dir && (d = readdir(dir));) {
+        char file[PATH_MAX * 2];
+        snprintf(file, sizeof file, "%s/%s", path, d->d_name);
+        if (strcmp(d->d_name, ".") != 0 && strcmp(d->d_name, "..") != 0) unlink(file);
+    }
+    if (dir) closedir(dir);
+    if (rmdir(path) != 0 && errno != ENOENT)
+        log_event("warn", "datasets", "cannot remove %s: %s", path, strerror(errno));
+}
+
+void dataset_import_remove_upload(struct app *app, const char *id)
 {
     char path[PATH_MAX];
-    dataset_import_upload_path(app, id, path, sizeof path);
-    if (unlink(path) != 0 && errno != ENOENT)
-        log_event("warn", "datasets", "cannot remove %s: %s", path, strerror(errno));
+    dataset_import_upload_dir(app, id, path, sizeof path);
+    remove_upload_dir(path);
 }
 
 int dataset_import_settle(struct app *app, struct dataset_record *r, int starting,
@@ -133,7 +183,7 @@ int dataset_import_settle(struct app *app, struct dataset_record *r, int startin
         /* The job ended the record meanwhile: read it again. */
         if (err->code != ENG_CONFLICT) return -1;
     }
-    remove_upload(app, r->id);
+    dataset_import_remove_upload(app, r->id);
     struct dataset_record fresh;
     if (dataset_store_get(app->storage, r->id, &fresh, err) != 0) return -1;
     dataset_record_clear(r);
@@ -199,8 +249,9 @@ static int remove_stale_uploads(struct app *app, struct eng_error *err)
         if (wanted) continue;
         char path[PATH_MAX * 2];
         snprintf(path, sizeof path, "%s/%s", dir_path, d->d_name);
-        if (unlink(path) == 0)
-            log_event("info", "datasets", "removed %s, an upload no import reads", path);
+        /* A partial upload is a file, a kept one a folder. */
+        if (unlink(path) != 0) remove_upload_dir(path);
+        log_event("info", "datasets", "removed %s, an upload no import reads", path);
     }
     closedir(dir);
     return rc;

@@ -2,8 +2,8 @@
  * of the registry (datasets.h), and imports run as "dataset-import" jobs (job_dataset_import.c).
  *
  * An import is asked for with a source, an upload (POST /v1/datasets streams it to
- * data_dir/uploads/.partial-*, and it is kept as data_dir/uploads/<id> for the job) or a path
- * under datasets_dir; it gets a record (importing) and a job, which imports into
+ * data_dir/uploads/.partial-*, and it is kept as data_dir/uploads/<id>/<file> for the job) or a
+ * path under datasets_dir; it gets a record (importing) and a job, which imports into
  * data_dir/datasets/<id> and ends the record ready or failed, and removes the upload. A kill
  * mid-import leaves the job to be queued again at the next start (the import starts over: what
  * the dead one wrote is data_import_cleanup's), the record importing and the upload in place. */
@@ -18,14 +18,19 @@
 struct app;
 struct config;
 
-/* What an import reads: an upload's file (upload set: it is moved into data_dir/uploads/<id>, and
- * on success the caller no longer owns it), or path relative to datasets_dir. */
+/* What an import reads: an upload's file (upload set: it is moved to
+ * data_dir/uploads/<id>/<upload_name>, and on success the caller no longer owns it), or path
+ * relative to datasets_dir. */
 struct dataset_import_request {
     const char *name;
     const char *upload;
+    const char *upload_name; /* the file's name (dataset_import_file_name_ok); NULL: "upload" */
     const char *path;
     const char *owner;
 };
+
+/* Whether name may name an uploaded file: 1 to 100 of [A-Za-z0-9._-], not starting with '.'. */
+int dataset_import_file_name_ok(const char *name);
 
 /* Makes the record (importing) and queues its import job: *out is the record, with its id and
  * job. On failure nothing is left (no record, the upload where it was). */
@@ -38,8 +43,17 @@ int dataset_import_submit(struct app *app, const struct dataset_import_request *
 int dataset_import_resolve(const struct config *cfg, const char *path, char *out, size_t size,
                            int *forbidden, struct eng_error *err);
 
-/* The upload file of dataset id: data_dir/uploads/<id>, into out. */
-void dataset_import_upload_path(const struct app *app, const char *id, char *out, size_t size);
+/* The folder of dataset id's upload, data_dir/uploads/<id>, into out. */
+void dataset_import_upload_dir(const struct app *app, const char *id, char *out, size_t size);
+
+/* What the import of dataset id's upload reads, into out: the uploaded file (an archive), or its
+ * folder when the file's name is a loose CIFAR batch (*.bin) or idx file (*-ubyte, *-ubyte.gz),
+ * which data_import finds by name in a folder. 0, or -1 with err when the upload is gone. */
+int dataset_import_upload_source(const struct app *app, const char *id, char *out, size_t size,
+                                 struct eng_error *err);
+
+/* Removes dataset id's upload, if it has one. */
+void dataset_import_remove_upload(struct app *app, const char *id);
 
 /* An importing record whose job has ended without ending it (cancelled before it ran, or
  * interrupted for good) or is gone becomes failed, saying so, and its upload is removed; r is

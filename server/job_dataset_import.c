@@ -89,7 +89,7 @@ static int run(struct job_ctx *ctx, const json_t *params, json_t **result, struc
     int forbidden;
     json_int_t images = 0;
     int rc = path ? dataset_import_resolve(app->cfg, path, source, sizeof source, &forbidden, err)
-                  : (dataset_import_upload_path(app, id, source, sizeof source), 0);
+                  : dataset_import_upload_source(app, id, source, sizeof source, err);
     if (rc == 0) rc = import(ctx, params, source, hash, &images, err);
     if (rc != 0 && job_ctx_resumes(ctx)) return -1; /* runs again at the next start */
     int same = 0;
@@ -102,10 +102,7 @@ static int run(struct job_ctx *ctx, const json_t *params, json_t **result, struc
     else if (dataset_store_finish(app->storage, id, DATASET_FAILED, NULL, err->message,
                                   &store_err) != 0)
         job_ctx_log(ctx, "cannot record the failure: %s", store_err.message);
-    if (!path) {
-        if (unlink(source) != 0 && errno != ENOENT)
-            job_ctx_log(ctx, "cannot remove the upload %s: %s", source, strerror(errno));
-    }
+    if (!path) dataset_import_remove_upload(app, id);
     if (rc != 0) return -1;
     *result = json_pack("{s:s, s:s, s:I, s:s?}", "dataset", id, "hash", hash, "images", images,
                         "same_as", same ? same_as : NULL);

@@ -466,6 +466,55 @@ static void write_old_database(const char *root, const char *name, const char *v
     sqlite3_close(db);
 }
 
+/* A job whose params are {"dataset": name} (or params as given), id n. */
+static void create_with(struct storage *st, int n, const char *params)
+{
+    struct job spec = {.kind = "evaluate"};
+    snprintf(spec.id, sizeof spec.id, "%024d", n);
+    spec.params = json_loads(params, 0, NULL);
+    struct eng_error err;
+    if (job_store_create(st, &spec, &err) != 0) fail_msg("create %d: %s", n, err.message);
+    json_decref(spec.params);
+}
+
+/* job_store_dataset_user: 1 with the job's id, 0, for each state a job naming it is in. */
+static void expect_user(struct storage *st, const char *dataset, int n)
+{
+    char job[JOB_ID_SIZE] = "";
+    struct eng_error err;
+    int rc = job_store_dataset_user(st, dataset, job, &err);
+    if (rc < 0) fail_msg("dataset_user: %s", err.message);
+    assert_int_equal(rc, n > 0);
+    if (n > 0) assert_string_equal(job, id_of(n));
+}
+
+static void test_dataset_user(void **state)
+{
+    struct fixture *f = *state;
+    expect_user(f->st, "a", 0);
+    /* Names that are no dataset's: another id, a number, a member of another name. */
+    create_with(f->st, 1, "{\"dataset\": \"b\"}");
+    create_with(f->st, 2, "{\"dataset\": 5, \"model\": \"a\"}");
+    create_with(f->st, 3, "{\"datasets\": [\"a\"], \"split\": \"a\"}");
+    expect_user(f->st, "a", 0);
+    expect_user(f->st, "b", 1);
+    /* Queued, then running: the oldest naming it; ended: no longer. */
+    create_with(f->st, 4, "{\"dataset\": \"a\", \"seed\": 1}");
+    create_with(f->st, 5, "{\"dataset\": \"a\"}");
+    expect_user(f->st, "a", 4);
+    for (int n = 1; n <= 4; n++)
+        claim_expect(f->st, n);
+    expect_user(f->st, "a", 4);
+    struct eng_error err;
+    assert_int_equal(job_store_finish(f->st, id_of(4), JOB_SUCCEEDED, NULL, NULL, &err), 0);
+    expect_user(f->st, "a", 5);
+    enum job_state after;
+    assert_int_equal(job_store_cancel(f->st, id_of(5), &after, &err), 0);
+    expect_user(f->st, "a", 0);
+    assert_int_equal(job_store_finish(f->st, id_of(1), JOB_FAILED, NULL, "no", &err), 0);
+    expect_user(f->st, "b", 0);
+}
+
 static void test_migrates_version_1(void **state)
 {
     struct fixture *f = *state;
@@ -509,6 +558,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_cancel, setup, teardown),
         cmocka_unit_test_setup_teardown(test_list_filters_and_pages, setup, teardown),
         cmocka_unit_test_setup_teardown(test_parent_must_exist, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_dataset_user, setup, teardown),
         cmocka_unit_test_setup_teardown(test_migrates_version_1, setup, teardown),
         cmocka_unit_test_setup_teardown(test_refuses_a_newer_schema, setup, teardown),
     };

@@ -588,6 +588,69 @@ static void test_large_file(void **state)
     free(file);
 }
 
+/* A sink that keeps what it is given, and refuses once it holds more than limit bytes. */
+struct sink {
+    struct body got;
+    size_t limit;
+    int calls;
+};
+
+static int sink_take(void *ctx, const char *data, size_t size)
+{
+    struct sink *k = ctx;
+    k->calls++;
+    if (k->got.size + size > k->limit) return -1;
+    add(&k->got, data, size);
+    return 0;
+}
+
+/* A streamed part goes to the sink, byte for byte however the body is cut, and is listed with an
+ * empty value; the first part of its name alone is streamed, the other parts are held. */
+static void test_streamed_part(void **state)
+{
+    const unsigned char value[] = "\x00\r\n" BOUNDARY "\r\n--\r-" DASH "x\xff";
+    const size_t size = sizeof value - 1;
+    struct body b = {0};
+    add_part(&b, "name", NULL, NULL, "pets", 4);
+    add_part(&b, "archive", "a.tar", "application/x-tar", value, size);
+    add_part(&b, "archive", NULL, NULL, "kept", 4);
+    add_close(&b);
+    for (size_t piece = 1; piece <= b.size; piece++) {
+        struct multipart *mp;
+        assert_int_equal(multipart_begin(TYPE, DEFAULT_MAX, &mp), MULTIPART_OK);
+        struct sink k = {.limit = SIZE_MAX};
+        multipart_stream_part(mp, "archive", sink_take, &k);
+        enum multipart_status status = MULTIPART_OK;
+        for (size_t at = 0; at < b.size && status == MULTIPART_OK; at += piece)
+            status = multipart_feed(mp, (const char *)b.data + at,
+                                    b.size - at < piece ? b.size - at : piece);
+        struct request_part *parts;
+        size_t count;
+        assert_int_equal(status, MULTIPART_OK);
+        assert_int_equal(multipart_end(mp, &parts, &count), MULTIPART_OK);
+        assert_int_equal(count, 3);
+        assert_int_equal(k.got.size, size);
+        assert_memory_equal(k.got.data, value, size);
+        assert_part(&parts[0], "name", NULL, NULL, "pets", 4);
+        assert_part(&parts[1], "archive", "a.tar", "application/x-tar", "", 0);
+        assert_part(&parts[2], "archive", NULL, NULL, "kept", 4);
+        multipart_free_parts(parts, count);
+        multipart_free(mp);
+        free(k.got.data);
+    }
+    /* A sink that refuses stops the parse, for good. */
+    struct multipart *mp;
+    assert_int_equal(multipart_begin(TYPE, DEFAULT_MAX, &mp), MULTIPART_OK);
+    struct sink k = {.limit = 3};
+    multipart_stream_part(mp, "archive", sink_take, &k);
+    assert_int_equal(multipart_feed(mp, (const char *)b.data, b.size), MULTIPART_SINK_FAILED);
+    assert_int_equal(multipart_feed(mp, "x", 1), MULTIPART_SINK_FAILED);
+    assert_non_null(strstr(multipart_error(mp), "part 2"));
+    multipart_free(mp);
+    free(k.got.data);
+    free(b.data);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -607,6 +670,7 @@ int main(void)
         cmocka_unit_test(test_nested_multipart),
         cmocka_unit_test(test_failure_is_final),
         cmocka_unit_test(test_large_file),
+        cmocka_unit_test(test_streamed_part),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

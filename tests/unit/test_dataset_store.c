@@ -1,0 +1,200 @@
+/* Unit tests of datasets' records in the store (server/dataset_store.c) on a database in a fresh
+ * temporary folder: a record's life (importing, then ready or failed, once), the list's order,
+ * ids taken twice, the same content found among the ready datasets made before, and removal.
+ * Each expectation is dataset_store.h's contract. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "dataset_store.h"
+#include "storage.h"
+
+struct fixture {
+    char dir[64];
+    struct storage *st;
+};
+
+static int setup(void **state)
+{
+    struct fixture *f = calloc(1, sizeof *f);
+    snprintf(f->dir, sizeof f->dir, "/tmp/augserve-dsstore-XXXXXX");
+    if (!mkdtemp(f->dir)) return -1;
+    struct eng_error err;
+    f->st = storage_open(f->dir, &err);
+    if (!f->st) {
+        fprintf(stderr, "storage_open: %s\n", err.message);
+        return -1;
+    }
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct fixture *f = *state;
+    storage_close(f->st);
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", f->dir);
+    if (system(cmd) != 0) return -1;
+    free(f);
+    return 0;
+}
+
+/* An importing record of this id, made at time ms (ascending: the order of creation). */
+static void create(struct storage *st, const char *id, int64_t ms)
+{
+    const struct dataset_record r = {.id = (char *)id,
+                                     .name = "pets",
+                                     .state = DATASET_IMPORTING,
+                                     .source = "upload",
+                                     .owner = "alice",
+                                     .created_ms = ms};
+    struct eng_error err;
+    if (dataset_store_create(st, &r, &err) != 0) fail_msg("create %s: %s", id, err.message);
+}
+
+static struct dataset_record get(struct storage *st, const char *id)
+{
+    struct dataset_record r;
+    struct eng_error err;
+    if (dataset_store_get(st, id, &r, &err) != 0) fail_msg("get %s: %s", id, err.message);
+    return r;
+}
+
+static void finish(struct storage *st, const char *id, enum dataset_state state, const char *hash)
+{
+    struct eng_error err;
+    if (dataset_store_finish(st, id, state, hash, state == DATASET_FAILED ? "broken" : NULL,
+                             &err) != 0)
+        fail_msg("finish %s: %s", id, err.message);
+}
+
+static void test_lifecycle(void **state)
+{
+    struct fixture *f = *state;
+    create(f->st, "a", 1000);
+    struct dataset_record r = get(f->st, "a");
+    assert_string_equal(r.id, "a");
+    assert_string_equal(r.name, "pets");
+    assert_int_equal(r.state, DATASET_IMPORTING);
+    assert_string_equal(dataset_state_name(r.state), "importing");
+    assert_null(r.job);
+    assert_null(r.hash);
+    assert_string_equal(r.source, "upload");
+    assert_string_equal(r.owner, "alice");
+    assert_int_equal(r.created_ms, 1000);
+    dataset_record_clear(&r);
+    struct eng_error err;
+    assert_int_equal(dataset_store_set_job(f->st, "a", "job-1", &err), 0);
+    finish(f->st, "a", DATASET_READY, "h1");
+    r = get(f->st, "a");
+    assert_int_equal(r.state, DATASET_READY);
+    assert_string_equal(r.job, "job-1");
+    assert_string_equal(r.hash, "h1");
+    assert_null(r.error);
+    dataset_record_clear(&r);
+    /* It ends once: a second end, either way, is a conflict and changes nothing. */
+    assert_int_equal(dataset_store_finish(f->st, "a", DATASET_FAILED, NULL, "late", &err), -1);
+    assert_int_equal(err.code, ENG_CONFLICT);
+    r = get(f->st, "a");
+    assert_int_equal(r.state, DATASET_READY);
+    dataset_record_clear(&r);
+    /* A failed one keeps its reason and no hash. */
+    create(f->st, "b", 2000);
+    finish(f->st, "b", DATASET_FAILED, "ignored");
+    r = get(f->st, "b");
+    assert_int_equal(r.state, DATASET_FAILED);
+    assert_string_equal(r.error, "broken");
+    assert_null(r.hash);
+    dataset_record_clear(&r);
+    /* An import cannot end as importing. */
+    create(f->st, "c", 3000);
+    assert_int_equal(dataset_store_finish(f->st, "c", DATASET_IMPORTING, NULL, NULL, &err), -1);
+    assert_int_equal(err.code, ENG_INTERNAL);
+}
+
+static void test_ids_and_removal(void **state)
+{
+    struct fixture *f = *state;
+    create(f->st, "a", 1000);
+    const struct dataset_record again = {
+        .id = "a", .name = "x", .state = DATASET_READY, .source = "disk"};
+    struct eng_error err;
+    assert_int_equal(dataset_store_create(f->st, &again, &err), -1);
+    assert_int_equal(err.code, ENG_CONFLICT);
+    struct dataset_record r;
+    assert_int_equal(dataset_store_get(f->st, "nosuch", &r, &err), -1);
+    assert_int_equal(err.code, ENG_NOT_FOUND);
+    assert_int_equal(dataset_store_set_job(f->st, "nosuch", "j", &err), -1);
+    assert_int_equal(err.code, ENG_NOT_FOUND);
+    assert_int_equal(dataset_store_delete(f->st, "a", &err), 0);
+    assert_int_equal(dataset_store_get(f->st, "a", &r, &err), -1);
+    assert_int_equal(err.code, ENG_NOT_FOUND);
+    assert_int_equal(dataset_store_delete(f->st, "a", &err), -1);
+    assert_int_equal(err.code, ENG_NOT_FOUND);
+    /* The id is free again. */
+    create(f->st, "a", 2000);
+}
+
+static void test_list_in_creation_order(void **state)
+{
+    struct fixture *f = *state;
+    const char *ids[] = {"z", "m", "a"};
+    for (int i = 0; i < 3; i++)
+        create(f->st, ids[i], 1000 - i); /* the order is creation's, not the ids' or times' */
+    struct dataset_record *records;
+    size_t count;
+    struct eng_error err;
+    assert_int_equal(dataset_store_list(f->st, &records, &count, &err), 0);
+    assert_int_equal(count, 3);
+    for (size_t i = 0; i < count; i++)
+        assert_string_equal(records[i].id, ids[i]);
+    dataset_records_free(records, count);
+}
+
+static void test_same_content(void **state)
+{
+    struct fixture *f = *state;
+    char same[65];
+    struct eng_error err;
+    create(f->st, "first", 1);
+    create(f->st, "failed", 2);
+    create(f->st, "second", 3);
+    create(f->st, "other", 4);
+    create(f->st, "third", 5);
+    finish(f->st, "failed", DATASET_FAILED, NULL);
+    /* Nothing is ready yet: no dataset has the content. */
+    assert_int_equal(dataset_store_same_content(f->st, "second", "h", same, sizeof same, &err), 0);
+    finish(f->st, "first", DATASET_READY, "h");
+    finish(f->st, "second", DATASET_READY, "h");
+    finish(f->st, "other", DATASET_READY, "g");
+    /* The first of a content has none made before it; later ones name the first. */
+    assert_int_equal(dataset_store_same_content(f->st, "first", "h", same, sizeof same, &err), 0);
+    assert_int_equal(dataset_store_same_content(f->st, "second", "h", same, sizeof same, &err), 1);
+    assert_string_equal(same, "first");
+    assert_int_equal(dataset_store_same_content(f->st, "other", "g", same, sizeof same, &err), 0);
+    /* Still importing, the third finds the first too; once the first is gone, the second. */
+    assert_int_equal(dataset_store_same_content(f->st, "third", "h", same, sizeof same, &err), 1);
+    assert_string_equal(same, "first");
+    assert_int_equal(dataset_store_delete(f->st, "first", &err), 0);
+    assert_int_equal(dataset_store_same_content(f->st, "third", "h", same, sizeof same, &err), 1);
+    assert_string_equal(same, "second");
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_lifecycle, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_ids_and_removal, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_list_in_creation_order, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_same_content, setup, teardown),
+    };
+    return cmocka_run_group_tests_name("dataset_store", tests, NULL, NULL);
+}
