@@ -33,8 +33,9 @@ struct job_classify {
     const char *model_name, *dataset_id; /* params' strings */
     size_t batch;
     uint64_t seed;
-    /* Dataset class -> model class; -1 for a class the model was not checked against yet (a
-     * model without labels: checked once its class count is known, job_classify_classes). */
+    /* Dataset class -> model class: by name, or the same index for a model without labels
+     * (then checked against the model's class count once the first batch gives it:
+     * job_classify_classes). */
     int32_t *class_map;
     size_t model_classes; /* 0 until known */
 };
@@ -47,8 +48,9 @@ int job_classify_open(struct job_classify *jc, const struct app *app, const json
                       int labeled, struct eng_error *err);
 void job_classify_close(struct job_classify *jc);
 
-/* The policy of params' member `name` (what /v1/augment takes), for images; NULL with *policy
- * when absent. -1 with err (ENG_INVALID naming params.<name>). */
+/* The policy a param's value gives (what /v1/augment takes: a preset's name, an op object, a
+ * list), which must be for images with one view; *policy NULL when value is NULL. -1 with err
+ * (ENG_INVALID naming params.<name>, ENG_NO_MEMORY). */
 int job_classify_policy(const json_t *value, const char *name, struct policy **policy,
                         struct eng_error *err);
 

@@ -205,7 +205,7 @@ static int add_split(struct pseudo *p, size_t *added, struct eng_error *err)
         for (size_t k = 0; same && k < *added; k++)
             same = s->indices[k] == indices[k] && data_split_label(ds, s, k) == labels[k];
         if (same) {
-            job_ctx_log(p->ctx, "split %s was added before the restart", p->as_split);
+            job_ctx_log(p->ctx, "split %s holds these images and labels already", p->as_split);
             rc = 0;
         } else {
             rc = eng_fail(err, ENG_CONFLICT, "as_split: dataset %s has another split %s",

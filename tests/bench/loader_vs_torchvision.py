@@ -19,8 +19,6 @@ import json
 import os
 import statistics
 import subprocess
-import sys
-import tarfile
 import tempfile
 import time
 
@@ -29,15 +27,7 @@ from torch.utils.data import DataLoader
 from torchvision import datasets
 from torchvision import transforms as T
 
-MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
-
-
-def image_folder(root, split):
-    """The split's folder of class folders, under the archive's top-level folder if it has one."""
-    for base in (root, *[os.path.join(root, d) for d in sorted(os.listdir(root))]):
-        if os.path.isdir(os.path.join(base, split)):
-            return os.path.join(base, split)
-    sys.exit(f"no {split}/ folder in the archive")
+from cifar_folder import MEAN, STD, add_archive_option, check_archive, extract_split
 
 
 def torchvision_rate(folder, batch, seconds):
@@ -63,9 +53,7 @@ def augserve_rate(args, dataset):
 
 def main():
     parser = argparse.ArgumentParser()
-    parser.add_argument("--archive", default=os.path.join(os.path.dirname(__file__), "..", "..",
-                                                          "..", "shared", "data",
-                                                          "cifar10-jpeg-20k.tar"))
+    add_archive_option(parser)
     parser.add_argument("--augserve", default="build/augserve")
     parser.add_argument("--split", default="train")
     parser.add_argument("--batch", type=int, default=128)
@@ -73,16 +61,10 @@ def main():
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
-    if not os.path.exists(args.archive):
-        sys.exit(f"{args.archive}: missing (the reduced CIFAR-10 of ../shared/data)")
+    check_archive(args.archive)
     torch.set_num_threads(1)
     with tempfile.TemporaryDirectory() as tmp:
-        with tarfile.open(args.archive) as tar:
-            # Python 3.11.2 (Debian 12) has no extraction filters; the members are checked here.
-            members = [m for m in tar.getmembers() if (m.isfile() or m.isdir()) and
-                       not m.name.startswith("/") and ".." not in m.name.split("/")]
-            tar.extractall(os.path.join(tmp, "images"), members=members)
-        folder = image_folder(os.path.join(tmp, "images"), args.split)
+        folder = extract_split(args.archive, os.path.join(tmp, "images"), args.split)
         report = json.loads(subprocess.run(
             [args.augserve, "dataset", "import", args.archive, "--out", os.path.join(tmp, "cache")],
             check=True, capture_output=True, text=True).stdout)

@@ -212,6 +212,9 @@ static void make_dataset(const struct server *srv, char id[64])
     import_dataset(srv, src, id);
 }
 
+/* Images per class of the larger dataset: enough for a job to run a while at 224x224. */
+#define BIG 300
+
 /* A larger dataset for the kill and cancel tests: per class n images of colours that vary. */
 static void make_big_dataset(const struct server *srv, int n, char id[64])
 {
@@ -442,6 +445,29 @@ static void test_affinity(void **state)
     harness_pass(state);
 }
 
+/* Split `name` of the server's dataset ds as `augserve dataset show` describes it (the caller owns
+ * it), or NULL when there is none; fails the test when the dataset has it twice. */
+static json_t *split_described(const struct server *srv, const char *ds, const char *name)
+{
+    char dir[PATH_MAX + 96];
+    snprintf(dir, sizeof dir, "%s/datasets/%s", srv->data_dir, ds);
+    const char *args[] = {"dataset", "show", dir, NULL};
+    char *text, *errors;
+    assert_int_equal(harness_run_binary(args, &text, &errors), 0);
+    json_t *described = json_loads(text, 0, NULL), *split, *found = NULL;
+    size_t i;
+    json_array_foreach(json_object_get(described, "splits"), i,
+                       split) if (strcmp(json_str(split, "name"), name) == 0)
+    {
+        assert_null(found);
+        found = json_incref(split);
+    }
+    json_decref(described);
+    free(text);
+    free(errors);
+    return found;
+}
+
 /* ---- pseudo-label ---------------------------------------------------------------------------- */
 
 static void test_pseudo_label(void **state)
@@ -488,20 +514,17 @@ static void test_pseudo_label(void **state)
     }
     json_decref(doc);
 
-    /* The split is in the dataset, with the pseudo-labels as its labels. */
-    char dir[PATH_MAX + 96];
-    snprintf(dir, sizeof dir, "%s/datasets/%s", srv->data_dir, ds);
-    const char *args[] = {"dataset", "show", dir, NULL};
-    char *text, *errors;
-    assert_int_equal(harness_run_binary(args, &text, &errors), 0);
-    assert_contains(text, "\"pseudo\"");
-    json_t *described = json_loads(text, 0, NULL);
-    char *splits = json_dumps(json_object_get(described, "splits"), JSON_COMPACT);
-    assert_contains(splits, "\"pseudo\"");
-    free(splits);
-    json_decref(described);
-    free(text);
-    free(errors);
+    /* The split is in the dataset, with the pseudo-labels as its labels: per_class counts in the
+     * dataset's class order (blue, green, red), the model's reversed. */
+    json_t *split = split_described(srv, ds, "pseudo");
+    assert_non_null(split);
+    assert_int_equal(json_int(split, "count"), total);
+    assert_true(json_is_true(json_object_get(split, "labeled")));
+    for (int c = 0; c < CLASSES; c++)
+        assert_int_equal(
+            json_integer_value(json_array_get(json_object_get(split, "per_class"), (size_t)c)),
+            accepted[CLASSES - 1 - c]);
+    json_decref(split);
 
     /* A second job naming the same split is refused before it queues. */
     struct http_response r;
@@ -511,6 +534,41 @@ static void test_pseudo_label(void **state)
     assert_error_envelope(&r, 409, "conflict");
     assert_contains(r.body, "params.as_split");
     http_response_free(&r);
+    harness_pass(state);
+}
+
+/* as_split once: jobs queued behind one that adds the split (job_workers 1) pass validation, as
+ * it is not there yet. At their end, the one that found the same images and labels there goes on
+ * (what a job resumed after adding its split does); the one with another threshold, hence other
+ * images, fails with a conflict. */
+static void test_as_split_once(void **state)
+{
+    struct server *srv = start(state);
+    char ds[64], params[3][256], id[3][32];
+    make_big_dataset(srv, BIG, ds);
+    const double thresholds[3] = {0.6, 0.6, 0.9};
+    for (int i = 0; i < 3; i++) {
+        snprintf(params[i], sizeof params[i],
+                 "{\"model\": \"colour-big\", \"dataset\": \"%s\", \"split\": \"test\", "
+                 "\"batch_size\": 1, \"threshold\": %g, \"as_split\": \"p\"}",
+                 ds, thresholds[i]);
+        submit(srv, "pseudo-label", params[i], id[i]);
+    }
+    json_t *first = job_wait_state(srv, id[0], "succeeded");
+    json_t *same = job_wait_state(srv, id[1], "succeeded");
+    json_t *other = job_wait_state(srv, id[2], "failed");
+    json_int_t images = json_int(json_object_get(first, "result"), "split_images");
+    assert_true(images > 0 && images < CLASSES * BIG);
+    assert_int_equal(json_int(json_object_get(same, "result"), "split_images"), images);
+    assert_contains(json_str(other, "error"), "another split p");
+    json_decref(first);
+    json_decref(same);
+    json_decref(other);
+    /* The dataset has the split once, of the first job's images. */
+    json_t *split = split_described(srv, ds, "p");
+    assert_non_null(split);
+    assert_int_equal(json_int(split, "count"), images);
+    json_decref(split);
     harness_pass(state);
 }
 
@@ -541,25 +599,24 @@ static void wait_progress(const struct server *srv, const char *id, double fract
     }
 }
 
-/* Images per class of the kill test's dataset: enough for the job to run a while at 224x224. */
-#define BIG 300
-
-static void test_kill9_then_resume(void **state)
+/* Runs a job of kind with params (a format with one %s, the dataset) on the big dataset to the
+ * end; then the same job again, killed with kill -9 once a fifth is done and resumed by a second
+ * server: it must end with exactly the first one's result and artifacts (names, NULL-terminated),
+ * nothing lost and nothing counted or written twice. */
+static void kill_and_resume(void **state, const char *kind, const char *format,
+                            const char *const artifacts[])
 {
     struct server *first = start(state);
-    char ds[64], params[256], id[32];
+    char ds[64], params[512], id[32];
     make_big_dataset(first, BIG, ds);
-    snprintf(params, sizeof params,
-             "{\"model\": \"colour-big\", \"dataset\": \"%s\", \"split\": \"test\", "
-             "\"batch_size\": 1, \"policy\": \"randaugment\", \"seed\": 3}",
-             ds);
-    /* The uninterrupted run. */
-    json_t *whole = run_job(first, "evaluate", params);
-    const char *whole_id = json_str(whole, "id");
-    char *confusion = artifact(first, whole_id, "confusion.csv", NULL);
-    char *per_class = artifact(first, whole_id, "per_class.csv", NULL);
+    snprintf(params, sizeof params, format, ds);
+    json_t *whole = run_job(first, kind, params);
+    char *files[4];
+    size_t n = 0;
+    for (; artifacts[n]; n++)
+        files[n] = artifact(first, json_str(whole, "id"), artifacts[n], NULL);
 
-    submit(first, "evaluate", params, id);
+    submit(first, kind, params, id);
     wait_progress(first, id, 0.2);
     assert_int_equal(server_stop(first, SIGKILL, 5000), 0);
     assert_true(WIFSIGNALED(first->wait_status));
@@ -570,21 +627,54 @@ static void test_kill9_then_resume(void **state)
     struct server *second = job_restart_on(state, first, settings);
     json_t *doc = job_wait_state(second, id, "succeeded");
     assert_int_equal(json_int(doc, "attempts"), 2);
-    /* Exactly the numbers of the uninterrupted run: nothing lost, nothing counted twice. */
+    /* It went on from its checkpoint (a log event says where), not from the start. */
+    char path[64];
+    snprintf(path, sizeof path, "/v1/jobs/%s/events", id);
+    struct http_response r;
+    http_get(second, path, &r);
+    assert_status(&r, 200);
+    assert_contains(r.body, "resuming at");
+    http_response_free(&r);
     assert_true(json_equal(json_object_get(doc, "result"), json_object_get(whole, "result")));
     assert_int_equal(json_int(json_object_get(doc, "result"), "count"), CLASSES * BIG);
-    char *again = artifact(second, id, "confusion.csv", NULL);
-    assert_string_equal(again, confusion);
-    free(again);
-    again = artifact(second, id, "per_class.csv", NULL);
-    assert_string_equal(again, per_class);
-    free(again);
-    free(confusion);
-    free(per_class);
+    for (size_t i = 0; i < n; i++) {
+        char *again = artifact(second, id, artifacts[i], NULL);
+        assert_string_equal(again, files[i]);
+        free(again);
+        free(files[i]);
+    }
     json_decref(doc);
     json_decref(whole);
+    /* Stopped before the teardown removes the first server's folder, its data_dir. */
     assert_int_equal(server_stop(second, SIGTERM, 15000), 0);
     harness_pass(state);
+}
+
+static void test_kill9_evaluate(void **state)
+{
+    kill_and_resume(state, "evaluate",
+                    "{\"model\": \"colour-big\", \"dataset\": \"%s\", \"split\": \"test\", "
+                    "\"batch_size\": 1, \"policy\": \"randaugment\", \"seed\": 3}",
+                    (const char *const[]){"confusion.csv", "per_class.csv", NULL});
+}
+
+/* The JSON Lines artifact is cut back to its checkpoint: every image has exactly one line. */
+static void test_kill9_pseudo_label(void **state)
+{
+    kill_and_resume(state, "pseudo-label",
+                    "{\"model\": \"colour-big\", \"dataset\": \"%s\", \"split\": \"test\", "
+                    "\"batch_size\": 1, \"threshold\": 0.6}",
+                    (const char *const[]){"pseudo_labels.jsonl", NULL});
+}
+
+/* Killed in the clean pass or in a policy's: the passes' counts carry over. */
+static void test_kill9_affinity(void **state)
+{
+    kill_and_resume(state, "affinity",
+                    "{\"model\": \"colour-big\", \"dataset\": \"%s\", \"split\": \"test\", "
+                    "\"batch_size\": 3, \"policies\": [\"randaugment\", {\"op\": \"Invert\"}], "
+                    "\"draws\": 2}",
+                    (const char *const[]){"affinity.csv", NULL});
 }
 
 static void test_cancel(void **state)
@@ -683,9 +773,11 @@ int main(int argc, char **argv)
     struct eng_error err = {0};
     if (img_codec_init(&err) != 0) return fprintf(stderr, "%s\n", err.message), 1;
     const struct CMUnitTest tests[] = {
-        HARNESS_MODELS_TEST(test_evaluate),     HARNESS_MODELS_TEST(test_affinity),
-        HARNESS_MODELS_TEST(test_pseudo_label), HARNESS_MODELS_TEST(test_bad_params),
-        HARNESS_MODELS_TEST(test_cancel),       HARNESS_MODELS_TEST(test_kill9_then_resume),
+        HARNESS_MODELS_TEST(test_evaluate),       HARNESS_MODELS_TEST(test_affinity),
+        HARNESS_MODELS_TEST(test_pseudo_label),   HARNESS_MODELS_TEST(test_bad_params),
+        HARNESS_MODELS_TEST(test_cancel),         HARNESS_MODELS_TEST(test_as_split_once),
+        HARNESS_MODELS_TEST(test_kill9_evaluate), HARNESS_MODELS_TEST(test_kill9_pseudo_label),
+        HARNESS_MODELS_TEST(test_kill9_affinity),
     };
     return harness_main(argc, argv, "job_kinds", tests, sizeof tests / sizeof tests[0]);
 }
