@@ -92,8 +92,9 @@ export async function apiBlob(path) {
   return response.blob();
 }
 
-// POST of a Blob with upload progress, which fetch cannot report: onProgress(sent, total) as
-// the body goes out. Resolves to the parsed JSON answer and its Location header.
+// POST of a Blob as the raw body, with upload progress, which fetch cannot report:
+// onProgress(sent, total) as the body goes out, and (total, total) once all of it has. Resolves
+// to the parsed JSON answer; rejects with ApiError as api() does.
 export function apiUpload(path, blob, onProgress) {
   return new Promise((resolve, reject) => {
     const xhr = new XMLHttpRequest();
@@ -101,12 +102,14 @@ export function apiUpload(path, blob, onProgress) {
     for (const [name, value] of Object.entries(authHeaders('application/json'))) xhr.setRequestHeader(name, value);
     xhr.setRequestHeader('Content-Type', 'application/octet-stream');
     xhr.upload.addEventListener('progress', (event) => onProgress(event.loaded, event.total || blob.size));
+    xhr.upload.addEventListener('load', () => onProgress(blob.size, blob.size));
     xhr.addEventListener('error', () => reject(new ApiError(0, 'unreachable', 'the upload did not reach the server', null)));
     xhr.addEventListener('load', async () => {
+      // As a fetch Response, so that failure() reads its error envelope.
       const response = new Response(xhr.responseText || null, { status: xhr.status, statusText: xhr.statusText,
         headers: { 'X-Request-Id': xhr.getResponseHeader('X-Request-Id') || '' } });
-      if (!response.ok) reject(await failure(response));
-      else resolve({ doc: JSON.parse(xhr.responseText), location: xhr.getResponseHeader('Location') });
+      if (response.ok) resolve(await response.json());
+      else reject(await failure(response));
     });
     xhr.send(blob);
   });

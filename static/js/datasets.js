@@ -1,12 +1,13 @@
 // The Datasets page: an archive uploaded to POST /v1/datasets with its progress, its import
-// followed over the import job's events to ready or failed; the list (GET /v1/datasets); one
+// followed to ready or failed; the list (GET /v1/datasets); one
 // dataset's class counts per split, its skipped files, its images per split a page at a time
 // (GET /v1/datasets/{id}/images), making a split (POST .../splits) and deleting it.
-import { api, apiUpload, curlFile, followEvents } from './api.js';
+import { api, apiUpload, curlFile } from './api.js';
 import { $, copyText, dataTable, dropZone, el, formatValue, initShell, keyValueTable, showError,
   withBusy } from './ui.js';
 
 const PAGE = 48;
+const POLL_MS = 250;
 
 let archive = null;
 let current = null; // {id, doc, offset}
@@ -31,6 +32,17 @@ function showImport(state, fraction, phase) {
   if (phase !== undefined) $('#import-phase').textContent = phase || '';
 }
 
+// Reads the dataset every POLL_MS while it imports, showing its import job's progress (which
+// the document carries then); resolves to the document once ready or failed.
+async function followImport(id) {
+  for (;;) {
+    const doc = await api(`/v1/datasets/${id}`);
+    if (doc.state !== 'importing') return doc;
+    if (doc.progress) showImport('importing', doc.progress.fraction, doc.progress.phase);
+    await new Promise((resolve) => setTimeout(resolve, POLL_MS));
+  }
+}
+
 async function upload() {
   if (!$('#name').value.trim() || !archive) {
     showError(new Error(archive ? 'Name the dataset first.' : 'Choose an archive first.'));
@@ -41,25 +53,15 @@ async function upload() {
   $('#import-error').hidden = true;
   showUpload(0, archive.size);
   showImport('uploading', 0, '');
-  const answer = await withBusy($('#upload'), null, $('#status'), 'Uploading', () =>
+  const doc = await withBusy($('#upload'), null, $('#status'), 'Uploading', () =>
     apiUpload(uploadPath(), archive, showUpload));
-  if (!answer) {
+  if (!doc) {
     showImport('failed');
     return;
   }
-  const { doc } = answer;
   showImport(doc.state, 0, '');
   await refreshList();
-  if (doc.state === 'importing' && doc.job) {
-    try {
-      await followEvents(`/v1/jobs/${doc.job}/events`, {
-        onEvent: ({ type, data }) => { if (type === 'progress') showImport('importing', data.fraction, data.phase); },
-      });
-    } catch (err) {
-      showError(err);
-    }
-  }
-  const final = await api(`/v1/datasets/${doc.id}`).catch((err) => { showError(err); return null; });
+  const final = await followImport(doc.id).catch((err) => { showError(err); return null; });
   if (!final) return;
   showImport(final.state, final.state === 'ready' ? 1 : undefined, '');
   $('#import-error').hidden = !final.error;
@@ -122,7 +124,9 @@ function showDataset(doc) {
     'same content as': doc.same_as, 'import job': doc.job }));
   $('#dataset-error').hidden = !doc.error;
   $('#dataset-error').textContent = doc.error || '';
-  $('#class-counts').replaceChildren(doc.splits ? classCounts(doc) : el('p', { class: 'hint', text: 'Not known yet.' }));
+  const ready = doc.state === 'ready';
+  $('#ready-parts').hidden = !ready;
+  $('#class-counts').replaceChildren(ready ? classCounts(doc) : '');
   const skipped = doc.skipped || [];
   $('#skipped-area').hidden = skipped.length === 0;
   $('#skipped-title').textContent = `Skipped files (${doc.skipped_count ?? skipped.length})`;
@@ -133,9 +137,6 @@ function showDataset(doc) {
     select.replaceChildren(...names.map((n) => el('option', { value: n, text: n })));
     if (names.includes(chosen)) select.value = chosen;
   }
-  const ready = doc.state === 'ready';
-  $('#split-form').hidden = !ready;
-  $('#make-split').disabled = !ready;
 }
 
 async function showImages() {

@@ -538,6 +538,23 @@ async function call(base, route, { method = 'GET', body, type = 'application/jso
   return text ? JSON.parse(text) : null;
 }
 
+test('datasets: an archive with no image fails its import, and the page says why', async ({ open }) => {
+  const page = await open('datasets.html');
+  const junk = zlib.gzipSync(tar([['junk/a/broken.png', Buffer.from('this is no PNG')]]));
+  await page.setInputFiles('#archive', { name: 'junk.tar.gz', mimeType: 'application/gzip', buffer: junk });
+  await page.click('#upload');
+  await page.waitForSelector('#import-area[data-state="failed"]', { timeout: 20000 });
+  const error = await page.textContent('#import-error');
+  assert(await page.isVisible('#import-error') && error.includes('no usable image') && error.includes('junk/a/broken.png'),
+    `the error names the skipped file: ${error}`);
+  await page.waitForSelector('#dataset-view[data-state="failed"]');
+  assert(await page.textContent('#dataset-error') === error, 'the dataset view shows the error too');
+  const id = await page.evaluate(() => location.hash.slice(1));
+  assert(await page.locator(`#datasets tr[data-dataset="${id}"][data-state="failed"]`).count() === 1, 'listed as failed');
+  assert(await page.isHidden('#ready-parts'), 'no classes, images or splits are offered');
+  await page.close();
+});
+
 // Imports a dataset through the API and waits until it is ready: its document.
 async function importDataset(base, name, archive) {
   const imported = await call(base, `/v1/datasets?name=${name}`, { method: 'POST', body: archive, type: 'application/gzip' });
