@@ -595,6 +595,27 @@ async function startAndWait(page, state) {
   return page.evaluate(() => location.hash.slice(1));
 }
 
+test('datasets: the thumbnails of a split come 48 to a page', async ({ open, base }) => {
+  const many = folderArchive('many', { all: { red: 50 } });
+  const dataset = await importDataset(base, 'many', many.archive);
+  const page = await open(`datasets.html#${dataset.id}`);
+  const shown = async () => {
+    await page.waitForFunction(() => [...document.querySelectorAll('#images img')].every((i) => i.complete && i.naturalWidth > 0));
+    return { count: await page.locator('#images figure').count(), text: await page.textContent('#page-text'),
+      prev: await page.isDisabled('#prev-page'), next: await page.isDisabled('#next-page') };
+  };
+  let now = await shown();
+  assert(JSON.stringify(now) === JSON.stringify({ count: 48, text: '1–48 of 50', prev: true, next: false }), `page 1: ${JSON.stringify(now)}`);
+  await page.click('#next-page');
+  await page.waitForSelector('#images[data-offset="48"]');
+  now = await shown();
+  assert(JSON.stringify(now) === JSON.stringify({ count: 2, text: '49–50 of 50', prev: false, next: true }), `page 2: ${JSON.stringify(now)}`);
+  await page.click('#prev-page');
+  await page.waitForSelector('#images[data-offset="0"]');
+  assert((await shown()).count === 48, 'back to page 1');
+  await page.close();
+});
+
 test('jobs: evaluate from its form gives the model\'s accuracy; a dataset a job waits for cannot be deleted', async ({ open, shoot, base }) => {
   // Classes named as tiny-cnn's labels, so the job matches them by name: it takes the reddish
   // images for bananas and the bluish ones for no apple, so some answers are right, some wrong.
