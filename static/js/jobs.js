@@ -251,7 +251,7 @@ async function showEnd(id) {
   await Promise.all([showArtifacts(id), refreshList()]);
 }
 
-function onEvent(id, { type, data }) {
+function onEvent({ type, data }) {
   if (type === 'progress') showProgress(data.fraction, data.phase);
   else if (type === 'log') logLine(data.message, 'message');
   else if (type === 'metric') showMetric(data);
@@ -287,7 +287,7 @@ async function openJob(id) {
     showProgress(job.progress.fraction, job.progress.phase);
     await followEvents(`/v1/jobs/${id}/events`, {
       signal: controller.signal,
-      onEvent: (event) => onEvent(id, event),
+      onEvent,
       onStatus: (s) => { $('#stream-status').textContent = s === 'live' ? '· live' : '· reconnecting…'; },
     });
     await showEnd(id);
