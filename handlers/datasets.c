@@ -20,6 +20,7 @@
 #include "image/geometry.h"
 #include "input.h"
 #include "job_store.h"
+#include "json_text.h"
 #include "log.h"
 #include "request.h"
 #include "response.h"
@@ -204,18 +205,19 @@ void handle_datasets_create(struct request *req, struct response *resp)
         return;
     }
     if (read_source(req, resp, &rq) != 0) return;
-    struct dataset_record r;
+    char id[JOB_ID_SIZE], job[JOB_ID_SIZE];
     struct eng_error err;
-    if (dataset_import_submit(req->app, &rq, &r, &err) != 0) {
+    if (dataset_import_submit(req->app, &rq, id, job, &err) != 0) {
         response_engine_error(resp, &err);
         return;
     }
     if (rq.upload) req->upload_path = NULL; /* the import job's now */
-    json_t *doc = json_pack("{s:s, s:s, s:s, s:o}", "id", r.id, "job", r.job, "state",
-                            dataset_state_name(r.state), "name", json_string_lossy(r.name));
-    response_header(resp, "Location", "/v1/datasets/%s", r.id);
+    /* The state when the import was accepted: the job may have ended it already. */
+    json_t *doc =
+        json_pack("{s:s, s:s, s:s, s:o}", "id", id, "job", job, "state",
+                  dataset_state_name(DATASET_IMPORTING), "name", json_string_lossy(rq.name));
+    response_header(resp, "Location", "/v1/datasets/%s", id);
     response_json(resp, 202, doc);
-    dataset_record_clear(&r);
 }
 
 /* ---- GET /v1/datasets, GET /v1/datasets/{id} ------------------------------------------------- */
@@ -235,6 +237,11 @@ void handle_datasets_list(struct request *req, struct response *resp)
         json_t *doc = dataset_import_settle(app, &records[i], 0, &err) == 0
                           ? dataset_document(app, &records[i], 0, &err)
                           : NULL;
+        /* A cache that no longer opens (removed or damaged by hand) does not hide the others:
+         * its record is listed with why. */
+        if (!doc && err.code != ENG_NO_MEMORY && err.code != ENG_INTERNAL &&
+            (doc = record_document(app, &records[i])))
+            json_object_set_new(doc, "error", json_string_lossy(err.message));
         rc = doc ? json_array_append_new(list, doc) : -1;
     }
     dataset_records_free(records, count);
@@ -287,19 +294,7 @@ static int read_split_spec(const json_t *doc, struct data_split_spec *spec, stru
         return eng_fail(err, ENG_INVALID,
                         "the body must be a JSON object: {\"name\", \"from\", \"fraction\" | "
                         "\"count\" | \"per_class\", \"stratified\", \"seed\"}");
-    const char *key;
-    const json_t *value;
-    json_object_foreach((json_t *)doc, key, value)
-    {
-        size_t i = 0;
-        while (members[i] && strcmp(members[i], key) != 0)
-            i++;
-        if (!members[i])
-            return eng_fail(err, ENG_INVALID,
-                            "%.100s: unknown member; a split has name, from, fraction, count, "
-                            "per_class, stratified, seed and rest",
-                            key);
-    }
+    if (json_check_members(doc, members, "", "member", err) != 0) return -1;
     memset(spec, 0, sizeof *spec);
     spec->name = json_string_value(json_object_get(doc, "name"));
     spec->from = json_string_value(json_object_get(doc, "from"));
@@ -467,7 +462,10 @@ void handle_dataset_delete(struct request *req, struct response *resp)
     if (record_of_request(req, resp, &r) != 0) return;
     char job[JOB_ID_SIZE];
     struct eng_error err;
-    int used = job_store_dataset_user(app->storage, r.id, job, &err);
+    /* Its import job ends the record just before it ends itself: once the record has ended, that
+     * job's work is done. */
+    const char *except = r.state == DATASET_IMPORTING ? NULL : r.job;
+    int used = job_store_dataset_user(app->storage, r.id, except, job, &err);
     if (used > 0)
         response_error(resp, 409, "dataset %s is in use by job %s (queued or running)", r.id, job);
     else if (used < 0)

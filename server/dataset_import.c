@@ -95,9 +95,9 @@ int dataset_import_resolve(const struct config *cfg, const char *path, char *out
 }
 
 int dataset_import_submit(struct app *app, const struct dataset_import_request *rq,
-                          struct dataset_record *out, struct eng_error *err)
+                          char id[JOB_ID_SIZE], char job_id[JOB_ID_SIZE], struct eng_error *err)
 {
-    char id[JOB_ID_SIZE], kept[PATH_MAX + 128];
+    char kept[PATH_MAX + 128];
     if (jobs_new_id(id, err) != 0) return -1;
     const struct dataset_record spec = {.id = id,
                                         .name = (char *)rq->name,
@@ -127,12 +127,9 @@ int dataset_import_submit(struct app *app, const struct dataset_import_request *
         dataset_store_delete(app->storage, id, &ignored);
         return -1;
     }
-    rc = dataset_store_set_job(app->storage, id, job.id, err) ||
-                 dataset_store_get(app->storage, id, out, err)
-             ? -1
-             : 0;
+    memcpy(job_id, job.id, JOB_ID_SIZE);
     job_clear(&job);
-    return rc;
+    return dataset_store_set_job(app->storage, id, job_id, err);
 }
 
 /* Removes a folder of data_dir/uploads and the file in it. */

@@ -14,6 +14,7 @@
 
 #include "core/error.h"
 #include "dataset_store.h"
+#include "job_store.h"
 
 struct app;
 struct config;
@@ -32,10 +33,11 @@ struct dataset_import_request {
 /* Whether name may name an uploaded file: 1 to 100 of [A-Za-z0-9._-], not starting with '.'. */
 int dataset_import_file_name_ok(const char *name);
 
-/* Makes the record (importing) and queues its import job: *out is the record, with its id and
- * job. On failure nothing is left (no record, the upload where it was). */
+/* Makes the record (importing) and queues its import job, whose ids go into id and job (the job
+ * may have run by the time this returns). On failure nothing is left (no record, the upload
+ * where it was). */
 int dataset_import_submit(struct app *app, const struct dataset_import_request *rq,
-                          struct dataset_record *out, struct eng_error *err);
+                          char id[JOB_ID_SIZE], char job[JOB_ID_SIZE], struct eng_error *err);
 
 /* Resolves path (relative to cfg->datasets_dir) into out (of size bytes), a file or folder that is
  * really under datasets_dir: 0, or -1 with err and *forbidden set when the path is refused as

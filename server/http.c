@@ -125,6 +125,20 @@ static void read_client_address(struct exchange *ex)
         ex->client[0] = '\0';
 }
 
+/* Closes an upload's file and removes it unless its handler kept it: build_request handed it over
+ * (req.app set with it) and the handler took it (upload_path cleared). Before the answer goes, so
+ * a client that has its answer finds no file left. */
+static void upload_discard(struct exchange *ex)
+{
+    if (ex->upload_fd >= 0) close(ex->upload_fd);
+    ex->upload_fd = -1;
+    const int kept = ex->req.app && !ex->req.upload_path;
+    if (ex->upload_path && !kept) unlink(ex->upload_path);
+    free(ex->upload_path);
+    ex->upload_path = NULL;
+    ex->req.upload_path = NULL;
+}
+
 static void exchange_free(struct exchange *ex)
 {
     multipart_free(ex->multipart);
@@ -143,12 +157,7 @@ static void exchange_free(struct exchange *ex)
     for (size_t i = 0; i < ex->req.params.count; i++)
         free(ex->req.param_values[i]);
     response_clear(&ex->resp);
-    if (ex->upload_fd >= 0) close(ex->upload_fd);
-    /* An upload is removed unless its handler kept it: build_request handed it over (req.app
-     * set with it) and the handler took it (upload_path cleared). */
-    const int kept = ex->req.app && !ex->req.upload_path;
-    if (ex->upload_path && !kept) unlink(ex->upload_path);
-    free(ex->upload_path);
+    upload_discard(ex);
     free(ex->body);
     free(ex->path);
     free(ex->method);
@@ -169,6 +178,7 @@ static void add_header(struct MHD_Response *mhd, const char *name, const char *v
 /* Queues ex->resp (or its error envelope) on the connection. */
 static enum MHD_Result send_response(struct exchange *ex)
 {
+    upload_discard(ex);
     struct response *r = &ex->resp;
     struct MHD_Response *mhd;
     if (r->error_code) {

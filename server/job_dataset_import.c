@@ -4,12 +4,10 @@
  * temporary folder it renames at the end, so nothing of the first attempt is in the way), and one
  * that finished its folder before the stop only ends its record. Queued by POST /v1/datasets
  * alone (JOB_KIND_INTERNAL). */
-#include <errno.h>
 #include <limits.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <unistd.h>
 
 #include "app.h"
 #include "data/dataset.h"
@@ -42,8 +40,8 @@ static void on_progress(void *ctx, double fraction, const char *phase)
     job_ctx_progress(ctx, fraction, phase);
 }
 
-/* Imports into datasets/<id>, or finds it there from an attempt stopped after its rename: 0 with
- * the dataset's hash and image count, or -1 with err. */
+/* Imports source (NULL: none, the import is done) into datasets/<id>, or finds it there from an
+ * attempt stopped after its rename: 0 with the dataset's hash and image count, or -1 with err. */
 static int import(struct job_ctx *ctx, const json_t *params, const char *source, char hash[65],
                   json_int_t *images, struct eng_error *err)
 {
@@ -53,6 +51,8 @@ static int import(struct job_ctx *ctx, const json_t *params, const char *source,
     char folder[PATH_MAX];
     struct stat st;
     snprintf(folder, sizeof folder, "%s/%s", datasets_dir(app->datasets), id);
+    if (stat(folder, &st) != 0 && !source)
+        return eng_fail(err, ENG_NOT_FOUND, "dataset %s has no cache in %s", id, folder);
     if (stat(folder, &st) != 0) {
         const struct data_import_options o = {
             .name = json_string_value(json_object_get(params, "name")),
@@ -82,22 +82,25 @@ static int run(struct job_ctx *ctx, const json_t *params, json_t **result, struc
     if (dataset_store_get(app->storage, id, &record, err) != 0) return -1;
     const enum dataset_state state = record.state;
     dataset_record_clear(&record);
-    if (state != DATASET_IMPORTING)
-        return eng_fail(err, ENG_CONFLICT, "dataset %s is %s, not being imported", id,
-                        dataset_state_name(state));
+    /* An attempt killed after it ended the record: the import is done (import() below finds the
+     * cache and only reads its hash again). A failed one stays failed. */
+    if (state == DATASET_FAILED)
+        return eng_fail(err, ENG_CONFLICT, "dataset %s failed already", id);
     char source[PATH_MAX], hash[65] = "", same_as[65] = "";
     int forbidden;
     json_int_t images = 0;
-    int rc = path ? dataset_import_resolve(app->cfg, path, source, sizeof source, &forbidden, err)
-                  : dataset_import_upload_source(app, id, source, sizeof source, err);
-    if (rc == 0) rc = import(ctx, params, source, hash, &images, err);
+    int rc = state != DATASET_IMPORTING ? 0
+             : path ? dataset_import_resolve(app->cfg, path, source, sizeof source, &forbidden, err)
+                    : dataset_import_upload_source(app, id, source, sizeof source, err);
+    if (rc == 0)
+        rc = import(ctx, params, state == DATASET_IMPORTING ? source : NULL, hash, &images, err);
     if (rc != 0 && job_ctx_resumes(ctx)) return -1; /* runs again at the next start */
     int same = 0;
     if (rc == 0 && (same = dataset_store_same_content(app->storage, id, hash, same_as,
                                                       sizeof same_as, err)) < 0)
         rc = -1;
     struct eng_error store_err;
-    if (rc == 0)
+    if (rc == 0 && state == DATASET_IMPORTING)
         rc = dataset_store_finish(app->storage, id, DATASET_READY, hash, NULL, err);
     else if (dataset_store_finish(app->storage, id, DATASET_FAILED, NULL, err->message,
                                   &store_err) != 0)

@@ -3,26 +3,11 @@
 #include <string.h>
 
 #include "job_kind.h"
+#include "json_text.h"
 
 int job_params_known(const json_t *params, const char *const names[], struct eng_error *err)
 {
-    const char *key;
-    const json_t *value;
-    json_object_foreach((json_t *)params, key, value)
-    {
-        size_t i = 0;
-        while (names[i] && strcmp(names[i], key) != 0)
-            i++;
-        if (!names[i]) {
-            char list[256] = "";
-            for (size_t k = 0, used = 0; names[k] && used < sizeof list; k++)
-                used += (size_t)snprintf(list + used, sizeof list - used, "%s%s", k ? ", " : "",
-                                         names[k]);
-            return eng_fail(err, ENG_INVALID, "params.%.100s: unknown parameter; known: %s", key,
-                            list);
-        }
-    }
-    return 0;
+    return json_check_members(params, names, "params.", "parameter", err);
 }
 
 int job_param_int(const json_t *params, const char *name, int required, long long def,

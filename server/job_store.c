@@ -514,8 +514,8 @@ int job_store_recover(struct storage *st, int max_attempts, size_t *requeued, si
     return storage_end(st, rc, err);
 }
 
-int job_store_dataset_user(struct storage *st, const char *dataset, char job[JOB_ID_SIZE],
-                           struct eng_error *err)
+int job_store_dataset_user(struct storage *st, const char *dataset, const char *except,
+                           char job[JOB_ID_SIZE], struct eng_error *err)
 {
     pthread_mutex_lock(&st->lock);
     sqlite3_stmt *stmt = storage_prepare(
@@ -525,8 +525,9 @@ int job_store_dataset_user(struct storage *st, const char *dataset, char job[JOB
         int failed = 0;
         json_t *params = storage_column_json(stmt, 1, &failed);
         const char *named = json_string_value(json_object_get(params, "dataset"));
-        if (named && strcmp(named, dataset) == 0) {
-            snprintf(job, JOB_ID_SIZE, "%s", (const char *)sqlite3_column_text(stmt, 0));
+        const char *id = (const char *)sqlite3_column_text(stmt, 0);
+        if (named && strcmp(named, dataset) == 0 && !(except && strcmp(id, except) == 0)) {
+            snprintf(job, JOB_ID_SIZE, "%s", id);
             rc = 1;
         } else if (failed) {
             rc = eng_fail(err, ENG_INTERNAL, "storage: a job's params do not read back");

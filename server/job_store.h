@@ -151,11 +151,12 @@ int job_store_cancel_requested(struct storage *st, const char *id, struct eng_er
 int job_store_recover(struct storage *st, int max_attempts, size_t *requeued, size_t *abandoned,
                       struct eng_error *err);
 
-/* Whether a queued or running job's params name the dataset id ("dataset": id): 1 with the
- * oldest such job's id copied into job, 0 when none does, -1 with err. Read in C from the params
- * of the jobs not yet ended (a backend needs no JSON functions of its own). */
-int job_store_dataset_user(struct storage *st, const char *dataset, char job[JOB_ID_SIZE],
-                           struct eng_error *err);
+/* Whether a queued or running job other than except (may be NULL) has params naming the dataset
+ * id ("dataset": id): 1 with the oldest such job's id copied into job, 0 when none does, -1 with
+ * err. Read in C from the params of the jobs not yet ended (a backend needs no JSON functions of
+ * its own). */
+int job_store_dataset_user(struct storage *st, const char *dataset, const char *except,
+                           char job[JOB_ID_SIZE], struct eng_error *err);
 
 /* The job's events with ids above after, oldest first, at most limit, into a new array
  * (job_events_free it). */

@@ -106,3 +106,25 @@ char *json_text(const json_t *doc, size_t flags)
     *w = '\0';
     return text;
 }
+
+int json_check_members(const json_t *obj, const char *const names[], const char *prefix,
+                       const char *what, struct eng_error *err)
+{
+    const char *key;
+    const json_t *value;
+    json_object_foreach((json_t *)obj, key, value)
+    {
+        size_t i = 0;
+        while (names[i] && strcmp(names[i], key) != 0)
+            i++;
+        if (!names[i]) {
+            char list[256] = "";
+            for (size_t k = 0, used = 0; names[k] && used < sizeof list; k++)
+                used += (size_t)snprintf(list + used, sizeof list - used, "%s%s", k ? ", " : "",
+                                         names[k]);
+            return eng_fail(err, ENG_INVALID, "%s%.100s: unknown %s; known: %s", prefix, key, what,
+                            list);
+        }
+    }
+    return 0;
+}

@@ -15,37 +15,7 @@
 
 #include "dataset_store.h"
 #include "storage.h"
-
-struct fixture {
-    char dir[64];
-    struct storage *st;
-};
-
-static int setup(void **state)
-{
-    struct fixture *f = calloc(1, sizeof *f);
-    snprintf(f->dir, sizeof f->dir, "/tmp/augserve-dsstore-XXXXXX");
-    if (!mkdtemp(f->dir)) return -1;
-    struct eng_error err;
-    f->st = storage_open(f->dir, &err);
-    if (!f->st) {
-        fprintf(stderr, "storage_open: %s\n", err.message);
-        return -1;
-    }
-    *state = f;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    struct fixture *f = *state;
-    storage_close(f->st);
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", f->dir);
-    if (system(cmd) != 0) return -1;
-    free(f);
-    return 0;
-}
+#include "store_fixture.h"
 
 /* An importing record of this id, made at time ms (ascending: the order of creation). */
 static void create(struct storage *st, const char *id, int64_t ms)
@@ -191,10 +161,10 @@ static void test_same_content(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_lifecycle, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_ids_and_removal, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_list_in_creation_order, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_same_content, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_lifecycle, store_setup, store_teardown),
+        cmocka_unit_test_setup_teardown(test_ids_and_removal, store_setup, store_teardown),
+        cmocka_unit_test_setup_teardown(test_list_in_creation_order, store_setup, store_teardown),
+        cmocka_unit_test_setup_teardown(test_same_content, store_setup, store_teardown),
     };
     return cmocka_run_group_tests_name("dataset_store", tests, NULL, NULL);
 }

@@ -18,37 +18,7 @@
 
 #include "job_store.h"
 #include "storage.h"
-
-struct fixture {
-    char dir[64];
-    struct storage *st;
-};
-
-static int setup(void **state)
-{
-    struct fixture *f = calloc(1, sizeof *f);
-    snprintf(f->dir, sizeof f->dir, "/tmp/augserve-jobstore-XXXXXX");
-    if (!mkdtemp(f->dir)) return -1;
-    struct eng_error err;
-    f->st = storage_open(f->dir, &err);
-    if (!f->st) {
-        fprintf(stderr, "storage_open: %s\n", err.message);
-        return -1;
-    }
-    *state = f;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    struct fixture *f = *state;
-    storage_close(f->st);
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", f->dir);
-    if (system(cmd) != 0) return -1;
-    free(f);
-    return 0;
-}
+#include "store_fixture.h"
 
 /* Creates a queued job with id "0000...<n>" of kind, params {"n": n}, owner. */
 static void create(struct storage *st, int n, const char *kind, const char *owner)
@@ -482,7 +452,7 @@ static void expect_user(struct storage *st, const char *dataset, int n)
 {
     char job[JOB_ID_SIZE] = "";
     struct eng_error err;
-    int rc = job_store_dataset_user(st, dataset, job, &err);
+    int rc = job_store_dataset_user(st, dataset, NULL, job, &err);
     if (rc < 0) fail_msg("dataset_user: %s", err.message);
     assert_int_equal(rc, n > 0);
     if (n > 0) assert_string_equal(job, id_of(n));
@@ -502,10 +472,14 @@ static void test_dataset_user(void **state)
     create_with(f->st, 4, "{\"dataset\": \"a\", \"seed\": 1}");
     create_with(f->st, 5, "{\"dataset\": \"a\"}");
     expect_user(f->st, "a", 4);
+    /* All but one: the next. */
+    char job[JOB_ID_SIZE] = "";
+    struct eng_error err;
+    assert_int_equal(job_store_dataset_user(f->st, "a", id_of(4), job, &err), 1);
+    assert_string_equal(job, id_of(5));
     for (int n = 1; n <= 4; n++)
         claim_expect(f->st, n);
     expect_user(f->st, "a", 4);
-    struct eng_error err;
     assert_int_equal(job_store_finish(f->st, id_of(4), JOB_SUCCEEDED, NULL, NULL, &err), 0);
     expect_user(f->st, "a", 5);
     enum job_state after;
@@ -548,19 +522,21 @@ static void test_refuses_a_newer_schema(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_lifecycle, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_failed_keeps_error, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_claim_order, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_concurrent_claims_take_each_job_once, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_events_after_an_id, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_recover_requeues_then_gives_up, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_requeue_on_shutdown, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_cancel, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_list_filters_and_pages, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_parent_must_exist, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_dataset_user, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_migrates_version_1, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_refuses_a_newer_schema, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_lifecycle, store_setup, store_teardown),
+        cmocka_unit_test_setup_teardown(test_failed_keeps_error, store_setup, store_teardown),
+        cmocka_unit_test_setup_teardown(test_claim_order, store_setup, store_teardown),
+        cmocka_unit_test_setup_teardown(test_concurrent_claims_take_each_job_once, store_setup,
+                                        store_teardown),
+        cmocka_unit_test_setup_teardown(test_events_after_an_id, store_setup, store_teardown),
+        cmocka_unit_test_setup_teardown(test_recover_requeues_then_gives_up, store_setup,
+                                        store_teardown),
+        cmocka_unit_test_setup_teardown(test_requeue_on_shutdown, store_setup, store_teardown),
+        cmocka_unit_test_setup_teardown(test_cancel, store_setup, store_teardown),
+        cmocka_unit_test_setup_teardown(test_list_filters_and_pages, store_setup, store_teardown),
+        cmocka_unit_test_setup_teardown(test_parent_must_exist, store_setup, store_teardown),
+        cmocka_unit_test_setup_teardown(test_dataset_user, store_setup, store_teardown),
+        cmocka_unit_test_setup_teardown(test_migrates_version_1, store_setup, store_teardown),
+        cmocka_unit_test_setup_teardown(test_refuses_a_newer_schema, store_setup, store_teardown),
     };
     return cmocka_run_group_tests_name("job_store", tests, NULL, NULL);
 }
