@@ -682,6 +682,19 @@ test('jobs: affinity of Identity is exactly 0; accepted pseudo-labels become a s
   await shoot(page, 'jobs-affinity');
   await assertNoStrayWords(page, 'jobs.html with affinities');
 
+  // "Every image op at a level": params {"policies": "ops", "level"}, Identity first and still 0.
+  await page.check('input[name="policies-mode"][value="ops"]');
+  assert(await page.isHidden('#policies-list') && await page.isVisible('#level'), 'the level replaces the list');
+  await page.fill('#level', '0.3');
+  await page.fill('#draws', '1');
+  await startAndWait(page, 'succeeded');
+  assert(await page.textContent('#job-params tr[data-key="policies"] td') === 'ops' &&
+    await page.textContent('#job-params tr[data-key="level"] td') === '0.3', 'sent as "ops" at level 0.3');
+  const names = await page.locator('#job-result table[data-result="policies"] td[data-column="name"]').allTextContents();
+  assert(names.length > 2 && names[0] === 'Identity' && names.some((n) => n.endsWith('@0.3')), `every op: ${names}`);
+  assert(await page.textContent('#job-result table[data-result="policies"] tbody tr:first-child td[data-column="affinity mean"]') === '0',
+    'Identity is 0 among the ops');
+
   // tiny-cnn is sure of itself on solid colours: a threshold this close to 1 accepts some only.
   await page.selectOption('#kind', 'pseudo-label');
   await chooseData(page, dataset.id);
