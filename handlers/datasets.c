@@ -86,8 +86,11 @@ static json_t *dataset_document(struct app *app, const struct dataset_record *r,
         json_t *splits = json_object();
         size_t i;
         json_t *s;
-        json_array_foreach(json_object_get(described, "splits"), i, s) json_object_set(
-            splits, json_string_value(json_object_get(s, "name")), json_object_get(s, "count"));
+        json_array_foreach(json_object_get(described, "splits"), i, s)
+        {
+            json_object_set(splits, json_string_value(json_object_get(s, "name")),
+                            json_object_get(s, "count"));
+        }
         json_object_set(doc, "hash", json_object_get(described, "hash"));
         json_object_set(doc, "images", json_object_get(described, "images"));
         json_object_set_new(doc, "classes", json_integer((json_int_t)dataset_class_count(ds)));
@@ -183,17 +186,8 @@ static int read_source(struct request *req, struct response *resp,
     }
     /* The file's name tells a loose CIFAR batch or idx file from an archive. */
     const struct request_part *part = request_part(req, "archive");
-    const char *file = part && part->filename ? part->filename : request_query(req, "filename");
-    const char *base = file && strrchr(file, '/') ? strrchr(file, '/') + 1 : file;
-    if (base && !dataset_import_file_name_ok(base)) {
-        response_error(resp, 422,
-                       "filename: 1 to 100 letters, digits, '.', '-' or '_', not starting with "
-                       "'.', not \"%.100s\"",
-                       base);
-        return -1;
-    }
     rq->upload = req->upload_path;
-    rq->upload_name = base;
+    rq->upload_name = part && part->filename ? part->filename : request_query(req, "filename");
     return 0;
 }
 

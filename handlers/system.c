@@ -72,10 +72,12 @@ void handle_v1_info(struct request *req, struct response *resp)
         json_array_append_new(kinds,
                               json_pack("{s:s, s:s}", "name", kind->name, "help", kind->help));
     response_json(resp, 200,
-                  json_pack("{s:s, s:s, s:o, s:{s:I, s:i, s:i, s:i}, s:{s:s}, s:{s:o, s:i}, s:b}",
+                  json_pack("{s:s, s:s, s:o, s:{s:I, s:i, s:I, s:i, s:i}, s:{s:s}, s:{s:o, s:i}, "
+                            "s:b}",
                             "name", "augserve", "version", engine_version(), "features", features,
                             "limits", "max_body_bytes", (json_int_t)cfg->max_body_bytes,
-                            "max_parts", cfg->max_parts, "workers", app->workers, "queue",
+                            "max_parts", cfg->max_parts, "max_dataset_bytes",
+                            (json_int_t)cfg->max_dataset_bytes, "workers", app->workers, "queue",
                             cfg->queue, "defaults", "color", img_color_name(IMG_COLOR_KEEP), "jobs",
                             "kinds", kinds, "job_workers", cfg->job_workers, "auth_required",
                             cfg->api_key_count > 0));

@@ -25,11 +25,22 @@ void dataset_import_upload_dir(const struct app *app, const char *id, char *out,
     snprintf(out, size, "%s/" UPLOADS "/%s", app->cfg->data_dir, id);
 }
 
-int dataset_import_file_name_ok(const char *name)
+void dataset_import_file_name(const char *given, char out[DATASET_FILE_NAME_MAX + 1])
 {
-    size_t n = strlen(name);
-    return n >= 1 && n <= 100 && name[0] != '.' &&
-           strspn(name, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-") == n;
+    const char *base = given;
+    for (const char *p = given; *p; p++)
+        if (*p == '/' || *p == '\\') base = p + 1;
+    size_t n = strlen(base);
+    if (n > DATASET_FILE_NAME_MAX) base += n - DATASET_FILE_NAME_MAX; /* the suffix tells */
+    size_t k = 0;
+    for (; base[k]; k++)
+        out[k] =
+            strchr("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789.-_", base[k]) &&
+                    !(k == 0 && base[k] == '.')
+                ? base[k]
+                : '_';
+    out[k] = '\0';
+    if (k == 0) snprintf(out, DATASET_FILE_NAME_MAX + 1, "upload");
 }
 
 static int ends_with(const char *s, const char *end)
@@ -109,7 +120,9 @@ int dataset_import_submit(struct app *app, const struct dataset_import_request *
     if (params && rq->path) json_object_set_new(params, "path", json_string(rq->path));
     char folder[PATH_MAX];
     dataset_import_upload_dir(app, id, folder, sizeof folder);
-    snprintf(kept, sizeof kept, "%s/%s", folder, rq->upload_name ? rq->upload_name : "upload");
+    char file[DATASET_FILE_NAME_MAX + 1];
+    dataset_import_file_name(rq->upload_name ? rq->upload_name : "", file);
+    snprintf(kept, sizeof kept, "%s/%s", folder, file);
     struct job job;
     int rc = -1;
     if (!params)

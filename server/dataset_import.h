@@ -25,13 +25,17 @@ struct config;
 struct dataset_import_request {
     const char *name;
     const char *upload;
-    const char *upload_name; /* the file's name (dataset_import_file_name_ok); NULL: "upload" */
+    const char *upload_name; /* the file's name as the client gave it, or NULL */
     const char *path;
     const char *owner;
 };
 
-/* Whether name may name an uploaded file: 1 to 100 of [A-Za-z0-9._-], not starting with '.'. */
-int dataset_import_file_name_ok(const char *name);
+#define DATASET_FILE_NAME_MAX 100
+
+/* The name an uploaded file is kept under, from the one the client gave: its last path segment,
+ * cut to its last DATASET_FILE_NAME_MAX bytes (the suffix is what tells a format), every byte but
+ * [A-Za-z0-9._-] and a leading '.' made '_'; "upload" for none. */
+void dataset_import_file_name(const char *given, char out[DATASET_FILE_NAME_MAX + 1]);
 
 /* Makes the record (importing) and queues its import job, whose ids go into id and job (the job
  * may have run by the time this returns). On failure nothing is left (no record, the upload

@@ -1,7 +1,7 @@
 /* The embedded store: one SQLite database under data_dir, opened at start-up. Resources keep their
- * records here through their own interfaces (job_store.h for jobs); no SQL leaves server/storage.c
- * and the store's own files (storage_internal.h), so another backend can stand behind the same
- * functions. */
+ * records here through their own interfaces (job_store.h for jobs, dataset_store.h for datasets);
+ * no SQL leaves server/storage.c and the store's own files (storage_internal.h), so another
+ * backend can stand behind the same functions. */
 #ifndef AUGSERVE_STORAGE_H
 #define AUGSERVE_STORAGE_H
 

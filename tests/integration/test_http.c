@@ -133,7 +133,8 @@ static void test_metrics(void **state)
 
 static void test_v1_info(void **state)
 {
-    struct server *srv = harness_start(state, "{\"max_body_bytes\":123457,\"max_parts\":7}");
+    struct server *srv = harness_start(
+        state, "{\"max_body_bytes\":123457,\"max_parts\":7,\"max_dataset_bytes\":7654321}");
     char *out, *err;
     const char *args[] = {"--version", NULL};
     assert_int_equal(harness_run_binary(args, &out, &err), 0);
@@ -152,6 +153,7 @@ static void test_v1_info(void **state)
     json_t *limits = json_object_get(doc, "limits");
     assert_int_equal(json_int(limits, "max_body_bytes"), 123457);
     assert_int_equal(json_int(limits, "max_parts"), 7);
+    assert_int_equal(json_int(limits, "max_dataset_bytes"), 7654321);
     assert_true(json_is_false(json_object_get(doc, "auth_required")));
     /* Images keep their stored pixel values unless a request asks for sRGB. */
     assert_string_equal(json_str(json_object_get(doc, "defaults"), "color"), "keep");

@@ -13,6 +13,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "dataset_import.h"
 #include "dataset_store.h"
 #include "storage.h"
 #include "store_fixture.h"
@@ -158,6 +159,36 @@ static void test_same_content(void **state)
     assert_string_equal(same, "second");
 }
 
+/* The name an upload is kept under (dataset_import.h): a plain name, whatever the client sent. */
+static void test_upload_file_names(void **state)
+{
+    const struct {
+        const char *given, *kept;
+    } cases[] = {
+        {"data_batch_1.bin", "data_batch_1.bin"},
+        {"C:\\Users\\me\\train-images-idx3-ubyte.gz", "train-images-idx3-ubyte.gz"},
+        {"../../etc/passwd", "passwd"},
+        {"my pets (1).tar.gz", "my_pets__1_.tar.gz"},
+        {".hidden", "_hidden"},
+        {"..", "_."},
+        {"a/", "upload"},
+        {"", "upload"},
+        {"\xc3\xa9t\xc3\xa9.zip", "__t__.zip"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        char kept[DATASET_FILE_NAME_MAX + 1];
+        dataset_import_file_name(cases[i].given, kept);
+        assert_string_equal(kept, cases[i].kept);
+    }
+    /* A long name keeps its end, where the format shows. */
+    char longer[300], kept[DATASET_FILE_NAME_MAX + 1];
+    memset(longer, 'x', sizeof longer);
+    snprintf(longer + sizeof longer - 12, 12, "_batch1.bin");
+    dataset_import_file_name(longer, kept);
+    assert_int_equal(strlen(kept), DATASET_FILE_NAME_MAX);
+    assert_string_equal(kept + DATASET_FILE_NAME_MAX - 11, "_batch1.bin");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -165,6 +196,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_ids_and_removal, store_setup, store_teardown),
         cmocka_unit_test_setup_teardown(test_list_in_creation_order, store_setup, store_teardown),
         cmocka_unit_test_setup_teardown(test_same_content, store_setup, store_teardown),
+        cmocka_unit_test(test_upload_file_names),
     };
     return cmocka_run_group_tests_name("dataset_store", tests, NULL, NULL);
 }
