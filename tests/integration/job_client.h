@@ -8,8 +8,9 @@
 
 #include "harness.h"
 
-/* How long a test waits for a job's state or progress. */
-#define WAIT_S 30.0
+/* How long a test waits for a job's state or progress: long, as sanitized builds on a loaded
+ * machine run jobs many times slower. */
+#define WAIT_S 90.0
 
 void job_sleep_ms(long ms);
 
