@@ -10,9 +10,16 @@ const PAGE = 48;
 const POLL_MS = 250;
 
 let archive = null;
+let maxBytes = Infinity; // GET /v1's limits.max_dataset_bytes
 let current = null; // {id, doc, offset}
 
 const pct = (f) => `${(100 * f).toFixed(0)}%`;
+
+function bytesText(n) {
+  const units = ['bytes', 'KiB', 'MiB', 'GiB', 'TiB'];
+  const k = n > 0 ? Math.min(units.length - 1, Math.floor(Math.log2(n) / 10)) : 0;
+  return k ? `${Number((n / 2 ** (10 * k)).toPrecision(3))} ${units[k]}` : `${n} bytes`;
+}
 const uploadPath = () => `/v1/datasets?name=${encodeURIComponent($('#name').value.trim())}`;
 
 // ---- Import -----------------------------------------------------------------------------------
@@ -47,6 +54,13 @@ async function upload() {
   if (!$('#name').value.trim() || !archive) {
     showError(new Error(archive ? 'Name the dataset first.' : 'Choose an archive first.'));
     (archive ? $('#name') : $('#archive')).focus();
+    return;
+  }
+  // The server would take it up to the cap and answer 413: say so before sending any of it.
+  if (archive.size > maxBytes) {
+    showError(new Error(`${archive.name} is ${bytesText(archive.size)}; this server takes archives of at most ` +
+      `${bytesText(maxBytes)} (max_dataset_bytes).`));
+    $('#archive').focus();
     return;
   }
   $('#import-area').hidden = false;
@@ -225,10 +239,14 @@ async function remove() {
 // ---- Start-up ---------------------------------------------------------------------------------
 
 async function init() {
-  await initShell();
+  const info = await initShell();
+  if (info?.limits?.max_dataset_bytes) {
+    maxBytes = info.limits.max_dataset_bytes;
+    $('#archive-cap').textContent = `At most ${bytesText(maxBytes)}.`;
+  }
   dropZone($('#archive-drop'), $('#archive'), ([file]) => {
     archive = file;
-    $('#archive-name').textContent = `${file.name}, ${file.size} bytes`;
+    $('#archive-name').textContent = `${file.name}, ${bytesText(file.size)}`;
     if (!$('#name').value) $('#name').value = file.name.replace(/\.(tar\.gz|tgz|tar|zip|gz|bin)$/i, '');
   });
   $('#controls').addEventListener('submit', (event) => { event.preventDefault(); upload(); });

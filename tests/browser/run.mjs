@@ -595,6 +595,28 @@ async function startAndWait(page, state) {
   return page.evaluate(() => location.hash.slice(1));
 }
 
+test('datasets: an archive past the server\'s max_dataset_bytes is refused before it is sent', async ({ open }) => {
+  const page = await open('datasets.html');
+  assert(await page.textContent('#archive-cap') === 'At most 4 GiB.', 'the default cap (4294967296) is shown');
+  // A server with a 100-byte cap: GET /v1 as this one answers it, but for the cap.
+  await page.route('**/v1', async (route) => {
+    const info = await (await route.fetch()).json();
+    await route.fulfill({ json: { ...info, limits: { ...info.limits, max_dataset_bytes: 100 } } });
+  });
+  await page.reload();
+  await page.waitForSelector('body[data-ready="true"]');
+  assert(await page.textContent('#archive-cap') === 'At most 100 bytes.', 'the cap comes from GET /v1');
+  const posts = [];
+  page.on('request', (r) => { if (r.method() === 'POST') posts.push(r.url()); });
+  await page.setInputFiles('#archive', { name: 'pets.tar.gz', mimeType: 'application/gzip', buffer: pets().archive });
+  await page.click('#upload');
+  await page.waitForSelector('#banner:not([hidden])');
+  const banner = await page.textContent('#banner');
+  assert(banner.includes('pets.tar.gz is') && banner.includes('at most 100 bytes'), `the banner says why: ${banner}`);
+  assert(posts.length === 0, `nothing was sent: ${posts}`);
+  await page.close();
+});
+
 test('datasets: the thumbnails of a split come 48 to a page', async ({ open, base }) => {
   const many = folderArchive('many', { all: { red: 50 } });
   const dataset = await importDataset(base, 'many', many.archive);
