@@ -31,6 +31,8 @@ const PAGES = [
   ['audio', 'audio.html', 'Audio'],
   ['similarity', 'similarity.html', 'Similarity'],
   ['models', 'models.html', 'Models'],
+  ['datasets', 'datasets.html', 'Datasets'],
+  ['jobs', 'jobs.html', 'Jobs'],
 ];
 
 // Builds what every page shares around its <main id="main">: the skip link, the header
@@ -638,4 +640,33 @@ export function policyPicker(form, { presets, ops, defaultPreset, defaultDoc }) 
     value: () => (mode === 'preset' ? select.value : textarea.value),
     presetName: () => select.value,
   };
+}
+
+// ---- Tables -----------------------------------------------------------------------------------
+
+// A value as table text: numbers to 4 significant digits (whole ones as they are), yes/no for
+// booleans, a dash for null, JSON for anything nested.
+export function formatValue(v) {
+  if (v === null || v === undefined) return '—';
+  if (typeof v === 'boolean') return v ? 'yes' : 'no';
+  if (typeof v === 'number') return Number.isInteger(v) ? String(v) : String(Number(v.toPrecision(4)));
+  if (typeof v === 'object') return JSON.stringify(v);
+  return String(v);
+}
+
+// A table of rows (arrays of values or nodes) under the column names, each cell marked with its
+// column (data-column); numbers align as numbers.
+export function dataTable(columns, rows, attrs = {}) {
+  const cell = (v, i) => el('td', { class: typeof v === 'number' ? 'num' : null, dataset: { column: columns[i] },
+    text: v instanceof Node ? null : formatValue(v) }, v instanceof Node ? v : null);
+  return el('table', attrs,
+    el('thead', {}, el('tr', {}, columns.map((c) => el('th', { scope: 'col', text: c })))),
+    el('tbody', {}, rows.map((row) => el('tr', {}, row.map(cell)))));
+}
+
+// A two-column table of an object's members; undefined ones are left out.
+export function keyValueTable(object, attrs = {}) {
+  return el('table', attrs, el('tbody', {}, Object.entries(object).filter(([, v]) => v !== undefined).map(([k, v]) =>
+    el('tr', { dataset: { key: k } }, el('th', { scope: 'row', text: k }),
+      el('td', { class: typeof v === 'number' ? 'num' : null, text: formatValue(v) })))));
 }

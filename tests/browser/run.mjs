@@ -10,6 +10,7 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import zlib from 'node:zlib';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
 import { tinyPerceptualConfig, tinyPerceptualModel } from './onnx.mjs';
@@ -46,7 +47,7 @@ function startServer() {
   const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('AUGSERVE_')));
   const child = spawn(binary, ['--listen', '127.0.0.1:0', '--data-dir', path.join(work, 'data'),
     '--models-dir', path.join(work, 'models'), '--static-dir', path.join(source, 'static'),
-    '--access-log', 'off', '--workers', '2'], { env, stdio: ['ignore', 'inherit', 'pipe'] });
+    '--access-log', 'off', '--workers', '2', '--debug-routes', 'true'], { env, stdio: ['ignore', 'inherit', 'pipe'] });
   return new Promise((resolve, reject) => {
     let log = '';
     const timer = setTimeout(() => reject(new Error(`the server did not start in 15 s:\n${log}`)), 15000);
@@ -94,9 +95,76 @@ async function samplePixels(page) {
   };
 }
 
+// ---- A dataset archive, made here ---------------------------------------------------------------
+
+// A width x height 24-bit BMP of one colour (a format with no checksum to compute).
+function solidBmp(width, height, [r, g, b]) {
+  const stride = (width * 3 + 3) & ~3;
+  const out = Buffer.alloc(54 + stride * height);
+  out.write('BM', 0, 'latin1');
+  out.writeUInt32LE(out.length, 2);
+  out.writeUInt32LE(54, 10);
+  out.writeUInt32LE(40, 14);
+  out.writeInt32LE(width, 18);
+  out.writeInt32LE(height, 22);
+  out.writeUInt16LE(1, 26);
+  out.writeUInt16LE(24, 28);
+  out.writeUInt32LE(stride * height, 34);
+  for (let y = 0; y < height; y++) {
+    for (let x = 0; x < width; x++) out.set([b, g, r], 54 + y * stride + x * 3);
+  }
+  return out;
+}
+
+// A ustar archive of regular files: [[name, bytes]].
+function tar(files) {
+  const blocks = [];
+  for (const [name, data] of files) {
+    const header = Buffer.alloc(512);
+    const field = (text, offset) => header.write(text, offset, 'latin1');
+    field(name, 0);
+    field('0000644\0', 100);
+    field('0000000\0', 108);
+    field('0000000\0', 116);
+    field(`${data.length.toString(8).padStart(11, '0')}\0`, 124);
+    field('00000000000\0', 136);
+    field('        ', 148);
+    field('0', 156);
+    field('ustar\0' + '00', 257);
+    const sum = header.reduce((a, b) => a + b, 0);
+    field(`${sum.toString(8).padStart(6, '0')}\0 `, 148);
+    blocks.push(header, data, Buffer.alloc((512 - (data.length % 512)) % 512));
+  }
+  return Buffer.concat([...blocks, Buffer.alloc(1024)]);
+}
+
+// A tar.gz of class folders top/<split>/<class>/<n>.bmp from layout {split: {class: count}}: 8x8
+// BMPs, reddish for the first class and bluish for the second, a shade per image; then extra
+// files [[name, bytes]].
+function folderArchive(top, layout, extra = []) {
+  const files = [];
+  const images = [];
+  for (const [split, classes] of Object.entries(layout)) {
+    for (const [k, [name, n]] of Object.entries(classes).entries()) {
+      for (let i = 0; i < n; i++) {
+        const shade = 40 * i + (split === 'test' ? 20 : 0);
+        const image = solidBmp(8, 8, k === 0 ? [220, shade, shade] : [shade, shade, 220]);
+        files.push([`${top}/${split}/${name}/${i}.bmp`, image]);
+        images.push({ split, label: name, image });
+      }
+    }
+  }
+  return { archive: zlib.gzipSync(tar([...files, ...extra])), images };
+}
+
+// pets.tar.gz: train has 3 cats and 2 dogs, test 1 cat and 2 dogs; and one file that is no PNG,
+// which the import skips.
+const pets = () => folderArchive('pets', { train: { cat: 3, dog: 2 }, test: { cat: 1, dog: 2 } },
+  [['pets/train/cat/broken.png', Buffer.from('this is no PNG')]]);
+
 // ---- The tests ----------------------------------------------------------------------------------
 
-const PAGES = ['index.html', 'boxes.html', 'audio.html', 'similarity.html', 'models.html'];
+const PAGES = ['index.html', 'boxes.html', 'audio.html', 'similarity.html', 'models.html', 'datasets.html', 'jobs.html'];
 const tests = [];
 const test = (name, fn, options = {}) => tests.push({ name, fn, options });
 
@@ -311,6 +379,364 @@ test('models: the repository is listed, predict and pseudo-label show bars', asy
   await shoot(page, 'models', 360);
   await assertNoStrayWords(page, 'models.html with predictions');
   await page.close();
+});
+
+// Records every value #job-percent shows, with the job's state at that moment, in window.seen.
+function watchProgress() {
+  window.seen = [];
+  new MutationObserver(() => window.seen.push({
+    fraction: Number(document.querySelector('#job-percent').dataset.fraction),
+    state: document.querySelector('#job-view').dataset.state,
+  })).observe(document.querySelector('#job-percent'), { attributes: true, attributeFilter: ['data-fraction'] });
+}
+
+// Starts a job of the debug kind count from the Jobs page's JSON form; resolves to its id.
+async function startCount(page, params) {
+  await page.selectOption('#kind', 'count');
+  await page.fill('#params', JSON.stringify(params));
+  await page.click('#start');
+  await page.waitForFunction(() => /^#[0-9a-f]{24}$/.test(location.hash));
+  return page.evaluate(() => location.hash.slice(1));
+}
+
+test('jobs: a job started from the page is followed live over SSE, with the key, to its result', async ({ open, shoot }) => {
+  const page = await open('jobs.html');
+  // The server has no keys and ignores this one; the page must still send it on every request,
+  // the event stream included, which an EventSource could not.
+  await page.evaluate(() => sessionStorage.setItem('augserve-key', 'key-for-the-test'));
+  await page.reload();
+  await page.waitForSelector('body[data-ready="true"]');
+  const streams = [];
+  page.on('request', (r) => { if (r.url().endsWith('/events')) streams.push(r.headers().authorization); });
+  await page.evaluate(watchProgress);
+  const id = await startCount(page, { units: 5, unit_ms: 300 });
+  await page.waitForSelector('#job-view[data-state="succeeded"]', { timeout: 15000 });
+  assert(streams.length >= 1 && streams.every((h) => h === 'Bearer key-for-the-test'),
+    `the event stream was asked for with the key: ${JSON.stringify(streams)}`);
+  const seen = await page.evaluate(() => window.seen);
+  // count checkpoints after each of its 5 units: progress 0.2 ... 1, at most 4 events a second.
+  const live = seen.filter((s) => s.state === 'running' && s.fraction > 0 && s.fraction < 1);
+  assert(new Set(live.map((s) => s.fraction)).size >= 2, `progress moved while running: ${JSON.stringify(seen)}`);
+  assert(live.every((s) => [0.2, 0.4, 0.6, 0.8].includes(s.fraction)), `fractions are units / 5: ${JSON.stringify(live)}`);
+  assert(await page.textContent('#job-percent') === '100%', 'the bar ends full');
+  const log = await page.locator('#job-log li').allTextContents();
+  for (const state of ['state queued', 'state running: attempt 1', 'state succeeded']) {
+    assert(log.includes(state), `the log shows "${state}": ${JSON.stringify(log)}`);
+  }
+  // The result as a table: 1 + 2 + 3 + 4 + 5.
+  await page.waitForSelector('#job-result tr[data-key="total"]');
+  assert(await page.textContent('#job-result tr[data-key="total"] td') === '15', 'total 15 in the result table');
+  assert(await page.textContent('#job-result tr[data-key="units"] td') === '5', 'units 5 in the result table');
+  assert(await page.locator('#job-metrics td').first().textContent() === 'total', 'the metric is shown');
+  await page.waitForSelector('#job-artifacts [data-artifact="units.csv"]');
+  const [download] = await Promise.all([page.waitForEvent('download'), page.click('[data-artifact="units.csv"]')]);
+  const csv = fs.readFileSync(await download.path(), 'utf8');
+  assert(csv === 'unit,attempt\n1,1\n2,1\n3,1\n4,1\n5,1\n', `units.csv downloads whole: ${JSON.stringify(csv)}`);
+  assert(await page.locator(`#jobs tr[data-job="${id}"][data-state="succeeded"]`).count() === 1, 'the list row follows');
+  await shoot(page, 'jobs');
+  await shoot(page, 'jobs', 360);
+  await assertNoStrayWords(page, 'jobs.html with a result');
+  await page.close();
+});
+
+test('jobs: a long job is cancelled from the page and ends cancelled', async ({ open }) => {
+  const page = await open('jobs.html');
+  await page.evaluate(watchProgress);
+  const id = await startCount(page, { units: 600, unit_ms: 100 });
+  await page.waitForFunction(() => window.seen.some((s) => s.state === 'running' && s.fraction > 0), null, { timeout: 10000 });
+  await page.click('#cancel');
+  await page.waitForSelector('#job-view[data-state="cancelled"]', { timeout: 5000 });
+  assert(await page.isDisabled('#cancel'), 'cancel is disabled once cancelled');
+  const fraction = Number(await page.getAttribute('#job-percent', 'data-fraction'));
+  assert(fraction > 0 && fraction < 0.5, `stopped early: ${fraction}`);
+  const log = await page.locator('#job-log li').allTextContents();
+  assert(log.at(-1) === 'state cancelled', `the log ends with the cancellation: ${JSON.stringify(log)}`);
+  await page.selectOption('#state-filter', 'cancelled');
+  await page.waitForSelector(`#jobs tr[data-job="${id}"]`);
+  assert(await page.locator('#jobs tbody tr').evaluateAll((rows) => rows.every((r) => r.dataset.state === 'cancelled')),
+    'the filter shows cancelled jobs only');
+  await page.close();
+});
+
+// The class counts table (#counts) as {class: {split: count}}.
+async function classCounts(page) {
+  return page.$eval('#counts', (table) => {
+    const splits = [...table.tHead.rows[0].cells].slice(1).map((c) => c.textContent);
+    return Object.fromEntries([...table.tBodies[0].rows].map((tr) =>
+      [tr.dataset.class, Object.fromEntries(splits.map((s, i) => [s, Number(tr.cells[i + 1].textContent)]))]));
+  });
+}
+
+test('datasets: an archive is uploaded with progress, imported, shown per split, split and deleted', async ({ open, shoot }) => {
+  const page = await open('datasets.html');
+  await page.evaluate(() => {
+    window.uploaded = [];
+    new MutationObserver(() => window.uploaded.push(Number(document.querySelector('#upload-percent').dataset.fraction)))
+      .observe(document.querySelector('#upload-percent'), { attributes: true, attributeFilter: ['data-fraction'] });
+  });
+  await page.setInputFiles('#archive', { name: 'pets.tar.gz', mimeType: 'application/gzip', buffer: pets().archive });
+  assert(await page.inputValue('#name') === 'pets', 'the name comes from the file');
+  await page.click('#upload');
+  await page.waitForSelector('#import-area[data-state="ready"]', { timeout: 20000 });
+  const uploaded = await page.evaluate(() => window.uploaded);
+  assert(uploaded.at(-1) === 1 && await page.textContent('#upload-percent') === '100%', `the upload reached 100%: ${uploaded}`);
+  assert(uploaded.every((f, i) => i === 0 || f >= uploaded[i - 1]), `upload progress only grows: ${uploaded}`);
+  await page.waitForSelector('#dataset-view[data-state="ready"]');
+  const id = await page.evaluate(() => location.hash.slice(1));
+  assert(await page.locator(`#datasets tr[data-dataset="${id}"][data-state="ready"]`).count() === 1, 'listed as ready');
+
+  const expected = { cat: { test: 1, train: 3 }, dog: { test: 2, train: 2 }, total: { test: 3, train: 5 } };
+  const counts = await classCounts(page);
+  assert(JSON.stringify(counts) === JSON.stringify(expected), `class counts per split: ${JSON.stringify(counts)}`);
+  const skipped = await page.locator('#skipped-files tbody td:first-child').allTextContents();
+  assert(skipped.length === 1 && skipped[0].endsWith('broken.png'), `the broken file is listed as skipped: ${skipped}`);
+
+  await page.selectOption('#image-split', 'train');
+  await page.waitForFunction(() => document.querySelector('#images').dataset.split === 'train' &&
+    [...document.querySelectorAll('#images img')].every((i) => i.complete && i.naturalWidth > 0));
+  const captions = await page.locator('#images figcaption span:first-child').allTextContents();
+  assert(JSON.stringify(captions.sort()) === JSON.stringify(['cat', 'cat', 'cat', 'dog', 'dog']), `train's thumbnails: ${captions}`);
+  const colours = await page.locator('#images img').evaluateAll((imgs) => imgs.map((img) => {
+    const c = document.createElement('canvas');
+    c.width = img.naturalWidth;
+    c.height = img.naturalHeight;
+    c.getContext('2d').drawImage(img, 0, 0);
+    const [r, , b] = c.getContext('2d').getImageData(c.width >> 1, c.height >> 1, 1, 1).data;
+    return [img.closest('figure').querySelector('figcaption span').textContent, r > b ? 'red' : 'blue'];
+  }));
+  assert(colours.every(([label, colour]) => (label === 'cat') === (colour === 'red')), `cats are red, dogs blue: ${JSON.stringify(colours)}`);
+  await shoot(page, 'datasets');
+
+  await page.fill('#split-name', 'few');
+  await page.selectOption('#split-from', 'train');
+  await page.check('input[name="split-by"][value="per_class"]');
+  await page.fill('#split-amount', '1');
+  await page.click('#make-split');
+  await page.waitForSelector('#counts th:text-is("few")');
+  const after = await classCounts(page);
+  assert(after.cat.few === 1 && after.dog.few === 1 && after.total.few === 2, `one image per class: ${JSON.stringify(after)}`);
+  // The other 3 of train's 5 become the unlabeled rest.
+  assert(after['(unlabeled)']['few-rest'] === 3 && after.cat['few-rest'] === 0 && after.total['few-rest'] === 3,
+    `the rest, unlabeled: ${JSON.stringify(after)}`);
+  await page.waitForFunction(() => document.querySelector('#images').dataset.split === 'few');
+  assert(await page.locator('#images figure').count() === 2, 'the new split\'s two thumbnails are shown');
+  await shoot(page, 'datasets', 360);
+  await assertNoStrayWords(page, 'datasets.html with a dataset');
+
+  await page.click('#delete');
+  await page.waitForSelector('#dataset-view', { state: 'hidden' });
+  assert(await page.locator(`#datasets tr[data-dataset="${id}"]`).count() === 0, 'gone from the list');
+  await page.close();
+});
+
+// A call of the API from the test itself: the parsed answer, or a thrown error with the body.
+async function call(base, route, { method = 'GET', body, type = 'application/json' } = {}) {
+  const r = await fetch(`${base}${route}`, { method, body: typeof body === 'object' && !(body instanceof Buffer) ? JSON.stringify(body) : body,
+    headers: body ? { 'Content-Type': type } : {} });
+  const text = await r.text();
+  if (!r.ok) throw new Error(`${method} ${route}: ${r.status} ${text}`);
+  return text ? JSON.parse(text) : null;
+}
+
+test('datasets: an archive with no image fails its import, and the page says why', async ({ open }) => {
+  const page = await open('datasets.html');
+  const junk = zlib.gzipSync(tar([['junk/a/broken.png', Buffer.from('this is no PNG')]]));
+  await page.setInputFiles('#archive', { name: 'junk.tar.gz', mimeType: 'application/gzip', buffer: junk });
+  await page.click('#upload');
+  await page.waitForSelector('#import-area[data-state="failed"]', { timeout: 20000 });
+  const error = await page.textContent('#import-error');
+  assert(await page.isVisible('#import-error') && error.includes('no usable image') && error.includes('junk/a/broken.png'),
+    `the error names the skipped file: ${error}`);
+  await page.waitForSelector('#dataset-view[data-state="failed"]');
+  assert(await page.textContent('#dataset-error') === error, 'the dataset view shows the error too');
+  const id = await page.evaluate(() => location.hash.slice(1));
+  assert(await page.locator(`#datasets tr[data-dataset="${id}"][data-state="failed"]`).count() === 1, 'listed as failed');
+  assert(await page.isHidden('#ready-parts'), 'no classes, images or splits are offered');
+  await page.close();
+});
+
+// Imports a dataset through the API and waits until it is ready: its document.
+async function importDataset(base, name, archive) {
+  const imported = await call(base, `/v1/datasets?name=${name}`, { method: 'POST', body: archive, type: 'application/gzip' });
+  let dataset = imported;
+  for (let i = 0; i < 100 && dataset.state === 'importing'; i++) {
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    dataset = await call(base, `/v1/datasets/${imported.id}`);
+  }
+  assert(dataset.state === 'ready', `${name} imported: ${JSON.stringify(dataset)}`);
+  return dataset;
+}
+
+// What /v1/predict says of folderArchive's images (16 at most): each one's top class and its
+// probability, the independent expectation of the job kinds' numbers.
+async function predictTop(base, images) {
+  assert(images.length <= 16, 'one request of max_inputs images');
+  const form = new FormData();
+  form.append('model', 'tiny-cnn');
+  for (const [i, p] of images.entries()) form.append('image', new Blob([p.image], { type: 'image/bmp' }), `${i}.bmp`);
+  const predicted = await (await fetch(`${base}/v1/predict`, { method: 'POST', body: form })).json();
+  return predicted.results.map((r) => ({ truth: images[r.input].label, label: r.predictions[0].label, prob: r.predictions[0].prob }));
+}
+
+// Chooses the model, dataset and split of the Jobs page's form.
+async function chooseData(page, datasetId) {
+  await page.selectOption('#model', 'tiny-cnn');
+  await page.selectOption('#dataset', datasetId);
+  await page.selectOption('#split', 'test');
+}
+
+// Clicks Start and waits for the job to end as `state`; resolves to its id.
+async function startAndWait(page, state) {
+  const before = await page.evaluate(() => location.hash);
+  await page.click('#start');
+  await page.waitForFunction((old) => /^#[0-9a-f]{24}$/.test(location.hash) && location.hash !== old, before);
+  await page.waitForSelector(`#job-view[data-state="${state}"]`, { timeout: 30000 });
+  await page.waitForSelector('#job-result-area:not([hidden])');
+  return page.evaluate(() => location.hash.slice(1));
+}
+
+test('datasets: an archive past the server\'s max_dataset_bytes is refused before it is sent', async ({ open }) => {
+  const page = await open('datasets.html');
+  assert(await page.textContent('#archive-cap') === 'At most 4 GiB.', 'the default cap (4294967296) is shown');
+  // A server with a 100-byte cap: GET /v1 as this one answers it, but for the cap.
+  await page.route('**/v1', async (route) => {
+    const info = await (await route.fetch()).json();
+    await route.fulfill({ json: { ...info, limits: { ...info.limits, max_dataset_bytes: 100 } } });
+  });
+  await page.reload();
+  await page.waitForSelector('body[data-ready="true"]');
+  assert(await page.textContent('#archive-cap') === 'At most 100 bytes.', 'the cap comes from GET /v1');
+  const posts = [];
+  page.on('request', (r) => { if (r.method() === 'POST') posts.push(r.url()); });
+  await page.setInputFiles('#archive', { name: 'pets.tar.gz', mimeType: 'application/gzip', buffer: pets().archive });
+  await page.click('#upload');
+  await page.waitForSelector('#banner:not([hidden])');
+  const banner = await page.textContent('#banner');
+  assert(banner.includes('pets.tar.gz is') && banner.includes('at most 100 bytes'), `the banner says why: ${banner}`);
+  assert(posts.length === 0, `nothing was sent: ${posts}`);
+  await page.close();
+});
+
+test('datasets: the thumbnails of a split come 48 to a page', async ({ open, base }) => {
+  const many = folderArchive('many', { all: { red: 50 } });
+  const dataset = await importDataset(base, 'many', many.archive);
+  const page = await open(`datasets.html#${dataset.id}`);
+  const shown = async () => {
+    await page.waitForFunction(() => [...document.querySelectorAll('#images img')].every((i) => i.complete && i.naturalWidth > 0));
+    return { count: await page.locator('#images figure').count(), text: await page.textContent('#page-text'),
+      prev: await page.isDisabled('#prev-page'), next: await page.isDisabled('#next-page') };
+  };
+  let now = await shown();
+  assert(JSON.stringify(now) === JSON.stringify({ count: 48, text: '1–48 of 50', prev: true, next: false }), `page 1: ${JSON.stringify(now)}`);
+  await page.click('#next-page');
+  await page.waitForSelector('#images[data-offset="48"]');
+  now = await shown();
+  assert(JSON.stringify(now) === JSON.stringify({ count: 2, text: '49–50 of 50', prev: false, next: true }), `page 2: ${JSON.stringify(now)}`);
+  await page.click('#prev-page');
+  await page.waitForSelector('#images[data-offset="0"]');
+  assert((await shown()).count === 48, 'back to page 1');
+  await page.close();
+});
+
+test('jobs: evaluate from its form gives the model\'s accuracy; a dataset a job waits for cannot be deleted', async ({ open, shoot, base }) => {
+  // Classes named as tiny-cnn's labels, so the job matches them by name: it takes the reddish
+  // images for bananas and the bluish ones for no apple, so some answers are right, some wrong.
+  const fruit = folderArchive('fruit', { test: { banana: 4, apple: 4 } });
+  const dataset = await importDataset(base, 'fruit', fruit.archive);
+  const right = (await predictTop(base, fruit.images)).filter((p) => p.label === p.truth).length;
+  assert(right > 0 && right < 8, `/v1/predict gets some but not all of fruit right: ${right} of 8`);
+
+  // The one runner busy, so the evaluate job waits, queued, naming the dataset.
+  const blocker = await call(base, '/v1/jobs', { method: 'POST', body: { kind: 'count', params: { units: 600, unit_ms: 100 } } });
+  const page = await open('jobs.html');
+  await page.selectOption('#kind', 'evaluate');
+  await chooseData(page, dataset.id);
+  await page.click('#start');
+  await page.waitForFunction(() => /^#[0-9a-f]{24}$/.test(location.hash));
+  await page.waitForSelector('#job-view[data-state="queued"]');
+
+  const other = await open(`datasets.html#${dataset.id}`);
+  await other.waitForSelector('#dataset-view[data-state="ready"]');
+  await other.click('#delete');
+  await other.waitForSelector('#banner:not([hidden])');
+  const banner = await other.textContent('#banner');
+  assert(banner.includes('409'), `the banner shows the refusal: ${banner}`);
+  assert(await other.isVisible('#dataset-view'), 'the dataset stays shown');
+  await other.close();
+
+  await call(base, `/v1/jobs/${blocker.id}`, { method: 'DELETE' });
+  await page.waitForSelector('#job-view[data-state="succeeded"]', { timeout: 30000 });
+  await page.waitForSelector('#job-result tr[data-key="count"]');
+  assert(await page.textContent('#job-result tr[data-key="count"] td') === '8', 'all 8 images counted');
+  const top1 = Number(await page.textContent('#job-result tr[data-key="top1"] td'));
+  assert(Math.abs(top1 - right / 8) < 1e-3, `top-1 ${top1} is /v1/predict's ${right} of 8`);
+  const perClass = await page.locator('#job-result table[data-result="per_class"] tbody tr').evaluateAll((rows) =>
+    rows.map((r) => [...r.cells].slice(0, 2).map((c) => c.textContent)));
+  assert(JSON.stringify(perClass) === '[["apple","4"],["banana","4"]]', `per-class counts: ${JSON.stringify(perClass)}`);
+  await page.waitForFunction(() => [...document.querySelectorAll('#job-charts img')].some((i) => i.complete && i.naturalWidth > 0));
+  assert(await page.locator('#job-charts figcaption').allTextContents().then((t) => t.includes('reliability.png')), 'the reliability chart is shown');
+  await shoot(page, 'jobs-evaluate');
+  await assertNoStrayWords(page, 'jobs.html with an evaluation');
+  await page.close();
+}, { allowErrors: /409/ });
+
+test('jobs: affinity of Identity is exactly 0; accepted pseudo-labels become a split', async ({ open, shoot, base }) => {
+  // Every class of tiny-cnn, so that any accepted pseudo-label is one of the dataset's classes.
+  const orchard = folderArchive('orchard', { test: { banana: 2, apple: 2, cherry: 1, date: 1, elderberry: 1 } });
+  const dataset = await importDataset(base, 'orchard', orchard.archive);
+  const predicted = await predictTop(base, orchard.images);
+  const right = predicted.filter((p) => p.label === p.truth).length;
+  assert(right > 0, `/v1/predict gets some of orchard right: ${JSON.stringify(predicted)}`);
+
+  const page = await open('jobs.html');
+  await page.selectOption('#kind', 'affinity');
+  await chooseData(page, dataset.id);
+  await page.fill('#policies', JSON.stringify([{ op: 'Identity' }, { op: 'Invert' }]));
+  await page.fill('#draws', '2');
+  await startAndWait(page, 'succeeded');
+  const clean = Number(await page.textContent('#job-result tr[data-key="clean_accuracy"] td'));
+  assert(Math.abs(clean - right / 7) < 1e-3, `clean accuracy ${clean} is /v1/predict's ${right} of 7`);
+  const identity = await page.locator('#job-result table[data-result="policies"] tbody tr', { hasText: 'Identity' })
+    .evaluate((tr) => Object.fromEntries([...tr.cells].map((c) => [c.dataset.column, c.textContent])));
+  assert(identity['affinity mean'] === '0' && identity['affinity std'] === '0' && identity['ratio mean'] === '1',
+    `Identity moves nothing: ${JSON.stringify(identity)}`);
+  await page.waitForFunction(() => [...document.querySelectorAll('#job-charts img')].some((i) => i.alt.includes('affinity.png') && i.naturalWidth > 0));
+  await shoot(page, 'jobs-affinity');
+  await assertNoStrayWords(page, 'jobs.html with affinities');
+
+  // "Every image op at a level": params {"policies": "ops", "level"}, Identity first and still 0.
+  await page.check('input[name="policies-mode"][value="ops"]');
+  assert(await page.isHidden('#policies-list') && await page.isVisible('#level'), 'the level replaces the list');
+  await page.fill('#level', '0.3');
+  await page.fill('#draws', '1');
+  await startAndWait(page, 'succeeded');
+  assert(await page.textContent('#job-params tr[data-key="policies"] td') === 'ops' &&
+    await page.textContent('#job-params tr[data-key="level"] td') === '0.3', 'sent as "ops" at level 0.3');
+  const names = await page.locator('#job-result table[data-result="policies"] td[data-column="name"]').allTextContents();
+  assert(names.length > 2 && names[0] === 'Identity' && names.some((n) => n.endsWith('@0.3')), `every op: ${names}`);
+  assert(await page.textContent('#job-result table[data-result="policies"] tbody tr:first-child td[data-column="affinity mean"]') === '0',
+    'Identity is 0 among the ops');
+
+  // tiny-cnn is sure of itself on solid colours: a threshold this close to 1 accepts some only.
+  await page.selectOption('#kind', 'pseudo-label');
+  await chooseData(page, dataset.id);
+  await page.fill('#threshold', '0.99999');
+  await page.fill('#as-split', 'pseudo');
+  await startAndWait(page, 'succeeded');
+  const accepted = predicted.filter((p) => p.prob >= 0.99999);
+  assert(accepted.length > 0 && accepted.length < 7, `the threshold splits orchard: ${JSON.stringify(predicted)}`);
+  assert(await page.textContent('#job-result tr[data-key="accepted"] td') === String(accepted.length),
+    `accepted as /v1/predict's confident answers: ${accepted.length}`);
+  await page.close();
+
+  const view = await open(`datasets.html#${dataset.id}`);
+  await view.waitForSelector('#counts th:text-is("pseudo")');
+  const counts = await classCounts(view);
+  for (const label of ['apple', 'banana', 'cherry', 'date', 'elderberry']) {
+    const want = accepted.filter((p) => p.label === label).length;
+    assert(counts[label].pseudo === want, `${label}: ${counts[label].pseudo} in the pseudo split, ${want} predicted confidently`);
+  }
+  await view.close();
 });
 
 test('keyboard: Tab reaches the controls with a visible focus ring', async ({ open }) => {

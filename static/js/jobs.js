@@ -1,0 +1,360 @@
+// The Jobs page: a form per kind (evaluate, affinity, pseudo-label; any other kind the server
+// lists takes its params as JSON) that POSTs /v1/jobs; the job list (GET /v1/jobs, by state,
+// paged); and one job followed live over its Server-Sent Events (progress, log lines, metrics,
+// state), with cancel (DELETE), its result as tables, its PNG charts and its files.
+import { api, apiBlob, curlJson, followEvents, listPresets } from './api.js';
+import { $, clearError, copyText, dataTable, downloadBlob, el, formatValue, initShell, keyValueTable,
+  showError, withBusy } from './ui.js';
+
+const FINAL = ['succeeded', 'failed', 'cancelled', 'interrupted'];
+// The kinds with a form of their own, and the parts of the form each uses besides the model,
+// dataset and split (server/job_evaluate.c, job_affinity.c, job_pseudo_label.c).
+const FORMS = {
+  evaluate: { policy: true, seed: true },
+  affinity: { seed: true, fieldset: '#affinity-fields' },
+  'pseudo-label': { fieldset: '#pseudo-label-fields' },
+};
+
+let kinds = [];
+let datasets = [];
+let listNext = null;
+let current = null; // {id, job, controller}
+
+const kind = () => $('#kind').value;
+const pct = (f) => `${(100 * f).toFixed(0)}%`;
+
+// ---- The form ---------------------------------------------------------------------------------
+
+function showKindFields() {
+  const form = FORMS[kind()];
+  $('#kind-help').textContent = kinds.find((k) => k.name === kind())?.help || '';
+  $('#dataset-fields').hidden = !form;
+  $('#policy-field').hidden = !form || !form.policy;
+  $('#seed-field').hidden = !form || !form.seed;
+  for (const other of Object.values(FORMS)) if (other.fieldset) $(other.fieldset).hidden = other !== form;
+  $('#params-field').hidden = Boolean(form);
+}
+
+function fillSplits() {
+  const dataset = datasets.find((d) => d.id === $('#dataset').value);
+  const splits = dataset ? Object.entries(dataset.splits || {}) : [];
+  $('#split').replaceChildren(...splits.map(([name, count]) =>
+    el('option', { value: name, text: `${name} (${count})` })));
+}
+
+// A policy field's text as the API takes it: JSON when it looks like JSON, else a preset name.
+function policyValue(text) {
+  const t = text.trim();
+  if (!/^[[{"]/.test(t)) return t;
+  try {
+    return JSON.parse(t);
+  } catch (err) {
+    throw new Error(`The policy is not JSON: ${err.message}`);
+  }
+}
+
+function jsonField(input, what) {
+  try {
+    return JSON.parse(input.value);
+  } catch (err) {
+    input.focus();
+    throw new Error(`${what} is not JSON: ${err.message}`);
+  }
+}
+
+// The request the form describes: {kind, params}. Throws an Error naming a field that is wrong.
+function request() {
+  const name = kind();
+  if (!FORMS[name]) return { kind: name, params: jsonField($('#params'), 'Params') };
+  for (const id of ['#model', '#dataset', '#split']) {
+    if (!$(id).value) {
+      $(id).focus();
+      throw new Error(`Choose a ${id.slice(1)} first.`);
+    }
+  }
+  const params = { model: $('#model').value, dataset: $('#dataset').value, split: $('#split').value };
+  if (FORMS[name].seed && $('#seed').value !== '') params.seed = Number($('#seed').value);
+  if (FORMS[name].policy && $('#policy').value.trim()) params.policy = policyValue($('#policy').value);
+  if (name === 'affinity') {
+    const ops = $('input[name="policies-mode"]:checked').value === 'ops';
+    params.policies = ops ? 'ops' : jsonField($('#policies'), 'The policies');
+    if (ops) params.level = Number($('#level').value);
+    params.draws = Number($('#draws').value);
+  }
+  if (name === 'pseudo-label') {
+    params.threshold = Number($('#threshold').value);
+    if ($('#as-split').value.trim()) params.as_split = $('#as-split').value.trim();
+  }
+  return { kind: name, params };
+}
+
+async function start() {
+  let body;
+  try {
+    body = request();
+  } catch (err) {
+    showError(err);
+    return;
+  }
+  const job = await withBusy($('#start'), null, $('#status'), 'Starting', () =>
+    api('/v1/jobs', { method: 'POST', body }));
+  if (!job) return;
+  $('#status').textContent = `Started ${job.kind} job ${job.id}.`;
+  await refreshList();
+  location.hash = job.id;
+}
+
+// ---- The list ---------------------------------------------------------------------------------
+
+function listRow(job) {
+  return el('tr', { dataset: { job: job.id, state: job.state } },
+    el('td', {}, el('a', { href: `#${job.id}`, text: job.id.slice(0, 8), title: job.id })),
+    el('td', { text: job.kind }),
+    el('td', {}, el('span', { class: `badge state-${job.state}`, text: job.state })),
+    el('td', { class: 'num', text: pct(job.progress.fraction) }),
+    el('td', { text: job.created.replace('T', ' ').replace(/\.\d+Z$/, '') }));
+}
+
+async function refreshList(append = false) {
+  const query = new URLSearchParams({ limit: 20 });
+  if ($('#state-filter').value) query.set('state', $('#state-filter').value);
+  if (append && listNext) query.set('after', listNext);
+  let doc;
+  try {
+    doc = await api(`/v1/jobs?${query}`);
+  } catch (err) {
+    showError(err);
+    return;
+  }
+  listNext = doc.next;
+  $('#more').hidden = !listNext;
+  const body = $('#job-list tbody');
+  if (append && body) {
+    body.append(...doc.jobs.map(listRow));
+    return;
+  }
+  if (doc.jobs.length === 0) {
+    $('#job-list').replaceChildren(el('p', { class: 'hint', text: 'No jobs.' }));
+    return;
+  }
+  const table = dataTable(['job', 'kind', 'state', 'progress', 'created (UTC)'], [], { class: 'wide', id: 'jobs' });
+  $('tbody', table).append(...doc.jobs.map(listRow));
+  $('#job-list').replaceChildren(table);
+}
+
+// ---- One job ----------------------------------------------------------------------------------
+
+function showState(job) {
+  const view = $('#job-view');
+  view.dataset.state = job.state;
+  const times = [['created', job.created], ['started', job.started], ['finished', job.finished]]
+    .filter(([, t]) => t).map(([what, t]) => `${what} ${t.replace('T', ' ').replace(/\.\d+Z$/, '')}`);
+  $('#job-summary').replaceChildren(el('span', { class: `badge state-${job.state}`, id: 'job-state', text: job.state }),
+    ` attempts ${job.attempts}${job.owner ? ` · owner ${job.owner}` : ''} · ${times.join(' · ')} UTC`);
+  $('#cancel').disabled = FINAL.includes(job.state) || job.cancel_requested;
+  $('#job-error').hidden = !job.error;
+  $('#job-error').textContent = job.error || '';
+  const row = $(`#jobs tr[data-job="${job.id}"]`);
+  if (row) row.replaceWith(listRow(job));
+}
+
+function showProgress(fraction, phase) {
+  $('#job-progress').value = fraction;
+  $('#job-percent').textContent = pct(fraction);
+  $('#job-percent').dataset.fraction = fraction;
+  if (phase !== undefined) $('#job-phase').textContent = phase || '';
+}
+
+function logLine(text, kindOf) {
+  $('#job-log').append(el('li', { class: kindOf, text }));
+}
+
+const metrics = new Map();
+
+function showMetric({ name, value, step }) {
+  metrics.set(name, [value, step]);
+  $('#job-metrics-area').hidden = false;
+  $('#job-metrics').replaceChildren(dataTable(['metric', 'value', 'step'],
+    [...metrics].map(([n, [v, s]]) => [n, v, s])));
+}
+
+const isPlain = (v) => v === null || typeof v !== 'object';
+const isRecord = (v) => v !== null && typeof v === 'object' && !Array.isArray(v);
+
+// A record's members as table cells: {name: value}, a member holding an object of plain values
+// spread as "name mean", "name std"...; a list of plain values as one text.
+function flatten(record) {
+  const out = {};
+  for (const [key, value] of Object.entries(record)) {
+    if (isRecord(value) && Object.values(value).every(isPlain)) {
+      for (const [sub, v] of Object.entries(value)) out[`${key} ${sub}`] = v;
+    } else {
+      out[key] = Array.isArray(value) && value.every(isPlain) ? value.map(formatValue).join(', ') : value;
+    }
+  }
+  return out;
+}
+
+// A job's result as tables: its plain members in one table; a list of records (a row each), or
+// an object holding more than plain values, under its own heading.
+function resultView(result, depth = 0) {
+  const plain = {};
+  const parts = [];
+  for (const [key, value] of Object.entries(result)) {
+    if (Array.isArray(value) && value.length > 0 && value.every(isRecord)) {
+      const rows = value.map(flatten);
+      const columns = [...new Set(rows.flatMap(Object.keys))];
+      parts.push(el(depth ? 'h5' : 'h4', { text: key }),
+        el('div', { class: 'table-wrap' }, dataTable(columns, rows.map((r) => columns.map((c) => r[c])),
+          { dataset: { result: key } })));
+    } else if (isRecord(value) && depth < 2) {
+      parts.push(el(depth ? 'h5' : 'h4', { text: key }), resultView(value, depth + 1));
+    } else {
+      plain[key] = Array.isArray(value) ? value.map(formatValue).join(', ') : value;
+    }
+  }
+  const table = Object.keys(plain).length ? el('div', { class: 'table-wrap' }, keyValueTable(plain)) : '';
+  return el('div', { class: 'result' }, table, parts);
+}
+
+function download(id, name) {
+  apiBlob(`/v1/jobs/${id}/artifacts/${encodeURIComponent(name)}`)
+    .then((blob) => downloadBlob(blob, name), showError);
+}
+
+// The job's files, each to download; its PNG charts shown. Fetched (not linked) so a key goes
+// with the request.
+async function showArtifacts(id) {
+  const { artifacts } = await api(`/v1/jobs/${id}/artifacts`);
+  if (current?.id !== id) return;
+  $('#job-artifacts-area').hidden = artifacts.length === 0;
+  $('#job-artifacts').replaceChildren(...artifacts.map((a) => el('li', {},
+    el('button', { type: 'button', class: 'small', text: `Download ${a.name}`, dataset: { artifact: a.name },
+      onclick: () => download(id, a.name) }),
+    el('span', { class: 'hint', text: ` ${a.content_type.split(';')[0]}, ${a.size} bytes` }))));
+  const charts = await Promise.all(artifacts.filter((a) => a.content_type.startsWith('image/png'))
+    .map(async (a) => el('figure', { class: 'chart' },
+      el('img', { src: URL.createObjectURL(await apiBlob(`/v1/jobs/${id}/artifacts/${encodeURIComponent(a.name)}`)),
+        alt: `chart ${a.name}` }),
+      el('figcaption', { text: a.name }))));
+  if (current?.id === id) $('#job-charts').replaceChildren(...charts);
+}
+
+// Reads the job again (its result and error come with it, not in events) and shows its end.
+async function showEnd(id) {
+  const job = await api(`/v1/jobs/${id}`);
+  if (current?.id !== id) return;
+  showState(job);
+  $('#stream-status').textContent = '';
+  $('#job-result-area').hidden = !job.result;
+  $('#job-result').replaceChildren(job.result ? resultView(job.result) : '');
+  await Promise.all([showArtifacts(id), refreshList()]);
+}
+
+function onEvent({ type, data }) {
+  if (type === 'progress') showProgress(data.fraction, data.phase);
+  else if (type === 'log') logLine(data.message, 'message');
+  else if (type === 'metric') showMetric(data);
+  else if (type === 'state') {
+    const extra = data.error || data.reason || (data.attempt ? `attempt ${data.attempt}` : '');
+    logLine(`state ${data.state}${extra ? `: ${extra}` : ''}`, 'state');
+    if (current.job.state !== data.state) {
+      current.job = { ...current.job, state: data.state, error: data.error || current.job.error };
+      showState(current.job);
+    }
+    if (data.state === 'succeeded') showProgress(1);
+  }
+}
+
+async function openJob(id) {
+  if (current) current.controller.abort();
+  clearError();
+  metrics.clear();
+  const controller = new AbortController();
+  current = { id, job: null, controller };
+  $('#job-view').hidden = false;
+  $('#job-title').textContent = `Job ${id}`;
+  for (const node of ['#job-log', '#job-metrics', '#job-result', '#job-artifacts', '#job-charts', '#job-phase']) {
+    $(node).replaceChildren();
+  }
+  for (const area of ['#job-metrics-area', '#job-result-area', '#job-artifacts-area']) $(area).hidden = true;
+  try {
+    const job = await api(`/v1/jobs/${id}`, { signal: controller.signal });
+    current.job = job;
+    $('#job-title').textContent = `${job.kind} job ${id}`;
+    $('#job-params').replaceChildren(keyValueTable(job.params));
+    showState(job);
+    showProgress(job.progress.fraction, job.progress.phase);
+    await followEvents(`/v1/jobs/${id}/events`, {
+      signal: controller.signal,
+      onEvent,
+      onStatus: (s) => { $('#stream-status').textContent = s === 'live' ? '· live' : '· reconnecting…'; },
+    });
+    await showEnd(id);
+  } catch (err) {
+    if (err.name !== 'AbortError') showError(err);
+  }
+}
+
+async function cancel() {
+  const { id } = current;
+  const job = await withBusy($('#cancel'), null, $('#stream-status'), 'Cancelling', () =>
+    api(`/v1/jobs/${id}`, { method: 'DELETE' }));
+  if (job && current.id === id) {
+    current.job = job;
+    showState(job);
+  }
+}
+
+// ---- Start-up ---------------------------------------------------------------------------------
+
+async function loadChoices() {
+  const [models, list] = await Promise.all([
+    api('/v1/models').then((d) => d.models, (err) => { showError(err); return []; }),
+    api('/v1/datasets').then((d) => d.datasets, (err) => { showError(err); return []; }),
+  ]);
+  const usable = models.filter((m) => m.status === 'ready' && m.preprocess);
+  $('#model').replaceChildren(...usable.map((m) => el('option', { value: m.name, text: m.name })));
+  datasets = list.filter((d) => d.state === 'ready');
+  $('#dataset').replaceChildren(...datasets.map((d) => el('option', { value: d.id, text: `${d.name} (${d.id})` })));
+  fillSplits();
+  listPresets().then((presets) => $('#presets').replaceChildren(...presets.map((p) =>
+    el('option', { value: p.name }))), showError);
+}
+
+async function init() {
+  const info = await initShell();
+  kinds = info?.jobs?.kinds || [];
+  const names = kinds.map((k) => k.name);
+  $('#kind').replaceChildren(...names.map((n) => el('option', { value: n, text: n })));
+  const first = Object.keys(FORMS).find((n) => names.includes(n));
+  if (first) $('#kind').value = first;
+  showKindFields();
+  $('#kind').addEventListener('change', showKindFields);
+  $('#dataset').addEventListener('change', fillSplits);
+  for (const radio of document.querySelectorAll('input[name="policies-mode"]')) {
+    radio.addEventListener('change', () => {
+      const ops = radio.value === 'ops' && radio.checked;
+      $('#policies-list').hidden = ops;
+      $('#level-field').hidden = !ops;
+    });
+  }
+  $('#controls').addEventListener('submit', (event) => { event.preventDefault(); start(); });
+  $('#copy-curl').addEventListener('click', (event) => {
+    try {
+      copyText(curlJson('/v1/jobs', request()), event.currentTarget);
+    } catch (err) {
+      showError(err);
+    }
+  });
+  $('#state-filter').addEventListener('change', () => refreshList());
+  $('#refresh').addEventListener('click', () => refreshList());
+  $('#more').addEventListener('click', () => refreshList(true));
+  $('#cancel').addEventListener('click', cancel);
+  window.addEventListener('hashchange', () => { if (location.hash.length > 1) openJob(location.hash.slice(1)); });
+  await Promise.all([loadChoices(), refreshList()]);
+  if (location.hash.length > 1) openJob(location.hash.slice(1));
+  document.body.dataset.ready = 'true';
+}
+
+init();
