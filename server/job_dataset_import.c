@@ -100,11 +100,13 @@ static int run(struct job_ctx *ctx, const json_t *params, json_t **result, struc
                                                       sizeof same_as, err)) < 0)
         rc = -1;
     struct eng_error store_err;
-    if (rc == 0 && state == DATASET_IMPORTING)
-        rc = dataset_store_finish(app->storage, id, DATASET_READY, hash, NULL, err);
-    else if (dataset_store_finish(app->storage, id, DATASET_FAILED, NULL, err->message,
-                                  &store_err) != 0)
+    if (rc == 0) {
+        if (state == DATASET_IMPORTING)
+            rc = dataset_store_finish(app->storage, id, DATASET_READY, hash, NULL, err);
+    } else if (dataset_store_finish(app->storage, id, DATASET_FAILED, NULL, err->message,
+                                    &store_err) != 0) {
         job_ctx_log(ctx, "cannot record the failure: %s", store_err.message);
+    }
     if (!path) dataset_import_remove_upload(app, id);
     if (rc != 0) return -1;
     *result = json_pack("{s:s, s:s, s:I, s:s?}", "dataset", id, "hash", hash, "images", images,

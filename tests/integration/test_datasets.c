@@ -140,7 +140,25 @@ static json_t *get_json(const struct server *srv, const char *path, long status)
     return doc;
 }
 
-/* The dataset once its import has ended, which must be in state. */
+/* Waits for the import job's record to end too: the job ends the dataset's record, then removes
+ * its upload, and only then does the runner record the job's end. */
+static void wait_import_job(const struct server *srv, const char *job, double deadline)
+{
+    char path[128];
+    snprintf(path, sizeof path, "/v1/jobs/%s", job);
+    for (;;) {
+        json_t *doc = get_json(srv, path, 200);
+        const char *now = json_str(doc, "state");
+        const int ended = strcmp(now, "queued") != 0 && strcmp(now, "running") != 0 &&
+                          strcmp(now, "interrupted") != 0;
+        json_decref(doc);
+        if (ended) return;
+        if (harness_now() > deadline) fail_msg("import job %s has not ended", job);
+        sleep_ms(20);
+    }
+}
+
+/* The dataset once its import (the record and the job) has ended, which must be in state. */
 static json_t *wait_dataset(const struct server *srv, const char *id, const char *state)
 {
     char path[128];
@@ -152,6 +170,7 @@ static json_t *wait_dataset(const struct server *srv, const char *id, const char
             if (strcmp(now, state) != 0)
                 fail_msg("dataset %s is %s, not %s: %s", id, now, state,
                          json_string_value(json_object_get(doc, "error")));
+            wait_import_job(srv, json_str(doc, "job"), deadline);
             return doc;
         }
         json_decref(doc);
