@@ -23,19 +23,12 @@
 
 #include "data_build.h"
 #include "harness.h"
+#include "job_client.h"
 #include "image/codec.h"
 
-#define WAIT_S 60.0
 /* The absolute name a hostile archive holds: it must never be written. */
 #define ABSOLUTE "/tmp/augserve-test-datasets-absolute.png"
 #define SIDE     8
-
-static void sleep_ms(long ms)
-{
-    struct timespec pause = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L};
-    while (nanosleep(&pause, &pause) != 0) {
-    }
-}
 
 /* ---- The datasets -------------------------------------------------------------------------- */
 
@@ -154,7 +147,7 @@ static void wait_import_job(const struct server *srv, const char *job, double de
         json_decref(doc);
         if (ended) return;
         if (harness_now() > deadline) fail_msg("import job %s has not ended", job);
-        sleep_ms(20);
+        job_sleep_ms(20);
     }
 }
 
@@ -175,7 +168,7 @@ static json_t *wait_dataset(const struct server *srv, const char *id, const char
         }
         json_decref(doc);
         if (harness_now() > deadline) fail_msg("dataset %s is still importing", id);
-        sleep_ms(50);
+        job_sleep_ms(50);
     }
 }
 
@@ -185,19 +178,6 @@ static json_t *upload_ready(const struct server *srv, const char *query, const v
 {
     upload(srv, query, body, size, file, id);
     return wait_dataset(srv, id, "ready");
-}
-
-/* A request with a JSON body (NULL: none). */
-static void send_json(const struct server *srv, const char *method, const char *path,
-                      const char *body, struct http_response *r)
-{
-    const char *const headers[] = {"Content-Type: application/json", NULL};
-    struct http_request req = {.method = method,
-                               .path = path,
-                               .headers = headers,
-                               .body = body,
-                               .body_size = body ? strlen(body) : 0};
-    http_send(srv, &req, r);
 }
 
 /* ---- What is on disk --------------------------------------------------------------------- */
@@ -365,20 +345,20 @@ static void test_splits_and_thumbnails(void **state)
     /* The same spec with the same seed twice gives the same images. */
     snprintf(path, sizeof path, "/v1/datasets/%s/splits", id);
     struct http_response r;
-    send_json(srv, "POST", path,
-              "{\"name\": \"a\", \"from\": \"train\", \"count\": 4, \"seed\": 7, "
-              "\"stratified\": true}",
-              &r);
+    job_send(srv, "POST", path,
+             "{\"name\": \"a\", \"from\": \"train\", \"count\": 4, \"seed\": 7, "
+             "\"stratified\": true}",
+             NULL, &r);
     assert_status(&r, 201);
     json_t *doc = http_json(&r);
     http_response_free(&r);
     /* The answer is the dataset's document, with a, a-rest, test and train. */
     assert_int_equal(json_array_size(json_object_get(doc, "splits")), 4);
     json_decref(doc);
-    send_json(srv, "POST", path,
-              "{\"name\": \"b\", \"from\": \"train\", \"count\": 4, \"seed\": 7, "
-              "\"stratified\": true, \"rest\": \"b-others\"}",
-              &r);
+    job_send(srv, "POST", path,
+             "{\"name\": \"b\", \"from\": \"train\", \"count\": 4, \"seed\": 7, "
+             "\"stratified\": true, \"rest\": \"b-others\"}",
+             NULL, &r);
     assert_status(&r, 201);
     http_response_free(&r);
     char *a = split_indices(srv, id, "a"), *b = split_indices(srv, id, "b");
@@ -423,7 +403,7 @@ static void test_splits_and_thumbnails(void **state)
         {"{\"name\": \"c\", \"from\": \"train\", \"per_class\": 4}", 422, "dog"},
     };
     for (size_t k = 0; k < sizeof bad / sizeof *bad; k++) {
-        send_json(srv, "POST", path, bad[k].body, &r);
+        job_send(srv, "POST", path, bad[k].body, NULL, &r);
         assert_status(&r, bad[k].status);
         assert_contains(r.body, bad[k].message);
         http_response_free(&r);
@@ -487,19 +467,19 @@ static void test_delete(void **state)
     struct stat st;
     assert_int_equal(stat(folder, &st), 0);
     struct http_response r;
-    send_json(srv, "DELETE", path, NULL, &r);
+    job_send(srv, "DELETE", path, NULL, NULL, &r);
     assert_status(&r, 204);
     http_response_free(&r);
     http_get_expect(srv, path, 404);
     assert_int_not_equal(stat(folder, &st), 0);
-    send_json(srv, "DELETE", path, NULL, &r);
+    job_send(srv, "DELETE", path, NULL, NULL, &r);
     assert_status(&r, 404);
     http_response_free(&r);
 
     /* A long job holds the one runner: the next import stays queued, and its job names the
      * dataset, so it cannot be removed until the job has run. */
-    send_json(srv, "POST", "/v1/jobs",
-              "{\"kind\": \"count\", \"params\": {\"units\": 1000, \"unit_ms\": 30}}", &r);
+    job_send(srv, "POST", "/v1/jobs",
+             "{\"kind\": \"count\", \"params\": {\"units\": 1000, \"unit_ms\": 30}}", NULL, &r);
     assert_status(&r, 202);
     json_t *job = http_json(&r);
     char cancel[128];
@@ -508,18 +488,18 @@ static void test_delete(void **state)
     http_response_free(&r);
     upload(srv, "name=queued", zip, size, NULL, id);
     snprintf(path, sizeof path, "/v1/datasets/%s", id);
-    send_json(srv, "DELETE", path, NULL, &r);
+    job_send(srv, "DELETE", path, NULL, NULL, &r);
     assert_error_envelope(&r, 409, "conflict");
     assert_contains(r.body, "in use by job");
     http_response_free(&r);
     json_t *doc = get_json(srv, path, 200);
     assert_string_equal(json_str(doc, "state"), "importing");
     json_decref(doc);
-    send_json(srv, "DELETE", cancel, NULL, &r);
+    job_send(srv, "DELETE", cancel, NULL, NULL, &r);
     assert_true(r.status == 200 || r.status == 202);
     http_response_free(&r);
     json_decref(wait_dataset(srv, id, "ready"));
-    send_json(srv, "DELETE", path, NULL, &r);
+    job_send(srv, "DELETE", path, NULL, NULL, &r);
     assert_status(&r, 204);
     http_response_free(&r);
     /* Both caches are gone, and nothing else is left. */
@@ -527,9 +507,9 @@ static void test_delete(void **state)
     snprintf(datasets, sizeof datasets, "%s/datasets", srv->data_dir);
     assert_int_equal(db_count_entries(datasets), 0);
     /* POST /v1/jobs does not take the import kind. */
-    send_json(srv, "POST", "/v1/jobs",
-              "{\"kind\": \"dataset-import\", \"params\": {\"dataset\": \"x\", \"name\": \"x\"}}",
-              &r);
+    job_send(srv, "POST", "/v1/jobs",
+             "{\"kind\": \"dataset-import\", \"params\": {\"dataset\": \"x\", \"name\": \"x\"}}",
+             NULL, &r);
     assert_status(&r, 422);
     assert_contains(r.body, "queued by the server itself");
     http_response_free(&r);
@@ -714,7 +694,7 @@ static void test_hostile(void **state)
      * name. (A dropped connection's file goes when its connection has closed: waited for.) */
     char uploads[PATH_MAX + 16];
     snprintf(uploads, sizeof uploads, "%s/uploads", srv->data_dir);
-    for (double deadline = harness_now() + WAIT_S; db_count_entries(uploads) > 0; sleep_ms(10))
+    for (double deadline = harness_now() + WAIT_S; db_count_entries(uploads) > 0; job_sleep_ms(10))
         if (harness_now() > deadline) fail_msg("an upload was left in %s", uploads);
     struct stat st;
     assert_int_not_equal(stat(ABSOLUTE, &st), 0);
@@ -872,7 +852,7 @@ static void test_kill9_during_import(void **state)
     upload(first, "name=big", tgz, size, NULL, id);
     snprintf(path, sizeof path, "/v1/datasets/%s", id);
     /* Killed once the import has begun decoding. */
-    for (double deadline = harness_now() + WAIT_S;; sleep_ms(5)) {
+    for (double deadline = harness_now() + WAIT_S;; job_sleep_ms(5)) {
         json_t *doc = get_json(first, path, 200);
         json_t *progress = json_object_get(doc, "progress");
         int decoding = progress && json_real_value(json_object_get(progress, "fraction")) > 0;
