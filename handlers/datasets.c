@@ -62,7 +62,8 @@ static json_t *record_document(struct app *app, const struct dataset_record *r)
 
 /* The dataset's document: dataset_describe's with the record's members over it (full), or the
  * list's summary {..., "hash", "images", "classes": count, "splits": {name: count}}; and
- * "same_as" when the same content was imported before. NULL with err. */
+ * "same_as" naming the dataset it is an alias of (the same content imported before). NULL with
+ * err. */
 static json_t *dataset_document(struct app *app, const struct dataset_record *r, int full,
                                 struct eng_error *err)
 {
@@ -101,14 +102,10 @@ static json_t *dataset_document(struct app *app, const struct dataset_record *r,
     json_decref(described);
     json_decref(doc);
     char same_as[65];
-    int same =
-        out ? dataset_store_same_content(app->storage, r->id, r->hash, same_as, sizeof same_as, err)
-            : (eng_no_memory(err), -1);
-    if (same < 0) {
-        json_decref(out);
-        return NULL;
-    }
-    if (same) json_object_set_new(out, "same_as", json_string(same_as));
+    if (!out)
+        eng_no_memory(err);
+    else if (datasets_alias_of(app->datasets, r->id, same_as))
+        json_object_set_new(out, "same_as", json_string(same_as));
     return out;
 }
 

@@ -1,9 +1,17 @@
 /* The kind "dataset-import" (dataset_import.h): imports an upload or a path under datasets_dir
- * into data_dir/datasets/<params.dataset> and ends the dataset's record ready or failed. It keeps
- * no checkpoint: an import interrupted by a kill or a stop starts over (data_import writes into a
- * temporary folder it renames at the end, so nothing of the first attempt is in the way), and one
- * that finished its folder before the stop only ends its record. Queued by POST /v1/datasets
- * alone (JOB_KIND_INTERNAL). */
+ * into data_dir/datasets/<params.dataset> and ends the dataset's record ready or failed. When the
+ * content is that of an older ready dataset (dataset_store_same_content), the new cache is not
+ * kept: the id becomes an alias of the older one (datasets_alias), the same dataset under a
+ * second id. Queued by POST /v1/datasets alone (JOB_KIND_INTERNAL).
+ *
+ * It keeps no checkpoint; a rerun after a kill or a stop (the record still importing, the upload
+ * still there: it goes only once the record has ended) finds what the first attempt did:
+ *   nothing at the id    the import starts over (data_import writes into a temporary folder it
+ *                        renames at the end; a kill inside datasets_alias, between the removal of
+ *                        the folder and the link, leaves this too), then deduplicates again;
+ *   a cache folder       the import was done: it only deduplicates and ends the record;
+ *   an alias             it was deduplicated too: it only ends the record.
+ * A record that has ended (ready) is left as it is: only its upload is removed. */
 #include <limits.h>
 #include <stdio.h>
 #include <string.h>
@@ -73,6 +81,29 @@ static int import(struct job_ctx *ctx, const json_t *params, const char *source,
     return 0;
 }
 
+/* Makes id an alias of the oldest ready dataset of the same content, if there is one and id is not
+ * an alias already: 1 with the dataset it is an alias of in same_as, 0 when it stays a dataset of
+ * its own, -1 with err. */
+static int share(struct job_ctx *ctx, const char *id, const char *hash, char same_as[65],
+                 struct eng_error *err)
+{
+    struct app *app = job_ctx_app(ctx);
+    if (datasets_alias_of(app->datasets, id, same_as)) return 1; /* a rerun: done already */
+    int same = dataset_store_same_content(app->storage, id, hash, same_as, 65, err);
+    if (same <= 0) return same;
+    struct eng_error why;
+    if (datasets_alias(app->datasets, id, same_as, &why) == 0)
+        return datasets_alias_of(app->datasets, id, same_as);
+    if (why.code != ENG_NOT_FOUND && why.code != ENG_CONFLICT) {
+        *err = why;
+        return -1;
+    }
+    /* The older one went meanwhile, or this one is in use: nothing changed, both stay. */
+    job_ctx_log(ctx, "the content of dataset %s, kept as a dataset of its own: %s", same_as,
+                why.message);
+    return 0;
+}
+
 static int run(struct job_ctx *ctx, const json_t *params, json_t **result, struct eng_error *err)
 {
     struct app *app = job_ctx_app(ctx);
@@ -96,9 +127,11 @@ static int run(struct job_ctx *ctx, const json_t *params, json_t **result, struc
         rc = import(ctx, params, state == DATASET_IMPORTING ? source : NULL, hash, &images, err);
     if (rc != 0 && job_ctx_resumes(ctx)) return -1; /* runs again at the next start */
     int same = 0;
-    if (rc == 0 && (same = dataset_store_same_content(app->storage, id, hash, same_as,
-                                                      sizeof same_as, err)) < 0)
-        rc = -1;
+    if (rc == 0) {
+        same = state == DATASET_IMPORTING ? share(ctx, id, hash, same_as, err)
+                                          : datasets_alias_of(app->datasets, id, same_as);
+        if (same < 0) rc = -1;
+    }
     struct eng_error store_err;
     if (rc == 0) {
         if (state == DATASET_IMPORTING)

@@ -117,8 +117,16 @@ int data_import_cleanup(const char *parent, struct eng_error *err);
 
 /* Removes the dataset parent/<id>: renamed first to a temporary name of the imports' (one rename:
  * the id is gone at once, and what a kill mid-removal leaves is data_import_cleanup's), then
- * removed. ENG_NOT_FOUND when there is no such folder, ENG_INTERNAL (I/O). */
+ * removed; an alias (data_link) is unlinked, and what it names stays. ENG_NOT_FOUND when there is
+ * no such folder or link, ENG_INTERNAL (I/O). */
 int data_remove(const char *parent, const char *id, struct eng_error *err);
+
+/* Makes parent/<id>, which must not exist, a symbolic link to target, a sibling's bare name (an
+ * alias: the same folder under a second id). The link is made under a temporary name of the
+ * imports' and linked into place, so a kill leaves either no id or the whole link. ENG_INVALID
+ * for a name data_import would refuse as an id, ENG_CONFLICT when parent/<id> exists,
+ * ENG_INTERNAL (I/O). */
+int data_link(const char *parent, const char *id, const char *target, struct eng_error *err);
 
 /* ---- An imported dataset -------------------------------------------------------------------- */
 

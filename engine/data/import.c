@@ -398,7 +398,7 @@ int data_import(const char *source, const char *parent, const char *id,
     char *final = id ? data_printf(err, "%s/%s", parent, id) : NULL;
     if (id && !final) return -1;
     struct stat st;
-    if (final && stat(final, &st) == 0) {
+    if (final && lstat(final, &st) == 0) { /* a folder, or an alias's link (data_link) */
         eng_fail(err, ENG_CONFLICT, "%s exists already", final);
         free(final);
         return -1;
@@ -444,19 +444,38 @@ int data_import_cleanup(const char *parent, struct eng_error *err)
     return 0;
 }
 
+/* A new temporary folder of the imports' in parent (what data_import_cleanup removes after a
+ * kill), or NULL with err. */
+static char *make_aside(const char *parent, struct eng_error *err)
+{
+    char *aside = data_printf(err, "%s/" TEMP_PREFIX "%ld-XXXXXX", parent, (long)getpid());
+    if (aside && !mkdtemp(aside)) {
+        eng_fail(err, ENG_INTERNAL, "%s: %s", parent, strerror(errno));
+        free(aside);
+        aside = NULL;
+    }
+    return aside;
+}
+
 int data_remove(const char *parent, const char *id, struct eng_error *err)
 {
     char *path = data_printf(err, "%s/%s", parent, id);
-    char *aside =
-        path ? data_printf(err, "%s/" TEMP_PREFIX "%ld-XXXXXX", parent, (long)getpid()) : NULL;
+    struct stat st;
+    if (path && lstat(path, &st) == 0 && S_ISLNK(st.st_mode)) {
+        /* An alias (data_link): the link goes, in one step, and never what it names. */
+        int rc = unlink(path) == 0 ? data_sync_folder(parent, err)
+                                   : eng_fail(err, errno == ENOENT ? ENG_NOT_FOUND : ENG_INTERNAL,
+                                              "%s: %s", path, strerror(errno));
+        free(path);
+        return rc;
+    }
+    char *aside = path ? make_aside(parent, err) : NULL;
     if (!aside) {
         free(path);
         return -1;
     }
     int rc = -1;
-    if (!mkdtemp(aside))
-        eng_fail(err, ENG_INTERNAL, "%s: %s", parent, strerror(errno));
-    else if (rename(path, aside) != 0) {
+    if (rename(path, aside) != 0) {
         eng_fail(err, errno == ENOENT ? ENG_NOT_FOUND : ENG_INTERNAL, "%s: %s", path,
                  strerror(errno));
         rmdir(aside);
@@ -465,6 +484,29 @@ int data_remove(const char *parent, const char *id, struct eng_error *err)
         rc = 0;
     }
     free(path);
+    free(aside);
+    return rc;
+}
+
+int data_link(const char *parent, const char *id, const char *target, struct eng_error *err)
+{
+    if (data_name_check("dataset id", id, err) || data_name_check("dataset id", target, err))
+        return -1;
+    /* Made whole in a temporary folder, then hard-linked into place: link() refuses a name that
+     * exists (rename would replace a link or a file), and a kill leaves only the folder. */
+    char *aside = make_aside(parent, err);
+    char *made = aside ? data_printf(err, "%s/link", aside) : NULL;
+    char *final = made ? data_printf(err, "%s/%s", parent, id) : NULL;
+    int rc = final ? 0 : -1;
+    if (rc == 0 && symlink(target, made) != 0)
+        rc = eng_fail(err, ENG_INTERNAL, "%s: %s", made, strerror(errno));
+    if (rc == 0 && linkat(AT_FDCWD, made, AT_FDCWD, final, 0) != 0)
+        rc = eng_fail(err, errno == EEXIST ? ENG_CONFLICT : ENG_INTERNAL, "%s: %s", final,
+                      strerror(errno));
+    if (rc == 0) rc = data_sync_folder(parent, err);
+    if (aside) data_remove_tree(aside);
+    free(final);
+    free(made);
     free(aside);
     return rc;
 }

@@ -302,5 +302,7 @@ struct rng;
 void data_shuffle(uint32_t *items, size_t n, struct rng *r);
 /* Removes dir and everything below it, following no link. */
 void data_remove_tree(const char *dir);
+/* fsyncs folder dir, so the names made or renamed in it last: 0, or -1 with err (ENG_INTERNAL). */
+int data_sync_folder(const char *dir, struct eng_error *err);
 
 #endif

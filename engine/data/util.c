@@ -1,4 +1,6 @@
 /* Small helpers the data area's files share (internal.h). */
+#include <errno.h>
+#include <fcntl.h>
 #include <fts.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -63,6 +65,15 @@ void data_remove_tree(const char *dir)
             unlink(e->fts_accpath);
     }
     fts_close(fts);
+}
+
+int data_sync_folder(const char *dir, struct eng_error *err)
+{
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    int rc =
+        fd >= 0 && fsync(fd) == 0 ? 0 : eng_fail(err, ENG_INTERNAL, "%s: %s", dir, strerror(errno));
+    if (fd >= 0) close(fd);
+    return rc;
 }
 
 int data_name_check(const char *what, const char *name, struct eng_error *err)

@@ -347,15 +347,6 @@ static int write_json(const char *dir, const char *name, const json_t *doc, stru
     return rc;
 }
 
-static int sync_folder(const char *dir, struct eng_error *err)
-{
-    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    int rc =
-        fd >= 0 && fsync(fd) == 0 ? 0 : eng_fail(err, ENG_INTERNAL, "%s: %s", dir, strerror(errno));
-    if (fd >= 0) close(fd);
-    return rc;
-}
-
 /* Renames the temporary folder to parent/name; an existing folder of the same hash is this
  * dataset (*existing). */
 static int move_into_place(struct import *im, const char *name, const char *hash, int by_hash,
@@ -373,7 +364,7 @@ static int move_into_place(struct import *im, const char *name, const char *hash
     if (rename(im->tmp, final) == 0) {
         free(im->tmp);
         im->tmp = NULL;
-        rc = sync_folder(parent, err);
+        rc = data_sync_folder(parent, err);
     } else if (errno == EEXIST || errno == ENOTEMPTY) {
         char *json = data_printf(err, "%s/" CACHE_JSON, final);
         json_t *doc = json ? json_load_file(json, 0, NULL) : NULL;
@@ -446,7 +437,7 @@ int import_write(struct import *im, const char *id, json_t **report, struct eng_
     free(originals);
     if (rc == 0 && chmod(im->tmp, 0755)) /* mkdtemp's 0700, opened as a cache's should be */
         rc = eng_fail(err, ENG_INTERNAL, "%s: %s", im->tmp, strerror(errno));
-    if (rc == 0) rc = sync_folder(im->tmp, err);
+    if (rc == 0) rc = data_sync_folder(im->tmp, err);
     int existing = 0;
     if (rc == 0) rc = move_into_place(im, id, hash, id == short_id, &existing, err);
     if (rc == 0) {

@@ -1,5 +1,6 @@
 /* /v1/datasets against the real binary, on datasets the test writes itself (libarchive's writer,
- * tests/unit/data_build.c): uploads as tar.gz, zip and a multipart part, the same content twice,
+ * tests/unit/data_build.c): uploads as tar.gz, zip and a multipart part, the same content again
+ * (one dataset under three ids: one cache and two links on disk, splits shared, removal in order),
  * a server-side path and paths that leave datasets_dir, the counts the documents give against the
  * archive's own, splits drawn twice from one seed, thumbnails decoded back to the pixels written,
  * removal (and 409 while a job names the dataset), hostile archives (each failing with its
@@ -237,6 +238,107 @@ static void check_layout(json_t *doc)
     assert_int_equal(json_integer_value(json_array_get(size, 1)), SIDE);
 }
 
+/* The images of split name through dataset id, offset 0, limit 200: the document's images
+ * array as text (thumbnails included). */
+static char *split_images(const struct server *srv, const char *id, const char *name)
+{
+    char path[256];
+    snprintf(path, sizeof path, "/v1/datasets/%s/images?split=%s&limit=200", id, name);
+    json_t *doc = get_json(srv, path, 200);
+    char *text = json_dumps(json_object_get(doc, "images"), JSON_COMPACT);
+    json_decref(doc);
+    return text;
+}
+
+/* first was uploaded, then second and third with the same content: one cache on disk and two
+ * links to it, one dataset under three ids (its images, its splits), and removal in order. */
+static void check_aliases(const struct server *srv, const char *first, const char *second,
+                          const char *third)
+{
+    /* data_dir/datasets: first's folder, and the others links to it by its bare id. */
+    char datasets[PATH_MAX + 16], path[PATH_MAX + 128], target[128];
+    snprintf(datasets, sizeof datasets, "%s/datasets", srv->data_dir);
+    assert_int_equal(db_count_entries(datasets), 3);
+    struct stat st;
+    snprintf(path, sizeof path, "%s/%s", datasets, first);
+    assert_int_equal(lstat(path, &st), 0);
+    assert_true(S_ISDIR(st.st_mode));
+    const char *aliases[] = {second, third};
+    for (size_t i = 0; i < 2; i++) {
+        snprintf(path, sizeof path, "%s/%s", datasets, aliases[i]);
+        assert_int_equal(lstat(path, &st), 0);
+        assert_true(S_ISLNK(st.st_mode));
+        ssize_t n = readlink(path, target, sizeof target - 1);
+        assert_true(n > 0);
+        target[n] = '\0';
+        assert_string_equal(target, first);
+    }
+    /* The images through either id are the same images. */
+    char *through_first = split_images(srv, first, "train");
+    char *through_second = split_images(srv, second, "train");
+    assert_string_equal(through_first, through_second);
+    assert_non_null(strstr(through_first, "\"index\""));
+    free(through_first);
+    free(through_second);
+    /* A split made through an alias is the original's: listed on it, and on the other alias. */
+    char url[256];
+    struct http_response r;
+    snprintf(url, sizeof url, "/v1/datasets/%s/splits", second);
+    job_send(srv, "POST", url, "{\"name\": \"shared\", \"from\": \"train\", \"count\": 3}", NULL,
+             &r);
+    assert_status(&r, 201);
+    json_t *doc = http_json(&r);
+    assert_string_equal(json_str(doc, "id"), second);
+    assert_string_equal(json_str(doc, "same_as"), first);
+    json_decref(doc);
+    http_response_free(&r);
+    doc = get_json(srv, "/v1/datasets", 200);
+    json_t *item;
+    size_t i;
+    json_array_foreach(json_object_get(doc, "datasets"), i, item)
+    {
+        json_t *splits = json_object_get(item, "splits");
+        assert_int_equal(json_integer_value(json_object_get(splits, "shared")), 3);
+        assert_int_equal(json_integer_value(json_object_get(splits, "shared-rest")), 4);
+    }
+    json_decref(doc);
+    char *via_first = split_images(srv, first, "shared");
+    char *via_third = split_images(srv, third, "shared");
+    assert_string_equal(via_first, via_third);
+    free(via_first);
+    free(via_third);
+    /* The original goes last: 409 naming its aliases while they are there. */
+    char del_first[128];
+    snprintf(del_first, sizeof del_first, "/v1/datasets/%s", first);
+    job_send(srv, "DELETE", del_first, NULL, NULL, &r);
+    assert_error_envelope(&r, 409, "conflict");
+    assert_contains(r.body, second);
+    assert_contains(r.body, third);
+    assert_contains(r.body, "first");
+    http_response_free(&r);
+    /* Deleting an alias takes its link and its record, nothing of the dataset. */
+    for (size_t k = 0; k < 2; k++) {
+        snprintf(url, sizeof url, "/v1/datasets/%s", aliases[k]);
+        job_send(srv, "DELETE", url, NULL, NULL, &r);
+        assert_status(&r, 204);
+        http_response_free(&r);
+        http_get_expect(srv, url, 404);
+        snprintf(path, sizeof path, "%s/%s", datasets, aliases[k]);
+        assert_int_not_equal(lstat(path, &st), 0);
+        assert_int_equal(db_count_entries(datasets), 2 - k);
+    }
+    doc = get_json(srv, del_first, 200);
+    assert_int_equal(json_int(doc, "images"), LAYOUT_FILES);
+    json_decref(doc);
+    job_send(srv, "DELETE", del_first, NULL, NULL, &r);
+    assert_status(&r, 204);
+    http_response_free(&r);
+    assert_int_equal(db_count_entries(datasets), 0);
+    doc = get_json(srv, "/v1/datasets", 200);
+    assert_int_equal(json_array_size(json_object_get(doc, "datasets")), 0);
+    json_decref(doc);
+}
+
 static void test_upload_formats(void **state)
 {
     struct server *srv = harness_start(state, "{}");
@@ -261,10 +363,14 @@ static void test_upload_formats(void **state)
     snprintf(kept_hash, sizeof kept_hash, "%s", hash);
     json_decref(doc);
 
-    /* The same content as a zip, then as a multipart part: the same hash, said to be the first. */
+    /* The same content as a zip, then as a multipart part: the same hash (so the zip was read
+     * to the same images), and the same dataset as the first (aliases of it, check_aliases
+     * below): the document is the first's cache's (its source a tar.gz) under the new id. */
     doc = upload_ready(srv, "name=pets-zip", zip, zip_size, NULL, second);
     check_layout(doc);
-    assert_string_equal(json_str(doc, "source"), "zip");
+    assert_string_equal(json_str(doc, "id"), second);
+    assert_string_equal(json_str(doc, "name"), "pets-zip");
+    assert_string_equal(json_str(doc, "source"), "tar.gz");
     assert_string_equal(json_str(doc, "hash"), kept_hash);
     assert_string_equal(json_str(doc, "same_as"), first);
     json_decref(doc);
@@ -286,8 +392,13 @@ static void test_upload_formats(void **state)
         json_t *splits = json_object_get(item, "splits");
         assert_int_equal(json_integer_value(json_object_get(splits, "train")), 7);
         assert_int_equal(json_integer_value(json_object_get(splits, "test")), 3);
+        if (i == 0)
+            assert_null(json_object_get(item, "same_as"));
+        else
+            assert_string_equal(json_str(item, "same_as"), first);
     }
     json_decref(doc);
+    check_aliases(srv, first, second, third);
 
     /* Uploads are gone once imported: data_dir/uploads is empty. */
     char uploads[PATH_MAX + 16];

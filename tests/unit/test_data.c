@@ -1011,6 +1011,55 @@ static void test_progress_and_existing(void **state)
     scratch_free(&s);
 }
 
+/* data_link makes an alias's link whole or not at all, and data_remove takes the link, never what
+ * it names. */
+static void test_link(void **state)
+{
+    struct scratch s = scratch_new();
+    write_many(s.src, 3);
+    struct eng_error err = {0};
+    json_t *report = NULL;
+    assert_int_equal(data_import(s.src, s.out, "mine", NULL, &report, &err), 0);
+    json_decref(report);
+    char path[2048], target[64];
+    assert_int_equal(data_link(s.out, "alias", "mine", &err), 0);
+    snprintf(path, sizeof path, "%s/alias", s.out);
+    struct stat st;
+    assert_int_equal(lstat(path, &st), 0);
+    assert_true(S_ISLNK(st.st_mode));
+    ssize_t n = readlink(path, target, sizeof target - 1);
+    assert_int_equal(n, 4);
+    target[n] = '\0';
+    assert_string_equal(target, "mine");          /* the bare name: the same folder */
+    assert_int_equal(db_count_entries(s.out), 2); /* no temporary name left */
+    /* Taken names are refused, by data_link and data_import alike; so are names with a path. */
+    assert_int_equal(data_link(s.out, "alias", "mine", &err), -1);
+    assert_int_equal(err.code, ENG_CONFLICT);
+    assert_int_equal(data_link(s.out, "mine", "alias", &err), -1);
+    assert_int_equal(err.code, ENG_CONFLICT);
+    assert_int_equal(data_import(s.src, s.out, "alias", NULL, &report, &err), -1);
+    assert_int_equal(err.code, ENG_CONFLICT);
+    assert_int_equal(data_link(s.out, "up", "../mine", &err), -1);
+    assert_int_equal(err.code, ENG_INVALID);
+    assert_int_equal(data_link(s.out, "../up", "mine", &err), -1);
+    assert_int_equal(err.code, ENG_INVALID);
+    assert_int_equal(db_count_entries(s.out), 2);
+    /* Removing the alias takes the link alone. */
+    assert_int_equal(data_remove(s.out, "alias", &err), 0);
+    assert_int_not_equal(lstat(path, &st), 0);
+    snprintf(path, sizeof path, "%s/mine/dataset.json", s.out);
+    assert_int_equal(access(path, F_OK), 0);
+    assert_int_equal(data_remove(s.out, "alias", &err), -1);
+    assert_int_equal(err.code, ENG_NOT_FOUND);
+    /* A link to nothing is still a name taken, and removable. */
+    assert_int_equal(data_link(s.out, "gone", "nothing", &err), 0);
+    assert_int_equal(data_import(s.src, s.out, "gone", NULL, &report, &err), -1);
+    assert_int_equal(err.code, ENG_CONFLICT);
+    assert_int_equal(data_remove(s.out, "gone", &err), 0);
+    assert_int_equal(db_count_entries(s.out), 1);
+    scratch_free(&s);
+}
+
 static void test_cleanup(void **state)
 {
     struct scratch s = scratch_new();
@@ -1102,6 +1151,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_folder_links_refused),
         cmocka_unit_test(test_cancel),
         cmocka_unit_test(test_progress_and_existing),
+        cmocka_unit_test(test_link),
         cmocka_unit_test(test_cleanup),
         cmocka_unit_test(test_damaged_cache),
         cmocka_unit_test(test_shared_cifar10),
