@@ -135,7 +135,7 @@ function showDataset(doc) {
   $('#dataset-summary').replaceChildren(keyValueTable({ state: doc.state, images: doc.images,
     classes: (doc.classes || []).length, 'image size': size,
     format: doc.format, source: doc.source, origin: doc.origin, created: doc.created, hash: doc.hash,
-    'same content as': doc.same_as, 'import job': doc.job }));
+    'alias of': doc.same_as, 'import job': doc.job }));
   $('#dataset-error').hidden = !doc.error;
   $('#dataset-error').textContent = doc.error || '';
   const ready = doc.state === 'ready';
