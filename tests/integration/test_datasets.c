@@ -5,7 +5,7 @@
  * archive's own, splits drawn twice from one seed, thumbnails decoded back to the pixels written,
  * removal (and 409 while a job names the dataset), hostile archives (each failing with its
  * reason, nothing written outside the dataset's folder), a body past max_dataset_bytes, and
- * kill -9 during an import. */
+ * kill -9 during an import (a first one, and one of content imported before). */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -942,29 +942,38 @@ static void test_cli_import_listed(void **state)
     harness_pass(state);
 }
 
-static void test_kill9_during_import(void **state)
+/* An archive of n 8x8 PNGs in two class folders, slow enough to import to be killed in (with one
+ * thread): its bytes. */
+static char *big_archive(int n, size_t *size)
 {
-    /* An import slow enough to be killed in: many images, one thread. */
-    const char *settings = "{\"job_threads\": 1}";
-    struct server *first = harness_start(state, settings);
-    enum { N = 20000 };
-    struct db_entry *entries = calloc(N, sizeof *entries);
-    char(*names)[32] = calloc(N, sizeof *names);
-    void **pngs = calloc(N, sizeof *pngs);
-    for (int i = 0; i < N; i++) {
-        size_t size;
-        pngs[i] = db_png(8, 8, 3, i, &size);
+    struct db_entry *entries = calloc((size_t)n, sizeof *entries);
+    char(*names)[32] = calloc((size_t)n, sizeof *names);
+    void **pngs = calloc((size_t)n, sizeof *pngs);
+    for (int i = 0; i < n; i++) {
+        size_t png_size;
+        pngs[i] = db_png(8, 8, 3, i, &png_size);
         snprintf(names[i], sizeof names[i], "%s/%04d.png", i % 2 ? "odd" : "even", i);
-        entries[i] = (struct db_entry){names[i], pngs[i], size, DB_FILE, NULL};
+        entries[i] = (struct db_entry){names[i], pngs[i], png_size, DB_FILE, NULL};
     }
-    size_t size;
-    char *tgz = archive_bytes(DB_TGZ, entries, N, &size);
-    char id[72], path[128];
-    upload(first, "name=big", tgz, size, NULL, id);
+    char *tgz = archive_bytes(DB_TGZ, entries, (size_t)n, size);
+    for (int i = 0; i < n; i++)
+        free(pngs[i]);
+    free(pngs);
+    free(names);
+    free(entries);
+    return tgz;
+}
+
+/* Uploads bytes as dataset id and kills the server with SIGKILL once the import has begun
+ * decoding. */
+static void kill_mid_import(struct server *srv, const char *query, const void *bytes, size_t size,
+                            char id[72])
+{
+    char path[128];
+    upload(srv, query, bytes, size, NULL, id);
     snprintf(path, sizeof path, "/v1/datasets/%s", id);
-    /* Killed once the import has begun decoding. */
     for (double deadline = harness_now() + WAIT_S;; job_sleep_ms(5)) {
-        json_t *doc = get_json(first, path, 200);
+        json_t *doc = get_json(srv, path, 200);
         json_t *progress = json_object_get(doc, "progress");
         int decoding = progress && json_real_value(json_object_get(progress, "fraction")) > 0;
         assert_string_equal(json_str(doc, "state"), "importing");
@@ -972,8 +981,31 @@ static void test_kill9_during_import(void **state)
         if (decoding) break;
         if (harness_now() > deadline) fail_msg("the import never started");
     }
-    assert_int_equal(server_stop(first, SIGKILL, 5000), 0);
-    assert_true(WIFSIGNALED(first->wait_status));
+    assert_int_equal(server_stop(srv, SIGKILL, 5000), 0);
+    assert_true(WIFSIGNALED(srv->wait_status));
+}
+
+/* The import job of the newest dataset-import job: succeeded in two attempts (the first one
+ * interrupted by the kill). */
+static void assert_import_resumed(const struct server *srv)
+{
+    json_t *doc = get_json(srv, "/v1/jobs?kind=dataset-import", 200);
+    json_t *job = json_array_get(json_object_get(doc, "jobs"), 0);
+    assert_string_equal(json_str(job, "state"), "succeeded");
+    assert_int_equal(json_int(job, "attempts"), 2);
+    json_decref(doc);
+}
+
+static void test_kill9_during_import(void **state)
+{
+    /* An import slow enough to be killed in: many images, one thread. */
+    const char *settings = "{\"job_threads\": 1}";
+    struct server *first = harness_start(state, settings);
+    enum { N = 20000 };
+    size_t size;
+    char *tgz = big_archive(N, &size);
+    char id[72];
+    kill_mid_import(first, "name=big", tgz, size, id);
 
     /* What a kill leaves in data_dir/uploads beside the import's own upload: a partial upload
      * and the upload of a dataset that no longer exists. The next start removes both, and keeps
@@ -985,20 +1017,11 @@ static void test_kill9_during_import(void **state)
     snprintf(leftover, sizeof leftover, "%s/uploads", first->data_dir);
     db_write_tree(leftover, &stale, 1);
     assert_int_equal(db_count_entries(leftover), 3);
-    json_t *restart = json_pack("{s:i, s:s}", "job_threads", 1, "data_dir", first->data_dir);
-    char *extra = json_dumps(restart, JSON_COMPACT);
-    json_decref(restart);
-    struct server *second = harness_start(state, extra);
-    free(extra);
+    struct server *second = job_restart_on(state, first, settings);
     json_t *doc = wait_dataset(second, id, "ready");
     assert_int_equal(json_int(doc, "images"), N);
     json_decref(doc);
-    /* The job ran twice: the first attempt interrupted by the kill. */
-    doc = get_json(second, "/v1/jobs?kind=dataset-import", 200);
-    json_t *job = json_array_get(json_object_get(doc, "jobs"), 0);
-    assert_string_equal(json_str(job, "state"), "succeeded");
-    assert_int_equal(json_int(job, "attempts"), 2);
-    json_decref(doc);
+    assert_import_resumed(second);
     /* No temporary folder and no upload is left. */
     char dir[PATH_MAX + 16];
     snprintf(dir, sizeof dir, "%s/datasets", first->data_dir);
@@ -1006,11 +1029,56 @@ static void test_kill9_during_import(void **state)
     snprintf(dir, sizeof dir, "%s/uploads", first->data_dir);
     assert_int_equal(db_count_entries(dir), 0);
     assert_int_equal(server_stop(second, SIGTERM, 15000), 0);
-    for (int i = 0; i < N; i++)
-        free(pngs[i]);
-    free(pngs);
-    free(names);
-    free(entries);
+    free(tgz);
+    harness_pass(state);
+}
+
+/* The same content imported again, killed mid-way: the rerun ends with the alias whatever the
+ * kill left. Killed while decoding, nothing is at the id (as after a kill inside datasets_alias,
+ * between the folder's removal and the link): the rerun imports it all again, then makes the
+ * alias. With the link in place already (a kill after the alias was made, before the record
+ * ended), and what a kill inside data_link leaves beside it (a temporary folder holding a link),
+ * the rerun only ends the record. */
+static void test_kill9_alias(void **state)
+{
+    const char *settings = "{\"job_threads\": 1}";
+    struct server *first = harness_start(state, settings), *srv = first;
+    enum { N = 20000 };
+    size_t size;
+    char *tgz = big_archive(N, &size);
+    char original[72], again[72], linked[72], path[PATH_MAX + 128];
+    json_decref(upload_ready(srv, "name=big", tgz, size, NULL, original));
+    char datasets[PATH_MAX + 16];
+    snprintf(datasets, sizeof datasets, "%s/datasets", first->data_dir);
+    for (int round = 0; round < 2; round++) {
+        char *id = round == 0 ? again : linked;
+        kill_mid_import(srv, round == 0 ? "name=again" : "name=linked", tgz, size, id);
+        if (round == 1) {
+            snprintf(path, sizeof path, "%s/%s", datasets, id);
+            assert_int_equal(symlink(original, path), 0);
+            snprintf(path, sizeof path, "%s/.import-2147483647-AbC123", datasets);
+            assert_int_equal(mkdir(path, 0700), 0);
+            snprintf(path, sizeof path, "%s/.import-2147483647-AbC123/link", datasets);
+            assert_int_equal(symlink(original, path), 0);
+        }
+        /* On the first server's data_dir (a restarted server's own is not it). */
+        struct server *next = job_restart_on(state, first, settings);
+        json_t *doc = wait_dataset(next, id, "ready");
+        assert_string_equal(json_str(doc, "same_as"), original);
+        assert_int_equal(json_int(doc, "images"), N);
+        json_decref(doc);
+        assert_import_resumed(next);
+        /* One cache and the links to it, nothing else: no temporary folder, no upload. */
+        assert_int_equal(db_count_entries(datasets), (size_t)round + 2);
+        struct stat st;
+        snprintf(path, sizeof path, "%s/%s", datasets, id);
+        assert_int_equal(lstat(path, &st), 0);
+        assert_true(S_ISLNK(st.st_mode));
+        snprintf(path, sizeof path, "%s/uploads", first->data_dir);
+        assert_int_equal(db_count_entries(path), 0);
+        srv = next;
+    }
+    assert_int_equal(server_stop(srv, SIGTERM, 15000), 0);
     free(tgz);
     harness_pass(state);
 }
@@ -1025,6 +1093,7 @@ int main(int argc, char **argv)
         HARNESS_TEST(test_server_paths),
         HARNESS_TEST(test_cli_import_listed),
         HARNESS_TEST(test_kill9_during_import),
+        HARNESS_TEST(test_kill9_alias),
     };
     return harness_main(argc, argv, "datasets", tests, sizeof tests / sizeof tests[0]);
 }
