@@ -62,7 +62,7 @@ static enum kind look_up(const struct datasets *r, const char *id, char cache[MA
     if (!datasets_valid_id(target)) return KIND_NONE;
     snprintf(path, sizeof path, "%s/%s", r->dir, target);
     if (lstat(path, &st) != 0 || !S_ISDIR(st.st_mode)) return KIND_NONE;
-    snprintf(cache, MAX_ID_LENGTH + 1, "%s", target);
+    memcpy(cache, target, (size_t)n + 1); /* n <= MAX_ID_LENGTH */
     return KIND_ALIAS;
 }
 

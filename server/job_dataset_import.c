@@ -49,7 +49,9 @@ static void on_progress(void *ctx, double fraction, const char *phase)
 }
 
 /* Imports source (NULL: none, the import is done) into datasets/<id>, or finds it there from an
- * attempt stopped after its rename: 0 with the dataset's hash and image count, or -1 with err. */
+ * attempt stopped after its rename (a cache folder, or the alias share() made of it; whatever is
+ * at the id, the registry opens only those): 0 with the dataset's hash and image count, or -1
+ * with err. */
 static int import(struct job_ctx *ctx, const json_t *params, const char *source, char hash[65],
                   json_int_t *images, struct eng_error *err)
 {
@@ -59,9 +61,9 @@ static int import(struct job_ctx *ctx, const json_t *params, const char *source,
     char folder[PATH_MAX];
     struct stat st;
     snprintf(folder, sizeof folder, "%s/%s", datasets_dir(app->datasets), id);
-    if (stat(folder, &st) != 0 && !source)
+    if (lstat(folder, &st) != 0 && !source)
         return eng_fail(err, ENG_NOT_FOUND, "dataset %s has no cache in %s", id, folder);
-    if (stat(folder, &st) != 0) {
+    if (lstat(folder, &st) != 0) {
         const struct data_import_options o = {
             .name = json_string_value(json_object_get(params, "name")),
             .image_size = cfg->dataset_image_size,

@@ -12,7 +12,8 @@
  * exactly 0; an evaluate killed with kill -9 mid-way and resumed ends with exactly the result and
  * the tables of an uninterrupted run; a cancel stops a running job; params are refused with the
  * field named. Datasets are imported with the CLI into the server's data_dir/datasets (the HTTP
- * dataset API is not needed). */
+ * dataset API is not needed), but for a job on an alias: the same dataset imported twice over
+ * HTTP, the second id standing for the first. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -30,6 +31,7 @@
 
 #include "assert_near.h"
 #include "core/img.h"
+#include "data_build.h"
 #include "harness.h"
 #include "image/codec.h"
 #include "job_client.h"
@@ -232,13 +234,19 @@ static void make_big_dataset(const struct server *srv, int n, char id[64])
     import_dataset(srv, src, id);
 }
 
-static struct server *start(void **state)
+/* A server on the test's models, with settings (members of the config object) besides. */
+static struct server *start_with(void **state, const char *settings)
 {
     write_model(REPO_MODELS);
     write_model("colour-big", BIG_CONFIG, LABELS);
     write_model("colour-mid", MID_CONFIG, LABELS);
     write_model("not-blue", CONFIG, NOT_BLUE);
-    return harness_start_with_models(state, "\"job_threads\": 2");
+    return harness_start_with_models(state, settings);
+}
+
+static struct server *start(void **state)
+{
+    return start_with(state, "\"job_threads\": 2");
 }
 
 /* ---- Jobs ------------------------------------------------------------------------------------ */
@@ -539,6 +547,75 @@ static void test_pseudo_label(void **state)
     harness_pass(state);
 }
 
+/* POST /v1/datasets?name=<name>&path=colours (a folder under datasets_dir), then waits for the
+ * import to end ready: its document, the id into id. */
+static json_t *import_over_http(const struct server *srv, const char *name, char id[32])
+{
+    char path[128];
+    snprintf(path, sizeof path, "/v1/datasets?name=%s&path=colours", name);
+    struct http_response r;
+    job_send(srv, "POST", path, "", NULL, &r);
+    assert_status(&r, 202);
+    json_t *doc = http_json(&r);
+    snprintf(id, 32, "%s", json_str(doc, "id"));
+    json_decref(doc);
+    http_response_free(&r);
+    snprintf(path, sizeof path, "/v1/datasets/%s", id);
+    for (double deadline = harness_now() + WAIT_S;; job_sleep_ms(50)) {
+        job_send(srv, "GET", path, NULL, NULL, &r);
+        assert_status(&r, 200);
+        doc = http_json(&r);
+        http_response_free(&r);
+        if (strcmp(json_str(doc, "state"), "importing") != 0) break;
+        json_decref(doc);
+        if (harness_now() > deadline) fail_msg("dataset %s is still importing", id);
+    }
+    assert_string_equal(json_str(doc, "state"), "ready");
+    return doc;
+}
+
+/* A job on an alias is a job on the dataset it stands for: the test's images imported twice over
+ * HTTP are one dataset, and the split a pseudo-label job adds through the second id is written
+ * into the first's cache (read back from its folder by the CLI), the same as test_pseudo_label's;
+ * the first then cannot be deleted before the alias. */
+static void test_job_on_alias(void **state)
+{
+    char *shared = db_temp_dir(), settings[PATH_MAX + 64], src[PATH_MAX];
+    snprintf(src, sizeof src, "%s/colours", shared);
+    make_dir(src);
+    for (size_t i = 0; i < SAMPLES; i++)
+        write_png(src, samples[i].cls, samples[i].file, samples[i].rgb);
+    snprintf(settings, sizeof settings, "\"job_threads\": 2, \"datasets_dir\": \"%s\"", shared);
+    struct server *srv = start_with(state, settings);
+    char first[32], second[32], params[256];
+    json_decref(import_over_http(srv, "first", first));
+    json_t *doc = import_over_http(srv, "second", second);
+    assert_string_equal(json_str(doc, "same_as"), first);
+    json_decref(doc);
+    snprintf(params, sizeof params,
+             "{\"model\": \"colour\", \"dataset\": \"%s\", \"split\": \"test\", \"threshold\": "
+             "0.9, \"as_split\": \"pseudo\"}",
+             second);
+    doc = run_job(srv, "pseudo-label", params);
+    json_t *result = json_object_get(doc, "result");
+    assert_int_equal(json_int(result, "accepted"), 5); /* as test_pseudo_label's */
+    json_decref(doc);
+    json_t *split = split_described(srv, first, "pseudo");
+    assert_non_null(split);
+    assert_int_equal(json_int(split, "count"), 5);
+    json_decref(split);
+    char path[64];
+    struct http_response r;
+    snprintf(path, sizeof path, "/v1/datasets/%s", first);
+    job_send(srv, "DELETE", path, NULL, NULL, &r);
+    assert_error_envelope(&r, 409, "conflict");
+    assert_contains(r.body, second);
+    http_response_free(&r);
+    db_remove(shared);
+    free(shared);
+    harness_pass(state);
+}
+
 /* as_split once: jobs queued behind one that adds the split (job_workers 1) pass validation, as
  * it is not there yet. At their end, the one that found the same images and labels there goes on
  * (what a job resumed after adding its split does); the one with another threshold, hence other
@@ -779,7 +856,7 @@ int main(int argc, char **argv)
         HARNESS_MODELS_TEST(test_pseudo_label),   HARNESS_MODELS_TEST(test_bad_params),
         HARNESS_MODELS_TEST(test_cancel),         HARNESS_MODELS_TEST(test_as_split_once),
         HARNESS_MODELS_TEST(test_kill9_evaluate), HARNESS_MODELS_TEST(test_kill9_pseudo_label),
-        HARNESS_MODELS_TEST(test_kill9_affinity),
+        HARNESS_MODELS_TEST(test_kill9_affinity), HARNESS_MODELS_TEST(test_job_on_alias),
     };
     return harness_main(argc, argv, "job_kinds", tests, sizeof tests / sizeof tests[0]);
 }
