@@ -155,18 +155,20 @@ int datasets_alias_of(struct datasets *r, const char *id, char target[65])
 }
 
 /* Under the lock: whether cache id may go (no alias names it, nothing holds it), 0, or
- * ENG_CONFLICT saying what keeps it; the open entry of a cache that may go is closed. */
+ * ENG_CONFLICT saying what keeps it (ENG_INTERNAL when the folder cannot be read); the open entry
+ * of a cache that may go is closed. */
 static int let_go(struct datasets *r, const char *id, struct eng_error *err)
 {
     char aliases[400] = "", cache[MAX_ID_LENGTH + 1];
     size_t named = 0, used = 0;
     DIR *dir = opendir(r->dir);
-    for (struct dirent *d; dir && (d = readdir(dir));)
+    if (!dir) return eng_fail(err, ENG_INTERNAL, "datasets: %s: %s", r->dir, strerror(errno));
+    for (struct dirent *d; (d = readdir(dir));)
         if (look_up(r, d->d_name, cache) == KIND_ALIAS && strcmp(cache, id) == 0 &&
             used < sizeof aliases)
             used += (size_t)snprintf(aliases + used, sizeof aliases - used, "%s%s",
                                      named++ ? ", " : "", d->d_name);
-    if (dir) closedir(dir);
+    closedir(dir);
     if (named > 0)
         return eng_fail(err, ENG_CONFLICT,
                         "dataset %s is in use: %s %s the same dataset under another id; delete "

@@ -101,8 +101,8 @@ static int share(struct job_ctx *ctx, const char *id, const char *hash, char sam
         return -1;
     }
     /* The older one went meanwhile, or this one is in use: nothing changed, both stay. */
-    job_ctx_log(ctx, "the content of dataset %s, kept as a dataset of its own: %s", same_as,
-                why.message);
+    job_ctx_log(ctx, "the same content as dataset %s, yet kept as a dataset of its own: %s",
+                same_as, why.message);
     return 0;
 }
 
