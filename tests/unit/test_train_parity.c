@@ -40,12 +40,20 @@ static float *floats_of(const json_t *array)
     return out;
 }
 
+/* The cases of dir/name (at least at_least of them); *doc holds them, json_decref it. */
+static json_t *load_cases(const char *name, size_t at_least, json_t **doc)
+{
+    *doc = tu_load_json(dir, name);
+    json_t *cases = json_object_get(*doc, "cases");
+    if (json_array_size(cases) < at_least)
+        fail_msg("%s has %zu cases, fewer than %zu", name, json_array_size(cases), at_least);
+    return cases;
+}
+
 static void test_optimisers(void **state)
 {
     (void)state;
-    json_t *doc = tu_load_json(dir, "optim.json");
-    json_t *cases = json_object_get(doc, "cases");
-    assert_true(json_array_size(cases) >= 8);
+    json_t *doc, *cases = load_cases("optim.json", 8, &doc);
     for (size_t c = 0; c < json_array_size(cases); c++) {
         json_t *tc = json_array_get(cases, c), *cfg = json_object_get(tc, "config");
         const char *name = json_string_value(json_object_get(tc, "name"));
@@ -116,9 +124,7 @@ static enum train_lr_kind lr_kind(const char *name)
 static void test_schedules(void **state)
 {
     (void)state;
-    json_t *doc = tu_load_json(dir, "schedule.json");
-    json_t *cases = json_object_get(doc, "cases");
-    assert_true(json_array_size(cases) >= 8);
+    json_t *doc, *cases = load_cases("schedule.json", 8, &doc);
     for (size_t c = 0; c < json_array_size(cases); c++) {
         json_t *tc = json_array_get(cases, c), *cfg = json_object_get(tc, "config");
         json_t *milestones = json_object_get(cfg, "milestones");
@@ -152,9 +158,7 @@ static void test_schedules(void **state)
 static void test_clipping(void **state)
 {
     (void)state;
-    json_t *doc = tu_load_json(dir, "clip.json");
-    json_t *cases = json_object_get(doc, "cases");
-    assert_int_equal(json_array_size(cases), 3);
+    json_t *doc, *cases = load_cases("clip.json", 3, &doc);
     for (size_t c = 0; c < json_array_size(cases); c++) {
         json_t *tc = json_array_get(cases, c), *grads = json_object_get(tc, "grads");
         struct train_param params[3];
@@ -242,9 +246,7 @@ static void expect_grad(const char *what, const float *got, size_t count, const 
 static void test_losses(void **state)
 {
     (void)state;
-    json_t *doc = tu_load_json(dir, "loss.json");
-    json_t *cases = json_object_get(doc, "cases");
-    assert_int_equal(json_array_size(cases), 7);
+    json_t *doc, *cases = load_cases("loss.json", 7, &doc);
     for (size_t c = 0; c < json_array_size(cases); c++) {
         json_t *tc = json_array_get(cases, c);
         const char *name = json_string_value(json_object_get(tc, "name"));
