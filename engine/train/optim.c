@@ -118,8 +118,9 @@ static void adamw_step(const struct train_optim_config *c, struct state_tensor *
 int train_optim_step(struct train_optim *o, const struct train_param *params, size_t n, double lr,
                      struct eng_error *err)
 {
-    if (!(lr > 0 && isfinite(lr)))
-        return eng_fail(err, ENG_INVALID, "the learning rate must be a finite number > 0, not %g",
+    /* 0 is a rate: a warm-up starts there, and the step still moves the momentum and moments. */
+    if (!(lr >= 0 && isfinite(lr)))
+        return eng_fail(err, ENG_INVALID, "the learning rate must be a finite number >= 0, not %g",
                         lr);
     if (state_check_params("optimiser step", o->tensors, o->n, params, n, NULL, 0, err)) return -1;
     for (size_t i = 0; i < n; i++) {

@@ -45,6 +45,7 @@ int train_schedule_check(const struct train_schedule *s, long total, struct eng_
 
 double train_schedule_lr(const struct train_schedule *s, long step, long total)
 {
+    if (step < 0) step = 0;
     if (step >= total) step = total; /* past the end: the final value */
     if (step < s->warmup) return s->lr * ((double)step / (double)s->warmup);
     long k = step - s->warmup, K = total - s->warmup > 1 ? total - s->warmup : 1;

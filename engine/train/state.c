@@ -61,7 +61,10 @@ int state_check_params(const char *what, const struct state_tensor *tensors, siz
                         na + nb, n);
     for (size_t i = 0; i < n; i++) {
         const struct train_param *p = nth_param(a, na, b, i);
-        if (p->count != tensors[i].count || !p->value)
+        if (!p->value)
+            return eng_fail(err, ENG_INVALID, "%s: tensor %zu (%s) has no values", what, i,
+                            tensors[i].name);
+        if (p->count != tensors[i].count)
             return eng_fail(err, ENG_INVALID,
                             "%s: tensor %zu (%s) has %zu values, it was made for %zu", what, i,
                             tensors[i].name, p->count, tensors[i].count);

@@ -70,14 +70,13 @@ struct train_optim *train_optim_create(const struct train_optim_config *config,
                                        struct eng_error *err);
 void train_optim_free(struct train_optim *optim);
 
-/* One step at learning rate lr (> 0, finite) over params, which must be the tensors the optimiser
- * was made for (same n and counts, else ENG_INVALID and nothing changes). Each tensor with a
- * gradient counts its own steps, as PyTorch's per-parameter state does:
- *   SGD:   d = g + wd p;  b = d on a tensor's first step, else momentum b + d;
- *          d = d + momentum b (Nesterov) or b;  p -= lr d
- *   AdamW: t += 1;  p *= 1 - lr wd;  m = beta1 m + (1 - beta1) g;  v = beta2 v + (1 - beta2) g^2;
- *          p -= lr / (1 - beta1^t) m / (sqrt(v) / sqrt(1 - beta2^t) + eps)
- * in float32, each operation rounded as PyTorch rounds it. */
+/* One step at learning rate lr (>= 0, finite: a warm-up starts at 0) over params, which must be the
+ * tensors the optimiser was made for (same n and counts, else ENG_INVALID and nothing changes).
+ * Each tensor with a gradient counts its own steps, as PyTorch's per-parameter state does: SGD:   d
+ * = g + wd p;  b = d on a tensor's first step, else momentum b + d; d = d + momentum b (Nesterov)
+ * or b;  p -= lr d AdamW: t += 1;  p *= 1 - lr wd;  m = beta1 m + (1 - beta1) g;  v = beta2 v + (1
+ * - beta2) g^2; p -= lr / (1 - beta1^t) m / (sqrt(v) / sqrt(1 - beta2^t) + eps) in float32, each
+ * operation rounded as PyTorch rounds it. */
 int train_optim_step(struct train_optim *optim, const struct train_param *params, size_t n,
                      double lr, struct eng_error *err);
 
@@ -114,7 +113,8 @@ void train_ema_free(struct train_ema *ema);
 /* params and buffers must match those the EMA was made with (ENG_INVALID otherwise). */
 int train_ema_update(struct train_ema *ema, const struct train_param *params, size_t n,
                      const struct train_param *buffers, size_t n_buffers, struct eng_error *err);
-/* The averaged values of params[i] (i < n) or buffers[i - n]: count floats owned by the EMA. */
+/* The averaged values of params[i] (i < n) or buffers[i - n]: count floats owned by the EMA;
+ * NULL past the last buffer. */
 const float *train_ema_value(const struct train_ema *ema, size_t i);
 /* As train_optim_save and train_optim_load. */
 int train_ema_save(const struct train_ema *ema, unsigned char **data, size_t *size,
@@ -153,7 +153,8 @@ struct train_schedule {
 /* ENG_INVALID naming the first field out of range, including a warm-up longer than total. */
 int train_schedule_check(const struct train_schedule *schedule, long total, struct eng_error *err);
 
-/* The learning rate at step (0-based) of total; the schedule must pass train_schedule_check. */
+/* The learning rate at step (0-based; a negative step is step 0) of total; the schedule must pass
+ * train_schedule_check. */
 double train_schedule_lr(const struct train_schedule *schedule, long step, long total);
 
 /* ---- Losses --------------------------------------------------------------------------------- */

@@ -45,6 +45,16 @@ static void test_sgd_by_hand(void **state)
     assert_near(p[0], 0.8266, 1e-6);
     train_optim_free(o);
     train_optim_free(n);
+    /* A step at rate 0 (a warm-up's first) moves no weight but starts the momentum: b = 1, then
+     * b = 0.9 + 1 = 1.9 and p = 1 - 0.19 = 0.81. */
+    float w = 1, gw = 1;
+    struct train_param t = param("w", &w, &gw, 1);
+    o = train_optim_create(&sgd, &t, 1, &err);
+    assert_int_equal(train_optim_step(o, &t, 1, 0, &err), 0);
+    assert_true(w == 1.0f);
+    assert_int_equal(train_optim_step(o, &t, 1, 0.1, &err), 0);
+    assert_near(w, 0.81, 1e-7);
+    train_optim_free(o);
 }
 
 static void test_no_decay_excluded(void **state)
@@ -145,7 +155,7 @@ static void test_refusals(void **state)
     assert_int_equal(train_optim_step(o, &shorter, 1, 0.1, &err), -1);
     assert_int_equal(err.code, ENG_INVALID);
     assert_int_equal(train_optim_step(o, &t, 0, 0.1, &err), -1);
-    assert_int_equal(train_optim_step(o, &t, 1, 0, &err), -1);
+    assert_int_equal(train_optim_step(o, &t, 1, -0.1, &err), -1);
     assert_non_null(strstr(err.message, "learning rate"));
     assert_int_equal(train_optim_step(o, &t, 1, NAN, &err), -1);
     assert_true(v[0] == 1 && v[1] == 2 && v[2] == 3);
