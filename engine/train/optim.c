@@ -79,6 +79,19 @@ void train_optim_free(struct train_optim *o)
     free(o);
 }
 
+/* fmaf is correctly rounded everywhere, a library call on baseline x86-64; on CPUs with FMA the
+ * clone picked at load time makes it an instruction, and the loops vector code, with the same
+ * bits (every operation is elementwise). As engine/image/noise.c's convolve_row. */
+#if defined(__x86_64__) && defined(__GNUC__) && defined(__has_attribute)
+#if __has_attribute(target_clones)
+#define FMA_CLONES __attribute__((target_clones("fma", "default")))
+#endif
+#endif
+#ifndef FMA_CLONES
+#define FMA_CLONES
+#endif
+
+FMA_CLONES
 static void sgd_step(const struct train_optim_config *c, struct state_tensor *t,
                      const struct train_param *p, double lr, double wd)
 {
@@ -95,6 +108,7 @@ static void sgd_step(const struct train_optim_config *c, struct state_tensor *t,
     }
 }
 
+FMA_CLONES
 static void adamw_step(const struct train_optim_config *c, struct state_tensor *t,
                        const struct train_param *p, double lr, double wd)
 {
