@@ -19,6 +19,13 @@ static const char *tag_of(enum train_optim_kind kind)
     return kind == TRAIN_SGD ? "sgd " : "admw";
 }
 
+struct train_optim_config train_optim_defaults(enum train_optim_kind kind)
+{
+    if (kind == TRAIN_SGD) return (struct train_optim_config){.kind = TRAIN_SGD};
+    return (struct train_optim_config){
+        .kind = TRAIN_ADAMW, .weight_decay = 0.01, .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-8};
+}
+
 static int in_unit(double x)
 {
     return x >= 0 && x < 1;

@@ -22,8 +22,8 @@
 #include "core/error.h"
 
 /* ---- Optimisers ------------------------------------------------------------------------------ */
-/* optim.c, clip.c, ema.c, state.c. A model's trainable tensors as the optimiser sees them: the
- * training plan lists them (in a fixed order: the order is part of a checkpoint), and the
+/* optim.c, clip.c, ema.c, state.c, names.c. A model's trainable tensors as the optimiser sees them:
+ * the training plan lists them (in a fixed order: the order is part of a checkpoint), and the
  * optimiser updates value in place from grad. A tensor whose grad is NULL is frozen this step:
  * the optimiser and clipping pass it over, as PyTorch passes over a parameter whose .grad is None.
  *
@@ -58,6 +58,13 @@ struct train_optim_config {
     double beta1, beta2; /* [0, 1) */
     double eps;          /* > 0 */
 };
+
+/* The kinds by the names a job's params give them: "sgd", "adamw". ENG_INVALID listing those. */
+int train_optim_kind_named(const char *name, enum train_optim_kind *kind, struct eng_error *err);
+
+/* PyTorch's defaults for kind, which a job's params override field by field: SGD without momentum
+ * or weight decay; AdamW with betas (0.9, 0.999), eps 1e-8 and weight decay 0.01. */
+struct train_optim_config train_optim_defaults(enum train_optim_kind kind);
 
 /* ENG_INVALID naming the first field out of range ("momentum must be in [0, 1)"). */
 int train_optim_check(const struct train_optim_config *config, struct eng_error *err);
@@ -122,8 +129,8 @@ int train_ema_save(const struct train_ema *ema, unsigned char **data, size_t *si
 int train_ema_load(struct train_ema *ema, const void *data, size_t size, struct eng_error *err);
 
 /* ---- Learning-rate schedules ---------------------------------------------------------------- */
-/* schedule.c. A schedule is a pure function of (step, total steps): a resumed job needs no state
- * for it. A step is whatever unit the caller steps in (a batch for FixMatch, an epoch for the
+/* schedule.c, names.c. A schedule is a pure function of (step, total steps): a resumed job needs no
+ * state for it. A step is whatever unit the caller steps in (a batch for FixMatch, an epoch for the
  * classic step schedules). With warmup > 0, the rate rises linearly from 0 at step 0 (lr * step /
  * warmup, FixMatch's warm-up), and the schedule proper then runs over the remaining steps, counted
  * from the end of the warm-up (k = step - warmup of K = max(1, total - warmup)), as PyTorch's
@@ -149,6 +156,10 @@ struct train_schedule {
     double gamma;  /* step and multistep: the factor, in (0, 1] */
     double min_lr; /* cosine: the floor, in [0, lr] */
 };
+
+/* The kinds by the names a job's params give them: "constant", "step", "multistep", "cosine",
+ * "fixmatch". ENG_INVALID listing those. */
+int train_lr_kind_named(const char *name, enum train_lr_kind *kind, struct eng_error *err);
 
 /* ENG_INVALID naming the first field out of range, including a warm-up longer than total. */
 int train_schedule_check(const struct train_schedule *schedule, long total, struct eng_error *err);

@@ -358,6 +358,36 @@ static void test_ema_by_hand(void **state)
     train_ema_free(ema);
 }
 
+static void test_names_and_defaults(void **state)
+{
+    (void)state;
+    struct eng_error err;
+    enum train_optim_kind kind;
+    enum train_lr_kind lr;
+    assert_int_equal(train_optim_kind_named("adamw", &kind, &err), 0);
+    assert_int_equal(kind, TRAIN_ADAMW);
+    assert_int_equal(train_optim_kind_named("sgd", &kind, &err), 0);
+    assert_int_equal(kind, TRAIN_SGD);
+    assert_int_equal(train_optim_kind_named("adam", &kind, &err), -1);
+    assert_int_equal(err.code, ENG_INVALID);
+    assert_non_null(strstr(err.message, "'adam'"));
+    assert_int_equal(train_lr_kind_named("fixmatch", &lr, &err), 0);
+    assert_int_equal(lr, TRAIN_LR_FIXMATCH);
+    assert_int_equal(train_lr_kind_named("multistep", &lr, &err), 0);
+    assert_int_equal(lr, TRAIN_LR_MULTISTEP);
+    assert_int_equal(train_lr_kind_named("Cosine", &lr, &err), -1);
+    assert_non_null(strstr(err.message, "cosine"));
+    /* torch.optim's documented defaults: SGD(momentum=0, weight_decay=0), AdamW(betas=(0.9,
+     * 0.999), eps=1e-8, weight_decay=1e-2); both pass the check. */
+    struct train_optim_config c = train_optim_defaults(TRAIN_SGD);
+    assert_true(c.kind == TRAIN_SGD && c.momentum == 0 && c.weight_decay == 0 && !c.nesterov);
+    assert_int_equal(train_optim_check(&c, &err), 0);
+    c = train_optim_defaults(TRAIN_ADAMW);
+    assert_true(c.kind == TRAIN_ADAMW && c.beta1 == 0.9 && c.beta2 == 0.999 && c.eps == 1e-8 &&
+                c.weight_decay == 0.01);
+    assert_int_equal(train_optim_check(&c, &err), 0);
+}
+
 static void test_schedules_by_hand(void **state)
 {
     (void)state;
@@ -401,11 +431,12 @@ static void test_schedules_by_hand(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_sgd_by_hand),    cmocka_unit_test(test_no_decay_excluded),
-        cmocka_unit_test(test_adamw_by_hand),  cmocka_unit_test(test_frozen_tensor),
-        cmocka_unit_test(test_refusals),       cmocka_unit_test(test_resume_is_bit_identical),
-        cmocka_unit_test(test_state_refusals), cmocka_unit_test(test_clip_by_hand),
-        cmocka_unit_test(test_ema_by_hand),    cmocka_unit_test(test_schedules_by_hand),
+        cmocka_unit_test(test_sgd_by_hand),        cmocka_unit_test(test_no_decay_excluded),
+        cmocka_unit_test(test_adamw_by_hand),      cmocka_unit_test(test_frozen_tensor),
+        cmocka_unit_test(test_refusals),           cmocka_unit_test(test_resume_is_bit_identical),
+        cmocka_unit_test(test_state_refusals),     cmocka_unit_test(test_clip_by_hand),
+        cmocka_unit_test(test_ema_by_hand),        cmocka_unit_test(test_schedules_by_hand),
+        cmocka_unit_test(test_names_and_defaults),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -57,10 +57,13 @@ static void test_optimisers(void **state)
     for (size_t c = 0; c < json_array_size(cases); c++) {
         json_t *tc = json_array_get(cases, c), *cfg = json_object_get(tc, "config");
         const char *name = json_string_value(json_object_get(tc, "name"));
+        struct eng_error err;
+        enum train_optim_kind kind;
+        assert_int_equal(
+            train_optim_kind_named(json_string_value(json_object_get(cfg, "kind")), &kind, &err),
+            0);
         struct train_optim_config config = {
-            .kind = strcmp(json_string_value(json_object_get(cfg, "kind")), "sgd") == 0
-                        ? TRAIN_SGD
-                        : TRAIN_ADAMW,
+            .kind = kind,
             .weight_decay = json_number_value(json_object_get(cfg, "weight_decay")),
             .exclude_no_decay = json_is_true(json_object_get(cfg, "exclude_no_decay")),
             .momentum = json_number_value(json_object_get(cfg, "momentum")),
@@ -83,7 +86,6 @@ static void test_optimisers(void **state)
                 .no_decay = json_is_true(json_object_get(p, "no_decay")),
             };
         }
-        struct eng_error err;
         struct train_optim *optim = train_optim_create(&config, params, n, &err);
         assert_non_null(optim);
         json_t *lrs = json_object_get(tc, "lrs"), *grads = json_object_get(tc, "grads");
@@ -112,15 +114,6 @@ static void test_optimisers(void **state)
     json_decref(doc);
 }
 
-static enum train_lr_kind lr_kind(const char *name)
-{
-    static const char *const names[] = {"constant", "step", "multistep", "cosine", "fixmatch"};
-    for (int k = 0; k < 5; k++)
-        if (strcmp(name, names[k]) == 0) return (enum train_lr_kind)k;
-    fail_msg("unknown schedule %s", name);
-    return TRAIN_LR_CONSTANT;
-}
-
 static void test_schedules(void **state)
 {
     (void)state;
@@ -129,7 +122,6 @@ static void test_schedules(void **state)
         json_t *tc = json_array_get(cases, c), *cfg = json_object_get(tc, "config");
         json_t *milestones = json_object_get(cfg, "milestones");
         struct train_schedule s = {
-            .kind = lr_kind(json_string_value(json_object_get(cfg, "kind"))),
             .lr = json_number_value(json_object_get(cfg, "lr")),
             .warmup = (long)json_integer_value(json_object_get(cfg, "warmup")),
             .step_size = (long)json_integer_value(json_object_get(cfg, "step_size")),
@@ -137,10 +129,12 @@ static void test_schedules(void **state)
             .gamma = json_number_value(json_object_get(cfg, "gamma")),
             .min_lr = json_number_value(json_object_get(cfg, "min_lr")),
         };
+        struct eng_error err;
+        assert_int_equal(
+            train_lr_kind_named(json_string_value(json_object_get(cfg, "kind")), &s.kind, &err), 0);
         for (size_t i = 0; i < s.n_milestones; i++)
             s.milestones[i] = (long)json_integer_value(json_array_get(milestones, i));
         long total = (long)json_integer_value(json_object_get(tc, "total"));
-        struct eng_error err;
         assert_int_equal(train_schedule_check(&s, total, &err), 0);
         json_t *expected = json_object_get(tc, "expected");
         assert_int_equal(json_array_size(expected), (size_t)total);
