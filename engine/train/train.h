@@ -5,9 +5,11 @@
  *
  * Arithmetic follows PyTorch 1.13 wherever PyTorch defines it (torch.optim.SGD and AdamW,
  * clip_grad_norm_, F.cross_entropy, the reference codes of FixMatch and AugMix), and
- * tests/parity/gen_optim.py checks it against PyTorch itself. Everything is deterministic: the same
- * inputs give the same bits on any thread count, so a job resumed from a checkpoint ends with the
- * weights of an uninterrupted run.
+ * tests/parity/gen_optim.py checks it against PyTorch itself. The optimisers, schedules, clipping,
+ * EMA and losses are deterministic: they run on the caller's thread, so the same inputs give the
+ * same bits on any thread count (and the optimisers' updates, float32 operations and correctly
+ * rounded fmaf, the same bits on any CPU); their state saves and loads exactly, so a job resumed
+ * from a checkpoint ends with the weights of an uninterrupted run.
  *
  * Errors are ENG_INVALID for arguments out of range (naming the argument), ENG_NO_MEMORY, and for
  * state bytes that do not fit, ENG_UNDECODABLE (corrupt) or ENG_CONFLICT (another model or
