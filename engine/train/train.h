@@ -1,0 +1,206 @@
+/* train: training models on the CPU. This area owns what turns a graph of engine/nn into a trained
+ * model: the training plan (forward in training mode, backward), the optimisers, learning-rate
+ * schedules, gradient clipping, the EMA of the weights, the losses, and the model zoo. It links nn
+ * and data; nothing below it includes it.
+ *
+ * Arithmetic follows PyTorch 1.13 wherever PyTorch defines it (torch.optim.SGD and AdamW,
+ * clip_grad_norm_, F.cross_entropy, the reference codes of FixMatch and AugMix), and
+ * tests/parity/gen_optim.py checks it against PyTorch itself. The optimisers, schedules, clipping,
+ * EMA and losses are deterministic: they run on the caller's thread, so the same inputs give the
+ * same bits on any thread count (and the optimisers' updates, float32 operations and correctly
+ * rounded fmaf, the same bits on any CPU); their state saves and loads exactly, so a job resumed
+ * from a checkpoint ends with the weights of an uninterrupted run.
+ *
+ * Errors are ENG_INVALID for arguments out of range (naming the argument), ENG_NO_MEMORY, and for
+ * state bytes that do not fit, ENG_UNDECODABLE (corrupt) or ENG_CONFLICT (another model or
+ * optimiser). engine/train/internal.h (AUGENGINE_TRAIN_INTERNAL) is private to this area. */
+#ifndef AUGSERVE_ENGINE_TRAIN_H
+#define AUGSERVE_ENGINE_TRAIN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/error.h"
+
+/* ---- Optimisers ------------------------------------------------------------------------------ */
+/* optim.c, clip.c, ema.c, state.c, names.c. A model's trainable tensors as the optimiser sees them:
+ * the training plan lists them (in a fixed order: the order is part of a checkpoint), and the
+ * optimiser updates value in place from grad. A tensor whose grad is NULL is frozen this step:
+ * the optimiser and clipping pass it over, as PyTorch passes over a parameter whose .grad is None.
+ *
+ * A train job drives them once per batch:
+ *   zero the logits' gradient; train_loss_* (they add into it); the plan's backward;
+ *   train_clip_grad_norm (when clipping); lr = train_schedule_lr(&schedule, step, total);
+ *   train_optim_step(optim, params, n, lr); train_ema_update (when EMA is on); step++.
+ * and at each checkpoint saves train_optim_save's and train_ema_save's bytes beside the weights
+ * and the step; a resumed job creates both afresh and loads the bytes back. */
+struct train_param {
+    const char *name; /* the initializer's name, as in the model */
+    size_t count;     /* elements */
+    float *value;
+    float *grad;   /* count elements, or NULL: frozen */
+    bool no_decay; /* a bias or a BatchNorm scale or shift, which FixMatch keeps out of weight
+                      decay (struct train_optim_config.exclude_no_decay) */
+};
+
+enum train_optim_kind {
+    TRAIN_SGD,   /* torch.optim.SGD, dampening 0 */
+    TRAIN_ADAMW, /* torch.optim.AdamW, amsgrad off */
+};
+
+struct train_optim_config {
+    enum train_optim_kind kind;
+    double weight_decay;   /* >= 0; SGD adds wd * p to the gradient, AdamW scales p by 1 - lr wd */
+    bool exclude_no_decay; /* no weight decay on the tensors marked no_decay */
+    /* SGD */
+    double momentum; /* [0, 1); 0: plain SGD, no buffer */
+    bool nesterov;   /* needs momentum > 0 */
+    /* AdamW (PyTorch's defaults: 0.9, 0.999, 1e-8) */
+    double beta1, beta2; /* [0, 1) */
+    double eps;          /* > 0 */
+};
+
+/* The kinds by the names a job's params give them: "sgd", "adamw". ENG_INVALID listing those. */
+int train_optim_kind_named(const char *name, enum train_optim_kind *kind, struct eng_error *err);
+
+/* PyTorch's defaults for kind, which a job's params override field by field: SGD without momentum
+ * or weight decay; AdamW with betas (0.9, 0.999), eps 1e-8 and weight decay 0.01. */
+struct train_optim_config train_optim_defaults(enum train_optim_kind kind);
+
+/* ENG_INVALID naming the first field out of range ("momentum must be in [0, 1)"). */
+int train_optim_check(const struct train_optim_config *config, struct eng_error *err);
+
+/* An optimiser for the tensors params[0..n) (their names and counts are kept; values and
+ * gradients are read at each step). Its state starts empty, as a new PyTorch optimiser's. NULL on
+ * error (train_optim_check's, ENG_NO_MEMORY). */
+struct train_optim *train_optim_create(const struct train_optim_config *config,
+                                       const struct train_param *params, size_t n,
+                                       struct eng_error *err);
+void train_optim_free(struct train_optim *optim);
+
+/* One step at learning rate lr (>= 0, finite: a warm-up starts at 0) over params, which must be the
+ * tensors the optimiser was made for (same n and counts, else ENG_INVALID and nothing changes).
+ * Each tensor with a gradient counts its own steps, as PyTorch's per-parameter state does: SGD:   d
+ * = g + wd p;  b = d on a tensor's first step, else momentum b + d; d = d + momentum b (Nesterov)
+ * or b;  p -= lr d AdamW: t += 1;  p *= 1 - lr wd;  m = beta1 m + (1 - beta1) g;  v = beta2 v + (1
+ * - beta2) g^2; p -= lr / (1 - beta1^t) m / (sqrt(v) / sqrt(1 - beta2^t) + eps) in float32, each
+ * operation rounded as PyTorch rounds it. */
+int train_optim_step(struct train_optim *optim, const struct train_param *params, size_t n,
+                     double lr, struct eng_error *err);
+
+/* The optimiser's state (each tensor's name, step count, momentum buffer or Adam moments) as
+ * versioned little-endian bytes: *data (malloc'd, the caller frees it) and *size. */
+int train_optim_save(const struct train_optim *optim, unsigned char **data, size_t *size,
+                     struct eng_error *err);
+/* Replaces the state with saved bytes, which must come from an optimiser of the same kind over
+ * tensors of the same names and counts in the same order (ENG_CONFLICT otherwise; ENG_UNDECODABLE
+ * for bytes that are not a state, truncated or of another version). On error the state is left
+ * as it was. */
+int train_optim_load(struct train_optim *optim, const void *data, size_t size,
+                     struct eng_error *err);
+
+/* torch.nn.utils.clip_grad_norm_ with norm_type 2: the Euclidean norm of every gradient together
+ * (tensors without one left out), and when it exceeds max_norm, every gradient scaled by
+ * max_norm / (norm + 1e-6). *total_norm gets the norm before clipping. max_norm must be > 0; a
+ * norm that is not finite (a diverged loss) is ENG_INVALID and leaves the gradients as they are,
+ * where PyTorch would fill them with NaN. */
+int train_clip_grad_norm(const struct train_param *params, size_t n, double max_norm,
+                         double *total_norm, struct eng_error *err);
+
+/* The exponential moving average of a model's weights, as FixMatch's reference keeps it
+ * (kekmodel/FixMatch-pytorch, models/ema.py): after each optimiser step every parameter's average
+ * becomes decay * ema + (1 - decay) * value, and every buffer (BatchNorm's running mean and
+ * variance) is copied, not averaged. It starts as a copy of the model. When enabled, evaluation
+ * and the exported model use the averages (train_ema_value) instead of the weights.
+ * params are the optimiser's tensors; buffers are the model's other float state (their grad is
+ * ignored). */
+struct train_ema *train_ema_create(const struct train_param *params, size_t n,
+                                   const struct train_param *buffers, size_t n_buffers,
+                                   double decay, struct eng_error *err);
+void train_ema_free(struct train_ema *ema);
+/* params and buffers must match those the EMA was made with (ENG_INVALID otherwise). */
+int train_ema_update(struct train_ema *ema, const struct train_param *params, size_t n,
+                     const struct train_param *buffers, size_t n_buffers, struct eng_error *err);
+/* The averaged values of params[i] (i < n) or buffers[i - n]: count floats owned by the EMA;
+ * NULL past the last buffer. */
+const float *train_ema_value(const struct train_ema *ema, size_t i);
+/* As train_optim_save and train_optim_load. */
+int train_ema_save(const struct train_ema *ema, unsigned char **data, size_t *size,
+                   struct eng_error *err);
+int train_ema_load(struct train_ema *ema, const void *data, size_t size, struct eng_error *err);
+
+/* ---- Learning-rate schedules ---------------------------------------------------------------- */
+/* schedule.c, names.c. A schedule is a pure function of (step, total steps): a resumed job needs no
+ * state for it. A step is whatever unit the caller steps in (a batch for FixMatch, an epoch for the
+ * classic step schedules). With warmup > 0, the rate rises linearly from 0 at step 0 (lr * step /
+ * warmup, FixMatch's warm-up), and the schedule proper then runs over the remaining steps, counted
+ * from the end of the warm-up (k = step - warmup of K = max(1, total - warmup)), as PyTorch's
+ * SequentialLR hands over to its second scheduler. Past the total, the rate stays at its final
+ * value. */
+enum train_lr_kind {
+    TRAIN_LR_CONSTANT,  /* lr */
+    TRAIN_LR_STEP,      /* StepLR: lr gamma^floor(k / step_size) */
+    TRAIN_LR_MULTISTEP, /* MultiStepLR: lr gamma^(milestones <= k) */
+    TRAIN_LR_COSINE, /* CosineAnnealingLR (T_max = K): min_lr + (lr - min_lr)(1 + cos(pi k/K))/2 */
+    TRAIN_LR_FIXMATCH, /* FixMatch's: lr max(0, cos(7 pi k / (16 K))) */
+};
+
+#define TRAIN_MAX_MILESTONES 16
+
+struct train_schedule {
+    enum train_lr_kind kind;
+    double lr;   /* the base rate, > 0 */
+    long warmup; /* steps of linear warm-up, >= 0 */
+    long step_size;
+    long milestones[TRAIN_MAX_MILESTONES]; /* increasing, > 0 */
+    size_t n_milestones;
+    double gamma;  /* step and multistep: the factor, in (0, 1] */
+    double min_lr; /* cosine: the floor, in [0, lr] */
+};
+
+/* The kinds by the names a job's params give them: "constant", "step", "multistep", "cosine",
+ * "fixmatch". ENG_INVALID listing those. */
+int train_lr_kind_named(const char *name, enum train_lr_kind *kind, struct eng_error *err);
+
+/* ENG_INVALID naming the first field out of range, including a warm-up longer than total. */
+int train_schedule_check(const struct train_schedule *schedule, long total, struct eng_error *err);
+
+/* The learning rate at step (0-based; a negative step is step 0) of total; the schedule must pass
+ * train_schedule_check. */
+double train_schedule_lr(const struct train_schedule *schedule, long step, long total);
+
+/* ---- Losses --------------------------------------------------------------------------------- */
+/* loss.c. Losses over a batch of logits (batch rows of classes floats, row-major), reduced by the
+ * batch mean as PyTorch's reduction='mean' and 'batchmean'. Each gives the loss and, when grad is
+ * not NULL, ADDS its gradient with respect to the logits into grad (batch x classes), so losses on
+ * the same logits sum (AugMix: cross-entropy on the clean view plus the consistency term). The
+ * arithmetic is in double, through log-sum-exp. Logits that are not finite are ENG_INVALID (a
+ * diverged model), as are targets out of range. */
+
+/* The targets of a cross-entropy: one of the two. */
+struct train_targets {
+    const int32_t *labels; /* batch class indices in [0, classes) */
+    const float *probs;    /* batch x classes probabilities (soft targets), each >= 0 */
+};
+
+/* F.cross_entropy(logits, target, label_smoothing=smoothing): the target distribution t is
+ * (1 - smoothing) onehot(label) + smoothing / classes, or (1 - smoothing) probs + smoothing /
+ * classes, and a sample's loss is -sum_j t_j log softmax(z)_j. With weights (batch floats, may be
+ * NULL) sample i counts weights[i] times; the mean still divides by batch, as FixMatch's
+ * (F.cross_entropy(..., reduction='none') * mask).mean(). smoothing in [0, 1]. */
+int train_loss_cross_entropy(const float *logits, size_t batch, size_t classes,
+                             const struct train_targets *targets, double smoothing,
+                             const float *weights, double *loss, float *grad,
+                             struct eng_error *err);
+
+/* AugMix's Jensen-Shannon consistency (google-research/augmix, cifar.py) over three views of the
+ * same samples, logits[0] the clean one: with p_v = softmax(logits[v]) and the mixture
+ * M = clamp((p_0 + p_1 + p_2) / 3, 1e-7, 1),
+ *   loss = weight * (KL(p_0 || M) + KL(p_1 || M) + KL(p_2 || M)) / 3
+ * each KL being F.kl_div(log M, p_v, reduction='batchmean'); AugMix's weight is 12. grad (NULL,
+ * or three arrays) gets each view's gradient added. */
+int train_loss_jsd(const float *const logits[3], size_t batch, size_t classes, double weight,
+                   double *loss, float *const grad[3], struct eng_error *err);
+
+#endif
