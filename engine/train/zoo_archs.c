@@ -1,0 +1,210 @@
+/* The zoo's architectures, each transcribing its reference PyTorch code (train/train.h's table):
+ * the same modules in the same order, under the same state_dict names. */
+#include <stdio.h>
+
+#include "train/internal.h"
+
+void zoo_small_cnn(struct zoo *z, const struct train_zoo_spec *spec)
+{
+    static const int width[3] = {32, 64, 128};
+    char h[ZOO_NAME] = "input", m[ZOO_NAME];
+    int in = spec->channels;
+    for (int i = 0; i < 3; i++) {
+        snprintf(m, sizeof m, "conv%d", i + 1);
+        zoo_conv(z, h, h, m, in, width[i], 3, 1, 1);
+        snprintf(m, sizeof m, "bn%d", i + 1);
+        zoo_bn(z, h, h, m, width[i]);
+        snprintf(m, sizeof m, "relu%d", i + 1);
+        zoo_act(z, h, h, m);
+        if (i < 2) {
+            snprintf(m, sizeof m, "pool%d", i + 1);
+            zoo_maxpool(z, h, h, m, 2, 2, 0);
+        }
+        in = width[i];
+    }
+    zoo_head(z, h, "fc", in, spec->classes);
+}
+
+/* akamaster's BasicBlock, option B: relu(bn2(conv2(relu(bn1(conv1(x))))) + shortcut(x)). */
+static void cifar_block(struct zoo *z, char *h, const char *block, int in, int planes, int stride)
+{
+    char m[ZOO_NAME], x[ZOO_NAME], s[ZOO_NAME];
+    snprintf(x, sizeof x, "%s", h);
+    zoo_path(m, block, "conv1");
+    zoo_conv(z, h, h, m, in, planes, 3, stride, 1);
+    zoo_path(m, block, "bn1");
+    zoo_bn(z, h, h, m, planes);
+    zoo_path(m, block, "relu1");
+    zoo_act(z, h, h, m);
+    zoo_path(m, block, "conv2");
+    zoo_conv(z, h, h, m, planes, planes, 3, 1, 1);
+    zoo_path(m, block, "bn2");
+    zoo_bn(z, h, h, m, planes);
+    if (stride != 1 || in != planes) {
+        zoo_path(m, block, "shortcut.0");
+        zoo_conv(z, x, s, m, in, planes, 1, stride, 0);
+        zoo_path(m, block, "shortcut.1");
+        zoo_bn(z, s, s, m, planes);
+    } else {
+        snprintf(s, sizeof s, "%s", x);
+    }
+    zoo_path(m, block, "add");
+    zoo_add(z, h, s, h, m);
+    zoo_path(m, block, "relu2");
+    zoo_act(z, h, h, m);
+}
+
+void zoo_resnet_cifar(struct zoo *z, const struct train_zoo_spec *spec)
+{
+    int n = (spec->depth - 2) / 6, in = 16;
+    char h[ZOO_NAME] = "input", block[ZOO_NAME];
+    zoo_conv(z, h, h, "conv1", spec->channels, 16, 3, 1, 1);
+    zoo_bn(z, h, h, "bn1", 16);
+    zoo_act(z, h, h, "relu");
+    for (int stage = 0; stage < 3; stage++) {
+        int planes = 16 << stage;
+        for (int i = 0; i < n; i++) {
+            snprintf(block, sizeof block, "layer%d.%d", stage + 1, i);
+            cifar_block(z, h, block, in, planes, i == 0 && stage > 0 ? 2 : 1);
+            in = planes;
+        }
+    }
+    zoo_head(z, h, "linear", in, spec->classes);
+}
+
+/* A pre-activation block of xternalz's WRN, or of kekmodel's (FixMatch) when z->leaky; see
+ * train.h. first_stage: the block that activates before its shortcut in kekmodel's. */
+static void wrn_block(struct zoo *z, char *h, const char *block, int in, int out, int stride,
+                      bool fixmatch, bool first_stage)
+{
+    char m[ZOO_NAME], a[ZOO_NAME], s[ZOO_NAME];
+    bool equal = in == out;
+    /* kekmodel's blocks that change width outside the first stage compute relu1(bn1(x)) and
+     * drop it: conv1 and the shortcut read x itself. That bn1 is left out (it has no effect and
+     * would get no gradient), so its state_dict keys are the only ones PyTorch has and this
+     * graph lacks: a load into PyTorch leaves them at their initial values. */
+    bool raw = fixmatch && !equal && !first_stage;
+    if (raw) {
+        snprintf(a, sizeof a, "%s", h);
+    } else {
+        zoo_path(m, block, "bn1");
+        zoo_bn(z, h, a, m, in);
+        zoo_path(m, block, "relu1");
+        zoo_act(z, a, a, m);
+    }
+    /* The residual branch reads the activated x when the width changes, x itself otherwise. */
+    zoo_path(m, block, "conv1");
+    zoo_conv(z, a, s, m, in, out, 3, stride, 1);
+    zoo_path(m, block, "bn2");
+    zoo_bn(z, s, s, m, out);
+    zoo_path(m, block, "relu2");
+    zoo_act(z, s, s, m);
+    zoo_path(m, block, "conv2");
+    zoo_conv(z, s, s, m, out, out, 3, 1, 1);
+    if (!equal) {
+        zoo_path(m, block, "convShortcut");
+        zoo_conv(z, a, a, m, in, out, 1, stride, 0);
+        zoo_path(m, block, "add");
+        zoo_add(z, a, s, h, m);
+    } else {
+        zoo_path(m, block, "add");
+        zoo_add(z, h, s, h, m);
+    }
+}
+
+void zoo_wrn(struct zoo *z, const struct train_zoo_spec *spec)
+{
+    int n = (spec->depth - 4) / 6, k = spec->width;
+    int widths[4] = {16, 16 * k, 32 * k, 64 * k};
+    char h[ZOO_NAME] = "input", block[ZOO_NAME];
+    zoo_conv(z, h, h, "conv1", spec->channels, 16, 3, 1, 1);
+    for (int stage = 0; stage < 3; stage++)
+        for (int i = 0; i < n; i++) {
+            snprintf(block, sizeof block, "block%d.layer.%d", stage + 1, i);
+            wrn_block(z, h, block, i == 0 ? widths[stage] : widths[stage + 1], widths[stage + 1],
+                      i == 0 && stage > 0 ? 2 : 1, spec->fixmatch, stage == 0);
+        }
+    zoo_bn(z, h, h, "bn1", widths[3]);
+    zoo_act(z, h, h, "relu");
+    zoo_head(z, h, "fc", widths[3], spec->classes);
+}
+
+/* torchvision's BasicBlock (expansion 1) or Bottleneck (expansion 4, stride on its 3x3). */
+static void tv_block(struct zoo *z, char *h, const char *block, int in, int planes, int stride,
+                     bool bottleneck)
+{
+    char m[ZOO_NAME], x[ZOO_NAME], s[ZOO_NAME];
+    int out = bottleneck ? 4 * planes : planes;
+    snprintf(x, sizeof x, "%s", h);
+    if (bottleneck) {
+        zoo_path(m, block, "conv1");
+        zoo_conv(z, h, h, m, in, planes, 1, 1, 0);
+        zoo_path(m, block, "bn1");
+        zoo_bn(z, h, h, m, planes);
+        zoo_path(m, block, "relu1");
+        zoo_act(z, h, h, m);
+        zoo_path(m, block, "conv2");
+        zoo_conv(z, h, h, m, planes, planes, 3, stride, 1);
+        zoo_path(m, block, "bn2");
+        zoo_bn(z, h, h, m, planes);
+        zoo_path(m, block, "relu2");
+        zoo_act(z, h, h, m);
+        zoo_path(m, block, "conv3");
+        zoo_conv(z, h, h, m, planes, out, 1, 1, 0);
+        zoo_path(m, block, "bn3");
+        zoo_bn(z, h, h, m, out);
+    } else {
+        zoo_path(m, block, "conv1");
+        zoo_conv(z, h, h, m, in, planes, 3, stride, 1);
+        zoo_path(m, block, "bn1");
+        zoo_bn(z, h, h, m, planes);
+        zoo_path(m, block, "relu1");
+        zoo_act(z, h, h, m);
+        zoo_path(m, block, "conv2");
+        zoo_conv(z, h, h, m, planes, planes, 3, 1, 1);
+        zoo_path(m, block, "bn2");
+        zoo_bn(z, h, h, m, planes);
+    }
+    if (stride != 1 || in != out) {
+        zoo_path(m, block, "downsample.0");
+        zoo_conv(z, x, s, m, in, out, 1, stride, 0);
+        zoo_path(m, block, "downsample.1");
+        zoo_bn(z, s, s, m, out);
+    } else {
+        snprintf(s, sizeof s, "%s", x);
+    }
+    zoo_path(m, block, "add");
+    zoo_add(z, h, s, h, m);
+    zoo_path(m, block, "relu");
+    zoo_act(z, h, h, m);
+}
+
+void zoo_resnet(struct zoo *z, const struct train_zoo_spec *spec)
+{
+    static const struct {
+        int depth, blocks[4];
+        bool bottleneck;
+    } layouts[] = {
+        {18, {2, 2, 2, 2}, false},  {34, {3, 4, 6, 3}, false},  {50, {3, 4, 6, 3}, true},
+        {101, {3, 4, 23, 3}, true}, {152, {3, 8, 36, 3}, true},
+    };
+    size_t l = 0;
+    while (layouts[l].depth != spec->depth)
+        l++; /* train_zoo_parse allows only these */
+    bool bottleneck = layouts[l].bottleneck;
+    char h[ZOO_NAME] = "input", block[ZOO_NAME];
+    zoo_conv(z, h, h, "conv1", spec->channels, 64, 7, 2, 3);
+    zoo_bn(z, h, h, "bn1", 64);
+    zoo_act(z, h, h, "relu");
+    zoo_maxpool(z, h, h, "maxpool", 3, 2, 1);
+    int in = 64;
+    for (int stage = 0; stage < 4; stage++) {
+        int planes = 64 << stage;
+        for (int i = 0; i < layouts[l].blocks[stage]; i++) {
+            snprintf(block, sizeof block, "layer%d.%d", stage + 1, i);
+            tv_block(z, h, block, in, planes, i == 0 && stage > 0 ? 2 : 1, bottleneck);
+            in = bottleneck ? 4 * planes : planes;
+        }
+    }
+    zoo_head(z, h, "fc", in, spec->classes);
+}
