@@ -25,33 +25,53 @@ void zoo_small_cnn(struct zoo *z, const struct train_zoo_spec *spec)
     zoo_head(z, h, "fc", in, spec->classes);
 }
 
-/* akamaster's BasicBlock, option B: relu(bn2(conv2(relu(bn1(conv1(x))))) + shortcut(x)). */
-static void cifar_block(struct zoo *z, char *h, const char *block, int in, int planes, int stride)
+/* Convolution i of a ResNet block (conv<i>, bn<i> and, when act, relu<i>) on h. */
+static void conv_bn(struct zoo *z, char *h, const char *block, int i, int in, int out, int k,
+                    int stride, bool act)
 {
-    char m[ZOO_NAME], x[ZOO_NAME], s[ZOO_NAME];
-    snprintf(x, sizeof x, "%s", h);
-    zoo_path(m, block, "conv1");
-    zoo_conv(z, h, h, m, in, planes, 3, stride, 1);
-    zoo_path(m, block, "bn1");
-    zoo_bn(z, h, h, m, planes);
-    zoo_path(m, block, "relu1");
+    char m[ZOO_NAME], leaf[16];
+    snprintf(leaf, sizeof leaf, "conv%d", i);
+    zoo_path(m, block, leaf);
+    zoo_conv(z, h, h, m, in, out, k, stride, k / 2);
+    snprintf(leaf, sizeof leaf, "bn%d", i);
+    zoo_path(m, block, leaf);
+    zoo_bn(z, h, h, m, out);
+    if (!act) return;
+    snprintf(leaf, sizeof leaf, "relu%d", i);
+    zoo_path(m, block, leaf);
     zoo_act(z, h, h, m);
-    zoo_path(m, block, "conv2");
-    zoo_conv(z, h, h, m, planes, planes, 3, 1, 1);
-    zoo_path(m, block, "bn2");
-    zoo_bn(z, h, h, m, planes);
-    if (stride != 1 || in != planes) {
-        zoo_path(m, block, "shortcut.0");
-        zoo_conv(z, x, s, m, in, planes, 1, stride, 0);
-        zoo_path(m, block, "shortcut.1");
-        zoo_bn(z, s, s, m, planes);
-    } else {
-        snprintf(s, sizeof s, "%s", x);
+}
+
+/* relu(h + shortcut(x)): x itself, or a 1x1 strided convolution and BatchNorm (modules
+ * <shortcut>.0 and .1) where the shape changes. */
+static void residual(struct zoo *z, char *h, const char *x, const char *block, int in, int out,
+                     int stride, const char *shortcut)
+{
+    char m[ZOO_NAME], s[ZOO_NAME], proj[ZOO_NAME];
+    snprintf(s, sizeof s, "%s", x);
+    if (stride != 1 || in != out) {
+        zoo_path(proj, block, shortcut);
+        zoo_path(m, proj, "0");
+        zoo_conv(z, x, s, m, in, out, 1, stride, 0);
+        zoo_path(m, proj, "1");
+        zoo_bn(z, s, s, m, out);
     }
     zoo_path(m, block, "add");
     zoo_add(z, h, s, h, m);
-    zoo_path(m, block, "relu2");
+    zoo_path(m, block, "relu");
     zoo_act(z, h, h, m);
+}
+
+/* The two-convolution block of akamaster's (option B, shortcut "shortcut") and torchvision's
+ * (shortcut "downsample"): relu(bn2(conv2(relu(bn1(conv1(x))))) + shortcut(x)). */
+static void basic_block(struct zoo *z, char *h, const char *block, int in, int planes, int stride,
+                        const char *shortcut)
+{
+    char x[ZOO_NAME];
+    snprintf(x, sizeof x, "%s", h);
+    conv_bn(z, h, block, 1, in, planes, 3, stride, true);
+    conv_bn(z, h, block, 2, planes, planes, 3, 1, false);
+    residual(z, h, x, block, in, planes, stride, shortcut);
 }
 
 void zoo_resnet_cifar(struct zoo *z, const struct train_zoo_spec *spec)
@@ -65,7 +85,7 @@ void zoo_resnet_cifar(struct zoo *z, const struct train_zoo_spec *spec)
         int planes = 16 << stage;
         for (int i = 0; i < n; i++) {
             snprintf(block, sizeof block, "layer%d.%d", stage + 1, i);
-            cifar_block(z, h, block, in, planes, i == 0 && stage > 0 ? 2 : 1);
+            basic_block(z, h, block, in, planes, i == 0 && stage > 0 ? 2 : 1, "shortcut");
             in = planes;
         }
     }
@@ -129,54 +149,15 @@ void zoo_wrn(struct zoo *z, const struct train_zoo_spec *spec)
     zoo_head(z, h, "fc", widths[3], spec->classes);
 }
 
-/* torchvision's BasicBlock (expansion 1) or Bottleneck (expansion 4, stride on its 3x3). */
-static void tv_block(struct zoo *z, char *h, const char *block, int in, int planes, int stride,
-                     bool bottleneck)
+/* torchvision's Bottleneck (expansion 4, the stride on its 3x3). */
+static void bottleneck(struct zoo *z, char *h, const char *block, int in, int planes, int stride)
 {
-    char m[ZOO_NAME], x[ZOO_NAME], s[ZOO_NAME];
-    int out = bottleneck ? 4 * planes : planes;
+    char x[ZOO_NAME];
     snprintf(x, sizeof x, "%s", h);
-    if (bottleneck) {
-        zoo_path(m, block, "conv1");
-        zoo_conv(z, h, h, m, in, planes, 1, 1, 0);
-        zoo_path(m, block, "bn1");
-        zoo_bn(z, h, h, m, planes);
-        zoo_path(m, block, "relu1");
-        zoo_act(z, h, h, m);
-        zoo_path(m, block, "conv2");
-        zoo_conv(z, h, h, m, planes, planes, 3, stride, 1);
-        zoo_path(m, block, "bn2");
-        zoo_bn(z, h, h, m, planes);
-        zoo_path(m, block, "relu2");
-        zoo_act(z, h, h, m);
-        zoo_path(m, block, "conv3");
-        zoo_conv(z, h, h, m, planes, out, 1, 1, 0);
-        zoo_path(m, block, "bn3");
-        zoo_bn(z, h, h, m, out);
-    } else {
-        zoo_path(m, block, "conv1");
-        zoo_conv(z, h, h, m, in, planes, 3, stride, 1);
-        zoo_path(m, block, "bn1");
-        zoo_bn(z, h, h, m, planes);
-        zoo_path(m, block, "relu1");
-        zoo_act(z, h, h, m);
-        zoo_path(m, block, "conv2");
-        zoo_conv(z, h, h, m, planes, planes, 3, 1, 1);
-        zoo_path(m, block, "bn2");
-        zoo_bn(z, h, h, m, planes);
-    }
-    if (stride != 1 || in != out) {
-        zoo_path(m, block, "downsample.0");
-        zoo_conv(z, x, s, m, in, out, 1, stride, 0);
-        zoo_path(m, block, "downsample.1");
-        zoo_bn(z, s, s, m, out);
-    } else {
-        snprintf(s, sizeof s, "%s", x);
-    }
-    zoo_path(m, block, "add");
-    zoo_add(z, h, s, h, m);
-    zoo_path(m, block, "relu");
-    zoo_act(z, h, h, m);
+    conv_bn(z, h, block, 1, in, planes, 1, 1, true);
+    conv_bn(z, h, block, 2, planes, planes, 3, stride, true);
+    conv_bn(z, h, block, 3, planes, 4 * planes, 1, 1, false);
+    residual(z, h, x, block, in, 4 * planes, stride, "downsample");
 }
 
 void zoo_resnet(struct zoo *z, const struct train_zoo_spec *spec)
@@ -191,7 +172,7 @@ void zoo_resnet(struct zoo *z, const struct train_zoo_spec *spec)
     size_t l = 0;
     while (layouts[l].depth != spec->depth)
         l++; /* train_zoo_parse allows only these */
-    bool bottleneck = layouts[l].bottleneck;
+    bool is_bottleneck = layouts[l].bottleneck;
     char h[ZOO_NAME] = "input", block[ZOO_NAME];
     zoo_conv(z, h, h, "conv1", spec->channels, 64, 7, 2, 3);
     zoo_bn(z, h, h, "bn1", 64);
@@ -202,8 +183,12 @@ void zoo_resnet(struct zoo *z, const struct train_zoo_spec *spec)
         int planes = 64 << stage;
         for (int i = 0; i < layouts[l].blocks[stage]; i++) {
             snprintf(block, sizeof block, "layer%d.%d", stage + 1, i);
-            tv_block(z, h, block, in, planes, i == 0 && stage > 0 ? 2 : 1, bottleneck);
-            in = bottleneck ? 4 * planes : planes;
+            int stride = i == 0 && stage > 0 ? 2 : 1;
+            if (is_bottleneck)
+                bottleneck(z, h, block, in, planes, stride);
+            else
+                basic_block(z, h, block, in, planes, stride, "downsample");
+            in = is_bottleneck ? 4 * planes : planes;
         }
     }
     zoo_head(z, h, "fc", in, spec->classes);
