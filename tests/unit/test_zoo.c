@@ -10,6 +10,7 @@
 #include <cmocka.h>
 
 #include <jansson.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -149,16 +150,23 @@ static void test_seeded(void **state)
 
 /* ---- export for gen_zoo.py ---- */
 
-/* The parity cases: small widths and depths, 32 px, and both WRN variants. */
+/* The parity cases: small widths and depths, 32 px, and both WRN variants; "trained" ones have
+ * every initializer moved off its initial value (BatchNorm's statistics too, as training leaves
+ * them) through nn_graph_with_initializers, as a trained model is exported. */
 static const struct {
     const char *name, *model;
+    bool trained;
 } exports[] = {
-    {"small_cnn", "{\"arch\": \"small-cnn\", \"classes\": 10}"},
-    {"resnet20", "{\"arch\": \"resnet-20\", \"classes\": 10}"},
-    {"wrn_10_1", "{\"arch\": \"wrn-10-1\", \"classes\": 10}"},
-    {"wrn_16_2", "{\"arch\": \"wrn-16-2\", \"classes\": 10}"},
-    {"wrn_16_2_fixmatch", "{\"arch\": \"wrn-16-2\", \"classes\": 10, \"variant\": \"fixmatch\"}"},
-    {"resnet18", "{\"arch\": \"resnet-18\", \"classes\": 10, \"size\": 32}"},
+    {"small_cnn", "{\"arch\": \"small-cnn\", \"classes\": 10}", false},
+    {"resnet20", "{\"arch\": \"resnet-20\", \"classes\": 10}", false},
+    {"resnet20_trained", "{\"arch\": \"resnet-20\", \"classes\": 10}", true},
+    {"wrn_10_1", "{\"arch\": \"wrn-10-1\", \"classes\": 10}", false},
+    {"wrn_16_2", "{\"arch\": \"wrn-16-2\", \"classes\": 10}", false},
+    {"wrn_16_2_fixmatch", "{\"arch\": \"wrn-16-2\", \"classes\": 10, \"variant\": \"fixmatch\"}",
+     false},
+    {"wrn_16_2_fixmatch_trained",
+     "{\"arch\": \"wrn-16-2\", \"classes\": 10, \"variant\": \"fixmatch\"}", true},
+    {"resnet18", "{\"arch\": \"resnet-18\", \"classes\": 10, \"size\": 32}", false},
 };
 enum { BATCH = 4, SEED = 17 };
 
@@ -172,12 +180,45 @@ static void write_file(const char *name, const void *data, size_t size)
     assert_int_equal(fclose(f), 0);
 }
 
+/* g with every float initializer v replaced by v (0.5 + u) + 0.1 (u' - 0.5), u and u' uniform in
+ * [0, 1): weights rescaled, BatchNorm's ones and zeros moved (its variances stay in
+ * [0.45, 1.55]). */
+static struct nn_graph *as_trained(struct nn_graph *g)
+{
+    size_t n = nn_graph_initializer_count(g);
+    const char **names = calloc(n, sizeof *names);
+    float **values = calloc(n, sizeof *values);
+    assert_true(names && values);
+    struct rng r;
+    rng_init(&r, SEED, 2, 0, 0);
+    for (size_t i = 0; i < n; i++) {
+        const struct nn_tensor *t = nn_graph_initializer_at(g, i);
+        const float *v = nn_tensor_floats(t);
+        assert_non_null(v);
+        names[i] = t->info.name;
+        assert_non_null(values[i] = malloc(t->count * sizeof(float)));
+        for (size_t k = 0; k < t->count; k++)
+            values[i][k] = (float)(v[k] * (0.5 + rng_uniform(&r)) + 0.1 * (rng_uniform(&r) - 0.5));
+    }
+    struct eng_error err = {0};
+    struct nn_graph *trained =
+        nn_graph_with_initializers(g, n, names, (const float *const *)values, &err);
+    if (!trained) fail_msg("%s", err.message);
+    for (size_t i = 0; i < n; i++)
+        free(values[i]);
+    free(values);
+    free(names);
+    nn_graph_free(g);
+    return trained;
+}
+
 static void test_export(void **state)
 {
     (void)state;
     json_t *manifest = json_array();
     for (size_t i = 0; i < sizeof exports / sizeof *exports; i++) {
         struct nn_graph *g = build(exports[i].model, SEED);
+        if (exports[i].trained) g = as_trained(g);
         struct eng_error err = {0};
         void *bytes;
         size_t size;
@@ -215,11 +256,12 @@ static void test_export(void **state)
 
         json_t *model = json_loads(exports[i].model, 0, NULL);
         json_array_append_new(
-            manifest, json_pack("{s:s, s:o, s:[I,I,I,I], s:I, s:I}", "name", exports[i].name,
-                                "model", model, "input", (json_int_t)BATCH,
-                                (json_int_t)shape.dims[1], (json_int_t)shape.dims[2],
-                                (json_int_t)shape.dims[3], "classes", (json_int_t)info.dims[1],
-                                "parameters", (json_int_t)train_model_parameter_count(g)));
+            manifest,
+            json_pack("{s:s, s:o, s:b, s:[I,I,I,I], s:I, s:I}", "name", exports[i].name, "model",
+                      model, "trained", exports[i].trained, "input", (json_int_t)BATCH,
+                      (json_int_t)shape.dims[1], (json_int_t)shape.dims[2],
+                      (json_int_t)shape.dims[3], "classes", (json_int_t)info.dims[1], "parameters",
+                      (json_int_t)train_model_parameter_count(g)));
         free(logits);
         free(x);
         nn_plan_free(p);
