@@ -401,8 +401,8 @@ struct nn_graph *nn_builder_finish(struct nn_builder *b, struct eng_error *err)
     for (size_t i = 0; !rc && i < b->n_nodes; i++) {
         struct nn_node *node = &g->nodes[i];
         struct nn_attr *attrs = NULL;
-        if (settle(g, &attrs, b->attrs + b->attr_start[i], node->n_attrs, sizeof *attrs))
-            rc = eng_no_memory(err);
+        const struct nn_attr *src = node->n_attrs ? b->attrs + b->attr_start[i] : NULL;
+        if (settle(g, &attrs, src, node->n_attrs, sizeof *attrs)) rc = eng_no_memory(err);
         node->attrs = attrs;
     }
     if (rc) {
