@@ -60,7 +60,13 @@
  *
  * Every model has one input "input" [N, channels, size, size] (N symbolic) and one output
  * "logits" [N, classes]. Each initializer draws from its own Philox stream (seed, its index), so
- * the same seed gives the same model on any machine. */
+ * the same seed gives the same model on any machine.
+ *
+ * A train job reads its "model" object with train_zoo_parse when it is submitted (a refusal is
+ * the job's 422), builds the graph with train_zoo_build from the job's seed when it starts,
+ * compiles its training plan from that graph, and at each checkpoint and at the end makes a
+ * graph of the current values (nn_graph_with_initializers) and writes it (nn_graph_write): the
+ * model.onnx it registers, which PyTorch loads by the same names. */
 
 enum train_zoo_family {
     TRAIN_ZOO_SMALL_CNN,

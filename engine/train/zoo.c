@@ -9,7 +9,7 @@
 #include "train/internal.h"
 
 const char train_zoo_archs[] = "small-cnn, resnet-20, resnet-32, resnet-44, resnet-56, "
-                               "resnet-110 (CIFAR, 32 px), wrn-D-K (D = 6n + 4 >= 10, "
+                               "resnet-110 (CIFAR, 32 px), wrn-D-K (D = 6n + 4 in 10..100, "
                                "K 1..16), resnet-18, resnet-34, resnet-50, resnet-101, "
                                "resnet-152 (torchvision)";
 
@@ -46,10 +46,12 @@ static int parse_arch(const char *arch, struct train_zoo_spec *spec, struct eng_
     } else if (sscanf(arch, "wrn-%4d-%3d%n", &depth, &width, &used) == 2 && !arch[used] &&
                arch[4] >= '1' && arch[4] <= '9' && strchr(arch + 4, '-')[1] >= '1' &&
                strchr(arch + 4, '-')[1] <= '9') {
-        if (depth < 10 || (depth - 4) % 6 || width < 1 || width > 16)
+        /* WRN-100-16, the largest, has about 370M parameters (1.5 GB): the papers stop at
+         * WRN-40-10 and WRN-28-10 (56M, 36M). */
+        if (depth < 10 || depth > 100 || (depth - 4) % 6 || width < 1 || width > 16)
             return eng_fail(err, ENG_INVALID,
-                            "model arch '%s': a WRN's depth is 6n + 4 (10, 16, 22, 28, 40...) "
-                            "and its width 1..16",
+                            "model arch '%s': a WRN's depth is 6n + 4 up to 100 (10, 16, 22, "
+                            "28, 40...) and its width 1..16",
                             arch);
         spec->family = TRAIN_ZOO_WRN;
         spec->depth = depth;

@@ -75,6 +75,7 @@ static void test_parse(void **state)
     assert_refused("{\"arch\": \"resnet-020\", \"classes\": 10}", "not in the zoo");
     assert_refused("{\"arch\": \"resnet-20x\", \"classes\": 10}", "not in the zoo");
     assert_refused("{\"arch\": \"wrn-27-2\", \"classes\": 10}", "6n + 4");
+    assert_refused("{\"arch\": \"wrn-106-2\", \"classes\": 10}", "up to 100");
     assert_refused("{\"arch\": \"wrn-28-0\", \"classes\": 10}", "not in the zoo");
     assert_refused("{\"arch\": \"wrn-28-17\", \"classes\": 10}", "width 1..16");
     assert_refused("{\"arch\": \"resnet-20\"}", "'classes' is required");
