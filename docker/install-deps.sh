@@ -28,8 +28,10 @@ build_packages=(
   libcurl4-openssl-dev # integration tests' HTTP client
   libonnx-testdata    # real ONNX models for the model-file tests
   # The reference implementations parity tests generate their large fixtures with at test time
-  # (tests/parity/gen_torchvision.py, gen_lpips.py); without them those tests skip.
-  python3-torchvision python3-torchaudio python3-onnx python3-skimage
+  # (tests/parity/gen_torchvision.py, gen_lpips.py) or check the engine's exports with
+  # (gen_zoo.py: onnx.checker, PyTorch, scipy's Kolmogorov-Smirnov test); without them those
+  # tests skip.
+  python3-torchvision python3-torchaudio python3-onnx python3-skimage python3-scipy
   chromium nodejs     # the web UI's browser tests (tests/browser: playwright-core drives chromium)
   # The fuzz targets (tests/fuzz): clang, its libFuzzer and sanitizer runtimes (only recommended by
   # clang, so named here), clang's OpenMP headers for the engine, llvm-symbolizer for stack traces.

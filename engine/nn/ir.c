@@ -1,6 +1,7 @@
 /* The graph IR and its ONNX reader and writer (and the reader of single TensorProto files), on
- * protobuf-c bindings generated from engine/nn/onnx.proto. Everything a graph owns lives in one
- * arena, so a half-read graph is freed in one call on any error path. */
+ * protobuf-c bindings generated from engine/nn/onnx.proto; the structures are in
+ * nn/graph_internal.h, shared with builder.c. Everything a graph owns lives in one arena, so a
+ * half-read graph is freed in one call on any error path. */
 #include "nn/nn.h"
 
 #include <errno.h>
@@ -10,6 +11,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "nn/graph_internal.h"
 #include "onnx.pb-c.h"
 
 /* Tensor data is copied between raw_data (little-endian by the ONNX spec) and host arrays with
@@ -18,25 +20,14 @@
 #error "nn/ir.c assumes a little-endian host"
 #endif
 
-struct arena_block {
-    struct arena_block *next;
-    size_t used, cap;
-    alignas(max_align_t) unsigned char data[];
-};
-
-struct arena {
-    struct arena_block *head;
-};
-
 enum { ARENA_BLOCK = 64 * 1024 };
 
-/* Zeroed memory aligned for any type; NULL when memory runs out. */
-static void *arena_alloc(struct arena *a, size_t size)
+void *nn_arena_alloc(struct nn_arena *a, size_t size)
 {
     size_t align = alignof(max_align_t);
     if (size > SIZE_MAX - align) return NULL;
     size = (size + align - 1) / align * align;
-    struct arena_block *b = a->head;
+    struct nn_arena_block *b = a->head;
     if (!b || b->cap - b->used < size) {
         size_t cap = size > ARENA_BLOCK ? size : ARENA_BLOCK;
         if (cap > SIZE_MAX - sizeof *b) return NULL;
@@ -58,46 +49,20 @@ static void *arena_alloc(struct arena *a, size_t size)
     return p;
 }
 
-static void *arena_array(struct arena *a, size_t n, size_t size)
+void *nn_arena_array(struct nn_arena *a, size_t n, size_t size)
 {
     if (size && n > SIZE_MAX / size) return NULL;
-    return arena_alloc(a, n * size);
+    return nn_arena_alloc(a, n * size);
 }
 
-static void arena_free(struct arena *a)
+void nn_arena_free(struct nn_arena *a)
 {
     while (a->head) {
-        struct arena_block *next = a->head->next;
+        struct nn_arena_block *next = a->head->next;
         free(a->head);
         a->head = next;
     }
 }
-
-/* A value (graph input, output or intermediate) and the names of its symbolic dims, which the
- * public info only marks -1 but the writer must keep. */
-struct nn_value_info {
-    struct nn_tensor_info info;
-    const char *dim_param[NN_MAX_RANK];
-};
-
-struct nn_opset {
-    const char *domain;
-    int64_t version;
-};
-
-struct nn_graph {
-    struct arena arena;
-    int64_t ir_version;
-    const char *producer_name, *producer_version, *name; /* NULL when absent */
-    size_t n_opsets, n_nodes, n_inits, n_graph_inputs, n_inputs, n_outputs, n_value_info;
-    struct nn_opset *opsets;
-    struct nn_node *nodes;
-    struct nn_tensor *inits;
-    const struct nn_tensor **inits_sorted; /* by name, for lookups */
-    struct nn_value_info *graph_inputs;    /* as in the model, initializers included */
-    size_t *inputs;                        /* indices into graph_inputs of the model inputs */
-    struct nn_value_info *outputs, *value_info;
-};
 
 size_t nn_dtype_size(enum nn_dtype dtype)
 {
@@ -119,21 +84,21 @@ size_t nn_dtype_size(enum nn_dtype dtype)
 }
 
 /* A NUL-terminated copy of len bytes in the arena. */
-static const char *copy_bytes(struct arena *a, const char *s, size_t len)
+static const char *copy_bytes(struct nn_arena *a, const char *s, size_t len)
 {
-    char *out = arena_alloc(a, len + 1);
+    char *out = nn_arena_alloc(a, len + 1);
     if (out && len) memcpy(out, s, len);
     return out;
 }
 
-static const char *copy_str(struct arena *a, const char *s)
+const char *nn_arena_str(struct nn_arena *a, const char *s)
 {
     return copy_bytes(a, s ? s : "", s ? strlen(s) : 0);
 }
 
 /* ONNX strings in attributes are bytes; this IR holds C strings, so embedded NULs are refused. */
-static const char *copy_attr_bytes(struct arena *a, const ProtobufCBinaryData *b, const char *what,
-                                   struct eng_error *err)
+static const char *copy_attr_bytes(struct nn_arena *a, const ProtobufCBinaryData *b,
+                                   const char *what, struct eng_error *err)
 {
     if (b->len && memchr(b->data, 0, b->len)) {
         eng_fail(err, ENG_UNSUPPORTED, "%s: a string holds a NUL byte", what);
@@ -163,7 +128,7 @@ static int read_tensor(struct nn_graph *g, const Onnx__TensorProto *tp, const ch
                        struct nn_tensor *t, struct eng_error *err)
 {
     memset(t, 0, sizeof *t);
-    t->info.name = copy_str(&g->arena, tp->name);
+    t->info.name = nn_arena_str(&g->arena, tp->name);
     if (!t->info.name) return eng_no_memory(err);
     if (!tp->has_data_type || tp->data_type == NN_UNDEFINED)
         return eng_fail(err, ENG_INVALID, "%s has no data_type", what);
@@ -211,7 +176,7 @@ static int read_tensor(struct nn_graph *g, const Onnx__TensorProto *tp, const ch
                         have, bytes, have == 0 ? " (external data is not supported)" : "");
     if (!count) return 0;
 
-    unsigned char *data = arena_alloc(&g->arena, bytes);
+    unsigned char *data = nn_arena_alloc(&g->arena, bytes);
     if (!data) return eng_no_memory(err);
     if (tp->has_raw_data)
         memcpy(data, tp->raw_data.data, bytes);
@@ -242,7 +207,7 @@ static int read_value(struct nn_graph *g, const Onnx__ValueInfoProto *vp, const 
     memset(v, 0, sizeof *v);
     if (!vp->name || !vp->name[0])
         return eng_fail(err, ENG_INVALID, "%s %zu has no name", kind, index);
-    v->info.name = copy_str(&g->arena, vp->name);
+    v->info.name = nn_arena_str(&g->arena, vp->name);
     if (!v->info.name) return eng_no_memory(err);
     v->info.rank = -1;
     /* Values of other kinds (sequences, maps) leave the type unknown: nothing here runs them. */
@@ -268,7 +233,7 @@ static int read_value(struct nn_graph *g, const Onnx__ValueInfoProto *vp, const 
                                 kind, vp->name, d, (long long)dim->dim_value);
             v->info.dims[d] = dim->dim_value;
         } else if (dim->value_case == ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_PARAM) {
-            v->dim_param[d] = copy_str(&g->arena, dim->dim_param);
+            v->dim_param[d] = nn_arena_str(&g->arena, dim->dim_param);
             if (!v->dim_param[d]) return eng_no_memory(err);
         }
     }
@@ -278,7 +243,7 @@ static int read_value(struct nn_graph *g, const Onnx__ValueInfoProto *vp, const 
 static int read_values(struct nn_graph *g, Onnx__ValueInfoProto *const *src, size_t n,
                        const char *kind, struct nn_value_info **out, struct eng_error *err)
 {
-    *out = arena_array(&g->arena, n, sizeof **out);
+    *out = nn_arena_array(&g->arena, n, sizeof **out);
     if (n && !*out) return eng_no_memory(err);
     for (size_t i = 0; i < n; i++)
         if (read_value(g, src[i], kind, i, &(*out)[i], err)) return -1;
@@ -293,7 +258,7 @@ static int read_attr(struct nn_graph *g, const Onnx__AttributeProto *ap, const c
              ap->name ? ap->name : "");
     if (!ap->name || !ap->name[0])
         return eng_fail(err, ENG_INVALID, "node '%s' (%s) has an attribute with no name", node, op);
-    at->name = copy_str(&g->arena, ap->name);
+    at->name = nn_arena_str(&g->arena, ap->name);
     if (!at->name) return eng_no_memory(err);
     if (!ap->has_type)
         return eng_fail(err, ENG_INVALID, "%s has no type (required since IR version 2)", what);
@@ -312,7 +277,7 @@ static int read_attr(struct nn_graph *g, const Onnx__AttributeProto *ap, const c
         if (!ap->t) return eng_fail(err, ENG_INVALID, "%s has type TENSOR but no tensor", what);
         return read_tensor(g, ap->t, what, &at->t, err);
     case ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__FLOATS: {
-        float *f = arena_array(&g->arena, ap->n_floats, sizeof *f);
+        float *f = nn_arena_array(&g->arena, ap->n_floats, sizeof *f);
         if (ap->n_floats && !f) return eng_no_memory(err);
         if (ap->n_floats) memcpy(f, ap->floats, ap->n_floats * sizeof *f);
         at->floats = f;
@@ -320,7 +285,7 @@ static int read_attr(struct nn_graph *g, const Onnx__AttributeProto *ap, const c
         return 0;
     }
     case ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INTS: {
-        int64_t *v = arena_array(&g->arena, ap->n_ints, sizeof *v);
+        int64_t *v = nn_arena_array(&g->arena, ap->n_ints, sizeof *v);
         if (ap->n_ints && !v) return eng_no_memory(err);
         if (ap->n_ints) memcpy(v, ap->ints, ap->n_ints * sizeof *v);
         at->ints = v;
@@ -328,7 +293,7 @@ static int read_attr(struct nn_graph *g, const Onnx__AttributeProto *ap, const c
         return 0;
     }
     case ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__STRINGS: {
-        const char **s = arena_array(&g->arena, ap->n_strings, sizeof *s);
+        const char **s = nn_arena_array(&g->arena, ap->n_strings, sizeof *s);
         if (ap->n_strings && !s) return eng_no_memory(err);
         for (size_t k = 0; k < ap->n_strings; k++)
             if (!(s[k] = copy_attr_bytes(&g->arena, &ap->strings[k], what, err))) return -1;
@@ -344,11 +309,11 @@ static int read_attr(struct nn_graph *g, const Onnx__AttributeProto *ap, const c
     }
 }
 
-static const char *const *copy_names(struct arena *a, char *const *src, size_t n)
+static const char *const *copy_names(struct nn_arena *a, char *const *src, size_t n)
 {
-    const char **out = arena_array(a, n ? n : 1, sizeof *out);
+    const char **out = nn_arena_array(a, n ? n : 1, sizeof *out);
     for (size_t i = 0; out && i < n; i++)
-        if (!(out[i] = copy_str(a, src[i]))) return NULL;
+        if (!(out[i] = nn_arena_str(a, src[i]))) return NULL;
     return out;
 }
 
@@ -358,12 +323,12 @@ static int read_node(struct nn_graph *g, const Onnx__NodeProto *np, size_t index
     if (!np->op_type || !np->op_type[0])
         return eng_fail(err, ENG_INVALID, "node %zu ('%s') has no op_type", index,
                         np->name ? np->name : "");
-    node->name = copy_str(&g->arena, np->name);
-    node->op_type = copy_str(&g->arena, np->op_type);
-    node->domain = copy_str(&g->arena, np->domain);
+    node->name = nn_arena_str(&g->arena, np->name);
+    node->op_type = nn_arena_str(&g->arena, np->op_type);
+    node->domain = nn_arena_str(&g->arena, np->domain);
     node->inputs = copy_names(&g->arena, np->input, np->n_input);
     node->outputs = copy_names(&g->arena, np->output, np->n_output);
-    struct nn_attr *attrs = arena_array(&g->arena, np->n_attribute, sizeof *attrs);
+    struct nn_attr *attrs = nn_arena_array(&g->arena, np->n_attribute, sizeof *attrs);
     if (!node->name || !node->op_type || !node->domain || !node->inputs || !node->outputs ||
         (np->n_attribute && !attrs))
         return eng_no_memory(err);
@@ -380,6 +345,13 @@ static int cmp_init(const void *a, const void *b)
 {
     return strcmp((*(const struct nn_tensor *const *)a)->info.name,
                   (*(const struct nn_tensor *const *)b)->info.name);
+}
+
+void nn_graph_sort_initializers(struct nn_graph *g)
+{
+    for (size_t i = 0; i < g->n_inits; i++)
+        g->inits_sorted[i] = &g->inits[i];
+    if (g->n_inits) qsort(g->inits_sorted, g->n_inits, sizeof *g->inits_sorted, cmp_init);
 }
 
 /* The initializer called name (any one of duplicates), or NULL. */
@@ -406,30 +378,31 @@ static int read_graph(struct nn_graph *g, const Onnx__ModelProto *mp, struct eng
         return eng_fail(err, ENG_TOO_LARGE, "the ONNX graph has %zu nodes; at most %d", gp->n_node,
                         NN_MAX_NODES);
     g->ir_version = mp->has_ir_version ? mp->ir_version : 0;
-    g->producer_name = mp->producer_name ? copy_str(&g->arena, mp->producer_name) : NULL;
-    g->producer_version = mp->producer_version ? copy_str(&g->arena, mp->producer_version) : NULL;
-    g->name = gp->name ? copy_str(&g->arena, gp->name) : NULL;
+    g->producer_name = mp->producer_name ? nn_arena_str(&g->arena, mp->producer_name) : NULL;
+    g->producer_version =
+        mp->producer_version ? nn_arena_str(&g->arena, mp->producer_version) : NULL;
+    g->name = gp->name ? nn_arena_str(&g->arena, gp->name) : NULL;
     if ((mp->producer_name && !g->producer_name) ||
         (mp->producer_version && !g->producer_version) || (gp->name && !g->name))
         return eng_no_memory(err);
 
-    g->opsets = arena_array(&g->arena, mp->n_opset_import, sizeof *g->opsets);
+    g->opsets = nn_arena_array(&g->arena, mp->n_opset_import, sizeof *g->opsets);
     if (mp->n_opset_import && !g->opsets) return eng_no_memory(err);
     g->n_opsets = mp->n_opset_import;
     for (size_t i = 0; i < mp->n_opset_import; i++) {
-        g->opsets[i].domain = copy_str(&g->arena, mp->opset_import[i]->domain);
+        g->opsets[i].domain = nn_arena_str(&g->arena, mp->opset_import[i]->domain);
         if (!g->opsets[i].domain) return eng_no_memory(err);
         g->opsets[i].version = mp->opset_import[i]->version;
     }
 
-    g->nodes = arena_array(&g->arena, gp->n_node, sizeof *g->nodes);
+    g->nodes = nn_arena_array(&g->arena, gp->n_node, sizeof *g->nodes);
     if (gp->n_node && !g->nodes) return eng_no_memory(err);
     g->n_nodes = gp->n_node;
     for (size_t i = 0; i < gp->n_node; i++)
         if (read_node(g, gp->node[i], i, &g->nodes[i], err)) return -1;
 
-    g->inits = arena_array(&g->arena, gp->n_initializer, sizeof *g->inits);
-    g->inits_sorted = arena_array(&g->arena, gp->n_initializer, sizeof *g->inits_sorted);
+    g->inits = nn_arena_array(&g->arena, gp->n_initializer, sizeof *g->inits);
+    g->inits_sorted = nn_arena_array(&g->arena, gp->n_initializer, sizeof *g->inits_sorted);
     if (gp->n_initializer && (!g->inits || !g->inits_sorted)) return eng_no_memory(err);
     g->n_inits = gp->n_initializer;
     for (size_t i = 0; i < gp->n_initializer; i++) {
@@ -437,9 +410,8 @@ static int read_graph(struct nn_graph *g, const Onnx__ModelProto *mp, struct eng
         snprintf(what, sizeof what, "initializer '%s'",
                  gp->initializer[i]->name ? gp->initializer[i]->name : "");
         if (read_tensor(g, gp->initializer[i], what, &g->inits[i], err)) return -1;
-        g->inits_sorted[i] = &g->inits[i];
     }
-    if (g->n_inits) qsort(g->inits_sorted, g->n_inits, sizeof *g->inits_sorted, cmp_init);
+    nn_graph_sort_initializers(g);
 
     if (read_values(g, gp->input, gp->n_input, "graph input", &g->graph_inputs, err) ||
         read_values(g, gp->output, gp->n_output, "graph output", &g->outputs, err) ||
@@ -448,7 +420,7 @@ static int read_graph(struct nn_graph *g, const Onnx__ModelProto *mp, struct eng
     g->n_graph_inputs = gp->n_input;
     g->n_outputs = gp->n_output;
     g->n_value_info = gp->n_value_info;
-    g->inputs = arena_array(&g->arena, gp->n_input, sizeof *g->inputs);
+    g->inputs = nn_arena_array(&g->arena, gp->n_input, sizeof *g->inputs);
     if (gp->n_input && !g->inputs) return eng_no_memory(err);
     for (size_t i = 0; i < gp->n_input; i++)
         if (!find_init(g, g->graph_inputs[i].info.name)) g->inputs[g->n_inputs++] = i;
@@ -570,16 +542,21 @@ done:
 void nn_graph_free(struct nn_graph *g)
 {
     if (!g) return;
-    arena_free(&g->arena);
+    while (g->owned) {
+        struct nn_owned *next = g->owned->next;
+        free(g->owned->data);
+        g->owned = next;
+    }
+    nn_arena_free(&g->arena);
     free(g);
 }
 
 /* Writing: protobuf-c messages that point into the graph, their arrays in a scratch arena. */
 
-static Onnx__TensorProto *write_tensor(struct arena *a, const struct nn_tensor *t)
+static Onnx__TensorProto *write_tensor(struct nn_arena *a, const struct nn_tensor *t)
 {
-    Onnx__TensorProto *tp = arena_alloc(a, sizeof *tp);
-    int64_t *dims = arena_array(a, t->info.rank ? (size_t)t->info.rank : 1, sizeof *dims);
+    Onnx__TensorProto *tp = nn_arena_alloc(a, sizeof *tp);
+    int64_t *dims = nn_arena_array(a, t->info.rank ? (size_t)t->info.rank : 1, sizeof *dims);
     if (!tp || !dims) return NULL;
     onnx__tensor_proto__init(tp);
     memcpy(dims, t->info.dims, (size_t)t->info.rank * sizeof *dims);
@@ -594,17 +571,18 @@ static Onnx__TensorProto *write_tensor(struct arena *a, const struct nn_tensor *
     return tp;
 }
 
-static Onnx__ValueInfoProto **write_values(struct arena *a, const struct nn_value_info *v, size_t n)
+static Onnx__ValueInfoProto **write_values(struct nn_arena *a, const struct nn_value_info *v,
+                                           size_t n)
 {
-    Onnx__ValueInfoProto **out = arena_array(a, n ? n : 1, sizeof *out);
+    Onnx__ValueInfoProto **out = nn_arena_array(a, n ? n : 1, sizeof *out);
     for (size_t i = 0; out && i < n; i++) {
-        Onnx__ValueInfoProto *vp = arena_alloc(a, sizeof *vp);
+        Onnx__ValueInfoProto *vp = nn_arena_alloc(a, sizeof *vp);
         if (!(out[i] = vp)) return NULL;
         onnx__value_info_proto__init(vp);
         vp->name = (char *)v[i].info.name;
         if (v[i].info.dtype == NN_UNDEFINED && v[i].info.rank < 0) continue;
-        Onnx__TypeProto *type = arena_alloc(a, sizeof *type);
-        Onnx__TypeProto__Tensor *tt = arena_alloc(a, sizeof *tt);
+        Onnx__TypeProto *type = nn_arena_alloc(a, sizeof *type);
+        Onnx__TypeProto__Tensor *tt = nn_arena_alloc(a, sizeof *tt);
         if (!type || !tt) return NULL;
         onnx__type_proto__init(type);
         onnx__type_proto__tensor__init(tt);
@@ -615,9 +593,9 @@ static Onnx__ValueInfoProto **write_values(struct arena *a, const struct nn_valu
         tt->elem_type = v[i].info.dtype;
         if (v[i].info.rank < 0) continue;
         size_t rank = (size_t)v[i].info.rank;
-        Onnx__TensorShapeProto *shape = arena_alloc(a, sizeof *shape);
-        Onnx__TensorShapeProto__Dimension *dims = arena_array(a, rank ? rank : 1, sizeof *dims);
-        Onnx__TensorShapeProto__Dimension **dimp = arena_array(a, rank ? rank : 1, sizeof *dimp);
+        Onnx__TensorShapeProto *shape = nn_arena_alloc(a, sizeof *shape);
+        Onnx__TensorShapeProto__Dimension *dims = nn_arena_array(a, rank ? rank : 1, sizeof *dims);
+        Onnx__TensorShapeProto__Dimension **dimp = nn_arena_array(a, rank ? rank : 1, sizeof *dimp);
         if (!shape || !dims || !dimp) return NULL;
         onnx__tensor_shape_proto__init(shape);
         for (size_t d = 0; d < rank; d++) {
@@ -638,9 +616,9 @@ static Onnx__ValueInfoProto **write_values(struct arena *a, const struct nn_valu
     return out;
 }
 
-static Onnx__AttributeProto *write_attr(struct arena *a, const struct nn_attr *at)
+static Onnx__AttributeProto *write_attr(struct nn_arena *a, const struct nn_attr *at)
 {
-    Onnx__AttributeProto *ap = arena_alloc(a, sizeof *ap);
+    Onnx__AttributeProto *ap = nn_arena_alloc(a, sizeof *ap);
     if (!ap) return NULL;
     onnx__attribute_proto__init(ap);
     ap->name = (char *)at->name;
@@ -672,7 +650,7 @@ static Onnx__AttributeProto *write_attr(struct arena *a, const struct nn_attr *a
         ap->ints = (int64_t *)at->ints;
         break;
     case NN_ATTR_STRINGS:
-        ap->strings = arena_array(a, at->count ? at->count : 1, sizeof *ap->strings);
+        ap->strings = nn_arena_array(a, at->count ? at->count : 1, sizeof *ap->strings);
         if (!ap->strings) return NULL;
         ap->n_strings = at->count;
         for (size_t k = 0; k < at->count; k++) {
@@ -684,10 +662,11 @@ static Onnx__AttributeProto *write_attr(struct arena *a, const struct nn_attr *a
     return ap;
 }
 
-static Onnx__NodeProto *write_node(struct arena *a, const struct nn_node *node)
+static Onnx__NodeProto *write_node(struct nn_arena *a, const struct nn_node *node)
 {
-    Onnx__NodeProto *np = arena_alloc(a, sizeof *np);
-    Onnx__AttributeProto **attrs = arena_array(a, node->n_attrs ? node->n_attrs : 1, sizeof *attrs);
+    Onnx__NodeProto *np = nn_arena_alloc(a, sizeof *np);
+    Onnx__AttributeProto **attrs =
+        nn_arena_array(a, node->n_attrs ? node->n_attrs : 1, sizeof *attrs);
     if (!np || !attrs) return NULL;
     onnx__node_proto__init(np);
     np->n_input = node->n_inputs;
@@ -704,14 +683,14 @@ static Onnx__NodeProto *write_node(struct arena *a, const struct nn_node *node)
     return np;
 }
 
-static Onnx__ModelProto *write_model(struct arena *a, const struct nn_graph *g)
+static Onnx__ModelProto *write_model(struct nn_arena *a, const struct nn_graph *g)
 {
-    Onnx__ModelProto *mp = arena_alloc(a, sizeof *mp);
-    Onnx__GraphProto *gp = arena_alloc(a, sizeof *gp);
-    Onnx__OperatorSetIdProto *ops = arena_array(a, g->n_opsets + 1, sizeof *ops);
-    Onnx__OperatorSetIdProto **opp = arena_array(a, g->n_opsets + 1, sizeof *opp);
-    Onnx__NodeProto **nodes = arena_array(a, g->n_nodes + 1, sizeof *nodes);
-    Onnx__TensorProto **inits = arena_array(a, g->n_inits + 1, sizeof *inits);
+    Onnx__ModelProto *mp = nn_arena_alloc(a, sizeof *mp);
+    Onnx__GraphProto *gp = nn_arena_alloc(a, sizeof *gp);
+    Onnx__OperatorSetIdProto *ops = nn_arena_array(a, g->n_opsets + 1, sizeof *ops);
+    Onnx__OperatorSetIdProto **opp = nn_arena_array(a, g->n_opsets + 1, sizeof *opp);
+    Onnx__NodeProto **nodes = nn_arena_array(a, g->n_nodes + 1, sizeof *nodes);
+    Onnx__TensorProto **inits = nn_arena_array(a, g->n_inits + 1, sizeof *inits);
     if (!mp || !gp || !ops || !opp || !nodes || !inits) return NULL;
     onnx__model_proto__init(mp);
     onnx__graph_proto__init(gp);
@@ -751,10 +730,10 @@ static Onnx__ModelProto *write_model(struct arena *a, const struct nn_graph *g)
 
 int nn_graph_write(const struct nn_graph *g, void **out, size_t *size, struct eng_error *err)
 {
-    struct arena scratch = {0};
+    struct nn_arena scratch = {0};
     Onnx__ModelProto *mp = write_model(&scratch, g);
     if (!mp) {
-        arena_free(&scratch);
+        nn_arena_free(&scratch);
         return eng_fail(err, ENG_NO_MEMORY, "out of memory writing the ONNX model");
     }
     size_t n = onnx__model_proto__get_packed_size(mp);
@@ -767,7 +746,7 @@ int nn_graph_write(const struct nn_graph *g, void **out, size_t *size, struct en
     } else {
         *size = onnx__model_proto__pack(mp, *out);
     }
-    arena_free(&scratch);
+    nn_arena_free(&scratch);
     return rc;
 }
 
@@ -839,4 +818,34 @@ const struct nn_tensor *nn_graph_initializer(const struct nn_graph *g, const cha
 const float *nn_tensor_floats(const struct nn_tensor *t)
 {
     return t->info.dtype == NN_FLOAT ? t->data : NULL;
+}
+
+struct nn_graph *nn_graph_with_initializers(const struct nn_graph *g, size_t n,
+                                            const char *const *names, const float *const *values,
+                                            struct eng_error *err)
+{
+    for (size_t k = 0; k < n; k++) {
+        const struct nn_tensor *t = find_init(g, names[k]);
+        if (!t) {
+            eng_fail(err, ENG_NOT_FOUND, "the model has no initializer '%s'", names[k]);
+            return NULL;
+        }
+        if (t->info.dtype != NN_FLOAT) {
+            eng_fail(err, ENG_INVALID, "initializer '%s' is not float", names[k]);
+            return NULL;
+        }
+    }
+    /* A copy through the writer and the reader: the structure is the original's by
+     * construction, and the copy owns all of its memory. */
+    void *bytes = NULL;
+    size_t size = 0;
+    if (nn_graph_write(g, &bytes, &size, err)) return NULL;
+    struct nn_graph *out = nn_graph_read(bytes, size, err);
+    free(bytes);
+    if (!out) return NULL;
+    for (size_t k = 0; k < n; k++) {
+        const struct nn_tensor *t = find_init(out, names[k]);
+        if (t->count) memcpy((void *)t->data, values[k], t->count * sizeof(float));
+    }
+    return out;
 }

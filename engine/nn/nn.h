@@ -19,7 +19,8 @@
  *
  * Compilation flows one way: the plan (plan.c) -> op compilers (ops.c), folding (fold.c) ->
  * helpers (shape.c, build.c, node.c) -> the IR (ir.c). nn/internal.h, private to this library,
- * holds the plan's structures and the helpers' API. */
+ * holds the plan's structures and the helpers' API. A graph is read (ir.c) or built in code
+ * (builder.c) into the one structure nn/graph_internal.h declares. */
 #ifndef AUGSERVE_ENGINE_NN_H
 #define AUGSERVE_ENGINE_NN_H
 
@@ -136,6 +137,55 @@ const struct nn_tensor *nn_graph_initializer_at(const struct nn_graph *g, size_t
 const struct nn_tensor *nn_graph_initializer(const struct nn_graph *g, const char *name);
 /* t's data as floats; NULL unless t is NN_FLOAT. */
 const float *nn_tensor_floats(const struct nn_tensor *t);
+
+/* ---- Building a graph ----
+ *
+ * A graph made in code (the model zoo, a new head for fine-tuning) is assembled by a builder into
+ * the same struct nn_graph a read model is: the accessors above, nn_graph_write and the executor
+ * cannot tell them apart. Calls are recorded in order; the first failing call (a bad argument, no
+ * memory) makes every later call a no-op and nn_builder_finish report it, so a caller checks once.
+ * Every string and (unless adopted) every array is copied. */
+struct nn_builder;
+
+/* A builder for a graph called name (ONNX requires one) importing the default ONNX domain at
+ * opset (>= 1); NULL when memory runs out. */
+struct nn_builder *nn_builder_new(const char *name, int64_t opset);
+/* A model input or output: dims[d] < 0 is a symbolic dim, named dim_params[d] (dim_params may be
+ * NULL: then such a dim is unnamed). */
+void nn_builder_input(struct nn_builder *b, const char *name, enum nn_dtype dtype, int rank,
+                      const int64_t *dims, const char *const *dim_params);
+void nn_builder_output(struct nn_builder *b, const char *name, enum nn_dtype dtype, int rank,
+                       const int64_t *dims, const char *const *dim_params);
+/* An initializer holding a copy of data (the product of dims elements of dtype). */
+void nn_builder_initializer(struct nn_builder *b, const char *name, enum nn_dtype dtype, int rank,
+                            const int64_t *dims, const void *data);
+/* The same, adopting data (malloc'd): the graph frees it, or the builder when it fails. NULL
+ * data for a non-empty tensor (a failed malloc passed on) makes the builder fail with
+ * ENG_NO_MEMORY. */
+void nn_builder_initializer_owned(struct nn_builder *b, const char *name, enum nn_dtype dtype,
+                                  int rank, const int64_t *dims, void *data);
+/* A node of the default domain; name may be "" and an input "" (an omitted optional input).
+ * The attribute calls that follow belong to it. */
+void nn_builder_node(struct nn_builder *b, const char *op_type, const char *name, size_t n_inputs,
+                     const char *const *inputs, size_t n_outputs, const char *const *outputs);
+void nn_builder_attr_int(struct nn_builder *b, const char *name, int64_t value);
+void nn_builder_attr_float(struct nn_builder *b, const char *name, float value);
+void nn_builder_attr_ints(struct nn_builder *b, const char *name, size_t n, const int64_t *values);
+/* The graph, after checking what a reader of ONNX relies on: names present and unique (each
+ * value has one producer: an input, an initializer or a node output), every node input made by
+ * an earlier value (topological order), every output made. ENG_INVALID naming the first problem;
+ * ENG_NO_MEMORY. Frees the builder either way. */
+struct nn_graph *nn_builder_finish(struct nn_builder *b, struct eng_error *err);
+/* Frees a builder without making its graph (adopted data included). */
+void nn_builder_free(struct nn_builder *b);
+
+/* A new graph of g's structure whose initializers names[k] hold values[k] (floats, as many as
+ * the initializer has), the others g's values: how trained or fine-tuned parameters become a
+ * model to write (nn_graph_write) or compile. An unknown name is ENG_NOT_FOUND, a non-float
+ * initializer ENG_INVALID. g is unchanged; the new graph owns all its memory. */
+struct nn_graph *nn_graph_with_initializers(const struct nn_graph *g, size_t n,
+                                            const char *const *names, const float *const *values,
+                                            struct eng_error *err);
 
 /* The executor: a graph compiled for fixed input shapes into oneDNN primitives on the CPU, float32
  * inside. BatchNormalization after a Conv is folded into its weights; activations, and a residual
