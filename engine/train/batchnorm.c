@@ -16,9 +16,10 @@ static float *bn_mean(const struct train_step *s)
 
 static int compile_batchnorm(struct train_plan *t, struct train_step *s, struct eng_error *err)
 {
+    /* Outputs past the first (training_mode's updated running mean and variance, as PyTorch
+     * exports a model in training mode) are left unmade: the buffers are updated in place, and
+     * a node reading those outputs is refused as reading a value no node produces. */
     const struct nn_node *node = s->node;
-    if (node->n_outputs > 1 && node->outputs[1][0])
-        return nn_unsupported(node, "the running statistics outputs are not supported", err);
     static const enum train_role roles[5] = {TRAIN_ACTIVATION, TRAIN_NO_DECAY, TRAIN_NO_DECAY,
                                              TRAIN_BUFFER, TRAIN_BUFFER};
     for (int k = 0; k < 5; k++)
