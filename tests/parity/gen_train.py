@@ -23,6 +23,7 @@ import os
 import sys
 
 import generated
+from gen_torchvision import randomize_batchnorm
 
 
 def small_cnn():
@@ -118,13 +119,7 @@ def export_case(out_dir, name, ctor, batch, size):
     gen = torch.Generator().manual_seed(4321)
     model = ctor()
     # Random BatchNorm parameters and statistics, so that none of them is trivially 0 or 1.
-    for m in model.modules():
-        if isinstance(m, torch.nn.BatchNorm2d):
-            c = m.num_features
-            m.weight.data = torch.rand(c, generator=gen) + 0.5
-            m.bias.data = torch.randn(c, generator=gen) * 0.1
-            m.running_mean = torch.randn(c, generator=gen) * 0.1
-            m.running_var = torch.rand(c, generator=gen) + 0.5
+    randomize_batchnorm(model, gen)
     x = torch.rand(batch, 3, size, size, generator=gen) * 2 - 1
     labels = torch.randint(0, 10, (batch,), generator=gen)
     path = os.path.join(out_dir, name + ".onnx")

@@ -127,19 +127,7 @@ static void net_shape(struct net *n, char *name, int count, const int64_t *value
 
 static struct nn_graph *net_graph(struct net *n)
 {
-    Onnx__ValueInfoProto x = ONNX__VALUE_INFO_PROTO__INIT, y = ONNX__VALUE_INFO_PROTO__INIT;
-    x.name = "x";
-    y.name = "y";
-    Onnx__ValueInfoProto *inputs[] = {&x}, *outputs[] = {&y};
-    Onnx__GraphProto graph =
-        onnx_graph("train", n->n_nodes, n->nodes, n->n_inits, n->inits, inputs, outputs);
-    size_t size;
-    void *model = onnx_pack_model(&graph, &size);
-    struct eng_error err = {0};
-    struct nn_graph *g = nn_graph_read(model, size, &err);
-    free(model);
-    if (!g) fail_msg("%s", err.message);
-    return g;
+    return onnx_read_x_to_y("train", n->n_nodes, n->nodes, n->n_inits, n->inits);
 }
 
 static struct nn_tensor_info shape_of(int rank, const int64_t *dims)

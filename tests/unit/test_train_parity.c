@@ -17,23 +17,19 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "testutil.h"
 #include "train/train.h"
 
 static int n_dirs;
 static char **dirs;
 
+/* A file of count floats (a blob, whose bytes are the floats). */
 static float *read_floats(const char *dir, const char *name, size_t count)
 {
-    char path[1024];
-    snprintf(path, sizeof path, "%s/%s", dir, name);
-    FILE *f = fopen(path, "rb");
-    if (!f) fail_msg("cannot open %s", path);
-    float *data = malloc(count * sizeof *data);
-    assert_non_null(data);
-    size_t got = fread(data, sizeof *data, count, f);
-    fclose(f);
-    if (got != count) fail_msg("%s: %zu floats, %zu expected", path, got, count);
-    return data;
+    struct blob b = tu_read_file(dir, name);
+    if (b.size != count * sizeof(float))
+        fail_msg("%s/%s: %zu bytes, %zu expected", dir, name, b.size, count * sizeof(float));
+    return (float *)b.data;
 }
 
 static size_t shape_count(json_t *shape, int64_t *dims, int *rank)
@@ -146,11 +142,7 @@ static void test_parity(void **state)
     (void)state;
     int ran = 0;
     for (int d = 0; d < n_dirs; d++) {
-        char path[1024];
-        snprintf(path, sizeof path, "%s/manifest.json", dirs[d]);
-        json_error_t jerr;
-        json_t *m = json_load_file(path, 0, &jerr);
-        if (!m) fail_msg("%s: %s", path, jerr.text);
+        json_t *m = tu_load_json(dirs[d], "manifest.json");
         json_t *skipped = json_object_get(m, "skipped"), *c;
         if (skipped) printf("%s: skipped: %s\n", dirs[d], json_string_value(skipped));
         size_t i;
