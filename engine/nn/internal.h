@@ -5,9 +5,10 @@
  *
  * plan.c compiles a graph node by node (and runs the plan); each node is folded by fold.c (shape
  * arithmetic on constants) or compiled by ops.c (one compile function per ONNX op), which never
- * call each other. Below them are the helpers, a general API for building a plan that a training
- * plan will reuse: shape.c (the output shapes of the shape ops), build.c (values, slots, steps,
- * primitives, layouts) and node.c (attributes, and errors naming a node). ir.c is the graph IR.
+ * call each other. Below them are the helpers, a general API for building a plan, which
+ * engine/train's training plans use too (with nn_plan_begin, nn_fold_constant and nn_windows):
+ * shape.c (the output shapes of the shape ops), build.c (values, slots, steps, primitives, layouts)
+ * and node.c (attributes, and errors naming a node). ir.c is the graph IR.
  *
  * How a plan is built. Nodes compile in the model's (topological) order. Each value is either a
  * constant, held by the plan (initializers, Constant nodes, and the integer tensors of shape

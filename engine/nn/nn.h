@@ -18,8 +18,9 @@
  * past NN_MAX_BYTES (ENG_TOO_LARGE); a run of a plan fails only when memory or oneDNN does.
  *
  * Compilation flows one way: the plan (plan.c) -> op compilers (ops.c), folding (fold.c) ->
- * helpers (shape.c, build.c, node.c) -> the IR (ir.c). nn/internal.h, private to this library,
- * holds the plan's structures and the helpers' API. */
+ * helpers (shape.c, build.c, node.c) -> the IR (ir.c). nn/internal.h, private to this library
+ * and to engine/train (whose training plans are built with the same helpers), holds the plan's
+ * structures and the helpers' API. */
 #ifndef AUGSERVE_ENGINE_NN_H
 #define AUGSERVE_ENGINE_NN_H
 

@@ -137,14 +137,20 @@ static struct nn_tensor_info shape_of(int rank, const int64_t *dims)
     return info;
 }
 
-static struct train_plan *compile(const struct nn_graph *g, int rank, const int64_t *dims)
+static struct train_plan *compile_threads(const struct nn_graph *g, int rank, const int64_t *dims,
+                                          int threads)
 {
     struct nn_tensor_info info = shape_of(rank, dims);
-    struct train_plan_options options = {.threads = 1, .seed = 7, .input_grad = true};
+    struct train_plan_options options = {.threads = threads, .seed = 7, .input_grad = true};
     struct eng_error err = {0};
     struct train_plan *t = train_plan_compile(g, &info, &options, &err);
     if (!t) fail_msg("%s", err.message);
     return t;
+}
+
+static struct train_plan *compile(const struct nn_graph *g, int rank, const int64_t *dims)
+{
+    return compile_threads(g, rank, dims, 1);
 }
 
 /* sum(y * g) in double after a forward at step `step`. */
@@ -504,7 +510,8 @@ static void test_batchnorm_running_statistics(void **state)
     nn_graph_free(g);
 }
 
-/* Two plans with the same seed and threads give identical outputs, gradients and buffers. */
+/* Two plans with the same seed and threads (two: the pools and oneDNN split their work) give
+ * identical outputs, gradients and buffers. */
 static void test_determinism(void **state)
 {
     (void)state;
@@ -530,7 +537,7 @@ static void test_determinism(void **state)
     for (size_t i = 0; i < sizeof up / sizeof *up; i++)
         up[i] = uniform(&s);
     for (int run = 0; run < 2; run++) {
-        struct train_plan *t = compile(g, 4, x);
+        struct train_plan *t = compile_threads(g, 4, x, 2);
         const float *y;
         struct eng_error err = {0};
         for (int step = 0; step < 3; step++)
@@ -566,7 +573,20 @@ static void test_refusals(void **state)
     assert_non_null(strstr(err.message, "Softmax, Transpose (2 nodes)"));
     nn_graph_free(g);
 
+    /* Weights that do not fit the input: ENG_INVALID naming the node. */
+    struct net c = {.seed = 18};
+    int64_t x4[] = {1, 3, 5, 5}, w[] = {4, 2, 3, 3};
+    net_node(&c, "Conv", "x W", "y");
+    net_init(&c, "W", 4, w, -1, 1);
+    g = net_graph(&c);
+    info = shape_of(4, x4);
+    assert_null(train_plan_compile(g, &info, NULL, &err));
+    assert_int_equal(err.code, ENG_INVALID);
+    assert_non_null(strstr(err.message, "(Conv): the weights do not fit"));
+    nn_graph_free(g);
+
     struct net m = {0};
+    info = shape_of(2, x);
     net_node(&m, "Relu", "x", "y");
     g = net_graph(&m);
     struct train_plan *t = train_plan_compile(g, &info, NULL, &err);
