@@ -74,7 +74,9 @@ struct train_plan {
     size_t n_params, n_buffers;
     int input, output;
     struct nn_tensor_info output_info;
-    void *scratch; /* oneDNN's scratchpad, the largest any primitive needs */
+    void *scratch;             /* oneDNN's scratchpad, the largest any primitive needs */
+    const char *const *frozen; /* options' */
+    size_t n_frozen;
     uint64_t seed, step;
     int threads;
     bool input_grad;

@@ -78,12 +78,20 @@ static int add_param(struct train_param **list, size_t *n, const struct nn_value
 }
 
 /* An initializer read where a gradient flows becomes a parameter (or a buffer): a copy the plan
- * owns, as the optimiser writes it. Other float constants are read in place. */
+ * owns, as the optimiser writes it. Other float constants, and frozen initializers, are read in
+ * place (the plan never writes them). */
+static int is_frozen(const struct train_plan *t, const char *name)
+{
+    for (size_t k = 0; k < t->n_frozen; k++)
+        if (!strcmp(t->frozen[k], name)) return 1;
+    return 0;
+}
+
 static int adopt_constant(struct train_plan *t, int id, enum train_role role, struct eng_error *err)
 {
     const struct nn_value *v = &t->np->values[id];
     const struct nn_tensor *init = nn_graph_initializer(t->g, v->name);
-    if (!init || init->data != v->data) {
+    if (!init || init->data != v->data || (role != TRAIN_BUFFER && is_frozen(t, v->name))) {
         t->data[id] = v->data;
         return 0;
     }
@@ -251,6 +259,8 @@ struct train_plan *train_plan_compile(const struct nn_graph *g,
     t->step = options->step;
     t->threads = options->threads;
     t->input_grad = options->input_grad;
+    t->frozen = options->frozen;
+    t->n_frozen = options->n_frozen;
     /* The direct algorithm: oneDNN's backward passes have no Winograd counterpart here. */
     const struct nn_plan_options nn_options = {.threads = options->threads,
                                                .direct_convolution = true};
@@ -356,6 +366,31 @@ size_t train_plan_buffer_count(const struct train_plan *t)
 struct train_param *train_plan_buffer(struct train_plan *t, size_t i)
 {
     return &t->buffers[i];
+}
+
+/* Copies n entries of from into to, which must match them in name and size. */
+static int copy_list(struct train_param *to, const struct train_param *from, size_t n,
+                     struct eng_error *err)
+{
+    for (size_t i = 0; i < n; i++)
+        if (to[i].count != from[i].count || strcmp(to[i].name, from[i].name))
+            return eng_fail(err, ENG_INVALID, "the plans' parameters differ at '%s'", to[i].name);
+    for (size_t i = 0; i < n; i++)
+        memcpy(to[i].value, from[i].value, to[i].count * sizeof(float));
+    return 0;
+}
+
+int train_plan_copy_values(struct train_plan *t, const struct train_plan *src,
+                           struct eng_error *err)
+{
+    if (t->n_params != src->n_params || t->n_buffers != src->n_buffers)
+        return eng_fail(err, ENG_INVALID,
+                        "the plans have %zu and %zu parameters, %zu and %zu buffers", t->n_params,
+                        src->n_params, t->n_buffers, src->n_buffers);
+    return copy_list(t->params, src->params, t->n_params, err) ||
+                   copy_list(t->buffers, src->buffers, t->n_buffers, err)
+               ? -1
+               : 0;
 }
 
 const struct nn_tensor_info *train_plan_output_info(const struct train_plan *t)

@@ -56,6 +56,11 @@ struct train_plan_options {
     uint64_t seed;   /* Dropout's masks */
     uint64_t step;   /* the number of training forwards already run (a resumed job's position) */
     bool input_grad; /* whether train_plan_backward can give the input's gradient */
+    /* Initializers to keep fixed, by name (fine-tuning's frozen layers): they stay constants,
+     * with no gradient and no entry among the parameters. A BatchNormalization whose scale and
+     * shift are frozen still updates its running statistics in training mode, as PyTorch's. */
+    const char *const *frozen;
+    size_t n_frozen;
 };
 
 /* A parameter or buffer: plain row-major floats owned by the plan. */
@@ -85,6 +90,11 @@ size_t train_plan_param_count(const struct train_plan *t);
 struct train_param *train_plan_param(struct train_plan *t, size_t i);
 size_t train_plan_buffer_count(const struct train_plan *t);
 struct train_param *train_plan_buffer(struct train_plan *t, size_t i);
+/* Copies src's parameter and buffer values into t's: both plans compiled from one graph (and
+ * frozen list), e.g. for the training batch and for evaluation's. ENG_INVALID when their
+ * parameters or buffers differ in number, name or size. */
+int train_plan_copy_values(struct train_plan *t, const struct train_plan *src,
+                           struct eng_error *err);
 /* The output's shape (name, rank, dims). */
 const struct nn_tensor_info *train_plan_output_info(const struct train_plan *t);
 /* The training forwards run so far, counting from options.step (Dropout's stream position), and

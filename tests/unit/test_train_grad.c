@@ -555,6 +555,96 @@ static void test_determinism(void **state)
     nn_graph_free(g);
 }
 
+/* Conv -> BatchNormalization, with random parameters. */
+static struct nn_graph *conv_bn(void)
+{
+    struct net n = {.seed = 19};
+    int64_t w[] = {4, 2, 3, 3}, c[] = {4};
+    net_node(&n, "Conv", "x W Bc", "c");
+    net_init(&n, "W", 4, w, -0.5f, 0.5f);
+    net_init(&n, "Bc", 1, c, -0.5f, 0.5f);
+    net_node(&n, "BatchNormalization", "c S B M V", "y");
+    net_init(&n, "S", 1, c, 0.5f, 1.5f);
+    net_init(&n, "B", 1, c, -0.5f, 0.5f);
+    net_init(&n, "M", 1, c, -0.2f, 0.2f);
+    net_init(&n, "V", 1, c, 0.5f, 1.5f);
+    return net_graph(&n);
+}
+
+static void fill(float *v, size_t n, uint64_t seed)
+{
+    for (size_t i = 0; i < n; i++)
+        v[i] = uniform(&seed);
+}
+
+/* Frozen initializers are no parameters and get no gradient, and the gradients that remain are
+ * those of the plan without them; the running statistics still move. */
+static void test_frozen(void **state)
+{
+    (void)state;
+    struct nn_graph *g = conv_bn();
+    int64_t dims[] = {2, 2, 5, 5};
+    struct nn_tensor_info info = shape_of(4, dims);
+    const char *frozen[] = {"W", "S"};
+    struct train_plan_options options = {.input_grad = true, .frozen = frozen, .n_frozen = 2};
+    struct eng_error err = {0};
+    struct train_plan *f = train_plan_compile(g, &info, &options, &err), *t = compile(g, 4, dims);
+    assert_non_null(f);
+    assert_int_equal(train_plan_param_count(f), 2);
+    assert_string_equal(train_plan_param(f, 0)->name, "Bc");
+    assert_string_equal(train_plan_param(f, 1)->name, "B");
+    assert_int_equal(train_plan_param_count(t), 4);
+    float x[100], up[4 * 2 * 9], dx[2][100];
+    fill(x, 100, 1);
+    fill(up, 72, 2);
+    const float *y;
+    struct train_plan *plans[2] = {f, t};
+    for (int k = 0; k < 2; k++)
+        assert_int_equal(train_plan_forward(plans[k], x, true, &y, &err) ||
+                             train_plan_backward(plans[k], up, dx[k], &err),
+                         0);
+    for (int i = 0; i < 100; i++)
+        assert_near(dx[0][i], dx[1][i], 1e-6);
+    for (int c = 0; c < 4; c++)
+        assert_near(train_plan_param(f, 1)->grad[c], train_plan_param(t, 3)->grad[c], 1e-6);
+    /* Both plans moved the running mean the same way from the same start. */
+    assert_memory_equal(train_plan_buffer(f, 0)->value, train_plan_buffer(t, 0)->value,
+                        4 * sizeof(float));
+    /* Their parameters differ: copying between them is refused. */
+    assert_int_equal(train_plan_copy_values(f, t, &err), -1);
+    assert_int_equal(err.code, ENG_INVALID);
+    train_plan_free(f);
+    train_plan_free(t);
+    nn_graph_free(g);
+}
+
+/* A plan for another batch size, given the values of a trained one, evaluates as it does. */
+static void test_copy_values(void **state)
+{
+    (void)state;
+    struct nn_graph *g = conv_bn();
+    int64_t two[] = {2, 2, 5, 5}, three[] = {3, 2, 5, 5};
+    struct train_plan *a = compile(g, 4, two), *b = compile(g, 4, three);
+    float x[150], out_a[72];
+    fill(x, 150, 3);
+    const float *y;
+    struct eng_error err = {0};
+    /* A training forward moves a's buffers, and an optimiser its parameters. */
+    assert_int_equal(train_plan_forward(a, x, true, &y, &err), 0);
+    for (size_t k = 0; k < train_plan_param_count(a); k++)
+        train_plan_param(a, k)->value[0] += 0.25f;
+    assert_int_equal(train_plan_forward(a, x, false, &y, &err), 0);
+    memcpy(out_a, y, sizeof out_a);
+    assert_int_equal(train_plan_copy_values(b, a, &err), 0);
+    assert_int_equal(train_plan_forward(b, x, false, &y, &err), 0);
+    /* Within rounding: oneDNN may pick another kernel for another batch size. */
+    for (int i = 0; i < 72; i++)
+        assert_near(y[i], out_a[i], 1e-6);
+    train_plan_free(a);
+    train_plan_free(b);
+    nn_graph_free(g);
+}
+
 /* Ops without a backward pass are refused by name, all of them; an input gradient must be
  * asked for at compile time; backward needs a forward. */
 static void test_refusals(void **state)
@@ -619,6 +709,8 @@ int main(void)
         cmocka_unit_test(test_dropout),
         cmocka_unit_test(test_batchnorm_running_statistics),
         cmocka_unit_test(test_determinism),
+        cmocka_unit_test(test_frozen),
+        cmocka_unit_test(test_copy_values),
         cmocka_unit_test(test_refusals),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
