@@ -6,7 +6,7 @@
  * inference arena. The training plan keeps, per value id, the value's floats and its gradient,
  * and one step per compiled node with its forward and backward functions (ops.c's table).
  *
- *   plan.c: compiling, the passes, parameters, buffers
+ *   plan.c: compiling, the passes, parameters, buffers; grads.c: gradients' lifetimes
  *   ops.c: the op table; conv.c, batchnorm.c (oneDNN); eltwise.c, pool.c, linear.c, binary.c,
  *   shape.c (host loops)
  *
@@ -67,7 +67,13 @@ struct train_plan {
      * allocated them (aliases share their source's). */
     float **data, **grad;
     unsigned char *owned;
+    int *root; /* the value whose floats a view shares (itself for the others) */
     size_t cap;
+    /* Activations' gradients live only from the backward step of their last reader to that of
+     * their producer, in buffers of this pool (grads.c), so a backward pass holds a few layers'
+     * gradients at a time rather than every one. */
+    struct train_buffer *pool;
+    size_t n_pool;
     struct train_step *steps;
     size_t n_steps;
     struct train_param *params, *buffers;
@@ -102,6 +108,26 @@ static inline const struct nn_value *train_val(const struct train_plan *t, int i
 }
 /* The step's work array of count floats, zeroed; -1 with err. */
 int train_work(struct train_step *s, size_t count, struct eng_error *err);
+
+/* ---- grads.c: activations' gradients during a backward pass ---- */
+
+struct train_buffer {
+    float *data;
+    size_t count;
+    bool busy;
+};
+
+/* Before the first backward step: zeroes the parameters' gradients and gives the output its
+ * gradient buffer (zeroed). -1 with err when memory runs out. */
+int train_grads_begin(struct train_plan *t, struct eng_error *err);
+/* Before step s's backward: 0 when no gradient reaches its output (the step is skipped), 1 once
+ * its activation inputs have their (zeroed) gradient buffers, -1 with err. */
+int train_grads_before(struct train_plan *t, const struct train_step *s, struct eng_error *err);
+/* After step s's backward: its output's gradient is spent (but a view's, which is its input's). */
+void train_grads_after(struct train_plan *t, const struct train_step *s);
+/* After the pass: every buffer back in the pool. */
+void train_grads_end(struct train_plan *t);
+void train_grads_free(struct train_plan *t);
 
 /* ---- plan.c: oneDNN ---- */
 

@@ -22,11 +22,15 @@ static int sync_values(struct train_plan *t, struct eng_error *err)
     float **grad = data ? realloc(t->grad, cap * sizeof *grad) : NULL;
     if (grad) t->grad = grad;
     unsigned char *owned = grad ? realloc(t->owned, cap) : NULL;
-    if (!owned) return eng_no_memory(err);
-    t->owned = owned;
+    if (owned) t->owned = owned;
+    int *root = owned ? realloc(t->root, cap * sizeof *root) : NULL;
+    if (!root) return eng_no_memory(err);
+    t->root = root;
     memset(t->data + t->cap, 0, (cap - t->cap) * sizeof *t->data);
     memset(t->grad + t->cap, 0, (cap - t->cap) * sizeof *t->grad);
     memset(t->owned + t->cap, 0, cap - t->cap);
+    for (size_t i = t->cap; i < cap; i++)
+        t->root[i] = (int)i;
     t->cap = cap;
     return 0;
 }
@@ -45,7 +49,7 @@ int train_value(struct train_plan *t, const char *name, int rank, const int64_t 
                 struct eng_error *err)
 {
     int id = nn_activation(t->np, name, rank, dims, NULL, err);
-    if (id < 0 || sync_values(t, err) || own_floats(t, id, 1, err)) return -1;
+    if (id < 0 || sync_values(t, err) || own_floats(t, id, 0, err)) return -1;
     return id;
 }
 
@@ -55,7 +59,7 @@ int train_alias(struct train_plan *t, int src, const char *name, int rank, const
     int id = nn_alias(t->np, src, name, rank, dims, NULL, err);
     if (id < 0 || sync_values(t, err)) return -1;
     t->data[id] = t->data[src];
-    t->grad[id] = t->grad[src];
+    t->root[id] = t->root[src];
     return id;
 }
 
@@ -268,7 +272,7 @@ struct train_plan *train_plan_compile(const struct nn_graph *g,
     if (!(t->np = nn_plan_begin(g, input_shape, 1, &nn_options, err)) || sync_values(t, err))
         goto fail;
     t->input = t->np->input_ids[0];
-    if (t->input < 0 || own_floats(t, t->input, t->input_grad, err) || compile_nodes(t, err) ||
+    if (t->input < 0 || own_floats(t, t->input, 0, err) || compile_nodes(t, err) ||
         bind_output(t, err))
         goto fail;
     if (t->np->scratch_size &&
@@ -293,6 +297,8 @@ void train_plan_free(struct train_plan *t)
     for (size_t i = 0; i < t->n_steps; i++)
         free(t->steps[i].work);
     nn_plan_free(t->np);
+    train_grads_free(t);
+    free(t->root);
     free(t->data);
     free(t->grad);
     free(t->owned);
@@ -331,19 +337,29 @@ int train_plan_backward(struct train_plan *t, const float *grad_output, float *g
         return eng_fail(err, ENG_INVALID,
                         "the input's gradient was not asked for when the plan was compiled");
     nn_set_threads(t->threads);
-    for (size_t i = 0; i < t->cap; i++)
-        if (t->owned[i] && t->grad[i])
-            memset(t->grad[i], 0, t->np->values[i].count * sizeof(float));
-    /* An output that is the input itself has a gradient only when the input's is asked for. */
-    if (t->grad[t->output])
+    int rc = train_grads_begin(t, err);
+    if (!rc && t->grad[t->output])
         memcpy(t->grad[t->output], grad_output, t->np->values[t->output].count * sizeof(float));
-    for (size_t i = t->n_steps; i-- > 0;) {
-        if (eng_cancel_poll(err) != 0 || t->steps[i].op->backward(t, &t->steps[i], err)) return -1;
+    for (size_t i = t->n_steps; !rc && i-- > 0;) {
+        struct train_step *s = &t->steps[i];
+        int run = eng_cancel_poll(err) ? -1 : train_grads_before(t, s, err);
+        if (run > 0) {
+            run = s->op->backward(t, s, err) ? -1 : 0;
+            train_grads_after(t, s);
+        }
+        rc = run < 0;
     }
-    if (nn_dnnl_check(dnnl_stream_wait(t->np->stream), "dnnl_stream_wait", NULL, err)) return -1;
-    if (grad_input)
-        memcpy(grad_input, t->grad[t->input], t->np->values[t->input].count * sizeof(float));
-    return 0;
+    if (!rc) rc = nn_dnnl_check(dnnl_stream_wait(t->np->stream), "dnnl_stream_wait", NULL, err);
+    /* The input's gradient: zeros when no gradient reached it. */
+    if (!rc && grad_input) {
+        size_t count = t->np->values[t->input].count;
+        if (t->grad[t->input])
+            memcpy(grad_input, t->grad[t->input], count * sizeof(float));
+        else
+            memset(grad_input, 0, count * sizeof(float));
+    }
+    train_grads_end(t);
+    return rc ? -1 : 0;
 }
 
 /* ---- accessors ---- */
@@ -391,6 +407,20 @@ int train_plan_copy_values(struct train_plan *t, const struct train_plan *src,
                    copy_list(t->buffers, src->buffers, t->n_buffers, err)
                ? -1
                : 0;
+}
+
+size_t train_plan_bytes(const struct train_plan *t)
+{
+    size_t floats = 0;
+    for (size_t i = 0; i < t->np->n_values; i++)
+        if (t->owned[i]) floats += t->np->values[i].count * (t->np->values[i].is_const ? 2 : 1);
+    for (size_t i = 0; i < t->n_buffers; i++)
+        floats -= t->buffers[i].count; /* counted twice above: buffers have no gradient */
+    for (size_t i = 0; i < t->n_steps; i++)
+        floats += t->steps[i].work_count;
+    for (size_t i = 0; i < t->n_pool; i++)
+        floats += t->pool[i].count;
+    return floats * sizeof(float) + t->np->scratch_size;
 }
 
 const struct nn_tensor_info *train_plan_output_info(const struct train_plan *t)

@@ -95,6 +95,11 @@ struct train_param *train_plan_buffer(struct train_plan *t, size_t i);
  * parameters or buffers differ in number, name or size. */
 int train_plan_copy_values(struct train_plan *t, const struct train_plan *src,
                            struct eng_error *err);
+/* The bytes the plan holds: activations, parameters and buffers with their gradients, what the
+ * forward keeps for the backward, oneDNN's scratchpad, and the pool of activations' gradients,
+ * which a backward pass holds a few layers of at a time (it reaches its size during the first
+ * backward pass). */
+size_t train_plan_bytes(const struct train_plan *t);
 /* The output's shape (name, rank, dims). */
 const struct nn_tensor_info *train_plan_output_info(const struct train_plan *t);
 /* The training forwards run so far, counting from options.step (Dropout's stream position), and

@@ -645,6 +645,34 @@ static void test_copy_values(void **state)
     nn_graph_free(g);
 }
 
+/* A chain of six Relus on [4, 8, 8, 8] (2048 floats a value) holds its 7 activations and, during
+ * the backward pass, two gradients at a time: the one read and the one written. */
+static void test_gradient_memory(void **state)
+{
+    (void)state;
+    struct net n = {0};
+    char *names[] = {"x", "a", "b", "c", "d", "e", "y"};
+    for (int k = 0; k < 6; k++)
+        net_node(&n, "Relu", names[k], names[k + 1]);
+    struct nn_graph *g = net_graph(&n);
+    int64_t dims[] = {4, 8, 8, 8};
+    struct nn_tensor_info info = shape_of(4, dims);
+    struct eng_error err = {0};
+    struct train_plan *t = train_plan_compile(g, &info, NULL, &err);
+    assert_non_null(t);
+    float x[2048], up[2048];
+    fill(x, 2048, 4);
+    fill(up, 2048, 5);
+    const float *y;
+    for (int pass = 0; pass < 2; pass++) {
+        assert_int_equal(train_plan_forward(t, x, true, &y, &err), 0);
+        assert_int_equal(train_plan_backward(t, up, NULL, &err), 0);
+        assert_int_equal(train_plan_bytes(t), (7 + 2) * 2048 * sizeof(float));
+    }
+    train_plan_free(t);
+    nn_graph_free(g);
+}
+
 /* Ops without a backward pass are refused by name, all of them; an input gradient must be
  * asked for at compile time; backward needs a forward. */
 static void test_refusals(void **state)
@@ -711,6 +739,7 @@ int main(void)
         cmocka_unit_test(test_determinism),
         cmocka_unit_test(test_frozen),
         cmocka_unit_test(test_copy_values),
+        cmocka_unit_test(test_gradient_memory),
         cmocka_unit_test(test_refusals),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
