@@ -7,8 +7,8 @@
 
 enum { BN_FORWARD, BN_BACKWARD };
 
-/* The step's work: the batch mean and biased variance, the scale's and shift's gradients, then
- * the input's gradient (oneDNN overwrites them; they are added in after). */
+/* The step's work: the batch mean and biased variance, which the backward reads. The scale's,
+ * shift's and input's gradients are written into t->temp, then added in. */
 static float *bn_mean(const struct train_step *s)
 {
     return s->work;
@@ -35,8 +35,9 @@ static int compile_batchnorm(struct train_plan *t, struct train_step *s, struct 
     s->f[1] = nn_attr_float(node, "momentum", 0.9f);
     size_t c = (size_t)x.dims[1];
     if ((s->out = train_value(t, node->outputs[0], x.rank, x.dims, err)) < 0 ||
-        train_work(s, 4 * c + x.count, err))
+        train_work(s, 2 * c, err))
         return -1;
+    train_need_temp(t, 2 * c + x.count);
     dnnl_memory_desc_t md;
     unsigned flags = dnnl_use_scale | dnnl_use_shift;
     dnnl_batch_normalization_desc_t fd, bd;
@@ -143,7 +144,7 @@ static int backward_batchnorm(struct train_plan *t, struct train_step *s, struct
     }
     const struct nn_value *x = train_val(t, s->in[0]);
     size_t c = (size_t)x->dims[1];
-    float *mean = bn_mean(s), *dscale = mean + 2 * c, *dshift = dscale + c, *dx = dshift + c;
+    float *mean = bn_mean(s), *dscale = t->temp, *dshift = dscale + c, *dx = dshift + c;
     struct train_arg args[] = {{DNNL_ARG_SRC, t->data[s->in[0]]},
                                {DNNL_ARG_MEAN, mean},
                                {DNNL_ARG_VARIANCE, mean + c},

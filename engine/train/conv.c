@@ -32,10 +32,10 @@ static int compile_conv(struct train_plan *t, struct train_step *s, struct eng_e
     s->in[1] = wi;
     s->in[2] = bi;
     s->out = yi;
-    /* Backward writes the weights' and bias' gradients (oneDNN overwrites them) into work, then
-     * adds them in; the input's gradient after them. */
+    /* Backward has the weights' and bias' gradients written into t->temp and adds them in,
+     * then the input's. */
     size_t b_count = bi >= 0 ? (size_t)w.dims[0] : 0;
-    if (train_work(s, w.count + b_count + x.count, err)) return -1;
+    train_need_temp(t, w.count + b_count > x.count ? w.count + b_count : x.count);
 
     int64_t wd[NN_MAX_RANK + 1] = {group, w.dims[0] / group};
     memcpy(wd + 2, w.dims + 1, (size_t)(w.rank - 1) * sizeof *wd);
@@ -84,9 +84,7 @@ static int forward_conv(struct train_plan *t, struct train_step *s, struct eng_e
 static int backward_conv(struct train_plan *t, struct train_step *s, struct eng_error *err)
 {
     const struct nn_value *x = train_val(t, s->in[0]), *w = train_val(t, s->in[1]);
-    float *dw = s->work, *db = s->work + w->count;
-    float *dx = db + (s->in[2] >= 0 ? w->dims[0] : 0);
-    float *dy = t->grad[s->out];
+    float *dw = t->temp, *db = t->temp + w->count, *dx = t->temp, *dy = t->grad[s->out];
     if (t->grad[s->in[1]] || (s->in[2] >= 0 && t->grad[s->in[2]])) {
         struct train_arg args[] = {{DNNL_ARG_SRC, t->data[s->in[0]]},
                                    {DNNL_ARG_DIFF_DST, dy},

@@ -46,8 +46,7 @@ struct train_step {
     int prim[TRAIN_MAX_PRIMS];      /* nn steps holding this step's primitives; -1: none */
     int64_t q[2 * NN_MAX_RANK + 8]; /* op parameters */
     float f[4];
-    /* What the forward keeps for the backward (a mask, argmax positions, batch statistics) and
-     * scratch for gradients a primitive overwrites before they are added in. */
+    /* What the forward keeps for the backward (a mask, argmax positions, batch statistics). */
     float *work;
     size_t work_count;
 };
@@ -80,7 +79,11 @@ struct train_plan {
     size_t n_params, n_buffers;
     int input, output;
     struct nn_tensor_info output_info;
-    void *scratch;             /* oneDNN's scratchpad, the largest any primitive needs */
+    void *scratch; /* oneDNN's scratchpad, the largest any primitive needs */
+    /* Where a backward step has oneDNN write gradients it then adds in (oneDNN overwrites its
+     * outputs): one buffer for all, as backward steps run one at a time. */
+    float *temp;
+    size_t temp_count;
     const char *const *frozen; /* options' */
     size_t n_frozen;
     uint64_t seed, step;
@@ -108,6 +111,8 @@ static inline const struct nn_value *train_val(const struct train_plan *t, int i
 }
 /* The step's work array of count floats, zeroed; -1 with err. */
 int train_work(struct train_step *s, size_t count, struct eng_error *err);
+/* At compile time: the step's backward needs count floats of t->temp. */
+void train_need_temp(struct train_plan *t, size_t count);
 
 /* ---- grads.c: activations' gradients during a backward pass ---- */
 

@@ -127,6 +127,11 @@ int train_work(struct train_step *s, size_t count, struct eng_error *err)
     return s->work ? 0 : eng_no_memory(err);
 }
 
+void train_need_temp(struct train_plan *t, size_t count)
+{
+    if (count > t->temp_count) t->temp_count = count;
+}
+
 void train_accumulate(float *dst, const float *src, size_t n)
 {
     for (size_t i = 0; i < n; i++)
@@ -275,8 +280,9 @@ struct train_plan *train_plan_compile(const struct nn_graph *g,
     if (t->input < 0 || own_floats(t, t->input, 0, err) || compile_nodes(t, err) ||
         bind_output(t, err))
         goto fail;
-    if (t->np->scratch_size &&
-        !(t->scratch = aligned_alloc(64, (t->np->scratch_size + 63) / 64 * 64))) {
+    if ((t->np->scratch_size &&
+         !(t->scratch = aligned_alloc(64, (t->np->scratch_size + 63) / 64 * 64))) ||
+        (t->temp_count && !(t->temp = malloc(t->temp_count * sizeof *t->temp)))) {
         eng_no_memory(err);
         goto fail;
     }
@@ -306,6 +312,7 @@ void train_plan_free(struct train_plan *t)
     free(t->params);
     free(t->buffers);
     free(t->scratch);
+    free(t->temp);
     free(t);
 }
 
@@ -420,6 +427,7 @@ size_t train_plan_bytes(const struct train_plan *t)
         floats += t->steps[i].work_count;
     for (size_t i = 0; i < t->n_pool; i++)
         floats += t->pool[i].count;
+    floats += t->temp_count;
     return floats * sizeof(float) + t->np->scratch_size;
 }
 
