@@ -128,8 +128,8 @@ def export_case(out_dir, name, ctor, batch, size):
     # initializers are then set back to the state the step starts from.
     start = {k: v.clone() for k, v in model.state_dict().items()}
     torch.onnx.export(copy.deepcopy(model), x, path, opset_version=14, input_names=["x"],
-                      output_names=["logits"], do_constant_folding=False,
-                      training=torch.onnx.TrainingMode.TRAINING)
+                      output_names=["logits"], dynamic_axes={"x": {0: "N"}, "logits": {0: "N"}},
+                      do_constant_folding=False, training=torch.onnx.TrainingMode.TRAINING)
     import onnx
     from onnx import numpy_helper
     exported = onnx.load(path)
