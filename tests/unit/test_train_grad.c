@@ -22,7 +22,7 @@
 #define MAX_NODES 8
 #define MAX_ATTRS 6
 #define MAX_INITS 8
-#define MAX_DATA  1024
+#define MAX_DATA  4608
 
 /* A graph from input "x" to output "y" under construction. */
 struct net {
@@ -261,6 +261,24 @@ static void test_conv_depthwise(void **state)
     net_int(&n, "group", 3);
     net_ints(&n, "pads", 4, 1, 1, 1, 1);
     net_init(&n, "W", 4, w, -0.5f, 0.5f);
+    check_net(&n, 4, x, true);
+}
+
+/* A residual block's shape (WRN's first): one activation read by a 3x3 and a 1x1 convolution,
+ * 16 to 32 channels (oneDNN's blocked kernels), their sum. */
+static void test_conv_two_readers(void **state)
+{
+    (void)state;
+    struct net n = {.seed = 20};
+    int64_t x[] = {2, 16, 6, 6}, w3[] = {32, 16, 3, 3}, w1[] = {32, 16, 1, 1};
+    net_node(&n, "LeakyRelu", "x", "o");
+    net_float(&n, "alpha", 0.1f);
+    net_node(&n, "Conv", "o W3", "a");
+    net_ints(&n, "pads", 4, 1, 1, 1, 1);
+    net_init(&n, "W3", 4, w3, -0.2f, 0.2f);
+    net_node(&n, "Conv", "o W1", "b");
+    net_init(&n, "W1", 4, w1, -0.2f, 0.2f);
+    net_node(&n, "Add", "a b", "y");
     check_net(&n, 4, x, true);
 }
 
@@ -726,6 +744,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_conv_grouped_strided_dilated),
         cmocka_unit_test(test_conv_depthwise),
+        cmocka_unit_test(test_conv_two_readers),
         cmocka_unit_test(test_batchnorm_training),
         cmocka_unit_test(test_batchnorm_eval),
         cmocka_unit_test(test_activations),
