@@ -282,6 +282,30 @@ static void test_conv_two_readers(void **state)
     check_net(&n, 4, x, true);
 }
 
+/* WRN's identity block (with a smooth activation, as differences across LeakyReLU's kink would
+ * be wrong): BN, activation, 3x3 Conv, activation, 3x3 Conv, plus the input. */
+static void test_identity_block(void **state)
+{
+    (void)state;
+    struct net n = {.seed = 21};
+    int64_t x[] = {4, 16, 6, 6}, w[] = {16, 16, 3, 3}, c[] = {16};
+    net_node(&n, "BatchNormalization", "x S1 B1 M1 V1", "b1");
+    net_init(&n, "S1", 1, c, 0.5f, 1.5f);
+    net_init(&n, "B1", 1, c, -0.5f, 0.5f);
+    net_init(&n, "M1", 1, c, 0, 0);
+    net_init(&n, "V1", 1, c, 1, 1);
+    net_node(&n, "Sigmoid", "b1", "o");
+    net_node(&n, "Conv", "o W1", "c1");
+    net_ints(&n, "pads", 4, 1, 1, 1, 1);
+    net_init(&n, "W1", 4, w, -0.2f, 0.2f);
+    net_node(&n, "Sigmoid", "c1", "a");
+    net_node(&n, "Conv", "a W2", "c2");
+    net_ints(&n, "pads", 4, 1, 1, 1, 1);
+    net_init(&n, "W2", 4, w, -0.2f, 0.2f);
+    net_node(&n, "Add", "c2 x", "y");
+    check_net(&n, 4, x, true);
+}
+
 /* Conv -> BatchNormalization (training mode: batch statistics) -> Relu. */
 static void test_batchnorm_training(void **state)
 {
@@ -745,6 +769,7 @@ int main(void)
         cmocka_unit_test(test_conv_grouped_strided_dilated),
         cmocka_unit_test(test_conv_depthwise),
         cmocka_unit_test(test_conv_two_readers),
+        cmocka_unit_test(test_identity_block),
         cmocka_unit_test(test_batchnorm_training),
         cmocka_unit_test(test_batchnorm_eval),
         cmocka_unit_test(test_activations),
