@@ -270,9 +270,7 @@ struct train_plan *train_plan_compile(const struct nn_graph *g,
     t->input_grad = options->input_grad;
     t->frozen = options->frozen;
     t->n_frozen = options->n_frozen;
-    /* The direct algorithm: oneDNN's backward passes have no Winograd counterpart here. */
-    const struct nn_plan_options nn_options = {.threads = options->threads,
-                                               .direct_convolution = true};
+    const struct nn_plan_options nn_options = {.threads = options->threads};
     nn_set_threads(t->threads);
     if (!(t->np = nn_plan_begin(g, input_shape, 1, &nn_options, err)) || sync_values(t, err))
         goto fail;
