@@ -311,11 +311,12 @@ int nn_user_scratchpad_attr(const_dnnl_primitive_attr_t attr, dnnl_primitive_att
  * cannot be made, else 0 and oneDNN's status. */
 static int create_prim_desc(struct nn_plan *p, const struct nn_node *node,
                             const_dnnl_op_desc_t op_desc, const_dnnl_primitive_attr_t attr,
-                            dnnl_primitive_desc_t *pd, dnnl_status_t *st, struct eng_error *err)
+                            const_dnnl_primitive_desc_t hint, dnnl_primitive_desc_t *pd,
+                            dnnl_status_t *st, struct eng_error *err)
 {
     dnnl_primitive_attr_t user;
     if (nn_user_scratchpad_attr(attr, &user, node, err)) return -1;
-    *st = dnnl_primitive_desc_create(pd, op_desc, user, p->engine, NULL);
+    *st = dnnl_primitive_desc_create(pd, op_desc, user, p->engine, hint);
     dnnl_primitive_attr_destroy(user);
     return 0;
 }
@@ -323,8 +324,15 @@ static int create_prim_desc(struct nn_plan *p, const struct nn_node *node,
 int nn_prim_desc(struct nn_plan *p, const struct nn_node *node, const_dnnl_op_desc_t op_desc,
                  const_dnnl_primitive_attr_t attr, dnnl_primitive_desc_t *pd, struct eng_error *err)
 {
+    return nn_prim_desc_hint(p, node, op_desc, attr, NULL, pd, err);
+}
+
+int nn_prim_desc_hint(struct nn_plan *p, const struct nn_node *node, const_dnnl_op_desc_t op_desc,
+                      const_dnnl_primitive_attr_t attr, const_dnnl_primitive_desc_t hint,
+                      dnnl_primitive_desc_t *pd, struct eng_error *err)
+{
     dnnl_status_t st;
-    if (create_prim_desc(p, node, op_desc, attr, pd, &st, err)) return -1;
+    if (create_prim_desc(p, node, op_desc, attr, hint, pd, &st, err)) return -1;
     return nn_dnnl_check(st, "dnnl_primitive_desc_create", node, err);
 }
 
@@ -333,7 +341,7 @@ int nn_try_prim_desc(struct nn_plan *p, const struct nn_node *node, const_dnnl_o
                      struct eng_error *err)
 {
     dnnl_status_t st;
-    if (create_prim_desc(p, node, op_desc, attr, pd, &st, err)) return -1;
+    if (create_prim_desc(p, node, op_desc, attr, NULL, pd, &st, err)) return -1;
     return st == dnnl_success;
 }
 

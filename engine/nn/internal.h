@@ -5,9 +5,10 @@
  *
  * plan.c compiles a graph node by node (and runs the plan); each node is folded by fold.c (shape
  * arithmetic on constants) or compiled by ops.c (one compile function per ONNX op), which never
- * call each other. Below them are the helpers, a general API for building a plan that a training
- * plan will reuse: shape.c (the output shapes of the shape ops), build.c (values, slots, steps,
- * primitives, layouts) and node.c (attributes, and errors naming a node). ir.c is the graph IR.
+ * call each other. Below them are the helpers, a general API for building a plan, which
+ * engine/train's training plans use too (with nn_plan_begin, nn_fold_constant and nn_windows):
+ * shape.c (the output shapes of the shape ops), build.c (values, slots, steps, primitives, layouts)
+ * and node.c (attributes, and errors naming a node). ir.c is the graph IR.
  *
  * How a plan is built. Nodes compile in the model's (topological) order. Each value is either a
  * constant, held by the plan (initializers, Constant nodes, and the integer tensors of shape
@@ -21,8 +22,10 @@
 #ifndef AUGSERVE_ENGINE_NN_INTERNAL_H
 #define AUGSERVE_ENGINE_NN_INTERNAL_H
 
-#ifndef AUGENGINE_NN_INTERNAL
-#error "nn/internal.h is private to engine/nn; include nn/nn.h"
+/* engine/train builds its training plans on this API too (the one IR, and one set of helpers
+ * for values, constants, folding and shapes), so its build may include this header as well. */
+#if !defined(AUGENGINE_NN_INTERNAL) && !defined(AUGENGINE_TRAIN_INTERNAL)
+#error "nn/internal.h is private to engine/nn and engine/train; include nn/nn.h"
 #endif
 
 #include <limits.h>
@@ -206,6 +209,10 @@ int nn_prim_desc(struct nn_plan *p, const struct nn_node *node, const_dnnl_op_de
                  struct eng_error *err);
 /* nn_prim_desc for an alternative that oneDNN may not have: 1 with *pd made, 0 when oneDNN has no
  * implementation of it (err untouched), -1 with err set. */
+/* nn_prim_desc for a backward primitive, which oneDNN builds against its forward one (hint). */
+int nn_prim_desc_hint(struct nn_plan *p, const struct nn_node *node, const_dnnl_op_desc_t op_desc,
+                      const_dnnl_primitive_attr_t attr, const_dnnl_primitive_desc_t hint,
+                      dnnl_primitive_desc_t *pd, struct eng_error *err);
 int nn_try_prim_desc(struct nn_plan *p, const struct nn_node *node, const_dnnl_op_desc_t op_desc,
                      const_dnnl_primitive_attr_t attr, dnnl_primitive_desc_t *pd,
                      struct eng_error *err);
@@ -250,12 +257,40 @@ int nn_to_int64(double v, int64_t *out);
 
 /* ---- ops.c and fold.c, for plan.c ---- */
 
+/* The spatial windows of a Conv or pooling node over input x (strides, dilations, pads,
+ * auto_pad, ceil_mode) for kernel k: the output's spatial dims (out_dims[2...]) and oneDNN's
+ * strides, zero-based dilations and paddings. */
+int nn_windows(const struct nn_node *node, const struct nn_value *x, const int64_t *k,
+               int ceil_mode, int64_t *out_dims, dnnl_dims_t strides, dnnl_dims_t dil,
+               dnnl_dims_t pl, dnnl_dims_t pr, struct eng_error *err);
+
 /* ops.c: compiles node p->node, which has a named first output (and the nodes it fuses, marking
  * them in p->fused). */
 int nn_compile_node(struct nn_plan *p, struct eng_error *err);
 /* Whether the executor handles this node's op (checked for every node before compiling). */
 int nn_op_supported(const struct nn_node *node);
 extern const char nn_supported_ops[];
+
+/* A Clip bound: the attribute attr before opset 11, the optional constant input k from then on
+ * (dflt when neither is given). */
+int nn_clip_bound(struct nn_plan *p, const struct nn_node *node, size_t k, const char *attr,
+                  float dflt, float *out, struct eng_error *err);
+
+/* ---- plan.c, for a plan built node by node elsewhere (engine/train) ---- */
+
+/* A plan holding only its graph inputs (as activations) and options, before any node compiles:
+ * values, constants, folding and the shape helpers work on it. Freed with nn_plan_free. */
+struct nn_plan *nn_plan_begin(const struct nn_graph *g, const struct nn_tensor_info *input_shapes,
+                              size_t n_inputs, const struct nn_plan_options *options,
+                              struct eng_error *err);
+/* Refuses a graph with any node that supported() rejects: ENG_UNSUPPORTED naming each such op
+ * type once and listing supported_list. */
+int nn_refuse_unsupported(const struct nn_graph *g, int (*supported)(const struct nn_node *),
+                          const char *supported_list, struct eng_error *err);
+/* A node must name its first output (folding and compiling name their result after it). */
+int nn_check_output(const struct nn_node *node, struct eng_error *err);
+/* OpenMP's thread count for the calling thread's next parallel regions (0: unchanged). */
+void nn_set_threads(int threads);
 
 /* fold.c: the node computes constants from constants (shape arithmetic); returns 1 when it did
  * (its outputs are now constants), 0 when the node has a runtime input and must be compiled, -1

@@ -18,9 +18,10 @@
  * past NN_MAX_BYTES (ENG_TOO_LARGE); a run of a plan fails only when memory or oneDNN does.
  *
  * Compilation flows one way: the plan (plan.c) -> op compilers (ops.c), folding (fold.c) ->
- * helpers (shape.c, build.c, node.c) -> the IR (ir.c). nn/internal.h, private to this library,
- * holds the plan's structures and the helpers' API. A graph is read (ir.c) or built in code
- * (builder.c) into the one structure nn/graph_internal.h declares. */
+ * helpers (shape.c, build.c, node.c) -> the IR (ir.c). nn/internal.h, private to this library
+ * and to engine/train (whose training plans are built with the same helpers), holds the plan's
+ * structures and the helpers' API. A graph is read (ir.c) or built in code (builder.c) into the
+ * one structure nn/graph_internal.h declares. */
 #ifndef AUGSERVE_ENGINE_NN_H
 #define AUGSERVE_ENGINE_NN_H
 

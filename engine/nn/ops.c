@@ -26,9 +26,8 @@ struct eltwise {
     float alpha[2], beta[2];
 };
 
-/* A Clip bound: the attribute before opset 11, the optional constant input from then on. */
-static int clip_bound(struct nn_plan *p, const struct nn_node *node, size_t k, const char *attr,
-                      float dflt, float *out, struct eng_error *err)
+int nn_clip_bound(struct nn_plan *p, const struct nn_node *node, size_t k, const char *attr,
+                  float dflt, float *out, struct eng_error *err)
 {
     *out = nn_attr_float(node, attr, dflt);
     if (!nn_has_input(node, k)) return 0;
@@ -65,8 +64,8 @@ static int activation_of(struct nn_plan *p, const struct nn_node *node, struct e
                               {nn_attr_float(node, "beta", 0.5f), 1.0f}};
     } else if (!strcmp(op, "Clip")) {
         e->alg[0] = dnnl_eltwise_clip;
-        if (clip_bound(p, node, 1, "min", -FLT_MAX, &e->alpha[0], err) ||
-            clip_bound(p, node, 2, "max", FLT_MAX, &e->beta[0], err))
+        if (nn_clip_bound(p, node, 1, "min", -FLT_MAX, &e->alpha[0], err) ||
+            nn_clip_bound(p, node, 2, "max", FLT_MAX, &e->beta[0], err))
             return -1;
     } else {
         return 0;
@@ -223,9 +222,9 @@ static int window(const struct nn_node *node, int64_t in, int64_t k, int64_t str
 /* Spatial window attributes shared by Conv and pooling. k: the kernel (from the weights or the
  * kernel_shape attribute). Fills the output's spatial dims and oneDNN's strides, dilations (zero
  * based) and paddings. */
-static int windows(const struct nn_node *node, const struct nn_value *x, const int64_t *k,
-                   int ceil_mode, int64_t *out_dims, dnnl_dims_t strides, dnnl_dims_t dil,
-                   dnnl_dims_t pl, dnnl_dims_t pr, struct eng_error *err)
+int nn_windows(const struct nn_node *node, const struct nn_value *x, const int64_t *k,
+               int ceil_mode, int64_t *out_dims, dnnl_dims_t strides, dnnl_dims_t dil,
+               dnnl_dims_t pl, dnnl_dims_t pr, struct eng_error *err)
 {
     int ns = x->rank - 2;
     size_t n_s, n_d, n_p;
@@ -476,7 +475,7 @@ static int compile_conv(struct nn_plan *p, const struct nn_node *node, struct en
             return nn_invalid(node, "kernel_shape does not match the weights", err);
     int64_t out[NN_MAX_RANK] = {x.dims[0], w.dims[0]};
     dnnl_dims_t strides, dil, pl, pr;
-    if (windows(node, &x, w.dims + 2, 0, out, strides, dil, pl, pr, err)) return -1;
+    if (nn_windows(node, &x, w.dims + 2, 0, out, strides, dil, pl, pr, err)) return -1;
     /* Each output element is a dot product over its group's channels and the kernel. */
     double macs =
         (double)nn_dims_count(x.rank, out) * (double)nn_dims_count(w.rank - 1, w.dims + 1);
@@ -607,8 +606,8 @@ static int compile_pool(struct nn_plan *p, const struct nn_node *node, struct en
         if (!ks || n_k != (size_t)ns)
             return nn_invalid(node, "kernel_shape must give one size per spatial dim", err);
         memcpy(k, ks, n_k * sizeof *k);
-        if (windows(node, &x, k, (int)nn_attr_int(node, "ceil_mode", 0), out, strides, dil, pl, pr,
-                    err))
+        if (nn_windows(node, &x, k, (int)nn_attr_int(node, "ceil_mode", 0), out, strides, dil, pl,
+                       pr, err))
             return -1;
     }
     dnnl_memory_desc_t y_md;

@@ -137,9 +137,8 @@ static int materialize(struct nn_plan *p, struct eng_error *err)
     return 0;
 }
 
-/* Every op is checked before compiling, so an unsupported model is refused whatever the shapes,
- * with each unsupported op type named once. */
-static int refuse_unsupported(const struct nn_graph *g, struct eng_error *err)
+int nn_refuse_unsupported(const struct nn_graph *g, int (*supported)(const struct nn_node *),
+                          const char *supported_list, struct eng_error *err)
 {
     enum { MAX_NAMED = 16 };
     const struct nn_node *named[MAX_NAMED];
@@ -147,7 +146,7 @@ static int refuse_unsupported(const struct nn_graph *g, struct eng_error *err)
     char list[400] = "";
     for (size_t i = 0; i < nn_graph_node_count(g); i++) {
         const struct nn_node *node = nn_graph_node(g, i);
-        if (nn_op_supported(node)) continue;
+        if (supported(node)) continue;
         n_missing++;
         size_t k = 0;
         while (k < n_named &&
@@ -161,10 +160,10 @@ static int refuse_unsupported(const struct nn_graph *g, struct eng_error *err)
     }
     if (!n_missing) return 0;
     return eng_fail(err, ENG_UNSUPPORTED, "unsupported ops: %s (%zu nodes); supported: %s", list,
-                    n_missing, nn_supported_ops);
+                    n_missing, supported_list);
 }
 
-static void set_threads(int threads)
+void nn_set_threads(int threads)
 {
     if (threads > 0) omp_set_num_threads(threads);
 }
@@ -181,12 +180,42 @@ struct nn_plan *nn_plan_compile_with(const struct nn_graph *g,
 {
     static const struct nn_plan_options defaults = {0};
     if (!options) options = &defaults;
+    if (nn_refuse_unsupported(g, nn_op_supported, nn_supported_ops, err)) return NULL;
+    struct nn_plan *p = nn_plan_begin(g, input_shapes, n_inputs, options, err);
+    if (!p) return NULL;
+    for (size_t i = 0; i < nn_graph_node_count(g); i++) {
+        p->node = (int)i;
+        if (!p->fused[i]) {
+            const struct nn_node *node = nn_graph_node(g, i);
+            /* Folding and compiling both name their result after the first output. */
+            if (nn_check_output(node, err)) goto fail;
+            int folded = nn_fold_constant(p, node, err);
+            if (folded < 0 || (!folded && nn_compile_node(p, err))) goto fail;
+        }
+        nn_release_slots(p, (int)i);
+    }
+    p->node = (int)nn_graph_node_count(g);
+    if (bind_outputs(p, err) || materialize(p, err)) goto fail;
+    return p;
+fail:
+    nn_plan_free(p);
+    return NULL;
+}
+
+int nn_check_output(const struct nn_node *node, struct eng_error *err)
+{
+    return node->n_outputs < 1 || !node->outputs[0][0] ? nn_invalid(node, "no output", err) : 0;
+}
+
+struct nn_plan *nn_plan_begin(const struct nn_graph *g, const struct nn_tensor_info *input_shapes,
+                              size_t n_inputs, const struct nn_plan_options *options,
+                              struct eng_error *err)
+{
     if (n_inputs != nn_graph_input_count(g)) {
         eng_fail(err, ENG_INVALID, "%zu input shapes given; the model has %zu inputs", n_inputs,
                  nn_graph_input_count(g));
         return NULL;
     }
-    if (refuse_unsupported(g, err)) return NULL;
     struct nn_plan *p = calloc(1, sizeof *p);
     if (!p) {
         eng_no_memory(err);
@@ -212,7 +241,7 @@ struct nn_plan *nn_plan_compile_with(const struct nn_graph *g,
         names[k] = nn_graph_output(g, k)->name;
     for (size_t k = 0; k < options->n_taps; k++)
         names[n_graph_outputs + k] = options->taps[k];
-    set_threads(p->threads);
+    nn_set_threads(p->threads);
     if (nn_dnnl_check(dnnl_engine_create(&p->engine, dnnl_cpu, 0), "dnnl_engine_create", NULL,
                       err) ||
         nn_dnnl_check(dnnl_stream_create(&p->stream, p->engine, dnnl_stream_default_flags),
@@ -220,22 +249,6 @@ struct nn_plan *nn_plan_compile_with(const struct nn_graph *g,
         goto fail;
     p->node = 0;
     if (add_inputs(p, input_shapes, options, err)) goto fail;
-    for (size_t i = 0; i < nn_graph_node_count(g); i++) {
-        p->node = (int)i;
-        if (!p->fused[i]) {
-            const struct nn_node *node = nn_graph_node(g, i);
-            /* Folding and compiling both name their result after the first output. */
-            if (node->n_outputs < 1 || !node->outputs[0][0]) {
-                nn_invalid(node, "no output", err);
-                goto fail;
-            }
-            int folded = nn_fold_constant(p, node, err);
-            if (folded < 0 || (!folded && nn_compile_node(p, err))) goto fail;
-        }
-        nn_release_slots(p, (int)i);
-    }
-    p->node = (int)nn_graph_node_count(g);
-    if (bind_outputs(p, err) || materialize(p, err)) goto fail;
     return p;
 fail:
     nn_plan_free(p);
@@ -255,7 +268,7 @@ double nn_plan_flops(const struct nn_plan *p)
 int nn_plan_run_borrowed(struct nn_plan *p, const float *const *inputs, const float **outputs,
                          struct nn_tensor_info *output_info, struct eng_error *err)
 {
-    set_threads(p->threads);
+    nn_set_threads(p->threads);
     for (size_t i = 0; i < p->n_inputs; i++) {
         if (p->input_ids[i] < 0) continue; /* frozen */
         const struct nn_value *v = &p->values[p->input_ids[i]];

@@ -1,4 +1,20 @@
-/* What the files of the train area share. Private to engine/train (AUGENGINE_TRAIN_INTERNAL). */
+/* What the files of the train area share, private to engine/train (AUGENGINE_TRAIN_INTERNAL):
+ * the optimisers' saved state (state.c), the zoo's layers (zoo_layers.c, zoo_archs.c) and the
+ * training plan's internals.
+ *
+ * A training plan wraps an nn plan begun with nn_plan_begin (nn/internal.h): that plan holds
+ * the value table (the input, the activations each node makes, the constants nn loads and
+ * folds) and the oneDNN engine, stream and primitives; nothing of it is materialised as an
+ * inference arena. The training plan keeps, per value id, the value's floats and its gradient,
+ * and one step per compiled node with its forward and backward functions (ops.c's table).
+ *
+ *   plan.c: compiling, the passes, parameters, buffers; grads.c: gradients' lifetimes
+ *   ops.c: the op table; conv.c, batchnorm.c (oneDNN); eltwise.c, pool.c, linear.c, binary.c,
+ *   shape.c (host loops)
+ *
+ * Gradients accumulate: a backward function adds into its inputs' gradients (a value read by
+ * several nodes gets each one's share); a value whose gradient nobody needs (a constant, or the
+ * input without options.input_grad) has none, and backward functions skip it. */
 #ifndef AUGENGINE_TRAIN_INTERNAL_H
 #define AUGENGINE_TRAIN_INTERNAL_H
 
@@ -10,6 +26,7 @@
 #include <stdint.h>
 
 #include "core/error.h"
+#include "nn/internal.h"
 #include "train/train.h"
 
 /* ---- Saved state (state.c): the bytes of train_optim_save and train_ema_save ---------------- */
@@ -102,5 +119,145 @@ void zoo_small_cnn(struct zoo *z, const struct train_zoo_spec *spec);
 void zoo_resnet_cifar(struct zoo *z, const struct train_zoo_spec *spec);
 void zoo_wrn(struct zoo *z, const struct train_zoo_spec *spec);
 void zoo_resnet(struct zoo *z, const struct train_zoo_spec *spec);
+
+/* ---- The training plan (plan.c, grads.c, ops.c and the op files) ---- */
+
+#define TRAIN_MAX_INPUTS 64
+#define TRAIN_MAX_PRIMS  3
+
+struct train_step;
+
+/* A node's op: compile reads the node's inputs and makes its output (and the step's state);
+ * forward and backward return 0, or -1 with err (a oneDNN failure, out of memory). */
+struct train_op {
+    int (*compile)(struct train_plan *t, struct train_step *s, struct eng_error *err);
+    int (*forward)(struct train_plan *t, struct train_step *s, struct eng_error *err);
+    int (*backward)(struct train_plan *t, struct train_step *s, struct eng_error *err);
+};
+
+struct train_step {
+    const struct nn_node *node;
+    int index; /* the node's index in the graph */
+    const struct train_op *op;
+    int in[TRAIN_MAX_INPUTS]; /* value ids; -1 where the node has no such input */
+    int n_in;
+    int out;
+    int prim[TRAIN_MAX_PRIMS];      /* nn steps holding this step's primitives; -1: none */
+    int64_t q[2 * NN_MAX_RANK + 8]; /* op parameters */
+    float f[4];
+    /* What the forward keeps for the backward (a mask, argmax positions, batch statistics). */
+    float *work;
+    size_t work_count;
+};
+
+/* How a node's input is read (train_input). */
+enum train_role {
+    TRAIN_ACTIVATION, /* a float value; an initializer there is a parameter */
+    TRAIN_NO_DECAY,   /* the same, excluded from weight decay (biases, BN's scale and shift) */
+    TRAIN_BUFFER,     /* BN's running statistics */
+    TRAIN_CONSTANT,   /* read at compile time or as is (shapes, Clip's bounds, Dropout's ratio) */
+};
+
+struct train_plan {
+    const struct nn_graph *g;
+    struct nn_plan *np;
+    /* Per value id of np: its floats, its gradient (NULL: none needed) and whether the plan
+     * allocated them (aliases share their source's). */
+    float **data, **grad;
+    unsigned char *owned;
+    int *root; /* the value whose floats a view shares (itself for the others) */
+    size_t cap;
+    /* Activations' gradients live only from the backward step of their last reader to that of
+     * their producer, in buffers of this pool (grads.c), so a backward pass holds a few layers'
+     * gradients at a time rather than every one. */
+    struct train_buffer *pool;
+    size_t n_pool;
+    struct train_step *steps;
+    size_t n_steps;
+    struct train_param *params, *buffers;
+    size_t n_params, n_buffers;
+    int input, output;
+    struct nn_tensor_info output_info;
+    void *scratch; /* oneDNN's scratchpad, the largest any primitive needs */
+    /* Where a backward step has oneDNN write gradients it then adds in (oneDNN overwrites its
+     * outputs): one buffer for all, as backward steps run one at a time. */
+    float *temp;
+    size_t temp_count;
+    const char *const *frozen; /* options' */
+    size_t n_frozen;
+    uint64_t seed, step;
+    int threads;
+    bool input_grad;
+    bool training;     /* the mode of the last forward */
+    bool forward_done; /* a backward has a forward to follow */
+};
+
+/* ---- plan.c: values ---- */
+
+/* The value a node's k-th input names, read as role (a parameter or buffer made on first
+ * read); -1 with err. */
+int train_input(struct train_plan *t, const struct nn_node *node, size_t k, enum train_role role,
+                struct eng_error *err);
+/* A new activation (plain layout) with its floats and gradient; -1 with err. */
+int train_value(struct train_plan *t, const char *name, int rank, const int64_t *dims,
+                struct eng_error *err);
+/* A new value viewing src's floats and gradient under another name and shape. */
+int train_alias(struct train_plan *t, int src, const char *name, int rank, const int64_t *dims,
+                struct eng_error *err);
+static inline const struct nn_value *train_val(const struct train_plan *t, int id)
+{
+    return &t->np->values[id];
+}
+/* The step's work array of count floats, zeroed; -1 with err. */
+int train_work(struct train_step *s, size_t count, struct eng_error *err);
+/* At compile time: the step's backward needs count floats of t->temp. */
+void train_need_temp(struct train_plan *t, size_t count);
+
+/* ---- grads.c: activations' gradients during a backward pass ---- */
+
+struct train_buffer {
+    float *data;
+    size_t count;
+    bool busy;
+};
+
+/* Before the first backward step: zeroes the parameters' gradients and gives the output its
+ * gradient buffer (zeroed). -1 with err when memory runs out. */
+int train_grads_begin(struct train_plan *t, struct eng_error *err);
+/* Before step s's backward: 0 when no gradient reaches its output (the step is skipped), 1 once
+ * its activation inputs have their (zeroed) gradient buffers, -1 with err. */
+int train_grads_before(struct train_plan *t, const struct train_step *s, struct eng_error *err);
+/* After step s's backward: its output's gradient is spent (but a view's, which is its input's). */
+void train_grads_after(struct train_plan *t, const struct train_step *s);
+/* After the pass: every buffer back in the pool. */
+void train_grads_end(struct train_plan *t);
+void train_grads_free(struct train_plan *t);
+
+/* ---- plan.c: oneDNN ---- */
+
+/* An argument of a primitive: oneDNN's argument index and the data, in the layout the
+ * primitive was made for. */
+struct train_arg {
+    int arg;
+    void *data;
+};
+/* Makes the primitive of pd (consumed) as the step's k-th. */
+int train_make_prim(struct train_plan *t, struct train_step *s, int k, dnnl_primitive_desc_t pd,
+                    struct eng_error *err);
+/* Runs the step's k-th primitive on args (the scratchpad added). */
+int train_exec(struct train_plan *t, const struct train_step *s, int k,
+               const struct train_arg *args, int n, struct eng_error *err);
+/* dst[i] += src[i] */
+void train_accumulate(float *dst, const float *src, size_t n);
+
+/* ---- ops.c ---- */
+
+const struct train_op *train_op_find(const struct nn_node *node);
+int train_op_supported(const struct nn_node *node);
+extern const char train_supported_ops[];
+
+/* The ops' tables, one per file. */
+extern const struct train_op train_conv_op, train_batchnorm_op, train_pool_op, train_gemm_op,
+    train_binary_op, train_concat_op, train_view_op, train_eltwise_op, train_dropout_op;
 
 #endif

@@ -5,7 +5,7 @@ engine/CMakeLists.txt gives each area (engine/<area>/) one library, augengine_<a
 the areas it may use. An area may include its own headers and those of the areas it reaches
 through those links, nothing else: a lower area never includes a higher one. A private header
 (<area>/internal.h and the like, guarded by AUGENGINE_<AREA>_INTERNAL) is included by its own
-area only. Code outside the engine (server/, handlers/, tests/) uses public headers only.
+area only, or by the areas its guard also names (nn/internal.h admits train). Code outside the engine (server/, handlers/, tests/) uses public headers only.
 
 usage: check_layers.py SOURCE_DIR    exits 1 and names every include that breaks a rule
 """
@@ -40,9 +40,17 @@ def reach(area):
 
 
 def private(header):
-    """Whether header is private to its area: it carries the area's internal guard."""
+    """The areas a private header admits, from its internal guard (`#ifndef AUGENGINE_NN_INTERNAL`,
+    or `#if !defined(AUGENGINE_NN_INTERNAL) && !defined(AUGENGINE_TRAIN_INTERNAL)` for a header
+    its area shares with one above it); None for a public header."""
     path = os.path.join(engine, header)
-    return os.path.exists(path) and re.search(r'#ifndef AUGENGINE_\w+_INTERNAL', open(path).read())
+    if not os.path.exists(path):
+        return None
+    guard = re.search(r'^#if(?:ndef| !defined)[^\n]*AUGENGINE_\w+_INTERNAL[^\n]*$', open(path).read(),
+                      re.M)
+    if not guard:
+        return None
+    return {a.lower() for a in re.findall(r'AUGENGINE_(\w+)_INTERNAL', guard.group(0))}
 
 
 include = re.compile(r'^\s*#\s*include\s+"([^"]+)"', re.M)
@@ -62,8 +70,9 @@ for top in ('engine', 'server', 'handlers', 'tests'):
                         problems.append('%s: %s is above area %s (it links %s)' %
                                         (rel, header, own, ', '.join(sorted(links.get(own, ()))) or
                                          'nothing'))
-                    elif target != own and private(header):
-                        problems.append('%s: %s is private to engine/%s' % (rel, header, target))
+                    elif target != own and own not in (private(header) or {own}):
+                        problems.append('%s: %s is private to engine/%s' %
+                                        (rel, header, ', engine/'.join(sorted(private(header)))))
                 elif own and not os.path.exists(os.path.join(folder, header)) and \
                         header != 'onnx.pb-c.h':
                     problems.append('%s: "%s" names no engine area (engine/ knows nothing of '

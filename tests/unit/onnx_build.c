@@ -138,3 +138,20 @@ void onnx_value_info_init(struct onnx_value_info *v, char *name, int rank, const
     v->info.name = name;
     v->info.type = &v->type;
 }
+
+struct nn_graph *onnx_read_x_to_y(char *name, size_t n_node, Onnx__NodeProto **nodes, size_t n_init,
+                                  Onnx__TensorProto **inits)
+{
+    Onnx__ValueInfoProto x = ONNX__VALUE_INFO_PROTO__INIT, y = ONNX__VALUE_INFO_PROTO__INIT;
+    x.name = "x";
+    y.name = "y";
+    Onnx__ValueInfoProto *inputs[] = {&x}, *outputs[] = {&y};
+    Onnx__GraphProto graph = onnx_graph(name, n_node, nodes, n_init, inits, inputs, outputs);
+    size_t size;
+    void *model = onnx_pack_model(&graph, &size);
+    struct eng_error err = {0};
+    struct nn_graph *g = nn_graph_read(model, size, &err);
+    free(model);
+    if (!g) fail_msg("%s", err.message);
+    return g;
+}

@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "nn/nn.h"
 #include "onnx.pb-c.h"
 
 /* A float initializer of count values. */
@@ -43,5 +44,11 @@ Onnx__GraphProto onnx_graph(char *name, size_t n_node, Onnx__NodeProto **nodes,
 /* graph in a model (IR version 8, opset 13), serialised: *size bytes, malloc'd. Fails the running
  * cmocka test when packing goes wrong. */
 void *onnx_pack_model(Onnx__GraphProto *graph, size_t *size);
+
+/* The graph of nodes (and initializers) from input "x" to output "y" (no types or shapes),
+ * serialised and read back as the executor reads a model file; fails the test when it is
+ * refused. */
+struct nn_graph *onnx_read_x_to_y(char *name, size_t n_node, Onnx__NodeProto **nodes, size_t n_init,
+                                  Onnx__TensorProto **inits);
 
 #endif

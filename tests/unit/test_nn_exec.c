@@ -194,25 +194,6 @@ static void test_unsupported_op(void **state)
     nn_graph_free(g);
 }
 
-/* The graph of nodes (and initializers) from input "x" to output "y", serialised and read back
- * as the executor reads a model file; fails the test when it is refused. */
-static struct nn_graph *graph_x_to_y(char *name, size_t n_node, Onnx__NodeProto **nodes,
-                                     size_t n_init, Onnx__TensorProto **inits)
-{
-    Onnx__ValueInfoProto x = ONNX__VALUE_INFO_PROTO__INIT, y = ONNX__VALUE_INFO_PROTO__INIT;
-    x.name = "x";
-    y.name = "y";
-    Onnx__ValueInfoProto *inputs[] = {&x}, *outputs[] = {&y};
-    Onnx__GraphProto graph = onnx_graph(name, n_node, nodes, n_init, inits, inputs, outputs);
-    size_t size;
-    void *model = onnx_pack_model(&graph, &size);
-    struct eng_error err = {0};
-    struct nn_graph *g = nn_graph_read(model, size, &err);
-    free(model);
-    if (!g) fail_msg("%s", err.message);
-    return g;
-}
-
 /* The Conv -> Relu -> Reshape model (opset 13), read. */
 static struct nn_graph *build_conv_relu_reshape(const float *w, const float *b, int64_t groups)
 {
@@ -237,7 +218,7 @@ static struct nn_graph *build_conv_relu_reshape(const float *w, const float *b, 
     onnx_node_init(&reshape, "Reshape", 2, reshape_in, reshape_out);
     Onnx__NodeProto *nodes[] = {&conv, &relu, &reshape};
 
-    return graph_x_to_y("conv_relu_reshape", 3, nodes, 3, inits);
+    return onnx_read_x_to_y("conv_relu_reshape", 3, nodes, 3, inits);
 }
 
 /* A grouped Conv with a Relu fused into it and a Reshape by a constant shape, against a direct
@@ -389,7 +370,7 @@ static void check_conv(int batch, int size, int stride)
     conv.n_attribute = 2;
     conv.attribute = attrs;
     Onnx__NodeProto *nodes[] = {&conv};
-    struct nn_graph *g = graph_x_to_y("conv3x3", 1, nodes, 2, inits);
+    struct nn_graph *g = onnx_read_x_to_y("conv3x3", 1, nodes, 2, inits);
 
     double largest = 0;
     for (int n = 0; n < batch; n++)
@@ -476,7 +457,7 @@ static void test_transpose_scalar(void **state)
     Onnx__NodeProto transpose;
     onnx_node_init(&transpose, "Transpose", 1, in, out);
     Onnx__NodeProto *nodes[] = {&transpose};
-    struct nn_graph *g = graph_x_to_y("transpose_scalar", 1, nodes, 0, NULL);
+    struct nn_graph *g = onnx_read_x_to_y("transpose_scalar", 1, nodes, 0, NULL);
     struct eng_error err = {0};
     struct nn_tensor_info shape = {.name = "x", .dtype = NN_FLOAT, .rank = 0};
     struct nn_plan *p = nn_plan_compile(g, &shape, 1, &err);
@@ -508,7 +489,7 @@ static void test_constant_node_without_output(void **state)
     identity.n_output = 0;
     onnx_node_init(&relu, "Relu", 1, relu_in, relu_out);
     Onnx__NodeProto *nodes[] = {&identity, &relu};
-    struct nn_graph *g = graph_x_to_y("no_output", 2, nodes, 1, inits);
+    struct nn_graph *g = onnx_read_x_to_y("no_output", 2, nodes, 1, inits);
     struct eng_error err = {0};
     struct nn_tensor_info shape = {.name = "x", .dtype = NN_FLOAT, .rank = 1, .dims = {2}};
     assert_null(nn_plan_compile(g, &shape, 1, &err));
@@ -538,7 +519,7 @@ static enum eng_code compile_with_float_constant(char *op, float value, struct e
     }
     onnx_node_init(&relu, "Relu", 1, relu_in, relu_out);
     Onnx__NodeProto *nodes[] = {&node, &relu};
-    struct nn_graph *g = graph_x_to_y("float_constant", 2, nodes, 1, inits);
+    struct nn_graph *g = onnx_read_x_to_y("float_constant", 2, nodes, 1, inits);
     struct nn_tensor_info shape = {.name = "x", .dtype = NN_FLOAT, .rank = 1, .dims = {2}};
     struct nn_plan *p = nn_plan_compile(g, &shape, 1, err);
     nn_plan_free(p);

@@ -1,0 +1,100 @@
+/* Add and Mul with numpy broadcasting, on the host. Backward sums each operand's gradient over
+ * the dims it was broadcast along. */
+#include <string.h>
+
+#include "train/internal.h"
+
+/* The output's dims and each operand's strides in them (0 along a broadcast dim). */
+struct broadcast {
+    int rank;
+    int64_t dims[NN_MAX_RANK], stride[2][NN_MAX_RANK];
+};
+
+/* 0, or -1 when the shapes do not broadcast. */
+static int broadcast_of(const struct nn_value *a, const struct nn_value *b, struct broadcast *bc)
+{
+    const struct nn_value *v[2] = {a, b};
+    bc->rank = a->rank > b->rank ? a->rank : b->rank;
+    int64_t d[2][NN_MAX_RANK];
+    for (int k = 0; k < 2; k++)
+        for (int i = 0; i < bc->rank; i++) {
+            int j = i - (bc->rank - v[k]->rank);
+            d[k][i] = j < 0 ? 1 : v[k]->dims[j];
+        }
+    for (int i = 0; i < bc->rank; i++) {
+        if (d[0][i] != d[1][i] && d[0][i] != 1 && d[1][i] != 1) return -1;
+        bc->dims[i] = d[0][i] == 1 ? d[1][i] : d[0][i];
+    }
+    for (int k = 0; k < 2; k++) {
+        int64_t stride = 1;
+        for (int i = bc->rank; i-- > 0;) {
+            bc->stride[k][i] = d[k][i] == 1 ? 0 : stride;
+            stride *= d[k][i];
+        }
+    }
+    return 0;
+}
+
+static int compile_binary(struct train_plan *t, struct train_step *s, struct eng_error *err)
+{
+    const struct nn_node *node = s->node;
+    for (int k = 0; k < 2; k++) {
+        /* A constant operand of rank 0 or 1 is a bias (or a per-channel scale): no decay. */
+        const struct nn_tensor *init =
+            nn_has_input(node, (size_t)k) ? nn_graph_initializer(t->g, node->inputs[k]) : NULL;
+        enum train_role role = init && init->info.rank <= 1 ? TRAIN_NO_DECAY : TRAIN_ACTIVATION;
+        if ((s->in[k] = train_input(t, node, (size_t)k, role, err)) < 0) return -1;
+    }
+    s->q[0] = !strcmp(node->op_type, "Mul");
+    struct broadcast bc;
+    if (broadcast_of(train_val(t, s->in[0]), train_val(t, s->in[1]), &bc))
+        return nn_invalid(node, "the inputs' shapes do not broadcast", err);
+    return (s->out = train_value(t, node->outputs[0], bc.rank, bc.dims, err)) < 0 ? -1 : 0;
+}
+
+/* Calls back for every output element with its operands' offsets, in row-major order. */
+#define FOR_EACH_BROADCAST(bc, count, i, ia, ib, body)                                             \
+    do {                                                                                           \
+        int64_t at_[NN_MAX_RANK] = {0}, ia = 0, ib = 0;                                            \
+        for (size_t i = 0; i < (count); i++) {                                                     \
+            body;                                                                                  \
+            for (int d_ = (bc).rank - 1; d_ >= 0; d_--) {                                          \
+                ia += (bc).stride[0][d_];                                                          \
+                ib += (bc).stride[1][d_];                                                          \
+                if (++at_[d_] < (bc).dims[d_]) break;                                              \
+                ia -= (bc).stride[0][d_] * (bc).dims[d_];                                          \
+                ib -= (bc).stride[1][d_] * (bc).dims[d_];                                          \
+                at_[d_] = 0;                                                                       \
+            }                                                                                      \
+        }                                                                                          \
+    } while (0)
+
+static int forward_binary(struct train_plan *t, struct train_step *s, struct eng_error *err)
+{
+    (void)err;
+    struct broadcast bc;
+    broadcast_of(train_val(t, s->in[0]), train_val(t, s->in[1]), &bc);
+    const float *a = t->data[s->in[0]], *b = t->data[s->in[1]];
+    float *y = t->data[s->out];
+    int mul = (int)s->q[0];
+    FOR_EACH_BROADCAST(bc, train_val(t, s->out)->count, i, ia, ib,
+                       y[i] = mul ? a[ia] * b[ib] : a[ia] + b[ib]);
+    return 0;
+}
+
+static int backward_binary(struct train_plan *t, struct train_step *s, struct eng_error *err)
+{
+    (void)err;
+    struct broadcast bc;
+    broadcast_of(train_val(t, s->in[0]), train_val(t, s->in[1]), &bc);
+    const float *a = t->data[s->in[0]], *b = t->data[s->in[1]], *dy = t->grad[s->out];
+    float *da = t->grad[s->in[0]], *db = t->grad[s->in[1]];
+    int mul = (int)s->q[0];
+    FOR_EACH_BROADCAST(bc, train_val(t, s->out)->count, i, ia, ib, {
+        if (da) da[ia] += mul ? dy[i] * b[ib] : dy[i];
+        if (db) db[ib] += mul ? dy[i] * a[ia] : dy[i];
+    });
+    return 0;
+}
+
+const struct train_op train_binary_op = {compile_binary, forward_binary, backward_binary};

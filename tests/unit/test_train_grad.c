@@ -1,0 +1,790 @@
+/* The training plan's backward passes against central finite differences: for a small graph of
+ * each op (built here with onnx_build, random parameters and input), the loss L = sum(y * g) for
+ * a random upstream gradient g, and each parameter's and the input's gradient compared with
+ * (L(v + h) - L(v - h)) / 2h, the loss summed in double. Plus what differences cannot show:
+ * MaxPool's ties (hand-computed), BatchNormalization's running statistics and eval mode, Dropout's
+ * mask, determinism, and the refusal of ops without a backward pass. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "assert_near.h"
+#include "onnx_build.h"
+#include "train/train.h"
+
+#define MAX_NODES 8
+#define MAX_ATTRS 6
+#define MAX_INITS 8
+#define MAX_DATA  4608
+
+/* A graph from input "x" to output "y" under construction. */
+struct net {
+    Onnx__NodeProto node[MAX_NODES];
+    Onnx__NodeProto *nodes[MAX_NODES];
+    char *io[MAX_NODES][2][6];
+    Onnx__AttributeProto attr[MAX_NODES][MAX_ATTRS];
+    Onnx__AttributeProto *attrs[MAX_NODES][MAX_ATTRS];
+    int64_t ints[MAX_NODES][MAX_ATTRS][4];
+    size_t n_nodes;
+    Onnx__TensorProto init[MAX_INITS];
+    Onnx__TensorProto *inits[MAX_INITS];
+    int64_t init_dims[MAX_INITS][4];
+    float init_data[MAX_INITS][MAX_DATA];
+    int64_t init_ints[MAX_INITS][4];
+    size_t n_inits;
+    uint64_t seed;
+};
+
+/* Uniform in [-1, 1), from a 64-bit LCG. */
+static float uniform(uint64_t *state)
+{
+    *state = *state * 6364136223846793005ull + 1442695040888963407ull;
+    return (float)((double)(*state >> 11) / 9007199254740992.0 * 2.0 - 1.0);
+}
+
+/* A node op(in...) -> out; in is space-separated. */
+static void net_node(struct net *n, char *op, const char *in, char *out)
+{
+    size_t k = n->n_nodes++, n_in = 0;
+    static char names[MAX_NODES * 6][16];
+    static size_t used;
+    for (const char *p = in; *p;) {
+        size_t len = strcspn(p, " ");
+        char *name = names[used++ % (MAX_NODES * 6)];
+        snprintf(name, sizeof names[0], "%.*s", (int)len, p);
+        n->io[k][0][n_in++] = name;
+        p += len + (p[len] == ' ');
+    }
+    n->io[k][1][0] = out;
+    onnx_node_init(&n->node[k], op, n_in, n->io[k][0], n->io[k][1]);
+    n->node[k].attribute = n->attrs[k];
+    n->nodes[k] = &n->node[k];
+}
+
+static Onnx__AttributeProto *net_attr(struct net *n)
+{
+    Onnx__NodeProto *node = &n->node[n->n_nodes - 1];
+    size_t k = node->n_attribute++;
+    n->attrs[n->n_nodes - 1][k] = &n->attr[n->n_nodes - 1][k];
+    return &n->attr[n->n_nodes - 1][k];
+}
+
+/* Attributes of the last node. */
+static void net_int(struct net *n, char *name, int64_t v)
+{
+    *net_attr(n) = onnx_int_attr(name, v);
+}
+
+static void net_ints(struct net *n, char *name, int count, int64_t a, int64_t b, int64_t c,
+                     int64_t d)
+{
+    int64_t *store = n->ints[n->n_nodes - 1][n->node[n->n_nodes - 1].n_attribute];
+    store[0] = a, store[1] = b, store[2] = c, store[3] = d;
+    *net_attr(n) = onnx_ints_attr(name, (size_t)count, store);
+}
+
+static void net_float(struct net *n, char *name, float v)
+{
+    Onnx__AttributeProto *a = net_attr(n);
+    Onnx__AttributeProto init = ONNX__ATTRIBUTE_PROTO__INIT;
+    *a = init;
+    a->name = name;
+    a->has_type = 1;
+    a->type = ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__FLOAT;
+    a->has_f = 1;
+    a->f = v;
+}
+
+/* A float initializer of random values in [lo, hi). */
+static void net_init(struct net *n, char *name, int rank, const int64_t *dims, float lo, float hi)
+{
+    size_t k = n->n_inits++, count = 1;
+    for (int d = 0; d < rank; d++)
+        count *= (size_t)(n->init_dims[k][d] = dims[d]);
+    assert_true(count <= MAX_DATA);
+    for (size_t i = 0; i < count; i++)
+        n->init_data[k][i] = lo + (hi - lo) * (uniform(&n->seed) + 1) / 2;
+    n->init[k] = onnx_float_tensor(name, (size_t)rank, n->init_dims[k], n->init_data[k], count);
+    n->inits[k] = &n->init[k];
+}
+
+/* An int64 initializer (a shape). */
+static void net_shape(struct net *n, char *name, int count, const int64_t *values)
+{
+    size_t k = n->n_inits++;
+    memcpy(n->init_ints[k], values, (size_t)count * sizeof *values);
+    n->init_dims[k][0] = count;
+    n->init[k] = onnx_int64_tensor(name, 1, n->init_dims[k], n->init_ints[k], (size_t)count);
+    n->inits[k] = &n->init[k];
+}
+
+static struct nn_graph *net_graph(struct net *n)
+{
+    return onnx_read_x_to_y("train", n->n_nodes, n->nodes, n->n_inits, n->inits);
+}
+
+static struct nn_tensor_info shape_of(int rank, const int64_t *dims)
+{
+    struct nn_tensor_info info = {.name = "x", .dtype = NN_FLOAT, .rank = rank};
+    memcpy(info.dims, dims, (size_t)rank * sizeof *dims);
+    return info;
+}
+
+static struct train_plan *compile_threads(const struct nn_graph *g, int rank, const int64_t *dims,
+                                          int threads)
+{
+    struct nn_tensor_info info = shape_of(rank, dims);
+    struct train_plan_options options = {.threads = threads, .seed = 7, .input_grad = true};
+    struct eng_error err = {0};
+    struct train_plan *t = train_plan_compile(g, &info, &options, &err);
+    if (!t) fail_msg("%s", err.message);
+    return t;
+}
+
+static struct train_plan *compile(const struct nn_graph *g, int rank, const int64_t *dims)
+{
+    return compile_threads(g, rank, dims, 1);
+}
+
+/* sum(y * g) in double after a forward at step `step`. */
+static double loss(struct train_plan *t, const float *x, const float *g, uint64_t step,
+                   bool training)
+{
+    const float *y;
+    struct eng_error err = {0};
+    train_plan_set_step(t, step);
+    if (train_plan_forward(t, x, training, &y, &err)) fail_msg("%s", err.message);
+    const struct nn_tensor_info *info = train_plan_output_info(t);
+    size_t count = 1;
+    for (int d = 0; d < info->rank; d++)
+        count *= (size_t)info->dims[d];
+    double sum = 0;
+    for (size_t i = 0; i < count; i++)
+        sum += (double)y[i] * g[i];
+    return sum;
+}
+
+/* Compares the analytic gradient with central differences at up to 40 elements of v. */
+static void check_elements(struct train_plan *t, const char *what, float *v, const float *grad,
+                           size_t count, const float *x, const float *g, bool training)
+{
+    const double h = 1e-3;
+    size_t stride = count > 40 ? count / 40 : 1;
+    for (size_t i = 0; i < count; i += stride) {
+        float saved = v[i];
+        v[i] = (float)(saved + h);
+        double up = loss(t, x, g, 0, training);
+        v[i] = (float)(saved - h);
+        double down = loss(t, x, g, 0, training);
+        v[i] = saved;
+        double fd = (up - down) / (2 * h);
+        if (!(fabs(fd - grad[i]) <= 5e-3 + 1e-2 * fabs(fd)))
+            fail_msg("%s[%zu]: backward gives %.7g, central differences %.7g", what, i, grad[i],
+                     fd);
+    }
+}
+
+/* Every parameter's and the input's gradient against central differences. */
+static void check_net(struct net *n, int rank, const int64_t *dims, bool training)
+{
+    struct nn_graph *g = net_graph(n);
+    struct train_plan *t = compile(g, rank, dims);
+    size_t xc = 1, yc = 1;
+    for (int d = 0; d < rank; d++)
+        xc *= (size_t)dims[d];
+    const struct nn_tensor_info *info = train_plan_output_info(t);
+    for (int d = 0; d < info->rank; d++)
+        yc *= (size_t)info->dims[d];
+    float *x = malloc(xc * sizeof *x), *up = malloc(yc * sizeof *up), *dx = malloc(xc * sizeof *dx);
+    assert_non_null(x);
+    assert_non_null(up);
+    assert_non_null(dx);
+    uint64_t state = 99;
+    for (size_t i = 0; i < xc; i++)
+        x[i] = uniform(&state);
+    for (size_t i = 0; i < yc; i++)
+        up[i] = uniform(&state);
+    struct eng_error err = {0};
+    loss(t, x, up, 0, training);
+    if (train_plan_backward(t, up, dx, &err)) fail_msg("%s", err.message);
+    size_t np = train_plan_param_count(t);
+    float **grads = calloc(np + 1, sizeof *grads);
+    assert_non_null(grads);
+    for (size_t k = 0; k < np; k++) {
+        struct train_param *p = train_plan_param(t, k);
+        grads[k] = malloc(p->count * sizeof(float));
+        assert_non_null(grads[k]);
+        memcpy(grads[k], p->grad, p->count * sizeof(float));
+    }
+    check_elements(t, "x", x, dx, xc, x, up, training);
+    for (size_t k = 0; k < np; k++) {
+        struct train_param *p = train_plan_param(t, k);
+        check_elements(t, p->name, p->value, grads[k], p->count, x, up, training);
+        free(grads[k]);
+    }
+    free(grads);
+    free(x);
+    free(up);
+    free(dx);
+    train_plan_free(t);
+    nn_graph_free(g);
+}
+
+static void test_conv_grouped_strided_dilated(void **state)
+{
+    (void)state;
+    struct net n = {.seed = 1};
+    int64_t x[] = {2, 4, 9, 9}, w[] = {6, 2, 3, 3}, b[] = {6};
+    net_node(&n, "Conv", "x W B", "y");
+    net_int(&n, "group", 2);
+    net_ints(&n, "strides", 2, 2, 1, 0, 0);
+    net_ints(&n, "pads", 4, 1, 2, 0, 1);
+    net_ints(&n, "dilations", 2, 2, 1, 0, 0);
+    net_init(&n, "W", 4, w, -0.5f, 0.5f);
+    net_init(&n, "B", 1, b, -0.5f, 0.5f);
+    check_net(&n, 4, x, true);
+}
+
+static void test_conv_depthwise(void **state)
+{
+    (void)state;
+    struct net n = {.seed = 2};
+    int64_t x[] = {2, 3, 6, 6}, w[] = {3, 1, 3, 3};
+    net_node(&n, "Conv", "x W", "y");
+    net_int(&n, "group", 3);
+    net_ints(&n, "pads", 4, 1, 1, 1, 1);
+    net_init(&n, "W", 4, w, -0.5f, 0.5f);
+    check_net(&n, 4, x, true);
+}
+
+/* A residual block's shape (WRN's first): one activation read by a 3x3 and a 1x1 convolution,
+ * 16 to 32 channels (oneDNN's blocked kernels), their sum. */
+static void test_conv_two_readers(void **state)
+{
+    (void)state;
+    struct net n = {.seed = 20};
+    int64_t x[] = {2, 16, 6, 6}, w3[] = {32, 16, 3, 3}, w1[] = {32, 16, 1, 1};
+    net_node(&n, "LeakyRelu", "x", "o");
+    net_float(&n, "alpha", 0.1f);
+    net_node(&n, "Conv", "o W3", "a");
+    net_ints(&n, "pads", 4, 1, 1, 1, 1);
+    net_init(&n, "W3", 4, w3, -0.2f, 0.2f);
+    net_node(&n, "Conv", "o W1", "b");
+    net_init(&n, "W1", 4, w1, -0.2f, 0.2f);
+    net_node(&n, "Add", "a b", "y");
+    check_net(&n, 4, x, true);
+}
+
+/* WRN's identity block (with a smooth activation, as differences across LeakyReLU's kink would
+ * be wrong): BN, activation, 3x3 Conv, activation, 3x3 Conv, plus the input. */
+static void test_identity_block(void **state)
+{
+    (void)state;
+    struct net n = {.seed = 21};
+    int64_t x[] = {4, 16, 6, 6}, w[] = {16, 16, 3, 3}, c[] = {16};
+    net_node(&n, "BatchNormalization", "x S1 B1 M1 V1", "b1");
+    net_init(&n, "S1", 1, c, 0.5f, 1.5f);
+    net_init(&n, "B1", 1, c, -0.5f, 0.5f);
+    net_init(&n, "M1", 1, c, 0, 0);
+    net_init(&n, "V1", 1, c, 1, 1);
+    net_node(&n, "Sigmoid", "b1", "o");
+    net_node(&n, "Conv", "o W1", "c1");
+    net_ints(&n, "pads", 4, 1, 1, 1, 1);
+    net_init(&n, "W1", 4, w, -0.2f, 0.2f);
+    net_node(&n, "Sigmoid", "c1", "a");
+    net_node(&n, "Conv", "a W2", "c2");
+    net_ints(&n, "pads", 4, 1, 1, 1, 1);
+    net_init(&n, "W2", 4, w, -0.2f, 0.2f);
+    net_node(&n, "Add", "c2 x", "y");
+    check_net(&n, 4, x, true);
+}
+
+/* Conv -> BatchNormalization (training mode: batch statistics) -> Relu. */
+static void test_batchnorm_training(void **state)
+{
+    (void)state;
+    struct net n = {.seed = 3};
+    int64_t x[] = {3, 2, 5, 5}, w[] = {4, 2, 3, 3}, c[] = {4};
+    net_node(&n, "Conv", "x W", "c");
+    net_init(&n, "W", 4, w, -0.5f, 0.5f);
+    net_node(&n, "BatchNormalization", "c S B M V", "y");
+    net_float(&n, "epsilon", 1e-3f);
+    net_init(&n, "S", 1, c, 0.5f, 1.5f);
+    net_init(&n, "B", 1, c, -0.5f, 0.5f);
+    net_init(&n, "M", 1, c, -0.2f, 0.2f);
+    net_init(&n, "V", 1, c, 0.5f, 1.5f);
+    check_net(&n, 4, x, true);
+}
+
+/* In eval mode the running statistics are constants of the function. */
+static void test_batchnorm_eval(void **state)
+{
+    (void)state;
+    struct net n = {.seed = 4};
+    int64_t x[] = {2, 3, 2, 2}, c[] = {3};
+    net_node(&n, "BatchNormalization", "x S B M V", "y");
+    net_init(&n, "S", 1, c, 0.5f, 1.5f);
+    net_init(&n, "B", 1, c, -0.5f, 0.5f);
+    net_init(&n, "M", 1, c, -0.2f, 0.2f);
+    net_init(&n, "V", 1, c, 0.5f, 1.5f);
+    check_net(&n, 4, x, false);
+}
+
+static void check_activation(char *op, uint64_t seed)
+{
+    struct net n = {.seed = seed};
+    int64_t x[] = {2, 3, 4, 4}, s[] = {1};
+    /* Scaled up so that x spans the interesting parts (HardSwish's [-3, 3], Clip's bounds). */
+    net_node(&n, "Mul", "x K", "k");
+    net_init(&n, "K", 1, s, 3.5f, 4.0f);
+    net_node(&n, op, !strcmp(op, "Clip") ? "k lo hi" : "k", "y");
+    if (!strcmp(op, "LeakyRelu")) net_float(&n, "alpha", 0.2f);
+    if (!strcmp(op, "Clip")) {
+        int64_t scalar[1];
+        net_init(&n, "lo", 0, scalar, -1.5f, -1.0f);
+        net_init(&n, "hi", 0, scalar, 1.0f, 1.5f);
+    }
+    check_net(&n, 4, x, true);
+}
+
+static void test_activations(void **state)
+{
+    (void)state;
+    check_activation("Relu", 5);
+    check_activation("LeakyRelu", 6);
+    check_activation("Clip", 7);
+    check_activation("Sigmoid", 8);
+    check_activation("HardSwish", 9);
+}
+
+static void test_pools(void **state)
+{
+    (void)state;
+    int64_t x[] = {2, 2, 7, 7};
+    for (int kind = 0; kind < 4; kind++) {
+        struct net n = {.seed = 10};
+        net_node(&n, kind == 3 ? "GlobalAveragePool" : kind ? "AveragePool" : "MaxPool", "x", "y");
+        if (kind < 3) {
+            net_ints(&n, "kernel_shape", 2, 3, 3, 0, 0);
+            net_ints(&n, "strides", 2, 2, 2, 0, 0);
+            net_ints(&n, "pads", 4, 1, 1, 1, 1);
+            net_int(&n, "count_include_pad", kind == 2);
+            net_int(&n, "ceil_mode", kind == 1);
+        }
+        check_net(&n, 4, x, true);
+    }
+}
+
+/* Ties: the gradient goes to the first maximum of each window (row-major), as PyTorch's. */
+static void test_maxpool_ties(void **state)
+{
+    (void)state;
+    struct net n = {0};
+    int64_t dims[] = {1, 1, 2, 4};
+    net_node(&n, "MaxPool", "x", "y");
+    net_ints(&n, "kernel_shape", 2, 2, 2, 0, 0);
+    net_ints(&n, "strides", 2, 2, 2, 0, 0);
+    struct nn_graph *g = net_graph(&n);
+    struct train_plan *t = compile(g, 4, dims);
+    /* Window one: all equal; window two: the maximum 5 twice, at (0, 3) and (1, 2). */
+    float x[] = {1, 1, 0, 5, 1, 1, 5, 2}, up[] = {2, 3}, dx[8];
+    float want[] = {2, 0, 0, 3, 0, 0, 0, 0};
+    const float *y;
+    struct eng_error err = {0};
+    assert_int_equal(train_plan_forward(t, x, true, &y, &err), 0);
+    assert_true(y[0] == 1 && y[1] == 5);
+    assert_int_equal(train_plan_backward(t, up, dx, &err), 0);
+    assert_memory_equal(dx, want, sizeof want);
+    train_plan_free(t);
+    nn_graph_free(g);
+}
+
+static void test_gemm_and_matmul(void **state)
+{
+    (void)state;
+    int64_t x[] = {3, 5}, x3[] = {2, 3, 5};
+    for (int variant = 0; variant < 3; variant++) {
+        struct net n = {.seed = 11};
+        int64_t w[] = {variant == 1 ? 5 : 4, variant == 1 ? 4 : 5}, c[] = {4}, wm[] = {5, 4};
+        if (variant < 2) {
+            /* transB with a bias row; then transA (x seen as [5, 3]) with a [3, 4]... C of [4] */
+            net_node(&n, "Gemm", "x W C", "y");
+            net_float(&n, "alpha", 0.7f);
+            net_float(&n, "beta", 1.3f);
+            if (variant == 0) net_int(&n, "transB", 1);
+            if (variant == 1) net_int(&n, "transA", 1);
+            net_init(&n, "W", 2, w, -1, 1);
+            net_init(&n, "C", 1, c, -1, 1);
+            int64_t xt[] = {5, 3};
+            check_net(&n, 2, variant == 1 ? xt : x, true);
+        } else {
+            net_node(&n, "MatMul", "x W", "y");
+            net_init(&n, "W", 2, wm, -1, 1);
+            check_net(&n, 3, x3, true);
+        }
+    }
+}
+
+/* Add and Mul broadcasting a parameter ([C, 1, 1], [W]) and an activation (x * its own channel
+ * means, [N, C, 1, 1]: both operands need gradients). */
+static void test_broadcasting(void **state)
+{
+    (void)state;
+    struct net n = {.seed = 12};
+    int64_t x[] = {2, 3, 4, 5}, c[] = {3, 1, 1}, w[] = {5};
+    net_node(&n, "Add", "x A", "a");
+    net_init(&n, "A", 3, c, -1, 1);
+    net_node(&n, "Mul", "a M", "m");
+    net_init(&n, "M", 1, w, -1, 1);
+    net_node(&n, "GlobalAveragePool", "m", "g");
+    net_node(&n, "Mul", "m g", "y");
+    check_net(&n, 4, x, true);
+}
+
+/* Concat of x and Sigmoid(x) along channels, flattened, reshaped and through a Gemm. */
+static void test_concat_flatten_reshape(void **state)
+{
+    (void)state;
+    struct net n = {.seed = 13};
+    int64_t x[] = {2, 2, 3, 3}, w[] = {3, 36};
+    int64_t shape[] = {0, 2, -1};
+    net_node(&n, "Sigmoid", "x", "s");
+    net_node(&n, "Concat", "x s", "c");
+    net_int(&n, "axis", 1);
+    net_node(&n, "Reshape", "c shape", "r");
+    net_shape(&n, "shape", 3, shape);
+    net_node(&n, "Flatten", "r", "f");
+    net_node(&n, "Identity", "f", "i");
+    net_node(&n, "Gemm", "i W", "y");
+    net_int(&n, "transB", 1);
+    net_init(&n, "W", 2, w, -1, 1);
+    check_net(&n, 4, x, true);
+}
+
+/* Dropout: the same step draws the same mask (so differences see a fixed function), kept
+ * elements are scaled by 1 / (1 - ratio), and eval mode is the identity. */
+static void test_dropout(void **state)
+{
+    (void)state;
+    struct net n = {.seed = 14};
+    int64_t x[] = {4, 50}, w[] = {3, 50}, scalar[1];
+    net_node(&n, "Dropout", "x ratio", "d");
+    net_init(&n, "ratio", 0, scalar, 0.25f, 0.25f);
+    net_node(&n, "Gemm", "d W", "y");
+    net_int(&n, "transB", 1);
+    net_init(&n, "W", 2, w, -1, 1);
+    check_net(&n, 2, x, true);
+
+    struct net m = {.seed = 15};
+    net_node(&m, "Dropout", "x ratio", "y");
+    net_init(&m, "ratio", 0, scalar, 0.25f, 0.25f);
+    struct nn_graph *g = net_graph(&m);
+    struct train_plan *t = compile(g, 2, x);
+    float in[200], first[200];
+    for (int i = 0; i < 200; i++)
+        in[i] = 1.0f + (float)i;
+    const float *y;
+    struct eng_error err = {0};
+    assert_int_equal(train_plan_forward(t, in, true, &y, &err), 0);
+    int dropped = 0;
+    for (int i = 0; i < 200; i++) {
+        if (y[i] != 0.0f) assert_near(y[i], in[i] / 0.75, 1e-6 * y[i]);
+        dropped += y[i] == 0.0f;
+    }
+    /* 50 expected; Binomial(200, 0.25)'s standard deviation is 6.1. */
+    assert_in_range(dropped, 25, 75);
+    memcpy(first, y, sizeof first);
+    assert_int_equal(train_plan_step(t), 1);
+    assert_int_equal(train_plan_forward(t, in, true, &y, &err), 0);
+    assert_true(memcmp(first, y, sizeof first) != 0); /* the next step, another mask */
+    train_plan_set_step(t, 0);
+    assert_int_equal(train_plan_forward(t, in, true, &y, &err), 0);
+    assert_memory_equal(first, y, sizeof first);
+    assert_int_equal(train_plan_forward(t, in, false, &y, &err), 0);
+    assert_memory_equal(in, y, sizeof in);
+    train_plan_free(t);
+    nn_graph_free(g);
+}
+
+/* One training forward moves the running statistics by ONNX's rule with the unbiased variance:
+ * running = momentum * running + (1 - momentum) * batch; eval mode then normalises with them. */
+static void test_batchnorm_running_statistics(void **state)
+{
+    (void)state;
+    struct net n = {.seed = 16};
+    int64_t dims[] = {2, 1, 1, 2}, c[] = {1};
+    net_node(&n, "BatchNormalization", "x S B M V", "y");
+    net_float(&n, "momentum", 0.75f);
+    net_float(&n, "epsilon", 0.0f);
+    net_init(&n, "S", 1, c, 2, 2);
+    net_init(&n, "B", 1, c, 1, 1);
+    net_init(&n, "M", 1, c, 0.5f, 0.5f);
+    net_init(&n, "V", 1, c, 4, 4);
+    struct nn_graph *g = net_graph(&n);
+    struct train_plan *t = compile(g, 4, dims);
+    /* Batch mean 2.5, biased variance 1.25, unbiased 5/3. */
+    float x[] = {1, 2, 3, 4};
+    const float *y;
+    struct eng_error err = {0};
+    assert_int_equal(train_plan_forward(t, x, true, &y, &err), 0);
+    /* (x - 2.5) / sqrt(1.25) * 2 + 1 */
+    assert_near(y[0], -1.5 / sqrt(1.25) * 2 + 1, 1e-5);
+    assert_near(y[3], 1.5 / sqrt(1.25) * 2 + 1, 1e-5);
+    assert_int_equal(train_plan_buffer_count(t), 2);
+    struct train_param *mean = train_plan_buffer(t, 0), *var = train_plan_buffer(t, 1);
+    assert_string_equal(mean->name, "M");
+    assert_null(mean->grad);
+    assert_near(mean->value[0], 0.75 * 0.5 + 0.25 * 2.5, 1e-6);
+    assert_near(var->value[0], 0.75 * 4 + 0.25 * 5.0 / 3.0, 1e-6);
+    assert_int_equal(train_plan_forward(t, x, false, &y, &err), 0);
+    assert_near(y[0], (1 - mean->value[0]) / sqrt(var->value[0]) * 2 + 1, 1e-5);
+    /* Scale and shift are parameters without weight decay. */
+    assert_int_equal(train_plan_param_count(t), 2);
+    assert_true(train_plan_param(t, 0)->no_decay && train_plan_param(t, 1)->no_decay);
+    train_plan_free(t);
+    nn_graph_free(g);
+}
+
+/* Two plans with the same seed and threads (two: the pools and oneDNN split their work) give
+ * identical outputs, gradients and buffers. */
+static void test_determinism(void **state)
+{
+    (void)state;
+    struct net n = {.seed = 17};
+    int64_t x[] = {4, 3, 8, 8}, w[] = {8, 3, 3, 3}, c[] = {8}, scalar[1];
+    net_node(&n, "Conv", "x W", "c");
+    net_ints(&n, "pads", 4, 1, 1, 1, 1);
+    net_init(&n, "W", 4, w, -0.5f, 0.5f);
+    net_node(&n, "BatchNormalization", "c S B M V", "b");
+    net_init(&n, "S", 1, c, 0.5f, 1.5f);
+    net_init(&n, "B", 1, c, -0.5f, 0.5f);
+    net_init(&n, "M", 1, c, 0, 0);
+    net_init(&n, "V", 1, c, 1, 1);
+    net_node(&n, "Relu", "b", "r");
+    net_node(&n, "Dropout", "r ratio", "y");
+    net_init(&n, "ratio", 0, scalar, 0.5f, 0.5f);
+    struct nn_graph *g = net_graph(&n);
+    float in[4 * 3 * 8 * 8], up[4 * 8 * 8 * 8], dx[2][4 * 3 * 8 * 8], out[2][4 * 8 * 8 * 8];
+    float dw[2][8 * 27], rv[2][8];
+    uint64_t s = 5;
+    for (size_t i = 0; i < sizeof in / sizeof *in; i++)
+        in[i] = uniform(&s);
+    for (size_t i = 0; i < sizeof up / sizeof *up; i++)
+        up[i] = uniform(&s);
+    for (int run = 0; run < 2; run++) {
+        struct train_plan *t = compile_threads(g, 4, x, 2);
+        const float *y;
+        struct eng_error err = {0};
+        for (int step = 0; step < 3; step++)
+            assert_int_equal(train_plan_forward(t, in, true, &y, &err), 0);
+        assert_int_equal(train_plan_backward(t, up, dx[run], &err), 0);
+        memcpy(out[run], y, sizeof out[run]);
+        memcpy(dw[run], train_plan_param(t, 0)->grad, sizeof dw[run]);
+        memcpy(rv[run], train_plan_buffer(t, 1)->value, sizeof rv[run]);
+        train_plan_free(t);
+    }
+    assert_memory_equal(out[0], out[1], sizeof out[0]);
+    assert_memory_equal(dx[0], dx[1], sizeof dx[0]);
+    assert_memory_equal(dw[0], dw[1], sizeof dw[0]);
+    assert_memory_equal(rv[0], rv[1], sizeof rv[0]);
+    nn_graph_free(g);
+}
+
+/* Conv -> BatchNormalization, with random parameters. */
+static struct nn_graph *conv_bn(void)
+{
+    struct net n = {.seed = 19};
+    int64_t w[] = {4, 2, 3, 3}, c[] = {4};
+    net_node(&n, "Conv", "x W Bc", "c");
+    net_init(&n, "W", 4, w, -0.5f, 0.5f);
+    net_init(&n, "Bc", 1, c, -0.5f, 0.5f);
+    net_node(&n, "BatchNormalization", "c S B M V", "y");
+    net_init(&n, "S", 1, c, 0.5f, 1.5f);
+    net_init(&n, "B", 1, c, -0.5f, 0.5f);
+    net_init(&n, "M", 1, c, -0.2f, 0.2f);
+    net_init(&n, "V", 1, c, 0.5f, 1.5f);
+    return net_graph(&n);
+}
+
+static void fill(float *v, size_t n, uint64_t seed)
+{
+    for (size_t i = 0; i < n; i++)
+        v[i] = uniform(&seed);
+}
+
+/* Frozen initializers are no parameters and get no gradient, and the gradients that remain are
+ * those of the plan without them; the running statistics still move. */
+static void test_frozen(void **state)
+{
+    (void)state;
+    struct nn_graph *g = conv_bn();
+    int64_t dims[] = {2, 2, 5, 5};
+    struct nn_tensor_info info = shape_of(4, dims);
+    const char *frozen[] = {"W", "S"};
+    struct train_plan_options options = {.input_grad = true, .frozen = frozen, .n_frozen = 2};
+    struct eng_error err = {0};
+    struct train_plan *f = train_plan_compile(g, &info, &options, &err), *t = compile(g, 4, dims);
+    assert_non_null(f);
+    assert_int_equal(train_plan_param_count(f), 2);
+    assert_string_equal(train_plan_param(f, 0)->name, "Bc");
+    assert_string_equal(train_plan_param(f, 1)->name, "B");
+    assert_int_equal(train_plan_param_count(t), 4);
+    float x[100], up[4 * 2 * 9], dx[2][100];
+    fill(x, 100, 1);
+    fill(up, 72, 2);
+    const float *y;
+    struct train_plan *plans[2] = {f, t};
+    for (int k = 0; k < 2; k++)
+        assert_int_equal(train_plan_forward(plans[k], x, true, &y, &err) ||
+                             train_plan_backward(plans[k], up, dx[k], &err),
+                         0);
+    for (int i = 0; i < 100; i++)
+        assert_near(dx[0][i], dx[1][i], 1e-6);
+    for (int c = 0; c < 4; c++)
+        assert_near(train_plan_param(f, 1)->grad[c], train_plan_param(t, 3)->grad[c], 1e-6);
+    /* Both plans moved the running mean the same way from the same start. */
+    assert_memory_equal(train_plan_buffer(f, 0)->value, train_plan_buffer(t, 0)->value,
+                        4 * sizeof(float));
+    /* Their parameters differ: copying between them is refused. */
+    assert_int_equal(train_plan_copy_values(f, t, &err), -1);
+    assert_int_equal(err.code, ENG_INVALID);
+    train_plan_free(f);
+    train_plan_free(t);
+    nn_graph_free(g);
+}
+
+/* A plan for another batch size, given the values of a trained one, evaluates as it does. */
+static void test_copy_values(void **state)
+{
+    (void)state;
+    struct nn_graph *g = conv_bn();
+    int64_t two[] = {2, 2, 5, 5}, three[] = {3, 2, 5, 5};
+    struct train_plan *a = compile(g, 4, two), *b = compile(g, 4, three);
+    float x[150], out_a[72];
+    fill(x, 150, 3);
+    const float *y;
+    struct eng_error err = {0};
+    /* A training forward moves a's buffers, and an optimiser its parameters. */
+    assert_int_equal(train_plan_forward(a, x, true, &y, &err), 0);
+    for (size_t k = 0; k < train_plan_param_count(a); k++)
+        train_plan_param(a, k)->value[0] += 0.25f;
+    assert_int_equal(train_plan_forward(a, x, false, &y, &err), 0);
+    memcpy(out_a, y, sizeof out_a);
+    assert_int_equal(train_plan_copy_values(b, a, &err), 0);
+    assert_int_equal(train_plan_forward(b, x, false, &y, &err), 0);
+    /* Within rounding: oneDNN may pick another kernel for another batch size. */
+    for (int i = 0; i < 72; i++)
+        assert_near(y[i], out_a[i], 1e-6);
+    train_plan_free(a);
+    train_plan_free(b);
+    nn_graph_free(g);
+}
+
+/* A chain of six Relus on [4, 8, 8, 8] (2048 floats a value) holds its 7 activations and, during
+ * the backward pass, two gradients at a time: the one read and the one written. */
+static void test_gradient_memory(void **state)
+{
+    (void)state;
+    struct net n = {0};
+    char *names[] = {"x", "a", "b", "c", "d", "e", "y"};
+    for (int k = 0; k < 6; k++)
+        net_node(&n, "Relu", names[k], names[k + 1]);
+    struct nn_graph *g = net_graph(&n);
+    int64_t dims[] = {4, 8, 8, 8};
+    struct nn_tensor_info info = shape_of(4, dims);
+    struct eng_error err = {0};
+    struct train_plan *t = train_plan_compile(g, &info, NULL, &err);
+    assert_non_null(t);
+    float x[2048], up[2048];
+    fill(x, 2048, 4);
+    fill(up, 2048, 5);
+    const float *y;
+    for (int pass = 0; pass < 2; pass++) {
+        assert_int_equal(train_plan_forward(t, x, true, &y, &err), 0);
+        assert_int_equal(train_plan_backward(t, up, NULL, &err), 0);
+        assert_int_equal(train_plan_bytes(t), (7 + 2) * 2048 * sizeof(float));
+    }
+    train_plan_free(t);
+    nn_graph_free(g);
+}
+
+/* Ops without a backward pass are refused by name, all of them; an input gradient must be
+ * asked for at compile time; backward needs a forward. */
+static void test_refusals(void **state)
+{
+    (void)state;
+    struct net n = {0};
+    int64_t x[] = {2, 3};
+    net_node(&n, "Softmax", "x", "s");
+    net_node(&n, "Transpose", "s", "r");
+    net_node(&n, "Relu", "r", "y");
+    struct nn_graph *g = net_graph(&n);
+    struct nn_tensor_info info = shape_of(2, x);
+    struct eng_error err = {0};
+    assert_null(train_plan_compile(g, &info, NULL, &err));
+    assert_int_equal(err.code, ENG_UNSUPPORTED);
+    assert_non_null(strstr(err.message, "Softmax, Transpose (2 nodes)"));
+    nn_graph_free(g);
+
+    /* Weights that do not fit the input: ENG_INVALID naming the node. */
+    struct net c = {.seed = 18};
+    int64_t x4[] = {1, 3, 5, 5}, w[] = {4, 2, 3, 3};
+    net_node(&c, "Conv", "x W", "y");
+    net_init(&c, "W", 4, w, -1, 1);
+    g = net_graph(&c);
+    info = shape_of(4, x4);
+    assert_null(train_plan_compile(g, &info, NULL, &err));
+    assert_int_equal(err.code, ENG_INVALID);
+    assert_non_null(strstr(err.message, "(Conv): the weights do not fit"));
+    nn_graph_free(g);
+
+    struct net m = {0};
+    info = shape_of(2, x);
+    net_node(&m, "Relu", "x", "y");
+    g = net_graph(&m);
+    struct train_plan *t = train_plan_compile(g, &info, NULL, &err);
+    assert_non_null(t);
+    float in[6] = {0}, dx[6];
+    assert_int_equal(train_plan_backward(t, in, NULL, &err), -1);
+    assert_int_equal(err.code, ENG_INVALID);
+    const float *y;
+    assert_int_equal(train_plan_forward(t, in, true, &y, &err), 0);
+    assert_int_equal(train_plan_backward(t, in, dx, &err), -1);
+    assert_int_equal(err.code, ENG_INVALID);
+    assert_int_equal(train_plan_backward(t, in, NULL, &err), 0);
+    train_plan_free(t);
+    nn_graph_free(g);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_conv_grouped_strided_dilated),
+        cmocka_unit_test(test_conv_depthwise),
+        cmocka_unit_test(test_conv_two_readers),
+        cmocka_unit_test(test_identity_block),
+        cmocka_unit_test(test_batchnorm_training),
+        cmocka_unit_test(test_batchnorm_eval),
+        cmocka_unit_test(test_activations),
+        cmocka_unit_test(test_pools),
+        cmocka_unit_test(test_maxpool_ties),
+        cmocka_unit_test(test_gemm_and_matmul),
+        cmocka_unit_test(test_broadcasting),
+        cmocka_unit_test(test_concat_flatten_reshape),
+        cmocka_unit_test(test_dropout),
+        cmocka_unit_test(test_batchnorm_running_statistics),
+        cmocka_unit_test(test_determinism),
+        cmocka_unit_test(test_frozen),
+        cmocka_unit_test(test_copy_values),
+        cmocka_unit_test(test_gradient_memory),
+        cmocka_unit_test(test_refusals),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
