@@ -19,8 +19,8 @@
  *
  * Compilation flows one way: the plan (plan.c) -> op compilers (ops.c), folding (fold.c) ->
  * helpers (shape.c, build.c, node.c) -> the IR (ir.c). nn/internal.h, private to this library,
- * holds the plan's structures and the helpers' API. A graph is read (ir.c) or built in code
- * (builder.c) into the one structure nn/graph_internal.h declares. */
+ * holds the plan's structures and the helpers' API. A graph is read (ir.c), or built or copied for
+ * editing in code (builder.c), into the one structure nn/graph_internal.h declares. */
 #ifndef AUGSERVE_ENGINE_NN_H
 #define AUGSERVE_ENGINE_NN_H
 

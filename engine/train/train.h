@@ -321,9 +321,12 @@ size_t train_model_parameter_count(const struct nn_graph *g);
  * train_model_frozen when it is submitted (a refusal is its 422), then at its start
  * train_model_new_head from its seed, train_model_frozen again on the new graph for the
  * training plan's frozen list (train_plan_options.frozen), and trains. The model it registers
- * is nn_graph_with_initializers of the result, with a config.json whose labels are the
- * dataset's class names (a new head's classes are the dataset's, in its class order), the
- * original model's preprocess otherwise. */
+ * is nn_graph_with_initializers of the result beside a copy of the original's config.json
+ * (preprocess, output_kind: a Softmax kept after the head still gives probabilities) whose
+ * "labels" file is written anew with the dataset's class names, one a line in the dataset's
+ * class order, when the head is new (server/model_config.c checks their count against the
+ * output's last dim, which the new head set); without a new head the original's labels stay,
+ * and the job refuses a dataset whose class count differs from the output's. */
 
 /* g rebuilt through a graph builder (nn_builder_like, then every value, initializer and node
  * copied): the identity edit, which writes the bytes g writes. NULL on ENG_NO_MEMORY, or
