@@ -286,6 +286,16 @@ void nn_builder_node(struct nn_builder *b, const char *op_type, const char *name
     b->attr_start[b->n_nodes++] = b->n_attrs;
 }
 
+/* Copies n elements of elem bytes into the arena as *out; 0, or -1 when memory runs out. */
+static int settle(struct nn_graph *g, void *out, const void *src, size_t n, size_t elem)
+{
+    void *p = nn_arena_array(&g->arena, n ? n : 1, elem);
+    if (!p) return -1;
+    if (n) memcpy(p, src, n * elem);
+    memcpy(out, &p, sizeof p);
+    return 0;
+}
+
 /* A new attribute of the last node; NULL after a failure. */
 static struct nn_attr *new_attr(struct nn_builder *b, const char *name, enum nn_attr_type type)
 {
@@ -330,13 +340,7 @@ void nn_builder_attr_ints(struct nn_builder *b, const char *name, size_t n, cons
 {
     struct nn_attr *at = new_attr(b, name, NN_ATTR_INTS);
     if (!at) return;
-    int64_t *copy = nn_arena_array(&b->g->arena, n ? n : 1, sizeof *copy);
-    if (!copy) {
-        no_memory(b);
-        return;
-    }
-    if (n) memcpy(copy, values, n * sizeof *copy);
-    at->ints = copy;
+    if (settle(b->g, &at->ints, values, n, sizeof *values)) no_memory(b);
     at->count = n;
 }
 
@@ -344,13 +348,7 @@ void nn_builder_attr_floats(struct nn_builder *b, const char *name, size_t n, co
 {
     struct nn_attr *at = new_attr(b, name, NN_ATTR_FLOATS);
     if (!at) return;
-    float *copy = nn_arena_array(&b->g->arena, n ? n : 1, sizeof *copy);
-    if (!copy) {
-        no_memory(b);
-        return;
-    }
-    if (n) memcpy(copy, values, n * sizeof *copy);
-    at->floats = copy;
+    if (settle(b->g, &at->floats, values, n, sizeof *values)) no_memory(b);
     at->count = n;
 }
 
@@ -491,16 +489,6 @@ static int check_names(struct nn_builder *b, struct name_set *set, struct name_s
             return eng_fail(err, ENG_INVALID,
                             "output '%s' is made by no node, input or initializer",
                             b->outputs[i].info.name);
-    return 0;
-}
-
-/* Copies n elements of elem bytes into the arena as *out; 0, or -1 when memory runs out. */
-static int settle(struct nn_graph *g, void *out, const void *src, size_t n, size_t elem)
-{
-    void *p = nn_arena_array(&g->arena, n ? n : 1, elem);
-    if (!p) return -1;
-    if (n) memcpy(p, src, n * elem);
-    memcpy(out, &p, sizeof p);
     return 0;
 }
 

@@ -24,21 +24,9 @@
 
 #include "nn/nn.h"
 #include "train/train.h"
+#include "testutil.h"
 
 static const char *fixtures_dir, *testdata_dir;
-
-static struct nn_graph *zoo(const char *model_json, uint64_t seed)
-{
-    json_t *model = json_loads(model_json, 0, NULL);
-    assert_non_null(model);
-    struct train_zoo_spec spec;
-    struct eng_error err = {0};
-    if (train_zoo_parse(model, &spec, &err)) fail_msg("%s: %s", model_json, err.message);
-    json_decref(model);
-    struct nn_graph *g = train_zoo_build(&spec, seed, &err);
-    if (!g) fail_msg("%s: %s", model_json, err.message);
-    return g;
-}
 
 static struct nn_graph *fixture(const char *rel)
 {
@@ -82,7 +70,7 @@ static void test_copy_zoo(void **state)
         "{\"arch\": \"resnet-18\", \"classes\": 5, \"size\": 32}",
     };
     for (size_t i = 0; i < sizeof models / sizeof *models; i++) {
-        struct nn_graph *g = zoo(models[i], 1);
+        struct nn_graph *g = tu_zoo_model(models[i], 1);
         assert_copies(g, models[i]);
         nn_graph_free(g);
     }
@@ -226,7 +214,7 @@ static void assert_runs(const struct nn_graph *g, int64_t classes, bool softmax)
 static void test_new_head_resnet20(void **state)
 {
     (void)state;
-    struct nn_graph *g = zoo("{\"arch\": \"resnet-20\", \"classes\": 10}", 1);
+    struct nn_graph *g = tu_zoo_model("{\"arch\": \"resnet-20\", \"classes\": 10}", 1);
     struct eng_error err = {0};
     struct nn_graph *h = train_model_new_head(g, 100, 7, &err);
     if (!h) fail_msg("%s", err.message);
@@ -288,6 +276,15 @@ static void test_new_head_fixtures(void **state)
     }
 }
 
+/* b's graph, which must be valid. */
+static struct nn_graph *finish(struct nn_builder *b)
+{
+    struct eng_error err = {0};
+    struct nn_graph *g = nn_builder_finish(b, &err);
+    if (!g) fail_msg("%s", err.message);
+    return g;
+}
+
 /* x [N, 4] -> MatMul(W [4, 3]) -> Add(B [3]) (B first when b_first) -> Softmax -> y [N, 3], with
  * a value_info hint for the MatMul's output. */
 static struct nn_graph *matmul_add(bool b_first)
@@ -308,10 +305,7 @@ static struct nn_graph *matmul_add(bool b_first)
     nn_builder_attr_int(b, "axis", 1);
     nn_builder_value_info(b, "mm", NN_FLOAT, 2, y_dims, batch);
     nn_builder_output(b, "y", NN_FLOAT, 2, y_dims, batch);
-    struct eng_error err = {0};
-    struct nn_graph *g = nn_builder_finish(b, &err);
-    if (!g) fail_msg("%s", err.message);
-    return g;
+    return finish(b);
 }
 
 static void test_new_head_matmul(void **state)
@@ -360,10 +354,7 @@ static struct nn_graph *chain(size_t n_outputs, const char *op, const char *seco
     nn_builder_node(b, "Identity", "id", 1, &h, 1, &y);
     nn_builder_output(b, "y", NN_FLOAT, 2, x_dims, NULL);
     if (n_outputs == 2) nn_builder_output(b, "h", NN_FLOAT, 2, x_dims, NULL);
-    struct eng_error err = {0};
-    struct nn_graph *g = nn_builder_finish(b, &err);
-    if (!g) fail_msg("%s", err.message);
-    return g;
+    return finish(b);
 }
 
 static void test_head_refusals(void **state)
@@ -418,7 +409,7 @@ static void assert_frozen_refused(const struct nn_graph *g, const char *freeze_j
 static void test_frozen(void **state)
 {
     (void)state;
-    struct nn_graph *g = zoo("{\"arch\": \"resnet-20\", \"classes\": 10}", 1);
+    struct nn_graph *g = tu_zoo_model("{\"arch\": \"resnet-20\", \"classes\": 10}", 1);
     const char **names;
     assert_int_equal(frozen(g, NULL, &names), 0);
     assert_null(names);

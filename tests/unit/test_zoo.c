@@ -18,22 +18,9 @@
 #include "core/rng.h"
 #include "nn/nn.h"
 #include "train/train.h"
+#include "testutil.h"
 
 static const char *out_dir;
-
-static struct nn_graph *build(const char *model_json, uint64_t seed)
-{
-    json_error_t jerr;
-    json_t *model = json_loads(model_json, 0, &jerr);
-    assert_non_null(model);
-    struct train_zoo_spec spec;
-    struct eng_error err = {0};
-    if (train_zoo_parse(model, &spec, &err)) fail_msg("%s: %s", model_json, err.message);
-    json_decref(model);
-    struct nn_graph *g = train_zoo_build(&spec, seed, &err);
-    if (!g) fail_msg("%s: %s", model_json, err.message);
-    return g;
-}
 
 static void assert_refused(const char *model_json, const char *needle)
 {
@@ -112,7 +99,7 @@ static void test_parameter_counts(void **state)
         {"{\"arch\": \"resnet-50\", \"classes\": 1000}", 25557032},
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
-        struct nn_graph *g = build(cases[i].model, 1);
+        struct nn_graph *g = tu_zoo_model(cases[i].model, 1);
         size_t got = train_model_parameter_count(g);
         if (got != cases[i].count)
             fail_msg("%s: %zu parameters, want %zu", cases[i].model, got, cases[i].count);
@@ -125,7 +112,8 @@ static void test_seeded(void **state)
 {
     (void)state;
     const char *model = "{\"arch\": \"resnet-20\", \"classes\": 10}";
-    struct nn_graph *a = build(model, 7), *b = build(model, 7), *c = build(model, 8);
+    struct nn_graph *a = tu_zoo_model(model, 7), *b = tu_zoo_model(model, 7),
+                    *c = tu_zoo_model(model, 8);
     void *ba, *bb, *bc;
     size_t na, nb, nc;
     struct eng_error err = {0};
@@ -223,7 +211,7 @@ static void test_export(void **state)
     (void)state;
     json_t *manifest = json_array();
     for (size_t i = 0; i < sizeof exports / sizeof *exports; i++) {
-        struct nn_graph *g = build(exports[i].model, SEED);
+        struct nn_graph *g = tu_zoo_model(exports[i].model, SEED);
         if (exports[i].trained) g = as_trained(g);
         struct eng_error err = {0};
         if (exports[i].new_head) {
