@@ -1,5 +1,6 @@
 /* Fine-tuning's graph edits (train.h, "Fine-tuning"): a graph copied through a builder, its
  * classifier head found and given new outputs, and the parameters a job's "freeze" names. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -267,44 +268,95 @@ static bool starts_with(const struct nn_tensor *t, const json_t *prefix)
     return !strncmp(t->info.name, json_string_value(prefix), json_string_length(prefix));
 }
 
-/* Whether t is a parameter that freeze (checked) keeps fixed; h is the head for "all-but-head". */
-static bool frozen(const struct nn_graph *g, const struct nn_tensor *t, const json_t *freeze,
-                   const struct head *h)
+/* The index of the first node that reads name; the node count when none does. */
+static size_t first_reader(const struct nn_graph *g, const char *name)
+{
+    size_t i = 0;
+    for (; i < nn_graph_node_count(g); i++) {
+        const struct nn_node *node = nn_graph_node(g, i);
+        for (size_t k = 0; k < node->n_inputs; k++)
+            if (!strcmp(node->inputs[k], name)) return i;
+    }
+    return i;
+}
+
+/* A "freeze" param, checked, and what it needs. */
+struct freeze {
+    const json_t *prefixes; /* a list of prefixes, or NULL */
+    struct head head;       /* "all-but-head": the head left out */
+    size_t before;          /* {"before": prefix}: the first node reading a parameter it names */
+    bool all_but_head, by_order;
+};
+
+/* Whether t is a parameter that f keeps fixed. */
+static bool frozen(const struct nn_graph *g, const struct nn_tensor *t, const struct freeze *f)
 {
     if (!is_parameter(g, t)) return false;
-    if (json_is_string(freeze)) return t != h->w && t != h->b;
+    if (f->all_but_head) return t != f->head.w && t != f->head.b;
+    if (f->by_order) return first_reader(g, t->info.name) < f->before;
     size_t i;
     const json_t *p;
-    json_array_foreach(freeze, i, p) if (starts_with(t, p)) return true;
+    json_array_foreach(f->prefixes, i, p)
+    {
+        if (starts_with(t, p)) return true;
+    }
     return false;
 }
 
-/* freeze's form: 0, or -1 with err saying what is accepted. */
-static int check_freeze(const struct nn_graph *g, const json_t *freeze, struct eng_error *err)
+static const char accepted[] =
+    "give \"all-but-head\", a list of parameter name prefixes or {\"before\": prefix}";
+
+/* The index of the first node reading a parameter named with prefix p (a non-empty string), in
+ * *first; 0, or -1 with err (what names p) when p is no string or names no parameter. */
+static int find_prefix(const struct nn_graph *g, const json_t *p, const char *what, size_t *first,
+                       struct eng_error *err)
 {
-    static const char accepted[] = "give \"all-but-head\" or a list of parameter name prefixes";
+    if (!json_is_string(p) || !json_string_length(p))
+        return eng_fail(err, ENG_INVALID, "%s is not a non-empty string; %s", what, accepted);
+    *first = nn_graph_node_count(g);
+    bool matched = false;
+    for (size_t k = 0; k < nn_graph_initializer_count(g); k++) {
+        const struct nn_tensor *t = nn_graph_initializer_at(g, k);
+        if (!is_parameter(g, t) || !starts_with(t, p)) continue;
+        matched = true;
+        size_t reader = first_reader(g, t->info.name);
+        if (reader < *first) *first = reader;
+    }
+    if (!matched)
+        return eng_fail(err, ENG_INVALID, "%s: no parameter's name starts with '%s'", what,
+                        json_string_value(p));
+    return 0;
+}
+
+/* Reads freeze into f: 0, or -1 with err saying what is accepted. */
+static int read_freeze(const struct nn_graph *g, const json_t *freeze, struct freeze *f,
+                       struct eng_error *err)
+{
+    memset(f, 0, sizeof *f);
     if (json_is_string(freeze)) {
         if (strcmp(json_string_value(freeze), "all-but-head"))
             return eng_fail(err, ENG_INVALID, "freeze: \"%s\" is not accepted; %s",
                             json_string_value(freeze), accepted);
-        return 0;
+        f->all_but_head = true;
+        return find_head(g, &f->head, err);
+    }
+    if (json_is_object(freeze)) {
+        const json_t *before = json_object_get(freeze, "before");
+        if (!before || json_object_size(freeze) != 1)
+            return eng_fail(err, ENG_INVALID, "freeze: an object holds \"before\" alone; %s",
+                            accepted);
+        f->by_order = true;
+        return find_prefix(g, before, "freeze.before", &f->before, err);
     }
     if (!json_is_array(freeze)) return eng_fail(err, ENG_INVALID, "freeze: %s", accepted);
-    size_t i;
+    f->prefixes = freeze;
+    size_t i, first;
     const json_t *p;
     json_array_foreach(freeze, i, p)
     {
-        if (!json_is_string(p) || !json_string_length(p))
-            return eng_fail(err, ENG_INVALID, "freeze[%zu] is not a non-empty string; %s", i,
-                            accepted);
-        bool matched = false;
-        for (size_t k = 0; !matched && k < nn_graph_initializer_count(g); k++) {
-            const struct nn_tensor *t = nn_graph_initializer_at(g, k);
-            matched = is_parameter(g, t) && starts_with(t, p);
-        }
-        if (!matched)
-            return eng_fail(err, ENG_INVALID, "freeze[%zu]: no parameter's name starts with '%s'",
-                            i, json_string_value(p));
+        char what[32];
+        snprintf(what, sizeof what, "freeze[%zu]", i);
+        if (find_prefix(g, p, what, &first, err)) return -1;
     }
     return 0;
 }
@@ -315,15 +367,14 @@ int train_model_frozen(const struct nn_graph *g, const json_t *freeze, const cha
     *names = NULL;
     *n = 0;
     if (!freeze || json_is_null(freeze)) return 0;
-    struct head h = {0};
-    if (check_freeze(g, freeze, err) || (json_is_string(freeze) && find_head(g, &h, err)))
-        return -1;
+    struct freeze f;
+    if (read_freeze(g, freeze, &f, err)) return -1;
     size_t count = nn_graph_initializer_count(g);
     const char **out = malloc((count ? count : 1) * sizeof *out);
     if (!out) return eng_no_memory(err);
     for (size_t i = 0; i < count; i++) {
         const struct nn_tensor *t = nn_graph_initializer_at(g, i);
-        if (frozen(g, t, freeze, &h)) out[(*n)++] = t->info.name;
+        if (frozen(g, t, &f)) out[(*n)++] = t->info.name;
     }
     *names = out;
     return 0;

@@ -309,7 +309,8 @@ size_t train_model_parameter_count(const struct nn_graph *g);
  *     [in, N] with transB 0; B [N] or [1, N], or absent), or
  *   Add(MatMul(x, W), B), in either order of Add's inputs (W [in, N], B [N] or [1, N]), as
  *     exporters write a Linear over inputs of rank > 2,
- * followed by nothing or by up to four Softmax, LogSoftmax or Identity nodes. W and B are float
+ * followed by nothing or by up to four Softmax, LogSoftmax or Identity nodes (Gemm's alpha and
+ * beta are kept). W and B are float
  * initializers read by the head's node alone, and each value from the head to the output is read
  * by the next node alone. Anything else is ENG_UNSUPPORTED naming what was found ("output 'y' is
  * made by node 'conv9' (Conv); a new head needs a Gemm, or MatMul then Add, there").
@@ -348,6 +349,9 @@ struct nn_graph *train_model_new_head(const struct nn_graph *g, int classes, uin
  *   NULL (absent), JSON null or []: none;
  *   ["conv1.", "layer1."]: every parameter whose name starts with one of the prefixes, each of
  *     which must match one at least (a typo is ENG_INVALID naming it);
+ *   {"before": "layer3."}: every parameter read first by a node before the first node that
+ *     reads a parameter named with that prefix (the model's nodes are in topological order):
+ *     "freeze up to layer3", which stays trainable with everything after it;
  *   "all-but-head": every parameter but the head's W and B (as train_model_new_head finds
  *     them; ENG_UNSUPPORTED when it finds none): a linear probe.
  * Parameters are g's float initializers that are not buffers (BatchNormalization's running mean

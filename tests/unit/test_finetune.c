@@ -437,11 +437,24 @@ static void test_frozen(void **state)
     assert_int_equal(elements, train_model_parameter_count(g) - 650);
     free(names);
 
+    /* Before layer3: conv1, bn1, and layer1's and layer2's three blocks of six (layer2.0's
+     * shortcut.0.weight, shortcut.1.weight and .bias too): 1 + 2 + 18 + 18 + 3 = 42. */
+    n = frozen(g, "{\"before\": \"layer3.\"}", &names);
+    assert_int_equal(n, 42);
+    for (size_t i = 0; i < n; i++)
+        assert_true(strncmp(names[i], "layer3.", 7) && strncmp(names[i], "linear.", 7));
+    free(names);
+    /* Before the first parameter: none. */
+    assert_int_equal(frozen(g, "{\"before\": \"conv1.\"}", &names), 0);
+    free(names);
+
     assert_frozen_refused(g, "[\"layer9.\"]", "no parameter's name starts with 'layer9.'");
+    assert_frozen_refused(g, "{\"before\": \"layer9.\"}", "freeze.before: no parameter");
+    assert_frozen_refused(g, "{\"after\": \"layer1.\"}", "holds \"before\" alone");
     assert_frozen_refused(g, "[\"bn1.running_mean\"]", "starts with 'bn1.running_mean'");
     assert_frozen_refused(g, "\"all\"", "\"all\" is not accepted");
     assert_frozen_refused(g, "[\"\"]", "freeze[0] is not a non-empty string");
-    assert_frozen_refused(g, "5", "\"all-but-head\" or a list");
+    assert_frozen_refused(g, "5", "\"all-but-head\", a list");
     nn_graph_free(g);
 }
 
