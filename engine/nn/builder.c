@@ -374,6 +374,12 @@ void nn_builder_attr_tensor(struct nn_builder *b, const char *name, const struct
 {
     struct nn_attr *at = new_attr(b, name, NN_ATTR_TENSOR);
     if (!at) return;
+    if (!nn_dtype_size(t->info.dtype) || t->info.rank < 0 || t->info.rank > NN_MAX_RANK) {
+        fail(b, eng_fail(&b->err, ENG_INVALID,
+                         "attribute '%s': a tensor of element type %d and rank %d is not held",
+                         name, (int)t->info.dtype, t->info.rank));
+        return;
+    }
     /* As the reader has it: the tensor's own name may be empty, its shape is checked there. */
     size_t bytes = t->count * nn_dtype_size(t->info.dtype);
     void *data = bytes ? nn_arena_alloc(&b->g->arena, bytes) : NULL;

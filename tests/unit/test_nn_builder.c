@@ -323,6 +323,14 @@ static void bad_dtype(struct nn_builder *b)
     nn_builder_initializer(b, "w", (enum nn_dtype)5, 1, dims, data);
 }
 
+static void bad_tensor_attr(struct nn_builder *b)
+{
+    const char *out = "y";
+    nn_builder_node(b, "Constant", "c", 0, NULL, 1, &out);
+    struct nn_tensor t = {.info = {.dtype = NN_UNDEFINED, .rank = 0}, .count = 1};
+    nn_builder_attr_tensor(b, "value", &t);
+}
+
 static void test_refusals(void **state)
 {
     (void)state;
@@ -335,6 +343,7 @@ static void test_refusals(void **state)
     assert_refused(attr_first, ENG_INVALID, "before any node");
     assert_refused(no_data, ENG_NO_MEMORY, "out of memory");
     assert_refused(bad_dtype, ENG_INVALID, "element type 5");
+    assert_refused(bad_tensor_attr, ENG_INVALID, "attribute 'value': a tensor of element type 0");
 
     struct eng_error err = {0};
     assert_null(nn_builder_finish(nn_builder_new("", 13), &err));
