@@ -2,6 +2,7 @@
  * data go to the new graph's arena, and nn_builder_finish lays the arrays out as ir.c's reader
  * does and checks the names, so a built graph is a read one in every respect. Every call takes
  * the NULL a failed nn_builder_new returns, and nn_builder_finish reports it as no memory. */
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -19,8 +20,8 @@ struct nn_builder {
     size_t n_attrs, cap_attrs;
     struct nn_tensor *inits;
     size_t n_inits, cap_inits;
-    struct nn_value_info *inputs, *outputs;
-    size_t n_inputs, cap_inputs, n_outputs, cap_outputs;
+    struct nn_value_info *inputs, *outputs, *hints; /* hints: value_info */
+    size_t n_inputs, cap_inputs, n_outputs, cap_outputs, n_hints, cap_hints;
 };
 
 /* Room for one more of elem bytes in *arr; 0, or -1 when memory runs out. */
@@ -48,7 +49,8 @@ static int no_memory(struct nn_builder *b)
     return fail(b, eng_no_memory(&b->err));
 }
 
-struct nn_builder *nn_builder_new(const char *name, int64_t opset)
+/* A builder whose graph has n_opsets opset entries to fill; NULL when memory runs out. */
+static struct nn_builder *builder_alloc(size_t n_opsets)
 {
     struct nn_builder *b = calloc(1, sizeof *b);
     struct nn_graph *g = calloc(1, sizeof *g);
@@ -58,18 +60,30 @@ struct nn_builder *nn_builder_new(const char *name, int64_t opset)
         return NULL;
     }
     b->g = g;
+    g->opsets = nn_arena_array(&g->arena, n_opsets ? n_opsets : 1, sizeof *g->opsets);
+    if (!g->opsets) {
+        nn_builder_free(b);
+        return NULL;
+    }
+    g->n_opsets = n_opsets;
+    return b;
+}
+
+struct nn_builder *nn_builder_new(const char *name, int64_t opset)
+{
+    struct nn_builder *b = builder_alloc(1);
+    if (!b) return NULL;
+    struct nn_graph *g = b->g;
     /* IR version 8 (ONNX 1.10+) covers opsets up to 17. */
     g->ir_version = 8;
     g->producer_name = nn_arena_str(&g->arena, "augserve");
     g->name = nn_arena_str(&g->arena, name);
-    g->opsets = nn_arena_alloc(&g->arena, sizeof *g->opsets);
-    if (!g->producer_name || !g->name || !g->opsets) {
+    if (!g->producer_name || !g->name) {
         nn_builder_free(b);
         return NULL;
     }
     g->opsets[0].domain = "";
     g->opsets[0].version = opset;
-    g->n_opsets = 1;
     if (opset < 1)
         fail(b, eng_fail(&b->err, ENG_INVALID, "opset %lld; it must be >= 1", (long long)opset));
     else if (!name || !name[0])
@@ -77,15 +91,45 @@ struct nn_builder *nn_builder_new(const char *name, int64_t opset)
     return b;
 }
 
-/* A tensor's shape checked and copied into info; what names it in errors. */
+/* s copied into a's arena, or NULL for NULL (a model's optional strings stay absent); 0, or -1
+ * when memory runs out. */
+static int copy_optional(struct nn_arena *a, const char **out, const char *s)
+{
+    *out = s ? nn_arena_str(a, s) : NULL;
+    return s && !*out ? -1 : 0;
+}
+
+struct nn_builder *nn_builder_like(const struct nn_graph *g)
+{
+    struct nn_builder *b = builder_alloc(g->n_opsets);
+    if (!b) return NULL;
+    struct nn_graph *c = b->g;
+    c->ir_version = g->ir_version;
+    int rc = copy_optional(&c->arena, &c->producer_name, g->producer_name) |
+             copy_optional(&c->arena, &c->producer_version, g->producer_version) |
+             copy_optional(&c->arena, &c->name, g->name);
+    for (size_t i = 0; !rc && i < g->n_opsets; i++) {
+        c->opsets[i].version = g->opsets[i].version;
+        if (!(c->opsets[i].domain = nn_arena_str(&c->arena, g->opsets[i].domain))) rc = -1;
+    }
+    if (rc) {
+        nn_builder_free(b);
+        return NULL;
+    }
+    return b;
+}
+
+/* A tensor's shape checked and copied into info; what names it in errors. A value (declared, not
+ * held) may leave its type (NN_UNDEFINED) or its shape (rank -1) unknown, as a read model may. */
 static int set_shape(struct nn_builder *b, struct nn_tensor_info *info, const char *name,
-                     enum nn_dtype dtype, int rank, const int64_t *dims, const char *what)
+                     enum nn_dtype dtype, int rank, const int64_t *dims, const char *what,
+                     bool value)
 {
     if (!name || !name[0]) return fail(b, eng_fail(&b->err, ENG_INVALID, "%s with no name", what));
-    if (rank < 0 || rank > NN_MAX_RANK)
+    if (rank < (value ? -1 : 0) || rank > NN_MAX_RANK)
         return fail(b, eng_fail(&b->err, ENG_INVALID, "%s '%s' has rank %d; at most %d", what, name,
                                 rank, NN_MAX_RANK));
-    if (!nn_dtype_size(dtype))
+    if (!nn_dtype_size(dtype) && !(value && dtype == NN_UNDEFINED))
         return fail(b, eng_fail(&b->err, ENG_INVALID, "%s '%s' has element type %d, not held", what,
                                 name, (int)dtype));
     if (!(info->name = nn_arena_str(&b->g->arena, name))) return no_memory(b);
@@ -107,7 +151,7 @@ static void add_value(struct nn_builder *b, struct nn_value_info **arr, size_t *
     }
     struct nn_value_info *v = &(*arr)[*n];
     memset(v, 0, sizeof *v);
-    if (set_shape(b, &v->info, name, dtype, rank, dims, what)) return;
+    if (set_shape(b, &v->info, name, dtype, rank, dims, what, true)) return;
     for (int d = 0; d < rank; d++)
         if (dims[d] < 0 && dim_params && dim_params[d] &&
             !(v->dim_param[d] = nn_arena_str(&b->g->arena, dim_params[d]))) {
@@ -131,6 +175,13 @@ void nn_builder_output(struct nn_builder *b, const char *name, enum nn_dtype dty
               "output");
 }
 
+void nn_builder_value_info(struct nn_builder *b, const char *name, enum nn_dtype dtype, int rank,
+                           const int64_t *dims, const char *const *dim_params)
+{
+    add_value(b, &b->hints, &b->n_hints, &b->cap_hints, name, dtype, rank, dims, dim_params,
+              "value_info");
+}
+
 /* A new initializer's entry with its shape set and count computed; NULL after a failure. */
 static struct nn_tensor *new_initializer(struct nn_builder *b, const char *name,
                                          enum nn_dtype dtype, int rank, const int64_t *dims)
@@ -142,7 +193,7 @@ static struct nn_tensor *new_initializer(struct nn_builder *b, const char *name,
     }
     struct nn_tensor *t = &b->inits[b->n_inits];
     memset(t, 0, sizeof *t);
-    if (set_shape(b, &t->info, name, dtype, rank, dims, "initializer")) return NULL;
+    if (set_shape(b, &t->info, name, dtype, rank, dims, "initializer", false)) return NULL;
     size_t count = 1;
     for (int d = 0; d < rank; d++)
         if (dims[d] < 0 || __builtin_mul_overflow(count, (size_t)dims[d], &count) ||
@@ -235,6 +286,16 @@ void nn_builder_node(struct nn_builder *b, const char *op_type, const char *name
     b->attr_start[b->n_nodes++] = b->n_attrs;
 }
 
+/* Copies n elements of elem bytes into the arena as *out; 0, or -1 when memory runs out. */
+static int settle(struct nn_graph *g, void *out, const void *src, size_t n, size_t elem)
+{
+    void *p = nn_arena_array(&g->arena, n ? n : 1, elem);
+    if (!p) return -1;
+    if (n) memcpy(p, src, n * elem);
+    memcpy(out, &p, sizeof p);
+    return 0;
+}
+
 /* A new attribute of the last node; NULL after a failure. */
 static struct nn_attr *new_attr(struct nn_builder *b, const char *name, enum nn_attr_type type)
 {
@@ -279,14 +340,94 @@ void nn_builder_attr_ints(struct nn_builder *b, const char *name, size_t n, cons
 {
     struct nn_attr *at = new_attr(b, name, NN_ATTR_INTS);
     if (!at) return;
-    int64_t *copy = nn_arena_array(&b->g->arena, n ? n : 1, sizeof *copy);
-    if (!copy) {
+    if (settle(b->g, &at->ints, values, n, sizeof *values)) no_memory(b);
+    at->count = n;
+}
+
+void nn_builder_attr_floats(struct nn_builder *b, const char *name, size_t n, const float *values)
+{
+    struct nn_attr *at = new_attr(b, name, NN_ATTR_FLOATS);
+    if (!at) return;
+    if (settle(b->g, &at->floats, values, n, sizeof *values)) no_memory(b);
+    at->count = n;
+}
+
+void nn_builder_attr_string(struct nn_builder *b, const char *name, const char *value)
+{
+    struct nn_attr *at = new_attr(b, name, NN_ATTR_STRING);
+    if (at && !(at->s = nn_arena_str(&b->g->arena, value))) no_memory(b);
+}
+
+void nn_builder_attr_strings(struct nn_builder *b, const char *name, size_t n,
+                             const char *const *values)
+{
+    struct nn_attr *at = new_attr(b, name, NN_ATTR_STRINGS);
+    if (!at) return;
+    if (!(at->strings = copy_names(b, n, values))) {
         no_memory(b);
         return;
     }
-    if (n) memcpy(copy, values, n * sizeof *copy);
-    at->ints = copy;
     at->count = n;
+}
+
+void nn_builder_attr_tensor(struct nn_builder *b, const char *name, const struct nn_tensor *t)
+{
+    struct nn_attr *at = new_attr(b, name, NN_ATTR_TENSOR);
+    if (!at) return;
+    if (!nn_dtype_size(t->info.dtype) || t->info.rank < 0 || t->info.rank > NN_MAX_RANK) {
+        fail(b, eng_fail(&b->err, ENG_INVALID,
+                         "attribute '%s': a tensor of element type %d and rank %d is not held",
+                         name, (int)t->info.dtype, t->info.rank));
+        return;
+    }
+    /* As the reader has it: the tensor's own name may be empty, its shape is checked there. */
+    size_t bytes = t->count * nn_dtype_size(t->info.dtype);
+    void *data = bytes ? nn_arena_alloc(&b->g->arena, bytes) : NULL;
+    at->t = *t;
+    if ((bytes && !data) || !(at->t.info.name = nn_arena_str(&b->g->arena, t->info.name))) {
+        no_memory(b);
+        return;
+    }
+    if (bytes) memcpy(data, t->data, bytes);
+    at->t.data = data;
+}
+
+void nn_builder_copy_node(struct nn_builder *b, const struct nn_node *node)
+{
+    nn_builder_node(b, node->op_type, node->name, node->n_inputs, node->inputs, node->n_outputs,
+                    node->outputs);
+    if (!b || b->failed) return;
+    struct nn_node *copy = &b->nodes[b->n_nodes - 1];
+    if (!(copy->domain = nn_arena_str(&b->g->arena, node->domain))) {
+        no_memory(b);
+        return;
+    }
+    for (size_t k = 0; k < node->n_attrs; k++) {
+        const struct nn_attr *at = &node->attrs[k];
+        switch (at->type) {
+        case NN_ATTR_FLOAT:
+            nn_builder_attr_float(b, at->name, at->f);
+            break;
+        case NN_ATTR_INT:
+            nn_builder_attr_int(b, at->name, at->i);
+            break;
+        case NN_ATTR_STRING:
+            nn_builder_attr_string(b, at->name, at->s);
+            break;
+        case NN_ATTR_TENSOR:
+            nn_builder_attr_tensor(b, at->name, &at->t);
+            break;
+        case NN_ATTR_FLOATS:
+            nn_builder_attr_floats(b, at->name, at->count, at->floats);
+            break;
+        case NN_ATTR_INTS:
+            nn_builder_attr_ints(b, at->name, at->count, at->ints);
+            break;
+        case NN_ATTR_STRINGS:
+            nn_builder_attr_strings(b, at->name, at->count, at->strings);
+            break;
+        }
+    }
 }
 
 /* The set of value names made so far: open addressing over a power-of-two table. */
@@ -320,17 +461,21 @@ static int name_has(const struct name_set *set, const char *name)
     return 0;
 }
 
-/* Each value made once, before it is read; the outputs made. */
-static int check_names(struct nn_builder *b, struct name_set *set, struct eng_error *err)
+/* Each value made once, before it is read; the outputs made. set holds every value's name,
+ * inputs the inputs' (one of which may name an initializer: its default value). */
+static int check_names(struct nn_builder *b, struct name_set *set, struct name_set *inputs,
+                       struct eng_error *err)
 {
-    for (size_t i = 0; i < b->n_inputs; i++)
-        if (!name_add(set, b->inputs[i].info.name))
-            return eng_fail(err, ENG_INVALID, "input '%s' is declared twice",
-                            b->inputs[i].info.name);
     for (size_t i = 0; i < b->n_inits; i++)
         if (!name_add(set, b->inits[i].info.name))
-            return eng_fail(err, ENG_INVALID, "initializer '%s' repeats an earlier value's name",
+            return eng_fail(err, ENG_INVALID, "initializer '%s' is declared twice",
                             b->inits[i].info.name);
+    for (size_t i = 0; i < b->n_inputs; i++) {
+        if (!name_add(inputs, b->inputs[i].info.name))
+            return eng_fail(err, ENG_INVALID, "input '%s' is declared twice",
+                            b->inputs[i].info.name);
+        name_add(set, b->inputs[i].info.name);
+    }
     for (size_t i = 0; i < b->n_nodes; i++) {
         const struct nn_node *node = &b->nodes[i];
         for (size_t k = 0; k < node->n_inputs; k++)
@@ -339,10 +484,10 @@ static int check_names(struct nn_builder *b, struct name_set *set, struct eng_er
                                 "node '%s' (%s) reads '%s', which no input, initializer or "
                                 "earlier node makes",
                                 node->name, node->op_type, node->inputs[k]);
+        /* An empty name marks an optional output left out (LSTM's, Dropout's mask). */
         for (size_t k = 0; k < node->n_outputs; k++)
-            if (!node->outputs[k][0] || !name_add(set, node->outputs[k]))
-                return eng_fail(err, ENG_INVALID,
-                                "node '%s' (%s): output %zu is unnamed or made twice ('%s')",
+            if (node->outputs[k][0] && !name_add(set, node->outputs[k]))
+                return eng_fail(err, ENG_INVALID, "node '%s' (%s): output %zu ('%s') is made twice",
                                 node->name, node->op_type, k, node->outputs[k]);
     }
     for (size_t i = 0; i < b->n_outputs; i++)
@@ -350,16 +495,6 @@ static int check_names(struct nn_builder *b, struct name_set *set, struct eng_er
             return eng_fail(err, ENG_INVALID,
                             "output '%s' is made by no node, input or initializer",
                             b->outputs[i].info.name);
-    return 0;
-}
-
-/* Copies n elements of elem bytes into the arena as *out; 0, or -1 when memory runs out. */
-static int settle(struct nn_graph *g, void *out, const void *src, size_t n, size_t elem)
-{
-    void *p = nn_arena_array(&g->arena, n ? n : 1, elem);
-    if (!p) return -1;
-    if (n) memcpy(p, src, n * elem);
-    memcpy(out, &p, sizeof p);
     return 0;
 }
 
@@ -380,9 +515,11 @@ struct nn_graph *nn_builder_finish(struct nn_builder *b, struct eng_error *err)
         n_names += b->nodes[i].n_outputs;
     while (cap < 2 * n_names)
         cap *= 2;
-    struct name_set set = {calloc(cap, sizeof *set.slots), cap - 1};
-    int rc = set.slots ? check_names(b, &set, err) : eng_no_memory(err);
+    struct name_set set = {calloc(cap, sizeof *set.slots), cap - 1},
+                    inputs = {calloc(cap, sizeof *inputs.slots), cap - 1};
+    int rc = set.slots && inputs.slots ? check_names(b, &set, &inputs, err) : eng_no_memory(err);
     free(set.slots);
+    free(inputs.slots);
     if (!rc) {
         for (size_t i = 0; i < b->n_nodes; i++) {
             size_t end = i + 1 < b->n_nodes ? b->attr_start[i + 1] : b->n_attrs;
@@ -392,6 +529,7 @@ struct nn_graph *nn_builder_finish(struct nn_builder *b, struct eng_error *err)
             settle(g, &g->inits, b->inits, b->n_inits, sizeof *b->inits) ||
             settle(g, &g->graph_inputs, b->inputs, b->n_inputs, sizeof *b->inputs) ||
             settle(g, &g->outputs, b->outputs, b->n_outputs, sizeof *b->outputs) ||
+            settle(g, &g->value_info, b->hints, b->n_hints, sizeof *b->hints) ||
             !(g->inits_sorted = nn_arena_array(&g->arena, b->n_inits ? b->n_inits : 1,
                                                sizeof *g->inits_sorted)) ||
             !(g->inputs =
@@ -411,11 +549,13 @@ struct nn_graph *nn_builder_finish(struct nn_builder *b, struct eng_error *err)
     }
     g->n_nodes = b->n_nodes;
     g->n_inits = b->n_inits;
-    g->n_graph_inputs = g->n_inputs = b->n_inputs;
+    g->n_graph_inputs = b->n_inputs;
     g->n_outputs = b->n_outputs;
-    for (size_t i = 0; i < b->n_inputs; i++)
-        g->inputs[i] = i;
+    g->n_value_info = b->n_hints;
     nn_graph_sort_initializers(g);
+    /* The model inputs: the graph inputs no initializer gives a value, as nn_graph_read has it. */
+    for (size_t i = 0; i < b->n_inputs; i++)
+        if (!nn_graph_initializer(g, g->graph_inputs[i].info.name)) g->inputs[g->n_inputs++] = i;
     b->g = NULL;
     nn_builder_free(b);
     return g;
@@ -431,5 +571,6 @@ void nn_builder_free(struct nn_builder *b)
     free(b->inits);
     free(b->inputs);
     free(b->outputs);
+    free(b->hints);
     free(b);
 }

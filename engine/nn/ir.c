@@ -783,6 +783,41 @@ const struct nn_tensor_info *nn_graph_output(const struct nn_graph *g, size_t i)
     return i < g->n_outputs ? &g->outputs[i].info : NULL;
 }
 
+/* The array of which, and its length in *n. */
+static const struct nn_value_info *values_of(const struct nn_graph *g, enum nn_values which,
+                                             size_t *n)
+{
+    switch (which) {
+    case NN_VALUES_INPUT:
+        *n = g->n_graph_inputs;
+        return g->graph_inputs;
+    case NN_VALUES_OUTPUT:
+        *n = g->n_outputs;
+        return g->outputs;
+    case NN_VALUES_INFO:
+        break;
+    }
+    *n = g->n_value_info;
+    return g->value_info;
+}
+
+size_t nn_graph_value_count(const struct nn_graph *g, enum nn_values which)
+{
+    size_t n;
+    values_of(g, which, &n);
+    return n;
+}
+
+const struct nn_tensor_info *nn_graph_value(const struct nn_graph *g, enum nn_values which,
+                                            size_t i, const char *const **dim_params)
+{
+    size_t n;
+    const struct nn_value_info *v = values_of(g, which, &n);
+    if (i >= n) return NULL;
+    if (dim_params) *dim_params = v[i].dim_param;
+    return &v[i].info;
+}
+
 size_t nn_graph_node_count(const struct nn_graph *g)
 {
     return g->n_nodes;

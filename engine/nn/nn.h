@@ -20,8 +20,8 @@
  * Compilation flows one way: the plan (plan.c) -> op compilers (ops.c), folding (fold.c) ->
  * helpers (shape.c, build.c, node.c) -> the IR (ir.c). nn/internal.h, private to this library
  * and to engine/train (whose training plans are built with the same helpers), holds the plan's
- * structures and the helpers' API. A graph is read (ir.c) or built in code (builder.c) into the
- * one structure nn/graph_internal.h declares. */
+ * structures and the helpers' API. A graph is read (ir.c), or built or copied for editing in
+ * code (builder.c), into the one structure nn/graph_internal.h declares. */
 #ifndef AUGSERVE_ENGINE_NN_H
 #define AUGSERVE_ENGINE_NN_H
 
@@ -172,8 +172,38 @@ void nn_builder_node(struct nn_builder *b, const char *op_type, const char *name
 void nn_builder_attr_int(struct nn_builder *b, const char *name, int64_t value);
 void nn_builder_attr_float(struct nn_builder *b, const char *name, float value);
 void nn_builder_attr_ints(struct nn_builder *b, const char *name, size_t n, const int64_t *values);
+void nn_builder_attr_floats(struct nn_builder *b, const char *name, size_t n, const float *values);
+void nn_builder_attr_string(struct nn_builder *b, const char *name, const char *value);
+void nn_builder_attr_strings(struct nn_builder *b, const char *name, size_t n,
+                             const char *const *values);
+/* A tensor attribute (Constant's value): t's shape and a copy of its data. */
+void nn_builder_attr_tensor(struct nn_builder *b, const char *name, const struct nn_tensor *t);
+
+/* Copying a graph, to edit it (fine-tuning's new head): nn_builder_like, then each value, each
+ * initializer and each node of g passed on as it is or changed. A copy that changes nothing
+ * writes the bytes g writes. */
+
+/* A builder for a graph like g: g's IR version, producer, graph name and every opset import (other
+ * domains included), nothing else yet. NULL when memory runs out. */
+struct nn_builder *nn_builder_like(const struct nn_graph *g);
+/* node with its name, domain, inputs, outputs and every attribute. */
+void nn_builder_copy_node(struct nn_builder *b, const struct nn_node *node);
+/* A shape hint for an intermediate value (ONNX's value_info), as nn_builder_input. */
+void nn_builder_value_info(struct nn_builder *b, const char *name, enum nn_dtype dtype, int rank,
+                           const int64_t *dims, const char *const *dim_params);
+
+/* The values as g declares them, in order: NN_VALUES_INPUT is every graph input, those naming an
+ * initializer included (older exporters list weights there; nn_graph_input leaves them out, and
+ * nn_builder_input takes them), NN_VALUES_OUTPUT the outputs, NN_VALUES_INFO the value_info
+ * hints. *dim_params (may be NULL) gets the value's dim names: [d] names symbolic dim d, or is
+ * NULL. NULL past the last value. */
+enum nn_values { NN_VALUES_INPUT, NN_VALUES_OUTPUT, NN_VALUES_INFO };
+size_t nn_graph_value_count(const struct nn_graph *g, enum nn_values which);
+const struct nn_tensor_info *nn_graph_value(const struct nn_graph *g, enum nn_values which,
+                                            size_t i, const char *const **dim_params);
 /* The graph, after checking what a reader of ONNX relies on: names present and unique (each
- * value has one producer: an input, an initializer or a node output), every node input made by
+ * value has one producer: an input, an initializer or a node output; an input may also name an
+ * initializer, which then is no model input, as nn_graph_read has it), every node input made by
  * an earlier value (topological order), every output made. ENG_INVALID naming the first problem;
  * ENG_NO_MEMORY. Frees the builder either way. */
 struct nn_graph *nn_builder_finish(struct nn_builder *b, struct eng_error *err);

@@ -26,6 +26,7 @@
 #include <stdint.h>
 
 #include "core/error.h"
+#include "core/rng.h"
 #include "nn/internal.h"
 #include "train/train.h"
 
@@ -95,6 +96,9 @@ struct zoo {
     float leaky;               /* activations: 0 for Relu, else LeakyRelu's alpha */
 };
 
+/* One value of law from r, the fans as torch.nn.init computes them. */
+float zoo_draw(struct rng *r, enum zoo_init law, double fan_in, double fan_out);
+
 /* "<prefix>.<leaf>" into out (ZOO_NAME bytes): a module's path, a parameter's state_dict key. */
 void zoo_path(char *out, const char *prefix, const char *leaf);
 
@@ -111,6 +115,13 @@ void zoo_maxpool(struct zoo *z, const char *x, char *y, const char *module, int 
 /* Global average pooling, flattening and the Linear module fc (in -> classes) writing the
  * model's output "logits". */
 void zoo_head(struct zoo *z, const char *x, const char *fc, int in, int classes);
+
+/* ---- zoo.c ---- */
+
+/* Whether t is a buffer, not a parameter: read by some BatchNormalization as its running mean or
+ * variance, and by nothing else (an unread initializer is a parameter, as an unused module's are
+ * in PyTorch). */
+bool zoo_is_buffer(const struct nn_graph *g, const struct nn_tensor *t);
 
 /* ---- zoo_archs.c ---- */
 

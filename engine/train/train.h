@@ -393,4 +393,68 @@ extern const char train_zoo_archs[];
  * 2 x (16K + 32K)). */
 size_t train_model_parameter_count(const struct nn_graph *g);
 
+/* ---- Fine-tuning ------------------------------------------------------------------------------
+ *
+ * finetune.c. Any model whose ops the training plan supports trains further: its float
+ * initializers are the parameters (BatchNormalization's running statistics the buffers), and
+ * nn_graph_with_initializers writes the trained values back under the same names. On top of
+ * that, a model may get a new classifier head and keep some parameters frozen.
+ *
+ * The head train_model_new_head recognises: the graph's one output is made by
+ *   Gemm(x, W, B) with transA 0 (W [N, in] with transB 1, as PyTorch exports nn.Linear, or
+ *     [in, N] with transB 0; B [N] or [1, N], or absent), or
+ *   Add(MatMul(x, W), B), in either order of Add's inputs (W [in, N], B [N] or [1, N]), as
+ *     exporters write a Linear over inputs of rank > 2,
+ * followed by nothing or by up to four Softmax, LogSoftmax or Identity nodes (Gemm's alpha and
+ * beta are kept). W and B are float
+ * initializers read by the head's node alone, and each value from the head to the output is read
+ * by the next node alone. Anything else is ENG_UNSUPPORTED naming what was found ("output 'y' is
+ * made by node 'conv9' (Conv); a new head needs a Gemm, or MatMul then Add, there").
+ *
+ * A train job's "model" may be a repository model's name (fine-tuned as it is), or an object
+ *   {"name": "<repository model>", "classes": 10, "freeze": ["conv1.", "layer1."]}
+ * where "classes" asks for a new head (the dataset's class count) and "freeze" says which
+ * parameters stay fixed (train_model_frozen). The job reads the model and calls
+ * train_model_frozen when it is submitted (a refusal is its 422), then at its start
+ * train_model_new_head from its seed, train_model_frozen again on the new graph for the
+ * training plan's frozen list (train_plan_options.frozen), and trains. The model it registers
+ * is nn_graph_with_initializers of the result beside a copy of the original's config.json
+ * (preprocess, output_kind: a Softmax kept after the head still gives probabilities) whose
+ * "labels" file is written anew with the dataset's class names, one a line in the dataset's
+ * class order, when the head is new (server/model_config.c checks their count against the
+ * output's last dim, which the new head set); without a new head the original's labels stay,
+ * and the job refuses a dataset whose class count differs from the output's. */
+
+/* g rebuilt through a graph builder (nn_builder_like, then every value, initializer and node
+ * copied): the identity edit, which writes the bytes g writes. NULL on ENG_NO_MEMORY, or
+ * ENG_INVALID for a graph the builder's checks refuse (a node reading a value made later). */
+struct nn_graph *train_model_copy(const struct nn_graph *g, struct eng_error *err);
+
+/* A copy of g whose head (above) has classes outputs (1..100000): W and B keep their names,
+ * layout and element type, with fresh values drawn as torch.nn.Linear's reset_parameters draws
+ * them, every element of W and B from U(-1/sqrt(in), 1/sqrt(in)), W from the Philox stream
+ * (seed, 1, 0) and B from (seed, 1, 1). The output's last dim, and the last dim of any
+ * value_info hint of a value between the head and the output, become classes; every other
+ * initializer, node, value and name is g's. ENG_UNSUPPORTED for a head not recognised;
+ * ENG_INVALID for classes out of range; ENG_NO_MEMORY. */
+struct nn_graph *train_model_new_head(const struct nn_graph *g, int classes, uint64_t seed,
+                                      struct eng_error *err);
+
+/* The names of the parameters a train job's "freeze" param keeps fixed, for the training
+ * plan's frozen list (train_plan_options.frozen):
+ *   NULL (absent), JSON null or []: none;
+ *   ["conv1.", "layer1."]: every parameter whose name starts with one of the prefixes, each of
+ *     which must match one at least (a typo is ENG_INVALID naming it);
+ *   {"before": "layer3."}: every parameter read first by a node before the first node that
+ *     reads a parameter named with that prefix (the model's nodes are in topological order):
+ *     "freeze up to layer3", which stays trainable with everything after it;
+ *   "all-but-head": every parameter but the head's W and B (as train_model_new_head finds
+ *     them; ENG_UNSUPPORTED when it finds none): a linear probe.
+ * Parameters are g's float initializers that are not buffers (BatchNormalization's running mean
+ * and variance, which the training plan updates in training mode whatever is frozen). Anything
+ * else is ENG_INVALID saying what is accepted. On success *names (malloc'd, the caller frees
+ * the array; its strings are g's) lists them in g's initializer order and *n counts them. */
+int train_model_frozen(const struct nn_graph *g, const json_t *freeze, const char ***names,
+                       size_t *n, struct eng_error *err);
+
 #endif

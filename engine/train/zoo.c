@@ -172,26 +172,28 @@ struct nn_graph *train_zoo_build(const struct train_zoo_spec *spec, uint64_t see
     return nn_builder_finish(z.b, err);
 }
 
+bool zoo_is_buffer(const struct nn_graph *g, const struct nn_tensor *t)
+{
+    bool stat = false, other = false;
+    for (size_t n = 0; n < nn_graph_node_count(g); n++) {
+        const struct nn_node *node = nn_graph_node(g, n);
+        for (size_t k = 0; k < node->n_inputs; k++)
+            if (!strcmp(node->inputs[k], t->info.name)) {
+                if (!strcmp(node->op_type, "BatchNormalization") && (k == 3 || k == 4))
+                    stat = true;
+                else
+                    other = true;
+            }
+    }
+    return stat && !other;
+}
+
 size_t train_model_parameter_count(const struct nn_graph *g)
 {
     size_t total = 0;
     for (size_t i = 0; i < nn_graph_initializer_count(g); i++) {
         const struct nn_tensor *t = nn_graph_initializer_at(g, i);
-        if (t->info.dtype != NN_FLOAT) continue;
-        /* A buffer: read by some BatchNormalization as its mean or variance, and by nothing
-         * else. An unread initializer counts, as an unused module's parameters do in PyTorch. */
-        bool stat = false, other = false;
-        for (size_t n = 0; n < nn_graph_node_count(g); n++) {
-            const struct nn_node *node = nn_graph_node(g, n);
-            for (size_t k = 0; k < node->n_inputs; k++)
-                if (!strcmp(node->inputs[k], t->info.name)) {
-                    if (!strcmp(node->op_type, "BatchNormalization") && (k == 3 || k == 4))
-                        stat = true;
-                    else
-                        other = true;
-                }
-        }
-        if (!stat || other) total += t->count;
+        if (t->info.dtype == NN_FLOAT && !zoo_is_buffer(g, t)) total += t->count;
     }
     return total;
 }

@@ -15,6 +15,21 @@ void zoo_path(char *out, const char *prefix, const char *leaf)
     if (n < 0 || n >= ZOO_NAME) out[0] = '\0'; /* the builder refuses the empty name */
 }
 
+float zoo_draw(struct rng *r, enum zoo_init law, double fan_in, double fan_out)
+{
+    switch (law) {
+    case ZOO_TORCH_DEFAULT:
+        return (float)((2 * rng_uniform(r) - 1) / sqrt(fan_in));
+    case ZOO_NORMAL_FAN_IN:
+        return (float)(rng_normal(r) * sqrt(2 / fan_in));
+    case ZOO_NORMAL_FAN_OUT:
+        return (float)(rng_normal(r) * sqrt(2 / fan_out));
+    case ZOO_XAVIER_NORMAL:
+        break;
+    }
+    return (float)(rng_normal(r) * sqrt(2 / (fan_in + fan_out)));
+}
+
 /* A float initializer drawn by law over the fans, or filled with value when law < 0. The builder
  * adopts it (and reports a failed malloc as no memory). */
 static void add_param(struct zoo *z, const char *name, int rank, const int64_t *dims, int law,
@@ -27,22 +42,7 @@ static void add_param(struct zoo *z, const char *name, int rank, const int64_t *
     struct rng r;
     rng_init(&r, z->seed, 0, z->params++, 0);
     for (size_t i = 0; w && i < count; i++)
-        switch (law) {
-        case ZOO_TORCH_DEFAULT:
-            w[i] = (float)((2 * rng_uniform(&r) - 1) / sqrt(fan_in));
-            break;
-        case ZOO_NORMAL_FAN_IN:
-            w[i] = (float)(rng_normal(&r) * sqrt(2 / fan_in));
-            break;
-        case ZOO_NORMAL_FAN_OUT:
-            w[i] = (float)(rng_normal(&r) * sqrt(2 / fan_out));
-            break;
-        case ZOO_XAVIER_NORMAL:
-            w[i] = (float)(rng_normal(&r) * sqrt(2 / (fan_in + fan_out)));
-            break;
-        default:
-            w[i] = value;
-        }
+        w[i] = law < 0 ? value : zoo_draw(&r, (enum zoo_init)law, fan_in, fan_out);
     nn_builder_initializer_owned(z->b, name, NN_FLOAT, rank, dims, w);
 }
 

@@ -11,6 +11,8 @@ For each case:
   - loaded with those initializers by name, it gives the engine's logits within 1e-5 (relative
     to the largest logit past 1), also for the "trained" cases, whose values (BatchNorm's
     statistics included) test_zoo.c moved off their initial ones;
+  - a new head (the "new_head" cases, made by engine/train/finetune.c) is drawn as a fresh
+    nn.Linear's, a law the test tells from the reference's own head law;
   - each initial weight (of the cases not "trained") follows the law the reference initialisation draws from: a two-sample
     Kolmogorov-Smirnov test against a fresh PyTorch module's tensor (p > 1e-5, 1e-3 over a
     model's hundred tensors; constant tensors equal exactly). The same test must reject a wrong
@@ -239,9 +241,24 @@ def check_case(folder, case, failures):
     if params != case["parameters"]:
         fail("%d parameters in PyTorch, %d in the engine" % (params, case["parameters"]))
 
+    if case.get("new_head"):
+        check_new_head(module, inits, fresh, fail)
     if not case["trained"]:
         check_laws(name, inits, fresh, fail)
     compare_logits(folder, case, module, unused, inits, fail)
+
+
+def check_new_head(module, inits, fresh, fail):
+    """A head from train_model_new_head (engine/train/finetune.c) is drawn as a fresh
+    nn.Linear, whatever law the architecture's reference gives its own classifier: fresh's head
+    becomes such a Linear's for check_laws, and the new weight must fail the reference's law
+    (the cases' references draw theirs otherwise), so the test tells the two apart."""
+    fc = [n for n, m in module.named_modules() if isinstance(m, nn.Linear)][-1]
+    own = fresh[fc + ".weight"]
+    linear = nn.Linear(own.shape[1], own.shape[0])
+    fresh[fc + ".weight"], fresh[fc + ".bias"] = linear.weight, linear.bias
+    if same_law(inits[fc + ".weight"], own) is not False:
+        fail("the new head's weight is not told from the reference's own head law")
 
 
 def check_laws(name, inits, fresh, fail):

@@ -18,22 +18,9 @@
 #include "core/rng.h"
 #include "nn/nn.h"
 #include "train/train.h"
+#include "testutil.h"
 
 static const char *out_dir;
-
-static struct nn_graph *build(const char *model_json, uint64_t seed)
-{
-    json_error_t jerr;
-    json_t *model = json_loads(model_json, 0, &jerr);
-    assert_non_null(model);
-    struct train_zoo_spec spec;
-    struct eng_error err = {0};
-    if (train_zoo_parse(model, &spec, &err)) fail_msg("%s: %s", model_json, err.message);
-    json_decref(model);
-    struct nn_graph *g = train_zoo_build(&spec, seed, &err);
-    if (!g) fail_msg("%s: %s", model_json, err.message);
-    return g;
-}
 
 static void assert_refused(const char *model_json, const char *needle)
 {
@@ -112,7 +99,7 @@ static void test_parameter_counts(void **state)
         {"{\"arch\": \"resnet-50\", \"classes\": 1000}", 25557032},
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
-        struct nn_graph *g = build(cases[i].model, 1);
+        struct nn_graph *g = tu_zoo_model(cases[i].model, 1);
         size_t got = train_model_parameter_count(g);
         if (got != cases[i].count)
             fail_msg("%s: %zu parameters, want %zu", cases[i].model, got, cases[i].count);
@@ -125,7 +112,8 @@ static void test_seeded(void **state)
 {
     (void)state;
     const char *model = "{\"arch\": \"resnet-20\", \"classes\": 10}";
-    struct nn_graph *a = build(model, 7), *b = build(model, 7), *c = build(model, 8);
+    struct nn_graph *a = tu_zoo_model(model, 7), *b = tu_zoo_model(model, 7),
+                    *c = tu_zoo_model(model, 8);
     void *ba, *bb, *bc;
     size_t na, nb, nc;
     struct eng_error err = {0};
@@ -153,10 +141,12 @@ static void test_seeded(void **state)
 
 /* The parity cases: small widths and depths, 32 px, and both WRN variants; "trained" ones have
  * every initializer moved off its initial value (BatchNorm's statistics too, as training leaves
- * them) through nn_graph_with_initializers, as a trained model is exported. */
+ * them) through nn_graph_with_initializers, as a trained model is exported; "new_head" ones got
+ * a head of that many classes from train_model_new_head, as a fine-tuned model does. */
 static const struct {
     const char *name, *model;
     bool trained;
+    int new_head;
 } exports[] = {
     {"small_cnn", "{\"arch\": \"small-cnn\", \"classes\": 10}", false},
     {"resnet20", "{\"arch\": \"resnet-20\", \"classes\": 10}", false},
@@ -168,6 +158,9 @@ static const struct {
     {"wrn_16_2_fixmatch_trained",
      "{\"arch\": \"wrn-16-2\", \"classes\": 10, \"variant\": \"fixmatch\"}", true},
     {"resnet18", "{\"arch\": \"resnet-18\", \"classes\": 10, \"size\": 32}", false},
+    {"resnet20_new_head", "{\"arch\": \"resnet-20\", \"classes\": 10}", false, 100},
+    {"wrn_16_2_fixmatch_new_head",
+     "{\"arch\": \"wrn-16-2\", \"classes\": 10, \"variant\": \"fixmatch\"}", false, 7},
 };
 enum { BATCH = 4, SEED = 17 };
 
@@ -218,9 +211,15 @@ static void test_export(void **state)
     (void)state;
     json_t *manifest = json_array();
     for (size_t i = 0; i < sizeof exports / sizeof *exports; i++) {
-        struct nn_graph *g = build(exports[i].model, SEED);
+        struct nn_graph *g = tu_zoo_model(exports[i].model, SEED);
         if (exports[i].trained) g = as_trained(g);
         struct eng_error err = {0};
+        if (exports[i].new_head) {
+            struct nn_graph *h = train_model_new_head(g, exports[i].new_head, SEED, &err);
+            if (!h) fail_msg("%s: %s", exports[i].name, err.message);
+            nn_graph_free(g);
+            g = h;
+        }
         void *bytes;
         size_t size;
         assert_int_equal(nn_graph_write(g, &bytes, &size, &err), 0);
@@ -255,14 +254,17 @@ static void test_export(void **state)
         snprintf(name, sizeof name, "%s.logits.f32", exports[i].name);
         write_file(name, logits, (size_t)info.dims[0] * info.dims[1] * sizeof *logits);
 
+        /* A new head's model is the architecture with its classes. */
         json_t *model = json_loads(exports[i].model, 0, NULL);
+        if (exports[i].new_head)
+            json_object_set_new(model, "classes", json_integer(exports[i].new_head));
         json_array_append_new(
-            manifest,
-            json_pack("{s:s, s:o, s:b, s:[I,I,I,I], s:I, s:I}", "name", exports[i].name, "model",
-                      model, "trained", exports[i].trained, "input", (json_int_t)BATCH,
-                      (json_int_t)shape.dims[1], (json_int_t)shape.dims[2],
-                      (json_int_t)shape.dims[3], "classes", (json_int_t)info.dims[1], "parameters",
-                      (json_int_t)train_model_parameter_count(g)));
+            manifest, json_pack("{s:s, s:o, s:b, s:b, s:[I,I,I,I], s:I, s:I}", "name",
+                                exports[i].name, "model", model, "trained", exports[i].trained,
+                                "new_head", exports[i].new_head != 0, "input", (json_int_t)BATCH,
+                                (json_int_t)shape.dims[1], (json_int_t)shape.dims[2],
+                                (json_int_t)shape.dims[3], "classes", (json_int_t)info.dims[1],
+                                "parameters", (json_int_t)train_model_parameter_count(g)));
         free(logits);
         free(x);
         nn_plan_free(p);

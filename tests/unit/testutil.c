@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "policy/policy.h"
+#include "train/train.h"
 
 struct blob tu_read_file(const char *dir, const char *name)
 {
@@ -56,4 +57,17 @@ void tu_expect_policy_invalid(const char *text, const char *message)
     assert_int_equal(err.code, ENG_INVALID);
     if (!strstr(err.message, message))
         fail_msg("%s\n  gave: %s\n  expected to contain: %s", text, err.message, message);
+}
+
+struct nn_graph *tu_zoo_model(const char *model_json, uint64_t seed)
+{
+    json_t *model = json_loads(model_json, 0, NULL);
+    assert_non_null(model);
+    struct train_zoo_spec spec;
+    struct eng_error err = {0};
+    if (train_zoo_parse(model, &spec, &err)) fail_msg("%s: %s", model_json, err.message);
+    json_decref(model);
+    struct nn_graph *g = train_zoo_build(&spec, seed, &err);
+    if (!g) fail_msg("%s: %s", model_json, err.message);
+    return g;
 }

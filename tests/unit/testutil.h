@@ -6,7 +6,9 @@
 
 #include <jansson.h>
 #include <stddef.h>
+#include <stdint.h>
 
+struct nn_graph;
 struct policy;
 
 /* A file's bytes, with one spare byte after them; free data. */
@@ -26,5 +28,8 @@ struct policy *tu_parse_policy(const char *text);
 
 /* Checks that text is refused as ENG_INVALID with an error message containing message. */
 void tu_expect_policy_invalid(const char *text, const char *message);
+
+/* The zoo model a train job's model object names (engine/train), initialised from seed. */
+struct nn_graph *tu_zoo_model(const char *model_json, uint64_t seed);
 
 #endif
