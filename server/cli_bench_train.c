@@ -116,7 +116,8 @@ static int bench_spec(const char *arch, int classes, int size, struct train_zoo_
     return rc != 0 ? 2 : 0;
 }
 
-/* The plan and optimiser for spec's model at batch b->batch: 0, or 1 after saying why. */
+/* The plan and optimiser for spec's model at batch b->batch: 0, or 1 (2 for an unknown
+ * optimiser) after saying why. */
 static int bench_compile(struct train_bench *b, const struct train_zoo_spec *spec, int threads,
                          const char *optimizer, struct nn_graph **g)
 {
