@@ -1,9 +1,10 @@
 /* Command-line tools on the engine, for scripts: `augserve augment` and `augment-audio`
- * (cli_augment.c), `augserve bench augment|infer|audio|similarity|loader` (cli_bench.c),
- * `augserve eval-2afc` (cli_eval.c) and `augserve dataset` (cli_data.c). They call the same engine
+ * (cli_augment.c), `augserve bench augment|infer|audio|similarity|loader` (cli_bench.c), `bench
+ * train` (cli_bench_train.c), `augserve eval-2afc` (cli_eval.c) and `augserve dataset`
+ * (cli_data.c); cli_feed.c runs the loader for the benchmarks. They call the same engine
  * functions as the handlers (the audio ones through policy/audio_pipeline.h), so the benchmarks
  * measure what the server runs. This file holds what they share (cli_internal.h): reading inputs,
- * the policy, the "--name value" flags, JSON lines and perceptual models. */
+ * the policy, the "--name value" flags, the clock, JSON lines and perceptual models. */
 #include "cli_internal.h"
 
 #include <errno.h>
@@ -14,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "core/parse.h"
 
@@ -87,6 +89,13 @@ struct policy *cli_parse_policy(const char *text)
     struct policy *p = policy_parse_text(text, &err);
     if (!p) fprintf(stderr, "augserve: %s%s\n", policy_error_prefix(&err), err.message);
     return p;
+}
+
+double cli_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
 void cli_print_line(json_t *line)

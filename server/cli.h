@@ -16,7 +16,10 @@ int cli_augment_audio(int argc, char **argv);
  * augserve bench audio -p POLICY [--seconds S] [--audio FILE]
  * augserve bench similarity --model DIR [--size PIXELS] [--batch B] [--seconds S] [--threads T]
  * augserve bench loader --dataset DIR --policy P [--split S] [--batch B] [--threads T]
- *                       [--seconds S] [--crop N] */
+ *                       [--seconds S] [--crop N]
+ * augserve bench train [--arch A] [--batch B] [--seconds S] [--threads T] [--classes N]
+ *                      [--size S] [--optimizer sgd|adamw]
+ *                      [--dataset DIR --policy P [--split S] [--loader-threads L]] */
 int cli_bench(int argc, char **argv);
 
 /* augserve eval-2afc --dataset DIR --metric lpips:MODEL|ssim|ms_ssim|psnr|l2 [--threads T] */

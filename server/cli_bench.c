@@ -1,7 +1,7 @@
-/* `augserve bench augment|infer|audio|similarity|loader`: each runs one of the server's paths in a
- * loop for a number of seconds and prints one JSON line of its throughput. The paths are the
- * server's own engine calls, so the figures are the server's; the inputs are synthetic unless
- * a file is given. */
+/* `augserve bench augment|infer|audio|similarity|loader` (`train` is cli_bench_train.c): each runs
+ * one of the server's paths in a loop for a number of seconds and prints one JSON line of its
+ * throughput. The paths are the server's own engine calls, so the figures are the server's; the
+ * inputs are synthetic unless a file is given. */
 #include "cli.h"
 #include "cli_internal.h"
 
@@ -11,9 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 
-#include "data/loader.h"
 #include "image/geometry.h"
 #include "image/targets.h"
 #include "nn/nn.h"
@@ -54,13 +52,7 @@ static void bench_usage(FILE *out)
             "differ in size) into NCHW float batches of B (default 128), on T loader threads\n"
             "(default 2). Prints {\"dataset\", \"split\", \"policy\", \"batch\", \"threads\",\n"
             "\"images\", \"seconds\", \"images_per_second\"}.\n");
-}
-
-static double now_seconds(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+    cli_bench_train_usage(out);
 }
 
 /* One run of a benchmark, number run: 0, or nonzero after saying why it failed. */
@@ -70,8 +62,8 @@ typedef int (*bench_run_fn)(void *ctx, uint32_t run);
  * time they took, or 1 when a run fails (it said why). */
 static int bench_repeat(double seconds, bench_run_fn once, void *ctx, long *runs, double *elapsed)
 {
-    double start = now_seconds();
-    for (*runs = 0, *elapsed = 0; *elapsed < seconds; *elapsed = now_seconds() - start)
+    double start = cli_now();
+    for (*runs = 0, *elapsed = 0; *elapsed < seconds; *elapsed = cli_now() - start)
         if (once(ctx, (uint32_t)(*runs)++) != 0) return 1;
     return 0;
 }
@@ -88,7 +80,7 @@ static int bench_warm(double seconds, bench_run_fn once, void *ctx, long *runs, 
     *elapsed = 0;
     *latency = malloc(cap * sizeof **latency);
     if (!*latency || once(ctx, 0) != 0) return 1;
-    const double start = now_seconds();
+    const double start = cli_now();
     while (*elapsed < seconds || *runs < 3) {
         if ((size_t)*runs == cap) {
             double *grown = realloc(*latency, 2 * cap * sizeof *grown);
@@ -96,9 +88,9 @@ static int bench_warm(double seconds, bench_run_fn once, void *ctx, long *runs, 
             *latency = grown;
             cap *= 2;
         }
-        const double t0 = now_seconds();
+        const double t0 = cli_now();
         if (once(ctx, (uint32_t)*runs) != 0) return 1;
-        const double t1 = now_seconds();
+        const double t1 = cli_now();
         (*latency)[(*runs)++] = t1 - t0;
         *elapsed = t1 - start;
     }
@@ -565,32 +557,20 @@ static int bench_similarity(int argc, char **argv)
 
 /* ---- bench loader ---------------------------------------------------------------------------- */
 
-/* One bench loader run: one batch, a new epoch's loader when the last one is spent. */
+/* One bench loader run: one batch. */
 struct loader_run {
-    struct data_loader_options options;
-    struct data_loader *loader;
+    struct cli_feed feed;
     long images;
 };
 
 static int loader_once(void *ctx, uint32_t run)
 {
+    (void)run;
     struct loader_run *r = ctx;
-    struct eng_error err = {0};
     struct data_batch b;
-    for (int tries = 0; tries < 2; tries++) {
-        if (!r->loader && !(r->loader = data_loader_new(&r->options, &err))) break;
-        int got = data_loader_next(r->loader, &b, &err);
-        if (got == 1) {
-            r->images += (long)b.size;
-            return 0;
-        }
-        data_loader_free(r->loader);
-        r->loader = NULL;
-        r->options.epoch++;
-        if (got < 0) break;
-    }
-    fprintf(stderr, "augserve: %s\n", err.code ? err.message : "the split is empty");
-    return -1;
+    if (cli_feed_next(&r->feed, &b) != 0) return -1;
+    r->images += (long)b.size;
+    return 0;
 }
 
 static int bench_loader(int argc, char **argv)
@@ -607,43 +587,32 @@ static int bench_loader(int argc, char **argv)
         !policy_text || batch < 1 || batch > 65536 || threads < 0 || threads > 256 || crop < 0 ||
         crop > 65535 || !(seconds > 0 && seconds <= 3600))
         return bench_usage(stderr), 2;
-    struct eng_error err = {0};
-    struct dataset *ds = dataset_open(dir, &err);
-    if (!ds) return fprintf(stderr, "augserve: %s\n", err.message), 1;
-    const struct data_split *split = dataset_split(ds, split_name ? split_name : "train");
-    if (!split && !split_name) split = dataset_split_at(ds, 0);
-    struct policy *policy = split ? cli_parse_policy(policy_text) : NULL;
-    if (!split) fprintf(stderr, "augserve: %s: no split '%s'\n", dir, split_name);
     const struct classify_preprocess pp = {.crop_height = crop,
                                            .crop_width = crop,
                                            .scale = 1.0f / 255,
                                            .mean = {0.485f, 0.456f, 0.406f},
                                            .std = {0.229f, 0.224f, 0.225f},
                                            .channels = 3};
-    struct loader_run r = {.options = {.dataset = ds,
-                                       .split = split,
-                                       .policy = policy,
-                                       .preprocess = &pp,
-                                       .seed = 1,
-                                       .batch = (size_t)batch,
-                                       .shuffle = 1,
-                                       .threads = threads}};
+    struct loader_run r = {0};
     long runs = 0;
     double elapsed = 0;
-    int status = policy ? bench_repeat(seconds, loader_once, &r, &runs, &elapsed) : 2;
+    int status = cli_feed_open(&r.feed, dir, split_name, policy_text);
+    r.feed.options.preprocess = &pp;
+    r.feed.options.batch = (size_t)batch;
+    r.feed.options.threads = threads;
+    if (status == 0) status = bench_repeat(seconds, loader_once, &r, &runs, &elapsed);
     if (status == 0)
         cli_print_line(json_pack("{s:s, s:s, s:s, s:i, s:i, s:I, s:f, s:f}", "dataset", dir,
-                                 "split", split->name, "policy", policy_text, "batch", batch,
-                                 "threads", threads, "images", (json_int_t)r.images, "seconds",
-                                 elapsed, "images_per_second", r.images / elapsed));
-    data_loader_free(r.loader);
-    policy_free(policy);
-    dataset_close(ds);
+                                 "split", r.feed.options.split->name, "policy", policy_text,
+                                 "batch", batch, "threads", threads, "images", (json_int_t)r.images,
+                                 "seconds", elapsed, "images_per_second", r.images / elapsed));
+    cli_feed_close(&r.feed);
     return status;
 }
 
 int cli_bench(int argc, char **argv)
 {
+    if (argc >= 1 && strcmp(argv[0], "train") == 0) return cli_bench_train(argc, argv);
     if (argc >= 1 && strcmp(argv[0], "loader") == 0) return bench_loader(argc, argv);
     if (argc >= 1 && strcmp(argv[0], "similarity") == 0) return bench_similarity(argc, argv);
     if (argc >= 1 && strcmp(argv[0], "infer") == 0) return bench_infer(argc, argv);

@@ -1,6 +1,6 @@
 /* What the command-line tools share, defined in cli.c: reading inputs, parsing the policy and
- * the "--name value" flags, printing a JSON line, opening a perceptual model. Private to
- * cli.c, cli_augment.c, cli_bench.c, cli_eval.c and cli_data.c: the CMakeLists defines
+ * the "--name value" flags, printing a JSON line, the clock, opening a perceptual model; and in
+ * cli_feed.c, the benchmarks' data loader. Private to server/cli*.c: the CMakeLists defines
  * AUGSERVE_CLI_INTERNAL for those files only. */
 #ifndef AUGSERVE_CLI_INTERNAL_H
 #define AUGSERVE_CLI_INTERNAL_H
@@ -11,9 +11,11 @@
 
 #include <jansson.h>
 #include <stddef.h>
+#include <stdio.h>
 
 #include "audio/audio.h"
 #include "core/error.h"
+#include "data/loader.h"
 #include "image/codec.h"
 #include "models.h"
 #include "policy/policy.h"
@@ -52,6 +54,30 @@ struct cli_flag {
  * without a value or a number that is not one (the caller prints its usage). The caller checks
  * the ranges. */
 int cli_parse_flags(int argc, char **argv, const struct cli_flag *flags, size_t n);
+
+/* A monotonic clock in seconds, for the benchmarks. */
+double cli_now(void);
+
+/* The benchmarks' loader: a split of an imported dataset under a policy, epoch after epoch. */
+struct cli_feed {
+    struct dataset *dataset;
+    struct policy *policy;
+    /* dataset, split, policy, seed 1 and shuffle set by cli_feed_open; the caller sets the
+     * preprocessing, batch and threads before the first cli_feed_next */
+    struct data_loader_options options;
+    struct data_loader *loader;
+};
+
+/* Opens dir's split (NULL: "train", else the first) and parses the policy: 0, or 1 (2 for a bad
+ * policy) after saying why; cli_feed_close frees what was opened either way. */
+int cli_feed_open(struct cli_feed *f, const char *dir, const char *split, const char *policy);
+/* The next batch, starting the next epoch when one is spent: 0, or -1 after saying why. */
+int cli_feed_next(struct cli_feed *f, struct data_batch *b);
+void cli_feed_close(struct cli_feed *f);
+
+/* augserve bench train (cli_bench_train.c), which cli_bench dispatches to, and its usage. */
+int cli_bench_train(int argc, char **argv);
+void cli_bench_train_usage(FILE *out);
 
 /* The model of folder path (its parent is opened as the repository) with a perceptual config: a
  * reference, or NULL after saying why. *repo must be closed after the release. */

@@ -35,6 +35,7 @@ static void print_usage(FILE *out)
                  "       augserve bench audio -p POLICY [--seconds S] [--audio FILE]\n"
                  "       augserve bench similarity --model DIR [--size PIXELS] [--batch B]\n"
                  "       augserve bench loader --dataset DIR --policy P [--batch B] [--threads T]\n"
+                 "       augserve bench train [--arch A] [--batch B] [--seconds S] [--threads T]\n"
                  "       augserve dataset import PATH --out DIR [--name NAME] [--image-size N]\n"
                  "       augserve dataset show DIR\n"
                  "       augserve eval-2afc --dataset DIR --metric lpips:MODEL|ssim|psnr\n"
