@@ -96,38 +96,12 @@ static void make_dataset(const struct server *srv, int n, char id[64])
             }
         }
     }
-    char out[PATH_MAX + 16];
-    snprintf(out, sizeof out, "%s/datasets", srv->data_dir);
-    const char *args[] = {"dataset", "import", src, "--out", out, NULL};
-    char *text, *errors;
-    int status = harness_run_binary(args, &text, &errors);
-    if (status != 0) fail_msg("dataset import: %d: %s", status, errors);
-    json_t *report = json_loads(text, 0, NULL);
-    assert_non_null(report);
-    snprintf(id, 64, "%s", json_str(report, "id"));
-    json_decref(report);
-    free(text);
-    free(errors);
+    job_import_dataset(srv, src, id);
 }
 
 static struct server *start(void **state)
 {
     return harness_start_with_models(state, "\"job_threads\": 2");
-}
-
-/* POSTs a train job: 202 asserted; its id into id. */
-static void submit(const struct server *srv, const char *params, char id[32])
-{
-    char *body = NULL;
-    assert_true(asprintf(&body, "{\"kind\": \"train\", \"params\": %s}", params) > 0);
-    struct http_response r;
-    job_send(srv, "POST", "/v1/jobs", body, NULL, &r);
-    free(body);
-    assert_status(&r, 202);
-    json_t *doc = http_json(&r);
-    snprintf(id, 32, "%s", json_str(doc, "id"));
-    json_decref(doc);
-    http_response_free(&r);
 }
 
 /* The params of the test's job: small-cnn at SIDE px, SGD with Nesterov. */
@@ -230,7 +204,7 @@ static void test_learns_and_registers(void **state)
     char ds[64], params[1024], id[32];
     make_dataset(srv, 16, ds);
     train_params(params, sizeof params, ds, EPOCHS, "colours", "");
-    submit(srv, params, id);
+    job_submit(srv, "train", params, id);
     json_t *doc = job_wait_state(srv, id, "succeeded");
     json_t *result = json_object_get(doc, "result");
     assert_string_equal(json_str(result, "model"), "colours");
@@ -308,41 +282,12 @@ static void test_learns_and_registers(void **state)
     }
 
     /* The output name is taken now: a second job is refused before it is queued. */
-    char body[1100];
-    snprintf(body, sizeof body, "{\"kind\": \"train\", \"params\": %s}", params);
-    job_send(srv, "POST", "/v1/jobs", body, NULL, &r);
-    assert_status(&r, 409);
-    assert_contains(r.body, "params.output");
-    http_response_free(&r);
+    job_expect_refusal(srv, "train", params, 409, "params.output: a model named colours exists");
     json_decref(doc);
     harness_pass(state);
 }
 
 /* ---- kill -9, cancel ------------------------------------------------------------------------- */
-
-static double fraction(const struct server *srv, const char *id, const char **state_out,
-                       json_t **doc)
-{
-    *doc = job_get(srv, id, NULL);
-    *state_out = json_str(*doc, "state");
-    return json_real_value(json_object_get(json_object_get(*doc, "progress"), "fraction"));
-}
-
-static void wait_progress(const struct server *srv, const char *id, double at_least)
-{
-    double deadline = harness_now() + WAIT_S;
-    for (;;) {
-        const char *now;
-        json_t *doc;
-        double done = fraction(srv, id, &now, &doc);
-        int running = strcmp(now, "running") == 0, over = strcmp(now, "succeeded") == 0;
-        json_decref(doc);
-        if (running && done >= at_least) return;
-        if (over || harness_now() > deadline)
-            fail_msg("job %s never ran past %g while running", id, at_least);
-        job_sleep_ms(2);
-    }
-}
 
 #define LONG_EPOCHS 12
 
@@ -357,28 +302,13 @@ static void test_kill9_resume_same_weights(void **state)
                         "{\"op\": \"FlipLR\"}";
     make_dataset(first, 8, ds);
     train_params(params, sizeof params, ds, LONG_EPOCHS, "whole", extra);
-    submit(first, params, id);
+    job_submit(first, "train", params, id);
     json_decref(job_wait_state(first, id, "succeeded"));
 
     train_params(params, sizeof params, ds, LONG_EPOCHS, "resumed", extra);
-    submit(first, params, id);
-    wait_progress(first, id, 0.34);
-    assert_int_equal(server_stop(first, SIGKILL, 5000), 0);
-    assert_true(WIFSIGNALED(first->wait_status));
-
-    char settings[PATH_MAX + 64];
-    snprintf(settings, sizeof settings, "{\"job_threads\": 2, \"models_dir\": \"%s\"}",
-             harness_models_dir());
-    struct server *second = job_restart_on(state, first, settings);
-    json_t *doc = job_wait_state(second, id, "succeeded");
-    assert_int_equal(json_int(doc, "attempts"), 2);
-    char path[64];
-    snprintf(path, sizeof path, "/v1/jobs/%s/events", id);
-    struct http_response r;
-    http_get(second, path, &r);
-    assert_status(&r, 200);
-    assert_contains(r.body, "resuming after epoch");
-    http_response_free(&r);
+    job_submit(first, "train", params, id);
+    struct server *second;
+    json_t *doc = job_kill_and_resume(state, first, id, 0.34, "resuming after epoch", &second);
     /* Every epoch's metrics once, those before the kill from the checkpoint. */
     assert_int_equal(json_int(json_object_get(json_object_get(doc, "result"), "final"), "epoch"),
                      LONG_EPOCHS);
@@ -398,16 +328,12 @@ static void test_kill9_resume_same_weights(void **state)
 static void test_cancel(void **state)
 {
     struct server *srv = start(state);
-    char ds[64], params[1024], id[32], path[64];
+    char ds[64], params[1024], id[32];
     make_dataset(srv, 8, ds);
     train_params(params, sizeof params, ds, 10000, "never", "");
-    submit(srv, params, id);
-    wait_progress(srv, id, 0.0001);
-    snprintf(path, sizeof path, "/v1/jobs/%s", id);
-    struct http_response r;
-    job_send(srv, "DELETE", path, NULL, NULL, &r);
-    assert_true(r.status == 200 || r.status == 202 || r.status == 204);
-    http_response_free(&r);
+    job_submit(srv, "train", params, id);
+    job_wait_progress(srv, id, 0.0001);
+    job_cancel(srv, id);
     json_decref(job_wait_state(srv, id, "cancelled"));
     /* Nothing was registered. */
     http_get_expect(srv, "/v1/models/never", 404);
@@ -415,18 +341,6 @@ static void test_cancel(void **state)
 }
 
 /* ---- Params ---------------------------------------------------------------------------------- */
-
-static void expect_refusal(const struct server *srv, const char *params, long status,
-                           const char *needle)
-{
-    char body[1400];
-    snprintf(body, sizeof body, "{\"kind\": \"train\", \"params\": %s}", params);
-    struct http_response r;
-    job_send(srv, "POST", "/v1/jobs", body, NULL, &r);
-    if (r.status != status) fail_msg("%s: %ld %s", params, r.status, r.body);
-    assert_contains(r.body, needle);
-    http_response_free(&r);
-}
 
 static void test_bad_params(void **state)
 {
@@ -436,7 +350,7 @@ static void test_bad_params(void **state)
 #define BAD(extra, status, needle)                                                                 \
     do {                                                                                           \
         train_params(p, sizeof p, ds, 2, "out", extra);                                            \
-        expect_refusal(srv, p, status, needle);                                                    \
+        job_expect_refusal(srv, "train", p, status, needle);                                       \
     } while (0)
     BAD(", \"epoch\": 3", 422, "params.epoch: unknown parameter");
     BAD(", \"ema\": 1", 422, "params.ema");
@@ -500,7 +414,7 @@ static void test_bad_params(void **state)
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         snprintf(p, sizeof p, cases[i][0], ds);
-        expect_refusal(srv, p, atol(cases[i][1]), cases[i][2]);
+        job_expect_refusal(srv, "train", p, atol(cases[i][1]), cases[i][2]);
     }
     harness_pass(state);
 }
