@@ -416,6 +416,9 @@ static int run(struct job_ctx *ctx, const json_t *params, json_t **result, struc
     while (rc == 0 && r.epoch < r.p.epochs)
         rc = epoch(&r, err);
     if (rc == 0) rc = finish(&r, params, result, err);
+    /* The checkpoint file (the size of the model and its optimiser state) is kept only for a
+     * job that will run again: one stopped with the server. */
+    if (r.state_path[0] && (rc == 0 || !job_ctx_resumes(ctx))) remove(r.state_path);
     if (rc != 0 && *result) {
         json_decref(*result);
         *result = NULL;
