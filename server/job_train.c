@@ -219,12 +219,14 @@ static double member(const json_t *row, const char *name)
     return json_is_number(v) ? json_number_value(v) : NAN;
 }
 
+/* metrics.csv's columns: members of an epoch's metrics. */
+static const char *const columns[] = {
+    "epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "images_per_second", "lr"};
+#define COLUMNS (sizeof columns / sizeof columns[0])
+
 /* metrics.csv and loss.png from the metrics so far, rewritten whole. */
 static int write_artifacts(struct run *r, struct eng_error *err)
 {
-    static const char *const columns[] = {"epoch",    "train_loss",   "train_accuracy",
-                                          "val_loss", "val_accuracy", "images_per_second",
-                                          "lr"};
     size_t n = json_array_size(r->metrics), size = 0;
     char *csv = NULL;
     double *curves = malloc(2 * n * sizeof *curves);
@@ -235,12 +237,12 @@ static int write_artifacts(struct run *r, struct eng_error *err)
         free(curves);
         return eng_no_memory(err);
     }
-    for (size_t c = 0; c < 7; c++)
+    for (size_t c = 0; c < COLUMNS; c++)
         fprintf(f, "%s%s", c ? "," : "", columns[c]);
     fputc('\n', f);
     for (size_t i = 0; i < n; i++) {
         const json_t *row = json_array_get(r->metrics, i);
-        for (size_t c = 0; c < 7; c++) {
+        for (size_t c = 0; c < COLUMNS; c++) {
             double v = member(row, columns[c]);
             if (c) fputc(',', f);
             if (isfinite(v)) fprintf(f, "%.17g", v);
