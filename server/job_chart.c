@@ -1,5 +1,6 @@
 /* The job kinds' charts (job_chart.h). */
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "image/codec.h"
@@ -93,5 +94,42 @@ int job_chart_bars(const double *mean, const double *std, size_t n, void **png, 
         if (std[i] > 0) fill(im, mid, ROW(mean[i] - std[i]), mid, ROW(mean[i] + std[i]), BLACK);
     }
 #undef ROW
+    return encode(im, png, size, err);
+}
+
+/* A straight line from (x0, y0) to (x1, y1), two pixels thick, by as many steps as its longer
+ * side has pixels. */
+static void line(struct img *im, int x0, int y0, int x1, int y1, const unsigned char rgb[3])
+{
+    int steps = abs(x1 - x0) > abs(y1 - y0) ? abs(x1 - x0) : abs(y1 - y0);
+    for (int k = 0; k <= steps; k++) {
+        int x = x0 + (steps ? (x1 - x0) * k / steps : 0);
+        int y = y0 + (steps ? (y1 - y0) * k / steps : 0);
+        fill(im, x, y, x + 1, y + 1, rgb);
+    }
+}
+
+int job_chart_curves(const double *const *series, size_t n_series, size_t n, void **png,
+                     size_t *size, struct eng_error *err)
+{
+    static const unsigned char *const colours[] = {BLUE, RED, GREEN, BLACK};
+    struct img *im = canvas(err);
+    if (!im) return -1;
+    double top = 0;
+    for (size_t s = 0; s < n_series; s++)
+        for (size_t i = 0; i < n; i++)
+            if (isfinite(series[s][i]) && series[s][i] > top) top = series[s][i];
+    if (top == 0) top = 1;
+    for (size_t s = 0; s < n_series; s++) {
+        int px = -1, py = 0;
+        for (size_t i = 0; i < n; i++) {
+            if (!isfinite(series[s][i])) continue;
+            int x = M + (n > 1 ? (int)(i * PLOT_W / (n - 1)) : PLOT_W / 2);
+            int y = plot_y(series[s][i] < 0 ? 0 : series[s][i] / top);
+            if (px < 0) px = x, py = y;
+            line(im, px, py, x, y, colours[s % 4]);
+            px = x, py = y;
+        }
+    }
     return encode(im, png, size, err);
 }

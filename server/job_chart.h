@@ -26,4 +26,11 @@ int job_chart_reliability(const struct metric_eval *e, void **png, size_t *size,
 int job_chart_bars(const double *mean, const double *std, size_t n, void **png, size_t *size,
                    struct eng_error *err);
 
+/* Curves over the same x (n points each, n >= 1): series s in the s-th colour of blue, red,
+ * green, black, joined by straight lines; the y scale runs from 0 to the largest finite value.
+ * A value that is not finite (an epoch not evaluated) is skipped and its neighbours joined.
+ * *png malloc'd. */
+int job_chart_curves(const double *const *series, size_t n_series, size_t n, void **png,
+                     size_t *size, struct eng_error *err);
+
 #endif

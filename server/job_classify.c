@@ -83,30 +83,47 @@ static int map_classes(struct job_classify *jc, struct eng_error *err)
     return 0;
 }
 
-int job_classify_open(struct job_classify *jc, const struct app *app, const json_t *params,
-                      int labeled, struct eng_error *err)
+/* The dataset part of the params: dataset, split, seed. */
+static int open_dataset(struct job_classify *jc, const json_t *params, int labeled,
+                        struct eng_error *err)
 {
-    memset(jc, 0, sizeof *jc);
-    jc->app = (struct app *)app;
     const char *split;
-    long long batch, seed;
-    if (string_param(params, "model", &jc->model_name, err) ||
-        string_param(params, "dataset", &jc->dataset_id, err) ||
+    long long seed;
+    if (string_param(params, "dataset", &jc->dataset_id, err) ||
         string_param(params, "split", &split, err) ||
-        job_param_int(params, "batch_size", 0, JOB_CLASSIFY_DEFAULT_BATCH, 1,
-                      JOB_CLASSIFY_MAX_BATCH, &batch, err) ||
-        job_param_int(params, "seed", 0, 0, 0, (long long)POLICY_MAX_SEED, &seed, err) ||
-        open_model(jc, err))
+        job_param_int(params, "seed", 0, 0, 0, (long long)POLICY_MAX_SEED, &seed, err))
         return -1;
-    jc->batch = (size_t)batch;
     jc->seed = (uint64_t)seed;
-    jc->dataset = datasets_acquire(app->datasets, jc->dataset_id, err);
+    jc->dataset = datasets_acquire(jc->app->datasets, jc->dataset_id, err);
     if (!jc->dataset) {
         if (err->code == ENG_NOT_FOUND)
             eng_fail(err, ENG_NOT_FOUND, "params.dataset: no such dataset: %.64s", jc->dataset_id);
         return -1;
     }
-    return find_split(jc, split, labeled, err) || map_classes(jc, err) ? -1 : 0;
+    return find_split(jc, split, labeled, err);
+}
+
+int job_classify_open_dataset(struct job_classify *jc, const struct app *app, const json_t *params,
+                              int labeled, struct eng_error *err)
+{
+    memset(jc, 0, sizeof *jc);
+    jc->app = (struct app *)app;
+    return open_dataset(jc, params, labeled, err);
+}
+
+int job_classify_open(struct job_classify *jc, const struct app *app, const json_t *params,
+                      int labeled, struct eng_error *err)
+{
+    memset(jc, 0, sizeof *jc);
+    jc->app = (struct app *)app;
+    long long batch;
+    if (string_param(params, "model", &jc->model_name, err) ||
+        job_param_int(params, "batch_size", 0, JOB_CLASSIFY_DEFAULT_BATCH, 1,
+                      JOB_CLASSIFY_MAX_BATCH, &batch, err) ||
+        open_model(jc, err))
+        return -1;
+    jc->batch = (size_t)batch;
+    return open_dataset(jc, params, labeled, err) || map_classes(jc, err) ? -1 : 0;
 }
 
 void job_classify_close(struct job_classify *jc)

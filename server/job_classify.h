@@ -47,6 +47,10 @@ struct job_classify {
 int job_classify_open(struct job_classify *jc, const struct app *app, const json_t *params,
                       int labeled, struct eng_error *err);
 void job_classify_close(struct job_classify *jc);
+/* The dataset part alone (dataset, split, seed), for a kind without a repository model (train):
+ * model, class_map and batch stay unset. Released by job_classify_close. */
+int job_classify_open_dataset(struct job_classify *jc, const struct app *app, const json_t *params,
+                              int labeled, struct eng_error *err);
 
 /* The policy a param's value gives (what /v1/augment takes: a preset's name, an op object, a
  * list), which must be for images with one view; *policy NULL when value is NULL. -1 with err

@@ -72,7 +72,8 @@ const char *job_kind_names(int debug, char *out, size_t size);
  * parameter's name is an error, not a default silently used. */
 int job_params_known(const json_t *params, const char *const names[], struct eng_error *err);
 /* The integer member name in [min, max] into *out; *out = def when absent and not required.
- * ENG_INVALID naming "params.<name>" otherwise. */
+ * ENG_INVALID naming "params.<name>" otherwise. name may be a dotted path into nested objects
+ * ("optimizer.lr"). */
 int job_param_int(const json_t *params, const char *name, int required, long long def,
                   long long min, long long max, long long *out, struct eng_error *err);
 /* The number member name (integer or real) in [min, max], likewise. */

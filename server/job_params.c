@@ -10,10 +10,23 @@ int job_params_known(const json_t *params, const char *const names[], struct eng
     return json_check_members(params, names, "params.", "parameter", err);
 }
 
+/* params' member name, a dotted path ("optimizer.lr") reaching into nested objects. */
+static const json_t *member(const json_t *params, const char *name)
+{
+    const char *dot;
+    while (params && (dot = strchr(name, '.'))) {
+        char head[64];
+        snprintf(head, sizeof head, "%.*s", (int)(dot - name), name);
+        params = json_object_get(params, head);
+        name = dot + 1;
+    }
+    return json_object_get(params, name);
+}
+
 int job_param_int(const json_t *params, const char *name, int required, long long def,
                   long long min, long long max, long long *out, struct eng_error *err)
 {
-    const json_t *value = json_object_get(params, name);
+    const json_t *value = member(params, name);
     if (!value && !required) {
         *out = def;
         return 0;
@@ -29,7 +42,7 @@ int job_param_int(const json_t *params, const char *name, int required, long lon
 int job_param_real(const json_t *params, const char *name, int required, double def, double min,
                    double max, double *out, struct eng_error *err)
 {
-    const json_t *value = json_object_get(params, name);
+    const json_t *value = member(params, name);
     if (!value && !required) {
         *out = def;
         return 0;

@@ -246,7 +246,8 @@ static char *labels_file_name(const struct model_upload *up)
 static int write_upload(const char *folder, const struct model_upload *up, struct eng_error *err)
 {
     if (write_file(folder, "model.onnx", up->onnx, up->onnx_size, err) ||
-        (up->config && write_file(folder, "config.json", up->config, up->config_size, err)))
+        (up->config && write_file(folder, "config.json", up->config, up->config_size, err)) ||
+        (up->training && write_file(folder, "training.json", up->training, up->training_size, err)))
         return -1;
     if (!up->labels) return 0;
     char *file = labels_file_name(up);

@@ -62,7 +62,8 @@ struct model **models_list(struct models *ms, size_t *count);
 void models_list_free(struct model **list, size_t count);
 
 /* The files of an upload (POST /v1/models). config and labels may be absent (NULL, 0). The labels
- * are written under the file name config.json's "labels" gives. */
+ * are written under the file name config.json's "labels" gives. training, the card of a model a
+ * train job made, is written as training.json (NULL: none). */
 struct model_upload {
     const void *onnx;
     size_t onnx_size;
@@ -70,6 +71,8 @@ struct model_upload {
     size_t config_size;
     const void *labels;
     size_t labels_size;
+    const void *training;
+    size_t training_size;
 };
 /* Validates and loads the upload as model name, writes it under the repository's folder through a
  * temporary folder renamed into place (so a crash never leaves half a model), and lists it.

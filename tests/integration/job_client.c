@@ -5,9 +5,12 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <limits.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <time.h>
 
 #include "job_client.h"
@@ -70,4 +73,96 @@ struct server *job_restart_on(void **state, const struct server *first, const ch
     free(extra);
     json_decref(doc);
     return srv;
+}
+
+void job_submit(const struct server *srv, const char *kind, const char *params, char id[32])
+{
+    char *body = NULL;
+    assert_true(asprintf(&body, "{\"kind\": \"%s\", \"params\": %s}", kind, params) > 0);
+    struct http_response r;
+    job_send(srv, "POST", "/v1/jobs", body, NULL, &r);
+    free(body);
+    assert_status(&r, 202);
+    json_t *doc = http_json(&r);
+    snprintf(id, 32, "%s", json_str(doc, "id"));
+    json_decref(doc);
+    http_response_free(&r);
+}
+
+void job_wait_progress(const struct server *srv, const char *id, double fraction)
+{
+    double deadline = harness_now() + WAIT_S;
+    for (;;) {
+        json_t *doc = job_get(srv, id, NULL);
+        const char *now = json_str(doc, "state");
+        double done =
+            json_real_value(json_object_get(json_object_get(doc, "progress"), "fraction"));
+        int running = strcmp(now, "running") == 0, over = strcmp(now, "succeeded") == 0;
+        json_decref(doc);
+        if (running && done >= fraction) return;
+        if (over || harness_now() > deadline)
+            fail_msg("job %s never ran past %g while running", id, fraction);
+        job_sleep_ms(5);
+    }
+}
+
+void job_expect_refusal(const struct server *srv, const char *kind, const char *params, long status,
+                        const char *needle)
+{
+    char *body = NULL;
+    assert_true(asprintf(&body, "{\"kind\": \"%s\", \"params\": %s}", kind, params) > 0);
+    struct http_response r;
+    job_send(srv, "POST", "/v1/jobs", body, NULL, &r);
+    free(body);
+    if (r.status != status) fail_msg("%s: %ld, not %ld: %s", params, r.status, status, r.body);
+    assert_contains(r.body, needle);
+    http_response_free(&r);
+}
+
+void job_import_dataset(const struct server *srv, const char *src, char id[64])
+{
+    char out[PATH_MAX + 16];
+    snprintf(out, sizeof out, "%s/datasets", srv->data_dir);
+    const char *args[] = {"dataset", "import", src, "--out", out, NULL};
+    char *text, *errors;
+    int status = harness_run_binary(args, &text, &errors);
+    if (status != 0) fail_msg("dataset import: %d: %s", status, errors);
+    json_t *report = json_loads(text, 0, NULL);
+    assert_non_null(report);
+    snprintf(id, 64, "%s", json_str(report, "id"));
+    json_decref(report);
+    free(text);
+    free(errors);
+}
+
+json_t *job_kill_and_resume(void **state, struct server *first, const char *id, double fraction,
+                            const char *log_needle, struct server **second)
+{
+    job_wait_progress(first, id, fraction);
+    assert_int_equal(server_stop(first, SIGKILL, 5000), 0);
+    assert_true(WIFSIGNALED(first->wait_status));
+    char settings[PATH_MAX + 64];
+    snprintf(settings, sizeof settings, "{\"job_threads\": 2, \"models_dir\": \"%s\"}",
+             harness_models_dir());
+    *second = job_restart_on(state, first, settings);
+    json_t *doc = job_wait_state(*second, id, "succeeded");
+    assert_int_equal(json_int(doc, "attempts"), 2);
+    char path[64];
+    snprintf(path, sizeof path, "/v1/jobs/%s/events", id);
+    struct http_response r;
+    http_get(*second, path, &r);
+    assert_status(&r, 200);
+    assert_contains(r.body, log_needle);
+    http_response_free(&r);
+    return doc;
+}
+
+void job_cancel(const struct server *srv, const char *id)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/v1/jobs/%s", id);
+    struct http_response r;
+    job_send(srv, "DELETE", path, NULL, NULL, &r);
+    assert_true(r.status == 200 || r.status == 202 || r.status == 204);
+    http_response_free(&r);
 }

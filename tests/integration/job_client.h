@@ -30,4 +30,28 @@ json_t *job_wait_state(const struct server *srv, const char *id, const char *sta
  * teardown. */
 struct server *job_restart_on(void **state, const struct server *first, const char *settings);
 
+/* POSTs {"kind": kind, "params": params} (a JSON text): 202 asserted; the job's id into id. */
+void job_submit(const struct server *srv, const char *kind, const char *params, char id[32]);
+
+/* Polls until the job, running, has done at least `fraction` of its work (failing when it ends
+ * first or after WAIT_S). */
+void job_wait_progress(const struct server *srv, const char *id, double fraction);
+
+/* POSTs a job that must be refused with status, the body containing needle. */
+void job_expect_refusal(const struct server *srv, const char *kind, const char *params, long status,
+                        const char *needle);
+
+/* DELETE /v1/jobs/{id}: the cancel is accepted (200, 202 or 204). */
+void job_cancel(const struct server *srv, const char *id);
+
+/* Kills first with kill -9 once job id has done `fraction` of its work, starts a second server on
+ * its data_dir (job_threads 2, the harness's models_dir) into *second, and waits for the job to
+ * succeed there: on its second attempt, with an event containing log_needle (the kind's line
+ * saying where it resumed). The job's document. */
+json_t *job_kill_and_resume(void **state, struct server *first, const char *id, double fraction,
+                            const char *log_needle, struct server **second);
+
+/* `augserve dataset import src --out <data_dir>/datasets`: the dataset's id into id. */
+void job_import_dataset(const struct server *srv, const char *src, char id[64]);
+
 #endif

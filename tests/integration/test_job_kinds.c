@@ -187,23 +187,6 @@ static void write_png(const char *root, const char *cls, int file, const unsigne
     img_free(im);
 }
 
-/* `augserve dataset import src --out <data_dir>/datasets`: the dataset's id into id. */
-static void import_dataset(const struct server *srv, const char *src, char id[64])
-{
-    char out[PATH_MAX + 16];
-    snprintf(out, sizeof out, "%s/datasets", srv->data_dir);
-    const char *args[] = {"dataset", "import", src, "--out", out, NULL};
-    char *text, *errors;
-    int status = harness_run_binary(args, &text, &errors);
-    if (status != 0) fail_msg("dataset import: %d: %s", status, errors);
-    json_t *report = json_loads(text, 0, NULL);
-    assert_non_null(report);
-    snprintf(id, 64, "%s", json_str(report, "id"));
-    json_decref(report);
-    free(text);
-    free(errors);
-}
-
 /* The test's dataset of `samples`, imported into the server's data_dir. */
 static void make_dataset(const struct server *srv, char id[64])
 {
@@ -212,7 +195,7 @@ static void make_dataset(const struct server *srv, char id[64])
     make_dir(src);
     for (size_t i = 0; i < SAMPLES; i++)
         write_png(src, samples[i].cls, samples[i].file, samples[i].rgb);
-    import_dataset(srv, src, id);
+    job_import_dataset(srv, src, id);
 }
 
 /* Images per class of the larger dataset: enough for a job to run a while at 224x224. */
@@ -231,7 +214,7 @@ static void make_big_dataset(const struct server *srv, int n, char id[64])
             rgb[c] = 255;
             write_png(src, model_classes[c], i, rgb);
         }
-    import_dataset(srv, src, id);
+    job_import_dataset(srv, src, id);
 }
 
 /* A server on the test's models, with settings (members of the config object) besides. */
@@ -251,26 +234,11 @@ static struct server *start(void **state)
 
 /* ---- Jobs ------------------------------------------------------------------------------------ */
 
-/* POSTs {"kind": kind, "params": params}: 202 asserted; the job's id into id. */
-static void submit(const struct server *srv, const char *kind, const char *params, char id[32])
-{
-    char *body = NULL;
-    assert_true(asprintf(&body, "{\"kind\": \"%s\", \"params\": %s}", kind, params) > 0);
-    struct http_response r;
-    job_send(srv, "POST", "/v1/jobs", body, NULL, &r);
-    free(body);
-    assert_status(&r, 202);
-    json_t *doc = http_json(&r);
-    snprintf(id, 32, "%s", json_str(doc, "id"));
-    json_decref(doc);
-    http_response_free(&r);
-}
-
 /* Runs a job to success: its document. */
 static json_t *run_job(const struct server *srv, const char *kind, const char *params)
 {
     char id[32];
-    submit(srv, kind, params, id);
+    job_submit(srv, kind, params, id);
     return job_wait_state(srv, id, "succeeded");
 }
 
@@ -631,7 +599,7 @@ static void test_as_split_once(void **state)
                  "{\"model\": \"colour-big\", \"dataset\": \"%s\", \"split\": \"test\", "
                  "\"batch_size\": 1, \"threshold\": %g, \"as_split\": \"p\"}",
                  ds, thresholds[i]);
-        submit(srv, "pseudo-label", params[i], id[i]);
+        job_submit(srv, "pseudo-label", params[i], id[i]);
     }
     json_t *first = job_wait_state(srv, id[0], "succeeded");
     json_t *same = job_wait_state(srv, id[1], "succeeded");
@@ -653,31 +621,6 @@ static void test_as_split_once(void **state)
 
 /* ---- kill -9, cancel ------------------------------------------------------------------------- */
 
-static double progress(const struct server *srv, const char *id, const char **state_out,
-                       json_t **doc)
-{
-    *doc = job_get(srv, id, NULL);
-    *state_out = json_str(*doc, "state");
-    return json_real_value(json_object_get(json_object_get(*doc, "progress"), "fraction"));
-}
-
-/* Polls until the job has done at least `fraction` of its work while it runs. */
-static void wait_progress(const struct server *srv, const char *id, double fraction)
-{
-    double deadline = harness_now() + WAIT_S;
-    for (;;) {
-        const char *now;
-        json_t *doc;
-        double done = progress(srv, id, &now, &doc);
-        int running = strcmp(now, "running") == 0, over = strcmp(now, "succeeded") == 0;
-        json_decref(doc);
-        if (running && done >= fraction) return;
-        if (over || harness_now() > deadline)
-            fail_msg("job %s never ran past %g while running", id, fraction);
-        job_sleep_ms(5);
-    }
-}
-
 /* Runs a job of kind with params (a format with one %s, the dataset) on the big dataset to the
  * end; then the same job again, killed with kill -9 once a fifth is done and resumed by a second
  * server: it must end with exactly the first one's result and artifacts (names, NULL-terminated),
@@ -695,25 +638,10 @@ static void kill_and_resume(void **state, const char *kind, const char *format,
     for (; artifacts[n]; n++)
         files[n] = artifact(first, json_str(whole, "id"), artifacts[n], NULL);
 
-    submit(first, kind, params, id);
-    wait_progress(first, id, 0.2);
-    assert_int_equal(server_stop(first, SIGKILL, 5000), 0);
-    assert_true(WIFSIGNALED(first->wait_status));
-
-    char settings[PATH_MAX + 64];
-    snprintf(settings, sizeof settings, "{\"job_threads\": 2, \"models_dir\": \"%s\"}",
-             harness_models_dir());
-    struct server *second = job_restart_on(state, first, settings);
-    json_t *doc = job_wait_state(second, id, "succeeded");
-    assert_int_equal(json_int(doc, "attempts"), 2);
-    /* It went on from its checkpoint (a log event says where), not from the start. */
-    char path[64];
-    snprintf(path, sizeof path, "/v1/jobs/%s/events", id);
-    struct http_response r;
-    http_get(second, path, &r);
-    assert_status(&r, 200);
-    assert_contains(r.body, "resuming at");
-    http_response_free(&r);
+    job_submit(first, kind, params, id);
+    /* It goes on from its checkpoint (a log event says where), not from the start. */
+    struct server *second;
+    json_t *doc = job_kill_and_resume(state, first, id, 0.2, "resuming at", &second);
     assert_true(json_equal(json_object_get(doc, "result"), json_object_get(whole, "result")));
     assert_int_equal(json_int(json_object_get(doc, "result"), "count"), CLASSES * BIG);
     for (size_t i = 0; i < n; i++) {
@@ -759,19 +687,15 @@ static void test_kill9_affinity(void **state)
 static void test_cancel(void **state)
 {
     struct server *srv = start(state);
-    char ds[64], params[256], id[32], path[64];
+    char ds[64], params[256], id[32];
     make_big_dataset(srv, 100, ds);
     snprintf(params, sizeof params,
              "{\"model\": \"colour-big\", \"dataset\": \"%s\", \"split\": \"test\", "
              "\"batch_size\": 1, \"policies\": [\"randaugment\"], \"draws\": 20}",
              ds);
-    submit(srv, "affinity", params, id);
-    wait_progress(srv, id, 0.01);
-    snprintf(path, sizeof path, "/v1/jobs/%s", id);
-    struct http_response r;
-    job_send(srv, "DELETE", path, NULL, NULL, &r);
-    assert_true(r.status == 200 || r.status == 202 || r.status == 204);
-    http_response_free(&r);
+    job_submit(srv, "affinity", params, id);
+    job_wait_progress(srv, id, 0.01);
+    job_cancel(srv, id);
     double asked = harness_now();
     json_decref(job_wait_state(srv, id, "cancelled"));
     assert_true(harness_now() - asked < 5);
@@ -780,69 +704,59 @@ static void test_cancel(void **state)
 
 /* ---- Params ---------------------------------------------------------------------------------- */
 
-static void expect_refusal(const struct server *srv, const char *kind, const char *params,
-                           long status, const char *needle)
-{
-    char body[1024];
-    snprintf(body, sizeof body, "{\"kind\": \"%s\", \"params\": %s}", kind, params);
-    struct http_response r;
-    job_send(srv, "POST", "/v1/jobs", body, NULL, &r);
-    assert_status(&r, status);
-    assert_contains(r.body, needle);
-    http_response_free(&r);
-}
-
 static void test_bad_params(void **state)
 {
     struct server *srv = start(state);
     char ds[64], p[512];
     make_dataset(srv, ds);
 #define P(fmt) (snprintf(p, sizeof p, fmt, ds), p)
-    expect_refusal(srv, "evaluate", "{\"dataset\": \"x\", \"split\": \"test\"}", 422,
-                   "params.model");
-    expect_refusal(srv, "evaluate", "{\"model\": \"nosuch\", \"dataset\": \"x\", \"split\": \"t\"}",
-                   404, "params.model: no such model: nosuch");
-    expect_refusal(srv, "evaluate",
-                   "{\"model\": \"colour\", \"dataset\": \"nosuch\", \"split\": \"test\"}", 404,
-                   "params.dataset: no such dataset: nosuch");
-    expect_refusal(srv, "evaluate",
-                   P("{\"model\": \"colour\", \"dataset\": \"%s\", \"split\": \"train\"}"), 422,
-                   "params.split: dataset");
-    expect_refusal(srv, "evaluate",
-                   P("{\"model\": \"colour\", \"dataset\": \"%s\", \"split\": \"test\", "
-                     "\"batch_size\": 0}"),
-                   422, "params.batch_size");
-    expect_refusal(srv, "evaluate",
-                   P("{\"model\": \"colour\", \"dataset\": \"%s\", \"split\": \"test\", "
-                     "\"policy\": {\"op\": \"Nosuch\"}}"),
-                   422, "params.policy");
-    expect_refusal(srv, "evaluate",
-                   P("{\"model\": \"colour\", \"dataset\": \"%s\", \"split\": \"test\", "
-                     "\"polcy\": \"randaugment\"}"),
-                   422, "params.polcy: unknown parameter");
+    job_expect_refusal(srv, "evaluate", "{\"dataset\": \"x\", \"split\": \"test\"}", 422,
+                       "params.model");
+    job_expect_refusal(srv, "evaluate",
+                       "{\"model\": \"nosuch\", \"dataset\": \"x\", \"split\": \"t\"}", 404,
+                       "params.model: no such model: nosuch");
+    job_expect_refusal(srv, "evaluate",
+                       "{\"model\": \"colour\", \"dataset\": \"nosuch\", \"split\": \"test\"}", 404,
+                       "params.dataset: no such dataset: nosuch");
+    job_expect_refusal(srv, "evaluate",
+                       P("{\"model\": \"colour\", \"dataset\": \"%s\", \"split\": \"train\"}"), 422,
+                       "params.split: dataset");
+    job_expect_refusal(srv, "evaluate",
+                       P("{\"model\": \"colour\", \"dataset\": \"%s\", \"split\": \"test\", "
+                         "\"batch_size\": 0}"),
+                       422, "params.batch_size");
+    job_expect_refusal(srv, "evaluate",
+                       P("{\"model\": \"colour\", \"dataset\": \"%s\", \"split\": \"test\", "
+                         "\"policy\": {\"op\": \"Nosuch\"}}"),
+                       422, "params.policy");
+    job_expect_refusal(srv, "evaluate",
+                       P("{\"model\": \"colour\", \"dataset\": \"%s\", \"split\": \"test\", "
+                         "\"polcy\": \"randaugment\"}"),
+                       422, "params.polcy: unknown parameter");
     /* A dataset class the model lacks is named. */
-    expect_refusal(srv, "evaluate",
-                   P("{\"model\": \"not-blue\", \"dataset\": \"%s\", \"split\": \"test\"}"), 422,
-                   "class \\\"blue\\\" of dataset");
-    expect_refusal(srv, "affinity",
-                   P("{\"model\": \"colour\", \"dataset\": \"%s\", \"split\": \"test\"}"), 422,
-                   "params.policies");
-    expect_refusal(srv, "affinity",
-                   P("{\"model\": \"colour\", \"dataset\": \"%s\", \"split\": \"test\", "
-                     "\"policies\": \"ops\"}"),
-                   422, "params.level");
-    expect_refusal(srv, "affinity",
-                   P("{\"model\": \"colour\", \"dataset\": \"%s\", \"split\": \"test\", "
-                     "\"policies\": [\"randaugment\", {\"op\": \"Rotate\", \"degrees\": 999}]}"),
-                   422, "params.policies/1");
-    expect_refusal(srv, "pseudo-label",
-                   P("{\"model\": \"colour\", \"dataset\": \"%s\", \"split\": \"test\", "
-                     "\"threshold\": 2}"),
-                   422, "params.threshold");
-    expect_refusal(srv, "pseudo-label",
-                   P("{\"model\": \"colour\", \"dataset\": \"%s\", \"split\": \"test\", "
-                     "\"as_split\": \"../x\"}"),
-                   422, "params.as_split");
+    job_expect_refusal(srv, "evaluate",
+                       P("{\"model\": \"not-blue\", \"dataset\": \"%s\", \"split\": \"test\"}"),
+                       422, "class \\\"blue\\\" of dataset");
+    job_expect_refusal(srv, "affinity",
+                       P("{\"model\": \"colour\", \"dataset\": \"%s\", \"split\": \"test\"}"), 422,
+                       "params.policies");
+    job_expect_refusal(srv, "affinity",
+                       P("{\"model\": \"colour\", \"dataset\": \"%s\", \"split\": \"test\", "
+                         "\"policies\": \"ops\"}"),
+                       422, "params.level");
+    job_expect_refusal(
+        srv, "affinity",
+        P("{\"model\": \"colour\", \"dataset\": \"%s\", \"split\": \"test\", "
+          "\"policies\": [\"randaugment\", {\"op\": \"Rotate\", \"degrees\": 999}]}"),
+        422, "params.policies/1");
+    job_expect_refusal(srv, "pseudo-label",
+                       P("{\"model\": \"colour\", \"dataset\": \"%s\", \"split\": \"test\", "
+                         "\"threshold\": 2}"),
+                       422, "params.threshold");
+    job_expect_refusal(srv, "pseudo-label",
+                       P("{\"model\": \"colour\", \"dataset\": \"%s\", \"split\": \"test\", "
+                         "\"as_split\": \"../x\"}"),
+                       422, "params.as_split");
 #undef P
     harness_pass(state);
 }

@@ -1,0 +1,88 @@
+/* The model a train job registers (job_train.h): the graph with the trained values, and the files
+ * the repository serves it from, added through models_add, which writes them into a dot-folder
+ * and renames it into place once the model loads: a half-written model is never served, and
+ * /v1/predict answers with it at once, without a rescan. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "app.h"
+#include "data/dataset.h"
+#include "job_kind.h"
+#include "job_train.h"
+#include "models.h"
+
+int job_train_model_onnx(const struct nn_graph *g, struct train_plan *plan,
+                         const struct train_ema *ema, void **onnx, size_t *size,
+                         struct eng_error *err)
+{
+    size_t np = train_plan_param_count(plan), n = np + train_plan_buffer_count(plan);
+    const char **names = malloc(n * sizeof *names);
+    const float **values = malloc(n * sizeof *values);
+    int rc = names && values ? 0 : eng_no_memory(err);
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        const struct train_param *t =
+            i < np ? train_plan_param(plan, i) : train_plan_buffer(plan, i - np);
+        names[i] = t->name;
+        values[i] = ema ? train_ema_value(ema, i) : t->value;
+    }
+    struct nn_graph *out = rc == 0 ? nn_graph_with_initializers(g, n, names, values, err) : NULL;
+    if (rc == 0) rc = out ? nn_graph_write(out, onnx, size, err) : -1;
+    nn_graph_free(out);
+    free(names);
+    free(values);
+    return rc;
+}
+
+/* config.json: the training transform as the evaluation one (the images are already of the
+ * model's size after resize and crop), and labels.txt. */
+static char *config_text(const struct job_train_params *p)
+{
+    const struct classify_preprocess *pp = &p->preprocess;
+    json_t *doc = json_pack("{s:{s:i, s:i, s:[f, f, f], s:[f, f, f]}, s:s}", "preprocess", "resize",
+                            pp->resize, "crop", pp->crop_height, "mean", (double)pp->mean[0],
+                            (double)pp->mean[1], (double)pp->mean[2], "std", (double)pp->std[0],
+                            (double)pp->std[1], (double)pp->std[2], "labels", "labels.txt");
+    char *text = doc ? json_dumps(doc, JSON_INDENT(2) | JSON_SORT_KEYS) : NULL;
+    json_decref(doc);
+    return text;
+}
+
+/* The dataset's class names, one a line: the model's classes are the dataset's, in order. */
+static char *labels_text(const struct dataset *ds, size_t *size)
+{
+    char *text = NULL;
+    FILE *f = open_memstream(&text, size);
+    if (!f) return NULL;
+    for (size_t c = 0; c < dataset_class_count(ds); c++)
+        fprintf(f, "%s\n", dataset_class_name(ds, c));
+    if (fclose(f) != 0) {
+        free(text);
+        return NULL;
+    }
+    return text;
+}
+
+int job_train_model_register(struct job_ctx *ctx, const struct job_train_params *p,
+                             const void *onnx, size_t onnx_size, const json_t *card,
+                             struct eng_error *err)
+{
+    size_t labels_size = 0;
+    char *config = config_text(p), *labels = labels_text(p->data.dataset, &labels_size);
+    char *training = json_dumps(card, JSON_INDENT(2) | JSON_SORT_KEYS);
+    int rc = config && labels && training ? 0 : eng_no_memory(err);
+    struct model_upload up = {.onnx = onnx,
+                              .onnx_size = onnx_size,
+                              .config = config,
+                              .config_size = config ? strlen(config) : 0,
+                              .labels = labels,
+                              .labels_size = labels_size,
+                              .training = training,
+                              .training_size = training ? strlen(training) : 0};
+    struct model *added = NULL;
+    if (rc == 0) rc = models_add(job_ctx_app(ctx)->models, p->output, &up, &added, err);
+    if (added) model_release(added);
+    free(config);
+    free(labels);
+    free(training);
+    return rc;
+}

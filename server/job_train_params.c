@@ -1,0 +1,236 @@
+/* A train job's params (job_train.h), read the same way when the job is submitted and when it
+ * runs, so whatever run accepts was checked with a 4xx before the job was queued. */
+#include <stdio.h>
+#include <string.h>
+
+#include "app.h"
+#include "data/dataset.h"
+#include "job_kind.h"
+#include "job_train.h"
+#include "json_text.h"
+#include "models.h"
+#include "policy/policy.h"
+
+static const char *const names[] = {
+    "dataset",   "split",    "val_split",       "model", "policy", "epochs",     "batch",  "seed",
+    "optimizer", "schedule", "label_smoothing", "ema",   "clip",   "eval_every", "output", NULL};
+static const char *const optimizer_names[] = {
+    "name", "lr", "momentum", "nesterov", "weight_decay", "exclude_no_decay", "betas", "eps", NULL};
+static const char *const schedule_names[] = {"name",  "warmup_epochs", "milestones", "step_size",
+                                             "gamma", "min_lr",        NULL};
+
+/* CIFAR-10's channel statistics (torchvision's usual Normalize for it), which the zoo models are
+ * trained with whatever the dataset: fixed, so the transform is known before any image is read
+ * and a resumed job cannot compute another one. */
+static const float cifar_mean[3] = {0.4914f, 0.4822f, 0.4465f};
+static const float cifar_std[3] = {0.2470f, 0.2435f, 0.2616f};
+
+/* err's message (an engine refusal) as params.<field>'s. */
+static int refuse(struct eng_error *err, const char *field)
+{
+    char message[sizeof err->message];
+    snprintf(message, sizeof message, "%s", err->message);
+    return eng_fail(err, ENG_INVALID, "params.%s: %s", field, message);
+}
+
+/* An optional boolean member of obj (named prefix.name in errors). */
+static int get_bool(const json_t *obj, const char *prefix, const char *name, bool *out,
+                    struct eng_error *err)
+{
+    const json_t *v = json_object_get(obj, name);
+    if (!v) return 0;
+    if (!json_is_boolean(v))
+        return eng_fail(err, ENG_INVALID, "params.%s.%s: must be true or false", prefix, name);
+    *out = json_is_true(v);
+    return 0;
+}
+
+/* An optional object member of params; *obj NULL when absent. */
+static int get_object(const json_t *params, const char *name, const char *const known[],
+                      const json_t **obj, struct eng_error *err)
+{
+    char prefix[32];
+    *obj = json_object_get(params, name);
+    if (!*obj) return 0;
+    if (!json_is_object(*obj))
+        return eng_fail(err, ENG_INVALID, "params.%s: must be an object", name);
+    snprintf(prefix, sizeof prefix, "params.%s.", name);
+    return json_check_members(*obj, known, prefix, "member", err);
+}
+
+/* The kind named by obj's "name" (default def) through named(). */
+static const char *kind_name(const json_t *obj, const char *def)
+{
+    const json_t *v = json_object_get(obj, "name");
+    return v ? json_string_value(v) : def;
+}
+
+static int read_optimizer(struct job_train_params *p, const json_t *params, struct eng_error *err)
+{
+    const json_t *o;
+    enum train_optim_kind kind;
+    const char *name;
+    if (get_object(params, "optimizer", optimizer_names, &o, err)) return -1;
+    if (!(name = kind_name(o, "sgd")))
+        return eng_fail(err, ENG_INVALID, "params.optimizer.name: must be a string");
+    if (train_optim_kind_named(name, &kind, err)) return refuse(err, "optimizer.name");
+    p->optim = train_optim_defaults(kind);
+    if (job_param_real(params, "optimizer.lr", 0, 0.1, 1e-12, 1e3, &p->schedule.lr, err) ||
+        job_param_real(params, "optimizer.momentum", 0, p->optim.momentum, 0, 1, &p->optim.momentum,
+                       err) ||
+        job_param_real(params, "optimizer.weight_decay", 0, p->optim.weight_decay, 0, 1,
+                       &p->optim.weight_decay, err) ||
+        job_param_real(params, "optimizer.eps", 0, p->optim.eps, 1e-30, 1, &p->optim.eps, err) ||
+        get_bool(o, "optimizer", "nesterov", &p->optim.nesterov, err) ||
+        get_bool(o, "optimizer", "exclude_no_decay", &p->optim.exclude_no_decay, err))
+        return -1;
+    const json_t *betas = json_object_get(o, "betas");
+    if (betas) {
+        if (json_array_size(betas) != 2 || !json_is_number(json_array_get(betas, 0)) ||
+            !json_is_number(json_array_get(betas, 1)))
+            return eng_fail(err, ENG_INVALID, "params.optimizer.betas: must be [beta1, beta2]");
+        p->optim.beta1 = json_number_value(json_array_get(betas, 0));
+        p->optim.beta2 = json_number_value(json_array_get(betas, 1));
+    }
+    if (train_optim_check(&p->optim, err)) return refuse(err, "optimizer");
+    return 0;
+}
+
+/* The schedule; its epochs (warm-up, milestones, step size) become steps, the unit the job
+ * steps the schedule in. */
+static int read_schedule(struct job_train_params *p, const json_t *params, struct eng_error *err)
+{
+    const json_t *o;
+    const char *name;
+    double warmup;
+    long long step_size;
+    long per_epoch = (long)p->batches, total = p->epochs * per_epoch;
+    if (get_object(params, "schedule", schedule_names, &o, err)) return -1;
+    if (!(name = kind_name(o, "constant")))
+        return eng_fail(err, ENG_INVALID, "params.schedule.name: must be a string");
+    if (train_lr_kind_named(name, &p->schedule.kind, err)) return refuse(err, "schedule.name");
+    if (job_param_real(params, "schedule.warmup_epochs", 0, 0, 0, (double)p->epochs, &warmup,
+                       err) ||
+        job_param_int(params, "schedule.step_size", 0, 1, 1, p->epochs, &step_size, err) ||
+        job_param_real(params, "schedule.gamma", 0, 0.1, 1e-12, 1, &p->schedule.gamma, err) ||
+        job_param_real(params, "schedule.min_lr", 0, 0, 0, p->schedule.lr, &p->schedule.min_lr,
+                       err))
+        return -1;
+    p->schedule.warmup = (long)(warmup * (double)per_epoch + 0.5);
+    p->schedule.step_size = (long)step_size * per_epoch;
+    const json_t *milestones = json_object_get(o, "milestones"), *m;
+    size_t i;
+    if (milestones &&
+        (!json_is_array(milestones) || json_array_size(milestones) > TRAIN_MAX_MILESTONES))
+        return eng_fail(err, ENG_INVALID,
+                        "params.schedule.milestones: must be a list of at most %d epochs",
+                        TRAIN_MAX_MILESTONES);
+    json_array_foreach(milestones, i, m)
+    {
+        if (!json_is_integer(m) || json_integer_value(m) < 1 || json_integer_value(m) > p->epochs)
+            return eng_fail(err, ENG_INVALID,
+                            "params.schedule.milestones: each must be a whole number of epochs "
+                            "in [1, %ld]",
+                            p->epochs);
+        p->schedule.milestones[p->schedule.n_milestones++] =
+            (long)json_integer_value(m) * per_epoch;
+    }
+    if (train_schedule_check(&p->schedule, total, err)) return refuse(err, "schedule");
+    return 0;
+}
+
+/* The model: a zoo spec whose classes are the dataset's, for 1- or 3-channel images. */
+static int read_model(struct job_train_params *p, const json_t *params, struct eng_error *err)
+{
+    const json_t *model = json_object_get(params, "model");
+    if (json_is_string(model))
+        return eng_fail(err, ENG_INVALID,
+                        "params.model: fine-tuning a repository model is not supported yet; give "
+                        "a zoo model ({\"arch\": ..., \"classes\": ...})");
+    if (!json_is_object(model))
+        return eng_fail(err, ENG_INVALID,
+                        "params.model: required: a zoo model ({\"arch\": ..., \"classes\": ...})");
+    if (train_zoo_parse(model, &p->model, err)) return refuse(err, "model");
+    size_t classes = dataset_class_count(p->data.dataset);
+    if ((size_t)p->model.classes != classes)
+        return eng_fail(err, ENG_INVALID,
+                        "params.model.classes: must be %zu, the class count of dataset %s", classes,
+                        p->data.dataset_id);
+    if (p->model.channels != 3)
+        return eng_fail(err, ENG_INVALID, "params.model.channels: must be 3 (RGB images)");
+    int side = p->model.size;
+    p->preprocess = (struct classify_preprocess){.resize = side,
+                                                 .crop_height = side,
+                                                 .crop_width = side,
+                                                 .bilinear = 1,
+                                                 .scale = 1.0f / 255,
+                                                 .channels = 3};
+    memcpy(p->preprocess.mean, cifar_mean, sizeof cifar_mean);
+    memcpy(p->preprocess.std, cifar_std, sizeof cifar_std);
+    return 0;
+}
+
+/* The output model's name, which must be free in the repository. */
+static int read_output(struct job_train_params *p, const struct app *app, const json_t *params,
+                       struct eng_error *err)
+{
+    p->output = json_string_value(json_object_get(params, "output"));
+    if (!p->output || !models_valid_name(p->output))
+        return eng_fail(err, ENG_INVALID,
+                        "params.output: required: a model name (1 to 64 of A-Z, a-z, 0-9, '_', "
+                        "'.' and '-', not starting with '.')");
+    struct model *m = models_acquire(app->models, p->output);
+    if (!m) return 0;
+    model_release(m);
+    return eng_fail(err, ENG_CONFLICT, "params.output: a model named %s exists", p->output);
+}
+
+/* val_split: another labeled split of the dataset, or none. */
+static int read_val(struct job_train_params *p, const json_t *params, struct eng_error *err)
+{
+    const json_t *v = json_object_get(params, "val_split");
+    if (!v) return 0;
+    const char *name = json_string_value(v);
+    p->val = name ? dataset_split(p->data.dataset, name) : NULL;
+    if (!p->val || !p->val->labeled)
+        return eng_fail(err, ENG_INVALID,
+                        "params.val_split: must name a labeled split of dataset %s",
+                        p->data.dataset_id);
+    return 0;
+}
+
+int job_train_params_open(struct job_train_params *p, const struct app *app, const json_t *params,
+                          struct eng_error *err)
+{
+    memset(p, 0, sizeof *p);
+    long long epochs, batch, eval_every;
+    if (job_params_known(params, names, err) ||
+        job_classify_open_dataset(&p->data, app, params, 1, err) || read_val(p, params, err) ||
+        read_model(p, params, err) || read_output(p, app, params, err) ||
+        job_classify_policy(json_object_get(params, "policy"), "policy", &p->policy, err) ||
+        job_param_int(params, "epochs", 1, 0, 1, JOB_TRAIN_MAX_EPOCHS, &epochs, err) ||
+        job_param_int(params, "batch", 0, 64, 2, JOB_TRAIN_MAX_BATCH, &batch, err) ||
+        job_param_int(params, "eval_every", 0, 1, 1, JOB_TRAIN_MAX_EPOCHS, &eval_every, err) ||
+        job_param_real(params, "label_smoothing", 0, 0, 0, 1, &p->label_smoothing, err) ||
+        job_param_real(params, "ema", 0, 0, 0, 0.999999, &p->ema, err) ||
+        job_param_real(params, "clip", 0, 0, 0, 1e9, &p->clip, err))
+        return -1;
+    p->epochs = (long)epochs;
+    p->batch = (size_t)batch;
+    p->eval_every = (long)eval_every;
+    /* Batches of one fixed size (the plan's), the last short one dropped. */
+    p->batches = p->data.split->count / p->batch;
+    if (p->batches == 0)
+        return eng_fail(err, ENG_INVALID,
+                        "params.batch: %zu is more than the %zu images of split %s (batches are "
+                        "full, the last short one dropped)",
+                        p->batch, p->data.split->count, p->data.split->name);
+    return read_optimizer(p, params, err) || read_schedule(p, params, err) ? -1 : 0;
+}
+
+void job_train_params_close(struct job_train_params *p)
+{
+    policy_free(p->policy);
+    job_classify_close(&p->data);
+    memset(p, 0, sizeof *p);
+}

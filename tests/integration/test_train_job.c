@@ -1,0 +1,441 @@
+/* The job kind "train" against the real binary, on a dataset this test makes: solid-colour images
+ * in class folders blue, green and red, each colour varied a little, in splits "train" and "val".
+ * The classes are separable by the mean of one channel, so a small CNN learns them in a few
+ * epochs: after training, every validation image is classified correctly, which a look at the
+ * images confirms by hand.
+ *
+ * Then: the model is registered and /v1/predict answers with it, and its probabilities are the
+ * engine executor's on the exported model.onnx, computed here on the preprocessing the model's
+ * config.json states (CIFAR-10's mean and std); a job killed with kill -9 after a checkpoint and
+ * resumed registers a model.onnx byte-identical to an uninterrupted run's (same threads); a
+ * cancel stops a running job; bad params are refused with the field named. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+
+#include "core/img.h"
+#include "harness.h"
+#include "image/codec.h"
+#include "job_client.h"
+#include "nn/nn.h"
+
+#define CLASSES 3
+#define SIDE    8
+
+/* The dataset's classes, in byte order (its class indices), and their base colours. */
+static const char *const class_names[CLASSES] = {"blue", "green", "red"};
+static const unsigned char base[CLASSES][3] = {{20, 20, 230}, {20, 230, 20}, {230, 20, 20}};
+
+static void make_dir(const char *path)
+{
+    if (mkdir(path, 0755) != 0 && errno != EEXIST) fail_msg("cannot make %s", path);
+}
+
+static void write_file(const char *path, const void *data, size_t size)
+{
+    FILE *f = fopen(path, "wb");
+    if (!f || fwrite(data, 1, size, f) != size || fclose(f) != 0) fail_msg("cannot write %s", path);
+}
+
+/* A solid SIDE x SIDE image as PNG (malloc'd). */
+static void *solid_png(const unsigned char rgb[3], size_t *size)
+{
+    struct eng_error err = {0};
+    struct img *im = img_new(SIDE, SIDE, 3, &err);
+    assert_non_null(im);
+    for (int y = 0; y < SIDE; y++)
+        for (int x = 0; x < SIDE; x++)
+            memcpy(img_row(im, y) + 3 * x, rgb, 3);
+    void *png;
+    assert_int_equal(img_encode(im, IMG_PNG, 0, NULL, &png, size, &err), 0);
+    img_free(im);
+    return png;
+}
+
+/* Image i of class c: its base colour shifted by up to 30 in each channel, towards the middle
+ * (the class's channel stays in [200, 230], the others in [20, 50]). */
+static void colour(int c, int i, unsigned char rgb[3])
+{
+    for (int k = 0; k < 3; k++)
+        rgb[k] =
+            (unsigned char)(base[c][k] + (base[c][k] > 128 ? -1 : 1) * ((i * (7 + 5 * k)) % 31));
+}
+
+/* `augserve dataset import`: splits train (per class n images) and val (4 per class). */
+static void make_dataset(const struct server *srv, int n, char id[64])
+{
+    char src[PATH_MAX], path[PATH_MAX + 64];
+    snprintf(src, sizeof src, "%s/colours", srv->dir);
+    make_dir(src);
+    const char *splits[2] = {"train", "val"};
+    for (int s = 0; s < 2; s++) {
+        snprintf(path, sizeof path, "%s/%s", src, splits[s]);
+        make_dir(path);
+        for (int c = 0; c < CLASSES; c++) {
+            snprintf(path, sizeof path, "%s/%s/%s", src, splits[s], class_names[c]);
+            make_dir(path);
+            for (int i = 0; i < (s ? 4 : n); i++) {
+                unsigned char rgb[3];
+                size_t size;
+                colour(c, s ? 1000 + i : i, rgb);
+                void *png = solid_png(rgb, &size);
+                snprintf(path, sizeof path, "%s/%s/%s/%03d.png", src, splits[s], class_names[c], i);
+                write_file(path, png, size);
+                free(png);
+            }
+        }
+    }
+    job_import_dataset(srv, src, id);
+}
+
+static struct server *start(void **state)
+{
+    return harness_start_with_models(state, "\"job_threads\": 2");
+}
+
+/* The params of the test's job: small-cnn at SIDE px, SGD with Nesterov. */
+static void train_params(char *out, size_t size, const char *ds, int epochs, const char *output,
+                         const char *extra)
+{
+    snprintf(out, size,
+             "{\"dataset\": \"%s\", \"split\": \"train\", \"val_split\": \"val\", \"model\": "
+             "{\"arch\": \"small-cnn\", \"classes\": 3, \"size\": %d}, \"epochs\": %d, "
+             "\"batch\": 12, \"optimizer\": {\"name\": \"sgd\", \"lr\": 0.1, \"momentum\": 0.9, "
+             "\"nesterov\": true, \"weight_decay\": 5e-4}, \"schedule\": {\"name\": \"cosine\"}, "
+             "\"seed\": 1, \"output\": \"%s\"%s}",
+             ds, SIDE, epochs, output, extra);
+}
+
+static char *read_model_file(const char *model, const char *file, size_t *size)
+{
+    char path[PATH_MAX];
+    snprintf(path, sizeof path, "%s/%s/%s", harness_models_dir(), model, file);
+    char *data = harness_read_file(path, size);
+    if (!data) fail_msg("cannot read %s", path);
+    return data;
+}
+
+/* The engine executor's probabilities on model.onnx for a solid image, preprocessed as the
+ * model's config.json says: (value / 255 - mean) / std per channel. */
+static void executor_probs(const char *model, const unsigned char rgb[3], double probs[CLASSES])
+{
+    size_t size;
+    char *onnx = read_model_file(model, "model.onnx", &size);
+    size_t config_size;
+    char *config = read_model_file(model, "config.json", &config_size);
+    json_t *doc = json_loads(config, 0, NULL), *pre = json_object_get(doc, "preprocess");
+    assert_non_null(pre);
+    struct eng_error err = {0};
+    struct nn_graph *g = nn_graph_read(onnx, size, &err);
+    if (!g) fail_msg("model.onnx: %s", err.message);
+    float input[3 * SIDE * SIDE];
+    for (int k = 0; k < 3; k++) {
+        double mean = json_real_value(json_array_get(json_object_get(pre, "mean"), k));
+        double std = json_real_value(json_array_get(json_object_get(pre, "std"), k));
+        for (int i = 0; i < SIDE * SIDE; i++)
+            input[k * SIDE * SIDE + i] = (float)((rgb[k] / 255.0 - mean) / std);
+    }
+    struct nn_tensor_info shape = {.name = nn_graph_input(g, 0)->name,
+                                   .dtype = NN_FLOAT,
+                                   .rank = 4,
+                                   .dims = {1, 3, SIDE, SIDE}};
+    struct nn_plan *plan = nn_plan_compile(g, &shape, 1, &err);
+    if (!plan) fail_msg("compile: %s", err.message);
+    const float *inputs[] = {input};
+    float *outputs[1];
+    struct nn_tensor_info info[1];
+    assert_int_equal(nn_plan_run(plan, inputs, outputs, info, &err), 0);
+    double max = outputs[0][0], sum = 0;
+    for (int c = 1; c < CLASSES; c++)
+        if (outputs[0][c] > max) max = outputs[0][c];
+    for (int c = 0; c < CLASSES; c++)
+        sum += probs[c] = exp(outputs[0][c] - max);
+    for (int c = 0; c < CLASSES; c++)
+        probs[c] /= sum;
+    free(outputs[0]);
+    nn_plan_free(plan);
+    nn_graph_free(g);
+    json_decref(doc);
+    free(config);
+    free(onnx);
+}
+
+/* The job's events whose "type" is metric and name is name, in order: their values. */
+static size_t metric_values(const struct server *srv, const char *id, const char *name,
+                            double *values, size_t max)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/v1/jobs/%s/events", id);
+    struct http_response r;
+    http_get(srv, path, &r);
+    assert_status(&r, 200);
+    size_t n = 0;
+    for (char *line = strtok(r.body, "\n"); line; line = strtok(NULL, "\n")) {
+        json_t *ev = json_loads(line + (strncmp(line, "data:", 5) == 0 ? 5 : 0), 0, NULL);
+        json_t *data = json_object_get(ev, "data");
+        if (!data) data = ev;
+        const char *evname = json_string_value(json_object_get(data, "name"));
+        if (evname && strcmp(evname, name) == 0 && n < max)
+            values[n++] = json_number_value(json_object_get(data, "value"));
+        json_decref(ev);
+    }
+    http_response_free(&r);
+    return n;
+}
+
+/* ---- Learning, registration, prediction ------------------------------------------------------ */
+
+#define EPOCHS 6
+
+static void test_learns_and_registers(void **state)
+{
+    struct server *srv = start(state);
+    char ds[64], params[1024], id[32];
+    make_dataset(srv, 16, ds);
+    train_params(params, sizeof params, ds, EPOCHS, "colours", "");
+    job_submit(srv, "train", params, id);
+    json_t *doc = job_wait_state(srv, id, "succeeded");
+    json_t *result = json_object_get(doc, "result");
+    assert_string_equal(json_str(result, "model"), "colours");
+    /* Every validation image right: the classes differ by a channel of 200 levels. */
+    json_t *final = json_object_get(result, "final");
+    assert_true(json_real_value(json_object_get(final, "val_accuracy")) == 1.0);
+    assert_true(json_real_value(json_object_get(final, "train_accuracy")) >= 0.9);
+
+    /* The checkpoint file went with the job's success. */
+    char ckpt[PATH_MAX + 64];
+    struct stat st;
+    snprintf(ckpt, sizeof ckpt, "%s/jobs/%s/train.ckpt", srv->data_dir, id);
+    assert_int_not_equal(stat(ckpt, &st), 0);
+    snprintf(ckpt, sizeof ckpt, "%s/jobs/%s/artifacts", srv->data_dir, id);
+    assert_int_equal(stat(ckpt, &st), 0);
+
+    /* One event per epoch for each metric; the loss fell. */
+    double loss[2 * EPOCHS], accuracy[2 * EPOCHS];
+    assert_int_equal(metric_values(srv, id, "train_loss", loss, 2 * EPOCHS), EPOCHS);
+    assert_int_equal(metric_values(srv, id, "val_accuracy", accuracy, 2 * EPOCHS), EPOCHS);
+    assert_true(loss[EPOCHS - 1] < loss[0] / 2);
+    assert_int_equal(metric_values(srv, id, "images_per_second", loss, 2 * EPOCHS), EPOCHS);
+
+    /* The artifacts: metrics.csv has a header and a row per epoch; loss.png is a chart. */
+    char path[128];
+    struct http_response r;
+    snprintf(path, sizeof path, "/v1/jobs/%s/artifacts/metrics.csv", id);
+    http_get(srv, path, &r);
+    assert_status(&r, 200);
+    size_t lines = 0;
+    for (size_t i = 0; i < r.body_size; i++)
+        lines += r.body[i] == '\n';
+    assert_int_equal(lines, 1 + EPOCHS);
+    assert_true(strncmp(r.body, "epoch,train_loss,", 17) == 0);
+    http_response_free(&r);
+    snprintf(path, sizeof path, "/v1/jobs/%s/artifacts/loss.png", id);
+    http_get(srv, path, &r);
+    assert_status(&r, 200);
+    struct eng_error err = {0};
+    struct img *im = img_decode(r.body, r.body_size, NULL, NULL, &err);
+    assert_non_null(im);
+    assert_int_equal(im->width, 480);
+    img_free(im);
+    http_response_free(&r);
+
+    /* training.json: the card. */
+    size_t card_size;
+    char *card_text = read_model_file("colours", "training.json", &card_size);
+    json_t *card = json_loads(card_text, 0, NULL);
+    assert_string_equal(json_str(card, "dataset"), ds);
+    assert_int_equal(json_array_size(json_object_get(card, "metrics")), EPOCHS);
+    assert_int_equal(json_int(card, "seed"), 1);
+    json_decref(card);
+    free(card_text);
+
+    /* /v1/predict serves it at once, with the executor's probabilities on model.onnx. */
+    for (int c = 0; c < CLASSES; c++) {
+        unsigned char rgb[3];
+        size_t size;
+        colour(c, 2000 + c, rgb);
+        void *png = solid_png(rgb, &size);
+        http_post(srv, "/v1/predict?model=colours&top_k=3", "image/png", png, size, &r);
+        free(png);
+        assert_status(&r, 200);
+        json_t *answer = http_json(&r);
+        json_t *predictions = json_object_get(answer, "predictions");
+        if (!predictions)
+            predictions = json_object_get(json_array_get(json_object_get(answer, "results"), 0),
+                                          "predictions");
+        assert_int_equal(json_array_size(predictions), CLASSES);
+        assert_string_equal(json_str(json_array_get(predictions, 0), "label"), class_names[c]);
+        double expected[CLASSES];
+        executor_probs("colours", rgb, expected);
+        for (size_t k = 0; k < CLASSES; k++) {
+            json_t *p = json_array_get(predictions, k);
+            int index = (int)json_int(p, "index");
+            double got = json_real_value(json_object_get(p, "prob"));
+            if (fabs(got - expected[index]) > 1e-5)
+                fail_msg("class %d: %g against the executor's %g", index, got, expected[index]);
+        }
+        json_decref(answer);
+        http_response_free(&r);
+    }
+
+    /* The output name is taken now: a second job is refused before it is queued. */
+    job_expect_refusal(srv, "train", params, 409, "params.output: a model named colours exists");
+    json_decref(doc);
+    harness_pass(state);
+}
+
+/* ---- kill -9, cancel ------------------------------------------------------------------------- */
+
+#define LONG_EPOCHS 12
+
+/* The same job run whole, then killed with kill -9 past a third (several epochs' checkpoints)
+ * and resumed by a second server: the two model.onnx files are the same bytes. With EMA and
+ * label smoothing and a policy, so their state is in the checkpoint too. */
+static void test_kill9_resume_same_weights(void **state)
+{
+    struct server *first = start(state);
+    char ds[64], params[1024], id[32];
+    const char *extra = ", \"ema\": 0.9, \"label_smoothing\": 0.1, \"clip\": 5, \"policy\": "
+                        "{\"op\": \"FlipLR\"}";
+    make_dataset(first, 8, ds);
+    train_params(params, sizeof params, ds, LONG_EPOCHS, "whole", extra);
+    job_submit(first, "train", params, id);
+    json_decref(job_wait_state(first, id, "succeeded"));
+
+    train_params(params, sizeof params, ds, LONG_EPOCHS, "resumed", extra);
+    job_submit(first, "train", params, id);
+    struct server *second;
+    json_t *doc = job_kill_and_resume(state, first, id, 0.34, "resuming after epoch", &second);
+    /* Every epoch's metrics once, those before the kill from the checkpoint. */
+    assert_int_equal(json_int(json_object_get(json_object_get(doc, "result"), "final"), "epoch"),
+                     LONG_EPOCHS);
+
+    size_t a_size, b_size;
+    char *a = read_model_file("whole", "model.onnx", &a_size);
+    char *b = read_model_file("resumed", "model.onnx", &b_size);
+    assert_int_equal(a_size, b_size);
+    assert_memory_equal(a, b, a_size);
+    free(a);
+    free(b);
+    json_decref(doc);
+    assert_int_equal(server_stop(second, SIGTERM, 15000), 0);
+    harness_pass(state);
+}
+
+static void test_cancel(void **state)
+{
+    struct server *srv = start(state);
+    char ds[64], params[1024], id[32];
+    make_dataset(srv, 8, ds);
+    train_params(params, sizeof params, ds, 10000, "never", "");
+    job_submit(srv, "train", params, id);
+    job_wait_progress(srv, id, 0.0001);
+    job_cancel(srv, id);
+    json_decref(job_wait_state(srv, id, "cancelled"));
+    /* Nothing was registered. */
+    http_get_expect(srv, "/v1/models/never", 404);
+    harness_pass(state);
+}
+
+/* ---- Params ---------------------------------------------------------------------------------- */
+
+static void test_bad_params(void **state)
+{
+    struct server *srv = start(state);
+    char ds[64], p[1200];
+    make_dataset(srv, 2, ds);
+#define BAD(extra, status, needle)                                                                 \
+    do {                                                                                           \
+        train_params(p, sizeof p, ds, 2, "out", extra);                                            \
+        job_expect_refusal(srv, "train", p, status, needle);                                       \
+    } while (0)
+    BAD(", \"epoch\": 3", 422, "params.epoch: unknown parameter");
+    BAD(", \"ema\": 1", 422, "params.ema");
+    BAD(", \"label_smoothing\": -0.1", 422, "params.label_smoothing");
+    BAD(", \"eval_every\": 0", 422, "params.eval_every");
+    BAD(", \"policy\": {\"op\": \"Nosuch\"}", 422, "params.policy");
+#undef BAD
+    const char *cases[][3] = {
+        {"{\"dataset\": \"nosuch\", \"split\": \"train\", \"model\": {\"arch\": \"small-cnn\", "
+         "\"classes\": 3}, \"epochs\": 1, \"output\": \"o\"}",
+         "404", "params.dataset: no such dataset"},
+        {"{\"dataset\": \"%s\", \"split\": \"train\", \"model\": {\"arch\": \"small-cnn\", "
+         "\"classes\": 4}, \"epochs\": 1, \"output\": \"o\"}",
+         "422", "params.model.classes: must be 3"},
+        {"{\"dataset\": \"%s\", \"split\": \"train\", \"model\": {\"arch\": \"vgg-16\", "
+         "\"classes\": 3}, \"epochs\": 1, \"output\": \"o\"}",
+         "422", "params.model"},
+        {"{\"dataset\": \"%s\", \"split\": \"train\", \"model\": \"colour\", \"epochs\": 1, "
+         "\"output\": \"o\"}",
+         "422", "fine-tuning"},
+        {"{\"dataset\": \"%s\", \"split\": \"train\", \"model\": {\"arch\": \"small-cnn\", "
+         "\"classes\": 3}, \"output\": \"o\"}",
+         "422", "params.epochs: required"},
+        {"{\"dataset\": \"%s\", \"split\": \"train\", \"model\": {\"arch\": \"small-cnn\", "
+         "\"classes\": 3}, \"epochs\": 1, \"batch\": 7, \"output\": \"o\"}",
+         "422", "params.batch: 7 is more than the 6 images"},
+        {"{\"dataset\": \"%s\", \"split\": \"train\", \"val_split\": \"nosuch\", \"model\": "
+         "{\"arch\": \"small-cnn\", \"classes\": 3}, \"epochs\": 1, \"output\": \"o\"}",
+         "422", "params.val_split"},
+        {"{\"dataset\": \"%s\", \"split\": \"train\", \"model\": {\"arch\": \"small-cnn\", "
+         "\"classes\": 3}, \"epochs\": 1, \"batch\": 2, \"output\": \"../x\"}",
+         "422", "params.output"},
+        {"{\"dataset\": \"%s\", \"split\": \"train\", \"model\": {\"arch\": \"small-cnn\", "
+         "\"classes\": 3}, \"epochs\": 1, \"batch\": 2, \"output\": \"o\", \"optimizer\": "
+         "{\"name\": \"lbfgs\"}}",
+         "422", "params.optimizer.name"},
+        {"{\"dataset\": \"%s\", \"split\": \"train\", \"model\": {\"arch\": \"small-cnn\", "
+         "\"classes\": 3}, \"epochs\": 1, \"batch\": 2, \"output\": \"o\", \"optimizer\": "
+         "{\"lr\": -1}}",
+         "422", "params.optimizer.lr"},
+        {"{\"dataset\": \"%s\", \"split\": \"train\", \"model\": {\"arch\": \"small-cnn\", "
+         "\"classes\": 3}, \"epochs\": 1, \"batch\": 2, \"output\": \"o\", \"optimizer\": "
+         "{\"nesterov\": true}}",
+         "422", "params.optimizer: nesterov needs a momentum"},
+        {"{\"dataset\": \"%s\", \"split\": \"train\", \"model\": {\"arch\": \"small-cnn\", "
+         "\"classes\": 3}, \"epochs\": 1, \"batch\": 2, \"output\": \"o\", \"optimizer\": "
+         "{\"betas\": [0.9]}}",
+         "422", "params.optimizer.betas"},
+        {"{\"dataset\": \"%s\", \"split\": \"train\", \"model\": {\"arch\": \"small-cnn\", "
+         "\"classes\": 3}, \"epochs\": 2, \"batch\": 2, \"output\": \"o\", \"schedule\": "
+         "{\"name\": \"cosine\", \"warmup_epochs\": 3}}",
+         "422", "params.schedule.warmup_epochs"},
+        {"{\"dataset\": \"%s\", \"split\": \"train\", \"model\": {\"arch\": \"small-cnn\", "
+         "\"classes\": 3}, \"epochs\": 2, \"batch\": 2, \"output\": \"o\", \"schedule\": "
+         "{\"name\": \"multistep\", \"milestones\": [3]}}",
+         "422", "params.schedule.milestones"},
+        {"{\"dataset\": \"%s\", \"split\": \"train\", \"model\": {\"arch\": \"small-cnn\", "
+         "\"classes\": 3}, \"epochs\": 2, \"batch\": 2, \"output\": \"o\", \"schedule\": "
+         "{\"nam\": \"cosine\"}}",
+         "422", "params.schedule.nam"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        snprintf(p, sizeof p, cases[i][0], ds);
+        job_expect_refusal(srv, "train", p, atol(cases[i][1]), cases[i][2]);
+    }
+    harness_pass(state);
+}
+
+int main(int argc, char **argv)
+{
+    struct eng_error err = {0};
+    if (img_codec_init(&err) != 0) return fprintf(stderr, "%s\n", err.message), 1;
+    const struct CMUnitTest tests[] = {
+        HARNESS_MODELS_TEST(test_learns_and_registers),
+        HARNESS_MODELS_TEST(test_kill9_resume_same_weights),
+        HARNESS_MODELS_TEST(test_cancel),
+        HARNESS_MODELS_TEST(test_bad_params),
+    };
+    return harness_main(argc, argv, "train_job", tests, sizeof tests / sizeof tests[0]);
+}
