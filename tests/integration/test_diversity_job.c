@@ -145,6 +145,8 @@ static void test_invert_is_diverse(void **state)
     json_t *doc = job_wait_state(srv, id, "succeeded");
     json_t *result = json_object_get(doc, "result");
     double with = real(result, "loss_with_policy"), without = real(result, "loss_without_policy");
+    print_message("diversity %.6g: loss %.6g with the policy, %.6g without\n", with / without, with,
+                  without);
     assert_true(with > without);
     assert_true(real(result, "diversity") == with / without);
     assert_true(real(result, "diversity") > 1);
