@@ -352,10 +352,4 @@ void job_train_run_close(struct job_train_run *r)
     free(r->dlogits);
     free(r->inputs);
     json_decref(r->metrics);
-    r->ema = NULL;
-    r->optim = NULL;
-    r->eval = r->plan = NULL;
-    r->graph = NULL;
-    r->dlogits = r->inputs = NULL;
-    r->metrics = NULL;
 }

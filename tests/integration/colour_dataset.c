@@ -77,3 +77,18 @@ void colour_dataset_make(const struct server *srv, int n, char id[64])
     }
     job_import_dataset(srv, src, id);
 }
+
+void expect_chart_artifact(const struct server *srv, const char *id, const char *name)
+{
+    char path[160];
+    struct http_response r;
+    snprintf(path, sizeof path, "/v1/jobs/%s/artifacts/%s", id, name);
+    http_get(srv, path, &r);
+    assert_status(&r, 200);
+    struct eng_error err = {0};
+    struct img *im = img_decode(r.body, r.body_size, NULL, NULL, &err);
+    assert_non_null(im);
+    assert_int_equal(im->width, 480);
+    img_free(im);
+    http_response_free(&r);
+}

@@ -1,6 +1,6 @@
-/* The dataset the training job tests make: solid-colour SIDE x SIDE images in class folders blue,
- * green and red, each colour varied a little, in splits "train" and "val". The classes are
- * separable by the mean of one channel, so a small CNN learns them in a few epochs. */
+/* What the training job tests share. The dataset they make: solid-colour SIDE x SIDE images in
+ * class folders blue, green and red, each colour varied a little, in splits "train" and "val". The
+ * classes are separable by the mean of one channel, so a small CNN learns them in a few epochs. */
 #ifndef AUGSERVE_TEST_COLOUR_DATASET_H
 #define AUGSERVE_TEST_COLOUR_DATASET_H
 
@@ -23,5 +23,8 @@ void colour(int c, int i, unsigned char rgb[3]);
 
 /* `augserve dataset import`: splits train (per class n images) and val (4 per class); its id. */
 void colour_dataset_make(const struct server *srv, int n, char id[64]);
+
+/* The job's artifact `name` is a chart: a PNG JOB_CHART_WIDTH (480) pixels wide. */
+void expect_chart_artifact(const struct server *srv, const char *id, const char *name);
 
 #endif

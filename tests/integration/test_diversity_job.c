@@ -116,14 +116,7 @@ static void test_identity_is_one(void **state)
     http_response_free(&without);
 
     /* loss.png is a chart; the checkpoint files went with the job's success. */
-    struct http_response r;
-    artifact(srv, id, "loss.png", &r);
-    struct eng_error err = {0};
-    struct img *im = img_decode(r.body, r.body_size, NULL, NULL, &err);
-    assert_non_null(im);
-    assert_int_equal(im->width, 480);
-    img_free(im);
-    http_response_free(&r);
+    expect_chart_artifact(srv, id, "loss.png");
     const char *files[] = {"with-policy.ckpt", "without-policy.ckpt"};
     for (int i = 0; i < 2; i++) {
         char path[PATH_MAX + 128];
@@ -193,13 +186,10 @@ static void test_kill9_in_second_run(void **state)
 static void test_cancel(void **state)
 {
     struct server *srv = start(state);
-    char ds[64], params[1024], id[32];
+    char ds[64], params[1024];
     colour_dataset_make(srv, 8, ds);
     diversity_params(params, sizeof params, ds, 10000, invert_half, "");
-    job_submit(srv, "diversity", params, id);
-    job_wait_progress(srv, id, 0.0001);
-    job_cancel(srv, id);
-    json_decref(job_wait_state(srv, id, "cancelled"));
+    job_cancel_running(srv, "diversity", params);
     harness_pass(state);
 }
 

@@ -172,15 +172,7 @@ static void test_learns_and_registers(void **state)
     assert_int_equal(lines, 1 + EPOCHS);
     assert_true(strncmp(r.body, "epoch,train_loss,", 17) == 0);
     http_response_free(&r);
-    snprintf(path, sizeof path, "/v1/jobs/%s/artifacts/loss.png", id);
-    http_get(srv, path, &r);
-    assert_status(&r, 200);
-    struct eng_error err = {0};
-    struct img *im = img_decode(r.body, r.body_size, NULL, NULL, &err);
-    assert_non_null(im);
-    assert_int_equal(im->width, 480);
-    img_free(im);
-    http_response_free(&r);
+    expect_chart_artifact(srv, id, "loss.png");
 
     /* training.json: the card. */
     size_t card_size;
@@ -268,13 +260,10 @@ static void test_kill9_resume_same_weights(void **state)
 static void test_cancel(void **state)
 {
     struct server *srv = start(state);
-    char ds[64], params[1024], id[32];
+    char ds[64], params[1024];
     colour_dataset_make(srv, 8, ds);
     train_params(params, sizeof params, ds, 10000, "never", "");
-    job_submit(srv, "train", params, id);
-    job_wait_progress(srv, id, 0.0001);
-    job_cancel(srv, id);
-    json_decref(job_wait_state(srv, id, "cancelled"));
+    job_cancel_running(srv, "train", params);
     /* Nothing was registered. */
     http_get_expect(srv, "/v1/models/never", 404);
     harness_pass(state);
