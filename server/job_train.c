@@ -12,7 +12,11 @@
  * that names it with the epoch, the step and the metrics so far. The loader's batches are a
  * function of (seed, epoch) and the engine's arithmetic of the values and the thread count, so
  * a job resumed at an epoch boundary ends with the weights of an uninterrupted run on as many
- * threads, bit for bit. Work done after the last checkpoint (part of an epoch) is done again. */
+ * threads, bit for bit. Work done after the last checkpoint (part of an epoch) is done again.
+ *
+ * A repository model is fine-tuned the same way (train.h's "Fine-tuning"): its graph copied,
+ * or given a new head drawn from the seed, with the parameters "freeze" names kept fixed, fed
+ * with its own preprocess; the loss takes its output as logits. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,6 +27,7 @@
 #include "job_chart.h"
 #include "job_kind.h"
 #include "job_train.h"
+#include "models.h"
 #include "policy/policy.h"
 
 #define STATE_FILE "train.ckpt"
@@ -45,6 +50,7 @@ struct run {
     size_t n_params, n_buffers, classes;
     float *dlogits;  /* batch x classes */
     float *inputs;   /* one evaluation batch, zero past a short batch's samples */
+    int32_t *labels; /* a batch's labels as the model's classes (model_labels) */
     json_t *metrics; /* per epoch, an object each */
     char state_path[4096];
     long epoch;     /* epochs done */
@@ -75,34 +81,62 @@ static size_t correct_count(const float *logits, const int32_t *labels, size_t n
     return correct;
 }
 
+/* The graph to train: the zoo model built from the seed, or the repository model's copied,
+ * with a new head drawn from the seed when asked, so every attempt of the job rebuilds the same
+ * graph. *frozen lists the parameters kept fixed (the "freeze" form on that graph). */
+static int train_graph(struct run *r, const char ***frozen, size_t *n_frozen, struct eng_error *err)
+{
+    const struct job_train_params *p = &r->p;
+    if (!p->data.model) return (r->graph = train_zoo_build(&p->model, p->data.seed, err)) ? 0 : -1;
+    const struct nn_graph *g = model_graph(p->data.model);
+    r->graph = p->new_head ? train_model_new_head(g, p->new_head, p->data.seed, err)
+                           : train_model_copy(g, err);
+    return r->graph ? train_model_frozen(r->graph, p->freeze, frozen, n_frozen, err) : -1;
+}
+
 /* The model, its plans, optimiser and EMA, from the params. */
 static int build(struct run *r, struct eng_error *err)
 {
     const struct job_train_params *p = &r->p;
-    if (!(r->graph = train_zoo_build(&p->model, p->data.seed, err))) return -1;
-    struct nn_tensor_info shape = {
-        .name = "input",
-        .dtype = NN_FLOAT,
-        .rank = 4,
-        .dims = {(int64_t)p->batch, p->model.channels, p->model.size, p->model.size}};
-    struct train_plan_options o = {.threads = job_ctx_threads(r->ctx), .seed = p->data.seed};
-    if (!(r->plan = train_plan_compile(r->graph, &shape, &o, err)) ||
-        (p->val && !(r->eval = train_plan_compile(r->graph, &shape, &o, err))))
-        return -1;
+    const char **frozen = NULL;
+    size_t n_frozen = 0;
+    if (train_graph(r, &frozen, &n_frozen, err)) return -1;
+    struct train_plan_options o = {.threads = job_ctx_threads(r->ctx),
+                                   .seed = p->data.seed,
+                                   .frozen = frozen,
+                                   .n_frozen = n_frozen};
+    int rc = (r->plan = train_plan_compile(r->graph, &p->input, &o, err)) &&
+                     (!p->val || (r->eval = train_plan_compile(r->graph, &p->input, &o, err)))
+                 ? 0
+                 : -1;
+    free(frozen);
+    if (rc) return -1;
     r->n_params = train_plan_param_count(r->plan);
     r->n_buffers = train_plan_buffer_count(r->plan);
-    r->classes = (size_t)p->model.classes;
+    r->classes = p->classes;
     struct train_param *params = train_plan_param(r->plan, 0);
     struct train_param *buffers = train_plan_buffer(r->plan, 0);
     if (!(r->optim = train_optim_create(&p->optim, params, r->n_params, err)) ||
         (p->ema > 0 &&
          !(r->ema = train_ema_create(params, r->n_params, buffers, r->n_buffers, p->ema, err))))
         return -1;
-    size_t input = (size_t)p->model.channels * (size_t)p->model.size * (size_t)p->model.size;
+    size_t input = (size_t)(p->input.dims[1] * p->input.dims[2] * p->input.dims[3]);
     r->dlogits = malloc(p->batch * r->classes * sizeof *r->dlogits);
     r->inputs = calloc(p->batch * input, sizeof *r->inputs);
+    r->labels = malloc(p->batch * sizeof *r->labels);
     r->metrics = json_array();
-    return r->dlogits && r->inputs && r->metrics ? 0 : eng_no_memory(err);
+    return r->dlogits && r->inputs && r->labels && r->metrics ? 0 : eng_no_memory(err);
+}
+
+/* b's labels as the model's classes: the dataset's, through the class map when the dataset's
+ * classes were matched to a fine-tuned model's labels. */
+static const int32_t *model_labels(struct run *r, const struct data_batch *b)
+{
+    const int32_t *map = r->p.data.class_map;
+    if (!map) return b->labels;
+    for (size_t i = 0; i < b->size; i++)
+        r->labels[i] = map[b->labels[i]];
+    return r->labels;
 }
 
 /* One training step on batch b. */
@@ -112,14 +146,15 @@ static int step(struct run *r, const struct data_batch *b, long k, double *loss,
     const struct job_train_params *p = &r->p;
     struct train_param *params = train_plan_param(r->plan, 0);
     const float *logits;
-    struct train_targets targets = {.labels = b->labels};
+    const int32_t *labels = model_labels(r, b);
+    struct train_targets targets = {.labels = labels};
     double total_norm;
     memset(r->dlogits, 0, p->batch * r->classes * sizeof *r->dlogits);
     if (train_plan_forward(r->plan, b->inputs, true, &logits, err) ||
         train_loss_cross_entropy(logits, b->size, r->classes, &targets, p->label_smoothing, NULL,
                                  loss, r->dlogits, err))
         return -1;
-    *correct += correct_count(logits, b->labels, b->size, r->classes);
+    *correct += correct_count(logits, labels, b->size, r->classes);
     long total = p->epochs * (long)p->batches;
     return train_plan_backward(r->plan, r->dlogits, NULL, err) ||
                    (p->clip > 0 &&
@@ -187,11 +222,12 @@ static int eval_batch(struct run *r, const struct data_batch *b, double *loss, s
     memcpy(r->inputs, b->inputs, b->size * input * sizeof *r->inputs);
     memset(r->inputs + b->size * input, 0, (r->p.batch - b->size) * input * sizeof *r->inputs);
     const float *logits;
-    struct train_targets targets = {.labels = b->labels};
+    const int32_t *labels = model_labels(r, b);
+    struct train_targets targets = {.labels = labels};
     if (train_plan_forward(r->eval, r->inputs, false, &logits, err) ||
         train_loss_cross_entropy(logits, b->size, r->classes, &targets, 0, NULL, loss, NULL, err))
         return -1;
-    *correct += correct_count(logits, b->labels, b->size, r->classes);
+    *correct += correct_count(logits, labels, b->size, r->classes);
     return 0;
 }
 
@@ -403,6 +439,7 @@ static void release(struct run *r)
     nn_graph_free(r->graph);
     free(r->dlogits);
     free(r->inputs);
+    free(r->labels);
     json_decref(r->metrics);
     job_train_params_close(&r->p);
 }
