@@ -454,6 +454,16 @@ static struct nn_graph *read_graph(const char *model)
     return g;
 }
 
+/* A one-epoch fine-tuning job's params: model is params.model's JSON. */
+static void finetune_params(char *out, size_t size, const char *ds, const char *model,
+                            const char *output)
+{
+    snprintf(out, size,
+             "{\"dataset\": \"%s\", \"split\": \"train\", \"model\": %s, \"epochs\": 1, "
+             "\"batch\": 4, \"seed\": 2, \"output\": \"%s\"}",
+             ds, model, output);
+}
+
 /* A model a first train job registers, fine-tuned by others: (a) on the same classes with conv1
  * and bn1 frozen, which keep their bytes while the rest moves; (b) with a new head on a dataset
  * of two classes, served with that dataset's labels; (c) the refusals. */
@@ -467,11 +477,8 @@ static void test_finetune(void **state)
     job_submit(srv, "train", params, id);
     json_decref(job_wait_state(srv, id, "succeeded"));
 
-    snprintf(params, sizeof params,
-             "{\"dataset\": \"%s\", \"split\": \"train\", \"model\": {\"name\": \"base\", "
-             "\"freeze\": [\"conv1.\", \"bn1.\"]}, \"epochs\": 1, \"batch\": 6, \"optimizer\": "
-             "{\"lr\": 0.1}, \"seed\": 2, \"output\": \"tuned\"}",
-             ds);
+    finetune_params(params, sizeof params, ds,
+                    "{\"name\": \"base\", \"freeze\": [\"conv1.\", \"bn1.\"]}", "tuned");
     job_submit(srv, "train", params, id);
     json_decref(job_wait_state(srv, id, "succeeded"));
     struct nn_graph *original = read_graph("base"), *tuned = read_graph("tuned");
@@ -483,11 +490,8 @@ static void test_finetune(void **state)
     nn_graph_free(tuned);
     nn_graph_free(original);
 
-    snprintf(params, sizeof params,
-             "{\"dataset\": \"%s\", \"split\": \"train\", \"model\": {\"name\": \"base\", "
-             "\"classes\": 2, \"freeze\": \"all-but-head\"}, \"epochs\": 1, \"batch\": 4, "
-             "\"output\": \"headed\"}",
-             ds2);
+    finetune_params(params, sizeof params, ds2,
+                    "{\"name\": \"base\", \"classes\": 2, \"freeze\": \"all-but-head\"}", "headed");
     job_submit(srv, "train", params, id);
     json_decref(job_wait_state(srv, id, "succeeded"));
     size_t size;
@@ -522,10 +526,7 @@ static void test_finetune(void **state)
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         char needle[256];
-        snprintf(params, sizeof params,
-                 "{\"dataset\": \"%s\", \"split\": \"train\", \"model\": %s, \"epochs\": 1, "
-                 "\"batch\": 4, \"output\": \"o\"}",
-                 cases[i][0], cases[i][1]);
+        finetune_params(params, sizeof params, cases[i][0], cases[i][1], "o");
         snprintf(needle, sizeof needle, cases[i][3], cases[i][0]);
         job_expect_refusal(srv, "train", params, atol(cases[i][2]), needle);
     }
