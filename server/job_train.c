@@ -53,8 +53,9 @@ struct run {
     int32_t *labels; /* a batch's labels as the model's classes (model_labels) */
     json_t *metrics; /* per epoch, an object each */
     char state_path[4096];
-    long epoch;     /* epochs done */
-    double seconds; /* spent training and evaluating so far, over every attempt */
+    char base_sha256[65]; /* a fine-tuned model's job_train_base_sha256; "" for a zoo model */
+    long epoch;           /* epochs done */
+    double seconds;       /* spent training and evaluating so far, over every attempt */
 };
 
 static double now(void)
@@ -100,7 +101,9 @@ static int build(struct run *r, struct eng_error *err)
     const struct job_train_params *p = &r->p;
     const char **frozen = NULL;
     size_t n_frozen = 0;
-    if (train_graph(r, &frozen, &n_frozen, err)) return -1;
+    if ((p->data.model && job_train_base_sha256(p, r->base_sha256, err)) ||
+        train_graph(r, &frozen, &n_frozen, err))
+        return -1;
     struct train_plan_options o = {.threads = job_ctx_threads(r->ctx),
                                    .seed = p->data.seed,
                                    .frozen = frozen,
@@ -304,9 +307,10 @@ static int write_artifacts(struct run *r, struct eng_error *err)
 static int checkpoint(struct run *r, struct eng_error *err)
 {
     if (job_train_state_save(r->state_path, r->plan, r->optim, r->ema, err)) return -1;
-    json_t *state = json_pack("{s:I, s:I, s:s, s:O, s:f}", "epoch", (json_int_t)r->epoch, "step",
-                              (json_int_t)train_plan_step(r->plan), "file", STATE_FILE, "metrics",
-                              r->metrics, "seconds", r->seconds);
+    json_t *state =
+        json_pack("{s:I, s:I, s:s, s:O, s:f, s:s}", "epoch", (json_int_t)r->epoch, "step",
+                  (json_int_t)train_plan_step(r->plan), "file", STATE_FILE, "metrics", r->metrics,
+                  "seconds", r->seconds, "base_sha256", r->base_sha256);
     int rc = state ? job_ctx_checkpoint(r->ctx, state, (double)r->epoch / (double)r->p.epochs,
                                         "training", err)
                    : eng_no_memory(err);
@@ -336,6 +340,14 @@ static int restore(struct run *r, const json_t *saved, struct eng_error *err)
                     "seconds", &r->seconds) != 0 ||
         epoch < 1 || epoch > r->p.epochs || !json_is_array(metrics))
         return eng_fail(err, ENG_INTERNAL, "the checkpoint is not train's");
+    /* The graph is rebuilt from the repository model at each attempt: one changed meanwhile
+     * would take weights of another shape, or train on from values the job never made. */
+    const char *base = json_string_value(json_object_get(saved, "base_sha256"));
+    if (strcmp(base ? base : "", r->base_sha256) != 0)
+        return eng_fail(err, ENG_CONFLICT,
+                        "model %s changed since the job's checkpoint (SHA-256 %.64s, now %s); "
+                        "start a new job",
+                        r->p.data.model_name, base ? base : "none", r->base_sha256);
     if (job_train_state_load(r->state_path, r->plan, r->optim, r->ema, err)) return -1;
     json_decref(r->metrics);
     r->metrics = json_deep_copy(metrics);
@@ -397,14 +409,16 @@ static json_t *card(const struct run *r, const json_t *params)
 {
     const struct job_train_params *p = &r->p;
     json_t *policy = json_object_get(params, "policy");
-    return json_pack("{s:s, s:s, s:s, s:s?, s:O, s:I, s:O, s:O, s:I, s:f, s:i, s:s, s:s}",
-                     "dataset", p->data.dataset_id, "dataset_hash", dataset_hash(p->data.dataset),
-                     "split", p->data.split->name, "val_split", p->val ? p->val->name : NULL,
-                     "policy", policy ? policy : json_null(), "seed", (json_int_t)p->data.seed,
-                     "params", params, "metrics", r->metrics, "parameters",
-                     (json_int_t)train_model_parameter_count(r->graph), "duration_seconds",
-                     r->seconds, "threads", job_ctx_threads(r->ctx), "augserve_version",
-                     AUGSERVE_VERSION, "job", job_ctx_id(r->ctx));
+    return json_pack(
+        "{s:s?, s:s?, s:s, s:s, s:s, s:s?, s:O, s:I, s:O, s:O, s:I, s:f, s:i, s:s, s:s}",
+        "base_model", p->data.model_name, "base_model_sha256",
+        p->data.model ? r->base_sha256 : NULL, "dataset", p->data.dataset_id, "dataset_hash",
+        dataset_hash(p->data.dataset), "split", p->data.split->name, "val_split",
+        p->val ? p->val->name : NULL, "policy", policy ? policy : json_null(), "seed",
+        (json_int_t)p->data.seed, "params", params, "metrics", r->metrics, "parameters",
+        (json_int_t)train_model_parameter_count(r->graph), "duration_seconds", r->seconds,
+        "threads", job_ctx_threads(r->ctx), "augserve_version", AUGSERVE_VERSION, "job",
+        job_ctx_id(r->ctx));
 }
 
 /* Exports the model, registers it, and makes the job's result. */

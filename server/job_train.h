@@ -72,6 +72,9 @@ int job_train_state_load(const char *path, struct train_plan *plan, struct train
 int job_train_model_onnx(const struct nn_graph *g, struct train_plan *plan,
                          const struct train_ema *ema, void **onnx, size_t *size,
                          struct eng_error *err);
+/* A fine-tuned repository model's fingerprint: the SHA-256 of its graph as written (its
+ * weights and structure), as 64 hex digits. A resumed job compares it with its checkpoint's. */
+int job_train_base_sha256(const struct job_train_params *p, char hex[65], struct eng_error *err);
 /* Registers model.onnx, config.json (p's preprocess, labels.txt: the dataset's classes) and
  * training.json (card) as the repository model p->output. */
 int job_train_model_register(struct job_ctx *ctx, const struct job_train_params *p,

@@ -2,6 +2,8 @@
  * the repository serves it from, added through models_add, which writes them into a dot-folder
  * and renames it into place once the model loads: a half-written model is never served, and
  * /v1/predict answers with it at once, without a rescan. */
+#include <openssl/evp.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -32,6 +34,21 @@ int job_train_model_onnx(const struct nn_graph *g, struct train_plan *plan,
     free(names);
     free(values);
     return rc;
+}
+
+int job_train_base_sha256(const struct job_train_params *p, char hex[65], struct eng_error *err)
+{
+    void *onnx = NULL;
+    size_t size;
+    unsigned char digest[EVP_MAX_MD_SIZE];
+    unsigned len = 0;
+    if (nn_graph_write(model_graph(p->data.model), &onnx, &size, err)) return -1;
+    int ok = EVP_Digest(onnx, size, digest, &len, EVP_sha256(), NULL) == 1 && len == 32;
+    free(onnx);
+    if (!ok) return eng_fail(err, ENG_INTERNAL, "SHA-256 failed");
+    for (unsigned i = 0; i < len; i++)
+        snprintf(hex + 2 * i, 3, "%02x", digest[i]);
+    return 0;
 }
 
 /* config.json: the training transform as the evaluation one (the images are already of the

@@ -533,6 +533,42 @@ static void test_finetune(void **state)
     harness_pass(state);
 }
 
+/* A fine-tuning job killed with the server resumes from its checkpoint only on the repository
+ * model it started from: its model.onnx replaced meanwhile by another's (same architecture,
+ * other weights), the second attempt fails saying so rather than train on. */
+static void test_finetune_resume_model_changed(void **state)
+{
+    struct server *srv = start(state), *second;
+    char ds[64], params[1024], id[32];
+    make_dataset(srv, 4, ds);
+    for (int k = 1; k <= 2; k++) {
+        train_params(params, sizeof params, ds, 1, k == 1 ? "base" : "other",
+                     k == 1 ? "" : ", \"label_smoothing\": 0.2");
+        job_submit(srv, "train", params, id);
+        json_decref(job_wait_state(srv, id, "succeeded"));
+    }
+    snprintf(params, sizeof params,
+             "{\"dataset\": \"%s\", \"split\": \"train\", \"model\": \"base\", \"epochs\": "
+             "200, \"batch\": 4, \"output\": \"tuned\"}",
+             ds);
+    job_submit(srv, "train", params, id);
+    job_wait_progress(srv, id, 0.02);
+    assert_int_equal(server_stop(srv, SIGKILL, 5000), 0);
+    size_t size;
+    char *other = read_model_file("other", "model.onnx", &size), path[PATH_MAX];
+    snprintf(path, sizeof path, "%s/base/model.onnx", harness_models_dir());
+    write_file(path, other, size);
+    free(other);
+    char settings[PATH_MAX + 64];
+    snprintf(settings, sizeof settings, "{\"job_threads\": 2, \"models_dir\": \"%s\"}",
+             harness_models_dir());
+    second = job_restart_on(state, srv, settings);
+    json_t *doc = job_wait_state(second, id, "failed");
+    assert_contains(json_str(doc, "error"), "model base changed since the job's checkpoint");
+    json_decref(doc);
+    harness_pass(state);
+}
+
 int main(int argc, char **argv)
 {
     struct eng_error err = {0};
@@ -543,6 +579,7 @@ int main(int argc, char **argv)
         HARNESS_MODELS_TEST(test_cancel),
         HARNESS_MODELS_TEST(test_bad_params),
         HARNESS_MODELS_TEST(test_finetune),
+        HARNESS_MODELS_TEST(test_finetune_resume_model_changed),
     };
     return harness_main(argc, argv, "train_job", tests, sizeof tests / sizeof tests[0]);
 }
