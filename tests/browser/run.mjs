@@ -680,6 +680,16 @@ test('jobs: evaluate from its form gives the model\'s accuracy; a dataset a job 
   await page.close();
 }, { allowErrors: /409/ });
 
+// Fills the train form's epochs, batch (2) and output, starts the job and waits for its success:
+// its id and the params the server got.
+async function trainFromForm(page, base, epochs, output) {
+  await page.fill('#epochs', String(epochs));
+  await page.fill('#batch', '2');
+  await page.fill('#output', output);
+  const id = await startAndWait(page, 'succeeded');
+  return { id, params: (await call(base, `/v1/jobs/${id}`)).params };
+}
+
 test('jobs: train from its form registers a model, shown per epoch; the model is then fine-tuned from the form', async ({ open, shoot, base }) => {
   const dataset = await importDataset(base, 'pets-train', pets().archive);
   const page = await open('jobs.html');
@@ -691,11 +701,7 @@ test('jobs: train from its form registers a model, shown per epoch; the model is
   assert(await page.inputValue('#classes') === '2', 'classes preset from the dataset');
   await page.selectOption('#arch', 'small-cnn');
   await page.fill('#size', '8');
-  await page.fill('#epochs', '2');
-  await page.fill('#batch', '2');
-  await page.fill('#output', 'pets-cnn');
-  const id = await startAndWait(page, 'succeeded');
-  const params = (await call(base, `/v1/jobs/${id}`)).params;
+  const { params } = await trainFromForm(page, base, 2, 'pets-cnn');
   assert(params.model.arch === 'small-cnn' && params.model.classes === 2 && params.model.size === 8 && params.val_split === 'test' &&
     params.optimizer.nesterov === true && params.schedule.name === 'cosine', `the form's params: ${JSON.stringify(params)}`);
   const epochs = await page.locator('#epochs tbody tr').evaluateAll((rows) => rows.map((r) => r.cells[0].textContent));
@@ -719,11 +725,7 @@ test('jobs: train from its form registers a model, shown per epoch; the model is
   await page.selectOption('#base-model', 'pets-cnn');
   await page.fill('#new-head', '2');
   await page.fill('#freeze', 'all-but-head');
-  await page.fill('#epochs', '1');
-  await page.fill('#batch', '2');
-  await page.fill('#output', 'pets-probe');
-  const tuned = await startAndWait(page, 'succeeded');
-  const model = (await call(base, `/v1/jobs/${tuned}`)).params.model;
+  const { model } = (await trainFromForm(page, base, 1, 'pets-probe')).params;
   assert(model.name === 'pets-cnn' && model.classes === 2 && model.freeze === 'all-but-head', `fine-tuning's model: ${JSON.stringify(model)}`);
   assert((await call(base, '/v1/models')).models.some((m) => m.name === 'pets-probe'), 'the fine-tuned model is registered');
   await page.close();

@@ -454,14 +454,14 @@ static struct nn_graph *read_graph(const char *model)
     return g;
 }
 
-/* A one-epoch fine-tuning job's params: model is params.model's JSON. */
-static void finetune_params(char *out, size_t size, const char *ds, const char *model,
+/* A fine-tuning job's params: model is params.model's JSON. */
+static void finetune_params(char *out, size_t size, const char *ds, const char *model, int epochs,
                             const char *output)
 {
     snprintf(out, size,
-             "{\"dataset\": \"%s\", \"split\": \"train\", \"model\": %s, \"epochs\": 1, "
+             "{\"dataset\": \"%s\", \"split\": \"train\", \"model\": %s, \"epochs\": %d, "
              "\"batch\": 4, \"seed\": 2, \"output\": \"%s\"}",
-             ds, model, output);
+             ds, model, epochs, output);
 }
 
 /* A model a first train job registers, fine-tuned by others: (a) on the same classes with conv1
@@ -478,7 +478,7 @@ static void test_finetune(void **state)
     json_decref(job_wait_state(srv, id, "succeeded"));
 
     finetune_params(params, sizeof params, ds,
-                    "{\"name\": \"base\", \"freeze\": [\"conv1.\", \"bn1.\"]}", "tuned");
+                    "{\"name\": \"base\", \"freeze\": [\"conv1.\", \"bn1.\"]}", 1, "tuned");
     job_submit(srv, "train", params, id);
     json_decref(job_wait_state(srv, id, "succeeded"));
     struct nn_graph *original = read_graph("base"), *tuned = read_graph("tuned");
@@ -491,7 +491,8 @@ static void test_finetune(void **state)
     nn_graph_free(original);
 
     finetune_params(params, sizeof params, ds2,
-                    "{\"name\": \"base\", \"classes\": 2, \"freeze\": \"all-but-head\"}", "headed");
+                    "{\"name\": \"base\", \"classes\": 2, \"freeze\": \"all-but-head\"}", 1,
+                    "headed");
     job_submit(srv, "train", params, id);
     json_decref(job_wait_state(srv, id, "succeeded"));
     size_t size;
@@ -526,7 +527,7 @@ static void test_finetune(void **state)
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         char needle[256];
-        finetune_params(params, sizeof params, cases[i][0], cases[i][1], "o");
+        finetune_params(params, sizeof params, cases[i][0], cases[i][1], 1, "o");
         snprintf(needle, sizeof needle, cases[i][3], cases[i][0]);
         job_expect_refusal(srv, "train", params, atol(cases[i][2]), needle);
     }
@@ -547,10 +548,7 @@ static void test_finetune_resume_model_changed(void **state)
         job_submit(srv, "train", params, id);
         json_decref(job_wait_state(srv, id, "succeeded"));
     }
-    snprintf(params, sizeof params,
-             "{\"dataset\": \"%s\", \"split\": \"train\", \"model\": \"base\", \"epochs\": "
-             "200, \"batch\": 4, \"output\": \"tuned\"}",
-             ds);
+    finetune_params(params, sizeof params, ds, "\"base\"", 200, "tuned");
     job_submit(srv, "train", params, id);
     job_wait_progress(srv, id, 0.02);
     assert_int_equal(server_stop(srv, SIGKILL, 5000), 0);
