@@ -20,6 +20,7 @@
 #include "input.h"
 #include "job_kind.h"
 #include "jobs.h"
+#include "json_text.h"
 #include "log.h"
 #include "request.h"
 #include "response.h"
@@ -90,14 +91,8 @@ static int read_submission(const json_t *doc, const char **kind, json_t **params
 {
     if (!json_is_object(doc))
         return eng_fail(err, ENG_INVALID, "the body must be a JSON object: {\"kind\", \"params\"}");
-    const char *key;
-    json_t *value;
-    json_object_foreach((json_t *)doc, key, value)
-    {
-        if (strcmp(key, "kind") != 0 && strcmp(key, "params") != 0)
-            return eng_fail(err, ENG_INVALID,
-                            "%.100s: unknown member; the body has kind and params", key);
-    }
+    static const char *const members[] = {"kind", "params", NULL};
+    if (json_check_members(doc, members, "", "member", err) != 0) return -1;
     *kind = json_string_value(json_object_get(doc, "kind"));
     *params = json_object_get(doc, "params");
     if (!*kind) return eng_fail(err, ENG_INVALID, "kind: required, the name of a job kind");

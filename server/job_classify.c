@@ -126,6 +126,13 @@ int job_classify_open(struct job_classify *jc, const struct app *app, const json
     return open_dataset(jc, params, labeled, err) || map_classes(jc, err) ? -1 : 0;
 }
 
+int job_classify_open_model(struct job_classify *jc, const char *name, int map,
+                            struct eng_error *err)
+{
+    jc->model_name = name;
+    return open_model(jc, err) || (map && map_classes(jc, err)) ? -1 : 0;
+}
+
 void job_classify_close(struct job_classify *jc)
 {
     if (jc->model) model_release(jc->model);

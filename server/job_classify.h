@@ -52,6 +52,13 @@ void job_classify_close(struct job_classify *jc);
 int job_classify_open_dataset(struct job_classify *jc, const struct app *app, const json_t *params,
                               int labeled, struct eng_error *err);
 
+/* After job_classify_open_dataset: takes the repository model name (which must outlive jc) as
+ * job_classify_open does (ENG_NOT_FOUND, ENG_INVALID for a model that cannot take images) and,
+ * when map is set, matches the dataset's classes to its labels (class_map). For train's
+ * fine-tuning. */
+int job_classify_open_model(struct job_classify *jc, const char *name, int map,
+                            struct eng_error *err);
+
 /* The policy a param's value gives (what /v1/augment takes: a preset's name, an op object, a
  * list), which must be for images with one view; *policy NULL when value is NULL. -1 with err
  * (ENG_INVALID naming params.<name>, ENG_NO_MEMORY). */

@@ -1,6 +1,7 @@
-/* The job kind "train": a zoo model trained on a dataset split, evaluated on another, and
- * registered in the model repository (job_train.h for its params and the model; the training
- * run, its epochs and checkpoints are job_train_run.c's, shared with the kind "diversity"). */
+/* The job kind "train": a zoo model, or a repository model fine-tuned, trained on a dataset
+ * split, evaluated on another, and registered in the model repository (job_train.h for its
+ * params and the model; the training run, its epochs and checkpoints are job_train_run.c's,
+ * shared with the kind "diversity"). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -48,14 +49,16 @@ static json_t *card(const struct job_train_run *r, const json_t *params)
 {
     const struct job_train_params *p = r->p;
     json_t *policy = json_object_get(params, "policy");
-    return json_pack("{s:s, s:s, s:s, s:s?, s:O, s:I, s:O, s:O, s:I, s:f, s:i, s:s, s:s}",
-                     "dataset", p->data.dataset_id, "dataset_hash", dataset_hash(p->data.dataset),
-                     "split", p->data.split->name, "val_split", p->val ? p->val->name : NULL,
-                     "policy", policy ? policy : json_null(), "seed", (json_int_t)p->data.seed,
-                     "params", params, "metrics", r->metrics, "parameters",
-                     (json_int_t)train_model_parameter_count(r->graph), "duration_seconds",
-                     r->seconds, "threads", job_ctx_threads(r->ctx), "augserve_version",
-                     AUGSERVE_VERSION, "job", job_ctx_id(r->ctx));
+    return json_pack(
+        "{s:s?, s:s?, s:s, s:s, s:s, s:s?, s:O, s:I, s:O, s:O, s:I, s:f, s:i, s:s, s:s}",
+        "base_model", p->data.model_name, "base_model_sha256",
+        p->data.model ? r->base_sha256 : NULL, "dataset", p->data.dataset_id, "dataset_hash",
+        dataset_hash(p->data.dataset), "split", p->data.split->name, "val_split",
+        p->val ? p->val->name : NULL, "policy", policy ? policy : json_null(), "seed",
+        (json_int_t)p->data.seed, "params", params, "metrics", r->metrics, "parameters",
+        (json_int_t)train_model_parameter_count(r->graph), "duration_seconds", r->seconds,
+        "threads", job_ctx_threads(r->ctx), "augserve_version", AUGSERVE_VERSION, "job",
+        job_ctx_id(r->ctx));
 }
 
 /* Exports the model, registers it, and makes the job's result. */

@@ -26,7 +26,15 @@ struct job_train_params {
     struct job_classify data;     /* dataset, split, seed: the classifier kinds' own code */
     const struct data_split *val; /* val_split, or NULL */
     struct policy *policy;        /* NULL: no augmentation */
-    struct train_zoo_spec model;
+    struct train_zoo_spec model;  /* a zoo model's; unset when fine-tuning */
+    /* Fine-tuning (params.model names a repository model, held in data.model): the new head's
+     * class count (0: the model's own head), the freeze form (NULL: none), the model's input
+     * shape for a batch, and data.class_map set when the dataset's classes are matched to the
+     * model's labels. */
+    int new_head;
+    const json_t *freeze;
+    struct nn_tensor_info input;
+    size_t classes; /* the model's outputs: the dataset's class count */
     long epochs;
     size_t batch;
     struct train_optim_config optim;
@@ -37,7 +45,8 @@ struct job_train_params {
     long eval_every;
     const char *output;
     size_t batches; /* training batches per epoch (drop_last) */
-    /* The training transform: resize and crop to the model's size, CIFAR-10's mean and std. */
+    /* The training transform: a zoo model's resize and crop to its size with CIFAR-10's mean
+     * and std, or a fine-tuned model's own preprocess. */
     struct classify_preprocess preprocess;
 };
 
@@ -76,10 +85,12 @@ struct job_train_run {
     size_t n_params, n_buffers, classes;
     float *dlogits;  /* batch x classes */
     float *inputs;   /* one evaluation batch, zero past a short batch's samples */
+    int32_t *labels; /* a batch's labels as the model's classes (model_labels) */
     json_t *metrics; /* per epoch, an object each */
     char state_path[4096];
-    long epoch;     /* epochs done */
-    double seconds; /* spent training and evaluating so far, over every attempt */
+    char base_sha256[65]; /* a fine-tuned model's job_train_base_sha256; "" for a zoo model */
+    long epoch;           /* epochs done */
+    double seconds;       /* spent training and evaluating so far, over every attempt */
 };
 
 /* Builds the model, its plans, optimiser and EMA. Release with job_train_run_close, after a
@@ -116,6 +127,9 @@ int job_train_state_load(const char *path, struct train_plan *plan, struct train
 int job_train_model_onnx(const struct nn_graph *g, struct train_plan *plan,
                          const struct train_ema *ema, void **onnx, size_t *size,
                          struct eng_error *err);
+/* A fine-tuned repository model's fingerprint: the SHA-256 of its graph as written (its
+ * weights and structure), as 64 hex digits. A resumed job compares it with its checkpoint's. */
+int job_train_base_sha256(const struct job_train_params *p, char hex[65], struct eng_error *err);
 /* Registers model.onnx, config.json (p's preprocess, labels.txt: the dataset's classes) and
  * training.json (card) as the repository model p->output. */
 int job_train_model_register(struct job_ctx *ctx, const struct job_train_params *p,

@@ -2,11 +2,14 @@
  * the repository serves it from, added through models_add, which writes them into a dot-folder
  * and renames it into place once the model loads: a half-written model is never served, and
  * /v1/predict answers with it at once, without a rescan. */
+#include <openssl/evp.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "app.h"
 #include "data/dataset.h"
+#include "image/codec.h"
 #include "job_kind.h"
 #include "job_train.h"
 #include "models.h"
@@ -33,28 +36,55 @@ int job_train_model_onnx(const struct nn_graph *g, struct train_plan *plan,
     return rc;
 }
 
+int job_train_base_sha256(const struct job_train_params *p, char hex[65], struct eng_error *err)
+{
+    void *onnx = NULL;
+    size_t size;
+    unsigned char digest[EVP_MAX_MD_SIZE];
+    unsigned len = 0;
+    if (nn_graph_write(model_graph(p->data.model), &onnx, &size, err)) return -1;
+    int ok = EVP_Digest(onnx, size, digest, &len, EVP_sha256(), NULL) == 1 && len == 32;
+    free(onnx);
+    if (!ok) return eng_fail(err, ENG_INTERNAL, "SHA-256 failed");
+    for (unsigned i = 0; i < len; i++)
+        snprintf(hex + 2 * i, 3, "%02x", digest[i]);
+    return 0;
+}
+
 /* config.json: the training transform as the evaluation one (the images are already of the
- * model's size after resize and crop), and labels.txt. */
+ * model's size after resize and crop), every member the repository reads, so a fine-tuned model
+ * keeps its original's preprocess; and labels.txt. The output is logits (the default kind): the
+ * loss trained it as such. */
 static char *config_text(const struct job_train_params *p)
 {
     const struct classify_preprocess *pp = &p->preprocess;
-    json_t *doc = json_pack("{s:{s:i, s:i, s:[f, f, f], s:[f, f, f]}, s:s}", "preprocess", "resize",
-                            pp->resize, "crop", pp->crop_height, "mean", (double)pp->mean[0],
-                            (double)pp->mean[1], (double)pp->mean[2], "std", (double)pp->std[0],
-                            (double)pp->std[1], (double)pp->std[2], "labels", "labels.txt");
-    char *text = doc ? json_dumps(doc, JSON_INDENT(2) | JSON_SORT_KEYS) : NULL;
+    json_t *doc = json_pack("{s:{s:[i, i], s:s, s:f, s:[f, f, f], s:[f, f, f], s:s, s:s}, s:s}",
+                            "preprocess", "crop", pp->crop_height, pp->crop_width, "interpolation",
+                            pp->bilinear ? "bilinear" : "nearest", "scale", (double)pp->scale,
+                            "mean", (double)pp->mean[0], (double)pp->mean[1], (double)pp->mean[2],
+                            "std", (double)pp->std[0], (double)pp->std[1], (double)pp->std[2],
+                            "channel_order", pp->bgr ? "BGR" : "RGB", "color",
+                            img_color_name(pp->color), "labels", "labels.txt");
+    int ok =
+        doc && (pp->resize == 0 || json_object_set_new(json_object_get(doc, "preprocess"), "resize",
+                                                       json_integer(pp->resize)) == 0);
+    char *text = ok ? json_dumps(doc, JSON_INDENT(2) | JSON_SORT_KEYS) : NULL;
     json_decref(doc);
     return text;
 }
 
-/* The dataset's class names, one a line: the model's classes are the dataset's, in order. */
-static char *labels_text(const struct dataset *ds, size_t *size)
+/* The model's class names, one a line: the dataset's in its order, or a fine-tuned model's own
+ * labels when it keeps its head (the dataset's classes were matched to them). */
+static char *labels_text(const struct job_train_params *p, size_t *size)
 {
+    const struct model *own = p->data.model;
+    if (p->new_head || (own && !model_label_count(own))) own = NULL;
+    size_t n = own ? model_label_count(own) : dataset_class_count(p->data.dataset);
     char *text = NULL;
     FILE *f = open_memstream(&text, size);
     if (!f) return NULL;
-    for (size_t c = 0; c < dataset_class_count(ds); c++)
-        fprintf(f, "%s\n", dataset_class_name(ds, c));
+    for (size_t c = 0; c < n; c++)
+        fprintf(f, "%s\n", own ? model_label(own, c) : dataset_class_name(p->data.dataset, c));
     if (fclose(f) != 0) {
         free(text);
         return NULL;
@@ -67,7 +97,7 @@ int job_train_model_register(struct job_ctx *ctx, const struct job_train_params 
                              struct eng_error *err)
 {
     size_t labels_size = 0;
-    char *config = config_text(p), *labels = labels_text(p->data.dataset, &labels_size);
+    char *config = config_text(p), *labels = labels_text(p, &labels_size);
     char *training = json_dumps(card, JSON_INDENT(2) | JSON_SORT_KEYS);
     int rc = config && labels && training ? 0 : eng_no_memory(err);
     struct model_upload up = {.onnx = onnx,

@@ -1,6 +1,7 @@
 /* A train job's params (job_train.h), read the same way when the job is submitted and when it
  * runs, so whatever run accepts was checked with a 4xx before the job was queued. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "app.h"
@@ -143,17 +144,82 @@ static int read_schedule(struct job_train_params *p, const json_t *params, struc
     return 0;
 }
 
-/* The model: a zoo spec whose classes are the dataset's, for 1- or 3-channel images. */
+static const char *const finetune_names[] = {"name", "classes", "freeze", NULL};
+
+/* The input shape of a batch of the fine-tuned model: its one input, NCHW, of the preprocess's
+ * fixed crop. */
+static int finetune_input(struct job_train_params *p, const char *name, struct eng_error *err)
+{
+    const struct classify_preprocess *pp = model_preprocess(p->data.model);
+    if (pp->nhwc || pp->crop_height <= 0 || pp->crop_width <= 0)
+        return eng_fail(err, ENG_INVALID,
+                        "params.model: model %s needs an NCHW input and a \"crop\" in its "
+                        "preprocess to be trained (batches of one fixed shape)",
+                        name);
+    p->preprocess = *pp;
+    p->input = model_image_shape(pp, p->batch, pp->crop_height, pp->crop_width);
+    p->input.name = nn_graph_input(model_graph(p->data.model), 0)->name;
+    return 0;
+}
+
+/* A repository model to fine-tune: "name" or {"name", "classes", "freeze"}. Its output is the
+ * logits the cross-entropy loss takes, so a model whose config says it gives probabilities (a
+ * Softmax at its end) is refused. */
+static int read_finetune(struct job_train_params *p, const json_t *params, const json_t *model,
+                         struct eng_error *err)
+{
+    const json_t *name_v = json_is_string(model) ? model : json_object_get(model, "name");
+    const char *name = json_string_value(name_v);
+    long long classes = 0;
+    if (json_is_object(model) &&
+        (json_check_members(model, finetune_names, "params.model.", "member", err) ||
+         job_param_int(params, "model.classes", 0, 0, 1, 100000, &classes, err)))
+        return -1;
+    if (!name || !*name)
+        return eng_fail(err, ENG_INVALID, "params.model.name: required: a repository model");
+    if (job_classify_open_model(&p->data, name, classes == 0, err)) return -1;
+    const struct nn_graph *g = model_graph(p->data.model);
+    const struct nn_tensor_info *out = nn_graph_output(g, 0);
+    size_t dataset_classes = dataset_class_count(p->data.dataset);
+    if (model_scores_are_probabilities(p->data.model))
+        return eng_fail(err, ENG_INVALID,
+                        "params.model: model %s gives probabilities (output_kind); training "
+                        "needs a model that gives logits",
+                        name);
+    if (nn_graph_output_count(g) != 1 || out->rank < 1 || out->dims[out->rank - 1] < 1)
+        return eng_fail(err, ENG_INVALID,
+                        "params.model: model %s needs one output of class scores to be trained",
+                        name);
+    p->classes = classes ? (size_t)classes : (size_t)out->dims[out->rank - 1];
+    if (classes && p->classes != dataset_classes)
+        return eng_fail(err, ENG_INVALID,
+                        "params.model.classes: must be %zu, the class count of dataset %s",
+                        dataset_classes, p->data.dataset_id);
+    if (p->classes != dataset_classes)
+        return eng_fail(err, ENG_INVALID,
+                        "params.model: dataset %s has %zu classes and model %s has %zu outputs; "
+                        "give \"classes\" for a new head",
+                        p->data.dataset_id, dataset_classes, name, p->classes);
+    p->new_head = (int)classes;
+    p->freeze = json_is_object(model) ? json_object_get(model, "freeze") : NULL;
+    const char **frozen = NULL;
+    size_t n;
+    if (train_model_frozen(g, p->freeze, &frozen, &n, err)) return refuse(err, "model.freeze");
+    free(frozen);
+    return finetune_input(p, name, err);
+}
+
+/* The model: a zoo spec whose classes are the dataset's, for 3-channel images, or a repository
+ * model to fine-tune. */
 static int read_model(struct job_train_params *p, const json_t *params, struct eng_error *err)
 {
     const json_t *model = json_object_get(params, "model");
-    if (json_is_string(model))
-        return eng_fail(err, ENG_INVALID,
-                        "params.model: fine-tuning a repository model is not supported yet; give "
-                        "a zoo model ({\"arch\": ..., \"classes\": ...})");
+    if (json_is_string(model) || json_object_get(model, "name"))
+        return read_finetune(p, params, model, err);
     if (!json_is_object(model))
         return eng_fail(err, ENG_INVALID,
-                        "params.model: required: a zoo model ({\"arch\": ..., \"classes\": ...})");
+                        "params.model: required: a zoo model ({\"arch\": ..., \"classes\": ...}) "
+                        "or a repository model's name");
     if (train_zoo_parse(model, &p->model, err)) return refuse(err, "model");
     size_t classes = dataset_class_count(p->data.dataset);
     if ((size_t)p->model.classes != classes)
@@ -163,6 +229,7 @@ static int read_model(struct job_train_params *p, const json_t *params, struct e
     if (p->model.channels != 3)
         return eng_fail(err, ENG_INVALID, "params.model.channels: must be 3 (RGB images)");
     int side = p->model.size;
+    p->classes = classes;
     p->preprocess = (struct classify_preprocess){.resize = side,
                                                  .crop_height = side,
                                                  .crop_width = side,
@@ -171,6 +238,10 @@ static int read_model(struct job_train_params *p, const json_t *params, struct e
                                                  .channels = 3};
     memcpy(p->preprocess.mean, cifar_mean, sizeof cifar_mean);
     memcpy(p->preprocess.std, cifar_std, sizeof cifar_std);
+    p->input = (struct nn_tensor_info){.name = "input",
+                                       .dtype = NN_FLOAT,
+                                       .rank = 4,
+                                       .dims = {(int64_t)p->batch, p->model.channels, side, side}};
     return 0;
 }
 
@@ -226,6 +297,7 @@ int job_train_params_open(struct job_train_params *p, const struct app *app, con
         return -1;
     p->epochs = (long)epochs;
     p->batch = (size_t)batch;
+    p->input.dims[0] = (int64_t)batch;
     p->eval_every = (long)eval_every;
     /* Batches of one fixed size (the plan's), the last short one dropped. */
     p->batches = p->data.split->count / p->batch;

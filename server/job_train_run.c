@@ -11,7 +11,11 @@
  * that names it with the epoch, the step and the metrics so far. The loader's batches are a
  * function of (seed, epoch) and the engine's arithmetic of the values and the thread count, so
  * a run resumed at an epoch boundary ends with the weights of an uninterrupted run on as many
- * threads, bit for bit. Work done after the last checkpoint (part of an epoch) is done again. */
+ * threads, bit for bit. Work done after the last checkpoint (part of an epoch) is done again.
+ *
+ * A repository model is fine-tuned the same way (train.h's "Fine-tuning"): its graph copied,
+ * or given a new head drawn from the seed, with the parameters "freeze" names kept fixed, fed
+ * with its own preprocess; the loss takes its output as logits. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,6 +25,7 @@
 #include "data/dataset.h"
 #include "job_kind.h"
 #include "job_train.h"
+#include "models.h"
 
 static double now(void)
 {
@@ -46,34 +51,65 @@ static size_t correct_count(const float *logits, const int32_t *labels, size_t n
     return correct;
 }
 
+/* The graph to train: the zoo model built from the seed, or the repository model's copied,
+ * with a new head drawn from the seed when asked, so every attempt of the job rebuilds the same
+ * graph. *frozen lists the parameters kept fixed (the "freeze" form on that graph). */
+static int train_graph(struct job_train_run *r, const char ***frozen, size_t *n_frozen,
+                       struct eng_error *err)
+{
+    const struct job_train_params *p = r->p;
+    if (!p->data.model) return (r->graph = train_zoo_build(&p->model, p->data.seed, err)) ? 0 : -1;
+    const struct nn_graph *g = model_graph(p->data.model);
+    r->graph = p->new_head ? train_model_new_head(g, p->new_head, p->data.seed, err)
+                           : train_model_copy(g, err);
+    return r->graph ? train_model_frozen(r->graph, p->freeze, frozen, n_frozen, err) : -1;
+}
+
 /* The model, its plans, optimiser and EMA, from the params. */
 static int build(struct job_train_run *r, struct eng_error *err)
 {
     const struct job_train_params *p = r->p;
-    if (!(r->graph = train_zoo_build(&p->model, p->data.seed, err))) return -1;
-    struct nn_tensor_info shape = {
-        .name = "input",
-        .dtype = NN_FLOAT,
-        .rank = 4,
-        .dims = {(int64_t)p->batch, p->model.channels, p->model.size, p->model.size}};
-    struct train_plan_options o = {.threads = job_ctx_threads(r->ctx), .seed = p->data.seed};
-    if (!(r->plan = train_plan_compile(r->graph, &shape, &o, err)) ||
-        (p->val && !(r->eval = train_plan_compile(r->graph, &shape, &o, err))))
+    const char **frozen = NULL;
+    size_t n_frozen = 0;
+    if ((p->data.model && job_train_base_sha256(p, r->base_sha256, err)) ||
+        train_graph(r, &frozen, &n_frozen, err))
         return -1;
+    struct train_plan_options o = {.threads = job_ctx_threads(r->ctx),
+                                   .seed = p->data.seed,
+                                   .frozen = frozen,
+                                   .n_frozen = n_frozen};
+    int rc = (r->plan = train_plan_compile(r->graph, &p->input, &o, err)) &&
+                     (!p->val || (r->eval = train_plan_compile(r->graph, &p->input, &o, err)))
+                 ? 0
+                 : -1;
+    free(frozen);
+    if (rc) return -1;
     r->n_params = train_plan_param_count(r->plan);
     r->n_buffers = train_plan_buffer_count(r->plan);
-    r->classes = (size_t)p->model.classes;
+    r->classes = p->classes;
     struct train_param *params = train_plan_param(r->plan, 0);
     struct train_param *buffers = train_plan_buffer(r->plan, 0);
     if (!(r->optim = train_optim_create(&p->optim, params, r->n_params, err)) ||
         (p->ema > 0 &&
          !(r->ema = train_ema_create(params, r->n_params, buffers, r->n_buffers, p->ema, err))))
         return -1;
-    size_t input = (size_t)p->model.channels * (size_t)p->model.size * (size_t)p->model.size;
+    size_t input = (size_t)(p->input.dims[1] * p->input.dims[2] * p->input.dims[3]);
     r->dlogits = malloc(p->batch * r->classes * sizeof *r->dlogits);
     r->inputs = calloc(p->batch * input, sizeof *r->inputs);
+    r->labels = malloc(p->batch * sizeof *r->labels);
     r->metrics = json_array();
-    return r->dlogits && r->inputs && r->metrics ? 0 : eng_no_memory(err);
+    return r->dlogits && r->inputs && r->labels && r->metrics ? 0 : eng_no_memory(err);
+}
+
+/* b's labels as the model's classes: the dataset's, through the class map when the dataset's
+ * classes were matched to a fine-tuned model's labels. */
+static const int32_t *model_labels(struct job_train_run *r, const struct data_batch *b)
+{
+    const int32_t *map = r->p->data.class_map;
+    if (!map) return b->labels;
+    for (size_t i = 0; i < b->size; i++)
+        r->labels[i] = map[b->labels[i]];
+    return r->labels;
 }
 
 /* One training step on batch b. */
@@ -83,14 +119,15 @@ static int step(struct job_train_run *r, const struct data_batch *b, long k, dou
     const struct job_train_params *p = r->p;
     struct train_param *params = train_plan_param(r->plan, 0);
     const float *logits;
-    struct train_targets targets = {.labels = b->labels};
+    const int32_t *labels = model_labels(r, b);
+    struct train_targets targets = {.labels = labels};
     double total_norm;
     memset(r->dlogits, 0, p->batch * r->classes * sizeof *r->dlogits);
     if (train_plan_forward(r->plan, b->inputs, true, &logits, err) ||
         train_loss_cross_entropy(logits, b->size, r->classes, &targets, p->label_smoothing, NULL,
                                  loss, r->dlogits, err))
         return -1;
-    *correct += correct_count(logits, b->labels, b->size, r->classes);
+    *correct += correct_count(logits, labels, b->size, r->classes);
     long total = p->epochs * (long)p->batches;
     return train_plan_backward(r->plan, r->dlogits, NULL, err) ||
                    (p->clip > 0 &&
@@ -165,11 +202,12 @@ static int eval_batch(struct job_train_run *r, const struct data_batch *b, doubl
     memcpy(r->inputs, b->inputs, b->size * input * sizeof *r->inputs);
     memset(r->inputs + b->size * input, 0, (r->p->batch - b->size) * input * sizeof *r->inputs);
     const float *logits;
-    struct train_targets targets = {.labels = b->labels};
+    const int32_t *labels = model_labels(r, b);
+    struct train_targets targets = {.labels = labels};
     if (train_plan_forward(r->eval, r->inputs, false, &logits, err) ||
         train_loss_cross_entropy(logits, b->size, r->classes, &targets, 0, NULL, loss, NULL, err))
         return -1;
-    *correct += correct_count(logits, b->labels, b->size, r->classes);
+    *correct += correct_count(logits, labels, b->size, r->classes);
     return 0;
 }
 
@@ -231,9 +269,10 @@ int job_train_run_csv(const struct job_train_run *r, const char *name, struct en
 static int checkpoint(struct job_train_run *r, struct eng_error *err)
 {
     if (job_train_state_save(r->state_path, r->plan, r->optim, r->ema, err)) return -1;
-    json_t *state = json_pack("{s:I, s:I, s:s, s:O, s:f}", "epoch", (json_int_t)r->epoch, "step",
-                              (json_int_t)train_plan_step(r->plan), "file", r->state_file,
-                              "metrics", r->metrics, "seconds", r->seconds);
+    json_t *state =
+        json_pack("{s:I, s:I, s:s, s:O, s:f, s:s}", "epoch", (json_int_t)r->epoch, "step",
+                  (json_int_t)train_plan_step(r->plan), "file", r->state_file, "metrics",
+                  r->metrics, "seconds", r->seconds, "base_sha256", r->base_sha256);
     int rc = state && (!r->extra || json_object_update(state, r->extra) == 0)
                  ? job_ctx_checkpoint(r->ctx, state,
                                       progress(r, (double)r->epoch / (double)r->p->epochs),
@@ -271,6 +310,14 @@ int job_train_run_restore(struct job_train_run *r, const json_t *saved, struct e
                     "seconds", &r->seconds) != 0 ||
         epoch < 1 || epoch > r->p->epochs || !json_is_array(metrics))
         return eng_fail(err, ENG_INTERNAL, "the checkpoint is not this job's");
+    /* The graph is rebuilt from the repository model at each attempt: one changed meanwhile
+     * would take weights of another shape, or train on from values the job never made. */
+    const char *base = json_string_value(json_object_get(saved, "base_sha256"));
+    if (strcmp(base ? base : "", r->base_sha256) != 0)
+        return eng_fail(err, ENG_CONFLICT,
+                        "model %s changed since the job's checkpoint (SHA-256 %.64s, now %s); "
+                        "start a new job",
+                        r->p->data.model_name, base ? base : "none", r->base_sha256);
     if (job_train_state_load(r->state_path, r->plan, r->optim, r->ema, err)) return -1;
     json_decref(r->metrics);
     r->metrics = json_deep_copy(metrics);
@@ -351,5 +398,6 @@ void job_train_run_close(struct job_train_run *r)
     nn_graph_free(r->graph);
     free(r->dlogits);
     free(r->inputs);
+    free(r->labels);
     json_decref(r->metrics);
 }

@@ -375,6 +375,16 @@ int nn_plain_md(dnnl_memory_desc_t *md, int rank, const int64_t *dims, const str
                          "dnnl_memory_desc_init_by_strides", node, err);
 }
 
+int nn_any_md(dnnl_memory_desc_t *md, int rank, const int64_t *dims, const struct nn_node *node,
+              struct eng_error *err)
+{
+    dnnl_dims_t d;
+    for (int k = 0; k < rank; k++)
+        d[k] = dims[k];
+    return nn_dnnl_check(dnnl_memory_desc_init_by_tag(md, rank, d, dnnl_f32, dnnl_format_tag_any),
+                         "dnnl_memory_desc_init_by_tag", node, err);
+}
+
 int nn_is_plain(const struct nn_value *v)
 {
     dnnl_memory_desc_t plain;

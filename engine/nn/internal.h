@@ -226,6 +226,9 @@ int nn_make_prim(struct nn_plan *p, struct nn_step *s, const_dnnl_op_desc_t op_d
 /* A dense row-major descriptor; rank 0 is described as one element. */
 int nn_plain_md(dnnl_memory_desc_t *md, int rank, const int64_t *dims, const struct nn_node *node,
                 struct eng_error *err);
+/* A descriptor leaving the layout to the primitive it is given to (format `any`). */
+int nn_any_md(dnnl_memory_desc_t *md, int rank, const int64_t *dims, const struct nn_node *node,
+              struct eng_error *err);
 int nn_is_plain(const struct nn_value *v);
 /* Value id in the layout want: id itself when it already is, else a reordered copy (activations
  * get a reorder step; constants are reordered now). */

@@ -165,16 +165,6 @@ static int fusion_output(struct nn_plan *p, const struct fusion *f, int rank, co
     return nn_activation(p, f->out_name, rank, dims, md, err);
 }
 
-static int any_md(dnnl_memory_desc_t *md, int rank, const int64_t *dims, const struct nn_node *node,
-                  struct eng_error *err)
-{
-    dnnl_dims_t d;
-    for (int k = 0; k < rank; k++)
-        d[k] = dims[k];
-    return nn_dnnl_check(dnnl_memory_desc_init_by_tag(md, rank, d, dnnl_f32, dnnl_format_tag_any),
-                         "dnnl_memory_desc_init_by_tag", node, err);
-}
-
 static const dnnl_memory_desc_t *query_md(const_dnnl_primitive_desc_t pd, dnnl_query_t what)
 {
     return dnnl_primitive_desc_query_md(pd, what, 0);
@@ -499,12 +489,12 @@ static int compile_conv(struct nn_plan *p, const struct nn_node *node, struct en
     int w_rank = group > 1 ? w.rank + 1 : w.rank;
     if (group > 1 && (wi = nn_alias(p, wi, w.name, w_rank, wd, NULL, err)) < 0) goto fail;
     dnnl_memory_desc_t x_md, w_md, y_md;
-    if (any_md(&x_md, x.rank, x.dims, node, err) ||
-        any_md(&w_md, w_rank, p->values[wi].dims, node, err))
+    if (nn_any_md(&x_md, x.rank, x.dims, node, err) ||
+        nn_any_md(&w_md, w_rank, p->values[wi].dims, node, err))
         goto fail;
     if (f.sum_value >= 0)
         y_md = p->values[f.sum_value].md;
-    else if (any_md(&y_md, x.rank, out, node, err))
+    else if (nn_any_md(&y_md, x.rank, out, node, err))
         goto fail;
     dnnl_convolution_desc_t desc;
     dnnl_primitive_desc_t pd;
@@ -617,7 +607,7 @@ static int compile_pool(struct nn_plan *p, const struct nn_node *node, struct en
                               : dnnl_pooling_avg_exclude_padding;
     dnnl_pooling_v2_desc_t desc;
     dnnl_primitive_desc_t pd;
-    if (any_md(&y_md, x.rank, out, node, err) ||
+    if (nn_any_md(&y_md, x.rank, out, node, err) ||
         nn_dnnl_check(dnnl_pooling_v2_forward_desc_init(&desc, dnnl_forward_inference, alg, &x.md,
                                                         &y_md, strides, k, dil, pl, pr),
                       "dnnl_pooling_v2_forward_desc_init", node, err) ||
@@ -1010,7 +1000,7 @@ static int compile_concat(struct nn_plan *p, const struct nn_node *node, struct 
     dnnl_primitive_desc_t pd;
     struct eng_error first = {0};
     int plain = 0;
-    if (any_md(&y_md, x0.rank, out, node, err)) return -1;
+    if (nn_any_md(&y_md, x0.rank, out, node, err)) return -1;
     if (concat_desc(p, node, n, axis, mds, &y_md, &pd, &first)) {
         plain = 1;
         for (int k = 0; k < n; k++)

@@ -134,7 +134,7 @@ void zoo_resnet(struct zoo *z, const struct train_zoo_spec *spec);
 /* ---- The training plan (plan.c, grads.c, ops.c and the op files) ---- */
 
 #define TRAIN_MAX_INPUTS 64
-#define TRAIN_MAX_PRIMS  3
+#define TRAIN_MAX_PRIMS  12
 
 struct train_step;
 
@@ -199,6 +199,7 @@ struct train_plan {
     uint64_t seed, step;
     int threads;
     bool input_grad;
+    bool blocked_conv; /* options' */
     bool training;     /* the mode of the last forward */
     bool forward_done; /* a backward has a forward to follow */
 };

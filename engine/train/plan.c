@@ -268,6 +268,7 @@ struct train_plan *train_plan_compile(const struct nn_graph *g,
     t->step = options->step;
     t->threads = options->threads;
     t->input_grad = options->input_grad;
+    t->blocked_conv = options->blocked_conv;
     t->frozen = options->frozen;
     t->n_frozen = options->n_frozen;
     const struct nn_plan_options nn_options = {.threads = options->threads};
@@ -280,7 +281,8 @@ struct train_plan *train_plan_compile(const struct nn_graph *g,
         goto fail;
     if ((t->np->scratch_size &&
          !(t->scratch = aligned_alloc(64, (t->np->scratch_size + 63) / 64 * 64))) ||
-        (t->temp_count && !(t->temp = malloc(t->temp_count * sizeof *t->temp)))) {
+        (t->temp_count &&
+         !(t->temp = aligned_alloc(64, (t->temp_count + 15) / 16 * 16 * sizeof *t->temp)))) {
         eng_no_memory(err);
         goto fail;
     }

@@ -1,4 +1,4 @@
-// The Jobs page: a form per kind (evaluate, affinity, pseudo-label; any other kind the server
+// The Jobs page: a form per kind (evaluate, affinity, pseudo-label, train; any other kind the server
 // lists takes its params as JSON) that POSTs /v1/jobs; the job list (GET /v1/jobs, by state,
 // paged); and one job followed live over its Server-Sent Events (progress, log lines, metrics,
 // state), with cancel (DELETE), its result as tables, its PNG charts and its files.
@@ -13,6 +13,9 @@ const FORMS = {
   evaluate: { policy: true, seed: true },
   affinity: { seed: true, fieldset: '#affinity-fields' },
   'pseudo-label': { fieldset: '#pseudo-label-fields' },
+  // train (server/job_train_params.c) takes its model from its own fields, a zoo model or a
+  // repository model to fine-tune, not from the model select.
+  train: { policy: true, seed: true, fieldset: '#train-fields', ownModel: true },
 };
 
 let kinds = [];
@@ -29,17 +32,28 @@ function showKindFields() {
   const form = FORMS[kind()];
   $('#kind-help').textContent = kinds.find((k) => k.name === kind())?.help || '';
   $('#dataset-fields').hidden = !form;
+  $('#model-field').hidden = !form || Boolean(form.ownModel);
   $('#policy-field').hidden = !form || !form.policy;
   $('#seed-field').hidden = !form || !form.seed;
   for (const other of Object.values(FORMS)) if (other.fieldset) $(other.fieldset).hidden = other !== form;
   $('#params-field').hidden = Boolean(form);
 }
 
+// The dataset's splits in the split selects (none for validation too), and its class count as
+// a zoo model's classes.
 function fillSplits() {
   const dataset = datasets.find((d) => d.id === $('#dataset').value);
   const splits = dataset ? Object.entries(dataset.splits || {}) : [];
-  $('#split').replaceChildren(...splits.map(([name, count]) =>
-    el('option', { value: name, text: `${name} (${count})` })));
+  const options = () => splits.map(([name, count]) => el('option', { value: name, text: `${name} (${count})` }));
+  $('#split').replaceChildren(...options());
+  $('#val-split').replaceChildren(el('option', { value: '', text: 'none' }), ...options());
+  if (dataset?.classes) $('#classes').value = dataset.classes;
+}
+
+function showTrainModel() {
+  const finetune = $('input[name="train-model"]:checked').value === 'repository';
+  $('#zoo-fields').hidden = finetune;
+  $('#finetune-fields').hidden = !finetune;
 }
 
 // A policy field's text as the API takes it: JSON when it looks like JSON, else a preset name.
@@ -62,17 +76,63 @@ function jsonField(input, what) {
   }
 }
 
+// A number field's value; absent (undefined) when empty.
+function numberField(id) {
+  return $(id).value === '' ? undefined : Number($(id).value);
+}
+
+// params.model of a train job: {arch, classes, size}, or a repository model's name with its new
+// head and freeze form.
+function trainModel() {
+  if ($('input[name="train-model"]:checked').value === 'zoo') {
+    return { arch: $('#arch').value, classes: numberField('#classes'), size: numberField('#size') };
+  }
+  if (!$('#base-model').value) {
+    $('#base-model').focus();
+    throw new Error('Choose a model to fine-tune first.');
+  }
+  const model = { name: $('#base-model').value };
+  if ($('#new-head').value !== '') model.classes = Number($('#new-head').value);
+  const freeze = $('#freeze').value.trim();
+  if (freeze) model.freeze = /^[[{"]/.test(freeze) ? jsonField($('#freeze'), 'Freeze') : freeze;
+  return model;
+}
+
+// A train job's own params.
+function trainParams() {
+  if (!$('#output').value.trim()) {
+    $('#output').focus();
+    throw new Error('Give the name to register the model as.');
+  }
+  const params = {
+    model: trainModel(),
+    epochs: numberField('#epochs'),
+    batch: numberField('#batch'),
+    optimizer: { name: $('#optimizer').value, lr: numberField('#lr'), momentum: numberField('#momentum'),
+      nesterov: $('#nesterov').checked, weight_decay: numberField('#weight-decay') },
+    schedule: { name: $('#schedule').value, warmup_epochs: numberField('#warmup') },
+    label_smoothing: numberField('#smoothing'),
+    ema: numberField('#ema'),
+    output: $('#output').value.trim(),
+  };
+  if ($('#val-split').value) params.val_split = $('#val-split').value;
+  return params;
+}
+
 // The request the form describes: {kind, params}. Throws an Error naming a field that is wrong.
 function request() {
   const name = kind();
-  if (!FORMS[name]) return { kind: name, params: jsonField($('#params'), 'Params') };
-  for (const id of ['#model', '#dataset', '#split']) {
+  const form = FORMS[name];
+  if (!form) return { kind: name, params: jsonField($('#params'), 'Params') };
+  for (const id of [...(form.ownModel ? [] : ['#model']), '#dataset', '#split']) {
     if (!$(id).value) {
       $(id).focus();
       throw new Error(`Choose a ${id.slice(1)} first.`);
     }
   }
-  const params = { model: $('#model').value, dataset: $('#dataset').value, split: $('#split').value };
+  const params = { dataset: $('#dataset').value, split: $('#split').value };
+  if (name === 'train') Object.assign(params, trainParams());
+  else params.model = $('#model').value;
   if (FORMS[name].seed && $('#seed').value !== '') params.seed = Number($('#seed').value);
   if (FORMS[name].policy && $('#policy').value.trim()) params.policy = policyValue($('#policy').value);
   if (name === 'affinity') {
@@ -170,12 +230,19 @@ function logLine(text, kindOf) {
 }
 
 const metrics = new Map();
+const epochs = new Map(); // a train job's metrics by epoch (their step)
 
 function showMetric({ name, value, step }) {
   metrics.set(name, [value, step]);
   $('#job-metrics-area').hidden = false;
   $('#job-metrics').replaceChildren(dataTable(['metric', 'value', 'step'],
     [...metrics].map(([n, [v, s]]) => [n, v, s])));
+  if (current.job?.kind !== 'train') return;
+  epochs.set(step, { ...epochs.get(step), [name]: value });
+  const columns = [...new Set([...epochs.values()].flatMap(Object.keys))];
+  $('#job-epochs-area').hidden = false;
+  $('#job-epochs').replaceChildren(dataTable(['epoch', ...columns],
+    [...epochs].map(([epoch, row]) => [epoch, ...columns.map((c) => row[c])]), { id: 'epochs' }));
 }
 
 const isPlain = (v) => v === null || typeof v !== 'object';
@@ -270,19 +337,20 @@ async function openJob(id) {
   if (current) current.controller.abort();
   clearError();
   metrics.clear();
+  epochs.clear();
   const controller = new AbortController();
   current = { id, job: null, controller };
   $('#job-view').hidden = false;
   $('#job-title').textContent = `Job ${id}`;
-  for (const node of ['#job-log', '#job-metrics', '#job-result', '#job-artifacts', '#job-charts', '#job-phase']) {
+  for (const node of ['#job-log', '#job-metrics', '#job-epochs', '#job-result', '#job-artifacts', '#job-charts', '#job-phase']) {
     $(node).replaceChildren();
   }
-  for (const area of ['#job-metrics-area', '#job-result-area', '#job-artifacts-area']) $(area).hidden = true;
+  for (const area of ['#job-metrics-area', '#job-epochs-area', '#job-result-area', '#job-artifacts-area']) $(area).hidden = true;
   try {
     const job = await api(`/v1/jobs/${id}`, { signal: controller.signal });
     current.job = job;
     $('#job-title').textContent = `${job.kind} job ${id}`;
-    $('#job-params').replaceChildren(keyValueTable(job.params));
+    $('#job-params').replaceChildren(keyValueTable(flatten(job.params)));
     showState(job);
     showProgress(job.progress.fraction, job.progress.phase);
     await followEvents(`/v1/jobs/${id}/events`, {
@@ -315,6 +383,7 @@ async function loadChoices() {
   ]);
   const usable = models.filter((m) => m.status === 'ready' && m.preprocess);
   $('#model').replaceChildren(...usable.map((m) => el('option', { value: m.name, text: m.name })));
+  $('#base-model').replaceChildren(...usable.map((m) => el('option', { value: m.name, text: m.name })));
   datasets = list.filter((d) => d.state === 'ready');
   $('#dataset').replaceChildren(...datasets.map((d) => el('option', { value: d.id, text: `${d.name} (${d.id})` })));
   fillSplits();
@@ -332,6 +401,7 @@ async function init() {
   showKindFields();
   $('#kind').addEventListener('change', showKindFields);
   $('#dataset').addEventListener('change', fillSplits);
+  for (const radio of document.querySelectorAll('input[name="train-model"]')) radio.addEventListener('change', showTrainModel);
   for (const radio of document.querySelectorAll('input[name="policies-mode"]')) {
     radio.addEventListener('change', () => {
       const ops = radio.value === 'ops' && radio.checked;

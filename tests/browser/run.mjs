@@ -680,6 +680,57 @@ test('jobs: evaluate from its form gives the model\'s accuracy; a dataset a job 
   await page.close();
 }, { allowErrors: /409/ });
 
+// Fills the train form's epochs, batch (2) and output, starts the job and waits for its success:
+// its id and the params the server got.
+async function trainFromForm(page, base, epochs, output) {
+  await page.fill('#epochs', String(epochs));
+  await page.fill('#batch', '2');
+  await page.fill('#output', output);
+  const id = await startAndWait(page, 'succeeded');
+  return { id, params: (await call(base, `/v1/jobs/${id}`)).params };
+}
+
+test('jobs: train from its form registers a model, shown per epoch; the model is then fine-tuned from the form', async ({ open, shoot, base }) => {
+  const dataset = await importDataset(base, 'pets-train', pets().archive);
+  const page = await open('jobs.html');
+  await page.selectOption('#kind', 'train');
+  assert(await page.isHidden('#model-field'), 'train takes its model from its own fields');
+  await page.selectOption('#dataset', dataset.id);
+  await page.selectOption('#split', 'train');
+  await page.selectOption('#val-split', 'test');
+  assert(await page.inputValue('#classes') === '2', 'classes preset from the dataset');
+  await page.selectOption('#arch', 'small-cnn');
+  await page.fill('#size', '8');
+  const { params } = await trainFromForm(page, base, 2, 'pets-cnn');
+  assert(params.model.arch === 'small-cnn' && params.model.classes === 2 && params.model.size === 8 && params.val_split === 'test' &&
+    params.optimizer.nesterov === true && params.schedule.name === 'cosine', `the form's params: ${JSON.stringify(params)}`);
+  const epochs = await page.locator('#epochs tbody tr').evaluateAll((rows) => rows.map((r) => r.cells[0].textContent));
+  assert(JSON.stringify(epochs) === '["1","2"]', `a row per epoch: ${JSON.stringify(epochs)}`);
+  assert((await page.locator('#epochs thead th').allTextContents()).includes('val_accuracy'), 'the epochs show val_accuracy');
+  await page.waitForFunction(() => [...document.querySelectorAll('#job-charts img')].some((i) => i.complete && i.naturalWidth > 0));
+  assert((await page.locator('#job-charts figcaption').allTextContents()).includes('loss.png'), 'the loss curve is shown');
+  const models = (await call(base, '/v1/models')).models.map((m) => m.name);
+  assert(models.includes('pets-cnn'), `the model is registered: ${models}`);
+  await shoot(page, 'jobs-train');
+  await assertNoStrayWords(page, 'jobs.html with a train job');
+
+  // The model just registered, fine-tuned as a linear probe with a new head.
+  await page.reload();
+  await page.waitForSelector('body[data-ready="true"]');
+  await page.selectOption('#kind', 'train');
+  await page.selectOption('#dataset', dataset.id);
+  await page.selectOption('#split', 'train');
+  await page.check('input[name="train-model"][value="repository"]');
+  assert(await page.isHidden('#zoo-fields'), 'the zoo fields give way to the fine-tuning ones');
+  await page.selectOption('#base-model', 'pets-cnn');
+  await page.fill('#new-head', '2');
+  await page.fill('#freeze', 'all-but-head');
+  const { model } = (await trainFromForm(page, base, 1, 'pets-probe')).params;
+  assert(model.name === 'pets-cnn' && model.classes === 2 && model.freeze === 'all-but-head', `fine-tuning's model: ${JSON.stringify(model)}`);
+  assert((await call(base, '/v1/models')).models.some((m) => m.name === 'pets-probe'), 'the fine-tuned model is registered');
+  await page.close();
+});
+
 test('jobs: affinity of Identity is exactly 0; accepted pseudo-labels become a split', async ({ open, shoot, base }) => {
   // Every class of tiny-cnn, so that any accepted pseudo-label is one of the dataset's classes.
   const orchard = folderArchive('orchard', { test: { banana: 2, apple: 2, cherry: 1, date: 1, elderberry: 1 } });

@@ -25,7 +25,7 @@ static void make_dir(const char *path)
     if (mkdir(path, 0755) != 0 && errno != EEXIST) fail_msg("cannot make %s", path);
 }
 
-static void write_file(const char *path, const void *data, size_t size)
+void write_file(const char *path, const void *data, size_t size)
 {
     FILE *f = fopen(path, "wb");
     if (!f || fwrite(data, 1, size, f) != size || fclose(f) != 0) fail_msg("cannot write %s", path);
@@ -52,16 +52,16 @@ void colour(int c, int i, unsigned char rgb[3])
             (unsigned char)(base[c][k] + (base[c][k] > 128 ? -1 : 1) * ((i * (7 + 5 * k)) % 31));
 }
 
-void colour_dataset_make(const struct server *srv, int n, char id[64])
+void colour_dataset_make(const struct server *srv, int classes, int n, char id[64])
 {
     char src[PATH_MAX], path[PATH_MAX + 64];
-    snprintf(src, sizeof src, "%s/colours", srv->dir);
+    snprintf(src, sizeof src, "%s/colours%d", srv->dir, classes);
     make_dir(src);
     const char *splits[2] = {"train", "val"};
     for (int s = 0; s < 2; s++) {
         snprintf(path, sizeof path, "%s/%s", src, splits[s]);
         make_dir(path);
-        for (int c = 0; c < CLASSES; c++) {
+        for (int c = 0; c < classes; c++) {
             snprintf(path, sizeof path, "%s/%s/%s", src, splits[s], class_names[c]);
             make_dir(path);
             for (int i = 0; i < (s ? 4 : n); i++) {

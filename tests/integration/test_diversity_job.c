@@ -89,7 +89,7 @@ static void test_identity_is_one(void **state)
 {
     struct server *srv = start(state);
     char ds[64], params[1024], id[32];
-    colour_dataset_make(srv, 8, ds);
+    colour_dataset_make(srv, CLASSES, 8, ds);
     diversity_params(params, sizeof params, ds, EPOCHS, "{\"op\": \"Identity\"}", "");
     job_submit(srv, "diversity", params, id);
     json_t *doc = job_wait_state(srv, id, "succeeded");
@@ -132,7 +132,7 @@ static void test_invert_is_diverse(void **state)
 {
     struct server *srv = start(state);
     char ds[64], params[1024], id[32];
-    colour_dataset_make(srv, 8, ds);
+    colour_dataset_make(srv, CLASSES, 8, ds);
     diversity_params(params, sizeof params, ds, EPOCHS, invert_half, "");
     job_submit(srv, "diversity", params, id);
     json_t *doc = job_wait_state(srv, id, "succeeded");
@@ -153,7 +153,7 @@ static void kill_inside(void **state, double fraction, const char *phase)
 {
     struct server *first = start(state);
     char ds[64], params[1024], id[32], needle[96];
-    colour_dataset_make(first, 8, ds);
+    colour_dataset_make(first, CLASSES, 8, ds);
     diversity_params(params, sizeof params, ds, 8, invert_half, ", \"label_smoothing\": 0.1");
     job_submit(first, "diversity", params, id);
     json_t *whole = job_wait_state(first, id, "succeeded");
@@ -187,7 +187,7 @@ static void test_cancel(void **state)
 {
     struct server *srv = start(state);
     char ds[64], params[1024];
-    colour_dataset_make(srv, 8, ds);
+    colour_dataset_make(srv, CLASSES, 8, ds);
     diversity_params(params, sizeof params, ds, 10000, invert_half, "");
     job_cancel_running(srv, "diversity", params);
     harness_pass(state);
@@ -197,7 +197,7 @@ static void test_bad_params(void **state)
 {
     struct server *srv = start(state);
     char ds[64], p[1200];
-    colour_dataset_make(srv, 2, ds);
+    colour_dataset_make(srv, CLASSES, 2, ds);
     diversity_params(p, sizeof p, ds, 2, NULL, "");
     job_expect_refusal(srv, "diversity", p, 422, "params.policy: required");
     const char *cases[][2] = {

@@ -134,7 +134,7 @@ static void test_learns_and_registers(void **state)
 {
     struct server *srv = start(state);
     char ds[64], params[1024], id[32];
-    colour_dataset_make(srv, 16, ds);
+    colour_dataset_make(srv, CLASSES, 16, ds);
     train_params(params, sizeof params, ds, EPOCHS, "colours", "");
     job_submit(srv, "train", params, id);
     json_t *doc = job_wait_state(srv, id, "succeeded");
@@ -232,7 +232,7 @@ static void test_kill9_resume_same_weights(void **state)
     char ds[64], params[1024], id[32];
     const char *extra = ", \"ema\": 0.9, \"label_smoothing\": 0.1, \"clip\": 5, \"policy\": "
                         "{\"op\": \"FlipLR\"}";
-    colour_dataset_make(first, 8, ds);
+    colour_dataset_make(first, CLASSES, 8, ds);
     train_params(params, sizeof params, ds, LONG_EPOCHS, "whole", extra);
     job_submit(first, "train", params, id);
     json_decref(job_wait_state(first, id, "succeeded"));
@@ -261,7 +261,7 @@ static void test_cancel(void **state)
 {
     struct server *srv = start(state);
     char ds[64], params[1024];
-    colour_dataset_make(srv, 8, ds);
+    colour_dataset_make(srv, CLASSES, 8, ds);
     train_params(params, sizeof params, ds, 10000, "never", "");
     job_cancel_running(srv, "train", params);
     /* Nothing was registered. */
@@ -275,7 +275,7 @@ static void test_bad_params(void **state)
 {
     struct server *srv = start(state);
     char ds[64], p[1200];
-    colour_dataset_make(srv, 2, ds);
+    colour_dataset_make(srv, CLASSES, 2, ds);
 #define BAD(extra, status, needle)                                                                 \
     do {                                                                                           \
         train_params(p, sizeof p, ds, 2, "out", extra);                                            \
@@ -299,7 +299,7 @@ static void test_bad_params(void **state)
          "422", "params.model"},
         {"{\"dataset\": \"%s\", \"split\": \"train\", \"model\": \"colour\", \"epochs\": 1, "
          "\"output\": \"o\"}",
-         "422", "fine-tuning"},
+         "404", "params.model: no such model: colour"},
         {"{\"dataset\": \"%s\", \"split\": \"train\", \"model\": {\"arch\": \"small-cnn\", "
          "\"classes\": 3}, \"output\": \"o\"}",
          "422", "params.epochs: required"},
@@ -348,6 +348,140 @@ static void test_bad_params(void **state)
     harness_pass(state);
 }
 
+/* ---- Fine-tuning ----------------------------------------------------------------------------- */
+
+/* Initializer name of model.onnx of model a and b: whether their bytes are the same. */
+static int same_initializer(const struct nn_graph *a, const struct nn_graph *b, const char *name)
+{
+    const struct nn_tensor *x = nn_graph_initializer(a, name), *y = nn_graph_initializer(b, name);
+    if (!x || !y) fail_msg("no initializer %s", name);
+    return x->count == y->count && memcmp(x->data, y->data, x->count * sizeof(float)) == 0;
+}
+
+static struct nn_graph *read_graph(const char *model)
+{
+    size_t size;
+    char *onnx = read_model_file(model, "model.onnx", &size);
+    struct eng_error err = {0};
+    struct nn_graph *g = nn_graph_read(onnx, size, &err);
+    if (!g) fail_msg("%s: %s", model, err.message);
+    free(onnx);
+    return g;
+}
+
+/* A fine-tuning job's params: model is params.model's JSON. */
+static void finetune_params(char *out, size_t size, const char *ds, const char *model, int epochs,
+                            const char *output)
+{
+    snprintf(out, size,
+             "{\"dataset\": \"%s\", \"split\": \"train\", \"model\": %s, \"epochs\": %d, "
+             "\"batch\": 4, \"seed\": 2, \"output\": \"%s\"}",
+             ds, model, epochs, output);
+}
+
+/* A model a first train job registers, fine-tuned by others: (a) on the same classes with conv1
+ * and bn1 frozen, which keep their bytes while the rest moves; (b) with a new head on a dataset
+ * of two classes, served with that dataset's labels; (c) the refusals. */
+static void test_finetune(void **state)
+{
+    struct server *srv = start(state);
+    char ds[64], ds2[64], params[1024], id[32];
+    colour_dataset_make(srv, CLASSES, 4, ds);
+    colour_dataset_make(srv, 2, 4, ds2);
+    train_params(params, sizeof params, ds, 1, "base", "");
+    job_submit(srv, "train", params, id);
+    json_decref(job_wait_state(srv, id, "succeeded"));
+
+    finetune_params(params, sizeof params, ds,
+                    "{\"name\": \"base\", \"freeze\": [\"conv1.\", \"bn1.\"]}", 1, "tuned");
+    job_submit(srv, "train", params, id);
+    json_decref(job_wait_state(srv, id, "succeeded"));
+    struct nn_graph *original = read_graph("base"), *tuned = read_graph("tuned");
+    assert_true(same_initializer(original, tuned, "conv1.weight"));
+    assert_true(same_initializer(original, tuned, "bn1.weight"));
+    assert_true(same_initializer(original, tuned, "bn1.bias"));
+    assert_false(same_initializer(original, tuned, "conv2.weight"));
+    assert_false(same_initializer(original, tuned, "fc.weight"));
+    nn_graph_free(tuned);
+    nn_graph_free(original);
+
+    finetune_params(params, sizeof params, ds2,
+                    "{\"name\": \"base\", \"classes\": 2, \"freeze\": \"all-but-head\"}", 1,
+                    "headed");
+    job_submit(srv, "train", params, id);
+    json_decref(job_wait_state(srv, id, "succeeded"));
+    size_t size;
+    char *labels = read_model_file("headed", "labels.txt", &size);
+    assert_int_equal(size, strlen("blue\ngreen\n"));
+    assert_memory_equal(labels, "blue\ngreen\n", size);
+    free(labels);
+    unsigned char rgb[3];
+    struct http_response r;
+    colour(1, 3000, rgb);
+    void *png = solid_png(rgb, &size);
+    http_post(srv, "/v1/predict?model=headed&top_k=2", "image/png", png, size, &r);
+    free(png);
+    assert_status(&r, 200);
+    json_t *answer = http_json(&r), *predictions = json_object_get(answer, "predictions");
+    if (!predictions)
+        predictions =
+            json_object_get(json_array_get(json_object_get(answer, "results"), 0), "predictions");
+    assert_int_equal(json_array_size(predictions), 2);
+    for (size_t k = 0; k < 2; k++) {
+        json_t *p = json_array_get(predictions, k);
+        assert_string_equal(json_str(p, "label"), class_names[json_int(p, "index")]);
+    }
+    json_decref(answer);
+    http_response_free(&r);
+
+    const char *cases[][4] = {
+        {ds2, "\"base\"", "422", "dataset %s has 2 classes and model base has 3 outputs"},
+        {ds, "{\"name\": \"base\", \"freeze\": [\"conv9.\"]}", "422", "params.model.freeze: "},
+        {ds, "{\"name\": \"base\", \"classes\": 2}", "422", "params.model.classes: must be 3"},
+        {ds, "\"nosuch\"", "404", "params.model: no such model: nosuch"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char needle[256];
+        finetune_params(params, sizeof params, cases[i][0], cases[i][1], 1, "o");
+        snprintf(needle, sizeof needle, cases[i][3], cases[i][0]);
+        job_expect_refusal(srv, "train", params, atol(cases[i][2]), needle);
+    }
+    harness_pass(state);
+}
+
+/* A fine-tuning job killed with the server resumes from its checkpoint only on the repository
+ * model it started from: its model.onnx replaced meanwhile by another's (same architecture,
+ * other weights), the second attempt fails saying so rather than train on. */
+static void test_finetune_resume_model_changed(void **state)
+{
+    struct server *srv = start(state), *second;
+    char ds[64], params[1024], id[32];
+    colour_dataset_make(srv, CLASSES, 4, ds);
+    for (int k = 1; k <= 2; k++) {
+        train_params(params, sizeof params, ds, 1, k == 1 ? "base" : "other",
+                     k == 1 ? "" : ", \"label_smoothing\": 0.2");
+        job_submit(srv, "train", params, id);
+        json_decref(job_wait_state(srv, id, "succeeded"));
+    }
+    finetune_params(params, sizeof params, ds, "\"base\"", 200, "tuned");
+    job_submit(srv, "train", params, id);
+    job_wait_progress(srv, id, 0.02);
+    assert_int_equal(server_stop(srv, SIGKILL, 5000), 0);
+    size_t size;
+    char *other = read_model_file("other", "model.onnx", &size), path[PATH_MAX];
+    snprintf(path, sizeof path, "%s/base/model.onnx", harness_models_dir());
+    write_file(path, other, size);
+    free(other);
+    char settings[PATH_MAX + 64];
+    snprintf(settings, sizeof settings, "{\"job_threads\": 2, \"models_dir\": \"%s\"}",
+             harness_models_dir());
+    second = job_restart_on(state, srv, settings);
+    json_t *doc = job_wait_state(second, id, "failed");
+    assert_contains(json_str(doc, "error"), "model base changed since the job's checkpoint");
+    json_decref(doc);
+    harness_pass(state);
+}
+
 int main(int argc, char **argv)
 {
     struct eng_error err = {0};
@@ -357,6 +491,8 @@ int main(int argc, char **argv)
         HARNESS_MODELS_TEST(test_kill9_resume_same_weights),
         HARNESS_MODELS_TEST(test_cancel),
         HARNESS_MODELS_TEST(test_bad_params),
+        HARNESS_MODELS_TEST(test_finetune),
+        HARNESS_MODELS_TEST(test_finetune_resume_model_changed),
     };
     return harness_main(argc, argv, "train_job", tests, sizeof tests / sizeof tests[0]);
 }

@@ -137,11 +137,15 @@ static struct nn_tensor_info shape_of(int rank, const int64_t *dims)
     return info;
 }
 
+/* Whether the plans compile() makes run Conv in oneDNN's blocked layouts (test_blocked_conv). */
+static bool blocked_conv;
+
 static struct train_plan *compile_threads(const struct nn_graph *g, int rank, const int64_t *dims,
                                           int threads)
 {
     struct nn_tensor_info info = shape_of(rank, dims);
-    struct train_plan_options options = {.threads = threads, .seed = 7, .input_grad = true};
+    struct train_plan_options options = {
+        .threads = threads, .seed = 7, .input_grad = true, .blocked_conv = blocked_conv};
     struct eng_error err = {0};
     struct train_plan *t = train_plan_compile(g, &info, &options, &err);
     if (!t) fail_msg("%s", err.message);
@@ -282,6 +286,17 @@ static void test_conv_two_readers(void **state)
     check_net(&n, 4, x, true);
 }
 
+/* A 3x3 Conv of x by the initializer w (dims, drawn from U(-r, r)) with pads of 1, into y. */
+static void net_conv3x3(struct net *n, const char *x, char *w, const int64_t *dims, float r,
+                        char *y)
+{
+    char inputs[64];
+    snprintf(inputs, sizeof inputs, "%s %s", x, w);
+    net_node(n, "Conv", inputs, y);
+    net_ints(n, "pads", 4, 1, 1, 1, 1);
+    net_init(n, w, 4, dims, -r, r);
+}
+
 /* WRN's identity block (with a smooth activation, as differences across LeakyReLU's kink would
  * be wrong): BN, activation, 3x3 Conv, activation, 3x3 Conv, plus the input. */
 static void test_identity_block(void **state)
@@ -295,15 +310,40 @@ static void test_identity_block(void **state)
     net_init(&n, "M1", 1, c, 0, 0);
     net_init(&n, "V1", 1, c, 1, 1);
     net_node(&n, "Sigmoid", "b1", "o");
-    net_node(&n, "Conv", "o W1", "c1");
-    net_ints(&n, "pads", 4, 1, 1, 1, 1);
-    net_init(&n, "W1", 4, w, -0.2f, 0.2f);
+    net_conv3x3(&n, "o", "W1", w, 0.2f, "c1");
     net_node(&n, "Sigmoid", "c1", "a");
-    net_node(&n, "Conv", "a W2", "c2");
-    net_ints(&n, "pads", 4, 1, 1, 1, 1);
-    net_init(&n, "W2", 4, w, -0.2f, 0.2f);
+    net_conv3x3(&n, "a", "W2", w, 0.2f, "c2");
     net_node(&n, "Add", "c2 x", "y");
     check_net(&n, 4, x, true);
+}
+
+/* The model's first convolution in blocked layouts: 3 input channels, which oneDNN pads to 16 in
+ * backward data's ABcd16a16b weights and aBcd16b input gradient; and WRN's downsampling 3x3
+ * convolution, stride 2 with a right pad its windows never reach. */
+static void test_conv_input_and_stride(void **state)
+{
+    (void)state;
+    struct net n = {.seed = 22};
+    int64_t x[] = {2, 3, 8, 8}, w1[] = {16, 3, 3, 3}, w2[] = {32, 16, 3, 3};
+    net_conv3x3(&n, "x", "W1", w1, 0.3f, "a");
+    net_node(&n, "Sigmoid", "a", "o");
+    net_conv3x3(&n, "o", "W2", w2, 0.2f, "y");
+    net_ints(&n, "strides", 2, 2, 2, 0, 0);
+    check_net(&n, 4, x, true);
+}
+
+/* The convolution cases again with options.blocked_conv: every reorder between a plain value
+ * and a primitive's own layout (each primitive's, forward and backward) checked by the same
+ * central differences. */
+static void test_blocked_conv(void **state)
+{
+    blocked_conv = true;
+    test_conv_grouped_strided_dilated(state);
+    test_conv_depthwise(state);
+    test_conv_two_readers(state);
+    test_identity_block(state);
+    test_conv_input_and_stride(state);
+    blocked_conv = false;
 }
 
 /* Conv -> BatchNormalization (training mode: batch statistics) -> Relu. */
@@ -770,6 +810,8 @@ int main(void)
         cmocka_unit_test(test_conv_depthwise),
         cmocka_unit_test(test_conv_two_readers),
         cmocka_unit_test(test_identity_block),
+        cmocka_unit_test(test_conv_input_and_stride),
+        cmocka_unit_test(test_blocked_conv),
         cmocka_unit_test(test_batchnorm_training),
         cmocka_unit_test(test_batchnorm_eval),
         cmocka_unit_test(test_activations),

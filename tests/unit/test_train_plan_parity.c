@@ -99,7 +99,7 @@ static void compare_params(struct train_plan *t, const char *dir, json_t *c, con
     free(want);
 }
 
-static void run_case(const char *dir, json_t *c)
+static void run_case(const char *dir, json_t *c, bool blocked_conv)
 {
     const char *name = json_string_value(json_object_get(c, "name"));
     char path[1024];
@@ -110,7 +110,8 @@ static void run_case(const char *dir, json_t *c)
     struct nn_tensor_info in = {.name = "x", .dtype = NN_FLOAT}, out;
     size_t xc = shape_count(json_object_get(c, "input_shape"), in.dims, &in.rank);
     size_t yc = shape_count(json_object_get(c, "logits_shape"), out.dims, &out.rank);
-    struct train_plan_options options = {.threads = 2, .input_grad = true};
+    struct train_plan_options options = {
+        .threads = 2, .input_grad = true, .blocked_conv = blocked_conv};
     struct train_plan *t = train_plan_compile(g, &in, &options, &err);
     if (!t) fail_msg("%s: %s", name, err.message);
     float *x = read_floats(dir, json_string_value(json_object_get(c, "input")), xc);
@@ -123,11 +124,24 @@ static void run_case(const char *dir, json_t *c)
     if (train_plan_forward(t, x, true, &y, &err) || train_plan_backward(t, dlogits, dx, &err))
         fail_msg("%s: %s", name, err.message);
     compare(name, "logits", y, logits, yc);
-    compare(name, "input gradient", dx, dinput, xc);
-    compare_params(t, dir, c, "params", "grads", 0);
     compare_params(t, dir, c, "buffers", "buffers_file", 1);
-    printf("%s: logits, %zu parameter gradients, the input gradient and %zu buffers match\n", name,
-           train_plan_param_count(t), train_plan_buffer_count(t));
+    /* With blocked Conv only the forward is compared here: its other summation order moves
+     * activations by float32 rounding, and an activation within rounding of zero then lands on
+     * the other side of a ReLU or LeakyReLU kink, which changes its gradient by a whole factor
+     * and every gradient before it by up to 1e-3 of its largest element. It happens in WRN-16-2
+     * (one input of /6/act_1 goes from -9.4e-7 to +7.5e-8; PyTorch's float32 and float64
+     * activations differ by up to 8e-6 there) and in ResNet-20 (engine/train/README.md), so
+     * blocked Conv stays off by default; its backward passes are checked against central
+     * differences instead (test_train_grad.c, test_blocked_conv). */
+    if (blocked_conv) {
+        printf("%s (blocked Conv): logits and %zu buffers match; gradients not compared\n", name,
+               train_plan_buffer_count(t));
+    } else {
+        compare(name, "input gradient", dx, dinput, xc);
+        compare_params(t, dir, c, "params", "grads", 0);
+        printf("%s: logits, %zu parameter gradients, the input gradient and %zu buffers match\n",
+               name, train_plan_param_count(t), train_plan_buffer_count(t));
+    }
     free(x);
     free(logits);
     free(dlogits);
@@ -148,7 +162,8 @@ static void test_parity(void **state)
         size_t i;
         json_array_foreach(json_object_get(m, "cases"), i, c)
         {
-            run_case(dirs[d], c);
+            run_case(dirs[d], c, false);
+            run_case(dirs[d], c, true); /* options.blocked_conv */
             ran++;
         }
         json_decref(m);
