@@ -18,6 +18,7 @@ struct job_ctx;
 struct policy;
 
 #define JOB_TRAIN_MAX_EPOCHS 100000
+#define JOB_TRAIN_MAX_STEPS  100000000
 #define JOB_TRAIN_MAX_BATCH  4096
 
 /* A train job's params, read and checked (job_train_params_open), with the dataset and the
@@ -35,7 +36,8 @@ struct job_train_params {
     const json_t *freeze;
     struct nn_tensor_info input;
     size_t classes; /* the model's outputs: the dataset's class count */
-    long epochs;
+    long epochs;    /* the epochs begun: the last one partial when steps end inside it */
+    long steps;     /* the optimiser steps of the whole run */
     size_t batch;
     struct train_optim_config optim;
     struct train_schedule schedule; /* warmup and milestones in steps (epochs x batches) */
