@@ -67,6 +67,18 @@ static char *read_model_file(const char *model, const char *file, size_t *size)
     return data;
 }
 
+/* Repository models a and b have the same model.onnx bytes. */
+static void expect_same_model(const char *a, const char *b)
+{
+    size_t a_size, b_size;
+    char *a_onnx = read_model_file(a, "model.onnx", &a_size);
+    char *b_onnx = read_model_file(b, "model.onnx", &b_size);
+    assert_int_equal(a_size, b_size);
+    assert_memory_equal(a_onnx, b_onnx, a_size);
+    free(a_onnx);
+    free(b_onnx);
+}
+
 /* The engine executor's probabilities on model.onnx for a solid image, preprocessed as the
  * model's config.json says: (value / 255 - mean) / std per channel. */
 static void executor_probs(const char *model, const unsigned char rgb[3], double probs[CLASSES])
@@ -255,13 +267,7 @@ static void kill9_resume(void **state, const char *budget)
     assert_int_equal(json_int(json_object_get(json_object_get(doc, "result"), "final"), "epoch"),
                      LONG_EPOCHS);
 
-    size_t a_size, b_size;
-    char *a = read_model_file("whole", "model.onnx", &a_size);
-    char *b = read_model_file("resumed", "model.onnx", &b_size);
-    assert_int_equal(a_size, b_size);
-    assert_memory_equal(a, b, a_size);
-    free(a);
-    free(b);
+    expect_same_model("whole", "resumed");
     json_decref(doc);
     assert_int_equal(server_stop(second, SIGTERM, 15000), 0);
     harness_pass(state);
@@ -329,13 +335,7 @@ static void test_steps(void **state)
     assert_int_equal(json_int(result, "steps"), 6);
     assert_int_equal(json_int(result, "epochs"), 3);
     json_decref(doc);
-    size_t a_size, b_size;
-    char *a = read_model_file("by-epochs", "model.onnx", &a_size);
-    char *b = read_model_file("by-steps", "model.onnx", &b_size);
-    assert_int_equal(a_size, b_size);
-    assert_memory_equal(a, b, a_size);
-    free(a);
-    free(b);
+    expect_same_model("by-epochs", "by-steps");
 
     json_decref(
         train_job(srv, ds, "\"epochs\": 3, \"schedule\": {\"name\": \"constant\"}", "three", id));
