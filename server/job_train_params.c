@@ -20,6 +20,16 @@ static const char *const names[] = {
 static const char *const diversity_names[] = {
     "dataset", "split",     "model",    "policy",          "epochs", "steps", "batch",
     "seed",    "optimizer", "schedule", "label_smoothing", "clip",   NULL};
+/* Affinity-diversity's: diversity's with the val split the scores are measured on, and the
+ * policies (read by the kind) in place of the policy. */
+static const char *const affinity_diversity_names[] = {
+    "dataset", "split", "val_split", "model",    "policies",        "level", "epochs", "steps",
+    "batch",   "seed",  "optimizer", "schedule", "label_smoothing", "clip",  NULL};
+static const char *const *const kind_names[] = {
+    [JOB_TRAIN_FOR_TRAIN] = names,
+    [JOB_TRAIN_FOR_DIVERSITY] = diversity_names,
+    [JOB_TRAIN_FOR_AFFINITY_DIVERSITY] = affinity_diversity_names,
+};
 static const char *const optimizer_names[] = {
     "name", "lr", "momentum", "nesterov", "weight_decay", "exclude_no_decay", "betas", "eps", NULL};
 static const char *const schedule_names[] = {
@@ -327,15 +337,19 @@ int job_train_params_open(struct job_train_params *p, const struct app *app, con
 {
     memset(p, 0, sizeof *p);
     long long batch, eval_every;
-    int diversity = kind == JOB_TRAIN_FOR_DIVERSITY;
-    if (job_params_known(params, diversity ? diversity_names : names, err) ||
+    if (job_params_known(params, kind_names[kind], err) ||
         job_classify_open_dataset(&p->data, app, params, 1, err) || read_val(p, params, err) ||
-        read_model(p, params, err) || (!diversity && read_output(p, app, params, err)) ||
+        read_model(p, params, err) ||
+        (kind == JOB_TRAIN_FOR_TRAIN && read_output(p, app, params, err)) ||
         job_classify_policy(json_object_get(params, "policy"), "policy", &p->policy, err))
         return -1;
-    if (diversity && !p->policy)
+    if (kind == JOB_TRAIN_FOR_DIVERSITY && !p->policy)
         return eng_fail(err, ENG_INVALID,
                         "params.policy: required: the policy whose diversity is measured");
+    if (kind == JOB_TRAIN_FOR_AFFINITY_DIVERSITY && !p->val)
+        return eng_fail(err, ENG_INVALID,
+                        "params.val_split: required: the labeled split affinity and accuracy are "
+                        "measured on");
     if (job_param_int(params, "batch", 0, 64, 2, JOB_TRAIN_MAX_BATCH, &batch, err) ||
         job_param_int(params, "eval_every", 0, 1, 1, JOB_TRAIN_MAX_EPOCHS, &eval_every, err) ||
         job_param_real(params, "label_smoothing", 0, 0, 0, 1, &p->label_smoothing, err) ||
@@ -352,10 +366,12 @@ int job_train_params_open(struct job_train_params *p, const struct app *app, con
                         "params.batch: %zu is more than the %zu images of split %s (batches are "
                         "full, the last short one dropped)",
                         p->batch, p->data.split->count, p->data.split->name);
-    return read_budget(p, params, err) || read_optimizer(p, params, err) ||
-                   read_schedule(p, params, err)
-               ? -1
-               : 0;
+    if (read_budget(p, params, err) || read_optimizer(p, params, err) ||
+        read_schedule(p, params, err))
+        return -1;
+    /* Affinity-diversity reads each model's val metrics once, after its last epoch. */
+    if (kind == JOB_TRAIN_FOR_AFFINITY_DIVERSITY) p->eval_every = p->epochs;
+    return 0;
 }
 
 void job_train_params_close(struct job_train_params *p)

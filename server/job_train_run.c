@@ -141,18 +141,19 @@ static int step(struct job_train_run *r, const struct data_batch *b, long k, dou
                : 0;
 }
 
-/* A pass of the loader over split (shuffled for training); fn per batch, for at most limit
- * batches. */
+/* A pass of the loader over split (for training: shuffled by the epoch, the last short batch
+ * dropped) with policy (NULL: none); fn per batch, for at most limit batches. */
 typedef int (*batch_fn)(struct job_train_run *r, const struct data_batch *b, double *loss,
                         size_t *correct, struct eng_error *err);
 
-static int pass(struct job_train_run *r, const struct data_split *split, int training, batch_fn fn,
-                size_t limit, double *loss, size_t *correct, size_t *count, struct eng_error *err)
+static int pass(struct job_train_run *r, const struct data_split *split, int training,
+                const struct policy *policy, batch_fn fn, size_t limit, double *loss,
+                size_t *correct, size_t *count, struct eng_error *err)
 {
     const struct job_train_params *p = r->p;
     struct data_loader_options o = {.dataset = p->data.dataset,
                                     .split = split,
-                                    .policy = training ? r->policy : NULL,
+                                    .policy = policy,
                                     .preprocess = &p->preprocess,
                                     .seed = p->data.seed,
                                     .epoch = training ? (uint32_t)r->epoch : 0,
@@ -228,6 +229,18 @@ static int eval_values(struct job_train_run *r, struct eng_error *err)
                                                 : train_plan_buffer(r->eval, i - r->n_params);
         memcpy(t->value, train_ema_value(r->ema, i), t->count * sizeof *t->value);
     }
+    return 0;
+}
+
+int job_train_run_evaluate(struct job_train_run *r, const struct policy *policy, double *loss,
+                           double *accuracy, size_t *count, struct eng_error *err)
+{
+    size_t correct;
+    if (eval_values(r, err) ||
+        pass(r, r->p->val, 0, policy, eval_batch, SIZE_MAX, loss, &correct, count, err))
+        return -1;
+    *loss = *count ? *loss / (double)*count : NAN;
+    *accuracy = *count ? (double)correct / (double)*count : NAN;
     return 0;
 }
 
@@ -352,24 +365,16 @@ static int epoch(struct job_train_run *r, struct eng_error *err)
     size_t correct, count;
     long k = steps_done(r);
     double lr = train_schedule_lr(&p->schedule, k, p->steps);
-    if (pass(r, p->data.split, 1, train_batch, (size_t)(p->steps - k), &loss, &correct, &count,
-             err))
+    if (pass(r, p->data.split, 1, r->policy, train_batch, (size_t)(p->steps - k), &loss, &correct,
+             &count, err))
         return -1;
     double train_seconds = now() - start, images_per_second = (double)count / train_seconds;
     double train_loss = loss / (double)count, train_accuracy = (double)correct / (double)count;
     r->epoch++;
-    if (r->eval && (r->epoch % p->eval_every == 0 || r->epoch == p->epochs)) {
-        size_t val_correct, val_count;
-        if (eval_values(r, err) ||
-            pass(r, p->val, 0, eval_batch, SIZE_MAX, &val_loss, &val_correct, &val_count, err))
-            return -1;
-        if (val_count) {
-            val_loss /= (double)val_count;
-            val_accuracy = (double)val_correct / (double)val_count;
-        } else {
-            val_loss = NAN;
-        }
-    }
+    size_t val_count;
+    if (r->eval && (r->epoch % p->eval_every == 0 || r->epoch == p->epochs) &&
+        job_train_run_evaluate(r, NULL, &val_loss, &val_accuracy, &val_count, err))
+        return -1;
     double seconds = now() - start;
     r->seconds += seconds;
     /* This epoch's time per step, for the steps left. */
@@ -393,7 +398,7 @@ static int epoch(struct job_train_run *r, struct eng_error *err)
                 "%.1f images/s, ETA %.0f s",
                 r->phase, r->epoch, p->epochs, train_loss, train_accuracy, val_loss, val_accuracy,
                 images_per_second, eta);
-    return r->artifacts(r, err) || checkpoint(r, err) ? -1 : 0;
+    return (r->artifacts && r->artifacts(r, err)) || checkpoint(r, err) ? -1 : 0;
 }
 
 int job_train_run_epochs(struct job_train_run *r, struct eng_error *err)

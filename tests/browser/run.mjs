@@ -790,6 +790,58 @@ test('jobs: affinity of Identity is exactly 0; accepted pseudo-labels become a s
   await view.close();
 });
 
+test('jobs: affinity-diversity from its form scores Identity 1, 1 and 0 and draws the scatter', async ({ open, shoot, base }) => {
+  const dataset = await importDataset(base, 'pets-scores', pets().archive);
+  const page = await open('jobs.html');
+  await page.selectOption('#kind', 'affinity-diversity');
+  for (const id of ['#model-field', '#output-field', '#ema-field', '#draws-field']) {
+    assert(await page.isHidden(id), `affinity-diversity has no ${id}`);
+  }
+  assert(await page.isVisible('#policies') && await page.isVisible('#arch'), 'the policies and the training fields');
+  await page.selectOption('#dataset', dataset.id);
+  await page.selectOption('#split', 'train');
+  await page.selectOption('#val-split', 'test');
+  await page.selectOption('#arch', 'small-cnn');
+  await page.fill('#size', '8');
+  await page.fill('#epochs', '3');
+  await page.selectOption('#budget-unit', 'steps');
+  await page.fill('#batch', '2');
+  await page.fill('#policies', JSON.stringify([{ op: 'Identity' }, { op: 'Invert' }]));
+  const id = await startAndWait(page, 'succeeded');
+  const { params, result } = await call(base, `/v1/jobs/${id}`);
+  assert(params.steps === 3 && !('epochs' in params) && params.val_split === 'test' && params.policies.length === 2 &&
+    !('output' in params) && !('ema' in params) && !('draws' in params), `the form's params: ${JSON.stringify(params)}`);
+  const identity = await page.locator('#job-result table[data-result="policies"] tbody tr', { hasText: 'Identity' })
+    .evaluate((tr) => Object.fromEntries([...tr.cells].map((c) => [c.dataset.column, c.textContent])));
+  assert(identity.affinity === '1' && identity.diversity === '1' && identity.gain === '0', `Identity scores 1, 1, 0: ${JSON.stringify(identity)}`);
+
+  // The scatter: a point per policy coloured by its gain on the diverging scale (white at 0,
+  // towards red (215, 70, 60) below and blue (66, 110, 200) above), Identity on the grey lines
+  // through the clean model's (1, 1).
+  const points = await page.locator('#scatter circle').evaluateAll((cs) => cs.map((c) => ({
+    name: c.dataset.name, fill: c.getAttribute('fill'), cx: Number(c.getAttribute('cx')), cy: Number(c.getAttribute('cy')) })));
+  assert(points.length === 2, `a point per policy: ${JSON.stringify(points)}`);
+  const scale = result.scatter.gain_scale;
+  for (const row of result.policies) {
+    const t = Math.min(Math.abs(row.gain / scale), 1);
+    const end = row.gain < 0 ? [215, 70, 60] : [66, 110, 200];
+    const want = `rgb(${end.map((c) => Math.round(255 + t * (c - 255))).join(', ')})`;
+    const point = points.find((p) => p.name === row.name);
+    assert(point && point.fill === want, `${row.name} (gain ${row.gain} of ${scale}) is ${want}: ${JSON.stringify(point)}`);
+  }
+  const grey = await page.locator('#scatter line[stroke="#aaa"]').evaluateAll((ls) => ls.map((l) =>
+    ['x1', 'y1', 'x2', 'y2'].map((a) => Number(l.getAttribute(a)))));
+  const vertical = grey.find(([x1, , x2]) => x1 === x2);
+  const horizontal = grey.find(([, y1, , y2]) => y1 === y2);
+  const clean = points.find((p) => p.name === 'Identity');
+  assert(clean.fill === 'rgb(255, 255, 255)' && clean.cx === vertical[0] && clean.cy === horizontal[1],
+    `Identity is white at (1, 1): ${JSON.stringify({ clean, vertical, horizontal })}`);
+  await page.waitForFunction(() => [...document.querySelectorAll('#job-charts img')].some((i) => i.alt.includes('scatter.png') && i.naturalWidth > 0));
+  await shoot(page, 'jobs-affinity-diversity');
+  await assertNoStrayWords(page, 'jobs.html with an affinity-diversity job');
+  await page.close();
+});
+
 test('keyboard: Tab reaches the controls with a visible focus ring', async ({ open }) => {
   const page = await open('index.html');
   await page.keyboard.press('Tab');
