@@ -1,15 +1,15 @@
 /* Conv through oneDNN: forward (training), backward data and backward weights (with the bias).
  * Grouped weights, depthwise included, are the same bytes seen as [group, M/group, C/group, k...].
  *
- * With options.blocked_conv, each primitive is made with the layouts left to oneDNN (format
- * `any`), which picks blocked ones (nChw16c activations, ABcd16b16a weights for the forward and
- * backward weights, ABcd16a16b for backward data) and runs its jit:avx512 kernels; on plain NCHW
- * (the default) it falls back to im2col and matrix products, three to five times slower. Values
- * between ops stay plain for now: an argument whose chosen layout is not plain is reordered at
- * each use, from its plain value into a region of t->temp, or out of its region into a plain
- * gradient. Nothing blocked outlives the primitive that reads it, so no copy can go stale across
- * steps, and every operand's layout is the one its own primitive reports (the forward's weights
- * layout is not the backward data's). Without the option every layout is plain: no reorders. */
+ * Each primitive is made with the layouts left to oneDNN (format `any`), which picks blocked
+ * ones (nChw16c activations, ABcd16b16a weights for the forward and backward weights, ABcd16a16b
+ * for backward data) and runs its jit:avx512 kernels; with options.plain_conv they are the plain
+ * NCHW ones, where it falls back to im2col and matrix products, three to five times slower.
+ * Values between ops stay plain for now: an argument whose chosen layout is not plain is
+ * reordered at each use, from its plain value into a region of t->temp, or out of its region
+ * into a plain gradient. Nothing blocked outlives the primitive that reads it, so no copy can go
+ * stale across steps, and every operand's layout is the one its own primitive reports (the
+ * forward's weights layout is not the backward data's). With plain_conv there are no reorders. */
 #include <string.h>
 
 #include "train/internal.h"
@@ -118,7 +118,7 @@ static int compile_conv(struct train_plan *t, struct train_step *s, struct eng_e
         nn_any_md(&x_any, x.rank, x.dims, node, err) ||
         nn_any_md(&w_any, w_rank, w_dims, node, err) || nn_any_md(&y_any, x.rank, out, node, err))
         return -1;
-    if (!t->blocked_conv) { /* the plain layouts given: no reorders */
+    if (t->plain_conv) { /* the plain layouts given: no reorders */
         x_any = x_md;
         w_any = w_md;
         y_any = y_md;

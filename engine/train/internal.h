@@ -205,7 +205,7 @@ struct train_plan {
     uint64_t seed, step;
     int threads;
     bool input_grad;
-    bool blocked_conv; /* options' */
+    bool plain_conv;   /* options' */
     bool training;     /* the mode of the last forward */
     bool forward_done; /* a backward has a forward to follow */
 };

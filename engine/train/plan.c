@@ -270,7 +270,7 @@ struct train_plan *train_plan_compile(const struct nn_graph *g,
     t->step = options->step;
     t->threads = options->threads;
     t->input_grad = options->input_grad;
-    t->blocked_conv = options->blocked_conv;
+    t->plain_conv = options->plain_conv;
     t->frozen = options->frozen;
     t->n_frozen = options->n_frozen;
     const struct nn_plan_options nn_options = {.threads = options->threads};
