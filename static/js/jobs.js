@@ -1,5 +1,5 @@
-// The Jobs page: a form per kind (evaluate, affinity, pseudo-label, train, affinity-diversity; any
-// other kind the server lists takes its params as JSON) that POSTs /v1/jobs; the job list
+// The Jobs page: a form per kind (evaluate, affinity, pseudo-label, train, diversity,
+// affinity-diversity; any other kind the server lists takes its params as JSON) that POSTs /v1/jobs; the job list
 // (GET /v1/jobs, by state, paged); and one job followed live over its Server-Sent Events
 // (progress, log lines, metrics, state), with cancel (DELETE), its result as tables (and an
 // affinity-diversity job's scatter), its PNG charts and its files.
@@ -19,6 +19,10 @@ const FORMS = {
   // train (server/job_train_params.c) takes its model from its own fields, a zoo model or a
   // repository model to fine-tune, not from the model select.
   train: { policy: true, seed: true, fieldsets: ['#train-fields'], ownModel: true },
+  // diversity (server/job_diversity.c): train's training fields and the policy, nothing evaluated
+  // on another split or registered.
+  diversity: { policy: true, seed: true, fieldsets: ['#train-fields'], ownModel: true,
+    hides: ['#val-split-field', '#output-field', '#ema-field'] },
   // affinity-diversity (server/job_affinity_diversity.c): train's training fields, nothing
   // registered, and affinity's policies drawn once.
   'affinity-diversity': { seed: true, fieldsets: ['#train-fields', '#affinity-fields'], ownModel: true,
@@ -155,10 +159,15 @@ function request() {
   }
   const params = { dataset: $('#dataset').value, split: $('#split').value };
   if (name === 'train') Object.assign(params, trainParams());
+  else if (name === 'diversity') Object.assign(params, trainingParams());
   else if (name === 'affinity-diversity') Object.assign(params, affinityDiversityParams());
   else params.model = $('#model').value;
   if (FORMS[name].seed && $('#seed').value !== '') params.seed = Number($('#seed').value);
   if (FORMS[name].policy && $('#policy').value.trim()) params.policy = policyValue($('#policy').value);
+  else if (name === 'diversity') {
+    $('#policy').focus();
+    throw new Error('Give the policy whose diversity is measured.');
+  }
   if (name === 'affinity' || name === 'affinity-diversity') {
     const ops = $('input[name="policies-mode"]:checked').value === 'ops';
     params.policies = ops ? 'ops' : jsonField($('#policies'), 'The policies');

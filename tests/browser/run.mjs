@@ -790,6 +790,34 @@ test('jobs: affinity of Identity is exactly 0; accepted pseudo-labels become a s
   await view.close();
 });
 
+test('jobs: diversity from its form scores Identity exactly 1 over steps; the page asks for a policy', async ({ open, base }) => {
+  const dataset = await importDataset(base, 'pets-diversity', pets().archive);
+  const page = await open('jobs.html');
+  await page.selectOption('#kind', 'diversity');
+  for (const id of ['#model-field', '#val-split-field', '#output-field', '#ema-field']) {
+    assert(await page.isHidden(id), `diversity has no ${id}`);
+  }
+  await page.selectOption('#dataset', dataset.id);
+  await page.selectOption('#split', 'train');
+  await page.selectOption('#arch', 'small-cnn');
+  await page.fill('#size', '8');
+  await page.fill('#epochs', '3');
+  await page.selectOption('#budget-unit', 'steps');
+  await page.fill('#batch', '2');
+  await page.fill('#policy', '');
+  await page.click('#start');
+  await page.waitForSelector('#banner:not([hidden])');
+  assert((await page.textContent('#banner')).includes('Give the policy whose diversity is measured'), 'no policy: the page asks for one');
+  await page.fill('#policy', JSON.stringify({ op: 'Identity' }));
+  const id = await startAndWait(page, 'succeeded');
+  const { params } = await call(base, `/v1/jobs/${id}`);
+  assert(params.steps === 3 && params.policy.op === 'Identity' && !('val_split' in params) && !('output' in params) &&
+    !('ema' in params), `the form's params: ${JSON.stringify(params)}`);
+  assert(await page.textContent('#job-result tr[data-key="diversity"] td') === '1', 'Identity is exactly 1');
+  await assertNoStrayWords(page, 'jobs.html with a diversity job');
+  await page.close();
+});
+
 test('jobs: affinity-diversity from its form scores Identity 1, 1 and 0 and draws the scatter', async ({ open, shoot, base }) => {
   const dataset = await importDataset(base, 'pets-scores', pets().archive);
   const page = await open('jobs.html');
