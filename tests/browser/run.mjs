@@ -790,20 +790,26 @@ test('jobs: affinity of Identity is exactly 0; accepted pseudo-labels become a s
   await view.close();
 });
 
-test('jobs: diversity from its form scores Identity exactly 1 over steps; the page asks for a policy', async ({ open, base }) => {
-  const dataset = await importDataset(base, 'pets-diversity', pets().archive);
+// Opens the Jobs page on the form of `kind`, a kind with the training fields, checks it hides the
+// fields `hidden`, and fills them in for small-cnn at 8 px trained on the dataset's train split
+// for 3 steps of batches of 2.
+async function trainingForm(open, kind, datasetId, hidden) {
   const page = await open('jobs.html');
-  await page.selectOption('#kind', 'diversity');
-  for (const id of ['#model-field', '#val-split-field', '#output-field', '#ema-field']) {
-    assert(await page.isHidden(id), `diversity has no ${id}`);
-  }
-  await page.selectOption('#dataset', dataset.id);
+  await page.selectOption('#kind', kind);
+  for (const id of hidden) assert(await page.isHidden(id), `${kind} has no ${id}`);
+  await page.selectOption('#dataset', datasetId);
   await page.selectOption('#split', 'train');
   await page.selectOption('#arch', 'small-cnn');
   await page.fill('#size', '8');
   await page.fill('#epochs', '3');
   await page.selectOption('#budget-unit', 'steps');
   await page.fill('#batch', '2');
+  return page;
+}
+
+test('jobs: diversity from its form scores Identity exactly 1 over steps; the page asks for a policy', async ({ open, base }) => {
+  const dataset = await importDataset(base, 'pets-diversity', pets().archive);
+  const page = await trainingForm(open, 'diversity', dataset.id, ['#model-field', '#val-split-field', '#output-field', '#ema-field']);
   await page.fill('#policy', '');
   await page.click('#start');
   await page.waitForSelector('#banner:not([hidden])');
@@ -820,20 +826,9 @@ test('jobs: diversity from its form scores Identity exactly 1 over steps; the pa
 
 test('jobs: affinity-diversity from its form scores Identity 1, 1 and 0 and draws the scatter', async ({ open, shoot, base }) => {
   const dataset = await importDataset(base, 'pets-scores', pets().archive);
-  const page = await open('jobs.html');
-  await page.selectOption('#kind', 'affinity-diversity');
-  for (const id of ['#model-field', '#output-field', '#ema-field', '#draws-field']) {
-    assert(await page.isHidden(id), `affinity-diversity has no ${id}`);
-  }
-  assert(await page.isVisible('#policies') && await page.isVisible('#arch'), 'the policies and the training fields');
-  await page.selectOption('#dataset', dataset.id);
-  await page.selectOption('#split', 'train');
+  const page = await trainingForm(open, 'affinity-diversity', dataset.id, ['#model-field', '#output-field', '#ema-field', '#draws-field']);
+  assert(await page.isVisible('#policies'), 'the policies');
   await page.selectOption('#val-split', 'test');
-  await page.selectOption('#arch', 'small-cnn');
-  await page.fill('#size', '8');
-  await page.fill('#epochs', '3');
-  await page.selectOption('#budget-unit', 'steps');
-  await page.fill('#batch', '2');
   await page.fill('#policies', JSON.stringify([{ op: 'Identity' }, { op: 'Invert' }]));
   const id = await startAndWait(page, 'succeeded');
   const { params, result } = await call(base, `/v1/jobs/${id}`);
