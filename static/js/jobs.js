@@ -263,19 +263,26 @@ function logLine(text, kindOf) {
 }
 
 const metrics = new Map();
-const epochs = new Map(); // a train job's metrics by epoch (their step)
+const epochs = new Map(); // a training kind's metrics by run and epoch (their step)
+// The kinds whose metrics are per epoch, and whether their names carry the run before a dot
+// ("clean.train_loss", "policies/0.train_loss").
+const PER_EPOCH = { train: false, diversity: true, 'affinity-diversity': true };
 
 function showMetric({ name, value, step }) {
   metrics.set(name, [value, step]);
   $('#job-metrics-area').hidden = false;
   $('#job-metrics').replaceChildren(dataTable(['metric', 'value', 'step'],
     [...metrics].map(([n, [v, s]]) => [n, v, s])));
-  if (current.job?.kind !== 'train') return;
-  epochs.set(step, { ...epochs.get(step), [name]: value });
+  const kindOf = current.job?.kind;
+  if (!(kindOf in PER_EPOCH)) return;
+  const cut = PER_EPOCH[kindOf] ? name.lastIndexOf('.') : -1;
+  const key = JSON.stringify([name.slice(0, Math.max(cut, 0)), step]);
+  epochs.set(key, { ...epochs.get(key), [name.slice(cut + 1)]: value });
   const columns = [...new Set([...epochs.values()].flatMap(Object.keys))];
+  const keys = PER_EPOCH[kindOf] ? ['run', 'epoch'] : ['epoch'];
   $('#job-epochs-area').hidden = false;
-  $('#job-epochs').replaceChildren(dataTable(['epoch', ...columns],
-    [...epochs].map(([epoch, row]) => [epoch, ...columns.map((c) => row[c])]), { id: 'epochs' }));
+  $('#job-epochs').replaceChildren(dataTable([...keys, ...columns], [...epochs].map(([k, row]) =>
+    [...JSON.parse(k).slice(-keys.length), ...columns.map((c) => row[c])]), { id: 'epochs' }));
 }
 
 const isPlain = (v) => v === null || typeof v !== 'object';

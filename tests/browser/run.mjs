@@ -859,6 +859,10 @@ test('jobs: affinity-diversity from its form scores Identity 1, 1 and 0 and draw
   const clean = points.find((p) => p.name === 'Identity');
   assert(clean.fill === 'rgb(255, 255, 255)' && clean.cx === vertical[0] && clean.cy === horizontal[1],
     `Identity is white at (1, 1): ${JSON.stringify({ clean, vertical, horizontal })}`);
+  // 3 steps of 2 per epoch: two epochs per run, a row each, the clean run's first.
+  const perEpoch = await page.locator('#epochs tbody tr').evaluateAll((rows) => rows.map((r) => `${r.cells[0].textContent} ${r.cells[1].textContent}`));
+  assert(JSON.stringify(perEpoch) === '["clean 1","clean 2","policies/0 1","policies/0 2","policies/1 1","policies/1 2"]',
+    `a row per run and epoch: ${JSON.stringify(perEpoch)}`);
   await page.waitForFunction(() => [...document.querySelectorAll('#job-charts img')].some((i) => i.alt.includes('scatter.png') && i.naturalWidth > 0));
   await shoot(page, 'jobs-affinity-diversity');
   await assertNoStrayWords(page, 'jobs.html with an affinity-diversity job');
