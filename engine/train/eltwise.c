@@ -25,8 +25,7 @@ static int compile_eltwise(struct train_plan *t, struct train_step *s, struct en
                           nn_clip_bound(t->np, node, 2, "max", FLT_MAX, &s->f[1], err)))
         return -1;
     if ((s->in[0] = train_input(t, node, 0, TRAIN_ACTIVATION, err)) < 0) return -1;
-    struct nn_value x = *train_val(t, s->in[0]);
-    return (s->out = train_value(t, node->outputs[0], x.rank, x.dims, err)) < 0 ? -1 : 0;
+    return (s->out = train_value_like(t, s, 0, node->outputs[0], err)) < 0 ? -1 : 0;
 }
 
 /* The loops below are one per activation, so that the compiler vectorises each (a switch per
@@ -110,7 +109,7 @@ static int backward_eltwise(struct train_plan *t, struct train_step *s, struct e
 }
 
 const struct train_op train_eltwise_op = {compile_eltwise, forward_eltwise, backward_eltwise,
-                                          .overwrites = true};
+                                          .keeps_layout = true, .overwrites = true};
 
 /* ---- Dropout ---- */
 
@@ -132,7 +131,7 @@ static int compile_dropout(struct train_plan *t, struct train_step *s, struct en
     if (!(s->f[0] >= 0 && s->f[0] < 1)) return nn_invalid(node, "the ratio must be in [0, 1)", err);
     if ((s->in[0] = train_input(t, node, 0, TRAIN_ACTIVATION, err)) < 0) return -1;
     struct nn_value x = *train_val(t, s->in[0]);
-    if ((s->out = train_value(t, node->outputs[0], x.rank, x.dims, err)) < 0) return -1;
+    if ((s->out = train_value(t, node->outputs[0], x.rank, x.dims, NULL, err)) < 0) return -1;
     return train_work(s, x.count, err);
 }
 

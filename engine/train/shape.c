@@ -17,7 +17,8 @@ static int compile_concat(struct train_plan *t, struct train_step *s, struct eng
     int64_t out[NN_MAX_RANK];
     if (nn_concat_dims(t->np, node, s->in, s->n_in, &axis, out, err)) return -1;
     s->q[0] = axis;
-    return (s->out = train_value(t, node->outputs[0], train_val(t, s->in[0])->rank, out, err)) < 0
+    return (s->out =
+                train_value(t, node->outputs[0], train_val(t, s->in[0])->rank, out, NULL, err)) < 0
                ? -1
                : 0;
 }
