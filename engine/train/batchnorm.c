@@ -31,6 +31,7 @@ static int compile_batchnorm(struct train_plan *t, struct train_step *s, struct 
         if (train_val(t, s->in[k])->rank != 1 || train_val(t, s->in[k])->dims[0] != x.dims[1])
             return nn_invalid(node, "scale, B, mean and var must have one element per channel",
                               err);
+    s->skips_output = true; /* backward reads x and the batch statistics */
     s->f[0] = nn_attr_float(node, "epsilon", 1e-5f);
     s->f[1] = nn_attr_float(node, "momentum", 0.9f);
     size_t c = (size_t)x.dims[1];

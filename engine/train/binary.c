@@ -56,6 +56,8 @@ static int compile_binary(struct train_plan *t, struct train_step *s, struct eng
         if ((s->in[k] = train_input(t, node, (size_t)k, role, err)) < 0) return -1;
     }
     s->q[0] = !strcmp(node->op_type, "Mul");
+    s->skips_inputs = !s->q[0]; /* Add's backward reads no value, Mul's its operands */
+    s->skips_output = true;
     struct broadcast bc;
     if (broadcast_of(train_val(t, s->in[0]), train_val(t, s->in[1]), &bc))
         return nn_invalid(node, "the inputs' shapes do not broadcast", err);

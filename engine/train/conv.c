@@ -104,6 +104,7 @@ static int compile_conv(struct train_plan *t, struct train_step *s, struct eng_e
     s->in[1] = wi;
     s->in[2] = bi;
     s->out = yi;
+    s->skips_output = true; /* backward reads x and the weights */
 
     int64_t wd[NN_MAX_RANK + 1] = {group, w.dims[0] / group};
     memcpy(wd + 2, w.dims + 1, (size_t)(w.rank - 1) * sizeof *wd);

@@ -166,6 +166,8 @@ struct train_step {
     /* What the forward keeps for the backward (a mask, argmax positions, batch statistics). */
     float *work;
     size_t work_count;
+    /* What its backward does not read (memory.c): its activation inputs' floats, its output's. */
+    bool skips_inputs, skips_output;
     /* Blocked inputs this step reads through a plain copy (layout.c). */
     struct train_convert *convert;
     int n_convert;
@@ -201,6 +203,9 @@ struct train_plan {
      * gradients at a time rather than every one. */
     struct train_buffer *pool;
     size_t n_pool;
+    /* The floats of the activations the backward pass does not read, shared (memory.c). */
+    struct train_slot *slots;
+    size_t n_slots;
     struct train_step *steps;
     size_t n_steps;
     struct train_step *compiling; /* the step whose node compiles now */
@@ -229,8 +234,8 @@ struct train_plan {
  * read); -1 with err. */
 int train_input(struct train_plan *t, const struct nn_node *node, size_t k, enum train_role role,
                 struct eng_error *err);
-/* A new activation with its floats, plain (md NULL) or in layout md (of the same size); -1 with
- * err. */
+/* A new activation, plain (md NULL) or in layout md (of the same size), its floats placed once
+ * the plan is compiled (memory.c); -1 with err. */
 int train_value(struct train_plan *t, const char *name, int rank, const int64_t *dims,
                 const dnnl_memory_desc_t *md, struct eng_error *err);
 /* A new value viewing src's floats and gradient under another name and shape. */
@@ -244,6 +249,19 @@ static inline const struct nn_value *train_val(const struct train_plan *t, int i
 int train_work(struct train_step *s, size_t count, struct eng_error *err);
 /* At compile time: the step's backward needs count floats of t->temp. */
 void train_need_temp(struct train_plan *t, size_t count);
+
+/* ---- memory.c: activations' floats ---- */
+
+struct train_slot {
+    float *data;
+    size_t count;
+    long busy_until; /* the last forward step reading the value that holds it now */
+};
+
+/* Once every node is compiled: floats of its own for each activation the backward pass reads
+ * (and the output), a shared slot for the others. -1 with err. */
+int train_place_values(struct train_plan *t, struct eng_error *err);
+void train_slots_free(struct train_plan *t);
 
 /* ---- grads.c: activations' gradients during a backward pass ---- */
 

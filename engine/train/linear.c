@@ -45,6 +45,7 @@ static int compile_gemm(struct train_plan *t, struct train_step *s, struct eng_e
     memcpy(out, a.dims, sizeof out);
     if (gemm) out[0] = m;
     out[rank - 1] = n;
+    s->skips_output = true;
     return (s->out = train_value(t, node->outputs[0], rank, out, NULL, err)) < 0 ? -1 : 0;
 }
 

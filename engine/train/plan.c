@@ -52,8 +52,7 @@ int train_value(struct train_plan *t, const char *name, int rank, const int64_t 
                 const dnnl_memory_desc_t *md, struct eng_error *err)
 {
     int id = nn_activation(t->np, name, rank, dims, md, err);
-    if (id < 0 || sync_values(t, err) || own_floats(t, id, 0, err)) return -1;
-    return id;
+    return id < 0 || sync_values(t, err) ? -1 : id;
 }
 
 int train_alias(struct train_plan *t, int src, const char *name, int rank, const int64_t *dims,
@@ -308,7 +307,7 @@ struct train_plan *train_plan_compile(const struct nn_graph *g,
         goto fail;
     t->input = t->np->input_ids[0];
     if (t->input < 0 || own_floats(t, t->input, 0, err) || compile_nodes(t, err) ||
-        bind_output(t, err))
+        bind_output(t, err) || train_place_values(t, err))
         goto fail;
     if ((t->np->scratch_size &&
          !(t->scratch = aligned_alloc(64, (t->np->scratch_size + 63) / 64 * 64))) ||
@@ -337,6 +336,7 @@ void train_plan_free(struct train_plan *t)
     }
     nn_plan_free(t->np);
     train_grads_free(t);
+    train_slots_free(t);
     free(t->root);
     free(t->data);
     free(t->grad);
@@ -468,6 +468,8 @@ size_t train_plan_bytes(const struct train_plan *t)
         floats += t->steps[i].work_count;
     for (size_t i = 0; i < t->n_pool; i++)
         floats += t->pool[i].count;
+    for (size_t i = 0; i < t->n_slots; i++)
+        floats += t->slots[i].count;
     floats += t->temp_count;
     return floats * sizeof(float) + t->np->scratch_size;
 }

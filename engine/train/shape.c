@@ -8,6 +8,7 @@
 static int compile_concat(struct train_plan *t, struct train_step *s, struct eng_error *err)
 {
     const struct nn_node *node = s->node;
+    s->skips_inputs = s->skips_output = true;
     if (node->n_inputs < 1 || node->n_inputs > TRAIN_MAX_INPUTS)
         return nn_unsupported(node, "1 to 64 inputs are supported", err);
     s->n_in = (int)node->n_inputs;
@@ -65,6 +66,7 @@ const struct train_op train_concat_op = {compile_concat, forward_concat, backwar
 static int compile_view(struct train_plan *t, struct train_step *s, struct eng_error *err)
 {
     const struct nn_node *node = s->node;
+    s->skips_inputs = s->skips_output = true; /* its backward is its input's */
     int xi = train_input(t, node, 0, TRAIN_ACTIVATION, err);
     if (xi < 0) return -1;
     struct nn_value x = *train_val(t, xi);

@@ -756,6 +756,40 @@ static void test_gradient_memory(void **state)
     nn_graph_free(g);
 }
 
+/* Values the backward pass does not read share slots: in x -> Add(x, x) = a -> Add(a, a) = b ->
+ * Add(b, b) = c -> Relu = y on [4, 8, 8, 8], Add's backward reads no value and Relu's its
+ * output, so a, b and c live from their forward step to their last reader's: c takes a's slot
+ * once b has read a, and the plan holds x, y, two slots and two gradients. The forward and the
+ * input's gradient are those of y = relu(8x), exactly (doubling is exact), on every pass. */
+static void test_activation_slots(void **state)
+{
+    (void)state;
+    struct net n = {0};
+    net_node(&n, "Add", "x x", "a");
+    net_node(&n, "Add", "a a", "b");
+    net_node(&n, "Add", "b b", "c");
+    net_node(&n, "Relu", "c", "y");
+    struct nn_graph *g = net_graph(&n);
+    int64_t dims[] = {4, 8, 8, 8};
+    struct train_plan *t = compile(g, 4, dims);
+    float x[2048], up[2048], dx[2048];
+    fill(x, 2048, 6);
+    fill(up, 2048, 7);
+    const float *y;
+    struct eng_error err = {0};
+    for (int pass = 0; pass < 2; pass++) {
+        assert_int_equal(train_plan_forward(t, x, true, &y, &err), 0);
+        for (int i = 0; i < 2048; i++)
+            assert_float_equal(y[i], x[i] > 0 ? 8 * x[i] : 0, 0);
+        assert_int_equal(train_plan_backward(t, up, dx, &err), 0);
+        for (int i = 0; i < 2048; i++)
+            assert_float_equal(dx[i], x[i] > 0 ? 8 * up[i] : 0, 0);
+        assert_int_equal(train_plan_bytes(t), (4 + 2) * 2048 * sizeof(float));
+    }
+    train_plan_free(t);
+    nn_graph_free(g);
+}
+
 /* Ops without a backward pass are refused by name, all of them; an input gradient must be
  * asked for at compile time; backward needs a forward. */
 static void test_refusals(void **state)
@@ -827,6 +861,7 @@ int main(void)
         cmocka_unit_test(test_frozen),
         cmocka_unit_test(test_copy_values),
         cmocka_unit_test(test_gradient_memory),
+        cmocka_unit_test(test_activation_slots),
         cmocka_unit_test(test_refusals),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
