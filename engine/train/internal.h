@@ -8,13 +8,16 @@
  * inference arena. The training plan keeps, per value id, the value's floats and its gradient,
  * and one step per compiled node with its forward and backward functions (ops.c's table).
  *
- *   plan.c: compiling, the passes, parameters, buffers; grads.c: gradients' lifetimes
+ *   plan.c: compiling, the passes, parameters, buffers; grads.c: gradients' lifetimes;
+ *   layout.c: blocked activations; memory.c: where activations' floats live
  *   ops.c: the op table; conv.c, batchnorm.c (oneDNN); eltwise.c, pool.c, linear.c, binary.c,
  *   shape.c (host loops)
  *
  * Gradients accumulate: a backward function adds into its inputs' gradients (a value read by
- * several nodes gets each one's share); a value whose gradient nobody needs (a constant, or the
- * input without options.input_grad) has none, and backward functions skip it. */
+ * several nodes gets each one's share), or writes the first share into a gradient nothing was
+ * written into yet (train_grad_share, for ops marked overwrites, so it need not be zeroed); a
+ * value whose gradient nobody needs (a constant, or the input without options.input_grad) has
+ * none, and backward functions skip it. */
 #ifndef AUGENGINE_TRAIN_INTERNAL_H
 #define AUGENGINE_TRAIN_INTERNAL_H
 
