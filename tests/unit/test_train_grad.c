@@ -728,6 +728,43 @@ static void test_copy_values(void **state)
     nn_graph_free(g);
 }
 
+/* BatchNorm in eval mode on a blocked input (a Conv's 16 channels, nChw16c), whose host loops
+ * index the blocked layout: its gradients against central differences, and its forward against
+ * the same graph's plan with every value plain (options.plain_conv), which they must match
+ * within rounding. */
+static void test_batchnorm_eval_blocked(void **state)
+{
+    (void)state;
+    struct net n = {.seed = 23};
+    int64_t x[] = {2, 3, 5, 5}, w1[] = {16, 3, 3, 3}, w2[] = {4, 16, 3, 3}, c[] = {16};
+    net_conv3x3(&n, "x", "W1", w1, 0.3f, "c");
+    net_node(&n, "BatchNormalization", "c S B M V", "b");
+    net_init(&n, "S", 1, c, 0.5f, 1.5f);
+    net_init(&n, "B", 1, c, -0.5f, 0.5f);
+    net_init(&n, "M", 1, c, -0.2f, 0.2f);
+    net_init(&n, "V", 1, c, 0.5f, 1.5f);
+    net_node(&n, "Sigmoid", "b", "o");
+    net_conv3x3(&n, "o", "W2", w2, 0.2f, "y");
+    check_net(&n, 4, x, false);
+    struct nn_graph *g = net_graph(&n);
+    struct train_plan *blocked = compile(g, 4, x);
+    plain_conv = true;
+    struct train_plan *plain = compile(g, 4, x);
+    plain_conv = false;
+    float in[150], out[200];
+    fill(in, 150, 8);
+    const float *y;
+    struct eng_error err = {0};
+    assert_int_equal(train_plan_forward(plain, in, false, &y, &err), 0);
+    memcpy(out, y, sizeof out);
+    assert_int_equal(train_plan_forward(blocked, in, false, &y, &err), 0);
+    for (int i = 0; i < 200; i++)
+        assert_float_equal(y[i], out[i], 1e-5);
+    train_plan_free(blocked);
+    train_plan_free(plain);
+    nn_graph_free(g);
+}
+
 /* A chain of six Relus on [4, 8, 8, 8] (2048 floats a value) holds its 7 activations and, during
  * the backward pass, two gradients at a time: the one read and the one written. */
 static void test_gradient_memory(void **state)
@@ -849,6 +886,7 @@ int main(void)
         cmocka_unit_test(test_plain_conv),
         cmocka_unit_test(test_batchnorm_training),
         cmocka_unit_test(test_batchnorm_eval),
+        cmocka_unit_test(test_batchnorm_eval_blocked),
         cmocka_unit_test(test_activations),
         cmocka_unit_test(test_pools),
         cmocka_unit_test(test_maxpool_ties),
