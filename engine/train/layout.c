@@ -7,6 +7,7 @@
  * value's name, so the readers after it read it too (nn_input finds the latest value of a
  * name), and its gradient gathers theirs before the one conversion back. The graph's input and
  * output, parameters and buffers are always plain. */
+#include <stdlib.h>
 #include <string.h>
 
 #include "train/internal.h"
