@@ -31,19 +31,20 @@ static int compile_batchnorm(struct train_plan *t, struct train_step *s, struct 
         if (train_val(t, s->in[k])->rank != 1 || train_val(t, s->in[k])->dims[0] != x.dims[1])
             return nn_invalid(node, "scale, B, mean and var must have one element per channel",
                               err);
+    s->skips_output = true; /* backward reads x and the batch statistics */
     s->f[0] = nn_attr_float(node, "epsilon", 1e-5f);
     s->f[1] = nn_attr_float(node, "momentum", 0.9f);
     size_t c = (size_t)x.dims[1];
-    if ((s->out = train_value(t, node->outputs[0], x.rank, x.dims, err)) < 0 ||
+    if ((s->out = train_value_like(t, s, 0, node->outputs[0], err)) < 0 ||
         train_work(s, 2 * c, err))
         return -1;
     train_need_temp(t, 2 * c + x.count);
-    dnnl_memory_desc_t md;
+    /* The input's layout (blocked: oneDNN's bnorm_jit kernels), which the output shares. */
+    dnnl_memory_desc_t md = train_val(t, s->in[0])->md;
     unsigned flags = dnnl_use_scale | dnnl_use_shift;
     dnnl_batch_normalization_desc_t fd, bd;
     dnnl_primitive_desc_t fpd = NULL, bpd = NULL;
-    int rc = nn_plain_md(&md, x.rank, x.dims, node, err) ||
-             nn_dnnl_check(dnnl_batch_normalization_forward_desc_init(&fd, dnnl_forward_training,
+    int rc = nn_dnnl_check(dnnl_batch_normalization_forward_desc_init(&fd, dnnl_forward_training,
                                                                       &md, s->f[0], flags),
                            "dnnl_batch_normalization_forward_desc_init", node, err) ||
              nn_dnnl_check(dnnl_batch_normalization_backward_desc_init(&bd, dnnl_backward, &md, &md,
@@ -65,6 +66,18 @@ static void bn_sizes(const struct train_plan *t, const struct train_step *s, siz
     *n = (size_t)x->dims[0];
     *c = (size_t)x->dims[1];
     *spatial = x->count / (*n * *c);
+}
+
+/* Where element i of channel k of sample b is: NCHW, or nChw16c (channels in blocks of 16, the
+ * block's 16 channels of an element together) with block 16 when the input is blocked. */
+static size_t bn_at(size_t block, size_t c, size_t spatial, size_t b, size_t k, size_t i)
+{
+    return (b * c + k / block * block) * spatial + i * block + k % block;
+}
+
+static size_t bn_block(const struct train_plan *t, const struct train_step *s)
+{
+    return train_is_blocked(t, s->in[0]) ? 16 : 1;
 }
 
 /* ONNX's update: running = momentum * running + (1 - momentum) * batch, with the unbiased
@@ -99,15 +112,16 @@ static int forward_batchnorm(struct train_plan *t, struct train_step *s, struct 
         update_running(t, s);
         return 0;
     }
-    size_t n, c, spatial;
+    size_t n, c, spatial, block = bn_block(t, s);
     bn_sizes(t, s, &n, &c, &spatial);
     const float *rmean = t->data[s->in[3]], *rvar = t->data[s->in[4]];
     for (size_t b = 0; b < n; b++)
         for (size_t k = 0; k < c; k++) {
             float a = scale[k] / sqrtf(rvar[k] + s->f[0]), o = shift[k] - rmean[k] * a;
-            size_t at = (b * c + k) * spatial;
-            for (size_t i = 0; i < spatial; i++)
-                y[at + i] = x[at + i] * a + o;
+            for (size_t i = 0; i < spatial; i++) {
+                size_t at = bn_at(block, c, spatial, b, k, i);
+                y[at] = x[at] * a + o;
+            }
         }
     return 0;
 }
@@ -116,21 +130,20 @@ static int forward_batchnorm(struct train_plan *t, struct train_step *s, struct 
  * var constants. */
 static void backward_eval(struct train_plan *t, struct train_step *s)
 {
-    size_t n, c, spatial;
+    size_t n, c, spatial, block = bn_block(t, s);
     bn_sizes(t, s, &n, &c, &spatial);
     const float *x = t->data[s->in[0]], *scale = t->data[s->in[1]], *dy = t->grad[s->out];
     const float *rmean = t->data[s->in[3]], *rvar = t->data[s->in[4]];
     float *dx = t->grad[s->in[0]], *dscale = t->grad[s->in[1]], *dshift = t->grad[s->in[2]];
     for (size_t k = 0; k < c; k++) {
         double inv = 1.0 / sqrt((double)rvar[k] + s->f[0]), sum = 0, sum_xhat = 0;
-        for (size_t b = 0; b < n; b++) {
-            size_t at = (b * c + k) * spatial;
+        for (size_t b = 0; b < n; b++)
             for (size_t i = 0; i < spatial; i++) {
-                sum += dy[at + i];
-                sum_xhat += dy[at + i] * (x[at + i] - rmean[k]) * inv;
-                if (dx) dx[at + i] += (float)(dy[at + i] * scale[k] * inv);
+                size_t at = bn_at(block, c, spatial, b, k, i);
+                sum += dy[at];
+                sum_xhat += dy[at] * (x[at] - rmean[k]) * inv;
+                if (dx) dx[at] += (float)(dy[at] * scale[k] * inv);
             }
-        }
         if (dscale) dscale[k] += (float)sum_xhat;
         if (dshift) dshift[k] += (float)sum;
     }
@@ -171,4 +184,5 @@ static int backward_batchnorm(struct train_plan *t, struct train_step *s, struct
 }
 
 const struct train_op train_batchnorm_op = {compile_batchnorm, forward_batchnorm,
-                                            backward_batchnorm, .overwrites = true};
+                                            backward_batchnorm, .keeps_layout = true,
+                                            .overwrites = true};

@@ -36,6 +36,15 @@ static int broadcast_of(const struct nn_value *a, const struct nn_value *b, stru
     return 0;
 }
 
+/* Whether both operands have the output's shape (a residual Add): then element i of each is
+ * element i of the output, and the loops below run without broadcasting, vectorised and
+ * threaded (TRAIN_FOR). */
+static bool same_shape(const struct train_plan *t, const struct train_step *s)
+{
+    const struct nn_value *a = train_val(t, s->in[0]), *b = train_val(t, s->in[1]);
+    return a->rank == b->rank && !memcmp(a->dims, b->dims, (size_t)a->rank * sizeof *a->dims);
+}
+
 static int compile_binary(struct train_plan *t, struct train_step *s, struct eng_error *err)
 {
     const struct nn_node *node = s->node;
@@ -47,10 +56,18 @@ static int compile_binary(struct train_plan *t, struct train_step *s, struct eng
         if ((s->in[k] = train_input(t, node, (size_t)k, role, err)) < 0) return -1;
     }
     s->q[0] = !strcmp(node->op_type, "Mul");
+    s->skips_inputs = !s->q[0]; /* Add's backward reads no value, Mul's its operands */
+    s->skips_output = true;
     struct broadcast bc;
     if (broadcast_of(train_val(t, s->in[0]), train_val(t, s->in[1]), &bc))
         return nn_invalid(node, "the inputs' shapes do not broadcast", err);
-    return (s->out = train_value(t, node->outputs[0], bc.rank, bc.dims, err)) < 0 ? -1 : 0;
+    /* Elementwise in any layout both operands share; otherwise on plain copies. */
+    if (same_shape(t, s) &&
+        dnnl_memory_desc_equal(&train_val(t, s->in[0])->md, &train_val(t, s->in[1])->md))
+        return (s->out = train_value_like(t, s, 0, node->outputs[0], err)) < 0 ? -1 : 0;
+    for (int k = 0; k < 2; k++)
+        if ((s->in[k] = train_plain(t, s, s->in[k], err)) < 0) return -1;
+    return (s->out = train_value(t, node->outputs[0], bc.rank, bc.dims, NULL, err)) < 0 ? -1 : 0;
 }
 
 /* Calls back for every output element with its operands' offsets, in row-major order. */
@@ -69,15 +86,6 @@ static int compile_binary(struct train_plan *t, struct train_step *s, struct eng
             }                                                                                      \
         }                                                                                          \
     } while (0)
-
-/* Whether both operands have the output's shape (a residual Add): then element i of each is
- * element i of the output, and the loops below run without broadcasting, vectorised and
- * threaded (TRAIN_FOR). */
-static bool same_shape(const struct train_plan *t, const struct train_step *s)
-{
-    size_t n = train_val(t, s->out)->count;
-    return train_val(t, s->in[0])->count == n && train_val(t, s->in[1])->count == n;
-}
 
 static void forward_same(const float *a, const float *b, float *y, size_t n, bool mul)
 {
@@ -148,4 +156,4 @@ static int backward_binary(struct train_plan *t, struct train_step *s, struct en
 }
 
 const struct train_op train_binary_op = {compile_binary, forward_binary, backward_binary,
-                                         .overwrites = true};
+                                         .keeps_layout = true, .overwrites = true};

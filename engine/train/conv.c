@@ -5,11 +5,13 @@
  * ones (nChw16c activations, ABcd16b16a weights for the forward and backward weights, ABcd16a16b
  * for backward data) and runs its jit:avx512 kernels; with options.plain_conv they are the plain
  * NCHW ones, where it falls back to im2col and matrix products, three to five times slower.
- * Values between ops stay plain for now: an argument whose chosen layout is not plain is
- * reordered at each use, from its plain value into a region of t->temp, or out of its region
- * into a plain gradient. Nothing blocked outlives the primitive that reads it, so no copy can go
- * stale across steps, and every operand's layout is the one its own primitive reports (the
- * forward's weights layout is not the backward data's). With plain_conv there are no reorders. */
+ * The output is made blocked when its channels fill blocks of 16 (layout.c), so the ops after
+ * it keep that layout to the next Conv. An operand whose value's layout (plain weights, the
+ * model's 3-channel input, a value some other op made plain) is not the one oneDNN chose is
+ * reordered at each use into a region of t->temp, or out of its region. Nothing of that outlives
+ * the primitive that reads it, so no copy can go stale across steps (the optimiser updates the
+ * plain weights in place between steps), and every operand's layout is the one its own
+ * primitive reports (the forward's weights layout is not the backward data's). */
 #include <string.h>
 
 #include "train/internal.h"
@@ -19,7 +21,8 @@ enum { CONV_FORWARD, CONV_BACKWARD_DATA, CONV_BACKWARD_WEIGHTS, CONV_PRIMS };
 /* The arguments that may need a layout of their own. Operand k's reorder is the step's primitive
  * CONV_PRIMS + k (none: oneDNN chose the plain layout) and its region starts at t->temp + q[k]. */
 enum { F_SRC, F_WEI, F_DST, W_SRC, W_DDST, W_DWEI, D_DDST, D_WEI, D_DSRC, CONV_OPERANDS };
-/* Further regions of t->temp: the plain weights' and bias' gradients, and the plain input's. */
+/* Further regions of t->temp: the weights' and bias' gradients, and the input's, in their
+ * values' layouts. */
 enum { Q_DW = CONV_OPERANDS, Q_DB, Q_DX };
 
 _Static_assert(CONV_PRIMS + CONV_OPERANDS <= TRAIN_MAX_PRIMS, "a Conv step's primitives");
@@ -33,24 +36,17 @@ static int64_t take(size_t *offset, size_t bytes)
     return at;
 }
 
-/* Operand k, pd's argument arg whose plain layout is plain: when oneDNN chose another, a region
- * for it and the reorder filling it (in: an input of pd) or emptying it (an output). */
+/* Operand k, pd's argument arg, whose value is in layout own: when oneDNN chose another, a
+ * region for it and the reorder filling it (in: an input of pd) or emptying it (an output). */
 static int operand(struct train_plan *t, struct train_step *s, int k,
-                   const_dnnl_primitive_desc_t pd, int arg, const dnnl_memory_desc_t *plain,
-                   bool in, size_t *offset, struct eng_error *err)
+                   const_dnnl_primitive_desc_t pd, int arg, const dnnl_memory_desc_t *own, bool in,
+                   size_t *offset, struct eng_error *err)
 {
     const dnnl_memory_desc_t *md = dnnl_primitive_desc_query_md(pd, dnnl_query_exec_arg_md, arg);
     if (!md) return nn_invalid(s->node, "oneDNN gave no layout for an argument", err);
-    if (dnnl_memory_desc_equal(md, plain)) return 0;
+    if (dnnl_memory_desc_equal(md, own)) return 0;
     s->q[k] = take(offset, dnnl_memory_desc_get_size(md));
-    dnnl_primitive_attr_t user;
-    dnnl_primitive_desc_t rd;
-    if (nn_user_scratchpad_attr(NULL, &user, s->node, err)) return -1;
-    dnnl_status_t st = dnnl_reorder_primitive_desc_create(&rd, in ? plain : md, t->np->engine,
-                                                          in ? md : plain, t->np->engine, user);
-    dnnl_primitive_attr_destroy(user);
-    if (nn_dnnl_check(st, "dnnl_reorder_primitive_desc_create", s->node, err)) return -1;
-    return train_make_prim(t, s, CONV_PRIMS + k, rd, err);
+    return train_make_reorder(t, s, &s->prim[CONV_PRIMS + k], in ? own : md, in ? md : own, err);
 }
 
 /* The regions and reorders of the three primitives; each pass's regions start at 0 as the
@@ -100,21 +96,24 @@ static int compile_conv(struct train_plan *t, struct train_step *s, struct eng_e
     int64_t out[NN_MAX_RANK] = {x.dims[0], w.dims[0]};
     dnnl_dims_t strides, dil, pl, pr;
     if (nn_windows(node, &x, w.dims + 2, 0, out, strides, dil, pl, pr, err)) return -1;
-    int yi = train_value(t, node->outputs[0], x.rank, out, err);
+    dnnl_memory_desc_t y_blocked;
+    bool blocked = train_blocked_md(t, node->outputs[0], x.rank, out, &y_blocked);
+    int yi = train_value(t, node->outputs[0], x.rank, out, blocked ? &y_blocked : NULL, err);
     if (yi < 0) return -1;
     s->in[0] = xi;
     s->in[1] = wi;
     s->in[2] = bi;
     s->out = yi;
+    s->skips_output = true; /* backward reads x and the weights */
 
     int64_t wd[NN_MAX_RANK + 1] = {group, w.dims[0] / group};
     memcpy(wd + 2, w.dims + 1, (size_t)(w.rank - 1) * sizeof *wd);
     int w_rank = group > 1 ? w.rank + 1 : w.rank;
     const int64_t *w_dims = group > 1 ? wd : w.dims;
-    dnnl_memory_desc_t x_md, w_md, b_md, y_md, x_any, w_any, y_any;
-    if (nn_plain_md(&x_md, x.rank, x.dims, node, err) ||
-        nn_plain_md(&w_md, w_rank, w_dims, node, err) || nn_plain_md(&b_md, 1, w.dims, node, err) ||
-        nn_plain_md(&y_md, x.rank, out, node, err) ||
+    /* The values' own layouts (blocked or plain), which the operands are reordered from and to
+     * where oneDNN picks others. */
+    dnnl_memory_desc_t x_md = x.md, y_md = train_val(t, yi)->md, w_md, b_md, x_any, w_any, y_any;
+    if (nn_plain_md(&w_md, w_rank, w_dims, node, err) || nn_plain_md(&b_md, 1, w.dims, node, err) ||
         nn_any_md(&x_any, x.rank, x.dims, node, err) ||
         nn_any_md(&w_any, w_rank, w_dims, node, err) || nn_any_md(&y_any, x.rank, out, node, err))
         return -1;
@@ -154,21 +153,21 @@ static int compile_conv(struct train_plan *t, struct train_step *s, struct eng_e
     return rc ? -1 : 0;
 }
 
-/* Where operand k is: its region, or plain itself when it has no layout of its own. */
-static float *at(const struct train_plan *t, const struct train_step *s, int k, float *plain)
+/* Where operand k is: its region, or its value own when oneDNN reads that layout. */
+static float *at(const struct train_plan *t, const struct train_step *s, int k, float *own)
 {
-    return s->prim[CONV_PRIMS + k] >= 0 ? t->temp + s->q[k] : plain;
+    return s->prim[CONV_PRIMS + k] >= 0 ? t->temp + s->q[k] : own;
 }
 
-/* Reorders operand k between plain and its region (into the region for an input of its
+/* Reorders operand k between its value own and its region (into the region for an input of its
  * primitive, out of it for an output); nothing when it has none. */
-static int reorder(struct train_plan *t, const struct train_step *s, int k, float *plain, bool in,
+static int reorder(struct train_plan *t, const struct train_step *s, int k, float *own, bool in,
                    struct eng_error *err)
 {
     if (s->prim[CONV_PRIMS + k] < 0) return 0;
     float *region = t->temp + s->q[k];
-    struct train_arg args[] = {{DNNL_ARG_FROM, in ? plain : region},
-                               {DNNL_ARG_TO, in ? region : plain}};
+    struct train_arg args[] = {{DNNL_ARG_FROM, in ? own : region},
+                               {DNNL_ARG_TO, in ? region : own}};
     return train_exec(t, s, CONV_PRIMS + k, args, 2, err);
 }
 
@@ -232,4 +231,4 @@ static int backward_conv(struct train_plan *t, struct train_step *s, struct eng_
 }
 
 const struct train_op train_conv_op = {compile_conv, forward_conv, backward_conv,
-                                       .overwrites = true};
+                                       .keeps_layout = true, .overwrites = true};

@@ -1,6 +1,6 @@
 /* Activations (Relu, LeakyRelu, Clip, Sigmoid, HardSwish) and Dropout, element by element on
- * the host. Backward reads the input (the output for Sigmoid), so the forward keeps nothing
- * else; Dropout keeps its mask. */
+ * the host. Backward reads the output (Relu, LeakyRelu, Sigmoid) or the input (Clip, HardSwish),
+ * so the forward keeps nothing else; Dropout keeps its mask. */
 #include <float.h>
 #include <math.h>
 #include <string.h>
@@ -24,9 +24,14 @@ static int compile_eltwise(struct train_plan *t, struct train_step *s, struct en
     if (a == ACT_CLIP && (nn_clip_bound(t->np, node, 1, "min", -FLT_MAX, &s->f[0], err) ||
                           nn_clip_bound(t->np, node, 2, "max", FLT_MAX, &s->f[1], err)))
         return -1;
+    /* Relu's and LeakyRelu's (alpha >= 0) slopes read from the output: y > 0 exactly where
+     * x > 0, so the input need not live to the backward pass (memory.c); Sigmoid's from the
+     * output too. Clip's and HardSwish's need the input. */
+    bool from_output = a == ACT_RELU || a == ACT_SIGMOID || (a == ACT_LEAKY && s->f[0] >= 0);
+    s->skips_inputs = from_output;
+    s->skips_output = !from_output;
     if ((s->in[0] = train_input(t, node, 0, TRAIN_ACTIVATION, err)) < 0) return -1;
-    struct nn_value x = *train_val(t, s->in[0]);
-    return (s->out = train_value(t, node->outputs[0], x.rank, x.dims, err)) < 0 ? -1 : 0;
+    return (s->out = train_value_like(t, s, 0, node->outputs[0], err)) < 0 ? -1 : 0;
 }
 
 /* The loops below are one per activation, so that the compiler vectorises each (a switch per
@@ -66,7 +71,8 @@ static void forward_act(enum act a, const float *x, float *y, size_t n, const fl
 
 /* dx's share dy * dy/dx, with the slope as PyTorch's backward kernels define it at the kinks:
  * Relu's and LeakyRelu's slope at 0 is the left one; Clip (clamp) passes the gradient at its
- * bounds. Sigmoid's slope is read from its output y. */
+ * bounds. x is the input, or the output where that has its signs (Relu, LeakyRelu with alpha >=
+ * 0); Sigmoid's slope is read from its output y. */
 static void backward_act(enum act a, const float *x, const float *y, const float *dy, float *dx,
                          bool add, size_t n, const float *f)
 {
@@ -104,13 +110,14 @@ static int backward_eltwise(struct train_plan *t, struct train_step *s, struct e
     if (!t->grad[s->in[0]]) return 0;
     bool add;
     float *dx = train_grad_share(t, s->in[0], t->grad[s->in[0]], &add);
-    backward_act((enum act)s->q[0], t->data[s->in[0]], t->data[s->out], t->grad[s->out], dx, add,
-                 train_val(t, s->out)->count, s->f);
+    const float *y = t->data[s->out], *x = s->skips_inputs ? y : t->data[s->in[0]];
+    backward_act((enum act)s->q[0], x, y, t->grad[s->out], dx, add, train_val(t, s->out)->count,
+                 s->f);
     return 0;
 }
 
 const struct train_op train_eltwise_op = {compile_eltwise, forward_eltwise, backward_eltwise,
-                                          .overwrites = true};
+                                          .keeps_layout = true, .overwrites = true};
 
 /* ---- Dropout ---- */
 
@@ -132,7 +139,8 @@ static int compile_dropout(struct train_plan *t, struct train_step *s, struct en
     if (!(s->f[0] >= 0 && s->f[0] < 1)) return nn_invalid(node, "the ratio must be in [0, 1)", err);
     if ((s->in[0] = train_input(t, node, 0, TRAIN_ACTIVATION, err)) < 0) return -1;
     struct nn_value x = *train_val(t, s->in[0]);
-    if ((s->out = train_value(t, node->outputs[0], x.rank, x.dims, err)) < 0) return -1;
+    s->skips_inputs = s->skips_output = true; /* its backward reads the mask (work) */
+    if ((s->out = train_value(t, node->outputs[0], x.rank, x.dims, NULL, err)) < 0) return -1;
     return train_work(s, x.count, err);
 }
 

@@ -69,13 +69,23 @@ void train_grad_zero(struct train_plan *t, int id)
     t->fresh[root] = 0;
 }
 
+int train_grad_take(struct train_plan *t, int id, struct eng_error *err)
+{
+    return needs_grad(t, id) && !t->grad[id] ? acquire(t, t->root[id], err) : 0;
+}
+
+void train_grad_release(struct train_plan *t, int id)
+{
+    if (t->grad[id]) release(t, t->root[id]);
+}
+
 int train_grads_before(struct train_plan *t, const struct train_step *s, struct eng_error *err)
 {
     if (!t->grad[s->out]) return 0;
     for (int k = 0; k < TRAIN_MAX_INPUTS; k++) {
         int id = s->in[k];
         if (id < 0 || !needs_grad(t, id)) continue;
-        if (!t->grad[id] && acquire(t, t->root[id], err)) return -1;
+        if (train_grad_take(t, id, err)) return -1;
         if (!s->op->overwrites) train_grad_zero(t, id);
     }
     return 1;

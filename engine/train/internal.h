@@ -8,13 +8,16 @@
  * inference arena. The training plan keeps, per value id, the value's floats and its gradient,
  * and one step per compiled node with its forward and backward functions (ops.c's table).
  *
- *   plan.c: compiling, the passes, parameters, buffers; grads.c: gradients' lifetimes
+ *   plan.c: compiling, the passes, parameters, buffers; grads.c: gradients' lifetimes;
+ *   layout.c: blocked activations; memory.c: where activations' floats live
  *   ops.c: the op table; conv.c, batchnorm.c (oneDNN); eltwise.c, pool.c, linear.c, binary.c,
  *   shape.c (host loops)
  *
  * Gradients accumulate: a backward function adds into its inputs' gradients (a value read by
- * several nodes gets each one's share); a value whose gradient nobody needs (a constant, or the
- * input without options.input_grad) has none, and backward functions skip it. */
+ * several nodes gets each one's share), or writes the first share into a gradient nothing was
+ * written into yet (train_grad_share, for ops marked overwrites, so it need not be zeroed); a
+ * value whose gradient nobody needs (a constant, or the input without options.input_grad) has
+ * none, and backward functions skip it. */
 #ifndef AUGENGINE_TRAIN_INTERNAL_H
 #define AUGENGINE_TRAIN_INTERNAL_H
 
@@ -144,6 +147,9 @@ struct train_op {
     int (*compile)(struct train_plan *t, struct train_step *s, struct eng_error *err);
     int (*forward)(struct train_plan *t, struct train_step *s, struct eng_error *err);
     int (*backward)(struct train_plan *t, struct train_step *s, struct eng_error *err);
+    /* Whether compile reads its activation inputs in whatever layout they are (layout.c); for
+     * other ops train_input gives a blocked input's plain copy. */
+    bool keeps_layout;
     /* Whether backward writes its share of every activation input's gradient it is given
      * through train_grad_share (overwriting a gradient nothing was written into yet), so that
      * grads.c need not zero those first. Other ops' backward adds into zeroed gradients. */
@@ -163,6 +169,17 @@ struct train_step {
     /* What the forward keeps for the backward (a mask, argmax positions, batch statistics). */
     float *work;
     size_t work_count;
+    /* What its backward does not read (memory.c): its activation inputs' floats, its output's. */
+    bool skips_inputs, skips_output;
+    /* Blocked inputs this step reads through a plain copy (layout.c). */
+    struct train_convert *convert;
+    int n_convert;
+};
+
+/* A blocked value from and its plain copy to, made by reorder fwd (nn's step index) before the
+ * step's forward; after its backward, reorder bwd takes to's gradient back into from's. */
+struct train_convert {
+    int from, to, fwd, bwd;
 };
 
 /* How a node's input is read (train_input). */
@@ -189,8 +206,12 @@ struct train_plan {
      * gradients at a time rather than every one. */
     struct train_buffer *pool;
     size_t n_pool;
+    /* The floats of the activations the backward pass does not read, shared (memory.c). */
+    struct train_slot *slots;
+    size_t n_slots;
     struct train_step *steps;
     size_t n_steps;
+    struct train_step *compiling; /* the step whose node compiles now */
     struct train_param *params, *buffers;
     size_t n_params, n_buffers;
     int input, output;
@@ -216,9 +237,10 @@ struct train_plan {
  * read); -1 with err. */
 int train_input(struct train_plan *t, const struct nn_node *node, size_t k, enum train_role role,
                 struct eng_error *err);
-/* A new activation (plain layout) with its floats and gradient; -1 with err. */
+/* A new activation, plain (md NULL) or in layout md (of the same size), its floats placed once
+ * the plan is compiled (memory.c); -1 with err. */
 int train_value(struct train_plan *t, const char *name, int rank, const int64_t *dims,
-                struct eng_error *err);
+                const dnnl_memory_desc_t *md, struct eng_error *err);
 /* A new value viewing src's floats and gradient under another name and shape. */
 int train_alias(struct train_plan *t, int src, const char *name, int rank, const int64_t *dims,
                 struct eng_error *err);
@@ -230,6 +252,19 @@ static inline const struct nn_value *train_val(const struct train_plan *t, int i
 int train_work(struct train_step *s, size_t count, struct eng_error *err);
 /* At compile time: the step's backward needs count floats of t->temp. */
 void train_need_temp(struct train_plan *t, size_t count);
+
+/* ---- memory.c: activations' floats ---- */
+
+struct train_slot {
+    float *data;
+    size_t count;
+    long busy_until; /* the last forward step reading the value that holds it now */
+};
+
+/* Once every node is compiled: floats of its own for each activation the backward pass reads
+ * (and the output), a shared slot for the others. -1 with err. */
+int train_place_values(struct train_plan *t, struct eng_error *err);
+void train_slots_free(struct train_plan *t);
 
 /* ---- grads.c: activations' gradients during a backward pass ---- */
 
@@ -254,6 +289,10 @@ float *train_grad_share(struct train_plan *t, int id, float *scratch, bool *add)
 /* Zeroes value id's gradient if it is fresh (nothing for -1): for an op that overwrites, on a
  * path where it adds instead. */
 void train_grad_zero(struct train_plan *t, int id);
+/* Gives value id its gradient buffer (fresh) when it needs one and has none yet; -1 with err. */
+int train_grad_take(struct train_plan *t, int id, struct eng_error *err);
+/* Gives value id's gradient buffer back (layout.c's plain copies, spent by their conversion). */
+void train_grad_release(struct train_plan *t, int id);
 /* After step s's backward: its output's gradient is spent (but a view's, which is its input's). */
 void train_grads_after(struct train_plan *t, const struct train_step *s);
 /* After the pass: every buffer back in the pool. */
@@ -268,10 +307,20 @@ struct train_arg {
     int arg;
     void *data;
 };
-/* Makes the primitive of pd (consumed) as the step's k-th. */
+/* Makes the primitive of pd (consumed) for step s; *at gets its index among nn's steps. */
+int train_make_prim_at(struct train_plan *t, struct train_step *s, int *at,
+                       dnnl_primitive_desc_t pd, struct eng_error *err);
+/* The same as the step's k-th primitive. */
 int train_make_prim(struct train_plan *t, struct train_step *s, int k, dnnl_primitive_desc_t pd,
                     struct eng_error *err);
-/* Runs the step's k-th primitive on args (the scratchpad added). */
+/* A reorder from layout from to layout to, as train_make_prim_at. */
+int train_make_reorder(struct train_plan *t, struct train_step *s, int *at,
+                       const dnnl_memory_desc_t *from, const dnnl_memory_desc_t *to,
+                       struct eng_error *err);
+/* Runs nn's step at (a primitive of step s) on args (the scratchpad added). */
+int train_exec_at(struct train_plan *t, const struct train_step *s, int at,
+                  const struct train_arg *args, int n, struct eng_error *err);
+/* The same for the step's k-th primitive. */
 int train_exec(struct train_plan *t, const struct train_step *s, int k,
                const struct train_arg *args, int n, struct eng_error *err);
 /* dst[i] += src[i] (TRAIN_FOR's threads) */
@@ -287,6 +336,28 @@ void train_accumulate(float *dst, const float *src, size_t n);
 #define TRAIN_FOR(i, n)                                                                            \
     TRAIN_PRAGMA(omp parallel for simd schedule(static) if (parallel : (n) >= TRAIN_PARALLEL_MIN)) \
     for (size_t i = 0; i < (n); i++)
+
+/* ---- layout.c: blocked activations ---- */
+
+/* The layout a new activation of that shape made by a Conv takes: nChw16c (blocked) for rank 4
+ * with channels a multiple of 16 (so it has as many floats as plain), unless options.plain_conv
+ * or the value is the graph's output, which the caller reads plain. Returns whether blocked,
+ * with its descriptor in *md. */
+bool train_blocked_md(const struct train_plan *t, const char *name, int rank, const int64_t *dims,
+                      dnnl_memory_desc_t *md);
+/* Whether value id is blocked. */
+bool train_is_blocked(const struct train_plan *t, int id);
+/* Value id read by step s in the plain layout: id itself when it is plain, else its plain copy
+ * (made and converted back by s, and shared by the readers after s); -1 with err. */
+int train_plain(struct train_plan *t, struct train_step *s, int id, struct eng_error *err);
+/* An op's output named name of the shape and layout of s->in[k] (elementwise ops): when that
+ * is blocked and name is the graph's output, s->in[k] is first replaced by its plain copy. */
+int train_value_like(struct train_plan *t, struct train_step *s, int k, const char *name,
+                     struct eng_error *err);
+/* Step s's plain copies: made before its forward, their gradients taken back after its
+ * backward. */
+int train_convert_forward(struct train_plan *t, const struct train_step *s, struct eng_error *err);
+int train_convert_backward(struct train_plan *t, const struct train_step *s, struct eng_error *err);
 
 /* ---- ops.c ---- */
 

@@ -45,7 +45,8 @@ static int compile_gemm(struct train_plan *t, struct train_step *s, struct eng_e
     memcpy(out, a.dims, sizeof out);
     if (gemm) out[0] = m;
     out[rank - 1] = n;
-    return (s->out = train_value(t, node->outputs[0], rank, out, err)) < 0 ? -1 : 0;
+    s->skips_output = true;
+    return (s->out = train_value(t, node->outputs[0], rank, out, NULL, err)) < 0 ? -1 : 0;
 }
 
 static int sgemm(const struct train_step *s, char ta, char tb, int64_t m, int64_t n, int64_t k,

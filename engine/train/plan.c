@@ -49,11 +49,10 @@ static int own_floats(struct train_plan *t, int id, int with_grad, struct eng_er
 }
 
 int train_value(struct train_plan *t, const char *name, int rank, const int64_t *dims,
-                struct eng_error *err)
+                const dnnl_memory_desc_t *md, struct eng_error *err)
 {
-    int id = nn_activation(t->np, name, rank, dims, NULL, err);
-    if (id < 0 || sync_values(t, err) || own_floats(t, id, 0, err)) return -1;
-    return id;
+    int id = nn_activation(t->np, name, rank, dims, md, err);
+    return id < 0 || sync_values(t, err) ? -1 : id;
 }
 
 int train_alias(struct train_plan *t, int src, const char *name, int rank, const int64_t *dims,
@@ -116,6 +115,8 @@ int train_input(struct train_plan *t, const struct nn_node *node, size_t k, enum
     int id = nn_input(t->np, node, k, err);
     if (id < 0 || sync_values(t, err)) return -1;
     const struct nn_value *v = &t->np->values[id];
+    if (!v->is_const && !t->compiling->op->keeps_layout)
+        return train_plain(t, t->compiling, id, err);
     if (!v->is_const || role == TRAIN_CONSTANT || t->data[id]) return id;
     if (v->dtype != NN_FLOAT)
         return nn_unsupported(node, "a float input is an integer constant", err);
@@ -142,8 +143,8 @@ void train_accumulate(float *dst, const float *src, size_t n)
 
 /* ---- oneDNN ---- */
 
-int train_make_prim(struct train_plan *t, struct train_step *s, int k, dnnl_primitive_desc_t pd,
-                    struct eng_error *err)
+int train_make_prim_at(struct train_plan *t, struct train_step *s, int *at,
+                       dnnl_primitive_desc_t pd, struct eng_error *err)
 {
     t->np->node = s->index;
     struct nn_step *ns = nn_add_step(t->np, err);
@@ -151,15 +152,35 @@ int train_make_prim(struct train_plan *t, struct train_step *s, int k, dnnl_prim
         dnnl_primitive_desc_destroy(pd);
         return -1;
     }
-    s->prim[k] = (int)t->np->n_steps - 1;
+    *at = (int)t->np->n_steps - 1;
     return nn_make_prim(t->np, ns, NULL, NULL, pd, err);
 }
 
-int train_exec(struct train_plan *t, const struct train_step *s, int k,
-               const struct train_arg *args, int n, struct eng_error *err)
+int train_make_prim(struct train_plan *t, struct train_step *s, int k, dnnl_primitive_desc_t pd,
+                    struct eng_error *err)
+{
+    return train_make_prim_at(t, s, &s->prim[k], pd, err);
+}
+
+int train_make_reorder(struct train_plan *t, struct train_step *s, int *at,
+                       const dnnl_memory_desc_t *from, const dnnl_memory_desc_t *to,
+                       struct eng_error *err)
+{
+    dnnl_primitive_attr_t user;
+    dnnl_primitive_desc_t rd;
+    if (nn_user_scratchpad_attr(NULL, &user, s->node, err)) return -1;
+    dnnl_status_t st =
+        dnnl_reorder_primitive_desc_create(&rd, from, t->np->engine, to, t->np->engine, user);
+    dnnl_primitive_attr_destroy(user);
+    if (nn_dnnl_check(st, "dnnl_reorder_primitive_desc_create", s->node, err)) return -1;
+    return train_make_prim_at(t, s, at, rd, err);
+}
+
+int train_exec_at(struct train_plan *t, const struct train_step *s, int at,
+                  const struct train_arg *args, int n, struct eng_error *err)
 {
     enum { MAX_ARGS = 12 };
-    const struct nn_step *ns = &t->np->steps[s->prim[k]];
+    const struct nn_step *ns = &t->np->steps[at];
     const_dnnl_primitive_desc_t pd;
     dnnl_exec_arg_t exec[MAX_ARGS + 1];
     int made = 0;
@@ -188,6 +209,12 @@ int train_exec(struct train_plan *t, const struct train_step *s, int k,
     for (int i = 0; i < made; i++)
         dnnl_memory_destroy(exec[i].memory);
     return rc;
+}
+
+int train_exec(struct train_plan *t, const struct train_step *s, int k,
+               const struct train_arg *args, int n, struct eng_error *err)
+{
+    return train_exec_at(t, s, s->prim[k], args, n, err);
 }
 
 /* ---- compiling ---- */
@@ -227,6 +254,7 @@ static int compile_nodes(struct train_plan *t, struct eng_error *err)
         struct train_step *s = add_step(t, (int)i, err);
         if (!s) return -1;
         s->op = op;
+        t->compiling = s;
         if (op->compile(t, s, err)) return -1;
     }
     return 0;
@@ -279,7 +307,7 @@ struct train_plan *train_plan_compile(const struct nn_graph *g,
         goto fail;
     t->input = t->np->input_ids[0];
     if (t->input < 0 || own_floats(t, t->input, 0, err) || compile_nodes(t, err) ||
-        bind_output(t, err))
+        bind_output(t, err) || train_place_values(t, err))
         goto fail;
     if ((t->np->scratch_size &&
          !(t->scratch = aligned_alloc(64, (t->np->scratch_size + 63) / 64 * 64))) ||
@@ -302,10 +330,13 @@ void train_plan_free(struct train_plan *t)
             free(t->data[i]);
             free(t->grad[i]);
         }
-    for (size_t i = 0; i < t->n_steps; i++)
+    for (size_t i = 0; i < t->n_steps; i++) {
         free(t->steps[i].work);
+        free(t->steps[i].convert);
+    }
     nn_plan_free(t->np);
     train_grads_free(t);
+    train_slots_free(t);
     free(t->root);
     free(t->data);
     free(t->grad);
@@ -330,7 +361,10 @@ int train_plan_forward(struct train_plan *t, const float *input, bool training,
     t->training = training;
     t->forward_done = false;
     for (size_t i = 0; i < t->n_steps; i++) {
-        if (eng_cancel_poll(err) != 0 || t->steps[i].op->forward(t, &t->steps[i], err)) return -1;
+        struct train_step *s = &t->steps[i];
+        if (eng_cancel_poll(err) != 0 || train_convert_forward(t, s, err) ||
+            s->op->forward(t, s, err))
+            return -1;
     }
     if (nn_dnnl_check(dnnl_stream_wait(t->np->stream), "dnnl_stream_wait", NULL, err)) return -1;
     if (training) t->step++;
@@ -359,6 +393,8 @@ int train_plan_backward(struct train_plan *t, const float *grad_output, float *g
             run = s->op->backward(t, s, err) ? -1 : 0;
             train_grads_after(t, s);
         }
+        /* Later readers of s's plain copies may have given them gradients even when s has none. */
+        if (run >= 0 && train_convert_backward(t, s, err)) run = -1;
         rc = run < 0;
     }
     if (!rc) rc = nn_dnnl_check(dnnl_stream_wait(t->np->stream), "dnnl_stream_wait", NULL, err);
@@ -432,6 +468,8 @@ size_t train_plan_bytes(const struct train_plan *t)
         floats += t->steps[i].work_count;
     for (size_t i = 0; i < t->n_pool; i++)
         floats += t->pool[i].count;
+    for (size_t i = 0; i < t->n_slots; i++)
+        floats += t->slots[i].count;
     floats += t->temp_count;
     return floats * sizeof(float) + t->np->scratch_size;
 }

@@ -48,7 +48,8 @@ static int compile_pool(struct train_plan *t, struct train_step *s, struct eng_e
                    !strcmp(op, "MaxPool"),
                    nn_attr_int(node, "count_include_pad", 0)};
     memcpy(s->q, q, sizeof q);
-    if ((s->out = train_value(t, node->outputs[0], 4, out, err)) < 0) return -1;
+    if ((s->out = train_value(t, node->outputs[0], 4, out, NULL, err)) < 0) return -1;
+    s->skips_inputs = s->skips_output = true; /* MaxPool's backward reads its argmax (work) */
     return s->q[Q_MAX] ? train_work(s, nn_dims_count(4, out), err) : 0;
 }
 

@@ -8,6 +8,7 @@
 static int compile_concat(struct train_plan *t, struct train_step *s, struct eng_error *err)
 {
     const struct nn_node *node = s->node;
+    s->skips_inputs = s->skips_output = true;
     if (node->n_inputs < 1 || node->n_inputs > TRAIN_MAX_INPUTS)
         return nn_unsupported(node, "1 to 64 inputs are supported", err);
     s->n_in = (int)node->n_inputs;
@@ -17,7 +18,8 @@ static int compile_concat(struct train_plan *t, struct train_step *s, struct eng
     int64_t out[NN_MAX_RANK];
     if (nn_concat_dims(t->np, node, s->in, s->n_in, &axis, out, err)) return -1;
     s->q[0] = axis;
-    return (s->out = train_value(t, node->outputs[0], train_val(t, s->in[0])->rank, out, err)) < 0
+    return (s->out =
+                train_value(t, node->outputs[0], train_val(t, s->in[0])->rank, out, NULL, err)) < 0
                ? -1
                : 0;
 }
@@ -64,6 +66,7 @@ const struct train_op train_concat_op = {compile_concat, forward_concat, backwar
 static int compile_view(struct train_plan *t, struct train_step *s, struct eng_error *err)
 {
     const struct nn_node *node = s->node;
+    s->skips_inputs = s->skips_output = true; /* its backward is its input's */
     int xi = train_input(t, node, 0, TRAIN_ACTIVATION, err);
     if (xi < 0) return -1;
     struct nn_value x = *train_val(t, xi);

@@ -43,8 +43,13 @@
  * operand of Add, Mul or Concat) are parameters; BatchNormalization's mean and var are buffers,
  * which a training forward updates. The plan copies both out of the graph (which stays
  * unchanged) into plain row-major float arrays that it owns: an optimiser updates the values in
- * place between steps, and the next forward reads them. Nothing is kept in another layout, so
- * there is no sync to ask for.
+ * place between steps, and the next forward reads them. Nothing of them is kept in another
+ * layout (each Conv reorders its weights into its primitives' layouts at each use), so there is
+ * no sync to ask for. Activations are another matter, private to the plan: a Conv's output whose
+ * channels fill blocks of 16 is kept in oneDNN's blocked nChw16c layout, as are the outputs of
+ * the BatchNormalization, activation and same-shape Add or Mul after it, so values stay blocked
+ * from Conv to Conv; other ops read a plain copy (engine/train/layout.c). The input, the output
+ * and the input's gradient are plain.
  *
  * A step: train_plan_forward (training = true), the loss's gradient with respect to the output
  * (the loss is not the plan's), train_plan_backward, which overwrites every parameter's gradient
@@ -74,11 +79,11 @@ struct train_plan_options {
     uint64_t seed;   /* Dropout's masks */
     uint64_t step;   /* the number of training forwards already run (a resumed job's position) */
     bool input_grad; /* whether train_plan_backward can give the input's gradient */
-    /* Conv runs in the layouts oneDNN picks for its fast kernels (blocked: nChw16c), reordered
-     * from and to the plain values around each primitive. With plain_conv it runs on the plain
-     * layouts instead (im2col and matrix products: 3-5x slower Conv steps), which the tests use
-     * to check both paths against the same references. The two differ by rounding only (another
-     * summation order), which can move an activation lying within float32 noise of a ReLU kink
+    /* Conv runs in the layouts oneDNN picks for its fast kernels and activations stay blocked
+     * (nChw16c) between Convs (above). With plain_conv every value is plain and Conv runs on
+     * plain layouts (im2col and matrix products: 3-5x slower Conv steps), which the tests use to
+     * check both paths against the same references. The two differ by rounding only (other
+     * summation orders), which can move an activation lying within float32 noise of a ReLU kink
      * to its other side (engine/train/README.md, "State of the training plan"). */
     bool plain_conv;
     /* Initializers to keep fixed, by name (fine-tuning's frozen layers): they stay constants,

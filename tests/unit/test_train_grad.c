@@ -728,6 +728,43 @@ static void test_copy_values(void **state)
     nn_graph_free(g);
 }
 
+/* BatchNorm in eval mode on a blocked input (a Conv's 16 channels, nChw16c), whose host loops
+ * index the blocked layout: its gradients against central differences, and its forward against
+ * the same graph's plan with every value plain (options.plain_conv), which they must match
+ * within rounding. */
+static void test_batchnorm_eval_blocked(void **state)
+{
+    (void)state;
+    struct net n = {.seed = 23};
+    int64_t x[] = {2, 3, 5, 5}, w1[] = {16, 3, 3, 3}, w2[] = {4, 16, 3, 3}, c[] = {16};
+    net_conv3x3(&n, "x", "W1", w1, 0.3f, "c");
+    net_node(&n, "BatchNormalization", "c S B M V", "b");
+    net_init(&n, "S", 1, c, 0.5f, 1.5f);
+    net_init(&n, "B", 1, c, -0.5f, 0.5f);
+    net_init(&n, "M", 1, c, -0.2f, 0.2f);
+    net_init(&n, "V", 1, c, 0.5f, 1.5f);
+    net_node(&n, "Sigmoid", "b", "o");
+    net_conv3x3(&n, "o", "W2", w2, 0.2f, "y");
+    check_net(&n, 4, x, false);
+    struct nn_graph *g = net_graph(&n);
+    struct train_plan *blocked = compile(g, 4, x);
+    plain_conv = true;
+    struct train_plan *plain = compile(g, 4, x);
+    plain_conv = false;
+    float in[150], out[200];
+    fill(in, 150, 8);
+    const float *y;
+    struct eng_error err = {0};
+    assert_int_equal(train_plan_forward(plain, in, false, &y, &err), 0);
+    memcpy(out, y, sizeof out);
+    assert_int_equal(train_plan_forward(blocked, in, false, &y, &err), 0);
+    for (int i = 0; i < 200; i++)
+        assert_float_equal(y[i], out[i], 1e-5);
+    train_plan_free(blocked);
+    train_plan_free(plain);
+    nn_graph_free(g);
+}
+
 /* A chain of six Relus on [4, 8, 8, 8] (2048 floats a value) holds its 7 activations and, during
  * the backward pass, two gradients at a time: the one read and the one written. */
 static void test_gradient_memory(void **state)
@@ -751,6 +788,40 @@ static void test_gradient_memory(void **state)
         assert_int_equal(train_plan_forward(t, x, true, &y, &err), 0);
         assert_int_equal(train_plan_backward(t, up, NULL, &err), 0);
         assert_int_equal(train_plan_bytes(t), (7 + 2) * 2048 * sizeof(float));
+    }
+    train_plan_free(t);
+    nn_graph_free(g);
+}
+
+/* Values the backward pass does not read share slots: in x -> Add(x, x) = a -> Add(a, a) = b ->
+ * Add(b, b) = c -> Relu = y on [4, 8, 8, 8], Add's backward reads no value and Relu's its
+ * output, so a, b and c live from their forward step to their last reader's: c takes a's slot
+ * once b has read a, and the plan holds x, y, two slots and two gradients. The forward and the
+ * input's gradient are those of y = relu(8x), exactly (doubling is exact), on every pass. */
+static void test_activation_slots(void **state)
+{
+    (void)state;
+    struct net n = {0};
+    net_node(&n, "Add", "x x", "a");
+    net_node(&n, "Add", "a a", "b");
+    net_node(&n, "Add", "b b", "c");
+    net_node(&n, "Relu", "c", "y");
+    struct nn_graph *g = net_graph(&n);
+    int64_t dims[] = {4, 8, 8, 8};
+    struct train_plan *t = compile(g, 4, dims);
+    float x[2048], up[2048], dx[2048];
+    fill(x, 2048, 6);
+    fill(up, 2048, 7);
+    const float *y;
+    struct eng_error err = {0};
+    for (int pass = 0; pass < 2; pass++) {
+        assert_int_equal(train_plan_forward(t, x, true, &y, &err), 0);
+        for (int i = 0; i < 2048; i++)
+            assert_float_equal(y[i], x[i] > 0 ? 8 * x[i] : 0, 0);
+        assert_int_equal(train_plan_backward(t, up, dx, &err), 0);
+        for (int i = 0; i < 2048; i++)
+            assert_float_equal(dx[i], x[i] > 0 ? 8 * up[i] : 0, 0);
+        assert_int_equal(train_plan_bytes(t), (4 + 2) * 2048 * sizeof(float));
     }
     train_plan_free(t);
     nn_graph_free(g);
@@ -815,6 +886,7 @@ int main(void)
         cmocka_unit_test(test_plain_conv),
         cmocka_unit_test(test_batchnorm_training),
         cmocka_unit_test(test_batchnorm_eval),
+        cmocka_unit_test(test_batchnorm_eval_blocked),
         cmocka_unit_test(test_activations),
         cmocka_unit_test(test_pools),
         cmocka_unit_test(test_maxpool_ties),
@@ -827,6 +899,7 @@ int main(void)
         cmocka_unit_test(test_frozen),
         cmocka_unit_test(test_copy_values),
         cmocka_unit_test(test_gradient_memory),
+        cmocka_unit_test(test_activation_slots),
         cmocka_unit_test(test_refusals),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
