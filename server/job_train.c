@@ -1,413 +1,53 @@
-/* The job kind "train": a zoo model trained on a dataset split, evaluated on another, and
- * registered in the model repository (job_train.h for its params, checkpoint file and model).
- *
- * Each epoch is one pass of the loader over the training split, shuffled by (seed, epoch) and
- * with the last short batch dropped, as PyTorch's usual training DataLoader(shuffle=True,
- * drop_last=True): the plan is compiled for one batch shape. Per batch: the forward pass in
- * training mode, cross-entropy with label smoothing, the backward pass, clipping, the schedule's
- * rate for the step, the optimiser's step and the EMA's update (engine/train/README.md).
- *
- * The checkpoint, after every epoch, is a binary file in the job's folder (every parameter and
- * buffer, the optimiser's and the EMA's state, the plan's step: job_train_state.c) and the JSON
- * that names it with the epoch, the step and the metrics so far. The loader's batches are a
- * function of (seed, epoch) and the engine's arithmetic of the values and the thread count, so
- * a job resumed at an epoch boundary ends with the weights of an uninterrupted run on as many
- * threads, bit for bit. Work done after the last checkpoint (part of an epoch) is done again.
- *
- * A repository model is fine-tuned the same way (train.h's "Fine-tuning"): its graph copied,
- * or given a new head drawn from the seed, with the parameters "freeze" names kept fixed, fed
- * with its own preprocess; the loss takes its output as logits. */
+/* The job kind "train": a zoo model, or a repository model fine-tuned, trained on a dataset
+ * split, evaluated on another, and registered in the model repository (job_train.h for its
+ * params and the model; the training run, its epochs and checkpoints are job_train_run.c's,
+ * shared with the kind "diversity"). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "data/dataset.h"
 #include "job_chart.h"
 #include "job_kind.h"
 #include "job_train.h"
-#include "models.h"
-#include "policy/policy.h"
 
 #define STATE_FILE "train.ckpt"
 
 static int validate(const struct app *app, const json_t *params, struct eng_error *err)
 {
     struct job_train_params p;
-    int rc = job_train_params_open(&p, app, params, err);
+    int rc = job_train_params_open(&p, app, params, JOB_TRAIN_FOR_TRAIN, err);
     job_train_params_close(&p);
     return rc;
 }
 
-struct run {
-    struct job_ctx *ctx;
-    struct job_train_params p;
-    struct nn_graph *graph;
-    struct train_plan *plan, *eval; /* eval: NULL without a val_split */
-    struct train_optim *optim;
-    struct train_ema *ema; /* NULL without EMA */
-    size_t n_params, n_buffers, classes;
-    float *dlogits;  /* batch x classes */
-    float *inputs;   /* one evaluation batch, zero past a short batch's samples */
-    int32_t *labels; /* a batch's labels as the model's classes (model_labels) */
-    json_t *metrics; /* per epoch, an object each */
-    char state_path[4096];
-    char base_sha256[65]; /* a fine-tuned model's job_train_base_sha256; "" for a zoo model */
-    long epoch;           /* epochs done */
-    double seconds;       /* spent training and evaluating so far, over every attempt */
-};
-
-static double now(void)
+/* metrics.csv and loss.png (train and val loss) from the metrics so far, rewritten whole. */
+static int write_artifacts(struct job_train_run *r, struct eng_error *err)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
-/* The argmax of a row, the lower index on ties. */
-static size_t argmax(const float *row, size_t n)
-{
-    size_t top = 0;
-    for (size_t k = 1; k < n; k++)
-        if (row[k] > row[top]) top = k;
-    return top;
-}
-
-static size_t correct_count(const float *logits, const int32_t *labels, size_t n, size_t classes)
-{
-    size_t correct = 0;
-    for (size_t i = 0; i < n; i++)
-        correct += argmax(logits + i * classes, classes) == (size_t)labels[i];
-    return correct;
-}
-
-/* The graph to train: the zoo model built from the seed, or the repository model's copied,
- * with a new head drawn from the seed when asked, so every attempt of the job rebuilds the same
- * graph. *frozen lists the parameters kept fixed (the "freeze" form on that graph). */
-static int train_graph(struct run *r, const char ***frozen, size_t *n_frozen, struct eng_error *err)
-{
-    const struct job_train_params *p = &r->p;
-    if (!p->data.model) return (r->graph = train_zoo_build(&p->model, p->data.seed, err)) ? 0 : -1;
-    const struct nn_graph *g = model_graph(p->data.model);
-    r->graph = p->new_head ? train_model_new_head(g, p->new_head, p->data.seed, err)
-                           : train_model_copy(g, err);
-    return r->graph ? train_model_frozen(r->graph, p->freeze, frozen, n_frozen, err) : -1;
-}
-
-/* The model, its plans, optimiser and EMA, from the params. */
-static int build(struct run *r, struct eng_error *err)
-{
-    const struct job_train_params *p = &r->p;
-    const char **frozen = NULL;
-    size_t n_frozen = 0;
-    if ((p->data.model && job_train_base_sha256(p, r->base_sha256, err)) ||
-        train_graph(r, &frozen, &n_frozen, err))
-        return -1;
-    struct train_plan_options o = {.threads = job_ctx_threads(r->ctx),
-                                   .seed = p->data.seed,
-                                   .frozen = frozen,
-                                   .n_frozen = n_frozen};
-    int rc = (r->plan = train_plan_compile(r->graph, &p->input, &o, err)) &&
-                     (!p->val || (r->eval = train_plan_compile(r->graph, &p->input, &o, err)))
-                 ? 0
-                 : -1;
-    free(frozen);
-    if (rc) return -1;
-    r->n_params = train_plan_param_count(r->plan);
-    r->n_buffers = train_plan_buffer_count(r->plan);
-    r->classes = p->classes;
-    struct train_param *params = train_plan_param(r->plan, 0);
-    struct train_param *buffers = train_plan_buffer(r->plan, 0);
-    if (!(r->optim = train_optim_create(&p->optim, params, r->n_params, err)) ||
-        (p->ema > 0 &&
-         !(r->ema = train_ema_create(params, r->n_params, buffers, r->n_buffers, p->ema, err))))
-        return -1;
-    size_t input = (size_t)(p->input.dims[1] * p->input.dims[2] * p->input.dims[3]);
-    r->dlogits = malloc(p->batch * r->classes * sizeof *r->dlogits);
-    r->inputs = calloc(p->batch * input, sizeof *r->inputs);
-    r->labels = malloc(p->batch * sizeof *r->labels);
-    r->metrics = json_array();
-    return r->dlogits && r->inputs && r->labels && r->metrics ? 0 : eng_no_memory(err);
-}
-
-/* b's labels as the model's classes: the dataset's, through the class map when the dataset's
- * classes were matched to a fine-tuned model's labels. */
-static const int32_t *model_labels(struct run *r, const struct data_batch *b)
-{
-    const int32_t *map = r->p.data.class_map;
-    if (!map) return b->labels;
-    for (size_t i = 0; i < b->size; i++)
-        r->labels[i] = map[b->labels[i]];
-    return r->labels;
-}
-
-/* One training step on batch b. */
-static int step(struct run *r, const struct data_batch *b, long k, double *loss, size_t *correct,
-                struct eng_error *err)
-{
-    const struct job_train_params *p = &r->p;
-    struct train_param *params = train_plan_param(r->plan, 0);
-    const float *logits;
-    const int32_t *labels = model_labels(r, b);
-    struct train_targets targets = {.labels = labels};
-    double total_norm;
-    memset(r->dlogits, 0, p->batch * r->classes * sizeof *r->dlogits);
-    if (train_plan_forward(r->plan, b->inputs, true, &logits, err) ||
-        train_loss_cross_entropy(logits, b->size, r->classes, &targets, p->label_smoothing, NULL,
-                                 loss, r->dlogits, err))
-        return -1;
-    *correct += correct_count(logits, labels, b->size, r->classes);
-    long total = p->epochs * (long)p->batches;
-    return train_plan_backward(r->plan, r->dlogits, NULL, err) ||
-                   (p->clip > 0 &&
-                    train_clip_grad_norm(params, r->n_params, p->clip, &total_norm, err)) ||
-                   train_optim_step(r->optim, params, r->n_params,
-                                    train_schedule_lr(&p->schedule, k, total), err) ||
-                   (r->ema && train_ema_update(r->ema, params, r->n_params,
-                                               train_plan_buffer(r->plan, 0), r->n_buffers, err))
-               ? -1
-               : 0;
-}
-
-/* A pass of the loader over split (shuffled for training); fn per batch. */
-typedef int (*batch_fn)(struct run *r, const struct data_batch *b, double *loss, size_t *correct,
-                        struct eng_error *err);
-
-static int pass(struct run *r, const struct data_split *split, int training, batch_fn fn,
-                double *loss, size_t *correct, size_t *count, struct eng_error *err)
-{
-    const struct job_train_params *p = &r->p;
-    struct data_loader_options o = {.dataset = p->data.dataset,
-                                    .split = split,
-                                    .policy = training ? p->policy : NULL,
-                                    .preprocess = &p->preprocess,
-                                    .seed = p->data.seed,
-                                    .epoch = training ? (uint32_t)r->epoch : 0,
-                                    .batch = p->batch,
-                                    .shuffle = training,
-                                    .drop_last = training,
-                                    .threads = job_ctx_threads(r->ctx)};
-    struct data_loader *l = data_loader_new(&o, err);
-    if (!l) return -1;
-    struct data_batch b;
-    int rc, got = 0;
-    *loss = 0;
-    *correct = *count = 0;
-    while ((rc = job_ctx_cancelled(r->ctx, err)) == 0 &&
-           (got = data_loader_next(l, &b, err)) == 1) {
-        double batch_loss;
-        if ((rc = fn(r, &b, &batch_loss, correct, err)) != 0) break;
-        *loss += batch_loss * (double)b.size;
-        *count += b.size;
-    }
-    if (rc == 0 && got < 0) rc = -1;
-    data_loader_free(l);
-    return rc;
-}
-
-static int train_batch(struct run *r, const struct data_batch *b, double *loss, size_t *correct,
-                       struct eng_error *err)
-{
-    long k = r->epoch * (long)r->p.batches + (long)b->number;
-    if (step(r, b, k, loss, correct, err)) return -1;
-    job_ctx_progress(r->ctx, (double)(k + 1) / (double)(r->p.epochs * (long)r->p.batches),
-                     "training");
-    return 0;
-}
-
-/* An evaluation batch: a short last batch is padded with zeros, whose rows are not read (in eval
- * mode a sample's logits depend on it alone). */
-static int eval_batch(struct run *r, const struct data_batch *b, double *loss, size_t *correct,
-                      struct eng_error *err)
-{
-    size_t input = (size_t)b->channels * (size_t)b->height * (size_t)b->width;
-    memcpy(r->inputs, b->inputs, b->size * input * sizeof *r->inputs);
-    memset(r->inputs + b->size * input, 0, (r->p.batch - b->size) * input * sizeof *r->inputs);
-    const float *logits;
-    const int32_t *labels = model_labels(r, b);
-    struct train_targets targets = {.labels = labels};
-    if (train_plan_forward(r->eval, r->inputs, false, &logits, err) ||
-        train_loss_cross_entropy(logits, b->size, r->classes, &targets, 0, NULL, loss, NULL, err))
-        return -1;
-    *correct += correct_count(logits, labels, b->size, r->classes);
-    return 0;
-}
-
-/* The evaluation plan's values: the EMA's when it is on, else the trained ones. */
-static int eval_values(struct run *r, struct eng_error *err)
-{
-    if (!r->ema) return train_plan_copy_values(r->eval, r->plan, err);
-    for (size_t i = 0; i < r->n_params + r->n_buffers; i++) {
-        struct train_param *t = i < r->n_params ? train_plan_param(r->eval, i)
-                                                : train_plan_buffer(r->eval, i - r->n_params);
-        memcpy(t->value, train_ema_value(r->ema, i), t->count * sizeof *t->value);
-    }
-    return 0;
-}
-
-/* A metric as JSON: null when it was not measured. */
-static json_t *number(double v)
-{
-    return isfinite(v) ? json_real(v) : json_null();
-}
-
-static double member(const json_t *row, const char *name)
-{
-    const json_t *v = json_object_get(row, name);
-    return json_is_number(v) ? json_number_value(v) : NAN;
-}
-
-/* metrics.csv's columns: members of an epoch's metrics. */
-static const char *const columns[] = {
-    "epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "images_per_second", "lr"};
-#define COLUMNS (sizeof columns / sizeof columns[0])
-
-/* metrics.csv and loss.png from the metrics so far, rewritten whole. */
-static int write_artifacts(struct run *r, struct eng_error *err)
-{
-    size_t n = json_array_size(r->metrics), size = 0;
-    char *csv = NULL;
+    size_t n = json_array_size(r->metrics);
     double *curves = malloc(2 * n * sizeof *curves);
-    FILE *f = open_memstream(&csv, &size);
-    if (!f || !curves) {
-        if (f) fclose(f);
-        free(csv);
-        free(curves);
-        return eng_no_memory(err);
-    }
-    for (size_t c = 0; c < COLUMNS; c++)
-        fprintf(f, "%s%s", c ? "," : "", columns[c]);
-    fputc('\n', f);
+    if (!curves) return eng_no_memory(err);
     for (size_t i = 0; i < n; i++) {
         const json_t *row = json_array_get(r->metrics, i);
-        for (size_t c = 0; c < COLUMNS; c++) {
-            double v = member(row, columns[c]);
-            if (c) fputc(',', f);
-            if (isfinite(v)) fprintf(f, "%.17g", v);
-        }
-        fputc('\n', f);
-        curves[i] = member(row, "train_loss");
-        curves[n + i] = member(row, "val_loss");
+        curves[i] = job_train_metric(row, "train_loss");
+        curves[n + i] = job_train_metric(row, "val_loss");
     }
-    int rc = fclose(f) == 0 ? 0 : eng_no_memory(err);
     void *png = NULL;
     size_t png_size;
     const double *series[2] = {curves, curves + n};
-    if (rc == 0) rc = job_classify_write_artifact(r->ctx, "metrics.csv", csv, size, err);
+    int rc = job_train_run_csv(r, "metrics.csv", err);
     if (rc == 0) rc = job_chart_curves(series, 2, n, &png, &png_size, err);
     if (rc == 0) rc = job_classify_write_artifact(r->ctx, "loss.png", png, png_size, err);
     free(png);
-    free(csv);
     free(curves);
     return rc;
 }
 
-/* The checkpoint after epoch r->epoch: the file, then the JSON naming it. */
-static int checkpoint(struct run *r, struct eng_error *err)
-{
-    if (job_train_state_save(r->state_path, r->plan, r->optim, r->ema, err)) return -1;
-    json_t *state =
-        json_pack("{s:I, s:I, s:s, s:O, s:f, s:s}", "epoch", (json_int_t)r->epoch, "step",
-                  (json_int_t)train_plan_step(r->plan), "file", STATE_FILE, "metrics", r->metrics,
-                  "seconds", r->seconds, "base_sha256", r->base_sha256);
-    int rc = state ? job_ctx_checkpoint(r->ctx, state, (double)r->epoch / (double)r->p.epochs,
-                                        "training", err)
-                   : eng_no_memory(err);
-    json_decref(state);
-    return rc;
-}
-
-/* The checkpoint file's path, in the job's folder (the artifacts folder's parent), so it is not
- * listed among the artifacts but goes with the job. */
-static int state_path(struct run *r, struct eng_error *err)
-{
-    const char *artifacts = job_ctx_artifacts(r->ctx, err);
-    if (!artifacts) return -1;
-    const char *slash = strrchr(artifacts, '/');
-    int n = snprintf(r->state_path, sizeof r->state_path, "%.*s/%s",
-                     (int)(slash ? slash - artifacts : 0), artifacts, STATE_FILE);
-    return n > 0 && (size_t)n < sizeof r->state_path
-               ? 0
-               : eng_fail(err, ENG_INTERNAL, "the job's folder path is too long");
-}
-
-static int restore(struct run *r, const json_t *saved, struct eng_error *err)
-{
-    json_int_t epoch;
-    json_t *metrics;
-    if (json_unpack((json_t *)saved, "{s:I, s:o, s:F}", "epoch", &epoch, "metrics", &metrics,
-                    "seconds", &r->seconds) != 0 ||
-        epoch < 1 || epoch > r->p.epochs || !json_is_array(metrics))
-        return eng_fail(err, ENG_INTERNAL, "the checkpoint is not train's");
-    /* The graph is rebuilt from the repository model at each attempt: one changed meanwhile
-     * would take weights of another shape, or train on from values the job never made. */
-    const char *base = json_string_value(json_object_get(saved, "base_sha256"));
-    if (strcmp(base ? base : "", r->base_sha256) != 0)
-        return eng_fail(err, ENG_CONFLICT,
-                        "model %s changed since the job's checkpoint (SHA-256 %.64s, now %s); "
-                        "start a new job",
-                        r->p.data.model_name, base ? base : "none", r->base_sha256);
-    if (job_train_state_load(r->state_path, r->plan, r->optim, r->ema, err)) return -1;
-    json_decref(r->metrics);
-    r->metrics = json_deep_copy(metrics);
-    r->epoch = (long)epoch;
-    job_ctx_log(r->ctx, "resuming after epoch %ld of %ld", r->epoch, r->p.epochs);
-    return r->metrics ? 0 : eng_no_memory(err);
-}
-
-/* One epoch: training, evaluation when it is due, events, artifacts, checkpoint. */
-static int epoch(struct run *r, struct eng_error *err)
-{
-    const struct job_train_params *p = &r->p;
-    double start = now(), loss, val_loss = NAN, val_accuracy = NAN;
-    size_t correct, count;
-    long k = r->epoch * (long)p->batches;
-    double lr = train_schedule_lr(&p->schedule, k, p->epochs * (long)p->batches);
-    if (pass(r, p->data.split, 1, train_batch, &loss, &correct, &count, err)) return -1;
-    double train_seconds = now() - start, images_per_second = (double)count / train_seconds;
-    double train_loss = loss / (double)count, train_accuracy = (double)correct / (double)count;
-    r->epoch++;
-    if (r->eval && (r->epoch % p->eval_every == 0 || r->epoch == p->epochs)) {
-        size_t val_correct, val_count;
-        if (eval_values(r, err) ||
-            pass(r, p->val, 0, eval_batch, &val_loss, &val_correct, &val_count, err))
-            return -1;
-        if (val_count) {
-            val_loss /= (double)val_count;
-            val_accuracy = (double)val_correct / (double)val_count;
-        } else {
-            val_loss = NAN;
-        }
-    }
-    double seconds = now() - start;
-    r->seconds += seconds;
-    double eta = seconds * (double)(p->epochs - r->epoch);
-    json_t *row = json_pack(
-        "{s:I, s:f, s:f, s:o, s:o, s:f, s:f, s:f}", "epoch", (json_int_t)r->epoch, "train_loss",
-        train_loss, "train_accuracy", train_accuracy, "val_loss", number(val_loss), "val_accuracy",
-        number(val_accuracy), "images_per_second", images_per_second, "lr", lr, "seconds", seconds);
-    if (!row || json_array_append_new(r->metrics, row)) return eng_no_memory(err);
-    job_ctx_metric(r->ctx, "train_loss", train_loss, r->epoch);
-    job_ctx_metric(r->ctx, "train_accuracy", train_accuracy, r->epoch);
-    if (isfinite(val_loss)) {
-        job_ctx_metric(r->ctx, "val_loss", val_loss, r->epoch);
-        job_ctx_metric(r->ctx, "val_accuracy", val_accuracy, r->epoch);
-    }
-    job_ctx_metric(r->ctx, "images_per_second", images_per_second, r->epoch);
-    job_ctx_metric(r->ctx, "eta_seconds", eta, r->epoch);
-    job_ctx_log(r->ctx,
-                "epoch %ld/%ld: train loss %.4f accuracy %.4f, val loss %.4f accuracy %.4f, "
-                "%.1f images/s, ETA %.0f s",
-                r->epoch, p->epochs, train_loss, train_accuracy, val_loss, val_accuracy,
-                images_per_second, eta);
-    return write_artifacts(r, err) || checkpoint(r, err) ? -1 : 0;
-}
-
 /* training.json: what the model was trained on and how, and what it reached. */
-static json_t *card(const struct run *r, const json_t *params)
+static json_t *card(const struct job_train_run *r, const json_t *params)
 {
-    const struct job_train_params *p = &r->p;
+    const struct job_train_params *p = r->p;
     json_t *policy = json_object_get(params, "policy");
     return json_pack(
         "{s:s?, s:s?, s:s, s:s, s:s, s:s?, s:O, s:I, s:O, s:O, s:I, s:f, s:i, s:s, s:s}",
@@ -422,18 +62,19 @@ static json_t *card(const struct run *r, const json_t *params)
 }
 
 /* Exports the model, registers it, and makes the job's result. */
-static int finish(struct run *r, const json_t *params, json_t **result, struct eng_error *err)
+static int finish(struct job_train_run *r, const json_t *params, json_t **result,
+                  struct eng_error *err)
 {
     void *onnx = NULL;
     size_t size;
     json_t *training = card(r, params);
     int rc = training ? 0 : eng_no_memory(err);
     if (rc == 0) rc = job_train_model_onnx(r->graph, r->plan, r->ema, &onnx, &size, err);
-    if (rc == 0) rc = job_train_model_register(r->ctx, &r->p, onnx, size, training, err);
+    if (rc == 0) rc = job_train_model_register(r->ctx, r->p, onnx, size, training, err);
     if (rc == 0) {
         const json_t *last = json_array_get(r->metrics, json_array_size(r->metrics) - 1);
-        *result = json_pack("{s:s, s:I, s:I, s:O, s:f}", "model", r->p.output, "epochs",
-                            (json_int_t)r->p.epochs, "parameters",
+        *result = json_pack("{s:s, s:I, s:I, s:O, s:f}", "model", r->p->output, "epochs",
+                            (json_int_t)r->p->epochs, "parameters",
                             (json_int_t)train_model_parameter_count(r->graph), "final", last,
                             "duration_seconds", r->seconds);
         if (!*result) rc = eng_no_memory(err);
@@ -444,31 +85,23 @@ static int finish(struct run *r, const json_t *params, json_t **result, struct e
     return rc;
 }
 
-static void release(struct run *r)
-{
-    train_ema_free(r->ema);
-    train_optim_free(r->optim);
-    train_plan_free(r->eval);
-    train_plan_free(r->plan);
-    nn_graph_free(r->graph);
-    free(r->dlogits);
-    free(r->inputs);
-    free(r->labels);
-    json_decref(r->metrics);
-    job_train_params_close(&r->p);
-}
-
 static int run(struct job_ctx *ctx, const json_t *params, json_t **result, struct eng_error *err)
 {
-    struct run r = {.ctx = ctx};
+    struct job_train_params p;
+    struct job_train_run r = {.ctx = ctx,
+                              .p = &p,
+                              .state_file = STATE_FILE,
+                              .phase = "training",
+                              .progress_span = 1,
+                              .artifacts = write_artifacts};
     const json_t *saved = job_ctx_restored(ctx);
-    int rc = job_train_params_open(&r.p, job_ctx_app(ctx), params, err) || build(&r, err) ||
-                     state_path(&r, err) || (saved && restore(&r, saved, err))
+    int rc = job_train_params_open(&p, job_ctx_app(ctx), params, JOB_TRAIN_FOR_TRAIN, err);
+    r.policy = p.policy;
+    if (rc == 0)
+        rc = job_train_run_open(&r, err) || (saved && job_train_run_restore(&r, saved, err)) ||
+                     job_train_run_epochs(&r, err) || finish(&r, params, result, err)
                  ? -1
                  : 0;
-    while (rc == 0 && r.epoch < r.p.epochs)
-        rc = epoch(&r, err);
-    if (rc == 0) rc = finish(&r, params, result, err);
     /* The checkpoint file (the size of the model and its optimiser state) is kept only for a
      * job that will run again: one stopped with the server. */
     if (r.state_path[0] && (rc == 0 || !job_ctx_resumes(ctx))) remove(r.state_path);
@@ -476,7 +109,8 @@ static int run(struct job_ctx *ctx, const json_t *params, json_t **result, struc
         json_decref(*result);
         *result = NULL;
     }
-    release(&r);
+    job_train_run_close(&r);
+    job_train_params_close(&p);
     return rc;
 }
 

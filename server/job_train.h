@@ -1,6 +1,7 @@
-/* The job kind "train" (server/job_train.c) and the parts it is made of: its params
- * (job_train_params.c), its checkpoint file (job_train_state.c) and the model it registers
- * (job_train_model.c). Private to those files. */
+/* The job kinds "train" (server/job_train.c) and "diversity" (server/job_diversity.c) and the
+ * parts they are made of: their params (job_train_params.c), a training run (job_train_run.c), its
+ * checkpoint file (job_train_state.c) and the model train registers (job_train_model.c). Private
+ * to those files. */
 #ifndef AUGSERVE_JOB_TRAIN_H
 #define AUGSERVE_JOB_TRAIN_H
 
@@ -49,12 +50,66 @@ struct job_train_params {
     struct classify_preprocess preprocess;
 };
 
+/* Which kind's params: diversity's are train's without val_split, ema, eval_every and output,
+ * and with the policy required. */
+enum job_train_for { JOB_TRAIN_FOR_TRAIN, JOB_TRAIN_FOR_DIVERSITY };
+
 /* Reads params (validate and run share it): 0, or -1 with err (ENG_INVALID naming the field,
  * ENG_NOT_FOUND for an unknown dataset, ENG_CONFLICT when the output model exists). Release with
  * job_train_params_close, after a failure too. */
 int job_train_params_open(struct job_train_params *p, const struct app *app, const json_t *params,
-                          struct eng_error *err);
+                          enum job_train_for kind, struct eng_error *err);
 void job_train_params_close(struct job_train_params *p);
+
+/* ---- A training run (job_train_run.c) ----------------------------------------------------------
+ * The model built from p, trained epoch by epoch, with events, artifacts (through the caller's
+ * artifacts function) and a checkpoint after every epoch. The caller sets the members before
+ * "set by job_train_run_open" and zeroes the rest. */
+struct job_train_run {
+    struct job_ctx *ctx;
+    const struct job_train_params *p;
+    const struct policy *policy;         /* applied to the training split; NULL: none */
+    const char *state_file;              /* the checkpoint file's name in the job's folder */
+    const char *phase;                   /* in progress messages and logs */
+    const char *metric_prefix;           /* before each metric event's name; NULL: none */
+    double progress_base, progress_span; /* this run's part of the job's progress */
+    /* After each epoch's metrics, before its checkpoint: the artifacts so far. */
+    int (*artifacts)(struct job_train_run *r, struct eng_error *err);
+    void *user;    /* the caller's, for artifacts */
+    json_t *extra; /* members added to every checkpoint's JSON (borrowed); NULL: none */
+    /* Set by job_train_run_open. */
+    struct nn_graph *graph;
+    struct train_plan *plan, *eval; /* eval: NULL without a val_split */
+    struct train_optim *optim;
+    struct train_ema *ema; /* NULL without EMA */
+    size_t n_params, n_buffers, classes;
+    float *dlogits;  /* batch x classes */
+    float *inputs;   /* one evaluation batch, zero past a short batch's samples */
+    int32_t *labels; /* a batch's labels as the model's classes (model_labels) */
+    json_t *metrics; /* per epoch, an object each */
+    char state_path[4096];
+    char base_sha256[65]; /* a fine-tuned model's job_train_base_sha256; "" for a zoo model */
+    long epoch;           /* epochs done */
+    double seconds;       /* spent training and evaluating so far, over every attempt */
+};
+
+/* Builds the model, its plans, optimiser and EMA. Release with job_train_run_close, after a
+ * failure too. */
+int job_train_run_open(struct job_train_run *r, struct eng_error *err);
+/* Restores a checkpoint's JSON (one this run's checkpoint wrote) and the file it names. */
+int job_train_run_restore(struct job_train_run *r, const json_t *saved, struct eng_error *err);
+/* The epochs left (none when restored after the last). */
+int job_train_run_epochs(struct job_train_run *r, struct eng_error *err);
+void job_train_run_close(struct job_train_run *r);
+/* The run's metrics so far as a CSV artifact named name: a header and a row per epoch. */
+int job_train_run_csv(const struct job_train_run *r, const char *name, struct eng_error *err);
+/* A member of an epoch's metrics; NaN when it was not measured. */
+double job_train_metric(const json_t *row, const char *name);
+
+/* The path of checkpoint file `file`: in the job's folder (the artifacts folder's parent), so it
+ * is not listed among the artifacts but goes with the job. */
+int job_train_state_path(struct job_ctx *ctx, const char *file, char *path, size_t size,
+                         struct eng_error *err);
 
 /* ---- The checkpoint file (job_train_state.c) --------------------------------------------------
  * Every parameter and buffer value of the plan, the optimiser's and the EMA's saved bytes and the

@@ -15,6 +15,10 @@
 static const char *const names[] = {
     "dataset",   "split",    "val_split",       "model", "policy", "epochs",     "batch",  "seed",
     "optimizer", "schedule", "label_smoothing", "ema",   "clip",   "eval_every", "output", NULL};
+/* Diversity's: both runs are measured on the training split and nothing is registered. */
+static const char *const diversity_names[] = {"dataset",  "split",           "model", "policy",
+                                              "epochs",   "batch",           "seed",  "optimizer",
+                                              "schedule", "label_smoothing", "clip",  NULL};
 static const char *const optimizer_names[] = {
     "name", "lr", "momentum", "nesterov", "weight_decay", "exclude_no_decay", "betas", "eps", NULL};
 static const char *const schedule_names[] = {"name",  "warmup_epochs", "milestones", "step_size",
@@ -271,15 +275,20 @@ static int read_val(struct job_train_params *p, const json_t *params, struct eng
 }
 
 int job_train_params_open(struct job_train_params *p, const struct app *app, const json_t *params,
-                          struct eng_error *err)
+                          enum job_train_for kind, struct eng_error *err)
 {
     memset(p, 0, sizeof *p);
     long long epochs, batch, eval_every;
-    if (job_params_known(params, names, err) ||
+    int diversity = kind == JOB_TRAIN_FOR_DIVERSITY;
+    if (job_params_known(params, diversity ? diversity_names : names, err) ||
         job_classify_open_dataset(&p->data, app, params, 1, err) || read_val(p, params, err) ||
-        read_model(p, params, err) || read_output(p, app, params, err) ||
-        job_classify_policy(json_object_get(params, "policy"), "policy", &p->policy, err) ||
-        job_param_int(params, "epochs", 1, 0, 1, JOB_TRAIN_MAX_EPOCHS, &epochs, err) ||
+        read_model(p, params, err) || (!diversity && read_output(p, app, params, err)) ||
+        job_classify_policy(json_object_get(params, "policy"), "policy", &p->policy, err))
+        return -1;
+    if (diversity && !p->policy)
+        return eng_fail(err, ENG_INVALID,
+                        "params.policy: required: the policy whose diversity is measured");
+    if (job_param_int(params, "epochs", 1, 0, 1, JOB_TRAIN_MAX_EPOCHS, &epochs, err) ||
         job_param_int(params, "batch", 0, 64, 2, JOB_TRAIN_MAX_BATCH, &batch, err) ||
         job_param_int(params, "eval_every", 0, 1, 1, JOB_TRAIN_MAX_EPOCHS, &eval_every, err) ||
         job_param_real(params, "label_smoothing", 0, 0, 0, 1, &p->label_smoothing, err) ||

@@ -139,12 +139,17 @@ static void backward_eval(struct train_plan *t, struct train_step *s)
 static int backward_batchnorm(struct train_plan *t, struct train_step *s, struct eng_error *err)
 {
     if (!t->training) {
+        for (int k = 0; k < 3; k++)
+            train_grad_zero(t, s->in[k]);
         backward_eval(t, s);
         return 0;
     }
     const struct nn_value *x = train_val(t, s->in[0]);
     size_t c = (size_t)x->dims[1];
-    float *mean = bn_mean(s), *dscale = t->temp, *dshift = dscale + c, *dx = dshift + c;
+    bool add[3];
+    float *mean = bn_mean(s), *dx = train_grad_share(t, s->in[0], t->temp + 2 * c, &add[0]);
+    float *dscale = train_grad_share(t, s->in[1], t->temp, &add[1]),
+          *dshift = train_grad_share(t, s->in[2], t->temp + c, &add[2]);
     struct train_arg args[] = {{DNNL_ARG_SRC, t->data[s->in[0]]},
                                {DNNL_ARG_MEAN, mean},
                                {DNNL_ARG_VARIANCE, mean + c},
@@ -159,11 +164,11 @@ static int backward_batchnorm(struct train_plan *t, struct train_step *s, struct
     if (train_exec(t, s, BN_BACKWARD, args, 9, err) ||
         nn_dnnl_check(dnnl_stream_wait(t->np->stream), "dnnl_stream_wait", s->node, err))
         return -1;
-    if (t->grad[s->in[0]]) train_accumulate(t->grad[s->in[0]], dx, x->count);
-    if (t->grad[s->in[1]]) train_accumulate(t->grad[s->in[1]], dscale, c);
-    if (t->grad[s->in[2]]) train_accumulate(t->grad[s->in[2]], dshift, c);
+    if (add[0]) train_accumulate(t->grad[s->in[0]], dx, x->count);
+    if (add[1]) train_accumulate(t->grad[s->in[1]], dscale, c);
+    if (add[2]) train_accumulate(t->grad[s->in[2]], dshift, c);
     return 0;
 }
 
 const struct train_op train_batchnorm_op = {compile_batchnorm, forward_batchnorm,
-                                            backward_batchnorm};
+                                            backward_batchnorm, .overwrites = true};

@@ -1,5 +1,6 @@
 /* Add and Mul with numpy broadcasting, on the host. Backward sums each operand's gradient over
  * the dims it was broadcast along. */
+#include <stdbool.h>
 #include <string.h>
 
 #include "train/internal.h"
@@ -69,9 +70,49 @@ static int compile_binary(struct train_plan *t, struct train_step *s, struct eng
         }                                                                                          \
     } while (0)
 
+/* Whether both operands have the output's shape (a residual Add): then element i of each is
+ * element i of the output, and the loops below run without broadcasting, vectorised and
+ * threaded (TRAIN_FOR). */
+static bool same_shape(const struct train_plan *t, const struct train_step *s)
+{
+    size_t n = train_val(t, s->out)->count;
+    return train_val(t, s->in[0])->count == n && train_val(t, s->in[1])->count == n;
+}
+
+static void forward_same(const float *a, const float *b, float *y, size_t n, bool mul)
+{
+    if (mul)
+        TRAIN_FOR(i, n) y[i] = a[i] * b[i];
+    else
+        TRAIN_FOR(i, n) y[i] = a[i] + b[i];
+}
+
+/* Value id's share of the gradient: dy * other, or dy for Add (other NULL); written into a
+ * fresh gradient (train_grad_share), else added. */
+static void backward_same(struct train_plan *t, int id, const float *dy, const float *other,
+                          size_t n)
+{
+    if (!t->grad[id]) return;
+    bool add;
+    float *d = train_grad_share(t, id, t->grad[id], &add);
+    if (other && add)
+        TRAIN_FOR(i, n) d[i] += dy[i] * other[i];
+    else if (other)
+        TRAIN_FOR(i, n) d[i] = dy[i] * other[i];
+    else if (add)
+        train_accumulate(d, dy, n);
+    else
+        TRAIN_FOR(i, n) d[i] = dy[i];
+}
+
 static int forward_binary(struct train_plan *t, struct train_step *s, struct eng_error *err)
 {
     (void)err;
+    if (same_shape(t, s)) {
+        forward_same(t->data[s->in[0]], t->data[s->in[1]], t->data[s->out],
+                     train_val(t, s->out)->count, s->q[0]);
+        return 0;
+    }
     struct broadcast bc;
     broadcast_of(train_val(t, s->in[0]), train_val(t, s->in[1]), &bc);
     const float *a = t->data[s->in[0]], *b = t->data[s->in[1]];
@@ -85,6 +126,15 @@ static int forward_binary(struct train_plan *t, struct train_step *s, struct eng
 static int backward_binary(struct train_plan *t, struct train_step *s, struct eng_error *err)
 {
     (void)err;
+    if (same_shape(t, s)) {
+        size_t n = train_val(t, s->out)->count;
+        bool mul = s->q[0];
+        backward_same(t, s->in[0], t->grad[s->out], mul ? t->data[s->in[1]] : NULL, n);
+        backward_same(t, s->in[1], t->grad[s->out], mul ? t->data[s->in[0]] : NULL, n);
+        return 0;
+    }
+    for (int k = 0; k < 2; k++)
+        if (t->grad[s->in[k]]) train_grad_zero(t, s->in[k]);
     struct broadcast bc;
     broadcast_of(train_val(t, s->in[0]), train_val(t, s->in[1]), &bc);
     const float *a = t->data[s->in[0]], *b = t->data[s->in[1]], *dy = t->grad[s->out];
@@ -97,4 +147,5 @@ static int backward_binary(struct train_plan *t, struct train_step *s, struct en
     return 0;
 }
 
-const struct train_op train_binary_op = {compile_binary, forward_binary, backward_binary};
+const struct train_op train_binary_op = {compile_binary, forward_binary, backward_binary,
+                                         .overwrites = true};

@@ -1,15 +1,15 @@
 /* Conv through oneDNN: forward (training), backward data and backward weights (with the bias).
  * Grouped weights, depthwise included, are the same bytes seen as [group, M/group, C/group, k...].
  *
- * With options.blocked_conv, each primitive is made with the layouts left to oneDNN (format
- * `any`), which picks blocked ones (nChw16c activations, ABcd16b16a weights for the forward and
- * backward weights, ABcd16a16b for backward data) and runs its jit:avx512 kernels; on plain NCHW
- * (the default) it falls back to im2col and matrix products, three to five times slower. Values
- * between ops stay plain for now: an argument whose chosen layout is not plain is reordered at
- * each use, from its plain value into a region of t->temp, or out of its region into a plain
- * gradient. Nothing blocked outlives the primitive that reads it, so no copy can go stale across
- * steps, and every operand's layout is the one its own primitive reports (the forward's weights
- * layout is not the backward data's). Without the option every layout is plain: no reorders. */
+ * Each primitive is made with the layouts left to oneDNN (format `any`), which picks blocked
+ * ones (nChw16c activations, ABcd16b16a weights for the forward and backward weights, ABcd16a16b
+ * for backward data) and runs its jit:avx512 kernels; with options.plain_conv they are the plain
+ * NCHW ones, where it falls back to im2col and matrix products, three to five times slower.
+ * Values between ops stay plain for now: an argument whose chosen layout is not plain is
+ * reordered at each use, from its plain value into a region of t->temp, or out of its region
+ * into a plain gradient. Nothing blocked outlives the primitive that reads it, so no copy can go
+ * stale across steps, and every operand's layout is the one its own primitive reports (the
+ * forward's weights layout is not the backward data's). With plain_conv there are no reorders. */
 #include <string.h>
 
 #include "train/internal.h"
@@ -118,7 +118,7 @@ static int compile_conv(struct train_plan *t, struct train_step *s, struct eng_e
         nn_any_md(&x_any, x.rank, x.dims, node, err) ||
         nn_any_md(&w_any, w_rank, w_dims, node, err) || nn_any_md(&y_any, x.rank, out, node, err))
         return -1;
-    if (!t->blocked_conv) { /* the plain layouts given: no reorders */
+    if (t->plain_conv) { /* the plain layouts given: no reorders */
         x_any = x_md;
         w_any = w_md;
         y_any = y_md;
@@ -196,7 +196,9 @@ static int backward_weights(struct train_plan *t, struct train_step *s, struct e
 {
     const struct nn_value *w = train_val(t, s->in[1]);
     float *x = t->data[s->in[0]], *dy = t->grad[s->out];
-    float *dw = t->temp + s->q[Q_DW], *db = t->temp + s->q[Q_DB];
+    bool add_w, add_b;
+    float *dw = train_grad_share(t, s->in[1], t->temp + s->q[Q_DW], &add_w);
+    float *db = train_grad_share(t, s->in[2], t->temp + s->q[Q_DB], &add_b);
     struct train_arg args[] = {{DNNL_ARG_SRC, at(t, s, W_SRC, x)},
                                {DNNL_ARG_DIFF_DST, at(t, s, W_DDST, dy)},
                                {DNNL_ARG_DIFF_WEIGHTS, at(t, s, W_DWEI, dw)},
@@ -205,9 +207,8 @@ static int backward_weights(struct train_plan *t, struct train_step *s, struct e
         train_exec(t, s, CONV_BACKWARD_WEIGHTS, args, s->in[2] >= 0 ? 4 : 3, err) ||
         reorder(t, s, W_DWEI, dw, false, err) || stream_wait(t, s, err))
         return -1;
-    if (t->grad[s->in[1]]) train_accumulate(t->grad[s->in[1]], dw, w->count);
-    if (s->in[2] >= 0 && t->grad[s->in[2]])
-        train_accumulate(t->grad[s->in[2]], db, (size_t)w->dims[0]);
+    if (add_w) train_accumulate(t->grad[s->in[1]], dw, w->count);
+    if (add_b) train_accumulate(t->grad[s->in[2]], db, (size_t)w->dims[0]);
     return 0;
 }
 
@@ -216,7 +217,9 @@ static int backward_conv(struct train_plan *t, struct train_step *s, struct eng_
     if ((t->grad[s->in[1]] || (s->in[2] >= 0 && t->grad[s->in[2]])) && backward_weights(t, s, err))
         return -1;
     if (!t->grad[s->in[0]]) return 0;
-    float *w = t->data[s->in[1]], *dy = t->grad[s->out], *dx = t->temp + s->q[Q_DX];
+    bool add;
+    float *w = t->data[s->in[1]], *dy = t->grad[s->out];
+    float *dx = train_grad_share(t, s->in[0], t->temp + s->q[Q_DX], &add);
     struct train_arg args[] = {{DNNL_ARG_DIFF_DST, at(t, s, D_DDST, dy)},
                                {DNNL_ARG_WEIGHTS, at(t, s, D_WEI, w)},
                                {DNNL_ARG_DIFF_SRC, at(t, s, D_DSRC, dx)}};
@@ -224,8 +227,9 @@ static int backward_conv(struct train_plan *t, struct train_step *s, struct eng_
         train_exec(t, s, CONV_BACKWARD_DATA, args, 3, err) ||
         reorder(t, s, D_DSRC, dx, false, err) || stream_wait(t, s, err))
         return -1;
-    train_accumulate(t->grad[s->in[0]], dx, train_val(t, s->in[0])->count);
+    if (add) train_accumulate(t->grad[s->in[0]], dx, train_val(t, s->in[0])->count);
     return 0;
 }
 
-const struct train_op train_conv_op = {compile_conv, forward_conv, backward_conv};
+const struct train_op train_conv_op = {compile_conv, forward_conv, backward_conv,
+                                       .overwrites = true};

@@ -29,66 +29,88 @@ static int compile_eltwise(struct train_plan *t, struct train_step *s, struct en
     return (s->out = train_value(t, node->outputs[0], x.rank, x.dims, err)) < 0 ? -1 : 0;
 }
 
-static float act_forward(enum act a, float x, const float *f)
+/* The loops below are one per activation, so that the compiler vectorises each (a switch per
+ * element would not), and threaded over static chunks (TRAIN_FOR): every element is computed
+ * alone, so the result does not depend on the thread count. */
+
+static void forward_act(enum act a, const float *x, float *y, size_t n, const float *f)
 {
+    float lo = f[0], hi = f[1];
     switch (a) {
     case ACT_RELU:
-        return x > 0 ? x : 0;
+        TRAIN_FOR(i, n) y[i] = x[i] > 0 ? x[i] : 0;
+        break;
     case ACT_LEAKY:
-        return x > 0 ? x : f[0] * x;
+        TRAIN_FOR(i, n) y[i] = x[i] > 0 ? x[i] : lo * x[i];
+        break;
     case ACT_CLIP:
-        return x < f[0] ? f[0] : x > f[1] ? f[1] : x;
+        TRAIN_FOR(i, n) y[i] = x[i] < lo ? lo : x[i] > hi ? hi : x[i];
+        break;
     case ACT_SIGMOID:
-        return 1.0f / (1.0f + expf(-x));
+        TRAIN_FOR(i, n) y[i] = 1.0f / (1.0f + expf(-x[i]));
+        break;
     case ACT_HARDSWISH:
-        return x <= -3 ? 0 : x >= 3 ? x : x * (x + 3) / 6;
+        TRAIN_FOR(i, n) y[i] = x[i] <= -3 ? 0 : x[i] >= 3 ? x[i] : x[i] * (x[i] + 3) / 6;
+        break;
     }
-    return x;
 }
 
-/* dy/dx at x (y the output), as PyTorch's backward kernels define it at the kinks: Relu's and
- * LeakyRelu's slope at 0 is the left one; Clip (clamp) passes the gradient at its bounds. */
-static float act_slope(enum act a, float x, float y, const float *f)
+/* dx = dy * slope, or dx += dy * slope when add (TRAIN_FOR each). */
+#define SHARE(add, dx, n, slope)                                                                   \
+    do {                                                                                           \
+        if (add)                                                                                   \
+            TRAIN_FOR(i, n) dx[i] += dy[i] * (slope);                                              \
+        else                                                                                       \
+            TRAIN_FOR(i, n) dx[i] = dy[i] * (slope);                                               \
+    } while (0)
+
+/* dx's share dy * dy/dx, with the slope as PyTorch's backward kernels define it at the kinks:
+ * Relu's and LeakyRelu's slope at 0 is the left one; Clip (clamp) passes the gradient at its
+ * bounds. Sigmoid's slope is read from its output y. */
+static void backward_act(enum act a, const float *x, const float *y, const float *dy, float *dx,
+                         bool add, size_t n, const float *f)
 {
+    float lo = f[0], hi = f[1];
     switch (a) {
     case ACT_RELU:
-        return x > 0 ? 1.0f : 0.0f;
+        SHARE(add, dx, n, x[i] > 0 ? 1.0f : 0.0f);
+        break;
     case ACT_LEAKY:
-        return x > 0 ? 1.0f : f[0];
+        SHARE(add, dx, n, x[i] > 0 ? 1.0f : lo);
+        break;
     case ACT_CLIP:
-        return x >= f[0] && x <= f[1] ? 1.0f : 0.0f;
+        SHARE(add, dx, n, x[i] >= lo && x[i] <= hi ? 1.0f : 0.0f);
+        break;
     case ACT_SIGMOID:
-        return y * (1 - y);
+        SHARE(add, dx, n, y[i] * (1 - y[i]));
+        break;
     case ACT_HARDSWISH:
-        return x < -3 ? 0.0f : x > 3 ? 1.0f : x / 3 + 0.5f;
+        SHARE(add, dx, n, x[i] < -3 ? 0.0f : x[i] > 3 ? 1.0f : x[i] / 3 + 0.5f);
+        break;
     }
-    return 1.0f;
 }
 
 static int forward_eltwise(struct train_plan *t, struct train_step *s, struct eng_error *err)
 {
     (void)err;
-    const float *x = t->data[s->in[0]];
-    float *y = t->data[s->out];
-    size_t n = train_val(t, s->out)->count;
-    for (size_t i = 0; i < n; i++)
-        y[i] = act_forward((enum act)s->q[0], x[i], s->f);
+    forward_act((enum act)s->q[0], t->data[s->in[0]], t->data[s->out], train_val(t, s->out)->count,
+                s->f);
     return 0;
 }
 
 static int backward_eltwise(struct train_plan *t, struct train_step *s, struct eng_error *err)
 {
     (void)err;
-    float *dx = t->grad[s->in[0]];
-    if (!dx) return 0;
-    const float *x = t->data[s->in[0]], *y = t->data[s->out], *dy = t->grad[s->out];
-    size_t n = train_val(t, s->out)->count;
-    for (size_t i = 0; i < n; i++)
-        dx[i] += dy[i] * act_slope((enum act)s->q[0], x[i], y[i], s->f);
+    if (!t->grad[s->in[0]]) return 0;
+    bool add;
+    float *dx = train_grad_share(t, s->in[0], t->grad[s->in[0]], &add);
+    backward_act((enum act)s->q[0], t->data[s->in[0]], t->data[s->out], t->grad[s->out], dx, add,
+                 train_val(t, s->out)->count, s->f);
     return 0;
 }
 
-const struct train_op train_eltwise_op = {compile_eltwise, forward_eltwise, backward_eltwise};
+const struct train_op train_eltwise_op = {compile_eltwise, forward_eltwise, backward_eltwise,
+                                          .overwrites = true};
 
 /* ---- Dropout ---- */
 
@@ -128,8 +150,10 @@ static int forward_dropout(struct train_plan *t, struct train_step *s, struct en
         for (size_t i = 0; i < n; i++)
             mask[i] = rng_uniform(&r) < s->f[0] ? 0.0f : keep;
     }
-    for (size_t i = 0; i < n; i++)
-        y[i] = t->training ? x[i] * mask[i] : x[i];
+    if (t->training)
+        TRAIN_FOR(i, n) y[i] = x[i] * mask[i];
+    else
+        TRAIN_FOR(i, n) y[i] = x[i];
     return 0;
 }
 
@@ -138,8 +162,11 @@ static int backward_dropout(struct train_plan *t, struct train_step *s, struct e
     (void)err;
     float *dx = t->grad[s->in[0]];
     const float *dy = t->grad[s->out], *mask = s->work;
-    for (size_t i = 0; dx && i < s->work_count; i++)
-        dx[i] += t->training ? dy[i] * mask[i] : dy[i];
+    size_t n = s->work_count;
+    if (dx && t->training)
+        TRAIN_FOR(i, n) dx[i] += dy[i] * mask[i];
+    else if (dx)
+        train_accumulate(dx, dy, n);
     return 0;
 }
 

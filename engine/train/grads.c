@@ -22,7 +22,8 @@ static void set_grad(struct train_plan *t, int root, float *g)
         if (t->root[i] == root && !t->np->values[i].is_const) t->grad[i] = g;
 }
 
-/* A zeroed buffer for root's gradient: the smallest free one that is large enough, or a new one. */
+/* A buffer for root's gradient, fresh (train_grad_share): the smallest free one that is large
+ * enough, or a new one. */
 static int acquire(struct train_plan *t, int root, struct eng_error *err)
 {
     size_t count = t->np->values[root].count, best = t->n_pool;
@@ -39,13 +40,14 @@ static int acquire(struct train_plan *t, int root, struct eng_error *err)
         t->pool[t->n_pool++] = (struct train_buffer){data, count, false};
     }
     t->pool[best].busy = true;
-    memset(t->pool[best].data, 0, count * sizeof(float));
+    t->fresh[root] = 1;
     set_grad(t, root, t->pool[best].data);
     return 0;
 }
 
 static void release(struct train_plan *t, int root)
 {
+    t->fresh[root] = 0;
     for (size_t i = 0; i < t->n_pool; i++)
         if (t->pool[i].data == t->grad[root]) t->pool[i].busy = false;
     set_grad(t, root, NULL);
@@ -58,14 +60,35 @@ int train_grads_begin(struct train_plan *t, struct eng_error *err)
     return needs_grad(t, t->output) ? acquire(t, t->root[t->output], err) : 0;
 }
 
+void train_grad_zero(struct train_plan *t, int id)
+{
+    int root = id < 0 ? -1 : t->root[id];
+    if (root < 0 || !t->fresh[root]) return;
+    float *g = t->grad[root];
+    TRAIN_FOR(i, t->np->values[root].count) g[i] = 0;
+    t->fresh[root] = 0;
+}
+
 int train_grads_before(struct train_plan *t, const struct train_step *s, struct eng_error *err)
 {
     if (!t->grad[s->out]) return 0;
     for (int k = 0; k < TRAIN_MAX_INPUTS; k++) {
         int id = s->in[k];
-        if (id >= 0 && !t->grad[id] && needs_grad(t, id) && acquire(t, t->root[id], err)) return -1;
+        if (id < 0 || !needs_grad(t, id)) continue;
+        if (!t->grad[id] && acquire(t, t->root[id], err)) return -1;
+        if (!s->op->overwrites) train_grad_zero(t, id);
     }
     return 1;
+}
+
+float *train_grad_share(struct train_plan *t, int id, float *scratch, bool *add)
+{
+    *add = false;
+    if (id < 0 || !t->grad[id]) return scratch;
+    int root = t->root[id];
+    *add = !t->fresh[root];
+    t->fresh[root] = 0;
+    return *add ? scratch : t->grad[id];
 }
 
 void train_grads_after(struct train_plan *t, const struct train_step *s)
@@ -77,6 +100,7 @@ void train_grads_end(struct train_plan *t)
 {
     for (size_t i = 0; i < t->np->n_values; i++)
         if (!t->np->values[i].is_const) t->grad[i] = NULL;
+    memset(t->fresh, 0, t->np->n_values);
     for (size_t i = 0; i < t->n_pool; i++)
         t->pool[i].busy = false;
 }

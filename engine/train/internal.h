@@ -144,6 +144,10 @@ struct train_op {
     int (*compile)(struct train_plan *t, struct train_step *s, struct eng_error *err);
     int (*forward)(struct train_plan *t, struct train_step *s, struct eng_error *err);
     int (*backward)(struct train_plan *t, struct train_step *s, struct eng_error *err);
+    /* Whether backward writes its share of every activation input's gradient it is given
+     * through train_grad_share (overwriting a gradient nothing was written into yet), so that
+     * grads.c need not zero those first. Other ops' backward adds into zeroed gradients. */
+    bool overwrites;
 };
 
 struct train_step {
@@ -176,6 +180,8 @@ struct train_plan {
      * allocated them (aliases share their source's). */
     float **data, **grad;
     unsigned char *owned;
+    /* Per root value: its gradient buffer is taken but holds nothing yet (train_grad_share). */
+    unsigned char *fresh;
     int *root; /* the value whose floats a view shares (itself for the others) */
     size_t cap;
     /* Activations' gradients live only from the backward step of their last reader to that of
@@ -199,7 +205,7 @@ struct train_plan {
     uint64_t seed, step;
     int threads;
     bool input_grad;
-    bool blocked_conv; /* options' */
+    bool plain_conv;   /* options' */
     bool training;     /* the mode of the last forward */
     bool forward_done; /* a backward has a forward to follow */
 };
@@ -239,6 +245,15 @@ int train_grads_begin(struct train_plan *t, struct eng_error *err);
 /* Before step s's backward: 0 when no gradient reaches its output (the step is skipped), 1 once
  * its activation inputs have their (zeroed) gradient buffers, -1 with err. */
 int train_grads_before(struct train_plan *t, const struct train_step *s, struct eng_error *err);
+/* For a backward step of an op that overwrites: where to write its share of value id's
+ * gradient. The gradient itself when nothing was written there yet (it is then no longer fresh;
+ * *add false), or else scratch, which the caller adds into t->grad[id] afterwards (*add true;
+ * a host loop passes the gradient itself and adds in place). scratch with *add false when id is
+ * -1 or has no gradient (oneDNN writes the output all the same). */
+float *train_grad_share(struct train_plan *t, int id, float *scratch, bool *add);
+/* Zeroes value id's gradient if it is fresh (nothing for -1): for an op that overwrites, on a
+ * path where it adds instead. */
+void train_grad_zero(struct train_plan *t, int id);
 /* After step s's backward: its output's gradient is spent (but a view's, which is its input's). */
 void train_grads_after(struct train_plan *t, const struct train_step *s);
 /* After the pass: every buffer back in the pool. */
@@ -259,8 +274,19 @@ int train_make_prim(struct train_plan *t, struct train_step *s, int k, dnnl_prim
 /* Runs the step's k-th primitive on args (the scratchpad added). */
 int train_exec(struct train_plan *t, const struct train_step *s, int k,
                const struct train_arg *args, int n, struct eng_error *err);
-/* dst[i] += src[i] */
+/* dst[i] += src[i] (TRAIN_FOR's threads) */
 void train_accumulate(float *dst, const float *src, size_t n);
+
+/* The host ops' element loops: `TRAIN_FOR(i, n) body;` runs body for i in [0, n) in static chunks
+ * over the plan's threads (train_plan_forward and _backward set OpenMP's count to them), as a
+ * loop the compiler vectorises. Below TRAIN_PARALLEL_MIN elements waking the other threads costs
+ * more than it saves. Each element must be computed alone (no reduction), so that the result is
+ * the same on any thread count. */
+#define TRAIN_PARALLEL_MIN 16384
+#define TRAIN_PRAGMA(x)    _Pragma(#x)
+#define TRAIN_FOR(i, n)                                                                            \
+    TRAIN_PRAGMA(omp parallel for simd schedule(static) if (parallel : (n) >= TRAIN_PARALLEL_MIN)) \
+    for (size_t i = 0; i < (n); i++)
 
 /* ---- ops.c ---- */
 

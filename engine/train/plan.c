@@ -23,12 +23,15 @@ static int sync_values(struct train_plan *t, struct eng_error *err)
     if (grad) t->grad = grad;
     unsigned char *owned = grad ? realloc(t->owned, cap) : NULL;
     if (owned) t->owned = owned;
-    int *root = owned ? realloc(t->root, cap * sizeof *root) : NULL;
+    unsigned char *fresh = owned ? realloc(t->fresh, cap) : NULL;
+    if (fresh) t->fresh = fresh;
+    int *root = fresh ? realloc(t->root, cap * sizeof *root) : NULL;
     if (!root) return eng_no_memory(err);
     t->root = root;
     memset(t->data + t->cap, 0, (cap - t->cap) * sizeof *t->data);
     memset(t->grad + t->cap, 0, (cap - t->cap) * sizeof *t->grad);
     memset(t->owned + t->cap, 0, cap - t->cap);
+    memset(t->fresh + t->cap, 0, cap - t->cap);
     for (size_t i = t->cap; i < cap; i++)
         t->root[i] = (int)i;
     t->cap = cap;
@@ -134,8 +137,7 @@ void train_need_temp(struct train_plan *t, size_t count)
 
 void train_accumulate(float *dst, const float *src, size_t n)
 {
-    for (size_t i = 0; i < n; i++)
-        dst[i] += src[i];
+    TRAIN_FOR(i, n) dst[i] += src[i];
 }
 
 /* ---- oneDNN ---- */
@@ -268,7 +270,7 @@ struct train_plan *train_plan_compile(const struct nn_graph *g,
     t->step = options->step;
     t->threads = options->threads;
     t->input_grad = options->input_grad;
-    t->blocked_conv = options->blocked_conv;
+    t->plain_conv = options->plain_conv;
     t->frozen = options->frozen;
     t->n_frozen = options->n_frozen;
     const struct nn_plan_options nn_options = {.threads = options->threads};
@@ -308,6 +310,7 @@ void train_plan_free(struct train_plan *t)
     free(t->data);
     free(t->grad);
     free(t->owned);
+    free(t->fresh);
     free(t->steps);
     free(t->params);
     free(t->buffers);
@@ -345,8 +348,10 @@ int train_plan_backward(struct train_plan *t, const float *grad_output, float *g
                         "the input's gradient was not asked for when the plan was compiled");
     nn_set_threads(t->threads);
     int rc = train_grads_begin(t, err);
-    if (!rc && t->grad[t->output])
+    if (!rc && t->grad[t->output]) {
         memcpy(t->grad[t->output], grad_output, t->np->values[t->output].count * sizeof(float));
+        t->fresh[t->root[t->output]] = 0;
+    }
     for (size_t i = t->n_steps; !rc && i-- > 0;) {
         struct train_step *s = &t->steps[i];
         int run = eng_cancel_poll(err) ? -1 : train_grads_before(t, s, err);
@@ -360,7 +365,7 @@ int train_plan_backward(struct train_plan *t, const float *grad_output, float *g
     /* The input's gradient: zeros when no gradient reached it. */
     if (!rc && grad_input) {
         size_t count = t->np->values[t->input].count;
-        if (t->grad[t->input])
+        if (t->grad[t->input] && !t->fresh[t->root[t->input]])
             memcpy(grad_input, t->grad[t->input], count * sizeof(float));
         else
             memset(grad_input, 0, count * sizeof(float));

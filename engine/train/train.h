@@ -74,12 +74,13 @@ struct train_plan_options {
     uint64_t seed;   /* Dropout's masks */
     uint64_t step;   /* the number of training forwards already run (a resumed job's position) */
     bool input_grad; /* whether train_plan_backward can give the input's gradient */
-    /* Conv in the layouts oneDNN picks for its fast kernels (blocked: nChw16c), reordered from
-     * and to the plain values around each primitive: 2-3x faster Conv steps. Off by default
-     * while the PyTorch parity of WRN-16-2's gradients does not hold with it: the rounding of
-     * another summation order moves a LeakyReLU input that lies within float32 noise of 0 to the
-     * other side of the kink (engine/train/README.md, "State of the training plan"). */
-    bool blocked_conv;
+    /* Conv runs in the layouts oneDNN picks for its fast kernels (blocked: nChw16c), reordered
+     * from and to the plain values around each primitive. With plain_conv it runs on the plain
+     * layouts instead (im2col and matrix products: 3-5x slower Conv steps), which the tests use
+     * to check both paths against the same references. The two differ by rounding only (another
+     * summation order), which can move an activation lying within float32 noise of a ReLU kink
+     * to its other side (engine/train/README.md, "State of the training plan"). */
+    bool plain_conv;
     /* Initializers to keep fixed, by name (fine-tuning's frozen layers): they stay constants,
      * with no gradient and no entry among the parameters. A BatchNormalization whose scale and
      * shift are frozen still updates its running statistics in training mode, as PyTorch's. */

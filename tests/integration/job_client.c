@@ -172,3 +172,12 @@ void job_cancel(const struct server *srv, const char *id)
     assert_true(r.status == 200 || r.status == 202 || r.status == 204);
     http_response_free(&r);
 }
+
+void job_cancel_running(const struct server *srv, const char *kind, const char *params)
+{
+    char id[32];
+    job_submit(srv, kind, params, id);
+    job_wait_progress(srv, id, 0.0001);
+    job_cancel(srv, id);
+    json_decref(job_wait_state(srv, id, "cancelled"));
+}

@@ -47,6 +47,10 @@ void job_expect_refusal(const struct server *srv, const char *kind, const char *
 /* DELETE /v1/jobs/{id}: the cancel is accepted (200, 202 or 204). */
 void job_cancel(const struct server *srv, const char *id);
 
+/* Submits a job of kind with params (one that runs long), cancels it once it has made progress
+ * and waits until it is cancelled. */
+void job_cancel_running(const struct server *srv, const char *kind, const char *params);
+
 /* Kills first with kill -9 once job id has done `fraction` of its work, starts a second server on
  * its data_dir (job_threads 2, the harness's models_dir) into *second, and waits for the job to
  * succeed there: on its second attempt, with an event containing log_needle (the kind's line

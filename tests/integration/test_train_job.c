@@ -24,86 +24,12 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 
+#include "colour_dataset.h"
 #include "core/img.h"
 #include "harness.h"
 #include "image/codec.h"
 #include "job_client.h"
 #include "nn/nn.h"
-
-#define CLASSES 3
-#define SIDE    8
-
-/* The dataset's classes, in byte order (its class indices), and their base colours. */
-static const char *const class_names[CLASSES] = {"blue", "green", "red"};
-static const unsigned char base[CLASSES][3] = {{20, 20, 230}, {20, 230, 20}, {230, 20, 20}};
-
-static void make_dir(const char *path)
-{
-    if (mkdir(path, 0755) != 0 && errno != EEXIST) fail_msg("cannot make %s", path);
-}
-
-static void write_file(const char *path, const void *data, size_t size)
-{
-    FILE *f = fopen(path, "wb");
-    if (!f || fwrite(data, 1, size, f) != size || fclose(f) != 0) fail_msg("cannot write %s", path);
-}
-
-/* A solid SIDE x SIDE image as PNG (malloc'd). */
-static void *solid_png(const unsigned char rgb[3], size_t *size)
-{
-    struct eng_error err = {0};
-    struct img *im = img_new(SIDE, SIDE, 3, &err);
-    assert_non_null(im);
-    for (int y = 0; y < SIDE; y++)
-        for (int x = 0; x < SIDE; x++)
-            memcpy(img_row(im, y) + 3 * x, rgb, 3);
-    void *png;
-    assert_int_equal(img_encode(im, IMG_PNG, 0, NULL, &png, size, &err), 0);
-    img_free(im);
-    return png;
-}
-
-/* Image i of class c: its base colour shifted by up to 30 in each channel, towards the middle
- * (the class's channel stays in [200, 230], the others in [20, 50]). */
-static void colour(int c, int i, unsigned char rgb[3])
-{
-    for (int k = 0; k < 3; k++)
-        rgb[k] =
-            (unsigned char)(base[c][k] + (base[c][k] > 128 ? -1 : 1) * ((i * (7 + 5 * k)) % 31));
-}
-
-/* `augserve dataset import`: splits train (per class n images) and val (4 per class). */
-static void make_dataset_of(const struct server *srv, int classes, int n, char id[64])
-{
-    char src[PATH_MAX], path[PATH_MAX + 64];
-    snprintf(src, sizeof src, "%s/colours%d", srv->dir, classes);
-    make_dir(src);
-    const char *splits[2] = {"train", "val"};
-    for (int s = 0; s < 2; s++) {
-        snprintf(path, sizeof path, "%s/%s", src, splits[s]);
-        make_dir(path);
-        for (int c = 0; c < classes; c++) {
-            snprintf(path, sizeof path, "%s/%s/%s", src, splits[s], class_names[c]);
-            make_dir(path);
-            for (int i = 0; i < (s ? 4 : n); i++) {
-                unsigned char rgb[3];
-                size_t size;
-                colour(c, s ? 1000 + i : i, rgb);
-                void *png = solid_png(rgb, &size);
-                snprintf(path, sizeof path, "%s/%s/%s/%03d.png", src, splits[s], class_names[c], i);
-                write_file(path, png, size);
-                free(png);
-            }
-        }
-    }
-    job_import_dataset(srv, src, id);
-}
-
-/* The dataset of the test's CLASSES classes. */
-static void make_dataset(const struct server *srv, int n, char id[64])
-{
-    make_dataset_of(srv, CLASSES, n, id);
-}
 
 static struct server *start(void **state)
 {
@@ -208,7 +134,7 @@ static void test_learns_and_registers(void **state)
 {
     struct server *srv = start(state);
     char ds[64], params[1024], id[32];
-    make_dataset(srv, 16, ds);
+    colour_dataset_make(srv, CLASSES, 16, ds);
     train_params(params, sizeof params, ds, EPOCHS, "colours", "");
     job_submit(srv, "train", params, id);
     json_t *doc = job_wait_state(srv, id, "succeeded");
@@ -246,15 +172,7 @@ static void test_learns_and_registers(void **state)
     assert_int_equal(lines, 1 + EPOCHS);
     assert_true(strncmp(r.body, "epoch,train_loss,", 17) == 0);
     http_response_free(&r);
-    snprintf(path, sizeof path, "/v1/jobs/%s/artifacts/loss.png", id);
-    http_get(srv, path, &r);
-    assert_status(&r, 200);
-    struct eng_error err = {0};
-    struct img *im = img_decode(r.body, r.body_size, NULL, NULL, &err);
-    assert_non_null(im);
-    assert_int_equal(im->width, 480);
-    img_free(im);
-    http_response_free(&r);
+    expect_chart_artifact(srv, id, "loss.png");
 
     /* training.json: the card. */
     size_t card_size;
@@ -314,7 +232,7 @@ static void test_kill9_resume_same_weights(void **state)
     char ds[64], params[1024], id[32];
     const char *extra = ", \"ema\": 0.9, \"label_smoothing\": 0.1, \"clip\": 5, \"policy\": "
                         "{\"op\": \"FlipLR\"}";
-    make_dataset(first, 8, ds);
+    colour_dataset_make(first, CLASSES, 8, ds);
     train_params(params, sizeof params, ds, LONG_EPOCHS, "whole", extra);
     job_submit(first, "train", params, id);
     json_decref(job_wait_state(first, id, "succeeded"));
@@ -342,13 +260,10 @@ static void test_kill9_resume_same_weights(void **state)
 static void test_cancel(void **state)
 {
     struct server *srv = start(state);
-    char ds[64], params[1024], id[32];
-    make_dataset(srv, 8, ds);
+    char ds[64], params[1024];
+    colour_dataset_make(srv, CLASSES, 8, ds);
     train_params(params, sizeof params, ds, 10000, "never", "");
-    job_submit(srv, "train", params, id);
-    job_wait_progress(srv, id, 0.0001);
-    job_cancel(srv, id);
-    json_decref(job_wait_state(srv, id, "cancelled"));
+    job_cancel_running(srv, "train", params);
     /* Nothing was registered. */
     http_get_expect(srv, "/v1/models/never", 404);
     harness_pass(state);
@@ -360,7 +275,7 @@ static void test_bad_params(void **state)
 {
     struct server *srv = start(state);
     char ds[64], p[1200];
-    make_dataset(srv, 2, ds);
+    colour_dataset_make(srv, CLASSES, 2, ds);
 #define BAD(extra, status, needle)                                                                 \
     do {                                                                                           \
         train_params(p, sizeof p, ds, 2, "out", extra);                                            \
@@ -471,8 +386,8 @@ static void test_finetune(void **state)
 {
     struct server *srv = start(state);
     char ds[64], ds2[64], params[1024], id[32];
-    make_dataset(srv, 4, ds);
-    make_dataset_of(srv, 2, 4, ds2);
+    colour_dataset_make(srv, CLASSES, 4, ds);
+    colour_dataset_make(srv, 2, 4, ds2);
     train_params(params, sizeof params, ds, 1, "base", "");
     job_submit(srv, "train", params, id);
     json_decref(job_wait_state(srv, id, "succeeded"));
@@ -541,7 +456,7 @@ static void test_finetune_resume_model_changed(void **state)
 {
     struct server *srv = start(state), *second;
     char ds[64], params[1024], id[32];
-    make_dataset(srv, 4, ds);
+    colour_dataset_make(srv, CLASSES, 4, ds);
     for (int k = 1; k <= 2; k++) {
         train_params(params, sizeof params, ds, 1, k == 1 ? "base" : "other",
                      k == 1 ? "" : ", \"label_smoothing\": 0.2");

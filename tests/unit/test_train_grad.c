@@ -137,15 +137,16 @@ static struct nn_tensor_info shape_of(int rank, const int64_t *dims)
     return info;
 }
 
-/* Whether the plans compile() makes run Conv in oneDNN's blocked layouts (test_blocked_conv). */
-static bool blocked_conv;
+/* Whether the plans compile() makes run Conv on plain layouts (test_plain_conv), not oneDNN's
+ * blocked ones. */
+static bool plain_conv;
 
 static struct train_plan *compile_threads(const struct nn_graph *g, int rank, const int64_t *dims,
                                           int threads)
 {
     struct nn_tensor_info info = shape_of(rank, dims);
     struct train_plan_options options = {
-        .threads = threads, .seed = 7, .input_grad = true, .blocked_conv = blocked_conv};
+        .threads = threads, .seed = 7, .input_grad = true, .plain_conv = plain_conv};
     struct eng_error err = {0};
     struct train_plan *t = train_plan_compile(g, &info, &options, &err);
     if (!t) fail_msg("%s", err.message);
@@ -332,18 +333,18 @@ static void test_conv_input_and_stride(void **state)
     check_net(&n, 4, x, true);
 }
 
-/* The convolution cases again with options.blocked_conv: every reorder between a plain value
- * and a primitive's own layout (each primitive's, forward and backward) checked by the same
- * central differences. */
-static void test_blocked_conv(void **state)
+/* The convolution cases again with options.plain_conv (the others run Conv on blocked layouts,
+ * where every reorder between a plain value and a primitive's own layout is checked by the
+ * same central differences). */
+static void test_plain_conv(void **state)
 {
-    blocked_conv = true;
+    plain_conv = true;
     test_conv_grouped_strided_dilated(state);
     test_conv_depthwise(state);
     test_conv_two_readers(state);
     test_identity_block(state);
     test_conv_input_and_stride(state);
-    blocked_conv = false;
+    plain_conv = false;
 }
 
 /* Conv -> BatchNormalization (training mode: batch statistics) -> Relu. */
@@ -811,7 +812,7 @@ int main(void)
         cmocka_unit_test(test_conv_two_readers),
         cmocka_unit_test(test_identity_block),
         cmocka_unit_test(test_conv_input_and_stride),
-        cmocka_unit_test(test_blocked_conv),
+        cmocka_unit_test(test_plain_conv),
         cmocka_unit_test(test_batchnorm_training),
         cmocka_unit_test(test_batchnorm_eval),
         cmocka_unit_test(test_activations),

@@ -1,0 +1,94 @@
+/* The colour dataset of the training job tests (colour_dataset.h). */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "colour_dataset.h"
+#include "core/img.h"
+#include "image/codec.h"
+#include "job_client.h"
+
+const char *const class_names[CLASSES] = {"blue", "green", "red"};
+/* Their base colours. */
+static const unsigned char base[CLASSES][3] = {{20, 20, 230}, {20, 230, 20}, {230, 20, 20}};
+
+static void make_dir(const char *path)
+{
+    if (mkdir(path, 0755) != 0 && errno != EEXIST) fail_msg("cannot make %s", path);
+}
+
+void write_file(const char *path, const void *data, size_t size)
+{
+    FILE *f = fopen(path, "wb");
+    if (!f || fwrite(data, 1, size, f) != size || fclose(f) != 0) fail_msg("cannot write %s", path);
+}
+
+void *solid_png(const unsigned char rgb[3], size_t *size)
+{
+    struct eng_error err = {0};
+    struct img *im = img_new(SIDE, SIDE, 3, &err);
+    assert_non_null(im);
+    for (int y = 0; y < SIDE; y++)
+        for (int x = 0; x < SIDE; x++)
+            memcpy(img_row(im, y) + 3 * x, rgb, 3);
+    void *png;
+    assert_int_equal(img_encode(im, IMG_PNG, 0, NULL, &png, size, &err), 0);
+    img_free(im);
+    return png;
+}
+
+void colour(int c, int i, unsigned char rgb[3])
+{
+    for (int k = 0; k < 3; k++)
+        rgb[k] =
+            (unsigned char)(base[c][k] + (base[c][k] > 128 ? -1 : 1) * ((i * (7 + 5 * k)) % 31));
+}
+
+void colour_dataset_make(const struct server *srv, int classes, int n, char id[64])
+{
+    char src[PATH_MAX], path[PATH_MAX + 64];
+    snprintf(src, sizeof src, "%s/colours%d", srv->dir, classes);
+    make_dir(src);
+    const char *splits[2] = {"train", "val"};
+    for (int s = 0; s < 2; s++) {
+        snprintf(path, sizeof path, "%s/%s", src, splits[s]);
+        make_dir(path);
+        for (int c = 0; c < classes; c++) {
+            snprintf(path, sizeof path, "%s/%s/%s", src, splits[s], class_names[c]);
+            make_dir(path);
+            for (int i = 0; i < (s ? 4 : n); i++) {
+                unsigned char rgb[3];
+                size_t size;
+                colour(c, s ? 1000 + i : i, rgb);
+                void *png = solid_png(rgb, &size);
+                snprintf(path, sizeof path, "%s/%s/%s/%03d.png", src, splits[s], class_names[c], i);
+                write_file(path, png, size);
+                free(png);
+            }
+        }
+    }
+    job_import_dataset(srv, src, id);
+}
+
+void expect_chart_artifact(const struct server *srv, const char *id, const char *name)
+{
+    char path[160];
+    struct http_response r;
+    snprintf(path, sizeof path, "/v1/jobs/%s/artifacts/%s", id, name);
+    http_get(srv, path, &r);
+    assert_status(&r, 200);
+    struct eng_error err = {0};
+    struct img *im = img_decode(r.body, r.body_size, NULL, NULL, &err);
+    assert_non_null(im);
+    assert_int_equal(im->width, 480);
+    img_free(im);
+    http_response_free(&r);
+}

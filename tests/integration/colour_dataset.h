@@ -1,0 +1,34 @@
+/* What the training job tests share. The dataset they make: solid-colour SIDE x SIDE images in
+ * class folders blue, green and red, each colour varied a little, in splits "train" and "val". The
+ * classes are separable by the mean of one channel, so a small CNN learns them in a few epochs. */
+#ifndef AUGSERVE_TEST_COLOUR_DATASET_H
+#define AUGSERVE_TEST_COLOUR_DATASET_H
+
+#include <stddef.h>
+
+#include "harness.h"
+
+#define CLASSES 3
+#define SIDE    8
+
+/* The dataset's classes, in byte order (its class indices). */
+extern const char *const class_names[CLASSES];
+
+/* Writes size bytes of data to path, or fails the test. */
+void write_file(const char *path, const void *data, size_t size);
+
+/* A solid SIDE x SIDE image as PNG (malloc'd). */
+void *solid_png(const unsigned char rgb[3], size_t *size);
+
+/* Image i of class c: its base colour shifted by up to 30 in each channel, towards the middle
+ * (the class's channel stays in [200, 230], the others in [20, 50]). */
+void colour(int c, int i, unsigned char rgb[3]);
+
+/* `augserve dataset import`: the first `classes` (at most CLASSES) of the classes, in splits train
+ * (per class n images) and val (4 per class); its id. */
+void colour_dataset_make(const struct server *srv, int classes, int n, char id[64]);
+
+/* The job's artifact `name` is a chart: a PNG JOB_CHART_WIDTH (480) pixels wide. */
+void expect_chart_artifact(const struct server *srv, const char *id, const char *name);
+
+#endif
