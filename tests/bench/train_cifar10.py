@@ -6,7 +6,7 @@ Two uses, one recipe (the defaults are exactly the default model's, models/cifar
 - the default model's reproduction: `tests/bench/train_cifar10.py --out models/cifar10-resnet20`
   (ResNet-20, 100 epochs, batch 128, SGD 0.1 with Nesterov momentum 0.9 and weight decay 5e-4,
   cosine schedule after 2 warm-up epochs, fixmatch-weak then autoaugment-cifar10, seed 1);
-- the learning benchmark: a short budget, e.g. `--epochs 5`, reaches the accuracy the README's
+- the learning benchmark: a short budget, `--epochs 3`, reaches the accuracy the README's
   Benchmarks section states.
 
 Without --url it starts build/augserve (--augserve) on a free port of 127.0.0.1 with a temporary
@@ -24,16 +24,20 @@ for a usage error (a missing archive included).
 import argparse
 import json
 import os
+import re
 import shutil
 import sys
 import tempfile
 import time
+import urllib.error
 import urllib.parse
 import urllib.request
 
 from augserve_server import HTTPError, Server, ServerError, request
 from cifar_folder import add_archive_option, check_archive
 
+# The job's own log line for an epoch ("training, epoch 3/100: ..."), which the metrics repeat.
+EPOCH_LOG = re.compile(r"\bepoch \d+/\d+: ")
 # What the repository serves a model from; the job writes all four.
 MODEL_FILES = ("model.onnx", "config.json", "labels.txt", "training.json")
 
@@ -113,6 +117,8 @@ def events(base, job):
                         if kind == "state" and data["state"] not in ("queued", "running",
                                                                      "interrupted"):
                             return
+        except urllib.error.HTTPError:  # an answer, not a dropped link
+            raise
         except OSError:  # timeouts and resets: reconnect
             ended = False
         if ended and request(base, "GET", "/v1/jobs/" + job)["state"] not in ("queued", "running"):
@@ -140,7 +146,7 @@ def follow(base, job, epochs):
                   f"{metrics['images_per_second']:.1f} images/s, "
                   f"ETA {duration(metrics['eta_seconds'])}", flush=True)
             metrics = {}
-        elif kind == "log" and not data["message"].startswith("epoch "):
+        elif kind == "log" and not EPOCH_LOG.search(data["message"]):
             print(data["message"], flush=True)
         elif kind == "state" and data["state"] == "interrupted":
             print(f"the job was interrupted ({data.get('reason')}); it resumes", flush=True)
