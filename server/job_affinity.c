@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "job_affinity.h"
 #include "job_chart.h"
 #include "job_classify.h"
 #include "job_kind.h"
@@ -58,33 +59,39 @@ static json_t *ops_at_level(double level)
     return docs;
 }
 
-/* params.policies (and level) into a->docs and a->policies. */
-static int read_policies(struct affinity *a, const json_t *params, struct eng_error *err)
+int job_affinity_policies(const json_t *params, size_t max, json_t **docs, struct policy **policies,
+                          size_t *n, struct eng_error *err)
 {
     const json_t *given = json_object_get(params, "policies");
     double level;
     int ops = json_is_string(given) && strcmp(json_string_value(given), "ops") == 0;
+    *docs = NULL;
+    *n = 0;
     if (json_object_get(params, "level") && !ops)
         return eng_fail(err, ENG_INVALID, "params.level: only with \"policies\": \"ops\"");
     if (ops) {
         if (job_param_real(params, "level", 1, 0, 0, 1, &level, err) != 0) return -1;
-        a->docs = ops_at_level(level);
+        *docs = ops_at_level(level);
     } else if (json_is_array(given) && json_array_size(given) >= 1 &&
-               json_array_size(given) <= MAX_POLICIES) {
-        a->docs = json_incref((json_t *)given);
+               json_array_size(given) <= max) {
+        *docs = json_incref((json_t *)given);
     } else {
         return eng_fail(err, ENG_INVALID,
-                        "params.policies: required: a list of 1 to %d policies (preset names, "
+                        "params.policies: required: a list of 1 to %zu policies (preset names, "
                         "op objects or lists), or \"ops\" with a \"level\"",
-                        MAX_POLICIES);
+                        max);
     }
-    if (!a->docs || json_array_size(a->docs) > MAX_POLICIES) return eng_no_memory(err);
-    for (size_t i = 0; i < json_array_size(a->docs); i++) {
+    if (!*docs) return eng_no_memory(err);
+    if (json_array_size(*docs) > max)
+        return eng_fail(err, ENG_INVALID,
+                        "params.policies: \"ops\" are %zu policies, more than the %zu this kind "
+                        "takes",
+                        json_array_size(*docs), max);
+    for (size_t i = 0; i < json_array_size(*docs); i++) {
         char name[32];
         snprintf(name, sizeof name, "policies/%zu", i);
-        if (job_classify_policy(json_array_get(a->docs, i), name, &a->policies[i], err) != 0)
-            return -1;
-        a->n_policies = i + 1;
+        if (job_classify_policy(json_array_get(*docs, i), name, &policies[i], err) != 0) return -1;
+        *n = i + 1;
     }
     return 0;
 }
@@ -104,7 +111,8 @@ static int read_params(struct affinity *a, const struct app *app, const json_t *
     long long draws;
     if (job_params_known(params, names, err) ||
         job_param_int(params, "draws", 0, 1, 1, MAX_DRAWS, &draws, err) ||
-        job_classify_open(&a->jc, app, params, 1, err) || read_policies(a, params, err))
+        job_classify_open(&a->jc, app, params, 1, err) ||
+        job_affinity_policies(params, MAX_POLICIES, &a->docs, a->policies, &a->n_policies, err))
         return -1;
     a->draws = (size_t)draws;
     a->passes = 1 + a->n_policies * a->draws;
@@ -177,8 +185,7 @@ static json_t *mean_std_json(const double *values, size_t n)
                      isfinite(std) ? json_real(std) : json_null());
 }
 
-/* The policy's short name: a preset's name, an op's, else its JSON. */
-static char *policy_name(const json_t *doc)
+char *job_affinity_policy_name(const json_t *doc)
 {
     const char *op = json_string_value(json_object_get(doc, "op"));
     if (json_is_string(doc)) return strdup(json_string_value(doc));
@@ -216,7 +223,7 @@ static int report(struct affinity *a, json_t **result, struct eng_error *err)
             metric_affinity(clean, acc[d], &diff[d], &ratio[d]);
             json_array_append_new(draws, json_real(acc[d]));
         }
-        char *name = policy_name(json_array_get(a->docs, p));
+        char *name = job_affinity_policy_name(json_array_get(a->docs, p));
         json_t *row = json_pack(
             "{s:O, s:s?, s:o, s:o, s:o, s:o}", "policy", json_array_get(a->docs, p), "name", name,
             "accuracy", mean_std_json(acc, a->draws), "affinity", mean_std_json(diff, a->draws),

@@ -133,3 +133,70 @@ int job_chart_curves(const double *const *series, size_t n_series, size_t n, voi
     }
     return encode(im, png, size, err);
 }
+
+/* The range [*lo, *hi] of v's finite values and ref, widened by a tenth on each side (by 0.1 when
+ * they are all one value). */
+static void fit(const double *v, size_t n, double ref, double *lo, double *hi)
+{
+    *lo = *hi = ref;
+    for (size_t i = 0; i < n; i++)
+        if (isfinite(v[i])) {
+            if (v[i] < *lo) *lo = v[i];
+            if (v[i] > *hi) *hi = v[i];
+        }
+    double pad = *hi > *lo ? (*hi - *lo) / 10 : 0.1;
+    *lo -= pad;
+    *hi += pad;
+}
+
+/* The diverging scale's colour of t in [-1, 1]: red at -1, white at 0, blue at 1. */
+static void diverging(double t, unsigned char rgb[3])
+{
+    const unsigned char *end = t < 0 ? RED : BLUE;
+    double a = fmin(fabs(t), 1);
+    for (int k = 0; k < 3; k++)
+        rgb[k] = (unsigned char)lround(255 + a * (end[k] - 255));
+}
+
+/* A disc of radius r around (cx, cy). */
+static void disc(struct img *im, int cx, int cy, int r, const unsigned char rgb[3])
+{
+    for (int dy = -r; dy <= r; dy++)
+        for (int dx = -r; dx <= r; dx++)
+            if (dx * dx + dy * dy <= r * r) fill(im, cx + dx, cy + dy, cx + dx, cy + dy, rgb);
+}
+
+int job_chart_scatter(const double *x, const double *y, const double *c, size_t n, double x_ref,
+                      double y_ref, void **png, size_t *size, struct eng_error *err)
+{
+    struct img *im = canvas(err);
+    if (!im) return -1;
+    double x0, x1, y0, y1, scale = 0;
+    fit(x, n, x_ref, &x0, &x1);
+    fit(y, n, y_ref, &y0, &y1);
+    for (size_t i = 0; i < n; i++)
+        if (isfinite(c[i]) && fabs(c[i]) > scale) scale = fabs(c[i]);
+    if (scale == 0) scale = 1;
+        /* The pixel column and row of a value. */
+#define COL(v) (M + (int)lround(((v)-x0) / (x1 - x0) * PLOT_W))
+#define ROW(v) plot_y(((v)-y0) / (y1 - y0))
+    fill(im, COL(x_ref), M, COL(x_ref), H - M - 1, GREY);
+    fill(im, M + 1, ROW(y_ref), W - M, ROW(y_ref), GREY);
+    for (size_t i = 0; i < n; i++) {
+        unsigned char rgb[3];
+        if (!isfinite(x[i]) || !isfinite(y[i])) continue;
+        diverging(isfinite(c[i]) ? c[i] / scale : 0, rgb);
+        disc(im, COL(x[i]), ROW(y[i]), 6, BLACK);
+        disc(im, COL(x[i]), ROW(y[i]), 4, rgb);
+    }
+#undef COL
+#undef ROW
+    /* The colour bar in the right margin: +scale at the top, -scale at the bottom, a tick at 0. */
+    for (int row = M; row <= H - M; row++) {
+        unsigned char rgb[3];
+        diverging(1 - 2 * (double)(row - M) / PLOT_H, rgb);
+        fill(im, W - M + 6, row, W - M + 13, row, rgb);
+    }
+    fill(im, W - M + 3, M + PLOT_H / 2, W - M + 16, M + PLOT_H / 2, BLACK);
+    return encode(im, png, size, err);
+}

@@ -33,4 +33,12 @@ int job_chart_bars(const double *mean, const double *std, size_t n, void **png, 
 int job_chart_curves(const double *const *series, size_t n_series, size_t n, void **png,
                      size_t *size, struct eng_error *err);
 
+/* A scatter (Gontijo-Lopes et al. 2020's Figure 1): a point per finite (x[i], y[i]), a disc in
+ * a black ring coloured by c[i] on a diverging scale, red at -s through white at 0 to blue at +s
+ * (s the largest finite |c|), drawn as a colour bar in the right margin (+s at the top, a black
+ * tick at 0). Grey lines through the reference (x_ref, y_ref); each axis fits the points and the
+ * reference with a tenth of the range to spare. *png malloc'd. */
+int job_chart_scatter(const double *x, const double *y, const double *c, size_t n, double x_ref,
+                      double y_ref, void **png, size_t *size, struct eng_error *err);
+
 #endif

@@ -236,3 +236,15 @@ int job_classify_write_result(struct job_ctx *ctx, const json_t *result, struct 
     free(text);
     return rc;
 }
+
+void job_classify_csv_field(FILE *f, const char *text)
+{
+    if (!strpbrk(text, ",\"\r\n")) {
+        fputs(text, f);
+        return;
+    }
+    fputc('"', f);
+    for (const char *c = text; *c; c++)
+        fputs(*c == '"' ? "\"\"" : (char[]){*c, 0}, f);
+    fputc('"', f);
+}

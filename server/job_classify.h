@@ -13,6 +13,7 @@
 #include <jansson.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "core/error.h"
 #include "data/loader.h"
@@ -93,6 +94,9 @@ size_t job_classify_batches(const struct job_classify *jc);
 /* Writes data as artifact `name`, whole (a new file each time, so a resumed job rewrites it). */
 int job_classify_write_artifact(struct job_ctx *ctx, const char *name, const void *data,
                                 size_t size, struct eng_error *err);
+/* A CSV field: the text, quoted when it holds a comma, a quote or a line break. */
+void job_classify_csv_field(FILE *f, const char *text);
+
 /* The result's JSON as artifact result.json. */
 int job_classify_write_result(struct job_ctx *ctx, const json_t *result, struct eng_error *err);
 

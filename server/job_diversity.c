@@ -1,8 +1,8 @@
 /* The job kind "diversity" (Gontijo-Lopes et al. 2020, "Affinity and Diversity"): the same model
- * trained twice on a dataset split, with the policy and without it, with the same seed, budget and
- * hyperparameters (job_train_run.c's run, both times). Diversity is the final training loss with
- * the policy divided by the final training loss without it: a policy that makes the training
- * images harder to fit scores above 1.
+ * (a zoo model, or a repository model fine-tuned) trained twice on a dataset split, with the policy
+ * and without it, with the same seed, budget and hyperparameters (job_train_run.c's run, both
+ * times). Diversity is the final training loss with the policy divided by the final training loss
+ * without it: a policy that makes the training images harder to fit scores above 1.
  *
  * "Final training loss" is the mean cross-entropy over the batches of the last epoch, each taken
  * as the batch was trained on (the model changing through the epoch), on the augmented images for
@@ -141,12 +141,12 @@ static int finish(struct diversity *d, struct job_ctx *ctx, json_t **result, str
         loss[w] = job_train_metric(last, "train_loss");
         accuracy[w] = job_train_metric(last, "train_accuracy");
     }
-    *result =
-        json_pack("{s:o, s:f, s:f, s:f, s:f, s:I, s:f}", "diversity",
-                  number(loss[WITH] / loss[WITHOUT]), "loss_with_policy", loss[WITH],
-                  "loss_without_policy", loss[WITHOUT], "accuracy_with_policy", accuracy[WITH],
-                  "accuracy_without_policy", accuracy[WITHOUT], "epochs", (json_int_t)d->p.epochs,
-                  "duration_seconds", d->seconds[WITH] + d->seconds[WITHOUT]);
+    *result = json_pack("{s:o, s:f, s:f, s:f, s:f, s:I, s:I, s:f}", "diversity",
+                        number(loss[WITH] / loss[WITHOUT]), "loss_with_policy", loss[WITH],
+                        "loss_without_policy", loss[WITHOUT], "accuracy_with_policy",
+                        accuracy[WITH], "accuracy_without_policy", accuracy[WITHOUT], "epochs",
+                        (json_int_t)d->p.epochs, "steps", (json_int_t)d->p.steps,
+                        "duration_seconds", d->seconds[WITH] + d->seconds[WITHOUT]);
     if (!*result) return eng_no_memory(err);
     job_ctx_log(ctx, "diversity %.6g: final training loss %.6g with the policy, %.6g without",
                 loss[WITH] / loss[WITHOUT], loss[WITH], loss[WITHOUT]);
@@ -190,7 +190,8 @@ static int run(struct job_ctx *ctx, const json_t *params, json_t **result, struc
 
 const struct job_kind job_kind_diversity = {
     .name = "diversity",
-    .help = "a zoo model trained twice on a dataset split, with the policy and without it: "
+    .help = "a model (of the zoo, or from the repository) trained twice on a dataset split, with "
+            "the policy and without it: "
             "diversity is the ratio of the final training losses (Gontijo-Lopes et al. 2020)",
     .validate = validate,
     .run = run,

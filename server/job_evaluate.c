@@ -115,19 +115,6 @@ static int on_batch(void *arg, const struct data_batch *b, const float *probs, s
     return rc;
 }
 
-/* A CSV field: the text, quoted when it holds a comma, a quote or a line break. */
-static void csv_field(FILE *f, const char *text)
-{
-    if (!strpbrk(text, ",\"\r\n")) {
-        fputs(text, f);
-        return;
-    }
-    fputc('"', f);
-    for (const char *c = text; *c; c++)
-        fputs(*c == '"' ? "\"\"" : (char[]){*c, 0}, f);
-    fputc('"', f);
-}
-
 /* Model class m's row of the confusion matrix: its count and its correct ones. */
 static void class_counts(const struct metric_eval *e, size_t m, uint64_t *count, uint64_t *correct)
 {
@@ -150,7 +137,7 @@ static int write_tables(struct evaluate *ev, struct eng_error *err)
         fputs("true\\predicted", confusion);
         for (size_t p = 0; p < ev->e.classes; p++) {
             fputc(',', confusion);
-            csv_field(confusion, job_classify_class_name(&ev->jc, p, buf, sizeof buf));
+            job_classify_csv_field(confusion, job_classify_class_name(&ev->jc, p, buf, sizeof buf));
         }
         fputc('\n', confusion);
     }
@@ -159,11 +146,11 @@ static int write_tables(struct evaluate *ev, struct eng_error *err)
         size_t m = (size_t)ev->jc.class_map[c];
         uint64_t count, correct;
         class_counts(&ev->e, m, &count, &correct);
-        csv_field(confusion, dataset_class_name(ds, c));
+        job_classify_csv_field(confusion, dataset_class_name(ds, c));
         for (size_t p = 0; p < ev->e.classes; p++)
             fprintf(confusion, ",%llu", (unsigned long long)ev->e.confusion[m * ev->e.classes + p]);
         fputc('\n', confusion);
-        csv_field(per_class, dataset_class_name(ds, c));
+        job_classify_csv_field(per_class, dataset_class_name(ds, c));
         fprintf(per_class, ",%llu,%llu,", (unsigned long long)count, (unsigned long long)correct);
         if (count) fprintf(per_class, "%.17g", (double)correct / (double)count);
         fputc('\n', per_class);

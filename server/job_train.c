@@ -73,10 +73,10 @@ static int finish(struct job_train_run *r, const json_t *params, json_t **result
     if (rc == 0) rc = job_train_model_register(r->ctx, r->p, onnx, size, training, err);
     if (rc == 0) {
         const json_t *last = json_array_get(r->metrics, json_array_size(r->metrics) - 1);
-        *result = json_pack("{s:s, s:I, s:I, s:O, s:f}", "model", r->p->output, "epochs",
-                            (json_int_t)r->p->epochs, "parameters",
-                            (json_int_t)train_model_parameter_count(r->graph), "final", last,
-                            "duration_seconds", r->seconds);
+        *result = json_pack("{s:s, s:I, s:I, s:I, s:O, s:f}", "model", r->p->output, "epochs",
+                            (json_int_t)r->p->epochs, "steps", (json_int_t)r->p->steps,
+                            "parameters", (json_int_t)train_model_parameter_count(r->graph),
+                            "final", last, "duration_seconds", r->seconds);
         if (!*result) rc = eng_no_memory(err);
     }
     if (rc == 0) rc = job_classify_write_result(r->ctx, training, err);

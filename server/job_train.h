@@ -1,7 +1,8 @@
-/* The job kinds "train" (server/job_train.c) and "diversity" (server/job_diversity.c) and the
- * parts they are made of: their params (job_train_params.c), a training run (job_train_run.c), its
- * checkpoint file (job_train_state.c) and the model train registers (job_train_model.c). Private
- * to those files. */
+/* The job kinds "train" (server/job_train.c), "diversity" (server/job_diversity.c) and
+ * "affinity-diversity" (server/job_affinity_diversity.c) and the parts they are made of: their
+ * params (job_train_params.c), a training run (job_train_run.c), its checkpoint file
+ * (job_train_state.c) and the model train registers (job_train_model.c). Private to those
+ * files. */
 #ifndef AUGSERVE_JOB_TRAIN_H
 #define AUGSERVE_JOB_TRAIN_H
 
@@ -18,6 +19,7 @@ struct job_ctx;
 struct policy;
 
 #define JOB_TRAIN_MAX_EPOCHS 100000
+#define JOB_TRAIN_MAX_STEPS  100000000
 #define JOB_TRAIN_MAX_BATCH  4096
 
 /* A train job's params, read and checked (job_train_params_open), with the dataset and the
@@ -35,7 +37,8 @@ struct job_train_params {
     const json_t *freeze;
     struct nn_tensor_info input;
     size_t classes; /* the model's outputs: the dataset's class count */
-    long epochs;
+    long epochs;    /* the epochs begun: the last one partial when steps end inside it */
+    long steps;     /* the optimiser steps of the whole run */
     size_t batch;
     struct train_optim_config optim;
     struct train_schedule schedule; /* warmup and milestones in steps (epochs x batches) */
@@ -51,8 +54,14 @@ struct job_train_params {
 };
 
 /* Which kind's params: diversity's are train's without val_split, ema, eval_every and output,
- * and with the policy required. */
-enum job_train_for { JOB_TRAIN_FOR_TRAIN, JOB_TRAIN_FOR_DIVERSITY };
+ * and with the policy required; affinity-diversity's are diversity's with val_split required and
+ * "policies" and "level" (the kind reads them: job_affinity_policies) in place of "policy", and
+ * eval_every set to the epochs. */
+enum job_train_for {
+    JOB_TRAIN_FOR_TRAIN,
+    JOB_TRAIN_FOR_DIVERSITY,
+    JOB_TRAIN_FOR_AFFINITY_DIVERSITY
+};
 
 /* Reads params (validate and run share it): 0, or -1 with err (ENG_INVALID naming the field,
  * ENG_NOT_FOUND for an unknown dataset, ENG_CONFLICT when the output model exists). Release with
@@ -73,7 +82,7 @@ struct job_train_run {
     const char *phase;                   /* in progress messages and logs */
     const char *metric_prefix;           /* before each metric event's name; NULL: none */
     double progress_base, progress_span; /* this run's part of the job's progress */
-    /* After each epoch's metrics, before its checkpoint: the artifacts so far. */
+    /* After each epoch's metrics, before its checkpoint: the artifacts so far (NULL: none). */
     int (*artifacts)(struct job_train_run *r, struct eng_error *err);
     void *user;    /* the caller's, for artifacts */
     json_t *extra; /* members added to every checkpoint's JSON (borrowed); NULL: none */
@@ -100,6 +109,13 @@ int job_train_run_open(struct job_train_run *r, struct eng_error *err);
 int job_train_run_restore(struct job_train_run *r, const json_t *saved, struct eng_error *err);
 /* The epochs left (none when restored after the last). */
 int job_train_run_epochs(struct job_train_run *r, struct eng_error *err);
+/* The model as trained so far (the EMA's values when on) on the val split, in eval mode, with
+ * policy applied to each image (NULL: none) by the loader at the seed, epoch 0, in order: the
+ * mean loss and the accuracy over its *count images (NaN for none). The run needs a val split.
+ * The pass without a policy is the one that gives the epochs' val metrics, and Identity gives
+ * its numbers exactly. */
+int job_train_run_evaluate(struct job_train_run *r, const struct policy *policy, double *loss,
+                           double *accuracy, size_t *count, struct eng_error *err);
 void job_train_run_close(struct job_train_run *r);
 /* The run's metrics so far as a CSV artifact named name: a header and a row per epoch. */
 int job_train_run_csv(const struct job_train_run *r, const char *name, struct eng_error *err);

@@ -13,16 +13,27 @@
 #include "policy/policy.h"
 
 static const char *const names[] = {
-    "dataset",   "split",    "val_split",       "model", "policy", "epochs",     "batch",  "seed",
-    "optimizer", "schedule", "label_smoothing", "ema",   "clip",   "eval_every", "output", NULL};
+    "dataset", "split", "val_split",  "model",     "policy",   "epochs",
+    "steps",   "batch", "seed",       "optimizer", "schedule", "label_smoothing",
+    "ema",     "clip",  "eval_every", "output",    NULL};
 /* Diversity's: both runs are measured on the training split and nothing is registered. */
-static const char *const diversity_names[] = {"dataset",  "split",           "model", "policy",
-                                              "epochs",   "batch",           "seed",  "optimizer",
-                                              "schedule", "label_smoothing", "clip",  NULL};
+static const char *const diversity_names[] = {
+    "dataset", "split",     "model",    "policy",          "epochs", "steps", "batch",
+    "seed",    "optimizer", "schedule", "label_smoothing", "clip",   NULL};
+/* Affinity-diversity's: diversity's with the val split the scores are measured on, and the
+ * policies (read by the kind) in place of the policy. */
+static const char *const affinity_diversity_names[] = {
+    "dataset", "split", "val_split", "model",    "policies",        "level", "epochs", "steps",
+    "batch",   "seed",  "optimizer", "schedule", "label_smoothing", "clip",  NULL};
+static const char *const *const kind_names[] = {
+    [JOB_TRAIN_FOR_TRAIN] = names,
+    [JOB_TRAIN_FOR_DIVERSITY] = diversity_names,
+    [JOB_TRAIN_FOR_AFFINITY_DIVERSITY] = affinity_diversity_names,
+};
 static const char *const optimizer_names[] = {
     "name", "lr", "momentum", "nesterov", "weight_decay", "exclude_no_decay", "betas", "eps", NULL};
-static const char *const schedule_names[] = {"name",  "warmup_epochs", "milestones", "step_size",
-                                             "gamma", "min_lr",        NULL};
+static const char *const schedule_names[] = {
+    "name", "warmup_epochs", "warmup_steps", "milestones", "step_size", "gamma", "min_lr", NULL};
 
 /* CIFAR-10's channel statistics (torchvision's usual Normalize for it), which the zoo models are
  * trained with whatever the dataset: fixed, so the transform is known before any image is read
@@ -106,27 +117,44 @@ static int read_optimizer(struct job_train_params *p, const json_t *params, stru
     return 0;
 }
 
-/* The schedule; its epochs (warm-up, milestones, step size) become steps, the unit the job
- * steps the schedule in. */
+/* The warm-up in steps: warmup_steps, or warmup_epochs of the split's batches (rounded). */
+static int read_warmup(struct job_train_params *p, const json_t *params, const json_t *o,
+                       struct eng_error *err)
+{
+    long per_epoch = (long)p->batches;
+    double epochs;
+    long long steps;
+    if (json_object_get(o, "warmup_epochs") && json_object_get(o, "warmup_steps"))
+        return eng_fail(err, ENG_INVALID,
+                        "params.schedule.warmup_steps: give warmup_epochs or warmup_steps, not "
+                        "both");
+    if (job_param_real(params, "schedule.warmup_epochs", 0, 0, 0,
+                       (double)p->steps / (double)per_epoch, &epochs, err) ||
+        job_param_int(params, "schedule.warmup_steps", 0, (long long)(epochs * per_epoch + 0.5), 0,
+                      p->steps, &steps, err))
+        return -1;
+    p->schedule.warmup = (long)steps;
+    return 0;
+}
+
+/* The schedule, over the run's steps; its epochs (warm-up, milestones, step size) become steps,
+ * the unit the job steps the schedule in. */
 static int read_schedule(struct job_train_params *p, const json_t *params, struct eng_error *err)
 {
     const json_t *o;
     const char *name;
-    double warmup;
     long long step_size;
-    long per_epoch = (long)p->batches, total = p->epochs * per_epoch;
+    long per_epoch = (long)p->batches;
     if (get_object(params, "schedule", schedule_names, &o, err)) return -1;
     if (!(name = kind_name(o, "constant")))
         return eng_fail(err, ENG_INVALID, "params.schedule.name: must be a string");
     if (train_lr_kind_named(name, &p->schedule.kind, err)) return refuse(err, "schedule.name");
-    if (job_param_real(params, "schedule.warmup_epochs", 0, 0, 0, (double)p->epochs, &warmup,
-                       err) ||
+    if (read_warmup(p, params, o, err) ||
         job_param_int(params, "schedule.step_size", 0, 1, 1, p->epochs, &step_size, err) ||
         job_param_real(params, "schedule.gamma", 0, 0.1, 1e-12, 1, &p->schedule.gamma, err) ||
         job_param_real(params, "schedule.min_lr", 0, 0, 0, p->schedule.lr, &p->schedule.min_lr,
                        err))
         return -1;
-    p->schedule.warmup = (long)(warmup * (double)per_epoch + 0.5);
     p->schedule.step_size = (long)step_size * per_epoch;
     const json_t *milestones = json_object_get(o, "milestones"), *m;
     size_t i;
@@ -145,7 +173,7 @@ static int read_schedule(struct job_train_params *p, const json_t *params, struc
         p->schedule.milestones[p->schedule.n_milestones++] =
             (long)json_integer_value(m) * per_epoch;
     }
-    if (train_schedule_check(&p->schedule, total, err)) return refuse(err, "schedule");
+    if (train_schedule_check(&p->schedule, p->steps, err)) return refuse(err, "schedule");
     return 0;
 }
 
@@ -285,28 +313,60 @@ static int read_val(struct job_train_params *p, const json_t *params, struct eng
     return 0;
 }
 
+/* The budget: epochs, or steps (optimiser steps, the last epoch partial when they are not a
+ * whole number of epochs), exactly one; p->epochs and p->steps both set from it. */
+static int read_budget(struct job_train_params *p, const json_t *params, struct eng_error *err)
+{
+    const json_t *epochs = json_object_get(params, "epochs"),
+                 *steps = json_object_get(params, "steps");
+    long long n;
+    long per_epoch = (long)p->batches;
+    if (epochs && steps)
+        return eng_fail(err, ENG_INVALID, "params.steps: give epochs or steps, not both");
+    if (!epochs && !steps)
+        return eng_fail(err, ENG_INVALID,
+                        "params.epochs: required: epochs (1 to %d) or steps (1 to %d)",
+                        JOB_TRAIN_MAX_EPOCHS, JOB_TRAIN_MAX_STEPS);
+    if (epochs) {
+        if (job_param_int(params, "epochs", 1, 0, 1, JOB_TRAIN_MAX_EPOCHS, &n, err)) return -1;
+        p->epochs = (long)n;
+        p->steps = p->epochs * per_epoch;
+        return 0;
+    }
+    if (job_param_int(params, "steps", 1, 0, 1, JOB_TRAIN_MAX_STEPS, &n, err)) return -1;
+    p->steps = (long)n;
+    p->epochs = (p->steps + per_epoch - 1) / per_epoch;
+    if (p->epochs > JOB_TRAIN_MAX_EPOCHS)
+        return eng_fail(err, ENG_INVALID,
+                        "params.steps: %ld steps of %ld per epoch are more than %d epochs",
+                        p->steps, per_epoch, JOB_TRAIN_MAX_EPOCHS);
+    return 0;
+}
+
 int job_train_params_open(struct job_train_params *p, const struct app *app, const json_t *params,
                           enum job_train_for kind, struct eng_error *err)
 {
     memset(p, 0, sizeof *p);
-    long long epochs, batch, eval_every;
-    int diversity = kind == JOB_TRAIN_FOR_DIVERSITY;
-    if (job_params_known(params, diversity ? diversity_names : names, err) ||
+    long long batch, eval_every;
+    if (job_params_known(params, kind_names[kind], err) ||
         job_classify_open_dataset(&p->data, app, params, 1, err) || read_val(p, params, err) ||
-        read_model(p, params, err) || (!diversity && read_output(p, app, params, err)) ||
+        read_model(p, params, err) ||
+        (kind == JOB_TRAIN_FOR_TRAIN && read_output(p, app, params, err)) ||
         job_classify_policy(json_object_get(params, "policy"), "policy", &p->policy, err))
         return -1;
-    if (diversity && !p->policy)
+    if (kind == JOB_TRAIN_FOR_DIVERSITY && !p->policy)
         return eng_fail(err, ENG_INVALID,
                         "params.policy: required: the policy whose diversity is measured");
-    if (job_param_int(params, "epochs", 1, 0, 1, JOB_TRAIN_MAX_EPOCHS, &epochs, err) ||
-        job_param_int(params, "batch", 0, 64, 2, JOB_TRAIN_MAX_BATCH, &batch, err) ||
+    if (kind == JOB_TRAIN_FOR_AFFINITY_DIVERSITY && !p->val)
+        return eng_fail(err, ENG_INVALID,
+                        "params.val_split: required: the labeled split affinity and accuracy are "
+                        "measured on");
+    if (job_param_int(params, "batch", 0, 64, 2, JOB_TRAIN_MAX_BATCH, &batch, err) ||
         job_param_int(params, "eval_every", 0, 1, 1, JOB_TRAIN_MAX_EPOCHS, &eval_every, err) ||
         job_param_real(params, "label_smoothing", 0, 0, 0, 1, &p->label_smoothing, err) ||
         job_param_real(params, "ema", 0, 0, 0, 0.999999, &p->ema, err) ||
         job_param_real(params, "clip", 0, 0, 0, 1e9, &p->clip, err))
         return -1;
-    p->epochs = (long)epochs;
     p->batch = (size_t)batch;
     p->input.dims[0] = (int64_t)batch;
     p->eval_every = (long)eval_every;
@@ -317,7 +377,12 @@ int job_train_params_open(struct job_train_params *p, const struct app *app, con
                         "params.batch: %zu is more than the %zu images of split %s (batches are "
                         "full, the last short one dropped)",
                         p->batch, p->data.split->count, p->data.split->name);
-    return read_optimizer(p, params, err) || read_schedule(p, params, err) ? -1 : 0;
+    if (read_budget(p, params, err) || read_optimizer(p, params, err) ||
+        read_schedule(p, params, err))
+        return -1;
+    /* Affinity-diversity reads each model's val metrics once, after its last epoch. */
+    if (kind == JOB_TRAIN_FOR_AFFINITY_DIVERSITY) p->eval_every = p->epochs;
+    return 0;
 }
 
 void job_train_params_close(struct job_train_params *p)

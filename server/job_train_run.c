@@ -4,7 +4,9 @@
  * with the last short batch dropped, as PyTorch's usual training DataLoader(shuffle=True,
  * drop_last=True): the plan is compiled for one batch shape. Per batch: the forward pass in
  * training mode, cross-entropy with label smoothing, the backward pass, clipping, the schedule's
- * rate for the step, the optimiser's step and the EMA's update (engine/train/README.md).
+ * rate for the step, the optimiser's step and the EMA's update (engine/train/README.md). The run
+ * is p->steps steps long (the schedule's length): whole epochs, or a step count whose last epoch
+ * stops where the count ends (its batches the first ones of that epoch's order).
  *
  * The checkpoint, after every epoch, is a binary file in the job's folder (every parameter and
  * buffer, the optimiser's and the EMA's state, the plan's step: job_train_state.c) and the JSON
@@ -128,29 +130,30 @@ static int step(struct job_train_run *r, const struct data_batch *b, long k, dou
                                  loss, r->dlogits, err))
         return -1;
     *correct += correct_count(logits, labels, b->size, r->classes);
-    long total = p->epochs * (long)p->batches;
     return train_plan_backward(r->plan, r->dlogits, NULL, err) ||
                    (p->clip > 0 &&
                     train_clip_grad_norm(params, r->n_params, p->clip, &total_norm, err)) ||
                    train_optim_step(r->optim, params, r->n_params,
-                                    train_schedule_lr(&p->schedule, k, total), err) ||
+                                    train_schedule_lr(&p->schedule, k, p->steps), err) ||
                    (r->ema && train_ema_update(r->ema, params, r->n_params,
                                                train_plan_buffer(r->plan, 0), r->n_buffers, err))
                ? -1
                : 0;
 }
 
-/* A pass of the loader over split (shuffled for training); fn per batch. */
+/* A pass of the loader over split (for training: shuffled by the epoch, the last short batch
+ * dropped) with policy (NULL: none); fn per batch, for at most limit batches. */
 typedef int (*batch_fn)(struct job_train_run *r, const struct data_batch *b, double *loss,
                         size_t *correct, struct eng_error *err);
 
-static int pass(struct job_train_run *r, const struct data_split *split, int training, batch_fn fn,
-                double *loss, size_t *correct, size_t *count, struct eng_error *err)
+static int pass(struct job_train_run *r, const struct data_split *split, int training,
+                const struct policy *policy, batch_fn fn, size_t limit, double *loss,
+                size_t *correct, size_t *count, struct eng_error *err)
 {
     const struct job_train_params *p = r->p;
     struct data_loader_options o = {.dataset = p->data.dataset,
                                     .split = split,
-                                    .policy = training ? r->policy : NULL,
+                                    .policy = policy,
                                     .preprocess = &p->preprocess,
                                     .seed = p->data.seed,
                                     .epoch = training ? (uint32_t)r->epoch : 0,
@@ -161,11 +164,12 @@ static int pass(struct job_train_run *r, const struct data_split *split, int tra
     struct data_loader *l = data_loader_new(&o, err);
     if (!l) return -1;
     struct data_batch b;
-    int rc, got = 0;
+    int rc = 0, got = 0;
     *loss = 0;
     *correct = *count = 0;
-    while ((rc = job_ctx_cancelled(r->ctx, err)) == 0 &&
-           (got = data_loader_next(l, &b, err)) == 1) {
+    for (size_t n = 0; n < limit && (rc = job_ctx_cancelled(r->ctx, err)) == 0 &&
+                       (got = data_loader_next(l, &b, err)) == 1;
+         n++) {
         double batch_loss;
         if ((rc = fn(r, &b, &batch_loss, correct, err)) != 0) break;
         *loss += batch_loss * (double)b.size;
@@ -174,6 +178,13 @@ static int pass(struct job_train_run *r, const struct data_split *split, int tra
     if (rc == 0 && got < 0) rc = -1;
     data_loader_free(l);
     return rc;
+}
+
+/* The optimiser steps done once r->epoch epochs are: the last epoch ends where the steps do. */
+static long steps_done(const struct job_train_run *r)
+{
+    long k = r->epoch * (long)r->p->batches;
+    return k < r->p->steps ? k : r->p->steps;
 }
 
 /* The job's progress for a fraction done of this run. */
@@ -187,9 +198,7 @@ static int train_batch(struct job_train_run *r, const struct data_batch *b, doub
 {
     long k = r->epoch * (long)r->p->batches + (long)b->number;
     if (step(r, b, k, loss, correct, err)) return -1;
-    job_ctx_progress(r->ctx,
-                     progress(r, (double)(k + 1) / (double)(r->p->epochs * (long)r->p->batches)),
-                     r->phase);
+    job_ctx_progress(r->ctx, progress(r, (double)(k + 1) / (double)r->p->steps), r->phase);
     return 0;
 }
 
@@ -223,6 +232,18 @@ static int eval_values(struct job_train_run *r, struct eng_error *err)
     return 0;
 }
 
+int job_train_run_evaluate(struct job_train_run *r, const struct policy *policy, double *loss,
+                           double *accuracy, size_t *count, struct eng_error *err)
+{
+    size_t correct;
+    if (eval_values(r, err) ||
+        pass(r, r->p->val, 0, policy, eval_batch, SIZE_MAX, loss, &correct, count, err))
+        return -1;
+    *loss = *count ? *loss / (double)*count : NAN;
+    *accuracy = *count ? (double)correct / (double)*count : NAN;
+    return 0;
+}
+
 /* A metric as JSON: null when it was not measured. */
 static json_t *number(double v)
 {
@@ -236,8 +257,9 @@ double job_train_metric(const json_t *row, const char *name)
 }
 
 /* metrics.csv's columns: members of an epoch's metrics. */
-static const char *const columns[] = {
-    "epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "images_per_second", "lr"};
+static const char *const columns[] = {"epoch",    "train_loss",   "train_accuracy",
+                                      "val_loss", "val_accuracy", "images_per_second",
+                                      "lr",       "steps"};
 #define COLUMNS (sizeof columns / sizeof columns[0])
 
 int job_train_run_csv(const struct job_train_run *r, const char *name, struct eng_error *err)
@@ -275,7 +297,7 @@ static int checkpoint(struct job_train_run *r, struct eng_error *err)
                   r->metrics, "seconds", r->seconds, "base_sha256", r->base_sha256);
     int rc = state && (!r->extra || json_object_update(state, r->extra) == 0)
                  ? job_ctx_checkpoint(r->ctx, state,
-                                      progress(r, (double)r->epoch / (double)r->p->epochs),
+                                      progress(r, (double)steps_done(r) / (double)r->p->steps),
                                       r->phase, err)
                  : eng_no_memory(err);
     json_decref(state);
@@ -334,37 +356,34 @@ static void metric(struct job_train_run *r, const char *name, double value)
     job_ctx_metric(r->ctx, full, value, r->epoch);
 }
 
-/* One epoch: training, evaluation when it is due, events, artifacts, checkpoint. */
+/* One epoch: training (the batches left of the run's steps, at most the split's), evaluation when
+ * it is due, events, artifacts, checkpoint. */
 static int epoch(struct job_train_run *r, struct eng_error *err)
 {
     const struct job_train_params *p = r->p;
     double start = now(), loss, val_loss = NAN, val_accuracy = NAN;
     size_t correct, count;
-    long k = r->epoch * (long)p->batches;
-    double lr = train_schedule_lr(&p->schedule, k, p->epochs * (long)p->batches);
-    if (pass(r, p->data.split, 1, train_batch, &loss, &correct, &count, err)) return -1;
+    long k = steps_done(r);
+    double lr = train_schedule_lr(&p->schedule, k, p->steps);
+    if (pass(r, p->data.split, 1, r->policy, train_batch, (size_t)(p->steps - k), &loss, &correct,
+             &count, err))
+        return -1;
     double train_seconds = now() - start, images_per_second = (double)count / train_seconds;
     double train_loss = loss / (double)count, train_accuracy = (double)correct / (double)count;
     r->epoch++;
-    if (r->eval && (r->epoch % p->eval_every == 0 || r->epoch == p->epochs)) {
-        size_t val_correct, val_count;
-        if (eval_values(r, err) ||
-            pass(r, p->val, 0, eval_batch, &val_loss, &val_correct, &val_count, err))
-            return -1;
-        if (val_count) {
-            val_loss /= (double)val_count;
-            val_accuracy = (double)val_correct / (double)val_count;
-        } else {
-            val_loss = NAN;
-        }
-    }
+    size_t val_count;
+    if (r->eval && (r->epoch % p->eval_every == 0 || r->epoch == p->epochs) &&
+        job_train_run_evaluate(r, NULL, &val_loss, &val_accuracy, &val_count, err))
+        return -1;
     double seconds = now() - start;
     r->seconds += seconds;
-    double eta = seconds * (double)(p->epochs - r->epoch);
-    json_t *row = json_pack(
-        "{s:I, s:f, s:f, s:o, s:o, s:f, s:f, s:f}", "epoch", (json_int_t)r->epoch, "train_loss",
-        train_loss, "train_accuracy", train_accuracy, "val_loss", number(val_loss), "val_accuracy",
-        number(val_accuracy), "images_per_second", images_per_second, "lr", lr, "seconds", seconds);
+    /* This epoch's time per step, for the steps left. */
+    double eta = seconds * (double)(p->steps - steps_done(r)) / (double)(steps_done(r) - k);
+    json_t *row = json_pack("{s:I, s:I, s:f, s:f, s:o, s:o, s:f, s:f, s:f}", "epoch",
+                            (json_int_t)r->epoch, "steps", (json_int_t)steps_done(r), "train_loss",
+                            train_loss, "train_accuracy", train_accuracy, "val_loss",
+                            number(val_loss), "val_accuracy", number(val_accuracy),
+                            "images_per_second", images_per_second, "lr", lr, "seconds", seconds);
     if (!row || json_array_append_new(r->metrics, row)) return eng_no_memory(err);
     metric(r, "train_loss", train_loss);
     metric(r, "train_accuracy", train_accuracy);
@@ -379,7 +398,7 @@ static int epoch(struct job_train_run *r, struct eng_error *err)
                 "%.1f images/s, ETA %.0f s",
                 r->phase, r->epoch, p->epochs, train_loss, train_accuracy, val_loss, val_accuracy,
                 images_per_second, eta);
-    return r->artifacts(r, err) || checkpoint(r, err) ? -1 : 0;
+    return (r->artifacts && r->artifacts(r, err)) || checkpoint(r, err) ? -1 : 0;
 }
 
 int job_train_run_epochs(struct job_train_run *r, struct eng_error *err)

@@ -1,22 +1,35 @@
-// The Jobs page: a form per kind (evaluate, affinity, pseudo-label, train; any other kind the server
-// lists takes its params as JSON) that POSTs /v1/jobs; the job list (GET /v1/jobs, by state,
-// paged); and one job followed live over its Server-Sent Events (progress, log lines, metrics,
-// state), with cancel (DELETE), its result as tables, its PNG charts and its files.
+// The Jobs page: a form per kind (evaluate, affinity, pseudo-label, train, diversity,
+// affinity-diversity; any other kind the server lists takes its params as JSON) that POSTs /v1/jobs; the job list
+// (GET /v1/jobs, by state, paged); and one job followed live over its Server-Sent Events
+// (progress, log lines, metrics, state), with cancel (DELETE), its result as tables (and an
+// affinity-diversity job's scatter), its PNG charts and its files.
 import { api, apiBlob, curlJson, followEvents, listPresets } from './api.js';
+import { scatterChart } from './scatter.js';
 import { $, clearError, copyText, dataTable, downloadBlob, el, formatValue, initShell, keyValueTable,
   showError, withBusy } from './ui.js';
 
 const FINAL = ['succeeded', 'failed', 'cancelled', 'interrupted'];
 // The kinds with a form of their own, and the parts of the form each uses besides the model,
-// dataset and split (server/job_evaluate.c, job_affinity.c, job_pseudo_label.c).
+// dataset and split (server/job_evaluate.c, job_affinity.c, job_pseudo_label.c): its fieldsets,
+// and the fields of those it hides.
 const FORMS = {
   evaluate: { policy: true, seed: true },
-  affinity: { seed: true, fieldset: '#affinity-fields' },
-  'pseudo-label': { fieldset: '#pseudo-label-fields' },
+  affinity: { seed: true, fieldsets: ['#affinity-fields'] },
+  'pseudo-label': { fieldsets: ['#pseudo-label-fields'] },
   // train (server/job_train_params.c) takes its model from its own fields, a zoo model or a
   // repository model to fine-tune, not from the model select.
-  train: { policy: true, seed: true, fieldset: '#train-fields', ownModel: true },
+  train: { policy: true, seed: true, fieldsets: ['#train-fields'], ownModel: true },
+  // diversity (server/job_diversity.c): train's training fields and the policy, nothing evaluated
+  // on another split or registered.
+  diversity: { policy: true, seed: true, fieldsets: ['#train-fields'], ownModel: true,
+    hides: ['#val-split-field', '#output-field', '#ema-field'] },
+  // affinity-diversity (server/job_affinity_diversity.c): train's training fields, nothing
+  // registered, and affinity's policies drawn once.
+  'affinity-diversity': { seed: true, fieldsets: ['#train-fields', '#affinity-fields'], ownModel: true,
+    hides: ['#output-field', '#ema-field', '#draws-field'] },
 };
+const FIELDSETS = [...new Set(Object.values(FORMS).flatMap((f) => f.fieldsets || []))];
+const HIDDEN = [...new Set(Object.values(FORMS).flatMap((f) => f.hides || []))];
 
 let kinds = [];
 let datasets = [];
@@ -35,7 +48,8 @@ function showKindFields() {
   $('#model-field').hidden = !form || Boolean(form.ownModel);
   $('#policy-field').hidden = !form || !form.policy;
   $('#seed-field').hidden = !form || !form.seed;
-  for (const other of Object.values(FORMS)) if (other.fieldset) $(other.fieldset).hidden = other !== form;
+  for (const id of FIELDSETS) $(id).hidden = !form?.fieldsets?.includes(id);
+  for (const id of HIDDEN) $(id).hidden = Boolean(form?.hides?.includes(id));
   $('#params-field').hidden = Boolean(form);
 }
 
@@ -98,25 +112,38 @@ function trainModel() {
   return model;
 }
 
+// The training fields' params, which train and affinity-diversity share: the model, the length
+// in epochs or steps, the batch, optimiser, schedule and label smoothing.
+function trainingParams() {
+  return {
+    model: trainModel(),
+    [$('#budget-unit').value]: numberField('#epochs'),
+    batch: numberField('#batch'),
+    optimizer: { name: $('#optimizer').value, lr: numberField('#lr'), momentum: numberField('#momentum'),
+      nesterov: $('#nesterov').checked, weight_decay: numberField('#weight-decay') },
+    schedule: { name: $('#schedule').value, warmup_epochs: numberField('#warmup') },
+    label_smoothing: numberField('#smoothing'),
+  };
+}
+
 // A train job's own params.
 function trainParams() {
   if (!$('#output').value.trim()) {
     $('#output').focus();
     throw new Error('Give the name to register the model as.');
   }
-  const params = {
-    model: trainModel(),
-    epochs: numberField('#epochs'),
-    batch: numberField('#batch'),
-    optimizer: { name: $('#optimizer').value, lr: numberField('#lr'), momentum: numberField('#momentum'),
-      nesterov: $('#nesterov').checked, weight_decay: numberField('#weight-decay') },
-    schedule: { name: $('#schedule').value, warmup_epochs: numberField('#warmup') },
-    label_smoothing: numberField('#smoothing'),
-    ema: numberField('#ema'),
-    output: $('#output').value.trim(),
-  };
+  const params = { ...trainingParams(), ema: numberField('#ema'), output: $('#output').value.trim() };
   if ($('#val-split').value) params.val_split = $('#val-split').value;
   return params;
+}
+
+// An affinity-diversity job's own params: the training fields and the val split it scores on.
+function affinityDiversityParams() {
+  if (!$('#val-split').value) {
+    $('#val-split').focus();
+    throw new Error('Choose the validation split affinity and accuracy are measured on.');
+  }
+  return { ...trainingParams(), val_split: $('#val-split').value };
 }
 
 // The request the form describes: {kind, params}. Throws an Error naming a field that is wrong.
@@ -132,15 +159,21 @@ function request() {
   }
   const params = { dataset: $('#dataset').value, split: $('#split').value };
   if (name === 'train') Object.assign(params, trainParams());
+  else if (name === 'diversity') Object.assign(params, trainingParams());
+  else if (name === 'affinity-diversity') Object.assign(params, affinityDiversityParams());
   else params.model = $('#model').value;
   if (FORMS[name].seed && $('#seed').value !== '') params.seed = Number($('#seed').value);
   if (FORMS[name].policy && $('#policy').value.trim()) params.policy = policyValue($('#policy').value);
-  if (name === 'affinity') {
+  else if (name === 'diversity') {
+    $('#policy').focus();
+    throw new Error('Give the policy whose diversity is measured.');
+  }
+  if (name === 'affinity' || name === 'affinity-diversity') {
     const ops = $('input[name="policies-mode"]:checked').value === 'ops';
     params.policies = ops ? 'ops' : jsonField($('#policies'), 'The policies');
     if (ops) params.level = Number($('#level').value);
-    params.draws = Number($('#draws').value);
   }
+  if (name === 'affinity') params.draws = Number($('#draws').value);
   if (name === 'pseudo-label') {
     params.threshold = Number($('#threshold').value);
     if ($('#as-split').value.trim()) params.as_split = $('#as-split').value.trim();
@@ -230,19 +263,26 @@ function logLine(text, kindOf) {
 }
 
 const metrics = new Map();
-const epochs = new Map(); // a train job's metrics by epoch (their step)
+const epochs = new Map(); // a training kind's metrics by run and epoch (their step)
+// The kinds whose metrics are per epoch, and whether their names carry the run before a dot
+// ("clean.train_loss", "policies/0.train_loss").
+const PER_EPOCH = { train: false, diversity: true, 'affinity-diversity': true };
 
 function showMetric({ name, value, step }) {
   metrics.set(name, [value, step]);
   $('#job-metrics-area').hidden = false;
   $('#job-metrics').replaceChildren(dataTable(['metric', 'value', 'step'],
     [...metrics].map(([n, [v, s]]) => [n, v, s])));
-  if (current.job?.kind !== 'train') return;
-  epochs.set(step, { ...epochs.get(step), [name]: value });
+  const kindOf = current.job?.kind;
+  if (!(kindOf in PER_EPOCH)) return;
+  const cut = PER_EPOCH[kindOf] ? name.lastIndexOf('.') : -1;
+  const key = JSON.stringify([name.slice(0, Math.max(cut, 0)), step]);
+  epochs.set(key, { ...epochs.get(key), [name.slice(cut + 1)]: value });
   const columns = [...new Set([...epochs.values()].flatMap(Object.keys))];
+  const keys = PER_EPOCH[kindOf] ? ['run', 'epoch'] : ['epoch'];
   $('#job-epochs-area').hidden = false;
-  $('#job-epochs').replaceChildren(dataTable(['epoch', ...columns],
-    [...epochs].map(([epoch, row]) => [epoch, ...columns.map((c) => row[c])]), { id: 'epochs' }));
+  $('#job-epochs').replaceChildren(dataTable([...keys, ...columns], [...epochs].map(([k, row]) =>
+    [...JSON.parse(k).slice(-keys.length), ...columns.map((c) => row[c])]), { id: 'epochs' }));
 }
 
 const isPlain = (v) => v === null || typeof v !== 'object';
@@ -314,7 +354,9 @@ async function showEnd(id) {
   showState(job);
   $('#stream-status').textContent = '';
   $('#job-result-area').hidden = !job.result;
-  $('#job-result').replaceChildren(job.result ? resultView(job.result) : '');
+  const scatter = job.kind === 'affinity-diversity' && job.result?.scatter;
+  $('#job-result').replaceChildren(scatter ? el('figure', { class: 'chart' }, scatterChart(scatter)) : '',
+    job.result ? resultView(job.result) : '');
   await Promise.all([showArtifacts(id), refreshList()]);
 }
 

@@ -790,6 +790,85 @@ test('jobs: affinity of Identity is exactly 0; accepted pseudo-labels become a s
   await view.close();
 });
 
+// Opens the Jobs page on the form of `kind`, a kind with the training fields, checks it hides the
+// fields `hidden`, and fills them in for small-cnn at 8 px trained on the dataset's train split
+// for 3 steps of batches of 2.
+async function trainingForm(open, kind, datasetId, hidden) {
+  const page = await open('jobs.html');
+  await page.selectOption('#kind', kind);
+  for (const id of hidden) assert(await page.isHidden(id), `${kind} has no ${id}`);
+  await page.selectOption('#dataset', datasetId);
+  await page.selectOption('#split', 'train');
+  await page.selectOption('#arch', 'small-cnn');
+  await page.fill('#size', '8');
+  await page.fill('#epochs', '3');
+  await page.selectOption('#budget-unit', 'steps');
+  await page.fill('#batch', '2');
+  return page;
+}
+
+test('jobs: diversity from its form scores Identity exactly 1 over steps; the page asks for a policy', async ({ open, base }) => {
+  const dataset = await importDataset(base, 'pets-diversity', pets().archive);
+  const page = await trainingForm(open, 'diversity', dataset.id, ['#model-field', '#val-split-field', '#output-field', '#ema-field']);
+  await page.fill('#policy', '');
+  await page.click('#start');
+  await page.waitForSelector('#banner:not([hidden])');
+  assert((await page.textContent('#banner')).includes('Give the policy whose diversity is measured'), 'no policy: the page asks for one');
+  await page.fill('#policy', JSON.stringify({ op: 'Identity' }));
+  const id = await startAndWait(page, 'succeeded');
+  const { params } = await call(base, `/v1/jobs/${id}`);
+  assert(params.steps === 3 && params.policy.op === 'Identity' && !('val_split' in params) && !('output' in params) &&
+    !('ema' in params), `the form's params: ${JSON.stringify(params)}`);
+  assert(await page.textContent('#job-result tr[data-key="diversity"] td') === '1', 'Identity is exactly 1');
+  await assertNoStrayWords(page, 'jobs.html with a diversity job');
+  await page.close();
+});
+
+test('jobs: affinity-diversity from its form scores Identity 1, 1 and 0 and draws the scatter', async ({ open, shoot, base }) => {
+  const dataset = await importDataset(base, 'pets-scores', pets().archive);
+  const page = await trainingForm(open, 'affinity-diversity', dataset.id, ['#model-field', '#output-field', '#ema-field', '#draws-field']);
+  assert(await page.isVisible('#policies'), 'the policies');
+  await page.selectOption('#val-split', 'test');
+  await page.fill('#policies', JSON.stringify([{ op: 'Identity' }, { op: 'Invert' }]));
+  const id = await startAndWait(page, 'succeeded');
+  const { params, result } = await call(base, `/v1/jobs/${id}`);
+  assert(params.steps === 3 && !('epochs' in params) && params.val_split === 'test' && params.policies.length === 2 &&
+    !('output' in params) && !('ema' in params) && !('draws' in params), `the form's params: ${JSON.stringify(params)}`);
+  const identity = await page.locator('#job-result table[data-result="policies"] tbody tr', { hasText: 'Identity' })
+    .evaluate((tr) => Object.fromEntries([...tr.cells].map((c) => [c.dataset.column, c.textContent])));
+  assert(identity.affinity === '1' && identity.diversity === '1' && identity.gain === '0', `Identity scores 1, 1, 0: ${JSON.stringify(identity)}`);
+
+  // The scatter: a point per policy coloured by its gain on the diverging scale (white at 0,
+  // towards red (215, 70, 60) below and blue (66, 110, 200) above), Identity on the grey lines
+  // through the clean model's (1, 1).
+  const points = await page.locator('#scatter circle').evaluateAll((cs) => cs.map((c) => ({
+    name: c.dataset.name, fill: c.getAttribute('fill'), cx: Number(c.getAttribute('cx')), cy: Number(c.getAttribute('cy')) })));
+  assert(points.length === 2, `a point per policy: ${JSON.stringify(points)}`);
+  const scale = result.scatter.gain_scale;
+  for (const row of result.policies) {
+    const t = Math.min(Math.abs(row.gain / scale), 1);
+    const end = row.gain < 0 ? [215, 70, 60] : [66, 110, 200];
+    const want = `rgb(${end.map((c) => Math.round(255 + t * (c - 255))).join(', ')})`;
+    const point = points.find((p) => p.name === row.name);
+    assert(point && point.fill === want, `${row.name} (gain ${row.gain} of ${scale}) is ${want}: ${JSON.stringify(point)}`);
+  }
+  const grey = await page.locator('#scatter line[stroke="#aaa"]').evaluateAll((ls) => ls.map((l) =>
+    ['x1', 'y1', 'x2', 'y2'].map((a) => Number(l.getAttribute(a)))));
+  const vertical = grey.find(([x1, , x2]) => x1 === x2);
+  const horizontal = grey.find(([, y1, , y2]) => y1 === y2);
+  const clean = points.find((p) => p.name === 'Identity');
+  assert(clean.fill === 'rgb(255, 255, 255)' && clean.cx === vertical[0] && clean.cy === horizontal[1],
+    `Identity is white at (1, 1): ${JSON.stringify({ clean, vertical, horizontal })}`);
+  // 3 steps of 2 per epoch: two epochs per run, a row each, the clean run's first.
+  const perEpoch = await page.locator('#epochs tbody tr').evaluateAll((rows) => rows.map((r) => `${r.cells[0].textContent} ${r.cells[1].textContent}`));
+  assert(JSON.stringify(perEpoch) === '["clean 1","clean 2","policies/0 1","policies/0 2","policies/1 1","policies/1 2"]',
+    `a row per run and epoch: ${JSON.stringify(perEpoch)}`);
+  await page.waitForFunction(() => [...document.querySelectorAll('#job-charts img')].some((i) => i.alt.includes('scatter.png') && i.naturalWidth > 0));
+  await shoot(page, 'jobs-affinity-diversity');
+  await assertNoStrayWords(page, 'jobs.html with an affinity-diversity job');
+  await page.close();
+});
+
 test('keyboard: Tab reaches the controls with a visible focus ring', async ({ open }) => {
   const page = await open('index.html');
   await page.keyboard.press('Tab');

@@ -78,7 +78,7 @@ void colour_dataset_make(const struct server *srv, int classes, int n, char id[6
     job_import_dataset(srv, src, id);
 }
 
-void expect_chart_artifact(const struct server *srv, const char *id, const char *name)
+struct img *chart_artifact(const struct server *srv, const char *id, const char *name)
 {
     char path[160];
     struct http_response r;
@@ -89,6 +89,11 @@ void expect_chart_artifact(const struct server *srv, const char *id, const char 
     struct img *im = img_decode(r.body, r.body_size, NULL, NULL, &err);
     assert_non_null(im);
     assert_int_equal(im->width, 480);
-    img_free(im);
     http_response_free(&r);
+    return im;
+}
+
+void expect_chart_artifact(const struct server *srv, const char *id, const char *name)
+{
+    img_free(chart_artifact(srv, id, name));
 }

@@ -6,6 +6,7 @@
 
 #include <stddef.h>
 
+#include "core/img.h"
 #include "harness.h"
 
 #define CLASSES 3
@@ -30,5 +31,7 @@ void colour_dataset_make(const struct server *srv, int classes, int n, char id[6
 
 /* The job's artifact `name` is a chart: a PNG JOB_CHART_WIDTH (480) pixels wide. */
 void expect_chart_artifact(const struct server *srv, const char *id, const char *name);
+/* The same, decoded (img_free it). */
+struct img *chart_artifact(const struct server *srv, const char *id, const char *name);
 
 #endif

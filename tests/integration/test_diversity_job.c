@@ -3,13 +3,16 @@
  *
  * - Identity as the policy: the loader's batch order is a function of (seed, epoch) alone and
  *   Identity changes no pixel, so the two runs are the same computation: equal losses and
- *   accuracies bit for bit, and diversity exactly 1.
+ *   accuracies bit for bit, and diversity exactly 1; with a budget in steps whose last epoch is
+ *   partial, a row per epoch begun.
+ * - A repository model fine-tuned (both runs from its graph): with Identity, diversity 1 too.
  * - Invert half the time: each class shows in two colours far apart (blue (20, 20, 230) also as
  *   (235, 235, 25)), so the same model on the same budget fits the training split less well than
  *   without it: a final training loss above the one without, diversity > 1, and diversity the
  *   quotient of the two reported losses exactly.
- * - kill -9 in either run: the resumed job continues inside that run (its log says which) and
- *   ends with the numbers of an uninterrupted job, bit for bit (same threads).
+ * - kill -9 in either run (a budget in epochs, then in steps): the resumed job continues inside
+ *   that run (its log says which) and ends with the numbers of an uninterrupted job, bit for bit
+ *   (same threads).
  * - A cancel stops a running job; params are refused with the field named (no policy: 422). */
 #include <stdarg.h>
 #include <stddef.h>
@@ -19,6 +22,7 @@
 
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -30,6 +34,10 @@
 #include "job_client.h"
 
 #define EPOCHS 4
+/* 8 images per class in batches of 12 are 2 steps per epoch: 2 * EPOCHS - 1 steps end after the
+ * first batch of epoch EPOCHS. */
+#define BY_EPOCHS "\"epochs\": 4"
+#define BY_STEPS  "\"steps\": 7"
 
 static const char *const invert_half = "{\"p\": 0.5, \"do\": {\"op\": \"Invert\"}}";
 
@@ -38,19 +46,19 @@ static struct server *start(void **state)
     return harness_start_with_models(state, "\"job_threads\": 2");
 }
 
-/* The params of the test's job: small-cnn at SIDE px, SGD with Nesterov, the policy (a JSON
- * text, or NULL for none). */
-static void diversity_params(char *out, size_t size, const char *ds, int epochs, const char *policy,
-                             const char *extra)
+/* The params of the test's job: small-cnn at SIDE px, SGD with Nesterov, the budget (the member
+ * "epochs" or "steps"), the policy (a JSON text, or NULL for none). */
+static void diversity_params(char *out, size_t size, const char *ds, const char *budget,
+                             const char *policy, const char *extra)
 {
     char member[256] = "";
     if (policy) snprintf(member, sizeof member, ", \"policy\": %s", policy);
     snprintf(out, size,
              "{\"dataset\": \"%s\", \"split\": \"train\", \"model\": {\"arch\": \"small-cnn\", "
-             "\"classes\": 3, \"size\": %d}, \"epochs\": %d, \"batch\": 12, \"optimizer\": "
+             "\"classes\": 3, \"size\": %d}, %s, \"batch\": 12, \"optimizer\": "
              "{\"name\": \"sgd\", \"lr\": 0.05, \"momentum\": 0.9, \"nesterov\": true}, "
              "\"schedule\": {\"name\": \"cosine\"}, \"seed\": 3%s%s}",
-             ds, SIDE, epochs, member, extra);
+             ds, SIDE, budget, member, extra);
 }
 
 static double real(const json_t *obj, const char *name)
@@ -90,7 +98,7 @@ static void test_identity_is_one(void **state)
     struct server *srv = start(state);
     char ds[64], params[1024], id[32];
     colour_dataset_make(srv, CLASSES, 8, ds);
-    diversity_params(params, sizeof params, ds, EPOCHS, "{\"op\": \"Identity\"}", "");
+    diversity_params(params, sizeof params, ds, BY_STEPS, "{\"op\": \"Identity\"}", "");
     job_submit(srv, "diversity", params, id);
     json_t *doc = job_wait_state(srv, id, "succeeded");
     json_t *result = json_object_get(doc, "result");
@@ -98,6 +106,7 @@ static void test_identity_is_one(void **state)
     assert_true(real(result, "loss_with_policy") == real(result, "loss_without_policy"));
     assert_true(real(result, "accuracy_with_policy") == real(result, "accuracy_without_policy"));
     assert_int_equal(json_int(result, "epochs"), EPOCHS);
+    assert_int_equal(json_int(result, "steps"), 2 * EPOCHS - 1);
 
     /* A metrics CSV per run, a row per epoch, with the same training losses. */
     struct http_response with, without;
@@ -128,12 +137,51 @@ static void test_identity_is_one(void **state)
     harness_pass(state);
 }
 
+/* A repository model (one a train job registers) fine-tuned in both runs, as train fine-tunes it:
+ * with Identity, diversity exactly 1 again, and the base model's bytes untouched. */
+static void test_repository_model(void **state)
+{
+    struct server *srv = start(state);
+    char ds[64], params[1024], id[32], path[PATH_MAX];
+    colour_dataset_make(srv, CLASSES, 8, ds);
+    snprintf(params, sizeof params,
+             "{\"dataset\": \"%s\", \"split\": \"train\", \"model\": {\"arch\": \"small-cnn\", "
+             "\"classes\": 3, \"size\": %d}, \"epochs\": 1, \"batch\": 12, \"output\": \"base\"}",
+             ds, SIDE);
+    job_submit(srv, "train", params, id);
+    json_decref(job_wait_state(srv, id, "succeeded"));
+    size_t before_size, after_size;
+    snprintf(path, sizeof path, "%s/base/model.onnx", harness_models_dir());
+    char *before = harness_read_file(path, &before_size);
+    assert_non_null(before);
+
+    snprintf(
+        params, sizeof params,
+        "{\"dataset\": \"%s\", \"split\": \"train\", \"model\": {\"name\": \"base\", "
+        "\"freeze\": [\"conv1.\"]}, \"steps\": 3, \"batch\": 12, \"optimizer\": {\"lr\": 0.05}, "
+        "\"policy\": {\"op\": \"Identity\"}}",
+        ds);
+    job_submit(srv, "diversity", params, id);
+    json_t *doc = job_wait_state(srv, id, "succeeded");
+    json_t *result = json_object_get(doc, "result");
+    assert_true(real(result, "diversity") == 1.0);
+    assert_int_equal(json_int(result, "steps"), 3);
+    char *after = harness_read_file(path, &after_size);
+    assert_non_null(after);
+    assert_int_equal(before_size, after_size);
+    assert_memory_equal(before, after, before_size);
+    free(before);
+    free(after);
+    json_decref(doc);
+    harness_pass(state);
+}
+
 static void test_invert_is_diverse(void **state)
 {
     struct server *srv = start(state);
     char ds[64], params[1024], id[32];
     colour_dataset_make(srv, CLASSES, 8, ds);
-    diversity_params(params, sizeof params, ds, EPOCHS, invert_half, "");
+    diversity_params(params, sizeof params, ds, BY_EPOCHS, invert_half, "");
     job_submit(srv, "diversity", params, id);
     json_t *doc = job_wait_state(srv, id, "succeeded");
     json_t *result = json_object_get(doc, "result");
@@ -148,13 +196,14 @@ static void test_invert_is_diverse(void **state)
 }
 
 /* The job run whole, then again killed with kill -9 at `fraction` (the first half is the run
- * with the policy) and resumed by a second server inside run `phase`: the same result. */
-static void kill_inside(void **state, double fraction, const char *phase)
+ * with the policy) and resumed by a second server inside run `phase`: the same result. budget:
+ * params' "epochs" or "steps". */
+static void kill_inside(void **state, const char *budget, double fraction, const char *phase)
 {
     struct server *first = start(state);
     char ds[64], params[1024], id[32], needle[96];
     colour_dataset_make(first, CLASSES, 8, ds);
-    diversity_params(params, sizeof params, ds, 8, invert_half, ", \"label_smoothing\": 0.1");
+    diversity_params(params, sizeof params, ds, budget, invert_half, ", \"label_smoothing\": 0.1");
     job_submit(first, "diversity", params, id);
     json_t *whole = job_wait_state(first, id, "succeeded");
 
@@ -175,12 +224,12 @@ static void kill_inside(void **state, double fraction, const char *phase)
 
 static void test_kill9_in_first_run(void **state)
 {
-    kill_inside(state, 0.2, "with");
+    kill_inside(state, "\"epochs\": 8", 0.2, "with");
 }
 
 static void test_kill9_in_second_run(void **state)
 {
-    kill_inside(state, 0.7, "without");
+    kill_inside(state, "\"steps\": 15", 0.7, "without");
 }
 
 static void test_cancel(void **state)
@@ -188,7 +237,7 @@ static void test_cancel(void **state)
     struct server *srv = start(state);
     char ds[64], params[1024];
     colour_dataset_make(srv, CLASSES, 8, ds);
-    diversity_params(params, sizeof params, ds, 10000, invert_half, "");
+    diversity_params(params, sizeof params, ds, "\"epochs\": 10000", invert_half, "");
     job_cancel_running(srv, "diversity", params);
     harness_pass(state);
 }
@@ -197,8 +246,8 @@ static void test_bad_params(void **state)
 {
     struct server *srv = start(state);
     char ds[64], p[1200];
-    colour_dataset_make(srv, CLASSES, 2, ds);
-    diversity_params(p, sizeof p, ds, 2, NULL, "");
+    colour_dataset_make(srv, CLASSES, 4, ds);
+    diversity_params(p, sizeof p, ds, "\"epochs\": 2", NULL, "");
     job_expect_refusal(srv, "diversity", p, 422, "params.policy: required");
     const char *cases[][2] = {
         {", \"output\": \"o\"", "params.output: unknown parameter"},
@@ -206,12 +255,13 @@ static void test_bad_params(void **state)
         {", \"ema\": 0.9", "params.ema: unknown parameter"},
         {", \"eval_every\": 1", "params.eval_every: unknown parameter"},
         {", \"clip\": -1", "params.clip"},
+        {", \"steps\": 3", "params.steps: give epochs or steps, not both"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        diversity_params(p, sizeof p, ds, 2, invert_half, cases[i][0]);
+        diversity_params(p, sizeof p, ds, "\"epochs\": 2", invert_half, cases[i][0]);
         job_expect_refusal(srv, "diversity", p, 422, cases[i][1]);
     }
-    diversity_params(p, sizeof p, ds, 2, "{\"op\": \"Nosuch\"}", "");
+    diversity_params(p, sizeof p, ds, "\"epochs\": 2", "{\"op\": \"Nosuch\"}", "");
     job_expect_refusal(srv, "diversity", p, 422, "params.policy");
     harness_pass(state);
 }
@@ -221,11 +271,9 @@ int main(int argc, char **argv)
     struct eng_error err = {0};
     if (img_codec_init(&err) != 0) return fprintf(stderr, "%s\n", err.message), 1;
     const struct CMUnitTest tests[] = {
-        HARNESS_MODELS_TEST(test_identity_is_one),
-        HARNESS_MODELS_TEST(test_invert_is_diverse),
-        HARNESS_MODELS_TEST(test_kill9_in_first_run),
-        HARNESS_MODELS_TEST(test_kill9_in_second_run),
-        HARNESS_MODELS_TEST(test_cancel),
+        HARNESS_MODELS_TEST(test_identity_is_one),     HARNESS_MODELS_TEST(test_repository_model),
+        HARNESS_MODELS_TEST(test_invert_is_diverse),   HARNESS_MODELS_TEST(test_kill9_in_first_run),
+        HARNESS_MODELS_TEST(test_kill9_in_second_run), HARNESS_MODELS_TEST(test_cancel),
         HARNESS_MODELS_TEST(test_bad_params),
     };
     return harness_main(argc, argv, "diversity_job", tests, sizeof tests / sizeof tests[0]);

@@ -36,17 +36,26 @@ static struct server *start(void **state)
     return harness_start_with_models(state, "\"job_threads\": 2");
 }
 
-/* The params of the test's job: small-cnn at SIDE px, SGD with Nesterov. */
-static void train_params(char *out, size_t size, const char *ds, int epochs, const char *output,
-                         const char *extra)
+/* The params of the test's job: small-cnn at SIDE px, SGD with Nesterov; budget is the members
+ * "epochs" or "steps", and "schedule". */
+static void train_params_for(char *out, size_t size, const char *ds, const char *budget,
+                             const char *output, const char *extra)
 {
     snprintf(out, size,
              "{\"dataset\": \"%s\", \"split\": \"train\", \"val_split\": \"val\", \"model\": "
-             "{\"arch\": \"small-cnn\", \"classes\": 3, \"size\": %d}, \"epochs\": %d, "
+             "{\"arch\": \"small-cnn\", \"classes\": 3, \"size\": %d}, %s, "
              "\"batch\": 12, \"optimizer\": {\"name\": \"sgd\", \"lr\": 0.1, \"momentum\": 0.9, "
-             "\"nesterov\": true, \"weight_decay\": 5e-4}, \"schedule\": {\"name\": \"cosine\"}, "
-             "\"seed\": 1, \"output\": \"%s\"%s}",
-             ds, SIDE, epochs, output, extra);
+             "\"nesterov\": true, \"weight_decay\": 5e-4}, \"seed\": 1, \"output\": \"%s\"%s}",
+             ds, SIDE, budget, output, extra);
+}
+
+/* The same, for that many epochs on a cosine schedule. */
+static void train_params(char *out, size_t size, const char *ds, int epochs, const char *output,
+                         const char *extra)
+{
+    char budget[64];
+    snprintf(budget, sizeof budget, "\"epochs\": %d, \"schedule\": {\"name\": \"cosine\"}", epochs);
+    train_params_for(out, size, ds, budget, output, extra);
 }
 
 static char *read_model_file(const char *model, const char *file, size_t *size)
@@ -56,6 +65,18 @@ static char *read_model_file(const char *model, const char *file, size_t *size)
     char *data = harness_read_file(path, size);
     if (!data) fail_msg("cannot read %s", path);
     return data;
+}
+
+/* Repository models a and b have the same model.onnx bytes. */
+static void expect_same_model(const char *a, const char *b)
+{
+    size_t a_size, b_size;
+    char *a_onnx = read_model_file(a, "model.onnx", &a_size);
+    char *b_onnx = read_model_file(b, "model.onnx", &b_size);
+    assert_int_equal(a_size, b_size);
+    assert_memory_equal(a_onnx, b_onnx, a_size);
+    free(a_onnx);
+    free(b_onnx);
 }
 
 /* The engine executor's probabilities on model.onnx for a solid image, preprocessed as the
@@ -221,23 +242,24 @@ static void test_learns_and_registers(void **state)
 
 /* ---- kill -9, cancel ------------------------------------------------------------------------- */
 
-#define LONG_EPOCHS 12
+#define LONG_EPOCHS 12 /* kill9_resume's budgets */
 
 /* The same job run whole, then killed with kill -9 past a third (several epochs' checkpoints)
  * and resumed by a second server: the two model.onnx files are the same bytes. With EMA and
- * label smoothing and a policy, so their state is in the checkpoint too. */
-static void test_kill9_resume_same_weights(void **state)
+ * label smoothing and a policy, so their state is in the checkpoint too. budget: params'
+ * "epochs" or "steps" (LONG_EPOCHS epochs begun) and "schedule". */
+static void kill9_resume(void **state, const char *budget)
 {
     struct server *first = start(state);
     char ds[64], params[1024], id[32];
     const char *extra = ", \"ema\": 0.9, \"label_smoothing\": 0.1, \"clip\": 5, \"policy\": "
                         "{\"op\": \"FlipLR\"}";
     colour_dataset_make(first, CLASSES, 8, ds);
-    train_params(params, sizeof params, ds, LONG_EPOCHS, "whole", extra);
+    train_params_for(params, sizeof params, ds, budget, "whole", extra);
     job_submit(first, "train", params, id);
     json_decref(job_wait_state(first, id, "succeeded"));
 
-    train_params(params, sizeof params, ds, LONG_EPOCHS, "resumed", extra);
+    train_params_for(params, sizeof params, ds, budget, "resumed", extra);
     job_submit(first, "train", params, id);
     struct server *second;
     json_t *doc = job_kill_and_resume(state, first, id, 0.34, "resuming after epoch", &second);
@@ -245,15 +267,107 @@ static void test_kill9_resume_same_weights(void **state)
     assert_int_equal(json_int(json_object_get(json_object_get(doc, "result"), "final"), "epoch"),
                      LONG_EPOCHS);
 
-    size_t a_size, b_size;
-    char *a = read_model_file("whole", "model.onnx", &a_size);
-    char *b = read_model_file("resumed", "model.onnx", &b_size);
-    assert_int_equal(a_size, b_size);
-    assert_memory_equal(a, b, a_size);
-    free(a);
-    free(b);
+    expect_same_model("whole", "resumed");
     json_decref(doc);
     assert_int_equal(server_stop(second, SIGTERM, 15000), 0);
+    harness_pass(state);
+}
+
+static void test_kill9_resume_same_weights(void **state)
+{
+    kill9_resume(state, "\"epochs\": 12, \"schedule\": {\"name\": \"cosine\"}");
+}
+
+/* With steps: 8 images per class in batches of 12 are 2 steps per epoch, so 23 steps end after
+ * the first batch of epoch 12, and the warm-up is in steps. */
+static void test_kill9_resume_steps(void **state)
+{
+    kill9_resume(state, "\"steps\": 23, \"schedule\": {\"name\": \"cosine\", \"warmup_steps\": 3}");
+}
+
+/* ---- steps ----------------------------------------------------------------------------------- */
+
+/* A train job's document once it succeeded; *id its id. */
+static json_t *train_job(struct server *srv, const char *ds, const char *budget, const char *output,
+                         char id[32])
+{
+    char params[1024];
+    train_params_for(params, sizeof params, ds, budget, output, "");
+    job_submit(srv, "train", params, id);
+    return job_wait_state(srv, id, "succeeded");
+}
+
+/* training.json's metrics of model. */
+static json_t *card_metrics(const char *model)
+{
+    size_t size;
+    char *text = read_model_file(model, "training.json", &size);
+    json_t *card = json_loads(text, 0, NULL);
+    free(text);
+    json_t *metrics = json_incref(json_object_get(card, "metrics"));
+    json_decref(card);
+    assert_non_null(metrics);
+    return metrics;
+}
+
+static double row_real(const json_t *metrics, size_t i, const char *name)
+{
+    return json_real_value(json_object_get(json_array_get(metrics, i), name));
+}
+
+/* 8 images per class in batches of 12: 2 steps per epoch. (a) 6 steps are 3 epochs: with a warm-up
+ * of 2 steps against 1 epoch, the same schedule and the same model bytes. (b) 5 steps: a third
+ * epoch of one batch, the first of its order. On a constant schedule the rate does not depend on
+ * the run's length, so its first two epochs are a 3-epoch run's bit for bit; the third has its own
+ * row, events and checkpoint, trained on 12 images. */
+static void test_steps(void **state)
+{
+    struct server *srv = start(state);
+    char ds[64], id[32];
+    colour_dataset_make(srv, CLASSES, 8, ds);
+    json_decref(train_job(
+        srv, ds, "\"epochs\": 3, \"schedule\": {\"name\": \"cosine\", \"warmup_epochs\": 1}",
+        "by-epochs", id));
+    json_t *doc = train_job(
+        srv, ds, "\"steps\": 6, \"schedule\": {\"name\": \"cosine\", \"warmup_steps\": 2}",
+        "by-steps", id);
+    json_t *result = json_object_get(doc, "result");
+    assert_int_equal(json_int(result, "steps"), 6);
+    assert_int_equal(json_int(result, "epochs"), 3);
+    json_decref(doc);
+    expect_same_model("by-epochs", "by-steps");
+
+    json_decref(
+        train_job(srv, ds, "\"epochs\": 3, \"schedule\": {\"name\": \"constant\"}", "three", id));
+    doc = train_job(srv, ds, "\"steps\": 5, \"schedule\": {\"name\": \"constant\"}", "five", id);
+    result = json_object_get(doc, "result");
+    assert_int_equal(json_int(result, "steps"), 5);
+    assert_int_equal(json_int(result, "epochs"), 3);
+    assert_int_equal(json_int(json_object_get(result, "final"), "steps"), 5);
+    json_t *three = card_metrics("three"), *five = card_metrics("five");
+    assert_int_equal(json_array_size(five), 3);
+    for (size_t i = 0; i < 2; i++) {
+        const char *names[] = {"train_loss", "train_accuracy", "val_loss", "val_accuracy"};
+        for (size_t k = 0; k < 4; k++)
+            assert_true(row_real(three, i, names[k]) == row_real(five, i, names[k]));
+    }
+    assert_int_equal(json_int(json_array_get(three, 2), "steps"), 6);
+    double correct = row_real(five, 2, "train_accuracy") * 12;
+    assert_true(correct == (double)(long)correct);
+    json_decref(three);
+    json_decref(five);
+    double values[8];
+    assert_int_equal(metric_values(srv, id, "train_loss", values, 8), 3);
+    assert_int_equal(metric_values(srv, id, "val_accuracy", values, 8), 3);
+    struct http_response r;
+    char path[96];
+    snprintf(path, sizeof path, "/v1/jobs/%s/artifacts/metrics.csv", id);
+    http_get(srv, path, &r);
+    assert_status(&r, 200);
+    assert_true(strstr(r.body, ",lr,steps\n") != NULL);
+    assert_true(r.body_size > 3 && strcmp(r.body + r.body_size - 3, ",5\n") == 0);
+    http_response_free(&r);
+    json_decref(doc);
     harness_pass(state);
 }
 
@@ -301,8 +415,22 @@ static void test_bad_params(void **state)
          "\"output\": \"o\"}",
          "404", "params.model: no such model: colour"},
         {"{\"dataset\": \"%s\", \"split\": \"train\", \"model\": {\"arch\": \"small-cnn\", "
-         "\"classes\": 3}, \"output\": \"o\"}",
-         "422", "params.epochs: required"},
+         "\"classes\": 3}, \"batch\": 2, \"output\": \"o\"}",
+         "422", "params.epochs: required: epochs (1 to 100000) or steps"},
+        {"{\"dataset\": \"%s\", \"split\": \"train\", \"model\": {\"arch\": \"small-cnn\", "
+         "\"classes\": 3}, \"epochs\": 1, \"steps\": 3, \"batch\": 2, \"output\": \"o\"}",
+         "422", "params.steps: give epochs or steps, not both"},
+        {"{\"dataset\": \"%s\", \"split\": \"train\", \"model\": {\"arch\": \"small-cnn\", "
+         "\"classes\": 3}, \"steps\": 0, \"batch\": 2, \"output\": \"o\"}",
+         "422", "params.steps: must be a whole number in [1, 100000000]"},
+        {"{\"dataset\": \"%s\", \"split\": \"train\", \"model\": {\"arch\": \"small-cnn\", "
+         "\"classes\": 3}, \"steps\": 5, \"batch\": 2, \"output\": \"o\", \"schedule\": "
+         "{\"warmup_steps\": 6}}",
+         "422", "params.schedule.warmup_steps: must be a whole number in [0, 5]"},
+        {"{\"dataset\": \"%s\", \"split\": \"train\", \"model\": {\"arch\": \"small-cnn\", "
+         "\"classes\": 3}, \"steps\": 5, \"batch\": 2, \"output\": \"o\", \"schedule\": "
+         "{\"warmup_steps\": 1, \"warmup_epochs\": 1}}",
+         "422", "params.schedule.warmup_steps: give warmup_epochs or warmup_steps, not both"},
         {"{\"dataset\": \"%s\", \"split\": \"train\", \"model\": {\"arch\": \"small-cnn\", "
          "\"classes\": 3}, \"epochs\": 1, \"batch\": 7, \"output\": \"o\"}",
          "422", "params.batch: 7 is more than the 6 images"},
@@ -628,6 +756,8 @@ int main(int argc, char **argv)
     const struct CMUnitTest tests[] = {
         HARNESS_MODELS_TEST(test_learns_and_registers),
         HARNESS_MODELS_TEST(test_kill9_resume_same_weights),
+        HARNESS_MODELS_TEST(test_kill9_resume_steps),
+        HARNESS_MODELS_TEST(test_steps),
         HARNESS_MODELS_TEST(test_cancel),
         HARNESS_MODELS_TEST(test_bad_params),
         HARNESS_MODELS_TEST(test_finetune),
