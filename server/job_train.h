@@ -146,8 +146,9 @@ int job_train_model_onnx(const struct nn_graph *g, struct train_plan *plan,
 /* A fine-tuned repository model's fingerprint: the SHA-256 of its graph as written (its
  * weights and structure), as 64 hex digits. A resumed job compares it with its checkpoint's. */
 int job_train_base_sha256(const struct job_train_params *p, char hex[65], struct eng_error *err);
-/* Registers model.onnx, config.json (p's preprocess, labels.txt: the dataset's classes) and
- * training.json (card) as the repository model p->output. */
+/* Registers model.onnx, config.json (a zoo model's preprocess; a fine-tuned model's base
+ * config.json but "perceptual"; labels.txt either way: the dataset's classes, or the base's
+ * labels when it keeps its head) and training.json (card) as the repository model p->output. */
 int job_train_model_register(struct job_ctx *ctx, const struct job_train_params *p,
                              const void *onnx, size_t onnx_size, const json_t *card,
                              struct eng_error *err);

@@ -51,23 +51,42 @@ int job_train_base_sha256(const struct job_train_params *p, char hex[65], struct
     return 0;
 }
 
-/* config.json: the training transform as the evaluation one (the images are already of the
- * model's size after resize and crop), every member the repository reads, so a fine-tuned model
- * keeps its original's preprocess; and labels.txt. The output is logits (the default kind): the
- * loss trained it as such. */
+/* A zoo model's config.json: the training transform as the evaluation one (the images are
+ * already of the model's size after resize and crop), every member the repository reads. */
+static json_t *zoo_config(const struct classify_preprocess *pp)
+{
+    json_t *doc = json_pack(
+        "{s:{s:[i, i], s:s, s:f, s:[f, f, f], s:[f, f, f], s:s, s:s}}", "preprocess", "crop",
+        pp->crop_height, pp->crop_width, "interpolation", pp->bilinear ? "bilinear" : "nearest",
+        "scale", (double)pp->scale, "mean", (double)pp->mean[0], (double)pp->mean[1],
+        (double)pp->mean[2], "std", (double)pp->std[0], (double)pp->std[1], (double)pp->std[2],
+        "channel_order", pp->bgr ? "BGR" : "RGB", "color", img_color_name(pp->color));
+    if (doc && pp->resize > 0 &&
+        json_object_set_new(json_object_get(doc, "preprocess"), "resize",
+                            json_integer(pp->resize)) != 0) {
+        json_decref(doc);
+        return NULL;
+    }
+    return doc;
+}
+
+/* A fine-tuned model's config.json: its base model's, every setting kept as written (input,
+ * output, layout, preprocess, max_batch, dynamic_batching...) but "perceptual", whose lin weights
+ * were fitted to the base's features (nor are its files copied). output_kind stays "logits" or
+ * absent: a base that gives probabilities was refused at submission. */
+static json_t *finetuned_config(const struct model *base)
+{
+    const json_t *own = model_config(base);
+    json_t *doc = own ? json_deep_copy(own) : json_object();
+    if (doc) json_object_del(doc, "perceptual");
+    return doc;
+}
+
+/* config.json, with labels.txt as the labels file either way. */
 static char *config_text(const struct job_train_params *p)
 {
-    const struct classify_preprocess *pp = &p->preprocess;
-    json_t *doc = json_pack("{s:{s:[i, i], s:s, s:f, s:[f, f, f], s:[f, f, f], s:s, s:s}, s:s}",
-                            "preprocess", "crop", pp->crop_height, pp->crop_width, "interpolation",
-                            pp->bilinear ? "bilinear" : "nearest", "scale", (double)pp->scale,
-                            "mean", (double)pp->mean[0], (double)pp->mean[1], (double)pp->mean[2],
-                            "std", (double)pp->std[0], (double)pp->std[1], (double)pp->std[2],
-                            "channel_order", pp->bgr ? "BGR" : "RGB", "color",
-                            img_color_name(pp->color), "labels", "labels.txt");
-    int ok =
-        doc && (pp->resize == 0 || json_object_set_new(json_object_get(doc, "preprocess"), "resize",
-                                                       json_integer(pp->resize)) == 0);
+    json_t *doc = p->data.model ? finetuned_config(p->data.model) : zoo_config(&p->preprocess);
+    int ok = doc && json_object_set_new(doc, "labels", json_string("labels.txt")) == 0;
     char *text = ok ? json_dumps(doc, JSON_INDENT(2) | JSON_SORT_KEYS) : NULL;
     json_decref(doc);
     return text;

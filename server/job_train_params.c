@@ -41,12 +41,17 @@ static const char *const schedule_names[] = {
 static const float cifar_mean[3] = {0.4914f, 0.4822f, 0.4465f};
 static const float cifar_std[3] = {0.2470f, 0.2435f, 0.2616f};
 
-/* err's message (an engine refusal) as params.<field>'s. */
-static int refuse(struct eng_error *err, const char *field)
+/* err's message (an engine refusal) as params.<field>'s, after what (may be ""). */
+static int refuse_as(struct eng_error *err, const char *field, const char *what)
 {
     char message[sizeof err->message];
     snprintf(message, sizeof message, "%s", err->message);
-    return eng_fail(err, ENG_INVALID, "params.%s: %s", field, message);
+    return eng_fail(err, ENG_INVALID, "params.%s: %s%s", field, what, message);
+}
+
+static int refuse(struct eng_error *err, const char *field)
+{
+    return refuse_as(err, field, "");
 }
 
 /* An optional boolean member of obj (named prefix.name in errors). */
@@ -218,6 +223,12 @@ static int read_finetune(struct job_train_params *p, const json_t *params, const
         return eng_fail(err, ENG_INVALID,
                         "params.model: model %s needs one output of class scores to be trained",
                         name);
+    /* What the training plan and the new head would refuse once the job runs, known now. */
+    char what[128]; /* a model name is at most 64 bytes */
+    snprintf(what, sizeof what, "model %s cannot be trained: ", name);
+    if (train_plan_check(g, err)) return refuse_as(err, "model", what);
+    snprintf(what, sizeof what, "model %s has no head to replace: ", name);
+    if (classes && train_model_head_check(g, err)) return refuse_as(err, "model.classes", what);
     p->classes = classes ? (size_t)classes : (size_t)out->dims[out->rank - 1];
     if (classes && p->classes != dataset_classes)
         return eng_fail(err, ENG_INVALID,

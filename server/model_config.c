@@ -296,7 +296,13 @@ int model_apply_config(struct model *m, json_t *doc, const char *folder, struct 
         if (read_labels(m, folder, file, err) || check_label_count(m, file, err)) return -1;
     }
     m->perceptual_config = json_incref(json_object_get(doc, "perceptual"));
+    m->config = json_incref(doc);
     return batching ? parse_batching(m, batching, err) : 0;
+}
+
+const json_t *model_config(const struct model *m)
+{
+    return m->config;
 }
 
 long model_max_batch(const struct model *m)

@@ -38,6 +38,7 @@ struct model {
     int probabilities;
     int has_preprocess;
     struct classify_preprocess preprocess;
+    json_t *config;            /* config.json as read; NULL without one */
     json_t *perceptual_config; /* config.json's "perceptual", until applied at the end of loading */
     int has_perceptual;        /* it loaded: perceptual is served */
     struct model_perceptual perceptual; /* points into the three arrays below */

@@ -18,6 +18,7 @@ static void model_free(struct model *m)
     pthread_mutex_destroy(&m->batch_lock);
     pthread_cond_destroy(&m->batch_cond);
     nn_graph_free(m->graph);
+    json_decref(m->config);
     free(m->labels);
     free(m->label_text);
     free(m->name);

@@ -25,9 +25,9 @@
 #ifndef AUGSERVE_MODELS_H
 #define AUGSERVE_MODELS_H
 
-#include <stddef.h>
-
+#include <jansson.h>
 #include <stdbool.h>
+#include <stddef.h>
 
 #include "classify/classify.h"
 #include "core/error.h"
@@ -117,6 +117,9 @@ int model_scores_are_probabilities(const struct model *m);
 size_t model_label_count(const struct model *m);
 /* NULL for i past the labels. */
 const char *model_label(const struct model *m, size_t i);
+/* config.json as read (every member, as written), or NULL when the model has none: a model
+ * fine-tuned from this one starts its own from it. */
+const json_t *model_config(const struct model *m);
 
 /* config.json's "perceptual": the model as an LPIPS backbone. Its one input takes [N, 3, H, W]
  * images scaled as metric_lpips_inputs does with shift and scale; the taps are the values LPIPS

@@ -244,6 +244,12 @@ struct nn_graph *train_model_copy(const struct nn_graph *g, struct eng_error *er
     return copy_graph(g, NULL, 0, 0, err);
 }
 
+int train_model_head_check(const struct nn_graph *g, struct eng_error *err)
+{
+    struct head h;
+    return find_head(g, &h, err);
+}
+
 struct nn_graph *train_model_new_head(const struct nn_graph *g, int classes, uint64_t seed,
                                       struct eng_error *err)
 {

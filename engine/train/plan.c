@@ -274,6 +274,16 @@ static int bind_output(struct train_plan *t, struct eng_error *err)
     return 0;
 }
 
+int train_plan_check(const struct nn_graph *g, struct eng_error *err)
+{
+    if (nn_graph_input_count(g) != 1 || nn_graph_output_count(g) != 1)
+        return eng_fail(err, ENG_UNSUPPORTED,
+                        "a training plan needs a model of one input and one output; it has %zu "
+                        "and %zu",
+                        nn_graph_input_count(g), nn_graph_output_count(g));
+    return nn_refuse_unsupported(g, train_op_supported, train_supported_ops, err);
+}
+
 struct train_plan *train_plan_compile(const struct nn_graph *g,
                                       const struct nn_tensor_info *input_shape,
                                       const struct train_plan_options *options,
@@ -281,13 +291,7 @@ struct train_plan *train_plan_compile(const struct nn_graph *g,
 {
     static const struct train_plan_options defaults = {0};
     if (!options) options = &defaults;
-    if (nn_graph_input_count(g) != 1 || nn_graph_output_count(g) != 1) {
-        eng_fail(err, ENG_UNSUPPORTED,
-                 "a training plan needs a model of one input and one output; it has %zu and %zu",
-                 nn_graph_input_count(g), nn_graph_output_count(g));
-        return NULL;
-    }
-    if (nn_refuse_unsupported(g, train_op_supported, train_supported_ops, err)) return NULL;
+    if (train_plan_check(g, err)) return NULL;
     struct train_plan *t = calloc(1, sizeof *t);
     if (!t) {
         eng_no_memory(err);

@@ -113,6 +113,12 @@ struct train_plan *train_plan_compile(const struct nn_graph *g,
                                       const struct nn_tensor_info *input_shape,
                                       const struct train_plan_options *options,
                                       struct eng_error *err);
+/* What train_plan_compile refuses of g before it compiles anything, without compiling: a graph of
+ * other than one input and one output, and op types without a backward pass (ENG_UNSUPPORTED,
+ * naming every such op type and listing the supported ones). A train job checks a repository
+ * model so when it is submitted; an op refused only on its inputs (Dropout's mask output, say)
+ * is found by the compile. */
+int train_plan_check(const struct nn_graph *g, struct eng_error *err);
 void train_plan_free(struct train_plan *t);
 
 size_t train_plan_param_count(const struct train_plan *t);
@@ -427,7 +433,8 @@ size_t train_model_parameter_count(const struct nn_graph *g);
  *   {"name": "<repository model>", "classes": 10, "freeze": ["conv1.", "layer1."]}
  * where "classes" asks for a new head (the dataset's class count) and "freeze" says which
  * parameters stay fixed (train_model_frozen). The job reads the model and calls
- * train_model_frozen when it is submitted (a refusal is its 422), then at its start
+ * train_plan_check, train_model_head_check (with "classes") and train_model_frozen when it is
+ * submitted (a refusal is its 422), then at its start
  * train_model_new_head from its seed, train_model_frozen again on the new graph for the
  * training plan's frozen list (train_plan_options.frozen), and trains. The model it registers
  * is nn_graph_with_initializers of the result beside a copy of the original's config.json
@@ -451,6 +458,10 @@ struct nn_graph *train_model_copy(const struct nn_graph *g, struct eng_error *er
  * ENG_INVALID for classes out of range; ENG_NO_MEMORY. */
 struct nn_graph *train_model_new_head(const struct nn_graph *g, int classes, uint64_t seed,
                                       struct eng_error *err);
+/* Whether train_model_new_head finds g's head (0), without copying g: ENG_UNSUPPORTED naming what
+ * was found instead, as train_model_new_head. A train job checks a model so when it is
+ * submitted with "classes". */
+int train_model_head_check(const struct nn_graph *g, struct eng_error *err);
 
 /* The names of the parameters a train job's "freeze" param keeps fixed, for the training
  * plan's frozen list (train_plan_options.frozen):

@@ -16,8 +16,11 @@ def add_archive_option(parser):
 
 
 def check_archive(path):
-    if not os.path.exists(path):
-        sys.exit(f"{path}: missing (the reduced CIFAR-10 of ../shared/data)")
+    """Exits with status 2 (a usage error, as argparse's) when the archive is not there."""
+    if not os.path.isfile(path):
+        print(f"{path}: missing (the reduced CIFAR-10 of ../shared/data; --archive names "
+              "another copy)", file=sys.stderr)
+        sys.exit(2)
 
 
 def extract_split(archive, into, split):

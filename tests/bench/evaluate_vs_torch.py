@@ -22,13 +22,11 @@ import argparse
 import datetime
 import json
 import os
-import re
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 
 import torch
 from torch import nn
@@ -36,6 +34,7 @@ from torch.utils.data import DataLoader
 from torchvision import datasets
 from torchvision import transforms as T
 
+from augserve_server import Server, ServerError
 from cifar_folder import MEAN, STD, add_archive_option, check_archive, extract_split
 
 
@@ -64,44 +63,6 @@ def torch_run(model, folder):
             correct += (model(images).argmax(1) == labels).sum().item()
             count += images.shape[0]
     return count / (time.perf_counter() - start), correct / count
-
-
-class Server:
-    """augserve on a free port with the model repository and data_dir given."""
-
-    def __init__(self, binary, tmp, threads):
-        config = {"listen": "127.0.0.1:0", "data_dir": os.path.join(tmp, "data"),
-                  "models_dir": os.path.join(tmp, "models"), "access_log": "off",
-                  "job_workers": 1, "job_threads": threads, "nn_threads": threads}
-        path = os.path.join(tmp, "augserve.json")
-        with open(path, "w") as f:
-            json.dump(config, f)
-        self.log = open(os.path.join(tmp, "server.log"), "w+")
-        self.proc = subprocess.Popen([binary, "--config", path], stdout=self.log, stderr=self.log)
-        deadline = time.time() + 30
-        while time.time() < deadline:
-            self.log.seek(0)
-            m = re.search(r"on port (\d+)", self.log.read())
-            if m:
-                self.base = "http://127.0.0.1:" + m.group(1)
-                return
-            if self.proc.poll() is not None:
-                break
-            time.sleep(0.05)
-        self.stop()
-        self.log.seek(0)
-        sys.exit("the server did not start:\n" + self.log.read())
-
-    def request(self, method, path, body=None):
-        data = json.dumps(body).encode() if body is not None else None
-        req = urllib.request.Request(self.base + path, data=data, method=method,
-                                     headers={"Content-Type": "application/json"})
-        with urllib.request.urlopen(req) as r:
-            return json.loads(r.read())
-
-    def stop(self):
-        self.proc.terminate()
-        self.proc.wait(timeout=30)
 
 
 def seconds_between(job):
@@ -150,7 +111,12 @@ def main():
             [args.augserve, "dataset", "import", args.archive, "--out",
              os.path.join(tmp, "data", "datasets")],
             check=True, capture_output=True, text=True).stdout)
-        server = Server(args.augserve, tmp, args.threads)
+        try:
+            server = Server(args.augserve, tmp, {
+                "data_dir": os.path.join(tmp, "data"), "models_dir": os.path.join(tmp, "models"),
+                "job_workers": 1, "job_threads": args.threads, "nn_threads": args.threads})
+        except ServerError as e:
+            sys.exit(str(e))
         try:
             ours_runs, theirs_runs = [], []
             for _ in range(args.rounds):

@@ -1,12 +1,13 @@
 #!/usr/bin/python3
-"""Runs the curl examples of README.md's API section against the real server and checks them.
+"""Runs the curl examples of README.md's Quick start and API sections against the real server and
+checks them.
 
 Usage: check_readme.py AUGSERVE_BINARY SOURCE_DIR [LPIPS_MODEL_DIR]
 
 Exit status 77 (ctest's skip) when LPIPS_MODEL_DIR holds no model.onnx.
 
-The convention it enforces (README.md, "API" section):
-- every ```sh block of the API section that has a line starting with `curl` is runnable; it runs in
+The convention it enforces (README.md, "Quick start" and "API" sections):
+- every ```sh block of those sections that has a line starting with `curl` is runnable; it runs in
   bash from a scratch folder in which `tests/` is the repository's and `build/augserve` the binary, with `http://127.0.0.1:8080`
   replaced by the server's address, `$ADMIN_KEY` and `$KEY` set to keys the server accepts, and
   `$DATA_DIR` to the server's data_dir (examples import datasets into its datasets/ folder);
@@ -25,8 +26,9 @@ The convention it enforces (README.md, "API" section):
   config/openapi.json.
 
 The server is started on a free port (`listen 127.0.0.1:0`, the port read from its `listening`
-log line) with a temporary data_dir, a models_dir holding tests/parity/fixtures/models/*,
-tests/parity/fixtures/predict/* and the LPIPS model `alex` (from gen_lpips.py), debug routes on
+log line) with a temporary data_dir, a models_dir holding the repository's models/* (the default
+model a first start serves), tests/parity/fixtures/models/*, tests/parity/fixtures/predict/* and
+the LPIPS model `alex` (from gen_lpips.py), debug routes on
 and an admin key. Exit status 0 when everything matches, 1 with every mismatch listed otherwise.
 """
 
@@ -165,21 +167,22 @@ def short(value):
 
 # --- README parsing -----------------------------------------------------------------------------
 
-def api_section(readme):
-    """The lines of the `## API` section, with their line numbers."""
+def readme_section(readme, title):
+    """The lines of the `## <title>` section, with their line numbers."""
     lines = readme.split("\n")
-    start = next(i for i, line in enumerate(lines) if line.strip() == "## API")
+    start = next(i for i, line in enumerate(lines) if line.strip() == "## " + title)
     end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
     return [(i + 1, lines[i]) for i in range(start, end)]
 
 
 def runnable_blocks(section):
-    """[(heading, first line number, block text)] for every ```sh block with a curl command."""
-    blocks, heading, inside, current, first = [], None, False, [], 0
+    """[(heading, first line number, block text)] for every ```sh block with a curl command; a
+    block indented under a list item is read without the fence's indent."""
+    blocks, heading, inside, current, first, indent = [], None, False, [], 0, 0
     for number, line in section:
-        if not inside and re.match(r"#{3,5} ", line):
+        if not inside and re.match(r"#{2,5} ", line):
             heading = line
-        if line.startswith("```"):
+        if line.lstrip().startswith("```"):
             if inside:
                 inside = False
                 text = "\n".join(current)
@@ -187,9 +190,10 @@ def runnable_blocks(section):
                     blocks.append((heading, first, text))
             elif line.strip() == "```sh":
                 inside, current, first = True, [], number + 1
+                indent = len(line) - len(line.lstrip())
             continue
         if inside:
-            current.append(line)
+            current.append(line[indent:] if line[:indent].isspace() else line)
     return blocks
 
 
@@ -253,7 +257,7 @@ def check_structure(readme, binary):
 def start_server(binary, source, scratch, lpips):
     models = os.path.join(scratch, "models")
     os.makedirs(models)
-    for folder in ("tests/parity/fixtures/models", "tests/parity/fixtures/predict"):
+    for folder in ("models", "tests/parity/fixtures/models", "tests/parity/fixtures/predict"):
         root = os.path.join(source, folder)
         for name in sorted(os.listdir(root)):
             if os.path.isfile(os.path.join(root, name, "model.onnx")):
@@ -357,8 +361,8 @@ def main():
         sys.exit("no routes found in server/app.c")
 
     check_structure(readme, binary)
-    section = api_section(readme)
-    blocks = runnable_blocks(section)
+    section = readme_section(readme, "API")
+    blocks = runnable_blocks(readme_section(readme, "Quick start")) + runnable_blocks(section)
 
     # Every route: a heading naming it, and a path in openapi.json.
     headings = [line for _, line in section if re.match(r"#{3,5} ", line)]

@@ -50,7 +50,13 @@ json_t *job_get(const struct server *srv, const char *id, const char *key)
 
 json_t *job_wait_state(const struct server *srv, const char *id, const char *state)
 {
-    double deadline = harness_now() + WAIT_S;
+    return job_wait_state_for(srv, id, state, WAIT_S);
+}
+
+json_t *job_wait_state_for(const struct server *srv, const char *id, const char *state,
+                           double seconds)
+{
+    double deadline = harness_now() + seconds;
     for (;;) {
         json_t *doc = job_get(srv, id, NULL);
         const char *now = json_str(doc, "state");

@@ -25,6 +25,9 @@ json_t *job_get(const struct server *srv, const char *id, const char *key);
 /* Polls the job until its state is `state` (failing after WAIT_S, or when it reaches another
  * final state); its document. */
 json_t *job_wait_state(const struct server *srv, const char *id, const char *state);
+/* The same with another deadline, for a job over a large dataset. */
+json_t *job_wait_state_for(const struct server *srv, const char *id, const char *state,
+                           double seconds);
 
 /* A server on first's data_dir, with settings (a JSON object's text), registered for the
  * teardown. */

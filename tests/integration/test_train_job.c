@@ -507,18 +507,27 @@ static void finetune_params(char *out, size_t size, const char *ds, const char *
              ds, model, epochs, output);
 }
 
-/* A model a first train job registers, fine-tuned by others: (a) on the same classes with conv1
- * and bn1 frozen, which keep their bytes while the rest moves; (b) with a new head on a dataset
- * of two classes, served with that dataset's labels; (c) the refusals. */
-static void test_finetune(void **state)
+/* A server with colour datasets of CLASSES classes (ds) and of 2 (ds2), and the model "base" a
+ * train job registered from the first, for fine-tuning. */
+static struct server *start_with_base(void **state, char ds[64], char ds2[64])
 {
     struct server *srv = start(state);
-    char ds[64], ds2[64], params[1024], id[32];
+    char params[1024], id[32];
     colour_dataset_make(srv, CLASSES, 4, ds);
     colour_dataset_make(srv, 2, 4, ds2);
     train_params(params, sizeof params, ds, 1, "base", "");
     job_submit(srv, "train", params, id);
     json_decref(job_wait_state(srv, id, "succeeded"));
+    return srv;
+}
+
+/* A model a first train job registers, fine-tuned by others: (a) on the same classes with conv1
+ * and bn1 frozen, which keep their bytes while the rest moves; (b) with a new head on a dataset
+ * of two classes, served with that dataset's labels; (c) the refusals. */
+static void test_finetune(void **state)
+{
+    char ds[64], ds2[64], params[1024], id[32];
+    struct server *srv = start_with_base(state, ds, ds2);
 
     finetune_params(params, sizeof params, ds,
                     "{\"name\": \"base\", \"freeze\": [\"conv1.\", \"bn1.\"]}", 1, "tuned");
@@ -577,6 +586,136 @@ static void test_finetune(void **state)
     harness_pass(state);
 }
 
+/* The repository model `from` rebuilt with one edit and added as `to` through POST /v1/models,
+ * with config (config.json's text) and from's labels.txt: every node of op type `op` made
+ * `replacement`, or with op NULL, a Relu after the model's output, which no classifier head then
+ * ends (replacement NULL: no edit at all). */
+static void add_edited_model(const struct server *srv, const char *from, const char *to,
+                             const char *op, const char *replacement, const char *config)
+{
+    static void (*const add[])(struct nn_builder *, const char *, enum nn_dtype, int,
+                               const int64_t *, const char *const *) = {
+        [NN_VALUES_INPUT] = nn_builder_input,
+        [NN_VALUES_OUTPUT] = nn_builder_output,
+        [NN_VALUES_INFO] = nn_builder_value_info,
+    };
+    struct nn_graph *g = read_graph(from);
+    struct nn_builder *b = nn_builder_like(g);
+    const char *const *dim_names;
+    for (enum nn_values which = NN_VALUES_INPUT; which <= NN_VALUES_INFO; which++)
+        for (size_t i = 0; i < nn_graph_value_count(g, which); i++) {
+            const struct nn_tensor_info *v = nn_graph_value(g, which, i, &dim_names);
+            add[which](b, v->name, v->dtype, v->rank, v->dims, dim_names);
+        }
+    for (size_t i = 0; i < nn_graph_initializer_count(g); i++) {
+        const struct nn_tensor *t = nn_graph_initializer_at(g, i);
+        nn_builder_initializer(b, t->info.name, t->info.dtype, t->info.rank, t->info.dims, t->data);
+    }
+    const char *output = nn_graph_output(g, 0)->name, *before = "before_relu";
+    int relu = replacement && !op;
+    for (size_t i = 0; i < nn_graph_node_count(g); i++) {
+        struct nn_node node = *nn_graph_node(g, i);
+        if (replacement && op && !strcmp(node.op_type, op)) node.op_type = replacement;
+        if (relu && !strcmp(node.outputs[0], output)) node.outputs = &before;
+        nn_builder_copy_node(b, &node);
+    }
+    if (relu) nn_builder_node(b, replacement, "after", 1, &before, 1, &output);
+    struct eng_error err = {0};
+    struct nn_graph *edited = nn_builder_finish(b, &err);
+    void *onnx;
+    size_t onnx_size, labels_size;
+    if (!edited || nn_graph_write(edited, &onnx, &onnx_size, &err)) fail_msg("%s", err.message);
+    char *labels = read_model_file(from, "labels.txt", &labels_size);
+    const struct http_part parts[] = {
+        {"name", NULL, NULL, to, strlen(to)},
+        {"model", "model.onnx", "application/octet-stream", onnx, onnx_size},
+        {"config", "config.json", "application/json", config, strlen(config)},
+        {"labels", "labels.txt", "text/plain", labels, labels_size},
+    };
+    struct http_request req = {.path = "/v1/models", .parts = parts, .part_count = 4};
+    struct http_response r;
+    http_send(srv, &req, &r);
+    assert_status(&r, 201);
+    http_response_free(&r);
+    free(labels);
+    free(onnx);
+    nn_graph_free(edited);
+    nn_graph_free(g);
+}
+
+/* What a fine-tuning job would find only once it runs is refused when it is submitted (422,
+ * naming it): an op without a backward pass (GlobalMaxPool, which the executor runs), and with
+ * "classes", a model that no classifier head ends (a Relu after its Gemm); without "classes" that
+ * model fine-tunes as it is. */
+static void test_finetune_checked_at_submission(void **state)
+{
+    char ds[64], ds2[64], params[1024], id[32];
+    struct server *srv = start_with_base(state, ds, ds2);
+    size_t size;
+    char *config = read_model_file("base", "config.json", &size);
+    add_edited_model(srv, "base", "gmp", "GlobalAveragePool", "GlobalMaxPool", config);
+    add_edited_model(srv, "base", "headless", NULL, "Relu", config);
+    free(config);
+
+    finetune_params(params, sizeof params, ds, "\"gmp\"", 1, "o");
+    job_expect_refusal(srv, "train", params, 422,
+                       "params.model: model gmp cannot be trained: unsupported ops: GlobalMaxPool "
+                       "(1 nodes)");
+    finetune_params(params, sizeof params, ds2, "{\"name\": \"headless\", \"classes\": 2}", 1, "o");
+    job_expect_refusal(srv, "train", params, 422,
+                       "params.model.classes: model headless has no head to replace: 'logits' is "
+                       "made by node 'after' (Relu)");
+    finetune_params(params, sizeof params, ds, "\"headless\"", 1, "tuned");
+    job_submit(srv, "train", params, id);
+    json_decref(job_wait_state(srv, id, "succeeded"));
+    harness_pass(state);
+}
+
+/* A fine-tuned model's config.json is its base's with every setting kept (max_batch, dynamic
+ * batching, the preprocess as written) but "perceptual" (its lin weights fit the base's features
+ * only) and labels.txt as its labels, the dataset's classes under a new head. */
+static void test_finetune_keeps_config(void **state)
+{
+    char ds[64], ds2[64], params[1024], id[32];
+    struct server *srv = start_with_base(state, ds, ds2);
+    char path[PATH_MAX];
+    snprintf(path, sizeof path, "%s/base/config.json", harness_models_dir());
+    json_t *config = json_load_file(path, 0, NULL);
+    assert_non_null(config);
+    struct nn_graph *g = read_graph("base");
+    json_t *settings = json_pack("{s:i, s:{s:i}, s:{s:[s], s:b}}", "max_batch", 16,
+                                 "dynamic_batching", "max_delay_us", 500, "perceptual", "taps",
+                                 nn_graph_node(g, 0)->outputs[0], "lin", 0);
+    nn_graph_free(g);
+    json_object_update(settings, config);
+    char *text = json_dumps(settings, 0);
+    add_edited_model(srv, "base", "settings", NULL, NULL, text);
+    free(text);
+
+    finetune_params(params, sizeof params, ds2, "{\"name\": \"settings\", \"classes\": 2}", 1,
+                    "tuned");
+    job_submit(srv, "train", params, id);
+    json_decref(job_wait_state(srv, id, "succeeded"));
+    snprintf(path, sizeof path, "%s/tuned/config.json", harness_models_dir());
+    json_t *tuned = json_load_file(path, 0, NULL);
+    assert_non_null(tuned);
+    assert_int_equal(json_int(tuned, "max_batch"), 16);
+    assert_int_equal(json_int(json_object_get(tuned, "dynamic_batching"), "max_delay_us"), 500);
+    assert_true(
+        json_equal(json_object_get(tuned, "preprocess"), json_object_get(config, "preprocess")));
+    assert_string_equal(json_str(tuned, "labels"), "labels.txt");
+    assert_null(json_object_get(tuned, "perceptual"));
+    assert_int_equal(json_object_size(tuned), 4);
+    size_t size;
+    char *labels = read_model_file("tuned", "labels.txt", &size);
+    assert_string_equal(labels, "blue\ngreen\n");
+    free(labels);
+    json_decref(tuned);
+    json_decref(settings);
+    json_decref(config);
+    harness_pass(state);
+}
+
 /* A fine-tuning job killed with the server resumes from its checkpoint only on the repository
  * model it started from: its model.onnx replaced meanwhile by another's (same architecture,
  * other weights), the second attempt fails saying so rather than train on. */
@@ -623,6 +762,8 @@ int main(int argc, char **argv)
         HARNESS_MODELS_TEST(test_bad_params),
         HARNESS_MODELS_TEST(test_finetune),
         HARNESS_MODELS_TEST(test_finetune_resume_model_changed),
+        HARNESS_MODELS_TEST(test_finetune_checked_at_submission),
+        HARNESS_MODELS_TEST(test_finetune_keeps_config),
     };
     return harness_main(argc, argv, "train_job", tests, sizeof tests / sizeof tests[0]);
 }

@@ -262,6 +262,7 @@ static void test_new_head_fixtures(void **state)
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         struct nn_graph *g = fixture(cases[i].path);
         struct eng_error err = {0};
+        assert_int_equal(train_model_head_check(g, &err), 0);
         struct nn_graph *h = train_model_new_head(g, 3, 1, &err);
         if (!h) fail_msg("%s: %s", cases[i].path, err.message);
         assert_dims(nn_graph_initializer(h, "fc_w"), 2, 3, cases[i].in);
@@ -314,6 +315,7 @@ static void test_new_head_matmul(void **state)
     for (int b_first = 0; b_first < 2; b_first++) {
         struct nn_graph *g = matmul_add(b_first);
         struct eng_error err = {0};
+        assert_int_equal(train_model_head_check(g, &err), 0);
         struct nn_graph *h = train_model_new_head(g, 6, 2, &err);
         if (!h) fail_msg("%s", err.message);
         assert_dims(nn_graph_initializer(h, "W"), 2, 4, 6);
@@ -329,13 +331,19 @@ static void test_new_head_matmul(void **state)
     }
 }
 
+/* train_model_new_head refuses g; when for its head (ENG_UNSUPPORTED), train_model_head_check
+ * (a job's check at submission) refuses it with the same message. */
 static void assert_head_refused(const struct nn_graph *g, int classes, enum eng_code code,
                                 const char *needle)
 {
-    struct eng_error err = {0};
+    struct eng_error err = {0}, check = {0};
     assert_null(train_model_new_head(g, classes, 1, &err));
     assert_int_equal(err.code, code);
     if (!strstr(err.message, needle)) fail_msg("'%s' lacks '%s'", err.message, needle);
+    if (code != ENG_UNSUPPORTED) return;
+    assert_int_equal(train_model_head_check(g, &check), -1);
+    assert_int_equal(check.code, ENG_UNSUPPORTED);
+    assert_string_equal(check.message, err.message);
 }
 
 /* x [N, 4] -> op "head" (x, second) -> h -> Identity -> y, the output (and h another when

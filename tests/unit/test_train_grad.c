@@ -827,8 +827,9 @@ static void test_activation_slots(void **state)
     nn_graph_free(g);
 }
 
-/* Ops without a backward pass are refused by name, all of them; an input gradient must be
- * asked for at compile time; backward needs a forward. */
+/* Ops without a backward pass are refused by name, all of them, by the compile and by
+ * train_plan_check alike (a job's check at submission); an input gradient must be asked for at
+ * compile time; backward needs a forward. */
 static void test_refusals(void **state)
 {
     (void)state;
@@ -843,6 +844,10 @@ static void test_refusals(void **state)
     assert_null(train_plan_compile(g, &info, NULL, &err));
     assert_int_equal(err.code, ENG_UNSUPPORTED);
     assert_non_null(strstr(err.message, "Softmax, Transpose (2 nodes)"));
+    struct eng_error check = {0};
+    assert_int_equal(train_plan_check(g, &check), -1);
+    assert_int_equal(check.code, ENG_UNSUPPORTED);
+    assert_string_equal(check.message, err.message);
     nn_graph_free(g);
 
     /* Weights that do not fit the input: ENG_INVALID naming the node. */
@@ -852,6 +857,8 @@ static void test_refusals(void **state)
     net_init(&c, "W", 4, w, -1, 1);
     g = net_graph(&c);
     info = shape_of(4, x4);
+    /* Its ops all have a backward pass: shapes are the compile's to check. */
+    assert_int_equal(train_plan_check(g, &err), 0);
     assert_null(train_plan_compile(g, &info, NULL, &err));
     assert_int_equal(err.code, ENG_INVALID);
     assert_non_null(strstr(err.message, "(Conv): the weights do not fit"));
