@@ -4,7 +4,8 @@ weights exported to ONNX (opset 14, in training mode, so BatchNormalization stay
 running statistics as initializers), a batch, the logits of a training-mode forward, the
 loss's gradient with respect to them (softmax cross-entropy over the batch: (softmax - onehot) /
 N, computed here and given to both sides), every parameter's gradient, the input's gradient and
-the BatchNorm running statistics after that forward.
+the BatchNorm running statistics after that forward. Then ten SGD steps (STEPS) from the same
+weights on the same batch and labels: every parameter and buffer after them.
 
     /usr/bin/python3 tests/parity/gen_train.py OUT_DIR [--small]
 
@@ -31,8 +32,13 @@ OUT_DIR/manifest.json lists the cases: the model, input, logits, dlogits and din
 little-endian float32), and per parameter and buffer its ONNX name, shape and offset (in floats)
 in the case's grads or buffers file; "kinks" lists the kinks (the activation call, in forward
 order, the element and its float64 value) and "kinks_file" holds, per kink, the moves of every
-parameter's gradient (in the grads file's order) then of the input's.
+parameter's gradient (in the grads file's order) then of the input's. "steps" gives the SGD
+steps' settings, their labels file (int32) and their file (every parameter at its offset in the
+grads file, then every buffer at its offset after them), each tensor's smallest move, the
+activation input closest to a kink over the steps, and PyTorch's own float32 steps' gap to
+float64 (the test asserts the steps only where no input comes within rounding of a kink).
 """
+import contextlib
 import copy
 import json
 import os
@@ -96,7 +102,7 @@ def kink_step(model, x, dlogits, flip=None):
         def backward(ctx, g):
             return g * ctx.saved_tensors[0], None, None
 
-    inputs, relu, leaky = [], F.relu, F.leaky_relu
+    inputs = []
 
     def act(t, alpha):
         call = len(inputs)
@@ -106,18 +112,30 @@ def kink_step(model, x, dlogits, flip=None):
     m = copy.deepcopy(model).double()
     m.train()
     m.zero_grad(set_to_none=True)
-    for module in m.modules():
-        if getattr(module, "act", None) is relu:
-            module.act = lambda t: act(t, 0.0)
+    xd = x.detach().double().requires_grad_(True)
+    with activations(m, act):
+        m(xd).backward(dlogits.double())
+    grads = [p.grad.ravel() for p in m.parameters()] + [xd.grad.ravel()]
+    return torch.cat(grads), inputs
+
+
+@contextlib.contextmanager
+def activations(model, act):
+    """Routes every F.relu and F.leaky_relu call (also a module's act attribute, as gen_zoo's
+    WRN keeps one) of model's forward through act(t, negative slope)."""
+    import torch.nn.functional as F
+    relu, leaky = F.relu, F.leaky_relu
+    routed = [m for m in model.modules() if getattr(m, "act", None) is relu]
+    for module in routed:
+        module.act = lambda t: act(t, 0.0)
     F.relu = lambda t, inplace=False: act(t, 0.0)
     F.leaky_relu = lambda t, negative_slope=0.01, inplace=False: act(t, negative_slope)
     try:
-        xd = x.detach().double().requires_grad_(True)
-        m(xd).backward(dlogits.double())
+        yield
     finally:
         F.relu, F.leaky_relu = relu, leaky
-    grads = [p.grad.ravel() for p in m.parameters()] + [xd.grad.ravel()]
-    return torch.cat(grads), inputs
+        for module in routed:
+            module.act = relu
 
 
 def kinks(model, x, dlogits):
@@ -131,6 +149,53 @@ def kinks(model, x, dlogits):
             found.append({"call": call, "element": index, "value": float(t.view(-1)[index])})
             moves.append(kink_step(model, x, dlogits, (call, index))[0] - base)
     return found, moves
+
+
+# The SGD steps (the issue's "parameters after 10 SGD steps"). lr 0.05 with momentum 0.9 moves
+# every tensor by far more than the test's 1e-4 of its largest magnitude, so a wrong weight
+# decay, momentum or Nesterov term shows (the manifest's "smallest_move" says by how much), yet
+# keeps 10 steps on one batch of 8 from diverging (0.1, the papers' rate, would be as fine).
+STEPS = {"count": 10, "lr": 0.05, "momentum": 0.9, "nesterov": True, "weight_decay": 5e-4}
+
+
+def sgd_steps(model, start, x, labels, dtype=None):
+    """STEPS["count"] training steps of a copy of model from the state start on the batch (x,
+    labels) in float32: a training-mode forward, F.cross_entropy (mean), backward and
+    torch.optim.SGD. Returns the parameters and the buffers after them, each tensor's move
+    (max |after - before| / max |after|, the smallest of them), and the activation input closest
+    to a kink over the steps (|t| / rms(t), with its step and call)."""
+    import torch
+    import torch.nn.functional as F
+    m = copy.deepcopy(model)
+    m.load_state_dict(start)
+    m.to(dtype or torch.float32)
+    m.train()
+    before = [p.detach().clone() for p in m.parameters()]
+    opt = torch.optim.SGD(m.parameters(), lr=STEPS["lr"], momentum=STEPS["momentum"],
+                          nesterov=STEPS["nesterov"], weight_decay=STEPS["weight_decay"])
+    closest = {"margin": float("inf")}
+    relu, leaky = F.relu, F.leaky_relu
+
+    def act(t, alpha):
+        call = act.calls
+        act.calls += 1
+        margin = float((t.detach().abs().min() / t.detach().pow(2).mean().sqrt()))
+        if margin < closest["margin"]:
+            closest.update(margin=margin, step=step, call=call)
+        return relu(t) if alpha == 0 else leaky(t, alpha)
+
+    xs = x.detach().to(dtype or torch.float32)
+    for step in range(STEPS["count"]):
+        opt.zero_grad(set_to_none=True)
+        act.calls = 0
+        with activations(m, act):
+            loss = F.cross_entropy(m(xs), labels)
+        loss.backward()
+        opt.step()
+    params = [p.detach() for p in m.parameters()]
+    moves = [float((a - b).abs().max() / a.abs().max()) for a, b in zip(params, before)]
+    buffers = [b for k, b in m.named_buffers() if not k.endswith("num_batches_tracked")]
+    return params + buffers, min(moves), closest
 
 
 def write(out_dir, name, tensors):
@@ -197,6 +262,15 @@ def export_case(out_dir, name, ctor, batch, size):
         case["kinks"], moves = kinks(model, x, dlogits)
         write(out_dir, name + ".kinks", moves)
         case["kinks_file"] = name + ".kinks"
+    after, smallest, closest = sgd_steps(model, start, x.detach(), labels)
+    # How far float32 rounding alone takes PyTorch's own steps: the largest, over the tensors,
+    # of max |float32 - float64| / max |float64|.
+    exact = sgd_steps(model, start, x.detach(), labels, torch.float64)[0]
+    gap = max(float((a.double() - b).abs().max() / b.abs().max()) for a, b in zip(after, exact))
+    labels.numpy().astype("<i4").tofile(os.path.join(out_dir, name + ".labels"))
+    write(out_dir, name + ".steps", after)
+    case["steps"] = dict(STEPS, labels=name + ".labels", file=name + ".steps",
+                         smallest_move=smallest, closest_kink=closest, float64_gap=gap)
     return case
 
 
