@@ -81,27 +81,18 @@ static int validate(const struct app *app, const json_t *params, struct eng_erro
 }
 
 /* A number as JSON: null when it is not finite (a ratio over 0). */
-static json_t *number(double v)
-{
-    return isfinite(v) ? json_real(v) : json_null();
-}
-
-static double real(const json_t *v)
-{
-    return json_is_number(v) ? json_number_value(v) : NAN;
-}
-
 /* The members run k's checkpoints add: the phase, the runs done, and after the clean run its
  * augmented accuracies and the val split's size. */
 static json_t *extra(const struct affinity_diversity *a, size_t k)
 {
     json_t *done = json_array(), *augmented = json_array();
     for (size_t j = 0; done && j < k; j++)
-        json_array_append_new(done, json_pack("{s:o, s:o, s:f}", "loss", number(a->runs[j].loss),
-                                              "accuracy", number(a->runs[j].accuracy), "seconds",
+        json_array_append_new(done, json_pack("{s:o, s:o, s:f}", "loss",
+                                              job_train_number(a->runs[j].loss), "accuracy",
+                                              job_train_number(a->runs[j].accuracy), "seconds",
                                               a->runs[j].seconds));
     for (size_t i = 0; augmented && k > 0 && i < a->n; i++)
-        json_array_append_new(augmented, number(a->augmented[i]));
+        json_array_append_new(augmented, job_train_number(a->augmented[i]));
     if (!done || !augmented || json_array_size(done) != k ||
         json_array_size(augmented) != (k > 0 ? a->n : 0)) {
         json_decref(done);
@@ -126,12 +117,12 @@ static int restore_done(struct affinity_diversity *a, const json_t *saved, size_
         return eng_fail(err, ENG_INTERNAL, "the checkpoint is not affinity-diversity's");
     for (size_t j = 0; j < (size_t)k; j++) {
         const json_t *run = json_array_get(done, j);
-        a->runs[j] = (struct run_numbers){real(json_object_get(run, "loss")),
-                                          real(json_object_get(run, "accuracy")),
-                                          real(json_object_get(run, "seconds"))};
+        a->runs[j] = (struct run_numbers){job_train_real(json_object_get(run, "loss")),
+                                          job_train_real(json_object_get(run, "accuracy")),
+                                          job_train_real(json_object_get(run, "seconds"))};
     }
     for (size_t i = 0; k > 0 && i < a->n; i++)
-        a->augmented[i] = real(json_array_get(augmented, i));
+        a->augmented[i] = job_train_real(json_array_get(augmented, i));
     a->count = (size_t)count;
     *phase = (size_t)k;
     return 0;
@@ -263,13 +254,15 @@ static json_t *result_json(const struct affinity_diversity *a, char *const *name
         const struct run_numbers *run = &a->runs[1 + i];
         json_array_append_new(
             rows, json_pack("{s:s, s:O, s:o, s:o, s:o, s:o, s:o, s:o}", "name", names[i], "policy",
-                            json_array_get(a->docs, i), "affinity", number(s.affinity), "diversity",
-                            number(s.diversity), "accuracy", number(run->accuracy), "gain",
-                            number(s.gain), "loss", number(run->loss), "augmented_accuracy",
-                            number(a->augmented[i])));
+                            json_array_get(a->docs, i), "affinity", job_train_number(s.affinity),
+                            "diversity", job_train_number(s.diversity), "accuracy",
+                            job_train_number(run->accuracy), "gain", job_train_number(s.gain),
+                            "loss", job_train_number(run->loss), "augmented_accuracy",
+                            job_train_number(a->augmented[i])));
         json_array_append_new(points, json_pack("{s:s, s:o, s:o, s:o}", "name", names[i],
-                                                "affinity", number(s.affinity), "diversity",
-                                                number(s.diversity), "gain", number(s.gain)));
+                                                "affinity", job_train_number(s.affinity),
+                                                "diversity", job_train_number(s.diversity), "gain",
+                                                job_train_number(s.gain)));
         if (isfinite(s.gain) && fabs(s.gain) > scale) scale = fabs(s.gain);
     }
     for (size_t k = 0; k <= a->n; k++)
@@ -280,10 +273,11 @@ static json_t *result_json(const struct affinity_diversity *a, char *const *name
         return NULL;
     }
     return json_pack("{s:{s:o, s:o}, s:I, s:I, s:I, s:o, s:{s:o, s:f}, s:f}", "clean", "loss",
-                     number(a->runs[0].loss), "accuracy", number(a->runs[0].accuracy), "count",
-                     (json_int_t)a->count, "epochs", (json_int_t)a->p.epochs, "steps",
-                     (json_int_t)a->p.steps, "policies", rows, "scatter", "points", points,
-                     "gain_scale", scale > 0 ? scale : 1, "duration_seconds", seconds);
+                     job_train_number(a->runs[0].loss), "accuracy",
+                     job_train_number(a->runs[0].accuracy), "count", (json_int_t)a->count, "epochs",
+                     (json_int_t)a->p.epochs, "steps", (json_int_t)a->p.steps, "policies", rows,
+                     "scatter", "points", points, "gain_scale", scale > 0 ? scale : 1,
+                     "duration_seconds", seconds);
 }
 
 static int finish(struct affinity_diversity *a, struct job_ctx *ctx, json_t **result,
@@ -306,11 +300,8 @@ static int finish(struct affinity_diversity *a, struct job_ctx *ctx, json_t **re
 /* Removes both checkpoint files. */
 static void remove_states(struct job_ctx *ctx)
 {
-    struct eng_error ignored = {0};
-    char path[4096];
     for (int f = 0; f < 2; f++)
-        if (job_train_state_path(ctx, state_files[f], path, sizeof path, &ignored) == 0)
-            remove(path);
+        job_train_remove_state(ctx, state_files[f]);
 }
 
 static int run(struct job_ctx *ctx, const json_t *params, json_t **result, struct eng_error *err)

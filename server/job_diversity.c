@@ -14,7 +14,6 @@
  * The runs are two phases of one job, each checkpointed after every epoch in its own file; the
  * checkpoint's JSON names the phase, and the second phase's carries the first run's metrics, so a
  * resumed job continues inside the right run and ends with an uninterrupted job's numbers. */
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -127,12 +126,6 @@ static int restore_first(struct diversity *d, const json_t *saved, struct eng_er
     return 0;
 }
 
-/* A number as JSON: null when it is not finite (a loss of exactly 0 without the policy). */
-static json_t *number(double v)
-{
-    return isfinite(v) ? json_real(v) : json_null();
-}
-
 static int finish(struct diversity *d, struct job_ctx *ctx, json_t **result, struct eng_error *err)
 {
     double loss[RUNS], accuracy[RUNS];
@@ -142,8 +135,8 @@ static int finish(struct diversity *d, struct job_ctx *ctx, json_t **result, str
         accuracy[w] = job_train_metric(last, "train_accuracy");
     }
     *result = json_pack("{s:o, s:f, s:f, s:f, s:f, s:I, s:I, s:f}", "diversity",
-                        number(loss[WITH] / loss[WITHOUT]), "loss_with_policy", loss[WITH],
-                        "loss_without_policy", loss[WITHOUT], "accuracy_with_policy",
+                        job_train_number(loss[WITH] / loss[WITHOUT]), "loss_with_policy",
+                        loss[WITH], "loss_without_policy", loss[WITHOUT], "accuracy_with_policy",
                         accuracy[WITH], "accuracy_without_policy", accuracy[WITHOUT], "epochs",
                         (json_int_t)d->p.epochs, "steps", (json_int_t)d->p.steps,
                         "duration_seconds", d->seconds[WITH] + d->seconds[WITHOUT]);
@@ -156,11 +149,8 @@ static int finish(struct diversity *d, struct job_ctx *ctx, json_t **result, str
 /* Removes both runs' checkpoint files. */
 static void remove_states(struct job_ctx *ctx)
 {
-    struct eng_error ignored = {0};
-    char path[4096];
     for (int w = 0; w < RUNS; w++)
-        if (job_train_state_path(ctx, runs[w].state_file, path, sizeof path, &ignored) == 0)
-            remove(path);
+        job_train_remove_state(ctx, runs[w].state_file);
 }
 
 static int run(struct job_ctx *ctx, const json_t *params, json_t **result, struct eng_error *err)

@@ -121,11 +121,17 @@ void job_train_run_close(struct job_train_run *r);
 int job_train_run_csv(const struct job_train_run *r, const char *name, struct eng_error *err);
 /* A member of an epoch's metrics; NaN when it was not measured. */
 double job_train_metric(const json_t *row, const char *name);
+/* A JSON number's value; NaN for anything else (null: not measured). */
+double job_train_real(const json_t *v);
+/* A number as JSON: null when it is not finite (not measured, or a loss ratio over a loss of 0). */
+json_t *job_train_number(double v);
 
 /* The path of checkpoint file `file`: in the job's folder (the artifacts folder's parent), so it
  * is not listed among the artifacts but goes with the job. */
 int job_train_state_path(struct job_ctx *ctx, const char *file, char *path, size_t size,
                          struct eng_error *err);
+/* Removes the job's checkpoint file `file`, if there is one (once nothing will resume from it). */
+void job_train_remove_state(struct job_ctx *ctx, const char *file);
 
 /* ---- The checkpoint file (job_train_state.c) --------------------------------------------------
  * Every parameter and buffer value of the plan, the optimiser's and the EMA's saved bytes and the

@@ -244,16 +244,19 @@ int job_train_run_evaluate(struct job_train_run *r, const struct policy *policy,
     return 0;
 }
 
-/* A metric as JSON: null when it was not measured. */
-static json_t *number(double v)
+json_t *job_train_number(double v)
 {
     return isfinite(v) ? json_real(v) : json_null();
 }
 
+double job_train_real(const json_t *v)
+{
+    return json_is_number(v) ? json_number_value(v) : NAN;
+}
+
 double job_train_metric(const json_t *row, const char *name)
 {
-    const json_t *v = json_object_get(row, name);
-    return json_is_number(v) ? json_number_value(v) : NAN;
+    return job_train_real(json_object_get(row, name));
 }
 
 /* metrics.csv's columns: members of an epoch's metrics. */
@@ -314,6 +317,13 @@ int job_train_state_path(struct job_ctx *ctx, const char *file, char *path, size
     return n > 0 && (size_t)n < size
                ? 0
                : eng_fail(err, ENG_INTERNAL, "the job's folder path is too long");
+}
+
+void job_train_remove_state(struct job_ctx *ctx, const char *file)
+{
+    struct eng_error ignored = {0};
+    char path[4096];
+    if (job_train_state_path(ctx, file, path, sizeof path, &ignored) == 0) remove(path);
 }
 
 int job_train_run_open(struct job_train_run *r, struct eng_error *err)
@@ -379,11 +389,11 @@ static int epoch(struct job_train_run *r, struct eng_error *err)
     r->seconds += seconds;
     /* This epoch's time per step, for the steps left. */
     double eta = seconds * (double)(p->steps - steps_done(r)) / (double)(steps_done(r) - k);
-    json_t *row = json_pack("{s:I, s:I, s:f, s:f, s:o, s:o, s:f, s:f, s:f}", "epoch",
-                            (json_int_t)r->epoch, "steps", (json_int_t)steps_done(r), "train_loss",
-                            train_loss, "train_accuracy", train_accuracy, "val_loss",
-                            number(val_loss), "val_accuracy", number(val_accuracy),
-                            "images_per_second", images_per_second, "lr", lr, "seconds", seconds);
+    json_t *row = json_pack(
+        "{s:I, s:I, s:f, s:f, s:o, s:o, s:f, s:f, s:f}", "epoch", (json_int_t)r->epoch, "steps",
+        (json_int_t)steps_done(r), "train_loss", train_loss, "train_accuracy", train_accuracy,
+        "val_loss", job_train_number(val_loss), "val_accuracy", job_train_number(val_accuracy),
+        "images_per_second", images_per_second, "lr", lr, "seconds", seconds);
     if (!row || json_array_append_new(r->metrics, row)) return eng_no_memory(err);
     metric(r, "train_loss", train_loss);
     metric(r, "train_accuracy", train_accuracy);
