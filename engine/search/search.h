@@ -80,46 +80,82 @@ json_t *search_space_concretize(const struct search_space *s, const double *poin
  * dimensions left out. */
 json_t *search_space_params(const struct search_space *s, const double *point);
 
-/* ---- Algorithms (algo_*.c) ------------------------------------------------------------------ */
+/* ---- Algorithms (algo.c, algo_*.c) --------------------------------------------------------- */
+
+/* An algorithm's whole state is its seed and the results told to it, kept in trial order: a
+ * proposal for trial k is a function of (seed, k, the set of results told so far), never of the
+ * order they were told in, of time or of any global state. So a search job survives a restart
+ * (or kill -9) by making a new algorithm with the same name, params, view and seed and telling it
+ * every finished trial again, in any order; it stores each trial's point when it asks, so the
+ * trials still running at the restart are rerun with their stored points, not asked again. With
+ * one trial at a time the whole search is then the same as an uninterrupted one; with several,
+ * a proposal depends on which trials had finished when it was asked, as in any parallel search.
+ *
+ *   grid       every combination, in a fixed order (algo_grid.c)
+ *   random     each trial's point from the view's sampler, drawn at rng_init(seed, trial)
+ *   evolution  regularized evolution (Real et al. 2019): {"population": 20, "sample": 5}
+ *   tpe        the Tree-structured Parzen Estimator as Optuna's default TPESampler:
+ *              {"startup": 10, "candidates": 24, "gamma": 0.1, "prior_weight": 1.0}
+ * ../search/README.md says which paper or implementation each follows and where it differs. */
 
 struct search_algo;
 
-/* name: "grid", "random", "evolution" or "tpe"; params: the algorithm's own settings (NULL for
- * its defaults), for example {"population": 20, "sample": 5} for evolution or
- * {"startup": 10, "candidates": 24, "gamma": 0.25} for TPE; unknown keys fail. Larger values are
- * better (an objective to minimise is negated by the caller). */
+/* name: "grid", "random", "evolution" or "tpe"; params: the algorithm's own settings (a JSON
+ * object, or NULL for its defaults); unknown keys and values out of range fail with ENG_INVALID.
+ * view is copied (its dims and ctx must outlive the algorithm). Larger values are better (an
+ * objective to minimise is negated by the caller). */
 struct search_algo *search_algo_new(const char *name, const json_t *params,
                                     const struct search_view *view, uint64_t seed,
                                     struct eng_error *err);
 void search_algo_free(struct search_algo *a);
 
 /* The next point to try, for trial number `trial` (0, 1, 2, ... in order; several may be
- * outstanding at once when trials run in parallel). Returns 0 and fills point (view->n values),
- * or 1 when the algorithm has nothing left to propose (grid exhausted), or -1 with err set. */
+ * outstanding at once when trials run in parallel). Returns 0 and fills point (view->n values;
+ * an inactive dimension holds a valid value of its own, which the space ignores), or 1 when the
+ * algorithm has nothing left to propose (grid exhausted), or -1 with err set. Asking the same
+ * trial again with the same results told gives the same point. */
 int search_algo_ask(struct search_algo *a, uint64_t trial, double *point, struct eng_error *err);
 
-/* A finished trial's value. Trials may finish out of order; a failed trial is reported with
- * ok = false and is never proposed again as a parent. */
-void search_algo_tell(struct search_algo *a, uint64_t trial, const double *point, double value,
-                      bool ok);
+/* A finished trial's value (point: view->n values, copied). Trials may finish out of order and
+ * may be told without having been asked (a replay); telling a trial again replaces its result.
+ * A failed trial is told with ok = false: it is never a parent and never a model's observation.
+ * Returns 0, or -1 with err set (out of memory). */
+int search_algo_tell(struct search_algo *a, uint64_t trial, const double *point, double value,
+                     bool ok, struct eng_error *err);
 
 /* ---- Early stopping (asha.c) ---------------------------------------------------------------- */
 
 struct search_asha;
 
-/* Rungs at min_epochs * eta^k up to max_epochs. async = true is ASHA (Li et al. 2020): a trial
- * at a rung is promoted when it is in the top 1/eta of the values that rung has seen so far;
- * async = false is synchronous successive halving: a rung decides once all `trials` trials have
- * reported at it. */
+/* Rungs at min_epochs * eta^k below max_epochs (a trial that reaches max_epochs is finished, not
+ * judged). async = true is ASHA (Li et al. 2020) as Optuna's SuccessiveHalvingPruner decides it:
+ * a trial reporting at a rung continues when its value is among the best max(1, floor(n / eta))
+ * of the n values that rung has seen so far, itself included (ties continue); the decision is
+ * final. async = false is synchronous successive halving (Jamieson and Talwalkar 2016): rung 0
+ * waits for all `trials` trials, rung k + 1 for those rung k promoted, and then promotes its best
+ * max(1, floor(n / eta)) (ties broken by the lower trial number). min_epochs >= 1, eta >= 2,
+ * max_epochs >= min_epochs; trials >= 1 when synchronous (ignored when async). */
 struct search_asha *search_asha_new(unsigned min_epochs, unsigned max_epochs, unsigned eta,
                                     bool async, size_t trials, struct eng_error *err);
 void search_asha_free(struct search_asha *s);
 
 enum search_asha_decision { SEARCH_ASHA_CONTINUE, SEARCH_ASHA_STOP, SEARCH_ASHA_WAIT };
 
-/* A trial's metric after `epoch` epochs (larger is better). CONTINUE: train on; STOP: the trial
- * fell below its rung's cut; WAIT (synchronous only): at a rung whose decision is pending. */
-enum search_asha_decision search_asha_report(struct search_asha *s, uint64_t trial, unsigned epoch,
-                                             double value);
+/* A trial's metric after `epoch` epochs (larger is better), into *decision. CONTINUE: train on;
+ * STOP: the trial fell below its rung's cut (and stays stopped); WAIT (synchronous only): it
+ * reached a rung whose decision is pending: ask search_asha_poll later. An epoch that is not a
+ * rung continues (a stopped trial stays stopped). Returns 0, or -1 with err set (out of memory,
+ * or trial numbers past `trials` when synchronous). Decisions depend on the order of reports
+ * (that is ASHA): to rebuild the state after a restart, report again in the original order. */
+int search_asha_report(struct search_asha *s, uint64_t trial, unsigned epoch, double value,
+                       enum search_asha_decision *decision, struct eng_error *err);
+
+/* A waiting trial's decision: WAIT while its rung is pending, then CONTINUE or STOP. A trial
+ * with no pending or final decision continues. */
+enum search_asha_decision search_asha_poll(const struct search_asha *s, uint64_t trial);
+
+/* A trial that will report no more (failed or cancelled): a synchronous rung stops waiting for
+ * it, and may decide at once. */
+void search_asha_drop(struct search_asha *s, uint64_t trial);
 
 #endif
