@@ -293,6 +293,43 @@ static void test_evolution_start_and_parents(void **state)
     search_algo_free(r);
 }
 
+/* A space's own mutation makes the child: here it adds 1 to the first coordinate. */
+static void plus_one(void *ctx, struct rng *r, const double *parent, double *child)
+{
+    (void)ctx;
+    (void)r;
+    memcpy(child, parent, 6 * sizeof *child);
+    child[0] = parent[0] + 1;
+}
+
+static void test_evolution_uses_mutate(void **state)
+{
+    (void)state;
+    struct search_dim dims[6];
+    struct search_view v = digits(dims);
+    v.mutate = plus_one;
+    struct search_algo *e = algo("evolution", "{\"population\": 2, \"sample\": 2}", &v, 4);
+    struct eng_error err;
+    double p[2][6], child[6];
+    /* Trial 0 is worse than trial 1; the population is both, so a tournament of two picks
+     * trial 1 unless it draws trial 0 twice (probability 1/4): the child is one of them + 1. */
+    for (uint64_t t = 0; t < 2; t++) {
+        assert_int_equal(search_algo_ask(e, t, p[t], &err), 0);
+        assert_int_equal(search_algo_tell(e, t, p[t], (double)t, true, &err), 0);
+    }
+    int from[2] = {0, 0};
+    for (uint64_t t = 2; t < 42; t++) {
+        assert_int_equal(search_algo_ask(e, t, child, &err), 0);
+        int k = child[0] == p[1][0] + 1 && memcmp(child + 1, p[1] + 1, 5 * sizeof *child) == 0;
+        assert_true(
+            k || (child[0] == p[0][0] + 1 && memcmp(child + 1, p[0] + 1, 5 * sizeof *child) == 0));
+        from[k]++;
+    }
+    /* 40 children, each from trial 1 with probability 3/4: at least 20 is certain to 1e-4. */
+    assert_true(from[1] >= 20 && from[0] >= 1);
+    search_algo_free(e);
+}
+
 /* ---- TPE ---- */
 
 static double bowl(const double *p)
@@ -671,6 +708,7 @@ int main(void)
         cmocka_unit_test(test_random_uses_sampler_and_trial),
         cmocka_unit_test(test_evolution_climbs),
         cmocka_unit_test(test_evolution_start_and_parents),
+        cmocka_unit_test(test_evolution_uses_mutate),
         cmocka_unit_test(test_tpe_beats_random),
         cmocka_unit_test(test_tpe_mixed_dimensions),
         cmocka_unit_test(test_tpe_conditional),
