@@ -41,6 +41,9 @@ struct tpe {
 struct parzen {
     size_t n; /* kernels: the observations, then the prior */
     double *w, *mu, *sigma;
+    /* Each kernel's constant terms: log w - log Z (Z its mass inside the bounds), and when
+     * continuous the normal density's - log(sigma sqrt(2 pi)). */
+    double *log_c;
     double low, high, step;
     double *pmf;
     size_t choices; /* 0: numeric */
@@ -116,6 +119,20 @@ static int by_value(const void *a, const void *b)
     return x->v < y->v ? -1 : x->v > y->v ? 1 : x->j < y->j ? -1 : x->j > y->j;
 }
 
+/* log(Phi(b) - Phi(a)) for a < b, from the tail that keeps its precision. */
+static double log_gauss_mass(double a, double b)
+{
+    const double r = 0.70710678118654752440; /* 1 / sqrt(2) */
+    double m;
+    if (a >= 0)
+        m = 0.5 * (erfc(a * r) - erfc(b * r));
+    else if (b <= 0)
+        m = 0.5 * (erfc(-b * r) - erfc(-a * r));
+    else
+        m = 1 - 0.5 * (erfc(b * r) + erfc(-a * r));
+    return log(m);
+}
+
 /* Kernels of a numeric estimator over the m observations x (see the file's comment). */
 static void parzen_numeric(struct parzen *p, const double *x, size_t m, double prior_weight,
                            struct tpe_work *w)
@@ -139,6 +156,12 @@ static void parzen_numeric(struct parzen *p, const double *x, size_t m, double p
         p->mu[k] = k < m ? x[k] : prior_mu;
         p->sigma[k] = k < m ? fmin(fmax(s, lo), range) : range;
     }
+    double bottom = p->low - p->step / 2, top = p->high + p->step / 2;
+    for (size_t k = 0; k <= m; k++) {
+        double s = p->sigma[k];
+        p->log_c[k] = log(p->w[k]) - log_gauss_mass((bottom - p->mu[k]) / s, (top - p->mu[k]) / s);
+        if (p->step == 0) p->log_c[k] -= log(s) + LOG_SQRT_2PI;
+    }
 }
 
 /* Kernels of a CHOICE estimator, summed into one probability per choice. */
@@ -155,20 +178,6 @@ static void parzen_choice(struct parzen *p, const double *x, size_t m, double pr
     }
 }
 
-/* log(Phi(b) - Phi(a)) for a < b, from the tail that keeps its precision. */
-static double log_gauss_mass(double a, double b)
-{
-    const double r = 0.70710678118654752440; /* 1 / sqrt(2) */
-    double m;
-    if (a >= 0)
-        m = 0.5 * (erfc(a * r) - erfc(b * r));
-    else if (b <= 0)
-        m = 0.5 * (erfc(-b * r) - erfc(-a * r));
-    else
-        m = 1 - 0.5 * (erfc(b * r) + erfc(-a * r));
-    return log(m);
-}
-
 static double parzen_log_pdf(const struct parzen *p, double x)
 {
     if (p->choices) return log(p->pmf[(size_t)x]);
@@ -180,8 +189,8 @@ static double parzen_log_pdf(const struct parzen *p, double x)
             t = log_gauss_mass((fmax(x - p->step / 2, lo) - mu) / s,
                                (fmin(x + p->step / 2, hi) - mu) / s);
         else
-            t = -0.5 * ((x - mu) / s) * ((x - mu) / s) - log(s) - LOG_SQRT_2PI;
-        t += log(p->w[k]) - log_gauss_mass((lo - mu) / s, (hi - mu) / s);
+            t = -0.5 * ((x - mu) / s) * ((x - mu) / s);
+        t += p->log_c[k];
         if (!(t > -INFINITY)) continue; /* a kernel with no mass here (the prior always has) */
         if (t > max) {
             sum = sum * exp(max - t) + 1;
@@ -319,9 +328,9 @@ static int work_alloc(const struct search_algo *a, struct tpe_work *w)
     w->x = malloc(n * sizeof *w->x);
     w->sorted = malloc((n + 1) * sizeof *w->sorted);
     w->ext = malloc((n + 3) * sizeof *w->ext);
-    /* Each estimator's w, mu and sigma in one block. */
-    w->l.w = malloc(3 * (n + 1) * sizeof(double));
-    w->g.w = malloc(3 * (n + 1) * sizeof(double));
+    /* Each estimator's w, mu, sigma and log_c in one block. */
+    w->l.w = malloc(4 * (n + 1) * sizeof(double));
+    w->g.w = malloc(4 * (n + 1) * sizeof(double));
     w->l.pmf = malloc(choices * sizeof(double));
     w->g.pmf = malloc(choices * sizeof(double));
     if (!w->active || !w->obs || !w->rank || !w->below || !w->x || !w->sorted || !w->ext ||
@@ -331,8 +340,10 @@ static int work_alloc(const struct search_algo *a, struct tpe_work *w)
     }
     w->l.mu = w->l.w + n + 1;
     w->l.sigma = w->l.mu + n + 1;
+    w->l.log_c = w->l.sigma + n + 1;
     w->g.mu = w->g.w + n + 1;
     w->g.sigma = w->g.mu + n + 1;
+    w->g.log_c = w->g.sigma + n + 1;
     return 0;
 }
 
