@@ -10,6 +10,45 @@
 static const struct algo_kind *const kinds[] = {&algo_grid, &algo_random, &algo_evolution,
                                                 &algo_tpe};
 
+/* The dimensions as search.h defines them: the algorithms divide by ranges and steps, draw
+ * below counts and follow parents, so a space's mistake fails here rather than there. */
+static int check_dims(const struct search_view *v, struct eng_error *err)
+{
+    for (size_t i = 0; i < v->n; i++) {
+        const struct search_dim *d = &v->dims[i];
+        char buf[32];
+        bool ok = isfinite(d->low) && isfinite(d->high) && d->low <= d->high;
+        switch (d->kind) {
+        case SEARCH_DIM_CHOICE:
+            ok = d->choices >= 1 && d->choices <= UINT32_MAX;
+            break;
+        case SEARCH_DIM_INT:
+            ok = ok && d->low == floor(d->low) && d->high == floor(d->high) &&
+                 d->high - d->low < UINT32_MAX;
+            break;
+        case SEARCH_DIM_UNIFORM:
+            break;
+        case SEARCH_DIM_LOGUNIFORM:
+            ok = ok && d->low > 0;
+            break;
+        case SEARCH_DIM_QUANTIZED:
+            ok = ok && d->step > 0 && (d->high - d->low) / d->step < UINT32_MAX;
+            break;
+        }
+        if (d->parent >= (int)i) ok = false;
+        if (ok && d->parent >= 0)
+            ok = v->dims[d->parent].kind == SEARCH_DIM_CHOICE &&
+                 d->parent_choice < v->dims[d->parent].choices;
+        if (!ok)
+            return eng_fail(err, ENG_INVALID,
+                            "search dimension %s is malformed (kind %d, low %g, high %g, step %g, "
+                            "choices %zu, parent %d)",
+                            algo_dim_name(d, i, buf), (int)d->kind, d->low, d->high, d->step,
+                            d->choices, d->parent);
+    }
+    return 0;
+}
+
 struct search_algo *search_algo_new(const char *name, const json_t *params,
                                     const struct search_view *view, uint64_t seed,
                                     struct eng_error *err)
@@ -27,6 +66,7 @@ struct search_algo *search_algo_new(const char *name, const json_t *params,
         eng_fail(err, ENG_INVALID, "%s: params must be an object", kind->name);
         return NULL;
     }
+    if (check_dims(view, err) < 0) return NULL;
     struct search_algo *a = calloc(1, sizeof *a);
     if (!a) {
         eng_no_memory(err);

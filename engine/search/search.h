@@ -101,7 +101,9 @@ json_t *search_space_params(const struct search_space *s, const double *point);
 struct search_algo;
 
 /* name: "grid", "random", "evolution" or "tpe"; params: the algorithm's own settings (a JSON
- * object, or NULL for its defaults); unknown keys and values out of range fail with ENG_INVALID.
+ * object, or NULL for its defaults); unknown keys and values out of range fail with ENG_INVALID,
+ * as do dimensions that break the rules above (a parent after its child or not a CHOICE, an
+ * empty range, a LOGUNIFORM low <= 0, a step <= 0, more than 2^32 values).
  * view is copied (its dims and ctx must outlive the algorithm). Larger values are better (an
  * objective to minimise is negated by the caller). */
 struct search_algo *search_algo_new(const char *name, const json_t *params,

@@ -554,6 +554,45 @@ static void test_bad_params(void **state)
     }
 }
 
+/* Dimensions that break search.h's rules are refused by every algorithm, naming the dimension. */
+static void test_bad_dims(void **state)
+{
+    (void)state;
+    struct search_dim bad[] = {
+        choice(0),
+        dim(SEARCH_DIM_INT, 0.5, 3),
+        dim(SEARCH_DIM_UNIFORM, 2, 1),
+        dim(SEARCH_DIM_UNIFORM, 0, INFINITY),
+        dim(SEARCH_DIM_LOGUNIFORM, 0, 1),
+        dim(SEARCH_DIM_QUANTIZED, 0, 1), /* step 0 */
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        struct search_dim dims[] = {dim(SEARCH_DIM_UNIFORM, 0, 1), bad[i]};
+        dims[1].pointer = "/m";
+        struct search_view v = view_of(dims, 2);
+        struct eng_error err = {0};
+        assert_null(search_algo_new("random", NULL, &v, 1, &err));
+        assert_int_equal(err.code, ENG_INVALID);
+        assert_non_null(strstr(err.message, "search dimension /m is malformed"));
+    }
+    /* A parent that comes after its child, that is not a choice, or whose option is missing. */
+    struct search_dim links[3][2] = {
+        {dim(SEARCH_DIM_UNIFORM, 0, 1), choice(2)},
+        {dim(SEARCH_DIM_UNIFORM, 0, 1), dim(SEARCH_DIM_UNIFORM, 0, 1)},
+        {choice(2), dim(SEARCH_DIM_UNIFORM, 0, 1)},
+    };
+    links[0][0].parent = 1;
+    links[1][1].parent = 0;
+    links[2][1].parent = 0;
+    links[2][1].parent_choice = 2;
+    for (size_t i = 0; i < 3; i++) {
+        struct search_view v = view_of(links[i], 2);
+        struct eng_error err = {0};
+        assert_null(search_algo_new("tpe", NULL, &v, 1, &err));
+        assert_non_null(strstr(err.message, "is malformed"));
+    }
+}
+
 /* ---- early stopping ---- */
 
 /* One line of a scripted learning curve: a report and the decision it must get. */
@@ -715,6 +754,7 @@ int main(void)
         cmocka_unit_test(test_replay),
         cmocka_unit_test(test_parallel_asks),
         cmocka_unit_test(test_bad_params),
+        cmocka_unit_test(test_bad_dims),
         cmocka_unit_test(test_asha_async),
         cmocka_unit_test(test_successive_halving),
         cmocka_unit_test(test_asha_bad_params),
