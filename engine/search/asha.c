@@ -2,6 +2,7 @@
  * asynchronous form, ASHA (Li et al. 2020, "A System for Massively Parallel Hyperparameter
  * Tuning"), decided as Optuna's SuccessiveHalvingPruner does (search.h has the rules). Trials
  * are numbered densely from 0, so their states live in an array indexed by trial number. */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -165,7 +166,8 @@ int search_asha_report(struct search_asha *s, uint64_t trial, unsigned epoch, do
         return eng_fail(err, ENG_INVALID,
                         "trial %llu reported epoch %u before its rung at epoch %u was decided",
                         (unsigned long long)trial, epoch, s->rungs[t->next].epoch);
-    if (rung_add(g, trial, value, err) < 0) return -1;
+    if (rung_add(g, trial, isnan(value) ? -INFINITY : value, err) < 0) return -1;
+    value = g->e[g->n - 1].value;
     if (s->async) {
         size_t better = 0;
         for (size_t i = 0; i < g->n; i++)

@@ -143,12 +143,14 @@ void search_asha_free(struct search_asha *s);
 
 enum search_asha_decision { SEARCH_ASHA_CONTINUE, SEARCH_ASHA_STOP, SEARCH_ASHA_WAIT };
 
-/* A trial's metric after `epoch` epochs (larger is better), into *decision. CONTINUE: train on;
- * STOP: the trial fell below its rung's cut (and stays stopped); WAIT (synchronous only): it
- * reached a rung whose decision is pending: ask search_asha_poll later. An epoch that is not a
- * rung continues (a stopped trial stays stopped). Returns 0, or -1 with err set (out of memory,
- * or trial numbers past `trials` when synchronous). Decisions depend on the order of reports
- * (that is ASHA): to rebuild the state after a restart, report again in the original order. */
+/* A trial's metric after `epoch` epochs (larger is better; NaN, a diverged run, is the worst),
+ * into *decision. CONTINUE: train on; STOP: the trial fell below its rung's cut (and stays
+ * stopped); WAIT (synchronous only): it reached a rung whose decision is pending: ask
+ * search_asha_poll later. An epoch that is not a rung, or a rung already judged, changes nothing
+ * (a stopped trial stays stopped). Returns 0, or -1 with err set: out of memory, a trial number
+ * past `trials` (synchronous) or 2^32, or a synchronous trial reporting at a rung past the one
+ * still deciding on it. Decisions depend on the order of reports (that is ASHA): to rebuild the
+ * state after a restart, report again in the original order. */
 int search_asha_report(struct search_asha *s, uint64_t trial, unsigned epoch, double value,
                        enum search_asha_decision *decision, struct eng_error *err);
 

@@ -636,6 +636,7 @@ static void test_asha_async(void **state)
         {5, 1, 0.52, STOP}, /* n = 6, 2 may go; 0.55, 0.60 and 0.70 beat it */
         {6, 1, 0.65, CONT}, /* n = 7, only 0.70 beats it */
         {7, 1, 0.65, CONT}, /* n = 8, a tie at the cut goes on */
+        {8, 1, NAN, STOP},  /* n = 9, 3 may go: not a number is the worst */
         /* Epochs between rungs and after the last go on; a stopped trial stays stopped. */
         {0, 2, 0.10, CONT},
         {1, 2, 0.99, STOP},
