@@ -120,7 +120,7 @@ int search_algo_tell(struct search_algo *a, uint64_t trial, const double *point,
         t->point = p;
     }
     memcpy(t->point, point, a->view.n * sizeof *point);
-    /* A value that is not a number cannot be ranked: such a trial counts as failed. */
+    /* A value that is not finite cannot be ranked: such a trial counts as failed. */
     t->ok = ok && isfinite(value);
     t->value = t->ok ? value : 0;
     return 0;

@@ -120,7 +120,8 @@ int search_algo_ask(struct search_algo *a, uint64_t trial, double *point, struct
 
 /* A finished trial's value (point: view->n values, copied). Trials may finish out of order and
  * may be told without having been asked (a replay); telling a trial again replaces its result.
- * A failed trial is told with ok = false: it is never a parent and never a model's observation.
+ * A failed trial is told with ok = false (a value that is not finite counts as failed too): it
+ * is never a parent and never a model's observation.
  * Returns 0, or -1 with err set (out of memory). */
 int search_algo_tell(struct search_algo *a, uint64_t trial, const double *point, double value,
                      bool ok, struct eng_error *err);
