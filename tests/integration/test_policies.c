@@ -1,8 +1,8 @@
 /* Saved policies against the real binary: POST /v1/policies, PUT and DELETE /v1/policies/{name},
- * the list and a saved one shown; a saved name in /v1/augment gives the same bytes as its
- * document written inline (same seed), a replaced one is not served from the policy cache, a
- * deleted one is refused; they survive a restart; the scopes; bad names and documents; and a job
- * keeps the document a saved name had at submission. */
+ * the list and a saved one shown; a saved name in /v1/augment (query or form field) and
+ * /v1/augment/audio gives the same bytes as its document written inline (same seed), a replaced
+ * one is not served from the policy cache, a deleted one is refused; they survive a restart; the
+ * scopes; bad names and documents; and a job keeps the document a saved name had at submission. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -122,6 +122,25 @@ static void test_save_use_replace_delete(void **state)
     assert_true(same_output(srv, "{\"seq\": [\"tilt\", {\"op\": \"Invert\"}]}",
                             "{\"seq\": [" TILT ", {\"op\": \"Invert\"}]}"));
 
+    /* In a multipart form's policy field too: the trace is the saved document's ops. */
+    static const unsigned char grey[3] = {120, 120, 120};
+    size_t size;
+    void *png = solid_png(grey, &size);
+    const struct http_part parts[] = {{"image", "grey.png", "image/png", png, size},
+                                      {"policy", NULL, NULL, "tilt", 4}};
+    struct http_request form = {.path = "/v1/augment", .parts = parts, .part_count = 2};
+    struct http_response r;
+    http_send(srv, &form, &r);
+    free(png);
+    assert_status(&r, 200);
+    json_t *doc = http_json(&r);
+    json_t *trace = json_object_get(json_array_get(json_object_get(doc, "results"), 0), "trace");
+    assert_int_equal(json_array_size(trace), 2);
+    assert_string_equal(json_str(json_array_get(trace, 0), "op"), "Rotate");
+    assert_string_equal(json_str(json_array_get(trace, 1), "op"), "Posterize");
+    json_decref(doc);
+    http_response_free(&r);
+
     /* Taken: 409; replaced by PUT (200), and the cached parse of "tilt" is not served again. */
     refused(srv, "POST", "/v1/policies", "{\"name\": \"tilt\", \"policy\": " FLIPPED "}", 409,
             "saved already");
@@ -134,7 +153,6 @@ static void test_save_use_replace_delete(void **state)
 
     /* Deleted: 204, then unknown everywhere. */
     assert_null(send_expect(srv, "DELETE", "/v1/policies/tilt", NULL, NULL, 204));
-    struct http_response r;
     augment(srv, "tilt", &r);
     assert_error_envelope(&r, 422, "invalid_policy");
     assert_contains(r.body, "unknown preset \\\"tilt\\\"");
@@ -142,6 +160,45 @@ static void test_save_use_replace_delete(void **state)
     refused(srv, "GET", "/v1/policies/tilt", NULL, 404, "no preset or saved policy named tilt");
     refused(srv, "DELETE", "/v1/policies/tilt", NULL, 404, "no saved policy named tilt");
     refused(srv, "DELETE", "/v1/policies/randaugment", NULL, 409, "is a preset");
+    harness_pass(state);
+}
+
+/* POST /v1/augment/audio of the speech fixture as WAV with policy (escaped here): the body. */
+static struct http_response augment_audio(const struct server *srv, const char *policy)
+{
+    size_t size;
+    char *speech = harness_read_source_file("tests/parity/fixtures/audio/speech.wav", &size);
+    char *escaped = curl_easy_escape(NULL, policy, 0);
+    char path[512];
+    snprintf(path, sizeof path, "/v1/augment/audio?output=wav&seed=3&policy=%s", escaped);
+    curl_free(escaped);
+    const char *headers[] = {"Content-Type: audio/wav", NULL};
+    struct http_request req = {.path = path, .headers = headers, .body = speech, .body_size = size};
+    struct http_response r;
+    http_send(srv, &req, &r);
+    free(speech);
+    assert_status(&r, 200);
+    return r;
+}
+
+/* An audio policy saved and named in /v1/augment/audio: the bytes of its document inline. */
+static void test_audio_by_name(void **state)
+{
+    struct server *srv = harness_start(state, NULL);
+    const char *quieter = "{\"seq\": [{\"op\": \"Gain\", \"db\": -6}, {\"op\": \"Speed\", "
+                          "\"factor\": 1.1}]}";
+    char body[256];
+    snprintf(body, sizeof body, "{\"name\": \"quieter\", \"policy\": %s}", quieter);
+    json_decref(send_expect(srv, "POST", "/v1/policies", body, NULL, 201));
+    struct http_response named = augment_audio(srv, "quieter");
+    struct http_response inline_doc = augment_audio(srv, quieter);
+    struct http_response gain_only = augment_audio(srv, "{\"op\": \"Gain\", \"db\": -6}");
+    assert_int_equal(named.body_size, inline_doc.body_size);
+    assert_memory_equal(named.body, inline_doc.body, named.body_size);
+    assert_true(named.body_size != gain_only.body_size); /* Speed shortened it */
+    http_response_free(&named);
+    http_response_free(&inline_doc);
+    http_response_free(&gain_only);
     harness_pass(state);
 }
 
@@ -269,6 +326,7 @@ int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
         HARNESS_TEST(test_save_use_replace_delete),
+        HARNESS_TEST(test_audio_by_name),
         HARNESS_TEST(test_bad_requests),
         HARNESS_TEST(test_restart_keeps_them),
         HARNESS_TEST(test_scopes),
