@@ -131,9 +131,12 @@ static void save(struct request *req, struct response *resp, const char *name, i
         if (!name) name = json_string_value(json_object_get(body, "name"));
         struct policy_record r;
         int created = 0;
-        if (saved_policies_put(req->app->storage, name, json_object_get(body, "policy"),
-                               req->key_name, replace, &r, &created, &err) != 0) {
-            if (err.code == ENG_INVALID && strncmp(err.message, "name:", 5) != 0)
+        if (saved_policies_check_name(name, &err) != 0) {
+            response_engine_error(resp, &err);
+        } else if (saved_policies_put(req->app->storage, name, json_object_get(body, "policy"),
+                                      req->key_name, replace, &r, &created, &err) != 0) {
+            /* The name passed: a document's error names its node, as validate's does. */
+            if (err.code == ENG_INVALID)
                 input_policy_error(resp, &err);
             else
                 response_engine_error(resp, &err);

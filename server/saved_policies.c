@@ -23,8 +23,7 @@ int saved_policies_load(struct storage *st, struct eng_error *err)
     return policy_store_each(st, set_in_table, NULL, err);
 }
 
-/* 0 when name may be saved; ENG_INVALID for its form, ENG_CONFLICT for a preset's name. */
-static int check_name(const char *name, struct eng_error *err)
+int saved_policies_check_name(const char *name, struct eng_error *err)
 {
     static const char allowed[] =
         "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-";
@@ -57,7 +56,7 @@ int saved_policies_put(struct storage *st, const char *name, const json_t *polic
                        const char *owner, int replace, struct policy_record *out, int *created,
                        struct eng_error *err)
 {
-    if (check_name(name, err) != 0) return -1;
+    if (saved_policies_check_name(name, err) != 0) return -1;
     json_t *doc = compile(policy, err);
     if (!doc) return -1;
     struct policy_record r = {.name = (char *)name, .document = doc, .owner = (char *)owner};

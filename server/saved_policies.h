@@ -14,6 +14,10 @@ struct storage;
  * a digit, so that a name is a path segment and a bare query value as it is. */
 #define SAVED_POLICY_MAX_NAME 64
 
+/* 0 when name may be saved; ENG_INVALID for its form, ENG_CONFLICT for a preset's name or
+ * "validate". */
+int saved_policies_check_name(const char *name, struct eng_error *err);
+
 /* Fills the engine's table from the store (at start). 0, or -1 with err. */
 int saved_policies_load(struct storage *st, struct eng_error *err);
 
