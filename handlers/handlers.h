@@ -44,6 +44,9 @@ void handle_ops(struct request *req, struct response *resp);
 void handle_policies(struct request *req, struct response *resp);
 void handle_policy_get(struct request *req, struct response *resp);
 void handle_policy_validate(struct request *req, struct response *resp);
+void handle_policy_create(struct request *req, struct response *resp);
+void handle_policy_put(struct request *req, struct response *resp);
+void handle_policy_delete(struct request *req, struct response *resp);
 
 /* kserve.c: the KServe Open Inference Protocol v2 (REST; JSON and binary tensors). */
 void handle_v2_info(struct request *req, struct response *resp);

@@ -24,6 +24,7 @@
 #include "log.h"
 #include "request.h"
 #include "response.h"
+#include "saved_policies.h"
 
 #define LIST_DEFAULT 20
 #define LIST_MAX     100
@@ -119,6 +120,7 @@ void handle_jobs_create(struct request *req, struct response *resp)
     struct job job;
     if (read_submission(doc, &kind, &params, &err) != 0 ||
         check_submittable(req->app, kind, &err) != 0 ||
+        saved_policies_snapshot(params, &err) != 0 ||
         jobs_submit(req->app->jobs, kind, params, req->key_name, &job, &err) != 0) {
         response_engine_error(resp, &err);
     } else {

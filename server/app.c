@@ -17,6 +17,8 @@
 #include "metrics.h"
 #include "models.h"
 #include "policy/policy.h"
+#include "policy/saved.h"
+#include "saved_policies.h"
 #include "storage.h"
 
 /* The routing table. Health, readiness, metrics, the API description and the UI are public;
@@ -39,6 +41,10 @@ static const struct route all_routes[] = {
     {"GET", "/v1/policies", handle_policies, 0, 0},
     {"GET", "/v1/policies/{name}", handle_policy_get, 0, 0},
     {"POST", "/v1/policies/validate", handle_policy_validate, 0, 0},
+    /* Saved policies: either scope may save and delete them. */
+    {"POST", "/v1/policies", handle_policy_create, 0, AUTH_SCOPE_JOBS | AUTH_SCOPE_ADMIN},
+    {"PUT", "/v1/policies/{name}", handle_policy_put, 0, AUTH_SCOPE_JOBS | AUTH_SCOPE_ADMIN},
+    {"DELETE", "/v1/policies/{name}", handle_policy_delete, 0, AUTH_SCOPE_JOBS | AUTH_SCOPE_ADMIN},
     {"GET", "/v1/models", handle_models_list, 0, AUTH_SCOPE_INFER},
     {"GET", "/v1/models/{name}", handle_model_get, 0, AUTH_SCOPE_INFER},
     /* Heavy: an upload is parsed and compiled before it is listed. */
@@ -127,7 +133,7 @@ int app_open(struct app *app, const struct config *cfg, struct eng_error *err)
     app->access_log = access_log_open(cfg->access_log, err);
     if (!app->access_log) goto fail;
     app->storage = storage_open(cfg->data_dir, err);
-    if (!app->storage) goto fail;
+    if (!app->storage || saved_policies_load(app->storage, err) != 0) goto fail;
     /* By default the inferences running at once (one per worker) share the cores, so none waits
      * on an OpenMP barrier whose other threads another inference has descheduled. */
     struct models_settings models = {
@@ -161,6 +167,7 @@ void app_close(struct app *app)
     jobs_close(app->jobs);
     datasets_close(app->datasets);
     storage_close(app->storage);
+    policy_saved_clear();
     models_close(app->models);
     access_log_close(app->access_log);
     metrics_destroy(app->metrics);

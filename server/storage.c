@@ -61,6 +61,13 @@ static const char *const migrations[] = {
     " owner TEXT,"
     " created_ms INTEGER NOT NULL);"
     "CREATE INDEX datasets_by_hash ON datasets(hash, seq);",
+    /* 4: saved policies (policy_store.h): the compiled document by name, who saved it first. */
+    "CREATE TABLE policies ("
+    " name TEXT PRIMARY KEY,"
+    " document TEXT NOT NULL,"
+    " owner TEXT,"
+    " created_ms INTEGER NOT NULL,"
+    " updated_ms INTEGER NOT NULL);",
 };
 
 #define SCHEMA_VERSION ((int)(sizeof migrations / sizeof migrations[0]))

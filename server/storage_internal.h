@@ -3,6 +3,7 @@
  *   storage.c        opening the database, the schema's migrations, what the others share
  *   job_store.c      jobs and their events (job_store.h)
  *   dataset_store.c  datasets' records (dataset_store.h)
+ *   policy_store.c   saved policies (policy_store.h)
  *
  * One connection serves every thread. SQLite serialises single calls on it, but a transaction is
  * several calls, so every operation of the store holds st->lock from its first statement to its

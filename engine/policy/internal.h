@@ -102,7 +102,8 @@ struct policy {
     int view_count;
     unsigned domain;          /* POLICY_* bits */
     const struct node *paste; /* a CopyPaste node, or NULL: the inputs must suit it */
-    json_t *doc;              /* the compiled document, presets expanded */
+    json_t *doc;              /* the compiled document, presets and saved policies expanded */
+    int uses_saved;           /* the document names a saved policy (policy/saved.h) */
     atomic_int refs;          /* policy_free drops one; a cache holds one per entry */
 };
 
@@ -147,6 +148,7 @@ struct parser {
     char path[512]; /* JSON pointer of the node being parsed */
     int at_root;    /* the next node parsed is the root (views are allowed there only) */
     int nodes;
+    json_t *saved; /* the saved policies met so far, by name, or NULL (parse.c) */
     struct eng_error *err;
 };
 /* parse.c: fails with ps->err, ENG_INVALID, the message prefixed by the node's pointer. */

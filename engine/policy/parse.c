@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "policy/presets.h"
+#include "policy/saved.h"
 
 /* Bounds that keep a hostile document from costing more than a small one. */
 #define MAX_DEPTH         32
@@ -739,9 +740,36 @@ fail:
     return NULL;
 }
 
+/* What a reference (a name, or {"preset": name, ...}) stands for: a preset's expansion, or a saved
+ * policy's document (policy/saved.h), which takes no parameters. A saved name is read from the
+ * table once per parse and kept in ps->saved, so the tree and the compiled document come from
+ * the same document even when the policy is replaced meanwhile. */
+static json_t *expand_reference(struct parser *ps, const json_t *doc)
+{
+    const char *name = json_is_string(doc) ? json_string_value(doc)
+                                           : json_string_value(json_object_get(doc, "preset"));
+    if (!name || preset_find(name)) return preset_expand(doc, ps->err);
+    json_t *saved = json_incref(json_object_get(ps->saved, name));
+    if (!saved && (saved = policy_saved_get(name))) {
+        if (!ps->saved) ps->saved = json_object();
+        if (!ps->saved || json_object_set(ps->saved, name, saved) != 0) {
+            json_decref(saved);
+            eng_no_memory(ps->err);
+            return NULL;
+        }
+    }
+    if (!saved) return preset_expand(doc, ps->err); /* the unknown name's error */
+    if (json_is_object(doc) && json_object_size(doc) > 1) {
+        json_decref(saved);
+        eng_fail(ps->err, ENG_INVALID, "saved policy \"%s\" takes no parameters", name);
+        return NULL;
+    }
+    return saved;
+}
+
 static struct node *parse_preset(struct parser *ps, const json_t *doc, int depth, int root)
 {
-    json_t *expanded = preset_expand(doc, ps->err);
+    json_t *expanded = expand_reference(ps, doc);
     if (!expanded) {
         char message[sizeof ps->err->message];
         memcpy(message, ps->err->message, sizeof message);
@@ -827,13 +855,15 @@ static struct node *parse_node(struct parser *ps, const json_t *doc, int depth)
     return n;
 }
 
-/* The document with presets expanded, for GET /v1/policies/{name} and echoing. */
-static json_t *expand_document(const json_t *doc, struct eng_error *err)
+/* The document with presets and saved policies expanded, for GET /v1/policies/{name} and
+ * echoing. */
+static json_t *expand_document(struct parser *ps, const json_t *doc)
 {
+    struct eng_error *err = ps->err;
     if (json_is_string(doc) || (json_is_object(doc) && json_object_get(doc, "preset"))) {
-        json_t *expanded = preset_expand(doc, err);
+        json_t *expanded = expand_reference(ps, doc);
         if (!expanded) return NULL;
-        json_t *deeper = expand_document(expanded, err);
+        json_t *deeper = expand_document(ps, expanded);
         json_decref(expanded);
         return deeper;
     }
@@ -851,12 +881,12 @@ static json_t *expand_document(const json_t *doc, struct eng_error *err)
             (json_is_array(value) && strcmp(key, "weights") != 0 && strcmp(key, "range") != 0 &&
              strcmp(key, "fill") != 0 && strcmp(key, "edges") != 0)) {
             for (size_t i = 0; json_is_array(value) && i < json_array_size(value); i++) {
-                json_t *child = expand_document(json_array_get(value, i), err);
+                json_t *child = expand_document(ps, json_array_get(value, i));
                 if (!child) goto fail;
                 json_array_set_new(value, i, child);
             }
             if (json_is_object(value)) {
-                json_t *child = expand_document(value, err);
+                json_t *child = expand_document(ps, value);
                 if (!child) goto fail;
                 json_object_set_new(copy, key, child);
             }
@@ -890,7 +920,9 @@ struct policy *policy_parse(const json_t *doc, struct eng_error *err)
         p->views = &p->root;
         p->view_count = 1;
     }
-    if (p->root) p->doc = expand_document(doc, err);
+    if (p->root) p->doc = expand_document(&ps, doc);
+    p->uses_saved = ps.saved != NULL;
+    json_decref(ps.saved);
     if (!p->root || !p->doc) {
         policy_free(p);
         return NULL;
@@ -936,6 +968,11 @@ void policy_free(struct policy *p)
 json_t *policy_to_json(const struct policy *p)
 {
     return json_incref(p->doc);
+}
+
+int policy_uses_saved(const struct policy *p)
+{
+    return p->uses_saved;
 }
 
 unsigned policy_domain(const struct policy *p)

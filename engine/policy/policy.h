@@ -4,6 +4,7 @@
  *   parse.c           documents (JSON, or a preset's name) into one graph model: op, seq, choice,
  *                     p, repeat, mix, dag, views, CopyPaste; domain.c checks what each part is for
  *   presets.c         published policies as documents of that model (policy/presets.h)
+ *   saved.c           named documents the server saved, usable as presets are (policy/saved.h)
  *   sample.c          sampling: a walk of the graph deciding every coin flip, branch and argument
  *   execute.c         execution: a trace applied to pixels and targets, or to audio
  *   trace.c, cache.c  a trace's memory and JSON; parsed policies by their text
@@ -40,7 +41,8 @@ struct policy;
 /* The concrete op applications of one sample. */
 struct trace;
 
-/* Parses a policy document: a JSON node, or a string naming a preset ("randaugment").
+/* Parses a policy document: a JSON node, or a string naming a preset ("randaugment") or a saved
+ * policy (policy/saved.h).
  * Errors name the JSON pointer of the bad node: "/seq/1/degrees: must be in [-180, 180]". */
 struct policy *policy_parse(const json_t *doc, struct eng_error *err);
 /* The same from text: JSON, or a bare preset name. */
@@ -60,8 +62,12 @@ struct policy_cache *policy_cache_new(size_t capacity);
 struct policy *policy_cache_parse(struct policy_cache *c, const char *text, struct eng_error *err);
 void policy_cache_free(struct policy_cache *c);
 
-/* The compiled graph as a document (presets expanded); the caller owns the reference. */
+/* The compiled graph as a document (presets and saved policies expanded); the caller owns the
+ * reference. */
 json_t *policy_to_json(const struct policy *p);
+/* Whether the document named a saved policy: then only policy_to_json says for good what it
+ * runs, since the name may later mean another document or none. */
+int policy_uses_saved(const struct policy *p);
 
 /* Which ops the policy holds: a set of these bits; 0 for a policy without ops. Image policies run
  * through policy_sample and trace_apply, audio ones through policy_sample_audio, trace_apply_wave

@@ -1014,9 +1014,7 @@ const struct preset_info *preset_list(size_t *count)
     return presets;
 }
 
-/* The entry that expands name: its own, or the one whose prefix name is, alone or followed by
- * '-' and more. */
-static const struct preset_info *preset_find(const char *name)
+const struct preset_info *preset_find(const char *name)
 {
     for (size_t i = 0; i < sizeof presets / sizeof presets[0]; i++) {
         const char *prefix = presets[i].prefix;
@@ -1055,7 +1053,8 @@ json_t *preset_expand(const json_t *doc, struct eng_error *err)
     }
     const struct preset_info *preset = preset_find(name);
     if (!preset) {
-        eng_fail(err, ENG_INVALID, "unknown preset \"%s\" (GET /v1/policies lists them)", name);
+        eng_fail(err, ENG_INVALID,
+                 "unknown preset \"%s\" (GET /v1/policies lists presets and saved policies)", name);
         return NULL;
     }
     if (check_params(params, preset->parameters, err) != 0) return NULL;

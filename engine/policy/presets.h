@@ -30,6 +30,10 @@ struct preset_info {
 
 const struct preset_info *preset_list(size_t *count);
 
+/* The entry that expands name: its own, or the one whose prefix name is, alone or followed by
+ * '-' and more; NULL when no preset is called name. */
+const struct preset_info *preset_find(const char *name);
+
 /* Expands a preset reference: "randaugment", or {"preset": "randaugment", "n": 2, "m": 9}, into
  * its document (new reference), or NULL with err naming the bad parameter. */
 json_t *preset_expand(const json_t *doc, struct eng_error *err);

@@ -207,6 +207,11 @@ export function listOps(domain) {
 }
 
 // The presets that hold audio ops; the others are image presets.
+// The saved policies (GET /v1/policies' "saved"), asked afresh each time: pages add to them.
+export function listSaved() {
+  return api('/v1/policies').then((d) => d.saved);
+}
+
 export function isAudioPreset(name) {
   return /^(specaugment-|multistyle|gaugment-)/.test(name);
 }

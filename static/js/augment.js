@@ -1,6 +1,6 @@
-// The Augment page: images in, a preset or a policy (op list or JSON), samples out with their
-// traces; same seed again, downloads and copy-as-curl.
-import { api, curlCommand, isAudioPreset, listOps, listPresets, toForm } from './api.js';
+// The Augment page: images in, a preset, a saved policy or a policy (op list or JSON), samples out
+// with their traces; same seed again, downloads, copy-as-curl, and "Save as…" (POST /v1/policies).
+import { api, curlCommand, isAudioPreset, listOps, listPresets, listSaved, toForm } from './api.js';
 import {
   $, base64ToBlob, copyText, dataUrl, downloadBlob, dropZone, el, initShell, policyFields, policyPicker,
   required, samplingFields, seededRuns, showError, thumbnails, withBusy,
@@ -64,6 +64,45 @@ function render(doc) {
     `Seed ${doc.seed}: the same seed, images and policy give the same samples.`), ...groups);
 }
 
+// The image presets, then the saved policies (their help says who saved them and when).
+async function policyChoices() {
+  const [presets, saved] = await Promise.all([listPresets(), listSaved()]);
+  return presets.filter((p) => !isAudioPreset(p.name)).concat(saved.map((s) => ({
+    name: s.name, help: `Saved policy${s.owner ? ` of ${s.owner}` : ''}, ${s.updated}` })));
+}
+
+// "Save as…": the preset's name or the editor's document, saved under the name typed; an error
+// (a taken name, a bad document) shows under the control.
+async function savePolicy(event) {
+  const button = event.currentTarget;
+  const name = $('#save-name').value.trim();
+  const note = $('#save-status');
+  note.classList.remove('invalid');
+  $('#save-name').removeAttribute('aria-invalid');
+  button.disabled = true;
+  try {
+    if (!name) throw new Error('Type a name to save the policy as.');
+    let policy = picker.presetName();
+    if (picker.mode !== 'preset') {
+      try {
+        policy = JSON.parse(picker.value());
+      } catch (err) {
+        throw new Error(`The policy is not JSON: ${err.message}`);
+      }
+    }
+    await api('/v1/policies', { method: 'POST', body: { name, policy } });
+    picker.setPresets(await policyChoices(), name);
+    picker.setMode('preset');
+    note.textContent = `Saved as ${name}: choose it as a preset here, or name it in any policy.`;
+  } catch (err) {
+    note.classList.add('invalid');
+    $('#save-name').setAttribute('aria-invalid', 'true');
+    note.textContent = err.message;
+  } finally {
+    button.disabled = false;
+  }
+}
+
 async function start() {
   await initShell();
   dropZone($('#image-drop'), $('#images'), (chosen) => {
@@ -95,9 +134,9 @@ async function start() {
     }
   });
   try {
-    const [presets, imageOps] = await Promise.all([listPresets(), listOps('image')]);
+    const [presets, imageOps] = await Promise.all([policyChoices(), listOps('image')]);
     picker = policyPicker(form, {
-      presets: presets.filter((p) => !isAudioPreset(p.name)),
+      presets,
       ops: imageOps,
       defaultPreset: 'randaugment',
       defaultDoc: { seq: [{ op: 'Rotate', level: 0.5 }] },
@@ -107,6 +146,7 @@ async function start() {
       picker.setMode('json');
       $('#policy-json').focus();
     });
+    $('#save-as').addEventListener('click', savePolicy);
   } catch (err) {
     showError(err);
   }

@@ -639,6 +639,12 @@ export function policyPicker(form, { presets, ops, defaultPreset, defaultDoc }) 
     // What the API's policy field gets: the preset's name or the editor's text.
     value: () => (mode === 'preset' ? select.value : textarea.value),
     presetName: () => select.value,
+    // Lists these presets (saved policies among them) and selects chosen.
+    setPresets: (list, chosen) => {
+      select.value = chosen;
+      fillPresets(select, list, () => true, chosen);
+      showHelp();
+    },
   };
 }
 

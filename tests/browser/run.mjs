@@ -260,6 +260,36 @@ test('augment: the op list builds a valid policy; a broken policy names its node
   await page.close();
 }, { allowErrors: /422/ });
 
+test('augment: "Save as…" saves the document, lists it with the presets and augments by name; a taken name is refused inline', async ({ open, base }) => {
+  const page = await open('index.html');
+  await page.check('input[name="mode"][value="json"]');
+  await page.fill('#policy-json', JSON.stringify({ op: 'Invert' }));
+  await page.fill('#save-name', 'ui-invert');
+  await page.click('#save-as');
+  await page.waitForFunction(() => document.querySelector('#save-status').textContent.includes('Saved as ui-invert'));
+  assert(await page.inputValue('#preset') === 'ui-invert', 'the saved policy is chosen in the preset list');
+  const options = await page.$$eval('#preset option', (os) => os.map((o) => o.value));
+  assert(options.includes('randaugment') && options.includes('ui-invert'), `presets and the saved one listed: ${options}`);
+  const saved = await call(base, '/v1/policies/ui-invert');
+  assert(JSON.stringify(saved.policy) === '{"op":"Invert"}', `the server holds the document: ${JSON.stringify(saved.policy)}`);
+
+  // Augmenting with it by name: Invert, the only op, is each sample's trace.
+  await page.setInputFiles('#images', path.join(fixtures, 'predict/photo.png'));
+  await page.click('#run');
+  await page.waitForSelector('figure.sample');
+  const trace = await page.locator('figure.sample .trace').first().textContent();
+  assert(trace === 'Invert()', `the sample's trace is Invert(), not ${trace}`);
+
+  // The same name again: 409, shown under the control, the name marked.
+  await page.click('#save-as');
+  await page.waitForFunction(() => document.querySelector('#save-status').classList.contains('invalid'));
+  const note = await page.locator('#save-status').textContent();
+  assert(note.includes('saved already'), `the conflict is shown inline: ${note}`);
+  assert(await page.getAttribute('#save-name', 'aria-invalid') === 'true', 'the name field is marked invalid');
+  await call(base, '/v1/policies/ui-invert', { method: 'DELETE' });
+  await page.close();
+}, { allowErrors: /409/ });
+
 test('boxes: drawn and pasted boxes come back moved on every sample', async ({ open, shoot }) => {
   const page = await open('boxes.html');
   await page.setInputFiles('#image', path.join(fixtures, 'predict/photo.png'));

@@ -340,6 +340,8 @@ STANDALONE = {
     ("POST", "/v1/augment/copy-paste"): "copy-paste.schema.json",
     ("GET", "/v1/jobs/{id}"): "job.schema.json",
     ("GET", "/v1/datasets/{id}"): "dataset.schema.json",
+    ("POST", "/v1/policies"): "saved-policy.schema.json",
+    ("PUT", "/v1/policies/{name}"): "saved-policy.schema.json",
 }
 
 

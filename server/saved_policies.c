@@ -1,0 +1,104 @@
+/* Saved policies kept in step between the store and the engine's table (saved_policies.h). */
+#include "saved_policies.h"
+
+#include <pthread.h>
+#include <string.h>
+
+#include "policy/policy.h"
+#include "policy/presets.h"
+#include "policy/saved.h"
+
+/* Held across a change's two writes (the store, then the table), so that two changes of one name
+ * land in the same order in both. */
+static pthread_mutex_t change_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static int set_in_table(const struct policy_record *r, void *ctx, struct eng_error *err)
+{
+    (void)ctx;
+    return policy_saved_set(r->name, r->document, err);
+}
+
+int saved_policies_load(struct storage *st, struct eng_error *err)
+{
+    return policy_store_each(st, set_in_table, NULL, err);
+}
+
+int saved_policies_check_name(const char *name, struct eng_error *err)
+{
+    static const char allowed[] =
+        "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-";
+    size_t length = strlen(name);
+    if (length == 0 || length > SAVED_POLICY_MAX_NAME || strspn(name, allowed) != length ||
+        strchr("._-", name[0]))
+        return eng_fail(err, ENG_INVALID,
+                        "name: 1 to %d ASCII letters, digits, '.', '_' or '-', starting with a "
+                        "letter or a digit",
+                        SAVED_POLICY_MAX_NAME);
+    /* A preset's name, or one its prefix grammar reads ("rand-m9-n2"), would never reach the
+     * saved policy; "validate" is POST /v1/policies/validate's path. */
+    if (preset_find(name)) return eng_fail(err, ENG_CONFLICT, "name: %s is a preset's name", name);
+    if (strcmp(name, "validate") == 0)
+        return eng_fail(err, ENG_CONFLICT, "name: validate is reserved");
+    return 0;
+}
+
+/* The policy's compiled document, or NULL with err: ENG_INVALID with the parser's message. */
+static json_t *compile(const json_t *policy, struct eng_error *err)
+{
+    struct policy *p = policy_parse(policy, err);
+    if (!p) return NULL;
+    json_t *doc = policy_to_json(p);
+    policy_free(p);
+    return doc;
+}
+
+int saved_policies_put(struct storage *st, const char *name, const json_t *policy,
+                       const char *owner, int replace, struct policy_record *out, int *created,
+                       struct eng_error *err)
+{
+    if (saved_policies_check_name(name, err) != 0) return -1;
+    json_t *doc = compile(policy, err);
+    if (!doc) return -1;
+    struct policy_record r = {.name = (char *)name, .document = doc, .owner = (char *)owner};
+    pthread_mutex_lock(&change_lock);
+    int rc = policy_store_put(st, &r, replace, created, err);
+    if (rc == 0) rc = policy_saved_set(name, doc, err);
+    pthread_mutex_unlock(&change_lock);
+    json_decref(doc);
+    return rc == 0 ? policy_store_get(st, name, out, err) : -1;
+}
+
+int saved_policies_delete(struct storage *st, const char *name, struct eng_error *err)
+{
+    if (preset_find(name))
+        return eng_fail(err, ENG_CONFLICT, "%s is a preset, which cannot be deleted", name);
+    pthread_mutex_lock(&change_lock);
+    int rc = policy_store_delete(st, name, err);
+    if (rc == 0) policy_saved_remove(name);
+    pthread_mutex_unlock(&change_lock);
+    return rc;
+}
+
+/* owner's key (or, key NULL, its item index) replaced by its compiled document when the policy
+ * there names a saved one. */
+static int snapshot_one(json_t *owner, const char *key, size_t index, struct eng_error *err)
+{
+    json_t *value = key ? json_object_get(owner, key) : json_array_get(owner, index);
+    struct eng_error ignored;
+    struct policy *p = value ? policy_parse(value, &ignored) : NULL;
+    if (!p) return 0;
+    json_t *doc = policy_uses_saved(p) ? policy_to_json(p) : NULL;
+    policy_free(p);
+    if (!doc) return 0;
+    int rc = key ? json_object_set_new(owner, key, doc) : json_array_set_new(owner, index, doc);
+    return rc == 0 ? 0 : eng_no_memory(err);
+}
+
+int saved_policies_snapshot(json_t *params, struct eng_error *err)
+{
+    if (snapshot_one(params, "policy", 0, err) != 0) return -1;
+    json_t *list = json_object_get(params, "policies");
+    for (size_t i = 0; json_is_array(list) && i < json_array_size(list); i++)
+        if (snapshot_one(list, NULL, i, err) != 0) return -1;
+    return 0;
+}
