@@ -664,13 +664,14 @@ static void test_batchnorm_running_statistics(void **state)
     nn_graph_free(g);
 }
 
-/* Two plans with the same seed and threads (two: the pools and oneDNN split their work) give
- * identical outputs, gradients and buffers. */
+/* Two plans with the same seed and threads (two: oneDNN splits its work) give identical outputs,
+ * gradients and buffers; the MaxPool (overlapping windows, on the blocked 16 channels) scatters
+ * its gradient into shared inputs. */
 static void test_determinism(void **state)
 {
     (void)state;
     struct net n = {.seed = 17};
-    int64_t x[] = {4, 3, 8, 8}, w[] = {8, 3, 3, 3}, c[] = {8}, scalar[1];
+    int64_t x[] = {4, 3, 8, 8}, w[] = {16, 3, 3, 3}, c[] = {16}, scalar[1];
     net_node(&n, "Conv", "x W", "c");
     net_ints(&n, "pads", 4, 1, 1, 1, 1);
     net_init(&n, "W", 4, w, -0.5f, 0.5f);
@@ -680,11 +681,14 @@ static void test_determinism(void **state)
     net_init(&n, "M", 1, c, 0, 0);
     net_init(&n, "V", 1, c, 1, 1);
     net_node(&n, "Relu", "b", "r");
-    net_node(&n, "Dropout", "r ratio", "y");
+    net_node(&n, "MaxPool", "r", "p");
+    net_ints(&n, "kernel_shape", 2, 3, 3, 0, 0);
+    net_ints(&n, "pads", 4, 1, 1, 1, 1);
+    net_node(&n, "Dropout", "p ratio", "y");
     net_init(&n, "ratio", 0, scalar, 0.5f, 0.5f);
     struct nn_graph *g = net_graph(&n);
-    float in[4 * 3 * 8 * 8], up[4 * 8 * 8 * 8], dx[2][4 * 3 * 8 * 8], out[2][4 * 8 * 8 * 8];
-    float dw[2][8 * 27], rv[2][8];
+    float in[4 * 3 * 8 * 8], up[4 * 16 * 8 * 8], dx[2][4 * 3 * 8 * 8], out[2][4 * 16 * 8 * 8];
+    float dw[2][16 * 27], rv[2][16];
     uint64_t s = 5;
     for (size_t i = 0; i < sizeof in / sizeof *in; i++)
         in[i] = uniform(&s);
