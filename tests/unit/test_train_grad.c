@@ -436,8 +436,8 @@ static void test_pools(void **state)
     }
 }
 
-/* The pools on a blocked input (a Conv's 16 channels, nChw16c), which they keep (a Conv reads
- * their output): the gradients against central differences, and the output and the input's
+/* The pools on a blocked input (a Conv's 16 channels, nChw16c), which they keep when a Conv
+ * reads their output: the gradients against central differences, and the output and the input's
  * gradient against the same graph's plan with every value plain (options.plain_conv). The seed
  * keeps every MaxPool window's two largest inputs apart by more than the differences' step
  * (with seed 24 a step of 1e-3 on one W1 element moves a maximum; 1e-4 does not). */
@@ -478,6 +478,12 @@ static void test_pools_blocked(void **state)
         for (size_t i = 0; i < 384; i++)
             assert_float_equal(dx[0][i], dx[1][i], 1e-5);
         nn_graph_free(g);
+        /* The pool as the graph's output, which is plain: it reads the Conv's output through a
+         * plain copy. */
+        struct net m = {.seed = 25};
+        net_conv3x3(&m, "x", "W1", w1, 0.3f, "c");
+        net_pool(&m, kind, "c", "y");
+        check_net(&m, 4, x, true);
     }
 }
 
