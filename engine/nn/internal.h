@@ -258,6 +258,18 @@ int nn_concat_dims(const struct nn_plan *p, const struct nn_node *node, const in
  * undefined (a model's float constants are the client's to choose). */
 int nn_to_int64(double v, int64_t *out);
 
+/* An activation as oneDNN eltwise operations applied in turn (HardSigmoid takes two). */
+struct nn_eltwise {
+    int n;
+    dnnl_alg_kind_t alg[2];
+    float alpha[2], beta[2];
+};
+/* 1 with *e filled when node is an activation (Relu, LeakyRelu, Sigmoid, HardSwish, HardSigmoid,
+ * Clip) the executor maps to eltwise operations, 0 when it is not one, -1 with err. The training
+ * plan makes its activations' forward primitives from it too. */
+int nn_activation_of(struct nn_plan *p, const struct nn_node *node, struct nn_eltwise *e,
+                     struct eng_error *err);
+
 /* ---- ops.c and fold.c, for plan.c ---- */
 
 /* The spatial windows of a Conv or pooling node over input x (strides, dilations, pads,

@@ -19,13 +19,6 @@ const char nn_supported_ops[] =
 
 /* ---- activations ---- */
 
-/* An activation as oneDNN eltwise operations applied in turn (HardSigmoid takes two). */
-struct eltwise {
-    int n;
-    dnnl_alg_kind_t alg[2];
-    float alpha[2], beta[2];
-};
-
 int nn_clip_bound(struct nn_plan *p, const struct nn_node *node, size_t k, const char *attr,
                   float dflt, float *out, struct eng_error *err)
 {
@@ -40,13 +33,11 @@ int nn_clip_bound(struct nn_plan *p, const struct nn_node *node, size_t k, const
     return 0;
 }
 
-/* 1 with *e filled when node is an activation the executor maps to eltwise operations, 0 when it
- * is not an activation, -1 with err. */
-static int activation_of(struct nn_plan *p, const struct nn_node *node, struct eltwise *e,
-                         struct eng_error *err)
+int nn_activation_of(struct nn_plan *p, const struct nn_node *node, struct nn_eltwise *e,
+                     struct eng_error *err)
 {
     const char *op = node->op_type;
-    *e = (struct eltwise){.n = 1};
+    *e = (struct nn_eltwise){.n = 1};
     if (!strcmp(op, "Relu")) {
         e->alg[0] = dnnl_eltwise_relu;
     } else if (!strcmp(op, "LeakyRelu")) {
@@ -58,10 +49,10 @@ static int activation_of(struct nn_plan *p, const struct nn_node *node, struct e
         e->alg[0] = dnnl_eltwise_hardswish;
     } else if (!strcmp(op, "HardSigmoid")) {
         /* max(0, min(1, alpha * x + beta)) */
-        *e = (struct eltwise){2,
-                              {dnnl_eltwise_linear, dnnl_eltwise_clip},
-                              {nn_attr_float(node, "alpha", 0.2f), 0.0f},
-                              {nn_attr_float(node, "beta", 0.5f), 1.0f}};
+        *e = (struct nn_eltwise){2,
+                                 {dnnl_eltwise_linear, dnnl_eltwise_clip},
+                                 {nn_attr_float(node, "alpha", 0.2f), 0.0f},
+                                 {nn_attr_float(node, "beta", 0.5f), 1.0f}};
     } else if (!strcmp(op, "Clip")) {
         e->alg[0] = dnnl_eltwise_clip;
         if (nn_clip_bound(p, node, 1, "min", -FLT_MAX, &e->alpha[0], err) ||
@@ -120,8 +111,8 @@ static int fuse_readers(struct nn_plan *p, const char *name, int allow_sum, floa
         if (k < 0 || p->fused[k]) return 0;
         const struct nn_node *reader = nn_graph_node(p->g, (size_t)k);
         if (reader->n_outputs < 1 || !reader->outputs[0][0]) return 0;
-        struct eltwise e;
-        int is_act = activation_of(p, reader, &e, err);
+        struct nn_eltwise e;
+        int is_act = nn_activation_of(p, reader, &e, err);
         if (is_act < 0) return -1;
         dnnl_status_t st = dnnl_success;
         if (is_act) {
@@ -551,9 +542,9 @@ static int src_dst_step(struct nn_plan *p, const_dnnl_op_desc_t op_desc,
 
 static int compile_activation(struct nn_plan *p, const struct nn_node *node, struct eng_error *err)
 {
-    struct eltwise e;
+    struct nn_eltwise e;
     int xi = nn_input(p, node, 0, err);
-    if (xi < 0 || activation_of(p, node, &e, err) < 0) return -1;
+    if (xi < 0 || nn_activation_of(p, node, &e, err) < 0) return -1;
     struct nn_value x = p->values[xi];
     int yi = nn_activation(p, node->outputs[0], x.rank, x.dims, &x.md, err);
     if (yi < 0) return -1;

@@ -405,46 +405,123 @@ static void test_activations(void **state)
     check_activation("HardSwish", 9);
 }
 
+static void fill(float *v, size_t n, uint64_t seed)
+{
+    for (size_t i = 0; i < n; i++)
+        v[i] = uniform(&seed);
+}
+
+/* The pools' attributes: kind 0 MaxPool, 1 AveragePool without the padding and ceil_mode,
+ * 2 counting the padding, 3 counting it with ceil_mode (on 8 x 8, a fifth window reaching past
+ * the explicit padding: the host's case, pool.c), 4 GlobalAveragePool. */
+static void net_pool(struct net *n, int kind, const char *x, char *y)
+{
+    net_node(n, kind == 4 ? "GlobalAveragePool" : kind ? "AveragePool" : "MaxPool", x, y);
+    if (kind == 4) return;
+    net_ints(n, "kernel_shape", 2, 3, 3, 0, 0);
+    net_ints(n, "strides", 2, 2, 2, 0, 0);
+    net_ints(n, "pads", 4, 1, 1, 1, 1);
+    net_int(n, "count_include_pad", kind >= 2);
+    net_int(n, "ceil_mode", kind == 1 || kind == 3);
+}
+
 static void test_pools(void **state)
 {
     (void)state;
-    int64_t x[] = {2, 2, 7, 7};
-    for (int kind = 0; kind < 4; kind++) {
+    int64_t x[] = {2, 2, 8, 8};
+    for (int kind = 0; kind < 5; kind++) {
         struct net n = {.seed = 10};
-        net_node(&n, kind == 3 ? "GlobalAveragePool" : kind ? "AveragePool" : "MaxPool", "x", "y");
-        if (kind < 3) {
-            net_ints(&n, "kernel_shape", 2, 3, 3, 0, 0);
-            net_ints(&n, "strides", 2, 2, 2, 0, 0);
-            net_ints(&n, "pads", 4, 1, 1, 1, 1);
-            net_int(&n, "count_include_pad", kind == 2);
-            net_int(&n, "ceil_mode", kind == 1);
-        }
+        net_pool(&n, kind, "x", "y");
         check_net(&n, 4, x, true);
     }
 }
 
-/* Ties: the gradient goes to the first maximum of each window (row-major), as PyTorch's. */
+/* The pools on a blocked input (a Conv's 16 channels, nChw16c), which they keep when a Conv
+ * reads their output: the gradients against central differences, and the output and the input's
+ * gradient against the same graph's plan with every value plain (options.plain_conv). The seed
+ * keeps every MaxPool window's two largest inputs apart by more than the differences' step
+ * (with seed 24 a step of 1e-3 on one W1 element moves a maximum; 1e-4 does not). */
+static void test_pools_blocked(void **state)
+{
+    (void)state;
+    int64_t x[] = {2, 3, 8, 8}, w1[] = {16, 3, 3, 3}, w2[] = {2, 16, 3, 3};
+    for (int kind = 0; kind < 5; kind++) {
+        struct net n = {.seed = 25};
+        net_conv3x3(&n, "x", "W1", w1, 0.3f, "c");
+        net_pool(&n, kind, "c", "p");
+        net_conv3x3(&n, "p", "W2", w2, 0.2f, "y");
+        check_net(&n, 4, x, true);
+        struct nn_graph *g = net_graph(&n);
+        struct train_plan *plans[2];
+        plans[0] = compile(g, 4, x);
+        plain_conv = true;
+        plans[1] = compile(g, 4, x);
+        plain_conv = false;
+        size_t yc = 1;
+        const struct nn_tensor_info *info = train_plan_output_info(plans[0]);
+        for (int d = 0; d < info->rank; d++)
+            yc *= (size_t)info->dims[d];
+        float in[384], dx[2][384], up[200], out[2][200];
+        assert_true(yc <= 200);
+        fill(in, 384, 9);
+        fill(up, yc, 10);
+        for (int k = 0; k < 2; k++) {
+            const float *y;
+            struct eng_error err = {0};
+            assert_int_equal(train_plan_forward(plans[k], in, true, &y, &err), 0);
+            memcpy(out[k], y, yc * sizeof *y);
+            assert_int_equal(train_plan_backward(plans[k], up, dx[k], &err), 0);
+            train_plan_free(plans[k]);
+        }
+        for (size_t i = 0; i < yc; i++)
+            assert_float_equal(out[0][i], out[1][i], 1e-5);
+        for (size_t i = 0; i < 384; i++)
+            assert_float_equal(dx[0][i], dx[1][i], 1e-5);
+        nn_graph_free(g);
+        /* The pool as the graph's output, which is plain: it reads the Conv's output through a
+         * plain copy. */
+        struct net m = {.seed = 25};
+        net_conv3x3(&m, "x", "W1", w1, 0.3f, "c");
+        net_pool(&m, kind, "c", "y");
+        check_net(&m, 4, x, true);
+    }
+}
+
+/* Ties: the gradient goes to the first maximum of each window (row-major), as PyTorch's; plain,
+ * then blocked: the input copied into 16 channels by a 1x1 Conv of ones, pooled, and summed
+ * back into one channel by another, so each window's gradient reaches x 16 times. */
 static void test_maxpool_ties(void **state)
 {
     (void)state;
-    struct net n = {0};
-    int64_t dims[] = {1, 1, 2, 4};
-    net_node(&n, "MaxPool", "x", "y");
-    net_ints(&n, "kernel_shape", 2, 2, 2, 0, 0);
-    net_ints(&n, "strides", 2, 2, 2, 0, 0);
-    struct nn_graph *g = net_graph(&n);
-    struct train_plan *t = compile(g, 4, dims);
-    /* Window one: all equal; window two: the maximum 5 twice, at (0, 3) and (1, 2). */
-    float x[] = {1, 1, 0, 5, 1, 1, 5, 2}, up[] = {2, 3}, dx[8];
-    float want[] = {2, 0, 0, 3, 0, 0, 0, 0};
-    const float *y;
-    struct eng_error err = {0};
-    assert_int_equal(train_plan_forward(t, x, true, &y, &err), 0);
-    assert_true(y[0] == 1 && y[1] == 5);
-    assert_int_equal(train_plan_backward(t, up, dx, &err), 0);
-    assert_memory_equal(dx, want, sizeof want);
-    train_plan_free(t);
-    nn_graph_free(g);
+    int64_t dims[] = {1, 1, 2, 4}, spread[] = {16, 1, 1, 1}, gather[] = {1, 16, 1, 1};
+    for (int blocked = 0; blocked < 2; blocked++) {
+        struct net n = {0};
+        if (blocked) {
+            net_node(&n, "Conv", "x S", "c");
+            net_init(&n, "S", 4, spread, 1, 1);
+        }
+        net_node(&n, "MaxPool", blocked ? "c" : "x", blocked ? "p" : "y");
+        net_ints(&n, "kernel_shape", 2, 2, 2, 0, 0);
+        net_ints(&n, "strides", 2, 2, 2, 0, 0);
+        if (blocked) {
+            net_node(&n, "Conv", "p G", "y");
+            net_init(&n, "G", 4, gather, 1, 1);
+        }
+        struct nn_graph *g = net_graph(&n);
+        struct train_plan *t = compile(g, 4, dims);
+        /* Window one: all equal; window two: the maximum 5 twice, at (0, 3) and (1, 2). */
+        float x[] = {1, 1, 0, 5, 1, 1, 5, 2}, up[] = {2, 3}, dx[8];
+        float want[] = {2, 0, 0, 3, 0, 0, 0, 0}, times = blocked ? 16 : 1;
+        const float *y;
+        struct eng_error err = {0};
+        assert_int_equal(train_plan_forward(t, x, true, &y, &err), 0);
+        assert_true(y[0] == times && y[1] == 5 * times);
+        assert_int_equal(train_plan_backward(t, up, dx, &err), 0);
+        for (int i = 0; i < 8; i++)
+            assert_true(dx[i] == want[i] * times);
+        train_plan_free(t);
+        nn_graph_free(g);
+    }
 }
 
 static void test_gemm_and_matmul(void **state)
@@ -593,13 +670,14 @@ static void test_batchnorm_running_statistics(void **state)
     nn_graph_free(g);
 }
 
-/* Two plans with the same seed and threads (two: the pools and oneDNN split their work) give
- * identical outputs, gradients and buffers. */
+/* Two plans with the same seed and threads (two: oneDNN splits its work) give identical outputs,
+ * gradients and buffers; the MaxPool (overlapping windows, on the blocked 16 channels) scatters
+ * its gradient into shared inputs. */
 static void test_determinism(void **state)
 {
     (void)state;
     struct net n = {.seed = 17};
-    int64_t x[] = {4, 3, 8, 8}, w[] = {8, 3, 3, 3}, c[] = {8}, scalar[1];
+    int64_t x[] = {4, 3, 8, 8}, w[] = {16, 3, 3, 3}, c[] = {16}, scalar[1];
     net_node(&n, "Conv", "x W", "c");
     net_ints(&n, "pads", 4, 1, 1, 1, 1);
     net_init(&n, "W", 4, w, -0.5f, 0.5f);
@@ -609,11 +687,14 @@ static void test_determinism(void **state)
     net_init(&n, "M", 1, c, 0, 0);
     net_init(&n, "V", 1, c, 1, 1);
     net_node(&n, "Relu", "b", "r");
-    net_node(&n, "Dropout", "r ratio", "y");
+    net_node(&n, "MaxPool", "r", "p");
+    net_ints(&n, "kernel_shape", 2, 3, 3, 0, 0);
+    net_ints(&n, "pads", 4, 1, 1, 1, 1);
+    net_node(&n, "Dropout", "p ratio", "y");
     net_init(&n, "ratio", 0, scalar, 0.5f, 0.5f);
     struct nn_graph *g = net_graph(&n);
-    float in[4 * 3 * 8 * 8], up[4 * 8 * 8 * 8], dx[2][4 * 3 * 8 * 8], out[2][4 * 8 * 8 * 8];
-    float dw[2][8 * 27], rv[2][8];
+    float in[4 * 3 * 8 * 8], up[4 * 16 * 8 * 8], dx[2][4 * 3 * 8 * 8], out[2][4 * 16 * 8 * 8];
+    float dw[2][16 * 27], rv[2][16];
     uint64_t s = 5;
     for (size_t i = 0; i < sizeof in / sizeof *in; i++)
         in[i] = uniform(&s);
@@ -652,12 +733,6 @@ static struct nn_graph *conv_bn(void)
     net_init(&n, "M", 1, c, -0.2f, 0.2f);
     net_init(&n, "V", 1, c, 0.5f, 1.5f);
     return net_graph(&n);
-}
-
-static void fill(float *v, size_t n, uint64_t seed)
-{
-    for (size_t i = 0; i < n; i++)
-        v[i] = uniform(&seed);
 }
 
 /* Frozen initializers are no parameters and get no gradient, and the gradients that remain are
@@ -896,6 +971,7 @@ int main(void)
         cmocka_unit_test(test_batchnorm_eval_blocked),
         cmocka_unit_test(test_activations),
         cmocka_unit_test(test_pools),
+        cmocka_unit_test(test_pools_blocked),
         cmocka_unit_test(test_maxpool_ties),
         cmocka_unit_test(test_gemm_and_matmul),
         cmocka_unit_test(test_broadcasting),
