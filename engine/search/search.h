@@ -85,12 +85,12 @@ double search_dim_snap(const struct search_dim *d, double x);
  * want integers take it. Compile checks each placeholder's shape ("/seq/1/degrees/$search:
  * uniform needs [low, high] with low < high"), then that the space is a policy space: its lowest
  * point (every dimension at its low, each choice at its first option) must parse, and so must
- * every other choice option and every dimension's high, one at a time with the rest at their lows
- * and parents set to activate it. Op ranges are intervals, so the ends stand for what lies
- * between; a failure names the dimension ("/degrees: at its high, 400, the space gives no valid
- * policy: /degrees: must be in [-360, 360]"). Values that are valid only together (a level's
- * bin against its bins, both open) are not tried together, and a uniform over an integer
- * argument passes at whole ends but not between: use int.
+ * every other choice option, every dimension's high and, for reals and fractional lattices, one
+ * value between (a real where an op wants a whole number fails there), one at a time with the
+ * rest at their lows and parents set to activate it. Op ranges are intervals, so these stand for
+ * the values between; a failure names the dimension ("/degrees: at its high, 400, the space gives
+ * no valid policy: /degrees: must be in [-360, 360]"). Values that are valid only together (a
+ * level's bin against its bins, both open) are not tried together.
  *
  * Named spaces, {"space": name, ...arguments}. An argument that is a range may be a number (fixed),
  * an array (a choice among its items) or a distribution object ({"int": [0, 30]}); its dimension's
@@ -114,7 +114,7 @@ double search_dim_snap(const struct search_dim *d, double x);
  *   ops-subset   which ops a TrivialAugment-style uniform choice draws from: one dimension per
  *                op, /ops/<name>, a choice of [true, false] (option 0 keeps the op, so the
  *                lowest point keeps all). "ops": names (each at a random bin of "bins", default
- *                31) or op nodes; by default the trivialaugment-wide preset's 14 nodes. The
+ *                31) or op nodes; by default the trivialaugment-wide preset's 14 nodes at bins. The
  *                space's sampler and mutation never propose the empty subset; concretize refuses
  *                it (a grid would reach it).
  *   gaugment     G-Augment's graphs: "domain" image (default) or audio, "depth" stages (default
@@ -138,17 +138,20 @@ double search_dim_snap(const struct search_dim *d, double x);
  * edge (a slot turned on, its values drawn afresh), removing one, rewiring one to another stage,
  * changing its op, or changing its weight or level.
  *
- * Limits (below) bound what a hostile document costs: the check is one policy parse per dimension
- * and choice option, each at most policy_parse's own bounds. */
+ * Limits (below) bound what a hostile document costs: the check is at most two policy parses per
+ * dimension and one per choice option, and SEARCH_MAX_CHECK_VALUES bounds their total size. */
 
 struct search_space;
 
-/* Limits a hostile document meets. A space is checked at compile by one policy parse per
- * dimension and per choice option (space.c), so these bound that work as well as the memory of
- * the dimension list and of an algorithm's model of it. */
+/* Limits a hostile document meets. A space is checked at compile by up to two policy parses per
+ * dimension and one per choice option (space.c), so these bound that work as well as the memory
+ * of the dimension list and of an algorithm's model of it. */
 #define SEARCH_MAX_DIMS    256  /* dimensions in all */
 #define SEARCH_MAX_CHOICES 256  /* options of one choice */
 #define SEARCH_MAX_OPTIONS 1024 /* options of all choices */
+/* The check's parses times the JSON values of the space's lowest point: a few seconds of parsing
+ * at most. AutoAugment's 25 sub-policies need a third of it. */
+#define SEARCH_MAX_CHECK_VALUES 1000000
 
 /* A document with `$search` placeholders, or {"space": "<name>", ...arguments} for a named
  * space (randaugment, autoaugment, ops-subset, gaugment, specaugment). A bad placeholder, an

@@ -393,14 +393,37 @@ struct search_view search_space_view(const struct search_space *s)
 
 /* ---- The check at compile ------------------------------------------------------------------- */
 
-/* Concretizes point and parses the result; what was wrong in err. */
-static int parses(const struct search_space *s, const double *point, struct eng_error *err)
+/* The JSON values of doc, itself included. */
+static size_t values_of(const json_t *doc)
+{
+    size_t count = 1;
+    const char *key;
+    json_t *child;
+    json_object_foreach((json_t *)doc, key, child) count += values_of(child);
+    for (size_t i = 0; json_is_array(doc) && i < json_array_size(doc); i++)
+        count += values_of(json_array_get(doc, i));
+    return count;
+}
+
+/* Concretizes point and parses the result; what was wrong in err. values (may be NULL) is set to
+ * the size of the document. */
+static int parses(const struct search_space *s, const double *point, size_t *values,
+                  struct eng_error *err)
 {
     json_t *doc = search_space_concretize(s, point, err);
     struct policy *p = doc ? policy_parse(doc, err) : NULL;
+    if (values) *values = doc ? values_of(doc) : 0;
     json_decref(doc);
     policy_free(p);
     return p ? 0 : -1;
+}
+
+/* The values the check tries for d after its low: each other option of a choice; a range's high
+ * and, for reals and lattices whose values need not be whole, a value between (an op's integer
+ * argument refuses it). */
+static size_t others_of(const struct search_dim *d)
+{
+    return d->kind == SEARCH_DIM_CHOICE ? d->choices - 1 : d->kind == SEARCH_DIM_INT ? 1 : 2;
 }
 
 int space_check(const struct search_space *s, struct eng_error *err)
@@ -408,30 +431,45 @@ int space_check(const struct search_space *s, struct eng_error *err)
     double *point = malloc((s->n ? s->n : 1) * sizeof *point);
     if (!point) return eng_no_memory(err);
     struct eng_error why = {0};
+    size_t values = 0, checks = 0;
     int rc = 0;
-    for (size_t i = 0; i < s->n; i++)
+    for (size_t i = 0; i < s->n; i++) {
         point[i] = s->dims[i].low;
-    if (parses(s, point, &why) != 0) {
+        checks += others_of(&s->dims[i]);
+    }
+    if (parses(s, point, &values, &why) != 0) {
         rc =
             eng_fail(err, why.code, "the space at each dimension's low%s gives no valid policy: %s",
                      s->n ? "" : " (it has none)", why.message);
+    } else if ((double)checks * (double)values > SEARCH_MAX_CHECK_VALUES) {
+        /* The lowest point's size stands for the others'. */
+        rc = eng_fail(err, ENG_INVALID,
+                      "the space is too large to check: %zu checks of a policy of %zu JSON "
+                      "values, past %d in all; use fewer placeholders, options or nodes",
+                      checks, values, SEARCH_MAX_CHECK_VALUES);
     }
-    /* Each other value of one dimension, with its parents set to activate it and the rest low:
-     * the op ranges are intervals, so the ends stand for the values between. */
+    /* Each other value of one dimension (others_of), with its parents set to activate it and the
+     * rest low. The op ranges are intervals, so these stand for the values between. */
     for (size_t i = 0; rc == 0 && i < s->n; i++) {
         const struct search_dim *d = &s->dims[i];
         for (size_t c = i; s->dims[c].parent >= 0; c = (size_t)s->dims[c].parent)
             point[s->dims[c].parent] = (double)s->dims[c].parent_choice;
-        size_t others = d->kind == SEARCH_DIM_CHOICE ? d->choices - 1 : 1;
-        for (size_t k = 1; rc == 0 && k <= others; k++) {
-            point[i] = d->kind == SEARCH_DIM_CHOICE ? (double)k : search_dim_snap(d, d->high);
-            if (parses(s, point, &why) == 0) continue;
+        for (size_t k = 1; rc == 0 && k <= others_of(d); k++) {
+            if (d->kind == SEARCH_DIM_CHOICE)
+                point[i] = (double)k;
+            else if (k == 1)
+                point[i] = search_dim_snap(d, d->high);
+            else if (d->kind == SEARCH_DIM_QUANTIZED)
+                point[i] = search_dim_snap(d, d->low + d->step);
+            else /* a fraction no whole range divides into a whole number */
+                point[i] = d->low + (d->high - d->low) * 0.3819660112501051;
+            if (parses(s, point, NULL, &why) == 0) continue;
             char value[64];
             if (d->kind == SEARCH_DIM_CHOICE)
-                snprintf(value, sizeof value, "option %zu", k);
+                snprintf(value, sizeof value, "its option %zu", k);
             else
-                snprintf(value, sizeof value, "high, %g,", point[i]);
-            rc = eng_fail(err, why.code, "%s: at its %s the space gives no valid policy: %s",
+                snprintf(value, sizeof value, k == 1 ? "its high, %g," : "%g", point[i]);
+            rc = eng_fail(err, why.code, "%s: at %s the space gives no valid policy: %s",
                           d->pointer[0] ? d->pointer : "/", value, why.message);
         }
         for (size_t j = 0; j < s->n; j++)

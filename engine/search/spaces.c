@@ -210,17 +210,17 @@ static const struct space_kind subset_kind = {.concretize = subset_concretize,
                                               .free_ctx = free_json};
 
 /* The op nodes: "ops" as names (each at a uniformly drawn bin of bins) or op nodes, by default
- * the trivialaugment-wide preset's 14 (its ops, wide ranges and 31 bins). */
+ * the trivialaugment-wide preset's 14 at bins (its ops and wide ranges). */
 static json_t *subset_nodes(const json_t *args, struct eng_error *err)
 {
     const json_t *ops = json_object_get(args, "ops");
     int bins = 0;
     if (spaces_int_arg(args, "bins", 31, 2, 1000, &bins, err) != 0) return NULL;
     if (!ops) {
-        json_t *name = json_string("trivialaugment-wide");
-        json_t *preset = name ? preset_expand(name, err) : NULL;
+        json_t *ref = json_pack("{s:s, s:i}", "preset", "trivialaugment-wide", "bins", bins);
+        json_t *preset = ref ? preset_expand(ref, err) : NULL;
         json_t *nodes = json_incref(json_object_get(preset, "choice"));
-        json_decref(name);
+        json_decref(ref);
         json_decref(preset);
         if (!nodes) eng_no_memory(err);
         return nodes;

@@ -129,6 +129,13 @@ static void test_out_of_range_values_refused(void **state)
                    "be in [-360, 360]");
     expect_refused("{\"op\": \"Posterize\", \"bits\": {\"$search\": {\"int\": [1, 9]}}}",
                    "/bits: at its high, 9, the space gives no valid policy: /bits: must be in");
+    /* A real range over a whole-number argument: its ends are whole, a value between is not. */
+    expect_refused("{\"op\": \"Posterize\", \"bits\": {\"$search\": {\"uniform\": [1, 8]}}}",
+                   "/bits: at 3.67376 the space gives no valid policy: /bits: must be a whole "
+                   "number");
+    expect_refused("{\"op\": \"Posterize\", \"bits\": {\"$search\": {\"quantized\": [1, 8, "
+                   "0.5]}}}",
+                   "/bits: at 1.5 the space gives no valid policy: /bits: must be a whole number");
     /* The low end: every dimension at its low is the first point checked. */
     expect_refused("{\"op\": \"Rotate\", \"degrees\": {\"$search\": {\"uniform\": [-400, 0]}}}",
                    "the space at each dimension's low gives no valid policy: /degrees: must be "
@@ -184,6 +191,29 @@ static void test_limits(void **state)
     assert_null(search_space_compile(doc, &err));
     assert_string_equal(err.message, "/seq/4/degrees: the space has more than 256 dimensions or "
                                      "1024 choice options in all");
+    json_decref(doc);
+
+    /* Within those, the check's work: 4 choices of 200 and 200 reals, 4 x 199 + 200 x 2 = 1196
+     * checks, of a policy of 1 + 1 + 204 x 3 + 600 x 2 = 1814 JSON values (the root, the seq, the
+     * Rotate nodes, 600 Identity ones): 2.2 million in all. */
+    seq = json_array();
+    for (int i = 0; i < 4; i++) {
+        options = json_array();
+        for (int k = 0; k < 200; k++)
+            json_array_append_new(options, json_integer(k % 30));
+        json_array_append_new(seq, json_pack("{s:s, s:{s:{s:o}}}", "op", "Rotate", "degrees",
+                                             "$search", "choice", options));
+    }
+    for (int i = 0; i < 200; i++)
+        json_array_append_new(seq, json_pack("{s:s, s:{s:{s:[i, i]}}}", "op", "Rotate", "degrees",
+                                             "$search", "uniform", 0, 30));
+    for (int i = 0; i < 600; i++)
+        json_array_append_new(seq, json_pack("{s:s}", "op", "Identity"));
+    doc = json_pack("{s:o}", "seq", seq);
+    assert_null(search_space_compile(doc, &err));
+    assert_string_equal(err.message, "the space is too large to check: 1196 checks of a policy of "
+                                     "1814 JSON values, past 1000000 in all; use fewer "
+                                     "placeholders, options or nodes");
     json_decref(doc);
 
     /* Nesting past the walk's bound. */
@@ -414,6 +444,16 @@ static void test_ops_subset(void **state)
     struct search_view v = search_space_view(s);
     assert_int_equal(v.n, 14); /* trivialaugment-wide's ops */
     assert_string_equal(v.dims[0].pointer, "/ops/Identity");
+    search_space_free(s);
+    /* The preset's nodes at the space's bins: Identity alone, then ShearX at a bin of 11 over
+     * TrivialAugmentWide's range. */
+    s = compile("{\"space\": \"ops-subset\", \"bins\": 11}");
+    double shear_x[14];
+    for (size_t i = 0; i < 14; i++)
+        shear_x[i] = i == 1 ? 0 : 1;
+    expect_document(s, shear_x,
+                    "{\"choice\": [{\"op\": \"ShearX\", \"level\": {\"bins\": 11}, \"range\": "
+                    "[0.0, 0.99]}]}");
     search_space_free(s);
 
     s = compile("{\"space\": \"ops-subset\", \"ops\": [\"Rotate\", \"Equalize\"], \"bins\": 11}");
