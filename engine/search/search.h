@@ -89,8 +89,9 @@ double search_dim_snap(const struct search_dim *d, double x);
  * value between (a real where an op wants a whole number fails there), one at a time with the
  * rest at their lows and parents set to activate it. Op ranges are intervals, so these stand for
  * the values between; a failure names the dimension ("/degrees: at its high, 400, the space gives
- * no valid policy: /degrees: must be in [-360, 360]"). Values that are valid only together (a
- * level's bin against its bins, both open) are not tried together.
+ * no valid policy: /degrees: must be in [-360, 360]"), at the lowest point the placeholder in
+ * whose place the policy error lies, if any. Values that are valid only together (a level's bin
+ * against its bins, both open) are not tried together.
  *
  * Named spaces, {"space": name, ...arguments}. An argument that is a range may be a number (fixed),
  * an array (a choice among its items) or a distribution object ({"int": [0, 30]}); its dimension's

@@ -426,6 +426,32 @@ static size_t others_of(const struct search_dim *d)
     return d->kind == SEARCH_DIM_CHOICE ? d->choices - 1 : d->kind == SEARCH_DIM_INT ? 1 : 2;
 }
 
+/* The placeholder whose value a parse error at the lowest point is about, or -1: the deepest one
+ * whose place in the concrete document (its pointer without the "/$search/choice/<i>" steps) is
+ * the error's pointer or holds it. Named spaces' pointers name arguments, not places: -1. */
+static int blame(const struct search_space *s, const char *message)
+{
+    size_t length = message[0] == '/' ? strcspn(message, ":") : 0;
+    int found = -1;
+    size_t found_length = 0;
+    for (size_t i = 0; length && i < s->n; i++) {
+        if (!s->nodes[i]) continue;
+        char place[MAX_POINTER];
+        size_t at = 0;
+        for (const char *p = s->dims[i].pointer; *p && at + 1 < sizeof place;) {
+            if (strncmp(p, "/$search/choice/", 16) == 0) {
+                p += 16 + strspn(p + 16, "0123456789");
+                continue;
+            }
+            place[at++] = *p++;
+        }
+        if (strncmp(place, message, at) == 0 && (at == length || message[at] == '/') &&
+            (found < 0 || at >= found_length))
+            found = (int)i, found_length = at;
+    }
+    return found;
+}
+
 int space_check(const struct search_space *s, struct eng_error *err)
 {
     double *point = malloc((s->n ? s->n : 1) * sizeof *point);
@@ -437,7 +463,15 @@ int space_check(const struct search_space *s, struct eng_error *err)
         point[i] = s->dims[i].low;
         checks += others_of(&s->dims[i]);
     }
-    if (parses(s, point, &values, &why) != 0) {
+    int failed = parses(s, point, &values, &why) != 0,
+        culprit = failed ? blame(s, why.message) : -1;
+    if (culprit >= 0 && s->dims[culprit].kind == SEARCH_DIM_CHOICE) {
+        rc = eng_fail(err, why.code, "%s: at its option 0 the space gives no valid policy: %s",
+                      s->dims[culprit].pointer[0] ? s->dims[culprit].pointer : "/", why.message);
+    } else if (culprit >= 0) {
+        rc = eng_fail(err, why.code, "%s: at its low, %g, the space gives no valid policy: %s",
+                      s->dims[culprit].pointer, s->dims[culprit].low, why.message);
+    } else if (failed) {
         rc =
             eng_fail(err, why.code, "the space at each dimension's low%s gives no valid policy: %s",
                      s->n ? "" : " (it has none)", why.message);

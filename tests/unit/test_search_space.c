@@ -136,10 +136,21 @@ static void test_out_of_range_values_refused(void **state)
     expect_refused("{\"op\": \"Posterize\", \"bits\": {\"$search\": {\"quantized\": [1, 8, "
                    "0.5]}}}",
                    "/bits: at 1.5 the space gives no valid policy: /bits: must be a whole number");
-    /* The low end: every dimension at its low is the first point checked. */
+    /* The low end: every dimension at its low is the first point checked, and the error's
+     * pointer tells which placeholder made it fail; an error elsewhere names none. */
     expect_refused("{\"op\": \"Rotate\", \"degrees\": {\"$search\": {\"uniform\": [-400, 0]}}}",
-                   "the space at each dimension's low gives no valid policy: /degrees: must be "
+                   "/degrees: at its low, -400, the space gives no valid policy: /degrees: must be "
                    "in [-360, 360]");
+    expect_refused("{\"seq\": [{\"op\": \"Identity\"}, {\"$search\": {\"choice\": [{\"op\": "
+                   "\"Rotate\", \"degrees\": {\"$search\": {\"int\": [-400, 0]}}}]}}]}",
+                   "/seq/1/$search/choice/0/degrees: at its low, -400, the space gives no valid "
+                   "policy: /seq/1/degrees: must be in [-360, 360]");
+    expect_refused("{\"$search\": {\"choice\": [{\"op\": \"Nope\"}, {\"op\": \"Identity\"}]}}",
+                   "/: at its option 0 the space gives no valid policy: /op: unknown op");
+    expect_refused("{\"seq\": [{\"op\": \"Nope\"}, {\"op\": \"Rotate\", \"degrees\": "
+                   "{\"$search\": {\"int\": [0, 10]}}}]}",
+                   "the space at each dimension's low gives no valid policy: /seq/0/op: unknown "
+                   "op");
     /* A choice option that is no valid node names the choice and the option. */
     expect_refused("{\"seq\": [{\"$search\": {\"choice\": [{\"op\": \"Rotate\"}, {\"op\": "
                    "\"Nope\"}]}}]}",
