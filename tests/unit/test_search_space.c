@@ -166,66 +166,65 @@ static void test_out_of_range_values_refused(void **state)
                    "\"m\" must be a whole number in [0, 30]");
 }
 
+/* {"op": "Rotate", "degrees": {"$search": ...}}: a choice of `options` angles when options > 0,
+ * else the distribution {kind: [0, 10]}. */
+static json_t *rotate(int options, const char *kind)
+{
+    json_t *values = json_array();
+    for (int k = 0; k < options; k++)
+        json_array_append_new(values, json_integer(k % 30));
+    if (options == 0) {
+        json_array_append_new(values, json_integer(0));
+        json_array_append_new(values, json_integer(10));
+    }
+    return json_pack("{s:s, s:{s:{s:o}}}", "op", "Rotate", "degrees", "$search",
+                     options ? "choice" : kind, values);
+}
+
+/* seq's first count items are Rotate nodes of rotate(options, kind). */
+static void add_rotates(json_t *seq, int count, int options, const char *kind)
+{
+    for (int i = 0; i < count; i++)
+        json_array_append_new(seq, rotate(options, kind));
+}
+
+/* The document is refused with exactly message. */
+static void expect_message(json_t *doc, const char *message)
+{
+    struct eng_error err = {0};
+    assert_null(search_space_compile(doc, &err));
+    assert_string_equal(err.message, message);
+    json_decref(doc);
+}
+
 static void test_limits(void **state)
 {
     /* SEARCH_MAX_DIMS + 1 placeholders. */
     json_t *seq = json_array();
-    for (int i = 0; i <= SEARCH_MAX_DIMS; i++)
-        json_array_append_new(seq, json_pack("{s:s, s:{s:{s:[i, i]}}}", "op", "Rotate", "degrees",
-                                             "$search", "int", 0, 10));
-    json_t *doc = json_pack("{s:o}", "seq", seq);
-    struct eng_error err = {0};
-    assert_null(search_space_compile(doc, &err));
-    assert_string_equal(err.message, "/seq/256/degrees: the space has more than 256 dimensions or "
-                                     "1024 choice options in all");
-    json_decref(doc);
-
+    add_rotates(seq, SEARCH_MAX_DIMS + 1, 0, "int");
+    expect_message(json_pack("{s:o}", "seq", seq),
+                   "/seq/256/degrees: the space has more than 256 dimensions or 1024 choice "
+                   "options in all");
     /* A choice of SEARCH_MAX_CHOICES + 1 options. */
-    json_t *options = json_array();
-    for (int i = 0; i <= SEARCH_MAX_CHOICES; i++)
-        json_array_append_new(options, json_integer(i % 30));
-    doc = json_pack("{s:s, s:{s:{s:o}}}", "op", "Rotate", "degrees", "$search", "choice", options);
-    assert_null(search_space_compile(doc, &err));
-    assert_string_equal(err.message, "/degrees/$search: choice needs an array of 1 to 256 options");
-    json_decref(doc);
-
+    expect_message(rotate(SEARCH_MAX_CHOICES + 1, NULL),
+                   "/degrees/$search: choice needs an array of 1 to 256 options");
     /* Five choices of 250: past SEARCH_MAX_OPTIONS in all at the fifth. */
     seq = json_array();
-    for (int i = 0; i < 5; i++) {
-        options = json_array();
-        for (int k = 0; k < 250; k++)
-            json_array_append_new(options, json_integer(k % 30));
-        json_array_append_new(seq, json_pack("{s:s, s:{s:{s:o}}}", "op", "Rotate", "degrees",
-                                             "$search", "choice", options));
-    }
-    doc = json_pack("{s:o}", "seq", seq);
-    assert_null(search_space_compile(doc, &err));
-    assert_string_equal(err.message, "/seq/4/degrees: the space has more than 256 dimensions or "
-                                     "1024 choice options in all");
-    json_decref(doc);
-
+    add_rotates(seq, 5, 250, NULL);
+    expect_message(json_pack("{s:o}", "seq", seq),
+                   "/seq/4/degrees: the space has more than 256 dimensions or 1024 choice options "
+                   "in all");
     /* Within those, the check's work: 4 choices of 200 and 200 reals, 4 x 199 + 200 x 2 = 1196
      * checks, of a policy of 1 + 1 + 204 x 3 + 600 x 2 = 1814 JSON values (the root, the seq, the
      * Rotate nodes, 600 Identity ones): 2.2 million in all. */
     seq = json_array();
-    for (int i = 0; i < 4; i++) {
-        options = json_array();
-        for (int k = 0; k < 200; k++)
-            json_array_append_new(options, json_integer(k % 30));
-        json_array_append_new(seq, json_pack("{s:s, s:{s:{s:o}}}", "op", "Rotate", "degrees",
-                                             "$search", "choice", options));
-    }
-    for (int i = 0; i < 200; i++)
-        json_array_append_new(seq, json_pack("{s:s, s:{s:{s:[i, i]}}}", "op", "Rotate", "degrees",
-                                             "$search", "uniform", 0, 30));
+    add_rotates(seq, 4, 200, NULL);
+    add_rotates(seq, 200, 0, "uniform");
     for (int i = 0; i < 600; i++)
         json_array_append_new(seq, json_pack("{s:s}", "op", "Identity"));
-    doc = json_pack("{s:o}", "seq", seq);
-    assert_null(search_space_compile(doc, &err));
-    assert_string_equal(err.message, "the space is too large to check: 1196 checks of a policy of "
-                                     "1814 JSON values, past 1000000 in all; use fewer "
-                                     "placeholders, options or nodes");
-    json_decref(doc);
+    expect_message(json_pack("{s:o}", "seq", seq),
+                   "the space is too large to check: 1196 checks of a policy of 1814 JSON values, "
+                   "past 1000000 in all; use fewer placeholders, options or nodes");
 
     /* Nesting past the walk's bound. */
     char text[4096] = "";
