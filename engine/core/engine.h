@@ -5,7 +5,7 @@
  * only the areas below it; style.layers holds every #include to those links:
  *
  *   core <- image, audio <- policy <- classify <- data      core <- nn      core <- metrics
- *   nn, data <- train      policy, train <- search
+ *   nn, data <- train      policy <- search
  *
  * core (this folder) is what every area shares, and nothing else:
  *   error.h     the error value every fallible function returns (a code and a message naming

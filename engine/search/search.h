@@ -42,12 +42,6 @@ struct search_dim {
                             space */
 };
 
-/* Which dimensions a point activates (parents come before their children in the list). */
-void search_dims_active(const struct search_dim *dims, size_t n, const double *point, bool *active);
-
-/* A draw from a dimension's prior (uniform, log-uniform for LOGUNIFORM). */
-double search_dim_sample(const struct search_dim *d, struct rng *r);
-
 /* How a space offers itself to an algorithm. sample and mutate may be NULL: then a point is
  * drawn dimension by dimension from its prior, and a mutation redraws one active dimension. */
 struct search_view {
@@ -58,26 +52,130 @@ struct search_view {
     void (*mutate)(void *ctx, struct rng *r, const double *parent, double *child);
 };
 
-/* ---- Spaces (space.c, spaces.c) ------------------------------------------------------------- */
+/* ---- Dimension helpers (dims.c) -------------------------------------------------------------- */
+
+/* Which dimensions a point activates (parents come before their children in the list): a
+ * dimension is active when it has no parent, or its parent is active and takes parent_choice. */
+void search_dims_active(const struct search_dim *dims, size_t n, const double *point, bool *active);
+
+/* A draw from a dimension's prior: uniform over the choices, the integers of [low, high] and the
+ * lattice points of a QUANTIZED dimension; uniform in [low, high) for UNIFORM, uniform in log for
+ * LOGUNIFORM. */
+double search_dim_sample(const struct search_dim *d, struct rng *r);
+
+/* x moved onto the dimension: rounded to a whole choice or integer, to the nearest lattice point
+ * (written with 15 significant digits, so 3 steps of 0.1 are 0.3), clamped to [low, high]. An
+ * algorithm that proposes reals (TPE) may use it; concretize applies it to every value. */
+double search_dim_snap(const struct search_dim *d, double x);
+
+/* ---- Spaces (space.c, spaces.c, gaugment.c) ------------------------------------------------
+ *
+ * Placeholders. Any value of a policy document (an op's argument, a preset's n or m, a p's
+ * probability, a node in a list) may be {"$search": {<distribution>}}, alone in its object:
+ *   {"choice": [v, ...]}            one of 1 to SEARCH_MAX_CHOICES values or whole subtrees; a
+ *                                   placeholder inside option i is a conditional dimension
+ *                                   (parent: the choice, parent_choice: i)
+ *   {"int": [low, high]}            whole numbers, both ends included
+ *   {"uniform": [low, high]}        low < high
+ *   {"loguniform": [low, high]}     0 < low < high
+ *   {"quantized": [low, high, step]} low, low + step, ... up to high
+ * A dimension's pointer is its placeholder's JSON pointer in the space's document (RFC 6901:
+ * "/seq/1/degrees"; one inside an option, "/seq/0/$search/choice/1/degrees"). A whole number
+ * (int, and quantized with a whole low and step) is written as a JSON integer, so presets that
+ * want integers take it. Compile checks each placeholder's shape ("/seq/1/degrees/$search:
+ * uniform needs [low, high] with low < high"), then that the space is a policy space: its lowest
+ * point (every dimension at its low, each choice at its first option) must parse, and so must
+ * every other choice option, every dimension's high and, for reals and fractional lattices, one
+ * value between (a real where an op wants a whole number fails there), one at a time with the
+ * rest at their lows and parents set to activate it. Op ranges are intervals, so these stand for
+ * the values between; a failure names the dimension ("/degrees: at its high, 400, the space gives
+ * no valid policy: /degrees: must be in [-360, 360]"), at the lowest point the placeholder in
+ * whose place the policy error lies, if any. Values that are valid only together (a level's bin
+ * against its bins, both open) are not tried together.
+ *
+ * Named spaces, {"space": name, ...arguments}. An argument that is a range may be a number (fixed),
+ * an array (a choice among its items) or a distribution object ({"int": [0, 30]}); its dimension's
+ * pointer is the argument's name.
+ *   randaugment  {"n": [1, 2, 3], "m": {"int": [0, 30]}} by default (M over torchvision's 31
+ *                bins), plus the preset's bins, interpolation and fill; the document is the
+ *                randaugment preset at n, m. The grid N {1, 2, 3} x M {3, 7, 11, 15} is
+ *                {"space": "randaugment", "n": [1, 2, 3], "m": [3, 7, 11, 15]}.
+ *   specaugment  F {"int": [0, 27]}, mF [1, 2], T {"int": [0, 100]}, p {"quantized": [0.05, 1,
+ *                0.05]}, mT [1, 2], W 80 (fixed unless given as a range), value "zero" or
+ *                "mean" (never searched): the specaugment presets' document, a TimeWarp, mF
+ *                FrequencyMasks of at most F bins, mT TimeMasks of at most T frames and p of them.
+ *   autoaugment  k sub-policies (default 5, at most 25) of two ops each; per op three dimensions,
+ *                /sub_policies/<i>/<j>/op (a choice among "ops", by default AutoAugment's 16 but
+ *                SamplePairing, which the registry lacks), /p (quantized [0, 1, 0.1]: 11 values)
+ *                and /bin (int [0, 9]). The document is the autoaugment presets': a choice over
+ *                the sub-policies, each a seq of {"p", "do": op}, an op at {"level": {"bin": b,
+ *                "bins": 10}} (torchvision's magnitudes, as the presets), Cutout at the
+ *                reference's int(b * 20 / 10) pixels; the bin of an op without magnitude is
+ *                ignored.
+ *   ops-subset   which ops a TrivialAugment-style uniform choice draws from: one dimension per
+ *                op, /ops/<name>, a choice of [true, false] (option 0 keeps the op, so the
+ *                lowest point keeps all). "ops": names (each at a random bin of "bins", default
+ *                31) or op nodes; by default the trivialaugment-wide preset's 14 nodes at bins. The
+ *                space's sampler and mutation never propose the empty subset; concretize refuses
+ *                it (a grid would reach it).
+ *   gaugment     G-Augment's graphs: "domain" image (default) or audio, "depth" stages (default
+ *                3, at most 8), "width" edges out of a vertex (default 3, at most 4), "ops" (by
+ *                default AutoAugment's for images; Gain, Noise, Speed, TimeShift, Reverb,
+ *                LowPass, HighPass, FrequencyMask, TimeMask and TimeWarp for audio).
+ *
+ * gaugment's encoding (fixed length: depth x width slots). The graph has vertices v0 .. v<depth>
+ * and starts at v0; stage s's slots are the edges out of v<s>. Slot e of stage s has, at
+ * /stages/<s>/edges/<e>/:
+ *   on      a choice of [false, true]; slot 0 has none (always on), so every vertex keeps an edge
+ *           and the graph is never empty; the slot's other dimensions are conditional on it
+ *   op      a choice among the stage's ops and "none" (a skip edge, which applies nothing)
+ *   weight  int [1, 10]; the edge's probability is its weight over its vertex's on edges'
+ *   level   quantized [0, 1, 0.1], the op's {"level"} (ignored for ops without one)
+ *   to      int [1, depth - s]: the edge goes to v<s + to> (no dimension in the last stage)
+ * So a path has at most depth edges and a vertex at most width. Audio graphs with waveform and
+ * spectrogram ops draw waveform ops in the first (depth + 1) / 2 stages and spectrogram ops in
+ * the rest, so no waveform op follows a spectrogram op. Every point is a valid graph, so the
+ * prior draws points; the mutation picks, uniformly among the moves the parent allows, adding an
+ * edge (a slot turned on, its values drawn afresh), removing one, rewiring one to another stage,
+ * changing its op, or changing its weight or level.
+ *
+ * Limits (below) bound what a hostile document costs: the check is at most two policy parses per
+ * dimension and one per choice option, and SEARCH_MAX_CHECK_VALUES bounds their total size. */
 
 struct search_space;
 
+/* Limits a hostile document meets. A space is checked at compile by up to two policy parses per
+ * dimension and one per choice option (space.c), so these bound that work as well as the memory
+ * of the dimension list and of an algorithm's model of it. */
+#define SEARCH_MAX_DIMS    256  /* dimensions in all */
+#define SEARCH_MAX_CHOICES 256  /* options of one choice */
+#define SEARCH_MAX_OPTIONS 1024 /* options of all choices */
+/* The check's parses times the JSON values of the space's lowest point: a few seconds of parsing
+ * at most. AutoAugment's 25 sub-policies need a third of it. */
+#define SEARCH_MAX_CHECK_VALUES 1000000
+
 /* A document with `$search` placeholders, or {"space": "<name>", ...arguments} for a named
- * space (randaugment, autoaugment, ops-subset, gaugment, specaugment). A bad placeholder fails
- * with EAUG_INVALID and a message naming its JSON pointer, as policy errors do. */
+ * space (randaugment, autoaugment, ops-subset, gaugment, specaugment). A bad placeholder, an
+ * argument out of its range or a space that is no policy space fails with ENG_INVALID and a
+ * message naming its JSON pointer, as policy errors do. */
 struct search_space *search_space_compile(const json_t *doc, struct eng_error *err);
 void search_space_free(struct search_space *s);
 
 /* The view algorithms use; valid while the space lives. */
 struct search_view search_space_view(const struct search_space *s);
 
-/* The concrete policy document of a point (a new reference), or NULL with err set. The result
- * always parses with policy_parse. */
+/* The concrete policy document of a point (a new reference), or NULL with err set: ENG_INVALID
+ * for an active value that is not finite or off its range (a hair outside is snapped back), or
+ * for ops-subset's empty subset. Values are snapped (search_dim_snap); inactive ones are never
+ * read. The document parses with policy_parse for the points of a checked space, but for the
+ * combinations the check at compile does not try (above). */
 json_t *search_space_concretize(const struct search_space *s, const double *point,
                                 struct eng_error *err);
 
 /* The point's values by placeholder, for leaderboards: {"<pointer>": value, ...}, inactive
- * dimensions left out. */
+ * dimensions left out; a choice shows its option when that is a number, string, boolean or null
+ * (an op's name for autoaugment and gaugment), and its index when it is a subtree. NULL when out
+ * of memory. */
 json_t *search_space_params(const struct search_space *s, const double *point);
 
 /* ---- Algorithms (algo.c, algo_*.c) --------------------------------------------------------- */
