@@ -5,6 +5,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <dirent.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdio.h>
@@ -161,6 +162,22 @@ json_t *job_kill_and_resume(void **state, struct server *first, const char *id, 
     assert_contains(r.body, log_needle);
     http_response_free(&r);
     return doc;
+}
+
+void job_expect_only_artifacts(const struct server *srv, const char *id)
+{
+    char path[PATH_MAX + 64];
+    snprintf(path, sizeof path, "%s/jobs/%s", srv->data_dir, id);
+    DIR *dir = opendir(path);
+    assert_non_null(dir);
+    int artifacts = 0;
+    for (struct dirent *e; (e = readdir(dir));) {
+        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
+        if (strcmp(e->d_name, "artifacts") != 0) fail_msg("%s holds %s", path, e->d_name);
+        artifacts = 1;
+    }
+    closedir(dir);
+    assert_true(artifacts);
 }
 
 void job_cancel(const struct server *srv, const char *id)

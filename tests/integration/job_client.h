@@ -58,6 +58,9 @@ void job_cancel_running(const struct server *srv, const char *kind, const char *
 json_t *job_kill_and_resume(void **state, struct server *first, const char *id, double fraction,
                             const char *log_needle, struct server **second);
 
+/* The job's folder holds its artifacts folder and nothing else (no checkpoint file left). */
+void job_expect_only_artifacts(const struct server *srv, const char *id);
+
 /* `augserve dataset import src --out <data_dir>/datasets`: the dataset's id into id. */
 void job_import_dataset(const struct server *srv, const char *src, char id[64]);
 
