@@ -148,6 +148,12 @@ json_t *job_kill_and_resume(void **state, struct server *first, const char *id, 
     job_wait_progress(first, id, fraction);
     assert_int_equal(server_stop(first, SIGKILL, 5000), 0);
     assert_true(WIFSIGNALED(first->wait_status));
+    return job_resume(state, first, id, log_needle, second);
+}
+
+json_t *job_resume(void **state, const struct server *first, const char *id, const char *log_needle,
+                   struct server **second)
+{
     char settings[PATH_MAX + 64];
     snprintf(settings, sizeof settings, "{\"job_threads\": 2, \"models_dir\": \"%s\"}",
              harness_models_dir());

@@ -57,6 +57,9 @@ void job_cancel_running(const struct server *srv, const char *kind, const char *
  * saying where it resumed). The job's document. */
 json_t *job_kill_and_resume(void **state, struct server *first, const char *id, double fraction,
                             const char *log_needle, struct server **second);
+/* The second half of that: first has stopped; the second server and the wait. */
+json_t *job_resume(void **state, const struct server *first, const char *id, const char *log_needle,
+                   struct server **second);
 
 /* The job's folder holds its artifacts folder and nothing else (no checkpoint file left). */
 void job_expect_only_artifacts(const struct server *srv, const char *id);
