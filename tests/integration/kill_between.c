@@ -95,17 +95,42 @@ static void exec(sqlite3 *db, const char *sql)
         fail_msg("store: %s: %s", sql, sqlite3_errmsg(db));
 }
 
-json_t *kill_between_file_and_record(struct server *srv, const char *id,
-                                     int (*reached)(const json_t *record))
+/* The store of srv's server, opened for the test's own reads and writes. */
+static sqlite3 *open_store(const struct server *srv)
 {
-    char path[PATH_MAX + 64], folder[PATH_MAX + 64];
+    char path[PATH_MAX + 64];
     snprintf(path, sizeof path, "%s/augserve.db", srv->data_dir);
-    snprintf(folder, sizeof folder, "%s/jobs/%s", srv->data_dir, id);
     sqlite3 *db;
     if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, NULL) != SQLITE_OK)
         fail_msg("cannot open %s", path);
     /* Longer than the server's (5 s): the lock is ours as soon as its write ends. */
     sqlite3_busy_timeout(db, 30000);
+    return db;
+}
+
+void kill_between_set_file(const struct server *srv, const char *id, const char *file)
+{
+    sqlite3 *db = open_store(srv);
+    sqlite3_stmt *stmt;
+    if (sqlite3_prepare_v2(db,
+                           "UPDATE jobs SET checkpoint = json_set(checkpoint, '$.file', ?)"
+                           " WHERE id = ?",
+                           -1, &stmt, NULL))
+        fail_msg("store: %s", sqlite3_errmsg(db));
+    sqlite3_bind_text(stmt, 1, file, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(stmt, 2, id, -1, SQLITE_TRANSIENT);
+    if (sqlite3_step(stmt) != SQLITE_DONE || sqlite3_changes(db) != 1)
+        fail_msg("store: job %s: %s", id, sqlite3_errmsg(db));
+    sqlite3_finalize(stmt);
+    sqlite3_close(db);
+}
+
+json_t *kill_between_file_and_record(struct server *srv, const char *id,
+                                     int (*reached)(const json_t *record))
+{
+    char folder[PATH_MAX + 64];
+    snprintf(folder, sizeof folder, "%s/jobs/%s", srv->data_dir, id);
+    sqlite3 *db = open_store(srv);
     double deadline = harness_now() + WAIT_S;
     for (;;) {
         json_t *r = record(db, id);

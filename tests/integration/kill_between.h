@@ -17,4 +17,7 @@
 json_t *kill_between_file_and_record(struct server *srv, const char *id,
                                      int (*reached)(const json_t *record));
 
+/* Makes the record of job id, on srv's stopped server, name checkpoint file `file`. */
+void kill_between_set_file(const struct server *srv, const char *id, const char *file);
+
 #endif
