@@ -135,12 +135,13 @@ void job_train_remove_states(struct job_ctx *ctx);
 
 /* ---- The checkpoint file (job_train_state.c) --------------------------------------------------
  * Every parameter and buffer value of the plan, the optimiser's and the EMA's saved bytes and the
- * plan's step, as one binary file written to a temporary name and renamed over the last one. */
+ * plan's step, as one binary file written to a temporary name and renamed into place. */
 int job_train_state_save(const char *path, struct train_plan *plan, const struct train_optim *optim,
                          const struct train_ema *ema, struct eng_error *err);
 /* Loads a file job_train_state_save wrote back into plan, optim and ema (NULL when off), when it
- * holds the plan's step `step` (the one its checkpoint's JSON recorded): a job error otherwise. */
-int job_train_state_load(const char *path, uint64_t step, struct train_plan *plan,
+ * holds the plan's step `expected` (the one its checkpoint's JSON recorded): a job error
+ * otherwise. */
+int job_train_state_load(const char *path, uint64_t expected, struct train_plan *plan,
                          struct train_optim *optim, struct train_ema *ema, struct eng_error *err);
 
 /* ---- The model it registers (job_train_model.c) ---------------------------------------------- */
