@@ -151,13 +151,18 @@ json_t *job_kill_and_resume(void **state, struct server *first, const char *id, 
     return job_resume(state, first, id, log_needle, second);
 }
 
-json_t *job_resume(void **state, const struct server *first, const char *id, const char *log_needle,
-                   struct server **second)
+struct server *job_restart(void **state, const struct server *first)
 {
     char settings[PATH_MAX + 64];
     snprintf(settings, sizeof settings, "{\"job_threads\": 2, \"models_dir\": \"%s\"}",
              harness_models_dir());
-    *second = job_restart_on(state, first, settings);
+    return job_restart_on(state, first, settings);
+}
+
+json_t *job_resume(void **state, const struct server *first, const char *id, const char *log_needle,
+                   struct server **second)
+{
+    *second = job_restart(state, first);
     json_t *doc = job_wait_state(*second, id, "succeeded");
     assert_int_equal(json_int(doc, "attempts"), 2);
     char path[64];

@@ -33,6 +33,9 @@ json_t *job_wait_state_for(const struct server *srv, const char *id, const char 
  * teardown. */
 struct server *job_restart_on(void **state, const struct server *first, const char *settings);
 
+/* The same with job_threads 2 and the harness's models_dir: a restart after a kill -9. */
+struct server *job_restart(void **state, const struct server *first);
+
 /* POSTs {"kind": kind, "params": params} (a JSON text): 202 asserted; the job's id into id. */
 void job_submit(const struct server *srv, const char *kind, const char *params, char id[32]);
 

@@ -354,17 +354,13 @@ static void test_resume_older_version(void **state)
 static void test_resume_refuses_file_ahead(void **state)
 {
     struct server *first = start(state);
-    char ds[64], params[1024], id[32];
+    char ds[64], params[1024], id[32], needle[128];
     colour_dataset_make(first, CLASSES, 8, ds);
     train_params(params, sizeof params, ds, LONG_EPOCHS, "ahead", "");
     job_submit(first, "train", params, id);
     json_t *kept = kill_between_file_and_record(first, id, after_epoch_2);
     as_older_version(first, id, kept, 1);
-    char settings[PATH_MAX + 64], needle[128];
-    snprintf(settings, sizeof settings, "{\"job_threads\": 2, \"models_dir\": \"%s\"}",
-             harness_models_dir());
-    struct server *second = job_restart_on(state, first, settings);
-    json_t *doc = job_wait_state(second, id, "failed");
+    json_t *doc = job_wait_state(job_restart(state, first), id, "failed");
     /* 2 steps per epoch: the file holds the step after the record's epoch. */
     json_int_t step = json_integer_value(json_object_get(kept, "step"));
     snprintf(needle, sizeof needle,
@@ -812,7 +808,7 @@ static void test_finetune_keeps_config(void **state)
  * other weights), the second attempt fails saying so rather than train on. */
 static void test_finetune_resume_model_changed(void **state)
 {
-    struct server *srv = start(state), *second;
+    struct server *srv = start(state);
     char ds[64], params[1024], id[32];
     colour_dataset_make(srv, CLASSES, 4, ds);
     for (int k = 1; k <= 2; k++) {
@@ -830,11 +826,7 @@ static void test_finetune_resume_model_changed(void **state)
     snprintf(path, sizeof path, "%s/base/model.onnx", harness_models_dir());
     write_file(path, other, size);
     free(other);
-    char settings[PATH_MAX + 64];
-    snprintf(settings, sizeof settings, "{\"job_threads\": 2, \"models_dir\": \"%s\"}",
-             harness_models_dir());
-    second = job_restart_on(state, srv, settings);
-    json_t *doc = job_wait_state(second, id, "failed");
+    json_t *doc = job_wait_state(job_restart(state, srv), id, "failed");
     assert_contains(json_str(doc, "error"), "model base changed since the job's checkpoint");
     json_decref(doc);
     harness_pass(state);
