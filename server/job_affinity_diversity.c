@@ -19,8 +19,9 @@
  * Each run is a phase of the job, checkpointed after every epoch; the checkpoint's JSON names the
  * phase and carries the numbers of the runs done (and, after the clean run, its augmented
  * accuracies), so a resumed job continues inside the run it was in and ends with an uninterrupted
- * job's numbers. Runs alternate between two checkpoint files: a run never overwrites the file the
- * last checkpoint names, which is the run before's until its own first checkpoint. */
+ * job's numbers. The checkpoint files alternate with the job's checkpoints across the runs
+ * (job_train_run.c): a run never overwrites the file the last checkpoint names, which is the run
+ * before's until its own first checkpoint. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,8 +36,6 @@
 
 #define MAX_POLICIES 32
 #define RUNS         (1 + MAX_POLICIES) /* run 0 is the clean run, run 1 + i policy i's */
-
-static const char *const state_files[2] = {"even-run.ckpt", "odd-run.ckpt"};
 
 /* What the scores need of a run. */
 struct run_numbers {
@@ -80,7 +79,6 @@ static int validate(const struct app *app, const json_t *params, struct eng_erro
     return rc;
 }
 
-/* A number as JSON: null when it is not finite (a ratio over 0). */
 /* The members run k's checkpoints add: the phase, the runs done, and after the clean run its
  * augmented accuracies and the val split's size. */
 static json_t *extra(const struct affinity_diversity *a, size_t k)
@@ -158,7 +156,7 @@ static int train(struct affinity_diversity *a, struct job_ctx *ctx, size_t k, co
     struct job_train_run r = {.ctx = ctx,
                               .p = &a->p,
                               .policy = k ? a->policies[k - 1] : NULL,
-                              .state_file = state_files[k % 2],
+                              .first_checkpoint = (long)k * a->p.epochs,
                               .phase = phase,
                               .metric_prefix = prefix,
                               .progress_base = (double)k / (double)(1 + a->n),
@@ -297,13 +295,6 @@ static int finish(struct affinity_diversity *a, struct job_ctx *ctx, json_t **re
     return rc;
 }
 
-/* Removes both checkpoint files. */
-static void remove_states(struct job_ctx *ctx)
-{
-    for (int f = 0; f < 2; f++)
-        job_train_remove_state(ctx, state_files[f]);
-}
-
 static int run(struct job_ctx *ctx, const json_t *params, json_t **result, struct eng_error *err)
 {
     struct affinity_diversity a = {0};
@@ -315,7 +306,7 @@ static int run(struct job_ctx *ctx, const json_t *params, json_t **result, struc
         rc = train(&a, ctx, k, k == phase ? saved : NULL, err);
     if (rc == 0) rc = finish(&a, ctx, result, err);
     /* The checkpoint files are kept only for a job that will run again (as train's). */
-    if (rc == 0 || !job_ctx_resumes(ctx)) remove_states(ctx);
+    if (rc == 0 || !job_ctx_resumes(ctx)) job_train_remove_states(ctx);
     if (rc != 0 && *result) {
         json_decref(*result);
         *result = NULL;

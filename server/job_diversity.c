@@ -11,8 +11,9 @@
  * (data/loader.h), so both runs see the same images in the same order, and the policy is all
  * that differs: with Identity the two runs are the same computation and diversity is exactly 1.
  *
- * The runs are two phases of one job, each checkpointed after every epoch in its own file; the
- * checkpoint's JSON names the phase, and the second phase's carries the first run's metrics, so a
+ * The runs are two phases of one job, each checkpointed after every epoch (the run's files
+ * alternating with the job's checkpoints, across the two runs); the checkpoint's JSON names the
+ * phase, and the second phase's carries the first run's metrics, so a
  * resumed job continues inside the right run and ends with an uninterrupted job's numbers. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,15 +25,14 @@
 
 enum { WITH, WITHOUT, RUNS };
 
-/* Per run: the phase's name (checkpoint JSON, metric events' prefix), checkpoint file, metrics
- * artifact and progress message. */
+/* Per run: the phase's name (checkpoint JSON, metric events' prefix), metrics artifact and
+ * progress message. */
 static const struct {
-    const char *name, *state_file, *csv, *phase, *prefix;
+    const char *name, *csv, *phase, *prefix;
 } runs[RUNS] = {
-    {"with_policy", "with-policy.ckpt", "metrics-with-policy.csv", "training with the policy",
-     "with_policy."},
-    {"without_policy", "without-policy.ckpt", "metrics-without-policy.csv",
-     "training without the policy", "without_policy."},
+    {"with_policy", "metrics-with-policy.csv", "training with the policy", "with_policy."},
+    {"without_policy", "metrics-without-policy.csv", "training without the policy",
+     "without_policy."},
 };
 
 struct diversity {
@@ -88,7 +88,7 @@ static int train(struct diversity *d, struct job_ctx *ctx, int w, const json_t *
     struct job_train_run r = {.ctx = ctx,
                               .p = &d->p,
                               .policy = w == WITH ? d->p.policy : NULL,
-                              .state_file = runs[w].state_file,
+                              .first_checkpoint = w * d->p.epochs,
                               .phase = runs[w].phase,
                               .metric_prefix = runs[w].prefix,
                               .progress_base = 0.5 * w,
@@ -146,13 +146,6 @@ static int finish(struct diversity *d, struct job_ctx *ctx, json_t **result, str
     return job_classify_write_result(ctx, *result, err);
 }
 
-/* Removes both runs' checkpoint files. */
-static void remove_states(struct job_ctx *ctx)
-{
-    for (int w = 0; w < RUNS; w++)
-        job_train_remove_state(ctx, runs[w].state_file);
-}
-
 static int run(struct job_ctx *ctx, const json_t *params, json_t **result, struct eng_error *err)
 {
     struct diversity d = {0};
@@ -167,7 +160,7 @@ static int run(struct job_ctx *ctx, const json_t *params, json_t **result, struc
                  ? -1
                  : 0;
     /* The checkpoint files are kept only for a job that will run again (as train's). */
-    if (rc == 0 || !job_ctx_resumes(ctx)) remove_states(ctx);
+    if (rc == 0 || !job_ctx_resumes(ctx)) job_train_remove_states(ctx);
     if (rc != 0 && *result) {
         json_decref(*result);
         *result = NULL;

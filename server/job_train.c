@@ -12,8 +12,6 @@
 #include "job_kind.h"
 #include "job_train.h"
 
-#define STATE_FILE "train.ckpt"
-
 static int validate(const struct app *app, const json_t *params, struct eng_error *err)
 {
     struct job_train_params p;
@@ -88,12 +86,8 @@ static int finish(struct job_train_run *r, const json_t *params, json_t **result
 static int run(struct job_ctx *ctx, const json_t *params, json_t **result, struct eng_error *err)
 {
     struct job_train_params p;
-    struct job_train_run r = {.ctx = ctx,
-                              .p = &p,
-                              .state_file = STATE_FILE,
-                              .phase = "training",
-                              .progress_span = 1,
-                              .artifacts = write_artifacts};
+    struct job_train_run r = {
+        .ctx = ctx, .p = &p, .phase = "training", .progress_span = 1, .artifacts = write_artifacts};
     const json_t *saved = job_ctx_restored(ctx);
     int rc = job_train_params_open(&p, job_ctx_app(ctx), params, JOB_TRAIN_FOR_TRAIN, err);
     r.policy = p.policy;
@@ -104,7 +98,7 @@ static int run(struct job_ctx *ctx, const json_t *params, json_t **result, struc
                  : 0;
     /* The checkpoint file (the size of the model and its optimiser state) is kept only for a
      * job that will run again: one stopped with the server. */
-    if (r.state_path[0] && (rc == 0 || !job_ctx_resumes(ctx))) remove(r.state_path);
+    if (rc == 0 || !job_ctx_resumes(ctx)) job_train_remove_states(ctx);
     if (rc != 0 && *result) {
         json_decref(*result);
         *result = NULL;

@@ -77,8 +77,10 @@ void job_train_params_close(struct job_train_params *p);
 struct job_train_run {
     struct job_ctx *ctx;
     const struct job_train_params *p;
-    const struct policy *policy;         /* applied to the training split; NULL: none */
-    const char *state_file;              /* the checkpoint file's name in the job's folder */
+    const struct policy *policy; /* applied to the training split; NULL: none */
+    /* The job's checkpoints before this run's first (the runs before it times their epochs): the
+     * checkpoint files alternate with the job's checkpoints, across its runs too. */
+    long first_checkpoint;
     const char *phase;                   /* in progress messages and logs */
     const char *metric_prefix;           /* before each metric event's name; NULL: none */
     double progress_base, progress_span; /* this run's part of the job's progress */
@@ -92,11 +94,10 @@ struct job_train_run {
     struct train_optim *optim;
     struct train_ema *ema; /* NULL without EMA */
     size_t n_params, n_buffers, classes;
-    float *dlogits;  /* batch x classes */
-    float *inputs;   /* one evaluation batch, zero past a short batch's samples */
-    int32_t *labels; /* a batch's labels as the model's classes (model_labels) */
-    json_t *metrics; /* per epoch, an object each */
-    char state_path[4096];
+    float *dlogits;       /* batch x classes */
+    float *inputs;        /* one evaluation batch, zero past a short batch's samples */
+    int32_t *labels;      /* a batch's labels as the model's classes (model_labels) */
+    json_t *metrics;      /* per epoch, an object each */
     char base_sha256[65]; /* a fine-tuned model's job_train_base_sha256; "" for a zoo model */
     long epoch;           /* epochs done */
     double seconds;       /* spent training and evaluating so far, over every attempt */
@@ -105,7 +106,8 @@ struct job_train_run {
 /* Builds the model, its plans, optimiser and EMA. Release with job_train_run_close, after a
  * failure too. */
 int job_train_run_open(struct job_train_run *r, struct eng_error *err);
-/* Restores a checkpoint's JSON (one this run's checkpoint wrote) and the file it names. */
+/* Restores a checkpoint's JSON (one this run's checkpoint wrote) and the file it names, which
+ * must hold the JSON's step (a job error otherwise, never a silent resume). */
 int job_train_run_restore(struct job_train_run *r, const json_t *saved, struct eng_error *err);
 /* The epochs left (none when restored after the last). */
 int job_train_run_epochs(struct job_train_run *r, struct eng_error *err);
@@ -126,21 +128,21 @@ double job_train_real(const json_t *v);
 /* A number as JSON: null when it is not finite (not measured, or a loss ratio over a loss of 0). */
 json_t *job_train_number(double v);
 
-/* The path of checkpoint file `file`: in the job's folder (the artifacts folder's parent), so it
- * is not listed among the artifacts but goes with the job. */
-int job_train_state_path(struct job_ctx *ctx, const char *file, char *path, size_t size,
-                         struct eng_error *err);
-/* Removes the job's checkpoint file `file`, if there is one (once nothing will resume from it). */
-void job_train_remove_state(struct job_ctx *ctx, const char *file);
+/* Removes the job's checkpoint files, those an older version named too (once nothing will resume
+ * from them). They are in the job's folder (the artifacts folder's parent), so they are not
+ * listed among the artifacts but go with the job. */
+void job_train_remove_states(struct job_ctx *ctx);
 
 /* ---- The checkpoint file (job_train_state.c) --------------------------------------------------
  * Every parameter and buffer value of the plan, the optimiser's and the EMA's saved bytes and the
- * plan's step, as one binary file written to a temporary name and renamed over the last one. */
+ * plan's step, as one binary file written to a temporary name and renamed into place. */
 int job_train_state_save(const char *path, struct train_plan *plan, const struct train_optim *optim,
                          const struct train_ema *ema, struct eng_error *err);
-/* Loads a file job_train_state_save wrote back into plan, optim and ema (NULL when off). */
-int job_train_state_load(const char *path, struct train_plan *plan, struct train_optim *optim,
-                         struct train_ema *ema, struct eng_error *err);
+/* Loads a file job_train_state_save wrote back into plan, optim and ema (NULL when off), when it
+ * holds the plan's step `expected` (the one its checkpoint's JSON recorded): a job error
+ * otherwise. */
+int job_train_state_load(const char *path, uint64_t expected, struct train_plan *plan,
+                         struct train_optim *optim, struct train_ema *ema, struct eng_error *err);
 
 /* ---- The model it registers (job_train_model.c) ---------------------------------------------- */
 

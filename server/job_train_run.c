@@ -10,9 +10,11 @@
  *
  * The checkpoint, after every epoch, is a binary file in the job's folder (every parameter and
  * buffer, the optimiser's and the EMA's state, the plan's step: job_train_state.c) and the JSON
- * that names it with the epoch, the step and the metrics so far. The loader's batches are a
- * function of (seed, epoch) and the engine's arithmetic of the values and the thread count, so
- * a run resumed at an epoch boundary ends with the weights of an uninterrupted run on as many
+ * that names it with the epoch, the step and the metrics so far, committed after the file. The
+ * file alternates between two names with the job's checkpoints, so the one the last JSON names is
+ * never overwritten, and a resume checks the file's step against the JSON's. The loader's batches
+ * are a function of (seed, epoch) and the engine's arithmetic of the values and the thread count,
+ * so a run resumed at an epoch boundary ends with the weights of an uninterrupted run on as many
  * threads, bit for bit. Work done after the last checkpoint (part of an epoch) is done again.
  *
  * A repository model is fine-tuned the same way (train.h's "Fine-tuning"): its graph copied,
@@ -68,7 +70,7 @@ static int train_graph(struct job_train_run *r, const char ***frozen, size_t *n_
 }
 
 /* The model, its plans, optimiser and EMA, from the params. */
-static int build(struct job_train_run *r, struct eng_error *err)
+int job_train_run_open(struct job_train_run *r, struct eng_error *err)
 {
     const struct job_train_params *p = r->p;
     const char **frozen = NULL;
@@ -289,26 +291,18 @@ int job_train_run_csv(const struct job_train_run *r, const char *name, struct en
     return rc;
 }
 
-/* The checkpoint after epoch r->epoch: the file, then the JSON naming it, with r->extra's
- * members. */
-static int checkpoint(struct job_train_run *r, struct eng_error *err)
-{
-    if (job_train_state_save(r->state_path, r->plan, r->optim, r->ema, err)) return -1;
-    json_t *state =
-        json_pack("{s:I, s:I, s:s, s:O, s:f, s:s}", "epoch", (json_int_t)r->epoch, "step",
-                  (json_int_t)train_plan_step(r->plan), "file", r->state_file, "metrics",
-                  r->metrics, "seconds", r->seconds, "base_sha256", r->base_sha256);
-    int rc = state && (!r->extra || json_object_update(state, r->extra) == 0)
-                 ? job_ctx_checkpoint(r->ctx, state,
-                                      progress(r, (double)steps_done(r) / (double)r->p->steps),
-                                      r->phase, err)
-                 : eng_no_memory(err);
-    json_decref(state);
-    return rc;
-}
+/* The checkpoint files, in the job's folder: the first two alternate with the job's checkpoints,
+ * so a save never replaces the file the last committed checkpoint names. The others are the files
+ * an older version wrote (one per run, overwritten each epoch), which a job checkpointed by it
+ * still names when it resumes after an upgrade. */
+static const char *const state_files[] = {
+    "state-even.ckpt",     "state-odd.ckpt", "train.ckpt",  "with-policy.ckpt",
+    "without-policy.ckpt", "even-run.ckpt",  "odd-run.ckpt"};
+#define STATE_FILES (sizeof state_files / sizeof state_files[0])
 
-int job_train_state_path(struct job_ctx *ctx, const char *file, char *path, size_t size,
-                         struct eng_error *err)
+/* The path of checkpoint file `file`: in the job's folder (the artifacts folder's parent). */
+static int state_path(struct job_ctx *ctx, const char *file, char *path, size_t size,
+                      struct eng_error *err)
 {
     const char *artifacts = job_ctx_artifacts(ctx, err);
     if (!artifacts) return -1;
@@ -319,28 +313,61 @@ int job_train_state_path(struct job_ctx *ctx, const char *file, char *path, size
                : eng_fail(err, ENG_INTERNAL, "the job's folder path is too long");
 }
 
-void job_train_remove_state(struct job_ctx *ctx, const char *file)
+static void remove_state(struct job_ctx *ctx, const char *file)
 {
     struct eng_error ignored = {0};
     char path[4096];
-    if (job_train_state_path(ctx, file, path, sizeof path, &ignored) == 0) remove(path);
+    if (state_path(ctx, file, path, sizeof path, &ignored) == 0) remove(path);
 }
 
-int job_train_run_open(struct job_train_run *r, struct eng_error *err)
+void job_train_remove_states(struct job_ctx *ctx)
 {
-    return build(r, err) || job_train_state_path(r->ctx, r->state_file, r->state_path,
-                                                 sizeof r->state_path, err)
-               ? -1
-               : 0;
+    for (size_t i = 0; i < STATE_FILES; i++)
+        remove_state(ctx, state_files[i]);
+}
+
+/* The checkpoint after epoch r->epoch: the file, then the JSON naming it with its step (and
+ * r->extra's members), then the file the checkpoint before named is removed. A kill between the
+ * two writes leaves the last JSON with the file it names untouched: the resumed run does the epoch
+ * again, as it does one killed during its training. */
+static int checkpoint(struct job_train_run *r, struct eng_error *err)
+{
+    long n = r->first_checkpoint + r->epoch;
+    const char *file = state_files[n % 2];
+    char path[4096];
+    if (state_path(r->ctx, file, path, sizeof path, err) ||
+        job_train_state_save(path, r->plan, r->optim, r->ema, err))
+        return -1;
+    json_t *state = json_pack("{s:I, s:I, s:s, s:O, s:f, s:s}", "epoch", (json_int_t)r->epoch,
+                              "step", (json_int_t)train_plan_step(r->plan), "file", file, "metrics",
+                              r->metrics, "seconds", r->seconds, "base_sha256", r->base_sha256);
+    int rc = state && (!r->extra || json_object_update(state, r->extra) == 0)
+                 ? job_ctx_checkpoint(r->ctx, state,
+                                      progress(r, (double)steps_done(r) / (double)r->p->steps),
+                                      r->phase, err)
+                 : eng_no_memory(err);
+    json_decref(state);
+    if (rc == 0) remove_state(r->ctx, state_files[(n + 1) % 2]);
+    return rc;
+}
+
+/* Whether name is one of the checkpoint files. */
+static int state_file_known(const char *name)
+{
+    for (size_t i = 0; i < STATE_FILES; i++)
+        if (strcmp(name, state_files[i]) == 0) return 1;
+    return 0;
 }
 
 int job_train_run_restore(struct job_train_run *r, const json_t *saved, struct eng_error *err)
 {
-    json_int_t epoch;
+    json_int_t epoch, step;
+    const char *file;
     json_t *metrics;
-    if (json_unpack((json_t *)saved, "{s:I, s:o, s:F}", "epoch", &epoch, "metrics", &metrics,
-                    "seconds", &r->seconds) != 0 ||
-        epoch < 1 || epoch > r->p->epochs || !json_is_array(metrics))
+    if (json_unpack((json_t *)saved, "{s:I, s:I, s:s, s:o, s:F}", "epoch", &epoch, "step", &step,
+                    "file", &file, "metrics", &metrics, "seconds", &r->seconds) != 0 ||
+        epoch < 1 || epoch > r->p->epochs || step < 0 || !state_file_known(file) ||
+        !json_is_array(metrics))
         return eng_fail(err, ENG_INTERNAL, "the checkpoint is not this job's");
     /* The graph is rebuilt from the repository model at each attempt: one changed meanwhile
      * would take weights of another shape, or train on from values the job never made. */
@@ -350,7 +377,10 @@ int job_train_run_restore(struct job_train_run *r, const json_t *saved, struct e
                         "model %s changed since the job's checkpoint (SHA-256 %.64s, now %s); "
                         "start a new job",
                         r->p->data.model_name, base ? base : "none", r->base_sha256);
-    if (job_train_state_load(r->state_path, r->plan, r->optim, r->ema, err)) return -1;
+    char path[4096];
+    if (state_path(r->ctx, file, path, sizeof path, err) ||
+        job_train_state_load(path, (uint64_t)step, r->plan, r->optim, r->ema, err))
+        return -1;
     json_decref(r->metrics);
     r->metrics = json_deep_copy(metrics);
     r->epoch = (long)epoch;

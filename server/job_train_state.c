@@ -4,7 +4,8 @@
  *   per parameter, then per buffer: u64 count, count floats
  *   u64 size, the optimiser's bytes;  u64 size, the EMA's bytes (size 0 without an EMA)
  * The counts are checked against the plan on load, and the optimiser and EMA check their own
- * bytes, so a file of another model is refused rather than half loaded. */
+ * bytes, so a file of another model is refused rather than half loaded; the step is checked
+ * against the checkpoint JSON's, so a file of another epoch is refused too. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -141,8 +142,8 @@ static int read_file(const char *path, unsigned char **data, size_t *size, struc
                  : eng_no_memory(err);
 }
 
-int job_train_state_load(const char *path, struct train_plan *plan, struct train_optim *optim,
-                         struct train_ema *ema, struct eng_error *err)
+int job_train_state_load(const char *path, uint64_t expected, struct train_plan *plan,
+                         struct train_optim *optim, struct train_ema *ema, struct eng_error *err)
 {
     unsigned char *data = NULL;
     size_t size = 0;
@@ -157,6 +158,15 @@ int job_train_state_load(const char *path, struct train_plan *plan, struct train
         get(&r, magic, 8) || memcmp(magic, MAGIC, 8) != 0 || get(&r, &version, sizeof version) ||
         version != VERSION || get(&r, &step, sizeof step) || get(&r, counts, sizeof counts) ||
         counts[0] != train_plan_param_count(plan) || counts[1] != train_plan_buffer_count(plan);
+    /* A file of another step than its record's would resume from weights the record does not
+     * describe: an epoch trained twice or lost, silently. */
+    if (!bad && step != expected) {
+        free(data);
+        return eng_fail(err, ENG_INTERNAL,
+                        "the checkpoint %s holds step %llu, not the step %llu its record names: "
+                        "it does not go with the job's checkpoint; start a new job",
+                        path, (unsigned long long)step, (unsigned long long)expected);
+    }
     for (size_t i = 0; !bad && i < counts[0]; i++)
         bad = get_tensor(&r, train_plan_param(plan, i));
     for (size_t i = 0; !bad && i < counts[1]; i++)

@@ -5,6 +5,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <dirent.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdio.h>
@@ -147,10 +148,21 @@ json_t *job_kill_and_resume(void **state, struct server *first, const char *id, 
     job_wait_progress(first, id, fraction);
     assert_int_equal(server_stop(first, SIGKILL, 5000), 0);
     assert_true(WIFSIGNALED(first->wait_status));
+    return job_resume(state, first, id, log_needle, second);
+}
+
+struct server *job_restart(void **state, const struct server *first)
+{
     char settings[PATH_MAX + 64];
     snprintf(settings, sizeof settings, "{\"job_threads\": 2, \"models_dir\": \"%s\"}",
              harness_models_dir());
-    *second = job_restart_on(state, first, settings);
+    return job_restart_on(state, first, settings);
+}
+
+json_t *job_resume(void **state, const struct server *first, const char *id, const char *log_needle,
+                   struct server **second)
+{
+    *second = job_restart(state, first);
     json_t *doc = job_wait_state(*second, id, "succeeded");
     assert_int_equal(json_int(doc, "attempts"), 2);
     char path[64];
@@ -161,6 +173,22 @@ json_t *job_kill_and_resume(void **state, struct server *first, const char *id, 
     assert_contains(r.body, log_needle);
     http_response_free(&r);
     return doc;
+}
+
+void job_expect_only_artifacts(const struct server *srv, const char *id)
+{
+    char path[PATH_MAX + 64];
+    snprintf(path, sizeof path, "%s/jobs/%s", srv->data_dir, id);
+    DIR *dir = opendir(path);
+    assert_non_null(dir);
+    int artifacts = 0;
+    for (struct dirent *e; (e = readdir(dir));) {
+        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
+        if (strcmp(e->d_name, "artifacts") != 0) fail_msg("%s holds %s", path, e->d_name);
+        artifacts = 1;
+    }
+    closedir(dir);
+    assert_true(artifacts);
 }
 
 void job_cancel(const struct server *srv, const char *id)

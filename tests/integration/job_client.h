@@ -33,6 +33,9 @@ json_t *job_wait_state_for(const struct server *srv, const char *id, const char 
  * teardown. */
 struct server *job_restart_on(void **state, const struct server *first, const char *settings);
 
+/* The same with job_threads 2 and the harness's models_dir: a restart after a kill -9. */
+struct server *job_restart(void **state, const struct server *first);
+
 /* POSTs {"kind": kind, "params": params} (a JSON text): 202 asserted; the job's id into id. */
 void job_submit(const struct server *srv, const char *kind, const char *params, char id[32]);
 
@@ -57,6 +60,12 @@ void job_cancel_running(const struct server *srv, const char *kind, const char *
  * saying where it resumed). The job's document. */
 json_t *job_kill_and_resume(void **state, struct server *first, const char *id, double fraction,
                             const char *log_needle, struct server **second);
+/* The second half of that: first has stopped; the second server and the wait. */
+json_t *job_resume(void **state, const struct server *first, const char *id, const char *log_needle,
+                   struct server **second);
+
+/* The job's folder holds its artifacts folder and nothing else (no checkpoint file left). */
+void job_expect_only_artifacts(const struct server *srv, const char *id);
 
 /* `augserve dataset import src --out <data_dir>/datasets`: the dataset's id into id. */
 void job_import_dataset(const struct server *srv, const char *src, char id[64]);

@@ -11,8 +11,9 @@
  *   train job registers, over the val split at the same seed.
  * - The artifacts: table.csv (a row per policy, the result's numbers) and scatter.png, a chart
  *   with its colour bar (blue at the top, red at the bottom); the result's scatter points.
- * - kill -9 in the clean run and in a policy's run: the resumed job continues inside that run
- *   (its log says which) and ends with an uninterrupted job's numbers, bit for bit.
+ * - kill -9 in the clean run and in a policy's run, and between the file and the record of the
+ *   first policy run's first checkpoint: the resumed job continues inside that run (its log says
+ *   which) and ends with an uninterrupted job's numbers, bit for bit.
  * - A cancel stops a running job; params are refused with the field named. */
 #include <stdarg.h>
 #include <stddef.h>
@@ -31,6 +32,7 @@
 #include "harness.h"
 #include "image/codec.h"
 #include "job_client.h"
+#include "kill_between.h"
 
 #define INVERT_HALF "{\"p\": 0.5, \"do\": {\"op\": \"Invert\"}}"
 #define IDENTITY    "{\"op\": \"Identity\"}"
@@ -175,21 +177,36 @@ static void test_scores_and_cross_checks(void **state)
     harness_pass(state);
 }
 
-/* The job run whole, then again killed with kill -9 at `fraction` (run k of the 1 + N_POLICIES
- * takes k / 4 to (k + 1) / 4) and resumed by a second server inside run `phase`: the same
- * result. */
-static void kill_inside(void **state, double fraction, const char *phase)
+/* The job (of `epochs` per run) run whole, then again killed with kill -9 and resumed by a second
+ * server: the same result. reached NULL: killed at `fraction` (run k of the 1 + N_POLICIES takes
+ * k / 4 to (k + 1) / 4) and resumed inside run `phase`; else killed between the file and the
+ * record of the checkpoint after the first record it accepts (kill_between.h), and resumed from
+ * that record. */
+static void kill_inside(void **state, int epochs, double fraction, const char *phase,
+                        int (*reached)(const json_t *record))
 {
     struct server *first = start(state);
-    char ds[64], params[2048], id[32], needle[96];
+    char ds[64], params[2048], id[32], needle[128];
     const char *extra = ", \"label_smoothing\": 0.1";
-    json_t *whole = run_job(first, 6, extra, ds, id);
+    json_t *whole = run_job(first, epochs, extra, ds, id);
 
-    job_params(params, sizeof params, ds, 6, extra);
+    job_params(params, sizeof params, ds, epochs, extra);
     job_submit(first, "affinity-diversity", params, id);
     struct server *second;
-    snprintf(needle, sizeof needle, "(%s)", phase);
-    json_t *resumed = job_kill_and_resume(state, first, id, fraction, needle, &second);
+    json_t *resumed;
+    if (reached) {
+        json_t *kept = kill_between_file_and_record(first, id, reached);
+        json_int_t k = json_integer_value(json_object_get(kept, "phase"));
+        char run[64] = "clean run";
+        if (k) snprintf(run, sizeof run, "run with policies/%lld", (long long)k - 1);
+        snprintf(needle, sizeof needle, "resuming after epoch %lld of %d (%s)",
+                 (long long)json_integer_value(json_object_get(kept, "epoch")), epochs, run);
+        json_decref(kept);
+        resumed = job_resume(state, first, id, needle, &second);
+    } else {
+        snprintf(needle, sizeof needle, "(%s)", phase);
+        resumed = job_kill_and_resume(state, first, id, fraction, needle, &second);
+    }
     json_t *a = json_object_get(whole, "result"), *b = json_object_get(resumed, "result");
     assert_true(real(json_object_get(a, "clean"), "loss") ==
                 real(json_object_get(b, "clean"), "loss"));
@@ -208,12 +225,28 @@ static void kill_inside(void **state, double fraction, const char *phase)
 
 static void test_kill9_in_clean_run(void **state)
 {
-    kill_inside(state, 0.1, "clean run");
+    kill_inside(state, 6, 0.1, "clean run", NULL);
 }
 
 static void test_kill9_in_policy_run(void **state)
 {
-    kill_inside(state, 0.6, "run with policies/1");
+    kill_inside(state, 6, 0.6, "run with policies/1", NULL);
+}
+
+/* The clean run's last checkpoint (of 3) or later: the next is the first policy run's first. */
+static int clean_run_done(const json_t *record)
+{
+    return json_integer_value(json_object_get(record, "phase")) > 0 ||
+           json_integer_value(json_object_get(record, "epoch")) == 3;
+}
+
+/* Killed between the file and the record of the first policy run's first checkpoint (after the
+ * clean model was scored under every policy): the job resumes after the clean run's last epoch,
+ * and scores it again. 3 epochs per run: the files alternate with the job's checkpoints, not the
+ * run's own or the runs'. */
+static void test_kill9_between_runs(void **state)
+{
+    kill_inside(state, 3, 0, NULL, clean_run_done);
 }
 
 static void test_cancel(void **state)
@@ -271,6 +304,7 @@ int main(int argc, char **argv)
         HARNESS_MODELS_TEST(test_scores_and_cross_checks),
         HARNESS_MODELS_TEST(test_kill9_in_clean_run),
         HARNESS_MODELS_TEST(test_kill9_in_policy_run),
+        HARNESS_MODELS_TEST(test_kill9_between_runs),
         HARNESS_MODELS_TEST(test_cancel),
         HARNESS_MODELS_TEST(test_bad_params),
     };

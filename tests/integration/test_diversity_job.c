@@ -10,9 +10,9 @@
  *   (235, 235, 25)), so the same model on the same budget fits the training split less well than
  *   without it: a final training loss above the one without, diversity > 1, and diversity the
  *   quotient of the two reported losses exactly.
- * - kill -9 in either run (a budget in epochs, then in steps): the resumed job continues inside
- *   that run (its log says which) and ends with the numbers of an uninterrupted job, bit for bit
- *   (same threads).
+ * - kill -9 in either run (a budget in epochs, then in steps), and between the file and the record
+ *   of the second run's first checkpoint: the resumed job continues inside that run (its log says
+ *   which) and ends with the numbers of an uninterrupted job, bit for bit (same threads).
  * - A cancel stops a running job; params are refused with the field named (no policy: 422). */
 #include <stdarg.h>
 #include <stddef.h>
@@ -24,7 +24,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <sys/wait.h>
 
 #include "colour_dataset.h"
@@ -32,6 +31,7 @@
 #include "harness.h"
 #include "image/codec.h"
 #include "job_client.h"
+#include "kill_between.h"
 
 #define EPOCHS 4
 /* 8 images per class in batches of 12 are 2 steps per epoch: 2 * EPOCHS - 1 steps end after the
@@ -126,13 +126,7 @@ static void test_identity_is_one(void **state)
 
     /* loss.png is a chart; the checkpoint files went with the job's success. */
     expect_chart_artifact(srv, id, "loss.png");
-    const char *files[] = {"with-policy.ckpt", "without-policy.ckpt"};
-    for (int i = 0; i < 2; i++) {
-        char path[PATH_MAX + 128];
-        struct stat st;
-        snprintf(path, sizeof path, "%s/jobs/%s/%s", srv->data_dir, id, files[i]);
-        assert_int_not_equal(stat(path, &st), 0);
-    }
+    job_expect_only_artifacts(srv, id);
     json_decref(doc);
     harness_pass(state);
 }
@@ -195,13 +189,16 @@ static void test_invert_is_diverse(void **state)
     harness_pass(state);
 }
 
-/* The job run whole, then again killed with kill -9 at `fraction` (the first half is the run
- * with the policy) and resumed by a second server inside run `phase`: the same result. budget:
- * params' "epochs" or "steps". */
-static void kill_inside(void **state, const char *budget, double fraction, const char *phase)
+/* The job run whole, then again killed with kill -9 and resumed by a second server: the same
+ * result. budget: params' "epochs" or "steps". reached NULL: killed at `fraction` (the first half
+ * is the run with the policy) and resumed inside run `phase`; else killed between the file and
+ * the record of the checkpoint after the first record it accepts (kill_between.h), and resumed
+ * from that record. */
+static void kill_inside(void **state, const char *budget, double fraction, const char *phase,
+                        int (*reached)(const json_t *record))
 {
     struct server *first = start(state);
-    char ds[64], params[1024], id[32], needle[96];
+    char ds[64], params[1024], id[32], needle[128];
     colour_dataset_make(first, CLASSES, 8, ds);
     diversity_params(params, sizeof params, ds, budget, invert_half, ", \"label_smoothing\": 0.1");
     job_submit(first, "diversity", params, id);
@@ -209,8 +206,20 @@ static void kill_inside(void **state, const char *budget, double fraction, const
 
     job_submit(first, "diversity", params, id);
     struct server *second;
-    snprintf(needle, sizeof needle, "(training %s the policy)", phase);
-    json_t *resumed = job_kill_and_resume(state, first, id, fraction, needle, &second);
+    json_t *resumed;
+    if (reached) {
+        json_t *kept = kill_between_file_and_record(first, id, reached);
+        snprintf(needle, sizeof needle,
+                 "resuming after epoch %lld of %lld (training %s the policy)",
+                 (long long)json_integer_value(json_object_get(kept, "epoch")),
+                 json_int(json_object_get(whole, "result"), "epochs"),
+                 strcmp(json_str(kept, "phase"), "with_policy") ? "without" : "with");
+        json_decref(kept);
+        resumed = job_resume(state, first, id, needle, &second);
+    } else {
+        snprintf(needle, sizeof needle, "(training %s the policy)", phase);
+        resumed = job_kill_and_resume(state, first, id, fraction, needle, &second);
+    }
     const char *names[] = {"diversity", "loss_with_policy", "loss_without_policy",
                            "accuracy_with_policy", "accuracy_without_policy"};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
@@ -224,12 +233,29 @@ static void kill_inside(void **state, const char *budget, double fraction, const
 
 static void test_kill9_in_first_run(void **state)
 {
-    kill_inside(state, "\"epochs\": 8", 0.2, "with");
+    kill_inside(state, "\"epochs\": 8", 0.2, "with", NULL);
 }
 
 static void test_kill9_in_second_run(void **state)
 {
-    kill_inside(state, "\"steps\": 15", 0.7, "without");
+    kill_inside(state, "\"steps\": 15", 0.7, "without", NULL);
+}
+
+/* The first run's last checkpoint (of 3) or later: the next is the second run's first. */
+static int first_run_done(const json_t *record)
+{
+    return strcmp(json_string_value(json_object_get(record, "phase")), "with_policy") != 0 ||
+           json_integer_value(json_object_get(record, "epoch")) == 3;
+}
+
+/* Killed between the file and the record of the second run's first checkpoint: the job resumes
+ * after the first run's last epoch (the record), not from the file the second run wrote. With an
+ * odd number of epochs per run, the second run's first file is the one the first run's last
+ * record does not name only because the files alternate with the job's checkpoints, not the run's
+ * own. */
+static void test_kill9_between_runs(void **state)
+{
+    kill_inside(state, "\"epochs\": 3", 0, NULL, first_run_done);
 }
 
 static void test_cancel(void **state)
@@ -271,9 +297,13 @@ int main(int argc, char **argv)
     struct eng_error err = {0};
     if (img_codec_init(&err) != 0) return fprintf(stderr, "%s\n", err.message), 1;
     const struct CMUnitTest tests[] = {
-        HARNESS_MODELS_TEST(test_identity_is_one),     HARNESS_MODELS_TEST(test_repository_model),
-        HARNESS_MODELS_TEST(test_invert_is_diverse),   HARNESS_MODELS_TEST(test_kill9_in_first_run),
-        HARNESS_MODELS_TEST(test_kill9_in_second_run), HARNESS_MODELS_TEST(test_cancel),
+        HARNESS_MODELS_TEST(test_identity_is_one),
+        HARNESS_MODELS_TEST(test_repository_model),
+        HARNESS_MODELS_TEST(test_invert_is_diverse),
+        HARNESS_MODELS_TEST(test_kill9_in_first_run),
+        HARNESS_MODELS_TEST(test_kill9_in_second_run),
+        HARNESS_MODELS_TEST(test_kill9_between_runs),
+        HARNESS_MODELS_TEST(test_cancel),
         HARNESS_MODELS_TEST(test_bad_params),
     };
     return harness_main(argc, argv, "diversity_job", tests, sizeof tests / sizeof tests[0]);
