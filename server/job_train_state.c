@@ -7,6 +7,7 @@
  * bytes, so a file of another model is refused rather than half loaded; the step is checked
  * against the checkpoint JSON's, so a file of another epoch is refused too. */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -63,6 +64,27 @@ static int write_all(FILE *f, struct train_plan *plan, const struct train_optim 
     return put_bytes(f, data, size);
 }
 
+/* The rename itself made durable: without it a power cut may keep the record committed next
+ * while losing the rename, and the resume would then find the other (older) file. */
+static int sync_folder(const char *path)
+{
+    char folder[4096];
+    const char *slash = strrchr(path, '/');
+    size_t length = slash ? (size_t)(slash - path) : 0;
+    if (length == 0 || length >= sizeof folder) {
+        folder[0] = slash ? '/' : '.';
+        folder[1] = '\0';
+    } else {
+        memcpy(folder, path, length);
+        folder[length] = '\0';
+    }
+    int fd = open(folder, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) return -1;
+    int rc = fsync(fd);
+    if (close(fd) != 0) rc = -1;
+    return rc;
+}
+
 int job_train_state_save(const char *path, struct train_plan *plan, const struct train_optim *optim,
                          const struct train_ema *ema, struct eng_error *err)
 {
@@ -77,6 +99,7 @@ int job_train_state_save(const char *path, struct train_plan *plan, const struct
     if (fflush(f) != 0 || fsync(fileno(f)) != 0) rc = rc ? rc : -1;
     if (fclose(f) != 0) rc = rc ? rc : -1;
     if (rc == 0 && rename(tmp, path) != 0) rc = -1;
+    if (rc == 0 && sync_folder(path) != 0) rc = -1;
     if (rc == 0) return 0;
     if (rc == -1)
         eng_fail(err, ENG_INTERNAL, "cannot write the checkpoint %s: %s", path, strerror(errno));
