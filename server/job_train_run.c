@@ -433,11 +433,15 @@ static int epoch(struct job_train_run *r, struct eng_error *err)
     }
     metric(r, "images_per_second", images_per_second);
     metric(r, "eta_seconds", eta);
+    /* An epoch without evaluation says so, rather than "val loss nan". */
+    char val[96] = "not evaluated";
+    if (isfinite(val_loss))
+        snprintf(val, sizeof val, "loss %.4f accuracy %.4f", val_loss, val_accuracy);
     job_ctx_log(r->ctx,
-                "%s, epoch %ld/%ld: train loss %.4f accuracy %.4f, val loss %.4f accuracy %.4f, "
-                "%.1f images/s, ETA %.0f s",
-                r->phase, r->epoch, p->epochs, train_loss, train_accuracy, val_loss, val_accuracy,
-                images_per_second, eta);
+                "%s, epoch %ld/%ld: train loss %.4f accuracy %.4f, val %s, %.1f images/s, "
+                "ETA %.0f s",
+                r->phase, r->epoch, p->epochs, train_loss, train_accuracy, val, images_per_second,
+                eta);
     return (r->artifacts && r->artifacts(r, err)) || checkpoint(r, err) ? -1 : 0;
 }
 
