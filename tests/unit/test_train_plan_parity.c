@@ -18,6 +18,12 @@
  * pass is not such a sum: check_can_fail shows that a gradient scaled by 1 + 3x the tolerance,
  * or one element moved by twice the tolerance, fails.
  *
+ * Then ten SGD steps against PyTorch's float32 ones, asserted where no activation input comes
+ * within rounding of a kink (the small CNN); ResNet-20's and WRN-16-2's cannot be, and their runs
+ * are recorded instead (struct record) for tests/parity/replay_train.py (ctest's
+ * parity.train.replay), which asserts them against a float64 replay on the engine's sides of the
+ * kinks (check_steps).
+ *
  * argv: folders holding a manifest.json (the checked-in small case, and the build folder's). */
 #include <stdarg.h>
 #include <stddef.h>
@@ -258,18 +264,20 @@ static void compare_gradients(struct train_plan *t, const char *dir, json_t *c, 
 }
 
 /* A run of the SGD steps recorded for tests/parity/replay_train.py, which replays it in float64
- * with the engine's side of every ReLU kink (record_run): per step, per Relu or LeakyRelu node in
- * the graph's order (PyTorch's call order), a bit per element of its input, set where the input
- * is > 0 (the slope 1 the engine's backward then applies: it reads y > 0, the same elements),
- * packed eight to a byte from the lowest bit, into DIR/<case>.<run>.masks; and every parameter
- * then buffer after the steps, float32 in the manifest's steps file layout, into
+ * with the engine's side of every ReLU kink (record_begin, _masks, _end): per step, per Relu or
+ * LeakyRelu node in the graph's order (PyTorch's call order), a bit per element of its input, set
+ * where the input is > 0 (the slope 1 the engine's backward then applies: it reads y > 0, the same
+ * elements), packed eight to a byte from the lowest bit, into DIR/<case>.<run>.masks; and every
+ * parameter then buffer after the steps, float32 in the manifest's steps file layout, into
  * DIR/<case>.<run>.params. engine_steps.json lists the runs. */
+#define MAX_ACTS 64
+
 struct record {
     const char *dir, *run;
     json_t *runs; /* engine_steps.json's "runs", which gets this run's entry */
-    const struct nn_node *acts[64];
-    size_t n_acts, count[64];
-    const char *keep[64];
+    const struct nn_node *acts[MAX_ACTS];
+    size_t n_acts, count[MAX_ACTS];
+    const char *keep[MAX_ACTS];
     FILE *masks, *params;
 };
 
@@ -289,7 +297,7 @@ static void record_begin(struct record *r, const char *name, const struct nn_gra
             !strcmp(op, "PRelu"))
             fail_msg("%s: node %s is a %s, which the replay does not follow", name, node->name, op);
         if (strcmp(op, "Relu") && strcmp(op, "LeakyRelu")) continue;
-        assert_true(r->n_acts < sizeof r->acts / sizeof *r->acts);
+        assert_true(r->n_acts < MAX_ACTS);
         r->acts[r->n_acts] = node;
         r->keep[r->n_acts++] = node->inputs[0];
     }
