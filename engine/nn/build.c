@@ -392,6 +392,28 @@ int nn_is_plain(const struct nn_value *v)
     return dnnl_memory_desc_equal(&plain, &v->md);
 }
 
+int nn_reorder_now(const struct nn_plan *p, const dnnl_memory_desc_t *from, const void *src,
+                   const dnnl_memory_desc_t *to, void *dst, const char *what,
+                   const struct nn_node *node, struct eng_error *err)
+{
+    dnnl_primitive_desc_t pd = NULL;
+    dnnl_primitive_t prim = NULL;
+    dnnl_memory_t in = NULL, out = NULL;
+    dnnl_status_t st =
+        dnnl_reorder_primitive_desc_create(&pd, from, p->engine, to, p->engine, NULL);
+    if (st == dnnl_success) st = dnnl_primitive_create(&prim, pd);
+    if (st == dnnl_success) st = dnnl_memory_create(&in, from, p->engine, (void *)src);
+    if (st == dnnl_success) st = dnnl_memory_create(&out, to, p->engine, dst);
+    dnnl_exec_arg_t args[2] = {{DNNL_ARG_FROM, in}, {DNNL_ARG_TO, out}};
+    if (st == dnnl_success) st = dnnl_primitive_execute(prim, p->stream, 2, args);
+    if (st == dnnl_success) st = dnnl_stream_wait(p->stream);
+    dnnl_memory_destroy(in);
+    dnnl_memory_destroy(out);
+    dnnl_primitive_destroy(prim);
+    dnnl_primitive_desc_destroy(pd);
+    return nn_dnnl_check(st, what, node, err);
+}
+
 /* Reorders a constant now, into plan-owned memory. */
 static int reorder_constant(struct nn_plan *p, int id, const dnnl_memory_desc_t *want,
                             struct eng_error *err)
@@ -400,23 +422,8 @@ static int reorder_constant(struct nn_plan *p, int id, const dnnl_memory_desc_t 
     size_t bytes = dnnl_memory_desc_get_size(want);
     void *data = aligned_alloc(64, (bytes + 63) / 64 * 64);
     if (!data) return eng_no_memory(err);
-    dnnl_primitive_desc_t pd = NULL;
-    dnnl_primitive_t prim = NULL;
-    dnnl_memory_t src = NULL, dst = NULL;
-    dnnl_status_t st = dnnl_reorder_primitive_desc_create(&pd, &p->values[id].md, p->engine, want,
-                                                          p->engine, NULL);
-    if (st == dnnl_success) st = dnnl_primitive_create(&prim, pd);
-    if (st == dnnl_success)
-        st = dnnl_memory_create(&src, &p->values[id].md, p->engine, p->values[id].data);
-    if (st == dnnl_success) st = dnnl_memory_create(&dst, want, p->engine, data);
-    dnnl_exec_arg_t args[2] = {{DNNL_ARG_FROM, src}, {DNNL_ARG_TO, dst}};
-    if (st == dnnl_success) st = dnnl_primitive_execute(prim, p->stream, 2, args);
-    if (st == dnnl_success) st = dnnl_stream_wait(p->stream);
-    dnnl_memory_destroy(src);
-    dnnl_memory_destroy(dst);
-    dnnl_primitive_destroy(prim);
-    dnnl_primitive_desc_destroy(pd);
-    if (nn_dnnl_check(st, "reorder of a constant", node, err)) {
+    if (nn_reorder_now(p, &p->values[id].md, p->values[id].data, want, data,
+                       "reorder of a constant", node, err)) {
         free(data);
         return -1;
     }

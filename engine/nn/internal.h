@@ -235,6 +235,12 @@ int nn_is_plain(const struct nn_value *v);
 int nn_to_layout(struct nn_plan *p, int id, const dnnl_memory_desc_t *want, struct eng_error *err);
 /* Value id in the plain row-major layout (a cached copy when it is not). */
 int nn_to_plain(struct nn_plan *p, int id, struct eng_error *err);
+/* Reorders src (layout from) into dst (layout to) at once, on a primitive made for it and
+ * destroyed after: for a one-off copy (a constant at compile time, a value read for a caller),
+ * not a step of the plan. what names it in a oneDNN failure (ENG_INTERNAL). */
+int nn_reorder_now(const struct nn_plan *p, const dnnl_memory_desc_t *from, const void *src,
+                   const dnnl_memory_desc_t *to, void *dst, const char *what,
+                   const struct nn_node *node, struct eng_error *err);
 
 /* ---- shape.c: the output shapes of the shape ops ---- */
 

@@ -223,6 +223,8 @@ struct train_plan {
     size_t temp_count;
     const char *const *frozen; /* options' */
     size_t n_frozen;
+    const char *const *keep; /* options' */
+    size_t n_keep;
     uint64_t seed, step;
     int threads;
     bool input_grad;
@@ -232,6 +234,9 @@ struct train_plan {
 };
 
 /* ---- plan.c: values ---- */
+
+/* Whether name is one of names[0..n) (options.frozen, options.keep). */
+bool train_listed(const char *const *names, size_t n, const char *name);
 
 /* The value a node's k-th input names, read as role (a parameter or buffer made on first
  * read); -1 with err. */

@@ -4,7 +4,8 @@
  * its slopes from its own output; an Add's output; what a pool reads) is needed only from the
  * forward step that writes it to its last forward reader, and takes a slot that values before
  * and after it share. Which values a backward step reads, each op says at compile time
- * (train_step.skips_inputs, skips_output; both false, the default, keeps everything). */
+ * (train_step.skips_inputs, skips_output; both false, the default, keeps everything); the
+ * caller may ask to keep others (train_plan_options.keep, for train_plan_value). */
 #include <stdlib.h>
 #include <string.h>
 
@@ -72,6 +73,8 @@ int train_place_values(struct train_plan *t, struct eng_error *err)
         note_write(t, life, s->out, at, !s->skips_output);
     }
     life[t->root[t->output]].kept = true; /* the caller reads it after the forward */
+    for (size_t id = 0; id < n; id++)     /* and those it asked for (options.keep) */
+        if (train_listed(t->keep, t->n_keep, t->np->values[id].name)) life[t->root[id]].kept = true;
     int rc = 0;
     for (size_t i = 0; i < t->n_steps && !rc; i++)
         for (size_t id = 0; id < n && !rc; id++) {

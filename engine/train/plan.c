@@ -86,18 +86,19 @@ static int add_param(struct train_param **list, size_t *n, const struct nn_value
 /* An initializer read where a gradient flows becomes a parameter (or a buffer): a copy the plan
  * owns, as the optimiser writes it. Other float constants, and frozen initializers, are read in
  * place (the plan never writes them). */
-static int is_frozen(const struct train_plan *t, const char *name)
+bool train_listed(const char *const *names, size_t n, const char *name)
 {
-    for (size_t k = 0; k < t->n_frozen; k++)
-        if (!strcmp(t->frozen[k], name)) return 1;
-    return 0;
+    for (size_t k = 0; k < n; k++)
+        if (!strcmp(names[k], name)) return true;
+    return false;
 }
 
 static int adopt_constant(struct train_plan *t, int id, enum train_role role, struct eng_error *err)
 {
     const struct nn_value *v = &t->np->values[id];
     const struct nn_tensor *init = nn_graph_initializer(t->g, v->name);
-    if (!init || init->data != v->data || (role != TRAIN_BUFFER && is_frozen(t, v->name))) {
+    if (!init || init->data != v->data ||
+        (role != TRAIN_BUFFER && train_listed(t->frozen, t->n_frozen, v->name))) {
         t->data[id] = v->data;
         return 0;
     }
@@ -305,6 +306,8 @@ struct train_plan *train_plan_compile(const struct nn_graph *g,
     t->plain_conv = options->plain_conv;
     t->frozen = options->frozen;
     t->n_frozen = options->n_frozen;
+    t->keep = options->keep;
+    t->n_keep = options->n_keep;
     const struct nn_plan_options nn_options = {.threads = options->threads};
     nn_set_threads(t->threads);
     if (!(t->np = nn_plan_begin(g, input_shape, 1, &nn_options, err)) || sync_values(t, err))
@@ -415,6 +418,51 @@ int train_plan_backward(struct train_plan *t, const float *grad_output, float *g
 }
 
 /* ---- accessors ---- */
+
+float *train_plan_value(const struct train_plan *t, const char *name, struct nn_tensor_info *info,
+                        struct eng_error *err)
+{
+    if (!t->forward_done) {
+        eng_fail(err, ENG_INVALID, "no forward pass has run yet");
+        return NULL;
+    }
+    /* A blocked value and its plain copies share its name (layout.c); any kept one will do. */
+    int found = -1;
+    for (size_t id = 0; id < t->np->n_values; id++) {
+        const struct nn_value *v = train_val(t, (int)id);
+        if (v->is_const || strcmp(v->name, name)) continue;
+        found = (int)id;
+        if (t->owned[t->root[id]]) break;
+    }
+    if (found < 0) {
+        eng_fail(err, ENG_NOT_FOUND, "no activation is named '%s'", name);
+        return NULL;
+    }
+    const struct nn_value *v = train_val(t, found);
+    if (!t->owned[t->root[found]]) {
+        eng_fail(err, ENG_UNSUPPORTED,
+                 "'%s' is not kept to the end of the forward pass (the options' keep can name it)",
+                 name);
+        return NULL;
+    }
+    float *out = malloc((v->count ? v->count : 1) * sizeof *out);
+    dnnl_memory_desc_t plain;
+    if (!out)
+        eng_no_memory(err);
+    else if (nn_is_plain(v))
+        memcpy(out, t->data[found], v->count * sizeof *out);
+    else if (nn_plain_md(&plain, v->rank, v->dims, NULL, err) ||
+             nn_reorder_now(t->np, &v->md, t->data[found], &plain, out, "reorder of a value read",
+                            NULL, err)) {
+        free(out);
+        return NULL;
+    }
+    if (out) {
+        *info = (struct nn_tensor_info){.name = v->name, .dtype = NN_FLOAT, .rank = v->rank};
+        memcpy(info->dims, v->dims, sizeof v->dims);
+    }
+    return out;
+}
 
 size_t train_plan_param_count(const struct train_plan *t)
 {

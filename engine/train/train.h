@@ -104,6 +104,11 @@ struct train_plan_options {
      * shift are frozen still updates its running statistics in training mode, as PyTorch's. */
     const char *const *frozen;
     size_t n_frozen;
+    /* Activations to keep to the end of each forward, by name (a node's output), so that
+     * train_plan_value can read them: those the backward pass does not read otherwise share
+     * memory with later ones. Each costs its own floats. */
+    const char *const *keep;
+    size_t n_keep;
 };
 
 /* A parameter or buffer: plain row-major floats owned by the plan. */
@@ -161,6 +166,15 @@ void train_plan_set_step(struct train_plan *t, uint64_t step);
  * forward updates the BatchNormalization buffers and advances the step. */
 int train_plan_forward(struct train_plan *t, const float *input, bool training,
                        const float **output, struct eng_error *err);
+/* The last forward's value of the activation name (a node's output, or the input): its floats,
+ * plain row-major (malloc'd, the caller frees them), with its shape in *info. For debugging a
+ * model, or finding which side of a kink an activation's input fell on
+ * (tests/unit/test_train_plan_parity.c). Activations live to the end of the forward when the
+ * backward pass reads them (a Conv's input, a Relu's output), when they are the output, or when
+ * options.keep names them; any other was overwritten: ENG_UNSUPPORTED. ENG_NOT_FOUND for a name
+ * no activation has; ENG_INVALID before any forward; NULL on error. */
+float *train_plan_value(const struct train_plan *t, const char *name, struct nn_tensor_info *info,
+                        struct eng_error *err);
 /* The backward pass of the last forward: grad_output is dL/doutput (the output's shape); every
  * parameter's grad is overwritten. grad_input (the input's shape) receives dL/dinput when not
  * NULL, which needs options.input_grad (else ENG_INVALID). ENG_INVALID before any forward. */

@@ -36,7 +36,9 @@ parameter's gradient (in the grads file's order) then of the input's. "steps" gi
 steps' settings, their labels file (int32) and their file (every parameter at its offset in the
 grads file, then every buffer at its offset after them), each tensor's smallest move, the
 activation input closest to a kink over the steps, and PyTorch's own float32 steps' gap to
-float64 (the test asserts the steps only where no input comes within rounding of a kink).
+float64. The test asserts the steps against these where no input comes within rounding of a
+kink (the small CNN); for ResNet-20 and WRN-16-2 it records its own steps, which replay_train.py
+asserts against a float64 replay of steps_of on the engine's sides of the kinks.
 """
 import contextlib
 import copy
@@ -158,12 +160,36 @@ def kinks(model, x, dlogits):
 STEPS = {"count": 10, "lr": 0.05, "momentum": 0.9, "nesterov": True, "weight_decay": 5e-4}
 
 
+def steps_of(m, x, labels, act):
+    """STEPS["count"] training steps of the model m, in place, on the batch (x, labels): a
+    training-mode forward, F.cross_entropy (mean), backward and torch.optim.SGD under STEPS, with
+    every F.relu and F.leaky_relu call through act(t, negative slope, step, call), call counting
+    from 0 in each step (activations()). Returns the parameters and the buffers after them."""
+    import torch
+    import torch.nn.functional as F
+    opt = torch.optim.SGD(m.parameters(), lr=STEPS["lr"], momentum=STEPS["momentum"],
+                          nesterov=STEPS["nesterov"], weight_decay=STEPS["weight_decay"])
+    for step in range(STEPS["count"]):
+        calls = []
+
+        def routed(t, alpha):
+            calls.append(t)
+            return act(t, alpha, step, len(calls) - 1)
+
+        opt.zero_grad(set_to_none=True)
+        with activations(m, routed):
+            loss = F.cross_entropy(m(x), labels)
+        loss.backward()
+        opt.step()
+    params = [p.detach() for p in m.parameters()]
+    return params + [b for k, b in m.named_buffers() if not k.endswith("num_batches_tracked")]
+
+
 def sgd_steps(model, start, x, labels, dtype=None):
-    """STEPS["count"] training steps of a copy of model from the state start on the batch (x,
-    labels) in float32: a training-mode forward, F.cross_entropy (mean), backward and
-    torch.optim.SGD. Returns the parameters and the buffers after them, each tensor's move
-    (max |after - before| / max |after|, the smallest of them), and the activation input closest
-    to a kink over the steps (|t| / rms(t), with its step and call)."""
+    """steps_of a copy of model from the state start in float32 (or dtype). Returns the
+    parameters and the buffers after them, each tensor's move (max |after - before| / max
+    |after|, the smallest of them), and the activation input closest to a kink over the steps
+    (|t| / rms(t), with its step and call)."""
     import torch
     import torch.nn.functional as F
     m = copy.deepcopy(model)
@@ -171,31 +197,18 @@ def sgd_steps(model, start, x, labels, dtype=None):
     m.to(dtype or torch.float32)
     m.train()
     before = [p.detach().clone() for p in m.parameters()]
-    opt = torch.optim.SGD(m.parameters(), lr=STEPS["lr"], momentum=STEPS["momentum"],
-                          nesterov=STEPS["nesterov"], weight_decay=STEPS["weight_decay"])
     closest = {"margin": float("inf")}
     relu, leaky = F.relu, F.leaky_relu
 
-    def act(t, alpha):
-        call = act.calls
-        act.calls += 1
+    def act(t, alpha, step, call):
         margin = float((t.detach().abs().min() / t.detach().pow(2).mean().sqrt()))
         if margin < closest["margin"]:
             closest.update(margin=margin, step=step, call=call)
         return relu(t) if alpha == 0 else leaky(t, alpha)
 
-    xs = x.detach().to(dtype or torch.float32)
-    for step in range(STEPS["count"]):
-        opt.zero_grad(set_to_none=True)
-        act.calls = 0
-        with activations(m, act):
-            loss = F.cross_entropy(m(xs), labels)
-        loss.backward()
-        opt.step()
-    params = [p.detach() for p in m.parameters()]
-    moves = [float((a - b).abs().max() / a.abs().max()) for a, b in zip(params, before)]
-    buffers = [b for k, b in m.named_buffers() if not k.endswith("num_batches_tracked")]
-    return params + buffers, min(moves), closest
+    after = steps_of(m, x.detach().to(dtype or torch.float32), labels, act)
+    moves = [float((a - b).abs().max() / a.abs().max()) for a, b in zip(after, before)]
+    return after, min(moves), closest
 
 
 def write(out_dir, name, tensors):

@@ -3,7 +3,8 @@
  * a random upstream gradient g, and each parameter's and the input's gradient compared with
  * (L(v + h) - L(v - h)) / 2h, the loss summed in double. Plus what differences cannot show:
  * MaxPool's ties (hand-computed), BatchNormalization's running statistics and eval mode, Dropout's
- * mask, determinism, and the refusal of ops without a backward pass. */
+ * mask, determinism, values read back (train_plan_value), and the refusal of ops without a
+ * backward pass. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -902,6 +903,96 @@ static void test_activation_slots(void **state)
     nn_graph_free(g);
 }
 
+/* train_plan_value: a kept value read back. In x -> Add(x, x) = a -> Add(a, a) = b ->
+ * Add(b, b) = c -> Relu = y (test_activation_slots), y (kept: Relu's backward reads it) is
+ * relu(8x) and the input x itself, exactly; c, in a shared slot, is refused until options.keep
+ * names it, and then it is 8x and costs its own floats (one value more than the plan without
+ * it); names no activation has, and reads before a forward, are refused. */
+static void test_value_read(void **state)
+{
+    (void)state;
+    struct net n = {0};
+    net_node(&n, "Add", "x x", "a");
+    net_node(&n, "Add", "a a", "b");
+    net_node(&n, "Add", "b b", "c");
+    net_node(&n, "Relu", "c", "y");
+    struct nn_graph *g = net_graph(&n);
+    int64_t dims[] = {4, 8, 8, 8};
+    struct nn_tensor_info in = shape_of(4, dims), info;
+    const char *keep[] = {"c"};
+    struct train_plan_options options = {.keep = keep, .n_keep = 1};
+    struct eng_error err = {0};
+    struct train_plan *t = compile(g, 4, dims), *k = train_plan_compile(g, &in, &options, &err);
+    assert_non_null(k);
+    float x[2048], *v;
+    fill(x, 2048, 6);
+    const float *y;
+    assert_null(train_plan_value(t, "y", &info, &err));
+    assert_int_equal(err.code, ENG_INVALID);
+    assert_int_equal(train_plan_forward(t, x, true, &y, &err), 0);
+    assert_int_equal(train_plan_forward(k, x, true, &y, &err), 0);
+    assert_non_null(v = train_plan_value(t, "y", &info, &err));
+    assert_int_equal(info.rank, 4);
+    assert_memory_equal(info.dims, dims, sizeof dims);
+    for (int i = 0; i < 2048; i++)
+        assert_float_equal(v[i], x[i] > 0 ? 8 * x[i] : 0, 0);
+    free(v);
+    assert_non_null(v = train_plan_value(t, "x", &info, &err));
+    assert_memory_equal(v, x, sizeof x);
+    free(v);
+    assert_null(train_plan_value(t, "c", &info, &err));
+    assert_int_equal(err.code, ENG_UNSUPPORTED);
+    assert_null(train_plan_value(t, "z", &info, &err));
+    assert_int_equal(err.code, ENG_NOT_FOUND);
+    assert_non_null(v = train_plan_value(k, "c", &info, &err));
+    for (int i = 0; i < 2048; i++)
+        assert_float_equal(v[i], 8 * x[i], 0);
+    free(v);
+    assert_int_equal(train_plan_bytes(k), train_plan_bytes(t) + 2048 * sizeof(float));
+    train_plan_free(t);
+    train_plan_free(k);
+    nn_graph_free(g);
+}
+
+/* train_plan_value on a blocked value: a Conv's 16 channels (nChw16c) through a Relu, read back
+ * plain, equal the same graph's plan with every value plain (options.plain_conv) within
+ * rounding, and the Relu's kept input (options.keep) gives its output exactly. */
+static void test_value_read_blocked(void **state)
+{
+    (void)state;
+    struct net n = {.seed = 29};
+    int64_t x[] = {2, 3, 5, 5}, w1[] = {16, 3, 3, 3}, w2[] = {4, 16, 3, 3};
+    net_conv3x3(&n, "x", "W1", w1, 0.3f, "c");
+    net_node(&n, "Relu", "c", "r");
+    net_conv3x3(&n, "r", "W2", w2, 0.2f, "y");
+    struct nn_graph *g = net_graph(&n);
+    struct nn_tensor_info in = shape_of(4, x), info;
+    const char *keep[] = {"c"};
+    float input[150], *r[2], *c;
+    fill(input, 150, 9);
+    const float *y;
+    struct eng_error err = {0};
+    for (int plain = 0; plain < 2; plain++) {
+        struct train_plan_options options = {.plain_conv = plain, .keep = keep, .n_keep = 1};
+        struct train_plan *t = train_plan_compile(g, &in, &options, &err);
+        assert_non_null(t);
+        assert_int_equal(train_plan_forward(t, input, true, &y, &err), 0);
+        assert_non_null(r[plain] = train_plan_value(t, "r", &info, &err));
+        assert_int_equal(info.rank, 4);
+        assert_int_equal(info.dims[1], 16);
+        assert_non_null(c = train_plan_value(t, "c", &info, &err));
+        for (int i = 0; i < 800; i++)
+            assert_float_equal(r[plain][i], c[i] > 0 ? c[i] : 0, 0);
+        free(c);
+        train_plan_free(t);
+    }
+    for (int i = 0; i < 800; i++)
+        assert_float_equal(r[0][i], r[1][i], 1e-5);
+    free(r[0]);
+    free(r[1]);
+    nn_graph_free(g);
+}
+
 /* Ops without a backward pass are refused by name, all of them, by the compile and by
  * train_plan_check alike (a job's check at submission); an input gradient must be asked for at
  * compile time; backward needs a forward. */
@@ -977,6 +1068,8 @@ int main(void)
         cmocka_unit_test(test_broadcasting),
         cmocka_unit_test(test_concat_flatten_reshape),
         cmocka_unit_test(test_dropout),
+        cmocka_unit_test(test_value_read),
+        cmocka_unit_test(test_value_read_blocked),
         cmocka_unit_test(test_batchnorm_running_statistics),
         cmocka_unit_test(test_determinism),
         cmocka_unit_test(test_frozen),

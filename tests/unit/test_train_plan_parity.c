@@ -18,6 +18,12 @@
  * pass is not such a sum: check_can_fail shows that a gradient scaled by 1 + 3x the tolerance,
  * or one element moved by twice the tolerance, fails.
  *
+ * Then ten SGD steps against PyTorch's float32 ones, asserted where no activation input comes
+ * within rounding of a kink (the small CNN); ResNet-20's and WRN-16-2's cannot be, and their runs
+ * are recorded instead (struct record) for tests/parity/replay_train.py (ctest's
+ * parity.train.replay), which asserts them against a float64 replay on the engine's sides of the
+ * kinks (check_steps).
+ *
  * argv: folders holding a manifest.json (the checked-in small case, and the build folder's). */
 #include <stdarg.h>
 #include <stddef.h>
@@ -257,19 +263,114 @@ static void compare_gradients(struct train_plan *t, const char *dir, json_t *c, 
     free_gradients(&g);
 }
 
+/* A run of the SGD steps recorded for tests/parity/replay_train.py, which replays it in float64
+ * with the engine's side of every ReLU kink (record_begin, _masks, _end): per step, per Relu or
+ * LeakyRelu node in the graph's order (PyTorch's call order), a bit per element of its input, set
+ * where the input is > 0 (the slope 1 the engine's backward then applies: it reads y > 0, the same
+ * elements), packed eight to a byte from the lowest bit, into DIR/<case>.<run>.masks; and every
+ * parameter then buffer after the steps, float32 in the manifest's steps file layout, into
+ * DIR/<case>.<run>.params. engine_steps.json lists the runs. */
+#define MAX_ACTS 64
+
+struct record {
+    const char *dir, *run;
+    json_t *runs; /* engine_steps.json's "runs", which gets this run's entry */
+    const struct nn_node *acts[MAX_ACTS];
+    size_t n_acts, count[MAX_ACTS];
+    const char *keep[MAX_ACTS];
+    FILE *masks, *params;
+};
+
+/* The graph's Relu and LeakyRelu nodes into r (their inputs kept to the end of each forward, so
+ * that train_plan_value reads them). The replay follows the engine's side of their kinks only,
+ * so a graph with another op whose slope jumps (Clip, HardSwish, MaxPool, PRelu) cannot be
+ * recorded: ResNet-20 and WRN-16-2 have none. */
+static void record_begin(struct record *r, const char *name, const struct nn_graph *g,
+                         struct train_plan_options *options)
+{
+    char path[1024];
+    r->n_acts = 0;
+    for (size_t i = 0; i < nn_graph_node_count(g); i++) {
+        const struct nn_node *node = nn_graph_node(g, i);
+        const char *op = node->op_type;
+        if (!strcmp(op, "Clip") || !strcmp(op, "HardSwish") || !strcmp(op, "MaxPool") ||
+            !strcmp(op, "PRelu"))
+            fail_msg("%s: node %s is a %s, which the replay does not follow", name, node->name, op);
+        if (strcmp(op, "Relu") && strcmp(op, "LeakyRelu")) continue;
+        assert_true(r->n_acts < MAX_ACTS);
+        r->acts[r->n_acts] = node;
+        r->keep[r->n_acts++] = node->inputs[0];
+    }
+    options->keep = r->keep;
+    options->n_keep = r->n_acts;
+    snprintf(path, sizeof path, "%s/%s.%s.masks", r->dir, name, r->run);
+    r->masks = fopen(path, "wb");
+    snprintf(path, sizeof path, "%s/%s.%s.params", r->dir, name, r->run);
+    r->params = fopen(path, "wb");
+    if (!r->masks || !r->params) fail_msg("cannot write %s", path);
+}
+
+/* After a training forward: the signs of every recorded activation's input. */
+static void record_masks(struct record *r, const struct train_plan *t)
+{
+    struct eng_error err = {0};
+    struct nn_tensor_info info;
+    for (size_t k = 0; k < r->n_acts; k++) {
+        float *v = train_plan_value(t, r->keep[k], &info, &err);
+        if (!v) fail_msg("%s", err.message);
+        size_t n = 1;
+        for (int d = 0; d < info.rank; d++)
+            n *= (size_t)info.dims[d];
+        r->count[k] = n;
+        unsigned char *bits = calloc((n + 7) / 8, 1);
+        assert_non_null(bits);
+        for (size_t i = 0; i < n; i++)
+            bits[i / 8] |= (unsigned char)((v[i] > 0) << (i % 8));
+        assert_int_equal(fwrite(bits, 1, (n + 7) / 8, r->masks), (n + 7) / 8);
+        free(bits);
+        free(v);
+    }
+}
+
+/* After the steps: the run's entry in r->runs, with its optimiser's settings. */
+static void record_end(struct record *r, const char *name, const struct train_optim_config *config)
+{
+    json_t *acts = json_array();
+    for (size_t k = 0; k < r->n_acts; k++) {
+        const struct nn_attr *alpha = nn_node_attr(r->acts[k], "alpha");
+        bool leaky = !strcmp(r->acts[k]->op_type, "LeakyRelu");
+        json_array_append_new(acts, json_pack("{s:s, s:s, s:f, s:I}", "node", r->acts[k]->name,
+                                              "op", r->acts[k]->op_type, "alpha",
+                                              leaky ? (alpha ? alpha->f : 0.01) : 0.0, "count",
+                                              (json_int_t)r->count[k]));
+    }
+    char masks[256], params[256];
+    snprintf(masks, sizeof masks, "%s.%s.masks", name, r->run);
+    snprintf(params, sizeof params, "%s.%s.params", name, r->run);
+    json_array_append_new(r->runs,
+                          json_pack("{s:s, s:s, s:f, s:b, s:f, s:o, s:s, s:s}", "case", name, "run",
+                                    r->run, "momentum", config->momentum, "nesterov",
+                                    config->nesterov, "weight_decay", config->weight_decay,
+                                    "activations", acts, "masks", masks, "params", params));
+    assert_int_equal(fclose(r->masks), 0);
+    assert_int_equal(fclose(r->params), 0);
+}
+
 /* The case's SGD steps (its manifest's "steps", gen_train.py's sgd_steps) with the plan, the
  * engine's cross-entropy and optimiser under config, from the graph's weights on the case's batch
  * (x): NULL when every parameter and buffer after them matches PyTorch's within 1e-4 of that
  * tensor's largest magnitude (max |ours - PyTorch's| <= 1e-4 max |PyTorch's|, compare_values'
- * metric: the issue's "within 1e-4"), else what differs. */
+ * metric: the issue's "within 1e-4"), else what differs. With rec, the run is recorded. */
 static const char *steps_mismatch(const char *dir, json_t *c, const struct nn_graph *g,
                                   const struct nn_tensor_info *in, bool plain_conv,
-                                  const struct train_optim_config *config, const float *x)
+                                  const struct train_optim_config *config, const float *x,
+                                  struct record *rec)
 {
     static char what[256];
     json_t *steps = json_object_get(c, "steps");
     struct eng_error err = {0};
     struct train_plan_options options = {.threads = 2, .plain_conv = plain_conv};
+    if (rec) record_begin(rec, json_string_value(json_object_get(c, "name")), g, &options);
     struct train_plan *t = train_plan_compile(g, in, &options, &err);
     if (!t) fail_msg("%s", err.message);
     size_t np = train_plan_param_count(t), batch = (size_t)in->dims[0];
@@ -284,8 +385,10 @@ static const char *steps_mismatch(const char *dir, json_t *c, const struct nn_gr
     const float *y;
     for (json_int_t k = 0; k < json_integer_value(json_object_get(steps, "count")); k++) {
         memset(dlogits, 0, batch * classes * sizeof *dlogits);
-        if (train_plan_forward(t, x, true, &y, &err) ||
-            train_loss_cross_entropy(y, batch, classes, &targets, 0, NULL, &loss, dlogits, &err) ||
+        if (train_plan_forward(t, x, true, &y, &err))
+            fail_msg("step %lld: %s", (long long)k, err.message);
+        if (rec) record_masks(rec, t);
+        if (train_loss_cross_entropy(y, batch, classes, &targets, 0, NULL, &loss, dlogits, &err) ||
             train_plan_backward(t, dlogits, NULL, &err) ||
             train_optim_step(optim, train_plan_param(t, 0), np, lr, &err))
             fail_msg("step %lld: %s", (long long)k, err.message);
@@ -302,20 +405,27 @@ static const char *steps_mismatch(const char *dir, json_t *c, const struct nn_gr
         shape_count(json_object_get(e, "shape"), dims, &rank);
     float *want = read_floats(dir, json_string_value(json_object_get(steps, "file")), total);
     const char *result = NULL;
-    for (size_t n = json_array_size(params), j = 0; !result && j < n + json_array_size(buffers);
-         j++) {
+    for (size_t n = json_array_size(params), j = 0, written = 0;
+         (!result || rec) && j < n + json_array_size(buffers); j++) {
         e = json_array_get(j < n ? params : buffers, j < n ? j : j - n);
         struct train_param *p = find(t, json_string_value(json_object_get(e, "name")), j >= n);
-        const float *w =
-            want + (j < n ? 0 : params_total) + json_integer_value(json_object_get(e, "offset"));
+        size_t at_file =
+            (j < n ? 0 : params_total) + json_integer_value(json_object_get(e, "offset"));
+        const float *w = want + at_file;
         assert_int_equal(p->count, shape_count(json_object_get(e, "shape"), dims, &rank));
+        if (rec) { /* in the steps file's layout: the offsets follow each other */
+            assert_int_equal(at_file, written);
+            assert_int_equal(fwrite(p->value, sizeof(float), p->count, rec->params), p->count);
+            written += p->count;
+        }
         long at = mismatch(p->value, w, NULL, 0, p->count, 0);
-        if (at >= 0) {
+        if (at >= 0 && !result) {
             snprintf(what, sizeof what, "%s element %ld is %.9g, PyTorch's %.9g", p->name, at,
                      p->value[at], w[at]);
             result = what;
         }
     }
+    if (rec) record_end(rec, json_string_value(json_object_get(c, "name")), config);
     free(want);
     free(dlogits);
     free(labels.data);
@@ -329,16 +439,20 @@ static const char *steps_mismatch(const char *dir, json_t *c, const struct nn_gr
  * crossings the gradient check meets sit at ~1e-7 of their tensor's rms, ten times below. */
 #define STEPS_MARGIN 1e-6
 
-/* The SGD steps against PyTorch's (steps_mismatch), and the check's power: the same steps with
- * no weight decay, momentum 0.8 or without Nesterov must not match. A case whose steps pass
- * closer to a kink than STEPS_MARGIN (ResNet-20 and WRN-16-2: some ten million activation
- * inputs over ten steps, of which a few always lie within rounding of 0) is reported, not
- * asserted: a crossing in step k moves the gradients by up to 5e-3 of their largest element, the
- * parameters by lr times that, and the steps after amplify the difference, which PyTorch's own
- * float32 steps against float64 show too (the manifest's float64_gap; engine/train/README.md). */
+/* The SGD steps against PyTorch's float32 ones (steps_mismatch), and the check's power: the same
+ * steps with no weight decay, momentum 0.8 or without Nesterov must not match. That holds for a
+ * case whose steps pass no closer to a kink than STEPS_MARGIN (the small CNN). ResNet-20's and
+ * WRN-16-2's steps (some ten million activation inputs over ten steps, of which a few always lie
+ * within rounding of 0) cannot match another float32 implementation's: a crossing in step k
+ * moves the gradients by up to 5e-3 of their largest element, the parameters by lr times that,
+ * and the steps after amplify the difference, which PyTorch's own float32 steps against float64
+ * show too (the manifest's float64_gap; engine/train/README.md). For them the gap is printed, and
+ * the runs are recorded into runs (struct record) for tests/parity/replay_train.py, which asserts
+ * them against a float64 replay on the engine's sides of the kinks: the run under the steps'
+ * settings, and on blocked Conv the three wrong ones, which the replay must reject. */
 static void check_steps(const char *dir, json_t *c, const struct nn_graph *g,
                         const struct nn_tensor_info *in, bool plain_conv, const float *x,
-                        const char *label)
+                        const char *label, json_t *runs)
 {
     json_t *steps = json_object_get(c, "steps"), *closest = json_object_get(steps, "closest_kink");
     long long count = json_integer_value(json_object_get(steps, "count"));
@@ -347,30 +461,35 @@ static void check_steps(const char *dir, json_t *c, const struct nn_graph *g,
     config.momentum = json_real_value(json_object_get(steps, "momentum"));
     config.nesterov = json_is_true(json_object_get(steps, "nesterov"));
     config.weight_decay = json_real_value(json_object_get(steps, "weight_decay"));
-    const char *bad = steps_mismatch(dir, c, g, in, plain_conv, &config, x);
+    bool recorded = margin < STEPS_MARGIN;
+    struct record rec = {.dir = dir, .run = plain_conv ? "plain" : "blocked", .runs = runs};
+    const char *bad = steps_mismatch(dir, c, g, in, plain_conv, &config, x, recorded ? &rec : NULL);
     printf("%s, %lld SGD steps: each tensor moved by at least %.3g of its largest magnitude; the "
            "closest activation input to a kink: %.3g of its rms (step %lld, activation %lld); "
-           "PyTorch's float32 against float64: %.3g; ours: %s\n",
+           "PyTorch's float32 against float64: %.3g; ours against PyTorch's float32: %s%s\n",
            label, count, json_real_value(json_object_get(steps, "smallest_move")), margin,
            (long long)json_integer_value(json_object_get(closest, "step")),
            (long long)json_integer_value(json_object_get(closest, "call")),
            json_real_value(json_object_get(steps, "float64_gap")),
-           bad ? bad : "every parameter and buffer matches");
-    if (margin < STEPS_MARGIN) return;
-    if (bad) fail_msg("%s after %lld SGD steps: %s", label, count, bad);
+           bad ? bad : "every parameter and buffer matches",
+           recorded ? " (recorded for replay_train.py)" : "");
+    if (!recorded && bad) fail_msg("%s after %lld SGD steps: %s", label, count, bad);
     if (plain_conv) return; /* the power is the metric's, the same on both layouts */
     struct train_optim_config wrong[3] = {config, config, config};
     wrong[0].weight_decay = 0;
     wrong[1].momentum = 0.8;
     wrong[2].nesterov = false;
-    for (int k = 0; k < 3; k++)
-        if (!steps_mismatch(dir, c, g, in, plain_conv, &wrong[k], x))
-            fail_msg("%s: the steps match with a wrong %s", label,
-                     (const char *[]){"weight decay", "momentum", "Nesterov"}[k]);
+    static const char *const names[3] = {"no-weight-decay", "momentum-0.8", "no-nesterov"};
+    for (int k = 0; k < 3; k++) {
+        rec.run = names[k];
+        if (!steps_mismatch(dir, c, g, in, plain_conv, &wrong[k], x, recorded ? &rec : NULL) &&
+            !recorded)
+            fail_msg("%s: the steps match with %s", label, names[k]);
+    }
 }
 
 /* One training step of case c, Conv on oneDNN's blocked layouts (the default) or plain ones. */
-static void run_case(const char *dir, json_t *c, bool plain_conv)
+static void run_case(const char *dir, json_t *c, bool plain_conv, json_t *runs)
 {
     const char *name = json_string_value(json_object_get(c, "name"));
     char path[1024], label[128];
@@ -411,7 +530,7 @@ static void run_case(const char *dir, json_t *c, bool plain_conv)
     }
     assert_int_equal(json_array_size(buffers), train_plan_buffer_count(t));
     compare_gradients(t, dir, c, dx, label);
-    if (json_object_get(c, "steps")) check_steps(dir, c, g, &in, plain_conv, x, label);
+    if (json_object_get(c, "steps")) check_steps(dir, c, g, &in, plain_conv, x, label, runs);
     free(want);
     free(x);
     free(logits);
@@ -427,15 +546,23 @@ static void test_parity(void **state)
     int ran = 0;
     for (int d = 0; d < n_dirs; d++) {
         json_t *m = tu_load_json(dirs[d], "manifest.json");
-        json_t *skipped = json_object_get(m, "skipped"), *c;
+        json_t *skipped = json_object_get(m, "skipped"), *c, *runs = json_array();
         if (skipped) printf("%s: skipped: %s\n", dirs[d], json_string_value(skipped));
         size_t i;
         json_array_foreach(json_object_get(m, "cases"), i, c)
         {
-            run_case(dirs[d], c, false);
-            run_case(dirs[d], c, true); /* options.plain_conv */
+            run_case(dirs[d], c, false, runs);
+            run_case(dirs[d], c, true, runs); /* options.plain_conv */
             ran++;
         }
+        /* The recorded runs, for replay_train.py (never into the checked-in small case's folder:
+         * its steps are asserted above). */
+        char path[1024];
+        snprintf(path, sizeof path, "%s/engine_steps.json", dirs[d]);
+        json_t *doc = json_pack("{s:o}", "runs", runs);
+        if (json_array_size(runs) && json_dump_file(doc, path, JSON_INDENT(1)))
+            fail_msg("cannot write %s", path);
+        json_decref(doc);
         json_decref(m);
     }
     /* The checked-in small case always runs. */
