@@ -123,15 +123,16 @@ static double number(const json_t *obj, const char *key)
     return json_number_value(v);
 }
 
-/* The best of the trials is the first with the largest value. */
+/* The best of the trials is the first with the largest value (trial 0 succeeded). */
 static void check_best(const json_t *result)
 {
     const json_t *trials = json_object_get(result, "trials"),
                  *best = json_object_get(result, "best");
     size_t top = 0;
     for (size_t i = 1; i < json_array_size(trials); i++)
-        if (number(json_array_get(trials, i), "value") >
-            number(json_array_get(trials, top), "value"))
+        if (json_is_number(json_object_get(json_array_get(trials, i), "value")) &&
+            number(json_array_get(trials, i), "value") >
+                number(json_array_get(trials, top), "value"))
             top = i;
     const json_t *row = json_array_get(trials, top);
     assert_int_equal(json_integer_value(json_object_get(best, "trial")), (json_int_t)top);
@@ -228,6 +229,42 @@ static void test_grid_enumerates(void **state)
     check_best(result);
     assert_int_equal(json_int(json_object_get(result, "best"), "trial"), 0);
     json_decref(result);
+}
+
+/* A point with no policy is a failed trial, not a failed job: a grid over the subsets of two ops
+ * ends with the empty one, which the space refuses. Of the others, FlipLR alone leaves solid
+ * images as they are. A search whose every trial fails (an audio op for an image model) fails,
+ * saying so. */
+static void test_failed_trials(void **state)
+{
+    struct server *srv = start(state);
+    char ds[64], id[32];
+    make_dataset(srv, 4, ds);
+    char *text = params("{\"space\": \"ops-subset\", \"ops\": [\"Invert\", \"FlipLR\"]}",
+                        "\"grid\"", "{\"trials\": 10}", ds, "");
+    json_t *result = run_search(srv, text, id);
+    free(text);
+    const json_t *trials = json_object_get(result, "trials");
+    assert_int_equal(json_array_size(trials), 4);
+    for (size_t i = 0; i < 3; i++)
+        assert_string_equal(json_str(json_array_get(trials, i), "state"), "succeeded");
+    json_t *failed = json_array_get(trials, 3);
+    assert_string_equal(json_str(failed, "state"), "failed");
+    assert_true(json_is_null(json_object_get(failed, "value")));
+    assert_contains(json_str(failed, "error"), "at least one op");
+    assert_true(number(json_array_get(trials, 1), "value") == 0); /* Invert alone */
+    assert_true(number(json_array_get(trials, 2), "value") == 1); /* FlipLR alone */
+    assert_true(number(json_object_get(result, "best"), "value") == 1);
+    check_best(result);
+    json_decref(result);
+
+    text = params("{\"op\": \"Gain\", \"db\": {\"$search\": {\"int\": [0, 6]}}}", "\"random\"",
+                  "{\"trials\": 2}", ds, "");
+    job_submit(srv, "search", text, id);
+    free(text);
+    json_t *doc = job_wait_state(srv, id, "failed");
+    assert_contains(json_str(doc, "error"), "every trial failed (2)");
+    json_decref(doc);
 }
 
 /* A search killed with kill -9 mid-way resumes and ends with the trials of an uninterrupted one
@@ -376,6 +413,7 @@ int main(int argc, char **argv)
     const struct CMUnitTest tests[] = {
         HARNESS_MODELS_TEST(test_random_is_affinity),
         HARNESS_MODELS_TEST(test_grid_enumerates),
+        HARNESS_MODELS_TEST(test_failed_trials),
         HARNESS_MODELS_TEST(test_kill9_resume),
         HARNESS_MODELS_TEST(test_cancel),
         HARNESS_MODELS_TEST(test_save_as),
