@@ -4,13 +4,16 @@
  * accuracy, counted by the same code: job_affinity_count over job_classify_pass).
  *
  * One trial at a time: ask the algorithm for trial k's point, concretize it into a policy,
- * score it, tell the algorithm. The checkpoint holds every finished trial (point, params, policy,
- * value, state, seconds) and, between the ask and the tell, the running trial's point: a resumed
- * job tells the finished trials again (the algorithm's state is its seed and what it was told,
- * search.h) and reruns the running trial with the point it stored, never asking again, so it ends
- * with an uninterrupted job's trials. A trial whose policy does not parse or whose pass fails is
- * recorded as failed and told as such; the job fails only when every trial failed, as a search
- * with no result has nothing to report. */
+ * score it, tell the algorithm. Each finished trial (point, params, policy, value, state, seconds)
+ * is a line of the artifact trials.jsonl; the checkpoint after it holds the file's length, the
+ * trial count and their seconds, so it stays small however many trials there are (job_kind.h's
+ * file kept in step), and, between the ask and the tell, the running trial's point. A resumed job
+ * reads the finished trials back and tells them again (the algorithm's state is its seed and what
+ * it was told, search.h), and reruns the running trial with the point it stored, never asking
+ * again, so it ends with an uninterrupted job's trials. A trial whose policy does not parse or
+ * whose pass fails is recorded as failed and told as such; the job fails only when every trial
+ * failed, as a search with no result has nothing to report. */
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,6 +37,7 @@ struct search_run {
     size_t dims;
     json_t *trials;   /* the finished trials' rows, each with its "point" */
     double seconds;   /* theirs, summed: what the time budget counts */
+    FILE *file;       /* trials.jsonl, their rows */
     size_t trial;     /* the trial under way */
     uint64_t correct; /* its pass's counts so far */
     uint64_t count;
@@ -56,10 +60,10 @@ static double now_seconds(void)
 }
 
 /* The share of the budget spent with `within` of the running trial done. */
-static double fraction(const struct search_run *s, double within, double elapsed)
+static double fraction(const struct search_run *s, double within)
 {
     double by_trials = ((double)s->trial + within) / (double)s->p.trials;
-    double by_time = s->p.seconds > 0 ? (s->seconds + elapsed) / s->p.seconds : 0;
+    double by_time = s->p.seconds > 0 ? s->seconds / s->p.seconds : 0;
     return fmin(1, fmax(by_trials, by_time));
 }
 
@@ -85,14 +89,16 @@ static int point_read(const json_t *a, double *point, size_t n)
     return 0;
 }
 
-/* The checkpoint: the finished trials and the running one's point (NULL: none). */
+/* The checkpoint: the finished trials (trials.jsonl's length) and the running one's point
+ * (NULL: none). */
 static int checkpoint(struct search_run *s, const double *running, struct eng_error *err)
 {
-    json_t *state = json_pack("{s:O, s:o}", "trials", s->trials, "running",
+    json_t *state = json_pack("{s:I, s:I, s:f, s:o}", "trials", (json_int_t)s->trial, "bytes",
+                              (json_int_t)ftell(s->file), "seconds", s->seconds, "running",
                               running ? json_pack("{s:I, s:o}", "trial", (json_int_t)s->trial,
                                                   "point", point_json(running, s->dims))
                                       : json_null());
-    int rc = state ? job_ctx_checkpoint(s->ctx, state, fraction(s, 0, 0), "trials", err)
+    int rc = state ? job_ctx_checkpoint(s->ctx, state, fraction(s, 0), "trials", err)
                    : eng_no_memory(err);
     json_decref(state);
     return rc;
@@ -109,28 +115,72 @@ static int tell(struct search_run *s, const json_t *row, double *point, struct e
                             point, json_number_value(value), json_is_number(value), err);
 }
 
-/* Takes the finished trials back from the checkpoint, telling each again; *resumed says whether
- * the running trial's point was stored (then in point). */
-static int restore(struct search_run *s, const json_t *saved, double *point, int *resumed,
-                   struct eng_error *err)
+/* The first `bytes` of trials.jsonl (malloc'd, NUL-terminated), or NULL with err. */
+static char *read_trials(struct search_run *s, long bytes, struct eng_error *err)
 {
-    const json_t *trials = json_object_get(saved, "trials"),
-                 *running = json_object_get(saved, "running");
-    size_t i;
-    const json_t *row;
-    if (!json_is_array(trials))
-        return eng_fail(err, ENG_INTERNAL, "the checkpoint is not search's");
-    json_array_foreach(trials, i, row)
-    {
-        if (tell(s, row, point, err) != 0) return -1;
-        if (json_array_append(s->trials, (json_t *)row) != 0) return eng_no_memory(err);
-        s->seconds += json_number_value(json_object_get(row, "seconds"));
+    const char *dir = job_ctx_artifacts(s->ctx, err);
+    char path[PATH_MAX];
+    if (!dir) return NULL;
+    snprintf(path, sizeof path, "%s/trials.jsonl", dir);
+    FILE *f = fopen(path, "rb");
+    char *text = f ? malloc((size_t)bytes + 1) : NULL;
+    if (!text || fread(text, 1, (size_t)bytes, f) != (size_t)bytes) {
+        if (f) fclose(f);
+        free(text);
+        eng_fail(err, ENG_INTERNAL,
+                 "cannot read the %ld bytes of trials.jsonl the checkpoint names", bytes);
+        return NULL;
     }
-    s->trial = json_array_size(trials);
+    fclose(f);
+    text[bytes] = '\0';
+    return text;
+}
+
+/* Takes the finished trials back (the checkpoint's count of trials.jsonl's lines, its first
+ * *length bytes), telling each again; *resumed says whether the running trial's point was stored
+ * (then in point). */
+static int restore(struct search_run *s, const json_t *saved, double *point, int *resumed,
+                   long *length, struct eng_error *err)
+{
+    json_int_t trials, bytes;
+    double seconds;
+    const json_t *running = json_object_get(saved, "running");
+    if (json_unpack((json_t *)saved, "{s:I, s:I, s:F}", "trials", &trials, "bytes", &bytes,
+                    "seconds", &seconds) != 0 ||
+        trials < 0 || bytes < 0)
+        return eng_fail(err, ENG_INTERNAL, "the checkpoint is not search's");
+    char *text = read_trials(s, (long)bytes, err), *line = text;
+    int rc = text ? 0 : -1;
+    for (json_int_t i = 0; rc == 0 && i < trials; i++) {
+        char *end = strchr(line, '\n');
+        json_t *row = end ? json_loadb(line, (size_t)(end - line), 0, NULL) : NULL;
+        if (!row || json_integer_value(json_object_get(row, "trial")) != i)
+            rc = eng_fail(err, ENG_INTERNAL, "trials.jsonl does not hold trial %lld", (long long)i);
+        else if (tell(s, row, point, err) == 0)
+            rc = json_array_append(s->trials, row) == 0 ? 0 : eng_no_memory(err);
+        else
+            rc = -1;
+        json_decref(row);
+        line = end ? end + 1 : line;
+    }
+    free(text);
+    if (rc != 0) return -1;
+    s->trial = (size_t)trials;
+    s->seconds = seconds;
+    *length = (long)bytes;
     *resumed = json_is_object(running) &&
-               json_integer_value(json_object_get(running, "trial")) == (json_int_t)s->trial &&
+               json_integer_value(json_object_get(running, "trial")) == trials &&
                point_read(json_object_get(running, "point"), point, s->dims) == 0;
     return 0;
+}
+
+/* Adds a finished trial's row to trials.jsonl. */
+static int append_row(struct search_run *s, const json_t *row, struct eng_error *err)
+{
+    char *line = json_dumps(row, JSON_COMPACT);
+    int ok = line && fprintf(s->file, "%s\n", line) >= 0 && fflush(s->file) == 0;
+    free(line);
+    return ok ? 0 : eng_fail(err, ENG_INTERNAL, "cannot write trials.jsonl");
 }
 
 static int on_batch(void *arg, const struct data_batch *b, const float *probs, size_t classes,
@@ -139,8 +189,7 @@ static int on_batch(void *arg, const struct data_batch *b, const float *probs, s
     (void)err;
     struct search_run *s = arg;
     job_affinity_count(&s->p.jc, b, probs, classes, &s->correct, &s->count);
-    job_ctx_progress(s->ctx, fraction(s, (double)(b->number + 1) / (double)s->batches, 0),
-                     "trials");
+    job_ctx_progress(s->ctx, fraction(s, (double)(b->number + 1) / (double)s->batches), "trials");
     return 0;
 }
 
@@ -187,6 +236,7 @@ static int run_trial(struct search_run *s, const double *point, struct eng_error
     if (rc < 0) return -1;
     if (row && rc == 1) json_object_set_new(row, "error", json_string(why.message));
     if (!row || json_array_append_new(s->trials, row) != 0) return eng_no_memory(err);
+    if (append_row(s, row, err) != 0) return -1;
     if (rc == 0)
         job_ctx_log(s->ctx, "trial %zu: %.6g", s->trial, value);
     else
@@ -201,8 +251,12 @@ static int run_trials(struct search_run *s, struct eng_error *err)
 {
     double *point = malloc((s->dims ? s->dims : 1) * sizeof *point);
     int resumed = 0, rc = point ? 0 : eng_no_memory(err);
+    long length = 0;
     const json_t *saved = job_ctx_restored(s->ctx);
-    if (rc == 0 && saved) rc = restore(s, saved, point, &resumed, err);
+    if (rc == 0 && saved) rc = restore(s, saved, point, &resumed, &length, err);
+    /* What a trial after the checkpoint wrote is cut: it runs again. */
+    if (rc == 0 && !(s->file = job_ctx_artifact_resume(s->ctx, "trials.jsonl", length, err)))
+        rc = -1;
     if (rc == 0 && saved)
         job_ctx_log(s->ctx, "resuming at trial %zu, %s", s->trial,
                     resumed ? "with the point it was asked" : "asking for it");
@@ -223,6 +277,9 @@ static int run_trials(struct search_run *s, struct eng_error *err)
         if (rc == 0) rc = checkpoint(s, NULL, err);
     }
     free(point);
+    if (s->file && fclose(s->file) != 0 && rc == 0)
+        rc = eng_fail(err, ENG_INTERNAL, "cannot write trials.jsonl");
+    s->file = NULL;
     return rc;
 }
 

@@ -294,6 +294,25 @@ static void test_kill9_resume(void **state)
     }
     assert_true(json_equal(json_object_get(json_object_get(resumed, "result"), "best"),
                            json_object_get(result, "best")));
+    /* trials.jsonl, which the killed attempt was appending to, holds each trial once, in order:
+     * what a trial after the last checkpoint wrote was cut. */
+    char path[128];
+    struct http_response r;
+    snprintf(path, sizeof path, "/v1/jobs/%s/artifacts/trials.jsonl", id);
+    http_get(second, path, &r);
+    assert_status(&r, 200);
+    char *line = r.body;
+    for (json_int_t i = 0; i < 100; i++) {
+        char *end = strchr(line, '\n');
+        assert_non_null(end);
+        json_t *row = json_loadb(line, (size_t)(end - line), 0, NULL);
+        assert_non_null(row);
+        assert_int_equal(json_int(row, "trial"), i);
+        json_decref(row);
+        line = end + 1;
+    }
+    assert_int_equal(line - r.body, (long)r.body_size);
+    http_response_free(&r);
     json_decref(result);
     json_decref(resumed);
 }
