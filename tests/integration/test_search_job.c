@@ -85,10 +85,13 @@ static double solarized_accuracy(const double *thresholds, int count, int n)
     return (double)right / (CLASSES * n);
 }
 
-static struct server *start(void **state)
+/* A server on the colour model, with a dataset of n images per class imported: its id into ds. */
+static struct server *start(void **state, int n, char ds[64])
 {
     colour_model_write("colour", CONFIG, LABELS);
-    return harness_start_with_models(state, "\"job_threads\": 2");
+    struct server *srv = harness_start_with_models(state, "\"job_threads\": 2");
+    make_dataset(srv, n, ds);
+    return srv;
 }
 
 /* A search's params text: space, algorithm and budget (JSON texts) on dataset ds, and more
@@ -113,6 +116,16 @@ static json_t *run_search(const struct server *srv, const char *text, char id[32
     json_t *result = json_incref(json_object_get(doc, "result"));
     json_decref(doc);
     assert_non_null(result);
+    return result;
+}
+
+/* Runs the search of those params (as params() takes them) to success: its result, its id. */
+static json_t *search(const struct server *srv, const char *space, const char *algorithm,
+                      const char *budget, const char *ds, const char *more, char id[32])
+{
+    char *text = params(space, algorithm, budget, ds, more);
+    json_t *result = run_search(srv, text, id);
+    free(text);
     return result;
 }
 
@@ -145,12 +158,9 @@ static void check_best(const json_t *result)
  * threshold and the affinity kind's accuracy for its policy; the best is the largest. */
 static void test_random_is_affinity(void **state)
 {
-    struct server *srv = start(state);
     char ds[64], id[32];
-    make_dataset(srv, PER_CLASS, ds);
-    char *text = params(SOLARIZE, "\"random\"", "{\"trials\": 8}", ds, "");
-    json_t *result = run_search(srv, text, id);
-    free(text);
+    struct server *srv = start(state, PER_CLASS, ds);
+    json_t *result = search(srv, SOLARIZE, "\"random\"", "{\"trials\": 8}", ds, "", id);
     const json_t *trials = json_object_get(result, "trials");
     assert_int_equal(json_array_size(trials), 8);
     json_t *policies = json_array();
@@ -207,15 +217,13 @@ static void test_random_is_affinity(void **state)
  * two inversions undo each other, one leaves every image wrong. */
 static void test_grid_enumerates(void **state)
 {
-    struct server *srv = start(state);
     char ds[64], id[32];
-    make_dataset(srv, 4, ds);
-    char *text = params(
+    struct server *srv = start(state, 4, ds);
+    json_t *result = search(
+        srv,
         "{\"seq\": [{\"op\": \"Solarize\", \"threshold\": {\"$search\": {\"choice\": [0, "
         "256]}}}, {\"op\": \"Solarize\", \"threshold\": {\"$search\": {\"choice\": [0, 256]}}}]}",
-        "\"grid\"", "{\"trials\": 100}", ds, "");
-    json_t *result = run_search(srv, text, id);
-    free(text);
+        "\"grid\"", "{\"trials\": 100}", ds, "", id);
     const json_t *trials = json_object_get(result, "trials");
     assert_int_equal(json_array_size(trials), 4);
     for (int i = 0; i < 4; i++) {
@@ -237,13 +245,10 @@ static void test_grid_enumerates(void **state)
  * saying so. */
 static void test_failed_trials(void **state)
 {
-    struct server *srv = start(state);
     char ds[64], id[32];
-    make_dataset(srv, 4, ds);
-    char *text = params("{\"space\": \"ops-subset\", \"ops\": [\"Invert\", \"FlipLR\"]}",
-                        "\"grid\"", "{\"trials\": 10}", ds, "");
-    json_t *result = run_search(srv, text, id);
-    free(text);
+    struct server *srv = start(state, 4, ds);
+    json_t *result = search(srv, "{\"space\": \"ops-subset\", \"ops\": [\"Invert\", \"FlipLR\"]}",
+                            "\"grid\"", "{\"trials\": 10}", ds, "", id);
     const json_t *trials = json_object_get(result, "trials");
     assert_int_equal(json_array_size(trials), 4);
     for (size_t i = 0; i < 3; i++)
@@ -258,8 +263,8 @@ static void test_failed_trials(void **state)
     check_best(result);
     json_decref(result);
 
-    text = params("{\"op\": \"Gain\", \"db\": {\"$search\": {\"int\": [0, 6]}}}", "\"random\"",
-                  "{\"trials\": 2}", ds, "");
+    char *text = params("{\"op\": \"Gain\", \"db\": {\"$search\": {\"int\": [0, 6]}}}",
+                        "\"random\"", "{\"trials\": 2}", ds, "");
     job_submit(srv, "search", text, id);
     free(text);
     json_t *doc = job_wait_state(srv, id, "failed");
@@ -271,9 +276,8 @@ static void test_failed_trials(void **state)
  * (all but their durations). */
 static void test_kill9_resume(void **state)
 {
-    struct server *first = start(state), *second;
     char ds[64], id[32], id2[32];
-    make_dataset(first, 300, ds);
+    struct server *first = start(state, 300, ds), *second;
     char *text = params(SOLARIZE, "{\"name\": \"evolution\", \"population\": 4, \"sample\": 2}",
                         "{\"trials\": 100}", ds, "");
     job_submit(first, "search", text, id);
@@ -319,9 +323,8 @@ static void test_kill9_resume(void **state)
 
 static void test_cancel(void **state)
 {
-    struct server *srv = start(state);
     char ds[64];
-    make_dataset(srv, PER_CLASS, ds);
+    struct server *srv = start(state, PER_CLASS, ds);
     char *text = params(SOLARIZE, "\"random\"", "{\"trials\": 100000}", ds, "");
     job_cancel_running(srv, "search", text);
     free(text);
@@ -354,9 +357,8 @@ static char *augmented(const struct server *srv, const char *policy, size_t *siz
  * by that name, which /v1/augment then takes as it takes the document; the name is then taken. */
 static void test_save_as(void **state)
 {
-    struct server *srv = start(state);
     char ds[64], id[32];
-    make_dataset(srv, 4, ds);
+    struct server *srv = start(state, 4, ds);
     char *text = params("{\"$search\": {\"choice\": [{\"op\": \"Invert\"}, {\"op\": \"FlipLR\"}]}}",
                         "\"grid\"", "{\"trials\": 2}", ds, ", \"save_as\": \"found-1\"");
     json_t *result = run_search(srv, text, id);
@@ -392,9 +394,8 @@ static void refused_objective(const struct server *srv, const char *ds, const ch
 
 static void test_bad_params(void **state)
 {
-    struct server *srv = start(state);
     char ds[64];
-    make_dataset(srv, 4, ds);
+    struct server *srv = start(state, 4, ds);
     static const struct {
         const char *space, *algorithm, *budget, *more, *needle;
     } cases[] = {
