@@ -162,16 +162,22 @@ static int restore(struct affinity *a, const json_t *saved, size_t *next, struct
     return 0;
 }
 
+void job_affinity_count(const struct job_classify *jc, const struct data_batch *b,
+                        const float *probs, size_t classes, uint64_t *correct, uint64_t *count)
+{
+    for (size_t i = 0; i < b->size; i++)
+        if (b->labels[i] >= 0) {
+            size_t label = (size_t)jc->class_map[b->labels[i]];
+            *correct += metric_rank(probs + i * classes, classes, label) == 0;
+            (*count)++;
+        }
+}
+
 static int on_batch(void *arg, const struct data_batch *b, const float *probs, size_t classes,
                     struct eng_error *err)
 {
     struct affinity *a = arg;
-    for (size_t i = 0; i < b->size; i++)
-        if (b->labels[i] >= 0) {
-            size_t label = (size_t)a->jc.class_map[b->labels[i]];
-            a->correct += metric_rank(probs + i * classes, classes, label) == 0;
-            a->count++;
-        }
+    job_affinity_count(&a->jc, b, probs, classes, &a->correct, &a->count);
     return checkpoint(a, b->number + 1, err);
 }
 

@@ -30,14 +30,15 @@
 #include <sys/wait.h>
 
 #include "assert_near.h"
+#include "colour_dataset.h"
+#include "colour_model.h"
 #include "core/img.h"
 #include "data_build.h"
 #include "harness.h"
 #include "image/codec.h"
 #include "job_client.h"
-#include "onnx_build.h"
 
-#define SCALE   4.0
+#define SCALE   COLOUR_MODEL_SCALE
 #define CLASSES 3
 #define BINS    15
 
@@ -99,58 +100,6 @@ static double accuracy(int invert)
 }
 
 /* ---- The model and the dataset --------------------------------------------------------------- */
-
-/* model.onnx: GlobalAveragePool -> Flatten -> Gemm(W = SCALE x I, b = 0), any height and width. */
-static void *colour_model(size_t *size)
-{
-    float w[CLASSES * CLASSES] = {0}, b[CLASSES] = {0};
-    for (int k = 0; k < CLASSES; k++)
-        w[k * CLASSES + k] = (float)SCALE;
-    int64_t w_dims[] = {CLASSES, CLASSES}, b_dims[] = {CLASSES};
-    Onnx__TensorProto tw = onnx_float_tensor("W", 2, w_dims, w, CLASSES * CLASSES);
-    Onnx__TensorProto tb = onnx_float_tensor("b", 1, b_dims, b, CLASSES);
-    Onnx__TensorProto *inits[] = {&tw, &tb};
-    Onnx__AttributeProto trans = onnx_int_attr("transB", 1);
-    Onnx__AttributeProto *gemm_attrs[] = {&trans};
-    char *x[] = {"x"}, *pooled[] = {"pooled"}, *flat[] = {"flat"};
-    char *gemm_in[] = {"flat", "W", "b"}, *scores[] = {"scores"};
-    Onnx__NodeProto nodes[3];
-    onnx_node_init(&nodes[0], "GlobalAveragePool", 1, x, pooled);
-    onnx_node_init(&nodes[1], "Flatten", 1, pooled, flat);
-    onnx_node_init(&nodes[2], "Gemm", 3, gemm_in, scores);
-    nodes[2].n_attribute = 1;
-    nodes[2].attribute = gemm_attrs;
-    Onnx__NodeProto *node_ptrs[] = {&nodes[0], &nodes[1], &nodes[2]};
-    struct onnx_value_info in, out;
-    onnx_value_info_init(&in, "x", 4, (int64_t[]){-1, 3, -1, -1});
-    onnx_value_info_init(&out, "scores", 2, (int64_t[]){-1, CLASSES});
-    Onnx__ValueInfoProto *inputs[] = {&in.info}, *outputs[] = {&out.info};
-    Onnx__GraphProto graph = onnx_graph("colour", 3, node_ptrs, 2, inits, inputs, outputs);
-    return onnx_pack_model(&graph, size);
-}
-
-static void write_file(const char *path, const void *data, size_t size)
-{
-    FILE *f = fopen(path, "wb");
-    if (!f || fwrite(data, 1, size, f) != size || fclose(f) != 0) fail_msg("cannot write %s", path);
-}
-
-/* A model folder of the repository: the colour model with this config.json and labels. */
-static void write_model(const char *name, const char *config, const char *labels)
-{
-    char path[PATH_MAX];
-    snprintf(path, sizeof path, "%s/%s", harness_models_dir(), name);
-    mkdir(path, 0755);
-    size_t size;
-    void *onnx = colour_model(&size);
-    snprintf(path, sizeof path, "%s/%s/model.onnx", harness_models_dir(), name);
-    write_file(path, onnx, size);
-    free(onnx);
-    snprintf(path, sizeof path, "%s/%s/config.json", harness_models_dir(), name);
-    write_file(path, config, strlen(config));
-    snprintf(path, sizeof path, "%s/%s/labels.txt", harness_models_dir(), name);
-    write_file(path, labels, strlen(labels));
-}
 
 #define CONFIG      "{\"preprocess\": {}, \"labels\": \"labels.txt\"}"
 #define BIG_CONFIG  "{\"preprocess\": {\"resize\": 256, \"crop\": 224}, \"labels\": \"labels.txt\"}"
@@ -220,10 +169,10 @@ static void make_big_dataset(const struct server *srv, int n, char id[64])
 /* A server on the test's models, with settings (members of the config object) besides. */
 static struct server *start_with(void **state, const char *settings)
 {
-    write_model(REPO_MODELS);
-    write_model("colour-big", BIG_CONFIG, LABELS);
-    write_model("colour-mid", MID_CONFIG, LABELS);
-    write_model("not-blue", CONFIG, NOT_BLUE);
+    colour_model_write(REPO_MODELS);
+    colour_model_write("colour-big", BIG_CONFIG, LABELS);
+    colour_model_write("colour-mid", MID_CONFIG, LABELS);
+    colour_model_write("not-blue", CONFIG, NOT_BLUE);
     return harness_start_with_models(state, settings);
 }
 

@@ -348,9 +348,9 @@ static void test_bad_submissions(void **state)
     doc = http_json(&r);
     json_t *kinds = json_object_get(json_object_get(doc, "jobs"), "kinds");
     const char *const names[] = {"evaluate",  "affinity",           "pseudo-label", "train",
-                                 "diversity", "affinity-diversity", "count"};
-    assert_int_equal(json_array_size(kinds), 7);
-    for (size_t i = 0; i < 7; i++)
+                                 "diversity", "affinity-diversity", "search",       "count"};
+    assert_int_equal(json_array_size(kinds), 8);
+    for (size_t i = 0; i < 8; i++)
         assert_string_equal(json_str(json_array_get(kinds, i), "name"), names[i]);
     json_decref(doc);
     http_response_free(&r);
@@ -358,8 +358,8 @@ static void test_bad_submissions(void **state)
     http_get(plain, "/v1", &r);
     doc = http_json(&r);
     kinds = json_object_get(json_object_get(doc, "jobs"), "kinds");
-    assert_int_equal(json_array_size(kinds), 6);
-    assert_string_equal(json_str(json_array_get(kinds, 5), "name"), "affinity-diversity");
+    assert_int_equal(json_array_size(kinds), 7);
+    assert_string_equal(json_str(json_array_get(kinds, 6), "name"), "search");
     json_decref(doc);
     http_response_free(&r);
     job_send(plain, "POST", "/v1/jobs", "{\"kind\": \"count\", \"params\": {\"units\": 1}}", NULL,

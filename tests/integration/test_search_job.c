@@ -1,0 +1,443 @@
+/* The job kind search with the affinity objective, against the real binary, on the colour model
+ * (colour_model.h: each class's logit is its channel's mean) and a val split of solid colours
+ * (colour_dataset.h's, each class's channel in [200, 230], the others in [20, 50]), so a trial's
+ * value under Solarize follows from the colours by hand: a channel at or above the threshold is
+ * inverted, and an image is right when its class's channel is the largest after that. Each
+ * trial's value is also the affinity kind's accuracy for its policy (a separate job); a grid
+ * enumerates its space exactly and stops; kill -9 then resume ends with the trials of an
+ * uninterrupted search; save_as saves the best policy for /v1/augment; bad params are refused
+ * with the field named. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <curl/curl.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "colour_dataset.h"
+#include "colour_model.h"
+#include "harness.h"
+#include "image/codec.h"
+#include "job_client.h"
+
+#define CONFIG "{\"preprocess\": {}, \"labels\": \"labels.txt\"}"
+/* The model's classes in channel order; the dataset's class c (class_names) is channel 2 - c. */
+#define LABELS "red\ngreen\nblue\n"
+
+/* Val images per class. */
+#define PER_CLASS 40
+
+#define SOLARIZE "{\"op\": \"Solarize\", \"threshold\": {\"$search\": {\"int\": [0, 256]}}}"
+
+static void make_dir(const char *path)
+{
+    if (mkdir(path, 0755) != 0 && errno != EEXIST) fail_msg("cannot make %s", path);
+}
+
+/* A dataset of one split, val: per class n images, image i of class c colour(c, i). */
+static void make_dataset(const struct server *srv, int n, char id[64])
+{
+    char src[PATH_MAX], path[PATH_MAX + 64];
+    snprintf(src, sizeof src, "%s/search%d", srv->dir, n);
+    make_dir(src);
+    snprintf(path, sizeof path, "%s/val", src);
+    make_dir(path);
+    for (int c = 0; c < CLASSES; c++) {
+        snprintf(path, sizeof path, "%s/val/%s", src, class_names[c]);
+        make_dir(path);
+        for (int i = 0; i < n; i++) {
+            unsigned char rgb[3];
+            size_t size;
+            colour(c, i, rgb);
+            void *png = solid_png(rgb, &size);
+            snprintf(path, sizeof path, "%s/val/%s/%03d.png", src, class_names[c], i);
+            write_file(path, png, size);
+            free(png);
+        }
+    }
+    job_import_dataset(srv, src, id);
+}
+
+/* The accuracy of the colour model on the dataset of n per class under Solarize at each of the
+ * thresholds in turn: by hand. */
+static double solarized_accuracy(const double *thresholds, int count, int n)
+{
+    int right = 0;
+    for (int c = 0; c < CLASSES; c++)
+        for (int i = 0; i < n; i++) {
+            unsigned char rgb[3];
+            colour(c, i, rgb);
+            for (int t = 0; t < count; t++)
+                for (int k = 0; k < 3; k++)
+                    if (rgb[k] >= thresholds[t]) rgb[k] = (unsigned char)(255 - rgb[k]);
+            int top = 0; /* the first of equals, as the model's ranking */
+            for (int k = 1; k < 3; k++)
+                if (rgb[k] > rgb[top]) top = k;
+            right += top == 2 - c;
+        }
+    return (double)right / (CLASSES * n);
+}
+
+/* A server on the colour model, with a dataset of n images per class imported: its id into ds. */
+static struct server *start(void **state, int n, char ds[64])
+{
+    colour_model_write("colour", CONFIG, LABELS);
+    struct server *srv = harness_start_with_models(state, "\"job_threads\": 2");
+    make_dataset(srv, n, ds);
+    return srv;
+}
+
+/* A search's params text: space, algorithm and budget (JSON texts) on dataset ds, and more
+ * members (a text starting with ", ", or ""). */
+static char *params(const char *space, const char *algorithm, const char *budget, const char *ds,
+                    const char *more)
+{
+    char *text = NULL;
+    assert_true(asprintf(&text,
+                         "{\"space\": %s, \"algorithm\": %s, \"objective\": \"affinity\", "
+                         "\"budget\": %s, \"dataset\": \"%s\", \"splits\": {\"val\": \"val\"}, "
+                         "\"model\": \"colour\", \"seed\": 5%s}",
+                         space, algorithm, budget, ds, more) > 0);
+    return text;
+}
+
+/* Runs a search to success: its result (the caller owns it) and its id into id. */
+static json_t *run_search(const struct server *srv, const char *text, char id[32])
+{
+    job_submit(srv, "search", text, id);
+    json_t *doc = job_wait_state(srv, id, "succeeded");
+    json_t *result = json_incref(json_object_get(doc, "result"));
+    json_decref(doc);
+    assert_non_null(result);
+    return result;
+}
+
+/* Runs the search of those params (as params() takes them) to success: its result, its id. */
+static json_t *search(const struct server *srv, const char *space, const char *algorithm,
+                      const char *budget, const char *ds, const char *more, char id[32])
+{
+    char *text = params(space, algorithm, budget, ds, more);
+    json_t *result = run_search(srv, text, id);
+    free(text);
+    return result;
+}
+
+static double number(const json_t *obj, const char *key)
+{
+    const json_t *v = json_object_get(obj, key);
+    if (!json_is_number(v)) fail_msg("%s is not a number", key);
+    return json_number_value(v);
+}
+
+/* The best of the trials is the first with the largest value (trial 0 succeeded). */
+static void check_best(const json_t *result)
+{
+    const json_t *trials = json_object_get(result, "trials"),
+                 *best = json_object_get(result, "best");
+    size_t top = 0;
+    for (size_t i = 1; i < json_array_size(trials); i++)
+        if (json_is_number(json_object_get(json_array_get(trials, i), "value")) &&
+            number(json_array_get(trials, i), "value") >
+                number(json_array_get(trials, top), "value"))
+            top = i;
+    const json_t *row = json_array_get(trials, top);
+    assert_int_equal(json_integer_value(json_object_get(best, "trial")), (json_int_t)top);
+    assert_true(number(best, "value") == number(row, "value"));
+    assert_true(json_equal(json_object_get(best, "policy"), json_object_get(row, "policy")));
+    assert_true(json_equal(json_object_get(best, "params"), json_object_get(row, "params")));
+}
+
+/* A random search over Solarize's threshold: every value is the hand-computed accuracy at its
+ * threshold and the affinity kind's accuracy for its policy; the best is the largest. */
+static void test_random_is_affinity(void **state)
+{
+    char ds[64], id[32];
+    struct server *srv = start(state, PER_CLASS, ds);
+    json_t *result = search(srv, SOLARIZE, "\"random\"", "{\"trials\": 8}", ds, "", id);
+    const json_t *trials = json_object_get(result, "trials");
+    assert_int_equal(json_array_size(trials), 8);
+    json_t *policies = json_array();
+    int distinct = 0;
+    for (size_t i = 0; i < 8; i++) {
+        json_t *row = json_array_get(trials, i);
+        assert_int_equal(json_int(row, "trial"), (json_int_t)i);
+        assert_string_equal(json_str(row, "state"), "succeeded");
+        double threshold = number(json_object_get(row, "params"), "/threshold");
+        assert_true(threshold == number(json_object_get(row, "policy"), "threshold"));
+        assert_true(number(row, "value") == solarized_accuracy(&threshold, 1, PER_CLASS));
+        distinct += i && number(row, "value") != number(json_array_get(trials, 0), "value");
+        json_array_append(policies, json_object_get(row, "policy"));
+    }
+    assert_true(distinct >
+                0); /* the draws are not all alike: the comparison below means something */
+    check_best(result);
+
+    char *affinity = NULL;
+    char *list = json_dumps(policies, JSON_COMPACT);
+    assert_true(asprintf(&affinity,
+                         "{\"model\": \"colour\", \"dataset\": \"%s\", \"split\": \"val\", "
+                         "\"seed\": 5, \"policies\": %s}",
+                         ds, list) > 0);
+    char aid[32];
+    job_submit(srv, "affinity", affinity, aid);
+    json_t *doc = job_wait_state(srv, aid, "succeeded");
+    const json_t *rows = json_object_get(json_object_get(doc, "result"), "policies");
+    for (size_t i = 0; i < 8; i++)
+        assert_true(number(json_object_get(json_array_get(rows, i), "accuracy"), "mean") ==
+                    number(json_array_get(trials, i), "value"));
+    json_decref(doc);
+    free(affinity);
+    free(list);
+    json_decref(policies);
+
+    /* The leaderboard ranks the best first; the curve is a chart. */
+    char path[128];
+    struct http_response r;
+    snprintf(path, sizeof path, "/v1/jobs/%s/artifacts/leaderboard.csv", id);
+    http_get(srv, path, &r);
+    assert_status(&r, 200);
+    char expected[64];
+    snprintf(expected, sizeof expected, "\n1,%lld,succeeded,",
+             (long long)json_int(json_object_get(result, "best"), "trial"));
+    assert_contains(r.body, "rank,trial,state,value,seconds,params,policy\n");
+    assert_contains(r.body, expected);
+    http_response_free(&r);
+    expect_chart_artifact(srv, id, "best.png");
+    json_decref(result);
+}
+
+/* A grid over two Solarizes at 0 or 256: exactly its four points, the last dimension fastest;
+ * two inversions undo each other, one leaves every image wrong. */
+static void test_grid_enumerates(void **state)
+{
+    char ds[64], id[32];
+    struct server *srv = start(state, 4, ds);
+    json_t *result = search(
+        srv,
+        "{\"seq\": [{\"op\": \"Solarize\", \"threshold\": {\"$search\": {\"choice\": [0, "
+        "256]}}}, {\"op\": \"Solarize\", \"threshold\": {\"$search\": {\"choice\": [0, 256]}}}]}",
+        "\"grid\"", "{\"trials\": 100}", ds, "", id);
+    const json_t *trials = json_object_get(result, "trials");
+    assert_int_equal(json_array_size(trials), 4);
+    for (int i = 0; i < 4; i++) {
+        const json_t *row = json_array_get(trials, (size_t)i);
+        double t[2] = {i / 2 ? 256 : 0, i % 2 ? 256 : 0};
+        assert_true(number(json_object_get(row, "params"), "/seq/0/threshold") == t[0]);
+        assert_true(number(json_object_get(row, "params"), "/seq/1/threshold") == t[1]);
+        assert_true(number(row, "value") == solarized_accuracy(t, 2, 4));
+        assert_true(number(row, "value") == (i == 0 || i == 3 ? 1 : 0));
+    }
+    check_best(result);
+    assert_int_equal(json_int(json_object_get(result, "best"), "trial"), 0);
+    json_decref(result);
+}
+
+/* A point with no policy is a failed trial, not a failed job: a grid over the subsets of two ops
+ * ends with the empty one, which the space refuses. Of the others, FlipLR alone leaves solid
+ * images as they are. A search whose every trial fails (an audio op for an image model) fails,
+ * saying so. */
+static void test_failed_trials(void **state)
+{
+    char ds[64], id[32];
+    struct server *srv = start(state, 4, ds);
+    json_t *result = search(srv, "{\"space\": \"ops-subset\", \"ops\": [\"Invert\", \"FlipLR\"]}",
+                            "\"grid\"", "{\"trials\": 10}", ds, "", id);
+    const json_t *trials = json_object_get(result, "trials");
+    assert_int_equal(json_array_size(trials), 4);
+    for (size_t i = 0; i < 3; i++)
+        assert_string_equal(json_str(json_array_get(trials, i), "state"), "succeeded");
+    json_t *failed = json_array_get(trials, 3);
+    assert_string_equal(json_str(failed, "state"), "failed");
+    assert_true(json_is_null(json_object_get(failed, "value")));
+    assert_contains(json_str(failed, "error"), "at least one op");
+    assert_true(number(json_array_get(trials, 1), "value") == 0); /* Invert alone */
+    assert_true(number(json_array_get(trials, 2), "value") == 1); /* FlipLR alone */
+    assert_true(number(json_object_get(result, "best"), "value") == 1);
+    check_best(result);
+    json_decref(result);
+
+    char *text = params("{\"op\": \"Gain\", \"db\": {\"$search\": {\"int\": [0, 6]}}}",
+                        "\"random\"", "{\"trials\": 2}", ds, "");
+    job_submit(srv, "search", text, id);
+    free(text);
+    json_t *doc = job_wait_state(srv, id, "failed");
+    assert_contains(json_str(doc, "error"), "every trial failed (2)");
+    json_decref(doc);
+}
+
+/* A search killed with kill -9 mid-way resumes and ends with the trials of an uninterrupted one
+ * (all but their durations). */
+static void test_kill9_resume(void **state)
+{
+    char ds[64], id[32], id2[32];
+    struct server *first = start(state, 300, ds), *second;
+    char *text = params(SOLARIZE, "{\"name\": \"evolution\", \"population\": 4, \"sample\": 2}",
+                        "{\"trials\": 100}", ds, "");
+    job_submit(first, "search", text, id);
+    json_t *resumed = job_kill_and_resume(state, first, id, 0.3, "resuming at trial", &second);
+    json_t *result = run_search(second, text, id2);
+    free(text);
+    const json_t *a = json_object_get(json_object_get(resumed, "result"), "trials"),
+                 *b = json_object_get(result, "trials");
+    assert_int_equal(json_array_size(a), 100);
+    assert_int_equal(json_array_size(b), 100);
+    for (size_t i = 0; i < 100; i++) {
+        json_t *ra = json_copy(json_array_get(a, i)), *rb = json_copy(json_array_get(b, i));
+        json_object_del(ra, "seconds");
+        json_object_del(rb, "seconds");
+        if (!json_equal(ra, rb)) fail_msg("trial %zu differs after the resume", i);
+        json_decref(ra);
+        json_decref(rb);
+    }
+    assert_true(json_equal(json_object_get(json_object_get(resumed, "result"), "best"),
+                           json_object_get(result, "best")));
+    /* trials.jsonl, which the killed attempt was appending to, holds each trial once, in order:
+     * what a trial after the last checkpoint wrote was cut. */
+    char path[128];
+    struct http_response r;
+    snprintf(path, sizeof path, "/v1/jobs/%s/artifacts/trials.jsonl", id);
+    http_get(second, path, &r);
+    assert_status(&r, 200);
+    char *line = r.body;
+    for (json_int_t i = 0; i < 100; i++) {
+        char *end = strchr(line, '\n');
+        assert_non_null(end);
+        json_t *row = json_loadb(line, (size_t)(end - line), 0, NULL);
+        assert_non_null(row);
+        assert_int_equal(json_int(row, "trial"), i);
+        json_decref(row);
+        line = end + 1;
+    }
+    assert_int_equal(line - r.body, (long)r.body_size);
+    http_response_free(&r);
+    json_decref(result);
+    json_decref(resumed);
+}
+
+static void test_cancel(void **state)
+{
+    char ds[64];
+    struct server *srv = start(state, PER_CLASS, ds);
+    char *text = params(SOLARIZE, "\"random\"", "{\"trials\": 100000}", ds, "");
+    job_cancel_running(srv, "search", text);
+    free(text);
+}
+
+/* POST /v1/augment of a solid image with policy and seed 7: the output's bytes (malloc'd). */
+static char *augmented(const struct server *srv, const char *policy, size_t *size)
+{
+    static const unsigned char teal[3] = {30, 160, 140};
+    size_t png_size;
+    void *png = solid_png(teal, &png_size);
+    char *escaped = curl_easy_escape(NULL, policy, 0), path[1024];
+    snprintf(path, sizeof path, "/v1/augment?policy=%s&seed=7", escaped);
+    curl_free(escaped);
+    const char *headers[] = {"Content-Type: image/png", "Accept: image/png", NULL};
+    struct http_request req = {
+        .path = path, .headers = headers, .body = png, .body_size = png_size};
+    struct http_response r;
+    http_send(srv, &req, &r);
+    free(png);
+    assert_status(&r, 200);
+    char *body = r.body;
+    *size = r.body_size;
+    r.body = NULL;
+    http_response_free(&r);
+    return body;
+}
+
+/* save_as: the best policy (FlipLR, which leaves solid images as they are, over Invert) is saved
+ * by that name, which /v1/augment then takes as it takes the document; the name is then taken. */
+static void test_save_as(void **state)
+{
+    char ds[64], id[32];
+    struct server *srv = start(state, 4, ds);
+    char *text = params("{\"$search\": {\"choice\": [{\"op\": \"Invert\"}, {\"op\": \"FlipLR\"}]}}",
+                        "\"grid\"", "{\"trials\": 2}", ds, ", \"save_as\": \"found-1\"");
+    json_t *result = run_search(srv, text, id);
+    assert_string_equal(json_str(result, "saved_as"), "found-1");
+    assert_int_equal(json_int(json_object_get(result, "best"), "trial"), 1);
+    size_t n_name, n_doc, n_other;
+    char *by_name = augmented(srv, "found-1", &n_name);
+    char *by_doc = augmented(srv, "{\"op\": \"FlipLR\"}", &n_doc);
+    char *other = augmented(srv, "{\"op\": \"Invert\"}", &n_other);
+    assert_true(n_name == n_doc && memcmp(by_name, by_doc, n_name) == 0);
+    assert_false(n_name == n_other && memcmp(by_name, other, n_name) == 0);
+    free(by_name);
+    free(by_doc);
+    free(other);
+    job_expect_refusal(srv, "search", text, 409, "params.save_as: a policy named found-1 is saved");
+    free(text);
+    json_decref(result);
+}
+
+/* A random search with this objective, val split and model is refused with status and needle. */
+static void refused_objective(const struct server *srv, const char *ds, const char *objective,
+                              const char *val, const char *model, long status, const char *needle)
+{
+    char *text = NULL;
+    assert_true(asprintf(&text,
+                         "{\"space\": " SOLARIZE ", \"algorithm\": \"random\", \"objective\": "
+                         "\"%s\", \"budget\": {\"trials\": 1}, \"dataset\": \"%s\", "
+                         "\"splits\": {\"val\": \"%s\"}, \"model\": \"%s\"}",
+                         objective, ds, val, model) > 0);
+    job_expect_refusal(srv, "search", text, status, needle);
+    free(text);
+}
+
+static void test_bad_params(void **state)
+{
+    char ds[64];
+    struct server *srv = start(state, 4, ds);
+    static const struct {
+        const char *space, *algorithm, *budget, *more, *needle;
+    } cases[] = {
+        {"{\"op\": \"Solarize\", \"threshold\": {\"$search\": {\"int\": [0, 400]}}}", "\"random\"",
+         "{\"trials\": 2}", "", "params.space: /threshold"},
+        {"{\"op\": \"Solarize\", \"threshold\": {\"$search\": {\"normal\": [0, 1]}}}", "\"random\"",
+         "{\"trials\": 2}", "", "params.space: /threshold/$search"},
+        {SOLARIZE, "\"annealing\"", "{\"trials\": 2}", "", "params.algorithm: "},
+        {SOLARIZE, "{\"name\": \"tpe\", \"gamma\": 7}", "{\"trials\": 2}", "",
+         "params.algorithm: "},
+        {SOLARIZE, "\"random\"", "{\"trials\": 2}", ", \"parallel\": 2",
+         "params.parallel: only 1 is supported for now"},
+        {SOLARIZE, "\"random\"", "{}", "", "params.budget: required"},
+        {SOLARIZE, "\"random\"", "{\"trials\": 0}", "", "params.budget.trials: must be"},
+        {SOLARIZE, "\"random\"", "{\"images\": 5}", "", "params.budget.images: unknown"},
+        {SOLARIZE, "\"random\"", "{\"seconds\": -1}", "", "params.budget.seconds"},
+        {SOLARIZE, "\"random\"", "{\"trials\": 2}", ", \"save_as\": \"-x\"", "params.save_as: "},
+        {SOLARIZE, "\"random\"", "{\"trials\": 2}", ", \"trials\": 2", "params.trials: unknown"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char *text = params(cases[i].space, cases[i].algorithm, cases[i].budget, ds, cases[i].more);
+        job_expect_refusal(srv, "search", text, 422, cases[i].needle);
+        free(text);
+    }
+    refused_objective(srv, ds, "val_accuracy", "val", "colour", 422,
+                      "params.objective: required: ");
+    refused_objective(srv, ds, "affinity", "test", "colour", 422, "params.splits.val: dataset");
+    refused_objective(srv, ds, "affinity", "val", "nope", 404, "params.model: no such model");
+}
+
+int main(int argc, char **argv)
+{
+    struct eng_error err = {0};
+    if (img_codec_init(&err) != 0) return fprintf(stderr, "%s\n", err.message), 1;
+    const struct CMUnitTest tests[] = {
+        HARNESS_MODELS_TEST(test_random_is_affinity),
+        HARNESS_MODELS_TEST(test_grid_enumerates),
+        HARNESS_MODELS_TEST(test_failed_trials),
+        HARNESS_MODELS_TEST(test_kill9_resume),
+        HARNESS_MODELS_TEST(test_cancel),
+        HARNESS_MODELS_TEST(test_save_as),
+        HARNESS_MODELS_TEST(test_bad_params),
+    };
+    return harness_main(argc, argv, "search_job", tests, sizeof tests / sizeof tests[0]);
+}
