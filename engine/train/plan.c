@@ -439,7 +439,8 @@ float *train_plan_value(const struct train_plan *t, const char *name, struct nn_
         return NULL;
     }
     const struct nn_value *v = train_val(t, found);
-    if (!t->owned[t->root[found]]) {
+    /* A producer that applied the Relu after it holds that Relu's output, not its own. */
+    if (!t->owned[t->root[found]] || train_relu_applied(t, found)) {
         eng_fail(err, ENG_UNSUPPORTED,
                  "'%s' is not kept to the end of the forward pass (the options' keep can name it)",
                  name);
