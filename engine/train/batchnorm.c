@@ -1,6 +1,12 @@
 /* BatchNormalization: in training mode through oneDNN (forward with the batch's statistics,
  * backward to the input, scale and shift), then the running statistics' update on the host; in
- * eval mode a host loop over the running statistics, and its backward. */
+ * eval mode a host loop over the running statistics, and its backward.
+ *
+ * A BatchNormalization whose output only a Relu reads (ResNet's and WRN's BN -> ReLU) applies
+ * that Relu itself: oneDNN's fuse_norm_relu in training mode (its forward keeps a bit mask in a
+ * workspace, which its backward reads), the host loops' max(y, 0) in eval mode. The Relu's
+ * output is then a view of the normalisation's (eltwise.c), which saves a full write and read
+ * of the activation in each direction (train_relu_fusable says when). */
 #include <math.h>
 
 #include "train/internal.h"
@@ -12,6 +18,12 @@ enum { BN_FORWARD, BN_BACKWARD };
 static float *bn_mean(const struct train_step *s)
 {
     return s->work;
+}
+
+/* The workspace of the fused forward, after the batch statistics. */
+static void *bn_workspace(const struct train_step *s, size_t c)
+{
+    return s->work + 2 * c;
 }
 
 static int compile_batchnorm(struct train_plan *t, struct train_step *s, struct eng_error *err)
@@ -31,17 +43,16 @@ static int compile_batchnorm(struct train_plan *t, struct train_step *s, struct 
         if (train_val(t, s->in[k])->rank != 1 || train_val(t, s->in[k])->dims[0] != x.dims[1])
             return nn_invalid(node, "scale, B, mean and var must have one element per channel",
                               err);
-    s->skips_output = true; /* backward reads x and the batch statistics */
+    s->skips_output = true; /* backward reads x, the batch statistics and the Relu's mask */
     s->f[0] = nn_attr_float(node, "epsilon", 1e-5f);
     s->f[1] = nn_attr_float(node, "momentum", 0.9f);
+    s->applies_relu = train_relu_fusable(t, node);
     size_t c = (size_t)x.dims[1];
-    if ((s->out = train_value_like(t, s, 0, node->outputs[0], err)) < 0 ||
-        train_work(s, 2 * c, err))
-        return -1;
+    if ((s->out = train_value_like(t, s, 0, node->outputs[0], err)) < 0) return -1;
     train_need_temp(t, 2 * c + x.count);
     /* The input's layout (blocked: oneDNN's bnorm_jit kernels), which the output shares. */
     dnnl_memory_desc_t md = train_val(t, s->in[0])->md;
-    unsigned flags = dnnl_use_scale | dnnl_use_shift;
+    unsigned flags = dnnl_use_scale | dnnl_use_shift | (s->applies_relu ? dnnl_fuse_norm_relu : 0u);
     dnnl_batch_normalization_desc_t fd, bd;
     dnnl_primitive_desc_t fpd = NULL, bpd = NULL;
     int rc = nn_dnnl_check(dnnl_batch_normalization_forward_desc_init(&fd, dnnl_forward_training,
@@ -52,6 +63,11 @@ static int compile_batchnorm(struct train_plan *t, struct train_step *s, struct 
                            "dnnl_batch_normalization_backward_desc_init", node, err) ||
              nn_prim_desc(t->np, node, &fd, NULL, &fpd, err) ||
              nn_prim_desc_hint(t->np, node, &bd, NULL, fpd, &bpd, err);
+    if (!rc) {
+        size_t ws = dnnl_memory_desc_get_size(
+            dnnl_primitive_desc_query_md(fpd, dnnl_query_workspace_md, 0));
+        rc = train_work(s, 2 * c + (ws + sizeof(float) - 1) / sizeof(float), err);
+    }
     if (bpd) rc = train_make_prim(t, s, BN_BACKWARD, bpd, err) || rc;
     if (fpd && !rc) return train_make_prim(t, s, BN_FORWARD, fpd, err);
     if (fpd) dnnl_primitive_desc_destroy(fpd);
@@ -80,6 +96,13 @@ static size_t bn_block(const struct train_plan *t, const struct train_step *s)
     return train_is_blocked(t, s->in[0]) ? 16 : 1;
 }
 
+/* The eval function's output for x: the normalisation a, o of its channel, and the fused Relu. */
+static float bn_eval(const struct train_step *s, float x, float a, float o)
+{
+    float y = x * a + o;
+    return s->applies_relu && !(y > 0) ? 0.0f : y;
+}
+
 /* ONNX's update: running = momentum * running + (1 - momentum) * batch, with the unbiased
  * variance as PyTorch keeps it. */
 static void update_running(struct train_plan *t, const struct train_step *s)
@@ -102,11 +125,14 @@ static int forward_batchnorm(struct train_plan *t, struct train_step *s, struct 
     float *y = t->data[s->out];
     if (t->training) {
         size_t c = (size_t)train_val(t, s->in[0])->dims[1];
-        struct train_arg args[] = {
-            {DNNL_ARG_SRC, (void *)x},       {DNNL_ARG_SCALE, (void *)scale},
-            {DNNL_ARG_SHIFT, (void *)shift}, {DNNL_ARG_DST, y},
-            {DNNL_ARG_MEAN, bn_mean(s)},     {DNNL_ARG_VARIANCE, bn_mean(s) + c}};
-        if (train_exec(t, s, BN_FORWARD, args, 6, err) ||
+        struct train_arg args[] = {{DNNL_ARG_SRC, (void *)x},
+                                   {DNNL_ARG_SCALE, (void *)scale},
+                                   {DNNL_ARG_SHIFT, (void *)shift},
+                                   {DNNL_ARG_DST, y},
+                                   {DNNL_ARG_MEAN, bn_mean(s)},
+                                   {DNNL_ARG_VARIANCE, bn_mean(s) + c},
+                                   {DNNL_ARG_WORKSPACE, bn_workspace(s, c)}};
+        if (train_exec(t, s, BN_FORWARD, args, s->applies_relu ? 7 : 6, err) ||
             nn_dnnl_check(dnnl_stream_wait(t->np->stream), "dnnl_stream_wait", s->node, err))
             return -1;
         update_running(t, s);
@@ -120,29 +146,31 @@ static int forward_batchnorm(struct train_plan *t, struct train_step *s, struct 
             float a = scale[k] / sqrtf(rvar[k] + s->f[0]), o = shift[k] - rmean[k] * a;
             for (size_t i = 0; i < spatial; i++) {
                 size_t at = bn_at(block, c, spatial, b, k, i);
-                y[at] = x[at] * a + o;
+                y[at] = bn_eval(s, x[at], a, o);
             }
         }
     return 0;
 }
 
 /* The eval function's backward: y = (x - mean) * scale / sqrt(var + eps) + shift, with mean and
- * var constants. */
+ * var constants; a fused Relu's slope (0 where bn_eval gave 0) recomputed from x. */
 static void backward_eval(struct train_plan *t, struct train_step *s)
 {
     size_t n, c, spatial, block = bn_block(t, s);
     bn_sizes(t, s, &n, &c, &spatial);
     const float *x = t->data[s->in[0]], *scale = t->data[s->in[1]], *dy = t->grad[s->out];
-    const float *rmean = t->data[s->in[3]], *rvar = t->data[s->in[4]];
+    const float *shift = t->data[s->in[2]], *rmean = t->data[s->in[3]], *rvar = t->data[s->in[4]];
     float *dx = t->grad[s->in[0]], *dscale = t->grad[s->in[1]], *dshift = t->grad[s->in[2]];
     for (size_t k = 0; k < c; k++) {
         double inv = 1.0 / sqrt((double)rvar[k] + s->f[0]), sum = 0, sum_xhat = 0;
+        float a = scale[k] / sqrtf(rvar[k] + s->f[0]), o = shift[k] - rmean[k] * a;
         for (size_t b = 0; b < n; b++)
             for (size_t i = 0; i < spatial; i++) {
                 size_t at = bn_at(block, c, spatial, b, k, i);
-                sum += dy[at];
-                sum_xhat += dy[at] * (x[at] - rmean[k]) * inv;
-                if (dx) dx[at] += (float)(dy[at] * scale[k] * inv);
+                float g = s->applies_relu && bn_eval(s, x[at], a, o) == 0 ? 0.0f : dy[at];
+                sum += g;
+                sum_xhat += g * (x[at] - rmean[k]) * inv;
+                if (dx) dx[at] += (float)(g * scale[k] * inv);
             }
         if (dscale) dscale[k] += (float)sum_xhat;
         if (dshift) dshift[k] += (float)sum;
@@ -173,8 +201,9 @@ static int backward_batchnorm(struct train_plan *t, struct train_step *s, struct
                                {DNNL_ARG_DIFF_SHIFT, dshift},
                                /* oneDNN 2.6 lists the shift among the backward's inputs, though no
                                 * result depends on it. */
-                               {DNNL_ARG_SHIFT, t->data[s->in[2]]}};
-    if (train_exec(t, s, BN_BACKWARD, args, 9, err) ||
+                               {DNNL_ARG_SHIFT, t->data[s->in[2]]},
+                               {DNNL_ARG_WORKSPACE, bn_workspace(s, c)}};
+    if (train_exec(t, s, BN_BACKWARD, args, s->applies_relu ? 10 : 9, err) ||
         nn_dnnl_check(dnnl_stream_wait(t->np->stream), "dnnl_stream_wait", s->node, err))
         return -1;
     if (add[0]) train_accumulate(t->grad[s->in[0]], dx, x->count);

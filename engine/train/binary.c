@@ -61,10 +61,15 @@ static int compile_binary(struct train_plan *t, struct train_step *s, struct eng
     struct broadcast bc;
     if (broadcast_of(train_val(t, s->in[0]), train_val(t, s->in[1]), &bc))
         return nn_invalid(node, "the inputs' shapes do not broadcast", err);
-    /* Elementwise in any layout both operands share; otherwise on plain copies. */
+    /* Elementwise in any layout both operands share; otherwise on plain copies. A residual Add
+     * applies the Relu after it (train_relu_fusable), whose slopes its backward then reads from
+     * its output. */
     if (same_shape(t, s) &&
-        dnnl_memory_desc_equal(&train_val(t, s->in[0])->md, &train_val(t, s->in[1])->md))
+        dnnl_memory_desc_equal(&train_val(t, s->in[0])->md, &train_val(t, s->in[1])->md)) {
+        s->applies_relu = !s->q[0] && train_relu_fusable(t, node);
+        s->skips_output = !s->applies_relu;
         return (s->out = train_value_like(t, s, 0, node->outputs[0], err)) < 0 ? -1 : 0;
+    }
     for (int k = 0; k < 2; k++)
         if ((s->in[k] = train_plain(t, s, s->in[k], err)) < 0) return -1;
     return (s->out = train_value(t, node->outputs[0], bc.rank, bc.dims, NULL, err)) < 0 ? -1 : 0;
@@ -87,10 +92,12 @@ static int compile_binary(struct train_plan *t, struct train_step *s, struct eng
         }                                                                                          \
     } while (0)
 
-static void forward_same(const float *a, const float *b, float *y, size_t n, bool mul)
+static void forward_same(const float *a, const float *b, float *y, size_t n, bool mul, bool relu)
 {
     if (mul)
         TRAIN_FOR(i, n) y[i] = a[i] * b[i];
+    else if (relu)
+        TRAIN_FOR(i, n) y[i] = a[i] + b[i] > 0 ? a[i] + b[i] : 0.0f;
     else
         TRAIN_FOR(i, n) y[i] = a[i] + b[i];
 }
@@ -118,7 +125,7 @@ static int forward_binary(struct train_plan *t, struct train_step *s, struct eng
     (void)err;
     if (same_shape(t, s)) {
         forward_same(t->data[s->in[0]], t->data[s->in[1]], t->data[s->out],
-                     train_val(t, s->out)->count, s->q[0]);
+                     train_val(t, s->out)->count, s->q[0], s->applies_relu);
         return 0;
     }
     struct broadcast bc;
@@ -137,6 +144,10 @@ static int backward_binary(struct train_plan *t, struct train_step *s, struct en
     if (same_shape(t, s)) {
         size_t n = train_val(t, s->out)->count;
         bool mul = s->q[0];
+        /* The applied Relu's backward, in place: its gradient is spent after this step. */
+        float *dy = t->grad[s->out];
+        const float *y = t->data[s->out];
+        if (s->applies_relu) TRAIN_FOR(i, n) dy[i] = y[i] > 0 ? dy[i] : 0.0f;
         backward_same(t, s->in[0], t->grad[s->out], mul ? t->data[s->in[1]] : NULL, n);
         backward_same(t, s->in[1], t->grad[s->out], mul ? t->data[s->in[0]] : NULL, n);
         return 0;

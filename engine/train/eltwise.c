@@ -12,6 +12,33 @@
 
 enum act { ACT_RELU, ACT_LEAKY, ACT_CLIP, ACT_SIGMOID, ACT_HARDSWISH };
 
+/* A Relu whose input's producer applies it (BatchNormalization, a same-shape Add: ResNet's and
+ * WRN's BN -> ReLU and Add -> ReLU) saves the activation's full write and read in each
+ * direction; its output is then a view of its input, and its passes are nothing. */
+bool train_relu_fusable(const struct train_plan *t, const struct nn_node *node)
+{
+    const char *y = node->outputs[0], *out = nn_graph_output(t->g, 0)->name;
+    if (!strcmp(y, out) || train_listed(t->keep, t->n_keep, y)) return false;
+    const struct nn_node *reader = NULL;
+    for (size_t i = 0; i < nn_graph_node_count(t->g); i++) {
+        const struct nn_node *r = nn_graph_node(t->g, i);
+        for (size_t k = 0; k < r->n_inputs; k++)
+            if (!strcmp(r->inputs[k], y)) {
+                if (reader) return false;
+                reader = r;
+            }
+    }
+    return reader && !strcmp(reader->op_type, "Relu") && !strcmp(reader->domain, "") &&
+           strcmp(reader->outputs[0], out);
+}
+
+bool train_relu_applied(const struct train_plan *t, int id)
+{
+    for (size_t i = 0; i < t->n_steps; i++)
+        if (t->steps[i].out == id) return t->steps[i].applies_relu;
+    return false;
+}
+
 static int compile_eltwise(struct train_plan *t, struct train_step *s, struct eng_error *err)
 {
     const struct nn_node *node = s->node;
@@ -34,9 +61,19 @@ static int compile_eltwise(struct train_plan *t, struct train_step *s, struct en
     bool from_output = a == ACT_RELU || a == ACT_SIGMOID || (a == ACT_LEAKY && s->f[0] >= 0);
     s->skips_inputs = from_output;
     s->skips_output = !from_output;
-    if ((s->in[0] = train_input(t, node, 0, TRAIN_ACTIVATION, err)) < 0 ||
-        (s->out = train_value_like(t, s, 0, node->outputs[0], err)) < 0)
-        return -1;
+    if ((s->in[0] = train_input(t, node, 0, TRAIN_ACTIVATION, err)) < 0) return -1;
+    if (a == ACT_RELU && train_relu_applied(t, s->in[0])) {
+        /* The output is a view of the input, whose gradient the producer's backward reads as
+         * its own. */
+        const struct nn_value *x = train_val(t, s->in[0]);
+        s->q[1] = 1;
+        s->skips_inputs = s->skips_output = true;
+        return (s->out =
+                    train_alias(t, s->in[0], node->outputs[0], x->rank, x->dims, &x->md, err)) < 0
+                   ? -1
+                   : 0;
+    }
+    if ((s->out = train_value_like(t, s, 0, node->outputs[0], err)) < 0) return -1;
     dnnl_memory_desc_t md = train_val(t, s->out)->md;
     dnnl_eltwise_desc_t desc;
     dnnl_primitive_desc_t pd;
@@ -88,8 +125,10 @@ static void backward_act(enum act a, const float *x, const float *y, const float
     }
 }
 
+/* q[1]: a Relu its input's producer applies. */
 static int forward_eltwise(struct train_plan *t, struct train_step *s, struct eng_error *err)
 {
+    if (s->q[1]) return 0;
     struct train_arg args[] = {{DNNL_ARG_SRC, t->data[s->in[0]]}, {DNNL_ARG_DST, t->data[s->out]}};
     return train_exec(t, s, 0, args, 2, err);
 }
@@ -97,7 +136,7 @@ static int forward_eltwise(struct train_plan *t, struct train_step *s, struct en
 static int backward_eltwise(struct train_plan *t, struct train_step *s, struct eng_error *err)
 {
     (void)err;
-    if (!t->grad[s->in[0]]) return 0;
+    if (s->q[1] || !t->grad[s->in[0]]) return 0;
     bool add;
     float *dx = train_grad_share(t, s->in[0], t->grad[s->in[0]], &add);
     const float *y = t->data[s->out], *x = s->skips_inputs ? y : t->data[s->in[0]];

@@ -171,6 +171,8 @@ struct train_step {
     size_t work_count;
     /* What its backward does not read (memory.c): its activation inputs' floats, its output's. */
     bool skips_inputs, skips_output;
+    /* Whether it applies the Relu that alone reads its output (train_relu_fusable). */
+    bool applies_relu;
     /* Blocked inputs this step reads through a plain copy (layout.c). */
     struct train_convert *convert;
     int n_convert;
@@ -246,9 +248,10 @@ int train_input(struct train_plan *t, const struct nn_node *node, size_t k, enum
  * the plan is compiled (memory.c); -1 with err. */
 int train_value(struct train_plan *t, const char *name, int rank, const int64_t *dims,
                 const dnnl_memory_desc_t *md, struct eng_error *err);
-/* A new value viewing src's floats and gradient under another name and shape. */
+/* A new value viewing src's floats and gradient under another name and shape, plain (md NULL)
+ * or in layout md. */
 int train_alias(struct train_plan *t, int src, const char *name, int rank, const int64_t *dims,
-                struct eng_error *err);
+                const dnnl_memory_desc_t *md, struct eng_error *err);
 static inline const struct nn_value *train_val(const struct train_plan *t, int id)
 {
     return &t->np->values[id];
@@ -363,6 +366,16 @@ int train_value_like(struct train_plan *t, struct train_step *s, int k, const ch
  * backward. */
 int train_convert_forward(struct train_plan *t, const struct train_step *s, struct eng_error *err);
 int train_convert_backward(struct train_plan *t, const struct train_step *s, struct eng_error *err);
+
+/* ---- eltwise.c: a Relu its input's producer applies ---- */
+
+/* Whether node's output has one reader, a Relu, and may hold that Relu's output instead: not
+ * when it is kept (options.keep reads it before the Relu, as the kink replay test does) or
+ * either value is the graph's output. A producer that then applies the Relu sets its step's
+ * applies_relu. */
+bool train_relu_fusable(const struct train_plan *t, const struct nn_node *node);
+/* Whether value id's producer applies its reader's Relu: that Relu's output is a view of it. */
+bool train_relu_applied(const struct train_plan *t, int id);
 
 /* ---- ops.c ---- */
 

@@ -56,9 +56,9 @@ int train_value(struct train_plan *t, const char *name, int rank, const int64_t 
 }
 
 int train_alias(struct train_plan *t, int src, const char *name, int rank, const int64_t *dims,
-                struct eng_error *err)
+                const dnnl_memory_desc_t *md, struct eng_error *err)
 {
-    int id = nn_alias(t->np, src, name, rank, dims, NULL, err);
+    int id = nn_alias(t->np, src, name, rank, dims, md, err);
     if (id < 0 || sync_values(t, err)) return -1;
     t->data[id] = t->data[src];
     t->root[id] = t->root[src];
@@ -439,7 +439,8 @@ float *train_plan_value(const struct train_plan *t, const char *name, struct nn_
         return NULL;
     }
     const struct nn_value *v = train_val(t, found);
-    if (!t->owned[t->root[found]]) {
+    /* A producer that applied the Relu after it holds that Relu's output, not its own. */
+    if (!t->owned[t->root[found]] || train_relu_applied(t, found)) {
         eng_fail(err, ENG_UNSUPPORTED,
                  "'%s' is not kept to the end of the forward pass (the options' keep can name it)",
                  name);

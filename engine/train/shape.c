@@ -75,7 +75,7 @@ static int compile_view(struct train_plan *t, struct train_step *s, struct eng_e
     memcpy(out, x.dims, sizeof out);
     if (strcmp(node->op_type, "Identity") && nn_reshape_dims(t->np, node, &x, &rank, out, err))
         return -1;
-    return (s->out = train_alias(t, xi, node->outputs[0], rank, out, err)) < 0 ? -1 : 0;
+    return (s->out = train_alias(t, xi, node->outputs[0], rank, out, NULL, err)) < 0 ? -1 : 0;
 }
 
 static int run_nothing(struct train_plan *t, struct train_step *s, struct eng_error *err)

@@ -804,6 +804,17 @@ static void test_copy_values(void **state)
     nn_graph_free(g);
 }
 
+/* x -> 3x3 Conv W1 (dims w1) = c -> BatchNormalization (c[0] channels) = b. */
+static void net_conv_bn(struct net *n, const int64_t *w1, const int64_t *c)
+{
+    net_conv3x3(n, "x", "W1", w1, 0.3f, "c");
+    net_node(n, "BatchNormalization", "c S B M V", "b");
+    net_init(n, "S", 1, c, 0.5f, 1.5f);
+    net_init(n, "B", 1, c, -0.5f, 0.5f);
+    net_init(n, "M", 1, c, -0.2f, 0.2f);
+    net_init(n, "V", 1, c, 0.5f, 1.5f);
+}
+
 /* BatchNorm in eval mode on a blocked input (a Conv's 16 channels, nChw16c), whose host loops
  * index the blocked layout: its gradients against central differences, and its forward against
  * the same graph's plan with every value plain (options.plain_conv), which they must match
@@ -813,12 +824,7 @@ static void test_batchnorm_eval_blocked(void **state)
     (void)state;
     struct net n = {.seed = 23};
     int64_t x[] = {2, 3, 5, 5}, w1[] = {16, 3, 3, 3}, w2[] = {4, 16, 3, 3}, c[] = {16};
-    net_conv3x3(&n, "x", "W1", w1, 0.3f, "c");
-    net_node(&n, "BatchNormalization", "c S B M V", "b");
-    net_init(&n, "S", 1, c, 0.5f, 1.5f);
-    net_init(&n, "B", 1, c, -0.5f, 0.5f);
-    net_init(&n, "M", 1, c, -0.2f, 0.2f);
-    net_init(&n, "V", 1, c, 0.5f, 1.5f);
+    net_conv_bn(&n, w1, c);
     net_node(&n, "Sigmoid", "b", "o");
     net_conv3x3(&n, "o", "W2", w2, 0.2f, "y");
     check_net(&n, 4, x, false);
@@ -993,6 +999,81 @@ static void test_value_read_blocked(void **state)
     nn_graph_free(g);
 }
 
+/* One training or eval step of g on input, with the values named in keep kept: the output and
+ * every gradient (the input's, then each parameter's) appended to out[0..*n). */
+static void relu_step(const struct nn_graph *g, const int64_t *dims, const float *input,
+                      const float *up, const char *const *keep, size_t n_keep, bool training,
+                      float *out, size_t *n)
+{
+    struct nn_tensor_info in = shape_of(4, dims);
+    struct train_plan_options options = {
+        .input_grad = true, .plain_conv = plain_conv, .keep = keep, .n_keep = n_keep};
+    struct eng_error err = {0};
+    struct train_plan *t = train_plan_compile(g, &in, &options, &err);
+    if (!t) fail_msg("%s", err.message);
+    const float *y;
+    size_t xc = (size_t)(dims[0] * dims[1] * dims[2] * dims[3]), yc = (size_t)dims[0] * 4 * 36;
+    assert_int_equal(train_plan_forward(t, input, training, &y, &err), 0);
+    /* Unkept, the normalisation's output holds the Relu's: train_plan_value refuses it. */
+    struct nn_tensor_info info;
+    float *b = train_plan_value(t, "b", &info, &err);
+    if (!n_keep) assert_int_equal(err.code, ENG_UNSUPPORTED);
+    assert_true(!b == !n_keep);
+    free(b);
+    memcpy(out, y, yc * sizeof *out);
+    assert_int_equal(train_plan_backward(t, up, out + yc, &err), 0);
+    *n = yc + xc;
+    for (size_t k = 0; k < train_plan_param_count(t); k++) {
+        struct train_param *p = train_plan_param(t, k);
+        memcpy(out + *n, p->grad, p->count * sizeof(float));
+        *n += p->count;
+    }
+    train_plan_free(t);
+}
+
+/* A Relu whose input's producer applies it (a BatchNormalization through oneDNN's
+ * fuse_norm_relu in training mode, its host loops in eval mode; a residual Add) gives the same
+ * output and gradients as the unfused ops, which run when the Relu's input is kept
+ * (options.keep) and which the central differences and the PyTorch parity test check. A fused
+ * backward that skips the Relu's slopes fails this (tried by hand), on blocked and plain Conv. */
+static void test_relu_applied(void **state)
+{
+    (void)state;
+    struct net n = {.seed = 31};
+    int64_t x[] = {4, 3, 6, 6}, w1[] = {16, 3, 3, 3}, w2[] = {16, 16, 3, 3}, w3[] = {4, 16, 3, 3},
+            c[] = {16};
+    net_conv_bn(&n, w1, c);
+    net_node(&n, "Relu", "b", "r");
+    net_conv3x3(&n, "r", "W2", w2, 0.2f, "d");
+    net_node(&n, "Add", "d r", "s");
+    net_node(&n, "Relu", "s", "a");
+    net_conv3x3(&n, "a", "W3", w3, 0.2f, "y");
+    struct nn_graph *g = net_graph(&n);
+    enum { TOTAL = 4 * 4 * 36 + 4 * 3 * 36 + 16 * 27 + 2 * 16 + 16 * 144 + 4 * 144 };
+    float input[4 * 3 * 36], up[4 * 4 * 36], *fused = malloc(TOTAL * sizeof(float)),
+                                             *apart = malloc(TOTAL * sizeof(float));
+    assert_non_null(fused);
+    assert_non_null(apart);
+    fill(input, 4 * 3 * 36, 12);
+    fill(up, 4 * 4 * 36, 13);
+    const char *keep[] = {"b", "s"};
+    for (int plain = 0; plain < 2; plain++)
+        for (int training = 0; training < 2; training++) {
+            plain_conv = plain;
+            size_t nf, na;
+            relu_step(g, x, input, up, NULL, 0, training, fused, &nf);
+            relu_step(g, x, input, up, keep, 2, training, apart, &na);
+            assert_int_equal(nf, TOTAL);
+            assert_int_equal(na, TOTAL);
+            for (size_t i = 0; i < TOTAL; i++)
+                assert_float_equal(fused[i], apart[i], 1e-6 * (1 + fabsf(apart[i])));
+        }
+    plain_conv = false;
+    free(fused);
+    free(apart);
+    nn_graph_free(g);
+}
+
 /* Ops without a backward pass are refused by name, all of them, by the compile and by
  * train_plan_check alike (a job's check at submission); an input gradient must be asked for at
  * compile time; backward needs a forward. */
@@ -1060,6 +1141,7 @@ int main(void)
         cmocka_unit_test(test_batchnorm_training),
         cmocka_unit_test(test_batchnorm_eval),
         cmocka_unit_test(test_batchnorm_eval_blocked),
+        cmocka_unit_test(test_relu_applied),
         cmocka_unit_test(test_activations),
         cmocka_unit_test(test_pools),
         cmocka_unit_test(test_pools_blocked),
