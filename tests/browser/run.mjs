@@ -208,8 +208,11 @@ test('augment: a preset gives the requested samples, unlike the input, and the s
   await page.waitForSelector('figure.sample');
   const first = await samplePixels(page);
   assert(first.samples.length === 5, `5 samples shown, got ${first.samples.length}`);
+  // TrivialAugmentWide leaves a sample as it was when it draws Identity (1 of 14 ops) or a
+  // magnitude bin that is a no-op, about 1 in 10 samples; so with a fresh seed each run, "4 of 5
+  // differ" failed about 8% of runs, while "2 of 5" fails about 1 in 2000.
   const changed = first.samples.filter((d) => d !== first.input).length;
-  assert(changed >= 4, `at least 4 of 5 samples differ from the input, ${changed} do`);
+  assert(changed >= 2, `at least 2 of 5 samples differ from the input, ${changed} do`);
   const seed = await page.locator('#seed-used').getAttribute('data-seed');
   await page.hover('figure.sample');
   assert(await page.locator('figure.sample .trace').first().isVisible(), 'the trace shows on hover');
