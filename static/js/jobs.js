@@ -3,9 +3,9 @@
 // (GET /v1/jobs, by state, paged); and one job followed live over its Server-Sent Events
 // (progress, log lines, metrics, state), with cancel (DELETE), its result as tables (and an
 // affinity-diversity job's scatter), its PNG charts and its files.
-import { api, curlJson, followEvents, listPresets } from './api.js';
-import { artifactsView, dataChoices, datasetOptions, FINAL, jobTable, jobTimes, jsonField, listRow, modelOptions,
-  pct, splitOptions, stateBadge } from './jobview.js';
+import { api, curlJson, listPresets } from './api.js';
+import { artifactsView, cancelJob, dataChoices, datasetOptions, followJob, jobStateEvent, jobStatus, jobTable,
+  jsonField, listRow, logLine, modelOptions, showJobProgress, showJobState, splitOptions } from './jobview.js';
 import { scatterChart } from './scatter.js';
 import { $, clearError, copyText, dataTable, el, formatValue, initShell, keyValueTable, showError,
   withBusy } from './ui.js';
@@ -215,27 +215,7 @@ async function refreshList(append = false) {
 
 // ---- One job ----------------------------------------------------------------------------------
 
-function showState(job) {
-  const view = $('#job-view');
-  view.dataset.state = job.state;
-  $('#job-summary').replaceChildren(stateBadge(job.state, 'job-state'), jobTimes(job));
-  $('#cancel').disabled = FINAL.includes(job.state) || job.cancel_requested;
-  $('#job-error').hidden = !job.error;
-  $('#job-error').textContent = job.error || '';
-  const row = $(`#jobs tr[data-job="${job.id}"]`);
-  if (row) row.replaceWith(listRow(job));
-}
-
-function showProgress(fraction, phase) {
-  $('#job-progress').value = fraction;
-  $('#job-percent').textContent = pct(fraction);
-  $('#job-percent').dataset.fraction = fraction;
-  if (phase !== undefined) $('#job-phase').textContent = phase || '';
-}
-
-function logLine(text, kindOf) {
-  $('#job-log').append(el('li', { class: kindOf, text }));
-}
+const showState = (job) => showJobState(job, 'jobs');
 
 const metrics = new Map();
 const epochs = new Map(); // a training kind's metrics by run and epoch (their step)
@@ -322,18 +302,10 @@ async function showEnd(id) {
 }
 
 function onEvent({ type, data }) {
-  if (type === 'progress') showProgress(data.fraction, data.phase);
+  if (type === 'progress') showJobProgress(data.fraction, data.phase);
   else if (type === 'log') logLine(data.message, 'message');
   else if (type === 'metric') showMetric(data);
-  else if (type === 'state') {
-    const extra = data.error || data.reason || (data.attempt ? `attempt ${data.attempt}` : '');
-    logLine(`state ${data.state}${extra ? `: ${extra}` : ''}`, 'state');
-    if (current.job.state !== data.state) {
-      current.job = { ...current.job, state: data.state, error: data.error || current.job.error };
-      showState(current.job);
-    }
-    if (data.state === 'succeeded') showProgress(1);
-  }
+  else if (type === 'state') current.job = jobStateEvent(current.job, data, 'jobs');
 }
 
 async function openJob(id) {
@@ -355,12 +327,8 @@ async function openJob(id) {
     $('#job-title').textContent = `${job.kind} job ${id}`;
     $('#job-params').replaceChildren(keyValueTable(flatten(job.params)));
     showState(job);
-    showProgress(job.progress.fraction, job.progress.phase);
-    await followEvents(`/v1/jobs/${id}/events`, {
-      signal: controller.signal,
-      onEvent,
-      onStatus: (s) => { $('#stream-status').textContent = s === 'live' ? '· live' : '· reconnecting…'; },
-    });
+    showJobProgress(job.progress.fraction, job.progress.phase);
+    await followJob(id, controller.signal, onEvent);
     await showEnd(id);
   } catch (err) {
     if (err.name !== 'AbortError') showError(err);
@@ -369,12 +337,8 @@ async function openJob(id) {
 
 async function cancel() {
   const { id } = current;
-  const job = await withBusy($('#cancel'), null, $('#stream-status'), 'Cancelling', () =>
-    api(`/v1/jobs/${id}`, { method: 'DELETE' }));
-  if (job && current.id === id) {
-    current.job = job;
-    showState(job);
-  }
+  const job = await cancelJob(id, 'jobs', () => current.id === id);
+  if (job && current.id === id) current.job = job;
 }
 
 // ---- Start-up ---------------------------------------------------------------------------------
@@ -392,6 +356,7 @@ async function loadChoices() {
 
 async function init() {
   const info = await initShell();
+  jobStatus();
   kinds = info?.jobs?.kinds || [];
   const names = kinds.map((k) => k.name);
   $('#kind').replaceChildren(...names.map((n) => el('option', { value: n, text: n })));

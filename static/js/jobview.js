@@ -1,8 +1,8 @@
 // What the Jobs and Search pages share about jobs: a job's row in a list and its state at a
-// glance, the model and dataset choices of a job's form, a JSON field's value, and a job's files
-// (each to download, its PNG charts shown).
-import { api, apiBlob } from './api.js';
-import { $, dataTable, downloadBlob, el, showError } from './ui.js';
+// glance, the model and dataset choices of a job's form, a JSON field's value, a job's files
+// (each to download, its PNG charts shown), and the panel of the job a page follows.
+import { api, apiBlob, followEvents } from './api.js';
+import { $, dataTable, downloadBlob, el, showError, withBusy } from './ui.js';
 
 export const FINAL = ['succeeded', 'failed', 'cancelled', 'interrupted'];
 
@@ -67,14 +67,12 @@ export function jsonField(input, what) {
 
 const artifactPath = (id, name) => `/v1/jobs/${id}/artifacts/${encodeURIComponent(name)}`;
 
-// The text of a job's file; null when the job has none of that name (yet).
+// The text of a job's file; null while the job has none of that name. The list is asked first,
+// since the browser reports a 404 in its console as an error.
 export async function artifactText(id, name, signal) {
-  try {
-    return await (await apiBlob(artifactPath(id, name), { signal })).text();
-  } catch (err) {
-    if (err.status === 404) return null;
-    throw err;
-  }
+  const { artifacts } = await api(`/v1/jobs/${id}/artifacts`, { signal });
+  if (!artifacts.some((a) => a.name === name)) return null;
+  return (await apiBlob(artifactPath(id, name), { signal })).text();
 }
 
 // A job's files: {files: a list item each with its download button, charts: a figure per PNG}.
@@ -90,4 +88,71 @@ export async function artifactsView(id) {
       el('img', { src: URL.createObjectURL(await apiBlob(artifactPath(id, a.name))), alt: `chart ${a.name}` }),
       el('figcaption', { text: a.name }))));
   return { files, charts };
+}
+
+// ---- One job's panel ------------------------------------------------------------------------------
+// Both pages show one job in #job-view: its head (summary, progress bar, phase, stream status,
+// error) built into #job-status, a #cancel button and a #job-log list; its row is in the
+// list table #<listId>.
+
+export function jobStatus() {
+  $('#job-status').replaceChildren(
+    el('p', { id: 'job-summary' }),
+    el('div', { class: 'progress-line' },
+      el('progress', { id: 'job-progress', max: 1, value: 0, 'aria-label': 'Job progress' }),
+      el('span', { id: 'job-percent', class: 'num', text: '0%' })),
+    el('p', { class: 'hint' }, el('span', { id: 'job-phase' }), ' ', el('span', { id: 'stream-status', 'aria-live': 'polite' })),
+    el('p', { class: 'invalid', id: 'job-error', hidden: true }));
+}
+
+export function showJobState(job, listId) {
+  $('#job-view').dataset.state = job.state;
+  $('#job-summary').replaceChildren(stateBadge(job.state, 'job-state'), jobTimes(job));
+  $('#cancel').disabled = FINAL.includes(job.state) || job.cancel_requested;
+  $('#job-error').hidden = !job.error;
+  $('#job-error').textContent = job.error || '';
+  const row = $(`#${listId} tr[data-job="${job.id}"]`);
+  if (row) row.replaceWith(listRow(job));
+}
+
+export function showJobProgress(fraction, phase) {
+  $('#job-progress').value = fraction;
+  $('#job-percent').textContent = pct(fraction);
+  $('#job-percent').dataset.fraction = fraction;
+  if (phase !== undefined) $('#job-phase').textContent = phase || '';
+}
+
+export function logLine(text, kindOf) {
+  $('#job-log').append(el('li', { class: kindOf, text }));
+}
+
+// A state event of the job's stream, logged and shown: the job as it now is.
+export function jobStateEvent(job, data, listId) {
+  const extra = data.error || data.reason || (data.attempt ? `attempt ${data.attempt}` : '');
+  logLine(`state ${data.state}${extra ? `: ${extra}` : ''}`, 'state');
+  let now = job;
+  if (job.state !== data.state) {
+    now = { ...job, state: data.state, error: data.error || job.error };
+    showJobState(now, listId);
+  }
+  if (data.state === 'succeeded') showJobProgress(1);
+  return now;
+}
+
+// Follows the job's events (api.js followEvents) to its end, the stream's state shown.
+export function followJob(id, signal, onEvent) {
+  return followEvents(`/v1/jobs/${id}/events`, {
+    signal,
+    onEvent,
+    onStatus: (s) => { $('#stream-status').textContent = s === 'live' ? '· live' : '· reconnecting…'; },
+  });
+}
+
+// Cancels the job (DELETE) with #cancel busy; shows its record when shown() says the page still
+// shows it. Resolves to the record, or undefined after an error (in the banner).
+export async function cancelJob(id, listId, shown) {
+  const job = await withBusy($('#cancel'), null, $('#stream-status'), 'Cancelling', () =>
+    api(`/v1/jobs/${id}`, { method: 'DELETE' }));
+  if (job && shown()) showJobState(job, listId);
+  return job;
 }

@@ -3,12 +3,12 @@
 // read again from trials.jsonl as trials finish, with the best value so far and RandAugment's
 // heatmap drawn from the same rows; its result and files when it ends; cancel (DELETE); and the
 // best policy opened in the Augment page.
-import { ApiError, api, curlJson, followEvents } from './api.js';
-import { artifactsView, artifactText, dataChoices, datasetOptions, FINAL, jobTable, jobTimes, jsonField, listRow,
-  modelOptions, pct, splitOptions, stateBadge } from './jobview.js';
+import { ApiError, api, curlJson } from './api.js';
+import { artifactsView, artifactText, cancelJob, dataChoices, datasetOptions, followJob, jobStateEvent, jobStatus,
+  jobTable, jsonField, logLine, modelOptions, showJobProgress, showJobState, splitOptions } from './jobview.js';
 import { curveChart, heatmapChart, isNmGrid } from './search-charts.js';
 import { $, clearError, copyText, dataTable, el, formatValue, initShell, keyValueTable, locatePointer,
-  showError, withBusy } from './ui.js';
+  showError } from './ui.js';
 
 // The named spaces' arguments (README "Search spaces", engine/search/spaces.c), each with its
 // default as the field's placeholder; an empty field sends nothing, so the server's default holds.
@@ -222,22 +222,6 @@ async function refreshList() {
 
 // ---- One search -------------------------------------------------------------------------------
 
-function showState(job) {
-  $('#search-view').dataset.state = job.state;
-  $('#search-summary').replaceChildren(stateBadge(job.state, 'search-state'), jobTimes(job));
-  $('#cancel').disabled = FINAL.includes(job.state) || job.cancel_requested;
-  $('#search-error').hidden = !job.error;
-  $('#search-error').textContent = job.error || '';
-  const row = $(`#searches tr[data-job="${job.id}"]`);
-  if (row) row.replaceWith(listRow(job));
-}
-
-function showProgress(fraction, phase) {
-  $('#search-progress').value = fraction;
-  $('#search-percent').textContent = pct(fraction);
-  if (phase !== undefined) $('#search-phase').textContent = phase || '';
-}
-
 const objectiveName = (job) => (typeof job.params.objective === 'string' ? job.params.objective
   : job.params.objective?.name || 'value');
 const scored = (row) => typeof row.value === 'number' && Number.isFinite(row.value);
@@ -328,19 +312,15 @@ const READ_EVERY_MS = 2000;
 
 function onEvent({ type, data }) {
   if (type === 'progress') {
-    showProgress(data.fraction, data.phase);
+    showJobProgress(data.fraction, data.phase);
     // Progress moves within a trial too: read between trials' log lines at most every 2 s.
     if (performance.now() - current.lastRead > READ_EVERY_MS) refreshTrials();
   } else if (type === 'log') {
-    $('#search-log').append(el('li', { class: 'message', text: data.message }));
+    logLine(data.message, 'message');
     // "trial k: value" (or "... failed: why"): a row was added.
     refreshTrials();
   } else if (type === 'state') {
-    const extra = data.error || data.reason || (data.attempt ? `attempt ${data.attempt}` : '');
-    $('#search-log').append(el('li', { class: 'state', text: `state ${data.state}${extra ? `: ${extra}` : ''}` }));
-    current.job = { ...current.job, state: data.state, error: data.error || current.job.error };
-    showState(current.job);
-    if (data.state === 'succeeded') showProgress(1);
+    current.job = jobStateEvent(current.job, data, 'searches');
   }
 }
 
@@ -349,7 +329,7 @@ async function showEnd(search) {
   const job = await api(`/v1/jobs/${search.id}`, { signal: search.controller.signal });
   if (current !== search) return;
   search.job = job;
-  showState(job);
+  showJobState(job, 'searches');
   $('#stream-status').textContent = '';
   await refreshTrials();
   const { result } = job;
@@ -361,7 +341,9 @@ async function showEnd(search) {
     $('#best-policy').textContent = JSON.stringify(result.best?.policy ?? null, null, 2);
   }
   const { files } = await artifactsView(search.id);
-  if (current === search) $('#search-artifacts').replaceChildren(...files);
+  if (current !== search) return;
+  $('#search-artifacts').replaceChildren(...files);
+  $('#files-area').hidden = files.length === 0;
 }
 
 async function openSearch(id) {
@@ -369,24 +351,20 @@ async function openSearch(id) {
   clearError();
   const search = { id, job: null, rows: [], controller: new AbortController(), reading: null, again: false, lastRead: 0 };
   current = search;
-  $('#search-view').hidden = false;
-  $('#search-title').textContent = `Search ${id}`;
+  $('#job-view').hidden = false;
+  $('#job-title').textContent = `Search ${id}`;
   for (const node of ['#leaderboard', '#curve-figure', '#heatmap-figure', '#result', '#best-policy', '#search-artifacts',
-    '#search-log', '#search-phase']) $(node).replaceChildren();
-  for (const area of ['#curve-area', '#heatmap-area', '#result-area']) $(area).hidden = true;
+    '#job-log', '#job-phase']) $(node).replaceChildren();
+  for (const area of ['#curve-area', '#heatmap-area', '#result-area', '#files-area']) $(area).hidden = true;
   $('#open-best').disabled = true;
   try {
     const job = await api(`/v1/jobs/${id}`, { signal: search.controller.signal });
     if (job.kind !== 'search') throw new Error(`job ${id} is a ${job.kind} job, not a search: open it on the Jobs page`);
     search.job = job;
-    showState(job);
-    showProgress(job.progress.fraction, job.progress.phase);
+    showJobState(job, 'searches');
+    showJobProgress(job.progress.fraction, job.progress.phase);
     await refreshTrials();
-    await followEvents(`/v1/jobs/${id}/events`, {
-      signal: search.controller.signal,
-      onEvent,
-      onStatus: (s) => { $('#stream-status').textContent = s === 'live' ? '· live' : '· reconnecting…'; },
-    });
+    await followJob(id, search.controller.signal, onEvent);
     await showEnd(search);
   } catch (err) {
     if (err.name !== 'AbortError') showError(err);
@@ -395,12 +373,8 @@ async function openSearch(id) {
 
 async function cancel() {
   const { id } = current;
-  const job = await withBusy($('#cancel'), null, $('#stream-status'), 'Cancelling', () =>
-    api(`/v1/jobs/${id}`, { method: 'DELETE' }));
-  if (job && current.id === id) {
-    current.job = job;
-    showState(job);
-  }
+  const job = await cancelJob(id, 'searches', () => current.id === id);
+  if (job && current.id === id) current.job = job;
 }
 
 // The Augment page takes a policy document from its address, #policy=<the document as
@@ -414,6 +388,7 @@ function openBest() {
 
 async function init() {
   await initShell();
+  jobStatus();
   showSpaceFields();
   showObjective();
   argumentFields($('#algorithm-args'), 'algo-arg', ALGORITHMS[$('#algorithm').value], 'number');

@@ -924,7 +924,7 @@ async function searchForm(page, datasetId, { trials, seed }) {
 async function startSearch(page, state) {
   await page.click('#start');
   await page.waitForFunction(() => /^#[0-9a-f]{24}$/.test(location.hash));
-  await page.waitForSelector(`#search-view[data-state="${state}"]`, { timeout: 30000 });
+  await page.waitForSelector(`#job-view[data-state="${state}"]`, { timeout: 30000 });
   await page.waitForSelector('#result-area:not([hidden])');
   return page.evaluate(() => location.hash.slice(1));
 }
@@ -942,7 +942,7 @@ test('search: a random search from the form fills the leaderboard live; its best
   await page.evaluate(() => {
     window.seen = [];
     new MutationObserver(() => window.seen.push({ rows: document.querySelectorAll('#trials tbody tr').length,
-      state: document.querySelector('#search-view').dataset.state }))
+      state: document.querySelector('#job-view').dataset.state }))
       .observe(document.querySelector('#leaderboard'), { childList: true, subtree: true });
   });
   // Blurring each image at 256 px makes a trial last about 0.2 s, so the search runs long enough
@@ -1074,7 +1074,7 @@ test('search: an earlier search opens from the list, and its best policy opens i
     objective: 'affinity', budget: { trials: 3 }, dataset: dataset.id, splits: { val: 'test' }, model: 'tiny-cnn' } } });
   const page = await open('search.html');
   await page.click(`#searches tr[data-job="${job.id}"] a`);
-  await page.waitForSelector('#search-view[data-state="succeeded"]');
+  await page.waitForSelector('#job-view[data-state="succeeded"]');
   await page.waitForSelector('#result-area:not([hidden])');
   const { result } = await call(base, `/v1/jobs/${job.id}`);
   assert((await leaderboardRows(page)).length === 3, 'its 3 trials');
@@ -1096,6 +1096,29 @@ test('search: an earlier search opens from the list, and its best policy opens i
   const [resize, solarize] = trace.split('\n');
   assert(resize.startsWith('Resize(height=32, width=32') && solarize === `Solarize(threshold=${threshold})`,
     `the sample went through the best policy: ${trace}`);
+  await page.close();
+});
+
+test('search: a running search is cancelled from its page and keeps the trials it finished', async ({ open, base }) => {
+  const dataset = await importDataset(base, 'orchard-cancel', orchardImages().archive);
+  // Trials of about 0.2 s, as above: 200 of them would run for a minute.
+  const space = { seq: [{ op: 'Resize', height: 256, width: 256 }, { op: 'GaussianBlur', sigma: 4 },
+    { op: 'Solarize', threshold: { $search: { int: [0, 256] } } }] };
+  const job = await call(base, '/v1/jobs', { method: 'POST', body: { kind: 'search', params: { space, algorithm: 'random',
+    objective: 'affinity', budget: { trials: 200 }, dataset: dataset.id, splits: { val: 'test' }, model: 'tiny-cnn' } } });
+  const page = await open(`search.html#${job.id}`);
+  await page.waitForSelector('#trials tbody tr', { timeout: 10000 });
+  assert(await page.isEnabled('#cancel'), 'a running search can be cancelled');
+  await page.click('#cancel');
+  await page.waitForSelector('#job-view[data-state="cancelled"]', { timeout: 10000 });
+  assert(await page.isDisabled('#cancel'), 'not twice');
+  // Its files are listed once the trials were read the last time.
+  await page.waitForSelector('#search-artifacts li');
+  const rows = await page.locator('#trials tbody tr').count();
+  const finished = (await (await fetch(`${base}/v1/jobs/${job.id}/artifacts/trials.jsonl`)).text()).trim().split('\n').length;
+  assert(rows >= 1 && rows < 200 && rows === finished, `the ${finished} trials it finished: ${rows} rows`);
+  const log = await page.locator('#job-log li').allTextContents();
+  assert(log.at(-1) === 'state cancelled', `the log ends with the cancellation: ${JSON.stringify(log)}`);
   await page.close();
 });
 
