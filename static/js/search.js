@@ -34,7 +34,8 @@ const OBJECTIVES = {
   val_accuracy: { train: true, help: 'A proxy model trained with the trial\'s policy on the train split, its accuracy on the validation split.' },
   'affinity-diversity': { train: true, help: 'Affinity and a short training\'s diversity, combined by their weights.' },
 };
-// Each field a 4xx answer may name (params.<field>: ...) and the control that holds it.
+// Each field a 4xx answer may name (params.<field>: ...) and the control that holds it (see
+// controlFor).
 const FIELDS = {
   algorithm: '#algorithm', objective: '#objective', budget: '#trials', 'budget.trials': '#trials',
   'budget.seconds': '#seconds', parallel: '#parallel', model: '#model', dataset: '#dataset',
@@ -106,6 +107,23 @@ function algorithm() {
 
 const numberOf = (id) => ($(id).value === '' ? undefined : Number($(id).value));
 
+// An optional field holding a JSON object: {} when empty.
+function objectField(id, what) {
+  if (!$(id).value.trim()) return {};
+  const value = jsonField($(id), what);
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+    $(id).focus();
+    throw new Error(`${what} must be a JSON object.`);
+  }
+  return value;
+}
+
+// The objective's name, or {"name", ...its settings} when it has some.
+function objective() {
+  const settings = objectField('#objective-settings', 'The objective settings');
+  return Object.keys(settings).length ? { name: $('#objective').value, ...settings } : $('#objective').value;
+}
+
 // The request the form describes; throws an Error (the control to fix focused) when it cannot
 // be made.
 function request() {
@@ -115,13 +133,12 @@ function request() {
       throw new Error(`Choose a ${$(`label[for="${id.slice(1)}"]`).textContent.toLowerCase()} first.`);
     }
   }
-  const objective = $('#objective').value;
-  const splits = OBJECTIVES[objective].train ? { train: $('#train-split').value, val: $('#val-split').value }
+  const splits = OBJECTIVES[$('#objective').value].train ? { train: $('#train-split').value, val: $('#val-split').value }
     : { val: $('#val-split').value };
   const params = {
     space: space(),
     algorithm: algorithm(),
-    objective,
+    objective: objective(),
     budget: { trials: numberOf('#trials'), seconds: numberOf('#seconds') },
     parallel: numberOf('#parallel'),
     dataset: $('#dataset').value,
@@ -130,7 +147,21 @@ function request() {
     seed: numberOf('#seed'),
   };
   if ($('#save-as').value.trim()) params.save_as = $('#save-as').value.trim();
-  return { kind: 'search', params };
+  return { kind: 'search', params: { ...params, ...objectField('#more-params', 'The other params') } };
+}
+
+// The control of a field a refusal names: for the space, the document or the named space's
+// argument the pointer names; the objective's settings for objective.<setting>; the other params
+// for a field the form has no control of.
+function controlFor(field, pointer) {
+  if (field === 'space') {
+    if (spaceMode() === 'document') return $('#space-doc');
+    const arg = pointer && $(`#space-args input[data-arg="${CSS.escape(pointer.split('/')[1])}"]`);
+    return arg || $('#space-name');
+  }
+  if (field.startsWith('objective.')) return $('#objective-settings');
+  const id = FIELDS[field] || FIELDS[field.split('.')[0]] || (field ? '#more-params' : null);
+  return id && $(id);
 }
 
 function clearFormError() {
@@ -155,12 +186,10 @@ function showFormError(err) {
   box.dataset.field = field;
   box.dataset.pointer = pointer ?? '';
   const parts = [el('p', {}, el('strong', { text: field ? `${field}${pointer ? ` at ${pointer}` : ''}: ` : '' }), message)];
-  if (err instanceof ApiError) parts.push(el('p', { class: 'hint', text: `${err.status} ${err.code}${err.requestId ? ` · request id ${err.requestId}` : ''}` }));
-  let control = FIELDS[field] ? $(FIELDS[field]) : null;
-  if (field === 'space') control = $(spaceMode() === 'document' ? '#space-doc' : '#space-name');
-  if (field === 'space' && pointer && spaceMode() === 'named') {
-    control = $(`#space-args input[data-arg="${pointer.split('/')[1]}"]`) || control;
+  if (err instanceof ApiError) {
+    parts.push(el('p', { class: 'hint', text: `${err.status} ${err.code}${err.requestId ? ` · request id ${err.requestId}` : ''}` }));
   }
+  const control = controlFor(field, pointer);
   if (control) control.setAttribute('aria-invalid', 'true');
   if (field === 'space' && pointer && spaceMode() === 'document') {
     const text = $('#space-doc').value;

@@ -952,9 +952,10 @@ test('search: a random search from the form fills the leaderboard live; its best
     { op: 'Solarize', threshold: { $search: { int: [0, 256] } } }] }));
   await page.selectOption('#algorithm', 'random');
   await searchForm(page, dataset.id, { trials: 8, seed: 3 });
+  await page.fill('#more-params', '{"batch_size": 4}');
   const id = await startSearch(page, 'succeeded');
   const { params, result } = await call(base, `/v1/jobs/${id}`);
-  assert(params.algorithm === 'random' && params.objective === 'affinity' && params.budget.trials === 8 &&
+  assert(params.algorithm === 'random' && params.objective === 'affinity' && params.budget.trials === 8 && params.batch_size === 4 &&
     params.splits.val === 'test' && params.model === 'tiny-cnn' && params.seed === 3 && !('save_as' in params),
   `the form's params: ${JSON.stringify(params)}`);
 
@@ -1063,7 +1064,23 @@ test('search: a bad placeholder shows the server\'s error with its pointer, and 
   const selected = await page.$eval('#space-doc', (t) => t.value.slice(t.selectionStart, t.selectionEnd));
   assert(JSON.stringify(JSON.parse(selected)) === '{"$search":{"uniform":[0,400]}}', `the placeholder is selected: ${selected}`);
   assert(await page.isHidden('#banner'), 'the refusal is shown by the form, not the banner');
-  assert(posts.length === 1 && await searches() === before, 'refused: no search was made');
+
+  // A named space's argument out of range: the argument's field is marked.
+  await page.check('input[name="space-mode"][value="named"]');
+  await page.selectOption('#space-name', 'randaugment');
+  await page.fill('#space-arg-m', '[0, 99]');
+  await page.click('#start');
+  await page.waitForFunction(() => document.querySelector('#form-error').dataset.pointer === '/m');
+  assert((await page.textContent('#form-error')).includes('[0, 30]') && await page.getAttribute('#space-arg-m', 'aria-invalid') === 'true',
+    `m's field is marked with the server's message: ${await page.textContent('#form-error')}`);
+  assert(await page.getAttribute('#space-doc', 'aria-invalid') === null, 'the earlier mark is cleared');
+  // A param the form has no field for goes in the other params, which a refusal of it marks.
+  await page.fill('#space-arg-m', '');
+  await page.fill('#more-params', '{"batch_sizes": 4}');
+  await page.click('#start');
+  await page.waitForFunction(() => document.querySelector('#form-error').dataset.field === 'batch_sizes');
+  assert(await page.getAttribute('#more-params', 'aria-invalid') === 'true', 'the other params are marked');
+  assert(posts.length === 3 && await searches() === before, 'refused: no search was made');
   await page.close();
 }, { allowErrors: /422/ });
 
