@@ -10,7 +10,8 @@ const RIGHT = 16;
 const TOP = 16;
 const BOTTOM = 44;
 
-const scored = (row) => typeof row.value === 'number' && Number.isFinite(row.value);
+// Whether a row has a value (a failed trial's is null).
+export const scored = (row) => typeof row.value === 'number' && Number.isFinite(row.value);
 
 // The points of the best-so-far curve: after each trial (in trial order) that has a value or
 // follows one, the largest value so far; trials before the first value have none.
@@ -45,7 +46,7 @@ export function curveChart(rows, valueName) {
   const points = bestSoFar(rows);
   const plotW = W - LEFT - RIGHT;
   const plotH = H - TOP - BOTTOM;
-  const last = Math.max(1, ...rows.map((r) => r.trial));
+  const last = rows.reduce((a, r) => Math.max(a, r.trial), 1);
   const [y0, y1] = fit(points.map((p) => p.best));
   const px = (t) => LEFT + (t / last) * plotW;
   const py = (v) => TOP + plotH - ((v - y0) / (y1 - y0)) * plotH;
@@ -56,8 +57,11 @@ export function curveChart(rows, valueName) {
   if (points.length) {
     const path = points.map((p, i) => `${i ? `H${px(p.trial)} V` : `M${px(p.trial)} `}${py(p.best)}`).join(' ');
     parts.push(svg('path', { d: path, fill: 'none', stroke: 'var(--bar)', 'stroke-width': 2 }));
-    parts.push(...points.map((p) => svg('circle', { cx: px(p.trial), cy: py(p.best), r: 3.5, fill: 'var(--bar)',
-      'data-trial': p.trial, 'data-value': p.best }, svg('title', {}, `after trial ${p.trial}: ${tickLabel(p.best)}`))));
+    // A dot per trial, while they stay apart.
+    if (points.length <= 200) {
+      parts.push(...points.map((p) => svg('circle', { cx: px(p.trial), cy: py(p.best), r: 3.5, fill: 'var(--bar)',
+        'data-trial': p.trial, 'data-value': p.best }, svg('title', {}, `after trial ${p.trial}: ${tickLabel(p.best)}`))));
+    }
   }
   return svg('svg', { viewBox: `0 0 ${W} ${H}`, class: 'chart-svg', role: 'img', id: 'curve',
     'aria-label': `The best ${valueName} so far after each trial` }, ...parts);
@@ -99,8 +103,8 @@ export function nmCells(rows) {
 export function heatmapChart(rows, valueName) {
   const { ns, ms, cells } = nmCells(rows);
   const means = [...cells.values()].map((c) => c.mean);
-  const lo = Math.min(...means);
-  const hi = Math.max(...means);
+  const lo = means.reduce((a, v) => Math.min(a, v), Infinity);
+  const hi = means.reduce((a, v) => Math.max(a, v), -Infinity);
   const t = (v) => (hi > lo ? (v - lo) / (hi - lo) : 0.5);
   const legendW = 70;
   const cellW = Math.min(72, (W - LEFT - RIGHT - legendW) / ms.length);

@@ -6,15 +6,15 @@
 import { ApiError, api, curlJson } from './api.js';
 import { artifactsView, artifactText, cancelJob, dataChoices, datasetOptions, followJob, jobStateEvent, jobStatus,
   jobTable, jsonField, logLine, modelOptions, showJobProgress, showJobState, splitOptions } from './jobview.js';
-import { curveChart, heatmapChart, isNmGrid } from './search-charts.js';
+import { curveChart, heatmapChart, isNmGrid, scored } from './search-charts.js';
 import { $, clearError, copyText, dataTable, el, formatValue, initShell, keyValueTable, locatePointer,
   showError } from './ui.js';
 
 // The named spaces' arguments (README "Search spaces", engine/search/spaces.c), each with its
 // default as the field's placeholder; an empty field sends nothing, so the server's default holds.
 const SPACES = {
-  randaugment: [['n', '[1, 2, 3]'], ['m', '{"int": [0, 30]}'], ['bins', 'the preset\'s'],
-    ['interpolation', 'the preset\'s'], ['fill', 'the preset\'s']],
+  randaugment: [['n', '[1, 2, 3]'], ['m', '{"int": [0, 30]}'], ['bins', '31'], ['interpolation', 'each op\'s'],
+    ['fill', 'each op\'s']],
   autoaugment: [['k', '5'], ['ops', 'AutoAugment\'s, but SamplePairing']],
   'ops-subset': [['ops', 'trivialaugment-wide\'s 14'], ['bins', '31']],
   gaugment: [['domain', 'image'], ['depth', '3'], ['width', '3'], ['ops', 'the domain\'s']],
@@ -253,7 +253,6 @@ async function refreshList() {
 
 const objectiveName = (job) => (typeof job.params.objective === 'string' ? job.params.objective
   : job.params.objective?.name || 'value');
-const scored = (row) => typeof row.value === 'number' && Number.isFinite(row.value);
 
 // The rows best first: by value, largest first, ties to the earlier trial (the server's best is
 // the first trial of the largest value); rows with no value (failed) last, by trial.
@@ -263,8 +262,11 @@ function ranked(rows) {
 
 const paramsText = (params) => Object.entries(params || {}).map(([k, v]) => `${k.slice(1) || '/'}=${formatValue(v)}`).join(', ');
 
+// The leaderboard's length: a search of thousands of trials shows its best (the file has them all).
+const SHOWN = 100;
+
 function leaderboard(rows) {
-  const order = ranked(rows);
+  const order = ranked(rows).slice(0, SHOWN);
   const table = dataTable(['rank', 'trial', 'params', 'value', 'state', 'seconds'], order.map((r, i) => [
     i + 1,
     // A trial run as a child job (rows with "job") opens on the Jobs page.
@@ -289,8 +291,9 @@ function leaderboard(rows) {
 function draw() {
   const { rows, job } = current;
   const best = ranked(rows)[0];
+  const shown = rows.length > SHOWN ? `; the best ${SHOWN} are shown` : '';
   $('#leaderboard-hint').textContent = rows.length
-    ? `${rows.length} trial${rows.length > 1 ? 's' : ''} finished; the best is highlighted. Hover over a failed trial for its error.`
+    ? `${rows.length} trial${rows.length > 1 ? 's' : ''} finished${shown}; the best is highlighted. Hover over a failed trial for its error.`
     : 'No trial has finished yet.';
   $('#leaderboard').replaceChildren(rows.length ? leaderboard(rows) : '');
   $('#open-best').disabled = !(best && scored(best) && best.policy);

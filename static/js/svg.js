@@ -16,8 +16,9 @@ export function svg(tag, attrs = {}, ...children) {
 export function fit(values, ref) {
   const finite = values.filter(Number.isFinite);
   if (ref !== undefined) finite.push(ref);
-  let lo = Math.min(...finite);
-  let hi = Math.max(...finite);
+  // reduce, not Math.min(...finite): a search's 100000 values are past what a call's arguments hold.
+  let lo = finite.reduce((a, v) => Math.min(a, v), Infinity);
+  let hi = finite.reduce((a, v) => Math.max(a, v), -Infinity);
   const pad = hi > lo ? (hi - lo) / 10 : 0.1;
   lo -= pad;
   hi += pad;

@@ -969,6 +969,10 @@ test('search: a random search from the form fills the leaderboard live; its best
   assert(rows[0].best && rows.filter((r) => r.best).length === 1, `the first row alone is highlighted: ${JSON.stringify(rows)}`);
   assert(rows[0].value === best && rows[0].trial === result.best.trial, `the best row is the result's best (${best}, trial ${result.best.trial}): ${JSON.stringify(rows[0])}`);
   assert(rows.every((r, i) => i === 0 || r.value <= rows[i - 1].value), `sorted by value: ${JSON.stringify(rows)}`);
+  // A trial run as a child job (its row's "job") links to it on the Jobs page.
+  for (const t of result.trials.filter((r) => r.job)) {
+    assert(await page.getAttribute(`#trials tr[data-trial="${t.trial}"] a`, 'href') === `jobs.html#${t.job}`, `trial ${t.trial} links to its job`);
+  }
 
   // The curve: a point per trial at the largest value of the trials up to it.
   const points = await page.locator('#curve circle').evaluateAll((cs) => cs.map((c) => ({
