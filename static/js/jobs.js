@@ -317,6 +317,7 @@ async function openJob(id) {
   current = { id, job: null, controller };
   $('#job-view').hidden = false;
   $('#job-title').textContent = `Job ${id}`;
+  $('#job-links').hidden = true;
   for (const node of ['#job-log', '#job-metrics', '#job-epochs', '#job-result', '#job-artifacts', '#job-charts', '#job-phase']) {
     $(node).replaceChildren();
   }
@@ -325,6 +326,12 @@ async function openJob(id) {
     const job = await api(`/v1/jobs/${id}`, { signal: controller.signal });
     current.job = job;
     $('#job-title').textContent = `${job.kind} job ${id}`;
+    // A search's leaderboard and charts are on the Search page; a job another made (a search's
+    // trial) links to that job.
+    const links = [job.kind === 'search' && el('a', { href: `search.html#${id}`, text: 'Its leaderboard on the Search page' }),
+      job.parent && el('a', { href: `#${job.parent}`, text: `Made by job ${job.parent}` })].filter(Boolean);
+    $('#job-links').replaceChildren(...links.flatMap((a, i) => (i ? [' · ', a] : [a])));
+    $('#job-links').hidden = links.length === 0;
     $('#job-params').replaceChildren(keyValueTable(flatten(job.params)));
     showState(job);
     showJobProgress(job.progress.fraction, job.progress.phase);

@@ -1093,6 +1093,13 @@ test('search: an earlier search opens from the list, and its best policy opens i
   const space = { seq: [{ op: 'Resize', height: 32, width: 32 }, { op: 'Solarize', threshold: { $search: { choice: [0, 128, 256] } } }] };
   const job = await call(base, '/v1/jobs', { method: 'POST', body: { kind: 'search', params: { space, algorithm: 'grid',
     objective: 'affinity', budget: { trials: 3 }, dataset: dataset.id, splits: { val: 'test' }, model: 'tiny-cnn' } } });
+  // The Jobs page sends a search to the Search page.
+  const jobs = await open(`jobs.html#${job.id}`);
+  await jobs.click('#job-links a[href^="search.html"]');
+  await jobs.waitForSelector('#job-view[data-state="succeeded"] #trials');
+  assert(jobs.url().endsWith(`search.html#${job.id}`), `the search's page: ${jobs.url()}`);
+  await jobs.close();
+
   const page = await open('search.html');
   await page.click(`#searches tr[data-job="${job.id}"] a`);
   await page.waitForSelector('#job-view[data-state="succeeded"]');
