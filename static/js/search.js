@@ -267,15 +267,19 @@ const SHOWN = 100;
 
 function leaderboard(rows) {
   const order = ranked(rows).slice(0, SHOWN);
-  const table = dataTable(['rank', 'trial', 'params', 'value', 'state', 'seconds'], order.map((r, i) => [
-    i + 1,
-    // A trial run as a child job (rows with "job") opens on the Jobs page.
-    r.job ? el('a', { href: `jobs.html#${r.job}`, text: String(r.trial), title: `trial job ${r.job}` }) : r.trial,
-    paramsText(r.params),
-    r.value,
-    r.state,
-    r.seconds,
-  ]), { class: 'wide', id: 'trials' });
+  // The objectives that train give each trial its metric per epoch: how many it ran is shown.
+  const epochs = rows.some((r) => Array.isArray(r.epochs));
+  const table = dataTable(['rank', 'trial', 'params', 'value', 'state', 'seconds', ...(epochs ? ['epochs'] : [])],
+    order.map((r, i) => [
+      i + 1,
+      // A trial run as a child job (rows with "job") opens on the Jobs page.
+      r.job ? el('a', { href: `jobs.html#${r.job}`, text: String(r.trial), title: `trial job ${r.job}` }) : r.trial,
+      paramsText(r.params),
+      r.value,
+      r.state,
+      r.seconds,
+      ...(epochs ? [r.epochs?.length] : []),
+    ]), { class: 'wide', id: 'trials' });
   [...table.tBodies[0].rows].forEach((tr, i) => {
     const r = order[i];
     tr.dataset.trial = r.trial;
