@@ -4,18 +4,18 @@
 import { api, apiBlob, followEvents } from './api.js';
 import { $, dataTable, downloadBlob, el, showError, withBusy } from './ui.js';
 
-export const FINAL = ['succeeded', 'failed', 'cancelled', 'interrupted'];
+const FINAL = ['succeeded', 'failed', 'cancelled', 'interrupted'];
 
-export const pct = (f) => `${(100 * f).toFixed(0)}%`;
+const pct = (f) => `${(100 * f).toFixed(0)}%`;
 
 const when = (t) => t.replace('T', ' ').replace(/\.\d+Z$/, '');
 
-export function stateBadge(state, id) {
+function stateBadge(state, id) {
   return el('span', { class: `badge state-${state}`, id, text: state });
 }
 
 // "attempts 1 · created ... · started ... UTC" for a job's summary line.
-export function jobTimes(job) {
+function jobTimes(job) {
   const times = [['created', job.created], ['started', job.started], ['finished', job.finished]]
     .filter(([, t]) => t).map(([what, t]) => `${what} ${when(t)}`);
   return ` attempts ${job.attempts}${job.owner ? ` · owner ${job.owner}` : ''} · ${times.join(' · ')} UTC`;

@@ -15,7 +15,7 @@ export const scored = (row) => typeof row.value === 'number' && Number.isFinite(
 
 // The points of the best-so-far curve: after each trial (in trial order) that has a value or
 // follows one, the largest value so far; trials before the first value have none.
-export function bestSoFar(rows) {
+function bestSoFar(rows) {
   const points = [];
   let best = -Infinity;
   for (const row of [...rows].sort((a, b) => a.trial - b.trial)) {
@@ -39,7 +39,7 @@ function axes(plotW, plotH, xLabel, yLabel, xTicks, yTicks) {
 }
 
 // Every trial number up to 10 trials, else the first, the middle and the last.
-const xTicks = (last) => (last <= 10 ? Array.from({ length: last + 1 }, (_, t) => t) : [0, Math.round(last / 2), last]);
+const trialTicks = (last) => (last <= 10 ? Array.from({ length: last + 1 }, (_, t) => t) : [0, Math.round(last / 2), last]);
 
 // The best value so far against the trial number: a step line through a point per trial.
 export function curveChart(rows, valueName) {
@@ -52,7 +52,7 @@ export function curveChart(rows, valueName) {
   const py = (v) => TOP + plotH - ((v - y0) / (y1 - y0)) * plotH;
   const ends = points.length ? [points[0].best, points.at(-1).best] : [];
   const parts = axes(plotW, plotH, 'trial', `best ${valueName} so far`,
-    xTicks(last).map((t) => [String(t), px(t)]),
+    trialTicks(last).map((t) => [String(t), px(t)]),
     [...new Set(ends)].map((v) => [tickLabel(v), py(v)]));
   if (points.length) {
     const path = points.map((p, i) => `${i ? `H${px(p.trial)} V` : `M${px(p.trial)} `}${py(p.best)}`).join(' ');
@@ -71,7 +71,7 @@ export function curveChart(rows, valueName) {
 // lowest value, light for the highest, so the order of the values is the order of lightness.
 const MAGMA = [[0, 0, 4], [59, 15, 112], [140, 41, 129], [222, 73, 104], [254, 159, 109], [252, 253, 191]];
 
-export function magma(t) {
+function magma(t) {
   const x = Math.min(Math.max(t, 0), 1) * (MAGMA.length - 1);
   const i = Math.min(Math.floor(x), MAGMA.length - 2);
   const f = x - i;
@@ -85,7 +85,7 @@ export function isNmGrid(rows) {
 
 // {ns, ms, cells: Map "n m" -> {mean, count}}: the values of n and m the trials took, ascending,
 // and each cell's mean value over its trials with a value (a cell with none is left out).
-export function nmCells(rows) {
+function nmCells(rows) {
   const ns = [...new Set(rows.map((r) => r.params['/n']))].sort((a, b) => a - b);
   const ms = [...new Set(rows.map((r) => r.params['/m']))].sort((a, b) => a - b);
   const sums = new Map();
