@@ -53,8 +53,8 @@ const spaceMode = () => $('input[name="space-mode"]:checked').value;
 function argumentFields(container, prefix, args, type) {
   container.replaceChildren(...args.map(([name, fallback]) => el('div', {},
     el('label', { for: `${prefix}-${name}`, text: name }),
-    el('input', { type, id: `${prefix}-${name}`, placeholder: fallback, spellcheck: 'false', autocomplete: 'off',
-      step: type === 'number' ? 'any' : null, dataset: { arg: name } }))));
+    el('input', { type, id: `${prefix}-${name}`, class: type === 'text' ? 'json' : null, placeholder: fallback,
+      spellcheck: 'false', autocomplete: 'off', step: type === 'number' ? 'any' : null, dataset: { arg: name } }))));
 }
 
 function showSpaceFields() {
