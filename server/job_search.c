@@ -304,6 +304,8 @@ static int restore(struct search_run *s, const json_t *saved, long *length, stru
     s->told = (size_t)trials;
     s->seconds = seconds;
     *length = (long)bytes;
+    /* (An earlier version's "running", one object, is not read: its trial is asked again, which
+     * one trial at a time gives the same point.) */
     size_t i;
     const json_t *t;
     json_array_foreach(running, i, t)
@@ -337,12 +339,8 @@ static int run_trials(struct search_run *s, struct eng_error *err)
     /* What a trial told after the checkpoint wrote is cut: it is told again. */
     if (rc == 0 && !(s->file = job_ctx_artifact_resume(s->ctx, "trials.jsonl", length, err)))
         rc = -1;
-    if (rc == 0 && saved) {
+    if (rc == 0 && saved)
         job_ctx_log(s->ctx, "resuming at trial %zu, with %zu in flight", s->told, s->flying);
-        /* A trial in flight stored by an older version has no child's id yet: it gets one here,
-         * stored before its child is queued. */
-        rc = checkpoint(s, err);
-    }
     for (size_t i = 0; rc == 0 && i < s->flying; i++)
         rc = slot_queue(s, &s->slots[i], err);
     while (rc == 0) {

@@ -490,16 +490,26 @@ static json_t *wait_children(const struct server *srv, const char *id, const cha
     "{\"seq\": [{\"op\": \"Resize\", \"height\": 1024, \"width\": 1024}, " SOLARIZE                \
     ", {\"op\": \"Resize\", \"height\": 8, \"width\": 8}]}"
 
+/* Starts a search of SLOW_SPACE with budget and more params (as params() takes them), into *srv
+ * and id, and waits until n of its children run: those children. */
+static json_t *slow_search(void **state, const char *budget, const char *more, size_t n,
+                           struct server **srv, char id[32])
+{
+    char ds[64];
+    *srv = start(state, 300, ds);
+    char *text = params(SLOW_SPACE, "\"random\"", budget, ds, more);
+    job_submit(*srv, "search", text, id);
+    free(text);
+    return wait_children(*srv, id, "running", n);
+}
+
 /* A child cancelled while it runs is that trial's end, "cancelled" and told as failed; the search
  * goes on with the others and succeeds. */
 static void test_cancel_child(void **state)
 {
-    char ds[64], id[32];
-    struct server *srv = start(state, 300, ds);
-    char *text = params(SLOW_SPACE, "\"random\"", "{\"trials\": 2}", ds, "");
-    job_submit(srv, "search", text, id);
-    free(text);
-    json_t *running = wait_children(srv, id, "running", 1);
+    char id[32];
+    struct server *srv;
+    json_t *running = slow_search(state, "{\"trials\": 2}", "", 1, &srv, id);
     const char *child = json_str(json_array_get(running, 0), "id");
     assert_int_equal(json_int(json_object_get(json_array_get(running, 0), "params"), "trial"), 0);
     job_cancel(srv, child);
@@ -521,12 +531,9 @@ static void test_cancel_child(void **state)
  * left queued or running. */
 static void test_cancel_parent(void **state)
 {
-    char ds[64], id[32];
-    struct server *srv = start(state, 300, ds);
-    char *text = params(SLOW_SPACE, "\"random\"", "{\"trials\": 100}", ds, ", \"parallel\": 2");
-    job_submit(srv, "search", text, id);
-    free(text);
-    json_t *running = wait_children(srv, id, "running", 2);
+    char id[32];
+    struct server *srv;
+    json_t *running = slow_search(state, "{\"trials\": 100}", ", \"parallel\": 2", 2, &srv, id);
     job_cancel(srv, id);
     json_decref(job_wait_state(srv, id, "cancelled"));
     json_t *children = children_of(srv, id);
