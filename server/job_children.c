@@ -20,6 +20,7 @@
 struct job_children {
     struct job_ctx *ctx; /* the parent's */
     struct app *app;
+    struct jobs *jobs;
     char parent[JOB_ID_SIZE];
     char *owner; /* the parent's, which its children take */
     int threads_each;
@@ -56,7 +57,7 @@ static int run_one(struct job_children *c)
     if (claimed < 0)
         log_event("error", "job", "job %s: cannot claim a child: %s", c->parent, err.message);
     if (claimed <= 0) return claimed;
-    jobs_run_claimed(c->app->jobs, &child, c->threads_each);
+    jobs_run_claimed(c->jobs, &child, c->threads_each);
     job_clear(&child);
     pthread_mutex_lock(&c->lock);
     c->ends++;
@@ -94,6 +95,7 @@ struct job_children *job_children_start(struct job_ctx *ctx, int parallel, struc
     }
     c->ctx = ctx;
     c->app = job_ctx_app(ctx);
+    c->jobs = jobs_of(ctx);
     snprintf(c->parent, sizeof c->parent, "%s", job_ctx_id(ctx));
     c->threads_each = job_ctx_threads(ctx) / parallel > 1 ? job_ctx_threads(ctx) / parallel : 1;
     pthread_mutex_init(&c->lock, NULL);

@@ -98,6 +98,11 @@ struct app *job_ctx_app(const struct job_ctx *ctx)
     return ctx->jobs->app;
 }
 
+struct jobs *jobs_of(const struct job_ctx *ctx)
+{
+    return ctx->jobs;
+}
+
 int job_ctx_attempt(const struct job_ctx *ctx)
 {
     return ctx->job->attempts;

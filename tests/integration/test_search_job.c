@@ -354,6 +354,18 @@ static void kill9_resume(void **state, const char *parallel)
                         "{\"trials\": 100}", ds, parallel);
     job_submit(first, "search", text, id);
     json_t *resumed = job_kill_and_resume(state, first, id, 0.3, "resuming at trial", &second);
+    /* The resume took trials in flight back (its last checkpoint had asked the next trial
+     * before the kill, as every checkpoint after a tell is followed at once by an ask's). */
+    char path[128];
+    struct http_response r;
+    snprintf(path, sizeof path, "/v1/jobs/%s/events", id);
+    http_get(second, path, &r);
+    const char *line = strstr(r.body, "resuming at trial ");
+    unsigned told, flying;
+    assert_non_null(line);
+    assert_int_equal(sscanf(line, "resuming at trial %u, with %u in flight", &told, &flying), 2);
+    if (flying < 1 || told < 30) fail_msg("resumed at trial %u with %u in flight", told, flying);
+    http_response_free(&r);
     json_t *result = run_search(second, text, id2);
     free(text);
     const json_t *a = json_object_get(resumed, "result");
@@ -371,22 +383,20 @@ static void kill9_resume(void **state, const char *parallel)
                             "succeeded");
     /* trials.jsonl, which the killed attempt was appending to, holds each trial once, in order:
      * what a trial after the last checkpoint wrote was cut. */
-    char path[128];
-    struct http_response r;
     snprintf(path, sizeof path, "/v1/jobs/%s/artifacts/trials.jsonl", id);
     http_get(second, path, &r);
     assert_status(&r, 200);
-    char *line = r.body;
+    char *next = r.body;
     for (json_int_t i = 0; i < 100; i++) {
-        char *end = strchr(line, '\n');
+        char *end = strchr(next, '\n');
         assert_non_null(end);
-        json_t *row = json_loadb(line, (size_t)(end - line), 0, NULL);
+        json_t *row = json_loadb(next, (size_t)(end - next), 0, NULL);
         assert_non_null(row);
         assert_int_equal(json_int(row, "trial"), i);
         json_decref(row);
-        line = end + 1;
+        next = end + 1;
     }
-    assert_int_equal(line - r.body, (long)r.body_size);
+    assert_int_equal(next - r.body, (long)r.body_size);
     http_response_free(&r);
     json_decref(result);
     json_decref(resumed);
