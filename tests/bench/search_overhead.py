@@ -5,11 +5,15 @@ algorithm, the checkpoints) against the trial's time: issue 18 wants it at most 
 A random search with the affinity objective over Solarize's threshold, on the default model
 (models/cifar10-resnet20) and a small val split: --per-class images of each class of the reduced
 CIFAR-10's test split (../shared/data), imported with `augserve dataset import`. Each trial is a
-child job; its time is its own run (its `started` to its `finished`). The search's wall time per
-trial is the parent's run over its trials; with `parallel` p, p trials share that time, so the
-overhead per trial is wall x p / trials - the mean trial time... which the trials' own slowdown from
-sharing the cores also enters: --parallel 1 (the default) is the clean measure. Python 3 standard
-library only.
+child job; its time is its own run (its `started` to its `finished`, in ms). Two figures:
+- per trial, between trials: with one trial at a time, the gap from a trial's end to the next
+  one's start (the search reads the ended child, tells the algorithm, writes its row and two
+  checkpoints, asks, queues the next child, which a thread claims): the median over the trials;
+- in all: the search's wall time (its own `started` to `finished`) x parallel / trials, less the
+  mean trial time; this also holds what a search does once (opening the model and the dataset,
+  the leaderboard, the chart), spread over the trials, and with parallel > 1 the trials' slowdown
+  from sharing the cores.
+Python 3 standard library only.
 
     python3 tests/bench/search_overhead.py [--archive ../shared/data/cifar10-jpeg-20k.tar]
         [--augserve build/augserve] [--trials 20] [--per-class 50] [--parallel 1] [--threads 2]
@@ -21,6 +25,7 @@ import datetime
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -104,14 +109,20 @@ def main():
     trial = sum(seconds(t) for t in trials) / len(trials)
     wall = seconds(job) * args.parallel / len(trials)
     overhead = wall - trial
+    ordered = sorted(trials, key=lambda t: t["params"]["trial"])
+    gaps = [(when(b["started"]) - when(a["finished"])).total_seconds()
+            for a, b in zip(ordered, ordered[1:])]
+    gap = statistics.median(gaps) if args.parallel == 1 and gaps else None
     print(json.dumps({"trials": len(trials), "images": dataset["images"],
                       "parallel": args.parallel, "threads": args.threads,
-                      "trial_s": round(trial, 4), "wall_per_trial_s": round(wall, 4),
-                      "overhead_s": round(overhead, 4),
-                      "overhead_share": round(overhead / trial, 4)}))
-    print(f"{len(trials)} trials of {dataset['images']} images: a trial runs {trial * 1000:.1f} ms, "
-          f"the search spends {wall * 1000:.1f} ms per trial (x parallel {args.parallel}): "
-          f"{overhead * 1000:.1f} ms of its own, {100 * overhead / trial:.2f}% of a trial")
+                      "trial_s": round(trial, 4), "gap_s": gap,
+                      "wall_per_trial_s": round(wall, 4), "overhead_s": round(overhead, 4)}))
+    print(f"{len(trials)} trials of {dataset['images']} images, parallel {args.parallel}: a trial "
+          f"runs {trial * 1000:.1f} ms (mean)")
+    if gap is not None:
+        print(f"between trials: {gap * 1000:.1f} ms (median), {100 * gap / trial:.2f}% of a trial")
+    print(f"in all: {wall * 1000:.1f} ms of the search's wall time per trial (x parallel), "
+          f"{overhead * 1000:.1f} ms beyond the trial, {100 * overhead / trial:.2f}% of it")
 
 
 if __name__ == "__main__":
