@@ -16,6 +16,7 @@
 #include <curl/curl.h>
 #include <errno.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -573,6 +574,37 @@ static void test_cancel(void **state)
     free(text);
 }
 
+/* A SIGTERM queues the search and its running children again; at the next start the search runs
+ * them on, each from its own checkpoint, and ends with each trial run by its one child. */
+static void test_stop_requeues_children(void **state)
+{
+    char id[32];
+    struct server *first, *second;
+    json_t *running = slow_search(state, "{\"trials\": 2}", ", \"parallel\": 2", 2, &first, id);
+    size_t i;
+    json_t *child;
+    json_array_foreach(running, i, child) job_wait_progress(first, json_str(child, "id"), 0.01);
+    assert_int_equal(server_stop(first, SIGTERM, 60000), 0);
+    json_t *doc = job_resume(state, first, id, "resuming at trial 0, with 2 in flight", &second);
+    check_children(second, id, json_object_get(doc, "result"));
+    json_array_foreach(running, i, child)
+    {
+        json_t *now = job_get(second, json_str(child, "id"), NULL);
+        assert_string_equal(json_str(now, "state"), "succeeded");
+        assert_int_equal(json_int(now, "attempts"), 2);
+        json_decref(now);
+        char path[128];
+        struct http_response r;
+        snprintf(path, sizeof path, "/v1/jobs/%s/events", json_str(child, "id"));
+        http_get(second, path, &r);
+        assert_contains(r.body, "the server stopped; the job resumes at its next start");
+        assert_contains(r.body, "resuming at batch");
+        http_response_free(&r);
+    }
+    json_decref(doc);
+    json_decref(running);
+}
+
 /* POST /v1/augment of a solid image with policy and seed 7: the output's bytes (malloc'd). */
 static char *augmented(const struct server *srv, const char *policy, size_t *size)
 {
@@ -687,6 +719,7 @@ int main(int argc, char **argv)
         HARNESS_MODELS_TEST(test_cancel),
         HARNESS_MODELS_TEST(test_cancel_child),
         HARNESS_MODELS_TEST(test_cancel_parent),
+        HARNESS_MODELS_TEST(test_stop_requeues_children),
         HARNESS_MODELS_TEST(test_save_as),
         HARNESS_MODELS_TEST(test_bad_params),
     };
