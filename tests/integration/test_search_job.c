@@ -495,32 +495,41 @@ static json_t *wait_children(const struct server *srv, const char *id, const cha
     return NULL;
 }
 
-/* A space of long trials (a second or more, against a cancel seen within 0.2 s): each image made
- * 1024 x 1024, solarized, and made 8 x 8 again. */
-#define SLOW_SPACE                                                                                 \
-    "{\"seq\": [{\"op\": \"Resize\", \"height\": 1024, \"width\": 1024}, " SOLARIZE                \
-    ", {\"op\": \"Resize\", \"height\": 8, \"width\": 8}]}"
+/* A policy of long trials: each image made side x side, solarized at threshold (a JSON text),
+ * and made 8 x 8 again. */
+#define RESIZED(side, threshold)                                                                   \
+    "{\"seq\": [{\"op\": \"Resize\", \"height\": " side ", \"width\": " side                       \
+    "}, {\"op\": \"Solarize\", \"threshold\": " threshold "}, "                                    \
+    "{\"op\": \"Resize\", \"height\": 8, \"width\": 8}]}"
+/* Trials of a second or more in a Release build, against a cancel seen within 0.2 s. */
+#define SLOW_SPACE RESIZED("1024", "{\"$search\": {\"int\": [0, 256]}}")
 
-/* Starts a search of SLOW_SPACE with budget and more params (as params() takes them), into *srv
- * and id, and waits until n of its children run: those children. */
-static json_t *slow_search(void **state, const char *budget, const char *more, size_t n,
-                           struct server **srv, char id[32])
+/* Starts a search of space, algorithm, budget and more params (as params() takes them) on a
+ * dataset of 300 images per class, into *srv and id, and waits until n of its children run:
+ * those children. */
+static json_t *slow_search(void **state, const char *space, const char *algorithm,
+                           const char *budget, const char *more, size_t n, struct server **srv,
+                           char id[32])
 {
     char ds[64];
     *srv = start(state, 300, ds);
-    char *text = params(SLOW_SPACE, "\"random\"", budget, ds, more);
+    char *text = params(space, algorithm, budget, ds, more);
     job_submit(*srv, "search", text, id);
     free(text);
     return wait_children(*srv, id, "running", n);
 }
 
 /* A child cancelled while it runs is that trial's end, "cancelled" and told as failed; the search
- * goes on with the others and succeeds. */
+ * goes on with the others and succeeds. A grid: the long trial first, then a short one. */
 static void test_cancel_child(void **state)
 {
     char id[32];
     struct server *srv;
-    json_t *running = slow_search(state, "{\"trials\": 2}", "", 1, &srv, id);
+    json_t *running = slow_search(
+        state,
+        "{\"$search\": {\"choice\": [" RESIZED("1024", "128") ", {\"op\": \"Solarize\", "
+                                                              "\"threshold\": 128}]}}",
+        "\"grid\"", "{\"trials\": 2}", "", 1, &srv, id);
     const char *child = json_str(json_array_get(running, 0), "id");
     assert_int_equal(json_int(json_object_get(json_array_get(running, 0), "params"), "trial"), 0);
     job_cancel(srv, child);
@@ -532,6 +541,9 @@ static void test_cancel_child(void **state)
     assert_string_equal(json_str(row, "job"), child);
     assert_true(json_is_null(json_object_get(row, "value")));
     assert_string_equal(json_str(json_array_get(trials, 1), "state"), "succeeded");
+    double threshold = 128;
+    assert_true(number(json_array_get(trials, 1), "value") ==
+                solarized_accuracy(&threshold, 1, 300));
     assert_int_equal(json_int(json_object_get(json_object_get(doc, "result"), "best"), "trial"), 1);
     check_children(srv, id, json_object_get(doc, "result"));
     json_decref(doc);
@@ -544,7 +556,8 @@ static void test_cancel_parent(void **state)
 {
     char id[32];
     struct server *srv;
-    json_t *running = slow_search(state, "{\"trials\": 100}", ", \"parallel\": 2", 2, &srv, id);
+    json_t *running = slow_search(state, SLOW_SPACE, "\"random\"", "{\"trials\": 100}",
+                                  ", \"parallel\": 2", 2, &srv, id);
     job_cancel(srv, id);
     json_decref(job_wait_state(srv, id, "cancelled"));
     json_t *children = children_of(srv, id);
@@ -575,17 +588,22 @@ static void test_cancel(void **state)
 }
 
 /* A SIGTERM queues the search and its running children again; at the next start the search runs
- * them on, each from its own checkpoint, and ends with each trial run by its one child. */
+ * them on, each from its own checkpoint, and ends with each trial run by its one child. Trials of
+ * a quarter of SLOW_SPACE's work, which run to their end here, with a long wait for sanitized
+ * builds. */
 static void test_stop_requeues_children(void **state)
 {
     char id[32];
     struct server *first, *second;
-    json_t *running = slow_search(state, "{\"trials\": 2}", ", \"parallel\": 2", 2, &first, id);
+    json_t *running =
+        slow_search(state, RESIZED("512", "{\"$search\": {\"int\": [0, 256]}}"), "\"random\"",
+                    "{\"trials\": 2}", ", \"parallel\": 2", 2, &first, id);
     size_t i;
     json_t *child;
     json_array_foreach(running, i, child) job_wait_progress(first, json_str(child, "id"), 0.01);
     assert_int_equal(server_stop(first, SIGTERM, 60000), 0);
-    json_t *doc = job_resume(state, first, id, "resuming at trial 0, with 2 in flight", &second);
+    json_t *doc =
+        job_resume_for(state, first, id, "resuming at trial 0, with 2 in flight", 600, &second);
     check_children(second, id, json_object_get(doc, "result"));
     json_array_foreach(running, i, child)
     {
