@@ -26,12 +26,11 @@ import json
 import os
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 
-from augserve_server import Server, ServerError
+from augserve_server import job_server
 from cifar_folder import add_archive_option, check_archive, extract_split
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -80,17 +79,8 @@ def main():
     check_archive(args.archive)
     with tempfile.TemporaryDirectory() as tmp:
         source = small_split(args.archive, tmp, args.per_class)
-        os.makedirs(os.path.join(tmp, "data", "datasets"))
-        dataset = json.loads(subprocess.run(
-            [args.augserve, "dataset", "import", source, "--out",
-             os.path.join(tmp, "data", "datasets")],
-            check=True, capture_output=True, text=True).stdout)
-        try:
-            server = Server(args.augserve, tmp, {
-                "data_dir": os.path.join(tmp, "data"), "models_dir": os.path.join(ROOT, "models"),
-                "job_workers": 1, "job_threads": args.threads, "nn_threads": args.threads})
-        except ServerError as e:
-            sys.exit(str(e))
+        server, dataset = job_server(args.augserve, tmp, source, os.path.join(ROOT, "models"),
+                                     args.threads)
         try:
             job = server.request("POST", "/v1/jobs", {"kind": "search", "params": {
                 "space": {"op": "Solarize", "threshold": {"$search": {"int": [0, 256]}}},
