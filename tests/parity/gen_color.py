@@ -153,19 +153,8 @@ def arg_name(args):
 
 def main():
     check_formulas()
-    os.makedirs(OUT, exist_ok=True)
-    for name in os.listdir(OUT):
-        os.remove(os.path.join(OUT, name))
-
-    written = {}  # content -> file name, so identical outputs share one file
-
-    def save(name, a):
-        a = np.ascontiguousarray(a)
-        key = (a.shape, a.tobytes())
-        if key not in written:
-            augf.write(os.path.join(OUT, name), a)
-            written[key] = name
-        return written[key]
+    augf.fresh(OUT)
+    save = augf.saver(OUT)
 
     arrays = inputs()
     images = {name: save(name + ".augf", a) for name, a in arrays.items()}
