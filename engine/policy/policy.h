@@ -220,25 +220,26 @@ void trace_free(struct trace *t);
  * probabilities p on the probe view and the true label y (ctaug_proximity), or is given.
  *
  * Applying (ctaug_apply), per op with level l = its value (Pillow 9.4 semantics, bit-exact):
- *   autocontrast, equalize, invert  blend(x, op(x), l)   (Image.blend, float)
- *   blur, smooth                    blend(x, x.filter(BLUR or SMOOTH), l)
- *   brightness, color, contrast,    ImageEnhance with factor 0.1 + 1.9 l
- *   sharpness
- *   cutout                          a grey (127) square of side 1 + int(l * min(w, h) * 0.499),
- *                                   centred on a uniform pixel, the half side size / 2 (floor)
- *                                   on each side, clipped to the image
+ *   autocontrast, equalize, invert  Image.blend(x, op(x), l)
+ *   blur, smooth                    Image.blend(x, x.filter(BLUR or SMOOTH), l)
+ *   brightness, color, contrast,    ImageEnhance's, factor 0.1 + 1.9 l
+ *     sharpness
+ *   cutout                          a grey (127) square of side s = 1 + int(l * min(w, h) *
+ *                                   0.499) around a uniform pixel c: [c - s // 2, c + s // 2)
+ *                                   on each axis, clipped to the image
  *   identity                        x
  *   posterize                       keep 1 + int(l * 7.999) bits
- *   rescale(s, m)                   crop (t w, t h, w (1 - t), h (1 - t)) with t = s / 4, corners
- *                                   rounded half to even, then resize back to w x h with
- *                                   (lanczos, bicubic, bilinear, box, hamming, nearest)
- *                                   [int(m * 5.99)]
- *   rotate                          round((2 l - 1) * 45) degrees (half to even), nearest, black
- *   shear_x, shear_y                Image.transform AFFINE (1, k, 0, 0, 1, 0) or (1, 0, 0, k, 1,
- * 0), k = (2 l - 1) * 0.3, nearest, black solarize                        threshold int(l *
- * 255.999) translate_x, translate_y        Image.transform AFFINE (1, 0, d, 0, 1, 0) or (1, 0, 0,
- * 0, 1, d), d = (2 l - 1) * 0.3 then, with cutout = true, FixMatch's strong view: a cutout at level
- * 1 (16 x 16 on 32 x 32).
+ *   rescale(s, m)                   crop (t w, t h, w (1 - t), h (1 - t)), t = s / 4, corners
+ *                                   rounded half to even; resize back to w x h with (lanczos,
+ *                                   bicubic, bilinear, box, hamming, nearest)[int(m * 5.99)]
+ *   rotate                          round((2 l - 1) * 45) degrees (half to even), nearest,
+ *                                   black corners
+ *   shear_x, shear_y                Image.transform AFFINE (1, k, 0, 0, 1, 0), resp.
+ *                                   (1, 0, 0, k, 1, 0), k = (2 l - 1) * 0.3, nearest, black
+ *   solarize                        threshold int(l * 255.999)
+ *   translate_x, translate_y        Image.transform AFFINE (1, 0, d, 0, 1, 0), resp.
+ *                                   (1, 0, 0, 0, 1, d), d = (2 l - 1) * 0.3
+ * then, with cutout set, FixMatch's strong view: a cutout at level 1 (16 x 16 on 32 x 32).
  *
  * Quirks of the reference, followed on purpose:
  * - translate's d is a fraction but Pillow's affine matrix is in pixels: the shift is at most
@@ -248,9 +249,8 @@ void trace_free(struct trace *t);
  *   value (b + r) / bins with r < b / 999 updates bin b - 1 (16 + r, r < 0.016, updates 15).
  * - The rescale method's value maps through int(m * 5.99), so the bin b of a drawn value
  *   gives method b - 1 when r < b / 599 (under 1% of its draws).
- * - The threshold applies to p / max(p) after adding 1 - decay, so a bin always keeps the
- *   floor 0.01 / (max + 0.01) relative weight before the cut; with all rates equal every bin
- *   passes.
+ * - The threshold cuts p / max(p) after 1 - decay is added: a bin stays while rate + 0.01 >=
+ *   0.8 (max rate + 0.01), so with all rates equal every bin stays.
  * - Rates are float32 and the update is rounded to float32 each time.
  * - ctaugment.py's own default threshold is 0.85; the FixMatch and ReMixMatch runs pass 0.80
  *   (flag ath), which is what ctaug_new uses.
@@ -288,8 +288,9 @@ struct ctaug;
 struct ctaug *ctaug_new(const struct ctaug_settings *settings, struct eng_error *err);
 void ctaug_free(struct ctaug *c);
 struct ctaug_settings ctaug_get_settings(const struct ctaug *c);
+/* A bin's rate; op, arg and bin are in range (ctaug_op_args, ctaug_op_bins). */
 float ctaug_rate(const struct ctaug *c, int op, int arg, int bin);
-/* q for each of the argument's bins (ctaug_op_bins of them). */
+/* q for each of the argument's bins (ctaug_op_bins of them; none for an argument out of range). */
 void ctaug_probabilities(const struct ctaug *c, int op, int arg, float *q);
 
 /* One drawn op and its argument values (ctaug_op_args of them), each in [0, 1]. */
