@@ -420,6 +420,35 @@ static void test_cutout(void **state)
     img_free(wide);
 }
 
+/* Every op at levels 0, 0.5 and 1 (both arguments) on images down to one pixel, and with the
+ * strong cutout: an image of the input's size, the input untouched. */
+static void test_every_op_small_images(void **state)
+{
+    (void)state;
+    static const int sizes[][2] = {{1, 1}, {1, 7}, {7, 1}, {3, 3}, {5, 4}};
+    static const double levels[] = {0.0, 0.5, 1.0};
+    struct eng_error err;
+    for (size_t k = 0; k < sizeof sizes / sizeof *sizes; k++) {
+        struct img *in = fixture_pattern(sizes[k][0], sizes[k][1], 3, 2);
+        struct img *copy = img_clone(in, NULL);
+        for (int op = 0; op < CTAUG_OPS; op++)
+            for (size_t l = 0; l < 3; l++) {
+                struct ctaug_policy p = {1, {{op, {levels[l], levels[l]}}}};
+                struct img *out = ctaug_apply(&p, in, 1, 11, 0, (uint32_t)l, &err);
+                if (!out)
+                    fail_msg("%s at %g on %dx%d: %s", ctaug_op_name(op), levels[l], sizes[k][0],
+                             sizes[k][1], err.message);
+                assert_int_equal(out->width, in->width);
+                assert_int_equal(out->height, in->height);
+                assert_int_equal(out->channels, 3);
+                img_free(out);
+            }
+        assert_int_equal(fixture_diff(in, copy, 0, NULL), 0);
+        img_free(copy);
+        img_free(in);
+    }
+}
+
 /* A state after feedback, through text and back: the same rates to the bit, the same document. */
 static void test_json_round_trip(void **state)
 {
@@ -579,6 +608,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_probe_uniform),
         cmocka_unit_test(test_seeded),
         cmocka_unit_test(test_cutout),
+        cmocka_unit_test(test_every_op_small_images),
         cmocka_unit_test(test_json_round_trip),
         cmocka_unit_test(test_json_refusals),
         cmocka_unit_test(test_policy_json),
