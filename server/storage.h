@@ -1,7 +1,8 @@
-/* The embedded store: one SQLite database under data_dir, opened at start-up. Resources keep their
- * records here through their own interfaces (job_store.h for jobs, dataset_store.h for datasets);
- * no SQL leaves server/storage.c and the store's own files (storage_internal.h), so another
- * backend can stand behind the same functions. */
+/* The store, opened at start-up: by default one SQLite database under data_dir, or a PostgreSQL
+ * database (the `store` setting, a postgresql:// URL) that several machines can share. Resources
+ * keep their records here through their own interfaces (job_store.h for jobs, dataset_store.h for
+ * datasets, policy_store.h for saved policies); no SQL leaves server/storage.c and the store's
+ * own files (storage_internal.h), so either backend stands behind the same functions. */
 #ifndef AUGSERVE_STORAGE_H
 #define AUGSERVE_STORAGE_H
 
@@ -11,10 +12,15 @@
 
 struct storage;
 
-/* Creates data_dir (and parents) if needed and opens data_dir/augserve.db, bringing its schema up
- * to this build's version (meta.schema_version) one migration at a time, in one transaction. A
- * database written by a newer build is refused. NULL with err filled on failure. */
-struct storage *storage_open(const char *data_dir, struct eng_error *err);
+/* Creates data_dir (and parents) if needed and opens the store: data_dir/augserve.db when store is
+ * "sqlite", else the PostgreSQL database of the postgresql:// URL. Brings its schema up to this
+ * build's version (meta.schema_version) one migration at a time, in one transaction. A database
+ * written by a newer build is refused, and so are another store value, a URL libpq cannot read
+ * and a server it cannot reach: NULL with err filled. */
+struct storage *storage_open(const char *store, const char *data_dir, struct eng_error *err);
+
+/* Whether a `store` value is a PostgreSQL URL (postgresql:// or postgres://). */
+int storage_is_postgresql_url(const char *store);
 
 /* The schema version this build writes. */
 int storage_schema_version(void);
