@@ -367,6 +367,19 @@ struct storage *storage_open(const char *store, const char *data_dir, struct eng
     return NULL;
 }
 
+int storage_hold(struct storage *st, struct eng_error *err)
+{
+    pthread_mutex_lock(&st->lock);
+    int rc = st->driver->hold(st);
+    if (rc < 0) storage_fail(st, err, "taking the store for this server");
+    pthread_mutex_unlock(&st->lock);
+    if (rc == 1)
+        return eng_fail(err, ENG_CONFLICT,
+                        "storage: another augserve serves this PostgreSQL store; one server per "
+                        "store, until servers share jobs under leases");
+    return rc;
+}
+
 int storage_ping(struct storage *st)
 {
     pthread_mutex_lock(&st->lock);

@@ -64,6 +64,8 @@ struct storage_driver {
     /* A migration's text in the backend's types (migrations are written in SQLite's: see
      * storage.c), to free; NULL when memory runs out. */
     char *(*schema_sql)(const char *sql);
+    /* storage_hold: 0, 1 when another server holds the store, -1 with storage_errmsg set. */
+    int (*hold)(struct storage *st);
     /* Begins a write transaction; and the migrations' one, which also keeps two processes from
      * migrating one database at once. */
     const char *begin_sql, *begin_migration_sql;
@@ -75,7 +77,7 @@ struct storage_driver {
     .bind_int64 = bind_int64, .bind_double = bind_double, .step = step,                            \
     .column_text = column_text, .column_int64 = column_int64, .column_double = column_double,      \
     .finalize = finalize, .changes = changes, .errmsg = errmsg, .duplicate = duplicate,            \
-    .schema_sql = schema_sql
+    .schema_sql = schema_sql, .hold = hold
 
 extern const struct storage_driver storage_sqlite_driver;
 extern const struct storage_driver storage_pg_driver;

@@ -1,6 +1,7 @@
 /* The whole server on a PostgreSQL store (tests/pg/pg-start.sh's server, a database per test):
  * a job runs to its end and its records and a saved policy outlive the server into another one
- * with another data_dir, so they were in PostgreSQL and not in a file; a job killed with kill -9
+ * with another data_dir, so they were in PostgreSQL and not in a file, and no second server
+ * starts on the store while the first runs; a job killed with kill -9
  * resumes on the next server from its checkpoint with every unit counted once; a store that
  * cannot be reached, or is neither sqlite nor a URL, stops start-up with a message. */
 #include <stdarg.h>
@@ -19,13 +20,14 @@
 #include "job_client.h"
 #include "pg_test_db.h"
 
-/* The running test's database and its settings: {"debug_routes": true, "store": <its URL>}. */
+/* The running test's database, its URL and the servers' settings: {"debug_routes": true,
+ * "store": <its URL>}. */
 static char database[64];
+static char url[512];
 static char settings[640];
 
 static int setup(void **state)
 {
-    char url[512];
     pg_test_create_database(database, url);
     snprintf(settings, sizeof settings, "{\"debug_routes\": true, \"store\": \"%s\"}", url);
     return harness_setup(state);
@@ -37,6 +39,19 @@ static int teardown(void **state)
     int rc = harness_teardown(state);
     pg_test_drop_database(database);
     return rc;
+}
+
+/* Exits non-zero before listening, with the message. */
+static void expect_refused_start(const char *store, const char *message)
+{
+    const char *args[] = {"--store", store, "--data-dir", "/tmp", "--listen", "127.0.0.1:0", NULL};
+    char *out = NULL, *err = NULL;
+    int status = harness_run_binary(args, &out, &err);
+    assert_true(status > 0);
+    if (!strstr(err, message)) fail_msg("stderr lacks \"%s\":\n%s", message, err);
+    assert_null(strstr(err, "listening"));
+    free(out);
+    free(err);
 }
 
 static void test_records_outlive_the_server(void **state)
@@ -52,6 +67,9 @@ static void test_records_outlive_the_server(void **state)
              "{\"name\": \"tilt\", \"policy\": {\"op\": \"Rotate\", \"degrees\": 17}}", NULL, &r);
     assert_status(&r, 201);
     http_response_free(&r);
+    /* One server per store while the first runs: a second would take its running jobs for ones
+     * a dead process left. */
+    expect_refused_start(url, "another augserve serves this PostgreSQL store");
     assert_int_equal(server_stop(first, SIGTERM, 15000), 0);
 
     /* A fresh data_dir (harness_start makes one): only the store holds what the first knew. */
@@ -98,19 +116,6 @@ static void test_kill9_then_resume(void **state)
     assert_true(resumed >= units / 4 && resumed < units);
     json_decref(doc);
     harness_pass(state);
-}
-
-/* Exits non-zero before listening, with the message. */
-static void expect_refused_start(const char *store, const char *message)
-{
-    const char *args[] = {"--store", store, "--data-dir", "/tmp", "--listen", "127.0.0.1:0", NULL};
-    char *out = NULL, *err = NULL;
-    int status = harness_run_binary(args, &out, &err);
-    assert_true(status > 0);
-    if (!strstr(err, message)) fail_msg("stderr lacks \"%s\":\n%s", message, err);
-    assert_null(strstr(err, "listening"));
-    free(out);
-    free(err);
 }
 
 static void test_refused_stores(void **state)

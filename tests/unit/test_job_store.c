@@ -590,6 +590,16 @@ static void test_migrates_version_1(void **state)
     assert_true(storage_schema_version() >= 2);
 }
 
+/* Ends every connection to the fixture's database (PostgreSQL), as a server restart would. */
+static void end_connections(struct fixture *f)
+{
+    char sql[160];
+    snprintf(sql, sizeof sql,
+             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '%s'",
+             f->others[0]);
+    pg_test_sql("postgres", sql);
+}
+
 /* PostgreSQL: when the server ends the store's connection (a restart, an administrator), the
  * operation that finds it gone fails and the next one connects again. */
 static void test_reconnects_after_the_server_ends_the_connection(void **state)
@@ -597,16 +607,39 @@ static void test_reconnects_after_the_server_ends_the_connection(void **state)
     struct fixture *f = *state;
     if (!pg_test_server()) skip(); /* SQLite has no connection to lose */
     create(f->st, 1, "count", NULL);
-    char sql[160];
-    snprintf(sql, sizeof sql,
-             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '%s'",
-             f->others[0]);
-    pg_test_sql("postgres", sql);
+    end_connections(f);
     struct job job;
     struct eng_error err;
     assert_int_equal(job_store_get(f->st, id_of(1), &job, &err), -1);
     assert_int_equal(storage_ping(f->st), 0);
     claim_expect(f->st, 1);
+}
+
+/* PostgreSQL: one server holds a store at a time (storage_hold), also across a reconnection; the
+ * next may once it has gone. */
+static void test_one_server_holds_the_store(void **state)
+{
+    struct fixture *f = *state;
+    if (!pg_test_server()) skip(); /* SQLite: nothing to hold */
+    struct eng_error err;
+    assert_int_equal(storage_hold(f->st, &err), 0);
+    struct storage *other = storage_open(f->store, f->dir, &err);
+    if (!other) fail_msg("storage_open: %s", err.message);
+    assert_int_equal(storage_hold(other, &err), -1);
+    assert_int_equal(err.code, ENG_CONFLICT);
+    assert_non_null(strstr(err.message, "another augserve serves this PostgreSQL store"));
+    /* The first's connection ends; its next operation connects again and takes the lock back. */
+    storage_close(other);
+    end_connections(f);
+    assert_int_equal(storage_ping(f->st), -1);
+    assert_int_equal(storage_ping(f->st), 0);
+    other = storage_open(f->store, f->dir, &err);
+    assert_non_null(other);
+    assert_int_equal(storage_hold(other, &err), -1);
+    /* Gone: the next one holds it (waiting for the first's session to end). */
+    storage_close(f->st);
+    f->st = other;
+    assert_int_equal(storage_hold(other, &err), 0);
 }
 
 static void test_refuses_a_newer_schema(void **state)
@@ -643,6 +676,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_refuses_a_newer_schema, store_setup, store_teardown),
         cmocka_unit_test_setup_teardown(test_reconnects_after_the_server_ends_the_connection,
                                         store_setup, store_teardown),
+        cmocka_unit_test_setup_teardown(test_one_server_holds_the_store, store_setup,
+                                        store_teardown),
     };
     return cmocka_run_group_tests_name(store_group("job_store"), tests, NULL, NULL);
 }
