@@ -11,6 +11,9 @@ if [[ $(id -u) -eq 0 ]]; then
   }
 fi
 
+# That user may not enter the caller's folder (a checkout under /root): the commands run from /.
+cd /
+
 # Runs a command as the cluster's owner.
 as_owner() {
   if [[ -n "$as_user" ]]; then runuser -u "$as_user" -- "$@"; else "$@"; fi
