@@ -213,6 +213,8 @@ int job_store_list(struct storage *st, const struct job_filter *f, struct job **
         " AND (CAST(?2 AS TEXT) IS NULL OR kind = ?2)"
         " AND (CAST(?3 AS TEXT) IS NULL OR owner = ?3)"
         " AND (CAST(?4 AS TEXT) IS NULL OR seq < (SELECT seq FROM jobs WHERE id = ?4))"
+        " AND (CASE WHEN CAST(?6 AS TEXT) IS NOT NULL THEN parent = ?6"
+        " ELSE ?7 OR parent IS NULL END)"
         " ORDER BY seq DESC LIMIT ?5",
         err);
     int rc = stmt ? 0 : -1;
@@ -228,6 +230,8 @@ int job_store_list(struct storage *st, const struct job_filter *f, struct job **
         storage_bind_text(stmt, 3, f->owner);
         storage_bind_text(stmt, 4, f->after);
         storage_bind_int64(stmt, 5, (int64_t)f->limit);
+        storage_bind_text(stmt, 6, f->parent);
+        storage_bind_int64(stmt, 7, f->children);
         *jobs = calloc(f->limit ? f->limit : 1, sizeof **jobs);
         if (!*jobs) rc = eng_no_memory(err);
     }
@@ -253,22 +257,25 @@ int job_store_list(struct storage *st, const struct job_filter *f, struct job **
     return rc;
 }
 
-/* The claim of the oldest queued job. SQLite has one writer at a time. On PostgreSQL, claims on
- * other connections run at once: FOR UPDATE locks the row the subquery picks, so two never take
- * the same job, and SKIP LOCKED passes over rows another claim holds rather than waiting for
- * them. */
+/* The claim of the oldest queued job whose parent is the parameter (NULL: a job with none; IS NOT
+ * DISTINCT FROM is SQLite's IS, and equality that holds for two NULLs too). SQLite has one writer
+ * at a time. On PostgreSQL, claims on other connections run at once: FOR UPDATE locks the row the
+ * subquery picks, so two never take the same job, and SKIP LOCKED passes over rows another claim
+ * holds rather than waiting for them. */
 #define CLAIM_SQL(lock)                                                                            \
     "UPDATE jobs SET state = 'running', attempts = attempts + 1, started_ms = ?,"                  \
     " cancel_requested = 0 WHERE seq = (SELECT seq FROM jobs WHERE state = 'queued'"               \
-    " ORDER BY seq LIMIT 1" lock ") RETURNING id"
+    " AND parent IS NOT DISTINCT FROM ? ORDER BY seq LIMIT 1" lock ") RETURNING id"
 
-int job_store_claim(struct storage *st, struct job *out, struct eng_error *err)
+/* Claims the oldest queued job whose parent is `parent` (NULL: a job with none). */
+static int claim(struct storage *st, const char *parent, struct job *out, struct eng_error *err)
 {
     if (storage_begin(st, err) != 0) return -1;
     struct storage_stmt *stmt = storage_prepare(
         st, storage_sql(st, CLAIM_SQL(""), CLAIM_SQL(" FOR UPDATE SKIP LOCKED")), err);
     if (!stmt) return storage_end(st, -1, err);
     storage_bind_int64(stmt, 1, storage_now_ms());
+    storage_bind_text(stmt, 2, parent);
     char id[JOB_ID_SIZE] = "";
     int step = storage_step(stmt);
     if (step == STORAGE_ROW) {
@@ -286,6 +293,17 @@ int job_store_claim(struct storage *st, struct job *out, struct eng_error *err)
         if (rc != 0) job_clear(out);
     }
     return storage_end(st, rc, err) == 0 ? 1 : -1;
+}
+
+int job_store_claim(struct storage *st, struct job *out, struct eng_error *err)
+{
+    return claim(st, NULL, out, err);
+}
+
+int job_store_claim_child(struct storage *st, const char *parent, struct job *out,
+                          struct eng_error *err)
+{
+    return claim(st, parent, out, err);
 }
 
 /* Sets a running job's progress and phase (and checkpoint when set_checkpoint), with a progress
@@ -432,6 +450,44 @@ int job_store_requeue(struct storage *st, const char *id, const char *reason, st
     return storage_end(st, interrupt(st, id, reason, NULL, err) ? -1 : 0, err);
 }
 
+/* Cancels the children that have not ended of job parent, or with parent NULL of every job that
+ * has ended (orphans: none will run them): the queued at once, with a state event giving the
+ * reason, the running through their cancel flag. */
+static int cancel_children(struct storage *st, const char *parent, const char *reason,
+                           struct eng_error *err)
+{
+#define OF_PARENT                                                                                  \
+    " (parent = ?1 OR (?1 IS NULL AND parent IN (SELECT id FROM jobs"                              \
+    " WHERE state NOT IN ('queued', 'running'))))"
+    static const char *const sql[] = {
+        "INSERT INTO job_events (job, time_ms, type, data) SELECT id, ?2, 'state', ?3"
+        " FROM jobs WHERE state = 'queued' AND" OF_PARENT " ORDER BY seq",
+        "UPDATE jobs SET state = 'cancelled', finished_ms = ?2 WHERE state = 'queued' "
+        "AND" OF_PARENT,
+        "UPDATE jobs SET cancel_requested = 1 WHERE state = 'running' AND" OF_PARENT,
+    };
+#undef OF_PARENT
+    json_t *data = json_pack("{s:s, s:s}", "state", "cancelled", "reason", reason);
+    int rc = data ? 0 : eng_no_memory(err);
+    for (size_t i = 0; rc == 0 && i < sizeof sql / sizeof sql[0]; i++) {
+        struct storage_stmt *stmt = storage_prepare(st, sql[i], err);
+        if (!stmt) {
+            rc = -1;
+            break;
+        }
+        storage_bind_text(stmt, 1, parent);
+        if (i < 2) storage_bind_int64(stmt, 2, storage_now_ms());
+        if (i == 0 && storage_bind_json(stmt, 3, data, err) != 0) {
+            storage_finalize(stmt);
+            rc = -1;
+            break;
+        }
+        rc = storage_run(st, stmt, err, "cancelling a job's children");
+    }
+    json_decref(data);
+    return rc;
+}
+
 int job_store_cancel(struct storage *st, const char *id, enum job_state *state,
                      struct eng_error *err)
 {
@@ -457,6 +513,7 @@ int job_store_cancel(struct storage *st, const char *id, enum job_state *state,
                       job.state == JOB_INTERRUPTED ? "was interrupted for good"
                                                    : job_state_name(job.state));
     }
+    if (rc == 0) rc = cancel_children(st, id, "its parent was cancelled", err);
     job_clear(&job);
     return storage_end(st, rc, err);
 }
@@ -521,6 +578,9 @@ int job_store_recover(struct storage *st, int max_attempts, size_t *requeued, si
         (*(give_up ? abandoned : requeued))++;
     }
     free(found);
+    /* The children of a job left interrupted (or ended otherwise) would stay queued for ever,
+     * holding their dataset. */
+    if (rc == 0) rc = cancel_children(st, NULL, "its parent had ended", err);
     return storage_end(st, rc, err);
 }
 
