@@ -11,6 +11,8 @@ build_packages=(
   libjansson-dev      # JSON
   libssl-dev          # SHA-256, constant-time compare, random keys
   libsqlite3-dev      # embedded store
+  libpq-dev           # the store on PostgreSQL (store: postgresql://...)
+  postgresql-15       # the PostgreSQL store tests start a server of their own (tests/pg/pg-start.sh)
   libturbojpeg0-dev   # JPEG fast path
   libspng-dev         # PNG fast path
   libvips-dev         # every other format, EXIF/ICC, large images, resizing
@@ -39,7 +41,7 @@ build_packages=(
   ca-certificates curl
 )
 runtime_packages=(
-  libmicrohttpd12 libjansson4 libssl3 libsqlite3-0 libturbojpeg0 libspng0 libvips42
+  libmicrohttpd12 libjansson4 libssl3 libsqlite3-0 libpq5 libturbojpeg0 libspng0 libvips42
   libprotobuf-c1 libdnnl2 libsndfile1 libvorbisfile3 libopusfile0 libmpg123-0 libsoxr0 libfftw3-single3
   libarchive13 # dataset archives (tar, gzip, zip)
   ca-certificates curl # curl: the image's HEALTHCHECK

@@ -14,6 +14,7 @@
 #include <jansson.h>
 
 #include "auth.h"
+#include "storage.h"
 
 #define ENV_PREFIX "AUGSERVE_"
 /* The caller reads the file path from this variable, so it is no setting of ours. */
@@ -42,6 +43,7 @@ struct setting {
 };
 
 static const char *check_listen(const char *value);
+static const char *check_store(const char *value);
 
 #define OFF(field) offsetof(struct config, field)
 #define INT_SETTING(k, d, lo, hi, h)                                                               \
@@ -106,6 +108,9 @@ static const struct setting settings[] = {
                   "working memory one request may plan for, in bytes (SSIM's maps, say)"),
     STRING_SETTING(static_dir, "static", NULL, "web UI files served at /"),
     STRING_SETTING(data_dir, "var", NULL, "embedded store and files"),
+    STRING_SETTING(store, "sqlite", check_store,
+                   "where jobs, datasets' records and saved policies are kept: sqlite (in "
+                   "data_dir) or a postgresql:// URL"),
     STRING_SETTING(models_dir, "models", NULL,
                    "model repository: <name>/model.onnx (+ config.json) per model"),
     INT64_SETTING(max_model_bytes, 536870912, 1, INT64_C(2147483648),
@@ -195,6 +200,13 @@ static const char *check_port(const char *port)
     if (len > 5 || strspn(port, "0123456789") != len) return "port must be a number 0..65535";
     if (atol(port) > 65535) return "port must be a number 0..65535";
     return NULL;
+}
+
+static const char *check_store(const char *value)
+{
+    return strcmp(value, "sqlite") == 0 || storage_is_postgresql_url(value)
+               ? NULL
+               : "must be sqlite or a postgresql:// URL";
 }
 
 static const char *check_listen(const char *value)

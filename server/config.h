@@ -44,6 +44,7 @@ struct config {
     int64_t max_request_memory;  /* a request's planned working memory */
     char *static_dir;            /* web UI files served at / */
     char *data_dir;              /* embedded store and files */
+    char *store;                 /* "sqlite" or a postgresql:// URL */
     char *models_dir;            /* model repository: <name>/model.onnx */
     int64_t max_model_bytes;     /* ONNX file cap, at start-up and for uploads */
     int64_t max_tensor_elements; /* elements in one inference input tensor */

@@ -1,5 +1,5 @@
-/* The jobs of job_store.h in SQLite. Each function takes the store's lock for its whole run
- * (storage_internal.h), and those that write do so in one BEGIN IMMEDIATE transaction, so a state
+/* The jobs of job_store.h, on either backend (storage_internal.h). Each function takes the store's
+ * lock for its whole run, and those that write do so in one transaction, so a state
  * change and its event land together or not at all. */
 #include "job_store.h"
 
@@ -76,14 +76,14 @@ void job_events_free(struct job_event *events, size_t count)
 static int add_event(struct storage *st, const char *id, enum job_event_type type,
                      const json_t *data, struct eng_error *err)
 {
-    sqlite3_stmt *stmt = storage_prepare(
+    struct storage_stmt *stmt = storage_prepare(
         st, "INSERT INTO job_events (job, time_ms, type, data) VALUES (?, ?, ?, ?)", err);
     if (!stmt) return -1;
     storage_bind_text(stmt, 1, id);
-    sqlite3_bind_int64(stmt, 2, storage_now_ms());
+    storage_bind_int64(stmt, 2, storage_now_ms());
     storage_bind_text(stmt, 3, job_event_type_name(type));
     if (storage_bind_json(stmt, 4, data, err) != 0) {
-        sqlite3_finalize(stmt);
+        storage_finalize(stmt);
         return -1;
     }
     return storage_run(st, stmt, err, "recording an event");
@@ -109,25 +109,25 @@ static int add_state_event(struct storage *st, const char *id, enum job_state st
     "cancel_requested, created_ms, started_ms, finished_ms"
 
 /* A row of JOB_COLUMNS into *job. */
-static int read_job(sqlite3_stmt *stmt, struct job *job, struct eng_error *err)
+static int read_job(struct storage_stmt *stmt, struct job *job, struct eng_error *err)
 {
     memset(job, 0, sizeof *job);
     int failed = 0;
-    snprintf(job->id, sizeof job->id, "%s", (const char *)sqlite3_column_text(stmt, 0));
+    snprintf(job->id, sizeof job->id, "%s", storage_column(stmt, 0));
     job->kind = storage_column_text(stmt, 1, &failed);
     job->params = storage_column_json(stmt, 2, &failed);
     job->owner = storage_column_text(stmt, 3, &failed);
     job->parent = storage_column_text(stmt, 4, &failed);
-    int state = job_state_from_name((const char *)sqlite3_column_text(stmt, 5));
-    job->progress = sqlite3_column_double(stmt, 6);
+    int state = job_state_from_name(storage_column(stmt, 5));
+    job->progress = storage_column_double(stmt, 6);
     job->phase = storage_column_text(stmt, 7, &failed);
     job->result = storage_column_json(stmt, 8, &failed);
     job->error = storage_column_text(stmt, 9, &failed);
-    job->attempts = sqlite3_column_int(stmt, 10);
-    job->cancel_requested = sqlite3_column_int(stmt, 11);
-    job->created_ms = sqlite3_column_int64(stmt, 12);
-    job->started_ms = sqlite3_column_int64(stmt, 13);
-    job->finished_ms = sqlite3_column_int64(stmt, 14);
+    job->attempts = (int)storage_column_int64(stmt, 10);
+    job->cancel_requested = (int)storage_column_int64(stmt, 11);
+    job->created_ms = storage_column_int64(stmt, 12);
+    job->started_ms = storage_column_int64(stmt, 13);
+    job->finished_ms = storage_column_int64(stmt, 14);
     if (failed || state < 0 || !job->kind || !job->params) {
         job_clear(job);
         return eng_fail(err, ENG_INTERNAL, "storage: a job record does not read back");
@@ -139,18 +139,19 @@ static int read_job(sqlite3_stmt *stmt, struct job *job, struct eng_error *err)
 /* The job with this id, under the lock. */
 static int get_locked(struct storage *st, const char *id, struct job *out, struct eng_error *err)
 {
-    sqlite3_stmt *stmt = storage_prepare(st, "SELECT " JOB_COLUMNS " FROM jobs WHERE id = ?", err);
+    struct storage_stmt *stmt =
+        storage_prepare(st, "SELECT " JOB_COLUMNS " FROM jobs WHERE id = ?", err);
     if (!stmt) return -1;
     storage_bind_text(stmt, 1, id);
-    int rc = sqlite3_step(stmt);
+    int rc = storage_step(stmt);
     int ok = -1;
-    if (rc == SQLITE_ROW)
+    if (rc == STORAGE_ROW)
         ok = read_job(stmt, out, err);
-    else if (rc == SQLITE_DONE)
+    else if (rc == STORAGE_DONE)
         eng_fail(err, ENG_NOT_FOUND, "no such job: %s", id);
     else
         storage_fail(st, err, "reading a job");
-    sqlite3_finalize(stmt);
+    storage_finalize(stmt);
     return ok;
 }
 
@@ -166,7 +167,7 @@ int job_store_create(struct storage *st, const struct job *spec, struct eng_erro
 {
     if (storage_begin(st, err) != 0) return -1;
     int rc = -1;
-    sqlite3_stmt *stmt = NULL;
+    struct storage_stmt *stmt = NULL;
     if (spec->parent) {
         struct job parent;
         if (get_locked(st, spec->parent, &parent, err) != 0) return storage_end(st, -1, err);
@@ -181,17 +182,17 @@ int job_store_create(struct storage *st, const struct job *spec, struct eng_erro
         storage_bind_text(stmt, 2, spec->kind);
         storage_bind_text(stmt, 4, spec->owner);
         storage_bind_text(stmt, 5, spec->parent);
-        sqlite3_bind_int64(stmt, 6, storage_now_ms());
+        storage_bind_int64(stmt, 6, storage_now_ms());
         if (storage_bind_json(stmt, 3, spec->params, err) == 0) {
-            int step = sqlite3_step(stmt);
-            if (step == SQLITE_DONE)
+            int step = storage_step(stmt);
+            if (step == STORAGE_DONE)
                 rc = 0;
-            else if (sqlite3_extended_errcode(st->db) == SQLITE_CONSTRAINT_UNIQUE)
+            else if (storage_duplicate(st))
                 eng_fail(err, ENG_CONFLICT, "a job with the id %s exists", spec->id);
             else
                 storage_fail(st, err, "creating a job");
         }
-        sqlite3_finalize(stmt);
+        storage_finalize(stmt);
     }
     if (rc == 0) rc = add_state_event(st, spec->id, JOB_QUEUED, NULL, NULL, err);
     return storage_end(st, rc, err);
@@ -203,17 +204,19 @@ int job_store_list(struct storage *st, const struct job_filter *f, struct job **
     *jobs = NULL;
     *count = 0;
     pthread_mutex_lock(&st->lock);
-    /* A NULL parameter matches everything, so one statement serves every filter. */
-    sqlite3_stmt *stmt =
-        storage_prepare(st,
-                        "SELECT " JOB_COLUMNS " FROM jobs"
-                        " WHERE (?1 IS NULL OR state = ?1) AND (?2 IS NULL OR kind = ?2)"
-                        " AND (?3 IS NULL OR owner = ?3)"
-                        " AND (?4 IS NULL OR seq < (SELECT seq FROM jobs WHERE id = ?4))"
-                        " AND (CASE WHEN ?6 IS NOT NULL THEN parent = ?6"
-                        " ELSE ?7 OR parent IS NULL END)"
-                        " ORDER BY seq DESC LIMIT ?5",
-                        err);
+    /* A NULL parameter matches everything, so one statement serves every filter. (The casts give
+     * PostgreSQL a type for a parameter that IS NULL alone would leave without one.) */
+    struct storage_stmt *stmt = storage_prepare(
+        st,
+        "SELECT " JOB_COLUMNS " FROM jobs"
+        " WHERE (CAST(?1 AS TEXT) IS NULL OR state = ?1)"
+        " AND (CAST(?2 AS TEXT) IS NULL OR kind = ?2)"
+        " AND (CAST(?3 AS TEXT) IS NULL OR owner = ?3)"
+        " AND (CAST(?4 AS TEXT) IS NULL OR seq < (SELECT seq FROM jobs WHERE id = ?4))"
+        " AND (CASE WHEN CAST(?6 AS TEXT) IS NOT NULL THEN parent = ?6"
+        " ELSE ?7 OR parent IS NULL END)"
+        " ORDER BY seq DESC LIMIT ?5",
+        err);
     int rc = stmt ? 0 : -1;
     if (stmt && f->after) {
         /* An unknown cursor would match nothing; say so instead. */
@@ -226,23 +229,23 @@ int job_store_list(struct storage *st, const struct job_filter *f, struct job **
         storage_bind_text(stmt, 2, f->kind);
         storage_bind_text(stmt, 3, f->owner);
         storage_bind_text(stmt, 4, f->after);
-        sqlite3_bind_int64(stmt, 5, (sqlite3_int64)f->limit);
+        storage_bind_int64(stmt, 5, (int64_t)f->limit);
         storage_bind_text(stmt, 6, f->parent);
-        sqlite3_bind_int(stmt, 7, f->children);
+        storage_bind_int64(stmt, 7, f->children);
         *jobs = calloc(f->limit ? f->limit : 1, sizeof **jobs);
         if (!*jobs) rc = eng_no_memory(err);
     }
     while (rc == 0) {
-        int step = sqlite3_step(stmt);
-        if (step == SQLITE_DONE) break;
-        if (step != SQLITE_ROW)
+        int step = storage_step(stmt);
+        if (step == STORAGE_DONE) break;
+        if (step != STORAGE_ROW)
             rc = storage_fail(st, err, "listing jobs");
         else if (read_job(stmt, &(*jobs)[*count], err) != 0)
             rc = -1;
         else
             (*count)++;
     }
-    sqlite3_finalize(stmt);
+    storage_finalize(stmt);
     pthread_mutex_unlock(&st->lock);
     if (rc != 0) {
         for (size_t i = 0; i < *count; i++)
@@ -254,28 +257,33 @@ int job_store_list(struct storage *st, const struct job_filter *f, struct job **
     return rc;
 }
 
+/* The claim of the oldest queued job whose parent is the parameter (NULL: a job with none; IS NOT
+ * DISTINCT FROM is SQLite's IS, and equality that holds for two NULLs too). SQLite has one writer
+ * at a time. On PostgreSQL, claims on other connections run at once: FOR UPDATE locks the row the
+ * subquery picks, so two never take the same job, and SKIP LOCKED passes over rows another claim
+ * holds rather than waiting for them. */
+#define CLAIM_SQL(lock)                                                                            \
+    "UPDATE jobs SET state = 'running', attempts = attempts + 1, started_ms = ?,"                  \
+    " cancel_requested = 0 WHERE seq = (SELECT seq FROM jobs WHERE state = 'queued'"               \
+    " AND parent IS NOT DISTINCT FROM ? ORDER BY seq LIMIT 1" lock ") RETURNING id"
+
 /* Claims the oldest queued job whose parent is `parent` (NULL: a job with none). */
 static int claim(struct storage *st, const char *parent, struct job *out, struct eng_error *err)
 {
     if (storage_begin(st, err) != 0) return -1;
-    sqlite3_stmt *stmt =
-        storage_prepare(st,
-                        "UPDATE jobs SET state = 'running', attempts = attempts + 1,"
-                        " started_ms = ?, cancel_requested = 0"
-                        " WHERE seq = (SELECT seq FROM jobs WHERE state = 'queued'"
-                        " AND parent IS ? ORDER BY seq LIMIT 1) RETURNING id",
-                        err);
+    struct storage_stmt *stmt = storage_prepare(
+        st, storage_sql(st, CLAIM_SQL(""), CLAIM_SQL(" FOR UPDATE SKIP LOCKED")), err);
     if (!stmt) return storage_end(st, -1, err);
-    sqlite3_bind_int64(stmt, 1, storage_now_ms());
+    storage_bind_int64(stmt, 1, storage_now_ms());
     storage_bind_text(stmt, 2, parent);
     char id[JOB_ID_SIZE] = "";
-    int step = sqlite3_step(stmt);
-    if (step == SQLITE_ROW) {
-        snprintf(id, sizeof id, "%s", (const char *)sqlite3_column_text(stmt, 0));
-        step = sqlite3_step(stmt);
+    int step = storage_step(stmt);
+    if (step == STORAGE_ROW) {
+        snprintf(id, sizeof id, "%s", storage_column(stmt, 0));
+        step = storage_step(stmt);
     }
-    sqlite3_finalize(stmt);
-    if (step != SQLITE_DONE) return storage_end(st, storage_fail(st, err, "claiming a job"), err);
+    storage_finalize(stmt);
+    if (step != STORAGE_DONE) return storage_end(st, storage_fail(st, err, "claiming a job"), err);
     if (!id[0]) return storage_end(st, 0, err);
     int rc = get_locked(st, id, out, err);
     if (rc == 0) {
@@ -305,22 +313,23 @@ static int record_progress(struct storage *st, const char *id, double fraction, 
                            struct eng_error *err)
 {
     if (storage_begin(st, err) != 0) return -1;
-    sqlite3_stmt *stmt = storage_prepare(st,
-                                         "UPDATE jobs SET progress = ?1, phase = ?2,"
-                                         " checkpoint = CASE WHEN ?3 THEN ?4 ELSE checkpoint END"
-                                         " WHERE id = ?5 AND state = 'running'",
-                                         err);
+    struct storage_stmt *stmt =
+        storage_prepare(st,
+                        "UPDATE jobs SET progress = ?1, phase = ?2,"
+                        " checkpoint = CASE WHEN ?3 THEN ?4 ELSE checkpoint END"
+                        " WHERE id = ?5 AND state = 'running'",
+                        err);
     if (!stmt) return storage_end(st, -1, err);
-    sqlite3_bind_double(stmt, 1, fraction);
+    storage_bind_double(stmt, 1, fraction);
     storage_bind_text(stmt, 2, phase);
-    sqlite3_bind_int(stmt, 3, set_checkpoint);
+    storage_bind_int64(stmt, 3, set_checkpoint);
     storage_bind_text(stmt, 5, id);
     if (storage_bind_json(stmt, 4, checkpoint, err) != 0) {
-        sqlite3_finalize(stmt);
+        storage_finalize(stmt);
         return storage_end(st, -1, err);
     }
     int rc = storage_run(st, stmt, err, "recording progress");
-    if (rc == 0 && sqlite3_changes(st->db) == 0)
+    if (rc == 0 && storage_changes(st) == 0)
         rc = eng_fail(err, ENG_CONFLICT, "job %s is not running", id);
     if (rc == 0 && event) {
         json_t *data = json_pack("{s:f, s:s?}", "fraction", fraction, "phase", phase);
@@ -354,25 +363,26 @@ int job_store_checkpoint_load(struct storage *st, const char *id, json_t **out,
 {
     *out = NULL;
     pthread_mutex_lock(&st->lock);
-    sqlite3_stmt *stmt = storage_prepare(st, "SELECT checkpoint FROM jobs WHERE id = ?", err);
+    struct storage_stmt *stmt =
+        storage_prepare(st, "SELECT checkpoint FROM jobs WHERE id = ?", err);
     int rc = -1;
     if (stmt) {
         storage_bind_text(stmt, 1, id);
-        int step = sqlite3_step(stmt);
+        int step = storage_step(stmt);
         int failed = 0;
-        if (step == SQLITE_ROW) {
+        if (step == STORAGE_ROW) {
             *out = storage_column_json(stmt, 0, &failed);
             rc = failed ? eng_fail(err, ENG_INTERNAL,
                                    "storage: job %s's checkpoint does not "
                                    "read back",
                                    id)
                         : 0;
-        } else if (step == SQLITE_DONE) {
+        } else if (step == STORAGE_DONE) {
             eng_fail(err, ENG_NOT_FOUND, "no such job: %s", id);
         } else {
             storage_fail(st, err, "reading a checkpoint");
         }
-        sqlite3_finalize(stmt);
+        storage_finalize(stmt);
     }
     pthread_mutex_unlock(&st->lock);
     return rc;
@@ -383,7 +393,7 @@ int job_store_checkpoint_load(struct storage *st, const char *id, json_t **out,
 static int move(struct storage *st, const char *id, enum job_state from, enum job_state to,
                 const json_t *result, const char *error, struct eng_error *err)
 {
-    sqlite3_stmt *stmt =
+    struct storage_stmt *stmt =
         storage_prepare(st,
                         "UPDATE jobs SET state = ?, result = ?, error = ?, finished_ms = ?,"
                         " progress = CASE WHEN ? THEN 1 ELSE progress END"
@@ -392,19 +402,19 @@ static int move(struct storage *st, const char *id, enum job_state from, enum jo
     if (!stmt) return -1;
     storage_bind_text(stmt, 1, job_state_name(to));
     if (storage_bind_json(stmt, 2, result, err) != 0) {
-        sqlite3_finalize(stmt);
+        storage_finalize(stmt);
         return -1;
     }
     storage_bind_text(stmt, 3, error);
     if (job_state_is_final(to))
-        sqlite3_bind_int64(stmt, 4, storage_now_ms());
+        storage_bind_int64(stmt, 4, storage_now_ms());
     else
-        sqlite3_bind_null(stmt, 4);
-    sqlite3_bind_int(stmt, 5, to == JOB_SUCCEEDED);
+        storage_bind_text(stmt, 4, NULL);
+    storage_bind_int64(stmt, 5, to == JOB_SUCCEEDED);
     storage_bind_text(stmt, 6, id);
     storage_bind_text(stmt, 7, job_state_name(from));
     if (storage_run(st, stmt, err, "changing a job's state") != 0) return -1;
-    if (sqlite3_changes(st->db) == 0)
+    if (storage_changes(st) == 0)
         return eng_fail(err, ENG_CONFLICT, "job %s is not %s", id, job_state_name(from));
     return 0;
 }
@@ -460,15 +470,15 @@ static int cancel_children(struct storage *st, const char *parent, const char *r
     json_t *data = json_pack("{s:s, s:s}", "state", "cancelled", "reason", reason);
     int rc = data ? 0 : eng_no_memory(err);
     for (size_t i = 0; rc == 0 && i < sizeof sql / sizeof sql[0]; i++) {
-        sqlite3_stmt *stmt = storage_prepare(st, sql[i], err);
+        struct storage_stmt *stmt = storage_prepare(st, sql[i], err);
         if (!stmt) {
             rc = -1;
             break;
         }
         storage_bind_text(stmt, 1, parent);
-        if (i < 2) sqlite3_bind_int64(stmt, 2, storage_now_ms());
+        if (i < 2) storage_bind_int64(stmt, 2, storage_now_ms());
         if (i == 0 && storage_bind_json(stmt, 3, data, err) != 0) {
-            sqlite3_finalize(stmt);
+            storage_finalize(stmt);
             rc = -1;
             break;
         }
@@ -494,7 +504,7 @@ int job_store_cancel(struct storage *st, const char *id, enum job_state *state,
                 : 0;
         *state = JOB_CANCELLED;
     } else if (job.state == JOB_RUNNING) {
-        sqlite3_stmt *stmt =
+        struct storage_stmt *stmt =
             storage_prepare(st, "UPDATE jobs SET cancel_requested = 1 WHERE id = ?", err);
         if (stmt) storage_bind_text(stmt, 1, id);
         rc = stmt ? storage_run(st, stmt, err, "cancelling a job") : -1;
@@ -511,18 +521,19 @@ int job_store_cancel(struct storage *st, const char *id, enum job_state *state,
 int job_store_cancel_requested(struct storage *st, const char *id, struct eng_error *err)
 {
     pthread_mutex_lock(&st->lock);
-    sqlite3_stmt *stmt = storage_prepare(st, "SELECT cancel_requested FROM jobs WHERE id = ?", err);
+    struct storage_stmt *stmt =
+        storage_prepare(st, "SELECT cancel_requested FROM jobs WHERE id = ?", err);
     int rc = -1;
     if (stmt) {
         storage_bind_text(stmt, 1, id);
-        int step = sqlite3_step(stmt);
-        if (step == SQLITE_ROW)
-            rc = sqlite3_column_int(stmt, 0) != 0;
-        else if (step == SQLITE_DONE)
+        int step = storage_step(stmt);
+        if (step == STORAGE_ROW)
+            rc = (int)storage_column_int64(stmt, 0) != 0;
+        else if (step == STORAGE_DONE)
             eng_fail(err, ENG_NOT_FOUND, "no such job: %s", id);
         else
             storage_fail(st, err, "reading a job's cancel flag");
-        sqlite3_finalize(stmt);
+        storage_finalize(stmt);
     }
     pthread_mutex_unlock(&st->lock);
     return rc;
@@ -533,7 +544,7 @@ int job_store_recover(struct storage *st, int max_attempts, size_t *requeued, si
 {
     *requeued = *abandoned = 0;
     if (storage_begin(st, err) != 0) return -1;
-    sqlite3_stmt *stmt = storage_prepare(
+    struct storage_stmt *stmt = storage_prepare(
         st, "SELECT id, attempts FROM jobs WHERE state = 'running' ORDER BY seq", err);
     if (!stmt) return storage_end(st, -1, err);
     /* Read them all first: the updates below would disturb the running SELECT. */
@@ -543,18 +554,18 @@ int job_store_recover(struct storage *st, int max_attempts, size_t *requeued, si
     } *found = NULL;
     size_t count = 0;
     int rc = 0, step;
-    while ((step = sqlite3_step(stmt)) == SQLITE_ROW) {
+    while ((step = storage_step(stmt)) == STORAGE_ROW) {
         void *grown = realloc(found, (count + 1) * sizeof *found);
         if (!grown) {
             rc = eng_no_memory(err);
             break;
         }
         found = grown;
-        snprintf(found[count].id, JOB_ID_SIZE, "%s", (const char *)sqlite3_column_text(stmt, 0));
-        found[count++].attempts = sqlite3_column_int(stmt, 1);
+        snprintf(found[count].id, JOB_ID_SIZE, "%s", storage_column(stmt, 0));
+        found[count++].attempts = (int)storage_column_int64(stmt, 1);
     }
-    if (rc == 0 && step != SQLITE_DONE) rc = storage_fail(st, err, "finding running jobs");
-    sqlite3_finalize(stmt);
+    if (rc == 0 && step != STORAGE_DONE) rc = storage_fail(st, err, "finding running jobs");
+    storage_finalize(stmt);
     static const char reason[] = "the server stopped while the job ran (a crash or a kill)";
     for (size_t i = 0; rc == 0 && i < count; i++) {
         char error[160];
@@ -577,14 +588,14 @@ int job_store_dataset_user(struct storage *st, const char *dataset, const char *
                            char job[JOB_ID_SIZE], struct eng_error *err)
 {
     pthread_mutex_lock(&st->lock);
-    sqlite3_stmt *stmt = storage_prepare(
+    struct storage_stmt *stmt = storage_prepare(
         st, "SELECT id, params FROM jobs WHERE state IN ('queued', 'running') ORDER BY seq", err);
-    int rc = stmt ? 0 : -1, step = SQLITE_DONE;
-    while (rc == 0 && (step = sqlite3_step(stmt)) == SQLITE_ROW) {
+    int rc = stmt ? 0 : -1, step = STORAGE_DONE;
+    while (rc == 0 && (step = storage_step(stmt)) == STORAGE_ROW) {
         int failed = 0;
         json_t *params = storage_column_json(stmt, 1, &failed);
         const char *named = json_string_value(json_object_get(params, "dataset"));
-        const char *id = (const char *)sqlite3_column_text(stmt, 0);
+        const char *id = storage_column(stmt, 0);
         if (named && strcmp(named, dataset) == 0 && !(except && strcmp(id, except) == 0)) {
             snprintf(job, JOB_ID_SIZE, "%s", id);
             rc = 1;
@@ -593,8 +604,8 @@ int job_store_dataset_user(struct storage *st, const char *dataset, const char *
         }
         json_decref(params);
     }
-    if (rc == 0 && step != SQLITE_DONE) rc = storage_fail(st, err, "reading jobs' params");
-    sqlite3_finalize(stmt);
+    if (rc == 0 && step != STORAGE_DONE) rc = storage_fail(st, err, "reading jobs' params");
+    storage_finalize(stmt);
     pthread_mutex_unlock(&st->lock);
     return rc;
 }
@@ -605,30 +616,30 @@ int job_store_events(struct storage *st, const char *id, int64_t after, size_t l
     *events = NULL;
     *count = 0;
     pthread_mutex_lock(&st->lock);
-    sqlite3_stmt *stmt = storage_prepare(st,
-                                         "SELECT id, time_ms, type, data FROM job_events"
-                                         " WHERE job = ? AND id > ? ORDER BY id LIMIT ?",
-                                         err);
+    struct storage_stmt *stmt = storage_prepare(st,
+                                                "SELECT id, time_ms, type, data FROM job_events"
+                                                " WHERE job = ? AND id > ? ORDER BY id LIMIT ?",
+                                                err);
     int rc = stmt ? 0 : -1;
     if (rc == 0) {
         storage_bind_text(stmt, 1, id);
-        sqlite3_bind_int64(stmt, 2, after);
-        sqlite3_bind_int64(stmt, 3, (sqlite3_int64)limit);
+        storage_bind_int64(stmt, 2, after);
+        storage_bind_int64(stmt, 3, (int64_t)limit);
         *events = calloc(limit ? limit : 1, sizeof **events);
         if (!*events) rc = eng_no_memory(err);
     }
     while (rc == 0) {
-        int step = sqlite3_step(stmt);
-        if (step == SQLITE_DONE) break;
-        if (step != SQLITE_ROW) {
+        int step = storage_step(stmt);
+        if (step == STORAGE_DONE) break;
+        if (step != STORAGE_ROW) {
             rc = storage_fail(st, err, "reading events");
             break;
         }
         struct job_event *e = &(*events)[*count];
-        int type = event_type_from_name((const char *)sqlite3_column_text(stmt, 2));
+        int type = event_type_from_name(storage_column(stmt, 2));
         int failed = 0;
-        e->id = sqlite3_column_int64(stmt, 0);
-        e->time_ms = sqlite3_column_int64(stmt, 1);
+        e->id = storage_column_int64(stmt, 0);
+        e->time_ms = storage_column_int64(stmt, 1);
         e->data = storage_column_text(stmt, 3, &failed);
         if (failed || type < 0 || !e->data) {
             free(e->data);
@@ -639,7 +650,7 @@ int job_store_events(struct storage *st, const char *id, int64_t after, size_t l
         e->type = (enum job_event_type)type;
         (*count)++;
     }
-    sqlite3_finalize(stmt);
+    storage_finalize(stmt);
     pthread_mutex_unlock(&st->lock);
     if (rc != 0) {
         job_events_free(*events, *count);

@@ -1,8 +1,8 @@
-/* Jobs in the embedded store: their records, their state changes, their checkpoints and their
+/* Jobs in the store: their records, their state changes, their checkpoints and their
  * append-only events. Every function is one atomic operation of the store, safe from any thread,
- * and no caller sees SQL: a PostgreSQL backend implements the same functions (job_store_claim as
- * UPDATE ... WHERE id = (SELECT ... FOR UPDATE SKIP LOCKED), with a lease that
- * job_store_recover's start-up sweep becomes the expiry of).
+ * and no caller sees SQL: the same functions run on SQLite and on PostgreSQL (job_store_claim as
+ * UPDATE ... WHERE seq = (SELECT ... FOR UPDATE SKIP LOCKED); a lease, which job_store_recover's
+ * start-up sweep would become the expiry of, is still to come).
  *
  * A job's life, every change of state recorded as a "state" event in the same transaction:
  *

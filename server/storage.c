@@ -12,7 +12,11 @@
 
 /* The schema, as the migrations that build it: migrations[v - 1] takes a database from version
  * v - 1 to v. A new table or column is a new entry at the end; an entry never changes once
- * released, since databases in the field ran it as it was. */
+ * released, since databases in the field ran it as it was. Both backends run the same entries,
+ * written in SQLite's types; each driver's schema_sql turns them into its own (PostgreSQL:
+ * 64-bit integers, doubles, identity keys), so an entry uses only the types it knows: INTEGER
+ * (PRIMARY KEY AUTOINCREMENT), REAL, TEXT. JSON is TEXT on both: an event's data is read back as
+ * the text it was written, which a JSONB column would reorder. */
 static const char *const migrations[] = {
     /* 1: the meta table alone (storage_open creates it before any migration runs). */
     "",
@@ -77,23 +81,23 @@ int storage_schema_version(void)
     return SCHEMA_VERSION;
 }
 
+/* ---- The statement layer (storage_internal.h): the driver's calls, and what they share -------
+ */
+
 int storage_fail(struct storage *st, struct eng_error *err, const char *doing)
 {
-    return eng_fail(err, ENG_INTERNAL, "storage: %s: %s", doing, sqlite3_errmsg(st->db));
+    return eng_fail(err, ENG_INTERNAL, "storage: %s: %s", doing, st->driver->errmsg(st));
 }
 
 int storage_exec(struct storage *st, const char *sql, struct eng_error *err, const char *doing)
 {
-    char *sql_err = NULL;
-    if (sqlite3_exec(st->db, sql, NULL, NULL, &sql_err) == SQLITE_OK) return 0;
-    eng_fail(err, ENG_INTERNAL, "storage: %s: %s", doing,
-             sql_err ? sql_err : sqlite3_errmsg(st->db));
-    sqlite3_free(sql_err);
-    return -1;
+    return st->driver->exec(st, sql) == 0 ? 0 : storage_fail(st, err, doing);
 }
 
-/* ---- What the store's files share (storage_internal.h) ----------------------------------------
- */
+const char *storage_sql(struct storage *st, const char *sqlite, const char *postgresql)
+{
+    return st->driver == &storage_pg_driver ? postgresql : sqlite;
+}
 
 int64_t storage_now_ms(void)
 {
@@ -102,43 +106,70 @@ int64_t storage_now_ms(void)
     return (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
 }
 
-int storage_bind_text(sqlite3_stmt *stmt, int index, const char *text)
+struct storage_stmt *storage_prepare(struct storage *st, const char *sql, struct eng_error *err)
 {
-    return text ? sqlite3_bind_text(stmt, index, text, -1, SQLITE_TRANSIENT)
-                : sqlite3_bind_null(stmt, index);
+    struct storage_stmt *s = st->driver->prepare(st, sql);
+    if (!s) storage_fail(st, err, "preparing a statement");
+    return s;
 }
 
-int storage_bind_json(sqlite3_stmt *stmt, int index, const json_t *value, struct eng_error *err)
+int storage_bind_text(struct storage_stmt *s, int index, const char *text)
 {
-    if (!value) return sqlite3_bind_null(stmt, index) == SQLITE_OK ? 0 : eng_no_memory(err);
+    return s->driver->bind_text(s, index, text);
+}
+
+int storage_bind_int64(struct storage_stmt *s, int index, int64_t value)
+{
+    return s->driver->bind_int64(s, index, value);
+}
+
+int storage_bind_double(struct storage_stmt *s, int index, double value)
+{
+    return s->driver->bind_double(s, index, value);
+}
+
+int storage_bind_json(struct storage_stmt *s, int index, const json_t *value, struct eng_error *err)
+{
+    if (!value) return storage_bind_text(s, index, NULL) == 0 ? 0 : eng_no_memory(err);
     char *text = json_text(value, JSON_COMPACT | JSON_ENCODE_ANY | JSON_PRESERVE_ORDER);
-    if (!text) return eng_no_memory(err);
-    int rc = sqlite3_bind_text(stmt, index, text, -1, free);
-    return rc == SQLITE_OK ? 0 : eng_no_memory(err);
+    int rc = text ? storage_bind_text(s, index, text) : -1;
+    free(text);
+    return rc == 0 ? 0 : eng_no_memory(err);
 }
 
-sqlite3_stmt *storage_prepare(struct storage *st, const char *sql, struct eng_error *err)
+int storage_step(struct storage_stmt *s)
 {
-    sqlite3_stmt *stmt = NULL;
-    if (sqlite3_prepare_v2(st->db, sql, -1, &stmt, NULL) != SQLITE_OK) {
-        storage_fail(st, err, "preparing a statement");
-        return NULL;
-    }
-    return stmt;
+    return s->driver->step(s);
 }
 
-int storage_run(struct storage *st, sqlite3_stmt *stmt, struct eng_error *err, const char *doing)
+void storage_finalize(struct storage_stmt *s)
 {
-    int rc = sqlite3_step(stmt);
-    if (rc != SQLITE_DONE) storage_fail(st, err, doing);
-    sqlite3_finalize(stmt);
-    return rc == SQLITE_DONE ? 0 : -1;
+    if (s) s->driver->finalize(s);
+}
+
+int storage_run(struct storage *st, struct storage_stmt *s, struct eng_error *err,
+                const char *doing)
+{
+    int rc = storage_step(s);
+    if (rc != STORAGE_DONE) storage_fail(st, err, doing);
+    storage_finalize(s);
+    return rc == STORAGE_DONE ? 0 : -1;
+}
+
+int64_t storage_changes(struct storage *st)
+{
+    return st->driver->changes(st);
+}
+
+int storage_duplicate(struct storage *st)
+{
+    return st->driver->duplicate(st);
 }
 
 int storage_begin(struct storage *st, struct eng_error *err)
 {
     pthread_mutex_lock(&st->lock);
-    if (storage_exec(st, "BEGIN IMMEDIATE", err, "starting a transaction") == 0) return 0;
+    if (storage_exec(st, st->driver->begin_sql, err, "starting a transaction") == 0) return 0;
     pthread_mutex_unlock(&st->lock);
     return -1;
 }
@@ -146,28 +177,46 @@ int storage_begin(struct storage *st, struct eng_error *err)
 int storage_end(struct storage *st, int ok, struct eng_error *err)
 {
     if (ok == 0 && storage_exec(st, "COMMIT", err, "committing") != 0) ok = -1;
-    if (ok != 0) sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
+    if (ok != 0) st->driver->exec(st, "ROLLBACK");
     pthread_mutex_unlock(&st->lock);
     return ok;
 }
 
-char *storage_column_text(sqlite3_stmt *stmt, int column, int *failed)
+const char *storage_column(struct storage_stmt *s, int column)
 {
-    const unsigned char *text = sqlite3_column_text(stmt, column);
+    return s->driver->column_text(s, column);
+}
+
+int64_t storage_column_int64(struct storage_stmt *s, int column)
+{
+    return s->driver->column_int64(s, column);
+}
+
+double storage_column_double(struct storage_stmt *s, int column)
+{
+    return s->driver->column_double(s, column);
+}
+
+char *storage_column_text(struct storage_stmt *s, int column, int *failed)
+{
+    const char *text = storage_column(s, column);
     if (!text) return NULL;
-    char *copy = strdup((const char *)text);
+    char *copy = strdup(text);
     if (!copy) *failed = 1;
     return copy;
 }
 
-json_t *storage_column_json(sqlite3_stmt *stmt, int column, int *failed)
+json_t *storage_column_json(struct storage_stmt *s, int column, int *failed)
 {
-    const unsigned char *text = sqlite3_column_text(stmt, column);
+    const char *text = storage_column(s, column);
     if (!text) return NULL;
-    json_t *value = json_loads((const char *)text, JSON_DECODE_ANY, NULL);
+    json_t *value = json_loads(text, JSON_DECODE_ANY, NULL);
     if (!value) *failed = 1;
     return value;
 }
+
+/* ---- Opening ---------------------------------------------------------------------------------
+ */
 
 int storage_make_dirs(const char *path, struct eng_error *err)
 {
@@ -200,81 +249,135 @@ int storage_make_dirs(const char *path, struct eng_error *err)
 /* meta.schema_version: 0 when the database is new, -1 on error. */
 static int read_schema_version(struct storage *st)
 {
-    sqlite3_stmt *stmt = NULL;
+    struct storage_stmt *s =
+        st->driver->prepare(st, "SELECT value FROM meta WHERE key = 'schema_version'");
+    if (!s) return -1;
     int version = -1;
-    if (sqlite3_prepare_v2(st->db, "SELECT value FROM meta WHERE key = 'schema_version'", -1, &stmt,
-                           NULL) != SQLITE_OK)
-        return -1;
-    int rc = sqlite3_step(stmt);
-    if (rc == SQLITE_ROW)
-        version = sqlite3_column_int(stmt, 0);
-    else if (rc == SQLITE_DONE)
+    int rc = storage_step(s);
+    if (rc == STORAGE_ROW)
+        version = (int)storage_column_int64(s, 0);
+    else if (rc == STORAGE_DONE)
         version = 0;
-    sqlite3_finalize(stmt);
+    storage_finalize(s);
     return version;
 }
 
-/* Runs the migrations the database has not seen, in one transaction: a failure leaves it as it
- * was. */
-static int migrate(struct storage *st, const char *path, struct eng_error *err)
+/* Runs one migration, in the driver's types. */
+static int run_migration(struct storage *st, const char *sql, struct eng_error *err)
 {
-    if (storage_exec(st, "BEGIN IMMEDIATE", err, "starting the migration") != 0) return -1;
+    char *text = st->driver->schema_sql(sql);
+    if (!text) return eng_no_memory(err);
+    int rc = storage_exec(st, text, err, "migrating the schema");
+    free(text);
+    return rc;
+}
+
+/* Runs the migrations the database has not seen, in one transaction: a failure leaves it as it
+ * was. `where` names the database in messages. */
+static int migrate(struct storage *st, const char *where, struct eng_error *err)
+{
+    if (storage_exec(st, st->driver->begin_migration_sql, err, "starting the migration") != 0 ||
+        storage_exec(st, "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)", err,
+                     "creating the meta table") != 0) {
+        st->driver->exec(st, "ROLLBACK");
+        return -1;
+    }
     int version = read_schema_version(st);
     if (version < 0) {
         storage_fail(st, err, "reading meta.schema_version");
     } else if (version > SCHEMA_VERSION) {
         eng_fail(err, ENG_INTERNAL,
                  "storage: %s has schema version %d, newer than this augserve's %d: run the "
-                 "augserve that wrote it, or another data_dir",
-                 path, version, SCHEMA_VERSION);
+                 "augserve that wrote it, or another %s",
+                 where, version, SCHEMA_VERSION,
+                 st->driver == &storage_pg_driver ? "database" : "data_dir");
     } else {
         for (; version < SCHEMA_VERSION; version++)
-            if (storage_exec(st, migrations[version], err, "migrating the schema") != 0) break;
-        char set[96];
-        snprintf(set, sizeof set, "INSERT OR REPLACE INTO meta VALUES ('schema_version', '%d')",
-                 version);
-        if (version == SCHEMA_VERSION && storage_exec(st, set, err, "migrating the schema") == 0 &&
+            if (run_migration(st, migrations[version], err) != 0) break;
+        struct storage_stmt *set =
+            version == SCHEMA_VERSION
+                ? storage_prepare(st,
+                                  "INSERT INTO meta VALUES ('schema_version', ?)"
+                                  " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                                  err)
+                : NULL;
+        char text[16];
+        snprintf(text, sizeof text, "%d", version);
+        if (set && storage_bind_text(set, 1, text) != 0) {
+            storage_finalize(set);
+            set = NULL;
+            eng_no_memory(err);
+        }
+        if (set && storage_run(st, set, err, "migrating the schema") == 0 &&
             storage_exec(st, "COMMIT", err, "committing the migration") == 0)
             return 0;
     }
-    sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
+    st->driver->exec(st, "ROLLBACK");
     return -1;
 }
 
-struct storage *storage_open(const char *data_dir, struct eng_error *err)
+/* The driver a `store` setting names, and where it connects: NULL with err for no backend. */
+static const struct storage_driver *driver_for(const char *store, const char *data_dir,
+                                               char **where, struct eng_error *err)
 {
-    if (storage_make_dirs(data_dir, err) != 0) return NULL;
-    struct storage *st = calloc(1, sizeof *st);
-    char *path = NULL;
-    if (!st || asprintf(&path, "%s/augserve.db", data_dir) < 0) {
-        eng_no_memory(err);
-        free(st);
+    *where = NULL;
+    if (strcmp(store, "sqlite") == 0) {
+        if (asprintf(where, "%s/augserve.db", data_dir) < 0) *where = NULL;
+        if (!*where) eng_no_memory(err);
+        return *where ? &storage_sqlite_driver : NULL;
+    }
+    if (!storage_is_postgresql_url(store)) {
+        eng_fail(err, ENG_INVALID, "storage: store must be sqlite or a postgresql:// URL, not %s",
+                 store);
         return NULL;
     }
-    pthread_mutex_init(&st->lock, NULL);
-    int rc = sqlite3_open_v2(
-        path, &st->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX, NULL);
-    if (rc != SQLITE_OK) {
-        eng_fail(err, ENG_INTERNAL, "storage: cannot open %s: %s", path,
-                 st->db ? sqlite3_errmsg(st->db) : "out of memory");
-        goto fail;
+    *where = strdup(store);
+    if (!*where) eng_no_memory(err);
+    return *where ? &storage_pg_driver : NULL;
+}
+
+int storage_is_postgresql_url(const char *store)
+{
+    return strncmp(store, "postgresql://", 13) == 0 || strncmp(store, "postgres://", 11) == 0;
+}
+
+struct storage *storage_open(const char *store, const char *data_dir, struct eng_error *err)
+{
+    if (storage_make_dirs(data_dir, err) != 0) return NULL;
+    char *where;
+    const struct storage_driver *driver = driver_for(store, data_dir, &where, err);
+    if (!driver) return NULL;
+    struct storage *st = calloc(1, sizeof *st);
+    if (!st) {
+        eng_no_memory(err);
+        free(where);
+        return NULL;
     }
-    sqlite3_busy_timeout(st->db, 5000);
-    /* WAL with synchronous=NORMAL: a commit survives the process dying (kill -9: the kernel has
-     * the write), and only a power cut may lose the last ones, for a commit without an fsync,
-     * which jobs checkpointing every batch need. */
-    if (storage_exec(st,
-                     "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;"
-                     "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);",
-                     err, "opening the database") != 0 ||
-        migrate(st, path, err) != 0)
-        goto fail;
-    free(path);
-    return st;
-fail:
-    free(path);
+    st->driver = driver;
+    pthread_mutex_init(&st->lock, NULL);
+    /* A URL may hold a password: messages name the database file, or "the PostgreSQL store". */
+    int rc =
+        driver->open(st, where, err) == 0 &&
+                migrate(st, driver == &storage_pg_driver ? "the PostgreSQL store" : where, err) == 0
+            ? 0
+            : -1;
+    free(where);
+    if (rc == 0) return st;
     storage_close(st);
     return NULL;
+}
+
+int storage_hold(struct storage *st, struct eng_error *err)
+{
+    pthread_mutex_lock(&st->lock);
+    int rc = st->driver->hold(st);
+    if (rc < 0) storage_fail(st, err, "taking the store for this server");
+    pthread_mutex_unlock(&st->lock);
+    if (rc == 1)
+        return eng_fail(err, ENG_CONFLICT,
+                        "storage: another augserve serves this PostgreSQL store; one server per "
+                        "store, until servers share jobs under leases");
+    return rc;
 }
 
 int storage_ping(struct storage *st)
@@ -288,7 +391,7 @@ int storage_ping(struct storage *st)
 void storage_close(struct storage *st)
 {
     if (!st) return;
-    sqlite3_close(st->db);
+    if (st->conn) st->driver->close(st);
     pthread_mutex_destroy(&st->lock);
     free(st);
 }

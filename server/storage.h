@@ -1,7 +1,8 @@
-/* The embedded store: one SQLite database under data_dir, opened at start-up. Resources keep their
- * records here through their own interfaces (job_store.h for jobs, dataset_store.h for datasets);
- * no SQL leaves server/storage.c and the store's own files (storage_internal.h), so another
- * backend can stand behind the same functions. */
+/* The store, opened at start-up: by default one SQLite database under data_dir, or a PostgreSQL
+ * database (the `store` setting, a postgresql:// URL) that several machines can share. Resources
+ * keep their records here through their own interfaces (job_store.h for jobs, dataset_store.h for
+ * datasets, policy_store.h for saved policies); no SQL leaves server/storage.c and the store's
+ * own files (storage_internal.h), so either backend stands behind the same functions. */
 #ifndef AUGSERVE_STORAGE_H
 #define AUGSERVE_STORAGE_H
 
@@ -11,10 +12,21 @@
 
 struct storage;
 
-/* Creates data_dir (and parents) if needed and opens data_dir/augserve.db, bringing its schema up
- * to this build's version (meta.schema_version) one migration at a time, in one transaction. A
- * database written by a newer build is refused. NULL with err filled on failure. */
-struct storage *storage_open(const char *data_dir, struct eng_error *err);
+/* Creates data_dir (and parents) if needed and opens the store: data_dir/augserve.db when store is
+ * "sqlite", else the PostgreSQL database of the postgresql:// URL. Brings its schema up to this
+ * build's version (meta.schema_version) one migration at a time, in one transaction. A database
+ * written by a newer build is refused, and so are another store value, a URL libpq cannot read
+ * and a server it cannot reach: NULL with err filled. */
+struct storage *storage_open(const char *store, const char *data_dir, struct eng_error *err);
+
+/* Whether a `store` value is a PostgreSQL URL (postgresql:// or postgres://). */
+int storage_is_postgresql_url(const char *store);
+
+/* Makes this process the store's one server, for as long as it runs: on PostgreSQL a lock of its
+ * connection's session, which another process's storage_hold fails on with ENG_CONFLICT, since
+ * each server takes every job it finds running at start-up for one a dead process left
+ * (job_store_recover). On SQLite nothing: one server per data_dir is the operator's to keep. */
+int storage_hold(struct storage *st, struct eng_error *err);
 
 /* The schema version this build writes. */
 int storage_schema_version(void);

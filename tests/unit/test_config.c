@@ -465,6 +465,25 @@ static void test_listen(void **state)
     expect_file_error("{\"listen\": \"host:65536\"}", "\"listen\": \"host:65536\"", "65535");
 }
 
+/* store: sqlite, or a URL of either PostgreSQL scheme; whether it answers is start-up's question.
+ */
+static void test_store(void **state)
+{
+    (void)state;
+    static const char *const good[] = {"sqlite", "postgresql://u@db/augserve", "postgres://db"};
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+        struct config cfg;
+        char *argv[] = {"--store", (char *)good[i]};
+        expect_ok(&cfg, NULL, NULL, 2, argv);
+        assert_string_equal(cfg.store, good[i]);
+        config_free(&cfg);
+    }
+    static const char *const bad[] = {"SQLite", "mysql://db/augserve", "postgresql:/db", "db"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        expect_flag_error("--store", bad[i], "flag --store",
+                          "must be sqlite or a postgresql:// URL");
+}
+
 static void test_strings_not_empty(void **state)
 {
     (void)state;
@@ -834,6 +853,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_bool),
         cmocka_unit_test(test_invalid_json),
         cmocka_unit_test(test_listen),
+        cmocka_unit_test(test_store),
         cmocka_unit_test(test_strings_not_empty),
         cmocka_unit_test(test_api_keys),
         cmocka_unit_test(test_api_keys_invalid),

@@ -198,5 +198,5 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_same_content, store_setup, store_teardown),
         cmocka_unit_test(test_upload_file_names),
     };
-    return cmocka_run_group_tests_name("dataset_store", tests, NULL, NULL);
+    return cmocka_run_group_tests_name(store_group("dataset_store"), tests, NULL, NULL);
 }

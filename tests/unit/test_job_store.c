@@ -1,8 +1,10 @@
-/* Unit tests of the job store (server/job_store.c) on a database in a fresh temporary folder:
- * a job's life and its events, the order runners claim jobs in, reading events after an id, what
- * a start-up finds of jobs a dead process left running, cancelling, listing, a parent's children
- * (claimed by it alone, listed by it, cancelled with it), and the schema's migration from
- * version 1. Each expectation is the state machine of job_store.h. */
+/* Unit tests of the job store (server/job_store.c) on a fresh database of the run's backend
+ * (store_fixture.h: SQLite, or PostgreSQL for unit.job_store.postgresql): a job's life and its
+ * events, the order runners claim jobs in, claims from several connections at once, reading events
+ * after an id, what a start-up finds of jobs a dead process left running, cancelling, listing, a
+ * parent's children (claimed by it alone, listed by it, cancelled with it), and the schema's
+ * migrations (from nothing, from version 1; a newer one refused). Each expectation is the state
+ * machine of job_store.h. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -10,14 +12,16 @@
 #include <cmocka.h>
 
 #include <pthread.h>
-#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "dataset_store.h"
 #include "job_store.h"
+#include "pg_test_db.h"
+#include "policy_store.h"
 #include "storage.h"
 #include "store_fixture.h"
 
@@ -208,6 +212,65 @@ static void test_concurrent_claims_take_each_job_once(void **state)
     assert_int_equal(a.count + b.count, 64);
     for (int n = 0; n < 64; n++)
         assert_int_equal(seen[n], 1);
+}
+
+/* Each thread claims through a connection of its own, as separate processes would: only the
+ * database keeps two claims apart (on PostgreSQL, the claim's row lock and SKIP LOCKED). */
+#define CONNECTIONS 4
+#define SHARED_JOBS 200
+
+struct connection_claimer {
+    struct storage *st;
+    int claimed[SHARED_JOBS];
+    int count;
+    int bad_attempts;
+};
+
+static void *claim_through(void *arg)
+{
+    struct connection_claimer *c = arg;
+    struct job job;
+    struct eng_error err;
+    int rc;
+    while ((rc = job_store_claim(c->st, &job, &err)) == 1) {
+        c->claimed[c->count++] = atoi(job.id);
+        c->bad_attempts += job.attempts != 1;
+        job_clear(&job);
+    }
+    if (rc < 0) fprintf(stderr, "claim: %s\n", err.message);
+    return NULL;
+}
+
+static void test_connections_claim_each_job_once(void **state)
+{
+    struct fixture *f = *state;
+    for (int n = 0; n < SHARED_JOBS; n++)
+        create(f->st, n, "count", NULL);
+    struct connection_claimer c[CONNECTIONS] = {{.st = f->st}};
+    pthread_t threads[CONNECTIONS];
+    struct eng_error err;
+    for (int i = 1; i < CONNECTIONS; i++) {
+        c[i].st = storage_open(f->store, f->dir, &err);
+        if (!c[i].st) fail_msg("storage_open: %s", err.message);
+    }
+    for (int i = 0; i < CONNECTIONS; i++)
+        pthread_create(&threads[i], NULL, claim_through, &c[i]);
+    int seen[SHARED_JOBS] = {0}, total = 0;
+    for (int i = 0; i < CONNECTIONS; i++) {
+        pthread_join(threads[i], NULL);
+        assert_int_equal(c[i].bad_attempts, 0);
+        for (int k = 0; k < c[i].count; k++)
+            seen[c[i].claimed[k]]++;
+        total += c[i].count;
+        if (i > 0) storage_close(c[i].st);
+    }
+    assert_int_equal(total, SHARED_JOBS);
+    for (int n = 0; n < SHARED_JOBS; n++)
+        assert_int_equal(seen[n], 1);
+    /* Every claim recorded its one "running" event. */
+    int64_t last = 0;
+    assert_string_equal(events_text(f->st, SHARED_JOBS - 1, 0, &last),
+                        "state {\"state\":\"queued\"}|state {\"state\":\"running\",\"attempt\":1}");
 }
 
 static void test_events_after_an_id(void **state)
@@ -575,23 +638,18 @@ static void test_recover_cancels_orphans(void **state)
     job_clear(&job);
 }
 
-/* Makes the folder root/name (into dir) with a database as version 1 left it (meta alone), with
- * the version given. */
-static void write_old_database(const char *root, const char *name, const char *version,
-                               char dir[128])
+/* Another store (store_fixture_other) with a database as version 1 left it (meta alone), with the
+ * version given. */
+static void write_old_database(struct fixture *f, const char *name, const char *version,
+                               char store[512], char dir[128])
 {
-    snprintf(dir, 128, "%s/%s", root, name);
-    assert_int_equal(mkdir(dir, 0700), 0);
-    char path[160], sql[160];
-    snprintf(path, sizeof path, "%s/augserve.db", dir);
-    sqlite3 *db;
-    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    store_fixture_other(f, name, store, dir);
+    char sql[160];
     snprintf(sql, sizeof sql,
              "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT);"
              "INSERT INTO meta VALUES ('schema_version', '%s');",
              version);
-    assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
-    sqlite3_close(db);
+    store_fixture_sql(store, dir, sql);
 }
 
 /* A job whose params are {"dataset": name} (or params as given), id n. */
@@ -647,19 +705,42 @@ static void test_dataset_user(void **state)
     expect_user(f->st, "b", 0);
 }
 
+/* From nothing: every migration runs, and every table they make takes a record. */
+static void test_migrates_an_empty_database(void **state)
+{
+    struct fixture *f = *state;
+    char store[512], dir[128];
+    store_fixture_other(f, "empty", store, dir);
+    struct eng_error err;
+    struct storage *st = storage_open(store, dir, &err);
+    if (!st) fail_msg("storage_open: %s", err.message);
+    assert_int_equal(storage_ping(st), 0); /* meta.schema_version is this build's */
+    create(st, 1, "count", NULL);
+    claim_expect(st, 1);
+    const struct dataset_record d = {
+        .id = "d", .name = "pets", .state = DATASET_IMPORTING, .source = "upload"};
+    assert_int_equal(dataset_store_create(st, &d, &err), 0);
+    const struct policy_record p = {.name = "p", .document = json_pack("{s:s}", "op", "Invert")};
+    int created = 0;
+    assert_int_equal(policy_store_put(st, &p, 0, &created, &err), 0);
+    assert_int_equal(created, 1);
+    json_decref(p.document);
+    storage_close(st);
+}
+
 static void test_migrates_version_1(void **state)
 {
     struct fixture *f = *state;
-    char dir[128];
-    write_old_database(f->dir, "old", "1", dir);
+    char store[512], dir[128];
+    write_old_database(f, "old", "1", store, dir);
     struct eng_error err;
-    struct storage *st = storage_open(dir, &err);
+    struct storage *st = storage_open(store, dir, &err);
     if (!st) fail_msg("storage_open: %s", err.message);
     assert_int_equal(storage_ping(st), 0);
     create(st, 1, "count", NULL);
     storage_close(st);
     /* Opened again, it is not migrated twice and keeps the job. */
-    st = storage_open(dir, &err);
+    st = storage_open(store, dir, &err);
     assert_non_null(st);
     struct job job = get(st, 1);
     job_clear(&job);
@@ -667,13 +748,65 @@ static void test_migrates_version_1(void **state)
     assert_true(storage_schema_version() >= 2);
 }
 
+/* Ends every connection to the fixture's database (PostgreSQL), as a server restart would. */
+static void end_connections(struct fixture *f)
+{
+    char sql[160];
+    snprintf(sql, sizeof sql,
+             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '%s'",
+             f->others[0]);
+    pg_test_sql("postgres", sql);
+}
+
+/* PostgreSQL: when the server ends the store's connection (a restart, an administrator), the
+ * operation that finds it gone fails and the next one connects again. */
+static void test_reconnects_after_the_server_ends_the_connection(void **state)
+{
+    struct fixture *f = *state;
+    if (!pg_test_server()) skip(); /* SQLite has no connection to lose */
+    create(f->st, 1, "count", NULL);
+    end_connections(f);
+    struct job job;
+    struct eng_error err;
+    assert_int_equal(job_store_get(f->st, id_of(1), &job, &err), -1);
+    assert_int_equal(storage_ping(f->st), 0);
+    claim_expect(f->st, 1);
+}
+
+/* PostgreSQL: one server holds a store at a time (storage_hold), also across a reconnection; the
+ * next may once it has gone. */
+static void test_one_server_holds_the_store(void **state)
+{
+    struct fixture *f = *state;
+    if (!pg_test_server()) skip(); /* SQLite: nothing to hold */
+    struct eng_error err;
+    assert_int_equal(storage_hold(f->st, &err), 0);
+    struct storage *other = storage_open(f->store, f->dir, &err);
+    if (!other) fail_msg("storage_open: %s", err.message);
+    assert_int_equal(storage_hold(other, &err), -1);
+    assert_int_equal(err.code, ENG_CONFLICT);
+    assert_non_null(strstr(err.message, "another augserve serves this PostgreSQL store"));
+    /* The first's connection ends; its next operation connects again and takes the lock back. */
+    storage_close(other);
+    end_connections(f);
+    assert_int_equal(storage_ping(f->st), -1);
+    assert_int_equal(storage_ping(f->st), 0);
+    other = storage_open(f->store, f->dir, &err);
+    assert_non_null(other);
+    assert_int_equal(storage_hold(other, &err), -1);
+    /* Gone: the next one holds it (waiting for the first's session to end). */
+    storage_close(f->st);
+    f->st = other;
+    assert_int_equal(storage_hold(other, &err), 0);
+}
+
 static void test_refuses_a_newer_schema(void **state)
 {
     struct fixture *f = *state;
-    char dir[128];
-    write_old_database(f->dir, "new", "999", dir);
+    char store[512], dir[128];
+    write_old_database(f, "new", "999", store, dir);
     struct eng_error err;
-    assert_null(storage_open(dir, &err));
+    assert_null(storage_open(store, dir, &err));
     assert_non_null(strstr(err.message, "schema version 999"));
 }
 
@@ -684,6 +817,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_failed_keeps_error, store_setup, store_teardown),
         cmocka_unit_test_setup_teardown(test_claim_order, store_setup, store_teardown),
         cmocka_unit_test_setup_teardown(test_concurrent_claims_take_each_job_once, store_setup,
+                                        store_teardown),
+        cmocka_unit_test_setup_teardown(test_connections_claim_each_job_once, store_setup,
                                         store_teardown),
         cmocka_unit_test_setup_teardown(test_events_after_an_id, store_setup, store_teardown),
         cmocka_unit_test_setup_teardown(test_recover_requeues_then_gives_up, store_setup,
@@ -698,8 +833,14 @@ int main(void)
                                         store_teardown),
         cmocka_unit_test_setup_teardown(test_recover_cancels_orphans, store_setup, store_teardown),
         cmocka_unit_test_setup_teardown(test_dataset_user, store_setup, store_teardown),
+        cmocka_unit_test_setup_teardown(test_migrates_an_empty_database, store_setup,
+                                        store_teardown),
         cmocka_unit_test_setup_teardown(test_migrates_version_1, store_setup, store_teardown),
         cmocka_unit_test_setup_teardown(test_refuses_a_newer_schema, store_setup, store_teardown),
+        cmocka_unit_test_setup_teardown(test_reconnects_after_the_server_ends_the_connection,
+                                        store_setup, store_teardown),
+        cmocka_unit_test_setup_teardown(test_one_server_holds_the_store, store_setup,
+                                        store_teardown),
     };
-    return cmocka_run_group_tests_name("job_store", tests, NULL, NULL);
+    return cmocka_run_group_tests_name(store_group("job_store"), tests, NULL, NULL);
 }

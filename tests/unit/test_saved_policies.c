@@ -242,7 +242,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_job_snapshot, store_and_table_setup, store_teardown),
         cmocka_unit_test_setup_teardown(test_load_at_start, store_and_table_setup, store_teardown),
     };
-    int failures = cmocka_run_group_tests_name("saved_policies", tests, NULL, NULL);
+    int failures = cmocka_run_group_tests_name(store_group("saved_policies"), tests, NULL, NULL);
     policy_saved_clear();
     return failures;
 }

@@ -1,0 +1,142 @@
+/* The whole server on a PostgreSQL store (tests/pg/pg-start.sh's server, a database per test):
+ * a job runs to its end and its records and a saved policy outlive the server into another one
+ * with another data_dir, so they were in PostgreSQL and not in a file, and no second server
+ * starts on the store while the first runs; a job killed with kill -9
+ * resumes on the next server from its checkpoint with every unit counted once; a store that
+ * cannot be reached, or is neither sqlite nor a URL, stops start-up with a message. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+
+#include "harness.h"
+#include "job_client.h"
+#include "pg_test_db.h"
+
+/* The running test's database, its URL and the servers' settings: {"debug_routes": true,
+ * "store": <its URL>}. */
+static char database[64];
+static char url[512];
+static char settings[640];
+
+static int setup(void **state)
+{
+    pg_test_create_database(database, url);
+    snprintf(settings, sizeof settings, "{\"debug_routes\": true, \"store\": \"%s\"}", url);
+    return harness_setup(state);
+}
+
+/* The servers stop first: dropping the database under them would fail their last writes. */
+static int teardown(void **state)
+{
+    int rc = harness_teardown(state);
+    pg_test_drop_database(database);
+    return rc;
+}
+
+/* Exits non-zero before listening, with the message. */
+static void expect_refused_start(const char *store, const char *message)
+{
+    const char *args[] = {"--store", store, "--data-dir", "/tmp", "--listen", "127.0.0.1:0", NULL};
+    char *out = NULL, *err = NULL;
+    int status = harness_run_binary(args, &out, &err);
+    assert_true(status > 0);
+    if (!strstr(err, message)) fail_msg("stderr lacks \"%s\":\n%s", message, err);
+    assert_null(strstr(err, "listening"));
+    free(out);
+    free(err);
+}
+
+static void test_records_outlive_the_server(void **state)
+{
+    struct server *first = harness_start(state, settings);
+    char id[32];
+    job_submit(first, "count", "{\"units\": 4}", id);
+    json_t *doc = job_wait_state(first, id, "succeeded");
+    assert_int_equal(json_int(json_object_get(doc, "result"), "total"), 1 + 2 + 3 + 4);
+    json_decref(doc);
+    struct http_response r;
+    job_send(first, "POST", "/v1/policies",
+             "{\"name\": \"tilt\", \"policy\": {\"op\": \"Rotate\", \"degrees\": 17}}", NULL, &r);
+    assert_status(&r, 201);
+    http_response_free(&r);
+    /* One server per store while the first runs: a second would take its running jobs for ones
+     * a dead process left. */
+    expect_refused_start(url, "another augserve serves this PostgreSQL store");
+    assert_int_equal(server_stop(first, SIGTERM, 15000), 0);
+
+    /* A fresh data_dir (harness_start makes one): only the store holds what the first knew. */
+    struct server *second = harness_start(state, settings);
+    doc = job_get(second, id, NULL);
+    assert_string_equal(json_str(doc, "state"), "succeeded");
+    assert_int_equal(json_int(json_object_get(doc, "result"), "total"), 10);
+    json_decref(doc);
+    job_send(second, "GET", "/v1/policies/tilt", NULL, NULL, &r);
+    assert_status(&r, 200);
+    assert_contains(r.body, "Rotate");
+    http_response_free(&r);
+    /* Its events, from the store: queued, running, succeeded, in order. */
+    char path[64];
+    snprintf(path, sizeof path, "/v1/jobs/%s/events", id);
+    job_send(second, "GET", path, NULL, NULL, &r);
+    assert_status(&r, 200);
+    const char *queued = strstr(r.body, "\"state\":\"queued\"");
+    const char *running = strstr(r.body, "\"state\":\"running\"");
+    const char *succeeded = strstr(r.body, "\"state\":\"succeeded\"");
+    assert_true(queued && running && succeeded && queued < running && running < succeeded);
+    http_response_free(&r);
+    harness_pass(state);
+}
+
+static void test_kill9_then_resume(void **state)
+{
+    const int units = 40;
+    struct server *first = harness_start(state, settings);
+    char id[32], params[64];
+    snprintf(params, sizeof params, "{\"units\": %d, \"unit_ms\": 30}", units);
+    job_submit(first, "count", params, id);
+    job_wait_progress(first, id, 0.25);
+    assert_int_equal(server_stop(first, SIGKILL, 5000), 0);
+    assert_true(WIFSIGNALED(first->wait_status));
+
+    /* On first's data_dir, where the kind's units.csv is: the store says where it stopped. */
+    struct server *second = job_restart_on(state, first, settings);
+    json_t *doc = job_wait_state(second, id, "succeeded");
+    json_t *result = json_object_get(doc, "result");
+    assert_int_equal(json_int(result, "total"), units * (units + 1) / 2);
+    assert_int_equal(json_int(doc, "attempts"), 2);
+    int resumed = (int)json_int(result, "resumed_from");
+    assert_true(resumed >= units / 4 && resumed < units);
+    json_decref(doc);
+    harness_pass(state);
+}
+
+static void test_refused_stores(void **state)
+{
+    /* No server on that socket. */
+    expect_refused_start("postgresql://augserve@%2Fnonexistent/augserve",
+                         "cannot connect to the PostgreSQL store");
+    /* libpq cannot read it. */
+    expect_refused_start("postgresql://augserve@localhost:notaport/augserve",
+                         "cannot connect to the PostgreSQL store");
+    expect_refused_start("mysql://db/augserve", "must be sqlite or a postgresql:// URL");
+    harness_pass(state);
+}
+
+int main(int argc, char **argv)
+{
+    pg_test_skip_without_binaries();
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_records_outlive_the_server, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_kill9_then_resume, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_refused_stores, setup, teardown),
+    };
+    return harness_main(argc, argv, "store on postgresql", tests, sizeof tests / sizeof tests[0]);
+}
