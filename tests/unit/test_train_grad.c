@@ -569,6 +569,20 @@ static void test_broadcasting(void **state)
     check_net(&n, 4, x, true);
 }
 
+/* Same-shape Adds whose operands' gradients are not both fresh (binary.c): the last Add's are
+ * (one pass writes both), then s = o + o reads one value twice and o's gradient already holds
+ * the last Add's share, so both of its shares add. Sigmoid keeps the differences off kinks. */
+static void test_add_shared_operands(void **state)
+{
+    (void)state;
+    struct net n = {.seed = 45};
+    int64_t x[] = {2, 16, 4, 4};
+    net_node(&n, "Sigmoid", "x", "o");
+    net_node(&n, "Add", "o o", "s");
+    net_node(&n, "Add", "s o", "y");
+    check_net(&n, 4, x, true);
+}
+
 /* Concat of x and Sigmoid(x) along channels, flattened, reshaped and through a Gemm. */
 static void test_concat_flatten_reshape(void **state)
 {
@@ -1254,6 +1268,7 @@ int main(void)
         cmocka_unit_test(test_maxpool_ties),
         cmocka_unit_test(test_gemm_and_matmul),
         cmocka_unit_test(test_broadcasting),
+        cmocka_unit_test(test_add_shared_operands),
         cmocka_unit_test(test_concat_flatten_reshape),
         cmocka_unit_test(test_dropout),
         cmocka_unit_test(test_value_read),
