@@ -94,10 +94,10 @@ struct conv_desc {
  * multiplications than the direct one, but transforms whose cost does not shrink with the
  * channels. Measured on oneDNN 2.6.3's kernels (jit_wino_4x3 against jit:avx512_core, batch 128,
  * one thread, engine/train/README.md), the forward and backward data pay from 32 channels on
- * each side (1.26-1.34x at 32, 1.7x at 64 and more) and lose below (0.5-0.84x at 16); backward
- * weights pay from 64 (1.1-1.65x) and lose at 32 (0.8x) on maps of 16x16 and more. Whether
- * oneDNN has it for the shape (3x3, stride 1, no dilation, this CPU) is its to say: pass_desc
- * falls back to the direct algorithm where it has not. */
+ * each side (1.26-1.34x at 32, 1.29-1.76x with 64 on either side) and lose with 16 on either side
+ * (0.48-0.97x); backward weights pay from 64 on each side (1.1-1.65x) and lose at 32 (0.8x) on
+ * maps of 16x16 and more. Whether oneDNN has it for the shape (3x3, stride 1, no dilation, this
+ * CPU) is its to say: pass_desc falls back to the direct algorithm where it has not. */
 static bool wants_winograd(const struct train_plan *t, int pass, const struct nn_value *w,
                            int64_t group)
 {
