@@ -21,17 +21,19 @@ void cli_bench_train_usage(FILE *out)
         out,
         "usage: augserve bench train [--arch A] [--batch B] [--seconds S] [--threads T]\n"
         "                            [--classes N] [--size S] [--optimizer sgd|adamw]\n"
+        "                            [--convolution auto|direct]\n"
         "                            [--dataset DIR --policy P [--split S] "
         "[--loader-threads L]]\n"
         "Training steps of the zoo model A (default wrn-28-2; augserve's train jobs' archs)\n"
         "at batch B (default 128) with T threads (default: one per core): forward in\n"
         "training mode, cross-entropy, backward, then SGD (lr 0.01, Nesterov momentum 0.9,\n"
         "weight decay 5e-4) or AdamW (lr 0.001, weight decay 0.01), after one warm-up step,\n"
-        "for S seconds (default 30). The input is one random batch, unless --dataset names\n"
-        "an imported dataset: then batches of its split (default train) under policy P come\n"
-        "from the loader on L threads (default 2), cropped to the model's size. Prints\n"
-        "{\"arch\", \"batch\", \"threads\", \"classes\", \"size\", \"optimizer\", "
-        "\"parameters\",\n"
+        "for S seconds (default 30). Convolutions run the training plan's algorithm per\n"
+        "pass (auto: Winograd's where it pays) or the direct one throughout (direct).\n"
+        "The input is one random batch, unless --dataset names an imported dataset: then\n"
+        "batches of its split (default train) under policy P come from the loader on L\n"
+        "threads (default 2), cropped to the model's size. Prints {\"arch\", \"batch\",\n"
+        "\"threads\", \"classes\", \"size\", \"optimizer\", \"convolution\", \"parameters\",\n"
         "\"steps\", \"seconds\", \"images_per_second\", \"step_ms\", \"forward_ms\" (with the\n"
         "loss), \"backward_ms\", \"optimizer_ms\", \"loss\", \"plan_mb\", \"peak_rss_mb\"}, and\n"
         "with a dataset \"dataset\", \"split\", \"policy\", \"loader_ms\" (the wait for a\n"
@@ -116,10 +118,10 @@ static int bench_spec(const char *arch, int classes, int size, struct train_zoo_
     return rc != 0 ? 2 : 0;
 }
 
-/* The plan and optimiser for spec's model at batch b->batch: 0, or 1 (2 for an unknown
- * optimiser) after saying why. */
+/* The plan (every Conv direct when direct) and optimiser for spec's model at batch b->batch: 0,
+ * or 1 (2 for an unknown optimiser) after saying why. */
 static int bench_compile(struct train_bench *b, const struct train_zoo_spec *spec, int threads,
-                         const char *optimizer, struct nn_graph **g)
+                         bool direct, const char *optimizer, struct nn_graph **g)
 {
     struct eng_error err = {0};
     enum train_optim_kind kind;
@@ -134,7 +136,8 @@ static int bench_compile(struct train_bench *b, const struct train_zoo_spec *spe
     b->lr = kind == TRAIN_SGD ? 0.01 : 0.001;
     const struct nn_tensor_info shape = {
         "input", NN_FLOAT, 4, {(int64_t)b->batch, spec->channels, spec->size, spec->size}};
-    const struct train_plan_options options = {.threads = threads, .seed = 1};
+    const struct train_plan_options options = {
+        .threads = threads, .seed = 1, .direct_convolution = direct};
     if ((*g = train_zoo_build(spec, 1, &err)) &&
         (b->plan = train_plan_compile(*g, &shape, &options, &err)) &&
         (b->optim = train_optim_create(&config, train_plan_param(b->plan, 0),
@@ -181,24 +184,21 @@ static json_t *bench_result(const struct train_bench *b, const struct nn_graph *
 int cli_bench_train(int argc, char **argv)
 {
     const char *arch = "wrn-28-2", *optimizer = "sgd", *dir = NULL, *policy_text = NULL,
-               *split_name = NULL;
+               *split_name = NULL, *convolution = "auto";
     int batch = 128, threads = 0, classes = 0, size = 0, loader_threads = 2;
     double seconds = 30;
-    const struct cli_flag flags[] = {{"--arch", FLAG_TEXT, &arch},
-                                     {"--batch", FLAG_INT, &batch},
-                                     {"--seconds", FLAG_REAL, &seconds},
-                                     {"--threads", FLAG_INT, &threads},
-                                     {"--classes", FLAG_INT, &classes},
-                                     {"--size", FLAG_INT, &size},
-                                     {"--optimizer", FLAG_TEXT, &optimizer},
-                                     {"--dataset", FLAG_TEXT, &dir},
-                                     {"--policy", FLAG_TEXT, &policy_text},
-                                     {"--split", FLAG_TEXT, &split_name},
-                                     {"--loader-threads", FLAG_INT, &loader_threads}};
+    const struct cli_flag flags[] = {
+        {"--arch", FLAG_TEXT, &arch},           {"--batch", FLAG_INT, &batch},
+        {"--seconds", FLAG_REAL, &seconds},     {"--threads", FLAG_INT, &threads},
+        {"--classes", FLAG_INT, &classes},      {"--size", FLAG_INT, &size},
+        {"--optimizer", FLAG_TEXT, &optimizer}, {"--convolution", FLAG_TEXT, &convolution},
+        {"--dataset", FLAG_TEXT, &dir},         {"--policy", FLAG_TEXT, &policy_text},
+        {"--split", FLAG_TEXT, &split_name},    {"--loader-threads", FLAG_INT, &loader_threads}};
     if (cli_parse_flags(argc - 1, argv + 1, flags, FLAG_COUNT(flags)) != 0 || batch < 1 ||
         batch > 65536 || threads < 0 || threads > 256 || classes < 0 || size < 0 ||
         loader_threads < 0 || loader_threads > 256 || !(seconds > 0 && seconds <= 3600) ||
-        !dir != !policy_text || (split_name && !dir))
+        !dir != !policy_text || (split_name && !dir) ||
+        (strcmp(convolution, "auto") && strcmp(convolution, "direct")))
         return cli_bench_train_usage(stderr), 2;
     struct cli_feed feed = {0};
     int status = dir ? cli_feed_open(&feed, dir, split_name, policy_text) : 0;
@@ -231,14 +231,16 @@ int cli_bench_train(int argc, char **argv)
         status = random_batch(&b, b.batch * (size_t)spec.channels * (size_t)(spec.size * spec.size),
                               &inputs);
     b.inputs = inputs;
-    if (status == 0) status = bench_compile(&b, &spec, threads, optimizer, &g);
+    if (status == 0)
+        status = bench_compile(&b, &spec, threads, !strcmp(convolution, "direct"), optimizer, &g);
     long steps = 0;
     double elapsed = 0;
     if (status == 0) status = bench_steps(&b, seconds, &steps, &elapsed);
-    json_t *line = status == 0 ? json_pack("{s:s, s:i, s:i, s:i, s:i, s:s}", "arch", spec.arch,
-                                           "batch", batch, "threads", threads, "classes", classes,
-                                           "size", spec.size, "optimizer", optimizer)
-                               : NULL;
+    json_t *line = status == 0
+                       ? json_pack("{s:s, s:i, s:i, s:i, s:i, s:s, s:s}", "arch", spec.arch,
+                                   "batch", batch, "threads", threads, "classes", classes, "size",
+                                   spec.size, "optimizer", optimizer, "convolution", convolution)
+                       : NULL;
     if (line && dir)
         json_object_update_new(line, json_pack("{s:s, s:s, s:s}", "dataset", dir, "split",
                                                feed.options.split->name, "policy", policy_text));

@@ -340,8 +340,16 @@ int nn_try_prim_desc(struct nn_plan *p, const struct nn_node *node, const_dnnl_o
                      const_dnnl_primitive_attr_t attr, dnnl_primitive_desc_t *pd,
                      struct eng_error *err)
 {
+    return nn_try_prim_desc_hint(p, node, op_desc, attr, NULL, pd, err);
+}
+
+int nn_try_prim_desc_hint(struct nn_plan *p, const struct nn_node *node,
+                          const_dnnl_op_desc_t op_desc, const_dnnl_primitive_attr_t attr,
+                          const_dnnl_primitive_desc_t hint, dnnl_primitive_desc_t *pd,
+                          struct eng_error *err)
+{
     dnnl_status_t st;
-    if (create_prim_desc(p, node, op_desc, attr, NULL, pd, &st, err)) return -1;
+    if (create_prim_desc(p, node, op_desc, attr, hint, pd, &st, err)) return -1;
     return st == dnnl_success;
 }
 

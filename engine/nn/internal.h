@@ -207,15 +207,20 @@ int nn_user_scratchpad_attr(const_dnnl_primitive_attr_t attr, dnnl_primitive_att
 int nn_prim_desc(struct nn_plan *p, const struct nn_node *node, const_dnnl_op_desc_t op_desc,
                  const_dnnl_primitive_attr_t attr, dnnl_primitive_desc_t *pd,
                  struct eng_error *err);
-/* nn_prim_desc for an alternative that oneDNN may not have: 1 with *pd made, 0 when oneDNN has no
- * implementation of it (err untouched), -1 with err set. */
 /* nn_prim_desc for a backward primitive, which oneDNN builds against its forward one (hint). */
 int nn_prim_desc_hint(struct nn_plan *p, const struct nn_node *node, const_dnnl_op_desc_t op_desc,
                       const_dnnl_primitive_attr_t attr, const_dnnl_primitive_desc_t hint,
                       dnnl_primitive_desc_t *pd, struct eng_error *err);
+/* nn_prim_desc for an alternative that oneDNN may not have: 1 with *pd made, 0 when oneDNN has no
+ * implementation of it (err untouched), -1 with err set. */
 int nn_try_prim_desc(struct nn_plan *p, const struct nn_node *node, const_dnnl_op_desc_t op_desc,
                      const_dnnl_primitive_attr_t attr, dnnl_primitive_desc_t *pd,
                      struct eng_error *err);
+/* The same for a backward primitive (hint: its forward one). */
+int nn_try_prim_desc_hint(struct nn_plan *p, const struct nn_node *node,
+                          const_dnnl_op_desc_t op_desc, const_dnnl_primitive_attr_t attr,
+                          const_dnnl_primitive_desc_t hint, dnnl_primitive_desc_t *pd,
+                          struct eng_error *err);
 /* Creates s's primitive from an op descriptor with attributes attr (NULL: defaults), or from
  * the primitive descriptor pd (made with nn_user_scratchpad_attr's attributes) when op_desc is
  * NULL, consuming pd. */

@@ -11,7 +11,12 @@
  * reordered at each use into a region of t->temp, or out of its region. Nothing of that outlives
  * the primitive that reads it, so no copy can go stale across steps (the optimiser updates the
  * plain weights in place between steps), and every operand's layout is the one its own
- * primitive reports (the forward's weights layout is not the backward data's). */
+ * primitive reports (the forward's weights layout is not the backward data's).
+ *
+ * Each pass runs the direct algorithm, or Winograd's where wants_winograd asks for it (3x3
+ * stride-1 Convs of 32 channels and more) and oneDNN has it; options.direct_convolution keeps
+ * every pass direct. Winograd's kernels read and write the same nChw16c activations, so the
+ * choice changes no layout, only the rounding. */
 #include <string.h>
 
 #include "train/internal.h"
@@ -77,6 +82,64 @@ static int operands(struct train_plan *t, struct train_step *s, dnnl_primitive_d
     return 0;
 }
 
+/* What a Conv's three primitives are made of, and which pass (CONV_FORWARD...) asks for
+ * Winograd's algorithm. */
+struct conv_desc {
+    const dnnl_memory_desc_t *x, *w, *b, *y; /* b NULL: no bias */
+    const int64_t *strides, *dil, *pl, *pr;
+    bool winograd[CONV_PRIMS];
+};
+
+/* Whether a pass of a Conv of weights w asks for Winograd's algorithm, F(4x4, 3x3): 2.25x fewer
+ * multiplications than the direct one, but transforms whose cost does not shrink with the
+ * channels. Measured on oneDNN 2.6.3's kernels (jit_wino_4x3 against jit:avx512_core, batch 128,
+ * one thread, engine/train/README.md), the forward and backward data pay from 32 channels on
+ * each side (1.26-1.34x at 32, 1.29-1.76x with 64 on either side) and lose with 16 on either side
+ * (0.48-0.97x); backward weights pay from 64 on each side (1.1-1.65x) and lose at 32 (0.8x) on
+ * maps of 16x16 and more. Whether oneDNN has it for the shape (3x3, stride 1, no dilation, this
+ * CPU) is its to say: pass_desc falls back to the direct algorithm where it has not. */
+static bool wants_winograd(const struct train_plan *t, int pass, const struct nn_value *w,
+                           int64_t group)
+{
+    int64_t least = pass == CONV_BACKWARD_WEIGHTS ? 64 : 32;
+    return !t->plain_conv && !t->direct_convolution && group == 1 && w->dims[0] >= least &&
+           w->dims[1] >= least;
+}
+
+/* The op descriptor of one pass with algorithm alg. */
+static dnnl_status_t init_desc(dnnl_convolution_desc_t *d, int pass, dnnl_alg_kind_t alg,
+                               const struct conv_desc *c)
+{
+    if (pass == CONV_FORWARD)
+        return dnnl_dilated_convolution_forward_desc_init(d, dnnl_forward_training, alg, c->x, c->w,
+                                                          c->b, c->y, c->strides, c->dil, c->pl,
+                                                          c->pr);
+    if (pass == CONV_BACKWARD_DATA)
+        return dnnl_dilated_convolution_backward_data_desc_init(d, alg, c->x, c->w, c->y,
+                                                                c->strides, c->dil, c->pl, c->pr);
+    return dnnl_dilated_convolution_backward_weights_desc_init(d, alg, c->x, c->w, c->b, c->y,
+                                                               c->strides, c->dil, c->pl, c->pr);
+}
+
+/* The primitive descriptor of one pass (hint: the forward's, for a backward pass): Winograd's
+ * where the pass asks for it and oneDNN has it for this shape (3x3, stride 1, no dilation, on
+ * this CPU), else the direct algorithm's. */
+static int pass_desc(struct train_plan *t, const struct nn_node *node, int pass,
+                     const struct conv_desc *c, const_dnnl_primitive_desc_t hint,
+                     dnnl_primitive_desc_t *pd, struct eng_error *err)
+{
+    dnnl_convolution_desc_t d;
+    if (c->winograd[pass] && init_desc(&d, pass, dnnl_convolution_winograd, c) == dnnl_success) {
+        int made = nn_try_prim_desc_hint(t->np, node, &d, NULL, hint, pd, err);
+        if (made) return made < 0 ? -1 : 0;
+    }
+    return nn_dnnl_check(init_desc(&d, pass, dnnl_convolution_direct, c),
+                         "dnnl convolution descriptor", node, err) ||
+                   nn_prim_desc_hint(t->np, node, &d, NULL, hint, pd, err)
+               ? -1
+               : 0;
+}
+
 static int compile_conv(struct train_plan *t, struct train_step *s, struct eng_error *err)
 {
     const struct nn_node *node = s->node;
@@ -122,27 +185,16 @@ static int compile_conv(struct train_plan *t, struct train_step *s, struct eng_e
         w_any = w_md;
         y_any = y_md;
     }
-    const dnnl_memory_desc_t *b = bi >= 0 ? &b_md : NULL;
-    dnnl_convolution_desc_t fd, dd, wdesc;
+    struct conv_desc c = {&x_any, &w_any, bi >= 0 ? &b_md : NULL, &y_any, strides, dil, pl, pr};
+    for (int pass = 0; pass < CONV_PRIMS; pass++)
+        c.winograd[pass] = wants_winograd(t, pass, &w, group);
     dnnl_primitive_desc_t pd[CONV_PRIMS] = {NULL, NULL, NULL};
-    int rc =
-        nn_dnnl_check(dnnl_dilated_convolution_forward_desc_init(
-                          &fd, dnnl_forward_training, dnnl_convolution_direct, &x_any, &w_any, b,
-                          &y_any, strides, dil, pl, pr),
-                      "dnnl_dilated_convolution_forward_desc_init", node, err) ||
-        nn_dnnl_check(dnnl_dilated_convolution_backward_data_desc_init(&dd, dnnl_convolution_direct,
-                                                                       &x_any, &w_any, &y_any,
-                                                                       strides, dil, pl, pr),
-                      "dnnl_dilated_convolution_backward_data_desc_init", node, err) ||
-        nn_dnnl_check(
-            dnnl_dilated_convolution_backward_weights_desc_init(
-                &wdesc, dnnl_convolution_direct, &x_any, &w_any, b, &y_any, strides, dil, pl, pr),
-            "dnnl_dilated_convolution_backward_weights_desc_init", node, err) ||
-        nn_prim_desc(t->np, node, &fd, NULL, &pd[CONV_FORWARD], err) ||
-        nn_prim_desc_hint(t->np, node, &dd, NULL, pd[CONV_FORWARD], &pd[CONV_BACKWARD_DATA], err) ||
-        nn_prim_desc_hint(t->np, node, &wdesc, NULL, pd[CONV_FORWARD], &pd[CONV_BACKWARD_WEIGHTS],
-                          err) ||
-        operands(t, s, pd, &x_md, &w_md, &y_md, bi >= 0 ? (size_t)w.dims[0] : 0, err);
+    int rc = pass_desc(t, node, CONV_FORWARD, &c, NULL, &pd[CONV_FORWARD], err) ||
+             pass_desc(t, node, CONV_BACKWARD_DATA, &c, pd[CONV_FORWARD], &pd[CONV_BACKWARD_DATA],
+                       err) ||
+             pass_desc(t, node, CONV_BACKWARD_WEIGHTS, &c, pd[CONV_FORWARD],
+                       &pd[CONV_BACKWARD_WEIGHTS], err) ||
+             operands(t, s, pd, &x_md, &w_md, &y_md, bi >= 0 ? (size_t)w.dims[0] : 0, err);
     /* Each make consumes its descriptor, the forward's last: the others were built on it. */
     for (int k = CONV_PRIMS - 1; k >= 0; k--) {
         if (!rc && pd[k])

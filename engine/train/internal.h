@@ -230,9 +230,10 @@ struct train_plan {
     uint64_t seed, step;
     int threads;
     bool input_grad;
-    bool plain_conv;   /* options' */
-    bool training;     /* the mode of the last forward */
-    bool forward_done; /* a backward has a forward to follow */
+    bool plain_conv;         /* options' */
+    bool direct_convolution; /* options' */
+    bool training;           /* the mode of the last forward */
+    bool forward_done;       /* a backward has a forward to follow */
 };
 
 /* ---- plan.c: values ---- */

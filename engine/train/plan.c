@@ -304,6 +304,7 @@ struct train_plan *train_plan_compile(const struct nn_graph *g,
     t->threads = options->threads;
     t->input_grad = options->input_grad;
     t->plain_conv = options->plain_conv;
+    t->direct_convolution = options->direct_convolution;
     t->frozen = options->frozen;
     t->n_frozen = options->n_frozen;
     t->keep = options->keep;

@@ -102,6 +102,12 @@ struct train_plan_options {
      * summation orders), which can move an activation lying within float32 noise of a ReLU kink
      * to its other side (engine/train/README.md, "State of the training plan"). */
     bool plain_conv;
+    /* false (default): a 3x3 stride-1 Conv's passes run Winograd's algorithm where it was
+     * measured faster and oneDNN has it (the forward and backward data with at least 32
+     * channels on each side, the backward weights with at least 64; engine/train/conv.c);
+     * results differ from the direct algorithm's by rounding. true: oneDNN's direct algorithm
+     * for every Conv (as with plain_conv, which implies it). */
+    bool direct_convolution;
     /* Initializers to keep fixed, by name (fine-tuning's frozen layers): they stay constants,
      * with no gradient and no entry among the parameters. A BatchNormalization whose scale and
      * shift are frozen still updates its running statistics in training mode, as PyTorch's. */

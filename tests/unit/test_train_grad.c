@@ -16,6 +16,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <oneapi/dnnl/dnnl.h>
+
 #include "assert_near.h"
 #include "onnx_build.h"
 #include "train/train.h"
@@ -23,7 +25,7 @@
 #define MAX_NODES 8
 #define MAX_ATTRS 6
 #define MAX_INITS 8
-#define MAX_DATA  4608
+#define MAX_DATA  36864 /* a 64 x 64 x 3 x 3 weight */
 
 /* A graph from input "x" to output "y" under construction. */
 struct net {
@@ -567,6 +569,20 @@ static void test_broadcasting(void **state)
     check_net(&n, 4, x, true);
 }
 
+/* Same-shape Adds whose operands' gradients are not both fresh (binary.c): the last Add's are
+ * (one pass writes both), then s = o + o reads one value twice and o's gradient already holds
+ * the last Add's share, so both of its shares add. Sigmoid keeps the differences off kinks. */
+static void test_add_shared_operands(void **state)
+{
+    (void)state;
+    struct net n = {.seed = 45};
+    int64_t x[] = {2, 16, 4, 4};
+    net_node(&n, "Sigmoid", "x", "o");
+    net_node(&n, "Add", "o o", "s");
+    net_node(&n, "Add", "s o", "y");
+    check_net(&n, 4, x, true);
+}
+
 /* Concat of x and Sigmoid(x) along channels, flattened, reshaped and through a Gemm. */
 static void test_concat_flatten_reshape(void **state)
 {
@@ -999,8 +1015,31 @@ static void test_value_read_blocked(void **state)
     nn_graph_free(g);
 }
 
-/* One training or eval step of g on input, with the values named in keep kept: the output and
- * every gradient (the input's, then each parameter's) appended to out[0..*n). */
+/* One training or eval step of plan t (compiled with input_grad) on input (xc floats) with the
+ * output's gradient up: the output and every gradient (the input's, then each parameter's)
+ * into out[0..*n). */
+static void step_gradients(struct train_plan *t, const float *input, size_t xc, const float *up,
+                           bool training, float *out, size_t *n)
+{
+    const struct nn_tensor_info *info = train_plan_output_info(t);
+    size_t yc = 1;
+    for (int d = 0; d < info->rank; d++)
+        yc *= (size_t)info->dims[d];
+    const float *y;
+    struct eng_error err = {0};
+    assert_int_equal(train_plan_forward(t, input, training, &y, &err), 0);
+    memcpy(out, y, yc * sizeof *out);
+    assert_int_equal(train_plan_backward(t, up, out + yc, &err), 0);
+    *n = yc + xc;
+    for (size_t k = 0; k < train_plan_param_count(t); k++) {
+        struct train_param *p = train_plan_param(t, k);
+        memcpy(out + *n, p->grad, p->count * sizeof(float));
+        *n += p->count;
+    }
+}
+
+/* One training or eval step of g (test_relu_applied's graph) on input, with the values named in
+ * keep kept: step_gradients' out and *n. */
 static void relu_step(const struct nn_graph *g, const int64_t *dims, const float *input,
                       const float *up, const char *const *keep, size_t n_keep, bool training,
                       float *out, size_t *n)
@@ -1011,23 +1050,13 @@ static void relu_step(const struct nn_graph *g, const int64_t *dims, const float
     struct eng_error err = {0};
     struct train_plan *t = train_plan_compile(g, &in, &options, &err);
     if (!t) fail_msg("%s", err.message);
-    const float *y;
-    size_t xc = (size_t)(dims[0] * dims[1] * dims[2] * dims[3]), yc = (size_t)dims[0] * 4 * 36;
-    assert_int_equal(train_plan_forward(t, input, training, &y, &err), 0);
+    step_gradients(t, input, (size_t)(dims[0] * dims[1] * dims[2] * dims[3]), up, training, out, n);
     /* Unkept, the normalisation's output holds the Relu's: train_plan_value refuses it. */
     struct nn_tensor_info info;
     float *b = train_plan_value(t, "b", &info, &err);
     if (!n_keep) assert_int_equal(err.code, ENG_UNSUPPORTED);
     assert_true(!b == !n_keep);
     free(b);
-    memcpy(out, y, yc * sizeof *out);
-    assert_int_equal(train_plan_backward(t, up, out + yc, &err), 0);
-    *n = yc + xc;
-    for (size_t k = 0; k < train_plan_param_count(t); k++) {
-        struct train_param *p = train_plan_param(t, k);
-        memcpy(out + *n, p->grad, p->count * sizeof(float));
-        *n += p->count;
-    }
     train_plan_free(t);
 }
 
@@ -1072,6 +1101,96 @@ static void test_relu_applied(void **state)
     free(fused);
     free(apart);
     nn_graph_free(g);
+}
+
+/* One training step of g (input dims, 4-D, the input and the output's gradient drawn from
+ * seeds) with each algorithm: out[0] the plan's own choice, out[1] with
+ * options.direct_convolution, *n floats each (step_gradients). */
+static void both_algorithms(const struct nn_graph *g, const int64_t *dims, float *out[2], size_t *n)
+{
+    struct nn_tensor_info in = shape_of(4, dims);
+    size_t xc = (size_t)(dims[0] * dims[1] * dims[2] * dims[3]);
+    float *x = malloc(xc * sizeof *x), *up = malloc(xc * sizeof *up); /* y no larger than x */
+    assert_non_null(x);
+    assert_non_null(up);
+    fill(x, xc, 41);
+    fill(up, xc, 42);
+    for (int direct = 0; direct < 2; direct++) {
+        struct train_plan_options options = {
+            .threads = 1, .input_grad = true, .direct_convolution = direct};
+        struct eng_error err = {0};
+        struct train_plan *t = train_plan_compile(g, &in, &options, &err);
+        if (!t) fail_msg("%s", err.message);
+        step_gradients(t, x, xc, up, true, out[direct], n);
+        train_plan_free(t);
+    }
+    free(x);
+    free(up);
+}
+
+/* Whether oneDNN runs its AVX-512 kernels here, which is where it has Winograd's. */
+static bool has_winograd(void)
+{
+    return (dnnl_get_effective_cpu_isa() & dnnl_cpu_isa_avx512_core) == dnnl_cpu_isa_avx512_core;
+}
+
+/* Winograd's algorithm where the plan asks for it (conv.c's wants_winograd: a 3x3 stride-1 Conv
+ * of 64 channels, all three passes) and the direct one where oneDNN has no Winograd kernel though
+ * the channels ask for it (a 3x3 stride-2 Conv, a 1x1). options.direct_convolution gives the
+ * reference: the fallbacks give its bits exactly (the same kernels run), Winograd's Conv gives
+ * other bits where this CPU has it (AVX-512), within 1e-4 of each tensor's largest magnitude (the
+ * PyTorch parity test's tolerance), and its gradients match central differences. */
+static void test_conv_winograd(void **state)
+{
+    (void)state;
+    int64_t x[] = {2, 64, 6, 6}, w3[] = {64, 64, 3, 3}, w1[] = {64, 64, 1, 1};
+    enum { MOST = 2 * 4608 + 36864 + 4096 }; /* x and y, the weights */
+    float *out[2] = {malloc(MOST * sizeof(float)), malloc(MOST * sizeof(float))};
+    assert_non_null(out[0]);
+    assert_non_null(out[1]);
+    size_t n;
+
+    struct net fallback = {.seed = 43};
+    net_conv3x3(&fallback, "x", "W1", w3, 0.05f, "a");
+    net_ints(&fallback, "strides", 2, 2, 2, 0, 0);
+    net_node(&fallback, "Conv", "a W2", "y");
+    net_init(&fallback, "W2", 4, w1, -0.1f, 0.1f);
+    struct nn_graph *g = net_graph(&fallback);
+    both_algorithms(g, x, out, &n);
+    assert_int_equal(n, 2 * 64 * 9 + 4608 + 36864 + 4096);
+    assert_memory_equal(out[0], out[1], n * sizeof(float));
+    nn_graph_free(g);
+
+    struct net winograd = {.seed = 44};
+    net_conv3x3(&winograd, "x", "W", w3, 0.05f, "y");
+    g = net_graph(&winograd);
+    both_algorithms(g, x, out, &n);
+    const size_t sizes[] = {4608, 4608, 36864}; /* y, dL/dx, dL/dW */
+    size_t at = 0, differ = 0;
+    double worst = 0; /* the largest difference, of its tensor's largest magnitude */
+    for (int k = 0; k < 3; at += sizes[k++]) {
+        float most = 0;
+        for (size_t i = at; i < at + sizes[k]; i++)
+            most = fmaxf(most, fabsf(out[1][i]));
+        for (size_t i = at; i < at + sizes[k]; i++) {
+            assert_near(out[0][i], out[1][i], 1e-4 * most);
+            differ += out[0][i] != out[1][i];
+            worst = fmax(worst, fabs((double)out[0][i] - out[1][i]) / most);
+        }
+    }
+    assert_int_equal(at, n);
+    if (has_winograd()) {
+        assert_true(differ > 0);
+        print_message("Winograd against direct: %zu of %zu floats differ, by at most %.2g of their "
+                      "tensor's largest magnitude\n",
+                      differ, n, worst);
+    } else {
+        print_message("no AVX-512 here: oneDNN has no Winograd kernels, both plans ran direct\n");
+    }
+    nn_graph_free(g);
+    check_net(&winograd, 4, x, true);
+    free(out[0]);
+    free(out[1]);
 }
 
 /* Ops without a backward pass are refused by name, all of them, by the compile and by
@@ -1138,6 +1257,7 @@ int main(void)
         cmocka_unit_test(test_identity_block),
         cmocka_unit_test(test_conv_input_and_stride),
         cmocka_unit_test(test_plain_conv),
+        cmocka_unit_test(test_conv_winograd),
         cmocka_unit_test(test_batchnorm_training),
         cmocka_unit_test(test_batchnorm_eval),
         cmocka_unit_test(test_batchnorm_eval_blocked),
@@ -1148,6 +1268,7 @@ int main(void)
         cmocka_unit_test(test_maxpool_ties),
         cmocka_unit_test(test_gemm_and_matmul),
         cmocka_unit_test(test_broadcasting),
+        cmocka_unit_test(test_add_shared_operands),
         cmocka_unit_test(test_concat_flatten_reshape),
         cmocka_unit_test(test_dropout),
         cmocka_unit_test(test_value_read),
