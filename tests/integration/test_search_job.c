@@ -410,7 +410,8 @@ static void test_bad_params(void **state)
          "params.parallel: only 1 is supported for now"},
         {SOLARIZE, "\"random\"", "{}", "", "params.budget: required"},
         {SOLARIZE, "\"random\"", "{\"trials\": 0}", "", "params.budget.trials: must be"},
-        {SOLARIZE, "\"random\"", "{\"images\": 5}", "", "params.budget.images: unknown"},
+        {SOLARIZE, "\"random\"", "{\"images\": 5}", "",
+         "params.budget.images: the affinity objective trains nothing"},
         {SOLARIZE, "\"random\"", "{\"seconds\": -1}", "", "params.budget.seconds"},
         {SOLARIZE, "\"random\"", "{\"trials\": 2}", ", \"save_as\": \"-x\"", "params.save_as: "},
         {SOLARIZE, "\"random\"", "{\"trials\": 2}", ", \"trials\": 2", "params.trials: unknown"},
@@ -420,8 +421,8 @@ static void test_bad_params(void **state)
         job_expect_refusal(srv, "search", text, 422, cases[i].needle);
         free(text);
     }
-    refused_objective(srv, ds, "val_accuracy", "val", "colour", 422,
-                      "params.objective: required: ");
+    refused_objective(srv, ds, "val_accuracy", "val", "colour", 422, "params.splits: required: {");
+    refused_objective(srv, ds, "accuracy", "val", "colour", 422, "params.objective: required: ");
     refused_objective(srv, ds, "affinity", "test", "colour", 422, "params.splits.val: dataset");
     refused_objective(srv, ds, "affinity", "val", "nope", 404, "params.model: no such model");
 }
