@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "job_kind.h"
+#include "job_store.h"
 #include "json_text.h"
 #include "search_early.h"
 #include "search_objective.h"
@@ -135,4 +136,60 @@ int search_early_decide_json(const struct search_early *e, const json_t *sibling
         free((void *)curves[j].values);
     free(curves);
     return rc;
+}
+
+/* A record's curve: its result's epochs, else its checkpoint's val accuracies. */
+static json_t *record_curve(const json_t *record)
+{
+    const json_t *epochs = json_object_get(json_object_get(record, "result"), "epochs");
+    if (json_is_array(epochs)) return json_incref((json_t *)epochs);
+    json_t *curve = json_array();
+    const json_t *metrics = json_object_get(json_object_get(record, "checkpoint"), "metrics");
+    size_t i;
+    const json_t *row;
+    json_array_foreach(metrics, i, row)
+    {
+        const json_t *v = json_object_get(row, "val_accuracy");
+        if (curve && json_array_append(curve, json_is_number(v) ? (json_t *)v : json_null())) {
+            json_decref(curve);
+            curve = NULL;
+        }
+    }
+    return curve;
+}
+
+/* Whether a record's state is final. */
+static int record_final(const json_t *record)
+{
+    const char *name = json_string_value(json_object_get(record, "state"));
+    int state = name ? job_state_from_name(name) : -1;
+    return state >= 0 && job_state_is_final((enum job_state)state);
+}
+
+int search_early_siblings(const json_t *records, size_t trial, json_t **siblings,
+                          struct eng_error *err)
+{
+    *siblings = json_array();
+    for (size_t j = 0; *siblings && j < trial; j++)
+        if (json_array_append_new(*siblings, json_pack("{s:[], s:b}", "epochs", "final", 1))) break;
+    if (!*siblings || json_array_size(*siblings) != trial) goto no_memory;
+    size_t i;
+    const json_t *record;
+    json_array_foreach(records, i, record)
+    {
+        const json_t *t = json_object_get(json_object_get(record, "params"), "trial");
+        if (!json_is_integer(t) || json_integer_value(t) < 0 ||
+            (uint64_t)json_integer_value(t) >= trial)
+            continue;
+        json_t *curve = record_curve(record);
+        json_t *entry =
+            curve ? json_pack("{s:o, s:b}", "epochs", curve, "final", record_final(record)) : NULL;
+        if (!entry || json_array_set_new(*siblings, (size_t)json_integer_value(t), entry))
+            goto no_memory;
+    }
+    return 0;
+no_memory:
+    json_decref(*siblings);
+    *siblings = NULL;
+    return eng_no_memory(err);
 }

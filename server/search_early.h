@@ -66,4 +66,15 @@ int search_early_decide_json(const struct search_early *e, const json_t *sibling
                              const json_t *own, unsigned epoch, enum search_asha_decision *decision,
                              struct eng_error *err);
 
+/* The siblings' curves decide_json takes, for trial `trial`, from the records of a search's
+ * trials (its children, in any order, this one among them or not): each {"state": a job state,
+ * "params": {"trial": j, ...}, "result": {"epochs": [...]} or null, "checkpoint": the train
+ * run's checkpoint ({"metrics": [{"val_accuracy": v}, ...]}) or null}. A trial's curve is its
+ * result's epochs once it has one, else the val accuracies of its last checkpoint (the epochs it
+ * has committed); it is final once its state is (job_state_is_final). A trial before this one
+ * without a record (none should be: they are queued in order) counts as final with no epoch, so
+ * nothing waits for it. *siblings: trials 0..trial-1 in order. */
+int search_early_siblings(const json_t *records, size_t trial, json_t **siblings,
+                          struct eng_error *err);
+
 #endif

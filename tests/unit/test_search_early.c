@@ -141,6 +141,51 @@ static void test_json_curves(void **state)
     json_decref(low);
 }
 
+/* The siblings' curves from a search's trial records: by trial number whatever the records'
+ * order, a finished trial's from its result, a running one's from its checkpoint (the epochs it
+ * committed), later trials and itself left out, a missing one final and empty. */
+static void test_siblings_from_records(void **state)
+{
+    (void)state;
+    json_t *records = json_loads(
+        "[{\"state\": \"running\", \"params\": {\"trial\": 2}, \"result\": null, "
+        "\"checkpoint\": {\"metrics\": [{\"val_accuracy\": 0.25}, {\"val_accuracy\": null}]}},"
+        " {\"state\": \"succeeded\", \"params\": {\"trial\": 0}, \"result\": {\"epochs\": "
+        "[0.5, 0.75]}, \"checkpoint\": null},"
+        " {\"state\": \"queued\", \"params\": {\"trial\": 4}, \"result\": null, "
+        "\"checkpoint\": null},"
+        " {\"state\": \"running\", \"params\": {\"trial\": 3}, \"result\": null, "
+        "\"checkpoint\": null}]",
+        0, NULL);
+    assert_non_null(records);
+    json_t *siblings,
+        *expected = json_loads(
+            "[{\"epochs\": [0.5, 0.75], \"final\": true}, {\"epochs\": [], \"final\": true}, "
+            "{\"epochs\": [0.25, null], \"final\": false}]",
+            0, NULL);
+    struct eng_error err = {0};
+    assert_int_equal(search_early_siblings(records, 3, &siblings, &err), 0);
+    if (!json_equal(siblings, expected)) {
+        char *text = json_dumps(siblings, JSON_COMPACT);
+        fail_msg("%s", text);
+    }
+    json_decref(siblings);
+    /* Trial 3 at rung 1 (0.3): trial 2 is running but reached it (0.25): no wait; 0.5, 0.25,
+     * then 0.3: n 3 keeps 1, one better: stops. At rung 3 trial 2 (running, 2 epochs) is
+     * waited for. */
+    json_t *own = json_loads("[0.3, 0.3, 0.3]", 0, NULL);
+    enum search_asha_decision d;
+    assert_int_equal(search_early_siblings(records, 3, &siblings, &err), 0);
+    assert_int_equal(search_early_decide_json(&asha, siblings, own, 1, &d, &err), 0);
+    assert_int_equal(d, STOP);
+    assert_int_equal(search_early_decide_json(&asha, siblings, own, 3, &d, &err), 0);
+    assert_int_equal(d, WAIT);
+    json_decref(siblings);
+    json_decref(own);
+    json_decref(expected);
+    json_decref(records);
+}
+
 /* The params: refused for the objectives without per-epoch values, naming the field; read for
  * val_accuracy with its defaults; and as a trial's params carry them. */
 static void test_params(void **state)
@@ -204,7 +249,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_scripted_curves), cmocka_unit_test(test_waits_for_earlier_trials),
         cmocka_unit_test(test_nan_is_worst),    cmocka_unit_test(test_short_curve),
-        cmocka_unit_test(test_json_curves),     cmocka_unit_test(test_params),
+        cmocka_unit_test(test_json_curves),     cmocka_unit_test(test_siblings_from_records),
+        cmocka_unit_test(test_params),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
