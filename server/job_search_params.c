@@ -86,19 +86,17 @@ static int read_budget(struct job_search_params *p, const json_t *params, struct
     return 0;
 }
 
-/* The objective (search_objective.c), its early stopping (search_early.c), and the one trial at
- * a time this version runs. */
+/* The objective (search_objective.c), its early stopping (search_early.c), and the trials at
+ * once. */
 static int read_objective(struct job_search_params *p, const struct app *app, const json_t *params,
                           struct eng_error *err)
 {
     long long parallel;
     if (search_objective_open(&p->objective, app, params, err) ||
-        search_early_open(&p->early, &p->early_on, params, &p->objective, err))
+        search_early_open(&p->early, &p->early_on, params, &p->objective, err) ||
+        job_param_int(params, "parallel", 0, 1, 1, JOB_SEARCH_MAX_PARALLEL, &parallel, err))
         return -1;
-    if (job_param_int(params, "parallel", 0, 1, 1, 1 << 10, &parallel, err)) return -1;
-    if (parallel != 1)
-        return eng_fail(err, ENG_INVALID,
-                        "params.parallel: only 1 is supported for now: trials run one at a time");
+    p->parallel = (int)parallel;
     return 0;
 }
 

@@ -30,6 +30,12 @@ void jobs_close(struct jobs *jobs);
 int jobs_submit(struct jobs *jobs, const char *kind, json_t *params, const char *owner,
                 struct job *out, struct eng_error *err);
 
+/* Runs a job claimed from the store (job_store_claim, job_store_claim_child) on the calling
+ * thread, as a runner does: its kind's run with a context whose engine work may use `threads`
+ * threads, then its end recorded (succeeded, failed or cancelled, or queued again when the server
+ * is stopping). A search's threads run its trials through this (job_children.h). */
+void jobs_run_claimed(struct jobs *jobs, const struct job *job, int threads);
+
 /* A new id, 24 random hex digits (jobs' ids; datasets take the same form). */
 int jobs_new_id(char id[JOB_ID_SIZE], struct eng_error *err);
 
