@@ -348,6 +348,22 @@ static void test_search_affinity_diversity(void **state)
     harness_pass(state);
 }
 
+/* A search of params with member name set to value (which it takes) and member drop (NULL:
+ * none) left out, run to success: its result. */
+static json_t *search_with(const struct server *srv, const char *params, const char *name,
+                           json_t *value, const char *drop, char id[32])
+{
+    json_t *doc = json_loads(params, 0, NULL);
+    assert_non_null(doc);
+    json_object_set_new(doc, name, value);
+    if (drop) json_object_del(doc, drop);
+    char *text = json_dumps(doc, JSON_COMPACT);
+    json_decref(doc);
+    json_t *result = result_of(srv, "search", text, id);
+    free(text);
+    return result;
+}
+
 /* ASHA in a search: Identity first, then every image inverted (a model of the inverted colours,
  * scored on plain ones), 4 epochs with a rung at 2: trial 1 below trial 0 at epoch 2 stops
  * there. An images budget stops the search from starting a trial once it is spent. */
@@ -382,14 +398,21 @@ static void test_search_early_stopping(void **state)
     assert_contains(r.body, "policy,job,epochs\n");
     http_response_free(&r);
 
+    /* Two at once: trial 1 may reach its rung first and waits for trial 0 there; the same
+     * decisions (the values may differ in their last bits: each child has half the threads). */
+    result = search_with(srv, params, "parallel", json_integer(2), NULL, id);
+    t0 = json_array_get(json_object_get(result, "trials"), 0);
+    t1 = json_array_get(json_object_get(result, "trials"), 1);
+    assert_string_equal(json_string_value(json_object_get(t0, "state")), "succeeded");
+    assert_int_equal(json_array_size(json_object_get(t0, "epochs")), 4);
+    assert_string_equal(json_string_value(json_object_get(t1, "state")), "stopped");
+    assert_int_equal(json_array_size(json_object_get(t1, "epochs")), 2);
+    json_decref(result);
+
     /* Without early stopping, an images budget of one whole trial: the second never starts. */
-    json_t *doc = json_loads(params, 0, NULL);
-    json_object_del(doc, "early_stopping");
-    json_object_set_new(doc, "budget", json_pack("{s:i}", "images", 4 * STEPS_PER_EPOCH * BATCH));
-    char *text = json_dumps(doc, JSON_COMPACT);
-    json_decref(doc);
-    result = result_of(srv, "search", text, id);
-    free(text);
+    result = search_with(srv, params, "budget",
+                         json_pack("{s:i}", "images", 4 * STEPS_PER_EPOCH * BATCH),
+                         "early_stopping", id);
     assert_int_equal(json_array_size(json_object_get(result, "trials")), 1);
     json_decref(result);
     harness_pass(state);
