@@ -4,7 +4,8 @@
  * on clean data (Lim et al. 2019's density matching; the affinity kind's accuracy), or one that
  * trains per trial, val_accuracy or affinity-diversity (search_objective.h), whose trials may
  * stop early (search_early.h: each trial judges itself) and whose training images a budget may
- * count. *
+ * count.
+ *
  * The search asks the algorithm for trial k's point, concretizes it into a policy and queues a
  * child with it; `parallel` threads of its own claim and run its children (job_children.h). The
  * schedule is fixed, so the points never depend on timing: trial k is asked only once trials 0 to
@@ -408,20 +409,31 @@ static int run_trials(struct search_run *s, struct eng_error *err)
     return rc;
 }
 
-/* The index of the best trial (the first of equals), or -1 when none succeeded. */
+/* Whether a row is of a trial early stopping ended (its value after fewer epochs). */
+static int stopped_row(const json_t *row)
+{
+    const char *state = json_string_value(json_object_get(row, "state"));
+    return state && strcmp(state, "stopped") == 0;
+}
+
+/* The index of the best trial (the first of equals), or -1 when none succeeded: among the trials
+ * that ran their whole budget, or when none did, those early stopping ended, whose values are
+ * after fewer epochs. */
 static long best_trial(const json_t *trials)
 {
     long best = -1;
-    size_t i;
-    const json_t *row;
-    json_array_foreach(trials, i, row)
-    {
-        const json_t *v = json_object_get(row, "value");
-        if (json_is_number(v) &&
-            (best < 0 ||
-             json_number_value(v) >
-                 json_number_value(json_object_get(json_array_get(trials, (size_t)best), "value"))))
-            best = (long)i;
+    for (int stopped = 0; best < 0 && stopped < 2; stopped++) {
+        size_t i;
+        const json_t *row;
+        json_array_foreach(trials, i, row)
+        {
+            const json_t *v = json_object_get(row, "value");
+            if (json_is_number(v) && stopped_row(row) == stopped &&
+                (best < 0 ||
+                 json_number_value(v) > json_number_value(json_object_get(
+                                            json_array_get(trials, (size_t)best), "value"))))
+                best = (long)i;
+        }
     }
     return best;
 }
