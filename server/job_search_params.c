@@ -161,15 +161,15 @@ int job_search_params_open(struct job_search_params *p, const struct app *app, c
     if (!p->space) return name_field(err, NULL, "params.space");
     if (p->objective.kind != SEARCH_OBJECTIVE_AFFINITY) {
         long long seed;
-        /* The objectives that train took their seed with their training params. */
-        if (job_param_int(params, "seed", 0, 0, 0, (long long)POLICY_MAX_SEED, &seed, err) ||
-            read_algorithm(p, params, (uint64_t)seed, err) ||
-            read_save_as(p, app, params, queueing, err))
+        /* The objectives that train took the model, dataset and splits with their training
+         * params; the seed is the algorithm's too (jc holds it, nothing else). */
+        if (job_param_int(params, "seed", 0, 0, 0, (long long)POLICY_MAX_SEED, &seed, err))
             return -1;
-        return eng_fail(err, ENG_INVALID,
-                        "params.objective: %s is checked but not run yet: its trials are to run "
-                        "as child jobs of the search; use \"affinity\" for now",
-                        p->objective.name);
+        p->jc.seed = (uint64_t)seed;
+        return read_algorithm(p, params, p->jc.seed, err) ||
+                       read_save_as(p, app, params, queueing, err)
+                   ? -1
+                   : 0;
     }
     return open_objective(p, app, params, err) || read_algorithm(p, params, p->jc.seed, err) ||
                    read_save_as(p, app, params, queueing, err)

@@ -84,4 +84,9 @@ int search_trial_check(const struct app *app, const json_t *params, struct eng_e
 int search_trial_run(struct job_ctx *ctx, const json_t *params, const struct search_trial_judge *j,
                      json_t **result, struct eng_error *err);
 
+/* The same for a search's child job (job_search_trial.c's rows): its early stopping, when its
+ * params have one, judged from its siblings as the store holds them (job_ctx_siblings). */
+int search_trial_child(struct job_ctx *ctx, const json_t *params, json_t **result,
+                       struct eng_error *err);
+
 #endif

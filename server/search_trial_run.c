@@ -12,14 +12,19 @@
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "job_kind.h"
+#include "job_search.h"
 #include "job_train.h"
 #include "json_text.h"
 #include "search_early.h"
 #include "search_objective.h"
 
 extern const struct job_kind job_kind_affinity_diversity;
+
+/* How long a trial waiting at a rung sleeps between looks at its siblings. */
+#define WAIT_MS 200
 
 static const char *const names[] = {"objective", "trial",          "policy", "train",
                                     "weights",   "early_stopping", NULL};
@@ -195,4 +200,46 @@ int search_trial_run(struct job_ctx *ctx, const json_t *params, const struct sea
         return run_affinity_diversity(ctx, params, result, err);
     return eng_fail(err, ENG_INVALID,
                     "params.objective: required: \"val_accuracy\" or \"affinity-diversity\"");
+}
+
+/* Early stopping's judge for a search's child: the siblings' curves from the store
+ * (job_ctx_siblings), looked at again while an earlier trial is below the rung
+ * (search_early.h). */
+static int siblings_judge(void *user, struct job_ctx *ctx, const json_t *params, long epoch,
+                          const json_t *epochs, int *stop, struct eng_error *err)
+{
+    (void)user;
+    struct search_early e;
+    json_int_t trial = json_integer_value(json_object_get(params, "trial"));
+    if (search_early_from_json(&e, json_object_get(params, "early_stopping"), err)) return -1;
+    for (int waited = 0;; waited = 1) {
+        json_t *records = NULL, *siblings = NULL;
+        enum search_asha_decision d;
+        /* Newest first: the trials after this one (at most the parallel ones) come first. */
+        int rc =
+            job_ctx_siblings(ctx, (size_t)trial + JOB_SEARCH_MAX_PARALLEL + 1, &records, err) ||
+                    search_early_siblings(records, (size_t)trial, &siblings, err) ||
+                    search_early_decide_json(&e, siblings, epochs, (unsigned)epoch, &d, err)
+                ? -1
+                : 0;
+        json_decref(records);
+        json_decref(siblings);
+        if (rc != 0) return -1;
+        if (d != SEARCH_ASHA_WAIT) {
+            *stop = d == SEARCH_ASHA_STOP;
+            return 0;
+        }
+        if (!waited)
+            job_ctx_log(ctx, "waiting at epoch %ld for an earlier trial to reach it", epoch);
+        if (job_ctx_cancelled(ctx, err)) return -1;
+        nanosleep(&(struct timespec){0, WAIT_MS * 1000000L}, NULL);
+    }
+}
+
+int search_trial_child(struct job_ctx *ctx, const json_t *params, json_t **result,
+                       struct eng_error *err)
+{
+    struct search_trial_judge j = {siblings_judge, NULL};
+    int early = json_object_get(params, "early_stopping") != NULL;
+    return search_trial_run(ctx, params, early ? &j : NULL, result, err);
 }

@@ -207,7 +207,7 @@ static void test_random_is_affinity(void **state)
     char expected[64];
     snprintf(expected, sizeof expected, "\n1,%lld,succeeded,",
              (long long)json_int(json_object_get(result, "best"), "trial"));
-    assert_contains(r.body, "rank,trial,state,value,seconds,params,policy,job\n");
+    assert_contains(r.body, "rank,trial,state,value,seconds,params,policy,job,epochs\n");
     assert_contains(r.body, expected);
     http_response_free(&r);
     expect_chart_artifact(srv, id, "best.png");

@@ -191,25 +191,40 @@ static void test_early_stopping(void **state)
     harness_pass(state);
 }
 
+/* An affinity-diversity job of 2 epochs on ds for policy (a JSON text): its row for it (a
+ * reference the caller drops). */
+static json_t *kind_row(const struct server *srv, const char *ds, const char *policy)
+{
+    char params[2048], train[1024], id[32];
+    training(train, sizeof train, ds, 2);
+    snprintf(params, sizeof params, "{%s, \"policies\": [%s]}", train, policy);
+    json_t *job = result_of(srv, "affinity-diversity", params, id);
+    json_t *row = json_incref(json_array_get(json_object_get(job, "policies"), 0));
+    json_decref(job);
+    return row;
+}
+
+/* A trial's parts are the kind's row's, and its value their sum with weights wa and wd. */
+static void expect_parts(const json_t *trial, const json_t *row, double wa, double wd)
+{
+    assert_true(real(trial, "affinity") == real(row, "affinity"));
+    assert_true(real(trial, "diversity") == real(row, "diversity"));
+    assert_true(real(trial, "value") == wa * real(row, "affinity") + wd * real(row, "diversity"));
+    assert_int_equal(json_int((json_t *)trial, "images"), 2 * 2 * STEPS_PER_EPOCH * BATCH);
+}
+
 static void test_affinity_diversity_is_the_kind(void **state)
 {
     struct server *srv = start(state);
-    char ds[64], params[2048], train[1024], id[32];
+    char ds[64], params[2048], id[32];
     colour_dataset_make(srv, CLASSES, 8, ds);
-    training(train, sizeof train, ds, 2);
-    snprintf(params, sizeof params, "{%s, \"policies\": [" INVERT_HALF "]}", train);
-    json_t *job = result_of(srv, "affinity-diversity", params, id);
-    const json_t *row = json_array_get(json_object_get(job, "policies"), 0);
-
+    json_t *row = kind_row(srv, ds, INVERT_HALF);
     trial_params(params, sizeof params, ds, "affinity-diversity", 0, 2,
                  ", \"weights\": {\"affinity\": 1, \"diversity\": 0.5}");
     json_t *trial = result_of(srv, "objective-trial", params, id);
-    assert_true(real(trial, "affinity") == real(row, "affinity"));
-    assert_true(real(trial, "diversity") == real(row, "diversity"));
-    assert_true(real(trial, "value") == real(row, "affinity") + 0.5 * real(row, "diversity"));
-    assert_int_equal(json_int(trial, "images"), 2 * 2 * STEPS_PER_EPOCH * BATCH);
+    expect_parts(trial, row, 1, 0.5);
     json_decref(trial);
-    json_decref(job);
+    json_decref(row);
     harness_pass(state);
 }
 
@@ -239,6 +254,213 @@ static void test_kill9_resume(void **state)
         expected[k] = json_number_value(json_array_get(json_object_get(whole, "epochs"), k));
     expect_epochs(resumed, expected, 6);
     assert_int_equal(json_int((json_t *)resumed, "images"), json_int(whole, "images"));
+    json_decref(doc);
+    json_decref(whole);
+    assert_int_equal(server_stop(second, SIGTERM, 15000), 0);
+    harness_pass(state);
+}
+
+/* ---- Searches whose trials train (child jobs of the kind search-trial) ---------------------- */
+
+/* A search's params: space, algorithm, objective (JSON texts), the budget's trials, on ds with
+ * small-cnn and seed 3, then more. */
+static void search_params(char *out, size_t size, const char *space, const char *algorithm,
+                          const char *objective, int trials, const char *ds, const char *more)
+{
+    snprintf(out, size,
+             "{\"space\": %s, \"algorithm\": %s, \"objective\": %s, \"budget\": {\"trials\": %d}, "
+             "\"dataset\": \"%s\", \"splits\": {\"train\": \"train\", \"val\": \"val\"}, "
+             "\"model\": {\"arch\": \"small-cnn\", \"classes\": 3, \"size\": %d}, \"seed\": 3%s}",
+             space, algorithm, objective, trials, ds, SIDE, more);
+}
+
+/* The objective's training settings, as training() has them, for `epochs` epochs. */
+static void objective_text(char *out, size_t size, const char *name, int epochs, const char *more)
+{
+    snprintf(out, size,
+             "{\"name\": \"%s\", \"epochs\": %d, \"batch\": %d, \"optimizer\": {\"name\": "
+             "\"sgd\", \"lr\": 0.05, \"momentum\": 0.9, \"nesterov\": true}, \"schedule\": "
+             "{\"name\": \"cosine\"}%s}",
+             name, epochs, BATCH, more);
+}
+
+/* Identity or Invert half the time: a grid of two trials. */
+#define CHOICE_SPACE "{\"$search\": {\"choice\": [{\"op\": \"Identity\"}, " INVERT_HALF "]}}"
+
+/* A search of `trials` trials over space by grid, of objective name for `epochs` epochs (with
+ * settings after its members), then more, on a colour dataset it makes (its id in ds): its params
+ * in params. */
+static void objective_search(const struct server *srv, char ds[64], const char *name, int epochs,
+                             const char *settings, const char *space, int trials, const char *more,
+                             char params[2048])
+{
+    char objective[512];
+    colour_dataset_make(srv, CLASSES, 8, ds);
+    objective_text(objective, sizeof objective, name, epochs, settings);
+    search_params(params, 2048, space, "\"grid\"", objective, trials, ds, more);
+}
+
+static void test_search_val_accuracy_is_train(void **state)
+{
+    struct server *srv = start(state);
+    char ds[64], params[2048], train[1024], id[32];
+    objective_search(srv, ds, "val_accuracy", 2, "", CHOICE_SPACE, 2, "", params);
+    json_t *result = result_of(srv, "search", params, id);
+    const json_t *trials = json_object_get(result, "trials");
+    assert_int_equal(json_array_size(trials), 2);
+    assert_string_equal(json_string_value(json_object_get(result, "objective")), "val_accuracy");
+    training(train, sizeof train, ds, 2);
+    for (size_t i = 0; i < 2; i++) {
+        /* A train job with the trial's policy: its val accuracy after each epoch. */
+        const json_t *row = json_array_get(trials, i);
+        char *policy = json_dumps(json_object_get(row, "policy"), JSON_COMPACT);
+        char job[2048], train_id[32];
+        snprintf(job, sizeof job, "{%s, \"policy\": %s, \"output\": \"va%zu\"}", train, policy, i);
+        free(policy);
+        json_decref(result_of(srv, "train", job, train_id));
+        double expected[4];
+        assert_int_equal(val_accuracies(srv, train_id, expected, 4), 2);
+        expect_epochs(row, expected, 2);
+        assert_string_equal(json_string_value(json_object_get(row, "state")), "succeeded");
+        assert_int_equal(json_int((json_t *)row, "images"), 2 * STEPS_PER_EPOCH * BATCH);
+    }
+    json_decref(result);
+    harness_pass(state);
+}
+
+static void test_search_affinity_diversity(void **state)
+{
+    struct server *srv = start(state);
+    char ds[64], params[2048], id[32];
+    objective_search(srv, ds, "affinity-diversity", 2,
+                     ", \"weights\": {\"affinity\": 2, \"diversity\": 1}", CHOICE_SPACE, 2, "",
+                     params);
+    json_t *result = result_of(srv, "search", params, id);
+    const json_t *trials = json_object_get(result, "trials");
+    /* Identity (trial 0) scores 2 * 1 + 1 exactly; trial 1 is the kind's for its policy. */
+    assert_true(real(json_array_get(trials, 0), "value") == 3.0);
+    char *policy = json_dumps(json_object_get(json_array_get(trials, 1), "policy"), JSON_COMPACT);
+    json_t *row = kind_row(srv, ds, policy);
+    free(policy);
+    expect_parts(json_array_get(trials, 1), row, 2, 1);
+    json_decref(row);
+    json_decref(result);
+    harness_pass(state);
+}
+
+/* A search of params with member name set to value (which it takes) and member drop (NULL:
+ * none) left out, run to success: its result. */
+static json_t *search_with(const struct server *srv, const char *params, const char *name,
+                           json_t *value, const char *drop, char id[32])
+{
+    json_t *doc = json_loads(params, 0, NULL);
+    assert_non_null(doc);
+    json_object_set_new(doc, name, value);
+    if (drop) json_object_del(doc, drop);
+    char *text = json_dumps(doc, JSON_COMPACT);
+    json_decref(doc);
+    json_t *result = result_of(srv, "search", text, id);
+    free(text);
+    return result;
+}
+
+/* ASHA in a search: Identity first, then every image inverted (a model of the inverted colours,
+ * scored on plain ones), 4 epochs with a rung at 2: trial 1 below trial 0 at epoch 2 stops
+ * there. An images budget stops the search from starting a trial once it is spent. */
+static void test_search_early_stopping(void **state)
+{
+    struct server *srv = start(state);
+    char ds[64], params[2048], id[32];
+    objective_search(srv, ds, "val_accuracy", 4, "",
+                     "{\"$search\": {\"choice\": [{\"op\": \"Identity\"}, {\"op\": \"Invert\"}]}}",
+                     2, ", \"early_stopping\": {\"name\": \"asha\", \"min_epochs\": 2, \"eta\": 2}",
+                     params);
+    json_t *result = result_of(srv, "search", params, id);
+    const json_t *t0 = json_array_get(json_object_get(result, "trials"), 0),
+                 *t1 = json_array_get(json_object_get(result, "trials"), 1);
+    const json_t *e0 = json_object_get(t0, "epochs"), *e1 = json_object_get(t1, "epochs");
+    assert_string_equal(json_string_value(json_object_get(t0, "state")), "succeeded");
+    assert_int_equal(json_array_size(e0), 4);
+    assert_true(json_number_value(json_array_get(e1, 1)) <
+                json_number_value(json_array_get(e0, 1)));
+    assert_string_equal(json_string_value(json_object_get(t1, "state")), "stopped");
+    assert_int_equal(json_array_size(e1), 2);
+    assert_true(real(t1, "value") == json_number_value(json_array_get(e1, 1)));
+    assert_int_equal(json_int((json_t *)t1, "images"), 2 * STEPS_PER_EPOCH * BATCH);
+    json_decref(result);
+    /* The leaderboard says so, with the metric after each epoch. */
+    char path[160];
+    snprintf(path, sizeof path, "/v1/jobs/%s/artifacts/leaderboard.csv", id);
+    struct http_response r;
+    http_get(srv, path, &r);
+    assert_status(&r, 200);
+    assert_contains(r.body, ",stopped,");
+    assert_contains(r.body, "policy,job,epochs\n");
+    http_response_free(&r);
+
+    /* Two at once: trial 1 may reach its rung first and waits for trial 0 there; the same
+     * decisions (the values may differ in their last bits: each child has half the threads). */
+    result = search_with(srv, params, "parallel", json_integer(2), NULL, id);
+    t0 = json_array_get(json_object_get(result, "trials"), 0);
+    t1 = json_array_get(json_object_get(result, "trials"), 1);
+    assert_string_equal(json_string_value(json_object_get(t0, "state")), "succeeded");
+    assert_int_equal(json_array_size(json_object_get(t0, "epochs")), 4);
+    assert_string_equal(json_string_value(json_object_get(t1, "state")), "stopped");
+    assert_int_equal(json_array_size(json_object_get(t1, "epochs")), 2);
+    json_decref(result);
+
+    /* Without early stopping, an images budget of one whole trial: the second never starts. */
+    result = search_with(srv, params, "budget",
+                         json_pack("{s:i}", "images", 4 * STEPS_PER_EPOCH * BATCH),
+                         "early_stopping", id);
+    assert_int_equal(json_array_size(json_object_get(result, "trials")), 1);
+    json_decref(result);
+    harness_pass(state);
+}
+
+/* kill -9 of the server inside a val_accuracy trial of a search: the trial, queued again, runs on
+ * from its own checkpoint and the search ends with an uninterrupted one's trials. */
+static void test_search_kill9_resume(void **state)
+{
+    struct server *first = start(state);
+    char ds[64], params[2048], id[32], path[160];
+    objective_search(first, ds, "val_accuracy", 6, "", CHOICE_SPACE, 1, "", params);
+    json_t *whole = result_of(first, "search", params, id);
+
+    job_submit(first, "search", params, id);
+    /* Its one child, once it is half way. */
+    char child[32] = "";
+    double deadline = harness_now() + WAIT_S;
+    while (!child[0]) {
+        struct http_response r;
+        snprintf(path, sizeof path, "/v1/jobs?parent=%s", id);
+        http_get(first, path, &r);
+        json_t *doc = http_json(&r);
+        const json_t *job = json_array_get(json_object_get(doc, "jobs"), 0);
+        if (job) snprintf(child, sizeof child, "%s", json_str((json_t *)job, "id"));
+        json_decref(doc);
+        http_response_free(&r);
+        if (harness_now() > deadline) fail_msg("search %s queued no child", id);
+        if (!child[0]) job_sleep_ms(5);
+    }
+    job_wait_progress(first, child, 0.5);
+    assert_int_equal(server_stop(first, SIGKILL, 5000), 0);
+    assert_true(WIFSIGNALED(first->wait_status));
+    char settings[4096];
+    snprintf(settings, sizeof settings, "{" SERVER_SETTINGS ", \"models_dir\": \"%s\"}",
+             harness_models_dir());
+    struct server *second = job_restart_on(state, first, settings);
+    json_t *doc = job_wait_state(second, id, "succeeded");
+    json_t *trial = job_get(second, child, NULL);
+    assert_int_equal(json_int(trial, "attempts"), 2);
+    expect_event(second, child, "resuming after epoch");
+    const json_t *a = json_array_get(json_object_get(whole, "trials"), 0),
+                 *b = json_array_get(json_object_get(json_object_get(doc, "result"), "trials"), 0);
+    double expected[6];
+    for (size_t k = 0; k < 6; k++)
+        expected[k] = json_number_value(json_array_get(json_object_get(a, "epochs"), k));
+    expect_epochs(b, expected, 6);
+    json_decref(trial);
     json_decref(doc);
     json_decref(whole);
     assert_int_equal(server_stop(second, SIGTERM, 15000), 0);
@@ -299,10 +521,6 @@ static void test_search_params(void **state)
          "params.early_stopping: not for the affinity-diversity objective"},
         {"\"affinity\"", "{\"val\": \"val\"}", ", \"early_stopping\": {\"name\": \"asha\"}",
          "params.early_stopping: not for the affinity objective"},
-        /* Checked whole, then refused until trials run as child jobs. */
-        {"{\"name\": \"val_accuracy\", \"epochs\": 2}", NULL,
-         ", \"early_stopping\": {\"name\": \"asha\"}",
-         "params.objective: val_accuracy is checked but not run yet"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
         refused(srv, ds, cases[i].objective, cases[i].splits ? cases[i].splits : both,
@@ -320,6 +538,10 @@ int main(int argc, char **argv)
         HARNESS_MODELS_TEST(test_affinity_diversity_is_the_kind),
         HARNESS_MODELS_TEST(test_kill9_resume),
         HARNESS_MODELS_TEST(test_search_params),
+        HARNESS_MODELS_TEST(test_search_val_accuracy_is_train),
+        HARNESS_MODELS_TEST(test_search_affinity_diversity),
+        HARNESS_MODELS_TEST(test_search_early_stopping),
+        HARNESS_MODELS_TEST(test_search_kill9_resume),
     };
     return harness_main(argc, argv, "search_objectives", tests, sizeof tests / sizeof tests[0]);
 }
