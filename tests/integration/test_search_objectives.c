@@ -228,6 +228,19 @@ static void test_affinity_diversity_is_the_kind(void **state)
     harness_pass(state);
 }
 
+/* Kills first with kill -9 once job id is half done, and starts a second server on its data_dir
+ * (with debug_routes, for objective-trial). */
+static struct server *kill_and_restart(void **state, struct server *first, const char *id)
+{
+    job_wait_progress(first, id, 0.5);
+    assert_int_equal(server_stop(first, SIGKILL, 5000), 0);
+    assert_true(WIFSIGNALED(first->wait_status));
+    char settings[4096];
+    snprintf(settings, sizeof settings, "{" SERVER_SETTINGS ", \"models_dir\": \"%s\"}",
+             harness_models_dir());
+    return job_restart_on(state, first, settings);
+}
+
 static void test_kill9_resume(void **state)
 {
     struct server *first = start(state);
@@ -237,13 +250,7 @@ static void test_kill9_resume(void **state)
     json_t *whole = result_of(first, "objective-trial", params, id);
 
     job_submit(first, "objective-trial", params, id);
-    job_wait_progress(first, id, 0.5);
-    assert_int_equal(server_stop(first, SIGKILL, 5000), 0);
-    assert_true(WIFSIGNALED(first->wait_status));
-    char settings[4096];
-    snprintf(settings, sizeof settings, "{" SERVER_SETTINGS ", \"models_dir\": \"%s\"}",
-             harness_models_dir());
-    struct server *second = job_restart_on(state, first, settings);
+    struct server *second = kill_and_restart(state, first, id);
     json_t *doc = job_wait_state(second, id, "succeeded");
     assert_int_equal(json_int(doc, "attempts"), 2);
     expect_event(second, id, "resuming after epoch");
@@ -443,13 +450,7 @@ static void test_search_kill9_resume(void **state)
         if (harness_now() > deadline) fail_msg("search %s queued no child", id);
         if (!child[0]) job_sleep_ms(5);
     }
-    job_wait_progress(first, child, 0.5);
-    assert_int_equal(server_stop(first, SIGKILL, 5000), 0);
-    assert_true(WIFSIGNALED(first->wait_status));
-    char settings[4096];
-    snprintf(settings, sizeof settings, "{" SERVER_SETTINGS ", \"models_dir\": \"%s\"}",
-             harness_models_dir());
-    struct server *second = job_restart_on(state, first, settings);
+    struct server *second = kill_and_restart(state, first, child);
     json_t *doc = job_wait_state(second, id, "succeeded");
     json_t *trial = job_get(second, child, NULL);
     assert_int_equal(json_int(trial, "attempts"), 2);
