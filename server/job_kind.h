@@ -108,6 +108,13 @@ void job_ctx_log(struct job_ctx *ctx, const char *fmt, ...) __attribute__((forma
 /* A measurement at a step (an epoch, a batch): a "metric" event. */
 void job_ctx_metric(struct job_ctx *ctx, const char *name, double value, long step);
 
+/* The records of the other children of the job's parent (a search's other trials), newest first,
+ * at most limit: a JSON array of {"id", "state", "params", "result" (null before it succeeded),
+ * "checkpoint" (the last one, when it has no result; null for none)}, read from the store, so a
+ * sibling another process runs is seen too. -1 with err (ENG_INVALID for a job without a
+ * parent). */
+int job_ctx_siblings(struct job_ctx *ctx, size_t limit, json_t **out, struct eng_error *err);
+
 /* 0 while the job may go on; -1 with err (ENG_CANCELLED, saying why) once it was cancelled or
  * the server is stopping. Cheap: it reads the store a few times a second at most. The same check
  * is installed as the runner thread's engine cancellation check (core/cancel.h), so engine loops

@@ -1,7 +1,10 @@
 /* The job kind "search": a policy search (engine/search) whose trials are child jobs of the kind
  * search-trial (server/job_search_trial.c), scored by the objective: affinity, the accuracy on the
  * val split, with the trial's policy applied once per image at the job's seed, of a model trained
- * on clean data (Lim et al. 2019's density matching; the affinity kind's accuracy).
+ * on clean data (Lim et al. 2019's density matching; the affinity kind's accuracy), or one that
+ * trains per trial, val_accuracy or affinity-diversity (search_objective.h), whose trials may
+ * stop early (search_early.h: each trial judges itself) and whose training images a budget may
+ * count.
  *
  * The search asks the algorithm for trial k's point, concretizes it into a policy and queues a
  * child with it; `parallel` threads of its own claim and run its children (job_children.h). The
@@ -63,7 +66,8 @@ struct search_run {
     size_t told;        /* trials told */
     struct slot *slots; /* the trials in flight, told + 0, 1, ...: at most parallel */
     size_t flying;
-    double *point; /* a point being read or asked */
+    double *point;   /* a point being read or asked */
+    uint64_t images; /* the told trials' training images, summed: what the images budget counts */
 };
 
 static int validate(const struct app *app, const json_t *params, struct eng_error *err)
@@ -140,6 +144,7 @@ static int tell(struct search_run *s, const json_t *row, struct eng_error *err)
         !json_is_integer(json_object_get(row, "trial")))
         return eng_fail(err, ENG_INTERNAL, "the checkpoint is not search's");
     const json_t *value = json_object_get(row, "value");
+    s->images += (uint64_t)json_integer_value(json_object_get(row, "images"));
     return search_algo_tell(s->algo, (uint64_t)json_integer_value(json_object_get(row, "trial")),
                             s->point, json_number_value(value), json_is_number(value), err);
 }
@@ -190,6 +195,28 @@ static void slot_close(struct slot *t)
     json_decref(t->doc);
 }
 
+/* The slot's child's params: the affinity kind's with "objective", "policy" and "trial", or those
+ * of an objective that trains (search_objective_trial_params, with early stopping's settings). */
+static json_t *trial_params(const struct search_run *s, const struct slot *t)
+{
+    if (s->p.objective.kind != SEARCH_OBJECTIVE_AFFINITY) {
+        json_t *early = s->p.early_on ? search_early_json(&s->p.early) : NULL;
+        json_t *params =
+            !s->p.early_on || early
+                ? search_objective_trial_params(&s->p.objective, early, t->doc, t->trial)
+                : NULL;
+        json_decref(early);
+        return params;
+    }
+    json_t *params = json_copy(s->p.classify);
+    if (params && json_object_set_new(params, "objective", json_string(s->p.objective.name)) == 0 &&
+        json_object_set(params, "policy", t->doc) == 0 &&
+        json_object_set_new(params, "trial", json_integer((json_int_t)t->trial)) == 0)
+        return params;
+    json_decref(params);
+    return NULL;
+}
+
 /* Queues the slot's child unless the store has it (queued by an attempt before a restart). */
 static int slot_queue(struct search_run *s, const struct slot *t, struct eng_error *err)
 {
@@ -200,12 +227,9 @@ static int slot_queue(struct search_run *s, const struct slot *t, struct eng_err
         return 0;
     }
     if (err->code != ENG_NOT_FOUND) return -1;
-    json_t *params = json_copy(s->p.classify);
-    int rc = params && json_object_set_new(params, "objective", json_string(s->p.objective)) == 0 &&
-                     json_object_set(params, "policy", t->doc) == 0 &&
-                     json_object_set_new(params, "trial", json_integer((json_int_t)t->trial)) == 0
-                 ? job_children_add(s->children, t->job, "search-trial", params, err)
-                 : eng_no_memory(err);
+    json_t *params = trial_params(s, t);
+    int rc = params ? 0 : eng_no_memory(err);
+    if (rc == 0) rc = job_children_add(s->children, t->job, "search-trial", params, err);
     json_decref(params);
     return rc;
 }
@@ -228,14 +252,17 @@ static int slot_row(struct search_run *s, const struct slot *t, json_t **row, st
     double seconds = child.started_ms && child.finished_ms > child.started_ms
                          ? (double)(child.finished_ms - child.started_ms) / 1000
                          : 0;
-    const char *state = ok                                          ? "succeeded"
+    /* A trial early stopping ended has its value, the last epoch's: "stopped", not cancelled. */
+    int stopped = ok && json_is_true(json_object_get(child.result, "stopped"));
+    const char *state = stopped                                     ? "stopped"
+                        : ok                                        ? "succeeded"
                         : t->job[0] && child.state != JOB_SUCCEEDED ? job_state_name(child.state)
                                                                     : "failed";
     *row = json_pack("{s:I, s:o, s:o, s:O*, s:o, s:O, s:s, s:f}", "trial", (json_int_t)t->trial,
                      "job", job_or_null(t->job), "point", point_json(t->point, s->dims), "policy",
                      t->doc, "params", search_space_params(s->p.space, t->point), "value",
                      ok ? value : json_null(), "state", state, "seconds", seconds);
-    static const char *const details[] = {"epochs", "images"};
+    static const char *const details[] = {"epochs", "images", "affinity", "diversity"};
     for (size_t i = 0; *row && ok && i < sizeof details / sizeof details[0]; i++)
         if (json_object_get(child.result, details[i]))
             json_object_set(*row, details[i], json_object_get(child.result, details[i]));
@@ -325,7 +352,8 @@ static int restore(struct search_run *s, const json_t *saved, long *length, stru
 static int may_ask(const struct search_run *s)
 {
     return s->flying < (size_t)s->p.parallel && s->told + s->flying < s->p.trials &&
-           !(s->p.seconds > 0 && s->seconds >= s->p.seconds);
+           !(s->p.seconds > 0 && s->seconds >= s->p.seconds) &&
+           !(s->p.images > 0 && s->images >= s->p.images);
 }
 
 /* The trials, from where the checkpoint left them, until the budget is spent or the grid is
@@ -381,20 +409,31 @@ static int run_trials(struct search_run *s, struct eng_error *err)
     return rc;
 }
 
-/* The index of the best trial (the first of equals), or -1 when none succeeded. */
+/* Whether a row is of a trial early stopping ended (its value after fewer epochs). */
+static int stopped_row(const json_t *row)
+{
+    const char *state = json_string_value(json_object_get(row, "state"));
+    return state && strcmp(state, "stopped") == 0;
+}
+
+/* The index of the best trial (the first of equals), or -1 when none succeeded: among the trials
+ * that ran their whole budget, or when none did, those early stopping ended, whose values are
+ * after fewer epochs. */
 static long best_trial(const json_t *trials)
 {
     long best = -1;
-    size_t i;
-    const json_t *row;
-    json_array_foreach(trials, i, row)
-    {
-        const json_t *v = json_object_get(row, "value");
-        if (json_is_number(v) &&
-            (best < 0 ||
-             json_number_value(v) >
-                 json_number_value(json_object_get(json_array_get(trials, (size_t)best), "value"))))
-            best = (long)i;
+    for (int stopped = 0; best < 0 && stopped < 2; stopped++) {
+        size_t i;
+        const json_t *row;
+        json_array_foreach(trials, i, row)
+        {
+            const json_t *v = json_object_get(row, "value");
+            if (json_is_number(v) && stopped_row(row) == stopped &&
+                (best < 0 ||
+                 json_number_value(v) > json_number_value(json_object_get(
+                                            json_array_get(trials, (size_t)best), "value"))))
+                best = (long)i;
+        }
     }
     return best;
 }
@@ -427,11 +466,13 @@ static int write_leaderboard(struct search_run *s, struct eng_error *err)
     for (size_t i = 0; i < n; i++)
         rows[i] = json_array_get(s->trials, i);
     qsort(rows, n, sizeof *rows, by_rank);
-    fputs("rank,trial,state,value,seconds,params,policy,job\n", f);
+    fputs("rank,trial,state,value,seconds,params,policy,job,epochs\n", f);
     for (size_t i = 0; i < n; i++) {
         const json_t *value = json_object_get(rows[i], "value");
         char *params = json_text(json_object_get(rows[i], "params"), JSON_COMPACT | JSON_SORT_KEYS);
         char *policy = json_text(json_object_get(rows[i], "policy"), JSON_COMPACT | JSON_SORT_KEYS);
+        /* The metric after each epoch, for an objective that trains. */
+        char *epochs = json_text(json_object_get(rows[i], "epochs"), JSON_COMPACT);
         fprintf(f, "%zu,%lld,%s,", i + 1,
                 (long long)json_integer_value(json_object_get(rows[i], "trial")),
                 json_string_value(json_object_get(rows[i], "state")));
@@ -440,12 +481,15 @@ static int write_leaderboard(struct search_run *s, struct eng_error *err)
         job_classify_csv_field(f, params ? params : "");
         fputc(',', f);
         job_classify_csv_field(f, policy ? policy : "");
-        fprintf(f, ",%s\n",
+        fprintf(f, ",%s,",
                 json_is_string(json_object_get(rows[i], "job"))
                     ? json_string_value(json_object_get(rows[i], "job"))
                     : "");
+        job_classify_csv_field(f, epochs ? epochs : "");
+        fputc('\n', f);
         free(params);
         free(policy);
+        free(epochs);
     }
     int rc = fclose(f) == 0 ? 0 : eng_no_memory(err);
     if (rc == 0) rc = job_classify_write_artifact(s->ctx, "leaderboard.csv", csv, size, err);
@@ -517,12 +561,17 @@ static int report(struct search_run *s, json_t **result, struct eng_error *err)
         job_ctx_log(s->ctx, "saved the best policy as %s", s->p.save_as);
     }
     if (write_leaderboard(s, err) || write_curve(s, err)) return -1;
-    *result = json_pack("{s:{s:O, s:O, s:O, s:O}, s:o, s:s*, s:s, s:s, s:s, s:s}", "best", "trial",
-                        json_object_get(row, "trial"), "policy", policy, "params",
-                        json_object_get(row, "params"), "value", json_object_get(row, "value"),
-                        "trials", result_trials(s->trials), "saved_as", s->p.save_as, "objective",
-                        s->p.objective, "model", s->p.jc.model_name, "dataset", s->p.jc.dataset_id,
-                        "split", s->p.jc.split->name);
+    /* The model, dataset and val split: the affinity objective's, or a training run's. */
+    const json_t *train = s->p.objective.train;
+    json_t *model =
+        train ? json_incref(json_object_get(train, "model")) : json_string(s->p.jc.model_name);
+    *result = json_pack(
+        "{s:{s:O, s:O, s:O, s:O}, s:o, s:s*, s:s, s:o, s:s, s:s}", "best", "trial",
+        json_object_get(row, "trial"), "policy", policy, "params", json_object_get(row, "params"),
+        "value", json_object_get(row, "value"), "trials", result_trials(s->trials), "saved_as",
+        s->p.save_as, "objective", s->p.objective.name, "model", model, "dataset",
+        train ? json_string_value(json_object_get(train, "dataset")) : s->p.jc.dataset_id, "split",
+        train ? json_string_value(json_object_get(train, "val_split")) : s->p.jc.split->name);
     return *result ? job_classify_write_result(s->ctx, *result, err) : eng_no_memory(err);
 }
 
@@ -556,8 +605,9 @@ static int run(struct job_ctx *ctx, const json_t *params, json_t **result, struc
 const struct job_kind job_kind_search = {
     .name = "search",
     .help = "a policy search over a space with $search placeholders (or a named space) by grid, "
-            "random, evolution or TPE, each trial a child job scored by the affinity objective: a "
-            "clean model's accuracy on the val split with the trial's policy applied",
+            "random, evolution or TPE, each trial a child job scored by the objective: affinity (a "
+            "clean model's accuracy on the val split with the trial's policy applied), or "
+            "val_accuracy or affinity-diversity (a model trained per trial)",
     .validate = validate,
     .run = run,
 };

@@ -7,6 +7,8 @@
 
 #include "core/error.h"
 #include "job_classify.h"
+#include "search_early.h"
+#include "search_objective.h"
 
 struct app;
 struct search_space;
@@ -15,6 +17,8 @@ struct search_space;
 #define JOB_SEARCH_MAX_TRIALS 100000
 /* The longest budget in seconds: a week. */
 #define JOB_SEARCH_MAX_SECONDS (7 * 24 * 3600.0)
+/* The largest budget in training images. */
+#define JOB_SEARCH_MAX_IMAGES 1000000000000LL
 /* The most trials running at once. */
 #define JOB_SEARCH_MAX_PARALLEL 64
 
@@ -24,9 +28,12 @@ struct job_search_params {
     json_t *settings;      /* the algorithm's own params (params.algorithm but "name"), or NULL */
     size_t trials;         /* the budget's trials (JOB_SEARCH_MAX_TRIALS when not given) */
     double seconds;        /* the budget's seconds (0: none) */
+    uint64_t images;       /* the budget's training images, the trials' "images" summed (0: none) */
     const char *save_as;   /* a saved policy's name, or NULL */
-    const char *objective; /* its name, in params: a trial objective (job_search_trial.c) */
-    int parallel;          /* trials at once, 1 to JOB_SEARCH_MAX_PARALLEL */
+    struct search_objective objective;
+    struct search_early early; /* when early_on */
+    int early_on;
+    int parallel; /* trials at once, 1 to JOB_SEARCH_MAX_PARALLEL */
     /* The affinity objective's model, dataset and val split, with the seed both the algorithm
      * and each trial's policy draws use (jc.seed). */
     struct job_classify jc;

@@ -13,11 +13,13 @@
 #include "policy_store.h"
 #include "saved_policies.h"
 #include "search/search.h"
+#include "search_early.h"
+#include "search_objective.h"
 
-static const char *const names[] = {"space",    "algorithm",  "objective", "budget",
-                                    "parallel", "dataset",    "splits",    "model",
-                                    "seed",     "batch_size", "save_as",   NULL};
-static const char *const budget_names[] = {"trials", "seconds", NULL};
+static const char *const names[] = {
+    "space", "algorithm", "objective",  "budget",  "parallel",       "dataset", "splits",
+    "model", "seed",      "batch_size", "save_as", "early_stopping", NULL};
+static const char *const budget_names[] = {"trials", "seconds", "images", NULL};
 static const char *const split_names[] = {"val", NULL};
 
 /* err's message under the field it is about: `old` (a prefix the message may start with, NULL:
@@ -57,36 +59,43 @@ static int read_algorithm(struct job_search_params *p, const json_t *params, uin
 static int read_budget(struct job_search_params *p, const json_t *params, struct eng_error *err)
 {
     const json_t *budget = json_object_get(params, "budget");
-    long long trials;
+    long long trials, images;
     if (json_is_object(budget) &&
         json_check_members(budget, budget_names, "params.budget.", "budget", err))
         return -1;
     if (!json_is_object(budget) ||
-        !(json_object_get(budget, "trials") || json_object_get(budget, "seconds")))
+        !(json_object_get(budget, "trials") || json_object_get(budget, "seconds") ||
+          json_object_get(budget, "images")))
         return eng_fail(err, ENG_INVALID,
-                        "params.budget: required: {\"trials\": N} and/or {\"seconds\": S}");
+                        "params.budget: required: any of {\"trials\": N, \"seconds\": S, "
+                        "\"images\": I}");
     if (job_param_int(params, "budget.trials", 0, JOB_SEARCH_MAX_TRIALS, 1, JOB_SEARCH_MAX_TRIALS,
                       &trials, err) ||
-        job_param_real(params, "budget.seconds", 0, 0, 0, JOB_SEARCH_MAX_SECONDS, &p->seconds, err))
+        job_param_real(params, "budget.seconds", 0, 0, 0, JOB_SEARCH_MAX_SECONDS, &p->seconds,
+                       err) ||
+        job_param_int(params, "budget.images", 0, 0, 1, JOB_SEARCH_MAX_IMAGES, &images, err))
         return -1;
+    if (images && p->objective.kind == SEARCH_OBJECTIVE_AFFINITY)
+        return eng_fail(err, ENG_INVALID,
+                        "params.budget.images: the affinity objective trains nothing, so its "
+                        "trials use no training images; give trials or seconds");
+    p->images = (uint64_t)images;
     if (json_object_get(budget, "seconds") && p->seconds <= 0)
         return eng_fail(err, ENG_INVALID, "params.budget.seconds: must be more than 0");
     p->trials = (size_t)trials;
     return 0;
 }
 
-/* The one objective this version runs, and the trials at once. */
-static int read_objective(struct job_search_params *p, const json_t *params, struct eng_error *err)
+/* The objective (search_objective.c), its early stopping (search_early.c), and the trials at
+ * once. */
+static int read_objective(struct job_search_params *p, const struct app *app, const json_t *params,
+                          struct eng_error *err)
 {
-    const char *objective = json_string_value(json_object_get(params, "objective"));
     long long parallel;
-    if (!objective || strcmp(objective, "affinity") != 0)
-        return eng_fail(err, ENG_INVALID,
-                        "params.objective: required: \"affinity\" (val_accuracy and "
-                        "affinity-diversity are not supported yet)");
-    if (job_param_int(params, "parallel", 0, 1, 1, JOB_SEARCH_MAX_PARALLEL, &parallel, err))
+    if (search_objective_open(&p->objective, app, params, err) ||
+        search_early_open(&p->early, &p->early_on, params, &p->objective, err) ||
+        job_param_int(params, "parallel", 0, 1, 1, JOB_SEARCH_MAX_PARALLEL, &parallel, err))
         return -1;
-    p->objective = objective;
     p->parallel = (int)parallel;
     return 0;
 }
@@ -143,13 +152,25 @@ int job_search_params_open(struct job_search_params *p, const struct app *app, c
                            int queueing, struct eng_error *err)
 {
     memset(p, 0, sizeof *p);
-    if (job_params_known(params, names, err) || read_objective(p, params, err) ||
+    if (job_params_known(params, names, err) || read_objective(p, app, params, err) ||
         read_budget(p, params, err))
         return -1;
     const json_t *space = json_object_get(params, "space");
     if (!space) return eng_fail(err, ENG_INVALID, "params.space: required: a search space");
     p->space = search_space_compile(space, err);
     if (!p->space) return name_field(err, NULL, "params.space");
+    if (p->objective.kind != SEARCH_OBJECTIVE_AFFINITY) {
+        long long seed;
+        /* The objectives that train took the model, dataset and splits with their training
+         * params; the seed is the algorithm's too (jc holds it, nothing else). */
+        if (job_param_int(params, "seed", 0, 0, 0, (long long)POLICY_MAX_SEED, &seed, err))
+            return -1;
+        p->jc.seed = (uint64_t)seed;
+        return read_algorithm(p, params, p->jc.seed, err) ||
+                       read_save_as(p, app, params, queueing, err)
+                   ? -1
+                   : 0;
+    }
     return open_objective(p, app, params, err) || read_algorithm(p, params, p->jc.seed, err) ||
                    read_save_as(p, app, params, queueing, err)
                ? -1
@@ -159,6 +180,7 @@ int job_search_params_open(struct job_search_params *p, const struct app *app, c
 void job_search_params_close(struct job_search_params *p)
 {
     search_space_free(p->space);
+    search_objective_close(&p->objective);
     json_decref(p->settings);
     job_classify_close(&p->jc);
     json_decref(p->classify);

@@ -12,13 +12,18 @@
  * applied once per image at the seed, of a model trained on clean data; the affinity kind's
  * accuracy, counted by the same code (job_affinity_count over job_classify_pass). Its params are
  * the affinity kind's model, dataset, split, seed and batch_size; its checkpoint, after every
- * batch, the next batch and the counts so far. */
+ * batch, the next batch and the counts so far.
+ *
+ * val_accuracy and affinity-diversity train (search_objective.h, search_trial_run.c): their
+ * params are made by search_objective_trial_params, val_accuracy's with its early stopping,
+ * judged by the trial from its siblings' records. */
 #include <string.h>
 
 #include "job_affinity.h"
 #include "job_classify.h"
 #include "job_kind.h"
 #include "policy/policy.h"
+#include "search_objective.h"
 
 struct objective {
     const char *name;
@@ -87,6 +92,8 @@ static int affinity_run(struct job_ctx *ctx, const json_t *params, json_t **resu
 
 static const struct objective objectives[] = {
     {"affinity", affinity_run},
+    {"val_accuracy", search_trial_child},
+    {"affinity-diversity", search_trial_child},
 };
 
 #define OBJECTIVE_COUNT (sizeof objectives / sizeof objectives[0])

@@ -56,11 +56,13 @@ struct job_train_params {
 /* Which kind's params: diversity's are train's without val_split, ema, eval_every and output,
  * and with the policy required; affinity-diversity's are diversity's with val_split required and
  * "policies" and "level" (the kind reads them: job_affinity_policies) in place of "policy", and
- * eval_every set to the epochs. */
+ * eval_every set to the epochs; a search trial's (val_accuracy, search_objective.c) are train's
+ * without output and eval_every, with val_split required and eval_every set to 1. */
 enum job_train_for {
     JOB_TRAIN_FOR_TRAIN,
     JOB_TRAIN_FOR_DIVERSITY,
-    JOB_TRAIN_FOR_AFFINITY_DIVERSITY
+    JOB_TRAIN_FOR_AFFINITY_DIVERSITY,
+    JOB_TRAIN_FOR_TRIAL
 };
 
 /* Reads params (validate and run share it): 0, or -1 with err (ENG_INVALID naming the field,
@@ -84,8 +86,10 @@ struct job_train_run {
     const char *phase;                   /* in progress messages and logs */
     const char *metric_prefix;           /* before each metric event's name; NULL: none */
     double progress_base, progress_span; /* this run's part of the job's progress */
-    /* After each epoch's metrics, before its checkpoint: the artifacts so far (NULL: none). */
+    /* After each epoch's metrics, before its checkpoint: the artifacts so far (NULL: none). It
+     * may set stop: the run ends after this epoch (a search trial stopped early). */
     int (*artifacts)(struct job_train_run *r, struct eng_error *err);
+    int stop;
     void *user;    /* the caller's, for artifacts */
     json_t *extra; /* members added to every checkpoint's JSON (borrowed); NULL: none */
     /* Set by job_train_run_open. */

@@ -25,10 +25,16 @@ static const char *const diversity_names[] = {
 static const char *const affinity_diversity_names[] = {
     "dataset", "split", "val_split", "model",    "policies",        "level", "epochs", "steps",
     "batch",   "seed",  "optimizer", "schedule", "label_smoothing", "clip",  NULL};
+/* A search trial's (server/search_objective.c): train's without output, nothing being
+ * registered, and eval_every, the trial's metric being read after every epoch. */
+static const char *const trial_names[] = {
+    "dataset", "split",     "val_split", "model",           "policy", "epochs", "steps", "batch",
+    "seed",    "optimizer", "schedule",  "label_smoothing", "ema",    "clip",   NULL};
 static const char *const *const kind_names[] = {
     [JOB_TRAIN_FOR_TRAIN] = names,
     [JOB_TRAIN_FOR_DIVERSITY] = diversity_names,
     [JOB_TRAIN_FOR_AFFINITY_DIVERSITY] = affinity_diversity_names,
+    [JOB_TRAIN_FOR_TRIAL] = trial_names,
 };
 static const char *const optimizer_names[] = {
     "name", "lr", "momentum", "nesterov", "weight_decay", "exclude_no_decay", "betas", "eps", NULL};
@@ -361,6 +367,9 @@ int job_train_params_open(struct job_train_params *p, const struct app *app, con
         return eng_fail(err, ENG_INVALID,
                         "params.val_split: required: the labeled split affinity and accuracy are "
                         "measured on");
+    if (kind == JOB_TRAIN_FOR_TRIAL && !p->val)
+        return eng_fail(err, ENG_INVALID,
+                        "params.val_split: required: the labeled split a trial is scored on");
     if (job_param_int(params, "batch", 0, 64, 2, JOB_TRAIN_MAX_BATCH, &batch, err) ||
         job_param_int(params, "eval_every", 0, 1, 1, JOB_TRAIN_MAX_EPOCHS, &eval_every, err) ||
         job_param_real(params, "label_smoothing", 0, 0, 0, 1, &p->label_smoothing, err) ||
@@ -382,6 +391,8 @@ int job_train_params_open(struct job_train_params *p, const struct app *app, con
         return -1;
     /* Affinity-diversity reads each model's val metrics once, after its last epoch. */
     if (kind == JOB_TRAIN_FOR_AFFINITY_DIVERSITY) p->eval_every = p->epochs;
+    /* A search trial's metric is the val accuracy after every epoch. */
+    if (kind == JOB_TRAIN_FOR_TRIAL) p->eval_every = 1;
     return 0;
 }
 

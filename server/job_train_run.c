@@ -447,7 +447,7 @@ static int epoch(struct job_train_run *r, struct eng_error *err)
 
 int job_train_run_epochs(struct job_train_run *r, struct eng_error *err)
 {
-    while (r->epoch < r->p->epochs)
+    while (r->epoch < r->p->epochs && !r->stop)
         if (epoch(r, err)) return -1;
     return 0;
 }

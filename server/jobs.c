@@ -187,6 +187,45 @@ void job_ctx_metric(struct job_ctx *ctx, const char *name, double value, long st
               json_pack("{s:s, s:f, s:I}", "name", name, "value", value, "step", (json_int_t)step));
 }
 
+/* A sibling's record as job_ctx_siblings lists it; its last checkpoint when it has no result. */
+static json_t *sibling_json(struct storage *st, const struct job *j, struct eng_error *err)
+{
+    json_t *checkpoint = NULL;
+    if (!j->result && job_store_checkpoint_load(st, j->id, &checkpoint, err) != 0) return NULL;
+    json_t *o =
+        json_pack("{s:s, s:s, s:O, s:O?, s:o?}", "id", j->id, "state", job_state_name(j->state),
+                  "params", j->params, "result", j->result, "checkpoint", checkpoint);
+    if (!o) eng_no_memory(err);
+    return o;
+}
+
+int job_ctx_siblings(struct job_ctx *ctx, size_t limit, json_t **out, struct eng_error *err)
+{
+    struct storage *st = ctx->jobs->app->storage;
+    const struct job *self = ctx->job;
+    struct job_filter f = {.state = -1, .parent = self->parent, .limit = limit};
+    struct job *jobs = NULL;
+    size_t n = 0;
+    *out = NULL;
+    if (!self->parent) return eng_fail(err, ENG_INVALID, "job %s has no parent", self->id);
+    if (job_store_list(st, &f, &jobs, &n, err) != 0) return -1;
+    json_t *a = json_array();
+    int rc = a ? 0 : eng_no_memory(err);
+    for (size_t i = 0; i < n; i++) {
+        if (rc == 0 && strcmp(jobs[i].id, self->id) != 0) {
+            json_t *o = sibling_json(st, &jobs[i], err);
+            rc = !o ? -1 : json_array_append_new(a, o) == 0 ? 0 : eng_no_memory(err);
+        }
+        job_clear(&jobs[i]);
+    }
+    free(jobs);
+    if (rc == 0)
+        *out = a;
+    else
+        json_decref(a);
+    return rc;
+}
+
 /* Sees whether the job should stop: the server stopping, or (every CANCEL_POLL_NS) its cancel
  * flag in the store. Thread-safe: the threads of a parallel_for share it. */
 static enum job_stop poll_stop(struct job_ctx *ctx)

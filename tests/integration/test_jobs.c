@@ -347,10 +347,11 @@ static void test_bad_submissions(void **state)
     http_get(srv, "/v1", &r);
     doc = http_json(&r);
     json_t *kinds = json_object_get(json_object_get(doc, "jobs"), "kinds");
-    const char *const names[] = {"evaluate",  "affinity",           "pseudo-label", "train",
-                                 "diversity", "affinity-diversity", "search",       "count"};
-    assert_int_equal(json_array_size(kinds), 8);
-    for (size_t i = 0; i < 8; i++)
+    const char *const names[] = {"evaluate", "affinity",  "pseudo-label",
+                                 "train",    "diversity", "affinity-diversity",
+                                 "search",   "count",     "objective-trial"};
+    assert_int_equal(json_array_size(kinds), 9);
+    for (size_t i = 0; i < 9; i++)
         assert_string_equal(json_str(json_array_get(kinds, i), "name"), names[i]);
     json_decref(doc);
     http_response_free(&r);

@@ -207,7 +207,7 @@ static void test_random_is_affinity(void **state)
     char expected[64];
     snprintf(expected, sizeof expected, "\n1,%lld,succeeded,",
              (long long)json_int(json_object_get(result, "best"), "trial"));
-    assert_contains(r.body, "rank,trial,state,value,seconds,params,policy,job\n");
+    assert_contains(r.body, "rank,trial,state,value,seconds,params,policy,job,epochs\n");
     assert_contains(r.body, expected);
     http_response_free(&r);
     expect_chart_artifact(srv, id, "best.png");
@@ -703,7 +703,8 @@ static void test_bad_params(void **state)
         {SOLARIZE, "\"random\"", "{\"trials\": 2}", ", \"parallel\": 0", "params.parallel: "},
         {SOLARIZE, "\"random\"", "{}", "", "params.budget: required"},
         {SOLARIZE, "\"random\"", "{\"trials\": 0}", "", "params.budget.trials: must be"},
-        {SOLARIZE, "\"random\"", "{\"images\": 5}", "", "params.budget.images: unknown"},
+        {SOLARIZE, "\"random\"", "{\"images\": 5}", "",
+         "params.budget.images: the affinity objective trains nothing"},
         {SOLARIZE, "\"random\"", "{\"seconds\": -1}", "", "params.budget.seconds"},
         {SOLARIZE, "\"random\"", "{\"trials\": 2}", ", \"save_as\": \"-x\"", "params.save_as: "},
         {SOLARIZE, "\"random\"", "{\"trials\": 2}", ", \"trials\": 2", "params.trials: unknown"},
@@ -713,8 +714,8 @@ static void test_bad_params(void **state)
         job_expect_refusal(srv, "search", text, 422, cases[i].needle);
         free(text);
     }
-    refused_objective(srv, ds, "val_accuracy", "val", "colour", 422,
-                      "params.objective: required: ");
+    refused_objective(srv, ds, "val_accuracy", "val", "colour", 422, "params.splits: required: {");
+    refused_objective(srv, ds, "accuracy", "val", "colour", 422, "params.objective: required: ");
     refused_objective(srv, ds, "affinity", "test", "colour", 422, "params.splits.val: dataset");
     refused_objective(srv, ds, "affinity", "val", "nope", 404, "params.model: no such model");
     /* A trial is queued by its search alone. */
