@@ -25,6 +25,7 @@
 #include "job_chart.h"
 #include "job_kind.h"
 #include "job_search.h"
+#include "job_search_report.h"
 #include "json_text.h"
 #include "policy/policy.h"
 #include "saved_policies.h"
@@ -421,7 +422,11 @@ static int report(struct search_run *s, json_t **result, struct eng_error *err)
                         "trials", result_trials(s->trials), "saved_as", s->p.save_as, "objective",
                         "affinity", "model", s->p.jc.model_name, "dataset", s->p.jc.dataset_id,
                         "split", s->p.jc.split->name);
-    return *result ? job_classify_write_result(s->ctx, *result, err) : eng_no_memory(err);
+    if (!*result) return eng_no_memory(err);
+    return job_search_report_heatmap(s->ctx, s->trials, *result, err) ||
+                   job_classify_write_result(s->ctx, *result, err)
+               ? -1
+               : 0;
 }
 
 static int run(struct job_ctx *ctx, const json_t *params, json_t **result, struct eng_error *err)

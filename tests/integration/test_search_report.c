@@ -3,7 +3,8 @@
  * solid colours (each class's channel in [200, 230], the others in [20, 50]), so that a policy's
  * value follows by hand: FlipLR leaves a solid image as it is (all right, 1), Invert puts every
  * class's channel below the others (all wrong, 0). A space that gives audio policies is refused
- * before it runs; a saved policy a space names is the document it had at submission. */
+ * before it runs; a saved policy a space names is the document it had at submission; a
+ * RandAugment search reports its heatmap. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -100,8 +101,47 @@ static void test_space_must_give_images(void **state)
     char *text =
         params("{\"p\": 0.5, \"do\": {\"$search\": {\"choice\": [" FLIPLR ", " INVERT "]}}}", ds);
     job_submit(srv, "search", text, id);
-    json_decref(job_wait_state(srv, id, "succeeded"));
+    json_t *job = job_wait_state(srv, id, "succeeded");
     free(text);
+    /* Not a RandAugment search: no heatmap. */
+    assert_null(json_object_get(json_object_get(job, "result"), "heatmap"));
+    char path[128];
+    snprintf(path, sizeof path, "/v1/jobs/%s/artifacts/heatmap.png", id);
+    http_get_expect(srv, path, 404);
+    json_decref(job);
+    harness_pass(state);
+}
+
+/* A RandAugment grid: the result's heatmap has the grid's n and m and, in each cell, the value of
+ * the one trial that ran there; heatmap.png is a chart. */
+static void test_randaugment_heatmap(void **state)
+{
+    char ds[64], id[32];
+    struct server *srv = start(state, ds);
+    char *text = params("{\"space\": \"randaugment\", \"n\": [1, 2], \"m\": [0, 9, 30]}", ds);
+    job_submit(srv, "search", text, id);
+    free(text);
+    json_t *job = job_wait_state(srv, id, "succeeded");
+    const json_t *result = json_object_get(job, "result"),
+                 *heatmap = json_object_get(result, "heatmap"),
+                 *trials = json_object_get(result, "trials");
+    json_t *axes = json_of("{\"n\": [1, 2], \"m\": [0, 9, 30]}");
+    assert_true(json_equal(json_object_get(heatmap, "n"), json_object_get(axes, "n")));
+    assert_true(json_equal(json_object_get(heatmap, "m"), json_object_get(axes, "m")));
+    json_decref(axes);
+    assert_int_equal(json_array_size(trials), 6);
+    for (size_t i = 0; i < 6; i++) {
+        const json_t *row = json_array_get(trials, i), *params = json_object_get(row, "params");
+        json_int_t n = json_integer_value(json_object_get(params, "/n")),
+                   m = json_integer_value(json_object_get(params, "/m"));
+        const json_t *cell = json_array_get(
+            json_array_get(json_object_get(heatmap, "value"), (size_t)(n - 1)), m == 0   ? 0
+                                                                                : m == 9 ? 1
+                                                                                         : 2);
+        assert_true(json_number_value(cell) == json_number_value(json_object_get(row, "value")));
+    }
+    expect_chart_artifact(srv, id, "heatmap.png");
+    json_decref(job);
     harness_pass(state);
 }
 
@@ -144,6 +184,7 @@ int main(int argc, char **argv)
     const struct CMUnitTest tests[] = {
         HARNESS_MODELS_TEST(test_space_must_give_images),
         HARNESS_MODELS_TEST(test_saved_names_are_snapshot),
+        HARNESS_MODELS_TEST(test_randaugment_heatmap),
     };
     return harness_main(argc, argv, "search_report", tests, sizeof tests / sizeof tests[0]);
 }
