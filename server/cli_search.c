@@ -80,6 +80,10 @@ static CURL *handle(const struct client *c, const char *method, const char *path
     curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
     curl_easy_setopt(h, CURLOPT_HTTPHEADER, *headers);
     curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+    /* A stream's keep-alive comes every 15 s at most: a minute of silence is a dead link, after
+     * which the job is asked for and the stream opened again. */
+    curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, 1L);
+    curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, 60L);
     if (body) curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
     return h;
 }

@@ -11,6 +11,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,16 +39,16 @@ static struct server *start(void **state, char ds[64])
     return srv;
 }
 
-/* A grid search's params text over space (JSON text) on dataset ds. */
-static char *params(const char *space, const char *ds)
+/* A search's params text over space (JSON text) by algorithm (its name) for up to trials trials
+ * on dataset ds. */
+static char *params(const char *space, const char *algorithm, int trials, const char *ds)
 {
     char *text = NULL;
-    assert_true(
-        asprintf(&text,
-                 "{\"space\": %s, \"algorithm\": \"grid\", \"objective\": \"affinity\", "
-                 "\"budget\": {\"trials\": 100}, \"dataset\": \"%s\", \"splits\": {\"val\": "
-                 "\"val\"}, \"model\": \"colour\", \"seed\": 3}",
-                 space, ds) > 0);
+    assert_true(asprintf(&text,
+                         "{\"space\": %s, \"algorithm\": \"%s\", \"objective\": \"affinity\", "
+                         "\"budget\": {\"trials\": %d}, \"dataset\": \"%s\", \"splits\": "
+                         "{\"val\": \"val\"}, \"model\": \"colour\", \"seed\": 3}",
+                         space, algorithm, trials, ds) > 0);
     return text;
 }
 
@@ -93,13 +94,14 @@ static void test_space_must_give_images(void **state)
          "it); "},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        char *text = params(cases[i].space, ds);
+        char *text = params(cases[i].space, "grid", 100, ds);
         job_expect_refusal(srv, "search", text, 422, cases[i].message);
         free(text);
     }
 
     char *text =
-        params("{\"p\": 0.5, \"do\": {\"$search\": {\"choice\": [" FLIPLR ", " INVERT "]}}}", ds);
+        params("{\"p\": 0.5, \"do\": {\"$search\": {\"choice\": [" FLIPLR ", " INVERT "]}}}",
+               "grid", 100, ds);
     job_submit(srv, "search", text, id);
     json_t *job = job_wait_state(srv, id, "succeeded");
     free(text);
@@ -112,13 +114,46 @@ static void test_space_must_give_images(void **state)
     harness_pass(state);
 }
 
+/* A saved policy the space names, deleted while the search runs, and the server killed with
+ * kill -9 and started again: the resumed search still runs the document the name had at
+ * submission (its run checks the params again, and would refuse a name saved no more). */
+static void test_deleted_name_survives_kill9(void **state)
+{
+    char ds[64], id[32];
+    struct server *srv = start(state, ds), *second;
+    send_expect(srv, "POST", "/v1/policies", "{\"name\": \"mine\", \"policy\": " FLIPLR "}", 201);
+    /* Random over two options, long enough to be killed part-way. */
+    char *text = params("{\"$search\": {\"choice\": [\"mine\", " INVERT "]}}", "random", 300, ds);
+    job_submit(srv, "search", text, id);
+    free(text);
+    job_wait_progress(srv, id, 0.2);
+    send_expect(srv, "DELETE", "/v1/policies/mine", NULL, 204);
+    assert_int_equal(server_stop(srv, SIGKILL, 5000), 0);
+    json_t *job = job_resume(state, srv, id, "resuming at trial", &second);
+    const json_t *trials = json_object_get(json_object_get(job, "result"), "trials");
+    json_t *fliplr = json_of(FLIPLR);
+    size_t i;
+    const json_t *row;
+    json_array_foreach(trials, i, row)
+    {
+        const json_t *policy = json_object_get(row, "policy");
+        assert_string_equal(json_string_value(json_object_get(row, "state")), "succeeded");
+        assert_true(json_number_value(json_object_get(row, "value")) ==
+                    (json_equal(policy, fliplr) ? 1 : 0));
+    }
+    json_decref(fliplr);
+    json_decref(job);
+    harness_pass(state);
+}
+
 /* A RandAugment grid: the result's heatmap has the grid's n and m and, in each cell, the value of
  * the one trial that ran there; heatmap.png is a chart. */
 static void test_randaugment_heatmap(void **state)
 {
     char ds[64], id[32];
     struct server *srv = start(state, ds);
-    char *text = params("{\"space\": \"randaugment\", \"n\": [1, 2], \"m\": [0, 9, 30]}", ds);
+    char *text =
+        params("{\"space\": \"randaugment\", \"n\": [1, 2], \"m\": [0, 9, 30]}", "grid", 100, ds);
     job_submit(srv, "search", text, id);
     free(text);
     json_t *job = job_wait_state(srv, id, "succeeded");
@@ -153,8 +188,9 @@ static void test_saved_names_are_snapshot(void **state)
     char ds[64], id[32];
     struct server *srv = start(state, ds);
     send_expect(srv, "POST", "/v1/policies", "{\"name\": \"mine\", \"policy\": " FLIPLR "}", 201);
-    char *text = params(
-        "{\"$search\": {\"choice\": [\"mine\", {\"p\": 1, \"do\": \"mine\"}, " INVERT "]}}", ds);
+    char *text =
+        params("{\"$search\": {\"choice\": [\"mine\", {\"p\": 1, \"do\": \"mine\"}, " INVERT "]}}",
+               "grid", 100, ds);
     job_submit(srv, "search", text, id);
     free(text);
     send_expect(srv, "PUT", "/v1/policies/mine", "{\"policy\": " INVERT "}", 200);
@@ -184,6 +220,7 @@ int main(int argc, char **argv)
     const struct CMUnitTest tests[] = {
         HARNESS_MODELS_TEST(test_space_must_give_images),
         HARNESS_MODELS_TEST(test_saved_names_are_snapshot),
+        HARNESS_MODELS_TEST(test_deleted_name_survives_kill9),
         HARNESS_MODELS_TEST(test_randaugment_heatmap),
     };
     return harness_main(argc, argv, "search_report", tests, sizeof tests / sizeof tests[0]);
