@@ -2,7 +2,7 @@
  * colour model (colour_model.h) and colour_dataset.h's val split of solid colours, where FlipLR
  * leaves every image right (value 1) and Invert every one wrong (0): it prints one line per
  * finished trial, then the result, and exits 0; a refused params or a failed job give the
- * server's message and exit 1; Ctrl-C cancels the job. */
+ * server's message and exit 1; --params - reads stdin; Ctrl-C cancels the job. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -98,9 +98,8 @@ static void test_search_prints_trials_and_result(void **state)
     harness_pass(state);
 }
 
-/* --params from stdin is not reachable through harness_run_binary (stdin is /dev/null): a file.
- * A space the server refuses: its message and exit 1, nothing on stdout; a job that fails (every
- * trial's two-view policy): its error and exit 1; no server: exit 1. */
+/* --params from a file. A space the server refuses: its message and exit 1, nothing on stdout; a
+ * job that fails (every trial's two-view policy): its error and exit 1; no server: exit 1. */
 static void test_refusals_and_failures(void **state)
 {
     struct cli c;
@@ -151,39 +150,90 @@ static void test_refusals_and_failures(void **state)
     harness_pass(state);
 }
 
+/* Starts the binary with args (argv[1] on, NULL-ended) and input on its stdin (closed after it);
+ * its stdout to read into *out, its stderr to /dev/null. Its pid. */
+static pid_t spawn(const char *const *args, const char *input, FILE **out)
+{
+    int in[2], from[2];
+    assert_int_equal(pipe(in), 0);
+    assert_int_equal(pipe(from), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        const char *argv[32] = {harness_binary()};
+        for (size_t i = 0; args[i] && i + 2 < 32; i++)
+            argv[i + 1] = args[i];
+        dup2(in[0], STDIN_FILENO);
+        dup2(from[1], STDOUT_FILENO);
+        int null = open("/dev/null", O_WRONLY);
+        dup2(null, STDERR_FILENO);
+        close(in[1]);
+        close(from[0]);
+        execv(harness_binary(), (char *const *)argv);
+        _exit(127);
+    }
+    close(in[0]);
+    close(from[1]);
+    size_t size = strlen(input);
+    assert_int_equal(write(in[1], input, size), (ssize_t)size);
+    close(in[1]);
+    *out = fdopen(from[0], "r");
+    return pid;
+}
+
+/* The exit status of pid, which must exit. */
+static int exit_status(pid_t pid)
+{
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status));
+    return WEXITSTATUS(status);
+}
+
+/* --params - reads the params from stdin: the FlipLR-or-Invert grid runs its 2 trials. */
+static void test_params_from_stdin(void **state)
+{
+    struct cli c;
+    start(state, &c);
+    char *params = NULL, line[65536];
+    assert_true(asprintf(&params,
+                         "{\"space\": " CHOICE ", \"algorithm\": \"grid\", \"objective\": "
+                         "\"affinity\", \"budget\": {\"trials\": 5}, \"dataset\": \"%s\", "
+                         "\"splits\": {\"val\": \"val\"}, \"model\": \"colour\"}",
+                         c.ds) > 0);
+    const char *args[] = {"search", "--server", c.url, "--params", "-", NULL};
+    FILE *out;
+    pid_t pid = spawn(args, params, &out);
+    free(params);
+    size_t lines = 0;
+    while (fgets(line, sizeof line, out))
+        lines++;
+    fclose(out);
+    assert_int_equal(exit_status(pid), 0);
+    assert_int_equal(lines, 3); /* two trials and the result */
+    harness_pass(state);
+}
+
 /* Ctrl-C once a trial has been printed: the job is cancelled (its state), the command exits 1. A
  * budget of a minute keeps the search running meanwhile. */
 static void test_interrupt_cancels(void **state)
 {
     struct cli c;
     start(state, &c);
-    int out[2];
-    assert_int_equal(pipe(out), 0);
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        dup2(out[1], STDOUT_FILENO);
-        int null = open("/dev/null", O_WRONLY);
-        dup2(null, STDERR_FILENO);
-        close(out[0]);
-        execl(harness_binary(), harness_binary(), "search", "--server", c.url, "--space",
-              "randaugment", "--algorithm", "random", "--objective", "affinity", "--seconds", "60",
-              "--dataset", c.ds, "--model", "colour", "--split", "val", (char *)NULL);
-        _exit(127);
-    }
-    close(out[1]);
-    FILE *f = fdopen(out[0], "r");
+    const char *args[] = {"search",      "--server",  c.url,         "--space",  "randaugment",
+                          "--algorithm", "random",    "--objective", "affinity", "--seconds",
+                          "60",          "--dataset", c.ds,          "--model",  "colour",
+                          "--split",     "val",       NULL};
+    FILE *out;
+    pid_t pid = spawn(args, "", &out);
     char line[65536];
-    assert_non_null(fgets(line, sizeof line, f)); /* the first trial */
+    assert_non_null(fgets(line, sizeof line, out)); /* the first trial */
     assert_non_null(strstr(line, "\"trial\":0"));
     kill(pid, SIGINT);
-    int status;
-    while (fgets(line, sizeof line, f))
+    while (fgets(line, sizeof line, out))
         ;
-    fclose(f);
-    assert_int_equal(waitpid(pid, &status, 0), pid);
-    assert_true(WIFEXITED(status));
-    assert_int_equal(WEXITSTATUS(status), 1);
+    fclose(out);
+    assert_int_equal(exit_status(pid), 1);
     struct http_response r;
     http_get(c.srv, "/v1/jobs", &r);
     json_t *list = http_json(&r);
@@ -230,6 +280,7 @@ int main(int argc, char **argv)
     const struct CMUnitTest tests[] = {
         HARNESS_MODELS_TEST(test_search_prints_trials_and_result),
         HARNESS_MODELS_TEST(test_refusals_and_failures),
+        HARNESS_MODELS_TEST(test_params_from_stdin),
         HARNESS_MODELS_TEST(test_interrupt_cancels),
         HARNESS_MODELS_TEST(test_key),
     };
