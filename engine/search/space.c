@@ -515,11 +515,9 @@ int space_check(struct search_space *s, struct eng_error *err)
         point[i] = s->dims[i].low;
         checks += others_of(&s->dims[i]);
     }
-    int failed = parses(s, point,
-                        s->n ? "the space at each dimension's low"
-                             : "the space (it has no "
-                               "placeholder)",
-                        &values, &why) != 0,
+    /* Where a policy of the lowest point comes from, for the domains' sources. */
+    const char *lowest = s->n ? "the space at each dimension's low" : "the space (no placeholder)";
+    int failed = parses(s, point, lowest, &values, &why) != 0,
         culprit = failed ? blame(s, why.message) : -1;
     if (culprit >= 0 && s->dims[culprit].kind == SEARCH_DIM_CHOICE) {
         rc = eng_fail(err, why.code, "%s: at its option 0 the space gives no valid policy: %s",

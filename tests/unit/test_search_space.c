@@ -708,6 +708,8 @@ static void test_domains(void **state)
         "10}, {\"op\": \"FrequencyMask\", \"F\": 10}]}}}",
         POLICY_IMAGE | POLICY_SPECTROGRAM, POLICY_IMAGE,
         "the space at each dimension's low gives an image policy (Rotate at /do of it)");
+    expect_domain("{\"op\": \"TimeMask\", \"T\": 5}", POLICY_SPECTROGRAM, POLICY_SPECTROGRAM,
+                  "the space (no placeholder) gives a spectrogram policy (TimeMask at / of it)");
     /* The audio op only where an inner choice, itself in an outer one's option 1, takes its
      * option 1; a preset name as an option is expanded to find its ops. */
     expect_domain(
