@@ -106,7 +106,9 @@ static int check_submittable(const struct app *app, const char *kind, struct eng
     const struct job_kind *k = job_kind_find(kind, app->cfg->debug_routes);
     if (k && (k->flags & JOB_KIND_INTERNAL))
         return eng_fail(err, ENG_INVALID,
-                        "kind: %s jobs are queued by the server itself (POST /v1/datasets)", kind);
+                        "kind: %s jobs are queued by the server itself (a dataset import by "
+                        "POST /v1/datasets, a search's trials by the search), not by POST /v1/jobs",
+                        kind);
     return 0;
 }
 
@@ -136,11 +138,13 @@ static int read_filter(const struct request *req, struct response *resp, struct 
 {
     const char *state = request_query(req, "state");
     const char *limit = request_query(req, "limit");
-    unsigned long long n = LIST_DEFAULT;
+    const char *children = request_query(req, "children");
+    unsigned long long n = LIST_DEFAULT, with_children = 0;
     *f = (struct job_filter){.state = -1,
                              .kind = request_query(req, "kind"),
                              .owner = visible_owner(req),
-                             .after = request_query(req, "after")};
+                             .after = request_query(req, "after"),
+                             .parent = request_query(req, "parent")};
     if (state && (f->state = job_state_from_name(state)) < 0) {
         response_error(resp, 422,
                        "state: one of queued, running, succeeded, failed, cancelled, interrupted");
@@ -150,7 +154,14 @@ static int read_filter(const struct request *req, struct response *resp, struct 
         response_error(resp, 422, "limit: a whole number in [1, %d]", LIST_MAX);
         return -1;
     }
+    /* A search's trials are its children: listed with parent=<its id>, or with children=1
+     * among the others; a search of 200 trials would otherwise fill the list. */
+    if (children && parse_whole(children, 0, 1, &with_children) != PARSE_OK) {
+        response_error(resp, 422, "children: 0 or 1");
+        return -1;
+    }
     f->limit = (size_t)n;
+    f->children = (int)with_children;
     return 0;
 }
 

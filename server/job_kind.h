@@ -1,5 +1,6 @@
 /* Job kinds: what a job does. One descriptor per kind, in the table of server/job_kinds.c; a kind
- * sees the job through its context (struct job_ctx) alone, never the store or the runner.
+ * sees the job through its context (struct job_ctx) alone, never the store or the runner (a kind
+ * that makes child jobs, the search, queues and runs them through job_children.h).
  *
  * A kind that must resume after a crash keeps its position and everything it has accumulated in
  * one checkpoint (a JSON value), saved after each unit of work: job_ctx_checkpoint replaces the

@@ -1,28 +1,36 @@
-/* The job kind "search": a policy search (engine/search) scored by the affinity objective, the
- * accuracy on the val split, with the trial's policy applied once per image at the job's seed, of
- * a model trained on clean data (Lim et al. 2019's density matching; the affinity kind's
- * accuracy, counted by the same code: job_affinity_count over job_classify_pass).
+/* The job kind "search": a policy search (engine/search) whose trials are child jobs of the kind
+ * search-trial (server/job_search_trial.c), scored by the objective: affinity, the accuracy on the
+ * val split, with the trial's policy applied once per image at the job's seed, of a model trained
+ * on clean data (Lim et al. 2019's density matching; the affinity kind's accuracy).
  *
- * One trial at a time: ask the algorithm for trial k's point, concretize it into a policy,
- * score it, tell the algorithm. Each finished trial (point, params, policy, value, state, seconds)
- * is a line of the artifact trials.jsonl; the checkpoint after it holds the file's length, the
- * trial count and their seconds, so it stays small however many trials there are (job_kind.h's
- * file kept in step), and, between the ask and the tell, the running trial's point. A resumed job
- * reads the finished trials back and tells them again (the algorithm's state is its seed and what
- * it was told, search.h), and reruns the running trial with the point it stored, never asking
- * again, so it ends with an uninterrupted job's trials. A trial whose policy does not parse or
- * whose pass fails is recorded as failed and told as such; the job fails only when every trial
- * failed, as a search with no result has nothing to report. */
+ * The search asks the algorithm for trial k's point, concretizes it into a policy and queues a
+ * child with it; `parallel` threads of its own claim and run its children (job_children.h). The
+ * schedule is fixed, so the points never depend on timing: trial k is asked only once trials 0 to
+ * k - parallel have been told, and trials are told in trial order (a trial that ends early waits
+ * for those before it). Each proposal is then a function of the seed, k and parallel alone
+ * (search.h's replay contract): the same params give the same trials, and a random search, whose
+ * asks do not read what was told, the same trials for any parallel.
+ *
+ * Each told trial (point, params, policy, value, state, seconds, its child's id) is a line of the
+ * artifact trials.jsonl; the checkpoint holds the file's length, the count of told trials and
+ * their seconds, so it stays small however many trials there are (job_kind.h's file kept in
+ * step), and the trials in flight: each one's point and its child's id, stored before the child
+ * is queued. A resumed job reads the told trials back and tells them again (the algorithm's state
+ * is its seed and what it was told), and takes the trials in flight back with their points, never
+ * asking again: their children, queued again by the store's recovery, run on from their own
+ * checkpoints, a child that ended meanwhile is read, not run again, and one the store never got
+ * is queued. So it ends with an uninterrupted job's trials. A trial whose point gives no policy,
+ * or whose child fails, is cancelled or is interrupted for good, is recorded so and told as failed;
+ * the job fails only when every trial failed, as a search with no result has nothing to report. */
 #include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "app.h"
-#include "job_affinity.h"
 #include "job_chart.h"
+#include "job_children.h"
 #include "job_kind.h"
 #include "job_search.h"
 #include "job_search_report.h"
@@ -31,18 +39,32 @@
 #include "saved_policies.h"
 #include "search/search.h"
 
+/* How long the search sleeps at most between looks at its next trial's child: a child cancelled
+ * before it ran ends without a thread telling it. */
+#define WAIT_MS 200
+
+/* A trial asked and not told yet. */
+struct slot {
+    size_t trial;
+    double *point;
+    json_t *doc; /* its policy, or NULL when the point gives none (then why) */
+    struct eng_error why;
+    char job[JOB_ID_SIZE]; /* its child ("" with no policy) */
+};
+
 struct search_run {
     struct job_ctx *ctx;
     struct job_search_params p;
     struct search_algo *algo;
+    struct job_children *children;
     size_t dims;
-    json_t *trials;   /* the finished trials' rows, each with its "point" */
-    double seconds;   /* theirs, summed: what the time budget counts */
-    FILE *file;       /* trials.jsonl, their rows */
-    size_t trial;     /* the trial under way */
-    uint64_t correct; /* its pass's counts so far */
-    uint64_t count;
-    size_t batches;
+    json_t *trials;     /* the told trials' rows, each with its "point" */
+    double seconds;     /* theirs, summed: what the time budget counts */
+    FILE *file;         /* trials.jsonl, their rows */
+    size_t told;        /* trials told */
+    struct slot *slots; /* the trials in flight, told + 0, 1, ...: at most parallel */
+    size_t flying;
+    double *point; /* a point being read or asked */
 };
 
 static int validate(const struct app *app, const json_t *params, struct eng_error *err)
@@ -53,17 +75,10 @@ static int validate(const struct app *app, const json_t *params, struct eng_erro
     return rc;
 }
 
-static double now_seconds(void)
+/* The share of the budget spent. */
+static double fraction(const struct search_run *s)
 {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
-}
-
-/* The share of the budget spent with `within` of the running trial done. */
-static double fraction(const struct search_run *s, double within)
-{
-    double by_trials = ((double)s->trial + within) / (double)s->p.trials;
+    double by_trials = (double)s->told / (double)s->p.trials;
     double by_time = s->p.seconds > 0 ? s->seconds / s->p.seconds : 0;
     return fmin(1, fmax(by_trials, by_time));
 }
@@ -90,30 +105,44 @@ static int point_read(const json_t *a, double *point, size_t n)
     return 0;
 }
 
-/* The checkpoint: the finished trials (trials.jsonl's length) and the running one's point
- * (NULL: none). */
-static int checkpoint(struct search_run *s, const double *running, struct eng_error *err)
+static json_t *job_or_null(const char *job)
 {
-    json_t *state = json_pack("{s:I, s:I, s:f, s:o}", "trials", (json_int_t)s->trial, "bytes",
-                              (json_int_t)ftell(s->file), "seconds", s->seconds, "running",
-                              running ? json_pack("{s:I, s:o}", "trial", (json_int_t)s->trial,
-                                                  "point", point_json(running, s->dims))
-                                      : json_null());
-    int rc = state ? job_ctx_checkpoint(s->ctx, state, fraction(s, 0), "trials", err)
-                   : eng_no_memory(err);
+    return job[0] ? json_string(job) : json_null();
+}
+
+/* The checkpoint: the told trials (trials.jsonl's length) and those in flight. */
+static int checkpoint(struct search_run *s, struct eng_error *err)
+{
+    json_t *flying = json_array();
+    for (size_t i = 0; flying && i < s->flying; i++) {
+        const struct slot *t = &s->slots[i];
+        if (json_array_append_new(flying,
+                                  json_pack("{s:I, s:o, s:o}", "trial", (json_int_t)t->trial,
+                                            "point", point_json(t->point, s->dims), "job",
+                                            job_or_null(t->job))) != 0) {
+            json_decref(flying);
+            flying = NULL;
+        }
+    }
+    json_t *state =
+        flying ? json_pack("{s:I, s:I, s:f, s:o}", "trials", (json_int_t)s->told, "bytes",
+                           (json_int_t)ftell(s->file), "seconds", s->seconds, "running", flying)
+               : NULL;
+    int rc =
+        state ? job_ctx_checkpoint(s->ctx, state, fraction(s), "trials", err) : eng_no_memory(err);
     json_decref(state);
     return rc;
 }
 
-/* Tells the algorithm a finished trial's row. */
-static int tell(struct search_run *s, const json_t *row, double *point, struct eng_error *err)
+/* Tells the algorithm a told trial's row. */
+static int tell(struct search_run *s, const json_t *row, struct eng_error *err)
 {
-    if (point_read(json_object_get(row, "point"), point, s->dims) != 0 ||
+    if (point_read(json_object_get(row, "point"), s->point, s->dims) != 0 ||
         !json_is_integer(json_object_get(row, "trial")))
         return eng_fail(err, ENG_INTERNAL, "the checkpoint is not search's");
     const json_t *value = json_object_get(row, "value");
     return search_algo_tell(s->algo, (uint64_t)json_integer_value(json_object_get(row, "trial")),
-                            point, json_number_value(value), json_is_number(value), err);
+                            s->point, json_number_value(value), json_is_number(value), err);
 }
 
 /* The first `bytes` of trials.jsonl (malloc'd, NUL-terminated), or NULL with err. */
@@ -137,45 +166,86 @@ static char *read_trials(struct search_run *s, long bytes, struct eng_error *err
     return text;
 }
 
-/* Takes the finished trials back (the checkpoint's count of trials.jsonl's lines, its first
- * *length bytes), telling each again; *resumed says whether the running trial's point was stored
- * (then in point). */
-static int restore(struct search_run *s, const json_t *saved, double *point, int *resumed,
-                   long *length, struct eng_error *err)
+/* Opens the next slot for trial told + flying at point, its child's id job (NULL: a new one):
+ * concretizes the policy (a point that gives none is kept with why). */
+static int slot_open(struct search_run *s, const double *point, const char *job,
+                     struct eng_error *err)
 {
-    json_int_t trials, bytes;
-    double seconds;
-    const json_t *running = json_object_get(saved, "running");
-    if (json_unpack((json_t *)saved, "{s:I, s:I, s:F}", "trials", &trials, "bytes", &bytes,
-                    "seconds", &seconds) != 0 ||
-        trials < 0 || bytes < 0)
-        return eng_fail(err, ENG_INTERNAL, "the checkpoint is not search's");
-    char *text = read_trials(s, (long)bytes, err), *line = text;
-    int rc = text ? 0 : -1;
-    for (json_int_t i = 0; rc == 0 && i < trials; i++) {
-        char *end = strchr(line, '\n');
-        json_t *row = end ? json_loadb(line, (size_t)(end - line), 0, NULL) : NULL;
-        if (!row || json_integer_value(json_object_get(row, "trial")) != i)
-            rc = eng_fail(err, ENG_INTERNAL, "trials.jsonl does not hold trial %lld", (long long)i);
-        else if (tell(s, row, point, err) == 0)
-            rc = json_array_append(s->trials, row) == 0 ? 0 : eng_no_memory(err);
-        else
-            rc = -1;
-        json_decref(row);
-        line = end ? end + 1 : line;
+    struct slot *t = &s->slots[s->flying];
+    *t = (struct slot){.trial = s->told + s->flying, .point = malloc(s->dims * sizeof(double) + 1)};
+    if (!t->point) return eng_no_memory(err);
+    memcpy(t->point, point, s->dims * sizeof *point);
+    s->flying++;
+    t->doc = search_space_concretize(s->p.space, point, &t->why);
+    if (!t->doc) return t->why.code == ENG_NO_MEMORY ? eng_no_memory(err) : 0;
+    if (job) {
+        snprintf(t->job, sizeof t->job, "%s", job);
+        return 0;
     }
-    free(text);
-    if (rc != 0) return -1;
-    s->trial = (size_t)trials;
-    s->seconds = seconds;
-    *length = (long)bytes;
-    *resumed = json_is_object(running) &&
-               json_integer_value(json_object_get(running, "trial")) == trials &&
-               point_read(json_object_get(running, "point"), point, s->dims) == 0;
-    return 0;
+    return job_children_new_id(t->job, err);
 }
 
-/* Adds a finished trial's row to trials.jsonl. */
+static void slot_close(struct slot *t)
+{
+    free(t->point);
+    json_decref(t->doc);
+}
+
+/* Queues the slot's child unless the store has it (queued by an attempt before a restart). */
+static int slot_queue(struct search_run *s, const struct slot *t, struct eng_error *err)
+{
+    struct job child;
+    if (!t->job[0]) return 0;
+    if (job_children_get(s->children, t->job, &child, err) == 0) {
+        job_clear(&child);
+        return 0;
+    }
+    if (err->code != ENG_NOT_FOUND) return -1;
+    json_t *params = json_copy(s->p.classify);
+    int rc = params && json_object_set_new(params, "objective", json_string(s->p.objective)) == 0 &&
+                     json_object_set(params, "policy", t->doc) == 0 &&
+                     json_object_set_new(params, "trial", json_integer((json_int_t)t->trial)) == 0
+                 ? job_children_add(s->children, t->job, "search-trial", params, err)
+                 : eng_no_memory(err);
+    json_decref(params);
+    return rc;
+}
+
+/* The trial's row once it has ended: 1 with *row, 0 while its child has not ended, -1 with err. */
+static int slot_row(struct search_run *s, const struct slot *t, json_t **row, struct eng_error *err)
+{
+    struct job child = {0};
+    if (t->job[0] && job_children_get(s->children, t->job, &child, err) != 0) return -1;
+    if (t->job[0] && !job_state_is_final(child.state)) {
+        job_clear(&child);
+        return 0;
+    }
+    const json_t *value = json_object_get(child.result, "value");
+    int ok = child.state == JOB_SUCCEEDED && json_is_number(value);
+    const char *error = !t->job[0]                     ? t->why.message
+                        : child.state == JOB_SUCCEEDED ? (ok ? NULL : "the trial gave no value")
+                        : child.error                  ? child.error
+                                                       : "the trial was cancelled";
+    double seconds = child.started_ms && child.finished_ms > child.started_ms
+                         ? (double)(child.finished_ms - child.started_ms) / 1000
+                         : 0;
+    const char *state = ok                                          ? "succeeded"
+                        : t->job[0] && child.state != JOB_SUCCEEDED ? job_state_name(child.state)
+                                                                    : "failed";
+    *row = json_pack("{s:I, s:o, s:o, s:O*, s:o, s:O, s:s, s:f}", "trial", (json_int_t)t->trial,
+                     "job", job_or_null(t->job), "point", point_json(t->point, s->dims), "policy",
+                     t->doc, "params", search_space_params(s->p.space, t->point), "value",
+                     ok ? value : json_null(), "state", state, "seconds", seconds);
+    static const char *const details[] = {"epochs", "images"};
+    for (size_t i = 0; *row && ok && i < sizeof details / sizeof details[0]; i++)
+        if (json_object_get(child.result, details[i]))
+            json_object_set(*row, details[i], json_object_get(child.result, details[i]));
+    if (*row && error) json_object_set_new(*row, "error", json_string(error));
+    job_clear(&child);
+    return *row ? 1 : eng_no_memory(err);
+}
+
+/* Adds a told trial's row to trials.jsonl. */
 static int append_row(struct search_run *s, const json_t *row, struct eng_error *err)
 {
     char *line = json_dumps(row, JSON_COMPACT);
@@ -184,100 +254,128 @@ static int append_row(struct search_run *s, const json_t *row, struct eng_error 
     return ok ? 0 : eng_fail(err, ENG_INTERNAL, "cannot write trials.jsonl");
 }
 
-static int on_batch(void *arg, const struct data_batch *b, const float *probs, size_t classes,
-                    struct eng_error *err)
+/* Tells the first trial in flight (row, which it takes) and drops its slot. */
+static int tell_first(struct search_run *s, json_t *row, struct eng_error *err)
 {
-    (void)err;
-    struct search_run *s = arg;
-    job_affinity_count(&s->p.jc, b, probs, classes, &s->correct, &s->count);
-    job_ctx_progress(s->ctx, fraction(s, (double)(b->number + 1) / (double)s->batches), "trials");
-    return 0;
-}
-
-/* Scores point: 0 with *value, 1 when the trial failed (why says how), -1 with err when the job
- * cannot go on (cancelled, out of memory). *doc: the policy document, when there is one. */
-static int score(struct search_run *s, const double *point, json_t **doc, double *value,
-                 struct eng_error *why, struct eng_error *err)
-{
-    struct policy *policy = NULL;
-    *doc = search_space_concretize(s->p.space, point, why);
-    if (*doc) job_classify_policy(*doc, "space", &policy, why);
-    if (!policy) return why->code == ENG_NO_MEMORY ? eng_no_memory(err) : 1;
-    s->correct = s->count = 0;
-    int rc = job_classify_pass(s->ctx, &s->p.jc, policy, s->p.jc.seed, 0, on_batch, s, why);
-    policy_free(policy);
-    if (rc != 0 && (why->code == ENG_CANCELLED || why->code == ENG_NO_MEMORY)) {
-        *err = *why;
-        return -1;
-    }
-    if (rc != 0) return 1;
-    if (s->count == 0)
-        return eng_fail(err, ENG_INVALID, "params.splits.val: split %s has no labeled image",
-                        s->p.jc.split->name);
-    *value = (double)s->correct / (double)s->count;
-    return 0;
-}
-
-/* Runs trial s->trial at point and adds its row. */
-static int run_trial(struct search_run *s, const double *point, struct eng_error *err)
-{
-    struct eng_error why = {0};
-    json_t *doc = NULL;
-    double value = NAN, start = now_seconds();
-    int rc = score(s, point, &doc, &value, &why, err);
-    double seconds = now_seconds() - start;
-    json_t *row = rc < 0
-                      ? NULL
-                      : json_pack("{s:I, s:o, s:O*, s:o, s:o, s:s, s:f}", "trial",
-                                  (json_int_t)s->trial, "point", point_json(point, s->dims),
-                                  "policy", doc, "params", search_space_params(s->p.space, point),
-                                  "value", rc == 0 ? json_real(value) : json_null(), "state",
-                                  rc == 0 ? "succeeded" : "failed", "seconds", seconds);
-    json_decref(doc);
-    if (rc < 0) return -1;
-    if (row && rc == 1) json_object_set_new(row, "error", json_string(why.message));
-    if (!row || json_array_append_new(s->trials, row) != 0) return eng_no_memory(err);
-    if (append_row(s, row, err) != 0) return -1;
-    if (rc == 0)
-        job_ctx_log(s->ctx, "trial %zu: %.6g", s->trial, value);
+    const json_t *value = json_object_get(row, "value");
+    int rc = json_array_append_new(s->trials, row) == 0 ? 0 : eng_no_memory(err);
+    if (rc == 0) rc = append_row(s, row, err);
+    if (rc == 0) rc = tell(s, row, err);
+    if (rc != 0) return -1;
+    if (json_is_number(value))
+        job_ctx_log(s->ctx, "trial %zu: %.6g", s->told, json_number_value(value));
     else
-        job_ctx_log(s->ctx, "trial %zu failed: %s", s->trial, why.message);
-    s->seconds += seconds;
-    return search_algo_tell(s->algo, s->trial, point, value, rc == 0, err);
+        job_ctx_log(s->ctx, "trial %zu %s: %s", s->told,
+                    json_string_value(json_object_get(row, "state")),
+                    json_string_value(json_object_get(row, "error")));
+    s->seconds += json_number_value(json_object_get(row, "seconds"));
+    slot_close(&s->slots[0]);
+    memmove(s->slots, s->slots + 1, --s->flying * sizeof *s->slots);
+    s->told++;
+    return 0;
+}
+
+/* Takes the told trials back (the checkpoint's count of trials.jsonl's lines, its first *length
+ * bytes), telling each again, and the trials in flight into their slots. */
+static int restore(struct search_run *s, const json_t *saved, long *length, struct eng_error *err)
+{
+    json_int_t trials, bytes;
+    double seconds;
+    const json_t *running = json_object_get(saved, "running");
+    if (json_unpack((json_t *)saved, "{s:I, s:I, s:F}", "trials", &trials, "bytes", &bytes,
+                    "seconds", &seconds) != 0 ||
+        trials < 0 || bytes < 0 || json_array_size(running) > (size_t)s->p.parallel)
+        return eng_fail(err, ENG_INTERNAL, "the checkpoint is not search's");
+    char *text = read_trials(s, (long)bytes, err), *line = text;
+    int rc = text ? 0 : -1;
+    for (json_int_t i = 0; rc == 0 && i < trials; i++) {
+        char *end = strchr(line, '\n');
+        json_t *row = end ? json_loadb(line, (size_t)(end - line), 0, NULL) : NULL;
+        if (!row || json_integer_value(json_object_get(row, "trial")) != i)
+            rc = eng_fail(err, ENG_INTERNAL, "trials.jsonl does not hold trial %lld", (long long)i);
+        else if (tell(s, row, err) == 0)
+            rc = json_array_append(s->trials, row) == 0 ? 0 : eng_no_memory(err);
+        else
+            rc = -1;
+        json_decref(row);
+        line = end ? end + 1 : line;
+    }
+    free(text);
+    if (rc != 0) return -1;
+    s->told = (size_t)trials;
+    s->seconds = seconds;
+    *length = (long)bytes;
+    /* (An earlier version's "running", one object, is not read: its trial is asked again, which
+     * one trial at a time gives the same point.) */
+    size_t i;
+    const json_t *t;
+    json_array_foreach(running, i, t)
+    {
+        const char *job = json_string_value(json_object_get(t, "job"));
+        if ((size_t)json_integer_value(json_object_get(t, "trial")) != s->told + i ||
+            point_read(json_object_get(t, "point"), s->point, s->dims) != 0 ||
+            (job && strlen(job) != JOB_ID_SIZE - 1))
+            return eng_fail(err, ENG_INTERNAL,
+                            "the checkpoint's trial %zu in flight is not search's", s->told + i);
+        if (slot_open(s, s->point, job, err) != 0) return -1;
+    }
+    return 0;
+}
+
+/* Whether the budget lets trial told + flying start. */
+static int may_ask(const struct search_run *s)
+{
+    return s->flying < (size_t)s->p.parallel && s->told + s->flying < s->p.trials &&
+           !(s->p.seconds > 0 && s->seconds >= s->p.seconds);
 }
 
 /* The trials, from where the checkpoint left them, until the budget is spent or the grid is
  * done. */
 static int run_trials(struct search_run *s, struct eng_error *err)
 {
-    double *point = malloc((s->dims ? s->dims : 1) * sizeof *point);
-    int resumed = 0, rc = point ? 0 : eng_no_memory(err);
+    int rc = 0, done = 0;
     long length = 0;
     const json_t *saved = job_ctx_restored(s->ctx);
-    if (rc == 0 && saved) rc = restore(s, saved, point, &resumed, &length, err);
-    /* What a trial after the checkpoint wrote is cut: it runs again. */
+    if (saved) rc = restore(s, saved, &length, err);
+    /* What a trial told after the checkpoint wrote is cut: it is told again. */
     if (rc == 0 && !(s->file = job_ctx_artifact_resume(s->ctx, "trials.jsonl", length, err)))
         rc = -1;
     if (rc == 0 && saved)
-        job_ctx_log(s->ctx, "resuming at trial %zu, %s", s->trial,
-                    resumed ? "with the point it was asked" : "asking for it");
-    while (rc == 0 && s->trial < s->p.trials && !(s->p.seconds > 0 && s->seconds >= s->p.seconds)) {
+        job_ctx_log(s->ctx, "resuming at trial %zu, with %zu in flight", s->told, s->flying);
+    for (size_t i = 0; rc == 0 && i < s->flying; i++)
+        rc = slot_queue(s, &s->slots[i], err);
+    while (rc == 0) {
         if (job_ctx_cancelled(s->ctx, err)) {
             rc = -1;
             break;
         }
-        if (!resumed) {
-            int asked = search_algo_ask(s->algo, s->trial, point, err);
-            if (asked == 1) break; /* the grid is done */
-            /* Stored before it runs: a restart reruns this point, not a new ask's. */
-            rc = asked < 0 ? -1 : checkpoint(s, point, err);
+        /* Trial k is asked once trials 0 to k - parallel are told: no sooner, no later. */
+        while (rc == 0 && !done && may_ask(s)) {
+            int asked = search_algo_ask(s->algo, s->told + s->flying, s->point, err);
+            if (asked == 1) done = 1; /* the grid is done */
+            if (asked != 0) {
+                rc = asked < 0 ? -1 : 0;
+                break;
+            }
+            /* Stored before its child is queued: a restart queues it, or finds it, never asks
+             * again. */
+            rc = slot_open(s, s->point, NULL, err) || checkpoint(s, err) ||
+                         slot_queue(s, &s->slots[s->flying - 1], err)
+                     ? -1
+                     : 0;
         }
-        resumed = 0;
-        if (rc == 0) rc = run_trial(s, point, err);
-        if (rc == 0) s->trial++;
-        if (rc == 0) rc = checkpoint(s, NULL, err);
+        if (rc != 0 || s->flying == 0) break;
+        json_t *row = NULL;
+        int ended = slot_row(s, &s->slots[0], &row, err);
+        if (ended == 0) job_children_wait(s->children, WAIT_MS);
+        if (ended < 0 || (ended == 1 && (tell_first(s, row, err) || checkpoint(s, err)))) rc = -1;
     }
-    free(point);
+    /* Children the search no longer waits for are cancelled, but on a stop of the server, which
+     * queues them again to run with the search's next start. */
+    for (size_t i = 0; rc != 0 && !job_ctx_resumes(s->ctx) && i < s->flying; i++) {
+        struct eng_error ignored;
+        if (s->slots[i].job[0]) job_children_cancel(s->children, s->slots[i].job, &ignored);
+    }
     if (s->file && fclose(s->file) != 0 && rc == 0)
         rc = eng_fail(err, ENG_INTERNAL, "cannot write trials.jsonl");
     s->file = NULL;
@@ -315,7 +413,8 @@ static int by_rank(const void *x, const void *y)
     return (ta > tb) - (ta < tb);
 }
 
-/* leaderboard.csv: rank, trial, state, value, seconds, params and policy (compact JSON). */
+/* leaderboard.csv: rank, trial, state, value, seconds, params and policy (compact JSON), and the
+ * trial's child job. */
 static int write_leaderboard(struct search_run *s, struct eng_error *err)
 {
     size_t n = json_array_size(s->trials), size = 0;
@@ -329,7 +428,7 @@ static int write_leaderboard(struct search_run *s, struct eng_error *err)
     for (size_t i = 0; i < n; i++)
         rows[i] = json_array_get(s->trials, i);
     qsort(rows, n, sizeof *rows, by_rank);
-    fputs("rank,trial,state,value,seconds,params,policy\n", f);
+    fputs("rank,trial,state,value,seconds,params,policy,job\n", f);
     for (size_t i = 0; i < n; i++) {
         const json_t *value = json_object_get(rows[i], "value");
         char *params = json_text(json_object_get(rows[i], "params"), JSON_COMPACT | JSON_SORT_KEYS);
@@ -342,7 +441,10 @@ static int write_leaderboard(struct search_run *s, struct eng_error *err)
         job_classify_csv_field(f, params ? params : "");
         fputc(',', f);
         job_classify_csv_field(f, policy ? policy : "");
-        fputc('\n', f);
+        fprintf(f, ",%s\n",
+                json_is_string(json_object_get(rows[i], "job"))
+                    ? json_string_value(json_object_get(rows[i], "job"))
+                    : "");
         free(params);
         free(policy);
     }
@@ -420,7 +522,7 @@ static int report(struct search_run *s, json_t **result, struct eng_error *err)
                         json_object_get(row, "trial"), "policy", policy, "params",
                         json_object_get(row, "params"), "value", json_object_get(row, "value"),
                         "trials", result_trials(s->trials), "saved_as", s->p.save_as, "objective",
-                        "affinity", "model", s->p.jc.model_name, "dataset", s->p.jc.dataset_id,
+                        s->p.objective, "model", s->p.jc.model_name, "dataset", s->p.jc.dataset_id,
                         "split", s->p.jc.split->name);
     if (!*result) return eng_no_memory(err);
     return job_search_report_heatmap(s->ctx, s->trials, *result, err) ||
@@ -437,11 +539,19 @@ static int run(struct job_ctx *ctx, const json_t *params, json_t **result, struc
     if (rc == 0) {
         struct search_view view = search_space_view(s.p.space);
         s.dims = view.n;
-        s.batches = job_classify_batches(&s.p.jc);
-        s.algo = search_algo_new(s.p.algorithm, s.p.settings, &view, s.p.jc.seed, err);
-        rc = s.algo ? run_trials(&s, err) : -1;
+        s.point = malloc(s.dims * sizeof *s.point + 1);
+        s.slots = calloc((size_t)s.p.parallel, sizeof *s.slots);
+        if (!s.point || !s.slots) rc = eng_no_memory(err);
+        if (rc == 0) s.algo = search_algo_new(s.p.algorithm, s.p.settings, &view, s.p.jc.seed, err);
+        if (rc == 0 && s.algo) s.children = job_children_start(ctx, s.p.parallel, err);
+        rc = s.children ? run_trials(&s, err) : -1;
     }
+    job_children_stop(s.children);
     if (rc == 0) rc = report(&s, result, err);
+    for (size_t i = 0; i < s.flying; i++)
+        slot_close(&s.slots[i]);
+    free(s.slots);
+    free(s.point);
     search_algo_free(s.algo);
     json_decref(s.trials);
     job_search_params_close(&s.p);
@@ -451,8 +561,8 @@ static int run(struct job_ctx *ctx, const json_t *params, json_t **result, struc
 const struct job_kind job_kind_search = {
     .name = "search",
     .help = "a policy search over a space with $search placeholders (or a named space) by grid, "
-            "random, evolution or TPE, each trial scored by the affinity objective: a clean "
-            "model's accuracy on the val split with the trial's policy applied",
+            "random, evolution or TPE, each trial a child job scored by the affinity objective: a "
+            "clean model's accuracy on the val split with the trial's policy applied",
     .validate = validate,
     .run = run,
 };

@@ -15,6 +15,8 @@ struct search_space;
 #define JOB_SEARCH_MAX_TRIALS 100000
 /* The longest budget in seconds: a week. */
 #define JOB_SEARCH_MAX_SECONDS (7 * 24 * 3600.0)
+/* The most trials running at once. */
+#define JOB_SEARCH_MAX_PARALLEL 64
 
 struct job_search_params {
     struct search_space *space;
@@ -23,10 +25,14 @@ struct job_search_params {
     size_t trials;         /* the budget's trials (JOB_SEARCH_MAX_TRIALS when not given) */
     double seconds;        /* the budget's seconds (0: none) */
     const char *save_as;   /* a saved policy's name, or NULL */
+    const char *objective; /* its name, in params: a trial objective (job_search_trial.c) */
+    int parallel;          /* trials at once, 1 to JOB_SEARCH_MAX_PARALLEL */
     /* The affinity objective's model, dataset and val split, with the seed both the algorithm
      * and each trial's policy draws use (jc.seed). */
     struct job_classify jc;
-    json_t *classify; /* the params jc was opened with (jc points into it) */
+    /* The params jc was opened with (jc points into it): the objective's params, which every
+     * trial's params hold (with "objective", "policy" and "trial"). */
+    json_t *classify;
 };
 
 /* Reads and checks params (job_kind.h's validate): the space compiles, the algorithm takes its

@@ -75,8 +75,8 @@ static int read_budget(struct job_search_params *p, const json_t *params, struct
     return 0;
 }
 
-/* The one objective and the one trial at a time this version runs. */
-static int read_objective(const json_t *params, struct eng_error *err)
+/* The one objective this version runs, and the trials at once. */
+static int read_objective(struct job_search_params *p, const json_t *params, struct eng_error *err)
 {
     const char *objective = json_string_value(json_object_get(params, "objective"));
     long long parallel;
@@ -84,10 +84,10 @@ static int read_objective(const json_t *params, struct eng_error *err)
         return eng_fail(err, ENG_INVALID,
                         "params.objective: required: \"affinity\" (val_accuracy and "
                         "affinity-diversity are not supported yet)");
-    if (job_param_int(params, "parallel", 0, 1, 1, 1 << 10, &parallel, err)) return -1;
-    if (parallel != 1)
-        return eng_fail(err, ENG_INVALID,
-                        "params.parallel: only 1 is supported for now: trials run one at a time");
+    if (job_param_int(params, "parallel", 0, 1, 1, JOB_SEARCH_MAX_PARALLEL, &parallel, err))
+        return -1;
+    p->objective = objective;
+    p->parallel = (int)parallel;
     return 0;
 }
 
@@ -158,7 +158,7 @@ int job_search_params_open(struct job_search_params *p, const struct app *app, c
                            int queueing, struct eng_error *err)
 {
     memset(p, 0, sizeof *p);
-    if (job_params_known(params, names, err) || read_objective(params, err) ||
+    if (job_params_known(params, names, err) || read_objective(p, params, err) ||
         read_budget(p, params, err))
         return -1;
     const json_t *space = json_object_get(params, "space");

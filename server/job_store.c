@@ -210,6 +210,8 @@ int job_store_list(struct storage *st, const struct job_filter *f, struct job **
                         " WHERE (?1 IS NULL OR state = ?1) AND (?2 IS NULL OR kind = ?2)"
                         " AND (?3 IS NULL OR owner = ?3)"
                         " AND (?4 IS NULL OR seq < (SELECT seq FROM jobs WHERE id = ?4))"
+                        " AND (CASE WHEN ?6 IS NOT NULL THEN parent = ?6"
+                        " ELSE ?7 OR parent IS NULL END)"
                         " ORDER BY seq DESC LIMIT ?5",
                         err);
     int rc = stmt ? 0 : -1;
@@ -225,6 +227,8 @@ int job_store_list(struct storage *st, const struct job_filter *f, struct job **
         storage_bind_text(stmt, 3, f->owner);
         storage_bind_text(stmt, 4, f->after);
         sqlite3_bind_int64(stmt, 5, (sqlite3_int64)f->limit);
+        storage_bind_text(stmt, 6, f->parent);
+        sqlite3_bind_int(stmt, 7, f->children);
         *jobs = calloc(f->limit ? f->limit : 1, sizeof **jobs);
         if (!*jobs) rc = eng_no_memory(err);
     }
@@ -250,7 +254,8 @@ int job_store_list(struct storage *st, const struct job_filter *f, struct job **
     return rc;
 }
 
-int job_store_claim(struct storage *st, struct job *out, struct eng_error *err)
+/* Claims the oldest queued job whose parent is `parent` (NULL: a job with none). */
+static int claim(struct storage *st, const char *parent, struct job *out, struct eng_error *err)
 {
     if (storage_begin(st, err) != 0) return -1;
     sqlite3_stmt *stmt =
@@ -258,10 +263,11 @@ int job_store_claim(struct storage *st, struct job *out, struct eng_error *err)
                         "UPDATE jobs SET state = 'running', attempts = attempts + 1,"
                         " started_ms = ?, cancel_requested = 0"
                         " WHERE seq = (SELECT seq FROM jobs WHERE state = 'queued'"
-                        " ORDER BY seq LIMIT 1) RETURNING id",
+                        " AND parent IS ? ORDER BY seq LIMIT 1) RETURNING id",
                         err);
     if (!stmt) return storage_end(st, -1, err);
     sqlite3_bind_int64(stmt, 1, storage_now_ms());
+    storage_bind_text(stmt, 2, parent);
     char id[JOB_ID_SIZE] = "";
     int step = sqlite3_step(stmt);
     if (step == SQLITE_ROW) {
@@ -279,6 +285,17 @@ int job_store_claim(struct storage *st, struct job *out, struct eng_error *err)
         if (rc != 0) job_clear(out);
     }
     return storage_end(st, rc, err) == 0 ? 1 : -1;
+}
+
+int job_store_claim(struct storage *st, struct job *out, struct eng_error *err)
+{
+    return claim(st, NULL, out, err);
+}
+
+int job_store_claim_child(struct storage *st, const char *parent, struct job *out,
+                          struct eng_error *err)
+{
+    return claim(st, parent, out, err);
 }
 
 /* Sets a running job's progress and phase (and checkpoint when set_checkpoint), with a progress
@@ -423,6 +440,44 @@ int job_store_requeue(struct storage *st, const char *id, const char *reason, st
     return storage_end(st, interrupt(st, id, reason, NULL, err) ? -1 : 0, err);
 }
 
+/* Cancels the children that have not ended of job parent, or with parent NULL of every job that
+ * has ended (orphans: none will run them): the queued at once, with a state event giving the
+ * reason, the running through their cancel flag. */
+static int cancel_children(struct storage *st, const char *parent, const char *reason,
+                           struct eng_error *err)
+{
+#define OF_PARENT                                                                                  \
+    " (parent = ?1 OR (?1 IS NULL AND parent IN (SELECT id FROM jobs"                              \
+    " WHERE state NOT IN ('queued', 'running'))))"
+    static const char *const sql[] = {
+        "INSERT INTO job_events (job, time_ms, type, data) SELECT id, ?2, 'state', ?3"
+        " FROM jobs WHERE state = 'queued' AND" OF_PARENT " ORDER BY seq",
+        "UPDATE jobs SET state = 'cancelled', finished_ms = ?2 WHERE state = 'queued' "
+        "AND" OF_PARENT,
+        "UPDATE jobs SET cancel_requested = 1 WHERE state = 'running' AND" OF_PARENT,
+    };
+#undef OF_PARENT
+    json_t *data = json_pack("{s:s, s:s}", "state", "cancelled", "reason", reason);
+    int rc = data ? 0 : eng_no_memory(err);
+    for (size_t i = 0; rc == 0 && i < sizeof sql / sizeof sql[0]; i++) {
+        sqlite3_stmt *stmt = storage_prepare(st, sql[i], err);
+        if (!stmt) {
+            rc = -1;
+            break;
+        }
+        storage_bind_text(stmt, 1, parent);
+        if (i < 2) sqlite3_bind_int64(stmt, 2, storage_now_ms());
+        if (i == 0 && storage_bind_json(stmt, 3, data, err) != 0) {
+            sqlite3_finalize(stmt);
+            rc = -1;
+            break;
+        }
+        rc = storage_run(st, stmt, err, "cancelling a job's children");
+    }
+    json_decref(data);
+    return rc;
+}
+
 int job_store_cancel(struct storage *st, const char *id, enum job_state *state,
                      struct eng_error *err)
 {
@@ -448,6 +503,7 @@ int job_store_cancel(struct storage *st, const char *id, enum job_state *state,
                       job.state == JOB_INTERRUPTED ? "was interrupted for good"
                                                    : job_state_name(job.state));
     }
+    if (rc == 0) rc = cancel_children(st, id, "its parent was cancelled", err);
     job_clear(&job);
     return storage_end(st, rc, err);
 }
@@ -511,6 +567,9 @@ int job_store_recover(struct storage *st, int max_attempts, size_t *requeued, si
         (*(give_up ? abandoned : requeued))++;
     }
     free(found);
+    /* The children of a job left interrupted (or ended otherwise) would stay queued for ever,
+     * holding their dataset. */
+    if (rc == 0) rc = cancel_children(st, NULL, "its parent had ended", err);
     return storage_end(st, rc, err);
 }
 

@@ -89,11 +89,13 @@ int job_store_create(struct storage *st, const struct job *spec, struct eng_erro
 int job_store_get(struct storage *st, const char *id, struct job *out, struct eng_error *err);
 
 struct job_filter {
-    int state;         /* an enum job_state, or -1 for any */
-    const char *kind;  /* NULL: any */
-    const char *owner; /* NULL: anyone's */
-    const char *after; /* a job id: only jobs created before it (the next page); NULL: from the
-                          newest */
+    int state;          /* an enum job_state, or -1 for any */
+    const char *kind;   /* NULL: any */
+    const char *owner;  /* NULL: anyone's */
+    const char *after;  /* a job id: only jobs created before it (the next page); NULL: from the
+                           newest */
+    const char *parent; /* a job id: only its children (a search's trials); NULL: see children */
+    int children;       /* without parent: children too (1) or only jobs without a parent (0) */
     size_t limit;
 };
 
@@ -102,10 +104,14 @@ struct job_filter {
 int job_store_list(struct storage *st, const struct job_filter *f, struct job **jobs, size_t *count,
                    struct eng_error *err);
 
-/* Moves the oldest queued job to running (attempts + 1, started now, its cancel flag cleared)
- * and fills *out with it: 1, or 0 when none is queued, -1 with err. Two runners never claim the
- * same job. */
+/* Moves the oldest queued job without a parent to running (attempts + 1, started now, its cancel
+ * flag cleared) and fills *out with it: 1, or 0 when none is queued, -1 with err. Two runners
+ * never claim the same job. A child (a search's trial) is left to its parent, which runs it
+ * itself: with job_workers 1 the parent holds the only runner, so a runner never would. */
 int job_store_claim(struct storage *st, struct job *out, struct eng_error *err);
+/* The same for the oldest queued child of job parent. */
+int job_store_claim_child(struct storage *st, const char *parent, struct job *out,
+                          struct eng_error *err);
 
 /* A running job's progress; with event, also a progress event. */
 int job_store_progress(struct storage *st, const char *id, double fraction, const char *phase,
@@ -136,7 +142,8 @@ int job_store_requeue(struct storage *st, const char *id, const char *reason,
 
 /* Cancels a job: a queued one at once, a running one by setting its cancel flag, which its runner
  * reads (job_store_cancel_requested). *state is the job's state after the call; a job already
- * cancelled stays so. ENG_CONFLICT when it has ended otherwise, ENG_NOT_FOUND. */
+ * cancelled stays so. Its children that have not ended are cancelled the same way, in the same
+ * transaction. ENG_CONFLICT when it has ended otherwise, ENG_NOT_FOUND. */
 int job_store_cancel(struct storage *st, const char *id, enum job_state *state,
                      struct eng_error *err);
 
@@ -147,7 +154,8 @@ int job_store_cancel_requested(struct storage *st, const char *id, struct eng_er
  * interrupted (a state event with the reason) and is queued again, unless it has been started
  * max_attempts times already (a job that brings the server down would otherwise do so on every
  * start): that one stays interrupted, with an error saying so. Counts go to *requeued and
- * *abandoned. */
+ * *abandoned. Children of a job that has ended (left interrupted with it) are then cancelled: no
+ * parent would run them. */
 int job_store_recover(struct storage *st, int max_attempts, size_t *requeued, size_t *abandoned,
                       struct eng_error *err);
 

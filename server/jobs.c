@@ -70,6 +70,7 @@ struct job_ctx {
     char *last_phase;
     char artifacts[PATH_MAX];
     int artifacts_made;
+    int threads; /* job_ctx_threads */
 };
 
 static int64_t monotonic_ns(void)
@@ -97,6 +98,11 @@ struct app *job_ctx_app(const struct job_ctx *ctx)
     return ctx->jobs->app;
 }
 
+struct jobs *jobs_of(const struct job_ctx *ctx)
+{
+    return ctx->jobs;
+}
+
 int job_ctx_attempt(const struct job_ctx *ctx)
 {
     return ctx->job->attempts;
@@ -104,7 +110,7 @@ int job_ctx_attempt(const struct job_ctx *ctx)
 
 int job_ctx_threads(const struct job_ctx *ctx)
 {
-    return ctx->jobs->threads_per_job;
+    return ctx->threads;
 }
 
 const json_t *job_ctx_restored(const struct job_ctx *ctx)
@@ -275,11 +281,11 @@ FILE *job_ctx_artifact_resume(struct job_ctx *ctx, const char *name, long length
 
 /* ---- Runners --------------------------------------------------------------------------------- */
 
-/* Runs a claimed job to its end and records how it ended. */
-static void run_job(struct jobs *jobs, const struct job *job)
+void jobs_run_claimed(struct jobs *jobs, const struct job *job, int threads)
 {
     struct storage *st = jobs->app->storage;
-    struct job_ctx ctx = {.jobs = jobs, .job = job, .cancel = {cancel_check, &ctx}};
+    struct job_ctx ctx = {
+        .jobs = jobs, .job = job, .cancel = {cancel_check, &ctx}, .threads = threads};
     atomic_init(&ctx.next_poll_ns, 0);
     atomic_init(&ctx.stop, STOP_NONE);
     const struct job_kind *kind = job_kind_find(job->kind, jobs->app->cfg->debug_routes);
@@ -341,7 +347,7 @@ static int drain(struct jobs *jobs)
         pthread_mutex_lock(&jobs->lock);
         jobs->busy++;
         pthread_mutex_unlock(&jobs->lock);
-        run_job(jobs, &job);
+        jobs_run_claimed(jobs, &job, jobs->threads_per_job);
         job_clear(&job);
         pthread_mutex_lock(&jobs->lock);
         jobs->busy--;

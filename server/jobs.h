@@ -12,6 +12,7 @@
 #include "job_store.h"
 
 struct app;
+struct job_ctx;
 struct jobs;
 
 /* At start-up, once the store is open: recovers the jobs a dead process left running
@@ -29,6 +30,15 @@ void jobs_close(struct jobs *jobs);
  * for an unknown kind, or the kind's validation error. */
 int jobs_submit(struct jobs *jobs, const char *kind, json_t *params, const char *owner,
                 struct job *out, struct eng_error *err);
+
+/* Runs a job claimed from the store (job_store_claim, job_store_claim_child) on the calling
+ * thread, as a runner does: its kind's run with a context whose engine work may use `threads`
+ * threads, then its end recorded (succeeded, failed or cancelled, or queued again when the server
+ * is stopping). A search's threads run its trials through this (job_children.h). */
+void jobs_run_claimed(struct jobs *jobs, const struct job *job, int threads);
+/* The runners a running job's context belongs to (app->jobs is not set yet while jobs_start
+ * runs, when a runner may already have resumed a job). */
+struct jobs *jobs_of(const struct job_ctx *ctx);
 
 /* A new id, 24 random hex digits (jobs' ids; datasets take the same form). */
 int jobs_new_id(char id[JOB_ID_SIZE], struct eng_error *err);

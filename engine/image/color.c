@@ -328,6 +328,27 @@ static uint8_t (*blend_table(double factor, const char *op, struct eng_error *er
     return table;
 }
 
+struct img *img_blend(const struct img *a, const struct img *b, double alpha, struct eng_error *err)
+{
+    if (check_factor(a, "blend", alpha, err) || check_image(b, "blend", err)) return NULL;
+    if (a->width != b->width || a->height != b->height || a->channels != b->channels)
+        return eng_fail(err, ENG_INVALID, "blend: the images differ in size (%dx%dx%d, %dx%dx%d)",
+                        a->width, a->height, a->channels, b->width, b->height, b->channels),
+               NULL;
+    uint8_t(*table)[256] = blend_table(alpha, "blend", err);
+    if (!table) return NULL;
+    struct img *dst = img_new(a->width, a->height, a->channels, err);
+    size_t n = (size_t)a->width * (size_t)a->channels;
+    for (int y = 0; dst && y < a->height; y++) {
+        const uint8_t *p = img_row(a, y), *q = img_row(b, y);
+        uint8_t *out = img_row(dst, y);
+        for (size_t i = 0; i < n; i++)
+            out[i] = table[p[i]][q[i]];
+    }
+    free(table);
+    return dst;
+}
+
 struct img *img_brightness(const struct img *src, double factor, struct eng_error *err)
 {
     if (check_factor(src, "brightness", factor, err)) return NULL;

@@ -37,6 +37,12 @@ struct img *img_color(const struct img *src, double factor, struct eng_error *er
 struct img *img_contrast(const struct img *src, double factor, struct eng_error *err);
 struct img *img_sharpness(const struct img *src, double factor, struct eng_error *err);
 
+/* Image.blend(a, b, alpha): a + alpha * (b - a) per sample, alpha included, as Pillow computes
+ * it; a and b have the same size and channels, alpha is finite and >= 0 (above 1 it extrapolates,
+ * clipped to 0..255). */
+struct img *img_blend(const struct img *a, const struct img *b, double alpha,
+                      struct eng_error *err);
+
 /* ImageOps.autocontrast and equalize: per channel, from that channel's histogram. */
 struct img *img_autocontrast(const struct img *src, struct eng_error *err);
 struct img *img_equalize(const struct img *src, struct eng_error *err);

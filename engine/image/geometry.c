@@ -548,6 +548,14 @@ static struct img *affine_checked(const struct img *in, double angle, double tx,
     return transform(in, m, interp, fill, has_fill, err);
 }
 
+struct img *img_transform(const struct img *in, const double a[6], enum img_interp interp,
+                          const uint8_t fill[4], bool has_fill, struct eng_error *err)
+{
+    if (check_input(in, err) || check_interp(interp, err) || check_fill(fill, has_fill, err))
+        return NULL;
+    return transform(in, a, interp, fill, has_fill, err);
+}
+
 struct img *img_affine(const struct img *in, double angle, double translate_x, double translate_y,
                        double scale, double shear_x, double shear_y, bool has_center,
                        double center_x, double center_y, enum img_interp interp,
@@ -845,7 +853,7 @@ struct img *img_center_crop(const struct img *in, int height, int width, struct 
 }
 
 /* ------------------------------------------------------------------------------------------ */
-/* Resize (Resample.c for bilinear, ImagingScaleAffine for nearest)                            */
+/* Resize (Resample.c for the convolutions, ImagingScaleAffine for nearest)                  */
 
 struct coeffs {
     int ksize;
@@ -861,20 +869,70 @@ static void free_coeffs(struct coeffs *cf)
     cf->k = NULL;
 }
 
+/* Resample.c's filters: the weight at distance x, and how far it reaches. */
+static double box_weight(double x)
+{
+    return x > -0.5 && x <= 0.5 ? 1.0 : 0.0;
+}
+
 static double bilinear_weight(double x)
 {
     if (x < 0.0) x = -x;
     return x < 1.0 ? 1.0 - x : 0.0;
 }
 
-/* precompute_coeffs + normalize_coeffs_8bpc for the box [0, in_size): the triangle filter widened
- * by the downscale factor (PIL's antialiasing), normalised in double, then rounded to
- * PRECISION_BITS. */
-static int precompute_coeffs(struct coeffs *cf, int in_size, int out_size, struct eng_error *err)
+static double hamming_weight(double x)
+{
+    if (x < 0.0) x = -x;
+    if (x == 0.0) return 1.0;
+    if (x >= 1.0) return 0.0;
+    x = x * M_PI;
+    return sin(x) / x * (0.54 + 0.46 * cos(x));
+}
+
+/* Keys' cubic with a = -0.5. */
+static double bicubic_weight(double x)
+{
+    const double a = -0.5;
+    if (x < 0.0) x = -x;
+    if (x < 1.0) return ((a + 2.0) * x - (a + 3.0)) * x * x + 1;
+    if (x < 2.0) return (((x - 5) * x + 8) * x - 4) * a;
+    return 0.0;
+}
+
+static double sinc(double x)
+{
+    if (x == 0.0) return 1.0;
+    x = x * M_PI;
+    return sin(x) / x;
+}
+
+static double lanczos_weight(double x)
+{
+    return -3.0 <= x && x < 3.0 ? sinc(x) * sinc(x / 3) : 0.0;
+}
+
+struct resample_filter {
+    double (*weight)(double x);
+    double support;
+};
+
+/* By enum img_filter; IMG_FILTER_NEAREST resizes without one. */
+static const struct resample_filter FILTERS[] = {
+    [IMG_FILTER_BOX] = {box_weight, 0.5},         [IMG_FILTER_BILINEAR] = {bilinear_weight, 1.0},
+    [IMG_FILTER_HAMMING] = {hamming_weight, 1.0}, [IMG_FILTER_BICUBIC] = {bicubic_weight, 2.0},
+    [IMG_FILTER_LANCZOS] = {lanczos_weight, 3.0},
+};
+
+/* precompute_coeffs + normalize_coeffs_8bpc for the box [0, in_size): the filter widened by the
+ * downscale factor (PIL's antialiasing), normalised in double, then rounded to PRECISION_BITS
+ * away from zero. */
+static int precompute_coeffs(struct coeffs *cf, int in_size, int out_size,
+                             const struct resample_filter *filter, struct eng_error *err)
 {
     const double scale = (double)in_size / out_size;
     const double filterscale = scale < 1.0 ? 1.0 : scale;
-    const double support = 1.0 * filterscale;
+    const double support = filter->support * filterscale;
     const int ksize = (int)ceil(support) * 2 + 1;
     double *w = malloc((size_t)ksize * sizeof *w);
     cf->bounds = malloc((size_t)out_size * 2 * sizeof *cf->bounds);
@@ -895,14 +953,15 @@ static int precompute_coeffs(struct coeffs *cf, int in_size, int out_size, struc
         if (xmax > in_size) xmax = in_size;
         xmax -= xmin;
         for (int x = 0; x < xmax; x++) {
-            w[x] = bilinear_weight((x + xmin - center + 0.5) * ss);
+            w[x] = filter->weight((x + xmin - center + 0.5) * ss);
             ww += w[x];
         }
-        /* ww > 0: the tap nearest the centre is less than 1 away. Weights are never negative,
-         * so this is PIL's positive rounding branch. */
         int32_t *k = cf->k + (size_t)xx * ksize;
-        for (int x = 0; x < xmax; x++)
-            k[x] = (int32_t)(0.5 + w[x] / ww * (1 << PRECISION_BITS));
+        for (int x = 0; x < xmax; x++) {
+            const double v = ww != 0.0 ? w[x] / ww : w[x];
+            k[x] = (int32_t)(v < 0 ? -0.5 + v * (1 << PRECISION_BITS)
+                                   : 0.5 + v * (1 << PRECISION_BITS));
+        }
         cf->bounds[xx * 2] = xmin;
         cf->bounds[xx * 2 + 1] = xmax;
     }
@@ -910,12 +969,13 @@ static int precompute_coeffs(struct coeffs *cf, int in_size, int out_size, struc
     return 0;
 }
 
-/* PIL's clip8(). Sums are never negative, but the rounded weights may add up to slightly more
- * than 1.0, so the top is clamped as PIL's table does rather than left to wrap. */
+/* PIL's clip8(): the negative lobes of bicubic and Lanczos undershoot 0, and the rounded weights
+ * may add up to slightly more than 1.0, so both ends are clamped as PIL's table does. The shift
+ * of a negative sum floors (arithmetic shift, as GCC and Clang define it). */
 static ALWAYS_INLINE uint8_t clip8(int32_t ss)
 {
     int32_t v = ss >> PRECISION_BITS;
-    return (uint8_t)(v > 255 ? 255 : v);
+    return (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : v);
 }
 
 static ALWAYS_INLINE void resample_horizontal_ch(const struct img *in, int row0, struct img *out,
@@ -991,13 +1051,13 @@ static void resample_vertical(const struct img *in, int row0, struct img *out,
 /* ImagingResampleInner: horizontal pass over just the source rows the vertical pass reads, then
  * the vertical pass; a pass whose size does not change is skipped. RGBA is premultiplied
  * around it, as Image.resize does. */
-static struct img *resample_bilinear(const struct img *in, int out_w, int out_h,
-                                     struct eng_error *err)
+static struct img *resample(const struct img *in, int out_w, int out_h,
+                            const struct resample_filter *filter, struct eng_error *err)
 {
     struct coeffs cv = {0}, chz = {0};
     struct img *src = NULL, *tmp = NULL, *out = NULL;
     const uint8_t **rows = NULL;
-    if (precompute_coeffs(&cv, in->height, out_h, err)) return NULL;
+    if (precompute_coeffs(&cv, in->height, out_h, filter, err)) return NULL;
     const int y_first = cv.bounds[0];
     const int y_last = cv.bounds[out_h * 2 - 2] + cv.bounds[out_h * 2 - 1];
     const bool horizontal = out_w != in->width, vertical = out_h != in->height;
@@ -1010,7 +1070,7 @@ static struct img *resample_bilinear(const struct img *in, int out_w, int out_h,
         row0 = -y_first;
     }
     if (horizontal) {
-        if (precompute_coeffs(&chz, in->width, out_w, err)) goto done;
+        if (precompute_coeffs(&chz, in->width, out_w, filter, err)) goto done;
         if (!(tmp = img_new(out_w, y_last - y_first, in->channels, err))) goto done;
         BY_CHANNELS(resample_horizontal_ch, in->channels, cur, row0 + y_first, tmp, &chz);
         cur = tmp;
@@ -1041,13 +1101,13 @@ done:
     return out;
 }
 
-/* F.resize on a checked image: the same size is a copy; nearest is PIL's affine scale with
+/* Image.resize on a checked image: the same size is a copy; nearest is PIL's affine scale with
  * a = (in / out) on each axis. */
 static struct img *resize_checked(const struct img *in, int height, int width,
-                                  enum img_interp interp, struct eng_error *err)
+                                  enum img_filter filter, struct eng_error *err)
 {
     if (width == in->width && height == in->height) return img_clone(in, err);
-    if (interp == IMG_BILINEAR) return resample_bilinear(in, width, height, err);
+    if (filter != IMG_FILTER_NEAREST) return resample(in, width, height, &FILTERS[filter], err);
     struct img *out = img_new(width, height, in->channels, err);
     if (!out) return NULL;
     const double a[6] = {(double)in->width / width,   0.0, 0.0, 0.0,
@@ -1060,13 +1120,28 @@ static struct img *resize_checked(const struct img *in, int height, int width,
     return out;
 }
 
+/* F.resize's two interpolations as Image.resize's filters. */
+static enum img_filter interp_filter(enum img_interp interp)
+{
+    return interp == IMG_BILINEAR ? IMG_FILTER_BILINEAR : IMG_FILTER_NEAREST;
+}
+
 struct img *img_resize(const struct img *in, int height, int width, enum img_interp interp,
                        struct eng_error *err)
 {
     if (check_input(in, err) || check_interp(interp, err) ||
         check_size("resize", width, height, err))
         return NULL;
-    return resize_checked(in, height, width, interp, err);
+    return resize_checked(in, height, width, interp_filter(interp), err);
+}
+
+struct img *img_resize_filter(const struct img *in, int height, int width, enum img_filter filter,
+                              struct eng_error *err)
+{
+    if (check_input(in, err) || check_size("resize", width, height, err)) return NULL;
+    if ((unsigned)filter > IMG_FILTER_LANCZOS)
+        return eng_fail(err, ENG_INVALID, "unknown resize filter %d", (int)filter), NULL;
+    return resize_checked(in, height, width, filter, err);
 }
 
 struct img *img_resized_crop(const struct img *in, int top, int left, int height, int width,
@@ -1084,11 +1159,11 @@ struct img *img_resized_crop(const struct img *in, int top, int left, int height
                                  .channels = in->channels,
                                  .stride = in->stride,
                                  .data = img_row(in, top) + (size_t)left * in->channels};
-        return resize_checked(&view, out_height, out_width, interp, err);
+        return resize_checked(&view, out_height, out_width, interp_filter(interp), err);
     }
     struct img *crop = img_crop(in, top, left, height, width, err);
     if (!crop) return NULL;
-    struct img *out = resize_checked(crop, out_height, out_width, interp, err);
+    struct img *out = resize_checked(crop, out_height, out_width, interp_filter(interp), err);
     img_free(crop);
     return out;
 }

@@ -21,6 +21,11 @@ enum img_interp { IMG_NEAREST, IMG_BILINEAR };
 
 enum img_pad_mode { IMG_PAD_CONSTANT, IMG_PAD_EDGE, IMG_PAD_REFLECT, IMG_PAD_SYMMETRIC };
 
+/* Image.transform(size, AFFINE, a, resample, fillcolor) at the input's size: output pixel (x, y)
+ * samples the input at (a0 x + a1 y + a2, a3 x + a4 y + a5), pixel centres at +0.5. */
+struct img *img_transform(const struct img *in, const double a[6], enum img_interp interp,
+                          const uint8_t fill[4], bool has_fill, struct eng_error *err);
+
 /* F.affine: angle in degrees (clockwise), translation in pixels (post-rotation), scale > 0, shears
  * in degrees; the centre defaults to (width / 2, height / 2) when has_center is false. */
 struct img *img_affine(const struct img *in, double angle, double translate_x, double translate_y,
@@ -67,6 +72,21 @@ struct img *img_center_crop(const struct img *in, int height, int width, struct 
  * nearest neighbour. */
 struct img *img_resize(const struct img *in, int height, int width, enum img_interp interp,
                        struct eng_error *err);
+
+/* Image.resize's filters (Pillow's resampling constants). */
+enum img_filter {
+    IMG_FILTER_NEAREST,
+    IMG_FILTER_BOX,
+    IMG_FILTER_BILINEAR,
+    IMG_FILTER_HAMMING,
+    IMG_FILTER_BICUBIC,
+    IMG_FILTER_LANCZOS,
+};
+
+/* Image.resize((width, height), filter): a separable convolution, the filter widened by the
+ * downscale factor, in PIL's 22-bit fixed point; nearest is its affine scale. */
+struct img *img_resize_filter(const struct img *in, int height, int width, enum img_filter filter,
+                              struct eng_error *err);
 
 /* F.resized_crop: img_crop then img_resize. */
 struct img *img_resized_crop(const struct img *in, int top, int left, int height, int width,

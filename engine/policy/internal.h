@@ -1,7 +1,8 @@
 /* The policy area's internals, shared by its files and by nothing else: parse.c builds the node
  * tree, domain.c checks which domain each subtree holds, sample.c walks the tree into a trace,
  * execute.c applies a trace, trace.c owns a trace's memory and its JSON, cache.c shares parsed
- * policies.
+ * policies; ctaugment.c, ctaugment_json.c and ctaugment_ops.c share CTAugment's op table and
+ * state.
  *
  * The tree is immutable once policy_parse returns: sampling reads it from any number of threads
  * at once, and a trace holds copies (op_call values), never pointers into the nodes' arguments,
@@ -17,6 +18,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/rng.h"
 #include "image/copy_paste.h"
 #include "policy/ops.h"
 #include "policy/policy.h"
@@ -168,5 +170,40 @@ const struct img *policy_input_image(const struct policy_inputs *inputs, uint32_
  * with err. */
 int trace_push(struct trace *t, struct trace_item *it, struct eng_error *err);
 void trace_item_free(struct trace_item *it);
+
+/* ---- CTAugment (ctaugment.c, ctaugment_json.c, ctaugment_ops.c) ---------------------------- */
+
+/* How an op of the reference turns its levels into pixels. */
+enum ctaug_kind {
+    CTAUG_BLEND,   /* Image.blend(x, whole(x), l) */
+    CTAUG_ENHANCE, /* factor(x, 0.1 + 1.9 l): ImageEnhance */
+    CTAUG_AFFINE,  /* Image.transform of the identity with a[coefficient] = (2 l - 1) * 0.3 */
+    CTAUG_OWN,     /* own(x, levels, the op's stream) */
+};
+
+/* One op of the reference: its name, argument bins, and what it does to pixels. The table, in
+ * the reference's order, is ctaugment_ops.c's. */
+struct ctaug_desc {
+    const char *name;
+    int args;
+    int bins[CTAUG_MAX_ARGS];
+    enum ctaug_kind kind;
+    struct img *(*whole)(const struct img *in, struct eng_error *err);
+    struct img *(*factor)(const struct img *in, double factor, struct eng_error *err);
+    int coefficient;
+    struct img *(*own)(const struct img *in, const double *value, struct rng *r,
+                       struct eng_error *err);
+};
+extern const struct ctaug_desc CTAUG_TABLE[CTAUG_OPS];
+
+struct ctaug {
+    struct ctaug_settings settings;
+    float rate[CTAUG_OPS][CTAUG_MAX_ARGS][CTAUG_MAX_BINS];
+};
+
+/* 0 when s is in range, else -1 with err naming the setting; where prefixes the message. */
+int ctaug_check_settings(const struct ctaug_settings *s, const char *where, struct eng_error *err);
+/* 0 when every op of the policy exists and its values are in [0, 1]. */
+int ctaug_check_policy(const struct ctaug_policy *policy, struct eng_error *err);
 
 #endif

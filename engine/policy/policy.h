@@ -197,4 +197,144 @@ struct trace_cost {
 struct trace_cost trace_cost(const struct trace *t);
 void trace_free(struct trace *t);
 
+/* ---- CTAugment ------------------------------------------------------------------------------
+ * ReMixMatch's Control Theory Augment, as google-research/fixmatch's libml/ctaugment.py (with the
+ * settings its cta/lib/train.py passes): a state of rates that learns, from a model's feedback
+ * on probe views, how hard each op may be, and draws strong augmentations from it.
+ *
+ * The state. 19 ops, each with 0 to 2 arguments, each argument cut into bins (17, but posterize
+ * 8, rescale 17 and 6, identity none); one rate per bin, 1 at first. Settings: depth 2 (ops per
+ * policy), decay 0.99, threshold 0.8. Rates are float32, as the reference's numpy arrays.
+ *
+ * Drawing (ctaug_draw). Each of the depth ops is chosen uniformly among the 19 (identity and
+ * cutout included). Then, per argument, r ~ U[0, 1) and a bin b with probability q_b:
+ *     p = rate + (1 - decay);  p = p / max(p);  p[p < threshold] = 0;  q = p / sum(p)
+ * in that order, in float32 (the sum in numpy's pairwise order, so q is the reference's to the
+ * bit); the argument's value is (b + r) / bins. A probe (probe = true) draws every value
+ * U[0, 1) instead. A policy is the list of (op, values), and values in [0, 1] are all that the
+ * application and the feedback read.
+ *
+ * Feedback (ctaug_feedback). For each op of a probe's policy and each of its arguments, the bin
+ * b = int(value * bins * 0.999) gets rate = decay * rate + (1 - decay) * proximity (in double,
+ * stored as float32), where proximity = 1 - 0.5 * sum_c |p_c - onehot(y)_c| for the model's class
+ * probabilities p on the probe view and the true label y (ctaug_proximity), or is given.
+ *
+ * Applying (ctaug_apply), per op with level l = its value (Pillow 9.4 semantics, bit-exact):
+ *   autocontrast, equalize, invert  Image.blend(x, op(x), l)
+ *   blur, smooth                    Image.blend(x, x.filter(BLUR or SMOOTH), l)
+ *   brightness, color, contrast,    ImageEnhance's, factor 0.1 + 1.9 l
+ *     sharpness
+ *   cutout                          a grey (127) square of side s = 1 + int(l * min(w, h) *
+ *                                   0.499) around a uniform pixel c: [c - s // 2, c + s // 2)
+ *                                   on each axis, clipped to the image
+ *   identity                        x
+ *   posterize                       keep 1 + int(l * 7.999) bits
+ *   rescale(s, m)                   crop (t w, t h, w (1 - t), h (1 - t)), t = s / 4, corners
+ *                                   rounded half to even; resize back to w x h with (lanczos,
+ *                                   bicubic, bilinear, box, hamming, nearest)[int(m * 5.99)]
+ *   rotate                          round((2 l - 1) * 45) degrees (half to even), nearest,
+ *                                   black corners
+ *   shear_x, shear_y                Image.transform AFFINE (1, k, 0, 0, 1, 0), resp.
+ *                                   (1, 0, 0, k, 1, 0), k = (2 l - 1) * 0.3, nearest, black
+ *   solarize                        threshold int(l * 255.999)
+ *   translate_x, translate_y        Image.transform AFFINE (1, 0, d, 0, 1, 0), resp.
+ *                                   (1, 0, 0, 0, 1, d), d = (2 l - 1) * 0.3
+ * then, with cutout set, FixMatch's strong view: a cutout at level 1 (16 x 16 on 32 x 32).
+ *
+ * Quirks of the reference, followed on purpose:
+ * - translate's d is a fraction but Pillow's affine matrix is in pixels: the shift is at most
+ *   0.3 px, which nearest neighbour rounds away, so translate_x and translate_y leave the image
+ *   as it is (the parity fixtures show it at every level).
+ * - The feedback's bin is int(value * bins * 0.999), not the bin the value was drawn from: a
+ *   value (b + r) / bins with r < b / 999 updates bin b - 1 (16 + r, r < 0.016, updates 15).
+ * - The rescale method's value maps through int(m * 5.99), so the bin b of a drawn value
+ *   gives method b - 1 when r < b / 599 (under 1% of its draws).
+ * - The threshold cuts p / max(p) after 1 - decay is added: a bin stays while rate + 0.01 >=
+ *   0.8 (max rate + 0.01), so with all rates equal every bin stays.
+ * - Rates are float32 and the update is rounded to float32 each time.
+ * - ctaugment.py's own default threshold is 0.85; the FixMatch and ReMixMatch runs pass 0.80
+ *   (flag ath), which is what ctaug_new uses.
+ * - Cutout's centre is drawn when the image is processed, not when the policy is drawn: the
+ *   policy records only the level.
+ * Images are RGB (the reference works on RGB arrays; its cutout writes an RGB triple).
+ *
+ * Randomness: ctaug_draw reads stream RNG_STREAM_POLICY of (seed, input, sample), ctaug_apply
+ * draws op i's cutout centre from RNG_STREAM_OP(i) (the strong view's cutout is op `count`), so
+ * a (seed, state) pair gives the same policies and pixels anywhere. The state is not locked:
+ * draws may share it, but feedback needs the caller's exclusive hold. */
+#define CTAUG_OPS       19
+#define CTAUG_MAX_ARGS  2
+#define CTAUG_MAX_BINS  17
+#define CTAUG_MAX_DEPTH 8
+
+/* The op's name ("autocontrast" ... "translate_y", the reference's order), its argument count and
+ * each argument's bins; op in [0, CTAUG_OPS). ctaug_op_find gives the index of a name, or -1. */
+const char *ctaug_op_name(int op);
+int ctaug_op_args(int op);
+int ctaug_op_bins(int op, int arg);
+int ctaug_op_find(const char *name);
+
+struct ctaug_settings {
+    int depth;        /* ops per policy, 1..CTAUG_MAX_DEPTH */
+    double decay;     /* in (0, 1) */
+    double threshold; /* in [0, 1] */
+};
+/* The reference's: depth 2, decay 0.99, threshold 0.8. */
+extern const struct ctaug_settings CTAUG_DEFAULTS;
+
+struct ctaug;
+/* A state with every rate 1; settings NULL gives CTAUG_DEFAULTS. ENG_INVALID names a setting out
+ * of range. */
+struct ctaug *ctaug_new(const struct ctaug_settings *settings, struct eng_error *err);
+void ctaug_free(struct ctaug *c);
+struct ctaug_settings ctaug_get_settings(const struct ctaug *c);
+/* A bin's rate; op, arg and bin are in range (ctaug_op_args, ctaug_op_bins). */
+float ctaug_rate(const struct ctaug *c, int op, int arg, int bin);
+/* q for each of the argument's bins (ctaug_op_bins of them; none for an argument out of range). */
+void ctaug_probabilities(const struct ctaug *c, int op, int arg, float *q);
+
+/* One drawn op and its argument values (ctaug_op_args of them), each in [0, 1]. */
+struct ctaug_op {
+    int op;
+    double value[CTAUG_MAX_ARGS];
+};
+struct ctaug_policy {
+    int count;
+    struct ctaug_op ops[CTAUG_MAX_DEPTH];
+};
+
+void ctaug_draw(const struct ctaug *c, int probe, uint64_t seed, uint32_t input, uint32_t sample,
+                struct ctaug_policy *out);
+/* The bin the feedback updates for value of the op's argument. */
+int ctaug_feedback_bin(int op, int arg, double value);
+/* 1 - 0.5 * sum |p - onehot(label)| over classes probabilities, each in [0, 1], summing to 1
+ * within 1e-3 (a float32 softmax); the result is clamped to [0, 1], which such p leave only by
+ * rounding. ENG_INVALID names a bad probability or label. */
+int ctaug_proximity(const double *p, int classes, int label, double *proximity,
+                    struct eng_error *err);
+/* Updates the bins policy used with proximity in [0, 1]; ENG_INVALID for a bad policy or
+ * proximity, and then no rate changes. */
+int ctaug_feedback(struct ctaug *c, const struct ctaug_policy *policy, double proximity,
+                   struct eng_error *err);
+
+/* The state as {"depth": 2, "decay": 0.99, "threshold": 0.8, "rates": {"autocontrast":
+ * [[1, ... 17 rates]], ..., "identity": [], ..., "rescale": [[17 rates], [6 rates]], ...}}; and
+ * back, exactly. ctaug_from_json refuses, with the JSON pointer of the bad node, a missing or
+ * unknown key, an unknown or missing op, a wrong count of arguments or bins, and a rate that is
+ * not a number in [0, 1]. */
+json_t *ctaug_to_json(const struct ctaug *c);
+struct ctaug *ctaug_from_json(const json_t *doc, struct eng_error *err);
+/* {"autocontrast": [[q...]], ...}: ctaug_probabilities of every op, the shape of "rates". */
+json_t *ctaug_probabilities_to_json(const struct ctaug *c);
+/* A policy as [["rotate", [0.61]], ["rescale", [0.2, 0.9]], ...], the reference's (op, args)
+ * pairs, and back (ENG_INVALID with the pointer of a bad op name, value count or value). */
+json_t *ctaug_policy_to_json(const struct ctaug_policy *policy);
+int ctaug_policy_from_json(const json_t *doc, struct ctaug_policy *policy, struct eng_error *err);
+
+/* The policy's ops on in (RGB, not modified), then with cutout the strong view's cutout: a new
+ * image, or NULL with err (ENG_UNSUPPORTED for an image that is not RGB, ENG_INVALID for a bad
+ * policy). */
+struct img *ctaug_apply(const struct ctaug_policy *policy, const struct img *in, int cutout,
+                        uint64_t seed, uint32_t input, uint32_t sample, struct eng_error *err);
+
 #endif

@@ -201,7 +201,8 @@ const char *search_space_domain_source(const struct search_space *s, unsigned do
  * every finished trial again, in any order; it stores each trial's point when it asks, so the
  * trials still running at the restart are rerun with their stored points, not asked again. With
  * one trial at a time the whole search is then the same as an uninterrupted one; with several,
- * a proposal depends on which trials had finished when it was asked, as in any parallel search.
+ * the search job asks trial k once trials 0 to k - parallel are told and tells in trial order
+ * (server/job_search.c), so each proposal still depends on the seed, k and parallel alone.
  *
  *   grid       every combination, in a fixed order (algo_grid.c)
  *   random     each trial's point from the view's sampler, drawn at rng_init(seed, trial)

@@ -86,8 +86,9 @@ export async function api(path, { method = 'GET', body, signal } = {}) {
 }
 
 // A GET of a file (a job's artifact) as a Blob: an <img src> or <a href> could not send the key.
-export async function apiBlob(path) {
-  const response = await send(path, { headers: authHeaders('*/*') });
+// Never from the browser's cache: a running job's files grow.
+export async function apiBlob(path, { signal } = {}) {
+  const response = await send(path, { headers: authHeaders('*/*'), signal, cache: 'no-store' });
   if (!response.ok) throw await failure(response);
   return response.blob();
 }

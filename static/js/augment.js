@@ -1,5 +1,6 @@
 // The Augment page: images in, a preset, a saved policy or a policy (op list or JSON), samples out
 // with their traces; same seed again, downloads, copy-as-curl, and "Save as…" (POST /v1/policies).
+// A policy handed over in the address (#policy=..., loadHandedPolicy) starts in the JSON editor.
 import { api, curlCommand, isAudioPreset, listOps, listPresets, listSaved, toForm } from './api.js';
 import {
   $, base64ToBlob, copyText, dataUrl, downloadBlob, dropZone, el, initShell, policyFields, policyPicker,
@@ -103,6 +104,20 @@ async function savePolicy(event) {
   }
 }
 
+// Another page hands a policy document over in the address, #policy=<the document as
+// URI-encoded JSON> (the Search page's "Open the best policy in Augment"): it goes into the JSON
+// editor, which validates it as a typed one.
+function loadHandedPolicy() {
+  const handed = /^#policy=(.*)$/s.exec(location.hash);
+  if (!handed) return;
+  try {
+    picker.editor.set(JSON.parse(decodeURIComponent(handed[1])));
+    picker.setMode('json');
+  } catch (err) {
+    showError(new Error(`The policy in the address is not JSON: ${err.message}`));
+  }
+}
+
 async function start() {
   await initShell();
   dropZone($('#image-drop'), $('#images'), (chosen) => {
@@ -147,6 +162,7 @@ async function start() {
       $('#policy-json').focus();
     });
     $('#save-as').addEventListener('click', savePolicy);
+    loadHandedPolicy();
   } catch (err) {
     showError(err);
   }

@@ -3,12 +3,13 @@
 // (GET /v1/jobs, by state, paged); and one job followed live over its Server-Sent Events
 // (progress, log lines, metrics, state), with cancel (DELETE), its result as tables (and an
 // affinity-diversity job's scatter), its PNG charts and its files.
-import { api, apiBlob, curlJson, followEvents, listPresets } from './api.js';
+import { api, curlJson, listPresets } from './api.js';
+import { artifactsView, cancelJob, dataChoices, datasetOptions, followJob, jobStateEvent, jobStatus, jobTable,
+  jsonField, listRow, logLine, modelOptions, showJobProgress, showJobState, splitOptions } from './jobview.js';
 import { scatterChart } from './scatter.js';
-import { $, clearError, copyText, dataTable, downloadBlob, el, formatValue, initShell, keyValueTable,
-  showError, withBusy } from './ui.js';
+import { $, clearError, copyText, dataTable, el, formatValue, initShell, keyValueTable, showError,
+  withBusy } from './ui.js';
 
-const FINAL = ['succeeded', 'failed', 'cancelled', 'interrupted'];
 // The kinds with a form of their own, and the parts of the form each uses besides the model,
 // dataset and split (server/job_evaluate.c, job_affinity.c, job_pseudo_label.c): its fieldsets,
 // and the fields of those it hides.
@@ -37,7 +38,6 @@ let listNext = null;
 let current = null; // {id, job, controller}
 
 const kind = () => $('#kind').value;
-const pct = (f) => `${(100 * f).toFixed(0)}%`;
 
 // ---- The form ---------------------------------------------------------------------------------
 
@@ -57,10 +57,8 @@ function showKindFields() {
 // a zoo model's classes.
 function fillSplits() {
   const dataset = datasets.find((d) => d.id === $('#dataset').value);
-  const splits = dataset ? Object.entries(dataset.splits || {}) : [];
-  const options = () => splits.map(([name, count]) => el('option', { value: name, text: `${name} (${count})` }));
-  $('#split').replaceChildren(...options());
-  $('#val-split').replaceChildren(el('option', { value: '', text: 'none' }), ...options());
+  $('#split').replaceChildren(...splitOptions(dataset));
+  $('#val-split').replaceChildren(el('option', { value: '', text: 'none' }), ...splitOptions(dataset));
   if (dataset?.classes) $('#classes').value = dataset.classes;
 }
 
@@ -78,15 +76,6 @@ function policyValue(text) {
     return JSON.parse(t);
   } catch (err) {
     throw new Error(`The policy is not JSON: ${err.message}`);
-  }
-}
-
-function jsonField(input, what) {
-  try {
-    return JSON.parse(input.value);
-  } catch (err) {
-    input.focus();
-    throw new Error(`${what} is not JSON: ${err.message}`);
   }
 }
 
@@ -199,15 +188,6 @@ async function start() {
 
 // ---- The list ---------------------------------------------------------------------------------
 
-function listRow(job) {
-  return el('tr', { dataset: { job: job.id, state: job.state } },
-    el('td', {}, el('a', { href: `#${job.id}`, text: job.id.slice(0, 8), title: job.id })),
-    el('td', { text: job.kind }),
-    el('td', {}, el('span', { class: `badge state-${job.state}`, text: job.state })),
-    el('td', { class: 'num', text: pct(job.progress.fraction) }),
-    el('td', { text: job.created.replace('T', ' ').replace(/\.\d+Z$/, '') }));
-}
-
 async function refreshList(append = false) {
   const query = new URLSearchParams({ limit: 20 });
   if ($('#state-filter').value) query.set('state', $('#state-filter').value);
@@ -230,37 +210,12 @@ async function refreshList(append = false) {
     $('#job-list').replaceChildren(el('p', { class: 'hint', text: 'No jobs.' }));
     return;
   }
-  const table = dataTable(['job', 'kind', 'state', 'progress', 'created (UTC)'], [], { class: 'wide', id: 'jobs' });
-  $('tbody', table).append(...doc.jobs.map(listRow));
-  $('#job-list').replaceChildren(table);
+  $('#job-list').replaceChildren(jobTable(doc.jobs, 'jobs'));
 }
 
 // ---- One job ----------------------------------------------------------------------------------
 
-function showState(job) {
-  const view = $('#job-view');
-  view.dataset.state = job.state;
-  const times = [['created', job.created], ['started', job.started], ['finished', job.finished]]
-    .filter(([, t]) => t).map(([what, t]) => `${what} ${t.replace('T', ' ').replace(/\.\d+Z$/, '')}`);
-  $('#job-summary').replaceChildren(el('span', { class: `badge state-${job.state}`, id: 'job-state', text: job.state }),
-    ` attempts ${job.attempts}${job.owner ? ` · owner ${job.owner}` : ''} · ${times.join(' · ')} UTC`);
-  $('#cancel').disabled = FINAL.includes(job.state) || job.cancel_requested;
-  $('#job-error').hidden = !job.error;
-  $('#job-error').textContent = job.error || '';
-  const row = $(`#jobs tr[data-job="${job.id}"]`);
-  if (row) row.replaceWith(listRow(job));
-}
-
-function showProgress(fraction, phase) {
-  $('#job-progress').value = fraction;
-  $('#job-percent').textContent = pct(fraction);
-  $('#job-percent').dataset.fraction = fraction;
-  if (phase !== undefined) $('#job-phase').textContent = phase || '';
-}
-
-function logLine(text, kindOf) {
-  $('#job-log').append(el('li', { class: kindOf, text }));
-}
+const showState = (job) => showJobState(job, 'jobs');
 
 const metrics = new Map();
 const epochs = new Map(); // a training kind's metrics by run and epoch (their step)
@@ -324,27 +279,13 @@ function resultView(result, depth = 0) {
   return el('div', { class: 'result' }, table, parts);
 }
 
-function download(id, name) {
-  apiBlob(`/v1/jobs/${id}/artifacts/${encodeURIComponent(name)}`)
-    .then((blob) => downloadBlob(blob, name), showError);
-}
-
-// The job's files, each to download; its PNG charts shown. Fetched (not linked) so a key goes
-// with the request.
+// The job's files, each to download; its PNG charts shown.
 async function showArtifacts(id) {
-  const { artifacts } = await api(`/v1/jobs/${id}/artifacts`);
+  const { files, charts } = await artifactsView(id);
   if (current?.id !== id) return;
-  $('#job-artifacts-area').hidden = artifacts.length === 0;
-  $('#job-artifacts').replaceChildren(...artifacts.map((a) => el('li', {},
-    el('button', { type: 'button', class: 'small', text: `Download ${a.name}`, dataset: { artifact: a.name },
-      onclick: () => download(id, a.name) }),
-    el('span', { class: 'hint', text: ` ${a.content_type.split(';')[0]}, ${a.size} bytes` }))));
-  const charts = await Promise.all(artifacts.filter((a) => a.content_type.startsWith('image/png'))
-    .map(async (a) => el('figure', { class: 'chart' },
-      el('img', { src: URL.createObjectURL(await apiBlob(`/v1/jobs/${id}/artifacts/${encodeURIComponent(a.name)}`)),
-        alt: `chart ${a.name}` }),
-      el('figcaption', { text: a.name }))));
-  if (current?.id === id) $('#job-charts').replaceChildren(...charts);
+  $('#job-artifacts-area').hidden = files.length === 0;
+  $('#job-artifacts').replaceChildren(...files);
+  $('#job-charts').replaceChildren(...charts);
 }
 
 // Reads the job again (its result and error come with it, not in events) and shows its end.
@@ -361,18 +302,10 @@ async function showEnd(id) {
 }
 
 function onEvent({ type, data }) {
-  if (type === 'progress') showProgress(data.fraction, data.phase);
+  if (type === 'progress') showJobProgress(data.fraction, data.phase);
   else if (type === 'log') logLine(data.message, 'message');
   else if (type === 'metric') showMetric(data);
-  else if (type === 'state') {
-    const extra = data.error || data.reason || (data.attempt ? `attempt ${data.attempt}` : '');
-    logLine(`state ${data.state}${extra ? `: ${extra}` : ''}`, 'state');
-    if (current.job.state !== data.state) {
-      current.job = { ...current.job, state: data.state, error: data.error || current.job.error };
-      showState(current.job);
-    }
-    if (data.state === 'succeeded') showProgress(1);
-  }
+  else if (type === 'state') current.job = jobStateEvent(current.job, data, 'jobs');
 }
 
 async function openJob(id) {
@@ -384,6 +317,7 @@ async function openJob(id) {
   current = { id, job: null, controller };
   $('#job-view').hidden = false;
   $('#job-title').textContent = `Job ${id}`;
+  $('#job-links').hidden = true;
   for (const node of ['#job-log', '#job-metrics', '#job-epochs', '#job-result', '#job-artifacts', '#job-charts', '#job-phase']) {
     $(node).replaceChildren();
   }
@@ -392,14 +326,16 @@ async function openJob(id) {
     const job = await api(`/v1/jobs/${id}`, { signal: controller.signal });
     current.job = job;
     $('#job-title').textContent = `${job.kind} job ${id}`;
+    // A search's leaderboard and charts are on the Search page; a job another made (a search's
+    // trial) links to that job.
+    const links = [job.kind === 'search' && el('a', { href: `search.html#${id}`, text: 'Its leaderboard on the Search page' }),
+      job.parent && el('a', { href: `#${job.parent}`, text: `Made by job ${job.parent}` })].filter(Boolean);
+    $('#job-links').replaceChildren(...links.flatMap((a, i) => (i ? [' · ', a] : [a])));
+    $('#job-links').hidden = links.length === 0;
     $('#job-params').replaceChildren(keyValueTable(flatten(job.params)));
     showState(job);
-    showProgress(job.progress.fraction, job.progress.phase);
-    await followEvents(`/v1/jobs/${id}/events`, {
-      signal: controller.signal,
-      onEvent,
-      onStatus: (s) => { $('#stream-status').textContent = s === 'live' ? '· live' : '· reconnecting…'; },
-    });
+    showJobProgress(job.progress.fraction, job.progress.phase);
+    await followJob(id, controller.signal, onEvent);
     await showEnd(id);
   } catch (err) {
     if (err.name !== 'AbortError') showError(err);
@@ -408,26 +344,18 @@ async function openJob(id) {
 
 async function cancel() {
   const { id } = current;
-  const job = await withBusy($('#cancel'), null, $('#stream-status'), 'Cancelling', () =>
-    api(`/v1/jobs/${id}`, { method: 'DELETE' }));
-  if (job && current.id === id) {
-    current.job = job;
-    showState(job);
-  }
+  const job = await cancelJob(id, 'jobs', () => current.id === id);
+  if (job && current.id === id) current.job = job;
 }
 
 // ---- Start-up ---------------------------------------------------------------------------------
 
 async function loadChoices() {
-  const [models, list] = await Promise.all([
-    api('/v1/models').then((d) => d.models, (err) => { showError(err); return []; }),
-    api('/v1/datasets').then((d) => d.datasets, (err) => { showError(err); return []; }),
-  ]);
-  const usable = models.filter((m) => m.status === 'ready' && m.preprocess);
-  $('#model').replaceChildren(...usable.map((m) => el('option', { value: m.name, text: m.name })));
-  $('#base-model').replaceChildren(...usable.map((m) => el('option', { value: m.name, text: m.name })));
-  datasets = list.filter((d) => d.state === 'ready');
-  $('#dataset').replaceChildren(...datasets.map((d) => el('option', { value: d.id, text: `${d.name} (${d.id})` })));
+  const choices = await dataChoices();
+  $('#model').replaceChildren(...modelOptions(choices.models));
+  $('#base-model').replaceChildren(...modelOptions(choices.models));
+  datasets = choices.datasets;
+  $('#dataset').replaceChildren(...datasetOptions(datasets));
   fillSplits();
   listPresets().then((presets) => $('#presets').replaceChildren(...presets.map((p) =>
     el('option', { value: p.name }))), showError);
@@ -435,6 +363,7 @@ async function loadChoices() {
 
 async function init() {
   const info = await initShell();
+  jobStatus();
   kinds = info?.jobs?.kinds || [];
   const names = kinds.map((k) => k.name);
   $('#kind').replaceChildren(...names.map((n) => el('option', { value: n, text: n })));

@@ -3,8 +3,8 @@
 // diversity on y, a point per policy coloured by its gain on the diverging scale scatter.png uses
 // (server/job_chart.c: red at -gain_scale, white at 0, blue at +gain_scale), with the scale as a
 // colour bar, grey lines through the clean model's (1, 1), and each point named.
+import { fit, svg, tickLabel as label } from './svg.js';
 
-const NS = 'http://www.w3.org/2000/svg';
 const W = 560;
 const H = 360;
 const LEFT = 56;
@@ -14,33 +14,12 @@ const BOTTOM = 44;
 const RED = [215, 70, 60];
 const BLUE = [66, 110, 200];
 
-function svg(tag, attrs = {}, ...children) {
-  const node = document.createElementNS(NS, tag);
-  for (const [name, value] of Object.entries(attrs)) node.setAttribute(name, value);
-  node.append(...children);
-  return node;
-}
-
 // The colour of t in [-1, 1], as job_chart.c's diverging().
 function diverging(t) {
   const end = t < 0 ? RED : BLUE;
   const a = Math.min(Math.abs(t), 1);
   return `rgb(${end.map((c) => Math.round(255 + a * (c - 255))).join(', ')})`;
 }
-
-// [lo, hi] of the values and ref, widened by a tenth on each side (0.1 when all are one value),
-// as job_chart.c's fit().
-function fit(values, ref) {
-  const finite = values.filter(Number.isFinite);
-  let lo = Math.min(ref, ...finite);
-  let hi = Math.max(ref, ...finite);
-  const pad = hi > lo ? (hi - lo) / 10 : 0.1;
-  lo -= pad;
-  hi += pad;
-  return [lo, hi];
-}
-
-const label = (v) => Number(v.toPrecision(3)).toString();
 
 // The chart for scatter = {points: [{name, affinity, diversity, gain}], gain_scale}.
 export function scatterChart({ points, gain_scale: scale }) {

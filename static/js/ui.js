@@ -33,6 +33,7 @@ const PAGES = [
   ['models', 'models.html', 'Models'],
   ['datasets', 'datasets.html', 'Datasets'],
   ['jobs', 'jobs.html', 'Jobs'],
+  ['search', 'search.html', 'Search'],
 ];
 
 // Builds what every page shares around its <main id="main">: the skip link, the header

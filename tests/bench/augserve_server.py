@@ -5,6 +5,7 @@ import json
 import os
 import re
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -83,3 +84,19 @@ class Server:
         if self.proc.poll() is None:
             self.proc.terminate()
             self.proc.wait(timeout=30)
+
+
+def job_server(binary, tmp, source, models_dir, threads):
+    """source (a folder or an archive) imported with `augserve dataset import` into tmp/data, and
+    a server on that data_dir and models_dir with one job runner of `threads` threads: (the server,
+    the import's report). Exits with the server's log when it does not start."""
+    data = os.path.join(tmp, "data")
+    os.makedirs(os.path.join(data, "datasets"))
+    report = json.loads(subprocess.run(
+        [binary, "dataset", "import", source, "--out", os.path.join(data, "datasets")],
+        check=True, capture_output=True, text=True).stdout)
+    try:
+        return Server(binary, tmp, {"data_dir": data, "models_dir": models_dir, "job_workers": 1,
+                                    "job_threads": threads, "nn_threads": threads}), report
+    except ServerError as e:
+        sys.exit(str(e))

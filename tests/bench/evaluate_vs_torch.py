@@ -23,7 +23,6 @@ import datetime
 import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -34,7 +33,7 @@ from torch.utils.data import DataLoader
 from torchvision import datasets
 from torchvision import transforms as T
 
-from augserve_server import Server, ServerError
+from augserve_server import job_server
 from cifar_folder import MEAN, STD, add_archive_option, check_archive, extract_split
 
 
@@ -106,17 +105,8 @@ def main():
         with open(os.path.join(bench, "config.json"), "w") as f:
             json.dump({"labels": "labels.txt",
                        "preprocess": {"mean": list(MEAN), "std": list(STD)}}, f)
-        os.makedirs(os.path.join(tmp, "data", "datasets"))
-        report = json.loads(subprocess.run(
-            [args.augserve, "dataset", "import", args.archive, "--out",
-             os.path.join(tmp, "data", "datasets")],
-            check=True, capture_output=True, text=True).stdout)
-        try:
-            server = Server(args.augserve, tmp, {
-                "data_dir": os.path.join(tmp, "data"), "models_dir": os.path.join(tmp, "models"),
-                "job_workers": 1, "job_threads": args.threads, "nn_threads": args.threads})
-        except ServerError as e:
-            sys.exit(str(e))
+        server, report = job_server(args.augserve, tmp, args.archive,
+                                    os.path.join(tmp, "models"), args.threads)
         try:
             ours_runs, theirs_runs = [], []
             for _ in range(args.rounds):

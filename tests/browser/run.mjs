@@ -1,8 +1,9 @@
 // The web UI's browser tests: the real server on a loopback port, Debian's chromium driven
 // headless by playwright-core, every page exercised and screenshotted.
 //
-//   node tests/browser/run.mjs BUILD/augserve OUT_DIR
+//   node tests/browser/run.mjs BUILD/augserve OUT_DIR [NAME]
 //
+// NAME runs only the tests whose name contains it (all of them by default).
 // Screenshots (desktop 1280 px and 360 px wide) go to OUT_DIR/ui-screenshots. Exits non-zero on
 // the first failure, and when chromium is missing: docker/install-deps.sh installs it, so a
 // machine without it is misconfigured, not a reason to skip.
@@ -18,9 +19,9 @@ import { tinyPerceptualConfig, tinyPerceptualModel } from './onnx.mjs';
 const CHROMIUM = process.env.AUGSERVE_CHROMIUM || '/usr/bin/chromium';
 const source = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const fixtures = path.join(source, 'tests/parity/fixtures');
-const [binary, outArg] = process.argv.slice(2);
+const [binary, outArg, only = ''] = process.argv.slice(2);
 if (!binary || !outArg) {
-  console.error('usage: node tests/browser/run.mjs AUGSERVE_BINARY OUT_DIR');
+  console.error('usage: node tests/browser/run.mjs AUGSERVE_BINARY OUT_DIR [NAME]');
   process.exit(2);
 }
 if (!fs.existsSync(CHROMIUM)) {
@@ -164,9 +165,10 @@ const pets = () => folderArchive('pets', { train: { cat: 3, dog: 2 }, test: { ca
 
 // ---- The tests ----------------------------------------------------------------------------------
 
-const PAGES = ['index.html', 'boxes.html', 'audio.html', 'similarity.html', 'models.html', 'datasets.html', 'jobs.html'];
+const PAGES = ['index.html', 'boxes.html', 'audio.html', 'similarity.html', 'models.html', 'datasets.html', 'jobs.html',
+  'search.html'];
 const tests = [];
-const test = (name, fn, options = {}) => tests.push({ name, fn, options });
+const test = (name, fn, options = {}) => { if (name.includes(only)) tests.push({ name, fn, options }); };
 
 test('every page loads without console errors, desktop and 360 px', async ({ open }) => {
   for (const width of [1280, 360]) {
@@ -899,6 +901,252 @@ test('jobs: affinity-diversity from its form scores Identity 1, 1 and 0 and draw
   await page.waitForFunction(() => [...document.querySelectorAll('#job-charts img')].some((i) => i.alt.includes('scatter.png') && i.naturalWidth > 0));
   await shoot(page, 'jobs-affinity-diversity');
   await assertNoStrayWords(page, 'jobs.html with an affinity-diversity job');
+  await page.close();
+});
+
+// ---- The Search page ----------------------------------------------------------------------------
+
+// Seven solid-colour images of tiny-cnn's classes in a test split: a search's affinity scores
+// the model on them.
+const orchardImages = () => folderArchive('orchard', { test: { banana: 2, apple: 2, cherry: 1, date: 1, elderberry: 1 } });
+
+// Fills the Search page's form for tiny-cnn on the dataset's test split; the space and the
+// algorithm are the caller's.
+async function searchForm(page, datasetId, { trials, seed }) {
+  await page.fill('#trials', String(trials));
+  await page.selectOption('#model', 'tiny-cnn');
+  await page.selectOption('#dataset', datasetId);
+  await page.selectOption('#val-split', 'test');
+  await page.fill('#seed', String(seed));
+}
+
+// Clicks Start, waits for the search to end as `state` with its result shown; resolves to its id.
+async function startSearch(page, state) {
+  await page.click('#start');
+  await page.waitForFunction(() => /^#[0-9a-f]{24}$/.test(location.hash));
+  await page.waitForSelector(`#job-view[data-state="${state}"]`, { timeout: 30000 });
+  await page.waitForSelector('#result-area:not([hidden])');
+  return page.evaluate(() => location.hash.slice(1));
+}
+
+// The leaderboard's rows as shown: [{trial, value, state, best}], best first.
+function leaderboardRows(page) {
+  return page.locator('#trials tbody tr').evaluateAll((rows) => rows.map((r) => ({
+    trial: Number(r.dataset.trial), value: Number(r.dataset.value), state: r.dataset.state, best: r.classList.contains('best') })));
+}
+
+test('search: a random search from the form fills the leaderboard live; its best is the result\'s and the curve only rises', async ({ open, shoot, base }) => {
+  const dataset = await importDataset(base, 'orchard-search', orchardImages().archive);
+  const page = await open('search.html');
+  // Every row count the leaderboard shows, with the search's state then.
+  await page.evaluate(() => {
+    window.seen = [];
+    new MutationObserver(() => window.seen.push({ rows: document.querySelectorAll('#trials tbody tr').length,
+      state: document.querySelector('#job-view').dataset.state }))
+      .observe(document.querySelector('#leaderboard'), { childList: true, subtree: true });
+  });
+  // Blurring each image at 256 px makes a trial last about 0.2 s, so the search runs long enough
+  // for the page to show it filling; Solarize's threshold is the searched value.
+  await page.check('input[name="space-mode"][value="document"]');
+  await page.fill('#space-doc', JSON.stringify({ seq: [{ op: 'Resize', height: 256, width: 256 }, { op: 'GaussianBlur', sigma: 4 },
+    { op: 'Solarize', threshold: { $search: { int: [0, 256] } } }] }));
+  await page.selectOption('#algorithm', 'random');
+  await searchForm(page, dataset.id, { trials: 8, seed: 3 });
+  await page.fill('#more-params', '{"batch_size": 4}');
+  const id = await startSearch(page, 'succeeded');
+  const { params, result } = await call(base, `/v1/jobs/${id}`);
+  assert(params.algorithm === 'random' && params.objective === 'affinity' && params.budget.trials === 8 && params.batch_size === 4 &&
+    params.splits.val === 'test' && params.model === 'tiny-cnn' && params.seed === 3 && !('save_as' in params),
+  `the form's params: ${JSON.stringify(params)}`);
+
+  const seen = await page.evaluate(() => window.seen);
+  assert(seen.some((s) => s.state === 'running' && s.rows > 0 && s.rows < 8), `rows shown while it ran: ${JSON.stringify(seen)}`);
+  assert(seen.every((s, i) => i === 0 || s.rows >= seen[i - 1].rows || s.rows === 0), `the rows only grow: ${JSON.stringify(seen)}`);
+  const rows = await leaderboardRows(page);
+  assert(rows.length === 8, `8 rows: ${JSON.stringify(rows)}`);
+  const values = result.trials.map((t) => t.value);
+  const best = Math.max(...values);
+  assert(rows[0].best && rows.filter((r) => r.best).length === 1, `the first row alone is highlighted: ${JSON.stringify(rows)}`);
+  assert(rows[0].value === best && rows[0].trial === result.best.trial, `the best row is the result's best (${best}, trial ${result.best.trial}): ${JSON.stringify(rows[0])}`);
+  assert(rows.every((r, i) => i === 0 || r.value <= rows[i - 1].value), `sorted by value: ${JSON.stringify(rows)}`);
+  // A trial run as a child job (its row's "job") links to it on the Jobs page.
+  for (const t of result.trials.filter((r) => r.job)) {
+    assert(await page.getAttribute(`#trials tr[data-trial="${t.trial}"] a`, 'href') === `jobs.html#${t.job}`, `trial ${t.trial} links to its job`);
+  }
+
+  // The curve: a point per trial at the largest value of the trials up to it.
+  const points = await page.locator('#curve circle').evaluateAll((cs) => cs.map((c) => ({
+    trial: Number(c.dataset.trial), value: Number(c.dataset.value), cy: Number(c.getAttribute('cy')) })));
+  assert(points.length === 8, `8 points: ${JSON.stringify(points)}`);
+  for (const [k, p] of points.entries()) {
+    assert(p.trial === k && p.value === Math.max(...values.slice(0, k + 1)), `point ${k} is the best of trials 0..${k}: ${JSON.stringify(points)}`);
+    assert(k === 0 || (p.value >= points[k - 1].value && p.cy <= points[k - 1].cy), `the curve never falls: ${JSON.stringify(points)}`);
+  }
+  assert(await page.isHidden('#heatmap-area'), 'no heatmap for a space that is not (n, m)');
+  assert(await page.textContent('#result-table tr[data-key="best value"] td') === String(Number(best.toPrecision(4))), 'the result\'s best value');
+  assert(await page.locator(`#searches tr[data-job="${id}"][data-state="succeeded"]`).count() === 1, 'listed as succeeded');
+  await shoot(page, 'search');
+  await shoot(page, 'search', 360);
+  await assertNoStrayWords(page, 'search.html with a search');
+  await page.close();
+});
+
+// A test split of 16 colours, each labelled as tiny-cnn classifies it: its clean accuracy is 1,
+// and policies that change colours more cost more of it.
+async function paletteDataset(base, name) {
+  const images = Array.from({ length: 16 }, (_, i) => ({ label: String(i),
+    image: solidBmp(8, 8, [(i * 97 + 31) % 256, (i * 57 + 200) % 256, (i * 151 + 7) % 256]) }));
+  const files = (await predictTop(base, images)).map((p) => [`${name}/test/${p.label}/${p.truth}.bmp`, images[Number(p.truth)].image]);
+  return importDataset(base, name, zlib.gzipSync(tar(files)));
+}
+
+test('search: a RandAugment grid draws its N x M heatmap, coloured in the order of the values', async ({ open, shoot, base }) => {
+  const dataset = await paletteDataset(base, 'palette');
+  const page = await open('search.html');
+  await page.selectOption('#space-name', 'randaugment');
+  await page.fill('#space-arg-n', '[1, 3]');
+  await page.fill('#space-arg-m', '[0, 30]');
+  await page.selectOption('#algorithm', 'grid');
+  await searchForm(page, dataset.id, { trials: 10, seed: 1 });
+  const id = await startSearch(page, 'succeeded');
+  const { params, result } = await call(base, `/v1/jobs/${id}`);
+  assert(JSON.stringify(params.space) === '{"space":"randaugment","n":[1,3],"m":[0,30]}' && params.algorithm === 'grid',
+    `the form's space: ${JSON.stringify(params)}`);
+  assert(result.trials.length === 4, `the grid's 4 points: ${JSON.stringify(result.trials)}`);
+  assert(new Set(result.trials.map((t) => t.value)).size > 1, `the cells differ: ${JSON.stringify(result.trials)}`);
+
+  const cells = await page.locator('#heatmap rect.cell').evaluateAll((rs) => rs.map((r) => ({
+    n: Number(r.dataset.n), m: Number(r.dataset.m), value: Number(r.dataset.value), fill: r.getAttribute('fill') })));
+  const key = (n, m) => `${n} ${m}`;
+  assert(JSON.stringify(cells.map((c) => key(c.n, c.m)).sort()) === JSON.stringify(['1 0', '1 30', '3 0', '3 30']), `the 4 cells: ${JSON.stringify(cells)}`);
+  for (const c of cells) {
+    const trial = result.trials.find((t) => t.params['/n'] === c.n && t.params['/m'] === c.m);
+    assert(c.value === trial.value, `cell ${key(c.n, c.m)} holds its trial's value ${trial.value}: ${c.value}`);
+  }
+  // The colour scale runs from dark to light: a larger value is a lighter cell, an equal one the same colour.
+  const lightness = (fill) => {
+    const [r, g, b] = fill.match(/\d+/g).map(Number);
+    return 0.2126 * r + 0.7152 * g + 0.0722 * b;
+  };
+  for (const a of cells) {
+    for (const b of cells) {
+      if (a.value < b.value) assert(lightness(a.fill) < lightness(b.fill), `${JSON.stringify(a)} is darker than ${JSON.stringify(b)}`);
+      if (a.value === b.value) assert(a.fill === b.fill, `${JSON.stringify(a)} and ${JSON.stringify(b)}: one colour`);
+    }
+  }
+  assert(await page.locator('#heat-legend').count() === 1, 'a legend');
+  await shoot(page, 'search-heatmap');
+  await page.close();
+});
+
+test('search: a bad placeholder shows the server\'s error with its pointer, and no search starts', async ({ open, base }) => {
+  const dataset = await importDataset(base, 'orchard-bad', orchardImages().archive);
+  const searches = async () => (await call(base, '/v1/jobs?kind=search&limit=100')).jobs.length;
+  const before = await searches();
+  const page = await open('search.html');
+  const posts = [];
+  page.on('request', (r) => { if (r.method() === 'POST' && r.url().endsWith('/v1/jobs')) posts.push(r.url()); });
+  await page.check('input[name="space-mode"][value="document"]');
+  await searchForm(page, dataset.id, { trials: 3, seed: 0 });
+  // Not JSON: the page says so and sends nothing.
+  await page.fill('#space-doc', '{"op": "Rotate", ');
+  await page.click('#start');
+  await page.waitForSelector('#form-error:not([hidden])');
+  assert((await page.textContent('#form-error')).includes('The space is not JSON'), 'the page refuses text that is not JSON');
+  assert(posts.length === 0, 'nothing was sent');
+
+  const space = JSON.stringify({ op: 'Rotate', degrees: { $search: { uniform: [0, 400] } } }, null, 2);
+  await page.fill('#space-doc', space);
+  await page.click('#start');
+  await page.waitForFunction(() => document.querySelector('#form-error').dataset.field === 'space');
+  const error = await page.textContent('#form-error');
+  assert(await page.getAttribute('#form-error', 'data-pointer') === '/degrees', `the pointer: ${error}`);
+  assert(error.includes('space at /degrees') && error.includes('[-360, 360]') && error.includes('422 unprocessable'),
+    `the server's message, the field and the pointer: ${error}`);
+  assert(await page.getAttribute('#space-doc', 'aria-invalid') === 'true', 'the document is marked');
+  await page.click('#show-node');
+  const selected = await page.$eval('#space-doc', (t) => t.value.slice(t.selectionStart, t.selectionEnd));
+  assert(JSON.stringify(JSON.parse(selected)) === '{"$search":{"uniform":[0,400]}}', `the placeholder is selected: ${selected}`);
+  assert(await page.isHidden('#banner'), 'the refusal is shown by the form, not the banner');
+
+  // A named space's argument out of range: the argument's field is marked.
+  await page.check('input[name="space-mode"][value="named"]');
+  await page.selectOption('#space-name', 'randaugment');
+  await page.fill('#space-arg-m', '[0, 99]');
+  await page.click('#start');
+  await page.waitForFunction(() => document.querySelector('#form-error').dataset.pointer === '/m');
+  assert((await page.textContent('#form-error')).includes('[0, 30]') && await page.getAttribute('#space-arg-m', 'aria-invalid') === 'true',
+    `m's field is marked with the server's message: ${await page.textContent('#form-error')}`);
+  assert(await page.getAttribute('#space-doc', 'aria-invalid') === null, 'the earlier mark is cleared');
+  // A param the form has no field for goes in the other params, which a refusal of it marks.
+  await page.fill('#space-arg-m', '');
+  await page.fill('#more-params', '{"batch_sizes": 4}');
+  await page.click('#start');
+  await page.waitForFunction(() => document.querySelector('#form-error').dataset.field === 'batch_sizes');
+  assert(await page.getAttribute('#more-params', 'aria-invalid') === 'true', 'the other params are marked');
+  assert(posts.length === 3 && await searches() === before, 'refused: no search was made');
+  await page.close();
+}, { allowErrors: /422/ });
+
+test('search: an earlier search opens from the list, and its best policy opens in Augment and augments', async ({ open, base }) => {
+  const dataset = await importDataset(base, 'orchard-best', orchardImages().archive);
+  const space = { seq: [{ op: 'Resize', height: 32, width: 32 }, { op: 'Solarize', threshold: { $search: { choice: [0, 128, 256] } } }] };
+  const job = await call(base, '/v1/jobs', { method: 'POST', body: { kind: 'search', params: { space, algorithm: 'grid',
+    objective: 'affinity', budget: { trials: 3 }, dataset: dataset.id, splits: { val: 'test' }, model: 'tiny-cnn' } } });
+  // The Jobs page sends a search to the Search page.
+  const jobs = await open(`jobs.html#${job.id}`);
+  await jobs.click('#job-links a[href^="search.html"]');
+  await jobs.waitForSelector('#job-view[data-state="succeeded"] #trials');
+  assert(jobs.url().endsWith(`search.html#${job.id}`), `the search's page: ${jobs.url()}`);
+  await jobs.close();
+
+  const page = await open('search.html');
+  await page.click(`#searches tr[data-job="${job.id}"] a`);
+  await page.waitForSelector('#job-view[data-state="succeeded"]');
+  await page.waitForSelector('#result-area:not([hidden])');
+  const { result } = await call(base, `/v1/jobs/${job.id}`);
+  assert((await leaderboardRows(page)).length === 3, 'its 3 trials');
+  assert(JSON.stringify(JSON.parse(await page.textContent('#best-policy'))) === JSON.stringify(result.best.policy), 'its best policy is shown');
+  assert(await page.isDisabled('#cancel'), 'an ended search cannot be cancelled');
+
+  await page.click('#open-best');
+  await page.waitForURL(/index\.html#policy=/);
+  await page.waitForSelector('body[data-ready="true"]');
+  await page.waitForFunction(() => document.querySelector('#policy-status').dataset.state === 'valid');
+  assert(JSON.stringify(JSON.parse(await page.inputValue('#policy-json'))) === JSON.stringify(result.best.policy),
+    `the editor holds the best policy: ${await page.inputValue('#policy-json')}`);
+  assert(await page.isChecked('input[name="mode"][value="json"]'), 'in the JSON mode');
+  await page.setInputFiles('#images', path.join(fixtures, 'predict/photo.png'));
+  await page.click('#run');
+  await page.waitForSelector('figure.sample');
+  const trace = await page.locator('figure.sample .trace').first().textContent();
+  const threshold = result.best.policy.seq[1].threshold;
+  const [resize, solarize] = trace.split('\n');
+  assert(resize.startsWith('Resize(height=32, width=32') && solarize === `Solarize(threshold=${threshold})`,
+    `the sample went through the best policy: ${trace}`);
+  await page.close();
+});
+
+test('search: a running search is cancelled from its page and keeps the trials it finished', async ({ open, base }) => {
+  const dataset = await importDataset(base, 'orchard-cancel', orchardImages().archive);
+  // Trials of about 0.2 s, as above: 200 of them would run for a minute.
+  const space = { seq: [{ op: 'Resize', height: 256, width: 256 }, { op: 'GaussianBlur', sigma: 4 },
+    { op: 'Solarize', threshold: { $search: { int: [0, 256] } } }] };
+  const job = await call(base, '/v1/jobs', { method: 'POST', body: { kind: 'search', params: { space, algorithm: 'random',
+    objective: 'affinity', budget: { trials: 200 }, dataset: dataset.id, splits: { val: 'test' }, model: 'tiny-cnn' } } });
+  const page = await open(`search.html#${job.id}`);
+  await page.waitForSelector('#trials tbody tr', { timeout: 10000 });
+  assert(await page.isEnabled('#cancel'), 'a running search can be cancelled');
+  await page.click('#cancel');
+  await page.waitForSelector('#job-view[data-state="cancelled"]', { timeout: 10000 });
+  assert(await page.isDisabled('#cancel'), 'not twice');
+  // Its files are listed once the trials were read the last time.
+  await page.waitForSelector('#search-artifacts li');
+  const rows = await page.locator('#trials tbody tr').count();
+  const finished = (await (await fetch(`${base}/v1/jobs/${job.id}/artifacts/trials.jsonl`)).text()).trim().split('\n').length;
+  assert(rows >= 1 && rows < 200 && rows === finished, `the ${finished} trials it finished: ${rows} rows`);
+  const log = await page.locator('#job-log li').allTextContents();
+  assert(log.at(-1) === 'state cancelled', `the log ends with the cancellation: ${JSON.stringify(log)}`);
   await page.close();
 });
 

@@ -28,7 +28,10 @@
 
 extern char **environ;
 
-#define START_TIMEOUT_S    10.0
+/* A loaded machine under ASan may take tens of seconds to start a server that loads models; a
+ * server that exits is noticed at once, so a long wait costs nothing when it fails. The message in
+ * launch says 60 s. */
+#define START_TIMEOUT_S    60.0
 #define RUN_TIMEOUT_S      60.0
 #define STOP_TIMEOUT_MS    15000
 #define DEFAULT_TIMEOUT_MS 10000L
@@ -353,7 +356,7 @@ static void launch(struct server *srv, int dump)
         if (reap(srv))
             problem = "augserve exited before listening";
         else if (harness_now() > deadline)
-            problem = "augserve did not report listening within 10 s";
+            problem = "augserve did not report listening within 60 s";
         if (problem) {
             server_stop(srv, SIGKILL, STOP_TIMEOUT_MS);
             if (dump) server_dump_stderr(srv, problem);

@@ -89,7 +89,7 @@ struct server {
  * evil (symlink to ../static-evil/secret.txt, a sibling whose name starts like static). */
 struct server *server_prepare(const char *extra_json);
 
-/* server_prepare, then spawns `augserve --config FILE` with stderr to a file and waits (10 s at
+/* server_prepare, then spawns `augserve --config FILE` with stderr to a file and waits (60 s at
  * most) for the "listening" event, from which it takes the port. */
 struct server *server_start(const char *extra_json);
 

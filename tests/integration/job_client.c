@@ -162,8 +162,14 @@ struct server *job_restart(void **state, const struct server *first)
 json_t *job_resume(void **state, const struct server *first, const char *id, const char *log_needle,
                    struct server **second)
 {
+    return job_resume_for(state, first, id, log_needle, WAIT_S, second);
+}
+
+json_t *job_resume_for(void **state, const struct server *first, const char *id,
+                       const char *log_needle, double seconds, struct server **second)
+{
     *second = job_restart(state, first);
-    json_t *doc = job_wait_state(*second, id, "succeeded");
+    json_t *doc = job_wait_state_for(*second, id, "succeeded", seconds);
     assert_int_equal(json_int(doc, "attempts"), 2);
     char path[64];
     snprintf(path, sizeof path, "/v1/jobs/%s/events", id);

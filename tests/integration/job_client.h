@@ -63,6 +63,9 @@ json_t *job_kill_and_resume(void **state, struct server *first, const char *id, 
 /* The second half of that: first has stopped; the second server and the wait. */
 json_t *job_resume(void **state, const struct server *first, const char *id, const char *log_needle,
                    struct server **second);
+/* The same with another deadline, for a job whose rest is long. */
+json_t *job_resume_for(void **state, const struct server *first, const char *id,
+                       const char *log_needle, double seconds, struct server **second);
 
 /* The job's folder holds its artifacts folder and nothing else (no checkpoint file left). */
 void job_expect_only_artifacts(const struct server *srv, const char *id);

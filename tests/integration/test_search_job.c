@@ -16,6 +16,7 @@
 #include <curl/curl.h>
 #include <errno.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -206,7 +207,7 @@ static void test_random_is_affinity(void **state)
     char expected[64];
     snprintf(expected, sizeof expected, "\n1,%lld,succeeded,",
              (long long)json_int(json_object_get(result, "best"), "trial"));
-    assert_contains(r.body, "rank,trial,state,value,seconds,params,policy\n");
+    assert_contains(r.body, "rank,trial,state,value,seconds,params,policy,job\n");
     assert_contains(r.body, expected);
     http_response_free(&r);
     expect_chart_artifact(srv, id, "best.png");
@@ -273,53 +274,309 @@ static void test_failed_trials(void **state)
     json_decref(doc);
 }
 
-/* A search killed with kill -9 mid-way resumes and ends with the trials of an uninterrupted one
- * (all but their durations). */
-static void test_kill9_resume(void **state)
+/* Whether two results' trials are alike but for their durations and their children's ids
+ * (another search's jobs): 0 when they are, else the first trial that differs plus one. */
+static size_t trials_differ(const json_t *a, const json_t *b)
+{
+    const json_t *ta = json_object_get(a, "trials"), *tb = json_object_get(b, "trials");
+    if (json_array_size(ta) != json_array_size(tb)) return SIZE_MAX;
+    for (size_t i = 0; i < json_array_size(ta); i++) {
+        json_t *ra = json_copy(json_array_get(ta, i)), *rb = json_copy(json_array_get(tb, i));
+        json_object_del(ra, "seconds");
+        json_object_del(rb, "seconds");
+        json_object_del(ra, "job");
+        json_object_del(rb, "job");
+        int same = json_equal(ra, rb);
+        json_decref(ra);
+        json_decref(rb);
+        if (!same) return i + 1;
+    }
+    return 0;
+}
+
+/* The children of job id (every page of GET /v1/jobs?parent=id): a new array. */
+static json_t *children_of(const struct server *srv, const char *id)
+{
+    json_t *all = json_array();
+    char next[64] = "";
+    do {
+        char path[160];
+        snprintf(path, sizeof path, "/v1/jobs?parent=%s&limit=100%s%s", id,
+                 next[0] ? "&after=" : "", next);
+        struct http_response r;
+        http_get(srv, path, &r);
+        assert_status(&r, 200);
+        json_t *doc = http_json(&r);
+        http_response_free(&r);
+        json_array_extend(all, json_object_get(doc, "jobs"));
+        const json_t *n = json_object_get(doc, "next");
+        snprintf(next, sizeof next, "%s", json_is_string(n) ? json_string_value(n) : "");
+        json_decref(doc);
+    } while (next[0]);
+    return all;
+}
+
+/* Each trial of the result ran as exactly one child of the search id, of the kind search-trial,
+ * whose params hold the trial's number and policy and which ended in the trial's state, with the
+ * trial's value; no other child. */
+static void check_children(const struct server *srv, const char *id, const json_t *result)
+{
+    const json_t *trials = json_object_get(result, "trials");
+    json_t *children = children_of(srv, id);
+    assert_int_equal(json_array_size(children), json_array_size(trials));
+    size_t i;
+    json_t *child;
+    json_array_foreach(children, i, child)
+    {
+        assert_string_equal(json_str(child, "parent"), id);
+        assert_string_equal(json_str(child, "kind"), "search-trial");
+        json_int_t k = json_int(json_object_get(child, "params"), "trial");
+        assert_true(k >= 0 && (size_t)k < json_array_size(trials));
+        json_t *row = json_array_get(trials, (size_t)k);
+        /* The trial's child is this one: so no trial had two. */
+        assert_string_equal(json_str(row, "job"), json_str(child, "id"));
+        assert_string_equal(json_str(child, "state"), json_str(row, "state"));
+        assert_true(json_equal(json_object_get(json_object_get(child, "params"), "policy"),
+                               json_object_get(row, "policy")));
+        if (strcmp(json_str(row, "state"), "succeeded") == 0)
+            assert_true(number(json_object_get(child, "result"), "value") == number(row, "value"));
+    }
+    json_decref(children);
+}
+
+/* A search killed with kill -9 mid-way, with `parallel` trials at once, resumes and ends with the
+ * trials of an uninterrupted one (all but their durations and children); each trial ran as one
+ * child, which never ran again once it had succeeded (a second child, or a child that did not
+ * succeed, would show). */
+static void kill9_resume(void **state, const char *parallel)
 {
     char ds[64], id[32], id2[32];
     struct server *first = start(state, 300, ds), *second;
     char *text = params(SOLARIZE, "{\"name\": \"evolution\", \"population\": 4, \"sample\": 2}",
-                        "{\"trials\": 100}", ds, "");
+                        "{\"trials\": 100}", ds, parallel);
     job_submit(first, "search", text, id);
     json_t *resumed = job_kill_and_resume(state, first, id, 0.3, "resuming at trial", &second);
-    json_t *result = run_search(second, text, id2);
-    free(text);
-    const json_t *a = json_object_get(json_object_get(resumed, "result"), "trials"),
-                 *b = json_object_get(result, "trials");
-    assert_int_equal(json_array_size(a), 100);
-    assert_int_equal(json_array_size(b), 100);
-    for (size_t i = 0; i < 100; i++) {
-        json_t *ra = json_copy(json_array_get(a, i)), *rb = json_copy(json_array_get(b, i));
-        json_object_del(ra, "seconds");
-        json_object_del(rb, "seconds");
-        if (!json_equal(ra, rb)) fail_msg("trial %zu differs after the resume", i);
-        json_decref(ra);
-        json_decref(rb);
-    }
-    assert_true(json_equal(json_object_get(json_object_get(resumed, "result"), "best"),
-                           json_object_get(result, "best")));
-    /* trials.jsonl, which the killed attempt was appending to, holds each trial once, in order:
-     * what a trial after the last checkpoint wrote was cut. */
+    /* The resume took trials in flight back (its last checkpoint had asked the next trial
+     * before the kill, as every checkpoint after a tell is followed at once by an ask's). */
     char path[128];
     struct http_response r;
+    snprintf(path, sizeof path, "/v1/jobs/%s/events", id);
+    http_get(second, path, &r);
+    const char *line = strstr(r.body, "resuming at trial ");
+    unsigned told, flying;
+    assert_non_null(line);
+    assert_int_equal(sscanf(line, "resuming at trial %u, with %u in flight", &told, &flying), 2);
+    if (flying < 1 || told < 30) fail_msg("resumed at trial %u with %u in flight", told, flying);
+    http_response_free(&r);
+    json_t *result = run_search(second, text, id2);
+    free(text);
+    const json_t *a = json_object_get(resumed, "result");
+    assert_int_equal(json_array_size(json_object_get(a, "trials")), 100);
+    size_t differs = trials_differ(a, result);
+    if (differs) fail_msg("trial %zu differs after the resume", differs - 1);
+    json_t *best_a = json_deep_copy(json_object_get(a, "best")),
+           *best_b = json_deep_copy(json_object_get(result, "best"));
+    assert_true(json_equal(best_a, best_b));
+    json_decref(best_a);
+    json_decref(best_b);
+    check_children(second, id, a);
+    for (size_t i = 0; i < 100; i++)
+        assert_string_equal(json_str(json_array_get(json_object_get(a, "trials"), i), "state"),
+                            "succeeded");
+    /* trials.jsonl, which the killed attempt was appending to, holds each trial once, in order:
+     * what a trial after the last checkpoint wrote was cut. */
     snprintf(path, sizeof path, "/v1/jobs/%s/artifacts/trials.jsonl", id);
     http_get(second, path, &r);
     assert_status(&r, 200);
-    char *line = r.body;
+    char *next = r.body;
     for (json_int_t i = 0; i < 100; i++) {
-        char *end = strchr(line, '\n');
+        char *end = strchr(next, '\n');
         assert_non_null(end);
-        json_t *row = json_loadb(line, (size_t)(end - line), 0, NULL);
+        json_t *row = json_loadb(next, (size_t)(end - next), 0, NULL);
         assert_non_null(row);
         assert_int_equal(json_int(row, "trial"), i);
         json_decref(row);
-        line = end + 1;
+        next = end + 1;
     }
-    assert_int_equal(line - r.body, (long)r.body_size);
+    assert_int_equal(next - r.body, (long)r.body_size);
     http_response_free(&r);
     json_decref(result);
     json_decref(resumed);
+}
+
+static void test_kill9_resume(void **state)
+{
+    kill9_resume(state, "");
+}
+
+static void test_kill9_resume_parallel(void **state)
+{
+    kill9_resume(state, ", \"parallel\": 2");
+}
+
+/* Random's points do not depend on what it was told, so two trials at once give the trials of
+ * one at a time, each the hand-computed accuracy at its threshold; each trial is a child job
+ * listed by ?parent=, and the children stay out of the list of jobs unless asked for. */
+static void test_parallel_random(void **state)
+{
+    char ds[64], id1[32], id2[32];
+    struct server *srv = start(state, PER_CLASS, ds);
+    json_t *one = search(srv, SOLARIZE, "\"random\"", "{\"trials\": 6}", ds, "", id1);
+    json_t *two =
+        search(srv, SOLARIZE, "\"random\"", "{\"trials\": 6}", ds, ", \"parallel\": 2", id2);
+    assert_int_equal(json_array_size(json_object_get(two, "trials")), 6);
+    size_t differs = trials_differ(one, two);
+    if (differs) fail_msg("trial %zu differs with parallel 2", differs - 1);
+    for (size_t i = 0; i < 6; i++) {
+        json_t *row = json_array_get(json_object_get(two, "trials"), i);
+        double threshold = number(json_object_get(row, "params"), "/threshold");
+        assert_true(number(row, "value") == solarized_accuracy(&threshold, 1, PER_CLASS));
+    }
+    check_best(two);
+    check_children(srv, id1, one);
+    check_children(srv, id2, two);
+
+    struct http_response r;
+    http_get(srv, "/v1/jobs?limit=100", &r);
+    assert_status(&r, 200);
+    json_t *doc = http_json(&r);
+    http_response_free(&r);
+    const json_t *jobs = json_object_get(doc, "jobs");
+    assert_int_equal(json_array_size(jobs), 2);
+    assert_string_equal(json_str(json_array_get(jobs, 0), "id"), id2);
+    assert_string_equal(json_str(json_array_get(jobs, 1), "id"), id1);
+    json_decref(doc);
+    http_get(srv, "/v1/jobs?limit=100&children=1", &r);
+    assert_status(&r, 200);
+    doc = http_json(&r);
+    http_response_free(&r);
+    assert_int_equal(json_array_size(json_object_get(doc, "jobs")), 2 + 6 + 6);
+    json_decref(doc);
+    http_get(srv, "/v1/jobs?children=2", &r);
+    assert_status(&r, 422);
+    assert_contains(r.body, "children: 0 or 1");
+    http_response_free(&r);
+    json_decref(one);
+    json_decref(two);
+}
+
+/* Evolution's proposals depend on what it was told; with the schedule fixed (trial k asked once
+ * trials 0 to k - parallel are told), two runs with three at once give the same trials. */
+static void test_parallel_evolution_repeats(void **state)
+{
+    char ds[64], id1[32], id2[32];
+    struct server *srv = start(state, PER_CLASS, ds);
+    const char *evolution = "{\"name\": \"evolution\", \"population\": 4, \"sample\": 2}";
+    json_t *a = search(srv, SOLARIZE, evolution, "{\"trials\": 24}", ds, ", \"parallel\": 3", id1);
+    json_t *b = search(srv, SOLARIZE, evolution, "{\"trials\": 24}", ds, ", \"parallel\": 3", id2);
+    size_t differs = trials_differ(a, b);
+    if (differs) fail_msg("trial %zu differs between the two runs", differs - 1);
+    check_best(a);
+    check_children(srv, id2, b);
+    json_decref(a);
+    json_decref(b);
+}
+
+/* The children of search id in this state, once there are at least n of them (failing after
+ * WAIT_S): a new array. */
+static json_t *wait_children(const struct server *srv, const char *id, const char *state, size_t n)
+{
+    for (int waited = 0; waited < WAIT_S * 20; waited++) {
+        json_t *children = children_of(srv, id), *found = json_array();
+        size_t i;
+        json_t *child;
+        json_array_foreach(children, i, child) if (strcmp(json_str(child, "state"), state) == 0)
+            json_array_append(found, child);
+        json_decref(children);
+        if (json_array_size(found) >= n) return found;
+        json_decref(found);
+        job_sleep_ms(50);
+    }
+    fail_msg("search %s never had %zu %s children", id, n, state);
+    return NULL;
+}
+
+/* A policy of long trials: each image made side x side, solarized at threshold (a JSON text),
+ * and made 8 x 8 again. */
+#define RESIZED(side, threshold)                                                                   \
+    "{\"seq\": [{\"op\": \"Resize\", \"height\": " side ", \"width\": " side                       \
+    "}, {\"op\": \"Solarize\", \"threshold\": " threshold "}, "                                    \
+    "{\"op\": \"Resize\", \"height\": 8, \"width\": 8}]}"
+/* Trials of a second or more in a Release build, against a cancel seen within 0.2 s. */
+#define SLOW_SPACE RESIZED("1024", "{\"$search\": {\"int\": [0, 256]}}")
+
+/* Starts a search of space, algorithm, budget and more params (as params() takes them) on a
+ * dataset of 300 images per class, into *srv and id, and waits until n of its children run:
+ * those children. */
+static json_t *slow_search(void **state, const char *space, const char *algorithm,
+                           const char *budget, const char *more, size_t n, struct server **srv,
+                           char id[32])
+{
+    char ds[64];
+    *srv = start(state, 300, ds);
+    char *text = params(space, algorithm, budget, ds, more);
+    job_submit(*srv, "search", text, id);
+    free(text);
+    return wait_children(*srv, id, "running", n);
+}
+
+/* A child cancelled while it runs is that trial's end, "cancelled" and told as failed; the search
+ * goes on with the others and succeeds. A grid: the long trial first, then a short one. */
+static void test_cancel_child(void **state)
+{
+    char id[32];
+    struct server *srv;
+    json_t *running = slow_search(
+        state,
+        "{\"$search\": {\"choice\": [" RESIZED("1024", "128") ", {\"op\": \"Solarize\", "
+                                                              "\"threshold\": 128}]}}",
+        "\"grid\"", "{\"trials\": 2}", "", 1, &srv, id);
+    const char *child = json_str(json_array_get(running, 0), "id");
+    assert_int_equal(json_int(json_object_get(json_array_get(running, 0), "params"), "trial"), 0);
+    job_cancel(srv, child);
+    json_t *doc = job_wait_state(srv, id, "succeeded");
+    const json_t *trials = json_object_get(json_object_get(doc, "result"), "trials");
+    assert_int_equal(json_array_size(trials), 2);
+    json_t *row = json_array_get(trials, 0);
+    assert_string_equal(json_str(row, "state"), "cancelled");
+    assert_string_equal(json_str(row, "job"), child);
+    assert_true(json_is_null(json_object_get(row, "value")));
+    assert_string_equal(json_str(json_array_get(trials, 1), "state"), "succeeded");
+    double threshold = 128;
+    assert_true(number(json_array_get(trials, 1), "value") ==
+                solarized_accuracy(&threshold, 1, 300));
+    assert_int_equal(json_int(json_object_get(json_object_get(doc, "result"), "best"), "trial"), 1);
+    check_children(srv, id, json_object_get(doc, "result"));
+    json_decref(doc);
+    json_decref(running);
+}
+
+/* Cancelling a search cancels its children: the two running at once end cancelled, and none is
+ * left queued or running. */
+static void test_cancel_parent(void **state)
+{
+    char id[32];
+    struct server *srv;
+    json_t *running = slow_search(state, SLOW_SPACE, "\"random\"", "{\"trials\": 100}",
+                                  ", \"parallel\": 2", 2, &srv, id);
+    job_cancel(srv, id);
+    json_decref(job_wait_state(srv, id, "cancelled"));
+    json_t *children = children_of(srv, id);
+    size_t i;
+    json_t *child;
+    json_array_foreach(children, i, child)
+    {
+        const char *s = json_str(child, "state");
+        assert_true(strcmp(s, "cancelled") == 0 || strcmp(s, "succeeded") == 0);
+    }
+    json_array_foreach(running, i, child)
+    {
+        json_t *now = job_get(srv, json_str(child, "id"), NULL);
+        assert_string_equal(json_str(now, "state"), "cancelled");
+        json_decref(now);
+    }
+    json_decref(children);
+    json_decref(running);
 }
 
 static void test_cancel(void **state)
@@ -329,6 +586,42 @@ static void test_cancel(void **state)
     char *text = params(SOLARIZE, "\"random\"", "{\"trials\": 100000}", ds, "");
     job_cancel_running(srv, "search", text);
     free(text);
+}
+
+/* A SIGTERM queues the search and its running children again; at the next start the search runs
+ * them on, each from its own checkpoint, and ends with each trial run by its one child. Trials of
+ * a quarter of SLOW_SPACE's work, which run to their end here, with a long wait for sanitized
+ * builds. */
+static void test_stop_requeues_children(void **state)
+{
+    char id[32];
+    struct server *first, *second;
+    json_t *running =
+        slow_search(state, RESIZED("512", "{\"$search\": {\"int\": [0, 256]}}"), "\"random\"",
+                    "{\"trials\": 2}", ", \"parallel\": 2", 2, &first, id);
+    size_t i;
+    json_t *child;
+    json_array_foreach(running, i, child) job_wait_progress(first, json_str(child, "id"), 0.01);
+    assert_int_equal(server_stop(first, SIGTERM, 60000), 0);
+    json_t *doc =
+        job_resume_for(state, first, id, "resuming at trial 0, with 2 in flight", 600, &second);
+    check_children(second, id, json_object_get(doc, "result"));
+    json_array_foreach(running, i, child)
+    {
+        json_t *now = job_get(second, json_str(child, "id"), NULL);
+        assert_string_equal(json_str(now, "state"), "succeeded");
+        assert_int_equal(json_int(now, "attempts"), 2);
+        json_decref(now);
+        char path[128];
+        struct http_response r;
+        snprintf(path, sizeof path, "/v1/jobs/%s/events", json_str(child, "id"));
+        http_get(second, path, &r);
+        assert_contains(r.body, "the server stopped; the job resumes at its next start");
+        assert_contains(r.body, "resuming at batch");
+        http_response_free(&r);
+    }
+    json_decref(doc);
+    json_decref(running);
 }
 
 /* POST /v1/augment of a solid image with policy and seed 7: the output's bytes (malloc'd). */
@@ -407,8 +700,8 @@ static void test_bad_params(void **state)
         {SOLARIZE, "\"annealing\"", "{\"trials\": 2}", "", "params.algorithm: "},
         {SOLARIZE, "{\"name\": \"tpe\", \"gamma\": 7}", "{\"trials\": 2}", "",
          "params.algorithm: "},
-        {SOLARIZE, "\"random\"", "{\"trials\": 2}", ", \"parallel\": 2",
-         "params.parallel: only 1 is supported for now"},
+        {SOLARIZE, "\"random\"", "{\"trials\": 2}", ", \"parallel\": 65", "params.parallel: "},
+        {SOLARIZE, "\"random\"", "{\"trials\": 2}", ", \"parallel\": 0", "params.parallel: "},
         {SOLARIZE, "\"random\"", "{}", "", "params.budget: required"},
         {SOLARIZE, "\"random\"", "{\"trials\": 0}", "", "params.budget.trials: must be"},
         {SOLARIZE, "\"random\"", "{\"images\": 5}", "", "params.budget.images: unknown"},
@@ -425,6 +718,9 @@ static void test_bad_params(void **state)
                       "params.objective: required: ");
     refused_objective(srv, ds, "affinity", "test", "colour", 422, "params.splits.val: dataset");
     refused_objective(srv, ds, "affinity", "val", "nope", 404, "params.model: no such model");
+    /* A trial is queued by its search alone. */
+    job_expect_refusal(srv, "search-trial", "{\"objective\": \"affinity\"}", 422,
+                       "kind: search-trial jobs are queued by the server itself");
 }
 
 int main(int argc, char **argv)
@@ -436,7 +732,13 @@ int main(int argc, char **argv)
         HARNESS_MODELS_TEST(test_grid_enumerates),
         HARNESS_MODELS_TEST(test_failed_trials),
         HARNESS_MODELS_TEST(test_kill9_resume),
+        HARNESS_MODELS_TEST(test_kill9_resume_parallel),
+        HARNESS_MODELS_TEST(test_parallel_random),
+        HARNESS_MODELS_TEST(test_parallel_evolution_repeats),
         HARNESS_MODELS_TEST(test_cancel),
+        HARNESS_MODELS_TEST(test_cancel_child),
+        HARNESS_MODELS_TEST(test_cancel_parent),
+        HARNESS_MODELS_TEST(test_stop_requeues_children),
         HARNESS_MODELS_TEST(test_save_as),
         HARNESS_MODELS_TEST(test_bad_params),
     };

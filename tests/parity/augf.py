@@ -26,6 +26,29 @@ def read(path):
         return np.frombuffer(f.read(), dtype=np.uint8).reshape(h, w, c)
 
 
+def fresh(out):
+    """Creates folder out, or empties it, so a generator leaves only what it writes now."""
+    os.makedirs(out, exist_ok=True)
+    for name in os.listdir(out):
+        os.remove(os.path.join(out, name))
+
+
+def saver(out):
+    """save(name, array) -> the file name out holds array under: the first name an identical
+    array was saved with, so identical outputs share one file."""
+    written = {}  # (shape, bytes) -> file name
+
+    def save(name, array):
+        a = np.ascontiguousarray(array)
+        key = (a.shape, a.tobytes())
+        if key not in written:
+            write(os.path.join(out, name), a)
+            written[key] = name
+        return written[key]
+
+    return save
+
+
 def write_manifest(out, manifest):
     """out/manifest.json (tests/unit/fixture.h's format), then a line saying what out holds."""
     with open(os.path.join(out, "manifest.json"), "w") as f:

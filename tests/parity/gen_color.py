@@ -2,7 +2,8 @@
 tests/unit/test_ops_color.c.
 
 The reference is torchvision 0.14's transforms.functional on PIL images (Pillow 9.4); SolarizeAdd,
-which torchvision lacks, follows timm's data/auto_augment.py solarize_add. Re-run from anywhere
+which torchvision lacks, follows timm's data/auto_augment.py solarize_add; blur and smooth, the
+filters of engine/image/filter.c, are Pillow's ImageFilter.BLUR and SMOOTH. Re-run from anywhere
 with Debian's Python, which has torch, torchvision, Pillow and skimage (the pyenv python3 on PATH
 has no torch):
 
@@ -62,6 +63,8 @@ OPS = {
     "autocontrast": lambda im: F.autocontrast(im),
     "equalize": lambda im: F.equalize(im),
     "grayscale": grayscale,
+    "blur": lambda im: im.filter(ImageFilter.BLUR),
+    "smooth": lambda im: im.filter(ImageFilter.SMOOTH),
 }
 
 FACTORS = [0.0, 0.5, 1.0, 1.9, 3.7]
@@ -80,6 +83,8 @@ ARGS = {
     "autocontrast": [{}],
     "equalize": [{}],
     "grayscale": [{"keep_channels": k} for k in (0, 1)],
+    "blur": [{}],
+    "smooth": [{}],
 }
 
 
@@ -153,19 +158,8 @@ def arg_name(args):
 
 def main():
     check_formulas()
-    os.makedirs(OUT, exist_ok=True)
-    for name in os.listdir(OUT):
-        os.remove(os.path.join(OUT, name))
-
-    written = {}  # content -> file name, so identical outputs share one file
-
-    def save(name, a):
-        a = np.ascontiguousarray(a)
-        key = (a.shape, a.tobytes())
-        if key not in written:
-            augf.write(os.path.join(OUT, name), a)
-            written[key] = name
-        return written[key]
+    augf.fresh(OUT)
+    save = augf.saver(OUT)
 
     arrays = inputs()
     images = {name: save(name + ".augf", a) for name, a in arrays.items()}

@@ -11,7 +11,8 @@ manifest.json through engine/image/geometry.c and wants identical pixels: each c
 
 Reference: torchvision.transforms.functional on PIL images (what AutoAugment and the transforms
 call), with ShearX/ShearY/TranslateX/TranslateY spelled as torchvision's autoaugment._apply_op
-spells them.
+spells them; "transform" and "resize_filter" are Pillow's own Image.transform(AFFINE) and
+Image.resize with each of its filters (CTAugment's ops call them).
 """
 import math
 import os
@@ -160,7 +161,22 @@ def cases():
             out_width=33, interp=interp)
         add("rgba", "resized_crop", top=2, left=3, height=20, width=20, out_height=9,
             out_width=31, interp=interp)
+    for interp in ("nearest", "bilinear"):
+        for m in ([1, 0.2, -3, 0.1, 0.9, 2], [1, -0.3, 0, 0, 1, 0], [0.7, 0.1, 10.5, -0.2, 1.3, -4]):
+            add("photo", "transform", matrix=m, interp=interp, fill=None)
+        add("rgba", "transform", matrix=[1, 0.25, -2, 0, 1, 0.5], interp=interp, fill=[9, 8, 7, 200])
+    for f in FILTERS:
+        for h, w in ((24, 32), (13, 20), (90, 48), (48, 17)):
+            add("photo", "resize_filter", height=h, width=w, filter=f)
+        add("rgba", "resize_filter", height=16, width=56, filter=f)
+        add("gray", "resize_filter", height=7, width=50, filter=f)
+        add("tiny", "resize_filter", height=5, width=7, filter=f)
     return out
+
+
+# Image.resize's filters by the names the C test maps to enum img_filter.
+FILTERS = {"nearest": Image.NEAREST, "box": Image.BOX, "bilinear": Image.BILINEAR,
+           "hamming": Image.HAMMING, "bicubic": Image.BICUBIC, "lanczos": Image.LANCZOS}
 
 
 def pil_fill(fill):
@@ -202,6 +218,13 @@ def reference(img, op, a):
     elif op == "resized_crop":
         out = F.resized_crop(img, a["top"], a["left"], a["height"], a["width"],
                              [a["out_height"], a["out_width"]], INTERP[a["interp"]])
+    elif op == "transform":
+        resample = Image.NEAREST if a["interp"] == "nearest" else Image.BILINEAR
+        fill = pil_fill(a["fill"])
+        out = img.transform(img.size, Image.AFFINE, a["matrix"], resample,
+                            fillcolor=tuple(fill) if isinstance(fill, list) else fill)
+    elif op == "resize_filter":
+        out = img.resize((a["width"], a["height"]), FILTERS[a["filter"]])
     else:
         raise ValueError(op)
     return np.asarray(out)

@@ -1,7 +1,8 @@
 /* Unit tests of the job store (server/job_store.c) on a database in a fresh temporary folder:
  * a job's life and its events, the order runners claim jobs in, reading events after an id, what
- * a start-up finds of jobs a dead process left running, cancelling, listing, and the schema's
- * migration from version 1. Each expectation is the state machine of job_store.h. */
+ * a start-up finds of jobs a dead process left running, cancelling, listing, a parent's children
+ * (claimed by it alone, listed by it, cancelled with it), and the schema's migration from
+ * version 1. Each expectation is the state machine of job_store.h. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -417,6 +418,163 @@ static void test_parent_must_exist(void **state)
     json_decref(child.params);
 }
 
+/* A queued child n of job parent. */
+static void create_child(struct storage *st, int n, int parent)
+{
+    struct job spec = {.kind = "search-trial", .parent = (char *)id_of(parent)};
+    snprintf(spec.id, sizeof spec.id, "%024d", n);
+    spec.params = json_pack("{s:i}", "n", n);
+    struct eng_error err;
+    if (job_store_create(st, &spec, &err) != 0) fail_msg("create %d: %s", n, err.message);
+    json_decref(spec.params);
+}
+
+/* Claims a child of parent, which must be job n (0: none is queued). */
+static void claim_child_expect(struct storage *st, int parent, int n)
+{
+    struct job job;
+    struct eng_error err;
+    int rc = job_store_claim_child(st, id_of(parent), &job, &err);
+    if (rc != (n > 0))
+        fail_msg("claim child of %d: %d (%s), expected %d", parent, rc, rc < 0 ? err.message : "",
+                 n);
+    if (n == 0) return;
+    assert_string_equal(job.id, id_of(n));
+    assert_string_equal(job.parent, id_of(parent));
+    assert_int_equal(job.state, JOB_RUNNING);
+    assert_int_equal(job.attempts, 1);
+    job_clear(&job);
+}
+
+/* Two searches, 1 and 2, with children 3 and 5 of 1 and 4 of 2, queued in that order. */
+static void two_families(struct storage *st)
+{
+    create(st, 1, "search", NULL);
+    create(st, 2, "search", NULL);
+    create_child(st, 3, 1);
+    create_child(st, 4, 2);
+    create_child(st, 5, 1);
+}
+
+/* A search's trials are claimed by their parent alone, oldest first, as jobs are: the general
+ * claim skips them, and one parent's claim never takes another's. */
+static void test_claim_child(void **state)
+{
+    struct storage *st = ((struct fixture *)*state)->st;
+    two_families(st);
+    create(st, 6, "count", NULL);
+    claim_expect(st, 1);
+    claim_expect(st, 2);
+    claim_expect(st, 6); /* past the children 3, 4 and 5 */
+    struct job job;
+    struct eng_error err;
+    assert_int_equal(job_store_claim(st, &job, &err), 0);
+    claim_child_expect(st, 1, 3);
+    assert_string_equal(events_text(st, 3, 0, NULL),
+                        "state {\"state\":\"queued\"}|state {\"state\":\"running\",\"attempt\":1}");
+    claim_child_expect(st, 1, 5);
+    claim_child_expect(st, 1, 0);
+    claim_child_expect(st, 2, 4);
+    claim_child_expect(st, 6, 0); /* a job without children */
+}
+
+/* Children are listed by their parent's id, and left out of the list without one unless asked
+ * for. */
+static void test_list_children(void **state)
+{
+    struct storage *st = ((struct fixture *)*state)->st;
+    create(st, 1, "search", NULL);
+    create_child(st, 2, 1);
+    create(st, 3, "count", NULL);
+    create_child(st, 4, 1);
+    struct job_filter f = {.state = -1, .limit = 10};
+    assert_string_equal(list_text(st, f), "3,1");
+    f.children = 1;
+    assert_string_equal(list_text(st, f), "4,3,2,1");
+    f.parent = id_of(1);
+    assert_string_equal(list_text(st, f), "4,2");
+    f.children = 0;
+    assert_string_equal(list_text(st, f), "4,2");
+    f.parent = id_of(3);
+    assert_string_equal(list_text(st, f), "");
+}
+
+/* Cancelling a parent cancels its children that have not ended: the queued at once, with an
+ * event saying why, the running by their flag; an ended child is left as it is, and another
+ * job's child too. A child cancelled alone leaves its parent running. */
+static void test_cancel_cascades_to_children(void **state)
+{
+    struct storage *st = ((struct fixture *)*state)->st;
+    create(st, 1, "search", NULL);
+    create(st, 2, "search", NULL);
+    for (int n = 3; n <= 6; n++)
+        create_child(st, n, n == 6 ? 2 : 1);
+    claim_expect(st, 1);
+    claim_expect(st, 2);
+    claim_child_expect(st, 1, 3);
+    claim_child_expect(st, 1, 4);
+    struct eng_error err;
+    enum job_state after;
+    assert_int_equal(job_store_finish(st, id_of(3), JOB_SUCCEEDED, NULL, NULL, &err), 0);
+    assert_int_equal(job_store_cancel(st, id_of(6), &after, &err), 0);
+    assert_int_equal(after, JOB_CANCELLED);
+    struct job job = get(st, 2);
+    assert_int_equal(job.state, JOB_RUNNING);
+    assert_int_equal(job.cancel_requested, 0);
+    job_clear(&job);
+
+    assert_int_equal(job_store_cancel(st, id_of(1), &after, &err), 0);
+    assert_int_equal(after, JOB_RUNNING);
+    static const struct {
+        int n;
+        enum job_state state;
+        int flag;
+    } expect[] = {{1, JOB_RUNNING, 1},
+                  {3, JOB_SUCCEEDED, 0},
+                  {4, JOB_RUNNING, 1},
+                  {5, JOB_CANCELLED, 0},
+                  {6, JOB_CANCELLED, 0}};
+    for (size_t i = 0; i < sizeof expect / sizeof expect[0]; i++) {
+        job = get(st, expect[i].n);
+        assert_int_equal(job.state, expect[i].state);
+        assert_int_equal(job.cancel_requested, expect[i].flag);
+        if (expect[i].state == JOB_CANCELLED) assert_true(job.finished_ms > 0);
+        job_clear(&job);
+    }
+    assert_string_equal(events_text(st, 5, 0, NULL),
+                        "state {\"state\":\"queued\"}|"
+                        "state {\"state\":\"cancelled\",\"reason\":\"its parent was cancelled\"}");
+    claim_child_expect(st, 1, 0);
+}
+
+/* A start-up that leaves a parent interrupted for good cancels its queued children, which no
+ * parent would run; a parent queued again keeps its own. */
+static void test_recover_cancels_orphans(void **state)
+{
+    struct storage *st = ((struct fixture *)*state)->st;
+    two_families(st);
+    struct eng_error err;
+    claim_expect(st, 1);
+    assert_int_equal(job_store_requeue(st, id_of(1), "stopping", &err), 0);
+    claim_expect(st, 1); /* its second start */
+    claim_expect(st, 2);
+    size_t counts[2];
+    assert_int_equal(job_store_recover(st, 2, &counts[0], &counts[1], &err), 0);
+    assert_true(counts[0] == 1 && counts[1] == 1); /* 2 queued again, 1 left interrupted */
+    struct job job;
+    for (int n = 3; n <= 5; n += 2) {
+        job = get(st, n);
+        assert_int_equal(job.state, JOB_CANCELLED);
+        job_clear(&job);
+    }
+    assert_string_equal(events_text(st, 3, 0, NULL),
+                        "state {\"state\":\"queued\"}|"
+                        "state {\"state\":\"cancelled\",\"reason\":\"its parent had ended\"}");
+    job = get(st, 4);
+    assert_int_equal(job.state, JOB_QUEUED);
+    job_clear(&job);
+}
+
 /* Makes the folder root/name (into dir) with a database as version 1 left it (meta alone), with
  * the version given. */
 static void write_old_database(const char *root, const char *name, const char *version,
@@ -534,6 +692,11 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_cancel, store_setup, store_teardown),
         cmocka_unit_test_setup_teardown(test_list_filters_and_pages, store_setup, store_teardown),
         cmocka_unit_test_setup_teardown(test_parent_must_exist, store_setup, store_teardown),
+        cmocka_unit_test_setup_teardown(test_claim_child, store_setup, store_teardown),
+        cmocka_unit_test_setup_teardown(test_list_children, store_setup, store_teardown),
+        cmocka_unit_test_setup_teardown(test_cancel_cascades_to_children, store_setup,
+                                        store_teardown),
+        cmocka_unit_test_setup_teardown(test_recover_cancels_orphans, store_setup, store_teardown),
         cmocka_unit_test_setup_teardown(test_dataset_user, store_setup, store_teardown),
         cmocka_unit_test_setup_teardown(test_migrates_version_1, store_setup, store_teardown),
         cmocka_unit_test_setup_teardown(test_refuses_a_newer_schema, store_setup, store_teardown),

@@ -1,5 +1,5 @@
-/* Unit tests of engine/image/color.c. argv[1]: the parity fixtures folder; every case of
- * color/manifest.json (written by tests/parity/gen_color.py from torchvision and Pillow) must
+/* Unit tests of engine/image/color.c and filter.c. argv[1]: the parity fixtures folder; every case
+ * of color/manifest.json (written by tests/parity/gen_color.py from torchvision and Pillow) must
  * come out pixel for pixel identical. */
 #include <stdarg.h>
 #include <stddef.h>
@@ -19,6 +19,7 @@
 
 #include "fixture.h"
 #include "image/color.h"
+#include "image/filter.h"
 
 static char color_dir[4096];
 
@@ -40,6 +41,8 @@ static struct img *run_op(const char *op, const json_t *args, const struct img *
     if (!strcmp(op, "sharpness")) return img_sharpness(in, factor, err);
     if (!strcmp(op, "autocontrast")) return img_autocontrast(in, err);
     if (!strcmp(op, "equalize")) return img_equalize(in, err);
+    if (!strcmp(op, "blur")) return img_filter_blur(in, err);
+    if (!strcmp(op, "smooth")) return img_filter_smooth(in, err);
     if (!strcmp(op, "grayscale"))
         return img_grayscale(in, (int)json_integer_value(json_object_get(args, "keep_channels")),
                              err);
@@ -282,6 +285,38 @@ static void test_extreme_arguments(void **state)
     img_free(im);
 }
 
+/* Image.blend's ends are its inputs (a + 0 * d, a + 1 * d in float are exact), alpha 0.5 is the
+ * truncated midpoint, and images that differ in size are refused. */
+static void test_blend(void **state)
+{
+    (void)state;
+    struct img *a = fixture_pattern(9, 7, 3, 0), *b = fixture_pattern(9, 7, 3, 5);
+    for (int y = 0; y < 7; y++)
+        for (int i = 0; i < 27; i++)
+            img_row(b, y)[i] = (uint8_t)(255 - img_row(b, y)[i]);
+    struct eng_error err;
+    struct img *zero = img_blend(a, b, 0.0, &err), *one = img_blend(a, b, 1.0, &err);
+    struct img *half = img_blend(a, b, 0.5, &err);
+    assert_int_equal(fixture_diff(zero, a, 0, NULL), 0);
+    assert_int_equal(fixture_diff(one, b, 0, NULL), 0);
+    for (int y = 0; y < 7; y++)
+        for (int i = 0; i < 27; i++) {
+            int p = img_row(a, y)[i], q = img_row(b, y)[i];
+            assert_int_equal(img_row(half, y)[i], (int)floor(p + 0.5 * (q - p)));
+        }
+    struct img *small = fixture_pattern(9, 6, 3, 0);
+    assert_null(img_blend(a, small, 0.5, &err));
+    assert_int_equal(err.code, ENG_INVALID);
+    assert_null(img_blend(a, b, NAN, &err));
+    assert_int_equal(err.code, ENG_INVALID);
+    img_free(small);
+    img_free(half);
+    img_free(one);
+    img_free(zero);
+    img_free(b);
+    img_free(a);
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2) {
@@ -296,6 +331,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_vector_matches_portable),
         cmocka_unit_test(test_bad_input),
         cmocka_unit_test(test_extreme_arguments),
+        cmocka_unit_test(test_blend),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -111,6 +111,22 @@ static struct img *run_op(const char *op, const json_t *args, const struct img *
                                 integer(args, "height"), integer(args, "width"),
                                 integer(args, "out_height"), integer(args, "out_width"),
                                 interp_of(args), err);
+    if (!strcmp(op, "transform")) {
+        double a[6];
+        for (size_t i = 0; i < 6; i++)
+            a[i] = item(args, "matrix", i);
+        return img_transform(in, a, interp_of(args), fill, has_fill, err);
+    }
+    if (!strcmp(op, "resize_filter")) {
+        static const char *const filters[] = {"nearest", "box",     "bilinear",
+                                              "hamming", "bicubic", "lanczos"};
+        const char *name = json_string_value(json_object_get(args, "filter"));
+        for (int f = 0; f < 6; f++)
+            if (name && !strcmp(name, filters[f]))
+                return img_resize_filter(in, integer(args, "height"), integer(args, "width"),
+                                         (enum img_filter)f, err);
+        fail_msg("manifest names an unknown filter \"%s\"", name ? name : "(none)");
+    }
     fail_msg("manifest names an unknown op \"%s\"", op);
     return NULL;
 }
