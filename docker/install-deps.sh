@@ -27,7 +27,7 @@ build_packages=(
   libarchive-dev      # dataset archives: reads tar, gzip and zip safely and streams them, so the
                       # project writes no decompressor of its own
   libcmocka-dev       # unit tests
-  libcurl4-openssl-dev # integration tests' HTTP client
+  libcurl4-openssl-dev # HTTP client: augserve search (a client of a server), integration tests
   libonnx-testdata    # real ONNX models for the model-file tests
   # The reference implementations parity tests generate their large fixtures with at test time
   # (tests/parity/gen_torchvision.py, gen_lpips.py) or check the engine's exports with
@@ -44,6 +44,7 @@ runtime_packages=(
   libmicrohttpd12 libjansson4 libssl3 libsqlite3-0 libpq5 libturbojpeg0 libspng0 libvips42
   libprotobuf-c1 libdnnl2 libsndfile1 libvorbisfile3 libopusfile0 libmpg123-0 libsoxr0 libfftw3-single3
   libarchive13 # dataset archives (tar, gzip, zip)
+  libcurl4     # augserve search: the command-line client of a running server
   ca-certificates curl # curl: the image's HEALTHCHECK
 )
 

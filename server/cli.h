@@ -1,6 +1,6 @@
 /* The command-line tools beside the server, one file per family: cli_augment.c, cli_bench.c,
- * cli_eval.c, cli_data.c (cli.c holds what they share). Each takes the arguments after its name and
- * returns the process exit status (2 for usage errors). */
+ * cli_eval.c, cli_data.c, cli_search.c (cli.c holds what they share). Each takes the arguments
+ * after its name and returns the process exit status (2 for usage errors). */
 #ifndef AUGSERVE_CLI_H
 #define AUGSERVE_CLI_H
 
@@ -28,5 +28,11 @@ int cli_eval_2afc(int argc, char **argv);
 /* augserve dataset import PATH --out DIR [--name NAME] [--image-size N] [--threads T]
  * augserve dataset show DIR */
 int cli_dataset(int argc, char **argv);
+
+/* augserve search --server URL [--key KEY] [--params FILE|-] [--space FILE|NAME] [--algorithm A]
+ *                 [--objective O] [--trials N] [--seconds S] [--parallel P] [--dataset ID]
+ *                 [--model M] [--split VAL] [--seed S] [--save-as NAME] [--detach]
+ * (cli_search.c: a client of a running server, over libcurl) */
+int cli_search(int argc, char **argv);
 
 #endif

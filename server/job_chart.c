@@ -1,5 +1,6 @@
 /* The job kinds' charts (job_chart.h). */
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -198,5 +199,126 @@ int job_chart_scatter(const double *x, const double *y, const double *c, size_t 
         fill(im, W - M + 6, row, W - M + 13, row, rgb);
     }
     fill(im, W - M + 3, M + PLOT_H / 2, W - M + 16, M + PLOT_H / 2, BLACK);
+    return encode(im, png, size, err);
+}
+
+/* ---- The heatmap ---------------------------------------------------------------------------- */
+
+/* The font: 3 x 5 pixels a glyph, each row 3 bits (the high bit leftmost), drawn at FONT_SCALE
+ * with a column between glyphs. */
+#define FONT_SCALE    2
+#define GLYPH_W       (3 * FONT_SCALE)
+#define GLYPH_H       (5 * FONT_SCALE)
+#define GLYPH_ADVANCE (4 * FONT_SCALE)
+
+static const struct {
+    char c;
+    unsigned char rows[5];
+} glyphs[] = {
+    {'0', {7, 5, 5, 5, 7}}, {'1', {2, 6, 2, 2, 7}}, {'2', {7, 1, 7, 4, 7}}, {'3', {7, 1, 7, 1, 7}},
+    {'4', {5, 5, 7, 1, 1}}, {'5', {7, 4, 7, 1, 7}}, {'6', {7, 4, 7, 5, 7}}, {'7', {7, 1, 1, 1, 1}},
+    {'8', {7, 5, 7, 5, 7}}, {'9', {7, 5, 7, 1, 7}}, {'.', {0, 0, 0, 0, 2}}, {'-', {0, 0, 7, 0, 0}},
+    {'+', {0, 2, 7, 2, 0}}, {'e', {0, 7, 7, 4, 7}}, {'n', {0, 0, 6, 5, 5}}, {'m', {0, 0, 7, 7, 5}},
+};
+
+static int text_width(const char *text)
+{
+    int n = (int)strlen(text);
+    return n ? n * GLYPH_ADVANCE - FONT_SCALE : 0;
+}
+
+/* text with its top left corner at (x, y); a character without a glyph is a space. */
+static void text(struct img *im, int x, int y, const char *t, const unsigned char rgb[3])
+{
+    for (; *t; t++, x += GLYPH_ADVANCE)
+        for (size_t g = 0; g < sizeof glyphs / sizeof glyphs[0]; g++) {
+            if (glyphs[g].c != *t) continue;
+            for (int row = 0; row < 5; row++)
+                for (int col = 0; col < 3; col++)
+                    if (glyphs[g].rows[row] & (4 >> col))
+                        fill(im, x + col * FONT_SCALE, y + row * FONT_SCALE,
+                             x + (col + 1) * FONT_SCALE - 1, y + (row + 1) * FONT_SCALE - 1, rgb);
+        }
+}
+
+/* The heatmap's layout: the plot's left, top, right and bottom pixels, and the colour bar's
+ * left, with room for the labels around them. */
+#define HM_LEFT   (M + 3 * GLYPH_ADVANCE)
+#define HM_TOP    (M + GLYPH_H)
+#define HM_RIGHT  (W - 12 * GLYPH_ADVANCE)
+#define HM_BOTTOM (H - M - GLYPH_H)
+#define HM_BAR    (HM_RIGHT + 2 * GLYPH_ADVANCE)
+
+/* The sequential scale's colour of t in [0, 1]: a tenth of the way from white to blue at 0 (a
+ * cell stands out from the white ground), blue at 1. */
+static void sequential(double t, unsigned char rgb[3])
+{
+    diverging(0.1 + 0.9 * fmax(0, fmin(t, 1)), rgb);
+}
+
+int job_chart_heatmap(const double *value, size_t rows, size_t cols, const double *row_labels,
+                      const double *col_labels, void **png, size_t *size, struct eng_error *err)
+{
+    static const unsigned char EMPTY[3] = {228, 228, 228}, WHITE[3] = {255, 255, 255};
+    struct img *im = img_new(W, H, 3, err);
+    if (!im) return -1;
+    memset(im->data, 255, im->stride * (size_t)H);
+    double lo = INFINITY, hi = -INFINITY;
+    for (size_t i = 0; i < rows * cols; i++)
+        if (isfinite(value[i])) lo = fmin(lo, value[i]), hi = fmax(hi, value[i]);
+    char label[32];
+    /* Cell (r, c) spans x0..x1, y0..y1, with a white pixel between cells. */
+    for (size_t r = 0; r < rows; r++)
+        for (size_t c = 0; c < cols; c++) {
+            int x0 = HM_LEFT + (int)(c * (HM_RIGHT - HM_LEFT) / cols) + 1,
+                x1 = HM_LEFT + (int)((c + 1) * (HM_RIGHT - HM_LEFT) / cols) - 1,
+                y1 = HM_BOTTOM - (int)(r * (HM_BOTTOM - HM_TOP) / rows) - 1,
+                y0 = HM_BOTTOM - (int)((r + 1) * (HM_BOTTOM - HM_TOP) / rows) + 1;
+            double v = value[r * cols + c], t = hi > lo ? (v - lo) / (hi - lo) : 1;
+            unsigned char rgb[3];
+            if (!isfinite(v)) {
+                fill(im, x0, y0, x1, y1, EMPTY);
+                continue;
+            }
+            sequential(t, rgb);
+            fill(im, x0, y0, x1, y1, rgb);
+            snprintf(label, sizeof label, "%.3f", v);
+            if (text_width(label) + 4 <= x1 - x0 && GLYPH_H + 4 <= y1 - y0)
+                text(im, (x0 + x1 - text_width(label)) / 2, (y0 + y1 - GLYPH_H) / 2, label,
+                     t > 0.6 ? WHITE : BLACK);
+        }
+    /* The rows' labels, right-aligned to the plot; the columns', as many as fit side by side. */
+    text(im, HM_LEFT - GLYPH_ADVANCE - text_width("n"), M - GLYPH_H / 2, "n", BLACK);
+    int limit = H; /* the last pixel a row's label may use, going up */
+    for (size_t r = 0; r < rows; r++) {
+        int y = HM_BOTTOM - (int)((2 * r + 1) * (HM_BOTTOM - HM_TOP) / (2 * rows)) - GLYPH_H / 2;
+        snprintf(label, sizeof label, "%g", row_labels[r]);
+        if (y + GLYPH_H > limit) continue;
+        text(im, HM_LEFT - GLYPH_ADVANCE / 2 - text_width(label), y, label, BLACK);
+        limit = y - FONT_SCALE;
+    }
+    text(im, M, HM_BOTTOM + GLYPH_H / 2, "m", BLACK);
+    int next = 0; /* the first pixel a column's label may use */
+    for (size_t c = 0; c < cols; c++) {
+        int mid = HM_LEFT + (int)((2 * c + 1) * (HM_RIGHT - HM_LEFT) / (2 * cols));
+        snprintf(label, sizeof label, "%g", col_labels[c]);
+        int x = mid - text_width(label) / 2;
+        if (x < next) continue;
+        text(im, x, HM_BOTTOM + GLYPH_H / 2, label, BLACK);
+        next = x + text_width(label) + GLYPH_ADVANCE;
+    }
+    /* The colour bar, the highest value at its top. */
+    for (int row = HM_TOP; row <= HM_BOTTOM; row++) {
+        unsigned char rgb[3];
+        sequential(1 - (double)(row - HM_TOP) / (HM_BOTTOM - HM_TOP), rgb);
+        fill(im, HM_BAR, row, HM_BAR + 2 * GLYPH_ADVANCE, row, rgb);
+    }
+    fill(im, HM_BAR - 1, HM_TOP, HM_BAR - 1, HM_BOTTOM, BLACK);
+    if (hi >= lo) {
+        snprintf(label, sizeof label, "%.3f", hi);
+        text(im, HM_BAR + 3 * GLYPH_ADVANCE, HM_TOP, label, BLACK);
+        snprintf(label, sizeof label, "%.3f", lo);
+        text(im, HM_BAR + 3 * GLYPH_ADVANCE, HM_BOTTOM - GLYPH_H, label, BLACK);
+    }
     return encode(im, png, size, err);
 }

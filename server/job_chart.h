@@ -1,7 +1,8 @@
 /* The charts the evaluation job kinds write as PNG artifacts, drawn by a few lines of raster code
- * into an RGB image and encoded with the engine's PNG encoder: no plotting library. They carry no
+ * into an RGB image and encoded with the engine's PNG encoder: no plotting library. Most carry no
  * text; the numbers are in the artifacts next to them (CSV, result.json), and the API's README
- * section says what each axis is. */
+ * section says what each axis is. The heatmap, whose cells are read one by one, writes numbers
+ * in a 3 x 5 pixel font of its own (digits, '.', '-', 'e', '+', 'n', 'm'). */
 #ifndef AUGSERVE_JOB_CHART_H
 #define AUGSERVE_JOB_CHART_H
 
@@ -40,5 +41,16 @@ int job_chart_curves(const double *const *series, size_t n_series, size_t n, voi
  * reference with a tenth of the range to spare. *png malloc'd. */
 int job_chart_scatter(const double *x, const double *y, const double *c, size_t n, double x_ref,
                       double y_ref, void **png, size_t *size, struct eng_error *err);
+
+/* A heatmap of rows x cols cells, row 0 at the bottom: cell (r, c) is value[r * cols + c] on a
+ * sequential scale, a pale blue (a tenth of the way from white) at the lowest finite value to
+ * blue at the highest (all blue when they
+ * are one value); a value that is not finite (an empty cell) is light grey. Each cell shows its
+ * value with 3 decimals when the text fits in it; row_labels are written left of the rows with an
+ * "n" above them, col_labels below the columns (as many as fit) after an "m"; the colour bar in
+ * the right margin has the highest value at its top and the lowest at its bottom. rows and cols
+ * >= 1. *png malloc'd. */
+int job_chart_heatmap(const double *value, size_t rows, size_t cols, const double *row_labels,
+                      const double *col_labels, void **png, size_t *size, struct eng_error *err);
 
 #endif

@@ -36,6 +36,7 @@
 #include "job_children.h"
 #include "job_kind.h"
 #include "job_search.h"
+#include "job_search_report.h"
 #include "json_text.h"
 #include "policy/policy.h"
 #include "saved_policies.h"
@@ -572,7 +573,11 @@ static int report(struct search_run *s, json_t **result, struct eng_error *err)
         s->p.save_as, "objective", s->p.objective.name, "model", model, "dataset",
         train ? json_string_value(json_object_get(train, "dataset")) : s->p.jc.dataset_id, "split",
         train ? json_string_value(json_object_get(train, "val_split")) : s->p.jc.split->name);
-    return *result ? job_classify_write_result(s->ctx, *result, err) : eng_no_memory(err);
+    if (!*result) return eng_no_memory(err);
+    return job_search_report_heatmap(s->ctx, s->trials, *result, err) ||
+                   job_classify_write_result(s->ctx, *result, err)
+               ? -1
+               : 0;
 }
 
 static int run(struct job_ctx *ctx, const json_t *params, json_t **result, struct eng_error *err)

@@ -124,6 +124,20 @@ static int open_objective(struct job_search_params *p, const struct app *app, co
                : -1;
 }
 
+/* Every objective scores an image model on an image dataset, so a space that may give an audio
+ * policy is refused here, rather than by each of its trials failing. The check at compile has
+ * parsed every option of the space (search_space_domains), so this costs no more parses. */
+static int image_space(const struct search_space *space, const char *objective,
+                       struct eng_error *err)
+{
+    unsigned audio = search_space_domains(space) & ~POLICY_IMAGE;
+    if (!audio) return 0;
+    return eng_fail(err, ENG_INVALID,
+                    "params.space: %s; the %s objective scores an image model, so its space must "
+                    "give image policies only",
+                    search_space_domain_source(space, audio & -audio), objective);
+}
+
 /* save_as: a name a policy may be saved as and, when unused is set, that no saved policy has
  * now. */
 static int read_save_as(struct job_search_params *p, const struct app *app, const json_t *params,
@@ -159,6 +173,7 @@ int job_search_params_open(struct job_search_params *p, const struct app *app, c
     if (!space) return eng_fail(err, ENG_INVALID, "params.space: required: a search space");
     p->space = search_space_compile(space, err);
     if (!p->space) return name_field(err, NULL, "params.space");
+    if (image_space(p->space, p->objective.name, err)) return -1;
     if (p->objective.kind != SEARCH_OBJECTIVE_AFFINITY) {
         long long seed;
         /* The objectives that train took the model, dataset and splits with their training

@@ -39,6 +39,7 @@ static void print_usage(FILE *out)
                  "       augserve dataset import PATH --out DIR [--name NAME] [--image-size N]\n"
                  "       augserve dataset show DIR\n"
                  "       augserve eval-2afc --dataset DIR --metric lpips:MODEL|ssim|psnr\n"
+                 "       augserve search --server URL [--key KEY] [--params FILE|-] [FLAGS...]\n"
                  "       augserve --help | --version\n"
                  "\n"
                  "Settings come from (later wins): built-in defaults, the JSON file given by\n"
@@ -220,6 +221,7 @@ int main(int argc, char **argv)
     if (argc >= 2 && strcmp(argv[1], "bench") == 0) return cli_bench(argc - 2, argv + 2);
     if (argc >= 2 && strcmp(argv[1], "eval-2afc") == 0) return cli_eval_2afc(argc - 2, argv + 2);
     if (argc >= 2 && strcmp(argv[1], "dataset") == 0) return cli_dataset(argc - 2, argv + 2);
+    if (argc >= 2 && strcmp(argv[1], "search") == 0) return cli_search(argc - 2, argv + 2);
 
     const char *config_path = getenv("AUGSERVE_CONFIG");
     int print_config = 0;

@@ -94,9 +94,52 @@ static int snapshot_one(json_t *owner, const char *key, size_t index, struct eng
     return rc == 0 ? 0 : eng_no_memory(err);
 }
 
+/* Where a value of a search space sits in the policy grammar: a node, a list of nodes (seq,
+ * choice, mix, views), or anything else (an op's name or argument, a weight). */
+enum place { PLACE_NODE, PLACE_NODES, PLACE_OTHER };
+
+/* The saved policies a search space names, each replaced by its document: a name where a node
+ * may be ("my-policy", or {"preset": "my-policy"}), also as an option of a $search choice there.
+ * Placeholders stay as they are; v is changed in place. */
+static int snapshot_space(json_t *v, enum place place, struct eng_error *err)
+{
+    const json_t *spec = json_object_get(v, "$search");
+    json_t *options = json_object_get(spec, "choice");
+    if (spec) {
+        for (size_t i = 0; json_is_array(options) && i < json_array_size(options); i++)
+            if ((place == PLACE_NODE && snapshot_one(options, NULL, i, err) != 0) ||
+                snapshot_space(json_array_get(options, i), place, err) != 0)
+                return -1;
+        return 0;
+    }
+    const char *key;
+    json_t *child;
+    json_object_foreach(v, key, child)
+    {
+        enum place inner = strcmp(key, "do") == 0 ? PLACE_NODE
+                           : strcmp(key, "seq") == 0 || strcmp(key, "choice") == 0 ||
+                                   strcmp(key, "mix") == 0 || strcmp(key, "views") == 0
+                               ? PLACE_NODES
+                               : PLACE_OTHER;
+        if ((inner == PLACE_NODE && snapshot_one(v, key, 0, err) != 0) ||
+            snapshot_space(json_object_get(v, key), inner, err) != 0)
+            return -1;
+    }
+    for (size_t i = 0; json_is_array(v) && i < json_array_size(v); i++)
+        if ((place == PLACE_NODES && snapshot_one(v, NULL, i, err) != 0) ||
+            snapshot_space(json_array_get(v, i), place == PLACE_NODES ? PLACE_NODE : PLACE_OTHER,
+                           err) != 0)
+            return -1;
+    return 0;
+}
+
 int saved_policies_snapshot(json_t *params, struct eng_error *err)
 {
     if (snapshot_one(params, "policy", 0, err) != 0) return -1;
+    /* A search space's root is a node; a named space ({"space": name, ...}) holds none. */
+    if (snapshot_one(params, "space", 0, err) != 0 ||
+        snapshot_space(json_object_get(params, "space"), PLACE_NODE, err) != 0)
+        return -1;
     json_t *list = json_object_get(params, "policies");
     for (size_t i = 0; json_is_array(list) && i < json_array_size(list); i++)
         if (snapshot_one(list, NULL, i, err) != 0) return -1;

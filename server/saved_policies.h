@@ -35,9 +35,11 @@ int saved_policies_put(struct storage *st, const char *name, const json_t *polic
 int saved_policies_delete(struct storage *st, const char *name, struct eng_error *err);
 
 /* A job's params as they must be kept: each policy in "policy" and in a "policies" list that
- * names a saved policy is replaced by its compiled document, so a later delete or replace does
- * not change a queued, running or resumed job. Other params, and policies that do not parse
- * (the kind's validate says why), stay as given. 0, or -1 with err (memory). */
+ * names a saved policy is replaced by its compiled document, and so is each one in a search's
+ * "space" where a node may be (a subtree without placeholders, a name, a $search choice's
+ * option), so a later delete or replace does not change a queued, running or resumed job.
+ * Other params, and policies that do not parse (the kind's validate says why), stay as given.
+ * 0, or -1 with err (memory). */
 int saved_policies_snapshot(json_t *params, struct eng_error *err);
 
 #endif

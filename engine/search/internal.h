@@ -30,6 +30,10 @@ struct search_space {
     const json_t **nodes; /* placeholder spaces: each dimension's {"$search": ...} object in doc */
     json_t *doc;          /* placeholder spaces: the document */
     size_t options;       /* choice options over all dimensions */
+    /* The domains of the policies the check at compile parsed (POLICY_* bits) and, per op
+     * domain, where it first met one (search_space_domain_source). */
+    unsigned domains;
+    char *sources[OP_DOMAIN_SPECTROGRAM + 1];
 };
 
 struct search_space *space_new(const struct space_kind *kind, struct eng_error *err);
@@ -48,8 +52,9 @@ int space_rename(struct search_space *s, const char *from, const char *to, struc
 
 /* The check every space passes before compile returns it: its lowest point (each dimension's
  * low, the first choice) concretizes to a valid policy, and so does each dimension's high and
- * each other choice with the rest at their lows; a failure names the dimension. */
-int space_check(const struct search_space *s, struct eng_error *err);
+ * each other choice with the rest at their lows; a failure names the dimension. It records the
+ * domains of the policies it parsed (domains, sources). */
+int space_check(struct search_space *s, struct eng_error *err);
 
 /* Checks a point: every active dimension finite and on its range. */
 int space_check_point(const struct search_space *s, const double *point, bool *active,

@@ -178,6 +178,20 @@ json_t *search_space_concretize(const struct search_space *s, const double *poin
  * of memory. */
 json_t *search_space_params(const struct search_space *s, const double *point);
 
+/* The domains of the policies the space gives: policy/policy.h's POLICY_IMAGE, POLICY_WAVEFORM
+ * and POLICY_SPECTROGRAM bits, those of the policies the check at compile parsed. The check sets
+ * every choice to each of its options (its parents set to reach it) and every op node, op name
+ * and policy name of the space is in the document of some point it tries, so an op the space can
+ * give is in one of those policies; and a policy is for images or for audio, never both. So a
+ * space gives only image policies exactly when this is POLICY_IMAGE (or 0: no op at all). */
+unsigned search_space_domains(const struct search_space *s);
+
+/* For a message, where the check first met a policy of `domain` (one POLICY_* bit) and one of
+ * its ops of that domain: "/$search/choice/1 at its option 1 gives a spectrogram policy
+ * (FrequencyMask at /seq/0 of it)", or "the space at each dimension's low gives ..."; NULL when
+ * search_space_domains has no such bit. Valid while the space lives. */
+const char *search_space_domain_source(const struct search_space *s, unsigned domain);
+
 /* ---- Algorithms (algo.c, algo_*.c) --------------------------------------------------------- */
 
 /* An algorithm's whole state is its seed and the results told to it, kept in trial order: a

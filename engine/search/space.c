@@ -43,6 +43,8 @@ void search_space_free(struct search_space *s)
     free(s->labels);
     free(s->nodes);
     json_decref(s->doc);
+    for (size_t d = 0; d < sizeof s->sources / sizeof s->sources[0]; d++)
+        free(s->sources[d]);
     if (s->kind->free_ctx) s->kind->free_ctx(s->ctx);
     free(s);
 }
@@ -405,17 +407,67 @@ static size_t values_of(const json_t *doc)
     return count;
 }
 
-/* Concretizes point and parses the result; what was wrong in err. values (may be NULL) is set to
- * the size of the document. */
-static int parses(const struct search_space *s, const double *point, size_t *values,
+/* The first op of `domain` in a policy document, depth first, with w->path set to its pointer;
+ * NULL when there is none. */
+static const char *op_of(struct walker *w, const json_t *v, enum op_domain domain)
+{
+    const char *name = json_string_value(json_object_get(v, "op"));
+    const struct op_desc *op = name ? op_find(name) : NULL;
+    if (op && op->domain == domain) return op->name;
+    const char *key, *found;
+    json_t *child;
+    json_object_foreach((json_t *)v, key, child)
+    {
+        size_t mark = path_push(w, key, 0);
+        if ((found = op_of(w, child, domain))) return found;
+        w->path[mark] = '\0';
+    }
+    for (size_t i = 0; json_is_array(v) && i < json_array_size(v); i++) {
+        size_t mark = path_push(w, NULL, i);
+        if ((found = op_of(w, json_array_get(v, i), domain))) return found;
+        w->path[mark] = '\0';
+    }
+    return NULL;
+}
+
+/* Adds p's domains to the space's, saying where (the point the check tried) each new one came
+ * from and naming one of its ops. 0, or -1 with err (memory). */
+static int note_domains(struct search_space *s, const struct policy *p, const char *where,
+                        struct eng_error *err)
+{
+    unsigned fresh = policy_domain(p) & ~s->domains;
+    json_t *doc = fresh ? policy_to_json(p) : NULL;
+    int rc = 0;
+    for (unsigned d = 0; rc == 0 && d < sizeof s->sources / sizeof s->sources[0]; d++) {
+        if (!(fresh & (1u << d))) continue;
+        struct walker w = {.s = s, .path = ""};
+        const char *op = op_of(&w, doc, (enum op_domain)d);
+        char text[2 * MAX_POINTER + 128];
+        size_t n = (size_t)snprintf(text, sizeof text, "%s gives a%s %s policy", where,
+                                    d == OP_DOMAIN_IMAGE ? "n" : "", op_domain_name(d));
+        if (op && n < sizeof text)
+            snprintf(text + n, sizeof text - n, " (%s at %s of it)", op, here(&w));
+        s->sources[d] = strdup(text);
+        rc = s->sources[d] ? 0 : eng_no_memory(err);
+    }
+    s->domains |= rc == 0 ? fresh : 0;
+    json_decref(doc);
+    return rc;
+}
+
+/* Concretizes point and parses the result; what was wrong in err (ENG_NO_MEMORY: not the
+ * space's fault). values (may be NULL) is set to the size of the document. The policy's domains
+ * are noted with where, the point in words. */
+static int parses(struct search_space *s, const double *point, const char *where, size_t *values,
                   struct eng_error *err)
 {
     json_t *doc = search_space_concretize(s, point, err);
     struct policy *p = doc ? policy_parse(doc, err) : NULL;
     if (values) *values = doc ? values_of(doc) : 0;
+    int rc = p ? note_domains(s, p, where, err) : -1;
     json_decref(doc);
     policy_free(p);
-    return p ? 0 : -1;
+    return rc;
 }
 
 /* The values the check tries for d after its low: each other option of a choice; a range's high
@@ -452,7 +504,7 @@ static int blame(const struct search_space *s, const char *message)
     return found;
 }
 
-int space_check(const struct search_space *s, struct eng_error *err)
+int space_check(struct search_space *s, struct eng_error *err)
 {
     double *point = malloc((s->n ? s->n : 1) * sizeof *point);
     if (!point) return eng_no_memory(err);
@@ -463,7 +515,9 @@ int space_check(const struct search_space *s, struct eng_error *err)
         point[i] = s->dims[i].low;
         checks += others_of(&s->dims[i]);
     }
-    int failed = parses(s, point, &values, &why) != 0,
+    /* Where a policy of the lowest point comes from, for the domains' sources. */
+    const char *lowest = s->n ? "the space at each dimension's low" : "the space (no placeholder)";
+    int failed = parses(s, point, lowest, &values, &why) != 0,
         culprit = failed ? blame(s, why.message) : -1;
     if (culprit >= 0 && s->dims[culprit].kind == SEARCH_DIM_CHOICE) {
         rc = eng_fail(err, why.code, "%s: at its option 0 the space gives no valid policy: %s",
@@ -489,6 +543,7 @@ int space_check(const struct search_space *s, struct eng_error *err)
         for (size_t c = i; s->dims[c].parent >= 0; c = (size_t)s->dims[c].parent)
             point[s->dims[c].parent] = (double)s->dims[c].parent_choice;
         for (size_t k = 1; rc == 0 && k <= others_of(d); k++) {
+            char value[64], where[MAX_POINTER + 80];
             if (d->kind == SEARCH_DIM_CHOICE)
                 point[i] = (double)k;
             else if (k == 1)
@@ -497,20 +552,33 @@ int space_check(const struct search_space *s, struct eng_error *err)
                 point[i] = search_dim_snap(d, d->low + d->step);
             else /* a fraction no whole range divides into a whole number */
                 point[i] = d->low + (d->high - d->low) * 0.3819660112501051;
-            if (parses(s, point, NULL, &why) == 0) continue;
-            char value[64];
             if (d->kind == SEARCH_DIM_CHOICE)
                 snprintf(value, sizeof value, "its option %zu", k);
             else
-                snprintf(value, sizeof value, k == 1 ? "its high, %g," : "%g", point[i]);
-            rc = eng_fail(err, why.code, "%s: at %s the space gives no valid policy: %s",
-                          d->pointer[0] ? d->pointer : "/", value, why.message);
+                snprintf(value, sizeof value, k == 1 ? "its high, %g" : "%g", point[i]);
+            snprintf(where, sizeof where, "%s at %s", d->pointer[0] ? d->pointer : "/", value);
+            if (parses(s, point, where, NULL, &why) == 0) continue;
+            rc = eng_fail(err, why.code, "%s: at %s%s the space gives no valid policy: %s",
+                          d->pointer[0] ? d->pointer : "/", value,
+                          d->kind != SEARCH_DIM_CHOICE && k == 1 ? "," : "", why.message);
         }
         for (size_t j = 0; j < s->n; j++)
             point[j] = s->dims[j].low;
     }
     free(point);
     return rc;
+}
+
+unsigned search_space_domains(const struct search_space *s)
+{
+    return s->domains;
+}
+
+const char *search_space_domain_source(const struct search_space *s, unsigned domain)
+{
+    for (unsigned d = 0; d < sizeof s->sources / sizeof s->sources[0]; d++)
+        if (domain == 1u << d) return s->sources[d];
+    return NULL;
 }
 
 struct search_space *search_space_compile(const json_t *doc, struct eng_error *err)

@@ -38,6 +38,8 @@ from cifar_folder import add_archive_option, check_archive
 
 # The job's own log line for an epoch ("training, epoch 3/100: ..."), which the metrics repeat.
 EPOCH_LOG = re.compile(r"\bepoch \d+/\d+: ")
+# The repository's models, which a started server's models_dir may get copies of.
+MODELS = os.path.join(os.path.dirname(__file__), "..", "..", "models")
 # What the repository serves a model from; the job writes all four.
 MODEL_FILES = ("model.onnx", "config.json", "labels.txt", "training.json")
 
@@ -184,6 +186,49 @@ def train(args, base, dataset, models_dir):
     return 0
 
 
+def serve(parser, args, models, run):
+    """run(base, dataset, models_dir) on the server: one started on a free port of 127.0.0.1 (a
+    temporary data_dir, a models_dir holding copies of the repository's models named in models,
+    the archive imported as a server-side path) or --url's (the archive uploaded unless --dataset
+    names one; models_dir is then --models-dir's, if the parser has it). Its exit status: run's,
+    or 1 when the server failed, 2 for a usage error (a missing archive included)."""
+    if args.dataset and not args.url:
+        parser.error("--dataset names a dataset of the server --url gives")
+    if not args.dataset:
+        check_archive(args.archive)
+    args.archive = os.path.abspath(args.archive)
+    with tempfile.TemporaryDirectory(prefix="augserve-bench-") as tmp:
+        server, base = None, args.url and args.url.rstrip("/")
+        models_dir = getattr(args, "models_dir", None)
+        try:
+            if not args.url:
+                models_dir = os.path.join(tmp, "models")
+                os.makedirs(models_dir)
+                for name in models:
+                    shutil.copytree(os.path.join(MODELS, name), os.path.join(models_dir, name))
+                server = Server(args.augserve, tmp, {
+                    "data_dir": os.path.join(tmp, "data"), "models_dir": models_dir,
+                    "datasets_dir": os.path.dirname(args.archive), "job_workers": 1,
+                    "job_threads": args.threads})
+                base = server.base
+            if args.dataset:
+                dataset = wait_dataset(base, args.dataset)
+            else:
+                dataset = import_dataset(base, args.archive, server is not None)
+            return run(base, dataset, models_dir)
+        except ServerError as e:
+            print(e, file=sys.stderr)
+            return 1
+        except (HTTPError, OSError) as e:
+            print(f"{base}: {e}", file=sys.stderr)
+            if server:
+                print("the server's log ends with:\n" + server.tail(), file=sys.stderr)
+            return 1
+        finally:
+            if server:
+                server.stop()
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -211,40 +256,10 @@ def main():
     args = parser.parse_args()
     if args.url and args.out and not args.models_dir:
         parser.error("--out with --url needs --models-dir (the server's models_dir)")
-    if args.dataset and not args.url:
-        parser.error("--dataset names a dataset of the server --url gives")
     if args.warmup_epochs is None:
         args.warmup_epochs = min(2, args.epochs)
-    if not args.dataset:
-        check_archive(args.archive)
-    args.archive = os.path.abspath(args.archive)
-
-    with tempfile.TemporaryDirectory(prefix="train-cifar10-") as tmp:
-        server, base, models_dir = None, args.url and args.url.rstrip("/"), args.models_dir
-        try:
-            if not args.url:
-                models_dir = os.path.join(tmp, "models")
-                server = Server(args.augserve, tmp, {
-                    "data_dir": os.path.join(tmp, "data"), "models_dir": models_dir,
-                    "datasets_dir": os.path.dirname(args.archive), "job_workers": 1,
-                    "job_threads": args.threads})
-                base = server.base
-            if args.dataset:
-                dataset = wait_dataset(base, args.dataset)
-            else:
-                dataset = import_dataset(base, args.archive, server is not None)
-            return train(args, base, dataset, models_dir)
-        except ServerError as e:
-            print(e, file=sys.stderr)
-            return 1
-        except (HTTPError, OSError) as e:
-            print(f"{base}: {e}", file=sys.stderr)
-            if server:
-                print("the server's log ends with:\n" + server.tail(), file=sys.stderr)
-            return 1
-        finally:
-            if server:
-                server.stop()
+    return serve(parser, args, [], lambda base, dataset, models_dir: train(args, base, dataset,
+                                                                           models_dir))
 
 
 if __name__ == "__main__":

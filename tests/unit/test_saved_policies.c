@@ -218,6 +218,43 @@ static void test_job_snapshot(void **state)
     assert_int_equal(saved_policies_snapshot(NULL, &err), 0);
 }
 
+/* A search space's saved names where a node may be, options of a $search choice there included,
+ * are resolved; an op's name that is also a saved policy's, placeholders and named spaces are
+ * not. */
+static void test_space_snapshot(void **state)
+{
+    struct fixture *f = *state;
+    put(f->st, "tilt", "{\"op\": \"Rotate\", \"degrees\": 10}", NULL, 0);
+    put(f->st, "Invert", "{\"op\": \"FlipLR\"}", NULL, 0);
+    json_t *params = parse_json(
+        "{\"space\": {\"seq\": [{\"$search\": {\"choice\": [\"tilt\", \"randaugment\", {\"p\": "
+        "{\"$search\": {\"uniform\": [0, 1]}}, \"do\": \"tilt\"}]}}, {\"op\": {\"$search\": "
+        "{\"choice\": [\"Invert\", \"Equalize\"]}}}, {\"p\": 0.5, \"do\": {\"preset\": \"tilt\"}}, "
+        "{\"choice\": [{\"$search\": {\"choice\": [\"Invert\", {\"op\": \"Invert\"}]}}]}]}}");
+    struct eng_error err;
+    assert_int_equal(saved_policies_snapshot(params, &err), 0);
+    assert_json_equal(
+        params,
+        "{\"space\": {\"seq\": [{\"$search\": {\"choice\": [{\"op\": \"Rotate\", \"degrees\": "
+        "10}, \"randaugment\", {\"p\": {\"$search\": {\"uniform\": [0, 1]}}, \"do\": {\"op\": "
+        "\"Rotate\", \"degrees\": 10}}]}}, {\"op\": {\"$search\": {\"choice\": [\"Invert\", "
+        "\"Equalize\"]}}}, {\"p\": 0.5, \"do\": {\"op\": \"Rotate\", \"degrees\": 10}}, "
+        "{\"choice\": [{\"$search\": {\"choice\": [{\"op\": \"FlipLR\"}, {\"op\": "
+        "\"Invert\"}]}}]}]}}");
+    json_decref(params);
+    /* The whole space a name; a named space as it is. */
+    params = parse_json("{\"space\": \"tilt\"}");
+    assert_int_equal(saved_policies_snapshot(params, &err), 0);
+    assert_json_equal(params, "{\"space\": {\"op\": \"Rotate\", \"degrees\": 10}}");
+    json_decref(params);
+    params =
+        parse_json("{\"space\": {\"space\": \"ops-subset\", \"ops\": [\"Invert\", \"tilt\"]}}");
+    assert_int_equal(saved_policies_snapshot(params, &err), 0);
+    assert_json_equal(params, "{\"space\": {\"space\": \"ops-subset\", \"ops\": [\"Invert\", "
+                              "\"tilt\"]}}");
+    json_decref(params);
+}
+
 static void test_load_at_start(void **state)
 {
     struct fixture *f = *state;
@@ -240,6 +277,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_names_in_policies_and_the_cache, store_and_table_setup,
                                         store_teardown),
         cmocka_unit_test_setup_teardown(test_job_snapshot, store_and_table_setup, store_teardown),
+        cmocka_unit_test_setup_teardown(test_space_snapshot, store_and_table_setup, store_teardown),
         cmocka_unit_test_setup_teardown(test_load_at_start, store_and_table_setup, store_teardown),
     };
     int failures = cmocka_run_group_tests_name(store_group("saved_policies"), tests, NULL, NULL);

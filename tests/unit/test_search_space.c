@@ -16,6 +16,8 @@
 #include "policy/policy.h"
 #include "search/search.h"
 
+#define SOLARIZE_SPACE "{\"op\": \"Solarize\", \"threshold\": {\"$search\": {\"int\": [0, 256]}}}"
+
 static json_t *load(const char *text)
 {
     json_error_t jerr;
@@ -649,6 +651,10 @@ static void test_random_points_parse(void **state)
             json_t *doc = search_space_concretize(s, point, &err);
             struct policy *p = doc ? policy_parse(doc, &err) : NULL;
             if (!p) fail_msg("%s, seed %u: %s", spaces[i], seed, err.message);
+            /* The domains the check noted hold every point's. */
+            if (policy_domain(p) & ~search_space_domains(s))
+                fail_msg("%s, seed %u: domains %u, the space's %u", spaces[i], seed,
+                         policy_domain(p), search_space_domains(s));
             if (policy_domain(p) & POLICY_IMAGE) {
                 struct trace *t = policy_sample(p, seed, 0, 0, 32, 32, &err);
                 if (!t) fail_msg("%s, seed %u: %s", spaces[i], seed, err.message);
@@ -665,6 +671,62 @@ static void test_random_points_parse(void **state)
         }
         free(point);
         free(active);
+        search_space_free(s);
+    }
+}
+
+/* The space (JSON text) gives policies of domains, of which domain was first met as source
+ * says; no other domain has a source. */
+static void expect_domain(const char *text, unsigned domains, unsigned domain, const char *source)
+{
+    struct search_space *s = compile(text);
+    assert_int_equal(search_space_domains(s), domains);
+    assert_string_equal(search_space_domain_source(s, domain), source);
+    for (unsigned d = POLICY_IMAGE; d <= POLICY_SPECTROGRAM; d <<= 1)
+        if (!(domains & d)) assert_null(search_space_domain_source(s, d));
+    search_space_free(s);
+}
+
+/* The domains of the policies a space gives, and where each was first met: at the lowest point,
+ * or at the option that holds an audio op, however deep (a choice inside another's option). */
+static void test_domains(void **state)
+{
+    expect_domain("{\"space\": \"specaugment\"}", POLICY_SPECTROGRAM, POLICY_SPECTROGRAM,
+                  "the space at each dimension's low gives a spectrogram policy (TimeWarp at "
+                  "/seq/0 of it)");
+    struct search_space *s = compile("{\"space\": \"gaugment\", \"domain\": \"audio\"}");
+    assert_int_equal(search_space_domains(s), POLICY_WAVEFORM | POLICY_SPECTROGRAM);
+    search_space_free(s);
+
+    expect_domain(
+        "{\"p\": 0.5, \"do\": {\"$search\": {\"choice\": [{\"op\": \"Rotate\", \"degrees\": "
+        "10}, {\"op\": \"Posterize\", \"bits\": 4}, {\"op\": \"FrequencyMask\", \"F\": 10}]}}}",
+        POLICY_IMAGE | POLICY_SPECTROGRAM, POLICY_SPECTROGRAM,
+        "/do at its option 2 gives a spectrogram policy (FrequencyMask at /do of it)");
+    expect_domain(
+        "{\"p\": 0.5, \"do\": {\"$search\": {\"choice\": [{\"op\": \"Rotate\", \"degrees\": "
+        "10}, {\"op\": \"FrequencyMask\", \"F\": 10}]}}}",
+        POLICY_IMAGE | POLICY_SPECTROGRAM, POLICY_IMAGE,
+        "the space at each dimension's low gives an image policy (Rotate at /do of it)");
+    expect_domain("{\"op\": \"TimeMask\", \"T\": 5}", POLICY_SPECTROGRAM, POLICY_SPECTROGRAM,
+                  "the space (no placeholder) gives a spectrogram policy (TimeMask at / of it)");
+    /* The audio op only where an inner choice, itself in an outer one's option 1, takes its
+     * option 1; a preset name as an option is expanded to find its ops. */
+    expect_domain(
+        "{\"$search\": {\"choice\": [\"randaugment\", {\"p\": {\"$search\": {\"uniform\": [0.1, "
+        "1]}}, \"do\": {\"$search\": {\"choice\": [{\"op\": \"Invert\"}, {\"op\": "
+        "\"TimeMask\", \"T\": 5}]}}}]}}",
+        POLICY_IMAGE | POLICY_SPECTROGRAM, POLICY_SPECTROGRAM,
+        "/$search/choice/1/do at its option 1 gives a spectrogram policy (TimeMask at /do of it)");
+
+    /* Image spaces, named and not: no other domain. */
+    static const char *const image[] = {
+        "{\"space\": \"randaugment\"}", "{\"space\": \"autoaugment\"}",
+        "{\"space\": \"ops-subset\"}", "{\"space\": \"gaugment\"}", SOLARIZE_SPACE};
+    for (size_t i = 0; i < sizeof image / sizeof image[0]; i++) {
+        s = compile(image[i]);
+        if (search_space_domains(s) != POLICY_IMAGE)
+            fail_msg("%s: domains %u", image[i], search_space_domains(s));
         search_space_free(s);
     }
 }
@@ -778,6 +840,7 @@ int main(void)
         cmocka_unit_test(test_ops_subset),
         cmocka_unit_test(test_gaugment_mutations),
         cmocka_unit_test(test_random_points_parse),
+        cmocka_unit_test(test_domains),
         cmocka_unit_test(test_dim_sample_laws),
         cmocka_unit_test(test_dim_snap),
     };

@@ -1,0 +1,30 @@
+/* What a search reports besides its leaderboard and best-so-far curve (server/job_search.c): the
+ * RandAugment heatmap, as data in the result and as the artifact heatmap.png. */
+#ifndef AUGSERVE_JOB_SEARCH_REPORT_H
+#define AUGSERVE_JOB_SEARCH_REPORT_H
+
+#include <jansson.h>
+#include <stddef.h>
+
+#include "core/error.h"
+
+struct job_ctx;
+
+/* The heatmap of a RandAugment search, from its trials' rows ({"policy", "value", ...}), into
+ * *heatmap: {"n": [values], "m": [values], "value": [[the mean value of the succeeded trials at
+ * (n[i], m[j]), or null], ...]}, n and m the distinct values the trials ran, ascending. A search is
+ * a RandAugment one when every row with a policy (at least one) has the randaugment preset's at
+ * numbers n and m ({"preset": "randaugment", "n": 2, "m": 9, ...}): the named randaugment space
+ * gives those, and so does a placeholder document over the preset. For another search *heatmap
+ * is NULL. 0, or -1 with err (memory). */
+int job_search_heatmap(const json_t *trials, json_t **heatmap, struct eng_error *err);
+
+/* That heatmap as a PNG (job_chart_heatmap: n up, m across). *png malloc'd. */
+int job_search_heatmap_png(const json_t *heatmap, void **png, size_t *size, struct eng_error *err);
+
+/* For a RandAugment search, result's "heatmap" and the artifact heatmap.png; for another,
+ * nothing. 0, or -1 with err. */
+int job_search_report_heatmap(struct job_ctx *ctx, const json_t *trials, json_t *result,
+                              struct eng_error *err);
+
+#endif
