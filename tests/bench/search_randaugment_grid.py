@@ -7,10 +7,9 @@ split and tested on the test split. Prints the heatmap (the mean val accuracy pe
 search result's "heatmap"), the best cell and the two test accuracies. Python 3 standard library
 only.
 
-It is written against the val_accuracy objective's params as planned for issue 18
-(params.objective {"name": "val_accuracy", "epochs", "batch", "optimizer", "schedule"},
-params.model the proxy model as the train kind takes it, params.splits {"train", "val"}); the
-server refuses it (422, params.objective) until that objective is there.
+It uses the val_accuracy objective's params (params.objective {"name": "val_accuracy", "epochs",
+"batch", "optimizer", "schedule"}, params.model the proxy model as the train kind takes it,
+params.splits {"train", "val"}; README "Objectives that train").
 
 Without --url it starts build/augserve (--augserve) on a free port of 127.0.0.1 with a temporary
 data_dir and models_dir and the archive imported as a server-side path; with --url it uses that
