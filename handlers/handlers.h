@@ -48,6 +48,16 @@ void handle_policy_create(struct request *req, struct response *resp);
 void handle_policy_put(struct request *req, struct response *resp);
 void handle_policy_delete(struct request *req, struct response *resp);
 
+/* ctaugment.c: CTAugment states (engine/policy/policy.h's CTAugment section, their records
+ * server/ctaugment_store.h): create, draw strong views and probes, feedback, show, list, delete. */
+void handle_ctaugment_create(struct request *req, struct response *resp);
+void handle_ctaugment_list(struct request *req, struct response *resp);
+void handle_ctaugment_get(struct request *req, struct response *resp);
+void handle_ctaugment_delete(struct request *req, struct response *resp);
+void handle_ctaugment_augment(struct request *req, struct response *resp);
+void handle_ctaugment_probe(struct request *req, struct response *resp);
+void handle_ctaugment_feedback(struct request *req, struct response *resp);
+
 /* kserve.c: the KServe Open Inference Protocol v2 (REST; JSON and binary tensors). */
 void handle_v2_info(struct request *req, struct response *resp);
 void handle_v2_live(struct request *req, struct response *resp);

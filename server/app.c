@@ -45,6 +45,16 @@ static const struct route all_routes[] = {
     {"POST", "/v1/policies", handle_policy_create, 0, AUTH_SCOPE_JOBS | AUTH_SCOPE_ADMIN},
     {"PUT", "/v1/policies/{name}", handle_policy_put, 0, AUTH_SCOPE_JOBS | AUTH_SCOPE_ADMIN},
     {"DELETE", "/v1/policies/{name}", handle_policy_delete, 0, AUTH_SCOPE_JOBS | AUTH_SCOPE_ADMIN},
+    /* CTAugment states: drawing from one, teaching it and making or deleting one need the
+     * augment scope; any key may read them. Drawing decodes and encodes images: heavy. */
+    {"POST", "/v1/ctaugment", handle_ctaugment_create, 0, AUTH_SCOPE_AUGMENT},
+    {"GET", "/v1/ctaugment", handle_ctaugment_list, 0, 0},
+    {"GET", "/v1/ctaugment/{id}", handle_ctaugment_get, 0, 0},
+    {"DELETE", "/v1/ctaugment/{id}", handle_ctaugment_delete, 0, AUTH_SCOPE_AUGMENT},
+    {"POST", "/v1/ctaugment/{id}/augment", handle_ctaugment_augment, ROUTE_HEAVY,
+     AUTH_SCOPE_AUGMENT},
+    {"POST", "/v1/ctaugment/{id}/probe", handle_ctaugment_probe, ROUTE_HEAVY, AUTH_SCOPE_AUGMENT},
+    {"POST", "/v1/ctaugment/{id}/feedback", handle_ctaugment_feedback, 0, AUTH_SCOPE_AUGMENT},
     {"GET", "/v1/models", handle_models_list, 0, AUTH_SCOPE_INFER},
     {"GET", "/v1/models/{name}", handle_model_get, 0, AUTH_SCOPE_INFER},
     /* Heavy: an upload is parsed and compiled before it is listed. */

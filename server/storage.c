@@ -72,6 +72,19 @@ static const char *const migrations[] = {
     " owner TEXT,"
     " created_ms INTEGER NOT NULL,"
     " updated_ms INTEGER NOT NULL);",
+    /* 5: the lease helper's (issue 19), on its own branch; empty here until the merge puts it in
+     * its place. */
+    "",
+    /* 6: CTAugment states (ctaugment_store.h): the engine's state document, how many updates it
+     * has had (each a read-modify-write of one row), who made it. */
+    "CREATE TABLE ctaugment ("
+    " seq INTEGER PRIMARY KEY AUTOINCREMENT,"
+    " id TEXT NOT NULL UNIQUE,"
+    " state TEXT NOT NULL,"
+    " owner TEXT,"
+    " revision INTEGER NOT NULL DEFAULT 0,"
+    " created_ms INTEGER NOT NULL,"
+    " updated_ms INTEGER NOT NULL);",
 };
 
 #define SCHEMA_VERSION ((int)(sizeof migrations / sizeof migrations[0]))

@@ -1,8 +1,9 @@
 /* The store, opened at start-up: by default one SQLite database under data_dir, or a PostgreSQL
  * database (the `store` setting, a postgresql:// URL) that several machines can share. Resources
  * keep their records here through their own interfaces (job_store.h for jobs, dataset_store.h for
- * datasets, policy_store.h for saved policies); no SQL leaves server/storage.c and the store's
- * own files (storage_internal.h), so either backend stands behind the same functions. */
+ * datasets, policy_store.h for saved policies, ctaugment_store.h for CTAugment states); no SQL
+ * leaves server/storage.c and the store's own files (storage_internal.h), so either backend stands
+ * behind the same functions. */
 #ifndef AUGSERVE_STORAGE_H
 #define AUGSERVE_STORAGE_H
 

@@ -6,6 +6,7 @@
  *   job_store.c       jobs and their events (job_store.h)
  *   dataset_store.c   datasets' records (dataset_store.h)
  *   policy_store.c    saved policies (policy_store.h)
+ *   ctaugment_store.c CTAugment states (ctaugment_store.h)
  *
  * Each operation's logic is written once, against the statement layer: SQL with `?` (or `?N`)
  * placeholders, typed binds, rows stepped through, columns read as text or numbers, and

@@ -342,6 +342,9 @@ STANDALONE = {
     ("GET", "/v1/datasets/{id}"): "dataset.schema.json",
     ("POST", "/v1/policies"): "saved-policy.schema.json",
     ("PUT", "/v1/policies/{name}"): "saved-policy.schema.json",
+    ("POST", "/v1/ctaugment"): "ctaugment.schema.json",
+    ("GET", "/v1/ctaugment/{id}"): "ctaugment.schema.json",
+    ("POST", "/v1/ctaugment/{id}/feedback"): "ctaugment.schema.json",
 }
 
 
