@@ -1,7 +1,7 @@
 // The Search page's charts, drawn as SVG from the trials' rows (trials.jsonl's, or a finished
 // search's result.trials: {trial, params, value, state, ...}), so they follow a running search:
 // the best value so far after each trial, and RandAugment's N x M heatmap.
-import { fit, svg, tickLabel } from './svg.js';
+import { fit, heatLegend, magma, svg, tickLabel } from './svg.js';
 
 const W = 560;
 const H = 300;
@@ -67,17 +67,6 @@ export function curveChart(rows, valueName) {
     'aria-label': `The best ${valueName} so far after each trial` }, ...parts);
 }
 
-// The colour scale of the heatmap: magma's stops (as .legend in style.css), dark for the
-// lowest value, light for the highest, so the order of the values is the order of lightness.
-const MAGMA = [[0, 0, 4], [59, 15, 112], [140, 41, 129], [222, 73, 104], [254, 159, 109], [252, 253, 191]];
-
-function magma(t) {
-  const x = Math.min(Math.max(t, 0), 1) * (MAGMA.length - 1);
-  const i = Math.min(Math.floor(x), MAGMA.length - 2);
-  const f = x - i;
-  return `rgb(${MAGMA[i].map((c, k) => Math.round(c + f * (MAGMA[i + 1][k] - c))).join(', ')})`;
-}
-
 // Whether the rows are of a RandAugment (N, M) space: every row's params are exactly /n and /m.
 export function isNmGrid(rows) {
   return rows.length > 0 && rows.every((r) => r.params && Object.keys(r.params).sort().join(' ') === '/m /n');
@@ -136,13 +125,8 @@ export function heatmapChart(rows, valueName) {
       'text-anchor': 'middle', class: 'tick' }, String(m)))),
     ...ns.map((n, i) => svg('text', { x: LEFT - 6, y: TOP + (i + 0.5) * cellH + 4, 'text-anchor': 'end', class: 'tick' }, String(n))));
   // The legend: the scale from the lowest mean (bottom) to the highest (top).
-  const barX = LEFT + plotW + 20;
-  const stops = MAGMA.map((_, k) => svg('stop', { offset: String(k / (MAGMA.length - 1)), 'stop-color': magma(1 - k / (MAGMA.length - 1)) }));
-  parts.push(svg('defs', {}, svg('linearGradient', { id: 'heat-scale', x1: 0, y1: 0, x2: 0, y2: 1 }, ...stops)),
-    svg('rect', { x: barX, y: TOP, width: 12, height: plotH, fill: 'url(#heat-scale)', stroke: 'var(--border)', id: 'heat-legend' }),
-    svg('text', { x: barX + 16, y: TOP + 10, class: 'tick' }, means.length ? tickLabel(hi) : ''),
-    svg('text', { x: barX + 16, y: bottom, class: 'tick' }, means.length ? tickLabel(lo) : ''),
-    svg('text', { x: barX, y: bottom + 34 }, valueName));
+  parts.push(...heatLegend({ x: LEFT + plotW + 20, top: TOP, height: plotH, lo, hi, shown: means.length > 0,
+    label: valueName, labelY: bottom + 34 }));
   return svg('svg', { viewBox: `0 0 ${W} ${bottom + BOTTOM}`, class: 'chart-svg', role: 'img', id: 'heatmap',
     'aria-label': `RandAugment's ${valueName} by N and M` }, ...parts);
 }

@@ -34,6 +34,7 @@ const PAGES = [
   ['datasets', 'datasets.html', 'Datasets'],
   ['jobs', 'jobs.html', 'Jobs'],
   ['search', 'search.html', 'Search'],
+  ['ctaugment', 'ctaugment.html', 'CTAugment'],
 ];
 
 // Builds what every page shares around its <main id="main">: the skip link, the header

@@ -166,7 +166,7 @@ const pets = () => folderArchive('pets', { train: { cat: 3, dog: 2 }, test: { ca
 // ---- The tests ----------------------------------------------------------------------------------
 
 const PAGES = ['index.html', 'boxes.html', 'audio.html', 'similarity.html', 'models.html', 'datasets.html', 'jobs.html',
-  'search.html'];
+  'search.html', 'ctaugment.html'];
 const tests = [];
 const test = (name, fn, options = {}) => { if (name.includes(only)) tests.push({ name, fn, options }); };
 
@@ -1147,6 +1147,66 @@ test('search: a running search is cancelled from its page and keeps the trials i
   assert(rows >= 1 && rows < 200 && rows === finished, `the ${finished} trials it finished: ${rows} rows`);
   const log = await page.locator('#job-log li').allTextContents();
   assert(log.at(-1) === 'state cancelled', `the log ends with the cancellation: ${JSON.stringify(log)}`);
+  await page.close();
+});
+
+test('ctaugment: a new state shows its bins as a heatmap, draws views, and a probe\'s feedback changes the bins it used', async ({ open, shoot, base }) => {
+  const page = await open('ctaugment.html');
+  assert(await page.locator('#heatmap').count() === 0, 'no heatmap before a state is chosen');
+  await page.click('#new-state');
+  await page.waitForSelector('#heatmap rect.cell');
+  const id = await page.locator('#state').inputValue();
+  const cellValues = () => page.locator('#heatmap rect.cell').evaluateAll((cells) => cells.map((c) =>
+    ({ op: c.dataset.op, arg: Number(c.dataset.arg), bin: Number(c.dataset.bin), value: Number(c.dataset.value) })));
+  // 16 ops of one argument in 17 bins, posterize's 8, rescale's 17 and 6 (identity has none).
+  let cells = await cellValues();
+  assert(cells.length === 16 * 17 + 8 + 17 + 6, `a cell per bin: ${cells.length}`);
+  assert(cells.every((c) => c.value === 1), 'a new state\'s rates are all 1');
+
+  // Strong views: the policies the API draws for the same seed, each with its Cutout.
+  await page.setInputFiles('#image', path.join(fixtures, 'predict/photo.png'));
+  await page.fill('#seed', '7');
+  await page.fill('#samples', '3');
+  await page.click('#augment');
+  await page.waitForSelector('figure.view img');
+  await page.waitForFunction(() => [...document.querySelectorAll('figure.view img')].every((i) => i.complete && i.naturalWidth > 0));
+  const shown = await page.locator('figure.view').evaluateAll((figs) => figs.map((f) => JSON.parse(f.dataset.policy)));
+  const form = new FormData();
+  form.append('image', new Blob([fs.readFileSync(path.join(fixtures, 'predict/photo.png'))], { type: 'image/png' }), 'photo.png');
+  form.append('seed', '7');
+  form.append('samples', '3');
+  const direct = await (await fetch(`${base}/v1/ctaugment/${id}/augment`, { method: 'POST', body: form })).json();
+  assert(JSON.stringify(shown) === JSON.stringify(direct.results.map((r) => r.policy)), `the views' policies: ${JSON.stringify(shown)}`);
+  assert((await page.locator('figure.view figcaption').first().textContent()).endsWith('cutout'), 'a strong view says it was cut out');
+  await shoot(page, 'ctaugment');
+
+  // A probe, scored 0: exactly the bins its policy used, int(value * bins * 0.999), fall to 0.99.
+  await page.click('#probe');
+  await page.waitForSelector('figure.view .feedback button');
+  const probe = JSON.parse(await page.locator('figure.view').first().getAttribute('data-policy'));
+  const binsOf = (op, arg) => cells.filter((c) => c.op === op && c.arg === arg).length;
+  const used = new Set(probe.flatMap(([op, values]) => values.map((v, arg) => `${op} ${arg} ${Math.floor(v * binsOf(op, arg) * 0.999)}`)));
+  await page.fill('#proximity-0', '0');
+  await page.click('figure.view .feedback button');
+  await page.waitForFunction(() => document.querySelector('#state-info').textContent.startsWith('revision 1'));
+  cells = await cellValues();
+  const changed = cells.filter((c) => c.value !== 1).map((c) => `${c.op} ${c.arg} ${c.bin}`);
+  assert(JSON.stringify(changed.sort()) === JSON.stringify([...used].sort()), `the bins changed: ${changed} (used: ${[...used]})`);
+  assert(cells.filter((c) => c.value !== 1).every((c) => Math.abs(c.value - 0.99) < 1e-6), 'each to 0.99 * 1 + 0.01 * 0');
+
+  // The probabilities: each row sums to 1.
+  await page.selectOption('#show', 'probabilities');
+  await page.waitForSelector('#heatmap[data-member="probabilities"]');
+  const sums = new Map();
+  for (const c of await cellValues()) sums.set(`${c.op} ${c.arg}`, (sums.get(`${c.op} ${c.arg}`) || 0) + c.value);
+  assert([...sums.values()].every((s) => Math.abs(s - 1) < 1e-5), 'each row of probabilities sums to 1');
+  await shoot(page, 'ctaugment', 360);
+  await assertNoStrayWords(page, 'ctaugment.html with a state and views');
+
+  // Deleted, it is gone from the list.
+  await page.click('#delete-state');
+  await page.waitForFunction(() => document.querySelector('#state').value === '');
+  assert(await page.locator('#heatmap').count() === 0, 'no heatmap once the state is deleted');
   await page.close();
 });
 
