@@ -5,7 +5,9 @@
  * store's (ctaugment_store.h), whose update is the one read-modify-write of a state. */
 #include <jansson.h>
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 #include "app.h"
 #include "ctaugment_store.h"
@@ -214,6 +216,39 @@ static const struct eng_error *view_failure(void *ctx, size_t index)
     return d->views[index].failed ? &d->views[index].err : NULL;
 }
 
+/* The images: multipart parts "image" or the raw body, as /v1/augment takes them, or a JSON body
+ * {"images": ["<base64>", ...]}, whose decoded bytes *owned holds (count of them, to free). */
+static int collect_images(struct request *req, struct response *resp, struct input_image *inputs,
+                          int max, int *count, unsigned char ***owned)
+{
+    const char *type = request_header(req, "Content-Type");
+    *count = 0;
+    if (req->part_count > 0 || !type || strncasecmp(type, "application/json", 16) != 0)
+        return input_collect_images(req, resp, inputs, max, count);
+    static const char *const members[] = {"images", NULL};
+    json_t *body = input_json_body(req, resp, "{\"images\": [\"<base64>\", ...]}");
+    if (!body) return -1;
+    const json_t *images = json_object_get(body, "images");
+    struct eng_error err;
+    int rc = -1;
+    if (json_is_object(body) && json_check_members(body, members, "", "member", &err) != 0)
+        response_engine_error(resp, &err);
+    else if (!json_is_array(images) || json_array_size(images) < 1 ||
+             json_array_size(images) > (size_t)max)
+        response_error(resp, 422, "images: an array of 1 to max_inputs (%d) base64 strings", max);
+    else if (!(*owned = calloc(json_array_size(images), sizeof **owned)))
+        response_no_memory(resp, NULL);
+    else
+        for (rc = 0; rc == 0 && (size_t)*count < json_array_size(images); (*count)++) {
+            char what[32];
+            snprintf(what, sizeof what, "images/%d", *count);
+            rc = input_json_image(json_array_get(images, (size_t)*count), what, resp,
+                                  &inputs[*count], &(*owned)[*count]);
+        }
+    json_decref(body);
+    return rc;
+}
+
 /* CTAugment works on RGB, as the reference: 422 naming the first input that is not. */
 static int check_rgb(struct response *resp, const struct input_image *inputs, int count)
 {
@@ -283,6 +318,7 @@ static void draw(struct request *req, struct response *resp, int probe)
     struct draws d = {.inputs = inputs, .probe = probe};
     struct ctaug *state = NULL;
     struct eng_error err;
+    unsigned char **owned = NULL; /* a JSON body's images, decoded */
     int count = 0;
     size_t jobs = 0;
     if (!inputs) {
@@ -295,7 +331,7 @@ static void draw(struct request *req, struct response *resp, int probe)
         goto done;
     }
     d.state = state;
-    if (input_collect_images(req, resp, inputs, cfg->max_inputs, &count) != 0 ||
+    if (collect_images(req, resp, inputs, cfg->max_inputs, &count, &owned) != 0 ||
         input_seed(req, resp, &d.seed) != 0 || input_samples(req, resp, &d.samples) != 0 ||
         input_decode_images(req, resp, inputs, count, IMG_COLOR_KEEP) != 0 ||
         check_rgb(resp, inputs, count) != 0)
@@ -326,6 +362,9 @@ done:
     ctaug_free(state);
     ctaugment_record_clear(&r);
     input_free_images(inputs, count);
+    for (int i = 0; owned && i < count; i++)
+        free(owned[i]);
+    free(owned);
     free(inputs);
 }
 

@@ -182,6 +182,40 @@ char *input_base64(const void *data, size_t size)
     return out;
 }
 
+/* Base64 (an optional "data:...;base64," prefix allowed) into *out (malloc'd). */
+static int decode_base64(const char *text, unsigned char **out, size_t *size)
+{
+    const char *comma = strncmp(text, "data:", 5) == 0 ? strchr(text, ',') : NULL;
+    if (comma) text = comma + 1;
+    size_t len = strlen(text);
+    *out = malloc(len / 4 * 3 + 3);
+    int n = *out && len % 4 == 0 && len <= INT32_MAX
+                ? EVP_DecodeBlock(*out, (const unsigned char *)text, (int)len)
+                : -1;
+    if (n < 0) {
+        free(*out);
+        *out = NULL;
+        return -1;
+    }
+    /* EVP_DecodeBlock counts the padding's zero bytes. */
+    n -= (len >= 1 && text[len - 1] == '=') + (len >= 2 && text[len - 2] == '=');
+    *size = (size_t)n;
+    return 0;
+}
+
+int input_json_image(const json_t *value, const char *what, struct response *resp,
+                     struct input_image *item, unsigned char **owned)
+{
+    const char *text = json_string_value(value);
+    if (!text) return response_error(resp, 422, "%s: must be a base64 string", what), -1;
+    size_t size;
+    if (decode_base64(text, owned, &size))
+        return response_error(resp, 422, "%s: is not valid base64", what), -1;
+    item->data = *owned;
+    item->size = size;
+    return 0;
+}
+
 int input_parts(const struct request *req, struct response *resp, const char *name,
                 struct input_bytes *out, int max, int *count)
 {

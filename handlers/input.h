@@ -98,6 +98,12 @@ char *input_base64(const void *data, size_t size);
 json_t *input_image_base64(const struct img *im, enum img_format fmt, int quality,
                            const struct img_profile *icc, struct eng_error *err);
 
+/* An image as a JSON value: base64 (a "data:...;base64," prefix allowed) decoded into *owned
+ * (malloc'd; the caller frees it), which item's bytes then are. 422 naming it as what when it is
+ * not a string or not base64. */
+int input_json_image(const json_t *value, const char *what, struct response *resp,
+                     struct input_image *item, unsigned char **owned);
+
 /* The multipart parts named name, at most max (max_inputs; 422 past it), into out[0..*count). */
 int input_parts(const struct request *req, struct response *resp, const char *name,
                 struct input_bytes *out, int max, int *count);

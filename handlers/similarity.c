@@ -4,7 +4,6 @@
  * through the network in one batch. */
 #include <jansson.h>
 #include <math.h>
-#include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -132,39 +131,13 @@ static int parse_options(const struct request *req, json_t *doc, struct response
 
 /* ---- Images ---------------------------------------------------------------------------------- */
 
-/* Base64 (an optional "data:...;base64," prefix allowed) into *out (malloc'd). */
-static int decode_base64(const char *text, unsigned char **out, size_t *size)
-{
-    const char *comma = strncmp(text, "data:", 5) == 0 ? strchr(text, ',') : NULL;
-    if (comma) text = comma + 1;
-    size_t len = strlen(text);
-    *out = malloc(len / 4 * 3 + 3);
-    int n = *out && len % 4 == 0 && len <= INT32_MAX
-                ? EVP_DecodeBlock(*out, (const unsigned char *)text, (int)len)
-                : -1;
-    if (n < 0) {
-        free(*out);
-        *out = NULL;
-        return -1;
-    }
-    /* EVP_DecodeBlock counts the padding's zero bytes. */
-    n -= (len >= 1 && text[len - 1] == '=') + (len >= 2 && text[len - 2] == '=');
-    *size = (size_t)n;
-    return 0;
-}
-
 /* The JSON image member name of obj (base64) into item; its bytes are owned by *owned. */
 static int json_image(json_t *obj, const char *name, const char *where, struct response *resp,
                       struct input_image *item, unsigned char **owned)
 {
-    const char *text = json_string_value(json_object_get(obj, name));
-    if (!text) return response_error(resp, 422, "%s%s: must be a base64 string", where, name), -1;
-    size_t size;
-    if (decode_base64(text, owned, &size))
-        return response_error(resp, 422, "%s%s: is not valid base64", where, name), -1;
-    item->data = *owned;
-    item->size = size;
-    return 0;
+    char what[96];
+    snprintf(what, sizeof what, "%s%s", where, name);
+    return input_json_image(json_object_get(obj, name), what, resp, item, owned);
 }
 
 /* The images of a JSON body: its role members, or with many, "pairs": [{"a", "b"}, ...]. */

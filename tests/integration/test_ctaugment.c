@@ -294,6 +294,58 @@ static void test_augment(void **state)
     check_views(state, "augment", 0);
 }
 
+/* The base64 of a file of the source tree, as a JSON string's text (malloc'd). */
+static char *base64_file(const char *file)
+{
+    size_t size;
+    char *data = harness_read_source_file(file, &size);
+    char *text = malloc(4 * ((size + 2) / 3) + 1);
+    EVP_EncodeBlock((unsigned char *)text, (const unsigned char *)data, (int)size);
+    free(data);
+    return text;
+}
+
+/* The same images as base64 in a JSON body give the same views as multipart parts; a bad one is
+ * named by its index. */
+static void test_json_images(void **state)
+{
+    struct server *srv = harness_start(state, NULL);
+    char id[64], path[200];
+    json_decref(create(srv, NULL, id));
+    struct upload u;
+    upload_read(&u, PHOTO, RGB);
+    struct http_request rq = {.path = path_of(id, "augment"), .parts = u.parts, .part_count = 4};
+    struct http_response r;
+    http_send(srv, &rq, &r);
+    assert_status(&r, 200);
+    json_t *multipart = http_json(&r);
+    http_response_free(&r);
+    upload_free(&u);
+    char *a = base64_file(PHOTO), *b = base64_file(RGB);
+    json_t *body = json_pack("{s:[s, s]}", "images", a, b);
+    char *text = json_dumps(body, JSON_COMPACT);
+    snprintf(path, sizeof path, "%s?seed=7&samples=2", path_of(id, "augment"));
+    json_t *doc = send_expect(srv, "POST", path, text, NULL, 200);
+    assert_true(json_equal(doc, multipart));
+    json_decref(doc);
+    free(text);
+    json_decref(body);
+
+    /* A data: URL's prefix is allowed; a string that is not base64 is named by its index. */
+    body = json_pack("{s:[s++, s]}", "images", "data:image/png;base64,", b, "", "not base64!");
+    text = json_dumps(body, JSON_COMPACT);
+    refused(srv, "POST", path, text, 422, "images/1: is not valid base64");
+    free(text);
+    json_decref(body);
+    refused(srv, "POST", path, "{\"images\": [1]}", 422, "images/0: must be a base64 string");
+    refused(srv, "POST", path, "{\"images\": []}", 422, "images: an array of 1 to max_inputs");
+    refused(srv, "POST", path, "{\"image\": []}", 422, "image: unknown member");
+    free(a);
+    free(b);
+    json_decref(multipart);
+    harness_pass(state);
+}
+
 static void test_probe(void **state)
 {
     check_views(state, "probe", 1);
@@ -479,6 +531,7 @@ int main(int argc, char **argv)
         HARNESS_TEST(test_create_show_list_delete),
         HARNESS_TEST(test_augment),
         HARNESS_TEST(test_probe),
+        HARNESS_TEST(test_json_images),
         HARNESS_TEST(test_image_refusals),
         HARNESS_TEST(test_feedback),
         HARNESS_TEST(test_scopes),
