@@ -4,8 +4,8 @@
  * deleted. The algorithm is the engine's (policy/policy.h's CTAugment section), the records the
  * store's (ctaugment_store.h), whose update is the one read-modify-write of a state. */
 #include <jansson.h>
-#include <stdlib.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
@@ -109,7 +109,7 @@ void handle_ctaugment_create(struct request *req, struct response *resp)
     struct eng_error err;
     struct ctaug *c = ctaug_new(&s, &err);
     if (!c) {
-        /* "ctaugment depth: 0 is not in 1..8": the member is the word after "ctaugment ". */
+        /* "ctaugment decay: 1 is not in (0, 1)": the member is the word after "ctaugment ". */
         response_error(resp, response_status_for(err.code), "%s",
                        strncmp(err.message, "ctaugment ", 10) ? err.message : err.message + 10);
         return;
