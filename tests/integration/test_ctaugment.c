@@ -61,12 +61,20 @@ static void refused_as(const struct server *srv, const char *method, const char 
     http_response_free(&r);
 }
 
-/* POST /v1/ctaugment with body (NULL: none): 201 and the state's id into id; its document. */
+/* POST /v1/ctaugment with body (NULL: none): 201 with Location naming the state, whose id goes
+ * into id; its document. */
 static json_t *create(const struct server *srv, const char *body, char id[64])
 {
-    json_t *doc = send_expect(srv, "POST", "/v1/ctaugment", body, NULL, 201);
+    struct http_response r;
+    job_send(srv, "POST", "/v1/ctaugment", body, NULL, &r);
+    if (r.status != 201) fail_msg("POST /v1/ctaugment: %ld: %s", r.status, r.body);
+    json_t *doc = http_json(&r);
     snprintf(id, 64, "%s", json_string_value(json_object_get(doc, "id")));
     assert_int_equal(strlen(id), 24);
+    char location[128];
+    snprintf(location, sizeof location, "/v1/ctaugment/%s", id);
+    assert_string_equal(http_header(&r, "Location"), location);
+    http_response_free(&r);
     return doc;
 }
 
