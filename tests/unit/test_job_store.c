@@ -764,6 +764,36 @@ static void claim_child_expect(struct storage *st, int parent, int n)
     job_clear(&job);
 }
 
+/* A parent queues and claims children only under the lease it runs under: once it was claimed
+ * again, its old token queues nothing and claims nothing. */
+static void test_children_under_the_parents_lease(void **state)
+{
+    struct storage *st = ((struct fixture *)*state)->st;
+    create(st, 1, "search", NULL);
+    claim_expect(st, 1);
+    struct job spec = {.kind = "search-trial", .parent = (char *)id_of(1)};
+    spec.params = json_object();
+    snprintf(spec.id, sizeof spec.id, "%024d", 2);
+    struct eng_error err;
+    assert_int_equal(job_store_create_child(st, &spec, 1, &err), 0);
+    assert_int_equal(job_store_requeue(st, id_of(1), 1, "stopping", &err), 0);
+    /* Queued, the parent runs under no token. */
+    snprintf(spec.id, sizeof spec.id, "%024d", 3);
+    assert_int_equal(job_store_create_child(st, &spec, 1, &err), -1);
+    assert_int_equal(err.code, ENG_CONFLICT);
+    claim_expect(st, 1); /* token 2 */
+    assert_int_equal(job_store_create_child(st, &spec, 1, &err), -1);
+    assert_int_equal(err.code, ENG_CONFLICT);
+    struct job job;
+    assert_int_equal(job_store_get(st, id_of(3), &job, &err), -1);
+    assert_int_equal(err.code, ENG_NOT_FOUND);
+    assert_int_equal(job_store_claim_child(st, id_of(1), 1, WORKER, &job, &err), 0);
+    assert_int_equal(job_store_claim_child(st, id_of(1), 2, WORKER, &job, &err), 1);
+    assert_string_equal(job.id, id_of(2));
+    job_clear(&job);
+    json_decref(spec.params);
+}
+
 /* Two searches, 1 and 2, with children 3 and 5 of 1 and 4 of 2, queued in that order. */
 static void two_families(struct storage *st)
 {
@@ -1062,6 +1092,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_two_handles_each_run_jobs, store_setup,
                                         store_teardown),
         cmocka_unit_test_setup_teardown(test_worker_ids, store_setup, store_teardown),
+        cmocka_unit_test_setup_teardown(test_children_under_the_parents_lease, store_setup,
+                                        store_teardown),
         cmocka_unit_test_setup_teardown(test_requeue_on_shutdown, store_setup, store_teardown),
         cmocka_unit_test_setup_teardown(test_cancel, store_setup, store_teardown),
         cmocka_unit_test_setup_teardown(test_list_filters_and_pages, store_setup, store_teardown),
