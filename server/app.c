@@ -143,9 +143,7 @@ int app_open(struct app *app, const struct config *cfg, struct eng_error *err)
     app->access_log = access_log_open(cfg->access_log, err);
     if (!app->access_log) goto fail;
     app->storage = storage_open(cfg->store, cfg->data_dir, err);
-    if (!app->storage || storage_hold(app->storage, err) != 0 ||
-        saved_policies_load(app->storage, err) != 0)
-        goto fail;
+    if (!app->storage || saved_policies_load(app->storage, err) != 0) goto fail;
     /* By default the inferences running at once (one per worker) share the cores, so none waits
      * on an OpenMP barrier whose other threads another inference has descheduled. */
     struct models_settings models = {

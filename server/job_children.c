@@ -12,6 +12,7 @@
 #include "app.h"
 #include "job_kind.h"
 #include "jobs.h"
+#include "leases.h"
 #include "log.h"
 
 /* How long an idle thread sleeps before it looks at the store again unwoken. */
@@ -53,7 +54,8 @@ static int run_one(struct job_children *c)
     struct job child;
     /* A parent cancelled or a server stopping starts no more children. */
     if (job_ctx_cancelled(c->ctx, &err)) return 0;
-    int claimed = job_store_claim_child(c->app->storage, c->parent, &child, &err);
+    int claimed = job_store_claim_child(c->app->storage, c->parent, jobs_lease_token(c->ctx),
+                                        leases_worker_id(), &child, &err);
     if (claimed < 0)
         log_event("error", "job", "job %s: cannot claim a child: %s", c->parent, err.message);
     if (claimed <= 0) return claimed;
@@ -147,7 +149,8 @@ int job_children_add(struct job_children *c, const char *id, const char *kind, c
     struct job spec = {
         .kind = (char *)kind, .params = (json_t *)params, .owner = c->owner, .parent = c->parent};
     snprintf(spec.id, sizeof spec.id, "%s", id);
-    if (job_store_create(c->app->storage, &spec, err) != 0) return -1;
+    if (job_store_create_child(c->app->storage, &spec, jobs_lease_token(c->ctx), err) != 0)
+        return -1;
     pthread_mutex_lock(&c->lock);
     c->added++;
     pthread_cond_signal(&c->wake);

@@ -7,6 +7,7 @@
 
 #include <jansson.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "core/error.h"
 #include "job_store.h"
@@ -15,8 +16,10 @@ struct app;
 struct job_ctx;
 struct jobs;
 
-/* At start-up, once the store is open: recovers the jobs a dead process left running
- * (job_store_recover) and starts cfg->job_workers runner threads. NULL with err. */
+/* At start-up, once the store is open: queues again the jobs an ended process left running
+ * (job_store_expire: on SQLite every one, on PostgreSQL those of an ended process of this host;
+ * other leases expire by time), starts the lease thread (leases.h) and cfg->job_workers runner
+ * threads. NULL with err. */
 struct jobs *jobs_start(struct app *app, struct eng_error *err);
 
 /* Stops the runners: a running job stops at its next check and goes back to the queue with its
@@ -33,9 +36,14 @@ int jobs_submit(struct jobs *jobs, const char *kind, json_t *params, const char 
 
 /* Runs a job claimed from the store (job_store_claim, job_store_claim_child) on the calling
  * thread, as a runner does: its kind's run with a context whose engine work may use `threads`
- * threads, then its end recorded (succeeded, failed or cancelled, or queued again when the server
- * is stopping). A search's threads run its trials through this (job_children.h). */
+ * threads, its lease renewed meanwhile (leases.h), then its end recorded under the lease
+ * (succeeded, failed or cancelled, or queued again when the server is stopping); nothing is
+ * recorded once the lease was lost. A search's threads run its trials through this
+ * (job_children.h). */
 void jobs_run_claimed(struct jobs *jobs, const struct job *job, int threads);
+/* The fencing token of the claim the context's job runs under (job_store.h, "Leases"): what a
+ * claim of its children carries. */
+int64_t jobs_lease_token(const struct job_ctx *ctx);
 /* The runners a running job's context belongs to (app->jobs is not set yet while jobs_start
  * runs, when a runner may already have resumed a job). */
 struct jobs *jobs_of(const struct job_ctx *ctx);

@@ -215,3 +215,32 @@ void job_cancel_running(const struct server *srv, const char *kind, const char *
     job_cancel(srv, id);
     json_decref(job_wait_state(srv, id, "cancelled"));
 }
+
+/* units.csv of a job: how often each unit 1..units appears, and which attempt counted it. */
+void job_check_units_once(const struct server *srv, const char *id, int units, int resumed)
+{
+    char path[128];
+    snprintf(path, sizeof path, "/v1/jobs/%s/artifacts/units.csv", id);
+    struct http_response r;
+    http_get(srv, path, &r);
+    assert_status(&r, 200);
+    int *seen = calloc((size_t)units + 1, sizeof *seen);
+    char *save = NULL;
+    int lines = 0;
+    for (char *line = strtok_r(r.body, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+        if (lines++ == 0) {
+            assert_string_equal(line, "unit,attempt");
+            continue;
+        }
+        int unit, attempt;
+        assert_int_equal(sscanf(line, "%d,%d", &unit, &attempt), 2);
+        assert_true(unit >= 1 && unit <= units);
+        seen[unit]++;
+        /* Units up to the checkpoint were counted by the first start, the rest by the second. */
+        assert_int_equal(attempt, unit <= resumed ? 1 : 2);
+    }
+    for (int u = 1; u <= units; u++)
+        if (seen[u] != 1) fail_msg("unit %d is in units.csv %d times", u, seen[u]);
+    free(seen);
+    http_response_free(&r);
+}

@@ -67,6 +67,10 @@ json_t *job_resume(void **state, const struct server *first, const char *id, con
 json_t *job_resume_for(void **state, const struct server *first, const char *id,
                        const char *log_needle, double seconds, struct server **second);
 
+/* The count kind's units.csv of job id: each unit 1..units once, those up to resumed counted by
+ * attempt 1 and the others by attempt 2. */
+void job_check_units_once(const struct server *srv, const char *id, int units, int resumed);
+
 /* The job's folder holds its artifacts folder and nothing else (no checkpoint file left). */
 void job_expect_only_artifacts(const struct server *srv, const char *id);
 
