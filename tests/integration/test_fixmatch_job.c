@@ -10,7 +10,9 @@
  * registered. A job killed with kill -9 and resumed registers a model.onnx byte-identical to an
  * uninterrupted run's: the unlabeled stream, like the labeled one, is a function of the step, so
  * no batch is lost or seen twice. supervised runs the same params on the labeled split alone:
- * the same steps, no unlabeled metrics. Bad params are refused with the pointer named. */
+ * the same steps, no unlabeled metrics, and the same model bytes as a train job given FixMatch's
+ * defaults (the weak policy, SGD with Nesterov and the decay's exclusions, the fixmatch schedule,
+ * the EMA). Bad params are refused with the pointer named. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -138,6 +140,20 @@ static void test_fixmatch_learns_and_reports(void **state)
     assert_null(json_object_get(final, "mask_rate"));
     assert_true(json_is_number(json_object_get(final, "val_accuracy")));
     json_decref(doc);
+
+    /* ... which is the train kind's computation with FixMatch's defaults written out: the same
+     * model bytes. */
+    snprintf(params, sizeof params,
+             "{\"dataset\": \"%s\", \"split\": \"labeled\", \"val_split\": \"val\", "
+             "\"model\": {\"arch\": \"small-cnn\", \"classes\": 3, \"size\": %d}, "
+             "\"epochs\": %d, \"batch\": %d, \"policy\": \"fixmatch-weak\", \"ema\": 0.5, "
+             "\"optimizer\": {\"name\": \"sgd\", \"lr\": 0.1, \"momentum\": 0.9, "
+             "\"nesterov\": true, \"weight_decay\": 5e-4, \"exclude_no_decay\": true}, "
+             "\"schedule\": {\"name\": \"fixmatch\"}, \"seed\": 1, \"output\": \"as-train\"}",
+             ds, SIDE, EPOCHS, BATCH);
+    job_submit(srv, "train", params, id);
+    json_decref(job_wait_state_for(srv, id, "succeeded", LONG_WAIT_S));
+    expect_same_model("sup", "as-train");
     harness_pass(state);
 }
 
