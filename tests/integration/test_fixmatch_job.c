@@ -71,6 +71,23 @@ static void params_for(char *out, size_t size, const char *ds, const char *outpu
              ds, SIDE, EPOCHS, BATCH, output, extra);
 }
 
+/* Submits a job of kind with the tests' params (TUNING) registering output: its id. */
+static void submit(const struct server *srv, const char *kind, const char *ds, const char *output,
+                   char id[32])
+{
+    char params[1024];
+    params_for(params, sizeof params, ds, output, TUNING);
+    job_submit(srv, kind, params, id);
+}
+
+/* The same, waited for until it succeeds: its document. */
+static json_t *run_to_end(const struct server *srv, const char *kind, const char *ds,
+                          const char *output, char id[32])
+{
+    submit(srv, kind, ds, output, id);
+    return job_wait_state_for(srv, id, "succeeded", LONG_WAIT_S);
+}
+
 static double real(json_t *row, const char *name)
 {
     json_t *v = json_object_get(row, name);
@@ -83,9 +100,7 @@ static void test_fixmatch_learns_and_reports(void **state)
     struct server *srv = start(state);
     char ds[64], params[1024], id[32];
     make_dataset(srv, ds);
-    params_for(params, sizeof params, ds, "fm", TUNING);
-    job_submit(srv, "fixmatch", params, id);
-    json_t *doc = job_wait_state_for(srv, id, "succeeded", LONG_WAIT_S);
+    json_t *doc = run_to_end(srv, "fixmatch", ds, "fm", id);
     json_t *result = json_object_get(doc, "result");
     assert_string_equal(json_str(result, "model"), "fm");
     assert_int_equal(json_int(result, "steps"), EPOCHS);
@@ -131,9 +146,7 @@ static void test_fixmatch_learns_and_reports(void **state)
     json_decref(doc);
 
     /* supervised on the same params: the labeled split alone, the same steps. */
-    params_for(params, sizeof params, ds, "sup", TUNING);
-    job_submit(srv, "supervised", params, id);
-    doc = job_wait_state_for(srv, id, "succeeded", LONG_WAIT_S);
+    doc = run_to_end(srv, "supervised", ds, "sup", id);
     result = json_object_get(doc, "result");
     assert_int_equal(json_int(result, "steps"), EPOCHS);
     json_t *final = json_object_get(result, "final");
@@ -162,14 +175,10 @@ static void test_fixmatch_learns_and_reports(void **state)
 static void test_fixmatch_kill9_resume(void **state)
 {
     struct server *first = start(state);
-    char ds[64], params[1024], id[32];
+    char ds[64], id[32];
     make_dataset(first, ds);
-    params_for(params, sizeof params, ds, "whole", TUNING);
-    job_submit(first, "fixmatch", params, id);
-    json_decref(job_wait_state_for(first, id, "succeeded", LONG_WAIT_S));
-
-    params_for(params, sizeof params, ds, "resumed", TUNING);
-    job_submit(first, "fixmatch", params, id);
+    json_decref(run_to_end(first, "fixmatch", ds, "whole", id));
+    submit(first, "fixmatch", ds, "resumed", id);
     struct server *second;
     job_wait_progress(first, id, 0.34);
     assert_int_equal(server_stop(first, SIGKILL, 5000), 0);
