@@ -83,27 +83,36 @@ static int finish(struct job_train_run *r, const json_t *params, json_t **result
     return rc;
 }
 
-static int run(struct job_ctx *ctx, const json_t *params, json_t **result, struct eng_error *err)
+int job_train_kind_run(struct job_train_run *r, const json_t *params, json_t **result,
+                       struct eng_error *err)
 {
-    struct job_train_params p;
-    struct job_train_run r = {
-        .ctx = ctx, .p = &p, .phase = "training", .progress_span = 1, .artifacts = write_artifacts};
-    const json_t *saved = job_ctx_restored(ctx);
-    int rc = job_train_params_open(&p, job_ctx_app(ctx), params, JOB_TRAIN_FOR_TRAIN, err);
-    r.policy = p.policy;
-    if (rc == 0)
-        rc = job_train_run_open(&r, err) || (saved && job_train_run_restore(&r, saved, err)) ||
-                     job_train_run_epochs(&r, err) || finish(&r, params, result, err)
+    const json_t *saved = job_ctx_restored(r->ctx);
+    if (!r->artifacts) r->artifacts = write_artifacts;
+    int rc = job_train_run_open(r, err) || (saved && job_train_run_restore(r, saved, err)) ||
+                     job_train_run_epochs(r, err) || finish(r, params, result, err)
                  ? -1
                  : 0;
     /* The checkpoint file (the size of the model and its optimiser state) is kept only for a
      * job that will run again: one stopped with the server. */
-    if (rc == 0 || !job_ctx_resumes(ctx)) job_train_remove_states(ctx);
+    if (rc == 0 || !job_ctx_resumes(r->ctx)) job_train_remove_states(r->ctx);
     if (rc != 0 && *result) {
         json_decref(*result);
         *result = NULL;
     }
-    job_train_run_close(&r);
+    job_train_run_close(r);
+    return rc;
+}
+
+static int run(struct job_ctx *ctx, const json_t *params, json_t **result, struct eng_error *err)
+{
+    struct job_train_params p;
+    struct job_train_run r = {.ctx = ctx, .p = &p, .phase = "training", .progress_span = 1};
+    int rc = job_train_params_open(&p, job_ctx_app(ctx), params, JOB_TRAIN_FOR_TRAIN, err);
+    r.policy = p.policy;
+    if (rc == 0)
+        rc = job_train_kind_run(&r, params, result, err);
+    else
+        job_train_run_close(&r);
     job_train_params_close(&p);
     return rc;
 }

@@ -51,6 +51,17 @@ struct job_train_params {
     /* The training transform: a zoo model's resize and crop to its size with CIFAR-10's mean
      * and std, or a fine-tuned model's own preprocess. */
     struct classify_preprocess preprocess;
+    /* The images of a training forward: batch, or FixMatch's batch (1 + 2 mu). */
+    size_t forward_batch;
+    /* FixMatch's (job_fixmatch.c reads them; mu 0 for every other kind and for supervised):
+     * the unlabeled split, mu, tau, lambda_u, and the strong view's policy (the weak policy
+     * then the strong one, drawn apart from the weak view). */
+    struct {
+        const struct data_split *unlabeled;
+        size_t mu;
+        double tau, lambda_u;
+        struct policy *strong;
+    } semi;
 };
 
 /* Which kind's params: diversity's are train's without val_split, ema, eval_every and output,
@@ -62,7 +73,11 @@ enum job_train_for {
     JOB_TRAIN_FOR_TRAIN,
     JOB_TRAIN_FOR_DIVERSITY,
     JOB_TRAIN_FOR_AFFINITY_DIVERSITY,
-    JOB_TRAIN_FOR_TRIAL
+    JOB_TRAIN_FOR_TRIAL,
+    /* FixMatch's (job_fixmatch.c): train's with unlabeled_split, mu, tau, lambda_u and strong,
+     * val_split required; supervised takes the same, and trains without the unlabeled ones. */
+    JOB_TRAIN_FOR_FIXMATCH,
+    JOB_TRAIN_FOR_SUPERVISED
 };
 
 /* Reads params (validate and run share it): 0, or -1 with err (ENG_INVALID naming the field,
@@ -71,6 +86,10 @@ enum job_train_for {
 int job_train_params_open(struct job_train_params *p, const struct app *app, const json_t *params,
                           enum job_train_for kind, struct eng_error *err);
 void job_train_params_close(struct job_train_params *p);
+/* FixMatch's own params into p->semi (job_fixmatch.c), read by job_train_params_open once the
+ * batch is known. */
+int job_fixmatch_params(struct job_train_params *p, const json_t *params, enum job_train_for kind,
+                        struct eng_error *err);
 
 /* ---- A training run (job_train_run.c) ----------------------------------------------------------
  * The model built from p, trained epoch by epoch, with events, artifacts (through the caller's
@@ -90,7 +109,15 @@ struct job_train_run {
      * may set stop: the run ends after this epoch (a search trial stopped early). */
     int (*artifacts)(struct job_train_run *r, struct eng_error *err);
     int stop;
-    void *user;    /* the caller's, for artifacts */
+    /* A kind's own training step in place of the supervised one (FixMatch's): b's labels as
+     * the model's classes, k the run's step; it adds its correct labeled rows to *correct. */
+    int (*step)(struct job_train_run *r, const struct data_batch *b, const int32_t *labels, long k,
+                double *loss, size_t *correct, struct eng_error *err);
+    /* Members a kind adds to each epoch's metrics row (its metric events are its own), after the
+     * epoch's evaluation and before its artifacts and checkpoint; NULL: none. */
+    int (*epoch_end)(struct job_train_run *r, json_t *row, struct eng_error *err);
+    const char *const *extra_columns; /* metrics.csv's columns after train's, NULL-ended */
+    void *user;                       /* the caller's, for artifacts, step and epoch_end */
     json_t *extra; /* members added to every checkpoint's JSON (borrowed); NULL: none */
     /* Set by job_train_run_open. */
     struct nn_graph *graph;
@@ -131,6 +158,14 @@ double job_train_metric(const json_t *row, const char *name);
 double job_train_real(const json_t *v);
 /* A number as JSON: null when it is not finite (not measured, or a loss ratio over a loss of 0). */
 json_t *job_train_number(double v);
+
+/* The train kind's run (server/job_train.c) for a kind built on it (fixmatch, supervised): r's
+ * ctx, p (opened), phase, progress_span and hooks set by the caller; the run from the restored
+ * checkpoint or the start, metrics.csv and loss.png each epoch, the model registered as
+ * p->output at the end, *result; the checkpoint files removed unless the job will run again.
+ * Closes r, not p. */
+int job_train_kind_run(struct job_train_run *r, const json_t *params, json_t **result,
+                       struct eng_error *err);
 
 /* Removes the job's checkpoint files, those an older version named too (once nothing will resume
  * from them). They are in the job's folder (the artifacts folder's parent), so they are not

@@ -30,11 +30,20 @@ static const char *const affinity_diversity_names[] = {
 static const char *const trial_names[] = {
     "dataset", "split",     "val_split", "model",           "policy", "epochs", "steps", "batch",
     "seed",    "optimizer", "schedule",  "label_smoothing", "ema",    "clip",   NULL};
+/* FixMatch's and supervised's (server/job_fixmatch.c): train's with the unlabeled split and
+ * FixMatch's settings. */
+static const char *const fixmatch_names[] = {
+    "dataset",  "split",  "val_split", "unlabeled_split", "model", "policy",
+    "strong",   "epochs", "steps",     "batch",           "mu",    "tau",
+    "lambda_u", "seed",   "optimizer", "schedule",        "ema",   "eval_every",
+    "output",   NULL};
 static const char *const *const kind_names[] = {
     [JOB_TRAIN_FOR_TRAIN] = names,
     [JOB_TRAIN_FOR_DIVERSITY] = diversity_names,
     [JOB_TRAIN_FOR_AFFINITY_DIVERSITY] = affinity_diversity_names,
     [JOB_TRAIN_FOR_TRIAL] = trial_names,
+    [JOB_TRAIN_FOR_FIXMATCH] = fixmatch_names,
+    [JOB_TRAIN_FOR_SUPERVISED] = fixmatch_names,
 };
 static const char *const optimizer_names[] = {
     "name", "lr", "momentum", "nesterov", "weight_decay", "exclude_no_decay", "betas", "eps", NULL};
@@ -357,7 +366,8 @@ int job_train_params_open(struct job_train_params *p, const struct app *app, con
     if (job_params_known(params, kind_names[kind], err) ||
         job_classify_open_dataset(&p->data, app, params, 1, err) || read_val(p, params, err) ||
         read_model(p, params, err) ||
-        (kind == JOB_TRAIN_FOR_TRAIN && read_output(p, app, params, err)) ||
+        ((kind == JOB_TRAIN_FOR_TRAIN || kind >= JOB_TRAIN_FOR_FIXMATCH) &&
+         read_output(p, app, params, err)) ||
         job_classify_policy(json_object_get(params, "policy"), "policy", &p->policy, err))
         return -1;
     if (kind == JOB_TRAIN_FOR_DIVERSITY && !p->policy)
@@ -370,14 +380,19 @@ int job_train_params_open(struct job_train_params *p, const struct app *app, con
     if (kind == JOB_TRAIN_FOR_TRIAL && !p->val)
         return eng_fail(err, ENG_INVALID,
                         "params.val_split: required: the labeled split a trial is scored on");
+    if (kind >= JOB_TRAIN_FOR_FIXMATCH && !p->val)
+        return eng_fail(err, ENG_INVALID,
+                        "params.val_split: required: the labeled split the test accuracy is "
+                        "measured on");
     if (job_param_int(params, "batch", 0, 64, 2, JOB_TRAIN_MAX_BATCH, &batch, err) ||
         job_param_int(params, "eval_every", 0, 1, 1, JOB_TRAIN_MAX_EPOCHS, &eval_every, err) ||
         job_param_real(params, "label_smoothing", 0, 0, 0, 1, &p->label_smoothing, err) ||
         job_param_real(params, "ema", 0, 0, 0, 0.999999, &p->ema, err) ||
         job_param_real(params, "clip", 0, 0, 0, 1e9, &p->clip, err))
         return -1;
-    p->batch = (size_t)batch;
+    p->batch = p->forward_batch = (size_t)batch;
     p->input.dims[0] = (int64_t)batch;
+    if (kind >= JOB_TRAIN_FOR_FIXMATCH && job_fixmatch_params(p, params, kind, err)) return -1;
     p->eval_every = (long)eval_every;
     /* Batches of one fixed size (the plan's), the last short one dropped. */
     p->batches = p->data.split->count / p->batch;
@@ -399,6 +414,7 @@ int job_train_params_open(struct job_train_params *p, const struct app *app, con
 void job_train_params_close(struct job_train_params *p)
 {
     policy_free(p->policy);
+    policy_free(p->semi.strong);
     job_classify_close(&p->data);
     memset(p, 0, sizeof *p);
 }

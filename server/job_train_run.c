@@ -82,7 +82,9 @@ int job_train_run_open(struct job_train_run *r, struct eng_error *err)
                                    .seed = p->data.seed,
                                    .frozen = frozen,
                                    .n_frozen = n_frozen};
-    int rc = (r->plan = train_plan_compile(r->graph, &p->input, &o, err)) &&
+    struct nn_tensor_info forward = p->input;
+    forward.dims[0] = (int64_t)p->forward_batch;
+    int rc = (r->plan = train_plan_compile(r->graph, &forward, &o, err)) &&
                      (!p->val || (r->eval = train_plan_compile(r->graph, &p->input, &o, err)))
                  ? 0
                  : -1;
@@ -98,7 +100,7 @@ int job_train_run_open(struct job_train_run *r, struct eng_error *err)
          !(r->ema = train_ema_create(params, r->n_params, buffers, r->n_buffers, p->ema, err))))
         return -1;
     size_t input = (size_t)(p->input.dims[1] * p->input.dims[2] * p->input.dims[3]);
-    r->dlogits = malloc(p->batch * r->classes * sizeof *r->dlogits);
+    r->dlogits = malloc(p->forward_batch * r->classes * sizeof *r->dlogits);
     r->inputs = calloc(p->batch * input, sizeof *r->inputs);
     r->labels = malloc(p->batch * sizeof *r->labels);
     r->metrics = json_array();
@@ -199,7 +201,9 @@ static int train_batch(struct job_train_run *r, const struct data_batch *b, doub
                        size_t *correct, struct eng_error *err)
 {
     long k = r->epoch * (long)r->p->batches + (long)b->number;
-    if (step(r, b, k, loss, correct, err)) return -1;
+    if (r->step ? r->step(r, b, model_labels(r, b), k, loss, correct, err)
+                : step(r, b, k, loss, correct, err))
+        return -1;
     job_ctx_progress(r->ctx, progress(r, (double)(k + 1) / (double)r->p->steps), r->phase);
     return 0;
 }
@@ -267,19 +271,26 @@ static const char *const columns[] = {"epoch",    "train_loss",   "train_accurac
                                       "lr",       "steps"};
 #define COLUMNS (sizeof columns / sizeof columns[0])
 
+/* Column c of metrics.csv: train's, then the kind's extra ones; NULL past the last. */
+static const char *column(const struct job_train_run *r, size_t c)
+{
+    if (c < COLUMNS) return columns[c];
+    return r->extra_columns ? r->extra_columns[c - COLUMNS] : NULL;
+}
+
 int job_train_run_csv(const struct job_train_run *r, const char *name, struct eng_error *err)
 {
     size_t n = json_array_size(r->metrics), size = 0;
     char *csv = NULL;
     FILE *f = open_memstream(&csv, &size);
     if (!f) return eng_no_memory(err);
-    for (size_t c = 0; c < COLUMNS; c++)
-        fprintf(f, "%s%s", c ? "," : "", columns[c]);
+    for (size_t c = 0; column(r, c); c++)
+        fprintf(f, "%s%s", c ? "," : "", column(r, c));
     fputc('\n', f);
     for (size_t i = 0; i < n; i++) {
         const json_t *row = json_array_get(r->metrics, i);
-        for (size_t c = 0; c < COLUMNS; c++) {
-            double v = job_train_metric(row, columns[c]);
+        for (size_t c = 0; column(r, c); c++) {
+            double v = job_train_metric(row, column(r, c));
             if (c) fputc(',', f);
             if (isfinite(v)) fprintf(f, "%.17g", v);
         }
@@ -444,7 +455,12 @@ static int epoch(struct job_train_run *r, struct eng_error *err)
         (json_int_t)steps_done(r), "train_loss", train_loss, "train_accuracy", train_accuracy,
         "val_loss", job_train_number(val_loss), "val_accuracy", job_train_number(val_accuracy),
         "images_per_second", images_per_second, "lr", lr, "seconds", seconds);
-    if (!row || json_array_append_new(r->metrics, row)) return eng_no_memory(err);
+    if (!row) return eng_no_memory(err);
+    if (r->epoch_end && r->epoch_end(r, row, err)) {
+        json_decref(row);
+        return -1;
+    }
+    if (json_array_append_new(r->metrics, row)) return eng_no_memory(err);
     metric(r, "train_loss", train_loss);
     metric(r, "train_accuracy", train_accuracy);
     if (isfinite(val_loss)) {

@@ -71,9 +71,10 @@ static int make_sample(const struct data_loader *l, uint32_t index, float *out,
     const struct img *src = &view;
     struct img *augmented = NULL;
     if (l->o.policy) {
+        uint64_t seed = l->o.seed ^ (l->o.view * UINT64_C(0x9E3779B97F4A7C15));
         struct trace *t =
-            policy_sample(l->o.policy, l->o.seed, index, l->o.epoch, view.width, view.height, err);
-        augmented = t ? trace_apply(t, &view, l->o.seed, index, l->o.epoch, err) : NULL;
+            policy_sample(l->o.policy, seed, index, l->o.epoch, view.width, view.height, err);
+        augmented = t ? trace_apply(t, &view, seed, index, l->o.epoch, err) : NULL;
         trace_free(t);
         if (!augmented) return name_sample(l, index, err);
         src = augmented;

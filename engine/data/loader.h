@@ -12,7 +12,8 @@
  *            applied for (seed, input i, sample e): policy_sample(policy, seed, i, e, ...) and
  *            trace_apply(..., seed, i, e), which draw from the streams rng_init(seed, i, e,
  *            RNG_STREAM_POLICY) and RNG_STREAM_OP(k) (core/rng.h). So a sample's augmentation is
- *            keyed by (seed, epoch, index) alone: the same wherever it lands in a batch.
+ *            keyed by (seed, epoch, index) alone: the same wherever it lands in a batch. (A
+ *            loader of another view, options.view, draws at a seed of its own.)
  *   tensor   the model's preprocessing, classify_image_tensor (classify/classify.h), one view,
  *            into channels x height x width floats in the preprocessing's layout.
  *   labels   the split's label of each sample (its own, the dataset's, or -1 in an unlabeled
@@ -48,8 +49,12 @@ struct data_loader_options {
     int shuffle;        /* 0: split order (evaluation) */
     int drop_last;      /* drop a last batch shorter than `batch` */
     size_t first_batch; /* start here (resuming) */
-    int threads;        /* loader threads; 0: each batch is made by data_loader_next itself */
-    int prefetch;       /* batches ready ahead, at least threads + 1 (0: that) */
+    /* Another view of the same samples in the same order (FixMatch's strong view beside its weak
+     * one): view 0 draws the policy at `seed`, view v at seed ^ (v x 0x9E3779B97F4A7C15), so
+     * the views' draws are independent streams while the order stays the seed's. */
+    uint32_t view;
+    int threads;  /* loader threads; 0: each batch is made by data_loader_next itself */
+    int prefetch; /* batches ready ahead, at least threads + 1 (0: that) */
 };
 
 /* One batch; its buffers belong to the loader and stay valid until the next data_loader_next. */

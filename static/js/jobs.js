@@ -221,7 +221,9 @@ const metrics = new Map();
 const epochs = new Map(); // a training kind's metrics by run and epoch (their step)
 // The kinds whose metrics are per epoch, and whether their names carry the run before a dot
 // ("clean.train_loss", "policies/0.train_loss").
-const PER_EPOCH = { train: false, diversity: true, 'affinity-diversity': true };
+// fixmatch and supervised (server/job_fixmatch.c) take their params as JSON and report per epoch
+// as train does, fixmatch with its mask rate and pseudo-label accuracy besides.
+const PER_EPOCH = { train: false, diversity: true, 'affinity-diversity': true, fixmatch: false, supervised: false };
 
 function showMetric({ name, value, step }) {
   metrics.set(name, [value, step]);

@@ -6,6 +6,7 @@
 #include <cmocka.h>
 
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -96,4 +97,24 @@ struct img *chart_artifact(const struct server *srv, const char *id, const char 
 void expect_chart_artifact(const struct server *srv, const char *id, const char *name)
 {
     img_free(chart_artifact(srv, id, name));
+}
+
+char *read_model_file(const char *model, const char *file, size_t *size)
+{
+    char path[PATH_MAX];
+    snprintf(path, sizeof path, "%s/%s/%s", harness_models_dir(), model, file);
+    char *data = harness_read_file(path, size);
+    if (!data) fail_msg("cannot read %s", path);
+    return data;
+}
+
+void expect_same_model(const char *a, const char *b)
+{
+    size_t a_size, b_size;
+    char *a_onnx = read_model_file(a, "model.onnx", &a_size);
+    char *b_onnx = read_model_file(b, "model.onnx", &b_size);
+    assert_int_equal(a_size, b_size);
+    assert_memory_equal(a_onnx, b_onnx, a_size);
+    free(a_onnx);
+    free(b_onnx);
 }

@@ -217,6 +217,25 @@ def write(out_dir, name, tensors):
     (np.concatenate(flat) if flat else np.zeros(0)).astype("<f4").tofile(os.path.join(out_dir, name))
 
 
+def export_training(model, x, path, start, input_name):
+    """model as ONNX (opset 14, input input_name, output "logits", the batch symbolic) exported in
+    training mode, as eval mode would fold BatchNorm into the convolutions. The export's own
+    forward moves the running statistics before they are written, so the initializers are then
+    set back to start (a state_dict), the state the step starts from."""
+    import torch
+    import onnx
+    from onnx import numpy_helper
+    torch.onnx.export(copy.deepcopy(model), x, path, opset_version=14, input_names=[input_name],
+                      output_names=["logits"],
+                      dynamic_axes={input_name: {0: "N"}, "logits": {0: "N"}},
+                      do_constant_folding=False, training=torch.onnx.TrainingMode.TRAINING)
+    exported = onnx.load(path)
+    for init in exported.graph.initializer:
+        if init.name in start:
+            init.CopyFrom(numpy_helper.from_array(start[init.name].numpy(), init.name))
+    onnx.save(exported, path)
+
+
 def export_case(out_dir, name, ctor, batch, size):
     import torch
     torch.manual_seed(1234)
@@ -227,20 +246,8 @@ def export_case(out_dir, name, ctor, batch, size):
     x = torch.rand(batch, 3, size, size, generator=gen) * 2 - 1
     labels = torch.randint(0, 10, (batch,), generator=gen)
     path = os.path.join(out_dir, name + ".onnx")
-    # Exported in training mode, as eval mode would fold BatchNorm into the convolutions. The
-    # export's own forward moves the running statistics before they are written, so the
-    # initializers are then set back to the state the step starts from.
     start = {k: v.clone() for k, v in model.state_dict().items()}
-    torch.onnx.export(copy.deepcopy(model), x, path, opset_version=14, input_names=["x"],
-                      output_names=["logits"], dynamic_axes={"x": {0: "N"}, "logits": {0: "N"}},
-                      do_constant_folding=False, training=torch.onnx.TrainingMode.TRAINING)
-    import onnx
-    from onnx import numpy_helper
-    exported = onnx.load(path)
-    for init in exported.graph.initializer:
-        if init.name in start:
-            init.CopyFrom(numpy_helper.from_array(start[init.name].numpy(), init.name))
-    onnx.save(exported, path)
+    export_training(model, x, path, start, "x")
     model.train()
     x.requires_grad_(True)
     logits = model(x)

@@ -1,6 +1,7 @@
 /* engine/data's loader: the epoch order against Fisher-Yates on the documented stream, worked
  * here from core/rng.h; every batch the same with 0, 1, 2 and 4 loader threads; each sample equal
- * to the policy sampled for (seed, index, epoch) and classify_image_tensor run by hand; resuming
+ * to the policy sampled for (seed, index, epoch) and classify_image_tensor run by hand, also for
+ * another view (its own seed, the same order); resuming
  * at a batch; unlabeled splits; refused options; cancellation. */
 #include <stdarg.h>
 #include <stddef.h>
@@ -154,16 +155,19 @@ static void test_threads_give_the_same_batches(void **state)
     }
 }
 
-static void test_samples_by_hand(void **state)
+/* Each sample of the loader of `view` is image split[order[position]] with the policy sampled and
+ * applied for (the view's seed, index, epoch), then classify_image_tensor; the label is the
+ * image's. The view's seed is the header's: SEED, or SEED ^ (view x 0x9E3779B97F4A7C15). Its
+ * inputs (the caller frees them). */
+static float *samples_by_hand(struct fixture *f, uint32_t view)
 {
-    /* Each sample is image split[order[position]] with the policy sampled and applied for
-     * (SEED, index, epoch), then classify_image_tensor; the label is the image's. */
-    struct fixture *f = *state;
     struct data_loader_options o = options(f, 2);
+    o.view = view;
     struct run r = run_all(&o);
     const struct data_split *train = dataset_split(f->ds, "train");
+    const uint64_t seed = view ? SEED ^ (view * 0x9E3779B97F4A7C15u) : SEED;
     uint32_t order[13];
-    data_loader_order(SEED, 1, order, 13);
+    data_loader_order(SEED, 1, order, 13); /* the order is the seed's, whatever the view */
     float want[144];
     struct eng_error err = {0};
     int changed = 0;
@@ -171,18 +175,36 @@ static void test_samples_by_hand(void **state)
         const uint32_t index = train->indices[order[k]];
         assert_int_equal(r.indices[k], index);
         assert_int_equal(r.labels[k], dataset_label(f->ds, index));
-        struct img view;
-        dataset_image(f->ds, index, &view);
-        struct trace *t = policy_sample(f->policy, SEED, index, 1, 8, 6, &err);
-        struct img *augmented = trace_apply(t, &view, SEED, index, 1, &err);
+        struct img view_img;
+        dataset_image(f->ds, index, &view_img);
+        struct trace *t = policy_sample(f->policy, seed, index, 1, 8, 6, &err);
+        struct img *augmented = trace_apply(t, &view_img, seed, index, 1, &err);
         assert_int_equal(classify_image_tensor(augmented, &pp, NULL, 0, 0, 1, want, &err), 0);
         assert_memory_equal(r.inputs + k * 144, want, sizeof want);
-        changed += memcmp(augmented->data, view.data, 144) != 0;
+        changed += memcmp(augmented->data, view_img.data, 144) != 0;
         trace_free(t);
         img_free(augmented);
     }
     assert_true(changed > 0); /* RandAugment did change images */
-    free(r.inputs);
+    return r.inputs;
+}
+
+static void test_samples_by_hand(void **state)
+{
+    free(samples_by_hand(*state, 0));
+}
+
+/* Another view (FixMatch's strong view beside its weak one): the same order and labels, the
+ * policy drawn at the view's own seed, so the two views of a sample differ. */
+static void test_views(void **state)
+{
+    float *weak = samples_by_hand(*state, 0), *strong = samples_by_hand(*state, 1);
+    int differ = 0;
+    for (size_t k = 0; k < 13; k++)
+        differ += memcmp(weak + k * 144, strong + k * 144, 144 * sizeof(float)) != 0;
+    assert_true(differ > 0);
+    free(weak);
+    free(strong);
 }
 
 static void test_preprocessing_by_hand(void **state)
@@ -325,6 +347,7 @@ int main(void)
         cmocka_unit_test(test_order_is_fisher_yates),
         cmocka_unit_test_setup_teardown(test_threads_give_the_same_batches, setup, teardown),
         cmocka_unit_test_setup_teardown(test_samples_by_hand, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_views, setup, teardown),
         cmocka_unit_test_setup_teardown(test_preprocessing_by_hand, setup, teardown),
         cmocka_unit_test_setup_teardown(test_resume_and_drop_last, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unlabeled_split, setup, teardown),

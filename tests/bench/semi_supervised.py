@@ -1,0 +1,149 @@
+#!/usr/bin/env python3
+"""Semi-supervised learning on the reduced CIFAR-10 (issue 20's demonstration): 40 labels per class
+(400 labeled images) of the train split, the rest of it unlabeled, and a ResNet-20 trained at the
+same budget (optimiser steps, batch, model, seed) by three methods, each tested on the test split:
+  fixmatch     the `fixmatch` job kind (README "Job kinds: fixmatch, supervised"), its defaults
+               (FixMatch's: mu 7, tau 0.95, lambda_u 1, SGD 0.03 Nesterov, EMA 0.999, the
+               fixmatch-weak and fixmatch-strong views);
+  self-training  SLOT: the `self-training` kind is another helper's (issue 20) and not merged
+               here; the script says so and skips it while the server does not list the kind;
+  supervised   the `supervised` kind: the same params on the 400 labels alone.
+Prints each method's per-epoch line (test accuracy when evaluated, mask rate and pseudo-label
+accuracy for fixmatch) and a last line with the three test accuracies. Python 3 standard library
+only.
+
+Without --url it starts build/augserve (--augserve) on a free port of 127.0.0.1 with a temporary
+data_dir and the archive imported as a server-side path (train_cifar10.py's serve); with --url it
+uses that server (--dataset names a dataset it has, else the archive is uploaded).
+
+    tests/bench/semi_supervised.py [--archive ../shared/data/cifar10-jpeg-20k.tar]
+        [--labels-per-class 40] [--arch resnet-20] [--steps 1500] [--batch 32] [--mu 7]
+        [--evaluations 10] [--methods fixmatch,self-training,supervised] [--seed 1]
+        [--threads 0] [--url http://127.0.0.1:8080 [--dataset ID]]
+
+A smoke run (a few steps of a small CNN):
+    tests/bench/semi_supervised.py --arch small-cnn --steps 4 --batch 8 --mu 2 --evaluations 1
+
+Exit status 0 when the jobs succeeded, 1 when the server or a job failed (its error printed), 2
+for a usage error (a missing archive included).
+"""
+import argparse
+import json
+import sys
+import time
+
+from augserve_server import HTTPError, request
+from search_bench import add_server_options, serve
+from train_cifar10 import duration, events
+
+METHODS = ("fixmatch", "self-training", "supervised")
+
+
+def derive_labels(base, dataset, per_class, seed):
+    """labels-<n> (n of each class of train) and labels-<n>-rest (the others, unlabeled, their
+    labels kept by the dataset: the hidden labels); kept when a run on the same server made them."""
+    name = f"labels-{per_class}"
+    try:
+        request(base, "POST", f"/v1/datasets/{dataset}/splits",
+                {"name": name, "from": "train", "per_class": per_class, "seed": seed})
+    except HTTPError as e:
+        if e.status != 409:
+            raise
+        print(f"splits {name} and {name}-rest exist already: used as they are", flush=True)
+    return name, name + "-rest"
+
+
+def params_of(args, dataset, labeled, unlabeled, method):
+    """The params the three methods share: fixmatch's (supervised takes them as they are)."""
+    per_epoch = (args.labels_per_class * len(dataset["classes"])) // args.batch
+    epochs = -(-args.steps // per_epoch)
+    return {"dataset": dataset["id"], "split": labeled, "unlabeled_split": unlabeled,
+            "val_split": "test", "model": {"arch": args.arch, "classes": len(dataset["classes"])},
+            "steps": args.steps, "batch": args.batch, "mu": args.mu, "seed": args.seed,
+            "eval_every": max(1, epochs // max(1, args.evaluations)),
+            "output": f"semi-{method}-{time.time_ns()}"}
+
+
+def run_job(base, kind, params):
+    """Submits a job, prints a line per evaluated epoch, and returns its final test accuracy
+    (None after saying why it failed)."""
+    job = request(base, "POST", "/v1/jobs", {"kind": kind, "params": params})
+    print(f"{kind} job {job['id']}: {json.dumps(params)}", flush=True)
+    started, metrics = time.time(), {}
+    for event, data in events(base, job["id"]):
+        if event != "metric":
+            continue
+        metrics[data["name"]] = data["value"]
+        if data["name"] != "eta_seconds":  # the last metric of an epoch
+            continue
+        parts = [f"epoch {data['step']}: train loss {metrics['train_loss']:.4f}"]
+        if "val_accuracy" in metrics:
+            parts.append(f"test accuracy {metrics['val_accuracy']:.4f}")
+        if "mask_rate" in metrics:
+            parts.append(f"mask rate {metrics['mask_rate']:.3f}")
+        if "pseudo_label_accuracy" in metrics:
+            parts.append(f"pseudo-label accuracy {metrics['pseudo_label_accuracy']:.3f}")
+        parts.append(f"{metrics['images_per_second']:.0f} labeled images/s")
+        parts.append(f"ETA {duration(metrics['eta_seconds'])}")
+        if "val_accuracy" in metrics or "mask_rate" in metrics:
+            print(", ".join(parts), flush=True)
+        metrics = {}
+    job = request(base, "GET", "/v1/jobs/" + job["id"])
+    if job["state"] != "succeeded":
+        print(f"the {kind} job {job['state']}: {job.get('error')}", file=sys.stderr)
+        return None
+    final = job["result"]["final"]
+    print(f"{kind}: test accuracy {final['val_accuracy']:.4f} after {params['steps']} steps, "
+          f"{duration(job['result']['duration_seconds'])} of training "
+          f"({duration(time.time() - started)} wall clock)", flush=True)
+    return final["val_accuracy"]
+
+
+def run(args, base, dataset):
+    labeled, unlabeled = derive_labels(base, dataset["id"], args.labels_per_class, args.seed)
+    listed = {k["name"] for k in request(base, "GET", "/v1")["jobs"]["kinds"]}
+    accuracies = {}
+    for method in args.methods:
+        if method not in listed:
+            # The self-training slot: its kind is issue 20's other part; once the server lists it,
+            # its params go here (the teacher from the supervised run, the same budget).
+            print(f"{method}: skipped, this server has no job kind {method}", flush=True)
+            continue
+        if method == "self-training":
+            print("self-training: skipped, its params are not written into this script yet",
+                  flush=True)
+            continue
+        params = params_of(args, dataset, labeled, unlabeled, method)
+        accuracies[method] = run_job(base, method, params)
+    if None in accuracies.values():
+        return 1
+    print(f"{args.arch}, {args.labels_per_class} labels per class, {args.steps} steps of "
+          f"batch {args.batch} (mu {args.mu}): test accuracy " +
+          ", ".join(f"{m} {a:.4f}" for m, a in accuracies.items()), flush=True)
+    return 0
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_server_options(parser)
+    parser.add_argument("--labels-per-class", type=int, default=40)
+    parser.add_argument("--arch", default="resnet-20", help="the zoo model")
+    parser.add_argument("--steps", type=int, default=1500, help="each method's optimiser steps")
+    parser.add_argument("--batch", type=int, default=32, help="labeled images a step")
+    parser.add_argument("--mu", type=int, default=7, help="fixmatch's unlabeled images per labeled")
+    parser.add_argument("--evaluations", type=int, default=10,
+                        help="test passes over a run (and one after its last step)")
+    parser.add_argument("--methods", default=",".join(METHODS),
+                        help="a comma-separated subset of " + ", ".join(METHODS))
+    parser.add_argument("--seed", type=int, default=1)
+    args = parser.parse_args()
+    args.methods = [m for m in args.methods.split(",") if m]
+    unknown = [m for m in args.methods if m not in METHODS]
+    if unknown:
+        parser.error(f"unknown methods {', '.join(unknown)}; known: {', '.join(METHODS)}")
+    return serve(parser, args, [], lambda base, dataset, models: run(args, base, dataset))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
