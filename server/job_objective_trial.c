@@ -35,7 +35,7 @@ static int validate(const struct app *app, const json_t *params, struct eng_erro
 
 /* Decides from the scripted siblings, every one of them finished. */
 static int judge(void *user, struct job_ctx *ctx, const json_t *params, long epoch,
-                 const json_t *epochs, int *stop, struct eng_error *err)
+                 const json_t *epochs, enum search_asha_decision *decision, struct eng_error *err)
 {
     (void)ctx;
     const json_t *scripted = user;
@@ -58,7 +58,7 @@ static int judge(void *user, struct job_ctx *ctx, const json_t *params, long epo
                  ? -1
                  : 0;
     json_decref(siblings);
-    if (rc == 0) *stop = d == SEARCH_ASHA_STOP;
+    if (rc == 0) *decision = d;
     return rc;
 }
 

@@ -30,6 +30,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "app.h"
 #include "job_chart.h"
@@ -45,6 +46,15 @@
 /* How long the search sleeps at most between looks at its next trial's child: a child cancelled
  * before it ran ends without a thread telling it. */
 #define WAIT_MS 200
+/* How often successive halving looks for waiting trials to wake when no child ended its run. */
+#define WAKE_S 1.0
+
+static double now_s(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
+}
 
 /* A trial asked and not told yet. */
 struct slot {
@@ -65,7 +75,9 @@ struct search_run {
     double seconds;     /* theirs, summed: what the time budget counts */
     FILE *file;         /* trials.jsonl, their rows */
     size_t told;        /* trials told */
-    struct slot *slots; /* the trials in flight, told + 0, 1, ...: at most parallel */
+    struct slot *slots; /* the trials in flight, told + 0, 1, ...: at most window */
+    size_t window;      /* parallel, or every trial for successive halving */
+    double woken_at;    /* when successive halving last looked for trials to wake */
     size_t flying;
     double *point;   /* a point being read or asked */
     uint64_t images; /* the told trials' training images, summed: what the images budget counts */
@@ -311,7 +323,7 @@ static int restore(struct search_run *s, const json_t *saved, long *length, stru
     const json_t *running = json_object_get(saved, "running");
     if (json_unpack((json_t *)saved, "{s:I, s:I, s:F}", "trials", &trials, "bytes", &bytes,
                     "seconds", &seconds) != 0 ||
-        trials < 0 || bytes < 0 || json_array_size(running) > (size_t)s->p.parallel)
+        trials < 0 || bytes < 0 || json_array_size(running) > s->window)
         return eng_fail(err, ENG_INTERNAL, "the checkpoint is not search's");
     char *text = read_trials(s, (long)bytes, err), *line = text;
     int rc = text ? 0 : -1;
@@ -352,16 +364,51 @@ static int restore(struct search_run *s, const json_t *saved, long *length, stru
 /* Whether the budget lets trial told + flying start. */
 static int may_ask(const struct search_run *s)
 {
-    return s->flying < (size_t)s->p.parallel && s->told + s->flying < s->p.trials &&
+    return s->flying < s->window && s->told + s->flying < s->p.trials &&
            !(s->p.seconds > 0 && s->seconds >= s->p.seconds) &&
            !(s->p.images > 0 && s->images >= s->p.images);
+}
+
+/* Successive halving: queues again each waiting trial whose rung is decided (search_early.h), as
+ * the trial itself would decide it from every trial's record. Looked at when a child ended its
+ * run and every WAKE_S otherwise: the last trial to reach a rung decides it without ending. */
+static int wake_decided(struct search_run *s, struct eng_error *err)
+{
+    json_t *records = NULL, *all = NULL;
+    int rc = job_children_records(s->children, s->p.trials, &records, err) ||
+                     search_early_siblings(records, s->p.trials, &all, err)
+                 ? -1
+                 : 0;
+    size_t i;
+    const json_t *record;
+    json_array_foreach(records, i, record)
+    {
+        const char *state = json_string_value(json_object_get(record, "state"));
+        const json_t *trial = json_object_get(json_object_get(record, "params"), "trial");
+        enum search_asha_decision d;
+        if (rc != 0 || !state || strcmp(state, "waiting") != 0 || !json_is_integer(trial) ||
+            (size_t)json_integer_value(trial) >= s->p.trials)
+            continue;
+        size_t k = (size_t)json_integer_value(trial);
+        size_t epoch = json_array_size(json_object_get(json_array_get(all, k), "epochs"));
+        rc = search_early_decide_sync_json(&s->p.early, all, k, (unsigned)epoch, &d, err);
+        /* One cancelled meanwhile is not waiting any more: nothing to wake. */
+        if (rc == 0 && d != SEARCH_ASHA_WAIT &&
+            job_children_wake(s->children, json_string_value(json_object_get(record, "id")), err) !=
+                0)
+            rc = err->code == ENG_CONFLICT ? 0 : -1;
+    }
+    json_decref(records);
+    json_decref(all);
+    s->woken_at = now_s();
+    return rc;
 }
 
 /* The trials, from where the checkpoint left them, until the budget is spent or the grid is
  * done. */
 static int run_trials(struct search_run *s, struct eng_error *err)
 {
-    int rc = 0, done = 0;
+    int rc = 0, done = 0, ran = 1; /* ran: a child ended its run since the last look */
     long length = 0;
     const json_t *saved = job_ctx_restored(s->ctx);
     if (saved) rc = restore(s, saved, &length, err);
@@ -393,9 +440,14 @@ static int run_trials(struct search_run *s, struct eng_error *err)
                      : 0;
         }
         if (rc != 0 || s->flying == 0) break;
+        if (s->p.early.sync && (ran || now_s() - s->woken_at >= WAKE_S) &&
+            wake_decided(s, err) != 0) {
+            rc = -1;
+            break;
+        }
         json_t *row = NULL;
         int ended = slot_row(s, &s->slots[0], &row, err);
-        if (ended == 0) job_children_wait(s->children, WAIT_MS);
+        ran = ended == 0 && job_children_wait(s->children, WAIT_MS);
         if (ended < 0 || (ended == 1 && (tell_first(s, row, err) || checkpoint(s, err)))) rc = -1;
     }
     /* Children the search no longer waits for are cancelled, but on a stop of the server, which
@@ -589,7 +641,9 @@ static int run(struct job_ctx *ctx, const json_t *params, json_t **result, struc
         struct search_view view = search_space_view(s.p.space);
         s.dims = view.n;
         s.point = malloc(s.dims * sizeof *s.point + 1);
-        s.slots = calloc((size_t)s.p.parallel, sizeof *s.slots);
+        /* Successive halving's first rung waits for every trial: all are asked at once. */
+        s.window = s.p.early_on && s.p.early.sync ? s.p.trials : (size_t)s.p.parallel;
+        s.slots = calloc(s.window, sizeof *s.slots);
         if (!s.point || !s.slots) rc = eng_no_memory(err);
         if (rc == 0) s.algo = search_algo_new(s.p.algorithm, s.p.settings, &view, s.p.jc.seed, err);
         if (rc == 0 && s.algo) s.children = job_children_start(ctx, s.p.parallel, err);

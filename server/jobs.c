@@ -70,7 +70,8 @@ struct job_ctx {
     char *last_phase;
     char artifacts[PATH_MAX];
     int artifacts_made;
-    int threads; /* job_ctx_threads */
+    int threads;       /* job_ctx_threads */
+    const char *waits; /* job_ctx_wait's reason: the run ends waiting; NULL: it does not */
 };
 
 static int64_t monotonic_ns(void)
@@ -199,20 +200,19 @@ static json_t *sibling_json(struct storage *st, const struct job *j, struct eng_
     return o;
 }
 
-int job_ctx_siblings(struct job_ctx *ctx, size_t limit, json_t **out, struct eng_error *err)
+int jobs_children_json(struct app *app, const char *parent, const char *except, size_t limit,
+                       json_t **out, struct eng_error *err)
 {
-    struct storage *st = ctx->jobs->app->storage;
-    const struct job *self = ctx->job;
-    struct job_filter f = {.state = -1, .parent = self->parent, .limit = limit};
+    struct storage *st = app->storage;
+    struct job_filter f = {.state = -1, .parent = parent, .limit = limit};
     struct job *jobs = NULL;
     size_t n = 0;
     *out = NULL;
-    if (!self->parent) return eng_fail(err, ENG_INVALID, "job %s has no parent", self->id);
     if (job_store_list(st, &f, &jobs, &n, err) != 0) return -1;
     json_t *a = json_array();
     int rc = a ? 0 : eng_no_memory(err);
     for (size_t i = 0; i < n; i++) {
-        if (rc == 0 && strcmp(jobs[i].id, self->id) != 0) {
+        if (rc == 0 && !(except && strcmp(jobs[i].id, except) == 0)) {
             json_t *o = sibling_json(st, &jobs[i], err);
             rc = !o ? -1 : json_array_append_new(a, o) == 0 ? 0 : eng_no_memory(err);
         }
@@ -224,6 +224,21 @@ int job_ctx_siblings(struct job_ctx *ctx, size_t limit, json_t **out, struct eng
     else
         json_decref(a);
     return rc;
+}
+
+int job_ctx_siblings(struct job_ctx *ctx, size_t limit, json_t **out, struct eng_error *err)
+{
+    const struct job *self = ctx->job;
+    *out = NULL;
+    if (!self->parent) return eng_fail(err, ENG_INVALID, "job %s has no parent", self->id);
+    return jobs_children_json(ctx->jobs->app, self->parent, self->id, limit, out, err);
+}
+
+int job_ctx_wait(struct job_ctx *ctx, const char *reason, struct eng_error *err)
+{
+    if (!ctx->job->parent) return eng_fail(err, ENG_INTERNAL, "job %s has no parent", ctx->job->id);
+    ctx->waits = reason;
+    return eng_fail(err, ENG_INTERNAL, "the job waits: %s", reason);
 }
 
 /* Sees whether the job should stop: the server stopping, or (every CANCEL_POLL_NS) its cancel
@@ -349,6 +364,8 @@ void jobs_run_claimed(struct jobs *jobs, const struct job *job, int threads)
     int stored;
     if (rc == 0)
         stored = job_store_finish(st, job->id, JOB_SUCCEEDED, result, NULL, &store_err);
+    else if (ctx.waits && stop == STOP_NONE)
+        stored = job_store_wait(st, job->id, ctx.waits, &store_err);
     else if (stop == STOP_SHUTDOWN)
         stored = job_store_requeue(
             st, job->id, "the server stopped; the job resumes at its next start", &store_err);
@@ -361,11 +378,12 @@ void jobs_run_claimed(struct jobs *jobs, const struct job *job, int threads)
     else
         log_event("info", "job", "job %s (%s) %s%s%s", job->id, job->kind,
                   rc == 0                  ? "succeeded"
+                  : ctx.waits && !stop     ? "waits for its parent"
                   : stop == STOP_SHUTDOWN  ? "stopped; queued again"
                   : stop == STOP_CANCELLED ? "cancelled"
                                            : "failed",
-                  rc != 0 && stop == STOP_NONE ? ": " : "",
-                  rc != 0 && stop == STOP_NONE ? err.message : "");
+                  rc != 0 && stop == STOP_NONE && !ctx.waits ? ": " : "",
+                  rc != 0 && stop == STOP_NONE && !ctx.waits ? err.message : "");
     json_decref(result);
     json_decref(ctx.restored);
     free(ctx.last_phase);

@@ -33,9 +33,15 @@ int jobs_submit(struct jobs *jobs, const char *kind, json_t *params, const char 
 
 /* Runs a job claimed from the store (job_store_claim, job_store_claim_child) on the calling
  * thread, as a runner does: its kind's run with a context whose engine work may use `threads`
- * threads, then its end recorded (succeeded, failed or cancelled, or queued again when the server
- * is stopping). A search's threads run its trials through this (job_children.h). */
+ * threads, then its end recorded (succeeded, failed or cancelled, waiting when the kind asked
+ * (job_ctx_wait), or queued again when the server is stopping). A search's threads run its trials
+ * through this (job_children.h). */
 void jobs_run_claimed(struct jobs *jobs, const struct job *job, int threads);
+/* The records of job parent's children but except (NULL: none), newest first, at most limit: a
+ * JSON array of {"id", "state", "params", "result" (null before it succeeded), "checkpoint" (the
+ * last one, when it has no result; null for none)}, as job_ctx_siblings lists them. */
+int jobs_children_json(struct app *app, const char *parent, const char *except, size_t limit,
+                       json_t **out, struct eng_error *err);
 /* The runners a running job's context belongs to (app->jobs is not set yet while jobs_start
  * runs, when a runner may already have resumed a job). */
 struct jobs *jobs_of(const struct job_ctx *ctx);
