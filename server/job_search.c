@@ -16,15 +16,16 @@
  *
  * Each told trial (point, params, policy, value, state, seconds, its child's id) is a line of the
  * artifact trials.jsonl; the checkpoint holds the file's length, the count of told trials and
- * their seconds, so it stays small however many trials there are (job_kind.h's file kept in
- * step), and the trials in flight: each one's point and its child's id, stored before the child
- * is queued. A resumed job reads the told trials back and tells them again (the algorithm's state
- * is its seed and what it was told), and takes the trials in flight back with their points, never
- * asking again: their children, queued again by the store's recovery, run on from their own
- * checkpoints, a child that ended meanwhile is read, not run again, and one the store never got
- * is queued. So it ends with an uninterrupted job's trials. A trial whose point gives no policy,
- * or whose child fails, is cancelled or is interrupted for good, is recorded so and told as failed;
- * the job fails only when every trial failed, as a search with no result has nothing to report. */
+ * the wall time the search has run (the time budget's), so it stays small however many trials there
+ * are (job_kind.h's file kept in step), and the trials in flight: each one's point and its child's
+ * id, stored before the child is queued. A resumed job reads the told trials back and tells them
+ * again (the algorithm's state is its seed and what it was told), and takes the trials in flight
+ * back with their points, never asking again: their children, queued again by the store's recovery,
+ * run on from their own checkpoints, a child that ended meanwhile is read, not run again, and one
+ * the store never got is queued. So it ends with an uninterrupted job's trials. A trial whose point
+ * gives no policy, or whose child fails, is cancelled or is interrupted for good, is recorded so
+ * and told as failed; the job fails only when every trial failed, as a search with no result has
+ * nothing to report. */
 #include <limits.h>
 #include <math.h>
 #include <stdio.h>
@@ -33,12 +34,10 @@
 #include <time.h>
 
 #include "app.h"
-#include "job_chart.h"
 #include "job_children.h"
 #include "job_kind.h"
 #include "job_search.h"
 #include "job_search_report.h"
-#include "json_text.h"
 #include "policy/policy.h"
 #include "saved_policies.h"
 #include "search/search.h"
@@ -72,7 +71,8 @@ struct search_run {
     struct job_children *children;
     size_t dims;
     json_t *trials;     /* the told trials' rows, each with its "point" */
-    double seconds;     /* theirs, summed: what the time budget counts */
+    double before;      /* the wall time the search ran before this attempt (its checkpoint's) */
+    double started;     /* now_s() when this attempt started */
     FILE *file;         /* trials.jsonl, their rows */
     size_t told;        /* trials told */
     struct slot *slots; /* the trials in flight, told + 0, 1, ...: at most window */
@@ -91,11 +91,19 @@ static int validate(const struct app *app, const json_t *params, struct eng_erro
     return rc;
 }
 
+/* The wall time the search has run, over its attempts: what the time budget counts. The time
+ * between an attempt's last checkpoint and its end (a kill), and while the server was down, is
+ * not counted. */
+static double elapsed(const struct search_run *s)
+{
+    return s->before + now_s() - s->started;
+}
+
 /* The share of the budget spent. */
 static double fraction(const struct search_run *s)
 {
     double by_trials = (double)s->told / (double)s->p.trials;
-    double by_time = s->p.seconds > 0 ? s->seconds / s->p.seconds : 0;
+    double by_time = s->p.seconds > 0 ? elapsed(s) / s->p.seconds : 0;
     return fmin(1, fmax(by_trials, by_time));
 }
 
@@ -142,7 +150,7 @@ static int checkpoint(struct search_run *s, struct eng_error *err)
     }
     json_t *state =
         flying ? json_pack("{s:I, s:I, s:f, s:o}", "trials", (json_int_t)s->told, "bytes",
-                           (json_int_t)ftell(s->file), "seconds", s->seconds, "running", flying)
+                           (json_int_t)ftell(s->file), "seconds", elapsed(s), "running", flying)
                : NULL;
     int rc =
         state ? job_ctx_checkpoint(s->ctx, state, fraction(s), "trials", err) : eng_no_memory(err);
@@ -307,7 +315,6 @@ static int tell_first(struct search_run *s, json_t *row, struct eng_error *err)
         job_ctx_log(s->ctx, "trial %zu %s: %s", s->told,
                     json_string_value(json_object_get(row, "state")),
                     json_string_value(json_object_get(row, "error")));
-    s->seconds += json_number_value(json_object_get(row, "seconds"));
     slot_close(&s->slots[0]);
     memmove(s->slots, s->slots + 1, --s->flying * sizeof *s->slots);
     s->told++;
@@ -342,7 +349,7 @@ static int restore(struct search_run *s, const json_t *saved, long *length, stru
     free(text);
     if (rc != 0) return -1;
     s->told = (size_t)trials;
-    s->seconds = seconds;
+    s->before = seconds;
     *length = (long)bytes;
     /* (An earlier version's "running", one object, is not read: its trial is asked again, which
      * one trial at a time gives the same point.) */
@@ -365,7 +372,7 @@ static int restore(struct search_run *s, const json_t *saved, long *length, stru
 static int may_ask(const struct search_run *s)
 {
     return s->flying < s->window && s->told + s->flying < s->p.trials &&
-           !(s->p.seconds > 0 && s->seconds >= s->p.seconds) &&
+           !(s->p.seconds > 0 && elapsed(s) >= s->p.seconds) &&
            !(s->p.images > 0 && s->images >= s->p.images);
 }
 
@@ -491,88 +498,6 @@ static long best_trial(const json_t *trials)
     return best;
 }
 
-/* Ranks for the leaderboard: by value, best first, failed trials last, ties by trial. */
-static int by_rank(const void *x, const void *y)
-{
-    const json_t *a = *(const json_t *const *)x, *b = *(const json_t *const *)y;
-    const json_t *va = json_object_get(a, "value"), *vb = json_object_get(b, "value");
-    if (json_is_number(va) != json_is_number(vb)) return json_is_number(va) ? -1 : 1;
-    if (json_is_number(va) && json_number_value(va) != json_number_value(vb))
-        return json_number_value(va) > json_number_value(vb) ? -1 : 1;
-    json_int_t ta = json_integer_value(json_object_get(a, "trial")),
-               tb = json_integer_value(json_object_get(b, "trial"));
-    return (ta > tb) - (ta < tb);
-}
-
-/* leaderboard.csv: rank, trial, state, value, seconds, params and policy (compact JSON), and the
- * trial's child job. */
-static int write_leaderboard(struct search_run *s, struct eng_error *err)
-{
-    size_t n = json_array_size(s->trials), size = 0;
-    const json_t **rows = malloc((n ? n : 1) * sizeof *rows);
-    char *csv = NULL;
-    FILE *f = rows ? open_memstream(&csv, &size) : NULL;
-    if (!f) {
-        free(rows);
-        return eng_no_memory(err);
-    }
-    for (size_t i = 0; i < n; i++)
-        rows[i] = json_array_get(s->trials, i);
-    qsort(rows, n, sizeof *rows, by_rank);
-    fputs("rank,trial,state,value,seconds,params,policy,job,epochs\n", f);
-    for (size_t i = 0; i < n; i++) {
-        const json_t *value = json_object_get(rows[i], "value");
-        char *params = json_text(json_object_get(rows[i], "params"), JSON_COMPACT | JSON_SORT_KEYS);
-        char *policy = json_text(json_object_get(rows[i], "policy"), JSON_COMPACT | JSON_SORT_KEYS);
-        /* The metric after each epoch, for an objective that trains. */
-        char *epochs = json_text(json_object_get(rows[i], "epochs"), JSON_COMPACT);
-        fprintf(f, "%zu,%lld,%s,", i + 1,
-                (long long)json_integer_value(json_object_get(rows[i], "trial")),
-                json_string_value(json_object_get(rows[i], "state")));
-        if (json_is_number(value)) fprintf(f, "%.17g", json_number_value(value));
-        fprintf(f, ",%.3f,", json_number_value(json_object_get(rows[i], "seconds")));
-        job_classify_csv_field(f, params ? params : "");
-        fputc(',', f);
-        job_classify_csv_field(f, policy ? policy : "");
-        fprintf(f, ",%s,",
-                json_is_string(json_object_get(rows[i], "job"))
-                    ? json_string_value(json_object_get(rows[i], "job"))
-                    : "");
-        job_classify_csv_field(f, epochs ? epochs : "");
-        fputc('\n', f);
-        free(params);
-        free(policy);
-        free(epochs);
-    }
-    int rc = fclose(f) == 0 ? 0 : eng_no_memory(err);
-    if (rc == 0) rc = job_classify_write_artifact(s->ctx, "leaderboard.csv", csv, size, err);
-    free(csv);
-    free(rows);
-    return rc;
-}
-
-/* best.png: the best value so far after each trial (not drawn before the first success). */
-static int write_curve(struct search_run *s, struct eng_error *err)
-{
-    size_t n = json_array_size(s->trials);
-    double *best = malloc(n * sizeof *best);
-    void *png = NULL;
-    size_t size;
-    if (!best) return eng_no_memory(err);
-    for (size_t i = 0; i < n; i++) {
-        const json_t *v = json_object_get(json_array_get(s->trials, i), "value");
-        double prev = i ? best[i - 1] : NAN;
-        best[i] =
-            json_is_number(v) && !(json_number_value(v) <= prev) ? json_number_value(v) : prev;
-    }
-    const double *series[1] = {best};
-    int rc = job_chart_curves(series, 1, n, &png, &size, err);
-    if (rc == 0) rc = job_classify_write_artifact(s->ctx, "best.png", png, size, err);
-    free(png);
-    free(best);
-    return rc;
-}
-
 /* The trials as the result shows them: the rows without their points. */
 static json_t *result_trials(const json_t *trials)
 {
@@ -613,7 +538,9 @@ static int report(struct search_run *s, json_t **result, struct eng_error *err)
         policy_record_clear(&r);
         job_ctx_log(s->ctx, "saved the best policy as %s", s->p.save_as);
     }
-    if (write_leaderboard(s, err) || write_curve(s, err)) return -1;
+    if (job_search_report_leaderboard(s->ctx, s->trials, err) ||
+        job_search_report_curve(s->ctx, s->trials, err))
+        return -1;
     /* The model, dataset and val split: the affinity objective's, or a training run's. */
     const json_t *train = s->p.objective.train;
     json_t *model =
@@ -634,7 +561,7 @@ static int report(struct search_run *s, json_t **result, struct eng_error *err)
 
 static int run(struct job_ctx *ctx, const json_t *params, json_t **result, struct eng_error *err)
 {
-    struct search_run s = {.ctx = ctx, .trials = json_array()};
+    struct search_run s = {.ctx = ctx, .trials = json_array(), .started = now_s()};
     int rc = s.trials ? job_search_params_open(&s.p, job_ctx_app(ctx), params, 0, err)
                       : eng_no_memory(err);
     if (rc == 0) {

@@ -157,6 +157,19 @@ static int image_space(const struct search_space *space, const char *objective,
                     search_space_domain_source(space, audio & -audio), objective);
 }
 
+/* Every objective scores a trial's policy on one view per image (a model's input), so a space
+ * that may give a policy of several views is refused here, like an audio one. */
+static int one_view_space(const struct search_space *space, const char *objective,
+                          struct eng_error *err)
+{
+    const char *views = search_space_views_source(space);
+    if (!views) return 0;
+    return eng_fail(err, ENG_INVALID,
+                    "params.space: %s; the %s objective takes one view per image, so its space "
+                    "must give policies of one view",
+                    views, objective);
+}
+
 /* save_as: a name a policy may be saved as and, when unused is set, that no saved policy has
  * now. */
 static int read_save_as(struct job_search_params *p, const struct app *app, const json_t *params,
@@ -192,7 +205,9 @@ int job_search_params_open(struct job_search_params *p, const struct app *app, c
     if (!space) return eng_fail(err, ENG_INVALID, "params.space: required: a search space");
     p->space = search_space_compile(space, err);
     if (!p->space) return name_field(err, NULL, "params.space");
-    if (image_space(p->space, p->objective.name, err)) return -1;
+    if (image_space(p->space, p->objective.name, err) ||
+        one_view_space(p->space, p->objective.name, err))
+        return -1;
     if (p->objective.kind != SEARCH_OBJECTIVE_AFFINITY) {
         long long seed;
         /* The objectives that train took the model, dataset and splits with their training

@@ -49,7 +49,9 @@ struct jobs *jobs_of(const struct job_ctx *ctx);
 /* A new id, 24 random hex digits (jobs' ids; datasets take the same form). */
 int jobs_new_id(char id[JOB_ID_SIZE], struct eng_error *err);
 
-/* Runners running a job now, and runners in all. */
+/* Runners running a job now, and runners in all. A job's children (a search's trials) run on
+ * their parent's threads (job_children.h), not on runners, so they are not counted: their parent
+ * is, once. */
 void jobs_counts(struct jobs *jobs, int *busy, int *runners);
 
 /* data_dir/jobs/<id>/artifacts into out: 0, or -1 when it does not fit. */
