@@ -88,6 +88,8 @@ int job_param_real(const json_t *params, const char *name, int required, double 
 
 const char *job_ctx_id(const struct job_ctx *ctx);
 struct app *job_ctx_app(const struct job_ctx *ctx);
+/* The id of the job that made this one (a search, for its trial), or NULL. */
+const char *job_ctx_parent(const struct job_ctx *ctx);
 /* Which start this is: 1, then 2 after an interruption, ... */
 int job_ctx_attempt(const struct job_ctx *ctx);
 /* The threads the job's engine work may use (job_threads). */

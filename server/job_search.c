@@ -34,6 +34,7 @@
 #include <time.h>
 
 #include "app.h"
+#include "job_affinity_diversity.h"
 #include "job_children.h"
 #include "job_kind.h"
 #include "job_search.h"
@@ -578,6 +579,11 @@ static int run(struct job_ctx *ctx, const json_t *params, json_t **result, struc
     }
     job_children_stop(s.children);
     if (rc == 0) rc = report(&s, result, err);
+    /* The clean run affinity-diversity's trials shared goes with the search, unless it resumes. */
+    char clean[4096];
+    if (s.p.objective.kind == SEARCH_OBJECTIVE_AFFINITY_DIVERSITY && !job_ctx_resumes(ctx) &&
+        search_trial_clean_dir(job_ctx_app(ctx), job_ctx_id(ctx), clean, sizeof clean) == 0)
+        job_affinity_diversity_clean_remove(clean);
     for (size_t i = 0; i < s.flying; i++)
         slot_close(&s.slots[i]);
     free(s.slots);

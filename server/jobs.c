@@ -104,6 +104,11 @@ struct jobs *jobs_of(const struct job_ctx *ctx)
     return ctx->jobs;
 }
 
+const char *job_ctx_parent(const struct job_ctx *ctx)
+{
+    return ctx->job->parent;
+}
+
 int job_ctx_attempt(const struct job_ctx *ctx)
 {
     return ctx->job->attempts;

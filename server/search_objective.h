@@ -89,6 +89,10 @@ int search_trial_check(const struct app *app, const json_t *params, struct eng_e
 int search_trial_run(struct job_ctx *ctx, const json_t *params, const struct search_trial_judge *j,
                      json_t **result, struct eng_error *err);
 
+/* The folder a search's affinity-diversity trials share their clean run in (the search job's own
+ * folder's clean-run, job_affinity_diversity.h), into out: 0, or -1 when it does not fit. */
+int search_trial_clean_dir(const struct app *app, const char *search, char *out, size_t size);
+
 /* The same for a search's child job (job_search_trial.c's rows): its early stopping, when its
  * params have one, judged from its siblings as the store holds them (job_ctx_siblings): ASHA
  * waiting in place for an earlier trial, successive halving ending its run waiting. */

@@ -14,14 +14,14 @@
 #include <string.h>
 #include <time.h>
 
+#include "job_affinity_diversity.h"
 #include "job_kind.h"
 #include "job_search.h"
 #include "job_train.h"
+#include "jobs.h"
 #include "json_text.h"
 #include "search_early.h"
 #include "search_objective.h"
-
-extern const struct job_kind job_kind_affinity_diversity;
 
 /* How long a trial waiting at a rung sleeps between looks at its siblings. */
 #define WAIT_MS 200
@@ -151,19 +151,35 @@ static json_t *affinity_diversity_params(const json_t *params)
     return ad;
 }
 
+int search_trial_clean_dir(const struct app *app, const char *search, char *out, size_t size)
+{
+    char artifacts[4096];
+    if (jobs_artifacts_path(app, search, artifacts, sizeof artifacts) != 0) return -1;
+    char *slash = strrchr(artifacts, '/');
+    int n = snprintf(out, size, "%.*s/clean-run", (int)(slash ? slash - artifacts : 0), artifacts);
+    return n >= 0 && (size_t)n < size ? 0 : -1;
+}
+
 static int run_affinity_diversity(struct job_ctx *ctx, const json_t *params, json_t **result,
                                   struct eng_error *err)
 {
     json_t *ad = affinity_diversity_params(params), *out = NULL;
     double wa, wd, affinity, diversity;
     long long batch;
+    char clean[4096];
+    /* A search's trials share its clean run; a trial alone (objective-trial) runs its own. */
+    const char *parent = job_ctx_parent(ctx);
     if (!ad) return eng_no_memory(err);
+    if (parent && search_trial_clean_dir(job_ctx_app(ctx), parent, clean, sizeof clean) != 0) {
+        json_decref(ad);
+        return eng_fail(err, ENG_INTERNAL, "the search's folder path is too long");
+    }
     /* The trial's params state the batch (search_objective_trial_params): the images it used. */
     int rc =
         job_param_real(params, "weights.affinity", 1, 0, 0, 1000, &wa, err) ||
                 job_param_real(params, "weights.diversity", 1, 0, 0, 1000, &wd, err) ||
                 job_param_int(params, "train.batch", 1, 0, 2, JOB_TRAIN_MAX_BATCH, &batch, err) ||
-                job_kind_affinity_diversity.run(ctx, ad, &out, err)
+                job_affinity_diversity_run(ctx, ad, parent ? clean : NULL, &out, err)
             ? -1
             : 0;
     if (rc == 0) {
@@ -171,12 +187,13 @@ static int run_affinity_diversity(struct job_ctx *ctx, const json_t *params, jso
         affinity = job_train_metric(row, "affinity");
         diversity = job_train_metric(row, "diversity");
         json_int_t steps = json_integer_value(json_object_get(out, "steps"));
+        /* Its runs' images: the policy run's, and the clean run's when it is its own. */
         *result = json_pack(
             "{s:o, s:o, s:o, s:{s:f, s:f}, s:I, s:O, s:O, s:O, s:O, s:O, s:O}", "value",
             job_train_number(wa * affinity + wd * diversity), "affinity",
             job_train_number(affinity), "diversity", job_train_number(diversity), "weights",
-            "affinity", wa, "diversity", wd, "images", 2 * steps * (json_int_t)batch, "accuracy",
-            json_object_get(row, "accuracy"), "gain", json_object_get(row, "gain"),
+            "affinity", wa, "diversity", wd, "images", (parent ? 1 : 2) * steps * (json_int_t)batch,
+            "accuracy", json_object_get(row, "accuracy"), "gain", json_object_get(row, "gain"),
             "augmented_accuracy", json_object_get(row, "augmented_accuracy"), "clean",
             json_object_get(out, "clean"), "steps", json_object_get(out, "steps"),
             "duration_seconds", json_object_get(out, "duration_seconds"));

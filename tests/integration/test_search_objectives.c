@@ -9,7 +9,8 @@
  * - Early stopping: a sibling better at the first rung stops the trial there (one epoch, its
  *   value that epoch's, half the images); a worse one lets it run its whole budget.
  * - affinity-diversity: the trial's affinity and diversity are an affinity-diversity job's for
- *   that policy, and its value their weighted sum.
+ *   that policy, and its value their weighted sum; a search's trials share one clean run (the
+ *   second loads the first's) with the same numbers, bit for bit.
  * - kill -9 inside a val_accuracy trial: the resumed trial (second attempt, from its checkpoint)
  *   ends with an uninterrupted one's values, bit for bit.
  * - A search's params: the objectives' refusals name the search's fields. */
@@ -19,11 +20,13 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include "colour_dataset.h"
 #include "harness.h"
@@ -204,13 +207,14 @@ static json_t *kind_row(const struct server *srv, const char *ds, const char *po
     return row;
 }
 
-/* A trial's parts are the kind's row's, and its value their sum with weights wa and wd. */
-static void expect_parts(const json_t *trial, const json_t *row, double wa, double wd)
+/* A trial's parts are the kind's row's, and its value their sum with weights wa and wd; its
+ * images those of `runs` runs of 2 epochs (2: its own clean run and its policy's). */
+static void expect_parts(const json_t *trial, const json_t *row, double wa, double wd, int runs)
 {
     assert_true(real(trial, "affinity") == real(row, "affinity"));
     assert_true(real(trial, "diversity") == real(row, "diversity"));
     assert_true(real(trial, "value") == wa * real(row, "affinity") + wd * real(row, "diversity"));
-    assert_int_equal(json_int((json_t *)trial, "images"), 2 * 2 * STEPS_PER_EPOCH * BATCH);
+    assert_int_equal(json_int((json_t *)trial, "images"), runs * 2 * STEPS_PER_EPOCH * BATCH);
 }
 
 static void test_affinity_diversity_is_the_kind(void **state)
@@ -222,7 +226,7 @@ static void test_affinity_diversity_is_the_kind(void **state)
     trial_params(params, sizeof params, ds, "affinity-diversity", 0, 2,
                  ", \"weights\": {\"affinity\": 1, \"diversity\": 0.5}");
     json_t *trial = result_of(srv, "objective-trial", params, id);
-    expect_parts(trial, row, 1, 0.5);
+    expect_parts(trial, row, 1, 0.5, 2);
     json_decref(trial);
     json_decref(row);
     harness_pass(state);
@@ -349,7 +353,13 @@ static void test_search_affinity_diversity(void **state)
     char *policy = json_dumps(json_object_get(json_array_get(trials, 1), "policy"), JSON_COMPACT);
     json_t *row = kind_row(srv, ds, policy);
     free(policy);
-    expect_parts(json_array_get(trials, 1), row, 2, 1);
+    /* Trial 1 loaded the clean run trial 0 trained, and scores as the kind's own: the search's
+     * trials count their policy runs' images alone. The search removed the shared run. */
+    expect_parts(json_array_get(trials, 1), row, 2, 1, 1);
+    expect_event(srv, json_str(json_array_get(trials, 1), "job"), "the clean run: another trial's");
+    char path[PATH_MAX + 64];
+    snprintf(path, sizeof path, "%s/jobs/%s/clean-run", srv->data_dir, id);
+    assert_int_equal(access(path, F_OK), -1);
     json_decref(row);
     json_decref(result);
     harness_pass(state);
