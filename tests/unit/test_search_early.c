@@ -139,6 +139,21 @@ static enum search_asha_decision decide_sync(const struct search_early_curve *c,
     return d;
 }
 
+/* A trial, an epoch and the decision expected there. */
+struct sync_step {
+    size_t trial;
+    unsigned epoch;
+    enum search_asha_decision decision;
+};
+
+static void expect_sync(const struct search_early_curve *c, const struct sync_step *steps, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (decide_sync(c, steps[i].trial, steps[i].epoch) != steps[i].decision)
+            fail_msg("trial %zu at epoch %u: not decision %d", steps[i].trial, steps[i].epoch,
+                     (int)steps[i].decision);
+}
+
 static void test_successive_halving(void **state)
 {
     (void)state;
@@ -154,35 +169,27 @@ static void test_successive_halving(void **state)
                                                        STOP, STOP, CONT, STOP};
     for (size_t t = 0; t < 9; t++)
         assert_int_equal(decide_sync(c, t, 1), rung1[t]);
-    /* Epoch 2 is no rung; a trial asked about an epoch it has not reached is judged so far. */
+    /* Epoch 2 is no rung; then rung 2 waits for trial 7, still at epoch 1; the trials cut at rung
+     * 1 stay cut. */
     c[2].n = c[4].n = 3;
-    assert_int_equal(decide_sync(c, 2, 2), CONT);
-    /* Rung 2 waits for trial 7, still at epoch 1; the trials cut at rung 1 stay cut. */
-    assert_int_equal(decide_sync(c, 2, 3), WAIT);
-    assert_int_equal(decide_sync(c, 4, 3), WAIT);
-    assert_int_equal(decide_sync(c, 5, 1), STOP);
+    expect_sync(
+        c, (const struct sync_step[]){{2, 2, CONT}, {2, 3, WAIT}, {4, 3, WAIT}, {5, 1, STOP}}, 4);
     /* Trial 7 reaches it: n 3 keeps 1, 0.85 (7) over 0.8 (2) and 0.75 (4). */
     c[7].n = 3;
-    assert_int_equal(decide_sync(c, 7, 3), CONT);
-    assert_int_equal(decide_sync(c, 2, 3), STOP);
-    assert_int_equal(decide_sync(c, 4, 3), STOP);
+    expect_sync(c, (const struct sync_step[]){{7, 3, CONT}, {2, 3, STOP}, {4, 3, STOP}}, 3);
     /* Trial 7 cancelled at epoch 2 instead: dropped from rung 2, which keeps 1 of 2: trial 2. */
     c[7].n = 2;
     c[7].final = 1;
-    assert_int_equal(decide_sync(c, 2, 3), CONT);
-    assert_int_equal(decide_sync(c, 4, 3), STOP);
+    expect_sync(c, (const struct sync_step[]){{2, 3, CONT}, {4, 3, STOP}}, 2);
     /* Trial 8 failed before epoch 1 instead: rung 1 of 8 keeps 2 (trials 4 and 7), and rung 2
      * then waits for those two alone. */
     struct search_early_curve d[9];
     memcpy(d, c, sizeof d);
     d[7] = (struct search_early_curve){s7, 1, 0};
     d[8] = (struct search_early_curve){s8, 0, 1};
-    assert_int_equal(decide_sync(d, 2, 1), STOP);
-    assert_int_equal(decide_sync(d, 4, 1), CONT);
-    assert_int_equal(decide_sync(d, 4, 3), WAIT);
+    expect_sync(d, (const struct sync_step[]){{2, 1, STOP}, {4, 1, CONT}, {4, 3, WAIT}}, 3);
     d[7].n = 3;
-    assert_int_equal(decide_sync(d, 4, 3), STOP);
-    assert_int_equal(decide_sync(d, 7, 3), CONT);
+    expect_sync(d, (const struct sync_step[]){{4, 3, STOP}, {7, 3, CONT}}, 2);
     /* Its own curve must reach the epoch asked about; a trial past the count is refused. */
     struct eng_error err = {0};
     enum search_asha_decision x;
