@@ -256,7 +256,13 @@ static int sync_judge(struct job_ctx *ctx, const struct search_early *e, size_t 
     if (rc == 0 &&
         json_array_set_new(all, trial, json_pack("{s:O, s:b}", "epochs", epochs, "final", 0)) != 0)
         rc = eng_no_memory(err);
-    if (rc == 0) rc = search_early_decide_sync_json(e, all, trial, (unsigned)epoch, decision, err);
+    /* A sibling without a record may be one the search has not queued yet (it queues them all at
+     * its start) or one it never will (its point gave no policy): the search, which knows,
+     * decides then, waking this one. */
+    if (rc == 0 && json_array_size(records) + 1 < e->trials)
+        *decision = SEARCH_ASHA_WAIT;
+    else if (rc == 0)
+        rc = search_early_decide_sync_json(e, all, trial, (unsigned)epoch, decision, err);
     json_decref(records);
     json_decref(all);
     return rc;
