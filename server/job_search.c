@@ -3,8 +3,9 @@
  * val split, with the trial's policy applied once per image at the job's seed, of a model trained
  * on clean data (Lim et al. 2019's density matching; the affinity kind's accuracy), or one that
  * trains per trial, val_accuracy or affinity-diversity (search_objective.h), whose trials may
- * stop early (search_early.h: each trial judges itself) and whose training images a budget may
- * count.
+ * stop early (search_early.h: each trial judges itself; under successive halving a trial at an
+ * undecided rung ends its run waiting, and the search wakes it once the rung is decided) and
+ * whose training images a budget may count.
  *
  * The search asks the algorithm for trial k's point, concretizes it into a policy and queues a
  * child with it; `parallel` threads of its own claim and run its children (job_children.h). The
@@ -12,7 +13,9 @@
  * k - parallel have been told, and trials are told in trial order (a trial that ends early waits
  * for those before it). Each proposal is then a function of the seed, k and parallel alone
  * (search.h's replay contract): the same params give the same trials, and a random search, whose
- * asks do not read what was told, the same trials for any parallel.
+ * asks do not read what was told, the same trials for any parallel. Successive halving's first
+ * rung waits for every trial, so it asks them all at once (a window of every trial rather than
+ * parallel): each proposal is then a function of the seed and k.
  *
  * Each told trial (point, params, policy, value, state, seconds, its child's id) is a line of the
  * artifact trials.jsonl; the checkpoint holds the file's length, the count of told trials and

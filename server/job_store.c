@@ -454,10 +454,16 @@ int job_store_requeue(struct storage *st, const char *id, const char *reason, st
 int job_store_wait(struct storage *st, const char *id, const char *reason, struct eng_error *err)
 {
     if (storage_begin(st, err) != 0) return -1;
-    int rc = move(st, id, JOB_RUNNING, JOB_WAITING, NULL, NULL, err) ||
-                     add_state_event(st, id, JOB_WAITING, reason, NULL, err)
+    struct job job;
+    if (get_locked(st, id, &job, err) != 0) return storage_end(st, -1, err);
+    /* A cancel asked for since the run last looked is not lost: the claim that wakes it would
+     * clear the flag. */
+    enum job_state to = job.cancel_requested ? JOB_CANCELLED : JOB_WAITING;
+    int rc = move(st, id, JOB_RUNNING, to, NULL, NULL, err) ||
+                     add_state_event(st, id, to, to == JOB_WAITING ? reason : NULL, NULL, err)
                  ? -1
                  : 0;
+    job_clear(&job);
     return storage_end(st, rc, err);
 }
 

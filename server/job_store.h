@@ -144,7 +144,8 @@ int job_store_requeue(struct storage *st, const char *id, const char *reason,
                       struct eng_error *err);
 
 /* A running child that waits for its parent: to waiting (a state event with the reason), its
- * checkpoint kept. ENG_CONFLICT when it is not running. */
+ * checkpoint kept; to cancelled instead when its cancel flag is set (a cancel the run did not see
+ * before it ended). ENG_CONFLICT when it is not running. */
 int job_store_wait(struct storage *st, const char *id, const char *reason, struct eng_error *err);
 
 /* A waiting job back to the queue, to run on from its checkpoint. Its attempts go back by one, so

@@ -629,6 +629,15 @@ static void test_waiting_child(void **state)
     assert_int_equal(err.code, ENG_CONFLICT);
     for (int n = 2; n <= 4; n++)
         assert_int_equal(job_store_wait(st, id_of(n), "at a rung", &err), 0);
+    /* One whose cancel came after its run last looked ends cancelled, not waiting. */
+    create_child(st, 5, 1);
+    claim_child_expect(st, 1, 5);
+    enum job_state after;
+    assert_int_equal(job_store_cancel(st, id_of(5), &after, &err), 0);
+    assert_int_equal(job_store_wait(st, id_of(5), "at a rung", &err), 0);
+    struct job five = get(st, 5);
+    assert_int_equal(five.state, JOB_CANCELLED);
+    job_clear(&five);
     assert_int_equal(job_store_wait(st, id_of(2), "at a rung", &err), -1);
     assert_int_equal(err.code, ENG_CONFLICT);
     struct job job = get(st, 2);
@@ -652,7 +661,6 @@ static void test_waiting_child(void **state)
                         "state {\"state\":\"queued\"}|state {\"state\":\"running\",\"attempt\":1}|"
                         "state {\"state\":\"waiting\",\"reason\":\"at a rung\"}|"
                         "state {\"state\":\"queued\"}|state {\"state\":\"running\",\"attempt\":1}");
-    enum job_state after;
     assert_int_equal(job_store_cancel(st, id_of(3), &after, &err), 0);
     assert_int_equal(after, JOB_CANCELLED);
     job = get(st, 3);
