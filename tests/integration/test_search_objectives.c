@@ -555,7 +555,8 @@ static size_t children_in(const struct server *srv, const char *id, const char *
 /* Successive halving in a search, one trial at a time: trials 0 to 2 end their runs waiting at
  * rung 1 (a "waiting" state each), trial 3 finds the rung decided, and the promoted ones resume
  * from their checkpoints: the survivor's four epochs are a train job's with its policy, bit for
- * bit. Then the same search killed with kill -9 while a trial waits ends with the same trials. */
+ * bit. Two trials at once keep the rule. Then the same search killed with kill -9 while a trial
+ * waits ends with the same trials. */
 static void test_search_successive_halving(void **state)
 {
     struct server *first = start(state);
@@ -602,6 +603,13 @@ static void test_search_successive_halving(void **state)
     double expected[4];
     assert_int_equal(val_accuracies(first, train_id, expected, 4), 4);
     expect_epochs(best, expected, 4);
+
+    /* Two at once: trials reach the rungs in another order, and wake one another's rungs; the
+     * halving holds on their own curves (whose last bits may differ: each has half the threads). */
+    char two_id[32];
+    json_t *two = search_with(first, params, "parallel", json_integer(2), NULL, two_id);
+    expect_halving(two);
+    json_decref(two);
 
     /* kill -9 once a trial waits; the restarted server resumes the search. */
     job_submit(first, "search", params, id);
