@@ -147,7 +147,8 @@ static int read_filter(const struct request *req, struct response *resp, struct 
                              .parent = request_query(req, "parent")};
     if (state && (f->state = job_state_from_name(state)) < 0) {
         response_error(resp, 422,
-                       "state: one of queued, running, succeeded, failed, cancelled, interrupted");
+                       "state: one of queued, running, succeeded, failed, cancelled, interrupted, "
+                       "waiting");
         return -1;
     }
     if (limit && parse_whole(limit, 1, LIST_MAX, &n) != PARSE_OK) {

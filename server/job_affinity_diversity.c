@@ -21,13 +21,27 @@
  * accuracies), so a resumed job continues inside the run it was in and ends with an uninterrupted
  * job's numbers. The checkpoint files alternate with the job's checkpoints across the runs
  * (job_train_run.c): a run never overwrites the file the last checkpoint names, which is the run
- * before's until its own first checkpoint. */
+ * before's until its own first checkpoint.
+ *
+ * A search's affinity-diversity trials share their clean run (job_affinity_diversity.h): it is the
+ * same computation for every trial, so the first trial to get to it trains it and leaves its
+ * model and numbers in the search's folder, and the others load them. The files are written
+ * under temporary names and renamed, the numbers last, so a kill leaves either nothing or the
+ * whole run; a lock on the folder (flock, released by the kernel when a process dies) keeps two
+ * trials from training it at once. */
+#include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "job_affinity.h"
+#include "job_affinity_diversity.h"
 #include "job_chart.h"
 #include "job_kind.h"
 #include "job_train.h"
@@ -35,6 +49,8 @@
 #include "policy/policy.h"
 
 #define MAX_POLICIES 32
+/* How long a run waiting for another to train the shared clean run sleeps between looks. */
+#define LOCK_WAIT_MS 200
 #define RUNS         (1 + MAX_POLICIES) /* run 0 is the clean run, run 1 + i policy i's */
 
 /* What the scores need of a run. */
@@ -52,6 +68,7 @@ struct affinity_diversity {
     struct run_numbers runs[RUNS];
     double augmented[MAX_POLICIES]; /* the clean model's accuracy on the val split per policy */
     size_t count;                   /* the val split's images */
+    const char *clean_dir;          /* the shared clean run's folder, or NULL */
 };
 
 static void release(struct affinity_diversity *a)
@@ -140,8 +157,109 @@ static int evaluate_policies(struct affinity_diversity *a, struct job_train_run 
     return 0;
 }
 
+/* The shared clean run's file `name` in a->clean_dir, into path. */
+static int clean_path(const struct affinity_diversity *a, const char *name, char *path, size_t size,
+                      struct eng_error *err)
+{
+    int n = snprintf(path, size, "%s/%s", a->clean_dir, name);
+    return n >= 0 && (size_t)n < size ? 0 : eng_fail(err, ENG_INTERNAL, "path too long: %s", name);
+}
+
+/* Takes the lock on the shared clean run's folder (made when missing) into *fd, waiting while
+ * another run holds it; -1 with err, ENG_CANCELLED when the job is cancelled meanwhile. */
+static int clean_lock(const struct affinity_diversity *a, struct job_ctx *ctx, int *fd,
+                      struct eng_error *err)
+{
+    char path[4096];
+    if (mkdir(a->clean_dir, 0755) != 0 && errno != EEXIST)
+        return eng_fail(err, ENG_INTERNAL, "cannot make %s: %s", a->clean_dir, strerror(errno));
+    if (clean_path(a, "lock", path, sizeof path, err)) return -1;
+    *fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (*fd < 0) return eng_fail(err, ENG_INTERNAL, "cannot open %s: %s", path, strerror(errno));
+    for (int waited = 0; flock(*fd, LOCK_EX | LOCK_NB) != 0; waited = 1) {
+        if (errno != EWOULDBLOCK || job_ctx_cancelled(ctx, err)) {
+            if (errno != EWOULDBLOCK)
+                eng_fail(err, ENG_INTERNAL, "cannot lock %s: %s", path, strerror(errno));
+            close(*fd);
+            *fd = -1;
+            return -1;
+        }
+        if (!waited) job_ctx_log(ctx, "waiting for another trial's clean run");
+        nanosleep(&(struct timespec){0, LOCK_WAIT_MS * 1000000L}, NULL);
+    }
+    return 0;
+}
+
+/* Loads the shared clean run into r and a->runs[0] when its folder holds one: *loaded 1, or 0
+ * when it holds none yet. */
+static int clean_load(struct affinity_diversity *a, struct job_train_run *r, int *loaded,
+                      struct eng_error *err)
+{
+    char json_path[4096], state_path[4096];
+    json_int_t step;
+    double loss, accuracy, seconds;
+    *loaded = 0;
+    if (clean_path(a, "clean.json", json_path, sizeof json_path, err) ||
+        clean_path(a, "clean.state", state_path, sizeof state_path, err))
+        return -1;
+    if (access(json_path, F_OK) != 0) return 0;
+    json_error_t jerr;
+    json_t *numbers = json_load_file(json_path, 0, &jerr);
+    int rc = numbers &&
+                     json_unpack(numbers, "{s:I, s:F, s:F, s:F}", "step", &step, "loss", &loss,
+                                 "accuracy", &accuracy, "seconds", &seconds) == 0 &&
+                     step >= 0
+                 ? 0
+                 : eng_fail(err, ENG_INTERNAL, "%s is not a clean run's", json_path);
+    json_decref(numbers);
+    if (rc == 0)
+        rc = job_train_state_load(state_path, (uint64_t)step, r->plan, r->optim, r->ema, err);
+    if (rc != 0) return -1;
+    a->runs[0] = (struct run_numbers){loss, accuracy, seconds};
+    job_ctx_log(r->ctx, "the clean run: another trial's (loss %.4f, val accuracy %.4f)", loss,
+                accuracy);
+    *loaded = 1;
+    return 0;
+}
+
+/* Leaves the clean run r trained in its folder: the checkpoint file, then its numbers, each
+ * written under a temporary name and renamed. */
+static int clean_save(const struct affinity_diversity *a, struct job_train_run *r,
+                      struct eng_error *err)
+{
+    char path[4096], tmp[4200];
+    if (clean_path(a, "clean.state", path, sizeof path, err)) return -1;
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    if (job_train_state_save(tmp, r->plan, r->optim, r->ema, err)) return -1;
+    if (rename(tmp, path) != 0)
+        return eng_fail(err, ENG_INTERNAL, "cannot write %s: %s", path, strerror(errno));
+    json_t *numbers =
+        json_pack("{s:I, s:f, s:f, s:f}", "step", (json_int_t)train_plan_step(r->plan), "loss",
+                  a->runs[0].loss, "accuracy", a->runs[0].accuracy, "seconds", a->runs[0].seconds);
+    if (!numbers) return eng_no_memory(err);
+    int rc = clean_path(a, "clean.json", path, sizeof path, err);
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    if (rc == 0 && (json_dump_file(numbers, tmp, JSON_COMPACT) != 0 || rename(tmp, path) != 0))
+        rc = eng_fail(err, ENG_INTERNAL, "cannot write %s", path);
+    json_decref(numbers);
+    return rc;
+}
+
+void job_affinity_diversity_clean_remove(const char *clean_dir)
+{
+    static const char *const files[] = {"clean.json", "clean.state", "clean.json.tmp",
+                                        "clean.state.tmp", "lock"};
+    char path[4096];
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+        snprintf(path, sizeof path, "%s/%s", clean_dir, files[i]);
+        unlink(path);
+    }
+    rmdir(clean_dir);
+}
+
 /* Run k whole, from saved (its own checkpoint's JSON) when not NULL; the clean run's model then
- * scored under every policy. */
+ * scored under every policy. A shared clean run is loaded when its folder has it, else trained
+ * and left there. */
 static int train(struct affinity_diversity *a, struct job_ctx *ctx, size_t k, const json_t *saved,
                  struct eng_error *err)
 {
@@ -162,18 +280,23 @@ static int train(struct affinity_diversity *a, struct job_ctx *ctx, size_t k, co
                               .progress_base = (double)k / (double)(1 + a->n),
                               .progress_span = 1 / (double)(1 + a->n),
                               .extra = extra(a, k)};
+    int lock = -1, loaded = 0;
     int rc = r.extra ? 0 : eng_no_memory(err);
-    if (rc == 0)
-        rc = job_train_run_open(&r, err) || (saved && job_train_run_restore(&r, saved, err)) ||
-                     job_train_run_epochs(&r, err) || (k == 0 && evaluate_policies(a, &r, err))
-                 ? -1
-                 : 0;
-    if (rc == 0) {
+    if (rc == 0 && k == 0 && a->clean_dir) rc = clean_lock(a, ctx, &lock, err);
+    if (rc == 0) rc = job_train_run_open(&r, err);
+    if (rc == 0 && lock >= 0) rc = clean_load(a, &r, &loaded, err);
+    if (rc == 0 && !loaded)
+        rc = (saved && job_train_run_restore(&r, saved, err)) || job_train_run_epochs(&r, err) ? -1
+                                                                                               : 0;
+    if (rc == 0 && !loaded) {
         /* The last epoch was evaluated (eval_every is the epochs). */
         const json_t *last = json_array_get(r.metrics, json_array_size(r.metrics) - 1);
         a->runs[k] = (struct run_numbers){job_train_metric(last, "train_loss"),
                                           job_train_metric(last, "val_accuracy"), r.seconds};
     }
+    if (rc == 0 && k == 0) rc = evaluate_policies(a, &r, err);
+    if (rc == 0 && lock >= 0 && !loaded) rc = clean_save(a, &r, err);
+    if (lock >= 0) close(lock);
     json_decref(r.extra);
     job_train_run_close(&r);
     return rc;
@@ -295,9 +418,10 @@ static int finish(struct affinity_diversity *a, struct job_ctx *ctx, json_t **re
     return rc;
 }
 
-static int run(struct job_ctx *ctx, const json_t *params, json_t **result, struct eng_error *err)
+int job_affinity_diversity_run(struct job_ctx *ctx, const json_t *params, const char *clean_dir,
+                               json_t **result, struct eng_error *err)
 {
-    struct affinity_diversity a = {0};
+    struct affinity_diversity a = {.clean_dir = clean_dir};
     const json_t *saved = job_ctx_restored(ctx);
     size_t phase = 0;
     int rc = open_params(&a, job_ctx_app(ctx), params, err);
@@ -313,6 +437,11 @@ static int run(struct job_ctx *ctx, const json_t *params, json_t **result, struc
     }
     release(&a);
     return rc;
+}
+
+static int run(struct job_ctx *ctx, const json_t *params, json_t **result, struct eng_error *err)
+{
+    return job_affinity_diversity_run(ctx, params, NULL, result, err);
 }
 
 const struct job_kind job_kind_affinity_diversity = {

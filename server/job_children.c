@@ -158,7 +158,7 @@ int job_children_add(struct job_children *c, const char *id, const char *kind, c
     return 0;
 }
 
-void job_children_wait(struct job_children *c, int timeout_ms)
+int job_children_wait(struct job_children *c, int timeout_ms)
 {
     pthread_mutex_lock(&c->lock);
     if (c->seen == c->ends) {
@@ -166,13 +166,30 @@ void job_children_wait(struct job_children *c, int timeout_ms)
         deadline_in(&until, timeout_ms);
         pthread_cond_timedwait(&c->ended, &c->lock, &until);
     }
+    int ended = c->seen != c->ends;
     c->seen = c->ends;
     pthread_mutex_unlock(&c->lock);
+    return ended;
 }
 
 int job_children_get(struct job_children *c, const char *id, struct job *out, struct eng_error *err)
 {
     return job_store_get(c->app->storage, id, out, err);
+}
+
+int job_children_wake(struct job_children *c, const char *id, struct eng_error *err)
+{
+    if (job_store_wake(c->app->storage, id, err) != 0) return -1;
+    pthread_mutex_lock(&c->lock);
+    c->added++;
+    pthread_cond_signal(&c->wake);
+    pthread_mutex_unlock(&c->lock);
+    return 0;
+}
+
+int job_children_records(struct job_children *c, size_t limit, json_t **out, struct eng_error *err)
+{
+    return jobs_children_json(c->app, c->parent, NULL, limit, out, err);
 }
 
 int job_children_cancel(struct job_children *c, const char *id, struct eng_error *err)

@@ -7,7 +7,10 @@
  * runner runs a job (jobs_run_claimed): its own context, checkpoints, events, cancel, and its
  * end recorded in the store. The parent learns how a child ended by reading its record.
  *
- * A child cancelled on its own ends cancelled and the parent goes on; cancelling the parent
+ * A child may end a run waiting for its parent (job_ctx_wait: a successive-halving trial at a
+ * rung), which queues it again with job_children_wake once it may go on; until then no thread
+ * claims it, so waiting holds no thread. A child cancelled on its own ends cancelled and the
+ * parent goes on; cancelling the parent
  * cancels its children in the same transaction (job_store_cancel); a stopping server queues the
  * parent and its running children again, and the next start's parent runs them again, from their
  * own checkpoints. */
@@ -42,12 +45,20 @@ int job_children_new_id(char id[JOB_ID_SIZE], struct eng_error *err);
 int job_children_add(struct job_children *c, const char *id, const char *kind, const json_t *params,
                      struct eng_error *err);
 
-/* Waits until a child has ended since the last call, or timeout_ms have passed. */
-void job_children_wait(struct job_children *c, int timeout_ms);
+/* Waits until a child has ended a run (finished, or waiting) since the last call, or timeout_ms
+ * have passed: 1 when one has, else 0. */
+int job_children_wait(struct job_children *c, int timeout_ms);
 
 /* The child's record (job_clear it). ENG_NOT_FOUND when no job has this id. */
 int job_children_get(struct job_children *c, const char *id, struct job *out,
                      struct eng_error *err);
+
+/* Queues a waiting child again (job_store_wake: it resumes from its checkpoint) and wakes a
+ * thread. ENG_CONFLICT when it is not waiting. */
+int job_children_wake(struct job_children *c, const char *id, struct eng_error *err);
+
+/* The children's records, newest first, at most limit (jobs_children_json's). */
+int job_children_records(struct job_children *c, size_t limit, json_t **out, struct eng_error *err);
 
 /* Cancels a child that has not ended (one that has, or was never queued, is left as it is). */
 int job_children_cancel(struct job_children *c, const char *id, struct eng_error *err);

@@ -88,6 +88,8 @@ int job_param_real(const json_t *params, const char *name, int required, double 
 
 const char *job_ctx_id(const struct job_ctx *ctx);
 struct app *job_ctx_app(const struct job_ctx *ctx);
+/* The id of the job that made this one (a search, for its trial), or NULL. */
+const char *job_ctx_parent(const struct job_ctx *ctx);
 /* Which start this is: 1, then 2 after an interruption, ... */
 int job_ctx_attempt(const struct job_ctx *ctx);
 /* The threads the job's engine work may use (job_threads). */
@@ -115,6 +117,13 @@ void job_ctx_metric(struct job_ctx *ctx, const char *name, double value, long st
  * parent). */
 int job_ctx_siblings(struct job_ctx *ctx, size_t limit, json_t **out, struct eng_error *err);
 
+/* For a child job (a successive-halving trial at a rung): its run is to end waiting for its
+ * parent, with its checkpoint, rather than fail. Returns -1 with err set, which run returns; the
+ * runner then records the job waiting (job_store_wait, with reason in its state event) unless it
+ * was cancelled or the server is stopping meanwhile. The parent queues it again
+ * (job_children_wake), and it resumes from its checkpoint. ENG_INTERNAL for a job without a
+ * parent. */
+int job_ctx_wait(struct job_ctx *ctx, const char *reason, struct eng_error *err);
 /* 0 while the job may go on; -1 with err (ENG_CANCELLED, saying why) once it was cancelled or
  * the server is stopping. Cheap: it reads the store a few times a second at most. The same check
  * is installed as the runner thread's engine cancellation check (core/cancel.h), so engine loops

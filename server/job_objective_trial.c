@@ -35,7 +35,7 @@ static int validate(const struct app *app, const json_t *params, struct eng_erro
 
 /* Decides from the scripted siblings, every one of them finished. */
 static int judge(void *user, struct job_ctx *ctx, const json_t *params, long epoch,
-                 const json_t *epochs, int *stop, struct eng_error *err)
+                 const json_t *epochs, enum search_asha_decision *decision, struct eng_error *err)
 {
     (void)ctx;
     const json_t *scripted = user;
@@ -52,13 +52,15 @@ static int judge(void *user, struct job_ctx *ctx, const json_t *params, long epo
                                                       json_object_get(s, "epochs"), "final", 1)))
             rc = eng_no_memory(err);
     }
-    if (rc == 0)
-        rc = search_early_from_json(&e, json_object_get(params, "early_stopping"), err) ||
-                     search_early_decide_json(&e, siblings, epochs, (unsigned)epoch, &d, err)
-                 ? -1
-                 : 0;
+    if (rc == 0 && search_early_from_json(&e, json_object_get(params, "early_stopping"), err))
+        rc = -1;
+    /* Successive halving waits for every trial of its search: a lone trial has none. */
+    if (rc == 0 && e.sync)
+        rc = eng_fail(err, ENG_INVALID,
+                      "params.early_stopping.trials: successive halving needs its search");
+    if (rc == 0) rc = search_early_decide_json(&e, siblings, epochs, (unsigned)epoch, &d, err);
     json_decref(siblings);
-    if (rc == 0) *stop = d == SEARCH_ASHA_STOP;
+    if (rc == 0) *decision = d;
     return rc;
 }
 

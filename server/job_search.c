@@ -3,8 +3,9 @@
  * val split, with the trial's policy applied once per image at the job's seed, of a model trained
  * on clean data (Lim et al. 2019's density matching; the affinity kind's accuracy), or one that
  * trains per trial, val_accuracy or affinity-diversity (search_objective.h), whose trials may
- * stop early (search_early.h: each trial judges itself) and whose training images a budget may
- * count.
+ * stop early (search_early.h: each trial judges itself; under successive halving a trial at an
+ * undecided rung ends its run waiting, and the search wakes it once the rung is decided) and
+ * whose training images a budget may count.
  *
  * The search asks the algorithm for trial k's point, concretizes it into a policy and queues a
  * child with it; `parallel` threads of its own claim and run its children (job_children.h). The
@@ -12,32 +13,35 @@
  * k - parallel have been told, and trials are told in trial order (a trial that ends early waits
  * for those before it). Each proposal is then a function of the seed, k and parallel alone
  * (search.h's replay contract): the same params give the same trials, and a random search, whose
- * asks do not read what was told, the same trials for any parallel.
+ * asks do not read what was told, the same trials for any parallel. Successive halving's first
+ * rung waits for every trial, so it asks them all at once (a window of every trial rather than
+ * parallel): each proposal is then a function of the seed and k.
  *
  * Each told trial (point, params, policy, value, state, seconds, its child's id) is a line of the
  * artifact trials.jsonl; the checkpoint holds the file's length, the count of told trials and
- * their seconds, so it stays small however many trials there are (job_kind.h's file kept in
- * step), and the trials in flight: each one's point and its child's id, stored before the child
- * is queued. A resumed job reads the told trials back and tells them again (the algorithm's state
- * is its seed and what it was told), and takes the trials in flight back with their points, never
- * asking again: their children, queued again by the store's recovery, run on from their own
- * checkpoints, a child that ended meanwhile is read, not run again, and one the store never got
- * is queued. So it ends with an uninterrupted job's trials. A trial whose point gives no policy,
- * or whose child fails, is cancelled or is interrupted for good, is recorded so and told as failed;
- * the job fails only when every trial failed, as a search with no result has nothing to report. */
+ * the wall time the search has run (the time budget's), so it stays small however many trials there
+ * are (job_kind.h's file kept in step), and the trials in flight: each one's point and its child's
+ * id, stored before the child is queued. A resumed job reads the told trials back and tells them
+ * again (the algorithm's state is its seed and what it was told), and takes the trials in flight
+ * back with their points, never asking again: their children, queued again by the store's recovery,
+ * run on from their own checkpoints, a child that ended meanwhile is read, not run again, and one
+ * the store never got is queued. So it ends with an uninterrupted job's trials. A trial whose point
+ * gives no policy, or whose child fails, is cancelled or is interrupted for good, is recorded so
+ * and told as failed; the job fails only when every trial failed, as a search with no result has
+ * nothing to report. */
 #include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "app.h"
-#include "job_chart.h"
+#include "job_affinity_diversity.h"
 #include "job_children.h"
 #include "job_kind.h"
 #include "job_search.h"
 #include "job_search_report.h"
-#include "json_text.h"
 #include "policy/policy.h"
 #include "saved_policies.h"
 #include "search/search.h"
@@ -45,6 +49,15 @@
 /* How long the search sleeps at most between looks at its next trial's child: a child cancelled
  * before it ran ends without a thread telling it. */
 #define WAIT_MS 200
+/* How often successive halving looks for waiting trials to wake when no child ended its run. */
+#define WAKE_S 1.0
+
+static double now_s(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
+}
 
 /* A trial asked and not told yet. */
 struct slot {
@@ -62,10 +75,13 @@ struct search_run {
     struct job_children *children;
     size_t dims;
     json_t *trials;     /* the told trials' rows, each with its "point" */
-    double seconds;     /* theirs, summed: what the time budget counts */
+    double before;      /* the wall time the search ran before this attempt (its checkpoint's) */
+    double started;     /* now_s() when this attempt started */
     FILE *file;         /* trials.jsonl, their rows */
     size_t told;        /* trials told */
-    struct slot *slots; /* the trials in flight, told + 0, 1, ...: at most parallel */
+    struct slot *slots; /* the trials in flight, told + 0, 1, ...: at most window */
+    size_t window;      /* parallel, or every trial for successive halving */
+    double woken_at;    /* when successive halving last looked for trials to wake */
     size_t flying;
     double *point;   /* a point being read or asked */
     uint64_t images; /* the told trials' training images, summed: what the images budget counts */
@@ -79,11 +95,19 @@ static int validate(const struct app *app, const json_t *params, struct eng_erro
     return rc;
 }
 
+/* The wall time the search has run, over its attempts: what the time budget counts. The time
+ * between an attempt's last checkpoint and its end (a kill), and while the server was down, is
+ * not counted. */
+static double elapsed(const struct search_run *s)
+{
+    return s->before + now_s() - s->started;
+}
+
 /* The share of the budget spent. */
 static double fraction(const struct search_run *s)
 {
     double by_trials = (double)s->told / (double)s->p.trials;
-    double by_time = s->p.seconds > 0 ? s->seconds / s->p.seconds : 0;
+    double by_time = s->p.seconds > 0 ? elapsed(s) / s->p.seconds : 0;
     return fmin(1, fmax(by_trials, by_time));
 }
 
@@ -130,7 +154,7 @@ static int checkpoint(struct search_run *s, struct eng_error *err)
     }
     json_t *state =
         flying ? json_pack("{s:I, s:I, s:f, s:o}", "trials", (json_int_t)s->told, "bytes",
-                           (json_int_t)ftell(s->file), "seconds", s->seconds, "running", flying)
+                           (json_int_t)ftell(s->file), "seconds", elapsed(s), "running", flying)
                : NULL;
     int rc =
         state ? job_ctx_checkpoint(s->ctx, state, fraction(s), "trials", err) : eng_no_memory(err);
@@ -295,7 +319,6 @@ static int tell_first(struct search_run *s, json_t *row, struct eng_error *err)
         job_ctx_log(s->ctx, "trial %zu %s: %s", s->told,
                     json_string_value(json_object_get(row, "state")),
                     json_string_value(json_object_get(row, "error")));
-    s->seconds += json_number_value(json_object_get(row, "seconds"));
     slot_close(&s->slots[0]);
     memmove(s->slots, s->slots + 1, --s->flying * sizeof *s->slots);
     s->told++;
@@ -311,7 +334,7 @@ static int restore(struct search_run *s, const json_t *saved, long *length, stru
     const json_t *running = json_object_get(saved, "running");
     if (json_unpack((json_t *)saved, "{s:I, s:I, s:F}", "trials", &trials, "bytes", &bytes,
                     "seconds", &seconds) != 0 ||
-        trials < 0 || bytes < 0 || json_array_size(running) > (size_t)s->p.parallel)
+        trials < 0 || bytes < 0 || json_array_size(running) > s->window)
         return eng_fail(err, ENG_INTERNAL, "the checkpoint is not search's");
     char *text = read_trials(s, (long)bytes, err), *line = text;
     int rc = text ? 0 : -1;
@@ -330,7 +353,7 @@ static int restore(struct search_run *s, const json_t *saved, long *length, stru
     free(text);
     if (rc != 0) return -1;
     s->told = (size_t)trials;
-    s->seconds = seconds;
+    s->before = seconds;
     *length = (long)bytes;
     /* (An earlier version's "running", one object, is not read: its trial is asked again, which
      * one trial at a time gives the same point.) */
@@ -352,16 +375,51 @@ static int restore(struct search_run *s, const json_t *saved, long *length, stru
 /* Whether the budget lets trial told + flying start. */
 static int may_ask(const struct search_run *s)
 {
-    return s->flying < (size_t)s->p.parallel && s->told + s->flying < s->p.trials &&
-           !(s->p.seconds > 0 && s->seconds >= s->p.seconds) &&
+    return s->flying < s->window && s->told + s->flying < s->p.trials &&
+           !(s->p.seconds > 0 && elapsed(s) >= s->p.seconds) &&
            !(s->p.images > 0 && s->images >= s->p.images);
+}
+
+/* Successive halving: queues again each waiting trial whose rung is decided (search_early.h), as
+ * the trial itself would decide it from every trial's record. Looked at when a child ended its
+ * run and every WAKE_S otherwise: the last trial to reach a rung decides it without ending. */
+static int wake_decided(struct search_run *s, struct eng_error *err)
+{
+    json_t *records = NULL, *all = NULL;
+    int rc = job_children_records(s->children, s->p.trials, &records, err) ||
+                     search_early_siblings(records, s->p.trials, &all, err)
+                 ? -1
+                 : 0;
+    size_t i;
+    const json_t *record;
+    json_array_foreach(records, i, record)
+    {
+        const char *state = json_string_value(json_object_get(record, "state"));
+        const json_t *trial = json_object_get(json_object_get(record, "params"), "trial");
+        enum search_asha_decision d;
+        if (rc != 0 || !state || strcmp(state, "waiting") != 0 || !json_is_integer(trial) ||
+            (size_t)json_integer_value(trial) >= s->p.trials)
+            continue;
+        size_t k = (size_t)json_integer_value(trial);
+        size_t epoch = json_array_size(json_object_get(json_array_get(all, k), "epochs"));
+        rc = search_early_decide_sync_json(&s->p.early, all, k, (unsigned)epoch, &d, err);
+        /* One cancelled meanwhile is not waiting any more: nothing to wake. */
+        if (rc == 0 && d != SEARCH_ASHA_WAIT &&
+            job_children_wake(s->children, json_string_value(json_object_get(record, "id")), err) !=
+                0)
+            rc = err->code == ENG_CONFLICT ? 0 : -1;
+    }
+    json_decref(records);
+    json_decref(all);
+    s->woken_at = now_s();
+    return rc;
 }
 
 /* The trials, from where the checkpoint left them, until the budget is spent or the grid is
  * done. */
 static int run_trials(struct search_run *s, struct eng_error *err)
 {
-    int rc = 0, done = 0;
+    int rc = 0, done = 0, ran = 1; /* ran: a child ended its run since the last look */
     long length = 0;
     const json_t *saved = job_ctx_restored(s->ctx);
     if (saved) rc = restore(s, saved, &length, err);
@@ -393,9 +451,14 @@ static int run_trials(struct search_run *s, struct eng_error *err)
                      : 0;
         }
         if (rc != 0 || s->flying == 0) break;
+        if (s->p.early.sync && (ran || now_s() - s->woken_at >= WAKE_S) &&
+            wake_decided(s, err) != 0) {
+            rc = -1;
+            break;
+        }
         json_t *row = NULL;
         int ended = slot_row(s, &s->slots[0], &row, err);
-        if (ended == 0) job_children_wait(s->children, WAIT_MS);
+        ran = ended == 0 && job_children_wait(s->children, WAIT_MS);
         if (ended < 0 || (ended == 1 && (tell_first(s, row, err) || checkpoint(s, err)))) rc = -1;
     }
     /* Children the search no longer waits for are cancelled, but on a stop of the server, which
@@ -439,88 +502,6 @@ static long best_trial(const json_t *trials)
     return best;
 }
 
-/* Ranks for the leaderboard: by value, best first, failed trials last, ties by trial. */
-static int by_rank(const void *x, const void *y)
-{
-    const json_t *a = *(const json_t *const *)x, *b = *(const json_t *const *)y;
-    const json_t *va = json_object_get(a, "value"), *vb = json_object_get(b, "value");
-    if (json_is_number(va) != json_is_number(vb)) return json_is_number(va) ? -1 : 1;
-    if (json_is_number(va) && json_number_value(va) != json_number_value(vb))
-        return json_number_value(va) > json_number_value(vb) ? -1 : 1;
-    json_int_t ta = json_integer_value(json_object_get(a, "trial")),
-               tb = json_integer_value(json_object_get(b, "trial"));
-    return (ta > tb) - (ta < tb);
-}
-
-/* leaderboard.csv: rank, trial, state, value, seconds, params and policy (compact JSON), and the
- * trial's child job. */
-static int write_leaderboard(struct search_run *s, struct eng_error *err)
-{
-    size_t n = json_array_size(s->trials), size = 0;
-    const json_t **rows = malloc((n ? n : 1) * sizeof *rows);
-    char *csv = NULL;
-    FILE *f = rows ? open_memstream(&csv, &size) : NULL;
-    if (!f) {
-        free(rows);
-        return eng_no_memory(err);
-    }
-    for (size_t i = 0; i < n; i++)
-        rows[i] = json_array_get(s->trials, i);
-    qsort(rows, n, sizeof *rows, by_rank);
-    fputs("rank,trial,state,value,seconds,params,policy,job,epochs\n", f);
-    for (size_t i = 0; i < n; i++) {
-        const json_t *value = json_object_get(rows[i], "value");
-        char *params = json_text(json_object_get(rows[i], "params"), JSON_COMPACT | JSON_SORT_KEYS);
-        char *policy = json_text(json_object_get(rows[i], "policy"), JSON_COMPACT | JSON_SORT_KEYS);
-        /* The metric after each epoch, for an objective that trains. */
-        char *epochs = json_text(json_object_get(rows[i], "epochs"), JSON_COMPACT);
-        fprintf(f, "%zu,%lld,%s,", i + 1,
-                (long long)json_integer_value(json_object_get(rows[i], "trial")),
-                json_string_value(json_object_get(rows[i], "state")));
-        if (json_is_number(value)) fprintf(f, "%.17g", json_number_value(value));
-        fprintf(f, ",%.3f,", json_number_value(json_object_get(rows[i], "seconds")));
-        job_classify_csv_field(f, params ? params : "");
-        fputc(',', f);
-        job_classify_csv_field(f, policy ? policy : "");
-        fprintf(f, ",%s,",
-                json_is_string(json_object_get(rows[i], "job"))
-                    ? json_string_value(json_object_get(rows[i], "job"))
-                    : "");
-        job_classify_csv_field(f, epochs ? epochs : "");
-        fputc('\n', f);
-        free(params);
-        free(policy);
-        free(epochs);
-    }
-    int rc = fclose(f) == 0 ? 0 : eng_no_memory(err);
-    if (rc == 0) rc = job_classify_write_artifact(s->ctx, "leaderboard.csv", csv, size, err);
-    free(csv);
-    free(rows);
-    return rc;
-}
-
-/* best.png: the best value so far after each trial (not drawn before the first success). */
-static int write_curve(struct search_run *s, struct eng_error *err)
-{
-    size_t n = json_array_size(s->trials);
-    double *best = malloc(n * sizeof *best);
-    void *png = NULL;
-    size_t size;
-    if (!best) return eng_no_memory(err);
-    for (size_t i = 0; i < n; i++) {
-        const json_t *v = json_object_get(json_array_get(s->trials, i), "value");
-        double prev = i ? best[i - 1] : NAN;
-        best[i] =
-            json_is_number(v) && !(json_number_value(v) <= prev) ? json_number_value(v) : prev;
-    }
-    const double *series[1] = {best};
-    int rc = job_chart_curves(series, 1, n, &png, &size, err);
-    if (rc == 0) rc = job_classify_write_artifact(s->ctx, "best.png", png, size, err);
-    free(png);
-    free(best);
-    return rc;
-}
-
 /* The trials as the result shows them: the rows without their points. */
 static json_t *result_trials(const json_t *trials)
 {
@@ -561,7 +542,9 @@ static int report(struct search_run *s, json_t **result, struct eng_error *err)
         policy_record_clear(&r);
         job_ctx_log(s->ctx, "saved the best policy as %s", s->p.save_as);
     }
-    if (write_leaderboard(s, err) || write_curve(s, err)) return -1;
+    if (job_search_report_leaderboard(s->ctx, s->trials, err) ||
+        job_search_report_curve(s->ctx, s->trials, err))
+        return -1;
     /* The model, dataset and val split: the affinity objective's, or a training run's. */
     const json_t *train = s->p.objective.train;
     json_t *model =
@@ -582,14 +565,16 @@ static int report(struct search_run *s, json_t **result, struct eng_error *err)
 
 static int run(struct job_ctx *ctx, const json_t *params, json_t **result, struct eng_error *err)
 {
-    struct search_run s = {.ctx = ctx, .trials = json_array()};
+    struct search_run s = {.ctx = ctx, .trials = json_array(), .started = now_s()};
     int rc = s.trials ? job_search_params_open(&s.p, job_ctx_app(ctx), params, 0, err)
                       : eng_no_memory(err);
     if (rc == 0) {
         struct search_view view = search_space_view(s.p.space);
         s.dims = view.n;
         s.point = malloc(s.dims * sizeof *s.point + 1);
-        s.slots = calloc((size_t)s.p.parallel, sizeof *s.slots);
+        /* Successive halving's first rung waits for every trial: all are asked at once. */
+        s.window = s.p.early_on && s.p.early.sync ? s.p.trials : (size_t)s.p.parallel;
+        s.slots = calloc(s.window, sizeof *s.slots);
         if (!s.point || !s.slots) rc = eng_no_memory(err);
         if (rc == 0) s.algo = search_algo_new(s.p.algorithm, s.p.settings, &view, s.p.jc.seed, err);
         if (rc == 0 && s.algo) s.children = job_children_start(ctx, s.p.parallel, err);
@@ -597,6 +582,11 @@ static int run(struct job_ctx *ctx, const json_t *params, json_t **result, struc
     }
     job_children_stop(s.children);
     if (rc == 0) rc = report(&s, result, err);
+    /* The clean run affinity-diversity's trials shared goes with the search, unless it resumes. */
+    char clean[4096];
+    if (s.p.objective.kind == SEARCH_OBJECTIVE_AFFINITY_DIVERSITY && !job_ctx_resumes(ctx) &&
+        search_trial_clean_dir(job_ctx_app(ctx), job_ctx_id(ctx), clean, sizeof clean) == 0)
+        job_affinity_diversity_clean_remove(clean);
     for (size_t i = 0; i < s.flying; i++)
         slot_close(&s.slots[i]);
     free(s.slots);

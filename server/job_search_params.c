@@ -86,6 +86,25 @@ static int read_budget(struct job_search_params *p, const json_t *params, struct
     return 0;
 }
 
+/* Successive halving's first rung waits for every trial, so its budget is a count of trials
+ * (all asked at once), which its settings carry to each trial. */
+static int read_sync(struct job_search_params *p, const json_t *params, struct eng_error *err)
+{
+    const json_t *budget = json_object_get(params, "budget");
+    if (!p->early_on || !p->early.sync) return 0;
+    if (!json_object_get(budget, "trials") || json_object_get(budget, "seconds") ||
+        json_object_get(budget, "images"))
+        return eng_fail(err, ENG_INVALID,
+                        "params.budget: successive halving takes {\"trials\": N} alone: its "
+                        "first rung waits for all N trials");
+    if (p->trials > SEARCH_EARLY_MAX_SYNC_TRIALS)
+        return eng_fail(err, ENG_INVALID,
+                        "params.budget.trials: at most %d with successive halving (got %zu)",
+                        SEARCH_EARLY_MAX_SYNC_TRIALS, p->trials);
+    p->early.trials = p->trials;
+    return 0;
+}
+
 /* The objective (search_objective.c), its early stopping (search_early.c), and the trials at
  * once. */
 static int read_objective(struct job_search_params *p, const struct app *app, const json_t *params,
@@ -138,6 +157,19 @@ static int image_space(const struct search_space *space, const char *objective,
                     search_space_domain_source(space, audio & -audio), objective);
 }
 
+/* Every objective scores a trial's policy on one view per image (a model's input), so a space
+ * that may give a policy of several views is refused here, like an audio one. */
+static int one_view_space(const struct search_space *space, const char *objective,
+                          struct eng_error *err)
+{
+    const char *views = search_space_views_source(space);
+    if (!views) return 0;
+    return eng_fail(err, ENG_INVALID,
+                    "params.space: %s; the %s objective takes one view per image, so its space "
+                    "must give policies of one view",
+                    views, objective);
+}
+
 /* save_as: a name a policy may be saved as and, when unused is set, that no saved policy has
  * now. */
 static int read_save_as(struct job_search_params *p, const struct app *app, const json_t *params,
@@ -167,13 +199,15 @@ int job_search_params_open(struct job_search_params *p, const struct app *app, c
 {
     memset(p, 0, sizeof *p);
     if (job_params_known(params, names, err) || read_objective(p, app, params, err) ||
-        read_budget(p, params, err))
+        read_budget(p, params, err) || read_sync(p, params, err))
         return -1;
     const json_t *space = json_object_get(params, "space");
     if (!space) return eng_fail(err, ENG_INVALID, "params.space: required: a search space");
     p->space = search_space_compile(space, err);
     if (!p->space) return name_field(err, NULL, "params.space");
-    if (image_space(p->space, p->objective.name, err)) return -1;
+    if (image_space(p->space, p->objective.name, err) ||
+        one_view_space(p->space, p->objective.name, err))
+        return -1;
     if (p->objective.kind != SEARCH_OBJECTIVE_AFFINITY) {
         long long seed;
         /* The objectives that train took the model, dataset and splits with their training

@@ -1,15 +1,17 @@
-/* The RandAugment heatmap of a search (job_search_report.h). It is read from the trials' concrete
- * policies rather than from the space, so that it needs nothing but the rows a search keeps (and
- * a resumed search reads back), and covers a placeholder document over the preset as well as the
- * named space. */
+/* A search's reports (job_search_report.h), each from the rows of its told trials alone (those a
+ * resumed search reads back): the leaderboard, the best-so-far curve and the RandAugment heatmap.
+ * The heatmap is read from the trials' concrete policies rather than from the space, so it covers
+ * a placeholder document over the preset as well as the named space. */
 #include "job_search_report.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "job_chart.h"
 #include "job_classify.h"
+#include "json_text.h"
 
 /* The row's (n, m), when its policy is the randaugment preset's at numbers: 1, else 0. */
 static int cell_of(const json_t *row, double *n, double *m)
@@ -182,5 +184,84 @@ int job_search_report_heatmap(struct job_ctx *ctx, const json_t *trials, json_t 
     if (rc == 0 && json_object_set(result, "heatmap", heatmap) != 0) rc = eng_no_memory(err);
     json_decref(heatmap);
     free(png);
+    return rc;
+}
+
+/* Ranks for the leaderboard: by value, best first, failed trials last, ties by trial. */
+static int by_rank(const void *x, const void *y)
+{
+    const json_t *a = *(const json_t *const *)x, *b = *(const json_t *const *)y;
+    const json_t *va = json_object_get(a, "value"), *vb = json_object_get(b, "value");
+    if (json_is_number(va) != json_is_number(vb)) return json_is_number(va) ? -1 : 1;
+    if (json_is_number(va) && json_number_value(va) != json_number_value(vb))
+        return json_number_value(va) > json_number_value(vb) ? -1 : 1;
+    json_int_t ta = json_integer_value(json_object_get(a, "trial")),
+               tb = json_integer_value(json_object_get(b, "trial"));
+    return (ta > tb) - (ta < tb);
+}
+
+int job_search_report_leaderboard(struct job_ctx *ctx, const json_t *trials, struct eng_error *err)
+{
+    size_t n = json_array_size(trials), size = 0;
+    const json_t **rows = malloc((n ? n : 1) * sizeof *rows);
+    char *csv = NULL;
+    FILE *f = rows ? open_memstream(&csv, &size) : NULL;
+    if (!f) {
+        free(rows);
+        return eng_no_memory(err);
+    }
+    for (size_t i = 0; i < n; i++)
+        rows[i] = json_array_get(trials, i);
+    qsort(rows, n, sizeof *rows, by_rank);
+    fputs("rank,trial,state,value,seconds,params,policy,job,epochs\n", f);
+    for (size_t i = 0; i < n; i++) {
+        const json_t *value = json_object_get(rows[i], "value");
+        char *params = json_text(json_object_get(rows[i], "params"), JSON_COMPACT | JSON_SORT_KEYS);
+        char *policy = json_text(json_object_get(rows[i], "policy"), JSON_COMPACT | JSON_SORT_KEYS);
+        /* The metric after each epoch, for an objective that trains. */
+        char *epochs = json_text(json_object_get(rows[i], "epochs"), JSON_COMPACT);
+        fprintf(f, "%zu,%lld,%s,", i + 1,
+                (long long)json_integer_value(json_object_get(rows[i], "trial")),
+                json_string_value(json_object_get(rows[i], "state")));
+        if (json_is_number(value)) fprintf(f, "%.17g", json_number_value(value));
+        fprintf(f, ",%.3f,", json_number_value(json_object_get(rows[i], "seconds")));
+        job_classify_csv_field(f, params ? params : "");
+        fputc(',', f);
+        job_classify_csv_field(f, policy ? policy : "");
+        fprintf(f, ",%s,",
+                json_is_string(json_object_get(rows[i], "job"))
+                    ? json_string_value(json_object_get(rows[i], "job"))
+                    : "");
+        job_classify_csv_field(f, epochs ? epochs : "");
+        fputc('\n', f);
+        free(params);
+        free(policy);
+        free(epochs);
+    }
+    int rc = fclose(f) == 0 ? 0 : eng_no_memory(err);
+    if (rc == 0) rc = job_classify_write_artifact(ctx, "leaderboard.csv", csv, size, err);
+    free(csv);
+    free(rows);
+    return rc;
+}
+
+int job_search_report_curve(struct job_ctx *ctx, const json_t *trials, struct eng_error *err)
+{
+    size_t n = json_array_size(trials);
+    double *best = malloc(n * sizeof *best);
+    void *png = NULL;
+    size_t size;
+    if (!best) return eng_no_memory(err);
+    for (size_t i = 0; i < n; i++) {
+        const json_t *v = json_object_get(json_array_get(trials, i), "value");
+        double prev = i ? best[i - 1] : NAN;
+        best[i] =
+            json_is_number(v) && !(json_number_value(v) <= prev) ? json_number_value(v) : prev;
+    }
+    const double *series[1] = {best};
+    int rc = job_chart_curves(series, 1, n, &png, &size, err);
+    if (rc == 0) rc = job_classify_write_artifact(ctx, "best.png", png, size, err);
+    free(png);
+    free(best);
     return rc;
 }

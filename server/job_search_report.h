@@ -1,5 +1,6 @@
-/* What a search reports besides its leaderboard and best-so-far curve (server/job_search.c): the
- * RandAugment heatmap, as data in the result and as the artifact heatmap.png. */
+/* What a search (server/job_search.c) reports from its told trials' rows ({"trial", "state",
+ * "value", "seconds", "params", "policy", "job", "epochs"?, ...}, in trial order): the leaderboard,
+ * the best-so-far curve, and the RandAugment heatmap, as data in the result and as artifacts. */
 #ifndef AUGSERVE_JOB_SEARCH_REPORT_H
 #define AUGSERVE_JOB_SEARCH_REPORT_H
 
@@ -26,5 +27,14 @@ int job_search_heatmap_png(const json_t *heatmap, void **png, size_t *size, stru
  * nothing. 0, or -1 with err. */
 int job_search_report_heatmap(struct job_ctx *ctx, const json_t *trials, json_t *result,
                               struct eng_error *err);
+
+/* The artifact leaderboard.csv: rank, trial, state, value, seconds, params and policy (compact
+ * JSON), the trial's child job and its metric after each epoch (JSON), best first, failed trials
+ * last, ties by trial. 0, or -1 with err. */
+int job_search_report_leaderboard(struct job_ctx *ctx, const json_t *trials, struct eng_error *err);
+
+/* The artifact best.png: the best value so far after each trial (not drawn before the first
+ * success). 0, or -1 with err. */
+int job_search_report_curve(struct job_ctx *ctx, const json_t *trials, struct eng_error *err);
 
 #endif

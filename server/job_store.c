@@ -13,8 +13,9 @@
 #include "storage_internal.h"
 
 static const char *const state_names[] = {
-    [JOB_QUEUED] = "queued", [JOB_RUNNING] = "running",     [JOB_SUCCEEDED] = "succeeded",
-    [JOB_FAILED] = "failed", [JOB_CANCELLED] = "cancelled", [JOB_INTERRUPTED] = "interrupted",
+    [JOB_QUEUED] = "queued",   [JOB_RUNNING] = "running",     [JOB_SUCCEEDED] = "succeeded",
+    [JOB_FAILED] = "failed",   [JOB_CANCELLED] = "cancelled", [JOB_INTERRUPTED] = "interrupted",
+    [JOB_WAITING] = "waiting",
 };
 #define STATE_COUNT (sizeof state_names / sizeof state_names[0])
 
@@ -40,7 +41,7 @@ int job_state_from_name(const char *name)
 
 int job_state_is_final(enum job_state state)
 {
-    return state != JOB_QUEUED && state != JOB_RUNNING;
+    return state != JOB_QUEUED && state != JOB_RUNNING && state != JOB_WAITING;
 }
 
 const char *job_event_type_name(enum job_event_type type)
@@ -536,6 +537,36 @@ int job_store_requeue(struct storage *st, const char *id, int64_t token, const c
     return storage_end(st, interrupt(st, id, token, reason, NULL, err) ? -1 : 0, err);
 }
 
+int job_store_wait(struct storage *st, const char *id, int64_t token, const char *reason,
+                   struct eng_error *err)
+{
+    if (storage_begin(st, err) != 0) return -1;
+    struct job job;
+    if (get_locked(st, id, &job, err) != 0) return storage_end(st, -1, err);
+    /* A cancel asked for since the run last looked is not lost: the claim that wakes it would
+     * clear the flag. */
+    enum job_state to = job.cancel_requested ? JOB_CANCELLED : JOB_WAITING;
+    int rc = move(st, id, token, JOB_RUNNING, to, NULL, NULL, err) ||
+                     add_state_event(st, id, to, to == JOB_WAITING ? reason : NULL, NULL, err)
+                 ? -1
+                 : 0;
+    job_clear(&job);
+    return storage_end(st, rc, err);
+}
+
+int job_store_wake(struct storage *st, const char *id, struct eng_error *err)
+{
+    if (storage_begin(st, err) != 0) return -1;
+    int rc = move(st, id, -1, JOB_WAITING, JOB_QUEUED, NULL, NULL, err);
+    struct storage_stmt *stmt =
+        rc == 0 ? storage_prepare(st, "UPDATE jobs SET attempts = attempts - 1 WHERE id = ?", err)
+                : NULL;
+    if (stmt) storage_bind_text(stmt, 1, id);
+    if (rc == 0) rc = stmt ? storage_run(st, stmt, err, "waking a job") : -1;
+    if (rc == 0) rc = add_state_event(st, id, JOB_QUEUED, NULL, NULL, err);
+    return storage_end(st, rc, err);
+}
+
 /* Cancels the children that have not ended of job parent, or with parent NULL of every job that
  * has ended (orphans: none will run them): the queued at once, with a state event giving the
  * reason, the running through their cancel flag. */
@@ -544,12 +575,12 @@ static int cancel_children(struct storage *st, const char *parent, const char *r
 {
 #define OF_PARENT                                                                                  \
     " (parent = ?1 OR (?1 IS NULL AND parent IN (SELECT id FROM jobs"                              \
-    " WHERE state NOT IN ('queued', 'running'))))"
+    " WHERE state NOT IN ('queued', 'running', 'waiting'))))"
     static const char *const sql[] = {
         "INSERT INTO job_events (job, time_ms, type, data) SELECT id, ?2, 'state', ?3"
-        " FROM jobs WHERE state = 'queued' AND" OF_PARENT " ORDER BY seq",
-        "UPDATE jobs SET state = 'cancelled', finished_ms = ?2 WHERE state = 'queued' "
-        "AND" OF_PARENT,
+        " FROM jobs WHERE state IN ('queued', 'waiting') AND" OF_PARENT " ORDER BY seq",
+        "UPDATE jobs SET state = 'cancelled', finished_ms = ?2 WHERE state IN ('queued', "
+        "'waiting') AND" OF_PARENT,
         "UPDATE jobs SET cancel_requested = 1 WHERE state = 'running' AND" OF_PARENT,
     };
 #undef OF_PARENT
@@ -582,12 +613,14 @@ int job_store_cancel(struct storage *st, const char *id, enum job_state *state,
     int rc = get_locked(st, id, &job, err);
     if (rc != 0) return storage_end(st, -1, err);
     *state = job.state;
-    if (job.state == JOB_QUEUED) {
-        rc =
-            move(st, id, -1, JOB_QUEUED, JOB_CANCELLED, NULL, NULL, err) ||
-                    add_state_event(st, id, JOB_CANCELLED, "cancelled before it started", NULL, err)
-                ? -1
-                : 0;
+    if (job.state == JOB_QUEUED || job.state == JOB_WAITING) {
+        rc = move(st, id, -1, job.state, JOB_CANCELLED, NULL, NULL, err) ||
+                     add_state_event(st, id, JOB_CANCELLED,
+                                     job.state == JOB_QUEUED ? "cancelled before it started"
+                                                             : "cancelled while it waited",
+                                     NULL, err)
+                 ? -1
+                 : 0;
         *state = JOB_CANCELLED;
     } else if (job.state == JOB_RUNNING) {
         struct storage_stmt *stmt =
@@ -721,7 +754,9 @@ int job_store_dataset_user(struct storage *st, const char *dataset, const char *
 {
     pthread_mutex_lock(&st->lock);
     struct storage_stmt *stmt = storage_prepare(
-        st, "SELECT id, params FROM jobs WHERE state IN ('queued', 'running') ORDER BY seq", err);
+        st,
+        "SELECT id, params FROM jobs WHERE state IN ('queued', 'running', 'waiting') ORDER BY seq",
+        err);
     int rc = stmt ? 0 : -1, step = STORAGE_DONE;
     while (rc == 0 && (step = storage_step(stmt)) == STORAGE_ROW) {
         int failed = 0;

@@ -41,6 +41,9 @@ enum job_state {
     JOB_FAILED,
     JOB_CANCELLED,
     JOB_INTERRUPTED,
+    /* A child that ended a run to wait for its parent (a successive-halving trial at a rung),
+     * with its checkpoint: never claimed until its parent wakes it (job_store_wake). Not final. */
+    JOB_WAITING,
 };
 
 /* "queued", ...; and back (-1 for an unknown name). */
@@ -166,10 +169,22 @@ int job_store_finish(struct storage *st, const char *id, int64_t token, enum job
 int job_store_requeue(struct storage *st, const char *id, int64_t token, const char *reason,
                       struct eng_error *err);
 
-/* Cancels a job: a queued one at once, a running one by setting its cancel flag, which its runner
- * reads (job_store_cancel_requested). *state is the job's state after the call; a job already
- * cancelled stays so. Its children that have not ended are cancelled the same way, in the same
- * transaction. ENG_CONFLICT when it has ended otherwise, ENG_NOT_FOUND. */
+/* A running child that waits for its parent: to waiting (a state event with the reason), its
+ * checkpoint kept; to cancelled instead when its cancel flag is set (a cancel the run did not see
+ * before it ended). Fenced as job_store_finish is: ENG_CONFLICT when it is not running under
+ * token. */
+int job_store_wait(struct storage *st, const char *id, int64_t token, const char *reason,
+                   struct eng_error *err);
+
+/* A waiting job back to the queue, to run on from its checkpoint. Its attempts go back by one, so
+ * the claim that runs it again counts none: a wait is no interruption, and max_attempts counts
+ * those. ENG_CONFLICT when it is not waiting. */
+int job_store_wake(struct storage *st, const char *id, struct eng_error *err);
+
+/* Cancels a job: a queued (or waiting) one at once, a running one by setting its cancel flag, which
+ * its runner reads (job_store_cancel_requested). *state is the job's state after the call; a job
+ * already cancelled stays so. Its children that have not ended are cancelled the same way, in the
+ * same transaction. ENG_CONFLICT when it has ended otherwise, ENG_NOT_FOUND. */
 int job_store_cancel(struct storage *st, const char *id, enum job_state *state,
                      struct eng_error *err);
 
@@ -199,10 +214,10 @@ int job_store_expire(struct storage *st, struct job_expiry *x, struct eng_error 
  * (json_decref it). */
 int job_store_queued(struct storage *st, json_t **out, struct eng_error *err);
 
-/* Whether a queued or running job other than except (may be NULL) has params naming the dataset
- * id ("dataset": id): 1 with the oldest such job's id copied into job, 0 when none does, -1 with
- * err. Read in C from the params of the jobs not yet ended (a backend needs no JSON functions of
- * its own). */
+/* Whether a queued, running or waiting job other than except (may be NULL) has params naming the
+ * dataset id ("dataset": id): 1 with the oldest such job's id copied into job, 0 when none does, -1
+ * with err. Read in C from the params of the jobs not yet ended (a backend needs no JSON functions
+ * of its own). */
 int job_store_dataset_user(struct storage *st, const char *dataset, const char *except,
                            char job[JOB_ID_SIZE], struct eng_error *err);
 

@@ -77,7 +77,8 @@ struct job_ctx {
     /* Artifacts this attempt has written under its own names since it last published them. */
     char **pending;
     size_t pending_count;
-    int threads; /* job_ctx_threads */
+    int threads;       /* job_ctx_threads */
+    const char *waits; /* job_ctx_wait's reason: the run ends waiting; NULL: it does not */
     struct lease lease;
 };
 
@@ -109,6 +110,11 @@ struct app *job_ctx_app(const struct job_ctx *ctx)
 struct jobs *jobs_of(const struct job_ctx *ctx)
 {
     return ctx->jobs;
+}
+
+const char *job_ctx_parent(const struct job_ctx *ctx)
+{
+    return ctx->job->parent;
 }
 
 int job_ctx_attempt(const struct job_ctx *ctx)
@@ -232,20 +238,19 @@ static json_t *sibling_json(struct storage *st, const struct job *j, struct eng_
     return o;
 }
 
-int job_ctx_siblings(struct job_ctx *ctx, size_t limit, json_t **out, struct eng_error *err)
+int jobs_children_json(struct app *app, const char *parent, const char *except, size_t limit,
+                       json_t **out, struct eng_error *err)
 {
-    struct storage *st = ctx->jobs->app->storage;
-    const struct job *self = ctx->job;
-    struct job_filter f = {.state = -1, .parent = self->parent, .limit = limit};
+    struct storage *st = app->storage;
+    struct job_filter f = {.state = -1, .parent = parent, .limit = limit};
     struct job *jobs = NULL;
     size_t n = 0;
     *out = NULL;
-    if (!self->parent) return eng_fail(err, ENG_INVALID, "job %s has no parent", self->id);
     if (job_store_list(st, &f, &jobs, &n, err) != 0) return -1;
     json_t *a = json_array();
     int rc = a ? 0 : eng_no_memory(err);
     for (size_t i = 0; i < n; i++) {
-        if (rc == 0 && strcmp(jobs[i].id, self->id) != 0) {
+        if (rc == 0 && !(except && strcmp(jobs[i].id, except) == 0)) {
             json_t *o = sibling_json(st, &jobs[i], err);
             rc = !o ? -1 : json_array_append_new(a, o) == 0 ? 0 : eng_no_memory(err);
         }
@@ -257,6 +262,21 @@ int job_ctx_siblings(struct job_ctx *ctx, size_t limit, json_t **out, struct eng
     else
         json_decref(a);
     return rc;
+}
+
+int job_ctx_siblings(struct job_ctx *ctx, size_t limit, json_t **out, struct eng_error *err)
+{
+    const struct job *self = ctx->job;
+    *out = NULL;
+    if (!self->parent) return eng_fail(err, ENG_INVALID, "job %s has no parent", self->id);
+    return jobs_children_json(ctx->jobs->app, self->parent, self->id, limit, out, err);
+}
+
+int job_ctx_wait(struct job_ctx *ctx, const char *reason, struct eng_error *err)
+{
+    if (!ctx->job->parent) return eng_fail(err, ENG_INTERNAL, "job %s has no parent", ctx->job->id);
+    ctx->waits = reason;
+    return eng_fail(err, ENG_INTERNAL, "the job waits: %s", reason);
 }
 
 /* Sees whether the job should stop: its lease lost, the server stopping, or (every CANCEL_POLL_NS)
@@ -450,12 +470,14 @@ FILE *job_ctx_artifact_resume(struct job_ctx *ctx, const char *name, long length
 /* Records how the job ended under its lease (stop and rc as the run left them): 0, or -1 with
  * store_err (ENG_CONFLICT: the lease was lost meanwhile, and nothing was recorded). */
 static int record_end(struct storage *st, const struct job *job, enum job_stop stop, int rc,
-                      const json_t *result, const struct eng_error *err,
+                      const char *waits, const json_t *result, const struct eng_error *err,
                       struct eng_error *store_err)
 {
     if (rc == 0)
         return job_store_finish(st, job->id, job->lease_token, JOB_SUCCEEDED, result, NULL,
                                 store_err);
+    if (waits && stop == STOP_NONE)
+        return job_store_wait(st, job->id, job->lease_token, waits, store_err);
     if (stop == STOP_SHUTDOWN)
         return job_store_requeue(st, job->id, job->lease_token,
                                  "the server stopped; the job resumes at its next start",
@@ -501,7 +523,8 @@ void jobs_run_claimed(struct jobs *jobs, const struct job *job, int threads)
     enum job_stop stop = (enum job_stop)atomic_load(&ctx.stop);
     struct eng_error store_err;
     int stored = -1;
-    if (stop != STOP_LOST) stored = record_end(st, job, stop, rc, result, &err, &store_err);
+    if (stop != STOP_LOST)
+        stored = record_end(st, job, stop, rc, ctx.waits, result, &err, &store_err);
     if (stop == STOP_LOST || (stored != 0 && store_err.code == ENG_CONFLICT)) {
         metrics_count_jobs(jobs->app->metrics, METRICS_JOBS_LOST, 1);
         log_event("warn", "job",
@@ -514,11 +537,12 @@ void jobs_run_claimed(struct jobs *jobs, const struct job *job, int threads)
         publish(&ctx);
         log_event("info", "job", "job %s (%s) %s%s%s", job->id, job->kind,
                   rc == 0                  ? "succeeded"
+                  : ctx.waits && !stop     ? "waits for its parent"
                   : stop == STOP_SHUTDOWN  ? "stopped; queued again"
                   : stop == STOP_CANCELLED ? "cancelled"
                                            : "failed",
-                  rc != 0 && stop == STOP_NONE ? ": " : "",
-                  rc != 0 && stop == STOP_NONE ? err.message : "");
+                  rc != 0 && stop == STOP_NONE && !ctx.waits ? ": " : "",
+                  rc != 0 && stop == STOP_NONE && !ctx.waits ? err.message : "");
     }
     leases_release(jobs->leases, &ctx.lease);
     for (size_t i = 0; i < ctx.pending_count; i++)

@@ -37,13 +37,18 @@ int jobs_submit(struct jobs *jobs, const char *kind, json_t *params, const char 
 /* Runs a job claimed from the store (job_store_claim, job_store_claim_child) on the calling
  * thread, as a runner does: its kind's run with a context whose engine work may use `threads`
  * threads, its lease renewed meanwhile (leases.h), then its end recorded under the lease
- * (succeeded, failed or cancelled, or queued again when the server is stopping); nothing is
- * recorded once the lease was lost. A search's threads run its trials through this
- * (job_children.h). */
+ * (succeeded, failed or cancelled, waiting when the kind asked (job_ctx_wait), or queued again
+ * when the server is stopping); nothing is recorded once the lease was lost. A search's threads
+ * run its trials through this (job_children.h). */
 void jobs_run_claimed(struct jobs *jobs, const struct job *job, int threads);
 /* The fencing token of the claim the context's job runs under (job_store.h, "Leases"): what a
  * claim of its children carries. */
 int64_t jobs_lease_token(const struct job_ctx *ctx);
+/* The records of job parent's children but except (NULL: none), newest first, at most limit: a
+ * JSON array of {"id", "state", "params", "result" (null before it succeeded), "checkpoint" (the
+ * last one, when it has no result; null for none)}, as job_ctx_siblings lists them. */
+int jobs_children_json(struct app *app, const char *parent, const char *except, size_t limit,
+                       json_t **out, struct eng_error *err);
 /* The runners a running job's context belongs to (app->jobs is not set yet while jobs_start
  * runs, when a runner may already have resumed a job). */
 struct jobs *jobs_of(const struct job_ctx *ctx);
@@ -51,7 +56,9 @@ struct jobs *jobs_of(const struct job_ctx *ctx);
 /* A new id, 24 random hex digits (jobs' ids; datasets take the same form). */
 int jobs_new_id(char id[JOB_ID_SIZE], struct eng_error *err);
 
-/* Runners running a job now, and runners in all. */
+/* Runners running a job now, and runners in all. A job's children (a search's trials) run on
+ * their parent's threads (job_children.h), not on runners, so they are not counted: their parent
+ * is, once. */
 void jobs_counts(struct jobs *jobs, int *busy, int *runners);
 
 /* data_dir/jobs/<id>/artifacts into out: 0, or -1 when it does not fit. */

@@ -1,5 +1,5 @@
 /* Early stopping of a search's trials (search_early.h): its params, and a trial's decision
- * replayed from the curves in trial order. */
+ * replayed from the curves: ASHA's in trial order, successive halving's rung by rung. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,17 +30,14 @@ int search_early_open(struct search_early *e, int *on, const json_t *params,
                         o->name);
     if (!json_is_object(v))
         return eng_fail(err, ENG_INVALID,
-                        "params.early_stopping: must be {\"name\": \"asha\", \"min_epochs\": m, "
-                        "\"eta\": e}");
+                        "params.early_stopping: must be {\"name\": \"asha\" or "
+                        "\"successive-halving\", \"min_epochs\": m, \"eta\": e}");
     if (json_check_members(v, names, "params.early_stopping.", "member", err)) return -1;
     const char *name = json_string_value(json_object_get(v, "name"));
-    if (name && strcmp(name, "successive-halving") == 0)
+    int sync = name && strcmp(name, "successive-halving") == 0;
+    if (!sync && !(name && strcmp(name, "asha") == 0))
         return eng_fail(err, ENG_INVALID,
-                        "params.early_stopping.name: \"successive-halving\" (synchronous) is not "
-                        "supported yet: its trials wait at each rung for all the others; use "
-                        "\"asha\"");
-    if (!name || strcmp(name, "asha") != 0)
-        return eng_fail(err, ENG_INVALID, "params.early_stopping.name: required: \"asha\"");
+                        "params.early_stopping.name: required: \"asha\" or \"successive-halving\"");
     if (job_param_int(params, "early_stopping.min_epochs", 0, 1, 1, o->epochs, &min_epochs, err) ||
         job_param_int(params, "early_stopping.eta", 0, 3, 2, MAX_ETA, &eta, err))
         return -1;
@@ -49,25 +46,32 @@ int search_early_open(struct search_early *e, int *on, const json_t *params,
                         "params.early_stopping.min_epochs: must be less than the objective's %ld "
                         "epochs: a trial that reaches them is finished, not judged",
                         o->epochs);
-    *e = (struct search_early){(unsigned)min_epochs, (unsigned)eta, (unsigned)o->epochs};
+    *e = (struct search_early){(unsigned)min_epochs, (unsigned)eta, (unsigned)o->epochs, sync, 0};
     return 0;
 }
 
 json_t *search_early_json(const struct search_early *e)
 {
-    return json_pack("{s:I, s:I, s:I}", "min_epochs", (json_int_t)e->min_epochs, "eta",
-                     (json_int_t)e->eta, "max_epochs", (json_int_t)e->max_epochs);
+    json_t *v = json_pack("{s:I, s:I, s:I}", "min_epochs", (json_int_t)e->min_epochs, "eta",
+                          (json_int_t)e->eta, "max_epochs", (json_int_t)e->max_epochs);
+    if (v && e->sync && json_object_set_new(v, "trials", json_integer((json_int_t)e->trials))) {
+        json_decref(v);
+        return NULL;
+    }
+    return v;
 }
 
 int search_early_from_json(struct search_early *e, const json_t *v, struct eng_error *err)
 {
-    json_int_t min_epochs, eta, max_epochs;
-    if (json_unpack((json_t *)v, "{s:I, s:I, s:I}", "min_epochs", &min_epochs, "eta", &eta,
-                    "max_epochs", &max_epochs) != 0 ||
+    json_int_t min_epochs, eta, max_epochs, trials = 0;
+    if (json_unpack((json_t *)v, "{s:I, s:I, s:I, s?I}", "min_epochs", &min_epochs, "eta", &eta,
+                    "max_epochs", &max_epochs, "trials", &trials) != 0 ||
         min_epochs < 1 || eta < 2 || eta > MAX_ETA || max_epochs <= min_epochs ||
-        max_epochs > 100000)
+        max_epochs > 100000 || trials < 0 || trials > SEARCH_EARLY_MAX_SYNC_TRIALS ||
+        (json_object_get(v, "trials") && trials < 1))
         return eng_fail(err, ENG_INVALID, "params.early_stopping: not early stopping's settings");
-    *e = (struct search_early){(unsigned)min_epochs, (unsigned)eta, (unsigned)max_epochs};
+    *e = (struct search_early){(unsigned)min_epochs, (unsigned)eta, (unsigned)max_epochs,
+                               trials > 0, (size_t)trials};
     return 0;
 }
 
@@ -103,6 +107,40 @@ int search_early_decide(const struct search_early *e, const struct search_early_
     return rc;
 }
 
+int search_early_decide_sync(const struct search_early *e, const struct search_early_curve *curves,
+                             size_t trial, unsigned epoch, enum search_asha_decision *decision,
+                             struct eng_error *err)
+{
+    if (trial >= e->trials || curves[trial].n < epoch)
+        return eng_fail(err, ENG_INTERNAL, "trial %zu has no metric for epoch %u", trial, epoch);
+    struct search_asha *s =
+        search_asha_new(e->min_epochs, e->max_epochs, e->eta, false, e->trials, err);
+    if (!s) return -1;
+    int pending = 0;
+    for (unsigned long long r = e->min_epochs; !pending && r < e->max_epochs; r *= e->eta) {
+        for (size_t j = 0; j < e->trials; j++) {
+            /* Those a rung before cut, dropped or left waiting report nothing here. */
+            if (search_asha_poll(s, j) != SEARCH_ASHA_CONTINUE) continue;
+            size_t n = j == trial ? epoch : curves[j].n;
+            enum search_asha_decision ignored;
+            if (n >= r) {
+                if (search_asha_report(s, j, (unsigned)r, curves[j].values[r - 1], &ignored, err) <
+                    0) {
+                    search_asha_free(s);
+                    return -1;
+                }
+            } else if (j != trial && curves[j].final) {
+                search_asha_drop(s, j);
+            } else {
+                pending = 1;
+            }
+        }
+    }
+    *decision = search_asha_poll(s, trial);
+    search_asha_free(s);
+    return 0;
+}
+
 /* A JSON curve's values into a malloc'd array (*values NULL for none). */
 static int read_curve(const json_t *epochs, double **values, size_t *n, struct eng_error *err)
 {
@@ -117,24 +155,56 @@ static int read_curve(const json_t *epochs, double **values, size_t *n, struct e
     return 0;
 }
 
+/* The curves of entries (each {"epochs", "final"}), the first n of them, with own (when not NULL)
+ * as entry `self`'s epochs, not final: a malloc'd array of n (free with free_curves). */
+static struct search_early_curve *read_curves(const json_t *entries, size_t n, size_t self,
+                                              const json_t *own, struct eng_error *err)
+{
+    struct search_early_curve *curves = calloc(n ? n : 1, sizeof *curves);
+    int rc = curves ? 0 : eng_no_memory(err);
+    for (size_t j = 0; rc == 0 && j < n; j++) {
+        const json_t *entry = json_array_get(entries, j);
+        double *values = NULL;
+        int mine = own && j == self;
+        rc = read_curve(mine ? own : json_object_get(entry, "epochs"), &values, &curves[j].n, err);
+        curves[j].values = values;
+        curves[j].final = !mine && json_is_true(json_object_get(entry, "final"));
+    }
+    if (rc == 0) return curves;
+    for (size_t j = 0; curves && j < n; j++)
+        free((void *)curves[j].values);
+    free(curves);
+    return NULL;
+}
+
+static void free_curves(struct search_early_curve *curves, size_t n)
+{
+    for (size_t j = 0; curves && j < n; j++)
+        free((void *)curves[j].values);
+    free(curves);
+}
+
 int search_early_decide_json(const struct search_early *e, const json_t *siblings,
                              const json_t *own, unsigned epoch, enum search_asha_decision *decision,
                              struct eng_error *err)
 {
     size_t trial = json_array_size(siblings);
-    struct search_early_curve *curves = calloc(trial + 1, sizeof *curves);
-    int rc = curves ? 0 : eng_no_memory(err);
-    for (size_t j = 0; rc == 0 && j <= trial; j++) {
-        const json_t *s = json_array_get(siblings, j);
-        double *values = NULL;
-        rc = read_curve(j < trial ? json_object_get(s, "epochs") : own, &values, &curves[j].n, err);
-        curves[j].values = values;
-        curves[j].final = j < trial && json_is_true(json_object_get(s, "final"));
-    }
-    if (rc == 0) rc = search_early_decide(e, curves, trial, epoch, decision, err);
-    for (size_t j = 0; curves && j <= trial; j++)
-        free((void *)curves[j].values);
-    free(curves);
+    struct search_early_curve *curves = read_curves(siblings, trial + 1, trial, own, err);
+    int rc = curves ? search_early_decide(e, curves, trial, epoch, decision, err) : -1;
+    free_curves(curves, trial + 1);
+    return rc;
+}
+
+int search_early_decide_sync_json(const struct search_early *e, const json_t *all, size_t trial,
+                                  unsigned epoch, enum search_asha_decision *decision,
+                                  struct eng_error *err)
+{
+    if (json_array_size(all) != e->trials)
+        return eng_fail(err, ENG_INTERNAL, "%zu curves for %zu trials", json_array_size(all),
+                        e->trials);
+    struct search_early_curve *curves = read_curves(all, e->trials, trial, NULL, err);
+    int rc = curves ? search_early_decide_sync(e, curves, trial, epoch, decision, err) : -1;
+    free_curves(curves, e->trials);
     return rc;
 }
 

@@ -29,6 +29,7 @@
 #include <stdint.h>
 
 #include "core/error.h"
+#include "search/search.h"
 
 struct app;
 struct job_ctx;
@@ -69,11 +70,15 @@ json_t *search_objective_trial_params(const struct search_objective *o, const js
 /* ---- A trial's run (search_trial_run.c) ----------------------------------------------------- */
 
 /* How a running trial learns whether to go on after an epoch: at_epoch (after the epoch's metric
- * event, before its checkpoint) sets *stop to end the trial there; 0, or -1 with err (the trial's
- * run then fails, or is cancelled with ENG_CANCELLED). NULL: every trial runs to its budget. */
+ * event, before its checkpoint) sets *decision: SEARCH_ASHA_CONTINUE, SEARCH_ASHA_STOP to end the
+ * trial there, or SEARCH_ASHA_WAIT (successive halving) to end its run waiting for its parent
+ * (job_ctx_wait) after the epoch's checkpoint; a run resumed from that checkpoint asks again for
+ * the same epoch. 0, or -1 with err (the trial's run then fails, or is cancelled with
+ * ENG_CANCELLED). NULL: every trial runs to its budget. */
 struct search_trial_judge {
     int (*at_epoch)(void *user, struct job_ctx *ctx, const json_t *params, long epoch,
-                    const json_t *epochs, int *stop, struct eng_error *err);
+                    const json_t *epochs, enum search_asha_decision *decision,
+                    struct eng_error *err);
     void *user;
 };
 
@@ -84,8 +89,13 @@ int search_trial_check(const struct app *app, const json_t *params, struct eng_e
 int search_trial_run(struct job_ctx *ctx, const json_t *params, const struct search_trial_judge *j,
                      json_t **result, struct eng_error *err);
 
+/* The folder a search's affinity-diversity trials share their clean run in (the search job's own
+ * folder's clean-run, job_affinity_diversity.h), into out: 0, or -1 when it does not fit. */
+int search_trial_clean_dir(const struct app *app, const char *search, char *out, size_t size);
+
 /* The same for a search's child job (job_search_trial.c's rows): its early stopping, when its
- * params have one, judged from its siblings as the store holds them (job_ctx_siblings). */
+ * params have one, judged from its siblings as the store holds them (job_ctx_siblings): ASHA
+ * waiting in place for an earlier trial, successive halving ending its run waiting. */
 int search_trial_child(struct job_ctx *ctx, const json_t *params, json_t **result,
                        struct eng_error *err);
 

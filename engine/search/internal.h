@@ -34,6 +34,9 @@ struct search_space {
      * domain, where it first met one (search_space_domain_source). */
     unsigned domains;
     char *sources[OP_DOMAIN_SPECTROGRAM + 1];
+    /* Where the check first met a policy of several views (search_space_views_source), or
+     * NULL. */
+    char *views;
 };
 
 struct search_space *space_new(const struct space_kind *kind, struct eng_error *err);
@@ -53,7 +56,7 @@ int space_rename(struct search_space *s, const char *from, const char *to, struc
 /* The check every space passes before compile returns it: its lowest point (each dimension's
  * low, the first choice) concretizes to a valid policy, and so does each dimension's high and
  * each other choice with the rest at their lows; a failure names the dimension. It records the
- * domains of the policies it parsed (domains, sources). */
+ * domains of the policies it parsed (domains, sources) and the first of several views (views). */
 int space_check(struct search_space *s, struct eng_error *err);
 
 /* Checks a point: every active dimension finite and on its range. */

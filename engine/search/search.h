@@ -192,6 +192,12 @@ unsigned search_space_domains(const struct search_space *s);
  * search_space_domains has no such bit. Valid while the space lives. */
 const char *search_space_domain_source(const struct search_space *s, unsigned domain);
 
+/* For a message, where the check first met a policy of several views (a {"views": [...]} root,
+ * as AugMix's jsd mode gives): "/$search/choice/1 at its option 1 gives a policy of 3 views"; NULL
+ * when every policy the check parsed has one view (policy_view_count), which by the argument
+ * above means every policy the space gives has one. Valid while the space lives. */
+const char *search_space_views_source(const struct search_space *s);
+
 /* ---- Algorithms (algo.c, algo_*.c) --------------------------------------------------------- */
 
 /* An algorithm's whole state is its seed and the results told to it, kept in trial order: a

@@ -45,6 +45,7 @@ void search_space_free(struct search_space *s)
     json_decref(s->doc);
     for (size_t d = 0; d < sizeof s->sources / sizeof s->sources[0]; d++)
         free(s->sources[d]);
+    free(s->views);
     if (s->kind->free_ctx) s->kind->free_ctx(s->ctx);
     free(s);
 }
@@ -465,6 +466,11 @@ static int parses(struct search_space *s, const double *point, const char *where
     struct policy *p = doc ? policy_parse(doc, err) : NULL;
     if (values) *values = doc ? values_of(doc) : 0;
     int rc = p ? note_domains(s, p, where, err) : -1;
+    if (rc == 0 && !s->views && policy_view_count(p) > 1) {
+        char text[2 * MAX_POINTER + 128];
+        snprintf(text, sizeof text, "%s gives a policy of %d views", where, policy_view_count(p));
+        rc = (s->views = strdup(text)) ? 0 : eng_no_memory(err);
+    }
     json_decref(doc);
     policy_free(p);
     return rc;
@@ -572,6 +578,11 @@ int space_check(struct search_space *s, struct eng_error *err)
 unsigned search_space_domains(const struct search_space *s)
 {
     return s->domains;
+}
+
+const char *search_space_views_source(const struct search_space *s)
+{
+    return s->views;
 }
 
 const char *search_space_domain_source(const struct search_space *s, unsigned domain)

@@ -99,7 +99,8 @@ static void test_search_prints_trials_and_result(void **state)
 }
 
 /* --params from a file. A space the server refuses: its message and exit 1, nothing on stdout; a
- * job that fails (every trial's two-view policy): its error and exit 1; no server: exit 1. */
+ * job that fails (every trial's crop larger than the images): its error and exit 1; no server:
+ * exit 1. */
 static void test_refusals_and_failures(void **state)
 {
     struct cli c;
@@ -125,12 +126,14 @@ static void test_refusals_and_failures(void **state)
     free(out);
     free(err);
 
-    char views[PATH_MAX];
-    snprintf(views, sizeof views, "%s/views.json", c.srv->dir);
-    write_file(views, "{\"views\": [" CHOICE ", {\"op\": \"FlipLR\"}]}",
-               strlen("{\"views\": [" CHOICE ", {\"op\": \"FlipLR\"}]}"));
+    /* A crop larger than every image parses, but no image can be drawn through it. */
+    char crop[PATH_MAX];
+    snprintf(crop, sizeof crop, "%s/crop.json", c.srv->dir);
+#define CROP "{\"op\": \"RandomCrop\", \"height\": 4096, \"width\": 4096}"
+    write_file(crop, CROP, strlen(CROP));
+#undef CROP
     const char *failing[] = {"search",    "--server", c.url, "--params",
-                             params_path, "--space",  views, NULL};
+                             params_path, "--space",  crop,  NULL};
     assert_int_equal(harness_run_binary(failing, &out, &err), 1);
     if (!strstr(err, "failed: every trial failed (2)")) fail_msg("stderr: %s", err);
     free(out);

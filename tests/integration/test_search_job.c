@@ -5,8 +5,8 @@
  * inverted, and an image is right when its class's channel is the largest after that. Each
  * trial's value is also the affinity kind's accuracy for its policy (a separate job); a grid
  * enumerates its space exactly and stops; kill -9 then resume ends with the trials of an
- * uninterrupted search; save_as saves the best policy for /v1/augment; bad params are refused
- * with the field named. */
+ * uninterrupted search; save_as saves the best policy for /v1/augment; the time budget is the
+ * search's wall time; bad params are refused with the field named. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -242,8 +242,9 @@ static void test_grid_enumerates(void **state)
 
 /* A point with no policy is a failed trial, not a failed job: a grid over the subsets of two ops
  * ends with the empty one, which the space refuses. Of the others, FlipLR alone leaves solid
- * images as they are. A search whose every trial fails (an audio op for an image model) fails,
- * saying so. */
+ * images as they are. A space of policies of two views, which no trial could score, is refused at
+ * submission, naming where it gives them; a search whose every trial fails (a crop larger than
+ * the images) fails, saying so. */
 static void test_failed_trials(void **state)
 {
     char ds[64], id[32];
@@ -264,13 +265,22 @@ static void test_failed_trials(void **state)
     check_best(result);
     json_decref(result);
 
-    /* Policies of two views, which the objective's single pass cannot score. */
+    /* Policies of two views, which the objective's single pass cannot score: refused at once,
+     * rather than every trial failing. */
     char *text = params("{\"views\": [" SOLARIZE ", {\"op\": \"FlipLR\"}]}", "\"random\"",
                         "{\"trials\": 2}", ds, "");
+    job_expect_refusal(srv, "search", text, 422,
+                       "params.space: the space at each dimension's low gives a policy of 2 views");
+    free(text);
+    /* A crop larger than every image parses, but no trial can draw an image through it: the
+     * search fails, saying so. */
+    text = params("{\"op\": \"RandomCrop\", \"height\": 4096, \"width\": 4096}", "\"random\"",
+                  "{\"trials\": 2}", ds, "");
     job_submit(srv, "search", text, id);
     free(text);
     json_t *doc = job_wait_state(srv, id, "failed");
     assert_contains(json_str(doc, "error"), "every trial failed (2)");
+    assert_contains(json_str(doc, "error"), "RandomCrop: 4096x4096 is larger than");
     json_decref(doc);
 }
 
@@ -579,6 +589,46 @@ static void test_cancel_parent(void **state)
     json_decref(running);
 }
 
+/* The time budget is the search's wall time: with two trials at once, trials keep starting until
+ * the search has run its seconds (their seconds, summed, pass that twice as fast), and none
+ * starts after: the search takes at least the budget, and each trial was queued within it (its
+ * child's created time, the search's started time: the server's clock). */
+static void test_time_budget(void **state)
+{
+    char ds[64], id[32];
+    struct server *srv = start(state, 300, ds);
+    char *text = params(RESIZED("512", "{\"$search\": {\"int\": [0, 256]}}"), "\"random\"",
+                        "{\"trials\": 1000, \"seconds\": 3}", ds, ", \"parallel\": 2");
+    double t0 = harness_now();
+    json_t *result = run_search(srv, text, id);
+    double took = harness_now() - t0;
+    free(text);
+    if (took < 3) fail_msg("the search of a 3 s budget took %.2f s", took);
+    json_t *doc = job_get(srv, id, NULL);
+    const char *started = json_str(doc, "started");
+    json_t *children = children_of(srv, id);
+    size_t i;
+    const json_t *child;
+    json_array_foreach(children, i, child)
+    {
+        /* ISO 8601 UTC with milliseconds, the same day: compared as seconds of the day. */
+        const char *created = json_str((json_t *)child, "created");
+        int h0, m0, h1, m1;
+        double s0, s1;
+        assert_int_equal(sscanf(started + 11, "%d:%d:%lf", &h0, &m0, &s0), 3);
+        assert_int_equal(sscanf(created + 11, "%d:%d:%lf", &h1, &m1, &s1), 3);
+        double after = (h1 - h0) * 3600 + (m1 - m0) * 60 + (s1 - s0);
+        if (after < -86400 / 2) after += 86400; /* past midnight */
+        if (after > 3.5) fail_msg("trial queued %.2f s into a 3 s budget", after);
+    }
+    const json_t *trials = json_object_get(result, "trials");
+    assert_true(json_array_size(trials) < 1000);
+    assert_int_equal(json_array_size(children), json_array_size(trials));
+    json_decref(children);
+    json_decref(doc);
+    json_decref(result);
+}
+
 static void test_cancel(void **state)
 {
     char ds[64];
@@ -709,6 +759,12 @@ static void test_bad_params(void **state)
         {SOLARIZE, "\"random\"", "{\"seconds\": -1}", "", "params.budget.seconds"},
         {SOLARIZE, "\"random\"", "{\"trials\": 2}", ", \"save_as\": \"-x\"", "params.save_as: "},
         {SOLARIZE, "\"random\"", "{\"trials\": 2}", ", \"trials\": 2", "params.trials: unknown"},
+        /* AugMix's three views (its jsd mode) in one option. */
+        {"{\"$search\": {\"choice\": [" SOLARIZE ", {\"preset\": \"augmix\", \"jsd\": "
+         "true}]}}",
+         "\"random\"", "{\"trials\": 2}", "",
+         "params.space: / at its option 1 gives a policy of 3 views; the affinity objective takes "
+         "one view per image"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         char *text = params(cases[i].space, cases[i].algorithm, cases[i].budget, ds, cases[i].more);
@@ -741,6 +797,7 @@ int main(int argc, char **argv)
         HARNESS_MODELS_TEST(test_cancel_parent),
         HARNESS_MODELS_TEST(test_stop_requeues_children),
         HARNESS_MODELS_TEST(test_save_as),
+        HARNESS_MODELS_TEST(test_time_budget),
         HARNESS_MODELS_TEST(test_bad_params),
     };
     return harness_main(argc, argv, "search_job", tests, sizeof tests / sizeof tests[0]);

@@ -9,7 +9,8 @@
  * - Early stopping: a sibling better at the first rung stops the trial there (one epoch, its
  *   value that epoch's, half the images); a worse one lets it run its whole budget.
  * - affinity-diversity: the trial's affinity and diversity are an affinity-diversity job's for
- *   that policy, and its value their weighted sum.
+ *   that policy, and its value their weighted sum; a search's trials share one clean run (the
+ *   second loads the first's) with the same numbers, bit for bit.
  * - kill -9 inside a val_accuracy trial: the resumed trial (second attempt, from its checkpoint)
  *   ends with an uninterrupted one's values, bit for bit.
  * - A search's params: the objectives' refusals name the search's fields. */
@@ -19,11 +20,13 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include "colour_dataset.h"
 #include "harness.h"
@@ -204,13 +207,14 @@ static json_t *kind_row(const struct server *srv, const char *ds, const char *po
     return row;
 }
 
-/* A trial's parts are the kind's row's, and its value their sum with weights wa and wd. */
-static void expect_parts(const json_t *trial, const json_t *row, double wa, double wd)
+/* A trial's parts are the kind's row's, and its value their sum with weights wa and wd; its
+ * images those of `runs` runs of 2 epochs (2: its own clean run and its policy's). */
+static void expect_parts(const json_t *trial, const json_t *row, double wa, double wd, int runs)
 {
     assert_true(real(trial, "affinity") == real(row, "affinity"));
     assert_true(real(trial, "diversity") == real(row, "diversity"));
     assert_true(real(trial, "value") == wa * real(row, "affinity") + wd * real(row, "diversity"));
-    assert_int_equal(json_int((json_t *)trial, "images"), 2 * 2 * STEPS_PER_EPOCH * BATCH);
+    assert_int_equal(json_int((json_t *)trial, "images"), runs * 2 * STEPS_PER_EPOCH * BATCH);
 }
 
 static void test_affinity_diversity_is_the_kind(void **state)
@@ -222,7 +226,7 @@ static void test_affinity_diversity_is_the_kind(void **state)
     trial_params(params, sizeof params, ds, "affinity-diversity", 0, 2,
                  ", \"weights\": {\"affinity\": 1, \"diversity\": 0.5}");
     json_t *trial = result_of(srv, "objective-trial", params, id);
-    expect_parts(trial, row, 1, 0.5);
+    expect_parts(trial, row, 1, 0.5, 2);
     json_decref(trial);
     json_decref(row);
     harness_pass(state);
@@ -349,7 +353,13 @@ static void test_search_affinity_diversity(void **state)
     char *policy = json_dumps(json_object_get(json_array_get(trials, 1), "policy"), JSON_COMPACT);
     json_t *row = kind_row(srv, ds, policy);
     free(policy);
-    expect_parts(json_array_get(trials, 1), row, 2, 1);
+    /* Trial 1 loaded the clean run trial 0 trained, and scores as the kind's own: the search's
+     * trials count their policy runs' images alone. The search removed the shared run. */
+    expect_parts(json_array_get(trials, 1), row, 2, 1, 1);
+    expect_event(srv, json_str(json_array_get(trials, 1), "job"), "the clean run: another trial's");
+    char path[PATH_MAX + 64];
+    snprintf(path, sizeof path, "%s/jobs/%s/clean-run", srv->data_dir, id);
+    assert_int_equal(access(path, F_OK), -1);
     json_decref(row);
     json_decref(result);
     harness_pass(state);
@@ -468,6 +478,166 @@ static void test_search_kill9_resume(void **state)
     harness_pass(state);
 }
 
+/* ---- Synchronous successive halving -------------------------------------------------------- */
+
+/* Four policies, a grid of four trials. */
+#define FOUR_SPACE                                                                                 \
+    "{\"$search\": {\"choice\": [{\"op\": \"Identity\"}, {\"op\": \"Invert\"}, " INVERT_HALF       \
+    ", {\"op\": \"Solarize\", \"threshold\": 64}]}}"
+#define HALVING                                                                                    \
+    ", \"early_stopping\": {\"name\": \"successive-halving\", \"min_epochs\": 1, \"eta\": 2}"
+
+/* The trials' indices at rung `epoch` (1-based) among those in `in` (n of them), ranked as
+ * successive halving ranks them: by their value after that epoch, best first, ties to the lower
+ * trial. */
+static void rank_at(const json_t *trials, size_t *in, size_t n, unsigned epoch)
+{
+    for (size_t i = 1; i < n; i++)
+        for (size_t j = i; j > 0; j--) {
+            double a = json_number_value(json_array_get(
+                       json_object_get(json_array_get(trials, in[j - 1]), "epochs"), epoch - 1)),
+                   b = json_number_value(json_array_get(
+                       json_object_get(json_array_get(trials, in[j]), "epochs"), epoch - 1));
+            if (b > a || (b == a && in[j] < in[j - 1])) {
+                size_t t = in[j];
+                in[j] = in[j - 1];
+                in[j - 1] = t;
+            }
+        }
+}
+
+/* The search's four trials as successive halving over epochs 1 and 2 (eta 2) leaves them,
+ * worked out here from their own curves: rung 1 keeps the best 2 of 4, rung 2 the best 1 of
+ * those, which runs its 4 epochs; the others stop after the rung that cut them. */
+static void expect_halving(const json_t *result)
+{
+    const json_t *trials = json_object_get(result, "trials");
+    assert_int_equal(json_array_size(trials), 4);
+    size_t order[4] = {0, 1, 2, 3}, epochs[4];
+    rank_at(trials, order, 4, 1);
+    rank_at(trials, order, 2, 2);
+    epochs[order[0]] = 4;
+    epochs[order[1]] = 2;
+    epochs[order[2]] = epochs[order[3]] = 1;
+    for (size_t t = 0; t < 4; t++) {
+        const json_t *row = json_array_get(trials, t);
+        if (json_array_size(json_object_get(row, "epochs")) != epochs[t])
+            fail_msg("trial %zu ran %zu epochs, not %zu", t,
+                     json_array_size(json_object_get(row, "epochs")), epochs[t]);
+        assert_string_equal(json_string_value(json_object_get(row, "state")),
+                            epochs[t] == 4 ? "succeeded" : "stopped");
+        assert_true(real(row, "value") == json_number_value(json_array_get(
+                                              json_object_get(row, "epochs"), epochs[t] - 1)));
+    }
+    assert_int_equal(json_int(json_object_get(result, "best"), "trial"), (json_int_t)order[0]);
+}
+
+/* How many of the search's children (at most max) are in state (NULL: any). */
+static size_t children_in(const struct server *srv, const char *id, const char *state, size_t max)
+{
+    char path[160];
+    snprintf(path, sizeof path, "/v1/jobs?parent=%s&limit=%zu", id, max);
+    struct http_response r;
+    http_get(srv, path, &r);
+    json_t *doc = http_json(&r);
+    size_t n = 0, i;
+    const json_t *job;
+    json_array_foreach(json_object_get(doc, "jobs"), i, job)
+    {
+        if (state && strcmp(json_str((json_t *)job, "state"), state) != 0) continue;
+        n++;
+    }
+    json_decref(doc);
+    http_response_free(&r);
+    return n;
+}
+
+/* Successive halving in a search, one trial at a time: trials 0 to 2 end their runs waiting at
+ * rung 1 (a "waiting" state each), trial 3 finds the rung decided, and the promoted ones resume
+ * from their checkpoints: the survivor's four epochs are a train job's with its policy, bit for
+ * bit. Two trials at once keep the rule. Then the same search killed with kill -9 while a trial
+ * waits ends with the same trials. */
+static void test_search_successive_halving(void **state)
+{
+    struct server *first = start(state);
+    char ds[64], params[2048], id[32], train[1024];
+    objective_search(first, ds, "val_accuracy", 4, "", FOUR_SPACE, 4, HALVING, params);
+    /* Its budget is a count of trials, every one asked at once: no time, images or more than
+     * 256. */
+    json_t *bad = json_loads(params, 0, NULL);
+    json_object_set_new(bad, "budget", json_pack("{s:i, s:i}", "trials", 4, "seconds", 60));
+    char *text = json_dumps(bad, JSON_COMPACT);
+    job_expect_refusal(first, "search", text, 422, "params.budget: successive halving takes");
+    free(text);
+    json_object_set_new(bad, "budget", json_pack("{s:i}", "trials", 257));
+    text = json_dumps(bad, JSON_COMPACT);
+    job_expect_refusal(first, "search", text, 422,
+                       "params.budget.trials: at most 256 with successive halving");
+    free(text);
+    json_decref(bad);
+    json_t *whole = result_of(first, "search", params, id);
+    expect_halving(whole);
+    /* Trials 0 to 2 waited at rung 1; trial 3, the last there, found it decided, and waited at
+     * rung 2 only when promoted (for the other promoted trial, still waiting at rung 1). */
+    assert_int_equal(children_in(first, id, NULL, 4), 4);
+    for (size_t t = 0; t < 4; t++) {
+        const json_t *row = json_array_get(json_object_get(whole, "trials"), t);
+        char path[192];
+        snprintf(path, sizeof path, "/v1/jobs/%s/events", json_str((json_t *)row, "job"));
+        struct http_response r;
+        http_get(first, path, &r);
+        int waited = strstr(r.body, "\"state\":\"waiting\"") != NULL;
+        http_response_free(&r);
+        if (waited != (t < 3 || json_array_size(json_object_get(row, "epochs")) > 1))
+            fail_msg("trial %zu %s", t, waited ? "waited" : "never waited");
+    }
+    /* The survivor against a train job with its policy. */
+    const json_t *best = json_array_get(json_object_get(whole, "trials"),
+                                        (size_t)json_int(json_object_get(whole, "best"), "trial"));
+    char *policy = json_dumps(json_object_get(best, "policy"), JSON_COMPACT);
+    char job[2048], train_id[32];
+    training(train, sizeof train, ds, 4);
+    snprintf(job, sizeof job, "{%s, \"policy\": %s, \"output\": \"sh\"}", train, policy);
+    free(policy);
+    json_decref(result_of(first, "train", job, train_id));
+    double expected[4];
+    assert_int_equal(val_accuracies(first, train_id, expected, 4), 4);
+    expect_epochs(best, expected, 4);
+
+    /* Two at once: trials reach the rungs in another order, and wake one another's rungs; the
+     * halving holds on their own curves (whose last bits may differ: each has half the threads). */
+    char two_id[32];
+    json_t *two = search_with(first, params, "parallel", json_integer(2), NULL, two_id);
+    expect_halving(two);
+    json_decref(two);
+
+    /* kill -9 once a trial waits; the restarted server resumes the search. */
+    job_submit(first, "search", params, id);
+    double deadline = harness_now() + WAIT_S;
+    while (children_in(first, id, "waiting", 4) == 0) {
+        if (harness_now() > deadline) fail_msg("no trial of search %s waited", id);
+        job_sleep_ms(5);
+    }
+    assert_int_equal(server_stop(first, SIGKILL, 5000), 0);
+    char settings[4096];
+    snprintf(settings, sizeof settings, "{" SERVER_SETTINGS ", \"models_dir\": \"%s\"}",
+             harness_models_dir());
+    struct server *second = job_restart_on(state, first, settings);
+    json_t *doc = job_wait_state(second, id, "succeeded");
+    const json_t *resumed = json_object_get(doc, "result");
+    expect_halving(resumed);
+    for (size_t t = 0; t < 4; t++) {
+        const json_t *a = json_array_get(json_object_get(whole, "trials"), t),
+                     *b = json_array_get(json_object_get(resumed, "trials"), t);
+        assert_true(json_equal(json_object_get(a, "epochs"), json_object_get(b, "epochs")));
+        assert_true(json_equal(json_object_get(a, "policy"), json_object_get(b, "policy")));
+    }
+    json_decref(doc);
+    json_decref(whole);
+    assert_int_equal(server_stop(second, SIGTERM, 15000), 0);
+    harness_pass(state);
+}
+
 /* A search of objective (a JSON text) with splits and more: refused with 422 and needle. */
 static void refused(const struct server *srv, const char *ds, const char *objective,
                     const char *splits, const char *more, const char *needle)
@@ -507,8 +677,6 @@ static void test_search_params(void **state)
         {"\"val_accuracy\"", "{\"train\": \"train\", \"val\": \"nope\"}", "",
          "params.splits.val: must name a labeled split"},
         {"\"val_accuracy\"", NULL, ", \"batch_size\": 8", "params.batch_size: the affinity"},
-        {"\"val_accuracy\"", NULL, ", \"early_stopping\": {\"name\": \"successive-halving\"}",
-         "(synchronous) is not supported yet"},
         {"{\"name\": \"val_accuracy\", \"epochs\": 3}", NULL,
          ", \"early_stopping\": {\"name\": \"asha\", \"min_epochs\": 3}",
          "params.early_stopping.min_epochs: must be less than the objective's 3 epochs"},
@@ -543,6 +711,7 @@ int main(int argc, char **argv)
         HARNESS_MODELS_TEST(test_search_affinity_diversity),
         HARNESS_MODELS_TEST(test_search_early_stopping),
         HARNESS_MODELS_TEST(test_search_kill9_resume),
+        HARNESS_MODELS_TEST(test_search_successive_halving),
     };
     return harness_main(argc, argv, "search_objectives", tests, sizeof tests / sizeof tests[0]);
 }

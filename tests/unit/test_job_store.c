@@ -898,6 +898,75 @@ static void test_cancel_cascades_to_children(void **state)
     claim_child_expect(st, 1, 0);
 }
 
+/* A child waits for its parent (a successive-halving trial at a rung): waiting, never claimed,
+ * not final, kept waiting when its parent's lease expires; woken, it is queued and claimed again
+ * with its attempt not counted twice. Cancelled alone, or with its parent, it ends at once. */
+static void test_waiting_child(void **state)
+{
+    struct fixture *f = *state;
+    struct storage *st = f->st;
+    create(st, 1, "search", NULL);
+    for (int n = 2; n <= 4; n++)
+        create_child(st, n, 1);
+    claim_expect(st, 1);
+    claim_child_expect(st, 1, 2);
+    claim_child_expect(st, 1, 3);
+    claim_child_expect(st, 1, 4);
+    struct eng_error err;
+    /* Only a running job waits, and only a waiting one is woken. */
+    assert_int_equal(job_store_wake(st, id_of(2), &err), -1);
+    assert_int_equal(err.code, ENG_CONFLICT);
+    for (int n = 2; n <= 4; n++)
+        assert_int_equal(job_store_wait(st, id_of(n), token_of(st, n), "at a rung", &err), 0);
+    /* One whose cancel came after its run last looked ends cancelled, not waiting. */
+    create_child(st, 5, 1);
+    claim_child_expect(st, 1, 5);
+    enum job_state after;
+    assert_int_equal(job_store_cancel(st, id_of(5), &after, &err), 0);
+    assert_int_equal(job_store_wait(st, id_of(5), token_of(st, 5), "at a rung", &err), 0);
+    struct job five = get(st, 5);
+    assert_int_equal(five.state, JOB_CANCELLED);
+    job_clear(&five);
+    assert_int_equal(job_store_wait(st, id_of(2), token_of(st, 2), "at a rung", &err), -1);
+    assert_int_equal(err.code, ENG_CONFLICT);
+    struct job job = get(st, 2);
+    assert_int_equal(job.state, JOB_WAITING);
+    assert_false(job_state_is_final(job.state));
+    assert_int_equal(job.finished_ms, 0);
+    job_clear(&job);
+    assert_string_equal(job_state_name(JOB_WAITING), "waiting");
+    assert_int_equal(job_state_from_name("waiting"), JOB_WAITING);
+    claim_child_expect(st, 1, 0);
+    /* The parent's lease expires: it is queued again, its waiting children are left waiting. */
+    age_heartbeat(f, 1, 120);
+    expire(st, 1, 0);
+    job = get(st, 2);
+    assert_int_equal(job.state, JOB_WAITING);
+    job_clear(&job);
+    claim_expect(st, 1);
+
+    assert_int_equal(job_store_wake(st, id_of(2), &err), 0);
+    claim_child_expect(st, 1, 2); /* attempt 1 again */
+    assert_string_equal(events_text(st, 2, 0, NULL),
+                        "state {\"state\":\"queued\"}|state {\"state\":\"running\",\"attempt\":1}|"
+                        "state {\"state\":\"waiting\",\"reason\":\"at a rung\"}|"
+                        "state {\"state\":\"queued\"}|state {\"state\":\"running\",\"attempt\":1}");
+    assert_int_equal(job_store_cancel(st, id_of(3), &after, &err), 0);
+    assert_int_equal(after, JOB_CANCELLED);
+    job = get(st, 3);
+    assert_int_equal(job.state, JOB_CANCELLED);
+    assert_true(job.finished_ms > 0);
+    job_clear(&job);
+    assert_int_equal(job_store_cancel(st, id_of(1), &after, &err), 0);
+    job = get(st, 4);
+    assert_int_equal(job.state, JOB_CANCELLED);
+    job_clear(&job);
+    assert_string_equal(events_text(st, 4, 0, NULL),
+                        "state {\"state\":\"queued\"}|state {\"state\":\"running\",\"attempt\":1}|"
+                        "state {\"state\":\"waiting\",\"reason\":\"at a rung\"}|"
+                        "state {\"state\":\"cancelled\",\"reason\":\"its parent was cancelled\"}");
+}
+
 /* An expiry that leaves a parent interrupted for good cancels its queued children, which no
  * parent would run; a parent queued again keeps its own. */
 static void test_expiry_cancels_orphans(void **state)
@@ -1101,6 +1170,7 @@ int main(void)
         STORE_TEST(test_list_children),
         STORE_TEST(test_cancel_cascades_to_children),
         STORE_TEST(test_expiry_cancels_orphans),
+        STORE_TEST(test_waiting_child),
         STORE_TEST(test_dataset_user),
         STORE_TEST(test_migrates_an_empty_database),
         STORE_TEST(test_migrates_version_1),

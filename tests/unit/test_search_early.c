@@ -2,8 +2,11 @@
  * epoch, replayed from its siblings' curves in trial order, on scripted learning curves whose
  * promotions and stops are worked out by hand below from ASHA's rule (search.h: at a rung with n
  * values so far, a trial goes on when fewer than max(1, floor(n / eta)) values there are better
- * than its own); the waits for an earlier trial still below a rung; the curves as JSON; and the
- * params' refusals. */
+ * than its own); the waits for an earlier trial still below a rung; synchronous successive
+ * halving's promotions, stops and waits on scripted curves of nine trials, also worked out by hand
+ * (search.h: a rung decides once every trial expected there reported or ended, and promotes its
+ * best max(1, floor(n / eta)), ties to the lower trial); the curves as JSON; and the params'
+ * refusals. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -114,6 +117,117 @@ static void test_short_curve(void **state)
     assert_non_null(strstr(err.message, "epoch 3"));
 }
 
+/* Successive halving over nine trials: min_epochs 1, eta 3, 9 epochs: rungs at epochs 1 and 3. */
+static const struct search_early sync9 = {
+    .min_epochs = 1, .eta = 3, .max_epochs = 9, .sync = 1, .trials = 9};
+
+/* Each trial's curve as far as it may go: at epoch 1 (in trial order) 0.5, 0.4, 0.6, 0.55, 0.7,
+ * 0.6, 0.3, 0.65, 0.2; at epoch 3 trial 2 0.8, trial 4 0.75, trial 7 0.85. */
+static const double s0[] = {0.5}, s1[] = {0.4}, s3[] = {0.55}, s5[] = {0.6}, s6[] = {0.3},
+                    s8[] = {0.2};
+static const double s2[] = {0.6, 0.7, 0.8, 0.8, 0.8, 0.8, 0.8, 0.8, 0.8};
+static const double s4[] = {0.7, 0.72, 0.75, 0.75, 0.75, 0.75, 0.75, 0.75, 0.75};
+static const double s7[] = {0.65, 0.7, 0.85, 0.9, 0.9, 0.9, 0.9, 0.9, 0.9};
+
+static enum search_asha_decision decide_sync(const struct search_early_curve *c, size_t trial,
+                                             unsigned epoch)
+{
+    enum search_asha_decision d = CONT;
+    struct eng_error err = {0};
+    if (search_early_decide_sync(&sync9, c, trial, epoch, &d, &err) != 0)
+        fail_msg("%s", err.message);
+    return d;
+}
+
+/* A trial, an epoch and the decision expected there. */
+struct sync_step {
+    size_t trial;
+    unsigned epoch;
+    enum search_asha_decision decision;
+};
+
+static void expect_sync(const struct search_early_curve *c, const struct sync_step *steps, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (decide_sync(c, steps[i].trial, steps[i].epoch) != steps[i].decision)
+            fail_msg("trial %zu at epoch %u: not decision %d", steps[i].trial, steps[i].epoch,
+                     (int)steps[i].decision);
+}
+
+static void test_successive_halving(void **state)
+{
+    (void)state;
+    /* Every trial at epoch 1 but trial 8, still running below it: rung 1 is pending. */
+    struct search_early_curve c[] = {{s0, 1, 0}, {s1, 1, 0}, {s2, 1, 0}, {s3, 1, 0}, {s4, 1, 0},
+                                     {s5, 1, 0}, {s6, 1, 0}, {s7, 1, 0}, {s8, 0, 0}};
+    assert_int_equal(decide_sync(c, 0, 1), WAIT);
+    assert_int_equal(decide_sync(c, 4, 1), WAIT);
+    /* Trial 8 reaches it: n 9 keeps 3: 0.7 (4), 0.65 (7), then 0.6 twice, trial 2 before trial 5.
+     */
+    c[8].n = 1;
+    static const enum search_asha_decision rung1[9] = {STOP, STOP, CONT, STOP, CONT,
+                                                       STOP, STOP, CONT, STOP};
+    for (size_t t = 0; t < 9; t++)
+        assert_int_equal(decide_sync(c, t, 1), rung1[t]);
+    /* Epoch 2 is no rung; then rung 2 waits for trial 7, still at epoch 1; the trials cut at rung
+     * 1 stay cut. */
+    c[2].n = c[4].n = 3;
+    expect_sync(
+        c, (const struct sync_step[]){{2, 2, CONT}, {2, 3, WAIT}, {4, 3, WAIT}, {5, 1, STOP}}, 4);
+    /* Trial 7 reaches it: n 3 keeps 1, 0.85 (7) over 0.8 (2) and 0.75 (4). */
+    c[7].n = 3;
+    expect_sync(c, (const struct sync_step[]){{7, 3, CONT}, {2, 3, STOP}, {4, 3, STOP}}, 3);
+    /* Trial 7 cancelled at epoch 2 instead: dropped from rung 2, which keeps 1 of 2: trial 2. */
+    c[7].n = 2;
+    c[7].final = 1;
+    expect_sync(c, (const struct sync_step[]){{2, 3, CONT}, {4, 3, STOP}}, 2);
+    /* Trial 8 failed before epoch 1 instead: rung 1 of 8 keeps 2 (trials 4 and 7), and rung 2
+     * then waits for those two alone. */
+    struct search_early_curve d[9];
+    memcpy(d, c, sizeof d);
+    d[7] = (struct search_early_curve){s7, 1, 0};
+    d[8] = (struct search_early_curve){s8, 0, 1};
+    expect_sync(d, (const struct sync_step[]){{2, 1, STOP}, {4, 1, CONT}, {4, 3, WAIT}}, 3);
+    d[7].n = 3;
+    expect_sync(d, (const struct sync_step[]){{4, 3, STOP}, {7, 3, CONT}}, 2);
+    /* Its own curve must reach the epoch asked about; a trial past the count is refused. */
+    struct eng_error err = {0};
+    enum search_asha_decision x;
+    assert_int_equal(search_early_decide_sync(&sync9, d, 8, 1, &x, &err), -1);
+    assert_int_equal(search_early_decide_sync(&sync9, d, 9, 0, &x, &err), -1);
+}
+
+/* The same from the trials' records, as the search and a trial read them: a waiting trial's
+ * curve is its checkpoint's, and one without a record (its point gave no policy) is dropped. */
+static void test_successive_halving_json(void **state)
+{
+    (void)state;
+    static const double at1[9] = {0.5, 0.4, 0.6, 0.55, 0.7, 0.6, 0.3, 0.65, 0.2};
+    json_t *records = json_array();
+    for (size_t t = 0; t < 8; t++) /* trial 8 has no record */
+        json_array_append_new(records,
+                              json_pack("{s:s, s:{s:I}, s:n, s:{s:[{s:f}]}}", "state", "waiting",
+                                        "params", "trial", (json_int_t)t, "result", "checkpoint",
+                                        "metrics", "val_accuracy", at1[t]));
+    json_t *all = NULL;
+    struct eng_error err = {0};
+    assert_int_equal(search_early_siblings(records, 9, &all, &err), 0);
+    /* Rung 1 of 8 keeps 2: trials 4 and 7. */
+    static const enum search_asha_decision rung1[8] = {STOP, STOP, STOP, STOP,
+                                                       CONT, STOP, STOP, CONT};
+    for (size_t t = 0; t < 8; t++) {
+        enum search_asha_decision d = WAIT;
+        assert_int_equal(search_early_decide_sync_json(&sync9, all, t, 1, &d, &err), 0);
+        assert_int_equal(d, rung1[t]);
+    }
+    /* Not the search's count of curves: refused. */
+    json_array_remove(all, 8);
+    enum search_asha_decision d;
+    assert_int_equal(search_early_decide_sync_json(&sync9, all, 0, 1, &d, &err), -1);
+    json_decref(all);
+    json_decref(records);
+}
+
 /* The same decisions from JSON curves, as the trials' records hold them (null: diverged). */
 static void test_json_curves(void **state)
 {
@@ -203,9 +317,7 @@ static void test_params(void **state)
          "params.early_stopping: not for the affinity objective"},
         {&val, "{\"early_stopping\": \"asha\"}", "params.early_stopping: must be"},
         {&val, "{\"early_stopping\": {\"name\": \"hyperband\"}}",
-         "params.early_stopping.name: required: \"asha\""},
-        {&val, "{\"early_stopping\": {\"name\": \"successive-halving\"}}",
-         "params.early_stopping.name: \"successive-halving\" (synchronous) is not supported yet"},
+         "params.early_stopping.name: required: \"asha\" or \"successive-halving\""},
         {&val, "{\"early_stopping\": {\"name\": \"asha\", \"rungs\": 2}}",
          "params.early_stopping.rungs"},
         {&val, "{\"early_stopping\": {\"name\": \"asha\", \"eta\": 1}}",
@@ -238,6 +350,21 @@ static void test_params(void **state)
     assert_memory_equal(&e, &back, sizeof e);
     json_decref(carried);
     json_decref(params);
+    /* Successive halving carries its count of trials to each trial. */
+    params =
+        json_loads("{\"early_stopping\": {\"name\": \"successive-halving\", \"eta\": 2}}", 0, NULL);
+    assert_int_equal(search_early_open(&e, &on, params, &val, &err), 0);
+    assert_true(on && e.sync);
+    assert_int_equal(e.eta, 2);
+    e.trials = 12;
+    carried = search_early_json(&e);
+    assert_int_equal(json_integer_value(json_object_get(carried, "trials")), 12);
+    assert_int_equal(search_early_from_json(&back, carried, &err), 0);
+    assert_memory_equal(&e, &back, sizeof e);
+    json_object_set_new(carried, "trials", json_integer(0));
+    assert_int_equal(search_early_from_json(&back, carried, &err), -1);
+    json_decref(carried);
+    json_decref(params);
     params = json_object();
     assert_int_equal(search_early_open(&e, &on, params, &affinity, &err), 0);
     assert_false(on);
@@ -247,10 +374,15 @@ static void test_params(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_scripted_curves), cmocka_unit_test(test_waits_for_earlier_trials),
-        cmocka_unit_test(test_nan_is_worst),    cmocka_unit_test(test_short_curve),
-        cmocka_unit_test(test_json_curves),     cmocka_unit_test(test_siblings_from_records),
+        cmocka_unit_test(test_scripted_curves),
+        cmocka_unit_test(test_waits_for_earlier_trials),
+        cmocka_unit_test(test_nan_is_worst),
+        cmocka_unit_test(test_short_curve),
+        cmocka_unit_test(test_json_curves),
+        cmocka_unit_test(test_siblings_from_records),
         cmocka_unit_test(test_params),
+        cmocka_unit_test(test_successive_halving),
+        cmocka_unit_test(test_successive_halving_json),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -731,6 +731,37 @@ static void test_domains(void **state)
     }
 }
 
+/* A space that may give a policy of several views (a "views" root: AugMix's jsd mode) says where,
+ * the way the check first met one; one whose policies all have one view says nothing. */
+static void test_views(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *space, *source;
+    } cases[] = {
+        {"{\"$search\": {\"choice\": [{\"op\": \"Invert\"}, {\"preset\": \"augmix\", \"jsd\": "
+         "true}]}}",
+         "/ at its option 1 gives a policy of 3 views"},
+        {"{\"preset\": \"augmix\", \"jsd\": {\"$search\": {\"choice\": [false, true]}}}",
+         "/jsd at its option 1 gives a policy of 3 views"},
+        {"{\"views\": [{\"op\": \"Identity\"}, {\"op\": \"Rotate\", \"degrees\": {\"$search\": "
+         "{\"uniform\": [0, 30]}}}]}",
+         "the space at each dimension's low gives a policy of 2 views"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        struct search_space *s = compile(cases[i].space);
+        assert_string_equal(search_space_views_source(s), cases[i].source);
+        search_space_free(s);
+    }
+    static const char *const one[] = {"{\"space\": \"randaugment\"}",
+                                      "{\"preset\": \"augmix\", \"jsd\": false}", SOLARIZE_SPACE};
+    for (size_t i = 0; i < sizeof one / sizeof one[0]; i++) {
+        struct search_space *s = compile(one[i]);
+        assert_null(search_space_views_source(s));
+        search_space_free(s);
+    }
+}
+
 /* ---- Dimensions ----------------------------------------------------------------------------- */
 
 /* Pearson's chi-square of counts against equal expectations. */
@@ -841,6 +872,7 @@ int main(void)
         cmocka_unit_test(test_gaugment_mutations),
         cmocka_unit_test(test_random_points_parse),
         cmocka_unit_test(test_domains),
+        cmocka_unit_test(test_views),
         cmocka_unit_test(test_dim_sample_laws),
         cmocka_unit_test(test_dim_snap),
     };
