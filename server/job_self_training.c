@@ -24,8 +24,8 @@
 #include "job_train.h"
 #include "models.h"
 
-#define DEFAULT_THRESHOLD 0.3 /* Noisy Student's on ImageNet */
-#define MAX_PER_CLASS     100000000
+#define DEFAULT_THRESHOLD 0.3       /* Noisy Student's on ImageNet */
+#define MAX_PER_CLASS     100000000 /* K times the classes: the student's pseudo-labeled images */
 #define MAX_TEMPERATURE   100.0
 #define MIN_TEMPERATURE   0.01
 
@@ -175,6 +175,12 @@ static int check_unlabeled(const struct self_training *st, struct eng_error *err
     if (u->count == 0)
         return eng_fail(err, ENG_INVALID, "params.unlabeled_split: split %s has no images",
                         u->name);
+    /* The student's split holds K a class: bounded as a train run's steps are. */
+    size_t classes = dataset_class_count(st->p.data.dataset);
+    if (st->sp.per_class > MAX_PER_CLASS / classes)
+        return eng_fail(err, ENG_INVALID,
+                        "params.per_class: %zu a class of %zu classes is more than %d images",
+                        st->sp.per_class, classes, MAX_PER_CLASS);
     /* Both ascending: one merge. */
     for (size_t i = 0, j = 0; i < u->count && j < l->count;) {
         if (u->indices[i] == l->indices[j])
@@ -327,7 +333,7 @@ static int train_student(struct round *rd, struct self_training_labels *l, json_
                          const json_t *saved, struct eng_error *err)
 {
     struct self_training *st = rd->st;
-    struct job_train_params p;
+    struct job_train_params p = {0};
     char prefix[32];
     double span = 1.0 / (double)st->sp.rounds;
     snprintf(prefix, sizeof prefix, "round-%ld.", rd->k);

@@ -347,11 +347,11 @@ static void test_bad_submissions(void **state)
     http_get(srv, "/v1", &r);
     doc = http_json(&r);
     json_t *kinds = json_object_get(json_object_get(doc, "jobs"), "kinds");
-    const char *const names[] = {"evaluate", "affinity",  "pseudo-label",
-                                 "train",    "diversity", "affinity-diversity",
-                                 "search",   "count",     "objective-trial"};
-    assert_int_equal(json_array_size(kinds), 9);
-    for (size_t i = 0; i < 9; i++)
+    const char *const names[] = {"evaluate",  "affinity",           "pseudo-label", "train",
+                                 "diversity", "affinity-diversity", "search",       "self-training",
+                                 "count",     "objective-trial"};
+    assert_int_equal(json_array_size(kinds), 10);
+    for (size_t i = 0; i < 10; i++)
         assert_string_equal(json_str(json_array_get(kinds, i), "name"), names[i]);
     json_decref(doc);
     http_response_free(&r);
@@ -359,8 +359,9 @@ static void test_bad_submissions(void **state)
     http_get(plain, "/v1", &r);
     doc = http_json(&r);
     kinds = json_object_get(json_object_get(doc, "jobs"), "kinds");
-    assert_int_equal(json_array_size(kinds), 7);
+    assert_int_equal(json_array_size(kinds), 8);
     assert_string_equal(json_str(json_array_get(kinds, 6), "name"), "search");
+    assert_string_equal(json_str(json_array_get(kinds, 7), "name"), "self-training");
     json_decref(doc);
     http_response_free(&r);
     job_send(plain, "POST", "/v1/jobs", "{\"kind\": \"count\", \"params\": {\"units\": 1}}", NULL,
