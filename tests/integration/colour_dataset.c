@@ -97,3 +97,23 @@ void expect_chart_artifact(const struct server *srv, const char *id, const char 
 {
     img_free(chart_artifact(srv, id, name));
 }
+
+char *read_model_file(const char *model, const char *file, size_t *size)
+{
+    char path[PATH_MAX];
+    snprintf(path, sizeof path, "%s/%s/%s", harness_models_dir(), model, file);
+    char *data = harness_read_file(path, size);
+    if (!data) fail_msg("cannot read %s", path);
+    return data;
+}
+
+void expect_same_model(const char *a, const char *b)
+{
+    size_t a_size, b_size;
+    char *a_onnx = read_model_file(a, "model.onnx", &a_size);
+    char *b_onnx = read_model_file(b, "model.onnx", &b_size);
+    assert_int_equal(a_size, b_size);
+    assert_memory_equal(a_onnx, b_onnx, a_size);
+    free(a_onnx);
+    free(b_onnx);
+}

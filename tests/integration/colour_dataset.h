@@ -29,6 +29,12 @@ void colour(int c, int i, unsigned char rgb[3]);
  * (per class n images) and val (4 per class); its id. */
 void colour_dataset_make(const struct server *srv, int classes, int n, char id[64]);
 
+/* File `file` of repository model `model` in the harness's models_dir (malloc'd), or fails the
+ * test. */
+char *read_model_file(const char *model, const char *file, size_t *size);
+/* Repository models a and b have the same model.onnx bytes. */
+void expect_same_model(const char *a, const char *b);
+
 /* The job's artifact `name` is a chart: a PNG JOB_CHART_WIDTH (480) pixels wide. */
 void expect_chart_artifact(const struct server *srv, const char *id, const char *name);
 /* The same, decoded (img_free it). */

@@ -281,36 +281,25 @@ static void test_pseudo_labels_exact(void **state)
 
 /* ---- Rounds, kill -9 ------------------------------------------------------------------------- */
 
-static char *model_file(const char *model, size_t *size)
+/* Two rounds of hard labels for `epochs` each, run whole as "whole", then submitted as "resumed"
+ * (its id into id): the whole job's document. */
+static json_t *whole_then_resumed(struct server *first, const char *ds, int epochs, char id[32])
 {
-    char path[PATH_MAX];
-    snprintf(path, sizeof path, "%s/%s/model.onnx", harness_models_dir(), model);
-    char *data = harness_read_file(path, size);
-    if (!data) fail_msg("cannot read %s", path);
-    return data;
-}
-
-static void expect_same_model(const char *a, const char *b)
-{
-    size_t a_size, b_size;
-    char *a_onnx = model_file(a, &a_size), *b_onnx = model_file(b, &b_size);
-    assert_int_equal(a_size, b_size);
-    assert_memory_equal(a_onnx, b_onnx, a_size);
-    free(a_onnx);
-    free(b_onnx);
+    char params[2048];
+    const char *extra = ", \"rounds\": 2, \"labels\": \"hard\", \"threshold\": 0.5";
+    params_for(params, sizeof params, ds, epochs, "whole", extra);
+    job_submit(first, "self-training", params, id);
+    json_t *whole = job_wait_state(first, id, "succeeded");
+    params_for(params, sizeof params, ds, epochs, "resumed", extra);
+    job_submit(first, "self-training", params, id);
+    return whole;
 }
 
 static void test_rounds_kill9_resume(void **state)
 {
-    char ds[64], params[2048], id[32];
+    char ds[64], id[32];
     struct server *first = start(state, ds);
-    const char *extra = ", \"rounds\": 2, \"labels\": \"hard\", \"threshold\": 0.5";
-    params_for(params, sizeof params, ds, 6, "whole", extra);
-    job_submit(first, "self-training", params, id);
-    json_t *whole = job_wait_state(first, id, "succeeded");
-
-    params_for(params, sizeof params, ds, 6, "resumed", extra);
-    job_submit(first, "self-training", params, id);
+    json_t *whole = whole_then_resumed(first, ds, 6, id);
     struct server *second;
     json_t *doc = job_kill_and_resume(state, first, id, 0.6, "resuming", &second);
     json_t *rounds = json_object_get(json_object_get(doc, "result"), "rounds");
@@ -366,15 +355,9 @@ static void copy_as_registered(const char *from, const char *to, const char *id)
  * goes on to round 2, which it teaches: the same models as an uninterrupted run. */
 static void test_resume_finds_student_registered(void **state)
 {
-    char ds[64], params[2048], id[32];
+    char ds[64], id[32];
     struct server *first = start(state, ds);
-    const char *extra = ", \"rounds\": 2, \"labels\": \"hard\", \"threshold\": 0.5";
-    params_for(params, sizeof params, ds, 8, "whole", extra);
-    job_submit(first, "self-training", params, id);
-    json_decref(job_wait_state(first, id, "succeeded"));
-
-    params_for(params, sizeof params, ds, 8, "resumed", extra);
-    job_submit(first, "self-training", params, id);
+    json_decref(whole_then_resumed(first, ds, 8, id));
     job_wait_progress(first, id, 0.1); /* round 1's training, past 0.05, before 0.5 */
     assert_int_equal(server_stop(first, SIGKILL, 5000), 0);
     copy_as_registered("whole-round1", "resumed-round1", id);

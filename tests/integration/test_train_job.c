@@ -58,27 +58,6 @@ static void train_params(char *out, size_t size, const char *ds, int epochs, con
     train_params_for(out, size, ds, budget, output, extra);
 }
 
-static char *read_model_file(const char *model, const char *file, size_t *size)
-{
-    char path[PATH_MAX];
-    snprintf(path, sizeof path, "%s/%s/%s", harness_models_dir(), model, file);
-    char *data = harness_read_file(path, size);
-    if (!data) fail_msg("cannot read %s", path);
-    return data;
-}
-
-/* Repository models a and b have the same model.onnx bytes. */
-static void expect_same_model(const char *a, const char *b)
-{
-    size_t a_size, b_size;
-    char *a_onnx = read_model_file(a, "model.onnx", &a_size);
-    char *b_onnx = read_model_file(b, "model.onnx", &b_size);
-    assert_int_equal(a_size, b_size);
-    assert_memory_equal(a_onnx, b_onnx, a_size);
-    free(a_onnx);
-    free(b_onnx);
-}
-
 /* The engine executor's probabilities on model.onnx for a solid image, preprocessed as the
  * model's config.json says: (value / 255 - mean) / std per channel. */
 static void executor_probs(const char *model, const unsigned char rgb[3], double probs[CLASSES])
