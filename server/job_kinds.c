@@ -8,14 +8,14 @@
 extern const struct job_kind job_kind_count, job_kind_evaluate, job_kind_affinity,
     job_kind_pseudo_label, job_kind_dataset_import, job_kind_train, job_kind_diversity,
     job_kind_affinity_diversity, job_kind_search, job_kind_search_trial, job_kind_objective_trial,
-    job_kind_fixmatch, job_kind_supervised;
+    job_kind_fixmatch, job_kind_supervised, job_kind_self_training;
 
 static const struct job_kind *const kinds[] = {
-    &job_kind_evaluate,        &job_kind_affinity,       &job_kind_pseudo_label,
-    &job_kind_train,           &job_kind_diversity,      &job_kind_affinity_diversity,
-    &job_kind_search,          &job_kind_fixmatch,       &job_kind_supervised,
-    &job_kind_count,           &job_kind_dataset_import, &job_kind_search_trial,
-    &job_kind_objective_trial,
+    &job_kind_evaluate,      &job_kind_affinity,        &job_kind_pseudo_label,
+    &job_kind_train,         &job_kind_diversity,       &job_kind_affinity_diversity,
+    &job_kind_search,        &job_kind_fixmatch,        &job_kind_supervised,
+    &job_kind_self_training, &job_kind_count,           &job_kind_dataset_import,
+    &job_kind_search_trial,  &job_kind_objective_trial,
 };
 
 #define KIND_COUNT (sizeof kinds / sizeof kinds[0])

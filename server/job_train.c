@@ -42,8 +42,7 @@ static int write_artifacts(struct job_train_run *r, struct eng_error *err)
     return rc;
 }
 
-/* training.json: what the model was trained on and how, and what it reached. */
-static json_t *card(const struct job_train_run *r, const json_t *params)
+json_t *job_train_card(const struct job_train_run *r, const json_t *params)
 {
     const struct job_train_params *p = r->p;
     json_t *policy = json_object_get(params, "policy");
@@ -65,7 +64,7 @@ static int finish(struct job_train_run *r, const json_t *params, json_t **result
 {
     void *onnx = NULL;
     size_t size;
-    json_t *training = card(r, params);
+    json_t *training = job_train_card(r, params);
     int rc = training ? 0 : eng_no_memory(err);
     if (rc == 0) rc = job_train_model_onnx(r->graph, r->plan, r->ema, &onnx, &size, err);
     if (rc == 0) rc = job_train_model_register(r->ctx, r->p, onnx, size, training, err);

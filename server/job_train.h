@@ -68,14 +68,17 @@ struct job_train_params {
  * and with the policy required; affinity-diversity's are diversity's with val_split required and
  * "policies" and "level" (the kind reads them: job_affinity_policies) in place of "policy", and
  * eval_every set to the epochs; a search trial's (val_accuracy, search_objective.c) are train's
- * without output and eval_every, with val_split required and eval_every set to 1. */
+ * without output and eval_every, with val_split required and eval_every set to 1; a self-training
+ * student's (job_self_training.c) are train's without output, with val_split required. */
 enum job_train_for {
     JOB_TRAIN_FOR_TRAIN,
     JOB_TRAIN_FOR_DIVERSITY,
     JOB_TRAIN_FOR_AFFINITY_DIVERSITY,
     JOB_TRAIN_FOR_TRIAL,
+    JOB_TRAIN_FOR_SELF_TRAINING,
     /* FixMatch's (job_fixmatch.c): train's with unlabeled_split, mu, tau, lambda_u and strong,
-     * val_split required; supervised takes the same, and trains without the unlabeled ones. */
+     * val_split required; supervised takes the same, and trains without the unlabeled ones.
+     * Kept last: job_train_params.c tests kind >= JOB_TRAIN_FOR_FIXMATCH. */
     JOB_TRAIN_FOR_FIXMATCH,
     JOB_TRAIN_FOR_SUPERVISED
 };
@@ -85,6 +88,11 @@ enum job_train_for {
  * job_train_params_close, after a failure too. */
 int job_train_params_open(struct job_train_params *p, const struct app *app, const json_t *params,
                           enum job_train_for kind, struct eng_error *err);
+/* The same with split as the training split in place of the one params names (self-training's
+ * labeled and pseudo-labeled images: a split of no dataset file, which must outlive p). */
+int job_train_params_open_split(struct job_train_params *p, const struct app *app,
+                                const json_t *params, enum job_train_for kind,
+                                const struct data_split *split, struct eng_error *err);
 void job_train_params_close(struct job_train_params *p);
 /* FixMatch's own params into p->semi (job_fixmatch.c), read by job_train_params_open once the
  * batch is known. */
@@ -117,7 +125,11 @@ struct job_train_run {
      * epoch's evaluation and before its artifacts and checkpoint; NULL: none. */
     int (*epoch_end)(struct job_train_run *r, json_t *row, struct eng_error *err);
     const char *const *extra_columns; /* metrics.csv's columns after train's, NULL-ended */
-    void *user;                       /* the caller's, for artifacts, step and epoch_end */
+    void *user;                       /* the caller's, for artifacts, step, epoch_end and targets */
+    /* Soft targets (NULL: the batch's labels): batch b's target distributions into probs
+     * (b->size x classes), for the cross-entropy; the labels still count the train accuracy. */
+    int (*targets)(struct job_train_run *r, const struct data_batch *b, float *probs,
+                   struct eng_error *err);
     json_t *extra; /* members added to every checkpoint's JSON (borrowed); NULL: none */
     /* Set by job_train_run_open. */
     struct nn_graph *graph;
@@ -126,6 +138,7 @@ struct job_train_run {
     struct train_ema *ema; /* NULL without EMA */
     size_t n_params, n_buffers, classes;
     float *dlogits;       /* batch x classes */
+    float *probs;         /* batch x classes: targets' (NULL without it) */
     float *inputs;        /* one evaluation batch, zero past a short batch's samples */
     int32_t *labels;      /* a batch's labels as the model's classes (model_labels) */
     json_t *metrics;      /* per epoch, an object each */
@@ -184,6 +197,10 @@ int job_train_state_load(const char *path, uint64_t expected, struct train_plan 
                          struct train_optim *optim, struct train_ema *ema, struct eng_error *err);
 
 /* ---- The model it registers (job_train_model.c) ---------------------------------------------- */
+
+/* training.json (job_train.c): what the model was trained on and how (params, the job's), and
+ * what it reached. */
+json_t *job_train_card(const struct job_train_run *r, const json_t *params);
 
 /* The trained values (the EMA's when ema is not NULL) as an ONNX graph, written: *onnx
  * malloc'd. */

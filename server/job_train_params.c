@@ -37,6 +37,12 @@ static const char *const fixmatch_names[] = {
     "strong",   "epochs", "steps",     "batch",           "mu",    "tau",
     "lambda_u", "seed",   "optimizer", "schedule",        "ema",   "eval_every",
     "output",   NULL};
+/* Self-training's student (server/job_self_training.c): train's without output, the kind
+ * registering each round's student under a name of its own. */
+static const char *const self_training_names[] = {
+    "dataset", "split", "val_split",  "model",     "policy",   "epochs",
+    "steps",   "batch", "seed",       "optimizer", "schedule", "label_smoothing",
+    "ema",     "clip",  "eval_every", NULL};
 static const char *const *const kind_names[] = {
     [JOB_TRAIN_FOR_TRAIN] = names,
     [JOB_TRAIN_FOR_DIVERSITY] = diversity_names,
@@ -44,6 +50,7 @@ static const char *const *const kind_names[] = {
     [JOB_TRAIN_FOR_TRIAL] = trial_names,
     [JOB_TRAIN_FOR_FIXMATCH] = fixmatch_names,
     [JOB_TRAIN_FOR_SUPERVISED] = fixmatch_names,
+    [JOB_TRAIN_FOR_SELF_TRAINING] = self_training_names,
 };
 static const char *const optimizer_names[] = {
     "name", "lr", "momentum", "nesterov", "weight_decay", "exclude_no_decay", "betas", "eps", NULL};
@@ -358,14 +365,17 @@ static int read_budget(struct job_train_params *p, const json_t *params, struct 
     return 0;
 }
 
-int job_train_params_open(struct job_train_params *p, const struct app *app, const json_t *params,
-                          enum job_train_for kind, struct eng_error *err)
+int job_train_params_open_split(struct job_train_params *p, const struct app *app,
+                                const json_t *params, enum job_train_for kind,
+                                const struct data_split *split, struct eng_error *err)
 {
     memset(p, 0, sizeof *p);
     long long batch, eval_every;
     if (job_params_known(params, kind_names[kind], err) ||
-        job_classify_open_dataset(&p->data, app, params, 1, err) || read_val(p, params, err) ||
-        read_model(p, params, err) ||
+        job_classify_open_dataset(&p->data, app, params, 1, err))
+        return -1;
+    if (split) p->data.split = split;
+    if (read_val(p, params, err) || read_model(p, params, err) ||
         ((kind == JOB_TRAIN_FOR_TRAIN || kind >= JOB_TRAIN_FOR_FIXMATCH) &&
          read_output(p, app, params, err)) ||
         job_classify_policy(json_object_get(params, "policy"), "policy", &p->policy, err))
@@ -384,6 +394,10 @@ int job_train_params_open(struct job_train_params *p, const struct app *app, con
         return eng_fail(err, ENG_INVALID,
                         "params.val_split: required: the labeled split the test accuracy is "
                         "measured on");
+    if (kind == JOB_TRAIN_FOR_SELF_TRAINING && !p->val)
+        return eng_fail(err, ENG_INVALID,
+                        "params.val_split: required: the labeled split each round's student is "
+                        "tested on");
     if (job_param_int(params, "batch", 0, 64, 2, JOB_TRAIN_MAX_BATCH, &batch, err) ||
         job_param_int(params, "eval_every", 0, 1, 1, JOB_TRAIN_MAX_EPOCHS, &eval_every, err) ||
         job_param_real(params, "label_smoothing", 0, 0, 0, 1, &p->label_smoothing, err) ||
@@ -409,6 +423,12 @@ int job_train_params_open(struct job_train_params *p, const struct app *app, con
     /* A search trial's metric is the val accuracy after every epoch. */
     if (kind == JOB_TRAIN_FOR_TRIAL) p->eval_every = 1;
     return 0;
+}
+
+int job_train_params_open(struct job_train_params *p, const struct app *app, const json_t *params,
+                          enum job_train_for kind, struct eng_error *err)
+{
+    return job_train_params_open_split(p, app, params, kind, NULL, err);
 }
 
 void job_train_params_close(struct job_train_params *p)

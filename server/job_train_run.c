@@ -104,7 +104,10 @@ int job_train_run_open(struct job_train_run *r, struct eng_error *err)
     r->inputs = calloc(p->batch * input, sizeof *r->inputs);
     r->labels = malloc(p->batch * sizeof *r->labels);
     r->metrics = json_array();
-    return r->dlogits && r->inputs && r->labels && r->metrics ? 0 : eng_no_memory(err);
+    if (r->targets) r->probs = malloc(p->batch * r->classes * sizeof *r->probs);
+    return r->dlogits && r->inputs && r->labels && r->metrics && (!r->targets || r->probs)
+               ? 0
+               : eng_no_memory(err);
 }
 
 /* b's labels as the model's classes: the dataset's, through the class map when the dataset's
@@ -126,10 +129,11 @@ static int step(struct job_train_run *r, const struct data_batch *b, long k, dou
     struct train_param *params = train_plan_param(r->plan, 0);
     const float *logits;
     const int32_t *labels = model_labels(r, b);
-    struct train_targets targets = {.labels = labels};
+    struct train_targets targets = {.labels = r->targets ? NULL : labels, .probs = r->probs};
     double total_norm;
     memset(r->dlogits, 0, p->batch * r->classes * sizeof *r->dlogits);
-    if (train_plan_forward(r->plan, b->inputs, true, &logits, err) ||
+    if ((r->targets && r->targets(r, b, r->probs, err)) ||
+        train_plan_forward(r->plan, b->inputs, true, &logits, err) ||
         train_loss_cross_entropy(logits, b->size, r->classes, &targets, p->label_smoothing, NULL,
                                  loss, r->dlogits, err))
         return -1;
@@ -496,6 +500,7 @@ void job_train_run_close(struct job_train_run *r)
     train_plan_free(r->plan);
     nn_graph_free(r->graph);
     free(r->dlogits);
+    free(r->probs);
     free(r->inputs);
     free(r->labels);
     json_decref(r->metrics);

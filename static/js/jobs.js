@@ -1,5 +1,5 @@
 // The Jobs page: a form per kind (evaluate, affinity, pseudo-label, train, diversity,
-// affinity-diversity; any other kind the server lists takes its params as JSON) that POSTs /v1/jobs; the job list
+// affinity-diversity, self-training; any other kind the server lists takes its params as JSON) that POSTs /v1/jobs; the job list
 // (GET /v1/jobs, by state, paged); and one job followed live over its Server-Sent Events
 // (progress, log lines, metrics, state), with cancel (DELETE), its result as tables (and an
 // affinity-diversity job's scatter), its PNG charts and its files.
@@ -28,6 +28,10 @@ const FORMS = {
   // registered, and affinity's policies drawn once.
   'affinity-diversity': { seed: true, fieldsets: ['#train-fields', '#affinity-fields'], ownModel: true,
     hides: ['#output-field', '#ema-field', '#draws-field'] },
+  // self-training (server/job_self_training.c): its teachers and labelling, and train's fields for
+  // the student (a zoo model), registered once a round.
+  'self-training': { policy: true, seed: true, fieldsets: ['#self-training-fields', '#train-fields'],
+    ownModel: true },
 };
 const FIELDSETS = [...new Set(Object.values(FORMS).flatMap((f) => f.fieldsets || []))];
 const HIDDEN = [...new Set(Object.values(FORMS).flatMap((f) => f.hides || []))];
@@ -59,6 +63,7 @@ function fillSplits() {
   const dataset = datasets.find((d) => d.id === $('#dataset').value);
   $('#split').replaceChildren(...splitOptions(dataset));
   $('#val-split').replaceChildren(el('option', { value: '', text: 'none' }), ...splitOptions(dataset));
+  $('#unlabeled-split').replaceChildren(...splitOptions(dataset));
   if (dataset?.classes) $('#classes').value = dataset.classes;
 }
 
@@ -135,6 +140,25 @@ function affinityDiversityParams() {
   return { ...trainingParams(), val_split: $('#val-split').value };
 }
 
+// A self-training job's own params: train's for the student (the val split required), the
+// teachers and the labelling.
+function selfTrainingParams() {
+  const teachers = [...$('#teachers').selectedOptions].map((o) => o.value);
+  if (!teachers.length) {
+    $('#teachers').focus();
+    throw new Error('Choose one teacher or more.');
+  }
+  if (!$('#val-split').value) {
+    $('#val-split').focus();
+    throw new Error("Choose the validation split each round's student is tested on.");
+  }
+  const params = { ...trainParams(), teacher: teachers, unlabeled_split: $('#unlabeled-split').value,
+    labels: $('#st-labels').value, threshold: numberField('#st-threshold'), rounds: numberField('#rounds') };
+  if (params.labels === 'soft') params.temperature = numberField('#temperature');
+  if (numberField('#per-class') !== undefined) params.per_class = numberField('#per-class');
+  return params;
+}
+
 // The request the form describes: {kind, params}. Throws an Error naming a field that is wrong.
 function request() {
   const name = kind();
@@ -148,6 +172,7 @@ function request() {
   }
   const params = { dataset: $('#dataset').value, split: $('#split').value };
   if (name === 'train') Object.assign(params, trainParams());
+  else if (name === 'self-training') Object.assign(params, selfTrainingParams());
   else if (name === 'diversity') Object.assign(params, trainingParams());
   else if (name === 'affinity-diversity') Object.assign(params, affinityDiversityParams());
   else params.model = $('#model').value;
@@ -356,6 +381,7 @@ async function loadChoices() {
   const choices = await dataChoices();
   $('#model').replaceChildren(...modelOptions(choices.models));
   $('#base-model').replaceChildren(...modelOptions(choices.models));
+  $('#teachers').replaceChildren(...modelOptions(choices.models));
   datasets = choices.datasets;
   $('#dataset').replaceChildren(...datasetOptions(datasets));
   fillSplits();
@@ -374,6 +400,9 @@ async function init() {
   showKindFields();
   $('#kind').addEventListener('change', showKindFields);
   $('#dataset').addEventListener('change', fillSplits);
+  $('#st-labels').addEventListener('change', () => {
+    $('#temperature-field').hidden = $('#st-labels').value !== 'soft';
+  });
   for (const radio of document.querySelectorAll('input[name="train-model"]')) radio.addEventListener('change', showTrainModel);
   for (const radio of document.querySelectorAll('input[name="policies-mode"]')) {
     radio.addEventListener('change', () => {

@@ -859,6 +859,52 @@ test('jobs: diversity from its form scores Identity exactly 1 over steps; the pa
   await page.close();
 });
 
+test('jobs: self-training from its form: the teacher labels the unlabeled split as /v1/predict does, the student is registered', async ({ open, base }) => {
+  // Every class of tiny-cnn (a teacher has exactly the dataset's classes), two of each to train on.
+  const layout = { train: { apple: 2, banana: 2, cherry: 2, date: 2, elderberry: 2 },
+    test: { apple: 1, banana: 1, cherry: 1, date: 1, elderberry: 1 } };
+  const orchard = folderArchive('orchard', layout);
+  const dataset = await importDataset(base, 'orchard-st', orchard.archive);
+  await call(base, `/v1/datasets/${dataset.id}/splits`, { method: 'POST',
+    body: { name: 'labeled', from: 'train', per_class: 1, seed: 1, rest: 'unlabeled' } });
+
+  const page = await trainingForm(open, 'self-training', dataset.id, ['#model-field']);
+  assert(await page.isVisible('#teachers'), 'the teachers replace the model select');
+  await page.selectOption('#split', 'labeled');
+  await page.selectOption('#val-split', 'test');
+  await page.selectOption('#teachers', ['tiny-cnn']);
+  await page.selectOption('#unlabeled-split', 'unlabeled');
+  await page.fill('#st-threshold', '0');
+  await page.fill('#output', 'orchard-student');
+  const id = await startAndWait(page, 'succeeded');
+  const job = await call(base, `/v1/jobs/${id}`);
+  const p = job.params;
+  assert(JSON.stringify(p.teacher) === '["tiny-cnn"]' && p.unlabeled_split === 'unlabeled' && p.labels === 'soft' &&
+    p.temperature === 1 && p.threshold === 0 && p.rounds === 1 && !('per_class' in p), `the form's params: ${JSON.stringify(p)}`);
+  assert(await page.textContent('#job-result tr[data-key="model"] td') === 'orchard-student-round1', 'the result names the student');
+  assert((await call(base, '/v1/models')).models.some((m) => m.name === 'orchard-student-round1'), 'the student is registered');
+
+  // The pseudo-labels are tiny-cnn's answers for those images: /v1/predict's top class, its probability.
+  const byName = new Map();
+  const seen = {};
+  for (const image of orchard.images) {
+    const key = `${image.split}/${image.label}`;
+    seen[key] = (seen[key] || 0) + 1;
+    byName.set(`${key}/${seen[key] - 1}.bmp`, image);
+  }
+  const lines = (await (await fetch(`${base}/v1/jobs/${id}/artifacts/round-1-pseudo-labels.jsonl`)).text()).trim().split('\n')
+    .map((l) => JSON.parse(l));
+  assert(lines.length === 5, `a line per unlabeled image: ${lines.length}`);
+  const predicted = await predictTop(base, lines.map((l) => byName.get(l.file.split('/').slice(-3).join('/'))));
+  for (const [i, l] of lines.entries()) {
+    assert(l.label === predicted[i].label && Math.abs(l.confidence - predicted[i].prob) < 1e-5 && l.copies === 1,
+      `${l.file}: ${JSON.stringify(l)}, /v1/predict ${JSON.stringify(predicted[i])}`);
+  }
+  assert(job.result.rounds[0].pseudo.kept === 5 && job.result.rounds[0].steps === 3, `every image kept, 3 steps: ${JSON.stringify(job.result.rounds[0])}`);
+  await assertNoStrayWords(page, 'jobs.html with a self-training job');
+  await page.close();
+});
+
 test('jobs: affinity-diversity from its form scores Identity 1, 1 and 0 and draws the scatter', async ({ open, shoot, base }) => {
   const dataset = await importDataset(base, 'pets-scores', pets().archive);
   const page = await trainingForm(open, 'affinity-diversity', dataset.id, ['#model-field', '#output-field', '#ema-field', '#draws-field']);

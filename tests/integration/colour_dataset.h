@@ -29,7 +29,8 @@ void colour(int c, int i, unsigned char rgb[3]);
  * (per class n images) and val (4 per class); its id. */
 void colour_dataset_make(const struct server *srv, int classes, int n, char id[64]);
 
-/* The repository model's file (malloc'd), or fails the test. */
+/* File `file` of repository model `model` in the harness's models_dir (malloc'd), or fails the
+ * test. */
 char *read_model_file(const char *model, const char *file, size_t *size);
 /* Repository models a and b have the same model.onnx bytes (a resumed training job's against an
  * uninterrupted one's). */

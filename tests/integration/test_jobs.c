@@ -348,10 +348,10 @@ static void test_bad_submissions(void **state)
     doc = http_json(&r);
     json_t *kinds = json_object_get(json_object_get(doc, "jobs"), "kinds");
     const char *const names[] = {
-        "evaluate", "affinity", "pseudo-label", "train", "diversity",      "affinity-diversity",
-        "search",   "fixmatch", "supervised",   "count", "objective-trial"};
-    assert_int_equal(json_array_size(kinds), 11);
-    for (size_t i = 0; i < 11; i++)
+        "evaluate", "affinity", "pseudo-label", "train",         "diversity", "affinity-diversity",
+        "search",   "fixmatch", "supervised",   "self-training", "count",     "objective-trial"};
+    assert_int_equal(json_array_size(kinds), 12);
+    for (size_t i = 0; i < 12; i++)
         assert_string_equal(json_str(json_array_get(kinds, i), "name"), names[i]);
     json_decref(doc);
     http_response_free(&r);
@@ -359,8 +359,9 @@ static void test_bad_submissions(void **state)
     http_get(plain, "/v1", &r);
     doc = http_json(&r);
     kinds = json_object_get(json_object_get(doc, "jobs"), "kinds");
-    assert_int_equal(json_array_size(kinds), 9);
+    assert_int_equal(json_array_size(kinds), 10);
     assert_string_equal(json_str(json_array_get(kinds, 8), "name"), "supervised");
+    assert_string_equal(json_str(json_array_get(kinds, 9), "name"), "self-training");
     json_decref(doc);
     http_response_free(&r);
     job_send(plain, "POST", "/v1/jobs", "{\"kind\": \"count\", \"params\": {\"units\": 1}}", NULL,
