@@ -195,6 +195,7 @@ int job_store_create(struct storage *st, const struct job *spec, struct eng_erro
         storage_finalize(stmt);
     }
     if (rc == 0) rc = add_state_event(st, spec->id, JOB_QUEUED, NULL, NULL, err);
+    if (rc == 0) rc = storage_notify_within(st, STORAGE_CHANNEL_JOBS, NULL, err);
     return storage_end(st, rc, err);
 }
 
@@ -447,7 +448,11 @@ static int interrupt(struct storage *st, const char *id, const char *reason, con
 int job_store_requeue(struct storage *st, const char *id, const char *reason, struct eng_error *err)
 {
     if (storage_begin(st, err) != 0) return -1;
-    return storage_end(st, interrupt(st, id, reason, NULL, err) ? -1 : 0, err);
+    int rc = interrupt(st, id, reason, NULL, err) ||
+                     storage_notify_within(st, STORAGE_CHANNEL_JOBS, NULL, err)
+                 ? -1
+                 : 0;
+    return storage_end(st, rc, err);
 }
 
 /* Cancels the children that have not ended of job parent, or with parent NULL of every job that
@@ -514,6 +519,9 @@ int job_store_cancel(struct storage *st, const char *id, enum job_state *state,
                                                    : job_state_name(job.state));
     }
     if (rc == 0) rc = cancel_children(st, id, "its parent was cancelled", err);
+    /* The process running it (or its children) stops it now rather than at its next poll. */
+    if (rc == 0 && job.state == JOB_RUNNING)
+        rc = storage_notify_within(st, STORAGE_CHANNEL_CANCEL, id, err);
     job_clear(&job);
     return storage_end(st, rc, err);
 }

@@ -16,7 +16,8 @@ struct job_ctx;
 struct jobs;
 
 /* At start-up, once the store is open: recovers the jobs a dead process left running
- * (job_store_recover) and starts cfg->job_workers runner threads. NULL with err. */
+ * (job_store_recover) and starts cfg->job_workers runner threads; with none, it only queues (the
+ * jobs running are then another process's, not a dead one's). NULL with err. */
 struct jobs *jobs_start(struct app *app, struct eng_error *err);
 
 /* Stops the runners: a running job stops at its next check and goes back to the queue with its
@@ -30,6 +31,13 @@ void jobs_close(struct jobs *jobs);
  * for an unknown kind, or the kind's validation error. */
 int jobs_submit(struct jobs *jobs, const char *kind, json_t *params, const char *owner,
                 struct job *out, struct eng_error *err);
+
+/* Wakes the idle runners to claim: a job was queued (by another process: storage.h's
+ * notifications). */
+void jobs_wake(struct jobs *jobs);
+/* Makes every running job read its cancel flag from the store at its next check: a job's cancel
+ * was requested (by another process), perhaps one running here. Safe from any thread. */
+void jobs_cancel_heard(struct jobs *jobs);
 
 /* Runs a job claimed from the store (job_store_claim, job_store_claim_child) on the calling
  * thread, as a runner does: its kind's run with a context whose engine work may use `threads`

@@ -45,13 +45,7 @@ static int teardown(void **state)
 static void expect_refused_start(const char *store, const char *message)
 {
     const char *args[] = {"--store", store, "--data-dir", "/tmp", "--listen", "127.0.0.1:0", NULL};
-    char *out = NULL, *err = NULL;
-    int status = harness_run_binary(args, &out, &err);
-    assert_true(status > 0);
-    if (!strstr(err, message)) fail_msg("stderr lacks \"%s\":\n%s", message, err);
-    assert_null(strstr(err, "listening"));
-    free(out);
-    free(err);
+    harness_expect_refused(args, message);
 }
 
 static void test_records_outlive_the_server(void **state)
