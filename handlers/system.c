@@ -8,8 +8,10 @@
 #include "core/engine.h"
 #include "image/codec.h"
 #include "job_kind.h"
+#include "job_store.h"
 #include "jobs.h"
 #include "handlers.h"
+#include "log.h"
 #include "metrics.h"
 #include "request.h"
 #include "response.h"
@@ -47,7 +49,14 @@ void handle_metrics(struct request *req, struct response *resp)
     };
     admission_counts(app->admission, &gauges.workers_busy, &gauges.queue_depth);
     jobs_counts(app->jobs, &gauges.job_runners_busy, &gauges.job_runners);
+    /* A store that cannot count leaves the queue's series out; the rest still renders. */
+    json_t *queued = NULL;
+    struct eng_error err;
+    if (job_store_queued(app->storage, &queued, &err) != 0)
+        log_event("warn", "metrics", "cannot count queued jobs: %s", err.message);
+    gauges.jobs_queued = queued;
     char *text = metrics_render(app->metrics, &gauges);
+    json_decref(queued);
     if (!text) {
         response_no_memory(resp, "while rendering metrics");
         return;

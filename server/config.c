@@ -146,8 +146,13 @@ static const struct setting settings[] = {
     INT_SETTING(job_threads, 0, 0, 1024,
                 "threads one job's engine work uses; 0 = CPU cores / job_workers (at least 1)"),
     INT_SETTING(job_max_attempts, 3, 1, 1000,
-                "starts after which a job found running at start-up (the server died under it) "
-                "is left interrupted instead of queued again"),
+                "starts after which a job whose lease expired (its process died or froze under "
+                "it) is left interrupted instead of queued again"),
+    INT_SETTING(heartbeat_s, 10, 1, 3600,
+                "seconds between the renewals of a running job's lease by its process"),
+    INT_SETTING(lease_s, 60, 2, 86400,
+                "seconds without a heartbeat after which a running job's lease expires and any "
+                "process queues it again; must be more than heartbeat_s"),
     STRING_SETTING(access_log, "stderr", NULL, "access log: stderr, off or a file path"),
     BOOL_SETTING(debug_routes, 0, "mount /v1/debug/* (tests only)"),
     {
@@ -670,6 +675,20 @@ static int load_flags(struct config *cfg, int argc, char *const argv[], struct e
     return 0;
 }
 
+/* What no one setting can check alone. */
+static int check_together(const struct config *cfg, struct eng_error *err)
+{
+    /* A lease no longer than the time between heartbeats would expire under a live process. */
+    if (cfg->lease_s <= cfg->heartbeat_s) {
+        set_err(err, ENG_INVALID, NULL,
+                "\"lease_s\" (%d) must be more than \"heartbeat_s\" (%d): a lease renewed every "
+                "heartbeat_s seconds would expire under a live process",
+                cfg->lease_s, cfg->heartbeat_s);
+        return -1;
+    }
+    return 0;
+}
+
 int config_load(struct config *cfg, const char *path, char *const envp[], int argc,
                 char *const argv[], struct eng_error *err)
 {
@@ -677,7 +696,8 @@ int config_load(struct config *cfg, const char *path, char *const envp[], int ar
     memset(&tmp, 0, sizeof tmp);
     /* Built aside and copied at the end, so a failure never leaves a half-loaded cfg. */
     if (apply_defaults(&tmp, err) || (path && load_file(&tmp, path, err)) ||
-        (envp && load_env(&tmp, envp, err)) || load_flags(&tmp, argc, argv, err)) {
+        (envp && load_env(&tmp, envp, err)) || load_flags(&tmp, argc, argv, err) ||
+        check_together(&tmp, err)) {
         config_free(&tmp);
         memset(cfg, 0, sizeof *cfg);
         return -1;

@@ -58,7 +58,9 @@ struct config {
     int job_workers;             /* job runner threads; 0: jobs only queue */
     int job_poll_s;              /* an idle runner's look at the store, unwoken */
     int job_threads;             /* threads one job's engine work uses; 0 = cores / job_workers */
-    int job_max_attempts;        /* starts before a job found running at start-up stays stopped */
+    int job_max_attempts;        /* starts before a job whose lease expired stays stopped */
+    int heartbeat_s;             /* seconds between a running job's lease renewals */
+    int lease_s;                 /* seconds without a heartbeat before a lease expires */
     char *access_log;            /* "stderr", "off" or a file path */
     int debug_routes;            /* bool: mount /v1/debug/... (tests only) */
     struct config_api_key *api_keys;

@@ -12,6 +12,7 @@
 #include "app.h"
 #include "job_kind.h"
 #include "jobs.h"
+#include "leases.h"
 #include "log.h"
 
 /* How long an idle thread sleeps before it looks at the store again unwoken. */
@@ -53,7 +54,8 @@ static int run_one(struct job_children *c)
     struct job child;
     /* A parent cancelled or a server stopping starts no more children. */
     if (job_ctx_cancelled(c->ctx, &err)) return 0;
-    int claimed = job_store_claim_child(c->app->storage, c->parent, &child, &err);
+    int claimed = job_store_claim_child(c->app->storage, c->parent, jobs_lease_token(c->ctx),
+                                        leases_worker_id(), &child, &err);
     if (claimed < 0)
         log_event("error", "job", "job %s: cannot claim a child: %s", c->parent, err.message);
     if (claimed <= 0) return claimed;

@@ -3,6 +3,7 @@
  * change and its event land together or not at all. */
 #include "job_store.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -63,6 +64,7 @@ void job_clear(struct job *job)
     free(job->phase);
     json_decref(job->result);
     free(job->error);
+    free(job->lease_owner);
     memset(job, 0, sizeof *job);
 }
 
@@ -106,7 +108,7 @@ static int add_state_event(struct storage *st, const char *id, enum job_state st
 
 #define JOB_COLUMNS                                                                                \
     "id, kind, params, owner, parent, state, progress, phase, result, error, attempts, "           \
-    "cancel_requested, created_ms, started_ms, finished_ms"
+    "cancel_requested, created_ms, started_ms, finished_ms, lease_token, lease_owner"
 
 /* A row of JOB_COLUMNS into *job. */
 static int read_job(struct storage_stmt *stmt, struct job *job, struct eng_error *err)
@@ -128,6 +130,8 @@ static int read_job(struct storage_stmt *stmt, struct job *job, struct eng_error
     job->created_ms = storage_column_int64(stmt, 12);
     job->started_ms = storage_column_int64(stmt, 13);
     job->finished_ms = storage_column_int64(stmt, 14);
+    job->lease_token = storage_column_int64(stmt, 15);
+    job->lease_owner = storage_column_text(stmt, 16, &failed);
     if (failed || state < 0 || !job->kind || !job->params) {
         job_clear(job);
         return eng_fail(err, ENG_INTERNAL, "storage: a job record does not read back");
@@ -258,25 +262,34 @@ int job_store_list(struct storage *st, const struct job_filter *f, struct job **
     return rc;
 }
 
-/* The claim of the oldest queued job whose parent is the parameter (NULL: a job with none; IS NOT
- * DISTINCT FROM is SQLite's IS, and equality that holds for two NULLs too). SQLite has one writer
- * at a time. On PostgreSQL, claims on other connections run at once: FOR UPDATE locks the row the
+/* The claim of the oldest queued job whose parent is ?2 (NULL: a job with none; IS NOT DISTINCT
+ * FROM is SQLite's IS, and equality that holds for two NULLs too), while that parent runs under
+ * token ?4; the lease is worker ?3's, from ?1 (the store's clock). SQLite has one writer at a
+ * time. On PostgreSQL, claims on other connections run at once: FOR UPDATE locks the row the
  * subquery picks, so two never take the same job, and SKIP LOCKED passes over rows another claim
  * holds rather than waiting for them. */
 #define CLAIM_SQL(lock)                                                                            \
-    "UPDATE jobs SET state = 'running', attempts = attempts + 1, started_ms = ?,"                  \
-    " cancel_requested = 0 WHERE seq = (SELECT seq FROM jobs WHERE state = 'queued'"               \
-    " AND parent IS NOT DISTINCT FROM ? ORDER BY seq LIMIT 1" lock ") RETURNING id"
+    "UPDATE jobs SET state = 'running', attempts = attempts + 1, started_ms = ?1,"                 \
+    " cancel_requested = 0, lease_owner = ?3, lease_token = lease_token + 1, heartbeat_ms = ?1"    \
+    " WHERE seq = (SELECT seq FROM jobs WHERE state = 'queued'"                                    \
+    " AND parent IS NOT DISTINCT FROM ?2 ORDER BY seq LIMIT 1" lock ")"                            \
+    " AND (CAST(?2 AS TEXT) IS NULL OR EXISTS (SELECT 1 FROM jobs p WHERE p.id = ?2"               \
+    " AND p.state = 'running' AND p.lease_token = ?4)) RETURNING id"
 
 /* Claims the oldest queued job whose parent is `parent` (NULL: a job with none). */
-static int claim(struct storage *st, const char *parent, struct job *out, struct eng_error *err)
+static int claim(struct storage *st, const char *parent, int64_t parent_token, const char *worker,
+                 struct job *out, struct eng_error *err)
 {
+    int64_t now;
     if (storage_begin(st, err) != 0) return -1;
+    if (storage_clock_ms(st, &now, err) != 0) return storage_end(st, -1, err);
     struct storage_stmt *stmt = storage_prepare(
         st, storage_sql(st, CLAIM_SQL(""), CLAIM_SQL(" FOR UPDATE SKIP LOCKED")), err);
     if (!stmt) return storage_end(st, -1, err);
-    storage_bind_int64(stmt, 1, storage_now_ms());
+    storage_bind_int64(stmt, 1, now);
     storage_bind_text(stmt, 2, parent);
+    storage_bind_text(stmt, 3, worker);
+    storage_bind_int64(stmt, 4, parent_token);
     char id[JOB_ID_SIZE] = "";
     int step = storage_step(stmt);
     if (step == STORAGE_ROW) {
@@ -296,42 +309,87 @@ static int claim(struct storage *st, const char *parent, struct job *out, struct
     return storage_end(st, rc, err) == 0 ? 1 : -1;
 }
 
-int job_store_claim(struct storage *st, struct job *out, struct eng_error *err)
+int job_store_claim(struct storage *st, const char *worker, struct job *out, struct eng_error *err)
 {
-    return claim(st, NULL, out, err);
+    return claim(st, NULL, 0, worker, out, err);
 }
 
-int job_store_claim_child(struct storage *st, const char *parent, struct job *out,
-                          struct eng_error *err)
+int job_store_claim_child(struct storage *st, const char *parent, int64_t parent_token,
+                          const char *worker, struct job *out, struct eng_error *err)
 {
-    return claim(st, parent, out, err);
+    return claim(st, parent, parent_token, worker, out, err);
+}
+
+/* ENG_CONFLICT for a write of job id's outcome under token that changed nothing: the job is no
+ * longer running under that lease. */
+static int lease_lost(const char *id, int64_t token, struct eng_error *err)
+{
+    return eng_fail(err, ENG_CONFLICT,
+                    "job %s is not running under lease %lld: it ended, or its lease expired and "
+                    "another attempt took it",
+                    id, (long long)token);
+}
+
+int job_store_heartbeat(struct storage *st, const char *id, int64_t token, struct eng_error *err)
+{
+    int64_t now;
+    if (storage_begin(st, err) != 0) return -1;
+    if (storage_clock_ms(st, &now, err) != 0) return storage_end(st, -1, err);
+    struct storage_stmt *stmt = storage_prepare(
+        st,
+        "UPDATE jobs SET heartbeat_ms = ? WHERE id = ? AND lease_token = ? AND state = 'running'",
+        err);
+    if (!stmt) return storage_end(st, -1, err);
+    storage_bind_int64(stmt, 1, now);
+    storage_bind_text(stmt, 2, id);
+    storage_bind_int64(stmt, 3, token);
+    int rc = storage_run(st, stmt, err, "renewing a lease");
+    int held = rc == 0 && storage_changes(st) == 1;
+    return storage_end(st, rc, err) == 0 ? held : -1;
+}
+
+/* Whether job id runs under token, in the transaction: 0, or -1 with err (ENG_CONFLICT: it does
+ * not). On PostgreSQL the UPDATE, which changes nothing, also locks the row to the transaction's
+ * end, so no expiry can slip between this check and the write it guards. */
+static int fence(struct storage *st, const char *id, int64_t token, struct eng_error *err)
+{
+    struct storage_stmt *stmt = storage_prepare(st,
+                                                "UPDATE jobs SET lease_token = lease_token"
+                                                " WHERE id = ? AND lease_token = ? AND state = "
+                                                "'running'",
+                                                err);
+    if (!stmt) return -1;
+    storage_bind_text(stmt, 1, id);
+    storage_bind_int64(stmt, 2, token);
+    if (storage_run(st, stmt, err, "checking a lease") != 0) return -1;
+    return storage_changes(st) == 1 ? 0 : lease_lost(id, token, err);
 }
 
 /* Sets a running job's progress and phase (and checkpoint when set_checkpoint), with a progress
- * event when asked; ENG_CONFLICT when the job is not running. */
-static int record_progress(struct storage *st, const char *id, double fraction, const char *phase,
-                           int set_checkpoint, const json_t *checkpoint, int event,
-                           struct eng_error *err)
+ * event when asked; ENG_CONFLICT when the job is not running under token. */
+static int record_progress(struct storage *st, const char *id, int64_t token, double fraction,
+                           const char *phase, int set_checkpoint, const json_t *checkpoint,
+                           int event, struct eng_error *err)
 {
     if (storage_begin(st, err) != 0) return -1;
     struct storage_stmt *stmt =
         storage_prepare(st,
                         "UPDATE jobs SET progress = ?1, phase = ?2,"
                         " checkpoint = CASE WHEN ?3 THEN ?4 ELSE checkpoint END"
-                        " WHERE id = ?5 AND state = 'running'",
+                        " WHERE id = ?5 AND lease_token = ?6 AND state = 'running'",
                         err);
     if (!stmt) return storage_end(st, -1, err);
     storage_bind_double(stmt, 1, fraction);
     storage_bind_text(stmt, 2, phase);
     storage_bind_int64(stmt, 3, set_checkpoint);
     storage_bind_text(stmt, 5, id);
+    storage_bind_int64(stmt, 6, token);
     if (storage_bind_json(stmt, 4, checkpoint, err) != 0) {
         storage_finalize(stmt);
         return storage_end(st, -1, err);
     }
     int rc = storage_run(st, stmt, err, "recording progress");
-    if (rc == 0 && storage_changes(st) == 0)
-        rc = eng_fail(err, ENG_CONFLICT, "job %s is not running", id);
+    if (rc == 0 && storage_changes(st) == 0) rc = lease_lost(id, token, err);
     if (rc == 0 && event) {
         json_t *data = json_pack("{s:f, s:s?}", "fraction", fraction, "phase", phase);
         rc = data ? add_event(st, id, JOB_EVENT_PROGRESS, data, err) : eng_no_memory(err);
@@ -340,23 +398,25 @@ static int record_progress(struct storage *st, const char *id, double fraction, 
     return storage_end(st, rc, err);
 }
 
-int job_store_progress(struct storage *st, const char *id, double fraction, const char *phase,
-                       int event, struct eng_error *err)
+int job_store_progress(struct storage *st, const char *id, int64_t token, double fraction,
+                       const char *phase, int event, struct eng_error *err)
 {
-    return record_progress(st, id, fraction, phase, 0, NULL, event, err);
+    return record_progress(st, id, token, fraction, phase, 0, NULL, event, err);
 }
 
-int job_store_event(struct storage *st, const char *id, enum job_event_type type,
+int job_store_event(struct storage *st, const char *id, int64_t token, enum job_event_type type,
                     const json_t *data, struct eng_error *err)
 {
     if (storage_begin(st, err) != 0) return -1;
-    return storage_end(st, add_event(st, id, type, data, err), err);
+    int rc = fence(st, id, token, err) == 0 ? add_event(st, id, type, data, err) : -1;
+    return storage_end(st, rc, err);
 }
 
-int job_store_checkpoint(struct storage *st, const char *id, const json_t *checkpoint,
-                         double fraction, const char *phase, int event, struct eng_error *err)
+int job_store_checkpoint(struct storage *st, const char *id, int64_t token,
+                         const json_t *checkpoint, double fraction, const char *phase, int event,
+                         struct eng_error *err)
 {
-    return record_progress(st, id, fraction, phase, 1, checkpoint, event, err);
+    return record_progress(st, id, token, fraction, phase, 1, checkpoint, event, err);
 }
 
 int job_store_checkpoint_load(struct storage *st, const char *id, json_t **out,
@@ -389,16 +449,17 @@ int job_store_checkpoint_load(struct storage *st, const char *id, json_t **out,
     return rc;
 }
 
-/* Sets a job's state (and finished time for a final one), when it is in state `from`; with
- * ENG_CONFLICT otherwise. result and error are written as given (NULL clears). */
-static int move(struct storage *st, const char *id, enum job_state from, enum job_state to,
-                const json_t *result, const char *error, struct eng_error *err)
+/* Sets a job's state (and finished time for a final one), when it is in state `from` (running:
+ * under lease token; a token below 0 for any); with ENG_CONFLICT otherwise. result and error are
+ * written as given (NULL clears). */
+static int move(struct storage *st, const char *id, int64_t token, enum job_state from,
+                enum job_state to, const json_t *result, const char *error, struct eng_error *err)
 {
     struct storage_stmt *stmt =
         storage_prepare(st,
-                        "UPDATE jobs SET state = ?, result = ?, error = ?, finished_ms = ?,"
-                        " progress = CASE WHEN ? THEN 1 ELSE progress END"
-                        " WHERE id = ? AND state = ?",
+                        "UPDATE jobs SET state = ?1, result = ?2, error = ?3, finished_ms = ?4,"
+                        " progress = CASE WHEN ?5 THEN 1 ELSE progress END"
+                        " WHERE id = ?6 AND state = ?7 AND (?8 < 0 OR lease_token = ?8)",
                         err);
     if (!stmt) return -1;
     storage_bind_text(stmt, 1, job_state_name(to));
@@ -414,41 +475,45 @@ static int move(struct storage *st, const char *id, enum job_state from, enum jo
     storage_bind_int64(stmt, 5, to == JOB_SUCCEEDED);
     storage_bind_text(stmt, 6, id);
     storage_bind_text(stmt, 7, job_state_name(from));
+    storage_bind_int64(stmt, 8, token);
     if (storage_run(st, stmt, err, "changing a job's state") != 0) return -1;
     if (storage_changes(st) == 0)
-        return eng_fail(err, ENG_CONFLICT, "job %s is not %s", id, job_state_name(from));
+        return token >= 0
+                   ? lease_lost(id, token, err)
+                   : eng_fail(err, ENG_CONFLICT, "job %s is not %s", id, job_state_name(from));
     return 0;
 }
 
-int job_store_finish(struct storage *st, const char *id, enum job_state state, const json_t *result,
-                     const char *error, struct eng_error *err)
+int job_store_finish(struct storage *st, const char *id, int64_t token, enum job_state state,
+                     const json_t *result, const char *error, struct eng_error *err)
 {
     if (!job_state_is_final(state) || state == JOB_INTERRUPTED)
         return eng_fail(err, ENG_INTERNAL, "a job cannot finish as %s", job_state_name(state));
     if (storage_begin(st, err) != 0) return -1;
-    int rc = move(st, id, JOB_RUNNING, state, state == JOB_SUCCEEDED ? result : NULL,
+    int rc = move(st, id, token, JOB_RUNNING, state, state == JOB_SUCCEEDED ? result : NULL,
                   state == JOB_FAILED ? error : NULL, err);
     if (rc == 0) rc = add_state_event(st, id, state, NULL, state == JOB_FAILED ? error : NULL, err);
     return storage_end(st, rc, err);
 }
 
-/* A running job through interrupted (with its event) to queued, or left interrupted when error
- * is given. */
-static int interrupt(struct storage *st, const char *id, const char *reason, const char *error,
-                     struct eng_error *err)
+/* A job running under token through interrupted (with its event) to queued, or left interrupted
+ * when error is given. */
+static int interrupt(struct storage *st, const char *id, int64_t token, const char *reason,
+                     const char *error, struct eng_error *err)
 {
     if (error)
-        return move(st, id, JOB_RUNNING, JOB_INTERRUPTED, NULL, error, err) ||
+        return move(st, id, token, JOB_RUNNING, JOB_INTERRUPTED, NULL, error, err) ||
                add_state_event(st, id, JOB_INTERRUPTED, reason, error, err);
-    return move(st, id, JOB_RUNNING, JOB_QUEUED, NULL, NULL, err) ||
+    return move(st, id, token, JOB_RUNNING, JOB_QUEUED, NULL, NULL, err) ||
            add_state_event(st, id, JOB_INTERRUPTED, reason, NULL, err) ||
            add_state_event(st, id, JOB_QUEUED, NULL, NULL, err);
 }
 
-int job_store_requeue(struct storage *st, const char *id, const char *reason, struct eng_error *err)
+int job_store_requeue(struct storage *st, const char *id, int64_t token, const char *reason,
+                      struct eng_error *err)
 {
     if (storage_begin(st, err) != 0) return -1;
-    int rc = interrupt(st, id, reason, NULL, err) ||
+    int rc = interrupt(st, id, token, reason, NULL, err) ||
                      storage_notify_within(st, STORAGE_CHANNEL_JOBS, NULL, err)
                  ? -1
                  : 0;
@@ -503,7 +568,7 @@ int job_store_cancel(struct storage *st, const char *id, enum job_state *state,
     *state = job.state;
     if (job.state == JOB_QUEUED) {
         rc =
-            move(st, id, JOB_QUEUED, JOB_CANCELLED, NULL, NULL, err) ||
+            move(st, id, -1, JOB_QUEUED, JOB_CANCELLED, NULL, NULL, err) ||
                     add_state_event(st, id, JOB_CANCELLED, "cancelled before it started", NULL, err)
                 ? -1
                 : 0;
@@ -547,22 +612,36 @@ int job_store_cancel_requested(struct storage *st, const char *id, struct eng_er
     return rc;
 }
 
-int job_store_recover(struct storage *st, int max_attempts, size_t *requeued, size_t *abandoned,
-                      struct eng_error *err)
+/* The expiry's SELECT: every running job's lease. On PostgreSQL, rows another transaction holds
+ * (a sweep of another process, a write of the job's outcome) are passed over: that sweep takes
+ * them, or the next one does. */
+#define EXPIRY_SQL(lock)                                                                           \
+    "SELECT id, attempts, lease_token, lease_owner, heartbeat_ms FROM jobs"                        \
+    " WHERE state = 'running' ORDER BY seq" lock
+
+int job_store_expire(struct storage *st, struct job_expiry *x, struct eng_error *err)
 {
-    *requeued = *abandoned = 0;
+    x->requeued = x->abandoned = 0;
+    int64_t now;
     if (storage_begin(st, err) != 0) return -1;
+    if (storage_clock_ms(st, &now, err) != 0) return storage_end(st, -1, err);
     struct storage_stmt *stmt = storage_prepare(
-        st, "SELECT id, attempts FROM jobs WHERE state = 'running' ORDER BY seq", err);
+        st, storage_sql(st, EXPIRY_SQL(""), EXPIRY_SQL(" FOR UPDATE SKIP LOCKED")), err);
     if (!stmt) return storage_end(st, -1, err);
     /* Read them all first: the updates below would disturb the running SELECT. */
     struct {
         char id[JOB_ID_SIZE];
+        char owner[128];
         int attempts;
+        int64_t token, silent_ms;
     } *found = NULL;
     size_t count = 0;
     int rc = 0, step;
     while ((step = storage_step(stmt)) == STORAGE_ROW) {
+        const char *owner = storage_column(stmt, 3);
+        /* No heartbeat: left running by a build before leases. */
+        int64_t silent = storage_column(stmt, 4) ? now - storage_column_int64(stmt, 4) : INT64_MAX;
+        if (silent <= x->lease_ms && !(owner && x->gone && x->gone(owner, x->arg))) continue;
         void *grown = realloc(found, (count + 1) * sizeof *found);
         if (!grown) {
             rc = eng_no_memory(err);
@@ -570,26 +649,61 @@ int job_store_recover(struct storage *st, int max_attempts, size_t *requeued, si
         }
         found = grown;
         snprintf(found[count].id, JOB_ID_SIZE, "%s", storage_column(stmt, 0));
-        found[count++].attempts = (int)storage_column_int64(stmt, 1);
+        snprintf(found[count].owner, sizeof found[count].owner, "%s", owner ? owner : "unknown");
+        found[count].attempts = (int)storage_column_int64(stmt, 1);
+        found[count].token = storage_column_int64(stmt, 2);
+        found[count++].silent_ms = silent;
     }
-    if (rc == 0 && step != STORAGE_DONE) rc = storage_fail(st, err, "finding running jobs");
+    if (rc == 0 && step != STORAGE_DONE) rc = storage_fail(st, err, "finding expired leases");
     storage_finalize(stmt);
-    static const char reason[] = "the server stopped while the job ran (a crash or a kill)";
     for (size_t i = 0; rc == 0 && i < count; i++) {
-        char error[160];
-        int give_up = found[i].attempts >= max_attempts;
+        char reason[256], error[320];
+        if (found[i].silent_ms > x->lease_ms && found[i].silent_ms != INT64_MAX)
+            snprintf(reason, sizeof reason, "the lease of %s expired: no heartbeat for %.1f s",
+                     found[i].owner, (double)found[i].silent_ms / 1000);
+        else
+            snprintf(reason, sizeof reason,
+                     "the lease of %s expired: its process has ended (a crash or a kill)",
+                     found[i].owner);
+        int give_up = found[i].attempts >= x->max_attempts;
         snprintf(error, sizeof error,
-                 "the job was running each of the %d times the server stopped unexpectedly; it is "
-                 "not started again",
-                 found[i].attempts);
-        rc = interrupt(st, found[i].id, reason, give_up ? error : NULL, err) ? -1 : 0;
-        (*(give_up ? abandoned : requeued))++;
+                 "the job's lease expired %d times (its process died or stopped answering); last "
+                 "owner %s; it is not started again",
+                 found[i].attempts, found[i].owner);
+        rc = interrupt(st, found[i].id, found[i].token, reason, give_up ? error : NULL, err) ? -1
+                                                                                             : 0;
+        (*(give_up ? &x->abandoned : &x->requeued))++;
     }
     free(found);
     /* The children of a job left interrupted (or ended otherwise) would stay queued for ever,
      * holding their dataset. */
-    if (rc == 0) rc = cancel_children(st, NULL, "its parent had ended", err);
+    if (rc == 0 && x->abandoned) rc = cancel_children(st, NULL, "its parent had ended", err);
+    /* The jobs queued again wake the idle runners of every process. */
+    if (rc == 0 && x->requeued) rc = storage_notify_within(st, STORAGE_CHANNEL_JOBS, NULL, err);
     return storage_end(st, rc, err);
+}
+
+int job_store_queued(struct storage *st, json_t **out, struct eng_error *err)
+{
+    *out = json_object();
+    if (!*out) return eng_no_memory(err);
+    pthread_mutex_lock(&st->lock);
+    struct storage_stmt *stmt = storage_prepare(
+        st, "SELECT kind, COUNT(*) FROM jobs WHERE state = 'queued' GROUP BY kind ORDER BY kind",
+        err);
+    int rc = stmt ? 0 : -1, step = STORAGE_DONE;
+    while (rc == 0 && (step = storage_step(stmt)) == STORAGE_ROW)
+        if (json_object_set_new(*out, storage_column(stmt, 0),
+                                json_integer(storage_column_int64(stmt, 1))) != 0)
+            rc = eng_no_memory(err);
+    if (rc == 0 && step != STORAGE_DONE) rc = storage_fail(st, err, "counting queued jobs");
+    storage_finalize(stmt);
+    pthread_mutex_unlock(&st->lock);
+    if (rc != 0) {
+        json_decref(*out);
+        *out = NULL;
+    }
+    return rc;
 }
 
 int job_store_dataset_user(struct storage *st, const char *dataset, const char *except,

@@ -1,19 +1,28 @@
 /* Jobs in the store: their records, their state changes, their checkpoints and their
  * append-only events. Every function is one atomic operation of the store, safe from any thread,
  * and no caller sees SQL: the same functions run on SQLite and on PostgreSQL (job_store_claim as
- * UPDATE ... WHERE seq = (SELECT ... FOR UPDATE SKIP LOCKED); a lease, which job_store_recover's
- * start-up sweep would become the expiry of, is still to come).
+ * UPDATE ... WHERE seq = (SELECT ... FOR UPDATE SKIP LOCKED)).
  *
  * A job's life, every change of state recorded as a "state" event in the same transaction:
  *
  *   queued --claim--> running --finish--> succeeded | failed | cancelled
- *     |                  |  \--requeue (the server stops)--> queued
- *     |                  \--recover (found running at start-up: the process died)--> interrupted
+ *     |                  |  \--requeue (its process stops)--> queued
+ *     |                  \--expire (its lease expired: the process died or froze)--> interrupted
  *     |                                      --> queued again, or left interrupted after
  *     |                                          max_attempts starts
  *     \--cancel--> cancelled
  *
- * succeeded, failed, cancelled and interrupted are final. */
+ * succeeded, failed, cancelled and interrupted are final.
+ *
+ * Leases. Several processes may run jobs from one store (PostgreSQL). A claim gives the job a
+ * lease: its owner (the claiming process's worker id), a heartbeat time, and a fencing token, a
+ * number the claim increments. The owner renews the heartbeat while the job runs
+ * (job_store_heartbeat); any process finds a lease whose heartbeat is older than lease_s expired
+ * (job_store_expire) and puts the job back in the queue, counting the attempt. Every write of the
+ * job's outcome (progress, checkpoint, events, its end) carries the token of the claim it runs
+ * under and changes nothing when the job has been claimed again since (ENG_CONFLICT): a process
+ * that froze past its lease and wakes cannot overwrite the attempt that replaced it. Lease times
+ * are the database's clock (storage_clock_ms), so the machines' clocks need not agree. */
 #ifndef AUGSERVE_JOB_STORE_H
 #define AUGSERVE_JOB_STORE_H
 
@@ -56,6 +65,8 @@ struct job {
     char *error;     /* once failed (or interrupted for good); NULL otherwise */
     int attempts;    /* times a runner has started it */
     int cancel_requested;
+    int64_t lease_token; /* the fencing token of its last claim (0: never claimed) */
+    char *lease_owner;   /* the worker id of its last claim, or NULL */
     int64_t created_ms, started_ms, finished_ms; /* since the epoch; 0: not yet */
 };
 
@@ -105,39 +116,50 @@ int job_store_list(struct storage *st, const struct job_filter *f, struct job **
                    struct eng_error *err);
 
 /* Moves the oldest queued job without a parent to running (attempts + 1, started now, its cancel
- * flag cleared) and fills *out with it: 1, or 0 when none is queued, -1 with err. Two runners
- * never claim the same job. A child (a search's trial) is left to its parent, which runs it
- * itself: with job_workers 1 the parent holds the only runner, so a runner never would. */
-int job_store_claim(struct storage *st, struct job *out, struct eng_error *err);
-/* The same for the oldest queued child of job parent. */
-int job_store_claim_child(struct storage *st, const char *parent, struct job *out,
-                          struct eng_error *err);
+ * flag cleared) under a new lease of worker's (a worker id: owner, heartbeat now, token + 1) and
+ * fills *out with it, its lease_token the token every write of its outcome carries: 1, or 0 when
+ * none is queued, -1 with err. Two runners never claim the same job. A child (a search's trial) is
+ * left to its parent, which runs it itself: with job_workers 1 the parent holds the only runner,
+ * so a runner never would. */
+int job_store_claim(struct storage *st, const char *worker, struct job *out, struct eng_error *err);
+/* The same for the oldest queued child of job parent, while parent runs under parent_token: a
+ * parent whose lease was lost claims none. */
+int job_store_claim_child(struct storage *st, const char *parent, int64_t parent_token,
+                          const char *worker, struct job *out, struct eng_error *err);
+
+/* Renews the lease of a running job claimed with token (its heartbeat, now): 1, 0 when the lease
+ * is lost (the job expired, was claimed again or has ended), -1 with err. */
+int job_store_heartbeat(struct storage *st, const char *id, int64_t token, struct eng_error *err);
+
+/* The writes of a running job's outcome below carry the token of its claim, and fail with
+ * ENG_CONFLICT, changing nothing, when the job is no longer running under it. */
 
 /* A running job's progress; with event, also a progress event. */
-int job_store_progress(struct storage *st, const char *id, double fraction, const char *phase,
-                       int event, struct eng_error *err);
+int job_store_progress(struct storage *st, const char *id, int64_t token, double fraction,
+                       const char *phase, int event, struct eng_error *err);
 
-/* Appends an event (data: a JSON object) to a job. */
-int job_store_event(struct storage *st, const char *id, enum job_event_type type,
+/* Appends an event (data: a JSON object) to a running job. */
+int job_store_event(struct storage *st, const char *id, int64_t token, enum job_event_type type,
                     const json_t *data, struct eng_error *err);
 
 /* Replaces a running job's checkpoint (a JSON value) and its progress, as job_store_progress does,
  * in one transaction: what a restart resumes from. */
-int job_store_checkpoint(struct storage *st, const char *id, const json_t *checkpoint,
-                         double fraction, const char *phase, int event, struct eng_error *err);
+int job_store_checkpoint(struct storage *st, const char *id, int64_t token,
+                         const json_t *checkpoint, double fraction, const char *phase, int event,
+                         struct eng_error *err);
 
 /* The job's last checkpoint into *out (NULL when it has none). */
 int job_store_checkpoint_load(struct storage *st, const char *id, json_t **out,
                               struct eng_error *err);
 
 /* Ends a running job: JOB_SUCCEEDED with result (progress becomes 1), JOB_FAILED with error,
- * or JOB_CANCELLED. ENG_CONFLICT when the job is not running. */
-int job_store_finish(struct storage *st, const char *id, enum job_state state, const json_t *result,
-                     const char *error, struct eng_error *err);
+ * or JOB_CANCELLED. ENG_CONFLICT when the job is not running under token. */
+int job_store_finish(struct storage *st, const char *id, int64_t token, enum job_state state,
+                     const json_t *result, const char *error, struct eng_error *err);
 
-/* A running job that this server stops (it shuts down) goes back to the queue with its
+/* A running job that this process stops (it shuts down) goes back to the queue with its
  * checkpoint: an "interrupted" state event saying why, then a "queued" one. */
-int job_store_requeue(struct storage *st, const char *id, const char *reason,
+int job_store_requeue(struct storage *st, const char *id, int64_t token, const char *reason,
                       struct eng_error *err);
 
 /* Cancels a job: a queued one at once, a running one by setting its cancel flag, which its runner
@@ -150,14 +172,28 @@ int job_store_cancel(struct storage *st, const char *id, enum job_state *state,
 /* Whether the job's cancel flag is set: 1, 0, or -1 with err. */
 int job_store_cancel_requested(struct storage *st, const char *id, struct eng_error *err);
 
-/* At start-up, before any runner: every job left running died with the process. Each becomes
- * interrupted (a state event with the reason) and is queued again, unless it has been started
- * max_attempts times already (a job that brings the server down would otherwise do so on every
- * start): that one stays interrupted, with an error saying so. Counts go to *requeued and
- * *abandoned. Children of a job that has ended (left interrupted with it) are then cancelled: no
- * parent would run them. */
-int job_store_recover(struct storage *st, int max_attempts, size_t *requeued, size_t *abandoned,
-                      struct eng_error *err);
+/* A sweep of expired leases (job_store_expire). */
+struct job_expiry {
+    int64_t lease_ms; /* a lease whose heartbeat is older than this (the store's clock) expired */
+    int max_attempts; /* a job started this many times is left interrupted, not queued again */
+    /* Whether the process of worker id `owner` is known to have ended, its lease expired whatever
+     * its heartbeat (NULL: none is known to). */
+    int (*gone)(const char *owner, void *arg);
+    void *arg;
+    size_t requeued, abandoned; /* set by the sweep: jobs queued again, and left interrupted */
+};
+
+/* Ends the expired leases of running jobs (x): each job becomes interrupted (a state event with
+ * the reason) and is queued again, to resume from its checkpoint, unless it has been started
+ * max_attempts times already (a job that brings its process down would otherwise do so on every
+ * start): that one stays interrupted, with an error naming the last owner. Any process may sweep
+ * at any time; on PostgreSQL two sweeps skip each other's rows. Children of a job that has ended
+ * (left interrupted with it) are then cancelled: no parent would run them. */
+int job_store_expire(struct storage *st, struct job_expiry *x, struct eng_error *err);
+
+/* The queued jobs, by kind: a JSON object of kind -> count (kinds with none left out), into *out
+ * (json_decref it). */
+int job_store_queued(struct storage *st, json_t **out, struct eng_error *err);
 
 /* Whether a queued or running job other than except (may be NULL) has params naming the dataset
  * id ("dataset": id): 1 with the oldest such job's id copied into job, 0 when none does, -1 with

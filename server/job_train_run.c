@@ -291,10 +291,13 @@ int job_train_run_csv(const struct job_train_run *r, const char *name, struct en
     return rc;
 }
 
-/* The checkpoint files, in the job's folder: the first two alternate with the job's checkpoints,
- * so a save never replaces the file the last committed checkpoint names. The others are the files
- * an older version wrote (one per run, overwritten each epoch), which a job checkpointed by it
- * still names when it resumes after an upgrade. */
+/* The checkpoint files, in the job's folder: state-even-a<attempt>.ckpt and
+ * state-odd-a<attempt>.ckpt alternate with the job's checkpoints, so a save never replaces the file
+ * the last committed checkpoint names; and each attempt has its own two, so a process that lost the
+ * job's lease (job_store.h) and saves on never replaces a file of the attempt that replaced it. The
+ * names below are the files older versions wrote (the first two without an attempt; the others one
+ * per run, overwritten each epoch), which a job checkpointed by one still names when it resumes
+ * after an upgrade. */
 static const char *const state_files[] = {
     "state-even.ckpt",     "state-odd.ckpt", "train.ckpt",  "with-policy.ckpt",
     "without-policy.ckpt", "even-run.ckpt",  "odd-run.ckpt"};
@@ -320,10 +323,23 @@ static void remove_state(struct job_ctx *ctx, const char *file)
     if (state_path(ctx, file, path, sizeof path, &ignored) == 0) remove(path);
 }
 
+/* The name of the checkpoint file of parity n % 2 of attempt `attempt`, into out. */
+static const char *attempt_state(long n, int attempt, char out[48])
+{
+    snprintf(out, 48, "state-%s-a%d.ckpt", n % 2 ? "odd" : "even", attempt);
+    return out;
+}
+
+/* This attempt's files and those of the attempts before it (a later one's are not this one's to
+ * remove: it may be running now, the lease of this one lost). */
 void job_train_remove_states(struct job_ctx *ctx)
 {
+    char name[48];
     for (size_t i = 0; i < STATE_FILES; i++)
         remove_state(ctx, state_files[i]);
+    for (int attempt = 1; attempt <= job_ctx_attempt(ctx); attempt++)
+        for (long n = 0; n < 2; n++)
+            remove_state(ctx, attempt_state(n, attempt, name));
 }
 
 /* The checkpoint after epoch r->epoch: the file, then the JSON naming it with its step (and
@@ -333,7 +349,8 @@ void job_train_remove_states(struct job_ctx *ctx)
 static int checkpoint(struct job_train_run *r, struct eng_error *err)
 {
     long n = r->first_checkpoint + r->epoch;
-    const char *file = state_files[n % 2];
+    char file[48], other[48];
+    attempt_state(n, job_ctx_attempt(r->ctx), file);
     char path[4096];
     if (state_path(r->ctx, file, path, sizeof path, err) ||
         job_train_state_save(path, r->plan, r->optim, r->ema, err))
@@ -347,7 +364,7 @@ static int checkpoint(struct job_train_run *r, struct eng_error *err)
                                       r->phase, err)
                  : eng_no_memory(err);
     json_decref(state);
-    if (rc == 0) remove_state(r->ctx, state_files[(n + 1) % 2]);
+    if (rc == 0) remove_state(r->ctx, attempt_state(n + 1, job_ctx_attempt(r->ctx), other));
     return rc;
 }
 
@@ -356,7 +373,10 @@ static int state_file_known(const char *name)
 {
     for (size_t i = 0; i < STATE_FILES; i++)
         if (strcmp(name, state_files[i]) == 0) return 1;
-    return 0;
+    int attempt = 0, end = 0;
+    return (sscanf(name, "state-even-a%d.ckpt%n", &attempt, &end) == 1 ||
+            sscanf(name, "state-odd-a%d.ckpt%n", &attempt, &end) == 1) &&
+           attempt > 0 && end > 0 && name[end] == '\0';
 }
 
 int job_train_run_restore(struct job_train_run *r, const json_t *saved, struct eng_error *err)

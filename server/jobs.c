@@ -25,7 +25,9 @@
 #include "app.h"
 #include "core/cancel.h"
 #include "job_kind.h"
+#include "leases.h"
 #include "log.h"
+#include "metrics.h"
 #include "response.h"
 #include "storage.h"
 
@@ -52,12 +54,14 @@ struct jobs {
     pthread_t *threads;
     int runner_count;
     int threads_per_job;
+    struct leases *leases;
 };
 
 enum job_stop {
     STOP_NONE,
     STOP_CANCELLED, /* DELETE /v1/jobs/{id} */
     STOP_SHUTDOWN,  /* the server stops */
+    STOP_LOST,      /* its lease was lost: another attempt may run it now */
 };
 
 struct job_ctx {
@@ -72,7 +76,11 @@ struct job_ctx {
     char *last_phase;
     char artifacts[PATH_MAX];
     int artifacts_made;
+    /* Artifacts this attempt has written under its own names since it last published them. */
+    char **pending;
+    size_t pending_count;
     int threads; /* job_ctx_threads */
+    struct lease lease;
 };
 
 static int64_t monotonic_ns(void)
@@ -110,6 +118,11 @@ int job_ctx_attempt(const struct job_ctx *ctx)
     return ctx->job->attempts;
 }
 
+int64_t jobs_lease_token(const struct job_ctx *ctx)
+{
+    return ctx->job->lease_token;
+}
+
 int job_ctx_threads(const struct job_ctx *ctx)
 {
     return ctx->threads;
@@ -141,12 +154,26 @@ static double clamp_fraction(double fraction)
     return fraction > 1 ? 1 : fraction >= 0 ? fraction : 0;
 }
 
+/* Notes a write of the job's outcome that the store refused with ENG_CONFLICT: the job no longer
+ * runs under this lease, and stops (poll_stop). Returns rc. */
+static int fenced(struct job_ctx *ctx, int rc, const struct eng_error *err)
+{
+    if (rc != 0 && err->code == ENG_CONFLICT) atomic_store(&ctx->lease.lost, 1);
+    return rc;
+}
+
+static void publish(struct job_ctx *ctx);
+
 int job_ctx_checkpoint(struct job_ctx *ctx, const json_t *state, double fraction, const char *phase,
                        struct eng_error *err)
 {
-    return job_store_checkpoint(ctx->jobs->app->storage, ctx->job->id, state,
-                                clamp_fraction(fraction), phase, progress_event_due(ctx, phase),
-                                err);
+    int rc = fenced(ctx,
+                    job_store_checkpoint(ctx->jobs->app->storage, ctx->job->id,
+                                         ctx->job->lease_token, state, clamp_fraction(fraction),
+                                         phase, progress_event_due(ctx, phase), err),
+                    err);
+    if (rc == 0) publish(ctx);
+    return rc;
 }
 
 void job_ctx_progress(struct job_ctx *ctx, double fraction, const char *phase)
@@ -154,8 +181,11 @@ void job_ctx_progress(struct job_ctx *ctx, double fraction, const char *phase)
     int event = progress_event_due(ctx, phase);
     struct eng_error err;
     /* Without an event, the record would change unseen by the streams: nothing is written. */
-    if (event && job_store_progress(ctx->jobs->app->storage, ctx->job->id, clamp_fraction(fraction),
-                                    phase, 1, &err) != 0)
+    if (event &&
+        fenced(ctx,
+               job_store_progress(ctx->jobs->app->storage, ctx->job->id, ctx->job->lease_token,
+                                  clamp_fraction(fraction), phase, 1, &err),
+               &err) != 0)
         log_event("warn", "job", "job %s: %s", ctx->job->id, err.message);
 }
 
@@ -165,7 +195,10 @@ static void add_event(struct job_ctx *ctx, enum job_event_type type, json_t *dat
     struct eng_error err;
     if (!data)
         eng_no_memory(&err);
-    else if (job_store_event(ctx->jobs->app->storage, ctx->job->id, type, data, &err) == 0)
+    else if (fenced(ctx,
+                    job_store_event(ctx->jobs->app->storage, ctx->job->id, ctx->job->lease_token,
+                                    type, data, &err),
+                    &err) == 0)
         err.code = ENG_OK;
     if (!data || err.code != ENG_OK)
         log_event("warn", "job", "job %s: cannot record a %s event: %s", ctx->job->id,
@@ -237,12 +270,13 @@ static int64_t cancel_poll_ns(const struct jobs *jobs)
                : CANCEL_POLL_NS;
 }
 
-/* Sees whether the job should stop: the server stopping, or its cancel flag in the store, read
- * when a cancel was heard and every cancel_poll_ns anyway. Thread-safe: the threads of a
- * parallel_for share it. */
+/* Sees whether the job should stop: its lease lost, the server stopping, or its cancel flag in the
+ * store, read when a cancel was heard and every cancel_poll_ns anyway. Thread-safe: the threads
+ * of a parallel_for share it. */
 static enum job_stop poll_stop(struct job_ctx *ctx)
 {
     int stop = atomic_load(&ctx->stop);
+    if (stop == STOP_NONE && atomic_load(&ctx->lease.lost)) stop = STOP_LOST;
     if (stop == STOP_NONE && atomic_load(&ctx->jobs->stop_flag)) stop = STOP_SHUTDOWN;
     unsigned long heard = atomic_load(&ctx->jobs->cancels_heard);
     if (atomic_exchange(&ctx->cancels_seen, heard) != heard) atomic_store(&ctx->next_poll_ns, 0);
@@ -267,6 +301,9 @@ int job_ctx_cancelled(struct job_ctx *ctx, struct eng_error *err)
         return 0;
     case STOP_CANCELLED:
         return eng_fail(err, ENG_CANCELLED, "the job was cancelled");
+    case STOP_LOST:
+        return eng_fail(err, ENG_CANCELLED,
+                        "the job's lease was lost; another attempt runs it from its checkpoint");
     case STOP_SHUTDOWN:
         break;
     }
@@ -276,7 +313,8 @@ int job_ctx_cancelled(struct job_ctx *ctx, struct eng_error *err)
 
 int job_ctx_resumes(struct job_ctx *ctx)
 {
-    return poll_stop(ctx) == STOP_SHUTDOWN;
+    enum job_stop stop = poll_stop(ctx);
+    return stop == STOP_SHUTDOWN || stop == STOP_LOST;
 }
 
 static int cancel_check(void *ctx, struct eng_error *err)
@@ -305,35 +343,144 @@ const char *job_ctx_artifacts(struct job_ctx *ctx, struct eng_error *err)
     return ctx->artifacts;
 }
 
+/* Artifacts are written under names of the attempt's own and renamed to theirs only after the
+ * store has taken a write under the job's lease (a checkpoint, the job's end): a process that lost
+ * the lease, frozen and woken up, may go on writing its files, but never under the names the
+ * attempt that replaced it publishes. The attempt's name of artifact `name`: .<name>.a<attempt>
+ * (a name starting with '.' is no artifact's: never listed, never served). */
+static int attempt_path(const struct job_ctx *ctx, const char *name, int attempt, char *out,
+                        size_t size)
+{
+    int n = snprintf(out, size, "%s/.%s.a%d", ctx->artifacts, name, attempt);
+    return n >= 0 && (size_t)n < size ? 0 : -1;
+}
+
+/* Opens the file that holds the first length bytes of artifact `name` as the last checkpoint
+ * counted them: the published one, else (a process killed between a checkpoint and the rename
+ * that followed it) the latest earlier attempt's own with that many bytes. A descriptor, or -1. */
+static int open_kept(const struct job_ctx *ctx, const char *name, long length)
+{
+    char path[PATH_MAX + 160];
+    struct stat st;
+    int n = snprintf(path, sizeof path, "%s/%s", ctx->artifacts, name);
+    for (int attempt = ctx->job->attempts - 1; n >= 0 && (size_t)n < sizeof path; attempt--) {
+        int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+        if (fd >= 0 && fstat(fd, &st) == 0 && st.st_size >= length) return fd;
+        if (fd >= 0) close(fd);
+        if (attempt < 1 || attempt_path(ctx, name, attempt, path, sizeof path) != 0) break;
+    }
+    return -1;
+}
+
+static int pending_index(const struct job_ctx *ctx, const char *name)
+{
+    for (size_t i = 0; i < ctx->pending_count; i++)
+        if (strcmp(ctx->pending[i], name) == 0) return (int)i;
+    return -1;
+}
+
+/* Renames the attempt's artifacts to their names, after a write under the lease succeeded. A file
+ * still open goes on growing under its name. */
+static void publish(struct job_ctx *ctx)
+{
+    for (size_t i = 0; i < ctx->pending_count; i++) {
+        char from[PATH_MAX + 160], to[PATH_MAX + 160];
+        snprintf(to, sizeof to, "%s/%s", ctx->artifacts, ctx->pending[i]);
+        if (attempt_path(ctx, ctx->pending[i], ctx->job->attempts, from, sizeof from) != 0 ||
+            rename(from, to) != 0)
+            log_event("warn", "job", "job %s: cannot publish artifact %s: %s", ctx->job->id,
+                      ctx->pending[i], strerror(errno));
+        free(ctx->pending[i]);
+    }
+    ctx->pending_count = 0;
+}
+
+/* Copies the first length bytes of from into to: 0, or -1 with errno. */
+static int copy_prefix(int from, int to, long length)
+{
+    char buf[65536];
+    for (off_t at = 0; at < length;) {
+        size_t want = (size_t)(length - at) < sizeof buf ? (size_t)(length - at) : sizeof buf;
+        ssize_t got = pread(from, buf, want, at);
+        if (got == 0) errno = EIO;
+        if (got <= 0) return -1;
+        for (ssize_t put = 0; put < got;) {
+            ssize_t n = write(to, buf + put, (size_t)(got - put));
+            if (n < 0) return -1;
+            put += n;
+        }
+        at += got;
+    }
+    return 0;
+}
+
 FILE *job_ctx_artifact_resume(struct job_ctx *ctx, const char *name, long length,
                               struct eng_error *err)
 {
     const char *folder = job_ctx_artifacts(ctx, err);
     if (!folder) return NULL;
-    char path[PATH_MAX];
+    char own[PATH_MAX + 160];
     if (!job_artifact_name_ok(name) || length < 0 ||
-        snprintf(path, sizeof path, "%s/%s", folder, name) >= (int)sizeof path) {
+        attempt_path(ctx, name, ctx->job->attempts, own, sizeof own) != 0) {
         eng_fail(err, ENG_INTERNAL, "artifact %s: not a valid name or length", name);
         return NULL;
     }
-    int fd = open(path, O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0640);
-    struct stat st;
+    int pending = pending_index(ctx, name) >= 0;
+    char **grown = pending ? ctx->pending
+                           : realloc(ctx->pending, (ctx->pending_count + 1) * sizeof *ctx->pending);
+    char *copy = pending ? NULL : strdup(name);
+    if (grown) ctx->pending = grown;
+    if (!grown || (!pending && !copy)) {
+        free(copy);
+        eng_no_memory(err);
+        return NULL;
+    }
     FILE *f = NULL;
+    struct stat st;
+    /* The attempt's own file when it has written one since it last published (cut back), else a
+     * copy of the kept bytes (a lost attempt may still be appending to the published file). */
+    int src = length > 0 && !pending ? open_kept(ctx, name, length) : -1;
+    int fd = open(own, O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC | (pending ? 0 : O_TRUNC), 0640);
     if (fd < 0 || fstat(fd, &st) != 0) {
         eng_fail(err, ENG_INTERNAL, "artifact %s: %s", name, strerror(errno));
-    } else if (st.st_size < length) {
+    } else if (pending ? st.st_size < length : length > 0 && src < 0) {
         /* The checkpoint counts bytes the file lost: resuming would leave a hole. */
         eng_fail(err, ENG_INTERNAL,
-                 "artifact %s holds %lld bytes, fewer than the %ld its checkpoint counts", name,
-                 (long long)st.st_size, length);
-    } else if (ftruncate(fd, length) != 0 || lseek(fd, 0, SEEK_END) < 0 || !(f = fdopen(fd, "a"))) {
+                 "artifact %s holds fewer bytes than the %ld its checkpoint counts", name, length);
+    } else if ((pending ? ftruncate(fd, length) : copy_prefix(src, fd, length)) != 0 ||
+               lseek(fd, 0, SEEK_END) < 0 || !(f = fdopen(fd, "a"))) {
         eng_fail(err, ENG_INTERNAL, "artifact %s: %s", name, strerror(errno));
     }
+    if (src >= 0) close(src);
     if (!f && fd >= 0) close(fd);
+    if (f && !pending)
+        ctx->pending[ctx->pending_count++] = copy;
+    else
+        free(copy);
     return f;
 }
 
 /* ---- Runners --------------------------------------------------------------------------------- */
+
+/* Records how the job ended under its lease (stop and rc as the run left them): 0, or -1 with
+ * store_err (ENG_CONFLICT: the lease was lost meanwhile, and nothing was recorded). */
+static int record_end(struct storage *st, const struct job *job, enum job_stop stop, int rc,
+                      const json_t *result, const struct eng_error *err,
+                      struct eng_error *store_err)
+{
+    if (rc == 0)
+        return job_store_finish(st, job->id, job->lease_token, JOB_SUCCEEDED, result, NULL,
+                                store_err);
+    if (stop == STOP_SHUTDOWN)
+        return job_store_requeue(st, job->id, job->lease_token,
+                                 "the server stopped; the job resumes at its next start",
+                                 store_err);
+    if (stop == STOP_CANCELLED)
+        return job_store_finish(st, job->id, job->lease_token, JOB_CANCELLED, NULL, NULL,
+                                store_err);
+    return job_store_finish(st, job->id, job->lease_token, JOB_FAILED, NULL, err->message,
+                            store_err);
+}
 
 void jobs_run_claimed(struct jobs *jobs, const struct job *job, int threads)
 {
@@ -343,6 +490,10 @@ void jobs_run_claimed(struct jobs *jobs, const struct job *job, int threads)
     atomic_init(&ctx.next_poll_ns, 0);
     atomic_init(&ctx.cancels_seen, atomic_load(&jobs->cancels_heard));
     atomic_init(&ctx.stop, STOP_NONE);
+    snprintf(ctx.lease.id, sizeof ctx.lease.id, "%s", job->id);
+    ctx.lease.token = job->lease_token;
+    leases_hold(jobs->leases, &ctx.lease);
+    metrics_count_jobs(jobs->app->metrics, METRICS_JOBS_CLAIMED, 1);
     const struct job_kind *kind = job_kind_find(job->kind, jobs->app->cfg->debug_routes);
     struct eng_error err = {0};
     json_t *result = NULL;
@@ -360,21 +511,23 @@ void jobs_run_claimed(struct jobs *jobs, const struct job *job, int threads)
         if (rc == 0 && !json_is_object(result))
             rc = eng_fail(&err, ENG_INTERNAL, "job kind %s gave no result", job->kind);
     }
+    /* A lease lost while the job ran (found by the heartbeat or by a write) means that another
+     * attempt may own the job now: nothing of this one is recorded, whatever it reached. */
+    if (atomic_load(&ctx.lease.lost)) atomic_store(&ctx.stop, STOP_LOST);
     enum job_stop stop = (enum job_stop)atomic_load(&ctx.stop);
     struct eng_error store_err;
-    int stored;
-    if (rc == 0)
-        stored = job_store_finish(st, job->id, JOB_SUCCEEDED, result, NULL, &store_err);
-    else if (stop == STOP_SHUTDOWN)
-        stored = job_store_requeue(
-            st, job->id, "the server stopped; the job resumes at its next start", &store_err);
-    else if (stop == STOP_CANCELLED)
-        stored = job_store_finish(st, job->id, JOB_CANCELLED, NULL, NULL, &store_err);
-    else
-        stored = job_store_finish(st, job->id, JOB_FAILED, NULL, err.message, &store_err);
-    if (stored != 0)
+    int stored = -1;
+    if (stop != STOP_LOST) stored = record_end(st, job, stop, rc, result, &err, &store_err);
+    if (stop == STOP_LOST || (stored != 0 && store_err.code == ENG_CONFLICT)) {
+        metrics_count_jobs(jobs->app->metrics, METRICS_JOBS_LOST, 1);
+        log_event("warn", "job",
+                  "job %s (%s), attempt %d: its lease (token %lld) was lost; the job is "
+                  "abandoned here, with nothing recorded",
+                  job->id, job->kind, job->attempts, (long long)job->lease_token);
+    } else if (stored != 0) {
         log_event("error", "job", "job %s: cannot record its end: %s", job->id, store_err.message);
-    else
+    } else {
+        publish(&ctx);
         log_event("info", "job", "job %s (%s) %s%s%s", job->id, job->kind,
                   rc == 0                  ? "succeeded"
                   : stop == STOP_SHUTDOWN  ? "stopped; queued again"
@@ -382,6 +535,11 @@ void jobs_run_claimed(struct jobs *jobs, const struct job *job, int threads)
                                            : "failed",
                   rc != 0 && stop == STOP_NONE ? ": " : "",
                   rc != 0 && stop == STOP_NONE ? err.message : "");
+    }
+    leases_release(jobs->leases, &ctx.lease);
+    for (size_t i = 0; i < ctx.pending_count; i++)
+        free(ctx.pending[i]);
+    free(ctx.pending);
     json_decref(result);
     json_decref(ctx.restored);
     free(ctx.last_phase);
@@ -394,7 +552,7 @@ static int drain(struct jobs *jobs)
         if (atomic_load(&jobs->stop_flag)) return 0;
         struct job job;
         struct eng_error err;
-        int claimed = job_store_claim(jobs->app->storage, &job, &err);
+        int claimed = job_store_claim(jobs->app->storage, leases_worker_id(), &job, &err);
         if (claimed <= 0) {
             if (claimed < 0) log_event("error", "job", "cannot claim a job: %s", err.message);
             return claimed;
@@ -436,19 +594,39 @@ static void *runner_main(void *arg)
     return NULL;
 }
 
+/* Every lease a start-up may take for dead at once: on SQLite, every one (one process uses a
+ * data_dir, so a job left running is its previous process's). */
+static int any_owner(const char *owner, void *arg)
+{
+    (void)owner;
+    (void)arg;
+    return 1;
+}
+
+/* At start-up, before any runner: the jobs whose process is known to have ended (on SQLite, all
+ * those left running; on PostgreSQL, those of an ended process of this host) are queued again at
+ * once, rather than after lease_s: a restart after a crash resumes them straight away. */
+static int expire_at_start(struct app *app, struct eng_error *err)
+{
+    const struct config *cfg = app->cfg;
+    struct job_expiry x = {.lease_ms = (int64_t)cfg->lease_s * 1000,
+                           .max_attempts = cfg->job_max_attempts,
+                           .gone = storage_is_local(app->storage) ? any_owner : leases_owner_gone};
+    if (job_store_expire(app->storage, &x, err) != 0) return -1;
+    metrics_count_jobs(app->metrics, METRICS_JOBS_EXPIRED, x.requeued + x.abandoned);
+    metrics_count_jobs(app->metrics, METRICS_JOBS_RETRIED, x.requeued);
+    if (x.requeued || x.abandoned)
+        log_event("warn", "jobs",
+                  "%zu jobs were running under a process that has ended: %zu queued again, %zu "
+                  "started %d times already and left interrupted",
+                  x.requeued + x.abandoned, x.requeued, x.abandoned, cfg->job_max_attempts);
+    return 0;
+}
+
 struct jobs *jobs_start(struct app *app, struct eng_error *err)
 {
     const struct config *cfg = app->cfg;
-    size_t requeued = 0, abandoned = 0;
-    /* Without runners, the jobs running are another process's (app_open). */
-    if (cfg->job_workers > 0 &&
-        job_store_recover(app->storage, cfg->job_max_attempts, &requeued, &abandoned, err) != 0)
-        return NULL;
-    if (requeued || abandoned)
-        log_event("warn", "jobs",
-                  "%zu jobs were running when the server last stopped: %zu queued again, %zu "
-                  "started %d times already and left interrupted",
-                  requeued + abandoned, requeued, abandoned, cfg->job_max_attempts);
+    if (expire_at_start(app, err) != 0) return NULL;
     struct jobs *jobs = calloc(1, sizeof *jobs);
     if (!jobs || !(jobs->threads = calloc((size_t)cfg->job_workers + 1, sizeof *jobs->threads))) {
         free(jobs);
@@ -456,6 +634,12 @@ struct jobs *jobs_start(struct app *app, struct eng_error *err)
         return NULL;
     }
     jobs->app = app;
+    jobs->leases = leases_start(app, err);
+    if (!jobs->leases) {
+        free(jobs->threads);
+        free(jobs);
+        return NULL;
+    }
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
     int runners = cfg->job_workers > 0 ? cfg->job_workers : 1;
     jobs->threads_per_job =
@@ -491,6 +675,9 @@ void jobs_stop(struct jobs *jobs)
     if (was) return;
     for (int i = 0; i < jobs->runner_count; i++)
         pthread_join(jobs->threads[i], NULL);
+    /* The runners have recorded their jobs' ends under their leases: none is held now. */
+    leases_stop(jobs->leases);
+    jobs->leases = NULL;
 }
 
 void jobs_close(struct jobs *jobs)

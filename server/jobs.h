@@ -7,6 +7,7 @@
 
 #include <jansson.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "core/error.h"
 #include "job_store.h"
@@ -15,9 +16,10 @@ struct app;
 struct job_ctx;
 struct jobs;
 
-/* At start-up, once the store is open: recovers the jobs a dead process left running
- * (job_store_recover) and starts cfg->job_workers runner threads; with none, it only queues (the
- * jobs running are then another process's, not a dead one's). NULL with err. */
+/* At start-up, once the store is open: queues again the jobs an ended process left running
+ * (job_store_expire: on SQLite every one, on PostgreSQL those of an ended process of this host;
+ * other leases expire by time), starts the lease thread (leases.h) and cfg->job_workers runner
+ * threads. NULL with err. */
 struct jobs *jobs_start(struct app *app, struct eng_error *err);
 
 /* Stops the runners: a running job stops at its next check and goes back to the queue with its
@@ -44,6 +46,9 @@ void jobs_cancel_heard(struct jobs *jobs);
  * threads, then its end recorded (succeeded, failed or cancelled, or queued again when the server
  * is stopping). A search's threads run its trials through this (job_children.h). */
 void jobs_run_claimed(struct jobs *jobs, const struct job *job, int threads);
+/* The fencing token of the claim the context's job runs under (job_store.h, "Leases"): what a
+ * claim of its children carries. */
+int64_t jobs_lease_token(const struct job_ctx *ctx);
 /* The runners a running job's context belongs to (app->jobs is not set yet while jobs_start
  * runs, when a runner may already have resumed a job). */
 struct jobs *jobs_of(const struct job_ctx *ctx);

@@ -32,6 +32,7 @@ struct metrics {
     struct histogram_series *histograms;
     size_t histogram_count, histogram_capacity;
     unsigned long long stops[METRICS_STOP_REASONS];
+    unsigned long long jobs[METRICS_JOBS_COUNTS];
 };
 
 static const char *const stop_reasons[METRICS_STOP_REASONS] = {"deadline", "client_closed"};
@@ -42,6 +43,27 @@ void metrics_count_stop(struct metrics *m, enum metrics_stop reason)
     m->stops[reason]++;
     pthread_mutex_unlock(&m->lock);
 }
+
+void metrics_count_jobs(struct metrics *m, enum metrics_jobs what, unsigned long n)
+{
+    pthread_mutex_lock(&m->lock);
+    m->jobs[what] += n;
+    pthread_mutex_unlock(&m->lock);
+}
+
+static const struct {
+    const char *name, *help;
+} job_counters[METRICS_JOBS_COUNTS] = {
+    [METRICS_JOBS_CLAIMED] = {"augserve_jobs_claimed_total",
+                              "Jobs and search trials this process claimed from the queue."},
+    [METRICS_JOBS_EXPIRED] = {"augserve_job_leases_expired_total",
+                              "Leases of running jobs (any process's) this process found expired."},
+    [METRICS_JOBS_RETRIED] = {"augserve_job_retries_total",
+                              "Jobs whose lease expired that were queued again."},
+    [METRICS_JOBS_LOST] = {"augserve_job_leases_lost_total",
+                           "Jobs this process stopped without recording them: their lease was "
+                           "lost."},
+};
 
 struct metrics *metrics_create(void)
 {
@@ -228,6 +250,9 @@ char *metrics_render(struct metrics *m, const struct metrics_gauges *g)
     for (int r = 0; r < METRICS_STOP_REASONS; r++)
         fprintf(out, "augserve_requests_stopped_total{reason=\"%s\"} %llu\n", stop_reasons[r],
                 m->stops[r]);
+    for (int j = 0; j < METRICS_JOBS_COUNTS; j++)
+        fprintf(out, "# HELP %s %s\n# TYPE %s counter\n%s %llu\n", job_counters[j].name,
+                job_counters[j].help, job_counters[j].name, job_counters[j].name, m->jobs[j]);
     pthread_mutex_unlock(&m->lock);
     fprintf(out,
             "# HELP augserve_http_requests_in_flight Requests received and not yet answered.\n"
@@ -250,6 +275,27 @@ char *metrics_render(struct metrics *m, const struct metrics_gauges *g)
             "augserve_job_runners_busy %d\n",
             g->in_flight, g->workers, g->workers_busy, g->queue_depth, g->job_runners,
             g->job_runners_busy);
+    if (g->jobs_queued) {
+        const char *kind;
+        const json_t *count;
+        long long total = 0;
+        json_object_foreach((json_t *)g->jobs_queued, kind, count) total +=
+            json_integer_value(count);
+        fprintf(out,
+                "# HELP augserve_job_queue_depth Jobs waiting in the store's queue, every "
+                "process's.\n"
+                "# TYPE augserve_job_queue_depth gauge\n"
+                "augserve_job_queue_depth %lld\n"
+                "# HELP augserve_jobs_queued Jobs waiting in the store's queue, by kind.\n"
+                "# TYPE augserve_jobs_queued gauge\n",
+                total);
+        json_object_foreach((json_t *)g->jobs_queued, kind, count)
+        {
+            fputs("augserve_jobs_queued{kind=\"", out);
+            write_label(out, kind);
+            fprintf(out, "\"} %lld\n", (long long)json_integer_value(count));
+        }
+    }
     if (g->resident_bytes >= 0)
         fprintf(out,
                 "# HELP process_resident_memory_bytes Resident memory size in bytes.\n"

@@ -6,6 +6,8 @@
 #ifndef AUGSERVE_METRICS_H
 #define AUGSERVE_METRICS_H
 
+#include <jansson.h>
+
 struct metrics;
 
 /* Point-in-time values the caller reads when rendering. */
@@ -17,6 +19,9 @@ struct metrics_gauges {
     int job_runners;      /* job_workers */
     int job_runners_busy; /* runners running a job */
     long resident_bytes;  /* process RSS, -1 if unknown */
+    /* Queued jobs in the store, every process's: an object of kind -> count (job_store_queued),
+     * or NULL when the store could not say. Kinds are the kind table's: a closed set. */
+    const json_t *jobs_queued;
 };
 
 struct metrics *metrics_create(void);
@@ -37,6 +42,17 @@ enum metrics_stop {
 };
 /* Counts one request whose work stopped early, in augserve_requests_stopped_total{reason}. */
 void metrics_count_stop(struct metrics *m, enum metrics_stop reason);
+
+/* What this process's job system counts (job_store.h, "Leases"). */
+enum metrics_jobs {
+    METRICS_JOBS_CLAIMED, /* jobs (and children) claimed by this process's runners */
+    METRICS_JOBS_EXPIRED, /* leases its sweeps found expired, any process's */
+    METRICS_JOBS_RETRIED, /* of those, jobs queued again (not left interrupted) */
+    METRICS_JOBS_LOST,    /* jobs it stopped because their lease was lost */
+    METRICS_JOBS_COUNTS,
+};
+/* Adds n to a job counter (augserve_jobs_claimed_total, ...). */
+void metrics_count_jobs(struct metrics *m, enum metrics_jobs what, unsigned long n);
 
 /* The exposition text (malloc'd), or NULL when memory ran out. */
 char *metrics_render(struct metrics *m, const struct metrics_gauges *gauges);

@@ -72,6 +72,13 @@ static const char *const migrations[] = {
     " owner TEXT,"
     " created_ms INTEGER NOT NULL,"
     " updated_ms INTEGER NOT NULL);",
+    /* 5: leases (job_store.h): who runs a running job (a worker id, "host:pid:random"), when it
+     * last said so (heartbeat_ms, by the database's clock), and the fencing token of its claim,
+     * which every write of its outcome must carry. A job left running by a build before leases
+     * has no heartbeat, and expires at once. */
+    "ALTER TABLE jobs ADD COLUMN lease_owner TEXT;"
+    "ALTER TABLE jobs ADD COLUMN lease_token INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE jobs ADD COLUMN heartbeat_ms INTEGER;",
 };
 
 #define SCHEMA_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
@@ -104,6 +111,20 @@ int64_t storage_now_ms(void)
     struct timespec now;
     clock_gettime(CLOCK_REALTIME, &now);
     return (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
+}
+
+int storage_clock_ms(struct storage *st, int64_t *now, struct eng_error *err)
+{
+    if (!st->driver->clock_sql) {
+        *now = storage_now_ms();
+        return 0;
+    }
+    struct storage_stmt *s = storage_prepare(st, st->driver->clock_sql, err);
+    if (!s) return -1;
+    int rc = storage_step(s) == STORAGE_ROW ? 0 : storage_fail(st, err, "reading the clock");
+    if (rc == 0) *now = storage_column_int64(s, 0);
+    storage_finalize(s);
+    return rc;
 }
 
 struct storage_stmt *storage_prepare(struct storage *st, const char *sql, struct eng_error *err)
@@ -367,17 +388,9 @@ struct storage *storage_open(const char *store, const char *data_dir, struct eng
     return NULL;
 }
 
-int storage_hold(struct storage *st, struct eng_error *err)
+int storage_is_local(const struct storage *st)
 {
-    pthread_mutex_lock(&st->lock);
-    int rc = st->driver->hold(st);
-    if (rc < 0) storage_fail(st, err, "taking the store for this server");
-    pthread_mutex_unlock(&st->lock);
-    if (rc == 1)
-        return eng_fail(err, ENG_CONFLICT,
-                        "storage: another augserve serves this PostgreSQL store; one server per "
-                        "store, until servers share jobs under leases");
-    return rc;
+    return st->driver == &storage_sqlite_driver;
 }
 
 int storage_ping(struct storage *st)

@@ -23,13 +23,9 @@ struct storage *storage_open(const char *store, const char *data_dir, struct eng
 /* Whether a `store` value is a PostgreSQL URL (postgresql:// or postgres://). */
 int storage_is_postgresql_url(const char *store);
 
-/* Makes this process the store's one process that runs jobs (a server with job_workers, or a
- * worker), for as long as it runs: on PostgreSQL a lock of its connection's session, which another
- * process's storage_hold fails on with ENG_CONFLICT, since each takes every job it finds running at
- * start-up for one a dead process left (job_store_recover). API servers with job_workers 0 do not
- * hold it and share the store. On SQLite nothing: one server per data_dir is the operator's to
- * keep. */
-int storage_hold(struct storage *st, struct eng_error *err);
+/* Whether the store is SQLite's file under data_dir, which one process uses at a time (a
+ * PostgreSQL store is shared: jobs are claimed under leases, job_store.h). */
+int storage_is_local(const struct storage *st);
 
 /* The schema version this build writes. */
 int storage_schema_version(void);

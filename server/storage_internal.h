@@ -65,11 +65,12 @@ struct storage_driver {
     /* A migration's text in the backend's types (migrations are written in SQLite's: see
      * storage.c), to free; NULL when memory runs out. */
     char *(*schema_sql)(const char *sql);
-    /* storage_hold: 0, 1 when another server holds the store, -1 with storage_errmsg set. */
-    int (*hold)(struct storage *st);
     /* Begins a write transaction; and the migrations' one, which also keeps two processes from
      * migrating one database at once. */
     const char *begin_sql, *begin_migration_sql;
+    /* A query of the database's clock in milliseconds since the epoch (storage_clock_ms), or NULL
+     * when the process's clock is the database's. */
+    const char *clock_sql;
 };
 
 /* The functions of a driver's table, by the names each driver file gives its own (static). */
@@ -78,7 +79,7 @@ struct storage_driver {
     .bind_int64 = bind_int64, .bind_double = bind_double, .step = step,                            \
     .column_text = column_text, .column_int64 = column_int64, .column_double = column_double,      \
     .finalize = finalize, .changes = changes, .errmsg = errmsg, .duplicate = duplicate,            \
-    .schema_sql = schema_sql, .hold = hold
+    .schema_sql = schema_sql
 
 extern const struct storage_driver storage_sqlite_driver;
 extern const struct storage_driver storage_pg_driver;
@@ -105,6 +106,10 @@ const char *storage_sql(struct storage *st, const char *sqlite, const char *post
 
 /* Milliseconds since the epoch: the store's times. */
 int64_t storage_now_ms(void);
+/* The database's clock, in milliseconds since the epoch, under the lock (in a transaction): what
+ * leases are timed by, so that the clocks of the machines sharing a PostgreSQL store need not
+ * agree. On SQLite, the process's (the database is a file on this machine). 0, or -1 with err. */
+int storage_clock_ms(struct storage *st, int64_t *now, struct eng_error *err);
 
 /* A prepared statement, or NULL with err. */
 struct storage_stmt *storage_prepare(struct storage *st, const char *sql, struct eng_error *err);

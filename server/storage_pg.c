@@ -18,15 +18,11 @@ struct pg {
     int duplicate;   /* whether it broke a UNIQUE constraint (SQLSTATE 23505) */
     int64_t changes; /* rows the last INSERT, UPDATE or DELETE changed */
     int transaction; /* between a BEGIN and its COMMIT or ROLLBACK */
-    /* storage_hold: asked, the session holds the server lock, another server took it while this
-     * one's connection was down (every statement fails from then on). */
-    int hold, locked, lost;
 };
 
-/* pg_advisory_lock keys: the migrations' lock, held to their transaction's end, and the server
- * lock a serving process's session holds ("augs" and "augt" in ASCII). */
+/* The pg_advisory_lock key of the migrations' lock, held to their transaction's end ("augs" in
+ * ASCII). (Several processes share a store: jobs are claimed under leases, job_store.h.) */
 #define MIGRATION_LOCK "1635084147"
-#define SERVER_LOCK    "1635084148"
 
 struct pg_stmt {
     struct storage_stmt base;
@@ -75,41 +71,13 @@ static int check(struct pg *pg, PGresult *r, int keep)
     return ok ? 0 : -1;
 }
 
-/* Takes the server lock on this session: 0, 1 when another session holds it, -1 on failure. It
- * waits a little: a server that has just stopped may hold it still, its session ending. The lock
- * is the session's and outlives the transaction that waited for it. */
-static int take_server_lock(struct pg *pg)
-{
-    PGresult *r = PQexec(pg->conn, "BEGIN; SET LOCAL lock_timeout = '2s';"
-                                   " SELECT pg_advisory_lock(" SERVER_LOCK "); COMMIT");
-    const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
-    int held_elsewhere = state && strcmp(state, "55P03") == 0; /* lock_not_available */
-    int rc = check(pg, r, 0);
-    if (rc != 0) PQclear(PQexec(pg->conn, "ROLLBACK"));
-    pg->locked = rc == 0;
-    return rc == 0 ? 0 : held_elsewhere ? 1 : -1;
-}
-
 /* A connection the server dropped (it restarted, or an administrator ended it) is made again
  * before the next statement outside a transaction; the statement that found it dropped has failed
  * already. Inside a transaction every statement fails until the ROLLBACK, so none of the rest of
- * it runs on a new connection, outside the transaction. The session's server lock ended with it:
- * the new session takes it again. 0, or -1 when another server has taken it meanwhile. */
-static int reconnect_if_lost(struct pg *pg)
+ * it runs on a new connection, outside the transaction. */
+static void reconnect_if_lost(struct pg *pg)
 {
-    if (pg->transaction) return 0;
-    if (PQstatus(pg->conn) == CONNECTION_BAD) {
-        PQreset(pg->conn);
-        pg->locked = 0;
-    }
-    if (pg->hold && !pg->locked && !pg->lost && PQstatus(pg->conn) == CONNECTION_OK)
-        pg->lost = take_server_lock(pg) == 1;
-    if (!pg->lost) return 0;
-    set_error(pg,
-              "another augserve took this PostgreSQL store while this one's connection was down: "
-              "restart this one once that one has stopped",
-              0);
-    return -1;
+    if (!pg->transaction && PQstatus(pg->conn) == CONNECTION_BAD) PQreset(pg->conn);
 }
 
 static void ignore_notice(void *arg, const char *message)
@@ -139,13 +107,6 @@ static int open_db(struct storage *st, const char *url, struct eng_error *err)
     return 0;
 }
 
-static int hold(struct storage *st)
-{
-    struct pg *pg = pg_of(st);
-    pg->hold = 1;
-    return take_server_lock(pg);
-}
-
 static void close_db(struct storage *st)
 {
     struct pg *pg = pg_of(st);
@@ -159,7 +120,7 @@ static int exec(struct storage *st, const char *sql)
     struct pg *pg = pg_of(st);
     int ending = strcmp(sql, "COMMIT") == 0 || strcmp(sql, "ROLLBACK") == 0;
     if (ending) pg->transaction = 0;
-    if (reconnect_if_lost(pg) != 0) return -1;
+    reconnect_if_lost(pg);
     int rc = check(pg, PQexec(pg->conn, sql), 0);
     if (rc == 0 && strncmp(sql, "BEGIN", 5) == 0) pg->transaction = 1;
     return rc;
@@ -243,7 +204,7 @@ static int step(struct storage_stmt *base)
     struct pg_stmt *s = stmt_of(base);
     if (!s->result) {
         struct pg *pg = pg_of(base->st);
-        if (reconnect_if_lost(pg) != 0) return STORAGE_ERROR;
+        reconnect_if_lost(pg);
         PGresult *r = PQexecParams(pg->conn, s->sql, s->count, NULL, (const char *const *)s->values,
                                    NULL, NULL, 0);
         if (check(pg, r, 1) != 0) return STORAGE_ERROR;
@@ -355,4 +316,6 @@ const struct storage_driver storage_pg_driver = {
     /* Two servers starting on a new database at once: the second waits for the first's
      * migrations and then finds them done. */
     .begin_migration_sql = "BEGIN; SELECT pg_advisory_xact_lock(" MIGRATION_LOCK ")",
+    /* Leases are timed by the database's clock: the machines' clocks may disagree. */
+    .clock_sql = "SELECT CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000 AS BIGINT)",
 };

@@ -125,13 +125,6 @@ static int duplicate(struct storage *st)
     return sqlite3_extended_errcode(db_of(st)) == SQLITE_CONSTRAINT_UNIQUE;
 }
 
-/* One server per data_dir is the operator's to keep, as it always was. */
-static int hold(struct storage *st)
-{
-    (void)st;
-    return 0;
-}
-
 /* The migrations are written in SQLite's types. */
 static char *schema_sql(const char *sql)
 {
@@ -142,6 +135,7 @@ const struct storage_driver storage_sqlite_driver = {
     STORAGE_DRIVER_FUNCTIONS,
     /* IMMEDIATE: the write lock from the start, so two writers wait on busy_timeout rather than
      * one failing with SQLITE_BUSY when it upgrades a read. */
-    .begin_sql = "BEGIN IMMEDIATE",
-    .begin_migration_sql = "BEGIN IMMEDIATE",
+    .begin_sql = "BEGIN IMMEDIATE", .begin_migration_sql = "BEGIN IMMEDIATE",
+    /* No clock_sql: the database file is on this machine (one process per data_dir), whose clock
+     * times the leases. */
 };

@@ -1,9 +1,10 @@
 /* The whole server on a PostgreSQL store (tests/pg/pg-start.sh's server, a database per test):
  * a job runs to its end and its records and a saved policy outlive the server into another one
- * with another data_dir, so they were in PostgreSQL and not in a file, and no second server
- * starts on the store while the first runs; a job killed with kill -9
- * resumes on the next server from its checkpoint with every unit counted once; a store that
- * cannot be reached, or is neither sqlite nor a URL, stops start-up with a message. */
+ * with another data_dir, so they were in PostgreSQL and not in a file, and a second server runs
+ * jobs of the store while the first runs; a job killed with kill -9 resumes on the next server
+ * from its checkpoint with every unit counted once; a server frozen (SIGSTOP) past its job's lease
+ * loses the job to another, which finishes it, and records nothing of it once it wakes; a store
+ * that cannot be reached, or is neither sqlite nor a URL, stops start-up with a message. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -12,6 +13,7 @@
 
 #include <signal.h>
 #include <stdio.h>
+#include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
@@ -61,9 +63,15 @@ static void test_records_outlive_the_server(void **state)
              "{\"name\": \"tilt\", \"policy\": {\"op\": \"Rotate\", \"degrees\": 17}}", NULL, &r);
     assert_status(&r, 201);
     http_response_free(&r);
-    /* One server per store while the first runs: a second would take its running jobs for ones
-     * a dead process left. */
-    expect_refused_start(url, "another augserve serves this PostgreSQL store");
+    /* Another server on the store, while the first runs (with a data_dir of its own): it runs a
+     * job too, which the first sees. */
+    struct server *other = harness_start(state, settings);
+    char other_id[32];
+    job_submit(other, "count", "{\"units\": 3}", other_id);
+    doc = job_wait_state(first, other_id, "succeeded");
+    assert_int_equal(json_int(json_object_get(doc, "result"), "total"), 1 + 2 + 3);
+    json_decref(doc);
+    assert_int_equal(server_stop(other, SIGTERM, 15000), 0);
     assert_int_equal(server_stop(first, SIGTERM, 15000), 0);
 
     /* A fresh data_dir (harness_start makes one): only the store holds what the first knew. */
@@ -112,6 +120,79 @@ static void test_kill9_then_resume(void **state)
     harness_pass(state);
 }
 
+/* The value of the sample `name` (a series without labels) in srv's /metrics. */
+static long long metric(const struct server *srv, const char *name)
+{
+    struct http_response r;
+    job_send(srv, "GET", "/metrics", NULL, NULL, &r);
+    assert_status(&r, 200);
+    char needle[128];
+    snprintf(needle, sizeof needle, "\n%s ", name);
+    const char *at = strstr(r.body, needle);
+    if (!at) fail_msg("/metrics has no %s", name);
+    long long value = strtoll(at + strlen(needle), NULL, 10);
+    http_response_free(&r);
+    return value;
+}
+
+/* A server frozen past its job's lease (SIGSTOP: a pause of the process, as a stalled machine's)
+ * loses the job: another server on the store finds the lease expired, queues the job again and
+ * finishes it from the checkpoint. Woken up (SIGCONT), the first finds its lease lost and records
+ * nothing: the job's result, attempts and events stay the second's. */
+static void test_a_frozen_server_loses_its_lease(void **state)
+{
+    const int units = 30;
+    char leased[700];
+    snprintf(leased, sizeof leased,
+             "{\"debug_routes\": true, \"store\": \"%s\", \"heartbeat_s\": 1, \"lease_s\": 3}",
+             url);
+    struct server *first = harness_start(state, leased);
+    char id[32], params[64];
+    snprintf(params, sizeof params, "{\"units\": %d, \"unit_ms\": 100}", units);
+    job_submit(first, "count", params, id);
+    job_wait_progress(first, id, 0.2);
+    assert_int_equal(kill(first->pid, SIGSTOP), 0);
+
+    /* On first's data_dir, where the kind's units.csv is; the first is alive, only silent: its
+     * lease expires by time, 3 s after its last heartbeat. */
+    struct server *second = job_restart_on(state, first, leased);
+    json_t *doc = job_wait_state_for(second, id, "succeeded", 60);
+    json_t *result = json_object_get(doc, "result");
+    assert_int_equal(json_int(result, "total"), units * (units + 1) / 2);
+    assert_int_equal(json_int(doc, "attempts"), 2);
+    assert_true(json_int(result, "resumed_from") >= units / 5);
+    char *before = json_dumps(doc, JSON_SORT_KEYS);
+    json_decref(doc);
+    assert_int_equal(metric(second, "augserve_job_leases_expired_total"), 1);
+    assert_int_equal(metric(second, "augserve_job_retries_total"), 1);
+
+    assert_int_equal(kill(first->pid, SIGCONT), 0);
+    /* The first's runner stops the job at its next check, having recorded nothing. */
+    for (int i = 0; i < 100 && metric(first, "augserve_job_leases_lost_total") == 0; i++)
+        job_sleep_ms(100);
+    assert_int_equal(metric(first, "augserve_job_leases_lost_total"), 1);
+    doc = job_get(second, id, NULL);
+    char *after = json_dumps(doc, JSON_SORT_KEYS);
+    json_decref(doc);
+    assert_string_equal(after, before);
+    free(before);
+    free(after);
+    /* Its events end with the second's "succeeded": nothing of the first's after it. */
+    struct http_response r;
+    char path[64];
+    snprintf(path, sizeof path, "/v1/jobs/%s/events", id);
+    job_send(second, "GET", path, NULL, NULL, &r);
+    assert_status(&r, 200);
+    const char *succeeded = strstr(r.body, "\"state\":\"succeeded\"");
+    assert_non_null(succeeded);
+    assert_null(strstr(succeeded, "event:"));
+    http_response_free(&r);
+    char *log = server_stderr(first);
+    assert_non_null(strstr(log, "was lost"));
+    free(log);
+    harness_pass(state);
+}
+
 static void test_refused_stores(void **state)
 {
     /* No server on that socket. */
@@ -130,6 +211,7 @@ int main(int argc, char **argv)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_records_outlive_the_server, setup, teardown),
         cmocka_unit_test_setup_teardown(test_kill9_then_resume, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_a_frozen_server_loses_its_lease, setup, teardown),
         cmocka_unit_test_setup_teardown(test_refused_stores, setup, teardown),
     };
     return harness_main(argc, argv, "store on postgresql", tests, sizeof tests / sizeof tests[0]);

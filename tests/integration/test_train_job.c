@@ -323,8 +323,12 @@ static void as_older_version(const struct server *srv, const char *id, const jso
                              int ahead)
 {
     const char *named = json_string_value(json_object_get(record, "file"));
-    const char *files[2] = {named, strcmp(named, "state-even.ckpt") ? "state-even.ckpt"
-                                                                    : "state-odd.ckpt"};
+    /* The other file of the pair: state-odd-a<attempt>.ckpt for state-even-a<attempt>.ckpt. */
+    int attempt = 0, odd = strncmp(named, "state-odd-a", 11) == 0;
+    assert_int_equal(sscanf(named + (odd ? 11 : 12), "%d", &attempt), 1);
+    char other[48];
+    snprintf(other, sizeof other, "state-%s-a%d.ckpt", odd ? "even" : "odd", attempt);
+    const char *files[2] = {named, other};
     char kept[PATH_MAX + 64], gone[PATH_MAX + 64], legacy[PATH_MAX + 64];
     snprintf(kept, sizeof kept, "%s/jobs/%s/%s", srv->data_dir, id, files[ahead]);
     snprintf(gone, sizeof gone, "%s/jobs/%s/%s", srv->data_dir, id, files[!ahead]);

@@ -484,6 +484,29 @@ static void test_store(void **state)
                           "must be sqlite or a postgresql:// URL");
 }
 
+/* A lease must outlast the time between its renewals (heartbeat_s), from whichever sources the two
+ * come; the defaults are 10 and 60. */
+static void test_lease_longer_than_heartbeat(void **state)
+{
+    (void)state;
+    struct config cfg;
+    expect_ok(&cfg, NULL, NULL, 0, NULL);
+    assert_int_equal(cfg.heartbeat_s, 10);
+    assert_int_equal(cfg.lease_s, 60);
+    config_free(&cfg);
+    char *argv[] = {"--lease-s", "3", "--heartbeat-s", "2"};
+    expect_ok(&cfg, NULL, NULL, 4, argv);
+    assert_int_equal(cfg.lease_s, 3);
+    assert_int_equal(cfg.heartbeat_s, 2);
+    config_free(&cfg);
+    expect_file_error("{\"lease_s\": 10}",
+                      "\"lease_s\" (10) must be more than \"heartbeat_s\" (10)", NULL);
+    expect_flag_error("--heartbeat-s", "61", "\"lease_s\" (60) must be more than",
+                      "\"heartbeat_s\" (61)");
+    char *env[] = {"AUGSERVE_LEASE_S=5", NULL};
+    expect_error("{\"heartbeat_s\": 9}", env, 0, NULL, "\"lease_s\" (5)", "\"heartbeat_s\" (9)");
+}
+
 static void test_strings_not_empty(void **state)
 {
     (void)state;
@@ -821,11 +844,18 @@ static void test_schema(void **state)
                 flag[i] = flag[i] == '_' ? '-' : flag[i];
             char value[32];
             snprintf(value, sizeof value, "%lld", bounds[b]);
-            char *argv[] = {flag, value};
-            expect_ok(&cfg, NULL, NULL, 2, argv);
+            /* heartbeat_s and lease_s are checked together too: each bound with the other's
+             * widest value. */
+            char *argv[] = {flag, value, "--lease-s", "86400"};
+            if (strcmp(key, "lease_s") == 0) {
+                argv[2] = "--heartbeat-s";
+                argv[3] = "1";
+            }
+            int pair = strcmp(key, "lease_s") == 0 || strcmp(key, "heartbeat_s") == 0;
+            expect_ok(&cfg, NULL, NULL, pair ? 4 : 2, argv);
             config_free(&cfg);
             snprintf(value, sizeof value, "%lld", b == 0 ? bounds[b] - 1 : bounds[b] + 1);
-            expect_flag_error(flag, value, key, "out of range");
+            expect_error(NULL, NULL, pair ? 4 : 2, argv, key, "out of range");
         }
     }
     assert_null(it_schema);
@@ -854,6 +884,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_invalid_json),
         cmocka_unit_test(test_listen),
         cmocka_unit_test(test_store),
+        cmocka_unit_test(test_lease_longer_than_heartbeat),
         cmocka_unit_test(test_strings_not_empty),
         cmocka_unit_test(test_api_keys),
         cmocka_unit_test(test_api_keys_invalid),

@@ -16,10 +16,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "dataset_store.h"
 #include "job_store.h"
+#include "leases.h"
 #include "pg_test_db.h"
 #include "policy_store.h"
 #include "storage.h"
@@ -52,12 +54,24 @@ static struct job get(struct storage *st, int n)
     return job;
 }
 
+/* The worker id the tests claim as. */
+#define WORKER "testhost:1:00000000"
+
+/* Job n's fencing token: its last claim's. */
+static int64_t token_of(struct storage *st, int n)
+{
+    struct job job = get(st, n);
+    int64_t token = job.lease_token;
+    job_clear(&job);
+    return token;
+}
+
 /* Claims one job, which must be job n. */
 static void claim_expect(struct storage *st, int n)
 {
     struct job job;
     struct eng_error err;
-    int rc = job_store_claim(st, &job, &err);
+    int rc = job_store_claim(st, WORKER, &job, &err);
     if (rc != 1) fail_msg("claim: %d (%s), expected job %d", rc, rc < 0 ? err.message : "", n);
     assert_string_equal(job.id, id_of(n));
     assert_int_equal(job.state, JOB_RUNNING);
@@ -102,9 +116,11 @@ static void test_lifecycle(void **state)
 
     claim_expect(st, 1);
     struct eng_error err;
-    assert_int_equal(job_store_progress(st, id_of(1), 0.25, "warming", 1, &err), 0);
+    assert_int_equal(job_store_progress(st, id_of(1), token_of(st, 1), 0.25, "warming", 1, &err),
+                     0);
     json_t *saved = json_pack("{s:i}", "done", 3);
-    assert_int_equal(job_store_checkpoint(st, id_of(1), saved, 0.5, "counting", 0, &err), 0);
+    assert_int_equal(
+        job_store_checkpoint(st, id_of(1), token_of(st, 1), saved, 0.5, "counting", 0, &err), 0);
     json_decref(saved);
     json_t *loaded = NULL;
     assert_int_equal(job_store_checkpoint_load(st, id_of(1), &loaded, &err), 0);
@@ -119,9 +135,11 @@ static void test_lifecycle(void **state)
     job_clear(&job);
 
     json_t *result = json_pack("{s:i}", "total", 6);
-    assert_int_equal(job_store_finish(st, id_of(1), JOB_SUCCEEDED, result, NULL, &err), 0);
+    assert_int_equal(
+        job_store_finish(st, id_of(1), token_of(st, 1), JOB_SUCCEEDED, result, NULL, &err), 0);
     /* A job ends once. */
-    assert_int_equal(job_store_finish(st, id_of(1), JOB_FAILED, NULL, "late", &err), -1);
+    assert_int_equal(
+        job_store_finish(st, id_of(1), token_of(st, 1), JOB_FAILED, NULL, "late", &err), -1);
     assert_int_equal(err.code, ENG_CONFLICT);
     json_decref(result);
     job = get(st, 1);
@@ -132,7 +150,7 @@ static void test_lifecycle(void **state)
     assert_true(job.finished_ms >= job.started_ms);
     job_clear(&job);
     /* Progress and checkpoints of a job that is not running are refused. */
-    assert_int_equal(job_store_progress(st, id_of(1), 0.9, NULL, 1, &err), -1);
+    assert_int_equal(job_store_progress(st, id_of(1), token_of(st, 1), 0.9, NULL, 1, &err), -1);
     assert_int_equal(err.code, ENG_CONFLICT);
     assert_string_equal(events_text(st, 1, 0, NULL),
                         "state {\"state\":\"queued\"}|"
@@ -147,7 +165,9 @@ static void test_failed_keeps_error(void **state)
     create(st, 1, "count", NULL);
     claim_expect(st, 1);
     struct eng_error err;
-    assert_int_equal(job_store_finish(st, id_of(1), JOB_FAILED, NULL, "unit 3 failed", &err), 0);
+    assert_int_equal(
+        job_store_finish(st, id_of(1), token_of(st, 1), JOB_FAILED, NULL, "unit 3 failed", &err),
+        0);
     struct job job = get(st, 1);
     assert_int_equal(job.state, JOB_FAILED);
     assert_string_equal(job.error, "unit 3 failed");
@@ -172,7 +192,7 @@ static void test_claim_order(void **state)
     claim_expect(st, 2);
     struct job job;
     struct eng_error err;
-    assert_int_equal(job_store_claim(st, &job, &err), 0);
+    assert_int_equal(job_store_claim(st, WORKER, &job, &err), 0);
 }
 
 struct claimer {
@@ -186,7 +206,7 @@ static void *claim_all(void *arg)
     struct claimer *c = arg;
     struct job job;
     struct eng_error err;
-    while (job_store_claim(c->st, &job, &err) == 1) {
+    while (job_store_claim(c->st, WORKER, &job, &err) == 1) {
         c->claimed[c->count++] = atoi(job.id);
         job_clear(&job);
     }
@@ -232,7 +252,7 @@ static void *claim_through(void *arg)
     struct job job;
     struct eng_error err;
     int rc;
-    while ((rc = job_store_claim(c->st, &job, &err)) == 1) {
+    while ((rc = job_store_claim(c->st, WORKER, &job, &err)) == 1) {
         c->claimed[c->count++] = atoi(job.id);
         c->bad_attempts += job.attempts != 1;
         job_clear(&job);
@@ -279,11 +299,14 @@ static void test_events_after_an_id(void **state)
     create(st, 1, "count", NULL);
     create(st, 2, "count", NULL); /* its events interleave with job 1's ids */
     claim_expect(st, 1);
+    claim_expect(st, 2);
     struct eng_error err;
     for (int i = 1; i <= 5; i++) {
         json_t *data = json_pack("{s:s, s:f, s:i}", "name", "loss", "value", i / 4.0, "step", i);
-        assert_int_equal(job_store_event(st, id_of(1), JOB_EVENT_METRIC, data, &err), 0);
-        assert_int_equal(job_store_event(st, id_of(2), JOB_EVENT_LOG, data, &err), 0);
+        assert_int_equal(
+            job_store_event(st, id_of(1), token_of(st, 1), JOB_EVENT_METRIC, data, &err), 0);
+        assert_int_equal(job_store_event(st, id_of(2), token_of(st, 2), JOB_EVENT_LOG, data, &err),
+                         0);
         json_decref(data);
     }
     struct job_event *events;
@@ -306,33 +329,90 @@ static void test_events_after_an_id(void **state)
     assert_string_equal(events_text(st, 1, last, NULL), "");
 }
 
-static void test_recover_requeues_then_gives_up(void **state)
+/* Makes job n's last heartbeat `seconds` older than it is, straight in the database: a lease its
+ * owner stopped renewing that long ago. */
+static void age_heartbeat(struct fixture *f, int n, int seconds)
+{
+    char sql[320];
+    snprintf(sql, sizeof sql, "UPDATE jobs SET heartbeat_ms = heartbeat_ms - %d WHERE id = '%s'",
+             seconds * 1000, id_of(n));
+    store_fixture_sql(f->store, f->dir, sql);
+}
+
+/* A sweep with a 60 s lease, max_attempts 2, and no owner known gone; its counts. */
+static void expire(struct storage *st, size_t requeued, size_t abandoned)
+{
+    struct job_expiry x = {.lease_ms = 60000, .max_attempts = 2};
+    struct eng_error err;
+    if (job_store_expire(st, &x, &err) != 0) fail_msg("expire: %s", err.message);
+    assert_int_equal(x.requeued, requeued);
+    assert_int_equal(x.abandoned, abandoned);
+}
+
+/* A claim gives a lease: the claimer's worker id and a token one above the last claim's; a
+ * heartbeat holds only under the current token, while the job runs. */
+static void test_claim_gives_a_lease(void **state)
 {
     struct storage *st = ((struct fixture *)*state)->st;
     create(st, 1, "count", NULL);
+    assert_int_equal(token_of(st, 1), 0);
+    struct job job;
+    struct eng_error err;
+    assert_int_equal(job_store_claim(st, WORKER, &job, &err), 1);
+    assert_int_equal(job.lease_token, 1);
+    assert_string_equal(job.lease_owner, WORKER);
+    job_clear(&job);
+    assert_int_equal(job_store_heartbeat(st, id_of(1), 1, &err), 1);
+    assert_int_equal(job_store_requeue(st, id_of(1), 1, "stopping", &err), 0);
+    /* Queued: no lease holds. */
+    assert_int_equal(job_store_heartbeat(st, id_of(1), 1, &err), 0);
+    assert_int_equal(job_store_claim(st, "otherhost:2:00000000", &job, &err), 1);
+    assert_int_equal(job.lease_token, 2);
+    assert_string_equal(job.lease_owner, "otherhost:2:00000000");
+    job_clear(&job);
+    assert_int_equal(job_store_heartbeat(st, id_of(1), 1, &err), 0); /* the stale token */
+    assert_int_equal(job_store_heartbeat(st, id_of(1), 2, &err), 1);
+    assert_int_equal(job_store_finish(st, id_of(1), 2, JOB_SUCCEEDED, NULL, NULL, &err), 0);
+    assert_int_equal(job_store_heartbeat(st, id_of(1), 2, &err), 0); /* ended */
+}
+
+/* A lease whose heartbeat is older than lease_s expires: the job is queued again with its
+ * checkpoint and its attempt counted, and past max_attempts it is left interrupted with the
+ * reason. A lease renewed in time does not expire. */
+static void test_expiry_requeues_then_gives_up(void **state)
+{
+    struct fixture *f = *state;
+    struct storage *st = f->st;
+    create(st, 1, "count", NULL);
     create(st, 2, "count", NULL);
+    create(st, 3, "count", NULL);
     claim_expect(st, 1);
+    claim_expect(st, 2);
     json_t *saved = json_pack("{s:i}", "done", 7);
     struct eng_error err;
-    assert_int_equal(job_store_checkpoint(st, id_of(1), saved, 0.7, "counting", 0, &err), 0);
+    assert_int_equal(job_store_checkpoint(st, id_of(1), 1, saved, 0.7, "counting", 0, &err), 0);
     json_decref(saved);
     int64_t before = 0;
     events_text(st, 1, 0, &before);
 
-    /* The process died with job 1 running; job 2 was still queued. */
-    size_t requeued, abandoned;
-    assert_int_equal(job_store_recover(st, 2, &requeued, &abandoned, &err), 0);
-    assert_int_equal(requeued, 1);
-    assert_int_equal(abandoned, 0);
+    /* Job 1's owner went silent 120 s ago; job 2's renewed 30 s ago, within its 60 s. */
+    age_heartbeat(f, 1, 120);
+    age_heartbeat(f, 2, 30);
+    expire(st, 1, 0);
     struct job job = get(st, 1);
     assert_int_equal(job.state, JOB_QUEUED);
     assert_int_equal(job.attempts, 1);
     assert_int_equal(job.finished_ms, 0);
     job_clear(&job);
-    assert_string_equal(events_text(st, 1, before, NULL),
-                        "state {\"state\":\"interrupted\",\"reason\":\"the server stopped while "
-                        "the job ran (a crash or a kill)\"}|state {\"state\":\"queued\"}");
-    /* Its checkpoint stays for the next start, which is job 1 again: it was queued first. */
+    job = get(st, 2);
+    assert_int_equal(job.state, JOB_RUNNING);
+    job_clear(&job);
+    const char *events = events_text(st, 1, before, NULL);
+    assert_non_null(strstr(events,
+                           "state {\"state\":\"interrupted\",\"reason\":\"the lease of " WORKER
+                           " expired: no heartbeat for 120."));
+    assert_non_null(strstr(events, "}|state {\"state\":\"queued\"}"));
+    /* Its checkpoint stays for the next claim, which is job 1 again: it was queued first. */
     claim_expect(st, 1);
     json_t *loaded = NULL;
     assert_int_equal(job_store_checkpoint_load(st, id_of(1), &loaded, &err), 0);
@@ -340,19 +420,192 @@ static void test_recover_requeues_then_gives_up(void **state)
     json_decref(loaded);
     job = get(st, 1);
     assert_int_equal(job.attempts, 2);
+    assert_int_equal(job.lease_token, 2);
     job_clear(&job);
 
-    /* Died again: two starts of max_attempts 2 are used up, so it stays interrupted. */
-    assert_int_equal(job_store_recover(st, 2, &requeued, &abandoned, &err), 0);
-    assert_int_equal(requeued, 0);
-    assert_int_equal(abandoned, 1);
+    /* Expired again: two starts of max_attempts 2 are used up, so it stays interrupted. */
+    age_heartbeat(f, 1, 61);
+    expire(st, 0, 1);
     job = get(st, 1);
     assert_int_equal(job.state, JOB_INTERRUPTED);
     assert_true(job_state_is_final(job.state));
-    assert_non_null(strstr(job.error, "2 times"));
+    assert_string_equal(job.error,
+                        "the job's lease expired 2 times (its process died or stopped answering); "
+                        "last owner " WORKER "; it is not started again");
     assert_true(job.finished_ms > 0);
     job_clear(&job);
-    claim_expect(st, 2);
+    claim_expect(st, 3);
+    /* Nothing else has expired. */
+    expire(st, 0, 0);
+}
+
+/* A worker frozen past its lease wakes up: each of its writes under the old token changes
+ * nothing, and the result of the attempt that replaced it stands. */
+static void test_stale_worker_writes_nothing(void **state)
+{
+    struct fixture *f = *state;
+    struct storage *st = f->st;
+    create(st, 1, "count", NULL);
+    claim_expect(st, 1); /* the first attempt: token 1 */
+    json_t *first = json_pack("{s:s}", "by", "first");
+    struct eng_error err;
+    assert_int_equal(job_store_checkpoint(st, id_of(1), 1, first, 0.5, "counting", 0, &err), 0);
+    age_heartbeat(f, 1, 120);
+    expire(st, 1, 0);
+    claim_expect(st, 1); /* the second: token 2 */
+    json_t *second = json_pack("{s:s}", "by", "second");
+    assert_int_equal(job_store_checkpoint(st, id_of(1), 2, second, 0.6, "counting", 0, &err), 0);
+    int64_t before = 0;
+    events_text(st, 1, 0, &before);
+
+    /* The first wakes. */
+    assert_int_equal(job_store_heartbeat(st, id_of(1), 1, &err), 0);
+    assert_int_equal(job_store_progress(st, id_of(1), 1, 0.9, "late", 1, &err), -1);
+    assert_int_equal(err.code, ENG_CONFLICT);
+    assert_int_equal(job_store_checkpoint(st, id_of(1), 1, first, 0.9, "late", 1, &err), -1);
+    assert_int_equal(err.code, ENG_CONFLICT);
+    assert_int_equal(job_store_event(st, id_of(1), 1, JOB_EVENT_LOG, first, &err), -1);
+    assert_int_equal(err.code, ENG_CONFLICT);
+    assert_int_equal(job_store_finish(st, id_of(1), 1, JOB_SUCCEEDED, first, NULL, &err), -1);
+    assert_int_equal(err.code, ENG_CONFLICT);
+    assert_int_equal(job_store_finish(st, id_of(1), 1, JOB_FAILED, NULL, "late", &err), -1);
+    assert_int_equal(job_store_requeue(st, id_of(1), 1, "late", &err), -1);
+    assert_string_equal(events_text(st, 1, before, NULL), "");
+    struct job job = get(st, 1);
+    assert_int_equal(job.state, JOB_RUNNING);
+    assert_true(job.progress == 0.6);
+    job_clear(&job);
+    json_t *loaded = NULL;
+    assert_int_equal(job_store_checkpoint_load(st, id_of(1), &loaded, &err), 0);
+    assert_string_equal(json_string_value(json_object_get(loaded, "by")), "second");
+    json_decref(loaded);
+
+    /* The second ends it; the first still cannot. */
+    assert_int_equal(job_store_finish(st, id_of(1), 2, JOB_SUCCEEDED, second, NULL, &err), 0);
+    assert_int_equal(job_store_finish(st, id_of(1), 1, JOB_SUCCEEDED, first, NULL, &err), -1);
+    job = get(st, 1);
+    assert_int_equal(job.state, JOB_SUCCEEDED);
+    assert_string_equal(json_string_value(json_object_get(job.result, "by")), "second");
+    assert_int_equal(job.attempts, 2);
+    job_clear(&job);
+    json_decref(first);
+    json_decref(second);
+}
+
+/* Whether owner is "gone:...": the test's process known to have ended. */
+static int gone_prefix(const char *owner, void *arg)
+{
+    (void)arg;
+    return strncmp(owner, "gone:", 5) == 0;
+}
+
+/* A lease whose owner is known to have ended expires at once, whatever its heartbeat; a live
+ * owner's fresh lease stays. */
+static void test_expiry_of_an_ended_owner(void **state)
+{
+    struct storage *st = ((struct fixture *)*state)->st;
+    create(st, 1, "count", NULL);
+    create(st, 2, "count", NULL);
+    struct job job;
+    struct eng_error err;
+    assert_int_equal(job_store_claim(st, "gone:7:00000000", &job, &err), 1);
+    job_clear(&job);
+    assert_int_equal(job_store_claim(st, "live:8:00000000", &job, &err), 1);
+    job_clear(&job);
+    struct job_expiry x = {.lease_ms = 60000, .max_attempts = 3, .gone = gone_prefix};
+    assert_int_equal(job_store_expire(st, &x, &err), 0);
+    assert_int_equal(x.requeued, 1);
+    assert_int_equal(x.abandoned, 0);
+    job = get(st, 1);
+    assert_int_equal(job.state, JOB_QUEUED);
+    job_clear(&job);
+    assert_string_equal(events_text(st, 1, 0, NULL),
+                        "state {\"state\":\"queued\"}|state {\"state\":\"running\",\"attempt\":1}|"
+                        "state {\"state\":\"interrupted\",\"reason\":\"the lease of "
+                        "gone:7:00000000 expired: its process has ended (a crash or a kill)\"}|"
+                        "state {\"state\":\"queued\"}");
+    job = get(st, 2);
+    assert_int_equal(job.state, JOB_RUNNING);
+    job_clear(&job);
+}
+
+/* A worker id is host:pid:random, this process's; an owner is known to have ended when it names
+ * this host and a pid no process has (a child that has exited), or this pid with another random
+ * part (an earlier process of the pid). Another host, or a live pid, is not known to have ended. */
+static void test_worker_ids(void **state)
+{
+    struct storage *st = ((struct fixture *)*state)->st;
+    const char *self = leases_worker_id();
+    assert_ptr_equal(self, leases_worker_id()); /* made once */
+    char host[256];
+    long pid = 0;
+    unsigned random = 0;
+    int end = 0;
+    assert_int_equal(sscanf(self, "%255[^:]:%ld:%8x%n", host, &pid, &random, &end), 3);
+    assert_int_equal(self[end], '\0');
+    assert_int_equal(pid, (long)getpid());
+    assert_int_equal(leases_owner_gone(self, NULL), 0);
+    pid_t child = fork();
+    if (child == 0) _exit(0);
+    assert_int_equal(waitpid(child, NULL, 0), child);
+    char owner[320];
+    snprintf(owner, sizeof owner, "%s:%ld:%08x", host, (long)child, random);
+    assert_int_equal(leases_owner_gone(owner, NULL), 1);
+    snprintf(owner, sizeof owner, "%s:%ld:%08x", host, pid, random ^ 1u);
+    assert_int_equal(leases_owner_gone(owner, NULL), 1);
+    snprintf(owner, sizeof owner, "%s:1:%08x", host, random); /* pid 1 always runs */
+    assert_int_equal(leases_owner_gone(owner, NULL), 0);
+    snprintf(owner, sizeof owner, "%s-other:%ld:%08x", host, (long)child, random);
+    assert_int_equal(leases_owner_gone(owner, NULL), 0);
+    snprintf(owner, sizeof owner, "%s:x:%08x", host, random);
+    assert_int_equal(leases_owner_gone(owner, NULL), 0);
+
+    /* A job the exited child claimed expires at the next sweep, whatever its heartbeat. */
+    create(st, 1, "count", NULL);
+    snprintf(owner, sizeof owner, "%s:%ld:%08x", host, (long)child, random);
+    struct job job;
+    struct eng_error err;
+    assert_int_equal(job_store_claim(st, owner, &job, &err), 1);
+    job_clear(&job);
+    struct job_expiry x = {.lease_ms = 60000, .max_attempts = 3, .gone = leases_owner_gone};
+    assert_int_equal(job_store_expire(st, &x, &err), 0);
+    assert_int_equal(x.requeued, 1);
+}
+
+/* Two handles on one store, as two processes on one PostgreSQL store: each claims and runs jobs
+ * (no handle holds the store for itself), and neither can end the other's. */
+static void test_two_handles_each_run_jobs(void **state)
+{
+    struct fixture *f = *state;
+    struct eng_error err;
+    struct storage *other = storage_open(f->store, f->dir, &err);
+    if (!other) fail_msg("storage_open: %s", err.message);
+    create(f->st, 1, "count", NULL);
+    create(f->st, 2, "count", NULL);
+    struct job a, b;
+    assert_int_equal(job_store_claim(f->st, "a:1:00000000", &a, &err), 1);
+    assert_int_equal(job_store_claim(other, "b:2:00000000", &b, &err), 1);
+    assert_string_equal(a.id, id_of(1));
+    assert_string_equal(b.id, id_of(2));
+    /* Each token is its own job's: the same number fences nothing of the other job. */
+    assert_int_equal(job_store_heartbeat(other, a.id, a.lease_token, &err), 1);
+    json_t *result = json_pack("{s:s}", "by", "b");
+    assert_int_equal(
+        job_store_finish(other, b.id, b.lease_token, JOB_SUCCEEDED, result, NULL, &err), 0);
+    assert_int_equal(job_store_finish(f->st, a.id, a.lease_token, JOB_FAILED, NULL, "a's", &err),
+                     0);
+    json_decref(result);
+    struct job job = get(f->st, 1);
+    assert_int_equal(job.state, JOB_FAILED);
+    assert_string_equal(job.error, "a's");
+    job_clear(&job);
+    job = get(other, 2);
+    assert_int_equal(job.state, JOB_SUCCEEDED);
+    assert_string_equal(job.lease_owner, "b:2:00000000");
+    job_clear(&job);
+    job_clear(&a);
+    job_clear(&b);
+    storage_close(other);
 }
 
 static void test_requeue_on_shutdown(void **state)
@@ -363,12 +616,12 @@ static void test_requeue_on_shutdown(void **state)
     int64_t before = 0;
     events_text(st, 1, 0, &before);
     struct eng_error err;
-    assert_int_equal(job_store_requeue(st, id_of(1), "stopping", &err), 0);
+    assert_int_equal(job_store_requeue(st, id_of(1), token_of(st, 1), "stopping", &err), 0);
     assert_string_equal(events_text(st, 1, before, NULL),
                         "state {\"state\":\"interrupted\",\"reason\":\"stopping\"}|"
                         "state {\"state\":\"queued\"}");
     /* Only a running job can be requeued. */
-    assert_int_equal(job_store_requeue(st, id_of(1), "again", &err), -1);
+    assert_int_equal(job_store_requeue(st, id_of(1), token_of(st, 1), "again", &err), -1);
     assert_int_equal(err.code, ENG_CONFLICT);
 }
 
@@ -395,10 +648,12 @@ static void test_cancel(void **state)
     assert_int_equal(job.state, JOB_RUNNING);
     assert_int_equal(job.cancel_requested, 1);
     job_clear(&job);
-    assert_int_equal(job_store_finish(st, id_of(2), JOB_CANCELLED, NULL, NULL, &err), 0);
+    assert_int_equal(
+        job_store_finish(st, id_of(2), token_of(st, 2), JOB_CANCELLED, NULL, NULL, &err), 0);
     /* Ended otherwise: a conflict. */
     claim_expect(st, 3);
-    assert_int_equal(job_store_finish(st, id_of(3), JOB_SUCCEEDED, NULL, NULL, &err), 0);
+    assert_int_equal(
+        job_store_finish(st, id_of(3), token_of(st, 3), JOB_SUCCEEDED, NULL, NULL, &err), 0);
     assert_int_equal(job_store_cancel(st, id_of(3), &after, &err), -1);
     assert_int_equal(err.code, ENG_CONFLICT);
     assert_int_equal(job_store_cancel(st, id_of(4), &after, &err), -1);
@@ -497,7 +752,7 @@ static void claim_child_expect(struct storage *st, int parent, int n)
 {
     struct job job;
     struct eng_error err;
-    int rc = job_store_claim_child(st, id_of(parent), &job, &err);
+    int rc = job_store_claim_child(st, id_of(parent), token_of(st, parent), WORKER, &job, &err);
     if (rc != (n > 0))
         fail_msg("claim child of %d: %d (%s), expected %d", parent, rc, rc < 0 ? err.message : "",
                  n);
@@ -531,7 +786,7 @@ static void test_claim_child(void **state)
     claim_expect(st, 6); /* past the children 3, 4 and 5 */
     struct job job;
     struct eng_error err;
-    assert_int_equal(job_store_claim(st, &job, &err), 0);
+    assert_int_equal(job_store_claim(st, WORKER, &job, &err), 0);
     claim_child_expect(st, 1, 3);
     assert_string_equal(events_text(st, 3, 0, NULL),
                         "state {\"state\":\"queued\"}|state {\"state\":\"running\",\"attempt\":1}");
@@ -578,7 +833,8 @@ static void test_cancel_cascades_to_children(void **state)
     claim_child_expect(st, 1, 4);
     struct eng_error err;
     enum job_state after;
-    assert_int_equal(job_store_finish(st, id_of(3), JOB_SUCCEEDED, NULL, NULL, &err), 0);
+    assert_int_equal(
+        job_store_finish(st, id_of(3), token_of(st, 3), JOB_SUCCEEDED, NULL, NULL, &err), 0);
     assert_int_equal(job_store_cancel(st, id_of(6), &after, &err), 0);
     assert_int_equal(after, JOB_CANCELLED);
     struct job job = get(st, 2);
@@ -610,20 +866,21 @@ static void test_cancel_cascades_to_children(void **state)
     claim_child_expect(st, 1, 0);
 }
 
-/* A start-up that leaves a parent interrupted for good cancels its queued children, which no
+/* An expiry that leaves a parent interrupted for good cancels its queued children, which no
  * parent would run; a parent queued again keeps its own. */
-static void test_recover_cancels_orphans(void **state)
+static void test_expiry_cancels_orphans(void **state)
 {
-    struct storage *st = ((struct fixture *)*state)->st;
+    struct fixture *f = *state;
+    struct storage *st = f->st;
     two_families(st);
     struct eng_error err;
     claim_expect(st, 1);
-    assert_int_equal(job_store_requeue(st, id_of(1), "stopping", &err), 0);
+    assert_int_equal(job_store_requeue(st, id_of(1), token_of(st, 1), "stopping", &err), 0);
     claim_expect(st, 1); /* its second start */
     claim_expect(st, 2);
-    size_t counts[2];
-    assert_int_equal(job_store_recover(st, 2, &counts[0], &counts[1], &err), 0);
-    assert_true(counts[0] == 1 && counts[1] == 1); /* 2 queued again, 1 left interrupted */
+    age_heartbeat(f, 1, 120);
+    age_heartbeat(f, 2, 120);
+    expire(st, 1, 1); /* 2 queued again, 1 left interrupted */
     struct job job;
     for (int n = 3; n <= 5; n += 2) {
         job = get(st, n);
@@ -696,12 +953,14 @@ static void test_dataset_user(void **state)
     for (int n = 1; n <= 4; n++)
         claim_expect(f->st, n);
     expect_user(f->st, "a", 4);
-    assert_int_equal(job_store_finish(f->st, id_of(4), JOB_SUCCEEDED, NULL, NULL, &err), 0);
+    assert_int_equal(
+        job_store_finish(f->st, id_of(4), token_of(f->st, 4), JOB_SUCCEEDED, NULL, NULL, &err), 0);
     expect_user(f->st, "a", 5);
     enum job_state after;
     assert_int_equal(job_store_cancel(f->st, id_of(5), &after, &err), 0);
     expect_user(f->st, "a", 0);
-    assert_int_equal(job_store_finish(f->st, id_of(1), JOB_FAILED, NULL, "no", &err), 0);
+    assert_int_equal(
+        job_store_finish(f->st, id_of(1), token_of(f->st, 1), JOB_FAILED, NULL, "no", &err), 0);
     expect_user(f->st, "b", 0);
 }
 
@@ -773,33 +1032,6 @@ static void test_reconnects_after_the_server_ends_the_connection(void **state)
     claim_expect(f->st, 1);
 }
 
-/* PostgreSQL: one server holds a store at a time (storage_hold), also across a reconnection; the
- * next may once it has gone. */
-static void test_one_server_holds_the_store(void **state)
-{
-    struct fixture *f = *state;
-    if (!pg_test_server()) skip(); /* SQLite: nothing to hold */
-    struct eng_error err;
-    assert_int_equal(storage_hold(f->st, &err), 0);
-    struct storage *other = storage_open(f->store, f->dir, &err);
-    if (!other) fail_msg("storage_open: %s", err.message);
-    assert_int_equal(storage_hold(other, &err), -1);
-    assert_int_equal(err.code, ENG_CONFLICT);
-    assert_non_null(strstr(err.message, "another augserve serves this PostgreSQL store"));
-    /* The first's connection ends; its next operation connects again and takes the lock back. */
-    storage_close(other);
-    end_connections(f);
-    assert_int_equal(storage_ping(f->st), -1);
-    assert_int_equal(storage_ping(f->st), 0);
-    other = storage_open(f->store, f->dir, &err);
-    assert_non_null(other);
-    assert_int_equal(storage_hold(other, &err), -1);
-    /* Gone: the next one holds it (waiting for the first's session to end). */
-    storage_close(f->st);
-    f->st = other;
-    assert_int_equal(storage_hold(other, &err), 0);
-}
-
 static void test_refuses_a_newer_schema(void **state)
 {
     struct fixture *f = *state;
@@ -821,8 +1053,15 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_connections_claim_each_job_once, store_setup,
                                         store_teardown),
         cmocka_unit_test_setup_teardown(test_events_after_an_id, store_setup, store_teardown),
-        cmocka_unit_test_setup_teardown(test_recover_requeues_then_gives_up, store_setup,
+        cmocka_unit_test_setup_teardown(test_claim_gives_a_lease, store_setup, store_teardown),
+        cmocka_unit_test_setup_teardown(test_expiry_requeues_then_gives_up, store_setup,
                                         store_teardown),
+        cmocka_unit_test_setup_teardown(test_stale_worker_writes_nothing, store_setup,
+                                        store_teardown),
+        cmocka_unit_test_setup_teardown(test_expiry_of_an_ended_owner, store_setup, store_teardown),
+        cmocka_unit_test_setup_teardown(test_two_handles_each_run_jobs, store_setup,
+                                        store_teardown),
+        cmocka_unit_test_setup_teardown(test_worker_ids, store_setup, store_teardown),
         cmocka_unit_test_setup_teardown(test_requeue_on_shutdown, store_setup, store_teardown),
         cmocka_unit_test_setup_teardown(test_cancel, store_setup, store_teardown),
         cmocka_unit_test_setup_teardown(test_list_filters_and_pages, store_setup, store_teardown),
@@ -831,7 +1070,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_list_children, store_setup, store_teardown),
         cmocka_unit_test_setup_teardown(test_cancel_cascades_to_children, store_setup,
                                         store_teardown),
-        cmocka_unit_test_setup_teardown(test_recover_cancels_orphans, store_setup, store_teardown),
+        cmocka_unit_test_setup_teardown(test_expiry_cancels_orphans, store_setup, store_teardown),
         cmocka_unit_test_setup_teardown(test_dataset_user, store_setup, store_teardown),
         cmocka_unit_test_setup_teardown(test_migrates_an_empty_database, store_setup,
                                         store_teardown),
@@ -839,8 +1078,6 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_refuses_a_newer_schema, store_setup, store_teardown),
         cmocka_unit_test_setup_teardown(test_reconnects_after_the_server_ends_the_connection,
                                         store_setup, store_teardown),
-        cmocka_unit_test_setup_teardown(test_one_server_holds_the_store, store_setup,
-                                        store_teardown),
     };
     return cmocka_run_group_tests_name(store_group("job_store"), tests, NULL, NULL);
 }

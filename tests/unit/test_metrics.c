@@ -288,6 +288,45 @@ static void test_stops(void **state)
     metrics_destroy(m);
 }
 
+/* The job queue's series: this process's counters from 0, and the store's queued jobs by kind
+ * with their total (none when the store could not count them). */
+static void test_job_queue(void **state)
+{
+    (void)state;
+    struct metrics *m = metrics_create();
+    assert_non_null(m);
+    struct lines l = render(m, &zero_gauges);
+    assert_well_formed(&l);
+    assert_line(&l, "# TYPE augserve_jobs_claimed_total counter");
+    assert_line(&l, "augserve_jobs_claimed_total 0");
+    assert_line(&l, "augserve_job_leases_expired_total 0");
+    assert_line(&l, "augserve_job_retries_total 0");
+    assert_line(&l, "augserve_job_leases_lost_total 0");
+    assert_false(has_sample(&l, "augserve_job_queue_depth"));
+    free_lines(&l);
+    metrics_count_jobs(m, METRICS_JOBS_CLAIMED, 1);
+    metrics_count_jobs(m, METRICS_JOBS_CLAIMED, 1);
+    metrics_count_jobs(m, METRICS_JOBS_EXPIRED, 3);
+    metrics_count_jobs(m, METRICS_JOBS_RETRIED, 2);
+    metrics_count_jobs(m, METRICS_JOBS_LOST, 1);
+    json_t *queued = json_pack("{s:i, s:i}", "search-trial", 4, "train", 1);
+    struct metrics_gauges g = zero_gauges;
+    g.jobs_queued = queued;
+    l = render(m, &g);
+    assert_well_formed(&l);
+    assert_line(&l, "augserve_jobs_claimed_total 2");
+    assert_line(&l, "augserve_job_leases_expired_total 3");
+    assert_line(&l, "augserve_job_retries_total 2");
+    assert_line(&l, "augserve_job_leases_lost_total 1");
+    assert_line(&l, "# TYPE augserve_job_queue_depth gauge");
+    assert_line(&l, "augserve_job_queue_depth 5");
+    assert_line(&l, "augserve_jobs_queued{kind=\"search-trial\"} 4");
+    assert_line(&l, "augserve_jobs_queued{kind=\"train\"} 1");
+    free_lines(&l);
+    json_decref(queued);
+    metrics_destroy(m);
+}
+
 static void test_histogram(void **state)
 {
     struct metrics *m = metrics_create();
@@ -491,15 +530,11 @@ static void test_process_rss(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_empty),
-        cmocka_unit_test(test_counters),
-        cmocka_unit_test(test_stops),
-        cmocka_unit_test(test_histogram),
-        cmocka_unit_test(test_bucket_bound_inclusive),
-        cmocka_unit_test(test_gauges),
-        cmocka_unit_test(test_label_escaping),
-        cmocka_unit_test(test_method_labels),
-        cmocka_unit_test(test_concurrent_observe),
+        cmocka_unit_test(test_empty),         cmocka_unit_test(test_counters),
+        cmocka_unit_test(test_stops),         cmocka_unit_test(test_job_queue),
+        cmocka_unit_test(test_histogram),     cmocka_unit_test(test_bucket_bound_inclusive),
+        cmocka_unit_test(test_gauges),        cmocka_unit_test(test_label_escaping),
+        cmocka_unit_test(test_method_labels), cmocka_unit_test(test_concurrent_observe),
         cmocka_unit_test(test_process_rss),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
