@@ -8,6 +8,9 @@
  *     through NOTIFY (its cancel poll, job_poll_s while it hears notifications, is an hour too);
  *   - a model uploaded through one API server is served by the other after the NOTIFY, and one
  *     deleted through it stops being served there;
+ *   - a worker killed mid-job: its lease expires (its process has ended), a sweep queues the job
+ *     again and its NOTIFY wakes another worker, idle with a poll of an hour, which resumes it from
+ *     its checkpoint;
  *   - a listener whose connection the database ended connects again, and a job queued meanwhile
  *     still runs at once;
  *   - a worker is refused on SQLite and with job_workers 0, with a message. */
@@ -57,7 +60,7 @@ static const char *settings(const struct server *with, int job_workers, int poll
     if (with) snprintf(data_dir, sizeof data_dir, ", \"data_dir\": \"%s\"", with->data_dir);
     snprintf(text, sizeof text,
              "{\"debug_routes\": true, \"store\": \"%s\", \"models_dir\": \"%s\", "
-             "\"job_workers\": %d, \"job_poll_s\": %d%s}",
+             "\"job_workers\": %d, \"job_poll_s\": %d, \"heartbeat_s\": 1, \"lease_s\": 3%s}",
              url, harness_models_dir(), job_workers, poll_s, data_dir);
     return text;
 }
@@ -118,6 +121,32 @@ static void test_worker_runs_what_the_api_server_queues(void **state)
     job_send(worker, "POST", "/v1/jobs", "{\"kind\": \"count\"}", NULL, &r);
     assert_error_envelope(&r, 404, "not_found");
     http_response_free(&r);
+    harness_pass(state);
+}
+
+static void test_a_dead_workers_job_moves(void **state)
+{
+    const int units = 40;
+    struct server *api = harness_start(state, settings(NULL, 0, 3600));
+    struct server *first = harness_start_worker(state, settings(api, 1, 3600));
+    char id[32], params[64];
+    snprintf(params, sizeof params, "{\"units\": %d, \"unit_ms\": 50}", units);
+    job_submit(api, "count", params, id);
+    job_wait_progress(api, id, 0.25);
+    /* Started only now, so the job was the first's; idle from here on. */
+    struct server *second = harness_start_worker(state, settings(api, 1, 3600));
+    assert_int_equal(server_stop(first, SIGKILL, 5000), 0);
+
+    json_t *doc = job_wait_state(api, id, "succeeded");
+    json_t *result = json_object_get(doc, "result");
+    assert_int_equal(json_int(result, "total"), units * (units + 1) / 2);
+    assert_int_equal(json_int(doc, "attempts"), 2);
+    int resumed = (int)json_int(result, "resumed_from");
+    assert_true(resumed >= units / 4 && resumed < units);
+    json_decref(doc);
+    char *log = server_stderr(second);
+    assert_contains(log, id);
+    free(log);
     harness_pass(state);
 }
 
@@ -269,6 +298,7 @@ int main(int argc, char **argv)
         TEST(test_worker_runs_what_the_api_server_queues),
         TEST(test_two_api_servers_share_a_job),
         TEST(test_model_added_on_one_is_served_by_the_other),
+        TEST(test_a_dead_workers_job_moves),
         TEST(test_listener_reconnects),
         TEST(test_worker_refusals),
     };
