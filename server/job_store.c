@@ -167,7 +167,36 @@ int job_store_get(struct storage *st, const char *id, struct job *out, struct en
     return rc;
 }
 
-int job_store_create(struct storage *st, const struct job *spec, struct eng_error *err)
+/* ENG_CONFLICT for a write of job id's outcome under token that changed nothing: the job is no
+ * longer running under that lease. */
+static int lease_lost(const char *id, int64_t token, struct eng_error *err)
+{
+    return eng_fail(err, ENG_CONFLICT,
+                    "job %s is not running under lease %lld: it ended, or its lease expired and "
+                    "another attempt took it",
+                    id, (long long)token);
+}
+
+/* Whether job id runs under token, in the transaction: 0, or -1 with err (ENG_CONFLICT: it does
+ * not). On PostgreSQL the UPDATE, which changes nothing, also locks the row to the transaction's
+ * end, so no expiry can slip between this check and the write it guards. */
+static int fence(struct storage *st, const char *id, int64_t token, struct eng_error *err)
+{
+    struct storage_stmt *stmt = storage_prepare(st,
+                                                "UPDATE jobs SET lease_token = lease_token"
+                                                " WHERE id = ? AND lease_token = ? AND state = "
+                                                "'running'",
+                                                err);
+    if (!stmt) return -1;
+    storage_bind_text(stmt, 1, id);
+    storage_bind_int64(stmt, 2, token);
+    if (storage_run(st, stmt, err, "checking a lease") != 0) return -1;
+    return storage_changes(st) == 1 ? 0 : lease_lost(id, token, err);
+}
+
+/* job_store_create, and with parent_token 0 or more, job_store_create_child. */
+static int create(struct storage *st, const struct job *spec, int64_t parent_token,
+                  struct eng_error *err)
 {
     if (storage_begin(st, err) != 0) return -1;
     int rc = -1;
@@ -176,6 +205,8 @@ int job_store_create(struct storage *st, const struct job *spec, struct eng_erro
         struct job parent;
         if (get_locked(st, spec->parent, &parent, err) != 0) return storage_end(st, -1, err);
         job_clear(&parent);
+        if (parent_token >= 0 && fence(st, spec->parent, parent_token, err) != 0)
+            return storage_end(st, -1, err);
     }
     stmt = storage_prepare(st,
                            "INSERT INTO jobs (id, kind, params, owner, parent, state, created_ms) "
@@ -201,6 +232,17 @@ int job_store_create(struct storage *st, const struct job *spec, struct eng_erro
     if (rc == 0) rc = add_state_event(st, spec->id, JOB_QUEUED, NULL, NULL, err);
     if (rc == 0) rc = storage_notify_within(st, STORAGE_CHANNEL_JOBS, NULL, err);
     return storage_end(st, rc, err);
+}
+
+int job_store_create(struct storage *st, const struct job *spec, struct eng_error *err)
+{
+    return create(st, spec, -1, err);
+}
+
+int job_store_create_child(struct storage *st, const struct job *spec, int64_t parent_token,
+                           struct eng_error *err)
+{
+    return create(st, spec, parent_token, err);
 }
 
 int job_store_list(struct storage *st, const struct job_filter *f, struct job **jobs, size_t *count,
@@ -262,6 +304,14 @@ int job_store_list(struct storage *st, const struct job_filter *f, struct job **
     return rc;
 }
 
+/* Begins a write transaction (storage_begin) and reads the store's clock into *now, what leases
+ * are timed by: 0, or -1 with err and no transaction. */
+static int begin_at(struct storage *st, int64_t *now, struct eng_error *err)
+{
+    if (storage_begin(st, err) != 0) return -1;
+    return storage_clock_ms(st, now, err) == 0 ? 0 : storage_end(st, -1, err);
+}
+
 /* The claim of the oldest queued job whose parent is ?2 (NULL: a job with none; IS NOT DISTINCT
  * FROM is SQLite's IS, and equality that holds for two NULLs too), while that parent runs under
  * token ?4; the lease is worker ?3's, from ?1 (the store's clock). SQLite has one writer at a
@@ -281,8 +331,7 @@ static int claim(struct storage *st, const char *parent, int64_t parent_token, c
                  struct job *out, struct eng_error *err)
 {
     int64_t now;
-    if (storage_begin(st, err) != 0) return -1;
-    if (storage_clock_ms(st, &now, err) != 0) return storage_end(st, -1, err);
+    if (begin_at(st, &now, err) != 0) return -1;
     struct storage_stmt *stmt = storage_prepare(
         st, storage_sql(st, CLAIM_SQL(""), CLAIM_SQL(" FOR UPDATE SKIP LOCKED")), err);
     if (!stmt) return storage_end(st, -1, err);
@@ -320,21 +369,10 @@ int job_store_claim_child(struct storage *st, const char *parent, int64_t parent
     return claim(st, parent, parent_token, worker, out, err);
 }
 
-/* ENG_CONFLICT for a write of job id's outcome under token that changed nothing: the job is no
- * longer running under that lease. */
-static int lease_lost(const char *id, int64_t token, struct eng_error *err)
-{
-    return eng_fail(err, ENG_CONFLICT,
-                    "job %s is not running under lease %lld: it ended, or its lease expired and "
-                    "another attempt took it",
-                    id, (long long)token);
-}
-
 int job_store_heartbeat(struct storage *st, const char *id, int64_t token, struct eng_error *err)
 {
     int64_t now;
-    if (storage_begin(st, err) != 0) return -1;
-    if (storage_clock_ms(st, &now, err) != 0) return storage_end(st, -1, err);
+    if (begin_at(st, &now, err) != 0) return -1;
     struct storage_stmt *stmt = storage_prepare(
         st,
         "UPDATE jobs SET heartbeat_ms = ? WHERE id = ? AND lease_token = ? AND state = 'running'",
@@ -346,23 +384,6 @@ int job_store_heartbeat(struct storage *st, const char *id, int64_t token, struc
     int rc = storage_run(st, stmt, err, "renewing a lease");
     int held = rc == 0 && storage_changes(st) == 1;
     return storage_end(st, rc, err) == 0 ? held : -1;
-}
-
-/* Whether job id runs under token, in the transaction: 0, or -1 with err (ENG_CONFLICT: it does
- * not). On PostgreSQL the UPDATE, which changes nothing, also locks the row to the transaction's
- * end, so no expiry can slip between this check and the write it guards. */
-static int fence(struct storage *st, const char *id, int64_t token, struct eng_error *err)
-{
-    struct storage_stmt *stmt = storage_prepare(st,
-                                                "UPDATE jobs SET lease_token = lease_token"
-                                                " WHERE id = ? AND lease_token = ? AND state = "
-                                                "'running'",
-                                                err);
-    if (!stmt) return -1;
-    storage_bind_text(stmt, 1, id);
-    storage_bind_int64(stmt, 2, token);
-    if (storage_run(st, stmt, err, "checking a lease") != 0) return -1;
-    return storage_changes(st) == 1 ? 0 : lease_lost(id, token, err);
 }
 
 /* Sets a running job's progress and phase (and checkpoint when set_checkpoint), with a progress
@@ -623,8 +644,7 @@ int job_store_expire(struct storage *st, struct job_expiry *x, struct eng_error 
 {
     x->requeued = x->abandoned = 0;
     int64_t now;
-    if (storage_begin(st, err) != 0) return -1;
-    if (storage_clock_ms(st, &now, err) != 0) return storage_end(st, -1, err);
+    if (begin_at(st, &now, err) != 0) return -1;
     struct storage_stmt *stmt = storage_prepare(
         st, storage_sql(st, EXPIRY_SQL(""), EXPIRY_SQL(" FOR UPDATE SKIP LOCKED")), err);
     if (!stmt) return storage_end(st, -1, err);
