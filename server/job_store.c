@@ -230,7 +230,8 @@ static int create(struct storage *st, const struct job *spec, int64_t parent_tok
         storage_finalize(stmt);
     }
     if (rc == 0) rc = add_state_event(st, spec->id, JOB_QUEUED, NULL, NULL, err);
-    if (rc == 0) rc = storage_notify_within(st, STORAGE_CHANNEL_JOBS, NULL, err);
+    /* Runners claim jobs without a parent; a child waits for its parent's threads. */
+    if (rc == 0 && !spec->parent) rc = storage_notify_within(st, STORAGE_CHANNEL_JOBS, NULL, err);
     return storage_end(st, rc, err);
 }
 

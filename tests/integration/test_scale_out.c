@@ -52,10 +52,11 @@ static int teardown(void **state)
 }
 
 /* Settings on the test's store and models_dir; data_dir shared with `with` (NULL: a fresh one),
- * job_workers and job_poll_s as given. */
+ * job_workers and job_poll_s as given; heartbeat_s 1 and lease_s 3, so a dead worker's lease
+ * expires within seconds. */
 static const char *settings(const struct server *with, int job_workers, int poll_s)
 {
-    static char text[2048];
+    static char text[8192];
     char data_dir[PATH_MAX + 32] = "";
     if (with) snprintf(data_dir, sizeof data_dir, ", \"data_dir\": \"%s\"", with->data_dir);
     snprintf(text, sizeof text,
