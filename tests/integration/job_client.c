@@ -215,3 +215,12 @@ void job_cancel_running(const struct server *srv, const char *kind, const char *
     job_cancel(srv, id);
     json_decref(job_wait_state(srv, id, "cancelled"));
 }
+
+void job_expect_count_resumed(json_t *doc, int units)
+{
+    json_t *result = json_object_get(doc, "result");
+    assert_int_equal(json_int(result, "total"), units * (units + 1) / 2);
+    assert_int_equal(json_int(doc, "attempts"), 2);
+    int resumed = (int)json_int(result, "resumed_from");
+    assert_true(resumed >= units / 4 && resumed < units);
+}

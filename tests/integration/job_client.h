@@ -67,6 +67,10 @@ json_t *job_resume(void **state, const struct server *first, const char *id, con
 json_t *job_resume_for(void **state, const struct server *first, const char *id,
                        const char *log_needle, double seconds, struct server **second);
 
+/* A count job of `units` units, killed once it had done a quarter, as its document shows it at its
+ * end: every unit counted once, on its second attempt, resumed from where it had got to. */
+void job_expect_count_resumed(json_t *doc, int units);
+
 /* The job's folder holds its artifacts folder and nothing else (no checkpoint file left). */
 void job_expect_only_artifacts(const struct server *srv, const char *id);
 
