@@ -149,7 +149,8 @@ int job_children_add(struct job_children *c, const char *id, const char *kind, c
     struct job spec = {
         .kind = (char *)kind, .params = (json_t *)params, .owner = c->owner, .parent = c->parent};
     snprintf(spec.id, sizeof spec.id, "%s", id);
-    if (job_store_create(c->app->storage, &spec, err) != 0) return -1;
+    if (job_store_create_child(c->app->storage, &spec, jobs_lease_token(c->ctx), err) != 0)
+        return -1;
     pthread_mutex_lock(&c->lock);
     c->added++;
     pthread_cond_signal(&c->wake);

@@ -95,6 +95,10 @@ void job_events_free(struct job_event *events, size_t count);
 /* A new queued job: spec's id, kind, params, owner and parent; its state, times and progress are
  * the store's. ENG_CONFLICT when the id is taken, ENG_NOT_FOUND when the parent is unknown. */
 int job_store_create(struct storage *st, const struct job *spec, struct eng_error *err);
+/* The same for a child (spec->parent set) that its parent, running under parent_token, queues:
+ * ENG_CONFLICT, nothing queued, when the parent no longer runs under it (a lost lease). */
+int job_store_create_child(struct storage *st, const struct job *spec, int64_t parent_token,
+                           struct eng_error *err);
 
 /* The job with this id into *out (job_clear it). ENG_NOT_FOUND when there is none. */
 int job_store_get(struct storage *st, const char *id, struct job *out, struct eng_error *err);

@@ -43,8 +43,10 @@ void jobs_cancel_heard(struct jobs *jobs);
 
 /* Runs a job claimed from the store (job_store_claim, job_store_claim_child) on the calling
  * thread, as a runner does: its kind's run with a context whose engine work may use `threads`
- * threads, then its end recorded (succeeded, failed or cancelled, or queued again when the server
- * is stopping). A search's threads run its trials through this (job_children.h). */
+ * threads, its lease renewed meanwhile (leases.h), then its end recorded under the lease
+ * (succeeded, failed or cancelled, or queued again when the server is stopping); nothing is
+ * recorded once the lease was lost. A search's threads run its trials through this
+ * (job_children.h). */
 void jobs_run_claimed(struct jobs *jobs, const struct job *job, int threads);
 /* The fencing token of the claim the context's job runs under (job_store.h, "Leases"): what a
  * claim of its children carries. */

@@ -216,11 +216,41 @@ void job_cancel_running(const struct server *srv, const char *kind, const char *
     json_decref(job_wait_state(srv, id, "cancelled"));
 }
 
-void job_expect_count_resumed(json_t *doc, int units)
+int job_expect_count_resumed(json_t *doc, int units)
 {
     json_t *result = json_object_get(doc, "result");
     assert_int_equal(json_int(result, "total"), units * (units + 1) / 2);
     assert_int_equal(json_int(doc, "attempts"), 2);
     int resumed = (int)json_int(result, "resumed_from");
     assert_true(resumed >= units / 4 && resumed < units);
+    return resumed;
+}
+
+/* units.csv of a job: how often each unit 1..units appears, and which attempt counted it. */
+void job_check_units_once(const struct server *srv, const char *id, int units, int resumed)
+{
+    char path[128];
+    snprintf(path, sizeof path, "/v1/jobs/%s/artifacts/units.csv", id);
+    struct http_response r;
+    http_get(srv, path, &r);
+    assert_status(&r, 200);
+    int *seen = calloc((size_t)units + 1, sizeof *seen);
+    char *save = NULL;
+    int lines = 0;
+    for (char *line = strtok_r(r.body, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+        if (lines++ == 0) {
+            assert_string_equal(line, "unit,attempt");
+            continue;
+        }
+        int unit, attempt;
+        assert_int_equal(sscanf(line, "%d,%d", &unit, &attempt), 2);
+        assert_true(unit >= 1 && unit <= units);
+        seen[unit]++;
+        /* Units up to the checkpoint were counted by the first start, the rest by the second. */
+        assert_int_equal(attempt, unit <= resumed ? 1 : 2);
+    }
+    for (int u = 1; u <= units; u++)
+        if (seen[u] != 1) fail_msg("unit %d is in units.csv %d times", u, seen[u]);
+    free(seen);
+    http_response_free(&r);
 }

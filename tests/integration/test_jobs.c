@@ -700,35 +700,6 @@ static void test_artifacts(void **state)
     harness_pass(state);
 }
 
-/* units.csv of a job: how often each unit 1..units appears, and which attempt counted it. */
-static void check_units_once(const struct server *srv, const char *id, int units, int resumed)
-{
-    char path[128];
-    snprintf(path, sizeof path, "/v1/jobs/%s/artifacts/units.csv", id);
-    struct http_response r;
-    http_get(srv, path, &r);
-    assert_status(&r, 200);
-    int *seen = calloc((size_t)units + 1, sizeof *seen);
-    char *save = NULL;
-    int lines = 0;
-    for (char *line = strtok_r(r.body, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
-        if (lines++ == 0) {
-            assert_string_equal(line, "unit,attempt");
-            continue;
-        }
-        int unit, attempt;
-        assert_int_equal(sscanf(line, "%d,%d", &unit, &attempt), 2);
-        assert_true(unit >= 1 && unit <= units);
-        seen[unit]++;
-        /* Units up to the checkpoint were counted by the first start, the rest by the second. */
-        assert_int_equal(attempt, unit <= resumed ? 1 : 2);
-    }
-    for (int u = 1; u <= units; u++)
-        if (seen[u] != 1) fail_msg("unit %d is in units.csv %d times", u, seen[u]);
-    free(seen);
-    http_response_free(&r);
-}
-
 static void test_kill9_then_resume(void **state)
 {
     const int units = 60;
@@ -753,7 +724,7 @@ static void test_kill9_then_resume(void **state)
     /* It resumed from a checkpoint at least as far as the progress seen before the kill. */
     assert_true(resumed >= (int)(before * units + 0.5) && resumed < units);
     json_decref(doc);
-    check_units_once(second, id, units, resumed);
+    job_check_units_once(second, id, units, resumed);
 
     struct sse *s = sse_read(second, id, -1);
     assert_string_equal(states_of(s), "queued running interrupted queued running succeeded");
@@ -788,7 +759,7 @@ static void test_sigterm_requeues(void **state)
     assert_true(resumed >= 5);
     assert_int_equal(json_int(json_object_get(doc, "result"), "total"), units * (units + 1) / 2);
     json_decref(doc);
-    check_units_once(second, id, units, resumed);
+    job_check_units_once(second, id, units, resumed);
     struct sse *s = sse_read(second, id, -1);
     assert_string_equal(states_of(s), "queued running interrupted queued running succeeded");
     sse_free(s);

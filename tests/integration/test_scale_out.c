@@ -10,7 +10,8 @@
  *     deleted through it stops being served there;
  *   - a worker killed mid-job: its lease expires (its process has ended), a sweep queues the job
  *     again and its NOTIFY wakes another worker, idle with a poll of an hour, which resumes it from
- *     its checkpoint;
+ *     its checkpoint (units.csv, served by the API server from the shared data_dir, has every
+ *     unit once);
  *   - a listener whose connection the database ended connects again, and a job queued meanwhile
  *     still runs at once;
  *   - a worker is refused on SQLite and with job_workers 0, with a message. */
@@ -139,8 +140,10 @@ static void test_a_dead_workers_job_moves(void **state)
     assert_int_equal(server_stop(first, SIGKILL, 5000), 0);
 
     json_t *doc = job_wait_state(api, id, "succeeded");
-    job_expect_count_resumed(doc, units);
+    int resumed = job_expect_count_resumed(doc, units);
     json_decref(doc);
+    /* Its artifact, in the shared data_dir, served by the API server that ran nothing. */
+    job_check_units_once(api, id, units, resumed);
     char *log = server_stderr(second);
     assert_contains(log, id);
     free(log);

@@ -1,8 +1,10 @@
 /* Unit tests of the job store (server/job_store.c) on a fresh database of the run's backend
  * (store_fixture.h: SQLite, or PostgreSQL for unit.job_store.postgresql): a job's life and its
  * events, the order runners claim jobs in, claims from several connections at once, reading events
- * after an id, what a start-up finds of jobs a dead process left running, cancelling, listing, a
- * parent's children (claimed by it alone, listed by it, cancelled with it), and the schema's
+ * after an id, leases (a claim's owner and token, heartbeats, expiry by time and of an ended
+ * owner, attempts counted then given up, a stale token's writes refused, two handles sharing a
+ * store, children queued and claimed under the parent's lease, worker ids), cancelling, listing,
+ * a parent's children (claimed by it alone, listed by it, cancelled with it), and the schema's
  * migrations (from nothing, from version 1; a newer one refused). Each expectation is the state
  * machine of job_store.h. */
 #include <stdarg.h>
@@ -764,6 +766,36 @@ static void claim_child_expect(struct storage *st, int parent, int n)
     job_clear(&job);
 }
 
+/* A parent queues and claims children only under the lease it runs under: once it was claimed
+ * again, its old token queues nothing and claims nothing. */
+static void test_children_under_the_parents_lease(void **state)
+{
+    struct storage *st = ((struct fixture *)*state)->st;
+    create(st, 1, "search", NULL);
+    claim_expect(st, 1);
+    struct job spec = {.kind = "search-trial", .parent = (char *)id_of(1)};
+    spec.params = json_object();
+    snprintf(spec.id, sizeof spec.id, "%024d", 2);
+    struct eng_error err;
+    assert_int_equal(job_store_create_child(st, &spec, 1, &err), 0);
+    assert_int_equal(job_store_requeue(st, id_of(1), 1, "stopping", &err), 0);
+    /* Queued, the parent runs under no token. */
+    snprintf(spec.id, sizeof spec.id, "%024d", 3);
+    assert_int_equal(job_store_create_child(st, &spec, 1, &err), -1);
+    assert_int_equal(err.code, ENG_CONFLICT);
+    claim_expect(st, 1); /* token 2 */
+    assert_int_equal(job_store_create_child(st, &spec, 1, &err), -1);
+    assert_int_equal(err.code, ENG_CONFLICT);
+    struct job job;
+    assert_int_equal(job_store_get(st, id_of(3), &job, &err), -1);
+    assert_int_equal(err.code, ENG_NOT_FOUND);
+    assert_int_equal(job_store_claim_child(st, id_of(1), 1, WORKER, &job, &err), 0);
+    assert_int_equal(job_store_claim_child(st, id_of(1), 2, WORKER, &job, &err), 1);
+    assert_string_equal(job.id, id_of(2));
+    job_clear(&job);
+    json_decref(spec.params);
+}
+
 /* Two searches, 1 and 2, with children 3 and 5 of 1 and 4 of 2, queued in that order. */
 static void two_families(struct storage *st)
 {
@@ -1042,42 +1074,38 @@ static void test_refuses_a_newer_schema(void **state)
     assert_non_null(strstr(err.message, "schema version 999"));
 }
 
+/* A test on a fresh store of the run's backend. */
+#define STORE_TEST(test) cmocka_unit_test_setup_teardown(test, store_setup, store_teardown)
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_lifecycle, store_setup, store_teardown),
-        cmocka_unit_test_setup_teardown(test_failed_keeps_error, store_setup, store_teardown),
-        cmocka_unit_test_setup_teardown(test_claim_order, store_setup, store_teardown),
-        cmocka_unit_test_setup_teardown(test_concurrent_claims_take_each_job_once, store_setup,
-                                        store_teardown),
-        cmocka_unit_test_setup_teardown(test_connections_claim_each_job_once, store_setup,
-                                        store_teardown),
-        cmocka_unit_test_setup_teardown(test_events_after_an_id, store_setup, store_teardown),
-        cmocka_unit_test_setup_teardown(test_claim_gives_a_lease, store_setup, store_teardown),
-        cmocka_unit_test_setup_teardown(test_expiry_requeues_then_gives_up, store_setup,
-                                        store_teardown),
-        cmocka_unit_test_setup_teardown(test_stale_worker_writes_nothing, store_setup,
-                                        store_teardown),
-        cmocka_unit_test_setup_teardown(test_expiry_of_an_ended_owner, store_setup, store_teardown),
-        cmocka_unit_test_setup_teardown(test_two_handles_each_run_jobs, store_setup,
-                                        store_teardown),
-        cmocka_unit_test_setup_teardown(test_worker_ids, store_setup, store_teardown),
-        cmocka_unit_test_setup_teardown(test_requeue_on_shutdown, store_setup, store_teardown),
-        cmocka_unit_test_setup_teardown(test_cancel, store_setup, store_teardown),
-        cmocka_unit_test_setup_teardown(test_list_filters_and_pages, store_setup, store_teardown),
-        cmocka_unit_test_setup_teardown(test_parent_must_exist, store_setup, store_teardown),
-        cmocka_unit_test_setup_teardown(test_claim_child, store_setup, store_teardown),
-        cmocka_unit_test_setup_teardown(test_list_children, store_setup, store_teardown),
-        cmocka_unit_test_setup_teardown(test_cancel_cascades_to_children, store_setup,
-                                        store_teardown),
-        cmocka_unit_test_setup_teardown(test_expiry_cancels_orphans, store_setup, store_teardown),
-        cmocka_unit_test_setup_teardown(test_dataset_user, store_setup, store_teardown),
-        cmocka_unit_test_setup_teardown(test_migrates_an_empty_database, store_setup,
-                                        store_teardown),
-        cmocka_unit_test_setup_teardown(test_migrates_version_1, store_setup, store_teardown),
-        cmocka_unit_test_setup_teardown(test_refuses_a_newer_schema, store_setup, store_teardown),
-        cmocka_unit_test_setup_teardown(test_reconnects_after_the_server_ends_the_connection,
-                                        store_setup, store_teardown),
+        STORE_TEST(test_lifecycle),
+        STORE_TEST(test_failed_keeps_error),
+        STORE_TEST(test_claim_order),
+        STORE_TEST(test_concurrent_claims_take_each_job_once),
+        STORE_TEST(test_connections_claim_each_job_once),
+        STORE_TEST(test_events_after_an_id),
+        STORE_TEST(test_claim_gives_a_lease),
+        STORE_TEST(test_expiry_requeues_then_gives_up),
+        STORE_TEST(test_stale_worker_writes_nothing),
+        STORE_TEST(test_expiry_of_an_ended_owner),
+        STORE_TEST(test_two_handles_each_run_jobs),
+        STORE_TEST(test_worker_ids),
+        STORE_TEST(test_children_under_the_parents_lease),
+        STORE_TEST(test_requeue_on_shutdown),
+        STORE_TEST(test_cancel),
+        STORE_TEST(test_list_filters_and_pages),
+        STORE_TEST(test_parent_must_exist),
+        STORE_TEST(test_claim_child),
+        STORE_TEST(test_list_children),
+        STORE_TEST(test_cancel_cascades_to_children),
+        STORE_TEST(test_expiry_cancels_orphans),
+        STORE_TEST(test_dataset_user),
+        STORE_TEST(test_migrates_an_empty_database),
+        STORE_TEST(test_migrates_version_1),
+        STORE_TEST(test_refuses_a_newer_schema),
+        STORE_TEST(test_reconnects_after_the_server_ends_the_connection),
     };
     return cmocka_run_group_tests_name(store_group("job_store"), tests, NULL, NULL);
 }
