@@ -20,6 +20,7 @@
 #include "policy/saved.h"
 #include "saved_policies.h"
 #include "storage.h"
+#include "wakeups.h"
 
 /* The routing table. Health, readiness, metrics, the API description and the UI are public;
  * everything under /v1 and /v2 needs a key when keys are configured. */
@@ -102,22 +103,47 @@ int app_route_is_debug(const struct route *route)
     return strncmp(route->pattern, "/v1/debug/", 10) == 0;
 }
 
-/* The routes in force: the table without the debug routes unless they are enabled. */
-static struct route *mount_routes(const struct config *cfg, size_t *count)
+int app_route_is_worker(const struct route *route)
+{
+    return strcmp(route->pattern, "/healthz") == 0 || strcmp(route->pattern, "/metrics") == 0;
+}
+
+/* The routes in force: a worker's two, or the table without the debug routes unless they are
+ * enabled. Anything else is the router's 404. */
+static struct route *mount_routes(const struct config *cfg, enum app_role role, size_t *count)
 {
     struct route *routes = calloc(ROUTE_COUNT, sizeof *routes);
     if (!routes) return NULL;
     *count = 0;
     for (size_t i = 0; i < ROUTE_COUNT; i++)
-        if (cfg->debug_routes || !app_route_is_debug(&all_routes[i]))
+        if (role == APP_WORKER ? app_route_is_worker(&all_routes[i])
+                               : cfg->debug_routes || !app_route_is_debug(&all_routes[i]))
             routes[(*count)++] = all_routes[i];
     return routes;
 }
 
-int app_open(struct app *app, const struct config *cfg, struct eng_error *err)
+/* A worker shares a PostgreSQL store with the API servers that accept its jobs. On SQLite the
+ * store is one process's (its database file under that process's data_dir, its running jobs taken
+ * for a dead process's at start-up), so the server runs its jobs itself: job_workers. */
+static int check_worker(const struct config *cfg, struct eng_error *err)
+{
+    if (!storage_is_postgresql_url(cfg->store))
+        return eng_fail(err, ENG_INVALID,
+                        "augserve worker needs a PostgreSQL store (--store postgresql://...): "
+                        "a SQLite store is one process's, and that server runs its own jobs "
+                        "(job_workers)");
+    if (cfg->job_workers == 0)
+        return eng_fail(err, ENG_INVALID,
+                        "augserve worker with job_workers 0 would run no jobs: give it 1 or more");
+    return 0;
+}
+
+int app_open(struct app *app, const struct config *cfg, enum app_role role, struct eng_error *err)
 {
     memset(app, 0, sizeof *app);
+    if (role == APP_WORKER && check_worker(cfg, err) != 0) return -1;
     app->cfg = cfg;
+    app->role = role;
     app->started = time(NULL);
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
     app->workers = cfg->workers > 0 ? cfg->workers : (int)(cores > 0 ? cores : 1);
@@ -127,7 +153,7 @@ int app_open(struct app *app, const struct config *cfg, struct eng_error *err)
     else
         log_event("warn", "static", "static_dir %s does not exist; the web UI is not served",
                   cfg->static_dir);
-    struct route *routes = mount_routes(cfg, &app->route_count);
+    struct route *routes = mount_routes(cfg, role, &app->route_count);
     app->routes = routes;
     app->metrics = metrics_create();
     app->policies = policy_cache_new(64);
@@ -143,7 +169,9 @@ int app_open(struct app *app, const struct config *cfg, struct eng_error *err)
     app->access_log = access_log_open(cfg->access_log, err);
     if (!app->access_log) goto fail;
     app->storage = storage_open(cfg->store, cfg->data_dir, err);
-    if (!app->storage || saved_policies_load(app->storage, err) != 0) goto fail;
+    if (!app->storage || saved_policies_load(app->storage, err) != 0 ||
+        wakeups_listen(app, err) != 0)
+        goto fail;
     /* By default the inferences running at once (one per worker) share the cores, so none waits
      * on an OpenMP barrier whose other threads another inference has descheduled. */
     struct models_settings models = {
@@ -151,7 +179,9 @@ int app_open(struct app *app, const struct config *cfg, struct eng_error *err)
         .threads = cfg->nn_threads > 0 ? cfg->nn_threads
                                        : (int)(cores > app->workers ? cores / app->workers : 1),
         .direct_convolution = cfg->nn_direct_convolution,
-        .max_plan_bytes = (size_t)cfg->max_request_memory};
+        .max_plan_bytes = (size_t)cfg->max_request_memory,
+        .changed = wakeups_model_changed,
+        .changed_arg = app};
     app->models = models_open(cfg->models_dir, &models, err);
     if (!app->models) goto fail;
     char datasets[PATH_MAX];
@@ -159,12 +189,15 @@ int app_open(struct app *app, const struct config *cfg, struct eng_error *err)
     app->datasets = datasets_open(datasets, err);
     if (!app->datasets) goto fail;
     app->jobs = jobs_start(app, err);
-    if (!app->jobs || dataset_import_recover(app, err) != 0) goto fail;
+    /* Uploads and imports are the API servers': a worker starting must not settle an import or
+     * remove an upload file one of them is receiving into the shared data_dir. */
+    if (!app->jobs || (role == APP_SERVER && dataset_import_recover(app, err) != 0)) goto fail;
     app->admission = admission_create(app->workers, cfg->queue);
     if (!app->admission) {
         eng_fail(err, ENG_INTERNAL, "cannot start %d worker threads", app->workers);
         goto fail;
     }
+    wakeups_hear(app);
     return 0;
 fail:
     app_close(app);
@@ -173,6 +206,8 @@ fail:
 
 void app_close(struct app *app)
 {
+    /* First: what it hears reaches the jobs and the models. */
+    storage_listener_close(app->listener);
     admission_destroy(app->admission);
     jobs_close(app->jobs);
     datasets_close(app->datasets);

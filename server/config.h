@@ -56,6 +56,7 @@ struct config {
     int dataset_image_size;      /* mixed-size images' shorter side in a dataset's cache */
     char *datasets_dir;          /* server-side datasets POST /v1/datasets?path= reads; "": none */
     int job_workers;             /* job runner threads; 0: jobs only queue */
+    int job_poll_s;              /* an idle runner's look at the store, unwoken */
     int job_threads;             /* threads one job's engine work uses; 0 = cores / job_workers */
     int job_max_attempts;        /* starts before a job whose lease expired stays stopped */
     int heartbeat_s;             /* seconds between a running job's lease renewals */

@@ -231,6 +231,8 @@ static int create(struct storage *st, const struct job *spec, int64_t parent_tok
         storage_finalize(stmt);
     }
     if (rc == 0) rc = add_state_event(st, spec->id, JOB_QUEUED, NULL, NULL, err);
+    /* Runners claim jobs without a parent; a child waits for its parent's threads. */
+    if (rc == 0 && !spec->parent) rc = storage_notify_within(st, STORAGE_CHANNEL_JOBS, NULL, err);
     return storage_end(st, rc, err);
 }
 
@@ -534,7 +536,11 @@ int job_store_requeue(struct storage *st, const char *id, int64_t token, const c
                       struct eng_error *err)
 {
     if (storage_begin(st, err) != 0) return -1;
-    return storage_end(st, interrupt(st, id, token, reason, NULL, err) ? -1 : 0, err);
+    int rc = interrupt(st, id, token, reason, NULL, err) ||
+                     storage_notify_within(st, STORAGE_CHANNEL_JOBS, NULL, err)
+                 ? -1
+                 : 0;
+    return storage_end(st, rc, err);
 }
 
 int job_store_wait(struct storage *st, const char *id, int64_t token, const char *reason,
@@ -633,6 +639,9 @@ int job_store_cancel(struct storage *st, const char *id, enum job_state *state,
                                                    : job_state_name(job.state));
     }
     if (rc == 0) rc = cancel_children(st, id, "its parent was cancelled", err);
+    /* The process running it (or its children) stops it now rather than at its next poll. */
+    if (rc == 0 && job.state == JOB_RUNNING)
+        rc = storage_notify_within(st, STORAGE_CHANNEL_CANCEL, id, err);
     job_clear(&job);
     return storage_end(st, rc, err);
 }
@@ -723,6 +732,8 @@ int job_store_expire(struct storage *st, struct job_expiry *x, struct eng_error 
     /* The children of a job left interrupted (or ended otherwise) would stay queued for ever,
      * holding their dataset. */
     if (rc == 0 && x->abandoned) rc = cancel_children(st, NULL, "its parent had ended", err);
+    /* The jobs queued again wake the idle runners of every process. */
+    if (rc == 0 && x->requeued) rc = storage_notify_within(st, STORAGE_CHANNEL_JOBS, NULL, err);
     return storage_end(st, rc, err);
 }
 

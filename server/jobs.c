@@ -1,7 +1,8 @@
 /* Runners and the job context. Each runner thread claims the oldest queued job from the store,
  * runs its kind with a context (struct job_ctx) that records progress, events and checkpoints in
- * the store, and records how it ended. Runners wake when a job is submitted, and look at the
- * store every few seconds anyway (a claim that failed, a job queued by another process). */
+ * the store, and records how it ended. Runners wake when a job is queued, by this process or (on
+ * PostgreSQL, through the store's notifications) another, and look at the store every job_poll_s
+ * anyway (a claim that failed, a notification lost). */
 #include "jobs.h"
 
 #include <errno.h>
@@ -30,10 +31,9 @@
 #include "response.h"
 #include "storage.h"
 
-/* How often an idle runner looks at the store without being woken. */
-#define IDLE_POLL_S 2
-/* How often a running job's cancel flag is read from the store: a cancel takes at most this long
- * (plus the kind's time between checks) to stop the job. */
+/* How often a running job's cancel flag is read from the store while no notification would say
+ * it was set (SQLite; a PostgreSQL listener reconnecting): a cancel takes at most this long (plus
+ * the kind's time between checks) to stop the job. While notifications arrive, job_poll_s. */
 #define CANCEL_POLL_NS 200000000LL
 /* Progress events at most this often (a change of phase is recorded at once). */
 #define PROGRESS_EVENT_NS 250000000LL
@@ -49,7 +49,8 @@ struct jobs {
     unsigned long generation; /* bumped by each submission */
     int stopping;
     int busy;
-    atomic_int stop_flag; /* stopping, for the jobs' cancellation checks */
+    atomic_int stop_flag;       /* stopping, for the jobs' cancellation checks */
+    atomic_ulong cancels_heard; /* jobs_cancel_heard's count: running jobs read their flag */
     pthread_t *threads;
     int runner_count;
     int threads_per_job;
@@ -69,7 +70,8 @@ struct job_ctx {
     json_t *restored;
     struct eng_cancel cancel; /* installed on the runner thread: job_ctx_cancelled */
     _Atomic int64_t next_poll_ns;
-    atomic_int stop; /* an enum job_stop, once seen */
+    atomic_ulong cancels_seen; /* jobs->cancels_heard when the flag was last read */
+    atomic_int stop;           /* an enum job_stop, once seen */
     int64_t last_progress_ns;
     char *last_phase;
     char artifacts[PATH_MAX];
@@ -279,17 +281,30 @@ int job_ctx_wait(struct job_ctx *ctx, const char *reason, struct eng_error *err)
     return eng_fail(err, ENG_INTERNAL, "the job waits: %s", reason);
 }
 
-/* Sees whether the job should stop: its lease lost, the server stopping, or (every CANCEL_POLL_NS)
- * its cancel flag in the store. Thread-safe: the threads of a parallel_for share it. */
+/* How long a running job goes without reading its cancel flag, unless a cancel is heard. */
+static int64_t cancel_poll_ns(const struct jobs *jobs)
+{
+    const struct app *app = jobs->app;
+    return app->listener && storage_listening(app->listener)
+               ? (int64_t)app->cfg->job_poll_s * 1000000000
+               : CANCEL_POLL_NS;
+}
+
+/* Sees whether the job should stop: its lease lost, the server stopping, or its cancel flag in the
+ * store, read when a cancel was heard and every cancel_poll_ns anyway. Thread-safe: the threads
+ * of a parallel_for share it. */
 static enum job_stop poll_stop(struct job_ctx *ctx)
 {
     int stop = atomic_load(&ctx->stop);
     if (stop == STOP_NONE && atomic_load(&ctx->lease.lost)) stop = STOP_LOST;
     if (stop == STOP_NONE && atomic_load(&ctx->jobs->stop_flag)) stop = STOP_SHUTDOWN;
+    unsigned long heard = atomic_load(&ctx->jobs->cancels_heard);
+    if (atomic_exchange(&ctx->cancels_seen, heard) != heard) atomic_store(&ctx->next_poll_ns, 0);
     int64_t now = monotonic_ns();
     int64_t next = atomic_load(&ctx->next_poll_ns);
     if (stop == STOP_NONE && now >= next &&
-        atomic_compare_exchange_strong(&ctx->next_poll_ns, &next, now + CANCEL_POLL_NS)) {
+        atomic_compare_exchange_strong(&ctx->next_poll_ns, &next,
+                                       now + cancel_poll_ns(ctx->jobs))) {
         struct eng_error err;
         /* A store that cannot answer does not stop the job: the next poll asks again. */
         if (job_store_cancel_requested(ctx->jobs->app->storage, ctx->job->id, &err) == 1)
@@ -495,6 +510,7 @@ void jobs_run_claimed(struct jobs *jobs, const struct job *job, int threads)
     struct job_ctx ctx = {
         .jobs = jobs, .job = job, .cancel = {cancel_check, &ctx}, .threads = threads};
     atomic_init(&ctx.next_poll_ns, 0);
+    atomic_init(&ctx.cancels_seen, atomic_load(&jobs->cancels_heard));
     atomic_init(&ctx.stop, STOP_NONE);
     snprintf(ctx.lease.id, sizeof ctx.lease.id, "%s", job->id);
     ctx.lease.token = job->lease_token;
@@ -589,7 +605,7 @@ static void *runner_main(void *arg)
         if (seen == jobs->generation) {
             struct timespec until;
             clock_gettime(CLOCK_REALTIME, &until);
-            until.tv_sec += IDLE_POLL_S;
+            until.tv_sec += jobs->app->cfg->job_poll_s;
             pthread_cond_timedwait(&jobs->wake, &jobs->lock, &until);
             if (jobs->stopping) break;
         }
@@ -655,6 +671,7 @@ struct jobs *jobs_start(struct app *app, struct eng_error *err)
     pthread_mutex_init(&jobs->lock, NULL);
     pthread_cond_init(&jobs->wake, NULL);
     atomic_init(&jobs->stop_flag, 0);
+    atomic_init(&jobs->cancels_heard, 0);
     /* Runners leave signal handling to the main thread. */
     sigset_t all, old;
     sigfillset(&all);
@@ -736,9 +753,19 @@ int jobs_submit(struct jobs *jobs, const char *kind_name, json_t *params, const 
         rc = job_store_get(app->storage, spec.id, out, err);
     json_decref(empty);
     if (rc != 0) return -1;
+    jobs_wake(jobs);
+    return 0;
+}
+
+void jobs_wake(struct jobs *jobs)
+{
     pthread_mutex_lock(&jobs->lock);
     jobs->generation++;
     pthread_cond_signal(&jobs->wake);
     pthread_mutex_unlock(&jobs->lock);
-    return 0;
+}
+
+void jobs_cancel_heard(struct jobs *jobs)
+{
+    atomic_fetch_add(&jobs->cancels_heard, 1);
 }

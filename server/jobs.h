@@ -34,6 +34,13 @@ void jobs_close(struct jobs *jobs);
 int jobs_submit(struct jobs *jobs, const char *kind, json_t *params, const char *owner,
                 struct job *out, struct eng_error *err);
 
+/* Wakes the idle runners to claim: a job was queued (by another process: storage.h's
+ * notifications). */
+void jobs_wake(struct jobs *jobs);
+/* Makes every running job read its cancel flag from the store at its next check: a job's cancel
+ * was requested (by another process), perhaps one running here. Safe from any thread. */
+void jobs_cancel_heard(struct jobs *jobs);
+
 /* Runs a job claimed from the store (job_store_claim, job_store_claim_child) on the calling
  * thread, as a runner does: its kind's run with a context whose engine work may use `threads`
  * threads, its lease renewed meanwhile (leases.h), then its end recorded under the lease

@@ -1,5 +1,6 @@
-/* augserve: the command line. `augserve [--config FILE] [--setting VALUE...]` serves;
- * `augserve keygen` makes an API key; --help, --version and --print-config inform. */
+/* augserve: the command line. `augserve [--config FILE] [--setting VALUE...]` serves; `augserve
+ * worker` with the same flags runs jobs of a shared PostgreSQL store; `augserve keygen` makes an
+ * API key; --help, --version and --print-config inform. */
 #include <jansson.h>
 #include <malloc.h>
 #include <pthread.h>
@@ -26,6 +27,8 @@ extern char **environ;
 static void print_usage(FILE *out)
 {
     fprintf(out, "usage: augserve [--config FILE] [SETTING FLAGS...]   start the server\n"
+                 "       augserve worker --store postgresql://... --data-dir DIR [--config FILE]\n"
+                 "                       [SETTING FLAGS...]   run jobs only (/healthz, /metrics)\n"
                  "       augserve --print-config [--config FILE] [SETTING FLAGS...]\n"
                  "       augserve keygen [--name NAME] [--scopes augment,infer,jobs,admin]\n"
                  "       augserve augment -p POLICY [-s SEED] [-n SAMPLES] [-o PATTERN] IN...\n"
@@ -159,7 +162,7 @@ static int serve_until_signal(struct app *app, struct http_server *srv, const si
     }
 }
 
-static int run_server(const struct config *cfg)
+static int run_server(const struct config *cfg, enum app_role role)
 {
     /* Every thread started from here on inherits the blocked signals; only sigwait sees them. */
     sigset_t signals;
@@ -172,7 +175,7 @@ static int run_server(const struct config *cfg)
 
     struct eng_error err;
     struct app app;
-    if (app_open(&app, cfg, &err) != 0) {
+    if (app_open(&app, cfg, role, &err) != 0) {
         log_event("error", "start", "%s", err.message);
         return 1;
     }
@@ -182,8 +185,14 @@ static int run_server(const struct config *cfg)
         app_close(&app);
         return 1;
     }
-    log_event("info", "listening", "augserve %s on port %d (listen %s, %d workers, queue %d)",
-              AUGSERVE_VERSION, http_port(srv), cfg->listen, app.workers, cfg->queue);
+    if (role == APP_WORKER)
+        log_event("info", "listening",
+                  "augserve %s worker on port %d (listen %s, %d job runners; /healthz and "
+                  "/metrics only)",
+                  AUGSERVE_VERSION, http_port(srv), cfg->listen, cfg->job_workers);
+    else
+        log_event("info", "listening", "augserve %s on port %d (listen %s, %d workers, queue %d)",
+                  AUGSERVE_VERSION, http_port(srv), cfg->listen, app.workers, cfg->queue);
     if (!serve_until_signal(&app, srv, &signals)) {
         /* Workers may still hold connections, so nothing can be freed safely: leave at once. */
         log_event("warn", "shutdown", "%ld requests still in flight after %d s; exiting",
@@ -211,18 +220,10 @@ static void tune_allocator(void)
     mallopt(M_TOP_PAD, 64 << 20);
 }
 
-int main(int argc, char **argv)
+/* The server, or with role APP_WORKER `augserve worker`: argv[0] is the program or the word
+ * worker, then our flags and the setting flags. */
+static int serve(int argc, char **argv, enum app_role role)
 {
-    tune_allocator();
-    if (argc >= 2 && strcmp(argv[1], "keygen") == 0) return run_keygen(argc - 2, argv + 2);
-    if (argc >= 2 && strcmp(argv[1], "augment") == 0) return cli_augment(argc - 2, argv + 2);
-    if (argc >= 2 && strcmp(argv[1], "augment-audio") == 0)
-        return cli_augment_audio(argc - 2, argv + 2);
-    if (argc >= 2 && strcmp(argv[1], "bench") == 0) return cli_bench(argc - 2, argv + 2);
-    if (argc >= 2 && strcmp(argv[1], "eval-2afc") == 0) return cli_eval_2afc(argc - 2, argv + 2);
-    if (argc >= 2 && strcmp(argv[1], "dataset") == 0) return cli_dataset(argc - 2, argv + 2);
-    if (argc >= 2 && strcmp(argv[1], "search") == 0) return cli_search(argc - 2, argv + 2);
-
     const char *config_path = getenv("AUGSERVE_CONFIG");
     int print_config = 0;
     /* What is left after our own flags are the setting flags, for config_load. */
@@ -263,8 +264,23 @@ int main(int argc, char **argv)
         status = text ? 0 : 1;
         free(text);
     } else {
-        status = run_server(&cfg);
+        status = run_server(&cfg, role);
     }
     config_free(&cfg);
     return status;
+}
+
+int main(int argc, char **argv)
+{
+    tune_allocator();
+    if (argc >= 2 && strcmp(argv[1], "keygen") == 0) return run_keygen(argc - 2, argv + 2);
+    if (argc >= 2 && strcmp(argv[1], "augment") == 0) return cli_augment(argc - 2, argv + 2);
+    if (argc >= 2 && strcmp(argv[1], "augment-audio") == 0)
+        return cli_augment_audio(argc - 2, argv + 2);
+    if (argc >= 2 && strcmp(argv[1], "bench") == 0) return cli_bench(argc - 2, argv + 2);
+    if (argc >= 2 && strcmp(argv[1], "eval-2afc") == 0) return cli_eval_2afc(argc - 2, argv + 2);
+    if (argc >= 2 && strcmp(argv[1], "dataset") == 0) return cli_dataset(argc - 2, argv + 2);
+    if (argc >= 2 && strcmp(argv[1], "search") == 0) return cli_search(argc - 2, argv + 2);
+    if (argc >= 2 && strcmp(argv[1], "worker") == 0) return serve(argc - 1, argv + 1, APP_WORKER);
+    return serve(argc, argv, APP_SERVER);
 }

@@ -313,6 +313,12 @@ static int load_upload(struct models *ms, const char *tmp, const char *name, str
     return 0;
 }
 
+/* Tells the settings' hook that models_dir changed. */
+static void changed(const struct models *ms, const char *name)
+{
+    if (ms->settings.changed) ms->settings.changed(ms->settings.changed_arg, name);
+}
+
 int models_add(struct models *ms, const char *name, const struct model_upload *upload,
                struct model **added, struct eng_error *err)
 {
@@ -346,6 +352,7 @@ int models_add(struct models *ms, const char *name, const struct model_upload *u
     if (status == 0) status = load_upload(ms, tmp, name, added, err);
     if (status != 0 && remove_tree(tmp) != 0)
         log_event("warn", "models", "cannot remove %s: %s", tmp, strerror(errno));
+    if (status == 0) changed(ms, name);
     return status;
 }
 
@@ -381,6 +388,7 @@ int models_remove(struct models *ms, const char *name, struct eng_error *err)
     if (remove_tree(trash) != 0)
         log_event("warn", "models", "cannot remove %s: %s", trash, strerror(errno));
     model_release(m);
+    changed(ms, name);
     return 0;
 }
 

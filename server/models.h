@@ -43,6 +43,10 @@ struct models_settings {
     int threads;               /* each run's threads; 0: OpenMP's default, one per core */
     bool direct_convolution;   /* nn_plan_options' */
     size_t max_plan_bytes;     /* nn_plan_options' max_bytes: a plan's activations, 0 no cap */
+    /* Called with the model's name once models_add or models_remove has changed models_dir
+     * (NULL: nothing): other processes serving the same folder rescan it (server/wakeups.c). */
+    void (*changed)(void *arg, const char *name);
+    void *changed_arg;
 };
 
 /* Scans dir; a missing dir gives an empty repository. Returns NULL only when memory runs out

@@ -12,6 +12,7 @@
 #include "core/error.h"
 
 struct storage;
+struct storage_listener;
 
 /* Creates data_dir (and parents) if needed and opens the store: data_dir/augserve.db when store is
  * "sqlite", else the PostgreSQL database of the postgresql:// URL. Brings its schema up to this
@@ -34,6 +35,40 @@ int storage_schema_version(void);
 int storage_ping(struct storage *st);
 
 void storage_close(struct storage *st);
+
+/* ---- Wake-ups between the processes of one store ---------------------------------------------
+ * On PostgreSQL every process sharing the store (API servers, workers) is told what changed
+ * elsewhere through NOTIFY, each LISTENing on a connection of its own (storage_notify.c). Nothing
+ * depends on a wake-up arriving: each hearer also looks at the store on a slow poll, so a lost
+ * notification (a listener reconnecting) costs time, never a job. On SQLite the store has one
+ * process, which wakes its own threads: storage_notify does nothing there, and no listener hears
+ * anything. */
+enum storage_channel {
+    STORAGE_CHANNEL_JOBS,   /* a job was queued, new or again: idle runners claim */
+    STORAGE_CHANNEL_CANCEL, /* a job's cancel was requested (payload: its id) */
+    STORAGE_CHANNEL_MODELS, /* a model was added to or removed from models_dir (payload: its name)
+                             */
+    STORAGE_CHANNELS
+};
+
+/* Tells every process listening on the store, this one included, once the current transaction
+ * commits (or at once outside one). payload: short text, or NULL. 0, or -1 with err. */
+int storage_notify(struct storage *st, enum storage_channel channel, const char *payload,
+                   struct eng_error *err);
+
+/* What a listener calls on its own thread for each notification heard; after it reconnected, once
+ * per channel with payload NULL: what was said while it was away is lost, so look at the store. */
+typedef void (*storage_heard_fn)(void *arg, enum storage_channel channel, const char *payload);
+
+/* On a PostgreSQL store (a URL), a connection of its own that LISTENs on every channel and a thread
+ * that hears them, reconnecting when the connection drops: NULL with err when it cannot connect
+ * now. On SQLite a listener that never hears anything. */
+struct storage_listener *storage_listen(const char *store, storage_heard_fn heard, void *arg,
+                                        struct eng_error *err);
+/* Whether notifications reach this listener now: its connection is up. 0 on SQLite. */
+int storage_listening(struct storage_listener *l);
+/* Stops its thread and closes its connection (NULL: nothing). */
+void storage_listener_close(struct storage_listener *l);
 
 /* mkdir -p, for the store's files under data_dir (mode 0750): 0, or -1 with err. */
 int storage_make_dirs(const char *path, struct eng_error *err);

@@ -3,6 +3,7 @@
  *   storage.c         opening the store, the schema's migrations, the statement layer below
  *   storage_sqlite.c  the SQLite backend (the default: data_dir/augserve.db)
  *   storage_pg.c      the PostgreSQL backend (a postgresql:// URL, through libpq)
+ *   storage_notify.c  wake-ups between the processes of one store: NOTIFY, and the listener
  *   job_store.c       jobs and their events (job_store.h)
  *   dataset_store.c   datasets' records (dataset_store.h)
  *   policy_store.c    saved policies (policy_store.h)
@@ -134,6 +135,11 @@ int storage_duplicate(struct storage *st);
 int storage_begin(struct storage *st, struct eng_error *err);
 /* Commits when ok is 0, else rolls back; unlocks; returns ok (or -1 when the commit fails). */
 int storage_end(struct storage *st, int ok, struct eng_error *err);
+
+/* storage_notify inside an operation that holds st->lock (a transaction's NOTIFY is sent at its
+ * commit, and not at all when it rolls back). */
+int storage_notify_within(struct storage *st, enum storage_channel channel, const char *payload,
+                          struct eng_error *err);
 
 /* The current row's column: text owned by the statement (NULL for SQL NULL), numbers. */
 const char *storage_column(struct storage_stmt *s, int column);

@@ -46,16 +46,17 @@ def request(base, method, path, body=None, data=None, content_type="application/
 
 class Server:
     """augserve --config FILE, FILE written into tmp with these settings over listen
-    127.0.0.1:0 and access_log off; the log in tmp/server.log."""
+    127.0.0.1:0 and access_log off; the log in tmp/server.log. command: words before --config
+    (("worker",): augserve worker)."""
 
-    def __init__(self, binary, tmp, settings):
+    def __init__(self, binary, tmp, settings, command=()):
         config = dict({"listen": "127.0.0.1:0", "access_log": "off"}, **settings)
         path = os.path.join(tmp, "augserve.json")
         with open(path, "w") as f:
             json.dump(config, f)
         self.log = open(os.path.join(tmp, "server.log"), "w+")
         try:
-            self.proc = subprocess.Popen([binary, "--config", path], stdout=self.log,
+            self.proc = subprocess.Popen([binary, *command, "--config", path], stdout=self.log,
                                          stderr=self.log)
         except OSError as e:
             raise ServerError(f"{binary}: {e.strerror}") from None

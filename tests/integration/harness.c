@@ -345,7 +345,8 @@ static int listening_port(const char *log)
 static void launch(struct server *srv, int dump)
 {
     const char *args[] = {"--config", srv->config_path, NULL};
-    srv->pid = spawn(args, srv->stderr_path, srv->stderr_path);
+    const char *worker_args[] = {"worker", "--config", srv->config_path, NULL};
+    srv->pid = spawn(srv->worker ? worker_args : args, srv->stderr_path, srv->stderr_path);
     double deadline = harness_now() + START_TIMEOUT_S;
     for (;;) {
         char *log = server_stderr(srv);
@@ -467,6 +468,15 @@ struct server *harness_start(void **state, const char *extra_json)
     return srv;
 }
 
+struct server *harness_start_worker(void **state, const char *extra_json)
+{
+    struct server *srv = server_prepare(extra_json);
+    srv->worker = 1;
+    ctx_add(state, srv);
+    launch(srv, 0);
+    return srv;
+}
+
 int harness_setup_models(void **state)
 {
     snprintf(models_dir, sizeof models_dir, "/tmp/augserve-models-XXXXXX");
@@ -553,6 +563,17 @@ int harness_run_binary(const char *const args[], char **out, char **err)
     remove_tree(dir);
     if (!proc.exited || !WIFEXITED(proc.wait_status)) return -1;
     return WEXITSTATUS(proc.wait_status);
+}
+
+void harness_expect_refused(const char *const args[], const char *message)
+{
+    char *out = NULL, *err = NULL;
+    int status = harness_run_binary(args, &out, &err);
+    assert_true(status > 0);
+    if (!strstr(err, message)) fail_msg("stderr lacks \"%s\":\n%s", message, err);
+    assert_null(strstr(err, "listening"));
+    free(out);
+    free(err);
 }
 
 json_t *harness_keygen(const char *name, const char *scopes, char key[128])

@@ -78,6 +78,7 @@ struct server {
      * text, so a response holding it proves a traversal. */
     char outside_path[PATH_MAX];
     char outside_content[64];
+    int worker; /* started as `augserve worker` (harness_start_worker) */
 };
 
 /* Makes the temporary folder, the static files and the config file, without starting anything.
@@ -116,6 +117,8 @@ int harness_setup(void **state);
 int harness_teardown(void **state);
 /* server_start, with the server registered for the teardown. */
 struct server *harness_start(void **state, const char *extra_json);
+/* harness_start for `augserve worker --config FILE`: a worker, which logs "listening" too. */
+struct server *harness_start_worker(void **state, const char *extra_json);
 /* A setup for tests with a model repository: harness_setup, and a fresh empty folder (the
  * repository) that harness_teardown removes once the test's servers have stopped. */
 int harness_setup_models(void **state);
@@ -132,6 +135,10 @@ void harness_pass(void **state);
  * collects stdout and stderr (malloc'd). Returns the exit status, or -1 if it was killed by a
  * signal or ran past 60 s (a guard against hangs: loaded machines run sanitized builds slowly). */
 int harness_run_binary(const char *const args[], char **out, char **err);
+
+/* Runs the binary with args (as harness_run_binary), which must exit non-zero before listening with
+ * message on its stderr. */
+void harness_expect_refused(const char *const args[], const char *message);
 
 /* Runs `augserve keygen --name name --scopes scopes`, which must succeed: writes the key into key
  * and returns its "api_keys" entry (the caller owns it). */

@@ -216,6 +216,16 @@ void job_cancel_running(const struct server *srv, const char *kind, const char *
     json_decref(job_wait_state(srv, id, "cancelled"));
 }
 
+int job_expect_count_resumed(json_t *doc, int units)
+{
+    json_t *result = json_object_get(doc, "result");
+    assert_int_equal(json_int(result, "total"), units * (units + 1) / 2);
+    assert_int_equal(json_int(doc, "attempts"), 2);
+    int resumed = (int)json_int(result, "resumed_from");
+    assert_true(resumed >= units / 4 && resumed < units);
+    return resumed;
+}
+
 /* units.csv of a job: how often each unit 1..units appears, and which attempt counted it. */
 void job_check_units_once(const struct server *srv, const char *id, int units, int resumed)
 {

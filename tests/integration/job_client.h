@@ -67,6 +67,11 @@ json_t *job_resume(void **state, const struct server *first, const char *id, con
 json_t *job_resume_for(void **state, const struct server *first, const char *id,
                        const char *log_needle, double seconds, struct server **second);
 
+/* A count job of `units` units, killed once it had done a quarter, as its document shows it at its
+ * end: every unit counted once, on its second attempt, resumed from where it had got to (which it
+ * returns: the result's resumed_from). */
+int job_expect_count_resumed(json_t *doc, int units);
+
 /* The count kind's units.csv of job id: each unit 1..units once, those up to resumed counted by
  * attempt 1 and the others by attempt 2. */
 void job_check_units_once(const struct server *srv, const char *id, int units, int resumed);

@@ -47,13 +47,7 @@ static int teardown(void **state)
 static void expect_refused_start(const char *store, const char *message)
 {
     const char *args[] = {"--store", store, "--data-dir", "/tmp", "--listen", "127.0.0.1:0", NULL};
-    char *out = NULL, *err = NULL;
-    int status = harness_run_binary(args, &out, &err);
-    assert_true(status > 0);
-    if (!strstr(err, message)) fail_msg("stderr lacks \"%s\":\n%s", message, err);
-    assert_null(strstr(err, "listening"));
-    free(out);
-    free(err);
+    harness_expect_refused(args, message);
 }
 
 static void test_records_outlive_the_server(void **state)
@@ -117,11 +111,7 @@ static void test_kill9_then_resume(void **state)
     /* On first's data_dir, where the kind's units.csv is: the store says where it stopped. */
     struct server *second = job_restart_on(state, first, settings);
     json_t *doc = job_wait_state(second, id, "succeeded");
-    json_t *result = json_object_get(doc, "result");
-    assert_int_equal(json_int(result, "total"), units * (units + 1) / 2);
-    assert_int_equal(json_int(doc, "attempts"), 2);
-    int resumed = (int)json_int(result, "resumed_from");
-    assert_true(resumed >= units / 4 && resumed < units);
+    job_expect_count_resumed(doc, units);
     json_decref(doc);
     harness_pass(state);
 }

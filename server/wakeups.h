@@ -1,0 +1,22 @@
+/* What a process does when another process sharing its store tells it something (storage.h's
+ * notifications, heard on PostgreSQL only): a job queued wakes its idle runners, a cancel makes
+ * its running jobs read their flag, a model added or removed makes it rescan models_dir (which
+ * every process of the store mounts). Whatever a lost notification would have said, the process
+ * finds on its own later: runners poll every job_poll_s, running jobs read their cancel flag as
+ * often, and the models wait for the next notification or SIGHUP. */
+#ifndef AUGSERVE_WAKEUPS_H
+#define AUGSERVE_WAKEUPS_H
+
+#include "core/error.h"
+
+struct app;
+
+/* Starts listening (app->listener), before the parts that hear anything exist: what is heard is
+ * dropped until wakeups_hear. 0, or -1 with err. */
+int wakeups_listen(struct app *app, struct eng_error *err);
+/* Once app->jobs and app->models are open: from now on what is heard reaches them. */
+void wakeups_hear(struct app *app);
+/* A models_settings' changed hook (its arg the app): tells the other processes. */
+void wakeups_model_changed(void *app, const char *name);
+
+#endif
