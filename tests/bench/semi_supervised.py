@@ -5,9 +5,16 @@ same budget (optimiser steps, batch, model, seed) by three methods, each tested 
   fixmatch     the `fixmatch` job kind (README "Job kinds: fixmatch, supervised"), its defaults
                (FixMatch's: mu 7, tau 0.95, lambda_u 1, SGD 0.03 Nesterov, EMA 0.999, the
                fixmatch-weak and fixmatch-strong views);
-  self-training  SLOT: the `self-training` kind is another helper's (issue 20) and not merged
-               here; the script says so and skips it while the server does not list the kind;
-  supervised   the `supervised` kind: the same params on the 400 labels alone.
+  supervised   the `supervised` kind: the same params on the 400 labels alone;
+  self-training  the `self-training` kind (README "Job kind: self-training"): the supervised
+               run's model is the first teacher; it soft-labels the unlabeled images, keeps those
+               at --threshold (Noisy Student's 0.3) and, with --per-class, balances them; a
+               student (the same zoo model, RandAugment) learns from the 400 labels and the kept
+               images, for --rounds rounds of --steps / --rounds steps each at batch
+               batch * (1 + mu), the images a fixmatch step reads (labeled and unlabeled, one view
+               each). The teacher's own training is the supervised run's, reported beside it: the
+               method's whole cost is both. It runs after supervised (which it runs first when
+               --methods leaves supervised out, without reporting it).
 Prints each method's per-epoch line (test accuracy when evaluated, mask rate and pseudo-label
 accuracy for fixmatch) and a last line with the three test accuracies. Python 3 standard library
 only.
@@ -18,7 +25,8 @@ uses that server (--dataset names a dataset it has, else the archive is uploaded
 
     tests/bench/semi_supervised.py [--archive ../shared/data/cifar10-jpeg-20k.tar]
         [--labels-per-class 40] [--arch resnet-20] [--steps 1500] [--batch 32] [--mu 7]
-        [--evaluations 10] [--methods fixmatch,self-training,supervised] [--seed 1]
+        [--evaluations 10] [--methods fixmatch,supervised,self-training] [--seed 1]
+        [--rounds 2] [--threshold 0.3] [--per-class 0]
         [--threads 0] [--url http://127.0.0.1:8080 [--dataset ID]]
 
 A smoke run (a few steps of a small CNN):
@@ -36,7 +44,7 @@ from augserve_server import HTTPError, request
 from search_bench import add_server_options, serve
 from train_cifar10 import duration, events
 
-METHODS = ("fixmatch", "self-training", "supervised")
+METHODS = ("fixmatch", "supervised", "self-training")
 
 
 def derive_labels(base, dataset, per_class, seed):
@@ -64,6 +72,18 @@ def params_of(args, dataset, labeled, unlabeled, method):
             "output": f"semi-{method}-{time.time_ns()}"}
 
 
+def self_training_params(args, shared, teacher):
+    """Self-training's params from the shared ones: the teacher, the labelling, the rounds, and the
+    student's budget (the same steps in all, at the images of a fixmatch step)."""
+    params = {k: v for k, v in shared.items() if k not in ("mu",)}
+    params.update({"teacher": teacher, "labels": "soft", "threshold": args.threshold,
+                   "rounds": args.rounds, "steps": max(1, args.steps // args.rounds),
+                   "batch": args.batch * (1 + args.mu)})
+    if args.per_class:
+        params["per_class"] = args.per_class
+    return params
+
+
 def run_job(base, kind, params):
     """Submits a job, prints a line per evaluated epoch, and returns its final test accuracy
     (None after saying why it failed)."""
@@ -76,14 +96,15 @@ def run_job(base, kind, params):
         metrics[data["name"]] = data["value"]
         if data["name"] != "eta_seconds":  # the last metric of an epoch
             continue
-        parts = [f"epoch {data['step']}: train loss {metrics['train_loss']:.4f}"]
+        parts = [f"epoch {data['step']}: train loss {metrics.get('train_loss', float('nan')):.4f}"]
         if "val_accuracy" in metrics:
             parts.append(f"test accuracy {metrics['val_accuracy']:.4f}")
         if "mask_rate" in metrics:
             parts.append(f"mask rate {metrics['mask_rate']:.3f}")
         if "pseudo_label_accuracy" in metrics:
             parts.append(f"pseudo-label accuracy {metrics['pseudo_label_accuracy']:.3f}")
-        parts.append(f"{metrics['images_per_second']:.0f} labeled images/s")
+        if "images_per_second" in metrics:
+            parts.append(f"{metrics['images_per_second']:.0f} images/s")
         parts.append(f"ETA {duration(metrics['eta_seconds'])}")
         if "val_accuracy" in metrics or "mask_rate" in metrics:
             print(", ".join(parts), flush=True)
@@ -92,31 +113,47 @@ def run_job(base, kind, params):
     if job["state"] != "succeeded":
         print(f"the {kind} job {job['state']}: {job.get('error')}", file=sys.stderr)
         return None
-    final = job["result"]["final"]
-    print(f"{kind}: test accuracy {final['val_accuracy']:.4f} after {params['steps']} steps, "
-          f"{duration(job['result']['duration_seconds'])} of training "
-          f"({duration(time.time() - started)} wall clock)", flush=True)
-    return final["val_accuracy"]
+    result = job["result"]
+    if kind == "self-training":  # a result per round, the last round's student's accuracy
+        for r in result["rounds"]:
+            pseudo = r["pseudo"]
+            print(f"round {r['round']}: test accuracy {r['val_accuracy']:.4f}, pseudo-labels kept "
+                  f"{pseudo['kept']} of {pseudo['unlabeled']} (accuracy "
+                  f"{pseudo['accuracy'] if pseudo['accuracy'] is None else round(pseudo['accuracy'], 4)}"
+                  f"), {pseudo['images']} images, {duration(r['duration_seconds'])}", flush=True)
+        accuracy, seconds = result["val_accuracy"], sum(r["duration_seconds"] for r in result["rounds"])
+    else:
+        accuracy, seconds = result["final"]["val_accuracy"], result["duration_seconds"]
+    print(f"{kind}: test accuracy {accuracy:.4f} after {params['steps']} steps, "
+          f"{duration(seconds)} of training ({duration(time.time() - started)} wall clock)",
+          flush=True)
+    return accuracy, params.get("output")
 
 
 def run(args, base, dataset):
     labeled, unlabeled = derive_labels(base, dataset["id"], args.labels_per_class, args.seed)
     listed = {k["name"] for k in request(base, "GET", "/v1")["jobs"]["kinds"]}
-    accuracies = {}
-    for method in args.methods:
-        if method not in listed:
-            # The self-training slot: its kind is issue 20's other part; once the server lists it,
-            # its params go here (the teacher from the supervised run, the same budget).
-            print(f"{method}: skipped, this server has no job kind {method}", flush=True)
+    accuracies, models = {}, {}
+    methods = list(args.methods)
+    if "self-training" in methods and "supervised" not in methods:
+        methods.insert(methods.index("self-training"), "teacher")  # supervised, not reported
+    for method in methods:
+        kind = "supervised" if method == "teacher" else method
+        if kind not in listed:
+            print(f"{method}: skipped, this server has no job kind {kind}", flush=True)
             continue
-        if method == "self-training":
-            print("self-training: skipped, its params are not written into this script yet",
-                  flush=True)
-            continue
-        params = params_of(args, dataset, labeled, unlabeled, method)
-        accuracies[method] = run_job(base, method, params)
-    if None in accuracies.values():
-        return 1
+        params = params_of(args, dataset, labeled, unlabeled, kind)
+        if kind == "self-training":
+            if "supervised" not in models:
+                print("self-training: skipped, it has no teacher", flush=True)
+                continue
+            params = self_training_params(args, params, models["supervised"])
+        outcome = run_job(base, kind, params)
+        if outcome is None:
+            return 1
+        models[kind] = outcome[1]
+        if method != "teacher":
+            accuracies[method] = outcome[0]
     print(f"{args.arch}, {args.labels_per_class} labels per class, {args.steps} steps of "
           f"batch {args.batch} (mu {args.mu}): test accuracy " +
           ", ".join(f"{m} {a:.4f}" for m, a in accuracies.items()), flush=True)
@@ -137,7 +174,14 @@ def main():
     parser.add_argument("--methods", default=",".join(METHODS),
                         help="a comma-separated subset of " + ", ".join(METHODS))
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--rounds", type=int, default=2, help="self-training's rounds")
+    parser.add_argument("--threshold", type=float, default=0.3,
+                        help="self-training's confidence threshold for a pseudo-label")
+    parser.add_argument("--per-class", type=int, default=0,
+                        help="self-training's pseudo-labeled images per class (0: unbalanced)")
     args = parser.parse_args()
+    if args.rounds < 1 or not 0 <= args.threshold <= 1 or args.per_class < 0:
+        parser.error("--rounds at least 1, --threshold in [0, 1], --per-class at least 0")
     args.methods = [m for m in args.methods.split(",") if m]
     unknown = [m for m in args.methods if m not in METHODS]
     if unknown:
