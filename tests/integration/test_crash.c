@@ -32,12 +32,15 @@
 
 #define TRIALS  20
 #define WORKERS 3
-/* Training images per class, the split the trials score: with each image made 1024 x 1024 and
- * back, a trial takes a fraction of a second in a Release build, long enough to be caught
- * running. */
-#define PER_CLASS 200
+/* Training images per class, the split the trials score, each made 512 x 512 and back: a trial
+ * takes tens of milliseconds in a Release build (wait_trial_start signals a worker within a few of
+ * a trial's start) and seconds in a sanitized one. */
+#define PER_CLASS 100
+/* How long a search may take: 20 trials of seconds each, two at once, in a sanitized build on a
+ * busy machine. */
+#define SEARCH_S 600.0
 #define SPACE                                                                                      \
-    "{\"seq\": [{\"op\": \"Resize\", \"height\": 1024, \"width\": 1024}, {\"op\": \"Solarize\", "  \
+    "{\"seq\": [{\"op\": \"Resize\", \"height\": 512, \"width\": 512}, {\"op\": \"Solarize\", "    \
     "\"threshold\": {\"$search\": {\"int\": [0, 256]}}}, {\"op\": \"Resize\", \"height\": 8, "     \
     "\"width\": 8}]}"
 /* The settings of a process on the test's store, sharing `with`'s data_dir (NULL: a fresh one):
@@ -276,7 +279,7 @@ static void test_workers_killed_and_frozen(void **state)
     workers[frozen] = NULL;
     (void)runner_of(workers, id, 3);
 
-    json_t *doc = job_wait_state(api, id, "succeeded");
+    json_t *doc = job_wait_state_for(api, id, "succeeded", SEARCH_S);
     assert_int_equal(json_int(doc, "attempts"), 3);
     json_t *trials = json_object_get(json_object_get(doc, "result"), "trials");
     /* The two trials caught running (or one, twice) were run again, each to one result. */
@@ -306,7 +309,7 @@ static void test_workers_killed_and_frozen(void **state)
     free(params);
     params = search_params(ds1);
     job_submit(single, "search", params, id1);
-    json_t *alone = job_wait_state(single, id1, "succeeded");
+    json_t *alone = job_wait_state_for(single, id1, "succeeded", SEARCH_S);
     expect_same_trials(trials, json_object_get(json_object_get(alone, "result"), "trials"));
     char *board = leaderboard(api, id), *board1 = leaderboard(single, id1);
     assert_string_equal(board, board1);
