@@ -197,28 +197,6 @@ static int expect_each_trial_once(const struct server *api, const char *id, json
     return again;
 }
 
-/* trials.jsonl, in the shared data_dir, holds each trial once, in order. */
-static void expect_trials_file_once(const struct server *api, const char *id)
-{
-    char path[128];
-    struct http_response r;
-    snprintf(path, sizeof path, "/v1/jobs/%s/artifacts/trials.jsonl", id);
-    http_get(api, path, &r);
-    assert_status(&r, 200);
-    const char *next = r.body;
-    for (json_int_t k = 0; k < TRIALS; k++) {
-        const char *end = strchr(next, '\n');
-        assert_non_null(end);
-        json_t *row = json_loadb(next, (size_t)(end - next), 0, NULL);
-        assert_non_null(row);
-        assert_int_equal(json_int(row, "trial"), k);
-        json_decref(row);
-        next = end + 1;
-    }
-    assert_int_equal(next - r.body, (long)r.body_size);
-    http_response_free(&r);
-}
-
 /* The trials of two results are the same but for their durations and children. */
 static void expect_same_trials(const json_t *a, const json_t *b)
 {
@@ -285,7 +263,8 @@ static void test_workers_killed_and_frozen(void **state)
     json_t *trials = json_object_get(json_object_get(doc, "result"), "trials");
     /* The two trials caught running (or one, twice) were run again, each to one result. */
     assert_true(expect_each_trial_once(api, id, trials) >= 2);
-    expect_trials_file_once(api, id);
+    /* trials.jsonl, in the shared data_dir, holds each trial once, in order. */
+    job_expect_trials_file(api, id, TRIALS);
 
     /* The woken worker found its leases lost, the search's and its trial's, and recorded nothing
      * (the checks above). */
