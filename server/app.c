@@ -169,8 +169,8 @@ int app_open(struct app *app, const struct config *cfg, enum app_role role, stru
     app->access_log = access_log_open(cfg->access_log, err);
     if (!app->access_log) goto fail;
     app->storage = storage_open(cfg->store, cfg->data_dir, err);
-    if (!app->storage || saved_policies_load(app->storage, err) != 0 ||
-        wakeups_listen(app, err) != 0)
+    if (!app->storage || storage_limit_idle_transactions(app->storage, cfg->lease_s, err) != 0 ||
+        saved_policies_load(app->storage, err) != 0 || wakeups_listen(app, err) != 0)
         goto fail;
     /* By default the inferences running at once (one per worker) share the cores, so none waits
      * on an OpenMP barrier whose other threads another inference has descheduled. */

@@ -398,6 +398,15 @@ struct storage *storage_open(const char *store, const char *data_dir, struct eng
     return NULL;
 }
 
+int storage_limit_idle_transactions(struct storage *st, int seconds, struct eng_error *err)
+{
+    if (storage_is_local(st)) return 0;
+    pthread_mutex_lock(&st->lock);
+    int rc = storage_pg_limit_idle(st, seconds, err);
+    pthread_mutex_unlock(&st->lock);
+    return rc;
+}
+
 int storage_is_local(const struct storage *st)
 {
     return st->driver == &storage_sqlite_driver;

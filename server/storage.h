@@ -28,6 +28,15 @@ int storage_is_postgresql_url(const char *store);
  * PostgreSQL store is shared: jobs are claimed under leases, job_store.h). */
 int storage_is_local(const struct storage *st);
 
+/* On PostgreSQL, has the server end this process's session when a transaction of it stays idle
+ * for `seconds` (lease_s): a process frozen inside a transaction (SIGSTOP, a VM paused) would
+ * otherwise keep the rows it locked, the jobs it runs among them, from the other processes' lease
+ * sweeps (SKIP LOCKED) for as long as it stays frozen. Such a process has held up its own
+ * heartbeats as long (they wait for its one connection), so its leases are over anyway; it
+ * connects again, with the same limit, before its next statement. Nothing on SQLite, one
+ * process's. 0, or -1 with err. */
+int storage_limit_idle_transactions(struct storage *st, int seconds, struct eng_error *err);
+
 /* The schema version this build writes. */
 int storage_schema_version(void);
 

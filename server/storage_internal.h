@@ -96,6 +96,9 @@ struct storage_stmt {
     struct storage *st;
 };
 
+/* storage_limit_idle_transactions on PostgreSQL (under st->lock): 0, or -1 with err. */
+int storage_pg_limit_idle(struct storage *st, int seconds, struct eng_error *err);
+
 /* Fails err with ENG_INTERNAL naming what was being done and the backend's message; returns -1. */
 int storage_fail(struct storage *st, struct eng_error *err, const char *doing);
 

@@ -18,6 +18,7 @@ struct pg {
     int duplicate;   /* whether it broke a UNIQUE constraint (SQLSTATE 23505) */
     int64_t changes; /* rows the last INSERT, UPDATE or DELETE changed */
     int transaction; /* between a BEGIN and its COMMIT or ROLLBACK */
+    int idle_s;      /* the session's idle-in-transaction limit (0: none) */
 };
 
 /* The pg_advisory_lock key of the migrations' lock, held to their transaction's end ("augs" in
@@ -75,9 +76,28 @@ static int check(struct pg *pg, PGresult *r, int keep)
  * before the next statement outside a transaction; the statement that found it dropped has failed
  * already. Inside a transaction every statement fails until the ROLLBACK, so none of the rest of
  * it runs on a new connection, outside the transaction. */
+static int limit_idle(struct pg *pg)
+{
+    char sql[96];
+    snprintf(sql, sizeof sql, "SET idle_in_transaction_session_timeout = %lld",
+             (long long)pg->idle_s * 1000);
+    return check(pg, PQexec(pg->conn, sql), 0);
+}
+
 static void reconnect_if_lost(struct pg *pg)
 {
-    if (!pg->transaction && PQstatus(pg->conn) == CONNECTION_BAD) PQreset(pg->conn);
+    if (pg->transaction || PQstatus(pg->conn) != CONNECTION_BAD) return;
+    PQreset(pg->conn);
+    /* A session's settings end with it. Should this fail, so does the statement that follows. */
+    if (PQstatus(pg->conn) == CONNECTION_OK && pg->idle_s > 0) limit_idle(pg);
+}
+
+int storage_pg_limit_idle(struct storage *st, int seconds, struct eng_error *err)
+{
+    struct pg *pg = pg_of(st);
+    pg->idle_s = seconds;
+    reconnect_if_lost(pg);
+    return limit_idle(pg) == 0 ? 0 : storage_fail(st, err, "limiting idle transactions");
 }
 
 static void ignore_notice(void *arg, const char *message)

@@ -254,3 +254,24 @@ void job_check_units_once(const struct server *srv, const char *id, int units, i
     free(seen);
     http_response_free(&r);
 }
+
+void job_expect_trials_file(const struct server *srv, const char *id, int trials)
+{
+    char path[128];
+    struct http_response r;
+    snprintf(path, sizeof path, "/v1/jobs/%s/artifacts/trials.jsonl", id);
+    http_get(srv, path, &r);
+    assert_status(&r, 200);
+    const char *next = r.body;
+    for (json_int_t k = 0; k < trials; k++) {
+        const char *end = strchr(next, '\n');
+        if (!end) fail_msg("trials.jsonl ends before trial %d:\n%s", (int)k, r.body);
+        json_t *row = json_loadb(next, (size_t)(end - next), 0, NULL);
+        assert_non_null(row);
+        assert_int_equal(json_int(row, "trial"), k);
+        json_decref(row);
+        next = end + 1;
+    }
+    assert_int_equal(next - r.body, (long)r.body_size);
+    http_response_free(&r);
+}

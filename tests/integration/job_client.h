@@ -76,6 +76,10 @@ int job_expect_count_resumed(json_t *doc, int units);
  * attempt 1 and the others by attempt 2. */
 void job_check_units_once(const struct server *srv, const char *id, int units, int resumed);
 
+/* Search id's trials.jsonl holds trials 0 to trials - 1 once each, in order (what an interrupted
+ * attempt wrote after its last checkpoint was cut). */
+void job_expect_trials_file(const struct server *srv, const char *id, int trials);
+
 /* The job's folder holds its artifacts folder and nothing else (no checkpoint file left). */
 void job_expect_only_artifacts(const struct server *srv, const char *id);
 

@@ -29,43 +29,12 @@
 #include "colour_model.h"
 #include "harness.h"
 #include "job_client.h"
+#include "pg_cluster.h"
 #include "pg_test_db.h"
 
 /* How long a notification may take to reach another process: generous for sanitized builds on a
  * loaded machine, and far below the hour a poll would take. */
 #define NOTIFY_WAIT_S 20.0
-
-static char database[64];
-static char url[512];
-
-static int setup(void **state)
-{
-    pg_test_create_database(database, url);
-    return harness_setup_models(state);
-}
-
-/* The processes stop first: dropping the database under them would fail their last writes. */
-static int teardown(void **state)
-{
-    int rc = harness_teardown(state);
-    pg_test_drop_database(database);
-    return rc;
-}
-
-/* Settings on the test's store and models_dir; data_dir shared with `with` (NULL: a fresh one),
- * job_workers and job_poll_s as given; heartbeat_s 1 and lease_s 3, so a dead worker's lease
- * expires within seconds. */
-static const char *settings(const struct server *with, int job_workers, int poll_s)
-{
-    static char text[8192];
-    char data_dir[PATH_MAX + 32] = "";
-    if (with) snprintf(data_dir, sizeof data_dir, ", \"data_dir\": \"%s\"", with->data_dir);
-    snprintf(text, sizeof text,
-             "{\"debug_routes\": true, \"store\": \"%s\", \"models_dir\": \"%s\", "
-             "\"job_workers\": %d, \"job_poll_s\": %d, \"heartbeat_s\": 1, \"lease_s\": 3%s}",
-             url, harness_models_dir(), job_workers, poll_s, data_dir);
-    return text;
-}
 
 /* GET path until it answers status, for NOTIFY_WAIT_S at most; whether it did. */
 static int wait_status(const struct server *srv, const char *path, long status)
@@ -99,8 +68,8 @@ static int wait_log(const struct server *srv, const char *needle)
 
 static void test_worker_runs_what_the_api_server_queues(void **state)
 {
-    struct server *api = harness_start(state, settings(NULL, 0, 3600));
-    struct server *worker = harness_start_worker(state, settings(api, 2, 3600));
+    struct server *api = harness_start(state, pg_cluster_settings(NULL, 0, 3600));
+    struct server *worker = harness_start_worker(state, pg_cluster_settings(api, 2, 3600));
 
     char id[32];
     job_submit(api, "count", "{\"units\": 5}", id);
@@ -144,14 +113,14 @@ static void test_worker_runs_what_the_api_server_queues(void **state)
 static void test_a_dead_workers_job_moves(void **state)
 {
     const int units = 40;
-    struct server *api = harness_start(state, settings(NULL, 0, 3600));
-    struct server *first = harness_start_worker(state, settings(api, 1, 3600));
+    struct server *api = harness_start(state, pg_cluster_settings(NULL, 0, 3600));
+    struct server *first = harness_start_worker(state, pg_cluster_settings(api, 1, 3600));
     char id[32], params[64];
     snprintf(params, sizeof params, "{\"units\": %d, \"unit_ms\": 50}", units);
     job_submit(api, "count", params, id);
     job_wait_progress(api, id, 0.25);
     /* Started only now, so the job was the first's; idle from here on. */
-    struct server *second = harness_start_worker(state, settings(api, 1, 3600));
+    struct server *second = harness_start_worker(state, pg_cluster_settings(api, 1, 3600));
     assert_int_equal(server_stop(first, SIGKILL, 5000), 0);
 
     json_t *doc = job_wait_state(api, id, "succeeded");
@@ -167,12 +136,13 @@ static void test_a_dead_workers_job_moves(void **state)
 
 static void test_listener_reconnects(void **state)
 {
-    struct server *api = harness_start(state, settings(NULL, 0, 3600));
-    struct server *worker = harness_start_worker(state, settings(api, 1, 3600));
+    struct server *api = harness_start(state, pg_cluster_settings(NULL, 0, 3600));
+    struct server *worker = harness_start_worker(state, pg_cluster_settings(api, 1, 3600));
     /* Every listening session of the database ends, as when PostgreSQL restarts; the job's NOTIFY
      * may be sent before the worker listens again: its new connection makes it look anyway. */
-    pg_test_sql(database, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-                          " WHERE datname = current_database() AND query LIKE 'LISTEN %'");
+    pg_test_sql(pg_cluster_database(),
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND query LIKE 'LISTEN %'");
     char id[32];
     job_submit(api, "count", "{\"units\": 3}", id);
     json_t *doc = job_wait_state(api, id, "succeeded");
@@ -201,8 +171,8 @@ static void stream_start(struct stream *s, const struct server *srv, const char 
 
 static void test_two_api_servers_share_a_job(void **state)
 {
-    struct server *front = harness_start(state, settings(NULL, 0, 3600));
-    struct server *back = harness_start(state, settings(front, 1, 3600));
+    struct server *front = harness_start(state, pg_cluster_settings(NULL, 0, 3600));
+    struct server *back = harness_start(state, pg_cluster_settings(front, 1, 3600));
 
     /* Long enough that only the cancel ends it (400 units of 50 ms). */
     char id[32];
@@ -249,8 +219,8 @@ static void test_model_added_on_one_is_served_by_the_other(void **state)
 {
     /* A model on disk that both serve from the start; its files are uploaded under a new name. */
     colour_model_write("colour", "{\"labels\": \"labels.txt\"}", "red\ngreen\nblue\n");
-    struct server *one = harness_start(state, settings(NULL, 0, 3600));
-    struct server *other = harness_start(state, settings(one, 0, 3600));
+    struct server *one = harness_start(state, pg_cluster_settings(NULL, 0, 3600));
+    struct server *other = harness_start(state, pg_cluster_settings(one, 0, 3600));
     http_get_expect(other, "/v1/models/colour", 200);
     http_get_expect(other, "/v1/models/copy", 404);
 
@@ -301,14 +271,14 @@ static void expect_refused_worker(const char *store, const char *job_workers, co
 static void test_worker_refusals(void **state)
 {
     expect_refused_worker("sqlite", "1", "augserve worker needs a PostgreSQL store");
-    expect_refused_worker(url, "0", "job_workers 0 would run no jobs");
+    expect_refused_worker(pg_cluster_url(), "0", "job_workers 0 would run no jobs");
     harness_pass(state);
 }
 
 int main(int argc, char **argv)
 {
     pg_test_skip_without_binaries();
-#define TEST(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
+#define TEST(f) cmocka_unit_test_setup_teardown(f, pg_cluster_setup, pg_cluster_teardown)
     const struct CMUnitTest tests[] = {
         TEST(test_worker_runs_what_the_api_server_queues),
         TEST(test_two_api_servers_share_a_job),

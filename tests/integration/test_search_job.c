@@ -395,21 +395,7 @@ static void kill9_resume(void **state, const char *parallel)
                             "succeeded");
     /* trials.jsonl, which the killed attempt was appending to, holds each trial once, in order:
      * what a trial after the last checkpoint wrote was cut. */
-    snprintf(path, sizeof path, "/v1/jobs/%s/artifacts/trials.jsonl", id);
-    http_get(second, path, &r);
-    assert_status(&r, 200);
-    char *next = r.body;
-    for (json_int_t i = 0; i < 100; i++) {
-        char *end = strchr(next, '\n');
-        assert_non_null(end);
-        json_t *row = json_loadb(next, (size_t)(end - next), 0, NULL);
-        assert_non_null(row);
-        assert_int_equal(json_int(row, "trial"), i);
-        json_decref(row);
-        next = end + 1;
-    }
-    assert_int_equal(next - r.body, (long)r.body_size);
-    http_response_free(&r);
+    job_expect_trials_file(second, id, 100);
     json_decref(result);
     json_decref(resumed);
 }

@@ -28,6 +28,10 @@
 #include "policy_store.h"
 #include "storage.h"
 #include "store_fixture.h"
+/* For test_a_transaction_left_idle_ends, which holds a transaction open as a frozen process does.
+ */
+#define AUGSERVE_STORAGE_INTERNAL
+#include "storage_internal.h"
 
 /* Creates a queued job with id "0000...<n>" of kind, params {"n": n}, owner. */
 static void create(struct storage *st, int n, const char *kind, const char *owner)
@@ -1133,6 +1137,44 @@ static void test_reconnects_after_the_server_ends_the_connection(void **state)
     claim_expect(f->st, 1);
 }
 
+/* PostgreSQL: a process frozen inside a transaction (SIGSTOP) keeps the rows it locked, which a
+ * sweep passes over (SKIP LOCKED), so its job would never be queued again. Under
+ * storage_limit_idle_transactions the server ends its session after the limit; the sweep then
+ * takes the job, and the frozen handle, once it goes on, fails that transaction and connects
+ * again with the same limit. */
+static void test_a_transaction_left_idle_ends(void **state)
+{
+    struct fixture *f = *state;
+    if (!pg_test_server()) skip(); /* SQLite: one process, whose store nothing else sweeps */
+    create(f->st, 1, "count", NULL);
+    claim_expect(f->st, 1);
+    age_heartbeat(f, 1, 120);
+    struct eng_error err;
+    struct storage *frozen = storage_open(f->store, f->dir, &err);
+    if (!frozen) fail_msg("storage_open: %s", err.message);
+    assert_int_equal(storage_limit_idle_transactions(frozen, 1, &err), 0);
+    /* It locks the job's row, as a checkpoint does, and stops there. */
+    char sql[256];
+    snprintf(sql, sizeof sql, "UPDATE jobs SET progress = progress WHERE id = '%s'", id_of(1));
+    assert_int_equal(storage_begin(frozen, &err), 0);
+    assert_int_equal(storage_exec(frozen, sql, &err, "locking a job"), 0);
+    expire(f->st, 0, 0);
+    usleep(2500 * 1000);
+    expire(f->st, 1, 0);
+    assert_int_equal(storage_end(frozen, 0, &err), -1);
+    /* Connected again, with the limit. */
+    assert_int_equal(storage_ping(frozen), 0);
+    pthread_mutex_lock(&frozen->lock);
+    struct storage_stmt *show =
+        storage_prepare(frozen, "SHOW idle_in_transaction_session_timeout", &err);
+    assert_non_null(show);
+    assert_int_equal(storage_step(show), STORAGE_ROW);
+    assert_string_equal(storage_column(show, 0), "1s");
+    storage_finalize(show);
+    pthread_mutex_unlock(&frozen->lock);
+    storage_close(frozen);
+}
+
 static void test_refuses_a_newer_schema(void **state)
 {
     struct fixture *f = *state;
@@ -1176,6 +1218,7 @@ int main(void)
         STORE_TEST(test_migrates_version_1),
         STORE_TEST(test_refuses_a_newer_schema),
         STORE_TEST(test_reconnects_after_the_server_ends_the_connection),
+        STORE_TEST(test_a_transaction_left_idle_ends),
     };
     return cmocka_run_group_tests_name(store_group("job_store"), tests, NULL, NULL);
 }
