@@ -560,7 +560,9 @@ test('datasets: an archive is uploaded with progress, imported, shown per split,
 
   await page.click('#delete');
   await page.waitForSelector('#dataset-view', { state: 'hidden' });
-  assert(await page.locator(`#datasets tr[data-dataset="${id}"]`).count() === 0, 'gone from the list');
+  // Gone from the list: the list is fetched again after the view hides, so its row goes when
+  // that answer comes (a timeout fails the test).
+  await page.waitForSelector(`#datasets tr[data-dataset="${id}"]`, { state: 'detached' });
   await page.close();
 });
 
