@@ -8,6 +8,7 @@
 #define AUGSERVE_STORAGE_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "core/error.h"
 
@@ -36,6 +37,9 @@ int storage_is_local(const struct storage *st);
  * connects again, with the same limit, before its next statement. Nothing on SQLite, one
  * process's. 0, or -1 with err. */
 int storage_limit_idle_transactions(struct storage *st, int seconds, struct eng_error *err);
+
+/* Milliseconds since the epoch by this process's clock: the times records are made with. */
+int64_t storage_now_ms(void);
 
 /* The schema version this build writes. */
 int storage_schema_version(void);
