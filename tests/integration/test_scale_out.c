@@ -14,19 +14,29 @@
  *     unit once);
  *   - a listener whose connection the database ended connects again, and a job queued meanwhile
  *     still runs at once;
- *   - a worker is refused on SQLite and with job_workers 0, with a message. */
+ *   - a worker is refused on SQLite and with job_workers 0, with a message;
+ *   - a dataset upload still arriving at one API server survives another's start-up (and every
+ *     process's sweep) and is imported; the partial upload of a killed server, and those of a
+ *     process on another machine once its heartbeat in the store is older than lease_s, are
+ *     removed by the survivors' sweeps, and one whose process beats is kept;
+ *   - feedback on one CTAugment state sent through both API servers at once loses no update. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <dirent.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "colour_model.h"
+#include "data_build.h"
 #include "harness.h"
 #include "job_client.h"
 #include "pg_cluster.h"
@@ -280,6 +290,272 @@ static void test_worker_refusals(void **state)
     harness_pass(state);
 }
 
+/* ---- Uploads across API servers --------------------------------------------------------------
+ */
+
+/* A request body sent up to `gate` bytes, then held until the test opens it: an upload arriving as
+ * slowly as the test wants. Held for WAIT_S at most, so that a failed test cannot hang. */
+struct gated_body {
+    const char *data;
+    size_t size, sent, gate;
+    atomic_int open;
+    double until;
+};
+
+static size_t gated_read(char *buffer, size_t size, size_t nitems, void *arg)
+{
+    struct gated_body *b = arg;
+    while (b->sent == b->gate && !atomic_load(&b->open) && harness_now() < b->until)
+        job_sleep_ms(20);
+    size_t limit = b->sent < b->gate ? b->gate : b->size, n = limit - b->sent;
+    if (n > size * nitems) n = size * nitems;
+    memcpy(buffer, b->data + b->sent, n);
+    b->sent += n;
+    return n;
+}
+
+static const char *const octets[] = {"Content-Type: application/octet-stream", NULL};
+
+/* Starts POST /v1/datasets?name=<name> of b's bytes to srv on its own thread; req must outlive
+ * it. */
+static struct http_async *upload_start(const struct server *srv, const char *path,
+                                       struct gated_body *b, struct http_request *req)
+{
+    b->until = harness_now() + WAIT_S;
+    *req = (struct http_request){.method = "POST",
+                                 .path = path,
+                                 .headers = octets,
+                                 .read_fn = gated_read,
+                                 .read_arg = b,
+                                 .read_size = (curl_off_t)b->size,
+                                 .timeout_ms = (long)(WAIT_S * 1000)};
+    return http_async_start(srv, req);
+}
+
+#define UPLOAD_PATH_MAX (PATH_MAX + 512)
+
+/* The path of the partial upload in data_dir/uploads once it holds `bytes` bytes (there is one). */
+static void wait_partial(const char *data_dir, size_t bytes, char path[UPLOAD_PATH_MAX])
+{
+    char dir_path[PATH_MAX];
+    snprintf(dir_path, sizeof dir_path, "%s/uploads", data_dir);
+    for (double deadline = harness_now() + WAIT_S;; job_sleep_ms(20)) {
+        DIR *dir = opendir(dir_path);
+        for (struct dirent *d; dir && (d = readdir(dir));) {
+            struct stat st;
+            snprintf(path, UPLOAD_PATH_MAX, "%s/%s", dir_path, d->d_name);
+            if (!strncmp(d->d_name, ".partial-", 9) && stat(path, &st) == 0 &&
+                (size_t)st.st_size >= bytes) {
+                closedir(dir);
+                return;
+            }
+        }
+        if (dir) closedir(dir);
+        if (harness_now() > deadline)
+            fail_msg("no partial upload of %zu bytes in %s", bytes, dir_path);
+    }
+}
+
+static int exists(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0;
+}
+
+/* Whether path is gone within NOTIFY_WAIT_S (a sweep every heartbeat_s, 1 s). */
+static int wait_gone(const char *path)
+{
+    for (double deadline = harness_now() + NOTIFY_WAIT_S; exists(path); job_sleep_ms(50))
+        if (harness_now() > deadline) return 0;
+    return 1;
+}
+
+/* A class-folder dataset of 6 images (3 cats, 3 dogs) as a tar.gz: its bytes. */
+static char *pets_archive(size_t *size)
+{
+    struct db_entry entries[6];
+    char names[6][32];
+    void *png[6];
+    for (int k = 0; k < 6; k++) {
+        size_t n;
+        png[k] = db_png(8, 8, 3, k, &n);
+        snprintf(names[k], sizeof names[k], "%s/%d.png", k < 3 ? "cat" : "dog", k);
+        entries[k] = (struct db_entry){names[k], png[k], n, DB_FILE, NULL};
+    }
+    char *dir = db_temp_dir(), path[1024];
+    snprintf(path, sizeof path, "%s/pets.tgz", dir);
+    db_write_archive(path, DB_TGZ, entries, 6);
+    char *bytes = harness_read_file(path, size);
+    db_remove(dir);
+    free(dir);
+    for (int k = 0; k < 6; k++)
+        free(png[k]);
+    return bytes;
+}
+
+static void test_upload_survives_another_server_starting(void **state)
+{
+    struct server *front = harness_start(state, pg_cluster_settings(NULL, 1, 3600));
+    size_t size;
+    char *tgz = pets_archive(&size);
+    struct gated_body body = {.data = tgz, .size = size, .gate = size / 2};
+    struct http_request req;
+    struct http_async *call = upload_start(front, "/v1/datasets?name=slow", &body, &req);
+    char partial[UPLOAD_PATH_MAX];
+    wait_partial(front->data_dir, body.gate, partial);
+
+    /* Another API server on the same data_dir starts (its start-up sweeps data_dir/uploads before
+     * it listens), and an orphan planted after it (a build's before owners) is swept away, so the
+     * lease sweeps have passed over the upload too. */
+    struct server *back = harness_start(state, pg_cluster_settings(front, 0, 3600));
+    char orphan[PATH_MAX + 32];
+    snprintf(orphan, sizeof orphan, "%s/uploads/.partial-AbC123", front->data_dir);
+    db_write_file(orphan, "half", 4);
+    if (!wait_gone(orphan)) fail_msg("no sweep removed %s", orphan);
+    if (!exists(partial)) fail_msg("the upload still arriving, %s, was removed", partial);
+
+    atomic_store(&body.open, 1);
+    struct http_response r;
+    http_async_join(call, &r);
+    assert_status(&r, 202);
+    json_t *doc = http_json(&r);
+    char path[128];
+    snprintf(path, sizeof path, "/v1/datasets/%s", json_str(doc, "id"));
+    json_decref(doc);
+    http_response_free(&r);
+    /* Imported by front's runner, seen through back. */
+    for (double deadline = harness_now() + WAIT_S;; job_sleep_ms(50)) {
+        http_get(back, path, &r);
+        assert_status(&r, 200);
+        doc = http_json(&r);
+        http_response_free(&r);
+        if (strcmp(json_str(doc, "state"), "importing") != 0) break;
+        json_decref(doc);
+        if (harness_now() > deadline) fail_msg("%s is still importing", path);
+    }
+    if (strcmp(json_str(doc, "state"), "ready") != 0)
+        fail_msg("%s is %s: %s", path, json_str(doc, "state"),
+                 json_string_value(json_object_get(doc, "error")));
+    assert_int_equal(json_int(doc, "images"), 6);
+    json_decref(doc);
+    free(tgz);
+    harness_pass(state);
+}
+
+static void test_orphaned_uploads_are_removed(void **state)
+{
+    struct server *survivor = harness_start(state, pg_cluster_settings(NULL, 0, 3600));
+    struct server *doomed = harness_start(state, pg_cluster_settings(survivor, 0, 3600));
+    size_t size;
+    char *tgz = pets_archive(&size);
+    struct gated_body body = {.data = tgz, .size = size, .gate = size / 2};
+    struct http_request req;
+    struct http_async *call = upload_start(doomed, "/v1/datasets?name=doomed", &body, &req);
+    char partial[UPLOAD_PATH_MAX];
+    wait_partial(survivor->data_dir, body.gate, partial);
+
+    /* Partial uploads of two processes of another machine, whose pids tell nothing here: one
+     * beats (its heartbeat an hour ahead), the other has no heartbeat in the store. */
+    char beating[PATH_MAX + 64], silent[PATH_MAX + 64];
+    snprintf(beating, sizeof beating, "%s/uploads/.partial-elsewhere:4242:0badf00d-Ab12Cd",
+             survivor->data_dir);
+    snprintf(silent, sizeof silent, "%s/uploads/.partial-elsewhere:4343:0badf00d-Ab12Cd",
+             survivor->data_dir);
+    pg_test_sql(pg_cluster_database(),
+                "INSERT INTO processes (id, started_ms, heartbeat_ms) VALUES"
+                " ('elsewhere:4242:0badf00d', 0,"
+                " CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000 AS BIGINT) + 3600000)");
+    db_write_file(beating, "half", 4);
+    db_write_file(silent, "half", 4);
+
+    assert_int_equal(server_stop(doomed, SIGKILL, 5000), 0);
+    atomic_store(&body.open, 1);
+    struct http_response r;
+    http_async_join(call, &r);
+    assert_true(r.status == 0); /* no answer: the connection died with its server */
+    http_response_free(&r);
+
+    /* The survivor's sweeps remove the killed server's upload (its pid is gone) and the silent
+     * process's, and keep the one whose process beats until its heartbeat is lease_s old. */
+    if (!wait_gone(partial)) fail_msg("the killed server's upload %s is still there", partial);
+    if (!wait_gone(silent)) fail_msg("%s, of a process never seen, is still there", silent);
+    assert_true(exists(beating));
+    pg_test_sql(pg_cluster_database(), "UPDATE processes SET heartbeat_ms = heartbeat_ms - 7200000"
+                                       " WHERE id = 'elsewhere:4242:0badf00d'");
+    if (!wait_gone(beating)) fail_msg("%s is still there after its owner went silent", beating);
+    char *log = server_stderr(survivor);
+    assert_contains(log, "a partial upload whose server is gone");
+    free(log);
+    free(tgz);
+    harness_pass(state);
+}
+
+/* ---- CTAugment states shared by API servers -------------------------------------------------
+ */
+
+/* A rate of a state's document: rates[op][0][bin]. */
+static double rate_of(json_t *doc, const char *op, int bin)
+{
+    json_t *rates = json_object_get(json_object_get(doc, "state"), "rates");
+    return json_number_value(json_array_get(json_array_get(json_object_get(rates, op), 0), bin));
+}
+
+static void test_ctaugment_feedback_through_two_servers(void **state)
+{
+    struct server *one = harness_start(state, pg_cluster_settings(NULL, 0, 3600));
+    struct server *two = harness_start(state, pg_cluster_settings(one, 0, 3600));
+    struct http_response r;
+    job_send(one, "POST", "/v1/ctaugment", NULL, NULL, &r);
+    assert_status(&r, 201);
+    json_t *doc = http_json(&r);
+    char path[128];
+    snprintf(path, sizeof path, "/v1/ctaugment/%s/feedback", json_str(doc, "id"));
+    json_decref(doc);
+    http_response_free(&r);
+
+    /* One feedback per bin of rotate and of solarize (17 each), proximity 0, all at once, half
+     * through each server. Each is a read-modify-write of the whole state, and updates of
+     * different bins commute: whatever order the store applies them in, each bin's rate is
+     * decay * 1 + (1 - decay) * 0 = 0.99 once its update is applied, and 1 if it was lost. Bin b
+     * is drawn from values in [b / 17, (b + 1) / 17): (b + 0.5) / 17 is bin int((b + 0.5) * 0.999)
+     * = b. */
+    enum { BINS = 17, N = 2 * BINS };
+    char bodies[N][160];
+    struct http_request reqs[N];
+    struct http_async *calls[N];
+    static const char *const json[] = {"Content-Type: application/json", NULL};
+    for (int k = 0; k < N; k++) {
+        snprintf(bodies[k], sizeof bodies[k],
+                 "{\"feedback\": [{\"policy\": [[\"%s\", [%.6f]]], \"proximity\": 0}]}",
+                 k < BINS ? "rotate" : "solarize", (k % BINS + 0.5) / BINS);
+        reqs[k] = (struct http_request){.method = "POST",
+                                        .path = path,
+                                        .headers = json,
+                                        .body = bodies[k],
+                                        .body_size = strlen(bodies[k]),
+                                        .timeout_ms = (long)(WAIT_S * 1000)};
+        calls[k] = http_async_start(k % 2 ? two : one, &reqs[k]);
+    }
+    for (int k = 0; k < N; k++) {
+        http_async_join(calls[k], &r);
+        assert_status(&r, 200);
+        http_response_free(&r);
+    }
+    path[strlen(path) - strlen("/feedback")] = '\0';
+    http_get(two, path, &r);
+    assert_status(&r, 200);
+    doc = http_json(&r);
+    http_response_free(&r);
+    assert_int_equal(json_int(doc, "revision"), N);
+    for (int b = 0; b < BINS; b++)
+        if ((float)rate_of(doc, "rotate", b) != 0.99f ||
+            (float)rate_of(doc, "solarize", b) != 0.99f)
+            fail_msg("bin %d: rotate %.9g, solarize %.9g, not 0.99 each: an update was lost", b,
+                     rate_of(doc, "rotate", b), rate_of(doc, "solarize", b));
+    json_decref(doc);
+    harness_pass(state);
+}
+
 int main(int argc, char **argv)
 {
     pg_test_skip_without_binaries();
@@ -291,6 +567,9 @@ int main(int argc, char **argv)
         TEST(test_a_dead_workers_job_moves),
         TEST(test_listener_reconnects),
         TEST(test_worker_refusals),
+        TEST(test_upload_survives_another_server_starting),
+        TEST(test_orphaned_uploads_are_removed),
+        TEST(test_ctaugment_feedback_through_two_servers),
     };
 #undef TEST
     return harness_main(argc, argv, "scale-out on postgresql", tests,
