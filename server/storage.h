@@ -57,10 +57,11 @@ void storage_close(struct storage *st);
  * process, which wakes its own threads: storage_notify does nothing there, and no listener hears
  * anything. */
 enum storage_channel {
-    STORAGE_CHANNEL_JOBS,   /* a job was queued, new or again: idle runners claim */
-    STORAGE_CHANNEL_CANCEL, /* a job's cancel was requested (payload: its id) */
-    STORAGE_CHANNEL_MODELS, /* a model was added to or removed from models_dir (payload: its name)
-                             */
+    STORAGE_CHANNEL_JOBS,     /* a job was queued, new or again: idle runners claim */
+    STORAGE_CHANNEL_CANCEL,   /* a job's cancel was requested (payload: its id) */
+    STORAGE_CHANNEL_MODELS,   /* a model was added to or removed from models_dir (payload: its name)
+                               */
+    STORAGE_CHANNEL_POLICIES, /* a saved policy was saved or deleted (payload: its name) */
     STORAGE_CHANNELS
 };
 

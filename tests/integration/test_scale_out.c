@@ -7,7 +7,8 @@
  *     while another runs it: the events come from the store, and the cancel reaches the runner
  *     through NOTIFY (its cancel poll, job_poll_s while it hears notifications, is an hour too);
  *   - a model uploaded through one API server is served by the other after the NOTIFY, and one
- *     deleted through it stops being served there;
+ *     deleted through it stops being served there; a policy saved or deleted through one is known
+ *     or unknown to the other after its NOTIFY;
  *   - a worker killed mid-job: its lease expires (its process has ended), a sweep queues the job
  *     again and its NOTIFY wakes another worker, idle with a poll of an hour, which resumes it from
  *     its checkpoint (units.csv, served by the API server from the shared data_dir, has every
@@ -290,6 +291,41 @@ static void test_worker_refusals(void **state)
     harness_pass(state);
 }
 
+/* POST /v1/policies/validate of {"seq": ["mine"]} to srv until it answers status, for
+ * NOTIFY_WAIT_S at most; whether it did. */
+static int wait_validate(const struct server *srv, long status)
+{
+    for (double deadline = harness_now() + NOTIFY_WAIT_S;; job_sleep_ms(50)) {
+        struct http_response r;
+        job_send(srv, "POST", "/v1/policies/validate", "{\"seq\": [\"mine\"]}", NULL, &r);
+        long got = r.status;
+        http_response_free(&r);
+        if (got == status) return 1;
+        if (harness_now() > deadline) return 0;
+    }
+}
+
+static void test_policy_saved_on_one_is_known_to_the_other(void **state)
+{
+    struct server *one = harness_start(state, pg_cluster_settings(NULL, 0, 3600));
+    struct server *other = harness_start(state, pg_cluster_settings(one, 0, 3600));
+    /* A name no server knows yet is no policy. */
+    assert_true(wait_validate(other, 422));
+    struct http_response r;
+    job_send(one, "PUT", "/v1/policies/mine", "{\"policy\": {\"op\": \"Invert\"}}", NULL, &r);
+    assert_status(&r, 201);
+    http_response_free(&r);
+    /* The other reads the store's policies again when told; its start was before the save. */
+    if (!wait_validate(other, 200))
+        fail_msg("the other server does not know the saved policy after %.0f s", NOTIFY_WAIT_S);
+    job_send(one, "DELETE", "/v1/policies/mine", NULL, NULL, &r);
+    assert_status(&r, 204);
+    http_response_free(&r);
+    if (!wait_validate(other, 422))
+        fail_msg("the other server still knows the deleted policy after %.0f s", NOTIFY_WAIT_S);
+    harness_pass(state);
+}
+
 /* ---- Uploads across API servers --------------------------------------------------------------
  */
 
@@ -564,6 +600,7 @@ int main(int argc, char **argv)
         TEST(test_worker_runs_what_the_api_server_queues),
         TEST(test_two_api_servers_share_a_job),
         TEST(test_model_added_on_one_is_served_by_the_other),
+        TEST(test_policy_saved_on_one_is_known_to_the_other),
         TEST(test_a_dead_workers_job_moves),
         TEST(test_listener_reconnects),
         TEST(test_worker_refusals),
