@@ -16,6 +16,7 @@
 
 #include "app.h"
 #include "config.h"
+#include "datasets.h"
 #include "log.h"
 #include "metrics.h"
 #include "process_store.h"
@@ -101,11 +102,13 @@ static void renew(struct leases *l)
     pthread_mutex_unlock(&l->lock);
 }
 
-/* Expires the leases whose heartbeat is older than lease_s, or whose process has ended; and
- * removes the partial uploads of such processes (uploads.h). */
+/* Expires the leases whose heartbeat is older than lease_s, or whose process has ended; removes
+ * the partial uploads of such processes (uploads.h), and closes the datasets other processes
+ * removed (datasets.h). */
 static void sweep(struct leases *l)
 {
     uploads_sweep(l->app);
+    datasets_close_removed(l->app->datasets);
     const struct config *cfg = l->app->cfg;
     struct job_expiry x = {.lease_ms = (int64_t)cfg->lease_s * 1000,
                            .max_attempts = cfg->job_max_attempts,

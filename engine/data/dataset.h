@@ -182,6 +182,11 @@ size_t dataset_split_count(const struct dataset *ds);
 const struct data_split *dataset_split_at(const struct dataset *ds, size_t i);
 /* The split called name, or NULL. */
 const struct data_split *dataset_split(const struct dataset *ds, const char *name);
+/* Adds to ds the splits of its folder it does not have yet: at open, every one; later, those
+ * another process sharing the folder saved since (a split derived through another server). A
+ * split file is linked into place whole, so none is seen half-written. 0, or -1 with err
+ * (ENG_UNDECODABLE for a damaged split file). */
+int dataset_split_refresh(struct dataset *ds, struct eng_error *err);
 /* Image position k of split s's label: its own, the dataset's, or -1 for an unlabeled split. */
 int data_split_label(const struct dataset *ds, const struct data_split *s, size_t k);
 

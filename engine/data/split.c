@@ -133,7 +133,7 @@ static int split_load(struct dataset *ds, const char *folder, const char *file,
     return rc;
 }
 
-int split_load_all(struct dataset *ds, struct eng_error *err)
+int dataset_split_refresh(struct dataset *ds, struct eng_error *err)
 {
     char *folder = data_printf(err, "%s/" CACHE_SPLITS, ds->dir);
     DIR *dir = folder ? opendir(folder) : NULL;
@@ -141,9 +141,15 @@ int split_load_all(struct dataset *ds, struct eng_error *err)
     if (folder && !dir) rc = eng_fail(err, ENG_UNDECODABLE, "%s: no splits folder", ds->dir);
     for (struct dirent *d; rc == 0 && (d = readdir(dir));) {
         size_t n = strlen(d->d_name);
-        if (d->d_name[0] != '.' && n > strlen(SUFFIX) &&
-            strcmp(d->d_name + n - strlen(SUFFIX), SUFFIX) == 0)
-            rc = split_load(ds, folder, d->d_name, err);
+        if (d->d_name[0] == '.' || n <= strlen(SUFFIX) ||
+            strcmp(d->d_name + n - strlen(SUFFIX), SUFFIX) != 0)
+            continue;
+        char name[128];
+        snprintf(name, sizeof name, "%.*s", (int)(n - strlen(SUFFIX)), d->d_name);
+        if (dataset_split(ds, name)) continue;
+        rc = split_load(ds, folder, d->d_name, err);
+        /* Another thread's refresh loaded it meanwhile: as good. */
+        if (rc != 0 && err->code == ENG_CONFLICT) rc = 0;
     }
     if (dir) closedir(dir);
     free(folder);

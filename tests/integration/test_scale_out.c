@@ -20,6 +20,8 @@
  *     process's sweep) and is imported; the partial upload of a killed server, and those of a
  *     process on another machine once its heartbeat in the store is older than lease_s, are
  *     removed by the survivors' sweeps, and one whose process beats is kept;
+ *   - a split derived through one API server is there through the other, which had the dataset
+ *     open already, and a dataset deleted through one is soon no longer mapped by the other;
  *   - feedback on one CTAugment state sent through both API servers at once loses no update. */
 #include <stdarg.h>
 #include <stddef.h>
@@ -526,6 +528,95 @@ static void test_orphaned_uploads_are_removed(void **state)
     harness_pass(state);
 }
 
+/* GETs path from srv, which must answer status: its JSON (NULL for a 404). */
+static json_t *get_json(const struct server *srv, const char *path, long status)
+{
+    struct http_response r;
+    http_get(srv, path, &r);
+    if (r.status != status) fail_msg("GET %s: %ld, not %ld: %s", path, r.status, status, r.body);
+    json_t *doc = status == 404 ? NULL : http_json(&r);
+    http_response_free(&r);
+    return doc;
+}
+
+/* How many mappings of srv's process are of files under dir (with removed: of removed files only),
+ * from its /proc maps, read by line (procfs gives no size to read by). */
+static int mappings_under(const struct server *srv, const char *dir, int removed)
+{
+    char path[64], line[PATH_MAX + 256];
+    snprintf(path, sizeof path, "/proc/%d/maps", (int)srv->pid);
+    FILE *f = fopen(path, "r");
+    if (!f) fail_msg("cannot read %s", path);
+    int n = 0;
+    while (fgets(line, sizeof line, f))
+        n += strstr(line, dir) && (!removed || strstr(line, "(deleted)"));
+    fclose(f);
+    return n;
+}
+
+static void test_dataset_shared_by_two_servers(void **state)
+{
+    struct server *one = harness_start(state, pg_cluster_settings(NULL, 1, 3600));
+    struct server *other = harness_start(state, pg_cluster_settings(one, 0, 3600));
+    size_t size;
+    char *tgz = pets_archive(&size);
+    struct http_response r;
+    http_post(one, "/v1/datasets?name=pets", "application/octet-stream", tgz, size, &r);
+    assert_status(&r, 202);
+    json_t *doc = http_json(&r);
+    char path[128], images[192];
+    snprintf(path, sizeof path, "/v1/datasets/%s", json_str(doc, "id"));
+    json_decref(doc);
+    http_response_free(&r);
+    free(tgz);
+    for (double deadline = harness_now() + WAIT_S;; job_sleep_ms(50)) {
+        doc = get_json(other, path, 200);
+        if (!strcmp(json_str(doc, "state"), "ready")) break;
+        assert_string_equal(json_str(doc, "state"), "importing");
+        json_decref(doc);
+        if (harness_now() > deadline) fail_msg("%s is still importing", path);
+    }
+    /* The other has it open now (its document lists its splits). */
+    const char *from = json_str(json_array_get(json_object_get(doc, "splits"), 0), "name");
+    char body[256];
+    snprintf(body, sizeof body, "{\"name\": \"half\", \"from\": \"%s\", \"fraction\": 0.5}", from);
+    json_decref(doc);
+
+    /* A split derived through one is there through the other, which opened the dataset before. */
+    char splits[160];
+    snprintf(splits, sizeof splits, "%s/splits", path);
+    job_send(one, "POST", splits, body, NULL, &r);
+    assert_status(&r, 201);
+    http_response_free(&r);
+    snprintf(images, sizeof images, "%s/images?split=half&limit=10", path);
+    doc = get_json(other, images, 200);
+    assert_int_equal(json_int(doc, "total"), 3);
+    json_decref(doc);
+    doc = get_json(other, path, 200);
+    int listed = 0;
+    size_t i;
+    json_t *s;
+    json_array_foreach(json_object_get(doc, "splits"), i, s) listed |=
+        !strcmp(json_str(s, "name"), "half");
+    assert_true(listed);
+    json_decref(doc);
+    char datasets[PATH_MAX + 16];
+    snprintf(datasets, sizeof datasets, "%s/datasets", one->data_dir);
+    assert_true(mappings_under(other, datasets, 0) > 0);
+
+    /* Deleted through one: gone through the other, whose mappings of its files go at its next
+     * lease sweep (heartbeat_s, 1 s). */
+    job_send(one, "DELETE", path, NULL, NULL, &r);
+    assert_status(&r, 204);
+    http_response_free(&r);
+    get_json(other, path, 404);
+    for (double deadline = harness_now() + NOTIFY_WAIT_S; mappings_under(other, datasets, 1) > 0;
+         job_sleep_ms(50))
+        if (harness_now() > deadline)
+            fail_msg("the other server still maps the removed dataset's files");
+    harness_pass(state);
+}
+
 /* ---- CTAugment states shared by API servers -------------------------------------------------
  */
 
@@ -606,6 +697,7 @@ int main(int argc, char **argv)
         TEST(test_worker_refusals),
         TEST(test_upload_survives_another_server_starting),
         TEST(test_orphaned_uploads_are_removed),
+        TEST(test_dataset_shared_by_two_servers),
         TEST(test_ctaugment_feedback_through_two_servers),
     };
 #undef TEST
