@@ -20,6 +20,8 @@
  *     process's sweep) and is imported; the partial upload of a killed server, and those of a
  *     process on another machine once its heartbeat in the store is older than lease_s, are
  *     removed by the survivors' sweeps, and one whose process beats is kept;
+ *   - a dataset record another server is still submitting (no import job yet) is left alone by a
+ *     server starting, and failed once it is lease_s old;
  *   - a split derived through one API server is there through the other, which had the dataset
  *     open already, and a dataset deleted through one is soon no longer mapped by the other;
  *   - feedback on one CTAugment state sent through both API servers at once loses no update. */
@@ -617,6 +619,41 @@ static void test_dataset_shared_by_two_servers(void **state)
     harness_pass(state);
 }
 
+static void test_a_submission_under_way_is_not_abandoned(void **state)
+{
+    struct server *one = harness_start(state, pg_cluster_settings(NULL, 0, 3600));
+    /* What one API server has done half-way through a submission: the record (importing, made
+     * just now, no job yet) and the upload kept for it. */
+    const char *id = "0123456789abcdef01234567";
+    pg_test_sql(pg_cluster_database(),
+                "INSERT INTO datasets (id, name, state, source, created_ms) VALUES"
+                " ('0123456789abcdef01234567', 'pets', 'importing', 'upload',"
+                " CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000 AS BIGINT))");
+    char upload[PATH_MAX + 64], path[128];
+    snprintf(upload, sizeof upload, "%s/uploads/%s", one->data_dir, id);
+    const struct db_entry kept = {"pets.tar.gz", "x", 1, DB_FILE, NULL};
+    db_write_tree(upload, &kept, 1);
+    snprintf(path, sizeof path, "/v1/datasets/%s", id);
+
+    /* Another server starting (its start-up settles every record) and answering for it leaves it
+     * to the submission under way. */
+    struct server *other = harness_start(state, pg_cluster_settings(one, 0, 3600));
+    json_t *doc = get_json(other, path, 200);
+    assert_string_equal(json_str(doc, "state"), "importing");
+    json_decref(doc);
+    assert_true(exists(upload));
+
+    /* Still without its job lease_s on, its server died mid-submission: failed, upload removed. */
+    pg_test_sql(pg_cluster_database(), "UPDATE datasets SET created_ms = created_ms - 60000"
+                                       " WHERE id = '0123456789abcdef01234567'");
+    doc = get_json(other, path, 200);
+    assert_string_equal(json_str(doc, "state"), "failed");
+    assert_contains(json_str(doc, "error"), "the server stopped before the import was queued");
+    json_decref(doc);
+    assert_false(exists(upload));
+    harness_pass(state);
+}
+
 /* ---- CTAugment states shared by API servers -------------------------------------------------
  */
 
@@ -698,6 +735,7 @@ int main(int argc, char **argv)
         TEST(test_upload_survives_another_server_starting),
         TEST(test_orphaned_uploads_are_removed),
         TEST(test_dataset_shared_by_two_servers),
+        TEST(test_a_submission_under_way_is_not_abandoned),
         TEST(test_ctaugment_feedback_through_two_servers),
     };
 #undef TEST
