@@ -356,22 +356,6 @@ static size_t gated_read(char *buffer, size_t size, size_t nitems, void *arg)
 
 static const char *const octets[] = {"Content-Type: application/octet-stream", NULL};
 
-/* Starts POST /v1/datasets?name=<name> of b's bytes to srv on its own thread; req must outlive
- * it. */
-static struct http_async *upload_start(const struct server *srv, const char *path,
-                                       struct gated_body *b, struct http_request *req)
-{
-    b->until = harness_now() + WAIT_S;
-    *req = (struct http_request){.method = "POST",
-                                 .path = path,
-                                 .headers = octets,
-                                 .read_fn = gated_read,
-                                 .read_arg = b,
-                                 .read_size = (curl_off_t)b->size,
-                                 .timeout_ms = (long)(WAIT_S * 1000)};
-    return http_async_start(srv, req);
-}
-
 #define UPLOAD_PATH_MAX (PATH_MAX + 512)
 
 /* The path of the partial upload in data_dir/uploads once it holds `bytes` bytes (there is one). */
@@ -433,16 +417,88 @@ static char *pets_archive(size_t *size)
     return bytes;
 }
 
+/* GETs path from srv, which must answer status: its JSON (NULL for a 404). */
+static json_t *get_json(const struct server *srv, const char *path, long status)
+{
+    struct http_response r;
+    http_get(srv, path, &r);
+    if (r.status != status) fail_msg("GET %s: %ld, not %ld: %s", path, r.status, status, r.body);
+    json_t *doc = status == 404 ? NULL : http_json(&r);
+    http_response_free(&r);
+    return doc;
+}
+
+/* A dataset upload (pets_archive) to one server, held half-way. */
+struct held_upload {
+    char *tgz;
+    struct gated_body body;
+    struct http_request req;
+    struct http_async *call;
+    char partial[UPLOAD_PATH_MAX]; /* its partial file */
+};
+
+/* Starts POST path (/v1/datasets?name=...) to srv on its own thread, and waits for its first half
+ * to be in its partial file under data_dir (srv's, which the harness's struct names only for the
+ * server that made it). */
+static void held_upload_start(struct held_upload *u, const struct server *srv, const char *data_dir,
+                              const char *path)
+{
+    size_t size;
+    u->tgz = pets_archive(&size);
+    u->body.data = u->tgz;
+    u->body.size = size;
+    u->body.sent = 0;
+    u->body.gate = size / 2;
+    u->body.until = harness_now() + WAIT_S;
+    atomic_init(&u->body.open, 0);
+    u->req = (struct http_request){.method = "POST",
+                                   .path = path,
+                                   .headers = octets,
+                                   .read_fn = gated_read,
+                                   .read_arg = &u->body,
+                                   .read_size = (curl_off_t)size,
+                                   .timeout_ms = (long)(WAIT_S * 1000)};
+    u->call = http_async_start(srv, &u->req);
+    wait_partial(data_dir, u->body.gate, u->partial);
+}
+
+/* Lets the rest of the body go and takes the answer into r. */
+static void held_upload_finish(struct held_upload *u, struct http_response *r)
+{
+    atomic_store(&u->body.open, 1);
+    http_async_join(u->call, r);
+    free(u->tgz);
+}
+
+/* A response of status naming a new resource's "id": format (a path with one %s) of that id, into
+ * path; r is freed. */
+static void path_of_new(struct http_response *r, long status, const char *format, char path[128])
+{
+    assert_status(r, status);
+    json_t *doc = http_json(r);
+    snprintf(path, 128, format, json_str(doc, "id"));
+    json_decref(doc);
+    http_response_free(r);
+}
+
+/* The dataset's document through srv once its import has ended ready. */
+static json_t *wait_ready(const struct server *srv, const char *path)
+{
+    for (double deadline = harness_now() + WAIT_S;; job_sleep_ms(50)) {
+        json_t *doc = get_json(srv, path, 200);
+        const char *now = json_str(doc, "state");
+        if (!strcmp(now, "ready")) return doc;
+        if (strcmp(now, "importing") != 0 || harness_now() > deadline)
+            fail_msg("%s is %s: %s", path, now, json_string_value(json_object_get(doc, "error")));
+        json_decref(doc);
+    }
+}
+
 static void test_upload_survives_another_server_starting(void **state)
 {
     struct server *front = harness_start(state, pg_cluster_settings(NULL, 1, 3600));
-    size_t size;
-    char *tgz = pets_archive(&size);
-    struct gated_body body = {.data = tgz, .size = size, .gate = size / 2};
-    struct http_request req;
-    struct http_async *call = upload_start(front, "/v1/datasets?name=slow", &body, &req);
-    char partial[UPLOAD_PATH_MAX];
-    wait_partial(front->data_dir, body.gate, partial);
+    struct held_upload u;
+    held_upload_start(&u, front, front->data_dir, "/v1/datasets?name=slow");
 
     /* Another API server on the same data_dir starts (its start-up sweeps data_dir/uploads before
      * it listens), and an orphan planted after it (a build's before owners) is swept away, so the
@@ -452,33 +508,16 @@ static void test_upload_survives_another_server_starting(void **state)
     snprintf(orphan, sizeof orphan, "%s/uploads/.partial-AbC123", front->data_dir);
     db_write_file(orphan, "half", 4);
     if (!wait_gone(orphan)) fail_msg("no sweep removed %s", orphan);
-    if (!exists(partial)) fail_msg("the upload still arriving, %s, was removed", partial);
+    if (!exists(u.partial)) fail_msg("the upload still arriving, %s, was removed", u.partial);
 
-    atomic_store(&body.open, 1);
     struct http_response r;
-    http_async_join(call, &r);
-    assert_status(&r, 202);
-    json_t *doc = http_json(&r);
+    held_upload_finish(&u, &r);
     char path[128];
-    snprintf(path, sizeof path, "/v1/datasets/%s", json_str(doc, "id"));
-    json_decref(doc);
-    http_response_free(&r);
+    path_of_new(&r, 202, "/v1/datasets/%s", path);
     /* Imported by front's runner, seen through back. */
-    for (double deadline = harness_now() + WAIT_S;; job_sleep_ms(50)) {
-        http_get(back, path, &r);
-        assert_status(&r, 200);
-        doc = http_json(&r);
-        http_response_free(&r);
-        if (strcmp(json_str(doc, "state"), "importing") != 0) break;
-        json_decref(doc);
-        if (harness_now() > deadline) fail_msg("%s is still importing", path);
-    }
-    if (strcmp(json_str(doc, "state"), "ready") != 0)
-        fail_msg("%s is %s: %s", path, json_str(doc, "state"),
-                 json_string_value(json_object_get(doc, "error")));
+    json_t *doc = wait_ready(back, path);
     assert_int_equal(json_int(doc, "images"), 6);
     json_decref(doc);
-    free(tgz);
     harness_pass(state);
 }
 
@@ -486,13 +525,8 @@ static void test_orphaned_uploads_are_removed(void **state)
 {
     struct server *survivor = harness_start(state, pg_cluster_settings(NULL, 0, 3600));
     struct server *doomed = harness_start(state, pg_cluster_settings(survivor, 0, 3600));
-    size_t size;
-    char *tgz = pets_archive(&size);
-    struct gated_body body = {.data = tgz, .size = size, .gate = size / 2};
-    struct http_request req;
-    struct http_async *call = upload_start(doomed, "/v1/datasets?name=doomed", &body, &req);
-    char partial[UPLOAD_PATH_MAX];
-    wait_partial(survivor->data_dir, body.gate, partial);
+    struct held_upload u;
+    held_upload_start(&u, doomed, survivor->data_dir, "/v1/datasets?name=doomed");
 
     /* Partial uploads of two processes of another machine, whose pids tell nothing here: one
      * beats (its heartbeat an hour ahead), the other has no heartbeat in the store. */
@@ -509,15 +543,14 @@ static void test_orphaned_uploads_are_removed(void **state)
     db_write_file(silent, "half", 4);
 
     assert_int_equal(server_stop(doomed, SIGKILL, 5000), 0);
-    atomic_store(&body.open, 1);
     struct http_response r;
-    http_async_join(call, &r);
+    held_upload_finish(&u, &r);
     assert_true(r.status == 0); /* no answer: the connection died with its server */
     http_response_free(&r);
 
     /* The survivor's sweeps remove the killed server's upload (its pid is gone) and the silent
      * process's, and keep the one whose process beats until its heartbeat is lease_s old. */
-    if (!wait_gone(partial)) fail_msg("the killed server's upload %s is still there", partial);
+    if (!wait_gone(u.partial)) fail_msg("the killed server's upload %s is still there", u.partial);
     if (!wait_gone(silent)) fail_msg("%s, of a process never seen, is still there", silent);
     assert_true(exists(beating));
     pg_test_sql(pg_cluster_database(), "UPDATE processes SET heartbeat_ms = heartbeat_ms - 7200000"
@@ -526,19 +559,7 @@ static void test_orphaned_uploads_are_removed(void **state)
     char *log = server_stderr(survivor);
     assert_contains(log, "a partial upload whose server is gone");
     free(log);
-    free(tgz);
     harness_pass(state);
-}
-
-/* GETs path from srv, which must answer status: its JSON (NULL for a 404). */
-static json_t *get_json(const struct server *srv, const char *path, long status)
-{
-    struct http_response r;
-    http_get(srv, path, &r);
-    if (r.status != status) fail_msg("GET %s: %ld, not %ld: %s", path, r.status, status, r.body);
-    json_t *doc = status == 404 ? NULL : http_json(&r);
-    http_response_free(&r);
-    return doc;
 }
 
 /* How many mappings of srv's process are of files under dir (with removed: of removed files only),
@@ -564,20 +585,10 @@ static void test_dataset_shared_by_two_servers(void **state)
     char *tgz = pets_archive(&size);
     struct http_response r;
     http_post(one, "/v1/datasets?name=pets", "application/octet-stream", tgz, size, &r);
-    assert_status(&r, 202);
-    json_t *doc = http_json(&r);
-    char path[128], images[192];
-    snprintf(path, sizeof path, "/v1/datasets/%s", json_str(doc, "id"));
-    json_decref(doc);
-    http_response_free(&r);
     free(tgz);
-    for (double deadline = harness_now() + WAIT_S;; job_sleep_ms(50)) {
-        doc = get_json(other, path, 200);
-        if (!strcmp(json_str(doc, "state"), "ready")) break;
-        assert_string_equal(json_str(doc, "state"), "importing");
-        json_decref(doc);
-        if (harness_now() > deadline) fail_msg("%s is still importing", path);
-    }
+    char path[128], images[192];
+    path_of_new(&r, 202, "/v1/datasets/%s", path);
+    json_t *doc = wait_ready(other, path);
     /* The other has it open now (its document lists its splits). */
     const char *from = json_str(json_array_get(json_object_get(doc, "splits"), 0), "name");
     char body[256];
@@ -670,12 +681,8 @@ static void test_ctaugment_feedback_through_two_servers(void **state)
     struct server *two = harness_start(state, pg_cluster_settings(one, 0, 3600));
     struct http_response r;
     job_send(one, "POST", "/v1/ctaugment", NULL, NULL, &r);
-    assert_status(&r, 201);
-    json_t *doc = http_json(&r);
     char path[128];
-    snprintf(path, sizeof path, "/v1/ctaugment/%s/feedback", json_str(doc, "id"));
-    json_decref(doc);
-    http_response_free(&r);
+    path_of_new(&r, 201, "/v1/ctaugment/%s/feedback", path);
 
     /* One feedback per bin of rotate and of solarize (17 each), proximity 0, all at once, half
      * through each server. Each is a read-modify-write of the whole state, and updates of
@@ -706,10 +713,7 @@ static void test_ctaugment_feedback_through_two_servers(void **state)
         http_response_free(&r);
     }
     path[strlen(path) - strlen("/feedback")] = '\0';
-    http_get(two, path, &r);
-    assert_status(&r, 200);
-    doc = http_json(&r);
-    http_response_free(&r);
+    json_t *doc = get_json(two, path, 200);
     assert_int_equal(json_int(doc, "revision"), N);
     for (int b = 0; b < BINS; b++)
         if ((float)rate_of(doc, "rotate", b) != 0.99f ||
