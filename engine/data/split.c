@@ -243,12 +243,25 @@ static void split_unsave(const struct dataset *ds, const char *name)
     free(path);
 }
 
+/* Adds s, whose file split_save has just linked into place (so the name is this call's), to ds: a
+ * dataset_split_refresh may have loaded that file meanwhile, and then ds has the split already
+ * and s is freed. 0, or -1 with err (s still the caller's). */
+static int split_insert_saved(struct dataset *ds, struct data_split *s, struct eng_error *err)
+{
+    int rc = split_insert(ds, s, err);
+    if (rc != 0 && err->code == ENG_CONFLICT) {
+        split_free(s);
+        rc = 0;
+    }
+    return rc;
+}
+
 int dataset_split_add(struct dataset *ds, const char *name, const uint32_t *indices,
                       const int32_t *labels, size_t count, int labeled, struct eng_error *err)
 {
     struct data_split *s = split_make(ds, name, indices, labels, count, labeled, err);
     int rc = s ? split_save(ds, s, err) : -1;
-    if (rc == 0) rc = split_insert(ds, s, err);
+    if (rc == 0) rc = split_insert_saved(ds, s, err);
     if (rc) split_free(s);
     return rc;
 }
@@ -409,7 +422,7 @@ int dataset_split_derive(struct dataset *ds, const struct data_split_spec *spec,
         rc = -1;
     }
     for (int part = 0; part < 2; part++) {
-        if (rc == 0 && split_insert(ds, made[part], err)) {
+        if (rc == 0 && split_insert_saved(ds, made[part], err)) {
             split_free(made[part]);
             rc = -1;
         } else if (rc) {
