@@ -119,7 +119,7 @@ static int record_of_request(struct request *req, struct response *resp, struct 
     int rc = dataset_store_get(app->storage, id, r, &err);
     if (rc != 0 && err.code == ENG_NOT_FOUND && dataset_import_adopt(app, &err) == 0)
         rc = dataset_store_get(app->storage, id, r, &err);
-    if (rc == 0 && dataset_import_settle(app, r, 0, &err) != 0) {
+    if (rc == 0 && dataset_import_settle(app, r, &err) != 0) {
         dataset_record_clear(r);
         rc = -1;
     }
@@ -225,7 +225,7 @@ void handle_datasets_list(struct request *req, struct response *resp)
                  ? dataset_store_list(app->storage, &records, &count, &err)
                  : -1;
     for (size_t i = 0; rc == 0 && i < count; i++) {
-        json_t *doc = dataset_import_settle(app, &records[i], 0, &err) == 0
+        json_t *doc = dataset_import_settle(app, &records[i], &err) == 0
                           ? dataset_document(app, &records[i], 0, &err)
                           : NULL;
         /* A cache that no longer opens (removed or damaged by hand) does not hide the others:

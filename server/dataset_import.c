@@ -16,9 +16,9 @@
 #include "jobs.h"
 #include "log.h"
 #include "storage.h"
+#include "uploads.h"
 
 #define UPLOADS "uploads"
-#define PARTIAL ".partial-"
 
 void dataset_import_upload_dir(const struct app *app, const char *id, char *out, size_t size)
 {
@@ -166,13 +166,14 @@ void dataset_import_remove_upload(struct app *app, const char *id)
     remove_upload_dir(path);
 }
 
-int dataset_import_settle(struct app *app, struct dataset_record *r, int starting,
-                          struct eng_error *err)
+int dataset_import_settle(struct app *app, struct dataset_record *r, struct eng_error *err)
 {
-    if (r->state != DATASET_IMPORTING || (!r->job && !starting)) return 0;
+    if (r->state != DATASET_IMPORTING) return 0;
     struct job job = {0};
     char why[300];
     if (!r->job) {
+        /* A submission takes milliseconds, and may be under way on another server now. */
+        if (storage_now_ms() - r->created_ms <= (int64_t)app->cfg->lease_s * 1000) return 0;
         snprintf(why, sizeof why, "the server stopped before the import was queued");
     } else {
         int rc = job_store_get(app->storage, r->job, &job, err);
@@ -240,7 +241,8 @@ int dataset_import_adopt(struct app *app, struct eng_error *err)
     return rc;
 }
 
-/* Removes the files of data_dir/uploads no import will read. */
+/* Removes the folders of data_dir/uploads no import will read: those of datasets not importing.
+ * (A partial upload is its receiving process's: uploads_sweep's.) */
 static int remove_stale_uploads(struct app *app, struct eng_error *err)
 {
     char dir_path[PATH_MAX];
@@ -251,16 +253,15 @@ static int remove_stale_uploads(struct app *app, struct eng_error *err)
     int rc = 0;
     for (struct dirent *d; rc == 0 && (d = readdir(dir));) {
         if (strcmp(d->d_name, ".") == 0 || strcmp(d->d_name, "..") == 0) continue;
+        if (uploads_is_partial(d->d_name)) continue;
         struct dataset_record r = {0};
-        int wanted = strncmp(d->d_name, PARTIAL, strlen(PARTIAL)) != 0 &&
-                     dataset_store_get(app->storage, d->d_name, &r, err) == 0 &&
+        int wanted = dataset_store_get(app->storage, d->d_name, &r, err) == 0 &&
                      r.state == DATASET_IMPORTING;
         dataset_record_clear(&r);
         if (wanted) continue;
         char path[PATH_MAX * 2];
         snprintf(path, sizeof path, "%s/%s", dir_path, d->d_name);
-        /* A partial upload is a file, a kept one a folder. */
-        if (unlink(path) != 0) remove_upload_dir(path);
+        if (unlink(path) != 0) remove_upload_dir(path); /* a stray file, or a folder */
         log_event("info", "datasets", "removed %s, an upload no import reads", path);
     }
     closedir(dir);
@@ -274,8 +275,9 @@ int dataset_import_recover(struct app *app, struct eng_error *err)
     if (dataset_store_list(app->storage, &records, &count, err) != 0) return -1;
     int rc = 0;
     for (size_t i = 0; rc == 0 && i < count; i++)
-        rc = dataset_import_settle(app, &records[i], 1, err);
+        rc = dataset_import_settle(app, &records[i], err);
     dataset_records_free(records, count);
     if (rc == 0) rc = remove_stale_uploads(app, err);
+    if (rc == 0) uploads_sweep(app);
     return rc == 0 ? dataset_import_adopt(app, err) : -1;
 }

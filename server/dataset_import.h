@@ -6,7 +6,10 @@
  * path under datasets_dir; it gets a record (importing) and a job, which imports into
  * data_dir/datasets/<id> and ends the record ready or failed, and removes the upload. A kill
  * mid-import leaves the job to be queued again at the next start (the import starts over: what
- * the dead one wrote is data_import_cleanup's), the record importing and the upload in place. */
+ * the dead one wrote is data_import_cleanup's), the record importing and the upload in place.
+ * Several servers may share data_dir and the store (a PostgreSQL one): an upload still arriving is
+ * its receiving process's (uploads.h), and a record is only taken for abandoned once its
+ * submission could not still be under way (dataset_import_settle). */
 #ifndef AUGSERVE_DATASET_IMPORT_H
 #define AUGSERVE_DATASET_IMPORT_H
 
@@ -63,18 +66,19 @@ void dataset_import_remove_upload(struct app *app, const char *id);
 
 /* An importing record whose job has ended without ending it (cancelled before it ran, or
  * interrupted for good) or is gone becomes failed, saying so, and its upload is removed; r is
- * updated. With starting (start-up, when no submission is half-way), a record that never got its
- * job too. Others are left as they are. 0, or -1 with err. */
-int dataset_import_settle(struct app *app, struct dataset_record *r, int starting,
-                          struct eng_error *err);
+ * updated. So does one that still has no job lease_s after it was made: its server died (or froze
+ * past its lease) half-way through dataset_import_submit, which any server may be in the middle
+ * of for a younger one. Others are left as they are. 0, or -1 with err. */
+int dataset_import_settle(struct app *app, struct dataset_record *r, struct eng_error *err);
 
 /* Gives a ready record to each cache on disk that has none (one `augserve dataset import --out
  * <data_dir>/datasets` wrote). 0, or -1 with err. */
 int dataset_import_adopt(struct app *app, struct eng_error *err);
 
-/* At start-up, once the job runners have recovered the jobs: makes data_dir/uploads, removes
- * uploads no import will read (partial ones, those of records not importing), settles every
- * record, and adopts the caches on disk. 0, or -1 with err. */
+/* At start-up, once the job runners have recovered the jobs: makes data_dir/uploads, settles
+ * every record, removes the uploads no import will read (those of records not importing, and
+ * partial ones whose server is gone: uploads_sweep), and adopts the caches on disk. 0, or -1 with
+ * err. */
 int dataset_import_recover(struct app *app, struct eng_error *err);
 
 #endif

@@ -102,6 +102,31 @@ const char *datasets_dir(const struct datasets *r)
     return r->dir;
 }
 
+/* Under the lock: closes the open entry at *link and unlinks it. */
+static void drop_entry(struct entry **link)
+{
+    struct entry *e = *link;
+    *link = e->next;
+    dataset_close(e->dataset);
+    free(e);
+}
+
+void datasets_close_removed(struct datasets *r)
+{
+    pthread_mutex_lock(&r->lock);
+    for (struct entry **link = &r->open; *link;) {
+        struct entry *e = *link;
+        char path[PATH_MAX];
+        struct stat st;
+        snprintf(path, sizeof path, "%s/%s", r->dir, e->id);
+        if (e->refs == 0 && lstat(path, &st) != 0 && errno == ENOENT)
+            drop_entry(link);
+        else
+            link = &e->next;
+    }
+    pthread_mutex_unlock(&r->lock);
+}
+
 struct dataset *datasets_acquire(struct datasets *r, const char *id, struct eng_error *err)
 {
     char cache[MAX_ID_LENGTH + 1];
@@ -114,6 +139,11 @@ struct dataset *datasets_acquire(struct datasets *r, const char *id, struct eng_
     struct entry *e = r->open;
     while (e && strcmp(e->id, cache) != 0)
         e = e->next;
+    /* Open already: it may have gained splits through another process sharing the folder. */
+    if (e && dataset_split_refresh(e->dataset, err) != 0) {
+        pthread_mutex_unlock(&r->lock);
+        return NULL;
+    }
     if (!e) {
         char path[PATH_MAX];
         snprintf(path, sizeof path, "%s/%s", r->dir, cache);
@@ -181,11 +211,7 @@ static int let_go(struct datasets *r, const char *id, struct eng_error *err)
     if (e && e->refs > 0)
         return eng_fail(err, ENG_CONFLICT, "dataset %s is in use by %d request%s or job%s", id,
                         e->refs, e->refs == 1 ? "" : "s", e->refs == 1 ? "" : "s");
-    if (e) {
-        *link = e->next;
-        dataset_close(e->dataset);
-        free(e);
-    }
+    if (e) drop_entry(link);
     return 0;
 }
 

@@ -37,11 +37,18 @@ const char *datasets_dir(const struct datasets *r);
 int datasets_valid_id(const char *id);
 
 /* The dataset of this id (or of the cache it is an alias of) with a reference taken, opened on
- * first use: NULL with err (ENG_NOT_FOUND "unknown dataset: <id>" for a malformed id, no such
- * folder or a link that is no alias, or dataset_open's error for a damaged cache). */
+ * first use; an open one takes the splits another process sharing the folder saved since
+ * (dataset_split_refresh). NULL with err (ENG_NOT_FOUND "unknown dataset: <id>" for a malformed
+ * id, no such folder or a link that is no alias, or dataset_open's error for a damaged cache). */
 struct dataset *datasets_acquire(struct datasets *r, const char *id, struct eng_error *err);
 /* Drops a reference datasets_acquire took. */
 void datasets_release(struct datasets *r, struct dataset *d);
+
+/* Closes the open datasets nothing holds whose folder is gone: removed by another process sharing
+ * data_dir (a delete through another server), which this one hears nothing of. Their mappings
+ * would otherwise keep the removed files' space for as long as this process runs. Called on every
+ * process's lease sweep (leases.c). */
+void datasets_close_removed(struct datasets *r);
 
 /* Whether id is an alias: 1 with the id of the cache it names copied into target, 0 when it is
  * not (a cache, a link that is no alias, nothing). */

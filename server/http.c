@@ -28,6 +28,7 @@
 #include "request.h"
 #include "response.h"
 #include "streams.h"
+#include "uploads.h"
 #include "watch.h"
 
 /* libmicrohttpd builds a response's head in the connection's memory pool and, when it does not
@@ -307,20 +308,19 @@ static int upload_write(void *arg, const char *data, size_t size)
     return 0;
 }
 
-/* Opens an upload route's file, data_dir/uploads/.partial-XXXXXX: 0, or -1 with the answer set. */
+/* Opens an upload route's file, this process's partial upload (uploads.h): 0, or -1 with the
+ * answer set. */
 static int upload_open(struct exchange *ex)
 {
-    if (asprintf(&ex->upload_path, "%s/uploads/.partial-XXXXXX", ex->app->cfg->data_dir) < 0) {
-        ex->upload_path = NULL;
+    ex->upload_fd = uploads_create(ex->app->cfg->data_dir, &ex->upload_path);
+    if (ex->upload_fd >= 0) return 0;
+    if (errno == ENOMEM) {
         response_no_memory(&ex->resp, "while reading the headers");
         return -1;
     }
-    ex->upload_fd = mkostemp(ex->upload_path, O_CLOEXEC);
-    if (ex->upload_fd >= 0) return 0;
-    log_event("error", "http", "cannot create %s: %s", ex->upload_path, strerror(errno));
+    log_event("error", "http", "cannot create an upload in %s/uploads: %s", ex->app->cfg->data_dir,
+              strerror(errno));
     response_error(&ex->resp, 500, "the server cannot store the upload: %s", strerror(errno));
-    free(ex->upload_path);
-    ex->upload_path = NULL;
     return -1;
 }
 

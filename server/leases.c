@@ -16,9 +16,12 @@
 
 #include "app.h"
 #include "config.h"
+#include "datasets.h"
 #include "log.h"
 #include "metrics.h"
+#include "process_store.h"
 #include "storage.h"
+#include "uploads.h"
 
 struct leases {
     struct app *app;
@@ -65,10 +68,20 @@ int leases_owner_gone(const char *owner, void *arg)
     return kill((pid_t)pid, 0) != 0 && errno == ESRCH;
 }
 
-/* One beat: renews every held lease, marking those found lost. */
+/* This process's own heartbeat (process_store.h): 0, or -1 with err. */
+static int beat_process(struct app *app, struct eng_error *err)
+{
+    return process_store_beat(app->storage, leases_worker_id(), (int64_t)app->cfg->lease_s * 1000,
+                              err);
+}
+
+/* One beat: this process's, then every held lease's, marking those found lost. */
 static void renew(struct leases *l)
 {
     struct storage *st = l->app->storage;
+    struct eng_error beat_err;
+    if (beat_process(l->app, &beat_err) != 0)
+        log_event("warn", "jobs", "cannot record this process's heartbeat: %s", beat_err.message);
     pthread_mutex_lock(&l->lock);
     for (struct lease *lease = l->held; lease; lease = lease->next) {
         if (atomic_load(&lease->lost)) continue;
@@ -89,9 +102,13 @@ static void renew(struct leases *l)
     pthread_mutex_unlock(&l->lock);
 }
 
-/* Expires the leases whose heartbeat is older than lease_s, or whose process has ended. */
+/* Expires the leases whose heartbeat is older than lease_s, or whose process has ended; removes
+ * the partial uploads of such processes (uploads.h), and closes the datasets other processes
+ * removed (datasets.h). */
 static void sweep(struct leases *l)
 {
+    uploads_sweep(l->app);
+    datasets_close_removed(l->app->datasets);
     const struct config *cfg = l->app->cfg;
     struct job_expiry x = {.lease_ms = (int64_t)cfg->lease_s * 1000,
                            .max_attempts = cfg->job_max_attempts,
@@ -137,6 +154,11 @@ struct leases *leases_start(struct app *app, struct eng_error *err)
         return NULL;
     }
     l->app = app;
+    /* Alive in the store before anything of this process (an upload) can be seen in data_dir. */
+    if (beat_process(app, err) != 0) {
+        free(l);
+        return NULL;
+    }
     pthread_mutex_init(&l->lock, NULL);
     pthread_cond_init(&l->wake, NULL);
     /* The thread leaves signal handling to the main thread. */

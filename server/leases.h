@@ -1,7 +1,9 @@
 /* The leases of the jobs this process runs (job_store.h, "Leases"): the process's worker id, made
  * once; a thread that, every heartbeat_s, renews the heartbeat of each job this process runs and
  * then sweeps the store for expired leases, any process's (job_store_expire); and which owners are
- * known to have ended, so that their jobs need not wait out lease_s.
+ * known to have ended, so that their jobs need not wait out lease_s. The same thread writes the
+ * process's own heartbeat (process_store.h) on every beat, from leases_start on, and sweeps the
+ * partial uploads of processes gone (uploads_sweep).
  *
  * A runner holds a struct lease for the job it runs (leases_hold) until it has recorded the job's
  * end (leases_release). A heartbeat that finds the lease gone (the job expired while this process

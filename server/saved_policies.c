@@ -4,23 +4,43 @@
 #include <pthread.h>
 #include <string.h>
 
+#include "log.h"
 #include "policy/policy.h"
 #include "policy/presets.h"
 #include "policy/saved.h"
+#include "storage.h"
 
 /* Held across a change's two writes (the store, then the table), so that two changes of one name
  * land in the same order in both. */
 static pthread_mutex_t change_lock = PTHREAD_MUTEX_INITIALIZER;
 
-static int set_in_table(const struct policy_record *r, void *ctx, struct eng_error *err)
+static int add_to(const struct policy_record *r, void *all, struct eng_error *err)
 {
-    (void)ctx;
-    return policy_saved_set(r->name, r->document, err);
+    return json_object_set(all, r->name, r->document) == 0 ? 0 : eng_no_memory(err);
 }
 
 int saved_policies_load(struct storage *st, struct eng_error *err)
 {
-    return policy_store_each(st, set_in_table, NULL, err);
+    json_t *all = json_object();
+    if (!all) return eng_no_memory(err);
+    /* Under the lock, so that no change of this process lands between the read and the swap. */
+    pthread_mutex_lock(&change_lock);
+    int rc = policy_store_each(st, add_to, all, err);
+    if (rc == 0) rc = policy_saved_replace(all, err);
+    pthread_mutex_unlock(&change_lock);
+    json_decref(all);
+    return rc;
+}
+
+/* Tells the other processes of the store that name changed (their tables are reloaded: wakeups.c).
+ * The change is made here either way; a process that misses it reloads when its listener is back.
+ */
+static void tell_others(struct storage *st, const char *name)
+{
+    struct eng_error err;
+    if (storage_notify(st, STORAGE_CHANNEL_POLICIES, name, &err) != 0)
+        log_event("warn", "policies", "cannot tell the other servers about policy %s: %s", name,
+                  err.message);
 }
 
 int saved_policies_check_name(const char *name, struct eng_error *err)
@@ -65,6 +85,7 @@ int saved_policies_put(struct storage *st, const char *name, const json_t *polic
     if (rc == 0) rc = policy_saved_set(name, doc, err);
     pthread_mutex_unlock(&change_lock);
     json_decref(doc);
+    if (rc == 0) tell_others(st, name);
     return rc == 0 ? policy_store_get(st, name, out, err) : -1;
 }
 
@@ -76,6 +97,7 @@ int saved_policies_delete(struct storage *st, const char *name, struct eng_error
     int rc = policy_store_delete(st, name, err);
     if (rc == 0) policy_saved_remove(name);
     pthread_mutex_unlock(&change_lock);
+    if (rc == 0) tell_others(st, name);
     return rc;
 }
 

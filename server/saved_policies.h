@@ -18,7 +18,8 @@ struct storage;
  * "validate". */
 int saved_policies_check_name(const char *name, struct eng_error *err);
 
-/* Fills the engine's table from the store (at start). 0, or -1 with err. */
+/* Makes the engine's table the store's saved policies, at once (at start, and when another
+ * process of the store changed one: wakeups.c). 0, or -1 with err. */
 int saved_policies_load(struct storage *st, struct eng_error *err);
 
 /* Checks name and policy, compiles the policy and saves its compiled document as name, owned by

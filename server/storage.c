@@ -89,6 +89,14 @@ static const char *const migrations[] = {
     " revision INTEGER NOT NULL DEFAULT 0,"
     " created_ms INTEGER NOT NULL,"
     " updated_ms INTEGER NOT NULL);",
+    /* 7: processes (process_store.h): every process of the store, API server or worker, by its
+     * worker id, and when its lease thread last said it was alive (by the database's clock): how
+     * a process tells whether the owner of a file in the shared data_dir (an upload being
+     * received) is still there, whatever machine it runs on. */
+    "CREATE TABLE processes ("
+    " id TEXT PRIMARY KEY,"
+    " started_ms INTEGER NOT NULL,"
+    " heartbeat_ms INTEGER NOT NULL);",
 };
 
 #define SCHEMA_VERSION ((int)(sizeof migrations / sizeof migrations[0]))

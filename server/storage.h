@@ -8,6 +8,7 @@
 #define AUGSERVE_STORAGE_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "core/error.h"
 
@@ -37,6 +38,9 @@ int storage_is_local(const struct storage *st);
  * process's. 0, or -1 with err. */
 int storage_limit_idle_transactions(struct storage *st, int seconds, struct eng_error *err);
 
+/* Milliseconds since the epoch by this process's clock: the times records are made with. */
+int64_t storage_now_ms(void);
+
 /* The schema version this build writes. */
 int storage_schema_version(void);
 
@@ -53,10 +57,11 @@ void storage_close(struct storage *st);
  * process, which wakes its own threads: storage_notify does nothing there, and no listener hears
  * anything. */
 enum storage_channel {
-    STORAGE_CHANNEL_JOBS,   /* a job was queued, new or again: idle runners claim */
-    STORAGE_CHANNEL_CANCEL, /* a job's cancel was requested (payload: its id) */
-    STORAGE_CHANNEL_MODELS, /* a model was added to or removed from models_dir (payload: its name)
-                             */
+    STORAGE_CHANNEL_JOBS,     /* a job was queued, new or again: idle runners claim */
+    STORAGE_CHANNEL_CANCEL,   /* a job's cancel was requested (payload: its id) */
+    STORAGE_CHANNEL_MODELS,   /* a model was added to or removed from models_dir (payload: its name)
+                               */
+    STORAGE_CHANNEL_POLICIES, /* a saved policy was saved or deleted (payload: its name) */
     STORAGE_CHANNELS
 };
 

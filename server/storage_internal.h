@@ -8,6 +8,7 @@
  *   dataset_store.c   datasets' records (dataset_store.h)
  *   policy_store.c    saved policies (policy_store.h)
  *   ctaugment_store.c CTAugment states (ctaugment_store.h)
+ *   process_store.c   the processes sharing the store, by their heartbeats (process_store.h)
  *
  * Each operation's logic is written once, against the statement layer: SQL with `?` (or `?N`)
  * placeholders, typed binds, rows stepped through, columns read as text or numbers, and
@@ -108,8 +109,6 @@ int storage_exec(struct storage *st, const char *sql, struct eng_error *err, con
 /* The statement of this backend's dialect: sqlite on SQLite, postgresql on PostgreSQL. */
 const char *storage_sql(struct storage *st, const char *sqlite, const char *postgresql);
 
-/* Milliseconds since the epoch: the store's times. */
-int64_t storage_now_ms(void);
 /* The database's clock, in milliseconds since the epoch, under the lock (in a transaction): what
  * leases are timed by, so that the clocks of the machines sharing a PostgreSQL store need not
  * agree. On SQLite, the process's (the database is a file on this machine). 0, or -1 with err. */

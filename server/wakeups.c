@@ -6,6 +6,7 @@
 #include "jobs.h"
 #include "log.h"
 #include "models.h"
+#include "saved_policies.h"
 #include "storage.h"
 
 static void heard(void *arg, enum storage_channel channel, const char *payload)
@@ -25,6 +26,12 @@ static void heard(void *arg, enum storage_channel channel, const char *payload)
             log_event("info", "models_rescan", "%s%s: %d models added, %d reloaded, %d dropped",
                       payload ? "models_dir changed: " : "the store's notifications are back",
                       payload ? payload : "", r.added, r.reloaded, r.dropped);
+        break;
+    }
+    case STORAGE_CHANNEL_POLICIES: {
+        struct eng_error err;
+        if (saved_policies_load(app->storage, &err) != 0)
+            log_event("warn", "policies", "cannot read the saved policies again: %s", err.message);
         break;
     }
     case STORAGE_CHANNELS:

@@ -1,9 +1,11 @@
 /* What a process does when another process sharing its store tells it something (storage.h's
  * notifications, heard on PostgreSQL only): a job queued wakes its idle runners, a cancel makes
  * its running jobs read their flag, a model added or removed makes it rescan models_dir (which
- * every process of the store mounts). Whatever a lost notification would have said, the process
- * finds on its own later: runners poll every job_poll_s, running jobs read their cancel flag as
- * often, and the models wait for the next notification or SIGHUP. */
+ * every process of the store mounts), a saved policy saved or deleted makes it read the saved
+ * policies into the engine's table again. Whatever a lost notification would have said, the
+ * process finds on its own later: runners poll every job_poll_s, running jobs read their cancel
+ * flag as often, the models wait for the next notification or SIGHUP and the policies for the
+ * next notification (every channel is heard once, payload NULL, when the listener is back). */
 #ifndef AUGSERVE_WAKEUPS_H
 #define AUGSERVE_WAKEUPS_H
 

@@ -197,7 +197,7 @@ struct dataset *dataset_open(const char *dir, struct eng_error *err)
             if (!check_record(ds, &ds->records[i], ds->index.size - names))
                 rc = damaged(err, dir, "an image record");
     }
-    if (rc == 0) rc = split_load_all(ds, err);
+    if (rc == 0) rc = dataset_split_refresh(ds, err);
     if (rc) {
         dataset_close(ds);
         return NULL;

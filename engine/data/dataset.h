@@ -23,14 +23,14 @@
  * the folder refers into it, so a cache can be moved or copied whole.
  *
  * Invariants. Importing never writes outside its temporary folder (a sibling of the final one,
- * ".import-<pid>-XXXXXX"), which is renamed to the final name only when complete, so a failure,
- * a cancellation or a kill leaves no half-written dataset (data_import_cleanup removes what a kill
- * left behind). Nothing is extracted from an archive: entries are read into bounded memory and
- * decoded. The same content gives the same cache: images are ordered by their name in the source
- * (after the optional top-level folder), so a tar and a zip of one tree give the same bytes and
- * the same hash. An open dataset is immutable but for the splits it gains, and every accessor is
- * thread-safe. Random choices (splits, the loader's order and policy draws) are Philox streams of
- * the caller's seed (core/rng.h), so the same seed always gives the same result. */
+ * ".import-<host>:<pid>-XXXXXX"), which is renamed to the final name only when complete, so a
+ * failure, a cancellation or a kill leaves no half-written dataset (data_import_cleanup removes
+ * what a kill left behind). Nothing is extracted from an archive: entries are read into bounded
+ * memory and decoded. The same content gives the same cache: images are ordered by their name in
+ * the source (after the optional top-level folder), so a tar and a zip of one tree give the same
+ * bytes and the same hash. An open dataset is immutable but for the splits it gains, and every
+ * accessor is thread-safe. Random choices (splits, the loader's order and policy draws) are Philox
+ * streams of the caller's seed (core/rng.h), so the same seed always gives the same result. */
 #ifndef AUGSERVE_ENGINE_DATA_DATASET_H
 #define AUGSERVE_ENGINE_DATA_DATASET_H
 
@@ -112,7 +112,9 @@ int data_import(const char *source, const char *parent, const char *id,
                 const struct data_import_options *options, json_t **report, struct eng_error *err);
 
 /* Removes the temporary folders that imports killed before they finished left in parent (those
- * of processes that no longer run). Call it at startup. 0, or -1 with err. */
+ * of processes of this machine that no longer run; another machine's, parent being shared, are
+ * left to its own processes' cleanup, since whether its pid runs cannot be told from here). Call
+ * it at startup. 0, or -1 with err. */
 int data_import_cleanup(const char *parent, struct eng_error *err);
 
 /* Removes the dataset parent/<id>: renamed first to a temporary name of the imports' (one rename:
@@ -182,6 +184,11 @@ size_t dataset_split_count(const struct dataset *ds);
 const struct data_split *dataset_split_at(const struct dataset *ds, size_t i);
 /* The split called name, or NULL. */
 const struct data_split *dataset_split(const struct dataset *ds, const char *name);
+/* Adds to ds the splits of its folder it does not have yet: at open, every one; later, those
+ * another process sharing the folder saved since (a split derived through another server). A
+ * split file is linked into place whole, so none is seen half-written. 0, or -1 with err
+ * (ENG_UNDECODABLE for a damaged split file). */
+int dataset_split_refresh(struct dataset *ds, struct eng_error *err);
 /* Image position k of split s's label: its own, the dataset's, or -1 for an unlabeled split. */
 int data_split_label(const struct dataset *ds, const struct data_split *s, size_t k);
 

@@ -11,6 +11,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -336,13 +337,29 @@ static int open_temp(struct import *im, const char *name, int *fd, struct eng_er
     return 0;
 }
 
+/* This machine's name, "" when it has none. */
+static void this_host(char host[HOST_NAME_MAX + 1])
+{
+    if (gethostname(host, HOST_NAME_MAX + 1) != 0) host[0] = '\0';
+    host[HOST_NAME_MAX] = '\0';
+}
+
+/* The mkdtemp pattern of a temporary folder of this process's in parent,
+ * parent/.import-<host>:<pid>-XXXXXX, or NULL with err. The host tells data_import_cleanup on
+ * another machine sharing parent that the pid is none of its processes'. */
+static char *temp_pattern(const char *parent, struct eng_error *err)
+{
+    char host[HOST_NAME_MAX + 1];
+    this_host(host);
+    return data_printf(err, "%s/" TEMP_PREFIX "%s:%ld-XXXXXX", parent, host, (long)getpid());
+}
+
 static int make_temp(struct import *im, const char *parent, struct eng_error *err)
 {
     struct stat st;
     if (stat(parent, &st) != 0 || !S_ISDIR(st.st_mode))
         return eng_fail(err, ENG_NOT_FOUND, "%s: no such folder", parent);
-    if (!(im->tmp = data_printf(err, "%s/" TEMP_PREFIX "%ld-XXXXXX", parent, (long)getpid())))
-        return -1;
+    if (!(im->tmp = temp_pattern(parent, err))) return -1;
     if (!mkdtemp(im->tmp)) {
         int why = errno;
         free(im->tmp);
@@ -431,10 +448,19 @@ int data_import_cleanup(const char *parent, struct eng_error *err)
 {
     DIR *dir = opendir(parent);
     if (!dir) return eng_fail(err, ENG_NOT_FOUND, "%s: %s", parent, strerror(errno));
+    char host[HOST_NAME_MAX + 1];
+    this_host(host);
     for (struct dirent *d; (d = readdir(dir));) {
+        if (strncmp(d->d_name, TEMP_PREFIX, strlen(TEMP_PREFIX)) != 0) continue;
+        const char *owner = d->d_name + strlen(TEMP_PREFIX), *colon = strchr(owner, ':');
+        /* Another machine's (a process there may be running it): its own processes' to clean. A
+         * name without a host is of a build before hosts, which ran on one machine. */
+        if (colon && ((size_t)(colon - owner) != strlen(host) ||
+                      strncmp(owner, host, (size_t)(colon - owner)) != 0))
+            continue;
         long pid;
         int used = 0;
-        if (sscanf(d->d_name, TEMP_PREFIX "%ld-%n", &pid, &used) != 1 || used == 0) continue;
+        if (sscanf(colon ? colon + 1 : owner, "%ld-%n", &pid, &used) != 1 || used == 0) continue;
         if (pid > 0 && (kill((pid_t)pid, 0) == 0 || errno != ESRCH)) continue;
         char *path = data_printf(err, "%s/%s", parent, d->d_name);
         if (path) data_remove_tree(path);
@@ -448,7 +474,7 @@ int data_import_cleanup(const char *parent, struct eng_error *err)
  * kill), or NULL with err. */
 static char *make_aside(const char *parent, struct eng_error *err)
 {
-    char *aside = data_printf(err, "%s/" TEMP_PREFIX "%ld-XXXXXX", parent, (long)getpid());
+    char *aside = temp_pattern(parent, err);
     if (aside && !mkdtemp(aside)) {
         eng_fail(err, ENG_INTERNAL, "%s: %s", parent, strerror(errno));
         free(aside);

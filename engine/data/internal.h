@@ -271,8 +271,6 @@ struct dataset {
     size_t split_count, split_cap;
 };
 
-/* Reads every splits/<name>.split of ds's folder (dataset_open). 0, or -1 with err. */
-int split_load_all(struct dataset *ds, struct eng_error *err);
 /* Frees a split made by split.c. */
 void split_free(struct data_split *s);
 

@@ -133,7 +133,7 @@ static int split_load(struct dataset *ds, const char *folder, const char *file,
     return rc;
 }
 
-int split_load_all(struct dataset *ds, struct eng_error *err)
+int dataset_split_refresh(struct dataset *ds, struct eng_error *err)
 {
     char *folder = data_printf(err, "%s/" CACHE_SPLITS, ds->dir);
     DIR *dir = folder ? opendir(folder) : NULL;
@@ -141,9 +141,15 @@ int split_load_all(struct dataset *ds, struct eng_error *err)
     if (folder && !dir) rc = eng_fail(err, ENG_UNDECODABLE, "%s: no splits folder", ds->dir);
     for (struct dirent *d; rc == 0 && (d = readdir(dir));) {
         size_t n = strlen(d->d_name);
-        if (d->d_name[0] != '.' && n > strlen(SUFFIX) &&
-            strcmp(d->d_name + n - strlen(SUFFIX), SUFFIX) == 0)
-            rc = split_load(ds, folder, d->d_name, err);
+        if (d->d_name[0] == '.' || n <= strlen(SUFFIX) ||
+            strcmp(d->d_name + n - strlen(SUFFIX), SUFFIX) != 0)
+            continue;
+        char name[128];
+        snprintf(name, sizeof name, "%.*s", (int)(n - strlen(SUFFIX)), d->d_name);
+        if (dataset_split(ds, name)) continue;
+        rc = split_load(ds, folder, d->d_name, err);
+        /* Another thread's refresh loaded it meanwhile: as good. */
+        if (rc != 0 && err->code == ENG_CONFLICT) rc = 0;
     }
     if (dir) closedir(dir);
     free(folder);
@@ -237,12 +243,25 @@ static void split_unsave(const struct dataset *ds, const char *name)
     free(path);
 }
 
+/* Adds s, whose file split_save has just linked into place (so the name is this call's), to ds: a
+ * dataset_split_refresh may have loaded that file meanwhile, and then ds has the split already
+ * and s is freed. 0, or -1 with err (s still the caller's). */
+static int split_insert_saved(struct dataset *ds, struct data_split *s, struct eng_error *err)
+{
+    int rc = split_insert(ds, s, err);
+    if (rc != 0 && err->code == ENG_CONFLICT) {
+        split_free(s);
+        rc = 0;
+    }
+    return rc;
+}
+
 int dataset_split_add(struct dataset *ds, const char *name, const uint32_t *indices,
                       const int32_t *labels, size_t count, int labeled, struct eng_error *err)
 {
     struct data_split *s = split_make(ds, name, indices, labels, count, labeled, err);
     int rc = s ? split_save(ds, s, err) : -1;
-    if (rc == 0) rc = split_insert(ds, s, err);
+    if (rc == 0) rc = split_insert_saved(ds, s, err);
     if (rc) split_free(s);
     return rc;
 }
@@ -403,7 +422,7 @@ int dataset_split_derive(struct dataset *ds, const struct data_split_spec *spec,
         rc = -1;
     }
     for (int part = 0; part < 2; part++) {
-        if (rc == 0 && split_insert(ds, made[part], err)) {
+        if (rc == 0 && split_insert_saved(ds, made[part], err)) {
             split_free(made[part]);
             rc = -1;
         } else if (rc) {

@@ -31,6 +31,19 @@ int policy_saved_remove(const char *name)
     return removed;
 }
 
+int policy_saved_replace(const json_t *all, struct eng_error *err)
+{
+    json_t *copy = json_deep_copy(all);
+    if (!copy) return eng_no_memory(err);
+    pthread_mutex_lock(&lock);
+    json_t *old = table;
+    table = copy;
+    atomic_fetch_add(&generation, 1);
+    pthread_mutex_unlock(&lock);
+    json_decref(old);
+    return 0;
+}
+
 json_t *policy_saved_get(const char *name)
 {
     pthread_mutex_lock(&lock);

@@ -26,6 +26,10 @@ int policy_saved_set(const char *name, const json_t *doc, struct eng_error *err)
 int policy_saved_remove(const char *name);
 /* name's document (a new reference: json_decref it), or NULL when no policy is saved as name. */
 json_t *policy_saved_get(const char *name);
+/* Makes the table a copy of all, an object of name -> document, at once: no reader sees a name
+ * missing that all keeps (a server taking its store's policies, which another process changed).
+ * 0, or -1 with err (the table unchanged). */
+int policy_saved_replace(const json_t *all, struct eng_error *err);
 /* Removes every saved policy (a server closing, a test starting clean). */
 void policy_saved_clear(void);
 /* A number that changes whenever the table does. */

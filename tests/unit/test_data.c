@@ -9,6 +9,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1063,18 +1064,29 @@ static void test_link(void **state)
 static void test_cleanup(void **state)
 {
     struct scratch s = scratch_new();
-    char dead[1024], alive[1024], path[2048];
-    /* No process has the largest pid; this one is running. */
-    snprintf(dead, sizeof dead, "%s/.import-2147483647-abcdef", s.out);
-    snprintf(alive, sizeof alive, "%s/.import-%ld-abcdef", s.out, (long)getpid());
-    mkdir(dead, 0700);
-    mkdir(alive, 0700);
-    snprintf(path, sizeof path, "%s/pixels.tmp", dead);
-    db_write_file(path, "x", 1);
+    char dead[1024], alive[1024], path[2048], host[HOST_NAME_MAX + 1] = "";
+    assert_int_equal(gethostname(host, sizeof host), 0);
+    /* No process has the largest pid; this one is running: in names with this machine's name and
+     * without one (a build before hosts). */
+    for (int named = 0; named < 2; named++) {
+        snprintf(dead, sizeof dead, "%s/.import-%s%s2147483647-abcdef", s.out, named ? host : "",
+                 named ? ":" : "");
+        snprintf(alive, sizeof alive, "%s/.import-%s%s%ld-abcdef", s.out, named ? host : "",
+                 named ? ":" : "", (long)getpid());
+        mkdir(dead, 0700);
+        mkdir(alive, 0700);
+        snprintf(path, sizeof path, "%s/pixels.tmp", dead);
+        db_write_file(path, "x", 1);
+    }
+    /* Another machine's: whether its pid runs there cannot be told here, so it stays. */
+    char elsewhere[1024];
+    snprintf(elsewhere, sizeof elsewhere, "%s/.import-%s.elsewhere:2147483647-abcdef", s.out, host);
+    mkdir(elsewhere, 0700);
     struct eng_error err = {0};
     assert_int_equal(data_import_cleanup(s.out, &err), 0);
-    assert_int_equal(db_count_entries(s.out), 1);
+    assert_int_equal(db_count_entries(s.out), 3);
     assert_int_equal(access(alive, F_OK), 0);
+    assert_int_equal(access(elsewhere, F_OK), 0);
     scratch_free(&s);
 }
 

@@ -1,7 +1,8 @@
 /* engine/data's splits: derived splits against counts worked out by hand (per_class's labeled
  * and unlabeled parts, the largest-remainder shares of a stratified split) and against the
  * documented shuffle run here from core/rng.h; the same seed giving the same split; splits saved
- * in the cache and read back; splits with labels of their own. */
+ * in the cache and read back; splits with labels of their own; splits another open of the cache
+ * saved, taken by a refresh. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -294,6 +295,30 @@ static void test_own_labels(void **state)
     assert_int_equal(err.code, ENG_CONFLICT);
 }
 
+/* Two opens of one cache, as two processes sharing data_dir have: a split one adds is not the
+ * other's until it refreshes, then it is, the same; a refresh again changes nothing, and a name
+ * the other saved is refused here as taken. */
+static void test_refresh_takes_another_opens_splits(void **state)
+{
+    struct fixture *f = *state;
+    struct eng_error err = {0};
+    struct dataset *other = dataset_open(f->d.dir, &err);
+    assert_non_null(other);
+    const size_t before = dataset_split_count(other);
+    const uint32_t indices[3] = {7, 3, 11};
+    assert_int_equal(dataset_split_add(f->ds, "theirs", indices, NULL, 3, 1, &err), 0);
+    assert_null(dataset_split(other, "theirs"));
+    assert_int_equal(dataset_split_refresh(other, &err), 0);
+    assert_int_equal(dataset_split_count(other), before + 1);
+    assert_same_split(dataset_split(other, "theirs"), dataset_split(f->ds, "theirs"));
+    assert_int_equal(dataset_split_refresh(other, &err), 0);
+    assert_int_equal(dataset_split_count(other), before + 1);
+    assert_int_equal(dataset_split_add(other, "mine", indices, NULL, 3, 1, &err), 0);
+    assert_int_equal(dataset_split_add(f->ds, "mine", indices, NULL, 3, 1, &err), -1);
+    assert_int_equal(err.code, ENG_CONFLICT);
+    dataset_close(other);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -303,6 +328,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_stratified_shares, setup, teardown),
         cmocka_unit_test_setup_teardown(test_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_own_labels, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_refresh_takes_another_opens_splits, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -3,7 +3,8 @@
  * events, the order runners claim jobs in, claims from several connections at once, reading events
  * after an id, leases (a claim's owner and token, heartbeats, expiry by time and of an ended
  * owner, attempts counted then given up, a stale token's writes refused, two handles sharing a
- * store, children queued and claimed under the parent's lease, worker ids), cancelling, listing,
+ * store, children queued and claimed under the parent's lease, worker ids), processes'
+ * heartbeats, cancelling, listing,
  * a parent's children (claimed by it alone, listed by it, cancelled with it), and the schema's
  * migrations (from nothing, from version 1; a newer one refused). Each expectation is the state
  * machine of job_store.h. */
@@ -26,6 +27,7 @@
 #include "leases.h"
 #include "pg_test_db.h"
 #include "policy_store.h"
+#include "process_store.h"
 #include "storage.h"
 #include "store_fixture.h"
 /* For test_a_transaction_left_idle_ends, which holds a transaction open as a frozen process does.
@@ -1069,6 +1071,27 @@ static void test_dataset_user(void **state)
     expect_user(f->st, "b", 0);
 }
 
+/* Processes' heartbeats (process_store.h): a process is live for stale_ms after its last beat, one
+ * never seen is not, and a beat forgets the processes silent for longer than its stale_ms. */
+static void test_process_heartbeats(void **state)
+{
+    struct fixture *f = *state;
+    struct eng_error err;
+    assert_int_equal(process_store_live(f->st, "h:1:a", 60000, &err), 0);
+    assert_int_equal(process_store_beat(f->st, "h:1:a", 60000, &err), 0);
+    assert_int_equal(process_store_beat(f->st, "h:1:a", 60000, &err), 0); /* its row again */
+    assert_int_equal(process_store_live(f->st, "h:1:a", 60000, &err), 1);
+    assert_int_equal(process_store_live(f->st, "h:2:b", 60000, &err), 0);
+    /* 50 ms on, a's last beat is older than 10 ms: not live by that bound, still by a minute's;
+     * b's beat with the 10 ms bound forgets a altogether. */
+    usleep(50000);
+    assert_int_equal(process_store_live(f->st, "h:1:a", 10, &err), 0);
+    assert_int_equal(process_store_live(f->st, "h:1:a", 60000, &err), 1);
+    assert_int_equal(process_store_beat(f->st, "h:2:b", 10, &err), 0);
+    assert_int_equal(process_store_live(f->st, "h:1:a", 60000, &err), 0);
+    assert_int_equal(process_store_live(f->st, "h:2:b", 60000, &err), 1);
+}
+
 /* From nothing: every migration runs, and every table they make takes a record. */
 static void test_migrates_an_empty_database(void **state)
 {
@@ -1214,6 +1237,7 @@ int main(void)
         STORE_TEST(test_expiry_cancels_orphans),
         STORE_TEST(test_waiting_child),
         STORE_TEST(test_dataset_user),
+        STORE_TEST(test_process_heartbeats),
         STORE_TEST(test_migrates_an_empty_database),
         STORE_TEST(test_migrates_version_1),
         STORE_TEST(test_refuses_a_newer_schema),

@@ -255,6 +255,8 @@ static void test_space_snapshot(void **state)
     json_decref(params);
 }
 
+/* A new process loads the store's policies; a load again takes every change another process made
+ * since, additions, replacements and deletions. */
 static void test_load_at_start(void **state)
 {
     struct fixture *f = *state;
@@ -266,6 +268,34 @@ static void test_load_at_start(void **state)
     json_t *doc = policy_saved_get("tilt");
     assert_non_null(doc);
     assert_json_equal(doc, "{\"op\": \"Rotate\", \"degrees\": 10}");
+    json_decref(doc);
+
+    /* Another process of the store replaces tilt and saves flip, straight in the store: a load
+     * (its notification heard) takes both, and the cache's generation moves. */
+    const struct policy_record tilt = {
+        .name = "tilt", .document = json_pack("{s:s, s:i}", "op", "Rotate", "degrees", 20)};
+    const struct policy_record flip = {.name = "flip",
+                                       .document = json_pack("{s:s}", "op", "Flip")};
+    int created;
+    assert_int_equal(policy_store_put(f->st, &tilt, 1, &created, &err), 0);
+    assert_int_equal(policy_store_put(f->st, &flip, 0, &created, &err), 0);
+    json_decref(tilt.document);
+    json_decref(flip.document);
+    unsigned long generation = policy_saved_generation();
+    assert_int_equal(saved_policies_load(f->st, &err), 0);
+    assert_true(policy_saved_generation() != generation);
+    doc = policy_saved_get("tilt");
+    assert_json_equal(doc, "{\"op\": \"Rotate\", \"degrees\": 20}");
+    json_decref(doc);
+    doc = policy_saved_get("flip");
+    assert_json_equal(doc, "{\"op\": \"Flip\"}");
+    json_decref(doc);
+    /* It deletes tilt: the next load drops it and keeps flip. */
+    assert_int_equal(policy_store_delete(f->st, "tilt", &err), 0);
+    assert_int_equal(saved_policies_load(f->st, &err), 0);
+    assert_null(policy_saved_get("tilt"));
+    doc = policy_saved_get("flip");
+    assert_non_null(doc);
     json_decref(doc);
 }
 
