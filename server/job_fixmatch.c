@@ -4,10 +4,11 @@
  *
  * Params are train's (a labeled "split", the "val_split" the test accuracy is measured on,
  * required, "model", "policy" for the weak view, the budget, "batch", "optimizer", "schedule",
- * "ema", "eval_every", "output") with "unlabeled_split", "mu", "tau", "lambda_u" and "strong"
- * (the strong view's policy), and FixMatch's defaults where train has others: the weak view
- * "fixmatch-weak", SGD with lr 0.03, Nesterov momentum 0.9 and weight decay 5e-4 on all but
- * BatchNorm's and the biases, the schedule "fixmatch" (lr cos(7 pi k / 16 K)), EMA 0.999.
+ * "ema", "eval_every", "output") with "unlabeled_split", "mu", "tau", "lambda_u", "strong"
+ * (the strong view's policy, or "ctaugment") and "ctaugment", and FixMatch's defaults where train
+ * has others: the weak view "fixmatch-weak", SGD with lr 0.03, Nesterov momentum 0.9 and
+ * weight decay 5e-4 on all but BatchNorm's and the biases, the schedule "fixmatch"
+ * (lr cos(7 pi k / 16 K)), EMA 0.999.
  *
  * An epoch is a pass over the labeled split (train's), so fixmatch and supervised given the same
  * params run the same steps. Each step takes the next mu B images of the unlabeled split from
@@ -16,19 +17,33 @@
  * step k reads the unlabeled split's epoch k / U at batch k % U (U its full batches of mu B), a
  * function of k alone, so a run resumed at an epoch boundary reads the batches it would have.
  *
+ * "strong": "ctaugment" has no strong loader: the step makes the strong views itself, and the
+ * labeled images' probes, from a CTAugment state the probes teach (job_fixmatch.h's CTAugment
+ * section), kept in the checkpoint (its "ctaugment" member) so a resumed run goes on with the
+ * rates it had. params.ctaugment holds the state's settings, or "from", a /v1/ctaugment state to
+ * start from (its settings and rates, read when the job starts: a job started again before its
+ * first checkpoint reads it again), and "save", which stores the learnt state at the end as the
+ * /v1/ctaugment state whose id is the job's: a new state rather than "from"'s, so feedback a
+ * client sent to that one meanwhile is never overwritten. The result carries the state as
+ * GET /v1/ctaugment/{id} shows one, with each bin's count of feedbacks.
+ *
  * "supervised" (Oliver et al. 2018's baseline) is the same code with mu = 0: the labeled loss
  * alone, on the same labeled split, model, budget and optimiser. It takes fixmatch's params, so
- * one params object runs both, and reads but does not use the unlabeled ones. */
+ * one params object runs both, and reads but does not use the unlabeled ones (nor CTAugment's). */
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "app.h"
+#include "ctaugment_store.h"
 #include "data/dataset.h"
 #include "data/loader.h"
 #include "job_classify.h"
 #include "job_fixmatch.h"
 #include "job_kind.h"
 #include "job_train.h"
+#include "json_text.h"
 #include "policy/policy.h"
 
 #define FIXMATCH_MAX_MU      64
@@ -68,19 +83,65 @@ static json_t *with_defaults(const json_t *params)
     return out;
 }
 
-/* The strong view's policy: the weak policy, then the strong one, which is checked alone first
- * so that a refusal names its own pointer (params.strong/...). */
+/* params.ctaugment into p->semi: CTAugment's settings (absent members the reference's), checked as
+ * POST /v1/ctaugment checks them; or "from", a /v1/ctaugment state to start from, whose own
+ * settings apply (validate checks that it exists); and "save". */
+static int read_ctaugment(struct job_train_params *p, const json_t *params, struct eng_error *err)
+{
+    static const char *const names[] = {"depth", "decay", "threshold", "from", "save", NULL};
+    const json_t *given = json_object_get(params, "ctaugment");
+    const json_t *from = json_object_get(given, "from"), *save = json_object_get(given, "save");
+    long long depth;
+    if (given && !json_is_object(given))
+        return eng_fail(err, ENG_INVALID,
+                        "params.ctaugment: must be an object: {\"depth\", \"decay\", "
+                        "\"threshold\", \"from\", \"save\"}, each optional");
+    if (given && json_check_members(given, names, "params.ctaugment.", "member", err)) return -1;
+    if (from && !json_is_string(from))
+        return eng_fail(err, ENG_INVALID,
+                        "params.ctaugment.from: must be the id of a CTAugment state "
+                        "(GET /v1/ctaugment lists them)");
+    if (from && json_object_size(given) > 1 + (save != NULL))
+        return eng_fail(err, ENG_INVALID,
+                        "params.ctaugment.from: the state's own depth, decay and threshold apply: "
+                        "give them only without from");
+    if (save && !json_is_boolean(save))
+        return eng_fail(err, ENG_INVALID, "params.ctaugment.save: must be true or false");
+    p->semi.ctaugment = 1;
+    p->semi.cta_from = json_string_value(from);
+    p->semi.cta_save = json_is_true(save);
+    if (job_param_int(params, "ctaugment.depth", 0, CTAUG_DEFAULTS.depth, 1, CTAUG_MAX_DEPTH,
+                      &depth, err) ||
+        job_param_real(params, "ctaugment.decay", 0, CTAUG_DEFAULTS.decay, 0, 1, &p->semi.cta.decay,
+                       err) ||
+        job_param_real(params, "ctaugment.threshold", 0, CTAUG_DEFAULTS.threshold, 0, 1,
+                       &p->semi.cta.threshold, err))
+        return -1;
+    p->semi.cta.depth = (int)depth;
+    /* The engine's own check (decay in the open interval): "ctaugment decay: ..." names it. */
+    struct ctaug *c = ctaug_new(&p->semi.cta, err);
+    if (!c) {
+        char why[sizeof err->message];
+        snprintf(why, sizeof why, "%s", err->message + strlen("ctaugment "));
+        return eng_fail(err, ENG_INVALID, "params.ctaugment.%s", why);
+    }
+    ctaug_free(c);
+    return 0;
+}
+
+/* The strong view: "ctaugment", or a policy: the weak policy, then the strong one, which is
+ * checked alone first so that a refusal names its own pointer (params.strong/...). */
 static int read_strong(struct job_train_params *p, const json_t *params, struct eng_error *err)
 {
     const json_t *strong = json_object_get(params, "strong");
+    if (json_is_string(strong) && strcmp(json_string_value(strong), "ctaugment") == 0)
+        return read_ctaugment(p, params, err);
+    if (json_object_get(params, "ctaugment"))
+        return eng_fail(err, ENG_INVALID,
+                        "params.ctaugment: CTAugment's settings, for \"strong\": \"ctaugment\" "
+                        "only");
     json_t *def = NULL;
     if (!strong) strong = def = json_string("fixmatch-strong");
-    if (json_is_string(strong) && strcmp(json_string_value(strong), "ctaugment") == 0) {
-        json_decref(def);
-        return eng_fail(err, ENG_INVALID,
-                        "params.strong: \"ctaugment\" is not available yet; give a policy "
-                        "(default \"fixmatch-strong\", FixMatch's RandAugment with Cutout)");
-    }
     struct policy *alone;
     int rc = job_classify_policy(strong, "strong", &alone, err);
     policy_free(alone);
@@ -142,11 +203,17 @@ struct stream {
 
 struct fixmatch_run {
     struct fixmatch_config c;
-    struct stream weak, strong;
-    size_t image; /* floats per image */
-    float *input; /* a forward's images: labeled, weak, strong */
+    struct stream weak, strong; /* strong: not with CTAugment, whose views the step makes */
+    size_t image;               /* floats per image */
+    float *input;               /* a forward's images: labeled, weak, strong */
     int32_t *pseudo;
     float *mask;
+    /* With CTAugment (cta.state not NULL): the step's policies (mu B strong, B probes), its
+     * probes' images, and the checkpoint's extra member holding the state. */
+    struct fixmatch_cta cta;
+    struct ctaug_policy *strong_policies, *probe_policies;
+    float *probes;
+    json_t *extra;
     /* This epoch's sums, reset after each (a resumed epoch starts over). */
     struct {
         size_t unlabeled, masked, hidden, hidden_correct, masked_hidden, masked_correct;
@@ -214,6 +281,40 @@ static void tally(struct job_train_run *r, struct fixmatch_run *f, const struct 
     }
 }
 
+/* Step k's CTAugment (job_fixmatch.h): the strong views of the weak batch's images into the
+ * forward's input (at strong), then the labeled batch b's probes, classified and fed back. */
+static int cta_step(struct job_train_run *r, struct fixmatch_run *f, const struct data_batch *b,
+                    const struct data_batch *weak, const int32_t *labels, long k, float *strong,
+                    struct eng_error *err)
+{
+    const struct job_train_params *p = r->p;
+    int threads = job_ctx_threads(r->ctx);
+    /* The images' weak views as their loaders make them: the strong loader's of the unlabeled
+     * images (view 1), and the very inputs of the labeled ones (view 0, b's epoch). */
+    struct data_loader_options unlabeled = {.dataset = p->data.dataset,
+                                            .split = p->semi.unlabeled,
+                                            .policy = p->policy,
+                                            .preprocess = &p->preprocess,
+                                            .seed = p->data.seed,
+                                            .epoch = weak->epoch,
+                                            .view = 1},
+                               labeled = unlabeled;
+    labeled.split = p->data.split;
+    labeled.policy = r->policy;
+    labeled.epoch = b->epoch;
+    labeled.view = 0;
+    const float *logits;
+    return fixmatch_cta_views(f->cta.state, &unlabeled, weak->indices, weak->size, 0, k, threads,
+                              f->strong_policies, strong, f->image, err) ||
+                   fixmatch_cta_views(f->cta.state, &labeled, b->indices, b->size, 1, k, threads,
+                                      f->probe_policies, f->probes, f->image, err) ||
+                   job_train_run_classify(r, f->probes, &logits, err) ||
+                   fixmatch_cta_feedback(&f->cta, f->probe_policies, logits, labels, b->size,
+                                         p->classes, err)
+               ? -1
+               : 0;
+}
+
 static int step(struct job_train_run *r, const struct data_batch *b, const int32_t *labels, long k,
                 double *loss, size_t *correct, struct eng_error *err)
 {
@@ -225,8 +326,10 @@ static int step(struct job_train_run *r, const struct data_batch *b, const int32
     if (p->semi.mu) {
         if (stream_next(r, &f->weak, k, &weak, err)) return -1;
         memcpy(f->input + n, weak.inputs, u * sizeof *f->input);
-        if (stream_next(r, &f->strong, k, &strong, err)) return -1;
-        memcpy(f->input + n + u, strong.inputs, u * sizeof *f->input);
+        if (f->cta.state ? cta_step(r, f, b, &weak, labels, k, f->input + n + u, err)
+                         : stream_next(r, &f->strong, k, &strong, err))
+            return -1;
+        if (!f->cta.state) memcpy(f->input + n + u, strong.inputs, u * sizeof *f->input);
     }
     const float *logits;
     struct fixmatch_stats s;
@@ -241,9 +344,29 @@ static int step(struct job_train_run *r, const struct data_batch *b, const int32
     return 0;
 }
 
+static double ratio_of(double a, long b)
+{
+    return b ? a / (double)b : NAN;
+}
+
 static double ratio(size_t a, size_t b)
 {
-    return b ? (double)a / (double)b : NAN;
+    return ratio_of((double)a, (long)b);
+}
+
+/* The epoch's CTAugment measures into row (its probes' mean proximity) and its state into the
+ * checkpoint's extra member, which the checkpoint after this hook saves. */
+static int cta_epoch_end(struct job_train_run *r, struct fixmatch_run *f, json_t *row,
+                         struct eng_error *err)
+{
+    double proximity = ratio_of(f->cta.proximity, f->cta.probes);
+    f->cta.probes = 0;
+    f->cta.proximity = 0;
+    if (json_object_set_new(row, "probe_proximity", job_train_number(proximity)) ||
+        json_object_set_new(f->extra, "ctaugment", fixmatch_cta_to_json(&f->cta)))
+        return eng_no_memory(err);
+    job_ctx_metric(r->ctx, "probe_proximity", proximity, r->epoch);
+    return 0;
 }
 
 static int epoch_end(struct job_train_run *r, json_t *row, struct eng_error *err)
@@ -265,11 +388,78 @@ static int epoch_end(struct job_train_run *r, json_t *row, struct eng_error *err
     if (isfinite(pseudo)) job_ctx_metric(r->ctx, "pseudo_label_accuracy", pseudo, r->epoch);
     job_ctx_log(r->ctx, "epoch %ld: mask rate %.4f, pseudo-label accuracy %.4f (%.4f above tau)",
                 r->epoch, mask_rate, pseudo, masked_pseudo);
-    return 0;
+    return f->cta.state ? cta_epoch_end(r, f, row, err) : 0;
 }
 
 static const char *const extra_columns[] = {"mask_rate", "pseudo_label_accuracy",
                                             "masked_pseudo_label_accuracy", "unlabeled_loss", NULL};
+static const char *const cta_columns[] = {
+    "mask_rate",      "pseudo_label_accuracy", "masked_pseudo_label_accuracy",
+    "unlabeled_loss", "probe_proximity",       NULL};
+
+/* The state of /v1/ctaugment/{id} into *out (NULL only for the check validate makes): ENG_NOT_FOUND
+ * naming params.ctaugment.from when there is none. */
+static int cta_from_store(const struct app *app, const char *id, struct ctaug **out,
+                          struct eng_error *err)
+{
+    struct ctaugment_record r;
+    if (ctaugment_store_get(app->storage, id, &r, err)) {
+        char why[sizeof err->message];
+        snprintf(why, sizeof why, "%s", err->message);
+        return eng_fail(err, err->code, "params.ctaugment.from: %s", why);
+    }
+    int rc = 0;
+    if (out && !(*out = ctaug_from_json(r.state, err))) rc = -1;
+    ctaugment_record_clear(&r);
+    return rc;
+}
+
+/* "save": the learnt state as the /v1/ctaugment state whose id is the job's (so an end done again
+ * after a crash replaces the state it saved rather than making another), named in the result's
+ * ctaugment member. */
+static json_t *replace_state(const json_t *old, void *ctx, struct eng_error *err)
+{
+    (void)old, (void)err;
+    return json_incref(ctx);
+}
+
+static int cta_save(struct job_ctx *ctx, const struct fixmatch_cta *c, json_t *result,
+                    struct eng_error *err)
+{
+    struct ctaugment_record r = {.state = ctaug_to_json(c->state)}, saved;
+    snprintf(r.id, sizeof r.id, "%s", job_ctx_id(ctx));
+    struct storage *st = job_ctx_app(ctx)->storage;
+    int rc = r.state ? ctaugment_store_create(st, &r, err) : eng_no_memory(err);
+    if (rc && err->code == ENG_CONFLICT) {
+        rc = ctaugment_store_update(st, r.id, replace_state, r.state, &saved, err);
+        if (rc == 0) ctaugment_record_clear(&saved);
+    }
+    if (rc == 0 &&
+        json_object_set_new(json_object_get(result, "ctaugment"), "id", json_string(r.id)))
+        rc = eng_no_memory(err);
+    json_decref(r.state);
+    return rc;
+}
+
+/* With "strong": "ctaugment" (and unlabeled images to use it on): the state, from the checkpoint
+ * the job resumes from, from the store or new, and the step's buffers. */
+static int cta_open(struct job_ctx *ctx, const struct job_train_params *p, struct fixmatch_run *f,
+                    struct eng_error *err)
+{
+    const json_t *saved = json_object_get(job_ctx_restored(ctx), "ctaugment");
+    if (job_ctx_restored(ctx) && !saved)
+        return eng_fail(err, ENG_INTERNAL, "the checkpoint has no CTAugment state");
+    if (saved              ? fixmatch_cta_from_json(&f->cta, saved, err)
+        : p->semi.cta_from ? cta_from_store(job_ctx_app(ctx), p->semi.cta_from, &f->cta.state, err)
+                           : !(f->cta.state = ctaug_new(&p->semi.cta, err)))
+        return -1;
+    f->strong_policies = malloc(p->semi.mu * p->batch * sizeof *f->strong_policies);
+    f->probe_policies = malloc(p->batch * sizeof *f->probe_policies);
+    f->probes = malloc(p->batch * f->image * sizeof *f->probes);
+    f->extra = json_object();
+    return f->strong_policies && f->probe_policies && f->probes && f->extra ? 0
+                                                                            : eng_no_memory(err);
+}
 
 static int run_kind(struct job_ctx *ctx, const json_t *given, enum job_train_for kind,
                     json_t **result, struct eng_error *err)
@@ -288,7 +478,7 @@ static int run_kind(struct job_ctx *ctx, const json_t *given, enum job_train_for
                     : eng_no_memory(err);
     if (rc == 0) {
         r.policy = p.policy;
-        r.extra_columns = p.semi.mu ? extra_columns : NULL;
+        r.extra_columns = !p.semi.mu ? NULL : p.semi.ctaugment ? cta_columns : extra_columns;
         f.c = (struct fixmatch_config){.batch = p.batch,
                                        .mu = p.semi.mu,
                                        .classes = p.classes,
@@ -300,12 +490,31 @@ static int run_kind(struct job_ctx *ctx, const json_t *given, enum job_train_for
         f.mask = malloc((p.semi.mu * p.batch + 1) * sizeof *f.mask);
         if (!f.input || !f.pseudo || !f.mask) rc = eng_no_memory(err);
     }
+    if (rc == 0 && p.semi.mu && p.semi.ctaugment) {
+        rc = cta_open(ctx, &p, &f, err);
+        r.extra = f.extra;
+    }
     if (rc == 0)
         rc = job_train_kind_run(&r, params, result, err);
     else
         job_train_run_close(&r);
+    /* The result carries the learnt state, as GET /v1/ctaugment/{id} shows one, and its counts. */
+    if (rc == 0 && f.cta.state &&
+        (json_object_set_new(*result, "ctaugment", fixmatch_cta_to_json(&f.cta))
+             ? eng_no_memory(err)
+         : p.semi.cta_save ? cta_save(ctx, &f.cta, *result, err)
+                           : 0)) {
+        json_decref(*result);
+        *result = NULL;
+        rc = -1;
+    }
     data_loader_free(f.weak.l);
     data_loader_free(f.strong.l);
+    ctaug_free(f.cta.state);
+    free(f.strong_policies);
+    free(f.probe_policies);
+    free(f.probes);
+    json_decref(f.extra);
     free(f.input);
     free(f.pseudo);
     free(f.mask);
@@ -321,6 +530,7 @@ static int validate_kind(const struct app *app, const json_t *given, enum job_tr
     if (!params) return eng_no_memory(err);
     struct job_train_params p;
     int rc = job_train_params_open(&p, app, params, kind, err);
+    if (rc == 0 && p.semi.cta_from) rc = cta_from_store(app, p.semi.cta_from, NULL, err);
     job_train_params_close(&p);
     json_decref(params);
     return rc;

@@ -21,7 +21,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <jansson.h>
+
 #include "core/error.h"
+#include "data/loader.h"
+#include "policy/policy.h"
 #include "train/train.h"
 
 struct fixmatch_config {
@@ -60,5 +64,61 @@ int fixmatch_step(const struct fixmatch_config *c, struct train_plan *plan,
                   struct train_optim *optim, struct train_ema *ema, const float *input,
                   const int32_t *labels, double lr, float *dlogits, int32_t *pseudo, float *mask,
                   const float **logits, struct fixmatch_stats *stats, struct eng_error *err);
+
+/* ---- CTAugment as the strong view (server/job_fixmatch_cta.c) -------------------------------
+ * "strong": "ctaugment", as google-research/fixmatch's fixmatch.py (AugmentPoolCTACutOut) and
+ * cta/lib/train.py (CTAClassifySemi.train_step): a CTAugment state (policy.h's CTAugment section)
+ * lives for the run. At step k, before the training step:
+ *   strong views  each unlabeled image's weak view (the weak policy at the strong loader's seed,
+ *                 as the RandAugment strong view starts) under a policy drawn from the state,
+ *                 then Cutout at level 1 (side 1 + int(0.499 min(w, h)): 16 px on 32 x 32), the
+ *                 reference's cta.policy(probe=False) + [OP('cutout', (1,))]
+ *   probes        each labeled image's weak view (the very image it trains on) under a probe
+ *                 policy (every argument uniform), without Cutout, classified by the EMA model
+ *                 (the trained one when ema is 0) in eval mode, the reference's classify_op, as it
+ *                 stands before the step: the reference fetches it in the session.run of the
+ *                 train op, whose EMA update waits for the backward pass
+ *   feedback      each probe, in batch order, updates the bins its policy used with proximity
+ *                 1 - 0.5 sum |softmax - onehot(label)| (ctaug_proximity, ctaug_feedback)
+ * The draws of image i at step k come from (seed ^ view x 0x9E3779B97F4A7C15, i, k), views
+ * FIXMATCH_VIEW_STRONG and FIXMATCH_VIEW_PROBE, so they are a function of the seed, the step and
+ * the state, which is a function of every step before: made in the job, in step order (each
+ * step's images in parallel), never ahead by a loader thread, and the state goes into the
+ * checkpoint, so a resumed run draws what an uninterrupted one would have. The reference draws
+ * ahead in a pool of processes (four batches queued), from a state a few steps older; it is not
+ * reproducible, this is. */
+#define FIXMATCH_VIEW_STRONG 2u
+#define FIXMATCH_VIEW_PROBE  3u
+
+struct fixmatch_cta {
+    struct ctaug *state;
+    /* How many feedbacks each bin has had, in the shape of the rates: what its rate rests on. */
+    long updates[CTAUG_OPS][CTAUG_MAX_ARGS][CTAUG_MAX_BINS];
+    /* This epoch's probes and the sum of their proximities (reset by the caller). */
+    long probes;
+    double proximity;
+};
+
+/* A step's views of n images (dataset indices) under o (the loader options of their weak view:
+ * dataset, weak policy, seed, view, epoch, preprocessing): strong views (probe 0, with Cutout) or
+ * probes (probe 1), drawn from state for `step`, into out (n x floats, the loader's tensor) and
+ * their policies into policies (n). threads run the images. ENG_UNSUPPORTED names an image that
+ * is not RGB (CTAugment's ops are the reference's, on RGB). */
+int fixmatch_cta_views(const struct ctaug *state, const struct data_loader_options *o,
+                       const uint32_t *indices, size_t n, int probe, long step, int threads,
+                       struct ctaug_policy *policies, float *out, size_t floats,
+                       struct eng_error *err);
+
+/* The feedback of n probes: row i of logits (n x classes) as class probabilities (softmax) and
+ * labels[i] give policies[i]'s proximity, which updates c's state, counted in c. */
+int fixmatch_cta_feedback(struct fixmatch_cta *c, const struct ctaug_policy *policies,
+                          const float *logits, const int32_t *labels, size_t n, size_t classes,
+                          struct eng_error *err);
+
+/* {"state": ctaug_to_json's, "probabilities": ctaug_probabilities_to_json's, "updates": the
+ * counts, in the shape of the rates}: GET /v1/ctaugment/{id}'s members and the counts; NULL
+ * without memory. fixmatch_cta_from_json reads "state" and "updates" back (a checkpoint's). */
+json_t *fixmatch_cta_to_json(const struct fixmatch_cta *c);
+int fixmatch_cta_from_json(struct fixmatch_cta *c, const json_t *doc, struct eng_error *err);
 
 #endif

@@ -13,6 +13,7 @@
 #include "classify/classify.h"
 #include "core/error.h"
 #include "job_classify.h"
+#include "policy/policy.h"
 #include "train/train.h"
 
 struct job_ctx;
@@ -61,6 +62,13 @@ struct job_train_params {
         size_t mu;
         double tau, lambda_u;
         struct policy *strong;
+        /* "strong": "ctaugment" (strong NULL): the strong view is drawn from a CTAugment state
+         * with these settings, or the /v1/ctaugment state cta_from (params' string), which
+         * probes on the labeled images teach (job_fixmatch_cta.c); saved at the end with
+         * cta_save. */
+        int ctaugment, cta_save;
+        struct ctaug_settings cta;
+        const char *cta_from;
     } semi;
 };
 
@@ -162,6 +170,11 @@ int job_train_run_epochs(struct job_train_run *r, struct eng_error *err);
  * its numbers exactly. */
 int job_train_run_evaluate(struct job_train_run *r, const struct policy *policy, double *loss,
                            double *accuracy, size_t *count, struct eng_error *err);
+/* The model as trained so far (the EMA's values when on), in eval mode, on p->batch images
+ * (inputs): *logits (batch x classes) stay readable until the next evaluation. The run needs a
+ * val split. FixMatch's CTAugment probes are classified so. */
+int job_train_run_classify(struct job_train_run *r, const float *inputs, const float **logits,
+                           struct eng_error *err);
 void job_train_run_close(struct job_train_run *r);
 /* The run's metrics so far as a CSV artifact named name: a header and a row per epoch. */
 int job_train_run_csv(const struct job_train_run *r, const char *name, struct eng_error *err);

@@ -33,10 +33,10 @@ static const char *const trial_names[] = {
 /* FixMatch's and supervised's (server/job_fixmatch.c): train's with the unlabeled split and
  * FixMatch's settings. */
 static const char *const fixmatch_names[] = {
-    "dataset",  "split",  "val_split", "unlabeled_split", "model", "policy",
-    "strong",   "epochs", "steps",     "batch",           "mu",    "tau",
-    "lambda_u", "seed",   "optimizer", "schedule",        "ema",   "eval_every",
-    "output",   NULL};
+    "dataset",   "split",  "val_split", "unlabeled_split", "model", "policy",
+    "strong",    "epochs", "steps",     "batch",           "mu",    "tau",
+    "lambda_u",  "seed",   "optimizer", "schedule",        "ema",   "eval_every",
+    "ctaugment", "output", NULL};
 /* Self-training's student (server/job_self_training.c): train's without output, the kind
  * registering each round's student under a name of its own. */
 static const char *const self_training_names[] = {

@@ -242,6 +242,12 @@ static int eval_values(struct job_train_run *r, struct eng_error *err)
     return 0;
 }
 
+int job_train_run_classify(struct job_train_run *r, const float *inputs, const float **logits,
+                           struct eng_error *err)
+{
+    return eval_values(r, err) || train_plan_forward(r->eval, inputs, false, logits, err) ? -1 : 0;
+}
+
 int job_train_run_evaluate(struct job_train_run *r, const struct policy *policy, double *loss,
                            double *accuracy, size_t *count, struct eng_error *err)
 {

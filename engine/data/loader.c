@@ -55,12 +55,38 @@ void data_loader_order(uint64_t seed, uint32_t epoch, uint32_t *order, size_t n)
 /* ---- One sample ----------------------------------------------------------------------------- */
 
 /* Puts "image i (source): " in front of err's message. */
-static int name_sample(const struct data_loader *l, uint32_t index, struct eng_error *err)
+static int name_sample(const struct data_loader_options *o, uint32_t index, struct eng_error *err)
 {
     char why[sizeof err->message];
     snprintf(why, sizeof why, "%s", err->message);
-    return eng_fail(err, err->code, "image %u (%s): %s", index, dataset_source(l->o.dataset, index),
+    return eng_fail(err, err->code, "image %u (%s): %s", index, dataset_source(o->dataset, index),
                     why);
+}
+
+/* o's policy on view (sample index of o's epoch) at the seed of o's view: a new image. */
+static struct img *augment(const struct data_loader_options *o, const struct img *view,
+                           uint32_t index, struct eng_error *err)
+{
+    uint64_t seed = o->seed ^ (o->view * UINT64_C(0x9E3779B97F4A7C15));
+    struct trace *t =
+        policy_sample(o->policy, seed, index, o->epoch, view->width, view->height, err);
+    struct img *out = t ? trace_apply(t, view, seed, index, o->epoch, err) : NULL;
+    trace_free(t);
+    return out;
+}
+
+/* src (sample index's image) as a height x width tensor under o's preprocessing. */
+static int to_tensor(const struct data_loader_options *o, int height, int width,
+                     const struct img *src, float *out, struct eng_error *err)
+{
+    int h, w, rc = classify_preprocess_size(o->preprocess, src->width, src->height, &h, &w, err);
+    if (rc == 0 && (h != height || w != width))
+        rc = eng_fail(err, ENG_INVALID,
+                      "%dx%d after the policy gives a %dx%d tensor; the batch's is %dx%d: give "
+                      "the preprocessing a crop",
+                      src->width, src->height, w, h, width, height);
+    if (rc == 0) rc = classify_image_tensor(src, o->preprocess, NULL, 0, 0, 1, out, err);
+    return rc;
 }
 
 static int make_sample(const struct data_loader *l, uint32_t index, float *out,
@@ -68,26 +94,11 @@ static int make_sample(const struct data_loader *l, uint32_t index, float *out,
 {
     struct img view;
     dataset_image(l->o.dataset, index, &view);
-    const struct img *src = &view;
-    struct img *augmented = NULL;
-    if (l->o.policy) {
-        uint64_t seed = l->o.seed ^ (l->o.view * UINT64_C(0x9E3779B97F4A7C15));
-        struct trace *t =
-            policy_sample(l->o.policy, seed, index, l->o.epoch, view.width, view.height, err);
-        augmented = t ? trace_apply(t, &view, seed, index, l->o.epoch, err) : NULL;
-        trace_free(t);
-        if (!augmented) return name_sample(l, index, err);
-        src = augmented;
-    }
-    int h, w, rc = classify_preprocess_size(l->o.preprocess, src->width, src->height, &h, &w, err);
-    if (rc == 0 && (h != l->height || w != l->width))
-        rc = eng_fail(err, ENG_INVALID,
-                      "%dx%d after the policy gives a %dx%d tensor; the batch's is %dx%d: give "
-                      "the preprocessing a crop",
-                      src->width, src->height, w, h, l->width, l->height);
-    if (rc == 0) rc = classify_image_tensor(src, l->o.preprocess, NULL, 0, 0, 1, out, err);
+    struct img *augmented = l->o.policy ? augment(&l->o, &view, index, err) : NULL;
+    if (l->o.policy && !augmented) return name_sample(&l->o, index, err);
+    int rc = to_tensor(&l->o, l->height, l->width, augmented ? augmented : &view, out, err);
     img_free(augmented);
-    return rc ? name_sample(l, index, err) : 0;
+    return rc ? name_sample(&l->o, index, err) : 0;
 }
 
 /* Makes batch `number` into slot s. */
@@ -134,17 +145,23 @@ static void *loader_thread(void *arg)
 /* ---- The interface -------------------------------------------------------------------------- */
 
 /* The tensor's size for the options: the crop's, or the one image size's. */
-static int tensor_size(struct data_loader *l, struct eng_error *err)
+static int options_tensor_size(const struct data_loader_options *o, int *height, int *width,
+                               struct eng_error *err)
 {
-    const struct classify_preprocess *pp = l->o.preprocess;
+    const struct classify_preprocess *pp = o->preprocess;
     int w, h;
-    dataset_uniform_size(l->o.dataset, &w, &h);
+    dataset_uniform_size(o->dataset, &w, &h);
     if (pp->crop_height > 0) w = h = 1; /* any size gives the crop */
     if (w == 0)
         return eng_fail(err, ENG_INVALID,
                         "the dataset's images differ in size: the preprocessing needs a crop");
-    if (classify_preprocess_size(pp, w, h, &l->height, &l->width, err)) return -1;
-    l->channels = pp->channels;
+    return classify_preprocess_size(pp, w, h, height, width, err);
+}
+
+static int tensor_size(struct data_loader *l, struct eng_error *err)
+{
+    if (options_tensor_size(&l->o, &l->height, &l->width, err)) return -1;
+    l->channels = l->o.preprocess->channels;
     l->sample_floats = (size_t)l->channels * (size_t)l->height * (size_t)l->width;
     return 0;
 }
@@ -257,6 +274,26 @@ int data_loader_next(struct data_loader *l, struct data_batch *b, struct eng_err
                              .labels = s->labels,
                              .indices = s->indices};
     return 1;
+}
+
+struct img *data_loader_image(const struct data_loader_options *o, uint32_t index,
+                              struct eng_error *err)
+{
+    struct img view;
+    dataset_image(o->dataset, index, &view);
+    struct img *out = o->policy ? augment(o, &view, index, err) : img_clone(&view, err);
+    if (!out) name_sample(o, index, err);
+    return out;
+}
+
+int data_loader_tensor(const struct data_loader_options *o, const struct img *image, uint32_t index,
+                       float *out, struct eng_error *err)
+{
+    int height, width;
+    return options_tensor_size(o, &height, &width, err) ||
+                   to_tensor(o, height, width, image, out, err)
+               ? name_sample(o, index, err)
+               : 0;
 }
 
 void data_loader_free(struct data_loader *l)

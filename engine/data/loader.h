@@ -80,6 +80,17 @@ size_t data_loader_batches(const struct data_loader *l);
  * image; ENG_CANCELLED when the check says so). */
 int data_loader_next(struct data_loader *l, struct data_batch *b, struct eng_error *err);
 
+/* A sample as the loader makes it, in its two halves, for a caller that changes the image between
+ * them and so cannot have loader threads make it ahead (FixMatch's CTAugment views, drawn from a
+ * state the job updates every step): sample `index`'s image with o's policy applied as in o's
+ * epoch (a copy of the image when o has none), a new image; and an image, of the size the policy
+ * leaves, as the model's input under o's preprocessing into out (channels x height x width
+ * floats, the batch's tensor). Errors name the sample, as the loader's. */
+struct img *data_loader_image(const struct data_loader_options *o, uint32_t index,
+                              struct eng_error *err);
+int data_loader_tensor(const struct data_loader_options *o, const struct img *image, uint32_t index,
+                       float *out, struct eng_error *err);
+
 /* Stops the threads (each finishes the batch it is making) and frees everything. */
 void data_loader_free(struct data_loader *l);
 

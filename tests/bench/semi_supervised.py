@@ -4,7 +4,8 @@
 same budget (optimiser steps, batch, model, seed) by three methods, each tested on the test split:
   fixmatch     the `fixmatch` job kind (README "Job kinds: fixmatch, supervised"), its defaults
                (FixMatch's: mu 7, tau 0.95, lambda_u 1, SGD 0.03 Nesterov, EMA 0.999, the
-               fixmatch-weak and fixmatch-strong views);
+               fixmatch-weak and fixmatch-strong views; --strong ctaugment: CTAugment learnt from
+               probes, the reference's CTA run);
   supervised   the `supervised` kind: the same params on the 400 labels alone;
   self-training  the `self-training` kind (README "Job kind: self-training"): the supervised
                run's model is the first teacher; it soft-labels the unlabeled images, keeps those
@@ -26,6 +27,7 @@ uses that server (--dataset names a dataset it has, else the archive is uploaded
     tests/bench/semi_supervised.py [--archive ../shared/data/cifar10-jpeg-20k.tar]
         [--labels-per-class 40] [--arch resnet-20] [--steps 1500] [--batch 32] [--mu 7]
         [--evaluations 10] [--methods fixmatch,supervised,self-training] [--seed 1]
+        [--strong fixmatch-strong|ctaugment]
         [--rounds 2] [--threshold 0.3] [--per-class 0]
         [--threads 0] [--url http://127.0.0.1:8080 [--dataset ID]]
 
@@ -65,11 +67,14 @@ def params_of(args, dataset, labeled, unlabeled, method):
     """The params the three methods share: fixmatch's (supervised takes them as they are)."""
     per_epoch = (args.labels_per_class * len(dataset["classes"])) // args.batch
     epochs = -(-args.steps // per_epoch)
-    return {"dataset": dataset["id"], "split": labeled, "unlabeled_split": unlabeled,
-            "val_split": "test", "model": {"arch": args.arch, "classes": len(dataset["classes"])},
-            "steps": args.steps, "batch": args.batch, "mu": args.mu, "seed": args.seed,
-            "eval_every": max(1, epochs // max(1, args.evaluations)),
-            "output": f"semi-{method}-{time.time_ns()}"}
+    params = {"dataset": dataset["id"], "split": labeled, "unlabeled_split": unlabeled,
+              "val_split": "test", "model": {"arch": args.arch, "classes": len(dataset["classes"])},
+              "steps": args.steps, "batch": args.batch, "mu": args.mu, "seed": args.seed,
+              "eval_every": max(1, epochs // max(1, args.evaluations)),
+              "output": f"semi-{method}-{time.time_ns()}"}
+    if method == "fixmatch":
+        params["strong"] = args.strong
+    return params
 
 
 def self_training_params(args, shared, teacher):
@@ -103,6 +108,8 @@ def run_job(base, kind, params):
             parts.append(f"mask rate {metrics['mask_rate']:.3f}")
         if "pseudo_label_accuracy" in metrics:
             parts.append(f"pseudo-label accuracy {metrics['pseudo_label_accuracy']:.3f}")
+        if "probe_proximity" in metrics:
+            parts.append(f"probe proximity {metrics['probe_proximity']:.3f}")
         if "images_per_second" in metrics:
             parts.append(f"{metrics['images_per_second']:.0f} images/s")
         parts.append(f"ETA {duration(metrics['eta_seconds'])}")
@@ -174,6 +181,8 @@ def main():
     parser.add_argument("--methods", default=",".join(METHODS),
                         help="a comma-separated subset of " + ", ".join(METHODS))
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--strong", default="fixmatch-strong",
+                        help="fixmatch's strong view: a policy, or ctaugment")
     parser.add_argument("--rounds", type=int, default=2, help="self-training's rounds")
     parser.add_argument("--threshold", type=float, default=0.3,
                         help="self-training's confidence threshold for a pseudo-label")

@@ -1,7 +1,8 @@
 /* engine/data's loader: the epoch order against Fisher-Yates on the documented stream, worked
  * here from core/rng.h; every batch the same with 0, 1, 2 and 4 loader threads; each sample equal
  * to the policy sampled for (seed, index, epoch) and classify_image_tensor run by hand, also for
- * another view (its own seed, the same order); resuming
+ * another view (its own seed, the same order), and to its two halves (data_loader_image and
+ * data_loader_tensor); resuming
  * at a batch; unlabeled splits; refused options; cancellation. */
 #include <stdarg.h>
 #include <stddef.h>
@@ -182,6 +183,14 @@ static float *samples_by_hand(struct fixture *f, uint32_t view)
         assert_int_equal(classify_image_tensor(augmented, &pp, NULL, 0, 0, 1, want, &err), 0);
         assert_memory_equal(r.inputs + k * 144, want, sizeof want);
         changed += memcmp(augmented->data, view_img.data, 144) != 0;
+        /* The sample's two halves, as a caller that edits the image between them gets them. */
+        struct img *half = data_loader_image(&o, index, &err);
+        float tensor[144];
+        assert_non_null(half);
+        assert_memory_equal(half->data, augmented->data, 144);
+        assert_int_equal(data_loader_tensor(&o, half, index, tensor, &err), 0);
+        assert_memory_equal(tensor, want, sizeof want);
+        img_free(half);
         trace_free(t);
         img_free(augmented);
     }
@@ -205,6 +214,23 @@ static void test_views(void **state)
     assert_true(differ > 0);
     free(weak);
     free(strong);
+}
+
+/* The tensor half refuses an image whose size gives another tensor than the batch's, naming the
+ * sample. */
+static void test_tensor_half_refuses_another_size(void **state)
+{
+    struct fixture *f = *state;
+    struct data_loader_options o = options(f, 0);
+    struct eng_error err = {0};
+    struct img *small = img_new(4, 4, 3, &err);
+    float tensor[144];
+    assert_int_equal(data_loader_tensor(&o, small, 3, tensor, &err), -1);
+    assert_int_equal(err.code, ENG_INVALID);
+    assert_non_null(strstr(err.message, "image 3 ("));
+    assert_non_null(
+        strstr(err.message, "4x4 after the policy gives a 4x4 tensor; the batch's is 8x6"));
+    img_free(small);
 }
 
 static void test_preprocessing_by_hand(void **state)
@@ -348,6 +374,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_threads_give_the_same_batches, setup, teardown),
         cmocka_unit_test_setup_teardown(test_samples_by_hand, setup, teardown),
         cmocka_unit_test_setup_teardown(test_views, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_tensor_half_refuses_another_size, setup, teardown),
         cmocka_unit_test_setup_teardown(test_preprocessing_by_hand, setup, teardown),
         cmocka_unit_test_setup_teardown(test_resume_and_drop_last, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unlabeled_split, setup, teardown),
