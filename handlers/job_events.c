@@ -8,7 +8,12 @@
  * the last_event_id query parameter) come first, then new ones as the job makes them, until it
  * ends: then the stream ends too. A quiet stream carries a comment line now and then, so proxies
  * and clients see it alive. The stream is a light route's streamed response (server/streams.c):
- * it sleeps between events and holds no request worker. */
+ * it sleeps between events and holds no request worker.
+ *
+ * Several processes may write one job's events (the one running it, an API server cancelling it
+ * or its parent), but each job's events are committed in id order (job_store.c's add_event), so
+ * reading the events after the last id sent, as a resumed stream does after Last-Event-ID, never
+ * passes over one committed later. */
 #include <jansson.h>
 #include <stdarg.h>
 #include <stdatomic.h>

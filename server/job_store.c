@@ -76,11 +76,22 @@ void job_events_free(struct job_event *events, size_t count)
     free(events);
 }
 
+/* Every event of a job is added here. Its INSERT holds the job's row (on PostgreSQL, FOR NO KEY
+ * UPDATE: most callers hold it already, from the UPDATE of the job's state) before the event takes
+ * its id, and the transaction keeps it to its commit. An event's id is global and taken at INSERT,
+ * but on PostgreSQL visible only at commit: two processes writing one job's events without the row
+ * could commit a larger id first, and a reader resuming after it (Last-Event-ID) would never see
+ * the smaller one. Holding the row, they take their ids in turn and commit in that order, so a
+ * job's events appear in id order. SQLite has one writer at a time. */
+#define EVENT_SQL(lock)                                                                            \
+    "INSERT INTO job_events (job, time_ms, type, data)"                                            \
+    " SELECT id, ?2, ?3, ?4 FROM jobs WHERE id = ?1" lock
+
 static int add_event(struct storage *st, const char *id, enum job_event_type type,
                      const json_t *data, struct eng_error *err)
 {
-    struct storage_stmt *stmt = storage_prepare(
-        st, "INSERT INTO job_events (job, time_ms, type, data) VALUES (?, ?, ?, ?)", err);
+    struct storage_stmt *stmt =
+        storage_prepare(st, storage_sql(st, EVENT_SQL(""), EVENT_SQL(" FOR NO KEY UPDATE")), err);
     if (!stmt) return -1;
     storage_bind_text(stmt, 1, id);
     storage_bind_int64(stmt, 2, storage_now_ms());
@@ -89,7 +100,8 @@ static int add_event(struct storage *st, const char *id, enum job_event_type typ
         storage_finalize(stmt);
         return -1;
     }
-    return storage_run(st, stmt, err, "recording an event");
+    if (storage_run(st, stmt, err, "recording an event") != 0) return -1;
+    return storage_changes(st) == 1 ? 0 : eng_fail(err, ENG_NOT_FOUND, "no such job: %s", id);
 }
 
 /* A state event: {"state": state} and, when given, "reason" and "error". */
@@ -575,40 +587,49 @@ int job_store_wake(struct storage *st, const char *id, struct eng_error *err)
 
 /* Cancels the children that have not ended of job parent, or with parent NULL of every job that
  * has ended (orphans: none will run them): the queued at once, with a state event giving the
- * reason, the running through their cancel flag. */
+ * reason, the running through their cancel flag. The queued rows are changed (and so held) before
+ * their events are added, as add_event wants. */
 static int cancel_children(struct storage *st, const char *parent, const char *reason,
                            struct eng_error *err)
 {
 #define OF_PARENT                                                                                  \
     " (parent = ?1 OR (?1 IS NULL AND parent IN (SELECT id FROM jobs"                              \
     " WHERE state NOT IN ('queued', 'running', 'waiting'))))"
-    static const char *const sql[] = {
-        "INSERT INTO job_events (job, time_ms, type, data) SELECT id, ?2, 'state', ?3"
-        " FROM jobs WHERE state IN ('queued', 'waiting') AND" OF_PARENT " ORDER BY seq",
-        "UPDATE jobs SET state = 'cancelled', finished_ms = ?2 WHERE state IN ('queued', "
-        "'waiting') AND" OF_PARENT,
-        "UPDATE jobs SET cancel_requested = 1 WHERE state = 'running' AND" OF_PARENT,
-    };
-#undef OF_PARENT
-    json_t *data = json_pack("{s:s, s:s}", "state", "cancelled", "reason", reason);
-    int rc = data ? 0 : eng_no_memory(err);
-    for (size_t i = 0; rc == 0 && i < sizeof sql / sizeof sql[0]; i++) {
-        struct storage_stmt *stmt = storage_prepare(st, sql[i], err);
-        if (!stmt) {
-            rc = -1;
+    struct storage_stmt *stmt =
+        storage_prepare(st,
+                        "UPDATE jobs SET state = 'cancelled', finished_ms = ?2"
+                        " WHERE state IN ('queued', 'waiting') AND" OF_PARENT " RETURNING id",
+                        err);
+    if (!stmt) return -1;
+    storage_bind_text(stmt, 1, parent);
+    storage_bind_int64(stmt, 2, storage_now_ms());
+    /* Read them all first: the events' statements would disturb the running one. */
+    char(*ids)[JOB_ID_SIZE] = NULL;
+    size_t count = 0;
+    int rc = 0, step;
+    while ((step = storage_step(stmt)) == STORAGE_ROW) {
+        void *grown = realloc(ids, (count + 1) * sizeof *ids);
+        if (!grown) {
+            rc = eng_no_memory(err);
             break;
         }
-        storage_bind_text(stmt, 1, parent);
-        if (i < 2) storage_bind_int64(stmt, 2, storage_now_ms());
-        if (i == 0 && storage_bind_json(stmt, 3, data, err) != 0) {
-            storage_finalize(stmt);
-            rc = -1;
-            break;
-        }
-        rc = storage_run(st, stmt, err, "cancelling a job's children");
+        ids = grown;
+        snprintf(ids[count++], JOB_ID_SIZE, "%s", storage_column(stmt, 0));
     }
-    json_decref(data);
-    return rc;
+    if (rc == 0 && step != STORAGE_DONE) rc = storage_fail(st, err, "cancelling a job's children");
+    storage_finalize(stmt);
+    for (size_t i = 0; rc == 0 && i < count; i++)
+        rc = add_state_event(st, ids[i], JOB_CANCELLED, reason, NULL, err);
+    free(ids);
+    stmt = rc == 0 ? storage_prepare(st,
+                                     "UPDATE jobs SET cancel_requested = 1"
+                                     " WHERE state = 'running' AND" OF_PARENT,
+                                     err)
+                   : NULL;
+#undef OF_PARENT
+    if (!stmt) return -1;
+    storage_bind_text(stmt, 1, parent);
+    return storage_run(st, stmt, err, "cancelling a job's children");
 }
 
 int job_store_cancel(struct storage *st, const char *id, enum job_state *state,

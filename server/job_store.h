@@ -87,7 +87,10 @@ enum job_event_type {
 const char *job_event_type_name(enum job_event_type type);
 
 struct job_event {
-    int64_t id; /* global, increasing: later events have larger ids */
+    /* Global. A job's events are committed in the order of their ids, whichever processes write
+     * them (each holds the job's row from the INSERT to its commit): one that reads a job's events
+     * up to id n never finds one below n appear later. */
+    int64_t id;
     int64_t time_ms;
     enum job_event_type type;
     char *data; /* a JSON object's text */
@@ -222,7 +225,8 @@ int job_store_dataset_user(struct storage *st, const char *dataset, const char *
                            char job[JOB_ID_SIZE], struct eng_error *err);
 
 /* The job's events with ids above after, oldest first, at most limit, into a new array
- * (job_events_free it). */
+ * (job_events_free it): with after the last id a reader has seen, every event it has not, as
+ * their ids commit in order. */
 int job_store_events(struct storage *st, const char *id, int64_t after, size_t limit,
                      struct job_event **events, size_t *count, struct eng_error *err);
 
