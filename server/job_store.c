@@ -688,26 +688,50 @@ int job_store_cancel_requested(struct storage *st, const char *id, struct eng_er
     return rc;
 }
 
-/* The expiry's SELECT: every running job's lease. On PostgreSQL, rows another transaction holds
- * (a sweep of another process, a write of the job's outcome) are passed over: that sweep takes
- * them, or the next one does. */
-#define EXPIRY_SQL(lock)                                                                           \
+/* The expiry reads every running job's lease without holding its row, and holds only the rows
+ * of the leases it finds expired, each with a statement that asks again, of the row as it is now,
+ * whether it is still under that claim and still expired (or of an owner known gone): a lease
+ * renewed meanwhile is left alone. So a sweep, which every process runs each heartbeat_s, never
+ * holds up the writes of jobs that run well, not even briefly. On PostgreSQL, an expired row
+ * another transaction holds (a sweep of another process, a write of the job's outcome) is passed
+ * over: that sweep takes it, or the next one does. */
+#define LEASES_SQL                                                                                 \
     "SELECT id, attempts, lease_token, lease_owner, heartbeat_ms FROM jobs"                        \
-    " WHERE state = 'running' ORDER BY seq" lock
+    " WHERE state = 'running' ORDER BY seq"
+#define EXPIRED_SQL(lock)                                                                          \
+    "SELECT id FROM jobs WHERE id = ?1 AND state = 'running' AND lease_token = ?2"                 \
+    " AND (?3 OR heartbeat_ms IS NULL OR heartbeat_ms < ?4)" lock
+
+/* Whether expired lease (id, token) is still so, its row now held: 1, 0 (renewed, ended, or held
+ * by another transaction), or -1 with err. gone: its owner is known to have ended. */
+static int hold_expired(struct storage *st, const char *id, int64_t token, int gone,
+                        int64_t renewed_before, struct eng_error *err)
+{
+    struct storage_stmt *stmt = storage_prepare(
+        st, storage_sql(st, EXPIRED_SQL(""), EXPIRED_SQL(" FOR UPDATE SKIP LOCKED")), err);
+    if (!stmt) return -1;
+    storage_bind_text(stmt, 1, id);
+    storage_bind_int64(stmt, 2, token);
+    storage_bind_int64(stmt, 3, gone);
+    storage_bind_int64(stmt, 4, renewed_before);
+    int step = storage_step(stmt);
+    storage_finalize(stmt);
+    if (step == STORAGE_ERROR) return storage_fail(st, err, "holding an expired lease");
+    return step == STORAGE_ROW;
+}
 
 int job_store_expire(struct storage *st, struct job_expiry *x, struct eng_error *err)
 {
     x->requeued = x->abandoned = 0;
     int64_t now;
     if (begin_at(st, &now, err) != 0) return -1;
-    struct storage_stmt *stmt = storage_prepare(
-        st, storage_sql(st, EXPIRY_SQL(""), EXPIRY_SQL(" FOR UPDATE SKIP LOCKED")), err);
+    struct storage_stmt *stmt = storage_prepare(st, LEASES_SQL, err);
     if (!stmt) return storage_end(st, -1, err);
     /* Read them all first: the updates below would disturb the running SELECT. */
     struct {
         char id[JOB_ID_SIZE];
         char owner[128];
-        int attempts;
+        int attempts, gone;
         int64_t token, silent_ms;
     } *found = NULL;
     size_t count = 0;
@@ -716,7 +740,8 @@ int job_store_expire(struct storage *st, struct job_expiry *x, struct eng_error 
         const char *owner = storage_column(stmt, 3);
         /* No heartbeat: left running by a build before leases. */
         int64_t silent = storage_column(stmt, 4) ? now - storage_column_int64(stmt, 4) : INT64_MAX;
-        if (silent <= x->lease_ms && !(owner && x->gone && x->gone(owner, x->arg))) continue;
+        int gone = owner && x->gone && x->gone(owner, x->arg);
+        if (silent <= x->lease_ms && !gone) continue;
         void *grown = realloc(found, (count + 1) * sizeof *found);
         if (!grown) {
             rc = eng_no_memory(err);
@@ -726,12 +751,17 @@ int job_store_expire(struct storage *st, struct job_expiry *x, struct eng_error 
         snprintf(found[count].id, JOB_ID_SIZE, "%s", storage_column(stmt, 0));
         snprintf(found[count].owner, sizeof found[count].owner, "%s", owner ? owner : "unknown");
         found[count].attempts = (int)storage_column_int64(stmt, 1);
+        found[count].gone = gone;
         found[count].token = storage_column_int64(stmt, 2);
         found[count++].silent_ms = silent;
     }
     if (rc == 0 && step != STORAGE_DONE) rc = storage_fail(st, err, "finding expired leases");
     storage_finalize(stmt);
     for (size_t i = 0; rc == 0 && i < count; i++) {
+        int held =
+            hold_expired(st, found[i].id, found[i].token, found[i].gone, now - x->lease_ms, err);
+        if (held < 0) rc = -1;
+        if (held <= 0) continue;
         char reason[256], error[320];
         if (found[i].silent_ms > x->lease_ms && found[i].silent_ms != INT64_MAX)
             snprintf(reason, sizeof reason, "the lease of %s expired: no heartbeat for %.1f s",

@@ -18,11 +18,12 @@
  * lease: its owner (the claiming process's worker id), a heartbeat time, and a fencing token, a
  * number the claim increments. The owner renews the heartbeat while the job runs
  * (job_store_heartbeat); any process finds a lease whose heartbeat is older than lease_s expired
- * (job_store_expire) and puts the job back in the queue, counting the attempt. Every write of the
- * job's outcome (progress, checkpoint, events, its end) carries the token of the claim it runs
- * under and changes nothing when the job has been claimed again since (ENG_CONFLICT): a process
- * that froze past its lease and wakes cannot overwrite the attempt that replaced it. Lease times
- * are the database's clock (storage_clock_ms), so the machines' clocks need not agree. */
+ * (job_store_expire, which locks only the rows of expired leases) and puts the job back in the
+ * queue, counting the attempt. Every write of the job's outcome (progress, checkpoint, events, its
+ * end) carries the token of the claim it runs under and changes nothing when the job has been
+ * claimed again since (ENG_CONFLICT): a process that froze past its lease and wakes cannot
+ * overwrite the attempt that replaced it. Lease times are the database's clock (storage_clock_ms),
+ * so the machines' clocks need not agree. */
 #ifndef AUGSERVE_JOB_STORE_H
 #define AUGSERVE_JOB_STORE_H
 

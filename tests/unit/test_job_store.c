@@ -445,6 +445,48 @@ static void test_expiry_requeues_then_gives_up(void **state)
     expire(st, 0, 0);
 }
 
+/* PostgreSQL: job n's row's xmax, the last transaction to change or lock it (a transaction that
+ * locks a row marks it so), as text. */
+static char *row_locker(struct storage *st, int n)
+{
+    struct eng_error err;
+    pthread_mutex_lock(&st->lock);
+    struct storage_stmt *s = storage_prepare(st, "SELECT xmax FROM jobs WHERE id = ?", &err);
+    if (!s) fail_msg("xmax: %s", err.message);
+    storage_bind_text(s, 1, id_of(n));
+    assert_int_equal(storage_step(s), STORAGE_ROW);
+    char *xmax = strdup(storage_column(s, 0));
+    storage_finalize(s);
+    pthread_mutex_unlock(&st->lock);
+    return xmax;
+}
+
+/* PostgreSQL: every process sweeps each heartbeat_s, so a sweep holds only the rows of the leases
+ * it finds expired, never those of jobs running well, whose heartbeats and checkpoints it would
+ * hold up. Job 1's lease expired and job 2's was just renewed: the sweep queues job 1 again and
+ * leaves job 2's row as it was, not even locked. */
+static void test_sweep_holds_only_expired_rows(void **state)
+{
+    struct fixture *f = *state;
+    if (!pg_test_server()) skip(); /* SQLite: a transaction holds the whole database */
+    create(f->st, 1, "count", NULL);
+    create(f->st, 2, "count", NULL);
+    claim_expect(f->st, 1);
+    claim_expect(f->st, 2);
+    age_heartbeat(f, 1, 120);
+    struct eng_error err;
+    assert_int_equal(job_store_heartbeat(f->st, id_of(2), token_of(f->st, 2), &err), 1);
+    char *before = row_locker(f->st, 2);
+    expire(f->st, 1, 0);
+    char *after = row_locker(f->st, 2);
+    assert_string_equal(after, before);
+    free(before);
+    free(after);
+    struct job job = get(f->st, 1);
+    assert_int_equal(job.state, JOB_QUEUED);
+    job_clear(&job);
+}
+
 /* A worker frozen past its lease wakes up: each of its writes under the old token changes
  * nothing, and the result of the attempt that replaced it stands. */
 static void test_stale_worker_writes_nothing(void **state)
@@ -1289,6 +1331,7 @@ int main(void)
         STORE_TEST(test_events_after_an_id),
         STORE_TEST(test_claim_gives_a_lease),
         STORE_TEST(test_expiry_requeues_then_gives_up),
+        STORE_TEST(test_sweep_holds_only_expired_rows),
         STORE_TEST(test_stale_worker_writes_nothing),
         STORE_TEST(test_expiry_of_an_ended_owner),
         STORE_TEST(test_two_handles_each_run_jobs),
