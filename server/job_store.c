@@ -82,7 +82,8 @@ void job_events_free(struct job_event *events, size_t count)
  * but on PostgreSQL visible only at commit: two processes writing one job's events without the row
  * could commit a larger id first, and a reader resuming after it (Last-Event-ID) would never see
  * the smaller one. Holding the row, they take their ids in turn and commit in that order, so a
- * job's events appear in id order. SQLite has one writer at a time. */
+ * job's events appear in id order. SQLite has one writer at a time. The processes listening on
+ * the store are told the job has new events (its streams read them at once). */
 #define EVENT_SQL(lock)                                                                            \
     "INSERT INTO job_events (job, time_ms, type, data)"                                            \
     " SELECT id, ?2, ?3, ?4 FROM jobs WHERE id = ?1" lock
@@ -101,7 +102,8 @@ static int add_event(struct storage *st, const char *id, enum job_event_type typ
         return -1;
     }
     if (storage_run(st, stmt, err, "recording an event") != 0) return -1;
-    return storage_changes(st) == 1 ? 0 : eng_fail(err, ENG_NOT_FOUND, "no such job: %s", id);
+    if (storage_changes(st) != 1) return eng_fail(err, ENG_NOT_FOUND, "no such job: %s", id);
+    return storage_notify_within(st, STORAGE_CHANNEL_EVENTS, id, err);
 }
 
 /* A state event: {"state": state} and, when given, "reason" and "error". */

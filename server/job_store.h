@@ -227,7 +227,8 @@ int job_store_dataset_user(struct storage *st, const char *dataset, const char *
 
 /* The job's events with ids above after, oldest first, at most limit, into a new array
  * (job_events_free it): with after the last id a reader has seen, every event it has not, as
- * their ids commit in order. */
+ * their ids commit in order. On PostgreSQL, each new event of a job is announced to every process
+ * of the store (STORAGE_CHANNEL_EVENTS, payload the job's id) at its commit. */
 int job_store_events(struct storage *st, const char *id, int64_t after, size_t limit,
                      struct job_event **events, size_t *count, struct eng_error *err);
 
