@@ -1018,7 +1018,6 @@ static void test_events_commit_in_id_order(void **state)
     pthread_join(thread, NULL);
     if (c.rc != 0) fail_msg("cancel: %s", c.err.message);
 
-    int64_t firsts = 0;
     assert_string_equal(events_text(f->st, 2, 0, NULL),
                         "state {\"state\":\"queued\"}|log {\"message\":\"first\"}|"
                         "state {\"state\":\"cancelled\",\"reason\":\"its parent was cancelled\"}");
@@ -1026,7 +1025,7 @@ static void test_events_commit_in_id_order(void **state)
     size_t count;
     assert_int_equal(job_store_events(f->st, id_of(2), 0, 2, &events, &count, &err), 0);
     assert_int_equal(count, 2);
-    firsts = events[1].id;
+    int64_t firsts = events[1].id;
     job_events_free(events, count);
     assert_string_equal(events_text(f->st, 2, firsts, NULL),
                         "state {\"state\":\"cancelled\",\"reason\":\"its parent was cancelled\"}");
