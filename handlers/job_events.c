@@ -8,7 +8,14 @@
  * the last_event_id query parameter) come first, then new ones as the job makes them, until it
  * ends: then the stream ends too. A quiet stream carries a comment line now and then, so proxies
  * and clients see it alive. The stream is a light route's streamed response (server/streams.c):
- * it sleeps between events and holds no request worker. */
+ * it sleeps between events and holds no request worker. On PostgreSQL it reads the store when the
+ * job's new events are announced (NOTIFY, wakeups.h), which any process writing them does, rather
+ * than at each of the streams' polls.
+ *
+ * Several processes may write one job's events (the one running it, an API server cancelling it
+ * or its parent), but each job's events are committed in id order (job_store.c's add_event), so
+ * reading the events after the last id sent, as a resumed stream does after Last-Event-ID, never
+ * passes over one committed later. */
 #include <jansson.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -25,6 +32,7 @@
 #include "log.h"
 #include "request.h"
 #include "response.h"
+#include "wakeups.h"
 
 /* Events read from the store at a time. */
 #define PAGE 256
@@ -39,6 +47,10 @@ struct feed {
     size_t size, sent, capacity;
     int ended; /* everything the job will ever say is in text */
     int64_t heartbeat_ns, last_write_ns;
+    int more;            /* the last read found events: there may be more (a page's worth) */
+    unsigned heard;      /* wakeups_events' count when the store was last read */
+    int64_t read_ns;     /* when it was */
+    int64_t fallback_ns; /* the longest between reads while new events are announced: job_poll_s */
 };
 
 static int64_t monotonic_ns(void)
@@ -74,12 +86,25 @@ static int append(struct feed *f, const char *fmt, ...)
     return 0;
 }
 
-/* Reads what is new into text: 1 when read has something to give (or the stream ends). */
-static int poll_feed(void *ctx)
+/* Whether to read the store now. Always on SQLite, or while the store's announcements do not
+ * arrive; while they do (PostgreSQL), when the job's count of announced events has moved since the
+ * last read, when that read found events (the next may find more, or that the job has ended), and
+ * every job_poll_s in case an announcement was lost. The count is taken before the read: an event
+ * committed after the read's snapshot is announced after, and moves it again. */
+static int worth_reading(struct feed *f, int64_t now)
 {
-    struct feed *f = ctx;
-    if (f->ended || f->sent < f->size) return 1;
-    if (atomic_load(&f->app->shutting_down)) return f->ended = 1;
+    unsigned heard;
+    int announced = wakeups_events(f->app, f->id, &heard);
+    if (announced && !f->more && heard == f->heard && now - f->read_ns < f->fallback_ns) return 0;
+    f->heard = heard;
+    f->read_ns = now;
+    return 1;
+}
+
+/* Reads the store's new events into text: 1 when there were some (or the stream ends), 0 when
+ * the job has none yet. */
+static int read_new(struct feed *f)
+{
     struct job job = {0};
     struct job_event *events = NULL;
     size_t count = 0;
@@ -104,9 +129,20 @@ static int poll_feed(void *ctx)
         f->after = events[i].id;
     }
     job_events_free(events, count);
+    f->more = count > 0;
     if (count > 0) return 1;
-    if (final) return f->ended = 1;
-    if (monotonic_ns() - f->last_write_ns >= f->heartbeat_ns && append(f, ": keep-alive\n\n") != 0)
+    return final ? f->ended = 1 : 0;
+}
+
+/* Gathers what is new into text: 1 when read has something to give (or the stream ends). */
+static int poll_feed(void *ctx)
+{
+    struct feed *f = ctx;
+    if (f->ended || f->sent < f->size) return 1;
+    if (atomic_load(&f->app->shutting_down)) return f->ended = 1;
+    int64_t now = monotonic_ns();
+    if (worth_reading(f, now) && read_new(f)) return 1;
+    if (now - f->last_write_ns >= f->heartbeat_ns && append(f, ": keep-alive\n\n") != 0)
         f->ended = 1;
     return f->sent < f->size || f->ended;
 }
@@ -170,6 +206,8 @@ void handle_job_events(struct request *req, struct response *resp)
         f->heartbeat_ns =
             (heartbeat_ms < HEARTBEAT_MAX_MS ? heartbeat_ms : HEARTBEAT_MAX_MS) * 1000000LL;
         f->last_write_ns = monotonic_ns();
+        f->fallback_ns = (int64_t)req->app->cfg->job_poll_s * 1000000000LL;
+        f->read_ns = f->last_write_ns - f->fallback_ns; /* the first poll reads */
     }
     job_clear(&job);
     if (!more) {

@@ -23,6 +23,11 @@ struct storage_listener;
  * shared PostgreSQL store and serves only /healthz and /metrics. */
 enum app_role { APP_SERVER, APP_WORKER };
 
+/* How many counts of announced events a process keeps (app->events_heard): jobs share them, so a
+ * stream also reads the store for the events of the jobs sharing its count (one job in this many,
+ * by chance). */
+#define APP_EVENT_BUCKETS 64
+
 struct app {
     const struct config *cfg;
     enum app_role role;
@@ -36,6 +41,9 @@ struct app {
     struct datasets *datasets;         /* the imported datasets of data_dir/datasets (datasets.h) */
     struct storage_listener *listener; /* the store's notifications (wakeups.h) */
     atomic_int hearing;                /* they reach jobs and models (wakeups_hear) */
+    /* Announcements of jobs' new events heard, counted by a hash of the job's id (wakeups_events):
+     * an event stream reads the store when its job's count moves. */
+    atomic_uint events_heard[APP_EVENT_BUCKETS];
     char *static_root;          /* realpath of cfg->static_dir, or NULL if it does not exist */
     int workers;                /* effective worker count (cfg->workers resolved) */
     const struct route *routes; /* the routing table in force */

@@ -142,7 +142,7 @@ static const struct setting settings[] = {
                 "= jobs are queued and not run"),
     INT_SETTING(job_poll_s, 5, 1, 3600,
                 "seconds between an idle job runner's looks at the store when nothing wakes it "
-                "(on PostgreSQL, notifications wake it at once)"),
+                "(on PostgreSQL, notifications wake it at once, and an event stream's too)"),
     INT_SETTING(job_threads, 0, 0, 1024,
                 "threads one job's engine work uses; 0 = CPU cores / job_workers (at least 1)"),
     INT_SETTING(job_max_attempts, 3, 1, 1000,

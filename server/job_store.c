@@ -76,11 +76,23 @@ void job_events_free(struct job_event *events, size_t count)
     free(events);
 }
 
+/* Every event of a job is added here. Its INSERT holds the job's row (on PostgreSQL, FOR NO KEY
+ * UPDATE: most callers hold it already, from the UPDATE of the job's state) before the event takes
+ * its id, and the transaction keeps it to its commit. An event's id is global and taken at INSERT,
+ * but on PostgreSQL visible only at commit: two processes writing one job's events without the row
+ * could commit a larger id first, and a reader resuming after it (Last-Event-ID) would never see
+ * the smaller one. Holding the row, they take their ids in turn and commit in that order, so a
+ * job's events appear in id order. SQLite has one writer at a time. The processes listening on
+ * the store are told the job has new events (its streams read them at once). */
+#define EVENT_SQL(lock)                                                                            \
+    "INSERT INTO job_events (job, time_ms, type, data)"                                            \
+    " SELECT id, ?2, ?3, ?4 FROM jobs WHERE id = ?1" lock
+
 static int add_event(struct storage *st, const char *id, enum job_event_type type,
                      const json_t *data, struct eng_error *err)
 {
-    struct storage_stmt *stmt = storage_prepare(
-        st, "INSERT INTO job_events (job, time_ms, type, data) VALUES (?, ?, ?, ?)", err);
+    struct storage_stmt *stmt =
+        storage_prepare(st, storage_sql(st, EVENT_SQL(""), EVENT_SQL(" FOR NO KEY UPDATE")), err);
     if (!stmt) return -1;
     storage_bind_text(stmt, 1, id);
     storage_bind_int64(stmt, 2, storage_now_ms());
@@ -89,7 +101,9 @@ static int add_event(struct storage *st, const char *id, enum job_event_type typ
         storage_finalize(stmt);
         return -1;
     }
-    return storage_run(st, stmt, err, "recording an event");
+    if (storage_run(st, stmt, err, "recording an event") != 0) return -1;
+    if (storage_changes(st) != 1) return eng_fail(err, ENG_NOT_FOUND, "no such job: %s", id);
+    return storage_notify_within(st, STORAGE_CHANNEL_EVENTS, id, err);
 }
 
 /* A state event: {"state": state} and, when given, "reason" and "error". */
@@ -575,40 +589,49 @@ int job_store_wake(struct storage *st, const char *id, struct eng_error *err)
 
 /* Cancels the children that have not ended of job parent, or with parent NULL of every job that
  * has ended (orphans: none will run them): the queued at once, with a state event giving the
- * reason, the running through their cancel flag. */
+ * reason, the running through their cancel flag. The queued rows are changed (and so held) before
+ * their events are added, as add_event wants. */
 static int cancel_children(struct storage *st, const char *parent, const char *reason,
                            struct eng_error *err)
 {
 #define OF_PARENT                                                                                  \
     " (parent = ?1 OR (?1 IS NULL AND parent IN (SELECT id FROM jobs"                              \
     " WHERE state NOT IN ('queued', 'running', 'waiting'))))"
-    static const char *const sql[] = {
-        "INSERT INTO job_events (job, time_ms, type, data) SELECT id, ?2, 'state', ?3"
-        " FROM jobs WHERE state IN ('queued', 'waiting') AND" OF_PARENT " ORDER BY seq",
-        "UPDATE jobs SET state = 'cancelled', finished_ms = ?2 WHERE state IN ('queued', "
-        "'waiting') AND" OF_PARENT,
-        "UPDATE jobs SET cancel_requested = 1 WHERE state = 'running' AND" OF_PARENT,
-    };
-#undef OF_PARENT
-    json_t *data = json_pack("{s:s, s:s}", "state", "cancelled", "reason", reason);
-    int rc = data ? 0 : eng_no_memory(err);
-    for (size_t i = 0; rc == 0 && i < sizeof sql / sizeof sql[0]; i++) {
-        struct storage_stmt *stmt = storage_prepare(st, sql[i], err);
-        if (!stmt) {
-            rc = -1;
+    struct storage_stmt *stmt =
+        storage_prepare(st,
+                        "UPDATE jobs SET state = 'cancelled', finished_ms = ?2"
+                        " WHERE state IN ('queued', 'waiting') AND" OF_PARENT " RETURNING id",
+                        err);
+    if (!stmt) return -1;
+    storage_bind_text(stmt, 1, parent);
+    storage_bind_int64(stmt, 2, storage_now_ms());
+    /* Read them all first: the events' statements would disturb the running one. */
+    char(*ids)[JOB_ID_SIZE] = NULL;
+    size_t count = 0;
+    int rc = 0, step;
+    while ((step = storage_step(stmt)) == STORAGE_ROW) {
+        void *grown = realloc(ids, (count + 1) * sizeof *ids);
+        if (!grown) {
+            rc = eng_no_memory(err);
             break;
         }
-        storage_bind_text(stmt, 1, parent);
-        if (i < 2) storage_bind_int64(stmt, 2, storage_now_ms());
-        if (i == 0 && storage_bind_json(stmt, 3, data, err) != 0) {
-            storage_finalize(stmt);
-            rc = -1;
-            break;
-        }
-        rc = storage_run(st, stmt, err, "cancelling a job's children");
+        ids = grown;
+        snprintf(ids[count++], JOB_ID_SIZE, "%s", storage_column(stmt, 0));
     }
-    json_decref(data);
-    return rc;
+    if (rc == 0 && step != STORAGE_DONE) rc = storage_fail(st, err, "cancelling a job's children");
+    storage_finalize(stmt);
+    for (size_t i = 0; rc == 0 && i < count; i++)
+        rc = add_state_event(st, ids[i], JOB_CANCELLED, reason, NULL, err);
+    free(ids);
+    stmt = rc == 0 ? storage_prepare(st,
+                                     "UPDATE jobs SET cancel_requested = 1"
+                                     " WHERE state = 'running' AND" OF_PARENT,
+                                     err)
+                   : NULL;
+#undef OF_PARENT
+    if (!stmt) return -1;
+    storage_bind_text(stmt, 1, parent);
+    return storage_run(st, stmt, err, "cancelling a job's children");
 }
 
 int job_store_cancel(struct storage *st, const char *id, enum job_state *state,
@@ -667,26 +690,50 @@ int job_store_cancel_requested(struct storage *st, const char *id, struct eng_er
     return rc;
 }
 
-/* The expiry's SELECT: every running job's lease. On PostgreSQL, rows another transaction holds
- * (a sweep of another process, a write of the job's outcome) are passed over: that sweep takes
- * them, or the next one does. */
-#define EXPIRY_SQL(lock)                                                                           \
+/* The expiry reads every running job's lease without holding its row, and holds only the rows
+ * of the leases it finds expired, each with a statement that asks again, of the row as it is now,
+ * whether it is still under that claim and still expired (or of an owner known gone): a lease
+ * renewed meanwhile is left alone. So a sweep, which every process runs each heartbeat_s, never
+ * holds up the writes of jobs that run well, not even briefly. On PostgreSQL, an expired row
+ * another transaction holds (a sweep of another process, a write of the job's outcome) is passed
+ * over: that sweep takes it, or the next one does. */
+#define LEASES_SQL                                                                                 \
     "SELECT id, attempts, lease_token, lease_owner, heartbeat_ms FROM jobs"                        \
-    " WHERE state = 'running' ORDER BY seq" lock
+    " WHERE state = 'running' ORDER BY seq"
+#define EXPIRED_SQL(lock)                                                                          \
+    "SELECT id FROM jobs WHERE id = ?1 AND state = 'running' AND lease_token = ?2"                 \
+    " AND (?3 OR heartbeat_ms IS NULL OR heartbeat_ms < ?4)" lock
+
+/* Whether expired lease (id, token) is still so, its row now held: 1, 0 (renewed, ended, or held
+ * by another transaction), or -1 with err. gone: its owner is known to have ended. */
+static int hold_expired(struct storage *st, const char *id, int64_t token, int gone,
+                        int64_t renewed_before, struct eng_error *err)
+{
+    struct storage_stmt *stmt = storage_prepare(
+        st, storage_sql(st, EXPIRED_SQL(""), EXPIRED_SQL(" FOR UPDATE SKIP LOCKED")), err);
+    if (!stmt) return -1;
+    storage_bind_text(stmt, 1, id);
+    storage_bind_int64(stmt, 2, token);
+    storage_bind_int64(stmt, 3, gone);
+    storage_bind_int64(stmt, 4, renewed_before);
+    int step = storage_step(stmt);
+    storage_finalize(stmt);
+    if (step == STORAGE_ERROR) return storage_fail(st, err, "holding an expired lease");
+    return step == STORAGE_ROW;
+}
 
 int job_store_expire(struct storage *st, struct job_expiry *x, struct eng_error *err)
 {
     x->requeued = x->abandoned = 0;
     int64_t now;
     if (begin_at(st, &now, err) != 0) return -1;
-    struct storage_stmt *stmt = storage_prepare(
-        st, storage_sql(st, EXPIRY_SQL(""), EXPIRY_SQL(" FOR UPDATE SKIP LOCKED")), err);
+    struct storage_stmt *stmt = storage_prepare(st, LEASES_SQL, err);
     if (!stmt) return storage_end(st, -1, err);
     /* Read them all first: the updates below would disturb the running SELECT. */
     struct {
         char id[JOB_ID_SIZE];
         char owner[128];
-        int attempts;
+        int attempts, gone;
         int64_t token, silent_ms;
     } *found = NULL;
     size_t count = 0;
@@ -695,7 +742,8 @@ int job_store_expire(struct storage *st, struct job_expiry *x, struct eng_error 
         const char *owner = storage_column(stmt, 3);
         /* No heartbeat: left running by a build before leases. */
         int64_t silent = storage_column(stmt, 4) ? now - storage_column_int64(stmt, 4) : INT64_MAX;
-        if (silent <= x->lease_ms && !(owner && x->gone && x->gone(owner, x->arg))) continue;
+        int gone = owner && x->gone && x->gone(owner, x->arg);
+        if (silent <= x->lease_ms && !gone) continue;
         void *grown = realloc(found, (count + 1) * sizeof *found);
         if (!grown) {
             rc = eng_no_memory(err);
@@ -705,12 +753,17 @@ int job_store_expire(struct storage *st, struct job_expiry *x, struct eng_error 
         snprintf(found[count].id, JOB_ID_SIZE, "%s", storage_column(stmt, 0));
         snprintf(found[count].owner, sizeof found[count].owner, "%s", owner ? owner : "unknown");
         found[count].attempts = (int)storage_column_int64(stmt, 1);
+        found[count].gone = gone;
         found[count].token = storage_column_int64(stmt, 2);
         found[count++].silent_ms = silent;
     }
     if (rc == 0 && step != STORAGE_DONE) rc = storage_fail(st, err, "finding expired leases");
     storage_finalize(stmt);
     for (size_t i = 0; rc == 0 && i < count; i++) {
+        int held =
+            hold_expired(st, found[i].id, found[i].token, found[i].gone, now - x->lease_ms, err);
+        if (held < 0) rc = -1;
+        if (held <= 0) continue;
         char reason[256], error[320];
         if (found[i].silent_ms > x->lease_ms && found[i].silent_ms != INT64_MAX)
             snprintf(reason, sizeof reason, "the lease of %s expired: no heartbeat for %.1f s",

@@ -18,11 +18,12 @@
  * lease: its owner (the claiming process's worker id), a heartbeat time, and a fencing token, a
  * number the claim increments. The owner renews the heartbeat while the job runs
  * (job_store_heartbeat); any process finds a lease whose heartbeat is older than lease_s expired
- * (job_store_expire) and puts the job back in the queue, counting the attempt. Every write of the
- * job's outcome (progress, checkpoint, events, its end) carries the token of the claim it runs
- * under and changes nothing when the job has been claimed again since (ENG_CONFLICT): a process
- * that froze past its lease and wakes cannot overwrite the attempt that replaced it. Lease times
- * are the database's clock (storage_clock_ms), so the machines' clocks need not agree. */
+ * (job_store_expire, which locks only the rows of expired leases) and puts the job back in the
+ * queue, counting the attempt. Every write of the job's outcome (progress, checkpoint, events, its
+ * end) carries the token of the claim it runs under and changes nothing when the job has been
+ * claimed again since (ENG_CONFLICT): a process that froze past its lease and wakes cannot
+ * overwrite the attempt that replaced it. Lease times are the database's clock (storage_clock_ms),
+ * so the machines' clocks need not agree. */
 #ifndef AUGSERVE_JOB_STORE_H
 #define AUGSERVE_JOB_STORE_H
 
@@ -87,7 +88,10 @@ enum job_event_type {
 const char *job_event_type_name(enum job_event_type type);
 
 struct job_event {
-    int64_t id; /* global, increasing: later events have larger ids */
+    /* Global. A job's events are committed in the order of their ids, whichever processes write
+     * them (each holds the job's row from the INSERT to its commit): one that reads a job's events
+     * up to id n never finds one below n appear later. */
+    int64_t id;
     int64_t time_ms;
     enum job_event_type type;
     char *data; /* a JSON object's text */
@@ -222,7 +226,9 @@ int job_store_dataset_user(struct storage *st, const char *dataset, const char *
                            char job[JOB_ID_SIZE], struct eng_error *err);
 
 /* The job's events with ids above after, oldest first, at most limit, into a new array
- * (job_events_free it). */
+ * (job_events_free it): with after the last id a reader has seen, every event it has not, as
+ * their ids commit in order. On PostgreSQL, each new event of a job is announced to every process
+ * of the store (STORAGE_CHANNEL_EVENTS, payload the job's id) at its commit. */
 int job_store_events(struct storage *st, const char *id, int64_t after, size_t limit,
                      struct job_event **events, size_t *count, struct eng_error *err);
 

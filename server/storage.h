@@ -62,6 +62,7 @@ enum storage_channel {
     STORAGE_CHANNEL_MODELS,   /* a model was added to or removed from models_dir (payload: its name)
                                */
     STORAGE_CHANNEL_POLICIES, /* a saved policy was saved or deleted (payload: its name) */
+    STORAGE_CHANNEL_EVENTS,   /* a job has new events (payload: its id): its streams read them */
     STORAGE_CHANNELS
 };
 

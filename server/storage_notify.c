@@ -27,10 +27,9 @@
 
 /* The channels' names, in enum storage_channel's order. */
 static const char *const channel_names[STORAGE_CHANNELS] = {
-    [STORAGE_CHANNEL_JOBS] = "augserve_jobs",
-    [STORAGE_CHANNEL_CANCEL] = "augserve_cancel",
-    [STORAGE_CHANNEL_MODELS] = "augserve_models",
-    [STORAGE_CHANNEL_POLICIES] = "augserve_policies",
+    [STORAGE_CHANNEL_JOBS] = "augserve_jobs",     [STORAGE_CHANNEL_CANCEL] = "augserve_cancel",
+    [STORAGE_CHANNEL_MODELS] = "augserve_models", [STORAGE_CHANNEL_POLICIES] = "augserve_policies",
+    [STORAGE_CHANNEL_EVENTS] = "augserve_events",
 };
 
 int storage_notify_within(struct storage *st, enum storage_channel channel, const char *payload,

@@ -1,6 +1,7 @@
 #include "wakeups.h"
 
 #include <stdatomic.h>
+#include <stdint.h>
 
 #include "app.h"
 #include "jobs.h"
@@ -8,6 +9,15 @@
 #include "models.h"
 #include "saved_policies.h"
 #include "storage.h"
+
+/* Job id's count of announced events (FNV-1a of the id). */
+static atomic_uint *events_count(struct app *app, const char *job)
+{
+    uint32_t hash = 2166136261u;
+    for (const char *c = job; *c; c++)
+        hash = (hash ^ (unsigned char)*c) * 16777619u;
+    return &app->events_heard[hash % APP_EVENT_BUCKETS];
+}
 
 static void heard(void *arg, enum storage_channel channel, const char *payload)
 {
@@ -34,6 +44,14 @@ static void heard(void *arg, enum storage_channel channel, const char *payload)
             log_event("warn", "policies", "cannot read the saved policies again: %s", err.message);
         break;
     }
+    case STORAGE_CHANNEL_EVENTS:
+        if (payload) {
+            atomic_fetch_add(events_count(app, payload), 1);
+            break;
+        }
+        for (int i = 0; i < APP_EVENT_BUCKETS; i++) /* what was announced meanwhile is lost */
+            atomic_fetch_add(&app->events_heard[i], 1);
+        break;
     case STORAGE_CHANNELS:
         break;
     }
@@ -48,6 +66,12 @@ int wakeups_listen(struct app *app, struct eng_error *err)
 void wakeups_hear(struct app *app)
 {
     atomic_store(&app->hearing, 1);
+}
+
+int wakeups_events(struct app *app, const char *job, unsigned *count)
+{
+    *count = atomic_load(events_count(app, job));
+    return atomic_load(&app->hearing) && storage_listening(app->listener);
 }
 
 void wakeups_model_changed(void *arg, const char *name)

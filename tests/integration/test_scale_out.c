@@ -6,6 +6,8 @@
  *   - a job created on one API server is seen there, streamed over SSE and cancelled through it
  *     while another runs it: the events come from the store, and the cancel reaches the runner
  *     through NOTIFY (its cancel poll, job_poll_s while it hears notifications, is an hour too);
+ *     the stream reads the runner's events when their NOTIFY arrives (it too reads the store only
+ *     every job_poll_s otherwise), so it ends soon after the cancel;
  *   - a model uploaded through one API server is served by the other after the NOTIFY, and one
  *     deleted through it stops being served there; a policy saved or deleted through one is known
  *     or unknown to the other after its NOTIFY;
@@ -212,10 +214,12 @@ static void test_two_api_servers_share_a_job(void **state)
     assert_true(harness_now() - cancelled_at < NOTIFY_WAIT_S);
 
     /* The stream through the server that never ran the job: queued, running, progress, cancelled,
-     * in order, and then it ended. */
+     * in order, and then it ended, woken by the runner's NOTIFY (a poll would have taken an
+     * hour). */
     struct http_response r;
     http_async_join(s.call, &r);
     assert_status(&r, 200);
+    assert_true(harness_now() - cancelled_at < NOTIFY_WAIT_S);
     const char *queued = strstr(r.body, "\"state\":\"queued\"");
     const char *running = strstr(r.body, "\"state\":\"running\"");
     const char *progress = strstr(r.body, "event: progress");

@@ -447,6 +447,48 @@ static void test_expiry_requeues_then_gives_up(void **state)
     expire(st, 0, 0);
 }
 
+/* PostgreSQL: job n's row's xmax, the last transaction to change or lock it (a transaction that
+ * locks a row marks it so), as text. */
+static char *row_locker(struct storage *st, int n)
+{
+    struct eng_error err;
+    pthread_mutex_lock(&st->lock);
+    struct storage_stmt *s = storage_prepare(st, "SELECT xmax FROM jobs WHERE id = ?", &err);
+    if (!s) fail_msg("xmax: %s", err.message);
+    storage_bind_text(s, 1, id_of(n));
+    assert_int_equal(storage_step(s), STORAGE_ROW);
+    char *xmax = strdup(storage_column(s, 0));
+    storage_finalize(s);
+    pthread_mutex_unlock(&st->lock);
+    return xmax;
+}
+
+/* PostgreSQL: every process sweeps each heartbeat_s, so a sweep holds only the rows of the leases
+ * it finds expired, never those of jobs running well, whose heartbeats and checkpoints it would
+ * hold up. Job 1's lease expired and job 2's was just renewed: the sweep queues job 1 again and
+ * leaves job 2's row as it was, not even locked. */
+static void test_sweep_holds_only_expired_rows(void **state)
+{
+    struct fixture *f = *state;
+    if (!pg_test_server()) skip(); /* SQLite: a transaction holds the whole database */
+    create(f->st, 1, "count", NULL);
+    create(f->st, 2, "count", NULL);
+    claim_expect(f->st, 1);
+    claim_expect(f->st, 2);
+    age_heartbeat(f, 1, 120);
+    struct eng_error err;
+    assert_int_equal(job_store_heartbeat(f->st, id_of(2), token_of(f->st, 2), &err), 1);
+    char *before = row_locker(f->st, 2);
+    expire(f->st, 1, 0);
+    char *after = row_locker(f->st, 2);
+    assert_string_equal(after, before);
+    free(before);
+    free(after);
+    struct job job = get(f->st, 1);
+    assert_int_equal(job.state, JOB_QUEUED);
+    job_clear(&job);
+}
+
 /* A worker frozen past its lease wakes up: each of its writes under the old token changes
  * nothing, and the result of the attempt that replaced it stands. */
 static void test_stale_worker_writes_nothing(void **state)
@@ -904,6 +946,95 @@ static void test_cancel_cascades_to_children(void **state)
     claim_child_expect(st, 1, 0);
 }
 
+/* PostgreSQL: the number of the test database's sessions waiting for a lock (pg_stat_activity),
+ * read through st, which no other thread is using. */
+static int64_t sessions_waiting_for_a_lock(struct storage *st)
+{
+    struct eng_error err;
+    pthread_mutex_lock(&st->lock);
+    struct storage_stmt *s = storage_prepare(st,
+                                             "SELECT COUNT(*) FROM pg_stat_activity"
+                                             " WHERE datname = current_database()"
+                                             " AND wait_event_type = 'Lock'",
+                                             &err);
+    if (!s) fail_msg("pg_stat_activity: %s", err.message);
+    assert_int_equal(storage_step(s), STORAGE_ROW);
+    int64_t waiting = storage_column_int64(s, 0);
+    storage_finalize(s);
+    pthread_mutex_unlock(&st->lock);
+    return waiting;
+}
+
+struct canceller {
+    struct storage *st;
+    int n;
+    int rc;
+    struct eng_error err;
+};
+
+static void *cancel_on_its_connection(void *arg)
+{
+    struct canceller *c = arg;
+    enum job_state after;
+    c->rc = job_store_cancel(c->st, id_of(c->n), &after, &c->err);
+    return NULL;
+}
+
+/* PostgreSQL: a job's events commit in the order of their ids, whichever processes write them, so
+ * a reader that has seen event n of a job never finds a smaller id of that job appear later (a
+ * client resuming with Last-Event-ID: n misses nothing). Here child 2 of search 1 gets events
+ * from two connections at once: `first`, a writer half-way through its transaction, holds the
+ * child's row, as each write of a job's events does, and has yet to add its event; a cancel of
+ * the parent on another connection, cancelling the child, must wait for the row before it takes
+ * an id. `first` adds its event and commits first, so the cancel's event comes after it, and a
+ * reader resuming after `first`'s finds it. (The cancel once took its event's id before it waited,
+ * committed it after `first`'s larger one, and that reader never saw the child cancelled.) */
+static void test_events_commit_in_id_order(void **state)
+{
+    struct fixture *f = *state;
+    if (!pg_test_server()) skip(); /* SQLite: one writer at a time, whose ids commit in order */
+    create(f->st, 1, "search", NULL);
+    claim_expect(f->st, 1);
+    create_child(f->st, 2, 1);
+    struct eng_error err;
+    struct storage *first = storage_open(f->store, f->dir, &err);
+    struct canceller c = {.st = storage_open(f->store, f->dir, &err), .n = 1};
+    if (!first || !c.st) fail_msg("storage_open: %s", err.message);
+    char sql[256];
+    snprintf(sql, sizeof sql, "UPDATE jobs SET progress = progress WHERE id = '%s'", id_of(2));
+    assert_int_equal(storage_begin(first, &err), 0);
+    assert_int_equal(storage_exec(first, sql, &err, "holding the child's row"), 0);
+
+    pthread_t thread;
+    pthread_create(&thread, NULL, cancel_on_its_connection, &c);
+    for (int tries = 0; sessions_waiting_for_a_lock(f->st) == 0; tries++) {
+        if (tries == 600) fail_msg("the cancel never waited for the child's row");
+        usleep(100 * 1000);
+    }
+    snprintf(sql, sizeof sql,
+             "INSERT INTO job_events (job, time_ms, type, data)"
+             " VALUES ('%s', 0, 'log', '{\"message\":\"first\"}')",
+             id_of(2));
+    assert_int_equal(storage_exec(first, sql, &err, "adding an event"), 0);
+    assert_int_equal(storage_end(first, 0, &err), 0);
+    pthread_join(thread, NULL);
+    if (c.rc != 0) fail_msg("cancel: %s", c.err.message);
+
+    assert_string_equal(events_text(f->st, 2, 0, NULL),
+                        "state {\"state\":\"queued\"}|log {\"message\":\"first\"}|"
+                        "state {\"state\":\"cancelled\",\"reason\":\"its parent was cancelled\"}");
+    struct job_event *events;
+    size_t count;
+    assert_int_equal(job_store_events(f->st, id_of(2), 0, 2, &events, &count, &err), 0);
+    assert_int_equal(count, 2);
+    int64_t firsts = events[1].id;
+    job_events_free(events, count);
+    assert_string_equal(events_text(f->st, 2, firsts, NULL),
+                        "state {\"state\":\"cancelled\",\"reason\":\"its parent was cancelled\"}");
+    storage_close(first);
+    storage_close(c.st);
+}
+
 /* A child waits for its parent (a successive-halving trial at a rung): waiting, never claimed,
  * not final, kept waiting when its parent's lease expires; woken, it is queued and claimed again
  * with its attempt not counted twice. Cancelled alone, or with its parent, it ends at once. */
@@ -1222,6 +1353,7 @@ int main(void)
         STORE_TEST(test_events_after_an_id),
         STORE_TEST(test_claim_gives_a_lease),
         STORE_TEST(test_expiry_requeues_then_gives_up),
+        STORE_TEST(test_sweep_holds_only_expired_rows),
         STORE_TEST(test_stale_worker_writes_nothing),
         STORE_TEST(test_expiry_of_an_ended_owner),
         STORE_TEST(test_two_handles_each_run_jobs),
@@ -1234,6 +1366,7 @@ int main(void)
         STORE_TEST(test_claim_child),
         STORE_TEST(test_list_children),
         STORE_TEST(test_cancel_cascades_to_children),
+        STORE_TEST(test_events_commit_in_id_order),
         STORE_TEST(test_expiry_cancels_orphans),
         STORE_TEST(test_waiting_child),
         STORE_TEST(test_dataset_user),
