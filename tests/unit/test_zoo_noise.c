@@ -28,18 +28,6 @@ static const char *out_dir;
 
 enum { SEED = 23, STEP = 5, BATCH = 4 };
 
-static void assert_refused(const char *model_json, const char *needle)
-{
-    json_t *model = json_loads(model_json, 0, NULL);
-    assert_non_null(model);
-    struct train_zoo_spec spec;
-    struct eng_error err = {0};
-    assert_int_equal(train_zoo_parse(model, &spec, &err), -1);
-    assert_int_equal(err.code, ENG_INVALID);
-    if (!strstr(err.message, needle)) fail_msg("'%s' lacks '%s'", err.message, needle);
-    json_decref(model);
-}
-
 static void test_parse(void **state)
 {
     (void)state;
@@ -52,13 +40,13 @@ static void test_parse(void **state)
     assert_true(spec.dropout == 0.5f);
     assert_true(spec.stochastic_depth == 0.2f);
     json_decref(model);
-    assert_refused("{\"arch\": \"resnet-20\", \"classes\": 10, \"dropout\": 1}",
+    tu_zoo_refused("{\"arch\": \"resnet-20\", \"classes\": 10, \"dropout\": 1}",
                    "'dropout' must be a number in [0, 1)");
-    assert_refused("{\"arch\": \"resnet-20\", \"classes\": 10, \"dropout\": -0.1}",
+    tu_zoo_refused("{\"arch\": \"resnet-20\", \"classes\": 10, \"dropout\": -0.1}",
                    "'dropout' must be a number in [0, 1)");
-    assert_refused("{\"arch\": \"resnet-20\", \"classes\": 10, \"stochastic_depth\": \"0.2\"}",
+    tu_zoo_refused("{\"arch\": \"resnet-20\", \"classes\": 10, \"stochastic_depth\": \"0.2\"}",
                    "'stochastic_depth' must be a number in [0, 1)");
-    assert_refused("{\"arch\": \"small-cnn\", \"classes\": 10, \"stochastic_depth\": 0.2}",
+    tu_zoo_refused("{\"arch\": \"small-cnn\", \"classes\": 10, \"stochastic_depth\": 0.2}",
                    "small-cnn has none");
     /* small-cnn takes dropout, and a stochastic depth of 0 (none). */
     nn_graph_free(tu_zoo_model(
@@ -302,21 +290,11 @@ static const struct {
                        "0.5, \"stochastic_depth\": 0.6}"},
 };
 
-static void write_file(const char *name, const void *data, size_t size)
-{
-    char path[1024];
-    snprintf(path, sizeof path, "%s/%s", out_dir, name);
-    FILE *f = fopen(path, "wb");
-    if (!f) fail_msg("%s: cannot create", path);
-    assert_int_equal(fwrite(data, 1, size, f), size);
-    assert_int_equal(fclose(f), 0);
-}
-
 static void write_case_file(const char *name, const char *suffix, const void *data, size_t size)
 {
     char file[256];
     snprintf(file, sizeof file, "%s.%s", name, suffix);
-    write_file(file, data, size);
+    tu_write_file(out_dir, file, data, size);
 }
 
 static void test_export(void **state)
@@ -375,19 +353,16 @@ static void test_export(void **state)
         train_plan_free(t);
         nn_graph_free(g);
     }
-    char path[1024];
-    snprintf(path, sizeof path, "%s/manifest.json", out_dir);
-    assert_int_equal(json_dump_file(manifest, path, JSON_INDENT(1)), 0);
-    json_decref(manifest);
+    tu_write_json(out_dir, "manifest.json", manifest);
 }
 
 int main(int argc, char **argv)
 {
-    out_dir = argc > 1 ? argv[1] : NULL;
-    if (!out_dir) {
+    if (argc != 2) {
         fprintf(stderr, "usage: test_zoo_noise OUT_DIR\n");
         return 2;
     }
+    out_dir = argv[1];
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_parse),         cmocka_unit_test(test_graph),
         cmocka_unit_test(test_eval_is_clean), cmocka_unit_test(test_gate),
