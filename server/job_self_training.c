@@ -120,7 +120,7 @@ static int student_noise(const json_t *params, json_t *student, struct eng_error
         const json_t *v = json_object_get(params, keys[i]);
         double p = json_number_value(v);
         if (!v) continue;
-        if (!json_is_number(v) || !(p >= 0 && p < 1))
+        if (!json_is_number(v) || !(p >= 0 && (float)p < 1)) /* the zoo's floats */
             return eng_fail(err, ENG_INVALID,
                             "params.%s: must be a number in [0, 1), the student's drop "
                             "probability",

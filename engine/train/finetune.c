@@ -256,6 +256,13 @@ struct nn_graph *train_model_copy(const struct nn_graph *g, struct eng_error *er
     return copy_graph(g, NULL, 0, 0, false, err);
 }
 
+bool train_model_has_training_ops(const struct nn_graph *g)
+{
+    for (size_t i = 0; i < nn_graph_node_count(g); i++)
+        if (is_training_noise(nn_graph_node(g, i))) return true;
+    return false;
+}
+
 struct nn_graph *train_model_for_inference(const struct nn_graph *g, struct eng_error *err)
 {
     return copy_graph(g, NULL, 0, 0, true, err);

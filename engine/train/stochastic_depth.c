@@ -5,7 +5,7 @@
  *
  * The sample index is the outermost dimension in the plain and the blocked (nChw16c) layouts
  * alike, so sample n's elements are the n-th run of count / N floats in either: the op keeps its
- * input's layout and multiplies runs by one scale each. The forward keeps the N scales (work) for
+ * input's layout and multiplies each run by its scale. The forward keeps the N scales (work) for
  * the backward, which reads nothing else. */
 #include "core/rng.h"
 #include "train/internal.h"
@@ -39,9 +39,11 @@ static int forward_depth(struct train_plan *t, struct train_step *s, struct eng_
     struct rng r;
     rng_init(&r, t->seed, (uint32_t)t->step, (uint32_t)(t->step >> 32), (uint32_t)s->index);
     float keep = 1.0f / (1.0f - s->f[0]);
-    for (size_t k = 0; k < samples; k++)
-        scale[k] = rng_uniform(&r) < s->f[0] ? 0.0f : keep;
-    TRAIN_FOR(i, n) y[i] = x[i] * scale[i / per];
+    for (size_t k = 0; k < samples; k++) {
+        const float *xk = x + k * per, c = scale[k] = rng_uniform(&r) < s->f[0] ? 0.0f : keep;
+        float *yk = y + k * per;
+        TRAIN_FOR(i, per) yk[i] = xk[i] * c;
+    }
     return 0;
 }
 
@@ -51,10 +53,16 @@ static int backward_depth(struct train_plan *t, struct train_step *s, struct eng
     float *dx = t->grad[s->in[0]];
     const float *dy = t->grad[s->out], *scale = s->work;
     size_t n = train_val(t, s->out)->count, per = n / s->work_count;
-    if (dx && t->training)
-        TRAIN_FOR(i, n) dx[i] += dy[i] * scale[i / per];
-    else if (dx)
+    if (!dx) return 0;
+    if (!t->training) {
         train_accumulate(dx, dy, n);
+        return 0;
+    }
+    for (size_t k = 0; k < s->work_count; k++) {
+        const float *dyk = dy + k * per, c = scale[k];
+        float *dxk = dx + k * per;
+        TRAIN_FOR(i, per) dxk[i] += dyk[i] * c;
+    }
     return 0;
 }
 

@@ -515,6 +515,9 @@ struct nn_graph *train_model_copy(const struct nn_graph *g, struct eng_error *er
  * the rest as train_model_copy (Dropout stays: ONNX's is the identity in inference). NULL on
  * ENG_NO_MEMORY. */
 struct nn_graph *train_model_for_inference(const struct nn_graph *g, struct eng_error *err);
+/* Whether g has such nodes (else train_model_for_inference's copy is g's bytes, not worth
+ * making). */
+bool train_model_has_training_ops(const struct nn_graph *g);
 
 /* A copy of g whose head (above) has classes outputs (1..100000): W and B keep their names,
  * layout and element type, with fresh values drawn as torch.nn.Linear's reset_parameters draws

@@ -85,7 +85,8 @@ static int rate_member(const json_t *model, const char *key, float *out, struct 
     *out = 0;
     if (!v) return 0;
     double p = json_number_value(v);
-    if (!json_is_number(v) || !(p >= 0 && p < 1))
+    /* (float)p too: 0.99999999 would round to 1, which no rate may be. */
+    if (!json_is_number(v) || !(p >= 0 && (float)p < 1))
         return eng_fail(err, ENG_INVALID, "model: '%s' must be a number in [0, 1)", key);
     *out = (float)p;
     return 0;

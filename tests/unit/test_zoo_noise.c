@@ -42,6 +42,8 @@ static void test_parse(void **state)
     json_decref(model);
     tu_zoo_refused("{\"arch\": \"resnet-20\", \"classes\": 10, \"dropout\": 1}",
                    "'dropout' must be a number in [0, 1)");
+    tu_zoo_refused("{\"arch\": \"resnet-20\", \"classes\": 10, \"dropout\": 0.99999999}",
+                   "'dropout' must be a number in [0, 1)"); /* 1 as a float */
     tu_zoo_refused("{\"arch\": \"resnet-20\", \"classes\": 10, \"dropout\": -0.1}",
                    "'dropout' must be a number in [0, 1)");
     tu_zoo_refused("{\"arch\": \"resnet-20\", \"classes\": 10, \"stochastic_depth\": \"0.2\"}",
@@ -99,6 +101,9 @@ static void test_graph(void **state)
     assert_non_null(plain);
     assert_int_equal(count_nodes(plain, "StochasticDepth", NULL), 0);
     assert_int_equal(count_nodes(plain, "Identity", NULL), 9);
+    assert_true(train_model_has_training_ops(noisy));
+    assert_false(train_model_has_training_ops(plain));
+    assert_false(train_model_has_training_ops(clean));
     /* Blocks per family: WRN-16-2 has 6, torchvision's ResNet-50 16. */
     struct nn_graph *wrn =
         tu_zoo_model("{\"arch\": \"wrn-16-2\", \"classes\": 10, \"stochastic_depth\": 0.5}", SEED);
