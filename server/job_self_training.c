@@ -68,14 +68,22 @@ struct self_training {
     struct job_train_params p; /* the student's, on the labeled split (checks, the dataset) */
 };
 
-/* The student's train params: params' members of student_names, with Noisy Student's noise as
- * the default policy: RandAugment, 2 ops at magnitude 27 of torchvision's 31 bins. */
+/* The student's train params: params' members of student_names (the model object copied, to
+ * take the noise), with Noisy Student's noise as the default policy: RandAugment, 2 ops at
+ * magnitude 27 of torchvision's 31 bins. */
 static json_t *student_params(const json_t *params)
 {
     json_t *student = json_object();
     for (size_t i = 0; student && student_names[i]; i++) {
         json_t *v = json_object_get(params, student_names[i]);
-        if (v) json_object_set(student, student_names[i], v);
+        if (v && !strcmp(student_names[i], "model")) {
+            if (json_object_set_new(student, "model", json_deep_copy(v))) {
+                json_decref(student);
+                return NULL;
+            }
+        } else if (v) {
+            json_object_set(student, student_names[i], v);
+        }
     }
     if (student && !json_object_get(params, "policy"))
         json_object_set_new(student, "policy",
@@ -101,19 +109,40 @@ static int read_teachers(struct self_training *st, const json_t *params, struct 
     return 0;
 }
 
-/* Noise the zoo's models cannot take: refused rather than ignored. */
-static int refuse_noise(const json_t *params, struct eng_error *err)
+/* Noisy Student's model noise: params.dropout and params.stochastic_depth, drop probabilities
+ * in [0, 1), become the student's zoo arguments (train.h's "Noise"), set in its model object
+ * (student_params' copy); the teachers label without noise (eval mode). */
+static int student_noise(const json_t *params, json_t *student, struct eng_error *err)
 {
-    if (json_object_get(params, "dropout"))
+    static const char *const keys[] = {"dropout", "stochastic_depth"};
+    json_t *model = json_object_get(student, "model");
+    for (size_t i = 0; i < sizeof keys / sizeof *keys; i++) {
+        const json_t *v = json_object_get(params, keys[i]);
+        double p = json_number_value(v);
+        if (!v) continue;
+        if (!json_is_number(v) || !(p >= 0 && (float)p < 1)) /* the zoo's floats */
+            return eng_fail(err, ENG_INVALID,
+                            "params.%s: must be a number in [0, 1), the student's drop "
+                            "probability",
+                            keys[i]);
+        if (json_object_get(model, keys[i]))
+            return eng_fail(err, ENG_INVALID,
+                            "params.model.%s: the student's %s is params.%s; give it once", keys[i],
+                            keys[i], keys[i]);
+        /* Not an object: train_zoo_parse refuses the model next. */
+        if (json_is_object(model) && json_object_set(model, keys[i], (json_t *)v))
+            return eng_no_memory(err);
+    }
+    /* Said here rather than as the zoo's refusal of the model object, to name this param. */
+    struct train_zoo_spec spec;
+    struct eng_error ignored;
+    if (json_number_value(json_object_get(params, "stochastic_depth")) > 0 &&
+        train_zoo_parse(json_object_get(params, "model"), &spec, &ignored) == 0 &&
+        spec.family == TRAIN_ZOO_SMALL_CNN)
         return eng_fail(err, ENG_INVALID,
-                        "params.dropout: no zoo model has a dropout layer (small-cnn, the CIFAR "
-                        "ResNets, WRN and torchvision's ResNets are built without one), so there "
-                        "is no rate to set");
-    if (json_object_get(params, "stochastic_depth"))
-        return eng_fail(err, ENG_INVALID,
-                        "params.stochastic_depth: no zoo model drops residual blocks (stochastic "
-                        "depth needs a per-sample random gate on each block, which the zoo and "
-                        "the training engine do not have)");
+                        "params.stochastic_depth: the student %s has no residual blocks to drop "
+                        "(the CIFAR ResNets, WRN and torchvision's ResNets have them)",
+                        spec.arch);
     return 0;
 }
 
@@ -147,8 +176,7 @@ static int read_own(struct self_training_params *sp, const json_t *params, struc
         job_param_real(params, "threshold", 0, DEFAULT_THRESHOLD, 0, 1, &sp->threshold, err) ||
         job_param_int(params, "per_class", 0, 0, 1, MAX_PER_CLASS, &per_class, err) ||
         job_param_int(params, "rounds", 0, 1, 1, SELF_TRAINING_MAX_ROUNDS, &rounds, err) ||
-        job_param_int(params, "seed", 0, 0, 0, (long long)UINT32_MAX, &seed, err) ||
-        refuse_noise(params, err))
+        job_param_int(params, "seed", 0, 0, 0, (long long)UINT32_MAX, &seed, err))
         return -1;
     sp->per_class = (size_t)per_class;
     sp->rounds = (long)rounds;
@@ -213,7 +241,9 @@ static int read_all(struct self_training *st, const struct app *app, const json_
                         "params.model: the student is a zoo model ({\"arch\": ..., \"classes\": "
                         "...}), trained from scratch as Noisy Student's");
     if (!(st->student = student_params(params))) return eng_no_memory(err);
-    return job_train_params_open(&st->p, app, st->student, JOB_TRAIN_FOR_SELF_TRAINING, err) ||
+    return student_noise(params, st->student, err) ||
+                   job_train_params_open(&st->p, app, st->student, JOB_TRAIN_FOR_SELF_TRAINING,
+                                         err) ||
                    check_unlabeled(st, err)
                ? -1
                : 0;

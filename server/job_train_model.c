@@ -28,9 +28,15 @@ int job_train_model_onnx(const struct nn_graph *g, struct train_plan *plan,
         names[i] = t->name;
         values[i] = ema ? train_ema_value(ema, i) : t->value;
     }
-    struct nn_graph *out = rc == 0 ? nn_graph_with_initializers(g, n, names, values, err) : NULL;
+    /* Without the training engine's own ops (stochastic depth), which ONNX has not. */
+    struct nn_graph *plain = NULL;
+    if (rc == 0 && train_model_has_training_ops(g) && !(plain = train_model_for_inference(g, err)))
+        rc = -1;
+    struct nn_graph *out =
+        rc == 0 ? nn_graph_with_initializers(plain ? plain : g, n, names, values, err) : NULL;
     if (rc == 0) rc = out ? nn_graph_write(out, onnx, size, err) : -1;
     nn_graph_free(out);
+    nn_graph_free(plain);
     free(names);
     free(values);
     return rc;

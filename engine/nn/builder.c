@@ -286,6 +286,33 @@ void nn_builder_node(struct nn_builder *b, const char *op_type, const char *name
     b->attr_start[b->n_nodes++] = b->n_attrs;
 }
 
+void nn_builder_node_in(struct nn_builder *b, const char *domain, int64_t version,
+                        const char *op_type, const char *name, size_t n_inputs,
+                        const char *const *inputs, size_t n_outputs, const char *const *outputs)
+{
+    nn_builder_node(b, op_type, name, n_inputs, inputs, n_outputs, outputs);
+    if (!b || b->failed) return;
+    struct nn_graph *g = b->g;
+    struct nn_node *node = &b->nodes[b->n_nodes - 1];
+    if (!(node->domain = nn_arena_str(&g->arena, domain))) {
+        no_memory(b);
+        return;
+    }
+    for (size_t i = 0; i < g->n_opsets; i++)
+        if (!strcmp(g->opsets[i].domain, domain)) return;
+    /* The opsets live in the arena: a longer copy replaces them (a few per graph). */
+    struct nn_opset *opsets = nn_arena_array(&g->arena, g->n_opsets + 1, sizeof *opsets);
+    if (!opsets) {
+        no_memory(b);
+        return;
+    }
+    memcpy(opsets, g->opsets, g->n_opsets * sizeof *opsets);
+    opsets[g->n_opsets].domain = node->domain;
+    opsets[g->n_opsets].version = version;
+    g->opsets = opsets;
+    g->n_opsets++;
+}
+
 /* Copies n elements of elem bytes into the arena as *out; 0, or -1 when memory runs out. */
 static int settle(struct nn_graph *g, void *out, const void *src, size_t n, size_t elem)
 {

@@ -169,6 +169,11 @@ void nn_builder_initializer_owned(struct nn_builder *b, const char *name, enum n
  * The attribute calls that follow belong to it. */
 void nn_builder_node(struct nn_builder *b, const char *op_type, const char *name, size_t n_inputs,
                      const char *const *inputs, size_t n_outputs, const char *const *outputs);
+/* A node of another domain (the training engine's own ops, domain "ai.augserve"), as
+ * nn_builder_node; the graph imports that domain at version, once. */
+void nn_builder_node_in(struct nn_builder *b, const char *domain, int64_t version,
+                        const char *op_type, const char *name, size_t n_inputs,
+                        const char *const *inputs, size_t n_outputs, const char *const *outputs);
 void nn_builder_attr_int(struct nn_builder *b, const char *name, int64_t value);
 void nn_builder_attr_float(struct nn_builder *b, const char *name, float value);
 void nn_builder_attr_ints(struct nn_builder *b, const char *name, size_t n, const int64_t *values);

@@ -65,11 +65,11 @@ static int compile_eltwise(struct train_plan *t, struct train_step *s, struct en
     if (a == ACT_RELU && train_relu_applied(t, s->in[0])) {
         /* The output is a view of the input, whose gradient the producer's backward reads as
          * its own. */
-        const struct nn_value *x = train_val(t, s->in[0]);
+        /* A copy: train_alias may move the value table x is in. */
+        struct nn_value x = *train_val(t, s->in[0]);
         s->q[1] = 1;
         s->skips_inputs = s->skips_output = true;
-        return (s->out =
-                    train_alias(t, s->in[0], node->outputs[0], x->rank, x->dims, &x->md, err)) < 0
+        return (s->out = train_alias(t, s->in[0], node->outputs[0], x.rank, x.dims, &x.md, err)) < 0
                    ? -1
                    : 0;
     }

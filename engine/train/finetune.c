@@ -211,9 +211,16 @@ static void add_fresh(struct nn_builder *b, const struct nn_tensor *t, int class
     nn_builder_initializer_owned(b, t->info.name, NN_FLOAT, t->info.rank, dims, data);
 }
 
-/* g through a builder, with h's weight and bias redrawn for classes when h is not NULL. */
+/* Whether node is one of the training engine's own ops, the identity in eval mode. */
+static bool is_training_noise(const struct nn_node *node)
+{
+    return !strcmp(node->domain, TRAIN_DOMAIN) && !strcmp(node->op_type, "StochasticDepth");
+}
+
+/* g through a builder, with h's weight and bias redrawn for classes when h is not NULL, and the
+ * training engine's own ops written as Identity when inference. */
 static struct nn_graph *copy_graph(const struct nn_graph *g, const struct head *h, int classes,
-                                   uint64_t seed, struct eng_error *err)
+                                   uint64_t seed, bool inference, struct eng_error *err)
 {
     struct nn_builder *b = nn_builder_like(g);
     if (!b) {
@@ -234,14 +241,31 @@ static struct nn_graph *copy_graph(const struct nn_graph *g, const struct head *
                                    t->data);
         }
     }
-    for (size_t i = 0; i < nn_graph_node_count(g); i++)
-        nn_builder_copy_node(b, nn_graph_node(g, i));
+    for (size_t i = 0; i < nn_graph_node_count(g); i++) {
+        const struct nn_node *node = nn_graph_node(g, i);
+        if (inference && is_training_noise(node))
+            nn_builder_node(b, "Identity", node->name, 1, node->inputs, 1, node->outputs);
+        else
+            nn_builder_copy_node(b, node);
+    }
     return nn_builder_finish(b, err);
 }
 
 struct nn_graph *train_model_copy(const struct nn_graph *g, struct eng_error *err)
 {
-    return copy_graph(g, NULL, 0, 0, err);
+    return copy_graph(g, NULL, 0, 0, false, err);
+}
+
+bool train_model_has_training_ops(const struct nn_graph *g)
+{
+    for (size_t i = 0; i < nn_graph_node_count(g); i++)
+        if (is_training_noise(nn_graph_node(g, i))) return true;
+    return false;
+}
+
+struct nn_graph *train_model_for_inference(const struct nn_graph *g, struct eng_error *err)
+{
+    return copy_graph(g, NULL, 0, 0, true, err);
 }
 
 int train_model_head_check(const struct nn_graph *g, struct eng_error *err)
@@ -260,7 +284,7 @@ struct nn_graph *train_model_new_head(const struct nn_graph *g, int classes, uin
     }
     struct head h;
     if (find_head(g, &h, err)) return NULL;
-    return copy_graph(g, &h, classes, seed, err);
+    return copy_graph(g, &h, classes, seed, false, err);
 }
 
 static bool is_parameter(const struct nn_graph *g, const struct nn_tensor *t)

@@ -97,7 +97,14 @@ struct zoo {
     bool linear_bias_zero;     /* its bias 0, else PyTorch's default U(+-1/sqrt fan_in) */
     float bn_momentum;         /* ONNX's: running = momentum * running + (1 - momentum) * batch */
     float leaky;               /* activations: 0 for Relu, else LeakyRelu's alpha */
+    float dropout;             /* the spec's: a Dropout before the classifier when > 0 */
+    float drop_path;           /* the spec's stochastic_depth: the last block's drop rate */
+    int blocks, block;         /* residual blocks in the model, and gated so far */
 };
+
+/* The training engine's own ops, in a domain of their own (opset 1), which an exported model
+ * has as ONNX ops (train_model_for_inference). */
+#define TRAIN_DOMAIN "ai.augserve"
 
 /* One value of law from r, the fans as torch.nn.init computes them. */
 float zoo_draw(struct rng *r, enum zoo_init law, double fan_in, double fan_out);
@@ -115,9 +122,12 @@ void zoo_act(struct zoo *z, const char *x, char *y, const char *module);
 void zoo_add(struct zoo *z, const char *a, const char *b, char *y, const char *module);
 void zoo_maxpool(struct zoo *z, const char *x, char *y, const char *module, int k, int stride,
                  int pad);
-/* Global average pooling, flattening and the Linear module fc (in -> classes) writing the
- * model's output "logits". */
+/* Global average pooling, flattening, a Dropout when z->dropout > 0, and the Linear module fc
+ * (in -> classes) writing the model's output "logits". */
 void zoo_head(struct zoo *z, const char *x, const char *fc, int in, int classes);
+/* Stochastic depth on the residual branch h of the next block when z->drop_path > 0: a
+ * StochasticDepth node "<block>.drop_path" whose ratio decays linearly with depth (train.h). */
+void zoo_drop_path(struct zoo *z, char *h, const char *block);
 
 /* ---- zoo.c ---- */
 
@@ -386,6 +396,7 @@ extern const char train_supported_ops[];
 
 /* The ops' tables, one per file. */
 extern const struct train_op train_conv_op, train_batchnorm_op, train_pool_op, train_gemm_op,
-    train_binary_op, train_concat_op, train_view_op, train_eltwise_op, train_dropout_op;
+    train_binary_op, train_concat_op, train_view_op, train_eltwise_op, train_dropout_op,
+    train_stochastic_depth_op;
 
 #endif

@@ -53,7 +53,9 @@ int train_value_like(struct train_plan *t, struct train_step *s, int k, const ch
     if (!nn_is_plain(&x) && !train_blocked_md(t, name, x.rank, x.dims, &md) &&
         (s->in[k] = train_plain(t, s, s->in[k], err)) < 0)
         return -1;
-    return train_value(t, name, x.rank, x.dims, &train_val(t, s->in[k])->md, err);
+    /* A copy: train_value may move the value table that the input's descriptor is in. */
+    dnnl_memory_desc_t like = train_val(t, s->in[k])->md;
+    return train_value(t, name, x.rank, x.dims, &like, err);
 }
 
 int train_convert_forward(struct train_plan *t, const struct train_step *s, struct eng_error *err)

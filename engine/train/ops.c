@@ -8,11 +8,13 @@
 const char train_supported_ops[] =
     "Conv, BatchNormalization, Relu, LeakyRelu, Clip, Sigmoid, HardSwish, MaxPool, AveragePool, "
     "GlobalAveragePool, Gemm, MatMul, Add, Mul, Concat, Flatten, Reshape, Squeeze, Unsqueeze, "
-    "Dropout, Identity, and Constant, Shape, Gather and Cast on constants (default domain)";
+    "Dropout, Identity, and Constant, Shape, Gather and Cast on constants (default domain); "
+    "StochasticDepth (domain " TRAIN_DOMAIN ", the zoo's)";
 
 static const struct {
     const char *op_type;
     const struct train_op *op; /* NULL: folded only */
+    const char *domain;        /* NULL: ONNX's ("" or "ai.onnx") */
 } ops[] = {
     {"Conv", &train_conv_op},
     {"BatchNormalization", &train_batchnorm_op},
@@ -39,13 +41,16 @@ static const struct {
     {"Shape", NULL},
     {"Gather", NULL},
     {"Cast", NULL},
+    {"StochasticDepth", &train_stochastic_depth_op, TRAIN_DOMAIN},
 };
 
 static int op_index(const struct nn_node *node)
 {
-    if (node->domain[0] && strcmp(node->domain, "ai.onnx")) return -1;
+    bool onnx = !node->domain[0] || !strcmp(node->domain, "ai.onnx");
     for (size_t k = 0; k < sizeof ops / sizeof ops[0]; k++)
-        if (!strcmp(node->op_type, ops[k].op_type)) return (int)k;
+        if (!strcmp(node->op_type, ops[k].op_type) &&
+            (ops[k].domain ? !strcmp(node->domain, ops[k].domain) : onnx))
+            return (int)k;
     return -1;
 }
 

@@ -402,6 +402,26 @@ int train_loss_jsd(const float *const logits[3], size_t batch, size_t classes, d
  * small-cnn: conv1 (3x3, 32) bn1 relu1 pool1 (max 2x2) conv2 (64) bn2 relu2 pool2 conv3 (128) bn3
  * relu3, global average pool, fc.
  *
+ * Noise (Noisy Student's, for a student), off unless asked for; neither adds a parameter, so the
+ * state_dict names stay those above:
+ *   "dropout": p   nn.Dropout(p) between the flattened pool and the classifier (ONNX Dropout,
+ *                  its ratio a Constant; the training plan's masks are eltwise.c's, inverted:
+ *                  kept elements scaled by 1 / (1 - p)).
+ *   "stochastic_depth": p   torchvision.ops.stochastic_depth(branch, p_l, "row", training) on
+ *                  each residual block's branch just before its Add (the ResNets' last BN
+ *                  output, WRN's conv2 output): per sample, the branch is zeroed with
+ *                  probability p_l, else scaled by 1 / (1 - p_l). p_l = p * l / L for block
+ *                  l = 1..L (Huang et al. 2016's linear decay; Noisy Student's "survival
+ *                  probability 0.8 for the final layer" is p = 0.2). EfficientNet's code, which
+ *                  Noisy Student trained, uses p * (l - 1) / L instead (its first block is never
+ *                  dropped, its last at p (L - 1) / L): ours reaches the stated final value.
+ *                  The node is StochasticDepth in the domain ai.augserve (opset 1), attribute
+ *                  "ratio" = p_l; the training plan draws one uniform per sample from the Philox
+ *                  stream (seed, step, node) as Dropout does; a model written for inference has
+ *                  an Identity there (train_model_for_inference), so ONNX readers load it.
+ * Both are the identity in eval mode, so a model evaluates (and is registered) as the same
+ * architecture without them. WRN's own dropout between its convolutions (dropRate) is not built.
+ *
  * Every model has one input "input" [N, channels, size, size] (N symbolic) and one output
  * "logits" [N, classes]. Each initializer draws from its own Philox stream (seed, its index), so
  * the same seed gives the same model on any machine.
@@ -430,11 +450,15 @@ struct train_zoo_spec {
     int classes;   /* 1..100000 */
     int channels;  /* input channels, 1..64 (default 3) */
     int size;      /* input side in pixels, 8..4096 (default 32; 224 for torchvision's) */
+    /* Noisy Student's model noise, both off at 0 and identities in eval mode (below). */
+    float dropout;          /* [0, 1): a Dropout before the classifier */
+    float stochastic_depth; /* [0, 1): the last residual block's drop rate (not small-cnn) */
 };
 
 /* Reads a model object: "arch" (required), "classes" (required), "variant" ("standard" or
- * "fixmatch"; wrn only), "channels", "size". Unknown archs, members and values out of range are
- * ENG_INVALID naming them and what is accepted. */
+ * "fixmatch"; wrn only), "channels", "size", "dropout", "stochastic_depth" (numbers in [0, 1);
+ * stochastic_depth > 0 on small-cnn, which has no residual block, is refused). Unknown archs,
+ * members and values out of range are ENG_INVALID naming them and what is accepted. */
 int train_zoo_parse(const json_t *model, struct train_zoo_spec *spec, struct eng_error *err);
 /* The model spec describes, initialised from seed. ENG_NO_MEMORY; ENG_INVALID for a spec that
  * train_zoo_parse would refuse. */
@@ -486,6 +510,14 @@ size_t train_model_parameter_count(const struct nn_graph *g);
  * copied): the identity edit, which writes the bytes g writes. NULL on ENG_NO_MEMORY, or
  * ENG_INVALID for a graph the builder's checks refuse (a node reading a value made later). */
 struct nn_graph *train_model_copy(const struct nn_graph *g, struct eng_error *err);
+/* g as an inference model: a copy whose StochasticDepth nodes (the zoo's, domain ai.augserve,
+ * which no other ONNX reader knows) are Identity nodes of the same names, inputs and outputs;
+ * the rest as train_model_copy (Dropout stays: ONNX's is the identity in inference). NULL on
+ * ENG_NO_MEMORY. */
+struct nn_graph *train_model_for_inference(const struct nn_graph *g, struct eng_error *err);
+/* Whether g has such nodes (else train_model_for_inference's copy is g's bytes, not worth
+ * making). */
+bool train_model_has_training_ops(const struct nn_graph *g);
 
 /* A copy of g whose head (above) has classes outputs (1..100000): W and B keep their names,
  * layout and element type, with fresh values drawn as torch.nn.Linear's reset_parameters draws

@@ -78,6 +78,31 @@ static int int_member(const json_t *model, const char *key, int lo, int hi, int 
     return 0;
 }
 
+/* A rate member (a drop probability in [0, 1)) into *out, 0 when absent. */
+static int rate_member(const json_t *model, const char *key, float *out, struct eng_error *err)
+{
+    const json_t *v = json_object_get(model, key);
+    *out = 0;
+    if (!v) return 0;
+    double p = json_number_value(v);
+    /* (float)p too: 0.99999999 would round to 1, which no rate may be. */
+    if (!json_is_number(v) || !(p >= 0 && (float)p < 1))
+        return eng_fail(err, ENG_INVALID, "model: '%s' must be a number in [0, 1)", key);
+    *out = (float)p;
+    return 0;
+}
+
+/* Stochastic depth drops residual blocks: small-cnn has none. */
+static int check_noise(const struct train_zoo_spec *spec, struct eng_error *err)
+{
+    if (spec->stochastic_depth > 0 && spec->family == TRAIN_ZOO_SMALL_CNN)
+        return eng_fail(err, ENG_INVALID,
+                        "model: 'stochastic_depth' drops residual blocks, and %s has none (the "
+                        "CIFAR ResNets, WRN and torchvision's ResNets have them)",
+                        spec->arch);
+    return 0;
+}
+
 int train_zoo_parse(const json_t *model, struct train_zoo_spec *spec, struct eng_error *err)
 {
     memset(spec, 0, sizeof *spec);
@@ -90,10 +115,11 @@ int train_zoo_parse(const json_t *model, struct train_zoo_spec *spec, struct eng
     json_object_foreach((json_t *)model, key, value)
     {
         if (strcmp(key, "arch") && strcmp(key, "classes") && strcmp(key, "variant") &&
-            strcmp(key, "channels") && strcmp(key, "size"))
+            strcmp(key, "channels") && strcmp(key, "size") && strcmp(key, "dropout") &&
+            strcmp(key, "stochastic_depth"))
             return eng_fail(err, ENG_INVALID,
                             "model: unknown member '%s'; known: arch, classes, variant, "
-                            "channels, size",
+                            "channels, size, dropout, stochastic_depth",
                             key);
     }
     const json_t *arch = json_object_get(model, "arch");
@@ -111,12 +137,14 @@ int train_zoo_parse(const json_t *model, struct train_zoo_spec *spec, struct eng
                             "model: 'variant' must be \"standard\" or \"fixmatch\"");
         spec->fixmatch = !strcmp(v, "fixmatch");
     }
-    return int_member(model, "classes", 1, 100000, -1, &spec->classes, err) ||
-                   int_member(model, "channels", 1, 64, 3, &spec->channels, err) ||
-                   int_member(model, "size", 8, 4096, spec->family == TRAIN_ZOO_RESNET ? 224 : 32,
-                              &spec->size, err)
-               ? -1
-               : 0;
+    if (int_member(model, "classes", 1, 100000, -1, &spec->classes, err) ||
+        int_member(model, "channels", 1, 64, 3, &spec->channels, err) ||
+        int_member(model, "size", 8, 4096, spec->family == TRAIN_ZOO_RESNET ? 224 : 32, &spec->size,
+                   err) ||
+        rate_member(model, "dropout", &spec->dropout, err) ||
+        rate_member(model, "stochastic_depth", &spec->stochastic_depth, err))
+        return -1;
+    return check_noise(spec, err);
 }
 
 /* What train_zoo_parse guarantees, for specs made in code. */
@@ -127,16 +155,21 @@ static int check_spec(const struct train_zoo_spec *spec, struct eng_error *err)
     if (named.family != spec->family || named.depth != spec->depth || named.width != spec->width ||
         (spec->fixmatch && spec->family != TRAIN_ZOO_WRN) || spec->classes < 1 ||
         spec->classes > 100000 || spec->channels < 1 || spec->channels > 64 || spec->size < 8 ||
-        spec->size > 4096)
+        spec->size > 4096 || !(spec->dropout >= 0 && spec->dropout < 1) ||
+        !(spec->stochastic_depth >= 0 && spec->stochastic_depth < 1))
         return eng_fail(err, ENG_INVALID, "model '%s': its arguments are out of range", spec->arch);
-    return 0;
+    return check_noise(spec, err);
 }
 
 struct nn_graph *train_zoo_build(const struct train_zoo_spec *spec, uint64_t seed,
                                  struct eng_error *err)
 {
     if (check_spec(spec, err)) return NULL;
-    struct zoo z = {.b = nn_builder_new(spec->arch, 13), .seed = seed, .bn_momentum = 0.9f};
+    struct zoo z = {.b = nn_builder_new(spec->arch, 13),
+                    .seed = seed,
+                    .bn_momentum = 0.9f,
+                    .dropout = spec->dropout,
+                    .drop_path = spec->stochastic_depth};
     int64_t in_dims[4] = {-1, spec->channels, spec->size, spec->size},
             out_dims[2] = {-1, spec->classes};
     const char *batch[4] = {"N", NULL, NULL, NULL};

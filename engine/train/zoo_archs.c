@@ -56,6 +56,7 @@ static void residual(struct zoo *z, char *h, const char *x, const char *block, i
         zoo_path(m, proj, "1");
         zoo_bn(z, s, s, m, out);
     }
+    zoo_drop_path(z, h, block);
     zoo_path(m, block, "add");
     zoo_add(z, h, s, h, m);
     zoo_path(m, block, "relu");
@@ -78,6 +79,7 @@ void zoo_resnet_cifar(struct zoo *z, const struct train_zoo_spec *spec)
 {
     int n = (spec->depth - 2) / 6, in = 16;
     char h[ZOO_NAME] = "input", block[ZOO_NAME];
+    z->blocks = 3 * n;
     zoo_conv(z, h, h, "conv1", spec->channels, 16, 3, 1, 1);
     zoo_bn(z, h, h, "bn1", 16);
     zoo_act(z, h, h, "relu");
@@ -121,6 +123,7 @@ static void wrn_block(struct zoo *z, char *h, const char *block, int in, int out
     zoo_act(z, s, s, m);
     zoo_path(m, block, "conv2");
     zoo_conv(z, s, s, m, out, out, 3, 1, 1);
+    zoo_drop_path(z, s, block);
     if (!equal) {
         zoo_path(m, block, "convShortcut");
         zoo_conv(z, a, a, m, in, out, 1, stride, 0);
@@ -137,6 +140,7 @@ void zoo_wrn(struct zoo *z, const struct train_zoo_spec *spec)
     int n = (spec->depth - 4) / 6, k = spec->width;
     int widths[4] = {16, 16 * k, 32 * k, 64 * k};
     char h[ZOO_NAME] = "input", block[ZOO_NAME];
+    z->blocks = 3 * n;
     zoo_conv(z, h, h, "conv1", spec->channels, 16, 3, 1, 1);
     for (int stage = 0; stage < 3; stage++)
         for (int i = 0; i < n; i++) {
@@ -173,6 +177,8 @@ void zoo_resnet(struct zoo *z, const struct train_zoo_spec *spec)
     while (layouts[l].depth != spec->depth)
         l++; /* train_zoo_parse allows only these */
     bool is_bottleneck = layouts[l].bottleneck;
+    for (int stage = 0; stage < 4; stage++)
+        z->blocks += layouts[l].blocks[stage];
     char h[ZOO_NAME] = "input", block[ZOO_NAME];
     zoo_conv(z, h, h, "conv1", spec->channels, 64, 7, 2, 3);
     zoo_bn(z, h, h, "bn1", 64);

@@ -123,7 +123,31 @@ void zoo_head(struct zoo *z, const char *x, const char *fc, int in, int classes)
     add_param(z, w, 2, wdims, z->linear_init, in, classes, 0);
     /* nn.Linear's default bias: U(+-1/sqrt fan_in), the weight's default law over the bias. */
     add_param(z, bias, 1, bdims, z->linear_bias_zero ? -1 : ZOO_TORCH_DEFAULT, in, classes, 0);
-    const char *gemm_in[3] = {"flatten", w, bias};
+    const char *features = "flatten";
+    if (z->dropout > 0) {
+        /* nn.Dropout(p): its ratio a Constant (opset 13 reads it as an input), so that it is
+         * no initializer, which would count as a parameter. */
+        struct nn_tensor ratio = {
+            .info = {.name = "dropout.ratio", .dtype = NN_FLOAT}, .count = 1, .data = &z->dropout};
+        const char *ratio_name = "dropout.ratio", *dropout_in[2] = {features, ratio_name};
+        nn_builder_node(z->b, "Constant", ratio_name, 0, NULL, 1, &ratio_name);
+        nn_builder_attr_tensor(z->b, "value", &ratio);
+        node1(z, "Dropout", "dropout", 2, dropout_in, "dropout");
+        features = "dropout";
+    }
+    const char *gemm_in[3] = {features, w, bias};
     node1(z, "Gemm", fc, 3, gemm_in, "logits");
     nn_builder_attr_int(z->b, "transB", 1);
+}
+
+void zoo_drop_path(struct zoo *z, char *h, const char *block)
+{
+    if (!(z->drop_path > 0)) return;
+    char m[ZOO_NAME];
+    zoo_path(m, block, "drop_path");
+    const char *x = h, *y = m;
+    nn_builder_node_in(z->b, TRAIN_DOMAIN, 1, "StochasticDepth", m, 1, &x, 1, &y);
+    /* Huang et al.'s linear decay: block l of L drops with p * l / L, the last with p. */
+    nn_builder_attr_float(z->b, "ratio", (float)((double)z->drop_path * ++z->block / z->blocks));
+    snprintf(h, ZOO_NAME, "%s", m);
 }

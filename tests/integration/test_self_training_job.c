@@ -384,6 +384,49 @@ static void test_cancel(void **state)
     harness_pass(state);
 }
 
+/* ---- Noise ----------------------------------------------------------------------------------- */
+
+/* Noisy Student's student: a ResNet-20 with dropout and stochastic depth for two rounds. Round
+ * 1's student, registered, teaches round 2: the model written for inference loads in the
+ * executor (no StochasticDepth node, which only the training engine runs). */
+static void test_noisy_student(void **state)
+{
+    char ds[64], params[2048], id[32];
+    struct server *srv = start(state, ds);
+    params_for(params, sizeof params, ds, 1, "noisy", ", \"rounds\": 2, \"threshold\": 0.5");
+    json_t *doc = json_loads(params, 0, NULL);
+    assert_non_null(doc);
+    json_object_set_new(
+        doc, "model",
+        json_pack("{s:s, s:i, s:i}", "arch", "resnet-20", "classes", CLASSES, "size", SIDE));
+    json_object_set_new(doc, "dropout", json_real(0.5));
+    json_object_set_new(doc, "stochastic_depth", json_real(0.2));
+    char *body = json_dumps(doc, 0);
+    job_submit(srv, "self-training", body, id);
+    free(body);
+    json_decref(doc);
+    json_t *done = job_wait_state(srv, id, "succeeded");
+    json_t *result = json_object_get(done, "result");
+    assert_int_equal(json_array_size(json_object_get(result, "rounds")), 2);
+    assert_string_equal(json_str(result, "model"), "noisy-round2");
+    json_decref(done);
+    for (int k = 1; k <= 2; k++) {
+        char path[PATH_MAX];
+        snprintf(path, sizeof path, "%s/noisy-round%d/model.onnx", harness_models_dir(), k);
+        FILE *f = fopen(path, "rb");
+        assert_non_null(f);
+        static char bytes[1 << 22];
+        size_t n = fread(bytes, 1, sizeof bytes, f);
+        fclose(f);
+        assert_true(n > 0 && n < sizeof bytes);
+        assert_null(memmem(bytes, n, "StochasticDepth", 15));
+        assert_non_null(memmem(bytes, n, "drop_path", 9)); /* its Identity nodes */
+        snprintf(path, sizeof path, "/v1/models/noisy-round%d", k);
+        http_get_expect(srv, path, 200);
+    }
+    harness_pass(state);
+}
+
 /* ---- Refusals -------------------------------------------------------------------------------- */
 
 static void test_bad_params(void **state)
@@ -402,8 +445,17 @@ static void test_bad_params(void **state)
         {", \"labels\": \"fuzzy\"", 422, "params.labels"},
         {", \"labels\": \"hard\", \"temperature\": 2", 422, "params.temperature"},
         {", \"temperature\": 0", 422, "params.temperature"},
-        {", \"dropout\": 0.5", 422, "params.dropout: no zoo model has a dropout layer"},
-        {", \"stochastic_depth\": 0.2", 422, "params.stochastic_depth"},
+        {", \"dropout\": 1", 422, "params.dropout: must be a number in [0, 1)"},
+        {", \"dropout\": -0.1", 422, "params.dropout: must be a number in [0, 1)"},
+        {", \"dropout\": \"half\"", 422, "params.dropout: must be a number in [0, 1)"},
+        {", \"stochastic_depth\": 1.5", 422, "params.stochastic_depth: must be a number in [0, 1)"},
+        {", \"stochastic_depth\": 0.2", 422,
+         "params.stochastic_depth: the student small-cnn has no residual blocks"},
+        {", \"dropout\": 0.5, \"model\": {\"arch\": \"small-cnn\", \"classes\": 3, \"dropout\": "
+         "0.1}",
+         422, "params.model.dropout: the student's dropout is params.dropout"},
+        {", \"model\": {\"arch\": \"small-cnn\", \"classes\": 3, \"stochastic_depth\": 0.1}", 422,
+         "params.model: model: 'stochastic_depth' drops residual blocks, and small-cnn has none"},
         {", \"unlabeled_split\": \"train\"", 422, "params.unlabeled_split: split train shares"},
         {", \"unlabeled_split\": \"nosuch\"", 422, "params.unlabeled_split"},
         {", \"teacher\": \"nosuch\"", 404, "params.teacher: no such model: nosuch"},
@@ -445,6 +497,7 @@ int main(int argc, char **argv)
         HARNESS_MODELS_TEST(test_rounds_kill9_resume),
         HARNESS_MODELS_TEST(test_resume_finds_student_registered),
         HARNESS_MODELS_TEST(test_cancel),
+        HARNESS_MODELS_TEST(test_noisy_student),
         HARNESS_MODELS_TEST(test_bad_params),
     };
     return harness_main(argc, argv, "self_training_job", tests, sizeof tests / sizeof tests[0]);

@@ -320,13 +320,18 @@ def main():
     except ImportError as e:
         print("skipped: %s" % e)
         sys.exit(77)
-    folder = sys.argv[1]
+    return check_cases(sys.argv[1], check_case)
+
+
+def check_cases(folder, check):
+    """check(folder, case, failures) on each case of folder's manifest.json (gen_zoo_noise.py's
+    too): the exit status, 1 when any failed or there were none."""
     with open(os.path.join(folder, "manifest.json")) as f:
         cases = json.load(f)
     torch.set_num_threads(2)
     failures = []
     for case in cases:
-        check_case(folder, case, failures)
+        check(folder, case, failures)
     for msg in failures:
         print("FAIL " + msg)
     return 1 if failures or not cases else 0

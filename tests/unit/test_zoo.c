@@ -22,18 +22,6 @@
 
 static const char *out_dir;
 
-static void assert_refused(const char *model_json, const char *needle)
-{
-    json_t *model = json_loads(model_json, 0, NULL);
-    assert_non_null(model);
-    struct train_zoo_spec spec;
-    struct eng_error err = {0};
-    assert_int_equal(train_zoo_parse(model, &spec, &err), -1);
-    assert_int_equal(err.code, ENG_INVALID);
-    if (!strstr(err.message, needle)) fail_msg("'%s' lacks '%s'", err.message, needle);
-    json_decref(model);
-}
-
 static void test_parse(void **state)
 {
     (void)state;
@@ -57,26 +45,26 @@ static void test_parse(void **state)
     assert_int_equal(spec.size, 224);
     json_decref(model);
 
-    assert_refused("{\"arch\": \"vgg-16\", \"classes\": 10}", "not in the zoo");
-    assert_refused("{\"arch\": \"resnet-21\", \"classes\": 10}", "not in the zoo");
-    assert_refused("{\"arch\": \"resnet-020\", \"classes\": 10}", "not in the zoo");
-    assert_refused("{\"arch\": \"resnet-20x\", \"classes\": 10}", "not in the zoo");
-    assert_refused("{\"arch\": \"wrn-27-2\", \"classes\": 10}", "6n + 4");
-    assert_refused("{\"arch\": \"wrn-106-2\", \"classes\": 10}", "up to 100");
-    assert_refused("{\"arch\": \"wrn-28-0\", \"classes\": 10}", "not in the zoo");
-    assert_refused("{\"arch\": \"wrn-28-17\", \"classes\": 10}", "width 1..16");
-    assert_refused("{\"arch\": \"resnet-20\"}", "'classes' is required");
-    assert_refused("{\"arch\": \"resnet-20\", \"classes\": 0}", "'classes' must be");
-    assert_refused("{\"arch\": \"resnet-20\", \"classes\": 2.5}", "'classes' must be");
-    assert_refused("{\"arch\": \"resnet-20\", \"classes\": 10, \"depth\": 3}",
+    tu_zoo_refused("{\"arch\": \"vgg-16\", \"classes\": 10}", "not in the zoo");
+    tu_zoo_refused("{\"arch\": \"resnet-21\", \"classes\": 10}", "not in the zoo");
+    tu_zoo_refused("{\"arch\": \"resnet-020\", \"classes\": 10}", "not in the zoo");
+    tu_zoo_refused("{\"arch\": \"resnet-20x\", \"classes\": 10}", "not in the zoo");
+    tu_zoo_refused("{\"arch\": \"wrn-27-2\", \"classes\": 10}", "6n + 4");
+    tu_zoo_refused("{\"arch\": \"wrn-106-2\", \"classes\": 10}", "up to 100");
+    tu_zoo_refused("{\"arch\": \"wrn-28-0\", \"classes\": 10}", "not in the zoo");
+    tu_zoo_refused("{\"arch\": \"wrn-28-17\", \"classes\": 10}", "width 1..16");
+    tu_zoo_refused("{\"arch\": \"resnet-20\"}", "'classes' is required");
+    tu_zoo_refused("{\"arch\": \"resnet-20\", \"classes\": 0}", "'classes' must be");
+    tu_zoo_refused("{\"arch\": \"resnet-20\", \"classes\": 2.5}", "'classes' must be");
+    tu_zoo_refused("{\"arch\": \"resnet-20\", \"classes\": 10, \"depth\": 3}",
                    "unknown member 'depth'");
-    assert_refused("{\"arch\": \"resnet-20\", \"classes\": 10, \"variant\": \"fixmatch\"}",
+    tu_zoo_refused("{\"arch\": \"resnet-20\", \"classes\": 10, \"variant\": \"fixmatch\"}",
                    "wrn-D-K only");
-    assert_refused("{\"arch\": \"wrn-28-2\", \"classes\": 10, \"variant\": \"x\"}",
+    tu_zoo_refused("{\"arch\": \"wrn-28-2\", \"classes\": 10, \"variant\": \"x\"}",
                    "\"standard\" or \"fixmatch\"");
-    assert_refused("{\"arch\": \"small-cnn\", \"classes\": 10, \"size\": 4}", "'size'");
-    assert_refused("{\"arch\": 20, \"classes\": 10}", "'arch' must be");
-    assert_refused("[1]", "must be an object");
+    tu_zoo_refused("{\"arch\": \"small-cnn\", \"classes\": 10, \"size\": 4}", "'size'");
+    tu_zoo_refused("{\"arch\": 20, \"classes\": 10}", "'arch' must be");
+    tu_zoo_refused("[1]", "must be an object");
 }
 
 /* The reference modules' sum(p.numel() for p in parameters()), from PyTorch 1.13 (the published
@@ -164,16 +152,6 @@ static const struct {
 };
 enum { BATCH = 4, SEED = 17 };
 
-static void write_file(const char *name, const void *data, size_t size)
-{
-    char path[1024];
-    snprintf(path, sizeof path, "%s/%s", out_dir, name);
-    FILE *f = fopen(path, "wb");
-    if (!f) fail_msg("%s: cannot create", path);
-    assert_int_equal(fwrite(data, 1, size, f), size);
-    assert_int_equal(fclose(f), 0);
-}
-
 /* g with every float initializer v replaced by v (0.5 + u) + 0.1 (u' - 0.5), u and u' uniform in
  * [0, 1): weights rescaled, BatchNorm's ones and zeros moved (its variances stay in
  * [0.45, 1.55]). */
@@ -225,7 +203,7 @@ static void test_export(void **state)
         assert_int_equal(nn_graph_write(g, &bytes, &size, &err), 0);
         char name[256];
         snprintf(name, sizeof name, "%s.onnx", exports[i].name);
-        write_file(name, bytes, size);
+        tu_write_file(out_dir, name, bytes, size);
         free(bytes);
 
         /* The batch: uniform in [-1, 1) from its own stream. */
@@ -239,7 +217,7 @@ static void test_export(void **state)
         for (size_t k = 0; k < count; k++)
             x[k] = (float)(2 * rng_uniform(&r) - 1);
         snprintf(name, sizeof name, "%s.input.f32", exports[i].name);
-        write_file(name, x, count * sizeof *x);
+        tu_write_file(out_dir, name, x, count * sizeof *x);
 
         /* oneDNN's direct algorithm: Winograd's differs by about 1e-6 relative. */
         struct nn_plan_options options = {.direct_convolution = true};
@@ -252,7 +230,7 @@ static void test_export(void **state)
         assert_int_equal(info.rank, 2);
         assert_int_equal(info.dims[0], BATCH);
         snprintf(name, sizeof name, "%s.logits.f32", exports[i].name);
-        write_file(name, logits, (size_t)info.dims[0] * info.dims[1] * sizeof *logits);
+        tu_write_file(out_dir, name, logits, (size_t)info.dims[0] * info.dims[1] * sizeof *logits);
 
         /* A new head's model is the architecture with its classes. */
         json_t *model = json_loads(exports[i].model, 0, NULL);
@@ -270,10 +248,7 @@ static void test_export(void **state)
         nn_plan_free(p);
         nn_graph_free(g);
     }
-    char path[1024];
-    snprintf(path, sizeof path, "%s/manifest.json", out_dir);
-    assert_int_equal(json_dump_file(manifest, path, JSON_INDENT(1)), 0);
-    json_decref(manifest);
+    tu_write_json(out_dir, "manifest.json", manifest);
 }
 
 int main(int argc, char **argv)

@@ -71,3 +71,33 @@ struct nn_graph *tu_zoo_model(const char *model_json, uint64_t seed)
     if (!g) fail_msg("%s: %s", model_json, err.message);
     return g;
 }
+
+void tu_zoo_refused(const char *model_json, const char *needle)
+{
+    json_t *model = json_loads(model_json, 0, NULL);
+    assert_non_null(model);
+    struct train_zoo_spec spec;
+    struct eng_error err = {0};
+    assert_int_equal(train_zoo_parse(model, &spec, &err), -1);
+    assert_int_equal(err.code, ENG_INVALID);
+    if (!strstr(err.message, needle)) fail_msg("'%s' lacks '%s'", err.message, needle);
+    json_decref(model);
+}
+
+void tu_write_file(const char *dir, const char *name, const void *data, size_t size)
+{
+    char path[1024];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    FILE *f = fopen(path, "wb");
+    if (!f) fail_msg("%s: cannot create", path);
+    assert_int_equal(fwrite(data, 1, size, f), size);
+    assert_int_equal(fclose(f), 0);
+}
+
+void tu_write_json(const char *dir, const char *name, json_t *doc)
+{
+    char path[1024];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    assert_int_equal(json_dump_file(doc, path, JSON_INDENT(1)), 0);
+    json_decref(doc);
+}

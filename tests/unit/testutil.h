@@ -32,4 +32,13 @@ void tu_expect_policy_invalid(const char *text, const char *message);
 /* The zoo model a train job's model object names (engine/train), initialised from seed. */
 struct nn_graph *tu_zoo_model(const char *model_json, uint64_t seed);
 
+/* Checks that train_zoo_parse refuses model_json as ENG_INVALID with a message containing
+ * needle. */
+void tu_zoo_refused(const char *model_json, const char *needle);
+
+/* Writes size bytes of data to dir/name. */
+void tu_write_file(const char *dir, const char *name, const void *data, size_t size);
+/* Writes doc (then released) to dir/name, indented. */
+void tu_write_json(const char *dir, const char *name, json_t *doc);
+
 #endif
