@@ -10,8 +10,9 @@ same budget (optimiser steps, batch, model, seed) by three methods, each tested 
   self-training  the `self-training` kind (README "Job kind: self-training"): the supervised
                run's model is the first teacher; it soft-labels the unlabeled images, keeps those
                at --threshold (Noisy Student's 0.3) and, with --per-class, balances them; a
-               student (the same zoo model, RandAugment) learns from the 400 labels and the kept
-               images, for --rounds rounds of --steps / --rounds steps each at batch
+               student (the same zoo model, RandAugment, and with --dropout and
+               --stochastic-depth Noisy Student's other noise) learns from the 400 labels and the
+               kept images, for --rounds rounds of --steps / --rounds steps each at batch
                batch * (1 + mu), the images a fixmatch step reads (labeled and unlabeled, one view
                each). The teacher's own training is the supervised run's, reported beside it: the
                method's whole cost is both. It runs after supervised (which it runs first when
@@ -28,7 +29,7 @@ uses that server (--dataset names a dataset it has, else the archive is uploaded
         [--labels-per-class 40] [--arch resnet-20] [--steps 1500] [--batch 32] [--mu 7]
         [--evaluations 10] [--methods fixmatch,supervised,self-training] [--seed 1]
         [--strong fixmatch-strong|ctaugment]
-        [--rounds 2] [--threshold 0.3] [--per-class 0]
+        [--rounds 2] [--threshold 0.3] [--per-class 0] [--dropout 0] [--stochastic-depth 0]
         [--threads 0] [--url http://127.0.0.1:8080 [--dataset ID]]
 
 A smoke run (a few steps of a small CNN):
@@ -86,6 +87,10 @@ def self_training_params(args, shared, teacher):
                    "batch": args.batch * (1 + args.mu)})
     if args.per_class:
         params["per_class"] = args.per_class
+    if args.dropout:
+        params["dropout"] = args.dropout
+    if args.stochastic_depth:
+        params["stochastic_depth"] = args.stochastic_depth
     return params
 
 
@@ -188,9 +193,17 @@ def main():
                         help="self-training's confidence threshold for a pseudo-label")
     parser.add_argument("--per-class", type=int, default=0,
                         help="self-training's pseudo-labeled images per class (0: unbalanced)")
+    parser.add_argument("--dropout", type=float, default=0,
+                        help="the self-training student's dropout before its classifier "
+                             "(Noisy Student: 0.5; 0: none)")
+    parser.add_argument("--stochastic-depth", type=float, default=0,
+                        help="the self-training student's drop probability of its last residual "
+                             "block (Noisy Student: 0.2; 0: none)")
     args = parser.parse_args()
     if args.rounds < 1 or not 0 <= args.threshold <= 1 or args.per_class < 0:
         parser.error("--rounds at least 1, --threshold in [0, 1], --per-class at least 0")
+    if not 0 <= args.dropout < 1 or not 0 <= args.stochastic_depth < 1:
+        parser.error("--dropout and --stochastic-depth in [0, 1)")
     args.methods = [m for m in args.methods.split(",") if m]
     unknown = [m for m in args.methods if m not in METHODS]
     if unknown:
