@@ -11,14 +11,13 @@
  * probabilities) and checks the summary against its checkpoint's before it goes on from the
  * run's last epoch, so a round is never lost nor done twice. A kill between a student's
  * registration and the checkpoint after it leaves the model there: the resumed round finds it
- * registered by this job for this round (its training.json) and goes on. */
+ * registered by this job (its training.json, job_train_model_register) and goes on. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "app.h"
-#include "config.h"
 #include "job_kind.h"
 #include "job_self_training.h"
 #include "job_train.h"
@@ -265,22 +264,6 @@ struct round {
     char name[96], phase[64];
 };
 
-/* Whether model name is the one this job registered in round k (its training.json says so): a
- * resumed round that was killed after registering it. */
-static int registered_before(const struct round *rd)
-{
-    char path[4096];
-    snprintf(path, sizeof path, "%s/%s/training.json", job_ctx_app(rd->ctx)->cfg->models_dir,
-             rd->name);
-    json_t *card = json_load_file(path, 0, NULL);
-    const char *job = json_string_value(json_object_get(card, "job"));
-    json_t *round = json_object_get(json_object_get(card, "self_training"), "round");
-    int same = job && strcmp(job, job_ctx_id(rd->ctx)) == 0 &&
-               json_integer_value(round) == (json_int_t)rd->k;
-    json_decref(card);
-    return same;
-}
-
 /* The student as round k's model; its card is train's with the round's part. */
 static int register_student(const struct round *rd, struct job_train_run *r, struct eng_error *err)
 {
@@ -295,11 +278,6 @@ static int register_student(const struct round *rd, struct job_train_run *r, str
         rc = eng_no_memory(err);
     if (rc == 0) rc = job_train_model_onnx(r->graph, r->plan, r->ema, &onnx, &size, err);
     if (rc == 0) rc = job_train_model_register(rd->ctx, r->p, onnx, size, card, err);
-    if (rc != 0 && err->code == ENG_CONFLICT && registered_before(rd)) {
-        job_ctx_log(rd->ctx, "model %s was registered by this job's round %ld already", rd->name,
-                    rd->k);
-        rc = 0;
-    }
     free(onnx);
     json_decref(card);
     return rc;

@@ -88,6 +88,10 @@ enum job_train_for {
  * job_train_params_close, after a failure too. */
 int job_train_params_open(struct job_train_params *p, const struct app *app, const json_t *params,
                           enum job_train_for kind, struct eng_error *err);
+/* The same for job's run: an output model this very job registered (an attempt killed after
+ * registering it and before its end was recorded, job_train_model_registered_by) is no conflict. */
+int job_train_params_open_job(struct job_train_params *p, const struct job_ctx *job,
+                              const json_t *params, enum job_train_for kind, struct eng_error *err);
 /* The same with split as the training split in place of the one params names (self-training's
  * labeled and pseudo-labeled images: a split of no dataset file, which must outlive p). */
 int job_train_params_open_split(struct job_train_params *p, const struct app *app,
@@ -207,12 +211,18 @@ json_t *job_train_card(const struct job_train_run *r, const json_t *params);
 int job_train_model_onnx(const struct nn_graph *g, struct train_plan *plan,
                          const struct train_ema *ema, void **onnx, size_t *size,
                          struct eng_error *err);
+/* Whether repository model name was registered by job (its training.json's "job" is job's id),
+ * in an earlier attempt: a kill after the registration and before the record of what followed. */
+int job_train_model_registered_by(const struct job_ctx *job, const char *name);
 /* A fine-tuned repository model's fingerprint: the SHA-256 of its graph as written (its
  * weights and structure), as 64 hex digits. A resumed job compares it with its checkpoint's. */
 int job_train_base_sha256(const struct job_train_params *p, char hex[65], struct eng_error *err);
 /* Registers model.onnx, config.json (a zoo model's preprocess; a fine-tuned model's base
  * config.json but "perceptual"; labels.txt either way: the dataset's classes, or the base's
- * labels when it keeps its head) and training.json (card) as the repository model p->output. */
+ * labels when it keeps its head) and training.json (card) as the repository model p->output.
+ * A model of that name this very job registered is taken as registered (0, logged): an attempt
+ * killed between the registration and the record of what came after it; any other is a
+ * conflict. */
 int job_train_model_register(struct job_ctx *ctx, const struct job_train_params *p,
                              const void *onnx, size_t onnx_size, const json_t *card,
                              struct eng_error *err);

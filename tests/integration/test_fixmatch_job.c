@@ -171,8 +171,10 @@ static void test_fixmatch_learns_and_reports(void **state)
 }
 
 /* Killed with kill -9 past a third of the job and resumed: the same model.onnx bytes as the
- * uninterrupted run's. */
-static void test_fixmatch_kill9_resume(void **state)
+ * uninterrupted run's. registered: the model is found registered by the job itself at the restart,
+ * as a kill between its registration and the record of the job's success leaves it (train's
+ * registration, which fixmatch and supervised share): it is taken as registered. */
+static void kill9_resume(void **state, int registered)
 {
     struct server *first = start(state);
     char ds[64], id[32];
@@ -183,7 +185,11 @@ static void test_fixmatch_kill9_resume(void **state)
     job_wait_progress(first, id, 0.34);
     assert_int_equal(server_stop(first, SIGKILL, 5000), 0);
     assert_true(WIFSIGNALED(first->wait_status));
-    json_t *doc = job_resume_for(state, first, id, "resuming after epoch", LONG_WAIT_S, &second);
+    if (registered) copy_model_as_registered("whole", "resumed", id);
+    json_t *doc = job_resume_for(state, first, id,
+                                 registered ? "model resumed was registered by this job already"
+                                            : "resuming after epoch",
+                                 LONG_WAIT_S, &second);
     json_t *final = json_object_get(json_object_get(doc, "result"), "final");
     assert_int_equal(json_int(final, "epoch"), EPOCHS);
     expect_same_model("whole", "resumed");
@@ -191,6 +197,16 @@ static void test_fixmatch_kill9_resume(void **state)
     json_decref(doc);
     assert_int_equal(server_stop(second, SIGTERM, 15000), 0);
     harness_pass(state);
+}
+
+static void test_fixmatch_kill9_resume(void **state)
+{
+    kill9_resume(state, 0);
+}
+
+static void test_resume_finds_model_registered(void **state)
+{
+    kill9_resume(state, 1);
 }
 
 static void test_bad_params(void **state)
@@ -243,6 +259,7 @@ int main(int argc, char **argv)
     const struct CMUnitTest tests[] = {
         HARNESS_MODELS_TEST(test_fixmatch_learns_and_reports),
         HARNESS_MODELS_TEST(test_fixmatch_kill9_resume),
+        HARNESS_MODELS_TEST(test_resume_finds_model_registered),
         HARNESS_MODELS_TEST(test_bad_params),
     };
     return harness_main(argc, argv, "fixmatch_job", tests, sizeof tests / sizeof tests[0]);

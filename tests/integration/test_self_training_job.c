@@ -324,32 +324,6 @@ static void test_rounds_kill9_resume(void **state)
     harness_pass(state);
 }
 
-/* Repository model `to` made a copy of `from` that job id registered in round 1: what a kill
- * between round 1's registration and the checkpoint after it leaves. */
-static void copy_as_registered(const char *from, const char *to, const char *id)
-{
-    static const char *const files[] = {"model.onnx", "config.json", "labels.txt"};
-    char path[PATH_MAX];
-    snprintf(path, sizeof path, "%s/%s", harness_models_dir(), to);
-    assert_int_equal(mkdir(path, 0755), 0); /* the job has not registered it itself */
-    for (size_t f = 0; f < sizeof files / sizeof files[0]; f++) {
-        size_t size;
-        snprintf(path, sizeof path, "%s/%s/%s", harness_models_dir(), from, files[f]);
-        char *data = harness_read_file(path, &size);
-        assert_non_null(data);
-        snprintf(path, sizeof path, "%s/%s/%s", harness_models_dir(), to, files[f]);
-        write_file(path, data, size);
-        free(data);
-    }
-    snprintf(path, sizeof path, "%s/%s/training.json", harness_models_dir(), from);
-    json_t *card = json_load_file(path, 0, NULL);
-    assert_non_null(card);
-    json_object_set_new(card, "job", json_string(id));
-    snprintf(path, sizeof path, "%s/%s/training.json", harness_models_dir(), to);
-    assert_int_equal(json_dump_file(card, path, 0), 0);
-    json_decref(card);
-}
-
 /* A job killed in round 1's training whose student is found registered by it at the restart (as
  * a kill after the registration and before the checkpoint leaves it) takes it as registered and
  * goes on to round 2, which it teaches: the same models as an uninterrupted run. */
@@ -360,9 +334,10 @@ static void test_resume_finds_student_registered(void **state)
     json_decref(whole_then_resumed(first, ds, 8, id));
     job_wait_progress(first, id, 0.1); /* round 1's training, past 0.05, before 0.5 */
     assert_int_equal(server_stop(first, SIGKILL, 5000), 0);
-    copy_as_registered("whole-round1", "resumed-round1", id);
+    copy_model_as_registered("whole-round1", "resumed-round1", id);
     struct server *second;
-    json_t *doc = job_resume(state, first, id, "registered by this job's round 1 already", &second);
+    json_t *doc = job_resume(state, first, id,
+                             "model resumed-round1 was registered by this job already", &second);
     assert_int_equal(json_array_size(json_object_get(json_object_get(doc, "result"), "rounds")), 2);
     expect_same_model("whole-round2", "resumed-round2");
     json_decref(doc);
