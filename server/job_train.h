@@ -9,6 +9,7 @@
 #include <jansson.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "classify/classify.h"
 #include "core/error.h"
@@ -189,11 +190,25 @@ int job_train_kind_run(struct job_train_run *r, const json_t *params, json_t **r
  * listed among the artifacts but go with the job. */
 void job_train_remove_states(struct job_ctx *ctx);
 
+/* The path of file `file` in the job's folder (the artifacts folder's parent): the checkpoint
+ * files, self-training's labels. */
+int job_train_folder_path(struct job_ctx *ctx, const char *file, char *path, size_t size,
+                          struct eng_error *err);
+
 /* ---- The checkpoint file (job_train_state.c) --------------------------------------------------
  * Every parameter and buffer value of the plan, the optimiser's and the EMA's saved bytes and the
  * plan's step, as one binary file written to a temporary name and renamed into place. */
 int job_train_state_save(const char *path, struct train_plan *plan, const struct train_optim *optim,
                          const struct train_ema *ema, struct eng_error *err);
+/* A file written whole or not at all: write's bytes (it returns 0, -1 with errno set, or -2 with
+ * err set) into path.tmp, flushed to the disk, renamed to path, the rename made durable: a record
+ * committed after it never names a missing or truncated file. */
+int job_train_file_save(const char *path,
+                        int (*write)(FILE *f, const void *arg, struct eng_error *err),
+                        const void *arg, struct eng_error *err);
+/* A file's bytes, *data malloc'd. */
+int job_train_file_read(const char *path, unsigned char **data, size_t *size,
+                        struct eng_error *err);
 /* Loads a file job_train_state_save wrote back into plan, optim and ema (NULL when off), when it
  * holds the plan's step `expected` (the one its checkpoint's JSON recorded): a job error
  * otherwise. */
