@@ -474,8 +474,7 @@ static int run_kind(struct job_ctx *ctx, const json_t *given, enum job_train_for
                               .step = step,
                               .epoch_end = epoch_end,
                               .user = &f};
-    int rc = params ? job_train_params_open(&p, job_ctx_app(ctx), params, kind, err)
-                    : eng_no_memory(err);
+    int rc = params ? job_train_params_open_job(&p, ctx, params, kind, err) : eng_no_memory(err);
     if (rc == 0) {
         r.policy = p.policy;
         r.extra_columns = !p.semi.mu ? NULL : p.semi.ctaugment ? cta_columns : extra_columns;

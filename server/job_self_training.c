@@ -5,20 +5,22 @@
  * A round is a labelling (job_self_training_label.c) and a training run (job_train_run.c, the
  * train kind's own loop, its checkpoints included) on a split of the labeled images and the kept
  * pseudo-labeled ones, with soft targets through the run's targets hook. The job's checkpoint is
- * the run's, with the round, the rounds done and the labelling's summary as extra members; after a
- * round's student is registered, {"round": next, "rounds": [...]} alone. A resumed round labels
- * again (the teachers, the split and the engine's arithmetic on as many threads give the same
- * probabilities) and checks the summary against its checkpoint's before it goes on from the
- * run's last epoch, so a round is never lost nor done twice. A kill between a student's
- * registration and the checkpoint after it leaves the model there: the resumed round finds it
- * registered by this job for this round (its training.json) and goes on. */
+ * the run's, with the round, the rounds done, the labelling's summary and its labels file as
+ * extra members; after the labelling, {"round", "rounds", "labels"}; after a round's student is
+ * registered, {"round": next, "rounds": [...]} alone. A resumed round reads the teachers'
+ * probabilities from the labels file its checkpoint names (job_self_training_probs.c) rather than
+ * running the teachers again (it does, as the same teachers on the same split give the same
+ * probabilities, when the file is unusable or the checkpoint an older version's names none), and
+ * checks the summary against its checkpoint's before it goes on from the run's last epoch, so a
+ * round is never lost nor done twice. A kill between a student's registration and the checkpoint
+ * after it leaves the model there: the resumed round finds it registered by this job (its
+ * training.json, job_train_model_register) and goes on. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "app.h"
-#include "config.h"
 #include "job_kind.h"
 #include "job_self_training.h"
 #include "job_train.h"
@@ -293,23 +295,8 @@ struct round {
     long k;
     json_t *teachers, *pseudo;
     char name[96], phase[64];
+    char labels[SELF_TRAINING_PROBS_FILE]; /* the file of the teachers' probabilities */
 };
-
-/* Whether model name is the one this job registered in round k (its training.json says so): a
- * resumed round that was killed after registering it. */
-static int registered_before(const struct round *rd)
-{
-    char path[4096];
-    snprintf(path, sizeof path, "%s/%s/training.json", job_ctx_app(rd->ctx)->cfg->models_dir,
-             rd->name);
-    json_t *card = json_load_file(path, 0, NULL);
-    const char *job = json_string_value(json_object_get(card, "job"));
-    json_t *round = json_object_get(json_object_get(card, "self_training"), "round");
-    int same = job && strcmp(job, job_ctx_id(rd->ctx)) == 0 &&
-               json_integer_value(round) == (json_int_t)rd->k;
-    json_decref(card);
-    return same;
-}
 
 /* The student as round k's model; its card is train's with the round's part. */
 static int register_student(const struct round *rd, struct job_train_run *r, struct eng_error *err)
@@ -325,11 +312,6 @@ static int register_student(const struct round *rd, struct job_train_run *r, str
         rc = eng_no_memory(err);
     if (rc == 0) rc = job_train_model_onnx(r->graph, r->plan, r->ema, &onnx, &size, err);
     if (rc == 0) rc = job_train_model_register(rd->ctx, r->p, onnx, size, card, err);
-    if (rc != 0 && err->code == ENG_CONFLICT && registered_before(rd)) {
-        job_ctx_log(rd->ctx, "model %s was registered by this job's round %ld already", rd->name,
-                    rd->k);
-        rc = 0;
-    }
     free(onnx);
     json_decref(card);
     return rc;
@@ -367,8 +349,8 @@ static int train_student(struct round *rd, struct self_training_labels *l, json_
     char prefix[32];
     double span = 1.0 / (double)st->sp.rounds;
     snprintf(prefix, sizeof prefix, "round-%ld.", rd->k);
-    json_t *extra = json_pack("{s:I, s:O, s:O}", "round", (json_int_t)rd->k, "rounds", rows,
-                              "pseudo", rd->pseudo);
+    json_t *extra = json_pack("{s:I, s:O, s:O, s:s}", "round", (json_int_t)rd->k, "rounds", rows,
+                              "pseudo", rd->pseudo, "labels", rd->labels);
     struct job_train_run r = {.ctx = rd->ctx,
                               .p = &p,
                               .phase = rd->phase,
@@ -403,9 +385,41 @@ static int train_student(struct round *rd, struct self_training_labels *l, json_
     return rc;
 }
 
-/* Round rd->k: the labelling, then the student, from saved when it is this round's run's
- * checkpoint; then the checkpoint of the rounds done. */
-static int run_round(struct round *rd, json_t *rows, const json_t *saved, struct eng_error *err)
+/* The teachers' probabilities of round rd->k into l: from file `named` when the job's checkpoint
+ * names one (an earlier attempt labelled the round) and it holds them; else the teachers' pass,
+ * saved as this attempt's file, which a checkpoint then names (the run's next one when it has
+ * one already). The file's name into rd->labels. */
+static int teach_or_reuse(struct round *rd, struct self_training_labels *l, const json_t *rows,
+                          const char *named, int run_saved, struct eng_error *err)
+{
+    if (named) {
+        struct eng_error why = {0};
+        snprintf(rd->labels, sizeof rd->labels, "%s", named);
+        if (self_training_probs_load(rd->ctx, rd->labels, l, &why) == 0) {
+            job_ctx_log(rd->ctx, "round %ld: the teachers' labels from %s, not labeled again",
+                        rd->k, rd->labels);
+            return 0;
+        }
+        job_ctx_log(rd->ctx, "round %ld: %s; the teachers label again", rd->k, why.message);
+    }
+    self_training_probs_file(rd->ctx, rd->k, rd->labels);
+    if (self_training_teach(rd->ctx, &rd->st->sp, rd->teachers, l, err) ||
+        self_training_probs_save(rd->ctx, rd->labels, l, err))
+        return -1;
+    if (run_saved) return 0;
+    json_t *state = json_pack("{s:I, s:O, s:s}", "round", (json_int_t)rd->k, "rounds", rows,
+                              "labels", rd->labels);
+    double fraction = ((double)rd->k - 0.9) / (double)rd->st->sp.rounds;
+    int rc =
+        state ? job_ctx_checkpoint(rd->ctx, state, fraction, "labeled", err) : eng_no_memory(err);
+    json_decref(state);
+    return rc;
+}
+
+/* Round rd->k: the labelling (from file named when not NULL), then the student, from saved when
+ * it is this round's run's checkpoint; then the checkpoint of the rounds done. */
+static int run_round(struct round *rd, json_t *rows, const json_t *saved, const char *named,
+                     struct eng_error *err)
 {
     struct self_training *st = rd->st;
     struct self_training_labels l;
@@ -422,8 +436,11 @@ static int run_round(struct round *rd, json_t *rows, const json_t *saved, struct
     }
     if (!rd->teachers) return eng_no_memory(err);
     job_ctx_progress(rd->ctx, (double)(rd->k - 1) / (double)st->sp.rounds, "labeling");
-    int rc = self_training_label(rd->ctx, &st->sp, st->p.data.dataset, st->p.data.split,
-                                 rd->teachers, artifact, &l, err);
+    int rc = self_training_labels_open(&l, &st->sp, st->p.data.dataset, err);
+    if (rc == 0) rc = teach_or_reuse(rd, &l, rows, named, saved != NULL, err);
+    if (rc == 0)
+        rc = self_training_labels_finish(rd->ctx, &st->sp, st->p.data.dataset, st->p.data.split,
+                                         artifact, &l, err);
     if (rc == 0 && !(rd->pseudo = self_training_labels_json(&l, st->p.data.dataset)))
         rc = eng_no_memory(err);
     if (rc == 0) {
@@ -445,8 +462,11 @@ static int run_round(struct round *rd, json_t *rows, const json_t *saved, struct
         rc = state ? job_ctx_checkpoint(rd->ctx, state, (double)rd->k / (double)st->sp.rounds,
                                         "round done", err)
                    : eng_no_memory(err);
-    /* The round's checkpoint files go once the checkpoint after it names none. */
-    if (rc == 0) job_train_remove_states(rd->ctx);
+    /* The round's checkpoint and labels files go once the checkpoint after it names none. */
+    if (rc == 0) {
+        job_train_remove_states(rd->ctx);
+        self_training_probs_remove(rd->ctx, rd->k);
+    }
     json_decref(state);
     self_training_labels_free(&l);
     json_decref(rd->teachers);
@@ -454,10 +474,10 @@ static int run_round(struct round *rd, json_t *rows, const json_t *saved, struct
     return rc;
 }
 
-/* Where to start: the checkpoint's round and rounds done, and the run's checkpoint when it is
- * one (it has an epoch). */
-static int restore(const json_t *saved, long *round, json_t **rows, const json_t **run, long rounds,
-                   struct eng_error *err)
+/* Where to start: the checkpoint's round and rounds done, the run's checkpoint when it is one (it
+ * has an epoch), and the round's labels file when it names one. */
+static int restore(const json_t *saved, long *round, json_t **rows, const json_t **run,
+                   const char **labels, long rounds, struct eng_error *err)
 {
     json_int_t k;
     json_t *done;
@@ -466,6 +486,10 @@ static int restore(const json_t *saved, long *round, json_t **rows, const json_t
         return eng_fail(err, ENG_INTERNAL, "the checkpoint is not self-training's");
     *round = (long)k;
     *run = json_object_get(saved, "epoch") ? saved : NULL;
+    *labels = json_string_value(json_object_get(saved, "labels"));
+    if (*labels &&
+        (strlen(*labels) >= SELF_TRAINING_PROBS_FILE || strchr(*labels, '/') || **labels == '.'))
+        return eng_fail(err, ENG_INTERNAL, "the checkpoint is not self-training's");
     json_decref(*rows);
     return (*rows = json_deep_copy(done)) ? 0 : eng_no_memory(err);
 }
@@ -474,15 +498,16 @@ static int run(struct job_ctx *ctx, const json_t *params, json_t **result, struc
 {
     struct self_training st;
     const json_t *saved = job_ctx_restored(ctx), *run_saved = NULL;
+    const char *labels = NULL;
     json_t *rows = json_array();
     long k = 1;
     int rc = read_all(&st, job_ctx_app(ctx), params, err);
     if (rc == 0 && !rows) rc = eng_no_memory(err);
-    if (rc == 0 && saved) rc = restore(saved, &k, &rows, &run_saved, st.sp.rounds, err);
+    if (rc == 0 && saved) rc = restore(saved, &k, &rows, &run_saved, &labels, st.sp.rounds, err);
     if (rc == 0 && k > 1) job_ctx_log(ctx, "resuming at round %ld of %ld", k, st.sp.rounds);
-    for (; rc == 0 && k <= st.sp.rounds; k++, run_saved = NULL) {
+    for (; rc == 0 && k <= st.sp.rounds; k++, run_saved = NULL, labels = NULL) {
         struct round rd = {.st = &st, .ctx = ctx, .params = params, .k = k};
-        rc = run_round(&rd, rows, run_saved, err);
+        rc = run_round(&rd, rows, run_saved, labels, err);
     }
     if (rc == 0) {
         const json_t *last = json_array_get(rows, json_array_size(rows) - 1);
@@ -491,7 +516,10 @@ static int run(struct job_ctx *ctx, const json_t *params, json_t **result, struc
         if (!*result) rc = eng_no_memory(err);
     }
     if (rc == 0) rc = job_classify_write_result(ctx, *result, err);
-    if (rc != 0 && !job_ctx_resumes(ctx)) job_train_remove_states(ctx);
+    if (rc != 0 && !job_ctx_resumes(ctx)) {
+        job_train_remove_states(ctx);
+        self_training_probs_remove(ctx, st.sp.rounds);
+    }
     if (rc != 0 && *result) {
         json_decref(*result);
         *result = NULL;

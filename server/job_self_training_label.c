@@ -73,9 +73,9 @@ static int on_batch(void *arg, const struct data_batch *b, const float *probs, s
     return 0;
 }
 
-/* Every teacher's pass, their mean into l->probs. */
-static int teach(struct job_ctx *ctx, const struct self_training_params *sp, const json_t *teachers,
-                 struct self_training_labels *l, struct eng_error *err)
+int self_training_teach(struct job_ctx *ctx, const struct self_training_params *sp,
+                        const json_t *teachers, struct self_training_labels *l,
+                        struct eng_error *err)
 {
     size_t i;
     const json_t *t;
@@ -162,12 +162,9 @@ static int write_artifact(struct job_ctx *ctx, const struct self_training_labels
     return ok ? 0 : eng_fail(err, ENG_INTERNAL, "cannot write artifact %s", name);
 }
 
-int self_training_label(struct job_ctx *ctx, const struct self_training_params *sp,
-                        struct dataset *ds, const struct data_split *labeled,
-                        const json_t *teachers, const char *artifact,
-                        struct self_training_labels *out, struct eng_error *err)
+int self_training_labels_open(struct self_training_labels *l, const struct self_training_params *sp,
+                              struct dataset *ds, struct eng_error *err)
 {
-    struct self_training_labels *l = out;
     memset(l, 0, sizeof *l);
     l->split = dataset_split(ds, sp->unlabeled);
     if (!l->split) return eng_fail(err, ENG_INTERNAL, "split %s is gone", sp->unlabeled);
@@ -178,9 +175,15 @@ int self_training_label(struct job_ctx *ctx, const struct self_training_params *
     l->confidence = malloc(l->n * sizeof *l->confidence);
     l->copies = malloc(l->n * sizeof *l->copies);
     l->per_class = calloc(l->classes, sizeof *l->per_class);
-    if (!l->probs || !l->label || !l->confidence || !l->copies || !l->per_class)
-        return eng_no_memory(err);
-    if (teach(ctx, sp, teachers, l, err)) return -1;
+    return l->probs && l->label && l->confidence && l->copies && l->per_class ? 0
+                                                                              : eng_no_memory(err);
+}
+
+int self_training_labels_finish(struct job_ctx *ctx, const struct self_training_params *sp,
+                                struct dataset *ds, const struct data_split *labeled,
+                                const char *artifact, struct self_training_labels *l,
+                                struct eng_error *err)
+{
     vote(l);
     if (self_training_select(l->label, l->confidence, l->n, l->classes, sp->threshold,
                              sp->per_class, l->copies, err))

@@ -106,7 +106,7 @@ static int run(struct job_ctx *ctx, const json_t *params, json_t **result, struc
 {
     struct job_train_params p;
     struct job_train_run r = {.ctx = ctx, .p = &p, .phase = "training", .progress_span = 1};
-    int rc = job_train_params_open(&p, job_ctx_app(ctx), params, JOB_TRAIN_FOR_TRAIN, err);
+    int rc = job_train_params_open_job(&p, ctx, params, JOB_TRAIN_FOR_TRAIN, err);
     r.policy = p.policy;
     if (rc == 0)
         rc = job_train_kind_run(&r, params, result, err);

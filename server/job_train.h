@@ -9,6 +9,7 @@
 #include <jansson.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "classify/classify.h"
 #include "core/error.h"
@@ -96,6 +97,10 @@ enum job_train_for {
  * job_train_params_close, after a failure too. */
 int job_train_params_open(struct job_train_params *p, const struct app *app, const json_t *params,
                           enum job_train_for kind, struct eng_error *err);
+/* The same for job's run: an output model this very job registered (an attempt killed after
+ * registering it and before its end was recorded, job_train_model_registered_by) is no conflict. */
+int job_train_params_open_job(struct job_train_params *p, const struct job_ctx *job,
+                              const json_t *params, enum job_train_for kind, struct eng_error *err);
 /* The same with split as the training split in place of the one params names (self-training's
  * labeled and pseudo-labeled images: a split of no dataset file, which must outlive p). */
 int job_train_params_open_split(struct job_train_params *p, const struct app *app,
@@ -198,11 +203,25 @@ int job_train_kind_run(struct job_train_run *r, const json_t *params, json_t **r
  * listed among the artifacts but go with the job. */
 void job_train_remove_states(struct job_ctx *ctx);
 
+/* The path of file `file` in the job's folder (the artifacts folder's parent): the checkpoint
+ * files, self-training's labels. */
+int job_train_folder_path(struct job_ctx *ctx, const char *file, char *path, size_t size,
+                          struct eng_error *err);
+
 /* ---- The checkpoint file (job_train_state.c) --------------------------------------------------
  * Every parameter and buffer value of the plan, the optimiser's and the EMA's saved bytes and the
  * plan's step, as one binary file written to a temporary name and renamed into place. */
 int job_train_state_save(const char *path, struct train_plan *plan, const struct train_optim *optim,
                          const struct train_ema *ema, struct eng_error *err);
+/* A file written whole or not at all: write's bytes (it returns 0, -1 with errno set, or -2 with
+ * err set) into path.tmp, flushed to the disk, renamed to path, the rename made durable: a record
+ * committed after it never names a missing or truncated file. */
+int job_train_file_save(const char *path,
+                        int (*write)(FILE *f, const void *arg, struct eng_error *err),
+                        const void *arg, struct eng_error *err);
+/* A file's bytes, *data malloc'd. */
+int job_train_file_read(const char *path, unsigned char **data, size_t *size,
+                        struct eng_error *err);
 /* Loads a file job_train_state_save wrote back into plan, optim and ema (NULL when off), when it
  * holds the plan's step `expected` (the one its checkpoint's JSON recorded): a job error
  * otherwise. */
@@ -220,12 +239,18 @@ json_t *job_train_card(const struct job_train_run *r, const json_t *params);
 int job_train_model_onnx(const struct nn_graph *g, struct train_plan *plan,
                          const struct train_ema *ema, void **onnx, size_t *size,
                          struct eng_error *err);
+/* Whether repository model name was registered by job (its training.json's "job" is job's id),
+ * in an earlier attempt: a kill after the registration and before the record of what followed. */
+int job_train_model_registered_by(const struct job_ctx *job, const char *name);
 /* A fine-tuned repository model's fingerprint: the SHA-256 of its graph as written (its
  * weights and structure), as 64 hex digits. A resumed job compares it with its checkpoint's. */
 int job_train_base_sha256(const struct job_train_params *p, char hex[65], struct eng_error *err);
 /* Registers model.onnx, config.json (a zoo model's preprocess; a fine-tuned model's base
  * config.json but "perceptual"; labels.txt either way: the dataset's classes, or the base's
- * labels when it keeps its head) and training.json (card) as the repository model p->output. */
+ * labels when it keeps its head) and training.json (card) as the repository model p->output.
+ * A model of that name this very job registered is taken as registered (0, logged): an attempt
+ * killed between the registration and the record of what came after it; any other is a
+ * conflict. */
 int job_train_model_register(struct job_ctx *ctx, const struct job_train_params *p,
                              const void *onnx, size_t onnx_size, const json_t *card,
                              struct eng_error *err);

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "app.h"
+#include "config.h"
 #include "data/dataset.h"
 #include "image/codec.h"
 #include "job_kind.h"
@@ -117,6 +118,17 @@ static char *labels_text(const struct job_train_params *p, size_t *size)
     return text;
 }
 
+int job_train_model_registered_by(const struct job_ctx *job, const char *name)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s/training.json", job_ctx_app(job)->cfg->models_dir, name);
+    json_t *card = json_load_file(path, 0, NULL);
+    const char *id = json_string_value(json_object_get(card, "job"));
+    int same = id && strcmp(id, job_ctx_id(job)) == 0;
+    json_decref(card);
+    return same;
+}
+
 int job_train_model_register(struct job_ctx *ctx, const struct job_train_params *p,
                              const void *onnx, size_t onnx_size, const json_t *card,
                              struct eng_error *err)
@@ -135,6 +147,10 @@ int job_train_model_register(struct job_ctx *ctx, const struct job_train_params 
                               .training_size = training ? strlen(training) : 0};
     struct model *added = NULL;
     if (rc == 0) rc = models_add(job_ctx_app(ctx)->models, p->output, &up, &added, err);
+    if (rc != 0 && err->code == ENG_CONFLICT && job_train_model_registered_by(ctx, p->output)) {
+        job_ctx_log(ctx, "model %s was registered by this job already", p->output);
+        rc = 0;
+    }
     if (added) model_release(added);
     free(config);
     free(labels);

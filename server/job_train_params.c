@@ -307,8 +307,8 @@ static int read_model(struct job_train_params *p, const json_t *params, struct e
 }
 
 /* The output model's name, which must be free in the repository. */
-static int read_output(struct job_train_params *p, const struct app *app, const json_t *params,
-                       struct eng_error *err)
+static int read_output(struct job_train_params *p, const struct app *app, const struct job_ctx *job,
+                       const json_t *params, struct eng_error *err)
 {
     p->output = json_string_value(json_object_get(params, "output"));
     if (!p->output || !models_valid_name(p->output))
@@ -318,6 +318,9 @@ static int read_output(struct job_train_params *p, const struct app *app, const 
     struct model *m = models_acquire(app->models, p->output);
     if (!m) return 0;
     model_release(m);
+    /* This very job's, registered by an attempt killed before its end was recorded: the run
+     * goes on, and its registration finds it there (job_train_model_register). */
+    if (job && job_train_model_registered_by(job, p->output)) return 0;
     return eng_fail(err, ENG_CONFLICT, "params.output: a model named %s exists", p->output);
 }
 
@@ -365,9 +368,11 @@ static int read_budget(struct job_train_params *p, const json_t *params, struct 
     return 0;
 }
 
-int job_train_params_open_split(struct job_train_params *p, const struct app *app,
-                                const json_t *params, enum job_train_for kind,
-                                const struct data_split *split, struct eng_error *err)
+/* The params, with job the running job (NULL for validate) and split the training split (NULL:
+ * the one params names). */
+static int open_params(struct job_train_params *p, const struct app *app, const struct job_ctx *job,
+                       const json_t *params, enum job_train_for kind,
+                       const struct data_split *split, struct eng_error *err)
 {
     memset(p, 0, sizeof *p);
     long long batch, eval_every;
@@ -377,7 +382,7 @@ int job_train_params_open_split(struct job_train_params *p, const struct app *ap
     if (split) p->data.split = split;
     if (read_val(p, params, err) || read_model(p, params, err) ||
         ((kind == JOB_TRAIN_FOR_TRAIN || kind >= JOB_TRAIN_FOR_FIXMATCH) &&
-         read_output(p, app, params, err)) ||
+         read_output(p, app, job, params, err)) ||
         job_classify_policy(json_object_get(params, "policy"), "policy", &p->policy, err))
         return -1;
     if (kind == JOB_TRAIN_FOR_DIVERSITY && !p->policy)
@@ -425,10 +430,23 @@ int job_train_params_open_split(struct job_train_params *p, const struct app *ap
     return 0;
 }
 
+int job_train_params_open_split(struct job_train_params *p, const struct app *app,
+                                const json_t *params, enum job_train_for kind,
+                                const struct data_split *split, struct eng_error *err)
+{
+    return open_params(p, app, NULL, params, kind, split, err);
+}
+
 int job_train_params_open(struct job_train_params *p, const struct app *app, const json_t *params,
                           enum job_train_for kind, struct eng_error *err)
 {
-    return job_train_params_open_split(p, app, params, kind, NULL, err);
+    return open_params(p, app, NULL, params, kind, NULL, err);
+}
+
+int job_train_params_open_job(struct job_train_params *p, const struct job_ctx *job,
+                              const json_t *params, enum job_train_for kind, struct eng_error *err)
+{
+    return open_params(p, job_ctx_app(job), job, params, kind, NULL, err);
 }
 
 void job_train_params_close(struct job_train_params *p)

@@ -324,9 +324,8 @@ static const char *const state_files[] = {
     "without-policy.ckpt", "even-run.ckpt",  "odd-run.ckpt"};
 #define STATE_FILES (sizeof state_files / sizeof state_files[0])
 
-/* The path of checkpoint file `file`: in the job's folder (the artifacts folder's parent). */
-static int state_path(struct job_ctx *ctx, const char *file, char *path, size_t size,
-                      struct eng_error *err)
+int job_train_folder_path(struct job_ctx *ctx, const char *file, char *path, size_t size,
+                          struct eng_error *err)
 {
     const char *artifacts = job_ctx_artifacts(ctx, err);
     if (!artifacts) return -1;
@@ -341,7 +340,7 @@ static void remove_state(struct job_ctx *ctx, const char *file)
 {
     struct eng_error ignored = {0};
     char path[4096];
-    if (state_path(ctx, file, path, sizeof path, &ignored) == 0) remove(path);
+    if (job_train_folder_path(ctx, file, path, sizeof path, &ignored) == 0) remove(path);
 }
 
 /* The name of the checkpoint file of parity n % 2 of attempt `attempt`, into out. */
@@ -373,7 +372,7 @@ static int checkpoint(struct job_train_run *r, struct eng_error *err)
     char file[48], other[48];
     attempt_state(n, job_ctx_attempt(r->ctx), file);
     char path[4096];
-    if (state_path(r->ctx, file, path, sizeof path, err) ||
+    if (job_train_folder_path(r->ctx, file, path, sizeof path, err) ||
         job_train_state_save(path, r->plan, r->optim, r->ema, err))
         return -1;
     json_t *state = json_pack("{s:I, s:I, s:s, s:O, s:f, s:s}", "epoch", (json_int_t)r->epoch,
@@ -419,7 +418,7 @@ int job_train_run_restore(struct job_train_run *r, const json_t *saved, struct e
                         "start a new job",
                         r->p->data.model_name, base ? base : "none", r->base_sha256);
     char path[4096];
-    if (state_path(r->ctx, file, path, sizeof path, err) ||
+    if (job_train_folder_path(r->ctx, file, path, sizeof path, err) ||
         job_train_state_load(path, (uint64_t)step, r->plan, r->optim, r->ema, err))
         return -1;
     json_decref(r->metrics);

@@ -85,26 +85,46 @@ static int sync_folder(const char *path)
     return rc;
 }
 
-int job_train_state_save(const char *path, struct train_plan *plan, const struct train_optim *optim,
-                         const struct train_ema *ema, struct eng_error *err)
+int job_train_file_save(const char *path,
+                        int (*write)(FILE *f, const void *arg, struct eng_error *err),
+                        const void *arg, struct eng_error *err)
 {
     char tmp[4096];
     if (snprintf(tmp, sizeof tmp, "%s.tmp", path) >= (int)sizeof tmp)
-        return eng_fail(err, ENG_INTERNAL, "checkpoint path too long: %s", path);
+        return eng_fail(err, ENG_INTERNAL, "path too long: %s", path);
     FILE *f = fopen(tmp, "wb");
     if (!f) return eng_fail(err, ENG_INTERNAL, "cannot write %s: %s", tmp, strerror(errno));
-    int rc = write_all(f, plan, optim, ema, err);
-    /* Flushed to the disk before the rename: the checkpoint JSON that points at the file is
-     * committed next, and must never point at a file a power cut truncated. */
+    int rc = write(f, arg, err);
+    /* Flushed to the disk before the rename: the record that names the file is committed next,
+     * and must never name a file a power cut truncated. */
     if (fflush(f) != 0 || fsync(fileno(f)) != 0) rc = rc ? rc : -1;
     if (fclose(f) != 0) rc = rc ? rc : -1;
     if (rc == 0 && rename(tmp, path) != 0) rc = -1;
     if (rc == 0 && sync_folder(path) != 0) rc = -1;
     if (rc == 0) return 0;
-    if (rc == -1)
-        eng_fail(err, ENG_INTERNAL, "cannot write the checkpoint %s: %s", path, strerror(errno));
+    if (rc == -1) eng_fail(err, ENG_INTERNAL, "cannot write %s: %s", path, strerror(errno));
     remove(tmp);
     return -1;
+}
+
+/* The checkpoint as job_train_file_save's writer. */
+struct state {
+    struct train_plan *plan;
+    const struct train_optim *optim;
+    const struct train_ema *ema;
+};
+
+static int write_state(FILE *f, const void *arg, struct eng_error *err)
+{
+    const struct state *s = arg;
+    return write_all(f, s->plan, s->optim, s->ema, err);
+}
+
+int job_train_state_save(const char *path, struct train_plan *plan, const struct train_optim *optim,
+                         const struct train_ema *ema, struct eng_error *err)
+{
+    struct state s = {plan, optim, ema};
+    return job_train_file_save(path, write_state, &s, err);
 }
 
 /* ---- Loading ----------------------------------------------------------------------------------
@@ -143,15 +163,14 @@ static int get_bytes(struct reader *r, const unsigned char **data, size_t *size)
     return 0;
 }
 
-static int read_file(const char *path, unsigned char **data, size_t *size, struct eng_error *err)
+int job_train_file_read(const char *path, unsigned char **data, size_t *size, struct eng_error *err)
 {
     FILE *f = fopen(path, "rb");
     long n = -1;
     if (f && fseek(f, 0, SEEK_END) == 0) n = ftell(f);
     if (n < 0 || fseek(f, 0, SEEK_SET) != 0) {
         if (f) fclose(f);
-        return eng_fail(err, ENG_INTERNAL, "cannot read the checkpoint %s: %s", path,
-                        strerror(errno));
+        return eng_fail(err, ENG_INTERNAL, "cannot read %s: %s", path, strerror(errno));
     }
     *data = malloc(n ? (size_t)n : 1);
     int ok = *data && fread(*data, 1, (size_t)n, f) == (size_t)n;
@@ -161,8 +180,7 @@ static int read_file(const char *path, unsigned char **data, size_t *size, struc
         return 0;
     }
     free(*data);
-    return *data ? eng_fail(err, ENG_INTERNAL, "cannot read the checkpoint %s", path)
-                 : eng_no_memory(err);
+    return *data ? eng_fail(err, ENG_INTERNAL, "cannot read %s", path) : eng_no_memory(err);
 }
 
 int job_train_state_load(const char *path, uint64_t expected, struct train_plan *plan,
@@ -170,7 +188,7 @@ int job_train_state_load(const char *path, uint64_t expected, struct train_plan 
 {
     unsigned char *data = NULL;
     size_t size = 0;
-    if (read_file(path, &data, &size, err)) return -1;
+    if (job_train_file_read(path, &data, &size, err)) return -1;
     struct reader r = {data, data + size};
     char magic[8];
     uint32_t version, counts[2];

@@ -118,3 +118,25 @@ void expect_same_model(const char *a, const char *b)
     free(a_onnx);
     free(b_onnx);
 }
+
+void copy_model_as_registered(const char *from, const char *to, const char *id)
+{
+    static const char *const files[] = {"model.onnx", "config.json", "labels.txt"};
+    char path[PATH_MAX];
+    snprintf(path, sizeof path, "%s/%s", harness_models_dir(), to);
+    assert_int_equal(mkdir(path, 0755), 0); /* the job has not registered it itself */
+    for (size_t f = 0; f < sizeof files / sizeof files[0]; f++) {
+        size_t size;
+        char *data = read_model_file(from, files[f], &size);
+        snprintf(path, sizeof path, "%s/%s/%s", harness_models_dir(), to, files[f]);
+        write_file(path, data, size);
+        free(data);
+    }
+    snprintf(path, sizeof path, "%s/%s/training.json", harness_models_dir(), from);
+    json_t *card = json_load_file(path, 0, NULL);
+    assert_non_null(card);
+    json_object_set_new(card, "job", json_string(id));
+    snprintf(path, sizeof path, "%s/%s/training.json", harness_models_dir(), to);
+    assert_int_equal(json_dump_file(card, path, 0), 0);
+    json_decref(card);
+}

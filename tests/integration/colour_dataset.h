@@ -35,6 +35,10 @@ char *read_model_file(const char *model, const char *file, size_t *size);
 /* Repository models a and b have the same model.onnx bytes (a resumed training job's against an
  * uninterrupted one's). */
 void expect_same_model(const char *a, const char *b);
+/* Repository model `to` made a copy of model `from` (a training job's), its training.json naming
+ * job id as the one that registered it: what a kill after job id's registration of `to` and
+ * before the record of what followed leaves. */
+void copy_model_as_registered(const char *from, const char *to, const char *id);
 
 /* The job's artifact `name` is a chart: a PNG JOB_CHART_WIDTH (480) pixels wide. */
 void expect_chart_artifact(const struct server *srv, const char *id, const char *name);

@@ -182,19 +182,27 @@ static void test_fixmatch_learns_and_reports(void **state)
 }
 
 /* Job id on first killed with kill -9 past a third of it, and resumed by a second server
- * (*second): the job's document once it succeeded. */
+ * (*second): the job's document once it succeeded. With registered_as, the model "whole" is put in
+ * the repository under that name as registered by this job before the restart, as a kill between
+ * its registration and the record of its success leaves it. */
 static json_t *kill9_and_resume(void **state, struct server *first, const char *id,
-                                struct server **second)
+                                const char *registered_as, struct server **second)
 {
     job_wait_progress(first, id, 0.34);
     assert_int_equal(server_stop(first, SIGKILL, 5000), 0);
     assert_true(WIFSIGNALED(first->wait_status));
-    return job_resume_for(state, first, id, "resuming after epoch", LONG_WAIT_S, second);
+    if (registered_as) copy_model_as_registered("whole", registered_as, id);
+    return job_resume_for(state, first, id,
+                          registered_as ? "was registered by this job already"
+                                        : "resuming after epoch",
+                          LONG_WAIT_S, second);
 }
 
 /* Killed with kill -9 past a third of the job and resumed: the same model.onnx bytes as the
- * uninterrupted run's. */
-static void test_fixmatch_kill9_resume(void **state)
+ * uninterrupted run's. registered: the model is found registered by the job itself at the restart,
+ * as a kill between its registration and the record of the job's success leaves it (train's
+ * registration, which fixmatch and supervised share): it is taken as registered. */
+static void kill9_resume(void **state, int registered)
 {
     struct server *first = start(state);
     char ds[64], id[32];
@@ -202,7 +210,7 @@ static void test_fixmatch_kill9_resume(void **state)
     json_decref(run_to_end(first, "fixmatch", ds, "whole", id));
     submit(first, "fixmatch", ds, "resumed", id);
     struct server *second;
-    json_t *doc = kill9_and_resume(state, first, id, &second);
+    json_t *doc = kill9_and_resume(state, first, id, registered ? "resumed" : NULL, &second);
     json_t *final = json_object_get(json_object_get(doc, "result"), "final");
     assert_int_equal(json_int(final, "epoch"), EPOCHS);
     expect_same_model("whole", "resumed");
@@ -344,7 +352,7 @@ static void test_fixmatch_ctaugment_kill9_resume(void **state)
     params_for(params, sizeof params, ds, "cta-resumed", CTA_TUNING);
     job_submit(first, "fixmatch", params, id);
     struct server *second;
-    json_t *doc = kill9_and_resume(state, first, id, &second);
+    json_t *doc = kill9_and_resume(state, first, id, NULL, &second);
     json_t *cta = json_object_get(json_object_get(doc, "result"), "ctaugment");
     expect_learnt_state(cta, 2, NULL);
     assert_true(json_equal(cta, json_object_get(json_object_get(whole, "result"), "ctaugment")));
@@ -402,6 +410,16 @@ static void test_fixmatch_ctaugment_from_and_save(void **state)
     json_decref(doc);
     json_decref(made);
     harness_pass(state);
+}
+
+static void test_fixmatch_kill9_resume(void **state)
+{
+    kill9_resume(state, 0);
+}
+
+static void test_resume_finds_model_registered(void **state)
+{
+    kill9_resume(state, 1);
 }
 
 static void test_bad_params(void **state)
@@ -478,6 +496,7 @@ int main(int argc, char **argv)
         HARNESS_MODELS_TEST(test_fixmatch_ctaugment),
         HARNESS_MODELS_TEST(test_fixmatch_ctaugment_kill9_resume),
         HARNESS_MODELS_TEST(test_fixmatch_ctaugment_from_and_save),
+        HARNESS_MODELS_TEST(test_resume_finds_model_registered),
         HARNESS_MODELS_TEST(test_bad_params),
     };
     return harness_main(argc, argv, "fixmatch_job", tests, sizeof tests / sizeof tests[0]);

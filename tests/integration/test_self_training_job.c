@@ -29,6 +29,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "colour_dataset.h"
 #include "colour_model.h"
@@ -324,32 +325,6 @@ static void test_rounds_kill9_resume(void **state)
     harness_pass(state);
 }
 
-/* Repository model `to` made a copy of `from` that job id registered in round 1: what a kill
- * between round 1's registration and the checkpoint after it leaves. */
-static void copy_as_registered(const char *from, const char *to, const char *id)
-{
-    static const char *const files[] = {"model.onnx", "config.json", "labels.txt"};
-    char path[PATH_MAX];
-    snprintf(path, sizeof path, "%s/%s", harness_models_dir(), to);
-    assert_int_equal(mkdir(path, 0755), 0); /* the job has not registered it itself */
-    for (size_t f = 0; f < sizeof files / sizeof files[0]; f++) {
-        size_t size;
-        snprintf(path, sizeof path, "%s/%s/%s", harness_models_dir(), from, files[f]);
-        char *data = harness_read_file(path, &size);
-        assert_non_null(data);
-        snprintf(path, sizeof path, "%s/%s/%s", harness_models_dir(), to, files[f]);
-        write_file(path, data, size);
-        free(data);
-    }
-    snprintf(path, sizeof path, "%s/%s/training.json", harness_models_dir(), from);
-    json_t *card = json_load_file(path, 0, NULL);
-    assert_non_null(card);
-    json_object_set_new(card, "job", json_string(id));
-    snprintf(path, sizeof path, "%s/%s/training.json", harness_models_dir(), to);
-    assert_int_equal(json_dump_file(card, path, 0), 0);
-    json_decref(card);
-}
-
 /* A job killed in round 1's training whose student is found registered by it at the restart (as
  * a kill after the registration and before the checkpoint leaves it) takes it as registered and
  * goes on to round 2, which it teaches: the same models as an uninterrupted run. */
@@ -360,13 +335,93 @@ static void test_resume_finds_student_registered(void **state)
     json_decref(whole_then_resumed(first, ds, 8, id));
     job_wait_progress(first, id, 0.1); /* round 1's training, past 0.05, before 0.5 */
     assert_int_equal(server_stop(first, SIGKILL, 5000), 0);
-    copy_as_registered("whole-round1", "resumed-round1", id);
+    copy_model_as_registered("whole-round1", "resumed-round1", id);
     struct server *second;
-    json_t *doc = job_resume(state, first, id, "registered by this job's round 1 already", &second);
+    json_t *doc = job_resume(state, first, id,
+                             "model resumed-round1 was registered by this job already", &second);
     assert_int_equal(json_array_size(json_object_get(json_object_get(doc, "result"), "rounds")), 2);
     expect_same_model("whole-round2", "resumed-round2");
     json_decref(doc);
     assert_int_equal(server_stop(second, SIGTERM, 15000), 0);
+    harness_pass(state);
+}
+
+/* "whole" (soft labels, two rounds) run whole, then the same job "resumed" (its id into id)
+ * killed with kill -9 in round 1's training, past the checkpoint of its labels: whole's document,
+ * its round 1 pseudo-labels artifact into *labels. */
+static json_t *whole_then_killed(struct server *first, const char *ds, char id[32], char **labels)
+{
+    char whole_id[32], params[2048];
+    params_for(params, sizeof params, ds, 8, "whole", ", \"rounds\": 2");
+    job_submit(first, "self-training", params, whole_id);
+    json_t *whole = job_wait_state(first, whole_id, "succeeded");
+    *labels = artifact(first, whole_id, "round-1-pseudo-labels.jsonl");
+    params_for(params, sizeof params, ds, 8, "resumed", ", \"rounds\": 2");
+    job_submit(first, "self-training", params, id);
+    job_wait_progress(first, id, 0.1); /* round 1's training, past 0.05, before 0.5 */
+    assert_int_equal(server_stop(first, SIGKILL, 5000), 0);
+    return whole;
+}
+
+/* The killed job resumed on a second server, the log saying needle: the same pseudo-labels
+ * (artifact and summaries) and students as whole's, the labels files gone with the rounds. */
+static void expect_resumed_as_whole(void **state, struct server *first, const char *id,
+                                    const char *needle, json_t *whole, char *whole_labels)
+{
+    struct server *second;
+    json_t *doc = job_resume(state, first, id, needle, &second);
+    char *labels = artifact(second, id, "round-1-pseudo-labels.jsonl");
+    assert_string_equal(labels, whole_labels);
+    json_t *rounds = json_object_get(json_object_get(doc, "result"), "rounds");
+    json_t *whole_rounds = json_object_get(json_object_get(whole, "result"), "rounds");
+    assert_int_equal(json_array_size(rounds), 2);
+    for (size_t k = 0; k < 2; k++)
+        assert_true(json_equal(json_object_get(json_array_get(rounds, k), "pseudo"),
+                               json_object_get(json_array_get(whole_rounds, k), "pseudo")));
+    expect_same_model("whole-round1", "resumed-round1");
+    expect_same_model("whole-round2", "resumed-round2");
+    job_expect_only_artifacts(first, id);
+    free(labels);
+    free(whole_labels);
+    json_decref(whole);
+    json_decref(doc);
+    assert_int_equal(server_stop(second, SIGTERM, 15000), 0);
+}
+
+/* The resumed round reads the labels its first attempt saved, without its teachers: they are
+ * gone from the repository at the restart, so a round that ran them again would fail. */
+static void test_resume_keeps_labels(void **state)
+{
+    char ds[64], id[32], path[PATH_MAX], gone[PATH_MAX], *labels;
+    struct server *first = start(state, ds);
+    json_t *whole = whole_then_killed(first, ds, id, &labels);
+    static const char *const teachers[] = {"colour", "colour-sharp"};
+    for (size_t t = 0; t < 2; t++) {
+        snprintf(path, sizeof path, "%s/%s", harness_models_dir(), teachers[t]);
+        snprintf(gone, sizeof gone, "%s/.gone-%s", harness_models_dir(), teachers[t]);
+        assert_int_equal(rename(path, gone), 0);
+    }
+    expect_resumed_as_whole(state, first, id,
+                            "round 1: the teachers' labels from round-1-labels-a1.bin", whole,
+                            labels);
+    harness_pass(state);
+}
+
+/* A labels file cut short (a damaged disk: a write the kill interrupted is never named by a
+ * checkpoint) is not read: the teachers label again, the same labels. */
+static void test_resume_relabels_damaged_file(void **state)
+{
+    char ds[64], id[32], path[PATH_MAX + 64], *labels;
+    struct server *first = start(state, ds);
+    json_t *whole = whole_then_killed(first, ds, id, &labels);
+    snprintf(path, sizeof path, "%s/jobs/%s/round-1-labels-a1.bin", first->data_dir, id);
+    struct stat st;
+    assert_int_equal(stat(path, &st), 0);
+    assert_int_equal(truncate(path, st.st_size - 4), 0);
+    expect_resumed_as_whole(state, first, id,
+                            "round-1-labels-a1.bin does not hold the labels of the 30 images of "
+                            "split unlabeled in 3 classes; the teachers label again",
+                            whole, labels);
     harness_pass(state);
 }
 
@@ -496,6 +551,8 @@ int main(int argc, char **argv)
         HARNESS_MODELS_TEST(test_pseudo_labels_exact),
         HARNESS_MODELS_TEST(test_rounds_kill9_resume),
         HARNESS_MODELS_TEST(test_resume_finds_student_registered),
+        HARNESS_MODELS_TEST(test_resume_keeps_labels),
+        HARNESS_MODELS_TEST(test_resume_relabels_damaged_file),
         HARNESS_MODELS_TEST(test_cancel),
         HARNESS_MODELS_TEST(test_noisy_student),
         HARNESS_MODELS_TEST(test_bad_params),

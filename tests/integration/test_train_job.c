@@ -355,6 +355,61 @@ static void test_resume_refuses_file_ahead(void **state)
     harness_pass(state);
 }
 
+/* A train job "resumed" ("whole", the same job, run whole first) killed with kill -9 in its
+ * training, its output then found registered, a copy of whole's registered by job `by` (the job
+ * itself when NULL): what a kill between the registration and the record of the job's success
+ * leaves when by is the job. The first server, stopped; the job's id into id. */
+static struct server *killed_output_registered(void **state, const char *by, char id[32])
+{
+    struct server *first = start(state);
+    char ds[64], params[1024];
+    colour_dataset_make(first, CLASSES, 8, ds);
+    train_params(params, sizeof params, ds, LONG_EPOCHS, "whole", "");
+    job_submit(first, "train", params, id);
+    json_decref(job_wait_state(first, id, "succeeded"));
+    train_params(params, sizeof params, ds, LONG_EPOCHS, "resumed", "");
+    job_submit(first, "train", params, id);
+    job_wait_progress(first, id, 0.34);
+    assert_int_equal(server_stop(first, SIGKILL, 5000), 0);
+    copy_model_as_registered("whole", "resumed", by ? by : id);
+    return first;
+}
+
+/* Its own model: the resumed job takes it as registered and succeeds, the model the same. */
+static void test_resume_finds_model_registered(void **state)
+{
+    char id[32];
+    struct server *first = killed_output_registered(state, NULL, id), *second;
+    json_t *doc =
+        job_resume(state, first, id, "model resumed was registered by this job already", &second);
+    json_t *result = json_object_get(doc, "result");
+    assert_string_equal(json_str(result, "model"), "resumed");
+    assert_int_equal(json_int(json_object_get(result, "final"), "epoch"), LONG_EPOCHS);
+    expect_same_model("whole", "resumed");
+    job_expect_only_artifacts(first, id);
+    json_decref(doc);
+    assert_int_equal(server_stop(second, SIGTERM, 15000), 0);
+    harness_pass(state);
+}
+
+/* Another job's model of that name: the resumed job fails on it, as a new job would be refused,
+ * and leaves it as it was. */
+static void test_resume_finds_model_of_another_job(void **state)
+{
+    char id[32];
+    struct server *first = killed_output_registered(state, "another-job", id);
+    json_t *doc = job_wait_state(job_restart(state, first), id, "failed");
+    assert_contains(json_str(doc, "error"), "params.output: a model named resumed exists");
+    char path[PATH_MAX];
+    snprintf(path, sizeof path, "%s/resumed/training.json", harness_models_dir());
+    json_t *card = json_load_file(path, 0, NULL);
+    assert_non_null(card);
+    assert_string_equal(json_str(card, "job"), "another-job");
+    json_decref(card);
+    json_decref(doc);
+    harness_pass(state);
+}
+
 /* ---- steps ----------------------------------------------------------------------------------- */
 
 /* A train job's document once it succeeded; *id its id. */
@@ -826,6 +881,8 @@ int main(int argc, char **argv)
         HARNESS_MODELS_TEST(test_kill9_between_file_and_record),
         HARNESS_MODELS_TEST(test_resume_older_version),
         HARNESS_MODELS_TEST(test_resume_refuses_file_ahead),
+        HARNESS_MODELS_TEST(test_resume_finds_model_registered),
+        HARNESS_MODELS_TEST(test_resume_finds_model_of_another_job),
         HARNESS_MODELS_TEST(test_steps),
         HARNESS_MODELS_TEST(test_cancel),
         HARNESS_MODELS_TEST(test_bad_params),
