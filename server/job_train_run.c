@@ -351,15 +351,19 @@ static const char *attempt_state(long n, int attempt, char out[48])
 }
 
 /* This attempt's files and those of the attempts before it (a later one's are not this one's to
- * remove: it may be running now, the lease of this one lost). */
+ * remove: it may be running now, the lease of this one lost), with the temporary file a kill
+ * during a checkpoint's write leaves (job_train_state_save's ".tmp"). */
 void job_train_remove_states(struct job_ctx *ctx)
 {
-    char name[48];
+    char name[48], temporary[56];
     for (size_t i = 0; i < STATE_FILES; i++)
         remove_state(ctx, state_files[i]);
     for (int attempt = 1; attempt <= job_ctx_attempt(ctx); attempt++)
-        for (long n = 0; n < 2; n++)
+        for (long n = 0; n < 2; n++) {
             remove_state(ctx, attempt_state(n, attempt, name));
+            snprintf(temporary, sizeof temporary, "%s.tmp", name);
+            remove_state(ctx, temporary);
+        }
 }
 
 /* The checkpoint after epoch r->epoch: the file, then the JSON naming it with its step (and
