@@ -453,11 +453,17 @@ struct train_zoo_spec {
     /* Noisy Student's model noise, both off at 0 and identities in eval mode (below). */
     float dropout;          /* [0, 1): a Dropout before the classifier */
     float stochastic_depth; /* [0, 1): the last residual block's drop rate (not small-cnn) */
+    /* BatchNormalization's momentum, ONNX's (running = m * running + (1 - m) * batch), in (0, 1);
+     * 0 is the arch's: 0.9 (PyTorch's momentum=0.1), 0.999 for FixMatch's WRN. FixMatch's
+     * reference evaluates EMA weights with the live running statistics; at 0.999 these average
+     * over about as many steps as the weights' EMA, at 0.9 over the last ten batches only. */
+    float bn_momentum;
 };
 
 /* Reads a model object: "arch" (required), "classes" (required), "variant" ("standard" or
  * "fixmatch"; wrn only), "channels", "size", "dropout", "stochastic_depth" (numbers in [0, 1);
- * stochastic_depth > 0 on small-cnn, which has no residual block, is refused). Unknown archs,
+ * stochastic_depth > 0 on small-cnn, which has no residual block, is refused), "bn_momentum"
+ * (a number in (0, 1)). Unknown archs,
  * members and values out of range are ENG_INVALID naming them and what is accepted. */
 int train_zoo_parse(const json_t *model, struct train_zoo_spec *spec, struct eng_error *err);
 /* The model spec describes, initialised from seed. ENG_NO_MEMORY; ENG_INVALID for a spec that

@@ -116,10 +116,10 @@ int train_zoo_parse(const json_t *model, struct train_zoo_spec *spec, struct eng
     {
         if (strcmp(key, "arch") && strcmp(key, "classes") && strcmp(key, "variant") &&
             strcmp(key, "channels") && strcmp(key, "size") && strcmp(key, "dropout") &&
-            strcmp(key, "stochastic_depth"))
+            strcmp(key, "stochastic_depth") && strcmp(key, "bn_momentum"))
             return eng_fail(err, ENG_INVALID,
                             "model: unknown member '%s'; known: arch, classes, variant, "
-                            "channels, size, dropout, stochastic_depth",
+                            "channels, size, dropout, stochastic_depth, bn_momentum",
                             key);
     }
     const json_t *arch = json_object_get(model, "arch");
@@ -144,6 +144,15 @@ int train_zoo_parse(const json_t *model, struct train_zoo_spec *spec, struct eng
         rate_member(model, "dropout", &spec->dropout, err) ||
         rate_member(model, "stochastic_depth", &spec->stochastic_depth, err))
         return -1;
+    const json_t *momentum = json_object_get(model, "bn_momentum");
+    if (momentum) {
+        double m = json_number_value(momentum);
+        if (!json_is_number(momentum) || !(m > 0 && (float)m > 0 && (float)m < 1))
+            return eng_fail(err, ENG_INVALID,
+                            "model: 'bn_momentum' must be a number in (0, 1), ONNX's (the running "
+                            "statistics' share: 0.9 is PyTorch's momentum=0.1)");
+        spec->bn_momentum = (float)m;
+    }
     return check_noise(spec, err);
 }
 
@@ -156,7 +165,8 @@ static int check_spec(const struct train_zoo_spec *spec, struct eng_error *err)
         (spec->fixmatch && spec->family != TRAIN_ZOO_WRN) || spec->classes < 1 ||
         spec->classes > 100000 || spec->channels < 1 || spec->channels > 64 || spec->size < 8 ||
         spec->size > 4096 || !(spec->dropout >= 0 && spec->dropout < 1) ||
-        !(spec->stochastic_depth >= 0 && spec->stochastic_depth < 1))
+        !(spec->stochastic_depth >= 0 && spec->stochastic_depth < 1) ||
+        !(spec->bn_momentum >= 0 && spec->bn_momentum < 1))
         return eng_fail(err, ENG_INVALID, "model '%s': its arguments are out of range", spec->arch);
     return check_noise(spec, err);
 }
@@ -167,7 +177,7 @@ struct nn_graph *train_zoo_build(const struct train_zoo_spec *spec, uint64_t see
     if (check_spec(spec, err)) return NULL;
     struct zoo z = {.b = nn_builder_new(spec->arch, 13),
                     .seed = seed,
-                    .bn_momentum = 0.9f,
+                    .bn_momentum = spec->bn_momentum > 0 ? spec->bn_momentum : 0.9f,
                     .dropout = spec->dropout,
                     .drop_path = spec->stochastic_depth};
     int64_t in_dims[4] = {-1, spec->channels, spec->size, spec->size},
@@ -188,7 +198,7 @@ struct nn_graph *train_zoo_build(const struct train_zoo_spec *spec, uint64_t see
         z.linear_bias_zero = true;
         if (spec->fixmatch) {
             z.linear_init = ZOO_XAVIER_NORMAL;
-            z.bn_momentum = 0.999f;
+            if (!(spec->bn_momentum > 0)) z.bn_momentum = 0.999f;
             z.leaky = 0.1f;
         } else {
             z.linear_init = ZOO_TORCH_DEFAULT;

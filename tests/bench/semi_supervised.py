@@ -28,7 +28,7 @@ uses that server (--dataset names a dataset it has, else the archive is uploaded
     tests/bench/semi_supervised.py [--archive ../shared/data/cifar10-jpeg-20k.tar]
         [--labels-per-class 40] [--arch resnet-20] [--steps 1500] [--batch 32] [--mu 7]
         [--evaluations 10] [--methods fixmatch,supervised,self-training] [--seed 1]
-        [--strong fixmatch-strong|ctaugment]
+        [--strong fixmatch-strong|ctaugment] [--ema 0.999] [--bn-momentum 0.999]
         [--rounds 2] [--threshold 0.3] [--per-class 0] [--dropout 0] [--stochastic-depth 0]
         [--threads 0] [--url http://127.0.0.1:8080 [--dataset ID]]
 
@@ -75,6 +75,10 @@ def params_of(args, dataset, labeled, unlabeled, method):
               "output": f"semi-{method}-{time.time_ns()}"}
     if method == "fixmatch":
         params["strong"] = args.strong
+    if args.ema is not None:
+        params["ema"] = args.ema
+    if args.bn_momentum is not None:
+        params["model"]["bn_momentum"] = args.bn_momentum
     return params
 
 
@@ -188,6 +192,12 @@ def main():
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--strong", default="fixmatch-strong",
                         help="fixmatch's strong view: a policy, or ctaugment")
+    parser.add_argument("--ema", type=float,
+                        help="every method's EMA decay of the weights (0: none; default: the "
+                             "kinds', FixMatch's 0.999)")
+    parser.add_argument("--bn-momentum", type=float,
+                        help="every method's BatchNorm momentum, ONNX's (the running statistics' "
+                             "share; default: the zoo's, PyTorch's 0.9 for resnet-20)")
     parser.add_argument("--rounds", type=int, default=2, help="self-training's rounds")
     parser.add_argument("--threshold", type=float, default=0.3,
                         help="self-training's confidence threshold for a pseudo-label")

@@ -477,6 +477,13 @@ static void test_bad_params(void **state)
              "\"classes\": 3, \"size\": %d}, \"epochs\": 1, \"batch\": 6, \"output\": \"bad\"}",
              ds, SIDE);
     job_expect_refusal(srv, "supervised", p, 422, "params.val_split: required");
+    /* The model's BatchNorm momentum: in (0, 1), ONNX's sense. */
+    snprintf(p, sizeof p,
+             "{\"dataset\": \"%s\", \"split\": \"labeled\", \"unlabeled_split\": \"labeled\", "
+             "\"val_split\": \"val\", \"model\": {\"arch\": \"small-cnn\", \"classes\": 3, "
+             "\"size\": %d, \"bn_momentum\": 1}, \"epochs\": 1, \"batch\": 6, \"output\": \"bad\"}",
+             ds, SIDE);
+    job_expect_refusal(srv, "fixmatch", p, 422, "'bn_momentum' must be a number in (0, 1)");
     /* A state to start from that does not exist: a 404 naming it. */
     char extra[256];
     snprintf(extra, sizeof extra, CTA_TUNING ", \"ctaugment\": {\"from\": \"%s\"}",

@@ -67,6 +67,47 @@ static void test_parse(void **state)
     tu_zoo_refused("[1]", "must be an object");
 }
 
+/* The momentum attribute of every BatchNormalization node of the model, which must all be equal
+ * to expected. */
+static void assert_bn_momentum(const char *model_json, float expected)
+{
+    struct nn_graph *g = tu_zoo_model(model_json, 1);
+    size_t norms = 0;
+    for (size_t i = 0; i < nn_graph_node_count(g); i++) {
+        const struct nn_node *node = nn_graph_node(g, i);
+        if (strcmp(node->op_type, "BatchNormalization")) continue;
+        const struct nn_attr *a = nn_node_attr(node, "momentum");
+        assert_non_null(a);
+        assert_true(a->f == expected);
+        norms++;
+    }
+    assert_true(norms > 0);
+    nn_graph_free(g);
+}
+
+/* "bn_momentum": the arch's default (PyTorch's momentum=0.1 is ONNX's 0.9; FixMatch's WRN
+ * 0.999, libml's momentum=0.999), or the one given on every norm of any arch; (0, 1) only. */
+static void test_bn_momentum(void **state)
+{
+    (void)state;
+    assert_bn_momentum("{\"arch\": \"resnet-20\", \"classes\": 10}", 0.9f);
+    assert_bn_momentum("{\"arch\": \"wrn-16-2\", \"classes\": 10, \"variant\": \"fixmatch\"}",
+                       0.999f);
+    assert_bn_momentum("{\"arch\": \"resnet-20\", \"classes\": 10, \"bn_momentum\": 0.999}",
+                       0.999f);
+    assert_bn_momentum("{\"arch\": \"wrn-16-2\", \"classes\": 10, \"variant\": \"fixmatch\", "
+                       "\"bn_momentum\": 0.5}",
+                       0.5f);
+    assert_bn_momentum("{\"arch\": \"small-cnn\", \"classes\": 10, \"bn_momentum\": 0.25}", 0.25f);
+    const char *bad[] = {"0", "1", "0.99999999", "-0.5", "\"0.9\"", "null", "1e-50"};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        char model[128];
+        snprintf(model, sizeof model,
+                 "{\"arch\": \"resnet-20\", \"classes\": 10, \"bn_momentum\": %s}", bad[i]);
+        tu_zoo_refused(model, "'bn_momentum' must be a number in (0, 1)");
+    }
+}
+
 /* The reference modules' sum(p.numel() for p in parameters()), from PyTorch 1.13 (the published
  * figures in comments): the counts tests/parity/gen_zoo.py also asserts of its own modules. */
 static void test_parameter_counts(void **state)
@@ -260,6 +301,7 @@ int main(int argc, char **argv)
     }
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_parse),
+        cmocka_unit_test(test_bn_momentum),
         cmocka_unit_test(test_parameter_counts),
         cmocka_unit_test(test_seeded),
         cmocka_unit_test(test_export),
