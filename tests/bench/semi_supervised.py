@@ -29,6 +29,7 @@ uses that server (--dataset names a dataset it has, else the archive is uploaded
         [--labels-per-class 40] [--arch resnet-20] [--steps 1500] [--batch 32] [--mu 7]
         [--evaluations 10] [--methods fixmatch,supervised,self-training] [--seed 1]
         [--strong fixmatch-strong|ctaugment] [--ema 0.999] [--bn-momentum 0.999]
+        [--student-bn-momentum 0.9]
         [--rounds 2] [--threshold 0.3] [--per-class 0] [--dropout 0] [--stochastic-depth 0]
         [--threads 0] [--url http://127.0.0.1:8080 [--dataset ID]]
 
@@ -86,6 +87,9 @@ def self_training_params(args, shared, teacher):
     """Self-training's params from the shared ones: the teacher, the labelling, the rounds, and the
     student's budget (the same steps in all, at the images of a fixmatch step)."""
     params = {k: v for k, v in shared.items() if k not in ("mu",)}
+    params["model"] = {k: v for k, v in shared["model"].items() if k != "bn_momentum"}
+    if args.student_bn_momentum is not None:
+        params["model"]["bn_momentum"] = args.student_bn_momentum
     params.update({"teacher": teacher, "labels": "soft", "threshold": args.threshold,
                    "rounds": args.rounds, "steps": max(1, args.steps // args.rounds),
                    "batch": args.batch * (1 + args.mu)})
@@ -196,8 +200,11 @@ def main():
                         help="every method's EMA decay of the weights (0: none; default: the "
                              "kinds', FixMatch's 0.999)")
     parser.add_argument("--bn-momentum", type=float,
-                        help="every method's BatchNorm momentum, ONNX's (the running statistics' "
-                             "share; default: the zoo's, PyTorch's 0.9 for resnet-20)")
+                        help="fixmatch's and supervised's BatchNorm momentum, ONNX's (the running "
+                             "statistics' share; FixMatch's reference: 0.999; default: the zoo's, "
+                             "PyTorch's 0.9 for resnet-20)")
+    parser.add_argument("--student-bn-momentum", type=float,
+                        help="the self-training student's BatchNorm momentum (default: the zoo's)")
     parser.add_argument("--rounds", type=int, default=2, help="self-training's rounds")
     parser.add_argument("--threshold", type=float, default=0.3,
                         help="self-training's confidence threshold for a pseudo-label")
