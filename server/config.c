@@ -35,8 +35,8 @@ struct setting {
     int64_t def;         /* numbers and bools */
     const char *def_str; /* strings, and api_keys as JSON text */
     int64_t min, max;
-    int secret;
-    int may_be_empty; /* a string whose "" means "none" */
+    enum { NOT_SECRET, SECRET, URL_PASSWORD_SECRET } secret; /* what --print-config hides */
+    int may_be_empty;                                        /* a string whose "" means "none" */
     /* Extra rule for a string beyond non-empty: NULL when fine, else why not. */
     const char *(*check)(const char *value);
     const char *help;
@@ -108,9 +108,16 @@ static const struct setting settings[] = {
                   "working memory one request may plan for, in bytes (SSIM's maps, say)"),
     STRING_SETTING(static_dir, "static", NULL, "web UI files served at /"),
     STRING_SETTING(data_dir, "var", NULL, "embedded store and files"),
-    STRING_SETTING(store, "sqlite", check_store,
-                   "where jobs, datasets' records and saved policies are kept: sqlite (in "
-                   "data_dir) or a postgresql:// URL"),
+    {
+        .key = "store",
+        .type = TYPE_STRING,
+        .offset = OFF(store),
+        .def_str = "sqlite",
+        .check = check_store,
+        .secret = URL_PASSWORD_SECRET,
+        .help = "where jobs, datasets' records and saved policies are kept: sqlite (in data_dir) "
+                "or a postgresql:// URL",
+    },
     STRING_SETTING(models_dir, "models", NULL,
                    "model repository: <name>/model.onnx (+ config.json) per model"),
     INT64_SETTING(max_model_bytes, 536870912, 1, INT64_C(2147483648),
@@ -160,7 +167,7 @@ static const struct setting settings[] = {
         .type = TYPE_API_KEYS,
         .offset = OFF(api_keys),
         .def_str = "[]",
-        .secret = 1,
+        .secret = SECRET,
         .help = "JSON array of {\"name\", \"sha256\", \"scopes\"}; empty = no auth",
     },
 };
@@ -749,9 +756,55 @@ fail:
     return NULL;
 }
 
+/* A copy of a libpq URL with its password as "<redacted>", wherever libpq reads one: the user
+ * info's (postgresql://user:PASSWORD@host/db) and a "password" parameter's (?password=PASSWORD,
+ * among others after ? and &). The rest (user, host, database, options) is what an operator
+ * checks. NULL when out of memory. */
+static char *url_without_password(const char *url)
+{
+    static const char mask[] = "<redacted>";
+    size_t len = strlen(url);
+    /* At most every byte becomes the mask: a bound that needs no second pass. */
+    char *out = malloc(len * (sizeof mask - 1) + 1), *o = out;
+    if (!out) return NULL;
+    const char *scheme = strstr(url, "://");
+    const char *authority = scheme ? scheme + 3 : url;
+    const char *authority_end = authority + strcspn(authority, "/?#");
+    const char *at = NULL;
+    for (const char *p = authority; p < authority_end; p++)
+        if (*p == '@')
+            at = p; /* the last: an unescaped '@' may not be in a password, but be sure */
+    const char *colon = at ? memchr(authority, ':', (size_t)(at - authority)) : NULL;
+    const char *query = strchr(authority_end, '?');
+    for (const char *p = url; *p;) {
+        if (colon && p == colon + 1) {
+            o = stpcpy(o, mask);
+            p = at;
+            colon = NULL; /* once: an empty password leaves p where it was */
+            continue;
+        }
+        if (query && p > query && (p[-1] == '?' || p[-1] == '&') && !strncmp(p, "password=", 9)) {
+            o = stpcpy(o, "password=");
+            o = stpcpy(o, mask);
+            p += 9 + strcspn(p + 9, "&#");
+            continue;
+        }
+        *o++ = *p++;
+    }
+    *o = '\0';
+    return out;
+}
+
 static json_t *setting_to_json(const struct config *cfg, const struct setting *s, int redact)
 {
-    if (redact && s->secret && s->type != TYPE_API_KEYS) return json_string("<redacted>");
+    if (redact && s->secret == SECRET && s->type != TYPE_API_KEYS) return json_string("<redacted>");
+    if (redact && s->secret == URL_PASSWORD_SECRET) {
+        const char *url = *(char *const *)cfield(cfg, s);
+        char *shown = url ? url_without_password(url) : NULL;
+        json_t *value = shown ? json_string(shown) : NULL;
+        free(shown);
+        return value;
+    }
     switch (s->type) {
     case TYPE_INT:
         return json_integer(*(const int *)cfield(cfg, s));
@@ -765,7 +818,7 @@ static json_t *setting_to_json(const struct config *cfg, const struct setting *s
     }
     case TYPE_API_KEYS:
         /* Only the hashes are secret; names and scopes are what an operator needs to see. */
-        return api_keys_to_json(cfg, redact && s->secret);
+        return api_keys_to_json(cfg, redact && s->secret == SECRET);
     }
     return NULL;
 }

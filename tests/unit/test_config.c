@@ -638,6 +638,42 @@ static void test_redaction(void **state)
     config_free(&cfg);
 }
 
+/* The store URL's password, in its user info or a password parameter, is all --print-config
+ * hides of it; a URL without one, and "sqlite", are shown as they are. */
+static void test_store_password_redaction(void **state)
+{
+    (void)state;
+    static const char *const cases[][2] = {
+        {"postgresql://alice:s3cret@db.example:5432/augserve",
+         "postgresql://alice:<redacted>@db.example:5432/augserve"},
+        {"postgres://alice:@db/augserve", "postgres://alice:<redacted>@db/augserve"},
+        {"postgresql://alice:p%40ss@[::1]:5432/augserve?sslmode=require&password=again&x=1",
+         "postgresql://alice:<redacted>@[::1]:5432/augserve?sslmode=require&password=<redacted>"
+         "&x=1"},
+        {"postgresql://db/augserve?password=only", "postgresql://db/augserve?password=<redacted>"},
+        {"postgresql://alice@%2Fvar%2Frun%2Fpostgresql/augserve",
+         "postgresql://alice@%2Fvar%2Frun%2Fpostgresql/augserve"},
+        {"postgresql://db:5432/augserve?application_name=password=x",
+         "postgresql://db:5432/augserve?application_name=password=x"},
+        {"sqlite", "sqlite"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        struct config cfg;
+        char file[256];
+        snprintf(file, sizeof file, "{\"store\": \"%s\"}", cases[i][0]);
+        expect_ok(&cfg, file, NULL, 0, NULL);
+        for (int redact = 0; redact <= 1; redact++) {
+            char *text = config_to_json(&cfg, redact);
+            json_t *doc = json_loads(text, 0, NULL);
+            assert_non_null(doc);
+            assert_string_equal(json_string_value(json_object_get(doc, "store")), cases[i][redact]);
+            json_decref(doc);
+            free(text);
+        }
+        config_free(&cfg);
+    }
+}
+
 /* config_to_json's output, written to a file and loaded again, must give the same settings. */
 static void round_trip(const struct config *cfg)
 {
@@ -889,6 +925,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_api_keys),
         cmocka_unit_test(test_api_keys_invalid),
         cmocka_unit_test(test_redaction),
+        cmocka_unit_test(test_store_password_redaction),
         cmocka_unit_test(test_to_json_round_trip),
         cmocka_unit_test(test_error_leaves_nothing),
         cmocka_unit_test(test_sha256_hex),
