@@ -35,6 +35,13 @@ static void make_view(void *ctx, size_t i)
     struct eng_error *err = &v->errors[i].err;
     ctaug_draw(v->state, v->probe, v->seed, index, v->step, &v->policies[i]);
     struct img *weak = data_loader_image(v->o, index, err), *view = NULL;
+    /* CTAugment's ops are the reference's on RGB arrays: a grey or RGBA image becomes RGB first,
+     * as the model's transform would make it afterwards anyway (PIL's convert("RGB")). */
+    if (weak && weak->channels != 3) {
+        struct img *rgb = classify_convert(weak, 3, err);
+        img_free(weak);
+        weak = rgb;
+    }
     if (weak &&
         !(view = ctaug_apply(&v->policies[i], weak, !v->probe, v->seed, index, v->step, err))) {
         char why[sizeof err->message];

@@ -83,8 +83,7 @@ static struct img *to_rgb(const struct img *in, struct eng_error *err)
     return out;
 }
 
-/* A new image in the model's channels, as PIL's convert("L") or convert("RGB"). */
-static struct img *convert_channels(const struct img *in, int channels, struct eng_error *err)
+struct img *classify_convert(const struct img *in, int channels, struct eng_error *err)
 {
     if (in->channels == channels) return img_clone(in, err);
     if (channels == 1) return img_grayscale(in, 0, err);
@@ -105,7 +104,7 @@ static struct img *transform(const struct img *in, const struct classify_preproc
 {
     int height, width;
     if (resized_size(pp, in->width, in->height, &height, &width, err)) return NULL;
-    struct img *im = convert_channels(in, pp->channels, err);
+    struct img *im = classify_convert(in, pp->channels, err);
     if (im && pp->resize > 0)
         im = next_stage(
             im, img_resize(im, height, width, pp->bilinear ? IMG_BILINEAR : IMG_NEAREST, err));

@@ -53,6 +53,11 @@ int classify_image_tensor(const struct img *in, const struct classify_preprocess
                           const struct policy *weak, uint64_t seed, uint32_t input, int views,
                           float *out, struct eng_error *err);
 
+/* A new image of `channels` (1 or 3), as PIL's convert("L") or convert("RGB") makes it: the
+ * conversion classify_image_tensor starts with, for callers that work on the pixels before it (a
+ * copy when the image has them already). NULL with err when out of memory. */
+struct img *classify_convert(const struct img *in, int channels, struct eng_error *err);
+
 /* out[i] = exp(x[i]) / sum exp(x), computed in double after subtracting the maximum; out may be
  * x. */
 void classify_softmax(const float *x, size_t n, float *out);

@@ -24,11 +24,13 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <limits.h>
 #include <math.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 
 #include "colour_dataset.h"
@@ -47,10 +49,9 @@ static struct server *start(void **state)
     return harness_start_with_models(state, "\"job_threads\": 2");
 }
 
-/* The colour dataset with splits "labeled" (2 per class of "train") and "labeled-rest". */
-static void make_dataset(struct server *srv, char ds[64])
+/* The dataset's "labeled" split: 2 images of each class of train, the rest in "labeled-rest". */
+static void make_labeled_split(const struct server *srv, const char *ds)
 {
-    colour_dataset_make(srv, CLASSES, 16, ds);
     char path[128];
     struct http_response r;
     snprintf(path, sizeof path, "/v1/datasets/%s/splits", ds);
@@ -59,6 +60,13 @@ static void make_dataset(struct server *srv, char ds[64])
              &r);
     assert_status(&r, 201);
     http_response_free(&r);
+}
+
+/* The colour dataset with splits "labeled" (2 per class of "train") and "labeled-rest". */
+static void make_dataset(struct server *srv, char ds[64])
+{
+    colour_dataset_make(srv, CLASSES, 16, ds);
+    make_labeled_split(srv, ds);
 }
 
 /* The tests' settings of mu and tau. */
@@ -340,6 +348,61 @@ static void test_fixmatch_ctaugment(void **state)
     harness_pass(state);
 }
 
+/* The colour dataset's classes and sizes with image i of a class in 1, 3 or 4 channels by i mod 3
+ * (its colour's ITU-R 601-2 luma, the colour, the colour with alpha 128), and the labeled split. */
+static void make_mixed_dataset(struct server *srv, char ds[64])
+{
+    static const char *const splits[2] = {"train", "val"};
+    char path[PATH_MAX];
+    snprintf(path, sizeof path, "%s/mixed", srv->dir);
+    assert_int_equal(mkdir(path, 0755), 0);
+    for (int s = 0; s < 2; s++)
+        for (int c = -1; c < CLASSES; c++) {
+            snprintf(path, sizeof path, "%s/mixed/%s%s%s", srv->dir, splits[s], c < 0 ? "" : "/",
+                     c < 0 ? "" : class_names[c]);
+            assert_int_equal(mkdir(path, 0755), 0);
+            for (int i = 0; c >= 0 && i < (s ? 4 : 16); i++) {
+                unsigned char rgb[3];
+                colour(c, s ? 1000 + i : i, rgb);
+                int channels = (int[]){1, 3, 4}[i % 3];
+                struct eng_error err = {0};
+                struct img *im = img_new(SIDE, SIDE, channels, &err);
+                assert_non_null(im);
+                unsigned char px[4] = {rgb[0], rgb[1], rgb[2], 128};
+                if (channels == 1)
+                    px[0] = (unsigned char)((rgb[0] * 299 + rgb[1] * 587 + rgb[2] * 114) / 1000);
+                for (int y = 0; y < SIDE; y++)
+                    for (int x = 0; x < SIDE; x++)
+                        memcpy(img_row(im, y) + channels * x, px, (size_t)channels);
+                void *png;
+                size_t size;
+                assert_int_equal(img_encode(im, IMG_PNG, 0, NULL, &png, &size, &err), 0);
+                img_free(im);
+                char file[PATH_MAX + 16];
+                snprintf(file, sizeof file, "%s/%03d.png", path, i);
+                write_file(file, png, size);
+                free(png);
+            }
+        }
+    snprintf(path, sizeof path, "%s/mixed", srv->dir);
+    job_import_dataset(srv, path, ds);
+    make_labeled_split(srv, ds);
+}
+
+/* CTAugment's ops work on RGB, as the reference's arrays: a greyscale or RGBA image of the dataset
+ * is made RGB first (PIL's convert("RGB"), what the model's transform makes of it anyway), so a
+ * dataset of all three trains and its probes teach the state. */
+static void test_ctaugment_grey_and_rgba(void **state)
+{
+    struct server *srv = start(state);
+    char ds[64], id[32];
+    make_mixed_dataset(srv, ds);
+    json_t *doc = run_fixmatch_with(srv, ds, "cta-mixed", CTA_TUNING, id);
+    expect_learnt_state(json_object_get(json_object_get(doc, "result"), "ctaugment"), 2, NULL);
+    json_decref(doc);
+    harness_pass(state);
+}
+
 /* Killed with kill -9 past a third of the job and resumed: the same learnt rates and counts, and
  * the same model bytes, as the uninterrupted run's: the state is in the checkpoint and the draws
  * are a function of the seed, the step and the state. */
@@ -501,6 +564,7 @@ int main(int argc, char **argv)
         HARNESS_MODELS_TEST(test_fixmatch_learns_and_reports),
         HARNESS_MODELS_TEST(test_fixmatch_kill9_resume),
         HARNESS_MODELS_TEST(test_fixmatch_ctaugment),
+        HARNESS_MODELS_TEST(test_ctaugment_grey_and_rgba),
         HARNESS_MODELS_TEST(test_fixmatch_ctaugment_kill9_resume),
         HARNESS_MODELS_TEST(test_fixmatch_ctaugment_from_and_save),
         HARNESS_MODELS_TEST(test_resume_finds_model_registered),
